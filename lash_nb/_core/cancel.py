@@ -1,0 +1,106 @@
+"""A thread-safe cancellation token.
+
+Theory of operation
+- ``cancel()`` may be called from any thread (a widget handler, a signal handler, another
+  event loop). The first call wins: it records the origin and reason and wakes every waiter;
+  later calls return False and change nothing.
+- Async waiters (``await token.wait()``) each hold a future on their own loop; ``cancel``
+  resolves them with ``loop.call_soon_threadsafe`` so no loop is touched from a foreign thread.
+- Plain callbacks run on the cancelling thread; they must be quick and thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Callable
+
+
+class CancellationToken:
+    __slots__ = ("_lock", "_cancelled", "_origin", "_reason", "_waiters", "_callbacks")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._origin: str | None = None
+        self._reason: str | None = None
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._callbacks: list[Callable[[], Any]] = []
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def is_cancelled(self) -> bool:
+        return self._cancelled
+
+    @property
+    def origin(self) -> str | None:
+        return self._origin
+
+    @property
+    def reason(self) -> str | None:
+        return self._reason
+
+    def cancel(self, origin: str | None = None, reason: str | None = None) -> bool:
+        with self._lock:
+            if self._cancelled:
+                return False
+            self._cancelled = True
+            self._origin, self._reason = origin, reason
+            waiters, self._waiters = self._waiters, []
+            callbacks, self._callbacks = self._callbacks, []
+        for loop, fut in waiters:
+            try:
+                loop.call_soon_threadsafe(_resolve, fut)
+            except RuntimeError:  # loop closed: nobody is waiting any more
+                pass
+        for cb in callbacks:
+            cb()
+        return True
+
+    def add_callback(self, cb: Callable[[], Any]) -> None:
+        with self._lock:
+            if not self._cancelled:
+                self._callbacks.append(cb)
+                return
+        cb()
+
+    def remove_callback(self, cb: Callable[[], Any]) -> None:
+        with self._lock:
+            try:
+                self._callbacks.remove(cb)
+            except ValueError:
+                pass
+
+    def waiter(self) -> asyncio.Future[None]:
+        """A future on the running loop that resolves when the token is cancelled."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if not self._cancelled:
+                self._waiters.append((loop, fut))
+                return fut
+        fut.set_result(None)
+        return fut
+
+    def discard_waiter(self, fut: asyncio.Future[None]) -> None:
+        with self._lock:
+            self._waiters = [w for w in self._waiters if w[1] is not fut]
+        if not fut.done():
+            fut.cancel()
+
+    async def wait(self) -> None:
+        fut = self.waiter()
+        try:
+            await fut
+        finally:
+            self.discard_waiter(fut)
+
+    def __repr__(self) -> str:
+        return f"CancellationToken(cancelled={self._cancelled}, origin={self._origin!r})"
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

@@ -1,0 +1,178 @@
+"""Turn events: the stable semantic stream a UI folds (lash ``TurnActivity`` / ``TurnEvent``).
+
+JSON form of an activity: ``{id, correlation_id, type, ...fields}`` with ``None`` fields
+omitted. Row identity is ``correlation_id``: all prose deltas of one model attempt share one,
+a tool call's start and completion share ``tool:<call_id>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Mapping
+
+from .records import fresh_id
+from .usage import TokenUsage
+
+
+@dataclass(frozen=True, slots=True)
+class TurnEvent:
+    type: ClassVar[str] = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is None:
+                continue
+            out[f.name] = v.to_json() if isinstance(v, TokenUsage) else v
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedWorkStarted(TurnEvent):
+    type: ClassVar[str] = "queued_work_started"
+    boundary: str
+    batch_ids: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRequestStarted(TurnEvent):
+    type: ClassVar[str] = "model_request_started"
+    protocol_iteration: int
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantProseDelta(TurnEvent):
+    type: ClassVar[str] = "assistant_prose_delta"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta(TurnEvent):
+    type: ClassVar[str] = "reasoning_delta"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelAttemptReset(TurnEvent):
+    type: ClassVar[str] = "model_attempt_reset"
+    assistant_prose_correlation_ids: list[str]
+    reasoning_correlation_ids: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStarted(TurnEvent):
+    type: ClassVar[str] = "tool_call_started"
+    call_id: str
+    name: str
+    args: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallCompleted(TurnEvent):
+    type: ClassVar[str] = "tool_call_completed"
+    call_id: str
+    name: str
+    args: Any
+    output: Any
+    duration_ms: float
+    success: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Usage(TurnEvent):
+    type: ClassVar[str] = "usage"
+    protocol_iteration: int
+    usage: TokenUsage
+    cumulative: TokenUsage
+
+
+@dataclass(frozen=True, slots=True)
+class RetryStatus(TurnEvent):
+    type: ClassVar[str] = "retry_status"
+    wait_seconds: float
+    attempt: int
+    max_attempts: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedInputAccepted(TurnEvent):
+    type: ClassVar[str] = "queued_input_accepted"
+    checkpoint: str
+    inputs: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Error(TurnEvent):
+    type: ClassVar[str] = "error"
+    message: str
+    kind: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOutcomeEvent(TurnEvent):
+    """lash_nb addition: the terminal outcome of the turn, so a replayed stream can show it."""
+
+    type: ClassVar[str] = "turn_outcome"
+    outcome: dict[str, Any]
+    turn_id: str
+
+
+EVENT_TYPES: dict[str, type[TurnEvent]] = {
+    cls.type: cls
+    for cls in (
+        QueuedWorkStarted,
+        ModelRequestStarted,
+        AssistantProseDelta,
+        ReasoningDelta,
+        ModelAttemptReset,
+        ToolCallStarted,
+        ToolCallCompleted,
+        Usage,
+        RetryStatus,
+        QueuedInputAccepted,
+        Error,
+        TurnOutcomeEvent,
+    )
+}
+
+
+def event_from_json(data: Mapping[str, Any]) -> TurnEvent:
+    cls = EVENT_TYPES[data["type"]]
+    kwargs = {f.name: data.get(f.name) for f in fields(cls)}
+    for key in ("usage", "cumulative"):
+        if key in kwargs and isinstance(kwargs[key], Mapping):
+            kwargs[key] = TokenUsage.from_json(kwargs[key])
+    return cls(**kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnActivity:
+    id: str
+    correlation_id: str
+    event: TurnEvent
+    turn_id: str = ""
+
+    @classmethod
+    def independent(cls, event: TurnEvent, turn_id: str = "") -> TurnActivity:
+        i = fresh_id("a")
+        return cls(i, i, event, turn_id)
+
+    @property
+    def type(self) -> str:
+        return self.event.type
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"id": self.id, "correlation_id": self.correlation_id}
+        out.update(self.event.to_json())
+        if self.turn_id:
+            out["turn_id"] = self.turn_id
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TurnActivity:
+        return cls(
+            data["id"], data["correlation_id"], event_from_json(data), data.get("turn_id", "")
+        )

@@ -1,0 +1,456 @@
+"""Records of the session layer: turn input, messages and parts, outcomes, turn results.
+
+All records are frozen; closed string sets are ``enum.Enum`` whose values are lash's
+snake_case wire names.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from .usage import ZERO_USAGE, LlmCallRecord, TokenLedgerEntry, TokenUsage
+
+_NONCE = os.urandom(4).hex()
+_counter = itertools.count(1)
+
+
+def fresh_id(prefix: str = "") -> str:
+    """A process-unique id: cheap (no uuid, no syscall) and sortable within a process."""
+    return f"{prefix}{_NONCE}{next(_counter):x}"
+
+
+# --------------------------------------------------------------------------- input
+
+
+@dataclass(frozen=True, slots=True)
+class InputItem:
+    """One item of turn input. ``type`` is ``text`` (more kinds may come later)."""
+
+    text: str
+    type: str = "text"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "text": self.text}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> InputItem:
+        if data.get("type", "text") != "text":
+            raise ValueError(f"unsupported input item type {data.get('type')!r}")
+        return cls(text=str(data["text"]))
+
+
+@dataclass(frozen=True, slots=True)
+class TurnInput:
+    """What a user gives a turn: ordered items, optionally a trace turn id."""
+
+    items: tuple[InputItem, ...] = ()
+    trace_turn_id: str | None = None
+
+    @classmethod
+    def text(cls, text: str) -> TurnInput:
+        if not isinstance(text, str):
+            raise TypeError(
+                f"TurnInput.text() takes a str, got {type(text).__name__}; pass the prompt text"
+            )
+        return cls(items=(InputItem(text),))
+
+    @classmethod
+    def empty(cls) -> TurnInput:
+        return cls()
+
+    @classmethod
+    def of(cls, items: Sequence[InputItem | str]) -> TurnInput:
+        return cls(items=tuple(InputItem(i) if isinstance(i, str) else i for i in items))
+
+    def with_trace_turn_id(self, turn_id: str) -> TurnInput:
+        return TurnInput(self.items, turn_id)
+
+    def is_blank(self) -> bool:
+        return not any(i.text.strip() for i in self.items)
+
+    def joined_text(self) -> str:
+        return "\n\n".join(i.text for i in self.items if i.text)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"items": [i.to_json() for i in self.items]}
+        if self.trace_turn_id:
+            out["trace_turn_id"] = self.trace_turn_id
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TurnInput:
+        return cls(
+            items=tuple(InputItem.from_json(i) for i in data.get("items", ())),
+            trace_turn_id=data.get("trace_turn_id"),
+        )
+
+    @staticmethod
+    def merge(inputs: Sequence[TurnInput]) -> TurnInput:
+        """Concatenate items in order; the first trace id wins (lash ``materialize_for_turn``)."""
+        items: list[InputItem] = []
+        trace = None
+        for i in inputs:
+            items.extend(i.items)
+            trace = trace or i.trace_turn_id
+        return TurnInput(tuple(items), trace)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+class Role(str, enum.Enum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+    EVENT = "event"
+
+
+class PartKind(str, enum.Enum):
+    TEXT = "text"
+    PROSE = "prose"
+    REASONING = "reasoning"
+    TOOL_CALL = "tool_call"
+    TOOL_RESULT = "tool_result"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One part of a message.
+
+    ``interrupted`` marks prose cut by a cancel and tool results synthesised for calls that
+    a cancel stopped before they finished; ``is_error`` marks a failed tool result.
+    """
+
+    id: str
+    kind: PartKind
+    content: str
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+    interrupted: bool = False
+    is_error: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "kind": self.kind.value, "content": self.content}
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        if self.tool_name is not None:
+            out["tool_name"] = self.tool_name
+        if self.interrupted:
+            out["interrupted"] = True
+        if self.is_error:
+            out["is_error"] = True
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Part:
+        return cls(
+            id=d["id"],
+            kind=PartKind(d["kind"]),
+            content=d.get("content", ""),
+            tool_call_id=d.get("tool_call_id"),
+            tool_name=d.get("tool_name"),
+            interrupted=bool(d.get("interrupted", False)),
+            is_error=bool(d.get("is_error", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    role: Role
+    parts: tuple[Part, ...]
+    origin: str | None = None  # e.g. "queued_input" for input accepted mid-turn
+
+    def text(self) -> str:
+        """Visible text: the text / prose parts joined by newlines (lash ``message_text``)."""
+        return "\n".join(
+            p.content for p in self.parts if p.kind in (PartKind.TEXT, PartKind.PROSE)
+        )
+
+    def tool_calls(self) -> list[Part]:
+        return [p for p in self.parts if p.kind is PartKind.TOOL_CALL]
+
+    def tool_results(self) -> list[Part]:
+        return [p for p in self.parts if p.kind is PartKind.TOOL_RESULT]
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "role": self.role.value,
+            "parts": [p.to_json() for p in self.parts],
+        }
+        if self.origin:
+            out["origin"] = self.origin
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Message:
+        return cls(
+            id=d["id"],
+            role=Role(d["role"]),
+            parts=tuple(Part.from_json(p) for p in d.get("parts", ())),
+            origin=d.get("origin"),
+        )
+
+    @classmethod
+    def build(
+        cls, role: Role, parts: Sequence[tuple[PartKind, str] | Part], *, origin: str | None = None
+    ) -> Message:
+        mid = fresh_id("m")
+        out: list[Part] = []
+        for i, p in enumerate(parts):
+            if isinstance(p, Part):
+                out.append(p)
+            else:
+                out.append(Part(f"{mid}.p{i}", p[0], p[1]))
+        return cls(mid, role, tuple(out), origin)
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+class TurnStop(str, enum.Enum):
+    CANCELLED = "cancelled"
+    INCOMPLETE = "incomplete"
+    INVALID_INPUT = "invalid_input"
+    MAX_TURNS = "max_turns"
+    TOOL_FAILURE = "tool_failure"
+    PROVIDER_ERROR = "provider_error"
+    PLUGIN_ABORT = "plugin_abort"
+    RUNTIME_ERROR = "runtime_error"
+
+
+class TurnFinish(str, enum.Enum):
+    ASSISTANT_MESSAGE = "assistant_message"
+    FINAL_VALUE = "final_value"
+    TOOL_VALUE = "tool_value"
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOutcome:
+    """``finished`` (with a :class:`TurnFinish`), ``agent_frame_switch`` or ``stopped``.
+
+    ``str(outcome)`` reads ``finished: assistant_message`` or ``stopped: cancelled``.
+    """
+
+    kind: str  # finished | agent_frame_switch | stopped
+    finish: TurnFinish | None = None
+    stop: TurnStop | None = None
+    text: str | None = None
+    value: Any = None
+    tool_name: str | None = None
+
+    @classmethod
+    def assistant_message(cls, text: str) -> TurnOutcome:
+        return cls("finished", finish=TurnFinish.ASSISTANT_MESSAGE, text=text)
+
+    @classmethod
+    def stopped(cls, stop: TurnStop) -> TurnOutcome:
+        return cls("stopped", stop=stop)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.kind == "finished"
+
+    @property
+    def is_stopped(self) -> bool:
+        return self.kind == "stopped"
+
+    @property
+    def reason(self) -> str:
+        """The finish or stop wire name (``assistant_message``, ``cancelled``, ...)."""
+        if self.finish is not None:
+            return self.finish.value
+        if self.stop is not None:
+            return self.stop.value
+        return self.kind
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.reason}" if self.kind != "agent_frame_switch" else self.kind
+
+    def to_json(self) -> dict[str, Any]:
+        """lash's externally tagged form, e.g. ``{"stopped": "cancelled"}``."""
+        if self.kind == "stopped":
+            return {"stopped": self.stop.value if self.stop else None}
+        if self.kind == "finished" and self.finish is TurnFinish.ASSISTANT_MESSAGE:
+            return {"finished": {"assistant_message": {"text": self.text or ""}}}
+        if self.kind == "finished" and self.finish is TurnFinish.FINAL_VALUE:
+            return {"finished": {"final_value": {"value": self.value}}}
+        if self.kind == "finished":
+            return {"finished": {"tool_value": {"tool_name": self.tool_name, "value": self.value}}}
+        return {"agent_frame_switch": {}}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> TurnOutcome:
+        if "stopped" in d:
+            return cls.stopped(TurnStop(d["stopped"]))
+        if "finished" in d:
+            (name, body), = d["finished"].items()
+            fin = TurnFinish(name)
+            return cls(
+                "finished",
+                finish=fin,
+                text=body.get("text"),
+                value=body.get("value"),
+                tool_name=body.get("tool_name"),
+            )
+        return cls("agent_frame_switch")
+
+
+# --------------------------------------------------------------------------- results
+
+
+class OutputState(str, enum.Enum):
+    USABLE = "usable"
+    EMPTY_OUTPUT = "empty_output"
+    RECOVERED_FROM_ERROR = "recovered_from_error"
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantOutput:
+    safe_text: str = ""
+    raw_text: str = ""
+    state: OutputState = OutputState.EMPTY_OUTPUT
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallRecord:
+    call_id: str
+    tool: str
+    args: Any
+    output: Any
+    success: bool
+    duration_ms: float
+    started_at_ms: int = 0
+    interrupted: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "tool": self.tool,
+            "args": self.args,
+            "output": self.output,
+            "success": self.success,
+            "duration_ms": self.duration_ms,
+            "started_at_ms": self.started_at_ms,
+            "interrupted": self.interrupted,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TurnIssue:
+    kind: str
+    message: str
+    code: str | None = None
+    retryable: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, "code": self.code,
+                "retryable": self.retryable}
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionSummary:
+    had_tool_calls: bool = False
+    started_at_ms: int = 0
+    duration_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    session_id: str
+    turn_id: str
+    outcome: TurnOutcome
+    assistant_output: AssistantOutput = AssistantOutput()
+    usage: TokenUsage = ZERO_USAGE
+    children_usage: tuple[TokenLedgerEntry, ...] = ()
+    llm_calls: tuple[LlmCallRecord, ...] = ()
+    tool_calls: tuple[ToolCallRecord, ...] = ()
+    execution: ExecutionSummary = ExecutionSummary()
+    errors: tuple[TurnIssue, ...] = ()
+    cancellation: Mapping[str, Any] | None = None
+    queued_batch_ids: tuple[str, ...] = ()
+    head_revision: int | None = None
+
+    def is_success(self) -> bool:
+        return self.outcome.kind in ("finished", "agent_frame_switch")
+
+    def assistant_message(self) -> str | None:
+        if self.outcome.finish is TurnFinish.ASSISTANT_MESSAGE:
+            return self.outcome.text
+        return None
+
+    def total_usage(self) -> TokenUsage:
+        total = self.usage
+        for e in self.children_usage:
+            total = total + e.usage
+        return total
+
+    @property
+    def started_at_ms(self) -> int:
+        return self.execution.started_at_ms
+
+    @property
+    def duration_ms(self) -> float:
+        return self.execution.duration_ms
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "turn_id": self.turn_id,
+            "outcome": self.outcome.to_json(),
+            "assistant_output": {
+                "safe_text": self.assistant_output.safe_text,
+                "raw_text": self.assistant_output.raw_text,
+                "state": self.assistant_output.state.value,
+            },
+            "usage": self.usage.to_json(),
+            "llm_calls": [c.to_json() for c in self.llm_calls],
+            "tool_calls": [c.to_json() for c in self.tool_calls],
+            "execution": {
+                "had_tool_calls": self.execution.had_tool_calls,
+                "started_at_ms": self.execution.started_at_ms,
+                "duration_ms": self.execution.duration_ms,
+            },
+            "errors": [e.to_json() for e in self.errors],
+            "cancellation": dict(self.cancellation) if self.cancellation else None,
+            "queued_batch_ids": list(self.queued_batch_ids),
+        }
+
+    def __repr__(self) -> str:
+        text = self.assistant_output.safe_text
+        short = (text[:60] + "…") if len(text) > 60 else text
+        return (
+            f"TurnResult(turn_id={self.turn_id!r}, outcome='{self.outcome}', "
+            f"text={short!r}, usage={self.usage.total()} tokens, "
+            f"tool_calls={len(self.tool_calls)})"
+        )
+
+
+@dataclass(frozen=True)
+class TurnOutput:
+    result: TurnResult
+    activities: tuple[Any, ...] = field(default=())
+
+    def __repr__(self) -> str:
+        return f"TurnOutput({self.result!r}, activities={len(self.activities)})"
+
+
+def sanitize_assistant_output(text: str) -> str:
+    """Right-trim every line, rejoin with ``\\n``, trim the whole string (lash rule)."""
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip()
+
+
+def append_assistant_text_part(current: str, part: str) -> str:
+    """Join text parts of one response with a paragraph boundary (lash rule)."""
+    if not current:
+        return part
+    trailing = len(current) - len(current.rstrip("\n"))
+    leading = len(part) - len(part.lstrip("\n"))
+    pad = max(0, 2 - trailing - leading)
+    return current + "\n" * pad + part

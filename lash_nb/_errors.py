@@ -1,0 +1,139 @@
+"""The whole lash_nb error tree. Every message says what to do next.
+
+::
+
+    LashError
+    ├── ConfigurationError            builder / argument misuse (also a ValueError)
+    │   ├── ProviderUnconfigured      no provider for the session
+    │   ├── InvalidTurnInput          empty or malformed input for enqueue / turn
+    │   └── TurnIdMismatch            input trace id differs from the turn id
+    ├── ProviderUnavailable           the session's recorded provider id is not the live one
+    ├── StoreSessionMismatch          state / store belongs to another session id
+    ├── SessionExecutionBusy          another runtime holds the session lease   (retryable)
+    ├── SessionExecutionLeaseLost     the lease expired under a running turn    (retryable)
+    ├── StoreError                    persistence could not go on
+    │   ├── StoreLockedError          another process holds the DuckDB file
+    │   ├── StoreSchemaError          not a lash store / another schema version
+    │   ├── StorePathError            a folder, a read-only directory, ...
+    │   ├── HeadRevisionConflict      the stored head moved under a commit
+    │   ├── TurnCommitConflict        same turn id committed with different content
+    │   └── ClaimSuperseded           a queue claim was taken over by a newer lease
+    ├── QueueRequiresStore            queue operations need a persistent store
+    └── CursorError                   malformed or foreign observation cursor
+
+Provider failures inside a turn never raise: the turn ends ``stopped: provider_error`` and
+is committed. Exceptions are for API misuse and infrastructure that cannot go on.
+"""
+
+from __future__ import annotations
+
+
+class LashError(Exception):
+    """Base of every lash_nb error. ``retryable`` is True only when a retry is proven safe."""
+
+    retryable: bool = False
+
+
+class ConfigurationError(LashError, ValueError):
+    pass
+
+
+class ProviderUnconfigured(ConfigurationError):
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"session {session_id!r} has no provider; pass one with "
+            "LashCore.builder().provider(...) (lash_nb.providers.OfflineProvider() needs no key)"
+        )
+
+
+class InvalidTurnInput(ConfigurationError):
+    pass
+
+
+class TurnIdMismatch(ConfigurationError):
+    pass
+
+
+class ProviderUnavailable(LashError):
+    def __init__(self, provider_id: str, live: str, session_id: str) -> None:
+        super().__init__(
+            f"session {session_id!r} was recorded with provider {provider_id!r} but the live "
+            f"provider is {live!r}; open it with a {provider_id!r} provider, or use "
+            "open_fresh() to start over with this one"
+        )
+        self.provider_id = provider_id
+        self.session_id = session_id
+
+
+class StoreSessionMismatch(LashError):
+    def __init__(self, loaded: str, requested: str) -> None:
+        super().__init__(
+            f"the state belongs to session {loaded!r}, not {requested!r}; open "
+            f"core.session({loaded!r}) or pass state for {requested!r}"
+        )
+        self.loaded = loaded
+        self.requested = requested
+
+
+class SessionExecutionBusy(LashError):
+    retryable = True
+
+    def __init__(self, session_id: str, holder: str | None = None) -> None:
+        who = f" (held by {holder})" if holder else ""
+        super().__init__(
+            f"session {session_id!r} is already running a turn in another runtime{who}; "
+            "wait for it to finish, or session.enqueue(...) the input to run after it"
+        )
+        self.session_id = session_id
+        self.holder = holder
+
+
+class SessionExecutionLeaseLost(LashError):
+    retryable = True
+
+
+class StoreError(LashError):
+    pass
+
+
+class StoreLockedError(StoreError):
+    def __init__(self, path: str, pid: int | None, waited_s: float) -> None:
+        holder = f"process {pid}" if pid else "another process"
+        super().__init__(
+            f"{path} is held by {holder} (waited {waited_s:.1f} s); close the other notebook "
+            "or worker, raise DuckDBStore(idle_release_s=...) there, or raise lock_timeout_s here"
+        )
+        self.path = path
+        self.pid = pid
+
+
+class StoreSchemaError(StoreError):
+    pass
+
+
+class StorePathError(StoreError):
+    pass
+
+
+class HeadRevisionConflict(StoreError):
+    pass
+
+
+class TurnCommitConflict(StoreError):
+    pass
+
+
+class ClaimSuperseded(StoreError):
+    pass
+
+
+class QueueRequiresStore(LashError):
+    def __init__(self, what: str = "queued work") -> None:
+        super().__init__(
+            f"{what} requires a persistent store; build the core with "
+            ".store('lash.duckdb') (or any lash_nb.stores store), not the in-memory default"
+        )
+
+
+class CursorError(LashError, ValueError):
+    pass

@@ -1,0 +1,255 @@
+"""The persistence contract every store implements (shaped after lash ``RuntimePersistence``).
+
+One store holds many sessions; every call names its session. All methods are coroutines.
+
+Theory of operation
+- **Session execution lease.** One runtime at a time runs turns on a session. A lease has an
+  owner, a token, a fencing number (bumped on every new acquisition) and an expiry (TTL,
+  renewed while a turn runs). ``try_acquire_lease`` returns a :class:`Lease` or
+  :class:`LeaseBusy`; the same owner re-acquiring extends its lease. An expired lease is free.
+- **Commits.** ``commit`` applies one :class:`RuntimeCommit` in one transaction, in this order:
+  idempotency stamp (same turn id + same hash returns the stored result; another hash raises
+  ``TurnCommitConflict``), lease check (live and exact, else ``SessionExecutionLeaseLost``),
+  CAS on ``expected_head_revision`` when given (``HeadRevisionConflict``), claim ownership
+  (``ClaimSuperseded``), then: session row, graph delta (append, or replace all nodes), usage
+  deltas, llm / tool call rows, activity events, turn row, deletion of completed batches,
+  lease release. ``head_revision`` grows by one per commit.
+- **Progress and terminal commits.** A progress commit (``turn_started`` set, ``turn`` None)
+  makes the user message durable before the first model call and opens the turn row; it
+  also closes every other open turn of the session (a turn whose runtime died: the committer
+  holds the lease, so nobody else can be running it) as ``stopped: runtime_error`` with
+  stop detail ``process_lost`` (``close_open_turns``; the runtime also sends a recovery
+  commit with only that flag when it opens a session that has open turns). The terminal
+  commit (``turn`` set) closes the turn.
+  After a crash a store holds the pre-turn state, the progress state, or the post-turn
+  state; never part of a commit.
+- **Queued work** follows ``lash_nb._core.queue``: claims are pinned to the claimer's lease
+  fencing number and are live only while that lease generation holds the session.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+from .._core.events import TurnActivity
+from .._core.graph import SessionNode
+from .._core.queue import ClaimBoundary, QueueClaim, QueuedWorkBatch, QueuedWorkDraft
+from .._core.records import ToolCallRecord
+from .._core.usage import LlmCallRecord, TokenLedgerEntry, TokenUsage
+
+import os
+import socket
+
+SCHEMA_VERSION = 1
+DEFAULT_LEASE_TTL_MS = 30_000
+LEASE_RENEW_INTERVAL_MS = 10_000
+
+
+class ReadScope(str, enum.Enum):
+    FULL_GRAPH = "full_graph"
+    ACTIVE_PATH = "active_path"
+
+
+@dataclass(frozen=True)
+class SessionMeta:
+    session_id: str
+    provider_id: str = ""
+    model: str = ""
+    parent_session_id: str | None = None
+    policy: Mapping[str, Any] = field(default_factory=dict)
+    head_revision: int = 0
+    leaf_node_id: str | None = None
+    turn_index: int = 0
+    tool_state: Mapping[str, Any] | None = None
+    created_at_ms: int = 0
+    updated_at_ms: int = 0
+
+
+@dataclass(frozen=True)
+class PersistedSession:
+    meta: SessionMeta
+    nodes: tuple[SessionNode, ...]  # full graph: insertion order; active path: root first
+    ledger: tuple[TokenLedgerEntry, ...]
+    scope: ReadScope
+    open_turn_ids: tuple[str, ...] = ()  # turns with a progress commit and no terminal one
+
+
+@dataclass(frozen=True)
+class TurnStart:
+    turn_id: str
+    started_at_ms: int
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    """The terminal record of one turn (one row per turn in the store's turns table)."""
+
+    turn_id: str
+    outcome: str  # finished | stopped | agent_frame_switch
+    stop_reason: str  # the finish or stop wire name: assistant_message, cancelled, ...
+    started_at_ms: int
+    duration_ms: float
+    commit_hash: str
+    result: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class UsageDelta:
+    turn_id: str
+    source: str
+    model: str
+    usage: TokenUsage
+
+
+@dataclass(frozen=True)
+class Lease:
+    session_id: str
+    owner_id: str
+    token: str
+    fencing: int
+    expires_at_ms: int
+
+
+@dataclass(frozen=True)
+class LeaseBusy:
+    session_id: str
+    holder_owner_id: str
+    expires_at_ms: int
+
+
+@dataclass(frozen=True)
+class RuntimeCommit:
+    session_id: str
+    lease: Lease | None
+    expected_head_revision: int | None = None
+    provider_id: str = ""
+    model: str = ""
+    parent_session_id: str | None = None
+    policy: Mapping[str, Any] = field(default_factory=dict)
+    tool_state: Mapping[str, Any] | None = None
+    turn_index: int = 0
+    append_nodes: tuple[SessionNode, ...] = ()
+    replace_graph: tuple[SessionNode, ...] | None = None  # not None: rewrite all nodes
+    leaf_node_id: str | None = None
+    turn_started: TurnStart | None = None
+    turn: TurnRecord | None = None
+    usage_deltas: tuple[UsageDelta, ...] = ()
+    llm_calls: tuple[tuple[str, LlmCallRecord], ...] = ()  # (turn_id, record)
+    tool_calls: tuple[tuple[str, ToolCallRecord], ...] = ()  # (turn_id, record)
+    events: tuple[TurnActivity, ...] = ()
+    completed_claims: tuple[QueueClaim, ...] = ()
+    close_open_turns: bool = False  # close other open turns as process_lost (see docstring)
+    release_lease: bool = False
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    head_revision: int
+    duplicate: bool = False
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """See the module docstring for the semantics each method must keep."""
+
+    durable: bool
+
+    async def load_session(
+        self, session_id: str, scope: ReadScope = ReadScope.FULL_GRAPH
+    ) -> PersistedSession | None: ...
+
+    async def commit(self, commit: RuntimeCommit) -> CommitResult: ...
+
+    async def try_acquire_lease(
+        self, session_id: str, owner_id: str, ttl_ms: int = DEFAULT_LEASE_TTL_MS
+    ) -> Lease | LeaseBusy: ...
+
+    async def renew_lease(self, lease: Lease, ttl_ms: int = DEFAULT_LEASE_TTL_MS) -> Lease: ...
+
+    async def release_lease(self, lease: Lease) -> None: ...
+
+    async def enqueue(self, draft: QueuedWorkDraft) -> QueuedWorkBatch: ...
+
+    async def list_queued_work(
+        self, session_id: str, *, include_claimed: bool = False
+    ) -> list[QueuedWorkBatch]: ...
+
+    async def claim_queued_work(
+        self,
+        lease: Lease,
+        *,
+        boundary: ClaimBoundary = ClaimBoundary.IDLE,
+        max_batches: int = 64,
+        batch_ids: Sequence[str] | None = None,
+        commands: bool = False,
+    ) -> QueueClaim | None: ...
+
+    async def cancel_queued_work_batch(
+        self, session_id: str, batch_id: str
+    ) -> QueuedWorkBatch | None: ...
+
+    async def abandon_claim(self, claim: QueueClaim) -> None: ...
+
+    async def sessions_with_ready_work(self) -> list[str]: ...
+
+    async def list_sessions(self) -> list[SessionMeta]: ...
+
+    async def load_events(
+        self, session_id: str, turn_id: str | None = None
+    ) -> list[TurnActivity]: ...
+
+    async def load_turns(self, session_id: str) -> list[TurnRecord]: ...
+
+    async def delete_session(self, session_id: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+_HOST = socket.gethostname()
+
+
+def lease_owner_id(nonce: str) -> str:
+    """``<host>:<pid>:<nonce>``: lets a store on this host prove a holder dead."""
+    return f"{_HOST}:{os.getpid()}:{nonce}"
+
+
+def owner_is_dead(owner_id: str) -> bool:
+    """True only when the owner ran on this host and its process no longer exists."""
+    parts = owner_id.split(":")
+    if len(parts) < 3 or parts[0] != _HOST:
+        return False
+    try:
+        pid = int(parts[1])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def process_lost_record(turn_id: str, started_at_ms: int, now_ms: int) -> TurnRecord:
+    """The terminal record written for a turn whose runtime died mid-turn."""
+    result = {
+        "turn_id": turn_id,
+        "outcome": {"stopped": "runtime_error"},
+        "errors": [{"kind": "runtime", "code": "process_lost",
+                    "message": "the process running this turn exited before it committed"}],
+    }
+    return TurnRecord(turn_id, "stopped", "runtime_error", started_at_ms,
+                      float(max(0, now_ms - started_at_ms)), "process_lost", result)

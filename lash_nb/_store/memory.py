@@ -1,0 +1,404 @@
+"""In-memory store: the reference implementation of the store contract (``base.py``).
+
+Everything lives in this process; a ``threading.Lock`` makes each call atomic so the store
+can be shared by the kernel loop and the sync mirror's private loop thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import threading
+import time
+from typing import Sequence
+
+from .._core.events import TurnActivity
+from .._core.graph import SessionNode
+from .._core.queue import (
+    ClaimBoundary,
+    QueueClaim,
+    QueuedWorkBatch,
+    QueuedWorkDraft,
+    QueuedWorkItem,
+    select_claim_prefix,
+    validate_selected_group,
+)
+from .._core.records import fresh_id
+from .._core.usage import TokenLedgerEntry, merge_ledger
+from .._errors import (
+    ClaimSuperseded,
+    HeadRevisionConflict,
+    SessionExecutionLeaseLost,
+    TurnCommitConflict,
+)
+from .base import (
+    DEFAULT_LEASE_TTL_MS,
+    CommitResult,
+    Lease,
+    LeaseBusy,
+    PersistedSession,
+    ReadScope,
+    RuntimeCommit,
+    SessionMeta,
+    TurnRecord,
+    owner_is_dead,
+    process_lost_record,
+)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclasses.dataclass
+class _Session:
+    meta: SessionMeta
+    nodes: list[SessionNode] = dataclasses.field(default_factory=list)
+    node_ids: set[str] = dataclasses.field(default_factory=set)
+    ledger: list[TokenLedgerEntry] = dataclasses.field(default_factory=list)
+    turns: dict[str, TurnRecord] = dataclasses.field(default_factory=dict)
+    open_turns: dict[str, int] = dataclasses.field(default_factory=dict)
+    events: list[TurnActivity] = dataclasses.field(default_factory=list)
+    llm_calls: list = dataclasses.field(default_factory=list)
+    tool_calls: list = dataclasses.field(default_factory=list)
+    usage_rows: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class _LeaseRow:
+    owner_id: str | None
+    token: str | None
+    fencing: int
+    expires_at_ms: int
+
+
+@dataclasses.dataclass
+class _BatchRow:
+    batch: QueuedWorkBatch
+    claim_id: str | None = None
+    claim_generation: int = 0
+    claimed_at_ms: int | None = None
+
+
+class MemoryStore:
+    """Sessions, usage, events and queues kept in this process. Lost when it exits."""
+
+    durable = False
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: dict[str, _Session] = {}
+        self._leases: dict[str, _LeaseRow] = {}
+        self._batches: dict[str, _BatchRow] = {}
+        self._seq = itertools.count(1)
+
+    def __repr__(self) -> str:
+        return f"MemoryStore({len(self._sessions)} sessions)"
+
+    # ------------------------------------------------------------------ sessions
+    async def load_session(
+        self, session_id: str, scope: ReadScope = ReadScope.FULL_GRAPH
+    ) -> PersistedSession | None:
+        with self._lock:
+            s = self._sessions.get(session_id)
+            if s is None:
+                return None
+            if scope is ReadScope.ACTIVE_PATH:
+                nodes = _active_path(s.nodes, s.meta.leaf_node_id)
+            else:
+                nodes = list(s.nodes)
+            return PersistedSession(
+                s.meta, tuple(nodes), tuple(s.ledger), scope, tuple(s.open_turns)
+            )
+
+    async def list_sessions(self) -> list[SessionMeta]:
+        with self._lock:
+            return [s.meta for s in self._sessions.values()]
+
+    async def delete_session(self, session_id: str) -> None:
+        with self._lock:
+            self._sessions.pop(session_id, None)
+            self._leases.pop(session_id, None)
+            for bid in [b for b, r in self._batches.items() if r.batch.session_id == session_id]:
+                del self._batches[bid]
+
+    async def load_events(self, session_id: str, turn_id: str | None = None) -> list[TurnActivity]:
+        with self._lock:
+            s = self._sessions.get(session_id)
+            if s is None:
+                return []
+            return [e for e in s.events if turn_id is None or e.turn_id == turn_id]
+
+    async def load_turns(self, session_id: str) -> list[TurnRecord]:
+        with self._lock:
+            s = self._sessions.get(session_id)
+            return list(s.turns.values()) if s else []
+
+    async def commit(self, commit: RuntimeCommit) -> CommitResult:
+        with self._lock:
+            s = self._sessions.get(commit.session_id)
+            t = now_ms()
+            if commit.turn is not None and s is not None:
+                prior = s.turns.get(commit.turn.turn_id)
+                if prior is not None:
+                    if prior.commit_hash == commit.turn.commit_hash:
+                        if commit.release_lease and commit.lease is not None:
+                            self._release(commit.lease)
+                        return CommitResult(s.meta.head_revision, duplicate=True)
+                    raise TurnCommitConflict(
+                        f"turn {commit.turn.turn_id!r} of session {commit.session_id!r} was "
+                        "already committed with different content; use a new turn id"
+                    )
+            if commit.lease is not None and not self._lease_is_live(commit.lease, t):
+                raise SessionExecutionLeaseLost(
+                    f"the execution lease on session {commit.session_id!r} expired or was taken "
+                    "over; the turn was not committed"
+                )
+            current_rev = s.meta.head_revision if s else 0
+            if commit.expected_head_revision is not None and commit.expected_head_revision != current_rev:
+                raise HeadRevisionConflict(
+                    f"session {commit.session_id!r} head moved to {current_rev} (expected "
+                    f"{commit.expected_head_revision}); reopen the session and retry"
+                )
+            for claim in commit.completed_claims:
+                for bid in claim.batch_ids:
+                    row = self._batches.get(bid)
+                    if row is None or row.claim_id != claim.claim_id:
+                        raise ClaimSuperseded(
+                            f"queued batch {bid!r} is no longer held by claim {claim.claim_id!r}"
+                        )
+            # ---- apply (nothing below raises)
+            if s is None:
+                s = _Session(SessionMeta(commit.session_id, created_at_ms=t))
+                self._sessions[commit.session_id] = s
+            if commit.replace_graph is not None:
+                s.nodes = list(commit.replace_graph)
+                s.node_ids = {n.node_id for n in s.nodes}
+            for n in commit.append_nodes:
+                if n.node_id not in s.node_ids:
+                    s.nodes.append(n)
+                    s.node_ids.add(n.node_id)
+            s.ledger = merge_ledger(
+                s.ledger,
+                (TokenLedgerEntry(d.source, d.model, d.usage) for d in commit.usage_deltas),
+            )
+            s.usage_rows.extend(commit.usage_deltas)
+            s.llm_calls.extend(commit.llm_calls)
+            s.tool_calls.extend(commit.tool_calls)
+            s.events.extend(commit.events)
+            keep = commit.turn_started.turn_id if commit.turn_started else None
+            if commit.close_open_turns:
+                for tid, started in list(s.open_turns.items()):
+                    if tid != keep:
+                        s.turns[tid] = process_lost_record(tid, started, t)
+                        del s.open_turns[tid]
+            if commit.turn_started is not None:
+                s.open_turns[commit.turn_started.turn_id] = commit.turn_started.started_at_ms
+            if commit.turn is not None:
+                s.open_turns.pop(commit.turn.turn_id, None)
+                s.turns[commit.turn.turn_id] = commit.turn
+            for claim in commit.completed_claims:
+                for bid in claim.batch_ids:
+                    self._batches.pop(bid, None)
+            s.meta = dataclasses.replace(
+                s.meta,
+                provider_id=commit.provider_id or s.meta.provider_id,
+                model=commit.model or s.meta.model,
+                parent_session_id=commit.parent_session_id or s.meta.parent_session_id,
+                policy=dict(commit.policy) or s.meta.policy,
+                tool_state=commit.tool_state if commit.tool_state is not None else s.meta.tool_state,
+                turn_index=commit.turn_index,
+                leaf_node_id=commit.leaf_node_id,
+                head_revision=current_rev + 1,
+                updated_at_ms=t,
+            )
+            if commit.release_lease and commit.lease is not None:
+                self._release(commit.lease)
+            return CommitResult(s.meta.head_revision)
+
+    # ------------------------------------------------------------------ leases
+    def _lease_is_live(self, lease: Lease, t: int) -> bool:
+        row = self._leases.get(lease.session_id)
+        return (
+            row is not None
+            and row.token == lease.token
+            and row.fencing == lease.fencing
+            and row.expires_at_ms > t
+        )
+
+    def _live_generation(self, session_id: str, t: int) -> int | None:
+        row = self._leases.get(session_id)
+        if row is None or row.token is None or row.expires_at_ms <= t:
+            return None
+        return row.fencing
+
+    async def try_acquire_lease(
+        self, session_id: str, owner_id: str, ttl_ms: int = DEFAULT_LEASE_TTL_MS
+    ) -> Lease | LeaseBusy:
+        with self._lock:
+            t = now_ms()
+            row = self._leases.get(session_id)
+            if row is not None and row.token is not None and row.expires_at_ms > t:
+                if row.owner_id == owner_id:
+                    row.expires_at_ms = t + ttl_ms
+                    return Lease(session_id, owner_id, row.token, row.fencing, row.expires_at_ms)
+                if not owner_is_dead(row.owner_id or ""):
+                    return LeaseBusy(session_id, row.owner_id or "", row.expires_at_ms)
+            fencing = (row.fencing if row else 0) + 1
+            token = f"{session_id}:{owner_id}:{t}:{fencing}"
+            self._leases[session_id] = _LeaseRow(owner_id, token, fencing, t + ttl_ms)
+            return Lease(session_id, owner_id, token, fencing, t + ttl_ms)
+
+    async def renew_lease(self, lease: Lease, ttl_ms: int = DEFAULT_LEASE_TTL_MS) -> Lease:
+        with self._lock:
+            t = now_ms()
+            if not self._lease_is_live(lease, t):
+                raise SessionExecutionLeaseLost(
+                    f"the execution lease on session {lease.session_id!r} was lost"
+                )
+            row = self._leases[lease.session_id]
+            row.expires_at_ms = t + ttl_ms
+            return dataclasses.replace(lease, expires_at_ms=row.expires_at_ms)
+
+    async def release_lease(self, lease: Lease) -> None:
+        with self._lock:
+            self._release(lease)
+
+    def _release(self, lease: Lease) -> None:
+        row = self._leases.get(lease.session_id)
+        if row is not None and row.token == lease.token and row.fencing == lease.fencing:
+            row.owner_id, row.token, row.expires_at_ms = None, None, 0
+
+    # ------------------------------------------------------------------ queue
+    async def enqueue(self, draft: QueuedWorkDraft) -> QueuedWorkBatch:
+        with self._lock:
+            if draft.source_key is not None:
+                for row in self._batches.values():
+                    b = row.batch
+                    if b.session_id == draft.session_id and b.source_key == draft.source_key:
+                        return b
+            seq = next(self._seq)
+            batch_id = fresh_id("qwb:")
+            batch = QueuedWorkBatch(
+                batch_id=batch_id,
+                session_id=draft.session_id,
+                enqueue_seq=seq,
+                source_key=draft.source_key,
+                delivery_policy=draft.delivery_policy,
+                slot_policy=draft.slot_policy,
+                merge_key=draft.merge_key,
+                available_at_ms=draft.available_at_ms,
+                enqueued_at_ms=now_ms(),
+                items=tuple(
+                    QueuedWorkItem(f"{batch_id}:item:{i}", kind, dict(payload))
+                    for i, (kind, payload) in enumerate(draft.items)
+                ),
+            )
+            self._batches[batch_id] = _BatchRow(batch)
+            return batch
+
+    def _is_claimed(self, row: _BatchRow, t: int) -> bool:
+        return row.claim_id is not None and row.claim_generation == self._live_generation(
+            row.batch.session_id, t
+        )
+
+    def _rows(self, session_id: str) -> list[_BatchRow]:
+        rows = [r for r in self._batches.values() if r.batch.session_id == session_id]
+        rows.sort(key=lambda r: r.batch.enqueue_seq)
+        return rows
+
+    async def list_queued_work(
+        self, session_id: str, *, include_claimed: bool = False
+    ) -> list[QueuedWorkBatch]:
+        with self._lock:
+            t = now_ms()
+            out = []
+            for r in self._rows(session_id):
+                claimed = self._is_claimed(r, t)
+                if claimed and not include_claimed:
+                    continue
+                out.append(dataclasses.replace(
+                    r.batch, claim_id=r.claim_id if claimed else None,
+                    claimed_at_ms=r.claimed_at_ms if claimed else None))
+            return out
+
+    async def claim_queued_work(
+        self,
+        lease: Lease,
+        *,
+        boundary: ClaimBoundary = ClaimBoundary.IDLE,
+        max_batches: int = 64,
+        batch_ids: Sequence[str] | None = None,
+        commands: bool = False,
+    ) -> QueueClaim | None:
+        with self._lock:
+            t = now_ms()
+            if not self._lease_is_live(lease, t):
+                raise SessionExecutionLeaseLost(
+                    f"the execution lease on session {lease.session_id!r} was lost"
+                )
+            ready = [
+                r for r in self._rows(lease.session_id)
+                if r.batch.available_at_ms <= t and not self._is_claimed(r, t)
+            ]
+            if batch_ids is not None:
+                by_id = {r.batch.batch_id: r for r in ready}
+                if not all(b in by_id for b in batch_ids):
+                    return None
+                chosen = [by_id[b] for b in batch_ids]
+                if not validate_selected_group([r.batch for r in chosen]):
+                    return None
+            else:
+                group = select_claim_prefix(
+                    [r.batch for r in ready], boundary, max_batches, commands=commands
+                )
+                ids = {b.batch_id for b in group}
+                chosen = [r for r in ready if r.batch.batch_id in ids]
+            if not chosen:
+                return None
+            claim_id = f"qwc:{chosen[0].batch.enqueue_seq}:{lease.fencing}:{fresh_id()}"
+            for r in chosen:
+                r.claim_id, r.claim_generation, r.claimed_at_ms = claim_id, lease.fencing, t
+            return QueueClaim(
+                claim_id, lease.session_id, lease.fencing, boundary,
+                tuple(r.batch for r in chosen),
+            )
+
+    async def cancel_queued_work_batch(self, session_id: str, batch_id: str) -> QueuedWorkBatch | None:
+        with self._lock:
+            row = self._batches.get(batch_id)
+            if row is None or row.batch.session_id != session_id or self._is_claimed(row, now_ms()):
+                return None
+            del self._batches[batch_id]
+            return row.batch
+
+    async def abandon_claim(self, claim: QueueClaim) -> None:
+        with self._lock:
+            for bid in claim.batch_ids:
+                row = self._batches.get(bid)
+                if row is not None and row.claim_id == claim.claim_id:
+                    row.claim_id, row.claimed_at_ms = None, None
+
+    async def sessions_with_ready_work(self) -> list[str]:
+        with self._lock:
+            t = now_ms()
+            out: dict[str, int] = {}
+            for r in self._batches.values():
+                if r.batch.available_at_ms <= t and not self._is_claimed(r, t):
+                    sid = r.batch.session_id
+                    out[sid] = min(out.get(sid, r.batch.enqueue_seq), r.batch.enqueue_seq)
+            return sorted(out, key=out.__getitem__)
+
+    async def close(self) -> None:
+        return None
+
+
+def _active_path(nodes: list[SessionNode], leaf: str | None) -> list[SessionNode]:
+    by_id = {n.node_id: n for n in nodes}
+    path: list[SessionNode] = []
+    cur = leaf
+    while cur is not None and cur in by_id:
+        path.append(by_id[cur])
+        cur = by_id[cur].parent_node_id
+    path.reverse()
+    return path
