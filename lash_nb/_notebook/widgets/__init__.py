@@ -1,0 +1,1 @@
+"""anywidget views: the live turn, the tool catalog and the queue."""

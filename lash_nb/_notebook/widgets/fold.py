@@ -1,0 +1,208 @@
+"""Fold a stream of ``TurnActivity`` JSON into the state a turn view renders.
+
+Theory of operation (lash's frontend folding contract, observe spec §1.11 / §2.6)
+- Row identity is ``correlation_id``. Prose and reasoning deltas append to the row of their
+  correlation id; a tool call's start and completion update one row keyed ``tool:<call_id>``.
+- ``model_attempt_reset`` deletes exactly the prose and reasoning rows it lists (a retried
+  attempt's text is retracted); nothing else is touched. Text is never deduplicated.
+- ``usage`` replaces the cumulative usage; ``retry_status`` appends to the retry log;
+  ``turn_outcome`` sets the outcome (it is the last activity of a turn).
+- ``version`` increases on every change, so a caller can tell whether anything is new.
+
+Pure: no widget, no I/O. The widget copies ``blocks`` / ``usage`` / ... into synced traits.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ..._core.records import TurnOutcome
+
+TEXT_KINDS = {"assistant_prose_delta": "prose", "reasoning_delta": "reasoning"}
+
+
+def outcome_label(outcome: Mapping[str, Any] | str | None) -> str:
+    """``{"stopped": "cancelled"}`` -> ``"stopped: cancelled"``; strings pass through."""
+    if outcome is None:
+        return ""
+    if isinstance(outcome, str):
+        return outcome
+    try:
+        return str(TurnOutcome.from_json(outcome))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        (kind,) = outcome.keys() or ("unknown",)
+        return str(kind)
+
+
+class TurnFold:
+    """The folded view of one turn (or of a replayed stream)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[dict[str, Any]] = []
+        self._index: dict[str, int] = {}
+        self.usage: dict[str, Any] = {}
+        self.retries: list[dict[str, Any]] = []
+        self.outcome: str = ""
+        self.turn_id: str = ""
+        self.iterations: int = 0
+        self.version: int = 0
+        self._local = 0
+
+    # ------------------------------------------------------------------ folding
+    def apply(self, activity: Mapping[str, Any]) -> None:
+        kind = activity.get("type", "")
+        cid = str(activity.get("correlation_id") or activity.get("id") or "")
+        if activity.get("turn_id") and not self.turn_id:
+            self.turn_id = str(activity["turn_id"])
+        handler = _HANDLERS.get(kind)
+        if handler is None:
+            return  # additive stream: unknown activity types are ignored
+        handler(self, cid, activity)
+        self.version += 1
+
+    def apply_all(self, activities: Any) -> None:
+        for a in activities:
+            self.apply(a)
+
+    # ------------------------------------------------------------------ views
+    @property
+    def prose(self) -> str:
+        return "".join(b["text"] for b in self.blocks if b["kind"] == "prose")
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(b["text"] for b in self.blocks if b["kind"] == "reasoning")
+
+    def tool_rows(self) -> list[dict[str, Any]]:
+        return [b for b in self.blocks if b["kind"] == "tool"]
+
+    def to_markdown(self) -> str:
+        """Plain markdown of the folded turn, for nbconvert / GitHub (no widget there)."""
+        out: list[str] = []
+        for b in self.blocks:
+            k = b["kind"]
+            if k == "prose":
+                out.append(b["text"])
+            elif k == "reasoning":
+                out.append("> _reasoning:_ " + " ".join(b["text"].split()))
+            elif k == "tool":
+                dur = f", {b['duration_ms']:.0f} ms" if b.get("duration_ms") is not None else ""
+                out.append(f"- tool `{b['name']}` {b['status']}{dur}")
+            else:
+                out.append(f"_{k}: {b.get('text', '')}_")
+        footer = []
+        if self.outcome:
+            footer.append(f"**{self.outcome}**")
+        if self.usage:
+            footer.append(
+                f"{self.usage.get('input_tokens', 0)} in / {self.usage.get('output_tokens', 0)} out tokens"
+            )
+        if self.retries:
+            footer.append(f"{len(self.retries)} retr{'y' if len(self.retries) == 1 else 'ies'}")
+        if footer:
+            out.append(" · ".join(footer))
+        return "\n\n".join(p for p in out if p)
+
+    # ------------------------------------------------------------------ internals
+    def _row(self, cid: str, kind: str, **init: Any) -> dict[str, Any]:
+        pos = self._index.get(cid)
+        if pos is not None:
+            return self.blocks[pos]
+        row = {"cid": cid, "kind": kind, **init}
+        self._index[cid] = len(self.blocks)
+        self.blocks.append(row)
+        return row
+
+    def _append(self, kind: str, text: str) -> None:
+        self._local += 1
+        self.blocks.append({"cid": f"~{kind}-{self._local}", "kind": kind, "text": text})
+
+    def _reindex(self) -> None:
+        self._index = {b["cid"]: i for i, b in enumerate(self.blocks)}
+
+
+def _text_delta(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    kind = TEXT_KINDS[a["type"]]
+    row = fold._row(cid, kind, text="")
+    row["text"] = row["text"] + str(a.get("text") or "")
+
+
+def _reset(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    gone = set(a.get("assistant_prose_correlation_ids") or ()) | set(
+        a.get("reasoning_correlation_ids") or ()
+    )
+    fold.blocks = [
+        b for b in fold.blocks if not (b["kind"] in ("prose", "reasoning") and b["cid"] in gone)
+    ]
+    fold._reindex()
+
+
+def _tool_started(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    row = fold._row(cid, "tool", name=a.get("name", ""), status="running")
+    row.update(call_id=a.get("call_id"), name=a.get("name", row["name"]), args=a.get("args"))
+    row.setdefault("output", None)
+    row.setdefault("duration_ms", None)
+
+
+def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    row = fold._row(cid, "tool", name=a.get("name", ""), status="running")
+    ok = a.get("success", True) is not False
+    row.update(
+        call_id=a.get("call_id"),
+        name=a.get("name", row.get("name", "")),
+        args=a.get("args", row.get("args")),
+        output=a.get("output"),
+        duration_ms=a.get("duration_ms"),
+        status="done" if ok else "failed",
+    )
+
+
+def _usage(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    fold.usage = dict(a.get("cumulative") or a.get("usage") or {})
+
+
+def _retry(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    fold.retries = [
+        *fold.retries,
+        {k: a.get(k) for k in ("attempt", "max_attempts", "wait_seconds", "reason")},
+    ]
+
+
+def _model_request(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    fold.iterations += 1
+
+
+def _error(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    fold._append("error", str(a.get("message", "")))
+
+
+def _queued_input(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    n = len(a.get("inputs") or ())
+    fold._append("notice", f"{n} queued input{'s' if n != 1 else ''} accepted at {a.get('checkpoint')}")
+
+
+def _queued_work(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    ids = ", ".join(a.get("batch_ids") or ())
+    fold._append("notice", f"queued work started ({a.get('boundary')}): {ids}")
+
+
+def _outcome(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    fold.outcome = outcome_label(a.get("outcome"))
+    if a.get("turn_id"):
+        fold.turn_id = str(a["turn_id"])
+
+
+_HANDLERS = {
+    "assistant_prose_delta": _text_delta,
+    "reasoning_delta": _text_delta,
+    "model_attempt_reset": _reset,
+    "tool_call_started": _tool_started,
+    "tool_call_completed": _tool_completed,
+    "usage": _usage,
+    "retry_status": _retry,
+    "model_request_started": _model_request,
+    "error": _error,
+    "queued_input_accepted": _queued_input,
+    "queued_work_started": _queued_work,
+    "turn_outcome": _outcome,
+}
