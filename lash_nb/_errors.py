@@ -137,3 +137,7 @@ class QueueRequiresStore(LashError):
 
 class CursorError(LashError, ValueError):
     pass
+
+
+class WireScriptError(ConfigurationError):
+    """A provider wire script is malformed, did not match the request, or ran out."""
