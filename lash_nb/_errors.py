@@ -6,7 +6,8 @@
     ├── ConfigurationError            builder / argument misuse (also a ValueError)
     │   ├── ProviderUnconfigured      no provider for the session
     │   ├── InvalidTurnInput          empty or malformed input for enqueue / turn
-    │   └── TurnIdMismatch            input trace id differs from the turn id
+    │   ├── TurnIdMismatch            input trace id differs from the turn id
+    │   └── WireScriptError           a replay script is malformed, unmatched or used up
     ├── ProviderUnavailable           the session's recorded provider id is not the live one
     ├── StoreSessionMismatch          state / store belongs to another session id
     ├── SessionExecutionBusy          another runtime holds the session lease   (retryable)
