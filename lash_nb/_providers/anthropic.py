@@ -1,0 +1,293 @@
+"""Anthropic Messages API, streaming.
+
+Stream parse: ``message_start`` (id, model, input usage) -> ``content_block_start`` /
+``content_block_delta`` (``text_delta`` -> :class:`TextDelta`, ``thinking_delta`` ->
+:class:`ReasoningTextDelta`, ``input_json_delta`` fragments of a ``tool_use`` block) /
+``content_block_stop`` -> ``message_delta`` (stop_reason; usage values are cumulative, so the
+last one wins, never summed) -> ``message_stop``. An ``error`` event raises a classified
+failure. Terminal evidence: ``message_stop`` after ``message_start``; without it the stream
+is a retryable stream error.
+
+Reasoning parts are not sent back: replaying thinking needs the block signature, which the
+session graph does not keep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Mapping
+
+import httpx
+
+from lash_nb._core.llm import (
+    Completed,
+    LlmPart,
+    LlmRequest,
+    LlmResponse,
+    LlmStreamEvent,
+    LlmTransportError,
+    ReasoningTextDelta,
+    TerminalReason,
+    TextDelta,
+)
+from lash_nb._core.records import Message, PartKind, Role
+from lash_nb._core.usage import TokenUsage
+from lash_nb._errors import ConfigurationError
+
+from . import classify
+from .exchange import HttpExchange, Secret, parse_json_event
+
+API_VERSION = "2023-06-01"
+BETA = "fine-grained-tool-streaming-2025-05-14"
+STOP_REASONS = {
+    "end_turn": TerminalReason.STOP,
+    "stop_sequence": TerminalReason.STOP,
+    "tool_use": TerminalReason.TOOL_USE,
+    "max_tokens": TerminalReason.OUTPUT_LIMIT,
+    "refusal": TerminalReason.CONTENT_FILTER,
+    "model_context_window_exceeded": TerminalReason.CONTEXT_OVERFLOW,
+}
+_USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+               "cache_read_input_tokens")
+
+
+def anthropic_messages(request: LlmRequest) -> tuple[str | None, list[dict[str, Any]]]:
+    """Session messages -> (system, Messages API ``messages``); same-role neighbours merge."""
+    system = [request.system_prompt] if request.system_prompt else []
+    out: list[dict[str, Any]] = []
+    for message in request.messages:
+        if message.role is Role.SYSTEM:
+            system.extend(p.content for p in message.parts if p.content)
+            continue
+        for role, blocks in _blocks(message):
+            if out and out[-1]["role"] == role:
+                out[-1]["content"].extend(blocks)
+            else:
+                out.append({"role": role, "content": blocks})
+    for entry in out:  # tool results must lead a user message
+        if entry["role"] == "user":
+            entry["content"].sort(key=lambda b: b["type"] != "tool_result")
+    return ("\n\n".join(system) or None), out
+
+
+def _blocks(message: Message) -> list[tuple[str, list[dict[str, Any]]]]:
+    texts = [{"type": "text", "text": p.content} for p in message.parts
+             if p.kind in (PartKind.TEXT, PartKind.PROSE) and p.content]
+    results = [
+        {"type": "tool_result", "tool_use_id": p.tool_call_id or "", "content": p.content,
+         **({"is_error": True} if p.is_error else {})}
+        for p in message.tool_results()
+    ]
+    if message.role is Role.USER:
+        blocks = results + texts
+        return [("user", blocks)] if blocks else []
+    if message.role is Role.ASSISTANT:
+        uses = [{"type": "tool_use", "id": p.tool_call_id or "", "name": p.tool_name or "",
+                 "input": _json_object(p.content)} for p in message.tool_calls()]
+        out = [("assistant", texts + uses)] if texts or uses else []
+        return out + ([("user", results)] if results else [])
+    return []
+
+
+def _json_object(raw: str) -> Any:
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _tool_choice(choice: str) -> dict[str, Any]:
+    if choice in ("auto", "none", "any"):
+        return {"type": choice}
+    if choice == "required":
+        return {"type": "any"}
+    return {"type": "tool", "name": choice}
+
+
+@dataclass
+class _Block:
+    type: str
+    text: list[str] = field(default_factory=list)
+    call_id: str = ""
+    name: str = ""
+    initial_input: Any = None
+
+
+@dataclass
+class MessagesAccumulator:
+    """Folds Messages API stream events into deltas and one final response."""
+
+    blocks: dict[int, _Block] = field(default_factory=dict)
+    usage: dict[str, int] = field(default_factory=dict)
+    stop_reason: str | None = None
+    response_id: str | None = None
+    model: str | None = None
+    saw_start: bool = False
+    saw_stop: bool = False
+    started: bool = False
+
+    def apply(self, event: Mapping[str, Any]) -> list[LlmStreamEvent]:
+        kind = event.get("type")
+        out: list[LlmStreamEvent] = []
+        if kind == "message_start":
+            message = event.get("message") or {}
+            self.saw_start = True
+            self.response_id = message.get("id")
+            self.model = message.get("model")
+            self._take_usage(message.get("usage"))
+        elif kind == "content_block_start":
+            block = event.get("content_block") or {}
+            self.blocks[int(event.get("index", len(self.blocks)))] = _Block(
+                type=str(block.get("type")), call_id=str(block.get("id") or ""),
+                name=str(block.get("name") or ""), initial_input=block.get("input"),
+                text=[t] if (t := block.get("text") or block.get("thinking")) else [],
+            )
+        elif kind == "content_block_delta":
+            out.extend(self._delta(int(event.get("index", 0)), event.get("delta") or {}))
+        elif kind == "message_delta":
+            reason = (event.get("delta") or {}).get("stop_reason")
+            self.stop_reason = reason or self.stop_reason
+            self._take_usage(event.get("usage"))
+        elif kind == "message_stop":
+            self.saw_stop = self.saw_start
+        self.started = self.started or bool(out)
+        return out
+
+    def _delta(self, index: int, delta: Mapping[str, Any]) -> list[LlmStreamEvent]:
+        block = self.blocks.setdefault(index, _Block(type="text"))
+        kind = delta.get("type")
+        if kind == "text_delta" and delta.get("text"):
+            block.text.append(delta["text"])
+            return [TextDelta(delta["text"])]
+        if kind == "thinking_delta" and delta.get("thinking"):
+            block.text.append(delta["thinking"])
+            return [ReasoningTextDelta(delta["thinking"])]
+        if kind == "input_json_delta":
+            block.text.append(str(delta.get("partial_json") or ""))
+        return []  # signature_delta and unknown deltas carry no visible output
+
+    def _take_usage(self, usage: Mapping[str, Any] | None) -> None:
+        for key in _USAGE_KEYS:
+            if usage and usage.get(key) is not None:
+                self.usage[key] = int(usage[key])
+
+    def response(self, request_id: str | None) -> LlmResponse:
+        parts: list[LlmPart] = []
+        for _, block in sorted(self.blocks.items()):
+            joined = "".join(block.text)
+            if block.type == "text" and joined:
+                parts.append(LlmPart.text_part(joined))
+            elif block.type == "thinking" and joined:
+                parts.append(LlmPart.reasoning(joined))
+            elif block.type == "tool_use":
+                raw = joined or json.dumps(block.initial_input or {})
+                parts.append(LlmPart.tool_call(block.call_id, block.name, raw))
+        usage = TokenUsage(
+            input_tokens=self.usage.get("input_tokens", 0),
+            output_tokens=self.usage.get("output_tokens", 0),
+            cache_read_input_tokens=self.usage.get("cache_read_input_tokens", 0),
+            cache_write_input_tokens=self.usage.get("cache_creation_input_tokens", 0),
+        )
+        return LlmResponse(
+            parts=tuple(parts), usage=usage,
+            terminal_reason=STOP_REASONS.get(self.stop_reason or "", TerminalReason.UNKNOWN),
+            request_id=request_id, response_id=self.response_id, served_model=self.model,
+            finish_reason=self.stop_reason,
+        )
+
+
+class Anthropic:
+    """Anthropic Messages API provider; ``api_key`` falls back to ``$ANTHROPIC_API_KEY``."""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        model: str | None = None,
+        base_url: str = "https://api.anthropic.com",
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_tokens: int = 4096,
+        thinking_budget: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        api_key_env: str | None = "ANTHROPIC_API_KEY",
+        timeout: float | httpx.Timeout = 300.0,
+        chunk_timeout: float = 120.0,
+        kind: str = "anthropic",
+    ) -> None:
+        self.kind = kind
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.max_tokens = max_tokens
+        self.thinking_budget = thinking_budget
+        key = api_key if api_key is not None else (os.environ.get(api_key_env) if api_key_env else None)
+        self._secret = Secret(key) if key else None
+        self._key_hint = "the api_key= argument" + (f" or ${api_key_env}" if api_key_env else "")
+        self._headers = dict(headers or {})
+        self._exchange = HttpExchange(provider=kind, secret=self._secret, transport=transport,
+                                      timeout=timeout, chunk_timeout=chunk_timeout)
+
+    def __repr__(self) -> str:
+        key = "set" if self._secret else "none"
+        return (f"Anthropic(base_url={self.base_url!r}, model={self.model!r}, api_key={key}, "
+                f"max_tokens={self.max_tokens})")
+
+    async def aclose(self) -> None:
+        await self._exchange.aclose()
+
+    def payload(self, request: LlmRequest) -> dict[str, Any]:
+        model = request.model or self.model
+        if not model:
+            raise ConfigurationError("anthropic: no model; pass model= to Anthropic(...) or the request")
+        system, messages = anthropic_messages(request)
+        body: dict[str, Any] = {"model": model, "max_tokens": request.max_output_tokens or self.max_tokens,
+                                "stream": True, "messages": messages}
+        if system:
+            body["system"] = system
+        if request.tools:
+            body["tools"] = [{"name": t.name, "description": t.description,
+                              "input_schema": dict(t.input_schema)} for t in request.tools]
+            body["tool_choice"] = _tool_choice(request.tool_choice)
+        if self.thinking_budget:
+            body["thinking"] = {"type": "enabled", "budget_tokens": self.thinking_budget}
+        return body
+
+    def build_http_request(self, request: LlmRequest) -> httpx.Request:
+        """The exact HTTP request :meth:`stream` sends (for inspection and tests)."""
+        headers = {"content-type": "application/json", "accept": "text/event-stream",
+                   "anthropic-version": API_VERSION, "anthropic-beta": BETA, **self._headers}
+        if self._secret:
+            headers["x-api-key"] = self._secret.reveal()
+        return httpx.Request("POST", f"{self.base_url}/v1/messages", headers=headers,
+                             content=json.dumps(self.payload(request)).encode())
+
+    async def stream(self, request: LlmRequest) -> AsyncIterator[LlmStreamEvent]:
+        http_request = self.build_http_request(request)
+        acc = MessagesAccumulator()
+        meta: dict[str, Any] = {"request_id": None}
+        try:
+            async with aclosing(self._exchange.sse(http_request, key_hint=self._key_hint,
+                                                   meta=meta)) as events:
+                async for sse in events:
+                    data = parse_json_event(self.kind, sse, meta["request_id"], acc.started)
+                    if not isinstance(data, dict):
+                        continue
+                    if data.get("type") == "error" or sse.event == "error":
+                        raise classify.classify_stream_error(
+                            data, provider=self.kind, request_id=meta["request_id"],
+                            output_started=acc.started, scrub=self._exchange.scrub)
+                    for event in acc.apply(data):
+                        yield event
+                    if acc.saw_stop:
+                        break
+        except LlmTransportError as err:
+            err.output_started = err.output_started or acc.started
+            err.request_id = err.request_id or meta["request_id"]
+            raise
+        if not acc.saw_stop:
+            raise classify.missing_terminal_error(
+                self.kind, "message_stop", request_id=meta["request_id"], output_started=acc.started)
+        yield Completed(acc.response(meta["request_id"]))

@@ -1,0 +1,235 @@
+"""One classification of provider failures, shared by every HTTP provider.
+
+``retryable`` is True only when the failure class proves a retry is safe: a rate limit (429
+that is not an exhausted quota), 5xx, 529 / ``overloaded_error``, a dropped stream and
+timeouts. Quota, validation (400/422), auth (401/403) and other 4xx are terminal.
+Messages are one line, say what happened and what to do, and pass through ``scrub`` so a
+provider can strip its own key from anything a server echoed back.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from typing import Any, Callable, Mapping
+
+import httpx
+
+from lash_nb._core.llm import LlmTransportError, ProviderFailureKind, TerminalReason
+
+Scrub = Callable[[str], str]
+
+_QUOTA_MARKERS = (
+    "insufficient_quota",
+    "exceeded your current quota",
+    "billing",
+    "credit balance",
+    "insufficient credits",
+    "quota exceeded",
+)
+_CONTEXT_MARKERS = (
+    "context_length_exceeded",
+    "maximum context length",
+    "prompt is too long",
+    "context window",
+)
+_RETRY_HINT = re.compile(
+    r"(?:try again in|retry after|retry in)\s+(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|sec|seconds?)?",
+    re.IGNORECASE,
+)
+_MESSAGE_LIMIT = 240
+
+
+def _keep(text: str) -> str:
+    return text
+
+
+def request_id_from(headers: httpx.Headers) -> str | None:
+    """``x-request-id`` or ``request-id``; when a header repeats, the first value."""
+    for name in ("x-request-id", "request-id"):
+        values = headers.get_list(name)
+        if values:
+            return values[0].split(",")[0].strip() or None
+    return None
+
+
+def retry_after_from(headers: httpx.Headers, message: str = "") -> float | None:
+    """Seconds to wait: ``retry-after-ms``, ``retry-after`` (seconds or HTTP date), or a
+    "try again in N s" / "Please retry after N seconds" hint in the error message."""
+    ms = headers.get_list("retry-after-ms")
+    if ms:
+        try:
+            return max(float(ms[0]) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    values = headers.get_list("retry-after")
+    if values:
+        raw = values[0].strip()
+        try:
+            return max(float(raw), 0.0)
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(raw) if raw else None
+            if when is not None:
+                return max(when.timestamp() - time.time(), 0.0)
+    match = _RETRY_HINT.search(message)
+    if match:
+        value = float(match.group(1))
+        unit = (match.group(2) or "s").lower()
+        return value / 1000.0 if unit.startswith("m") else value
+    return None
+
+
+def error_fields(body: str) -> tuple[str, str | None]:
+    """(message, code) from an OpenAI / Anthropic / OpenRouter style JSON error body."""
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        return " ".join(body.split())[:_MESSAGE_LIMIT], None
+    err = data.get("error", data) if isinstance(data, dict) else data
+    if not isinstance(err, dict):
+        return str(err)[:_MESSAGE_LIMIT], None
+    message = str(err.get("message") or err.get("detail") or "")
+    code = err.get("code") or err.get("type")
+    return " ".join(message.split())[:_MESSAGE_LIMIT], (str(code) if code is not None else None)
+
+
+def _is_quota(status: int, text: str) -> bool:
+    if status == 402:
+        return True
+    if status not in (400, 403, 429):
+        return False
+    low = text.lower()
+    return any(marker in low for marker in _QUOTA_MARKERS)
+
+
+def classify_http_error(
+    status: int,
+    headers: httpx.Headers,
+    body: str,
+    *,
+    provider: str,
+    key_hint: str = "the API key",
+    scrub: Scrub = _keep,
+) -> LlmTransportError:
+    """Classify a non-2xx response. ``key_hint`` names where the key comes from."""
+    message, code = error_fields(scrub(body))
+    request_id = request_id_from(headers)
+    detail = f": {message}" if message else ""
+    combined = f"{code or ''} {message} {body[:2000]}"
+
+    def err(kind: ProviderFailureKind, retryable: bool, advice: str, **kw: Any) -> LlmTransportError:
+        return LlmTransportError(
+            scrub(f"{provider} returned HTTP {status} ({kind.value}){detail}; {advice}"),
+            kind=kind, retryable=retryable, status=status, code=code,
+            request_id=request_id, **kw,
+        )
+
+    if _is_quota(status, combined):
+        return err(ProviderFailureKind.QUOTA, False, "add credits or raise the plan's quota, "
+                   "then run the turn again")
+    if status == 429:
+        wait = retry_after_from(headers, message)
+        return err(ProviderFailureKind.RATE_LIMIT, True, "the runtime retries after the "
+                   "provider's wait", retry_after=wait)
+    if status in (401, 403):
+        return err(ProviderFailureKind.AUTH, False, f"check {key_hint}")
+    if status in (400, 413, 422):
+        low = combined.lower()
+        if any(marker in low for marker in _CONTEXT_MARKERS):
+            return err(ProviderFailureKind.VALIDATION, False, "shorten the history or pick a "
+                       "model with a larger context window",
+                       terminal_reason=TerminalReason.CONTEXT_OVERFLOW)
+        return err(ProviderFailureKind.VALIDATION, False, "fix the request (model name, "
+                   "tools, parameters); retrying will not help")
+    if status == 529 or code == "overloaded_error":
+        return err(ProviderFailureKind.OVERLOADED, True, "the provider is overloaded; the "
+                   "runtime retries", retry_after=retry_after_from(headers, message))
+    if status == 408:
+        return err(ProviderFailureKind.TIMEOUT, True, "the runtime retries",
+                   retry_after=retry_after_from(headers, message))
+    if status >= 500:
+        return err(ProviderFailureKind.HTTP, True, "a server error; the runtime retries",
+                   retry_after=retry_after_from(headers, message))
+    return err(ProviderFailureKind.HTTP, False, "check the base_url and model name")
+
+
+def classify_stream_error(
+    payload: Mapping[str, Any],
+    *,
+    provider: str,
+    request_id: str | None,
+    output_started: bool,
+    scrub: Scrub = _keep,
+) -> LlmTransportError:
+    """An error reported inside a 200 stream (Anthropic ``error`` event, OpenRouter chunk)."""
+    raw = payload.get("error", payload)
+    err: Mapping[str, Any] = raw if isinstance(raw, dict) else {"message": str(raw)}
+    kind_name = str(err.get("type") or "")
+    code = err.get("code")
+    message = " ".join(scrub(str(err.get("message") or kind_name or "stream error")).split())
+    status = code if isinstance(code, int) else None
+    low = f"{kind_name} {code} {message}".lower()
+    if "overloaded" in low or status == 529:
+        kind, retryable = ProviderFailureKind.OVERLOADED, True
+    elif any(marker in low for marker in _QUOTA_MARKERS):
+        kind, retryable = ProviderFailureKind.QUOTA, False
+    elif "rate_limit" in low or status == 429:
+        kind, retryable = ProviderFailureKind.RATE_LIMIT, True
+    elif "invalid_request" in low or status in (400, 422):
+        kind, retryable = ProviderFailureKind.VALIDATION, False
+    elif "authentication" in low or "permission" in low or status in (401, 403):
+        kind, retryable = ProviderFailureKind.AUTH, False
+    else:  # api_error, server errors and unknown in-stream failures
+        kind, retryable = ProviderFailureKind.STREAM, True
+    advice = "the runtime retries" if retryable else "retrying will not help"
+    return LlmTransportError(
+        f"{provider} stream reported {kind_name or kind.value}: {message[:_MESSAGE_LIMIT]}; {advice}",
+        kind=kind, retryable=retryable, status=status,
+        code=kind_name or (str(code) if code is not None else None),
+        request_id=request_id, output_started=output_started,
+        retry_after=retry_after_from(httpx.Headers(), message),
+    )
+
+
+def timeout_error(
+    provider: str, phase: str, seconds: float | None, *, request_id: str | None = None,
+    output_started: bool = False,
+) -> LlmTransportError:
+    limit = f" (limit {seconds:g} s)" if seconds is not None else ""
+    return LlmTransportError(
+        f"{provider} {phase} timed out{limit}; the runtime retries (raise timeout= or "
+        "chunk_timeout= for slow models)",
+        kind=ProviderFailureKind.TIMEOUT, retryable=True, code="timeout",
+        request_id=request_id, output_started=output_started,
+    )
+
+
+def dropped_stream_error(
+    provider: str, exc: BaseException, *, request_id: str | None, output_started: bool,
+    scrub: Scrub = _keep,
+) -> LlmTransportError:
+    return LlmTransportError(
+        scrub(f"{provider} stream dropped ({type(exc).__name__}: {exc}); the runtime retries"),
+        kind=ProviderFailureKind.STREAM, retryable=True, request_id=request_id,
+        output_started=output_started,
+    )
+
+
+def connect_error(provider: str, exc: BaseException, url: str, *, scrub: Scrub = _keep) -> LlmTransportError:
+    return LlmTransportError(
+        scrub(f"{provider} could not reach {url} ({type(exc).__name__}: {exc}); check "
+              "base_url and the network; the runtime retries"),
+        kind=ProviderFailureKind.TRANSPORT, retryable=True,
+    )
+
+
+def missing_terminal_error(
+    provider: str, what: str, *, request_id: str | None, output_started: bool
+) -> LlmTransportError:
+    return LlmTransportError(
+        f"{provider} stream ended without {what}; the response is incomplete and the runtime retries",
+        kind=ProviderFailureKind.STREAM, retryable=True, code="missing_terminal",
+        request_id=request_id, output_started=output_started,
+    )

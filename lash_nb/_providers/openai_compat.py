@@ -1,0 +1,296 @@
+"""OpenAI-compatible Chat Completions (OpenAI, OpenRouter, Ollama, vLLM, DeepSeek, ...).
+
+Streaming parse: prose ``delta.content`` -> :class:`TextDelta`; ``delta.reasoning_content`` /
+``delta.reasoning`` -> :class:`ReasoningTextDelta`; ``delta.tool_calls`` fragments are
+assembled by ``index`` (a new ``id`` on a used index starts a new call); ``usage`` is taken
+from the last chunk that carries it (overwritten, never summed). Terminal evidence is
+required: a stream that ends without a non-empty ``finish_reason`` is a retryable stream
+error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Mapping
+
+import httpx
+
+from lash_nb._core.llm import (
+    Completed,
+    LlmPart,
+    LlmRequest,
+    LlmResponse,
+    LlmStreamEvent,
+    LlmTransportError,
+    ReasoningTextDelta,
+    TerminalReason,
+    TextDelta,
+)
+from lash_nb._core.records import Message, PartKind, Role
+from lash_nb._core.usage import ZERO_USAGE, TokenUsage
+from lash_nb._errors import ConfigurationError
+
+from . import classify
+from .exchange import HttpExchange, Secret, parse_json_event
+
+FINISH_REASONS = {
+    "stop": TerminalReason.STOP,
+    "tool_calls": TerminalReason.TOOL_USE,
+    "function_call": TerminalReason.TOOL_USE,
+    "length": TerminalReason.OUTPUT_LIMIT,
+    "content_filter": TerminalReason.CONTENT_FILTER,
+    "error": TerminalReason.PROVIDER_ERROR,
+}
+
+
+def usage_from_chat(usage: Mapping[str, Any]) -> TokenUsage:
+    """Chat Completions usage -> five buckets; ``input_tokens`` is the uncached input."""
+    prompt = int(usage.get("prompt_tokens") or 0)
+    details = usage.get("prompt_tokens_details") or {}
+    cached = int(details.get("cached_tokens") or 0)
+    written = int(details.get("cache_write_tokens") or 0)
+    out_details = usage.get("completion_tokens_details") or {}
+    return TokenUsage(
+        input_tokens=max(prompt - cached - written, 0),
+        output_tokens=int(usage.get("completion_tokens") or 0),
+        cache_read_input_tokens=cached,
+        cache_write_input_tokens=written,
+        reasoning_output_tokens=int(out_details.get("reasoning_tokens") or 0),
+    )
+
+
+def chat_messages(request: LlmRequest) -> list[dict[str, Any]]:
+    """Session messages -> Chat Completions ``messages`` (system prompt first)."""
+    out: list[dict[str, Any]] = []
+    if request.system_prompt:
+        out.append({"role": "system", "content": request.system_prompt})
+    for message in request.messages:
+        out.extend(_chat_message(message))
+    return out
+
+
+def _chat_message(message: Message) -> list[dict[str, Any]]:
+    texts = [p.content for p in message.parts if p.kind in (PartKind.TEXT, PartKind.PROSE) and p.content]
+    results = [
+        {"role": "tool", "tool_call_id": p.tool_call_id or "", "content": p.content}
+        for p in message.tool_results()
+    ]
+    if message.role is Role.SYSTEM:
+        return [{"role": "system", "content": "\n\n".join(texts)}] if texts else []
+    if message.role is Role.USER:
+        return results + ([{"role": "user", "content": "\n\n".join(texts)}] if texts else [])
+    if message.role is Role.ASSISTANT:
+        calls = [
+            {"id": p.tool_call_id or "", "type": "function",
+             "function": {"name": p.tool_name or "", "arguments": p.content or "{}"}}
+            for p in message.tool_calls()
+        ]
+        if not texts and not calls:
+            return results
+        entry: dict[str, Any] = {"role": "assistant", "content": "\n\n".join(texts) if texts else None}
+        if calls:
+            entry["tool_calls"] = calls
+        return [entry] + results
+    return []  # event messages are session bookkeeping, not model input
+
+
+def _tool_choice(choice: str) -> Any:
+    if choice in ("auto", "none", "required"):
+        return choice
+    if choice == "any":
+        return "required"
+    return {"type": "function", "function": {"name": choice}}
+
+
+@dataclass
+class _ToolSlot:
+    call_id: str | None = None
+    name: str = ""
+    args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ChatAccumulator:
+    """Folds Chat Completions chunks into deltas and one final response."""
+
+    text: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    slots: list[_ToolSlot] = field(default_factory=list)
+    by_index: dict[Any, _ToolSlot] = field(default_factory=dict)
+    usage: TokenUsage = ZERO_USAGE
+    finish_reason: str | None = None
+    response_id: str | None = None
+    model: str | None = None
+    started: bool = False
+
+    def apply(self, chunk: Mapping[str, Any]) -> list[LlmStreamEvent]:
+        self.response_id = self.response_id or chunk.get("id")
+        self.model = self.model or chunk.get("model")
+        if chunk.get("usage"):
+            self.usage = usage_from_chat(chunk["usage"])
+        out: list[LlmStreamEvent] = []
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or choice.get("message") or {}
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(reasoning, str) and reasoning:
+                self.reasoning.append(reasoning)
+                out.append(ReasoningTextDelta(reasoning))
+            content = delta.get("content")
+            if isinstance(content, str) and content:
+                self.text.append(content)
+                out.append(TextDelta(content))
+            for position, call in enumerate(delta.get("tool_calls") or ()):
+                self._tool_delta(call, position)
+            if choice.get("finish_reason"):
+                self.finish_reason = str(choice["finish_reason"])
+        self.started = self.started or bool(out)
+        return out
+
+    def _tool_delta(self, call: Mapping[str, Any], position: int) -> None:
+        index = call.get("index", position)
+        call_id = call.get("id")
+        slot = self.by_index.get(index)
+        if slot is None or (call_id and slot.call_id and call_id != slot.call_id):
+            slot = _ToolSlot()
+            self.slots.append(slot)
+            self.by_index[index] = slot
+        if call_id:
+            slot.call_id = str(call_id)
+        function = call.get("function") or {}
+        if function.get("name") and not slot.name:
+            slot.name = str(function["name"])
+        args = function.get("arguments")
+        if isinstance(args, str):
+            slot.args.append(args)
+        elif isinstance(args, dict):
+            slot.args.append(json.dumps(args))
+
+    def response(self, request_id: str | None) -> LlmResponse:
+        parts: list[LlmPart] = []
+        if self.reasoning:
+            parts.append(LlmPart.reasoning("".join(self.reasoning)))
+        if self.text:
+            parts.append(LlmPart.text_part("".join(self.text)))
+        for i, slot in enumerate(self.slots):
+            parts.append(LlmPart.tool_call(slot.call_id or f"call_{i}", slot.name,
+                                           "".join(slot.args) or "{}"))
+        reason = FINISH_REASONS.get(self.finish_reason or "", TerminalReason.UNKNOWN)
+        return LlmResponse(
+            parts=tuple(parts), usage=self.usage, terminal_reason=reason,
+            request_id=request_id, response_id=self.response_id, served_model=self.model,
+            finish_reason=self.finish_reason,
+        )
+
+
+class OpenAICompatible:
+    """A Chat Completions provider. ``api_key`` falls back to ``$api_key_env``; a server that
+    needs no key (Ollama, a local vLLM) works without one. ``streaming=False`` sends
+    ``stream: false`` and parses one JSON body."""
+
+    def __init__(
+        self,
+        base_url: str = "https://api.openai.com/v1",
+        *,
+        api_key: str | None = None,
+        model: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float | httpx.Timeout = 300.0,
+        chunk_timeout: float = 120.0,
+        kind: str = "openai-compatible",
+        streaming: bool = True,
+        max_tokens_field: str = "max_tokens",
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.streaming = streaming
+        key = api_key if api_key is not None else (os.environ.get(api_key_env) if api_key_env else None)
+        self._secret = Secret(key) if key else None
+        self._key_hint = "the api_key= argument" + (f" or ${api_key_env}" if api_key_env else "")
+        self._headers = dict(headers or {})
+        self._max_tokens_field = max_tokens_field
+        self._extra_body = dict(extra_body or {})
+        self._exchange = HttpExchange(provider=kind, secret=self._secret, transport=transport,
+                                      timeout=timeout, chunk_timeout=chunk_timeout)
+
+    def __repr__(self) -> str:
+        key = "set" if self._secret else "none"
+        return (f"OpenAICompatible(kind={self.kind!r}, base_url={self.base_url!r}, "
+                f"model={self.model!r}, api_key={key}, streaming={self.streaming})")
+
+    async def aclose(self) -> None:
+        await self._exchange.aclose()
+
+    def payload(self, request: LlmRequest) -> dict[str, Any]:
+        model = request.model or self.model
+        if not model:
+            raise ConfigurationError(f"{self.kind}: no model; pass model= to the provider or the request")
+        body: dict[str, Any] = {"model": model, "messages": chat_messages(request),
+                                "stream": self.streaming}
+        if self.streaming:
+            body["stream_options"] = {"include_usage": True}
+        if request.tools:
+            body["tools"] = [
+                {"type": "function", "function": {"name": t.name, "description": t.description,
+                                                  "parameters": dict(t.input_schema)}}
+                for t in request.tools
+            ]
+            body["tool_choice"] = _tool_choice(request.tool_choice)
+        if request.max_output_tokens:
+            body[self._max_tokens_field] = request.max_output_tokens
+        body.update(self._extra_body)
+        return body
+
+    def build_http_request(self, request: LlmRequest) -> httpx.Request:
+        """The exact HTTP request :meth:`stream` sends (for inspection and tests)."""
+        headers = {"content-type": "application/json",
+                   "accept": "text/event-stream" if self.streaming else "application/json",
+                   **self._headers}
+        if self._secret:
+            headers["authorization"] = f"Bearer {self._secret.reveal()}"
+        content = json.dumps(self.payload(request)).encode()
+        return httpx.Request("POST", f"{self.base_url}/chat/completions", headers=headers,
+                             content=content)
+
+    async def stream(self, request: LlmRequest) -> AsyncIterator[LlmStreamEvent]:
+        http_request = self.build_http_request(request)
+        acc = ChatAccumulator()
+        meta: dict[str, Any] = {"request_id": None}
+        try:
+            if not self.streaming:
+                body = await self._exchange.json(http_request, key_hint=self._key_hint, meta=meta)
+                for event in acc.apply(body):
+                    yield event
+                yield Completed(acc.response(meta["request_id"]))
+                return
+            async with aclosing(self._exchange.sse(http_request, key_hint=self._key_hint,
+                                                   meta=meta)) as events:
+                async for sse in events:
+                    if sse.data.strip() == "[DONE]":
+                        break
+                    chunk = parse_json_event(self.kind, sse, meta["request_id"], acc.started)
+                    if not isinstance(chunk, dict):
+                        continue
+                    if chunk.get("error"):
+                        raise classify.classify_stream_error(
+                            chunk, provider=self.kind, request_id=meta["request_id"],
+                            output_started=acc.started, scrub=self._exchange.scrub)
+                    for event in acc.apply(chunk):
+                        yield event
+        except LlmTransportError as err:
+            err.output_started = err.output_started or acc.started
+            err.request_id = err.request_id or meta["request_id"]
+            raise
+        if not acc.finish_reason:
+            raise classify.missing_terminal_error(
+                self.kind, "a finish_reason", request_id=meta["request_id"],
+                output_started=acc.started)
+        yield Completed(acc.response(meta["request_id"]))
