@@ -67,12 +67,20 @@ class TurnWidget(anywidget.AnyWidget):
         self.stop_requests = 0
         self._on_stop = on_stop
         self._sent_version = -1
-        self._last_flush = 0.0
+        self._last_flush = float("-inf")
         self._started = time.monotonic()
         self._pending: asyncio.TimerHandle | None = None
-        self.on_msg(self._handle_custom_msg)
+        self._display: Any = None
+        self.on_msg(self._on_custom)
 
     # ------------------------------------------------------------------ producer side
+    def show(self) -> TurnWidget:
+        """Display with a display id, so ``finish`` can refresh the text/markdown fallback."""
+        from IPython.display import display
+
+        self._display = display(self, display_id=True)
+        return self
+
     def set_stop_callback(self, on_stop: StopCallback | None) -> None:
         self._on_stop = on_stop
 
@@ -105,6 +113,8 @@ class TurnWidget(anywidget.AnyWidget):
                 if row["status"] == "running":
                     row["status"] = "interrupted"
         self.flush(final=True)
+        if self._display is not None:
+            self._display.update(self)
 
     def flush(self, *, final: bool = False) -> bool:
         """Send the changed state now. Returns False when nothing changed."""
@@ -145,7 +155,7 @@ class TurnWidget(anywidget.AnyWidget):
         self._pending = loop.call_later(max(0.0, due - time.monotonic()), self.flush)
 
     # ------------------------------------------------------------------ browser side
-    def _handle_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+    def _on_custom(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if not isinstance(content, Mapping) or content.get("type") != "stop":
             return
         self.request_stop()

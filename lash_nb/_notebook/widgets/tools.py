@@ -1,0 +1,90 @@
+"""Tool catalog view: one row per tool manifest (name, description, input schema) with a
+membership toggle. A toggle sends ``{"type": "toggle", "name", "member"}``; the handler calls
+``set_membership(name, member)`` (sync or async) and then reloads the rows from ``load()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import anywidget
+import traitlets
+
+from .actions import kernel_loop, run_action
+from .assets import css, esm
+
+Loader = Callable[[], Sequence[Mapping[str, Any]]]
+Toggle = Callable[[str, bool], Any]
+
+
+def _row(entry: Mapping[str, Any]) -> dict[str, Any]:
+    contract = entry.get("contract") or {}
+    return {
+        "id": str(entry.get("id") or entry.get("name") or ""),
+        "name": str(entry.get("name") or ""),
+        "description": str(entry.get("description") or ""),
+        "input_schema": dict(entry.get("input_schema") or contract.get("input_schema") or {}),
+        "member": bool(entry.get("member", True)),
+    }
+
+
+class ToolCatalogWidget(anywidget.AnyWidget):
+    _esm = esm("tools.js")
+    _css = css("turn.css")
+
+    tools = traitlets.List(traitlets.Dict()).tag(sync=True)
+    message = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, *, load: Loader, set_membership: Toggle | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._load = load
+        self._set_membership = set_membership
+        self._loop = kernel_loop()
+        self.toggles: list[tuple[str, bool]] = []
+        self.refresh()
+        self.on_msg(self._on_custom)
+
+    def refresh(self) -> None:
+        self.tools = [_row(e) for e in self._load()]
+
+    def _on_custom(self, _w: Any, content: Any, _buffers: Any) -> None:
+        if not isinstance(content, Mapping):
+            return
+        kind = content.get("type")
+        if kind == "refresh":
+            self.refresh()
+        elif kind == "toggle" and self._set_membership is not None:
+            self.toggle(str(content.get("name")), bool(content.get("member")))
+
+    def toggle(self, name: str, member: bool) -> None:
+        """What clicking a membership checkbox does."""
+        assert self._set_membership is not None
+        self.toggles.append((name, member))
+        try:
+            result = self._set_membership(name, member)
+        except Exception as exc:
+            self._done(exc)
+            return
+        run_action(self._loop, result, self._done)
+
+    def _done(self, exc: BaseException | None) -> None:
+        self.message = f"{type(exc).__name__}: {exc}" if exc else ""
+        self.refresh()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if isinstance(data, dict):
+            lines = ["| tool | member | description |", "|---|---|---|"]
+            lines += [
+                f"| `{t['name']}` | {'yes' if t['member'] else 'no'} | {t['description']} |"
+                for t in self.tools
+            ]
+            data["text/markdown"] = "\n".join(lines)
+            data["text/plain"] = "\n".join(
+                f"{'[x]' if t['member'] else '[ ]'} {t['name']}: {t['description']}" for t in self.tools
+            )
+        return bundle
+
+
+__all__ = ["ToolCatalogWidget"]

@@ -1,0 +1,252 @@
+"""Test harnesses for the notebook front end.
+
+``KernelHarness``: a real ipykernel (this venv's python) driven through ``jupyter_client``. It
+executes cells without blocking, mirrors every widget's state from iopub (``comm_open`` +
+``comm_msg`` updates, exactly what a browser receives) and sends the comm messages a widget's
+frontend would send, e.g. the Stop button's ``{"method": "custom", "content": {"type": "stop"}}``.
+
+``ReraisingShell``: an IPython ``InteractiveShell`` whose ``run_cell`` raises the cell's error
+instead of printing a traceback (the jupysql ``_testing.py`` idea), for magic tests.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+@dataclass
+class Execution:
+    msg_id: str
+    reply: dict[str, Any] | None = None
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def status(self) -> str | None:
+        return None if self.reply is None else self.reply["content"]["status"]
+
+    @property
+    def stdout(self) -> str:
+        return "".join(
+            m["content"]["text"]
+            for m in self.outputs
+            if m["msg_type"] == "stream" and m["content"]["name"] == "stdout"
+        )
+
+    @property
+    def stderr(self) -> str:
+        return "".join(
+            m["content"]["text"]
+            for m in self.outputs
+            if m["msg_type"] == "stream" and m["content"]["name"] == "stderr"
+        )
+
+    @property
+    def error(self) -> str:
+        for m in self.outputs:
+            if m["msg_type"] == "error":
+                return f"{m['content']['ename']}: {m['content']['evalue']}"
+        return ""
+
+    def widget_ids(self) -> list[str]:
+        ids = []
+        for m in self.outputs:
+            if m["msg_type"] in ("display_data", "update_display_data", "execute_result"):
+                view = m["content"]["data"].get(WIDGET_MIME)
+                if view and view["model_id"] not in ids:
+                    ids.append(view["model_id"])
+        return ids
+
+    def data(self, mime: str) -> list[Any]:
+        return [
+            m["content"]["data"][mime]
+            for m in self.outputs
+            if m["msg_type"] in ("display_data", "update_display_data", "execute_result")
+            and mime in m["content"]["data"]
+        ]
+
+
+class KernelHarness:
+    """One kernel per instance; use as a context manager."""
+
+    def __init__(self, *, cwd: str | None = None, env: dict[str, str] | None = None) -> None:
+        self.cwd = cwd
+        self.env = env or {}
+        self.km: Any = None
+        self.kc: Any = None
+        self.executions: dict[str, Execution] = {}
+        self.widgets: dict[str, dict[str, Any]] = {}
+        self.comm_updates: dict[str, int] = {}
+        self.update_log: dict[str, list[dict[str, Any]]] = {}
+        self.custom_from_kernel: dict[str, list[Any]] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> KernelHarness:
+        from jupyter_client.manager import KernelManager
+
+        self.km = KernelManager(kernel_name="python3")  # the native spec runs sys.executable
+        env = dict(os.environ)
+        env.update(self.env)
+        env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+        self.km.start_kernel(cwd=self.cwd, env=env, extra_arguments=["--HistoryManager.enabled=False"])
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+        return self
+
+    def stop(self) -> None:
+        if self.kc is not None:
+            self.kc.stop_channels()
+        if self.km is not None:
+            self.km.shutdown_kernel(now=True)
+
+    def __enter__(self) -> KernelHarness:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ execution
+    def submit(self, code: str) -> Execution:
+        msg_id = self.kc.execute(code, store_history=False)
+        ex = Execution(msg_id)
+        self.executions[msg_id] = ex
+        return ex
+
+    def execute(self, code: str, *, timeout: float = 60.0) -> Execution:
+        ex = self.submit(code)
+        self.wait(ex, timeout=timeout)
+        return ex
+
+    def run(self, code: str, *, timeout: float = 60.0) -> Execution:
+        """Execute and raise if the cell failed."""
+        ex = self.execute(code, timeout=timeout)
+        if ex.status != "ok":
+            raise AssertionError(f"cell failed: {ex.error}\n{ex.stderr}")
+        return ex
+
+    def wait(self, ex: Execution, *, timeout: float = 60.0) -> Execution:
+        """Block until the cell's execute_reply arrived and its iopub went idle."""
+        deadline = time.monotonic() + timeout
+        while ex.reply is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no execute_reply within {timeout} s")
+            try:
+                msg = self.kc.get_shell_msg(timeout=min(remaining, 0.2))
+            except queue.Empty:
+                self.pump(0.0)
+                continue
+            parent = msg["parent_header"].get("msg_id")
+            if parent in self.executions and msg["msg_type"] == "execute_reply":
+                self.executions[parent].reply = msg
+        self.pump_until(lambda: self._idle(ex.msg_id), timeout=max(1.0, deadline - time.monotonic()))
+        return ex
+
+    def _idle(self, msg_id: str) -> bool:
+        return any(
+            m["msg_type"] == "status" and m["content"]["execution_state"] == "idle"
+            for m in self.executions[msg_id].outputs
+        )
+
+    # ------------------------------------------------------------------ iopub
+    def pump(self, timeout: float) -> bool:
+        """Read one iopub message (waiting up to ``timeout``). False when none came."""
+        try:
+            msg = self.kc.get_iopub_msg(timeout=timeout)
+        except queue.Empty:
+            return False
+        self._record(msg)
+        return True
+
+    def pump_until(self, predicate: Callable[[], bool], *, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"condition not met within {timeout} s")
+            self.pump(min(remaining, 0.2))
+
+    def _record(self, msg: dict[str, Any]) -> None:
+        parent = msg["parent_header"].get("msg_id")
+        if parent in self.executions:
+            self.executions[parent].outputs.append(msg)
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "comm_open":
+            self.widgets[content["comm_id"]] = dict(content["data"].get("state", {}))
+            self.comm_updates.setdefault(content["comm_id"], 0)
+        elif kind == "comm_msg":
+            cid, data = content["comm_id"], content["data"]
+            if data.get("method") == "update":
+                self.widgets.setdefault(cid, {}).update(data.get("state", {}))
+                self.comm_updates[cid] = self.comm_updates.get(cid, 0) + 1
+                self.update_log.setdefault(cid, []).append(dict(data.get("state", {})))
+            elif data.get("method") == "custom":
+                self.custom_from_kernel.setdefault(cid, []).append(data.get("content"))
+
+    def wait_for_widget(
+        self, ex: Execution, *, name: str | None = None, timeout: float = 30.0
+    ) -> str:
+        """The model id of the first widget the cell displayed (optionally of one class)."""
+
+        def found() -> bool:
+            return any(self._matches(mid, name) for mid in ex.widget_ids())
+
+        self.pump_until(found, timeout=timeout)
+        return next(mid for mid in ex.widget_ids() if self._matches(mid, name))
+
+    def _matches(self, model_id: str, name: str | None) -> bool:
+        if name is None:
+            return True
+        return str(self.widgets.get(model_id, {}).get("_anywidget_id", "")).endswith(name)
+
+    def state(self, model_id: str) -> dict[str, Any]:
+        return self.widgets[model_id]
+
+    # ------------------------------------------------------------------ frontend messages
+    def send_custom(self, model_id: str, content: dict[str, Any]) -> None:
+        """What ``model.send(content)`` in the widget's JS does."""
+        msg = self.kc.session.msg(
+            "comm_msg", {"comm_id": model_id, "data": {"method": "custom", "content": content}}
+        )
+        self.kc.shell_channel.send(msg)
+
+    def send_update(self, model_id: str, state: dict[str, Any]) -> None:
+        """What ``model.set(k, v); model.save_changes()`` does."""
+        msg = self.kc.session.msg(
+            "comm_msg",
+            {"comm_id": model_id, "data": {"method": "update", "state": state, "buffer_paths": []}},
+        )
+        self.kc.shell_channel.send(msg)
+
+
+class ReraisingShell:
+    """An ``InteractiveShell`` whose ``run_cell`` raises the cell's exception."""
+
+    def __init__(self) -> None:
+        from IPython.core.interactiveshell import InteractiveShell
+
+        InteractiveShell.clear_instance()
+        self.ip = InteractiveShell.instance()
+        self.ip.history_manager.enabled = False
+
+    def run_cell(self, code: str) -> Any:
+        result = self.ip.run_cell(code, store_history=False)
+        err = result.error_before_exec or result.error_in_exec
+        if err is not None:
+            raise err
+        return result.result
+
+    @property
+    def user_ns(self) -> dict[str, Any]:
+        return self.ip.user_ns
+
+    def close(self) -> None:
+        from IPython.core.interactiveshell import InteractiveShell
+
+        InteractiveShell.clear_instance()

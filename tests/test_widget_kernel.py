@@ -1,0 +1,97 @@
+"""Widget protocol through a real kernel: the frontend's comm messages, driven by jupyter_client."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from notebook_harness import KernelHarness
+
+SYNTHETIC_TURN = """
+import asyncio
+from lash_nb._core.cancel import CancellationToken
+from lash_nb._notebook.widgets.turn import TurnWidget
+token = CancellationToken()
+w = TurnWidget(session_id="s1", on_stop=lambda: token.cancel("widget")).show()
+async def fake_turn():
+    n = 0
+    while not token.cancelled and n < 3000:
+        n += 1
+        w.push({"id": f"a{n}", "correlation_id": "p1", "type": "assistant_prose_delta", "text": f"w{n} "})
+        await asyncio.sleep(0.004)
+    out = {"stopped": "cancelled"} if token.cancelled else {"finished": {"assistant_message": {"text": ""}}}
+    w.push({"id": "end", "correlation_id": "end", "type": "turn_outcome", "outcome": out, "turn_id": "t1"})
+    w.finish()
+    return n
+deltas = await fake_turn()
+print("deltas", deltas)
+"""
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    with KernelHarness() as k:
+        yield k
+
+
+def _prose(state: dict) -> str:
+    return "".join(b["text"] for b in state.get("blocks", []) if b["kind"] == "prose")
+
+
+def test_stop_message_ends_an_awaiting_cell_with_partial_prose_and_cancelled_outcome(kernel):
+    ex = kernel.submit(SYNTHETIC_TURN)
+    model_id = kernel.wait_for_widget(ex, name="TurnWidget")
+    kernel.pump_until(lambda: len(_prose(kernel.state(model_id))) > 20, timeout=20)
+    sent = time.monotonic()
+    kernel.send_custom(model_id, {"type": "stop"})
+    kernel.wait(ex, timeout=20)
+    took = time.monotonic() - sent
+
+    assert ex.status == "ok", ex.error
+    deltas = int(ex.stdout.split()[-1])
+    assert 0 < deltas < 3000  # stopped early, not run to the end
+    state = kernel.state(model_id)
+    assert state["outcome"] == "stopped: cancelled"
+    assert state["status"] == "done"
+    assert _prose(state).startswith("w1 w2 w3 ")
+    assert _prose(state).endswith(f"w{deltas} ")
+    assert took < 5.0  # the whole remaining turn would take ~12 s
+    statuses = [u["status"] for u in kernel.update_log[model_id] if "status" in u]
+    assert "stopping…" in statuses  # the Stop click is acknowledged before the turn ends
+
+
+def test_updates_are_coalesced_into_far_fewer_comm_messages_than_deltas(kernel):
+    ex = kernel.run(SYNTHETIC_TURN.replace("n < 3000", "n < 400").replace("0.004", "0"))
+    model_id = ex.widget_ids()[0]
+    assert ex.stdout.strip() == "deltas 400"
+    assert kernel.comm_updates[model_id] < 40
+    assert _prose(kernel.state(model_id)).count(" ") == 400
+    assert kernel.state(model_id)["outcome"] == "finished: assistant_message"
+
+
+def test_the_next_cell_runs_after_a_stopped_turn(kernel):
+    ex = kernel.submit(SYNTHETIC_TURN)
+    model_id = kernel.wait_for_widget(ex, name="TurnWidget")
+    kernel.send_custom(model_id, {"type": "stop"})
+    kernel.wait(ex, timeout=20)
+    after = kernel.run("print(6 * 7)")
+    assert after.stdout.strip() == "42"
+
+
+def test_stop_after_the_turn_finished_changes_nothing(kernel):
+    ex = kernel.run(SYNTHETIC_TURN.replace("n < 3000", "n < 3"))
+    model_id = ex.widget_ids()[0]
+    before = kernel.comm_updates[model_id]
+    kernel.send_custom(model_id, {"type": "stop"})
+    check = kernel.run("print(w.stop_requests, w.status, token.cancelled)")
+    assert check.stdout.strip() == "0 done False"
+    assert kernel.comm_updates[model_id] == before
+
+
+def test_finished_display_carries_a_markdown_fallback_of_the_final_turn(kernel):
+    ex = kernel.run(SYNTHETIC_TURN.replace("n < 3000", "n < 3"))
+    fallbacks = ex.data("text/markdown")
+    assert fallbacks[-1].startswith("**lash turn** `t1`")
+    assert "w1 w2 w3" in fallbacks[-1]
+    assert "**finished: assistant_message**" in fallbacks[-1]
