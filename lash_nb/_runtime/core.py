@@ -1,0 +1,319 @@
+"""``LashCore`` and its builders: configure once, open sessions by id.
+
+Open rules (lash session spec §1.3-1.5):
+- ``open()`` resumes what the store holds (or creates); ``open_fresh()`` ignores it and
+  replaces it on the first commit; ``open_with_state(state)`` starts from an exported state
+  whose ``session_id`` must match (``StoreSessionMismatch``).
+- Reconcile: the builder's policy wins except the provider id, which keeps the recorded one.
+  If the live provider differs from the recorded id the turn fails ``ProviderUnavailable``;
+  naming a provider explicitly on the session builder rebinds the session to it.
+- Residency ``active_path_only`` loads only the active path; if that comes back empty but the
+  store holds nodes, it reloads the full graph and the next commit rewrites the stored graph.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .._core.graph import SessionGraph, SessionNode
+from .._core.llm import RetryPolicy
+from .._core.tools import ToolRegistry, as_tool_provider
+from .._core.usage import TokenLedgerEntry, TokenUsage
+from .._errors import ConfigurationError, StoreSessionMismatch
+from .._store.base import DEFAULT_LEASE_TTL_MS, LEASE_RENEW_INTERVAL_MS, ReadScope
+from .replay import LiveReplayStore
+from .session import LashSession
+from .state import SessionPolicy, SessionState
+
+RESIDENCIES = ("keep_all", "active_path_only")
+
+
+def open_store(store: Any) -> Any:
+    """A store object, ``None`` (in-memory), a DuckDB path or a ``postgresql://`` DSN."""
+    if store is None:
+        from .._store.memory import MemoryStore
+
+        return MemoryStore()
+    if isinstance(store, str) or hasattr(store, "__fspath__"):
+        target = str(store)
+        if target.startswith(("postgresql://", "postgres://")):
+            from .._store.postgres import PostgresStore
+
+            return PostgresStore(target)
+        if target == ":memory:":
+            from .._store.memory import MemoryStore
+
+            return MemoryStore()
+        from .._store.duckdb import DuckDBStore
+
+        return DuckDBStore(target)
+    if hasattr(store, "commit") and hasattr(store, "load_session"):
+        return store
+    raise ConfigurationError(
+        f"store must be a path, a postgresql:// DSN or a lash_nb.stores store, got {type(store).__name__}"
+    )
+
+
+def default_provider() -> Any:
+    """The provider chosen from the environment; the offline provider without a key."""
+    try:
+        from .._providers.select import select_provider
+    except ImportError:
+        from .._providers.offline import OfflineProvider
+
+        return OfflineProvider()
+    return select_provider().provider
+
+
+class LashCoreBuilder:
+    def __init__(self) -> None:
+        self._provider: Any = None
+        self._model: str | None = None
+        self._max_turns: int | None = None
+        self._tools: list[Any] = []
+        self._store: Any = None
+        self._system_prompt: str | None = None
+        self._residency = "keep_all"
+        self._retry = RetryPolicy()
+        self._lease_ttl_ms = DEFAULT_LEASE_TTL_MS
+        self._replay_bounds = (2048, 120.0)
+
+    def provider(self, provider: Any) -> LashCoreBuilder:
+        if not hasattr(provider, "stream") or not hasattr(provider, "kind"):
+            raise ConfigurationError(
+                f"{provider!r} is not a provider: it needs a kind and a stream(request) method; "
+                "see lash_nb.providers"
+            )
+        self._provider = provider
+        return self
+
+    def model(self, model: str) -> LashCoreBuilder:
+        if not isinstance(model, str) or not model.strip():
+            raise ConfigurationError("model must be a non-empty model id string")
+        self._model = model
+        return self
+
+    def max_turns(self, n: int | None) -> LashCoreBuilder:
+        if n is not None and (not isinstance(n, int) or n < 1):
+            raise ConfigurationError("max_turns must be a positive int (model calls per turn) or None")
+        self._max_turns = n
+        return self
+
+    def tools(self, *tools: Any) -> LashCoreBuilder:
+        self._tools.extend(as_tool_provider(t) for t in tools)
+        return self
+
+    def store(self, store: Any) -> LashCoreBuilder:
+        self._store = store
+        return self
+
+    def system_prompt(self, prompt: str | None) -> LashCoreBuilder:
+        self._system_prompt = prompt
+        return self
+
+    def residency(self, residency: str) -> LashCoreBuilder:
+        self._residency = _check_residency(residency)
+        return self
+
+    def retry_policy(self, policy: RetryPolicy) -> LashCoreBuilder:
+        self._retry = policy
+        return self
+
+    def lease_ttl_ms(self, ttl_ms: int) -> LashCoreBuilder:
+        self._lease_ttl_ms = int(ttl_ms)
+        return self
+
+    def live_replay_bounds(self, max_events: int = 2048, max_age_s: float = 120.0) -> LashCoreBuilder:
+        self._replay_bounds = (max_events, max_age_s)
+        return self
+
+    def build(self) -> LashCore:
+        provider = self._provider if self._provider is not None else default_provider()
+        model = self._model or getattr(provider, "default_model", None)
+        if not model:
+            raise ConfigurationError(
+                f"no model for provider {provider!r}; call LashCoreBuilder.model('model-id')"
+            )
+        return LashCore(
+            provider=provider,
+            policy=SessionPolicy(provider.kind, model, self._max_turns, self._system_prompt),
+            tools=list(self._tools),
+            store=open_store(self._store),
+            residency=self._residency,
+            retry_policy=self._retry,
+            lease_ttl_ms=self._lease_ttl_ms,
+            replay=LiveReplayStore(*self._replay_bounds),
+        )
+
+
+class LashCore:
+    """Configuration shared by the sessions it opens (provider, model, tools, store)."""
+
+    def __init__(self, *, provider: Any, policy: SessionPolicy, tools: list[Any], store: Any,
+                 residency: str, retry_policy: RetryPolicy, lease_ttl_ms: int,
+                 replay: LiveReplayStore) -> None:
+        self.provider = provider
+        self.policy = policy
+        self.tool_providers = tools
+        self.store = store
+        self.residency = residency
+        self.retry_policy = retry_policy
+        self.lease_ttl_ms = lease_ttl_ms
+        self.lease_renew_s = min(LEASE_RENEW_INTERVAL_MS, lease_ttl_ms // 3) / 1000
+        self.replay = replay
+
+    @staticmethod
+    def builder() -> LashCoreBuilder:
+        return LashCoreBuilder()
+
+    def session(self, session_id: str) -> SessionBuilder:
+        return SessionBuilder(self, session_id)
+
+    async def list_sessions(self) -> list[Any]:
+        return await self.store.list_sessions()
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    def __repr__(self) -> str:
+        return (f"LashCore(provider={self.policy.provider_id!r}, model={self.policy.model!r}, "
+                f"store={self.store!r})")
+
+
+class SessionBuilder:
+    def __init__(self, core: LashCore, session_id: str) -> None:
+        if not isinstance(session_id, str) or not session_id.strip():
+            raise ConfigurationError("a session id must be a non-empty str")
+        self._core = core
+        self._session_id = session_id
+        self._parent: str | None = None
+        self._provider: Any = None
+        self._model: str | None = None
+        self._store: Any = None
+        self._residency: str | None = None
+        self._system_prompt: str | None = None
+
+    def parent(self, parent_session_id: str) -> SessionBuilder:
+        self._parent = parent_session_id
+        return self
+
+    def provider(self, provider: Any) -> SessionBuilder:
+        """Use (and record) this provider for the session, rebinding a resumed session."""
+        self._provider = provider
+        return self
+
+    def model(self, model: str) -> SessionBuilder:
+        self._model = model
+        return self
+
+    def store(self, store: Any) -> SessionBuilder:
+        self._store = open_store(store)
+        return self
+
+    def residency(self, residency: str) -> SessionBuilder:
+        self._residency = _check_residency(residency)
+        return self
+
+    def system_prompt(self, prompt: str | None) -> SessionBuilder:
+        self._system_prompt = prompt
+        return self
+
+    # ------------------------------------------------------------------ open
+    async def open(self) -> LashSession:
+        store = self._store or self._core.store
+        residency = self._residency or self._core.residency
+        scope = ReadScope.ACTIVE_PATH if residency == "active_path_only" else ReadScope.FULL_GRAPH
+        persisted = await store.load_session(self._session_id, scope)
+        replace = False
+        if persisted is not None and scope is ReadScope.ACTIVE_PATH and not persisted.nodes:
+            full = await store.load_session(self._session_id, ReadScope.FULL_GRAPH)
+            if full is not None and full.nodes:
+                persisted, replace = full, True
+        if persisted is None:
+            session = self._make(store, residency, recorded_provider=None)
+        else:
+            if persisted.meta.session_id != self._session_id:
+                raise StoreSessionMismatch(persisted.meta.session_id, self._session_id)
+            graph = SessionGraph(persisted.nodes, persisted.meta.leaf_node_id)
+            if replace:
+                graph = graph.fork_current_path()
+                graph.replace_required = True
+            session = self._make(
+                store, residency, recorded_provider=persisted.meta.provider_id or None,
+                graph=graph, ledger=list(persisted.ledger), turn_index=persisted.meta.turn_index,
+                head_revision=persisted.meta.head_revision, tool_state=persisted.meta.tool_state,
+                parent=persisted.meta.parent_session_id,
+            )
+            if persisted.open_turn_ids:
+                await session._recover_open_turns()
+        return session
+
+    async def open_fresh(self) -> LashSession:
+        store = self._store or self._core.store
+        session = self._make(store, self._residency or self._core.residency, recorded_provider=None)
+        session.state.graph.replace_required = True
+        existing = await store.load_session(self._session_id, ReadScope.ACTIVE_PATH)
+        if existing is not None:
+            session.state.head_revision = existing.meta.head_revision
+        return session
+
+    async def open_with_state(self, state: Mapping[str, Any]) -> LashSession:
+        store = self._store or self._core.store
+        sid = state.get("session_id")
+        if sid != self._session_id:
+            raise StoreSessionMismatch(str(sid), self._session_id)
+        nodes = [SessionNode.from_row(n["node_id"], n.get("parent_node_id"), n["kind"], n["content"],
+                                      n.get("created_at_ms", 0), n.get("turn_id"))
+                 for n in state.get("nodes", ())]
+        graph = SessionGraph(nodes, state.get("leaf_node_id"))
+        graph.replace_required = True
+        ledger = [TokenLedgerEntry(e["source"], e["model"], TokenUsage.from_json(e["usage"]))
+                  for e in state.get("ledger", ())]
+        existing = await store.load_session(self._session_id, ReadScope.ACTIVE_PATH)
+        session = self._make(
+            store, self._residency or self._core.residency,
+            recorded_provider=(state.get("policy") or {}).get("provider_id"),
+            graph=graph, ledger=ledger, turn_index=int(state.get("turn_index", 0)),
+            head_revision=existing.meta.head_revision if existing else None,
+            tool_state=state.get("tool_state"), parent=state.get("parent_session_id"),
+        )
+        return session
+
+    def _make(self, store: Any, residency: str, *, recorded_provider: str | None,
+              graph: SessionGraph | None = None, ledger: list[TokenLedgerEntry] | None = None,
+              turn_index: int = 0, head_revision: int | None = None,
+              tool_state: Mapping[str, Any] | None = None, parent: str | None = None) -> LashSession:
+        core = self._core
+        provider = self._provider or core.provider
+        mismatch = None
+        provider_id = provider.kind
+        if recorded_provider and recorded_provider != provider.kind:
+            if self._provider is None:
+                provider_id, mismatch = recorded_provider, provider.kind
+        base = core.policy
+        policy = SessionPolicy(
+            provider_id=provider_id,
+            model=self._model or (getattr(self._provider, "default_model", None) if self._provider else None)
+            or base.model,
+            max_turns=base.max_turns,
+            system_prompt=self._system_prompt if self._system_prompt is not None else base.system_prompt,
+        )
+        registry = ToolRegistry()
+        for i, tp in enumerate(core.tool_providers):
+            registry.add_source(tp, f"base:{i}")
+        if tool_state:
+            registry.restore_membership(tool_state)
+        state = SessionState(
+            session_id=self._session_id, policy=policy, graph=graph or SessionGraph(),
+            registry=registry, parent_session_id=self._parent or parent, ledger=ledger or [],
+            turn_index=turn_index, head_revision=head_revision,
+        )
+        return LashSession(core, state, store=store, provider=provider, residency=residency,
+                           provider_mismatch=mismatch)
+
+
+def _check_residency(value: str) -> str:
+    v = str(value).strip().lower().replace("-", "_")
+    if v not in RESIDENCIES:
+        raise ConfigurationError(f"unknown residency {value!r}; use keep_all or active_path_only")
+    return v

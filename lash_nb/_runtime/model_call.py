@@ -1,0 +1,138 @@
+"""One model call of a turn: streaming, the retry ladder, attempt records.
+
+Theory of operation
+- Each attempt iterates ``provider.stream(request)``. Prose and reasoning deltas are emitted
+  at once; their correlation id is the provider's item id, else one fresh id per attempt and
+  kind, so a UI keeps one row per attempt.
+- A retryable :class:`LlmTransportError` before ``max_attempts``: if the failed attempt had
+  emitted deltas, ``model_attempt_reset`` names exactly their correlation ids (the UI deletes
+  those rows); then ``retry_status`` and a cancellable sleep (``Retry-After`` honoured, capped).
+- A terminal failure returns :class:`ModelCallFailed`; the turn ends ``stopped:
+  provider_error`` and commits. Cancellation (the turn task cancelled) abandons the stream
+  without awaiting it (its close runs in the background) and propagates.
+- Usage comes from the attempt's final response only: counted once per response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .._core import events as ev
+from .._core.llm import (
+    Completed,
+    LlmRequest,
+    LlmResponse,
+    LlmTransportError,
+    ProviderFailureKind,
+    ReasoningTextDelta,
+    TextDelta,
+)
+from .._core.records import fresh_id
+from .._core.usage import LlmAttempt, LlmCallRecord
+
+if TYPE_CHECKING:
+    from .turn_run import TurnRun
+
+
+@dataclass(frozen=True)
+class ModelCallFailed:
+    error: LlmTransportError
+
+
+def _close_in_background(agen: Any) -> None:
+    aclose = getattr(agen, "aclose", None)
+    if aclose is None:
+        return
+    task = asyncio.ensure_future(aclose())
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+
+async def call_model(run: TurnRun, provider: Any, request: LlmRequest) -> LlmResponse | ModelCallFailed:
+    policy = run.session.core.retry_policy
+    attempts: list[LlmAttempt] = []
+    call_id = f"{run.turn_id}:{request.protocol_iteration}"
+    attempt = 0
+    try:
+        while True:
+            attempt += 1
+            prose_cid = reasoning_cid = None
+            prose_ids: list[str] = []
+            reasoning_ids: list[str] = []
+            run.partial_prose = []
+            started_ms = int(time.time() * 1000)
+            t0 = time.perf_counter()
+            agen = provider.stream(request)
+            response: LlmResponse | None = None
+            try:
+                async for item in agen:
+                    kind = type(item)
+                    if kind is TextDelta:
+                        cid = item.item_id or prose_cid
+                        if cid is None:
+                            cid = prose_cid = fresh_id("prose:")
+                        if cid not in prose_ids:
+                            prose_ids.append(cid)
+                        run.partial_prose.append(item.text)
+                        run.emit(ev.AssistantProseDelta(item.text), cid)
+                    elif kind is ReasoningTextDelta:
+                        cid = item.item_id or reasoning_cid
+                        if cid is None:
+                            cid = reasoning_cid = fresh_id("reasoning:")
+                        if cid not in reasoning_ids:
+                            reasoning_ids.append(cid)
+                        run.partial_reasoning.append(item.text)
+                        run.emit(ev.ReasoningDelta(item.text), cid)
+                    elif kind is Completed:
+                        response = item.response
+                if response is None:
+                    raise LlmTransportError(
+                        "the provider stream ended without a final response",
+                        kind=ProviderFailureKind.STREAM, retryable=True,
+                    )
+            except asyncio.CancelledError:
+                _close_in_background(agen)
+                attempts.append(LlmAttempt(attempt, started_ms, _ms(t0), "interrupted"))
+                raise
+            except LlmTransportError as err:
+                delay = policy.delay(attempt, err.retry_after) if err.retryable else None
+                retry = err.retryable and attempt < policy.max_attempts
+                attempts.append(LlmAttempt(
+                    attempt, started_ms, _ms(t0), "failed", error=err.message,
+                    error_kind=err.kind.value, request_id=err.request_id,
+                    retry_delay_s=delay if retry else None,
+                ))
+                if not retry:
+                    return ModelCallFailed(err)
+                if prose_ids or reasoning_ids:
+                    run.emit_independent(ev.ModelAttemptReset(prose_ids, reasoning_ids))
+                    run.partial_prose, run.partial_reasoning = [], []
+                run.emit_independent(ev.RetryStatus(
+                    wait_seconds=delay or 0.0, attempt=attempt,
+                    max_attempts=policy.max_attempts, reason=err.message,
+                ))
+                if delay:
+                    await asyncio.sleep(delay)
+                continue
+            except Exception as err:  # a provider bug: never retried, never raised
+                attempts.append(LlmAttempt(attempt, started_ms, _ms(t0), "failed",
+                                           error=repr(err), error_kind="unknown"))
+                return ModelCallFailed(LlmTransportError(
+                    f"provider raised {type(err).__name__}: {err}",
+                    kind=ProviderFailureKind.UNKNOWN,
+                ))
+            attempts.append(LlmAttempt(
+                attempt, started_ms, _ms(t0), "completed", usage=response.usage,
+                request_id=response.request_id, served_model=response.served_model,
+            ))
+            return response
+    finally:
+        run.llm_calls.append(
+            LlmCallRecord(call_id, request.model, request.protocol_iteration, tuple(attempts))
+        )
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 3)

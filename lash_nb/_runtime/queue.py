@@ -1,0 +1,236 @@
+"""Enqueue, queued drains and the in-kernel drainer.
+
+Theory of operation
+- ``session.enqueue(input)`` stores a batch (``lash_nb._core.queue``); it never takes the
+  writer lock, so it works while a turn runs. ``earliest_safe_boundary`` input enqueued while
+  a turn runs is claimed by that turn at its next checkpoint; otherwise the batch waits for a
+  drain.
+- ``queued_turn().run()``: take the session lease (busy -> ``None``), apply every leading
+  session command (each committed, never prompt text), then claim the next turn-work group
+  (``Idle`` boundary) and run it as one turn whose final commit completes the batches.
+  ``None`` when nothing ran.
+- The :class:`Drainer` (on by default in notebooks, off for plain library use) runs drains as
+  tasks on the session's loop after each commit and on enqueue while idle, one at a time,
+  never blocking cells. ``pause()`` / ``resume()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Generator, Sequence
+
+from .._core.cancel import CancellationToken
+from .._core.queue import (
+    ClaimBoundary,
+    DeliveryPolicy,
+    QueuedWorkBatch,
+    QueuedWorkDraft,
+    SlotPolicy,
+)
+from .._core.records import TurnInput, TurnOutput
+from .._errors import ConfigurationError, InvalidTurnInput
+from .turn import as_turn_input, run_to_completion
+from .turn_run import TurnRun
+
+if TYPE_CHECKING:
+    from .session import LashSession
+
+
+class EnqueueBuilder:
+    def __init__(self, session: LashSession, turn_input: TurnInput | str) -> None:
+        self._session = session
+        self._input = as_turn_input(turn_input)
+        self._id: str | None = None
+        self._delivery = DeliveryPolicy.AFTER_CURRENT_TURN_COMMIT
+        self._slot = SlotPolicy.EXCLUSIVE
+        self._merge_key: str | None = None
+        self._available_at_ms = 0
+
+    def id(self, key: str) -> EnqueueBuilder:
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigurationError(
+                f"an enqueue id must be a non-empty str (it becomes the source key 'host:<id>'), "
+                f"got {key!r}"
+            )
+        self._id = key
+        return self
+
+    def delivery_policy(self, policy: DeliveryPolicy | str) -> EnqueueBuilder:
+        self._delivery = DeliveryPolicy.parse(policy)
+        return self
+
+    def slot_policy(self, policy: SlotPolicy | str) -> EnqueueBuilder:
+        self._slot = SlotPolicy.parse(policy)
+        return self
+
+    def merge_key(self, key: str | None) -> EnqueueBuilder:
+        self._merge_key = key
+        return self
+
+    def available_at_ms(self, at_ms: int) -> EnqueueBuilder:
+        self._available_at_ms = int(at_ms)
+        return self
+
+    async def send(self) -> QueuedWorkBatch:
+        if self._input.is_blank():
+            raise InvalidTurnInput("cannot enqueue an empty input; pass some text")
+        s = self._session
+        draft = QueuedWorkDraft(
+            session_id=s.session_id,
+            source_key=f"host:{self._id}" if self._id is not None else None,
+            delivery_policy=self._delivery,
+            slot_policy=self._slot,
+            merge_key=self._merge_key,
+            available_at_ms=self._available_at_ms,
+            items=(("turn_input", self._input.to_json()),),
+        )
+        batch = await s.store.enqueue(draft)
+        s._record_queue_changed("enqueued", (batch.batch_id,))
+        s.drainer.kick()
+        return batch
+
+    def __await__(self) -> Generator[Any, None, QueuedWorkBatch]:
+        return self.send().__await__()
+
+
+async def enqueue_command(session: LashSession, command: dict[str, Any], key: str) -> QueuedWorkBatch:
+    """Queue a session command (e.g. ``{"kind": "refresh_tool_catalog"}``), idempotent by key."""
+    if not key:
+        raise ConfigurationError("a session command needs a non-empty idempotency key")
+    draft = QueuedWorkDraft(
+        session_id=session.session_id,
+        source_key=f"command:{command['kind']}:{key}",
+        delivery_policy=DeliveryPolicy.EARLIEST_SAFE_BOUNDARY,
+        slot_policy=SlotPolicy.EXCLUSIVE,
+        merge_key=None,
+        available_at_ms=0,
+        items=(("session_command", command),),
+    )
+    batch = await session.store.enqueue(draft)
+    session._record_queue_changed("enqueued", (batch.batch_id,))
+    session.drainer.kick()
+    return batch
+
+
+class QueuedTurnBuilder:
+    def __init__(self, session: LashSession) -> None:
+        self._session = session
+        self._token = CancellationToken()
+        self._batch_ids: list[str] | None = None
+        self._drain_id: str | None = None
+
+    def batch_ids(self, ids: Sequence[str]) -> QueuedTurnBuilder:
+        self._batch_ids = list(ids)
+        return self
+
+    def drain_id(self, drain_id: str) -> QueuedTurnBuilder:
+        self._drain_id = drain_id
+        return self
+
+    def cancel(self, token: CancellationToken) -> QueuedTurnBuilder:
+        self._token = token
+        return self
+
+    async def run(self) -> TurnOutput | None:
+        s = self._session
+        key = s.cancels.register(self._token)
+        try:
+            return await self._run(s, key)
+        finally:
+            s.cancels.unregister(key)
+
+    def __await__(self) -> Generator[Any, None, TurnOutput | None]:
+        return self.run().__await__()
+
+    async def _run(self, s: LashSession, key: int) -> TurnOutput | None:
+        async with s._writer():  # held through the turn: TurnRun(hold_lock=True)
+            lease = await s._try_lease()
+            if lease is None:
+                return None
+            try:
+                if s.state.stale:
+                    await s._reload_from_store()
+                await _apply_session_commands(s, lease)
+                lease = await s._try_lease() or lease
+                claim = await s.store.claim_queued_work(
+                    lease, boundary=ClaimBoundary.IDLE, batch_ids=self._batch_ids)
+            except BaseException:
+                await s._release_lease_quietly(lease)
+                raise
+            if claim is None:
+                await s._release_lease_quietly(lease)
+                return None
+            s._record_queue_changed("claimed", claim.batch_ids)
+            turn_input = claim.turn_input()
+            turn_id = turn_input.trace_turn_id or self._drain_id or claim.batches[0].batch_id
+            run = TurnRun(s, turn_input.with_trace_turn_id(turn_id), turn_id, self._token,
+                          lease=lease, claim=claim, hold_lock=True)
+            try:
+                result = await run_to_completion(run, s, key)
+            except BaseException:
+                await s.store.abandon_claim(claim)
+                raise
+            return TurnOutput(result, tuple(run.activities))
+
+
+async def _apply_session_commands(s: LashSession, lease: Any) -> None:
+    while True:
+        claim = await s.store.claim_queued_work(lease, boundary=ClaimBoundary.IDLE, commands=True)
+        if claim is None:
+            return
+        for command in claim.commands():
+            if command.get("kind") == "refresh_tool_catalog":
+                s._catalog = None
+                for src_id, provider in list(s.state.registry.sources.items()):
+                    s.state.registry.add_source(provider, src_id)
+        res = await s.store.commit(s._commit_base(lease, (), completed_claims=(claim,)))
+        s._applied(res.head_revision)
+        s._record_queue_changed("completed", claim.batch_ids)
+        s._publish_committed(kick=False)
+
+
+class Drainer:
+    """Drains the session's queue in the background on its event loop."""
+
+    def __init__(self, session: LashSession) -> None:
+        self._session = session
+        self.enabled = False
+        self._task: asyncio.Task[None] | None = None
+        self.drained: list[TurnOutput] = []
+        self.errors: list[BaseException] = []
+
+    def enable(self) -> Drainer:
+        self.enabled = True
+        self.kick()
+        return self
+
+    def pause(self) -> None:
+        self.enabled = False
+
+    def resume(self) -> None:
+        self.enable()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def kick(self) -> None:
+        if not self.enabled or self.running or self._session.closed:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._task = loop.create_task(self._drain_all())
+
+    async def _drain_all(self) -> None:
+        await asyncio.sleep(0)  # let the committing turn return first
+        while self.enabled and not self._session.closed:
+            try:
+                out = await self._session.queued_turn().run()
+            except Exception as err:  # keep draining later; surface through .errors
+                self.errors.append(err)
+                return
+            if out is None:
+                return
+            self.drained.append(out)

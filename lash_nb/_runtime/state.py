@@ -1,0 +1,110 @@
+"""Session state held by an opened session, and the read view published from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .._core.graph import GraphView, SessionGraph, SessionNode, message_tree
+from .._core.records import Message
+from .._core.tools import ToolRegistry
+from .._core.usage import SessionUsageReport, TokenLedgerEntry
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    provider_id: str
+    model: str
+    max_turns: int | None = None
+    system_prompt: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Serialized policy: the provider id only, never provider configuration or secrets."""
+        return {
+            "provider_id": self.provider_id,
+            "model": self.model,
+            "max_turns": self.max_turns,
+            "system_prompt": self.system_prompt,
+        }
+
+
+@dataclass
+class SessionState:
+    session_id: str
+    policy: SessionPolicy
+    graph: SessionGraph
+    registry: ToolRegistry
+    parent_session_id: str | None = None
+    ledger: list[TokenLedgerEntry] = field(default_factory=list)
+    turn_index: int = 0
+    head_revision: int | None = None  # None: never persisted
+    stale: bool = False  # a commit failed: reload from the store before the next turn
+    _report: SessionUsageReport | None = None
+
+    def usage_report(self) -> SessionUsageReport:
+        if self._report is None:
+            self._report = SessionUsageReport.from_entries(self.ledger)
+        return self._report
+
+    def set_ledger(self, ledger: list[TokenLedgerEntry]) -> None:
+        self.ledger = ledger
+        self._report = None
+
+    def revision(self) -> int:
+        return self.head_revision if self.head_revision is not None else self.turn_index
+
+    def read_view(self) -> SessionReadView:
+        return SessionReadView(
+            session_id=self.session_id,
+            revision=self.revision(),
+            turn_index=self.turn_index,
+            policy=self.policy,
+            _view=self.graph.view(),
+            _ledger=tuple(self.ledger),
+            _graph=self.graph,
+        )
+
+
+@dataclass(frozen=True)
+class SessionReadView:
+    """Settled session state as of the last commit. Cheap to make; messages are lazy."""
+
+    session_id: str
+    revision: int
+    turn_index: int
+    policy: SessionPolicy
+    _view: GraphView = field(repr=False)
+    _ledger: tuple[TokenLedgerEntry, ...] = field(repr=False, default=())
+    _graph: SessionGraph | None = field(repr=False, default=None)
+
+    def messages(self) -> list[Message]:
+        return list(self._view)
+
+    def nodes(self) -> list[SessionNode]:
+        return self._view.nodes()
+
+    def usage_report(self) -> SessionUsageReport:
+        return SessionUsageReport.from_entries(self._ledger)
+
+    def message_tree(self) -> list[Any]:
+        return message_tree(self._graph) if self._graph is not None else []
+
+    def transcript(self) -> list[Mapping[str, str]]:
+        """``[{role, text}]`` for each message on the active path (tool parts summarised)."""
+        out = []
+        for m in self._view:
+            text = m.text()
+            calls = [f"[{p.tool_name}({p.content})]" for p in m.tool_calls()]
+            results = [f"[{p.tool_name} -> {p.content}]" for p in m.tool_results()]
+            out.append({"role": m.role.value, "text": "\n".join([text, *calls, *results]).strip()})
+        return out
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def _repr_markdown_(self) -> str:
+        lines = [f"**session** `{self.session_id}` · revision {self.revision} · "
+                 f"{self.turn_index} turns"]
+        for row in self.transcript():
+            lines.append(f"- **{row['role']}**: {row['text'][:300]}")
+        return "\n".join(lines)

@@ -1,0 +1,87 @@
+"""``session.tools()``: the tool catalog and its membership (lash ``ToolAdmin``).
+
+Changes apply at once to the session (the next model call sees them), publish a
+``committed`` observation, and persist with the next commit of the session (every commit
+carries the membership); ``await admin.persist()`` writes them now.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .._core.tools import ToolManifest, ToolProvider, as_tool_provider
+from .queue import enqueue_command
+
+if TYPE_CHECKING:
+    from .session import LashSession
+
+
+class ToolAdmin:
+    def __init__(self, session: LashSession) -> None:
+        self._session = session
+
+    @property
+    def _registry(self) -> Any:
+        return self._session.state.registry
+
+    def state(self) -> dict[str, Any]:
+        """``{generation, tools: {id: {manifest, member?: False, orphaned?: True}}}``."""
+        return self._registry.state_json()
+
+    def active_manifests(self) -> list[ToolManifest]:
+        return self._registry.members()
+
+    def catalog(self) -> list[dict[str, Any]]:
+        """The model-facing catalog: ``{id, name, description, bindings, activation,
+        contract}`` per member, ordered by id (cached per catalog key)."""
+        return self._session._tool_catalog()
+
+    def all_tools(self) -> list[dict[str, Any]]:
+        """Every known tool with its membership, for UIs (ordered by id)."""
+        out = []
+        for tid, row in self.state()["tools"].items():
+            m = row["manifest"]
+            out.append({"id": tid, "name": m["name"], "description": m["description"],
+                        "input_schema": m["input_schema"], "member": row.get("member", True),
+                        "orphaned": row.get("orphaned", False)})
+        return out
+
+    def set_membership(self, tool: str, present: bool, *, expected_generation: int | None = None) -> int:
+        return self.set_membership_many({tool: present}, expected_generation=expected_generation)
+
+    def set_membership_many(self, changes: Mapping[str, bool], *,
+                            expected_generation: int | None = None) -> int:
+        generation = self._registry.set_membership(changes, expected_generation)
+        self._changed()
+        return int(generation)
+
+    def add_provider(self, provider: ToolProvider | Any) -> str:
+        """Add a tool provider (or a function); returns its source id for ``remove_source``."""
+        source = self._registry.add_source(as_tool_provider(provider))
+        self._changed()
+        return str(source)
+
+    def remove_source(self, source_id: str) -> int:
+        generation = self._registry.remove_source(source_id)
+        self._changed()
+        return int(generation)
+
+    async def refresh_catalog(self, reason: str = "user", idempotency_key: str = "refresh") -> Any:
+        """Queue a ``refresh_tool_catalog`` session command (drained before turn work)."""
+        return await enqueue_command(self._session, {"kind": "refresh_tool_catalog", "reason": reason},
+                                     idempotency_key)
+
+    async def persist(self) -> None:
+        s = self._session
+        async with s._writer():
+            lease = await s._acquire_lease()
+            try:
+                res = await s.store.commit(s._commit_base(lease, (), release_lease=True))
+            except BaseException:
+                await s._release_lease_quietly(lease)
+                raise
+            s._applied(res.head_revision)
+
+    def _changed(self) -> None:
+        self._session._catalog = None
+        self._session._publish_committed(kick=False)

@@ -1,0 +1,182 @@
+"""``TurnBuilder`` and ``TurnStream``: how callers run a turn.
+
+- ``await session.turn(x).run()`` -> :class:`TurnOutput` (``await session.turn(x)`` too).
+- ``session.turn(x).stream()`` -> :class:`TurnStream`: ``async for activity in stream`` then
+  ``await stream.finish()`` for the :class:`TurnResult`.
+
+Cancelling the task that awaits ``run()`` (a kernel interrupt arrives this way) cancels the
+turn through its token: the turn commits ``stopped: cancelled`` and ``run()`` returns that
+committed result instead of raising, so the cell ends cleanly. The turn itself runs as its
+own task so the caller's cancellation never cuts into a commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, AsyncIterator, Generator
+
+from .._core.cancel import CancellationToken
+from .._core.events import TurnActivity
+from .._core.records import TurnInput, TurnOutput, TurnResult, fresh_id
+from .._errors import ConfigurationError, ProviderUnavailable, TurnIdMismatch
+from .turn_run import TurnRun
+
+if TYPE_CHECKING:
+    from .session import LashSession
+
+
+def as_turn_input(value: TurnInput | str) -> TurnInput:
+    if isinstance(value, TurnInput):
+        return value
+    if isinstance(value, str):
+        return TurnInput.text(value)
+    raise TypeError(
+        f"a turn takes a TurnInput or a str, got {type(value).__name__}; use TurnInput.text(...)"
+    )
+
+
+class TurnBuilder:
+    def __init__(self, session: LashSession, turn_input: TurnInput | str) -> None:
+        self._session = session
+        self._input = as_turn_input(turn_input)
+        self._token = CancellationToken()
+        self._turn_id: str | None = None
+        self._provider: Any = None
+        self._model: str | None = None
+
+    def turn_id(self, turn_id: str) -> TurnBuilder:
+        if not isinstance(turn_id, str) or not turn_id:
+            raise ConfigurationError("turn_id must be a non-empty str")
+        self._turn_id = turn_id
+        return self
+
+    def cancel(self, token: CancellationToken) -> TurnBuilder:
+        """Use this token (cancel it from anywhere to stop the turn)."""
+        self._token = token
+        return self
+
+    def provider(self, provider: Any) -> TurnBuilder:
+        """A provider for this turn only; the session model stays."""
+        self._provider = provider
+        return self
+
+    def model(self, model: str) -> TurnBuilder:
+        """A model id for this turn only (target-version per-turn model overlay)."""
+        self._model = model
+        return self
+
+    @property
+    def token(self) -> CancellationToken:
+        return self._token
+
+    def _prepare(self, sink: Any = None, **kw: Any) -> tuple[TurnRun, int]:
+        s = self._session
+        if s.provider_mismatch and self._provider is None:
+            raise ProviderUnavailable(s.state.policy.provider_id, s.provider_mismatch, s.session_id)
+        trace = self._input.trace_turn_id
+        turn_id = self._turn_id or trace or fresh_id("turn-")
+        if trace and trace != turn_id:
+            raise TurnIdMismatch(
+                f"the input carries trace turn id {trace!r} but the turn id is {turn_id!r}; "
+                "drop one of them"
+            )
+        turn_input = self._input.with_trace_turn_id(turn_id)
+        run = TurnRun(s, turn_input, turn_id, self._token, provider=self._provider,
+                      model=self._model, sink=sink, **kw)
+        return run, s.cancels.register(self._token)
+
+    async def run(self) -> TurnOutput:
+        run, key = self._prepare()
+        result = await run_to_completion(run, self._session, key)
+        return TurnOutput(result, tuple(run.activities))
+
+    def __await__(self) -> Generator[Any, None, TurnOutput]:
+        return self.run().__await__()
+
+    def stream(self) -> TurnStream:
+        return TurnStream(self)
+
+
+async def run_to_completion(run: TurnRun, session: LashSession, key: int) -> TurnResult:
+    """Run the turn as its own task; a cancelled caller cancels the turn, not the commit."""
+    task = asyncio.ensure_future(run.execute())
+    try:
+        while True:
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if task.done():
+                    raise
+                run.token.cancel("asyncio", "the task awaiting the turn was cancelled")
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+    finally:
+        session.cancels.unregister(key)
+
+
+_END = object()
+
+
+class TurnStream:
+    """Activities as they happen, then :meth:`finish` for the committed result."""
+
+    def __init__(self, builder: TurnBuilder) -> None:
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._run, self._key = builder._prepare(sink=self._queue.put_nowait)
+        self._session = builder._session
+        self._task: asyncio.Task[TurnResult] | None = None
+        self._done = False
+
+    @property
+    def turn_id(self) -> str:
+        return self._run.turn_id
+
+    @property
+    def token(self) -> CancellationToken:
+        return self._run.token
+
+    def _start(self) -> asyncio.Task[TurnResult]:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._drive())
+        return self._task
+
+    async def _drive(self) -> TurnResult:
+        try:
+            return await run_to_completion(self._run, self._session, self._key)
+        finally:
+            self._queue.put_nowait(_END)
+
+    def __aiter__(self) -> AsyncIterator[TurnActivity]:
+        self._start()
+        return self
+
+    async def __anext__(self) -> TurnActivity:
+        self._start()
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            item = await self._queue.get()
+        except asyncio.CancelledError:
+            self._run.token.cancel("asyncio", "the stream consumer was cancelled")
+            raise
+        if item is _END:
+            self._done = True
+            raise StopAsyncIteration
+        return item  # type: ignore[no-any-return]
+
+    async def finish(self) -> TurnResult:
+        task = self._start()
+        while True:
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if task.done():
+                    raise
+                self._run.token.cancel("asyncio", "the task awaiting the turn was cancelled")
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+
+    def cancel(self) -> bool:
+        return self._run.token.cancel("user")

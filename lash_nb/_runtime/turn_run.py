@@ -1,0 +1,536 @@
+"""One turn, from lease to final commit (standard mode: native tool calling).
+
+Theory of operation
+1. Wait for the session's writer lock (the cancel token is already registered, so a sweep
+   reaches turns waiting here), acquire the session execution lease (busy ->
+   ``SessionExecutionBusy``; a queued drain brings its own lease and claim).
+2. Append the user message and make it durable with a progress commit (CAS on the head
+   revision; on conflict reload the session from the store and retry once).
+3. Loop: model call (``model_call.call_model``); a response without tool calls passes the
+   ``before_completion`` checkpoint and finishes ``assistant_message``; a response with tool
+   calls appends one assistant message, runs all calls concurrently, appends one user message
+   with the results in call order, passes the ``after_work`` checkpoint and loops, until
+   ``max_turns`` model calls. Checkpoints claim ``earliest_safe_boundary`` queued input under
+   the turn's own lease and show it to the model as a user message.
+4. Cancellation: only while the loop runs (``cancellable``) does a token cancel cancel this
+   task; the loop's awaits (provider stream, tool calls, retry sleep) are abandoned. Settling
+   keeps partial prose (marked interrupted) and gives every tool call a result (completed, or
+   an interrupted marker) so the graph stays consistent. The final commit is never cancelled.
+5. Final commit (atomic): new nodes, terminal turn record, usage, call rows, events, completed
+   queue claims, lease release. Then the observation ``committed`` is published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from .._core import events as ev
+from .._core.cancel import CancellationToken
+from .._core.events import TurnActivity
+from .._core.graph import SessionNode
+from .._core.llm import LlmPart, LlmRequest, LlmResponse, TerminalReason
+from .._core.queue import ClaimBoundary, QueueClaim
+from .._core.records import (
+    AssistantOutput,
+    ExecutionSummary,
+    Message,
+    OutputState,
+    Part,
+    PartKind,
+    Role,
+    ToolCallRecord,
+    TurnInput,
+    TurnIssue,
+    TurnOutcome,
+    TurnResult,
+    TurnStop,
+    append_assistant_text_part,
+    fresh_id,
+    sanitize_assistant_output,
+)
+from .._core.tools import ToolContext
+from .._core.usage import ZERO_USAGE, TokenLedgerEntry, merge_ledger
+from .._errors import HeadRevisionConflict, LashError
+from .._store.base import Lease, RuntimeCommit, TurnRecord, TurnStart, UsageDelta
+from .model_call import ModelCallFailed, call_model
+
+if TYPE_CHECKING:
+    from .session import LashSession
+
+_TERMINAL_STOPS = {
+    TerminalReason.OUTPUT_LIMIT: TurnStop.INCOMPLETE,
+    TerminalReason.CONTENT_FILTER: TurnStop.PROVIDER_ERROR,
+    TerminalReason.CONTEXT_OVERFLOW: TurnStop.PROVIDER_ERROR,
+    TerminalReason.PROVIDER_ERROR: TurnStop.PROVIDER_ERROR,
+    TerminalReason.CANCELLED: TurnStop.CANCELLED,
+}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class TurnRun:
+    def __init__(
+        self,
+        session: LashSession,
+        turn_input: TurnInput,
+        turn_id: str,
+        token: CancellationToken,
+        *,
+        provider: Any = None,
+        model: str | None = None,
+        lease: Lease | None = None,
+        claim: QueueClaim | None = None,
+        sink: Callable[[TurnActivity], None] | None = None,
+        hold_lock: bool = False,
+    ) -> None:
+        self.session = session
+        self.input = turn_input
+        self.turn_id = turn_id
+        self.token = token
+        self.provider = provider or session.provider
+        self.model = model or session.state.policy.model
+        self.lease = lease
+        self.claims: list[QueueClaim] = [claim] if claim else []
+        self.sink = sink
+        self.hold_lock = hold_lock  # the caller (a queued drain) already holds the writer lock
+        self.activities: list[TurnActivity] = []
+        self.llm_calls: list[Any] = []
+        self.tool_calls: list[ToolCallRecord] = []
+        self.partial_prose: list[str] = []
+        self.partial_reasoning: list[str] = []
+        self.new_nodes: list[SessionNode] = []
+        self.persisted_nodes = 0
+        self.errors: list[TurnIssue] = []
+        self.cumulative = ZERO_USAGE
+        self.cancellable = False
+        self.task: asyncio.Task[Any] | None = None
+        self._keeper: Any = None
+        self._pending_calls: list[LlmPart] | None = None
+        self._tool_results: dict[str, tuple[str, bool]] = {}
+
+    # ------------------------------------------------------------------ events
+    def emit(self, event: ev.TurnEvent, correlation_id: str) -> None:
+        activity = TurnActivity(fresh_id("a"), correlation_id, event, self.turn_id)
+        self.activities.append(activity)
+        self.session._record_activity(activity)
+        if self.sink is not None:
+            self.sink(activity)
+
+    def emit_independent(self, event: ev.TurnEvent) -> None:
+        self.emit(event, fresh_id("c"))
+
+    def _on_cancel(self) -> None:
+        if self.cancellable and self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    # ------------------------------------------------------------------ entry
+    async def execute(self) -> TurnResult:
+        self.task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+
+        def on_cancel() -> None:
+            try:
+                loop.call_soon_threadsafe(self._on_cancel)
+            except RuntimeError:
+                pass
+
+        self.token.add_callback(on_cancel)
+        try:
+            if self.hold_lock:
+                return await self._execute_locked()
+            async with self.session._writer():
+                return await self._execute_locked()
+        finally:
+            self.token.remove_callback(on_cancel)
+
+    async def _execute_locked(self) -> TurnResult:
+        s = self.session
+        started_ms, t0 = now_ms(), time.perf_counter()
+        lease = self.lease or await s._acquire_lease()
+        keeper = self._keeper = s._keep_lease(lease, self.token)
+        try:
+            if s.state.stale:
+                await s._reload_from_store()
+            invalid = self.input.is_blank() and not self.claims
+            await self._progress_commit()
+            if self.claims:
+                self.emit_independent(ev.QueuedWorkStarted("idle", list(self.claims[0].batch_ids)))
+            if invalid:
+                outcome = TurnOutcome.stopped(TurnStop.INVALID_INPUT)
+                self._issue("input_validation", "the turn input is empty; pass some text",
+                            "invalid_turn_input")
+            elif self.token.cancelled:
+                outcome = TurnOutcome.stopped(TurnStop.CANCELLED)
+            else:
+                outcome = await self._run_loop()
+            result = self._assemble(outcome, started_ms, t0)
+            await self._final_commit(keeper.lease, result)
+        except BaseException:
+            keeper.stop()
+            s.state.stale = True
+            await s._release_lease_quietly(keeper.lease)
+            raise
+        keeper.stop()
+        return result
+
+    async def _run_loop(self) -> TurnOutcome:
+        self.cancellable = True
+        try:
+            return await self._loop()
+        except asyncio.CancelledError:
+            task = self.task
+            if task is not None:
+                task.uncancel()
+            self.cancellable = False
+            self._settle_interrupted()
+            return TurnOutcome.stopped(TurnStop.CANCELLED)
+        finally:
+            self.cancellable = False
+
+    # ------------------------------------------------------------------ graph
+    def _append(self, message: Message) -> None:
+        graph = self.session.state.graph
+        node = SessionNode(message.id, graph.leaf_node_id, "message", message, None, now_ms(),
+                           self.turn_id)
+        graph.append(node)
+        self.new_nodes.append(node)
+
+    def _user_message(self) -> Message:
+        items = self.input.items or ()
+        return Message.build(Role.USER, [(PartKind.TEXT, i.text) for i in items] or
+                             [(PartKind.TEXT, "")])
+
+    # ------------------------------------------------------------------ loop
+    async def _loop(self) -> TurnOutcome:
+        s = self.session
+        policy = s.state.policy
+        tools = s._tool_specs()
+        iteration = 0
+        while True:
+            if self.token.cancelled:
+                raise asyncio.CancelledError
+            request = LlmRequest(
+                model=self.model, messages=s.state.graph.view(), tools=tools,
+                system_prompt=policy.system_prompt, session_id=s.session_id,
+                turn_id=self.turn_id, protocol_iteration=iteration,
+            )
+            self.emit_independent(ev.ModelRequestStarted(iteration))
+            response = await call_model(self, self.provider, request)
+            if isinstance(response, ModelCallFailed):
+                err = response.error
+                self.emit_independent(ev.Error(err.message, kind="llm_provider", code=err.kind.value))
+                self._issue("llm_provider", err.message, err.kind.value, err.retryable)
+                self._keep_partial_prose(interrupted=True)
+                return TurnOutcome.stopped(TurnStop.PROVIDER_ERROR)
+            self._count_usage(response, iteration)
+            self.partial_prose, self.partial_reasoning = [], []
+            calls = response.tool_calls()
+            text = _joined_text(response)
+            stop = _TERMINAL_STOPS.get(response.terminal_reason)
+            if stop is not None and not calls:
+                if text:
+                    self._append(Message.build(Role.ASSISTANT, [(PartKind.PROSE, text)]))
+                detail = f"the model stopped with {response.terminal_reason.value}"
+                if stop is TurnStop.PROVIDER_ERROR:
+                    self.emit_independent(ev.Error(detail, kind="llm_provider",
+                                                   code=response.terminal_reason.value))
+                self._issue("llm_terminal", detail, response.terminal_reason.value)
+                return TurnOutcome.stopped(stop)
+            if not calls:
+                if not text and not _has_reasoning(response) and not self._after_tool_results():
+                    self.emit_independent(ev.Error("the model returned an empty response",
+                                                   kind="llm_provider", code="empty_response"))
+                    self._issue("llm_provider", "empty response", "empty_response")
+                    return TurnOutcome.stopped(TurnStop.PROVIDER_ERROR)
+                if await self._checkpoint("before_completion", pending_text=text):
+                    iteration += 1
+                    continue
+                safe = sanitize_assistant_output(text)
+                if safe:
+                    self._append(Message.build(Role.ASSISTANT, [(PartKind.PROSE, safe)]))
+                return TurnOutcome.assistant_message(safe)
+            self._append(_assistant_message(response))
+            await self._run_tools(calls)
+            iteration += 1
+            if policy.max_turns is not None and iteration >= policy.max_turns:
+                note = f"Turn limit reached ({policy.max_turns}) before a final assistant response."
+                self._append(Message.build(Role.SYSTEM, [(PartKind.ERROR, note)]))
+                self._issue("runtime", note, "max_turns")
+                return TurnOutcome.stopped(TurnStop.MAX_TURNS)
+            await self._checkpoint("after_work")
+
+    def _after_tool_results(self) -> bool:
+        view = self.session.state.graph.view()
+        return bool(view) and bool(view[len(view) - 1].tool_results())
+
+    def _count_usage(self, response: LlmResponse, iteration: int) -> None:
+        self.cumulative = self.cumulative + response.usage
+        self.emit_independent(ev.Usage(iteration, response.usage, self.cumulative))
+
+    def _issue(self, kind: str, message: str, code: str | None = None,
+               retryable: bool | None = None) -> None:
+        self.errors.append(TurnIssue(kind, message, code, retryable))
+
+    async def _checkpoint(self, kind: str, pending_text: str = "") -> bool:
+        s = self.session
+        claim = await s.store.claim_queued_work(self._keeper.lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT)
+        if claim is None:
+            return False
+        self.claims.append(claim)
+        if pending_text:
+            self._append(Message.build(Role.ASSISTANT, [(PartKind.PROSE, pending_text)]))
+        turn_input = claim.turn_input()
+        self._append(Message.build(Role.USER, [(PartKind.TEXT, i.text) for i in turn_input.items],
+                                   origin="queued_input"))
+        inputs = [{"id": _input_id(b.source_key, b.batch_id), "message": b.text}
+                  for b in claim.batches]
+        self.emit_independent(ev.QueuedInputAccepted(kind, inputs))
+        s._record_queue_changed("claimed", claim.batch_ids)
+        return True
+
+    # ------------------------------------------------------------------ tools
+    async def _run_tools(self, calls: list[LlmPart]) -> None:
+        self._pending_calls = calls
+        self._tool_results = {}
+        if len(calls) == 1:
+            await self._run_one(calls[0])
+        else:
+            await asyncio.gather(*(self._run_one(c) for c in calls))
+        self._append_results(calls)
+        self._pending_calls = None
+
+    async def _run_one(self, call: LlmPart) -> None:
+        s = self.session
+        call_id, name = call.call_id or fresh_id("call_"), call.tool_name or ""
+        cid = f"tool:{call_id}"
+        args = _parse_args(call.input_json)
+        self.emit(ev.ToolCallStarted(call_id, name, args), cid)
+        started, t0 = now_ms(), time.perf_counter()
+        found = s.state.registry.provider_for(name)
+        success = False
+        if found is None:
+            names = ", ".join(m.name for m in s.state.registry.members()) or "(none)"
+            output: Any = f"unknown tool {name!r}; available tools: {names}"
+        else:
+            provider, manifest = found
+            missing = [r for r in manifest.input_schema.get("required", ()) if r not in args]
+            if missing:
+                output = f"missing required argument(s) {', '.join(missing)} for tool {name!r}"
+            else:
+                try:
+                    output = await provider.execute(name, args, ToolContext(s.session_id, self.turn_id, call_id))
+                    success = True
+                except Exception as err:  # a raising tool gives the model an error result
+                    output = f"{type(err).__name__}: {err}"
+        duration = round((time.perf_counter() - t0) * 1000, 3)
+        output = _jsonable(output)
+        self._tool_results[call_id] = (_as_text(output), success)
+        self.tool_calls.append(ToolCallRecord(call_id, name, args, output, success, duration, started))
+        self.emit(ev.ToolCallCompleted(call_id, name, args, output, duration, success), cid)
+
+    def _append_results(self, calls: list[LlmPart], interrupted: bool = False) -> None:
+        mid = fresh_id("m")
+        parts = []
+        for i, c in enumerate(calls):
+            cid = c.call_id or ""
+            text, ok = self._tool_results.get(cid, ("interrupted: the turn was stopped", False))
+            parts.append(Part(f"{mid}.p{i}", PartKind.TOOL_RESULT, text, cid, c.tool_name,
+                              interrupted=cid not in self._tool_results, is_error=not ok))
+        self._append(Message(mid, Role.USER, tuple(parts)))
+
+    def _settle_interrupted(self) -> None:
+        """Make the graph consistent after a cancel: every tool call gets a result."""
+        calls = self._pending_calls
+        if calls is not None:
+            for c in calls:
+                cid = c.call_id or ""
+                if cid not in self._tool_results:
+                    self.tool_calls.append(ToolCallRecord(cid, c.tool_name or "", _parse_args(c.input_json),
+                                                          "interrupted", False, 0.0, now_ms(), True))
+                    self.emit(ev.ToolCallCompleted(cid, c.tool_name or "", _parse_args(c.input_json),
+                                                   "interrupted", 0.0, False), f"tool:{cid}")
+            self._append_results(calls)
+            self._pending_calls = None
+        else:
+            self._keep_partial_prose(interrupted=True)
+
+    def _keep_partial_prose(self, interrupted: bool) -> None:
+        text = "".join(self.partial_prose)
+        if text:
+            mid = fresh_id("m")
+            self._append(Message(mid, Role.ASSISTANT, (Part(f"{mid}.p0", PartKind.PROSE, text,
+                                                            interrupted=interrupted),)))
+        self.partial_prose = []
+
+    # ------------------------------------------------------------------ commits
+    async def _progress_commit(self) -> None:
+        s = self.session
+        for attempt in (1, 2):
+            self._append(self._user_message())
+            try:
+                res = await s.store.commit(s._commit_base(
+                    self._keeper.lease,
+                    self.new_nodes,
+                    turn_started=TurnStart(self.turn_id, now_ms()),
+                    close_open_turns=True,
+                ))
+            except HeadRevisionConflict:
+                if attempt == 2:
+                    raise
+                await s._reload_from_store()
+                self.new_nodes = []
+                continue
+            s._applied(res.head_revision)
+            self.persisted_nodes = len(self.new_nodes)
+            return
+
+    def _assemble(self, outcome: TurnOutcome, started_ms: int, t0: float) -> TurnResult:
+        if outcome.finish is not None:
+            raw = outcome.text or ""
+        else:
+            raw = "".join(self.partial_prose) or _last_assistant_text(self.new_nodes)
+        safe = sanitize_assistant_output(raw)
+        state = OutputState.USABLE if safe else OutputState.EMPTY_OUTPUT
+        if safe and outcome.is_stopped:
+            state = OutputState.RECOVERED_FROM_ERROR
+        cancellation = None
+        if outcome.stop is TurnStop.CANCELLED:
+            cancellation = {"request_id": f"internal:{self.turn_id}",
+                            "origin": self.token.origin, "reason": self.token.reason}
+        return TurnResult(
+            session_id=self.session.session_id,
+            turn_id=self.turn_id,
+            outcome=outcome,
+            assistant_output=AssistantOutput(safe, raw, state),
+            usage=self.cumulative,
+            llm_calls=tuple(self.llm_calls),
+            tool_calls=tuple(self.tool_calls),
+            execution=ExecutionSummary(bool(self.tool_calls), started_ms,
+                                       round((time.perf_counter() - t0) * 1000, 3)),
+            errors=tuple(self.errors),
+            cancellation=cancellation,
+            queued_batch_ids=tuple(b for c in self.claims for b in c.batch_ids),
+        )
+
+    async def _final_commit(self, lease: Lease, result: TurnResult) -> None:
+        s = self.session
+        self.emit_independent(ev.TurnOutcomeEvent(result.outcome.to_json(), self.turn_id))
+        deltas = ()
+        if self.cumulative.total() > 0:
+            deltas = (UsageDelta(self.turn_id, "turn", self.model, self.cumulative),)
+        record = TurnRecord(
+            self.turn_id, result.outcome.kind, result.outcome.reason,
+            result.execution.started_at_ms, result.execution.duration_ms,
+            _commit_hash(self.turn_id, result, self.new_nodes), result.to_json(),
+        )
+        res = await s.store.commit(s._commit_base(
+            lease, self.new_nodes[self.persisted_nodes:],
+            turn_index=s.state.turn_index + 1,
+            turn=record,
+            usage_deltas=deltas,
+            llm_calls=tuple((self.turn_id, c) for c in self.llm_calls),
+            tool_calls=tuple((self.turn_id, c) for c in self.tool_calls),
+            events=tuple(self.activities),
+            completed_claims=tuple(self.claims),
+            release_lease=True,
+        ))
+        st = s.state
+        st.turn_index += 1
+        st.set_ledger(merge_ledger(st.ledger, (TokenLedgerEntry(d.source, d.model, d.usage)
+                                                for d in deltas)))
+        s._applied(res.head_revision)
+        object.__setattr__(result, "head_revision", res.head_revision)
+        if self.claims:
+            s._record_queue_changed("completed", tuple(b for c in self.claims for b in c.batch_ids))
+        s._publish_committed()
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _joined_text(response: LlmResponse) -> str:
+    text = ""
+    for p in response.parts:
+        if p.kind == "text" and p.text:
+            text = append_assistant_text_part(text, p.text)
+    return text
+
+
+def _has_reasoning(response: LlmResponse) -> bool:
+    return any(p.kind == "reasoning" and p.text for p in response.parts)
+
+
+def _assistant_message(response: LlmResponse) -> Message:
+    mid = fresh_id("m")
+    parts: list[Part] = []
+    text = _joined_text(response)
+    if text:
+        parts.append(Part(f"{mid}.p0", PartKind.PROSE, text))
+    for p in response.parts:
+        i = len(parts)
+        if p.kind == "reasoning" and p.text:
+            parts.append(Part(f"{mid}.p{i}", PartKind.REASONING, p.text))
+        elif p.kind == "tool_call":
+            parts.append(Part(f"{mid}.p{i}", PartKind.TOOL_CALL, p.input_json or "{}",
+                              p.call_id, p.tool_name))
+    return Message(mid, Role.ASSISTANT, tuple(parts))
+
+
+def _parse_args(raw: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _input_id(source_key: str | None, batch_id: str) -> str:
+    if source_key:
+        for prefix in ("host:", "injection:"):
+            if source_key.startswith(prefix):
+                return source_key[len(prefix):]
+        return source_key
+    return batch_id
+
+
+def _last_assistant_text(nodes: list[SessionNode]) -> str:
+    for n in reversed(nodes):
+        if n.message is not None and n.message.role is Role.ASSISTANT and n.message.text():
+            return n.message.text()
+    return ""
+
+
+def _commit_hash(turn_id: str, result: TurnResult, nodes: list[SessionNode]) -> str:
+    """Stable over regenerated ids and timestamps: turn id, outcome and message contents."""
+    body = {
+        "turn_id": turn_id,
+        "outcome": result.outcome.to_json(),
+        "messages": [
+            [n.message.role.value, [[p.kind.value, p.content, p.tool_name] for p in n.message.parts]]
+            for n in nodes if n.message is not None
+        ],
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+__all__ = ["TurnRun", "LashError"]

@@ -1,0 +1,50 @@
+"""Model providers (public namespace; re-exports only).
+
+- ``OfflineProvider``: deterministic, no key, streams visibly (the default without a key).
+- ``FunctionProvider``: a model written as a Python function (tests, custom scripts).
+- ``OpenAICompatible``: Chat Completions (OpenAI, OpenRouter, Ollama, vLLM).
+- ``Anthropic``: the Messages API.
+- ``select_provider()``: pick one from the environment and say why.
+"""
+
+from typing import Any
+
+from ._core.llm import (
+    Completed,
+    LlmPart,
+    LlmRequest,
+    LlmResponse,
+    LlmToolSpec,
+    LlmTransportError,
+    Provider,
+    ProviderFailureKind,
+    ProviderInfo,
+    ReasoningTextDelta,
+    RetryPolicy,
+    TerminalReason,
+    TextDelta,
+)
+from ._providers.function import FunctionProvider
+from ._providers.offline import OfflineProvider
+
+_LAZY = {
+    "OpenAICompatible": ("._providers.openai_compat", "OpenAICompatible"),
+    "Anthropic": ("._providers.anthropic", "Anthropic"),
+    "select_provider": ("._providers.select", "select_provider"),
+}
+
+__all__ = [
+    "OfflineProvider", "FunctionProvider", "OpenAICompatible", "Anthropic", "select_provider",
+    "Provider", "ProviderInfo", "LlmRequest", "LlmResponse", "LlmPart", "LlmToolSpec",
+    "TextDelta", "ReasoningTextDelta", "Completed", "LlmTransportError", "ProviderFailureKind",
+    "TerminalReason", "RetryPolicy",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module, __name__), attr)
+    raise AttributeError(f"module 'lash_nb.providers' has no attribute {name!r}")

@@ -1,0 +1,41 @@
+"""Stores (public namespace; re-exports only).
+
+- ``MemoryStore``: this process only (the default).
+- ``DuckDBStore(path)``: the embedded default for durable sessions; one file, many sessions.
+- ``PostgresStore(dsn)``: a shared server store for many processes and machines.
+"""
+
+from typing import Any
+
+from ._store.base import (
+    CommitResult,
+    Lease,
+    LeaseBusy,
+    PersistedSession,
+    ReadScope,
+    RuntimeCommit,
+    SessionMeta,
+    SessionStore,
+    TurnRecord,
+)
+from ._store.memory import MemoryStore
+
+_LAZY = {
+    "DuckDBStore": ("._store.duckdb", "DuckDBStore"),
+    "PostgresStore": ("._store.postgres", "PostgresStore"),
+}
+
+__all__ = [
+    "MemoryStore", "DuckDBStore", "PostgresStore", "SessionStore", "SessionMeta",
+    "PersistedSession", "ReadScope", "RuntimeCommit", "CommitResult", "Lease", "LeaseBusy",
+    "TurnRecord",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module, __name__), attr)
+    raise AttributeError(f"module 'lash_nb.stores' has no attribute {name!r}")
