@@ -251,10 +251,18 @@ class _Clock:
 
 
 class _ReplayBody(httpx.AsyncByteStream):
-    def __init__(self, events: Sequence[WireEvent], clock: _Clock, request: httpx.Request) -> None:
+    def __init__(self, events: Sequence[WireEvent], clock: _Clock, request: httpx.Request,
+                 owner: ReplayTransport) -> None:
         self._events = events
         self._clock = clock
         self._request = request
+        self._owner: ReplayTransport | None = owner
+        owner.open_streams += 1
+
+    async def aclose(self) -> None:
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner.open_streams -= 1
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for event in self._events:
@@ -277,6 +285,7 @@ class ReplayTransport(httpx.AsyncBaseTransport):
         self._queue = deque(s if isinstance(s, WireScript) else load_wire_script(s) for s in scripts)
         self.time_scale = time_scale
         self.requests: list[RecordedRequest] = []
+        self.open_streams = 0  # response bodies handed out and not yet closed
 
     @property
     def remaining(self) -> int:
@@ -305,7 +314,7 @@ class ReplayTransport(httpx.AsyncBaseTransport):
             kind = event.event
             if kind == "response_start":
                 return httpx.Response(int(event.get("status", 200)), headers=_headers(event),
-                                      stream=_ReplayBody(script.timeline[i + 1:], clock, request),
+                                      stream=_ReplayBody(script.timeline[i + 1:], clock, request, self),
                                       request=request)
             if kind == "http_error":
                 return httpx.Response(int(event.get("status", 500)), headers=_headers(event),
@@ -320,7 +329,7 @@ class ReplayTransport(httpx.AsyncBaseTransport):
                                          request=request)
             if kind in ("sse", "chunk"):  # a stream with no explicit response_start
                 return httpx.Response(200, headers=[("content-type", "text/event-stream")],
-                                      stream=_ReplayBody(script.timeline[i:], clock, request),
+                                      stream=_ReplayBody(script.timeline[i:], clock, request, self),
                                       request=request)
         return httpx.Response(200, request=request)
 
