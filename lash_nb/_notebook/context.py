@@ -1,0 +1,141 @@
+"""What the magics remember between cells: cores per store, open sessions, the bound session,
+background tasks and the last turn result."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .._errors import ConfigurationError
+
+PROVIDERS = ("offline", "openai", "anthropic", "openrouter", "ollama")
+
+
+class Defaults(Protocol):
+    session: str
+    store: str
+    provider: str
+    model: str
+    residency: str
+    offline_delay_s: float
+    live_interval_s: float
+
+
+def make_provider(name: str, *, model: str | None, offline_delay_s: float) -> Any:
+    if name == "offline":
+        from .._providers.offline import OfflineProvider
+
+        return OfflineProvider(delay_s=offline_delay_s)
+    if name == "anthropic":
+        from .._providers.anthropic import Anthropic
+
+        return Anthropic(model=model or None)
+    from .._providers.openai_compat import OpenAICompatible
+
+    if name == "openai":
+        return OpenAICompatible(model=model or None)
+    if name == "openrouter":
+        return OpenAICompatible(
+            "https://openrouter.ai/api/v1", model=model or None,
+            api_key_env="OPENROUTER_API_KEY", kind="openrouter",
+        )
+    if name == "ollama":
+        return OpenAICompatible(
+            "http://localhost:11434/v1", model=model or None, api_key_env=None, kind="ollama"
+        )
+    raise ConfigurationError(f"unknown provider {name!r}; use one of {', '.join(PROVIDERS)}")
+
+
+@dataclass
+class Binding:
+    """One open session and how it was opened."""
+
+    session: Any
+    core: Any
+    store: str
+    provider: str
+    model: str
+
+
+@dataclass
+class NotebookContext:
+    defaults: Defaults
+    cores: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+    bindings: dict[str, Binding] = field(default_factory=dict)
+    current: str | None = None
+    background: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    last_result: Any = None
+
+    def core_for(self, store: str, provider: str, model: str) -> Any:
+        from .._runtime.core import LashCore
+
+        key = (store, provider, model)
+        core = self.cores.get(key)
+        if core is None:
+            shared = next((c.store for (s, _, _), c in self.cores.items() if s == store), None)
+            builder = LashCore.builder().provider(
+                make_provider(provider, model=model, offline_delay_s=self.defaults.offline_delay_s)
+            )
+            if model:
+                builder = builder.model(model)
+            # one store object per path: a DuckDB file is held by one connection per process
+            core = builder.store(shared if shared is not None else store).build()
+            self.cores[key] = core
+        return core
+
+    async def open(
+        self,
+        name: str | None = None,
+        *,
+        fresh: bool = False,
+        store: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        residency: str | None = None,
+    ) -> Binding:
+        d = self.defaults
+        name = name or d.session
+        store = store or d.store
+        provider = provider or d.provider
+        model = d.model if model is None else model
+        if provider not in PROVIDERS:
+            raise ConfigurationError(
+                f"unknown provider {provider!r}; use --provider one of {', '.join(PROVIDERS)}"
+            )
+        old = self.bindings.get(name)
+        if old is not None:
+            await old.session.close()
+        core = self.core_for(store, provider, model)
+        builder = core.session(name).residency(residency or d.residency)
+        session = await (builder.open_fresh() if fresh else builder.open())
+        binding = Binding(session, core, store, provider, model)
+        self.bindings[name] = binding
+        self.current = name
+        return binding
+
+    async def binding(self, name: str | None = None) -> Binding:
+        """The named (or bound) session, opening it with the defaults on first use."""
+        key = name or self.current or self.defaults.session
+        found = self.bindings.get(key)
+        if found is not None:
+            return found
+        return await self.open(key)
+
+    def sync_binding(self, name: str | None = None) -> Binding:
+        key = name or self.current
+        if key is None or key not in self.bindings:
+            raise ConfigurationError(
+                f"no open session {key or ''!r}; run %lash open [SESSION] first".replace(" ''", "")
+            )
+        return self.bindings[key]
+
+    async def close(self) -> None:
+        for task in self.background.values():
+            task.cancel()
+        for b in self.bindings.values():
+            await b.session.close()
+        for core in self.cores.values():
+            await core.close()
+        self.bindings.clear()
+        self.cores.clear()

@@ -1,0 +1,84 @@
+"""``%load_ext lash_nb``: register the magics, the ``%%lash`` input transformer and defaults.
+
+The transformer rewrites, before IPython's own magic handling:
+
+- a cell whose first line is ``%%lash ARGS`` into ``await run_cell(ARGS, BODY)``;
+- each top-level line ``%lash ARGS`` into ``await run_line(ARGS, False)`` and
+  ``name = %lash ARGS`` into ``name = await run_line(ARGS, True)``.
+
+ipykernel transforms a cell before deciding whether it is async, so the cell becomes an awaiting
+cell: on ipykernel >= 7.4 widget messages (Stop) are handled while it waits, and a kernel
+interrupt arrives as ``CancelledError`` in the turn (see ``runner.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from .config import pyproject_defaults
+from .magics import LashMagics
+
+ENTRY = "__import__('lash_nb._notebook.extension', fromlist=['run_line'])"
+_LINE = re.compile(r"^(?P<assign>[A-Za-z_][\w.]*\s*=\s*)?%lash(?:[ \t]+(?P<rest>.*?))?[ \t]*$")
+
+
+def transform_lash(lines: list[str]) -> list[str]:
+    if not lines:
+        return lines
+    first = lines[0]
+    if first.startswith("%%lash") and (len(first.rstrip("\n")) == 6 or first[6] in " \t\n"):
+        args = first[6:].strip()
+        body = "".join(lines[1:])
+        return [f"await {ENTRY}.run_cell({args!r}, {body!r})\n"]
+    out = []
+    for line in lines:
+        m = _LINE.match(line.rstrip("\n"))
+        if m is None:
+            out.append(line)
+            continue
+        assign = m.group("assign") or ""
+        rest = m.group("rest") or ""
+        out.append(f"{assign}await {ENTRY}.run_line({rest!r}, {bool(assign)})\n")
+    return out
+
+
+def _magics() -> LashMagics:
+    from IPython import get_ipython
+
+    ip = get_ipython()
+    found = ip.magics_manager.registry.get("LashMagics") if ip is not None else None
+    if found is None:
+        raise UsageError("lash_nb is not loaded; run %load_ext lash_nb first")
+    return found  # type: ignore[no-any-return]
+
+
+async def run_line(line: str, assigned: bool = False) -> Any:
+    return await _magics().dispatch(line, None, assigned=assigned)
+
+
+async def run_cell(line: str, body: str) -> Any:
+    return await _magics().dispatch(line, body, assigned=False)
+
+
+def load_ipython_extension(ip: Any) -> None:
+    if "LashMagics" in ip.magics_manager.registry:
+        return
+    magics = LashMagics(ip)
+    configured = ip.config.get("LashMagics", {})
+    for key, value in pyproject_defaults().items():
+        if key not in configured:
+            setattr(magics, key, value)
+    ip.register_magics(magics)
+    ip.configurables.append(magics)
+    cleanup = ip.input_transformers_cleanup
+    if transform_lash not in cleanup:
+        cleanup.insert(0, transform_lash)
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    cleanup = ip.input_transformers_cleanup
+    if transform_lash in cleanup:
+        cleanup.remove(transform_lash)

@@ -1,0 +1,90 @@
+"""Run a turn in a notebook cell with the live widget.
+
+Theory of operation
+- The cell awaits :func:`run_turn` (the ``%%lash`` input transformer makes the cell a top-level
+  ``await``), so on ipykernel >= 7.4 the widget's Stop message is handled while the turn runs.
+- Stop -> ``session.cancel_running_turns()`` -> the turn commits ``stopped: cancelled`` -> the
+  stream ends -> ``finish`` -> the cell returns normally.
+- A kernel interrupt arrives as ``asyncio.CancelledError`` at the awaited ``queue.get`` of the
+  stream. The stream cancels the turn's token; here the cell's task is un-cancelled and keeps
+  consuming until the committed ``stopped: cancelled`` result, so the cell also ends cleanly.
+- ``background=True`` runs the same coroutine as a task and returns it at once; then only the
+  Stop button (or ``%lash stop``) stops the turn: a kernel interrupt does not reach a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from .widgets.turn import TurnWidget
+
+
+async def run_turn(
+    session: Any,
+    prompt: str,
+    *,
+    turn_id: str | None = None,
+    interval_s: float = 0.05,
+    show_prompt: bool = True,
+) -> Any:
+    """Stream one turn into a displayed :class:`TurnWidget`; return the ``TurnResult``."""
+    builder = session.turn(prompt)
+    if turn_id:
+        builder = builder.turn_id(turn_id)
+    stream = builder.stream()
+    widget = TurnWidget(
+        session_id=session.session_id,
+        turn_id=stream.turn_id,
+        prompt=prompt if show_prompt else "",
+        interval_s=interval_s,
+        on_stop=session.cancel_running_turns,
+    ).show()
+    while True:
+        try:
+            async for activity in stream:
+                widget.push(activity)
+            break
+        except asyncio.CancelledError:
+            # kernel interrupt: the stream already cancelled the turn's token; wait for its commit
+            session.cancel_running_turns("interrupt")
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+    result = await stream.finish()
+    widget.finish(result)
+    return result
+
+
+async def run_queued(session: Any, *, interval_s: float = 0.05) -> Any:
+    """Drain one queued turn with a live widget fed from the session's observation stream."""
+    observe = session.observe()
+    cursor = observe.current_observation().cursor
+    widget = TurnWidget(
+        session_id=session.session_id, interval_s=interval_s, on_stop=session.cancel_running_turns
+    )
+    shown = False
+
+    async def feed() -> None:
+        nonlocal shown
+        async for event in observe.subscribe_from_cursor(cursor):
+            if getattr(event, "kind", None) == "turn_activity":
+                if not shown:
+                    widget.show()
+                    shown = True
+                widget.push(event.activity)
+
+    feeder = asyncio.ensure_future(feed())
+    try:
+        out = await session.queued_turn().run()
+    finally:
+        feeder.cancel()
+    if out is None:
+        return None
+    # the run's own activity list is complete; the live feed may lag behind it
+    widget.fold.__init__()
+    widget.push_all(out.activities)
+    if not shown:
+        widget.show()
+    widget.finish(out.result)
+    return out.result
