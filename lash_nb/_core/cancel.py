@@ -7,6 +7,10 @@ Theory of operation
 - Async waiters (``await token.wait()``) each hold a future on their own loop; ``cancel``
   resolves them with ``loop.call_soon_threadsafe`` so no loop is touched from a foreign thread.
 - Plain callbacks run on the cancelling thread; they must be quick and thread-safe.
+- ``seal()`` is the other side of the race: a turn that has finished its work seals its
+  token before committing. First writer wins: once sealed, ``cancel()`` returns False (the
+  sweep does not count it); if the cancel came first, ``seal()`` returns False and the turn
+  ends cancelled.
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ from typing import Any, Callable
 
 
 class CancellationToken:
-    __slots__ = ("_lock", "_cancelled", "_origin", "_reason", "_waiters", "_callbacks")
+    __slots__ = ("_lock", "_cancelled", "_sealed", "_origin", "_reason", "_waiters", "_callbacks")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cancelled = False
+        self._sealed = False
         self._origin: str | None = None
         self._reason: str | None = None
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
@@ -44,7 +49,7 @@ class CancellationToken:
 
     def cancel(self, origin: str | None = None, reason: str | None = None) -> bool:
         with self._lock:
-            if self._cancelled:
+            if self._cancelled or self._sealed:
                 return False
             self._cancelled = True
             self._origin, self._reason = origin, reason
@@ -58,6 +63,18 @@ class CancellationToken:
         for cb in callbacks:
             cb()
         return True
+
+    def seal(self) -> bool:
+        """Mark the work complete; False if a cancel already won."""
+        with self._lock:
+            if self._cancelled:
+                return False
+            self._sealed = True
+            return True
+
+    @property
+    def sealed(self) -> bool:
+        return self._sealed
 
     def add_callback(self, cb: Callable[[], Any]) -> None:
         with self._lock:

@@ -13,6 +13,7 @@ Theory of operation (lash ``ToolRegistry`` / ``ToolState``, observe spec §3)
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import inspect
 import re
@@ -153,10 +154,12 @@ class FunctionTool:
     """A typed Python function (sync or async) exposed as a tool. Made by :func:`tool`."""
 
     def __init__(
-        self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None
+        self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None,
+        inline: bool = False,
     ) -> None:
         summary, param_docs = _parse_docstring(fn.__doc__)
         self.fn = fn
+        self.inline = inline
         self.name = name or fn.__name__
         self.is_async = inspect.iscoroutinefunction(fn)
         self.wants_context = "context" in inspect.signature(fn).parameters
@@ -178,7 +181,9 @@ class FunctionTool:
             kwargs["context"] = context
         if self.is_async:
             return await self.fn(**kwargs)
-        result = self.fn(**kwargs)
+        # a sync tool runs on a worker thread so the loop (widgets, Stop) stays live;
+        # inline=True runs it on the loop for trivial functions
+        result = self.fn(**kwargs) if self.inline else await asyncio.to_thread(self.fn, **kwargs)
         if inspect.isawaitable(result):
             return await result
         return result
@@ -192,13 +197,14 @@ class FunctionTool:
 
 def tool(
     fn: Callable[..., Any] | None = None, *, name: str | None = None,
-    description: str | None = None,
+    description: str | None = None, inline: bool = False,
 ) -> Any:
     """Turn a typed function into a tool; the docstring gives the description and the
-    per-argument descriptions. Use as ``@tool`` or ``@tool(name=..., description=...)``."""
+    per-argument descriptions. Use as ``@tool`` or ``@tool(name=..., description=...)``.
+    Sync functions run on a worker thread (``inline=True``: on the event loop)."""
     if fn is None:
-        return lambda f: FunctionTool(f, name=name, description=description)
-    return FunctionTool(fn, name=name, description=description)
+        return lambda f: FunctionTool(f, name=name, description=description, inline=inline)
+    return FunctionTool(fn, name=name, description=description, inline=inline)
 
 
 def as_tool_provider(obj: Any) -> ToolProvider:

@@ -40,8 +40,7 @@ class TurnCancelRegistry:
             tokens = list(self._tokens.values())
         signalled = 0
         for token in tokens:
-            if not token.cancelled:
-                token.cancel(origin, reason)
+            if token.cancel(origin, reason):
                 signalled += 1
         return signalled
 

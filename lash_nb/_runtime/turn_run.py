@@ -182,7 +182,11 @@ class TurnRun:
     async def _run_loop(self) -> TurnOutcome:
         self.cancellable = True
         try:
-            return await self._loop()
+            outcome = await self._loop()
+            self.cancellable = False
+            if not self.token.seal():  # a cancel won the race against completion
+                return TurnOutcome.stopped(TurnStop.CANCELLED)
+            return outcome
         except asyncio.CancelledError:
             task = self.task
             if task is not None:

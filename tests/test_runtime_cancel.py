@@ -1,0 +1,225 @@
+"""Cancellation: tokens, the per-handle registry, asyncio cancellation, random cancel points."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+
+from lash_nb import CancellationToken, LashCore, TurnInput, tool
+from lash_nb._core.records import PartKind, Role
+from lash_nb.providers import FunctionProvider, TextDelta, Completed, LlmResponse, LlmPart
+from lash_nb.testing import scripted, tool_call
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def hung_stream(request):
+    yield TextDelta("started ")
+    await asyncio.sleep(3600)
+    yield Completed(LlmResponse())
+
+
+def hung_core():
+    return LashCore.builder().provider(FunctionProvider(lambda r: hung_stream(r))).model("m").build()
+
+
+async def wait_for_activity(session, type_: str):
+    """Return once the session's live replay has shown an activity of this type."""
+    cursor = session.observe().current_observation().cursor
+    async for ev in session.observe().subscribe_from_cursor(cursor):
+        if getattr(ev, "kind", "") == "turn_activity" and ev.activity.type == type_:
+            return
+
+
+def test_a_pre_cancelled_token_still_runs_the_pipeline_and_ends_cancelled():
+    async def body():
+        s = await LashCore.builder().provider(scripted("never")).model("m").build().session("s").open()
+        token = CancellationToken()
+        token.cancel()
+        out = await s.turn("hi").cancel(token).run()
+        assert str(out.result.outcome) == "stopped: cancelled"
+        assert out.result.cancellation == {"request_id": f"internal:{out.result.turn_id}",
+                                           "origin": None, "reason": None}
+        roles = [m.role for m in s.read_view().messages()]
+        assert roles == [Role.USER]  # the user message is committed
+    run(body())
+
+
+def test_cancel_running_turns_stops_a_hung_provider_and_the_next_turn_works():
+    async def body():
+        core = hung_core()
+        s = await core.session("s").open()
+        task = asyncio.ensure_future(s.turn("wait").run())
+        await wait_for_activity(s, "assistant_prose_delta")
+        assert s.cancel_running_turns("user") == 1
+        out = await asyncio.wait_for(task, 5)
+        assert str(out.result.outcome) == "stopped: cancelled"
+        assert out.result.cancellation["origin"] == "user"
+        assert s.cancel_running_turns() == 0
+        last = s.read_view().messages()[-1]
+        assert last.role is Role.ASSISTANT and last.parts[0].interrupted
+        assert last.parts[0].content == "started "
+        s.provider = scripted("back")
+        assert (await s.turn("again").run()).result.assistant_message() == "back"
+    run(body())
+
+
+def test_a_sweep_reaches_turns_waiting_for_the_writer_lock():
+    async def body():
+        s = await hung_core().session("s").open()
+        first = asyncio.ensure_future(s.turn("one").run())
+        await wait_for_activity(s, "assistant_prose_delta")
+        second = asyncio.ensure_future(s.turn("two").run())
+        await asyncio.sleep(0)
+        assert s.cancel_running_turns() == 2
+        outs = await asyncio.wait_for(asyncio.gather(first, second), 5)
+        assert [str(o.result.outcome) for o in outs] == ["stopped: cancelled"] * 2
+        assert s.cancel_running_turns() == 0
+    run(body())
+
+
+def test_separately_opened_handles_do_not_cancel_each_others_turns():
+    async def body():
+        core = hung_core()
+        a = await core.session("shared").open()
+        b = await core.session("shared").open()
+        task = asyncio.ensure_future(a.turn("wait").run())
+        await wait_for_activity(a, "assistant_prose_delta")
+        assert b.cancel_running_turns() == 0
+        assert a.cancel_running_turns() == 1
+        await asyncio.wait_for(task, 5)
+    run(body())
+
+
+def test_cancelling_the_awaiting_task_ends_the_turn_cancelled_and_committed():
+    async def body():
+        s = await hung_core().session("s").open()
+        task = asyncio.ensure_future(s.turn("wait").turn_id("t-int").run())
+        await wait_for_activity(s, "assistant_prose_delta")
+        task.cancel()  # what a kernel interrupt does to an awaited cell
+        out = await asyncio.wait_for(task, 5)
+        assert str(out.result.outcome) == "stopped: cancelled"
+        assert out.result.cancellation["origin"] == "asyncio"
+        turns = {t.turn_id: t.stop_reason for t in await s.store.load_turns("s")}
+        assert turns == {"t-int": "cancelled"}
+    run(body())
+
+
+def test_cancel_from_another_thread_reaches_the_turn():
+    async def body():
+        s = await hung_core().session("s").open()
+        task = asyncio.ensure_future(s.turn("wait").run())
+        await wait_for_activity(s, "assistant_prose_delta")
+        counts = []
+        t = threading.Thread(target=lambda: counts.append(s.cancel_running_turns("widget")))
+        t.start()
+        out = await asyncio.wait_for(task, 5)
+        t.join()
+        assert counts == [1]
+        assert out.result.cancellation["origin"] == "widget"
+    run(body())
+
+
+def test_a_stop_during_a_slow_sync_tool_ends_the_turn_without_waiting_for_the_tool():
+    release = threading.Event()
+
+    @tool
+    def blocking() -> str:
+        """Blocks until released."""
+        release.wait(10)
+        return "late"
+
+    async def body():
+        provider = scripted([tool_call("blocking", "{}", "b1")], "after")
+        s = await LashCore.builder().provider(provider).model("m").tools(blocking).build().session("s").open()
+        task = asyncio.ensure_future(s.turn("block").run())
+        await wait_for_activity(s, "tool_call_started")
+        t0 = time.perf_counter()
+        s.cancel_running_turns()
+        out = await asyncio.wait_for(task, 5)
+        elapsed = time.perf_counter() - t0
+        release.set()
+        assert str(out.result.outcome) == "stopped: cancelled"
+        assert elapsed < 2
+        results = s.read_view().messages()[-1].tool_results()
+        assert [(r.tool_call_id, r.interrupted) for r in results] == [("b1", True)]
+    run(body())
+
+
+@tool
+async def work(n: int) -> str:
+    """Does some async work."""
+    await asyncio.sleep(0.001 * n)
+    return f"worked {n}"
+
+
+def _tool_rounds_this_turn(messages) -> int:
+    rounds = 0
+    for m in reversed(messages):
+        if m.role is Role.USER and any(p.kind is PartKind.TEXT for p in m.parts):
+            break
+        rounds += bool(m.tool_results())
+    return rounds
+
+
+def _streaming_tool_model(request):
+    """Streams four words, then asks for two tool calls, twice per turn; then answers."""
+    async def gen():
+        words = ["alpha ", "beta ", "gamma ", "delta "]
+        for w in words:
+            yield TextDelta(w)
+            await asyncio.sleep(0.001)
+        if _tool_rounds_this_turn(request.messages) < 2:
+            parts = (LlmPart.text_part("".join(words)), LlmPart.tool_call(f"c{len(request.messages)}a", "work", '{"n": 2}'),
+                     LlmPart.tool_call(f"c{len(request.messages)}b", "work", '{"n": 3}'))
+        else:
+            parts = (LlmPart.text_part("".join(words)),)
+        yield Completed(LlmResponse(parts=parts))
+
+    return gen()
+
+
+def _graph_is_consistent(messages) -> bool:
+    calls = {p.tool_call_id for m in messages for p in m.parts if p.kind is PartKind.TOOL_CALL}
+    results = {p.tool_call_id for m in messages for p in m.parts if p.kind is PartKind.TOOL_RESULT}
+    return calls == results
+
+
+def test_cancel_at_100_random_points_always_commits_cancelled_and_keeps_the_graph_consistent():
+    """Each run cancels at the k-th activity of a turn that streams prose and runs two tool
+    batches, k drawn at random over the whole turn."""
+    rng = random.Random(20261121)
+
+    async def body():
+        core = LashCore.builder().provider(FunctionProvider(_streaming_tool_model)).model("m").tools(work).build()
+        s = await core.session("s").open()
+        full = await s.turn("measure").run()
+        points = len(full.activities) - 1  # the last one (turn_outcome) comes after the commit
+        cancelled = 0
+        for i in range(100):
+            k = rng.randrange(points)
+            stream = s.turn(f"turn {i}").turn_id(f"t{i}").stream()
+            signalled = 0
+            n = 0
+            async for _activity in stream:
+                if n == k:
+                    signalled = s.cancel_running_turns()
+                n += 1
+            result = await stream.finish()
+            if signalled:
+                assert str(result.outcome) == "stopped: cancelled", (i, k)
+                cancelled += 1
+            else:
+                assert result.is_success(), (i, k)
+            assert _graph_is_consistent(s.read_view().messages()), (i, k)
+        assert cancelled >= 90  # the consumer keeps pace, so nearly every point lands
+        turns = await s.store.load_turns("s")
+        assert len({t.turn_id for t in turns}) == 101
+        assert sum(t.stop_reason == "cancelled" for t in turns) == cancelled
+        out = await s.turn("final").run()
+        assert out.result.is_success()
+    run(body())
