@@ -81,7 +81,7 @@ class LashMagics(Magics):
         verb, rest = route(line, cell)
         try:
             return await VERBS[verb](self, rest, cell, assigned)
-        except LashError as exc:
+        except (LashError, ValueError) as exc:  # misuse: say what to do in one line
             raise UsageError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
 
     @line_cell_magic

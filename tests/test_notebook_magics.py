@@ -1,0 +1,147 @@
+"""%lash magics through an IPython shell that re-raises cell errors."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.error import UsageError
+
+from lash_nb._notebook.extension import transform_lash
+from lash_nb._notebook.parsing import interpolate, split_prompt
+from notebook_harness import ReraisingShell
+
+
+@pytest.fixture
+def sh(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shell = ReraisingShell()
+    shell.run_cell("%load_ext lash_nb._notebook.extension")
+    shell.run_cell("%config LashMagics.offline_delay_s = 0")
+    shell.run_cell("%config LashMagics.store = ':memory:'")
+    yield shell
+    shell.close()
+
+
+def test_a_lash_cell_becomes_one_awaited_call():
+    out = transform_lash(["%%lash -o r\n", "Hello {name}\n"])
+    assert out == [
+        "await __import__('lash_nb._notebook.extension', fromlist=['run_line'])"
+        ".run_cell('-o r', 'Hello {name}\\n')\n"
+    ]
+
+
+def test_an_assigned_lash_line_is_awaited_and_asks_for_the_result():
+    out = transform_lash(["x = 1\n", "r = %lash turn hi there\n", "  %lash stop\n"])
+    assert out[0] == "x = 1\n"
+    assert out[1].startswith("r = await __import__(")
+    assert out[1].endswith(".run_line('turn hi there', True)\n")
+    assert out[2] == "  %lash stop\n"  # indented lines are left to IPython's magic
+
+
+def test_options_and_raw_prompt_are_split_keeping_quotes():
+    assert split_prompt("--id k1 --slot join say 'hi'  there", with_value=("--id", "--slot"),
+                        flags=()) == ("--id k1 --slot join", "say 'hi'  there")
+    assert split_prompt("-- --not-an-option", with_value=(), flags=()) == ("", "--not-an-option")
+    with pytest.raises(UsageError, match="unknown option --bogus"):
+        split_prompt("--bogus x", with_value=(), flags=())
+
+
+def test_interpolation_fills_known_names_and_leaves_the_rest():
+    class Box:
+        size = 3
+
+    ns = {"city": "Oslo", "box": Box()}
+    assert interpolate("{city} {{ city }} {box.size} {missing} {box.nope}", ns) == \
+        "Oslo Oslo 3 {missing} {box.nope}"
+
+
+def test_assigned_line_turn_returns_the_finished_result(sh):
+    sh.run_cell("%lash open s1")
+    sh.run_cell("name = 'Ada'")
+    sh.run_cell("r = %lash turn hello {name}")
+    r = sh.user_ns["r"]
+    assert str(r.outcome) == "finished: assistant_message"
+    assert r.assistant_output.safe_text.startswith("You said: hello Ada")
+
+
+def test_cell_turn_with_o_stores_the_result_and_the_cell_shows_no_extra_value(sh):
+    value = sh.run_cell("%%lash -o out\nwrite about {topic}\n".replace("{topic}", "tea"))
+    assert value is None
+    assert sh.user_ns["out"].assistant_output.safe_text.startswith("You said: write about tea")
+
+
+def test_unknown_verb_suggests_the_closest(sh):
+    with pytest.raises(UsageError, match=r"unknown %lash verb 'tunr'; did you mean %lash turn\?"):
+        sh.run_cell("%lash tunr hello")
+
+
+def test_argument_errors_become_one_line_usage_errors_with_the_cause_kept(sh):
+    with pytest.raises(UsageError) as info:
+        sh.run_cell("%lash enqueue --delivery sideways later")
+    assert str(info.value) == ("unknown delivery policy 'sideways'; use one of: "
+                               "earliest_safe_boundary, after_current_turn_commit")
+    assert type(info.value.__cause__) is ValueError
+
+
+def test_unknown_provider_is_a_usage_error_naming_the_choices(sh):
+    with pytest.raises(UsageError, match="use --provider one of offline, openai, anthropic"):
+        sh.run_cell("%lash open s2 --provider nope")
+
+
+def test_config_values_are_the_defaults_for_open(sh):
+    sh.run_cell("%config LashMagics.session = 'from-config'")
+    sh.run_cell("r = %lash turn hi")
+    m = sh.ip.magics_manager.registry["LashMagics"]
+    assert m.ctx.current == "from-config"
+
+
+def test_pyproject_table_sets_defaults_unless_config_already_did(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.lash_nb]\nsession = "py-session"\nstore = ":memory:"\noffline_delay_s = 0.5\n'
+    )
+    sub = tmp_path / "notebooks"
+    sub.mkdir()
+    monkeypatch.chdir(sub)
+    shell = ReraisingShell()
+    try:
+        shell.ip.config.LashMagics.offline_delay_s = 0.0
+        shell.run_cell("%load_ext lash_nb._notebook.extension")
+        m = shell.ip.magics_manager.registry["LashMagics"]
+        assert (m.session, m.store, m.offline_delay_s) == ("py-session", ":memory:", 0.0)
+    finally:
+        shell.close()
+
+
+def test_usage_by_model_sums_both_turns(sh):
+    sh.run_cell("a = %lash turn one")
+    sh.run_cell("b = %lash turn two")
+    frame = sh.run_cell("%lash usage --by model")
+    a, b = sh.user_ns["a"], sh.user_ns["b"]
+    expected = a.usage.output_tokens + b.usage.output_tokens
+    assert list(frame["model"]) == ["lash-offline"]
+    assert int(frame["output_tokens"].iloc[0]) == expected
+
+
+def test_replay_rerenders_the_last_committed_turn(sh):
+    sh.run_cell("r = %lash turn replay me")
+    w = sh.run_cell("%lash replay")
+    assert w.outcome == "finished: assistant_message"
+    assert w.fold.prose == sh.user_ns["r"].assistant_output.safe_text
+    with pytest.raises(UsageError, match="no turn 'nope'"):
+        sh.run_cell("%lash replay nope")
+
+
+def test_stop_without_an_open_session_says_to_open_one(sh):
+    with pytest.raises(UsageError, match=r"run %lash open \[SESSION\] first"):
+        sh.run_cell("%lash stop")
+
+
+def test_a_cell_body_on_a_line_only_verb_is_refused(sh):
+    with pytest.raises(UsageError, match="%%lash usage takes no cell body"):
+        sh.run_cell("%%lash usage\nwhatever\n")
+
+
+def test_help_lists_every_verb(sh):
+    md = sh.run_cell("%lash help")
+    for verb in ("open", "turn", "enqueue", "queue", "drain", "stop", "tools", "usage",
+                 "sessions", "graph", "sql", "replay"):
+        assert f"%lash {verb}" in md.data
