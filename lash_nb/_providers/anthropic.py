@@ -272,6 +272,8 @@ class Anthropic:
             async with aclosing(self._exchange.sse(http_request, key_hint=self._key_hint,
                                                    meta=meta)) as events:
                 async for sse in events:
+                    if acc.saw_stop:
+                        continue  # only reading to the end so the connection can be reused
                     data = parse_json_event(self.kind, sse, meta["request_id"], acc.started)
                     if not isinstance(data, dict):
                         continue
@@ -282,7 +284,7 @@ class Anthropic:
                     for event in acc.apply(data):
                         yield event
                     if acc.saw_stop:
-                        break
+                        meta["draining"] = True
         except LlmTransportError as err:
             err.output_started = err.output_started or acc.started
             err.request_id = err.request_id or meta["request_id"]

@@ -28,6 +28,9 @@ from . import classify
 from .sse import SseDecoder, SseEvent
 
 
+DRAIN_S = 1.0  # seconds to wait for the end of a body whose terminal event arrived
+
+
 class Secret:
     """An API key that never shows in ``repr``/``str``; ``reveal()`` is the one way out."""
 
@@ -120,33 +123,44 @@ class HttpExchange:
             provider=self.provider, key_hint=key_hint, scrub=self.scrub,
         )
 
-    async def _next_chunk(self, chunks: AsyncIterator[bytes], request_id: str | None) -> bytes | None:
+    async def _read(self, chunks: AsyncIterator[bytes], meta: dict[str, Any]) -> bytes | None:
+        """The next body chunk, or None at the end. While ``meta["draining"]`` (the response
+        is already complete) the wait is short and a timeout or drop just ends the body."""
+        draining = bool(meta.get("draining"))
+        limit = min(self._chunk_timeout or DRAIN_S, DRAIN_S) if draining else self._chunk_timeout
         try:
-            async with asyncio.timeout(self._chunk_timeout):
+            async with asyncio.timeout(limit):
                 return await chunks.__anext__()
         except StopAsyncIteration:
             return None
         except (TimeoutError, httpx.TimeoutException):
+            if draining:
+                return None
             raise classify.timeout_error(
-                self.provider, "stream chunk", self._chunk_timeout, request_id=request_id
+                self.provider, "stream chunk", self._chunk_timeout, request_id=meta.get("request_id")
             ) from None
         except (httpx.TransportError, httpx.StreamError) as exc:
+            if draining:
+                return None
             raise classify.dropped_stream_error(
-                self.provider, exc, request_id=request_id, output_started=False, scrub=self.scrub
+                self.provider, exc, request_id=meta.get("request_id"), output_started=False,
+                scrub=self.scrub,
             ) from None
 
     async def sse(
         self, request: httpx.Request, *, key_hint: str, meta: dict[str, Any]
     ) -> AsyncIterator[SseEvent]:
         """Stream the SSE events of ``request``. ``meta`` receives ``request_id`` as soon as
-        the response starts, so the caller can stamp it on its own errors."""
+        the response starts, so the caller can stamp it on its own errors. After its terminal
+        event the caller sets ``meta["draining"] = True`` and keeps iterating: the rest of
+        the body is read with a short bound so the connection can be reused."""
         response = await self._start(request)
         try:
             meta["request_id"] = classify.request_id_from(response.headers)
             await self._fail_on_status(response, key_hint)
             decoder = SseDecoder()
             chunks = response.aiter_bytes()
-            while (chunk := await self._next_chunk(chunks, meta["request_id"])) is not None:
+            while (chunk := await self._read(chunks, meta)) is not None:
                 for event in decoder.feed(chunk):
                     yield event
             for event in decoder.flush():
@@ -164,7 +178,7 @@ class HttpExchange:
             await self._fail_on_status(response, key_hint)
             body = bytearray()
             chunks = response.aiter_bytes()
-            while (chunk := await self._next_chunk(chunks, meta["request_id"])) is not None:
+            while (chunk := await self._read(chunks, meta)) is not None:
                 body += chunk
         finally:
             await response.aclose()

@@ -53,6 +53,7 @@ class LoopbackServer:
         self.base_path = base_path.rstrip("/")
         self.requests: list[RecordedRequest] = []
         self.errors: list[str] = []
+        self.connections = 0  # TCP connections accepted (a reused client keeps one)
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -113,6 +114,7 @@ class LoopbackServer:
         assert task is not None
         self._tasks.add(task)
         self._writers.add(writer)
+        self.connections += 1
         try:
             while await self._one_request(reader, writer):
                 pass

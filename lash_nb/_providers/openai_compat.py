@@ -274,8 +274,11 @@ class OpenAICompatible:
             async with aclosing(self._exchange.sse(http_request, key_hint=self._key_hint,
                                                    meta=meta)) as events:
                 async for sse in events:
+                    if meta.get("draining"):
+                        continue  # only reading to the end so the connection can be reused
                     if sse.data.strip() == "[DONE]":
-                        break
+                        meta["draining"] = True
+                        continue
                     chunk = parse_json_event(self.kind, sse, meta["request_id"], acc.started)
                     if not isinstance(chunk, dict):
                         continue
