@@ -66,6 +66,7 @@ class LiveReplayGap:
 class _Buffer:
     events: collections.deque  # of (position, appended_at, event)
     tail: int = 0
+    revision: int = 0  # revision of the last appended event
     subscribers: list = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -115,6 +116,7 @@ class LiveReplayStore:
             if buf is None:
                 buf = self._buffers[session_id] = _Buffer(collections.deque())
             buf.tail += 1
+            buf.revision = revision
             event = SessionObservationEvent(
                 session_id, revision, self.cursor(session_id, revision, buf.tail), kind, **fields
             )
@@ -142,7 +144,7 @@ class LiveReplayStore:
     ) -> list[SessionObservationEvent] | LiveReplayGap:
         buf = self._buffers.get(session_id)
         tail = buf.tail if buf else 0
-        latest = self.cursor(session_id, 0, tail)
+        latest = self.cursor(session_id, buf.revision if buf else 0, tail)
         if nonce != self.nonce:
             return LiveReplayGap(session_id, cursor, latest, "unavailable") if pos > 0 or buf else []
         if pos > tail:

@@ -204,7 +204,8 @@ class LashSession:
         fields: dict[str, Any] = dict(
             session_id=st.session_id,
             lease=lease,
-            expected_head_revision=None if replace else st.head_revision,
+            # never persisted from this handle's view = expect an empty store (revision 0)
+            expected_head_revision=None if replace else (st.head_revision or 0),
             provider_id=st.policy.provider_id,
             model=st.policy.model,
             parent_session_id=st.parent_session_id,
