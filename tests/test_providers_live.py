@@ -1,0 +1,76 @@
+"""Live calls to real providers; each is skipped unless its key variable is set.
+
+Run with ``pytest -m live``. Each test asks for a one-word answer and then one tool call,
+and checks the shape (text streamed, one Completed, usage counted, terminal reason), not the
+model's wording.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+import pytest
+
+from lash_nb._core.llm import Completed, LlmRequest, LlmResponse, LlmToolSpec, TextDelta
+from lash_nb._core.records import Message, PartKind, Role
+from lash_nb._providers.anthropic import Anthropic
+from lash_nb._providers.openai_compat import OpenAICompatible
+
+pytestmark = pytest.mark.live
+
+WEATHER = LlmToolSpec("get_weather", "Current weather for a city.",
+                      {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+
+
+def _providers() -> list[Any]:
+    out: list[Any] = []
+    if os.environ.get("OPENAI_API_KEY"):
+        out.append(pytest.param(lambda: OpenAICompatible(model="gpt-4.1-mini"), id="openai"))
+    else:
+        out.append(pytest.param(None, id="openai", marks=pytest.mark.skip(reason="OPENAI_API_KEY not set")))
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        out.append(pytest.param(lambda: Anthropic(model="claude-3-5-haiku-latest", max_tokens=256), id="anthropic"))
+    else:
+        out.append(pytest.param(None, id="anthropic", marks=pytest.mark.skip(reason="ANTHROPIC_API_KEY not set")))
+    if os.environ.get("OPENROUTER_API_KEY"):
+        out.append(pytest.param(lambda: OpenAICompatible("https://openrouter.ai/api/v1",
+                                                         api_key_env="OPENROUTER_API_KEY",
+                                                         model="openai/gpt-4.1-mini"), id="openrouter"))
+    else:
+        out.append(pytest.param(None, id="openrouter", marks=pytest.mark.skip(reason="OPENROUTER_API_KEY not set")))
+    return out
+
+
+async def _run(provider: Any, request: LlmRequest) -> tuple[str, LlmResponse]:
+    text, completed = "", []
+    async for event in provider.stream(request):
+        if isinstance(event, TextDelta):
+            text += event.text
+        elif isinstance(event, Completed):
+            completed.append(event.response)
+    await provider.aclose()
+    assert len(completed) == 1
+    return text, completed[0]
+
+
+@pytest.mark.parametrize("make", _providers())
+def test_live_text_answer_streams_and_reports_usage(make: Any) -> None:
+    user = Message.build(Role.USER, [(PartKind.TEXT, "Reply with the single word: pong")])
+    text, response = asyncio.run(_run(make(), LlmRequest(model="", messages=[user], max_output_tokens=50)))
+    assert text == response.full_text and "pong" in text.lower()
+    assert response.terminal_reason.value == "stop"
+    assert response.usage.input_total() > 0 and response.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize("make", _providers())
+def test_live_tool_call_arrives_with_json_arguments(make: Any) -> None:
+    user = Message.build(Role.USER, [(PartKind.TEXT, "What's the weather in Paris? Use the tool.")])
+    request = LlmRequest(model="", messages=[user], tools=(WEATHER,), tool_choice="required",
+                         max_output_tokens=200)
+    _, response = asyncio.run(_run(make(), request))
+    assert response.terminal_reason.value == "tool_use"
+    call = response.tool_calls()[0]
+    assert call.tool_name == "get_weather" and "paris" in json.loads(call.input_json or "{}")["city"].lower()
