@@ -1,0 +1,229 @@
+"""``commit``: one :class:`RuntimeCommit` in one DuckDB transaction.
+
+The checks and their order are those of ``base.py`` (stamp, lease, CAS, claims); every
+check reads from one head query, then the rows go in as one Arrow batch per table. The
+caller (``run_in_transaction``) rolls everything back when a check raises.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..._errors import (
+    ClaimSuperseded,
+    HeadRevisionConflict,
+    SessionExecutionLeaseLost,
+    TurnCommitConflict,
+)
+from ..base import CommitResult, Lease, RuntimeCommit, process_lost_record
+from . import rows
+
+_HEAD_SQL = """
+SELECT s.head_revision, s.next_seq, l.token, l.fencing, l.expires_at_ms,
+    (SELECT commit_hash FROM turns
+        WHERE session_id = $sid AND turn_id = $tid AND status = 'committed'),
+    (SELECT list([turn_id, epoch_ms(started_at)::VARCHAR] ORDER BY seq) FROM turns
+        WHERE session_id = $sid AND status = 'open')
+FROM (SELECT 1) AS one
+LEFT JOIN sessions s ON s.session_id = $sid
+LEFT JOIN execution_leases l ON l.session_id = $sid
+"""
+
+_TERMINAL_SQL = """
+UPDATE turns SET status = 'committed', outcome = $outcome, stop_reason = $stop_reason,
+    started_at = epoch_ms($started_at::BIGINT), duration_ms = $duration_ms,
+    commit_hash = $commit_hash, result = $result, seq = $seq,
+    committed_at = epoch_ms($t::BIGINT)
+WHERE session_id = $sid AND turn_id = $tid
+"""
+
+_TERMINAL_INSERT_SQL = """
+INSERT INTO turns VALUES ($sid, $tid, 'committed', $outcome, $stop_reason,
+    epoch_ms($started_at::BIGINT), $duration_ms, $commit_hash, $result, $seq,
+    epoch_ms($t::BIGINT))
+"""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def release_lease(con: Any, lease: Lease) -> None:
+    con.execute(
+        "UPDATE execution_leases SET owner_id = NULL, token = NULL, expires_at_ms = 0 "
+        "WHERE session_id = ? AND token = ? AND fencing = ?",
+        [lease.session_id, lease.token, lease.fencing],
+    )
+
+
+def apply_commit(con: Any, c: RuntimeCommit) -> CommitResult:
+    t = now_ms()
+    sid = c.session_id
+    tid = c.turn.turn_id if c.turn is not None else None
+    (rev, next_seq, l_token, l_fencing, l_expires, prior_hash, open_turns) = con.execute(
+        _HEAD_SQL, {"sid": sid, "tid": tid}
+    ).fetchone()
+    exists = rev is not None
+    if c.turn is not None and exists and prior_hash is not None:
+        if prior_hash == c.turn.commit_hash:
+            if c.release_lease and c.lease is not None:
+                release_lease(con, c.lease)
+            return CommitResult(int(rev), duplicate=True)
+        raise TurnCommitConflict(
+            f"turn {c.turn.turn_id!r} of session {sid!r} was already committed with "
+            "different content; use a new turn id"
+        )
+    if c.lease is not None and not (
+        l_token == c.lease.token and l_fencing == c.lease.fencing and (l_expires or 0) > t
+    ):
+        raise SessionExecutionLeaseLost(
+            f"the execution lease on session {sid!r} expired or was taken over; the turn was "
+            "not committed"
+        )
+    current = int(rev) if exists else 0
+    if c.expected_head_revision is not None and c.expected_head_revision != current:
+        raise HeadRevisionConflict(
+            f"session {sid!r} head moved to {current} (expected {c.expected_head_revision}); "
+            "reopen the session and retry"
+        )
+    claimed_ids = [b for claim in c.completed_claims for b in claim.batch_ids]
+    if claimed_ids:
+        held = dict(con.execute(
+            "SELECT batch_id, claim_id FROM queued_work_batches WHERE list_contains(?, batch_id)",
+            [claimed_ids],
+        ).fetchall())
+        for claim in c.completed_claims:
+            for bid in claim.batch_ids:
+                if held.get(bid) != claim.claim_id:
+                    raise ClaimSuperseded(
+                        f"queued batch {bid!r} is no longer held by claim {claim.claim_id!r}"
+                    )
+    # ---- apply (checks are done; an error below rolls the whole transaction back)
+    seq = int(next_seq) if exists else 1
+    seq = _write_graph(con, c, seq)
+    if c.usage_deltas:
+        rows.insert(con, "usage_deltas", rows.usage_columns(sid, seq, t, c.usage_deltas))
+        seq += len(c.usage_deltas)
+    if c.llm_calls:
+        cols = rows.llm_call_columns(sid, seq, c.llm_calls)
+        if cols["seq"]:
+            rows.insert(con, "llm_calls", cols)
+            seq += len(cols["seq"])
+    if c.tool_calls:
+        rows.insert(con, "tool_calls", rows.tool_call_columns(sid, seq, c.tool_calls))
+        seq += len(c.tool_calls)
+    if c.events:
+        rows.insert(con, "turn_events", rows.event_columns(sid, seq, t, c.events))
+        seq += len(c.events)
+    seq = _write_turns(con, c, [(o[0], int(o[1])) for o in open_turns or ()], seq, t)
+    if claimed_ids:
+        finish_batches(con, claimed_ids, "completed", tid or (
+            c.turn_started.turn_id if c.turn_started else None), t)
+    _write_session(con, c, exists, seq, t)
+    if c.release_lease and c.lease is not None:
+        release_lease(con, c.lease)
+    return CommitResult(current + 1)
+
+
+def _write_graph(con: Any, c: RuntimeCommit, seq: int) -> int:
+    sid = c.session_id
+    nodes = []
+    seen: set[str] = set()
+    if c.replace_graph is not None:
+        con.execute("DELETE FROM graph_nodes WHERE session_id = ?", [sid])
+        for n in c.replace_graph:
+            if n.node_id not in seen:  # a node id is stored once, like the memory store
+                seen.add(n.node_id)
+                nodes.append(n)
+    for n in c.append_nodes:
+        if n.node_id not in seen:
+            seen.add(n.node_id)
+            nodes.append(n)
+    if not nodes:
+        return seq
+    cols = rows.node_columns(sid, seq, nodes)
+    if c.replace_graph is not None:
+        rows.insert(con, "graph_nodes", cols)
+    else:  # an appended node already stored (a retried progress commit) is kept once
+        rows.insert(
+            con, "graph_nodes", cols,
+            "node_id NOT IN (SELECT node_id FROM graph_nodes WHERE session_id = ?)", [sid],
+        )
+    return seq + len(nodes)
+
+
+def _write_turns(
+    con: Any, c: RuntimeCommit, open_turns: list[tuple[str, int]], seq: int, t: int
+) -> int:
+    sid = c.session_id
+    keep = c.turn_started.turn_id if c.turn_started else None
+    ending = c.turn.turn_id if c.turn is not None else None
+    open_ids = {tid for tid, _ in open_turns}
+    if c.close_open_turns:
+        for tid, started in open_turns:
+            if tid != keep and tid != ending:
+                _terminal(con, sid, process_lost_record(tid, started, t), seq, t, update=True)
+                open_ids.discard(tid)
+                seq += 1
+    if c.turn_started is not None and (c.turn is None or c.turn.turn_id != keep):
+        if keep not in open_ids:
+            con.execute(
+                "INSERT INTO turns (session_id, turn_id, status, started_at, seq) "
+                "VALUES (?, ?, 'open', epoch_ms(?::BIGINT), ?) ON CONFLICT DO NOTHING",
+                [sid, keep, c.turn_started.started_at_ms, seq],
+            )
+            seq += 1
+    if c.turn is not None:
+        _terminal(con, sid, c.turn, seq, t, update=c.turn.turn_id in open_ids)
+        seq += 1
+    return seq
+
+
+def _terminal(con: Any, sid: str, turn: Any, seq: int, t: int, *, update: bool) -> None:
+    params = {
+        "sid": sid, "tid": turn.turn_id, "outcome": turn.outcome,
+        "stop_reason": turn.stop_reason, "started_at": turn.started_at_ms,
+        "duration_ms": float(turn.duration_ms), "commit_hash": turn.commit_hash,
+        "result": rows.dumps(dict(turn.result)), "seq": seq, "t": t,
+    }
+    con.execute(_TERMINAL_SQL if update else _TERMINAL_INSERT_SQL, params)
+
+
+def finish_batches(con: Any, batch_ids: list[str], state: str, turn_id: str | None, t: int) -> None:
+    con.execute(
+        "INSERT INTO queue_history SELECT batch_id, session_id, source_key, delivery_policy, "
+        "slot_policy, enqueue_seq, enqueued_at_ms, claimed_at_ms, $t, $state, $tid, "
+        "epoch_ms(enqueued_at_ms), epoch_ms($t::BIGINT) FROM queued_work_batches "
+        "WHERE list_contains($ids, batch_id)",
+        {"t": t, "state": state, "tid": turn_id, "ids": batch_ids},
+    )
+    con.execute("DELETE FROM queued_work_batches WHERE list_contains(?, batch_id)", [batch_ids])
+
+
+def _write_session(con: Any, c: RuntimeCommit, exists: bool, next_seq: int, t: int) -> None:
+    p = {
+        "sid": c.session_id, "provider_id": c.provider_id, "model": c.model,
+        "parent": c.parent_session_id,
+        "policy": rows.dumps(dict(c.policy)) if c.policy else None,
+        "tool_state": rows.dumps(c.tool_state) if c.tool_state is not None else None,
+        "turn_index": c.turn_index, "leaf": c.leaf_node_id, "t": t, "next_seq": next_seq,
+    }
+    if exists:
+        con.execute(
+            "UPDATE sessions SET provider_id = coalesce(nullif($provider_id, ''), provider_id), "
+            "model = coalesce(nullif($model, ''), model), "
+            "parent_session_id = coalesce(nullif($parent, ''), parent_session_id), "
+            "policy = coalesce($policy::JSON, policy), "
+            "tool_state = coalesce($tool_state::JSON, tool_state), turn_index = $turn_index, "
+            "leaf_node_id = $leaf, head_revision = head_revision + 1, "
+            "updated_at = epoch_ms($t::BIGINT), next_seq = $next_seq WHERE session_id = $sid",
+            p,
+        )
+    else:
+        con.execute(
+            "INSERT INTO sessions VALUES ($sid, $provider_id, $model, $parent, "
+            "coalesce($policy::JSON, '{}'), 1, $leaf, $turn_index, $tool_state::JSON, "
+            "epoch_ms($t::BIGINT), epoch_ms($t::BIGINT), $next_seq)",
+            p,
+        )

@@ -1,0 +1,141 @@
+"""Opening the DuckDB file: path checks, the file lock, and the schema gate.
+
+Theory of operation
+- DuckDB lets one process hold a database file read-write. The store therefore holds the
+  file only while it works (see ``worker.py``) and opens it on demand.
+- Opening while another process holds the file raises ``duckdb.IOException`` ("Conflicting
+  lock is held in <exe> (PID n)"). :func:`open_connection` retries with exponential backoff
+  (10 ms doubling to 400 ms) until ``lock_timeout_s`` has passed, then raises
+  :class:`StoreLockedError` naming that PID.
+- Nothing already stored is changed by a failed open: a folder, a missing or read-only
+  parent, a non-DuckDB file, a foreign DuckDB file or another schema version are refused
+  before any write (the schema is only created in a file with no tables at all).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+
+from ..._errors import StoreError, StoreLockedError, StorePathError, StoreSchemaError
+from ..base import SCHEMA_VERSION
+from .schema import DDL, TABLES
+
+_PID = re.compile(r"\(PID (\d+)\)")
+_DUCK_MAGIC = b"DUCK"
+
+
+def check_path(path: str, read_only: bool) -> None:
+    """Refuse paths DuckDB cannot use, before DuckDB touches anything."""
+    if os.path.isdir(path):
+        raise StorePathError(
+            f"{path} is a folder; pass a file path such as {os.path.join(path, 'lash.duckdb')}"
+        )
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise StorePathError(f"folder {parent} does not exist; create it or choose another path")
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            head = f.read(12)
+        if head[8:12] != _DUCK_MAGIC:
+            raise StoreSchemaError(
+                f"{path} is not a DuckDB database; point DuckDBStore at another path "
+                "(a new file is created on first use)"
+            )
+    elif read_only:
+        raise StorePathError(
+            f"{path} does not exist and read_only=True cannot create it; open it writable once"
+        )
+    elif not os.access(parent, os.W_OK):
+        raise StorePathError(f"folder {parent} is read-only; choose a writable path")
+
+
+def open_connection(path: str, *, read_only: bool, lock_timeout_s: float) -> Any:
+    """Connect, waiting out other processes' locks; validate or create the schema."""
+    import duckdb
+
+    check_path(path, read_only)
+    start = time.monotonic()
+    delay = 0.01
+    while True:
+        try:
+            con = duckdb.connect(path, read_only=read_only)
+            break
+        except duckdb.IOException as e:
+            msg = str(e)
+            if "lock" not in msg.lower():
+                raise _classify(path, msg) from e
+            waited = time.monotonic() - start
+            if waited >= lock_timeout_s:
+                m = _PID.search(msg)
+                raise StoreLockedError(path, int(m.group(1)) if m else None, waited) from e
+            time.sleep(min(delay, max(0.0, lock_timeout_s - waited)))
+            delay = min(delay * 2, 0.4)
+        except duckdb.ConnectionException as e:
+            raise StoreError(
+                f"{path} is already open in this process with another read_only setting; "
+                "use one DuckDBStore per file in a process"
+            ) from e
+    try:
+        ensure_schema(con, path, read_only)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _classify(path: str, msg: str) -> StoreError:
+    if "not a valid DuckDB database" in msg:
+        return StoreSchemaError(
+            f"{path} is not a DuckDB database; point DuckDBStore at another path"
+        )
+    if "Is a directory" in msg:
+        return StorePathError(f"{path} is a folder; pass a file path inside it")
+    return StorePathError(
+        f"cannot open {path} ({msg.splitlines()[0][:120]}); choose a writable file path"
+    )
+
+
+def ensure_schema(con: Any, path: str, read_only: bool) -> None:
+    names = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "UNION ALL SELECT view_name FROM duckdb_views() "
+            "WHERE database_name = current_database() AND NOT internal"
+        ).fetchall()
+    }
+    if not names:
+        if read_only:
+            raise StoreSchemaError(
+                f"{path} holds no lash store yet; open it once without read_only=True"
+            )
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(DDL)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return
+    if "lash_meta" not in names:
+        shown = ", ".join(sorted(names)[:5])
+        raise StoreSchemaError(
+            f"{path} is a DuckDB file of another application (tables: {shown}), not a lash "
+            "store; point DuckDBStore at another path"
+        )
+    row = con.execute("SELECT value FROM lash_meta WHERE key = 'schema_version'").fetchone()
+    version = row[0] if row else None
+    if version != str(SCHEMA_VERSION):
+        raise StoreSchemaError(
+            f"{path} has lash store schema version {version}, this lash_nb uses "
+            f"{SCHEMA_VERSION}; point at another path, or delete or migrate the file"
+        )
+    missing = [t for t in TABLES if t not in names]
+    if missing:
+        raise StoreSchemaError(
+            f"{path} lacks lash tables {', '.join(missing)}; point at another path, or delete "
+            "the file to start fresh"
+        )

@@ -1,0 +1,146 @@
+"""Queued work in ``queued_work_batches`` (state machine of ``lash_nb._core.queue``).
+
+A row is *claimed* only while its ``claim_generation`` equals the fencing number of the
+session's live lease; otherwise it is pending, whatever its ``claim_id`` says. Claim
+selection reads the session's rows in ``enqueue_seq`` order and applies
+``select_claim_prefix`` in Python inside the claiming transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+from ..._core.queue import (
+    ClaimBoundary,
+    QueueClaim,
+    QueuedWorkBatch,
+    QueuedWorkDraft,
+    select_claim_prefix,
+    validate_selected_group,
+)
+from ..._core.records import fresh_id
+from ..base import Lease
+from . import rows
+from .commit import finish_batches, now_ms
+from .leases import check_live, live_generation
+
+
+def enqueue(con: Any, d: QueuedWorkDraft) -> QueuedWorkBatch:
+    if d.source_key is not None:
+        row = con.execute(
+            f"SELECT {rows.BATCH_COLS} FROM queued_work_batches "
+            "WHERE session_id = ? AND source_key = ?",
+            [d.session_id, d.source_key],
+        ).fetchone()
+        if row is not None:
+            return rows.decode_batch(row)
+    batch_id = fresh_id("qwb:")
+    items = [
+        {"item_id": f"{batch_id}:item:{i}", "kind": kind, "payload": dict(payload)}
+        for i, (kind, payload) in enumerate(d.items)
+    ]
+    t = now_ms()
+    row = con.execute(
+        "INSERT INTO queued_work_batches (batch_id, session_id, source_key, delivery_policy, "
+        "slot_policy, merge_key, available_at_ms, enqueued_at_ms, items) "
+        f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {rows.BATCH_COLS}",
+        [batch_id, d.session_id, d.source_key, d.delivery_policy.value, d.slot_policy.value,
+         d.merge_key, d.available_at_ms, t, rows.dumps(items)],
+    ).fetchone()
+    return rows.decode_batch(row)
+
+
+def _session_rows(con: Any, sid: str) -> list[tuple[Any, ...]]:
+    return con.execute(
+        f"SELECT {rows.BATCH_COLS} FROM queued_work_batches WHERE session_id = ? "
+        "ORDER BY enqueue_seq",
+        [sid],
+    ).fetchall()
+
+
+def _claimed(r: Sequence[Any], generation: int | None) -> bool:
+    return r[10] is not None and r[11] == generation
+
+
+def list_queued(con: Any, sid: str, include_claimed: bool) -> list[QueuedWorkBatch]:
+    gen = live_generation(con, sid, now_ms())
+    out = []
+    for r in _session_rows(con, sid):
+        claimed = _claimed(r, gen)
+        if claimed and not include_claimed:
+            continue
+        b = rows.decode_batch(r)
+        if claimed:
+            b = dataclasses.replace(b, claim_id=r[10], claimed_at_ms=r[12])
+        out.append(b)
+    return out
+
+
+def claim(
+    con: Any,
+    lease: Lease,
+    boundary: ClaimBoundary,
+    max_batches: int,
+    batch_ids: Sequence[str] | None,
+    commands: bool,
+) -> QueueClaim | None:
+    t = now_ms()
+    check_live(con, lease, t)
+    gen = lease.fencing
+    ready = [
+        rows.decode_batch(r) for r in _session_rows(con, lease.session_id)
+        if r[7] <= t and not _claimed(r, gen)
+    ]
+    if batch_ids is not None:
+        by_id = {b.batch_id: b for b in ready}
+        if not all(b in by_id for b in batch_ids):
+            return None
+        chosen = [by_id[b] for b in batch_ids]
+        if not validate_selected_group(chosen):
+            return None
+    else:
+        chosen = select_claim_prefix(ready, boundary, max_batches, commands=commands)
+    if not chosen:
+        return None
+    claim_id = f"qwc:{chosen[0].enqueue_seq}:{lease.fencing}:{fresh_id()}"
+    con.execute(
+        "UPDATE queued_work_batches SET claim_id = ?, claim_generation = ?, claimed_at_ms = ? "
+        "WHERE list_contains(?, batch_id)",
+        [claim_id, lease.fencing, t, [b.batch_id for b in chosen]],
+    )
+    return QueueClaim(claim_id, lease.session_id, lease.fencing, boundary, tuple(chosen))
+
+
+def cancel(con: Any, sid: str, batch_id: str) -> QueuedWorkBatch | None:
+    t = now_ms()
+    row = con.execute(
+        f"SELECT {rows.BATCH_COLS} FROM queued_work_batches WHERE batch_id = ? AND session_id = ?",
+        [batch_id, sid],
+    ).fetchone()
+    if row is None or _claimed(row, live_generation(con, sid, t)):
+        return None
+    finish_batches(con, [batch_id], "cancelled", None, t)
+    return rows.decode_batch(row)
+
+
+def abandon(con: Any, c: QueueClaim) -> None:
+    con.execute(
+        "UPDATE queued_work_batches SET claim_id = NULL, claimed_at_ms = NULL "
+        "WHERE claim_id = ? AND list_contains(?, batch_id)",
+        [c.claim_id, list(c.batch_ids)],
+    )
+
+
+def sessions_with_ready_work(con: Any) -> list[str]:
+    return [r[0] for r in con.execute(
+        """
+        SELECT b.session_id FROM queued_work_batches b
+        LEFT JOIN execution_leases l ON l.session_id = b.session_id
+            AND l.token IS NOT NULL AND l.expires_at_ms > $t
+        WHERE b.available_at_ms <= $t
+            AND NOT (b.claim_id IS NOT NULL AND b.claim_generation IS NOT DISTINCT FROM l.fencing)
+        GROUP BY b.session_id ORDER BY min(b.enqueue_seq)
+        """,
+        {"t": now_ms()},
+    ).fetchall()]

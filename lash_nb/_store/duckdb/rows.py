@@ -1,0 +1,202 @@
+"""Records <-> DuckDB rows: Arrow batches for inserts, decoders for reads."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Mapping, Sequence
+
+from ..._core.events import TurnActivity
+from ..._core.graph import SessionNode
+from ..._core.queue import DeliveryPolicy, QueuedWorkBatch, QueuedWorkItem, SlotPolicy
+from ..._core.records import ToolCallRecord
+from ..._core.usage import BUCKETS, LlmCallRecord
+from ..base import SessionMeta, TurnRecord, UsageDelta
+from .schema import arrow_schemas
+
+_SCHEMAS: dict[str, Any] | None = None
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def insert(
+    con: Any,
+    table: str,
+    columns: Mapping[str, Sequence[Any]],
+    where: str = "",
+    params: Sequence[Any] | None = None,
+) -> None:
+    """Insert one Arrow batch (one statement, never one per row); ``where`` filters it."""
+    global _SCHEMAS
+    import pyarrow as pa
+
+    if _SCHEMAS is None:
+        _SCHEMAS = arrow_schemas()
+    schema = _SCHEMAS[table]
+    batch = pa.table([pa.array(columns[f.name], f.type) for f in schema], schema=schema)
+    sql = f"INSERT INTO {table} BY NAME SELECT * FROM batch"
+    con.execute(f"{sql} WHERE {where}" if where else sql, params or [])
+
+
+def node_columns(sid: str, seq0: int, nodes: Sequence[SessionNode]) -> dict[str, list[Any]]:
+    return {
+        "session_id": [sid] * len(nodes),
+        "seq": list(range(seq0, seq0 + len(nodes))),
+        "node_id": [n.node_id for n in nodes],
+        "parent_node_id": [n.parent_node_id for n in nodes],
+        "kind": [n.kind for n in nodes],
+        "role": [n.role for n in nodes],
+        "content": [dumps(n.content_json()) for n in nodes],
+        "created_at": [n.created_at_ms for n in nodes],
+        "turn_id": [n.turn_id for n in nodes],
+    }
+
+
+def usage_columns(sid: str, seq0: int, t: int, deltas: Sequence[UsageDelta]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {
+        "session_id": [sid] * len(deltas),
+        "turn_id": [d.turn_id for d in deltas],
+        "seq": list(range(seq0, seq0 + len(deltas))),
+        "source": [d.source for d in deltas],
+        "model": [d.model for d in deltas],
+        "created_at": [t] * len(deltas),
+    }
+    for b in BUCKETS:
+        out[b] = [getattr(d.usage, b) for d in deltas]
+    return out
+
+
+def llm_call_columns(
+    sid: str, seq0: int, calls: Sequence[tuple[str, LlmCallRecord]]
+) -> dict[str, list[Any]]:
+    rows = [(tid, c, a) for tid, c in calls for a in c.attempts]
+    out: dict[str, list[Any]] = {
+        "session_id": [sid] * len(rows),
+        "turn_id": [r[0] for r in rows],
+        "call_id": [r[1].call_id for r in rows],
+        "model": [r[1].model for r in rows],
+        "protocol_iteration": [r[1].protocol_iteration for r in rows],
+        "attempt": [r[2].ordinal for r in rows],
+        "started_at": [r[2].started_at_ms for r in rows],
+        "duration_ms": [float(r[2].duration_ms) for r in rows],
+        "outcome": [r[2].outcome for r in rows],
+        "request_id": [r[2].request_id for r in rows],
+        "served_model": [r[2].served_model for r in rows],
+        "error": [r[2].error for r in rows],
+        "error_kind": [r[2].error_kind for r in rows],
+        "seq": list(range(seq0, seq0 + len(rows))),
+    }
+    for b in BUCKETS:
+        out[b] = [getattr(r[2].usage, b) if r[2].usage else 0 for r in rows]
+    return out
+
+
+def tool_call_columns(
+    sid: str, seq0: int, calls: Sequence[tuple[str, ToolCallRecord]]
+) -> dict[str, list[Any]]:
+    return {
+        "session_id": [sid] * len(calls),
+        "turn_id": [tid for tid, _ in calls],
+        "call_id": [c.call_id for _, c in calls],
+        "name": [c.tool for _, c in calls],
+        "args": [dumps(c.args) for _, c in calls],
+        "output": [dumps(c.output) for _, c in calls],
+        "success": [bool(c.success) for _, c in calls],
+        "duration_ms": [float(c.duration_ms) for _, c in calls],
+        "started_at": [c.started_at_ms for _, c in calls],
+        "interrupted": [bool(c.interrupted) for _, c in calls],
+        "seq": list(range(seq0, seq0 + len(calls))),
+    }
+
+
+def event_columns(
+    sid: str, seq0: int, t: int, events: Sequence[TurnActivity]
+) -> dict[str, list[Any]]:
+    return {
+        "session_id": [sid] * len(events),
+        "turn_id": [e.turn_id for e in events],
+        "seq": list(range(seq0, seq0 + len(events))),
+        "activity_id": [e.id for e in events],
+        "correlation_id": [e.correlation_id for e in events],
+        "type": [e.type for e in events],
+        "payload": [dumps(e.event.to_json()) for e in events],
+        "created_at": [t] * len(events),
+    }
+
+
+# ---------------------------------------------------------------------------- decoding
+
+NODE_COLS = "node_id, parent_node_id, kind, content, epoch_ms(created_at), turn_id"
+
+
+def decode_nodes(rows: Sequence[tuple[Any, ...]]) -> list[SessionNode]:
+    if not rows:
+        return []
+    contents = json.loads("[" + ",".join(r[3] for r in rows) + "]")
+    return [
+        SessionNode.from_row(r[0], r[1], r[2], c, int(r[4]), r[5])
+        for r, c in zip(rows, contents)
+    ]
+
+
+META_COLS = (
+    "session_id, provider_id, model, parent_session_id, policy, head_revision, leaf_node_id, "
+    "turn_index, tool_state, epoch_ms(created_at), epoch_ms(updated_at)"
+)
+
+
+def decode_meta(r: Sequence[Any]) -> SessionMeta:
+    return SessionMeta(
+        session_id=r[0],
+        provider_id=r[1],
+        model=r[2],
+        parent_session_id=r[3],
+        policy=json.loads(r[4]),
+        head_revision=int(r[5]),
+        leaf_node_id=r[6],
+        turn_index=int(r[7]),
+        tool_state=json.loads(r[8]) if r[8] is not None else None,
+        created_at_ms=int(r[9]),
+        updated_at_ms=int(r[10]),
+    )
+
+
+TURN_COLS = "turn_id, outcome, stop_reason, epoch_ms(started_at), duration_ms, commit_hash, result"
+
+
+def decode_turn(r: Sequence[Any]) -> TurnRecord:
+    return TurnRecord(r[0], r[1], r[2], int(r[3]), float(r[4]), r[5], json.loads(r[6]))
+
+
+def decode_events(rows: Iterable[Sequence[Any]]) -> list[TurnActivity]:
+    out = []
+    for activity_id, correlation_id, turn_id, payload in rows:
+        data = json.loads(payload)
+        data["id"], data["correlation_id"], data["turn_id"] = activity_id, correlation_id, turn_id
+        out.append(TurnActivity.from_json(data))
+    return out
+
+
+BATCH_COLS = (
+    "batch_id, session_id, enqueue_seq, source_key, delivery_policy, slot_policy, merge_key, "
+    "available_at_ms, enqueued_at_ms, items, claim_id, claim_generation, claimed_at_ms"
+)
+
+
+def decode_batch(r: Sequence[Any]) -> QueuedWorkBatch:
+    items = tuple(
+        QueuedWorkItem(i["item_id"], i["kind"], i["payload"]) for i in json.loads(r[9])
+    )
+    return QueuedWorkBatch(
+        batch_id=r[0],
+        session_id=r[1],
+        enqueue_seq=int(r[2]),
+        source_key=r[3],
+        delivery_policy=DeliveryPolicy(r[4]),
+        slot_policy=SlotPolicy(r[5]),
+        merge_key=r[6],
+        available_at_ms=int(r[7]),
+        enqueued_at_ms=int(r[8]),
+        items=items,
+    )

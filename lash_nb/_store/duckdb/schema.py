@@ -1,0 +1,254 @@
+"""The lash_nb DuckDB store schema (version ``SCHEMA_VERSION`` of ``lash_nb._store.base``).
+
+One file holds many sessions; every table except ``lash_meta`` carries ``session_id``.
+Users query these tables directly (``store.query(...)``, ``%lash sql``), so the names are
+lash's vocabulary and the columns are stable within a schema version.
+See ``docs/store-schema.md`` for the same description with example queries.
+
+``lash_meta(key, value)``
+    ``schema_version`` = ``1``. A file without this table is not a lash store.
+``sessions``
+    One row per session: ``session_id`` (PK), ``provider_id``, ``model``,
+    ``parent_session_id``, ``policy`` JSON, ``head_revision`` (+1 per commit),
+    ``leaf_node_id``, ``turn_index``, ``tool_state`` JSON, ``created_at`` / ``updated_at``
+    TIMESTAMP (UTC), ``next_seq`` (the next value of the session's row order counter).
+``graph_nodes``
+    The session graph: ``seq`` (insertion order), ``node_id``, ``parent_node_id``, ``kind``
+    (message | event), ``role``, ``content`` JSON (the message or event payload),
+    ``created_at``, ``turn_id``, ``tombstoned``.
+``turns``
+    One row per turn: ``status`` ``open`` (progress commit seen) or ``committed``
+    (terminal record written), ``outcome`` (finished | stopped | agent_frame_switch),
+    ``stop_reason`` (assistant_message, cancelled, runtime_error, ...), ``started_at``,
+    ``duration_ms``, ``commit_hash`` (``process_lost`` for turns closed after a crash),
+    ``result`` JSON, ``seq``, ``committed_at``. PK ``(session_id, turn_id)``.
+``usage_deltas``
+    Append-only token usage: ``turn_id``, ``seq``, ``source``, ``model``, the five buckets
+    (``input_tokens``, ``output_tokens``, ``cache_read_input_tokens``,
+    ``cache_write_input_tokens``, ``reasoning_output_tokens``), ``created_at``.
+    The session's token ledger is these rows summed per ``(source, model)``.
+``llm_calls``
+    One row per attempt of each model call: ``call_id``, ``model``, ``protocol_iteration``,
+    ``attempt`` (ordinal), ``started_at``, ``duration_ms``, ``outcome``, ``request_id``,
+    ``served_model``, ``error``, ``error_kind``, the five buckets (zero when the attempt
+    reported no usage), ``seq``.
+``tool_calls``
+    ``call_id``, ``name``, ``args`` JSON, ``output`` JSON, ``success``, ``duration_ms``,
+    ``started_at``, ``interrupted``, ``seq``.
+``turn_events``
+    The turn activity stream: ``seq``, ``activity_id``, ``correlation_id``, ``type``,
+    ``payload`` JSON (the event fields), ``created_at`` (commit time).
+``queued_work_batches``
+    Pending and claimed queued work: ``enqueue_seq`` (PK, from SEQUENCE ``enqueue_seq``),
+    ``batch_id``, ``session_id``, ``source_key`` (UNIQUE with ``session_id``),
+    ``delivery_policy``, ``slot_policy``, ``merge_key``, ``available_at_ms``,
+    ``enqueued_at_ms``, ``claim_id``, ``claim_generation`` (lease fencing of the claimer),
+    ``claimed_at_ms``, ``items`` JSON. Completed and cancelled batches are deleted.
+``queue_history``
+    A row per batch that left the queue: ``final_state`` completed | cancelled, the policies,
+    ``enqueued_at_ms``, ``claimed_at_ms``, ``finished_at_ms``, ``turn_id`` (the turn that
+    completed it), ``enqueued_at`` / ``finished_at`` TIMESTAMP.
+``execution_leases``
+    ``session_id`` (PK), ``owner_id``, ``token``, ``fencing``, ``expires_at_ms``. A released
+    lease keeps its fencing number (the next holder gets fencing + 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..base import SCHEMA_VERSION
+
+TABLES = (
+    "lash_meta",
+    "sessions",
+    "graph_nodes",
+    "turns",
+    "usage_deltas",
+    "llm_calls",
+    "tool_calls",
+    "turn_events",
+    "queued_work_batches",
+    "queue_history",
+    "execution_leases",
+)
+
+_BUCKETS_DDL = """
+    input_tokens BIGINT NOT NULL DEFAULT 0,
+    output_tokens BIGINT NOT NULL DEFAULT 0,
+    cache_read_input_tokens BIGINT NOT NULL DEFAULT 0,
+    cache_write_input_tokens BIGINT NOT NULL DEFAULT 0,
+    reasoning_output_tokens BIGINT NOT NULL DEFAULT 0"""
+
+DDL = f"""
+CREATE SEQUENCE enqueue_seq START 1;
+CREATE TABLE lash_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+CREATE TABLE sessions (
+    session_id VARCHAR PRIMARY KEY,
+    provider_id VARCHAR NOT NULL,
+    model VARCHAR NOT NULL,
+    parent_session_id VARCHAR,
+    policy JSON NOT NULL,
+    head_revision BIGINT NOT NULL,
+    leaf_node_id VARCHAR,
+    turn_index BIGINT NOT NULL,
+    tool_state JSON,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    next_seq BIGINT NOT NULL
+);
+CREATE TABLE graph_nodes (
+    session_id VARCHAR NOT NULL,
+    seq BIGINT NOT NULL,
+    node_id VARCHAR NOT NULL,
+    parent_node_id VARCHAR,
+    kind VARCHAR NOT NULL,
+    role VARCHAR,
+    content JSON NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    turn_id VARCHAR,
+    tombstoned BOOLEAN NOT NULL DEFAULT false
+);
+CREATE TABLE turns (
+    session_id VARCHAR NOT NULL,
+    turn_id VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,
+    outcome VARCHAR,
+    stop_reason VARCHAR,
+    started_at TIMESTAMP NOT NULL,
+    duration_ms DOUBLE,
+    commit_hash VARCHAR,
+    result JSON,
+    seq BIGINT NOT NULL,
+    committed_at TIMESTAMP,
+    PRIMARY KEY (session_id, turn_id)
+);
+CREATE TABLE usage_deltas (
+    session_id VARCHAR NOT NULL,
+    turn_id VARCHAR,
+    seq BIGINT NOT NULL,
+    source VARCHAR NOT NULL,
+    model VARCHAR NOT NULL,{_BUCKETS_DDL},
+    created_at TIMESTAMP NOT NULL
+);
+CREATE TABLE llm_calls (
+    session_id VARCHAR NOT NULL,
+    turn_id VARCHAR,
+    call_id VARCHAR NOT NULL,
+    model VARCHAR NOT NULL,
+    protocol_iteration BIGINT NOT NULL,
+    attempt BIGINT NOT NULL,
+    started_at TIMESTAMP NOT NULL,
+    duration_ms DOUBLE NOT NULL,
+    outcome VARCHAR NOT NULL,
+    request_id VARCHAR,
+    served_model VARCHAR,
+    error VARCHAR,
+    error_kind VARCHAR,{_BUCKETS_DDL},
+    seq BIGINT NOT NULL
+);
+CREATE TABLE tool_calls (
+    session_id VARCHAR NOT NULL,
+    turn_id VARCHAR,
+    call_id VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    args JSON,
+    output JSON,
+    success BOOLEAN NOT NULL,
+    duration_ms DOUBLE NOT NULL,
+    started_at TIMESTAMP NOT NULL,
+    interrupted BOOLEAN NOT NULL,
+    seq BIGINT NOT NULL
+);
+CREATE TABLE turn_events (
+    session_id VARCHAR NOT NULL,
+    turn_id VARCHAR NOT NULL,
+    seq BIGINT NOT NULL,
+    activity_id VARCHAR NOT NULL,
+    correlation_id VARCHAR NOT NULL,
+    type VARCHAR NOT NULL,
+    payload JSON NOT NULL,
+    created_at TIMESTAMP NOT NULL
+);
+CREATE TABLE queued_work_batches (
+    enqueue_seq BIGINT PRIMARY KEY DEFAULT nextval('enqueue_seq'),
+    batch_id VARCHAR NOT NULL UNIQUE,
+    session_id VARCHAR NOT NULL,
+    source_key VARCHAR,
+    delivery_policy VARCHAR NOT NULL,
+    slot_policy VARCHAR NOT NULL,
+    merge_key VARCHAR,
+    available_at_ms BIGINT NOT NULL,
+    enqueued_at_ms BIGINT NOT NULL,
+    claim_id VARCHAR,
+    claim_generation BIGINT NOT NULL DEFAULT 0,
+    claimed_at_ms BIGINT,
+    items JSON NOT NULL,
+    UNIQUE (session_id, source_key)
+);
+CREATE TABLE queue_history (
+    batch_id VARCHAR NOT NULL,
+    session_id VARCHAR NOT NULL,
+    source_key VARCHAR,
+    delivery_policy VARCHAR NOT NULL,
+    slot_policy VARCHAR NOT NULL,
+    enqueue_seq BIGINT NOT NULL,
+    enqueued_at_ms BIGINT NOT NULL,
+    claimed_at_ms BIGINT,
+    finished_at_ms BIGINT NOT NULL,
+    final_state VARCHAR NOT NULL,
+    turn_id VARCHAR,
+    enqueued_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP NOT NULL
+);
+CREATE TABLE execution_leases (
+    session_id VARCHAR PRIMARY KEY,
+    owner_id VARCHAR,
+    token VARCHAR,
+    fencing BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL
+);
+INSERT INTO lash_meta VALUES ('schema_version', '{SCHEMA_VERSION}');
+"""
+
+
+def _pa() -> Any:
+    import pyarrow as pa
+
+    return pa
+
+
+def arrow_schemas() -> dict[str, Any]:
+    """Arrow schemas of the row batches a commit inserts (column order = insert order)."""
+    pa = _pa()
+    ts = pa.timestamp("ms")
+    s, i, f, b = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+    buckets = [
+        ("input_tokens", i), ("output_tokens", i), ("cache_read_input_tokens", i),
+        ("cache_write_input_tokens", i), ("reasoning_output_tokens", i),
+    ]
+    return {
+        "graph_nodes": pa.schema([
+            ("session_id", s), ("seq", i), ("node_id", s), ("parent_node_id", s), ("kind", s),
+            ("role", s), ("content", s), ("created_at", ts), ("turn_id", s),
+        ]),
+        "usage_deltas": pa.schema([
+            ("session_id", s), ("turn_id", s), ("seq", i), ("source", s), ("model", s),
+            *buckets, ("created_at", ts),
+        ]),
+        "llm_calls": pa.schema([
+            ("session_id", s), ("turn_id", s), ("call_id", s), ("model", s),
+            ("protocol_iteration", i), ("attempt", i), ("started_at", ts), ("duration_ms", f),
+            ("outcome", s), ("request_id", s), ("served_model", s), ("error", s),
+            ("error_kind", s), *buckets, ("seq", i),
+        ]),
+        "tool_calls": pa.schema([
+            ("session_id", s), ("turn_id", s), ("call_id", s), ("name", s), ("args", s),
+            ("output", s), ("success", b), ("duration_ms", f), ("started_at", ts),
+            ("interrupted", b), ("seq", i),
+        ]),
+        "turn_events": pa.schema([
+            ("session_id", s), ("turn_id", s), ("seq", i), ("activity_id", s),
+            ("correlation_id", s), ("type", s), ("payload", s), ("created_at", ts),
+        ]),
+    }

@@ -1,0 +1,192 @@
+"""``DuckDBStore``: the durable store, one DuckDB file holding many sessions.
+
+Theory of operation
+- Every DuckDB call runs on the store's one worker thread (``worker.py``), which owns the
+  connection; the async methods await it, so the event loop never blocks on DuckDB.
+- Each method is one transaction. ``commit`` follows ``base.py`` (stamp, lease, CAS,
+  claims, then the rows as Arrow batches), so after a crash the file holds the state before
+  or after a commit, never part of one.
+- The file is held only while the store works: it is released after ``idle_release_s``
+  idle and reopened on the next call, waiting up to ``lock_timeout_s`` for another process
+  that holds it (then :class:`StoreLockedError`). Leases, claims and queue rows live in the
+  file, so they hold across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any, Callable, Sequence, TypeVar
+
+from ..._core.events import TurnActivity
+from ..._core.queue import ClaimBoundary, QueueClaim, QueuedWorkBatch, QueuedWorkDraft
+from ..base import (
+    DEFAULT_LEASE_TTL_MS,
+    CommitResult,
+    Lease,
+    LeaseBusy,
+    PersistedSession,
+    ReadScope,
+    RuntimeCommit,
+    SessionMeta,
+    TurnRecord,
+)
+from . import leases, queued_work, reads
+from .commit import apply_commit
+from .lock import check_path, open_connection
+from .worker import ConnectionWorker, run_in_transaction
+
+T = TypeVar("T")
+
+
+class DuckDBStore:
+    """Sessions, turns, usage, events and queued work in one DuckDB file.
+
+    ``idle_release_s``: seconds without work after which the file is released for other
+    processes (``None`` holds it until :meth:`close`). ``lock_timeout_s``: how long an open
+    waits for another process that holds the file. ``read_only``: open without writing
+    (only reads and :meth:`query` succeed).
+    """
+
+    durable = True
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        idle_release_s: float | None = 2.0,
+        lock_timeout_s: float = 10.0,
+        read_only: bool = False,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.read_only = read_only
+        self.lock_timeout_s = lock_timeout_s
+        check_path(self.path, read_only)
+        self._worker = ConnectionWorker(
+            lambda: open_connection(
+                self.path, read_only=read_only, lock_timeout_s=self.lock_timeout_s
+            ),
+            idle_release_s=idle_release_s,
+            name=f"lash-duckdb:{os.path.basename(self.path)}",
+        )
+        try:  # open now so a bad file is refused here, not at the first call
+            self._worker.submit(lambda con: None).result()
+        except BaseException:
+            self._worker.stop()
+            raise
+
+    def __repr__(self) -> str:
+        state = "holding" if self._worker.holding else "released"
+        return f"DuckDBStore({self.path!r}, {state})"
+
+    @property
+    def holding_file(self) -> bool:
+        """True while this process holds the file open."""
+        return self._worker.holding
+
+    @property
+    def opens(self) -> int:
+        """How many times the file was opened (reopens after idle release included)."""
+        return self._worker.opens
+
+    # ------------------------------------------------------------------ plumbing
+    async def _run(self, job: Callable[[Any], T]) -> T:
+        return await asyncio.wrap_future(
+            self._worker.submit(lambda con: run_in_transaction(con, job))
+        )
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        """Run SQL on the store's thread; rows come back as a ``pandas.DataFrame``."""
+        return self._worker.submit(lambda con: _frame(con, sql, params)).result()
+
+    async def query_async(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+    ) -> Any:
+        return await asyncio.wrap_future(
+            self._worker.submit(lambda con: _frame(con, sql, params))
+        )
+
+    async def close(self) -> None:
+        await asyncio.wrap_future(self._worker.stop())
+
+    def close_sync(self) -> None:
+        self._worker.stop().result()
+
+    # ------------------------------------------------------------------ sessions
+    async def load_session(
+        self, session_id: str, scope: ReadScope = ReadScope.FULL_GRAPH
+    ) -> PersistedSession | None:
+        return await self._run(lambda con: reads.load_session(con, session_id, scope))
+
+    async def commit(self, commit: RuntimeCommit) -> CommitResult:
+        return await self._run(lambda con: apply_commit(con, commit))
+
+    async def list_sessions(self) -> list[SessionMeta]:
+        return await self._run(reads.list_sessions)
+
+    async def load_events(
+        self, session_id: str, turn_id: str | None = None
+    ) -> list[TurnActivity]:
+        return await self._run(lambda con: reads.load_events(con, session_id, turn_id))
+
+    async def load_turns(self, session_id: str) -> list[TurnRecord]:
+        return await self._run(lambda con: reads.load_turns(con, session_id))
+
+    async def delete_session(self, session_id: str) -> None:
+        await self._run(lambda con: reads.delete_session(con, session_id))
+
+    # ------------------------------------------------------------------ leases
+    async def try_acquire_lease(
+        self, session_id: str, owner_id: str, ttl_ms: int = DEFAULT_LEASE_TTL_MS
+    ) -> Lease | LeaseBusy:
+        return await self._run(lambda con: leases.try_acquire(con, session_id, owner_id, ttl_ms))
+
+    async def renew_lease(self, lease: Lease, ttl_ms: int = DEFAULT_LEASE_TTL_MS) -> Lease:
+        return await self._run(lambda con: leases.renew(con, lease, ttl_ms))
+
+    async def release_lease(self, lease: Lease) -> None:
+        await self._run(lambda con: leases.release(con, lease))
+
+    # ------------------------------------------------------------------ queue
+    async def enqueue(self, draft: QueuedWorkDraft) -> QueuedWorkBatch:
+        return await self._run(lambda con: queued_work.enqueue(con, draft))
+
+    async def list_queued_work(
+        self, session_id: str, *, include_claimed: bool = False
+    ) -> list[QueuedWorkBatch]:
+        return await self._run(
+            lambda con: queued_work.list_queued(con, session_id, include_claimed)
+        )
+
+    async def claim_queued_work(
+        self,
+        lease: Lease,
+        *,
+        boundary: ClaimBoundary = ClaimBoundary.IDLE,
+        max_batches: int = 64,
+        batch_ids: Sequence[str] | None = None,
+        commands: bool = False,
+    ) -> QueueClaim | None:
+        return await self._run(
+            lambda con: queued_work.claim(con, lease, boundary, max_batches, batch_ids, commands)
+        )
+
+    async def cancel_queued_work_batch(
+        self, session_id: str, batch_id: str
+    ) -> QueuedWorkBatch | None:
+        return await self._run(lambda con: queued_work.cancel(con, session_id, batch_id))
+
+    async def abandon_claim(self, claim: QueueClaim) -> None:
+        await self._run(lambda con: queued_work.abandon(con, claim))
+
+    async def sessions_with_ready_work(self) -> list[str]:
+        return await self._run(queued_work.sessions_with_ready_work)
+
+
+def _frame(con: Any, sql: str, params: Any) -> Any:
+    rel = con.sql(sql, params=params) if params is not None else con.sql(sql)
+    if rel is None:
+        import pandas as pd
+
+        return pd.DataFrame()
+    return rel.to_arrow_table().to_pandas()

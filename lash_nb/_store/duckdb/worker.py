@@ -1,0 +1,148 @@
+"""The one thread that owns a DuckDB store's connection.
+
+Theory of operation
+- States: *released* (no connection; the file is free for other processes) and *holding*
+  (a connection is open). Only the worker thread moves between them and only it ever
+  touches the connection (duckdb 2.0 refuses one connection used from two threads).
+- Jobs arrive on a queue. A job in the released state first opens the file (which may wait
+  for another process's lock, see ``lock.py``). After the queue has stayed empty for
+  ``idle_release_s`` the worker closes the connection: the file is released while idle, so
+  another notebook or worker process can use it. ``idle_release_s=None`` holds it until
+  :meth:`ConnectionWorker.stop`.
+- Every job runs in its own transaction (``run_in_transaction``); a job that fails rolls
+  back, so a store never holds part of a job. A write-write conflict with another
+  connection of this process is retried.
+- Forbidden: any other thread using the connection; a job left half applied.
+"""
+
+from __future__ import annotations
+
+import atexit
+import queue
+import threading
+import weakref
+from concurrent.futures import Future
+from typing import Any, Callable, TypeVar
+
+from ..._errors import StoreError
+
+T = TypeVar("T")
+_STOP = object()
+_live: weakref.WeakSet[ConnectionWorker] = weakref.WeakSet()
+
+
+class ConnectionWorker:
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        *,
+        idle_release_s: float | None,
+        name: str,
+    ) -> None:
+        self._connect = connect
+        self._idle = idle_release_s
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._con: Any = None
+        self._stopped = False
+        self.opens = 0  # how many times the file was opened (benchmarks and tests read it)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+        _live.add(self)
+
+    @property
+    def holding(self) -> bool:
+        return self._con is not None
+
+    def submit(self, job: Callable[[Any], T]) -> Future[T]:
+        if self._stopped:
+            raise StoreError("this DuckDBStore is closed; create a new DuckDBStore(path)")
+        fut: Future[T] = Future()
+        self._queue.put((job, fut))
+        return fut
+
+    def stop(self) -> Future[None]:
+        """Release the file and end the thread once queued jobs are done."""
+        fut: Future[None] = Future()
+        if self._stopped:
+            fut.set_result(None)
+            return fut
+        self._stopped = True
+        self._queue.put((_STOP, fut))
+        return fut
+
+    def _run(self) -> None:
+        while True:
+            timeout = self._idle if self._con is not None else None
+            try:
+                job, fut = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                self._release()
+                continue
+            if job is _STOP:
+                self._release()
+                fut.set_result(None)
+                return
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                if self._con is None:
+                    self._con = self._connect()
+                    self.opens += 1
+                result = job(self._con)
+            except BaseException as e:  # handed to the caller through the future
+                if _connection_broken(e):
+                    self._release()
+                fut.set_exception(e)
+            else:
+                fut.set_result(result)
+
+    def _release(self) -> None:
+        con, self._con = self._con, None
+        if con is not None:
+            try:
+                con.close()
+            except Exception:
+                pass
+
+
+def _connection_broken(e: BaseException) -> bool:
+    import duckdb
+
+    return isinstance(e, (duckdb.FatalException, duckdb.InternalException)) or (
+        isinstance(e, duckdb.Error) and "invalidated" in str(e)
+    )
+
+
+def run_in_transaction(con: Any, job: Callable[[Any], T], *, attempts: int = 5) -> T:
+    import duckdb
+
+    for attempt in range(attempts):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            result = job(con)
+            con.execute("COMMIT")
+            return result
+        except duckdb.TransactionException:
+            _rollback(con)
+            if attempt == attempts - 1:
+                raise
+        except BaseException:
+            _rollback(con)
+            raise
+    raise AssertionError("unreachable")
+
+
+def _rollback(con: Any) -> None:
+    try:
+        con.execute("ROLLBACK")
+    except Exception:
+        pass
+
+
+@atexit.register
+def _stop_all() -> None:
+    for w in list(_live):
+        try:
+            w.stop().result(timeout=5)
+        except Exception:
+            pass
