@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncGenerator, AsyncIterator, Mapping
 
 import httpx
 
@@ -149,7 +149,7 @@ class HttpExchange:
 
     async def sse(
         self, request: httpx.Request, *, key_hint: str, meta: dict[str, Any]
-    ) -> AsyncIterator[SseEvent]:
+    ) -> AsyncGenerator[SseEvent, None]:
         """Stream the SSE events of ``request``. ``meta`` receives ``request_id`` as soon as
         the response starts, so the caller can stamp it on its own errors. After its terminal
         event the caller sets ``meta["draining"] = True`` and keeps iterating: the rest of

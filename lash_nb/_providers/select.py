@@ -47,6 +47,7 @@ def select_provider(environ: Mapping[str, str] | None = None) -> ProviderInfo:
 
     override = env.get("LASH_MODEL", "").strip()
     note = " (model from LASH_MODEL)" if override else ""
+    provider: OpenAICompatible | Anthropic
     if has("OPENAI_API_KEY"):
         model = override or OPENAI_MODEL
         provider = OpenAICompatible("https://api.openai.com/v1", api_key=env["OPENAI_API_KEY"],
