@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from ..._core.events import TurnActivity
 from ..._core.queue import ClaimBoundary, QueueClaim, QueuedWorkBatch, QueuedWorkDraft
+from ..._errors import StoreError
 from ..base import (
     DEFAULT_LEASE_TTL_MS,
     CommitResult,
@@ -91,9 +92,19 @@ class DuckDBStore:
 
     # ------------------------------------------------------------------ plumbing
     async def _run(self, job: Callable[[Any], T]) -> T:
-        return await asyncio.wrap_future(
-            self._worker.submit(lambda con: run_in_transaction(con, job))
-        )
+        return await asyncio.wrap_future(self._worker.submit(lambda con: self._txn(con, job)))
+
+    def _txn(self, con: Any, job: Callable[[Any], T]) -> T:
+        import duckdb
+
+        try:
+            return run_in_transaction(con, job)
+        except duckdb.InvalidInputException as e:
+            if "read-only mode" not in str(e):
+                raise
+            raise StoreError(
+                f"{self.path} was opened with read_only=True; open DuckDBStore without it to write"
+            ) from e
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """Run SQL on the store's thread; rows come back as a ``pandas.DataFrame``."""
