@@ -56,30 +56,32 @@ class SessionNode:
 
 
 class GraphView(Sequence[Message]):
-    """An O(1) snapshot of the active path's messages (a sequence of :class:`Message`)."""
+    """An O(1) snapshot of the active path's messages (a sequence of :class:`Message`).
 
-    __slots__ = ("_path", "_n", "_msgs")
+    It captures the path's message list and its current length; the list is only ever
+    extended in place, so indexing and ``len`` stay O(1) and the snapshot never changes."""
 
-    def __init__(self, path: list[SessionNode], n: int) -> None:
-        self._path = path
-        self._n = n
-        self._msgs: list[Message] | None = None
+    __slots__ = ("_path", "_n", "_msgs", "_m")
 
-    def _messages(self) -> list[Message]:
-        if self._msgs is None:
-            self._msgs = [
-                node.message for node in self._path[: self._n] if node.message is not None
-            ]
-        return self._msgs
+    def __init__(self, path: list[SessionNode], n: int, msgs: list[Message], m: int) -> None:
+        self._path, self._n, self._msgs, self._m = path, n, msgs, m
 
     def __len__(self) -> int:
-        return len(self._messages())
+        return self._m
 
     def __getitem__(self, i):  # type: ignore[override]
-        return self._messages()[i]
+        if isinstance(i, slice):
+            return self._msgs[: self._m][i]
+        if i < 0:
+            i += self._m
+        if not 0 <= i < self._m:
+            raise IndexError("message index out of range")
+        return self._msgs[i]
 
     def __iter__(self) -> Iterator[Message]:
-        return iter(self._messages())
+        msgs, m = self._msgs, self._m
+        for i in range(m):
+            yield msgs[i]
 
     def nodes(self) -> list[SessionNode]:
         return self._path[: self._n]
@@ -97,6 +99,7 @@ class SessionGraph:
         )
         self.replace_required = False
         self._path: list[SessionNode] = []
+        self._path_msgs: list[Message] = []
         if self.leaf_node_id is not None and self.leaf_node_id not in self._nodes:
             self._heal_orphaned_leaf()
         self._rebuild_path()
@@ -118,10 +121,10 @@ class SessionGraph:
         return list(self._path)
 
     def view(self) -> GraphView:
-        return GraphView(self._path, len(self._path))
+        return GraphView(self._path, len(self._path), self._path_msgs, len(self._path_msgs))
 
     def messages(self) -> list[Message]:
-        return [n.message for n in self._path if n.message is not None]
+        return list(self._path_msgs)
 
     def orphaned_node_ids(self) -> list[str]:
         on_path = {n.node_id for n in self._path}
@@ -140,6 +143,8 @@ class SessionGraph:
         self._order.append(node)
         self.leaf_node_id = node.node_id
         self._path.append(node)
+        if node.message is not None:
+            self._path_msgs.append(node.message)
         return node
 
     def branch_to(self, node_id: str | None) -> None:
@@ -179,7 +184,8 @@ class SessionGraph:
             path.append(node)
             cur = node.parent_node_id
         path.reverse()
-        self._path = path  # always a new list: existing GraphViews stay valid
+        self._path = path  # always new lists: existing GraphViews stay valid
+        self._path_msgs = [n.message for n in path if n.message is not None]
 
 
 @dataclass(frozen=True)

@@ -51,5 +51,5 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module, __name__), attr)
+        return getattr(importlib.import_module(module, __package__), attr)
     raise AttributeError(f"module 'lash_nb.testing' has no attribute {name!r}")
