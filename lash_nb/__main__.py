@@ -1,0 +1,63 @@
+"""Command line: ``python -m lash_nb demo`` and ``python -m lash_nb worker``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Sequence
+
+
+def _provider(name: str, delay_s: float):  # type: ignore[no-untyped-def]
+    from .providers import OfflineProvider
+
+    if name == "offline":
+        return OfflineProvider(delay_s=delay_s)
+    if name == "env":
+        from .providers import select_provider
+
+        info = select_provider()
+        print(f"provider: {info.reason}", file=sys.stderr)
+        return info.provider
+    raise SystemExit(f"unknown --provider {name!r}; use offline or env")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lash_nb", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run the main job end to end with the offline provider")
+    demo.add_argument("--store", default="lash-demo.duckdb", help="DuckDB file (default lash-demo.duckdb)")
+    demo.add_argument("--delay", type=float, default=0.02, help="seconds between streamed words")
+    work = sub.add_parser("worker", help="drain queued work from a store")
+    work.add_argument("--store", required=True, help="DuckDB path or postgresql:// DSN")
+    scope = work.add_mutually_exclusive_group()
+    scope.add_argument("--session", help="drain only this session")
+    scope.add_argument("--all", action="store_true", help="drain every session (default)")
+    work.add_argument("--provider", default="offline", help="offline (default) or env")
+    work.add_argument("--model", default=None)
+    work.add_argument("--delay", type=float, default=0.0, help="offline provider: seconds per word")
+    work.add_argument("--tools", action="append", default=[], help="module:attr of tools to load")
+    work.add_argument("--concurrency", type=int, default=1)
+    work.add_argument("--poll", type=float, default=0.2, help="seconds between polls when idle")
+    work.add_argument("--grace", type=float, default=5.0, help="seconds a turn may finish on SIGTERM")
+    work.add_argument("--exit-when-idle", type=float, default=None, metavar="S",
+                      help="exit after S idle seconds (scripts and tests)")
+    args = ap.parse_args(argv)
+    if args.command == "demo":
+        from ._runtime.demo import run_demo
+
+        asyncio.run(run_demo(args.store, args.delay))
+        return 0
+    from ._runtime.worker import load_tools, run_worker
+
+    stats = asyncio.run(run_worker(
+        args.store, session_id=args.session, provider=_provider(args.provider, args.delay),
+        model=args.model, tools=load_tools(args.tools), concurrency=args.concurrency,
+        poll_s=args.poll, grace_s=args.grace, max_idle_s=args.exit_when_idle,
+    ))
+    print(f"worker done: {stats.turns} turns {stats.outcomes}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,140 @@
+"""Queue workers: drain queued work out of the notebook process.
+
+``python -m lash_nb worker --store PATH [--session ID | --all]``
+
+Theory of operation
+- Poll the store for sessions with ready work (``--all``) or watch one session; for each,
+  open the session and run ``queued_turn()`` until it returns ``None``. Leases keep two
+  workers (or a worker and a notebook) from running the same session at once; a busy
+  session is skipped and retried on the next poll.
+- A claim held by a worker that dies is pinned to its lease generation; once the lease
+  expires (TTL, or at once when the store can prove the owner's process is gone) the batch is
+  pending again and the next worker runs it. The dead worker's turn never committed, so the
+  batch runs exactly once to completion.
+- SIGTERM / SIGINT: stop taking work; let the current turn finish for ``grace_s`` seconds,
+  then cancel it (it commits ``stopped: cancelled``, completing its batch); exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from .core import LashCore
+
+
+@dataclass
+class WorkerStats:
+    turns: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+def load_tools(specs: Sequence[str]) -> list[Any]:
+    """``module:attr`` names of tools (or lists of tools) to give the worker."""
+    tools: list[Any] = []
+    for spec in specs:
+        module, _, attr = spec.partition(":")
+        if not attr:
+            raise SystemExit(f"--tools takes module:attribute, got {spec!r}")
+        value = getattr(importlib.import_module(module), attr)
+        tools.extend(value if isinstance(value, (list, tuple)) else [value])
+    return tools
+
+
+class Worker:
+    def __init__(self, core: LashCore, *, session_id: str | None = None, poll_s: float = 0.2,
+                 grace_s: float = 5.0, concurrency: int = 1, log: Any = None) -> None:
+        self.core = core
+        self.session_id = session_id
+        self.poll_s = poll_s
+        self.grace_s = grace_s
+        self.concurrency = max(1, concurrency)
+        self.stats = WorkerStats()
+        self._stopping = asyncio.Event()
+        self._active: dict[str, Any] = {}
+        self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self, *, max_idle_s: float | None = None) -> WorkerStats:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.stop)
+            except (NotImplementedError, RuntimeError):
+                pass
+        idle = 0.0
+        lanes = [asyncio.ensure_future(self._lane(i)) for i in range(self.concurrency)]
+        try:
+            while not self._stopping.is_set():
+                before = self.stats.turns
+                await asyncio.sleep(self.poll_s)
+                idle = 0.0 if self.stats.turns != before or self._active else idle + self.poll_s
+                if max_idle_s is not None and idle >= max_idle_s:
+                    break
+        finally:
+            self._stopping.set()
+            await self._wind_down(lanes)
+        return self.stats
+
+    async def _lane(self, lane: int) -> None:
+        while not self._stopping.is_set():
+            ran = False
+            sids = [self.session_id] if self.session_id else await self.core.store.sessions_with_ready_work()
+            for sid in sids:
+                if self._stopping.is_set():
+                    break
+                if sid in self._active:
+                    continue
+                ran = await self._drain(sid) or ran
+            if not ran:
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), self.poll_s)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def _drain(self, session_id: str) -> bool:
+        self._active[session_id] = None  # reserve before awaiting: lanes never share a session
+        ran = False
+        try:
+            session = await self.core.session(session_id).open()
+            self._active[session_id] = session
+            while not self._stopping.is_set():
+                out = await session.queued_turn().run()
+                if out is None:
+                    break
+                ran = True
+                self.stats.turns += 1
+                key = str(out.result.outcome)
+                self.stats.outcomes[key] = self.stats.outcomes.get(key, 0) + 1
+                self._log(f"{session_id} {out.result.turn_id} {key}")
+        except Exception as err:  # one broken session must not stop the worker
+            self._log(f"{session_id}: {type(err).__name__}: {err}")
+        finally:
+            self._active.pop(session_id, None)
+        return ran
+
+    async def _wind_down(self, lanes: list[asyncio.Future[None]]) -> None:
+        done, pending = await asyncio.wait(lanes, timeout=self.grace_s)
+        if pending:
+            for session in list(self._active.values()):
+                if session is not None:
+                    session.cancel_running_turns("worker_shutdown")
+            await asyncio.wait(pending, timeout=30)
+        await self.core.store.close()
+
+
+async def run_worker(store: str, *, session_id: str | None, provider: Any, model: str | None,
+                     tools: Sequence[Any], concurrency: int, poll_s: float, grace_s: float,
+                     max_idle_s: float | None) -> WorkerStats:
+    builder = LashCore.builder().provider(provider).store(store).tools(*tools)
+    if model:
+        builder = builder.model(model)
+    worker = Worker(builder.build(), session_id=session_id, poll_s=poll_s, grace_s=grace_s,
+                    concurrency=concurrency)
+    return await worker.run(max_idle_s=max_idle_s)
