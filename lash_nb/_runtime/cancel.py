@@ -24,16 +24,31 @@ class TurnCancelRegistry:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._tokens: dict[int, CancellationToken] = {}
+        self._turn_ids: dict[int, str] = {}
 
-    def register(self, token: CancellationToken) -> int:
+    def register(self, token: CancellationToken, turn_id: str | None = None) -> int:
         with self._lock:
             key = next(self._ids)
             self._tokens[key] = token
+            if turn_id is not None:
+                self._turn_ids[key] = turn_id
             return key
+
+    def set_turn_id(self, key: int, turn_id: str) -> None:
+        with self._lock:
+            if key in self._tokens:
+                self._turn_ids[key] = turn_id
 
     def unregister(self, key: int) -> None:
         with self._lock:
             self._tokens.pop(key, None)
+            self._turn_ids.pop(key, None)
+
+    def cancel_turn(self, turn_id: str, origin: str | None = None) -> bool:
+        """Cancel the registered turn with this id (exact match); True if signalled."""
+        with self._lock:
+            tokens = [self._tokens[k] for k, t in self._turn_ids.items() if t == turn_id]
+        return any([t.cancel(origin) for t in tokens])
 
     def cancel_all(self, origin: str | None = None, reason: str | None = None) -> int:
         with self._lock:

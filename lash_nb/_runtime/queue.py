@@ -163,6 +163,7 @@ class QueuedTurnBuilder:
             s._record_queue_changed("claimed", claim.batch_ids)
             turn_input = claim.turn_input()
             turn_id = turn_input.trace_turn_id or self._drain_id or claim.batches[0].batch_id
+            s.cancels.set_turn_id(key, turn_id)
             run = TurnRun(s, turn_input.with_trace_turn_id(turn_id), turn_id, self._token,
                           lease=lease, claim=claim, hold_lock=True)
             try:

@@ -119,6 +119,17 @@ class LashSession:
         """Signal every turn of this handle (running or waiting for the lock); thread-safe."""
         return self.cancels.cancel_all(origin)
 
+    async def request_turn_cancel(self, turn_id: str, origin: str = "remote") -> bool:
+        """Stop the turn with this id wherever it runs: in this handle, or (with a store that
+        carries cancel requests, e.g. PostgreSQL) in another process or machine. True if a
+        local turn was signalled or the request was sent."""
+        local = self.cancels.cancel_turn(turn_id, origin)
+        send = getattr(self.store, "request_turn_cancel", None)
+        if send is None:
+            return local
+        await send(self.session_id, turn_id)
+        return True
+
     def usage_report(self) -> SessionUsageReport:
         return self.state.usage_report()
 
@@ -188,6 +199,15 @@ class LashSession:
     async def _try_lease(self) -> Lease | None:
         got = await self.store.try_acquire_lease(self.session_id, self.owner_id, self.core.lease_ttl_ms)
         return None if isinstance(got, LeaseBusy) else got
+
+    async def _watch_remote_cancel(self, turn_id: str, token: CancellationToken) -> Any:
+        """Subscribe the running turn to cross-process cancel requests, if the store has them.
+        Store contract: ``await store.watch_turn_cancel(session_id, turn_id, callback)``
+        returns an unsubscribe callable; ``callback()`` may be called from any thread."""
+        watch = getattr(self.store, "watch_turn_cancel", None)
+        if watch is None:
+            return _noop
+        return await watch(self.session_id, turn_id, lambda: token.cancel("remote"))
 
     def _keep_lease(self, lease: Lease, token: CancellationToken) -> LeaseKeeper:
         return LeaseKeeper(self, lease, token)
@@ -290,6 +310,10 @@ class LashSession:
 
     def _ledger(self) -> list[TokenLedgerEntry]:
         return self.state.ledger
+
+
+def _noop() -> None:
+    return None
 
 
 class LeaseKeeper:

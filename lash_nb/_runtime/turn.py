@@ -83,7 +83,7 @@ class TurnBuilder:
         turn_input = self._input.with_trace_turn_id(turn_id)
         run = TurnRun(s, turn_input, turn_id, self._token, provider=self._provider,
                       model=self._model, sink=sink, **kw)
-        return run, s.cancels.register(self._token)
+        return run, s.cancels.register(self._token, turn_id)
 
     async def run(self) -> TurnOutput:
         run, key = self._prepare()

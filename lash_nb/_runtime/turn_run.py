@@ -154,6 +154,7 @@ class TurnRun:
         started_ms, t0 = now_ms(), time.perf_counter()
         lease = self.lease or await s._acquire_lease()
         keeper = self._keeper = s._keep_lease(lease, self.token)
+        unwatch = await s._watch_remote_cancel(self.turn_id, self.token)
         try:
             if s.state.stale:
                 await s._reload_from_store()
@@ -176,6 +177,8 @@ class TurnRun:
             s.state.stale = True
             await s._release_lease_quietly(keeper.lease)
             raise
+        finally:
+            unwatch()
         keeper.stop()
         return result
 
