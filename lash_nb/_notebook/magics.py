@@ -95,6 +95,7 @@ class LashMagics(Magics):
 
             return get_asyncio_loop().run_until_complete(coro)
         task = asyncio.ensure_future(coro)
-        print("%lash is running as a background task (returned); write it at the top level of a "
-              "cell, or await it, to wait for it")
+        print("%lash runs as a background task here (returned): this line was not rewritten into "
+              "an await. Put %load_ext lash_nb in a cell of its own, and write %lash at the top "
+              "level of a cell (or await the task)")
         return task

@@ -1,0 +1,155 @@
+"""One real-browser test: JupyterLab + headless Chromium; click Stop in the live turn widget."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+TOKEN = "lashbrowsertest"
+
+if not Path(CHROMIUM).exists():
+    pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:
+    pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
+
+PROMPT = "please echo " + " ".join(f"word{i}" for i in range(120))
+CELLS = [
+    "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.12",
+    "%lash open browser --store lash.duckdb --fresh",
+    f"%%lash\n{PROMPT}\n",
+    "b = __import__('lash_nb._notebook.extension', fromlist=['x'])._magics().ctx.bindings['browser']\n"
+    "recs = await b.session.store.load_turns('browser')\n"
+    "print('TURNS', [(t.outcome, t.stop_reason) for t in recs])",
+]
+
+
+def _notebook(path: Path) -> None:
+    nb = {
+        "cells": [
+            {"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {},
+             "outputs": [], "source": src}
+            for i, src in enumerate(CELLS)
+        ],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                    "name": "python3"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(nb))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def lab(tmp_path):
+    _notebook(tmp_path / "stop.ipynb")
+    port = _free_port()
+    log = open(tmp_path / "lab.log", "w")
+    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
+           f"--port={port}", f"--IdentityProvider.token={TOKEN}",
+           f"--ServerApp.root_dir={tmp_path}", "--LabApp.news_url=", "--ServerApp.open_browser=False"]
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail(f"JupyterLab did not start: {(tmp_path / 'lab.log').read_text()[-2000:]}")
+            time.sleep(0.25)  # polling a server that offers no readiness event
+    yield base, tmp_path
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def _run_cell(page, cell) -> None:
+    """Shift+Enter on a cell; Lab sometimes drops it right after the kernel turns idle, so
+    retry until the prompt leaves ``[ ]:``."""
+    prompt = cell.locator(".jp-InputPrompt")
+    for _ in range(5):
+        cell.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Escape")
+        page.keyboard.press("Shift+Enter")
+        try:
+            page.wait_for_function("el => el.textContent.trim() !== '[ ]:'",
+                                   arg=prompt.element_handle(), timeout=5_000)
+            return
+        except Exception:
+            continue
+    raise AssertionError("JupyterLab did not start the cell")
+
+
+def test_clicking_stop_in_jupyterlab_cancels_the_turn_and_the_next_cell_runs(lab):
+    base, root = lab
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless=new", "--no-sandbox", "--disable-gpu",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        try:
+            page.goto(f"{base}/lab/tree/stop.ipynb?reset&token={TOKEN}")
+            panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+            panel.locator(".jp-Cell").first.wait_for(timeout=60_000)
+            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+            cells = panel.locator(".jp-Cell")
+            _run_cell(page, cells.nth(0))
+            _run_cell(page, cells.nth(1))
+            cells.nth(1).locator(".jp-OutputArea-output").filter(has_text="lash session").wait_for(
+                timeout=60_000)
+
+            _run_cell(page, cells.nth(2))
+            prose = cells.nth(2).locator(".lash-prose")
+            prose.filter(has_text="word3").wait_for(timeout=60_000)  # the view redraws per flush
+            page.screenshot(path=str(ARTIFACTS / "browser-mid-stream.png"))
+            cells.nth(2).locator(".lash-stop").click()
+            outcome = cells.nth(2).locator(".lash-outcome")
+            outcome.filter(has_text="stopped: cancelled").wait_for(timeout=30_000)
+            text = prose.text_content() or ""
+            assert text.startswith("You said: please echo word0")
+            assert "word119" not in text
+            page.screenshot(path=str(ARTIFACTS / "browser-stopped.png"))
+
+            _run_cell(page, cells.nth(3))
+            out = cells.nth(3).locator(".jp-OutputArea-output").filter(has_text="TURNS")
+            out.wait_for(timeout=60_000)
+            assert "[('stopped', 'cancelled')]" in (out.text_content() or "")
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "browser-failure.png"))
+            raise
+        finally:
+            browser.close()
+    docs = Path(__file__).resolve().parent.parent / "docs" / "img"
+    if docs.is_dir() or os.environ.get("LASH_UPDATE_DOCS_IMG"):
+        docs.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ARTIFACTS / "browser-mid-stream.png", docs / "live-widget.png")

@@ -1,0 +1,76 @@
+"""%%lash cells in a real kernel: Stop via the widget's comm message, kernel interrupt, store."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from notebook_harness import KernelHarness
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("nb")
+    with KernelHarness(cwd=str(cwd)) as k:
+        k.run("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.05")
+        k.run("%lash open s1 --store lash.duckdb --fresh")
+        yield k
+
+
+def _prose(state: dict) -> str:
+    return "".join(b["text"] for b in state.get("blocks", []) if b["kind"] == "prose")
+
+
+LONG = "%%lash -o r\n" + "please echo " + " ".join(f"word{i}" for i in range(200)) + "\n"
+
+
+def _turn_rows(kernel, turn_id: str) -> str:
+    ex = kernel.run(
+        "b = __import__('lash_nb._notebook.extension', fromlist=['x'])._magics().ctx.bindings['s1']\n"
+        f"recs = [t for t in await b.session.store.load_turns('s1') if t.turn_id == {turn_id!r}]\n"
+        "print([(t.outcome, t.stop_reason) for t in recs])"
+    )
+    return ex.stdout.strip()
+
+
+def test_stop_button_message_cancels_a_lash_cell_and_the_store_has_the_cancelled_commit(kernel):
+    ex = kernel.submit(LONG)
+    model_id = kernel.wait_for_widget(ex, name="TurnWidget")
+    kernel.pump_until(lambda: len(_prose(kernel.state(model_id))) > 30, timeout=30)
+    sent = time.monotonic()
+    kernel.send_custom(model_id, {"type": "stop"})
+    kernel.wait(ex, timeout=30)
+    assert ex.status == "ok", ex.error
+    assert time.monotonic() - sent < 3.0  # the rest of the stream would take ~10 s
+    state = kernel.state(model_id)
+    assert state["outcome"] == "stopped: cancelled"
+    prose = _prose(state)
+    assert prose.startswith("You said: please echo word0")
+    assert "word199" not in prose
+    check = kernel.run("print(str(r.outcome), r.turn_id if hasattr(r, 'turn_id') else '')")
+    assert check.stdout.startswith("stopped: cancelled")
+    assert _turn_rows(kernel, state["turn_id"]) == "[('stopped', 'cancelled')]"
+    assert kernel.run("print(1 + 1)").stdout.strip() == "2"
+
+
+def test_kernel_interrupt_ends_a_lash_cell_cleanly_as_cancelled(kernel):
+    ex = kernel.submit(LONG)
+    model_id = kernel.wait_for_widget(ex, name="TurnWidget")
+    kernel.pump_until(lambda: len(_prose(kernel.state(model_id))) > 30, timeout=30)
+    kernel.km.interrupt_kernel()
+    kernel.wait(ex, timeout=30)
+    assert ex.status == "ok", ex.error
+    state = kernel.state(model_id)
+    assert state["outcome"] == "stopped: cancelled"
+    assert _turn_rows(kernel, state["turn_id"]) == "[('stopped', 'cancelled')]"
+    assert kernel.run("print('next cell')").stdout.strip() == "next cell"
+
+
+def test_a_finished_lash_cell_saves_its_final_state_in_widget_traits(kernel):
+    ex = kernel.run("%%lash\nshort one\n")
+    state = kernel.state(ex.widget_ids()[0])
+    assert state["status"] == "done"
+    assert state["outcome"] == "finished: assistant_message"
+    assert _prose(state).startswith("You said: short one")
+    assert state["usage"]["output_tokens"] > 0
