@@ -7,6 +7,7 @@ caller (``run_in_transaction``) rolls everything back when a check raises.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -19,16 +20,60 @@ from ..._errors import (
 from ..base import CommitResult, Lease, RuntimeCommit, process_lost_record
 from . import rows
 
-_HEAD_SQL = """
-SELECT s.head_revision, s.next_seq, l.token, l.fencing, l.expires_at_ms,
-    (SELECT commit_hash FROM turns
-        WHERE session_id = $sid AND turn_id = $tid AND status = 'committed'),
-    (SELECT list([turn_id, epoch_ms(started_at)::VARCHAR] ORDER BY seq) FROM turns
-        WHERE session_id = $sid AND status = 'open')
-FROM (SELECT 1) AS one
-LEFT JOIN sessions s ON s.session_id = $sid
-LEFT JOIN execution_leases l ON l.session_id = $sid
-"""
+_HEAD_SESSION = (
+    "SELECT 's', head_revision, next_seq, NULL, NULL FROM sessions WHERE session_id = $sid"
+)
+_HEAD_LEASE = (
+    "SELECT 'l', fencing, expires_at_ms, token, NULL FROM execution_leases WHERE session_id = $sid"
+)
+_HEAD_TURNS = (
+    "SELECT 't', seq, epoch_ms(started_at), turn_id, status || ':' || coalesce(commit_hash, '') "
+    "FROM turns WHERE session_id = $sid AND (status = 'open' OR list_contains($tids::VARCHAR[], turn_id))"
+)
+_HEAD_NODES = (
+    "SELECT 'n', NULL, NULL, node_id, NULL FROM graph_nodes "
+    "WHERE session_id = $sid AND list_contains($nids::VARCHAR[], node_id)"
+)
+
+
+@dataclasses.dataclass
+class _Head:
+    """What a commit's checks need, read with one query."""
+
+    rev: int | None = None
+    next_seq: int = 1
+    lease: tuple[str | None, int, int] | None = None  # token, fencing, expires_at_ms
+    open_turns: list[tuple[int, str, int]] = dataclasses.field(default_factory=list)
+    committed: dict[str, str] = dataclasses.field(default_factory=dict)  # turn id -> hash
+    stored_nodes: set[str] = dataclasses.field(default_factory=set)
+
+
+def _read_head(con: Any, c: RuntimeCommit) -> _Head:
+    parts, params = [_HEAD_SESSION], {"sid": c.session_id}
+    if c.lease is not None or c.release_lease:
+        parts.append(_HEAD_LEASE)
+    tids = [x.turn_id for x in (c.turn, c.turn_started) if x is not None]
+    if tids or c.close_open_turns:
+        parts.append(_HEAD_TURNS)
+        params["tids"] = tids
+    if c.append_nodes and c.replace_graph is None:
+        parts.append(_HEAD_NODES)
+        params["nids"] = [n.node_id for n in c.append_nodes]
+    head = _Head()
+    for kind, a, b, text, extra in con.execute(" UNION ALL ".join(parts), params).fetchall():
+        if kind == "s":
+            head.rev, head.next_seq = int(a), int(b)
+        elif kind == "l":
+            head.lease = (text, int(a), int(b))
+        elif kind == "n":
+            head.stored_nodes.add(text)
+        elif extra.startswith("open:"):
+            head.open_turns.append((int(a), text, int(b)))
+        else:
+            head.committed[text] = extra.split(":", 1)[1]
+    head.open_turns.sort()
+    return head
+
 
 _TERMINAL_SQL = """
 UPDATE turns SET status = 'committed', outcome = $outcome, stop_reason = $stop_reason,
@@ -61,27 +106,27 @@ def apply_commit(con: Any, c: RuntimeCommit) -> CommitResult:
     t = now_ms()
     sid = c.session_id
     tid = c.turn.turn_id if c.turn is not None else None
-    (rev, next_seq, l_token, l_fencing, l_expires, prior_hash, open_turns) = con.execute(
-        _HEAD_SQL, {"sid": sid, "tid": tid}
-    ).fetchone()
-    exists = rev is not None
+    head = _read_head(con, c)
+    rev, exists = head.rev, head.rev is not None
+    prior_hash = head.committed.get(tid) if tid is not None else None
     if c.turn is not None and exists and prior_hash is not None:
         if prior_hash == c.turn.commit_hash:
             if c.release_lease and c.lease is not None:
                 release_lease(con, c.lease)
-            return CommitResult(int(rev), duplicate=True)
+            return CommitResult(int(rev or 0), duplicate=True)
         raise TurnCommitConflict(
             f"turn {c.turn.turn_id!r} of session {sid!r} was already committed with "
             "different content; use a new turn id"
         )
     if c.lease is not None and not (
-        l_token == c.lease.token and l_fencing == c.lease.fencing and (l_expires or 0) > t
+        head.lease is not None and head.lease[0] == c.lease.token
+        and head.lease[1] == c.lease.fencing and head.lease[2] > t
     ):
         raise SessionExecutionLeaseLost(
             f"the execution lease on session {sid!r} expired or was taken over; the turn was "
             "not committed"
         )
-    current = int(rev) if exists else 0
+    current = rev if rev is not None else 0
     if c.expected_head_revision is not None and c.expected_head_revision != current:
         raise HeadRevisionConflict(
             f"session {sid!r} head moved to {current} (expected {c.expected_head_revision}); "
@@ -100,8 +145,7 @@ def apply_commit(con: Any, c: RuntimeCommit) -> CommitResult:
                         f"queued batch {bid!r} is no longer held by claim {claim.claim_id!r}"
                     )
     # ---- apply (checks are done; an error below rolls the whole transaction back)
-    seq = int(next_seq) if exists else 1
-    seq = _write_graph(con, c, seq)
+    seq = _write_graph(con, c, head.next_seq, head.stored_nodes)
     if c.usage_deltas:
         rows.insert(con, "usage_deltas", rows.usage_columns(sid, seq, t, c.usage_deltas))
         seq += len(c.usage_deltas)
@@ -116,7 +160,7 @@ def apply_commit(con: Any, c: RuntimeCommit) -> CommitResult:
     if c.events:
         rows.insert(con, "turn_events", rows.event_columns(sid, seq, t, c.events))
         seq += len(c.events)
-    seq = _write_turns(con, c, [(o[0], int(o[1])) for o in open_turns or ()], seq, t)
+    seq = _write_turns(con, c, head, seq, t)
     if claimed_ids:
         finish_batches(con, claimed_ids, "completed", tid or (
             c.turn_started.turn_id if c.turn_started else None), t)
@@ -126,10 +170,10 @@ def apply_commit(con: Any, c: RuntimeCommit) -> CommitResult:
     return CommitResult(current + 1)
 
 
-def _write_graph(con: Any, c: RuntimeCommit, seq: int) -> int:
+def _write_graph(con: Any, c: RuntimeCommit, seq: int, stored: set[str]) -> int:
     sid = c.session_id
     nodes = []
-    seen: set[str] = set()
+    seen = set(stored)  # an appended node already stored (a retried commit) is kept once
     if c.replace_graph is not None:
         con.execute("DELETE FROM graph_nodes WHERE session_id = ?", [sid])
         for n in c.replace_graph:
@@ -142,35 +186,26 @@ def _write_graph(con: Any, c: RuntimeCommit, seq: int) -> int:
             nodes.append(n)
     if not nodes:
         return seq
-    cols = rows.node_columns(sid, seq, nodes)
-    if c.replace_graph is not None:
-        rows.insert(con, "graph_nodes", cols)
-    else:  # an appended node already stored (a retried progress commit) is kept once
-        rows.insert(
-            con, "graph_nodes", cols,
-            "node_id NOT IN (SELECT node_id FROM graph_nodes WHERE session_id = ?)", [sid],
-        )
+    rows.insert(con, "graph_nodes", rows.node_columns(sid, seq, nodes))
     return seq + len(nodes)
 
 
-def _write_turns(
-    con: Any, c: RuntimeCommit, open_turns: list[tuple[str, int]], seq: int, t: int
-) -> int:
+def _write_turns(con: Any, c: RuntimeCommit, head: _Head, seq: int, t: int) -> int:
     sid = c.session_id
     keep = c.turn_started.turn_id if c.turn_started else None
     ending = c.turn.turn_id if c.turn is not None else None
-    open_ids = {tid for tid, _ in open_turns}
+    open_ids = {tid for _, tid, _ in head.open_turns}
     if c.close_open_turns:
-        for tid, started in open_turns:
+        for _, tid, started in head.open_turns:
             if tid != keep and tid != ending:
                 _terminal(con, sid, process_lost_record(tid, started, t), seq, t, update=True)
                 open_ids.discard(tid)
                 seq += 1
     if c.turn_started is not None and (c.turn is None or c.turn.turn_id != keep):
-        if keep not in open_ids:
+        if keep not in open_ids and keep not in head.committed:
             con.execute(
                 "INSERT INTO turns (session_id, turn_id, status, started_at, seq) "
-                "VALUES (?, ?, 'open', epoch_ms(?::BIGINT), ?) ON CONFLICT DO NOTHING",
+                "VALUES (?, ?, 'open', epoch_ms(?::BIGINT), ?)",
                 [sid, keep, c.turn_started.started_at_ms, seq],
             )
             seq += 1

@@ -13,12 +13,13 @@ from typing import Any
 from ..._errors import SessionExecutionLeaseLost
 from ..base import Lease, LeaseBusy, owner_is_dead
 from .commit import now_ms, release_lease
+from .rows import first
 
 _ROW_SQL = "SELECT owner_id, token, fencing, expires_at_ms FROM execution_leases WHERE session_id = ?"
 
 
 def live_generation(con: Any, sid: str, t: int) -> int | None:
-    row = con.execute(_ROW_SQL, [sid]).fetchone()
+    row = first(con.execute(_ROW_SQL, [sid]))
     if row is None or row[1] is None or row[3] <= t:
         return None
     return int(row[2])
@@ -30,7 +31,7 @@ def _is_live(row: Any, lease: Lease, t: int) -> bool:
 
 def try_acquire(con: Any, sid: str, owner_id: str, ttl_ms: int) -> Lease | LeaseBusy:
     t = now_ms()
-    row = con.execute(_ROW_SQL, [sid]).fetchone()
+    row = first(con.execute(_ROW_SQL, [sid]))
     if row is not None and row[1] is not None and row[3] > t:
         holder, token, fencing, _ = row
         if holder == owner_id:
@@ -53,7 +54,7 @@ def try_acquire(con: Any, sid: str, owner_id: str, ttl_ms: int) -> Lease | Lease
 
 
 def check_live(con: Any, lease: Lease, t: int) -> None:
-    if not _is_live(con.execute(_ROW_SQL, [lease.session_id]).fetchone(), lease, t):
+    if not _is_live(first(con.execute(_ROW_SQL, [lease.session_id])), lease, t):
         raise SessionExecutionLeaseLost(
             f"the execution lease on session {lease.session_id!r} was lost"
         )

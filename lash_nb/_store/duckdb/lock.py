@@ -126,7 +126,8 @@ def ensure_schema(con: Any, path: str, read_only: bool) -> None:
             f"{path} is a DuckDB file of another application (tables: {shown}), not a lash "
             "store; point DuckDBStore at another path"
         )
-    row = con.execute("SELECT value FROM lash_meta WHERE key = 'schema_version'").fetchone()
+    got = con.execute("SELECT value FROM lash_meta WHERE key = 'schema_version'").fetchall()
+    row = got[0] if got else None
     version = row[0] if row else None
     if version != str(SCHEMA_VERSION):
         raise StoreSchemaError(

@@ -28,11 +28,11 @@ from .leases import check_live, live_generation
 
 def enqueue(con: Any, d: QueuedWorkDraft) -> QueuedWorkBatch:
     if d.source_key is not None:
-        row = con.execute(
+        row = rows.first(con.execute(
             f"SELECT {rows.BATCH_COLS} FROM queued_work_batches "
             "WHERE session_id = ? AND source_key = ?",
             [d.session_id, d.source_key],
-        ).fetchone()
+        ))
         if row is not None:
             return rows.decode_batch(row)
     batch_id = fresh_id("qwb:")
@@ -41,13 +41,13 @@ def enqueue(con: Any, d: QueuedWorkDraft) -> QueuedWorkBatch:
         for i, (kind, payload) in enumerate(d.items)
     ]
     t = now_ms()
-    row = con.execute(
+    row = rows.first(con.execute(
         "INSERT INTO queued_work_batches (batch_id, session_id, source_key, delivery_policy, "
         "slot_policy, merge_key, available_at_ms, enqueued_at_ms, items) "
         f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {rows.BATCH_COLS}",
         [batch_id, d.session_id, d.source_key, d.delivery_policy.value, d.slot_policy.value,
          d.merge_key, d.available_at_ms, t, rows.dumps(items)],
-    ).fetchone()
+    ))
     return rows.decode_batch(row)
 
 
@@ -114,10 +114,10 @@ def claim(
 
 def cancel(con: Any, sid: str, batch_id: str) -> QueuedWorkBatch | None:
     t = now_ms()
-    row = con.execute(
+    row = rows.first(con.execute(
         f"SELECT {rows.BATCH_COLS} FROM queued_work_batches WHERE batch_id = ? AND session_id = ?",
         [batch_id, sid],
-    ).fetchone()
+    ))
     if row is None or _claimed(row, live_generation(con, sid, t)):
         return None
     finish_batches(con, [batch_id], "cancelled", None, t)

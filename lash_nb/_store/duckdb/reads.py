@@ -31,7 +31,7 @@ GROUP BY source, model ORDER BY min(seq)
 
 
 def load_session(con: Any, sid: str, scope: ReadScope) -> PersistedSession | None:
-    row = con.execute(_SESSION_SQL, {"sid": sid}).fetchone()
+    row = rows.first(con.execute(_SESSION_SQL, {"sid": sid}))
     if row is None:
         return None
     meta = rows.decode_meta(row[:11])

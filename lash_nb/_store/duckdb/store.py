@@ -195,6 +195,7 @@ class DuckDBStore:
 
 
 def _frame(con: Any, sql: str, params: Any) -> Any:
+    con.complete()  # a partly read execute() result would make con.sql refuse to run
     rel = con.sql(sql, params=params) if params is not None else con.sql(sql)
     if rel is None:
         import pandas as pd
