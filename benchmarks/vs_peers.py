@@ -1,0 +1,93 @@
+"""lash_nb beside the peers, in one process, interleaved rounds (same machine noise for all).
+
+Uses the peers' zero-latency fakes from ``../shared/anchors/common.py`` (pydantic-ai,
+openai-agents, LangGraph) and lash_nb with the same turn: user message -> one tool call ->
+tool result -> final text. lash_nb runs on its in-memory store and on a DuckDB file.
+
+    python3 -m venv /tmp/venv-anchors && /tmp/venv-anchors/bin/pip install -r ../shared/anchors/requirements.txt
+    /tmp/venv-anchors/bin/pip install --no-deps -e .
+    /tmp/venv-anchors/bin/python benchmarks/vs_peers.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ANCHORS = Path(__file__).resolve().parents[2] / "shared" / "anchors"
+sys.path.insert(0, str(ANCHORS))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (make_openai_agents, make_pydantic_ai, openai_agents_seed,  # noqa: E402
+                    pydantic_ai_seed, user_text)
+from turn_overhead import get_weather, model  # noqa: E402
+
+from lash_nb import LashCore  # noqa: E402
+from lash_nb.providers import FunctionProvider  # noqa: E402
+
+
+async def lash_session(store: str | None, history: int):
+    b = LashCore.builder().provider(FunctionProvider(model)).model("bench").tools(get_weather)
+    if store:
+        b = b.store(store)
+    s = await b.build().session(f"bench-{history}-{bool(store)}").open()
+    for i in range(history):
+        await s.turn(user_text(i)).run()
+    return s
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    plan = {10: (10, 10), 1000: (3, 5)} if not args.quick else {10: (2, 5)}
+    _, pyd_turn = make_pydantic_ai(async_tool=True)
+    _, oai_turn, _ = make_openai_agents(async_tool=True)
+    tmp = tempfile.mkdtemp()
+    print(f"# vs_peers: python {sys.version.split()[0]}, cpus={os.cpu_count()}")
+    for history, (rounds, per_round) in plan.items():
+        pyd_seed = await pydantic_ai_seed(pyd_turn, history)
+        oai_seed = await openai_agents_seed(oai_turn, history)
+        mem = await lash_session(None, history)
+        disk = await lash_session(str(Path(tmp) / f"h{history}.duckdb"), history)
+
+        async def s_pyd(i):
+            await pyd_turn(pyd_seed, i)
+
+        async def s_oai(i):
+            await oai_turn(oai_seed, i)
+
+        async def s_mem(i):
+            await mem.turn(user_text(i)).run()
+
+        async def s_disk(i):
+            await disk.turn(user_text(i)).run()
+
+        systems = {"pydantic-ai": s_pyd, "openai-agents": s_oai,
+                   "lash_nb (memory store)": s_mem, "lash_nb (DuckDB file, durable)": s_disk}
+        samples: dict[str, list[float]] = {k: [] for k in systems}
+        rng = random.Random(history)
+        for name, fn in systems.items():
+            await fn(0)
+        for _ in range(rounds):
+            order = list(systems)
+            rng.shuffle(order)
+            for name in order:
+                for i in range(per_round):
+                    t0 = time.perf_counter()
+                    await systems[name](i)
+                    samples[name].append((time.perf_counter() - t0) * 1000)
+        print(f"\n## history = {history} turns")
+        for name, xs in samples.items():
+            print(f"   {name:32s} median {statistics.median(xs):8.3f} ms   n={len(xs)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
