@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from typing import Any, Callable, Sequence, TypeVar
 
 from ..._core.events import TurnActivity
@@ -70,6 +71,8 @@ class DuckDBStore:
             idle_release_s=idle_release_s,
             name=f"lash-duckdb:{os.path.basename(self.path)}",
         )
+        if not read_only:  # pyarrow imports pandas at its first array: pay that off the worker
+            threading.Thread(target=_warm_arrow, name="lash-arrow-warmup", daemon=True).start()
         try:  # open now so a bad file is refused here, not at the first call
             self._worker.submit(lambda con: None).result()
         except BaseException:
@@ -192,6 +195,12 @@ class DuckDBStore:
 
     async def sessions_with_ready_work(self) -> list[str]:
         return await self._run(queued_work.sessions_with_ready_work)
+
+
+def _warm_arrow() -> None:
+    import pyarrow as pa
+
+    pa.array([0])
 
 
 def _frame(con: Any, sql: str, params: Any) -> Any:
