@@ -1,0 +1,267 @@
+"""``commit``: one :class:`RuntimeCommit` in one PostgreSQL transaction.
+
+Checks in the order of ``base.py`` (stamp, lease, CAS, claims) on rows locked for the
+transaction: the ``sessions`` row and the lease row ``FOR UPDATE``, the completed batches
+``FOR UPDATE``. Then each table's rows go in as one ``INSERT ... SELECT FROM unnest(...)``
+(arrays as parameters: one statement per table, never one per row). Any error rolls the
+whole transaction back, so a store never holds part of a commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+from ..._errors import (
+    ClaimSuperseded,
+    HeadRevisionConflict,
+    TurnCommitConflict,
+)
+from ..base import CommitResult, RuntimeCommit, TurnRecord, process_lost_record
+from ..duckdb import rows
+from .leases import RELEASE_SQL, lost
+from .queued_work import DELETE_SQL, HISTORY_SQL
+
+_BUCKETS = ("input_tokens", "output_tokens", "cache_read_input_tokens",
+            "cache_write_input_tokens", "reasoning_output_tokens")
+# column -> element type of the array parameter; "ts" columns arrive as epoch ms
+_INSERTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "graph_nodes": (("session_id", "text"), ("seq", "int8"), ("node_id", "text"),
+                    ("parent_node_id", "text"), ("kind", "text"), ("role", "text"),
+                    ("content", "jsonb"), ("created_at", "ts"), ("turn_id", "text")),
+    "usage_deltas": (("session_id", "text"), ("turn_id", "text"), ("seq", "int8"),
+                     ("source", "text"), ("model", "text"),
+                     *((b, "int8") for b in _BUCKETS), ("created_at", "ts")),
+    "llm_calls": (("session_id", "text"), ("turn_id", "text"), ("call_id", "text"),
+                  ("model", "text"), ("protocol_iteration", "int8"), ("attempt", "int8"),
+                  ("started_at", "ts"), ("duration_ms", "float8"), ("outcome", "text"),
+                  ("request_id", "text"), ("served_model", "text"), ("error", "text"),
+                  ("error_kind", "text"), *((b, "int8") for b in _BUCKETS), ("seq", "int8")),
+    "tool_calls": (("session_id", "text"), ("turn_id", "text"), ("call_id", "text"),
+                   ("name", "text"), ("args", "jsonb"), ("output", "jsonb"),
+                   ("success", "bool"), ("duration_ms", "float8"), ("started_at", "ts"),
+                   ("interrupted", "bool"), ("seq", "int8")),
+    "turn_events": (("session_id", "text"), ("turn_id", "text"), ("seq", "int8"),
+                    ("activity_id", "text"), ("correlation_id", "text"), ("type", "text"),
+                    ("payload", "jsonb"), ("created_at", "ts")),
+}
+
+
+def _insert_sql(table: str) -> str:
+    cols = _INSERTS[table]
+    params = ", ".join(
+        "%s::int8[]" if t == "ts" else "%s::text[]" if t == "jsonb" else f"%s::{t}[]"
+        for _, t in cols)
+    exprs = ", ".join(
+        f"epoch_ms(c{i})" if t == "ts" else f"c{i}::jsonb" if t == "jsonb" else f"c{i}"
+        for i, (_, t) in enumerate(cols))
+    names = ", ".join(c for c, _ in cols)
+    aliases = ", ".join(f"c{i}" for i in range(len(cols)))
+    return f"INSERT INTO {table} ({names}) SELECT {exprs} FROM unnest({params}) AS u({aliases})"
+
+
+_SQL = {table: _insert_sql(table) for table in _INSERTS}
+
+
+async def insert(con: Any, table: str, columns: dict[str, Sequence[Any]]) -> int:
+    cols = _INSERTS[table]
+    n = len(columns[cols[0][0]])
+    if n:
+        await con.execute(_SQL[table], [list(columns[c]) for c, _ in cols])
+    return n
+
+
+@dataclasses.dataclass
+class _Head:
+    rev: int | None
+    next_seq: int
+    t: int
+    lease: tuple[str | None, int, int] | None  # token, fencing, expires_at_ms
+    open_turns: list[tuple[int, str, int]]  # seq, turn id, started_at_ms
+    committed: dict[str, str]  # turn id -> commit hash
+    stored_nodes: set[str]
+
+
+async def _read_head(con: Any, c: RuntimeCommit) -> _Head:
+    sid = c.session_id
+    cur = await con.execute(
+        "SELECT head_revision, next_seq, lash_now_ms() FROM sessions WHERE session_id = %s "
+        "FOR UPDATE", [sid])
+    srow = await cur.fetchone()
+    if srow is None:
+        cur = await con.execute("SELECT NULL, 1, lash_now_ms()")
+        srow = await cur.fetchone()
+    lease = None
+    if c.lease is not None or c.release_lease:
+        cur = await con.execute(
+            "SELECT token, fencing, expires_at_ms FROM execution_leases WHERE session_id = %s "
+            "FOR UPDATE", [sid])
+        lrow = await cur.fetchone()
+        lease = (lrow[0], int(lrow[1]), int(lrow[2])) if lrow else None
+    head = _Head(None if srow[0] is None else int(srow[0]), int(srow[1]), int(srow[2]),
+                 lease, [], {}, set())
+    tids = [x.turn_id for x in (c.turn, c.turn_started) if x is not None]
+    if tids or c.close_open_turns:
+        cur = await con.execute(
+            "SELECT seq, epoch_ms(started_at), turn_id, status, commit_hash FROM turns "
+            "WHERE session_id = %s AND (status = 'open' OR turn_id = ANY(%s)) ORDER BY seq",
+            [sid, tids])
+        for seq, started, tid, status, chash in await cur.fetchall():
+            if status == "open":
+                head.open_turns.append((int(seq), tid, int(started)))
+            else:
+                head.committed[tid] = chash or ""
+    if c.append_nodes and c.replace_graph is None:
+        cur = await con.execute(
+            "SELECT node_id FROM graph_nodes WHERE session_id = %s AND node_id = ANY(%s)",
+            [sid, [n.node_id for n in c.append_nodes]])
+        head.stored_nodes = {r[0] for r in await cur.fetchall()}
+    return head
+
+
+async def apply_commit(con: Any, c: RuntimeCommit) -> CommitResult:
+    async with con.transaction():
+        return await _apply(con, c)
+
+
+async def _apply(con: Any, c: RuntimeCommit) -> CommitResult:
+    sid = c.session_id
+    head = await _read_head(con, c)
+    t, exists = head.t, head.rev is not None
+    current = head.rev or 0
+    tid = c.turn.turn_id if c.turn is not None else None
+    prior = head.committed.get(tid) if tid is not None else None
+    if c.turn is not None and exists and prior is not None:
+        if prior == c.turn.commit_hash:
+            if c.release_lease and c.lease is not None:
+                await con.execute(RELEASE_SQL, [sid, c.lease.token, c.lease.fencing])
+            return CommitResult(current, duplicate=True)
+        raise TurnCommitConflict(
+            f"turn {tid!r} of session {sid!r} was already committed with different content; "
+            "use a new turn id")
+    if c.lease is not None and not (
+        head.lease is not None and head.lease[0] == c.lease.token
+        and head.lease[1] == c.lease.fencing and head.lease[2] > t
+    ):
+        raise lost(sid)
+    if c.expected_head_revision is not None and c.expected_head_revision != current:
+        raise HeadRevisionConflict(
+            f"session {sid!r} head moved to {current} (expected {c.expected_head_revision}); "
+            "reopen the session and retry")
+    claimed = [b for claim in c.completed_claims for b in claim.batch_ids]
+    if claimed:
+        cur = await con.execute(
+            "SELECT batch_id, claim_id FROM queued_work_batches WHERE batch_id = ANY(%s) "
+            "ORDER BY enqueue_seq FOR UPDATE", [claimed])
+        held = dict(await cur.fetchall())
+        for claim in c.completed_claims:
+            for bid in claim.batch_ids:
+                if held.get(bid) != claim.claim_id:
+                    raise ClaimSuperseded(
+                        f"queued batch {bid!r} is no longer held by claim {claim.claim_id!r}")
+    # ---- apply (checks done; an error below rolls the whole transaction back)
+    seq = await _write_graph(con, c, head.next_seq, head.stored_nodes)
+    seq += await insert(con, "usage_deltas", rows.usage_columns(sid, seq, t, c.usage_deltas))
+    seq += await insert(con, "llm_calls", rows.llm_call_columns(sid, seq, c.llm_calls))
+    seq += await insert(con, "tool_calls", rows.tool_call_columns(sid, seq, c.tool_calls))
+    seq += await insert(con, "turn_events", rows.event_columns(sid, seq, t, c.events))
+    seq = await _write_turns(con, c, head, seq, t)
+    if claimed:
+        done_by = tid or (c.turn_started.turn_id if c.turn_started else None)
+        await con.execute(HISTORY_SQL, {"t": t, "state": "completed", "tid": done_by,
+                                        "ids": claimed})
+        await con.execute(DELETE_SQL, [claimed])
+    if tid is not None:
+        await con.execute("DELETE FROM turn_cancel_requests WHERE session_id = %s AND turn_id = %s",
+                          [sid, tid])
+    await _write_session(con, c, exists, seq, t)
+    if c.release_lease and c.lease is not None:
+        await con.execute(RELEASE_SQL, [sid, c.lease.token, c.lease.fencing])
+    return CommitResult(current + 1)
+
+
+async def _write_graph(con: Any, c: RuntimeCommit, seq: int, stored: set[str]) -> int:
+    nodes = []
+    seen = set(stored)  # a node already stored (a retried commit) is kept once
+    if c.replace_graph is not None:
+        await con.execute("DELETE FROM graph_nodes WHERE session_id = %s", [c.session_id])
+        for n in c.replace_graph:
+            if n.node_id not in seen:
+                seen.add(n.node_id)
+                nodes.append(n)
+    for n in c.append_nodes:
+        if n.node_id not in seen:
+            seen.add(n.node_id)
+            nodes.append(n)
+    return seq + await insert(con, "graph_nodes", rows.node_columns(c.session_id, seq, nodes))
+
+
+async def _write_turns(con: Any, c: RuntimeCommit, head: _Head, seq: int, t: int) -> int:
+    sid = c.session_id
+    keep = c.turn_started.turn_id if c.turn_started else None
+    ending = c.turn.turn_id if c.turn is not None else None
+    open_ids = {tid for _, tid, _ in head.open_turns}
+    if c.close_open_turns:
+        for _, tid, started in head.open_turns:
+            if tid != keep and tid != ending:
+                await _terminal(con, sid, process_lost_record(tid, started, t), seq, t, True)
+                open_ids.discard(tid)
+                seq += 1
+    if c.turn_started is not None and (c.turn is None or c.turn.turn_id != keep):
+        if keep not in open_ids and keep not in head.committed:
+            await con.execute(
+                "INSERT INTO turns (session_id, turn_id, status, started_at, seq) "
+                "VALUES (%s, %s, 'open', epoch_ms(%s::bigint), %s)",
+                [sid, keep, c.turn_started.started_at_ms, seq])
+            seq += 1
+    if c.turn is not None:
+        await _terminal(con, sid, c.turn, seq, t, c.turn.turn_id in open_ids)
+        seq += 1
+    return seq
+
+
+async def _terminal(con: Any, sid: str, turn: TurnRecord, seq: int, t: int, update: bool) -> None:
+    p = [turn.outcome, turn.stop_reason, turn.started_at_ms, float(turn.duration_ms),
+         turn.commit_hash, rows.dumps(dict(turn.result)), seq, t, sid, turn.turn_id]
+    if update:
+        await con.execute(
+            "UPDATE turns SET status = 'committed', outcome = %s, stop_reason = %s, "
+            "started_at = epoch_ms(%s::bigint), duration_ms = %s, commit_hash = %s, "
+            "result = %s::jsonb, seq = %s, committed_at = epoch_ms(%s::bigint) "
+            "WHERE session_id = %s AND turn_id = %s", p)
+    else:
+        await con.execute(
+            "INSERT INTO turns (outcome, stop_reason, started_at, duration_ms, commit_hash, "
+            "result, seq, committed_at, session_id, turn_id, status) VALUES (%s, %s, "
+            "epoch_ms(%s::bigint), %s, %s, %s::jsonb, %s, epoch_ms(%s::bigint), %s, %s, "
+            "'committed')", p)
+
+
+async def _write_session(con: Any, c: RuntimeCommit, exists: bool, next_seq: int, t: int) -> None:
+    p = {
+        "sid": c.session_id, "provider_id": c.provider_id, "model": c.model,
+        "parent": c.parent_session_id,
+        "policy": rows.dumps(dict(c.policy)) if c.policy else None,
+        "tool_state": rows.dumps(c.tool_state) if c.tool_state is not None else None,
+        "turn_index": c.turn_index, "leaf": c.leaf_node_id, "t": t, "next_seq": next_seq,
+    }
+    if exists:
+        await con.execute(
+            "UPDATE sessions SET provider_id = coalesce(nullif(%(provider_id)s, ''), provider_id), "
+            "model = coalesce(nullif(%(model)s, ''), model), "
+            "parent_session_id = coalesce(nullif(%(parent)s, ''), parent_session_id), "
+            "policy = coalesce(%(policy)s::jsonb, policy), "
+            "tool_state = coalesce(%(tool_state)s::jsonb, tool_state), "
+            "turn_index = %(turn_index)s, leaf_node_id = %(leaf)s, "
+            "head_revision = head_revision + 1, updated_at = epoch_ms(%(t)s::bigint), "
+            "next_seq = %(next_seq)s WHERE session_id = %(sid)s", p)
+        return
+    cur = await con.execute(
+        "INSERT INTO sessions VALUES (%(sid)s, %(provider_id)s, %(model)s, %(parent)s, "
+        "coalesce(%(policy)s::jsonb, '{}'::jsonb), 1, %(leaf)s, %(turn_index)s, "
+        "%(tool_state)s::jsonb, epoch_ms(%(t)s::bigint), epoch_ms(%(t)s::bigint), %(next_seq)s) "
+        "ON CONFLICT (session_id) DO NOTHING", p)
+    if cur.rowcount != 1:  # another process created the session since our head read
+        raise HeadRevisionConflict(
+            f"session {c.session_id!r} was created by another process meanwhile; reopen the "
+            "session and retry")

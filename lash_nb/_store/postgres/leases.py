@@ -1,0 +1,82 @@
+"""Session execution leases in ``execution_leases`` (rules of ``base.py``), fenced.
+
+Every lease decision reads the server clock (``lash_now_ms()``) and locks the session's
+lease row ``FOR UPDATE``, so two workers racing for one session serialize on that row: one
+acquires (fencing + 1), the other sees it busy. Lock order everywhere: ``sessions`` row,
+then lease row, then queued batch rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..._errors import SessionExecutionLeaseLost
+from ..base import Lease, LeaseBusy, owner_is_dead
+
+ROW_SQL = (
+    "SELECT owner_id, token, fencing, expires_at_ms, lash_now_ms() FROM execution_leases "
+    "WHERE session_id = %s FOR UPDATE"
+)
+
+
+def lost(session_id: str) -> SessionExecutionLeaseLost:
+    return SessionExecutionLeaseLost(
+        f"the execution lease on session {session_id!r} was lost (expired or taken over); "
+        "reopen the session and run again"
+    )
+
+
+async def try_acquire(con: Any, sid: str, owner_id: str, ttl_ms: int) -> Lease | LeaseBusy:
+    async with con.transaction():
+        await con.execute(
+            "INSERT INTO execution_leases VALUES (%s, NULL, NULL, 0, 0) "
+            "ON CONFLICT (session_id) DO NOTHING", [sid])
+        cur = await con.execute(ROW_SQL, [sid])
+        holder, token, fencing, expires, t = await cur.fetchone()
+        if token is not None and expires > t:
+            if holder == owner_id:
+                await con.execute(
+                    "UPDATE execution_leases SET expires_at_ms = %s WHERE session_id = %s",
+                    [t + ttl_ms, sid])
+                return Lease(sid, owner_id, token, int(fencing), t + ttl_ms)
+            if not owner_is_dead(holder or ""):
+                return LeaseBusy(sid, holder or "", int(expires))
+        fencing = int(fencing) + 1
+        token = f"{sid}:{owner_id}:{t}:{fencing}"
+        await con.execute(
+            "UPDATE execution_leases SET owner_id = %s, token = %s, fencing = %s, "
+            "expires_at_ms = %s WHERE session_id = %s",
+            [owner_id, token, fencing, t + ttl_ms, sid])
+        return Lease(sid, owner_id, token, fencing, t + ttl_ms)
+
+
+async def renew(con: Any, lease: Lease, ttl_ms: int) -> Lease:
+    async with con.transaction():
+        cur = await con.execute(
+            "UPDATE execution_leases SET expires_at_ms = lash_now_ms() + %s "
+            "WHERE session_id = %s AND token = %s AND fencing = %s AND expires_at_ms > lash_now_ms() "
+            "RETURNING expires_at_ms",
+            [ttl_ms, lease.session_id, lease.token, lease.fencing])
+        row = await cur.fetchone()
+    if row is None:
+        raise lost(lease.session_id)
+    return dataclasses.replace(lease, expires_at_ms=int(row[0]))
+
+
+RELEASE_SQL = (
+    "UPDATE execution_leases SET owner_id = NULL, token = NULL, expires_at_ms = 0 "
+    "WHERE session_id = %s AND token = %s AND fencing = %s"
+)
+
+# wake idle workers when a released session still has ready work (it was skipped while busy)
+WAKE_IF_READY_SQL = (
+    "SELECT pg_notify('lash_work', %s) WHERE EXISTS (SELECT 1 FROM queued_work_batches "
+    "WHERE session_id = %s AND available_at_ms <= lash_now_ms())"
+)
+
+
+async def release(con: Any, lease: Lease) -> None:
+    async with con.transaction():
+        await con.execute(RELEASE_SQL, [lease.session_id, lease.token, lease.fencing])
+        await con.execute(WAKE_IF_READY_SQL, [lease.session_id, lease.session_id])

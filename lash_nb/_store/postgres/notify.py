@@ -1,0 +1,111 @@
+"""LISTEN/NOTIFY: wake idle workers on enqueue, carry Stop requests across processes.
+
+Theory of operation
+- Channels: ``lash_work`` (payload: session id; sent by enqueue, abandon, and a lease
+  release that leaves ready work) and ``lash_cancel`` (payload: ``<session>\\n<turn>``,
+  sent by ``request_turn_cancel`` together with a row in ``turn_cancel_requests``).
+- One dedicated autocommit connection per store LISTENs on both, on the store's io loop; it
+  is opened on first use (``start``) and reopened by the next use after it breaks.
+- ``watch(session, turn, callback)``: registers the callback first, then (with the listener
+  running) checks ``turn_cancel_requests``; so a request sent before the turn started, or
+  while the watch was being set up, is never lost. The callback runs on the io thread.
+- ``wait_for_work(timeout)``: resolves on the next ``lash_work`` notification (True) or the
+  timeout (False). Waiters live on their own loops; the listener wakes them thread-safely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, Awaitable, Callable
+
+Callback = Callable[[], None]
+
+
+class Listener:
+    def __init__(self, connect: Callable[[], Awaitable[Any]]) -> None:
+        self._connect = connect
+        self._con: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._watchers: dict[tuple[str, str], dict[int, Callback]] = {}
+        self._work_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[bool]]] = set()
+        self._next = 0
+        self.work_notifications = 0
+
+    # ------------------------------------------------------------------ io loop side
+    async def start(self) -> None:
+        """Make sure the LISTEN connection is up (runs on the io loop)."""
+        if self._task is not None and not self._task.done() and self._ready is not None:
+            await asyncio.shield(self._ready)
+            return
+        self._ready = asyncio.get_running_loop().create_future()
+        self._task = asyncio.ensure_future(self._listen(self._ready))
+        await asyncio.shield(self._ready)
+
+    async def _listen(self, ready: asyncio.Future[None]) -> None:
+        try:
+            con = await self._connect()
+            await con.execute("LISTEN lash_work")
+            await con.execute("LISTEN lash_cancel")
+        except BaseException as e:
+            if not ready.done():
+                ready.set_exception(e)
+            return
+        self._con = con
+        ready.set_result(None)
+        try:
+            async for n in con.notifies():
+                if n.channel == "lash_work":
+                    self._wake_work()
+                elif n.channel == "lash_cancel":
+                    sid, _, tid = n.payload.partition("\n")
+                    self._fire(sid, tid)
+        except Exception:
+            pass  # connection lost: the next start() reconnects; waiters fall back to timeouts
+        finally:
+            self._con = None
+            with contextlib.suppress(Exception):
+                await con.close()
+
+    def _wake_work(self) -> None:
+        self.work_notifications += 1
+        waiters, self._work_waiters = self._work_waiters, set()
+        for loop, fut in waiters:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, fut)
+
+    def _fire(self, sid: str, tid: str) -> None:
+        for cb in list(self._watchers.get((sid, tid), {}).values()):
+            with contextlib.suppress(Exception):
+                cb()
+
+    def add_watch(self, sid: str, tid: str, cb: Callback) -> int:
+        self._next += 1
+        self._watchers.setdefault((sid, tid), {})[self._next] = cb
+        return self._next
+
+    def remove_watch(self, sid: str, tid: str, key: int) -> None:
+        got = self._watchers.get((sid, tid))
+        if got is not None:
+            got.pop(key, None)
+            if not got:
+                del self._watchers[(sid, tid)]
+
+    def add_work_waiter(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[bool]) -> None:
+        self._work_waiters.add((loop, fut))
+
+    def discard_work_waiter(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[bool]) -> None:
+        self._work_waiters.discard((loop, fut))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        self._task = None
+
+
+def _resolve(fut: asyncio.Future[bool]) -> None:
+    if not fut.done():
+        fut.set_result(True)

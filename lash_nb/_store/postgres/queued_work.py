@@ -1,0 +1,175 @@
+"""Queued work in ``queued_work_batches`` (state machine of ``lash_nb._core.queue``).
+
+Theory of operation
+- A row is *claimed* only while its ``claim_generation`` equals the fencing number of the
+  session's live lease; otherwise it is pending, whatever its ``claim_id`` says. So the
+  claims of a worker that died become pending once its lease expires (one lease TTL), or at
+  once when ``owner_is_dead`` proves its process gone.
+- Claim: in one transaction, lock the lease row ``FOR SHARE`` (a new lease generation can
+  not start meanwhile) and check it is the caller's live lease, then select the ready rows
+  in ``enqueue_seq`` order ``FOR UPDATE SKIP LOCKED`` and apply ``select_claim_prefix``.
+  Under a live lease the only other writer that locks a session's batch rows is a cancel,
+  which deletes them, so skipping a locked row never reorders the queue.
+- Enqueue takes a per-session advisory lock before drawing ``enqueue_seq``, so within one
+  session sequence order is commit order: a claim never sees batch n+1 committed before
+  batch n. It notifies ``lash_work`` (delivered at commit) to wake idle workers.
+- Cancel locks the batch row (waiting, not skipping) and deletes it only when no live
+  claim holds it: a cancelled batch never becomes a turn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+from ..._core.queue import (
+    ClaimBoundary,
+    QueueClaim,
+    QueuedWorkBatch,
+    QueuedWorkDraft,
+    select_claim_prefix,
+    validate_selected_group,
+)
+from ..._core.records import fresh_id
+from ..base import Lease
+from ..duckdb import rows
+from .leases import lost
+
+COLS = rows.BATCH_COLS  # same column names as the DuckDB store; items decoded from text
+_LIVE_GEN = (
+    "(SELECT fencing FROM execution_leases l WHERE l.session_id = b.session_id "
+    "AND l.token IS NOT NULL AND l.expires_at_ms > lash_now_ms())"
+)
+
+
+async def enqueue(con: Any, d: QueuedWorkDraft) -> QueuedWorkBatch:
+    async with con.transaction():
+        await con.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", [d.session_id])
+        if d.source_key is not None:
+            cur = await con.execute(
+                f"SELECT {COLS} FROM queued_work_batches WHERE session_id = %s AND source_key = %s",
+                [d.session_id, d.source_key])
+            row = await cur.fetchone()
+            if row is not None:
+                return rows.decode_batch(row)
+        batch_id = fresh_id("qwb:")
+        items = [
+            {"item_id": f"{batch_id}:item:{i}", "kind": kind, "payload": dict(payload)}
+            for i, (kind, payload) in enumerate(d.items)
+        ]
+        cur = await con.execute(
+            "INSERT INTO queued_work_batches (batch_id, session_id, source_key, delivery_policy, "
+            "slot_policy, merge_key, available_at_ms, enqueued_at_ms, items) "
+            f"VALUES (%s, %s, %s, %s, %s, %s, %s, lash_now_ms(), %s::jsonb) RETURNING {COLS}",
+            [batch_id, d.session_id, d.source_key, d.delivery_policy.value, d.slot_policy.value,
+             d.merge_key, d.available_at_ms, rows.dumps(items)])
+        row = await cur.fetchone()
+        await con.execute("SELECT pg_notify('lash_work', %s)", [d.session_id])
+    return rows.decode_batch(row)
+
+
+async def list_queued(con: Any, sid: str, include_claimed: bool) -> list[QueuedWorkBatch]:
+    cur = await con.execute(
+        f"SELECT {COLS}, claim_id IS NOT NULL AND claim_generation = {_LIVE_GEN} "
+        "FROM queued_work_batches b WHERE session_id = %s ORDER BY enqueue_seq", [sid])
+    out = []
+    for r in await cur.fetchall():
+        claimed = bool(r[13])
+        if claimed and not include_claimed:
+            continue
+        b = rows.decode_batch(r)
+        if claimed:
+            b = dataclasses.replace(b, claim_id=r[10], claimed_at_ms=r[12])
+        out.append(b)
+    return out
+
+
+async def claim(
+    con: Any,
+    lease: Lease,
+    boundary: ClaimBoundary,
+    max_batches: int,
+    batch_ids: Sequence[str] | None,
+    commands: bool,
+) -> QueueClaim | None:
+    sid, gen = lease.session_id, lease.fencing
+    async with con.transaction():
+        cur = await con.execute(
+            "SELECT token = %s AND fencing = %s AND expires_at_ms > lash_now_ms() "
+            "FROM execution_leases WHERE session_id = %s FOR SHARE",
+            [lease.token, gen, sid])
+        ok = await cur.fetchone()
+        if not (ok and ok[0]):
+            raise lost(sid)
+        ready_sql = (
+            f"SELECT {COLS} FROM queued_work_batches WHERE session_id = %s "
+            "AND available_at_ms <= lash_now_ms() AND (claim_id IS NULL OR claim_generation <> %s)"
+        )
+        if batch_ids is not None:
+            cur = await con.execute(
+                ready_sql + " AND batch_id = ANY(%s) ORDER BY enqueue_seq FOR UPDATE SKIP LOCKED",
+                [sid, gen, list(batch_ids)])
+            by_id = {b.batch_id: b for b in map(rows.decode_batch, await cur.fetchall())}
+            if not all(b in by_id for b in batch_ids):
+                return None
+            chosen = [by_id[b] for b in batch_ids]
+            if not validate_selected_group(chosen):
+                return None
+        else:
+            limit = 1 if commands else max(1, max_batches)
+            cur = await con.execute(
+                ready_sql + " ORDER BY enqueue_seq LIMIT %s FOR UPDATE SKIP LOCKED",
+                [sid, gen, limit])
+            ready = [rows.decode_batch(r) for r in await cur.fetchall()]
+            chosen = select_claim_prefix(ready, boundary, max_batches, commands=commands)
+        if not chosen:
+            return None
+        claim_id = f"qwc:{chosen[0].enqueue_seq}:{gen}:{fresh_id()}"
+        await con.execute(
+            "UPDATE queued_work_batches SET claim_id = %s, claim_generation = %s, "
+            "claimed_at_ms = lash_now_ms() WHERE batch_id = ANY(%s)",
+            [claim_id, gen, [b.batch_id for b in chosen]])
+    return QueueClaim(claim_id, sid, gen, boundary, tuple(chosen))
+
+
+HISTORY_SQL = (
+    "INSERT INTO queue_history SELECT batch_id, session_id, source_key, delivery_policy, "
+    "slot_policy, enqueue_seq, enqueued_at_ms, claimed_at_ms, %(t)s, %(state)s, %(tid)s, "
+    "epoch_ms(enqueued_at_ms), epoch_ms(%(t)s::bigint) FROM queued_work_batches "
+    "WHERE batch_id = ANY(%(ids)s)"
+)
+DELETE_SQL = "DELETE FROM queued_work_batches WHERE batch_id = ANY(%s)"
+
+
+async def cancel(con: Any, sid: str, batch_id: str) -> QueuedWorkBatch | None:
+    async with con.transaction():
+        cur = await con.execute(
+            f"SELECT {COLS}, claim_id IS NOT NULL AND claim_generation = {_LIVE_GEN}, "
+            "lash_now_ms() FROM queued_work_batches b WHERE batch_id = %s AND session_id = %s "
+            "FOR UPDATE", [batch_id, sid])
+        row = await cur.fetchone()
+        if row is None or row[13]:
+            return None
+        await con.execute(HISTORY_SQL, {"t": row[14], "state": "cancelled", "tid": None,
+                                        "ids": [batch_id]})
+        await con.execute(DELETE_SQL, [[batch_id]])
+    return rows.decode_batch(row)
+
+
+async def abandon(con: Any, c: QueueClaim) -> None:
+    async with con.transaction():
+        await con.execute(
+            "UPDATE queued_work_batches SET claim_id = NULL, claimed_at_ms = NULL "
+            "WHERE claim_id = %s AND batch_id = ANY(%s)", [c.claim_id, list(c.batch_ids)])
+        await con.execute("SELECT pg_notify('lash_work', %s)", [c.session_id])
+
+
+async def sessions_with_ready_work(con: Any) -> list[str]:
+    cur = await con.execute(
+        f"""
+        SELECT b.session_id FROM queued_work_batches b
+        WHERE b.available_at_ms <= lash_now_ms()
+            AND NOT (b.claim_id IS NOT NULL AND b.claim_generation IS NOT DISTINCT FROM {_LIVE_GEN})
+        GROUP BY b.session_id ORDER BY min(b.enqueue_seq)
+        """)
+    return [r[0] for r in await cur.fetchall()]

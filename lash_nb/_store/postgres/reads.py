@@ -1,0 +1,102 @@
+"""Session reads: a session (full graph or active path), events, turns, the session list.
+
+The active path is one recursive CTE from the leaf along ``parent_node_id`` (an index on
+``(session_id, node_id)``), returned root first. Row shapes and decoders are shared with
+the DuckDB store (``epoch_ms`` exists in both databases).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..._core.events import TurnActivity
+from ..._core.usage import TokenLedgerEntry, TokenUsage
+from ..base import PersistedSession, ReadScope, SessionMeta, TurnRecord
+from ..duckdb import rows
+
+_SESSION_SQL = f"""
+SELECT {rows.META_COLS},
+    ARRAY(SELECT turn_id FROM turns WHERE session_id = %(sid)s AND status = 'open' ORDER BY seq)
+FROM sessions WHERE session_id = %(sid)s
+"""
+
+_LEDGER_SQL = """
+SELECT source, model, sum(input_tokens), sum(output_tokens), sum(cache_read_input_tokens),
+    sum(cache_write_input_tokens), sum(reasoning_output_tokens)
+FROM usage_deltas
+WHERE session_id = %s AND input_tokens + output_tokens + cache_read_input_tokens
+    + cache_write_input_tokens > 0
+GROUP BY source, model ORDER BY min(seq)
+"""
+
+_PATH_SQL = f"""
+WITH RECURSIVE path(node_id, parent_node_id, depth) AS (
+    SELECT node_id, parent_node_id, 0 FROM graph_nodes
+    WHERE session_id = %(sid)s AND node_id = %(leaf)s AND NOT tombstoned
+  UNION ALL
+    SELECT g.node_id, g.parent_node_id, p.depth + 1 FROM path p
+    JOIN graph_nodes g ON g.session_id = %(sid)s AND g.node_id = p.parent_node_id
+    WHERE NOT g.tombstoned AND p.depth < 1000000
+) CYCLE node_id SET is_cycle USING cycle_path
+SELECT {rows.NODE_COLS.replace("node_id, parent_node_id", "g.node_id, g.parent_node_id")}
+FROM path p JOIN graph_nodes g ON g.session_id = %(sid)s AND g.node_id = p.node_id
+WHERE NOT p.is_cycle ORDER BY p.depth DESC
+"""
+
+
+async def load_session(con: Any, sid: str, scope: ReadScope) -> PersistedSession | None:
+    cur = await con.execute(_SESSION_SQL, {"sid": sid})
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    meta = rows.decode_meta(row[:11])
+    cur = await con.execute(_LEDGER_SQL, [sid])
+    ledger = tuple(
+        TokenLedgerEntry(r[0], r[1], TokenUsage(*(int(v) for v in r[2:7])))
+        for r in await cur.fetchall()
+    )
+    if scope is ReadScope.ACTIVE_PATH:
+        if meta.leaf_node_id is None:
+            node_rows: list[Any] = []
+        else:
+            cur = await con.execute(_PATH_SQL, {"sid": sid, "leaf": meta.leaf_node_id})
+            node_rows = await cur.fetchall()
+    else:
+        cur = await con.execute(
+            f"SELECT {rows.NODE_COLS} FROM graph_nodes WHERE session_id = %s AND NOT tombstoned "
+            "ORDER BY seq", [sid])
+        node_rows = await cur.fetchall()
+    return PersistedSession(meta, tuple(rows.decode_nodes(node_rows)), ledger, scope,
+                            tuple(row[11] or ()))
+
+
+async def list_sessions(con: Any) -> list[SessionMeta]:
+    cur = await con.execute(f"SELECT {rows.META_COLS} FROM sessions ORDER BY created_at, session_id")
+    return [rows.decode_meta(r) for r in await cur.fetchall()]
+
+
+async def load_events(con: Any, sid: str, turn_id: str | None) -> list[TurnActivity]:
+    sql = "SELECT activity_id, correlation_id, turn_id, payload FROM turn_events WHERE session_id = %s"
+    params: list[Any] = [sid]
+    if turn_id is not None:
+        sql += " AND turn_id = %s"
+        params.append(turn_id)
+    cur = await con.execute(sql + " ORDER BY seq", params)
+    return rows.decode_events(await cur.fetchall())
+
+
+async def load_turns(con: Any, sid: str) -> list[TurnRecord]:
+    cur = await con.execute(
+        f"SELECT {rows.TURN_COLS} FROM turns WHERE session_id = %s AND status = 'committed' "
+        "ORDER BY seq", [sid])
+    return [rows.decode_turn(r) for r in await cur.fetchall()]
+
+
+async def delete_session(con: Any, sid: str) -> None:
+    async with con.transaction():
+        for table in (
+            "graph_nodes", "turns", "usage_deltas", "llm_calls", "tool_calls", "turn_events",
+            "queued_work_batches", "queue_history", "execution_leases", "turn_cancel_requests",
+            "sessions",
+        ):
+            await con.execute(f"DELETE FROM {table} WHERE session_id = %s", [sid])

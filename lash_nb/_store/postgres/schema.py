@@ -1,0 +1,214 @@
+"""The lash_nb PostgreSQL schema: the DuckDB store's tables and columns, in PostgreSQL types.
+
+Same tables, same column names and meanings as ``lash_nb._store.duckdb.schema`` (read its
+docstring for each table), so ``lash_nb.reports`` and ``%lash sql`` see the same columns.
+Differences: JSON columns are ``jsonb``; timestamps are ``timestamp`` (UTC, no zone); one
+extra table, ``turn_cancel_requests(session_id, turn_id, requested_at_ms)``, records Stop
+requests so a turn that starts after the request still sees it.
+
+SQL helpers created with the schema: ``epoch_ms(timestamp) -> bigint`` and
+``epoch_ms(bigint) -> timestamp`` (as in DuckDB), and ``lash_now_ms()``: the server clock in
+ms. Every lease expiry and claim time is read from the server clock, so workers on machines
+with skewed clocks agree.
+
+``lash_meta.schema_version`` must equal ``SCHEMA_VERSION``; an empty database gets the
+schema; anything else is refused with ``StoreSchemaError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..._errors import StoreSchemaError
+from ..base import SCHEMA_VERSION
+
+_BUCKETS = """
+    input_tokens BIGINT NOT NULL DEFAULT 0,
+    output_tokens BIGINT NOT NULL DEFAULT 0,
+    cache_read_input_tokens BIGINT NOT NULL DEFAULT 0,
+    cache_write_input_tokens BIGINT NOT NULL DEFAULT 0,
+    reasoning_output_tokens BIGINT NOT NULL DEFAULT 0"""
+
+DDL = f"""
+CREATE OR REPLACE FUNCTION epoch_ms(ts timestamp) RETURNS bigint
+    LANGUAGE sql IMMUTABLE AS $$ SELECT (extract(epoch FROM ts) * 1000)::bigint $$;
+CREATE OR REPLACE FUNCTION epoch_ms(ms bigint) RETURNS timestamp
+    LANGUAGE sql IMMUTABLE AS $$ SELECT to_timestamp(ms / 1000.0) AT TIME ZONE 'UTC' $$;
+CREATE OR REPLACE FUNCTION lash_now_ms() RETURNS bigint
+    LANGUAGE sql VOLATILE AS $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
+CREATE TABLE lash_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE sessions (
+    session_id TEXT PRIMARY KEY,
+    provider_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    parent_session_id TEXT,
+    policy JSONB NOT NULL,
+    head_revision BIGINT NOT NULL,
+    leaf_node_id TEXT,
+    turn_index BIGINT NOT NULL,
+    tool_state JSONB,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    next_seq BIGINT NOT NULL
+);
+CREATE TABLE graph_nodes (
+    session_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    node_id TEXT NOT NULL,
+    parent_node_id TEXT,
+    kind TEXT NOT NULL,
+    role TEXT,
+    content JSONB NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    turn_id TEXT,
+    tombstoned BOOLEAN NOT NULL DEFAULT false,
+    PRIMARY KEY (session_id, node_id)
+);
+CREATE INDEX graph_nodes_seq ON graph_nodes (session_id, seq);
+CREATE TABLE turns (
+    session_id TEXT NOT NULL,
+    turn_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    outcome TEXT,
+    stop_reason TEXT,
+    started_at TIMESTAMP NOT NULL,
+    duration_ms DOUBLE PRECISION,
+    commit_hash TEXT,
+    result JSONB,
+    seq BIGINT NOT NULL,
+    committed_at TIMESTAMP,
+    PRIMARY KEY (session_id, turn_id)
+);
+CREATE TABLE usage_deltas (
+    session_id TEXT NOT NULL,
+    turn_id TEXT,
+    seq BIGINT NOT NULL,
+    source TEXT NOT NULL,
+    model TEXT NOT NULL,{_BUCKETS},
+    created_at TIMESTAMP NOT NULL
+);
+CREATE INDEX usage_deltas_session ON usage_deltas (session_id, seq);
+CREATE TABLE llm_calls (
+    session_id TEXT NOT NULL,
+    turn_id TEXT,
+    call_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    protocol_iteration BIGINT NOT NULL,
+    attempt BIGINT NOT NULL,
+    started_at TIMESTAMP NOT NULL,
+    duration_ms DOUBLE PRECISION NOT NULL,
+    outcome TEXT NOT NULL,
+    request_id TEXT,
+    served_model TEXT,
+    error TEXT,
+    error_kind TEXT,{_BUCKETS},
+    seq BIGINT NOT NULL
+);
+CREATE INDEX llm_calls_session ON llm_calls (session_id, seq);
+CREATE TABLE tool_calls (
+    session_id TEXT NOT NULL,
+    turn_id TEXT,
+    call_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    args JSONB,
+    output JSONB,
+    success BOOLEAN NOT NULL,
+    duration_ms DOUBLE PRECISION NOT NULL,
+    started_at TIMESTAMP NOT NULL,
+    interrupted BOOLEAN NOT NULL,
+    seq BIGINT NOT NULL
+);
+CREATE INDEX tool_calls_session ON tool_calls (session_id, seq);
+CREATE TABLE turn_events (
+    session_id TEXT NOT NULL,
+    turn_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    activity_id TEXT NOT NULL,
+    correlation_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    payload JSONB NOT NULL,
+    created_at TIMESTAMP NOT NULL
+);
+CREATE INDEX turn_events_session ON turn_events (session_id, turn_id, seq);
+CREATE SEQUENCE enqueue_seq START 1;
+CREATE TABLE queued_work_batches (
+    enqueue_seq BIGINT PRIMARY KEY DEFAULT nextval('enqueue_seq'),
+    batch_id TEXT NOT NULL UNIQUE,
+    session_id TEXT NOT NULL,
+    source_key TEXT,
+    delivery_policy TEXT NOT NULL,
+    slot_policy TEXT NOT NULL,
+    merge_key TEXT,
+    available_at_ms BIGINT NOT NULL,
+    enqueued_at_ms BIGINT NOT NULL,
+    claim_id TEXT,
+    claim_generation BIGINT NOT NULL DEFAULT 0,
+    claimed_at_ms BIGINT,
+    items JSONB NOT NULL,
+    UNIQUE (session_id, source_key)
+);
+CREATE INDEX queued_work_ready ON queued_work_batches (session_id, enqueue_seq);
+CREATE TABLE queue_history (
+    batch_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    source_key TEXT,
+    delivery_policy TEXT NOT NULL,
+    slot_policy TEXT NOT NULL,
+    enqueue_seq BIGINT NOT NULL,
+    enqueued_at_ms BIGINT NOT NULL,
+    claimed_at_ms BIGINT,
+    finished_at_ms BIGINT NOT NULL,
+    final_state TEXT NOT NULL,
+    turn_id TEXT,
+    enqueued_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP NOT NULL
+);
+CREATE INDEX queue_history_session ON queue_history (session_id);
+CREATE TABLE execution_leases (
+    session_id TEXT PRIMARY KEY,
+    owner_id TEXT,
+    token TEXT,
+    fencing BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL
+);
+CREATE TABLE turn_cancel_requests (
+    session_id TEXT NOT NULL,
+    turn_id TEXT NOT NULL,
+    requested_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (session_id, turn_id)
+);
+INSERT INTO lash_meta VALUES ('schema_version', '{SCHEMA_VERSION}');
+"""
+
+# one advisory lock key, so two processes opening an empty database create the schema once
+_SCHEMA_LOCK = 0x1A5B_0001
+
+
+async def ensure_schema(con: Any, where: str) -> None:
+    """Create the schema in an empty database, or check the version of an existing one."""
+    async with con.transaction():
+        await con.execute("SELECT pg_advisory_xact_lock(%s)", [_SCHEMA_LOCK])
+        cur = await con.execute("SELECT to_regclass('lash_meta') IS NOT NULL")
+        row = await cur.fetchone()
+        if row and row[0]:
+            cur = await con.execute("SELECT value FROM lash_meta WHERE key = 'schema_version'")
+            got = await cur.fetchone()
+            if got is None or got[0] != str(SCHEMA_VERSION):
+                raise StoreSchemaError(
+                    f"{where} holds lash_nb schema version {got[0] if got else 'unknown'}, this "
+                    f"lash_nb reads version {SCHEMA_VERSION}; use a new database or a matching "
+                    "lash_nb"
+                )
+            return
+        cur = await con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() "
+            "AND table_name = ANY(%s)",
+            [["sessions", "turns", "graph_nodes", "queued_work_batches"]],
+        )
+        clash = await cur.fetchone()
+        if clash and clash[0]:
+            raise StoreSchemaError(
+                f"{where} has tables named like lash_nb's but no lash_meta table; it is not a "
+                "lash store: use an empty database"
+            )
+        await con.execute(DDL)

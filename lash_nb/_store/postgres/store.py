@@ -1,0 +1,280 @@
+"""``PostgresStore``: the shared server store for many processes and machines.
+
+Theory of operation
+- Same contract and tables as the DuckDB store (``base.py``; ``schema.py``). Every method is
+  one transaction on a pooled connection; connections live on the store's private io loop
+  thread (``io.py``), so the store works from any event loop (kernel, sync mirror, worker).
+- Leases are fenced rows locked ``FOR UPDATE`` and timed by the server clock; queue claims
+  select ``FOR UPDATE SKIP LOCKED``; claims are pinned to the claimer's lease generation, so
+  the claims of a dead worker are pending again once its lease expires.
+- LISTEN/NOTIFY (``notify.py``): ``wait_for_work`` wakes idle workers on enqueue;
+  ``request_turn_cancel`` / ``watch_turn_cancel`` stop a turn running in another process.
+- ``query(sql, params)`` returns a ``pandas.DataFrame`` like ``DuckDBStore.query``; ``?`` and
+  ``$name`` placeholders are accepted as in DuckDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, Callable, Coroutine, Sequence, TypeVar
+
+from ..._core.events import TurnActivity
+from ..._core.queue import ClaimBoundary, QueueClaim, QueuedWorkBatch, QueuedWorkDraft
+from ..._errors import StoreError
+from ..base import (
+    DEFAULT_LEASE_TTL_MS,
+    CommitResult,
+    Lease,
+    LeaseBusy,
+    PersistedSession,
+    ReadScope,
+    RuntimeCommit,
+    SessionMeta,
+    TurnRecord,
+)
+from . import leases, queued_work, reads
+from .commit import apply_commit
+from .io import IoLoop, Pool
+from .notify import Listener
+from .query import frame, translate
+from .schema import ensure_schema
+
+T = TypeVar("T")
+
+
+def describe_dsn(dsn: str) -> str:
+    """``host:port/dbname`` of a DSN, without the password."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        d = conninfo_to_dict(dsn)
+    except Exception:
+        return "the given DSN"
+    return f"{d.get('host', 'localhost')}:{d.get('port', 5432)}/{d.get('dbname', '')}"
+
+
+class PostgresStore:
+    """Sessions, turns, usage, events and queued work in a PostgreSQL database.
+
+    ``dsn``: a libpq connection string or ``postgresql://`` URL. An empty database gets the
+    lash_nb schema. ``pool_size``: connections used for store calls (plus one LISTEN
+    connection, opened on first use).
+    """
+
+    durable = True
+
+    def __init__(self, dsn: str, *, pool_size: int = 4, connect_timeout_s: float = 10.0) -> None:
+        self.dsn = dsn
+        self.where = describe_dsn(dsn)
+        self._timeout = connect_timeout_s
+        self._io = IoLoop(f"lash-pg:{self.where}")
+        self._pool = Pool(self._connect, pool_size)
+        self._listener = Listener(self._connect)
+        self._closed = False
+        try:
+            self._io.call(self._pool.run(lambda con: ensure_schema(con, self.where)))
+        except BaseException:
+            self._io.stop()
+            raise
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.where!r})"
+
+    # ------------------------------------------------------------------ plumbing
+    async def _connect(self) -> Any:
+        import psycopg
+        from psycopg.types.string import TextLoader
+
+        try:
+            con = await psycopg.AsyncConnection.connect(
+                self.dsn, autocommit=True, connect_timeout=max(1, int(self._timeout)))
+        except psycopg.OperationalError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise StoreError(
+                f"cannot connect to PostgreSQL at {self.where} ({first}); check the DSN and "
+                "that the server is running") from e
+        for name in ("json", "jsonb"):  # JSON columns come back as text, as from DuckDB
+            con.adapters.register_loader(name, TextLoader)
+        return con
+
+    async def _run(self, job: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+        if self._closed:
+            raise StoreError("this PostgresStore is closed; create a new PostgresStore(dsn)")
+        return await self._io.run(self._pool.run(job))
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        """Run SQL; rows come back as a ``pandas.DataFrame`` (blocks this thread)."""
+        return self._io.call(self._query(sql, params))
+
+    async def query_async(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+    ) -> Any:
+        return await self._io.run(self._query(sql, params))
+
+    async def _query(self, sql: str, params: Any) -> Any:
+        text, args = translate(sql, params)
+
+        async def job(con: Any) -> Any:
+            cur = await con.execute(text, args)
+            names = [d.name for d in cur.description] if cur.description else []
+            return frame(names, await cur.fetchall() if names else [])
+
+        return await self._pool.run(job)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            await self._io.run(self._shutdown())
+        self._io.stop()
+
+    def close_sync(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self._io.call(self._shutdown(), timeout=10)
+        self._io.stop()
+
+    async def _shutdown(self) -> None:
+        await self._listener.close()
+        await self._pool.close()
+
+    # ------------------------------------------------------------------ sessions
+    async def load_session(
+        self, session_id: str, scope: ReadScope = ReadScope.FULL_GRAPH
+    ) -> PersistedSession | None:
+        return await self._run(lambda con: reads.load_session(con, session_id, scope))
+
+    async def commit(self, commit: RuntimeCommit) -> CommitResult:
+        return await self._run(lambda con: apply_commit(con, commit))
+
+    async def list_sessions(self) -> list[SessionMeta]:
+        return await self._run(reads.list_sessions)
+
+    async def load_events(self, session_id: str, turn_id: str | None = None) -> list[TurnActivity]:
+        return await self._run(lambda con: reads.load_events(con, session_id, turn_id))
+
+    async def load_turns(self, session_id: str) -> list[TurnRecord]:
+        return await self._run(lambda con: reads.load_turns(con, session_id))
+
+    async def delete_session(self, session_id: str) -> None:
+        await self._run(lambda con: reads.delete_session(con, session_id))
+
+    # ------------------------------------------------------------------ leases
+    async def try_acquire_lease(
+        self, session_id: str, owner_id: str, ttl_ms: int = DEFAULT_LEASE_TTL_MS
+    ) -> Lease | LeaseBusy:
+        return await self._run(lambda con: leases.try_acquire(con, session_id, owner_id, ttl_ms))
+
+    async def renew_lease(self, lease: Lease, ttl_ms: int = DEFAULT_LEASE_TTL_MS) -> Lease:
+        return await self._run(lambda con: leases.renew(con, lease, ttl_ms))
+
+    async def release_lease(self, lease: Lease) -> None:
+        await self._run(lambda con: leases.release(con, lease))
+
+    # ------------------------------------------------------------------ queue
+    async def enqueue(self, draft: QueuedWorkDraft) -> QueuedWorkBatch:
+        return await self._run(lambda con: queued_work.enqueue(con, draft))
+
+    async def list_queued_work(
+        self, session_id: str, *, include_claimed: bool = False
+    ) -> list[QueuedWorkBatch]:
+        return await self._run(lambda con: queued_work.list_queued(con, session_id, include_claimed))
+
+    async def claim_queued_work(
+        self,
+        lease: Lease,
+        *,
+        boundary: ClaimBoundary = ClaimBoundary.IDLE,
+        max_batches: int = 64,
+        batch_ids: Sequence[str] | None = None,
+        commands: bool = False,
+    ) -> QueueClaim | None:
+        return await self._run(
+            lambda con: queued_work.claim(con, lease, boundary, max_batches, batch_ids, commands))
+
+    async def cancel_queued_work_batch(self, session_id: str, batch_id: str) -> QueuedWorkBatch | None:
+        return await self._run(lambda con: queued_work.cancel(con, session_id, batch_id))
+
+    async def abandon_claim(self, claim: QueueClaim) -> None:
+        await self._run(lambda con: queued_work.abandon(con, claim))
+
+    async def sessions_with_ready_work(self) -> list[str]:
+        return await self._run(queued_work.sessions_with_ready_work)
+
+    # ------------------------------------------------------------------ LISTEN / NOTIFY
+    async def wait_for_work(self, timeout_s: float) -> bool:
+        """Wait until work is enqueued anywhere (True) or ``timeout_s`` passes (False)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+
+        async def register() -> None:
+            await self._listener.start()
+            self._listener.add_work_waiter(loop, fut)
+
+        try:
+            await self._io.run(register())
+        except Exception:
+            await asyncio.sleep(timeout_s)  # no listener: behave like a poll interval
+            return False
+        try:
+            return await asyncio.wait_for(fut, timeout_s)
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            if not self._io.closed:
+                self._io.loop.call_soon_threadsafe(self._listener.discard_work_waiter, loop, fut)
+
+    async def request_turn_cancel(self, session_id: str, turn_id: str) -> None:
+        """Ask whichever process runs ``turn_id`` to stop it (also reaches a turn that starts
+        later: the request is kept until the turn commits)."""
+
+        async def job(con: Any) -> None:
+            async with con.transaction():
+                await con.execute(
+                    "INSERT INTO turn_cancel_requests SELECT %(sid)s, %(tid)s, lash_now_ms() "
+                    "WHERE NOT EXISTS (SELECT 1 FROM turns WHERE session_id = %(sid)s AND "
+                    "turn_id = %(tid)s AND status = 'committed') ON CONFLICT DO NOTHING",
+                    {"sid": session_id, "tid": turn_id})
+                await con.execute("SELECT pg_notify('lash_cancel', %s)",
+                                  [f"{session_id}\n{turn_id}"])
+
+        await self._run(job)
+
+    async def watch_turn_cancel(
+        self, session_id: str, turn_id: str, callback: Callable[[], None]
+    ) -> Callable[[], None]:
+        """Call ``callback`` (on the store's io thread) when a Stop for this turn arrives;
+        returns the unsubscribe callable."""
+
+        async def setup() -> int:
+            await self._listener.start()
+            key = self._listener.add_watch(session_id, turn_id, callback)
+
+            async def pending(con: Any) -> bool:
+                cur = await con.execute(
+                    "SELECT 1 FROM turn_cancel_requests WHERE session_id = %s AND turn_id = %s",
+                    [session_id, turn_id])
+                return await cur.fetchone() is not None
+
+            if await self._pool.run(pending):
+                callback()
+            return key
+
+        key = await self._run_io(setup())
+
+        def unsubscribe() -> None:
+            if not self._io.closed:
+                self._io.loop.call_soon_threadsafe(
+                    self._listener.remove_watch, session_id, turn_id, key)
+
+        return unsubscribe
+
+    async def _run_io(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._closed:
+            coro.close()
+            raise StoreError("this PostgresStore is closed; create a new PostgresStore(dsn)")
+        return await self._io.run(coro)

@@ -1,0 +1,130 @@
+"""A real PostgreSQL server for tests and benchmarks: started once, on a temp dir and a
+free loopback port, from the Debian packages (``/usr/lib/postgresql/<v>/bin``).
+
+As root the server runs as the ``postgres`` user (``initdb`` refuses root). Set
+``LASH_PG_DSN`` to use a server you already run instead. When no server can be started the
+fixtures skip with the reason.
+
+Test modules import the fixtures: ``from pg_fixture import pg_server, pg_dsn``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from dataclasses import dataclass
+from typing import Iterator
+
+import pytest
+
+
+@dataclass
+class PgServer:
+    dsn: str  # the maintenance database (``postgres``)
+    data_dir: str | None = None
+    pg_ctl: str | None = None
+    user: str | None = None
+    log_path: str | None = None
+
+    def dsn_for(self, dbname: str) -> str:
+        return self.dsn.rsplit("/", 1)[0] + "/" + dbname
+
+    def create_database(self, prefix: str = "lash") -> str:
+        """A fresh empty database; returns its DSN."""
+        import psycopg
+
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.dsn, autocommit=True) as con:
+            con.execute(f'CREATE DATABASE "{name}"')
+        return self.dsn_for(name)
+
+    def stop(self) -> None:
+        if self.data_dir is None or self.pg_ctl is None:
+            return
+        _run([self.pg_ctl, "-D", self.data_dir, "-m", "immediate", "-w", "stop"], self.user,
+             check=False)
+        shutil.rmtree(os.path.dirname(self.data_dir), ignore_errors=True)
+
+
+class PgUnavailable(RuntimeError):
+    pass
+
+
+def _run(cmd: list[str], user: str | None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    kw = {} if user is None else {"user": user}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, **kw)  # type: ignore[call-overload]
+    if check and out.returncode != 0:
+        raise PgUnavailable(f"{os.path.basename(cmd[0])} failed: {(out.stderr or out.stdout).strip()[-400:]}")
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_postgres(*, fast: bool = True) -> PgServer:
+    """Start a throwaway server (``fast``: fsync off, for tests). Raises PgUnavailable."""
+    if os.environ.get("LASH_PG_DSN"):
+        return PgServer(os.environ["LASH_PG_DSN"])
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as e:
+        raise PgUnavailable("psycopg is not installed (pip install 'psycopg[binary]')") from e
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+                  key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    if not bins:
+        raise PgUnavailable("no PostgreSQL binaries in /usr/lib/postgresql/*/bin "
+                            "(apt-get install -y postgresql)")
+    bindir = os.path.dirname(bins[-1])
+    user = None
+    if os.geteuid() == 0:
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError as e:
+            raise PgUnavailable("running as root and there is no 'postgres' user") from e
+        user = "postgres"
+    base = tempfile.mkdtemp(prefix="lash-pg-")
+    if user is not None:
+        os.chown(base, pw.pw_uid, pw.pw_gid)
+    data = os.path.join(base, "data")
+    port = _free_port()
+    _run([f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8",
+          "--no-instructions", "--no-sync"], user)
+    opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    if fast:
+        opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    log = os.path.join(base, "pg.log")
+    server = PgServer(f"postgresql://postgres@127.0.0.1:{port}/postgres", data,
+                      f"{bindir}/pg_ctl", user, log)
+    try:
+        _run([f"{bindir}/pg_ctl", "-D", data, "-o", opts, "-l", log, "-w", "start"], user)
+    except PgUnavailable:
+        shutil.rmtree(base, ignore_errors=True)
+        raise
+    return server
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    try:
+        server = start_postgres()
+    except PgUnavailable as e:
+        pytest.skip(f"PostgreSQL could not start: {e}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_dsn(pg_server: PgServer) -> str:
+    """The DSN of a fresh, empty database on the test server."""
+    return pg_server.create_database()
