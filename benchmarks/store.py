@@ -9,7 +9,14 @@ active-path open of a 10,000-node session < 50 ms).
 
 from __future__ import annotations
 
-import argparse
+import os
+import sys
+
+# run as a script, this folder is sys.path[0]; its queue.py would shadow the stdlib module
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
+import argparse  # noqa: E402
 import asyncio
 import statistics
 import tempfile
