@@ -1,0 +1,137 @@
+"""Charts without new dependencies: small inline SVG bar charts with ``_repr_html_``.
+
+``Chart.plot()`` hands the same data to pandas plotting when matplotlib is installed.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+_COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948")
+_W, _BAR_H, _GAP, _LABEL_W, _VALUE_W = 640, 18, 6, 180, 90
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A horizontal stacked bar chart: one bar per label, one segment per series."""
+
+    title: str
+    labels: tuple[str, ...]
+    series: tuple[tuple[str, tuple[float, ...]], ...]  # (name, one value per label)
+    unit: str = ""
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame({name: list(v) for name, v in self.series}, index=list(self.labels))
+
+    def plot(self, **kw: Any) -> Any:
+        """pandas plotting (needs matplotlib): a stacked horizontal bar chart."""
+        return self.to_frame().plot.barh(stacked=True, title=self.title, **kw)
+
+    def to_svg(self) -> str:
+        totals = [sum(v[i] for _, v in self.series) for i in range(len(self.labels))]
+        top = max(totals, default=0.0) or 1.0
+        plot_w = _W - _LABEL_W - _VALUE_W
+        legend_h = 22
+        h = 30 + legend_h + len(self.labels) * (_BAR_H + _GAP)
+        out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{h}" '
+               'font-family="sans-serif" font-size="12">',
+               f'<text x="0" y="16" font-weight="bold">{_esc(self.title)}</text>']
+        for k, (name, _) in enumerate(self.series):
+            x = _LABEL_W + k * 130
+            out.append(f'<rect x="{x}" y="26" width="10" height="10" fill="{_color(k)}"/>'
+                       f'<text x="{x + 14}" y="35">{_esc(name)}</text>')
+        y = 30 + legend_h
+        if not self.labels:
+            out.append(f'<text x="{_LABEL_W}" y="{y + 12}">no data</text>')
+        for i, label in enumerate(self.labels):
+            out.append(f'<text x="{_LABEL_W - 6}" y="{y + 13}" text-anchor="end">'
+                       f'{_esc(_short(label))}</text>')
+            x = float(_LABEL_W)
+            for k, (name, values) in enumerate(self.series):
+                w = plot_w * values[i] / top
+                if w > 0:
+                    out.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{_BAR_H}" '
+                               f'fill="{_color(k)}"><title>{_esc(name)}: {_fmt(values[i])}'
+                               '</title></rect>')
+                x += w
+            out.append(f'<text x="{x + 4:.1f}" y="{y + 13}">{_fmt(totals[i])}{_esc(self.unit)}'
+                       '</text>')
+            y += _BAR_H + _GAP
+        out.append("</svg>")
+        return "".join(out)
+
+    def _repr_html_(self) -> str:
+        return f"<div>{self.to_svg()}</div>"
+
+
+def _color(k: int) -> str:
+    return _COLORS[k % len(_COLORS)]
+
+
+def _esc(text: str) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= 28 else label[:27] + "…"
+
+
+def _fmt(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 100 or float(v).is_integer() else f"{v:,.2f}"
+
+
+def _is_frame(obj: Any) -> bool:
+    return hasattr(obj, "columns") and hasattr(obj, "iloc")
+
+
+def _labels(frame: Any, keys: Sequence[str]) -> tuple[str, ...]:
+    if not len(frame):
+        return ()
+    parts = [frame[k].astype(str).fillna("-") for k in keys]
+    joined = parts[0]
+    for p in parts[1:]:
+        joined = joined + " · " + p
+    return tuple(joined.tolist())
+
+
+def usage_chart(frame_or_source: Any, by: str = "turn") -> Chart:
+    """Tokens per ``by`` group (turn, model, source, session, day), stacked by bucket.
+
+    Takes a ``usage_frame`` result or any report source (session, core, store, path, trace).
+    """
+    from .frames import USAGE_KEYS, usage_frame
+
+    frame = frame_or_source if _is_frame(frame_or_source) else usage_frame(frame_or_source, by=by)
+    keys = [k for k in ("day", "session_id", "turn_id", "source", "model") if k in frame.columns]
+    if by == "turn":
+        keys = [k for k in ("turn_id", "model") if k in frame.columns]
+    elif by in USAGE_KEYS:
+        keys = [k for k in USAGE_KEYS[by] if k in frame.columns] or keys
+    names = ("input_tokens", "cache_read_input_tokens", "cache_write_input_tokens",
+             "output_tokens")
+    series = tuple((n.replace("_tokens", "").replace("_input", "").replace("_", " "),
+                    tuple(float(x) for x in frame[n].tolist())) for n in names)
+    return Chart(f"tokens per {by}", _labels(frame, keys), series, " tokens")
+
+
+def turn_duration_chart(frame_or_source: Any) -> Chart:
+    """Duration of each turn (from ``turns_frame``) in milliseconds."""
+    from .frames import turns_frame
+
+    frame = frame_or_source if _is_frame(frame_or_source) else turns_frame(frame_or_source)
+    values = tuple(float(x) for x in frame["duration_ms"].fillna(0.0).tolist())
+    return Chart("turn duration", _labels(frame, ["turn_id"]), (("duration", values),), " ms")
+
+
+def queue_wait_chart(frame_or_source: Any) -> Chart:
+    """Queue wait (enqueue to claim) of each batch that was claimed, in milliseconds."""
+    from .frames import queue_frame
+
+    frame = frame_or_source if _is_frame(frame_or_source) else queue_frame(frame_or_source)
+    frame = frame[frame["wait_ms"].notna()]
+    values = tuple(float(x) for x in frame["wait_ms"].tolist())
+    return Chart("queue wait", _labels(frame, ["batch_id"]), (("wait", values),), " ms")

@@ -1,0 +1,168 @@
+"""Report frames: usage, turns, model calls, tool calls, queued work and the session graph.
+
+Each function takes a ``source``: a ``LashSession`` (its store, narrowed to the session), a
+``LashCore`` (its store), a store, a path to a DuckDB store file, or a :class:`LashTrace`
+(``read_lash_trace(path)``). The work happens in DuckDB (see ``sql.py``); the columns and
+dtypes below are the contract, also for empty results.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from typing import Any, Literal, Mapping
+
+from .._core.usage import BUCKETS
+from . import sql
+from .prices import load_prices, prices_sql, row_cost_sql
+from .tables import open_tables, session_filter
+
+UsageBy = Literal["turn", "model", "source", "session", "day"]
+
+STR, INT, FLOAT, BOOL, TIME = "str", "int64", "float64", "bool", "datetime64[us]"
+
+_USAGE_METRICS = {
+    **{b: INT for b in BUCKETS},
+    "total_tokens": INT,
+    "turns": INT,
+    "llm_calls": INT,
+    "started_at": TIME,
+    "duration_ms": FLOAT,
+}
+USAGE_KEYS: dict[str, dict[str, str]] = {
+    "turn": {"session_id": STR, "turn_id": STR, "source": STR, "model": STR},
+    "model": {"model": STR},
+    "source": {"source": STR},
+    "session": {"session_id": STR},
+    "day": {"day": TIME},
+}
+TURNS_COLUMNS = {
+    "session_id": STR, "turn_id": STR, "status": STR, "outcome": STR, "stop_reason": STR,
+    "started_at": TIME, "duration_ms": FLOAT, "llm_calls": INT, "tool_calls": INT,
+    "failed_tool_calls": INT, "total_tokens": INT, "error": STR,
+}
+TOOL_CALLS_COLUMNS = {
+    "session_id": STR, "turn_id": STR, "call_id": STR, "name": STR, "args_bytes": INT,
+    "output_bytes": INT, "success": BOOL, "interrupted": BOOL, "started_at": TIME,
+    "duration_ms": FLOAT,
+}
+LLM_CALLS_COLUMNS = {
+    "session_id": STR, "turn_id": STR, "call_id": STR, "model": STR,
+    "protocol_iteration": INT, "attempt": INT, "started_at": TIME, "duration_ms": FLOAT,
+    "outcome": STR, "served_model": STR, "error_kind": STR, "error": STR,
+    **{b: INT for b in BUCKETS}, "total_tokens": INT,
+}
+QUEUE_COLUMNS = {
+    "session_id": STR, "batch_id": STR, "state": STR, "delivery_policy": STR,
+    "slot_policy": STR, "source_key": STR, "enqueue_seq": INT, "enqueued_at": TIME,
+    "claimed_at": TIME, "finished_at": TIME, "age_ms": FLOAT, "wait_ms": FLOAT, "turn_id": STR,
+}
+GRAPH_COLUMNS = {
+    "session_id": STR, "seq": INT, "node_id": STR, "parent_node_id": STR, "kind": STR,
+    "role": STR, "turn_id": STR, "created_at": TIME, "text": STR, "on_active_path": BOOL,
+}
+
+
+def usage_columns(by: str = "turn", *, priced: bool = False) -> dict[str, str]:
+    """The documented columns (and dtypes) of ``usage_frame(source, by=by)``."""
+    if by not in USAGE_KEYS:
+        raise ValueError(f"by must be one of {', '.join(USAGE_KEYS)}; got {by!r}")
+    cols = {**USAGE_KEYS[by], **_USAGE_METRICS}
+    if priced:
+        cols["cost"] = FLOAT
+    return cols
+
+
+def usage_frame(
+    source: Any,
+    by: UsageBy = "turn",
+    prices: Mapping[str, Mapping[str, float]] | str | os.PathLike[str] | None = None,
+) -> Any:
+    """Token usage grouped ``by`` turn, model, source, session or day.
+
+    Columns: the group key (``by="turn"``: session_id, turn_id, source, model -- one row per
+    turn and ledger (source, model); ``model``; ``source``; ``session_id``; ``day``), then
+    input_tokens, output_tokens, cache_read_input_tokens, cache_write_input_tokens,
+    reasoning_output_tokens (a part of output), total_tokens (input + output + cache read +
+    cache write, reasoning excluded, as lash), turns (turns with usage in the group),
+    llm_calls (logical model calls recorded for the group, failed ones included; only the
+    ``turn`` source records calls), started_at (first turn start), duration_ms (summed
+    duration of those turns) and, with ``prices``, cost in US dollars (NaN where a price is
+    missing). Zero-total usage deltas are left out, as the ledger does, so the token columns
+    sum to ``session.usage_report().usage``.
+    """
+    cols = usage_columns(by, priced=prices is not None)
+    table = load_prices(prices) if prices is not None else None
+    with open_tables(source) as tables:
+        sid, params = session_filter(tables)
+        values, price_params = prices_sql(table) if table is not None else (None, {})
+        cost = row_cost_sql("u", "p")
+        text = (sql.usage_by_turn(sid, values, cost) if by == "turn"
+                else sql.usage_rollup(by, sid, values, cost))
+        frame = tables.query(text, {**params, **price_params})
+        if values is not None:
+            missing = tables.query(sql.unpriced_models(sid, values), {**params, **price_params})
+            if len(missing):
+                names = ", ".join(missing["model"].astype(str))
+                warnings.warn(
+                    f"no price for model(s) {names}; their cost is NaN (add them to prices)",
+                    stacklevel=2,
+                )
+    return conform(frame, cols)
+
+
+def turns_frame(source: Any) -> Any:
+    """One row per turn: status (committed | open), outcome, stop_reason, started_at,
+    duration_ms, llm_calls, tool_calls, failed_tool_calls, total_tokens, error (the first
+    error message of a stopped turn)."""
+    return _simple(source, sql.turns, TURNS_COLUMNS)
+
+
+def tool_calls_frame(source: Any) -> Any:
+    """One row per tool call: name, args_bytes / output_bytes (size of the JSON),
+    success, interrupted, started_at, duration_ms."""
+    return _simple(source, sql.tool_calls, TOOL_CALLS_COLUMNS)
+
+
+def llm_calls_frame(source: Any) -> Any:
+    """One row per model call attempt with its outcome and usage (zero when it reported none)."""
+    return _simple(source, sql.llm_calls, LLM_CALLS_COLUMNS)
+
+
+def graph_frame(source: Any) -> Any:
+    """The session graph: one row per node; ``parent_node_id`` is the edge to its parent and
+    ``on_active_path`` marks the leaf's path (the conversation the model sees)."""
+    return _simple(source, sql.graph, GRAPH_COLUMNS)
+
+
+def queue_frame(source: Any, *, finished_limit: int = 100, now_ms: int | None = None) -> Any:
+    """Queued work: pending and claimed batches plus the ``finished_limit`` most recently
+    finished (completed | cancelled) ones, with policies, enqueue / claim / finish times,
+    ``age_ms`` (enqueue to finish, or to now while waiting) and ``wait_ms`` (enqueue to claim).
+    """
+    now = int(time.time() * 1000) if now_ms is None else int(now_ms)
+    with open_tables(source) as tables:
+        sid, params = session_filter(tables)
+        frame = tables.query(
+            sql.queue(sid), {**params, "now": now, "finished_limit": int(finished_limit)}
+        )
+    return conform(frame, QUEUE_COLUMNS)
+
+
+def _simple(source: Any, build: Any, cols: dict[str, str]) -> Any:
+    with open_tables(source) as tables:
+        sid, params = session_filter(tables)
+        frame = tables.query(build(sid), params)
+    return conform(frame, cols)
+
+
+def conform(frame: Any, cols: Mapping[str, str]) -> Any:
+    """The documented columns in order, cast only where DuckDB's dtype differs."""
+    import pandas as pd
+
+    if frame.shape[1] == 0:
+        frame = pd.DataFrame({c: pd.Series([], dtype=d) for c, d in cols.items()})
+    frame = frame[list(cols)]
+    casts = {c: d for c, d in cols.items() if str(frame[c].dtype) != d}
+    return frame.astype(casts) if casts else frame

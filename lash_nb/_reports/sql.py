@@ -1,0 +1,216 @@
+"""The report SQL, written once against the store schema (``_store/duckdb/schema.py``).
+
+Every query aggregates inside DuckDB; pandas only receives the result through Arrow.
+Sums are cast to BIGINT (DuckDB sums BIGINT into HUGEINT, which pandas cannot hold).
+``{sid}`` marks where a session filter (``AND session_id = $sid``) goes.
+
+Usage rows follow the ledger rule: a delta whose ``total()`` is zero is left out, so a frame
+sums to ``SessionUsageReport.usage``.
+"""
+
+from __future__ import annotations
+
+from .._core.usage import BUCKETS
+
+TOTAL = " + ".join(f"u.{b}" for b in BUCKETS[:4])
+SUMS = ",\n    ".join(f"sum(u.{b})::BIGINT AS {b}" for b in BUCKETS)
+SUM_TOTAL = f"sum({TOTAL})::BIGINT AS total_tokens"
+COST = "CASE WHEN count(*) = count(u.cost) THEN sum(u.cost) END AS cost"
+
+# how each rollup names its key over usage rows (u) and over llm call rows
+ROLLUP_KEYS = {
+    "model": ("u.model", "model"),
+    "source": ("u.source", "'turn'"),  # recorded model calls are the turn's own calls
+    "session": ("u.session_id", "session_id"),
+    "day": ("CAST(date_trunc('day', u.created_at) AS TIMESTAMP)",
+            "CAST(date_trunc('day', started_at) AS TIMESTAMP)"),
+}
+ROLLUP_NAMES = {"model": "model", "source": "source", "session": "session_id", "day": "day"}
+
+
+def usage_rows_cte(sid: str, prices: str | None, cost: str) -> str:
+    join = f" LEFT JOIN {prices} p ON p.model = u.model" if prices else ""
+    cost_col = f", {cost} AS cost" if prices else ""
+    return f"""u AS (
+    SELECT u.session_id, u.turn_id, u.source, u.model, u.seq, u.created_at,
+        {', '.join('u.' + b for b in BUCKETS)}{cost_col}
+    FROM usage_deltas u{join}
+    WHERE {TOTAL} > 0{sid.replace('session_id', 'u.session_id')}
+)"""
+
+
+def usage_by_turn(sid: str, prices: str | None, cost: str) -> str:
+    cost_col = f",\n    {COST}" if prices else ""
+    return f"""
+WITH {usage_rows_cte(sid, prices, cost)},
+c AS (
+    SELECT session_id, turn_id, model, count(DISTINCT call_id) AS n
+    FROM llm_calls WHERE true{sid} GROUP BY ALL
+)
+SELECT u.session_id, u.turn_id, u.source, u.model,
+    {SUMS},
+    {SUM_TOTAL},
+    CASE WHEN u.turn_id IS NULL THEN 0 ELSE 1 END::BIGINT AS turns,
+    coalesce(any_value(c.n), 0)::BIGINT AS llm_calls,
+    any_value(t.started_at) AS started_at,
+    any_value(t.duration_ms) AS duration_ms{cost_col}
+FROM u
+LEFT JOIN turns t ON t.session_id = u.session_id AND t.turn_id = u.turn_id
+LEFT JOIN c ON c.session_id = u.session_id AND c.turn_id = u.turn_id AND c.model = u.model
+    AND u.source = 'turn'
+GROUP BY u.session_id, u.turn_id, u.source, u.model
+ORDER BY started_at NULLS LAST, u.session_id, min(u.seq), u.source, u.model
+"""
+
+
+def usage_rollup(by: str, sid: str, prices: str | None, cost: str) -> str:
+    key, call_key = ROLLUP_KEYS[by]
+    name = ROLLUP_NAMES[by]
+    cost_col = f", {COST}" if prices else ""
+    cost_out = ",\n    g.cost" if prices else ""
+    return f"""
+WITH {usage_rows_cte(sid, prices, cost)},
+g AS (
+    SELECT {key} AS k, {SUMS}, {SUM_TOTAL}{cost_col}
+    FROM u GROUP BY k
+),
+kt AS (SELECT DISTINCT {key} AS k, u.session_id, u.turn_id FROM u WHERE u.turn_id IS NOT NULL),
+tt AS (
+    SELECT kt.k, count(*) AS turns, min(t.started_at) AS started_at,
+        sum(t.duration_ms) AS duration_ms
+    FROM kt LEFT JOIN turns t ON t.session_id = kt.session_id AND t.turn_id = kt.turn_id
+    GROUP BY kt.k
+),
+c AS (
+    SELECT {call_key} AS k, count(DISTINCT (session_id, call_id)) AS n
+    FROM llm_calls WHERE true{sid} GROUP BY k
+)
+SELECT g.k AS {name},
+    {', '.join('g.' + b for b in BUCKETS)}, g.total_tokens,
+    coalesce(tt.turns, 0)::BIGINT AS turns,
+    coalesce(c.n, 0)::BIGINT AS llm_calls,
+    tt.started_at, tt.duration_ms{cost_out}
+FROM g LEFT JOIN tt ON tt.k IS NOT DISTINCT FROM g.k LEFT JOIN c ON c.k IS NOT DISTINCT FROM g.k
+ORDER BY g.k NULLS LAST
+"""
+
+
+def unpriced_models(sid: str, prices: str) -> str:
+    return f"""
+SELECT DISTINCT u.model FROM usage_deltas u LEFT JOIN {prices} p ON p.model = u.model
+WHERE p.model IS NULL AND {TOTAL} > 0{sid.replace('session_id', 'u.session_id')}
+ORDER BY 1
+"""
+
+
+def turns(sid: str) -> str:
+    return f"""
+WITH c AS (
+    SELECT session_id, turn_id, count(DISTINCT call_id) AS n FROM llm_calls
+    WHERE true{sid} GROUP BY ALL
+),
+tc AS (
+    SELECT session_id, turn_id, count(*) AS n, count(*) FILTER (WHERE NOT success) AS failed
+    FROM tool_calls WHERE true{sid} GROUP BY ALL
+),
+ud AS (
+    SELECT session_id, turn_id, sum({TOTAL}) AS total FROM usage_deltas u
+    WHERE true{sid} GROUP BY ALL
+)
+SELECT t.session_id, t.turn_id, t.status, t.outcome, t.stop_reason, t.started_at,
+    t.duration_ms,
+    coalesce(c.n, 0)::BIGINT AS llm_calls,
+    coalesce(tc.n, 0)::BIGINT AS tool_calls,
+    coalesce(tc.failed, 0)::BIGINT AS failed_tool_calls,
+    coalesce(ud.total, 0)::BIGINT AS total_tokens,
+    json_extract_string(t.result, '$.errors[0].message') AS error
+FROM turns t
+LEFT JOIN c ON c.session_id = t.session_id AND c.turn_id = t.turn_id
+LEFT JOIN tc ON tc.session_id = t.session_id AND tc.turn_id = t.turn_id
+LEFT JOIN ud ON ud.session_id = t.session_id AND ud.turn_id = t.turn_id
+WHERE true{sid.replace('session_id', 't.session_id')}
+ORDER BY t.started_at, t.session_id, t.seq
+"""
+
+
+def tool_calls(sid: str) -> str:
+    return f"""
+SELECT session_id, turn_id, call_id, name,
+    coalesce(strlen(CAST(args AS VARCHAR)), 0)::BIGINT AS args_bytes,
+    coalesce(strlen(CAST(output AS VARCHAR)), 0)::BIGINT AS output_bytes,
+    success, interrupted, started_at, duration_ms
+FROM tool_calls WHERE true{sid}
+ORDER BY started_at, session_id, seq
+"""
+
+
+def llm_calls(sid: str) -> str:
+    return f"""
+SELECT session_id, turn_id, call_id, model, protocol_iteration, attempt, started_at,
+    duration_ms, outcome, served_model, error_kind, error,
+    {', '.join(BUCKETS)},
+    ({' + '.join(BUCKETS[:4])})::BIGINT AS total_tokens
+FROM llm_calls WHERE true{sid}
+ORDER BY started_at, session_id, seq
+"""
+
+
+def queue(sid: str) -> str:
+    return f"""
+WITH live AS (
+    SELECT session_id, fencing FROM execution_leases
+    WHERE token IS NOT NULL AND expires_at_ms > $now
+),
+waiting AS (
+    SELECT b.session_id, b.batch_id,
+        (b.claim_id IS NOT NULL AND l.fencing IS NOT DISTINCT FROM b.claim_generation) AS held,
+        b.delivery_policy, b.slot_policy, b.source_key, b.enqueue_seq, b.enqueued_at_ms,
+        b.claimed_at_ms, b.available_at_ms
+    FROM queued_work_batches b LEFT JOIN live l ON l.session_id = b.session_id
+    WHERE true{sid.replace('session_id', 'b.session_id')}
+),
+rows AS (
+    SELECT session_id, batch_id, CASE WHEN held THEN 'claimed' ELSE 'pending' END AS state,
+        delivery_policy, slot_policy, source_key, enqueue_seq, enqueued_at_ms,
+        CASE WHEN held THEN claimed_at_ms END AS claimed_at_ms,
+        NULL::BIGINT AS finished_at_ms, available_at_ms, NULL::VARCHAR AS turn_id
+    FROM waiting
+    UNION ALL (
+        SELECT session_id, batch_id, final_state, delivery_policy, slot_policy, source_key,
+            enqueue_seq, enqueued_at_ms, claimed_at_ms, finished_at_ms, NULL::BIGINT, turn_id
+        FROM queue_history WHERE true{sid}
+        ORDER BY finished_at_ms DESC, enqueue_seq DESC LIMIT $finished_limit
+    )
+)
+SELECT session_id, batch_id, state, delivery_policy, slot_policy, source_key, enqueue_seq,
+    make_timestamp(enqueued_at_ms * 1000) AS enqueued_at,
+    make_timestamp(claimed_at_ms * 1000) AS claimed_at,
+    make_timestamp(finished_at_ms * 1000) AS finished_at,
+    (coalesce(finished_at_ms, $now) - enqueued_at_ms)::DOUBLE AS age_ms,
+    (claimed_at_ms - enqueued_at_ms)::DOUBLE AS wait_ms,
+    turn_id
+FROM rows
+ORDER BY enqueue_seq
+"""
+
+
+def graph(sid: str) -> str:
+    return f"""
+WITH RECURSIVE path(session_id, node_id) AS (
+    SELECT session_id, leaf_node_id FROM sessions
+    WHERE leaf_node_id IS NOT NULL{sid}
+    UNION
+    SELECT g.session_id, g.parent_node_id FROM path p
+    JOIN graph_nodes g ON g.session_id = p.session_id AND g.node_id = p.node_id
+    WHERE g.parent_node_id IS NOT NULL AND NOT g.tombstoned
+)
+SELECT g.session_id, g.seq, g.node_id, g.parent_node_id, g.kind, g.role, g.turn_id,
+    g.created_at,
+    left(array_to_string(json_extract_string(g.content, '$.parts[*].content'), ' '), 200)
+        AS text,
+    (p.node_id IS NOT NULL) AS on_active_path
+FROM graph_nodes g
+LEFT JOIN path p ON p.session_id = g.session_id AND p.node_id = g.node_id
+WHERE NOT g.tombstoned{sid.replace('session_id', 'g.session_id')}
+ORDER BY g.session_id, g.seq
+"""

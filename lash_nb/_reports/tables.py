@@ -1,0 +1,143 @@
+"""Where report SQL runs: one SQL text, three kinds of row holders.
+
+- A DuckDB store (or a path to one): the SQL runs on the store's own worker thread through
+  ``store.query`` -- never a second connection to the file.
+- A memory store or an imported lash trace: their rows are bulk-inserted (one Arrow batch per
+  table) into a private in-memory DuckDB database that has the store schema, and the same SQL
+  runs there. The in-memory database lives for one report call.
+- A session narrows any of these to its ``session_id``.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from .._errors import StorePathError
+
+Params = Mapping[str, Any]
+
+
+class StoreTables:
+    """Report SQL over a store that offers ``query(sql, params)`` (the DuckDB store)."""
+
+    def __init__(self, store: Any, session_id: str | None) -> None:
+        self.store = store
+        self.session_id = session_id
+
+    def query(self, sql: str, params: Params | None = None) -> Any:
+        return self.store.query(sql, dict(params) if params else None)
+
+
+class LoadedTables:
+    """Report SQL over rows loaded into an in-memory DuckDB database with the store schema."""
+
+    def __init__(self, load: Callable[[Any], None], session_id: str | None) -> None:
+        self._load = load
+        self.session_id = session_id
+        self._con: Any = None
+
+    def query(self, sql: str, params: Params | None = None) -> Any:
+        if self._con is None:
+            self._con = memory_connection()
+            self._load(self._con)
+        rel = self._con.sql(sql, params=dict(params)) if params else self._con.sql(sql)
+        return rel.to_arrow_table().to_pandas()
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
+def memory_connection() -> Any:
+    """An in-memory DuckDB database holding the (empty) lash store schema."""
+    from .._store.duckdb.lock import open_connection
+
+    return open_connection(":memory:", read_only=False, lock_timeout_s=0.0)
+
+
+def insert_arrow(con: Any, table: str, data: Any) -> None:
+    """Insert an Arrow table (columns named as the store's) in one statement."""
+    if data.num_rows == 0:
+        return
+    con.register("lash_report_rows", data)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM lash_report_rows")
+    finally:
+        con.unregister("lash_report_rows")
+
+
+@contextmanager
+def open_tables(source: Any) -> Iterator[StoreTables | LoadedTables]:
+    """Resolve a report ``source``: session, core, store, DuckDB path or :class:`LashTrace`."""
+    from .._runtime.core import LashCore
+    from .._runtime.session import LashSession
+    from .._store.memory import MemoryStore
+    from .trace import LashTrace
+
+    session_id: str | None = None
+    if isinstance(source, LashSession):
+        session_id, source = source.session_id, source.store
+    elif isinstance(source, LashCore):
+        source = source.store
+    if isinstance(source, LashTrace):
+        tables: StoreTables | LoadedTables = LoadedTables(source.load_into, session_id)
+    elif isinstance(source, MemoryStore):
+        from .memory_rows import load_memory_store
+
+        tables = LoadedTables(lambda con: load_memory_store(con, source), session_id)
+    elif isinstance(source, (str, os.PathLike)):
+        with _opened_path(os.fspath(source)) as store:
+            yield StoreTables(store, None)
+        return
+    elif callable(getattr(source, "query", None)):
+        tables = StoreTables(source, session_id)
+    else:
+        raise TypeError(
+            f"reports read a LashSession, a LashCore, a store, a DuckDB file path or a "
+            f"LashTrace (read_lash_trace(path)); got {type(source).__name__}"
+        )
+    try:
+        yield tables
+    finally:
+        if isinstance(tables, LoadedTables):
+            tables.close()
+
+
+@contextmanager
+def _opened_path(path: str) -> Iterator[Any]:
+    if path.endswith(".jsonl"):
+        raise StorePathError(
+            f"{path} looks like a lash trace; pass read_lash_trace({path!r}) instead of the path"
+        )
+    if not os.path.isfile(path):
+        raise StorePathError(
+            f"no lash store at {path}; pass the path of an existing DuckDB store file"
+        )
+    from .._store.duckdb import DuckDBStore
+
+    store = DuckDBStore(path, idle_release_s=None)
+    try:
+        yield store
+    finally:
+        store.close_sync()
+
+
+def session_filter(tables: StoreTables | LoadedTables, column: str = "session_id") -> tuple[str, dict[str, Any]]:
+    """``AND <column> = $sid`` and its parameter when the source is one session."""
+    if tables.session_id is None:
+        return "", {}
+    return f" AND {column} = $sid", {"sid": tables.session_id}
+
+
+def as_params(*parts: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for p in parts:
+        out.update(p)
+    return out
+
+
+def flat(values: Sequence[Sequence[Any]]) -> list[Any]:
+    return [v for vs in values for v in vs]

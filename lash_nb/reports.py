@@ -1,0 +1,26 @@
+"""Reports (public namespace; re-exports only).
+
+Read-side projections to pandas DataFrames, computed in DuckDB:
+``usage_frame``, ``turns_frame``, ``llm_calls_frame``, ``tool_calls_frame``, ``queue_frame``,
+``graph_frame``; charts (``usage_chart``, ``turn_duration_chart``, ``queue_wait_chart``);
+``read_lash_trace`` imports a lash trace JSONL file into the same frames.
+"""
+
+from ._reports.charts import Chart, queue_wait_chart, turn_duration_chart, usage_chart
+from ._reports.frames import (
+    graph_frame,
+    llm_calls_frame,
+    queue_frame,
+    tool_calls_frame,
+    turns_frame,
+    usage_columns,
+    usage_frame,
+)
+from ._reports.prices import load_prices
+from ._reports.trace import LashTrace, read_lash_trace
+
+__all__ = [
+    "usage_frame", "usage_columns", "turns_frame", "llm_calls_frame", "tool_calls_frame",
+    "queue_frame", "graph_frame", "usage_chart", "turn_duration_chart", "queue_wait_chart",
+    "Chart", "load_prices", "read_lash_trace", "LashTrace",
+]
