@@ -10,6 +10,7 @@ Test modules import the fixtures: ``from pg_fixture import pg_server, pg_dsn``.
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import pwd
@@ -19,8 +20,6 @@ import subprocess
 import tempfile
 import uuid
 from dataclasses import dataclass
-from typing import Iterator
-
 import pytest
 
 
@@ -112,16 +111,32 @@ def start_postgres(*, fast: bool = True) -> PgServer:
     return server
 
 
+_started: list[PgServer | PgUnavailable] = []
+
+
+def shared_server() -> PgServer:
+    """One server per process, however many test modules import these fixtures; it is
+    stopped when the process exits."""
+    if not _started:
+        try:
+            server = start_postgres()
+        except PgUnavailable as e:
+            _started.append(e)
+        else:
+            _started.append(server)
+            atexit.register(server.stop)
+    got = _started[0]
+    if isinstance(got, PgUnavailable):
+        raise got
+    return got
+
+
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
+def pg_server() -> PgServer:
     try:
-        server = start_postgres()
+        return shared_server()
     except PgUnavailable as e:
         pytest.skip(f"PostgreSQL could not start: {e}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -93,10 +93,20 @@ class Worker:
                     continue
                 ran = await self._drain(sid) or ran
             if not ran:
-                try:
-                    await asyncio.wait_for(self._stopping.wait(), self.poll_s)
-                except asyncio.TimeoutError:
-                    pass
+                await self._idle_wait()
+
+    async def _idle_wait(self) -> None:
+        """Sleep ``poll_s`` or until stopped; a store with ``wait_for_work`` (PostgreSQL
+        LISTEN/NOTIFY) also wakes the lane as soon as work is enqueued."""
+        waits = [asyncio.ensure_future(self._stopping.wait())]
+        wake = getattr(self.core.store, "wait_for_work", None)
+        if wake is not None and not self.session_id:
+            waits.append(asyncio.ensure_future(wake(self.poll_s)))
+        try:
+            await asyncio.wait(waits, timeout=self.poll_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     async def _drain(self, session_id: str) -> bool:
         self._active[session_id] = None  # reserve before awaiting: lanes never share a session
@@ -131,8 +141,10 @@ class Worker:
 
 async def run_worker(store: str, *, session_id: str | None, provider: Any, model: str | None,
                      tools: Sequence[Any], concurrency: int, poll_s: float, grace_s: float,
-                     max_idle_s: float | None) -> WorkerStats:
+                     max_idle_s: float | None, lease_ttl_ms: int | None = None) -> WorkerStats:
     builder = LashCore.builder().provider(provider).store(store).tools(*tools)
+    if lease_ttl_ms:
+        builder = builder.lease_ttl_ms(lease_ttl_ms)
     if model:
         builder = builder.model(model)
     worker = Worker(builder.build(), session_id=session_id, poll_s=poll_s, grace_s=grace_s,
