@@ -21,13 +21,20 @@ import tempfile
 import time
 from pathlib import Path
 
+import importlib.util
+
 ANCHORS = Path(__file__).resolve().parents[2] / "shared" / "anchors"
 sys.path.insert(0, str(ANCHORS))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# load the sibling by path: putting benchmarks/ on sys.path would let benchmarks/queue.py
+# shadow the standard library's queue module
+_spec = importlib.util.spec_from_file_location("turn_overhead", Path(__file__).with_name("turn_overhead.py"))
+assert _spec and _spec.loader
+_turn = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_turn)
+get_weather, model = _turn.get_weather, _turn.model
 
 from common import (make_openai_agents, make_pydantic_ai, openai_agents_seed,  # noqa: E402
                     pydantic_ai_seed, user_text)
-from turn_overhead import get_weather, model  # noqa: E402
 
 from lash_nb import LashCore  # noqa: E402
 from lash_nb.providers import FunctionProvider  # noqa: E402

@@ -14,6 +14,8 @@ from .._providers.function import FunctionProvider
 from .._providers.offline import OfflineProvider
 
 _LAZY = {
+    "store_conformance_tests": (".conformance", "store_conformance_tests"),
+    "run_conformance": (".conformance", "run_conformance"),
     "ReplayTransport": (".wire", "ReplayTransport"),
     "LoopbackServer": (".wire", "LoopbackServer"),
     "load_wire_script": (".wire", "load_wire_script"),
@@ -43,7 +45,8 @@ def tool_call(name: str, args: str = "{}", call_id: str | None = None) -> LlmPar
 
 
 __all__ = ["FunctionProvider", "OfflineProvider", "scripted", "tool_call", "LlmResponse",
-           "ReplayTransport", "LoopbackServer", "load_wire_script"]
+           "ReplayTransport", "LoopbackServer", "load_wire_script", "store_conformance_tests",
+           "run_conformance"]
 
 
 def __getattr__(name: str) -> Any:
