@@ -22,14 +22,8 @@ UsageBy = Literal["turn", "model", "source", "session", "day"]
 
 STR, INT, FLOAT, BOOL, TIME = "str", "int64", "float64", "bool", "datetime64[us]"
 
-_USAGE_METRICS = {
-    **{b: INT for b in BUCKETS},
-    "total_tokens": INT,
-    "turns": INT,
-    "llm_calls": INT,
-    "started_at": TIME,
-    "duration_ms": FLOAT,
-}
+_USAGE_TOKENS = {**{b: INT for b in BUCKETS}, "total_tokens": INT, "turns": INT}
+_TURN_DETAIL = {"llm_calls": INT, "started_at": TIME, "duration_ms": FLOAT}
 USAGE_KEYS: dict[str, dict[str, str]] = {
     "turn": {"session_id": STR, "turn_id": STR, "source": STR, "model": STR},
     "model": {"model": STR},
@@ -68,7 +62,10 @@ def usage_columns(by: str = "turn", *, priced: bool = False) -> dict[str, str]:
     """The documented columns (and dtypes) of ``usage_frame(source, by=by)``."""
     if by not in USAGE_KEYS:
         raise ValueError(f"by must be one of {', '.join(USAGE_KEYS)}; got {by!r}")
-    cols = {**USAGE_KEYS[by], **_USAGE_METRICS}
+    if by == "turn":
+        cols = {**USAGE_KEYS[by], **_USAGE_TOKENS, **_TURN_DETAIL}
+    else:
+        cols = {**USAGE_KEYS[by], **_USAGE_TOKENS, "started_at": TIME}
     if priced:
         cols["cost"] = FLOAT
     return cols
@@ -81,16 +78,21 @@ def usage_frame(
 ) -> Any:
     """Token usage grouped ``by`` turn, model, source, session or day.
 
-    Columns: the group key (``by="turn"``: session_id, turn_id, source, model -- one row per
-    turn and ledger (source, model); ``model``; ``source``; ``session_id``; ``day``), then
-    input_tokens, output_tokens, cache_read_input_tokens, cache_write_input_tokens,
-    reasoning_output_tokens (a part of output), total_tokens (input + output + cache read +
-    cache write, reasoning excluded, as lash), turns (turns with usage in the group),
-    llm_calls (logical model calls recorded for the group, failed ones included; only the
-    ``turn`` source records calls), started_at (first turn start), duration_ms (summed
-    duration of those turns) and, with ``prices``, cost in US dollars (NaN where a price is
-    missing). Zero-total usage deltas are left out, as the ledger does, so the token columns
-    sum to ``session.usage_report().usage``.
+    Every frame has the group key, then input_tokens, output_tokens,
+    cache_read_input_tokens, cache_write_input_tokens, reasoning_output_tokens (a part of
+    output), total_tokens (input + output + cache read + cache write; reasoning excluded, as
+    lash) and turns; with ``prices`` also cost in US dollars (NaN where a price is missing).
+
+    - ``by="turn"``: one row per turn and ledger (source, model), keyed session_id, turn_id,
+      source, model; plus llm_calls (logical model calls of that turn and model, ``turn``
+      source only), started_at and duration_ms of the turn.
+    - ``by="model" | "source" | "session" | "day"``: keyed model, source, session_id or day
+      (UTC); turns counts the group's turn usage entries (one per turn and (source, model),
+      so the number of turns when one source is present); started_at is when the group's
+      first usage was recorded. These roll-ups read only the usage table, in one pass.
+
+    Zero-total usage deltas are left out, as the ledger does, so the token columns sum to
+    ``session.usage_report().usage``. ``usage_columns(by)`` gives the columns and dtypes.
     """
     cols = usage_columns(by, priced=prices is not None)
     table = load_prices(prices) if prices is not None else None

@@ -17,13 +17,11 @@ SUMS = ",\n    ".join(f"sum(u.{b})::BIGINT AS {b}" for b in BUCKETS)
 SUM_TOTAL = f"sum({TOTAL})::BIGINT AS total_tokens"
 COST = "CASE WHEN count(*) = count(u.cost) THEN sum(u.cost) END AS cost"
 
-# how each rollup names its key over usage rows (u) and over llm call rows
 ROLLUP_KEYS = {
-    "model": ("u.model", "model"),
-    "source": ("u.source", "'turn'"),  # recorded model calls are the turn's own calls
-    "session": ("u.session_id", "session_id"),
-    "day": ("CAST(date_trunc('day', u.created_at) AS TIMESTAMP)",
-            "CAST(date_trunc('day', started_at) AS TIMESTAMP)"),
+    "model": "u.model",
+    "source": "u.source",
+    "session": "u.session_id",
+    "day": "CAST(date_trunc('day', u.created_at) AS TIMESTAMP)",
 }
 ROLLUP_NAMES = {"model": "model", "source": "source", "session": "session_id", "day": "day"}
 
@@ -64,34 +62,29 @@ ORDER BY started_at NULLS LAST, u.session_id, min(u.seq), u.source, u.model
 
 
 def usage_rollup(by: str, sid: str, prices: str | None, cost: str) -> str:
-    key, call_key = ROLLUP_KEYS[by]
+    """One pass over the usage rows, nothing joined but the (tiny) price table.
+
+    ``turns`` counts usage rows that belong to a turn: the runtime writes one usage delta
+    per turn and (source, model) with its terminal commit (trace import groups the same
+    way), so this is the number of turns whenever one source is present.
+    """
+    key = ROLLUP_KEYS[by]
     name = ROLLUP_NAMES[by]
-    cost_col = f", {COST}" if prices else ""
-    cost_out = ",\n    g.cost" if prices else ""
+    join = f" LEFT JOIN {prices} p ON p.model = u.model" if prices else ""
+    cost_col = (
+        f",\n    CASE WHEN count(*) = count({cost}) THEN sum({cost}) END AS cost" if prices else ""
+    )
+    sums = ",\n    ".join(f"sum(u.{b})::BIGINT AS {b}" for b in BUCKETS)
     return f"""
-WITH {usage_rows_cte(sid, prices, cost)},
-g AS (
-    SELECT {key} AS k, {SUMS}, {SUM_TOTAL}{cost_col}
-    FROM u GROUP BY k
-),
-kt AS (SELECT DISTINCT {key} AS k, u.session_id, u.turn_id FROM u WHERE u.turn_id IS NOT NULL),
-tt AS (
-    SELECT kt.k, count(*) AS turns, min(t.started_at) AS started_at,
-        sum(t.duration_ms) AS duration_ms
-    FROM kt LEFT JOIN turns t ON t.session_id = kt.session_id AND t.turn_id = kt.turn_id
-    GROUP BY kt.k
-),
-c AS (
-    SELECT {call_key} AS k, count(DISTINCT (session_id, call_id)) AS n
-    FROM llm_calls WHERE true{sid} GROUP BY k
-)
-SELECT g.k AS {name},
-    {', '.join('g.' + b for b in BUCKETS)}, g.total_tokens,
-    coalesce(tt.turns, 0)::BIGINT AS turns,
-    coalesce(c.n, 0)::BIGINT AS llm_calls,
-    tt.started_at, tt.duration_ms{cost_out}
-FROM g LEFT JOIN tt ON tt.k IS NOT DISTINCT FROM g.k LEFT JOIN c ON c.k IS NOT DISTINCT FROM g.k
-ORDER BY g.k NULLS LAST
+SELECT {key} AS {name},
+    {sums},
+    {SUM_TOTAL},
+    count(u.turn_id)::BIGINT AS turns,
+    min(u.created_at) AS started_at{cost_col}
+FROM usage_deltas u{join}
+WHERE {TOTAL} > 0{sid.replace('session_id', 'u.session_id')}
+GROUP BY 1
+ORDER BY 1 NULLS LAST
 """
 
 

@@ -148,6 +148,24 @@ def _usage(data: Any) -> dict[str, int]:
     }
 
 
+def _group_usage(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One usage row per (session, turn, source, model), as the runtime's ledger deltas."""
+    from .._core.usage import BUCKETS
+
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for c in calls:
+        key = (c["session_id"], c["turn_id"], c["source"], c["model"])
+        row = out.get(key)
+        if row is None:
+            out[key] = {k: c[k] for k in (
+                "session_id", "turn_id", "source", "model", "seq", "created_at", *BUCKETS)}
+        else:
+            for b in BUCKETS:
+                row[b] += c[b]
+            row["created_at"] = min(row["created_at"], c["created_at"])
+    return list(out.values())
+
+
 class _Builder:
     def __init__(self) -> None:
         self.records: list[tuple[Any, ...]] = []
@@ -195,7 +213,7 @@ class _Builder:
         turns = [self._turn(t) for t in self.turns.values()]
         calls = [self._call(c) for c in self.calls.values()]
         tools = [self._tool(t) for t in self.tools.values()]
-        usage = [c for c in calls if c["outcome"] == "completed" and c["has_usage"]]
+        usage = _group_usage([c for c in calls if c["outcome"] == "completed" and c["has_usage"]])
         sessions = [s for s in self.sessions if s]
 
         def table(rows: list[dict[str, Any]], schema: list[tuple[str, Any]]) -> Any:
