@@ -1,0 +1,230 @@
+"""The notebooks in ``notebooks/`` run headless (nbclient) with no API key, and git holds
+them without outputs.
+
+Each notebook runs in its own kernel with a temporary working directory, so the DuckDB files
+it writes never land in the repo. A cell that raises fails the test (nbclient raises
+``CellExecutionError``). The expected strings below follow from the offline provider's
+documented rules (``lash_nb/_providers/offline.py``) and the tools the notebooks define,
+not from running the code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+STRIP = ROOT / "scripts" / "strip_notebooks.py"
+KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY",
+                 "LASH_OLLAMA_BASE_URL", "OLLAMA_HOST", "LASH_MODEL")
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def execute(name: str, cwd: Path) -> Any:
+    """Run ``notebooks/<name>`` top to bottom in a fresh kernel with ``cwd`` as its working
+    directory; return the executed notebook."""
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    client = nbclient.NotebookClient(
+        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    )
+    client.execute()
+    return nb
+
+
+def texts(nb: Any) -> str:
+    """Every stream and text/plain or text/markdown output, joined."""
+    parts: list[str] = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out["output_type"] == "stream":
+                parts.append(out["text"])
+            elif "data" in out:
+                for mime in ("text/plain", "text/markdown"):
+                    if mime in out["data"]:
+                        parts.append(out["data"][mime])
+    return "\n".join(parts)
+
+
+def error_outputs(nb: Any) -> list[str]:
+    return [f"{o['ename']}: {o['evalue']}" for c in nb.cells for o in c.get("outputs", [])
+            if o["output_type"] == "error"]
+
+
+def stderr_outputs(nb: Any) -> list[str]:
+    return [o["text"] for c in nb.cells for o in c.get("outputs", [])
+            if o["output_type"] == "stream" and o["name"] == "stderr"]
+
+
+def widget_states(nb: Any, model_name: str) -> list[dict[str, Any]]:
+    saved = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    return [m["state"] for m in saved.values() if m.get("model_name") == model_name
+            or m.get("state", {}).get("_model_name") == model_name]
+
+
+@pytest.fixture
+def no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in KEY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_every_notebook_in_the_folder_has_a_test_here():
+    assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == [
+        "01-quickstart.ipynb", "02-queue.ipynb", "03-usage-analysis.ipynb",
+        "04-real-providers.ipynb",
+    ]
+
+
+def test_quickstart_runs_turns_with_tools_stops_one_and_resumes_from_the_file(tmp_path, no_keys):
+    nb = execute("01-quickstart.ipynb", tmp_path)
+    out = texts(nb)
+    assert error_outputs(nb) == []
+    assert (tmp_path / "quickstart.duckdb").is_file()
+    assert not list(NOTEBOOKS.glob("*.duckdb"))
+    # the offline model answers "<tool> returned <output>." after a tool call
+    assert "weather returned sunny, 21 C." in out
+    assert "add returned 42.0." in out
+    assert "[('add', {'a': 2.0, 'b': 40.0}, 42.0)]" in out
+    assert "weather returned snow, -3 C." in out  # {city} interpolated to Oslo
+    # the stop cell cancels after five streamed words
+    assert "Stop after 5 words: 1 turn(s) cancelled" in out
+    assert "stopped: cancelled | 'You said: Tell me a'" in out
+    # four turns were committed before the restart; the resumed session adds a fifth
+    assert "4 turns and" in out
+    assert "finished: assistant_message | weather returned cloudy, 12 C." in out
+    assert "turns now: 5" in out
+    # the live widgets' final state is saved in the notebook: three finished turns, one stopped
+    outcomes = sorted(s["outcome"] for s in widget_states(nb, "AnyModel") if "outcome" in s)
+    assert outcomes == ["finished: assistant_message"] * 3 + ["stopped: cancelled"]
+
+
+def test_queue_notebook_drains_in_the_kernel_and_in_a_worker_process(tmp_path, no_keys):
+    nb = execute("02-queue.ipynb", tmp_path)
+    out = texts(nb)
+    assert error_outputs(nb) == []
+    assert "same batch: True" in out
+    # the three join batches with one merge key became one turn
+    assert "| 3 batch(es)" in out
+    assert "cancelled: qwb:" in out and "second cancel: None" in out
+    assert "the turn took the batch: True" in out
+    assert "done: ['weather returned snow, -3 C.']" in out
+    assert "worker exit code 0" in out
+    assert "worker done: 3 turns {'finished: assistant_message': 3}" in out
+    assert "pending now: 0" in out
+    assert "weather returned cloudy, 12 C." in out  # Lima, answered by the worker
+    assert not (NOTEBOOKS / "queue_tools.py").exists()
+
+
+def test_usage_analysis_notebook_runs(tmp_path, no_keys):
+    nb = execute("03-usage-analysis.ipynb", tmp_path)
+    assert error_outputs(nb) == []
+
+
+def test_real_providers_notebook_skips_the_key_cells_cleanly_without_keys(tmp_path, no_keys):
+    nb = execute("04-real-providers.ipynb", tmp_path)
+    out = texts(nb)
+    assert error_outputs(nb) == []
+    assert stderr_outputs(nb) == []
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY"):
+        assert f"skipped: {variable} is not set" in out
+    assert "skipped: no Ollama server at localhost:11434" in out
+    # without keys select_provider() falls back to the offline model, which still runs a turn
+    assert "the offline model (no key, no network)" in out
+    assert "finished: assistant_message" in out
+
+
+def _sse_script(name: str, chunks: list[dict[str, Any]], *, tools: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": {"equals": "llama3.2"}, "stream": {"equals": True}}
+    if tools:
+        body["tools[0].function.name"] = {"equals": "weather"}
+    timeline: list[dict[str, Any]] = [{"at": 0, "event": "response_start", "status": 200,
+                                       "headers": [{"name": "content-type", "value": "text/event-stream"}]}]
+    for i, chunk in enumerate(chunks, start=1):
+        timeline.append({"at": i, "event": "sse", "data": json.dumps(chunk)})
+    timeline += [{"at": len(chunks) + 1, "event": "sse", "data": "[DONE]"},
+                 {"at": len(chunks) + 2, "event": "end"}]
+    return {"schema": "lash.provider-wire-script.v1", "name": name,
+            "provider_kind": "openai-compatible",
+            "endpoint": {"method": "POST", "path": "/chat/completions"},
+            "request_match": {"body": body}, "timeline": timeline}
+
+
+def _weather_exchange(city: str, answer: str) -> list[dict[str, Any]]:
+    call = {"choices": [{"index": 0, "delta": {"tool_calls": [{
+        "index": 0, "id": f"call_{city}", "type": "function",
+        "function": {"name": "weather", "arguments": json.dumps({"city": city})}}]},
+        "finish_reason": None}]}
+    done = {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 7, "total_tokens": 57}}
+    text = {"choices": [{"index": 0, "delta": {"content": answer}, "finish_reason": None}]}
+    stop = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 70, "completion_tokens": 9, "total_tokens": 79}}
+    return [_sse_script(f"{city}-call", [call, done], tools=True),
+            _sse_script(f"{city}-answer", [text, stop], tools=True)]
+
+
+def test_real_providers_notebook_runs_its_ollama_section_against_a_local_server(
+    tmp_path, no_keys, monkeypatch
+):
+    """An OpenAI-compatible server on loopback stands in for Ollama: both the select_provider
+    cell (OLLAMA_HOST is set) and the Ollama section run real turns over real sockets."""
+    from lash_nb.testing import LoopbackServer
+
+    scripts = _weather_exchange("Paris", "Paris is sunny.") + _weather_exchange("Oslo", "Oslo has snow.")
+    with LoopbackServer(scripts) as server:
+        monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{server.port}")
+        nb = execute("04-real-providers.ipynb", tmp_path)
+    out = texts(nb)
+    assert error_outputs(nb) == []
+    assert server.errors == []
+    assert server.remaining == 0
+    assert "OLLAMA_HOST is set: Ollama (OpenAI-compatible), model llama3.2" in out
+    assert f"an Ollama server answers at 127.0.0.1:{server.port}" in out
+    assert "[tool weather -> 'sunny, 21 C']" in out
+    assert "[tool weather -> 'snow, -3 C']" in out
+    assert "Paris is sunny." in out and "Oslo has snow." in out
+    # the second request of each turn carries the tool result back to the model
+    tool_results = [m for r in server.requests for m in r.body["messages"] if m["role"] == "tool"]
+    assert [m["content"] for m in tool_results] == ["sunny, 21 C", "snow, -3 C"]
+
+
+# --------------------------------------------------------------------------- stripped in git
+
+
+def test_committed_notebooks_have_no_outputs_or_execution_counts():
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        assert "widgets" not in nb.get("metadata", {}), path.name
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                assert cell["outputs"] == [], f"{path.name}: a cell has outputs"
+                assert cell["execution_count"] is None, f"{path.name}: a cell has a count"
+    check = subprocess.run([sys.executable, str(STRIP), "--check"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+def test_strip_script_removes_outputs_counts_and_widget_state_and_keeps_sources(tmp_path, no_keys):
+    executed = execute("04-real-providers.ipynb", tmp_path)
+    path = tmp_path / "executed.ipynb"
+    nbformat.write(executed, path)
+    assert subprocess.run([sys.executable, str(STRIP), "--check", str(path)]).returncode == 1
+
+    done = subprocess.run([sys.executable, str(STRIP), str(path)], capture_output=True, text=True)
+    assert done.returncode == 0 and "stripped" in done.stdout
+    stripped = json.loads(path.read_text(encoding="utf-8"))
+    original = json.loads((NOTEBOOKS / "04-real-providers.ipynb").read_text(encoding="utf-8"))
+    assert [c["source"] for c in stripped["cells"]] == [c["source"] for c in original["cells"]]
+    assert all(c["outputs"] == [] and c["execution_count"] is None
+               for c in stripped["cells"] if c["cell_type"] == "code")
+    assert "widgets" not in stripped["metadata"]
+    assert subprocess.run([sys.executable, str(STRIP), "--check", str(path)]).returncode == 0
+    nbformat.validate(nbformat.read(path, as_version=4))
