@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping
 
 from .._errors import StorePathError
 
@@ -130,14 +130,3 @@ def session_filter(tables: StoreTables | LoadedTables, column: str = "session_id
     if tables.session_id is None:
         return "", {}
     return f" AND {column} = $sid", {"sid": tables.session_id}
-
-
-def as_params(*parts: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for p in parts:
-        out.update(p)
-    return out
-
-
-def flat(values: Sequence[Sequence[Any]]) -> list[Any]:
-    return [v for vs in values for v in vs]
