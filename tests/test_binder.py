@@ -1,0 +1,83 @@
+"""The binder files alone make a working environment: a fresh virtualenv gets
+``pip install -r binder/requirements.txt`` (run from the repository root, where ``.`` is this
+repository), then ``binder/postBuild``, then runs ``notebooks/01-quickstart.ipynb`` with its
+own nbclient and kernel. Nothing from the development virtualenv is used.
+
+Slow (a minute or two): it installs JupyterLab and the package from pip's cache.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BINDER = ROOT / "binder"
+
+RUNNER = """
+import sys
+import nbclient, nbformat
+import lash_nb
+
+nb = nbformat.read(sys.argv[1], as_version=4)
+nbclient.NotebookClient(nb, timeout=180, kernel_name="python3",
+                        resources={"metadata": {"path": sys.argv[2]}}).execute()
+errors = [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+streams = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", [])
+                  if o["output_type"] == "stream")
+print("LASH_NB_FILE", lash_nb.__file__)
+print("ERRORS", len(errors))
+print(streams)
+"""
+
+
+def _clean_env(bin_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
+           and not k.endswith("_API_KEY") and k not in ("OLLAMA_HOST", "LASH_OLLAMA_BASE_URL")}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(bin_dir.parent)
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+def _run(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> str:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_a_fresh_virtualenv_from_the_binder_files_runs_the_quickstart(tmp_path):
+    assert os.access(BINDER / "postBuild", os.X_OK), "binder/postBuild must be executable"
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True, symlinks=True).create(env_dir)
+    bin_dir = env_dir / "bin"
+    env = _clean_env(bin_dir)
+    python = str(bin_dir / "python")
+
+    # what repo2docker does: requirements from the repository root, then postBuild
+    _run([python, "-m", "pip", "install", "-q", "-r", "binder/requirements.txt"],
+         cwd=ROOT, env=env, timeout=900)
+    built = _run([str(BINDER / "postBuild")], cwd=ROOT, env=env, timeout=300)
+    assert "postBuild: lash_nb 0.1.0 is installed with its widgets" in built
+
+    work = tmp_path / "work"
+    work.mkdir()
+    notebook = work / "01-quickstart.ipynb"
+    shutil.copy(ROOT / "notebooks" / "01-quickstart.ipynb", notebook)
+    out = _run([python, "-c", RUNNER, str(notebook), str(work)], cwd=work, env=env, timeout=600)
+
+    installed = next(line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("LASH_NB_FILE"))
+    assert Path(installed).resolve().is_relative_to(env_dir.resolve()), installed
+    assert "ERRORS 0" in out
+    assert "add returned 42.0." in out
+    assert "stopped: cancelled | 'You said: Tell me a'" in out
+    assert "turns now: 5" in out
+    assert (work / "quickstart.duckdb").is_file()
