@@ -1,13 +1,13 @@
 """``commit``: one :class:`RuntimeCommit` in one DuckDB transaction.
 
-The checks and their order are those of ``base.py`` (stamp, lease, CAS, claims); every
-check reads from one head query, then the rows go in as one Arrow batch per table. The
-caller (``run_in_transaction``) rolls everything back when a check raises.
+The checks and their order are those of ``base.py`` (stamp, lease, CAS, claims); the head
+they need comes from memory while this process holds the file (``hold.py``), then the rows
+go in as one Arrow batch per table. The caller (``run_in_transaction``) rolls everything
+back when a check raises, and the in-memory head advances only after COMMIT.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -19,61 +19,7 @@ from ..._errors import (
 )
 from ..base import CommitResult, Lease, RuntimeCommit, process_lost_record
 from . import rows
-
-_HEAD_SESSION = (
-    "SELECT 's', head_revision, next_seq, NULL, NULL FROM sessions WHERE session_id = $sid"
-)
-_HEAD_LEASE = (
-    "SELECT 'l', fencing, expires_at_ms, token, NULL FROM execution_leases WHERE session_id = $sid"
-)
-_HEAD_TURNS = (
-    "SELECT 't', seq, epoch_ms(started_at), turn_id, status || ':' || coalesce(commit_hash, '') "
-    "FROM turns WHERE session_id = $sid AND (status = 'open' OR list_contains($tids::VARCHAR[], turn_id))"
-)
-_HEAD_NODES = (
-    "SELECT 'n', NULL, NULL, node_id, NULL FROM graph_nodes "
-    "WHERE session_id = $sid AND list_contains($nids::VARCHAR[], node_id)"
-)
-
-
-@dataclasses.dataclass
-class _Head:
-    """What a commit's checks need, read with one query."""
-
-    rev: int | None = None
-    next_seq: int = 1
-    lease: tuple[str | None, int, int] | None = None  # token, fencing, expires_at_ms
-    open_turns: list[tuple[int, str, int]] = dataclasses.field(default_factory=list)
-    committed: dict[str, str] = dataclasses.field(default_factory=dict)  # turn id -> hash
-    stored_nodes: set[str] = dataclasses.field(default_factory=set)
-
-
-def _read_head(con: Any, c: RuntimeCommit) -> _Head:
-    parts, params = [_HEAD_SESSION], {"sid": c.session_id}
-    if c.lease is not None or c.release_lease:
-        parts.append(_HEAD_LEASE)
-    tids = [x.turn_id for x in (c.turn, c.turn_started) if x is not None]
-    if tids or c.close_open_turns:
-        parts.append(_HEAD_TURNS)
-        params["tids"] = tids
-    if c.append_nodes and c.replace_graph is None:
-        parts.append(_HEAD_NODES)
-        params["nids"] = [n.node_id for n in c.append_nodes]
-    head = _Head()
-    for kind, a, b, text, extra in con.execute(" UNION ALL ".join(parts), params).fetchall():
-        if kind == "s":
-            head.rev, head.next_seq = int(a), int(b)
-        elif kind == "l":
-            head.lease = (text, int(a), int(b))
-        elif kind == "n":
-            head.stored_nodes.add(text)
-        elif extra.startswith("open:"):
-            head.open_turns.append((int(a), text, int(b)))
-        else:
-            head.committed[text] = extra.split(":", 1)[1]
-    head.open_turns.sort()
-    return head
-
+from .hold import Head, Hold
 
 _TERMINAL_SQL = """
 UPDATE turns SET status = 'committed', outcome = $outcome, stop_reason = $stop_reason,
@@ -94,33 +40,33 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def release_lease(con: Any, lease: Lease) -> None:
-    con.execute(
-        "UPDATE execution_leases SET owner_id = NULL, token = NULL, expires_at_ms = 0 "
-        "WHERE session_id = ? AND token = ? AND fencing = ?",
-        [lease.session_id, lease.token, lease.fencing],
-    )
+def _release_after_commit(con: Any, hold: Hold, lease: Lease) -> None:
+    from .leases import release
+
+    hold.lease(con, lease.session_id)  # loaded now: the release runs after COMMIT
+    hold.after_commit(lambda: release(hold, con, lease))
 
 
-def apply_commit(con: Any, c: RuntimeCommit) -> CommitResult:
+def apply_commit(con: Any, hold: Hold, c: RuntimeCommit) -> CommitResult:
     t = now_ms()
     sid = c.session_id
     tid = c.turn.turn_id if c.turn is not None else None
-    head = _read_head(con, c)
+    head = hold.head(con, sid)
     rev, exists = head.rev, head.rev is not None
     prior_hash = head.committed.get(tid) if tid is not None else None
     if c.turn is not None and exists and prior_hash is not None:
         if prior_hash == c.turn.commit_hash:
             if c.release_lease and c.lease is not None:
-                release_lease(con, c.lease)
+                _release_after_commit(con, hold, c.lease)
             return CommitResult(int(rev or 0), duplicate=True)
         raise TurnCommitConflict(
             f"turn {c.turn.turn_id!r} of session {sid!r} was already committed with "
             "different content; use a new turn id"
         )
+    live = hold.lease(con, sid) if c.lease is not None else None
     if c.lease is not None and not (
-        head.lease is not None and head.lease[0] == c.lease.token
-        and head.lease[1] == c.lease.fencing and head.lease[2] > t
+        live is not None and live.token == c.lease.token
+        and live.fencing == c.lease.fencing and live.expires_at_ms > t
     ):
         raise SessionExecutionLeaseLost(
             f"the execution lease on session {sid!r} expired or was taken over; the turn was "
@@ -145,7 +91,7 @@ def apply_commit(con: Any, c: RuntimeCommit) -> CommitResult:
                         f"queued batch {bid!r} is no longer held by claim {claim.claim_id!r}"
                     )
     # ---- apply (checks are done; an error below rolls the whole transaction back)
-    seq = _write_graph(con, c, head.next_seq, head.stored_nodes)
+    seq, written = _write_graph(con, c, head.next_seq, head.nodes)
     if c.usage_deltas:
         rows.insert(con, "usage_deltas", rows.usage_columns(sid, seq, t, c.usage_deltas))
         seq += len(c.usage_deltas)
@@ -160,46 +106,70 @@ def apply_commit(con: Any, c: RuntimeCommit) -> CommitResult:
     if c.events:
         rows.insert(con, "turn_events", rows.event_columns(sid, seq, t, c.events))
         seq += len(c.events)
-    seq = _write_turns(con, c, head, seq, t)
+    seq, opened, closed = _write_turns(con, c, head, seq, t)
     if claimed_ids:
         finish_batches(con, claimed_ids, "completed", tid or (
             c.turn_started.turn_id if c.turn_started else None), t)
+        hold.bump_queue(sid, -len(claimed_ids))
     _write_session(con, c, exists, seq, t)
     if c.release_lease and c.lease is not None:
-        release_lease(con, c.lease)
+        _release_after_commit(con, hold, c.lease)
+
+    def advance() -> None:
+        head.rev, head.next_seq = current + 1, seq
+        if c.replace_graph is not None:
+            head.nodes = set()
+        head.nodes.update(written)
+        for turn_id in closed:
+            head.open_turns.pop(turn_id, None)
+        head.open_turns.update(opened)
+        if c.turn is not None:
+            head.committed[c.turn.turn_id] = c.turn.commit_hash
+        for turn_id in closed:
+            head.committed.setdefault(turn_id, "process_lost")
+
+    hold.after_commit(advance)
     return CommitResult(current + 1)
 
 
-def _write_graph(con: Any, c: RuntimeCommit, seq: int, stored: set[str]) -> int:
+def _write_graph(con: Any, c: RuntimeCommit, seq: int, stored: set[str]) -> tuple[int, list[str]]:
     sid = c.session_id
     nodes = []
-    seen = set(stored)  # an appended node already stored (a retried commit) is kept once
+    # an appended node already stored (a retried commit) is kept once
+    seen = set() if c.replace_graph is not None else stored
+    fresh: set[str] = set()
     if c.replace_graph is not None:
         con.execute("DELETE FROM graph_nodes WHERE session_id = ?", [sid])
         for n in c.replace_graph:
-            if n.node_id not in seen:  # a node id is stored once, like the memory store
-                seen.add(n.node_id)
+            if n.node_id not in fresh:  # a node id is stored once, like the memory store
+                fresh.add(n.node_id)
                 nodes.append(n)
     for n in c.append_nodes:
-        if n.node_id not in seen:
-            seen.add(n.node_id)
+        if n.node_id not in seen and n.node_id not in fresh:
+            fresh.add(n.node_id)
             nodes.append(n)
     if not nodes:
-        return seq
+        return seq, []
     rows.insert(con, "graph_nodes", rows.node_columns(sid, seq, nodes))
-    return seq + len(nodes)
+    return seq + len(nodes), [n.node_id for n in nodes]
 
 
-def _write_turns(con: Any, c: RuntimeCommit, head: _Head, seq: int, t: int) -> int:
+def _write_turns(
+    con: Any, c: RuntimeCommit, head: Head, seq: int, t: int
+) -> tuple[int, dict[str, int], list[str]]:
+    """Returns the next seq, the turns opened and the turns closed by this commit."""
     sid = c.session_id
     keep = c.turn_started.turn_id if c.turn_started else None
     ending = c.turn.turn_id if c.turn is not None else None
-    open_ids = {tid for _, tid, _ in head.open_turns}
+    open_ids = set(head.open_turns)
+    opened: dict[str, int] = {}
+    closed: list[str] = []
     if c.close_open_turns:
-        for _, tid, started in head.open_turns:
+        for tid, started in sorted(head.open_turns.items(), key=lambda kv: kv[1]):
             if tid != keep and tid != ending:
                 _terminal(con, sid, process_lost_record(tid, started, t), seq, t, update=True)
                 open_ids.discard(tid)
+                closed.append(tid)
                 seq += 1
     if c.turn_started is not None and (c.turn is None or c.turn.turn_id != keep):
         if keep not in open_ids and keep not in head.committed:
@@ -208,11 +178,13 @@ def _write_turns(con: Any, c: RuntimeCommit, head: _Head, seq: int, t: int) -> i
                 "VALUES (?, ?, 'open', epoch_ms(?::BIGINT), ?)",
                 [sid, keep, c.turn_started.started_at_ms, seq],
             )
+            opened[keep] = c.turn_started.started_at_ms
             seq += 1
     if c.turn is not None:
         _terminal(con, sid, c.turn, seq, t, update=c.turn.turn_id in open_ids)
+        closed.append(c.turn.turn_id)
         seq += 1
-    return seq
+    return seq, opened, closed
 
 
 def _terminal(con: Any, sid: str, turn: Any, seq: int, t: int, *, update: bool) -> None:

@@ -2,7 +2,8 @@
 
 The row lives in the file, so leases hold across processes: a process that finds a live
 lease of another owner gets :class:`LeaseBusy`, unless ``owner_is_dead`` proves the holder's
-process gone (same host, pid no longer running).
+process gone (same host, pid no longer running). While this process holds the file the lease
+rows are kept in memory (``hold.py``) and written with the next transaction or before release.
 """
 
 from __future__ import annotations
@@ -12,63 +13,53 @@ from typing import Any
 
 from ..._errors import SessionExecutionLeaseLost
 from ..base import Lease, LeaseBusy, owner_is_dead
-from .commit import now_ms, release_lease
-from .rows import first
-
-_ROW_SQL = "SELECT owner_id, token, fencing, expires_at_ms FROM execution_leases WHERE session_id = ?"
+from .commit import now_ms
+from .hold import Hold, LeaseRow
 
 
-def live_generation(con: Any, sid: str, t: int) -> int | None:
-    row = first(con.execute(_ROW_SQL, [sid]))
-    if row is None or row[1] is None or row[3] <= t:
+
+def live_generation(hold: Hold, con: Any, sid: str, t: int) -> int | None:
+    row = hold.lease(con, sid)
+    if row is None or row.token is None or row.expires_at_ms <= t:
         return None
-    return int(row[2])
+    return row.fencing
 
 
-def _is_live(row: Any, lease: Lease, t: int) -> bool:
-    return row is not None and row[1] == lease.token and row[2] == lease.fencing and row[3] > t
+def _is_live(row: LeaseRow | None, lease: Lease, t: int) -> bool:
+    return (row is not None and row.token == lease.token and row.fencing == lease.fencing
+            and row.expires_at_ms > t)
 
 
-def try_acquire(con: Any, sid: str, owner_id: str, ttl_ms: int) -> Lease | LeaseBusy:
+def try_acquire(hold: Hold, con: Any, sid: str, owner_id: str, ttl_ms: int) -> Lease | LeaseBusy:
     t = now_ms()
-    row = first(con.execute(_ROW_SQL, [sid]))
-    if row is not None and row[1] is not None and row[3] > t:
-        holder, token, fencing, _ = row
-        if holder == owner_id:
-            con.execute(
-                "UPDATE execution_leases SET expires_at_ms = ? WHERE session_id = ?",
-                [t + ttl_ms, sid],
-            )
-            return Lease(sid, owner_id, token, int(fencing), t + ttl_ms)
-        if not owner_is_dead(holder or ""):
-            return LeaseBusy(sid, holder or "", int(row[3]))
-    fencing = (int(row[2]) if row is not None else 0) + 1
+    row = hold.lease(con, sid)
+    if row is not None and row.token is not None and row.expires_at_ms > t:
+        if row.owner_id == owner_id:
+            hold.set_lease(sid, LeaseRow(owner_id, row.token, row.fencing, t + ttl_ms))
+            return Lease(sid, owner_id, row.token, row.fencing, t + ttl_ms)
+        if not owner_is_dead(row.owner_id or ""):
+            return LeaseBusy(sid, row.owner_id or "", row.expires_at_ms)
+    fencing = (row.fencing if row is not None else 0) + 1
     token = f"{sid}:{owner_id}:{t}:{fencing}"
-    con.execute(
-        "INSERT INTO execution_leases VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE "
-        "SET owner_id = excluded.owner_id, token = excluded.token, fencing = excluded.fencing, "
-        "expires_at_ms = excluded.expires_at_ms",
-        [sid, owner_id, token, fencing, t + ttl_ms],
-    )
+    hold.set_lease(sid, LeaseRow(owner_id, token, fencing, t + ttl_ms))
     return Lease(sid, owner_id, token, fencing, t + ttl_ms)
 
 
-def check_live(con: Any, lease: Lease, t: int) -> None:
-    if not _is_live(first(con.execute(_ROW_SQL, [lease.session_id])), lease, t):
+def check_live(hold: Hold, con: Any, lease: Lease, t: int) -> None:
+    if not _is_live(hold.lease(con, lease.session_id), lease, t):
         raise SessionExecutionLeaseLost(
             f"the execution lease on session {lease.session_id!r} was lost"
         )
 
 
-def renew(con: Any, lease: Lease, ttl_ms: int) -> Lease:
+def renew(hold: Hold, con: Any, lease: Lease, ttl_ms: int) -> Lease:
     t = now_ms()
-    check_live(con, lease, t)
-    con.execute(
-        "UPDATE execution_leases SET expires_at_ms = ? WHERE session_id = ?",
-        [t + ttl_ms, lease.session_id],
-    )
+    check_live(hold, con, lease, t)
+    hold.set_lease(lease.session_id, LeaseRow(lease.owner_id, lease.token, lease.fencing, t + ttl_ms))
     return dataclasses.replace(lease, expires_at_ms=t + ttl_ms)
 
 
-def release(con: Any, lease: Lease) -> None:
-    release_lease(con, lease)
+def release(hold: Hold, con: Any, lease: Lease) -> None:
+    row = hold.lease(con, lease.session_id)
+    if row is not None and row.token == lease.token and row.fencing == lease.fencing:
+        hold.set_lease(lease.session_id, LeaseRow(None, None, row.fencing, 0))

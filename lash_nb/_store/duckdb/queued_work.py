@@ -23,10 +23,11 @@ from ..._core.records import fresh_id
 from ..base import Lease
 from . import rows
 from .commit import finish_batches, now_ms
+from .hold import Hold
 from .leases import check_live, live_generation
 
 
-def enqueue(con: Any, d: QueuedWorkDraft) -> QueuedWorkBatch:
+def enqueue(con: Any, hold: Hold, d: QueuedWorkDraft) -> QueuedWorkBatch:
     if d.source_key is not None:
         row = rows.first(con.execute(
             f"SELECT {rows.BATCH_COLS} FROM queued_work_batches "
@@ -48,6 +49,7 @@ def enqueue(con: Any, d: QueuedWorkDraft) -> QueuedWorkBatch:
         [batch_id, d.session_id, d.source_key, d.delivery_policy.value, d.slot_policy.value,
          d.merge_key, d.available_at_ms, t, rows.dumps(items)],
     ))
+    hold.bump_queue(d.session_id, +1)
     return rows.decode_batch(row)
 
 
@@ -63,8 +65,10 @@ def _claimed(r: Sequence[Any], generation: int | None) -> bool:
     return r[10] is not None and r[11] == generation
 
 
-def list_queued(con: Any, sid: str, include_claimed: bool) -> list[QueuedWorkBatch]:
-    gen = live_generation(con, sid, now_ms())
+def list_queued(con: Any, hold: Hold, sid: str, include_claimed: bool) -> list[QueuedWorkBatch]:
+    if hold.queue_size(con, sid) == 0:
+        return []
+    gen = live_generation(hold, con, sid, now_ms())
     out = []
     for r in _session_rows(con, sid):
         claimed = _claimed(r, gen)
@@ -79,6 +83,7 @@ def list_queued(con: Any, sid: str, include_claimed: bool) -> list[QueuedWorkBat
 
 def claim(
     con: Any,
+    hold: Hold,
     lease: Lease,
     boundary: ClaimBoundary,
     max_batches: int,
@@ -86,7 +91,9 @@ def claim(
     commands: bool,
 ) -> QueueClaim | None:
     t = now_ms()
-    check_live(con, lease, t)
+    check_live(hold, con, lease, t)
+    if hold.queue_size(con, lease.session_id) == 0:
+        return None  # nothing queued: no statement at all (the common checkpoint case)
     gen = lease.fencing
     ready = [
         rows.decode_batch(r) for r in _session_rows(con, lease.session_id)
@@ -109,18 +116,20 @@ def claim(
         "WHERE list_contains(?, batch_id)",
         [claim_id, lease.fencing, t, [b.batch_id for b in chosen]],
     )
+    hold.write_lease(con, lease.session_id)  # the claim's generation is durable with it
     return QueueClaim(claim_id, lease.session_id, lease.fencing, boundary, tuple(chosen))
 
 
-def cancel(con: Any, sid: str, batch_id: str) -> QueuedWorkBatch | None:
+def cancel(con: Any, hold: Hold, sid: str, batch_id: str) -> QueuedWorkBatch | None:
     t = now_ms()
     row = rows.first(con.execute(
         f"SELECT {rows.BATCH_COLS} FROM queued_work_batches WHERE batch_id = ? AND session_id = ?",
         [batch_id, sid],
     ))
-    if row is None or _claimed(row, live_generation(con, sid, t)):
+    if row is None or _claimed(row, live_generation(hold, con, sid, t)):
         return None
     finish_batches(con, [batch_id], "cancelled", None, t)
+    hold.bump_queue(sid, -1)
     return rows.decode_batch(row)
 
 
@@ -132,7 +141,8 @@ def abandon(con: Any, c: QueueClaim) -> None:
     )
 
 
-def sessions_with_ready_work(con: Any) -> list[str]:
+def sessions_with_ready_work(con: Any, hold: Hold) -> list[str]:
+    hold.write_dirty_leases(con)  # the join below reads lease rows from the file
     return [r[0] for r in con.execute(
         """
         SELECT b.session_id FROM queued_work_batches b

@@ -35,6 +35,7 @@ from ..base import (
 )
 from . import leases, queued_work, reads
 from .commit import apply_commit
+from .hold import Hold
 from .lock import check_path, open_connection
 from .worker import ConnectionWorker, run_in_transaction
 
@@ -95,13 +96,32 @@ class DuckDBStore:
 
     # ------------------------------------------------------------------ plumbing
     async def _run(self, job: Callable[[Any], T]) -> T:
+        """``job(con)`` in one transaction on the worker thread."""
         return await asyncio.wrap_future(self._worker.submit(lambda con: self._txn(con, job)))
 
-    def _txn(self, con: Any, job: Callable[[Any], T]) -> T:
+    async def _run_held(self, job: Callable[[Any, Hold], T]) -> T:
+        """``job(con, hold)`` in one transaction; ``hold`` is what we know while holding."""
+        def run(con: Any) -> T:
+            hold = self._worker.hold
+            assert hold is not None
+            return self._txn(con, lambda c: job(c, hold), hold)
+
+        return await asyncio.wrap_future(self._worker.submit(run))
+
+    async def _run_memory(self, job: Callable[[Any, Hold], T]) -> T:
+        """``job(con, hold)`` with no transaction: in-memory lease work (may read once)."""
+        def run(con: Any) -> T:
+            hold = self._worker.hold
+            assert hold is not None
+            return job(con, hold)
+
+        return await asyncio.wrap_future(self._worker.submit(run))
+
+    def _txn(self, con: Any, job: Callable[[Any], T], hold: Hold | None = None) -> T:
         import duckdb
 
         try:
-            return run_in_transaction(con, job)
+            return run_in_transaction(con, job, hold=hold)
         except duckdb.InvalidInputException as e:
             if "read-only mode" not in str(e):
                 raise
@@ -111,13 +131,13 @@ class DuckDBStore:
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """Run SQL on the store's thread; rows come back as a ``pandas.DataFrame``."""
-        return self._worker.submit(lambda con: _frame(con, sql, params)).result()
+        return self._worker.submit(lambda con: _frame(con, self._worker.hold, sql, params)).result()
 
     async def query_async(
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
     ) -> Any:
         return await asyncio.wrap_future(
-            self._worker.submit(lambda con: _frame(con, sql, params))
+            self._worker.submit(lambda con: _frame(con, self._worker.hold, sql, params))
         )
 
     async def close(self) -> None:
@@ -133,7 +153,7 @@ class DuckDBStore:
         return await self._run(lambda con: reads.load_session(con, session_id, scope))
 
     async def commit(self, commit: RuntimeCommit) -> CommitResult:
-        return await self._run(lambda con: apply_commit(con, commit))
+        return await self._run_held(lambda con, hold: apply_commit(con, hold, commit))
 
     async def list_sessions(self) -> list[SessionMeta]:
         return await self._run(reads.list_sessions)
@@ -147,29 +167,34 @@ class DuckDBStore:
         return await self._run(lambda con: reads.load_turns(con, session_id))
 
     async def delete_session(self, session_id: str) -> None:
-        await self._run(lambda con: reads.delete_session(con, session_id))
+        def delete(con: Any, hold: Hold) -> None:
+            reads.delete_session(con, session_id)
+            hold.after_commit(lambda: hold.forget(session_id))
+
+        await self._run_held(delete)
 
     # ------------------------------------------------------------------ leases
     async def try_acquire_lease(
         self, session_id: str, owner_id: str, ttl_ms: int = DEFAULT_LEASE_TTL_MS
     ) -> Lease | LeaseBusy:
-        return await self._run(lambda con: leases.try_acquire(con, session_id, owner_id, ttl_ms))
+        return await self._run_memory(
+            lambda con, hold: leases.try_acquire(hold, con, session_id, owner_id, ttl_ms))
 
     async def renew_lease(self, lease: Lease, ttl_ms: int = DEFAULT_LEASE_TTL_MS) -> Lease:
-        return await self._run(lambda con: leases.renew(con, lease, ttl_ms))
+        return await self._run_memory(lambda con, hold: leases.renew(hold, con, lease, ttl_ms))
 
     async def release_lease(self, lease: Lease) -> None:
-        await self._run(lambda con: leases.release(con, lease))
+        await self._run_memory(lambda con, hold: leases.release(hold, con, lease))
 
     # ------------------------------------------------------------------ queue
     async def enqueue(self, draft: QueuedWorkDraft) -> QueuedWorkBatch:
-        return await self._run(lambda con: queued_work.enqueue(con, draft))
+        return await self._run_held(lambda con, hold: queued_work.enqueue(con, hold, draft))
 
     async def list_queued_work(
         self, session_id: str, *, include_claimed: bool = False
     ) -> list[QueuedWorkBatch]:
-        return await self._run(
-            lambda con: queued_work.list_queued(con, session_id, include_claimed)
+        return await self._run_held(
+            lambda con, hold: queued_work.list_queued(con, hold, session_id, include_claimed)
         )
 
     async def claim_queued_work(
@@ -181,20 +206,22 @@ class DuckDBStore:
         batch_ids: Sequence[str] | None = None,
         commands: bool = False,
     ) -> QueueClaim | None:
-        return await self._run(
-            lambda con: queued_work.claim(con, lease, boundary, max_batches, batch_ids, commands)
+        return await self._run_held(
+            lambda con, hold: queued_work.claim(
+                con, hold, lease, boundary, max_batches, batch_ids, commands)
         )
 
     async def cancel_queued_work_batch(
         self, session_id: str, batch_id: str
     ) -> QueuedWorkBatch | None:
-        return await self._run(lambda con: queued_work.cancel(con, session_id, batch_id))
+        return await self._run_held(
+            lambda con, hold: queued_work.cancel(con, hold, session_id, batch_id))
 
     async def abandon_claim(self, claim: QueueClaim) -> None:
         await self._run(lambda con: queued_work.abandon(con, claim))
 
     async def sessions_with_ready_work(self) -> list[str]:
-        return await self._run(queued_work.sessions_with_ready_work)
+        return await self._run_held(queued_work.sessions_with_ready_work)
 
 
 def _warm_arrow() -> None:
@@ -203,8 +230,10 @@ def _warm_arrow() -> None:
     pa.array([0])
 
 
-def _frame(con: Any, sql: str, params: Any) -> Any:
+def _frame(con: Any, hold: Hold | None, sql: str, params: Any) -> Any:
     con.complete()  # a partly read execute() result would make con.sql refuse to run
+    if hold is not None:
+        hold.flush(con)  # lease rows a user may query are in the file
     rel = con.sql(sql, params=params) if params is not None else con.sql(sql)
     if rel is None:
         import pandas as pd

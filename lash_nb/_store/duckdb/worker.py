@@ -25,6 +25,7 @@ from concurrent.futures import Future
 from typing import Any, Callable, TypeVar
 
 from ..._errors import StoreError
+from .hold import Hold
 
 T = TypeVar("T")
 _STOP = object()
@@ -43,6 +44,7 @@ class ConnectionWorker:
         self._idle = idle_release_s
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._con: Any = None
+        self.hold: Hold | None = None  # what we know while holding the file (hold.py)
         self._stopped = False
         self.opens = 0  # how many times the file was opened (benchmarks and tests read it)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -87,6 +89,7 @@ class ConnectionWorker:
             try:
                 if self._con is None:
                     self._con = self._connect()
+                    self.hold = Hold()
                     self.opens += 1
                 result = job(self._con)
             except BaseException as e:  # handed to the caller through the future
@@ -98,6 +101,12 @@ class ConnectionWorker:
 
     def _release(self) -> None:
         con, self._con = self._con, None
+        hold, self.hold = self.hold, None
+        if con is not None and hold is not None:
+            try:
+                hold.flush(con)  # live leases must be in the file before others can open it
+            except Exception:
+                pass
         if con is not None:
             try:
                 con.close()
@@ -113,7 +122,9 @@ def _connection_broken(e: BaseException) -> bool:
     )
 
 
-def run_in_transaction(con: Any, job: Callable[[Any], T], *, attempts: int = 5) -> T:
+def run_in_transaction(
+    con: Any, job: Callable[[Any], T], *, attempts: int = 5, hold: Hold | None = None
+) -> T:
     import duckdb
 
     for attempt in range(attempts):
@@ -121,18 +132,23 @@ def run_in_transaction(con: Any, job: Callable[[Any], T], *, attempts: int = 5) 
         try:
             result = job(con)
             con.execute("COMMIT")
-            return result
         except duckdb.TransactionException:
-            _rollback(con)
+            _rollback(con, hold)
             if attempt == attempts - 1:
                 raise
+            continue
         except BaseException:
-            _rollback(con)
+            _rollback(con, hold)
             raise
+        if hold is not None:
+            hold.committed()
+        return result
     raise AssertionError("unreachable")
 
 
-def _rollback(con: Any) -> None:
+def _rollback(con: Any, hold: Hold | None = None) -> None:
+    if hold is not None:
+        hold.rolled_back()
     try:
         con.execute("ROLLBACK")
     except Exception:

@@ -1,0 +1,153 @@
+"""What this process knows while it holds the DuckDB file.
+
+Theory of operation
+- DuckDB lets one process hold a file: while this store's connection is open, nobody else
+  can read or write it. So while *holding*, the store can trust memory for what only it can
+  change, and skip the statements that would re-read it (each costs 0.3-3 ms):
+  - **leases** are authoritative in memory: acquire / renew / release touch no SQL; a dirty
+    lease row is written inside the next transaction of its session (commits, claims) and,
+    at the latest, just before the file is released (``flush``). So another process that
+    opens the file after us sees every live lease. A crash loses unflushed lease rows, which
+    only ever held a dead owner.
+  - **heads** (head revision, next row seq, open turns, committed turn hashes, stored node
+    ids) and **queue sizes** per session are loaded once per hold and then kept up to date.
+- Updates that depend on a transaction are registered with :meth:`after_commit` and applied
+  only once COMMIT succeeded; a failed job drops the derived caches (they reload lazily),
+  never the leases.
+- A new connection (the file was released and reopened) starts a new :class:`Hold`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+_LEASE_SQL = "SELECT owner_id, token, fencing, expires_at_ms FROM execution_leases WHERE session_id = ?"
+
+
+@dataclasses.dataclass
+class LeaseRow:
+    owner_id: str | None
+    token: str | None
+    fencing: int
+    expires_at_ms: int
+
+
+@dataclasses.dataclass
+class Head:
+    rev: int | None  # None: no sessions row yet
+    next_seq: int
+    open_turns: dict[str, int]  # turn id -> started_at_ms
+    committed: dict[str, str]  # turn id -> commit hash
+    nodes: set[str]
+
+
+class Hold:
+    def __init__(self) -> None:
+        self._leases: dict[str, LeaseRow | None] = {}
+        self._dirty: set[str] = set()
+        self.heads: dict[str, Head] = {}
+        self.queue_sizes: dict[str, int] = {}
+        self._pending: list[Callable[[], None]] = []
+
+    # ------------------------------------------------------------------ leases
+    def lease(self, con: Any, sid: str) -> LeaseRow | None:
+        if sid not in self._leases:
+            row = con.execute(_LEASE_SQL, [sid]).fetchone()
+            self._leases[sid] = LeaseRow(row[0], row[1], int(row[2]), int(row[3])) if row else None
+        return self._leases[sid]
+
+    def set_lease(self, sid: str, row: LeaseRow) -> None:
+        self._leases[sid] = row
+        self._dirty.add(sid)
+
+    def write_lease(self, con: Any, sid: str) -> None:
+        """Write a dirty lease row inside the current transaction."""
+        if sid not in self._dirty:
+            return
+        row = self._leases.get(sid)
+        if row is None:
+            return
+        con.execute(
+            "INSERT INTO execution_leases VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE "
+            "SET owner_id = excluded.owner_id, token = excluded.token, fencing = excluded.fencing, "
+            "expires_at_ms = excluded.expires_at_ms",
+            [sid, row.owner_id, row.token, row.fencing, row.expires_at_ms],
+        )
+        self.after_commit(lambda: self._dirty.discard(sid))
+
+    def write_dirty_leases(self, con: Any) -> None:
+        for sid in sorted(self._dirty):
+            self.write_lease(con, sid)
+
+    def forget(self, sid: str) -> None:
+        self._leases.pop(sid, None)
+        self._dirty.discard(sid)
+        self.heads.pop(sid, None)
+        self.queue_sizes.pop(sid, None)
+
+    def flush(self, con: Any) -> None:
+        """Write every dirty lease row (before the file is released)."""
+        if not self._dirty:
+            return
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for sid in sorted(self._dirty):
+                self.write_lease(con, sid)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            self._pending.clear()
+            raise
+        self.committed()
+
+    # ------------------------------------------------------------------ heads
+    def head(self, con: Any, sid: str) -> Head:
+        head = self.heads.get(sid)
+        if head is None:
+            row = con.execute(
+                "SELECT head_revision, next_seq FROM sessions WHERE session_id = ?", [sid]
+            ).fetchone()
+            turns = con.execute(
+                "SELECT turn_id, status, epoch_ms(started_at), commit_hash FROM turns "
+                "WHERE session_id = ?", [sid]
+            ).fetchall()
+            nodes = con.execute(
+                "SELECT node_id FROM graph_nodes WHERE session_id = ?", [sid]
+            ).fetchall()
+            head = Head(
+                rev=int(row[0]) if row else None,
+                next_seq=int(row[1]) if row else 1,
+                open_turns={t[0]: int(t[2] or 0) for t in turns if t[1] == "open"},
+                committed={t[0]: t[3] or "" for t in turns if t[1] != "open"},
+                nodes={n[0] for n in nodes},
+            )
+            self.heads[sid] = head
+        return head
+
+    def queue_size(self, con: Any, sid: str) -> int:
+        if sid not in self.queue_sizes:
+            self.queue_sizes[sid] = int(con.execute(
+                "SELECT count(*) FROM queued_work_batches WHERE session_id = ?", [sid]
+            ).fetchone()[0])
+        return self.queue_sizes[sid]
+
+    def bump_queue(self, sid: str, delta: int) -> None:
+        def apply() -> None:
+            if sid in self.queue_sizes:
+                self.queue_sizes[sid] = max(0, self.queue_sizes[sid] + delta)
+        self.after_commit(apply)
+
+    # ------------------------------------------------------------------ transactions
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        self._pending.append(fn)
+
+    def committed(self) -> None:
+        pending, self._pending = self._pending, []
+        for fn in pending:
+            fn()
+
+    def rolled_back(self) -> None:
+        self._pending.clear()
+        self.heads.clear()
+        self.queue_sizes.clear()
