@@ -11,12 +11,16 @@ tool result -> final text. lash_nb runs on its in-memory store and on a DuckDB f
 
 from __future__ import annotations
 
+import os
+import sys
+
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    sys.path.pop(0)  # benchmarks/queue.py would shadow the standard library's queue module
+
 import argparse
 import asyncio
-import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
