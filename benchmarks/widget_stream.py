@@ -1,0 +1,75 @@
+"""A 10,000-delta stream through the live turn widget, in a real kernel.
+
+Prints, per scenario: comm messages the kernel sent for the widget (counted on iopub by a
+jupyter_client, as a browser would receive them), bytes of widget state sent, and kernel CPU
+time per delta (``time.process_time`` inside the kernel around the stream).
+
+Scenarios: ``burst`` pushes 10,000 deltas yielding to the loop after each one (as fast as the
+kernel can); ``paced`` pushes them at ~2,000 deltas/s (a fast real model), so the 20 frames/s
+coalescing shows; ``uncoalesced`` flushes after every delta, for comparison (1,000 deltas only:
+each message resends the growing text, so it is quadratic in bytes).
+
+Run: ``.venv/bin/python benchmarks/widget_stream.py``
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+_here = str(Path(__file__).resolve().parent)
+sys.path[:] = [p for p in sys.path if p != _here]  # benchmarks/queue.py must not shadow stdlib queue
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from notebook_harness import KernelHarness  # noqa: E402
+
+N = 10_000
+
+CELL = """
+import asyncio, time
+from lash_nb._notebook.widgets.turn import TurnWidget
+w = TurnWidget(session_id="bench", interval_s={interval})
+w.show()
+async def stream():
+    start_cpu, start = time.process_time(), time.perf_counter()
+    per_tick = {per_tick}
+    for i in range({n}):
+        w.push({{"id": str(i), "correlation_id": "p1", "type": "assistant_prose_delta", "text": "tok "}})
+        if {every}:
+            w.flush()
+        if i % per_tick == per_tick - 1:
+            await asyncio.sleep({sleep})
+    w.push({{"id": "o", "correlation_id": "o", "type": "turn_outcome",
+            "outcome": {{"finished": {{"assistant_message": {{"text": ""}}}}}}, "turn_id": "t"}})
+    w.finish()
+    return time.process_time() - start_cpu, time.perf_counter() - start
+cpu, wall = await stream()
+print(cpu, wall, w.flush_count)
+"""
+
+SCENARIOS = {
+    "burst": dict(interval=0.05, per_tick=1, sleep=0, every=False),
+    "paced": dict(interval=0.05, per_tick=20, sleep=0.01, every=False),
+    "uncoalesced": dict(interval=0.05, per_tick=1, sleep=0, every=True, n=1_000),
+}
+
+
+def main() -> None:
+    print(f"widget_stream: {N:,} assistant_prose_delta activities per scenario")
+    print(f"{'scenario':<12} {'comm msgs':>9} {'flushes':>8} {'state MB':>9} "
+          f"{'kernel CPU/delta':>17} {'wall s':>7}")
+    with KernelHarness() as k:
+        for name, opts in SCENARIOS.items():
+            n = int(opts.pop("n", N))
+            ex = k.run(CELL.format(n=n, **opts), timeout=600)
+            cpu, wall, flushes = ex.stdout.split()
+            model_id = ex.widget_ids()[0]
+            msgs = k.comm_updates[model_id]
+            size = sum(len(json.dumps(u)) for u in k.update_log[model_id]) / 1e6
+            print(f"{name + ('' if n == N else f' ({n:,})'):<12} {msgs:>9,} {int(flushes):>8,} {size:>9.2f} "
+                  f"{float(cpu) / n * 1e6:>14.1f} µs {float(wall):>7.2f}")
+
+
+if __name__ == "__main__":
+    main()
