@@ -9,8 +9,8 @@ Theory of operation
 - ``watch(session, turn, callback)``: registers the callback first, then (with the listener
   running) checks ``turn_cancel_requests``; so a request sent before the turn started, or
   while the watch was being set up, is never lost. The callback runs on the io thread.
-- ``wait_for_work(timeout)``: resolves on the next ``lash_work`` notification (True) or the
-  timeout (False). Waiters live on their own loops; the listener wakes them thread-safely.
+- ``wait_for_work(timeout)``: resolves on a ``lash_work`` notification (True; each
+  notification wakes one waiter of this process) or the timeout (False). Waiters live on their own loops; the listener wakes them thread-safely.
 """
 
 from __future__ import annotations
@@ -69,11 +69,16 @@ class Listener:
                 await con.close()
 
     def _wake_work(self) -> None:
+        # one waiter per notification: n enqueues wake n idle lanes of this process, not all
+        # of them for each (each woken lane scans every ready session anyway)
         self.work_notifications += 1
-        waiters, self._work_waiters = self._work_waiters, set()
-        for loop, fut in waiters:
+        while self._work_waiters:
+            loop, fut = self._work_waiters.pop()
+            if fut.done():
+                continue
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve, fut)
+                return
 
     def _fire(self, sid: str, tid: str) -> None:
         for cb in list(self._watchers.get((sid, tid), {}).values()):
