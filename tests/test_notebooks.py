@@ -124,9 +124,27 @@ def test_queue_notebook_drains_in_the_kernel_and_in_a_worker_process(tmp_path, n
     assert not (NOTEBOOKS / "queue_tools.py").exists()
 
 
-def test_usage_analysis_notebook_runs(tmp_path, no_keys):
+def test_usage_analysis_notebook_reports_the_store_and_an_imported_lash_trace(tmp_path, no_keys):
     nb = execute("03-usage-analysis.ipynb", tmp_path)
+    out = texts(nb)
     assert error_outputs(nb) == []
+    # the notebook itself asserts the frame matches the ledger; both lines are printed
+    frame_line = next(line for line in out.splitlines() if line.startswith("frame  :"))
+    ledger_line = next(line for line in out.splitlines() if line.startswith("ledger :"))
+    assert frame_line.split(":", 1)[1] == ledger_line.split(":", 1)[1]
+    assert "LashSession('analysis', provider='offline', model='lash-offline', turns=8)" in out
+    assert "LashTrace('lash-trace.jsonl', 15 records, 0 bad lines, 0 newer-schema lines)" in out
+    # the trace's gpt-4.1-mini calls, summed by hand: input 1200+1300, output 40+12,
+    # cache read 800+1200; total = 2500 + 52 + 2000 = 4552
+    trace_usage = [o["data"]["text/plain"] for c in nb.cells if c.source.startswith('usage_frame(trace')
+                   for o in c.get("outputs", []) if "data" in o]
+    assert len(trace_usage) == 1
+    assert all(n in trace_usage[0].split() for n in ("gpt-4.1-mini", "2500", "52", "2000", "4552"))
+    assert "provider_error" in out and "connection_reset" in out and "rate_limit" in out
+    # charts render as inline SVG
+    svgs = [o["data"]["text/html"] for c in nb.cells for o in c.get("outputs", [])
+            if "data" in o and "text/html" in o["data"] and "<svg" in o["data"]["text/html"]]
+    assert len(svgs) == 5
 
 
 def test_real_providers_notebook_skips_the_key_cells_cleanly_without_keys(tmp_path, no_keys):
