@@ -69,7 +69,7 @@ class GraphView(Sequence[Message]):
     def __len__(self) -> int:
         return self._m
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
             return self._msgs[: self._m][i]
         if i < 0:

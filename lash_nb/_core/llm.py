@@ -186,8 +186,8 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
-            return min(max(retry_after, 0.0), self.retry_after_cap_s)
-        return min(self.base_delay_s * (2 ** (attempt - 1)), self.max_delay_s)
+            return float(min(max(retry_after, 0.0), self.retry_after_cap_s))
+        return float(min(self.base_delay_s * (2 ** (attempt - 1)), self.max_delay_s))
 
 
 @runtime_checkable

@@ -39,8 +39,10 @@ class DeliveryPolicy(str, enum.Enum):
 
     @classmethod
     def parse(cls, value: DeliveryPolicy | str) -> DeliveryPolicy:
-        return _parse_enum(cls, value, "delivery policy", {"earliest": "earliest_safe_boundary",
-                                                            "after-commit": "after_current_turn_commit"})
+        parsed: DeliveryPolicy = _parse_enum(
+            cls, value, "delivery policy",
+            {"earliest": "earliest_safe_boundary", "after-commit": "after_current_turn_commit"})
+        return parsed
 
 
 class SlotPolicy(str, enum.Enum):
@@ -49,7 +51,8 @@ class SlotPolicy(str, enum.Enum):
 
     @classmethod
     def parse(cls, value: SlotPolicy | str) -> SlotPolicy:
-        return _parse_enum(cls, value, "slot policy", {})
+        parsed: SlotPolicy = _parse_enum(cls, value, "slot policy", {})
+        return parsed
 
 
 class ClaimBoundary(str, enum.Enum):

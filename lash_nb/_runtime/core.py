@@ -170,7 +170,8 @@ class LashCore:
         return SessionBuilder(self, session_id)
 
     async def list_sessions(self) -> list[Any]:
-        return await self.store.list_sessions()
+        sessions: list[Any] = await self.store.list_sessions()
+        return sessions
 
     async def close(self) -> None:
         await self.store.close()

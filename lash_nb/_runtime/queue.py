@@ -84,7 +84,7 @@ class EnqueueBuilder:
             available_at_ms=self._available_at_ms,
             items=(("turn_input", self._input.to_json()),),
         )
-        batch = await s.store.enqueue(draft)
+        batch: QueuedWorkBatch = await s.store.enqueue(draft)
         s._record_queue_changed("enqueued", (batch.batch_id,))
         s.drainer.kick()
         return batch
@@ -106,7 +106,7 @@ async def enqueue_command(session: LashSession, command: dict[str, Any], key: st
         available_at_ms=0,
         items=(("session_command", command),),
     )
-    batch = await session.store.enqueue(draft)
+    batch: QueuedWorkBatch = await session.store.enqueue(draft)
     session._record_queue_changed("enqueued", (batch.batch_id,))
     session.drainer.kick()
     return batch

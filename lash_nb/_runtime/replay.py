@@ -22,6 +22,7 @@ import collections
 import os
 import threading
 import time
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
@@ -64,14 +65,10 @@ class LiveReplayGap:
 
 @dataclass
 class _Buffer:
-    events: collections.deque  # of (position, appended_at, event)
+    events: collections.deque[tuple[int, float, SessionObservationEvent]]
     tail: int = 0
     revision: int = 0  # revision of the last appended event
-    subscribers: list = None  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        if self.subscribers is None:
-            self.subscribers = []
+    subscribers: list[_Subscription] = dataclasses.field(default_factory=list)
 
 
 def parse_cursor(cursor: str, session_id: str) -> tuple[str, int, int]:
@@ -188,10 +185,11 @@ class LiveReplayStore:
 class _Subscription:
     """Replay-then-live events on the subscribing loop. ``lagged`` after overflow."""
 
-    def __init__(self, store: LiveReplayStore, session_id: str, replay: list, capacity: int) -> None:
+    def __init__(self, store: LiveReplayStore, session_id: str,
+                 replay: list[SessionObservationEvent], capacity: int) -> None:
         self._store = store
         self._session_id = session_id
-        self._pending: collections.deque = collections.deque(replay)
+        self._pending: collections.deque[SessionObservationEvent] = collections.deque(replay)
         self._capacity = capacity
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -235,7 +233,8 @@ class _Subscription:
                 if self.lagged:
                     raise SubscriberLagged(self._session_id)
                 if self._pending:
-                    return self._pending.popleft()
+                    event: SessionObservationEvent = self._pending.popleft()
+                    return event
                 self._wake.clear()
             if self.closed:
                 raise StopAsyncIteration

@@ -88,7 +88,8 @@ class LashSession:
 
     async def queued_work(self) -> list[Any]:
         """Pending batches of this session in enqueue order (claimed ones excluded)."""
-        return await self.store.list_queued_work(self.session_id)
+        pending: list[Any] = await self.store.list_queued_work(self.session_id)
+        return pending
 
     async def cancel_queued_work_batch(self, batch_id: str) -> Any:
         """Remove a pending batch and return it; ``None`` if it is unknown, already claimed,
@@ -194,7 +195,8 @@ class LashSession:
         got = await self.store.try_acquire_lease(self.session_id, self.owner_id, self.core.lease_ttl_ms)
         if isinstance(got, LeaseBusy):
             raise SessionExecutionBusy(self.session_id, got.holder_owner_id)
-        return got
+        lease: Lease = got
+        return lease
 
     async def _try_lease(self) -> Lease | None:
         got = await self.store.try_acquire_lease(self.session_id, self.owner_id, self.core.lease_ttl_ms)
@@ -306,7 +308,8 @@ class LashSession:
             self.drainer.kick()
 
     async def _stored_events(self, turn_id: str | None = None) -> list[TurnActivity]:
-        return await self.store.load_events(self.session_id, turn_id)
+        events: list[TurnActivity] = await self.store.load_events(self.session_id, turn_id)
+        return events
 
     def _ledger(self) -> list[TokenLedgerEntry]:
         return self.state.ledger

@@ -89,7 +89,7 @@ class SessionReadView:
     def message_tree(self) -> list[Any]:
         return message_tree(self._graph) if self._graph is not None else []
 
-    def transcript(self) -> list[Mapping[str, str]]:
+    def transcript(self) -> list[dict[str, str]]:
         """``[{role, text}]`` for each message on the active path (tool parts summarised)."""
         out = []
         for m in self._view:

@@ -26,10 +26,12 @@ class ToolAdmin:
 
     def state(self) -> dict[str, Any]:
         """``{generation, tools: {id: {manifest, member?: False, orphaned?: True}}}``."""
-        return self._registry.state_json()
+        state: dict[str, Any] = self._registry.state_json()
+        return state
 
     def active_manifests(self) -> list[ToolManifest]:
-        return self._registry.members()
+        members: list[ToolManifest] = self._registry.members()
+        return members
 
     def catalog(self) -> list[dict[str, Any]]:
         """The model-facing catalog: ``{id, name, description, bindings, activation,

@@ -428,7 +428,7 @@ class TurnRun:
     async def _final_commit(self, lease: Lease, result: TurnResult) -> None:
         s = self.session
         self.emit_independent(ev.TurnOutcomeEvent(result.outcome.to_json(), self.turn_id))
-        deltas = ()
+        deltas: tuple[UsageDelta, ...] = ()
         if self.cumulative.total() > 0:
             deltas = (UsageDelta(self.turn_id, "turn", self.model, self.cumulative),)
         record = TurnRecord(

@@ -129,7 +129,7 @@ class Worker:
             self._active.pop(session_id, None)
         return ran
 
-    async def _wind_down(self, lanes: list[asyncio.Future[None]]) -> None:
+    async def _wind_down(self, lanes: list[asyncio.Task[None]]) -> None:
         done, pending = await asyncio.wait(lanes, timeout=self.grace_s)
         if pending:
             for session in list(self._active.values()):

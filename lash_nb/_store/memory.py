@@ -10,7 +10,7 @@ import dataclasses
 import itertools
 import threading
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 from .._core.events import TurnActivity
 from .._core.graph import SessionNode
@@ -59,9 +59,9 @@ class _Session:
     turns: dict[str, TurnRecord] = dataclasses.field(default_factory=dict)
     open_turns: dict[str, int] = dataclasses.field(default_factory=dict)
     events: list[TurnActivity] = dataclasses.field(default_factory=list)
-    llm_calls: list = dataclasses.field(default_factory=list)
-    tool_calls: list = dataclasses.field(default_factory=list)
-    usage_rows: list = dataclasses.field(default_factory=list)
+    llm_calls: list[Any] = dataclasses.field(default_factory=list)
+    tool_calls: list[Any] = dataclasses.field(default_factory=list)
+    usage_rows: list[Any] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass

@@ -171,7 +171,7 @@ def _write_turns(
                 open_ids.discard(tid)
                 closed.append(tid)
                 seq += 1
-    if c.turn_started is not None and (c.turn is None or c.turn.turn_id != keep):
+    if keep is not None and c.turn_started is not None and (c.turn is None or c.turn.turn_id != keep):
         if keep not in open_ids and keep not in head.committed:
             con.execute(
                 "INSERT INTO turns (session_id, turn_id, status, started_at, seq) "

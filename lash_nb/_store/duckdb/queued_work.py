@@ -54,11 +54,12 @@ def enqueue(con: Any, hold: Hold, d: QueuedWorkDraft) -> QueuedWorkBatch:
 
 
 def _session_rows(con: Any, sid: str) -> list[tuple[Any, ...]]:
-    return con.execute(
+    found: list[tuple[Any, ...]] = con.execute(
         f"SELECT {rows.BATCH_COLS} FROM queued_work_batches WHERE session_id = ? "
         "ORDER BY enqueue_seq",
         [sid],
     ).fetchall()
+    return found
 
 
 def _claimed(r: Sequence[Any], generation: int | None) -> bool:

@@ -67,6 +67,7 @@ def _active_path(con: Any, sid: str, leaf: str | None) -> list[Any]:
     if not path:
         return []
     path.reverse()
+    params: list[Any]
     if len(path) == len(parents):
         where, params = "session_id = ? AND NOT tombstoned", [sid]
     else:
