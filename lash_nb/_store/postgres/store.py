@@ -2,8 +2,10 @@
 
 Theory of operation
 - Same contract and tables as the DuckDB store (``base.py``; ``schema.py``). Every method is
-  one transaction on a pooled connection; connections live on the store's private io loop
-  thread (``io.py``), so the store works from any event loop (kernel, sync mirror, worker).
+  one transaction on a pooled connection of the calling event loop (one small pool per loop:
+  kernel, sync mirror, worker), since a psycopg async connection belongs to its loop. The
+  store's private io loop thread (``io.py``) holds the LISTEN connection and serves the
+  blocking ``query()`` and the schema check.
 - Leases are fenced rows locked ``FOR UPDATE`` and timed by the server clock; queue claims
   select ``FOR UPDATE SKIP LOCKED``; claims are pinned to the claimer's lease generation, so
   the claims of a dead worker are pending again once its lease expires.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from typing import Any, Callable, Coroutine, Sequence, TypeVar
 
 from ..._core.events import TurnActivity
@@ -69,7 +72,10 @@ class PostgresStore:
         self.where = describe_dsn(dsn)
         self._timeout = connect_timeout_s
         self._io = IoLoop(f"lash-pg:{self.where}")
-        self._pool = Pool(self._connect, pool_size)
+        self._pool = Pool(self._connect, pool_size)  # io loop: schema, query(), cancel watch
+        self._pool_size = pool_size
+        self._loop_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = (
+            weakref.WeakKeyDictionary())
         self._listener = Listener(self._connect)
         self._closed = False
         try:
@@ -99,9 +105,15 @@ class PostgresStore:
         return con
 
     async def _run(self, job: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+        # store calls run on connections of the caller's own loop: a hop to the io thread
+        # per call costs milliseconds of GIL hand-over under load
         if self._closed:
             raise StoreError("this PostgresStore is closed; create a new PostgresStore(dsn)")
-        return await self._io.run(self._pool.run(job))
+        loop = asyncio.get_running_loop()
+        pool = self._loop_pools.get(loop)
+        if pool is None:
+            pool = self._loop_pools[loop] = Pool(self._connect, self._pool_size)
+        return await pool.run(job)
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """Run SQL; rows come back as a ``pandas.DataFrame`` (blocks this thread)."""
@@ -122,10 +134,21 @@ class PostgresStore:
 
         return await self._pool.run(job)
 
+    async def _close_loop_pools(self) -> None:
+        here = asyncio.get_running_loop()
+        for loop, pool in list(self._loop_pools.items()):
+            if loop is here:
+                with contextlib.suppress(Exception):
+                    await pool.close()
+            elif loop.is_running():
+                asyncio.run_coroutine_threadsafe(pool.close(), loop)
+        self._loop_pools.clear()
+
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        await self._close_loop_pools()
         with contextlib.suppress(Exception):
             await self._io.run(self._shutdown())
         self._io.stop()
@@ -134,6 +157,10 @@ class PostgresStore:
         if self._closed:
             return
         self._closed = True
+        for loop, pool in list(self._loop_pools.items()):
+            if loop.is_running():
+                asyncio.run_coroutine_threadsafe(pool.close(), loop)
+        self._loop_pools.clear()
         with contextlib.suppress(Exception):
             self._io.call(self._shutdown(), timeout=10)
         self._io.stop()
