@@ -121,6 +121,29 @@ def test_usage_by_model_sums_both_turns(sh):
     assert int(frame["output_tokens"].iloc[0]) == expected
 
 
+def test_usage_by_turn_has_one_row_per_turn_and_plot_gives_a_chart(sh):
+    sh.run_cell("a = %lash turn one")
+    sh.run_cell("b = %lash turn two")
+    frame = sh.run_cell("%lash usage --by turn")
+    a, b = sh.user_ns["a"], sh.user_ns["b"]
+    assert sorted(frame["turn_id"]) == sorted([a.turn_id, b.turn_id])
+    by_turn = dict(zip(frame["turn_id"], frame["input_tokens"]))
+    assert by_turn == {a.turn_id: a.usage.input_tokens, b.turn_id: b.usage.input_tokens}
+    chart = sh.run_cell("%lash usage --plot --by model")
+    assert "<svg" in chart._repr_html_() and "lash-offline" in chart._repr_html_()
+
+
+def test_sql_runs_over_the_duckdb_store_and_bad_sql_is_one_usage_error(sh, tmp_path):
+    sh.run_cell(f"%lash open sqltest --store {tmp_path / 'sql.duckdb'}")
+    sh.run_cell("r = %lash turn count me")
+    frame = sh.run_cell("%lash sql SELECT session_id, stop_reason FROM turns")
+    assert frame.to_dict("records") == [{"session_id": "sqltest", "stop_reason": "assistant_message"}]
+    cell = sh.run_cell("%%lash sql\nSELECT count(*) AS n\nFROM graph_nodes WHERE session_id = 'sqltest'\n")
+    assert int(cell["n"].iloc[0]) == 2
+    with pytest.raises(UsageError, match="^SQL error: .*no_such_table"):
+        sh.run_cell("%lash sql SELECT * FROM no_such_table")
+
+
 def test_replay_rerenders_the_last_committed_turn(sh):
     sh.run_cell("r = %lash turn replay me")
     w = sh.run_cell("%lash replay")

@@ -18,9 +18,10 @@ if TYPE_CHECKING:
 TOOLS = parser("tools", "The tool catalog with membership toggles.")
 TOOLS.add_argument("--session", default=None)
 
-USAGE = parser("usage", "Token usage as a DataFrame.")
+USAGE = parser("usage", "Token usage as a DataFrame (computed in DuckDB), or a chart with --plot.")
 USAGE.add_argument("--session", default=None)
-USAGE.add_argument("--by", default=None, choices=("turn", "model", "source"))
+USAGE.add_argument("--by", default=None, choices=("turn", "model", "source", "session", "day"))
+USAGE.add_argument("--plot", action="store_true", help="a chart instead of a DataFrame")
 
 SESSION_ONLY = parser("graph", "The active path of the session graph as a DataFrame.")
 SESSION_ONLY.add_argument("--session", default=None)
@@ -28,9 +29,6 @@ SESSION_ONLY.add_argument("--session", default=None)
 REPLAY = parser("replay", "Re-render a committed turn from the store.")
 REPLAY.add_argument("turn", nargs="?", default=None)
 REPLAY.add_argument("--session", default=None)
-
-BUCKETS = ["input_tokens", "output_tokens", "cache_read_input_tokens",
-           "cache_write_input_tokens", "reasoning_output_tokens", "total_tokens"]
 
 HELP = """**%lash** verbs (`%load_ext lash_nb`)
 
@@ -44,7 +42,7 @@ HELP = """**%lash** verbs (`%load_ext lash_nb`)
 | `%lash drain [--all] [--background]` | run queued work now |
 | `%lash stop` | cancel the running turns |
 | `%lash tools` | tool catalog with membership toggles |
-| `%lash usage [--by turn\\|model\\|source]` | usage DataFrame |
+| `%lash usage [--by turn\\|model\\|source\\|session\\|day] [--plot]` | usage DataFrame (computed in DuckDB) or a chart |
 | `%lash sessions` / `%lash graph` | stored sessions / the active path |
 | `%lash sql QUERY` / `%%lash sql` | DuckDB SQL over the store, DataFrame out |
 | `%lash replay [TURN]` | re-render a committed turn |
@@ -62,24 +60,13 @@ async def tools(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
 async def usage(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = parse(USAGE, argline)
     b = await m.ctx.binding(a.session)
-    if a.by == "turn":
-        return await _usage_by_turn(b)
-    frame = b.session.usage_report().to_dataframe()
-    if a.by in ("model", "source"):
-        frame = frame.groupby(a.by, as_index=False)[BUCKETS].sum()
-    return frame
+    if a.plot or a.by is not None:
+        from .. import reports
 
-
-async def _usage_by_turn(b: Any) -> Any:
-    import pandas as pd
-
-    rows = []
-    for rec in await b.session.store.load_turns(b.session.session_id):
-        u = dict((rec.result.get("usage") or {}))
-        total = sum(int(u.get(k) or 0) for k in BUCKETS[:4])
-        rows.append({"turn_id": rec.turn_id, "outcome": f"{rec.outcome}: {rec.stop_reason}",
-                     **{k: int(u.get(k) or 0) for k in BUCKETS[:5]}, "total_tokens": total})
-    return pd.DataFrame(rows, columns=["turn_id", "outcome", *BUCKETS])
+        if a.plot:
+            return reports.usage_chart(b.session, by=a.by or "turn")
+        return reports.usage_frame(b.session, by=a.by)
+    return b.session.usage_report().to_dataframe()  # one row per (source, model)
 
 
 async def sessions(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
@@ -118,7 +105,11 @@ async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
             f"%lash sql needs a DuckDB store, the session uses {type(b.core.store).__name__}; "
             "open it with %lash open --store lash.duckdb"
         )
-    return run(query)
+    try:
+        return run(query)
+    except Exception as err:  # a SQL mistake is the user's: one line, the cause kept
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(f"SQL error: {first}; tables are described in docs/store-schema.md") from err
 
 
 async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
