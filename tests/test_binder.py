@@ -1,4 +1,5 @@
-"""The binder files alone make a working environment: a fresh virtualenv gets
+"""The binder files alone make a working environment: with the Python that
+``binder/runtime.txt`` names, a fresh virtualenv gets
 ``pip install -r binder/requirements.txt`` (run from the repository root, where ``.`` is this
 repository), then ``binder/postBuild``, then runs ``notebooks/01-quickstart.ipynb`` with its
 own nbclient and kernel. Nothing from the development virtualenv is used.
@@ -56,6 +57,9 @@ def _run(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> s
 @pytest.mark.slow
 def test_a_fresh_virtualenv_from_the_binder_files_runs_the_quickstart(tmp_path):
     assert os.access(BINDER / "postBuild", os.X_OK), "binder/postBuild must be executable"
+    # binder builds with the Python runtime.txt names; this test uses the same minor version
+    runtime = (BINDER / "runtime.txt").read_text().strip()
+    assert runtime == f"python-{sys.version_info.major}.{sys.version_info.minor}", runtime
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True, symlinks=True).create(env_dir)
     bin_dir = env_dir / "bin"
