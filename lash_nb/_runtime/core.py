@@ -54,6 +54,12 @@ def open_store(store: Any) -> Any:
     )
 
 
+def provider_model(provider: Any) -> str | None:
+    """The model a provider was built for (``model=``), else its default model."""
+    model = getattr(provider, "model", None) or getattr(provider, "default_model", None)
+    return model if isinstance(model, str) and model else None
+
+
 def default_provider() -> Any:
     """The provider chosen from the environment; the offline provider without a key."""
     try:
@@ -129,7 +135,7 @@ class LashCoreBuilder:
 
     def build(self) -> LashCore:
         provider = self._provider if self._provider is not None else default_provider()
-        model = self._model or getattr(provider, "default_model", None)
+        model = self._model or provider_model(provider)
         if not model:
             raise ConfigurationError(
                 f"no model for provider {provider!r}; call LashCoreBuilder.model('model-id')"
@@ -294,7 +300,7 @@ class SessionBuilder:
         base = core.policy
         policy = SessionPolicy(
             provider_id=provider_id,
-            model=self._model or (getattr(self._provider, "default_model", None) if self._provider else None)
+            model=self._model or (provider_model(self._provider) if self._provider else None)
             or base.model,
             max_turns=base.max_turns,
             system_prompt=self._system_prompt if self._system_prompt is not None else base.system_prompt,
