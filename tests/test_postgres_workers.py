@@ -63,6 +63,11 @@ def _drained(store: Any) -> tuple[Any, Any, int]:
     return turns, history, pending
 
 
+def _batch_of(turn_id: str) -> str:
+    """A drained turn's id is ``<first batch id>:g<lease generation>``."""
+    return turn_id.rsplit(":g", 1)[0]
+
+
 def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
     for w in workers:
         if w.poll() is None:
@@ -92,23 +97,19 @@ def test_three_workers_and_one_enqueuer_run_300_batches_once_each_in_session_ord
     all_batches = {b for ids in enqueued.values() for b in ids}
     assert len(all_batches) == 300
     # each batch ran exactly once to a terminal commit: one committed turn per batch
-    assert len(turns) == 300 and set(turns["turn_id"]) == all_batches
+    assert len(turns) == 300 and {_batch_of(t) for t in turns["turn_id"]} == all_batches
     assert set(turns["status"]) == {"committed"}
     assert set(zip(turns["outcome"], turns["stop_reason"])) == {("finished", "assistant_message")}
     assert sorted(history["batch_id"]) == sorted(all_batches)
     assert set(history["final_state"]) == {"completed"}
     assert pending == 0
     for sid, ids in enqueued.items():  # order within a session: committed in enqueue order
-        assert list(turns[turns["session_id"] == sid]["turn_id"]) == ids, sid
+        assert [_batch_of(t) for t in turns[turns["session_id"] == sid]["turn_id"]] == ids, sid
     ran = [line for log in logs for line in log.read_text().splitlines() if " finished" in line]
     assert len(ran) == 300  # no worker ran a batch another one also ran
     assert all(log.read_text().count(" finished") > 0 for log in logs)  # all three took work
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime: a queued turn's id is its first batch id, so the re-run of a batch whose turn "
-    "died after its progress commit reuses the id that recovery closed as process_lost, and "
-    "its terminal commit raises TurnCommitConflict forever (lash_nb/_runtime/queue.py)"))
 def test_claims_of_a_worker_killed_mid_turn_are_run_by_the_others(
     pg_dsn: str, tmp_path: Path
 ) -> None:
@@ -148,7 +149,8 @@ def test_claims_of_a_worker_killed_mid_turn_are_run_by_the_others(
     assert len(finished) == 60
     survivors_log = "".join(log.read_text() for log in logs[1:])
     for sid, tid in killed:  # the killed turn's batch was run again by a survivor
-        assert f"{sid} {tid}" in survivors_log
+        assert f"{sid} {_batch_of(tid)}:g" in survivors_log
+        assert f"{sid} {tid} " not in survivors_log  # under a new lease generation
     lost = turns[turns["stop_reason"] == "runtime_error"]
     assert sorted(lost["session_id"]) == sorted(sid for sid, _ in killed)
 
@@ -165,10 +167,11 @@ def test_stop_from_another_process_cancels_a_turn_running_in_a_worker(
             session = await core.session("s1").open()
             return (await session.enqueue(long_prompt)).batch_id
 
-        turn_id = asyncio.run(enqueue())  # a queued turn's id is its first batch id
-        _wait_until("the turn to start in the worker", lambda: len(store.query(
-            "SELECT 1 FROM turn_events WHERE turn_id = ? UNION ALL SELECT 1 FROM turns "
-            "WHERE turn_id = ? AND status = 'open'", [turn_id, turn_id])))
+        batch_id = asyncio.run(enqueue())
+        started = _wait_until("the turn to start in the worker", lambda: list(store.query(
+            "SELECT turn_id FROM turns WHERE session_id = 's1' AND status = 'open'")["turn_id"]))
+        turn_id = started[0]
+        assert _batch_of(turn_id) == batch_id
 
         async def stop() -> bool:
             other = _core(pg_dsn)

@@ -162,7 +162,10 @@ class QueuedTurnBuilder:
                 return None
             s._record_queue_changed("claimed", claim.batch_ids)
             turn_input = claim.turn_input()
-            turn_id = turn_input.trace_turn_id or self._drain_id or claim.batches[0].batch_id
+            # the lease generation makes a re-run after a dead runtime a new turn (the dead one's
+            # open turn was closed as process_lost under the batch's first turn id)
+            turn_id = (turn_input.trace_turn_id or self._drain_id
+                       or f"{claim.batches[0].batch_id}:g{lease.fencing}")
             s.cancels.set_turn_id(key, turn_id)
             run = TurnRun(s, turn_input.with_trace_turn_id(turn_id), turn_id, self._token,
                           lease=lease, claim=claim, hold_lock=True)

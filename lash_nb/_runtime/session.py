@@ -13,7 +13,7 @@ from .._core.llm import LlmToolSpec
 from .._core.records import TurnInput, fresh_id
 from .._core.tools import CatalogKey
 from .._core.usage import SessionUsageReport, TokenLedgerEntry
-from .._errors import SessionExecutionBusy, SessionExecutionLeaseLost
+from .._errors import HeadRevisionConflict, SessionExecutionBusy, SessionExecutionLeaseLost
 from .._store.base import (
     Lease,
     LeaseBusy,
@@ -269,9 +269,17 @@ class LashSession:
         if lease is None:
             return  # the holder is alive: it is still running them
         try:
-            res = await self.store.commit(self._commit_base(
-                lease, (), close_open_turns=True, release_lease=True))
-            self._applied(res.head_revision)
+            for attempt in (1, 2):
+                try:
+                    res = await self.store.commit(self._commit_base(
+                        lease, (), close_open_turns=True, release_lease=True))
+                except HeadRevisionConflict:
+                    if attempt == 2:
+                        raise
+                    await self._reload_from_store()  # another runtime committed meanwhile
+                    continue
+                self._applied(res.head_revision)
+                return
         except BaseException:
             await self._release_lease_quietly(lease)
             raise

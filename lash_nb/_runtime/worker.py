@@ -56,6 +56,7 @@ class Worker:
         self.stats = WorkerStats()
         self._stopping = asyncio.Event()
         self._active: dict[str, Any] = {}
+        self._sessions: dict[str, Any] = {}  # opened handles, least recently used first
         self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
 
     def stop(self) -> None:
@@ -112,7 +113,12 @@ class Worker:
         self._active[session_id] = None  # reserve before awaiting: lanes never share a session
         ran = False
         try:
-            session = await self.core.session(session_id).open()
+            session = self._sessions.pop(session_id, None)
+            if session is None:  # reuse opened handles: a stale one reloads on its first commit
+                session = await self.core.session(session_id).open()
+            self._sessions[session_id] = session
+            while len(self._sessions) > 256:
+                self._sessions.pop(next(iter(self._sessions)))
             self._active[session_id] = session
             while not self._stopping.is_set():
                 out = await session.queued_turn().run()
@@ -124,6 +130,7 @@ class Worker:
                 self.stats.outcomes[key] = self.stats.outcomes.get(key, 0) + 1
                 self._log(f"{session_id} {out.result.turn_id} {key}")
         except Exception as err:  # one broken session must not stop the worker
+            self._sessions.pop(session_id, None)
             self._log(f"{session_id}: {type(err).__name__}: {err}")
         finally:
             self._active.pop(session_id, None)
