@@ -24,7 +24,7 @@ CELL_META_DROPPED = ("execution", "ExecuteTime")
 
 def strip(nb: dict[str, Any]) -> dict[str, Any]:
     """The notebook without outputs, execution counts, widget state or cell timing."""
-    out = json.loads(json.dumps(nb))
+    out: dict[str, Any] = json.loads(json.dumps(nb))
     out.get("metadata", {}).pop("widgets", None)
     for cell in out.get("cells", []):
         meta = cell.get("metadata", {})
