@@ -102,9 +102,12 @@ def test_quickstart_runs_turns_with_tools_stops_one_and_resumes_from_the_file(tm
     assert "4 turns and" in out
     assert "finished: assistant_message | weather returned cloudy, 12 C." in out
     assert "turns now: 5" in out
-    # the live widgets' final state is saved in the notebook: three finished turns, one stopped
-    outcomes = sorted(s["outcome"] for s in widget_states(nb, "AnyModel") if "outcome" in s)
-    assert outcomes == ["finished: assistant_message"] * 3 + ["stopped: cancelled"]
+    # the widgets' final state is saved in the notebook: three finished turns, one stopped,
+    # and the replay of oslo-1 drawn from the store
+    turn_widgets = [s for s in widget_states(nb, "AnyModel") if "outcome" in s]
+    assert sorted(s["outcome"] for s in turn_widgets) == (
+        ["finished: assistant_message"] * 4 + ["stopped: cancelled"])
+    assert [s["turn_id"] for s in turn_widgets].count("oslo-1") == 2
 
 
 def test_queue_notebook_drains_in_the_kernel_and_in_a_worker_process(tmp_path, no_keys):
