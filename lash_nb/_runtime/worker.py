@@ -86,7 +86,12 @@ class Worker:
     async def _lane(self, lane: int) -> None:
         while not self._stopping.is_set():
             ran = False
-            sids = [self.session_id] if self.session_id else await self.core.store.sessions_with_ready_work()
+            try:
+                sids = ([self.session_id] if self.session_id
+                        else await self.core.store.sessions_with_ready_work())
+            except Exception as err:  # e.g. StoreLockedError: another process holds the file
+                self._log(f"lane {lane}: {type(err).__name__}: {err}")
+                sids = []
             for sid in sids:
                 if self._stopping.is_set():
                     break
@@ -99,6 +104,9 @@ class Worker:
     async def _idle_wait(self) -> None:
         """Sleep ``poll_s`` or until stopped; a store with ``wait_for_work`` (PostgreSQL
         LISTEN/NOTIFY) also wakes the lane as soon as work is enqueued."""
+        release = getattr(self.core.store, "release_file", None)
+        if release is not None and not self._active:
+            await release()  # a DuckDB file: let notebooks and other workers in while idle
         waits = [asyncio.ensure_future(self._stopping.wait())]
         wake = getattr(self.core.store, "wait_for_work", None)
         if wake is not None and not self.session_id:

@@ -140,6 +140,11 @@ class DuckDBStore:
             self._worker.submit(lambda con: _frame(con, self._worker.hold, sql, params))
         )
 
+    async def release_file(self) -> None:
+        """Let other processes have the file now (a polling worker calls this when idle);
+        the next call reopens it."""
+        await asyncio.wrap_future(self._worker.release())
+
     async def close(self) -> None:
         await asyncio.wrap_future(self._worker.stop())
 

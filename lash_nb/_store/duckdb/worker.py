@@ -29,6 +29,7 @@ from .hold import Hold
 
 T = TypeVar("T")
 _STOP = object()
+_RELEASE = object()
 _live: weakref.WeakSet[ConnectionWorker] = weakref.WeakSet()
 
 
@@ -62,6 +63,15 @@ class ConnectionWorker:
         self._queue.put((job, fut))
         return fut
 
+    def release(self) -> Future[None]:
+        """Release the file now (after queued jobs); the next job reopens it."""
+        fut: Future[None] = Future()
+        if self._stopped:
+            fut.set_result(None)
+            return fut
+        self._queue.put((_RELEASE, fut))
+        return fut
+
     def stop(self) -> Future[None]:
         """Release the file and end the thread once queued jobs are done."""
         fut: Future[None] = Future()
@@ -84,6 +94,10 @@ class ConnectionWorker:
                 self._release()
                 fut.set_result(None)
                 return
+            if job is _RELEASE:
+                self._release()
+                fut.set_result(None)
+                continue
             if not fut.set_running_or_notify_cancel():
                 continue
             try:
