@@ -144,6 +144,11 @@ def test_sql_runs_over_the_duckdb_store_and_bad_sql_is_one_usage_error(sh, tmp_p
         sh.run_cell("%lash sql SELECT * FROM no_such_table")
 
 
+def test_open_with_a_real_provider_and_no_model_uses_the_providers_default_model(sh):
+    sh.run_cell("s = %lash open keyless --provider openai")
+    assert sh.user_ns["s"].policy_snapshot().model == "gpt-4.1-mini"
+
+
 def test_replay_rerenders_the_last_committed_turn(sh):
     sh.run_cell("r = %lash turn replay me")
     w = sh.run_cell("%lash replay")

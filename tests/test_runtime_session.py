@@ -73,6 +73,25 @@ def test_open_with_state_restores_messages_and_tool_membership_and_checks_the_id
     run(body())
 
 
+def test_open_fresh_starts_the_graph_over_but_keeps_the_tokens_already_spent():
+    from lash_nb._core.usage import TokenUsage
+    from lash_nb.providers import LlmPart, LlmResponse
+
+    priced = FunctionProvider(lambda r: LlmResponse(parts=(LlmPart.text_part("ok"),),
+                                                    usage=TokenUsage(7, 1)))
+
+    async def body():
+        store = MemoryStore()
+        core = LashCore.builder().provider(priced).model("m").store(store).build()
+        await (await core.session("s").open()).turn("old").run()
+        fresh = await core.session("s").open_fresh()
+        assert fresh.usage_report().usage == TokenUsage(7, 1)
+        await fresh.turn("new").run()
+        assert fresh.usage_report().usage == TokenUsage(14, 2)
+        assert (await core.session("s").open()).usage_report().usage == TokenUsage(14, 2)
+    run(body())
+
+
 def test_active_path_only_residency_shows_only_the_active_branch():
     async def body():
         store = MemoryStore()

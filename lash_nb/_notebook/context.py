@@ -27,22 +27,25 @@ def make_provider(name: str, *, model: str | None, offline_delay_s: float) -> An
         from .._providers.offline import OfflineProvider
 
         return OfflineProvider(delay_s=offline_delay_s)
+    from .._providers import select as defaults  # each provider's default model
+
     if name == "anthropic":
         from .._providers.anthropic import Anthropic
 
-        return Anthropic(model=model or None)
+        return Anthropic(model=model or defaults.ANTHROPIC_MODEL)
     from .._providers.openai_compat import OpenAICompatible
 
     if name == "openai":
-        return OpenAICompatible(model=model or None)
+        return OpenAICompatible(model=model or defaults.OPENAI_MODEL)
     if name == "openrouter":
         return OpenAICompatible(
-            "https://openrouter.ai/api/v1", model=model or None,
+            "https://openrouter.ai/api/v1", model=model or defaults.OPENROUTER_MODEL,
             api_key_env="OPENROUTER_API_KEY", kind="openrouter",
         )
     if name == "ollama":
         return OpenAICompatible(
-            "http://localhost:11434/v1", model=model or None, api_key_env=None, kind="ollama"
+            "http://localhost:11434/v1", model=model or defaults.OLLAMA_MODEL, api_key_env=None,
+            kind="ollama",
         )
     raise ConfigurationError(f"unknown provider {name!r}; use one of {', '.join(PROVIDERS)}")
 

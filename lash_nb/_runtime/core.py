@@ -262,6 +262,9 @@ class SessionBuilder:
         existing = await store.load_session(self._session_id, ReadScope.ACTIVE_PATH)
         if existing is not None:
             session.state.head_revision = existing.meta.head_revision
+            # the graph starts over; the tokens already spent stay on the session's books
+            session.state.set_ledger(list(existing.ledger))
+            session.state.turn_index = existing.meta.turn_index
         return session
 
     async def open_with_state(self, state: Mapping[str, Any]) -> LashSession:
