@@ -39,7 +39,7 @@ def _wait_until(what, probe, timeout=60.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         got = probe()
-        if got is not None and got is not False and got is not 0:
+        if got is not None and got is not False and not (isinstance(got, int) and got == 0):
             return got
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")

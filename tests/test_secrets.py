@@ -49,7 +49,7 @@ def test_the_key_is_not_in_the_store_events_results_or_reprs(tmp_path):
                      json.dumps([e.to_json() for e in events]),
                      json.dumps([t.result for t in turns], default=str),
                      json.dumps(s.export_state()),
-                     store.query("SELECT * FROM sessions").to_json()]
+                     store.query("SELECT * FROM sessions").to_json(date_format="iso")]
             await core.close()
             return first, refused, texts
     first, refused, texts = asyncio.run(body())

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import weakref
 from typing import Any, Callable, Coroutine, Sequence, TypeVar
 
@@ -274,12 +275,22 @@ class PostgresStore:
     async def watch_turn_cancel(
         self, session_id: str, turn_id: str, callback: Callable[[], None]
     ) -> Callable[[], None]:
-        """Call ``callback`` (on the store's io thread) when a Stop for this turn arrives;
-        returns the unsubscribe callable."""
+        """Call ``callback`` once (on the store's io thread) when a Stop for this turn
+        arrives; returns the unsubscribe callable. A request found at watch time and its
+        late NOTIFY are one Stop: the callback never runs twice."""
+        once_lock = threading.Lock()
+        fired = [False]
+
+        def once() -> None:
+            with once_lock:
+                if fired[0]:
+                    return
+                fired[0] = True
+            callback()
 
         async def setup() -> int:
             await self._listener.start()
-            key = self._listener.add_watch(session_id, turn_id, callback)
+            key = self._listener.add_watch(session_id, turn_id, once)
 
             async def pending(con: Any) -> bool:
                 cur = await con.execute(
@@ -288,7 +299,7 @@ class PostgresStore:
                 return await cur.fetchone() is not None
 
             if await self._pool.run(pending):
-                callback()
+                once()
             return key
 
         key = await self._run_io(setup())
