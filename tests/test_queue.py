@@ -177,7 +177,7 @@ def test_cancel_racing_a_claim_has_exactly_one_winner():
 
 
 def test_earliest_safe_boundary_input_is_shown_to_the_running_turn_at_its_next_checkpoint():
-    gate = asyncio.Event()
+    gate, started = asyncio.Event(), asyncio.Event()
     seen: list[list[str]] = []
 
     def model(request):
@@ -187,6 +187,7 @@ def test_earliest_safe_boundary_input_is_shown_to_the_running_turn_at_its_next_c
         async def gen():
             if len(seen) == 1:
                 yield TextDelta("thinking")
+                started.set()
                 await gate.wait()
                 yield Completed(LlmResponse(parts=(LlmPart.text_part("first answer"),)))
             else:
@@ -196,7 +197,7 @@ def test_earliest_safe_boundary_input_is_shown_to_the_running_turn_at_its_next_c
     async def body():
         s, _ = await open_session(MemoryStore(), model)
         task = asyncio.ensure_future(s.turn("start").run())
-        await asyncio.sleep(0.01)
+        await started.wait()  # the turn is inside its first model call
         steer = await s.enqueue("also consider this").id("steer-1").delivery_policy("earliest_safe_boundary").send()
         later = await s.enqueue("after commit").id("later-1").send()
         gate.set()

@@ -136,9 +136,12 @@ def test_serialized_policy_names_the_provider_id_and_carries_no_provider_config(
 
 
 def test_a_second_runtime_gets_session_execution_busy_while_a_turn_runs():
+    started, release = asyncio.Event(), asyncio.Event()
+
     async def slow(request):
         yield TextDelta("x")
-        await asyncio.sleep(0.3)
+        started.set()
+        await release.wait()
         yield Completed(LlmResponse(parts=(LlmPart.text_part("x"),)))
 
     async def body():
@@ -147,9 +150,10 @@ def test_a_second_runtime_gets_session_execution_busy_while_a_turn_runs():
         a = await core.session("s").open()
         b = await core.session("s").open()
         task = asyncio.ensure_future(a.turn("long").run())
-        await asyncio.sleep(0.05)
+        await started.wait()
         with pytest.raises(SessionExecutionBusy, match="already running a turn"):
             await b.turn("collide").run()
+        release.set()
         await task
         out = await b.turn("after").run()  # b refreshes from the store and goes on
         assert out.result.is_success()
@@ -222,15 +226,16 @@ def test_subscribers_see_live_activity_then_the_commit():
 
 def test_observation_reads_do_not_wait_for_a_running_turn():
     async def body():
-        gate = asyncio.Event()
+        gate, started = asyncio.Event(), asyncio.Event()
 
         async def held(request):
+            started.set()
             await gate.wait()
             yield Completed(LlmResponse(parts=(LlmPart.text_part("done"),)))
 
         s = await LashCore.builder().provider(FunctionProvider(lambda r: held(r))).model("m").build().session("s").open()
         task = asyncio.ensure_future(s.turn("x").run())
-        await asyncio.sleep(0.01)
+        await started.wait()  # the turn is inside its model call
         assert s.read_view().messages()[0].text() == "x"  # settled state, no waiting
         assert s.usage_report().entry_count == 0
         gate.set()
