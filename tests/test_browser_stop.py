@@ -58,14 +58,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def lab(tmp_path):
+FRONTENDS = {  # app -> (jupyter subcommand, notebook URL path, extra args)
+    "jupyterlab": ("lab", "/lab/tree/stop.ipynb?reset&token=", ["--LabApp.news_url="]),
+    "notebook7": ("notebook", "/notebooks/stop.ipynb?token=", []),
+}
+
+
+@pytest.fixture(params=sorted(FRONTENDS))
+def lab(request, tmp_path):
+    app, url, extra = FRONTENDS[request.param]
+    if app == "notebook":
+        pytest.importorskip("notebook", minversion="7")
     _notebook(tmp_path / "stop.ipynb")
     port = _free_port()
     log = open(tmp_path / "lab.log", "w")
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
+    cmd = [sys.executable, "-m", "jupyter", app, "--no-browser", "--ip=127.0.0.1",
            f"--port={port}", f"--IdentityProvider.token={TOKEN}",
-           f"--ServerApp.root_dir={tmp_path}", "--LabApp.news_url=", "--ServerApp.open_browser=False"]
+           f"--ServerApp.root_dir={tmp_path}", "--ServerApp.open_browser=False", *extra]
     if os.geteuid() == 0:
         cmd.append("--allow-root")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
@@ -80,7 +89,7 @@ def lab(tmp_path):
                 proc.kill()
                 pytest.fail(f"JupyterLab did not start: {(tmp_path / 'lab.log').read_text()[-2000:]}")
             time.sleep(0.25)  # polling a server that offers no readiness event
-    yield base, tmp_path
+    yield base, tmp_path, url
     proc.terminate()
     try:
         proc.wait(10)
@@ -106,8 +115,21 @@ def _run_cell(page, cell) -> None:
     raise AssertionError("JupyterLab did not start the cell")
 
 
-def test_clicking_stop_in_jupyterlab_cancels_the_turn_and_the_next_cell_runs(lab):
-    base, root = lab
+def request_name(url: str) -> str:
+    return "lab" if url.startswith("/lab") else "notebook7"
+
+
+def _kernel_idle(base: str) -> bool:
+    """The notebook's kernel has started and is idle (asked over the server's REST API)."""
+    import json
+
+    with urllib.request.urlopen(f"{base}/api/kernels?token={TOKEN}", timeout=5) as r:
+        kernels = json.load(r)
+    return bool(kernels) and all(k.get("execution_state") == "idle" for k in kernels)
+
+
+def test_clicking_stop_in_the_browser_cancels_the_turn_and_the_next_cell_runs(lab):
+    base, root, url = lab
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
@@ -118,10 +140,13 @@ def test_clicking_stop_in_jupyterlab_cancels_the_turn_and_the_next_cell_runs(lab
         )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         try:
-            page.goto(f"{base}/lab/tree/stop.ipynb?reset&token={TOKEN}")
+            page.goto(f"{base}{url}{TOKEN}")
             panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
             panel.locator(".jp-Cell").first.wait_for(timeout=60_000)
-            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+            deadline = time.monotonic() + 60
+            while not _kernel_idle(base):  # the server offers no readiness event to await
+                assert time.monotonic() < deadline, "the kernel did not become idle"
+                time.sleep(0.25)
             cells = panel.locator(".jp-Cell")
             _run_cell(page, cells.nth(0))
             _run_cell(page, cells.nth(1))
@@ -131,14 +156,14 @@ def test_clicking_stop_in_jupyterlab_cancels_the_turn_and_the_next_cell_runs(lab
             _run_cell(page, cells.nth(2))
             prose = cells.nth(2).locator(".lash-prose")
             prose.filter(has_text="word3").wait_for(timeout=60_000)  # the view redraws per flush
-            page.screenshot(path=str(ARTIFACTS / "browser-mid-stream.png"))
+            page.screenshot(path=str(ARTIFACTS / f"browser-mid-stream-{request_name(url)}.png"))
             cells.nth(2).locator(".lash-stop").click()
             outcome = cells.nth(2).locator(".lash-outcome")
             outcome.filter(has_text="stopped: cancelled").wait_for(timeout=30_000)
             text = prose.text_content() or ""
             assert text.startswith("You said: please echo word0")
             assert "word119" not in text
-            page.screenshot(path=str(ARTIFACTS / "browser-stopped.png"))
+            page.screenshot(path=str(ARTIFACTS / f"browser-stopped-{request_name(url)}.png"))
 
             _run_cell(page, cells.nth(3))
             out = cells.nth(3).locator(".jp-OutputArea-output").filter(has_text="TURNS")
@@ -152,4 +177,4 @@ def test_clicking_stop_in_jupyterlab_cancels_the_turn_and_the_next_cell_runs(lab
     docs = Path(__file__).resolve().parent.parent / "docs" / "img"
     if os.environ.get("LASH_UPDATE_DOCS_IMG"):  # refresh the README screenshot on request only
         docs.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ARTIFACTS / "browser-mid-stream.png", docs / "live-widget.png")
+        shutil.copy(ARTIFACTS / f"browser-mid-stream-{request_name(url)}.png", docs / "live-widget.png")
