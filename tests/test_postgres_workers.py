@@ -148,11 +148,13 @@ def test_claims_of_a_worker_killed_mid_turn_are_run_by_the_others(
     assert sorted(history["batch_id"]) == sorted(all_batches)  # each batch completed once
     assert len(finished) == 60
     survivors_log = "".join(log.read_text() for log in logs[1:])
-    for sid, tid in killed:  # the killed turn's batch was run again by a survivor
-        assert f"{sid} {_batch_of(tid)}:g" in survivors_log
-        assert f"{sid} {tid} " not in survivors_log  # under a new lease generation
     lost = turns[turns["stop_reason"] == "runtime_error"]
-    assert sorted(lost["session_id"]) == sorted(sid for sid, _ in killed)
+    lost_turns = set(zip(lost["session_id"], lost["turn_id"]))
+    # the victim may have been inside a turn on each of its two lanes when it was killed
+    assert set(killed) <= lost_turns and 1 <= len(lost_turns) <= 2
+    for sid, tid in lost_turns:  # each killed turn's batch was run again by a survivor,
+        assert f"{sid} {_batch_of(tid)}:g" in survivors_log  # under a new lease generation
+        assert f"{sid} {tid} " not in survivors_log
 
 
 def test_stop_from_another_process_cancels_a_turn_running_in_a_worker(
