@@ -15,7 +15,6 @@ session graph does not keep.
 from __future__ import annotations
 
 import json
-import os
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Mapping
@@ -38,7 +37,7 @@ from lash_nb._core.usage import TokenUsage
 from lash_nb._errors import ConfigurationError
 
 from . import classify
-from .exchange import HttpExchange, Secret, parse_json_event
+from .exchange import HttpProvider, parse_json_event
 
 API_VERSION = "2023-06-01"
 BETA = "fine-grained-tool-streaming-2025-05-14"
@@ -200,7 +199,7 @@ class MessagesAccumulator:
         )
 
 
-class Anthropic:
+class Anthropic(HttpProvider):
     """Anthropic Messages API provider; ``api_key`` falls back to ``$ANTHROPIC_API_KEY``."""
 
     def __init__(
@@ -223,20 +222,13 @@ class Anthropic:
         self.model = model
         self.max_tokens = max_tokens
         self.thinking_budget = thinking_budget
-        key = api_key if api_key is not None else (os.environ.get(api_key_env) if api_key_env else None)
-        self._secret = Secret(key) if key else None
-        self._key_hint = "the api_key= argument" + (f" or ${api_key_env}" if api_key_env else "")
-        self._headers = dict(headers or {})
-        self._exchange = HttpExchange(provider=kind, secret=self._secret, transport=transport,
-                                      timeout=timeout, chunk_timeout=chunk_timeout)
+        self._setup_http(kind=kind, api_key=api_key, api_key_env=api_key_env, headers=headers,
+                         transport=transport, timeout=timeout, chunk_timeout=chunk_timeout)
 
     def __repr__(self) -> str:
-        key = "set" if self._secret else "none"
+        key = self._key_state
         return (f"Anthropic(base_url={self.base_url!r}, model={self.model!r}, api_key={key}, "
                 f"max_tokens={self.max_tokens})")
-
-    async def aclose(self) -> None:
-        await self._exchange.aclose()
 
     def payload(self, request: LlmRequest) -> dict[str, Any]:
         model = request.model or self.model

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from typing import Any, AsyncGenerator, AsyncIterator, Mapping
 
 import httpx
@@ -189,6 +190,35 @@ class HttpExchange:
         if not isinstance(data, dict):
             raise bad_payload(self.provider, "a JSON body that is not an object", meta["request_id"])
         return data
+
+
+class HttpProvider:
+    """What the HTTP providers share: the API key (from the argument or the environment,
+    kept in a :class:`Secret`), extra headers, and one :class:`HttpExchange`."""
+
+    _secret: Secret | None
+    _key_hint: str
+    _headers: dict[str, str]
+    _exchange: HttpExchange
+
+    def _setup_http(
+        self, *, kind: str, api_key: str | None, api_key_env: str | None,
+        headers: Mapping[str, str] | None, transport: httpx.AsyncBaseTransport | None,
+        timeout: float | httpx.Timeout, chunk_timeout: float,
+    ) -> None:
+        key = api_key if api_key is not None else (os.environ.get(api_key_env) if api_key_env else None)
+        self._secret = Secret(key) if key else None
+        self._key_hint = "the api_key= argument" + (f" or ${api_key_env}" if api_key_env else "")
+        self._headers = dict(headers or {})
+        self._exchange = HttpExchange(provider=kind, secret=self._secret, transport=transport,
+                                      timeout=timeout, chunk_timeout=chunk_timeout)
+
+    @property
+    def _key_state(self) -> str:
+        return "set" if self._secret else "none"
+
+    async def aclose(self) -> None:
+        await self._exchange.aclose()
 
 
 def bad_payload(provider: str, what: str, request_id: str | None, *, started: bool = False) -> LlmTransportError:

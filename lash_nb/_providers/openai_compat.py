@@ -11,7 +11,6 @@ error.
 from __future__ import annotations
 
 import json
-import os
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Mapping
@@ -34,7 +33,7 @@ from lash_nb._core.usage import ZERO_USAGE, TokenUsage
 from lash_nb._errors import ConfigurationError
 
 from . import classify
-from .exchange import HttpExchange, Secret, parse_json_event
+from .exchange import HttpProvider, parse_json_event
 
 FINISH_REASONS = {
     "stop": TerminalReason.STOP,
@@ -187,7 +186,7 @@ class ChatAccumulator:
         )
 
 
-class OpenAICompatible:
+class OpenAICompatible(HttpProvider):
     """A Chat Completions provider. ``api_key`` falls back to ``$api_key_env``; a server that
     needs no key (Ollama, a local vLLM) works without one. ``streaming=False`` sends
     ``stream: false`` and parses one JSON body."""
@@ -212,22 +211,15 @@ class OpenAICompatible:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.streaming = streaming
-        key = api_key if api_key is not None else (os.environ.get(api_key_env) if api_key_env else None)
-        self._secret = Secret(key) if key else None
-        self._key_hint = "the api_key= argument" + (f" or ${api_key_env}" if api_key_env else "")
-        self._headers = dict(headers or {})
+        self._setup_http(kind=kind, api_key=api_key, api_key_env=api_key_env, headers=headers,
+                         transport=transport, timeout=timeout, chunk_timeout=chunk_timeout)
         self._max_tokens_field = max_tokens_field
         self._extra_body = dict(extra_body or {})
-        self._exchange = HttpExchange(provider=kind, secret=self._secret, transport=transport,
-                                      timeout=timeout, chunk_timeout=chunk_timeout)
 
     def __repr__(self) -> str:
-        key = "set" if self._secret else "none"
+        key = self._key_state
         return (f"OpenAICompatible(kind={self.kind!r}, base_url={self.base_url!r}, "
                 f"model={self.model!r}, api_key={key}, streaming={self.streaming})")
-
-    async def aclose(self) -> None:
-        await self._exchange.aclose()
 
     def payload(self, request: LlmRequest) -> dict[str, Any]:
         model = request.model or self.model
