@@ -42,6 +42,26 @@ class ModelCallFailed:
     error: LlmTransportError
 
 
+class _Rows:
+    """Correlation ids of one kind of delta (prose or reasoning) within one attempt: the
+    provider's item id, else one fresh id reused for the whole attempt."""
+
+    __slots__ = ("prefix", "fallback", "ids")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.fallback: str | None = None
+        self.ids: list[str] = []
+
+    def cid(self, item_id: str | None) -> str:
+        cid = item_id or self.fallback
+        if cid is None:
+            cid = self.fallback = fresh_id(self.prefix)
+        if cid not in self.ids:
+            self.ids.append(cid)
+        return cid
+
+
 def _close_in_background(agen: Any) -> None:
     aclose = getattr(agen, "aclose", None)
     if aclose is None:
@@ -58,9 +78,7 @@ async def call_model(run: TurnRun, provider: Any, request: LlmRequest) -> LlmRes
     try:
         while True:
             attempt += 1
-            prose_cid = reasoning_cid = None
-            prose_ids: list[str] = []
-            reasoning_ids: list[str] = []
+            prose, reasoning = _Rows("prose:"), _Rows("reasoning:")
             run.partial_prose = []
             started_ms = int(time.time() * 1000)
             t0 = time.perf_counter()
@@ -70,21 +88,10 @@ async def call_model(run: TurnRun, provider: Any, request: LlmRequest) -> LlmRes
                 async for item in agen:
                     kind = type(item)
                     if kind is TextDelta:
-                        cid = item.item_id or prose_cid
-                        if cid is None:
-                            cid = prose_cid = fresh_id("prose:")
-                        if cid not in prose_ids:
-                            prose_ids.append(cid)
                         run.partial_prose.append(item.text)
-                        run.emit(ev.AssistantProseDelta(item.text), cid)
+                        run.emit(ev.AssistantProseDelta(item.text), prose.cid(item.item_id))
                     elif kind is ReasoningTextDelta:
-                        cid = item.item_id or reasoning_cid
-                        if cid is None:
-                            cid = reasoning_cid = fresh_id("reasoning:")
-                        if cid not in reasoning_ids:
-                            reasoning_ids.append(cid)
-                        run.partial_reasoning.append(item.text)
-                        run.emit(ev.ReasoningDelta(item.text), cid)
+                        run.emit(ev.ReasoningDelta(item.text), reasoning.cid(item.item_id))
                     elif kind is Completed:
                         response = item.response
                 if response is None:
@@ -106,9 +113,9 @@ async def call_model(run: TurnRun, provider: Any, request: LlmRequest) -> LlmRes
                 ))
                 if not retry:
                     return ModelCallFailed(err)
-                if prose_ids or reasoning_ids:
-                    run.emit_independent(ev.ModelAttemptReset(prose_ids, reasoning_ids))
-                    run.partial_prose, run.partial_reasoning = [], []
+                if prose.ids or reasoning.ids:
+                    run.emit_independent(ev.ModelAttemptReset(prose.ids, reasoning.ids))
+                    run.partial_prose = []
                 run.emit_independent(ev.RetryStatus(
                     wait_seconds=delay or 0.0, attempt=attempt,
                     max_attempts=policy.max_attempts, reason=err.message,

@@ -103,7 +103,6 @@ class TurnRun:
         self.llm_calls: list[Any] = []
         self.tool_calls: list[ToolCallRecord] = []
         self.partial_prose: list[str] = []
-        self.partial_reasoning: list[str] = []
         self.new_nodes: list[SessionNode] = []
         self.persisted_nodes = 0
         self.errors: list[TurnIssue] = []
@@ -236,7 +235,7 @@ class TurnRun:
                 self._keep_partial_prose(interrupted=True)
                 return TurnOutcome.stopped(TurnStop.PROVIDER_ERROR)
             self._count_usage(response, iteration)
-            self.partial_prose, self.partial_reasoning = [], []
+            self.partial_prose = []
             calls = response.tool_calls()
             text = _joined_text(response)
             stop = _TERMINAL_STOPS.get(response.terminal_reason)
