@@ -8,7 +8,6 @@ selection reads the session's rows in ``enqueue_seq`` order and applies
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Sequence
 
 from ..._core.queue import (
@@ -70,16 +69,8 @@ def list_queued(con: Any, hold: Hold, sid: str, include_claimed: bool) -> list[Q
     if hold.queue_size(con, sid) == 0:
         return []
     gen = live_generation(hold, con, sid, now_ms())
-    out = []
-    for r in _session_rows(con, sid):
-        claimed = _claimed(r, gen)
-        if claimed and not include_claimed:
-            continue
-        b = rows.decode_batch(r)
-        if claimed:
-            b = dataclasses.replace(b, claim_id=r[10], claimed_at_ms=r[12])
-        out.append(b)
-    return out
+    return rows.decode_listing(((r, _claimed(r, gen)) for r in _session_rows(con, sid)),
+                               include_claimed)
 
 
 def claim(

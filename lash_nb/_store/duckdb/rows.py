@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -208,3 +209,19 @@ def decode_batch(r: Sequence[Any]) -> QueuedWorkBatch:
         enqueued_at_ms=int(r[8]),
         items=items,
     )
+
+
+def decode_listing(
+    found: Iterable[tuple[Sequence[Any], bool]], include_claimed: bool
+) -> list[QueuedWorkBatch]:
+    """Batches from ``(row, claimed)`` pairs in enqueue order; claimed rows carry their claim
+    (and are left out unless ``include_claimed``)."""
+    out = []
+    for r, claimed in found:
+        if claimed and not include_claimed:
+            continue
+        b = decode_batch(r)
+        if claimed:
+            b = dataclasses.replace(b, claim_id=r[10], claimed_at_ms=r[12])
+        out.append(b)
+    return out

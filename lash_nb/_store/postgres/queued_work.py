@@ -19,7 +19,6 @@ Theory of operation
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Sequence
 
 from ..._core.queue import (
@@ -72,16 +71,7 @@ async def list_queued(con: Any, sid: str, include_claimed: bool) -> list[QueuedW
     cur = await con.execute(
         f"SELECT {COLS}, claim_id IS NOT NULL AND claim_generation = {_LIVE_GEN} "
         "FROM queued_work_batches b WHERE session_id = %s ORDER BY enqueue_seq", [sid])
-    out = []
-    for r in await cur.fetchall():
-        claimed = bool(r[13])
-        if claimed and not include_claimed:
-            continue
-        b = rows.decode_batch(r)
-        if claimed:
-            b = dataclasses.replace(b, claim_id=r[10], claimed_at_ms=r[12])
-        out.append(b)
-    return out
+    return rows.decode_listing(((r, bool(r[13])) for r in await cur.fetchall()), include_claimed)
 
 
 async def claim(
