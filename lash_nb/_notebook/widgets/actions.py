@@ -57,3 +57,17 @@ def run_action(
         asyncio.run_coroutine_threadsafe(wrapped(result), loop)
     else:
         asyncio.run(wrapped(result))
+
+
+def call_action(
+    loop: asyncio.AbstractEventLoop | None,
+    call: Callable[[], Any],
+    on_done: Callable[[BaseException | None], Any],
+) -> None:
+    """Run a widget callback: a synchronous failure and an awaited one both reach ``on_done``."""
+    try:
+        result = call()
+    except Exception as exc:
+        on_done(exc)
+        return
+    run_action(loop, result, on_done)

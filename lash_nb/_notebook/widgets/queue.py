@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 import anywidget
 import traitlets
 
-from .actions import kernel_loop, run_action
+from .actions import call_action, kernel_loop, run_action
 from .assets import css, esm
 
 Loader = Callable[[], Any]  # -> Sequence[batch] or an awaitable of it
@@ -101,12 +101,7 @@ class QueueWidget(anywidget.AnyWidget):
 
     def _run(self, call: Callable[[], Any], busy: str) -> None:
         self.status = busy
-        try:
-            result = call()
-        except Exception as exc:
-            self._done(exc)
-            return
-        run_action(self._loop, result, self._done)
+        call_action(self._loop, call, self._done)
 
     def _done(self, exc: BaseException | None) -> None:
         self.status = f"{type(exc).__name__}: {exc}" if exc else ""

@@ -10,7 +10,7 @@ from typing import Any, Callable, Mapping, Sequence
 import anywidget
 import traitlets
 
-from .actions import kernel_loop, run_action
+from .actions import call_action, kernel_loop
 from .assets import css, esm
 
 Loader = Callable[[], Sequence[Mapping[str, Any]]]
@@ -60,12 +60,8 @@ class ToolCatalogWidget(anywidget.AnyWidget):
         """What clicking a membership checkbox does."""
         assert self._set_membership is not None
         self.toggles.append((name, member))
-        try:
-            result = self._set_membership(name, member)
-        except Exception as exc:
-            self._done(exc)
-            return
-        run_action(self._loop, result, self._done)
+        set_membership = self._set_membership
+        call_action(self._loop, lambda: set_membership(name, member), self._done)
 
     def _done(self, exc: BaseException | None) -> None:
         self.message = f"{type(exc).__name__}: {exc}" if exc else ""
