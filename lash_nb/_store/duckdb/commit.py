@@ -1,15 +1,17 @@
-"""``commit``: one :class:`RuntimeCommit` in one DuckDB transaction.
+"""``commit``: one :class:`RuntimeCommit`, atomically.
 
 The checks and their order are those of ``base.py`` (stamp, lease, CAS, claims); the head
-they need comes from memory while this process holds the file (``hold.py``), then the rows
-go in as one Arrow batch per table. The caller (``run_in_transaction``) rolls everything
-back when a check raises, and the in-memory head advances only after COMMIT.
+they need comes from memory while this process holds the file (``hold.py``). Then the
+commit's rows are planned as one delta (``journal.py``) and written as one ``commit_log``
+row (a single autocommit INSERT), or, for commits that replace the graph or complete queue
+claims, straight into the typed tables inside one transaction. Either way the in-memory
+head advances only once the write has succeeded.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 from ..._errors import (
     ClaimSuperseded,
@@ -17,23 +19,9 @@ from ..._errors import (
     SessionExecutionLeaseLost,
     TurnCommitConflict,
 )
-from ..base import CommitResult, Lease, RuntimeCommit, process_lost_record
-from . import rows
-from .hold import Head, Hold
-
-_TERMINAL_SQL = """
-UPDATE turns SET status = 'committed', outcome = $outcome, stop_reason = $stop_reason,
-    started_at = epoch_ms($started_at::BIGINT), duration_ms = $duration_ms,
-    commit_hash = $commit_hash, result = $result, seq = $seq,
-    committed_at = epoch_ms($t::BIGINT)
-WHERE session_id = $sid AND turn_id = $tid
-"""
-
-_TERMINAL_INSERT_SQL = """
-INSERT INTO turns VALUES ($sid, $tid, 'committed', $outcome, $stop_reason,
-    epoch_ms($started_at::BIGINT), $duration_ms, $commit_hash, $result, $seq,
-    epoch_ms($t::BIGINT))
-"""
+from ..base import CommitResult, Lease, RuntimeCommit
+from . import journal
+from .hold import Hold
 
 
 def now_ms() -> int:
@@ -47,14 +35,34 @@ def _release_after_commit(con: Any, hold: Hold, lease: Lease) -> None:
     hold.after_commit(lambda: release(hold, con, lease))
 
 
-def apply_commit(con: Any, hold: Hold, c: RuntimeCommit) -> CommitResult:
+def commit(con: Any, hold: Hold, c: RuntimeCommit, in_txn: Callable[[Callable[[Any], CommitResult]], CommitResult]) -> CommitResult:
+    """Commit ``c``: as one ``commit_log`` row, or -- when it replaces the graph or completes
+    queue claims -- folded state first, then straight into the typed tables in a transaction."""
+    if c.replace_graph is not None or c.completed_claims:
+        journal.fold(con, hold)
+        return in_txn(lambda cc: _apply(cc, hold, c, direct=True))
+    try:
+        result = _apply(con, hold, c, direct=False)  # one autocommit INSERT at most
+    except BaseException:
+        hold.dropped()
+        raise
+    hold.committed()
+    if len(hold.pending) >= journal.FOLD_AFTER_DELTAS or hold.pending_rows >= journal.FOLD_AFTER_ROWS:
+        try:
+            journal.fold(con, hold)
+        except Exception:  # the commit itself is durable in the log; the next fold retries
+            pass
+    return result
+
+
+def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitResult:
     t = now_ms()
     sid = c.session_id
     tid = c.turn.turn_id if c.turn is not None else None
     head = hold.head(con, sid)
-    rev, exists = head.rev, head.rev is not None
+    rev = head.rev
     prior_hash = head.committed.get(tid) if tid is not None else None
-    if c.turn is not None and exists and prior_hash is not None:
+    if c.turn is not None and rev is not None and prior_hash is not None:
         if prior_hash == c.turn.commit_hash:
             if c.release_lease and c.lease is not None:
                 _release_after_commit(con, hold, c.lease)
@@ -90,111 +98,38 @@ def apply_commit(con: Any, hold: Hold, c: RuntimeCommit) -> CommitResult:
                     raise ClaimSuperseded(
                         f"queued batch {bid!r} is no longer held by claim {claim.claim_id!r}"
                     )
-    # ---- apply (checks are done; an error below rolls the whole transaction back)
-    seq, written = _write_graph(con, c, head.next_seq, head.nodes)
-    if c.usage_deltas:
-        rows.insert(con, "usage_deltas", rows.usage_columns(sid, seq, t, c.usage_deltas))
-        seq += len(c.usage_deltas)
-    if c.llm_calls:
-        cols = rows.llm_call_columns(sid, seq, c.llm_calls)
-        if cols["seq"]:
-            rows.insert(con, "llm_calls", cols)
-            seq += len(cols["seq"])
-    if c.tool_calls:
-        rows.insert(con, "tool_calls", rows.tool_call_columns(sid, seq, c.tool_calls))
-        seq += len(c.tool_calls)
-    if c.events:
-        rows.insert(con, "turn_events", rows.event_columns(sid, seq, t, c.events))
-        seq += len(c.events)
-    seq, opened, closed = _write_turns(con, c, head, seq, t)
-    if claimed_ids:
-        finish_batches(con, claimed_ids, "completed", tid or (
-            c.turn_started.turn_id if c.turn_started else None), t)
-        hold.bump_queue(sid, -len(claimed_ids))
-    _write_session(con, c, exists, seq, t)
+    # ---- write (checks are done; an error below leaves nothing behind)
+    delta = journal.plan(
+        c, exists=rev is not None, rev=current + 1, next_seq=head.next_seq,
+        stored_nodes=head.nodes, open_turns=head.open_turns, committed=head.committed, t=t,
+    )
+    if direct:
+        journal.write(con, [delta])
+        if claimed_ids:
+            finish_batches(con, claimed_ids, "completed", tid or (
+                c.turn_started.turn_id if c.turn_started else None), t)
+            hold.bump_queue(sid, -len(claimed_ids))
+    else:
+        con.execute(journal.LOG_INSERT_SQL, [sid, delta.head_revision, t, delta.body()])
+        hold.after_commit(lambda: hold.pending.append(delta))
     if c.release_lease and c.lease is not None:
         _release_after_commit(con, hold, c.lease)
 
     def advance() -> None:
-        head.rev, head.next_seq = current + 1, seq
+        head.rev, head.next_seq = delta.head_revision, delta.next_seq
         if c.replace_graph is not None:
             head.nodes = set()
-        head.nodes.update(written)
-        for turn_id in closed:
+        head.nodes.update(delta.nodes)
+        for turn_id in delta.closed:
             head.open_turns.pop(turn_id, None)
-        head.open_turns.update(opened)
+        head.open_turns.update(delta.opened)
         if c.turn is not None:
             head.committed[c.turn.turn_id] = c.turn.commit_hash
-        for turn_id in closed:
+        for turn_id in delta.closed:
             head.committed.setdefault(turn_id, "process_lost")
 
     hold.after_commit(advance)
-    return CommitResult(current + 1)
-
-
-def _write_graph(con: Any, c: RuntimeCommit, seq: int, stored: set[str]) -> tuple[int, list[str]]:
-    sid = c.session_id
-    nodes = []
-    # an appended node already stored (a retried commit) is kept once
-    seen = set() if c.replace_graph is not None else stored
-    fresh: set[str] = set()
-    if c.replace_graph is not None:
-        con.execute("DELETE FROM graph_nodes WHERE session_id = ?", [sid])
-        for n in c.replace_graph:
-            if n.node_id not in fresh:  # a node id is stored once, like the memory store
-                fresh.add(n.node_id)
-                nodes.append(n)
-    for n in c.append_nodes:
-        if n.node_id not in seen and n.node_id not in fresh:
-            fresh.add(n.node_id)
-            nodes.append(n)
-    if not nodes:
-        return seq, []
-    rows.insert(con, "graph_nodes", rows.node_columns(sid, seq, nodes))
-    return seq + len(nodes), [n.node_id for n in nodes]
-
-
-def _write_turns(
-    con: Any, c: RuntimeCommit, head: Head, seq: int, t: int
-) -> tuple[int, dict[str, int], list[str]]:
-    """Returns the next seq, the turns opened and the turns closed by this commit."""
-    sid = c.session_id
-    keep = c.turn_started.turn_id if c.turn_started else None
-    ending = c.turn.turn_id if c.turn is not None else None
-    open_ids = set(head.open_turns)
-    opened: dict[str, int] = {}
-    closed: list[str] = []
-    if c.close_open_turns:
-        for tid, started in sorted(head.open_turns.items(), key=lambda kv: kv[1]):
-            if tid != keep and tid != ending:
-                _terminal(con, sid, process_lost_record(tid, started, t), seq, t, update=True)
-                open_ids.discard(tid)
-                closed.append(tid)
-                seq += 1
-    if keep is not None and c.turn_started is not None and (c.turn is None or c.turn.turn_id != keep):
-        if keep not in open_ids and keep not in head.committed:
-            con.execute(
-                "INSERT INTO turns (session_id, turn_id, status, started_at, seq) "
-                "VALUES (?, ?, 'open', epoch_ms(?::BIGINT), ?)",
-                [sid, keep, c.turn_started.started_at_ms, seq],
-            )
-            opened[keep] = c.turn_started.started_at_ms
-            seq += 1
-    if c.turn is not None:
-        _terminal(con, sid, c.turn, seq, t, update=c.turn.turn_id in open_ids)
-        closed.append(c.turn.turn_id)
-        seq += 1
-    return seq, opened, closed
-
-
-def _terminal(con: Any, sid: str, turn: Any, seq: int, t: int, *, update: bool) -> None:
-    params = {
-        "sid": sid, "tid": turn.turn_id, "outcome": turn.outcome,
-        "stop_reason": turn.stop_reason, "started_at": turn.started_at_ms,
-        "duration_ms": float(turn.duration_ms), "commit_hash": turn.commit_hash,
-        "result": rows.dumps(dict(turn.result)), "seq": seq, "t": t,
-    }
-    con.execute(_TERMINAL_SQL if update else _TERMINAL_INSERT_SQL, params)
+    return CommitResult(delta.head_revision)
 
 
 def finish_batches(con: Any, batch_ids: list[str], state: str, turn_id: str | None, t: int) -> None:
@@ -206,31 +141,3 @@ def finish_batches(con: Any, batch_ids: list[str], state: str, turn_id: str | No
         {"t": t, "state": state, "tid": turn_id, "ids": batch_ids},
     )
     con.execute("DELETE FROM queued_work_batches WHERE list_contains(?, batch_id)", [batch_ids])
-
-
-def _write_session(con: Any, c: RuntimeCommit, exists: bool, next_seq: int, t: int) -> None:
-    p = {
-        "sid": c.session_id, "provider_id": c.provider_id, "model": c.model,
-        "parent": c.parent_session_id,
-        "policy": rows.dumps(dict(c.policy)) if c.policy else None,
-        "tool_state": rows.dumps(c.tool_state) if c.tool_state is not None else None,
-        "turn_index": c.turn_index, "leaf": c.leaf_node_id, "t": t, "next_seq": next_seq,
-    }
-    if exists:
-        con.execute(
-            "UPDATE sessions SET provider_id = coalesce(nullif($provider_id, ''), provider_id), "
-            "model = coalesce(nullif($model, ''), model), "
-            "parent_session_id = coalesce(nullif($parent, ''), parent_session_id), "
-            "policy = coalesce($policy::JSON, policy), "
-            "tool_state = coalesce($tool_state::JSON, tool_state), turn_index = $turn_index, "
-            "leaf_node_id = $leaf, head_revision = head_revision + 1, "
-            "updated_at = epoch_ms($t::BIGINT), next_seq = $next_seq WHERE session_id = $sid",
-            p,
-        )
-    else:
-        con.execute(
-            "INSERT INTO sessions VALUES ($sid, $provider_id, $model, $parent, "
-            "coalesce($policy::JSON, '{}'), 1, $leaf, $turn_index, $tool_state::JSON, "
-            "epoch_ms($t::BIGINT), epoch_ms($t::BIGINT), $next_seq)",
-            p,
-        )

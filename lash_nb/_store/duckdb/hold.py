@@ -11,6 +11,9 @@ Theory of operation
     only ever held a dead owner.
   - **heads** (head revision, next row seq, open turns, committed turn hashes, stored node
     ids) and **queue sizes** per session are loaded once per hold and then kept up to date.
+  - **pending** commit deltas: logged in ``commit_log`` but not yet folded into the typed
+    tables (``journal.py``). The heads of their sessions are then ahead of those tables, so
+    they are never dropped while deltas are pending.
 - Updates that depend on a transaction are registered with :meth:`after_commit` and applied
   only once COMMIT succeeded; a failed job drops the derived caches (they reload lazily),
   never the leases.
@@ -49,6 +52,7 @@ class Hold:
         self.heads: dict[str, Head] = {}
         self.queue_sizes: dict[str, int] = {}
         self._pending: list[Callable[[], None]] = []
+        self.pending: list[Any] = []  # journal.Delta, in commit order
 
     # ------------------------------------------------------------------ leases
     def lease(self, con: Any, sid: str) -> LeaseRow | None:
@@ -149,5 +153,14 @@ class Hold:
 
     def rolled_back(self) -> None:
         self._pending.clear()
-        self.heads.clear()
+        ahead = {d.session_id for d in self.pending}  # these heads are ahead of the tables
+        self.heads = {sid: h for sid, h in self.heads.items() if sid in ahead}
         self.queue_sizes.clear()
+
+    def dropped(self) -> None:
+        """A statement outside a transaction failed: forget its after-commit updates."""
+        self._pending.clear()
+
+    @property
+    def pending_rows(self) -> int:
+        return sum(d.row_count() for d in self.pending)

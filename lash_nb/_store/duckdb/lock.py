@@ -7,6 +7,8 @@ Theory of operation
   lock is held in <exe> (PID n)"). :func:`open_connection` retries with exponential backoff
   (10 ms doubling to 400 ms) until ``lock_timeout_s`` has passed, then raises
   :class:`StoreLockedError` naming that PID.
+- A writable open folds what a crashed process left in ``commit_log`` (``journal.py``);
+  a read-only open of such a file is refused until a writable open has done that.
 - Nothing already stored is changed by a failed open: a folder, a missing or read-only
   parent, a non-DuckDB file, a foreign DuckDB file or another schema version are refused
   before any write (the schema is only created in a file with no tables at all).
@@ -20,8 +22,7 @@ import time
 from typing import Any
 
 from ..._errors import StoreError, StoreLockedError, StorePathError, StoreSchemaError
-from ..base import SCHEMA_VERSION
-from .schema import DDL, TABLES
+from .schema import DDL, MIGRATIONS, SCHEMA_VERSION, TABLES
 
 _PID = re.compile(r"\(PID (\d+)\)")
 _DUCK_MAGIC = b"DUCK"
@@ -52,8 +53,11 @@ def check_path(path: str, read_only: bool) -> None:
         raise StorePathError(f"folder {parent} is read-only; choose a writable path")
 
 
-def open_connection(path: str, *, read_only: bool, lock_timeout_s: float) -> Any:
-    """Connect, waiting out other processes' locks; validate or create the schema."""
+def open_connection(
+    path: str, *, read_only: bool, lock_timeout_s: float, check: bool = True
+) -> Any:
+    """Connect, waiting out other processes' locks; validate or create the schema (unless
+    ``check`` is False: :func:`migrate` opens files of older versions)."""
     import duckdb
 
     check_path(path, read_only)
@@ -78,8 +82,16 @@ def open_connection(path: str, *, read_only: bool, lock_timeout_s: float) -> Any
                 f"{path} is already open in this process with another read_only setting; "
                 "use one DuckDBStore per file in a process"
             ) from e
+    if not check:
+        return con
     try:
         ensure_schema(con, path, read_only)
+        if read_only:
+            _refuse_unfolded(con, path)
+        else:
+            from .journal import recover
+
+            recover(con)
     except BaseException:
         con.close()
         raise
@@ -126,13 +138,14 @@ def ensure_schema(con: Any, path: str, read_only: bool) -> None:
             f"{path} is a DuckDB file of another application (tables: {shown}), not a lash "
             "store; point DuckDBStore at another path"
         )
-    got = con.execute("SELECT value FROM lash_meta WHERE key = 'schema_version'").fetchall()
-    row = got[0] if got else None
-    version = row[0] if row else None
+    version = _version(con)
     if version != str(SCHEMA_VERSION):
+        older = version is not None and version.isdigit() and int(version) in MIGRATIONS
+        hint = (f"migrate it with `python -m lash_nb migrate-store {path}`" if older
+                else "point at another path, or delete the file")
         raise StoreSchemaError(
             f"{path} has lash store schema version {version}, this lash_nb uses "
-            f"{SCHEMA_VERSION}; point at another path, or delete or migrate the file"
+            f"{SCHEMA_VERSION}; {hint}"
         )
     missing = [t for t in TABLES if t not in names]
     if missing:
@@ -140,3 +153,57 @@ def ensure_schema(con: Any, path: str, read_only: bool) -> None:
             f"{path} lacks lash tables {', '.join(missing)}; point at another path, or delete "
             "the file to start fresh"
         )
+
+
+def _version(con: Any) -> str | None:
+    import duckdb
+
+    try:
+        got = con.execute("SELECT value FROM lash_meta WHERE key = 'schema_version'").fetchall()
+    except duckdb.CatalogException:
+        return None
+    return got[0][0] if got else None
+
+
+def _refuse_unfolded(con: Any, path: str) -> None:
+    n = con.execute("SELECT count(*) FROM commit_log").fetchone()[0]
+    if n:
+        raise StoreError(
+            f"{path} holds {n} commit(s) of a process that stopped without closing the store; "
+            "open it once without read_only=True to fold them in, then read it"
+        )
+
+
+def migrate(path: str, *, lock_timeout_s: float = 10.0) -> tuple[int, int]:
+    """Move a lash DuckDB file forward to this schema version, one step per version, each in
+    its own transaction. Returns ``(from_version, to_version)``; a current file is left as is."""
+    import duckdb
+
+    check_path(path, read_only=False)
+    if not os.path.exists(path):
+        raise StorePathError(f"{path} does not exist; nothing to migrate")
+    con = open_connection(path, read_only=False, lock_timeout_s=lock_timeout_s, check=False)
+    try:
+        version = _version(con)
+        if version is None or not version.isdigit():
+            raise StoreSchemaError(f"{path} is not a lash store (no schema version); nothing to migrate")
+        start = current = int(version)
+        if current > SCHEMA_VERSION:
+            raise StoreSchemaError(
+                f"{path} has schema version {current}, newer than this lash_nb's "
+                f"{SCHEMA_VERSION}; upgrade lash_nb instead"
+            )
+        while current < SCHEMA_VERSION:
+            if current not in MIGRATIONS:
+                raise StoreSchemaError(f"{path}: no migration from schema version {current}")
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(MIGRATIONS[current])
+                con.execute("COMMIT")
+            except duckdb.Error:
+                con.execute("ROLLBACK")
+                raise
+            current += 1
+        return start, current
+    finally:
+        con.close()

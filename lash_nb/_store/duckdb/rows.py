@@ -17,8 +17,11 @@ from .schema import arrow_schemas
 _SCHEMAS: dict[str, Any] | None = None
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return _encode(value)
 
 
 def first(result: Any) -> Any:
@@ -27,14 +30,9 @@ def first(result: Any) -> Any:
     return got[0] if got else None
 
 
-def insert(
-    con: Any,
-    table: str,
-    columns: Mapping[str, Sequence[Any]],
-    where: str = "",
-    params: Sequence[Any] | None = None,
-) -> None:
-    """Insert one Arrow batch (one statement, never one per row); ``where`` filters it."""
+def insert(con: Any, table: str, columns: Mapping[str, Sequence[Any]], statement: str = "") -> None:
+    """Insert one Arrow batch (one statement, never one per row). ``statement`` is the SQL
+    that reads it as ``batch`` (default: ``INSERT INTO <table> BY NAME``)."""
     global _SCHEMAS
     import pyarrow as pa
 
@@ -44,8 +42,7 @@ def insert(
     batch = pa.table([pa.array(columns[f.name], f.type) for f in schema], schema=schema)
     # ``batch`` is found by DuckDB's replacement scan of this frame's locals: unlike
     # register()/unregister() it costs no extra calls (~1 ms saved per table)
-    sql = f"INSERT INTO {table} BY NAME SELECT * FROM batch"
-    con.execute(f"{sql} WHERE {where}" if where else sql, params or [])
+    con.execute(statement or f"INSERT INTO {table} BY NAME SELECT * FROM batch")
 
 
 def node_columns(sid: str, seq0: int, nodes: Sequence[SessionNode]) -> dict[str, list[Any]]:

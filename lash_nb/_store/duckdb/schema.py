@@ -1,4 +1,4 @@
-"""The lash_nb DuckDB store schema (version ``SCHEMA_VERSION`` of ``lash_nb._store.base``).
+"""The lash_nb DuckDB store schema, version ``SCHEMA_VERSION`` (2).
 
 One file holds many sessions; every table except ``lash_meta`` carries ``session_id``.
 Users query these tables directly (``store.query(...)``, ``%lash sql``), so the names are
@@ -6,7 +6,9 @@ lash's vocabulary and the columns are stable within a schema version.
 See ``docs/store-schema.md`` for the same description with example queries.
 
 ``lash_meta(key, value)``
-    ``schema_version`` = ``1``. A file without this table is not a lash store.
+    ``schema_version`` = ``2``. A file without this table is not a lash store. Version 1
+    files (no ``commit_log``) are moved forward by :func:`migrate` (``python -m lash_nb
+    migrate-store PATH``).
 ``sessions``
     One row per session: ``session_id`` (PK), ``provider_id``, ``model``,
     ``parent_session_id``, ``policy`` JSON, ``head_revision`` (+1 per commit),
@@ -51,13 +53,17 @@ See ``docs/store-schema.md`` for the same description with example queries.
 ``execution_leases``
     ``session_id`` (PK), ``owner_id``, ``token``, ``fencing``, ``expires_at_ms``. A released
     lease keeps its fencing number (the next holder gets fencing + 1).
+``commit_log``
+    Turn commits not yet written to the tables above: ``session_id``, ``head_revision``,
+    ``written_at``, ``body`` (JSON of the rows). Empty whenever no process holds the file,
+    except after a crash; the next writer folds it in (see ``journal.py``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..base import SCHEMA_VERSION
+SCHEMA_VERSION = 2  # of this DuckDB schema (the PostgreSQL store keeps its own)
 
 TABLES = (
     "lash_meta",
@@ -71,7 +77,20 @@ TABLES = (
     "queued_work_batches",
     "queue_history",
     "execution_leases",
+    "commit_log",
 )
+
+COMMIT_LOG_DDL = """CREATE TABLE commit_log (
+    session_id VARCHAR NOT NULL,
+    head_revision BIGINT NOT NULL,
+    written_at TIMESTAMP NOT NULL,
+    body VARCHAR NOT NULL
+);"""
+
+# version -> the statements that move a file of that version to the next one
+MIGRATIONS = {
+    1: COMMIT_LOG_DDL + "\nUPDATE lash_meta SET value = '2' WHERE key = 'schema_version';",
+}
 
 _BUCKETS_DDL = """
     input_tokens BIGINT NOT NULL DEFAULT 0,
@@ -208,6 +227,7 @@ CREATE TABLE execution_leases (
     fencing BIGINT NOT NULL,
     expires_at_ms BIGINT NOT NULL
 );
+{COMMIT_LOG_DDL}
 INSERT INTO lash_meta VALUES ('schema_version', '{SCHEMA_VERSION}');
 """
 
@@ -250,5 +270,15 @@ def arrow_schemas() -> dict[str, Any]:
         "turn_events": pa.schema([
             ("session_id", s), ("turn_id", s), ("seq", i), ("activity_id", s),
             ("correlation_id", s), ("type", s), ("payload", s), ("created_at", ts),
+        ]),
+        "turns": pa.schema([
+            ("session_id", s), ("turn_id", s), ("status", s), ("outcome", s),
+            ("stop_reason", s), ("started_at", ts), ("duration_ms", f), ("commit_hash", s),
+            ("result", s), ("seq", i), ("committed_at", ts),
+        ]),
+        "sessions": pa.schema([
+            ("session_id", s), ("provider_id", s), ("model", s), ("parent_session_id", s),
+            ("policy", s), ("head_revision", i), ("leaf_node_id", s), ("turn_index", i),
+            ("tool_state", s), ("created_at", ts), ("updated_at", ts), ("next_seq", i),
         ]),
     }

@@ -4,8 +4,9 @@ Theory of operation
 - Every DuckDB call runs on the store's one worker thread (``worker.py``), which owns the
   connection; the async methods await it, so the event loop never blocks on DuckDB.
 - Each method is one transaction. ``commit`` follows ``base.py`` (stamp, lease, CAS,
-  claims, then the rows as Arrow batches), so after a crash the file holds the state before
-  or after a commit, never part of one.
+  claims) and then writes one ``commit_log`` row that later folds into the typed tables
+  (``journal.py``), so after a crash the file holds the state before or after a commit,
+  never part of one. Every read of the typed tables folds pending commits first.
 - The file is held only while the store works: it is released after ``idle_release_s``
   idle and reopened on the next call, waiting up to ``lock_timeout_s`` for another process
   that holds it (then :class:`StoreLockedError`). Leases, claims and queue rows live in the
@@ -34,7 +35,8 @@ from ..base import (
     TurnRecord,
 )
 from . import leases, queued_work, reads
-from .commit import apply_commit
+from . import commit as commits
+from .journal import fold
 from .hold import Hold
 from .lock import check_path, open_connection
 from .worker import ConnectionWorker, run_in_transaction
@@ -96,14 +98,27 @@ class DuckDBStore:
 
     # ------------------------------------------------------------------ plumbing
     async def _run(self, job: Callable[[Any], T]) -> T:
-        """``job(con)`` in one transaction on the worker thread."""
-        return await asyncio.wrap_future(self._worker.submit(lambda con: self._txn(con, job)))
+        """``job(con)`` in one transaction on the worker thread, pending commits folded in
+        first (``job`` reads the typed tables)."""
+        def run(con: Any) -> T:
+            self._fold(con)
+            return self._txn(con, job)
 
-    async def _run_held(self, job: Callable[[Any, Hold], T]) -> T:
-        """``job(con, hold)`` in one transaction; ``hold`` is what we know while holding."""
+        return await asyncio.wrap_future(self._worker.submit(run))
+
+    def _fold(self, con: Any) -> None:
+        hold = self._worker.hold
+        if hold is not None and hold.pending:
+            fold(con, hold)
+
+    async def _run_held(self, job: Callable[[Any, Hold], T], *, fold_first: bool = False) -> T:
+        """``job(con, hold)`` in one transaction; ``hold`` is what we know while holding.
+        Queue jobs leave pending commits alone (they touch no table a commit log row feeds)."""
         def run(con: Any) -> T:
             hold = self._worker.hold
             assert hold is not None
+            if fold_first:
+                self._fold(con)
             return self._txn(con, lambda c: job(c, hold), hold)
 
         return await asyncio.wrap_future(self._worker.submit(run))
@@ -125,20 +140,28 @@ class DuckDBStore:
         except duckdb.InvalidInputException as e:
             if "read-only mode" not in str(e):
                 raise
-            raise StoreError(
-                f"{self.path} was opened with read_only=True; open DuckDBStore without it to write"
-            ) from e
+            raise self._read_only_error() from e
+
+    def _read_only_error(self) -> StoreError:
+        return StoreError(
+            f"{self.path} was opened with read_only=True; open DuckDBStore without it to write"
+        )
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """Run SQL on the store's thread; rows come back as a ``pandas.DataFrame``."""
-        return self._worker.submit(lambda con: _frame(con, self._worker.hold, sql, params)).result()
+        return self._worker.submit(lambda con: self._frame(con, sql, params)).result()
 
     async def query_async(
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
     ) -> Any:
         return await asyncio.wrap_future(
-            self._worker.submit(lambda con: _frame(con, self._worker.hold, sql, params))
+            self._worker.submit(lambda con: self._frame(con, sql, params))
         )
+
+    def _frame(self, con: Any, sql: str, params: Any) -> Any:
+        con.complete()  # a partly read execute() result would make con.sql refuse to run
+        self._fold(con)  # every commit is in the tables a user queries
+        return _frame(con, self._worker.hold, sql, params)
 
     async def release_file(self) -> None:
         """Let other processes have the file now (a polling worker calls this when idle);
@@ -158,7 +181,15 @@ class DuckDBStore:
         return await self._run(lambda con: reads.load_session(con, session_id, scope))
 
     async def commit(self, commit: RuntimeCommit) -> CommitResult:
-        return await self._run_held(lambda con, hold: apply_commit(con, hold, commit))
+        if self.read_only:
+            raise self._read_only_error()
+
+        def run(con: Any) -> CommitResult:
+            hold = self._worker.hold
+            assert hold is not None
+            return commits.commit(con, hold, commit, lambda job: self._txn(con, job, hold))
+
+        return await asyncio.wrap_future(self._worker.submit(run))
 
     async def list_sessions(self) -> list[SessionMeta]:
         return await self._run(reads.list_sessions)
@@ -173,10 +204,10 @@ class DuckDBStore:
 
     async def delete_session(self, session_id: str) -> None:
         def delete(con: Any, hold: Hold) -> None:
-            reads.delete_session(con, session_id)
+            reads.delete_session(con, session_id)  # pending commits were folded first
             hold.after_commit(lambda: hold.forget(session_id))
 
-        await self._run_held(delete)
+        await self._run_held(delete, fold_first=True)
 
     # ------------------------------------------------------------------ leases
     async def try_acquire_lease(
@@ -236,7 +267,6 @@ def _warm_arrow() -> None:
 
 
 def _frame(con: Any, hold: Hold | None, sql: str, params: Any) -> Any:
-    con.complete()  # a partly read execute() result would make con.sql refuse to run
     if hold is not None:
         hold.flush(con)  # lease rows a user may query are in the file
     rel = con.sql(sql, params=params) if params is not None else con.sql(sql)

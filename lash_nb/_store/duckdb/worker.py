@@ -6,9 +6,10 @@ Theory of operation
   touches the connection (duckdb 2.0 refuses one connection used from two threads).
 - Jobs arrive on a queue. A job in the released state first opens the file (which may wait
   for another process's lock, see ``lock.py``). After the queue has stayed empty for
-  ``idle_release_s`` the worker closes the connection: the file is released while idle, so
-  another notebook or worker process can use it. ``idle_release_s=None`` holds it until
-  :meth:`ConnectionWorker.stop`.
+  ``FOLD_IDLE_S`` the worker folds pending commits into the typed tables (``journal.py``);
+  after ``idle_release_s`` it folds (if still needed), writes dirty leases and closes the
+  connection: the file is released while idle, so another notebook or worker process can
+  use it. ``idle_release_s=None`` holds it until :meth:`ConnectionWorker.stop`.
 - Every job runs in its own transaction (``run_in_transaction``); a job that fails rolls
   back, so a store never holds part of a job. A write-write conflict with another
   connection of this process is retried.
@@ -26,8 +27,10 @@ from typing import Any, Callable, TypeVar
 
 from ..._errors import StoreError
 from .hold import Hold
+from .journal import fold
 
 T = TypeVar("T")
+FOLD_IDLE_S = 0.05  # fold pending commits once the store has had no work this long
 _STOP = object()
 _RELEASE = object()
 _live: weakref.WeakSet[ConnectionWorker] = weakref.WeakSet()
@@ -85,9 +88,18 @@ class ConnectionWorker:
     def _run(self) -> None:
         while True:
             timeout = self._idle if self._con is not None else None
+            folding = self.hold is not None and bool(self.hold.pending)
+            if folding:
+                timeout = FOLD_IDLE_S if timeout is None else min(timeout, FOLD_IDLE_S)
             try:
                 job, fut = self._queue.get(timeout=timeout)
             except queue.Empty:
+                if folding:
+                    try:
+                        fold(self._con, self.hold)
+                        continue
+                    except Exception:  # the log keeps the commits: the next open folds them
+                        pass
                 self._release()
                 continue
             if job is _STOP:
@@ -117,9 +129,10 @@ class ConnectionWorker:
         con, self._con = self._con, None
         hold, self.hold = self.hold, None
         if con is not None and hold is not None:
-            try:
-                hold.flush(con)  # live leases must be in the file before others can open it
-            except Exception:
+            try:  # others see typed tables and live leases once they can open the file
+                fold(con, hold)
+                hold.flush(con)
+            except Exception:  # unfolded commits stay in commit_log: the next open folds them
                 pass
         if con is not None:
             try:

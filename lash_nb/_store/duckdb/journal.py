@@ -1,0 +1,260 @@
+"""The commit log: a turn commit is one row in ``commit_log``; typed tables catch up later.
+
+Theory of operation
+- DuckDB here costs ~0.5 ms per write statement plus ~0.06 ms per column written, and a
+  turn commit touches seven tables (~90 columns): ~18 ms if written straight to the typed
+  tables. So a commit is planned in Python as a :class:`Delta` (the exact rows it adds to
+  each typed table, the new state of the turns it opens or closes, the new session head)
+  and stored as **one JSON row** in ``commit_log`` by a single autocommit INSERT: atomic,
+  durable at return, ~1.5 ms.
+- **Folding** writes pending deltas into the typed tables in one transaction (one Arrow
+  insert per table for all of them, one upsert for turns and one for sessions) and empties
+  ``commit_log`` in the same transaction. The store folds: when the worker has been idle a
+  moment (between turns), when the pending deltas grow past a bound, before any read of the
+  typed tables (loads, ``query``, reports, deletes), and before the file is released. So
+  whoever reads the typed tables -- this process or another after the release -- sees
+  every commit.
+- After a crash, rows left in ``commit_log`` are decoded and folded when the file is next
+  opened for writing (``recover``). A read-only open of such a file is refused with a
+  message saying how to recover it.
+- Commits that must change rows other than appends (a replaced graph, completed queue
+  claims) fold first and then write their delta straight to the typed tables, in one
+  transaction with the rest of their work.
+- Forbidden: reading a typed table while deltas are pending; a delta that is neither in the
+  log nor in the typed tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Sequence
+
+from ..base import RuntimeCommit, process_lost_record
+from . import rows
+
+LOG_INSERT_SQL = "INSERT INTO commit_log VALUES (?, ?, epoch_ms(?::BIGINT), ?)"
+FOLD_AFTER_DELTAS = 32  # fold inside a commit once this many are pending
+FOLD_AFTER_ROWS = 8_000
+
+_APPEND_TABLES = ("graph_nodes", "usage_deltas", "llm_calls", "tool_calls", "turn_events")
+_TURN_KEYS = (
+    "session_id", "turn_id", "status", "outcome", "stop_reason", "started_at", "duration_ms",
+    "commit_hash", "result", "seq", "committed_at",
+)
+_SESSION_KEYS = (
+    "session_id", "provider_id", "model", "parent_session_id", "policy", "head_revision",
+    "leaf_node_id", "turn_index", "tool_state", "created_at", "updated_at", "next_seq",
+)
+
+_TURN_UPSERT = "INSERT OR REPLACE INTO turns BY NAME SELECT * FROM batch"
+# a later delta's provider/model/parent/policy/tool_state win only when set (None or ''
+# keeps the stored value, like the memory store); the other columns are always the latest
+_SESSION_UPSERT = """
+INSERT INTO sessions BY NAME SELECT * FROM batch
+ON CONFLICT (session_id) DO UPDATE SET
+    provider_id = coalesce(nullif(excluded.provider_id, ''), sessions.provider_id),
+    model = coalesce(nullif(excluded.model, ''), sessions.model),
+    parent_session_id = coalesce(nullif(excluded.parent_session_id, ''), sessions.parent_session_id),
+    policy = coalesce(excluded.policy, sessions.policy),
+    tool_state = coalesce(excluded.tool_state, sessions.tool_state),
+    head_revision = excluded.head_revision, leaf_node_id = excluded.leaf_node_id,
+    turn_index = excluded.turn_index, updated_at = excluded.updated_at,
+    next_seq = excluded.next_seq
+"""
+
+
+@dataclasses.dataclass
+class Delta:
+    """What one commit adds to the typed tables (JSON-able: it is also the log row)."""
+
+    session_id: str
+    head_revision: int
+    at_ms: int
+    tables: dict[str, dict[str, list[Any]]]  # append-only rows, as insert columns
+    turns: list[dict[str, Any]]  # the new full state of each turn row it touches
+    session: dict[str, Any]  # the session row after it (None fields: unchanged)
+    replace_graph: bool = False
+    # derived for the in-memory head, not stored
+    nodes: list[str] = dataclasses.field(default_factory=list)
+    opened: dict[str, int] = dataclasses.field(default_factory=dict)
+    closed: list[str] = dataclasses.field(default_factory=list)
+    next_seq: int = 0
+
+    def body(self) -> str:  # a replaced graph is never logged (see DuckDBStore.commit)
+        return rows.dumps({"tables": self.tables, "turns": self.turns, "session": self.session})
+
+    def row_count(self) -> int:
+        return sum(len(cols["seq"]) for cols in self.tables.values()) + len(self.turns) + 1
+
+
+def plan(
+    c: RuntimeCommit, *, exists: bool, rev: int, next_seq: int, stored_nodes: set[str],
+    open_turns: dict[str, int], committed: dict[str, str], t: int,
+) -> Delta:
+    """The delta of commit ``c`` on a head (checks are the caller's, already done)."""
+    sid = c.session_id
+    seq = next_seq
+    tables: dict[str, dict[str, list[Any]]] = {}
+    nodes = _new_nodes(c, stored_nodes)
+    if nodes:
+        tables["graph_nodes"] = rows.node_columns(sid, seq, nodes)
+        seq += len(nodes)
+    if c.usage_deltas:
+        tables["usage_deltas"] = rows.usage_columns(sid, seq, t, c.usage_deltas)
+        seq += len(c.usage_deltas)
+    if c.llm_calls:
+        cols = rows.llm_call_columns(sid, seq, c.llm_calls)
+        if cols["seq"]:
+            tables["llm_calls"] = cols
+            seq += len(cols["seq"])
+    if c.tool_calls:
+        tables["tool_calls"] = rows.tool_call_columns(sid, seq, c.tool_calls)
+        seq += len(c.tool_calls)
+    if c.events:
+        tables["turn_events"] = rows.event_columns(sid, seq, t, c.events)
+        seq += len(c.events)
+
+    turns: list[dict[str, Any]] = []
+    opened: dict[str, int] = {}
+    closed: list[str] = []
+    keep = c.turn_started.turn_id if c.turn_started else None
+    ending = c.turn.turn_id if c.turn is not None else None
+    if c.close_open_turns:
+        for tid, started in sorted(open_turns.items(), key=lambda kv: kv[1]):
+            if tid != keep and tid != ending:
+                turns.append(_terminal_row(sid, process_lost_record(tid, started, t), seq, t))
+                closed.append(tid)
+                seq += 1
+    if (keep is not None and c.turn_started is not None and keep != ending
+            and keep not in open_turns and keep not in committed):
+        turns.append({
+            "session_id": sid, "turn_id": keep, "status": "open", "outcome": None,
+            "stop_reason": None, "started_at": c.turn_started.started_at_ms,
+            "duration_ms": None, "commit_hash": None, "result": None, "seq": seq,
+            "committed_at": None,
+        })
+        opened[keep] = c.turn_started.started_at_ms
+        seq += 1
+    if c.turn is not None:
+        turns.append(_terminal_row(sid, c.turn, seq, t))
+        closed.append(c.turn.turn_id)
+        seq += 1
+
+    session = {
+        "session_id": sid, "provider_id": c.provider_id, "model": c.model,
+        "parent_session_id": c.parent_session_id,
+        "policy": rows.dumps(dict(c.policy)) if c.policy else ("{}" if not exists else None),
+        "head_revision": rev, "leaf_node_id": c.leaf_node_id, "turn_index": c.turn_index,
+        "tool_state": rows.dumps(c.tool_state) if c.tool_state is not None else None,
+        "created_at": t, "updated_at": t, "next_seq": seq,
+    }
+    return Delta(sid, rev, t, tables, turns, session, c.replace_graph is not None,
+                 [n.node_id for n in nodes], opened, closed, seq)
+
+
+def _new_nodes(c: RuntimeCommit, stored: set[str]) -> list[Any]:
+    """The nodes to insert: each id once; an appended node already stored (a retried
+    commit) is skipped."""
+    seen = set() if c.replace_graph is not None else stored
+    fresh: set[str] = set()
+    out = []
+    for n in (*(c.replace_graph or ()), *c.append_nodes):
+        if n.node_id not in seen and n.node_id not in fresh:
+            fresh.add(n.node_id)
+            out.append(n)
+    return out
+
+
+def _terminal_row(sid: str, turn: Any, seq: int, t: int) -> dict[str, Any]:
+    return {
+        "session_id": sid, "turn_id": turn.turn_id, "status": "committed",
+        "outcome": turn.outcome, "stop_reason": turn.stop_reason,
+        "started_at": turn.started_at_ms, "duration_ms": float(turn.duration_ms),
+        "commit_hash": turn.commit_hash, "result": rows.dumps(dict(turn.result)), "seq": seq,
+        "committed_at": t,
+    }
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def write(con: Any, deltas: Sequence[Delta]) -> None:
+    """Apply deltas, in order, to the typed tables (inside the caller's transaction)."""
+    if not deltas:
+        return
+    for d in deltas:
+        if d.replace_graph:  # only ever alone in ``deltas`` (see DuckDBStore.commit)
+            con.execute("DELETE FROM graph_nodes WHERE session_id = ?", [d.session_id])
+    for table in _APPEND_TABLES:
+        merged: dict[str, list[Any]] = {}
+        for d in deltas:
+            cols = d.tables.get(table)
+            if cols:
+                for name, values in cols.items():
+                    merged.setdefault(name, []).extend(values)
+        if merged:
+            rows.insert(con, table, merged)
+    turns: dict[tuple[str, str], dict[str, Any]] = {}
+    sessions: dict[str, dict[str, Any]] = {}
+    for d in deltas:
+        for row in d.turns:
+            turns[(row["session_id"], row["turn_id"])] = row  # the latest state wins
+        prior = sessions.get(d.session_id)
+        sessions[d.session_id] = _merge_session(prior, d.session) if prior else dict(d.session)
+    if turns:
+        rows.insert(con, "turns", _columns(turns.values(), _TURN_KEYS), _TURN_UPSERT)
+    rows.insert(con, "sessions", _columns(sessions.values(), _SESSION_KEYS), _SESSION_UPSERT)
+
+
+def _merge_session(prior: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    out = dict(later)
+    for key in ("provider_id", "model", "parent_session_id", "policy", "tool_state"):
+        if later[key] in (None, ""):
+            out[key] = prior[key]
+    out["created_at"] = prior["created_at"]
+    return out
+
+
+def _columns(items: Any, keys: Sequence[str]) -> dict[str, list[Any]]:
+    items = list(items)
+    return {k: [r[k] for r in items] for k in keys}
+
+
+def fold(con: Any, hold: Any) -> None:
+    """Write the pending deltas to the typed tables and empty the log, in one transaction."""
+    from .worker import run_in_transaction
+
+    if not hold.pending:
+        return
+
+    def job(c: Any) -> None:
+        write(c, hold.pending)
+        c.execute("DELETE FROM commit_log")
+        hold.after_commit(hold.pending.clear)
+
+    run_in_transaction(con, job, hold=hold)
+
+
+def recover(con: Any) -> int:
+    """Fold the rows a process left in ``commit_log`` when it died; how many there were."""
+    from .worker import run_in_transaction
+
+    found = con.execute(
+        "SELECT session_id, head_revision, epoch_ms(written_at), body FROM commit_log "
+        "ORDER BY session_id, head_revision"
+    ).fetchall()
+    if not found:
+        return 0
+    deltas = []
+    for sid, rev, at_ms, body in found:
+        data = json.loads(body)
+        deltas.append(Delta(sid, int(rev), int(at_ms), data["tables"], data["turns"],
+                            data["session"]))
+
+    def job(c: Any) -> None:
+        write(c, deltas)
+        c.execute("DELETE FROM commit_log")
+
+    run_in_transaction(con, job)
+    return len(found)
