@@ -36,7 +36,8 @@ from lash_nb.testing.conformance import node, turn_record
 def ms(values: list[float]) -> str:
     values = sorted(values)
     p90 = values[int(len(values) * 0.9) - 1]
-    return f"median {statistics.median(values):6.2f} ms   p90 {p90:6.2f} ms"
+    return (f"median {statistics.median(values):6.2f} ms   p90 {p90:6.2f} ms   "
+            f"mean {statistics.fmean(values):6.2f} ms   max {values[-1]:6.2f} ms")
 
 
 def turn_commits(sid: str, lease: Lease, k: int, leaf: str | None) -> tuple[RuntimeCommit, RuntimeCommit]:
@@ -97,8 +98,14 @@ async def seed_graph(path: Path, sid: str, n: int, branch_every: int) -> int:
     return len(got.nodes)
 
 
-async def bench_open(path: Path, sid: str, scope: ReadScope, repeat: int = 7) -> tuple[float, float]:
-    cold, warm = [], []
+async def bench_open(path: Path, sid: str, scope: ReadScope, repeat: int = 7) -> tuple[float, ...]:
+    """Medians: store load cold (new store incl. file open) and warm; ``LashCore`` session
+    open on an open store; then reading every message of that session (contents are
+    decoded on first read, so this is the cost an open defers)."""
+    from lash_nb import LashCore
+
+    residency = "active_path_only" if scope is ReadScope.ACTIVE_PATH else "keep_all"
+    cold, warm, core_open, first_read = [], [], [], []
     for _ in range(repeat):
         t0 = time.perf_counter()
         store = DuckDBStore(path, idle_release_s=None)
@@ -107,8 +114,16 @@ async def bench_open(path: Path, sid: str, scope: ReadScope, repeat: int = 7) ->
         t0 = time.perf_counter()
         await store.load_session(sid, scope)
         warm.append((time.perf_counter() - t0) * 1000)
+        core = LashCore.builder().store(store).build()
+        t0 = time.perf_counter()
+        session = await core.session(sid).residency(residency).open()
+        core_open.append((time.perf_counter() - t0) * 1000)
+        t0 = time.perf_counter()
+        texts = [m.text() for m in session.read_view().messages()]
+        first_read.append((time.perf_counter() - t0) * 1000)
+        assert texts
         await store.close()
-    return statistics.median(cold), statistics.median(warm)
+    return tuple(statistics.median(v) for v in (cold, warm, core_open, first_read))
 
 
 async def bench_core(store: Any, turns: int) -> float | None:
@@ -152,13 +167,16 @@ async def main(turns: int) -> None:
     terminal, whole = await bench_commits(MemoryStore(), turns)
     print(f"  memory progress + terminal       {ms(whole)}")
 
-    print("open a 10,000-node session (cold = new store incl. file open; warm = open store)")
+    print("open a 10,000-node session, medians (load cold = new store incl. file open; warm = "
+          "open store; LashCore open = session open on an open store; then = reading every "
+          "message afterwards, which decodes the contents the open left encoded)")
     for label, branch_every in (("linear", 0), ("branched every 500", 500)):
         path = folder / f"open-{branch_every}.duckdb"
         on_path = await seed_graph(path, "big", 10_000, branch_every)
         for scope in (ReadScope.FULL_GRAPH, ReadScope.ACTIVE_PATH):
-            cold, warm = await bench_open(path, "big", scope)
-            print(f"  {label:20s} {scope.value:12s} ({on_path:5d} on path)  cold {cold:6.1f} ms   warm {warm:6.1f} ms")
+            cold, warm, opened, read = await bench_open(path, "big", scope)
+            print(f"  {label:18s} {scope.value:11s} ({on_path:5d} on path)  load cold {cold:6.1f} ms"
+                  f"  warm {warm:6.1f} ms   LashCore open {opened:6.1f} ms   then read all {read:6.1f} ms")
 
     core_turns = max(20, turns // 4)
     duck_ms = await bench_core(str(folder / "core.duckdb"), core_turns)

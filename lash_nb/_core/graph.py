@@ -14,30 +14,103 @@ Theory of operation
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
 from .records import Message
 
 
-@dataclass(frozen=True, slots=True)
 class SessionNode:
-    node_id: str
-    parent_node_id: str | None
-    kind: str  # message | event
-    message: Message | None = None
-    payload: Mapping[str, Any] | None = None
-    created_at_ms: int = 0
-    turn_id: str | None = None
+    """One immutable node of the graph: a message, or an event (``payload``).
+
+    A node read from a store may keep its content as the stored JSON text and decode it on
+    first use (``stored_content``): opening a long session then costs no per-message decoding
+    until something reads the messages."""
+
+    __slots__ = ("node_id", "parent_node_id", "kind", "_message", "_payload", "created_at_ms",
+                 "turn_id", "_raw")
+
+    def __init__(
+        self,
+        node_id: str,
+        parent_node_id: str | None,
+        kind: str,  # message | event
+        message: Message | None = None,
+        payload: Mapping[str, Any] | None = None,
+        created_at_ms: int = 0,
+        turn_id: str | None = None,
+        stored_content: str | None = None,
+    ) -> None:
+        """``stored_content``: the content as stored JSON text, decoded when first read
+        (then ``message`` and ``payload`` are left None here)."""
+        self.node_id = node_id
+        self.parent_node_id = parent_node_id
+        self.kind = kind
+        self._message = message
+        self._payload = payload
+        self.created_at_ms = created_at_ms
+        self.turn_id = turn_id
+        self._raw = stored_content
+
+    def _decode(self) -> None:
+        raw, self._raw = self._raw, None
+        assert raw is not None
+        content = json.loads(raw)
+        if self.kind == "message":
+            self._message = Message.from_json(content)
+        else:
+            self._payload = content
+
+    @property
+    def message(self) -> Message | None:
+        if self._raw is not None:
+            self._decode()
+        return self._message
+
+    @property
+    def payload(self) -> Mapping[str, Any] | None:
+        if self._raw is not None:
+            self._decode()
+        return self._payload
+
+    @property
+    def is_message(self) -> bool:
+        return self.kind == "message"
 
     @property
     def role(self) -> str | None:
-        return self.message.role.value if self.message else None
+        message = self.message
+        return message.role.value if message else None
 
     def content_json(self) -> dict[str, Any]:
-        if self.message is not None:
-            return self.message.to_json()
+        message = self.message
+        if message is not None:
+            return message.to_json()
         return dict(self.payload or {})
+
+    def content_text(self) -> str:
+        """The content as JSON text (the stored text itself when not yet decoded)."""
+        if self._raw is not None:
+            return self._raw
+        return _dumps(self.content_json())
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.node_id, self.parent_node_id, self.kind, self.message, self.payload,
+                self.created_at_ms, self.turn_id)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SessionNode):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash((self.node_id, self.parent_node_id, self.kind, self.created_at_ms, self.turn_id))
+
+    def __repr__(self) -> str:
+        return (f"SessionNode(node_id={self.node_id!r}, parent_node_id={self.parent_node_id!r}, "
+                f"kind={self.kind!r}, message={self.message!r}, payload={self.payload!r}, "
+                f"created_at_ms={self.created_at_ms!r}, turn_id={self.turn_id!r})")
 
     @classmethod
     def from_row(
@@ -53,6 +126,9 @@ class SessionNode:
             return cls(node_id, parent_node_id, kind, Message.from_json(content), None,
                        created_at_ms, turn_id)
         return cls(node_id, parent_node_id, kind, None, content, created_at_ms, turn_id)
+
+
+_dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 class GraphView(Sequence[Message]):
@@ -88,6 +164,18 @@ class GraphView(Sequence[Message]):
 
 
 class SessionGraph:
+    @classmethod
+    def from_active_path(cls, path: Sequence[SessionNode]) -> SessionGraph:
+        """A graph of just an active path (root first, as an active-path load returns it):
+        the leaf is its last node, so no walk over parent links is needed."""
+        g = cls()
+        for n in path:
+            g._nodes[n.node_id] = n
+        g._order = list(path)
+        g._path = list(path)
+        g.leaf_node_id = path[-1].node_id if path else None
+        return g
+
     def __init__(self, nodes: Sequence[SessionNode] = (), leaf_node_id: str | None = None) -> None:
         self._nodes: dict[str, SessionNode] = {}
         self._order: list[SessionNode] = []
@@ -99,7 +187,7 @@ class SessionGraph:
         )
         self.replace_required = False
         self._path: list[SessionNode] = []
-        self._path_msgs: list[Message] = []
+        self._path_msgs: list[Message] | None = None  # built on first read (_messages)
         if self.leaf_node_id is not None and self.leaf_node_id not in self._nodes:
             self._heal_orphaned_leaf()
         self._rebuild_path()
@@ -121,10 +209,17 @@ class SessionGraph:
         return list(self._path)
 
     def view(self) -> GraphView:
-        return GraphView(self._path, len(self._path), self._path_msgs, len(self._path_msgs))
+        msgs = self._messages()
+        return GraphView(self._path, len(self._path), msgs, len(msgs))
 
     def messages(self) -> list[Message]:
-        return list(self._path_msgs)
+        return list(self._messages())
+
+    def _messages(self) -> list[Message]:
+        """The active path's messages, decoded the first time they are read."""
+        if self._path_msgs is None:
+            self._path_msgs = [n.message for n in self._path if n.kind == "message"]  # type: ignore[misc]
+        return self._path_msgs
 
     def orphaned_node_ids(self) -> list[str]:
         on_path = {n.node_id for n in self._path}
@@ -143,8 +238,8 @@ class SessionGraph:
         self._order.append(node)
         self.leaf_node_id = node.node_id
         self._path.append(node)
-        if node.message is not None:
-            self._path_msgs.append(node.message)
+        if self._path_msgs is not None and node.kind == "message":
+            self._path_msgs.append(node.message)  # type: ignore[arg-type]
         return node
 
     def branch_to(self, node_id: str | None) -> None:
@@ -167,7 +262,7 @@ class SessionGraph:
     # ------------------------------------------------------------------ internals
     def _heal_orphaned_leaf(self) -> None:
         for n in reversed(self._order):
-            if n.message is not None:
+            if n.kind == "message":
                 self.leaf_node_id = n.node_id
                 break
         else:
@@ -185,7 +280,7 @@ class SessionGraph:
             cur = node.parent_node_id
         path.reverse()
         self._path = path  # always new lists: existing GraphViews stay valid
-        self._path_msgs = [n.message for n in path if n.message is not None]
+        self._path_msgs = None
 
 
 @dataclass(frozen=True)

@@ -241,7 +241,7 @@ class SessionBuilder:
         else:
             if persisted.meta.session_id != self._session_id:
                 raise StoreSessionMismatch(persisted.meta.session_id, self._session_id)
-            graph = SessionGraph(persisted.nodes, persisted.meta.leaf_node_id)
+            graph = persisted.graph()
             if replace:
                 graph = graph.fork_current_path()
                 graph.replace_required = True

@@ -257,7 +257,7 @@ class LashSession:
             st.head_revision, st.turn_index = None, 0
             st.set_ledger([])
         else:
-            st.graph = SessionGraph(persisted.nodes, persisted.meta.leaf_node_id)
+            st.graph = persisted.graph()
             st.head_revision = persisted.meta.head_revision
             st.turn_index = persisted.meta.turn_index
             st.set_ledger(list(persisted.ledger))

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 from .._core.events import TurnActivity
-from .._core.graph import SessionNode
+from .._core.graph import SessionGraph, SessionNode
 from .._core.queue import ClaimBoundary, QueueClaim, QueuedWorkBatch, QueuedWorkDraft
 from .._core.records import ToolCallRecord
 from .._core.usage import LlmCallRecord, TokenLedgerEntry, TokenUsage
@@ -74,6 +74,14 @@ class PersistedSession:
     ledger: tuple[TokenLedgerEntry, ...]
     scope: ReadScope
     open_turn_ids: tuple[str, ...] = ()  # turns with a progress commit and no terminal one
+
+    def graph(self) -> SessionGraph:
+        """The session graph of these nodes (an active path ending at the leaf is taken as
+        is, without walking the parent links again)."""
+        nodes, leaf = self.nodes, self.meta.leaf_node_id
+        if self.scope is ReadScope.ACTIVE_PATH and nodes and nodes[-1].node_id == leaf:
+            return SessionGraph.from_active_path(nodes)
+        return SessionGraph(nodes, leaf)
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def open_connection(
     delay = 0.01
     while True:
         try:
-            con = duckdb.connect(path, read_only=read_only)
+            con = duckdb.connect(path, read_only=read_only, config={"threads": 1})
             break
         except duckdb.IOException as e:
             msg = str(e)

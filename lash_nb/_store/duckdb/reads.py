@@ -1,8 +1,9 @@
 """Session reads: load a session (full graph or active path), events, turns, sessions.
 
-Active-path residency reads only ``(node_id, parent_node_id)`` for the whole graph, walks the
-parent links from the leaf in Python (a recursive CTE costs ~1 ms per node in DuckDB), then
-fetches and decodes the contents of just the nodes on the path.
+A load reads the session's node rows as Arrow columns and makes nodes whose JSON content is
+decoded only when first read (``SessionNode.stored``). Active-path residency walks the parent
+links from the leaf in Python (a recursive CTE costs ~1 ms per node in DuckDB) and keeps just
+the nodes on the path.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..._core.events import TurnActivity
+from ..._core.graph import SessionNode
 from ..._core.usage import TokenLedgerEntry, TokenUsage
 from ..base import PersistedSession, ReadScope, SessionMeta, TurnRecord
 from . import rows
@@ -39,44 +41,42 @@ def load_session(con: Any, sid: str, scope: ReadScope) -> PersistedSession | Non
         TokenLedgerEntry(r[0], r[1], TokenUsage(*(int(v) for v in r[2:7])))
         for r in con.execute(_LEDGER_SQL, [sid]).fetchall()
     )
-    if scope is ReadScope.ACTIVE_PATH:
-        nodes = _active_path(con, sid, meta.leaf_node_id)
-    else:
-        nodes = rows.decode_nodes(con.execute(
-            f"SELECT {rows.NODE_COLS} FROM graph_nodes WHERE session_id = ? AND NOT tombstoned "
-            "ORDER BY seq",
-            [sid],
-        ).fetchall())
-    return PersistedSession(meta, tuple(nodes), ledger, scope, tuple(row[11] or ()))
+    active = scope is ReadScope.ACTIVE_PATH
+    ids, parents, kinds, contents, created, turns = _node_columns(con, sid, ordered=not active)
+    keep = _active_path(ids, parents, meta.leaf_node_id) if active else range(len(ids))
+    node = SessionNode
+    nodes = tuple(
+        node(ids[i], parents[i], kinds[i], None, None, created[i], turns[i], contents[i])
+        for i in keep
+    )
+    return PersistedSession(meta, nodes, ledger, scope, tuple(row[11] or ()))
 
 
-def _active_path(con: Any, sid: str, leaf: str | None) -> list[Any]:
-    if leaf is None:
-        return []
-    parents = dict(con.execute(
-        "SELECT node_id, parent_node_id FROM graph_nodes WHERE session_id = ? AND NOT tombstoned",
-        [sid],
-    ).fetchall())
-    path: list[str] = []
-    seen: set[str] = set()
-    cur: str | None = leaf
-    while cur is not None and cur in parents and cur not in seen:
-        seen.add(cur)
-        path.append(cur)
-        cur = parents[cur]
-    if not path:
-        return []
+def _node_columns(con: Any, sid: str, *, ordered: bool) -> list[list[Any]]:
+    """The session's live nodes (in insertion order if ``ordered``), one Python list per
+    ``NODE_COLS`` column (through Arrow: ~2x faster than row tuples at 10,000 nodes)."""
+    table = con.sql(
+        f"SELECT {rows.NODE_COLS} FROM graph_nodes WHERE session_id = $sid AND NOT tombstoned"
+        + (" ORDER BY seq" if ordered else ""),
+        params={"sid": sid},
+    ).to_arrow_table()
+    return [c.to_pylist() for c in table.columns]
+
+
+def _active_path(ids: list[str], parents: list[str | None], leaf: str | None) -> list[int]:
+    """Row indexes of the nodes from the root to ``leaf`` (contents of the other nodes are
+    never decoded)."""
+    index = dict(zip(ids, range(len(ids))))
+    path: list[int] = []
+    cur = leaf
+    for _ in range(len(ids)):  # a parent cycle (never written by lash) ends the walk
+        i = index.get(cur) if cur is not None else None
+        if i is None:
+            break
+        path.append(i)
+        cur = parents[i]
     path.reverse()
-    params: list[Any]
-    if len(path) == len(parents):
-        where, params = "session_id = ? AND NOT tombstoned", [sid]
-    else:
-        where, params = "session_id = ? AND NOT tombstoned AND list_contains(?, node_id)", [sid, path]
-    fetched = rows.decode_nodes(con.execute(
-        f"SELECT {rows.NODE_COLS} FROM graph_nodes WHERE {where}", params
-    ).fetchall())
-    by_id = {n.node_id: n for n in fetched}
-    return [by_id[i] for i in path]
+    return path
 
 
 def list_sessions(con: Any) -> list[SessionMeta]:

@@ -53,7 +53,7 @@ def node_columns(sid: str, seq0: int, nodes: Sequence[SessionNode]) -> dict[str,
         "parent_node_id": [n.parent_node_id for n in nodes],
         "kind": [n.kind for n in nodes],
         "role": [n.role for n in nodes],
-        "content": [dumps(n.content_json()) for n in nodes],
+        "content": [n.content_text() for n in nodes],
         "created_at": [n.created_at_ms for n in nodes],
         "turn_id": [n.turn_id for n in nodes],
     }
@@ -137,13 +137,8 @@ NODE_COLS = "node_id, parent_node_id, kind, content, epoch_ms(created_at), turn_
 
 
 def decode_nodes(rows: Sequence[tuple[Any, ...]]) -> list[SessionNode]:
-    if not rows:
-        return []
-    contents = json.loads("[" + ",".join(r[3] for r in rows) + "]")
-    return [
-        SessionNode.from_row(r[0], r[1], r[2], c, int(r[4]), r[5])
-        for r, c in zip(rows, contents)
-    ]
+    """Nodes from ``NODE_COLS`` rows; contents are decoded when first read."""
+    return [SessionNode(r[0], r[1], r[2], None, None, int(r[4]), r[5], r[3]) for r in rows]
 
 
 META_COLS = (
