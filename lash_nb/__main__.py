@@ -1,4 +1,4 @@
-"""Command line: ``python -m lash_nb demo`` and ``python -m lash_nb worker``."""
+"""Command line: ``python -m lash_nb demo``, ``worker`` and ``migrate-store``."""
 
 from __future__ import annotations
 
@@ -44,7 +44,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="session lease TTL: a dead worker's claims run elsewhere after it")
     work.add_argument("--exit-when-idle", type=float, default=None, metavar="S",
                       help="exit after S idle seconds (scripts and tests)")
+    mig = sub.add_parser("migrate-store", help="move a lash DuckDB file to this schema version")
+    mig.add_argument("path", help="the DuckDB file")
     args = ap.parse_args(argv)
+    if args.command == "migrate-store":
+        from ._errors import StoreError
+        from ._store.duckdb import migrate_duckdb
+
+        try:
+            old, new = migrate_duckdb(args.path)
+        except StoreError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"{args.path}: schema version {old} -> {new}" if old != new
+              else f"{args.path}: already at schema version {new}")
+        return 0
     if args.command == "demo":
         from ._runtime.demo import run_demo
 

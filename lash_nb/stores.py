@@ -2,6 +2,7 @@
 
 - ``MemoryStore``: this process only (the default).
 - ``DuckDBStore(path)``: the embedded default for durable sessions; one file, many sessions.
+  ``migrate_duckdb(path)`` moves a file of an older schema version forward.
 - ``PostgresStore(dsn)``: a shared server store for many processes and machines.
 """
 
@@ -22,11 +23,12 @@ from ._store.memory import MemoryStore
 
 _LAZY = {
     "DuckDBStore": ("._store.duckdb", "DuckDBStore"),
+    "migrate_duckdb": ("._store.duckdb", "migrate_duckdb"),
     "PostgresStore": ("._store.postgres", "PostgresStore"),
 }
 
 __all__ = [
-    "MemoryStore", "DuckDBStore", "PostgresStore", "SessionStore", "SessionMeta",
+    "MemoryStore", "DuckDBStore", "migrate_duckdb", "PostgresStore", "SessionStore", "SessionMeta",
     "PersistedSession", "ReadScope", "RuntimeCommit", "CommitResult", "Lease", "LeaseBusy",
     "TurnRecord",
 ]

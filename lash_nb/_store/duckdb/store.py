@@ -50,7 +50,9 @@ class DuckDBStore:
     ``idle_release_s``: seconds without work after which the file is released for other
     processes (``None`` holds it until :meth:`close`). ``lock_timeout_s``: how long an open
     waits for another process that holds the file. ``read_only``: open without writing
-    (only reads and :meth:`query` succeed).
+    (only reads and :meth:`query` succeed). ``fold_idle_s``: seconds without work after
+    which logged commits are folded into the tables (``None``: only when a read, the size
+    bound or a release needs it).
     """
 
     durable = True
@@ -62,6 +64,7 @@ class DuckDBStore:
         idle_release_s: float | None = 2.0,
         lock_timeout_s: float = 10.0,
         read_only: bool = False,
+        fold_idle_s: float | None = 0.05,
     ) -> None:
         self.path = os.fspath(path)
         self.read_only = read_only
@@ -72,6 +75,7 @@ class DuckDBStore:
                 self.path, read_only=read_only, lock_timeout_s=self.lock_timeout_s
             ),
             idle_release_s=idle_release_s,
+            fold_idle_s=fold_idle_s,
             name=f"lash-duckdb:{os.path.basename(self.path)}",
         )
         if not read_only:  # pyarrow imports pandas at its first array: pay that off the worker
@@ -90,6 +94,13 @@ class DuckDBStore:
     def holding_file(self) -> bool:
         """True while this process holds the file open."""
         return self._worker.holding
+
+    @property
+    def unfolded_commits(self) -> int:
+        """Commits logged in ``commit_log`` and not yet folded into the tables (reads fold
+        them first, so no read ever misses one)."""
+        hold = self._worker.hold
+        return len(hold.pending) if hold is not None else 0
 
     @property
     def opens(self) -> int:

@@ -6,7 +6,7 @@ Theory of operation
   touches the connection (duckdb 2.0 refuses one connection used from two threads).
 - Jobs arrive on a queue. A job in the released state first opens the file (which may wait
   for another process's lock, see ``lock.py``). After the queue has stayed empty for
-  ``FOLD_IDLE_S`` the worker folds pending commits into the typed tables (``journal.py``);
+  ``fold_idle_s`` (default ``FOLD_IDLE_S``) the worker folds pending commits into the typed tables (``journal.py``);
   after ``idle_release_s`` it folds (if still needed), writes dirty leases and closes the
   connection: the file is released while idle, so another notebook or worker process can
   use it. ``idle_release_s=None`` holds it until :meth:`ConnectionWorker.stop`.
@@ -42,10 +42,12 @@ class ConnectionWorker:
         connect: Callable[[], Any],
         *,
         idle_release_s: float | None,
+        fold_idle_s: float | None = FOLD_IDLE_S,
         name: str,
     ) -> None:
         self._connect = connect
         self._idle = idle_release_s
+        self._fold_idle = fold_idle_s
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._con: Any = None
         self.hold: Hold | None = None  # what we know while holding the file (hold.py)
@@ -88,9 +90,10 @@ class ConnectionWorker:
     def _run(self) -> None:
         while True:
             timeout = self._idle if self._con is not None else None
-            folding = self.hold is not None and bool(self.hold.pending)
+            folding = self._fold_idle is not None and self.hold is not None and bool(self.hold.pending)
             if folding:
-                timeout = FOLD_IDLE_S if timeout is None else min(timeout, FOLD_IDLE_S)
+                assert self._fold_idle is not None
+                timeout = self._fold_idle if timeout is None else min(timeout, self._fold_idle)
             try:
                 job, fut = self._queue.get(timeout=timeout)
             except queue.Empty:
