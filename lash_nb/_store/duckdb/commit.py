@@ -3,9 +3,9 @@
 The checks and their order are those of ``base.py`` (stamp, lease, CAS, claims); the head
 they need comes from memory while this process holds the file (``hold.py``). Then the
 commit's rows are planned as one delta (``journal.py``) and written as one ``commit_log``
-row (a single autocommit INSERT), or, for commits that replace the graph or complete queue
-claims, straight into the typed tables inside one transaction. Either way the in-memory
-head advances only once the write has succeeded.
+row (a single autocommit INSERT; in one transaction with the queue rows when it completes
+claims), or, when it replaces the graph, straight into the typed tables. Either way the
+in-memory head advances only once the write has succeeded.
 """
 
 from __future__ import annotations
@@ -35,18 +35,25 @@ def _release_after_commit(con: Any, hold: Hold, lease: Lease) -> None:
     hold.after_commit(lambda: release(hold, con, lease))
 
 
-def commit(con: Any, hold: Hold, c: RuntimeCommit, in_txn: Callable[[Callable[[Any], CommitResult]], CommitResult]) -> CommitResult:
-    """Commit ``c``: as one ``commit_log`` row, or -- when it replaces the graph or completes
-    queue claims -- folded state first, then straight into the typed tables in a transaction."""
-    if c.replace_graph is not None or c.completed_claims:
+def commit(
+    con: Any, hold: Hold, c: RuntimeCommit,
+    in_txn: Callable[[Callable[[Any], CommitResult]], CommitResult],
+) -> CommitResult:
+    """Commit ``c`` as one ``commit_log`` row: alone (one autocommit INSERT), or in one
+    transaction with the queue rows of the claims it completes. A commit that replaces the
+    graph folds the log first and writes straight into the typed tables."""
+    if c.replace_graph is not None:
         journal.fold(con, hold)
         return in_txn(lambda cc: _apply(cc, hold, c, direct=True))
-    try:
-        result = _apply(con, hold, c, direct=False)  # one autocommit INSERT at most
-    except BaseException:
-        hold.dropped()
-        raise
-    hold.committed()
+    if c.completed_claims:
+        result = in_txn(lambda cc: _apply(cc, hold, c, direct=False))
+    else:
+        try:
+            result = _apply(con, hold, c, direct=False)
+        except BaseException:
+            hold.dropped()
+            raise
+        hold.committed()
     if len(hold.pending) >= journal.FOLD_AFTER_DELTAS or hold.pending_rows >= journal.FOLD_AFTER_ROWS:
         try:
             journal.fold(con, hold)
@@ -105,13 +112,13 @@ def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitRes
     )
     if direct:
         journal.write(con, [delta])
-        if claimed_ids:
-            finish_batches(con, claimed_ids, "completed", tid or (
-                c.turn_started.turn_id if c.turn_started else None), t)
-            hold.bump_queue(sid, -len(claimed_ids))
     else:
         con.execute(journal.LOG_INSERT_SQL, [sid, delta.head_revision, t, delta.body()])
         hold.after_commit(lambda: hold.pending.append(delta))
+    if claimed_ids:  # queue rows are not logged: they change with the commit, here
+        finish_batches(con, claimed_ids, "completed", tid or (
+            c.turn_started.turn_id if c.turn_started else None), t)
+        hold.bump_queue(sid, -len(claimed_ids))
     if c.release_lease and c.lease is not None:
         _release_after_commit(con, hold, c.lease)
 

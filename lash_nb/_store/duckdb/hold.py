@@ -49,6 +49,7 @@ class Hold:
     def __init__(self) -> None:
         self._leases: dict[str, LeaseRow | None] = {}
         self._dirty: set[str] = set()
+        self._in_file: dict[str, tuple[Any, ...]] = {}  # (owner, token, fencing) of the file row
         self.heads: dict[str, Head] = {}
         self.queue_sizes: dict[str, int] = {}
         self._pending: list[Callable[[], None]] = []
@@ -59,18 +60,25 @@ class Hold:
         if sid not in self._leases:
             row = con.execute(_LEASE_SQL, [sid]).fetchone()
             self._leases[sid] = LeaseRow(row[0], row[1], int(row[2]), int(row[3])) if row else None
+            if row:
+                self._in_file[sid] = (row[0], row[1], int(row[2]))
         return self._leases[sid]
 
     def set_lease(self, sid: str, row: LeaseRow) -> None:
         self._leases[sid] = row
         self._dirty.add(sid)
 
-    def write_lease(self, con: Any, sid: str) -> None:
-        """Write a dirty lease row inside the current transaction."""
+    def write_lease(self, con: Any, sid: str, *, unless_holder_stored: bool = False) -> None:
+        """Write a dirty lease row inside the current transaction. ``unless_holder_stored``:
+        skip it when the file already names this holder and fencing (only the expiry
+        differs, and the release flush writes that)."""
         if sid not in self._dirty:
             return
         row = self._leases.get(sid)
         if row is None:
+            return
+        holder = (row.owner_id, row.token, row.fencing)
+        if unless_holder_stored and self._in_file.get(sid) == holder:
             return
         con.execute(
             "INSERT INTO execution_leases VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE "
@@ -78,7 +86,12 @@ class Hold:
             "expires_at_ms = excluded.expires_at_ms",
             [sid, row.owner_id, row.token, row.fencing, row.expires_at_ms],
         )
-        self.after_commit(lambda: self._dirty.discard(sid))
+
+        def written() -> None:
+            self._dirty.discard(sid)
+            self._in_file[sid] = holder
+
+        self.after_commit(written)
 
     def write_dirty_leases(self, con: Any) -> None:
         for sid in sorted(self._dirty):
@@ -86,6 +99,7 @@ class Hold:
 
     def forget(self, sid: str) -> None:
         self._leases.pop(sid, None)
+        self._in_file.pop(sid, None)
         self._dirty.discard(sid)
         self.heads.pop(sid, None)
         self.queue_sizes.pop(sid, None)

@@ -17,9 +17,9 @@ Theory of operation
 - After a crash, rows left in ``commit_log`` are decoded and folded when the file is next
   opened for writing (``recover``). A read-only open of such a file is refused with a
   message saying how to recover it.
-- Commits that must change rows other than appends (a replaced graph, completed queue
-  claims) fold first and then write their delta straight to the typed tables, in one
-  transaction with the rest of their work.
+- A commit that completes queue claims writes its log row and the queue rows in one
+  transaction (queue tables are never logged). A commit that replaces the graph folds the
+  log first and then writes its delta straight to the typed tables.
 - Forbidden: reading a typed table while deltas are pending; a delta that is neither in the
   log nor in the typed tables.
 """

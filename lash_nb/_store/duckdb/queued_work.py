@@ -108,7 +108,8 @@ def claim(
         "WHERE list_contains(?, batch_id)",
         [claim_id, lease.fencing, t, [b.batch_id for b in chosen]],
     )
-    hold.write_lease(con, lease.session_id)  # the claim's generation is durable with it
+    # the claim's generation is durable with it (the expiry is written when the file is released)
+    hold.write_lease(con, lease.session_id, unless_holder_stored=True)
     return QueueClaim(claim_id, lease.session_id, lease.fencing, boundary, tuple(chosen))
 
 
