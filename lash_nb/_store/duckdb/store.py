@@ -253,10 +253,17 @@ class DuckDBStore:
         batch_ids: Sequence[str] | None = None,
         commands: bool = False,
     ) -> QueueClaim | None:
-        return await self._run_held(
-            lambda con, hold: queued_work.claim(
-                con, hold, lease, boundary, max_batches, batch_ids, commands)
-        )
+        def run(con: Any) -> QueueClaim | None:
+            hold = self._worker.hold
+            assert hold is not None
+            if hold.queue_size(con, lease.session_id) == 0:
+                # nothing queued (the common checkpoint case): no transaction at all
+                leases.check_live(hold, con, lease, commits.now_ms())
+                return None
+            return self._txn(con, lambda c: queued_work.claim(
+                c, hold, lease, boundary, max_batches, batch_ids, commands), hold)
+
+        return await asyncio.wrap_future(self._worker.submit(run))
 
     async def cancel_queued_work_batch(
         self, session_id: str, batch_id: str
