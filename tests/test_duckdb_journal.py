@@ -224,3 +224,31 @@ def test_migrating_a_foreign_file_fails_cleanly(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: {path} is not a lash store (no schema version); nothing to migrate"
     assert digest(path) == before
+
+
+def test_two_stores_of_one_file_in_one_process_share_leases_and_commits(tmp_path: Path) -> None:
+    path = tmp_path / "lash.duckdb"
+    a = DuckDBStore(path, idle_release_s=None, fold_idle_s=None)
+    b = DuckDBStore(path)
+    try:
+        async def run() -> None:
+            lease = await a.try_acquire_lease("s", lease_owner_id("a"))
+            assert isinstance(lease, Lease)
+            busy = await b.try_acquire_lease("s", lease_owner_id("b"))
+            assert not isinstance(busy, Lease)  # one session, one runner
+            for c in _turn("s", lease, 0, None):
+                await a.commit(c)
+            seen = await b.load_session("s")
+            assert seen is not None and seen.meta.head_revision == 2
+            assert [n.message.text() for n in seen.nodes if n.message] == ["question 0", "answer 0"]
+        asyncio.run(run())
+        with pytest.raises(StoreError) as e:
+            DuckDBStore(path, read_only=True)
+        assert "another read_only setting" in str(e.value)
+        a.close_sync()
+        assert b.query("SELECT count(*) AS n FROM turns")["n"].tolist() == [1]
+    finally:
+        a.close_sync()
+        b.close_sync()
+    con = duckdb.connect(str(path), read_only=True)  # the last close released the file
+    con.close()

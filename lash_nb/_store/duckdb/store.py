@@ -7,6 +7,10 @@ Theory of operation
   claims) and then writes one ``commit_log`` row that later folds into the typed tables
   (``journal.py``), so after a crash the file holds the state before or after a commit,
   never part of one. Every read of the typed tables folds pending commits first.
+- Every ``DuckDBStore`` of one file in one process shares one worker (DuckDB would hand
+  them one database anyway, and the in-memory leases and pending commits must be one
+  set); the file's worker stops when the last of them closes. The first one's
+  ``idle_release_s`` and ``fold_idle_s`` apply.
 - The file is held only while the store works: it is released after ``idle_release_s``
   idle and reopened on the next call, waiting up to ``lock_timeout_s`` for another process
   that holds it (then :class:`StoreLockedError`). Leases, claims and queue rows live in the
@@ -42,6 +46,8 @@ from .lock import check_path, open_connection
 from .worker import ConnectionWorker, run_in_transaction
 
 T = TypeVar("T")
+_SHARED: dict[str, ConnectionWorker] = {}  # realpath -> the worker of that file here
+_SHARED_LOCK = threading.Lock()
 
 
 class DuckDBStore:
@@ -70,20 +76,35 @@ class DuckDBStore:
         self.read_only = read_only
         self.lock_timeout_s = lock_timeout_s
         check_path(self.path, read_only)
-        self._worker = ConnectionWorker(
-            lambda: open_connection(
-                self.path, read_only=read_only, lock_timeout_s=self.lock_timeout_s
-            ),
-            idle_release_s=idle_release_s,
-            fold_idle_s=fold_idle_s,
-            name=f"lash-duckdb:{os.path.basename(self.path)}",
-        )
+        self._key = os.path.realpath(self.path)
+        self._closed = False
+        with _SHARED_LOCK:  # stores of one file in one process share its worker (and hold)
+            shared = _SHARED.get(self._key)
+            if shared is not None and not shared.stopped:
+                if shared.read_only != read_only:
+                    raise StoreError(
+                        f"{self.path} is already open in this process with another read_only "
+                        "setting; use one DuckDBStore per file in a process"
+                    )
+                shared.users += 1
+                self._worker = shared
+                return
+            self._worker = ConnectionWorker(
+                lambda: open_connection(
+                    self.path, read_only=read_only, lock_timeout_s=self.lock_timeout_s
+                ),
+                idle_release_s=idle_release_s,
+                fold_idle_s=fold_idle_s,
+                name=f"lash-duckdb:{os.path.basename(self.path)}",
+            )
+            self._worker.read_only = read_only
+            _SHARED[self._key] = self._worker
         if not read_only:  # pyarrow imports pandas at its first array: pay that off the worker
             threading.Thread(target=_warm_arrow, name="lash-arrow-warmup", daemon=True).start()
         try:  # open now so a bad file is refused here, not at the first call
             self._worker.submit(lambda con: None).result()
         except BaseException:
-            self._worker.stop()
+            self._stop()
             raise
 
     def __repr__(self) -> str:
@@ -180,10 +201,29 @@ class DuckDBStore:
         await asyncio.wrap_future(self._worker.release())
 
     async def close(self) -> None:
-        await asyncio.wrap_future(self._worker.stop())
+        await asyncio.wrap_future(self._stop())
 
     def close_sync(self) -> None:
-        self._worker.stop().result()
+        self._stop().result()
+
+    def _stop(self) -> Any:
+        """Detach this store; the last store of the file stops the worker (folds, releases)."""
+        from concurrent.futures import Future
+
+        with _SHARED_LOCK:
+            if self._closed:
+                done: Future[None] = Future()
+                done.set_result(None)
+                return done
+            self._closed = True
+            self._worker.users -= 1
+            if self._worker.users > 0:
+                done = Future()
+                done.set_result(None)
+                return done
+            if _SHARED.get(self._key) is self._worker:
+                del _SHARED[self._key]
+            return self._worker.stop()
 
     # ------------------------------------------------------------------ sessions
     async def load_session(

@@ -52,10 +52,16 @@ class ConnectionWorker:
         self._con: Any = None
         self.hold: Hold | None = None  # what we know while holding the file (hold.py)
         self._stopped = False
+        self.users = 1  # DuckDBStore objects sharing this worker (store.py)
+        self.read_only = False
         self.opens = 0  # how many times the file was opened (benchmarks and tests read it)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         _live.add(self)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
 
     @property
     def holding(self) -> bool:
