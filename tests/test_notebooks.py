@@ -42,13 +42,21 @@ def execute(name: str, cwd: Path) -> Any:
 
 
 def texts(nb: Any) -> str:
-    """Every stream and text/plain or text/markdown output, joined."""
+    """Every stream and text/plain or text/markdown output, joined. A cell's consecutive
+    chunks of one stream are one text (the kernel may flush a line in two messages)."""
     parts: list[str] = []
     for cell in nb.cells:
+        stream = None
         for out in cell.get("outputs", []):
             if out["output_type"] == "stream":
-                parts.append(out["text"])
-            elif "data" in out:
+                if stream == out["name"]:
+                    parts[-1] += out["text"]
+                else:
+                    parts.append(out["text"])
+                stream = out["name"]
+                continue
+            stream = None
+            if "data" in out:
                 for mime in ("text/plain", "text/markdown"):
                     if mime in out["data"]:
                         parts.append(out["data"][mime])
