@@ -48,6 +48,7 @@ from .worker import ConnectionWorker, run_in_transaction
 T = TypeVar("T")
 _SHARED: dict[str, ConnectionWorker] = {}  # realpath -> the worker of that file here
 _SHARED_LOCK = threading.Lock()
+_QUERY_THREADS = max(1, os.cpu_count() or 1)
 
 
 class DuckDBStore:
@@ -327,9 +328,15 @@ def _warm_arrow() -> None:
 def _frame(con: Any, hold: Hold | None, sql: str, params: Any) -> Any:
     if hold is not None:
         hold.flush(con)  # lease rows a user may query are in the file
-    rel = con.sql(sql, params=params) if params is not None else con.sql(sql)
-    if rel is None:
-        import pandas as pd
+    # the store's own statements are small and run fastest on one thread (lock.py); a user's
+    # query may scan millions of rows, so it gets every core
+    con.execute(f"SET threads = {_QUERY_THREADS}")
+    try:
+        rel = con.sql(sql, params=params) if params is not None else con.sql(sql)
+        if rel is None:
+            import pandas as pd
 
-        return pd.DataFrame()
-    return rel.to_arrow_table().to_pandas()
+            return pd.DataFrame()
+        return rel.to_arrow_table().to_pandas()
+    finally:
+        con.execute("SET threads = 1")
