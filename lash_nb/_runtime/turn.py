@@ -101,18 +101,24 @@ async def run_to_completion(run: TurnRun, session: LashSession, key: int) -> Tur
     """Run the turn as its own task; a cancelled caller cancels the turn, not the commit."""
     task = asyncio.ensure_future(run.execute())
     try:
-        while True:
-            try:
-                return await asyncio.shield(task)
-            except asyncio.CancelledError:
-                if task.done():
-                    raise
-                run.token.cancel("asyncio", "the task awaiting the turn was cancelled")
-                current = asyncio.current_task()
-                if current is not None:
-                    current.uncancel()
+        return await _await_turn(task, run.token)
     finally:
         session.cancels.unregister(key)
+
+
+async def _await_turn(task: asyncio.Task[TurnResult], token: CancellationToken) -> TurnResult:
+    """Await the turn's task; cancelling the awaiter signals the turn's token and keeps
+    waiting, so the turn still commits (``stopped: cancelled``) before this returns."""
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            token.cancel("asyncio", "the task awaiting the turn was cancelled")
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
 
 
 _END = object()
@@ -166,17 +172,7 @@ class TurnStream:
         return item  # type: ignore[no-any-return]
 
     async def finish(self) -> TurnResult:
-        task = self._start()
-        while True:
-            try:
-                return await asyncio.shield(task)
-            except asyncio.CancelledError:
-                if task.done():
-                    raise
-                self._run.token.cancel("asyncio", "the task awaiting the turn was cancelled")
-                current = asyncio.current_task()
-                if current is not None:
-                    current.uncancel()
+        return await _await_turn(self._start(), self._run.token)
 
     def cancel(self) -> bool:
         return self._run.token.cancel("user")
