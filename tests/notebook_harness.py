@@ -250,3 +250,8 @@ class ReraisingShell:
         from IPython.core.interactiveshell import InteractiveShell
 
         InteractiveShell.clear_instance()
+
+
+def prose_of(state: dict[str, Any]) -> str:
+    """The prose text of a TurnWidget state (its prose blocks, joined)."""
+    return "".join(b["text"] for b in state.get("blocks", []) if b["kind"] == "prose")

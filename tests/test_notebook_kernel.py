@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from notebook_harness import KernelHarness
+from notebook_harness import KernelHarness, prose_of
 
 
 @pytest.fixture(scope="module")
@@ -17,9 +17,6 @@ def kernel(tmp_path_factory):
         k.run("%lash open s1 --store lash.duckdb --fresh")
         yield k
 
-
-def _prose(state: dict) -> str:
-    return "".join(b["text"] for b in state.get("blocks", []) if b["kind"] == "prose")
 
 
 LONG = "%%lash -o r\n" + "please echo " + " ".join(f"word{i}" for i in range(200)) + "\n"
@@ -37,7 +34,7 @@ def _turn_rows(kernel, turn_id: str) -> str:
 def test_stop_button_message_cancels_a_lash_cell_and_the_store_has_the_cancelled_commit(kernel):
     ex = kernel.submit(LONG)
     model_id = kernel.wait_for_widget(ex, name="TurnWidget")
-    kernel.pump_until(lambda: len(_prose(kernel.state(model_id))) > 30, timeout=30)
+    kernel.pump_until(lambda: len(prose_of(kernel.state(model_id))) > 30, timeout=30)
     sent = time.monotonic()
     kernel.send_custom(model_id, {"type": "stop"})
     kernel.wait(ex, timeout=30)
@@ -45,7 +42,7 @@ def test_stop_button_message_cancels_a_lash_cell_and_the_store_has_the_cancelled
     assert time.monotonic() - sent < 3.0  # the rest of the stream would take ~10 s
     state = kernel.state(model_id)
     assert state["outcome"] == "stopped: cancelled"
-    prose = _prose(state)
+    prose = prose_of(state)
     assert prose.startswith("You said: please echo word0")
     assert "word199" not in prose
     check = kernel.run("print(str(r.outcome), r.turn_id if hasattr(r, 'turn_id') else '')")
@@ -57,7 +54,7 @@ def test_stop_button_message_cancels_a_lash_cell_and_the_store_has_the_cancelled
 def test_kernel_interrupt_ends_a_lash_cell_cleanly_as_cancelled(kernel):
     ex = kernel.submit(LONG)
     model_id = kernel.wait_for_widget(ex, name="TurnWidget")
-    kernel.pump_until(lambda: len(_prose(kernel.state(model_id))) > 30, timeout=30)
+    kernel.pump_until(lambda: len(prose_of(kernel.state(model_id))) > 30, timeout=30)
     kernel.km.interrupt_kernel()
     kernel.wait(ex, timeout=30)
     assert ex.status == "ok", ex.error
@@ -72,5 +69,5 @@ def test_a_finished_lash_cell_saves_its_final_state_in_widget_traits(kernel):
     state = kernel.state(ex.widget_ids()[0])
     assert state["status"] == "done"
     assert state["outcome"] == "finished: assistant_message"
-    assert _prose(state).startswith("You said: short one")
+    assert prose_of(state).startswith("You said: short one")
     assert state["usage"]["output_tokens"] > 0

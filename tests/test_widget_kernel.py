@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from notebook_harness import KernelHarness
+from notebook_harness import KernelHarness, prose_of
 
 SYNTHETIC_TURN = """
 import asyncio
@@ -35,14 +35,11 @@ def kernel():
         yield k
 
 
-def _prose(state: dict) -> str:
-    return "".join(b["text"] for b in state.get("blocks", []) if b["kind"] == "prose")
-
 
 def test_stop_message_ends_an_awaiting_cell_with_partial_prose_and_cancelled_outcome(kernel):
     ex = kernel.submit(SYNTHETIC_TURN)
     model_id = kernel.wait_for_widget(ex, name="TurnWidget")
-    kernel.pump_until(lambda: len(_prose(kernel.state(model_id))) > 20, timeout=20)
+    kernel.pump_until(lambda: len(prose_of(kernel.state(model_id))) > 20, timeout=20)
     sent = time.monotonic()
     kernel.send_custom(model_id, {"type": "stop"})
     kernel.wait(ex, timeout=20)
@@ -54,8 +51,8 @@ def test_stop_message_ends_an_awaiting_cell_with_partial_prose_and_cancelled_out
     state = kernel.state(model_id)
     assert state["outcome"] == "stopped: cancelled"
     assert state["status"] == "done"
-    assert _prose(state).startswith("w1 w2 w3 ")
-    assert _prose(state).endswith(f"w{deltas} ")
+    assert prose_of(state).startswith("w1 w2 w3 ")
+    assert prose_of(state).endswith(f"w{deltas} ")
     assert took < 5.0  # the whole remaining turn would take ~12 s
     statuses = [u["status"] for u in kernel.update_log[model_id] if "status" in u]
     assert "stopping…" in statuses  # the Stop click is acknowledged before the turn ends
@@ -66,7 +63,7 @@ def test_updates_are_coalesced_into_far_fewer_comm_messages_than_deltas(kernel):
     model_id = ex.widget_ids()[0]
     assert ex.stdout.strip() == "deltas 400"
     assert kernel.comm_updates[model_id] < 40
-    assert _prose(kernel.state(model_id)).count(" ") == 400
+    assert prose_of(kernel.state(model_id)).count(" ") == 400
     assert kernel.state(model_id)["outcome"] == "finished: assistant_message"
 
 
