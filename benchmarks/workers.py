@@ -76,11 +76,15 @@ def drain(server: Any, n_workers: int, batches: int, sessions: int, concurrency:
               f"{span_s:6.2f} s = {total / span_s:7.1f} turns/s   (enqueue: {total / enq_s:6.0f} "
               "batches/s from one process)")
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(30)
-        store.close_sync()
+        _stop(procs, store)
+
+
+def _stop(procs: list[Any], store: Any) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait(30)
+    store.close_sync()
 
 
 def latency(server: Any, samples: int) -> None:
@@ -111,11 +115,7 @@ def latency(server: Any, samples: int) -> None:
         print(f"  enqueue -> turn committed:            median {statistics.median(done):5.1f} ms, "
               f"p95 {done[p95]} ms  ({samples} samples, one at a time)")
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(30)
-        store.close_sync()
+        _stop(procs, store)
 
 
 def main() -> None:
