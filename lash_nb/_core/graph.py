@@ -75,10 +75,6 @@ class SessionNode:
         return self._payload
 
     @property
-    def is_message(self) -> bool:
-        return self.kind == "message"
-
-    @property
     def role(self) -> str | None:
         message = self.message
         return message.role.value if message else None

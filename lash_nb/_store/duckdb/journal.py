@@ -38,15 +38,6 @@ FOLD_AFTER_DELTAS = 32  # fold inside a commit once this many are pending
 FOLD_AFTER_ROWS = 8_000
 
 _APPEND_TABLES = ("graph_nodes", "usage_deltas", "llm_calls", "tool_calls", "turn_events")
-_TURN_KEYS = (
-    "session_id", "turn_id", "status", "outcome", "stop_reason", "started_at", "duration_ms",
-    "commit_hash", "result", "seq", "committed_at",
-)
-_SESSION_KEYS = (
-    "session_id", "provider_id", "model", "parent_session_id", "policy", "head_revision",
-    "leaf_node_id", "turn_index", "tool_state", "created_at", "updated_at", "next_seq",
-)
-
 _TURN_UPSERT = "INSERT OR REPLACE INTO turns BY NAME SELECT * FROM batch"
 # a later delta's provider/model/parent/policy/tool_state win only when set (None or ''
 # keeps the stored value, like the memory store); the other columns are always the latest
@@ -70,7 +61,6 @@ class Delta:
 
     session_id: str
     head_revision: int
-    at_ms: int
     tables: dict[str, dict[str, list[Any]]]  # append-only rows, as insert columns
     turns: list[dict[str, Any]]  # the new full state of each turn row it touches
     session: dict[str, Any]  # the session row after it (None fields: unchanged)
@@ -149,7 +139,7 @@ def plan(
         "tool_state": rows.dumps(c.tool_state) if c.tool_state is not None else None,
         "created_at": t, "updated_at": t, "next_seq": seq,
     }
-    return Delta(sid, rev, t, tables, turns, session, c.replace_graph is not None,
+    return Delta(sid, rev, tables, turns, session, c.replace_graph is not None,
                  [n.node_id for n in nodes], opened, closed, seq)
 
 
@@ -203,8 +193,8 @@ def write(con: Any, deltas: Sequence[Delta]) -> None:
         prior = sessions.get(d.session_id)
         sessions[d.session_id] = _merge_session(prior, d.session) if prior else dict(d.session)
     if turns:
-        rows.insert(con, "turns", _columns(turns.values(), _TURN_KEYS), _TURN_UPSERT)
-    rows.insert(con, "sessions", _columns(sessions.values(), _SESSION_KEYS), _SESSION_UPSERT)
+        rows.insert(con, "turns", _columns(list(turns.values())), _TURN_UPSERT)
+    rows.insert(con, "sessions", _columns(list(sessions.values())), _SESSION_UPSERT)
 
 
 def _merge_session(prior: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
@@ -216,9 +206,9 @@ def _merge_session(prior: dict[str, Any], later: dict[str, Any]) -> dict[str, An
     return out
 
 
-def _columns(items: Any, keys: Sequence[str]) -> dict[str, list[Any]]:
-    items = list(items)
-    return {k: [r[k] for r in items] for k in keys}
+def _columns(items: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Row dicts (each with every column of its table) as insert columns."""
+    return {k: [r[k] for r in items] for k in items[0]}
 
 
 def fold(con: Any, hold: Any) -> None:
@@ -241,16 +231,15 @@ def recover(con: Any) -> int:
     from .worker import run_in_transaction
 
     found = con.execute(
-        "SELECT session_id, head_revision, epoch_ms(written_at), body FROM commit_log "
+        "SELECT session_id, head_revision, body FROM commit_log "
         "ORDER BY session_id, head_revision"
     ).fetchall()
     if not found:
         return 0
     deltas = []
-    for sid, rev, at_ms, body in found:
+    for sid, rev, body in found:
         data = json.loads(body)
-        deltas.append(Delta(sid, int(rev), int(at_ms), data["tables"], data["turns"],
-                            data["session"]))
+        deltas.append(Delta(sid, int(rev), data["tables"], data["turns"], data["session"]))
 
     def job(c: Any) -> None:
         write(c, deltas)

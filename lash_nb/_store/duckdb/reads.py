@@ -1,9 +1,9 @@
 """Session reads: load a session (full graph or active path), events, turns, sessions.
 
 A load reads the session's node rows as Arrow columns and makes nodes whose JSON content is
-decoded only when first read (``SessionNode.stored``). Active-path residency walks the parent
-links from the leaf in Python (a recursive CTE costs ~1 ms per node in DuckDB) and keeps just
-the nodes on the path.
+decoded only when first read (``SessionNode(..., stored_content=...)``). Active-path
+residency walks the parent links from the leaf in Python (a recursive CTE costs ~1 ms per
+node in DuckDB) and keeps just the nodes on the path.
 """
 
 from __future__ import annotations
