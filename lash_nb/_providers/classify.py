@@ -261,12 +261,14 @@ def missing_terminal_error(
 def attempt_deadline_error(
     provider: str, seconds: float, *, request_id: str | None, output_started: bool
 ) -> LlmTransportError:
-    """The whole attempt outlived ``attempt_timeout`` (keepalive comments do not extend it)."""
+    """The whole attempt outlived ``attempt_timeout`` (keepalive comments do not extend it).
+    Not retryable: the budget is the user's, and a server that pinged through it once will
+    most likely do so again (ADR 0016)."""
     return LlmTransportError(
         f"{provider} response did not finish within attempt_timeout={seconds:g} s (a server "
-        "that only sends keepalive comments never finishes); the runtime retries (raise "
-        "attempt_timeout= for very long answers)",
-        kind=ProviderFailureKind.TIMEOUT, retryable=True, code="attempt_timeout",
+        "that only sends keepalive comments never finishes); not retried: raise "
+        "attempt_timeout= on the provider for very long answers",
+        kind=ProviderFailureKind.TIMEOUT, retryable=False, code="attempt_timeout",
         request_id=request_id, output_started=output_started,
     )
 

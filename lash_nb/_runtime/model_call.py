@@ -78,7 +78,7 @@ def _close_in_background(agen: Any) -> None:
 
 async def call_model(run: TurnRun, provider: Any, request: LlmRequest) -> LlmResponse | ModelCallFailed:
     policy = run.session.core.retry_policy
-    scrub = provider.scrub if isinstance(provider, ScrubsSecrets) else scrub_shapes
+    scrub = provider.scrub if _scrubs(type(provider)) else scrub_shapes
     attempts: list[LlmAttempt] = []
     call_id = f"{run.turn_id}:{request.protocol_iteration}"
     attempt = 0
@@ -148,6 +148,18 @@ async def call_model(run: TurnRun, provider: Any, request: LlmRequest) -> LlmRes
         run.llm_calls.append(
             LlmCallRecord(call_id, request.model, request.protocol_iteration, tuple(attempts))
         )
+
+
+_SCRUBS: dict[type, bool] = {}
+
+
+def _scrubs(cls: type) -> bool:
+    """Whether instances of ``cls`` offer ``scrub`` (a runtime Protocol check costs ~10 us,
+    so it is made once per provider class)."""
+    known = _SCRUBS.get(cls)
+    if known is None:
+        known = _SCRUBS[cls] = issubclass(cls, ScrubsSecrets)
+    return known
 
 
 def _scrub_error(err: LlmTransportError, scrub: Callable[[str], str]) -> None:
