@@ -41,6 +41,7 @@ from .sse import MAX_EVENT_BYTES, SseDecoder, SseEvent, SseEventTooLarge
 
 
 DRAIN_S = 1.0  # seconds to wait for the end of a body whose terminal event arrived
+ERROR_BODY_LIMIT = 256 * 1024  # bytes of a non-2xx body read for classification
 ATTEMPT_TIMEOUT_S = 1200.0  # one attempt, start to finish (ADR 0016)
 _PAGE_TYPES = ("text/html", "application/xhtml+xml")
 # httpx logs each response line at INFO, httpcore the response headers at DEBUG
@@ -177,13 +178,18 @@ class HttpExchange:
     async def _fail_on_status(self, response: httpx.Response, key_hint: str) -> None:
         if response.status_code < 400:
             return
+        raw = bytearray()
         try:
             async with asyncio.timeout(self._chunk_timeout):
-                raw = await response.aread()
+                async for chunk in response.aiter_bytes():
+                    raw += chunk
+                    if len(raw) >= ERROR_BODY_LIMIT:  # enough to classify; never a 1 GB page
+                        break
         except (TimeoutError, httpx.HTTPError):
-            raw = b""
+            pass
         raise classify.classify_http_error(
-            response.status_code, response.headers, raw.decode("utf-8", "replace"),
+            response.status_code, response.headers,
+            bytes(raw[:ERROR_BODY_LIMIT]).decode("utf-8", "replace"),
             provider=self.provider, key_hint=key_hint, scrub=self.scrub,
         )
 
