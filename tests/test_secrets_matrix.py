@@ -2,7 +2,8 @@
 
 The matrix: every place a server can put the key (a data line that is not JSON, a JSON error
 body, a plain-text error body, the ``Retry-After`` and request-id headers, an error event
-inside the stream, the request id and model name of a successful answer) x both provider kinds
+inside the stream, the request id and model name of a successful answer, the model's prose
+with the key split across two deltas) x both provider kinds
 (OpenAI-compatible, Anthropic) x both persistent stores (a DuckDB file, a real PostgreSQL
 server). Each case runs the provider alone (the exception it raises) and then a whole turn
 through the runtime over the loopback server (real sockets), then looks for the key, in each of
@@ -28,7 +29,7 @@ from pg_fixture import PgServer, pg_server  # noqa: F401  (fixture)
 from lash_nb import LashCore
 from lash_nb._core.llm import LlmRequest, LlmTransportError
 from lash_nb._core.records import Message, PartKind, Role
-from lash_nb._core.secrets import Scrubber, scrub
+from lash_nb._core.secrets import Scrubber, StreamScrub, scrub
 from lash_nb.providers import Anthropic, FunctionProvider, OpenAICompatible, RetryPolicy
 from lash_nb.stores import DuckDBStore
 from lash_nb.testing import LoopbackServer
@@ -54,7 +55,9 @@ PATHS = {  # script -> (retryable, does the turn succeed)
     "retry-after-and-request-id-headers": (True, False),
     "request-id-header-on-success": (False, True),
     "stream-error-event": (True, False),
+    "key-split-across-prose-deltas": (False, True),
 }
+SPLIT_ANSWER = "Your key is [redacted], keep it safe."
 KINDS = ["openai-compatible", "anthropic"]
 
 
@@ -87,15 +90,17 @@ async def _provider_alone(kind: str, script: Path) -> str:
         provider = _provider(kind, srv.base_url)
         user = Message.build(Role.USER, [(PartKind.TEXT, "hi")])
         shown: list[str] = []
+        prose: list[str] = []
         try:
             async for item in provider.stream(LlmRequest(model="", messages=[user])):
                 shown.append(repr(item))
+                prose.append(getattr(item, "text", ""))
         except LlmTransportError as err:
             shown += [str(err), repr(err), repr(vars(err)), repr(err.args)]
         finally:
             await provider.aclose()
         assert srv.errors == []
-    return "\n".join(shown)
+    return "\n".join(shown + ["".join(prose)])
 
 
 async def _turn(kind: str, script: Path, store: Any, retryable: bool) -> tuple[Any, str]:
@@ -122,12 +127,18 @@ async def _turn(kind: str, script: Path, store: Any, retryable: bool) -> tuple[A
     return out, shown
 
 
-def _check_turn(out: Any, retryable: bool, succeeds: bool) -> None:
+def _check_turn(out: Any, path: str) -> None:
+    retryable, succeeds = PATHS[path]
     attempts = out.result.llm_calls[0].attempts
-    if succeeds:
-        assert out.result.is_success()
+    if path == "request-id-header-on-success":
         assert attempts[0].request_id == "req-[redacted]"
         assert attempts[0].served_model == "model-[redacted]"
+    if path == "key-split-across-prose-deltas":
+        deltas = [a.event.text for a in out.activities if a.type == "assistant_prose_delta"]
+        assert "".join(deltas) == SPLIT_ANSWER
+        assert out.result.assistant_message() == SPLIT_ANSWER
+    if succeeds:
+        assert out.result.is_success()
     else:
         assert str(out.result.outcome) == "stopped: provider_error"
         assert len(attempts) == (2 if retryable else 1)
@@ -168,7 +179,7 @@ def test_an_echoed_key_reaches_no_duckdb_file_row_event_result_or_log(
         path: str, kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     script = ECHO / f"{kind}.{path}.json"
-    retryable, succeeds = PATHS[path]
+    retryable = PATHS[path][0]
     file = tmp_path / "leak.duckdb"
 
     async def body() -> tuple[str, Any, str, bytes]:
@@ -180,7 +191,7 @@ def test_an_echoed_key_reaches_no_duckdb_file_row_event_result_or_log(
         return alone, out, shown, live
 
     alone, out, shown, live = asyncio.run(body())
-    _check_turn(out, retryable, succeeds)
+    _check_turn(out, path)
     rows = _duckdb_rows(file)
     assert _stored_errors(rows)
     closed = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
@@ -200,7 +211,7 @@ def test_an_echoed_key_reaches_no_postgres_row_event_result_or_log(
 
     caplog.set_level(logging.DEBUG)
     script = ECHO / f"{kind}.{path}.json"
-    retryable, succeeds = PATHS[path]
+    retryable = PATHS[path][0]
     dsn = pg_server.create_database()
 
     async def body() -> tuple[Any, str]:
@@ -210,7 +221,7 @@ def test_an_echoed_key_reaches_no_postgres_row_event_result_or_log(
         return out, shown
 
     out, shown = asyncio.run(body())
-    _check_turn(out, retryable, succeeds)
+    _check_turn(out, path)
     rows = _postgres_rows(dsn)
     assert _stored_errors(rows)
     leaks = (_leaks("turn", shown) + _leaks("sql", rows)
@@ -296,3 +307,21 @@ def test_the_default_scrubber_knows_no_values_but_removes_shapes() -> None:
 
 def test_short_values_are_not_treated_as_secrets() -> None:
     assert Scrubber(["k", "abc"]).scrub("a kind abc") == "a kind abc"
+
+
+@pytest.mark.parametrize("cut", range(1, len("say " + KEY + " ok")))
+def test_a_key_split_anywhere_across_two_deltas_is_removed(cut: int) -> None:
+    text = "say " + KEY + " ok"
+    stream = StreamScrub(Scrubber([KEY]))
+    pieces = [stream.feed("text", text[:cut]), stream.feed("text", text[cut:]), stream.flush("text")]
+    assert "".join(pieces) == "say [redacted] ok"
+    assert not any(KEY[:6] in p for p in pieces)
+
+
+def test_delta_streams_are_held_apart_and_text_without_secrets_passes_whole() -> None:
+    stream = StreamScrub(Scrubber([KEY]))
+    assert stream.feed("text", "plain words") == "plain words"
+    assert stream.feed("text", "ends with ln") == "ends with "  # "ln" may start the key
+    assert stream.feed("reasoning", "b/ECHO+k3y_9f2c7a41d05e") == "b/ECHO+k3y_9f2c7a41d05e"  # not joined
+    assert stream.feed("text", "g") == "lng"
+    assert stream.flush("text") == "" and stream.flush("reasoning") == ""

@@ -11,8 +11,9 @@ A :class:`Scrubber` removes two things:
   similar assignments, and a few well-known vendor prefixes (``AIza``, ``ghp_``, ``AKIA``).
 
 Each match becomes ``[redacted]``. ``scrub`` costs one substring test per exact form when no
-secret is present, and one regular-expression scan, so it is cheap on short error texts; the
-provider hot path (prose deltas) uses :meth:`Scrubber.scrub_exact`, which skips the scan.
+secret is present, and one regular-expression scan, so it is cheap on short error texts. Model
+output (prose, reasoning, tool-call arguments) is content, so only the exact values are removed
+from it, never shapes: :class:`StreamScrub` does that for deltas, which may split a key.
 ``DEFAULT`` knows no values and only removes shapes; the runtime uses it for providers that do
 not scrub themselves.
 """
@@ -80,6 +81,10 @@ class Scrubber:
                 forms.extend(f for f in _forms(value) if f not in forms)
         self._forms = tuple(sorted(forms, key=len, reverse=True))
 
+    @property
+    def knows_values(self) -> bool:
+        return bool(self._forms)
+
     def scrub_exact(self, text: str) -> str:
         """Only the known values and their encodings (cheap enough for every delta)."""
         for form in self._forms:
@@ -98,6 +103,52 @@ class Scrubber:
 
     def __repr__(self) -> str:
         return f"Scrubber({len(self._forms)} secret forms)"
+
+
+class StreamScrub:
+    """Exact-value scrubbing of text that arrives in pieces (model deltas), one buffer per
+    named stream: the tail of a piece that could be the start of a secret form is held back
+    until the next piece (or :meth:`flush`) shows what it is, so a key split across two
+    deltas is still removed. Costs a character scan of the last few characters per piece."""
+
+    __slots__ = ("_forms", "_firsts", "_longest", "_held")
+
+    def __init__(self, scrubber: Scrubber) -> None:
+        self._forms = scrubber._forms
+        self._firsts = frozenset(f[0] for f in self._forms)
+        self._longest = max((len(f) for f in self._forms), default=0)
+        self._held: dict[str, str] = {}
+
+    def feed(self, stream: str, text: str) -> str:
+        if not self._forms:
+            return text
+        held = self._held.pop(stream, "")
+        buf = held + text if held else text
+        for form in self._forms:
+            if form in buf:
+                buf = buf.replace(form, REDACTED)
+        cut = self._hold_from(buf)
+        if cut < len(buf):
+            self._held[stream] = buf[cut:]
+            return buf[:cut]
+        return buf
+
+    def flush(self, stream: str) -> str:
+        return self._held.pop(stream, "")
+
+    def _hold_from(self, buf: str) -> int:
+        """Where the earliest tail of ``buf`` that begins some secret form starts."""
+        start = max(len(buf) - self._longest + 1, 0)
+        best = len(buf)
+        for first in self._firsts:
+            i = buf.find(first, start, best)
+            while i != -1:
+                tail = buf[i:]
+                if any(form.startswith(tail) for form in self._forms):
+                    best = i
+                    break
+                i = buf.find(first, i + 1, best)
+        return best
 
 
 DEFAULT = Scrubber()

@@ -264,6 +264,7 @@ class Anthropic(HttpProvider):
         http_request = self.build_http_request(request)
         acc = MessagesAccumulator()
         meta: dict[str, Any] = {"request_id": None}
+        guard = self._delta_scrub()
         try:
             async with aclosing(self._exchange.sse(http_request, key_hint=self._key_hint,
                                                    meta=meta)) as events:
@@ -278,15 +279,21 @@ class Anthropic(HttpProvider):
                         raise classify.classify_stream_error(
                             data, provider=self.kind, request_id=meta["request_id"],
                             output_started=acc.started, scrub=self._exchange.scrub)
-                    for event in acc.apply(data):
+                    for event in guard.apply(acc.apply(data)):
                         yield event
                     if acc.saw_stop:
                         meta["draining"] = True
         except LlmTransportError as err:
             err.output_started = err.output_started or acc.started
             err.request_id = err.request_id or meta["request_id"]
+            for event in guard.flush(failed=True):
+                yield event
             raise
         if not acc.saw_stop:
+            for event in guard.flush(failed=True):
+                yield event
             raise classify.missing_terminal_error(
                 self.kind, "message_stop", request_id=meta["request_id"], output_started=acc.started)
+        for event in guard.flush():
+            yield event
         yield Completed(self._scrubbed(acc.response(meta["request_id"])))

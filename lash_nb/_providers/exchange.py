@@ -32,8 +32,15 @@ from typing import Any, AsyncGenerator, AsyncIterator, Mapping
 
 import httpx
 
-from lash_nb._core.llm import LlmResponse, LlmTransportError, ProviderFailureKind
-from lash_nb._core.secrets import Scrubber
+from lash_nb._core.llm import (
+    LlmResponse,
+    LlmStreamEvent,
+    LlmTransportError,
+    ProviderFailureKind,
+    ReasoningTextDelta,
+    TextDelta,
+)
+from lash_nb._core.secrets import _MIN_SECRET, Scrubber, StreamScrub
 from lash_nb._core.secrets import scrub as scrub_shapes
 
 from . import classify
@@ -342,11 +349,21 @@ class HttpProvider:
     def _key_state(self) -> str:
         return "set" if self._secret else "none"
 
+    def _delta_scrub(self) -> DeltaScrub:
+        return DeltaScrub(self._exchange.scrubber)
+
     def _scrubbed(self, response: LlmResponse) -> LlmResponse:
-        """The response with its server-sent ids and names scrubbed (they are stored)."""
-        scrub = self._exchange.scrubber.scrub_optional
+        """The response with its server-sent ids and names scrubbed (they are stored) and the
+        key removed from its text and tool arguments (the deltas were, by :class:`DeltaScrub`)."""
+        scrubber = self._exchange.scrubber
+        scrub = scrubber.scrub_optional
+        exact = scrubber.scrub_exact
+        parts = tuple(
+            dataclasses.replace(p, text=exact(p.text), input_json=exact(p.input_json) if p.input_json else p.input_json)
+            for p in response.parts
+        ) if scrubber.knows_values else response.parts
         return dataclasses.replace(
-            response, response_id=scrub(response.response_id),
+            response, parts=parts, response_id=scrub(response.response_id),
             served_model=scrub(response.served_model), finish_reason=scrub(response.finish_reason))
 
     def scrub(self, text: str) -> str:
@@ -356,6 +373,47 @@ class HttpProvider:
 
     async def aclose(self) -> None:
         await self._exchange.aclose()
+
+
+class DeltaScrub:
+    """The prose and reasoning deltas of one attempt without the provider's key, even when a
+    key is split across deltas (:class:`~lash_nb._core.secrets.StreamScrub`). ``flush`` at the
+    end of the stream releases held-back tails; after a failure only tails too short to be a
+    secret are released (the rest may be the start of the key)."""
+
+    __slots__ = ("_stream", "_items")
+
+    def __init__(self, scrubber: Scrubber) -> None:
+        self._stream = StreamScrub(scrubber) if scrubber.knows_values else None
+        self._items: dict[str, str | None] = {}
+
+    def apply(self, events: list[LlmStreamEvent]) -> list[LlmStreamEvent]:
+        stream = self._stream
+        if stream is None or not events:
+            return events
+        out: list[LlmStreamEvent] = []
+        for event in events:
+            if isinstance(event, (TextDelta, ReasoningTextDelta)):
+                name = "text" if isinstance(event, TextDelta) else "reasoning"
+                self._items[name] = event.item_id
+                text = stream.feed(name, event.text)
+                if text is event.text:
+                    out.append(event)
+                elif text:
+                    out.append(type(event)(text, event.item_id))
+            else:
+                out.append(event)
+        return out
+
+    def flush(self, *, failed: bool = False) -> list[LlmStreamEvent]:
+        if self._stream is None:
+            return []
+        out: list[LlmStreamEvent] = []
+        for name, cls in (("text", TextDelta), ("reasoning", ReasoningTextDelta)):
+            held = self._stream.flush(name)
+            if held and not (failed and len(held) >= _MIN_SECRET):
+                out.append(cls(held, self._items.get(name)))
+        return out
 
 
 def bad_payload(provider: str, what: str, request_id: str | None, *, started: bool = False) -> LlmTransportError:

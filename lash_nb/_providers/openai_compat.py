@@ -260,10 +260,13 @@ class OpenAICompatible(HttpProvider):
         http_request = self.build_http_request(request)
         acc = ChatAccumulator()
         meta: dict[str, Any] = {"request_id": None}
+        guard = self._delta_scrub()
         try:
             if not self.streaming:
                 body = await self._exchange.json(http_request, key_hint=self._key_hint, meta=meta)
-                for event in acc.apply(body):
+                for event in guard.apply(acc.apply(body)):
+                    yield event
+                for event in guard.flush():
                     yield event
                 yield Completed(self._scrubbed(acc.response(meta["request_id"])))
                 return
@@ -283,14 +286,20 @@ class OpenAICompatible(HttpProvider):
                         raise classify.classify_stream_error(
                             chunk, provider=self.kind, request_id=meta["request_id"],
                             output_started=acc.started, scrub=self._exchange.scrub)
-                    for event in acc.apply(chunk):
+                    for event in guard.apply(acc.apply(chunk)):
                         yield event
         except LlmTransportError as err:
             err.output_started = err.output_started or acc.started
             err.request_id = err.request_id or meta["request_id"]
+            for event in guard.flush(failed=True):
+                yield event
             raise
         if not acc.finish_reason:
+            for event in guard.flush(failed=True):
+                yield event
             raise classify.missing_terminal_error(
                 self.kind, "a finish_reason", request_id=meta["request_id"],
                 output_started=acc.started)
+        for event in guard.flush():
+            yield event
         yield Completed(self._scrubbed(acc.response(meta["request_id"])))
