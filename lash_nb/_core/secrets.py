@@ -26,7 +26,7 @@ from typing import Iterable, Protocol, runtime_checkable
 from urllib.parse import quote
 
 REDACTED = "[redacted]"
-_MIN_SECRET = 6  # shorter values would redact ordinary words
+MIN_SECRET_LENGTH = 6  # shorter values would redact ordinary words
 
 _SHAPES = re.compile(
     r"""
@@ -65,7 +65,7 @@ def _forms(value: str) -> list[str]:
             forms.add(text)
             forms.add(text.rstrip("="))
     # longest first, so a form that contains another is replaced whole
-    return sorted((f for f in forms if len(f) >= _MIN_SECRET), key=len, reverse=True)
+    return sorted((f for f in forms if len(f) >= MIN_SECRET_LENGTH), key=len, reverse=True)
 
 
 class Scrubber:
@@ -77,7 +77,7 @@ class Scrubber:
     def __init__(self, values: Iterable[str] = ()) -> None:
         forms: list[str] = []
         for value in values:
-            if value and len(value) >= _MIN_SECRET:
+            if value and len(value) >= MIN_SECRET_LENGTH:
                 forms.extend(f for f in _forms(value) if f not in forms)
         self._forms = tuple(sorted(forms, key=len, reverse=True))
 

@@ -47,10 +47,10 @@ _RETRY_HINT = re.compile(
 _MESSAGE_LIMIT = 240
 _REQUEST_ID_LIMIT = 200
 
-_keep: Scrub = _scrub_shapes  # the default: credential shapes, no known values
+DEFAULT_SCRUB: Scrub = _scrub_shapes  # credential shapes, no known values
 
 
-def request_id_from(headers: httpx.Headers, scrub: Scrub = _keep) -> str | None:
+def request_id_from(headers: httpx.Headers, scrub: Scrub = DEFAULT_SCRUB) -> str | None:
     """``x-request-id`` or ``request-id``; when a header repeats, the first value. Scrubbed
     and bounded: it is stored with every attempt."""
     for name in ("x-request-id", "request-id"):
@@ -131,7 +131,7 @@ def classify_http_error(
     *,
     provider: str,
     key_hint: str = "the API key",
-    scrub: Scrub = _keep,
+    scrub: Scrub = DEFAULT_SCRUB,
 ) -> LlmTransportError:
     """Classify a non-2xx response. ``key_hint`` names where the key comes from."""
     body = scrub(body)
@@ -182,7 +182,7 @@ def classify_stream_error(
     provider: str,
     request_id: str | None,
     output_started: bool,
-    scrub: Scrub = _keep,
+    scrub: Scrub = DEFAULT_SCRUB,
 ) -> LlmTransportError:
     """An error reported inside a 200 stream (Anthropic ``error`` event, OpenRouter chunk)."""
     raw = payload.get("error", payload)
@@ -231,7 +231,7 @@ def timeout_error(
 
 def dropped_stream_error(
     provider: str, exc: BaseException, *, request_id: str | None, output_started: bool,
-    scrub: Scrub = _keep,
+    scrub: Scrub = DEFAULT_SCRUB,
 ) -> LlmTransportError:
     return LlmTransportError(
         scrub(f"{provider} stream dropped ({type(exc).__name__}: {exc}); the runtime retries"),
@@ -240,7 +240,7 @@ def dropped_stream_error(
     )
 
 
-def connect_error(provider: str, exc: BaseException, url: str, *, scrub: Scrub = _keep) -> LlmTransportError:
+def connect_error(provider: str, exc: BaseException, url: str, *, scrub: Scrub = DEFAULT_SCRUB) -> LlmTransportError:
     return LlmTransportError(
         scrub(f"{provider} could not reach {url} ({type(exc).__name__}: {exc}); check "
               "base_url and the network; the runtime retries"),
@@ -274,7 +274,7 @@ def attempt_deadline_error(
 
 
 def not_event_stream_error(
-    provider: str, content_type: str, head: str, *, request_id: str | None, scrub: Scrub = _keep
+    provider: str, content_type: str, head: str, *, request_id: str | None, scrub: Scrub = DEFAULT_SCRUB
 ) -> LlmTransportError:
     """A 2xx answer that is a web page, not an event stream (a proxy or captive login page)."""
     shown = " ".join(scrub(head).split())[:80]

@@ -17,33 +17,24 @@ Every failure leaves as an :class:`LlmTransportError`. ``asyncio.CancelledError`
 caught: ``async with client.stream`` style cleanup closes the response on the way out.
 The API key lives in a :class:`Secret`; it is sent only in the auth header. Every text built
 from what the server sent (messages, the request id) passes the exchange's
-:class:`~lash_nb._core.secrets.Scrubber`, which knows the key and common credential shapes.
+:class:`~lash_nb._core.secrets.Scrubber`, which knows the key and common credential shapes;
+:mod:`.redaction` applies it to model deltas, the final response and httpx's log records.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
-import logging
 import os
-import weakref
 from typing import Any, AsyncGenerator, AsyncIterator, Mapping
 
 import httpx
 
-from lash_nb._core.llm import (
-    LlmResponse,
-    LlmStreamEvent,
-    LlmTransportError,
-    ProviderFailureKind,
-    ReasoningTextDelta,
-    TextDelta,
-)
-from lash_nb._core.secrets import _MIN_SECRET, Scrubber, StreamScrub
-from lash_nb._core.secrets import scrub as scrub_shapes
+from lash_nb._core.llm import LlmResponse, LlmTransportError, ProviderFailureKind
+from lash_nb._core.secrets import Scrubber
 
 from . import classify
+from .redaction import LOG_SCRUB, DeltaScrub, scrubbed_response
 from .sse import MAX_EVENT_BYTES, SseDecoder, SseEvent, SseEventTooLarge
 
 
@@ -51,39 +42,6 @@ DRAIN_S = 1.0  # seconds to wait for the end of a body whose terminal event arri
 ERROR_BODY_LIMIT = 256 * 1024  # bytes of a non-2xx body read for classification
 ATTEMPT_TIMEOUT_S = 1200.0  # one attempt, start to finish (ADR 0016)
 _PAGE_TYPES = ("text/html", "application/xhtml+xml")
-# httpx logs each response line at INFO, httpcore the response headers at DEBUG
-_HTTP_LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2",
-                 "httpcore.proxy", "httpcore.connection_pool")
-
-
-class _HttpLogScrub(logging.Filter):
-    """Scrubs the records of the HTTP libraries' own loggers: a header a server echoed the key
-    in would otherwise reach any handler a user configured at DEBUG. Runs only for records
-    that pass the level check, so it costs nothing while those loggers are quiet."""
-
-    def __init__(self) -> None:
-        super().__init__("lash_nb")
-        self.scrubbers: weakref.WeakSet[Scrubber] = weakref.WeakSet()
-
-    def watch(self, scrubber: Scrubber) -> None:
-        self.scrubbers.add(scrubber)
-        for name in _HTTP_LOGGERS:
-            logger = logging.getLogger(name)
-            if self not in logger.filters:
-                logger.addFilter(self)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        clean = text
-        for scrubber in list(self.scrubbers):
-            clean = scrubber.scrub_exact(clean)
-        clean = scrub_shapes(clean)
-        if clean != text:
-            record.msg, record.args = clean, ()
-        return True
-
-
-_LOG_SCRUB = _HttpLogScrub()
 
 
 class Secret:
@@ -124,7 +82,7 @@ class HttpExchange:
         self._secret = secret
         self.scrubber = Scrubber([secret.reveal()] if secret else ())
         self.scrub = self.scrubber.scrub
-        _LOG_SCRUB.watch(self.scrubber)
+        LOG_SCRUB.watch(self.scrubber)
         self._attempt_timeout = attempt_timeout
         self._max_event_bytes = max_event_bytes
         self._transport = transport
@@ -176,7 +134,7 @@ class HttpExchange:
                 return await client.send(request, stream=True)
         except (TimeoutError, httpx.TimeoutException):
             if by_deadline:
-                raise self._deadline_error(None, False) from None
+                raise self._deadline_error(None) from None
             raise classify.timeout_error(self.provider, "response start", self._start_timeout) from None
         except httpx.TransportError as exc:
             raise classify.connect_error(self.provider, exc, str(request.url.copy_with(query=None)),
@@ -200,10 +158,10 @@ class HttpExchange:
             provider=self.provider, key_hint=key_hint, scrub=self.scrub,
         )
 
-    def _deadline_error(self, request_id: str | None, started: bool) -> LlmTransportError:
+    def _deadline_error(self, request_id: str | None) -> LlmTransportError:
         assert self._attempt_timeout is not None
         return classify.attempt_deadline_error(self.provider, self._attempt_timeout,
-                                               request_id=request_id, output_started=started)
+                                               request_id=request_id, output_started=False)
 
     async def _read(self, chunks: AsyncIterator[bytes], meta: dict[str, Any]) -> bytes | None:
         """The next body chunk, or None at the end. While ``meta["draining"]`` (the response
@@ -220,7 +178,7 @@ class HttpExchange:
             if draining:
                 return None
             if by_deadline:
-                raise self._deadline_error(meta.get("request_id"), bool(meta.get("started"))) from None
+                raise self._deadline_error(meta.get("request_id")) from None
             raise classify.timeout_error(
                 self.provider, "stream chunk", self._chunk_timeout, request_id=meta.get("request_id")
             ) from None
@@ -257,7 +215,7 @@ class HttpExchange:
                 except SseEventTooLarge:
                     raise classify.event_too_large_error(
                         self.provider, self._max_event_bytes, request_id=meta.get("request_id"),
-                        output_started=bool(meta.get("started"))) from None
+                        output_started=False) from None
                 for event in events:
                     yield event
             for event in decoder.flush():
@@ -353,18 +311,7 @@ class HttpProvider:
         return DeltaScrub(self._exchange.scrubber)
 
     def _scrubbed(self, response: LlmResponse) -> LlmResponse:
-        """The response with its server-sent ids and names scrubbed (they are stored) and the
-        key removed from its text and tool arguments (the deltas were, by :class:`DeltaScrub`)."""
-        scrubber = self._exchange.scrubber
-        scrub = scrubber.scrub_optional
-        exact = scrubber.scrub_exact
-        parts = tuple(
-            dataclasses.replace(p, text=exact(p.text), input_json=exact(p.input_json) if p.input_json else p.input_json)
-            for p in response.parts
-        ) if scrubber.knows_values else response.parts
-        return dataclasses.replace(
-            response, parts=parts, response_id=scrub(response.response_id),
-            served_model=scrub(response.served_model), finish_reason=scrub(response.finish_reason))
+        return scrubbed_response(self._exchange.scrubber, response)
 
     def scrub(self, text: str) -> str:
         """``text`` without this provider's key (in any encoding) or credential shapes; the
@@ -373,47 +320,6 @@ class HttpProvider:
 
     async def aclose(self) -> None:
         await self._exchange.aclose()
-
-
-class DeltaScrub:
-    """The prose and reasoning deltas of one attempt without the provider's key, even when a
-    key is split across deltas (:class:`~lash_nb._core.secrets.StreamScrub`). ``flush`` at the
-    end of the stream releases held-back tails; after a failure only tails too short to be a
-    secret are released (the rest may be the start of the key)."""
-
-    __slots__ = ("_stream", "_items")
-
-    def __init__(self, scrubber: Scrubber) -> None:
-        self._stream = StreamScrub(scrubber) if scrubber.knows_values else None
-        self._items: dict[str, str | None] = {}
-
-    def apply(self, events: list[LlmStreamEvent]) -> list[LlmStreamEvent]:
-        stream = self._stream
-        if stream is None or not events:
-            return events
-        out: list[LlmStreamEvent] = []
-        for event in events:
-            if isinstance(event, (TextDelta, ReasoningTextDelta)):
-                name = "text" if isinstance(event, TextDelta) else "reasoning"
-                self._items[name] = event.item_id
-                text = stream.feed(name, event.text)
-                if text is event.text:
-                    out.append(event)
-                elif text:
-                    out.append(type(event)(text, event.item_id))
-            else:
-                out.append(event)
-        return out
-
-    def flush(self, *, failed: bool = False) -> list[LlmStreamEvent]:
-        if self._stream is None:
-            return []
-        out: list[LlmStreamEvent] = []
-        for name, cls in (("text", TextDelta), ("reasoning", ReasoningTextDelta)):
-            held = self._stream.flush(name)
-            if held and not (failed and len(held) >= _MIN_SECRET):
-                out.append(cls(held, self._items.get(name)))
-        return out
 
 
 def bad_payload(provider: str, what: str, request_id: str | None, *, started: bool = False) -> LlmTransportError:
@@ -425,7 +331,7 @@ def bad_payload(provider: str, what: str, request_id: str | None, *, started: bo
 
 
 def parse_json_event(provider: str, event: SseEvent, request_id: str | None, started: bool,
-                     scrub: classify.Scrub = classify._keep) -> Any:
+                     scrub: classify.Scrub = classify.DEFAULT_SCRUB) -> Any:
     try:
         return json.loads(event.data)
     except ValueError:
