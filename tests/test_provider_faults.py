@@ -263,3 +263,9 @@ def test_events_under_the_maximum_pass_and_the_count_restarts_per_event() -> Non
 def test_comment_lines_do_not_count_toward_the_maximum_once_ended() -> None:
     wire = (b": " + b"p" * 5000 + b"\n") + b"data: ok\n\n"
     assert _decode(_cut(wire, 100), max_event_bytes=6000) == [SseEvent("ok")]
+
+
+def test_a_leading_byte_order_mark_does_not_hide_the_first_event() -> None:
+    wire = "\ufeffdata: first\n\ndata: second\n\n".encode()
+    assert _decode(_cut(wire, 1)) == [SseEvent("first"), SseEvent("second")]
+    assert _decode([wire]) == [SseEvent("first"), SseEvent("second")]

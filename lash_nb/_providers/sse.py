@@ -11,7 +11,8 @@ to its length times the number of pieces.
 Each line is a field (``data``, ``event``, ``id``, ``retry``), a comment (leading ``:``) or
 blank; a blank line dispatches the event built so far if it has any ``data`` lines (joined
 with ``\\n``). ``flush()`` at a clean end of stream dispatches an unterminated last event
-(servers that omit the final blank line); a dropped stream never calls it.
+(servers that omit the final blank line); a dropped stream never calls it. A byte-order mark
+at the very start is dropped, as the SSE standard says.
 
 One event (its data lines plus the line being read) may hold at most ``max_event_bytes``
 characters of decoded text; past that :class:`SseEventTooLarge` is raised and the decoder must
@@ -41,7 +42,7 @@ class SseDecoder:
     """Feed raw byte chunks with :meth:`feed`; each call returns the events it completed."""
 
     __slots__ = ("_utf8", "_pending", "_pending_len", "_skip_lf", "_data", "_data_len",
-                 "_event", "_id", "_has_data", "_max")
+                 "_event", "_id", "_has_data", "_max", "_fresh")
 
     def __init__(self, *, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -54,11 +55,18 @@ class SseDecoder:
         self._id: str | None = None
         self._has_data = False
         self._max = max_event_bytes
+        self._fresh = True  # nothing decoded yet: a leading byte-order mark is dropped
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
         text = self._utf8.decode(chunk)
         if not text:
             return []
+        if self._fresh:
+            self._fresh = False
+            if text[0] == "\ufeff":
+                text = text[1:]
+                if not text:
+                    return []
         if self._skip_lf:
             self._skip_lf = False
             if text[0] == "\n":
