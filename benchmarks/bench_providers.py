@@ -19,6 +19,7 @@ from lash_nb._providers.sse import SseDecoder
 from lash_nb.testing.wire import LoopbackServer, ReplayTransport, load_wire_script
 
 DELTAS = 5000
+KEY = "sk-bench-7f3a9c0d5e1b2a4c6d8e"  # a realistic length: the delta scrubber is active
 
 
 def chat_script(n: int) -> dict[str, Any]:
@@ -86,9 +87,9 @@ def bench_stream(label: str, make: Any, script: dict[str, Any]) -> None:
 
 def main() -> None:
     bench_decoder()
-    bench_stream("openai", lambda t, base: OpenAICompatible((base or "https://x") + "/v1", api_key="k",
+    bench_stream("openai", lambda t, base: OpenAICompatible((base or "https://x") + "/v1", api_key=KEY,
                                                             transport=t), chat_script(DELTAS))
-    bench_stream("anthropic", lambda t, base: Anthropic(api_key="k", base_url=base or "https://x",
+    bench_stream("anthropic", lambda t, base: Anthropic(api_key=KEY, base_url=base or "https://x",
                                                         transport=t), anthropic_script(DELTAS))
 
 

@@ -22,8 +22,9 @@ Rules:
 from __future__ import annotations
 
 import enum
+import random as _random
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, AsyncIterator, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 from .records import Message
 from .usage import ZERO_USAGE, TokenUsage
@@ -177,17 +178,29 @@ class LlmTransportError(Exception):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """The runtime's retry ladder for retryable provider failures."""
+    """The runtime's retry ladder for retryable provider failures.
+
+    Without a server wait the delay is exponential (``base_delay_s * 2**(attempt-1)``, at most
+    ``max_delay_s``) and then jittered down by up to ``jitter`` of itself, so workers that
+    failed together do not retry together. A server's ``Retry-After`` is honoured (at most
+    ``retry_after_cap_s``) and never shortened; ``jitter * base_delay_s`` at most is added to
+    it. ``random`` returns a float in [0, 1); pass a fixed function for deterministic tests.
+    """
 
     max_attempts: int = 4
     base_delay_s: float = 0.5
     max_delay_s: float = 10.0
     retry_after_cap_s: float = 60.0
+    jitter: float = 0.5
+    random: Callable[[], float] = field(default=_random.random, repr=False, compare=False)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
+        r = min(max(float(self.random()), 0.0), 1.0) if self.jitter else 0.0
         if retry_after is not None:
-            return float(min(max(retry_after, 0.0), self.retry_after_cap_s))
-        return float(min(self.base_delay_s * (2 ** (attempt - 1)), self.max_delay_s))
+            wait = min(max(retry_after, 0.0), self.retry_after_cap_s)
+            return float(min(wait + self.jitter * r * self.base_delay_s, self.retry_after_cap_s))
+        backoff = min(self.base_delay_s * (2 ** (attempt - 1)), self.max_delay_s)
+        return float(backoff * (1.0 - min(self.jitter, 1.0) * r))
 
 
 @runtime_checkable

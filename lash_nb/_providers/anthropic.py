@@ -37,7 +37,8 @@ from lash_nb._core.usage import TokenUsage
 from lash_nb._errors import ConfigurationError
 
 from . import classify
-from .exchange import HttpProvider, parse_json_event
+from .exchange import ATTEMPT_TIMEOUT_S, HttpProvider, parse_json_event
+from .sse import MAX_EVENT_BYTES
 
 API_VERSION = "2023-06-01"
 BETA = "fine-grained-tool-streaming-2025-05-14"
@@ -215,6 +216,8 @@ class Anthropic(HttpProvider):
         api_key_env: str | None = "ANTHROPIC_API_KEY",
         timeout: float | httpx.Timeout = 300.0,
         chunk_timeout: float = 120.0,
+        attempt_timeout: float | None = ATTEMPT_TIMEOUT_S,
+        max_event_bytes: int = MAX_EVENT_BYTES,
         kind: str = "anthropic",
     ) -> None:
         self.kind = kind
@@ -223,7 +226,8 @@ class Anthropic(HttpProvider):
         self.max_tokens = max_tokens
         self.thinking_budget = thinking_budget
         self._setup_http(kind=kind, api_key=api_key, api_key_env=api_key_env, headers=headers,
-                         transport=transport, timeout=timeout, chunk_timeout=chunk_timeout)
+                         transport=transport, timeout=timeout, chunk_timeout=chunk_timeout,
+                         attempt_timeout=attempt_timeout, max_event_bytes=max_event_bytes)
 
     def __repr__(self) -> str:
         key = self._key_state
@@ -260,28 +264,36 @@ class Anthropic(HttpProvider):
         http_request = self.build_http_request(request)
         acc = MessagesAccumulator()
         meta: dict[str, Any] = {"request_id": None}
+        guard = self._delta_scrub()
         try:
             async with aclosing(self._exchange.sse(http_request, key_hint=self._key_hint,
                                                    meta=meta)) as events:
                 async for sse in events:
                     if acc.saw_stop:
                         continue  # only reading to the end so the connection can be reused
-                    data = parse_json_event(self.kind, sse, meta["request_id"], acc.started)
+                    data = parse_json_event(self.kind, sse, meta["request_id"], acc.started,
+                                            self._exchange.scrub)
                     if not isinstance(data, dict):
                         continue
                     if data.get("type") == "error" or sse.event == "error":
                         raise classify.classify_stream_error(
                             data, provider=self.kind, request_id=meta["request_id"],
                             output_started=acc.started, scrub=self._exchange.scrub)
-                    for event in acc.apply(data):
+                    for event in guard.apply(acc.apply(data)):
                         yield event
                     if acc.saw_stop:
                         meta["draining"] = True
         except LlmTransportError as err:
             err.output_started = err.output_started or acc.started
             err.request_id = err.request_id or meta["request_id"]
+            for event in guard.flush(failed=True):
+                yield event
             raise
         if not acc.saw_stop:
+            for event in guard.flush(failed=True):
+                yield event
             raise classify.missing_terminal_error(
                 self.kind, "message_stop", request_id=meta["request_id"], output_started=acc.started)
-        yield Completed(acc.response(meta["request_id"]))
+        for event in guard.flush():
+            yield event
+        yield Completed(self._scrubbed(acc.response(meta["request_id"])))

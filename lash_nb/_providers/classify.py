@@ -3,12 +3,16 @@
 ``retryable`` is True only when the failure class proves a retry is safe: a rate limit (429
 that is not an exhausted quota), 5xx, 529 / ``overloaded_error``, a dropped stream and
 timeouts. Quota, validation (400/422), auth (401/403) and other 4xx are terminal.
-Messages are one line, say what happened and what to do, and pass through ``scrub`` so a
-provider can strip its own key from anything a server echoed back.
+Messages are one line, say what happened and what to do, and pass through ``scrub`` (by
+default :func:`lash_nb._core.secrets.scrub`, credential shapes only; a provider passes one that
+also knows its own key) so nothing a server echoed back carries a secret. Header values the
+runtime keeps (the request id) are scrubbed too. A ``Retry-After`` that is neither seconds nor
+an HTTP date is ignored: the runtime falls back to its own backoff.
 """
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import json
 import re
@@ -18,6 +22,7 @@ from typing import Any, Callable, Mapping
 import httpx
 
 from lash_nb._core.llm import LlmTransportError, ProviderFailureKind, TerminalReason
+from lash_nb._core.secrets import scrub as _scrub_shapes
 
 Scrub = Callable[[str], str]
 
@@ -40,18 +45,19 @@ _RETRY_HINT = re.compile(
     re.IGNORECASE,
 )
 _MESSAGE_LIMIT = 240
+_REQUEST_ID_LIMIT = 200
+
+DEFAULT_SCRUB: Scrub = _scrub_shapes  # credential shapes, no known values
 
 
-def _keep(text: str) -> str:
-    return text
-
-
-def request_id_from(headers: httpx.Headers) -> str | None:
-    """``x-request-id`` or ``request-id``; when a header repeats, the first value."""
+def request_id_from(headers: httpx.Headers, scrub: Scrub = DEFAULT_SCRUB) -> str | None:
+    """``x-request-id`` or ``request-id``; when a header repeats, the first value. Scrubbed
+    and bounded: it is stored with every attempt."""
     for name in ("x-request-id", "request-id"):
         values = headers.get_list(name)
         if values:
-            return values[0].split(",")[0].strip() or None
+            value = values[0].split(",")[0].strip()
+            return scrub(value)[:_REQUEST_ID_LIMIT] or None
     return None
 
 
@@ -66,19 +72,33 @@ def retry_after_from(headers: httpx.Headers, message: str = "") -> float | None:
             pass
     values = headers.get_list("retry-after")
     if values:
-        raw = values[0].strip()
-        try:
-            return max(float(raw), 0.0)
-        except ValueError:
-            when = email.utils.parsedate_to_datetime(raw) if raw else None
-            if when is not None:
-                return max(when.timestamp() - time.time(), 0.0)
+        seconds = _retry_after_value(values[0].strip())
+        if seconds is not None:
+            return seconds
     match = _RETRY_HINT.search(message)
     if match:
         value = float(match.group(1))
         unit = (match.group(2) or "s").lower()
         return value / 1000.0 if unit.startswith("m") else value
     return None
+
+
+def _retry_after_value(raw: str) -> float | None:
+    """Seconds from a ``Retry-After`` value (delay-seconds or an HTTP date); None for anything
+    else (``soon``, garbage), so the caller's default backoff applies."""
+    try:
+        seconds = float(raw)
+    except ValueError:
+        pass
+    else:
+        return max(seconds, 0.0) if seconds == seconds and seconds != float("inf") else None
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000": the date is in GMT (RFC 9110)
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(when.timestamp() - time.time(), 0.0)
 
 
 def error_fields(body: str) -> tuple[str, str | None]:
@@ -111,11 +131,12 @@ def classify_http_error(
     *,
     provider: str,
     key_hint: str = "the API key",
-    scrub: Scrub = _keep,
+    scrub: Scrub = DEFAULT_SCRUB,
 ) -> LlmTransportError:
     """Classify a non-2xx response. ``key_hint`` names where the key comes from."""
-    message, code = error_fields(scrub(body))
-    request_id = request_id_from(headers)
+    body = scrub(body)
+    message, code = error_fields(body)
+    request_id = request_id_from(headers, scrub)
     detail = f": {message}" if message else ""
     combined = f"{code or ''} {message} {body[:2000]}"
 
@@ -161,13 +182,15 @@ def classify_stream_error(
     provider: str,
     request_id: str | None,
     output_started: bool,
-    scrub: Scrub = _keep,
+    scrub: Scrub = DEFAULT_SCRUB,
 ) -> LlmTransportError:
     """An error reported inside a 200 stream (Anthropic ``error`` event, OpenRouter chunk)."""
     raw = payload.get("error", payload)
     err: Mapping[str, Any] = raw if isinstance(raw, dict) else {"message": str(raw)}
-    kind_name = str(err.get("type") or "")
+    kind_name = scrub(str(err.get("type") or ""))[:80]
     code = err.get("code")
+    if code is not None and not isinstance(code, int):
+        code = scrub(str(code))[:80]
     message = " ".join(scrub(str(err.get("message") or kind_name or "stream error")).split())
     status = code if isinstance(code, int) else None
     low = f"{kind_name} {code} {message}".lower()
@@ -208,7 +231,7 @@ def timeout_error(
 
 def dropped_stream_error(
     provider: str, exc: BaseException, *, request_id: str | None, output_started: bool,
-    scrub: Scrub = _keep,
+    scrub: Scrub = DEFAULT_SCRUB,
 ) -> LlmTransportError:
     return LlmTransportError(
         scrub(f"{provider} stream dropped ({type(exc).__name__}: {exc}); the runtime retries"),
@@ -217,7 +240,7 @@ def dropped_stream_error(
     )
 
 
-def connect_error(provider: str, exc: BaseException, url: str, *, scrub: Scrub = _keep) -> LlmTransportError:
+def connect_error(provider: str, exc: BaseException, url: str, *, scrub: Scrub = DEFAULT_SCRUB) -> LlmTransportError:
     return LlmTransportError(
         scrub(f"{provider} could not reach {url} ({type(exc).__name__}: {exc}); check "
               "base_url and the network; the runtime retries"),
@@ -231,5 +254,46 @@ def missing_terminal_error(
     return LlmTransportError(
         f"{provider} stream ended without {what}; the response is incomplete and the runtime retries",
         kind=ProviderFailureKind.STREAM, retryable=True, code="missing_terminal",
+        request_id=request_id, output_started=output_started,
+    )
+
+
+def attempt_deadline_error(
+    provider: str, seconds: float, *, request_id: str | None, output_started: bool
+) -> LlmTransportError:
+    """The whole attempt outlived ``attempt_timeout`` (keepalive comments do not extend it).
+    Not retryable: the budget is the user's, and a server that pinged through it once will
+    most likely do so again (ADR 0016)."""
+    return LlmTransportError(
+        f"{provider} response did not finish within attempt_timeout={seconds:g} s (a server "
+        "that only sends keepalive comments never finishes); not retried: raise "
+        "attempt_timeout= on the provider for very long answers",
+        kind=ProviderFailureKind.TIMEOUT, retryable=False, code="attempt_timeout",
+        request_id=request_id, output_started=output_started,
+    )
+
+
+def not_event_stream_error(
+    provider: str, content_type: str, head: str, *, request_id: str | None, scrub: Scrub = DEFAULT_SCRUB
+) -> LlmTransportError:
+    """A 2xx answer that is a web page, not an event stream (a proxy or captive login page)."""
+    shown = " ".join(scrub(head).split())[:80]
+    kind = content_type or "no content-type"
+    return LlmTransportError(
+        f"{provider} answered with a {kind} page instead of an event stream ({shown!r}); a "
+        "proxy, firewall or login page is in the way: check base_url and the network",
+        kind=ProviderFailureKind.STREAM, retryable=False, code="not_event_stream",
+        request_id=request_id,
+    )
+
+
+def event_too_large_error(
+    provider: str, limit: int, *, request_id: str | None, output_started: bool
+) -> LlmTransportError:
+    return LlmTransportError(
+        f"{provider} sent one stream event larger than max_event_bytes={limit} "
+        f"({limit / 2**20:g} MiB); the server is not framing its events: check base_url, or "
+        "raise max_event_bytes= if such answers are expected",
+        kind=ProviderFailureKind.STREAM, retryable=False, code="event_too_large",
         request_id=request_id, output_started=output_started,
     )

@@ -5,13 +5,20 @@ Theory of operation. A provider owns one lazily created ``httpx.AsyncClient`` pe
 
 1. response start: connect, send, wait for the status line, bounded by ``timeout`` seconds;
 2. non-2xx: the body is read and classified (:mod:`.classify`), the response closed;
-3. body: each network read is bounded by ``chunk_timeout`` seconds; bytes go through
-   :class:`.sse.SseDecoder`; a read error is a dropped stream.
+3. a 2xx stream whose content type is a web page, or whose body starts like HTML or a JSON
+   document instead of SSE lines, is a protocol error (classified once, not retried);
+4. body: each network read is bounded by ``chunk_timeout`` seconds; bytes go through
+   :class:`.sse.SseDecoder` (at most ``max_event_bytes`` per event); a read error is a
+   dropped stream.
 
+The whole attempt, steps 1-4, is bounded by ``attempt_timeout`` seconds: bytes that arrive
+(keepalive comments included) reset the per-read bound, never this one.
 Every failure leaves as an :class:`LlmTransportError`. ``asyncio.CancelledError`` is never
 caught: ``async with client.stream`` style cleanup closes the response on the way out.
-The API key lives in a :class:`Secret`; it is sent only in the auth header and scrubbed from
-every message built from server text.
+The API key lives in a :class:`Secret`; it is sent only in the auth header. Every text built
+from what the server sent (messages, the request id) passes the exchange's
+:class:`~lash_nb._core.secrets.Scrubber`, which knows the key and common credential shapes;
+:mod:`.redaction` applies it to model deltas, the final response and httpx's log records.
 """
 
 from __future__ import annotations
@@ -23,13 +30,18 @@ from typing import Any, AsyncGenerator, AsyncIterator, Mapping
 
 import httpx
 
-from lash_nb._core.llm import LlmTransportError, ProviderFailureKind
+from lash_nb._core.llm import LlmResponse, LlmTransportError, ProviderFailureKind
+from lash_nb._core.secrets import Scrubber
 
 from . import classify
-from .sse import SseDecoder, SseEvent
+from .redaction import LOG_SCRUB, DeltaScrub, scrubbed_response
+from .sse import MAX_EVENT_BYTES, SseDecoder, SseEvent, SseEventTooLarge
 
 
 DRAIN_S = 1.0  # seconds to wait for the end of a body whose terminal event arrived
+ERROR_BODY_LIMIT = 256 * 1024  # bytes of a non-2xx body read for classification
+ATTEMPT_TIMEOUT_S = 1200.0  # one attempt, start to finish (ADR 0016)
+_PAGE_TYPES = ("text/html", "application/xhtml+xml")
 
 
 class Secret:
@@ -63,9 +75,16 @@ class HttpExchange:
         transport: httpx.AsyncBaseTransport | None,
         timeout: float | httpx.Timeout,
         chunk_timeout: float | None,
+        attempt_timeout: float | None = ATTEMPT_TIMEOUT_S,
+        max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
         self.provider = provider
         self._secret = secret
+        self.scrubber = Scrubber([secret.reveal()] if secret else ())
+        self.scrub = self.scrubber.scrub
+        LOG_SCRUB.watch(self.scrubber)
+        self._attempt_timeout = attempt_timeout
+        self._max_event_bytes = max_event_bytes
         self._transport = transport
         if isinstance(timeout, httpx.Timeout):
             self._client_timeout = timeout
@@ -77,13 +96,6 @@ class HttpExchange:
         self._chunk_timeout = chunk_timeout
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-
-    def scrub(self, text: str) -> str:
-        if self._secret:
-            key = self._secret.reveal()
-            if len(key) >= 4:
-                text = text.replace(key, "[redacted]")
-        return text
 
     def client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -97,15 +109,32 @@ class HttpExchange:
         if client is not None and self._loop is asyncio.get_running_loop():
             await client.aclose()
 
-    async def _start(self, request: httpx.Request) -> httpx.Response:
+    def _deadline(self) -> float | None:
+        if self._attempt_timeout is None:
+            return None
+        return asyncio.get_running_loop().time() + self._attempt_timeout
+
+    def _bound(self, limit: float | None, deadline: float | None) -> tuple[float | None, bool]:
+        """(seconds to wait, whether the attempt deadline is what bounds it)."""
+        if deadline is None:
+            return limit, False
+        left = max(deadline - asyncio.get_running_loop().time(), 0.0)
+        if limit is None or left < limit:
+            return left, True
+        return limit, False
+
+    async def _start(self, request: httpx.Request, deadline: float | None = None) -> httpx.Response:
         client = self.client()
         request.extensions.setdefault("timeout", self._client_timeout.as_dict())
+        limit, by_deadline = self._bound(self._start_timeout, deadline)
         try:
-            if self._start_timeout is None:
+            if limit is None:
                 return await client.send(request, stream=True)
-            async with asyncio.timeout(self._start_timeout):
+            async with asyncio.timeout(limit):
                 return await client.send(request, stream=True)
         except (TimeoutError, httpx.TimeoutException):
+            if by_deadline:
+                raise self._deadline_error(None) from None
             raise classify.timeout_error(self.provider, "response start", self._start_timeout) from None
         except httpx.TransportError as exc:
             raise classify.connect_error(self.provider, exc, str(request.url.copy_with(query=None)),
@@ -114,21 +143,32 @@ class HttpExchange:
     async def _fail_on_status(self, response: httpx.Response, key_hint: str) -> None:
         if response.status_code < 400:
             return
+        raw = bytearray()
         try:
             async with asyncio.timeout(self._chunk_timeout):
-                raw = await response.aread()
+                async for chunk in response.aiter_bytes():
+                    raw += chunk
+                    if len(raw) >= ERROR_BODY_LIMIT:  # enough to classify; never a 1 GB page
+                        break
         except (TimeoutError, httpx.HTTPError):
-            raw = b""
+            pass
         raise classify.classify_http_error(
-            response.status_code, response.headers, raw.decode("utf-8", "replace"),
+            response.status_code, response.headers,
+            bytes(raw[:ERROR_BODY_LIMIT]).decode("utf-8", "replace"),
             provider=self.provider, key_hint=key_hint, scrub=self.scrub,
         )
+
+    def _deadline_error(self, request_id: str | None) -> LlmTransportError:
+        assert self._attempt_timeout is not None
+        return classify.attempt_deadline_error(self.provider, self._attempt_timeout,
+                                               request_id=request_id, output_started=False)
 
     async def _read(self, chunks: AsyncIterator[bytes], meta: dict[str, Any]) -> bytes | None:
         """The next body chunk, or None at the end. While ``meta["draining"]`` (the response
         is already complete) the wait is short and a timeout or drop just ends the body."""
         draining = bool(meta.get("draining"))
         limit = min(self._chunk_timeout or DRAIN_S, DRAIN_S) if draining else self._chunk_timeout
+        limit, by_deadline = self._bound(limit, meta.get("deadline"))
         try:
             async with asyncio.timeout(limit):
                 return await chunks.__anext__()
@@ -137,6 +177,8 @@ class HttpExchange:
         except (TimeoutError, httpx.TimeoutException):
             if draining:
                 return None
+            if by_deadline:
+                raise self._deadline_error(meta.get("request_id")) from None
             raise classify.timeout_error(
                 self.provider, "stream chunk", self._chunk_timeout, request_id=meta.get("request_id")
             ) from None
@@ -155,27 +197,72 @@ class HttpExchange:
         the response starts, so the caller can stamp it on its own errors. After its terminal
         event the caller sets ``meta["draining"] = True`` and keeps iterating: the rest of
         the body is read with a short bound so the connection can be reused."""
-        response = await self._start(request)
+        meta["deadline"] = self._deadline()
+        response = await self._start(request, meta["deadline"])
         try:
-            meta["request_id"] = classify.request_id_from(response.headers)
+            meta["request_id"] = classify.request_id_from(response.headers, self.scrub)
             await self._fail_on_status(response, key_hint)
-            decoder = SseDecoder()
+            content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            decoder = SseDecoder(max_event_bytes=self._max_event_bytes)
             chunks = response.aiter_bytes()
+            sniffing = True
             while (chunk := await self._read(chunks, meta)) is not None:
-                for event in decoder.feed(chunk):
+                if sniffing and (chunk.strip() or content_type in _PAGE_TYPES):
+                    sniffing = False
+                    await self._refuse_non_sse(content_type, chunk, chunks, meta)
+                try:
+                    events = decoder.feed(chunk)
+                except SseEventTooLarge:
+                    raise classify.event_too_large_error(
+                        self.provider, self._max_event_bytes, request_id=meta.get("request_id"),
+                        output_started=False) from None
+                for event in events:
                     yield event
             for event in decoder.flush():
                 yield event
         finally:
             await response.aclose()
 
+    async def _refuse_non_sse(self, content_type: str, first: bytes, chunks: AsyncIterator[bytes],
+                              meta: dict[str, Any]) -> None:
+        """Raise when a 2xx "stream" is a web page or one JSON document. SSE lines start with
+        a field name or ``:``; never with ``<``, ``{`` or ``[``."""
+        lead = first.lstrip()[:1]
+        if content_type not in _PAGE_TYPES and lead not in (b"<", b"{", b"["):
+            return
+        head = first[:4096]
+        if lead in (b"{", b"["):
+            body = bytearray(first)
+            while len(body) < 65536 and (more := await self._read_quietly(chunks)) is not None:
+                body += more
+            try:
+                data = json.loads(bytes(body))
+            except ValueError:
+                data = None
+            if isinstance(data, dict) and data.get("error"):
+                raise classify.classify_stream_error(
+                    data, provider=self.provider, request_id=meta.get("request_id"),
+                    output_started=False, scrub=self.scrub)
+            head = bytes(body[:4096])
+        raise classify.not_event_stream_error(
+            self.provider, content_type, head.decode("utf-8", "replace"),
+            request_id=meta.get("request_id"), scrub=self.scrub)
+
+    async def _read_quietly(self, chunks: AsyncIterator[bytes]) -> bytes | None:
+        try:
+            async with asyncio.timeout(DRAIN_S):
+                return await chunks.__anext__()
+        except (StopAsyncIteration, TimeoutError, httpx.HTTPError):
+            return None
+
     async def json(
         self, request: httpx.Request, *, key_hint: str, meta: dict[str, Any]
     ) -> Mapping[str, Any]:
         """A buffered (non-streaming) POST: the parsed JSON body."""
-        response = await self._start(request)
+        meta["deadline"] = self._deadline()
+        response = await self._start(request, meta["deadline"])
         try:
-            meta["request_id"] = classify.request_id_from(response.headers)
+            meta["request_id"] = classify.request_id_from(response.headers, self.scrub)
             await self._fail_on_status(response, key_hint)
             body = bytearray()
             chunks = response.aiter_bytes()
@@ -205,17 +292,31 @@ class HttpProvider:
         self, *, kind: str, api_key: str | None, api_key_env: str | None,
         headers: Mapping[str, str] | None, transport: httpx.AsyncBaseTransport | None,
         timeout: float | httpx.Timeout, chunk_timeout: float,
+        attempt_timeout: float | None = ATTEMPT_TIMEOUT_S, max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
         key = api_key if api_key is not None else (os.environ.get(api_key_env) if api_key_env else None)
         self._secret = Secret(key) if key else None
         self._key_hint = "the api_key= argument" + (f" or ${api_key_env}" if api_key_env else "")
         self._headers = dict(headers or {})
         self._exchange = HttpExchange(provider=kind, secret=self._secret, transport=transport,
-                                      timeout=timeout, chunk_timeout=chunk_timeout)
+                                      timeout=timeout, chunk_timeout=chunk_timeout,
+                                      attempt_timeout=attempt_timeout,
+                                      max_event_bytes=max_event_bytes)
 
     @property
     def _key_state(self) -> str:
         return "set" if self._secret else "none"
+
+    def _delta_scrub(self) -> DeltaScrub:
+        return DeltaScrub(self._exchange.scrubber)
+
+    def _scrubbed(self, response: LlmResponse) -> LlmResponse:
+        return scrubbed_response(self._exchange.scrubber, response)
+
+    def scrub(self, text: str) -> str:
+        """``text`` without this provider's key (in any encoding) or credential shapes; the
+        runtime passes every provider-sent text it stores through this."""
+        return self._exchange.scrub(text)
 
     async def aclose(self) -> None:
         await self._exchange.aclose()
@@ -229,9 +330,11 @@ def bad_payload(provider: str, what: str, request_id: str | None, *, started: bo
     )
 
 
-def parse_json_event(provider: str, event: SseEvent, request_id: str | None, started: bool) -> Any:
+def parse_json_event(provider: str, event: SseEvent, request_id: str | None, started: bool,
+                     scrub: classify.Scrub = classify.DEFAULT_SCRUB) -> Any:
     try:
         return json.loads(event.data)
     except ValueError:
-        raise bad_payload(provider, f"an SSE event that is not JSON ({event.data[:60]!r})",
+        shown = scrub(event.data[:400])[:60]
+        raise bad_payload(provider, f"an SSE event that is not JSON ({shown!r})",
                           request_id, started=started) from None

@@ -33,7 +33,8 @@ from lash_nb._core.usage import ZERO_USAGE, TokenUsage
 from lash_nb._errors import ConfigurationError
 
 from . import classify
-from .exchange import HttpProvider, parse_json_event
+from .exchange import ATTEMPT_TIMEOUT_S, HttpProvider, parse_json_event
+from .sse import MAX_EVENT_BYTES
 
 FINISH_REASONS = {
     "stop": TerminalReason.STOP,
@@ -202,6 +203,8 @@ class OpenAICompatible(HttpProvider):
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float | httpx.Timeout = 300.0,
         chunk_timeout: float = 120.0,
+        attempt_timeout: float | None = ATTEMPT_TIMEOUT_S,
+        max_event_bytes: int = MAX_EVENT_BYTES,
         kind: str = "openai-compatible",
         streaming: bool = True,
         max_tokens_field: str = "max_tokens",
@@ -212,7 +215,8 @@ class OpenAICompatible(HttpProvider):
         self.model = model
         self.streaming = streaming
         self._setup_http(kind=kind, api_key=api_key, api_key_env=api_key_env, headers=headers,
-                         transport=transport, timeout=timeout, chunk_timeout=chunk_timeout)
+                         transport=transport, timeout=timeout, chunk_timeout=chunk_timeout,
+                         attempt_timeout=attempt_timeout, max_event_bytes=max_event_bytes)
         self._max_tokens_field = max_tokens_field
         self._extra_body = dict(extra_body or {})
 
@@ -256,12 +260,15 @@ class OpenAICompatible(HttpProvider):
         http_request = self.build_http_request(request)
         acc = ChatAccumulator()
         meta: dict[str, Any] = {"request_id": None}
+        guard = self._delta_scrub()
         try:
             if not self.streaming:
                 body = await self._exchange.json(http_request, key_hint=self._key_hint, meta=meta)
-                for event in acc.apply(body):
+                for event in guard.apply(acc.apply(body)):
                     yield event
-                yield Completed(acc.response(meta["request_id"]))
+                for event in guard.flush():
+                    yield event
+                yield Completed(self._scrubbed(acc.response(meta["request_id"])))
                 return
             async with aclosing(self._exchange.sse(http_request, key_hint=self._key_hint,
                                                    meta=meta)) as events:
@@ -271,21 +278,28 @@ class OpenAICompatible(HttpProvider):
                     if sse.data.strip() == "[DONE]":
                         meta["draining"] = True
                         continue
-                    chunk = parse_json_event(self.kind, sse, meta["request_id"], acc.started)
+                    chunk = parse_json_event(self.kind, sse, meta["request_id"], acc.started,
+                                            self._exchange.scrub)
                     if not isinstance(chunk, dict):
                         continue
                     if chunk.get("error"):
                         raise classify.classify_stream_error(
                             chunk, provider=self.kind, request_id=meta["request_id"],
                             output_started=acc.started, scrub=self._exchange.scrub)
-                    for event in acc.apply(chunk):
+                    for event in guard.apply(acc.apply(chunk)):
                         yield event
         except LlmTransportError as err:
             err.output_started = err.output_started or acc.started
             err.request_id = err.request_id or meta["request_id"]
+            for event in guard.flush(failed=True):
+                yield event
             raise
         if not acc.finish_reason:
+            for event in guard.flush(failed=True):
+                yield event
             raise classify.missing_terminal_error(
                 self.kind, "a finish_reason", request_id=meta["request_id"],
                 output_started=acc.started)
-        yield Completed(acc.response(meta["request_id"]))
+        for event in guard.flush():
+            yield event
+        yield Completed(self._scrubbed(acc.response(meta["request_id"])))

@@ -11,6 +11,10 @@ Theory of operation
   provider_error`` and commits. Cancellation (the turn task cancelled) abandons the stream
   without awaiting it (its close runs in the background) and propagates.
 - Usage comes from the attempt's final response only: counted once per response.
+- Every provider-sent text that leaves here (error messages, request ids, served model) is
+  scrubbed of secrets: by the provider's own ``scrub`` when it has one (it knows its key),
+  else of credential shapes (:mod:`lash_nb._core.secrets`); HTTP providers scrub already,
+  this is the runtime's guarantee for every provider.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .._core import events as ev
 from .._core.llm import (
@@ -31,6 +35,8 @@ from .._core.llm import (
     TextDelta,
 )
 from .._core.records import fresh_id
+from .._core.secrets import ScrubsSecrets
+from .._core.secrets import scrub as scrub_shapes
 from .._core.usage import LlmAttempt, LlmCallRecord
 
 if TYPE_CHECKING:
@@ -72,6 +78,7 @@ def _close_in_background(agen: Any) -> None:
 
 async def call_model(run: TurnRun, provider: Any, request: LlmRequest) -> LlmResponse | ModelCallFailed:
     policy = run.session.core.retry_policy
+    scrub = provider.scrub if _scrubs(type(provider)) else scrub_shapes
     attempts: list[LlmAttempt] = []
     call_id = f"{run.turn_id}:{request.protocol_iteration}"
     attempt = 0
@@ -104,6 +111,7 @@ async def call_model(run: TurnRun, provider: Any, request: LlmRequest) -> LlmRes
                 attempts.append(LlmAttempt(attempt, started_ms, _ms(t0), "interrupted"))
                 raise
             except LlmTransportError as err:
+                _scrub_error(err, scrub)
                 delay = policy.delay(attempt, err.retry_after) if err.retryable else None
                 retry = err.retryable and attempt < policy.max_attempts
                 attempts.append(LlmAttempt(
@@ -125,20 +133,44 @@ async def call_model(run: TurnRun, provider: Any, request: LlmRequest) -> LlmRes
                 continue
             except Exception as err:  # a provider bug: never retried, never raised
                 attempts.append(LlmAttempt(attempt, started_ms, _ms(t0), "failed",
-                                           error=repr(err), error_kind="unknown"))
+                                           error=scrub(repr(err)), error_kind="unknown"))
                 return ModelCallFailed(LlmTransportError(
-                    f"provider raised {type(err).__name__}: {err}",
+                    scrub(f"provider raised {type(err).__name__}: {err}"),
                     kind=ProviderFailureKind.UNKNOWN,
                 ))
             attempts.append(LlmAttempt(
                 attempt, started_ms, _ms(t0), "completed", usage=response.usage,
-                request_id=response.request_id, served_model=response.served_model,
+                request_id=_opt(scrub, response.request_id),
+                served_model=_opt(scrub, response.served_model),
             ))
             return response
     finally:
         run.llm_calls.append(
             LlmCallRecord(call_id, request.model, request.protocol_iteration, tuple(attempts))
         )
+
+
+_SCRUBS: dict[type, bool] = {}
+
+
+def _scrubs(cls: type) -> bool:
+    """Whether instances of ``cls`` offer ``scrub`` (a runtime Protocol check costs ~10 us,
+    so it is made once per provider class)."""
+    known = _SCRUBS.get(cls)
+    if known is None:
+        known = _SCRUBS[cls] = issubclass(cls, ScrubsSecrets)
+    return known
+
+
+def _scrub_error(err: LlmTransportError, scrub: Callable[[str], str]) -> None:
+    err.message = scrub(err.message)
+    err.args = (err.message,)
+    err.request_id = _opt(scrub, err.request_id)
+    err.code = _opt(scrub, err.code)
+
+
+def _opt(scrub: Callable[[str], str], text: str | None) -> str | None:
+    return None if text is None else scrub(text)
 
 
 def _ms(t0: float) -> float:

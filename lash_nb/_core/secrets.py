@@ -1,0 +1,166 @@
+"""One scrubber for every place where text from a provider becomes an error, an event, a log
+line or a stored row.
+
+A :class:`Scrubber` removes two things:
+
+- exact secret values it was given (an API key) in the forms a server or a library may echo:
+  as is (also inside ``Bearer <key>``), URL-encoded, and base64 (standard and URL-safe, with
+  or without padding, alone or as the password of HTTP basic auth);
+- common credential shapes in free text, whoever's they are: ``sk-...`` / ``sk-ant-...`` keys,
+  ``Bearer <token>``, ``Authorization: ...`` / ``x-api-key: ...`` headers, ``api_key=...`` and
+  similar assignments, and a few well-known vendor prefixes (``AIza``, ``ghp_``, ``AKIA``).
+
+Each match becomes ``[redacted]``. ``scrub`` costs one substring test per exact form when no
+secret is present, and one regular-expression scan, so it is cheap on short error texts. Model
+output (prose, reasoning, tool-call arguments) is content, so only the exact values are removed
+from it, never shapes: :class:`StreamScrub` does that for deltas, which may split a key.
+``DEFAULT`` knows no values and only removes shapes; the runtime uses it for providers that do
+not scrub themselves.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Iterable, Protocol, runtime_checkable
+from urllib.parse import quote
+
+REDACTED = "[redacted]"
+MIN_SECRET_LENGTH = 6  # shorter values would redact ordinary words
+
+_SHAPES = re.compile(
+    r"""
+    (?P<header>\b(?:proxy-)?authorization|\bx-api-key|\bapi-key|\bx-goog-api-key)
+        (?P<hsep>["']?\s*[:=]\s*["']?)
+        (?:(?:bearer|basic|token)\s+)?[^\s"',;&]+
+    | (?P<assign>\b(?:api[_-]?key|apikey|access[_-]?token|auth[_-]?token|refresh[_-]?token
+                    |client[_-]?secret|secret[_-]?key|password|passwd))
+        (?P<asep>["']?\s*[:=]\s*["']?)[^\s"',;&]+
+    | (?P<bearer>\bbearer\s+)[A-Za-z0-9._~+/\-]{6,}=*
+    | (?<![A-Za-z0-9])sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{12,}
+    | \bAIza[0-9A-Za-z_\-]{30,}
+    | \bgh[pousr]_[A-Za-z0-9]{30,}
+    | \bAKIA[0-9A-Z]{16}\b
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def _shape(match: re.Match[str]) -> str:
+    if match.group("header"):
+        return f"{match.group('header')}{match.group('hsep')}{REDACTED}"
+    if match.group("assign"):
+        return f"{match.group('assign')}{match.group('asep')}{REDACTED}"
+    if match.group("bearer"):
+        return f"{match.group('bearer')}{REDACTED}"
+    return REDACTED
+
+
+def _forms(value: str) -> list[str]:
+    raw = value.encode()
+    forms = {value, quote(value, safe=""), quote(value)}
+    for blob in (raw, b":" + raw):
+        for enc in (base64.b64encode(blob), base64.urlsafe_b64encode(blob)):
+            text = enc.decode()
+            forms.add(text)
+            forms.add(text.rstrip("="))
+    # longest first, so a form that contains another is replaced whole
+    return sorted((f for f in forms if len(f) >= MIN_SECRET_LENGTH), key=len, reverse=True)
+
+
+class Scrubber:
+    """Replace known secret values (and their encodings) and credential shapes with
+    ``[redacted]``. Immutable."""
+
+    __slots__ = ("_forms", "__weakref__")
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        forms: list[str] = []
+        for value in values:
+            if value and len(value) >= MIN_SECRET_LENGTH:
+                forms.extend(f for f in _forms(value) if f not in forms)
+        self._forms = tuple(sorted(forms, key=len, reverse=True))
+
+    @property
+    def knows_values(self) -> bool:
+        return bool(self._forms)
+
+    def scrub_exact(self, text: str) -> str:
+        """Only the known values and their encodings (cheap enough for every delta)."""
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, REDACTED)
+        return text
+
+    def scrub(self, text: str) -> str:
+        """Known values, then credential shapes."""
+        if not text:
+            return text
+        return _SHAPES.sub(_shape, self.scrub_exact(text))
+
+    def scrub_optional(self, text: str | None) -> str | None:
+        return None if text is None else self.scrub(text)
+
+    def __repr__(self) -> str:
+        return f"Scrubber({len(self._forms)} secret forms)"
+
+
+class StreamScrub:
+    """Exact-value scrubbing of text that arrives in pieces (model deltas), one buffer per
+    named stream: the tail of a piece that could be the start of a secret form is held back
+    until the next piece (or :meth:`flush`) shows what it is, so a key split across two
+    deltas is still removed. Costs a character scan of the last few characters per piece."""
+
+    __slots__ = ("_forms", "_firsts", "_longest", "_held")
+
+    def __init__(self, scrubber: Scrubber) -> None:
+        self._forms = scrubber._forms
+        self._firsts = frozenset(f[0] for f in self._forms)
+        self._longest = max((len(f) for f in self._forms), default=0)
+        self._held: dict[str, str] = {}
+
+    def feed(self, stream: str, text: str) -> str:
+        if not self._forms:
+            return text
+        held = self._held.pop(stream, "")
+        buf = held + text if held else text
+        for form in self._forms:
+            if form in buf:
+                buf = buf.replace(form, REDACTED)
+        cut = self._hold_from(buf)
+        if cut < len(buf):
+            self._held[stream] = buf[cut:]
+            return buf[:cut]
+        return buf
+
+    def flush(self, stream: str) -> str:
+        return self._held.pop(stream, "")
+
+    def _hold_from(self, buf: str) -> int:
+        """Where the earliest tail of ``buf`` that begins some secret form starts."""
+        start = max(len(buf) - self._longest + 1, 0)
+        best = len(buf)
+        for first in self._firsts:
+            i = buf.find(first, start, best)
+            while i != -1:
+                tail = buf[i:]
+                if any(form.startswith(tail) for form in self._forms):
+                    best = i
+                    break
+                i = buf.find(first, i + 1, best)
+        return best
+
+
+DEFAULT = Scrubber()
+
+
+def scrub(text: str) -> str:
+    """Credential shapes only (no known values): the fallback for any outside text."""
+    return DEFAULT.scrub(text)
+
+
+@runtime_checkable
+class ScrubsSecrets(Protocol):
+    """A provider that knows its own secrets and can remove them from text it produced."""
+
+    def scrub(self, text: str) -> str: ...

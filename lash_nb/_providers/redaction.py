@@ -1,0 +1,105 @@
+"""Keeping the provider's secrets out of what it hands on: model deltas, the final response,
+and the HTTP libraries' log records. The rules of what is a secret live in
+:mod:`lash_nb._core.secrets`; this module applies them where provider data flows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import weakref
+
+from lash_nb._core.llm import LlmResponse, LlmStreamEvent, ReasoningTextDelta, TextDelta
+from lash_nb._core.secrets import MIN_SECRET_LENGTH, Scrubber, StreamScrub
+from lash_nb._core.secrets import scrub as scrub_shapes
+
+# httpx logs each response line at INFO, httpcore the response headers at DEBUG
+_HTTP_LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2",
+                 "httpcore.proxy", "httpcore.connection_pool")
+
+
+class HttpLogScrub(logging.Filter):
+    """Scrubs the records of the HTTP libraries' own loggers: a header a server echoed the key
+    in would otherwise reach any handler a user configured at DEBUG. Runs only for records
+    that pass the level check, so it costs nothing while those loggers are quiet."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scrubbers: weakref.WeakSet[Scrubber] = weakref.WeakSet()
+
+    def watch(self, scrubber: Scrubber) -> None:
+        self.scrubbers.add(scrubber)
+        for name in _HTTP_LOGGERS:
+            logger = logging.getLogger(name)
+            if self not in logger.filters:
+                logger.addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        clean = text
+        for scrubber in list(self.scrubbers):
+            clean = scrubber.scrub_exact(clean)
+        clean = scrub_shapes(clean)
+        if clean != text:
+            record.msg, record.args = clean, ()
+        return True
+
+
+LOG_SCRUB = HttpLogScrub()
+
+
+def scrubbed_response(scrubber: Scrubber, response: LlmResponse) -> LlmResponse:
+    """The response with its server-sent ids and names scrubbed (they are stored) and the key
+    removed from its text and tool arguments (the deltas were, by :class:`DeltaScrub`)."""
+    scrub = scrubber.scrub_optional
+    parts = response.parts
+    if scrubber.knows_values:
+        exact = scrubber.scrub_exact
+        parts = tuple(
+            dataclasses.replace(p, text=exact(p.text),
+                                input_json=exact(p.input_json) if p.input_json else p.input_json)
+            for p in parts)
+    return dataclasses.replace(
+        response, parts=parts, response_id=scrub(response.response_id),
+        served_model=scrub(response.served_model), finish_reason=scrub(response.finish_reason))
+
+
+class DeltaScrub:
+    """The prose and reasoning deltas of one attempt without the provider's key, even when a
+    key is split across deltas (:class:`~lash_nb._core.secrets.StreamScrub`). ``flush`` at the
+    end of the stream releases held-back tails; after a failure only tails too short to be a
+    secret are released (the rest may be the start of the key)."""
+
+    __slots__ = ("_stream", "_items")
+
+    def __init__(self, scrubber: Scrubber) -> None:
+        self._stream = StreamScrub(scrubber) if scrubber.knows_values else None
+        self._items: dict[str, str | None] = {}
+
+    def apply(self, events: list[LlmStreamEvent]) -> list[LlmStreamEvent]:
+        stream = self._stream
+        if stream is None or not events:
+            return events
+        out: list[LlmStreamEvent] = []
+        for event in events:
+            if isinstance(event, (TextDelta, ReasoningTextDelta)):
+                name = "text" if isinstance(event, TextDelta) else "reasoning"
+                self._items[name] = event.item_id
+                text = stream.feed(name, event.text)
+                if text is event.text:
+                    out.append(event)
+                elif text:
+                    out.append(type(event)(text, event.item_id))
+            else:
+                out.append(event)
+        return out
+
+    def flush(self, *, failed: bool = False) -> list[LlmStreamEvent]:
+        if self._stream is None:
+            return []
+        out: list[LlmStreamEvent] = []
+        for name, cls in (("text", TextDelta), ("reasoning", ReasoningTextDelta)):
+            held = self._stream.flush(name)
+            if held and not (failed and len(held) >= MIN_SECRET_LENGTH):
+                out.append(cls(held, self._items.get(name)))
+        return out
