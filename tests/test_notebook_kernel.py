@@ -31,6 +31,16 @@ def _turn_rows(kernel, turn_id: str) -> str:
     return ex.stdout.strip()
 
 
+def _cancellation(kernel, turn_id: str) -> str:
+    ex = kernel.run(
+        "b = __import__('lash_nb._notebook.extension', fromlist=['x'])._magics().ctx.bindings['s1']\n"
+        f"recs = [t for t in await b.session.store.load_turns('s1') if t.turn_id == {turn_id!r}]\n"
+        "c = recs[0].result['cancellation']\n"
+        "print(c['origin'], '|', c['reason'])"
+    )
+    return ex.stdout.strip()
+
+
 def test_stop_button_message_cancels_a_lash_cell_and_the_store_has_the_cancelled_commit(kernel):
     ex = kernel.submit(LONG)
     model_id = kernel.wait_for_widget(ex, name="TurnWidget")
@@ -48,6 +58,8 @@ def test_stop_button_message_cancels_a_lash_cell_and_the_store_has_the_cancelled
     check = kernel.run("print(str(r.outcome), r.turn_id if hasattr(r, 'turn_id') else '')")
     assert check.stdout.startswith("stopped: cancelled")
     assert _turn_rows(kernel, state["turn_id"]) == "[('stopped', 'cancelled')]"
+    assert _cancellation(kernel, state["turn_id"]) == \
+        "widget_stop | the Stop button of the turn widget was pressed"
     assert kernel.run("print(1 + 1)").stdout.strip() == "2"
 
 
@@ -61,6 +73,8 @@ def test_kernel_interrupt_ends_a_lash_cell_cleanly_as_cancelled(kernel):
     state = kernel.state(model_id)
     assert state["outcome"] == "stopped: cancelled"
     assert _turn_rows(kernel, state["turn_id"]) == "[('stopped', 'cancelled')]"
+    assert _cancellation(kernel, state["turn_id"]) == \
+        "kernel_interrupt | the kernel was interrupted (the notebook's interrupt button or SIGINT)"
     assert kernel.run("print('next cell')").stdout.strip() == "next cell"
 
 

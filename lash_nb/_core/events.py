@@ -77,6 +77,9 @@ class ToolCallCompleted(TurnEvent):
     output: Any
     duration_ms: float
     success: bool
+    # lash's tool outcome status: success | failure | cancelled (None in events stored before
+    # lash_nb recorded it; read those as success / failure from ``success``)
+    status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,8 @@ USAGE.add_argument("--plot", action="store_true", help="a chart instead of a Dat
 SESSION_ONLY = parser("graph", "The active path of the session graph as a DataFrame.")
 SESSION_ONLY.add_argument("--session", default=None)
 
+SESSIONS = parser("sessions", "Stored sessions.")
+
 REPLAY = parser("replay", "Re-render a committed turn from the store.")
 REPLAY.add_argument("turn", nargs="?", default=None)
 REPLAY.add_argument("--session", default=None)
@@ -53,7 +55,13 @@ or `[tool.lash_nb]` in pyproject.toml."""
 
 async def tools(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = parse(TOOLS, argline)
-    admin = (await m.ctx.binding(a.session)).session.tools()
+    b = await m.ctx.binding(a.session)
+    admin = b.session.tools()
+    if b.tool_names is None:  # discovery mode: @tool objects defined since open attach now
+        known = {r["name"] for r in admin.all_tools() if not r["orphaned"]}
+        for t in m.ctx.discover_tools():
+            if t.name not in known:
+                admin.add_provider(t)
     return ToolCatalogWidget(load=admin.all_tools, set_membership=admin.set_membership)
 
 
@@ -72,7 +80,7 @@ async def usage(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
 async def sessions(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     import pandas as pd
 
-    parse(parser("sessions", "Stored sessions."), argline)
+    parse(SESSIONS, argline)
     b = await m.ctx.binding(None)
     metas = await b.core.list_sessions()
     cols = ["session_id", "provider_id", "model", "turn_index", "head_revision",
@@ -93,11 +101,16 @@ async def graph(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     return pd.DataFrame(rows, columns=["node_id", "parent_node_id", "kind", "role", "turn_id", "text"])
 
 
-async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
+def sql_args(m: LashMagics, argline: str, cell: str | None) -> str:
     query = argline if cell is None else f"{argline}\n{cell}"
     query = interpolate(query.strip(), m.shell.user_ns)
     if not query:
         raise UsageError("no query; write %lash sql SELECT ... or a %%lash sql cell")
+    return query
+
+
+async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
+    query = sql_args(m, argline, cell)
     b = await m.ctx.binding(None)
     run = getattr(b.core.store, "query", None)
     if run is None:
@@ -124,12 +137,34 @@ async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) 
         known = ", ".join(r.turn_id for r in records[-5:])
         raise UsageError(f"no turn {a.turn!r} in session {sid!r}; recent turns: {known}")
     events = await b.session.store.load_events(sid, rec.turn_id)
-    w = TurnWidget(session_id=sid, turn_id=rec.turn_id)
+    w = TurnWidget(session_id=sid, turn_id=rec.turn_id, prompt=turn_prompt(b.session, rec.turn_id))
     w.push_all(events)
     outcome = rec.result.get("outcome") if isinstance(rec.result, dict) else None
-    w.finish(outcome=outcome_label(outcome) if outcome else f"{rec.outcome}: {rec.stop_reason}")
+    w.finish(outcome=outcome_label(outcome) if outcome else f"{rec.outcome}: {rec.stop_reason}",
+             elapsed_ms=float(rec.duration_ms or 0.0))
     return w
+
+
+def turn_prompt(session: Any, turn_id: str) -> str:
+    """The text of the turn's own user message (the prompt), '' when the graph lacks it."""
+    for n in session.read_view().nodes():
+        m = n.message
+        if n.turn_id == turn_id and m is not None and m.role.value == "user" and m.origin is None:
+            return m.text()
+    return ""
 
 
 async def help_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     return Markdown(HELP)
+
+
+# the synchronous part of each verb: parse and check its arguments (``magics.check``)
+ARGS = {
+    "tools": lambda m, line, cell: parse(TOOLS, line),
+    "usage": lambda m, line, cell: parse(USAGE, line),
+    "sessions": lambda m, line, cell: parse(SESSIONS, line),
+    "graph": lambda m, line, cell: parse(SESSION_ONLY, line),
+    "sql": sql_args,
+    "replay": lambda m, line, cell: parse(REPLAY, line),
+    "help": lambda m, line, cell: None,
+}

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .._core import events as ev
 from .._core.cancel import CancellationToken
+from .._core.cancel import evidence as cancel_evidence
 from .._core.events import TurnActivity
 from .._core.graph import SessionNode
 from .._core.llm import LlmPart, LlmRequest, LlmResponse, TerminalReason
@@ -112,6 +113,7 @@ class TurnRun:
         self._keeper: Any = None
         self._pending_calls: list[LlmPart] | None = None
         self._tool_results: dict[str, tuple[str, bool]] = {}
+        self._tool_clock: dict[str, tuple[int, float]] = {}  # running call -> (started_ms, t0)
 
     # ------------------------------------------------------------------ events
     def emit(self, event: ev.TurnEvent, correlation_id: str) -> None:
@@ -318,6 +320,7 @@ class TurnRun:
         args = _parse_args(call.input_json)
         self.emit(ev.ToolCallStarted(call_id, name, args), cid)
         started, t0 = now_ms(), time.perf_counter()
+        self._tool_clock[call_id] = (started, t0)
         found = s.state.registry.provider_for(name)
         success = False
         if found is None:
@@ -338,7 +341,8 @@ class TurnRun:
         output = _jsonable(output)
         self._tool_results[call_id] = (_as_text(output), success)
         self.tool_calls.append(ToolCallRecord(call_id, name, args, output, success, duration, started))
-        self.emit(ev.ToolCallCompleted(call_id, name, args, output, duration, success), cid)
+        self.emit(ev.ToolCallCompleted(call_id, name, args, output, duration, success,
+                                       "success" if success else "failure"), cid)
 
     def _append_results(self, calls: list[LlmPart], interrupted: bool = False) -> None:
         mid = fresh_id("m")
@@ -357,10 +361,14 @@ class TurnRun:
             for c in calls:
                 cid = c.call_id or ""
                 if cid not in self._tool_results:
-                    self.tool_calls.append(ToolCallRecord(cid, c.tool_name or "", _parse_args(c.input_json),
-                                                          "interrupted", False, 0.0, now_ms(), True))
-                    self.emit(ev.ToolCallCompleted(cid, c.tool_name or "", _parse_args(c.input_json),
-                                                   "interrupted", 0.0, False), f"tool:{cid}")
+                    # it ran from its start until the cancel: that time is real, keep it
+                    started, t0 = self._tool_clock.get(cid, (now_ms(), time.perf_counter()))
+                    ran = round((time.perf_counter() - t0) * 1000, 3)
+                    args = _parse_args(c.input_json)
+                    self.tool_calls.append(ToolCallRecord(cid, c.tool_name or "", args,
+                                                          "interrupted", False, ran, started, True))
+                    self.emit(ev.ToolCallCompleted(cid, c.tool_name or "", args, "interrupted",
+                                                   ran, False, "cancelled"), f"tool:{cid}")
             self._append_results(calls)
             self._pending_calls = None
         else:
@@ -407,8 +415,9 @@ class TurnRun:
             state = OutputState.RECOVERED_FROM_ERROR
         cancellation = None
         if outcome.stop is TurnStop.CANCELLED:
+            origin, reason = cancel_evidence(self.token.origin, self.token.reason)
             cancellation = {"request_id": f"internal:{self.turn_id}",
-                            "origin": self.token.origin, "reason": self.token.reason}
+                            "origin": origin, "reason": reason}
         return TurnResult(
             session_id=self.session.session_id,
             turn_id=self.turn_id,

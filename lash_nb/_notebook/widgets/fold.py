@@ -153,7 +153,7 @@ def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
         args=a.get("args", row.get("args")),
         output=a.get("output"),
         duration_ms=a.get("duration_ms"),
-        status="done" if ok else "failed",
+        status="interrupted" if a.get("status") == "cancelled" else "done" if ok else "failed",
     )
 
 
