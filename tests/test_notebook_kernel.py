@@ -85,3 +85,17 @@ def test_a_finished_lash_cell_saves_its_final_state_in_widget_traits(kernel):
     assert state["outcome"] == "finished: assistant_message"
     assert prose_of(state).startswith("You said: short one")
     assert state["usage"]["output_tokens"] > 0
+
+
+def test_a_magic_called_from_code_raises_its_argument_errors_at_once(kernel):
+    ex = kernel.execute("get_ipython().run_line_magic('lash', 'frobnicate')")
+    # IPython prints a UsageError as one line on stderr (no traceback) and fails the cell
+    assert ex.status == "error"
+    assert ex.stderr.strip() == "UsageError: unknown %lash verb 'frobnicate'; %lash help lists the verbs"
+    assert "background task" not in ex.stdout
+    ex = kernel.execute("get_ipython().run_line_magic('lash', 'open s1 --fesh')")
+    assert ex.stderr.strip() == ("UsageError: unknown option --fesh for %lash open; did you mean "
+                                 "--fresh? see %lash help")
+    ex = kernel.execute("def f():\n    return get_ipython().run_cell_magic('lash', '', 'about {nothing_here}')\nf()")
+    assert ex.stderr.startswith("UsageError: {nothing_here} in the prompt names nothing defined")
+    assert "background task" not in ex.stdout

@@ -122,3 +122,28 @@ def test_a_finished_tool_call_is_recorded_success_and_a_raising_one_failure():
         assert sorted((e.call_id, e.status) for e in done) == [("c1", "success"), ("c2", "failure")]
 
     asyncio.run(body())
+
+
+def test_a_worker_stopped_mid_turn_records_worker_shutdown_and_its_grace(tmp_path):
+    from lash_nb._runtime.worker import Worker
+
+    async def body():
+        core = (LashCore.builder().provider(FunctionProvider(_hung)).model("m")
+                .store(str(tmp_path / "w.duckdb")).build())
+        s = await core.session("s").open()
+        await s.enqueue("long job").id("k1").send()
+        worker = Worker(core, session_id="s", poll_s=0.05, grace_s=0, log=lambda msg: None)
+        running = asyncio.ensure_future(worker.run())
+        await _wait_for(s, "assistant_prose_delta")
+        worker.stop()
+        await asyncio.wait_for(running, 30)  # the worker closes the store when it ends
+        reopened = LashCore.builder().provider(FunctionProvider(_hung)).model("m").store(
+            str(tmp_path / "w.duckdb")).build()
+        [rec] = await reopened.store.load_turns("s")
+        await reopened.close()
+        assert rec.stop_reason == "cancelled"
+        c = rec.result["cancellation"]
+        assert (c["origin"], c["reason"]) == (
+            "worker_shutdown", "the worker was asked to stop and the turn outlived --grace 0 s")
+
+    asyncio.run(body())
