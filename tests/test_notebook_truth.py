@@ -149,3 +149,42 @@ def test_a_lash_cell_with_no_open_session_says_which_session_and_file_it_opened(
     assert ("no session was open: opened session 'default' in 'lash.duckdb' (provider offline); "
             "%lash open NAME --store PATH picks another") in cap.stdout
     assert (tmp_path / "lash.duckdb").exists()
+
+
+def test_graph_draws_the_branches_and_marks_the_active_path(sh):
+    sh.run_cell("s = %lash open s1 --store t.duckdb")
+    sh.run_cell("a = %lash turn --turn-id t1 one")
+    sh.run_cell("b = %lash turn --turn-id t2 two")
+    sh.run_cell("s.branch_to(s.read_view().nodes()[1].node_id)")  # back to the first answer
+    sh.run_cell("c = %lash turn --turn-id t3 three")
+    tree = sh.run_cell("%lash graph")
+    tail = " (This is the offline model; it echoes prompts and calls tools "
+    assert str(tree).splitlines() == [
+        "session graph 's1': 6 node(s), 1 branch point(s) (● active path, ○ other branch)",
+        "● user [t1] one",
+        "● assistant [t1] You said: one" + tail + "you…",
+        "├─○ user [t2] two",
+        "│ ○ assistant [t2] You said: two" + tail + "you…",
+        "└─● user [t3] three",
+        "  ● assistant [t3] You said: three" + tail + "y…",
+    ]
+    assert "<pre" in tree._repr_html_() and "└─● user [t3] three" in tree._repr_html_()
+    frame = sh.run_cell("%lash graph --df")
+    assert frame["on_active_path"].tolist() == [True, True, False, False, True, True]
+
+
+def test_sessions_and_queue_frames_have_utc_timestamps_not_epoch_ms(sh):
+    import pandas as pd
+
+    before = pd.Timestamp.now(tz="UTC")
+    sh.run_cell("%lash open s1 --store t.duckdb")
+    sh.run_cell("r = %lash turn hello")
+    sh.run_cell("b = %lash enqueue later")
+    sessions = sh.run_cell("%lash sessions")
+    queue = sh.run_cell("%lash queue --df")
+    after = pd.Timestamp.now(tz="UTC")
+    assert "updated_at_ms" not in sessions.columns and "enqueued_at_ms" not in queue.columns
+    assert str(sessions["updated_at"].dtype) == "datetime64[us, UTC]"
+    assert str(queue["enqueued_at"].dtype) == "datetime64[us, UTC]"
+    for value in (sessions["updated_at"].iloc[0], queue["enqueued_at"].iloc[0]):
+        assert before.floor("ms") <= value <= after

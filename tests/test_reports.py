@@ -77,7 +77,7 @@ def test_usage_by_turn_is_one_row_per_turn_with_its_calls_and_tokens(store_arg):
             "turns": [1, 1], "llm_calls": [1, 2],
         }).astype({"session_id": "str", "turn_id": "str", "source": "str", "model": "str"})
         assert_frame_equal(frame.drop(columns=["started_at", "duration_ms"]), expected)
-        assert str(frame["started_at"].dtype) == "datetime64[us]"
+        assert str(frame["started_at"].dtype) == "datetime64[us, UTC]"
         assert frame["started_at"].notna().all() and (frame["duration_ms"] >= 0).all()
         assert frame["started_at"].iloc[0] <= frame["started_at"].iloc[1]
         await core.close()

@@ -23,8 +23,9 @@ USAGE.add_argument("--session", default=None)
 USAGE.add_argument("--by", default=None, choices=("turn", "model", "source", "session", "day"))
 USAGE.add_argument("--plot", action="store_true", help="a chart instead of a DataFrame")
 
-SESSION_ONLY = parser("graph", "The active path of the session graph as a DataFrame.")
+SESSION_ONLY = parser("graph", "The session graph as a tree (branches shown), or --df for a DataFrame.")
 SESSION_ONLY.add_argument("--session", default=None)
+SESSION_ONLY.add_argument("--df", action="store_true", help="one row per node instead of the tree")
 
 SESSIONS = parser("sessions", "Stored sessions.")
 
@@ -45,7 +46,7 @@ HELP = """**%lash** verbs (`%load_ext lash_nb`)
 | `%lash stop` | cancel the running turns |
 | `%lash tools` | tool catalog with membership toggles |
 | `%lash usage [--by turn\\|model\\|source\\|session\\|day] [--plot]` | usage DataFrame (computed in DuckDB) or a chart |
-| `%lash sessions` / `%lash graph` | stored sessions / the active path |
+| `%lash sessions` / `%lash graph [--df]` | stored sessions / the session graph as a tree with its branches |
 | `%lash sql QUERY` / `%%lash sql` | DuckDB SQL over the store, DataFrame out |
 | `%lash replay [TURN]` | re-render a committed turn |
 
@@ -82,23 +83,24 @@ async def sessions(m: LashMagics, argline: str, cell: str | None, assigned: bool
 
     parse(SESSIONS, argline)
     b = await m.ctx.binding(None)
+    from .._reports.frames import utc_from_ms
+
     metas = await b.core.list_sessions()
     cols = ["session_id", "provider_id", "model", "turn_index", "head_revision",
-            "parent_session_id", "updated_at_ms"]
-    return pd.DataFrame([{c: getattr(x, c) for c in cols} for x in metas], columns=cols)
+            "parent_session_id"]
+    frame = pd.DataFrame([{c: getattr(x, c) for c in cols} for x in metas], columns=cols)
+    frame["updated_at"] = utc_from_ms([x.updated_at_ms for x in metas])
+    return frame
 
 
 async def graph(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
-    import pandas as pd
+    from .. import reports
+    from .._reports.graph_tree import GraphTree
 
     a = parse(SESSION_ONLY, argline)
-    rv = (await m.ctx.binding(a.session)).session.read_view()
-    rows = [{
-        "node_id": n.node_id, "parent_node_id": n.parent_node_id, "kind": n.kind,
-        "role": n.role, "turn_id": n.turn_id,
-        "text": (n.message.text() if n.message is not None else str(n.payload or ""))[:200],
-    } for n in rv.nodes()]
-    return pd.DataFrame(rows, columns=["node_id", "parent_node_id", "kind", "role", "turn_id", "text"])
+    b = await m.ctx.binding(a.session)
+    frame = reports.graph_frame(b.session)
+    return frame if a.df else GraphTree.from_frame(frame)
 
 
 def sql_args(m: LashMagics, argline: str, cell: str | None) -> str:

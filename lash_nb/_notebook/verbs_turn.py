@@ -222,10 +222,15 @@ async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
 
         from .widgets.queue import batch_row
 
+        from .._reports.frames import utc_from_ms
+
         rows = [batch_row(x) for x in await s.queued_work()]
         cols = ["batch_id", "text", "source_key", "delivery_policy", "slot_policy", "merge_key",
-                "enqueued_at_ms", "claimed"]
-        return pd.DataFrame(rows, columns=cols)
+                "enqueued_at", "claimed"]
+        frame = pd.DataFrame(rows, columns=[c for c in cols if c != "enqueued_at"])
+        frame.insert(cols.index("enqueued_at"), "enqueued_at",
+                     utc_from_ms([r["enqueued_at_ms"] for r in rows]))
+        return frame
 
     async def drain_one() -> None:
         await run_queued(s, interval_s=m.live_interval_s)

@@ -3,7 +3,8 @@
 Each function takes a ``source``: a ``LashSession`` (its store, narrowed to the session), a
 ``LashCore`` (its store), a store, a path to a DuckDB store file, or a :class:`LashTrace`
 (``read_lash_trace(path)``). The work happens in DuckDB (see ``sql.py``); the columns and
-dtypes below are the contract, also for empty results.
+dtypes below are the contract, also for empty results. Timestamps are tz-aware UTC
+(``datetime64[us, UTC]``): the store keeps UTC, and a naive column would be read as local time.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .tables import open_tables, session_filter
 
 UsageBy = Literal["turn", "model", "source", "session", "day"]
 
-STR, INT, FLOAT, BOOL, TIME = "str", "int64", "float64", "bool", "datetime64[us]"
+STR, INT, FLOAT, BOOL, TIME = "str", "int64", "float64", "bool", "datetime64[us, UTC]"
 
 _USAGE_TOKENS = {**{b: INT for b in BUCKETS}, "total_tokens": INT, "turns": INT}
 _TURN_DETAIL = {"llm_calls": INT, "started_at": TIME, "duration_ms": FLOAT}
@@ -167,4 +168,19 @@ def conform(frame: Any, cols: Mapping[str, str]) -> Any:
         frame = pd.DataFrame({c: pd.Series([], dtype=d) for c, d in cols.items()})
     frame = frame[list(cols)]
     casts = {c: d for c, d in cols.items() if str(frame[c].dtype) != d}
+    for c in [c for c, d in casts.items() if d == TIME]:  # naive UTC -> tz-aware UTC
+        col = frame[c]
+        if str(col.dtype).startswith("datetime64") and getattr(col.dt, "tz", None) is None:
+            frame = frame.assign(**{c: col.astype("datetime64[us]").dt.tz_localize("UTC")})
+        else:
+            frame = frame.assign(**{c: pd.to_datetime(col, utc=True).astype(TIME)})
+        del casts[c]
     return frame.astype(casts) if casts else frame
+
+
+def utc_from_ms(values: Any) -> Any:
+    """Epoch milliseconds (a sequence, None allowed) -> a tz-aware UTC datetime Series."""
+    import pandas as pd
+
+    return pd.Series(pd.to_datetime(pd.Series(values, dtype="float64"), unit="ms", utc=True)
+                     .astype(TIME))
