@@ -77,6 +77,14 @@ class Binding:
     tool_names: tuple[str, ...] | None = None  # --tools as given (None: discovered)
     fresh: bool = False
     auto_opened: bool = False
+    drain: Any = None  # the session's NotebookDrain (one drain at a time), made on first use
+
+    def drainer(self, interval_s: float) -> Any:
+        if self.drain is None:
+            from .drain import NotebookDrain
+
+            self.drain = NotebookDrain(self.session, interval_s=interval_s)
+        return self.drain
 
 
 @dataclass

@@ -11,7 +11,7 @@ from IPython.display import Markdown, display
 
 from .context import PROVIDERS, check_key
 from .parsing import interpolate, parse, parser, split_prompt
-from .runner import run_queued, run_turn
+from .runner import run_turn
 from .widgets.queue import QueueWidget
 
 if TYPE_CHECKING:
@@ -232,11 +232,10 @@ async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
                      utc_from_ms([r["enqueued_at_ms"] for r in rows]))
         return frame
 
-    async def drain_one() -> None:
-        await run_queued(s, interval_s=m.live_interval_s)
-
+    drainer = b.drainer(m.live_interval_s)
     w = QueueWidget(session_id=s.session_id, load=s.queued_work,
-                    cancel=s.cancel_queued_work_batch, drain=drain_one)
+                    cancel=s.cancel_queued_work_batch,
+                    drain=lambda: drainer.run(all=True, progress=widget_progress(w), show=False))
     await w.refresh_async()
     observe = s.observe()
     task = asyncio.ensure_future(w.follow(observe.subscribe_from_cursor(observe.current_observation().cursor)))
@@ -244,22 +243,39 @@ async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     return w
 
 
+def widget_progress(w: Any) -> Any:
+    """The progress callback the queue widget's Drain button gets: the widget's own
+    ``show_drain_progress(p)`` when it has one, else the progress line in its status."""
+
+    def progress(p: Any) -> None:
+        show = getattr(w, "show_drain_progress", None)
+        if show is not None:
+            show(p)
+        elif p.running:
+            w.status = p.label() + "…"
+    return progress
+
+
 async def drain(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = parse(DRAIN, argline)
     b = await m.ctx.binding(a.session)
+    drainer = b.drainer(m.live_interval_s)
+    handle = display(Markdown("checking the queue…"), display_id=True) if not a.background else None
+
+    def progress(p: Any) -> None:
+        if handle is None:
+            return
+        lines = [f"**{p.label()}**"]
+        lines += [f"- `{r['turn_id']}` ({', '.join(r['batch_ids'])}) {r['outcome']}: "
+                  f"{_one_line(r['answer'])}" for r in p.ran]
+        if p.current:
+            lines.append(f"- running {', '.join(p.current)}…")
+        handle.update(Markdown("\n".join(lines)))
 
     async def go() -> list[Any]:
-        results = []
-        while True:
-            r = await run_queued(b.session, interval_s=m.live_interval_s)
-            if r is None:
-                break
-            results.append(r)
-            m.ctx.last_result = r
-            if not a.all:
-                break
-        if not results:
-            print("nothing to drain")
+        results = await drainer.run(all=a.all, progress=progress)
+        if results:
+            m.ctx.last_result = results[-1]
         return results
 
     if a.background:
@@ -268,6 +284,11 @@ async def drain(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
         return task
     results = await go()
     return results if assigned else None
+
+
+def _one_line(text: str, width: int = 120) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 async def stop(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
