@@ -74,7 +74,7 @@ def test_usage_by_turn_is_one_row_per_turn_with_its_calls_and_tokens(store_arg):
             "input_tokens": [10, 50], "output_tokens": [5, 10],
             "cache_read_input_tokens": [3, 0], "cache_write_input_tokens": [1, 2],
             "reasoning_output_tokens": [2, 1], "total_tokens": [19, 62],
-            "turns": [1, 1], "llm_calls": [1, 2],
+            "turns": [1, 1], "estimated": [False, False], "llm_calls": [1, 2],
         }).astype({"session_id": "str", "turn_id": "str", "source": "str", "model": "str"})
         assert_frame_equal(frame.drop(columns=["started_at", "duration_ms"]), expected)
         assert str(frame["started_at"].dtype) == "datetime64[us, UTC]"
@@ -93,7 +93,7 @@ def test_usage_by_model_with_prices_costs_each_bucket_per_million(store_arg):
         expected = pd.DataFrame({
             "model": ["m-test"], "input_tokens": [60], "output_tokens": [15],
             "cache_read_input_tokens": [3], "cache_write_input_tokens": [3],
-            "reasoning_output_tokens": [3], "total_tokens": [81], "turns": [2],
+            "reasoning_output_tokens": [3], "total_tokens": [81], "turns": [2], "estimated": [False],
             # 60 * 1.0 + 15 * 2.0 + 3 * 0.5 + 3 * 4.0 = 103.5 dollars per million tokens
             "cost": [103.5e-6],
         }).astype({"model": "str"})

@@ -45,7 +45,7 @@ def test_trace_usage_by_turn_sums_each_turn_call_and_keeps_direct_calls_apart():
         "input_tokens": [230, 40], "output_tokens": [30, 8],
         "cache_read_input_tokens": [50, 10],  # the direct call uses the older cached_input_tokens
         "cache_write_input_tokens": [0, 0], "reasoning_output_tokens": [5, 0],
-        "total_tokens": [310, 58], "turns": [1, 0],
+        "total_tokens": [310, 58], "turns": [1, 0], "estimated": [False, False],
         "llm_calls": [3, 0],  # t1: the failed attempt, its retry and the answer
         "started_at": pd.to_datetime(["2026-03-01 10:00:01", None]).astype("datetime64[us]").tz_localize("UTC"),
         "duration_ms": [2500.0, float("nan")],
@@ -102,13 +102,13 @@ def test_trace_protocol_steps_are_listed():
 USAGE_BY_MODEL_DTYPES = {
     "model": "str", "input_tokens": "int64", "output_tokens": "int64",
     "cache_read_input_tokens": "int64", "cache_write_input_tokens": "int64",
-    "reasoning_output_tokens": "int64", "total_tokens": "int64", "turns": "int64",
+    "reasoning_output_tokens": "int64", "total_tokens": "int64", "turns": "int64", "estimated": "bool",
     "started_at": "datetime64[us, UTC]", "cost": "float64",
 }
 USAGE_BY_TURN_COLUMNS = [
     "session_id", "turn_id", "source", "model", "input_tokens", "output_tokens",
     "cache_read_input_tokens", "cache_write_input_tokens", "reasoning_output_tokens",
-    "total_tokens", "turns", "llm_calls", "started_at", "duration_ms",
+    "total_tokens", "turns", "estimated", "llm_calls", "started_at", "duration_ms",
 ]
 QUEUE_DTYPES = {
     "session_id": "str", "batch_id": "str", "state": "str", "delivery_policy": "str",

@@ -88,6 +88,8 @@ class Usage(TurnEvent):
     protocol_iteration: int
     usage: TokenUsage
     cumulative: TokenUsage
+    # True: ``usage`` is an estimate (a stream cut by a cancel that reported nothing)
+    estimated: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

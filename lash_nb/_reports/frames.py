@@ -23,7 +23,7 @@ UsageBy = Literal["turn", "model", "source", "session", "day"]
 
 STR, INT, FLOAT, BOOL, TIME = "str", "int64", "float64", "bool", "datetime64[us, UTC]"
 
-_USAGE_TOKENS = {**{b: INT for b in BUCKETS}, "total_tokens": INT, "turns": INT}
+_USAGE_TOKENS = {**{b: INT for b in BUCKETS}, "total_tokens": INT, "turns": INT, "estimated": BOOL}
 _TURN_DETAIL = {"llm_calls": INT, "started_at": TIME, "duration_ms": FLOAT}
 USAGE_KEYS: dict[str, dict[str, str]] = {
     "turn": {"session_id": STR, "turn_id": STR, "source": STR, "model": STR},
@@ -46,7 +46,7 @@ LLM_CALLS_COLUMNS = {
     "session_id": STR, "turn_id": STR, "call_id": STR, "model": STR,
     "protocol_iteration": INT, "attempt": INT, "started_at": TIME, "duration_ms": FLOAT,
     "outcome": STR, "served_model": STR, "error_kind": STR, "error": STR,
-    **{b: INT for b in BUCKETS}, "total_tokens": INT,
+    **{b: INT for b in BUCKETS}, "total_tokens": INT, "estimated": BOOL,
 }
 QUEUE_COLUMNS = {
     "session_id": STR, "batch_id": STR, "state": STR, "delivery_policy": STR,
@@ -82,7 +82,9 @@ def usage_frame(
     Every frame has the group key, then input_tokens, output_tokens,
     cache_read_input_tokens, cache_write_input_tokens, reasoning_output_tokens (a part of
     output), total_tokens (input + output + cache read + cache write; reasoning excluded, as
-    lash) and turns; with ``prices`` also cost in US dollars (NaN where a price is missing).
+    lash), turns and estimated (True when some of the group's tokens are an estimate for a
+    stream cut by a cancel that reported no usage); with ``prices`` also cost in US dollars
+    (NaN where a price is missing).
 
     - ``by="turn"``: one row per turn and ledger (source, model), keyed session_id, turn_id,
       source, model; plus llm_calls (logical model calls of that turn and model, ``turn``
@@ -129,7 +131,8 @@ def tool_calls_frame(source: Any) -> Any:
 
 
 def llm_calls_frame(source: Any) -> Any:
-    """One row per model call attempt with its outcome and usage (zero when it reported none)."""
+    """One row per model call attempt with its outcome and usage (zero when it reported none;
+    ``estimated`` when an attempt cut by a cancel reported none and its usage was estimated)."""
     return _simple(source, sql.llm_calls, LLM_CALLS_COLUMNS)
 
 

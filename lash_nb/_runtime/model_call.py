@@ -10,7 +10,10 @@ Theory of operation
 - A terminal failure returns :class:`ModelCallFailed`; the turn ends ``stopped:
   provider_error`` and commits. Cancellation (the turn task cancelled) abandons the stream
   without awaiting it (its close runs in the background) and propagates.
-- Usage comes from the attempt's final response only: counted once per response.
+- Usage comes from the attempt's final response only: counted once per response. An
+  attempt cut by a cancel is counted at the usage the provider reported before the cut
+  (``UsageReported``), else at an estimate marked ``estimated`` (``usage.estimate_usage``:
+  request characters / 4 in, streamed characters / 4 out), never as a silent zero.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ from .._core.llm import (
     ProviderFailureKind,
     ReasoningTextDelta,
     TextDelta,
+    UsageReported,
 )
 from .._core.records import fresh_id
-from .._core.usage import LlmAttempt, LlmCallRecord
+from .._core.usage import LlmAttempt, LlmCallRecord, TokenUsage, estimate_usage
 
 if TYPE_CHECKING:
     from .turn_run import TurnRun
@@ -84,14 +88,20 @@ async def call_model(run: TurnRun, provider: Any, request: LlmRequest) -> LlmRes
             t0 = time.perf_counter()
             agen = provider.stream(request)
             response: LlmResponse | None = None
+            reported: TokenUsage | None = None
+            streamed = 0  # characters of prose and reasoning received
             try:
                 async for item in agen:
                     kind = type(item)
                     if kind is TextDelta:
+                        streamed += len(item.text)
                         run.partial_prose.append(item.text)
                         run.emit(ev.AssistantProseDelta(item.text), prose.cid(item.item_id))
                     elif kind is ReasoningTextDelta:
+                        streamed += len(item.text)
                         run.emit(ev.ReasoningDelta(item.text), reasoning.cid(item.item_id))
+                    elif kind is UsageReported:
+                        reported = item.usage
                     elif kind is Completed:
                         response = item.response
                 if response is None:
@@ -101,7 +111,13 @@ async def call_model(run: TurnRun, provider: Any, request: LlmRequest) -> LlmRes
                     )
             except asyncio.CancelledError:
                 _close_in_background(agen)
-                attempts.append(LlmAttempt(attempt, started_ms, _ms(t0), "interrupted"))
+                # the provider bills a cut stream: count what it reported, else an estimate
+                estimated = reported is None
+                usage = (estimate_usage(request.size_chars(), streamed) if reported is None
+                         else reported)
+                attempts.append(LlmAttempt(attempt, started_ms, _ms(t0), "interrupted",
+                                           usage=usage, estimated=estimated))
+                run.count_cut_usage(usage, request.protocol_iteration, estimated=estimated)
                 raise
             except LlmTransportError as err:
                 delay = policy.delay(attempt, err.retry_after) if err.retryable else None

@@ -54,7 +54,7 @@ from .._core.records import (
     sanitize_assistant_output,
 )
 from .._core.tools import ToolContext
-from .._core.usage import ZERO_USAGE, TokenLedgerEntry, merge_ledger
+from .._core.usage import BUCKETS, ZERO_USAGE, TokenLedgerEntry, TokenUsage, merge_ledger
 from .._errors import HeadRevisionConflict, LashError
 from .._store.base import Lease, RuntimeCommit, TurnRecord, TurnStart, UsageDelta
 from .model_call import ModelCallFailed, call_model
@@ -108,6 +108,7 @@ class TurnRun:
         self.persisted_nodes = 0
         self.errors: list[TurnIssue] = []
         self.cumulative = ZERO_USAGE
+        self.estimated_usage = ZERO_USAGE  # the part of ``cumulative`` that is estimated
         self.cancellable = False
         self.task: asyncio.Task[Any] | None = None
         self._keeper: Any = None
@@ -281,6 +282,15 @@ class TurnRun:
         self.cumulative = self.cumulative + response.usage
         self.emit_independent(ev.Usage(iteration, response.usage, self.cumulative))
 
+    def count_cut_usage(self, usage: Any, iteration: int, *, estimated: bool) -> None:
+        """Usage of a model attempt cut by a cancel (see ``model_call``)."""
+        if usage.is_zero():
+            return
+        self.cumulative = self.cumulative + usage
+        if estimated:
+            self.estimated_usage = self.estimated_usage + usage
+        self.emit_independent(ev.Usage(iteration, usage, self.cumulative, estimated or None))
+
     def _issue(self, kind: str, message: str, code: str | None = None,
                retryable: bool | None = None) -> None:
         self.errors.append(TurnIssue(kind, message, code, retryable))
@@ -438,7 +448,7 @@ class TurnRun:
         self.emit_independent(ev.TurnOutcomeEvent(result.outcome.to_json(), self.turn_id))
         deltas: tuple[UsageDelta, ...] = ()
         if self.cumulative.total() > 0:
-            deltas = (UsageDelta(self.turn_id, "turn", self.model, self.cumulative),)
+            deltas = _usage_deltas(self.turn_id, self.model, self.cumulative, self.estimated_usage)
         record = TurnRecord(
             self.turn_id, result.outcome.kind, result.outcome.reason,
             result.execution.started_at_ms, result.execution.duration_ms,
@@ -467,6 +477,18 @@ class TurnRun:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _usage_deltas(turn_id: str, model: str, cumulative: Any, estimated: Any) -> tuple[UsageDelta, ...]:
+    """The turn's usage rows: what providers reported, and (its own row, ``estimated``) what
+    was estimated for cut streams."""
+    if estimated.is_zero():
+        return (UsageDelta(turn_id, "turn", model, cumulative),)
+    measured = TokenUsage(**{b: getattr(cumulative, b) - getattr(estimated, b) for b in BUCKETS})
+    rows = [UsageDelta(turn_id, "turn", model, estimated, estimated=True)]
+    if measured.total() > 0:
+        rows.insert(0, UsageDelta(turn_id, "turn", model, measured))
+    return tuple(rows)
 
 
 def _joined_text(response: LlmResponse) -> str:

@@ -96,6 +96,7 @@ class TurnFold:
         if self.usage:
             footer.append(
                 f"{self.usage.get('input_tokens', 0)} in / {self.usage.get('output_tokens', 0)} out tokens"
+                + (" (partly estimated)" if self.usage.get("estimated") else "")
             )
         if self.retries:
             footer.append(f"{len(self.retries)} retr{'y' if len(self.retries) == 1 else 'ies'}")
@@ -158,7 +159,10 @@ def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
 
 
 def _usage(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
-    fold.usage = dict(a.get("cumulative") or a.get("usage") or {})
+    usage = dict(a.get("cumulative") or a.get("usage") or {})
+    if a.get("estimated") or fold.usage.get("estimated"):
+        usage["estimated"] = True  # some of it is an estimate for a cut stream
+    fold.usage = usage
 
 
 def _retry(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
