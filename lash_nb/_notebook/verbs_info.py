@@ -37,12 +37,12 @@ HELP = """**%lash** verbs (`%load_ext lash_nb`)
 
 | verb | what it does |
 |---|---|
-| `%lash open [SESSION] [--fresh] [--store PATH] [--provider P] [--model M] [--residency R] [--tools f,g]` | open a session and bind it |
-| `%%lash [--session S] [-o VAR] [--background]` | the cell body is the prompt (`{var}` interpolation); live widget with Stop |
+| `%lash open [SESSION] [--fresh] [--store PATH] [--provider P] [--model M] [--residency R] [--tools f,g \| --no-tools]` | open a session and bind it (attaches the notebook's `@tool` functions, or the `--tools` named) |
+| `%%lash [--session S] [-o VAR] [--background]` | the cell body is the prompt (`{var}` interpolation, `\\{var}` for literal braces); live widget with Stop |
 | `%lash turn PROMPT` / `r = %lash turn PROMPT` | the line form; assigned, it returns the TurnResult |
 | `%lash enqueue PROMPT [--id K] [--delivery earliest\\|after-commit] [--slot exclusive\\|join] [--merge-key K]` | queue work |
 | `%lash queue [--df]` | pending batches (widget with cancel / drain buttons) |
-| `%lash drain [--all] [--background]` | run queued work now |
+| `%lash drain [--all] [--background]` | run queued work now, with N of M progress |
 | `%lash stop` | cancel the running turns |
 | `%lash tools` | tool catalog with membership toggles |
 | `%lash usage [--by turn\\|model\\|source\\|session\\|day] [--plot]` | usage DataFrame (computed in DuckDB) or a chart |
