@@ -97,6 +97,12 @@ def test_a_cancelled_tool_call_keeps_its_running_time_and_is_recorded_cancelled(
         assert payload["duration_ms"] >= 300
         [rec] = await s.store.load_turns("s")
         assert rec.result["tool_calls"][0]["status"] == "cancelled"
+        from lash_nb import reports
+
+        turns = reports.turns_frame(s)
+        assert turns[["failed_tool_calls", "cancelled_tool_calls", "cancelled_by"]].to_dict(
+            "records") == [{"failed_tool_calls": 0, "cancelled_tool_calls": 1, "cancelled_by": "api"}]
+        assert reports.tool_calls_frame(s)["status"].tolist() == ["cancelled"]
         await core.close()
 
     asyncio.run(body())

@@ -169,16 +169,18 @@ def test_turns_and_tool_calls_frames_show_outcomes_and_calls(store_arg):
             "status": ["committed", "committed"], "outcome": ["finished", "finished"],
             "stop_reason": ["assistant_message", "assistant_message"],
             "llm_calls": [1, 2], "tool_calls": [0, 1], "failed_tool_calls": [0, 0],
+            "cancelled_tool_calls": [0, 0],
             "total_tokens": [19, 62], "error": [None, None],
+            "cancelled_by": [None, None], "cancel_reason": [None, None],
         }).astype({c: "str" for c in ["session_id", "turn_id", "status", "outcome",
-                                      "stop_reason", "error"]})
+                                      "stop_reason", "error", "cancelled_by", "cancel_reason"]})
         assert_frame_equal(turns.drop(columns=["started_at", "duration_ms"]), expected)
         calls = tool_calls_frame(s)
         expected_calls = pd.DataFrame({
             "session_id": ["s1"], "turn_id": ["t2"], "call_id": ["call-1"], "name": ["add"],
             "args_bytes": [len('{"a":2,"b":3}')], "output_bytes": [1],
-            "success": [True], "interrupted": [False],
-        }).astype({c: "str" for c in ["session_id", "turn_id", "call_id", "name"]})
+            "success": [True], "interrupted": [False], "status": ["success"],
+        }).astype({c: "str" for c in ["session_id", "turn_id", "call_id", "name", "status"]})
         assert_frame_equal(calls.drop(columns=["started_at", "duration_ms"]), expected_calls)
         await core.close()
     run(body())

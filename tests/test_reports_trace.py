@@ -63,9 +63,11 @@ def test_trace_turns_show_the_completed_and_the_failed_turn():
         .astype("datetime64[us]").tz_localize("UTC"),
         "duration_ms": [2500.0, 400.0],
         "llm_calls": [3, 1], "tool_calls": [1, 0], "failed_tool_calls": [0, 0],
+        "cancelled_tool_calls": [0, 0],
         "total_tokens": [310, 0], "error": [None, None],
+        "cancelled_by": [None, None], "cancel_reason": [None, None],
     }).astype({c: STR for c in ["session_id", "turn_id", "status", "outcome", "stop_reason",
-                                "error"]})
+                                "error", "cancelled_by", "cancel_reason"]})
     assert_frame_equal(frame, expected)
 
 
@@ -86,10 +88,10 @@ def test_trace_tool_call_pair_becomes_one_row():
     expected = pd.DataFrame({
         "session_id": ["prod-1"], "turn_id": ["t1"], "call_id": ["c1"], "name": ["search"],
         "args_bytes": [len('{"q": "duck"}')], "output_bytes": [len('"3 hits"')],
-        "success": [True], "interrupted": [False],
+        "success": [True], "interrupted": [False], "status": ["success"],
         "started_at": pd.to_datetime(["2026-03-01 10:00:02.750"]).astype("datetime64[us]").tz_localize("UTC"),
         "duration_ms": [40.0],
-    }).astype({c: STR for c in ["session_id", "turn_id", "call_id", "name"]})
+    }).astype({c: STR for c in ["session_id", "turn_id", "call_id", "name", "status"]})
     assert_frame_equal(frame, expected)
 
 

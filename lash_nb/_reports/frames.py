@@ -35,12 +35,13 @@ USAGE_KEYS: dict[str, dict[str, str]] = {
 TURNS_COLUMNS = {
     "session_id": STR, "turn_id": STR, "status": STR, "outcome": STR, "stop_reason": STR,
     "started_at": TIME, "duration_ms": FLOAT, "llm_calls": INT, "tool_calls": INT,
-    "failed_tool_calls": INT, "total_tokens": INT, "error": STR,
+    "failed_tool_calls": INT, "cancelled_tool_calls": INT, "total_tokens": INT, "error": STR,
+    "cancelled_by": STR, "cancel_reason": STR,
 }
 TOOL_CALLS_COLUMNS = {
     "session_id": STR, "turn_id": STR, "call_id": STR, "name": STR, "args_bytes": INT,
-    "output_bytes": INT, "success": BOOL, "interrupted": BOOL, "started_at": TIME,
-    "duration_ms": FLOAT,
+    "output_bytes": INT, "success": BOOL, "interrupted": BOOL, "status": STR,
+    "started_at": TIME, "duration_ms": FLOAT,
 }
 LLM_CALLS_COLUMNS = {
     "session_id": STR, "turn_id": STR, "call_id": STR, "model": STR,
@@ -119,14 +120,16 @@ def usage_frame(
 
 def turns_frame(source: Any) -> Any:
     """One row per turn: status (committed | open), outcome, stop_reason, started_at,
-    duration_ms, llm_calls, tool_calls, failed_tool_calls, total_tokens, error (the first
-    error message of a stopped turn)."""
+    duration_ms, llm_calls, tool_calls, failed_tool_calls (raised or refused; cancelled ones
+    are not failures), cancelled_tool_calls, total_tokens, error (the first error message of
+    a stopped turn), cancelled_by / cancel_reason (who stopped a cancelled turn, and why)."""
     return _simple(source, sql.turns, TURNS_COLUMNS)
 
 
 def tool_calls_frame(source: Any) -> Any:
     """One row per tool call: name, args_bytes / output_bytes (size of the JSON),
-    success, interrupted, started_at, duration_ms."""
+    success, interrupted, status (lash's success | failure | cancelled), started_at,
+    duration_ms (for a cancelled call: how long it ran until the cancel)."""
     return _simple(source, sql.tool_calls, TOOL_CALLS_COLUMNS)
 
 

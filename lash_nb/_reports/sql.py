@@ -106,7 +106,9 @@ WITH c AS (
     WHERE true{sid} GROUP BY ALL
 ),
 tc AS (
-    SELECT session_id, turn_id, count(*) AS n, count(*) FILTER (WHERE NOT success) AS failed
+    SELECT session_id, turn_id, count(*) AS n,
+        count(*) FILTER (WHERE NOT success AND NOT interrupted) AS failed,
+        count(*) FILTER (WHERE interrupted) AS cancelled
     FROM tool_calls WHERE true{sid} GROUP BY ALL
 ),
 ud AS (
@@ -118,8 +120,11 @@ SELECT t.session_id, t.turn_id, t.status, t.outcome, t.stop_reason, t.started_at
     coalesce(c.n, 0)::BIGINT AS llm_calls,
     coalesce(tc.n, 0)::BIGINT AS tool_calls,
     coalesce(tc.failed, 0)::BIGINT AS failed_tool_calls,
+    coalesce(tc.cancelled, 0)::BIGINT AS cancelled_tool_calls,
     coalesce(ud.total, 0)::BIGINT AS total_tokens,
-    json_extract_string(t.result, '$.errors[0].message') AS error
+    json_extract_string(t.result, '$.errors[0].message') AS error,
+    json_extract_string(t.result, '$.cancellation.origin') AS cancelled_by,
+    json_extract_string(t.result, '$.cancellation.reason') AS cancel_reason
 FROM turns t
 LEFT JOIN c ON c.session_id = t.session_id AND c.turn_id = t.turn_id
 LEFT JOIN tc ON tc.session_id = t.session_id AND tc.turn_id = t.turn_id
@@ -134,7 +139,10 @@ def tool_calls(sid: str) -> str:
 SELECT session_id, turn_id, call_id, name,
     coalesce(strlen(CAST(args AS VARCHAR)), 0)::BIGINT AS args_bytes,
     coalesce(strlen(CAST(output AS VARCHAR)), 0)::BIGINT AS output_bytes,
-    success, interrupted, started_at, duration_ms
+    success, interrupted,
+    CASE WHEN interrupted THEN 'cancelled' WHEN success THEN 'success' ELSE 'failure' END
+        AS status,
+    started_at, duration_ms
 FROM tool_calls WHERE true{sid}
 ORDER BY started_at, session_id, seq
 """
