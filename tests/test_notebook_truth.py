@@ -188,3 +188,14 @@ def test_sessions_and_queue_frames_have_utc_timestamps_not_epoch_ms(sh):
     assert str(queue["enqueued_at"].dtype) == "datetime64[us, UTC]"
     for value in (sessions["updated_at"].iloc[0], queue["enqueued_at"].iloc[0]):
         assert before.floor("ms") <= value <= after
+
+
+def test_a_misspelled_choice_or_provider_gets_did_you_mean(sh):
+    with pytest.raises(UsageError) as info:
+        sh.run_cell("%lash usage --by modle")
+    assert str(info.value) == ("%lash usage --by 'modle' is not one of turn, model, source, "
+                               "session, day; did you mean model? see %lash help")
+    with pytest.raises(UsageError) as info:
+        sh.run_cell("%lash open s1 --provider opnai")
+    assert str(info.value) == ("unknown provider 'opnai'; did you mean openai? use --provider one "
+                               "of offline, openai, anthropic, openrouter, ollama")

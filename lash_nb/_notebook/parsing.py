@@ -21,6 +21,7 @@ _NAME = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
 # scanned again
 _FIELD = re.compile(r"(\\?)(?:\{\{\s*(" + _NAME + r")\s*\}\}|\{(" + _NAME + r")\})")
 _UNRECOGNIZED = "unrecognized arguments: "
+_CHOICE = re.compile(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)")
 
 
 def parser(verb: str, description: str) -> MagicArgumentParser:
@@ -32,6 +33,13 @@ def parse(p: MagicArgumentParser, argline: str) -> Any:
         return p.parse_argstring(argline)
     except UsageError as err:
         msg = str(err)
+        choice = _CHOICE.search(msg)
+        if choice is not None:
+            given, allowed = choice.group(2), re.findall(r"'([^']*)'", choice.group(3))
+            close = difflib.get_close_matches(given, allowed, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise UsageError(f"{p.prog} {choice.group(1)} {given!r} is not one of "
+                             f"{', '.join(allowed)}; {hint}see %lash help") from err
         if not msg.startswith(_UNRECOGNIZED):
             raise UsageError(f"{p.prog}: {msg}; see %lash help") from err
         first = msg[len(_UNRECOGNIZED):].split()[0]

@@ -127,7 +127,10 @@ def open_args(m: LashMagics, argline: str, cell: str | None) -> Any:
     a.session = a.session or m.session
     provider = a.provider or m.provider
     if provider not in PROVIDERS:
-        raise UsageError(f"unknown provider {provider!r}; use --provider one of {', '.join(PROVIDERS)}")
+        close = difflib.get_close_matches(provider, PROVIDERS, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise UsageError(f"unknown provider {provider!r}; {hint}use --provider one of "
+                         f"{', '.join(PROVIDERS)}")
     check_key(provider)
     previous = m.ctx.bindings.get(a.session)
     names = a.tools
