@@ -37,7 +37,7 @@ HELP = """**%lash** verbs (`%load_ext lash_nb`)
 
 | verb | what it does |
 |---|---|
-| `%lash open [SESSION] [--fresh] [--store PATH] [--provider P] [--model M] [--residency R] [--tools f,g \| --no-tools]` | open a session and bind it (attaches the notebook's `@tool` functions, or the `--tools` named) |
+| `%lash open [SESSION] [--fresh] [--store PATH] [--provider P] [--model M] [--residency R] [--tools f,g \\| --no-tools]` | open a session and bind it (attaches the notebook's `@tool` functions, or the `--tools` named) |
 | `%%lash [--session S] [-o VAR] [--background]` | the cell body is the prompt (`{var}` interpolation, `\\{var}` for literal braces); live widget with Stop |
 | `%lash turn PROMPT` / `r = %lash turn PROMPT` | the line form; assigned, it returns the TurnResult |
 | `%lash enqueue PROMPT [--id K] [--delivery earliest\\|after-commit] [--slot exclusive\\|join] [--merge-key K]` | queue work |
