@@ -35,6 +35,7 @@ class Defaults(Protocol):
     residency: str
     offline_delay_s: float
     live_interval_s: float
+    shell: Any  # the IPython shell (its user_ns holds the notebook's @tool functions)
 
 
 def make_provider(name: str, *, model: str | None, offline_delay_s: float) -> Any:
@@ -169,7 +170,8 @@ class NotebookContext:
         starting with ``_``), in definition order."""
         from .._core.tools import FunctionTool
 
-        ns = getattr(getattr(self.defaults, "shell", None), "user_ns", None) or {}
+        shell = self.defaults.shell
+        ns = shell.user_ns if shell is not None else {}
         found: dict[int, Any] = {}
         for k, v in list(ns.items()):
             if isinstance(v, FunctionTool) and not k.startswith("_"):
