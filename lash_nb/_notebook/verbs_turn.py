@@ -84,8 +84,12 @@ def tools_line(rows: list[dict[str, Any]]) -> str:
     def names(xs: list[str]) -> str:
         return ", ".join(f"`{x}`" for x in xs)
 
-    parts = [f"tools offered to the model: {names(offered)}" if offered else
-             "no tools (define functions with `@tool` before `%lash open`, or pass `--tools f,g`)"]
+    if offered:
+        parts = [f"tools offered to the model: {names(offered)}"]
+    elif missing or unchecked:
+        parts = ["no tools offered to the model"]
+    else:
+        parts = ["no tools (define functions with `@tool` before `%lash open`, or pass `--tools f,g`)"]
     if missing:
         parts.append(f"**not implemented in this kernel** (stored, not offered): {names(missing)}; "
                      "define them with `@tool` and run `%lash open` again")
