@@ -167,9 +167,13 @@ def test_postgres_stores_the_estimate_and_an_older_database_gains_the_column(pg_
 
     async def body():
         core, s, out = await _stopped_turn(pg_dsn, _silent_then_hang, "count to five please")
+        frame = reports.llm_calls_frame(s)  # (usage_frame does not run on PostgreSQL yet)
         await core.close()
+        return frame
 
-    asyncio.run(body())
+    frame = asyncio.run(body())
+    assert frame[["outcome", "input_tokens", "estimated"]].to_dict("records") == [
+        {"outcome": "interrupted", "input_tokens": 5, "estimated": True}]
     with psycopg.connect(pg_dsn, autocommit=True) as con:
         got = con.execute("SELECT input_tokens, output_tokens, estimated FROM usage_deltas").fetchall()
     assert got == [(5, 2, True)]
