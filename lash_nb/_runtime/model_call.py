@@ -1,6 +1,10 @@
 """One model call of a turn: streaming, the retry ladder, attempt records.
 
 Theory of operation
+- A cut attempt is billed: an attempt cut by a cancel is counted at the usage the provider
+  reported before the cut (``UsageReported``), else at an estimate marked ``estimated``
+  (``usage.estimate_usage``: request characters / 4 in, streamed characters / 4 out), never
+  as a silent zero.
 - Each attempt iterates ``provider.stream(request)``. Prose and reasoning deltas are emitted
   at once; their correlation id is the provider's item id, else one fresh id per attempt and
   kind, so a UI keeps one row per attempt.
@@ -10,10 +14,7 @@ Theory of operation
 - A terminal failure returns :class:`ModelCallFailed`; the turn ends ``stopped:
   provider_error`` and commits. Cancellation (the turn task cancelled) abandons the stream
   without awaiting it (its close runs in the background) and propagates.
-- Usage comes from the attempt's final response only: counted once per response. An
-  attempt cut by a cancel is counted at the usage the provider reported before the cut
-  (``UsageReported``), else at an estimate marked ``estimated`` (``usage.estimate_usage``:
-  request characters / 4 in, streamed characters / 4 out), never as a silent zero.
+- Usage comes from the attempt's final response only: counted once per response.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._core import events as ev
+from .._core import usage as usage_rules
 from .._core.llm import (
     Completed,
     LlmRequest,
@@ -35,7 +37,7 @@ from .._core.llm import (
     UsageReported,
 )
 from .._core.records import fresh_id
-from .._core.usage import LlmAttempt, LlmCallRecord, TokenUsage, estimate_usage
+from .._core.usage import LlmAttempt, LlmCallRecord
 
 if TYPE_CHECKING:
     from .turn_run import TurnRun
@@ -88,7 +90,7 @@ async def call_model(run: TurnRun, provider: Any, request: LlmRequest) -> LlmRes
             t0 = time.perf_counter()
             agen = provider.stream(request)
             response: LlmResponse | None = None
-            reported: TokenUsage | None = None
+            reported: usage_rules.TokenUsage | None = None
             streamed = 0  # characters of prose and reasoning received
             try:
                 async for item in agen:
@@ -113,8 +115,8 @@ async def call_model(run: TurnRun, provider: Any, request: LlmRequest) -> LlmRes
                 _close_in_background(agen)
                 # the provider bills a cut stream: count what it reported, else an estimate
                 estimated = reported is None
-                usage = (estimate_usage(request.size_chars(), streamed) if reported is None
-                         else reported)
+                usage = (usage_rules.estimate_usage(request.size_chars(), streamed)
+                         if reported is None else reported)
                 attempts.append(LlmAttempt(attempt, started_ms, _ms(t0), "interrupted",
                                            usage=usage, estimated=estimated))
                 run.count_cut_usage(usage, request.protocol_iteration, estimated=estimated)
