@@ -110,3 +110,23 @@ def test_the_queue_widget_drain_button_runs_all_batches_once_even_when_clicked_t
         assert any(st == "draining s1: 1 of 3 batch(es) done…" for st in statuses)
         out = k.run("print(len(await s.store.load_turns('s1')))")
         assert out.stdout.strip() == "3"
+
+
+def test_a_quiet_drain_hands_every_activity_of_its_turns_to_the_activity_callback(tmp_path):
+    async def body():
+        core = _session(tmp_path)
+        s = await core.session("s1").open()
+        await s.enqueue("echo one").send()
+        await s.enqueue("echo two").send()
+        seen = []
+        results = await NotebookDrain(s).run(all=True, show=False, activity=seen.append)
+        turn_ids = [r.turn_id for r in results]
+        outcomes = [a for a in seen if a.type == "turn_outcome"]
+        assert [a.turn_id for a in outcomes] == turn_ids
+        prose = {t: "".join(a.event.text for a in seen
+                            if a.type == "assistant_prose_delta" and a.turn_id == t)
+                 for t in turn_ids}
+        assert [prose[t] for t in turn_ids] == [r.assistant_output.safe_text for r in results]
+        await core.close()
+
+    asyncio.run(body())

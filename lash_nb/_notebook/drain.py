@@ -12,11 +12,13 @@ Theory of operation
   and when it ends (``p.ran`` gets a row with the turn's outcome and answer).
 - ``show=True`` (a cell) streams each turn into its own live turn widget; ``show=False`` (a
   button callback, whose output has no cell to go to) runs them quietly and reports through
-  ``progress`` only.
+  ``progress``, and through ``activity(a)`` with every ``TurnActivity`` of the turns as they
+  stream (from the session's observation), so a widget can show the running turn.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -67,7 +69,7 @@ class NotebookDrain:
         self.last: DrainProgress | None = None
 
     async def run(self, *, all: bool = True, progress: Progress | None = None,
-                  show: bool = True) -> list[Any]:
+                  show: bool = True, activity: Callable[[Any], Any] | None = None) -> list[Any]:
         """Run ready queued turns (every one with ``all``); return their ``TurnResult``s."""
         if self.running:
             raise UsageError(f"a drain of session {self.session.session_id!r} is already "
@@ -92,7 +94,7 @@ class NotebookDrain:
                 if show:
                     result = await run_queued(s, interval_s=self.interval_s)
                 else:
-                    out = await s.queued_turn().run()
+                    out = await _quiet_turn(s, activity)
                     result = None if out is None else out.result
                 if result is None:  # claimed elsewhere (a worker) or not ready yet
                     break
@@ -106,3 +108,33 @@ class NotebookDrain:
             self.running = False
             tell(replace(p, running=False, current=()))
         return results
+
+
+async def _quiet_turn(session: Any, activity: Callable[[Any], Any] | None) -> Any:
+    """One queued turn with no widget; its activities go to ``activity`` as they happen (live
+    from the observation; any the feed had not handed over yet, from the finished run)."""
+    if activity is None:
+        return await session.queued_turn().run()
+    sent: set[str] = set()
+
+    def forward(a: Any) -> None:
+        if a.id not in sent:
+            sent.add(a.id)
+            activity(a)
+
+    observe = session.observe()
+    events = observe.subscribe_from_cursor(observe.current_observation().cursor)
+
+    async def feed() -> None:
+        async for event in events:
+            if getattr(event, "kind", None) == "turn_activity":
+                forward(event.activity)
+
+    feeder = asyncio.ensure_future(feed())
+    try:
+        out = await session.queued_turn().run()
+    finally:
+        feeder.cancel()
+    for a in out.activities if out is not None else ():
+        forward(a)
+    return out

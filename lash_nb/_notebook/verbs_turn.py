@@ -242,7 +242,8 @@ async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     drainer = b.drainer(m.live_interval_s)
     w = QueueWidget(session_id=s.session_id, load=s.queued_work,
                     cancel=s.cancel_queued_work_batch,
-                    drain=lambda: drainer.run(all=True, progress=widget_progress(w), show=False))
+                    drain=lambda: drainer.run(all=True, progress=widget_progress(w), show=False,
+                                              activity=getattr(w, "show_drain_activity", None)))
     await w.refresh_async()
     observe = s.observe()
     task = asyncio.ensure_future(w.follow(observe.subscribe_from_cursor(observe.current_observation().cursor)))
@@ -252,7 +253,8 @@ async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
 
 def widget_progress(w: Any) -> Any:
     """The progress callback the queue widget's Drain button gets: the widget's own
-    ``show_drain_progress(p)`` when it has one, else the progress line in its status."""
+    ``show_drain_progress(p)`` when it has one, else the progress line in its status. (A
+    widget's ``show_drain_activity(a)``, when it has one, gets the running turn's activities.)"""
 
     def progress(p: Any) -> None:
         show = getattr(w, "show_drain_progress", None)
