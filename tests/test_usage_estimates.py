@@ -12,6 +12,7 @@ import pytest
 from lash_nb import LashCore, reports
 from lash_nb._core.usage import TokenUsage
 from lash_nb._errors import StoreSchemaError
+from lash_nb._reports.frames import estimated_usage_flags
 from lash_nb.providers import Completed, FunctionProvider, LlmResponse, TextDelta, UsageReported
 from lash_nb.stores import DuckDBStore
 
@@ -168,12 +169,46 @@ def test_postgres_stores_the_estimate_and_an_older_database_gains_the_column(pg_
     async def body():
         core, s, out = await _stopped_turn(pg_dsn, _silent_then_hang, "count to five please")
         frame = reports.llm_calls_frame(s)  # (usage_frame does not run on PostgreSQL yet)
+        flags = estimated_usage_flags(s)
         await core.close()
-        return frame
+        return frame, flags
 
-    frame = asyncio.run(body())
+    frame, flags = asyncio.run(body())
+    assert flags == {("turn", "m"): True}
     assert frame[["outcome", "input_tokens", "estimated"]].to_dict("records") == [
         {"outcome": "interrupted", "input_tokens": 5, "estimated": True}]
     with psycopg.connect(pg_dsn, autocommit=True) as con:
         got = con.execute("SELECT input_tokens, output_tokens, estimated FROM usage_deltas").fetchall()
     assert got == [(5, 2, True)]
+
+
+def test_lash_usage_marks_the_ledger_row_that_holds_estimated_tokens(tmp_path, monkeypatch):
+    from notebook_harness import ReraisingShell
+
+    monkeypatch.chdir(tmp_path)
+    sh = ReraisingShell()
+    try:
+        sh.run_cell("%load_ext lash_nb._notebook.extension")
+        sh.run_cell("%config LashMagics.offline_delay_s = 0")
+        sh.run_cell("s = %lash open s1 --store u.duckdb")
+        sh.run_cell("r = %lash turn hello")
+        frame = sh.run_cell("%lash usage")
+        assert frame[["source", "model", "estimated"]].to_dict("records") == [
+            {"source": "turn", "model": "lash-offline", "estimated": False}]
+        sh.user_ns["hang"] = FunctionProvider(_silent_then_hang)
+        sh.run_cell(  # a turn on a provider that reports no usage, stopped mid-stream
+            "import asyncio\n"
+            "async def stop_one():\n"
+            "    cursor = s.observe().current_observation().cursor\n"
+            "    task = asyncio.ensure_future(s.turn('count to five please').provider(hang).run())\n"
+            "    async for ev in s.observe().subscribe_from_cursor(cursor):\n"
+            "        if ev.kind == 'turn_activity' and ev.activity.type == 'assistant_prose_delta':\n"
+            "            break\n"
+            "    s.cancel_running_turns()\n"
+            "    return await task\n"
+            "out = await stop_one()\n")
+        frame = sh.run_cell("%lash usage")
+        assert frame[["source", "model", "estimated"]].to_dict("records") == [
+            {"source": "turn", "model": "lash-offline", "estimated": True}]
+    finally:
+        sh.close()

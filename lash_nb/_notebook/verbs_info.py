@@ -75,7 +75,13 @@ async def usage(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
         if a.plot:
             return reports.usage_chart(b.session, by=a.by or "turn")
         return reports.usage_frame(b.session, by=a.by)
-    return b.session.usage_report().to_dataframe()  # one row per (source, model)
+    from .._reports.frames import estimated_usage_flags
+
+    frame = b.session.usage_report().to_dataframe()  # one row per (source, model)
+    flags = estimated_usage_flags(b.session)
+    frame["estimated"] = [flags.get((str(s), str(m)), False)
+                          for s, m in zip(frame["source"], frame["model"])]
+    return frame
 
 
 async def sessions(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:

@@ -118,6 +118,16 @@ def usage_frame(
     return conform(frame, cols)
 
 
+def estimated_usage_flags(source: Any) -> dict[tuple[str, str], bool]:
+    """``{(source, model): True}`` for the ledger rows that hold estimated tokens (a stream
+    cut by a cancel that reported no usage); the key of the session usage report's rows."""
+    with open_tables(source) as tables:
+        sid, params = session_filter(tables)
+        frame = tables.query(sql.estimated_flags(sid), params)
+    return {(str(r["source"]), str(r["model"])): bool(r["estimated"])
+            for r in frame.to_dict("records")}
+
+
 def turns_frame(source: Any) -> Any:
     """One row per turn: status (committed | open), outcome, stop_reason, started_at,
     duration_ms, llm_calls, tool_calls, failed_tool_calls (raised or refused; cancelled ones

@@ -91,6 +91,14 @@ ORDER BY 1 NULLS LAST
 """
 
 
+def estimated_flags(sid: str) -> str:
+    return f"""
+SELECT u.source, u.model, bool_or(coalesce(u.estimated, false)) AS estimated
+FROM usage_deltas u WHERE {TOTAL} > 0{sid.replace('session_id', 'u.session_id')}
+GROUP BY u.source, u.model
+"""
+
+
 def unpriced_models(sid: str, prices: str) -> str:
     return f"""
 SELECT DISTINCT u.model FROM usage_deltas u LEFT JOIN {prices} p ON p.model = u.model
