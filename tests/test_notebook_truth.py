@@ -87,7 +87,7 @@ def test_tools_option_with_a_misspelled_name_suggests_the_function(sh):
                                          r"did you mean weather_now\? define the function first$"):
         sh.run_cell("%lash open s1 --tools weather_nwo")
     sh.run_cell("not_a_function = 3")
-    with pytest.raises(UsageError, match="--tools names 'not_a_function', a int that cannot be a tool"):
+    with pytest.raises(UsageError, match="--tools names 'not_a_function', of type int, which cannot be a tool"):
         sh.run_cell("%lash open s1 --tools not_a_function")
 
 

@@ -64,8 +64,9 @@ def session_card(b: Any) -> Markdown:
         f"**lash session** `{s.session_id}`",
         f"store `{b.store}` · provider `{b.provider}` · model `{s.policy_snapshot().model}`",
     ]
+    # a fresh session counts the turns of its new graph; a resumed one every turn it has had
     on_graph = len({n.turn_id for n in s.read_view().nodes() if n.turn_id})
-    turns = f"{on_graph} turn(s) so far"
+    turns = f"{on_graph if b.fresh else s.state.turn_index} turn(s) so far"
     earlier = s.state.turn_index - on_graph
     if b.fresh and earlier > 0:
         turns = (f"{on_graph} turn(s) so far (started fresh: {earlier} earlier turn(s) stay in "
@@ -120,7 +121,7 @@ def notebook_tools(m: LashMagics, names: str | None) -> tuple[list[Any], tuple[s
             out.append(as_tool_provider(value))
         except (TypeError, ValueError, NameError) as err:
             kind = type(value).__name__
-            raise UsageError(f"--tools names {name!r}, a {kind} that cannot be a tool "
+            raise UsageError(f"--tools names {name!r}, of type {kind}, which cannot be a tool "
                              f"({err.__class__.__name__}); pass a function") from err
     return out, wanted
 
