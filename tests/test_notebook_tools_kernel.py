@@ -45,3 +45,40 @@ def test_a_lash_cell_without_an_open_session_says_what_it_opened(tmp_path):
         assert ex.stdout.startswith("no session was open: opened session 'default' in "
                                     "'lash.duckdb' (provider offline)")
         assert (tmp_path / "lash.duckdb").exists()
+
+
+SLOW = '''import threading
+from lash_nb import tool
+entered = threading.Event()
+release = threading.Event()
+
+@tool
+def slow_lookup(city: str) -> str:
+    """Looks a city up, slowly."""
+    entered.set()
+    release.wait(30)
+    return "late"
+'''
+
+
+def test_a_tool_row_stopped_mid_call_reads_interrupted_with_its_running_time(tmp_path):
+    with KernelHarness(cwd=str(tmp_path)) as k:
+        k.run("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0")
+        k.run(SLOW)
+        k.run("%lash open s1 --store lash.duckdb")
+        ex = k.submit("%%lash\nWhat does slow_lookup say for 'Oslo'?\n")
+        mid = k.wait_for_widget(ex, name="TurnWidget")
+        k.pump_until(lambda: any(b.get("kind") == "tool" for b in k.state(mid).get("blocks", [])),
+                     timeout=30)
+        k.pump(0.5)  # the tool has been running for a while
+        k.send_custom(mid, {"type": "stop"})
+        k.wait(ex, timeout=30)
+        [row] = [b for b in k.state(mid)["blocks"] if b["kind"] == "tool"]
+        assert row["status"] == "interrupted"
+        assert row["duration_ms"] > 0
+        k.run("release.set()")
+        out = k.run(
+            "s = __import__('lash_nb._notebook.extension', fromlist=['x'])._magics().ctx.bindings['s1'].session\n"
+            "print(s.store.query('SELECT interrupted, success, duration_ms > 0 AS ran FROM tool_calls')"
+            ".to_dict('records'))")
+        assert out.stdout.strip() == "[{'interrupted': True, 'success': False, 'ran': True}]"
