@@ -23,6 +23,7 @@ from ._core.llm import (
     RetryPolicy,
     TerminalReason,
     TextDelta,
+    UsageReported,
 )
 from ._providers.function import FunctionProvider
 from ._providers.offline import OfflineProvider
@@ -37,7 +38,7 @@ __all__ = [
     "OfflineProvider", "FunctionProvider", "OpenAICompatible", "Anthropic", "select_provider",
     "Provider", "ProviderInfo", "LlmRequest", "LlmResponse", "LlmPart", "LlmToolSpec",
     "TextDelta", "ReasoningTextDelta", "Completed", "LlmTransportError", "ProviderFailureKind",
-    "TerminalReason", "RetryPolicy",
+    "TerminalReason", "RetryPolicy", "UsageReported",
 ]
 
 

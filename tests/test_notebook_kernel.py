@@ -31,6 +31,16 @@ def _turn_rows(kernel, turn_id: str) -> str:
     return ex.stdout.strip()
 
 
+def _cancellation(kernel, turn_id: str) -> str:
+    ex = kernel.run(
+        "b = __import__('lash_nb._notebook.extension', fromlist=['x'])._magics().ctx.bindings['s1']\n"
+        f"recs = [t for t in await b.session.store.load_turns('s1') if t.turn_id == {turn_id!r}]\n"
+        "c = recs[0].result['cancellation']\n"
+        "print(c['origin'], '|', c['reason'])"
+    )
+    return ex.stdout.strip()
+
+
 def test_stop_button_message_cancels_a_lash_cell_and_the_store_has_the_cancelled_commit(kernel):
     ex = kernel.submit(LONG)
     model_id = kernel.wait_for_widget(ex, name="TurnWidget")
@@ -48,6 +58,10 @@ def test_stop_button_message_cancels_a_lash_cell_and_the_store_has_the_cancelled
     check = kernel.run("print(str(r.outcome), r.turn_id if hasattr(r, 'turn_id') else '')")
     assert check.stdout.startswith("stopped: cancelled")
     assert _turn_rows(kernel, state["turn_id"]) == "[('stopped', 'cancelled')]"
+    assert _cancellation(kernel, state["turn_id"]) == \
+        "widget_stop | the Stop button of the turn widget was pressed"
+    # the offline model reports usage only at the end: the cut stream's usage is an estimate
+    assert state["usage"]["estimated"] is True and state["usage"]["input_tokens"] > 0
     assert kernel.run("print(1 + 1)").stdout.strip() == "2"
 
 
@@ -61,6 +75,8 @@ def test_kernel_interrupt_ends_a_lash_cell_cleanly_as_cancelled(kernel):
     state = kernel.state(model_id)
     assert state["outcome"] == "stopped: cancelled"
     assert _turn_rows(kernel, state["turn_id"]) == "[('stopped', 'cancelled')]"
+    assert _cancellation(kernel, state["turn_id"]) == \
+        "kernel_interrupt | the kernel was interrupted (the notebook's interrupt button or SIGINT)"
     assert kernel.run("print('next cell')").stdout.strip() == "next cell"
 
 
@@ -71,3 +87,17 @@ def test_a_finished_lash_cell_saves_its_final_state_in_widget_traits(kernel):
     assert state["outcome"] == "finished: assistant_message"
     assert prose_of(state).startswith("You said: short one")
     assert state["usage"]["output_tokens"] > 0
+
+
+def test_a_magic_called_from_code_raises_its_argument_errors_at_once(kernel):
+    ex = kernel.execute("get_ipython().run_line_magic('lash', 'frobnicate')")
+    # IPython prints a UsageError as one line on stderr (no traceback) and fails the cell
+    assert ex.status == "error"
+    assert ex.stderr.strip() == "UsageError: unknown %lash verb 'frobnicate'; %lash help lists the verbs"
+    assert "background task" not in ex.stdout
+    ex = kernel.execute("get_ipython().run_line_magic('lash', 'open s1 --fesh')")
+    assert ex.stderr.strip() == ("UsageError: unknown option --fesh for %lash open; did you mean "
+                                 "--fresh? see %lash help")
+    ex = kernel.execute("def f():\n    return get_ipython().run_cell_magic('lash', '', 'about {nothing_here}')\nf()")
+    assert ex.stderr.startswith("UsageError: {nothing_here} in the prompt names nothing defined")
+    assert "background task" not in ex.stdout

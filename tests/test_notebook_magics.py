@@ -45,13 +45,25 @@ def test_options_and_raw_prompt_are_split_keeping_quotes():
         split_prompt("--bogus x", with_value=(), flags=())
 
 
-def test_interpolation_fills_known_names_and_leaves_the_rest():
+def test_interpolation_fills_known_names_and_escaped_or_non_name_braces_stay():
     class Box:
         size = 3
 
-    ns = {"city": "Oslo", "box": Box()}
-    assert interpolate("{city} {{ city }} {box.size} {missing} {box.nope}", ns) == \
-        "Oslo Oslo 3 {missing} {box.nope}"
+    ns = {"city": "Oslo", "box": Box(), "code": "f{x}"}
+    assert interpolate(r'{city} {{ city }} {box.size} \{missing} {code} {"a": 1} {1, 2}', ns) == \
+        'Oslo Oslo 3 {missing} f{x} {"a": 1} {1, 2}'
+
+
+def test_an_undefined_name_in_a_prompt_is_one_line_error_naming_it_and_the_escape():
+    class Box:
+        size = 3
+
+    with pytest.raises(UsageError) as info:
+        interpolate("tell me about {missing}", {})
+    assert str(info.value) == ("{missing} in the prompt names nothing defined in the notebook; "
+                               "define 'missing' first, or write \\{missing} to send the braces as text")
+    with pytest.raises(UsageError, match="'box' has no attribute 'nope'"):
+        interpolate("{box.nope}", {"box": Box()})
 
 
 def test_assigned_line_turn_returns_the_finished_result(sh):
@@ -144,7 +156,8 @@ def test_sql_runs_over_the_duckdb_store_and_bad_sql_is_one_usage_error(sh, tmp_p
         sh.run_cell("%lash sql SELECT * FROM no_such_table")
 
 
-def test_open_with_a_real_provider_and_no_model_uses_the_providers_default_model(sh):
+def test_open_with_a_real_provider_and_no_model_uses_the_providers_default_model(sh, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
     sh.run_cell("s = %lash open keyless --provider openai")
     assert sh.user_ns["s"].policy_snapshot().model == "gpt-4.1-mini"
 

@@ -74,10 +74,10 @@ def test_usage_by_turn_is_one_row_per_turn_with_its_calls_and_tokens(store_arg):
             "input_tokens": [10, 50], "output_tokens": [5, 10],
             "cache_read_input_tokens": [3, 0], "cache_write_input_tokens": [1, 2],
             "reasoning_output_tokens": [2, 1], "total_tokens": [19, 62],
-            "turns": [1, 1], "llm_calls": [1, 2],
+            "turns": [1, 1], "estimated": [False, False], "llm_calls": [1, 2],
         }).astype({"session_id": "str", "turn_id": "str", "source": "str", "model": "str"})
         assert_frame_equal(frame.drop(columns=["started_at", "duration_ms"]), expected)
-        assert str(frame["started_at"].dtype) == "datetime64[us]"
+        assert str(frame["started_at"].dtype) == "datetime64[us, UTC]"
         assert frame["started_at"].notna().all() and (frame["duration_ms"] >= 0).all()
         assert frame["started_at"].iloc[0] <= frame["started_at"].iloc[1]
         await core.close()
@@ -93,7 +93,7 @@ def test_usage_by_model_with_prices_costs_each_bucket_per_million(store_arg):
         expected = pd.DataFrame({
             "model": ["m-test"], "input_tokens": [60], "output_tokens": [15],
             "cache_read_input_tokens": [3], "cache_write_input_tokens": [3],
-            "reasoning_output_tokens": [3], "total_tokens": [81], "turns": [2],
+            "reasoning_output_tokens": [3], "total_tokens": [81], "turns": [2], "estimated": [False],
             # 60 * 1.0 + 15 * 2.0 + 3 * 0.5 + 3 * 4.0 = 103.5 dollars per million tokens
             "cost": [103.5e-6],
         }).astype({"model": "str"})
@@ -169,16 +169,18 @@ def test_turns_and_tool_calls_frames_show_outcomes_and_calls(store_arg):
             "status": ["committed", "committed"], "outcome": ["finished", "finished"],
             "stop_reason": ["assistant_message", "assistant_message"],
             "llm_calls": [1, 2], "tool_calls": [0, 1], "failed_tool_calls": [0, 0],
+            "cancelled_tool_calls": [0, 0],
             "total_tokens": [19, 62], "error": [None, None],
+            "cancelled_by": [None, None], "cancel_reason": [None, None],
         }).astype({c: "str" for c in ["session_id", "turn_id", "status", "outcome",
-                                      "stop_reason", "error"]})
+                                      "stop_reason", "error", "cancelled_by", "cancel_reason"]})
         assert_frame_equal(turns.drop(columns=["started_at", "duration_ms"]), expected)
         calls = tool_calls_frame(s)
         expected_calls = pd.DataFrame({
             "session_id": ["s1"], "turn_id": ["t2"], "call_id": ["call-1"], "name": ["add"],
             "args_bytes": [len('{"a":2,"b":3}')], "output_bytes": [1],
-            "success": [True], "interrupted": [False],
-        }).astype({c: "str" for c in ["session_id", "turn_id", "call_id", "name"]})
+            "success": [True], "interrupted": [False], "status": ["success"],
+        }).astype({c: "str" for c in ["session_id", "turn_id", "call_id", "name", "status"]})
         assert_frame_equal(calls.drop(columns=["started_at", "duration_ms"]), expected_calls)
         await core.close()
     run(body())

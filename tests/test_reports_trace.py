@@ -45,9 +45,9 @@ def test_trace_usage_by_turn_sums_each_turn_call_and_keeps_direct_calls_apart():
         "input_tokens": [230, 40], "output_tokens": [30, 8],
         "cache_read_input_tokens": [50, 10],  # the direct call uses the older cached_input_tokens
         "cache_write_input_tokens": [0, 0], "reasoning_output_tokens": [5, 0],
-        "total_tokens": [310, 58], "turns": [1, 0],
+        "total_tokens": [310, 58], "turns": [1, 0], "estimated": [False, False],
         "llm_calls": [3, 0],  # t1: the failed attempt, its retry and the answer
-        "started_at": pd.to_datetime(["2026-03-01 10:00:01", None]).astype("datetime64[us]"),
+        "started_at": pd.to_datetime(["2026-03-01 10:00:01", None]).astype("datetime64[us]").tz_localize("UTC"),
         "duration_ms": [2500.0, float("nan")],
     }).astype({c: STR for c in ["session_id", "turn_id", "source", "model"]})
     assert_frame_equal(frame, expected)
@@ -60,12 +60,14 @@ def test_trace_turns_show_the_completed_and_the_failed_turn():
         "status": ["committed", "committed"], "outcome": ["finished", "stopped"],
         "stop_reason": ["assistant_message", "provider_error"],
         "started_at": pd.to_datetime(["2026-03-01 10:00:01", "2026-03-01 11:00:00"])
-        .astype("datetime64[us]"),
+        .astype("datetime64[us]").tz_localize("UTC"),
         "duration_ms": [2500.0, 400.0],
         "llm_calls": [3, 1], "tool_calls": [1, 0], "failed_tool_calls": [0, 0],
+        "cancelled_tool_calls": [0, 0],
         "total_tokens": [310, 0], "error": [None, None],
+        "cancelled_by": [None, None], "cancel_reason": [None, None],
     }).astype({c: STR for c in ["session_id", "turn_id", "status", "outcome", "stop_reason",
-                                "error"]})
+                                "error", "cancelled_by", "cancel_reason"]})
     assert_frame_equal(frame, expected)
 
 
@@ -86,10 +88,10 @@ def test_trace_tool_call_pair_becomes_one_row():
     expected = pd.DataFrame({
         "session_id": ["prod-1"], "turn_id": ["t1"], "call_id": ["c1"], "name": ["search"],
         "args_bytes": [len('{"q": "duck"}')], "output_bytes": [len('"3 hits"')],
-        "success": [True], "interrupted": [False],
-        "started_at": pd.to_datetime(["2026-03-01 10:00:02.750"]).astype("datetime64[us]"),
+        "success": [True], "interrupted": [False], "status": ["success"],
+        "started_at": pd.to_datetime(["2026-03-01 10:00:02.750"]).astype("datetime64[us]").tz_localize("UTC"),
         "duration_ms": [40.0],
-    }).astype({c: STR for c in ["session_id", "turn_id", "call_id", "name"]})
+    }).astype({c: STR for c in ["session_id", "turn_id", "call_id", "name", "status"]})
     assert_frame_equal(frame, expected)
 
 
@@ -102,19 +104,19 @@ def test_trace_protocol_steps_are_listed():
 USAGE_BY_MODEL_DTYPES = {
     "model": "str", "input_tokens": "int64", "output_tokens": "int64",
     "cache_read_input_tokens": "int64", "cache_write_input_tokens": "int64",
-    "reasoning_output_tokens": "int64", "total_tokens": "int64", "turns": "int64",
-    "started_at": "datetime64[us]", "cost": "float64",
+    "reasoning_output_tokens": "int64", "total_tokens": "int64", "turns": "int64", "estimated": "bool",
+    "started_at": "datetime64[us, UTC]", "cost": "float64",
 }
 USAGE_BY_TURN_COLUMNS = [
     "session_id", "turn_id", "source", "model", "input_tokens", "output_tokens",
     "cache_read_input_tokens", "cache_write_input_tokens", "reasoning_output_tokens",
-    "total_tokens", "turns", "llm_calls", "started_at", "duration_ms",
+    "total_tokens", "turns", "estimated", "llm_calls", "started_at", "duration_ms",
 ]
 QUEUE_DTYPES = {
     "session_id": "str", "batch_id": "str", "state": "str", "delivery_policy": "str",
     "slot_policy": "str", "source_key": "str", "enqueue_seq": "int64",
-    "enqueued_at": "datetime64[us]", "claimed_at": "datetime64[us]",
-    "finished_at": "datetime64[us]", "age_ms": "float64", "wait_ms": "float64", "turn_id": "str",
+    "enqueued_at": "datetime64[us, UTC]", "claimed_at": "datetime64[us, UTC]",
+    "finished_at": "datetime64[us, UTC]", "age_ms": "float64", "wait_ms": "float64", "turn_id": "str",
 }
 
 

@@ -11,6 +11,10 @@ Theory of operation
   token before committing. First writer wins: once sealed, ``cancel()`` returns False (the
   sweep does not count it); if the cancel came first, ``seal()`` returns False and the turn
   ends cancelled.
+- Evidence: a cancelled turn's record carries ``cancellation.origin`` and ``.reason`` (who
+  stopped it and why). Callers name the origin; :data:`ORIGINS` gives the standard reason
+  for each origin lash_nb itself uses, and :func:`evidence` fills a missing reason (or a
+  missing origin: a bare ``token.cancel()``) so a stored record never says ``null``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,26 @@ from __future__ import annotations
 import asyncio
 import threading
 from typing import Any, Callable
+
+
+ORIGINS: dict[str, str] = {
+    "widget_stop": "the Stop button of the turn widget was pressed",
+    "kernel_interrupt": "the kernel was interrupted (the notebook's interrupt button or SIGINT)",
+    "magic": "%lash stop was run",
+    "api": "session.cancel_running_turns() was called",
+    "stream": "TurnStream.cancel() was called",
+    "asyncio": "the task awaiting the turn was cancelled",
+    "token": "the turn's CancellationToken was cancelled without an origin",
+    "remote": "a cancel request arrived from another process (request_turn_cancel)",
+    "worker_shutdown": "the worker was asked to stop and the turn outlived its grace period",
+    "lease_lost": "the session execution lease was lost",
+}
+
+
+def evidence(origin: str | None, reason: str | None) -> tuple[str, str]:
+    """``(origin, reason)`` for a cancelled turn's record: never empty."""
+    origin = origin or "token"
+    return origin, reason or ORIGINS.get(origin, f"cancelled by {origin}")
 
 
 class CancellationToken:

@@ -77,6 +77,9 @@ class ToolCallCompleted(TurnEvent):
     output: Any
     duration_ms: float
     success: bool
+    # lash's tool outcome status: success | failure | cancelled (None in events stored before
+    # lash_nb recorded it; read those as success / failure from ``success``)
+    status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,8 @@ class Usage(TurnEvent):
     protocol_iteration: int
     usage: TokenUsage
     cumulative: TokenUsage
+    # True: ``usage`` is an estimate (a stream cut by a cancel that reported nothing)
+    estimated: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

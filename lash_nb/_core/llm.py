@@ -12,7 +12,8 @@ A provider implements :class:`Provider`::
 
 Rules:
 - The stream ends with exactly one :class:`Completed`; usage is taken from that response
-  only (once per response, never summed per chunk).
+  only (once per response, never summed per chunk). :class:`UsageReported` before it is
+  used only when the stream is cut (cancelled) before :class:`Completed`.
 - A failure raises :class:`LlmTransportError` with a ``kind`` and a ``retryable`` flag that is
   True only when a typed signal proves a retry is safe. The runtime owns the retry ladder.
 - Cancellation: the runtime cancels the task iterating the stream; a provider must not shield
@@ -77,6 +78,18 @@ class LlmRequest:
     max_output_tokens: int | None = None
     tool_choice: str = "auto"
 
+    def size_chars(self) -> int:
+        """Characters the request carries (system prompt, every message part, tool specs):
+        the base of the input estimate for a cut stream (``usage.estimate_usage``)."""
+        import json
+
+        n = len(self.system_prompt or "")
+        for m in self.messages:
+            n += sum(len(p.content or "") + len(p.tool_name or "") for p in m.parts)
+        for t in self.tools:
+            n += len(t.name) + len(t.description) + len(json.dumps(dict(t.input_schema)))
+        return n
+
 
 @dataclass(frozen=True, slots=True)
 class LlmPart:
@@ -134,7 +147,16 @@ class Completed:
     response: LlmResponse
 
 
-LlmStreamEvent = TextDelta | ReasoningTextDelta | Completed
+@dataclass(frozen=True, slots=True)
+class UsageReported:
+    """Usage the provider reported before the end of the stream (e.g. Anthropic's
+    ``message_start`` input tokens). Optional; if the stream is cut after it, this is what
+    the cut attempt is billed at instead of an estimate. The final response's usage wins."""
+
+    usage: TokenUsage
+
+
+LlmStreamEvent = TextDelta | ReasoningTextDelta | UsageReported | Completed
 
 
 class LlmTransportError(Exception):

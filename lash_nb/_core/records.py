@@ -329,9 +329,17 @@ class ToolCallRecord:
     started_at_ms: int = 0
     interrupted: bool = False
 
+    @property
+    def status(self) -> str:
+        """lash's tool outcome status: ``success`` | ``failure`` | ``cancelled``."""
+        if self.interrupted:
+            return "cancelled"
+        return "success" if self.success else "failure"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "call_id": self.call_id,
+            "status": self.status,
             "tool": self.tool,
             "args": self.args,
             "output": self.output,

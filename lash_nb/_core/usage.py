@@ -6,6 +6,13 @@ Rules carried over from lash:
   ``total()`` is zero.
 - Each provider response is counted exactly once (the runtime takes usage from the final
   response of an attempt, never by summing stream chunks).
+- A stream cut by a cancel has no final response, yet the provider bills its input (and
+  what it streamed). Its attempt is counted at what the provider reported before the cut
+  (``UsageReported``), else at an **estimate** marked ``estimated=True`` (never a silent
+  zero): :func:`estimate_usage`, ``ceil(characters / 4)`` tokens for the request (system
+  prompt, every message part, tool specs) as input and for the streamed text as output.
+  Four characters per token is the usual rule of thumb for English text with GPT/Claude
+  tokenizers; code and other languages run denser, so the estimate is a floor-ish guess.
 """
 
 from __future__ import annotations
@@ -186,6 +193,7 @@ class LlmAttempt:
     request_id: str | None = None
     served_model: str | None = None
     retry_delay_s: float | None = None
+    estimated: bool = False  # usage is an estimate (a cut stream that reported nothing)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -199,6 +207,7 @@ class LlmAttempt:
             "request_id": self.request_id,
             "served_model": self.served_model,
             "retry_delay_s": self.retry_delay_s,
+            "estimated": self.estimated,
         }
 
 
@@ -234,3 +243,17 @@ class LlmCallRecord:
             "protocol_iteration": self.protocol_iteration,
             "attempts": [a.to_json() for a in self.attempts],
         }
+
+
+CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(chars: int) -> int:
+    """``ceil(chars / 4)``: the documented estimate of tokens for ``chars`` characters."""
+    return -(-max(0, chars) // CHARS_PER_TOKEN)
+
+
+def estimate_usage(request_chars: int, output_chars: int) -> TokenUsage:
+    """The estimated usage of a cut attempt (see the module docstring)."""
+    return TokenUsage(input_tokens=estimate_tokens(request_chars),
+                      output_tokens=estimate_tokens(output_chars))

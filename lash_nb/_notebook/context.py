@@ -4,12 +4,27 @@ background tasks and the last turn result."""
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .._errors import ConfigurationError
 
 PROVIDERS = ("offline", "openai", "anthropic", "openrouter", "ollama")
+# the environment variable each keyed provider reads its API key from
+KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY",
+                 "openrouter": "OPENROUTER_API_KEY"}
+
+
+def check_key(provider: str) -> None:
+    """A keyed provider without its key fails at open, naming the variable (never at the
+    first turn as a network error)."""
+    var = KEY_VARIABLES.get(provider)
+    if var is not None and not os.environ.get(var, "").strip():
+        raise ConfigurationError(
+            f"--provider {provider} needs {var}, which is not set; set it in the environment "
+            f"(os.environ[{var!r}] = ...) and run %lash open again, or use --provider offline"
+        )
 
 
 class Defaults(Protocol):
@@ -20,6 +35,7 @@ class Defaults(Protocol):
     residency: str
     offline_delay_s: float
     live_interval_s: float
+    shell: Any  # the IPython shell (its user_ns holds the notebook's @tool functions)
 
 
 def make_provider(name: str, *, model: str | None, offline_delay_s: float) -> Any:
@@ -59,6 +75,17 @@ class Binding:
     store: str
     provider: str
     model: str
+    tool_names: tuple[str, ...] | None = None  # --tools as given (None: discovered)
+    fresh: bool = False
+    auto_opened: bool = False
+    drain: Any = None  # the session's NotebookDrain (one drain at a time), made on first use
+
+    def drainer(self, interval_s: float) -> Any:
+        if self.drain is None:
+            from .drain import NotebookDrain
+
+            self.drain = NotebookDrain(self.session, interval_s=interval_s)
+        return self.drain
 
 
 @dataclass
@@ -96,7 +123,11 @@ class NotebookContext:
         provider: str | None = None,
         model: str | None = None,
         residency: str | None = None,
+        tools: list[Any] = (),  # type: ignore[assignment]
+        tool_names: tuple[str, ...] | None = None,
     ) -> Binding:
+        """Open (resume or, with ``fresh``, start over) and bind; ``tools`` (tool providers
+        or functions) are attached to the session before it is returned."""
         d = self.defaults
         name = name or d.session
         store = store or d.store
@@ -106,13 +137,17 @@ class NotebookContext:
             raise ConfigurationError(
                 f"unknown provider {provider!r}; use --provider one of {', '.join(PROVIDERS)}"
             )
+        check_key(provider)
         old = self.bindings.get(name)
         if old is not None:
             await old.session.close()
         core = self.core_for(store, provider, model)
         builder = core.session(name).residency(residency or d.residency)
         session = await (builder.open_fresh() if fresh else builder.open())
-        binding = Binding(session, core, store, provider, model)
+        admin = session.tools()
+        for t in tools:
+            admin.add_provider(t)
+        binding = Binding(session, core, store, provider, model, tool_names, fresh)
         self.bindings[name] = binding
         self.current = name
         return binding
@@ -123,7 +158,25 @@ class NotebookContext:
         found = self.bindings.get(key)
         if found is not None:
             return found
-        return await self.open(key)
+        binding = await self.open(key, tools=list(self.discover_tools()))
+        binding.auto_opened = True
+        where = "in memory" if binding.store == ":memory:" else f"in {binding.store!r}"
+        print(f"no session was open: opened session {key!r} {where} "
+              f"(provider {binding.provider}); %lash open NAME --store PATH picks another")
+        return binding
+
+    def discover_tools(self) -> list[Any]:
+        """The ``@tool`` objects defined at the top level of the notebook (names not
+        starting with ``_``), in definition order."""
+        from .._core.tools import FunctionTool
+
+        shell = self.defaults.shell
+        ns = shell.user_ns if shell is not None else {}
+        found: dict[int, Any] = {}
+        for k, v in list(ns.items()):
+            if isinstance(v, FunctionTool) and not k.startswith("_"):
+                found.setdefault(id(v), v)
+        return list(found.values())
 
     def sync_binding(self, name: str | None = None) -> Binding:
         key = name or self.current

@@ -41,6 +41,11 @@ VERBS: dict[str, Verb] = {
     "help": info.help_,
 }
 CELL_VERBS = ("turn", "enqueue", "sql")
+ARGS: dict[str, Callable[["LashMagics", str, "str | None"], Any]] = {**turn.ARGS, **info.ARGS}
+
+
+def _one_line(exc: BaseException) -> UsageError:
+    return UsageError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
 def route(line: str, cell: str | None) -> tuple[str, str]:
@@ -82,11 +87,20 @@ class LashMagics(Magics):
         try:
             return await VERBS[verb](self, rest, cell, assigned)
         except (LashError, ValueError) as exc:  # misuse: say what to do in one line
-            raise UsageError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+            raise _one_line(exc) from exc
+
+    def check(self, line: str, cell: str | None = None) -> None:
+        """Raise the verb's argument errors now, synchronously (the verb parses again)."""
+        verb, rest = route(line, cell)
+        try:
+            ARGS[verb](self, rest, cell)
+        except (LashError, ValueError) as exc:
+            raise _one_line(exc) from exc
 
     @line_cell_magic
     def lash(self, line: str, cell: str | None = None) -> Any:
         """Agent sessions in the notebook; ``%lash help`` lists the verbs."""
+        self.check(line, cell)  # argument errors raise here, not inside a background task
         coro = self.dispatch(line, cell, assigned=True)
         try:
             asyncio.get_running_loop()

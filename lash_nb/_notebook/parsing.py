@@ -1,17 +1,27 @@
 """Argument parsing for ``%lash`` verbs: ``magic_arguments`` parsers, a raw prompt split, and
-``{var}`` / ``{{var}}`` interpolation from the user namespace."""
+``{var}`` / ``{{var}}`` interpolation from the user namespace.
+
+Every mistake is one ``UsageError`` line: a misspelled option gets "did you mean", like a
+misspelled verb; a ``{name}`` that is not defined is an error (``\\{name}`` writes the braces
+literally), never sent to the model as written.
+"""
 
 from __future__ import annotations
 
+import difflib
 import re
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
 _OPTION = re.compile(r"\s*(\S+)")
-_DOUBLE = re.compile(r"\{\{\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\}\}")
-_SINGLE = re.compile(r"\{([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\}")
+_NAME = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
+# one pass: an optional backslash, then {{ name }} or {name}; a substituted value is never
+# scanned again
+_FIELD = re.compile(r"(\\?)(?:\{\{\s*(" + _NAME + r")\s*\}\}|\{(" + _NAME + r")\})")
+_UNRECOGNIZED = "unrecognized arguments: "
+_CHOICE = re.compile(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)")
 
 
 def parser(verb: str, description: str) -> MagicArgumentParser:
@@ -19,7 +29,32 @@ def parser(verb: str, description: str) -> MagicArgumentParser:
 
 
 def parse(p: MagicArgumentParser, argline: str) -> Any:
-    return p.parse_argstring(argline)
+    try:
+        return p.parse_argstring(argline)
+    except UsageError as err:
+        msg = str(err)
+        choice = _CHOICE.search(msg)
+        if choice is not None:
+            given, allowed = choice.group(2), re.findall(r"'([^']*)'", choice.group(3))
+            close = difflib.get_close_matches(given, allowed, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise UsageError(f"{p.prog} {choice.group(1)} {given!r} is not one of "
+                             f"{', '.join(allowed)}; {hint}see %lash help") from err
+        if not msg.startswith(_UNRECOGNIZED):
+            raise UsageError(f"{p.prog}: {msg}; see %lash help") from err
+        first = msg[len(_UNRECOGNIZED):].split()[0]
+        options = [o for a in p._actions for o in a.option_strings]
+        raise UsageError(unknown_option(first, options, p.prog)) from err
+
+
+def unknown_option(token: str, options: Iterable[str], prog: str = "%lash") -> str:
+    """The one-line error for an unknown option (or stray argument), with "did you mean"."""
+    if not token.startswith("-"):
+        return f"{prog} got an unexpected argument {token!r}; see %lash help"
+    name = token.split("=", 1)[0]
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return f"unknown option {name} for {prog}; {hint}see %lash help"
 
 
 def split_prompt(
@@ -44,7 +79,7 @@ def split_prompt(
                 raise UsageError(f"{name} needs a value, e.g. {name} VALUE")
             pos = value.end()
         elif tok.startswith("-") and not _is_number(tok):
-            raise UsageError(f"unknown option {tok}; see %lash help")
+            raise UsageError(unknown_option(tok, (*with_value, *flags)))
         else:
             return argline[:m.start(1)].strip(), argline[m.start(1):].strip()
 
@@ -70,11 +105,31 @@ def _lookup(path: str, ns: Mapping[str, Any]) -> tuple[bool, Any]:
 
 
 def interpolate(text: str, ns: Mapping[str, Any]) -> str:
-    """Replace ``{name}`` and ``{{name}}`` (dotted attributes allowed) by ``str(value)`` when the
-    name is defined in ``ns``; anything else is left exactly as written."""
+    """Replace ``{name}`` and ``{{name}}`` (dotted attributes allowed) by ``str(value)``.
+
+    A name that is not defined raises a one-line ``UsageError`` (the prompt is not sent);
+    ``\\{name}`` is the literal text ``{name}``. Braces around anything that is not a name
+    (JSON, ``{1, 2}``) are left exactly as written."""
+    missing: list[str] = []
 
     def sub(m: re.Match[str]) -> str:
-        found, value = _lookup(m.group(1), ns)
-        return str(value) if found else m.group(0)
+        if m.group(1):  # escaped: \{name} -> {name}
+            return m.group(0)[1:]
+        name = m.group(2) or m.group(3)
+        found, value = _lookup(name, ns)
+        if not found:
+            missing.append(name)
+            return m.group(0)
+        return str(value)
 
-    return _SINGLE.sub(sub, _DOUBLE.sub(sub, text))
+    out = _FIELD.sub(sub, text)
+    if missing:
+        name = missing[0]
+        root = name.split(".")[0]
+        what = (f"{root!r} has no attribute {name.split('.', 1)[1]!r}" if root in ns else
+                f"define {root!r} first")
+        raise UsageError(
+            f"{{{name}}} in the prompt names nothing defined in the notebook; {what}, "
+            f"or write \\{{{name}}} to send the braces as text"
+        )
+    return out

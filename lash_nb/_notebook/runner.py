@@ -33,12 +33,14 @@ async def run_turn(
     if turn_id:
         builder = builder.turn_id(turn_id)
     stream = builder.stream()
+    # in a cell, a cancelled await is the kernel's interrupt (the cell's task is cancelled)
+    stream.consumer_cancel_origin = ("kernel_interrupt", None)
     widget = TurnWidget(
         session_id=session.session_id,
         turn_id=stream.turn_id,
         prompt=prompt if show_prompt else "",
         interval_s=interval_s,
-        on_stop=session.cancel_running_turns,
+        on_stop=lambda: session.cancel_running_turns("widget_stop"),
     ).show()
     while True:
         try:
@@ -47,7 +49,7 @@ async def run_turn(
             break
         except asyncio.CancelledError:
             # kernel interrupt: the stream already cancelled the turn's token; wait for its commit
-            session.cancel_running_turns("interrupt")
+            session.cancel_running_turns("kernel_interrupt")
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
@@ -61,7 +63,8 @@ async def run_queued(session: Any, *, interval_s: float = 0.05) -> Any:
     observe = session.observe()
     cursor = observe.current_observation().cursor
     widget = TurnWidget(
-        session_id=session.session_id, interval_s=interval_s, on_stop=session.cancel_running_turns
+        session_id=session.session_id, interval_s=interval_s,
+        on_stop=lambda: session.cancel_running_turns("widget_stop"),
     )
     shown = False
 

@@ -23,8 +23,11 @@ USAGE.add_argument("--session", default=None)
 USAGE.add_argument("--by", default=None, choices=("turn", "model", "source", "session", "day"))
 USAGE.add_argument("--plot", action="store_true", help="a chart instead of a DataFrame")
 
-SESSION_ONLY = parser("graph", "The active path of the session graph as a DataFrame.")
+SESSION_ONLY = parser("graph", "The session graph as a tree (branches shown), or --df for a DataFrame.")
 SESSION_ONLY.add_argument("--session", default=None)
+SESSION_ONLY.add_argument("--df", action="store_true", help="one row per node instead of the tree")
+
+SESSIONS = parser("sessions", "Stored sessions.")
 
 REPLAY = parser("replay", "Re-render a committed turn from the store.")
 REPLAY.add_argument("turn", nargs="?", default=None)
@@ -34,16 +37,16 @@ HELP = """**%lash** verbs (`%load_ext lash_nb`)
 
 | verb | what it does |
 |---|---|
-| `%lash open [SESSION] [--fresh] [--store PATH] [--provider P] [--model M] [--residency R] [--tools f,g]` | open a session and bind it |
-| `%%lash [--session S] [-o VAR] [--background]` | the cell body is the prompt (`{var}` interpolation); live widget with Stop |
+| `%lash open [SESSION] [--fresh] [--store PATH] [--provider P] [--model M] [--residency R] [--tools f,g \\| --no-tools]` | open a session and bind it (attaches the notebook's `@tool` functions, or the `--tools` named) |
+| `%%lash [--session S] [-o VAR] [--background]` | the cell body is the prompt (`{var}` interpolation, `\\{var}` for literal braces); live widget with Stop |
 | `%lash turn PROMPT` / `r = %lash turn PROMPT` | the line form; assigned, it returns the TurnResult |
 | `%lash enqueue PROMPT [--id K] [--delivery earliest\\|after-commit] [--slot exclusive\\|join] [--merge-key K]` | queue work |
 | `%lash queue [--df]` | pending batches (widget with cancel / drain buttons) |
-| `%lash drain [--all] [--background]` | run queued work now |
+| `%lash drain [--all] [--background]` | run queued work now, with N of M progress |
 | `%lash stop` | cancel the running turns |
 | `%lash tools` | tool catalog with membership toggles |
 | `%lash usage [--by turn\\|model\\|source\\|session\\|day] [--plot]` | usage DataFrame (computed in DuckDB) or a chart |
-| `%lash sessions` / `%lash graph` | stored sessions / the active path |
+| `%lash sessions` / `%lash graph [--df]` | stored sessions / the session graph as a tree with its branches |
 | `%lash sql QUERY` / `%%lash sql` | DuckDB SQL over the store, DataFrame out |
 | `%lash replay [TURN]` | re-render a committed turn |
 
@@ -53,7 +56,13 @@ or `[tool.lash_nb]` in pyproject.toml."""
 
 async def tools(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = parse(TOOLS, argline)
-    admin = (await m.ctx.binding(a.session)).session.tools()
+    b = await m.ctx.binding(a.session)
+    admin = b.session.tools()
+    if b.tool_names is None:  # discovery mode: @tool objects defined since open attach now
+        known = {r["name"] for r in admin.all_tools() if not r["orphaned"]}
+        for t in m.ctx.discover_tools():
+            if t.name not in known:
+                admin.add_provider(t)
     return ToolCatalogWidget(load=admin.all_tools, set_membership=admin.set_membership)
 
 
@@ -66,38 +75,50 @@ async def usage(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
         if a.plot:
             return reports.usage_chart(b.session, by=a.by or "turn")
         return reports.usage_frame(b.session, by=a.by)
-    return b.session.usage_report().to_dataframe()  # one row per (source, model)
+    from .._reports.frames import estimated_usage_flags
+
+    frame = b.session.usage_report().to_dataframe()  # one row per (source, model)
+    flags = estimated_usage_flags(b.session)
+    frame["estimated"] = [flags.get((str(s), str(m)), False)
+                          for s, m in zip(frame["source"], frame["model"])]
+    return frame
 
 
 async def sessions(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     import pandas as pd
 
-    parse(parser("sessions", "Stored sessions."), argline)
+    parse(SESSIONS, argline)
     b = await m.ctx.binding(None)
+    from .._reports.frames import utc_from_ms
+
     metas = await b.core.list_sessions()
     cols = ["session_id", "provider_id", "model", "turn_index", "head_revision",
-            "parent_session_id", "updated_at_ms"]
-    return pd.DataFrame([{c: getattr(x, c) for c in cols} for x in metas], columns=cols)
+            "parent_session_id"]
+    frame = pd.DataFrame([{c: getattr(x, c) for c in cols} for x in metas], columns=cols)
+    frame["updated_at"] = utc_from_ms([x.updated_at_ms for x in metas])
+    return frame
 
 
 async def graph(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
-    import pandas as pd
+    from .. import reports
+    from .._reports.graph_tree import GraphTree
 
     a = parse(SESSION_ONLY, argline)
-    rv = (await m.ctx.binding(a.session)).session.read_view()
-    rows = [{
-        "node_id": n.node_id, "parent_node_id": n.parent_node_id, "kind": n.kind,
-        "role": n.role, "turn_id": n.turn_id,
-        "text": (n.message.text() if n.message is not None else str(n.payload or ""))[:200],
-    } for n in rv.nodes()]
-    return pd.DataFrame(rows, columns=["node_id", "parent_node_id", "kind", "role", "turn_id", "text"])
+    b = await m.ctx.binding(a.session)
+    frame = reports.graph_frame(b.session)
+    return frame if a.df else GraphTree.from_frame(frame)
 
 
-async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
+def sql_args(m: LashMagics, argline: str, cell: str | None) -> str:
     query = argline if cell is None else f"{argline}\n{cell}"
     query = interpolate(query.strip(), m.shell.user_ns)
     if not query:
         raise UsageError("no query; write %lash sql SELECT ... or a %%lash sql cell")
+    return query
+
+
+async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
+    query = sql_args(m, argline, cell)
     b = await m.ctx.binding(None)
     run = getattr(b.core.store, "query", None)
     if run is None:
@@ -124,12 +145,34 @@ async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) 
         known = ", ".join(r.turn_id for r in records[-5:])
         raise UsageError(f"no turn {a.turn!r} in session {sid!r}; recent turns: {known}")
     events = await b.session.store.load_events(sid, rec.turn_id)
-    w = TurnWidget(session_id=sid, turn_id=rec.turn_id)
+    w = TurnWidget(session_id=sid, turn_id=rec.turn_id, prompt=turn_prompt(b.session, rec.turn_id))
     w.push_all(events)
     outcome = rec.result.get("outcome") if isinstance(rec.result, dict) else None
-    w.finish(outcome=outcome_label(outcome) if outcome else f"{rec.outcome}: {rec.stop_reason}")
+    w.finish(outcome=outcome_label(outcome) if outcome else f"{rec.outcome}: {rec.stop_reason}",
+             elapsed_ms=float(rec.duration_ms or 0.0))
     return w
+
+
+def turn_prompt(session: Any, turn_id: str) -> str:
+    """The text of the turn's own user message (the prompt), '' when the graph lacks it."""
+    for n in session.read_view().nodes():
+        m = n.message
+        if n.turn_id == turn_id and m is not None and m.role.value == "user" and m.origin is None:
+            return m.text()
+    return ""
 
 
 async def help_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     return Markdown(HELP)
+
+
+# the synchronous part of each verb: parse and check its arguments (``magics.check``)
+ARGS = {
+    "tools": lambda m, line, cell: parse(TOOLS, line),
+    "usage": lambda m, line, cell: parse(USAGE, line),
+    "sessions": lambda m, line, cell: parse(SESSIONS, line),
+    "graph": lambda m, line, cell: parse(SESSION_ONLY, line),
+    "sql": sql_args,
+    "replay": lambda m, line, cell: parse(REPLAY, line),
+    "help": lambda m, line, cell: None,
+}

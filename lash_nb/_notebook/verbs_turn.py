@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.display import Markdown, display
 
+from .context import PROVIDERS, check_key
 from .parsing import interpolate, parse, parser, split_prompt
-from .runner import run_queued, run_turn
+from .runner import run_turn
 from .widgets.queue import QueueWidget
 
 if TYPE_CHECKING:
@@ -22,7 +24,10 @@ OPEN.add_argument("--store", default=None, help="DuckDB path, :memory: or postgr
 OPEN.add_argument("--provider", default=None, help="offline|openai|anthropic|openrouter|ollama")
 OPEN.add_argument("--model", default=None)
 OPEN.add_argument("--residency", default=None, choices=("keep_all", "active_path_only"))
-OPEN.add_argument("--tools", default="", help="comma-separated names of tool functions in the namespace")
+OPEN.add_argument("--tools", default=None,
+                  help="comma-separated functions of the notebook to attach as tools "
+                       "(plain functions get @tool semantics); default: every @tool object")
+OPEN.add_argument("--no-tools", action="store_true", help="attach no notebook tools")
 
 TURN_VALUES = ("--session", "-o", "--turn-id")
 TURN_FLAGS = ("--background",)
@@ -59,23 +64,92 @@ def session_card(b: Any) -> Markdown:
         f"**lash session** `{s.session_id}`",
         f"store `{b.store}` · provider `{b.provider}` · model `{s.policy_snapshot().model}`",
     ]
-    rv = s.read_view()
-    turns = getattr(rv, "turn_index", None)
-    turns = turns() if callable(turns) else turns
-    if turns is not None:
-        meta.append(f"{turns} turn(s) so far · `%lash help` for the verbs")
+    # a fresh session counts the turns of its new graph; a resumed one every turn it has had
+    on_graph = len({n.turn_id for n in s.read_view().nodes() if n.turn_id})
+    turns = f"{on_graph if b.fresh else s.state.turn_index} turn(s) so far"
+    earlier = s.state.turn_index - on_graph
+    if b.fresh and earlier > 0:
+        turns = (f"{on_graph} turn(s) so far (started fresh: {earlier} earlier turn(s) stay in "
+                 "the store's turns table)")
+    meta.append(f"{turns} · `%lash help` for the verbs")
+    meta.append(tools_line(s.tools().all_tools()))
     return Markdown("\n\n".join(meta))
 
 
-async def open_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
+def tools_line(rows: list[dict[str, Any]]) -> str:
+    """What the model is offered, and what it is not offered and why."""
+    offered = [r["name"] for r in rows if r["member"] and not r["orphaned"]]
+    missing = [r["name"] for r in rows if r["orphaned"]]
+    unchecked = [r["name"] for r in rows if not r["member"] and not r["orphaned"]]
+
+    def names(xs: list[str]) -> str:
+        return ", ".join(f"`{x}`" for x in xs)
+
+    if offered:
+        parts = [f"tools offered to the model: {names(offered)}"]
+    elif missing or unchecked:
+        parts = ["no tools offered to the model"]
+    else:
+        parts = ["no tools (define functions with `@tool` before `%lash open`, or pass `--tools f,g`)"]
+    if missing:
+        parts.append(f"**not implemented in this kernel** (stored, not offered): {names(missing)}; "
+                     "define them with `@tool` and run `%lash open` again")
+    if unchecked:
+        parts.append(f"switched off: {names(unchecked)}")
+    return " · ".join(parts)
+
+
+def notebook_tools(m: LashMagics, names: str | None) -> tuple[list[Any], tuple[str, ...] | None]:
+    """The tools ``%lash open`` attaches: the functions ``--tools`` names (plain functions are
+    wrapped with ``@tool`` semantics), else every ``@tool`` object of the notebook."""
+    if names is None:
+        return m.ctx.discover_tools(), None
+    from .._core.tools import as_tool_provider
+
+    ns = m.shell.user_ns
+    wanted = tuple(filter(None, (t.strip() for t in names.split(","))))
+    out = []
+    for name in wanted:
+        if name not in ns:
+            callables = [k for k, v in ns.items() if callable(v) and not k.startswith("_")]
+            close = difflib.get_close_matches(name, callables, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise UsageError(f"--tools names {name!r}, which is not defined; {hint}"
+                             "define the function first")
+        value = ns[name]
+        try:
+            out.append(as_tool_provider(value))
+        except (TypeError, ValueError, NameError) as err:
+            kind = type(value).__name__
+            raise UsageError(f"--tools names {name!r}, of type {kind}, which cannot be a tool "
+                             f"({err.__class__.__name__}); pass a function") from err
+    return out, wanted
+
+
+def open_args(m: LashMagics, argline: str, cell: str | None) -> Any:
+    """Parse and check ``%lash open`` (sync: errors raise wherever the magic is called)."""
     a = parse(OPEN, argline)
-    b = await m.ctx.open(a.session, fresh=a.fresh, store=a.store, provider=a.provider,
-                         model=a.model, residency=a.residency)
-    for name in filter(None, (t.strip() for t in a.tools.split(","))):
-        fn = m.shell.user_ns.get(name)
-        if fn is None:
-            raise UsageError(f"--tools names {name!r}, which is not defined; define the function first")
-        b.session.tools().add_provider(fn)
+    a.session = a.session or m.session
+    provider = a.provider or m.provider
+    if provider not in PROVIDERS:
+        close = difflib.get_close_matches(provider, PROVIDERS, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise UsageError(f"unknown provider {provider!r}; {hint}use --provider one of "
+                         f"{', '.join(PROVIDERS)}")
+    check_key(provider)
+    previous = m.ctx.bindings.get(a.session)
+    names = a.tools
+    if names is None and previous is not None and previous.tool_names is not None:
+        names = ",".join(previous.tool_names)  # reopening keeps the explicit --tools
+    a.tool_list, a.tool_names = ([], ()) if a.no_tools else notebook_tools(m, names)
+    return a
+
+
+async def open_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
+    a = open_args(m, argline, cell)
+    name, tools, tool_names = a.session, a.tool_list, a.tool_names
+    b = await m.ctx.open(name, fresh=a.fresh, store=a.store, provider=a.provider,
+                         model=a.model, residency=a.residency, tools=tools, tool_names=tool_names)
     card = session_card(b)
     if assigned:
         return b.session
@@ -83,7 +157,7 @@ async def open_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     return None
 
 
-async def turn(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
+def turn_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
     opts, prompt = split_prompt(argline, with_value=TURN_VALUES, flags=TURN_FLAGS)
     a = parse(TURN, opts)
     if cell is not None:
@@ -91,6 +165,11 @@ async def turn(m: LashMagics, argline: str, cell: str | None, assigned: bool) ->
     prompt = interpolate(prompt.strip(), m.shell.user_ns)
     if not prompt:
         raise UsageError("the prompt is empty; write it after %lash turn or in the %%lash cell body")
+    return a, prompt
+
+
+async def turn(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
+    a, prompt = turn_args(m, argline, cell)
     b = await m.ctx.binding(a.session)
     coro = run_turn(b.session, prompt, turn_id=a.turn_id, interval_s=m.live_interval_s)
     if a.background:
@@ -112,7 +191,7 @@ def _quiet(_result: Any) -> None:
     return None
 
 
-async def enqueue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
+def enqueue_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
     opts, prompt = split_prompt(argline, with_value=ENQ_VALUES, flags=())
     a = parse(ENQ, opts)
     if cell is not None:
@@ -120,6 +199,11 @@ async def enqueue(m: LashMagics, argline: str, cell: str | None, assigned: bool)
     prompt = interpolate(prompt.strip(), m.shell.user_ns)
     if not prompt:
         raise UsageError("the prompt is empty; write it after %lash enqueue")
+    return a, prompt
+
+
+async def enqueue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
+    a, prompt = enqueue_args(m, argline, cell)
     b = await m.ctx.binding(a.session)
     builder = b.session.enqueue(prompt)
     if a.id:
@@ -146,16 +230,21 @@ async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
 
         from .widgets.queue import batch_row
 
+        from .._reports.frames import utc_from_ms
+
         rows = [batch_row(x) for x in await s.queued_work()]
         cols = ["batch_id", "text", "source_key", "delivery_policy", "slot_policy", "merge_key",
-                "enqueued_at_ms", "claimed"]
-        return pd.DataFrame(rows, columns=cols)
+                "enqueued_at", "claimed"]
+        frame = pd.DataFrame(rows, columns=[c for c in cols if c != "enqueued_at"])
+        frame.insert(cols.index("enqueued_at"), "enqueued_at",
+                     utc_from_ms([r["enqueued_at_ms"] for r in rows]))
+        return frame
 
-    async def drain_one() -> None:
-        await run_queued(s, interval_s=m.live_interval_s)
-
+    drainer = b.drainer(m.live_interval_s)
     w = QueueWidget(session_id=s.session_id, load=s.queued_work,
-                    cancel=s.cancel_queued_work_batch, drain=drain_one)
+                    cancel=s.cancel_queued_work_batch,
+                    drain=lambda: drainer.run(all=True, progress=widget_progress(w), show=False,
+                                              activity=getattr(w, "show_drain_activity", None)))
     await w.refresh_async()
     observe = s.observe()
     task = asyncio.ensure_future(w.follow(observe.subscribe_from_cursor(observe.current_observation().cursor)))
@@ -163,22 +252,40 @@ async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     return w
 
 
+def widget_progress(w: Any) -> Any:
+    """The progress callback the queue widget's Drain button gets: the widget's own
+    ``show_drain_progress(p)`` when it has one, else the progress line in its status. (A
+    widget's ``show_drain_activity(a)``, when it has one, gets the running turn's activities.)"""
+
+    def progress(p: Any) -> None:
+        show = getattr(w, "show_drain_progress", None)
+        if show is not None:
+            show(p)
+        elif p.running:
+            w.status = p.label() + "…"
+    return progress
+
+
 async def drain(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = parse(DRAIN, argline)
     b = await m.ctx.binding(a.session)
+    drainer = b.drainer(m.live_interval_s)
+    handle = display(Markdown("checking the queue…"), display_id=True) if not a.background else None
+
+    def progress(p: Any) -> None:
+        if handle is None:
+            return
+        lines = [f"**{p.label()}**"]
+        lines += [f"- `{r['turn_id']}` ({', '.join(r['batch_ids'])}) {r['outcome']}: "
+                  f"{_one_line(r['answer'])}" for r in p.ran]
+        if p.current:
+            lines.append(f"- running {', '.join(p.current)}…")
+        handle.update(Markdown("\n".join(lines)))
 
     async def go() -> list[Any]:
-        results = []
-        while True:
-            r = await run_queued(b.session, interval_s=m.live_interval_s)
-            if r is None:
-                break
-            results.append(r)
-            m.ctx.last_result = r
-            if not a.all:
-                break
-        if not results:
-            print("nothing to drain")
+        results = await drainer.run(all=a.all, progress=progress)
+        if results:
+            m.ctx.last_result = results[-1]
         return results
 
     if a.background:
@@ -189,6 +296,11 @@ async def drain(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     return results if assigned else None
 
 
+def _one_line(text: str, width: int = 120) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
 async def stop(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = parse(STOP, argline)
     b = m.ctx.sync_binding(a.session)
@@ -197,3 +309,14 @@ async def stop(m: LashMagics, argline: str, cell: str | None, assigned: bool) ->
         return n
     print(f"cancelled {n} running turn(s)")
     return None
+
+
+# the synchronous part of each verb: parse and check its arguments (``magics.check``)
+ARGS = {
+    "open": open_args,
+    "turn": turn_args,
+    "enqueue": enqueue_args,
+    "queue": lambda m, line, cell: parse(QUEUE, line),
+    "drain": lambda m, line, cell: parse(DRAIN, line),
+    "stop": lambda m, line, cell: parse(STOP, line),
+}

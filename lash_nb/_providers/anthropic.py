@@ -31,6 +31,7 @@ from lash_nb._core.llm import (
     ReasoningTextDelta,
     TerminalReason,
     TextDelta,
+    UsageReported,
 )
 from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._core.usage import TokenUsage
@@ -139,6 +140,8 @@ class MessagesAccumulator:
             self.response_id = message.get("id")
             self.model = message.get("model")
             self._take_usage(message.get("usage"))
+            if self.usage:  # billed from here on, even if the stream is cut
+                out.append(UsageReported(self._token_usage()))
         elif kind == "content_block_start":
             block = event.get("content_block") or {}
             self.blocks[int(event.get("index", len(self.blocks)))] = _Block(
@@ -154,7 +157,7 @@ class MessagesAccumulator:
             self._take_usage(event.get("usage"))
         elif kind == "message_stop":
             self.saw_stop = self.saw_start
-        self.started = self.started or bool(out)
+        self.started = self.started or any(type(e) is not UsageReported for e in out)
         return out
 
     def _delta(self, index: int, delta: Mapping[str, Any]) -> list[LlmStreamEvent]:
@@ -175,6 +178,14 @@ class MessagesAccumulator:
             if usage and usage.get(key) is not None:
                 self.usage[key] = int(usage[key])
 
+    def _token_usage(self) -> TokenUsage:
+        return TokenUsage(
+            input_tokens=self.usage.get("input_tokens", 0),
+            output_tokens=self.usage.get("output_tokens", 0),
+            cache_read_input_tokens=self.usage.get("cache_read_input_tokens", 0),
+            cache_write_input_tokens=self.usage.get("cache_creation_input_tokens", 0),
+        )
+
     def response(self, request_id: str | None) -> LlmResponse:
         parts: list[LlmPart] = []
         for _, block in sorted(self.blocks.items()):
@@ -186,14 +197,8 @@ class MessagesAccumulator:
             elif block.type == "tool_use":
                 raw = joined or json.dumps(block.initial_input or {})
                 parts.append(LlmPart.tool_call(block.call_id, block.name, raw))
-        usage = TokenUsage(
-            input_tokens=self.usage.get("input_tokens", 0),
-            output_tokens=self.usage.get("output_tokens", 0),
-            cache_read_input_tokens=self.usage.get("cache_read_input_tokens", 0),
-            cache_write_input_tokens=self.usage.get("cache_creation_input_tokens", 0),
-        )
         return LlmResponse(
-            parts=tuple(parts), usage=usage,
+            parts=tuple(parts), usage=self._token_usage(),
             terminal_reason=STOP_REASONS.get(self.stop_reason or "", TerminalReason.UNKNOWN),
             request_id=request_id, response_id=self.response_id, served_model=self.model,
             finish_reason=self.stop_reason,

@@ -3,7 +3,8 @@
 Each function takes a ``source``: a ``LashSession`` (its store, narrowed to the session), a
 ``LashCore`` (its store), a store, a path to a DuckDB store file, or a :class:`LashTrace`
 (``read_lash_trace(path)``). The work happens in DuckDB (see ``sql.py``); the columns and
-dtypes below are the contract, also for empty results.
+dtypes below are the contract, also for empty results. Timestamps are tz-aware UTC
+(``datetime64[us, UTC]``): the store keeps UTC, and a naive column would be read as local time.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from .tables import open_tables, session_filter
 
 UsageBy = Literal["turn", "model", "source", "session", "day"]
 
-STR, INT, FLOAT, BOOL, TIME = "str", "int64", "float64", "bool", "datetime64[us]"
+STR, INT, FLOAT, BOOL, TIME = "str", "int64", "float64", "bool", "datetime64[us, UTC]"
 
-_USAGE_TOKENS = {**{b: INT for b in BUCKETS}, "total_tokens": INT, "turns": INT}
+_USAGE_TOKENS = {**{b: INT for b in BUCKETS}, "total_tokens": INT, "turns": INT, "estimated": BOOL}
 _TURN_DETAIL = {"llm_calls": INT, "started_at": TIME, "duration_ms": FLOAT}
 USAGE_KEYS: dict[str, dict[str, str]] = {
     "turn": {"session_id": STR, "turn_id": STR, "source": STR, "model": STR},
@@ -34,18 +35,19 @@ USAGE_KEYS: dict[str, dict[str, str]] = {
 TURNS_COLUMNS = {
     "session_id": STR, "turn_id": STR, "status": STR, "outcome": STR, "stop_reason": STR,
     "started_at": TIME, "duration_ms": FLOAT, "llm_calls": INT, "tool_calls": INT,
-    "failed_tool_calls": INT, "total_tokens": INT, "error": STR,
+    "failed_tool_calls": INT, "cancelled_tool_calls": INT, "total_tokens": INT, "error": STR,
+    "cancelled_by": STR, "cancel_reason": STR,
 }
 TOOL_CALLS_COLUMNS = {
     "session_id": STR, "turn_id": STR, "call_id": STR, "name": STR, "args_bytes": INT,
-    "output_bytes": INT, "success": BOOL, "interrupted": BOOL, "started_at": TIME,
-    "duration_ms": FLOAT,
+    "output_bytes": INT, "success": BOOL, "interrupted": BOOL, "status": STR,
+    "started_at": TIME, "duration_ms": FLOAT,
 }
 LLM_CALLS_COLUMNS = {
     "session_id": STR, "turn_id": STR, "call_id": STR, "model": STR,
     "protocol_iteration": INT, "attempt": INT, "started_at": TIME, "duration_ms": FLOAT,
     "outcome": STR, "served_model": STR, "error_kind": STR, "error": STR,
-    **{b: INT for b in BUCKETS}, "total_tokens": INT,
+    **{b: INT for b in BUCKETS}, "total_tokens": INT, "estimated": BOOL,
 }
 QUEUE_COLUMNS = {
     "session_id": STR, "batch_id": STR, "state": STR, "delivery_policy": STR,
@@ -81,7 +83,9 @@ def usage_frame(
     Every frame has the group key, then input_tokens, output_tokens,
     cache_read_input_tokens, cache_write_input_tokens, reasoning_output_tokens (a part of
     output), total_tokens (input + output + cache read + cache write; reasoning excluded, as
-    lash) and turns; with ``prices`` also cost in US dollars (NaN where a price is missing).
+    lash), turns and estimated (True when some of the group's tokens are an estimate for a
+    stream cut by a cancel that reported no usage); with ``prices`` also cost in US dollars
+    (NaN where a price is missing).
 
     - ``by="turn"``: one row per turn and ledger (source, model), keyed session_id, turn_id,
       source, model; plus llm_calls (logical model calls of that turn and model, ``turn``
@@ -114,21 +118,34 @@ def usage_frame(
     return conform(frame, cols)
 
 
+def estimated_usage_flags(source: Any) -> dict[tuple[str, str], bool]:
+    """``{(source, model): True}`` for the ledger rows that hold estimated tokens (a stream
+    cut by a cancel that reported no usage); the key of the session usage report's rows."""
+    with open_tables(source) as tables:
+        sid, params = session_filter(tables)
+        frame = tables.query(sql.estimated_flags(sid), params)
+    return {(str(r["source"]), str(r["model"])): bool(r["estimated"])
+            for r in frame.to_dict("records")}
+
+
 def turns_frame(source: Any) -> Any:
     """One row per turn: status (committed | open), outcome, stop_reason, started_at,
-    duration_ms, llm_calls, tool_calls, failed_tool_calls, total_tokens, error (the first
-    error message of a stopped turn)."""
+    duration_ms, llm_calls, tool_calls, failed_tool_calls (raised or refused; cancelled ones
+    are not failures), cancelled_tool_calls, total_tokens, error (the first error message of
+    a stopped turn), cancelled_by / cancel_reason (who stopped a cancelled turn, and why)."""
     return _simple(source, sql.turns, TURNS_COLUMNS)
 
 
 def tool_calls_frame(source: Any) -> Any:
     """One row per tool call: name, args_bytes / output_bytes (size of the JSON),
-    success, interrupted, started_at, duration_ms."""
+    success, interrupted, status (lash's success | failure | cancelled), started_at,
+    duration_ms (for a cancelled call: how long it ran until the cancel)."""
     return _simple(source, sql.tool_calls, TOOL_CALLS_COLUMNS)
 
 
 def llm_calls_frame(source: Any) -> Any:
-    """One row per model call attempt with its outcome and usage (zero when it reported none)."""
+    """One row per model call attempt with its outcome and usage (zero when it reported none;
+    ``estimated`` when an attempt cut by a cancel reported none and its usage was estimated)."""
     return _simple(source, sql.llm_calls, LLM_CALLS_COLUMNS)
 
 
@@ -167,4 +184,19 @@ def conform(frame: Any, cols: Mapping[str, str]) -> Any:
         frame = pd.DataFrame({c: pd.Series([], dtype=d) for c, d in cols.items()})
     frame = frame[list(cols)]
     casts = {c: d for c, d in cols.items() if str(frame[c].dtype) != d}
+    for c in [c for c, d in casts.items() if d == TIME]:  # naive UTC -> tz-aware UTC
+        col = frame[c]
+        if str(col.dtype).startswith("datetime64") and getattr(col.dt, "tz", None) is None:
+            frame = frame.assign(**{c: col.astype("datetime64[us]").dt.tz_localize("UTC")})
+        else:
+            frame = frame.assign(**{c: pd.to_datetime(col, utc=True).astype(TIME)})
+        del casts[c]
     return frame.astype(casts) if casts else frame
+
+
+def utc_from_ms(values: Any) -> Any:
+    """Epoch milliseconds (a sequence, None allowed) -> a tz-aware UTC datetime Series."""
+    import pandas as pd
+
+    return pd.Series(pd.to_datetime(pd.Series(values, dtype="float64"), unit="ms", utc=True)
+                     .astype(TIME))

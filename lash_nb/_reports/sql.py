@@ -5,7 +5,8 @@ Sums are cast to BIGINT (DuckDB sums BIGINT into HUGEINT, which pandas cannot ho
 ``{sid}`` marks where a session filter (``AND session_id = $sid``) goes.
 
 Usage rows follow the ledger rule: a delta whose ``total()`` is zero is left out, so a frame
-sums to ``SessionUsageReport.usage``.
+sums to ``SessionUsageReport.usage``. ``estimated`` is true for a group holding any estimated
+tokens (a stream cut by a cancel that reported no usage).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def usage_rows_cte(sid: str, prices: str | None, cost: str) -> str:
     join = f" LEFT JOIN {prices} p ON p.model = u.model" if prices else ""
     cost_col = f", {cost} AS cost" if prices else ""
     return f"""u AS (
-    SELECT u.session_id, u.turn_id, u.source, u.model, u.seq, u.created_at,
+    SELECT u.session_id, u.turn_id, u.source, u.model, u.seq, u.created_at, u.estimated,
         {', '.join('u.' + b for b in BUCKETS)}{cost_col}
     FROM usage_deltas u{join}
     WHERE {TOTAL} > 0{sid.replace('session_id', 'u.session_id')}
@@ -49,6 +50,7 @@ SELECT u.session_id, u.turn_id, u.source, u.model,
     {SUMS},
     {SUM_TOTAL},
     CASE WHEN u.turn_id IS NULL THEN 0 ELSE 1 END::BIGINT AS turns,
+    coalesce(bool_or(u.estimated), false) AS estimated,
     coalesce(any_value(c.n), 0)::BIGINT AS llm_calls,
     any_value(t.started_at) AS started_at,
     any_value(t.duration_ms) AS duration_ms{cost_col}
@@ -80,11 +82,20 @@ SELECT {key} AS {name},
     {sums},
     {SUM_TOTAL},
     count(u.turn_id)::BIGINT AS turns,
+    coalesce(bool_or(u.estimated), false) AS estimated,
     min(u.created_at) AS started_at{cost_col}
 FROM usage_deltas u{join}
 WHERE {TOTAL} > 0{sid.replace('session_id', 'u.session_id')}
 GROUP BY 1
 ORDER BY 1 NULLS LAST
+"""
+
+
+def estimated_flags(sid: str) -> str:
+    return f"""
+SELECT u.source, u.model, bool_or(coalesce(u.estimated, false)) AS estimated
+FROM usage_deltas u WHERE {TOTAL} > 0{sid.replace('session_id', 'u.session_id')}
+GROUP BY u.source, u.model
 """
 
 
@@ -103,7 +114,9 @@ WITH c AS (
     WHERE true{sid} GROUP BY ALL
 ),
 tc AS (
-    SELECT session_id, turn_id, count(*) AS n, count(*) FILTER (WHERE NOT success) AS failed
+    SELECT session_id, turn_id, count(*) AS n,
+        count(*) FILTER (WHERE NOT success AND NOT interrupted) AS failed,
+        count(*) FILTER (WHERE interrupted) AS cancelled
     FROM tool_calls WHERE true{sid} GROUP BY ALL
 ),
 ud AS (
@@ -115,8 +128,11 @@ SELECT t.session_id, t.turn_id, t.status, t.outcome, t.stop_reason, t.started_at
     coalesce(c.n, 0)::BIGINT AS llm_calls,
     coalesce(tc.n, 0)::BIGINT AS tool_calls,
     coalesce(tc.failed, 0)::BIGINT AS failed_tool_calls,
+    coalesce(tc.cancelled, 0)::BIGINT AS cancelled_tool_calls,
     coalesce(ud.total, 0)::BIGINT AS total_tokens,
-    json_extract_string(t.result, '$.errors[0].message') AS error
+    json_extract_string(t.result, '$.errors[0].message') AS error,
+    json_extract_string(t.result, '$.cancellation.origin') AS cancelled_by,
+    json_extract_string(t.result, '$.cancellation.reason') AS cancel_reason
 FROM turns t
 LEFT JOIN c ON c.session_id = t.session_id AND c.turn_id = t.turn_id
 LEFT JOIN tc ON tc.session_id = t.session_id AND tc.turn_id = t.turn_id
@@ -131,7 +147,10 @@ def tool_calls(sid: str) -> str:
 SELECT session_id, turn_id, call_id, name,
     coalesce(strlen(CAST(args AS VARCHAR)), 0)::BIGINT AS args_bytes,
     coalesce(strlen(CAST(output AS VARCHAR)), 0)::BIGINT AS output_bytes,
-    success, interrupted, started_at, duration_ms
+    success, interrupted,
+    CASE WHEN interrupted THEN 'cancelled' WHEN success THEN 'success' ELSE 'failure' END
+        AS status,
+    started_at, duration_ms
 FROM tool_calls WHERE true{sid}
 ORDER BY started_at, session_id, seq
 """
@@ -142,7 +161,7 @@ def llm_calls(sid: str) -> str:
 SELECT session_id, turn_id, call_id, model, protocol_iteration, attempt, started_at,
     duration_ms, outcome, served_model, error_kind, error,
     {', '.join(BUCKETS)},
-    ({' + '.join(BUCKETS[:4])})::BIGINT AS total_tokens
+    ({' + '.join(BUCKETS[:4])})::BIGINT AS total_tokens, coalesce(estimated, false) AS estimated
 FROM llm_calls WHERE true{sid}
 ORDER BY started_at, session_id, seq
 """

@@ -44,11 +44,12 @@ class TurnCancelRegistry:
             self._tokens.pop(key, None)
             self._turn_ids.pop(key, None)
 
-    def cancel_turn(self, turn_id: str, origin: str | None = None) -> bool:
+    def cancel_turn(self, turn_id: str, origin: str | None = None,
+                    reason: str | None = None) -> bool:
         """Cancel the registered turn with this id (exact match); True if signalled."""
         with self._lock:
             tokens = [self._tokens[k] for k, t in self._turn_ids.items() if t == turn_id]
-        return any([t.cancel(origin) for t in tokens])
+        return any([t.cancel(origin, reason) for t in tokens])
 
     def cancel_all(self, origin: str | None = None, reason: str | None = None) -> int:
         with self._lock:

@@ -1,6 +1,10 @@
 """One model call of a turn: streaming, the retry ladder, attempt records.
 
 Theory of operation
+- A cut attempt is billed: an attempt cut by a cancel is counted at the usage the provider
+  reported before the cut (``UsageReported``), else at an estimate marked ``estimated``
+  (``usage.estimate_usage``: request characters / 4 in, streamed characters / 4 out), never
+  as a silent zero.
 - Each attempt iterates ``provider.stream(request)``. Prose and reasoning deltas are emitted
   at once; their correlation id is the provider's item id, else one fresh id per attempt and
   kind, so a UI keeps one row per attempt.
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from .._core import events as ev
+from .._core import usage as usage_rules
 from .._core.llm import (
     Completed,
     LlmRequest,
@@ -33,6 +38,7 @@ from .._core.llm import (
     ProviderFailureKind,
     ReasoningTextDelta,
     TextDelta,
+    UsageReported,
 )
 from .._core.records import fresh_id
 from .._core.secrets import ScrubsSecrets
@@ -91,14 +97,20 @@ async def call_model(run: TurnRun, provider: Any, request: LlmRequest) -> LlmRes
             t0 = time.perf_counter()
             agen = provider.stream(request)
             response: LlmResponse | None = None
+            reported: usage_rules.TokenUsage | None = None
+            streamed = 0  # characters of prose and reasoning received
             try:
                 async for item in agen:
                     kind = type(item)
                     if kind is TextDelta:
+                        streamed += len(item.text)
                         run.partial_prose.append(item.text)
                         run.emit(ev.AssistantProseDelta(item.text), prose.cid(item.item_id))
                     elif kind is ReasoningTextDelta:
+                        streamed += len(item.text)
                         run.emit(ev.ReasoningDelta(item.text), reasoning.cid(item.item_id))
+                    elif kind is UsageReported:
+                        reported = item.usage
                     elif kind is Completed:
                         response = item.response
                 if response is None:
@@ -108,7 +120,13 @@ async def call_model(run: TurnRun, provider: Any, request: LlmRequest) -> LlmRes
                     )
             except asyncio.CancelledError:
                 _close_in_background(agen)
-                attempts.append(LlmAttempt(attempt, started_ms, _ms(t0), "interrupted"))
+                # the provider bills a cut stream: count what it reported, else an estimate
+                estimated = reported is None
+                usage = (usage_rules.estimate_usage(request.size_chars(), streamed)
+                         if reported is None else reported)
+                attempts.append(LlmAttempt(attempt, started_ms, _ms(t0), "interrupted",
+                                           usage=usage, estimated=estimated))
+                run.count_cut_usage(usage, request.protocol_iteration, estimated=estimated)
                 raise
             except LlmTransportError as err:
                 _scrub_error(err, scrub)

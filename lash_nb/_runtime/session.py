@@ -116,9 +116,11 @@ class LashSession:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.4)
 
-    def cancel_running_turns(self, origin: str | None = None) -> int:
-        """Signal every turn of this handle (running or waiting for the lock); thread-safe."""
-        return self.cancels.cancel_all(origin)
+    def cancel_running_turns(self, origin: str | None = "api", reason: str | None = None) -> int:
+        """Signal every turn of this handle (running or waiting for the lock); thread-safe.
+        ``origin`` / ``reason`` are stored as the turns' ``cancellation`` evidence (the
+        reason defaults to the standard one for the origin, see ``lash_nb._core.cancel``)."""
+        return self.cancels.cancel_all(origin, reason)
 
     async def request_turn_cancel(self, turn_id: str, origin: str = "remote") -> bool:
         """Stop the turn with this id wherever it runs: in this handle, or (with a store that
@@ -209,7 +211,7 @@ class LashSession:
         watch = getattr(self.store, "watch_turn_cancel", None)
         if watch is None:
             return _noop
-        return await watch(self.session_id, turn_id, lambda: token.cancel("remote"))
+        return await watch(self.session_id, turn_id, lambda: token.cancel("remote", None))
 
     def _keep_lease(self, lease: Lease, token: CancellationToken) -> LeaseKeeper:
         return LeaseKeeper(self, lease, token)

@@ -115,7 +115,7 @@ async def _await_turn(task: asyncio.Task[TurnResult], token: CancellationToken) 
         except asyncio.CancelledError:
             if task.done():
                 raise
-            token.cancel("asyncio", "the task awaiting the turn was cancelled")
+            token.cancel("asyncio", None)
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
@@ -133,6 +133,10 @@ class TurnStream:
         self._session = builder._session
         self._task: asyncio.Task[TurnResult] | None = None
         self._done = False
+        # what a cancelled consumer records as the turn's cancellation origin and reason; a
+        # notebook cell sets ("kernel_interrupt", None): there, that is what cancels it
+        self.consumer_cancel_origin: tuple[str, str | None] = (
+            "asyncio", "the stream consumer was cancelled")
 
     @property
     def turn_id(self) -> str:
@@ -164,7 +168,7 @@ class TurnStream:
         try:
             item = await self._queue.get()
         except asyncio.CancelledError:
-            self._run.token.cancel("asyncio", "the stream consumer was cancelled")
+            self._run.token.cancel(*self.consumer_cancel_origin)
             raise
         if item is _END:
             self._done = True
@@ -175,4 +179,4 @@ class TurnStream:
         return await _await_turn(self._start(), self._run.token)
 
     def cancel(self) -> bool:
-        return self._run.token.cancel("user")
+        return self._run.token.cancel("stream", None)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .._core import events as ev
 from .._core.cancel import CancellationToken
+from .._core.cancel import evidence as cancel_evidence
 from .._core.events import TurnActivity
 from .._core.graph import SessionNode
 from .._core.llm import LlmPart, LlmRequest, LlmResponse, TerminalReason
@@ -53,7 +54,7 @@ from .._core.records import (
     sanitize_assistant_output,
 )
 from .._core.tools import ToolContext
-from .._core.usage import ZERO_USAGE, TokenLedgerEntry, merge_ledger
+from .._core.usage import BUCKETS, ZERO_USAGE, TokenLedgerEntry, TokenUsage, merge_ledger
 from .._errors import HeadRevisionConflict, LashError
 from .._store.base import Lease, RuntimeCommit, TurnRecord, TurnStart, UsageDelta
 from .model_call import ModelCallFailed, call_model
@@ -107,11 +108,13 @@ class TurnRun:
         self.persisted_nodes = 0
         self.errors: list[TurnIssue] = []
         self.cumulative = ZERO_USAGE
+        self.estimated_usage = ZERO_USAGE  # the part of ``cumulative`` that is estimated
         self.cancellable = False
         self.task: asyncio.Task[Any] | None = None
         self._keeper: Any = None
         self._pending_calls: list[LlmPart] | None = None
         self._tool_results: dict[str, tuple[str, bool]] = {}
+        self._tool_clock: dict[str, tuple[int, float]] = {}  # running call -> (started_ms, t0)
 
     # ------------------------------------------------------------------ events
     def emit(self, event: ev.TurnEvent, correlation_id: str) -> None:
@@ -279,6 +282,15 @@ class TurnRun:
         self.cumulative = self.cumulative + response.usage
         self.emit_independent(ev.Usage(iteration, response.usage, self.cumulative))
 
+    def count_cut_usage(self, usage: Any, iteration: int, *, estimated: bool) -> None:
+        """Usage of a model attempt cut by a cancel (see ``model_call``)."""
+        if usage.is_zero():
+            return
+        self.cumulative = self.cumulative + usage
+        if estimated:
+            self.estimated_usage = self.estimated_usage + usage
+        self.emit_independent(ev.Usage(iteration, usage, self.cumulative, estimated or None))
+
     def _issue(self, kind: str, message: str, code: str | None = None,
                retryable: bool | None = None) -> None:
         self.errors.append(TurnIssue(kind, message, code, retryable))
@@ -318,6 +330,7 @@ class TurnRun:
         args = _parse_args(call.input_json)
         self.emit(ev.ToolCallStarted(call_id, name, args), cid)
         started, t0 = now_ms(), time.perf_counter()
+        self._tool_clock[call_id] = (started, t0)
         found = s.state.registry.provider_for(name)
         success = False
         if found is None:
@@ -338,7 +351,8 @@ class TurnRun:
         output = _jsonable(output)
         self._tool_results[call_id] = (_as_text(output), success)
         self.tool_calls.append(ToolCallRecord(call_id, name, args, output, success, duration, started))
-        self.emit(ev.ToolCallCompleted(call_id, name, args, output, duration, success), cid)
+        self.emit(ev.ToolCallCompleted(call_id, name, args, output, duration, success,
+                                       "success" if success else "failure"), cid)
 
     def _append_results(self, calls: list[LlmPart], interrupted: bool = False) -> None:
         mid = fresh_id("m")
@@ -357,10 +371,14 @@ class TurnRun:
             for c in calls:
                 cid = c.call_id or ""
                 if cid not in self._tool_results:
-                    self.tool_calls.append(ToolCallRecord(cid, c.tool_name or "", _parse_args(c.input_json),
-                                                          "interrupted", False, 0.0, now_ms(), True))
-                    self.emit(ev.ToolCallCompleted(cid, c.tool_name or "", _parse_args(c.input_json),
-                                                   "interrupted", 0.0, False), f"tool:{cid}")
+                    # it ran from its start until the cancel: that time is real, keep it
+                    started, t0 = self._tool_clock.get(cid, (now_ms(), time.perf_counter()))
+                    ran = round((time.perf_counter() - t0) * 1000, 3)
+                    args = _parse_args(c.input_json)
+                    self.tool_calls.append(ToolCallRecord(cid, c.tool_name or "", args,
+                                                          "interrupted", False, ran, started, True))
+                    self.emit(ev.ToolCallCompleted(cid, c.tool_name or "", args, "interrupted",
+                                                   ran, False, "cancelled"), f"tool:{cid}")
             self._append_results(calls)
             self._pending_calls = None
         else:
@@ -407,8 +425,9 @@ class TurnRun:
             state = OutputState.RECOVERED_FROM_ERROR
         cancellation = None
         if outcome.stop is TurnStop.CANCELLED:
+            origin, reason = cancel_evidence(self.token.origin, self.token.reason)
             cancellation = {"request_id": f"internal:{self.turn_id}",
-                            "origin": self.token.origin, "reason": self.token.reason}
+                            "origin": origin, "reason": reason}
         return TurnResult(
             session_id=self.session.session_id,
             turn_id=self.turn_id,
@@ -429,7 +448,7 @@ class TurnRun:
         self.emit_independent(ev.TurnOutcomeEvent(result.outcome.to_json(), self.turn_id))
         deltas: tuple[UsageDelta, ...] = ()
         if self.cumulative.total() > 0:
-            deltas = (UsageDelta(self.turn_id, "turn", self.model, self.cumulative),)
+            deltas = _usage_deltas(self.turn_id, self.model, self.cumulative, self.estimated_usage)
         record = TurnRecord(
             self.turn_id, result.outcome.kind, result.outcome.reason,
             result.execution.started_at_ms, result.execution.duration_ms,
@@ -458,6 +477,18 @@ class TurnRun:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _usage_deltas(turn_id: str, model: str, cumulative: Any, estimated: Any) -> tuple[UsageDelta, ...]:
+    """The turn's usage rows: what providers reported, and (its own row, ``estimated``) what
+    was estimated for cut streams."""
+    if estimated.is_zero():
+        return (UsageDelta(turn_id, "turn", model, cumulative),)
+    measured = TokenUsage(**{b: getattr(cumulative, b) - getattr(estimated, b) for b in BUCKETS})
+    rows = [UsageDelta(turn_id, "turn", model, estimated, estimated=True)]
+    if measured.total() > 0:
+        rows.insert(0, UsageDelta(turn_id, "turn", model, measured))
+    return tuple(rows)
 
 
 def _joined_text(response: LlmResponse) -> str:

@@ -149,7 +149,9 @@ class Worker:
         if pending:
             for session in list(self._active.values()):
                 if session is not None:
-                    session.cancel_running_turns("worker_shutdown")
+                    session.cancel_running_turns(
+                        "worker_shutdown",
+                        f"the worker was asked to stop and the turn outlived --grace {self.grace_s:g} s")
             await asyncio.wait(pending, timeout=30)
         await self.core.store.close()
 

@@ -109,6 +109,7 @@ class UsageDelta:
     source: str
     model: str
     usage: TokenUsage
+    estimated: bool = False  # an estimate for a cut stream (stored in usage_deltas.estimated)
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,7 @@ class TurnFold:
         if self.usage:
             footer.append(
                 f"{self.usage.get('input_tokens', 0)} in / {self.usage.get('output_tokens', 0)} out tokens"
+                + (" (partly estimated)" if self.usage.get("estimated") else "")
             )
         if self.retries:
             footer.append(f"{len(self.retries)} retr{'y' if len(self.retries) == 1 else 'ies'}")
@@ -153,12 +154,15 @@ def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
         args=a.get("args", row.get("args")),
         output=a.get("output"),
         duration_ms=a.get("duration_ms"),
-        status="done" if ok else "failed",
+        status="interrupted" if a.get("status") == "cancelled" else "done" if ok else "failed",
     )
 
 
 def _usage(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
-    fold.usage = dict(a.get("cumulative") or a.get("usage") or {})
+    usage = dict(a.get("cumulative") or a.get("usage") or {})
+    if a.get("estimated") or fold.usage.get("estimated"):
+        usage["estimated"] = True  # some of it is an estimate for a cut stream
+    fold.usage = usage
 
 
 def _retry(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:

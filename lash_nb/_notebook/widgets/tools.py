@@ -25,6 +25,8 @@ def _row(entry: Mapping[str, Any]) -> dict[str, Any]:
         "description": str(entry.get("description") or ""),
         "input_schema": dict(entry.get("input_schema") or contract.get("input_schema") or {}),
         "member": bool(entry.get("member", True)),
+        # False: the stored catalog lists it but no function in this kernel implements it
+        "implemented": not entry.get("orphaned", False),
     }
 
 
@@ -73,7 +75,9 @@ class ToolCatalogWidget(anywidget.AnyWidget):
         if isinstance(data, dict):
             lines = ["| tool | member | description |", "|---|---|---|"]
             lines += [
-                f"| `{t['name']}` | {'yes' if t['member'] else 'no'} | {t['description']} |"
+                f"| `{t['name']}` | {'yes' if t['member'] else 'no'}"
+                f"{'' if t.get('implemented', True) else ' (not implemented in this kernel)'}"
+                f" | {t['description']} |"
                 for t in self.tools
             ]
             data["text/markdown"] = "\n".join(lines)

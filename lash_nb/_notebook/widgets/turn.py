@@ -95,8 +95,11 @@ class TurnWidget(anywidget.AnyWidget):
             self.fold.apply(_as_json(a))
         self._request_flush()
 
-    def finish(self, result: Any = None, *, outcome: str | None = None) -> None:
-        """Final flush. ``result`` is a ``TurnResult`` (or its JSON); ``outcome`` overrides."""
+    def finish(self, result: Any = None, *, outcome: str | None = None,
+               elapsed_ms: float | None = None) -> None:
+        """Final flush. ``result`` is a ``TurnResult`` (or its JSON); ``outcome`` overrides;
+        ``elapsed_ms`` is the recorded duration (a replayed turn), else the widget's clock."""
+        self._recorded_elapsed_ms = elapsed_ms
         if self._pending is not None:
             self._pending.cancel()
             self._pending = None
@@ -134,7 +137,9 @@ class TurnWidget(anywidget.AnyWidget):
                 self.turn_id = f.turn_id
             if f.iterations != self.iterations:
                 self.iterations = f.iterations
-            self.elapsed_ms = round((time.monotonic() - self._started) * 1000.0, 1)
+            recorded = getattr(self, "_recorded_elapsed_ms", None)
+            self.elapsed_ms = recorded if recorded is not None else round(
+                (time.monotonic() - self._started) * 1000.0, 1)
             if final:
                 self.status = "done"
         self._sent_version = f.version

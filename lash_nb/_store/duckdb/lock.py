@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from ..._errors import StoreError, StoreLockedError, StorePathError, StoreSchemaError
-from .schema import DDL, MIGRATIONS, SCHEMA_VERSION, TABLES
+from .schema import ADD_COLUMNS_DDL, ADDED_PROBE, DDL, MIGRATIONS, SCHEMA_VERSION, TABLES
 
 _PID = re.compile(r"\(PID (\d+)\)")
 _DUCK_MAGIC = b"DUCK"
@@ -115,6 +115,7 @@ def _classify(path: str, msg: str) -> StoreError:
 
 def ensure_schema(con: Any, path: str, read_only: bool) -> None:
     if _version(con) == str(SCHEMA_VERSION) and _has_tables(con):
+        _ensure_added_columns(con, path, read_only)
         return  # the common case, without the catalog listing (~25 ms at every open)
     names = {
         r[0]
@@ -158,6 +159,24 @@ def ensure_schema(con: Any, path: str, read_only: bool) -> None:
             f"{path} lacks lash tables {', '.join(missing)}; point at another path, or delete "
             "the file to start fresh"
         )
+
+
+def _ensure_added_columns(con: Any, path: str, read_only: bool) -> None:
+    """Add the columns added within this schema version (``schema.ADDED_COLUMNS``) to a file
+    written before them; a read-only open of such a file is refused (it cannot add them)."""
+    import duckdb
+
+    try:
+        con.execute(ADDED_PROBE).fetchall()
+        return
+    except duckdb.BinderException:
+        pass
+    if read_only:
+        raise StoreSchemaError(
+            f"{path} was written by an older lash_nb and lacks the usage 'estimated' columns; "
+            "open it once without read_only=True (or run python -m lash_nb migrate-store) first"
+        )
+    con.execute(ADD_COLUMNS_DDL)
 
 
 def _version(con: Any) -> str | None:
@@ -221,6 +240,7 @@ def migrate(path: str, *, lock_timeout_s: float = 10.0) -> tuple[int, int]:
                 con.execute("ROLLBACK")
                 raise
             current += 1
+        _ensure_added_columns(con, path, read_only=False)
         return start, current
     finally:
         con.close()

@@ -12,7 +12,7 @@ from ..._core.queue import DeliveryPolicy, QueuedWorkBatch, QueuedWorkItem, Slot
 from ..._core.records import ToolCallRecord
 from ..._core.usage import BUCKETS, LlmCallRecord
 from ..base import SessionMeta, TurnRecord, UsageDelta
-from .schema import arrow_schemas
+from .schema import ADDED_DEFAULTS, arrow_schemas
 
 _SCHEMAS: dict[str, Any] | None = None
 
@@ -39,7 +39,10 @@ def insert(con: Any, table: str, columns: Mapping[str, Sequence[Any]], statement
     if _SCHEMAS is None:
         _SCHEMAS = arrow_schemas()
     schema = _SCHEMAS[table]
-    batch = pa.table([pa.array(columns[f.name], f.type) for f in schema], schema=schema)
+    n = len(next(iter(columns.values()))) if columns else 0
+    # a column added later (``schema.ADDED_COLUMNS``) is absent from older commit_log rows
+    batch = pa.table([pa.array(columns[f.name] if f.name in columns else [ADDED_DEFAULTS.get(
+        (table, f.name))] * n, f.type) for f in schema], schema=schema)
     # ``batch`` is found by DuckDB's replacement scan of this frame's locals: unlike
     # register()/unregister() it costs no extra calls (~1 ms saved per table)
     con.execute(statement or f"INSERT INTO {table} BY NAME SELECT * FROM batch")
@@ -67,6 +70,7 @@ def usage_columns(sid: str, seq0: int, t: int, deltas: Sequence[UsageDelta]) -> 
         "source": [d.source for d in deltas],
         "model": [d.model for d in deltas],
         "created_at": [t] * len(deltas),
+        "estimated": [bool(getattr(d, "estimated", False)) for d in deltas],
     }
     for b in BUCKETS:
         out[b] = [getattr(d.usage, b) for d in deltas]
@@ -92,6 +96,7 @@ def llm_call_columns(
         "error": [r[2].error for r in rows],
         "error_kind": [r[2].error_kind for r in rows],
         "seq": list(range(seq0, seq0 + len(rows))),
+        "estimated": [bool(getattr(r[2], "estimated", False)) for r in rows],
     }
     for b in BUCKETS:
         out[b] = [getattr(r[2].usage, b) if r[2].usage else 0 for r in rows]

@@ -27,13 +27,16 @@ See ``docs/store-schema.md`` for the same description with example queries.
 ``usage_deltas``
     Append-only token usage: ``turn_id``, ``seq``, ``source``, ``model``, the five buckets
     (``input_tokens``, ``output_tokens``, ``cache_read_input_tokens``,
-    ``cache_write_input_tokens``, ``reasoning_output_tokens``), ``created_at``.
+    ``cache_write_input_tokens``, ``reasoning_output_tokens``), ``created_at``,
+    ``estimated`` (true: the tokens are an estimate for a stream cut by a cancel that reported
+    no usage, ``ceil(chars / 4)``; see ``lash_nb._core.usage``).
     The session's token ledger is these rows summed per ``(source, model)``.
 ``llm_calls``
     One row per attempt of each model call: ``call_id``, ``model``, ``protocol_iteration``,
     ``attempt`` (ordinal), ``started_at``, ``duration_ms``, ``outcome``, ``request_id``,
     ``served_model``, ``error``, ``error_kind``, the five buckets (zero when the attempt
-    reported no usage), ``seq``.
+    reported no usage), ``seq``, ``estimated`` (the buckets of an ``interrupted`` attempt
+    that reported nothing are an estimate).
 ``tool_calls``
     ``call_id``, ``name``, ``args`` JSON, ``output`` JSON, ``success``, ``duration_ms``,
     ``started_at``, ``interrupted``, ``seq``.
@@ -86,6 +89,19 @@ COMMIT_LOG_DDL = """CREATE TABLE commit_log (
     written_at TIMESTAMP NOT NULL,
     body VARCHAR NOT NULL
 );"""
+
+# Columns added within schema version 2 (additive: older lash_nb versions insert BY NAME and
+# keep working; each has a default). A writable open adds the missing ones to an older v2
+# file (``lock.ensure_schema``); ``migrate-store`` does too. Never dropped or renamed.
+ADDED_COLUMNS = (
+    ("usage_deltas", "estimated", "BOOLEAN DEFAULT false"),
+    ("llm_calls", "estimated", "BOOLEAN DEFAULT false"),
+)
+ADDED_DEFAULTS = {(table, column): False for table, column, _ in ADDED_COLUMNS}
+ADD_COLUMNS_DDL = "\n".join(
+    f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {c} {d};" for t, c, d in ADDED_COLUMNS)
+ADDED_PROBE = " UNION ALL ".join(
+    f"SELECT NULL FROM {t} WHERE {c} AND false" for t, c, _ in ADDED_COLUMNS)
 
 # version -> the statements that move a file of that version to the next one
 MIGRATIONS = {
@@ -228,6 +244,7 @@ CREATE TABLE execution_leases (
     expires_at_ms BIGINT NOT NULL
 );
 {COMMIT_LOG_DDL}
+{ADD_COLUMNS_DDL}
 INSERT INTO lash_meta VALUES ('schema_version', '{SCHEMA_VERSION}');
 """
 
@@ -254,13 +271,13 @@ def arrow_schemas() -> dict[str, Any]:
         ]),
         "usage_deltas": pa.schema([
             ("session_id", s), ("turn_id", s), ("seq", i), ("source", s), ("model", s),
-            *buckets, ("created_at", ts),
+            *buckets, ("created_at", ts), ("estimated", b),
         ]),
         "llm_calls": pa.schema([
             ("session_id", s), ("turn_id", s), ("call_id", s), ("model", s),
             ("protocol_iteration", i), ("attempt", i), ("started_at", ts), ("duration_ms", f),
             ("outcome", s), ("request_id", s), ("served_model", s), ("error", s),
-            ("error_kind", s), *buckets, ("seq", i),
+            ("error_kind", s), *buckets, ("seq", i), ("estimated", b),
         ]),
         "tool_calls": pa.schema([
             ("session_id", s), ("turn_id", s), ("call_id", s), ("name", s), ("args", s),

@@ -180,6 +180,14 @@ CREATE TABLE turn_cancel_requests (
 INSERT INTO lash_meta VALUES ('schema_version', '{SCHEMA_VERSION}');
 """
 
+# Columns added within this schema version (as in the DuckDB store's ``ADDED_COLUMNS``):
+# idempotent; run at an open that finds one missing, so a database made by an older
+# lash_nb gains them.
+ADD_COLUMNS_DDL = """
+ALTER TABLE usage_deltas ADD COLUMN IF NOT EXISTS estimated BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE llm_calls ADD COLUMN IF NOT EXISTS estimated BOOLEAN NOT NULL DEFAULT false;
+"""
+
 # one advisory lock key, so two processes opening an empty database create the schema once
 _SCHEMA_LOCK = 0x1A5B_0001
 
@@ -199,6 +207,13 @@ async def ensure_schema(con: Any, where: str) -> None:
                     f"lash_nb reads version {SCHEMA_VERSION}; use a new database or a matching "
                     "lash_nb"
                 )
+            cur = await con.execute(
+                "SELECT count(*) FROM information_schema.columns WHERE table_schema = "
+                "current_schema() AND column_name = 'estimated' AND table_name = ANY(%s)",
+                [["usage_deltas", "llm_calls"]])
+            have = await cur.fetchone()
+            if not have or have[0] < 2:  # ALTER locks the table: only when a column is missing
+                await con.execute(ADD_COLUMNS_DDL)
             return
         cur = await con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() "
@@ -212,3 +227,4 @@ async def ensure_schema(con: Any, where: str) -> None:
                 "lash store: use an empty database"
             )
         await con.execute(DDL)
+        await con.execute(ADD_COLUMNS_DDL)

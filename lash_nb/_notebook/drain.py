@@ -1,0 +1,140 @@
+"""Draining the queue from a notebook: one drain per session at a time, with progress.
+
+Theory of operation
+- :class:`NotebookDrain` is the one drain of a bound session. ``await drain.run(all=True,
+  progress=cb)`` runs queued turns until no ready batch is left (``all=False``: one turn).
+  Both ``%lash drain`` and the queue widget's Drain button call it.
+- A second ``run`` while one is going raises ``UsageError`` at once (a double click runs one
+  drain, not two); the check and the flag are on the kernel's loop, so no lock is needed.
+- Progress is counted in batches: ``total`` is the batches done plus the batches still pending
+  when the count is taken (at the start and after every turn, so work enqueued meanwhile
+  extends it). ``progress(p)`` is called when a turn starts (``p.current`` names its batches)
+  and when it ends (``p.ran`` gets a row with the turn's outcome and answer).
+- ``show=True`` (a cell) streams each turn into its own live turn widget; ``show=False`` (a
+  button callback, whose output has no cell to go to) runs them quietly and reports through
+  ``progress``, and through ``activity(a)`` with every ``TurnActivity`` of the turns as they
+  stream (from the session's observation), so a widget can show the running turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from IPython.core.error import UsageError
+
+from .runner import run_queued
+
+Progress = Callable[["DrainProgress"], Any]
+
+
+@dataclass(frozen=True)
+class DrainProgress:
+    session_id: str
+    done: int = 0  # batches finished
+    total: int = 0  # done + pending when last counted
+    turns: int = 0
+    current: tuple[str, ...] = ()  # batch ids of the turn running now ("" while counting)
+    running: bool = True
+    ran: tuple[dict[str, Any], ...] = field(default=())  # one row per finished turn
+
+    def label(self) -> str:
+        if self.running:
+            return f"draining {self.session_id}: {self.done} of {self.total} batch(es) done"
+        return (f"drained {self.done} batch(es) of {self.session_id} in {self.turns} turn(s)"
+                if self.turns else f"nothing to drain in {self.session_id}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"session_id": self.session_id, "done": self.done, "total": self.total,
+                "turns": self.turns, "current": list(self.current), "running": self.running,
+                "ran": [dict(r) for r in self.ran], "label": self.label()}
+
+
+def ran_row(result: Any) -> dict[str, Any]:
+    """What a finished queued turn did, for a progress view."""
+    from .widgets.fold import outcome_label
+
+    out = result.assistant_output
+    return {"turn_id": result.turn_id, "batch_ids": list(result.queued_batch_ids),
+            "outcome": outcome_label(result.outcome.to_json()),
+            "answer": out.safe_text if out is not None else ""}
+
+
+class NotebookDrain:
+    def __init__(self, session: Any, *, interval_s: float = 0.05) -> None:
+        self.session = session
+        self.interval_s = interval_s
+        self.running = False
+        self.last: DrainProgress | None = None
+
+    async def run(self, *, all: bool = True, progress: Progress | None = None,
+                  show: bool = True, activity: Callable[[Any], Any] | None = None) -> list[Any]:
+        """Run ready queued turns (every one with ``all``); return their ``TurnResult``s."""
+        if self.running:
+            raise UsageError(f"a drain of session {self.session.session_id!r} is already "
+                             "running; wait for it to finish (or %lash stop its turn)")
+        self.running = True
+        s = self.session
+        p = DrainProgress(s.session_id)
+        results: list[Any] = []
+
+        def tell(new: DrainProgress) -> None:
+            nonlocal p
+            p = self.last = new
+            if progress is not None:
+                progress(new)
+
+        try:
+            while True:
+                pending = await s.queued_work()
+                if not pending:
+                    break
+                tell(replace(p, total=p.done + len(pending), current=(pending[0].batch_id,)))
+                if show:
+                    result = await run_queued(s, interval_s=self.interval_s)
+                else:
+                    out = await _quiet_turn(s, activity)
+                    result = None if out is None else out.result
+                if result is None:  # claimed elsewhere (a worker) or not ready yet
+                    break
+                results.append(result)
+                done = p.done + max(1, len(result.queued_batch_ids))
+                tell(replace(p, done=done, total=max(p.total, done), turns=p.turns + 1,
+                             current=(), ran=(*p.ran, ran_row(result))))
+                if not all:
+                    break
+        finally:
+            self.running = False
+            tell(replace(p, running=False, current=()))
+        return results
+
+
+async def _quiet_turn(session: Any, activity: Callable[[Any], Any] | None) -> Any:
+    """One queued turn with no widget; its activities go to ``activity`` as they happen (live
+    from the observation; any the feed had not handed over yet, from the finished run)."""
+    if activity is None:
+        return await session.queued_turn().run()
+    sent: set[str] = set()
+
+    def forward(a: Any) -> None:
+        if a.id not in sent:
+            sent.add(a.id)
+            activity(a)
+
+    observe = session.observe()
+    events = observe.subscribe_from_cursor(observe.current_observation().cursor)
+
+    async def feed() -> None:
+        async for event in events:
+            if getattr(event, "kind", None) == "turn_activity":
+                forward(event.activity)
+
+    feeder = asyncio.ensure_future(feed())
+    try:
+        out = await session.queued_turn().run()
+    finally:
+        feeder.cancel()
+    for a in out.activities if out is not None else ():
+        forward(a)
+    return out

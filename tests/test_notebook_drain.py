@@ -1,0 +1,132 @@
+"""Draining the queue from a notebook: every ready batch, N of M progress, what ran, and
+one drain at a time (a double click on Drain runs one drain)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from IPython.core.error import UsageError
+
+from lash_nb import LashCore
+from lash_nb._notebook.drain import NotebookDrain
+from lash_nb._providers.offline import OfflineProvider
+from notebook_harness import KernelHarness
+
+
+def _session(tmp_path, delay: float = 0.0):
+    core = (LashCore.builder().provider(OfflineProvider(delay_s=delay))
+            .store(str(tmp_path / "q.duckdb")).build())
+    return core
+
+
+def test_drain_all_runs_every_ready_batch_and_reports_n_of_m(tmp_path):
+    async def body():
+        core = _session(tmp_path)
+        s = await core.session("s1").open()
+        for text in ("job one", "job two", "job three"):
+            await s.enqueue(f"echo {text}").send()
+        seen = []
+        results = await NotebookDrain(s).run(
+            all=True, show=False, progress=lambda p: seen.append((p.done, p.total, p.running)))
+        assert [r.assistant_output.safe_text.split(" (")[0] for r in results] == [
+            "You said: echo job one", "You said: echo job two", "You said: echo job three"]
+        assert seen == [(0, 3, True), (1, 3, True), (1, 3, True), (2, 3, True), (2, 3, True),
+                        (3, 3, True), (3, 3, False)]
+        assert await s.queued_work() == []
+        await core.close()
+
+    asyncio.run(body())
+
+
+def test_the_final_progress_lists_what_ran(tmp_path):
+    async def body():
+        core = _session(tmp_path)
+        s = await core.session("s1").open()
+        await s.enqueue("echo alpha").send()
+        await s.enqueue("echo beta").send()
+        drain = NotebookDrain(s)
+        await drain.run(all=True, show=False)
+        p = drain.last
+        assert p.label() == "drained 2 batch(es) of s1 in 2 turn(s)"
+        assert [(r["outcome"], r["answer"].split(" (")[0]) for r in p.ran] == [
+            ("finished: assistant_message", "You said: echo alpha"),
+            ("finished: assistant_message", "You said: echo beta")]
+        await core.close()
+
+    asyncio.run(body())
+
+
+def test_a_second_drain_while_one_runs_is_refused_and_nothing_runs_twice(tmp_path):
+    async def body():
+        core = _session(tmp_path, delay=0.01)
+        s = await core.session("s1").open()
+        for i in range(3):
+            await s.enqueue(f"echo job {i} " + " ".join(f"w{k}" for k in range(20))).send()
+        drain = NotebookDrain(s)
+        first = asyncio.ensure_future(drain.run(all=True, show=False))
+        await asyncio.sleep(0)
+        assert drain.running
+        with pytest.raises(UsageError, match="^a drain of session 's1' is already running"):
+            await drain.run(all=True, show=False)
+        assert len(await first) == 3
+        assert not drain.running
+        turns = await s.store.load_turns("s1")
+        assert len(turns) == 3
+        await core.close()
+
+    asyncio.run(body())
+
+
+def test_lash_drain_all_in_a_kernel_shows_progress_and_the_answers(tmp_path):
+    with KernelHarness(cwd=str(tmp_path)) as k:
+        k.run("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0")
+        k.run("%lash open s1 --store lash.duckdb")
+        k.run("%lash enqueue echo first job\n%lash enqueue echo second job")
+        ex = k.run("%lash drain --all")
+        final = ex.data("text/markdown")[-1]
+        lines = final.splitlines()
+        assert lines[0] == "**drained 2 batch(es) of s1 in 2 turn(s)**"
+        assert "finished: assistant_message: You said: echo first job" in lines[1]
+        assert "finished: assistant_message: You said: echo second job" in lines[2]
+        again = k.run("%lash drain --all")
+        assert again.data("text/markdown")[-1] == "**nothing to drain in s1**"
+
+
+def test_the_queue_widget_drain_button_runs_all_batches_once_even_when_clicked_twice(tmp_path):
+    with KernelHarness(cwd=str(tmp_path)) as k:
+        k.run("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.01")
+        k.run("s = %lash open s1 --store lash.duckdb")
+        k.run("\n".join(f"%lash enqueue echo job {i} " + " ".join(f"w{j}" for j in range(10))
+                        for i in range(3)))
+        ex = k.run("%lash queue")
+        mid = k.wait_for_widget(ex, name="QueueWidget")
+        k.send_custom(mid, {"type": "drain"})
+        k.send_custom(mid, {"type": "drain"})  # a double click
+        k.pump_until(lambda: k.state(mid).get("batches") == [] and
+                     not k.state(mid).get("status", "").startswith("draining"), timeout=60)
+        statuses = [u["status"] for u in k.update_log.get(mid, []) if "status" in u]
+        assert any("is already running" in st for st in statuses)
+        assert any(st == "draining s1: 1 of 3 batch(es) done…" for st in statuses)
+        out = k.run("print(len(await s.store.load_turns('s1')))")
+        assert out.stdout.strip() == "3"
+
+
+def test_a_quiet_drain_hands_every_activity_of_its_turns_to_the_activity_callback(tmp_path):
+    async def body():
+        core = _session(tmp_path)
+        s = await core.session("s1").open()
+        await s.enqueue("echo one").send()
+        await s.enqueue("echo two").send()
+        seen = []
+        results = await NotebookDrain(s).run(all=True, show=False, activity=seen.append)
+        turn_ids = [r.turn_id for r in results]
+        outcomes = [a for a in seen if a.type == "turn_outcome"]
+        assert [a.turn_id for a in outcomes] == turn_ids
+        prose = {t: "".join(a.event.text for a in seen
+                            if a.type == "assistant_prose_delta" and a.turn_id == t)
+                 for t in turn_ids}
+        assert [prose[t] for t in turn_ids] == [r.assistant_output.safe_text for r in results]
+        await core.close()
+
+    asyncio.run(body())
