@@ -3,7 +3,9 @@
 Each function takes a ``source``: a ``LashSession`` (its store, narrowed to the session), a
 ``LashCore`` (its store), a store, a path to a DuckDB store file, or a :class:`LashTrace`
 (``read_lash_trace(path)``). The work happens in DuckDB (see ``sql.py``); the columns and
-dtypes below are the contract, also for empty results.
+dtypes below are the contract, also for empty results. Text columns (``STR``) have the
+installed pandas' default string dtype: ``str`` on pandas 3, ``object`` (Python ``str``,
+missing values ``None``) on pandas 2.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from importlib.metadata import version
 from typing import Any, Literal, Mapping
 
 from .._core.usage import BUCKETS
@@ -20,7 +23,13 @@ from .tables import open_tables, session_filter
 
 UsageBy = Literal["turn", "model", "source", "session", "day"]
 
-STR, INT, FLOAT, BOOL, TIME = "str", "int64", "float64", "bool", "datetime64[us]"
+
+def _text_dtype() -> str:
+    # pandas 2 keeps text as object; astype("str") there would also turn None into "None"
+    return "str" if int(version("pandas").split(".")[0]) >= 3 else "object"
+
+
+STR, INT, FLOAT, BOOL, TIME = _text_dtype(), "int64", "float64", "bool", "datetime64[us]"
 
 _USAGE_TOKENS = {**{b: INT for b in BUCKETS}, "total_tokens": INT, "turns": INT}
 _TURN_DETAIL = {"llm_calls": INT, "started_at": TIME, "duration_ms": FLOAT}

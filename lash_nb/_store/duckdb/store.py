@@ -100,13 +100,16 @@ class DuckDBStore:
             )
             self._worker.read_only = read_only
             _SHARED[self._key] = self._worker
-        if not read_only:  # pyarrow imports pandas at its first array: pay that off the worker
-            threading.Thread(target=_warm_arrow, name="lash-arrow-warmup", daemon=True).start()
         try:  # open now so a bad file is refused here, not at the first call
             self._worker.submit(lambda con: None).result()
         except BaseException:
             self._stop()
             raise
+        # pandas and pyarrow import each other: imported in two threads at once they break
+        # (``cannot import name ... from partially initialized module``, every time with
+        # pandas 2.2 and pyarrow 15). The worker imports them first, in one order, while this
+        # thread goes on.
+        self._worker.submit(_import_arrow)
 
     def __repr__(self) -> str:
         state = "holding" if self._worker.holding else "released"
@@ -319,10 +322,11 @@ class DuckDBStore:
         return await self._run_held(queued_work.sessions_with_ready_work)
 
 
-def _warm_arrow() -> None:
+def _import_arrow(con: Any) -> None:
+    import pandas  # noqa: F401  (pandas first: it imports pyarrow itself)
     import pyarrow as pa
 
-    pa.array([0])
+    pa.array([0])  # pyarrow's own pandas shim loads at its first array
 
 
 def _frame(con: Any, hold: Hold | None, sql: str, params: Any) -> Any:
