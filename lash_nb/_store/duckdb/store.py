@@ -40,6 +40,7 @@ from ..base import (
 )
 from . import leases, queued_work, reads
 from . import commit as commits
+from .arrow import import_arrow, import_arrow_in_background
 from .journal import fold
 from .hold import Hold
 from .lock import check_path, open_connection
@@ -100,16 +101,12 @@ class DuckDBStore:
             )
             self._worker.read_only = read_only
             _SHARED[self._key] = self._worker
+        import_arrow_in_background()  # seconds on a busy machine; first statements need neither
         try:  # open now so a bad file is refused here, not at the first call
             self._worker.submit(lambda con: None).result()
         except BaseException:
             self._stop()
             raise
-        # pandas and pyarrow import each other: imported in two threads at once they break
-        # (``cannot import name ... from partially initialized module``, every time with
-        # pandas 2.2 and pyarrow 15). The worker imports them first, in one order, while this
-        # thread goes on.
-        self._worker.submit(_import_arrow)
 
     def __repr__(self) -> str:
         state = "holding" if self._worker.holding else "released"
@@ -322,18 +319,12 @@ class DuckDBStore:
         return await self._run_held(queued_work.sessions_with_ready_work)
 
 
-def _import_arrow(con: Any) -> None:
-    import pandas  # noqa: F401  (pandas first: it imports pyarrow itself)
-    import pyarrow as pa
-
-    pa.array([0])  # pyarrow's own pandas shim loads at its first array
-
-
 def _frame(con: Any, hold: Hold | None, sql: str, params: Any) -> Any:
     if hold is not None:
         hold.flush(con)  # lease rows a user may query are in the file
     # the store's own statements are small and run fastest on one thread (lock.py); a user's
     # query may scan millions of rows, so it gets every core
+    import_arrow()
     con.execute(f"SET threads = {_QUERY_THREADS}")
     try:
         rel = con.sql(sql, params=params) if params is not None else con.sql(sql)
