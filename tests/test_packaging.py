@@ -171,3 +171,21 @@ def test_a_worker_only_install_drains_a_queue_without_ipython(dist, tmp_path):
     assert "[('finished', 'assistant_message')]" in turns
     version = _run([str(env_dir / "bin" / "lash-nb"), "--version"], cwd=tmp_path)
     assert version.strip() == f"lash_nb {_file_version()}"
+
+
+# declared but not imported by lash_nb, each for a reason a maintainer can check
+NOT_IMPORTED = {
+    # the widget front end (jupyterlab_widgets, widget protocol 2.1) that anywidget's views
+    # render in; anywidget alone would accept ipywidgets 7
+    "ipywidgets",
+}
+
+
+def test_every_runtime_dependency_is_imported_by_lash_nb():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [*project["dependencies"], *project["optional-dependencies"]["notebook"],
+                *project["optional-dependencies"]["postgres"]]
+    names = {re.split(r"[<>=!\[; ]", d, maxsplit=1)[0].lower() for d in declared}
+    source = "\n".join(p.read_text() for p in (ROOT / "lash_nb").rglob("*.py"))
+    imported = {n for n in names if re.search(rf"^\s*(import|from) {n}\b", source, re.M)}
+    assert names - imported == NOT_IMPORTED

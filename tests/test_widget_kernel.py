@@ -6,7 +6,12 @@ import time
 
 import pytest
 
-from notebook_harness import KernelHarness, prose_of
+from notebook_harness import KernelHarness, kernel_serves_widgets_mid_cell, prose_of
+
+mid_cell_stop = pytest.mark.skipif(
+    not kernel_serves_widgets_mid_cell(),
+    reason="ipykernel < 7.4 handles a Stop click after the cell (ADR 23; test_kernel_versions.py)",
+)
 
 SYNTHETIC_TURN = """
 import asyncio
@@ -36,6 +41,7 @@ def kernel():
 
 
 
+@mid_cell_stop
 def test_stop_message_ends_an_awaiting_cell_with_partial_prose_and_cancelled_outcome(kernel):
     ex = kernel.submit(SYNTHETIC_TURN)
     model_id = kernel.wait_for_widget(ex, name="TurnWidget")

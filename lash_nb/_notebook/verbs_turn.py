@@ -10,7 +10,6 @@ from IPython.display import Markdown, display
 
 from .parsing import interpolate, parse, parser, split_prompt
 from .runner import run_queued, run_turn
-from .widgets.queue import QueueWidget
 
 if TYPE_CHECKING:
     from .magics import LashMagics
@@ -153,6 +152,8 @@ async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
 
     async def drain_one() -> None:
         await run_queued(s, interval_s=m.live_interval_s)
+
+    from .widgets.queue import QueueWidget  # anywidget loads with the first widget
 
     w = QueueWidget(session_id=s.session_id, load=s.queued_work,
                     cancel=s.cancel_queued_work_batch, drain=drain_one)
