@@ -17,6 +17,7 @@ from importlib.metadata import version
 from typing import Any, Literal, Mapping
 
 from .._core.usage import BUCKETS
+from .._errors import LashWarning
 from . import sql
 from .prices import load_prices, prices_sql, row_cost_sql
 from .tables import open_tables, session_filter
@@ -118,6 +119,7 @@ def usage_frame(
                 names = ", ".join(missing["model"].astype(str))
                 warnings.warn(
                     f"no price for model(s) {names}; their cost is NaN (add them to prices)",
+                    LashWarning,
                     stacklevel=2,
                 )
     return conform(frame, cols)
