@@ -73,13 +73,13 @@ def kernel_stop_notice(ip: Any) -> str | None:
     """One line for kernels where a widget click waits for the running cell (ADR 23)."""
     if getattr(ip, "kernel", None) is None:
         return None  # a terminal or a test shell: no widgets to click
-    import ipykernel
+    from importlib.metadata import version
 
-    found = tuple(int(p) for p in re.findall(r"\d+", ipykernel.__version__)[:2])
-    if found >= STOP_NEEDS:
+    running = version("ipykernel")
+    if tuple(int(p) for p in re.findall(r"\d+", running)[:2]) >= STOP_NEEDS:
         return None
     return (
-        f"lash_nb: ipykernel {ipykernel.__version__} handles a widget's Stop only after the cell "
+        f"lash_nb: ipykernel {running} handles a widget's Stop only after the cell "
         "ends; stop a running turn with the kernel's interrupt button, or "
         "pip install -U 'ipykernel>=7.4' and restart the kernel"
     )
