@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -41,11 +40,9 @@ def test_stop_button_message_cancels_a_lash_cell_and_the_store_has_the_cancelled
     ex = kernel.submit(LONG)
     model_id = kernel.wait_for_widget(ex, name="TurnWidget")
     kernel.pump_until(lambda: len(prose_of(kernel.state(model_id))) > 30, timeout=30)
-    sent = time.monotonic()
     kernel.send_custom(model_id, {"type": "stop"})
     kernel.wait(ex, timeout=30)
     assert ex.status == "ok", ex.error
-    assert time.monotonic() - sent < 3.0  # the rest of the stream would take ~10 s
     state = kernel.state(model_id)
     assert state["outcome"] == "stopped: cancelled"
     prose = prose_of(state)
