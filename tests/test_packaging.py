@@ -189,3 +189,30 @@ def test_every_runtime_dependency_is_imported_by_lash_nb():
     source = "\n".join(p.read_text() for p in (ROOT / "lash_nb").rglob("*.py"))
     imported = {n for n in names if re.search(rf"^\s*(import|from) {n}\b", source, re.M)}
     assert names - imported == NOT_IMPORTED
+
+
+NOTEBOOK_CHECK = """
+from IPython.core.interactiveshell import InteractiveShell
+import anywidget, ipykernel, lash_nb
+
+shell = InteractiveShell.instance()
+shell.run_line_magic("load_ext", "lash_nb")
+print("loaded", "LashMagics" in shell.magics_manager.registry, lash_nb.__version__)
+"""
+
+
+@pytest.mark.slow
+def test_pip_install_lash_nb_brings_the_notebook_side(dist, tmp_path):
+    meta_dist = tmp_path / "meta"
+    _run([*UV, "build", "--wheel", "--out-dir", str(meta_dist), str(META)], cwd=ROOT)
+    (meta,) = meta_dist.glob("lash_nb-*.whl")
+    with zipfile.ZipFile(meta) as z:
+        assert not any(n.endswith(".py") for n in z.namelist())  # no code of its own
+    (core,) = dist.glob("lash_nb_core-*.whl")
+    env_dir = tmp_path / "venv"
+    _run([*UV, "venv", "-q", "-p", sys.executable, str(env_dir)], cwd=tmp_path)
+    python = str(env_dir / "bin" / "python")
+    # both wheels given: the metapackage's exact pin is met by this build, not by an index
+    _run([*UV, "pip", "install", "-q", "-p", python, str(meta), str(core)], cwd=tmp_path)
+    out = _run([python, "-c", NOTEBOOK_CHECK], cwd=tmp_path)
+    assert f"loaded True {_file_version()}" in out
