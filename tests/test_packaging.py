@@ -178,6 +178,8 @@ NOT_IMPORTED = {
     # the widget front end (jupyterlab_widgets, widget protocol 2.1) that anywidget's views
     # render in; anywidget alone would accept ipywidgets 7
     "ipywidgets",
+    # the kernel the magics and widgets run in; lash_nb reads its version (ADR 23)
+    "ipykernel",
 }
 
 
