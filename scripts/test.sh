@@ -69,7 +69,7 @@ run() {  # run NAME VENV PYTHON LOCK PYTEST_ARGS...
     status=1
     return
   fi
-  env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" 2>&1 | tee "$log"
+  env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=10 "$@" 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   local closing
   closing=$(grep -E '^(=+ )?[0-9]+ (passed|failed|skipped|deselected|errors?)|no tests ran' "$log" | tail -n1)

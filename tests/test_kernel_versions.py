@@ -74,3 +74,18 @@ def test_the_kernel_interrupt_stops_a_turn_on_every_supported_kernel(kernel):
     assert kernel.state(model_id)["outcome"] == "stopped: cancelled"
     assert "word119" not in prose_of(kernel.state(model_id))
     assert kernel.run("print('next cell')").stdout.strip() == "next cell"
+
+
+def test_a_background_turn_is_stopped_by_its_widget_on_every_supported_kernel(kernel):
+    # the way to keep the Stop button on ipykernel 6.x: the cell returns and the turn streams
+    # as a task, so the click is handled while it runs
+    ex = kernel.submit(LONG.replace("%%lash -o r", "%%lash --background -o rb", 1))
+    kernel.wait(ex, timeout=60)
+    assert ex.status == "ok", ex.error
+    model_id = kernel.wait_for_widget(ex, name="TurnWidget", timeout=60)
+    kernel.pump_until(lambda: len(prose_of(kernel.state(model_id))) > 30, timeout=60)
+    kernel.send_custom(model_id, {"type": "stop"})
+    kernel.pump_until(lambda: kernel.state(model_id).get("status") == "done", timeout=60)
+    assert kernel.state(model_id)["outcome"] == "stopped: cancelled"
+    assert "word119" not in prose_of(kernel.state(model_id))
+    assert kernel.run("print(str(rb.outcome))").stdout.strip() == "stopped: cancelled"
