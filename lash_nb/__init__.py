@@ -12,6 +12,7 @@ from ._core.tools import tool
 from ._errors import LashError
 from ._runtime.core import LashCore
 from ._runtime.sync import run_sync
+from ._version import __version__
 
 __all__ = [
     "LashCore",
@@ -26,7 +27,6 @@ __all__ = [
     "run_sync",
     "load_ipython_extension",
 ]
-__version__ = "0.1.0"
 
 
 def load_ipython_extension(ipython):  # type: ignore[no-untyped-def]

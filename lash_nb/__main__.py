@@ -23,7 +23,10 @@ def _provider(name: str, delay_s: float):  # type: ignore[no-untyped-def]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ._version import __version__
+
     ap = argparse.ArgumentParser(prog="python -m lash_nb", description=__doc__)
+    ap.add_argument("--version", action="version", version=f"lash_nb {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the main job end to end with the offline provider")
     demo.add_argument("--store", default="lash-demo.duckdb", help="DuckDB file (default lash-demo.duckdb)")

@@ -22,6 +22,8 @@
     ├── QueueRequiresStore            queue operations need a persistent store
     └── CursorError                   malformed or foreign observation cursor
 
+    LashWarning (a UserWarning)       something was skipped or is NaN; the call still worked
+
 Provider failures inside a turn never raise: the turn ends ``stopped: provider_error`` and
 is committed. Exceptions are for API misuse and infrastructure that cannot go on.
 """
@@ -33,6 +35,10 @@ class LashError(Exception):
     """Base of every lash_nb error. ``retryable`` is True only when a retry is proven safe."""
 
     retryable: bool = False
+
+
+class LashWarning(UserWarning):
+    """Every warning lash_nb issues (the test suite turns these into errors)."""
 
 
 class ConfigurationError(LashError, ValueError):

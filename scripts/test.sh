@@ -1,19 +1,102 @@
 #!/usr/bin/env bash
-# Set up a fresh machine and run the whole test suite (what CI runs).
-# Installs Debian chromium (browser test) and postgresql (PostgreSQL store tests) when
-# running as root with apt, a virtualenv in .venv with the test extra, then pytest.
-set -euo pipefail
+# Set up a fresh machine and run the tests: this is what CI runs (.ci/run). Three runs:
+#
+#   newest  the whole suite, Python 3 (python3), the newest versions: requirements/ci-newest.txt
+#   lowest  the quick tests (not slow, not browser), Python 3.11 and the lowest direct versions
+#           pyproject.toml allows (pandas 2.2, pyarrow 15, ipykernel 6.29, ...):
+#           requirements/ci-lowest.txt
+#   py3.13  the quick tests on the newest Python we claim, the newest versions
+#
+# As root with apt it first installs Debian chromium (browser test) and postgresql (PostgreSQL
+# store tests). Virtualenvs: .venv (newest; also the development one), .venv-lowest,
+# .venv-py3.13; packages come from the lock files only (update them on purpose with
+# scripts/lock.sh). Arguments go to pytest in the newest run, e.g.
+#   bash scripts/test.sh -m "not slow and not browser"
+# RUNS="newest" (or any subset of "newest lowest py3.13") picks the runs. Each run prints
+# pytest's closing line; the script ends with all of them and exits non-zero if any run failed
+# or a claimed Python is missing.
+set -uo pipefail
 cd "$(dirname "$0")/.."
+RUNS=${RUNS:-"newest lowest py3.13"}
+QUICK=(-m "not slow and not browser")
+
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   need=""
   command -v chromium >/dev/null 2>&1 || need="$need chromium"
   ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need="$need postgresql"
   if [ -n "$need" ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null || exit 1
   fi
 fi
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e '.[test]'
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+
+# a working interpreter for one minor version (pyenv shims of other versions do not count)
+find_python() {
+  local v=$1 c
+  for c in "python$v" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$v".*/bin/"python$v" \
+           /usr/local/bin/"python$v" /usr/bin/"python$v"; do
+    if "$c" -c 'import sys' >/dev/null 2>&1; then
+      command -v "$c"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# .venv with uv from the newest lock; uv then builds every environment from its lock file
+[ -x .venv/bin/python ] || python3 -m venv .venv || exit 1
+.venv/bin/python -m pip install -q --disable-pip-version-check \
+  "$(grep -E '^uv==' requirements/ci-newest.txt | cut -d' ' -f1)" || exit 1
+UV=.venv/bin/uv
+
+setup() {  # setup VENV PYTHON LOCK
+  local venv=$1 python=$2 lock=$3
+  [ -x "$venv/bin/python" ] || "$UV" venv -q -p "$python" "$venv" || return 1
+  "$UV" pip install -q -p "$venv/bin/python" -r "$lock" &&
+    "$UV" pip install -q -p "$venv/bin/python" --no-deps -e .
+}
+
+declare -a SUMMARY=()
+status=0
+run() {  # run NAME VENV PYTHON LOCK PYTEST_ARGS...
+  local name=$1 venv=$2 python=$3 lock=$4 log
+  shift 4
+  log=$(mktemp)
+  local start=$SECONDS
+  echo "== $name: $("$python" --version 2>&1), $lock, pytest $*"
+  if ! setup "$venv" "$python" "$lock"; then
+    SUMMARY+=("$name: FAILED to install from $lock")
+    status=1
+    return
+  fi
+  env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=10 "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  local closing
+  closing=$(grep -E '^(=+ )?[0-9]+ (passed|failed|skipped|deselected|errors?)|no tests ran' "$log" | tail -n1)
+  SUMMARY+=("$name ($("$venv/bin/python" --version 2>&1), $((SECONDS - start)) s): ${closing:-no closing line} [exit $rc]")
+  [ "$rc" = 0 ] || status=1
+  rm -f "$log"
+}
+
+for r in $RUNS; do
+  case $r in
+    newest) run newest .venv .venv/bin/python requirements/ci-newest.txt "$@" ;;
+    lowest)
+      if py=$(find_python 3.11); then
+        run lowest .venv-lowest "$py" requirements/ci-lowest.txt "${QUICK[@]}"
+      else
+        SUMMARY+=("lowest: FAILED, no Python 3.11 on this machine (the oldest we claim)"); status=1
+      fi ;;
+    py3.13)
+      if py=$(find_python 3.13); then
+        run py3.13 .venv-py3.13 "$py" requirements/ci-newest.txt "${QUICK[@]}"
+      else
+        SUMMARY+=("py3.13: FAILED, no Python 3.13 on this machine (the newest we claim)"); status=1
+      fi ;;
+    *) echo "unknown run $r (newest, lowest, py3.13)"; exit 2 ;;
+  esac
+done
+
+echo "== summary"
+printf '%s\n' "${SUMMARY[@]}"
+exit $status

@@ -20,6 +20,15 @@ from typing import Any, Callable
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
+def kernel_serves_widgets_mid_cell() -> bool:
+    """ipykernel >= 7.4 hands a widget message to a cell that awaits; older kernels handle it
+    after the cell (the harness's kernel runs this interpreter, so this is its ipykernel)."""
+    from importlib.metadata import version
+
+    major, minor = (int(p) for p in version("ipykernel").split(".")[:2])
+    return (major, minor) >= (7, 4)
+
+
 @dataclass
 class Execution:
     msg_id: str

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+import lash_nb
+
 ROOT = Path(__file__).resolve().parent.parent
 BINDER = ROOT / "binder"
 
@@ -70,7 +72,7 @@ def test_a_fresh_virtualenv_from_the_binder_files_runs_the_quickstart(tmp_path):
     _run([python, "-m", "pip", "install", "-q", "-r", "binder/requirements.txt"],
          cwd=ROOT, env=env, timeout=900)
     built = _run([str(BINDER / "postBuild")], cwd=ROOT, env=env, timeout=300)
-    assert "postBuild: lash_nb 0.1.0 is installed with its widgets" in built
+    assert f"postBuild: lash_nb {lash_nb.__version__} is installed with its widgets" in built
 
     work = tmp_path / "work"
     work.mkdir()

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from notebook_harness import KernelHarness
+import pytest
+
+from notebook_harness import KernelHarness, kernel_serves_widgets_mid_cell
+
+mid_cell_stop = pytest.mark.skipif(
+    not kernel_serves_widgets_mid_cell(),
+    reason="ipykernel < 7.4 handles a Stop click after the cell (ADR 23; test_kernel_versions.py)",
+)
 
 WEATHER = '''from lash_nb import tool
 
@@ -61,6 +68,7 @@ def slow_lookup(city: str) -> str:
 '''
 
 
+@mid_cell_stop
 def test_a_tool_row_stopped_mid_call_reads_interrupted_with_its_running_time(tmp_path):
     with KernelHarness(cwd=str(tmp_path)) as k:
         k.run("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0")

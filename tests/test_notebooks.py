@@ -92,6 +92,7 @@ def test_every_notebook_in_the_folder_has_a_test_here():
     ]
 
 
+@pytest.mark.slow  # runs a whole notebook in a kernel
 def test_quickstart_runs_turns_with_tools_stops_one_and_resumes_from_the_file(tmp_path, no_keys):
     nb = execute("01-quickstart.ipynb", tmp_path)
     out = texts(nb)
@@ -118,6 +119,7 @@ def test_quickstart_runs_turns_with_tools_stops_one_and_resumes_from_the_file(tm
     assert [s["turn_id"] for s in turn_widgets].count("oslo-1") == 2
 
 
+@pytest.mark.slow  # runs a whole notebook in a kernel
 def test_queue_notebook_drains_in_the_kernel_and_in_a_worker_process(tmp_path, no_keys):
     nb = execute("02-queue.ipynb", tmp_path)
     out = texts(nb)
@@ -135,6 +137,7 @@ def test_queue_notebook_drains_in_the_kernel_and_in_a_worker_process(tmp_path, n
     assert not (NOTEBOOKS / "queue_tools.py").exists()
 
 
+@pytest.mark.slow  # runs a whole notebook in a kernel
 def test_usage_analysis_notebook_reports_the_store_and_an_imported_lash_trace(tmp_path, no_keys):
     nb = execute("03-usage-analysis.ipynb", tmp_path)
     out = texts(nb)
@@ -158,6 +161,7 @@ def test_usage_analysis_notebook_reports_the_store_and_an_imported_lash_trace(tm
     assert len(svgs) == 5
 
 
+@pytest.mark.slow  # runs a whole notebook in a kernel
 def test_real_providers_notebook_skips_the_key_cells_cleanly_without_keys(tmp_path, no_keys):
     nb = execute("04-real-providers.ipynb", tmp_path)
     out = texts(nb)
@@ -201,6 +205,7 @@ def _weather_exchange(city: str, answer: str) -> list[dict[str, Any]]:
             _sse_script(f"{city}-answer", [text, stop], tools=True)]
 
 
+@pytest.mark.slow  # runs a whole notebook in a kernel
 def test_real_providers_notebook_runs_its_ollama_section_against_a_local_server(
     tmp_path, no_keys, monkeypatch
 ):
@@ -241,6 +246,7 @@ def test_committed_notebooks_have_no_outputs_or_execution_counts():
     assert check.returncode == 0, check.stderr
 
 
+@pytest.mark.slow  # runs a whole notebook in a kernel
 def test_strip_script_removes_outputs_counts_and_widget_state_and_keeps_sources(tmp_path, no_keys):
     executed = execute("04-real-providers.ipynb", tmp_path)
     path = tmp_path / "executed.ipynb"

@@ -11,9 +11,13 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from lash_nb import LashCore
 from lash_nb.providers import OfflineProvider
 from lash_nb.stores import DuckDBStore
+
+pytestmark = pytest.mark.slow  # several processes each; ~45 s apiece on a busy machine
 
 ENQUEUER = textwrap.dedent("""
     import asyncio, sys

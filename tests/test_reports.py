@@ -26,6 +26,7 @@ from lash_nb.reports import (
 )
 from lash_nb.testing import scripted
 
+TEXT = "str" if int(pd.__version__.split(".")[0]) >= 3 else "object"  # pandas 2 keeps text as object
 BUCKET_NAMES = ["input_tokens", "output_tokens", "cache_read_input_tokens",
                 "cache_write_input_tokens", "reasoning_output_tokens"]
 
@@ -75,7 +76,7 @@ def test_usage_by_turn_is_one_row_per_turn_with_its_calls_and_tokens(store_arg):
             "cache_read_input_tokens": [3, 0], "cache_write_input_tokens": [1, 2],
             "reasoning_output_tokens": [2, 1], "total_tokens": [19, 62],
             "turns": [1, 1], "estimated": [False, False], "llm_calls": [1, 2],
-        }).astype({"session_id": "str", "turn_id": "str", "source": "str", "model": "str"})
+        }).astype({"session_id": TEXT, "turn_id": TEXT, "source": TEXT, "model": TEXT})
         assert_frame_equal(frame.drop(columns=["started_at", "duration_ms"]), expected)
         assert str(frame["started_at"].dtype) == "datetime64[us, UTC]"
         assert frame["started_at"].notna().all() and (frame["duration_ms"] >= 0).all()
@@ -96,7 +97,7 @@ def test_usage_by_model_with_prices_costs_each_bucket_per_million(store_arg):
             "reasoning_output_tokens": [3], "total_tokens": [81], "turns": [2], "estimated": [False],
             # 60 * 1.0 + 15 * 2.0 + 3 * 0.5 + 3 * 4.0 = 103.5 dollars per million tokens
             "cost": [103.5e-6],
-        }).astype({"model": "str"})
+        }).astype({"model": TEXT})
         assert_frame_equal(frame.drop(columns=["started_at"]), expected)
         await core.close()
     run(body())
@@ -172,7 +173,7 @@ def test_turns_and_tool_calls_frames_show_outcomes_and_calls(store_arg):
             "cancelled_tool_calls": [0, 0],
             "total_tokens": [19, 62], "error": [None, None],
             "cancelled_by": [None, None], "cancel_reason": [None, None],
-        }).astype({c: "str" for c in ["session_id", "turn_id", "status", "outcome",
+        }).astype({c: TEXT for c in ["session_id", "turn_id", "status", "outcome",
                                       "stop_reason", "error", "cancelled_by", "cancel_reason"]})
         assert_frame_equal(turns.drop(columns=["started_at", "duration_ms"]), expected)
         calls = tool_calls_frame(s)
@@ -180,7 +181,7 @@ def test_turns_and_tool_calls_frames_show_outcomes_and_calls(store_arg):
             "session_id": ["s1"], "turn_id": ["t2"], "call_id": ["call-1"], "name": ["add"],
             "args_bytes": [len('{"a":2,"b":3}')], "output_bytes": [1],
             "success": [True], "interrupted": [False], "status": ["success"],
-        }).astype({c: "str" for c in ["session_id", "turn_id", "call_id", "name", "status"]})
+        }).astype({c: TEXT for c in ["session_id", "turn_id", "call_id", "name", "status"]})
         assert_frame_equal(calls.drop(columns=["started_at", "duration_ms"]), expected_calls)
         await core.close()
     run(body())

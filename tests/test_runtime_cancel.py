@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-import time
 
 from lash_nb import CancellationToken, LashCore, TurnInput, tool
 from lash_nb._core.records import PartKind, Role
@@ -140,13 +139,10 @@ def test_a_stop_during_a_slow_sync_tool_ends_the_turn_without_waiting_for_the_to
         s = await LashCore.builder().provider(provider).model("m").tools(blocking).build().session("s").open()
         task = asyncio.ensure_future(s.turn("block").run())
         await wait_for_activity(s, "tool_call_started")
-        t0 = time.perf_counter()
         s.cancel_running_turns()
-        out = await asyncio.wait_for(task, 5)
-        elapsed = time.perf_counter() - t0
+        out = await asyncio.wait_for(task, 5)  # the tool itself blocks for 10 s
         release.set()
         assert str(out.result.outcome) == "stopped: cancelled"
-        assert elapsed < 2
         results = s.read_view().messages()[-1].tool_results()
         assert [(r.tool_call_id, r.interrupted) for r in results] == [("b1", True)]
     run(body())

@@ -8,12 +8,15 @@ The transformer rewrites, before IPython's own magic handling:
 
 ipykernel transforms a cell before deciding whether it is async, so the cell becomes an awaiting
 cell: on ipykernel >= 7.4 widget messages (Stop) are handled while it waits, and a kernel
-interrupt arrives as ``CancelledError`` in the turn (see ``runner.py``).
+interrupt arrives as ``CancelledError`` in the turn (see ``runner.py``). Older kernels handle
+one message at a time: the turn still streams and the interrupt still stops it, but a Stop click
+waits for the cell, so loading says so in one line (ADR 23).
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -63,9 +66,31 @@ async def run_cell(line: str, body: str) -> Any:
     return await _magics().dispatch(line, body, assigned=False)
 
 
+STOP_NEEDS = (7, 4)
+
+
+def kernel_stop_notice(ip: Any) -> str | None:
+    """One line for kernels where a widget click waits for the running cell (ADR 23)."""
+    if getattr(ip, "kernel", None) is None:
+        return None  # a terminal or a test shell: no widgets to click
+    from importlib.metadata import version
+
+    running = version("ipykernel")
+    if tuple(int(p) for p in re.findall(r"\d+", running)[:2]) >= STOP_NEEDS:
+        return None
+    return (
+        f"lash_nb: ipykernel {running} handles a widget's Stop only after the cell "
+        "ends; stop a running turn with the kernel's interrupt button, or "
+        "pip install -U 'ipykernel>=7.4' and restart the kernel"
+    )
+
+
 def load_ipython_extension(ip: Any) -> None:
     if "LashMagics" in ip.magics_manager.registry:
         return
+    notice = kernel_stop_notice(ip)
+    if notice is not None:
+        print(notice, file=sys.stderr)
     magics = LashMagics(ip)
     configured = ip.config.get("LashMagics", {})
     for key, value in pyproject_defaults().items():

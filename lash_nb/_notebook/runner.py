@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .widgets.turn import TurnWidget
-
 
 async def run_turn(
     session: Any,
@@ -29,6 +27,8 @@ async def run_turn(
     show_prompt: bool = True,
 ) -> Any:
     """Stream one turn into a displayed :class:`TurnWidget`; return the ``TurnResult``."""
+    from .widgets.turn import TurnWidget  # anywidget loads with the first widget, not %load_ext
+
     builder = session.turn(prompt)
     if turn_id:
         builder = builder.turn_id(turn_id)
@@ -60,6 +60,8 @@ async def run_turn(
 
 async def run_queued(session: Any, *, interval_s: float = 0.05) -> Any:
     """Drain one queued turn with a live widget fed from the session's observation stream."""
+    from .widgets.turn import TurnWidget
+
     observe = session.observe()
     cursor = observe.current_observation().cursor
     widget = TurnWidget(

@@ -9,8 +9,6 @@ from IPython.display import Markdown
 
 from .parsing import interpolate, parse, parser
 from .widgets.fold import outcome_label
-from .widgets.tools import ToolCatalogWidget
-from .widgets.turn import TurnWidget
 
 if TYPE_CHECKING:
     from .magics import LashMagics
@@ -63,6 +61,7 @@ async def tools(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
         for t in m.ctx.discover_tools():
             if t.name not in known:
                 admin.add_provider(t)
+    from .widgets.tools import ToolCatalogWidget  # anywidget loads with the first widget
     return ToolCatalogWidget(load=admin.all_tools, set_membership=admin.set_membership)
 
 
@@ -145,6 +144,8 @@ async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) 
         known = ", ".join(r.turn_id for r in records[-5:])
         raise UsageError(f"no turn {a.turn!r} in session {sid!r}; recent turns: {known}")
     events = await b.session.store.load_events(sid, rec.turn_id)
+    from .widgets.turn import TurnWidget
+
     w = TurnWidget(session_id=sid, turn_id=rec.turn_id, prompt=turn_prompt(b.session, rec.turn_id))
     w.push_all(events)
     outcome = rec.result.get("outcome") if isinstance(rec.result, dict) else None

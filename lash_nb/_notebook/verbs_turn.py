@@ -12,7 +12,6 @@ from IPython.display import Markdown, display
 from .context import PROVIDERS, check_key
 from .parsing import interpolate, parse, parser, split_prompt
 from .runner import run_turn
-from .widgets.queue import QueueWidget
 
 if TYPE_CHECKING:
     from .magics import LashMagics
@@ -239,6 +238,8 @@ async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
         frame.insert(cols.index("enqueued_at"), "enqueued_at",
                      utc_from_ms([r["enqueued_at_ms"] for r in rows]))
         return frame
+
+    from .widgets.queue import QueueWidget  # anywidget loads with the first widget
 
     drainer = b.drainer(m.live_interval_s)
     w = QueueWidget(session_id=s.session_id, load=s.queued_work,

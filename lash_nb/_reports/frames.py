@@ -5,6 +5,8 @@ Each function takes a ``source``: a ``LashSession`` (its store, narrowed to the 
 (``read_lash_trace(path)``). The work happens in DuckDB (see ``sql.py``); the columns and
 dtypes below are the contract, also for empty results. Timestamps are tz-aware UTC
 (``datetime64[us, UTC]``): the store keeps UTC, and a naive column would be read as local time.
+Text columns (``STR``) have the installed pandas' default string dtype: ``str`` on pandas 3,
+``object`` (Python ``str``, missing values ``None``) on pandas 2.
 """
 
 from __future__ import annotations
@@ -12,16 +14,24 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from importlib.metadata import version
 from typing import Any, Literal, Mapping
 
 from .._core.usage import BUCKETS
+from .._errors import LashWarning
 from . import sql
 from .prices import load_prices, prices_sql, row_cost_sql
 from .tables import open_tables, session_filter
 
 UsageBy = Literal["turn", "model", "source", "session", "day"]
 
-STR, INT, FLOAT, BOOL, TIME = "str", "int64", "float64", "bool", "datetime64[us, UTC]"
+
+def _text_dtype() -> str:
+    # pandas 2 keeps text as object; astype("str") there would also turn None into "None"
+    return "str" if int(version("pandas").split(".")[0]) >= 3 else "object"
+
+
+STR, INT, FLOAT, BOOL, TIME = _text_dtype(), "int64", "float64", "bool", "datetime64[us, UTC]"
 
 _USAGE_TOKENS = {**{b: INT for b in BUCKETS}, "total_tokens": INT, "turns": INT, "estimated": BOOL}
 _TURN_DETAIL = {"llm_calls": INT, "started_at": TIME, "duration_ms": FLOAT}
@@ -113,6 +123,7 @@ def usage_frame(
                 names = ", ".join(missing["model"].astype(str))
                 warnings.warn(
                     f"no price for model(s) {names}; their cost is NaN (add them to prices)",
+                    LashWarning,
                     stacklevel=2,
                 )
     return conform(frame, cols)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from .._errors import LashWarning
 from .tables import insert_arrow
 
 TRACE_SCHEMA_VERSION = 2
@@ -112,6 +113,7 @@ def read_lash_trace(path: str | os.PathLike[str]) -> LashTrace:
         warnings.warn(
             f"{path}: {bad} bad line(s) and {newer} line(s) of a newer trace schema were "
             "skipped; see .problems on the returned LashTrace",
+            LashWarning,
             stacklevel=2,
         )
     records = pd.DataFrame(builder.records, columns=[

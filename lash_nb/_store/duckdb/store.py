@@ -40,6 +40,7 @@ from ..base import (
 )
 from . import leases, queued_work, reads
 from . import commit as commits
+from .arrow import import_arrow, import_arrow_in_background
 from .journal import fold
 from .hold import Hold
 from .lock import check_path, open_connection
@@ -100,8 +101,7 @@ class DuckDBStore:
             )
             self._worker.read_only = read_only
             _SHARED[self._key] = self._worker
-        if not read_only:  # pyarrow imports pandas at its first array: pay that off the worker
-            threading.Thread(target=_warm_arrow, name="lash-arrow-warmup", daemon=True).start()
+        import_arrow_in_background()  # seconds on a busy machine; first statements need neither
         try:  # open now so a bad file is refused here, not at the first call
             self._worker.submit(lambda con: None).result()
         except BaseException:
@@ -319,17 +319,12 @@ class DuckDBStore:
         return await self._run_held(queued_work.sessions_with_ready_work)
 
 
-def _warm_arrow() -> None:
-    import pyarrow as pa
-
-    pa.array([0])
-
-
 def _frame(con: Any, hold: Hold | None, sql: str, params: Any) -> Any:
     if hold is not None:
         hold.flush(con)  # lease rows a user may query are in the file
     # the store's own statements are small and run fastest on one thread (lock.py); a user's
     # query may scan millions of rows, so it gets every core
+    import_arrow()
     con.execute(f"SET threads = {_QUERY_THREADS}")
     try:
         rel = con.sql(sql, params=params) if params is not None else con.sql(sql)

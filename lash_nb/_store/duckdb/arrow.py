@@ -1,0 +1,35 @@
+"""Import pandas and pyarrow once per process, one thread at a time, pandas first.
+
+pandas imports pyarrow, and pyarrow imports pandas at its first array. Two threads importing
+them in opposite orders break each other (``ImportError: cannot import name ... from partially
+initialized module``; with pandas 2.2 and pyarrow 15 on every first report). The store starts
+the import on a background thread when it opens (it takes seconds on a busy machine, and
+the first small statements need neither); every store path that touches pyarrow calls
+:func:`import_arrow` first, which waits for that import instead of racing it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+_LOCK = threading.Lock()
+_done = False
+
+
+def import_arrow() -> None:
+    global _done
+    if _done:
+        return
+    with _LOCK:
+        if _done:
+            return
+        import pandas  # noqa: F401  (first: it imports pyarrow itself)
+        import pyarrow as pa
+
+        pa.array([0])  # pyarrow's pandas shim loads at its first array
+        _done = True
+
+
+def import_arrow_in_background() -> None:
+    if not _done:
+        threading.Thread(target=import_arrow, name="lash-arrow-import", daemon=True).start()

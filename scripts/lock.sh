@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Regenerate the CI lock files on purpose (review the diff, then commit it):
+#   requirements/ci-newest.txt  the newest versions pyproject.toml allows (every Python >= 3.11)
+#   requirements/ci-lowest.txt  the lowest versions of each direct dependency (Python 3.11)
+# scripts/test.sh installs exactly these. Needs uv (`pip install uv`, or the test extra).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+uv=${UV:-uv}
+command -v "$uv" >/dev/null 2>&1 || uv=".venv/bin/uv"
+"$uv" pip compile -q pyproject.toml --extra test --universal --python-version 3.11 \
+  --upgrade --no-header -o requirements/ci-newest.txt
+"$uv" pip compile -q pyproject.toml --extra test --resolution lowest-direct --python-version 3.11 \
+  --python-platform x86_64-unknown-linux-gnu --upgrade --no-header -o requirements/ci-lowest.txt
+echo "locked: requirements/ci-newest.txt ($(grep -c '==' requirements/ci-newest.txt) pins)," \
+     "requirements/ci-lowest.txt ($(grep -c '==' requirements/ci-lowest.txt) pins)"
