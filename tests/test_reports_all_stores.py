@@ -412,3 +412,84 @@ def test_every_frame_is_identical_across_stores_apart_from_clock_values(request,
                 columns=[c for c in other[key].columns if c in clock])
             assert list(frame.dtypes.astype(str)) == list(other[key].dtypes.astype(str)), key
             assert_frame_equal(a, b, obj=f"{key}: {names[0]} vs {name}")
+
+
+# ---------------------------------------------------------------- %lash verbs that read
+
+
+def _nb_model(request):
+    return LlmResponse(parts=(LlmPart.text_part("hi there"),), usage=TokenUsage(11, 3, 2, 0, 1))
+
+
+_MAGIC: dict[str, dict[str, Any]] = {}
+
+
+def _magic_frames(name: str, request: Any, tmp_path_factory: Any) -> dict[str, Any]:
+    """``%lash usage / sessions / queue --df / graph`` on one store, from a notebook."""
+    if name in _MAGIC:
+        return _MAGIC[name]
+    from notebook_harness import ReraisingShell
+
+    target = _store_target(name, request, tmp_path_factory) or ":memory:"
+    sh = ReraisingShell()
+    out = _Frames()
+    try:
+        sh.run_cell("%load_ext lash_nb._notebook.extension")
+        sh.run_cell("%config LashMagics.offline_delay_s = 0")
+        sh.user_ns["nb_model"] = FunctionProvider(_nb_model)
+        sh.run_cell(f"s = %lash open s1 --store {target} --model m-nb --no-tools")
+        sh.run_cell("out = await s.turn('hello').turn_id('n1').provider(nb_model).run()")
+        sh.run_cell("b = %lash enqueue --id k1 later")
+        for key, line in [("usage", "%lash usage"), ("usage_model", "%lash usage --by model"),
+                          ("usage_plot", "%lash usage --plot"), ("sessions", "%lash sessions"),
+                          ("queue", "%lash queue --df"), ("graph", "%lash graph --df"),
+                          ("tree", "%lash graph")]:
+            out.read(key, sh.run_cell, line)
+        out["batch_id"] = sh.user_ns["b"].batch_id
+    finally:
+        sh.run_cell("await get_ipython().magics_manager.registry['LashMagics'].ctx.close()")
+        sh.close()
+    _MAGIC[name] = out
+    return out
+
+
+@pytest.fixture(params=STORES)
+def magic(request: Any, tmp_path_factory: Any) -> dict[str, Any]:
+    return _magic_frames(request.param, request, tmp_path_factory)
+
+
+def test_lash_usage_reads_the_ledger_with_its_estimated_flag(magic):
+    f = magic["usage"]
+    assert f[["source", "model", *BUCKETS, "estimated"]].to_dict("records") == [
+        {"source": "turn", "model": "m-nb", "input_tokens": 11, "output_tokens": 3,
+         "cache_read_input_tokens": 2, "cache_write_input_tokens": 0,
+         "reasoning_output_tokens": 1, "estimated": False}]
+    m = magic["usage_model"]
+    assert m["model"].tolist() == ["m-nb"] and m["total_tokens"].tolist() == [16]
+    _assert_utc(m, "started_at")
+    assert magic["usage_plot"].labels == ("n1 · m-nb",)
+
+
+def test_lash_sessions_and_queue_df_read_the_store_on_every_store(magic):
+    s = magic["sessions"]
+    assert s["session_id"].tolist() == ["s1"] and s["model"].tolist() == ["m-nb"]
+    _assert_utc(s, "updated_at")
+    q = magic["queue"]
+    assert q["batch_id"].tolist() == [magic["batch_id"]]
+    assert q["source_key"].tolist() == ["host:k1"] and q["text"].tolist() == ["later"]
+    _assert_utc(q, "enqueued_at")
+
+
+def test_lash_graph_draws_the_stored_nodes_on_every_store(magic):
+    g = magic["graph"]
+    assert g["text"].tolist() == ["hello", "hi there"]
+    assert g["role"].tolist() == ["user", "assistant"] and g["on_active_path"].all()
+    _assert_utc(g, "created_at")
+    assert magic["tree"].frame["text"].tolist() == ["hello", "hi there"]
+
+
+def test_lash_verbs_give_the_same_columns_and_dtypes_on_every_store(request, tmp_path_factory):
+    got = {name: _magic_frames(name, request, tmp_path_factory) for name in STORES}
+    for key in ("usage", "usage_model", "sessions", "queue", "graph"):
+        dtypes = {name: list(got[name][key].dtypes.astype(str).items()) for name in STORES}
+        assert dtypes["duckdb"] == dtypes["memory"] == dtypes["postgres"], key
