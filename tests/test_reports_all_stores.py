@@ -493,3 +493,49 @@ def test_lash_verbs_give_the_same_columns_and_dtypes_on_every_store(request, tmp
     for key in ("usage", "usage_model", "sessions", "queue", "graph"):
         dtypes = {name: list(got[name][key].dtypes.astype(str).items()) for name in STORES}
         assert dtypes["duckdb"] == dtypes["memory"] == dtypes["postgres"], key
+
+
+# ---------------------------------------------------------------- row order
+
+
+def _icu_database(server: Any) -> str:
+    """A database whose text collation is a language one (ICU root: 'alpha' < 'Zeta'), as
+    many production servers have; DuckDB orders bytes ('Zeta' < 'alpha')."""
+    import uuid
+
+    import psycopg
+
+    name = f"lash_icu_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.dsn, autocommit=True) as con:
+        try:
+            con.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 LOCALE_PROVIDER icu '
+                        "ICU_LOCALE 'und' LOCALE 'C.utf8'")
+        except psycopg.Error as e:
+            pytest.skip(f"this PostgreSQL cannot create an ICU database: {e}")
+    return server.dsn_for(name)
+
+
+@pytest.mark.parametrize("name", STORES)
+def test_rows_come_in_byte_order_of_their_text_keys_on_every_store(name, request, tmp_path):
+    target = (_icu_database(request.getfixturevalue("pg_server")) if name == "postgres"
+              else None if name == "memory" else str(tmp_path / "o.duckdb"))
+
+    def answer(req):
+        return LlmResponse(parts=(LlmPart.text_part("ok"),), usage=TokenUsage(1, 1, 0, 0, 0))
+
+    async def body():
+        core = LashCore.builder().provider(FunctionProvider(answer)).model("m").store(target) \
+            .build()
+        for sid, model in (("alpha", "alpha-model"), ("Zeta", "Zeta-model")):
+            s = await core.session(sid).open()
+            await s.turn("hi").turn_id(f"{sid}-1").model(model).run()
+        got = (reports.usage_frame(core, by="model")["model"].tolist(),
+               reports.usage_frame(core, by="session")["session_id"].tolist(),
+               reports.graph_frame(core)["session_id"].tolist())
+        await core.close()
+        return got
+
+    by_model, by_session, graph_sessions = asyncio.run(body())
+    assert by_model == ["Zeta-model", "alpha-model"]
+    assert by_session == ["Zeta", "alpha"]
+    assert graph_sessions == ["Zeta", "Zeta", "alpha", "alpha"]

@@ -111,7 +111,7 @@ def usage_frame(
         if values is not None:
             missing = tables.query(sql.unpriced_models(sid, values), {**params, **price_params})
             if len(missing):
-                names = ", ".join(missing["model"].astype(str))
+                names = ", ".join(sorted(missing["model"].astype(str)))
                 warnings.warn(
                     f"no price for model(s) {names}; their cost is NaN (add them to prices)",
                     stacklevel=2,

@@ -9,7 +9,8 @@ store's or a trace's rows) and on PostgreSQL: only what both dialects read the s
 used (no ``GROUP BY ALL``, ``any_value``, ``DOUBLE``, ``make_timestamp`` or
 ``json_extract_string``; ``epoch_ms(bigint)`` exists in DuckDB and in the PostgreSQL schema).
 The two things that differ are the ``dialect`` argument of :func:`tool_calls` and
-:func:`graph` (see ADR 24).
+:func:`graph` (see ADR 24). Text sort keys are ordered ``COLLATE "C"`` (byte order, DuckDB's
+own), so a PostgreSQL database with a language collation lists rows in the same order.
 
 Usage rows follow the ledger rule: a delta whose ``total()`` is zero is left out, so a frame
 sums to ``SessionUsageReport.usage``. ``estimated`` is true for a group holding any estimated
@@ -26,6 +27,7 @@ SUM_TOTAL = f"sum({TOTAL})::BIGINT AS total_tokens"
 COST = "CASE WHEN count(*) = count(u.cost) THEN sum(u.cost) END AS cost"
 
 DUCKDB, POSTGRES = "duckdb", "postgres"
+C = ' COLLATE "C"'
 
 ROLLUP_KEYS = {
     "model": "u.model",
@@ -68,7 +70,7 @@ LEFT JOIN turns t ON t.session_id = u.session_id AND t.turn_id = u.turn_id
 LEFT JOIN c ON c.session_id = u.session_id AND c.turn_id = u.turn_id AND c.model = u.model
     AND u.source = 'turn'
 GROUP BY u.session_id, u.turn_id, u.source, u.model
-ORDER BY started_at NULLS LAST, u.session_id, min(u.seq), u.source, u.model
+ORDER BY started_at NULLS LAST, u.session_id{C}, min(u.seq), u.source{C}, u.model{C}
 """
 
 
@@ -81,6 +83,7 @@ def usage_rollup(by: str, sid: str, prices: str | None, cost: str) -> str:
     """
     key = ROLLUP_KEYS[by]
     name = ROLLUP_NAMES[by]
+    order = key if by == "day" else key + C
     join = f" LEFT JOIN {prices} p ON p.model = u.model" if prices else ""
     cost_col = (
         f",\n    CASE WHEN count(*) = count({cost}) THEN sum({cost}) END AS cost" if prices else ""
@@ -96,7 +99,7 @@ SELECT {key} AS {name},
 FROM usage_deltas u{join}
 WHERE {TOTAL} > 0{sid.replace('session_id', 'u.session_id')}
 GROUP BY 1
-ORDER BY 1 NULLS LAST
+ORDER BY {order} NULLS LAST
 """
 
 
@@ -147,7 +150,7 @@ LEFT JOIN c ON c.session_id = t.session_id AND c.turn_id = t.turn_id
 LEFT JOIN tc ON tc.session_id = t.session_id AND tc.turn_id = t.turn_id
 LEFT JOIN ud ON ud.session_id = t.session_id AND ud.turn_id = t.turn_id
 WHERE true{sid.replace('session_id', 't.session_id')}
-ORDER BY t.started_at, t.session_id, t.seq
+ORDER BY t.started_at, t.session_id{C}, t.seq
 """
 
 
@@ -168,7 +171,7 @@ SELECT session_id, turn_id, call_id, name,
         AS status,
     started_at, duration_ms
 FROM tool_calls WHERE true{sid}
-ORDER BY started_at, session_id, seq
+ORDER BY started_at, session_id{C}, seq
 """
 
 
@@ -179,7 +182,7 @@ SELECT session_id, turn_id, call_id, model, protocol_iteration, attempt, started
     {', '.join(BUCKETS)},
     ({' + '.join(BUCKETS[:4])})::BIGINT AS total_tokens, coalesce(estimated, false) AS estimated
 FROM llm_calls WHERE true{sid}
-ORDER BY started_at, session_id, seq
+ORDER BY started_at, session_id{C}, seq
 """
 
 
@@ -250,5 +253,5 @@ SELECT g.session_id, g.seq, g.node_id, g.parent_node_id, g.kind, g.role, g.turn_
 FROM graph_nodes g
 LEFT JOIN path p ON p.session_id = g.session_id AND p.node_id = g.node_id
 WHERE NOT g.tombstoned{sid.replace('session_id', 'g.session_id')}
-ORDER BY g.session_id, g.seq
+ORDER BY g.session_id{C}, g.seq
 """
