@@ -539,3 +539,79 @@ def test_rows_come_in_byte_order_of_their_text_keys_on_every_store(name, request
     assert by_model == ["Zeta-model", "alpha-model"]
     assert by_session == ["Zeta", "alpha"]
     assert graph_sessions == ["Zeta", "Zeta", "alpha", "alpha"]
+
+
+# ---------------------------------------------------------------- empty stores, JSON sizes
+
+
+def _target(name: str, request: Any, tmp_path: Any) -> str | None:
+    if name == "postgres":
+        return request.getfixturevalue("pg_server").create_database()
+    return None if name == "memory" else str(tmp_path / "x.duckdb")
+
+
+_EMPTY: dict[str, dict[str, Any]] = {}
+
+
+@pytest.mark.parametrize("name", STORES)
+def test_a_fresh_store_gives_empty_frames_with_the_documented_dtypes(name, request, tmp_path):
+    async def body():
+        core = LashCore.builder().model("m").store(_target(name, request, tmp_path)).build()
+        got = {"usage": reports.usage_frame(core), "model": reports.usage_frame(core, by="model"),
+               "day": reports.usage_frame(core, by="day"), "turns": reports.turns_frame(core),
+               "llm_calls": reports.llm_calls_frame(core),
+               "tool_calls": reports.tool_calls_frame(core),
+               "queue": reports.queue_frame(core), "graph": reports.graph_frame(core)}
+        await core.close()
+        return got
+
+    got = asyncio.run(body())
+    shapes = {k: f.shape for k, f in got.items()}
+    assert shapes == {"usage": (0, 15), "model": (0, 10), "day": (0, 10), "turns": (0, 15),
+                      "llm_calls": (0, 19), "tool_calls": (0, 11), "queue": (0, 13),
+                      "graph": (0, 10)}
+    assert str(got["usage"]["started_at"].dtype) == UTC
+    assert str(got["day"]["day"].dtype) == UTC
+    assert str(got["queue"]["enqueued_at"].dtype) == UTC
+    assert str(got["tool_calls"]["args_bytes"].dtype) == "int64"
+    _EMPTY[name] = {k: list(f.dtypes.astype(str).items()) for k, f in got.items()}
+    for other in _EMPTY.values():
+        assert other == _EMPTY[name]
+
+
+@tool
+def lookup(q: str, n: list, big: int) -> dict:  # type: ignore[type-arg]
+    """Look something up."""
+    return {"got": "café", "n": n}
+
+
+ODD_ARGS = '{"q": "café ☕", "n": [1, 2.5, {"deep": null}], "big": 12345678901234567890}'
+# the stores write JSON compact with non-ASCII escaped, so these are the sizes on every store
+# (PostgreSQL's jsonb prints them with spaces and raw UTF-8, a different byte count):
+ODD_ARGS_STORED = '{"q":"caf\\u00e9 \\u2615","n":[1,2.5,{"deep":null}],"big":12345678901234567890}'
+ODD_OUTPUT_STORED = '{"got":"caf\\u00e9","n":[1,2.5,{"deep":null}]}'
+
+
+@pytest.mark.parametrize("name", STORES)
+def test_tool_call_sizes_count_the_json_as_written_on_every_store(name, request, tmp_path):
+    replies = iter([
+        LlmResponse(parts=(LlmPart.tool_call("call-odd", "lookup", ODD_ARGS),),
+                    terminal_reason=TerminalReason.TOOL_USE),
+        LlmResponse(parts=(LlmPart.text_part("done"),)),
+    ])
+
+    async def body():
+        core = LashCore.builder().provider(FunctionProvider(lambda req: next(replies))) \
+            .model("m").tools(lookup).store(_target(name, request, tmp_path)).build()
+        s = await core.session("s").open()
+        await s.turn("look it up").turn_id("t").run()
+        got = reports.tool_calls_frame(s)
+        await core.close()
+        return got
+
+    f = asyncio.run(body())
+    assert f["status"].tolist() == ["success"]
+    # counted by hand: 5 + 18 + 5 + 21 + 7 + 20 + 1 and 7 + 11 + 5 + 21 + 1 (ASCII: bytes)
+    assert len(ODD_ARGS_STORED) == 77 and len(ODD_OUTPUT_STORED) == 45
+    assert f["args_bytes"].tolist() == [77]
+    assert f["output_bytes"].tolist() == [45]
