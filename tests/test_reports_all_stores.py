@@ -615,3 +615,46 @@ def test_tool_call_sizes_count_the_json_as_written_on_every_store(name, request,
     assert len(ODD_ARGS_STORED) == 77 and len(ODD_OUTPUT_STORED) == 45
     assert f["args_bytes"].tolist() == [77]
     assert f["output_bytes"].tolist() == [45]
+
+
+@tool
+async def slow_tool(city: str) -> str:
+    """Takes an hour."""
+    await asyncio.sleep(3600)
+    return "never"
+
+
+@pytest.mark.parametrize("name", STORES)
+def test_a_tool_call_cut_by_stop_reads_cancelled_on_every_store(name, request, tmp_path):
+    def model(req):
+        return LlmResponse(parts=(LlmPart.tool_call("call-slow", "slow_tool", '{"city": "Oslo"}'),),
+                           usage=TokenUsage(9, 4, 0, 0, 0), terminal_reason=TerminalReason.TOOL_USE)
+
+    async def until_tool_started(s):
+        cursor = s.observe().current_observation().cursor
+        async for ev in s.observe().subscribe_from_cursor(cursor):
+            if getattr(ev, "kind", "") == "turn_activity" and \
+                    ev.activity.type == "tool_call_started":
+                return
+
+    async def body():
+        core = LashCore.builder().provider(FunctionProvider(model)).model("m") \
+            .tools(slow_tool).store(_target(name, request, tmp_path)).build()
+        s = await core.session("s").open()
+        task = asyncio.ensure_future(s.turn("slow please").turn_id("t").run())
+        await asyncio.wait_for(until_tool_started(s), 30)
+        s.cancel_running_turns()
+        await asyncio.wait_for(task, 30)
+        got = reports.turns_frame(s), reports.tool_calls_frame(s)
+        await core.close()
+        return got
+
+    turns, calls = asyncio.run(body())
+    assert turns[["stop_reason", "llm_calls", "tool_calls", "failed_tool_calls",
+                  "cancelled_tool_calls", "total_tokens", "cancelled_by"]].to_dict("records") == [
+        {"stop_reason": "cancelled", "llm_calls": 1, "tool_calls": 1, "failed_tool_calls": 0,
+         "cancelled_tool_calls": 1, "total_tokens": 13, "cancelled_by": "api"}]
+    assert calls[["name", "success", "interrupted", "status", "args_bytes"]].to_dict(
+        "records") == [{"name": "slow_tool", "success": False, "interrupted": True,
+                        "status": "cancelled", "args_bytes": len('{"city":"Oslo"}')}]
+    assert calls["duration_ms"].iloc[0] >= 0
