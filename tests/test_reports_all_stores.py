@@ -658,3 +658,33 @@ def test_a_tool_call_cut_by_stop_reads_cancelled_on_every_store(name, request, t
         "records") == [{"name": "slow_tool", "success": False, "interrupted": True,
                         "status": "cancelled", "args_bytes": len('{"city":"Oslo"}')}]
     assert calls["duration_ms"].iloc[0] >= 0
+
+
+def test_a_postgresql_dsn_given_as_a_report_source_says_to_pass_the_store():
+    from lash_nb._errors import StorePathError
+
+    with pytest.raises(StorePathError, match=r"PostgresStore\(dsn\)") as err:
+        reports.usage_frame("postgresql://user@db/lash")
+    assert "\n" not in str(err.value)
+
+
+def test_a_postgres_store_object_is_a_report_source(request):
+    from lash_nb.stores import PostgresStore
+
+    dsn = request.getfixturevalue("pg_server").create_database()
+
+    async def body():
+        core = LashCore.builder().provider(FunctionProvider(_nb_model)).model("m").store(dsn) \
+            .build()
+        s = await core.session("s").open()
+        await s.turn("hello").turn_id("t").run()
+        await core.close()
+
+    asyncio.run(body())
+    store = PostgresStore(dsn)  # e.g. in an analysis notebook, next morning
+    try:
+        f = reports.usage_frame(store, by="session")
+    finally:
+        store.close_sync()
+    assert f[["session_id", "total_tokens"]].to_dict("records") == [
+        {"session_id": "s", "total_tokens": 16}]

@@ -113,6 +113,11 @@ def open_tables(source: Any) -> Iterator[StoreTables | LoadedTables]:
 
 @contextmanager
 def _opened_path(path: str) -> Iterator[Any]:
+    if path.startswith(("postgresql://", "postgres://")):
+        raise StorePathError(
+            "reports take a PostgreSQL store as an object, not its DSN: pass the LashCore or "
+            "session that uses it, or lash_nb.stores.PostgresStore(dsn)"
+        )
     if path.endswith(".jsonl"):
         raise StorePathError(
             f"{path} looks like a lash trace; pass read_lash_trace({path!r}) instead of the path"
