@@ -45,6 +45,8 @@ from lash_nb.providers import (
 from pg_fixture import pg_server  # noqa: F401  (fixture)
 
 STORES = ["memory", "duckdb", "postgres"]
+# the PostgreSQL cases carry the ``postgres`` marker (they skip when no server can start)
+STORE_PARAMS = ["memory", "duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
 UTC = "datetime64[us, UTC]"
 NOW_MS = 4_000_000_000_000  # the "now" given to queue_frame: age of a pending batch is fixed
 BUCKETS = ["input_tokens", "output_tokens", "cache_read_input_tokens",
@@ -181,7 +183,7 @@ def _built(name: str, request: Any, tmp_path_factory: Any) -> dict[str, Any]:
     return _BUILT[name]
 
 
-@pytest.fixture(params=STORES)
+@pytest.fixture(params=STORE_PARAMS)
 def built(request: Any, tmp_path_factory: Any) -> dict[str, Any]:
     return _built(request.param, request, tmp_path_factory)
 
@@ -389,6 +391,7 @@ def test_charts_draw_the_same_bars_on_every_store(built):
 # ---------------------------------------------------------------- across stores
 
 
+@pytest.mark.postgres
 def test_every_frame_is_identical_across_stores_apart_from_clock_values(request,
                                                                          tmp_path_factory):
     """Whatever the hand-written checks above do not name, the three stores still agree
@@ -453,7 +456,7 @@ def _magic_frames(name: str, request: Any, tmp_path_factory: Any) -> dict[str, A
     return out
 
 
-@pytest.fixture(params=STORES)
+@pytest.fixture(params=STORE_PARAMS)
 def magic(request: Any, tmp_path_factory: Any) -> dict[str, Any]:
     return _magic_frames(request.param, request, tmp_path_factory)
 
@@ -488,6 +491,7 @@ def test_lash_graph_draws_the_stored_nodes_on_every_store(magic):
     assert magic["tree"].frame["text"].tolist() == ["hello", "hi there"]
 
 
+@pytest.mark.postgres
 def test_lash_verbs_give_the_same_columns_and_dtypes_on_every_store(request, tmp_path_factory):
     got = {name: _magic_frames(name, request, tmp_path_factory) for name in STORES}
     for key in ("usage", "usage_model", "sessions", "queue", "graph"):
@@ -515,7 +519,7 @@ def _icu_database(server: Any) -> str:
     return server.dsn_for(name)
 
 
-@pytest.mark.parametrize("name", STORES)
+@pytest.mark.parametrize("name", STORE_PARAMS)
 def test_rows_come_in_byte_order_of_their_text_keys_on_every_store(name, request, tmp_path):
     target = (_icu_database(request.getfixturevalue("pg_server")) if name == "postgres"
               else None if name == "memory" else str(tmp_path / "o.duckdb"))
@@ -553,7 +557,7 @@ def _target(name: str, request: Any, tmp_path: Any) -> str | None:
 _EMPTY: dict[str, dict[str, Any]] = {}
 
 
-@pytest.mark.parametrize("name", STORES)
+@pytest.mark.parametrize("name", STORE_PARAMS)
 def test_a_fresh_store_gives_empty_frames_with_the_documented_dtypes(name, request, tmp_path):
     async def body():
         core = LashCore.builder().model("m").store(_target(name, request, tmp_path)).build()
@@ -592,7 +596,7 @@ ODD_ARGS_STORED = '{"q":"caf\\u00e9 \\u2615","n":[1,2.5,{"deep":null}],"big":123
 ODD_OUTPUT_STORED = '{"got":"caf\\u00e9","n":[1,2.5,{"deep":null}]}'
 
 
-@pytest.mark.parametrize("name", STORES)
+@pytest.mark.parametrize("name", STORE_PARAMS)
 def test_tool_call_sizes_count_the_json_as_written_on_every_store(name, request, tmp_path):
     replies = iter([
         LlmResponse(parts=(LlmPart.tool_call("call-odd", "lookup", ODD_ARGS),),
@@ -624,7 +628,7 @@ async def slow_tool(city: str) -> str:
     return "never"
 
 
-@pytest.mark.parametrize("name", STORES)
+@pytest.mark.parametrize("name", STORE_PARAMS)
 def test_a_tool_call_cut_by_stop_reads_cancelled_on_every_store(name, request, tmp_path):
     def model(req):
         return LlmResponse(parts=(LlmPart.tool_call("call-slow", "slow_tool", '{"city": "Oslo"}'),),
@@ -668,6 +672,7 @@ def test_a_postgresql_dsn_given_as_a_report_source_says_to_pass_the_store():
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.postgres
 def test_a_postgres_store_object_is_a_report_source(request):
     from lash_nb.stores import PostgresStore
 
