@@ -1,6 +1,7 @@
 """Reports (public namespace; re-exports only).
 
-Read-side projections to pandas DataFrames, computed in DuckDB:
+Read-side projections to pandas DataFrames, computed in the store's database (DuckDB, or
+PostgreSQL for the PostgreSQL store; the same columns, dtypes and values on every store):
 ``usage_frame``, ``turns_frame``, ``llm_calls_frame``, ``tool_calls_frame``, ``queue_frame``,
 ``graph_frame``; charts (``usage_chart``, ``turn_duration_chart``, ``queue_wait_chart``);
 ``read_lash_trace`` imports a lash trace JSONL file into the same frames.

@@ -221,11 +221,9 @@ def test_queue_frame_shows_pending_work_with_policies_and_age(store_arg):
         assert pending["slot_policy"].tolist() == ["exclusive"]
         assert pending["age_ms"].tolist() == [5000.0]
         assert pending["wait_ms"].isna().all()
-        if store_arg is not None:  # the DuckDB store keeps finished batches in queue_history
-            assert q["state"].tolist() == ["pending", "cancelled"]
-            assert q["slot_policy"].tolist() == ["exclusive", "join"]
-        else:
-            assert q["state"].tolist() == ["pending"]
+        # every store keeps finished batches (queue_history; the memory store in memory)
+        assert q["state"].tolist() == ["pending", "cancelled"]
+        assert q["slot_policy"].tolist() == ["exclusive", "join"]
         await core.close()
     run(body())
 

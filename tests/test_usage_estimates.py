@@ -168,13 +168,16 @@ def test_postgres_stores_the_estimate_and_an_older_database_gains_the_column(pg_
 
     async def body():
         core, s, out = await _stopped_turn(pg_dsn, _silent_then_hang, "count to five please")
-        frame = reports.llm_calls_frame(s)  # (usage_frame does not run on PostgreSQL yet)
+        frame = reports.llm_calls_frame(s)
+        usage = reports.usage_frame(s, by="turn")
         flags = estimated_usage_flags(s)
         await core.close()
-        return frame, flags
+        return frame, usage, flags
 
-    frame, flags = asyncio.run(body())
+    frame, usage, flags = asyncio.run(body())
     assert flags == {("turn", "m"): True}
+    assert usage[["turn_id", "input_tokens", "output_tokens", "estimated"]].to_dict("records") == [
+        {"turn_id": "t1", "input_tokens": 5, "output_tokens": 2, "estimated": True}]
     assert frame[["outcome", "input_tokens", "estimated"]].to_dict("records") == [
         {"outcome": "interrupted", "input_tokens": 5, "estimated": True}]
     with psycopg.connect(pg_dsn, autocommit=True) as con:

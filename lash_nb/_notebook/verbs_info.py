@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 TOOLS = parser("tools", "The tool catalog with membership toggles.")
 TOOLS.add_argument("--session", default=None)
 
-USAGE = parser("usage", "Token usage as a DataFrame (computed in DuckDB), or a chart with --plot.")
+USAGE = parser("usage", "Token usage as a DataFrame (computed in the store), or a chart with --plot.")
 USAGE.add_argument("--session", default=None)
 USAGE.add_argument("--by", default=None, choices=("turn", "model", "source", "session", "day"))
 USAGE.add_argument("--plot", action="store_true", help="a chart instead of a DataFrame")
@@ -43,7 +43,7 @@ HELP = """**%lash** verbs (`%load_ext lash_nb`)
 | `%lash drain [--all] [--background]` | run queued work now, with N of M progress |
 | `%lash stop` | cancel the running turns |
 | `%lash tools` | tool catalog with membership toggles |
-| `%lash usage [--by turn\\|model\\|source\\|session\\|day] [--plot]` | usage DataFrame (computed in DuckDB) or a chart |
+| `%lash usage [--by turn\\|model\\|source\\|session\\|day] [--plot]` | usage DataFrame (computed in the store) or a chart |
 | `%lash sessions` / `%lash graph [--df]` | stored sessions / the session graph as a tree with its branches |
 | `%lash sql QUERY` / `%%lash sql` | DuckDB SQL over the store, DataFrame out |
 | `%lash replay [TURN]` | re-render a committed turn |

@@ -1,9 +1,10 @@
 """Report frames: usage, turns, model calls, tool calls, queued work and the session graph.
 
 Each function takes a ``source``: a ``LashSession`` (its store, narrowed to the session), a
-``LashCore`` (its store), a store, a path to a DuckDB store file, or a :class:`LashTrace`
-(``read_lash_trace(path)``). The work happens in DuckDB (see ``sql.py``); the columns and
-dtypes below are the contract, also for empty results. Timestamps are tz-aware UTC
+``LashCore`` (its store), a store (memory, DuckDB or PostgreSQL), a path to a DuckDB store
+file, or a :class:`LashTrace` (``read_lash_trace(path)``). The work happens in the database
+(see ``sql.py``); the columns, dtypes and values below are the contract on every store, also
+for empty results. Timestamps are tz-aware UTC
 (``datetime64[us, UTC]``): the store keeps UTC, and a naive column would be read as local time.
 Text columns (``STR``) have the installed pandas' default string dtype: ``str`` on pandas 3,
 ``object`` (Python ``str``, missing values ``None``) on pandas 2.
@@ -120,7 +121,7 @@ def usage_frame(
         if values is not None:
             missing = tables.query(sql.unpriced_models(sid, values), {**params, **price_params})
             if len(missing):
-                names = ", ".join(missing["model"].astype(str))
+                names = ", ".join(sorted(missing["model"].astype(str)))
                 warnings.warn(
                     f"no price for model(s) {names}; their cost is NaN (add them to prices)",
                     LashWarning,
@@ -151,7 +152,13 @@ def tool_calls_frame(source: Any) -> Any:
     """One row per tool call: name, args_bytes / output_bytes (size of the JSON),
     success, interrupted, status (lash's success | failure | cancelled), started_at,
     duration_ms (for a cancelled call: how long it ran until the cancel)."""
-    return _simple(source, sql.tool_calls, TOOL_CALLS_COLUMNS)
+    with open_tables(source) as tables:
+        sid, params = session_filter(tables)
+        frame = tables.query(sql.tool_calls(sid, tables.dialect), params)
+    if "args_json" in frame.columns:  # PostgreSQL: sized here, as lash_nb wrote the JSON
+        frame = frame.assign(args_bytes=[json_size(t) for t in frame["args_json"]],
+                             output_bytes=[json_size(t) for t in frame["output_json"]])
+    return conform(frame, TOOL_CALLS_COLUMNS)
 
 
 def llm_calls_frame(source: Any) -> Any:
@@ -163,7 +170,10 @@ def llm_calls_frame(source: Any) -> Any:
 def graph_frame(source: Any) -> Any:
     """The session graph: one row per node; ``parent_node_id`` is the edge to its parent and
     ``on_active_path`` marks the leaf's path (the conversation the model sees)."""
-    return _simple(source, sql.graph, GRAPH_COLUMNS)
+    with open_tables(source) as tables:
+        sid, params = session_filter(tables)
+        frame = tables.query(sql.graph(sid, tables.dialect), params)
+    return conform(frame, GRAPH_COLUMNS)
 
 
 def queue_frame(source: Any, *, finished_limit: int = 100, now_ms: int | None = None) -> Any:
@@ -185,6 +195,18 @@ def _simple(source: Any, build: Any, cols: dict[str, str]) -> Any:
         sid, params = session_filter(tables)
         frame = tables.query(build(sid), params)
     return conform(frame, cols)
+
+
+def json_size(text: Any) -> int:
+    """Bytes of a JSON value in the compact form the stores write (``rows.dumps``: no spaces,
+    non-ASCII escaped); 0 for NULL."""
+    import json
+
+    from .._store.duckdb.rows import dumps
+
+    if text is None or (isinstance(text, float) and text != text):
+        return 0
+    return len(dumps(json.loads(text)).encode("utf-8"))
 
 
 def conform(frame: Any, cols: Mapping[str, str]) -> Any:

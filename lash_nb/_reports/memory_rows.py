@@ -3,7 +3,8 @@
 The memory store keeps records in Python; this reads a consistent snapshot of them under the
 store's lock and encodes them with the DuckDB store's own column builders (``rows.py``), so
 both stores feed the report SQL identical rows. One insert per table, never one per row.
-The memory store keeps no history of finished queued work, so ``queue_history`` stays empty.
+Finished queued work (completed or cancelled batches) fills ``queue_history`` as in the
+durable stores.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def load_memory_store(con: Any, store: MemoryStore) -> None:
     with store._lock:  # a snapshot: commits wait until the columns are built
         sessions = list(store._sessions.values())
         batches = list(store._batches.values())
+        history = list(store._history)
         leases = dict(store._leases)
         cols = _collect(sessions)
     for table in ("graph_nodes", "usage_deltas", "llm_calls", "tool_calls"):
@@ -30,6 +32,7 @@ def load_memory_store(con: Any, store: MemoryStore) -> None:
     insert_arrow(con, "sessions", pa.table(cols["sessions"]))
     insert_arrow(con, "turns", pa.table(cols["turns"]))
     insert_arrow(con, "queued_work_batches", pa.table(_batch_columns(batches)))
+    insert_arrow(con, "queue_history", pa.table(_history_columns(history)))
     insert_arrow(con, "execution_leases", pa.table({
         "session_id": list(leases),
         "owner_id": [r.owner_id for r in leases.values()],
@@ -126,4 +129,26 @@ def _batch_columns(batches: list[Any]) -> dict[str, Any]:
         "items": pa.array([rows.dumps([
             {"item_id": i.item_id, "kind": i.kind, "payload": dict(i.payload)} for i in x.items
         ]) for x in b], pa.string()),
+    }
+
+
+def _history_columns(history: list[Any]) -> dict[str, Any]:
+    import pyarrow as pa
+
+    b = [h.row.batch for h in history]
+    i64, ms = pa.int64(), pa.timestamp("ms")
+    return {
+        "batch_id": pa.array([x.batch_id for x in b], pa.string()),
+        "session_id": pa.array([x.session_id for x in b], pa.string()),
+        "source_key": pa.array([x.source_key for x in b], pa.string()),
+        "delivery_policy": pa.array([x.delivery_policy.value for x in b], pa.string()),
+        "slot_policy": pa.array([x.slot_policy.value for x in b], pa.string()),
+        "enqueue_seq": pa.array([x.enqueue_seq for x in b], i64),
+        "enqueued_at_ms": pa.array([x.enqueued_at_ms for x in b], i64),
+        "claimed_at_ms": pa.array([h.row.claimed_at_ms for h in history], i64),
+        "finished_at_ms": pa.array([h.finished_at_ms for h in history], i64),
+        "final_state": pa.array([h.final_state for h in history], pa.string()),
+        "turn_id": pa.array([h.turn_id for h in history], pa.string()),
+        "enqueued_at": pa.array([x.enqueued_at_ms for x in b], ms),
+        "finished_at": pa.array([h.finished_at_ms for h in history], ms),
     }

@@ -81,7 +81,7 @@ def _from_csv(path: str) -> PriceTable:
 def prices_sql(table: PriceTable) -> tuple[str, dict[str, Any]]:
     """A subquery of prices ``(model, <buckets>)`` with one parameter per cell."""
     if not table:
-        cols = ", ".join(f"NULL::DOUBLE AS {b}" for b in PRICED_BUCKETS)
+        cols = ", ".join(f"NULL::DOUBLE PRECISION AS {b}" for b in PRICED_BUCKETS)
         return f"(SELECT NULL::VARCHAR AS model, {cols} WHERE false)", {}
     params: dict[str, Any] = {}
     rows = []
@@ -90,7 +90,7 @@ def prices_sql(table: PriceTable) -> tuple[str, dict[str, Any]]:
         cells = [f"$pm{i}::VARCHAR"]
         for j, b in enumerate(PRICED_BUCKETS):
             params[f"p{i}_{j}"] = buckets.get(b)
-            cells.append(f"$p{i}_{j}::DOUBLE")
+            cells.append(f"$p{i}_{j}::DOUBLE PRECISION")
         rows.append("(" + ", ".join(cells) + ")")
     names = ", ".join(["model", *PRICED_BUCKETS])
     return f"(SELECT * FROM (VALUES {', '.join(rows)}) AS v({names}))", params

@@ -1,8 +1,16 @@
 """The report SQL, written once against the store schema (``_store/duckdb/schema.py``).
 
-Every query aggregates inside DuckDB; pandas only receives the result through Arrow.
+Every query aggregates inside the database; pandas only receives the result.
 Sums are cast to BIGINT (DuckDB sums BIGINT into HUGEINT, which pandas cannot hold).
 ``{sid}`` marks where a session filter (``AND session_id = $sid``) goes.
+
+One text runs on DuckDB (the DuckDB store, and the in-memory database that holds a memory
+store's or a trace's rows) and on PostgreSQL: only what both dialects read the same way is
+used (no ``GROUP BY ALL``, ``any_value``, ``DOUBLE``, ``make_timestamp`` or
+``json_extract_string``; ``epoch_ms(bigint)`` exists in DuckDB and in the PostgreSQL schema).
+The two things that differ are the ``dialect`` argument of :func:`tool_calls` and
+:func:`graph` (see ADR 24). Text sort keys are ordered ``COLLATE "C"`` (byte order, DuckDB's
+own), so a PostgreSQL database with a language collation lists rows in the same order.
 
 Usage rows follow the ledger rule: a delta whose ``total()`` is zero is left out, so a frame
 sums to ``SessionUsageReport.usage``. ``estimated`` is true for a group holding any estimated
@@ -17,6 +25,9 @@ TOTAL = " + ".join(f"u.{b}" for b in BUCKETS[:4])
 SUMS = ",\n    ".join(f"sum(u.{b})::BIGINT AS {b}" for b in BUCKETS)
 SUM_TOTAL = f"sum({TOTAL})::BIGINT AS total_tokens"
 COST = "CASE WHEN count(*) = count(u.cost) THEN sum(u.cost) END AS cost"
+
+DUCKDB, POSTGRES = "duckdb", "postgres"
+C = ' COLLATE "C"'
 
 ROLLUP_KEYS = {
     "model": "u.model",
@@ -44,22 +55,22 @@ def usage_by_turn(sid: str, prices: str | None, cost: str) -> str:
 WITH {usage_rows_cte(sid, prices, cost)},
 c AS (
     SELECT session_id, turn_id, model, count(DISTINCT call_id) AS n
-    FROM llm_calls WHERE true{sid} GROUP BY ALL
+    FROM llm_calls WHERE true{sid} GROUP BY session_id, turn_id, model
 )
 SELECT u.session_id, u.turn_id, u.source, u.model,
     {SUMS},
     {SUM_TOTAL},
     CASE WHEN u.turn_id IS NULL THEN 0 ELSE 1 END::BIGINT AS turns,
     coalesce(bool_or(u.estimated), false) AS estimated,
-    coalesce(any_value(c.n), 0)::BIGINT AS llm_calls,
-    any_value(t.started_at) AS started_at,
-    any_value(t.duration_ms) AS duration_ms{cost_col}
+    coalesce(max(c.n), 0)::BIGINT AS llm_calls,
+    max(t.started_at) AS started_at,
+    max(t.duration_ms) AS duration_ms{cost_col}
 FROM u
 LEFT JOIN turns t ON t.session_id = u.session_id AND t.turn_id = u.turn_id
 LEFT JOIN c ON c.session_id = u.session_id AND c.turn_id = u.turn_id AND c.model = u.model
     AND u.source = 'turn'
 GROUP BY u.session_id, u.turn_id, u.source, u.model
-ORDER BY started_at NULLS LAST, u.session_id, min(u.seq), u.source, u.model
+ORDER BY started_at NULLS LAST, u.session_id{C}, min(u.seq), u.source{C}, u.model{C}
 """
 
 
@@ -72,6 +83,7 @@ def usage_rollup(by: str, sid: str, prices: str | None, cost: str) -> str:
     """
     key = ROLLUP_KEYS[by]
     name = ROLLUP_NAMES[by]
+    order = key if by == "day" else key + C
     join = f" LEFT JOIN {prices} p ON p.model = u.model" if prices else ""
     cost_col = (
         f",\n    CASE WHEN count(*) = count({cost}) THEN sum({cost}) END AS cost" if prices else ""
@@ -87,7 +99,7 @@ SELECT {key} AS {name},
 FROM usage_deltas u{join}
 WHERE {TOTAL} > 0{sid.replace('session_id', 'u.session_id')}
 GROUP BY 1
-ORDER BY 1 NULLS LAST
+ORDER BY {order} NULLS LAST
 """
 
 
@@ -111,17 +123,17 @@ def turns(sid: str) -> str:
     return f"""
 WITH c AS (
     SELECT session_id, turn_id, count(DISTINCT call_id) AS n FROM llm_calls
-    WHERE true{sid} GROUP BY ALL
+    WHERE true{sid} GROUP BY session_id, turn_id
 ),
 tc AS (
     SELECT session_id, turn_id, count(*) AS n,
         count(*) FILTER (WHERE NOT success AND NOT interrupted) AS failed,
         count(*) FILTER (WHERE interrupted) AS cancelled
-    FROM tool_calls WHERE true{sid} GROUP BY ALL
+    FROM tool_calls WHERE true{sid} GROUP BY session_id, turn_id
 ),
 ud AS (
     SELECT session_id, turn_id, sum({TOTAL}) AS total FROM usage_deltas u
-    WHERE true{sid} GROUP BY ALL
+    WHERE true{sid} GROUP BY session_id, turn_id
 )
 SELECT t.session_id, t.turn_id, t.status, t.outcome, t.stop_reason, t.started_at,
     t.duration_ms,
@@ -130,29 +142,36 @@ SELECT t.session_id, t.turn_id, t.status, t.outcome, t.stop_reason, t.started_at
     coalesce(tc.failed, 0)::BIGINT AS failed_tool_calls,
     coalesce(tc.cancelled, 0)::BIGINT AS cancelled_tool_calls,
     coalesce(ud.total, 0)::BIGINT AS total_tokens,
-    json_extract_string(t.result, '$.errors[0].message') AS error,
-    json_extract_string(t.result, '$.cancellation.origin') AS cancelled_by,
-    json_extract_string(t.result, '$.cancellation.reason') AS cancel_reason
+    t.result -> 'errors' -> 0 ->> 'message' AS error,
+    t.result -> 'cancellation' ->> 'origin' AS cancelled_by,
+    t.result -> 'cancellation' ->> 'reason' AS cancel_reason
 FROM turns t
 LEFT JOIN c ON c.session_id = t.session_id AND c.turn_id = t.turn_id
 LEFT JOIN tc ON tc.session_id = t.session_id AND tc.turn_id = t.turn_id
 LEFT JOIN ud ON ud.session_id = t.session_id AND ud.turn_id = t.turn_id
 WHERE true{sid.replace('session_id', 't.session_id')}
-ORDER BY t.started_at, t.session_id, t.seq
+ORDER BY t.started_at, t.session_id{C}, t.seq
 """
 
 
-def tool_calls(sid: str) -> str:
+def tool_calls(sid: str, dialect: str = DUCKDB) -> str:
+    """On PostgreSQL ``args`` and ``output`` come back as text (``args_json``,
+    ``output_json``) and their size is measured in Python: ``jsonb`` prints JSON with spaces
+    and unescaped non-ASCII characters, so its text is not the text lash_nb wrote."""
+    if dialect == POSTGRES:
+        sizes = "args::text AS args_json, output::text AS output_json"
+    else:
+        sizes = ("coalesce(strlen(CAST(args AS VARCHAR)), 0)::BIGINT AS args_bytes,\n    "
+                 "coalesce(strlen(CAST(output AS VARCHAR)), 0)::BIGINT AS output_bytes")
     return f"""
 SELECT session_id, turn_id, call_id, name,
-    coalesce(strlen(CAST(args AS VARCHAR)), 0)::BIGINT AS args_bytes,
-    coalesce(strlen(CAST(output AS VARCHAR)), 0)::BIGINT AS output_bytes,
+    {sizes},
     success, interrupted,
     CASE WHEN interrupted THEN 'cancelled' WHEN success THEN 'success' ELSE 'failure' END
         AS status,
     started_at, duration_ms
 FROM tool_calls WHERE true{sid}
-ORDER BY started_at, session_id, seq
+ORDER BY started_at, session_id{C}, seq
 """
 
 
@@ -163,7 +182,7 @@ SELECT session_id, turn_id, call_id, model, protocol_iteration, attempt, started
     {', '.join(BUCKETS)},
     ({' + '.join(BUCKETS[:4])})::BIGINT AS total_tokens, coalesce(estimated, false) AS estimated
 FROM llm_calls WHERE true{sid}
-ORDER BY started_at, session_id, seq
+ORDER BY started_at, session_id{C}, seq
 """
 
 
@@ -195,18 +214,29 @@ rows AS (
     )
 )
 SELECT session_id, batch_id, state, delivery_policy, slot_policy, source_key, enqueue_seq,
-    make_timestamp(enqueued_at_ms * 1000) AS enqueued_at,
-    make_timestamp(claimed_at_ms * 1000) AS claimed_at,
-    make_timestamp(finished_at_ms * 1000) AS finished_at,
-    (coalesce(finished_at_ms, $now) - enqueued_at_ms)::DOUBLE AS age_ms,
-    (claimed_at_ms - enqueued_at_ms)::DOUBLE AS wait_ms,
+    epoch_ms(enqueued_at_ms) AS enqueued_at,
+    epoch_ms(claimed_at_ms) AS claimed_at,
+    epoch_ms(finished_at_ms) AS finished_at,
+    (coalesce(finished_at_ms, $now) - enqueued_at_ms)::DOUBLE PRECISION AS age_ms,
+    (claimed_at_ms - enqueued_at_ms)::DOUBLE PRECISION AS wait_ms,
     turn_id
 FROM rows
 ORDER BY enqueue_seq
 """
 
 
-def graph(sid: str) -> str:
+# the text of a message node: its parts' content joined by spaces, cut to 200 characters
+_NODE_TEXT = {
+    DUCKDB: "array_to_string(json_extract_string(g.content, '$.parts[*].content'), ' ')",
+    POSTGRES: (
+        "coalesce((SELECT string_agg(e.part ->> 'content', ' ' ORDER BY e.i) FROM "
+        "jsonb_array_elements(CASE WHEN jsonb_typeof(g.content -> 'parts') = 'array' THEN "
+        "g.content -> 'parts' END) WITH ORDINALITY AS e(part, i)), '')"
+    ),
+}
+
+
+def graph(sid: str, dialect: str = DUCKDB) -> str:
     return f"""
 WITH RECURSIVE path(session_id, node_id) AS (
     SELECT session_id, leaf_node_id FROM sessions
@@ -218,11 +248,10 @@ WITH RECURSIVE path(session_id, node_id) AS (
 )
 SELECT g.session_id, g.seq, g.node_id, g.parent_node_id, g.kind, g.role, g.turn_id,
     g.created_at,
-    left(array_to_string(json_extract_string(g.content, '$.parts[*].content'), ' '), 200)
-        AS text,
+    left({_NODE_TEXT[dialect]}, 200) AS text,
     (p.node_id IS NOT NULL) AS on_active_path
 FROM graph_nodes g
 LEFT JOIN path p ON p.session_id = g.session_id AND p.node_id = g.node_id
 WHERE NOT g.tombstoned{sid.replace('session_id', 'g.session_id')}
-ORDER BY g.session_id, g.seq
+ORDER BY g.session_id{C}, g.seq
 """

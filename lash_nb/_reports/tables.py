@@ -5,6 +5,8 @@
 - A memory store or an imported lash trace: their rows are bulk-inserted (one Arrow batch per
   table) into a private in-memory DuckDB database that has the store schema, and the same SQL
   runs there. The in-memory database lives for one report call.
+- A PostgreSQL store: the SQL runs on the server through ``store.query`` (its ``sql_dialect``
+  is ``"postgres"``; see ``sql.py`` for the two places the text differs).
 - A session narrows any of these to its ``session_id``.
 """
 
@@ -20,11 +22,12 @@ Params = Mapping[str, Any]
 
 
 class StoreTables:
-    """Report SQL over a store that offers ``query(sql, params)`` (the DuckDB store)."""
+    """Report SQL over a store that offers ``query(sql, params)`` (DuckDB or PostgreSQL)."""
 
     def __init__(self, store: Any, session_id: str | None) -> None:
         self.store = store
         self.session_id = session_id
+        self.dialect: str = getattr(store, "sql_dialect", "duckdb")
 
     def query(self, sql: str, params: Params | None = None) -> Any:
         return self.store.query(sql, dict(params) if params else None)
@@ -32,6 +35,8 @@ class StoreTables:
 
 class LoadedTables:
     """Report SQL over rows loaded into an in-memory DuckDB database with the store schema."""
+
+    dialect = "duckdb"
 
     def __init__(self, load: Callable[[Any], None], session_id: str | None) -> None:
         self._load = load
@@ -108,6 +113,11 @@ def open_tables(source: Any) -> Iterator[StoreTables | LoadedTables]:
 
 @contextmanager
 def _opened_path(path: str) -> Iterator[Any]:
+    if path.startswith(("postgresql://", "postgres://")):
+        raise StorePathError(
+            "reports take a PostgreSQL store as an object, not its DSN: pass the LashCore or "
+            "session that uses it, or lash_nb.stores.PostgresStore(dsn)"
+        )
     if path.endswith(".jsonl"):
         raise StorePathError(
             f"{path} looks like a lash trace; pass read_lash_trace({path!r}) instead of the path"

@@ -80,6 +80,16 @@ class _BatchRow:
     claimed_at_ms: int | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class _FinishedBatch:
+    """A batch that left the queue (the ``queue_history`` row of the durable stores)."""
+
+    row: _BatchRow
+    finished_at_ms: int
+    final_state: str  # completed | cancelled
+    turn_id: str | None
+
+
 class MemoryStore:
     """Sessions, usage, events and queues kept in this process. Lost when it exits."""
 
@@ -90,6 +100,7 @@ class MemoryStore:
         self._sessions: dict[str, _Session] = {}
         self._leases: dict[str, _LeaseRow] = {}
         self._batches: dict[str, _BatchRow] = {}
+        self._history: list[_FinishedBatch] = []  # read by the reports, like queue_history
         self._seq = itertools.count(1)
 
     def __repr__(self) -> str:
@@ -121,6 +132,7 @@ class MemoryStore:
             self._leases.pop(session_id, None)
             for bid in [b for b, r in self._batches.items() if r.batch.session_id == session_id]:
                 del self._batches[bid]
+            self._history = [h for h in self._history if h.row.batch.session_id != session_id]
 
     async def load_events(self, session_id: str, turn_id: str | None = None) -> list[TurnActivity]:
         with self._lock:
@@ -197,9 +209,13 @@ class MemoryStore:
             if commit.turn is not None:
                 s.open_turns.pop(commit.turn.turn_id, None)
                 s.turns[commit.turn.turn_id] = commit.turn
+            done_by = (commit.turn.turn_id if commit.turn is not None else
+                       commit.turn_started.turn_id if commit.turn_started is not None else None)
             for claim in commit.completed_claims:
                 for bid in claim.batch_ids:
-                    self._batches.pop(bid, None)
+                    done = self._batches.pop(bid, None)
+                    if done is not None:
+                        self._history.append(_FinishedBatch(done, t, "completed", done_by))
             s.meta = dataclasses.replace(
                 s.meta,
                 provider_id=commit.provider_id or s.meta.provider_id,
@@ -370,6 +386,7 @@ class MemoryStore:
             if row is None or row.batch.session_id != session_id or self._is_claimed(row, now_ms()):
                 return None
             del self._batches[batch_id]
+            self._history.append(_FinishedBatch(row, now_ms(), "cancelled", None))
             return row.batch
 
     async def abandon_claim(self, claim: QueueClaim) -> None:

@@ -64,6 +64,7 @@ class DuckDBStore:
     """
 
     durable = True
+    sql_dialect = "duckdb"  # what ``query()`` speaks; the report SQL reads it
 
     def __init__(
         self,

@@ -67,6 +67,7 @@ class PostgresStore:
     """
 
     durable = True
+    sql_dialect = "postgres"  # what ``query()`` speaks; the report SQL reads it
 
     def __init__(self, dsn: str, *, pool_size: int = 4, connect_timeout_s: float = 10.0) -> None:
         self.dsn = dsn
