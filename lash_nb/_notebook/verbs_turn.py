@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.display import Markdown, display
 
-from .context import PROVIDERS, check_key
+from .._providers.registry import NAMES as PROVIDERS
+from .._providers.registry import check_key
 from .parsing import interpolate, parse, parser, split_prompt
 from .runner import run_turn
 
