@@ -16,7 +16,7 @@ from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._providers.anthropic import Anthropic
 from lash_nb._providers.openai_compat import OpenAICompatible
 from lash_nb._providers.sse import SseDecoder
-from lash_nb.testing.wire import LoopbackServer, ReplayTransport, load_wire_script
+from lash_nb.testing import LoopbackServer, ReplayTransport, load_wire_script
 
 DELTAS = 5000
 KEY = "sk-bench-7f3a9c0d5e1b2a4c6d8e"  # a realistic length: the delta scrubber is active

@@ -6,7 +6,7 @@
 - ``PostgresStore(dsn)``: a shared server store for many processes and machines.
 """
 
-from typing import Any
+import typing as _typing
 
 from ._store.base import (
     CommitResult,
@@ -28,16 +28,30 @@ _LAZY = {
 }
 
 __all__ = [
-    "MemoryStore", "DuckDBStore", "migrate_duckdb", "PostgresStore", "SessionStore", "SessionMeta",
-    "PersistedSession", "ReadScope", "RuntimeCommit", "CommitResult", "Lease", "LeaseBusy",
+    "CommitResult",
+    "DuckDBStore",
+    "Lease",
+    "LeaseBusy",
+    "MemoryStore",
+    "PersistedSession",
+    "PostgresStore",
+    "ReadScope",
+    "RuntimeCommit",
+    "SessionMeta",
+    "SessionStore",
     "TurnRecord",
+    "migrate_duckdb",
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name in _LAZY:
         import importlib
 
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module, __package__), attr)
     raise AttributeError(f"module 'lash_nb.stores' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -15,7 +15,7 @@ from lash_nb._errors import ConfigurationError
 from lash_nb._providers.anthropic import Anthropic
 from lash_nb._providers.openai_compat import OpenAICompatible
 from lash_nb._providers.select import select_provider
-from lash_nb.testing.wire import LoopbackServer, ReplayTransport, load_wire_script
+from lash_nb.testing import LoopbackServer, ReplayTransport, load_wire_script
 
 KEY = "sk-test-LEAKCHECK-123"
 LOCAL = Path(__file__).resolve().parent / "wire_scripts"

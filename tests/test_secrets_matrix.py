@@ -33,7 +33,7 @@ from lash_nb._core.secrets import Scrubber, StreamScrub, scrub
 from lash_nb.providers import Anthropic, FunctionProvider, OpenAICompatible, RetryPolicy
 from lash_nb.stores import DuckDBStore
 from lash_nb.testing import LoopbackServer
-from lash_nb.testing.wire import load_wire_script
+from lash_nb.testing import load_wire_script
 
 ECHO = Path(__file__).resolve().parent / "wire_scripts" / "key-echo"
 KEY = "lnb/ECHO+k3y_9f2c7a41d05e"  # the key the scripts echo; shaped like no known key

@@ -53,6 +53,18 @@ from .._store.base import (
     lease_owner_id,
 )
 
+__all__ = [
+    "CHECKS",
+    "Check",
+    "StoreFactory",
+    "StoreOpener",
+    "draft",
+    "node",
+    "run_conformance",
+    "store_conformance_tests",
+    "turn_record",
+]
+
 StoreOpener = Callable[[], Any]  # returns a SessionStore (or an awaitable of one)
 StoreFactory = Callable[[Path], StoreOpener]
 Check = Callable[[StoreOpener], Awaitable[None]]
