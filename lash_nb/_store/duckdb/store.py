@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from ..._core.events import TurnActivity
 from ..._core.queue import ClaimBoundary, QueueClaim, QueuedWorkBatch, QueuedWorkDraft
-from ..._errors import StoreError
+from ..._errors import QueryNotAllowed, StoreError
 from ..base import (
     DEFAULT_LEASE_TTL_MS,
     CommitResult,
@@ -38,6 +38,7 @@ from ..base import (
     SessionMeta,
     TurnRecord,
 )
+from .. import user_sql
 from . import leases, queued_work, reads
 from . import commit as commits
 from .journal import fold
@@ -180,21 +181,28 @@ class DuckDBStore:
             f"{self.path} was opened with read_only=True; open DuckDBStore without it to write"
         )
 
-    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
-        """Run SQL on the store's thread; rows come back as a ``pandas.DataFrame``."""
-        return self._worker.submit(lambda con: self._frame(con, sql, params)).result()
+    def query(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
+        allow_files: bool = False,
+    ) -> Any:
+        """Run a read-only query on the store's thread; rows come back as a
+        ``pandas.DataFrame``. Only reads run (``_store/user_sql.py``), in a read-only
+        transaction; files are read only with ``allow_files=True``."""
+        return self._worker.submit(
+            lambda con: self._frame(con, sql, params, allow_files)).result()
 
     async def query_async(
-        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
+        allow_files: bool = False,
     ) -> Any:
         return await asyncio.wrap_future(
-            self._worker.submit(lambda con: self._frame(con, sql, params))
+            self._worker.submit(lambda con: self._frame(con, sql, params, allow_files))
         )
 
-    def _frame(self, con: Any, sql: str, params: Any) -> Any:
+    def _frame(self, con: Any, sql: str, params: Any, allow_files: bool) -> Any:
         con.complete()  # a partly read execute() result would make con.sql refuse to run
         self._fold(con)  # every commit is in the tables a user queries
-        return _frame(con, self._worker.hold, sql, params)
+        return _frame(con, self._worker.hold, sql, params, allow_files)
 
     async def release_file(self) -> None:
         """Let other processes have the file now (a polling worker calls this when idle);
@@ -325,18 +333,38 @@ def _warm_arrow() -> None:
     pa.array([0])
 
 
-def _frame(con: Any, hold: Hold | None, sql: str, params: Any) -> Any:
+def _frame(con: Any, hold: Hold | None, sql: str, params: Any, allow_files: bool) -> Any:
+    import duckdb
+
     if hold is not None:
         hold.flush(con)  # lease rows a user may query are in the file
     # the store's own statements are small and run fastest on one thread (lock.py); a user's
     # query may scan millions of rows, so it gets every core
     con.execute(f"SET threads = {_QUERY_THREADS}")
+    # a transaction that cannot write the file, always rolled back (ADR 13); the statement
+    # check inside it gives the one-line refusal
+    con.execute("BEGIN TRANSACTION READ ONLY")
     try:
+        user_sql.check(sql, allow_files=allow_files, relations=lambda: _relations(con))
         rel = con.sql(sql, params=params) if params is not None else con.sql(sql)
         if rel is None:
             import pandas as pd
 
             return pd.DataFrame()
         return rel.to_arrow_table().to_pandas()
+    except duckdb.TransactionException as e:
+        if "read-only" not in str(e):
+            raise
+        raise QueryNotAllowed(
+            f"store queries only read; DuckDB refused it ({str(e).splitlines()[0]})") from e
     finally:
-        con.execute("SET threads = 1")
+        try:
+            con.execute("ROLLBACK")
+        finally:
+            con.execute("SET threads = 1")
+
+
+def _relations(con: Any) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views()"
+    ).fetchall()}
