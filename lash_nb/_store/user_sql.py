@@ -1,6 +1,6 @@
 """SQL a user runs on a store (``store.query``, ``%lash sql``, reports) only reads.
 
-Theory of operation (docs/adr/0013-user-sql-runs-read-only-on-a-read-only-transaction.md)
+Theory of operation (docs/adr/0013-user-sql-is-checked-by-duckdbs-parser-and-runs-in-a-read-only-transaction.md)
 - :func:`check` decides with DuckDB's own parser (``extract_statements``, ``tokenize``,
   ``json_serialize_sql``), never with regexes over the text. Every statement must be a read:
   ``SELECT`` (with ``WITH``, ``DESCRIBE``, ``SHOW``, ``SUMMARIZE``, ``FROM t``, ``VALUES``),
@@ -82,15 +82,19 @@ class Checked:
 
 
 def check(
-    sql: str, *, allow_files: bool = False,
+    sql: str, *, allow_files: bool = False, con: Any = None,
     relations: Callable[[], set[str]] | None = None, dialect: str = "duckdb",
 ) -> Checked:
     """Refuse (with :class:`QueryNotAllowed`) a query that is not made only of reads.
+    ``con``: a DuckDB connection to parse with (the DuckDB store's own; else a private one).
     ``relations`` gives the table and view names a ``FROM`` may name (DuckDB: no file
     replacement scans); ``dialect="postgres"`` lets text DuckDB cannot parse through."""
+    if con is None:
+        with _PARSER_LOCK:
+            return check(sql, allow_files=allow_files, con=_parser(), relations=relations,
+                         dialect=dialect)
     import duckdb
 
-    con = _parser()
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as e:
@@ -176,7 +180,7 @@ def _check_pragma(text: str) -> None:
 
 
 def _tree(con: Any, text: str) -> Any:
-    got = json.loads(con.execute("SELECT json_serialize_sql(?::VARCHAR)", [text]).fetchone()[0])
+    got = json.loads(con.execute("SELECT json_serialize_sql(?::VARCHAR)", [text]).fetchall()[0][0])
     return None if got.get("error") else got
 
 
@@ -233,14 +237,25 @@ def _check_tree(tree: Any, allow_files: bool, relations: set[str] | None) -> Non
                 )
 
 
-_local = threading.local()
+_PARSER_LOCK = threading.Lock()
+_PARSER: list[Any] = []
 
 
 def _parser() -> Any:
-    """A private in-memory DuckDB connection of this thread (the parser needs one)."""
-    con = getattr(_local, "con", None)
-    if con is None:
+    """A private in-memory DuckDB connection for parsing (callers hold ``_PARSER_LOCK``).
+    Closed at exit: a DuckDB connection left to interpreter shutdown on a daemon thread's
+    locals aborted the process ("terminate called ... exception not rethrown")."""
+    if not _PARSER:
+        import atexit
+
         import duckdb
 
-        con = _local.con = duckdb.connect(":memory:", config={"threads": 1})
-    return con
+        _PARSER.append(duckdb.connect(":memory:", config={"threads": 1}))
+        atexit.register(_close_parser)
+    return _PARSER[0]
+
+
+def _close_parser() -> None:
+    with _PARSER_LOCK:
+        while _PARSER:
+            _PARSER.pop().close()

@@ -39,7 +39,7 @@ from ..base import (
     TurnRecord,
 )
 from .. import user_sql
-from . import leases, queued_work, reads
+from . import leases, quarantine, queued_work, reads
 from . import commit as commits
 from .journal import fold
 from .hold import Hold
@@ -204,6 +204,22 @@ class DuckDBStore:
         self._fold(con)  # every commit is in the tables a user queries
         return _frame(con, self._worker.hold, sql, params, allow_files)
 
+    def quarantined_commits(self) -> Any:
+        """Commits that could not be folded into the tables, kept as written (one row each:
+        ``session_id``, ``head_revision``, ``turn_ids``, ``error``, ``written_at``,
+        ``quarantined_at``, ``body``) as a ``pandas.DataFrame``; empty when there are none."""
+        def job(con: Any) -> Any:
+            import pandas as pd
+
+            con.complete()
+            self._fold(con)
+            if "commit_quarantine" not in _relations(con):
+                return pd.DataFrame(columns=list(quarantine.COLUMNS))
+            return con.sql(f"SELECT {', '.join(quarantine.COLUMNS)} FROM commit_quarantine "
+                           "ORDER BY quarantined_at, session_id, head_revision").df()
+
+        return self._worker.submit(job).result()
+
     async def release_file(self) -> None:
         """Let other processes have the file now (a polling worker calls this when idle);
         the next call reopens it."""
@@ -345,7 +361,7 @@ def _frame(con: Any, hold: Hold | None, sql: str, params: Any, allow_files: bool
     # check inside it gives the one-line refusal
     con.execute("BEGIN TRANSACTION READ ONLY")
     try:
-        user_sql.check(sql, allow_files=allow_files, relations=lambda: _relations(con))
+        user_sql.check(sql, allow_files=allow_files, con=con, relations=lambda: _relations(con))
         rel = con.sql(sql, params=params) if params is not None else con.sql(sql)
         if rel is None:
             import pandas as pd
