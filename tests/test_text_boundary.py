@@ -202,6 +202,23 @@ def test_ids_that_no_store_can_keep_are_refused_with_one_line(bad: str, tmp_path
     asyncio.run(run())
 
 
+def test_system_prompt_is_cleaned_and_a_bad_model_name_is_refused(tmp_path: Path) -> None:
+    async def run() -> str | None:
+        core = (LashCore.builder().provider(scripted("hi")).system_prompt("be \x00 kind")
+                .store(str(tmp_path / "l.duckdb")).build())
+        try:
+            s = await core.session("s").open()
+            await s.turn("hello").run()
+            with pytest.raises(ConfigurationError, match="model name"):
+                await core.session("t").model("gpt\ud800").open()
+            policy = core.store.query("SELECT policy FROM sessions")["policy"][0]
+            return json.loads(policy)["system_prompt"]
+        finally:
+            await core.close()
+
+    assert asyncio.run(run()) == f"be {FFFD} kind"
+
+
 # ---------------------------------------------------------------------- the function itself
 
 
