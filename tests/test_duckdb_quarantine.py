@@ -98,26 +98,29 @@ def test_bad_rows_left_in_the_log_by_a_dead_process_are_quarantined_at_the_next_
         con.execute(log, ["bad", 1, bad.body()])
         con.execute(log, ["other", 1, good.body()])
         con.execute(log, ["garbled", 1, "{this is not json"])
+        con.execute(log, ["shape", 1, '{"tables": [], "turns": [{"turn_id": "t-s"}], "session": {}}'])
     finally:
         con.close()
     with pytest.raises(Exception, match="without closing the store"):
         DuckDBStore(path, read_only=True)  # unchanged rule: a writable open folds first
 
     with caplog.at_level(logging.WARNING, logger="lash_nb.store"):
-        store = DuckDBStore(path, idle_release_s=None)  # recover: folds "other", quarantines 2
+        store = DuckDBStore(path, idle_release_s=None)  # recover: folds "other", quarantines 3
     try:
         lines = [r.getMessage() for r in caplog.records if r.name == "lash_nb.store"]
-        assert len(lines) == 2
+        assert len(lines) == 3
         assert any("'bad'" in m and "'t-bad'" in m for m in lines)
         assert any("'garbled'" in m for m in lines)
+        assert any("'shape'" in m and "'t-s'" in m for m in lines)
         assert _answers(store) == {"good": 2, "other": 1}
         q = store.quarantined_commits()
-        assert sorted(q["session_id"]) == ["bad", "garbled"]
+        assert sorted(q["session_id"]) == ["bad", "garbled", "shape"]
         loaded = asyncio.run(store.load_session("other"))
         assert loaded is not None and loaded.nodes[0].message.text() == "hello"
     finally:
         store.close_sync()
-    _check_fresh_process(path, {"good": 2, "other": 1}, [["bad", "t-bad"], ["garbled", None]])
+    _check_fresh_process(path, {"good": 2, "other": 1},
+                         [["bad", "t-bad"], ["garbled", None], ["shape", "t-s"]])
 
 
 _READER = textwrap.dedent("""

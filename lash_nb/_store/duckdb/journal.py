@@ -246,7 +246,7 @@ def recover(con: Any) -> int:
         try:
             data = json.loads(body)
             deltas.append(Delta(sid, int(rev), data["tables"], data["turns"], data["session"]))
-        except quarantine.data_errors() as e:  # a row that does not decode cannot fold
+        except quarantine.data_errors(from_disk=True) as e:  # a row that does not decode
             quarantine.quarantine(lambda j: run_in_transaction(con, j), sid, int(rev),
                                   quarantine.turn_ids_of_body(body), e)
 
@@ -256,6 +256,6 @@ def recover(con: Any) -> int:
 
     try:
         run_in_transaction(con, job)
-    except quarantine.data_errors():
-        quarantine.fold_each(lambda j: run_in_transaction(con, j), deltas)
+    except quarantine.data_errors(from_disk=True):
+        quarantine.fold_each(lambda j: run_in_transaction(con, j), deltas, from_disk=True)
     return len(found)

@@ -38,16 +38,27 @@ COLUMNS = ("session_id", "head_revision", "turn_ids", "error", "written_at", "qu
            "body")
 
 
-def data_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that say a delta's data cannot be written (never I/O or lock trouble)."""
+def data_errors(*, from_disk: bool = False) -> tuple[type[BaseException], ...]:
+    """Exceptions that say a delta's data cannot be written (never I/O or lock trouble).
+    Rows read back from the log (``from_disk``: another version, a damaged row) may also
+    fail to decode in Python; a delta this process planned may not -- that is a bug, and
+    it propagates rather than quarantining every commit."""
     import duckdb
+    import pyarrow as pa
 
-    return (duckdb.ConversionException, duckdb.InvalidInputException,
-            duckdb.ConstraintException, duckdb.TypeMismatchException,
-            duckdb.OutOfRangeException, ValueError, TypeError, KeyError)
+    found: tuple[type[BaseException], ...] = (
+        duckdb.ConversionException, duckdb.InvalidInputException, duckdb.ConstraintException,
+        duckdb.TypeMismatchException, duckdb.OutOfRangeException, pa.ArrowInvalid,
+        pa.ArrowTypeError)
+    if from_disk:
+        found += (ValueError, TypeError, KeyError, AttributeError)
+    return found
 
 
-def fold_each(run: Callable[[Callable[[Any], None]], None], deltas: Sequence[Any]) -> int:
+def fold_each(
+    run: Callable[[Callable[[Any], None]], None], deltas: Sequence[Any], *,
+    from_disk: bool = False,
+) -> int:
     """Fold ``deltas`` one transaction each (``run(job)`` runs ``job(con)`` in one);
     quarantine the ones that fail. Returns how many were quarantined."""
     from .journal import write
@@ -60,7 +71,7 @@ def fold_each(run: Callable[[Callable[[Any], None]], None], deltas: Sequence[Any
                         [d.session_id, d.head_revision])
         try:
             run(one)
-        except data_errors() as e:
+        except data_errors(from_disk=from_disk) as e:
             quarantine(run, d.session_id, d.head_revision, turn_ids(d), e)
             bad += 1
     return bad
@@ -93,11 +104,15 @@ def quarantine(
 
 def turn_ids(delta: Any) -> list[str]:
     """The turns a delta writes (its turn rows, else the turn ids of its rows)."""
-    out = [str(r["turn_id"]) for r in delta.turns if r.get("turn_id")]
-    for cols in delta.tables.values():
-        for tid in cols.get("turn_id") or ():
-            if tid and str(tid) not in out:
-                out.append(str(tid))
+    out: list[str] = []
+    try:  # a damaged row read back from the log may have any shape
+        out.extend(str(r["turn_id"]) for r in delta.turns if r.get("turn_id"))
+        for cols in delta.tables.values():
+            for tid in cols.get("turn_id") or ():
+                if tid and str(tid) not in out:
+                    out.append(str(tid))
+    except (AttributeError, TypeError, KeyError):
+        pass
     return out
 
 
