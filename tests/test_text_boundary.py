@@ -172,6 +172,50 @@ def test_postgres_commits_turns_with_nul_and_surrogates(pg_server: PgServer) -> 
     _check_stored(_read_fresh_process(dsn, read_only=False), queued=True)
 
 
+# ---------------------------------------------------------------------- provider errors
+
+
+def _failing_provider() -> Any:
+    from lash_nb._core.llm import LlmTransportError, ProviderFailureKind
+    from lash_nb.providers import FunctionProvider
+
+    def fn(request: Any) -> Any:
+        raise LlmTransportError("upstream said caf\udce9 \x00 no", kind=ProviderFailureKind.HTTP,
+                                request_id="req-\ud800")
+
+    return FunctionProvider(fn)
+
+
+@pytest.mark.parametrize("kind", ["memory", "duckdb",
+                                  pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_provider_error_with_bad_text_is_committed_cleaned(kind: str, tmp_path: Path,
+                                                             request: Any) -> None:
+    if kind == "postgres":
+        target: Any = request.getfixturevalue("pg_server").create_database()
+    elif kind == "duckdb":
+        target = str(tmp_path / "l.duckdb")
+    else:
+        from lash_nb._store.memory import MemoryStore
+        target = MemoryStore()
+
+    async def run() -> tuple[Any, Any]:
+        core = LashCore.builder().provider(_failing_provider()).store(target).build()
+        try:
+            s = await core.session("s").open()
+            out = await s.turn("hello").run()
+            turns = await core.store.load_turns("s")
+            return out.result, turns
+        finally:
+            await core.close()
+
+    result, turns = asyncio.run(run())
+    assert result.outcome.reason == "provider_error"
+    assert [e.message for e in result.errors] == [f"upstream said caf{FFFD} {FFFD} no"]
+    assert turns[0].result["errors"][0]["message"] == f"upstream said caf{FFFD} {FFFD} no"
+    attempts = turns[0].result["llm_calls"][0]["attempts"]
+    assert attempts[0]["request_id"] == f"req-{FFFD}"
+
+
 # ---------------------------------------------------------------------- ids are refused
 
 
