@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from ..._core.events import TurnActivity
 from ..._core.queue import ClaimBoundary, QueueClaim, QueuedWorkBatch, QueuedWorkDraft
-from ..._errors import QueryNotAllowed, StoreError
+from ..._errors import StoreError
 from ..base import (
     DEFAULT_LEASE_TTL_MS,
     CommitResult,
@@ -38,8 +38,7 @@ from ..base import (
     SessionMeta,
     TurnRecord,
 )
-from .. import user_sql
-from . import leases, quarantine, queued_work, reads
+from . import leases, queued_work, reads, user_query
 from . import commit as commits
 from .journal import fold
 from .hold import Hold
@@ -49,7 +48,6 @@ from .worker import ConnectionWorker, run_in_transaction
 T = TypeVar("T")
 _SHARED: dict[str, ConnectionWorker] = {}  # realpath -> the worker of that file here
 _SHARED_LOCK = threading.Lock()
-_QUERY_THREADS = max(1, os.cpu_count() or 1)
 
 
 class DuckDBStore:
@@ -202,21 +200,16 @@ class DuckDBStore:
     def _frame(self, con: Any, sql: str, params: Any, allow_files: bool) -> Any:
         con.complete()  # a partly read execute() result would make con.sql refuse to run
         self._fold(con)  # every commit is in the tables a user queries
-        return _frame(con, self._worker.hold, sql, params, allow_files)
+        return user_query.frame(con, self._worker.hold, sql, params, allow_files)
 
     def quarantined_commits(self) -> Any:
         """Commits that could not be folded into the tables, kept as written (one row each:
         ``session_id``, ``head_revision``, ``turn_ids``, ``error``, ``written_at``,
         ``quarantined_at``, ``body``) as a ``pandas.DataFrame``; empty when there are none."""
         def job(con: Any) -> Any:
-            import pandas as pd
-
             con.complete()
             self._fold(con)
-            if "commit_quarantine" not in _relations(con):
-                return pd.DataFrame(columns=list(quarantine.COLUMNS))
-            return con.sql(f"SELECT {', '.join(quarantine.COLUMNS)} FROM commit_quarantine "
-                           "ORDER BY quarantined_at, session_id, head_revision").df()
+            return user_query.quarantined(con)
 
         return self._worker.submit(job).result()
 
@@ -347,40 +340,3 @@ def _warm_arrow() -> None:
     import pyarrow as pa
 
     pa.array([0])
-
-
-def _frame(con: Any, hold: Hold | None, sql: str, params: Any, allow_files: bool) -> Any:
-    import duckdb
-
-    if hold is not None:
-        hold.flush(con)  # lease rows a user may query are in the file
-    # the store's own statements are small and run fastest on one thread (lock.py); a user's
-    # query may scan millions of rows, so it gets every core
-    con.execute(f"SET threads = {_QUERY_THREADS}")
-    # a transaction that cannot write the file, always rolled back (ADR 13); the statement
-    # check inside it gives the one-line refusal
-    con.execute("BEGIN TRANSACTION READ ONLY")
-    try:
-        user_sql.check(sql, allow_files=allow_files, con=con, relations=lambda: _relations(con))
-        rel = con.sql(sql, params=params) if params is not None else con.sql(sql)
-        if rel is None:
-            import pandas as pd
-
-            return pd.DataFrame()
-        return rel.to_arrow_table().to_pandas()
-    except duckdb.TransactionException as e:
-        if "read-only" not in str(e):
-            raise
-        raise QueryNotAllowed(
-            f"store queries only read; DuckDB refused it ({str(e).splitlines()[0]})") from e
-    finally:
-        try:
-            con.execute("ROLLBACK")
-        finally:
-            con.execute("SET threads = 1")
-
-
-def _relations(con: Any) -> set[str]:
-    return {r[0] for r in con.execute(
-        "SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views()"
-    ).fetchall()}
