@@ -76,6 +76,9 @@ DUCKDB_ATTACKS = [
     ("PRAGMA threads = 1", "SET"),  # DuckDB parses an assigning PRAGMA as SET
     ("INSTALL httpfs", "LOAD"),
     ("WITH x AS (SELECT 1) DELETE FROM turns", "DELETE"),
+    # a PIVOT anywhere is several statements to DuckDB (its parser says MULTI)
+    ("SELECT * FROM (PIVOT (SELECT * FROM read_text('/etc/hostname')) ON filename)",
+     "pivot_table"),
 ]
 
 

@@ -70,6 +70,7 @@ _WHAT_TO_DO = {
     "DETACH": "open other databases with a duckdb connection of your own",
     "LOAD": "extensions are loaded by your own duckdb connection, not the store's",
     "SET": "settings of the store's connection are the store's",
+    "MULTI": "PIVOT runs several statements; pivot the DataFrame with pandas (df.pivot_table)",
 }
 
 
@@ -103,7 +104,6 @@ def check(
         raise  # a syntax error is the user's to fix; the store shows it as such
     if not statements:
         raise QueryNotAllowed("no SQL statement to run; write a SELECT over the store's tables")
-    names: set[str] | None = None
     texts = []
     for st in statements:
         kind = st.type.name
@@ -117,9 +117,14 @@ def check(
         if kind != "PRAGMA":
             tree = _tree(con, text if kind == "SELECT" else _explained(text))
             if tree is not None:
-                if not allow_files and relations is not None and names is None:
-                    names = relations()
-                _check_tree(tree, allow_files, names)
+                _check_tree(tree, allow_files, None if allow_files else relations)
+            elif dialect == "duckdb" and not allow_files:
+                # DuckDB gave no parse tree for this SELECT: the file rule
+                # cannot be checked, so it is not assumed
+                raise QueryNotAllowed(
+                    "store queries do not read files, and this query's sources cannot be "
+                    "checked; pass allow_files=True (%lash sql "
+                    "--allow-files) to run it")
         texts.append(text)
     return Checked(tuple(texts))
 
@@ -184,7 +189,9 @@ def _tree(con: Any, text: str) -> Any:
     return None if got.get("error") else got
 
 
-def _check_tree(tree: Any, allow_files: bool, relations: set[str] | None) -> None:
+def _check_tree(
+    tree: Any, allow_files: bool, relations: Callable[[], set[str]] | None
+) -> None:
     ctes: set[str] = set()
     tables: list[str] = []
     functions: list[tuple[str, bool]] = []  # (name, is a table function)
@@ -227,8 +234,8 @@ def _check_tree(tree: Any, allow_files: bool, relations: set[str] | None) -> Non
             "store.query / %lash sql --allow-files to read files)" if files else
             f"store queries only read the store; table function {name}() is not allowed"
         )
-    if relations is not None and not allow_files:
-        known = {r.lower() for r in relations} | ctes
+    if relations is not None and tables:
+        known = {r.lower() for r in relations()} | ctes
         for t in tables:
             if t.lower() not in known:
                 raise QueryNotAllowed(
