@@ -200,9 +200,11 @@ def test_postgres_query_refuses_what_is_not_a_read_and_changes_nothing(pg_server
         # what the statement check lets through (a SELECT that writes) or cannot parse
         # (PostgreSQL-only syntax) meets the read-only transaction, one statement per call
         for attack in ("SELECT nextval('enqueue_seq')", "DELETE FROM ONLY tool_calls",
-                       "DO $$ BEGIN DELETE FROM turns; END $$"):
+                       "DO $$ BEGIN DELETE FROM turns; END $$",
+                       "WITH d AS (DELETE FROM turns RETURNING *) SELECT count(*) FROM d",
+                       "SELECT * INTO stolen FROM turns"):
             before = _snapshot(store)
-            with pytest.raises(QueryNotAllowed, match="read-only transaction"):
+            with pytest.raises(QueryNotAllowed, match="^store queries only read"):
                 store.query(attack)
             assert _snapshot(store) == before, attack
         before = _snapshot(store)
