@@ -220,5 +220,8 @@ def test_postgres_query_refuses_what_is_not_a_read_and_changes_nothing(pg_server
                            {"sid": "s"})["n"].tolist() == [2]
         assert store.query("SELECT count(*) AS n FROM tool_calls WHERE name LIKE 'a%'")[
             "n"].tolist() == [2]
+        # jsonb's ? operator is not a placeholder when no parameters are given
+        assert store.query("SELECT count(*) AS n FROM tool_calls WHERE args::jsonb ? 'a'")[
+            "n"].tolist() == [2]
     finally:
         asyncio.run(core.close())

@@ -8,7 +8,6 @@ from IPython.core.error import UsageError
 from IPython.display import Markdown
 
 from .._errors import QueryNotAllowed
-
 from .parsing import interpolate, parse, parser
 from .widgets.fold import outcome_label
 from .widgets.tools import ToolCatalogWidget

@@ -138,7 +138,7 @@ class PostgresStore:
         if params and len(statements) > 1:
             raise QueryNotAllowed(
                 "query parameters go with one statement; run the statements one at a time")
-        calls = [translate(text, params if params is not None else ()) for text in statements]
+        calls = [translate(text, params) for text in statements]
 
         async def job(con: Any) -> Any:
             import psycopg
