@@ -53,6 +53,7 @@ from .._core.records import (
     fresh_id,
     sanitize_assistant_output,
 )
+from .._core.text import clean_json
 from .._core.tools import ToolContext
 from .._core.usage import BUCKETS, ZERO_USAGE, TokenLedgerEntry, TokenUsage, merge_ledger
 from .._errors import HeadRevisionConflict, LashError
@@ -348,7 +349,7 @@ class TurnRun:
                 except Exception as err:  # a raising tool gives the model an error result
                     output = f"{type(err).__name__}: {err}"
         duration = round((time.perf_counter() - t0) * 1000, 3)
-        output = _jsonable(output)
+        output = clean_json(_jsonable(output))  # tool output enters the session (core/text.py)
         self._tool_results[call_id] = (_as_text(output), success)
         self.tool_calls.append(ToolCallRecord(call_id, name, args, output, success, duration, started))
         self.emit(ev.ToolCallCompleted(call_id, name, args, output, duration, success,
@@ -524,7 +525,8 @@ def _parse_args(raw: str | None) -> dict[str, Any]:
         value = json.loads(raw or "{}")
     except ValueError:
         return {}
-    return value if isinstance(value, dict) else {}
+    # JSON escapes can spell a lone surrogate ("\\ud800") in otherwise clean arguments
+    return clean_json(value) if isinstance(value, dict) else {}
 
 
 def _jsonable(value: Any) -> Any:
