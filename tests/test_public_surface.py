@@ -29,7 +29,7 @@ SURFACE: dict[str, list[str]] = {
     "lash_nb.errors": [
         "ClaimSuperseded", "ConfigurationError", "CursorError", "HeadRevisionConflict",
         "InvalidTurnInput", "LashError", "LashWarning", "ProviderUnavailable",
-        "ProviderUnconfigured", "QueueRequiresStore", "SessionExecutionBusy",
+        "ProviderUnconfigured", "QueryNotAllowed", "QueueRequiresStore", "SessionExecutionBusy",
         "SessionExecutionLeaseLost", "StoreError", "StoreLockedError", "StorePathError",
         "StoreSchemaError", "StoreSessionMismatch", "TurnCommitConflict", "TurnIdMismatch",
         "WireScriptError",
