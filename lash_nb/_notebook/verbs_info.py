@@ -109,7 +109,8 @@ async def graph(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     return frame if a.df else GraphTree.from_frame(frame)
 
 
-def sql_args(m: LashMagics, argline: str, cell: str | None) -> str:
+def sql_args(m: LashMagics, argline: str, cell: str | None) -> tuple[str, bool]:
+    """The query and whether it may read files (``--allow-files`` first)."""
     query = argline if cell is None else f"{argline}\n{cell}"
     query = interpolate(query.strip(), m.shell.user_ns)
     allow_files = query.startswith("--allow-files")
@@ -117,11 +118,11 @@ def sql_args(m: LashMagics, argline: str, cell: str | None) -> str:
         query = query[len("--allow-files"):].strip()
     if not query:
         raise UsageError("no query; write %lash sql SELECT ... or a %%lash sql cell")
-    return query
+    return query, allow_files
 
 
 async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
-    query = sql_args(m, argline, cell)
+    query, allow_files = sql_args(m, argline, cell)
     b = await m.ctx.binding(None)
     run = getattr(b.core.store, "query", None)
     if run is None:
