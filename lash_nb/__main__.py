@@ -86,7 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._runtime.worker import load_tools, run_worker
 
     stats = asyncio.run(run_worker(
-        args.store, session_id=args.session, provider=worker_provider(args.provider, model=args.model, delay_s=args.delay),
+        args.store, session_id=args.session,
+        provider=worker_provider(args.provider, model=args.model, delay_s=args.delay),
         model=args.model, tools=load_tools(args.tools), concurrency=args.concurrency,
         poll_s=args.poll, grace_s=args.grace, max_idle_s=args.exit_when_idle,
         lease_ttl_ms=args.lease_ttl_ms,

@@ -28,6 +28,11 @@ from ._core.llm import (
 from ._providers.function import FunctionProvider
 from ._providers.offline import OfflineProvider
 
+if _typing.TYPE_CHECKING:  # imported on first use (httpx loads with them)
+    from ._providers.anthropic import Anthropic
+    from ._providers.openai_compat import OpenAICompatible
+    from ._providers.select import select_provider
+
 _LAZY = {
     "OpenAICompatible": ("._providers.openai_compat", "OpenAICompatible"),
     "Anthropic": ("._providers.anthropic", "Anthropic"),

@@ -21,6 +21,10 @@ from ._store.base import (
 )
 from ._store.memory import MemoryStore
 
+if _typing.TYPE_CHECKING:  # imported on first use (duckdb / psycopg load with them)
+    from ._store.duckdb import DuckDBStore, migrate_duckdb
+    from ._store.postgres import PostgresStore
+
 _LAZY = {
     "DuckDBStore": ("._store.duckdb", "DuckDBStore"),
     "migrate_duckdb": ("._store.duckdb", "migrate_duckdb"),

@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 from IPython.core.error import UsageError
+from notebook_harness import ReraisingShell
 
 from lash_nb import LashCore
 from lash_nb._providers import exchange
 from lash_nb.providers import select_provider
-from notebook_harness import ReraisingShell
 
 KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY", "LASH_OLLAMA_BASE_URL",
         "OLLAMA_HOST", "LASH_OLLAMA_MODEL", "LASH_MODEL")
@@ -135,8 +135,8 @@ def test_worker_provider_names_are_the_registry_names() -> None:
 
     with pytest.raises(SystemExit) as info:
         main(["worker", "--store", "x.duckdb", "--provider", "nope"])
-    assert "unknown --provider 'nope'; use one of offline, env, openai, anthropic, " \
-           "openrouter, ollama" in str(info.value)
+    assert ("unknown --provider 'nope'; use one of offline, env, openai, anthropic, "
+            "openrouter, ollama") in str(info.value)
 
 
 def test_worker_builds_an_openrouter_provider_by_name(monkeypatch: pytest.MonkeyPatch,

@@ -128,7 +128,8 @@ def test_a_request_without_any_model_is_a_configuration_error() -> None:
 
 def test_the_provider_model_fills_in_for_an_empty_request_model() -> None:
     provider = Anthropic(api_key=KEY, model="claude-default")
-    assert body_of(provider.build_http_request(LlmRequest(model="", messages=conversation())))["model"] == "claude-default"
+    request = LlmRequest(model="", messages=conversation())
+    assert body_of(provider.build_http_request(request))["model"] == "claude-default"
 
 
 # ----------------------------------------------------------------------------- secrets

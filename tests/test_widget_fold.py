@@ -8,11 +8,11 @@ import subprocess
 
 import pytest
 
+from lash_nb._notebook.widgets.assets import esm
 from lash_nb._notebook.widgets.fold import TurnFold, outcome_label
 from lash_nb._notebook.widgets.queue import QueueWidget
 from lash_nb._notebook.widgets.tools import ToolCatalogWidget
 from lash_nb._notebook.widgets.turn import TurnWidget
-from lash_nb._notebook.widgets.assets import esm
 
 
 def prose(cid: str, text: str) -> dict:
@@ -116,7 +116,7 @@ def test_without_a_running_loop_pushes_within_the_interval_are_held_until_finish
 def test_on_a_running_loop_a_burst_of_pushes_is_one_flush():
     async def main() -> TurnWidget:
         w = TurnWidget(interval_s=0.05)
-        for i in range(1000):
+        for _i in range(1000):
             w.push(prose("p1", "x"))
         await asyncio.sleep(0.1)  # let the scheduled call_later fire (it is the thing under test)
         return w

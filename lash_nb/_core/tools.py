@@ -19,8 +19,9 @@ import inspect
 import re
 import types
 import typing
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,8 +213,8 @@ def as_tool_provider(obj: Any) -> ToolProvider:
         return obj
     if callable(obj) and not hasattr(obj, "tool_manifests"):
         return FunctionTool(obj)
-    if hasattr(obj, "tool_manifests") and hasattr(obj, "execute"):
-        return obj  # type: ignore[no-any-return]
+    if isinstance(obj, ToolProvider):  # runtime_checkable: it has tool_manifests and execute
+        return obj
     raise TypeError(
         f"{obj!r} is not a tool: pass a function (optionally decorated with @tool) or an "
         "object with tool_manifests() and async execute(name, args, context)"
@@ -370,14 +371,24 @@ def catalog_entries(manifests: Sequence[ToolManifest]) -> list[dict[str, Any]]:
 async def run_tool(
     provider: ToolProvider, name: str, args: Mapping[str, Any], context: ToolContext
 ) -> Any:
-    result = provider.execute(name, args, context)
+    # the protocol says async, but a provider written with a plain ``def`` returns the value
+    result: Any = provider.execute(name, args, context)
     if isinstance(result, Awaitable):
         return await result
     return result
 
 
 __all__ = [
-    "ToolManifest", "ToolContext", "ToolProvider", "FunctionTool", "tool", "as_tool_provider",
-    "ToolRegistry", "GenerationMismatch", "CatalogKey", "catalog_entries", "run_tool",
+    "CatalogKey",
+    "FunctionTool",
+    "GenerationMismatch",
+    "ToolContext",
+    "ToolManifest",
+    "ToolProvider",
+    "ToolRegistry",
+    "as_tool_provider",
+    "catalog_entries",
     "json_schema_for",
+    "run_tool",
+    "tool",
 ]

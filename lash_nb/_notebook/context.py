@@ -4,6 +4,7 @@ background tasks and the last turn result."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -85,7 +86,7 @@ class NotebookContext:
         provider: str | None = None,
         model: str | None = None,
         residency: str | None = None,
-        tools: list[Any] = (),  # type: ignore[assignment]
+        tools: Sequence[Any] = (),
         tool_names: tuple[str, ...] | None = None,
     ) -> Binding:
         """Open (resume or, with ``fresh``, start over) and bind; ``tools`` (tool providers

@@ -60,6 +60,7 @@ async def run_turn(
 
 async def run_queued(session: Any, *, interval_s: float = 0.05) -> Any:
     """Drain one queued turn with a live widget fed from the session's observation stream."""
+    from .widgets.fold import TurnFold
     from .widgets.turn import TurnWidget
 
     observe = session.observe()
@@ -87,7 +88,7 @@ async def run_queued(session: Any, *, interval_s: float = 0.05) -> Any:
     if out is None:
         return None
     # the run's own activity list is complete; the live feed may lag behind it
-    widget.fold.__init__()
+    widget.fold = TurnFold()
     widget.push_all(out.activities)
     if not shown:
         widget.show()

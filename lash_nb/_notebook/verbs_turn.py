@@ -106,7 +106,7 @@ def notebook_tools(m: LashMagics, names: str | None) -> tuple[list[Any], tuple[s
         return m.ctx.discover_tools(), None
     from .._core.tools import as_tool_provider
 
-    ns = m.shell.user_ns
+    ns = m.user_ns
     wanted = tuple(filter(None, (t.strip() for t in names.split(","))))
     out = []
     for name in wanted:
@@ -162,7 +162,7 @@ def turn_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
     a = parse(TURN, opts)
     if cell is not None:
         prompt = cell if not prompt else f"{prompt}\n{cell}"
-    prompt = interpolate(prompt.strip(), m.shell.user_ns)
+    prompt = interpolate(prompt.strip(), m.user_ns)
     if not prompt:
         raise UsageError("the prompt is empty; write it after %lash turn or in the %%lash cell body")
     return a, prompt
@@ -183,7 +183,7 @@ async def _keep(m: LashMagics, coro: Any, out: str | None) -> Any:
     result = await coro
     m.ctx.last_result = result
     if out:
-        m.shell.user_ns[out] = result
+        m.user_ns[out] = result
     return result
 
 
@@ -196,7 +196,7 @@ def enqueue_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, st
     a = parse(ENQ, opts)
     if cell is not None:
         prompt = f"{prompt}\n{cell}".strip()
-    prompt = interpolate(prompt.strip(), m.shell.user_ns)
+    prompt = interpolate(prompt.strip(), m.user_ns)
     if not prompt:
         raise UsageError("the prompt is empty; write it after %lash enqueue")
     return a, prompt
@@ -228,9 +228,8 @@ async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     if a.df:
         import pandas as pd
 
-        from .widgets.queue import batch_row
-
         from .._reports.frames import utc_from_ms
+        from .widgets.queue import batch_row
 
         rows = [batch_row(x) for x in await s.queued_work()]
         cols = ["batch_id", "text", "source_key", "delivery_policy", "slot_policy", "merge_key",
@@ -285,7 +284,7 @@ async def drain(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
         handle.update(Markdown("\n".join(lines)))
 
     async def go() -> list[Any]:
-        results = await drainer.run(all=a.all, progress=progress)
+        results: list[Any] = await drainer.run(all=a.all, progress=progress)
         if results:
             m.ctx.last_result = results[-1]
         return results

@@ -32,12 +32,12 @@ def select_provider(environ: Mapping[str, str] | None = None) -> ProviderInfo:
             return ProviderInfo(build_provider(name, model=model, environ=env), model,
                                 f"{variable} is set: {label}, model {model}{note}",
                                 {"variable": variable})
-    _, variable = ollama_endpoint(env)
-    if variable is not None:
+    _, ollama_variable = ollama_endpoint(env)
+    if ollama_variable is not None:
         model = override or default_model("ollama", env)
         return ProviderInfo(build_provider("ollama", model=model, environ=env), model,
-                            f"{variable} is set: Ollama (OpenAI-compatible), model {model}{note}",
-                            {"variable": variable})
+                            f"{ollama_variable} is set: Ollama (OpenAI-compatible), "
+                            f"model {model}{note}", {"variable": ollama_variable})
     return ProviderInfo(build_provider("offline", environ=env), default_model("offline"),
                         "no OPENAI_API_KEY, ANTHROPIC_API_KEY, OPENROUTER_API_KEY, "
                         "LASH_OLLAMA_BASE_URL or OLLAMA_HOST: the offline model (no key, no network)",

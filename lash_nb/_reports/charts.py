@@ -6,8 +6,12 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .frames import UsageBy
 
 _COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948")
 _W, _BAR_H, _GAP, _LABEL_W, _VALUE_W = 640, 18, 6, 180, 90
@@ -37,8 +41,8 @@ class Chart:
         plot_w = _W - _LABEL_W - _VALUE_W
         legend_h = 22
         h = 30 + legend_h + len(self.labels) * (_BAR_H + _GAP)
-        out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{h}" '
-               'font-family="sans-serif" font-size="12">',
+        out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{h}" '
+               'font-family="sans-serif" font-size="12">'),
                f'<text x="0" y="16" font-weight="bold">{_esc(self.title)}</text>']
         for k, (name, _) in enumerate(self.series):
             x = _LABEL_W + k * 130
@@ -50,15 +54,15 @@ class Chart:
         for i, label in enumerate(self.labels):
             out.append(f'<text x="{_LABEL_W - 6}" y="{y + 13}" text-anchor="end">'
                        f'{_esc(_short(label))}</text>')
-            x = float(_LABEL_W)
+            bar_x = float(_LABEL_W)
             for k, (name, values) in enumerate(self.series):
                 w = plot_w * values[i] / top
                 if w > 0:
-                    out.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{_BAR_H}" '
+                    out.append(f'<rect x="{bar_x:.1f}" y="{y}" width="{w:.1f}" height="{_BAR_H}" '
                                f'fill="{_color(k)}"><title>{_esc(name)}: {_fmt(values[i])}'
                                '</title></rect>')
-                x += w
-            out.append(f'<text x="{x + 4:.1f}" y="{y + 13}">{_fmt(totals[i])}{_esc(self.unit)}'
+                bar_x += w
+            out.append(f'<text x="{bar_x + 4:.1f}" y="{y + 13}">{_fmt(totals[i])}{_esc(self.unit)}'
                        '</text>')
             y += _BAR_H + _GAP
         out.append("</svg>")
@@ -98,7 +102,7 @@ def _labels(frame: Any, keys: Sequence[str]) -> tuple[str, ...]:
     return tuple(joined.tolist())
 
 
-def usage_chart(frame_or_source: Any, by: str = "turn") -> Chart:
+def usage_chart(frame_or_source: Any, by: UsageBy = "turn") -> Chart:
     """Tokens per ``by`` group (turn, model, source, session, day), stacked by bucket.
 
     Takes a ``usage_frame`` result or any report source (session, core, store, path, trace).

@@ -27,8 +27,9 @@ import asyncio
 import inspect
 import os
 import tempfile
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from .._core.events import AssistantProseDelta, ToolCallStarted, TurnActivity
 from .._core.graph import SessionNode
@@ -67,7 +68,7 @@ __all__ = [
 
 StoreOpener = Callable[[], Any]  # returns a SessionStore (or an awaitable of one)
 StoreFactory = Callable[[Path], StoreOpener]
-Check = Callable[[StoreOpener], Awaitable[None]]
+Check = Callable[[StoreOpener], Coroutine[Any, Any, None]]
 
 OWNER_A = lease_owner_id("conformance-a")
 OWNER_B = lease_owner_id("conformance-b")
@@ -78,8 +79,9 @@ EXCL, JOIN = SlotPolicy.EXCLUSIVE, SlotPolicy.JOIN
 
 # ---------------------------------------------------------------------------- helpers
 async def _open(opener: StoreOpener) -> SessionStore:
-    store = opener()
-    return await store if inspect.isawaitable(store) else store
+    opened = opener()
+    store: SessionStore = await opened if inspect.isawaitable(opened) else opened
+    return store
 
 
 def _eq(actual: Any, expected: Any, what: str) -> None:

@@ -10,7 +10,8 @@ kind is ``queue_changed`` or ``committed`` until the iterator ends.
 from __future__ import annotations
 
 import inspect
-from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 import anywidget
 import traitlets

@@ -5,7 +5,8 @@ membership toggle. A toggle sends ``{"type": "toggle", "name", "member"}``; the 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import anywidget
 import traitlets

@@ -21,18 +21,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import anywidget
 import traitlets
 
-from .fold import TurnFold, outcome_label
+from ..._core.events import TurnActivity
 from .assets import css, esm
+from .fold import TurnFold, outcome_label
 
 StopCallback = Callable[[], Any]
 
 
-def _as_json(activity: Any) -> Mapping[str, Any]:
+def _as_json(activity: Mapping[str, Any] | TurnActivity) -> Mapping[str, Any]:
     if isinstance(activity, Mapping):
         return activity
     return activity.to_json()

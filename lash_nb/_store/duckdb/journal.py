@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..base import RuntimeCommit, process_lost_record
 from . import quarantine, rows

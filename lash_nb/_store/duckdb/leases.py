@@ -17,7 +17,6 @@ from .commit import now_ms
 from .hold import Hold, LeaseRow
 
 
-
 def live_generation(hold: Hold, con: Any, sid: str, t: int) -> int | None:
     row = hold.lease(con, sid)
     if row is None or row.token is None or row.expires_at_ms <= t:

@@ -19,11 +19,13 @@ Theory of operation
 from __future__ import annotations
 
 import atexit
+import contextlib
 import queue
 import threading
 import weakref
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from ..._errors import StoreError
 from .hold import Hold
@@ -144,10 +146,8 @@ class ConnectionWorker:
             except Exception:  # unfolded commits stay in commit_log: the next open folds them
                 pass
         if con is not None:
-            try:
+            with contextlib.suppress(Exception):
                 con.close()
-            except Exception:
-                pass
 
 
 def _connection_broken(e: BaseException) -> bool:
@@ -185,16 +185,12 @@ def run_in_transaction(
 def _rollback(con: Any, hold: Hold | None = None) -> None:
     if hold is not None:
         hold.rolled_back()
-    try:
+    with contextlib.suppress(Exception):
         con.execute("ROLLBACK")
-    except Exception:
-        pass
 
 
 @atexit.register
 def _stop_all() -> None:
     for w in list(_live):
-        try:
+        with contextlib.suppress(Exception):
             w.stop().result(timeout=5)
-        except Exception:
-            pass

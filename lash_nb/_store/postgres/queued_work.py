@@ -19,7 +19,8 @@ Theory of operation
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..._core.queue import (
     ClaimBoundary,
