@@ -61,6 +61,7 @@ else:  # Linux: l_type, l_whence, l_start, l_len, l_pid (+ padding)
 
 NOTIFY_AFTER_S = 0.25  # shorter waits (a hand-over at the holder's next job) stay quiet
 NOTIFY_EVERY_S = 1.0
+WARN_AFTER_S = 2.0  # a wait this long is logged as a warning (shorter ones at info)
 _POLL_MAX_S = 0.05  # the holder hands over at its next job boundary: look again soon
 _SPACE_POLL_S = 0.5
 
@@ -248,6 +249,7 @@ class Wait:
         self.holder: tuple[int | None, str] = (None, "another process")
         self._delay = 0.002
         self._last: float | None = None
+        self._warned = False
         self._correlation = fresh_id("store_wait")
 
     @property
@@ -275,12 +277,15 @@ class Wait:
         now = time.monotonic()
         quiet = NOTIFY_AFTER_S if self.reason == "locked" else 0.0
         if waited >= quiet and (self._last is None or now - self._last >= NOTIFY_EVERY_S):
-            if self._last is None:
-                if self.reason == "locked":
-                    log.warning("waiting for %s, held by %s", self.path, who)
-                else:
-                    log.warning("the disk holding %s is full; the commit waits for space "
-                                "(free some there)", self.path)
+            if self.reason == "disk_full" and self._last is None:
+                log.warning("the disk holding %s is full; the commit waits for space "
+                            "(free some there)", self.path)
+            elif self._last is None:  # a hand-over is usually this short: info, not warning
+                log.info("waiting for %s, held by %s", self.path, who)
+            elif not self._warned and waited >= WARN_AFTER_S:
+                self._warned = True
+                log.warning("still waiting for %s after %.0f s, held by %s", self.path,
+                            waited, who)
             self._last = now
             self._event(waited, done=False)
         step = _SPACE_POLL_S if self.reason == "disk_full" else self._delay
