@@ -256,9 +256,15 @@ class DuckDBStore:
         if self.read_only:
             raise self._read_only_error()
 
+        first: list[Hold] = []
+
         def run(con: Any) -> CommitResult:
             hold = self._worker.hold
             assert hold is not None
+            if not first:
+                first.append(hold)
+            elif hold is first[0] and commit.lease is not None:  # a retry (disk full), same hold
+                leases.keep_through_wait(hold, con, commit.lease)
             return commits.commit(con, hold, commit, lambda job: self._txn(con, job, hold))
 
         if commit.turn is not None:  # a finished turn: wait generously rather than lose it
