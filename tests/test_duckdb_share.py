@@ -401,3 +401,39 @@ def test_a_foreign_holder_is_named_in_the_error_and_the_log(tmp_path: Path, capl
     assert all(str(p.pid) in r.getMessage() for r in logged)
     store = DuckDBStore(path)  # the holder has gone: nothing was changed or lost
     store.close_sync()
+
+
+def test_a_commit_refused_on_the_wal_lock_waits_for_the_file_and_commits(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """DuckDB can refuse a COMMIT with "Could not set lock on file ...wal" when another
+    process got the file in the moment this one let it go; the commit is run again once the
+    file is back, instead of surfacing a raw TransactionException and losing the turn."""
+    import duckdb
+
+    from lash_nb._store.base import RuntimeCommit
+    from lash_nb._store.duckdb import commit as commits
+
+    path = tmp_path / "lash.duckdb"
+    store = DuckDBStore(path, idle_release_s=None)
+    try:
+        asyncio.run(store.commit(RuntimeCommit("s1", None)))
+        opens = store.opens
+        real = commits.commit
+        refusals = []
+
+        def refuse_once(*args: Any, **kw: Any) -> Any:
+            if not refusals:
+                refusals.append(1)
+                raise duckdb.TransactionException(
+                    'TransactionContext Error: Failed to commit: Could not set lock on file '
+                    f'"{path}.wal": Conflicting lock is held in /usr/bin/python3 (PID 1)')
+            return real(*args, **kw)
+
+        monkeypatch.setattr(commits, "commit", refuse_once)
+        got = asyncio.run(store.commit(RuntimeCommit("s1", None)))
+        assert refusals == [1] and got.head_revision == 2
+        assert store.opens == opens + 1  # it let the file go and took it again
+        meta = asyncio.run(store.load_session("s1"))
+        assert meta is not None and meta.meta.head_revision == 2
+    finally:
+        store.close_sync()
