@@ -88,6 +88,7 @@ def test_a_notebook_opens_and_runs_turns_while_a_worker_drains(tmp_path: Path) -
     answers: dict[str, str] = {}
     try:
         worker.wait_turns(2)
+        _until("the worker named as the holder", lambda: _holder(path) == (worker.proc.pid, "worker"))
 
         async def notebook() -> None:
             store = DuckDBStore(path)  # the default lock_timeout_s: a user just opening it
@@ -259,6 +260,16 @@ def _waiters(path: Path) -> list[int]:
     line = Line(str(path))
     try:
         return line.waiters()
+    finally:
+        line.close()
+
+
+def _holder(path: Path) -> tuple[int, str] | None:
+    from lash_nb._store.duckdb.share import Line
+
+    line = Line(str(path))
+    try:
+        return line.holder()
     finally:
         line.close()
 

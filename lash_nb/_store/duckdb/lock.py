@@ -154,9 +154,11 @@ def _pid_in(e: BaseException) -> int | None:
 _DAMAGE = ("Corrupt database file", "Could not read enough bytes", "not a valid DuckDB database")
 
 
-def store_error(path: str, e: BaseException) -> BaseException:
-    """A one-line store error for what DuckDB raised about the file, or ``e`` itself (a bug
-    or a bad user statement keeps its own message)."""
+def store_error(path: str, e: BaseException, *, opening: bool = True) -> BaseException:
+    """A one-line store error for what DuckDB raised about the store's own file, or ``e``
+    itself (a bug, or a user's statement failing on some other file, keeps its message).
+    After the open (``opening=False``) only errors that name this file, or a corrupt block,
+    are the store's."""
     import duckdb
 
     msg = str(e)
@@ -164,12 +166,15 @@ def store_error(path: str, e: BaseException) -> BaseException:
             duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
             duckdb.ConversionException, duckdb.ConstraintException)):
         return e
+    ours = os.path.basename(path) in msg or "Corrupt database file" in msg
+    if not opening and not ours:
+        return e
     first = msg.splitlines()[0][:160] if msg else type(e).__name__
     if is_disk_full(e):
         return StoreFullError(path)
     if any(d in msg for d in _DAMAGE):
         return StoreDamagedError(path, first)
-    if "Read-only file system" in msg or "Permission denied" in msg:
+    if opening and ("Read-only file system" in msg or "Permission denied" in msg):
         return StorePathError(
             f"cannot write {path} ({first}); move it to a writable folder, or open it with "
             "read_only=True to only read it"

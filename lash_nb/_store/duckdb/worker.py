@@ -165,8 +165,9 @@ class ConnectionWorker:
                 elif folding and now >= idle_since + (self._fold_idle or 0.0):
                     try:
                         fold(self._con, self.hold)
-                    except Exception:  # the log keeps the commits: the next open folds them
-                        pass
+                    except Exception as e:  # the log keeps the commits: the next open folds them
+                        if is_lock_conflict(e):  # the file is not ours after all: wait in line
+                            self._release()
                 elif self._idle is not None and now >= idle_since + self._idle:
                     self._release()
                 continue
@@ -233,7 +234,7 @@ class ConnectionWorker:
                                          reason="disk_full")
                         space.blocked()
                         continue
-                    mapped = store_error(self.path, e)
+                    mapped = store_error(self.path, e, opening=False)
                     if mapped is e:
                         raise
                     raise mapped from e
