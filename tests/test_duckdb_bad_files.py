@@ -171,3 +171,17 @@ def test_a_turn_finished_on_a_full_disk_waits_and_is_committed_when_space_return
             store.close_sync()
     assert list(turns["outcome"]) == ["finished", "finished"]
     assert "the disk is full now" in turns["result"].iloc[1]  # the answer was kept
+
+
+def test_a_sidecar_that_cannot_be_opened_is_named_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "lash.duckdb"
+    _store_with_sessions(path, 1)
+    sidecar = tmp_path / "lash.duckdb.lash-share"
+    sidecar.unlink()
+    sidecar.mkdir()  # something else took the sidecar's name
+    before = path.read_bytes()
+    with pytest.raises(StoreError) as e:
+        DuckDBStore(path)
+    msg = _one_line(e.value)
+    assert "lash.duckdb.lash-share" in msg and "Is a directory" in msg
+    assert path.read_bytes() == before

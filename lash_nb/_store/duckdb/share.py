@@ -91,6 +91,7 @@ class Line:
     def __init__(self, db_path: str) -> None:
         self.path = os.path.realpath(db_path) + SUFFIX
         self.fd: int | None = None
+        self.error = ""  # why the sidecar could not be opened (the line is then off)
         self.acquired_seq = 0  # this process's latest place in the order of acquisitions
         if fcntl is None:
             return
@@ -99,7 +100,8 @@ class Line:
             if entry is None:
                 try:
                     fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-                except OSError:
+                except OSError as e:
+                    self.error = e.strerror or str(e)
                     return  # line off (read-only folder): plain retrying
                 entry = _FDS[self.path] = [fd, 0]
             entry[1] += 1

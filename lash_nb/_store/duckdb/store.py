@@ -46,7 +46,7 @@ from . import commit as commits
 from .journal import fold
 from .hold import Hold
 from .lock import check_path, open_connection
-from .share import SUFFIX, Line
+from .share import Line
 from .worker import ConnectionWorker, run_in_transaction
 
 T = TypeVar("T")
@@ -101,9 +101,8 @@ class DuckDBStore:
             line = Line(self.path)
             if not line.on and line.possible and not read_only:  # DuckDB's .wal needs it too
                 raise StorePathError(
-                    f"cannot create {self.path}{SUFFIX} beside the store (is folder "
-                    f"{os.path.dirname(os.path.abspath(self.path))} writable?); use a "
-                    "writable folder, or read_only=True to only read it"
+                    f"cannot open {line.path} beside the store ({line.error}); use a writable "
+                    "folder, or read_only=True to only read it"
                 )
             self._worker = ConnectionWorker(
                 lambda wait_s, observer: open_connection(
