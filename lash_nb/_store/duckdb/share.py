@@ -18,13 +18,16 @@ Theory of operation
   *holding* (holder mark locked). Moves:
   - released -> waiting: :meth:`Line.join` draws the next ticket and locks its slot;
   - waiting -> holding: only when no live slot below ``t`` is locked (:meth:`Line.ahead`)
-    *and* DuckDB's connect succeeds; then :meth:`Line.acquired` takes the holder mark and
-    :meth:`Line.leave` unlocks the slot;
+    *and* DuckDB's connect succeeds; then :meth:`Line.leave` unlocks the slot and
+    :meth:`Line.acquired` takes the holder mark (the next waiter still cannot connect: DuckDB
+    refuses it until this process closes the file);
   - holding -> released: the holder checks :meth:`Line.others_waiting` between jobs (and
     while idle); when someone waits it folds, flushes its leases and closes the connection
     (``worker.py``), dropping the holder mark. If it needs the file again it draws a new
     ticket: behind everyone who was already waiting. So the file goes round in arrival
-    order, one turn at a time, however busy the holder is.
+    order, a job or a turn at a time, however busy the holder is.
+- :class:`Wait` is one store call waiting (for the file, or for disk space): bounded by its
+  timeout, reported to the calling turn (``store_wait``) and to the ``lash_nb.store`` log.
 - Lock tests use ``F_GETLK``, which never reports this process's own locks. Forbidden:
   opening the sidecar twice in one process (closing any descriptor of a file drops every
   POSIX lock the process has on it), so descriptors are shared per file and never closed
@@ -45,6 +48,7 @@ from ..._core.events import StoreWait
 from ..._core.records import fresh_id
 from ..._errors import StoreFullError, StoreLockedError
 from ..waits import StoreWaitObserver, log, notify
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
