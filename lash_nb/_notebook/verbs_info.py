@@ -42,8 +42,8 @@ _VERBS = (
      "with Stop")),
     ("`%lash turn PROMPT` / `r = %lash turn PROMPT`",
      "the line form; assigned, it returns the TurnResult"),
-    (("`%lash enqueue PROMPT [--id K] [--delivery earliest\\|after-commit] [--slot exclusive\\|join] "
-     "[--merge-key K]`"), "queue work"),
+    (("`%lash enqueue [--id K] [--delivery earliest\\|after-commit] [--slot exclusive\\|join] "
+     "[--merge-key K] PROMPT`"), "queue work"),
     ("`%lash queue [--df]`", "pending batches (widget with cancel / drain buttons)"),
     ("`%lash drain [--all] [--background]`", "run queued work now, with N of M progress"),
     ("`%lash stop`", "cancel the running turns"),
