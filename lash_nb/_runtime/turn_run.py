@@ -332,10 +332,24 @@ class TurnRun:
                 try:
                     output = await provider.execute(name, args, ToolContext(s.session_id, self.turn_id, call_id))
                     success = True
-                except Exception as err:  # a raising tool gives the model an error result
-                    output = f"{type(err).__name__}: {err}"
+                except asyncio.CancelledError as err:
+                    if self.token.cancelled or _being_cancelled():
+                        raise
+                    output = _error_text(err)  # the tool's own, not a cancel of this turn
+                except KeyboardInterrupt:
+                    # Ctrl-C / a kernel interrupt landed inside the tool: the user wants the
+                    # turn stopped. Cancel it here; letting it escape would stop the loop.
+                    self.token.cancel("keyboard_interrupt", f"KeyboardInterrupt in tool {name!r}")
+                    raise asyncio.CancelledError from None
+                except BaseException as err:  # Exception, SystemExit, ...: an error result
+                    output = _error_text(err)
         duration = round((time.perf_counter() - t0) * 1000, 3)
-        output = _jsonable(output)
+        try:
+            output = _jsonable(output)
+        except Exception as err:  # an output that cannot be shown as text
+            output = (f"the tool returned a {type(output).__name__} that cannot be shown as "
+                      f"text: {_error_text(err)}")
+            success = False
         self._tool_results[call_id] = (_as_text(output), success)
         self.tool_calls.append(ToolCallRecord(call_id, name, args, output, success, duration, started))
         self.emit(ev.ToolCallCompleted(call_id, name, args, output, duration, success), cid)
@@ -497,13 +511,33 @@ def _parse_args(raw: str | None) -> dict[str, Any]:
 
 
 def _jsonable(value: Any) -> Any:
+    """``value`` if JSON can hold it, else its ``str()`` (which may raise: the caller turns
+    that into an error result)."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     try:
         json.dumps(value)
         return value
-    except (TypeError, ValueError):
-        return str(value)
+    except (TypeError, ValueError, RecursionError):
+        text = str(value)
+    if not isinstance(text, str):
+        raise TypeError(f"__str__ returned {type(text).__name__}, not str")
+    return text
+
+
+def _error_text(err: BaseException) -> str:
+    """``Type: message`` of an error raised by a tool, even when its ``str()`` raises."""
+    name = type(err).__name__
+    try:
+        message = str(err)
+    except Exception as inner:
+        message = f"<str() of the error raised {type(inner).__name__}>"
+    return f"{name}: {message}" if message else name
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _as_text(value: Any) -> str:
