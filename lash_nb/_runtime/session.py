@@ -328,14 +328,18 @@ def _noop() -> None:
 
 
 class LeaseKeeper:
-    """Renews a session lease every renew interval while a turn runs; on loss it cancels
-    the turn's token (the turn then fails with ``SessionExecutionLeaseLost``)."""
+    """Renews a session lease every renew interval while a turn runs. A renewal also revives
+    a lease that expired while the loop was blocked, if nobody took the session over. If
+    someone did, it takes a fresh lease when the session is free again (the final commit
+    then checks that nobody committed meanwhile); if the session is busy, it cancels the
+    turn's token with origin ``lease_lost`` (the turn ends ``stopped: runtime_error``)."""
 
     def __init__(self, session: LashSession, lease: Lease, token: CancellationToken) -> None:
         self.session = session
         self.lease = lease
         self.token = token
         self.lost = False
+        self.replaced = False
         self._task: asyncio.Task[None] | None = None
         self._handle = asyncio.get_running_loop().call_later(
             session.core.lease_renew_s, self._fire)
@@ -347,12 +351,22 @@ class LeaseKeeper:
         try:
             self.lease = await self.session.store.renew_lease(self.lease, self.session.core.lease_ttl_ms)
         except SessionExecutionLeaseLost:
-            self.lost = True
-            self.token.cancel("lease_lost", "the session execution lease was lost")
-            return
+            if not await self.recover():
+                self.lost = True
+                self.token.cancel("lease_lost", "another runtime took the session over")
+                return
         except Exception:
             pass
         self._handle = asyncio.get_running_loop().call_later(self.session.core.lease_renew_s, self._fire)
+
+    async def recover(self) -> bool:
+        """After another owner took the session over: take a fresh lease if it is free now.
+        ``replaced`` tells the final commit its conflicts mean "someone committed meanwhile"."""
+        fresh = await self.session._try_lease()
+        if fresh is None:
+            return False
+        self.lease, self.replaced = fresh, True
+        return True
 
     def stop(self) -> None:
         self._handle.cancel()

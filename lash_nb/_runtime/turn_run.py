@@ -54,8 +54,14 @@ from .._core.records import (
 )
 from .._core.tools import ToolContext
 from .._core.usage import ZERO_USAGE, TokenLedgerEntry, merge_ledger
-from .._errors import HeadRevisionConflict, LashError
-from .._store.base import Lease, RuntimeCommit, TurnRecord, TurnStart, UsageDelta
+from .._errors import (
+    ClaimSuperseded,
+    HeadRevisionConflict,
+    LashError,
+    SessionExecutionLeaseLost,
+    TurnCommitConflict,
+)
+from .._store.base import Lease, ReadScope, RuntimeCommit, TurnRecord, TurnStart, UsageDelta
 from .model_call import ModelCallFailed, call_model
 
 if TYPE_CHECKING:
@@ -68,6 +74,10 @@ _TERMINAL_STOPS = {
     TerminalReason.PROVIDER_ERROR: TurnStop.PROVIDER_ERROR,
     TerminalReason.CANCELLED: TurnStop.CANCELLED,
 }
+
+
+_LEASE_LOST = ("another runtime took this session over while the turn ran; its work was not "
+               "committed (queued input runs again)")
 
 
 def now_ms() -> int:
@@ -112,6 +122,7 @@ class TurnRun:
         self._keeper: Any = None
         self._pending_calls: list[LlmPart] | None = None
         self._tool_results: dict[str, tuple[str, bool]] = {}
+        self._outcome_emitted = False
 
     # ------------------------------------------------------------------ events
     def emit(self, event: ev.TurnEvent, correlation_id: str) -> None:
@@ -170,7 +181,7 @@ class TurnRun:
             else:
                 outcome = await self._run_loop()
             result = self._assemble(outcome, started_ms, t0)
-            await self._final_commit(keeper.lease, result)
+            result = await self._commit_terminal(result, started_ms, t0)
         except BaseException:
             keeper.stop()
             s.state.stale = True
@@ -195,9 +206,19 @@ class TurnRun:
                 task.uncancel()
             self.cancellable = False
             self._settle_interrupted()
+            if self.token.origin == "lease_lost":  # the keeper saw another owner take over
+                return self._lease_lost_outcome()
             return TurnOutcome.stopped(TurnStop.CANCELLED)
+        except SessionExecutionLeaseLost:  # a checkpoint claim found the session taken over
+            self.cancellable = False
+            self._settle_interrupted()
+            return self._lease_lost_outcome()
         finally:
             self.cancellable = False
+
+    def _lease_lost_outcome(self) -> TurnOutcome:
+        self._issue("runtime", _LEASE_LOST, "lease_lost", True)
+        return TurnOutcome.stopped(TurnStop.RUNTIME_ERROR)
 
     # ------------------------------------------------------------------ graph
     def _append(self, message: Message) -> None:
@@ -285,7 +306,14 @@ class TurnRun:
 
     async def _checkpoint(self, kind: str, pending_text: str = "") -> bool:
         s = self.session
-        claim = await s.store.claim_queued_work(self._keeper.lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT)
+        try:
+            claim = await s.store.claim_queued_work(
+                self._keeper.lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT)
+        except SessionExecutionLeaseLost:
+            if not await self._keeper.recover():
+                raise
+            claim = await s.store.claim_queued_work(
+                self._keeper.lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT)
         if claim is None:
             return False
         self.claims.append(claim)
@@ -438,17 +466,78 @@ class TurnRun:
             queued_batch_ids=tuple(b for c in self.claims for b in c.batch_ids),
         )
 
-    async def _final_commit(self, lease: Lease, result: TurnResult) -> None:
+    async def _commit_terminal(self, result: TurnResult, started_ms: int, t0: float) -> TurnResult:
+        """The final commit. A lease that merely expired is still held and commits (ADR 14).
+        If another owner took the session over meanwhile, the turn re-acquires the lease when
+        it is free again and commits only if nobody committed in between (the head revision
+        and its claims are unchanged); otherwise it ends ``stopped: runtime_error``
+        (``lease_lost``), uncommitted, and its open turn row is closed by whoever commits on
+        the session next (this turn itself when it can take the lease)."""
         s = self.session
-        self.emit_independent(ev.TurnOutcomeEvent(result.outcome.to_json(), self.turn_id))
-        deltas: tuple[UsageDelta, ...] = ()
-        if self.cumulative.total() > 0:
-            deltas = (UsageDelta(self.turn_id, "turn", self.model, self.cumulative),)
-        record = TurnRecord(
+        keeper = self._keeper
+        conflicts = (HeadRevisionConflict, ClaimSuperseded, TurnCommitConflict)
+        for attempt in (1, 2):
+            try:
+                await self._final_commit(keeper.lease, result)
+                return result
+            except SessionExecutionLeaseLost:
+                if attempt == 2 or not await keeper.recover():
+                    break
+            except conflicts:
+                if not keeper.replaced:
+                    raise
+                break  # someone committed meanwhile (maybe closing this turn as process_lost)
+        fresh = keeper.lease if keeper.replaced else None
+        if not any(i.code == "lease_lost" for i in self.errors):
+            self._issue("runtime", _LEASE_LOST, "lease_lost", True)
+        self.claims = []  # not completed: whoever holds the session runs them
+        lost = self._assemble(TurnOutcome.stopped(TurnStop.RUNTIME_ERROR), started_ms, t0)
+        self.emit_independent(ev.TurnOutcomeEvent(lost.outcome.to_json(), self.turn_id))
+        s.state.stale = True
+        if fresh is not None:
+            await self._close_lost_turn(fresh, lost)
+        return lost
+
+    async def _close_lost_turn(self, lease: Lease, result: TurnResult) -> None:
+        """Record the terminal row (with its usage and calls, not its messages) of a turn
+        whose work could not be committed, if its progress commit left it open."""
+        s = self.session
+        try:
+            await s._reload_from_store()
+            persisted = await s.store.load_session(s.session_id, ReadScope.ACTIVE_PATH)
+            if persisted is None or self.turn_id not in persisted.open_turn_ids:
+                return
+            deltas: tuple[UsageDelta, ...] = ()
+            if self.cumulative.total() > 0:
+                deltas = (UsageDelta(self.turn_id, "turn", self.model, self.cumulative),)
+            res = await s.store.commit(s._commit_base(
+                lease, (), turn=self._turn_record(result), usage_deltas=deltas,
+                llm_calls=tuple((self.turn_id, c) for c in self.llm_calls),
+                tool_calls=tuple((self.turn_id, c) for c in self.tool_calls),
+                events=tuple(self.activities)))
+            s._applied(res.head_revision)
+            object.__setattr__(result, "head_revision", res.head_revision)
+        except (LashError, OSError):
+            s.state.stale = True  # the next commit on the session closes it (ADR 4)
+        finally:
+            await s._release_lease_quietly(lease)
+
+    def _turn_record(self, result: TurnResult) -> TurnRecord:
+        return TurnRecord(
             self.turn_id, result.outcome.kind, result.outcome.reason,
             result.execution.started_at_ms, result.execution.duration_ms,
             _commit_hash(self.turn_id, result, self.new_nodes), result.to_json(),
         )
+
+    async def _final_commit(self, lease: Lease, result: TurnResult) -> None:
+        s = self.session
+        if not self._outcome_emitted:
+            self._outcome_emitted = True
+            self.emit_independent(ev.TurnOutcomeEvent(result.outcome.to_json(), self.turn_id))
+        deltas: tuple[UsageDelta, ...] = ()
+        if self.cumulative.total() > 0:
+            deltas = (UsageDelta(self.turn_id, "turn", self.model, self.cumulative),)
+        record = self._turn_record(result)
         res = await s.store.commit(s._commit_base(
             lease, self.new_nodes[self.persisted_nodes:],
             turn_index=s.state.turn_index + 1,

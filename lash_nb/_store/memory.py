@@ -41,6 +41,7 @@ from .base import (
     RuntimeCommit,
     SessionMeta,
     TurnRecord,
+    lease_is_held,
     owner_is_dead,
     process_lost_record,
 )
@@ -149,7 +150,7 @@ class MemoryStore:
                         f"turn {commit.turn.turn_id!r} of session {commit.session_id!r} was "
                         "already committed with different content; use a new turn id"
                     )
-            if commit.lease is not None and not self._lease_is_live(commit.lease, t):
+            if commit.lease is not None and not self._lease_is_held(commit.lease):
                 raise SessionExecutionLeaseLost(
                     f"the execution lease on session {commit.session_id!r} expired or was taken "
                     "over; the turn was not committed"
@@ -217,14 +218,9 @@ class MemoryStore:
             return CommitResult(s.meta.head_revision)
 
     # ------------------------------------------------------------------ leases
-    def _lease_is_live(self, lease: Lease, t: int) -> bool:
+    def _lease_is_held(self, lease: Lease) -> bool:
         row = self._leases.get(lease.session_id)
-        return (
-            row is not None
-            and row.token == lease.token
-            and row.fencing == lease.fencing
-            and row.expires_at_ms > t
-        )
+        return row is not None and lease_is_held(lease, row.token, row.fencing)
 
     def _live_generation(self, session_id: str, t: int) -> int | None:
         row = self._leases.get(session_id)
@@ -238,10 +234,10 @@ class MemoryStore:
         with self._lock:
             t = now_ms()
             row = self._leases.get(session_id)
+            if row is not None and row.token is not None and row.owner_id == owner_id:
+                row.expires_at_ms = t + ttl_ms  # its own lease, expired or not: same fencing
+                return Lease(session_id, owner_id, row.token, row.fencing, row.expires_at_ms)
             if row is not None and row.token is not None and row.expires_at_ms > t:
-                if row.owner_id == owner_id:
-                    row.expires_at_ms = t + ttl_ms
-                    return Lease(session_id, owner_id, row.token, row.fencing, row.expires_at_ms)
                 if not owner_is_dead(row.owner_id or ""):
                     return LeaseBusy(session_id, row.owner_id or "", row.expires_at_ms)
             fencing = (row.fencing if row else 0) + 1
@@ -252,7 +248,7 @@ class MemoryStore:
     async def renew_lease(self, lease: Lease, ttl_ms: int = DEFAULT_LEASE_TTL_MS) -> Lease:
         with self._lock:
             t = now_ms()
-            if not self._lease_is_live(lease, t):
+            if not self._lease_is_held(lease):
                 raise SessionExecutionLeaseLost(
                     f"the execution lease on session {lease.session_id!r} was lost"
                 )
@@ -333,13 +329,14 @@ class MemoryStore:
     ) -> QueueClaim | None:
         with self._lock:
             t = now_ms()
-            if not self._lease_is_live(lease, t):
+            if not self._lease_is_held(lease):
                 raise SessionExecutionLeaseLost(
                     f"the execution lease on session {lease.session_id!r} was lost"
                 )
-            ready = [
+            ready = [  # the caller's lease is held: its generation is the current one
                 r for r in self._rows(lease.session_id)
-                if r.batch.available_at_ms <= t and not self._is_claimed(r, t)
+                if r.batch.available_at_ms <= t
+                and not (r.claim_id is not None and r.claim_generation == lease.fencing)
             ]
             if batch_ids is not None:
                 by_id = {r.batch.batch_id: r for r in ready}

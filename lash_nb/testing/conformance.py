@@ -286,6 +286,7 @@ async def commit_with_lost_lease_writes_nothing(opener: StoreOpener) -> None:
         await store.commit(RuntimeCommit("s1", a, append_nodes=(node("a", None, "x"),),
                                          leaf_node_id="a"))
         await store.renew_lease(a, ttl_ms=0)
+        await _lease(store, "s1", OWNER_B)  # another owner takes the expired lease over
         lost = RuntimeCommit("s1", a, append_nodes=(node("b", "a", "y"),), leaf_node_id="b",
                              usage_deltas=(UsageDelta("t1", "turn", "m", TokenUsage(1, 1)),),
                              turn=turn_record("t1"))
@@ -295,6 +296,38 @@ async def commit_with_lost_lease_writes_nothing(opener: StoreOpener) -> None:
         _eq(([n.node_id for n in got.nodes], got.meta.head_revision, got.ledger),
             (["a"], 1, ()), "nothing of the rejected commit")
         _eq(await store.load_turns("s1"), [], "no turn record")
+    finally:
+        await store.close()
+
+
+async def an_expired_lease_nobody_took_over_is_still_held(opener: StoreOpener) -> None:
+    """A holder whose loop was blocked past the TTL: while no other owner acquired the
+    session, its lease renews, claims and commits (same fencing); the batch it claimed is
+    pending for others only while the lease is expired."""
+    store = await _open(opener)
+    try:
+        a = await _lease(store, "s1", OWNER_A)
+        await store.enqueue(draft("s1", "work"))
+        claim = await store.claim_queued_work(a)
+        assert claim is not None
+        await store.renew_lease(a, ttl_ms=0)  # expired, nobody else came
+        _eq(await _texts(store, "s1"), ["work"], "pending for others while expired")
+        again = await store.renew_lease(a)
+        _eq((again.token, again.fencing), (a.token, a.fencing), "re-acquired, same generation")
+        _eq(await _texts(store, "s1"), [], "claimed again once live")
+        await store.renew_lease(a, ttl_ms=0)
+        mine = await _lease(store, "s1", OWNER_A)
+        _eq((mine.token, mine.fencing), (a.token, a.fencing), "same owner re-acquires it")
+        await store.renew_lease(a, ttl_ms=0)
+        await store.enqueue(draft("s1", "more"))
+        late = await store.claim_queued_work(a)
+        _eq(late is not None and [b.text for b in late.batches], ["more"], "claims while expired")
+        r = await store.commit(RuntimeCommit("s1", a, turn=turn_record("t1"),
+                                             completed_claims=(claim,), release_lease=True))
+        _eq(r.head_revision, 1, "commit on an expired lease nobody took")
+        _eq([t.turn_id for t in await store.load_turns("s1")], ["t1"], "committed turn")
+        _eq(await _texts(store, "s1"), ["more"], "released: the late claim is pending again")
+        await _raises(SessionExecutionLeaseLost, store.renew_lease(a), "renew after release")
     finally:
         await store.close()
 
@@ -515,6 +548,7 @@ CHECKS: dict[str, Check] = {
         head_revision_cas,
         lease_rules,
         commit_with_lost_lease_writes_nothing,
+        an_expired_lease_nobody_took_over_is_still_held,
         source_keys_are_idempotent_until_the_batch_leaves,
         queue_keeps_enqueue_order,
         claim_groups_follow_the_grouping_table,

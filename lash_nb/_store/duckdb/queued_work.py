@@ -23,7 +23,7 @@ from ..base import Lease
 from . import rows
 from .commit import finish_batches, now_ms
 from .hold import Hold
-from .leases import check_live, live_generation
+from .leases import check_held, live_generation
 
 
 def enqueue(con: Any, hold: Hold, d: QueuedWorkDraft) -> QueuedWorkBatch:
@@ -83,7 +83,7 @@ def claim(
     commands: bool,
 ) -> QueueClaim | None:
     t = now_ms()
-    check_live(hold, con, lease, t)
+    check_held(hold, con, lease)
     if hold.queue_size(con, lease.session_id) == 0:
         return None  # nothing queued: no statement at all (the common checkpoint case)
     gen = lease.fencing

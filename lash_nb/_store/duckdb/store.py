@@ -299,7 +299,7 @@ class DuckDBStore:
             assert hold is not None
             if hold.queue_size(con, lease.session_id) == 0:
                 # nothing queued (the common checkpoint case): no transaction at all
-                leases.check_live(hold, con, lease, commits.now_ms())
+                leases.check_held(hold, con, lease)
                 return None
             return self._txn(con, lambda c: queued_work.claim(
                 c, hold, lease, boundary, max_batches, batch_ids, commands), hold)

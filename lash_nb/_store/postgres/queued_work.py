@@ -85,7 +85,7 @@ async def claim(
     sid, gen = lease.session_id, lease.fencing
     async with con.transaction():
         cur = await con.execute(
-            "SELECT token = %s AND fencing = %s AND expires_at_ms > lash_now_ms() "
+            "SELECT token = %s AND fencing = %s "
             "FROM execution_leases WHERE session_id = %s FOR SHARE",
             [lease.token, gen, sid])
         ok = await cur.fetchone()
