@@ -345,3 +345,181 @@ def test_a_session_taken_over_and_committed_by_another_ends_the_turn_with_an_out
         assert again.result.is_success()
         await core.close()
     run(body())
+
+
+# ---------------------------------------------------------------------------- item: poison batches
+def _store_of(target, opener):
+    return target if not isinstance(target, str) else opener()
+
+
+def _poison_commits(store, marker="poison"):
+    """Make every commit that carries a user message containing ``marker`` fail, as a store
+    error would (the batch can never run)."""
+    real = store.commit
+    refused = []
+
+    async def commit(c):
+        for n in c.append_nodes:
+            if n.message is not None and marker in n.message.text():
+                refused.append(c.turn_started.turn_id if c.turn_started else None)
+                from lash_nb._errors import StoreError
+
+                raise StoreError(f"cannot store {marker!r} (simulated)")
+        return await real(c)
+
+    store.commit = commit
+    return refused
+
+
+def test_a_batch_that_keeps_failing_is_parked_failed_after_three_attempts(any_store):
+    target, opener = any_store
+    from lash_nb.reports import queue_frame
+
+    target_name = target if isinstance(target, str) else ""
+
+    async def body():
+        store = _store_of(target, opener)
+        refused = _poison_commits(store)
+        core = core_with(FunctionProvider(lambda r: "done"), store=store)
+        s = await core.session("s").open()
+        poison = await s.enqueue("poison pill").send()
+        good = await s.enqueue("good work").send()
+        for attempt in (1, 2, 3):
+            with pytest.raises(Exception, match="simulated"):
+                await s.queued_turn().run()
+            [head, _] = await s.queued_work()
+            assert (head.batch_id, head.attempts) == (poison.batch_id, attempt)
+        assert head.status == "failed"
+        assert head.error == "StoreError: cannot store 'poison' (simulated)"
+        out = await s.queued_turn().run()  # the queue moves on
+        assert out.result.assistant_message() == "done"
+        assert out.result.queued_batch_ids == (good.batch_id,)
+        assert await s.queued_turn().run() is None  # and never tries the poison again
+        assert len(refused) == 3
+        listed = await s.queued_work()
+        assert [(b.batch_id, b.status, b.attempts) for b in listed] == [(poison.batch_id, "failed", 3)]
+        await s.await_queued_work_batch(poison.batch_id, timeout=10)  # failed is not pending
+        if not target_name.startswith("postgres"):  # (report SQL is DuckDB's dialect)
+            frame = queue_frame(s)
+            row = frame[frame["batch_id"] == poison.batch_id].iloc[0]
+            assert (row["state"], row["attempts"], row["error"]) == (
+                "failed", 3, "StoreError: cannot store 'poison' (simulated)")
+        if target_name and not target_name.startswith("postgres"):  # memory keeps no history
+            done = frame[frame["batch_id"] == good.batch_id].iloc[0]
+            assert (done["state"], done["attempts"]) == ("completed", 1)
+        # the user removes it
+        assert (await s.cancel_queued_work_batch(poison.batch_id)).batch_id == poison.batch_id
+        assert await s.queued_work() == []
+        await core.close()
+    run(body())
+
+
+def test_a_worker_does_not_retry_a_failing_batch_forever(any_store):
+    target, opener = any_store
+    from lash_nb._runtime.worker import Worker
+
+    async def body():
+        store = _store_of(target, opener)
+        refused = _poison_commits(store)
+        core = (LashCore.builder().provider(FunctionProvider(lambda r: "done")).model("m")
+                .store(store).max_batch_attempts(2).build())
+        s = await core.session("s").open()
+        poison = await s.enqueue("poison pill").send()
+        await s.enqueue("good work").send()
+        logs = []
+        stats = await Worker(core, poll_s=0.02, log=logs.append).run(max_idle_s=1.0)
+        assert stats.turns == 1 and stats.outcomes == {"finished: assistant_message": 1}
+        assert len(refused) == 2
+        check = await core.session("s").store(opener() if isinstance(target, str) else store).open()
+        [parked] = await check.queued_work()
+        assert (parked.batch_id, parked.status, parked.attempts) == (poison.batch_id, "failed", 2)
+        await check.store.close()
+    run(body())
+
+
+def test_max_batch_attempts_must_be_a_positive_int():
+    from lash_nb._errors import ConfigurationError
+
+    for bad in (0, -1, 1.5, "3", True):
+        with pytest.raises(ConfigurationError, match="max_batch_attempts"):
+            LashCore.builder().max_batch_attempts(bad)
+
+
+# ---------------------------------------------------------------------------- schema moves
+def test_a_version_2_duckdb_file_with_queued_work_migrates_and_its_batch_runs(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import duckdb
+
+    from lash_nb._errors import StoreSchemaError
+
+    path = tmp_path / "v2.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute((Path(__file__).parent / "data" / "duckdb_schema_v2.sql").read_text())
+    con.execute(
+        "INSERT INTO queued_work_batches (batch_id, session_id, source_key, delivery_policy, "
+        "slot_policy, merge_key, available_at_ms, enqueued_at_ms, items) VALUES ('qwb:old', "
+        "'s', NULL, 'after_current_turn_commit', 'exclusive', NULL, 0, 1, ?)",
+        ['[{"item_id": "qwb:old:item:0", "kind": "turn_input", '
+         '"payload": {"items": [{"type": "text", "text": "from before"}]}}]'])
+    con.close()
+    with pytest.raises(StoreSchemaError, match="migrate-store"):
+        DuckDBStore(path)
+    cli = [sys.executable, "-m", "lash_nb", "migrate-store", str(path)]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{path}: schema version 2 -> 3"
+
+    async def body():
+        core = core_with(FunctionProvider(lambda r: "ok"), store=str(path))
+        s = await core.session("s").open()
+        [b] = await s.queued_work()
+        assert (b.batch_id, b.status, b.attempts, b.error) == ("qwb:old", "pending", 0, None)
+        out = await s.queued_turn().run()
+        assert out.result.queued_batch_ids == ("qwb:old",)
+        hist = core.store.query("SELECT final_state, attempts FROM queue_history")
+        assert hist.to_dict("records") == [{"final_state": "completed", "attempts": 1}]
+        await core.close()
+    run(body())
+
+
+def test_a_version_1_postgres_database_is_moved_forward_at_open_idempotently(pg_server):
+    pytest.importorskip("psycopg")
+    import psycopg
+
+    from lash_nb.stores import PostgresStore
+
+    dsn = pg_server.create_database()
+
+    async def make():
+        store = PostgresStore(dsn)
+        core = core_with(FunctionProvider(lambda r: "ok"), store=store)
+        s = await core.session("s").open()
+        await s.enqueue("queued before the upgrade").send()
+        await core.close()
+    run(make())
+    with psycopg.connect(dsn, autocommit=True) as con:  # as lash_nb wrote it at version 1
+        for col in ("attempts", "error", "failed_at_ms"):
+            con.execute(f"ALTER TABLE queued_work_batches DROP COLUMN {col}")
+        con.execute("ALTER TABLE queue_history DROP COLUMN attempts")
+        con.execute("UPDATE lash_meta SET value = '1' WHERE key = 'schema_version'")
+
+    async def reopen():
+        for _ in range(2):  # the second open finds version 2 and changes nothing
+            store = PostgresStore(dsn)
+            core = core_with(FunctionProvider(lambda r: "ok"), store=store)
+            s = await core.session("s").open()
+            [b] = await s.queued_work()
+            assert (b.text, b.status, b.attempts) == ("queued before the upgrade", "pending", 0)
+            await core.close()
+        store = PostgresStore(dsn)
+        core = core_with(FunctionProvider(lambda r: "ok"), store=store)
+        s = await core.session("s").open()
+        out = await s.queued_turn().run()
+        assert out.result.assistant_message() == "ok"
+        await core.close()
+    run(reopen())
+    with psycopg.connect(dsn, autocommit=True) as con:
+        assert con.execute("SELECT value FROM lash_meta WHERE key = 'schema_version'").fetchone() == ("2",)

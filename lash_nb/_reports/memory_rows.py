@@ -123,6 +123,9 @@ def _batch_columns(batches: list[Any]) -> dict[str, Any]:
         "claim_id": pa.array([r.claim_id for r in batches], pa.string()),
         "claim_generation": pa.array([r.claim_generation for r in batches], i64),
         "claimed_at_ms": pa.array([r.claimed_at_ms for r in batches], i64),
+        "attempts": pa.array([r.attempts for r in batches], i64),
+        "error": pa.array([r.error for r in batches], pa.string()),
+        "failed_at_ms": pa.array([r.failed_at_ms for r in batches], i64),
         "items": pa.array([rows.dumps([
             {"item_id": i.item_id, "kind": i.kind, "payload": dict(i.payload)} for i in x.items
         ]) for x in b], pa.string()),

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from .._core.graph import SessionGraph, SessionNode
 from .._core.llm import RetryPolicy
+from .._core.queue import DEFAULT_MAX_ATTEMPTS
 from .._core.tools import ToolRegistry, as_tool_provider
 from .._core.usage import TokenLedgerEntry, TokenUsage
 from .._errors import ConfigurationError, StoreSessionMismatch
@@ -82,6 +83,7 @@ class LashCoreBuilder:
         self._residency = "keep_all"
         self._retry = RetryPolicy()
         self._lease_ttl_ms = DEFAULT_LEASE_TTL_MS
+        self._max_batch_attempts = DEFAULT_MAX_ATTEMPTS
         self._replay_bounds = (2048, 120.0)
 
     def provider(self, provider: Any) -> LashCoreBuilder:
@@ -129,6 +131,15 @@ class LashCoreBuilder:
         self._lease_ttl_ms = int(ttl_ms)
         return self
 
+    def max_batch_attempts(self, n: int) -> LashCoreBuilder:
+        """Claims of one queued batch that may fail (raise, lose the lease, die) before it is
+        parked ``failed`` with its error instead of being retried (default 3)."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ConfigurationError(
+                f"max_batch_attempts must be a positive int (tries per queued batch), got {n!r}")
+        self._max_batch_attempts = n
+        return self
+
     def live_replay_bounds(self, max_events: int = 2048, max_age_s: float = 120.0) -> LashCoreBuilder:
         self._replay_bounds = (max_events, max_age_s)
         return self
@@ -149,6 +160,7 @@ class LashCoreBuilder:
             retry_policy=self._retry,
             lease_ttl_ms=self._lease_ttl_ms,
             replay=LiveReplayStore(*self._replay_bounds),
+            max_batch_attempts=self._max_batch_attempts,
         )
 
 
@@ -157,7 +169,7 @@ class LashCore:
 
     def __init__(self, *, provider: Any, policy: SessionPolicy, tools: list[Any], store: Any,
                  residency: str, retry_policy: RetryPolicy, lease_ttl_ms: int,
-                 replay: LiveReplayStore) -> None:
+                 replay: LiveReplayStore, max_batch_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
         self.provider = provider
         self.policy = policy
         self.tool_providers = tools
@@ -167,6 +179,7 @@ class LashCore:
         self.lease_ttl_ms = lease_ttl_ms
         self.lease_renew_s = min(LEASE_RENEW_INTERVAL_MS, lease_ttl_ms // 3) / 1000
         self.replay = replay
+        self.max_batch_attempts = max_batch_attempts
 
     @staticmethod
     def builder() -> LashCoreBuilder:

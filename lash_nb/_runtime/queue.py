@@ -8,7 +8,10 @@ Theory of operation
 - ``queued_turn().run()``: take the session lease (busy -> ``None``), apply every leading
   session command (each committed, never prompt text), then claim the next turn-work group
   (``Idle`` boundary) and run it as one turn whose final commit completes the batches.
-  ``None`` when nothing ran.
+  ``None`` when nothing ran. A turn that raises (or ends without completing its claim)
+  abandons the claim with its error: one failed attempt. After ``max_batch_attempts``
+  (default 3) the batch is parked ``failed`` and listed with its error; it is never retried
+  forever.
 - The :class:`Drainer` (on by default in notebooks, off for plain library use) runs drains as
   tasks on the session's loop after each commit and on enqueue while idle, one at a time,
   never blocking cells. ``pause()`` / ``resume()``.
@@ -30,7 +33,7 @@ from .._core.queue import (
 from .._core.records import TurnInput, TurnOutput
 from .._errors import ConfigurationError, InvalidTurnInput
 from .turn import as_turn_input, run_to_completion
-from .turn_run import TurnRun
+from .turn_run import TurnRun, error_text
 
 if TYPE_CHECKING:
     from .session import LashSession
@@ -153,7 +156,8 @@ class QueuedTurnBuilder:
                 await _apply_session_commands(s, lease)
                 lease = await s._try_lease() or lease
                 claim = await s.store.claim_queued_work(
-                    lease, boundary=ClaimBoundary.IDLE, batch_ids=self._batch_ids)
+                    lease, boundary=ClaimBoundary.IDLE, batch_ids=self._batch_ids,
+                    max_attempts=s.core.max_batch_attempts)
             except BaseException:
                 await s._release_lease_quietly(lease)
                 raise
@@ -171,15 +175,29 @@ class QueuedTurnBuilder:
                           lease=lease, claim=claim, hold_lock=True)
             try:
                 result = await run_to_completion(run, s, key)
-            except BaseException:
-                await s.store.abandon_claim(claim)
+            except BaseException as err:
+                # counted as a failed attempt; parked failed after max_batch_attempts
+                await _abandon_quietly(s, claim, error_text(err))
                 raise
+            if not set(claim.batch_ids) <= set(result.queued_batch_ids):
+                # the turn ended without completing its claim (lease_lost): an attempt failed
+                await _abandon_quietly(s, claim, "; ".join(e.message for e in result.errors)
+                                       or str(result.outcome))
             return TurnOutput(result, tuple(run.activities))
+
+
+async def _abandon_quietly(s: LashSession, claim: Any, error: str) -> None:
+    try:
+        await s.store.abandon_claim(claim, error=error, max_attempts=s.core.max_batch_attempts)
+    except Exception:  # the claim dies with its lease generation anyway
+        return
+    s._record_queue_changed("abandoned", claim.batch_ids)
 
 
 async def _apply_session_commands(s: LashSession, lease: Any) -> None:
     while True:
-        claim = await s.store.claim_queued_work(lease, boundary=ClaimBoundary.IDLE, commands=True)
+        claim = await s.store.claim_queued_work(lease, boundary=ClaimBoundary.IDLE, commands=True,
+                                                max_attempts=s.core.max_batch_attempts)
         if claim is None:
             return
         for command in claim.commands():

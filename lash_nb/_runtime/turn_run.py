@@ -306,14 +306,17 @@ class TurnRun:
 
     async def _checkpoint(self, kind: str, pending_text: str = "") -> bool:
         s = self.session
+        bound = s.core.max_batch_attempts
         try:
             claim = await s.store.claim_queued_work(
-                self._keeper.lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT)
+                self._keeper.lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT,
+                max_attempts=bound)
         except SessionExecutionLeaseLost:
             if not await self._keeper.recover():
                 raise
             claim = await s.store.claim_queued_work(
-                self._keeper.lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT)
+                self._keeper.lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT,
+                max_attempts=bound)
         if claim is None:
             return False
         self.claims.append(claim)
@@ -363,20 +366,20 @@ class TurnRun:
                 except asyncio.CancelledError as err:
                     if self.token.cancelled or _being_cancelled():
                         raise
-                    output = _error_text(err)  # the tool's own, not a cancel of this turn
+                    output = error_text(err)  # the tool's own, not a cancel of this turn
                 except KeyboardInterrupt:
                     # Ctrl-C / a kernel interrupt landed inside the tool: the user wants the
                     # turn stopped. Cancel it here; letting it escape would stop the loop.
                     self.token.cancel("keyboard_interrupt", f"KeyboardInterrupt in tool {name!r}")
                     raise asyncio.CancelledError from None
                 except BaseException as err:  # Exception, SystemExit, ...: an error result
-                    output = _error_text(err)
+                    output = error_text(err)
         duration = round((time.perf_counter() - t0) * 1000, 3)
         try:
             output = _jsonable(output)
         except Exception as err:  # an output that cannot be shown as text
             output = (f"the tool returned a {type(output).__name__} that cannot be shown as "
-                      f"text: {_error_text(err)}")
+                      f"text: {error_text(err)}")
             success = False
         self._tool_results[call_id] = (_as_text(output), success)
         self.tool_calls.append(ToolCallRecord(call_id, name, args, output, success, duration, started))
@@ -614,7 +617,7 @@ def _jsonable(value: Any) -> Any:
     return text
 
 
-def _error_text(err: BaseException) -> str:
+def error_text(err: BaseException) -> str:
     """``Type: message`` of an error raised by a tool, even when its ``str()`` raises."""
     name = type(err).__name__
     try:
@@ -662,4 +665,4 @@ def _commit_hash(turn_id: str, result: TurnResult, nodes: list[SessionNode]) -> 
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-__all__ = ["TurnRun", "LashError"]
+__all__ = ["TurnRun", "LashError", "error_text"]

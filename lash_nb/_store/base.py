@@ -32,7 +32,10 @@ Theory of operation
   After a crash a store holds the pre-turn state, the progress state, or the post-turn
   state; never part of a commit.
 - **Queued work** follows ``lash_nb._core.queue``: claims are pinned to the claimer's lease
-  fencing number and are live only while that lease generation holds the session.
+  fencing number and are live only while that lease generation holds the session. Each
+  claim counts an attempt; a batch claimed ``max_attempts`` times without completing is
+  parked ``failed`` with its last error (``abandon_claim(claim, error=...)`` records it),
+  listed by ``list_queued_work`` and never claimed again.
 """
 
 from __future__ import annotations
@@ -43,7 +46,13 @@ from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 from .._core.events import TurnActivity
 from .._core.graph import SessionGraph, SessionNode
-from .._core.queue import ClaimBoundary, QueueClaim, QueuedWorkBatch, QueuedWorkDraft
+from .._core.queue import (
+    DEFAULT_MAX_ATTEMPTS,
+    ClaimBoundary,
+    QueueClaim,
+    QueuedWorkBatch,
+    QueuedWorkDraft,
+)
 from .._core.records import ToolCallRecord
 from .._core.usage import LlmCallRecord, TokenLedgerEntry, TokenUsage
 
@@ -200,13 +209,15 @@ class SessionStore(Protocol):
         max_batches: int = 64,
         batch_ids: Sequence[str] | None = None,
         commands: bool = False,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> QueueClaim | None: ...
 
     async def cancel_queued_work_batch(
         self, session_id: str, batch_id: str
     ) -> QueuedWorkBatch | None: ...
 
-    async def abandon_claim(self, claim: QueueClaim) -> None: ...
+    async def abandon_claim(self, claim: QueueClaim, *, error: str | None = None,
+                            max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None: ...
 
     async def sessions_with_ready_work(self) -> list[str]: ...
 

@@ -475,6 +475,58 @@ async def claims_of_an_expired_generation_are_reclaimable(opener: StoreOpener) -
         await store.close()
 
 
+async def a_batch_failing_max_attempts_times_is_parked_failed(opener: StoreOpener) -> None:
+    """Each claim counts an attempt; at ``max_attempts`` claims without completing, the batch
+    is parked ``failed`` with its last error, listed, and never claimed again, whether its
+    claims were abandoned with an error or their runtimes died silently."""
+    store = await _open(opener)
+    try:
+        poison = await store.enqueue(draft("s1", "poison"))
+        await store.enqueue(draft("s1", "next"))
+        lease = await _lease(store, "s1", OWNER_A)
+        for attempt in (1, 2, 3):
+            claim = await store.claim_queued_work(lease, max_attempts=3)
+            _eq(claim is not None and claim.batch_ids, (poison.batch_id,), f"claim {attempt}")
+            assert claim is not None
+            await store.abandon_claim(claim, error=f"boom {attempt}", max_attempts=3)
+            head = (await store.list_queued_work("s1"))[0]
+            want = "failed" if attempt == 3 else "pending"
+            _eq((head.batch_id, head.status, head.attempts, head.error),
+                (poison.batch_id, want, attempt, f"boom {attempt}"), f"after attempt {attempt}")
+        _eq([(b.text, b.status) for b in await store.list_queued_work("s1")],
+            [("poison", "failed"), ("next", "pending")], "the failed batch stays listed")
+        _eq([(b.text, b.status) for b in await store.list_queued_work("s1", include_claimed=True)],
+            [("poison", "failed"), ("next", "pending")], "with claimed ones too")
+        nxt = await store.claim_queued_work(lease, max_attempts=3)
+        _eq(nxt is not None and [b.text for b in nxt.batches], ["next"], "queue moves past it")
+        assert nxt is not None
+        await store.commit(RuntimeCommit("s1", lease, turn=turn_record("t1"),
+                                         completed_claims=(nxt,), release_lease=True))
+        other = await _lease(store, "s1", OWNER_B)
+        _eq(await store.claim_queued_work(other, max_attempts=99), None,
+            "a failed batch is never claimed again, whatever the bound")
+        _eq(await store.claim_queued_work(other, batch_ids=[poison.batch_id]), None, "by id")
+        _eq(await store.sessions_with_ready_work(), [], "not ready work")
+        await store.release_lease(other)
+        # runtimes that die holding the claim never abandon it: the next claim parks it
+        crashy = await store.enqueue(draft("s2", "crashy"))
+        for i, owner in enumerate((OWNER_A, OWNER_B)):
+            dying = await _lease(store, "s2", owner)
+            _eq(await _claim_texts(store, dying, max_attempts=2), ["crashy"], f"claim {i + 1}")
+            await store.renew_lease(dying, ttl_ms=0)  # its process died
+        last = await _lease(store, "s2", OWNER_A)
+        _eq(await store.claim_queued_work(last, max_attempts=2), None, "parked, not claimed")
+        [parked] = await store.list_queued_work("s2")
+        _eq((parked.batch_id, parked.status, parked.attempts),
+            (crashy.batch_id, "failed", 2), "parked after two silent deaths")
+        assert parked.error and "never completed" in parked.error, parked.error
+        gone = await store.cancel_queued_work_batch("s2", crashy.batch_id)
+        _eq(gone is not None and gone.batch_id, crashy.batch_id, "a failed batch can be cancelled")
+        _eq(await store.list_queued_work("s2"), [], "cancelled")
+    finally:
+        await store.close()
+
+
 async def cancel_rules(opener: StoreOpener) -> None:
     store = await _open(opener)
     try:
@@ -556,6 +608,7 @@ CHECKS: dict[str, Check] = {
         session_commands_are_claimed_first_and_alone,
         claimed_batch_is_not_claimed_twice,
         claims_of_an_expired_generation_are_reclaimable,
+        a_batch_failing_max_attempts_times_is_parked_failed,
         cancel_rules,
         sessions_are_isolated,
         events_round_trip_in_order,
