@@ -523,3 +523,92 @@ def test_a_version_1_postgres_database_is_moved_forward_at_open_idempotently(pg_
     run(reopen())
     with psycopg.connect(dsn, autocommit=True) as con:
         assert con.execute("SELECT value FROM lash_meta WHERE key = 'schema_version'").fetchone() == ("2",)
+
+
+# ---------------------------------------------------------------------------- item: re-run after kill
+HANGING_WORKER = """
+import asyncio, sys
+from lash_nb import LashCore
+from lash_nb.testing import FunctionProvider
+from lash_nb._runtime.worker import Worker
+
+async def hang(request):
+    with open(sys.argv[2], "w") as f:  # the progress commit is durable by now
+        f.write("in the model call")
+    await asyncio.sleep(3600)
+
+async def main():
+    core = LashCore.builder().provider(FunctionProvider(hang)).model("m").store(sys.argv[1]).build()
+    await Worker(core, poll_s=0.05).run()
+
+asyncio.run(main())
+"""
+
+
+def _kill_a_worker_mid_turn(target, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    flag = tmp_path / "in-model-call"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(__import__("pathlib").Path(__file__).parents[1]),
+                    os.environ.get("PYTHONPATH")) if p)}
+    victim = subprocess.Popen([sys.executable, "-c", HANGING_WORKER, target, str(flag)],
+                              stdout=subprocess.DEVNULL, stderr=open(tmp_path / "victim.log", "wb"),
+                              env=env)
+    try:
+        end = time.monotonic() + 120
+        while not flag.exists():
+            assert victim.poll() is None, (tmp_path / "victim.log").read_text()[-2000:]
+            assert time.monotonic() < end, "the worker never reached the model call"
+            time.sleep(0.05)
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(30)
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_a_batch_re_run_after_its_worker_was_killed_shows_the_model_its_prompt_once(
+        backend, tmp_path, request):
+    if backend == "duckdb":
+        target = str(tmp_path / "lash.duckdb")
+    else:
+        pytest.importorskip("psycopg")
+        target = request.getfixturevalue("pg_server").create_database()
+    seen = []
+
+    def model(req):
+        seen.append([m.text() for m in req.messages if m.role.value == "user"])
+        return "answered"
+
+    async def enqueue():
+        core = core_with(FunctionProvider(model), store=target)
+        s = await core.session("s").open()
+        batch = await s.enqueue("the prompt").send()
+        await core.close()
+        return batch.batch_id
+
+    batch_id = run(enqueue())
+    _kill_a_worker_mid_turn(target, tmp_path)
+
+    async def rerun():
+        core = core_with(FunctionProvider(model), store=target)
+        s = await core.session("s").open()  # closes the dead turn (ADR 4)
+        out = await s.queued_turn().run()
+        assert out is not None and out.result.queued_batch_ids == (batch_id,)
+        assert seen == [["the prompt"]]  # once, not twice
+        assert _user_texts(s) == ["the prompt"]
+        turns = sorted(r for _, *r in await _stored_turns(core, "s"))
+        assert turns == [["finished", "assistant_message"], ["stopped", "runtime_error"]]
+        # the dead attempt's message is kept, off the active path
+        loaded = await core.store.load_session("s")
+        texts = [n.message.text() for n in loaded.nodes if n.message is not None]
+        assert texts.count("the prompt") == 2
+        await core.close()
+        again = core_with(FunctionProvider(model), store=target)
+        reopened = await again.session("s").open()
+        assert _user_texts(reopened) == ["the prompt"]
+        await again.close()
+    run(rerun())

@@ -168,11 +168,12 @@ class QueuedTurnBuilder:
             turn_input = claim.turn_input()
             # the lease generation makes a re-run after a dead runtime a new turn (the dead one's
             # open turn was closed as process_lost under the batch's first turn id)
-            turn_id = (turn_input.trace_turn_id or self._drain_id
-                       or f"{claim.batches[0].batch_id}:g{lease.fencing}")
+            attempts = f"{claim.batches[0].batch_id}:g"
+            turn_id = turn_input.trace_turn_id or self._drain_id or f"{attempts}{lease.fencing}"
             s.cancels.set_turn_id(key, turn_id)
+            # an earlier attempt that died left its user message at the leaf: branch before it
             run = TurnRun(s, turn_input.with_trace_turn_id(turn_id), turn_id, self._token,
-                          lease=lease, claim=claim, hold_lock=True)
+                          lease=lease, claim=claim, hold_lock=True, attempt_prefix=attempts)
             try:
                 result = await run_to_completion(run, s, key)
             except BaseException as err:

@@ -98,6 +98,7 @@ class TurnRun:
         claim: QueueClaim | None = None,
         sink: Callable[[TurnActivity], None] | None = None,
         hold_lock: bool = False,
+        attempt_prefix: str | None = None,
     ) -> None:
         self.session = session
         self.input = turn_input
@@ -109,6 +110,7 @@ class TurnRun:
         self.claims: list[QueueClaim] = [claim] if claim else []
         self.sink = sink
         self.hold_lock = hold_lock  # the caller (a queued drain) already holds the writer lock
+        self.attempt_prefix = attempt_prefix  # turn ids of earlier attempts of the same work
         self.activities: list[TurnActivity] = []
         self.llm_calls: list[Any] = []
         self.tool_calls: list[ToolCallRecord] = []
@@ -420,9 +422,31 @@ class TurnRun:
         self.partial_prose = []
 
     # ------------------------------------------------------------------ commits
+    def _leave_earlier_attempts(self) -> None:
+        """A re-run of work whose earlier attempt stopped after its progress commit (its
+        process was killed, or it lost its lease): that attempt's nodes end the active path.
+        Branch to just before them, so the model sees the input once; they stay in the graph
+        on a side branch, and the attempt's turn row says how it ended."""
+        graph = self.session.state.graph
+        path = graph.active_path()
+        i = len(path)
+        while i > 0 and self._earlier_attempt(path[i - 1].turn_id):
+            i -= 1
+        if i < len(path):
+            graph.branch_to(path[i].parent_node_id)
+
+    def _earlier_attempt(self, turn_id: str | None) -> bool:
+        """Only queued work is re-run by the runtime: its batch is still queued, so no
+        attempt of it completed; a trace / drain id is the same for every attempt."""
+        prefix = self.attempt_prefix
+        if turn_id is None or prefix is None:
+            return False
+        return turn_id == self.turn_id or turn_id.startswith(prefix)
+
     async def _progress_commit(self) -> None:
         s = self.session
         for attempt in (1, 2):
+            self._leave_earlier_attempts()
             self._append(self._user_message())
             try:
                 res = await s.store.commit(s._commit_base(
