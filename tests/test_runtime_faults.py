@@ -612,3 +612,64 @@ def test_a_batch_re_run_after_its_worker_was_killed_shows_the_model_its_prompt_o
         assert _user_texts(reopened) == ["the prompt"]
         await again.close()
     run(rerun())
+
+
+# ---------------------------------------------------------------------------- item: runaway turns
+@tool
+async def poke() -> str:
+    """Pokes (returns at once, never awaits)."""
+    return "poked"
+
+
+def test_a_model_that_always_calls_a_tool_is_stopped_at_50_calls_by_default():
+    calls = {"n": 0}
+
+    def model(request):
+        calls["n"] += 1
+        if calls["n"] > 500:  # a guard so the unbounded version fails instead of running on
+            return "gave up"
+        return [tool_call("poke")]
+
+    async def body():
+        core = LashCore.builder().provider(FunctionProvider(model)).model("m").tools(poke).build()
+        s = await core.session("s").open()
+        out = await s.turn("go").run()
+        assert str(out.result.outcome) == "stopped: max_turns"
+        assert calls["n"] == 50
+        assert [e.code for e in out.result.errors] == ["max_turns"]
+        unbounded = (LashCore.builder().provider(FunctionProvider(model)).model("m").tools(poke)
+                     .max_turns(None).build())
+        calls["n"] = 0
+        s2 = await unbounded.session("s").open()
+        out2 = await s2.turn("go").run()
+        assert out2.result.assistant_message() == "gave up" and calls["n"] == 501
+    run(body())
+
+
+def test_a_stop_from_the_event_loop_reaches_a_turn_whose_model_and_tools_never_await(store_target):
+    """A local model and tools that never await kept the loop busy for the whole turn, so a
+    Stop (a widget message, handled by the loop) could not arrive."""
+    calls = {"n": 0}
+    holder = {}
+
+    def model(request):
+        calls["n"] += 1
+        if calls["n"] == 10:  # the user presses Stop: the loop will deliver it
+            asyncio.get_running_loop().call_soon(holder["token"].cancel, "stop_button")
+        if calls["n"] > 3000:  # guard: without the fix the turn ends here, not cancelled
+            return "ran to the end"
+        return [tool_call("poke")]
+
+    async def body():
+        core = core_with(FunctionProvider(model), poke, store=store_target, max_turns=None)
+        s = await core.session("s").open()
+        builder = s.turn("go")
+        holder["token"] = builder.token
+        out = await builder.run()
+        assert str(out.result.outcome) == "stopped: cancelled"
+        assert out.result.cancellation["origin"] == "stop_button"
+        assert calls["n"] < 3000
+        turns = await _stored_turns(core, "s")
+        assert [(o, r) for _, o, r in turns] == [("stopped", "cancelled")]
+        await core.close()
+    run(body())

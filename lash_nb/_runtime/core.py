@@ -27,6 +27,7 @@ from .session import LashSession
 from .state import SessionPolicy, SessionState
 
 RESIDENCIES = ("keep_all", "active_path_only")
+DEFAULT_MAX_TURNS = 50  # model calls per turn; lash has none (docs/adr/0014)
 
 
 def open_store(store: Any) -> Any:
@@ -76,7 +77,7 @@ class LashCoreBuilder:
     def __init__(self) -> None:
         self._provider: Any = None
         self._model: str | None = None
-        self._max_turns: int | None = None
+        self._max_turns: int | None = DEFAULT_MAX_TURNS
         self._tools: list[Any] = []
         self._store: Any = None
         self._system_prompt: str | None = None
@@ -102,7 +103,9 @@ class LashCoreBuilder:
         return self
 
     def max_turns(self, n: int | None) -> LashCoreBuilder:
-        if n is not None and (not isinstance(n, int) or n < 1):
+        """Model calls one turn may make before it stops ``max_turns`` (default 50);
+        ``None`` removes the bound."""
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
             raise ConfigurationError("max_turns must be a positive int (model calls per turn) or None")
         self._max_turns = n
         return self

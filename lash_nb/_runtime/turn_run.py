@@ -242,6 +242,10 @@ class TurnRun:
         tools = s._tool_specs()
         iteration = 0
         while True:
+            if iteration:
+                # a local model and tools that never await would keep the loop (Stop, widgets,
+                # the lease keeper) from running for the whole turn: let it run once per call
+                await asyncio.sleep(0)
             if self.token.cancelled:
                 raise asyncio.CancelledError
             request = LlmRequest(
@@ -494,7 +498,7 @@ class TurnRun:
         )
 
     async def _commit_terminal(self, result: TurnResult, started_ms: int, t0: float) -> TurnResult:
-        """The final commit. A lease that merely expired is still held and commits (ADR 14).
+        """The final commit. A lease that merely expired is still held and commits (docs/adr/0014).
         If another owner took the session over meanwhile, the turn re-acquires the lease when
         it is free again and commits only if nobody committed in between (the head revision
         and its claims are unchanged); otherwise it ends ``stopped: runtime_error``
