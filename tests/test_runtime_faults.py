@@ -673,3 +673,43 @@ def test_a_stop_from_the_event_loop_reaches_a_turn_whose_model_and_tools_never_a
         assert [(o, r) for _, o, r in turns] == [("stopped", "cancelled")]
         await core.close()
     run(body())
+
+
+def test_a_batch_whose_turn_lost_its_lease_runs_again_with_its_prompt_shown_once(any_store):
+    target, opener = any_store
+    seen = []
+
+    async def take_and_commit(store):
+        from lash_nb._store.base import RuntimeCommit
+
+        got = await store.try_acquire_lease("s", OTHER)
+        await store.commit(RuntimeCommit("s", got, close_open_turns=True, release_lease=True))
+
+    done = []
+
+    def once():
+        if not done:
+            done.append(_in_other_thread(opener, take_and_commit))
+
+    def model(request):
+        seen.append([m.text() for m in request.messages if m.role.value == "user"
+                     and not m.tool_results()])
+        return _call_once_then_report("crunch")(request)
+
+    async def body():
+        core = core_with(FunctionProvider(model), _blocking_tool(1.0, then=once), store=target,
+                         lease_ttl_ms=300)
+        s = await core.session("s").open()
+        batch = await s.enqueue("the prompt").send()
+        lost = await s.queued_turn().run()
+        assert str(lost.result.outcome) == "stopped: runtime_error"
+        [pending] = await s.queued_work()
+        assert (pending.batch_id, pending.status, pending.attempts) == (batch.batch_id, "pending", 1)
+        assert "another runtime took this session over" in pending.error
+        seen.clear()
+        again = await s.queued_turn().run()
+        assert again.result.queued_batch_ids == (batch.batch_id,)
+        assert seen and all(texts == ["the prompt"] for texts in seen)
+        assert await s.queued_work() == []
+        await core.close()
+    run(body())

@@ -6,18 +6,25 @@ Theory of operation
    ``SessionExecutionBusy``; a queued drain brings its own lease and claim).
 2. Append the user message and make it durable with a progress commit (CAS on the head
    revision; on conflict reload the session from the store and retry once).
+   A queued re-run of a batch whose earlier attempt stopped after its progress commit first
+   branches before that attempt's trailing nodes, so the model sees the input once.
 3. Loop: model call (``model_call.call_model``); a response without tool calls passes the
    ``before_completion`` checkpoint and finishes ``assistant_message``; a response with tool
    calls appends one assistant message, runs all calls concurrently, appends one user message
    with the results in call order, passes the ``after_work`` checkpoint and loops, until
-   ``max_turns`` model calls. Checkpoints claim ``earliest_safe_boundary`` queued input under
-   the turn's own lease and show it to the model as a user message.
+   ``max_turns`` model calls (default 50). The loop yields to the event loop once per model
+   call. Checkpoints claim ``earliest_safe_boundary`` queued input under the turn's own lease
+   and show it to the model as a user message. A tool that raises anything (``SystemExit``
+   too) gives the model an error result; ``KeyboardInterrupt`` in a tool cancels the turn.
 4. Cancellation: only while the loop runs (``cancellable``) does a token cancel cancel this
    task; the loop's awaits (provider stream, tool calls, retry sleep) are abandoned. Settling
    keeps partial prose (marked interrupted) and gives every tool call a result (completed, or
    an interrupted marker) so the graph stays consistent. The final commit is never cancelled.
 5. Final commit (atomic): new nodes, terminal turn record, usage, call rows, events, completed
-   queue claims, lease release. Then the observation ``committed`` is published.
+   queue claims, lease release. Then the observation ``committed`` is published. A lease that
+   expired while the loop was blocked is still held and commits; if another owner took the
+   session over, the turn commits under a fresh lease when nobody committed meanwhile, else
+   it ends ``stopped: runtime_error`` (``lease_lost``) without raising (docs/adr/0014).
 """
 
 from __future__ import annotations
