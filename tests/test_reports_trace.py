@@ -115,6 +115,7 @@ QUEUE_DTYPES = {
     "slot_policy": "str", "source_key": "str", "enqueue_seq": "int64",
     "enqueued_at": "datetime64[us]", "claimed_at": "datetime64[us]",
     "finished_at": "datetime64[us]", "age_ms": "float64", "wait_ms": "float64", "turn_id": "str",
+    "attempts": "int64", "error": "str",
 }
 
 
