@@ -438,13 +438,16 @@ class TurnRun:
         process was killed, or it lost its lease): that attempt's nodes end the active path.
         Branch to just before them, so the model sees the input once; they stay in the graph
         on a side branch, and the attempt's turn row says how it ended."""
+        if self.attempt_prefix is None:
+            return
         graph = self.session.state.graph
-        path = graph.active_path()
-        i = len(path)
-        while i > 0 and self._earlier_attempt(path[i - 1].turn_id):
-            i -= 1
-        if i < len(path):
-            graph.branch_to(path[i].parent_node_id)
+        first = None
+        node = graph.get(graph.leaf_node_id) if graph.leaf_node_id is not None else None
+        while node is not None and self._earlier_attempt(node.turn_id):
+            first = node  # walk up from the leaf: only the trailing nodes are read
+            node = graph.get(node.parent_node_id) if node.parent_node_id is not None else None
+        if first is not None:
+            graph.branch_to(first.parent_node_id)
 
     def _earlier_attempt(self, turn_id: str | None) -> bool:
         """Only queued work is re-run by the runtime: its batch is still queued, so no
