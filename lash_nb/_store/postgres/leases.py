@@ -71,7 +71,7 @@ RELEASE_SQL = (
 # wake idle workers when a released session still has ready work (it was skipped while busy)
 WAKE_IF_READY_SQL = (
     "SELECT pg_notify('lash_work', %s) WHERE EXISTS (SELECT 1 FROM queued_work_batches "
-    "WHERE session_id = %s AND available_at_ms <= lash_now_ms())"
+    "WHERE session_id = %s AND available_at_ms <= lash_now_ms() AND failed_at_ms IS NULL)"
 )
 
 
