@@ -371,7 +371,7 @@ def _poison_commits(store, marker="poison"):
     return refused
 
 
-def test_a_batch_that_keeps_failing_is_parked_failed_after_three_attempts(any_store):
+def test_a_batch_that_keeps_failing_is_parked_failed_after_three_attempts(any_store, caplog):
     target, opener = any_store
     from lash_nb.reports import queue_frame
 
@@ -391,6 +391,10 @@ def test_a_batch_that_keeps_failing_is_parked_failed_after_three_attempts(any_st
             assert (head.batch_id, head.attempts) == (poison.batch_id, attempt)
         assert head.status == "failed"
         assert head.error == "StoreError: cannot store 'poison' (simulated)"
+        parked = [r.getMessage() for r in caplog.records if r.name == "lash_nb.queue"]
+        assert parked == [f"queued batch {poison.batch_id} of session s failed 3 times and is "
+                          "parked: StoreError: cannot store 'poison' (simulated) (cancel it, or "
+                          "enqueue it again once fixed)"]
         out = await s.queued_turn().run()  # the queue moves on
         assert out.result.assistant_message() == "done"
         assert out.result.queued_batch_ids == (good.batch_id,)

@@ -20,6 +20,7 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any, Generator, Sequence
 
 from .._core.cancel import CancellationToken
@@ -37,6 +38,8 @@ from .turn_run import TurnRun, error_text
 
 if TYPE_CHECKING:
     from .session import LashSession
+
+log = logging.getLogger("lash_nb.queue")
 
 
 class EnqueueBuilder:
@@ -188,11 +191,17 @@ class QueuedTurnBuilder:
 
 
 async def _abandon_quietly(s: LashSession, claim: Any, error: str) -> None:
+    bound = s.core.max_batch_attempts
     try:
-        await s.store.abandon_claim(claim, error=error, max_attempts=s.core.max_batch_attempts)
+        await s.store.abandon_claim(claim, error=error, max_attempts=bound)
     except Exception:  # the claim dies with its lease generation anyway
         return
     s._record_queue_changed("abandoned", claim.batch_ids)
+    for b in claim.batches:  # ``attempts`` counts this claim
+        if b.attempts >= bound:
+            log.warning("queued batch %s of session %s failed %d times and is parked: %s "
+                        "(cancel it, or enqueue it again once fixed)", b.batch_id, s.session_id,
+                        b.attempts, error[:300])
 
 
 async def _apply_session_commands(s: LashSession, lease: Any) -> None:
