@@ -50,12 +50,12 @@ def test_stop_message_ends_an_awaiting_cell_with_partial_prose_and_cancelled_out
     assert 0 < deltas < 3000  # stopped early, not run to the end
     state = kernel.state(model_id)
     assert state["outcome"] == "stopped: cancelled"
-    assert state["status"] == "done"
+    assert state["status"] == "stopped"
     assert prose_of(state).startswith("w1 w2 w3 ")
     assert prose_of(state).endswith(f"w{deltas} ")
     assert took < 5.0  # the whole remaining turn would take ~12 s
     statuses = [u["status"] for u in kernel.update_log[model_id] if "status" in u]
-    assert "stopping…" in statuses  # the Stop click is acknowledged before the turn ends
+    assert "stopping" in statuses  # the Stop click is acknowledged before the turn ends
 
 
 def test_updates_are_coalesced_into_far_fewer_comm_messages_than_deltas(kernel):

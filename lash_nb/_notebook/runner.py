@@ -29,29 +29,34 @@ async def run_turn(
     show_prompt: bool = True,
 ) -> Any:
     """Stream one turn into a displayed :class:`TurnWidget`; return the ``TurnResult``."""
-    builder = session.turn(prompt)
-    if turn_id:
-        builder = builder.turn_id(turn_id)
-    stream = builder.stream()
     widget = TurnWidget(
         session_id=session.session_id,
-        turn_id=stream.turn_id,
+        turn_id=turn_id or "",
         prompt=prompt if show_prompt else "",
         interval_s=interval_s,
         on_stop=session.cancel_running_turns,
     ).show()
-    while True:
-        try:
-            async for activity in stream:
-                widget.push(activity)
-            break
-        except asyncio.CancelledError:
-            # kernel interrupt: the stream already cancelled the turn's token; wait for its commit
-            session.cancel_running_turns("interrupt")
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-    result = await stream.finish()
+    try:
+        builder = session.turn(prompt)
+        if turn_id:
+            builder = builder.turn_id(turn_id)
+        stream = builder.stream()
+        widget.turn_id = stream.turn_id or widget.turn_id
+        while True:
+            try:
+                async for activity in stream:
+                    widget.push(activity)
+                break
+            except asyncio.CancelledError:
+                # kernel interrupt: the stream already cancelled the turn's token; wait for its commit
+                session.cancel_running_turns("interrupt")
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+        result = await stream.finish()
+    except Exception as err:  # refused or broken before an outcome: the view ends showing why
+        widget.fail(f"{type(err).__name__}: {err}")
+        raise
     widget.finish(result)
     return result
 

@@ -1,0 +1,196 @@
+"""A finished turn is a record: sanitised markdown, a kernel-free HTML bundle, views that tell
+the truth (stopped is not done, cancelled tools show the time they ran, refused turns fail)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from lash_nb._notebook.runner import run_turn
+from lash_nb._notebook.widgets.markdown import render_markdown
+from lash_nb._notebook.widgets.turn import TurnWidget
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def visible(bundle: dict) -> str:
+    """The HTML of a bundle without its ``<style>`` block (whose rules name every class)."""
+    html = bundle["text/html"]
+    start, end = html.find("<style>"), html.find("</style>")
+    return html[:start] + html[end + len("</style>"):] if start >= 0 else html
+
+
+def prose(cid: str, text: str) -> dict:
+    return {"id": f"{cid}-{text[:8]}", "correlation_id": cid, "type": "assistant_prose_delta", "text": text}
+
+
+# ---------------------------------------------------------------------------- markdown
+def test_a_gfm_table_becomes_an_html_table():
+    out = render_markdown("| city | temp |\n|---|--:|\n| Paris | 21 |\n")
+    assert "<table>" in out
+    assert "<th>city</th>" in out
+    assert '<th style="text-align:right">temp</th>' in out
+    assert "<td>Paris</td>" in out
+    assert '<td style="text-align:right">21</td>' in out
+
+
+def test_nested_lists_stay_nested():
+    out = render_markdown("- fruit\n  - apple\n    - green\n- veg\n")
+    assert out == ("<ul>\n<li>fruit\n<ul>\n<li>apple\n<ul>\n<li>green</li>\n</ul>\n</li>\n</ul>\n"
+                   "</li>\n<li>veg</li>\n</ul>\n")
+
+
+def test_a_url_with_parentheses_is_one_link():
+    out = render_markdown("see [Foo](https://en.wikipedia.org/wiki/Foo_(bar)) now")
+    assert out == ('<p>see <a href="https://en.wikipedia.org/wiki/Foo_(bar)" target="_blank" '
+                   'rel="noopener noreferrer">Foo</a> now</p>\n')
+
+
+def test_tilde_fences_are_code_and_highlighted_by_language():
+    plain = render_markdown("~~~\na < b\n~~~\n")
+    assert plain == "<pre><code>a &lt; b\n</code></pre>\n"
+    py = render_markdown("~~~python\nx = 'hi'\n~~~\n")
+    assert '<code class="language-python">' in py
+    assert """<span class="lash-hl-s1">'hi'</span>""" in py
+
+
+def test_backslash_escapes_are_literal_characters():
+    assert render_markdown(r"\*not em\* and \_x\_ and \`tick\`") == (
+        "<p>*not em* and _x_ and `tick`</p>\n")
+
+
+def test_script_and_raw_html_in_model_output_do_not_survive():
+    out = render_markdown('hi <script>alert(1)</script> <img src=x onerror="alert(2)">\n\n'
+                          "[x](javascript:alert(3)) ![p](https://evil.example/pixel.png)")
+    assert "<script" not in out and "<img" not in out
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out
+    assert 'href="javascript' not in out
+
+
+def test_strikethrough_and_an_unclosed_fence_mid_stream():
+    assert render_markdown("~~old~~ new") == "<p><s>old</s> new</p>\n"
+    assert render_markdown("```\npartial code") == "<pre><code>partial code</code></pre>\n"
+
+
+# ---------------------------------------------------------------------------- the record
+def test_a_finished_turn_displays_static_html_without_the_widget_mime_type():
+    w = TurnWidget(session_id="s1", turn_id="t1", prompt="weather?")
+    assert WIDGET_MIME in w._repr_mimebundle_()[0]  # live: the widget
+    w.push(prose("p1", "It is **sunny** in Paris.\n\n| city | temp |\n|---|---|\n| Paris | 21 |"))
+    w.push({"id": "u", "correlation_id": "u", "type": "usage", "protocol_iteration": 1,
+            "usage": {}, "cumulative": {"input_tokens": 12, "output_tokens": 7}})
+    w.finish({"outcome": {"finished": {"assistant_message": {"text": ""}}}})
+    data = w._repr_mimebundle_()
+    assert WIDGET_MIME not in data
+    html = visible(data)
+    assert "<strong>sunny</strong>" in html
+    assert "<td>Paris</td>" in html
+    assert "12 in · 7 out" in html
+    assert "finished: assistant_message" in html
+    assert "weather?" in html
+    assert "<button" not in html and "<script" not in html
+    assert "It is **sunny** in Paris." in data["text/markdown"]
+
+
+def test_a_stopped_turn_says_stopped_and_marks_its_partial_prose_interrupted():
+    w = TurnWidget()
+    w.push(prose("p1", "You said: hel"))
+    w.request_stop()
+    assert w.status == "stopping"
+    w.finish({"outcome": {"stopped": "cancelled"}})
+    assert w.status == "stopped"
+    html = visible(w._repr_mimebundle_())
+    assert 'lash-status-stopped">stopped<' in html
+    assert ">done<" not in html
+    assert "lash-interrupted" in html and "interrupted: the turn was stopped here" in html
+    assert "_[interrupted]_" in w.to_markdown()
+
+
+def test_a_cancelled_tool_row_shows_cancelled_and_the_time_it_ran():
+    w = TurnWidget()
+    w.push({"id": "1", "correlation_id": "tool:c1", "type": "tool_call_started", "call_id": "c1",
+            "name": "slow", "args": {}, "at_ms": 1_000.0})
+    # what the runtime emits for a call cut by cancellation: output "interrupted", 0 ms
+    w.push({"id": "2", "correlation_id": "tool:c1", "type": "tool_call_completed", "call_id": "c1",
+            "name": "slow", "args": {}, "output": "interrupted", "duration_ms": 0.0,
+            "success": False, "at_ms": 2_500.0})
+    w.finish({"outcome": {"stopped": "cancelled"}})
+    row = w.blocks[0]
+    assert (row["status"], row["duration_ms"]) == ("cancelled", 1500.0)
+    html = visible(w._repr_mimebundle_())
+    assert "lash-tool-cancelled" in html and "1500 ms" in html and "failed" not in html
+
+
+def test_a_tool_that_really_failed_still_reads_failed():
+    w = TurnWidget()
+    w.push({"id": "2", "correlation_id": "tool:c1", "type": "tool_call_completed", "call_id": "c1",
+            "name": "div", "args": {}, "output": "ZeroDivisionError: division by zero",
+            "duration_ms": 3.0, "success": False})
+    assert w.fold.blocks[0]["status"] == "failed"
+
+
+def test_the_view_starts_as_starting_not_idle_and_runs_on_the_first_event():
+    w = TurnWidget()
+    assert w.status == "starting"
+    w.push(prose("p1", "a"))
+    assert w.status == "running"
+
+
+def test_store_wait_is_one_status_row_updated_in_place():
+    w = TurnWidget()
+    w.push({"id": "1", "correlation_id": "c", "type": "store_wait", "holder_pid": 4242, "waited_s": 1.0})
+    w.push({"id": "2", "correlation_id": "c", "type": "store_wait", "holder_pid": 4242, "waited_s": 2.5})
+    assert [b["text"] for b in w.fold.blocks] == ["waiting for the store, held by pid 4242 (2.5 s)"]
+
+
+def test_fail_ends_the_view_with_the_error_and_no_stop():
+    stops: list[int] = []
+    w = TurnWidget(on_stop=lambda: stops.append(1))
+    w.fail("SessionExecutionBusy: session 's1' is running a turn in another process")
+    assert w.status == "failed"
+    w.request_stop()
+    assert stops == []
+    html = visible(w._repr_mimebundle_())
+    assert "waiting for the model" not in html
+    assert "SessionExecutionBusy: session &#x27;s1&#x27; is running a turn in another process" in html
+    assert 'lash-status-failed">failed<' in html
+
+
+class _RefusingSession:
+    """A session whose turn is refused before its first event (what a busy session does)."""
+
+    session_id = "s1"
+
+    def cancel_running_turns(self, reason: str = "") -> int:
+        return 0
+
+    def turn(self, prompt: str):
+        session = self
+
+        class Builder:
+            def stream(self):
+                class Stream:
+                    turn_id = "t-refused"
+
+                    def __aiter__(self):
+                        return self
+
+                    async def __anext__(self):
+                        raise RuntimeError("the store is locked by pid 77; close it there")
+
+                return Stream()
+
+        del session
+        return Builder()
+
+
+def test_a_refused_turn_ends_its_widget_failed_with_the_error(monkeypatch):
+    shown: list[TurnWidget] = []
+    monkeypatch.setattr(TurnWidget, "show", lambda self: (shown.append(self), self)[1])
+    with pytest.raises(RuntimeError, match="locked by pid 77"):
+        asyncio.run(run_turn(_RefusingSession(), "hello"))
+    (w,) = shown
+    assert w.status == "failed"
+    assert w.turn_id == "t-refused"
+    assert "RuntimeError: the store is locked by pid 77; close it there" in visible(w._repr_mimebundle_())
