@@ -194,3 +194,103 @@ def test_a_refused_turn_ends_its_widget_failed_with_the_error(monkeypatch):
     assert w.status == "failed"
     assert w.turn_id == "t-refused"
     assert "RuntimeError: the store is locked by pid 77; close it there" in visible(w._repr_mimebundle_())
+
+
+# ---------------------------------------------------------------------------- panels
+def _batches(pending: dict[str, str]) -> list[dict]:
+    return [{"batch_id": k, "items": [{"turn_input": {"text": v}}], "delivery_policy":
+             "after_current_turn_commit", "slot_policy": "exclusive"} for k, v in pending.items()]
+
+
+def test_drain_shows_progress_and_the_turns_it_ran_and_a_second_click_does_not_run_twice():
+    from lash_nb._notebook.widgets.queue import QueueWidget
+
+    pending = {"b1": "first", "b2": "second"}
+    release = asyncio.Event()
+    drains: list[int] = []
+
+    async def load():
+        return _batches(pending)
+
+    async def drain(view) -> None:
+        drains.append(1)
+        view.start_drain(len(pending))
+        for key in list(pending):
+            await release.wait()
+            w = view.turn_view()
+            w.push(prose("p1", f"answer to **{pending[key]}**"))
+            w.finish(outcome="finished: assistant_message")
+            pending.pop(key)
+            await view.turn_done()
+
+    async def main() -> QueueWidget:
+        w = QueueWidget(load=load, drain=drain)
+        await w.refresh_async()
+        w._on_custom(w, {"type": "drain"}, [])
+        w._on_custom(w, {"type": "drain"}, [])  # the double click
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert w.draining and w.progress == {"done": 0, "total": 2}
+        release.set()
+        for _ in range(50):
+            await asyncio.sleep(0)
+        return w
+
+    w = asyncio.run(main())
+    assert drains == [1] and w.ignored_drains == 1
+    assert not w.draining
+    assert w.progress == {"done": 2, "total": 2}
+    assert len(w.ran) == 2
+    assert "answer to <strong>first</strong>" in w.ran[0]["html"]
+    assert "answer to <strong>second</strong>" in w.ran[1]["html"]
+    assert w.status == "ran 2 turns; 2 of 2 batches done"
+    assert w.batches == []
+
+
+def test_a_failed_batch_shows_its_error_in_the_panel_and_its_snapshot():
+    from lash_nb._notebook.widgets.queue import QueueWidget, batch_row
+
+    rows = _batches({"b1": "x"})
+    rows[0].update(status="failed", error="ProviderUnavailable: no key")
+    w = QueueWidget(load=lambda: rows)
+    w.batches = [batch_row(b) for b in rows]
+    assert (w.batches[0]["status"], w.batches[0]["error"]) == ("failed", "ProviderUnavailable: no key")
+    html = w.snapshot_html()
+    assert "failed: ProviderUnavailable: no key" in html
+    assert "<button" not in html
+
+
+def test_a_panel_is_displayed_after_a_snapshot_that_needs_no_kernel(monkeypatch):
+    from IPython.core import display_functions
+
+    from lash_nb._notebook.widgets.tools import ToolCatalogWidget
+
+    shown: list[dict] = []
+
+    class Handle:
+        def update(self, obj):
+            shown.append(obj._repr_mimebundle_())
+
+    def fake_display(obj, display_id=None):
+        shown.append(obj._repr_mimebundle_())
+        return Handle()
+
+    monkeypatch.setattr(display_functions, "display", fake_display)
+    monkeypatch.setattr("IPython.display.display", fake_display)
+    members = {"weather": True}
+    w = ToolCatalogWidget(
+        load=lambda: [{"name": n, "description": "Current weather <for> a city.", "member": m,
+                       "input_schema": {"properties": {"city": {"type": "string"}},
+                                        "required": ["city"]}} for n, m in members.items()],
+        set_membership=lambda name, on: members.__setitem__(name, on),
+    )
+    bundle = w._repr_mimebundle_()[0]
+    assert WIDGET_MIME in bundle
+    (snap,) = shown
+    assert WIDGET_MIME not in snap
+    assert f'data-panel="{w.panel_id}"' in snap["text/html"]
+    assert "<code>weather</code>" in snap["text/html"] and "city: string" in snap["text/html"]
+    assert "Current weather &lt;for&gt; a city." in snap["text/html"]
+    w.toggle("weather", False)
+    assert "0 of 1 active" in shown[-1]["text/html"]  # the saved snapshot follows the toggle
+    assert shown[-1]["text/plain"].startswith("[ ] weather(city: string)")

@@ -61,14 +61,16 @@ async def run_turn(
     return result
 
 
-async def run_queued(session: Any, *, interval_s: float = 0.05) -> Any:
-    """Drain one queued turn with a live widget fed from the session's observation stream."""
+async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = None) -> Any:
+    """Drain one queued turn with a live widget fed from the session's observation stream.
+
+    ``widget``: a view to feed instead of a displayed one (a queue panel's ``turn_view()``)."""
     observe = session.observe()
     cursor = observe.current_observation().cursor
-    widget = TurnWidget(
-        session_id=session.session_id, interval_s=interval_s, on_stop=session.cancel_running_turns
-    )
-    shown = False
+    shown = widget is not None
+    if widget is None:
+        widget = TurnWidget(session_id=session.session_id, interval_s=interval_s)
+    widget.set_stop_callback(session.cancel_running_turns)
 
     async def feed() -> None:
         nonlocal shown

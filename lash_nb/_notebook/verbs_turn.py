@@ -151,8 +151,10 @@ async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
                 "enqueued_at_ms", "claimed"]
         return pd.DataFrame(rows, columns=cols)
 
-    async def drain_one() -> None:
-        await run_queued(s, interval_s=m.live_interval_s)
+    async def drain_one(view: QueueWidget) -> None:  # the panel shows progress and the turns
+        view.start_drain(len(await s.queued_work()))
+        while await run_queued(s, interval_s=m.live_interval_s, widget=view.turn_view()) is not None:
+            await view.turn_done()
 
     w = QueueWidget(session_id=s.session_id, load=s.queued_work,
                     cancel=s.cancel_queued_work_batch, drain=drain_one)

@@ -152,3 +152,79 @@ def bundle(html_text: str, markdown: str) -> dict[str, str]:
 
 
 __all__ = ["bundle", "final_status", "turn_html", "usage_line"]
+
+
+# ---------------------------------------------------------------------------- panels
+# A panel (tool catalog, queue) is a live control, so it cannot be replaced when "finished".
+# It is displayed as two outputs: this snapshot (kept current with update_display) and the
+# widget. While the widget lives it hides the snapshot; in a saved notebook without widget state
+# the snapshot shows the panel as it was, and its style hides Lab's "model not found" text of
+# the widget output right after it.
+PANEL_STYLE = (
+    ".jp-OutputArea-child:has(.lash-snapshot) + .jp-OutputArea-child:has("
+    "> .jp-OutputArea-output.jupyter-widgets:not(:has(*))) { display: none; }"
+)
+
+
+def _panel(panel_id: str, title: str, note: str, table: str) -> str:
+    return (f'<div class="lash-panel lash-snapshot" data-panel="{esc(panel_id)}">'
+            f"<style>{css('turn.css')}\n{PANEL_STYLE}</style>"
+            f'<div class="lash-panel-head"><span>{esc(title)}</span>'
+            f'<span class="lash-muted">{esc(note)}</span></div>{table}</div>')
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence[str] = ()) -> str:
+    th = "".join(f"<th>{esc(h)}</th>" for h in head)
+    body = "".join(
+        f'<tr class="{esc(classes[i]) if i < len(classes) else ""}">'
+        + "".join(f"<td>{c}</td>" for c in r) + "</tr>"
+        for i, r in enumerate(rows)
+    )
+    return f'<table class="lash-table"><tr>{th}</tr>{body}</table>'
+
+
+def tools_html(panel_id: str, tools: Sequence[Mapping[str, Any]]) -> str:
+    members = sum(1 for t in tools if t.get("member"))
+    rows = [[
+        "✓" if t.get("member") else "–",
+        f"<code>{esc(t.get('name'))}</code>",
+        esc(schema_summary(t.get("input_schema") or {})),
+        esc(t.get("description")),
+    ] for t in tools]
+    return _panel(panel_id, "Tool catalog", f"{members} of {len(tools)} active · snapshot; "
+                  "run the cell for the live toggles",
+                  _table(["active", "tool", "arguments", "description"], rows))
+
+
+def schema_summary(schema: Mapping[str, Any]) -> str:
+    props = schema.get("properties") or {}
+    req = set(schema.get("required") or ())
+    out = []
+    for k, v in props.items():
+        t = f": {v.get('type')}" if isinstance(v, Mapping) and v.get("type") else ""
+        out.append(f"{k}{'' if k in req else '?'}{t}")
+    return ", ".join(out)
+
+
+def queue_html(panel_id: str, session_id: str, batches: Sequence[Mapping[str, Any]],
+               status: str = "", ran: Sequence[Mapping[str, Any]] = ()) -> str:
+    rows = [[
+        f"<code>{esc(b.get('batch_id'))}</code>", esc(b.get("text")),
+        esc(b.get("delivery_policy")), esc(b.get("slot_policy")), esc(b.get("merge_key") or ""),
+        esc(b.get("status") or ("claimed" if b.get("claimed") else "pending"))
+        + (f": {esc(b.get('error'))}" if b.get("error") else ""),
+    ] for b in batches]
+    classes = [f"lash-row-{b.get('status')}" if b.get("status") else "" for b in batches]
+    title = f"Queue{' · ' + session_id if session_id else ''}: {len(batches)} pending"
+    ran_html = "".join(r.get("html", "") for r in ran)
+    note = (status + " · " if status else "") + "snapshot; run the cell for the live buttons"
+    return _panel(panel_id, title, note,
+                  _table(["batch", "input", "delivery", "slot", "merge key", "status"], rows, classes)
+                  + (f'<div class="lash-ran">{ran_html}</div>' if ran_html else ""))
+
+
+def turn_fragment(state: Mapping[str, Any]) -> str:
+    """A turn's HTML without the style block (inside a panel that has it)."""
+    html_text = turn_html(state)
+    start, end = html_text.find("<style>"), html_text.find("</style>")
+    return html_text[:start] + html_text[end + len("</style>"):]

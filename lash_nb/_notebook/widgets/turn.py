@@ -88,10 +88,13 @@ class TurnWidget(anywidget.AnyWidget):
         self,
         *,
         on_stop: StopCallback | None = None,
+        on_flush: Callable[[TurnWidget], Any] | None = None,
         interval_s: float = 0.05,
         **kwargs: Any,
     ) -> None:
+        """``on_flush(widget)`` runs after every flush (a queue panel mirrors the turn with it)."""
         super().__init__(**kwargs)
+        self._on_flush = on_flush
         self.fold = TurnFold()
         self.interval_s = interval_s
         self.flush_count = 0
@@ -197,6 +200,8 @@ class TurnWidget(anywidget.AnyWidget):
         self._sent_version = f.version
         self._last_flush = time.monotonic()
         self.flush_count += 1
+        if self._on_flush is not None:
+            self._on_flush(self)
         return True
 
     def _render_prose(self) -> dict[str, str]:
