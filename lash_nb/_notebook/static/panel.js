@@ -10,15 +10,14 @@ function pEl(tag, cls, text) {
 }
 
 function pHideSnapshot(model) {
+  // a style rule, not an inline style: update_display re-creates the snapshot's DOM
   const id = model.get("panel_id");
-  const hidden = [];
   if (!id) return () => {};
-  for (const s of document.querySelectorAll(`.lash-snapshot[data-panel="${CSS.escape(id)}"]`)) {
-    const box = s.closest(".jp-OutputArea-child") || s;
-    box.style.display = "none";
-    hidden.push(box);
-  }
-  return () => { for (const b of hidden) b.style.display = ""; };
+  const sel = `.lash-snapshot[data-panel="${CSS.escape(id)}"]`;
+  const style = document.createElement("style");
+  style.textContent = `.jp-OutputArea-child:has(${sel}) { display: none; } ${sel} { display: none; }`;
+  document.head.append(style);
+  return () => style.remove();
 }
 
 // send a message; when no trait changes within 5 s, show that the kernel did not answer

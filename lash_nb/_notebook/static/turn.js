@@ -4,7 +4,7 @@
 // A finished turn is replaced by static HTML by the kernel, so this view only runs live turns.
 
 const LASH_LIVE = new Set(["starting", "running", "stopping"]);
-const LASH_ICONS = { running: "⟳", done: "✓", failed: "✗", cancelled: "⏹" };
+const LASH_ICONS = { running: "⟳", done: "✓", failed: "✗", cancelled: "■" };
 
 function lashEl(tag, cls, text) {
   const e = document.createElement(tag);
@@ -55,7 +55,7 @@ function lashBlock(b, openState, html) {
     } else {
       div.append(lashEl("div", "lash-plain", b.text));
     }
-    if (b.interrupted) div.append(lashEl("div", "lash-mark", "⏹ interrupted: the turn was stopped here"));
+    if (b.interrupted) div.append(lashEl("div", "lash-mark", "■ interrupted: the turn was stopped here"));
     return div;
   }
   if (b.kind === "reasoning") {

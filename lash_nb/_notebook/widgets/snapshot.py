@@ -80,7 +80,7 @@ def _json(v: Any) -> str:
         return str(v)
 
 
-TOOL_ICONS = {"running": "⟳", "done": "✓", "failed": "✗", "cancelled": "⏹"}
+TOOL_ICONS = {"running": "⟳", "done": "✓", "failed": "✗", "cancelled": "■"}
 
 
 def tool_row_html(b: Mapping[str, Any]) -> str:
@@ -105,7 +105,7 @@ def block_html(b: Mapping[str, Any], rendered: Mapping[str, str] | None = None) 
         body = (rendered or {}).get(str(b.get("cid"))) or render_markdown(str(b.get("text") or ""))
         if b.get("interrupted"):
             return (f'<div class="lash-prose lash-interrupted">{body}'
-                    '<div class="lash-mark">⏹ interrupted: the turn was stopped here</div></div>')
+                    '<div class="lash-mark">■ interrupted: the turn was stopped here</div></div>')
         return f'<div class="lash-prose">{body}</div>'
     if kind == "reasoning":
         return (f'<details class="lash-reasoning"><summary>reasoning</summary>'
@@ -160,9 +160,9 @@ __all__ = ["bundle", "final_status", "turn_html", "usage_line"]
 # widget. While the widget lives it hides the snapshot; in a saved notebook without widget state
 # the snapshot shows the panel as it was, and its style hides Lab's "model not found" text of
 # the widget output right after it.
-PANEL_STYLE = (
-    ".jp-OutputArea-child:has(.lash-snapshot) + .jp-OutputArea-child:has("
-    "> .jp-OutputArea-output.jupyter-widgets:not(:has(*))) { display: none; }"
+PANEL_STYLE = (  # :has() may not nest, so the rule hides the output node, not its whole row
+    ".jp-OutputArea-child:has(.lash-snapshot) + .jp-OutputArea-child > "
+    ".jp-OutputArea-output.jupyter-widgets:not(:has(*)) { display: none; }"
 )
 
 
