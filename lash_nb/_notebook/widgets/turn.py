@@ -148,8 +148,11 @@ class TurnWidget(anywidget.AnyWidget):
         self.error = text
         self._finalize("failed")
 
-    def finish(self, result: Any = None, *, outcome: str | None = None) -> None:
-        """Final flush. ``result`` is a ``TurnResult`` (or its JSON); ``outcome`` overrides."""
+    def finish(self, result: Any = None, *, outcome: str | None = None,
+               elapsed_ms: float | None = None) -> None:
+        """Final flush. ``result`` is a ``TurnResult`` (or its JSON); ``outcome`` overrides;
+        ``elapsed_ms`` replaces the measured time (a replay shows the stored duration)."""
+        self._elapsed_override = elapsed_ms
         if self._pending is not None:
             self._pending.cancel()
             self._pending = None
@@ -194,7 +197,9 @@ class TurnWidget(anywidget.AnyWidget):
                 self.turn_id = f.turn_id
             if f.iterations != self.iterations:
                 self.iterations = f.iterations
-            self.elapsed_ms = round((time.monotonic() - self._started) * 1000.0, 1)
+            override = getattr(self, "_elapsed_override", None)
+            self.elapsed_ms = round(override if override is not None
+                                    else (time.monotonic() - self._started) * 1000.0, 1)
             if final:
                 self.status = final if isinstance(final, str) else "done"
         self._sent_version = f.version
