@@ -51,7 +51,7 @@ class Chart:
                'style="color: var(--jp-content-font-color1, inherit)">',
                f'<text x="0" y="16" font-weight="bold">{_esc(self.title)}</text>']
         for k, (name, _) in enumerate(self.series):
-            x = _LABEL_W + k * 130
+            x: float = _LABEL_W + k * 130
             out.append(f'<rect x="{x}" y="26" width="10" height="10" fill="{_color(k)}"/>'
                        f'<text x="{x + 14}" y="35">{_esc(name)}</text>')
         y = 30 + legend_h
@@ -160,7 +160,8 @@ def usage_chart(frame_or_source: Any, by: str = "turn") -> Chart:
     """
     from .frames import USAGE_KEYS, usage_frame
 
-    frame = frame_or_source if _is_frame(frame_or_source) else usage_frame(frame_or_source, by=by)
+    frame = (frame_or_source if _is_frame(frame_or_source)
+             else usage_frame(frame_or_source, by=by))  # type: ignore[arg-type]  # checked there
     keys = [k for k in ("day", "session_id", "turn_id", "source", "model") if k in frame.columns]
     if by == "turn":
         keys = [k for k in ("turn_id", "model") if k in frame.columns]

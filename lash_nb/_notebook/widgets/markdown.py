@@ -43,10 +43,11 @@ def _parser() -> MarkdownIt:
     md.enable(["table", "strikethrough"])
     md.disable("image")  # an image URL in model output would be fetched: a tracking / exfiltration vector
 
-    def link_open(_self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+    def link_open(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
         tokens[idx].attrSet("target", "_blank")
         tokens[idx].attrSet("rel", "noopener noreferrer")
-        return md.renderer.renderToken(tokens, idx, options, env)
+        out: str = renderer.renderToken(tokens, idx, options, env)
+        return out
 
     md.add_render_rule("link_open", link_open)
     return md

@@ -71,7 +71,7 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
         *,
         load: Loader,
         cancel: Callable[[str], Any] | None = None,
-        drain: Callable[[], Any] | None = None,
+        drain: Callable[..., Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
