@@ -170,6 +170,22 @@ class NotebookPage:
         self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
         self.page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
 
+    def run_cell(self, i: int) -> None:
+        """Click into cell ``i`` and press Shift+Enter (retried: Lab may drop the first one)."""
+        cell = self.cell(i)
+        prompt = cell.locator(".jp-InputPrompt")
+        for _ in range(5):
+            cell.locator(".jp-InputArea-editor").click()
+            self.page.keyboard.press("Escape")
+            self.page.keyboard.press("Shift+Enter")
+            try:
+                self.page.wait_for_function("el => !/^\\[\\s*\\]:$/.test(el.textContent.trim())",
+                                            arg=prompt.element_handle(), timeout=5_000)
+                return
+            except Exception:
+                continue
+        raise AssertionError(f"cell {i} did not start")
+
     def save(self, expect_in_file: str) -> dict[str, Any]:
         """Ctrl+S; returns the notebook as saved once the file holds ``expect_in_file``."""
         self.cell(0).locator(".jp-InputPrompt").click()

@@ -244,3 +244,65 @@ def test_stop_badges_marks_cancelled_tools_and_a_refused_turn(frontend, tmp_path
                 browser.close()
     finally:
         server.stop()
+
+
+QUEUE_CELLS: list[str | tuple[str, str]] = [
+    "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.05",
+    "%lash open inbox --store inbox.duckdb --fresh",
+    "%lash enqueue what is **first**?\n%lash enqueue and the second?\n%lash enqueue and a third one",
+    "%lash queue",
+    "%lash sql SELECT count(*) AS turns FROM turns",
+]
+
+
+def test_drain_shows_progress_and_the_turns_it_ran_and_a_double_click_runs_once(frontend, tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    write_notebook(tmp_path / "inbox.ipynb", QUEUE_CELLS)
+    server = JupyterServer(frontend, tmp_path).start("light")
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            nb = NotebookPage(browser, server, "inbox.ipynb")
+            try:
+                page = nb.open()
+                for i in range(4):
+                    nb.run_cell(i)
+                panel = nb.cell(3).locator(".lash-queue")
+                panel.locator("tr[data-batch]").nth(2).wait_for(timeout=60_000)
+                drain = panel.locator(".lash-drain")
+                drain.dblclick()
+                page.wait_for_function("el => el.disabled", arg=drain.element_handle(), timeout=10_000)
+                panel.locator(".lash-progress").filter(has_text="3 of 3 batches done").wait_for(timeout=90_000)
+                page.wait_for_function("el => !el.textContent.includes('draining')",
+                                       arg=drain.element_handle(), timeout=30_000)
+                turns = panel.locator(".lash-ran-turn")
+                assert turns.count() == 3
+                assert "first" in turns.nth(0).locator(".lash-prose strong").inner_text()
+                assert [t for t in turns.locator(".lash-outcome").all_inner_texts()] == [
+                    "finished: assistant_message"] * 3
+                assert "ran 3 turns; 3 of 3 batches done" in panel.locator(".lash-panel-head").inner_text()
+                nb.screenshot(ARTIFACTS / f"drain-{frontend}.png", scroll_to=3)
+                nb.run_cell(4)
+                count = nb.cell(4).locator(".jp-OutputArea-output")
+                count.filter(has_text="turns").wait_for(timeout=60_000)
+                assert count.locator("td").all_inner_texts()[-1] == "3"  # one drain, not two
+
+                nb.save(expect_in_file="ran 3 turns")
+                server.shut_down_sessions()
+                nb.reopen()
+                snap = nb.cell(3).locator(".lash-snapshot")
+                snap.wait_for(timeout=60_000)
+                assert snap.locator(".lash-turn").count() == 3
+                assert "ran 3 turns; 3 of 3 batches done" in snap.inner_text()
+                nb.page.wait_for_function(
+                    "() => ![...document.querySelectorAll('.jp-OutputArea-output')]"
+                    ".some(e => e.textContent.startsWith('Loading widget'))", timeout=60_000)
+                _no_widget_errors(nb.page)
+            except Exception:
+                if nb.page is not None:
+                    nb.screenshot(ARTIFACTS / f"drain-failure-{frontend}.png")
+                raise
+            finally:
+                browser.close()
+    finally:
+        server.stop()

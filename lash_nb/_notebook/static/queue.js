@@ -56,6 +56,7 @@ function render({ model, el }) {
       rows.push(tr);
     }
     table.replaceChildren(...rows);
+    table.style.display = batches.length ? "" : "none";
   };
   const drawRan = () => {
     const turns = model.get("ran") || [];
