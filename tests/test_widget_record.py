@@ -294,3 +294,17 @@ def test_a_panel_is_displayed_after_a_snapshot_that_needs_no_kernel(monkeypatch)
     w.toggle("weather", False)
     assert "0 of 1 active" in shown[-1]["text/html"]  # the saved snapshot follows the toggle
     assert shown[-1]["text/plain"].startswith("[ ] weather(city: string)")
+
+
+def test_a_growing_answer_is_rerendered_at_most_every_render_interval_and_fully_at_the_end():
+    w = TurnWidget(interval_s=0.0)
+    w.render_interval_s = 3600.0
+    w.push(prose("p1", "| a |\n|---|\n| 1 |\n"))
+    w.flush()
+    assert w.html_len == {"p1": 18} and "<td>1</td>" in w.html["p1"]
+    w.push(prose("p1", "| 2 |\n"))
+    w.flush()
+    assert w.html_len == {"p1": 18}  # not re-rendered yet: the browser shows "| 2 |" as text
+    assert "<td>2</td>" not in w.html["p1"]
+    w.finish(outcome="finished: assistant_message")
+    assert w.html_len == {"p1": 24} and "<td>2</td>" in w.html["p1"]

@@ -47,14 +47,14 @@ function lashToolRow(b, open) {
   return d;
 }
 
-function lashBlock(b, openState, html) {
+function lashBlock(b, openState, html, htmlLen) {
   if (b.kind === "prose") {
     const div = lashEl("div", "lash-prose" + (b.interrupted ? " lash-interrupted" : ""));
+    const done = html[b.cid] !== undefined ? (htmlLen[b.cid] || 0) : 0;
     if (html[b.cid] !== undefined) {
       div.innerHTML = html[b.cid]; // rendered and sanitised by markdown-it-py (html=False)
-    } else {
-      div.append(lashEl("div", "lash-plain", b.text));
     }
+    if (done < b.text.length) div.append(lashEl("span", "lash-plain", b.text.slice(done)));
     if (b.interrupted) div.append(lashEl("div", "lash-mark", "■ interrupted: the turn was stopped here"));
     return div;
   }
@@ -141,11 +141,12 @@ function render({ model, el }) {
   const drawBody = () => {
     const blocks = model.get("blocks") || [];
     const html = model.get("html") || {};
+    const htmlLen = model.get("html_len") || {};
     const frag = document.createDocumentFragment();
     const now = performance.now();
     const starts = {};
     for (const b of blocks) {
-      frag.append(lashBlock(b, openState, html));
+      frag.append(lashBlock(b, openState, html, htmlLen));
       if (b.kind === "tool" && b.status === "running") starts[b.cid] = toolStarts[b.cid] || now;
     }
     toolStarts = starts;
@@ -192,6 +193,7 @@ function render({ model, el }) {
   model.on("change:prompt", drawHead);
   model.on("change:blocks", drawBody);
   model.on("change:html", drawBody);
+  model.on("change:html_len", drawBody);
   model.on("change:usage", drawFoot);
   model.on("change:retries", drawFoot);
   model.on("change:outcome", drawFoot);

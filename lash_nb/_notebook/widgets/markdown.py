@@ -20,21 +20,33 @@ from typing import Any
 from markdown_it import MarkdownIt
 
 
-def _highlight(code: str, lang: str, _attrs: Any) -> str:
-    from pygments import highlight
-    from pygments.formatters import HtmlFormatter
+@lru_cache(maxsize=64)
+def _lexer(lang: str) -> Any:
     from pygments.lexers import get_lexer_by_name
     from pygments.util import ClassNotFound
 
-    if not lang:
-        return ""  # markdown-it escapes and wraps it as plain code
     try:
-        lexer = get_lexer_by_name(lang.split()[0])
+        return get_lexer_by_name(lang)
     except ClassNotFound:
-        return ""
-    body = highlight(code, lexer, HtmlFormatter(nowrap=True, classprefix="lash-hl-"))
-    cls = html.escape(lang.split()[0], quote=True)
-    return f'<pre class="lash-code"><code class="language-{cls}">{body}</code></pre>\n'
+        return None
+
+
+@lru_cache(maxsize=1)
+def _formatter() -> Any:
+    from pygments.formatters import HtmlFormatter
+
+    return HtmlFormatter(nowrap=True, classprefix="lash-hl-")
+
+
+def _highlight(code: str, lang: str, _attrs: Any) -> str:
+    from pygments import highlight
+
+    name = lang.split()[0] if lang else ""
+    lexer = _lexer(name) if name else None
+    if lexer is None:
+        return ""  # markdown-it escapes and wraps it as plain code
+    body = highlight(code, lexer, _formatter())
+    return f'<pre class="lash-code"><code class="language-{html.escape(name, quote=True)}">{body}</code></pre>\n'
 
 
 @lru_cache(maxsize=1)

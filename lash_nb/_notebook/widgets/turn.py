@@ -32,7 +32,9 @@ State the browser reads (synced traits) and what feeds them
 - ``blocks``: folded rows ``{cid, kind: prose|reasoning|tool|error|notice, ...}``; prose rows
   may carry ``interrupted: true``; tool rows ``{name, args, output, status:
   running|done|failed|cancelled, duration_ms}``.
-- ``html``: ``{cid: sanitised HTML}`` of each prose row.
+- ``html``: ``{cid: sanitised HTML}`` of each prose row; ``html_len``: ``{cid: n}``, the HTML
+  covers the first ``n`` characters of the row's text (a long growing answer is re-rendered
+  less often; the browser shows the rest as plain text until the next render).
 - ``usage`` (the latest cumulative ``usage`` activity; ``estimated: true`` is shown as such),
   ``retries``, ``iterations``, ``elapsed_ms`` (kernel-side; the browser extrapolates between
   flushes so the timer runs while a tool runs), ``error`` (the message of ``fail``).
@@ -82,6 +84,7 @@ class TurnWidget(anywidget.AnyWidget):
     iterations = traitlets.Int(0).tag(sync=True)
     elapsed_ms = traitlets.Float(0.0).tag(sync=True)
     html = traitlets.Dict().tag(sync=True)
+    html_len = traitlets.Dict().tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
@@ -105,7 +108,8 @@ class TurnWidget(anywidget.AnyWidget):
         self._started = time.monotonic()
         self._pending: asyncio.TimerHandle | None = None
         self._display: Any = None
-        self._rendered: dict[str, tuple[int, str]] = {}  # cid -> (text length, html)
+        self._rendered: dict[str, tuple[int, str, float, float]] = {}  # cid -> (len, html, at, cost)
+        self.render_interval_s = max(interval_s, 0.2)
         self.on_msg(self._on_custom)
 
     # ------------------------------------------------------------------ producer side
@@ -182,11 +186,13 @@ class TurnWidget(anywidget.AnyWidget):
         f = self.fold
         if f.version == self._sent_version and not final:
             return False
-        rendered = self._render_prose()
+        rendered, lens = self._render_prose(bool(final))
         with self.hold_sync():
             self.blocks = [dict(b) for b in f.blocks]
             if rendered != self.html:
                 self.html = rendered
+            if lens != self.html_len:
+                self.html_len = lens
             if f.usage != self.usage:
                 self.usage = dict(f.usage)
             if len(f.retries) != len(self.retries):
@@ -209,18 +215,30 @@ class TurnWidget(anywidget.AnyWidget):
             self._on_flush(self)
         return True
 
-    def _render_prose(self) -> dict[str, str]:
+    def _render_prose(self, final: bool) -> tuple[dict[str, str], dict[str, int]]:
+        """HTML of each prose row and how many characters of its text it covers. A growing
+        row is re-rendered at most every ``render_interval_s`` and never more often than 8
+        times its last render took (a long answer costs tens of ms per render); meanwhile the
+        browser shows the rendered part plus the newer text as plain text. Final: all fresh."""
         out: dict[str, str] = {}
+        lens: dict[str, int] = {}
+        now = time.monotonic()
         for b in self.fold.blocks:
             if b["kind"] != "prose":
                 continue
             cid, text = b["cid"], b["text"]
             cached = self._rendered.get(cid)
             if cached is None or cached[0] != len(text):
-                cached = (len(text), render_markdown(text))
-                self._rendered[cid] = cached
-            out[cid] = cached[1]
-        return out
+                due = (cached is None or final
+                       or now - cached[2] >= max(self.render_interval_s, 8 * cached[3]))
+                if due:
+                    t0 = time.perf_counter()
+                    rendered = render_markdown(text)
+                    cached = (len(text), rendered, now, time.perf_counter() - t0)
+                    self._rendered[cid] = cached
+            if cached is not None:
+                out[cid], lens[cid] = cached[1], cached[0]
+        return out, lens
 
     def _request_flush(self) -> None:
         if self._pending is not None:
