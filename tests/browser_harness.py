@@ -188,12 +188,24 @@ class NotebookPage:
 
     def save(self, expect_in_file: str) -> dict[str, Any]:
         """Ctrl+S; returns the notebook as saved once the file holds ``expect_in_file``."""
-        self.cell(0).locator(".jp-InputPrompt").click()
-        self.page.keyboard.press("Escape")
-        self.page.keyboard.press("Control+s")
-        wait_until(lambda: expect_in_file in json.dumps(self.server.saved(self.name), ensure_ascii=False),
-                   timeout=30, what=f"the saved file to hold {expect_in_file!r}")
-        return self.server.saved(self.name)
+        def holds() -> bool:
+            try:
+                nb = self.server.saved(self.name)
+            except urllib.error.HTTPError:  # 400 while the server is still writing the file
+                return False
+            return expect_in_file in json.dumps(nb, ensure_ascii=False)
+
+        for attempt in range(3):  # a key press right after a click is sometimes not seen
+            self.cell(0).locator(".jp-InputPrompt").click()
+            self.page.keyboard.press("Escape")
+            self.page.keyboard.press("Control+s")
+            try:
+                wait_until(holds, timeout=15, what=f"the saved file to hold {expect_in_file!r}")
+                return self.server.saved(self.name)
+            except AssertionError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def reopen(self) -> Any:
         self.page.close()

@@ -306,3 +306,42 @@ def test_drain_shows_progress_and_the_turns_it_ran_and_a_double_click_runs_once(
                 browser.close()
     finally:
         server.stop()
+
+
+def test_with_saved_widget_state_a_restored_panel_says_the_kernel_is_not_connected(tmp_path):
+    """JupyterLab's "save widget state" setting on: the tool panel is restored from the file
+    after the kernel is gone; a toggle must not silently do nothing."""
+    write_notebook(tmp_path / "state.ipynb", RECORD_CELLS[:4] + ["%lash tools"])
+    server = JupyterServer("jupyterlab", tmp_path)
+    d = server.settings / "@jupyter-widgets" / "jupyterlab-manager"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "plugin.jupyterlab-settings").write_text(json.dumps({"saveState": True}))
+    server.start("light")
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            nb = NotebookPage(browser, server, "state.ipynb")
+            try:
+                nb.open()
+                nb.run_all()
+                nb.cell(4).locator(".lash-tools input[type=checkbox]").wait_for(timeout=90_000)
+                saved = nb.save(expect_in_file="application/vnd.jupyter.widget-state+json")
+                assert "widgets" in saved["metadata"]
+                server.shut_down_sessions()
+                nb.reopen()
+                box = nb.cell(4).locator(".lash-tools input[type=checkbox]")
+                box.wait_for(timeout=60_000)  # the panel, restored from the saved state
+                assert not nb.cell(4).locator(".lash-snapshot").is_visible()
+                box.click()
+                nb.cell(4).locator(".lash-tools .lash-error").filter(
+                    has_text="kernel not connected").wait_for(timeout=30_000)
+                assert box.is_checked() and box.is_enabled()  # shown as it still is
+                nb.screenshot(ARTIFACTS / "restored-panel-jupyterlab.png", scroll_to=4)
+            except Exception:
+                if nb.page is not None:
+                    nb.screenshot(ARTIFACTS / "restored-failure-jupyterlab.png")
+                raise
+            finally:
+                browser.close()
+    finally:
+        server.stop()

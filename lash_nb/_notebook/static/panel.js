@@ -25,7 +25,13 @@ function pSend(model, msg, showMessage) {
   let answered = false;
   const onChange = () => { answered = true; };
   model.on("change", onChange);
-  model.send(msg);
+  try {
+    model.send(msg);
+  } catch (e) { // a model restored from saved state has no comm to send on
+    model.off("change", onChange);
+    showMessage("kernel not connected: run the cell again to use this panel");
+    return;
+  }
   setTimeout(() => {
     model.off("change", onChange);
     if (!answered) showMessage("kernel not connected: run the cell again to use this panel");

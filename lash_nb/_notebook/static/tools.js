@@ -42,7 +42,11 @@ function render({ model, el }) {
       box.checked = !!t.member;
       box.addEventListener("change", () => {
         box.disabled = true;
-        pSend(model, { type: "toggle", name: t.name, member: box.checked }, say);
+        pSend(model, { type: "toggle", name: t.name, member: box.checked }, (text) => {
+          say(text);
+          box.checked = !!t.member; // nothing changed: show the membership as it is
+          box.disabled = false;
+        });
       });
       const c0 = pEl("td"); c0.append(box);
       const c1 = pEl("td"); c1.append(pEl("code", null, t.name));

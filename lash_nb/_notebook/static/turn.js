@@ -111,7 +111,12 @@ function render({ model, el }) {
   stop.addEventListener("click", () => {
     stop.disabled = true;
     status.textContent = "stopping";
-    model.send({ type: "stop" });
+    try {
+      model.send({ type: "stop" });
+    } catch (e) { // restored from saved widget state: no comm, no kernel
+      status.textContent = "kernel not connected: Stop was not delivered";
+      return;
+    }
     noAnswer = setTimeout(() => {
       if (model.get("status") !== "stopping" && LASH_LIVE.has(model.get("status"))) {
         status.textContent = "kernel not connected: Stop was not delivered";
