@@ -308,3 +308,15 @@ def test_a_growing_answer_is_rerendered_at_most_every_render_interval_and_fully_
     assert "<td>2</td>" not in w.html["p1"]
     w.finish(outcome="finished: assistant_message")
     assert w.html_len == {"p1": 24} and "<td>2</td>" in w.html["p1"]
+
+
+def test_a_tool_without_an_implementation_in_this_kernel_says_so():
+    from lash_nb._notebook.widgets.tools import ToolCatalogWidget
+
+    w = ToolCatalogWidget(load=lambda: [
+        {"name": "weather", "description": "Current weather.", "member": True, "implemented": False},
+        {"name": "add", "description": "Adds.", "member": True},
+    ])
+    assert [(t["name"], t["implemented"]) for t in w.tools] == [("weather", False), ("add", True)]
+    html = visible({"text/html": w.snapshot_html()})
+    assert html.count("no implementation in this kernel") == 1

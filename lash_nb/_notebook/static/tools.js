@@ -52,7 +52,12 @@ function render({ model, el }) {
       const c1 = pEl("td"); c1.append(pEl("code", null, t.name));
       const c2 = pEl("td", null, schemaSummary(t.input_schema));
       c2.title = JSON.stringify(t.input_schema, null, 2);
-      tr.append(c0, c1, c2, pEl("td", null, t.description));
+      const c3 = pEl("td", null, t.description);
+      if (t.implemented === false) {
+        c3.append(" ", pEl("span", "lash-missing", "no implementation in this kernel"));
+        tr.classList.add("lash-row-missing");
+      }
+      tr.append(c0, c1, c2, c3);
       rows.push(tr);
     }
     table.replaceChildren(...rows);

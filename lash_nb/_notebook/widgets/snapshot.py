@@ -189,7 +189,8 @@ def tools_html(panel_id: str, tools: Sequence[Mapping[str, Any]]) -> str:
         "✓" if t.get("member") else "–",
         f"<code>{esc(t.get('name'))}</code>",
         esc(schema_summary(t.get("input_schema") or {})),
-        esc(t.get("description")),
+        esc(t.get("description")) + ("" if t.get("implemented", True) else
+                                     ' <span class="lash-missing">no implementation in this kernel</span>'),
     ] for t in tools]
     return _panel(panel_id, "Tool catalog", f"{members} of {len(tools)} active · snapshot; "
                   "run the cell for the live toggles",

@@ -2,6 +2,10 @@
 membership toggle. A toggle sends ``{"type": "toggle", "name", "member"}``; the handler calls
 ``set_membership(name, member)`` (sync or async) and then reloads the rows from ``load()``.
 Displayed with a kernel-free snapshot of the table (``panel.py``).
+
+A catalog entry may carry ``implemented: false`` (a tool listed in the session, e.g. after a
+kernel restart, whose function is not defined in this kernel): the row says so ("no
+implementation in this kernel") instead of looking like a usable tool.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ def _row(entry: Mapping[str, Any]) -> dict[str, Any]:
         "description": str(entry.get("description") or ""),
         "input_schema": dict(entry.get("input_schema") or contract.get("input_schema") or {}),
         "member": bool(entry.get("member", True)),
+        "implemented": entry.get("implemented", True) is not False,
     }
 
 
