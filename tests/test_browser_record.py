@@ -10,7 +10,9 @@ A second notebook checks what Stop and a refused turn look like.
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -127,8 +129,9 @@ def test_a_saved_notebook_reads_after_the_kernel_is_gone_and_through_nbconvert(f
                     "() => ![...document.querySelectorAll('.jp-OutputArea-output')]"
                     ".some(e => e.textContent.startsWith('Loading widget'))", timeout=60_000)
                 _no_widget_errors(page)
-                chart = cells.nth(7).locator(".jp-OutputArea-output")
-                assert chart.locator("svg, canvas").count() >= 1
+                cells.nth(7).scroll_into_view_if_needed()  # Lab renders cells as they come into view
+                chart = cells.nth(7).locator(".jp-RenderedVegaCommon5")  # Vega-Lite, not the fallback
+                chart.locator("svg text").filter(has_text="tokens per turn").wait_for(timeout=60_000)
                 nb.hide_sidebar()
                 nb.screenshot(ARTIFACTS / f"record-reopened-light-{frontend}.png", scroll_to=3)
                 if frontend == "jupyterlab":
@@ -140,6 +143,11 @@ def test_a_saved_notebook_reads_after_the_kernel_is_gone_and_through_nbconvert(f
                 cells.nth(5).locator(".lash-prose table").wait_for(timeout=60_000)
                 page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'",
                                        timeout=30_000)
+                cells.nth(7).scroll_into_view_if_needed()
+                cells.nth(7).locator(".jp-RenderedVegaCommon5 svg text").first.wait_for(timeout=60_000)
+                page.wait_for_function(
+                    "() => ![...document.querySelectorAll('.jp-OutputArea-output')]"
+                    ".some(e => e.textContent.startsWith('Loading widget'))", timeout=60_000)
                 rows = page.evaluate(CONTRAST_JS, ".lash-turn *, .lash-snapshot *, "
                                      ".jp-OutputArea-output svg text")
                 assert len(rows) > 30
@@ -170,6 +178,9 @@ def test_a_saved_notebook_reads_after_the_kernel_is_gone_and_through_nbconvert(f
     assert "Error displaying widget" not in html and "model not found" not in html
     assert '<script>alert("x")</script>' not in html
     assert 'lash-snapshot' in html  # the tool catalog as it was
+    svgs = [base64.b64decode(m).decode() for m in
+            re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", html)]
+    assert any("tokens per turn" in s for s in svgs)  # the chart's SVG fallback
 
 
 STOP_CELLS: list[str | tuple[str, str]] = [

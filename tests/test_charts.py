@@ -16,8 +16,10 @@ def small() -> Chart:
 
 
 def test_a_chart_displays_as_vegalite_with_the_svg_as_fallback_in_one_bundle():
-    bundle = small()._repr_mimebundle_()
-    assert set(bundle) == {VEGALITE, "text/html", "text/plain"}
+    bundle, meta = small()._repr_mimebundle_()
+    # SVG, not HTML, as the fallback: JupyterLab ranks text/html above Vega-Lite
+    assert set(bundle) == {VEGALITE, "image/svg+xml", "text/plain"}
+    assert meta == {VEGALITE: {"embed_options": {"renderer": "svg"}}}
     spec = bundle[VEGALITE]
     assert spec["$schema"].endswith("/vega-lite/v5.json")
     assert spec["data"]["values"] == [
@@ -27,13 +29,13 @@ def test_a_chart_displays_as_vegalite_with_the_svg_as_fallback_in_one_bundle():
         {"label": "t2", "order": 1, "series": "output", "value": 1.0},
     ]
     assert spec["encoding"]["x"]["stack"] == "zero"
-    assert bundle["text/html"].count("<svg") == 1
+    assert bundle["image/svg+xml"].count("<svg") == 1
 
 
 def test_svg_text_takes_the_page_text_colour_so_it_reads_on_a_dark_theme():
     svg = small().to_svg()
     assert 'fill="currentColor"' in svg.split(">", 1)[0]
-    assert "var(--jp-content-font-color1" in svg.split(">", 1)[0]
+    assert "var(--jp-content-font-color1, #767676)" in svg.split(">", 1)[0]
     assert not re.search(r"<text[^>]*fill=", svg)  # no text with a colour of its own (black)
 
 
@@ -53,3 +55,19 @@ def test_a_big_chart_keeps_the_largest_bars_and_sums_the_rest_into_one():
 def test_a_chart_within_the_limit_is_unchanged():
     c = small()
     assert c.aggregated(30) is c
+
+
+def test_displayed_through_ipython_the_bundle_has_no_html_that_would_hide_the_chart_in_lab():
+    from IPython.core.formatters import DisplayFormatter
+
+    data, meta = DisplayFormatter().format(small())
+    assert VEGALITE in data and "image/svg+xml" in data
+    assert "text/html" not in data
+
+
+def test_vegalite_text_takes_the_page_colour_not_a_theme_guess():
+    spec = small().to_vegalite()
+    assert spec["background"] == "transparent"
+    assert spec["config"]["axis"]["labelColor"] == "currentColor"
+    assert spec["config"]["legend"]["labelColor"] == "currentColor"
+    assert spec["config"]["title"]["color"] == "currentColor"

@@ -1,9 +1,9 @@
 """Charts without new dependencies: a Vega-Lite spec with an inline SVG fallback.
 
 A :class:`Chart` displays as one bundle: ``application/vnd.vegalite.v5+json`` (JupyterLab and
-Notebook 7 render it natively and apply their light or dark theme), ``text/html`` with a small
-SVG (nbconvert, GitHub, anything without Vega; its text and axes use ``currentColor``, so they
-follow the page's text colour on a dark theme) and ``text/plain``. Both are plain data: a saved
+Notebook 7 render it natively and apply their light or dark theme), ``image/svg+xml`` with a
+small SVG (nbconvert and GitHub show it as an image; its text is ``currentColor`` of the theme's
+text colour variable, else a mid grey that reads on white and on near-black) and ``text/plain``. Both are plain data: a saved
 notebook shows the chart with no kernel. A chart of many bars keeps the ``max_bars - 1``
 largest and sums the rest into one "other" bar, so a big store is one screen tall.
 
@@ -48,7 +48,7 @@ class Chart:
         h = 30 + legend_h + len(self.labels) * (_BAR_H + _GAP)
         out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{h}" '
                'font-family="sans-serif" font-size="12" fill="currentColor" '
-               'style="color: var(--jp-content-font-color1, inherit)">',
+               'style="color: var(--jp-content-font-color1, #767676)">',
                f'<text x="0" y="16" font-weight="bold">{_esc(self.title)}</text>']
         for k, (name, _) in enumerate(self.series):
             x: float = _LABEL_W + k * 130
@@ -74,7 +74,9 @@ class Chart:
         out.append("</svg>")
         return "".join(out)
 
-    def _repr_html_(self) -> str:
+    def to_html(self) -> str:
+        # deliberately not _repr_html_: IPython would add text/html to the display bundle and
+        # JupyterLab ranks HTML above Vega-Lite
         return f"<div>{self.to_svg()}</div>"
 
     def to_vegalite(self) -> dict[str, Any]:
@@ -91,6 +93,17 @@ class Chart:
             "mark": {"type": "bar", "tooltip": True},
             "width": 480,
             "height": {"step": 18},
+            # text and axes take the page's text colour (SVG renderer): right on a light or
+            # dark theme even when the chart was drawn before the theme was applied
+            "background": "transparent",
+            "config": {
+                "axis": {"labelColor": "currentColor", "titleColor": "currentColor",
+                         "domainColor": "currentColor", "tickColor": "currentColor",
+                         "gridColor": "rgba(127,127,127,0.3)"},
+                "legend": {"labelColor": "currentColor", "titleColor": "currentColor"},
+                "title": {"color": "currentColor"},
+                "view": {"stroke": None},
+            },
             "encoding": {
                 "y": {"field": "label", "type": "nominal", "title": None,
                       "sort": {"field": "order", "order": "ascending"}},
@@ -102,9 +115,13 @@ class Chart:
             },
         }
 
-    def _repr_mimebundle_(self, **_kw: Any) -> dict[str, Any]:
-        return {VEGALITE: self.to_vegalite(), "text/html": self._repr_html_(),
+    def _repr_mimebundle_(self, **_kw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        # the fallback is image/svg+xml, not text/html: JupyterLab ranks HTML above Vega and
+        # would never show the Vega-Lite chart; SVG ranks below it, and nbconvert inlines it
+        data = {VEGALITE: self.to_vegalite(), "image/svg+xml": self.to_svg(),
                 "text/plain": f"<{self.title}: {len(self.labels)} bars>"}
+        # JupyterLab passes embed_options to vega-embed: SVG text, themed by Lab (dark too)
+        return data, {VEGALITE: {"embed_options": {"renderer": "svg"}}}
 
     def aggregated(self, max_bars: int = MAX_BARS) -> Chart:
         """At most ``max_bars`` bars: the ``max_bars - 1`` largest, then one bar summing the rest."""
