@@ -156,6 +156,20 @@ def test_a_saved_notebook_reads_after_the_kernel_is_gone_and_through_nbconvert(f
                 nb.screenshot(ARTIFACTS / f"record-reopened-dark-{frontend}.png", scroll_to=3)
                 if frontend == "jupyterlab":
                     nb.screenshot(DOCS_IMG / "notebook-dark.png", scroll_to=4, height=1500)
+
+                # shared with a colleague: a copy that is not signed here opens untrusted, so
+                # JupyterLab sanitises the HTML; the record still reads
+                shared = json.loads((tmp_path / "trip.ipynb").read_text())
+                shared["metadata"]["shared_by"] = "a colleague"
+                (tmp_path / "shared.ipynb").write_text(json.dumps(shared))
+                nb.page.close()
+                nb = NotebookPage(browser, server, "shared.ipynb")
+                page = nb.open()
+                cells = nb.panel.locator(".jp-Cell")
+                cells.nth(5).locator(".jp-OutputArea-output").first.wait_for(timeout=60_000)
+                assert cells.nth(5).locator(".jp-mod-trusted").count() == 0  # really untrusted
+                _check_answers(page, cells)
+                nb.screenshot(ARTIFACTS / f"record-untrusted-dark-{frontend}.png", scroll_to=4)
             except Exception:
                 if nb.page is not None:
                     nb.screenshot(ARTIFACTS / f"record-failure-{frontend}.png")

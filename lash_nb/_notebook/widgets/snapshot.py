@@ -92,10 +92,10 @@ def tool_row_html(b: Mapping[str, Any]) -> str:
     out = b.get("output")
     out_html = f'<pre class="lash-tool-output">{esc(_json(out))}</pre>' if out is not None else ""
     return (f'<details class="lash-tool lash-tool-{esc(status)}"><summary>'
-            f'<span class="lash-tool-icon">{TOOL_ICONS.get(status, "•")}</span>'
-            f'<span class="lash-tool-name">{esc(b.get("name") or "tool")}</span>'
-            f'<span class="lash-tool-args">{esc(short)}</span>'
-            f'<span class="lash-tool-status">{esc(status)}</span>{dur_html}</summary>'
+            f'<span class="lash-tool-icon">{TOOL_ICONS.get(status, "•")}</span> '
+            f'<span class="lash-tool-name">{esc(b.get("name") or "tool")}</span> '
+            f'<span class="lash-tool-args">{esc(short)}</span> '
+            f'<span class="lash-tool-status">{esc(status)}</span> {dur_html}</summary>'
             f'<pre class="lash-tool-argsfull">{esc(args)}</pre>{out_html}</details>')
 
 
@@ -138,12 +138,13 @@ def turn_html(state: Mapping[str, Any]) -> str:
                        float(state.get("elapsed_ms") or 0.0))
     badge = (f'<span class="lash-outcome {outcome_class(outcome)}">{esc(outcome)}</span>'
              if outcome else "")
-    prompt_html = f'<div class="lash-prompt">{esc(prompt)}</div>' if prompt else ""
+    # <pre>: the prompt keeps its lines where the style block is sanitised away (untrusted)
+    prompt_html = f'<pre class="lash-prompt">{esc(prompt)}</pre>' if prompt else ""
     return (f'<div class="lash-turn lash-static" data-status="{esc(status)}">{style_block()}'
-            f'<div class="lash-head"><span class="lash-title">{esc(title)}</span>'
+            f'<div class="lash-head"><span class="lash-title">{esc(title)}</span> '
             f'<span class="lash-status lash-status-{esc(status)}">{esc(status)}</span></div>'
             f'{prompt_html}<div class="lash-body">{body}</div>{retry}'
-            f'<div class="lash-foot"><span class="lash-usage">{esc(usage)}</span>{badge}</div></div>')
+            f'<div class="lash-foot"><span class="lash-usage">{esc(usage)}</span><span class="lash-sep"> · </span>{badge}</div></div>')
 
 
 def bundle(html_text: str, markdown: str) -> dict[str, str]:
@@ -169,7 +170,7 @@ PANEL_STYLE = (  # :has() may not nest, so the rule hides the output node, not i
 def _panel(panel_id: str, title: str, note: str, table: str) -> str:
     return (f'<div class="lash-panel lash-snapshot" data-panel="{esc(panel_id)}">'
             f"<style>{css('turn.css')}\n{PANEL_STYLE}</style>"
-            f'<div class="lash-panel-head"><span>{esc(title)}</span>'
+            f'<div class="lash-panel-head"><span>{esc(title)}</span><span class="lash-sep"> · </span>'
             f'<span class="lash-muted">{esc(note)}</span></div>{table}</div>')
 
 
