@@ -320,3 +320,19 @@ def test_a_tool_without_an_implementation_in_this_kernel_says_so():
     assert [(t["name"], t["implemented"]) for t in w.tools] == [("weather", False), ("add", True)]
     html = visible({"text/html": w.snapshot_html()})
     assert html.count("no implementation in this kernel") == 1
+
+
+def test_refolding_a_complete_activity_list_keeps_the_time_a_cancelled_tool_ran(monkeypatch):
+    from lash_nb._notebook.widgets import fold as fold_module
+
+    clock = iter([1000.0, 1900.0, 2500.0])  # live start, refolded start, refolded completion
+    monkeypatch.setattr(fold_module, "_clock_ms", lambda: next(clock))
+    w = TurnWidget()
+    start = {"id": "1", "correlation_id": "tool:c1", "type": "tool_call_started", "call_id": "c1",
+             "name": "slow", "args": {}}
+    w.push(start)  # seen live
+    w.fold.reset()  # the runner refolds the run's own complete list
+    w.push_all([start, {"id": "2", "correlation_id": "tool:c1", "type": "tool_call_completed",
+                        "call_id": "c1", "name": "slow", "args": {}, "output": "interrupted",
+                        "duration_ms": 0.0, "success": False}])
+    assert w.fold.blocks[0]["duration_ms"] == 1500.0  # from the live start, not the refold

@@ -84,12 +84,16 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
     feeder = asyncio.ensure_future(feed())
     try:
         out = await session.queued_turn().run()
+    except Exception as err:  # refused or broken: a view already shown ends showing why
+        if shown:
+            widget.fail(f"{type(err).__name__}: {err}")
+        raise
     finally:
         feeder.cancel()
     if out is None:
         return None
     # the run's own activity list is complete; the live feed may lag behind it
-    widget.fold.__init__()
+    widget.fold.reset()
     widget.push_all(out.activities)
     if not shown:
         widget.show()

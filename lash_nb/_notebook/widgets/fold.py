@@ -77,6 +77,13 @@ class TurnFold:
             prose[-1]["interrupted"] = True
         self.version += 1
 
+    def reset(self) -> None:
+        """Forget the rows (to fold a complete activity list again) but keep when each tool
+        call was first seen, so a cancelled call still shows the time it ran."""
+        clocks = self._tool_t0
+        self.__init__()  # type: ignore[misc]
+        self._tool_t0 = clocks
+
     def apply_all(self, activities: Any) -> None:
         for a in activities:
             self.apply(a)
