@@ -174,15 +174,3 @@ def test_help_lists_every_verb(sh):
                  "sessions", "graph", "sql", "replay"):
         assert f"%lash {verb}" in md.data
 
-
-def test_replay_shows_the_prompt_and_the_stored_duration_as_a_static_record(sh):
-    sh.run_cell("r = %lash turn what about Oslo")
-    w = sh.run_cell("%lash replay")
-    assert w.prompt == "what about Oslo"
-    sh.run_cell("from lash_nb._notebook.extension import _magics\n"
-                "_b = next(iter(_magics().ctx.bindings.values()))\n"
-                "recs = await _b.session.store.load_turns(_b.session.session_id)")
-    assert w.elapsed_ms == round(sh.user_ns["recs"][-1].duration_ms, 1)
-    bundle = w._repr_mimebundle_()
-    assert "application/vnd.jupyter.widget-view+json" not in bundle
-    assert "what about Oslo" in bundle["text/html"]

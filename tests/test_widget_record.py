@@ -314,7 +314,7 @@ def test_a_tool_without_an_implementation_in_this_kernel_says_so():
     from lash_nb._notebook.widgets.tools import ToolCatalogWidget
 
     w = ToolCatalogWidget(load=lambda: [
-        {"name": "weather", "description": "Current weather.", "member": True, "implemented": False},
+        {"name": "weather", "description": "Current weather.", "member": True, "orphaned": True},
         {"name": "add", "description": "Adds.", "member": True},
     ])
     assert [(t["name"], t["implemented"]) for t in w.tools] == [("weather", False), ("add", True)]
@@ -336,3 +336,48 @@ def test_refolding_a_complete_activity_list_keeps_the_time_a_cancelled_tool_ran(
                         "call_id": "c1", "name": "slow", "args": {}, "output": "interrupted",
                         "duration_ms": 0.0, "success": False}])
     assert w.fold.blocks[0]["duration_ms"] == 1500.0  # from the live start, not the refold
+
+
+def test_a_notebook_drain_reporting_through_the_hooks_shows_n_of_m_and_its_turns():
+    """The hooks a NotebookDrain calls (progress rows and the running turn's activities)."""
+    from types import SimpleNamespace
+
+    from lash_nb._notebook.widgets.queue import QueueWidget
+
+    w = QueueWidget(load=lambda: [])
+
+    def progress(**kw):
+        base = dict(done=0, total=2, running=True, ran=())
+        return SimpleNamespace(**{**base, **kw})
+
+    w.show_drain_progress(progress())
+    for a in (prose("p1", "first **answer**"),
+              {"id": "o1", "correlation_id": "o1", "type": "turn_outcome", "turn_id": "t1",
+               "outcome": {"finished": {"assistant_message": {"text": ""}}}}):
+        w.show_drain_activity({**a, "turn_id": "t1"})
+    row1 = {"turn_id": "t1", "outcome": "finished: assistant_message", "answer": "first answer"}
+    w.show_drain_progress(progress(done=1, ran=(row1,)))
+    # the second turn's activities were not fed (activity=None): its ran row is shown instead
+    row2 = {"turn_id": "t2", "outcome": "finished: assistant_message", "answer": "second *one*"}
+    w.show_drain_progress(progress(done=2, ran=(row1, row2), running=False))
+    assert w.progress == {"done": 2, "total": 2}
+    assert [r["turn_id"] for r in w.ran] == ["t1", "t2"]
+    assert "first <strong>answer</strong>" in w.ran[0]["html"]
+    assert "second <em>one</em>" in w.ran[1]["html"]
+    assert all("finished: assistant_message" in r["html"] for r in w.ran)
+
+
+def test_lash_tool_status_cancelled_reads_cancelled_with_the_runtime_duration():
+    w = TurnWidget()
+    w.push({"id": "2", "correlation_id": "tool:c1", "type": "tool_call_completed", "call_id": "c1",
+            "name": "slow", "args": {}, "output": "cancelled", "duration_ms": 1234.0,
+            "success": False, "status": "cancelled"})
+    assert (w.fold.blocks[0]["status"], w.fold.blocks[0]["duration_ms"]) == ("cancelled", 1234.0)
+
+
+def test_estimated_usage_stays_marked_and_reads_estimated():
+    w = TurnWidget()
+    w.push({"id": "u", "correlation_id": "u", "type": "usage", "estimated": True,
+            "cumulative": {"input_tokens": 5, "output_tokens": 0}})
+    w.finish(outcome="stopped: cancelled")
+    assert "5 in · 0 out · estimated" in visible(w._repr_mimebundle_())

@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .widgets.turn import TurnWidget
-
 
 async def run_turn(
     session: Any,
@@ -28,19 +26,26 @@ async def run_turn(
     interval_s: float = 0.05,
     show_prompt: bool = True,
 ) -> Any:
-    """Stream one turn into a displayed :class:`TurnWidget`; return the ``TurnResult``."""
+    """Stream one turn into a displayed :class:`TurnWidget`; return the ``TurnResult``.
+
+    The widget is shown first: a turn refused before its first event (busy session, locked
+    store, provider mismatch) ends the widget with the error (``fail``) and the error raises."""
+    from .widgets.turn import TurnWidget  # anywidget loads with the first widget, not %load_ext
+
     widget = TurnWidget(
         session_id=session.session_id,
         turn_id=turn_id or "",
         prompt=prompt if show_prompt else "",
         interval_s=interval_s,
-        on_stop=session.cancel_running_turns,
+        on_stop=lambda: session.cancel_running_turns("widget_stop"),
     ).show()
     try:
         builder = session.turn(prompt)
         if turn_id:
             builder = builder.turn_id(turn_id)
         stream = builder.stream()
+        # in a cell, a cancelled await is the kernel's interrupt (the cell's task is cancelled)
+        stream.consumer_cancel_origin = ("kernel_interrupt", None)
         widget.turn_id = stream.turn_id or widget.turn_id
         while True:
             try:
@@ -49,7 +54,7 @@ async def run_turn(
                 break
             except asyncio.CancelledError:
                 # kernel interrupt: the stream already cancelled the turn's token; wait for its commit
-                session.cancel_running_turns("interrupt")
+                session.cancel_running_turns("kernel_interrupt")
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
@@ -65,12 +70,14 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
     """Drain one queued turn with a live widget fed from the session's observation stream.
 
     ``widget``: a view to feed instead of a displayed one (a queue panel's ``turn_view()``)."""
+    from .widgets.turn import TurnWidget
+
     observe = session.observe()
     cursor = observe.current_observation().cursor
     shown = widget is not None
     if widget is None:
         widget = TurnWidget(session_id=session.session_id, interval_s=interval_s)
-    widget.set_stop_callback(session.cancel_running_turns)
+    widget.set_stop_callback(lambda: session.cancel_running_turns("widget_stop"))
 
     async def feed() -> None:
         nonlocal shown

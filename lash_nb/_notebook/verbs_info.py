@@ -124,15 +124,11 @@ async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) 
         known = ", ".join(r.turn_id for r in records[-5:])
         raise UsageError(f"no turn {a.turn!r} in session {sid!r}; recent turns: {known}")
     events = await b.session.store.load_events(sid, rec.turn_id)
-    prompt = next((n.message.text() for n in b.session.read_view().nodes()
-                   if n.turn_id == rec.turn_id and n.message is not None
-                   and str(getattr(n.role, "value", n.role)) == "user"), "")
-    w = TurnWidget(session_id=sid, turn_id=rec.turn_id, prompt=prompt)
+    w = TurnWidget(session_id=sid, turn_id=rec.turn_id)
     w.push_all(events)
     outcome = rec.result.get("outcome") if isinstance(rec.result, dict) else None
-    w.finish(outcome=outcome_label(outcome) if outcome else f"{rec.outcome}: {rec.stop_reason}",
-             elapsed_ms=rec.duration_ms)
-    return w  # finished: it displays as the static record (no widget model)
+    w.finish(outcome=outcome_label(outcome) if outcome else f"{rec.outcome}: {rec.stop_reason}")
+    return w
 
 
 async def help_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:

@@ -122,6 +122,7 @@ class TurnFold:
         if self.usage:
             footer.append(
                 f"{self.usage.get('input_tokens', 0)} in / {self.usage.get('output_tokens', 0)} out tokens"
+                + (" (partly estimated)" if self.usage.get("estimated") else "")
             )
         if self.retries:
             footer.append(f"{len(self.retries)} retr{'y' if len(self.retries) == 1 else 'ies'}")
@@ -178,9 +179,10 @@ def _tool_started(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
 def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     row = fold._row(cid, "tool", name=a.get("name", ""), status="running")
     ok = a.get("success", True) is not False
-    # a call the turn's cancellation cut short: the runtime reports it as output "interrupted"
-    # (or ``cancelled: true``) with no duration of its own; show the time it really ran
-    cancelled = not ok and (a.get("cancelled") is True or a.get("output") == "interrupted")
+    # a call the turn's cancellation cut short: lash's tool status "cancelled" (older runtimes:
+    # output "interrupted" with no duration of its own); show the time it really ran
+    cancelled = not ok and (a.get("status") == "cancelled" or a.get("cancelled") is True
+                            or a.get("output") == "interrupted")
     duration = a.get("duration_ms")
     t0 = fold._tool_t0.get(cid)
     if cancelled and not duration and t0 is not None:
@@ -197,7 +199,10 @@ def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
 
 
 def _usage(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
-    fold.usage = dict(a.get("cumulative") or a.get("usage") or {})
+    usage = dict(a.get("cumulative") or a.get("usage") or {})
+    if a.get("estimated") or fold.usage.get("estimated"):
+        usage["estimated"] = True  # some of it is an estimate for a cut stream
+    fold.usage = usage
 
 
 def _retry(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:

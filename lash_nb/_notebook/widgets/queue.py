@@ -14,6 +14,9 @@ its *drain view* and reports through it:
   the turn into ``ran`` (``[{turn_id, html}]``, the turn's HTML as it runs), so the answers of a
   drain appear in the queue panel;
 - ``turn_done()``: reloads and sets ``progress.done`` to how many of the batches are gone.
+A ``NotebookDrain`` (``drain.py``) reports instead through ``show_drain_progress(p)`` (its
+``DrainProgress``) and ``show_drain_activity(a)`` (each activity of the running turn); both are
+shown the same way.
 Rows may carry ``status`` (``failed``) and ``error``; they are shown (a failed batch's error).
 """
 
@@ -158,6 +161,38 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
 
     async def turn_done(self) -> None:
         await self.refresh_async()
+
+    # the hooks a NotebookDrain reports through (``progress`` / ``activity`` callbacks)
+    _live_turn: Any = None
+
+    def show_drain_progress(self, p: Any) -> None:
+        """A drain's progress (``done``, ``total``, ``running``, ``ran`` rows): N of M, and a
+        turn the activity feed did not show is added from its ``ran`` row."""
+        self.progress = {"done": int(p.done), "total": int(p.total)}
+        shown = len(self.ran)
+        for row in list(p.ran)[shown:]:
+            if self._live_turn is not None and not self._live_turn.finished:
+                self._live_turn.finish(outcome=str(row.get("outcome") or ""))
+                continue
+            view = self.turn_view(turn_id=str(row.get("turn_id") or ""))
+            view.push({"id": "answer", "correlation_id": "answer", "type": "assistant_prose_delta",
+                       "text": str(row.get("answer") or "")})
+            view.finish(outcome=str(row.get("outcome") or ""))
+        if not p.running and self._live_turn is not None and not self._live_turn.finished:
+            self._live_turn.finish()
+
+    def show_drain_activity(self, activity: Any) -> None:
+        """One activity of the turn a drain is running: streamed into the panel."""
+        data = activity if isinstance(activity, Mapping) else activity.to_json()
+        turn_id = str(data.get("turn_id") or "")
+        live = self._live_turn
+        if live is None or live.finished or (turn_id and live.fold.turn_id and turn_id != live.fold.turn_id):
+            if live is not None and not live.finished:
+                live.finish()
+            live = self._live_turn = self.turn_view(turn_id=turn_id)
+        live.push(data)
+        if data.get("type") == "turn_outcome":
+            live.finish()
 
     def _run(self, call: Callable[[], Any], busy: str,
              done: Callable[[BaseException | None], Any] | None = None) -> None:

@@ -3,7 +3,7 @@ membership toggle. A toggle sends ``{"type": "toggle", "name", "member"}``; the 
 ``set_membership(name, member)`` (sync or async) and then reloads the rows from ``load()``.
 Displayed with a kernel-free snapshot of the table (``panel.py``).
 
-A catalog entry may carry ``implemented: false`` (a tool listed in the session, e.g. after a
+A catalog entry may carry ``orphaned: true`` (a tool listed in the session, e.g. after a
 kernel restart, whose function is not defined in this kernel): the row says so ("no
 implementation in this kernel") instead of looking like a usable tool.
 """
@@ -32,7 +32,8 @@ def _row(entry: Mapping[str, Any]) -> dict[str, Any]:
         "description": str(entry.get("description") or ""),
         "input_schema": dict(entry.get("input_schema") or contract.get("input_schema") or {}),
         "member": bool(entry.get("member", True)),
-        "implemented": entry.get("implemented", True) is not False,
+        # False: the stored catalog lists it but no function in this kernel implements it
+        "implemented": not entry.get("orphaned", False),
     }
 
 

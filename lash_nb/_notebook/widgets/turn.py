@@ -155,8 +155,8 @@ class TurnWidget(anywidget.AnyWidget):
     def finish(self, result: Any = None, *, outcome: str | None = None,
                elapsed_ms: float | None = None) -> None:
         """Final flush. ``result`` is a ``TurnResult`` (or its JSON); ``outcome`` overrides;
-        ``elapsed_ms`` replaces the measured time (a replay shows the stored duration)."""
-        self._elapsed_override = elapsed_ms
+        ``elapsed_ms`` is the recorded duration (a replayed turn), else the widget's clock."""
+        self._recorded_elapsed_ms = elapsed_ms
         if self._pending is not None:
             self._pending.cancel()
             self._pending = None
@@ -203,9 +203,9 @@ class TurnWidget(anywidget.AnyWidget):
                 self.turn_id = f.turn_id
             if f.iterations != self.iterations:
                 self.iterations = f.iterations
-            override = getattr(self, "_elapsed_override", None)
-            self.elapsed_ms = round(override if override is not None
-                                    else (time.monotonic() - self._started) * 1000.0, 1)
+            recorded = getattr(self, "_recorded_elapsed_ms", None)
+            self.elapsed_ms = recorded if recorded is not None else round(
+                (time.monotonic() - self._started) * 1000.0, 1)
             if final:
                 self.status = final if isinstance(final, str) else "done"
         self._sent_version = f.version
