@@ -223,8 +223,11 @@ def test_drain_shows_progress_and_the_turns_it_ran_and_a_second_click_does_not_r
             pending.pop(key)
             await view.turn_done()
 
+    statuses: list[str] = []
+
     async def main() -> QueueWidget:
         w = QueueWidget(load=load, drain=drain)
+        w.observe(lambda ch: statuses.append(ch["new"]), names="status")
         await w.refresh_async()
         w._on_custom(w, {"type": "drain"}, [])
         w._on_custom(w, {"type": "drain"}, [])  # the double click
@@ -238,6 +241,7 @@ def test_drain_shows_progress_and_the_turns_it_ran_and_a_second_click_does_not_r
 
     w = asyncio.run(main())
     assert drains == [1] and w.ignored_drains == 1
+    assert "a drain is already running; this click did nothing" in statuses
     assert not w.draining
     assert w.progress == {"done": 2, "total": 2}
     assert len(w.ran) == 2
@@ -348,7 +352,9 @@ def test_a_notebook_drain_reporting_through_the_hooks_shows_n_of_m_and_its_turns
 
     def progress(**kw):
         base = dict(done=0, total=2, running=True, ran=())
-        return SimpleNamespace(**{**base, **kw})
+        p = SimpleNamespace(**{**base, **kw})
+        p.label = lambda: f"draining s1: {p.done} of {p.total} batch(es) done"
+        return p
 
     w.show_drain_progress(progress())
     for a in (prose("p1", "first **answer**"),
@@ -357,6 +363,7 @@ def test_a_notebook_drain_reporting_through_the_hooks_shows_n_of_m_and_its_turns
         w.show_drain_activity({**a, "turn_id": "t1"})
     row1 = {"turn_id": "t1", "outcome": "finished: assistant_message", "answer": "first answer"}
     w.show_drain_progress(progress(done=1, ran=(row1,)))
+    assert w.status == "draining s1: 1 of 2 batch(es) done…"
     # the second turn's activities were not fed (activity=None): its ran row is shown instead
     row2 = {"turn_id": "t2", "outcome": "finished: assistant_message", "answer": "second *one*"}
     w.show_drain_progress(progress(done=2, ran=(row1, row2), running=False))

@@ -122,8 +122,9 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
 
     def drain(self) -> None:
         assert self._drain is not None
-        if self.draining:
+        if self.draining:  # a double click: one drain runs, and the panel says so
             self.ignored_drains += 1
+            self.status = "a drain is already running; this click did nothing"
             return
         self.actions.append(("drain", ""))
         self.draining = True
@@ -169,6 +170,8 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
         """A drain's progress (``done``, ``total``, ``running``, ``ran`` rows): N of M, and a
         turn the activity feed did not show is added from its ``ran`` row."""
         self.progress = {"done": int(p.done), "total": int(p.total)}
+        if p.running:
+            self.status = p.label() + "…"
         shown = len(self.ran)
         for row in list(p.ran)[shown:]:
             if self._live_turn is not None and not self._live_turn.finished:
