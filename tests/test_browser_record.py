@@ -387,13 +387,9 @@ def test_after_a_kernel_restart_the_tools_panel_shows_tools_without_implementati
     user reopens the session without running the cell that defines it. The tools panel must
     say the tool has no implementation in this kernel (it is not offered to the model), live
     and in the saved notebook once the kernel is gone."""
-    cells = RECORD_CELLS[:5] + [
-        "%lash tools",
-        ("markdown", "After a restart, without running the tool's cell:"),
-        "%load_ext lash_nb",
-        "%lash open trip --store trip.duckdb",
-        "%lash tools",
-    ]
+    cells = [*RECORD_CELLS[:5], "%lash tools",
+             ("markdown", "After a restart, without running the tool's cell:"),
+             "%load_ext lash_nb", "%lash open trip --store trip.duckdb", "%lash tools"]
     write_notebook(tmp_path / "restart.ipynb", cells)
     server = JupyterServer("jupyterlab", tmp_path).start("light")
     try:
