@@ -8,7 +8,7 @@ In a notebook: ``%load_ext lash_nb`` then ``%lash help``.
 from ._core.cancel import CancellationToken
 from ._core.queue import DeliveryPolicy, SlotPolicy
 from ._core.records import TurnInput, TurnOutcome, TurnStop
-from ._core.tools import tool
+from ._tools.function import tool
 from ._errors import LashError
 from ._runtime.core import LashCore
 from ._runtime.sync import run_sync

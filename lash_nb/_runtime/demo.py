@@ -11,7 +11,7 @@ import asyncio
 import sys
 import time
 
-from .._core.tools import tool
+from .._tools.function import tool
 from .core import LashCore
 
 

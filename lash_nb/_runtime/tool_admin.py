@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .._core.tools import ToolManifest, ToolProvider, as_tool_provider
+from .._core.tools import ToolManifest, ToolProvider
+from .._tools.function import as_tool_provider
 from .queue import enqueue_command
 
 if TYPE_CHECKING:
