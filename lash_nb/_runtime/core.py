@@ -20,6 +20,7 @@ from .._core.llm import RetryPolicy
 from .._core.queue import DEFAULT_MAX_ATTEMPTS
 from .._core.tools import ToolRegistry
 from .._tools.function import as_tool_provider
+from .._tools.mcp import MCPServer
 from .._core.text import check_id
 from .._core.usage import TokenLedgerEntry, TokenUsage
 from .._errors import ConfigurationError, StoreSessionMismatch
@@ -202,6 +203,9 @@ class LashCore:
         return sessions
 
     async def close(self) -> None:
+        for provider in self.tool_providers:  # MCP servers given to the builder
+            if isinstance(provider, MCPServer):
+                await provider.aclose()
         await self.store.close()
 
     def __repr__(self) -> str:

@@ -12,6 +12,7 @@ from .._core.graph import SessionGraph
 from .._core.llm import LlmToolSpec
 from .._core.records import TurnInput, fresh_id
 from .._core.tools import CatalogKey
+from .._tools.mcp import close_servers
 from .._core.usage import SessionUsageReport, TokenLedgerEntry
 from .._errors import HeadRevisionConflict, SessionExecutionBusy, SessionExecutionLeaseLost
 from .._store.base import (
@@ -180,6 +181,7 @@ class LashSession:
     async def close(self) -> None:
         self.drainer.pause()
         self.closed = True
+        await close_servers(self.state.registry, prefix="live:")  # MCP servers it added
 
     async def __aenter__(self) -> LashSession:
         return self
