@@ -32,6 +32,8 @@ HOMES = {
     "pydantic": {"_tools"},
     "pydantic_core": {"_tools"},
     "mcp": {"_tools"},
+    "markdown_it": {"_notebook"},
+    "pygments": {"_notebook"},
 }
 
 
