@@ -14,7 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+try:
+    import pytest
+except ImportError:  # scripts/test.sh runs the installer before pytest is installed
+    pytest = None  # type: ignore[assignment]
 
 EVERYTHING = "@modelcontextprotocol/server-everything"
 _EVERYTHING_JS = "npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
@@ -49,13 +52,16 @@ def install(root: Path) -> dict[str, str]:
     return out
 
 
-@pytest.fixture(scope="session")
-def mcp_servers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def _mcp_servers(tmp_path_factory: "pytest.TempPathFactory") -> dict[str, str]:
     pytest.importorskip("mcp", reason="the mcp extra is not installed")
     given = os.environ.get("LASH_NB_MCP_SERVERS")
     root = Path(given) if given else tmp_path_factory.mktemp("mcp-servers")
     root.mkdir(parents=True, exist_ok=True)
     return install(root)
+
+
+if pytest is not None:
+    mcp_servers = pytest.fixture(scope="session", name="mcp_servers")(_mcp_servers)
 
 
 def need(servers: dict[str, str], name: str) -> str:

@@ -37,6 +37,8 @@ class Color(enum.Enum):
 
 POINT = {"type": "object", "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}},
          "required": ["x", "y"], "additionalProperties": False}
+# pydantic 2.12 does not pass the arguments' "no unknown keys" on to a plain dataclass; 2.14 does
+POINT_2_12 = {k: v for k, v in POINT.items() if k != "additionalProperties"}
 
 
 def schema_of(fn):
@@ -54,7 +56,8 @@ def one_param(prop, *, required=True, defs=None):
 
 def test_a_dataclass_parameter_is_a_shared_definition():
     def f(v: Point): ...
-    assert schema_of(f) == one_param({"$ref": "#/$defs/Point"}, defs={"Point": POINT})
+    assert schema_of(f) in (one_param({"$ref": "#/$defs/Point"}, defs={"Point": POINT}),
+                            one_param({"$ref": "#/$defs/Point"}, defs={"Point": POINT_2_12}))
 
 
 def test_a_typeddict_parameter_lists_its_keys():
@@ -86,8 +89,9 @@ def test_a_dict_keeps_its_value_type():
 
 def test_a_list_of_dataclasses_references_the_item_schema():
     def f(v: list[Point]): ...
-    assert schema_of(f) == one_param({"type": "array", "items": {"$ref": "#/$defs/Point"}},
-                                     defs={"Point": POINT})
+    items = {"type": "array", "items": {"$ref": "#/$defs/Point"}}
+    assert schema_of(f) in (one_param(items, defs={"Point": POINT}),
+                            one_param(items, defs={"Point": POINT_2_12}))
 
 
 def test_optional_literal_and_enum():
