@@ -278,3 +278,27 @@ def test_servers_die_with_the_process_that_started_them(mcp_servers, tmp_path):
         pids = [int(p) for p in out.stdout.split(",") if p.strip()]
         assert pids, out.stderr
         assert wait_until(lambda: not any(alive(p) for p in pids), 60), how
+
+
+def test_stop_during_an_mcp_call_ends_the_turn_and_the_server_still_answers(mcp_servers):
+    js = need(mcp_servers, "everything")
+    model = Script([tool_call("trigger-long-running-operation", '{"duration": 60, "steps": 2}',
+                              "long")])
+
+    async def body():
+        core, s = await open_session(model)
+        server = MCPServer.stdio("everything", "node", js, "stdio")
+        await s.tools().add_server(server)
+        stream = s.turn("wait for it").stream()
+        async for activity in stream:
+            if activity.type == "tool_call_started":
+                s.cancel_running_turns()
+        out = await asyncio.wait_for(stream.finish(), 30)  # not the 60 s the call would take
+        assert str(out.outcome).startswith("stopped: cancelled")
+        [call] = out.tool_calls
+        assert call.status == "cancelled"
+        from lash_nb._core.tools import ToolContext
+        again = await server.execute("echo", {"message": "after"}, ToolContext("s", "t2", "c"))
+        assert again == "Echo: after"
+        await s.close()
+    run(body())

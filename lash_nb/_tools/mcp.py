@@ -27,15 +27,18 @@ import asyncio
 import atexit
 import contextlib
 import os
+import re
 import signal
 import tempfile
 import weakref
 from typing import Any, Callable, Mapping, Sequence
 
+from .._core.text import clean_json, clean_text
 from .._core.tools import ToolContext, ToolManifest
 from .._errors import ConfigurationError, ToolServerError
 
 _RUNNING: weakref.WeakSet[MCPServer] = weakref.WeakSet()
+_TOOL_NAME = re.compile(r"[^A-Za-z0-9_-]")
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -77,6 +80,7 @@ class MCPServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._errlog: Any = None
         self._pids: set[int] = set()
+        self._names: dict[str, str] = {}  # manifest name -> the server's tool name
         self.error: str | None = None  # why it stopped, when it stopped on its own
 
     @classmethod
@@ -246,9 +250,17 @@ class MCPServer:
 
     # ------------------------------------------------------------------ tool provider
     def tool_manifests(self) -> Sequence[ToolManifest]:
-        return [ToolManifest(f"mcp:{self.name}:{t.name}", f"{self.prefix}{t.name}",
-                             t.description or "", dict(t.input_schema or {"type": "object"}))
-                for t in self._tools]
+        """The server's tools; its text is untrusted: names are cut to what model APIs take
+        (letters, digits, ``_``, ``-``; 64 characters), descriptions and schemas cleaned."""
+        out = []
+        self._names = {}
+        for t in self._tools:
+            name = _TOOL_NAME.sub("_", f"{self.prefix}{t.name}")[:64]
+            self._names[name] = t.name
+            schema = clean_json(dict(t.input_schema or {"type": "object"}))
+            out.append(ToolManifest(f"mcp:{self.name}:{clean_text(t.name)}", name,
+                                    clean_text(t.description or ""), schema))
+        return out
 
     async def execute(self, name: str, args: Mapping[str, Any], context: ToolContext) -> Any:
         session = self._session
@@ -259,7 +271,7 @@ class MCPServer:
         if asyncio.get_running_loop() is not self._loop:
             raise ToolServerError(f"MCP server {self.name!r} was started on another event loop; "
                                   "start it where the session's turns run")
-        tool_name = name[len(self.prefix):] if self.prefix and name.startswith(self.prefix) else name
+        tool_name = self._names.get(name, name)
         from mcp import MCPError
 
         try:
@@ -311,7 +323,7 @@ def _content_text(content: Sequence[Any]) -> str:
 def _children() -> set[int]:
     """This process's child pids (Linux /proc; empty elsewhere)."""
     me = str(os.getpid())
-    out = set()
+    out: set[int] = set()
     with contextlib.suppress(OSError):
         for task in os.listdir(f"/proc/{me}/task"):
             with contextlib.suppress(OSError), open(f"/proc/{me}/task/{task}/children") as f:
