@@ -76,7 +76,7 @@ def test_stdio_server_tools_join_the_catalog_and_answer_with_text_and_structured
         server = MCPServer.stdio("everything", "node", js, "stdio")
         source = await s.tools().add_server(server)
         rows = {r["name"]: r for r in s.tools().all_tools()}
-        assert rows["echo"]["id"] == "mcp:everything:echo"
+        assert rows["echo"]["id"] == "mcp:everything:echo" and rows["echo"]["source"] == source
         assert rows["echo"]["input_schema"]["properties"]["message"]["type"] == "string"
         out = await s.turn("go").run()
         assert [c.success for c in out.result.tool_calls] == [True, True]

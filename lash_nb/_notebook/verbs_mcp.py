@@ -1,7 +1,8 @@
 """``%lash mcp``: MCP servers as tool sources of the bound session.
 
 ``%lash mcp add NAME [--prefix P] -- COMMAND ARGS...`` starts a stdio server,
-``%lash mcp add NAME --url URL`` connects to a streamable HTTP one; both put the server's
+``%lash mcp add NAME --url URL`` connects to a streamable HTTP one (``{var}`` in the command
+or URL is a notebook variable, as in prompts); both put the server's
 tools into the session's catalog (``%lash tools`` toggles them). ``%lash mcp list`` shows the
 session's servers; ``%lash mcp remove NAME`` stops one and takes its tools out. Servers stop
 with the session (``%lash open`` of another, kernel shutdown).
@@ -16,7 +17,7 @@ from IPython.core.error import UsageError
 from IPython.display import Markdown
 
 from .._tools.mcp import MCPServer
-from .parsing import parse, parser
+from .parsing import interpolate, parse, parser
 
 if TYPE_CHECKING:
     from .magics import LashMagics
@@ -33,8 +34,11 @@ MCP.add_argument("--session", default=None)
 def mcp_args(m: LashMagics, argline: str, cell: str | None) -> Any:
     head, sep, tail = f" {argline} ".partition(" -- ")
     a = parse(MCP, head.strip())
+    ns = m.shell.user_ns
+    if a.url:
+        a.url = interpolate(a.url, ns)
     try:
-        a.command = shlex.split(tail) if sep else []
+        a.command = [interpolate(w, ns) for w in shlex.split(tail)] if sep else []
     except ValueError as err:
         raise UsageError(f"%lash mcp add: the command after -- does not parse ({err})") from None
     if a.action in ("add", "remove") and not a.name:

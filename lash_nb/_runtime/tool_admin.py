@@ -58,13 +58,16 @@ class ToolAdmin:
         return self._session._tool_catalog()
 
     def all_tools(self) -> list[dict[str, Any]]:
-        """Every known tool with its membership, for UIs (ordered by id)."""
+        """Every known tool with its membership and source id (``None`` when orphaned), for
+        UIs (ordered by id)."""
         out = []
+        entries = self._registry.entries
         for tid, row in self.state()["tools"].items():
             m = row["manifest"]
             out.append({"id": tid, "name": m["name"], "description": m["description"],
                         "input_schema": m["input_schema"], "member": row.get("member", True),
-                        "orphaned": row.get("orphaned", False)})
+                        "orphaned": row.get("orphaned", False),
+                        "source": entries[tid].source_id if tid in entries else None})
         return out
 
     def set_membership(self, tool: str, present: bool, *, expected_generation: int | None = None) -> int:
