@@ -204,6 +204,14 @@ def test_a_server_that_does_not_start_is_a_one_line_error_and_adds_nothing():
     run(body())
 
 
+def test_an_unstarted_server_given_as_a_tool_is_a_one_line_error():
+    from lash_nb._errors import ConfigurationError
+
+    server = MCPServer.stdio("later", "node", "server.js")
+    with pytest.raises(ConfigurationError, match="'later' is not started.*add_server"):
+        LashCore.builder().provider(FunctionProvider(Script())).model("m").tools(server)
+
+
 def test_two_servers_with_one_tool_name_are_refused_unless_prefixed(mcp_servers):
     js = need(mcp_servers, "everything")
 

@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .._core.tools import ToolContext, ToolManifest, ToolProvider
 from .._errors import ConfigurationError, ToolArgumentsInvalid
 from .docstrings import parse_docstring
+from .mcp import MCPServer
 
 DEFAULT_MAX_RETRIES = 3
 _TURNS_REMEMBERED = 512
@@ -249,6 +250,10 @@ def tool(
 def as_tool_provider(obj: Any) -> ToolProvider:
     if isinstance(obj, FunctionTool):
         return obj
+    if isinstance(obj, MCPServer) and not obj.running:
+        raise ConfigurationError(
+            f"MCP server {obj.name!r} is not started, so it has no tools yet: "
+            "await session.tools().add_server(server), or await server.start() first")
     if callable(obj) and not hasattr(obj, "tool_manifests"):
         return FunctionTool(obj)
     if hasattr(obj, "tool_manifests") and hasattr(obj, "execute"):
