@@ -252,7 +252,7 @@ class SessionBuilder:
                 parent=persisted.meta.parent_session_id,
             )
             if persisted.open_turn_ids:
-                await session._recover_open_turns()
+                await session.writer.recover_open_turns()
         return session
 
     async def open_fresh(self) -> LashSession:

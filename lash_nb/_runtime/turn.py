@@ -13,16 +13,14 @@ own task so the caller's cancellation never cuts into a commit.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, AsyncIterator, Generator
+from typing import Any, AsyncIterator, Generator
 
 from .._core.cancel import CancellationToken
 from .._core.events import TurnActivity
 from .._core.records import TurnInput, TurnOutput, TurnResult, fresh_id
 from .._errors import ConfigurationError, ProviderUnavailable, TurnIdMismatch
+from .parts import SessionParts
 from .turn_run import TurnRun
-
-if TYPE_CHECKING:
-    from .session import LashSession
 
 
 def as_turn_input(value: TurnInput | str) -> TurnInput:
@@ -36,8 +34,10 @@ def as_turn_input(value: TurnInput | str) -> TurnInput:
 
 
 class TurnBuilder:
-    def __init__(self, session: LashSession, turn_input: TurnInput | str) -> None:
-        self._session = session
+    def __init__(self, parts: SessionParts, turn_input: TurnInput | str, *,
+                 provider_mismatch: str | None = None) -> None:
+        self._parts = parts
+        self._provider_mismatch = provider_mismatch
         self._input = as_turn_input(turn_input)
         self._token = CancellationToken()
         self._turn_id: str | None = None
@@ -70,9 +70,10 @@ class TurnBuilder:
         return self._token
 
     def _prepare(self, sink: Any = None, **kw: Any) -> tuple[TurnRun, int]:
-        s = self._session
-        if s.provider_mismatch and self._provider is None:
-            raise ProviderUnavailable(s.state.policy.provider_id, s.provider_mismatch, s.session_id)
+        p = self._parts
+        if self._provider_mismatch and self._provider is None:
+            raise ProviderUnavailable(p.state.policy.provider_id, self._provider_mismatch,
+                                      p.session_id)
         trace = self._input.trace_turn_id
         turn_id = self._turn_id or trace or fresh_id("turn-")
         if trace and trace != turn_id:
@@ -81,13 +82,13 @@ class TurnBuilder:
                 "drop one of them"
             )
         turn_input = self._input.with_trace_turn_id(turn_id)
-        run = TurnRun(s, turn_input, turn_id, self._token, provider=self._provider,
+        run = TurnRun(p, turn_input, turn_id, self._token, provider=self._provider,
                       model=self._model, sink=sink, **kw)
-        return run, s.cancels.register(self._token, turn_id)
+        return run, p.cancels.register(self._token, turn_id)
 
     async def run(self) -> TurnOutput:
         run, key = self._prepare()
-        result = await run_to_completion(run, self._session, key)
+        result = await run_to_completion(run, self._parts, key)
         return TurnOutput(result, tuple(run.activities))
 
     def __await__(self) -> Generator[Any, None, TurnOutput]:
@@ -97,13 +98,13 @@ class TurnBuilder:
         return TurnStream(self)
 
 
-async def run_to_completion(run: TurnRun, session: LashSession, key: int) -> TurnResult:
+async def run_to_completion(run: TurnRun, parts: SessionParts, key: int) -> TurnResult:
     """Run the turn as its own task; a cancelled caller cancels the turn, not the commit."""
     task = asyncio.ensure_future(run.execute())
     try:
         return await _await_turn(task, run.token)
     finally:
-        session.cancels.unregister(key)
+        parts.cancels.unregister(key)
 
 
 async def _await_turn(task: asyncio.Task[TurnResult], token: CancellationToken) -> TurnResult:
@@ -130,7 +131,7 @@ class TurnStream:
     def __init__(self, builder: TurnBuilder) -> None:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._run, self._key = builder._prepare(sink=self._queue.put_nowait)
-        self._session = builder._session
+        self._parts = builder._parts
         self._task: asyncio.Task[TurnResult] | None = None
         self._done = False
         # what a cancelled consumer records as the turn's cancellation origin and reason; a
@@ -153,7 +154,7 @@ class TurnStream:
 
     async def _drive(self) -> TurnResult:
         try:
-            return await run_to_completion(self._run, self._session, self._key)
+            return await run_to_completion(self._run, self._parts, self._key)
         finally:
             self._queue.put_nowait(_END)
 
