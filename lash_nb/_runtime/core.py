@@ -21,6 +21,7 @@ from .._core.tools import ToolRegistry, as_tool_provider
 from .._core.usage import TokenLedgerEntry, TokenUsage
 from .._errors import ConfigurationError, StoreSessionMismatch
 from .._store.base import DEFAULT_LEASE_TTL_MS, LEASE_RENEW_INTERVAL_MS, ReadScope
+from .._store.memory import MemoryStore
 from .replay import LiveReplayStore
 from .session import LashSession
 from .state import SessionPolicy, SessionState
@@ -31,8 +32,6 @@ RESIDENCIES = ("keep_all", "active_path_only")
 def open_store(store: Any) -> Any:
     """A store object, ``None`` (in-memory), a DuckDB path or a ``postgresql://`` DSN."""
     if store is None:
-        from .._store.memory import MemoryStore
-
         return MemoryStore()
     if isinstance(store, str) or hasattr(store, "__fspath__"):
         target = str(store)
@@ -41,8 +40,6 @@ def open_store(store: Any) -> Any:
 
             return PostgresStore(target)
         if target == ":memory:":
-            from .._store.memory import MemoryStore
-
             return MemoryStore()
         from .._store.duckdb import DuckDBStore
 
