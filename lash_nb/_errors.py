@@ -7,6 +7,7 @@
     │   ├── ProviderUnconfigured      no provider for the session
     │   ├── InvalidTurnInput          empty or malformed input for enqueue / turn
     │   ├── TurnIdMismatch            input trace id differs from the turn id
+    │   ├── QueryNotAllowed           store.query / %lash sql given a write, a file read
     │   └── WireScriptError           a replay script is malformed, unmatched or used up
     ├── ProviderUnavailable           the session's recorded provider id is not the live one
     ├── StoreSessionMismatch          state / store belongs to another session id
@@ -59,6 +60,10 @@ class InvalidTurnInput(ConfigurationError):
 
 class TurnIdMismatch(ConfigurationError):
     pass
+
+
+class QueryNotAllowed(ConfigurationError):
+    """A store query that is not a read (or reads files without ``allow_files=True``)."""
 
 
 class ProviderUnavailable(LashError):

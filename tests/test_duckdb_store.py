@@ -14,7 +14,7 @@ import pytest
 from lash_nb._core.events import AssistantProseDelta, TurnActivity
 from lash_nb._core.records import ToolCallRecord
 from lash_nb._core.usage import LlmAttempt, LlmCallRecord, TokenUsage
-from lash_nb._errors import StoreError, StorePathError, StoreSchemaError
+from lash_nb._errors import QueryNotAllowed, StoreError, StorePathError, StoreSchemaError
 from lash_nb._store.base import RuntimeCommit, UsageDelta
 from lash_nb._store.duckdb import DuckDBStore
 from lash_nb.testing.conformance import node, turn_record
@@ -164,7 +164,8 @@ def test_query_returns_rows_of_a_commit_as_a_dataframe(tmp_path: Path) -> None:
         kinds = store.query("SELECT typeof(created_at) AS t FROM turn_events LIMIT 1")
         assert kinds["t"].tolist() == ["TIMESTAMP"]
         assert store.query("SELECT count(*) AS n FROM turn_events")["n"].tolist() == [5]
-        assert len(store.query("CREATE VIEW my_turns AS SELECT * FROM turns")) == 0
+        with pytest.raises(QueryNotAllowed, match="CREATE is not allowed"):  # queries only read
+            store.query("CREATE VIEW my_turns AS SELECT * FROM turns")
     finally:
         store.close_sync()
 

@@ -152,8 +152,28 @@ def test_sql_runs_over_the_duckdb_store_and_bad_sql_is_one_usage_error(sh, tmp_p
     assert frame.to_dict("records") == [{"session_id": "sqltest", "stop_reason": "assistant_message"}]
     cell = sh.run_cell("%%lash sql\nSELECT count(*) AS n\nFROM graph_nodes WHERE session_id = 'sqltest'\n")
     assert int(cell["n"].iloc[0]) == 2
-    with pytest.raises(UsageError, match="^SQL error: .*no_such_table"):
+    with pytest.raises(UsageError, match="^no table or view 'no_such_table'"):
         sh.run_cell("%lash sql SELECT * FROM no_such_table")
+    with pytest.raises(UsageError, match="^SQL error: .*syntax error"):
+        sh.run_cell("%lash sql SELEC 1")
+
+
+def test_sql_refuses_writes_with_one_usage_error_and_keeps_the_rows(sh, tmp_path):
+    sh.run_cell(f"%lash open sqlwrite --store {tmp_path / 'sql.duckdb'}")
+    sh.run_cell("r = %lash turn count me")
+    for attack in ("DELETE FROM turns", "SELECT 1; DELETE FROM graph_nodes", "BEGIN TRANSACTION"):
+        with pytest.raises(UsageError, match="^store queries only read; ") as e:
+            sh.run_cell(f"%lash sql {attack}")
+        assert "\n" not in str(e.value)
+    frame = sh.run_cell("%lash sql SELECT count(*) AS n FROM graph_nodes")
+    assert int(frame["n"].iloc[0]) == 2
+    sh.run_cell("r2 = %lash turn and again")  # the next turn is fine
+    assert sh.user_ns["r2"].outcome.kind == "finished"
+    (tmp_path / "extra.csv").write_text("x\n41\n")
+    with pytest.raises(UsageError, match="--allow-files"):
+        sh.run_cell(f"%lash sql SELECT x + 1 AS y FROM read_csv('{tmp_path / 'extra.csv'}')")
+    got = sh.run_cell(f"%lash sql --allow-files SELECT x + 1 AS y FROM read_csv('{tmp_path / 'extra.csv'}')")
+    assert got["y"].tolist() == [42]
 
 
 def test_open_with_a_real_provider_and_no_model_uses_the_providers_default_model(sh, monkeypatch):

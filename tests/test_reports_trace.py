@@ -146,3 +146,17 @@ def test_empty_stores_give_empty_frames_with_the_documented_columns_and_dtypes(e
         assert len(frame) == 0 and len(frame.columns) >= 8
     assert str(turns_frame(empty_store)["total_tokens"].dtype) == "int64"
     assert str(graph_frame(empty_store)["on_active_path"].dtype) == "bool"
+
+
+def test_a_trace_whose_json_spells_lone_surrogates_and_nul_still_reports(tmp_path):
+    # lash writes JSON; an escape like \ud800 (a tool that decoded bytes with surrogateescape)
+    # is valid JSON text but no DuckDB JSON value: it is read as U+FFFD
+    bad = TRACE.read_text().replace('"3 hits"', '"3 hits \\ud800 \\u0000"')
+    path = tmp_path / "trace.jsonl"
+    path.write_text(bad)
+    with pytest.warns(UserWarning, match="1 bad line"):
+        trace = read_lash_trace(path)
+    frame = tool_calls_frame(trace)
+    # stored as the JSON text "3 hits \ufffd \ufffd" (ASCII escapes of U+FFFD)
+    assert frame["output_bytes"].tolist() == [len('"3 hits \\ufffd \\ufffd"')]
+    assert turns_frame(trace)["turn_id"].tolist() == ["t1", "t2"]

@@ -23,6 +23,8 @@ import asyncio
 import threading
 from typing import Any, Callable
 
+from .text import clean_json
+
 
 ORIGINS: dict[str, str] = {
     "widget_stop": "the Stop button of the turn widget was pressed",
@@ -76,7 +78,7 @@ class CancellationToken:
             if self._cancelled or self._sealed:
                 return False
             self._cancelled = True
-            self._origin, self._reason = origin, reason
+            self._origin, self._reason = clean_json(origin), clean_json(reason)
             waiters, self._waiters = self._waiters, []
             callbacks, self._callbacks = self._callbacks, []
         for loop, fut in waiters:

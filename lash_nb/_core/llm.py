@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 from .records import Message
+from .text import clean_text
 from .usage import ZERO_USAGE, TokenUsage
 
 
@@ -99,6 +100,9 @@ class LlmPart:
     tool_name: str | None = None
     input_json: str | None = None  # raw JSON arguments of a tool call
 
+    def __post_init__(self) -> None:  # model output enters a session here (core/text.py)
+        _clean_fields(self, ("text", "call_id", "tool_name", "input_json"))
+
     @classmethod
     def text_part(cls, text: str) -> LlmPart:
         return cls("text", text)
@@ -122,6 +126,9 @@ class LlmResponse:
     served_model: str | None = None
     finish_reason: str | None = None  # raw provider finish / stop reason
 
+    def __post_init__(self) -> None:
+        _clean_fields(self, ("request_id", "response_id", "served_model", "finish_reason"))
+
     @property
     def full_text(self) -> str:
         return "".join(p.text for p in self.parts if p.kind == "text")
@@ -135,11 +142,26 @@ class TextDelta:
     text: str
     item_id: str | None = None
 
+    def __post_init__(self) -> None:
+        _clean_fields(self, ("text", "item_id"))
+
 
 @dataclass(frozen=True, slots=True)
 class ReasoningTextDelta:
     text: str
     item_id: str | None = None
+
+    def __post_init__(self) -> None:
+        _clean_fields(self, ("text", "item_id"))
+
+
+def _clean_fields(record: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        v = getattr(record, name)
+        if type(v) is str:
+            c = clean_text(v)
+            if c is not v:
+                object.__setattr__(record, name, c)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +202,8 @@ class LlmTransportError(Exception):
         terminal_reason: TerminalReason | None = None,
         output_started: bool = False,
     ) -> None:
+        message = clean_text(message) if type(message) is str else message
+        request_id = clean_text(request_id) if type(request_id) is str else request_id
         super().__init__(message)
         self.message = message
         self.kind = kind

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from .text import check_id, clean_text
 from .usage import ZERO_USAGE, LlmCallRecord, TokenLedgerEntry, TokenUsage
 
 _NONCE = os.urandom(4).hex()
@@ -33,6 +34,10 @@ class InputItem:
     text: str
     type: str = "text"
 
+    def __post_init__(self) -> None:  # text enters a session here (core/text.py)
+        if type(self.text) is str:
+            object.__setattr__(self, "text", clean_text(self.text))
+
     def to_json(self) -> dict[str, Any]:
         return {"type": self.type, "text": self.text}
 
@@ -49,6 +54,10 @@ class TurnInput:
 
     items: tuple[InputItem, ...] = ()
     trace_turn_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.trace_turn_id is not None:
+            check_id(self.trace_turn_id, "trace turn id")
 
     @classmethod
     def text(cls, text: str) -> TurnInput:

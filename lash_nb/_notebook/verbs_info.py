@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.display import Markdown
 
+from .._errors import QueryNotAllowed
 from .parsing import interpolate, parse, parser
 from .widgets.fold import outcome_label
 
@@ -45,7 +46,7 @@ HELP = """**%lash** verbs (`%load_ext lash_nb`)
 | `%lash tools` | tool catalog with membership toggles |
 | `%lash usage [--by turn\\|model\\|source\\|session\\|day] [--plot]` | usage DataFrame (computed in the store) or a chart |
 | `%lash sessions` / `%lash graph [--df]` | stored sessions / the session graph as a tree with its branches |
-| `%lash sql QUERY` / `%%lash sql` | DuckDB SQL over the store, DataFrame out |
+| `%lash sql [--allow-files] QUERY` / `%%lash sql` | read-only SQL over the store, DataFrame out (`--allow-files`: `read_csv` and friends) |
 | `%lash replay [TURN]` | re-render a committed turn |
 
 Defaults: `%config LashMagics.session|store|provider|model|residency|offline_delay_s|live_interval_s`
@@ -111,6 +112,9 @@ async def graph(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
 def sql_args(m: LashMagics, argline: str, cell: str | None) -> str:
     query = argline if cell is None else f"{argline}\n{cell}"
     query = interpolate(query.strip(), m.shell.user_ns)
+    allow_files = query.startswith("--allow-files")
+    if allow_files:
+        query = query[len("--allow-files"):].strip()
     if not query:
         raise UsageError("no query; write %lash sql SELECT ... or a %%lash sql cell")
     return query
@@ -126,7 +130,9 @@ async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
             "open it with %lash open --store lash.duckdb"
         )
     try:
-        return run(query)
+        return run(query, allow_files=True) if allow_files else run(query)
+    except QueryNotAllowed as err:  # a write or a file read: the store's own one line
+        raise UsageError(str(err)) from err
     except Exception as err:  # a SQL mistake is the user's: one line, the cause kept
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UsageError(f"SQL error: {first}; tables are described in docs/store-schema.md") from err

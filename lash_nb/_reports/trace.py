@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .._errors import LashWarning
+from .._core.text import clean_json
 from .tables import insert_arrow
 
 TRACE_SCHEMA_VERSION = 2
@@ -125,7 +126,7 @@ def read_lash_trace(path: str | os.PathLike[str]) -> LashTrace:
 
 def _parse_line(line: str) -> tuple[str | None, Any]:
     try:
-        rec = json.loads(line)
+        rec = clean_json(json.loads(line))  # JSON escapes can spell "\ud800" (ADR 12)
     except json.JSONDecodeError as e:
         return f"not JSON ({e.msg})", None
     if not isinstance(rec, dict):

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from .._core.graph import SessionGraph, SessionNode
 from .._core.llm import RetryPolicy
 from .._core.tools import ToolRegistry, as_tool_provider
+from .._core.text import check_id
 from .._core.usage import TokenLedgerEntry, TokenUsage
 from .._errors import ConfigurationError, StoreSessionMismatch
 from .._store.base import DEFAULT_LEASE_TTL_MS, LEASE_RENEW_INTERVAL_MS, ReadScope
@@ -188,6 +189,7 @@ class SessionBuilder:
     def __init__(self, core: LashCore, session_id: str) -> None:
         if not isinstance(session_id, str) or not session_id.strip():
             raise ConfigurationError("a session id must be a non-empty str")
+        check_id(session_id, "session id")
         self._core = core
         self._session_id = session_id
         self._parent: str | None = None
@@ -198,7 +200,7 @@ class SessionBuilder:
         self._system_prompt: str | None = None
 
     def parent(self, parent_session_id: str) -> SessionBuilder:
-        self._parent = parent_session_id
+        self._parent = check_id(parent_session_id, "parent session id")
         return self
 
     def provider(self, provider: Any) -> SessionBuilder:

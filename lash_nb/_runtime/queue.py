@@ -28,6 +28,7 @@ from .._core.queue import (
     SlotPolicy,
 )
 from .._core.records import TurnInput, TurnOutput
+from .._core.text import check_id
 from .._errors import ConfigurationError, InvalidTurnInput
 from .._store.base import Lease
 from .parts import SessionParts
@@ -52,7 +53,7 @@ class EnqueueBuilder:
                 f"an enqueue id must be a non-empty str (it becomes the source key 'host:<id>'), "
                 f"got {key!r}"
             )
-        self._id = key
+        self._id = check_id(key, "enqueue id")
         return self
 
     def delivery_policy(self, policy: DeliveryPolicy | str) -> EnqueueBuilder:
@@ -64,7 +65,7 @@ class EnqueueBuilder:
         return self
 
     def merge_key(self, key: str | None) -> EnqueueBuilder:
-        self._merge_key = key
+        self._merge_key = check_id(key, "merge key")
         return self
 
     def available_at_ms(self, at_ms: int) -> EnqueueBuilder:
@@ -98,6 +99,7 @@ async def enqueue_command(parts: SessionParts, drainer: Drainer, command: dict[s
     """Queue a session command (e.g. ``{"kind": "refresh_tool_catalog"}``), idempotent by key."""
     if not key:
         raise ConfigurationError("a session command needs a non-empty idempotency key")
+    check_id(key, "session command key")
     draft = QueuedWorkDraft(
         session_id=parts.session_id,
         source_key=f"command:{command['kind']}:{key}",

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 from .._core.graph import GraphView, SessionGraph, SessionNode, message_tree
 from .._core.records import Message
+from .._core.text import check_id, clean_text
 from .._core.tools import ToolRegistry
 from .._core.usage import SessionUsageReport, TokenLedgerEntry
 
@@ -17,6 +18,11 @@ class SessionPolicy:
     model: str
     max_turns: int | None = None
     system_prompt: str | None = None
+
+    def __post_init__(self) -> None:  # stored with the session (core/text.py)
+        check_id(self.model, "model name")
+        if isinstance(self.system_prompt, str):
+            object.__setattr__(self, "system_prompt", clean_text(self.system_prompt))
 
     def to_json(self) -> dict[str, Any]:
         """Serialized policy: the provider id only, never provider configuration or secrets."""

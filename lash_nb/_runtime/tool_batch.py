@@ -15,6 +15,7 @@ from typing import Any, Callable
 from .._core import events as ev
 from .._core.llm import LlmPart
 from .._core.records import Message, Part, PartKind, Role, ToolCallRecord, fresh_id
+from .._core.text import clean_json
 from .._core.tools import ToolContext, ToolRegistry
 from .turn_records import as_text, jsonable, parse_args
 
@@ -52,7 +53,7 @@ class ToolBatch:
         self.clock[call_id] = (started, t0)
         output, success = await self._execute(name, args, call_id)
         duration = round((time.perf_counter() - t0) * 1000, 3)
-        output = jsonable(output)
+        output = clean_json(jsonable(output))  # tool output enters the session (core/text.py)
         self.results[call_id] = (as_text(output), success)
         self.records.append(ToolCallRecord(call_id, name, args, output, success, duration, started))
         self.emit(ev.ToolCallCompleted(call_id, name, args, output, duration, success,

@@ -18,6 +18,7 @@ from typing import Any, AsyncIterator, Generator
 from .._core.cancel import CancellationToken
 from .._core.events import TurnActivity
 from .._core.records import TurnInput, TurnOutput, TurnResult, fresh_id
+from .._core.text import check_id
 from .._errors import ConfigurationError, ProviderUnavailable, TurnIdMismatch
 from .parts import SessionParts
 from .turn_run import TurnRun
@@ -47,7 +48,7 @@ class TurnBuilder:
     def turn_id(self, turn_id: str) -> TurnBuilder:
         if not isinstance(turn_id, str) or not turn_id:
             raise ConfigurationError("turn_id must be a non-empty str")
-        self._turn_id = turn_id
+        self._turn_id = check_id(turn_id, "turn id")
         return self
 
     def cancel(self, token: CancellationToken) -> TurnBuilder:

@@ -9,6 +9,7 @@ from typing import Any
 from .._core.graph import SessionNode
 from .._core.llm import LlmResponse
 from .._core.records import Message, Part, PartKind, Role, TurnResult, append_assistant_text_part, fresh_id
+from .._core.text import clean_json
 from .._core.usage import BUCKETS, TokenUsage
 from .._store.base import UsageDelta
 
@@ -59,7 +60,8 @@ def parse_args(raw: str | None) -> dict[str, Any]:
         value = json.loads(raw or "{}")
     except ValueError:
         return {}
-    return value if isinstance(value, dict) else {}
+    # JSON escapes can spell a lone surrogate ("\\ud800") in otherwise clean arguments
+    return clean_json(value) if isinstance(value, dict) else {}
 
 
 def jsonable(value: Any) -> Any:

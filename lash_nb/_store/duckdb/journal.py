@@ -31,7 +31,7 @@ import json
 from typing import Any, Sequence
 
 from ..base import RuntimeCommit, process_lost_record
-from . import rows
+from . import quarantine, rows
 
 LOG_INSERT_SQL = "INSERT INTO commit_log VALUES (?, ?, epoch_ms(?::BIGINT), ?)"
 FOLD_AFTER_DELTAS = 32  # fold inside a commit once this many are pending
@@ -212,7 +212,8 @@ def _columns(items: list[dict[str, Any]]) -> dict[str, list[Any]]:
 
 
 def fold(con: Any, hold: Any) -> None:
-    """Write the pending deltas to the typed tables and empty the log, in one transaction."""
+    """Write the pending deltas to the typed tables and empty the log, in one transaction
+    (one at a time, quarantining any that cannot be written, if that fails: quarantine.py)."""
     from .worker import run_in_transaction
 
     if not hold.pending:
@@ -223,7 +224,11 @@ def fold(con: Any, hold: Any) -> None:
         c.execute("DELETE FROM commit_log")
         hold.after_commit(hold.pending.clear)
 
-    run_in_transaction(con, job, hold=hold)
+    try:
+        run_in_transaction(con, job, hold=hold)
+    except quarantine.data_errors():
+        quarantine.fold_each(lambda j: run_in_transaction(con, j, hold=hold), list(hold.pending))
+        hold.pending.clear()
 
 
 def recover(con: Any) -> int:
@@ -238,12 +243,19 @@ def recover(con: Any) -> int:
         return 0
     deltas = []
     for sid, rev, body in found:
-        data = json.loads(body)
-        deltas.append(Delta(sid, int(rev), data["tables"], data["turns"], data["session"]))
+        try:
+            data = json.loads(body)
+            deltas.append(Delta(sid, int(rev), data["tables"], data["turns"], data["session"]))
+        except quarantine.data_errors(from_disk=True) as e:  # a row that does not decode
+            quarantine.quarantine(lambda j: run_in_transaction(con, j), sid, int(rev),
+                                  quarantine.turn_ids_of_body(body), e)
 
     def job(c: Any) -> None:
         write(c, deltas)
         c.execute("DELETE FROM commit_log")
 
-    run_in_transaction(con, job)
+    try:
+        run_in_transaction(con, job)
+    except quarantine.data_errors(from_disk=True):
+        quarantine.fold_each(lambda j: run_in_transaction(con, j), deltas, from_disk=True)
     return len(found)

@@ -38,9 +38,9 @@ from ..base import (
     SessionMeta,
     TurnRecord,
 )
-from . import leases, queued_work, reads
+from . import leases, queued_work, reads, user_query
 from . import commit as commits
-from .arrow import import_arrow, import_arrow_in_background
+from .arrow import import_arrow_in_background
 from .journal import fold
 from .hold import Hold
 from .lock import check_path, open_connection
@@ -49,7 +49,6 @@ from .worker import ConnectionWorker, run_in_transaction
 T = TypeVar("T")
 _SHARED: dict[str, ConnectionWorker] = {}  # realpath -> the worker of that file here
 _SHARED_LOCK = threading.Lock()
-_QUERY_THREADS = max(1, os.cpu_count() or 1)
 
 
 class DuckDBStore:
@@ -181,21 +180,39 @@ class DuckDBStore:
             f"{self.path} was opened with read_only=True; open DuckDBStore without it to write"
         )
 
-    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
-        """Run SQL on the store's thread; rows come back as a ``pandas.DataFrame``."""
-        return self._worker.submit(lambda con: self._frame(con, sql, params)).result()
+    def query(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
+        allow_files: bool = False,
+    ) -> Any:
+        """Run a read-only query on the store's thread; rows come back as a
+        ``pandas.DataFrame``. Only reads run (``_store/user_sql.py``), in a read-only
+        transaction; files are read only with ``allow_files=True``."""
+        return self._worker.submit(
+            lambda con: self._frame(con, sql, params, allow_files)).result()
 
     async def query_async(
-        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
+        allow_files: bool = False,
     ) -> Any:
         return await asyncio.wrap_future(
-            self._worker.submit(lambda con: self._frame(con, sql, params))
+            self._worker.submit(lambda con: self._frame(con, sql, params, allow_files))
         )
 
-    def _frame(self, con: Any, sql: str, params: Any) -> Any:
+    def _frame(self, con: Any, sql: str, params: Any, allow_files: bool) -> Any:
         con.complete()  # a partly read execute() result would make con.sql refuse to run
         self._fold(con)  # every commit is in the tables a user queries
-        return _frame(con, self._worker.hold, sql, params)
+        return user_query.frame(con, self._worker.hold, sql, params, allow_files)
+
+    def quarantined_commits(self) -> Any:
+        """Commits that could not be folded into the tables, kept as written (one row each:
+        ``session_id``, ``head_revision``, ``turn_ids``, ``error``, ``written_at``,
+        ``quarantined_at``, ``body``) as a ``pandas.DataFrame``; empty when there are none."""
+        def job(con: Any) -> Any:
+            con.complete()
+            self._fold(con)
+            return user_query.quarantined(con)
+
+        return self._worker.submit(job).result()
 
     async def release_file(self) -> None:
         """Let other processes have the file now (a polling worker calls this when idle);
@@ -320,19 +337,3 @@ class DuckDBStore:
         return await self._run_held(queued_work.sessions_with_ready_work)
 
 
-def _frame(con: Any, hold: Hold | None, sql: str, params: Any) -> Any:
-    if hold is not None:
-        hold.flush(con)  # lease rows a user may query are in the file
-    # the store's own statements are small and run fastest on one thread (lock.py); a user's
-    # query may scan millions of rows, so it gets every core
-    import_arrow()
-    con.execute(f"SET threads = {_QUERY_THREADS}")
-    try:
-        rel = con.sql(sql, params=params) if params is not None else con.sql(sql)
-        if rel is None:
-            import pandas as pd
-
-            return pd.DataFrame()
-        return rel.to_arrow_table().to_pandas()
-    finally:
-        con.execute("SET threads = 1")

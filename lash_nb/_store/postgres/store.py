@@ -25,7 +25,8 @@ from typing import Any, Callable, Coroutine, Sequence, TypeVar
 
 from ..._core.events import TurnActivity
 from ..._core.queue import ClaimBoundary, QueueClaim, QueuedWorkBatch, QueuedWorkDraft
-from ..._errors import StoreError
+from ..._errors import QueryNotAllowed, StoreError
+from .. import user_sql
 from ..base import (
     DEFAULT_LEASE_TTL_MS,
     CommitResult,
@@ -117,22 +118,54 @@ class PostgresStore:
             pool = self._loop_pools[loop] = Pool(self._connect, self._pool_size)
         return await pool.run(job)
 
-    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
-        """Run SQL; rows come back as a ``pandas.DataFrame`` (blocks this thread)."""
-        return self._io.call(self._query(sql, params))
+    def query(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
+        allow_files: bool = False,
+    ) -> Any:
+        """Run a read-only query; rows come back as a ``pandas.DataFrame`` (blocks this
+        thread). Only reads run (``_store/user_sql.py``), in a ``READ ONLY`` transaction
+        that is rolled back; server file functions need ``allow_files=True``."""
+        return self._io.call(self._query(sql, params, allow_files))
 
     async def query_async(
-        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
+        allow_files: bool = False,
     ) -> Any:
-        return await self._io.run(self._query(sql, params))
+        return await self._io.run(self._query(sql, params, allow_files))
 
-    async def _query(self, sql: str, params: Any) -> Any:
-        text, args = translate(sql, params)
+    async def _query(self, sql: str, params: Any, allow_files: bool) -> Any:
+        checked = user_sql.check(sql, allow_files=allow_files, dialect="postgres")
+        statements = checked.statements or (sql,)
+        if params and len(statements) > 1:
+            raise QueryNotAllowed(
+                "query parameters go with one statement; run the statements one at a time")
+        calls = [translate(text, params) for text in statements]
 
         async def job(con: Any) -> Any:
-            cur = await con.execute(text, args)
-            names = [d.name for d in cur.description] if cur.description else []
-            return frame(names, await cur.fetchall() if names else [])
+            import psycopg
+
+            await con.execute("BEGIN READ ONLY")
+            try:
+                result = None
+                for text, args in calls:
+                    # prepared: PostgreSQL then refuses a second statement in ``text`` (one the
+                    # parser could not see could COMMIT this transaction and then write)
+                    cur = await con.execute(text, args, prepare=True)
+                    names = [d.name for d in cur.description] if cur.description else []
+                    result = frame(names, await cur.fetchall() if names else [])
+                return result
+            except psycopg.errors.ReadOnlySqlTransaction as e:
+                raise QueryNotAllowed(
+                    f"store queries only read; PostgreSQL refused it ({str(e).splitlines()[0]})"
+                ) from e
+            except psycopg.errors.SyntaxError as e:
+                if "multiple commands" not in str(e):
+                    raise
+                raise QueryNotAllowed(
+                    "store queries with PostgreSQL-only syntax run one statement at a time; "
+                    "send the statements separately") from e
+            finally:
+                await con.execute("ROLLBACK")
 
         return await self._pool.run(job)
 

@@ -1,0 +1,70 @@
+"""User queries on the store's connection (``store.query``, ``%lash sql``, reports).
+
+Theory of operation
+- They run on the store's worker thread like every job, after pending commits were folded
+  (the store does that), so a query never misses a commit.
+- Each runs inside ``BEGIN TRANSACTION READ ONLY`` that is always rolled back, after
+  ``user_sql.check`` (the store-independent rule, ``_store/user_sql.py``) refused anything
+  that is not a read; a write the check let through fails in that transaction and is
+  reported as :class:`QueryNotAllowed` (ADR 13).
+- The store's own statements run on one thread (``lock.py``); a user query may scan millions
+  of rows, so it gets every core while it runs.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..._errors import QueryNotAllowed
+from .. import user_sql
+from . import quarantine
+from .arrow import import_arrow
+
+_QUERY_THREADS = max(1, os.cpu_count() or 1)
+
+
+def frame(con: Any, hold: Any, sql: str, params: Any, allow_files: bool) -> Any:
+    """The rows of a read-only query as a ``pandas.DataFrame``."""
+    import duckdb
+
+    if hold is not None:
+        hold.flush(con)  # lease rows a user may query are in the file
+    import_arrow()  # not racing the store's background import
+    con.execute(f"SET threads = {_QUERY_THREADS}")
+    con.execute("BEGIN TRANSACTION READ ONLY")
+    try:
+        user_sql.check(sql, allow_files=allow_files, con=con, relations=lambda: relations(con))
+        rel = con.sql(sql, params=params) if params is not None else con.sql(sql)
+        if rel is None:
+            import pandas as pd
+
+            return pd.DataFrame()
+        return rel.to_arrow_table().to_pandas()
+    except duckdb.TransactionException as e:
+        if "read-only" not in str(e):
+            raise
+        raise QueryNotAllowed(
+            f"store queries only read; DuckDB refused it ({str(e).splitlines()[0]})") from e
+    finally:
+        try:
+            con.execute("ROLLBACK")
+        finally:
+            con.execute("SET threads = 1")
+
+
+def relations(con: Any) -> set[str]:
+    """Names of the tables and views a query may read (no file replacement scans)."""
+    return {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views()"
+    ).fetchall()}
+
+
+def quarantined(con: Any) -> Any:
+    """``commit_quarantine`` as a DataFrame (empty, with its columns, before the first one)."""
+    import pandas as pd
+
+    if "commit_quarantine" not in relations(con):
+        return pd.DataFrame(columns=list(quarantine.COLUMNS))
+    return con.sql(f"SELECT {', '.join(quarantine.COLUMNS)} FROM commit_quarantine "
+                   "ORDER BY quarantined_at, session_id, head_revision").df()

@@ -1,0 +1,268 @@
+"""SQL a user runs on a store (``store.query``, ``%lash sql``, reports) only reads.
+
+Theory of operation (docs/adr/0013-user-sql-is-checked-by-duckdbs-parser-and-runs-in-a-read-only-transaction.md)
+- :func:`check` decides with DuckDB's own parser (``extract_statements``, ``tokenize``,
+  ``json_serialize_sql``), never with regexes over the text. Every statement must be a read:
+  ``SELECT`` (with ``WITH``, ``DESCRIBE``, ``SHOW``, ``SUMMARIZE``, ``FROM t``, ``VALUES``),
+  ``EXPLAIN [ANALYZE]`` of a ``SELECT``, or ``PRAGMA`` of a pragma that only reports
+  (``table_info``, ``show_tables``, ``database_size``, ...). Anything else is refused with
+  one line naming the statement type; nothing runs when one statement of several is refused.
+- Files stay closed unless the caller passes ``allow_files=True``: a table function must be
+  one that reads no file (``range``, ``unnest``, ``json_each``, ``duckdb_*``, ``pragma_*``),
+  and (DuckDB) a ``FROM`` name must be a table, a view or a CTE (no replacement scan of
+  ``'data.csv'``). Functions that run other SQL or change the database (``query``,
+  ``json_execute_serialized_sql``, ``checkpoint``, ``enable_logging`` ...) are refused always.
+- The check is the first guard, not the only one: each store runs the statements in a
+  transaction that cannot write (DuckDB ``BEGIN TRANSACTION READ ONLY``, PostgreSQL
+  ``BEGIN READ ONLY``) and always rolls it back.
+- The same check serves the PostgreSQL store (its dialect is the one DuckDB's parser was
+  derived from). A PostgreSQL statement DuckDB cannot parse is left to the read-only
+  transaction, one statement per call.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .._errors import QueryNotAllowed
+
+_READ_PRAGMAS = frozenset({
+    "table_info", "show_tables", "show_tables_expanded", "show_databases", "database_list",
+    "database_size", "storage_info", "version", "platform", "functions", "metadata_info",
+    "show", "collations", "user_agent",
+})
+_SAFE_TABLE_FUNCTIONS = frozenset({
+    "range", "generate_series", "unnest", "json_each", "json_tree", "repeat", "repeat_row",
+    "summary", "pg_timezone_names", "icu_calendar_names", "test_all_types",
+})
+_FILE_TABLE_FUNCTIONS = frozenset({"glob", "sniff_csv", "read_duckdb"})
+_NEVER = frozenset({
+    "query", "query_table", "json_execute_serialized_sql", "checkpoint", "force_checkpoint",
+    "enable_logging", "disable_logging", "enable_profiling", "disable_profiling",
+    "truncate_duckdb_logs", "python_map_function",
+})
+# PostgreSQL server functions: files on the server (superusers), and ones that act on other
+# sessions or outlive the rolled-back transaction (a session advisory lock)
+_PG_FILES = frozenset({
+    "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "pg_ls_logdir",
+    "pg_ls_waldir", "pg_ls_tmpdir", "pg_ls_archive_statusdir", "lo_import", "lo_export",
+    "pg_file_write",
+})
+_PG_NEVER = frozenset({
+    "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile",
+    "pg_switch_wal", "pg_promote", "pg_advisory_lock", "pg_advisory_lock_shared",
+    "pg_try_advisory_lock", "pg_try_advisory_lock_shared", "dblink", "dblink_exec",
+})
+_WHAT_TO_DO = {
+    "DELETE": "delete sessions with session APIs (store.delete_session)",
+    "UPDATE": "stored rows change only through sessions and turns",
+    "INSERT": "stored rows change only through sessions and turns",
+    "DROP": "the store's tables are not yours to change",
+    "ALTER": "the store's tables are not yours to change",
+    "CREATE": "query into a DataFrame and keep it in Python, or use a duckdb connection of your own",
+    "TRANSACTION": "every query already runs in its own read-only transaction",
+    "COPY": "query into a DataFrame and write it with pandas (df.to_csv)",
+    "EXPORT": "query into a DataFrame and write it with pandas (df.to_parquet)",
+    "ATTACH": "open other databases with a duckdb connection of your own",
+    "DETACH": "open other databases with a duckdb connection of your own",
+    "LOAD": "extensions are loaded by your own duckdb connection, not the store's",
+    "SET": "settings of the store's connection are the store's",
+    "MULTI": "PIVOT runs several statements; pivot the DataFrame with pandas (df.pivot_table)",
+}
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The statements of a query that passed :func:`check` (each statement's own text, or
+    ``None`` when the dialect check was left to the database)."""
+
+    statements: tuple[str, ...] | None
+
+
+def check(
+    sql: str, *, allow_files: bool = False, con: Any = None,
+    relations: Callable[[], set[str]] | None = None, dialect: str = "duckdb",
+) -> Checked:
+    """Refuse (with :class:`QueryNotAllowed`) a query that is not made only of reads.
+    ``con``: a DuckDB connection to parse with (the DuckDB store's own; else a private one).
+    ``relations`` gives the table and view names a ``FROM`` may name (DuckDB: no file
+    replacement scans); ``dialect="postgres"`` lets text DuckDB cannot parse through."""
+    if con is None:
+        with _PARSER_LOCK:
+            return check(sql, allow_files=allow_files, con=_parser(), relations=relations,
+                         dialect=dialect)
+    import duckdb
+
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as e:
+        if dialect == "postgres":
+            return Checked(None)
+        raise  # a syntax error is the user's to fix; the store shows it as such
+    if not statements:
+        raise QueryNotAllowed("no SQL statement to run; write a SELECT over the store's tables")
+    texts = []
+    for st in statements:
+        kind = st.type.name
+        text = st.query
+        if kind == "EXPLAIN":
+            _check_explain(con, text)
+        elif kind == "PRAGMA":
+            _check_pragma(text)
+        elif kind != "SELECT":
+            _refuse(kind)
+        if kind != "PRAGMA":
+            tree = _tree(con, text if kind == "SELECT" else _explained(text))
+            if tree is not None:
+                _check_tree(tree, allow_files, None if allow_files else relations)
+            elif dialect == "duckdb" and not allow_files:
+                # DuckDB gave no parse tree for this SELECT: the file rule
+                # cannot be checked, so it is not assumed
+                raise QueryNotAllowed(
+                    "store queries do not read files, and this query's sources cannot be "
+                    "checked; pass allow_files=True (%lash sql "
+                    "--allow-files) to run it")
+        texts.append(text)
+    return Checked(tuple(texts))
+
+
+def _refuse(kind: str) -> None:
+    hint = _WHAT_TO_DO.get(kind, "only SELECT, EXPLAIN, DESCRIBE, SHOW and PRAGMA table_info run")
+    raise QueryNotAllowed(f"store queries only read; {kind} is not allowed ({hint})")
+
+
+def _check_explain(con: Any, text: str) -> None:
+    inner = _explained(text)
+    try:
+        got = con.extract_statements(inner)
+    except Exception:
+        got = []
+    if len(got) != 1 or got[0].type.name != "SELECT":
+        raise QueryNotAllowed(
+            "store queries only read; EXPLAIN is allowed for a SELECT only (write EXPLAIN SELECT ...)"
+        )
+
+
+def _explained(text: str) -> str:
+    """The statement an ``EXPLAIN [ANALYZE] [(options)]`` names, by DuckDB's tokenizer."""
+    import duckdb
+
+    tokens = [(pos, kind) for pos, kind in duckdb.tokenize(text)
+              if kind != duckdb.token_type.comment]
+    i = 1  # tokens[0] is EXPLAIN
+    if i < len(tokens) and text[tokens[i][0]:tokens[i][0] + 7].upper() == "ANALYZE":
+        i += 1
+    if i < len(tokens) and text[tokens[i][0]] == "(":
+        depth = 0
+        while i < len(tokens):
+            ch = text[tokens[i][0]]
+            depth += ch == "("
+            depth -= ch == ")"
+            i += 1
+            if depth == 0:
+                break
+    return text[tokens[i][0]:] if i < len(tokens) else ""
+
+
+def _check_pragma(text: str) -> None:
+    import duckdb
+
+    tokens = [(pos, kind) for pos, kind in duckdb.tokenize(text)
+              if kind != duckdb.token_type.comment]
+    name = ""
+    if len(tokens) > 1:
+        end = tokens[2][0] if len(tokens) > 2 else len(text)
+        name = text[tokens[1][0]:end].strip().lower()
+    assigns = len(tokens) > 2 and text[tokens[2][0]] == "="
+    if name not in _READ_PRAGMAS or assigns:
+        raise QueryNotAllowed(
+            f"store queries only read; PRAGMA {name or '?'} is not allowed (allowed: "
+            "table_info, show_tables, database_size, storage_info, version, ...)"
+        )
+
+
+def _tree(con: Any, text: str) -> Any:
+    got = json.loads(con.execute("SELECT json_serialize_sql(?::VARCHAR)", [text]).fetchall()[0][0])
+    return None if got.get("error") else got
+
+
+def _check_tree(
+    tree: Any, allow_files: bool, relations: Callable[[], set[str]] | None
+) -> None:
+    ctes: set[str] = set()
+    tables: list[str] = []
+    functions: list[tuple[str, bool]] = []  # (name, is a table function)
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        kind = node.get("type")
+        if kind == "BASE_TABLE":
+            tables.append(str(node.get("table_name", "")))
+        elif kind == "TABLE_FUNCTION":
+            fn = node.get("function") or {}
+            functions.append((str(fn.get("function_name", "")).lower(), True))
+        elif node.get("class") == "FUNCTION":
+            functions.append((str(node.get("function_name", "")).lower(), False))
+        cte_map = node.get("cte_map")
+        if isinstance(cte_map, dict):
+            for entry in cte_map.get("map") or ():
+                if isinstance(entry, dict) and "key" in entry:
+                    ctes.add(str(entry["key"]).lower())
+        stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
+    for name, is_table in functions:
+        if name in _NEVER or name in _PG_NEVER:
+            raise QueryNotAllowed(f"store queries only read; {name}() is not allowed in them")
+        if name in _PG_FILES and not allow_files:
+            raise QueryNotAllowed(
+                f"store queries do not read files; {name}() is off (pass allow_files=True "
+                "to store.query to read server files)")
+        if not is_table or allow_files:
+            continue
+        if name in _SAFE_TABLE_FUNCTIONS or name.startswith(("duckdb_", "pragma_")):
+            continue
+        files = name in _FILE_TABLE_FUNCTIONS or name.startswith(("read_", "parquet_"))
+        raise QueryNotAllowed(
+            f"store queries do not read files; {name}() is off (pass allow_files=True to "
+            "store.query / %lash sql --allow-files to read files)" if files else
+            f"store queries only read the store; table function {name}() is not allowed"
+        )
+    if relations is not None and tables:
+        known = {r.lower() for r in relations()} | ctes
+        for t in tables:
+            if t.lower() not in known:
+                raise QueryNotAllowed(
+                    f"no table or view {t!r} in the store (files are not read unless "
+                    "allow_files=True); tables are described in docs/store-schema.md"
+                )
+
+
+_PARSER_LOCK = threading.Lock()
+_PARSER: list[Any] = []
+
+
+def _parser() -> Any:
+    """A private in-memory DuckDB connection for parsing (callers hold ``_PARSER_LOCK``).
+    Closed at exit: a DuckDB connection left to interpreter shutdown on a daemon thread's
+    locals aborted the process ("terminate called ... exception not rethrown")."""
+    if not _PARSER:
+        import atexit
+
+        import duckdb
+
+        _PARSER.append(duckdb.connect(":memory:", config={"threads": 1}))
+        atexit.register(_close_parser)
+    return _PARSER[0]
+
+
+def _close_parser() -> None:
+    with _PARSER_LOCK:
+        while _PARSER:
+            _PARSER.pop().close()
