@@ -16,12 +16,17 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .._core.graph import SessionGraph, SessionNode
-from .._core.llm import RetryPolicy
+from .._core.llm import Provider, RetryPolicy
 from .._core.tools import ToolRegistry, as_tool_provider
 from .._core.text import check_id
 from .._core.usage import TokenLedgerEntry, TokenUsage
 from .._errors import ConfigurationError, StoreSessionMismatch
-from .._store.base import DEFAULT_LEASE_TTL_MS, LEASE_RENEW_INTERVAL_MS, ReadScope
+from .._store.base import (
+    DEFAULT_LEASE_TTL_MS,
+    LEASE_RENEW_INTERVAL_MS,
+    ReadScope,
+    SessionStore,
+)
 from .._store.memory import MemoryStore
 from .replay import LiveReplayStore
 from .session import LashSession
@@ -30,7 +35,7 @@ from .state import SessionPolicy, SessionState
 RESIDENCIES = ("keep_all", "active_path_only")
 
 
-def open_store(store: Any) -> Any:
+def open_store(store: Any) -> SessionStore:
     """A store object, ``None`` (in-memory), a DuckDB path or a ``postgresql://`` DSN."""
     if store is None:
         return MemoryStore()
@@ -45,7 +50,7 @@ def open_store(store: Any) -> Any:
         from .._store.duckdb import DuckDBStore
 
         return DuckDBStore(target)
-    if hasattr(store, "commit") and hasattr(store, "load_session"):
+    if isinstance(store, SessionStore):
         return store
     raise ConfigurationError(
         f"store must be a path, a postgresql:// DSN or a lash_nb.stores store, got {type(store).__name__}"
@@ -153,7 +158,8 @@ class LashCoreBuilder:
 class LashCore:
     """Configuration shared by the sessions it opens (provider, model, tools, store)."""
 
-    def __init__(self, *, provider: Any, policy: SessionPolicy, tools: list[Any], store: Any,
+    def __init__(self, *, provider: Provider, policy: SessionPolicy, tools: list[Any],
+                 store: SessionStore,
                  residency: str, retry_policy: RetryPolicy, lease_ttl_ms: int,
                  replay: LiveReplayStore) -> None:
         self.provider = provider

@@ -25,12 +25,8 @@ from .._core.queue import (
 )
 from .._core.records import fresh_id
 from .._core.usage import TokenLedgerEntry, merge_ledger
-from .._errors import (
-    ClaimSuperseded,
-    HeadRevisionConflict,
-    SessionExecutionLeaseLost,
-    TurnCommitConflict,
-)
+from .._errors import SessionExecutionLeaseLost
+from .admission import Admission, LeaseRow, admit, completed_batch_ids
 from .base import (
     DEFAULT_LEASE_TTL_MS,
     CommitResult,
@@ -150,35 +146,21 @@ class MemoryStore:
         with self._lock:
             s = self._sessions.get(commit.session_id)
             t = now_ms()
-            if commit.turn is not None and s is not None:
-                prior = s.turns.get(commit.turn.turn_id)
-                if prior is not None:
-                    if prior.commit_hash == commit.turn.commit_hash:
-                        if commit.release_lease and commit.lease is not None:
-                            self._release(commit.lease)
-                        return CommitResult(s.meta.head_revision, duplicate=True)
-                    raise TurnCommitConflict(
-                        f"turn {commit.turn.turn_id!r} of session {commit.session_id!r} was "
-                        "already committed with different content; use a new turn id"
-                    )
-            if commit.lease is not None and not self._lease_is_live(commit.lease, t):
-                raise SessionExecutionLeaseLost(
-                    f"the execution lease on session {commit.session_id!r} expired or was taken "
-                    "over; the turn was not committed"
-                )
             current_rev = s.meta.head_revision if s else 0
-            if commit.expected_head_revision is not None and commit.expected_head_revision != current_rev:
-                raise HeadRevisionConflict(
-                    f"session {commit.session_id!r} head moved to {current_rev} (expected "
-                    f"{commit.expected_head_revision}); reopen the session and retry"
-                )
-            for claim in commit.completed_claims:
-                for bid in claim.batch_ids:
-                    row = self._batches.get(bid)
-                    if row is None or row.claim_id != claim.claim_id:
-                        raise ClaimSuperseded(
-                            f"queued batch {bid!r} is no longer held by claim {claim.claim_id!r}"
-                        )
+            verdict = admit(
+                commit, revision=current_rev if s else None,
+                prior_hash=(s.turns[commit.turn.turn_id].commit_hash
+                            if s is not None and commit.turn is not None
+                            and commit.turn.turn_id in s.turns else None),
+                lease=self._lease_row(commit.session_id), now_ms=t,
+                held_claims={bid: row.claim_id for bid in completed_batch_ids(commit)
+                             if (row := self._batches.get(bid)) is not None},
+            )
+            if verdict is Admission.DUPLICATE:
+                assert s is not None
+                if commit.release_lease and commit.lease is not None:
+                    self._release(commit.lease)
+                return CommitResult(s.meta.head_revision, duplicate=True)
             # ---- apply (nothing below raises)
             if s is None:
                 s = _Session(SessionMeta(commit.session_id, created_at_ms=t))
@@ -233,6 +215,10 @@ class MemoryStore:
             return CommitResult(s.meta.head_revision)
 
     # ------------------------------------------------------------------ leases
+    def _lease_row(self, session_id: str) -> LeaseRow | None:
+        row = self._leases.get(session_id)
+        return None if row is None else LeaseRow(row.token, row.fencing, row.expires_at_ms)
+
     def _lease_is_live(self, lease: Lease, t: int) -> bool:
         row = self._leases.get(lease.session_id)
         return (
