@@ -33,37 +33,17 @@ from .._core.events import TurnActivity
 from .._core.graph import SessionNode
 from .._core.llm import LlmPart, LlmRequest, LlmResponse, Provider
 from .._core.queue import ClaimBoundary, QueueClaim
-from .._core.records import (
-    AssistantOutput,
-    ExecutionSummary,
-    Message,
-    Part,
-    PartKind,
-    Role,
-    ToolCallRecord,
-    TurnInput,
-    TurnIssue,
-    TurnOutcome,
-    TurnResult,
-    TurnStop,
-    fresh_id,
-    sanitize_assistant_output,
-)
+from .._core.records import (AssistantOutput, ExecutionSummary, Message, Part, PartKind, Role,
+                             ToolCallRecord, TurnInput, TurnIssue, TurnOutcome, TurnResult,
+                             TurnStop, fresh_id, sanitize_assistant_output)
 from .._core.usage import ZERO_USAGE, LlmCallRecord, TokenLedgerEntry, TokenUsage, merge_ledger
 from .._errors import HeadRevisionConflict
 from .._store.base import Lease, TurnRecord, TurnStart, UsageDelta
 from .model_call import ModelCallFailed, call_model
 from .parts import SessionParts
 from .tool_batch import ToolBatch
-from .turn_records import (
-    assistant_message,
-    commit_hash,
-    has_reasoning,
-    input_id,
-    joined_text,
-    last_assistant_text,
-    usage_deltas,
-)
+from .turn_records import (assistant_message, commit_hash, has_reasoning, input_id,
+                           joined_text, last_assistant_text, usage_deltas)
 from .writer import LeaseKeeper
 
 
