@@ -45,6 +45,20 @@ def test_options_and_raw_prompt_are_split_keeping_quotes():
         split_prompt("--bogus x", with_value=(), flags=())
 
 
+def test_an_option_written_after_the_prompt_is_refused_not_queued_as_prompt_text():
+    # a user typed the README's old order: "%lash enqueue later --id k1" queued "later --id k1"
+    with pytest.raises(UsageError, match="--id comes after the prompt; options go first"):
+        split_prompt("later --id k1", with_value=("--id",), flags=())
+    with pytest.raises(UsageError, match="--background comes after the prompt"):
+        split_prompt("say hi --background", with_value=(), flags=("--background",))
+    # after -- the prompt is sent as written, options and all
+    assert split_prompt("--id k1 -- explain --id", with_value=("--id",), flags=()) == \
+        ("--id k1", "explain --id")
+    # words that merely look like options of another verb stay prompt text
+    assert split_prompt("compare --verbose runs", with_value=("--id",), flags=()) == \
+        ("", "compare --verbose runs")
+
+
 def test_interpolation_fills_known_names_and_escaped_or_non_name_braces_stay():
     class Box:
         size = 3

@@ -81,7 +81,21 @@ def split_prompt(
         elif tok.startswith("-") and not _is_number(tok):
             raise UsageError(unknown_option(tok, (*with_value, *flags)))
         else:
-            return argline[:m.start(1)].strip(), argline[m.start(1):].strip()
+            opts, prompt = argline[:m.start(1)].strip(), argline[m.start(1):].strip()
+            _refuse_trailing_options(prompt, (*with_value, *flags))
+            return opts, prompt
+
+
+def _refuse_trailing_options(prompt: str, options: tuple[str, ...]) -> None:
+    """``%lash enqueue later --id k1`` would queue the text "later --id k1" with no id: an
+    option of the verb inside the prompt is an error (``--`` before the prompt sends it as is)."""
+    for tok in prompt.split():
+        name = tok.split("=", 1)[0]
+        if name in options:
+            raise UsageError(
+                f"{name} comes after the prompt; options go first (e.g. {name} VALUE PROMPT), "
+                f"or write -- before a prompt that contains {name}"
+            )
 
 
 def _is_number(tok: str) -> bool:

@@ -39,7 +39,7 @@ HELP = """**%lash** verbs (`%load_ext lash_nb`)
 | `%lash open [SESSION] [--fresh] [--store PATH] [--provider P] [--model M] [--residency R] [--tools f,g \\| --no-tools]` | open a session and bind it (attaches the notebook's `@tool` functions, or the `--tools` named) |
 | `%%lash [--session S] [-o VAR] [--background]` | the cell body is the prompt (`{var}` interpolation, `\\{var}` for literal braces); live widget with Stop |
 | `%lash turn PROMPT` / `r = %lash turn PROMPT` | the line form; assigned, it returns the TurnResult |
-| `%lash enqueue PROMPT [--id K] [--delivery earliest\\|after-commit] [--slot exclusive\\|join] [--merge-key K]` | queue work |
+| `%lash enqueue [--id K] [--delivery earliest\\|after-commit] [--slot exclusive\\|join] [--merge-key K] PROMPT` | queue work |
 | `%lash queue [--df]` | pending batches (widget with cancel / drain buttons) |
 | `%lash drain [--all] [--background]` | run queued work now, with N of M progress |
 | `%lash stop` | cancel the running turns |
@@ -109,7 +109,7 @@ async def graph(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     return frame if a.df else GraphTree.from_frame(frame)
 
 
-def sql_args(m: LashMagics, argline: str, cell: str | None) -> str:
+def sql_args(m: LashMagics, argline: str, cell: str | None) -> tuple[str, bool]:
     query = argline if cell is None else f"{argline}\n{cell}"
     query = interpolate(query.strip(), m.shell.user_ns)
     allow_files = query.startswith("--allow-files")
@@ -117,11 +117,11 @@ def sql_args(m: LashMagics, argline: str, cell: str | None) -> str:
         query = query[len("--allow-files"):].strip()
     if not query:
         raise UsageError("no query; write %lash sql SELECT ... or a %%lash sql cell")
-    return query
+    return query, allow_files
 
 
 async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
-    query = sql_args(m, argline, cell)
+    query, allow_files = sql_args(m, argline, cell)
     b = await m.ctx.binding(None)
     run = getattr(b.core.store, "query", None)
     if run is None:

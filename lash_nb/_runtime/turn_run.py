@@ -39,6 +39,7 @@ from .._core.records import (AssistantOutput, ExecutionSummary, Message, Part, P
 from .._core.usage import ZERO_USAGE, LlmCallRecord, TokenLedgerEntry, TokenUsage, merge_ledger
 from .._errors import HeadRevisionConflict
 from .._store.base import Lease, TurnRecord, TurnStart, UsageDelta
+from .._store.waits import observe_store_waits, stop_observing
 from .model_call import ModelCallFailed, call_model
 from .parts import SessionParts
 from .tool_batch import ToolBatch
@@ -120,13 +121,21 @@ class TurnRun:
             except RuntimeError:
                 pass
 
+        def on_store_wait(event: ev.StoreWait, correlation_id: str) -> None:
+            try:  # the store waits on its own thread
+                loop.call_soon_threadsafe(self.emit, event, correlation_id)
+            except RuntimeError:
+                pass
+
         self.token.add_callback(on_cancel)
+        watching = observe_store_waits(on_store_wait)
         try:
             if self.hold_lock:
                 return await self._execute_locked()
             async with self.parts.writer.lock():
                 return await self._execute_locked()
         finally:
+            stop_observing(watching)
             self.token.remove_callback(on_cancel)
 
     async def _execute_locked(self) -> TurnResult:

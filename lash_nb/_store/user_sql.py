@@ -37,6 +37,10 @@ _READ_PRAGMAS = frozenset({
 _SAFE_TABLE_FUNCTIONS = frozenset({
     "range", "generate_series", "unnest", "json_each", "json_tree", "repeat", "repeat_row",
     "summary", "pg_timezone_names", "icu_calendar_names", "test_all_types",
+    # PostgreSQL's JSON and text set-returning functions (reports use them): pure reads
+    "jsonb_array_elements", "jsonb_array_elements_text", "json_array_elements",
+    "json_array_elements_text", "jsonb_each", "jsonb_each_text", "json_each_text",
+    "jsonb_object_keys", "json_object_keys", "string_to_table", "regexp_split_to_table",
 })
 _FILE_TABLE_FUNCTIONS = frozenset({"glob", "sniff_csv", "read_duckdb"})
 _NEVER = frozenset({
