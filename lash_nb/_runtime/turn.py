@@ -13,13 +13,14 @@ own task so the caller's cancellation never cuts into a commit.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Generator
+from typing import Any, AsyncIterator, Callable, Generator
 
 from .._core.cancel import CancellationToken
 from .._core.events import TurnActivity
 from .._core.records import TurnInput, TurnOutput, TurnResult, fresh_id
 from .._core.text import check_id
 from .._errors import ConfigurationError, ProviderUnavailable, TurnIdMismatch
+from .cancel import absorb_interrupt, await_committed
 from .parts import SessionParts
 from .turn_run import TurnRun
 
@@ -103,24 +104,9 @@ async def run_to_completion(run: TurnRun, parts: SessionParts, key: int) -> Turn
     """Run the turn as its own task; a cancelled caller cancels the turn, not the commit."""
     task = asyncio.ensure_future(run.execute())
     try:
-        return await _await_turn(task, run.token)
+        return await await_committed(task, run.token)
     finally:
         parts.cancels.unregister(key)
-
-
-async def _await_turn(task: asyncio.Task[TurnResult], token: CancellationToken) -> TurnResult:
-    """Await the turn's task; cancelling the awaiter signals the turn's token and keeps
-    waiting, so the turn still commits (``stopped: cancelled``) before this returns."""
-    while True:
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.done():
-                raise
-            token.cancel("asyncio", None)
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
 
 
 _END = object()
@@ -178,7 +164,23 @@ class TurnStream:
         return item  # type: ignore[no-any-return]
 
     async def finish(self) -> TurnResult:
-        return await _await_turn(self._start(), self._run.token)
+        return await await_committed(self._start(), self._run.token)
+
+    async def follow(self, on_activity: Callable[[TurnActivity], None]) -> TurnResult:
+        """Hand every activity to ``on_activity``, then return the committed result. If the
+        awaiting task is cancelled (a kernel interrupt in a notebook cell), only THIS turn is
+        cancelled (origin ``consumer_cancel_origin``); the session's other turns, e.g. a
+        queued drain in the background, keep running; this still returns the committed
+        ``stopped: cancelled`` result."""
+        while True:
+            try:
+                async for activity in self:
+                    on_activity(activity)
+                break
+            except asyncio.CancelledError:
+                self._run.token.cancel(*self.consumer_cancel_origin)
+                absorb_interrupt()
+        return await self.finish()
 
     def cancel(self) -> bool:
         return self._run.token.cancel("stream", None)

@@ -11,8 +11,8 @@ Theory of operation
    (claim ``earliest_safe_boundary`` queued input under the turn's own lease and show it to
    the model as a user message), the seal, and the record effects (events, messages,
    issues).
-3. Cancellation: only between the progress commit and the seal (``cancellable``) does a
-   token cancel cancel this task; the awaits of the effect in flight are abandoned and the
+3. Cancellation (``cancel.py``): only between the progress commit and the seal (the
+   bridge's window) does a token cancel cancel this task; the awaits of the effect in flight are abandoned and the
    machine is told ``Cancelled``; it decides how to settle (partial prose kept as
    interrupted, every tool call given a result). The final commit is never cancelled.
 4. Final commit (atomic): new nodes, terminal turn record, usage, call rows, events, completed
@@ -41,6 +41,7 @@ from .._errors import HeadRevisionConflict
 from .._store.base import Lease, TurnRecord, TurnStart, UsageDelta
 from .._store.waits import observe_store_waits, stop_observing
 from .model_call import ModelCallFailed, call_model
+from .cancel import TaskBridge
 from .parts import SessionParts
 from .tool_batch import ToolBatch
 from .turn_records import (assistant_message, commit_hash, has_reasoning, input_id,
@@ -87,8 +88,7 @@ class TurnRun:
         self.errors: list[TurnIssue] = []
         self.cumulative = ZERO_USAGE
         self.estimated_usage = ZERO_USAGE  # the part of ``cumulative`` that is estimated
-        self.cancellable = False
-        self.task: asyncio.Task[Any] | None = None
+        self.bridge = TaskBridge(token)  # token -> this task, in the cancellable window
         self.machine = tm.TurnMachine(max_turns=parts.state.policy.max_turns,
                                       input_blank=turn_input.is_blank() and not self.claims)
         self._keeper: LeaseKeeper | None = None
@@ -106,20 +106,9 @@ class TurnRun:
     def emit_independent(self, event: ev.TurnEvent) -> None:
         self.emit(event, fresh_id("c"))
 
-    def _on_cancel(self) -> None:
-        if self.cancellable and self.task is not None and not self.task.done():
-            self.task.cancel()
-
     # ------------------------------------------------------------------ entry
     async def execute(self) -> TurnResult:
-        self.task = asyncio.current_task()
         loop = asyncio.get_running_loop()
-
-        def on_cancel() -> None:
-            try:
-                loop.call_soon_threadsafe(self._on_cancel)
-            except RuntimeError:
-                pass
 
         def on_store_wait(event: ev.StoreWait, correlation_id: str) -> None:
             try:  # the store waits on its own thread
@@ -127,7 +116,7 @@ class TurnRun:
             except RuntimeError:
                 pass
 
-        self.token.add_callback(on_cancel)
+        self.bridge.attach()
         watching = observe_store_waits(on_store_wait)
         try:
             if self.hold_lock:
@@ -136,7 +125,7 @@ class TurnRun:
                 return await self._execute_locked()
         finally:
             stop_observing(watching)
-            self.token.remove_callback(on_cancel)
+            self.bridge.detach()
 
     async def _execute_locked(self) -> TurnResult:
         w = self.parts.writer
@@ -175,19 +164,13 @@ class TurnRun:
                 if response is not None:
                     m.handle_response(response)
         except asyncio.CancelledError:
-            if not self.cancellable:
+            if not self.bridge.open:
                 raise  # not a token cancel: the task itself is being torn down
-            self._stop_cancellable()
+            self.bridge.absorb()
             m.handle_response(tm.Cancelled())
             return self._finish_records()
         finally:
-            self.cancellable = False
-
-    def _stop_cancellable(self) -> None:
-        self.cancellable = False
-        task = self.task
-        if task is not None:
-            task.uncancel()
+            self.bridge.open = False
 
     def _finish_records(self) -> TurnOutcome:
         """Carry out the record effects the machine asks for after a cancel."""
@@ -208,7 +191,7 @@ class TurnRun:
             claimed = await self._checkpoint(effect.kind, effect.pending_text)  # type: ignore[union-attr]
             return tm.CheckpointDone(claimed)
         if kind is tm.Seal:
-            self.cancellable = False
+            self.bridge.open = False
             return tm.Sealed(self.token.seal())
         if kind is tm.ProgressCommit:
             return await self._progress()
@@ -240,7 +223,7 @@ class TurnRun:
         if self.claims:
             self.emit_independent(ev.QueuedWorkStarted("idle", list(self.claims[0].batch_ids)))
         cancelled = self.token.cancelled
-        self.cancellable = not cancelled and not self.machine.input_blank
+        self.bridge.open = not cancelled and not self.machine.input_blank
         return tm.ProgressCommitted(cancelled=cancelled)
 
     async def _llm_call(self, iteration: int) -> tm.Response:
