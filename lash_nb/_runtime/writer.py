@@ -9,6 +9,10 @@ Theory of operation
 - The writer holds the handle's :class:`SessionState` and its :class:`SessionStore`; it never
   runs turns and never publishes observations (``feed.py``); callers commit through
   :meth:`commit`, which applies the new head only once the store accepted it.
+- A reload that finds the session rebound to another provider (by another handle or
+  process) raises ``ProviderUnavailable`` naming that provider and leaves the handle stale,
+  so no turn of this handle writes its own provider id back (lash
+  ``refreshed_head_provider_id_mismatch_fails_before_turn``).
 - A :class:`LeaseKeeper` renews the lease every renew interval while a turn runs; on loss it
   cancels the turn's token (origin ``lease_lost``); the final commit then fails with
   ``SessionExecutionLeaseLost``.
@@ -22,7 +26,12 @@ from typing import Any, Callable, Sequence
 
 from .._core.cancel import CancellationToken
 from .._core.graph import SessionGraph
-from .._errors import HeadRevisionConflict, SessionExecutionBusy, SessionExecutionLeaseLost
+from .._errors import (
+    HeadRevisionConflict,
+    ProviderUnavailable,
+    SessionExecutionBusy,
+    SessionExecutionLeaseLost,
+)
 from .._store.base import (
     CommitResult,
     Lease,
@@ -129,6 +138,11 @@ class SessionWriter:
                  else ReadScope.FULL_GRAPH)
         persisted = await self.store.load_session(self.state.session_id, scope)
         st = self.state
+        recorded = persisted.meta.provider_id if persisted is not None else ""
+        if recorded and recorded != st.policy.provider_id:
+            # another handle or process rebound the session: never write our provider back
+            st.stale = True
+            raise ProviderUnavailable(recorded, st.policy.provider_id, st.session_id)
         if persisted is None:
             st.graph = SessionGraph()
             st.head_revision, st.turn_index = None, 0
