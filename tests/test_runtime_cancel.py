@@ -261,3 +261,24 @@ def test_an_interrupted_cell_stops_its_own_turn_not_the_background_drain():
         assert [str(o.result.outcome) for o in s.drainer.drained] == ["finished: assistant_message"]
         assert s.drainer.drained[0].result.assistant_output.safe_text == "done: queued work"
     run(body())
+
+
+def test_stream_starts_the_turn_at_once_and_cancel_running_turns_stops_it():
+    """Mirrors lash ``turn_streaming.rs::cancel_running_turns_stops_inflight_turn``: the
+    provider is reached without iterating the stream; a sweep then stops the turn."""
+    async def body():
+        started = asyncio.Event()
+
+        async def hang(request):
+            started.set()
+            await asyncio.sleep(3600)
+            yield Completed(LlmResponse())
+
+        core = LashCore.builder().provider(FunctionProvider(hang)).model("m").build()
+        s = await core.session("s").open()
+        stream = s.turn("wait").stream()
+        await asyncio.wait_for(started.wait(), 10)  # nobody iterated the stream
+        assert s.cancel_running_turns("user") == 1
+        result = await asyncio.wait_for(stream.finish(), 10)
+        assert str(result.outcome) == "stopped: cancelled"
+    run(body())

@@ -1,8 +1,8 @@
 """``TurnBuilder`` and ``TurnStream``: how callers run a turn.
 
 - ``await session.turn(x).run()`` -> :class:`TurnOutput` (``await session.turn(x)`` too).
-- ``session.turn(x).stream()`` -> :class:`TurnStream`: ``async for activity in stream`` then
-  ``await stream.finish()`` for the :class:`TurnResult`.
+- ``session.turn(x).stream()`` -> :class:`TurnStream`: the turn starts at once; ``async for
+  activity in stream`` then ``await stream.finish()`` for the :class:`TurnResult`.
 
 Cancelling the task that awaits ``run()`` (a kernel interrupt arrives this way) cancels the
 turn through its token: the turn commits ``stopped: cancelled`` and ``run()`` returns that
@@ -125,6 +125,13 @@ class TurnStream:
         # notebook cell sets ("kernel_interrupt", None): there, that is what cancels it
         self.consumer_cancel_origin: tuple[str, str | None] = (
             "asyncio", "the stream consumer was cancelled")
+        # like lash, the turn starts at once (not at the first iteration); from sync code
+        # (no running loop) it starts when the stream is first iterated or finished
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._start()
 
     @property
     def turn_id(self) -> str:
