@@ -312,7 +312,7 @@ class MemoryStore:
                 if not all(b in by_id for b in batch_ids):
                     return None
                 chosen = [by_id[b] for b in batch_ids]
-                if not validate_selected_group([r.batch for r in chosen]):
+                if not validate_selected_group([r.batch for r in chosen], boundary):
                     return None
             else:
                 group = select_claim_prefix(

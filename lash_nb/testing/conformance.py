@@ -380,6 +380,27 @@ async def active_turn_checkpoint_takes_only_earliest_heads(opener: StoreOpener) 
         await store.close()
 
 
+async def by_id_claims_honour_the_delivery_boundary(opener: StoreOpener) -> None:
+    """lash ``queued_work_exact_claim_uses_selected_batch_ids``: a claim of selected batch
+    ids takes exactly those, and at an active turn's checkpoint only if they may be
+    delivered there."""
+    store = await _open(opener)
+    try:
+        lease = await _lease(store, "s1")
+        checkpoint = ClaimBoundary.ACTIVE_TURN_CHECKPOINT
+        first = await store.enqueue(draft("s1", "first", delivery=EARLIEST))
+        after = await store.enqueue(draft("s1", "after", delivery=AFTER))
+        _eq(await _claim_texts(store, lease, boundary=checkpoint, batch_ids=[after.batch_id]),
+            None, "an after_current_turn_commit batch is not claimed at a checkpoint by id")
+        _eq(await _claim_texts(store, lease, batch_ids=[after.batch_id]), ["after"],
+            "the selected batch, not the head, is claimed when idle")
+        _eq(await _texts(store, "s1"), ["first"], "the head stays pending")
+        _eq(await _claim_texts(store, lease, boundary=checkpoint, batch_ids=[first.batch_id]),
+            ["first"], "an earliest_safe_boundary batch is claimed at a checkpoint by id")
+    finally:
+        await store.close()
+
+
 async def session_commands_are_claimed_first_and_alone(opener: StoreOpener) -> None:
     store = await _open(opener)
     try:
@@ -519,6 +540,7 @@ CHECKS: dict[str, Check] = {
         queue_keeps_enqueue_order,
         claim_groups_follow_the_grouping_table,
         active_turn_checkpoint_takes_only_earliest_heads,
+        by_id_claims_honour_the_delivery_boundary,
         session_commands_are_claimed_first_and_alone,
         claimed_batch_is_not_claimed_twice,
         claims_of_an_expired_generation_are_reclaimable,
