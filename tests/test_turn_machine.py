@@ -137,6 +137,16 @@ ROWS = [
       "checkpoint:after_work", "done:stopped: cancelled"]),
     ("cancel during the progress commit stops cancelled", None, False, [CANCEL],
      ["progress", "done:stopped: cancelled"]),
+    ("lease lost during tools settles them and stops runtime_error", None, False,
+     [P, TOOLS, tm.LeaseLost()],
+     ["progress", "llm:0", "tool_msg", "tools", "settle", "issue:lease_lost",
+      "done:stopped: runtime_error"]),
+    ("lease lost at a checkpoint stops runtime_error", None, False,
+     [P, TOOLS, DONE_TOOLS, tm.LeaseLost()],
+     ["progress", "llm:0", "tool_msg", "tools", "checkpoint:after_work", "issue:lease_lost",
+      "done:stopped: runtime_error"]),
+    ("lease lost during the model call keeps partial prose", None, False, [P, tm.LeaseLost()],
+     ["progress", "llm:0", "keep_partial", "issue:lease_lost", "done:stopped: runtime_error"]),
 ]
 
 

@@ -24,7 +24,7 @@ Theory of operation
   AWAIT_TOOLS           ToolsDone                   AWAIT_CHECKPOINT / SEALING
   AWAIT_CHECKPOINT      CheckpointDone              AWAIT_LLM / SEALING
   SEALING               Sealed                      DONE
-  any but START/DONE    Cancelled                   DONE
+  any but START/DONE    Cancelled, LeaseLost        DONE
   ====================  ==========================  ===========================
 
 - Forbidden: a response that does not belong to the current state raises
@@ -32,7 +32,8 @@ Theory of operation
   DONE. Cancellation is accepted in every waiting state and ends the turn ``stopped:
   cancelled`` at once; while tools run it first asks the driver to settle them (every tool
   call gets a result so the graph stays consistent), otherwise to keep the partial prose
-  of a cut stream (marked interrupted).
+  of a cut stream (marked interrupted). ``LeaseLost`` (another runtime took the session
+  over) settles the same way and ends ``stopped: runtime_error`` with a ``lease_lost`` issue.
 - Outcome rules: a reply without tool calls passes the ``before_completion`` checkpoint and
   finishes ``assistant_message`` (sanitised text); with tool calls the tools run as one
   batch, then ``max_turns`` is checked (``stopped: max_turns`` with a system note), then the
@@ -204,8 +205,17 @@ class Cancelled:
     pass
 
 
+@dataclass(frozen=True)
+class LeaseLost:
+    """Another runtime took the session over while the loop ran (docs/adr/0014)."""
+
+
+LEASE_LOST = ("another runtime took this session over while the turn ran; its work was not "
+              "committed (queued input runs again)")
+
+
 Response = Union[ProgressCommitted, LlmReplied, LlmFailed, ToolsDone, CheckpointDone, Sealed,
-                 Cancelled]
+                 Cancelled, LeaseLost]
 
 
 # ---------------------------------------------------------------------- the machine
@@ -233,8 +243,8 @@ class TurnMachine:
         return None
 
     def handle_response(self, response: Response) -> None:
-        if isinstance(response, Cancelled):
-            self._cancel()
+        if isinstance(response, (Cancelled, LeaseLost)):
+            self._interrupt(lease_lost=isinstance(response, LeaseLost))
             return
         expected = _MOVES.get(type(response))
         if expected is None or self.state is not expected:
@@ -318,9 +328,10 @@ class TurnMachine:
         self._pending = None
         self._finish(outcome if r.sealed else TurnOutcome.stopped(TurnStop.CANCELLED))
 
-    def _cancel(self) -> None:
+    def _interrupt(self, *, lease_lost: bool) -> None:
         if self.state in (State.START, State.DONE):
-            raise TurnMachineError(f"Cancelled is not accepted in state {self.state.value}")
+            name = "LeaseLost" if lease_lost else "Cancelled"
+            raise TurnMachineError(f"{name} is not accepted in state {self.state.value}")
         if self.state is State.SEALING:
             # the loop was over: its effects are recorded, only the outcome changes
             self._pending = None
@@ -328,7 +339,11 @@ class TurnMachine:
             self._push(SettleTools())
         elif self.state is State.AWAIT_LLM:
             self._push(KeepPartialProse())
-        self._finish(TurnOutcome.stopped(TurnStop.CANCELLED))
+        if lease_lost:
+            self._push(RecordIssue(TurnIssue("runtime", LEASE_LOST, "lease_lost", True)))
+            self._finish(TurnOutcome.stopped(TurnStop.RUNTIME_ERROR))
+        else:
+            self._finish(TurnOutcome.stopped(TurnStop.CANCELLED))
 
     # ------------------------------------------------------------------ helpers
     def _push(self, *effects: Effect) -> None:
@@ -387,6 +402,7 @@ def output_state(safe_text: str, *, stopped: bool) -> OutputState:
 
 __all__ = [
     "AppendNote", "AppendProse", "AppendToolCallMessage", "Cancelled", "Checkpoint",
+    "LEASE_LOST", "LeaseLost",
     "CheckpointDone", "Done", "Effect", "Emit", "KeepPartialProse", "LlmCall", "LlmFailed",
     "LlmReplied", "ProgressCommit", "ProgressCommitted", "RecordIssue", "Response",
     "RetryDecision", "Seal", "Sealed", "SettleTools", "State", "TERMINAL_STOPS", "ToolCalls",

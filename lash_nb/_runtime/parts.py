@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .._core.llm import Provider, RetryPolicy
+from .._core.queue import DEFAULT_MAX_ATTEMPTS
 from .._store.base import SessionStore
 from .cancel import TurnCancelRegistry
 from .catalog import ToolCatalog
@@ -30,6 +31,7 @@ class SessionParts:
     cancels: TurnCancelRegistry
     retry_policy: RetryPolicy
     closed: Callable[[], bool]
+    max_batch_attempts: int = DEFAULT_MAX_ATTEMPTS  # claims of a queued batch before it parks
 
     @property
     def session_id(self) -> str:

@@ -38,6 +38,7 @@ class CoreSettings(Protocol):
     replay: LiveReplayStore
     retry_policy: RetryPolicy
     store: SessionStore
+    max_batch_attempts: int
 
     async def list_sessions(self) -> list[Any]: ...
 
@@ -70,7 +71,7 @@ class LashSession:
             state=state, store=store, provider=provider, writer=writer,
             feed=SessionFeed(core.replay, state), catalog=ToolCatalog(state),
             cancels=TurnCancelRegistry(), retry_policy=core.retry_policy,
-            closed=lambda: self.closed,
+            closed=lambda: self.closed, max_batch_attempts=core.max_batch_attempts,
         )
         self.drainer: Drainer = Drainer(self.parts)
         self.parts.feed.on_committed = self.drainer.kick
@@ -119,7 +120,9 @@ class LashSession:
         return QueuedTurnBuilder(self.parts)
 
     async def queued_work(self) -> list[Any]:
-        """Pending batches of this session in enqueue order (claimed ones excluded)."""
+        """Batches of this session in enqueue order, claimed ones excluded: pending ones and
+        ones parked ``failed`` after ``max_batch_attempts`` (``batch.status``, ``.attempts``,
+        ``.error``; cancel a failed batch to remove it)."""
         return list(await self.store.list_queued_work(self.session_id))
 
     async def cancel_queued_work_batch(self, batch_id: str) -> Any:
@@ -133,14 +136,15 @@ class LashSession:
         return batch
 
     async def await_queued_work_batch(self, batch_id: str, timeout: float | None = None) -> None:
-        """Return once ``batch_id`` is no longer pending (claimed, completed or cancelled).
-        Polls the store 25 ms doubling to 400 ms, so drains by other processes are seen."""
+        """Return once ``batch_id`` is no longer pending (claimed, completed, cancelled or
+        parked failed). Polls the store 25 ms doubling to 400 ms, so drains by other processes
+        are seen."""
         delay = 0.025
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
             pending = await self.store.list_queued_work(self.session_id)
-            if all(b.batch_id != batch_id for b in pending):
+            if all(b.batch_id != batch_id or b.status == "failed" for b in pending):
                 return
             if deadline is not None and loop.time() + delay > deadline:
                 raise TimeoutError(f"batch {batch_id!r} still pending after {timeout} s")

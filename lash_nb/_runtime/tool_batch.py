@@ -2,8 +2,8 @@
 
 Every call gets a result message part in call order: its output, or (when the turn was
 stopped before it finished) an ``interrupted`` marker whose record keeps the time it ran.
-A raising tool, an unknown tool or a missing required argument gives the model an error
-result; it never raises.
+A tool that raises anything (``SystemExit`` too), an unknown tool or a missing required
+argument gives the model an error result; ``KeyboardInterrupt`` in a tool cancels the turn.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import time
 from typing import Any, Callable
 
 from .._core import events as ev
+from .._core.cancel import CancellationToken
 from .._core.llm import LlmPart
 from .._core.records import Message, Part, PartKind, Role, ToolCallRecord, fresh_id
 from .._core.text import clean_json
 from .._core.tools import ToolContext, ToolRegistry
-from .turn_records import as_text, jsonable, parse_args
+from .turn_records import as_text, error_text, jsonable, parse_args
 
 Emit = Callable[[ev.TurnEvent, str], None]
 
@@ -28,8 +29,10 @@ def now_ms() -> int:
 
 class ToolBatch:
     def __init__(self, calls: list[LlmPart], *, registry: ToolRegistry, session_id: str,
-                 turn_id: str, emit: Emit, records: list[ToolCallRecord]) -> None:
+                 turn_id: str, emit: Emit, records: list[ToolCallRecord],
+                 token: CancellationToken) -> None:
         self.calls = calls
+        self.token = token
         self.registry = registry
         self.session_id = session_id
         self.turn_id = turn_id
@@ -53,7 +56,12 @@ class ToolBatch:
         self.clock[call_id] = (started, t0)
         output, success = await self._execute(name, args, call_id)
         duration = round((time.perf_counter() - t0) * 1000, 3)
-        output = clean_json(jsonable(output))  # tool output enters the session (core/text.py)
+        try:
+            output = clean_json(jsonable(output))  # tool output enters the session (core/text.py)
+        except Exception as err:  # an output that cannot be shown as text
+            output = (f"the tool returned a {type(output).__name__} that cannot be shown as "
+                      f"text: {error_text(err)}")
+            success = False
         self.results[call_id] = (as_text(output), success)
         self.records.append(ToolCallRecord(call_id, name, args, output, success, duration, started))
         self.emit(ev.ToolCallCompleted(call_id, name, args, output, duration, success,
@@ -71,8 +79,17 @@ class ToolBatch:
         try:
             output = await provider.execute(name, args, ToolContext(self.session_id, self.turn_id,
                                                                     call_id))
-        except Exception as err:  # a raising tool gives the model an error result
-            return f"{type(err).__name__}: {err}", False
+        except asyncio.CancelledError as err:
+            if self.token.cancelled or _being_cancelled():
+                raise
+            return error_text(err), False  # the tool's own, not a cancel of this turn
+        except KeyboardInterrupt:
+            # Ctrl-C / a kernel interrupt landed inside the tool: the user wants the turn
+            # stopped. Cancel it here; letting it escape would stop the loop.
+            self.token.cancel("keyboard_interrupt", f"KeyboardInterrupt in tool {name!r}")
+            raise asyncio.CancelledError from None
+        except BaseException as err:  # Exception, SystemExit, ...: an error result
+            return error_text(err), False
         return output, True
 
     def settle(self) -> None:
@@ -99,3 +116,8 @@ class ToolBatch:
             parts.append(Part(f"{mid}.p{i}", PartKind.TOOL_RESULT, text, cid, c.tool_name,
                               interrupted=cid not in self.results, is_error=not ok))
         return Message(mid, Role.USER, tuple(parts))
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from .._core.graph import SessionNode
+from .._core.graph import SessionGraph, SessionNode
 from .._core.llm import LlmResponse
 from .._core.records import Message, Part, PartKind, Role, TurnResult, append_assistant_text_part, fresh_id
 from .._core.text import clean_json
@@ -65,13 +65,47 @@ def parse_args(raw: str | None) -> dict[str, Any]:
 
 
 def jsonable(value: Any) -> Any:
+    """``value`` if JSON can hold it, else its ``str()`` (which may raise: the caller turns
+    that into an error result)."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     try:
         json.dumps(value)
         return value
-    except (TypeError, ValueError):
-        return str(value)
+    except (TypeError, ValueError, RecursionError):
+        text = str(value)
+    if not isinstance(text, str):
+        raise TypeError(f"__str__ returned {type(text).__name__}, not str")
+    return text
+
+
+def error_text(err: BaseException) -> str:
+    """``Type: message`` of an error raised by a tool, even when its ``str()`` raises."""
+    name = type(err).__name__
+    try:
+        message = str(err)
+    except Exception as inner:
+        message = f"<str() of the error raised {type(inner).__name__}>"
+    return f"{name}: {message}" if message else name
+
+
+def branch_before_attempts(graph: SessionGraph, turn_id: str, prefix: str | None) -> None:
+    """A re-run of queued work whose earlier attempt stopped after its progress commit (its
+    process was killed, or it lost its lease): that attempt's nodes end the active path.
+    Branch to just before them, so the model sees the input once; they stay in the graph on
+    a side branch, and the attempt's turn row says how it ended. Only queued work is re-run
+    by the runtime: its batch is still queued, so no attempt of it completed; a trace / drain
+    id is the same for every attempt."""
+    if prefix is None:
+        return
+    first = None
+    node = graph.get(graph.leaf_node_id) if graph.leaf_node_id is not None else None
+    while node is not None and node.turn_id is not None and (
+            node.turn_id == turn_id or node.turn_id.startswith(prefix)):
+        first = node  # walk up from the leaf: only the trailing nodes are read
+        node = graph.get(node.parent_node_id) if node.parent_node_id is not None else None
+    if first is not None:
+        graph.branch_to(first.parent_node_id)
 
 
 def as_text(value: Any) -> str:

@@ -37,15 +37,22 @@ from .._core.records import (AssistantOutput, ExecutionSummary, Message, Part, P
                              ToolCallRecord, TurnInput, TurnIssue, TurnOutcome, TurnResult,
                              TurnStop, fresh_id, sanitize_assistant_output)
 from .._core.usage import ZERO_USAGE, LlmCallRecord, TokenLedgerEntry, TokenUsage, merge_ledger
-from .._errors import HeadRevisionConflict
-from .._store.base import Lease, TurnRecord, TurnStart, UsageDelta
+from .._errors import (
+    ClaimSuperseded,
+    HeadRevisionConflict,
+    LashError,
+    SessionExecutionLeaseLost,
+    TurnCommitConflict,
+)
+from .._store.base import Lease, ReadScope, TurnRecord, TurnStart, UsageDelta
 from .._store.waits import observe_store_waits, stop_observing
 from .model_call import ModelCallFailed, call_model
 from .cancel import TaskBridge
 from .parts import SessionParts
 from .tool_batch import ToolBatch
-from .turn_records import (assistant_message, commit_hash, has_reasoning, input_id,
-                           joined_text, last_assistant_text, usage_deltas)
+from .turn_records import (assistant_message, branch_before_attempts, commit_hash,
+                           has_reasoning, input_id, joined_text, last_assistant_text,
+                           usage_deltas)
 from .writer import LeaseKeeper
 
 
@@ -67,6 +74,7 @@ class TurnRun:
         claim: QueueClaim | None = None,
         sink: Callable[[TurnActivity], None] | None = None,
         hold_lock: bool = False,
+        attempt_prefix: str | None = None,
     ) -> None:
         self.parts = parts
         self.input = turn_input
@@ -79,6 +87,7 @@ class TurnRun:
         self.claims: list[QueueClaim] = [claim] if claim else []
         self.sink = sink
         self.hold_lock = hold_lock  # the caller (a queued drain) already holds the writer lock
+        self.attempt_prefix = attempt_prefix  # turn ids of earlier attempts of the same work
         self.activities: list[TurnActivity] = []
         self.llm_calls: list[LlmCallRecord] = []
         self.tool_calls: list[ToolCallRecord] = []
@@ -94,6 +103,7 @@ class TurnRun:
         self._keeper: LeaseKeeper | None = None
         self._response: LlmResponse | None = None
         self._batch: ToolBatch | None = None
+        self._outcome_emitted = False
 
     # ------------------------------------------------------------------ events
     def emit(self, event: ev.TurnEvent, correlation_id: str) -> None:
@@ -138,7 +148,7 @@ class TurnRun:
                 await w.reload()
             outcome = await self._drive()
             result = self._assemble(outcome, started_ms, t0)
-            await self._final_commit(keeper.lease, result)
+            result = await self._commit_terminal(result, started_ms, t0)
         except BaseException:
             keeper.stop()
             self.parts.state.stale = True
@@ -167,7 +177,15 @@ class TurnRun:
             if not self.bridge.open:
                 raise  # not a token cancel: the task itself is being torn down
             self.bridge.absorb()
-            m.handle_response(tm.Cancelled())
+            # the keeper cancels with origin lease_lost when another owner took the session
+            lost = self.token.origin == "lease_lost"
+            m.handle_response(tm.LeaseLost() if lost else tm.Cancelled())
+            return self._finish_records()
+        except SessionExecutionLeaseLost:  # a checkpoint claim found the session taken over
+            if not self.bridge.open:
+                raise
+            self.bridge.open = False
+            m.handle_response(tm.LeaseLost())
             return self._finish_records()
         finally:
             self.bridge.open = False
@@ -227,6 +245,10 @@ class TurnRun:
         return tm.ProgressCommitted(cancelled=cancelled)
 
     async def _llm_call(self, iteration: int) -> tm.Response:
+        if iteration:
+            # a local model and tools that never await would keep the loop (Stop, widgets,
+            # the lease keeper) from running for the whole turn: let it run once per call
+            await asyncio.sleep(0)
         if self.token.cancelled:
             raise asyncio.CancelledError
         self.emit_independent(ev.ModelRequestStarted(iteration))
@@ -252,16 +274,24 @@ class TurnRun:
         calls: list[LlmPart] = self._response.tool_calls()
         self._batch = batch = ToolBatch(
             calls, registry=self.parts.state.registry, session_id=self.parts.session_id,
-            turn_id=self.turn_id, emit=self.emit, records=self.tool_calls)
+            turn_id=self.turn_id, emit=self.emit, records=self.tool_calls, token=self.token)
         await batch.run()
         self._append(batch.result_message())
         self._batch = None
         return tm.ToolsDone()
 
     async def _checkpoint(self, kind: str, pending_text: str) -> bool:
-        assert self._keeper is not None
-        claim = await self.parts.store.claim_queued_work(
-            self._keeper.lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT)
+        keeper = self._keeper
+        assert keeper is not None
+        store, bound = self.parts.store, self.parts.max_batch_attempts
+        try:
+            claim = await store.claim_queued_work(
+                keeper.lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT, max_attempts=bound)
+        except SessionExecutionLeaseLost:
+            if not await keeper.recover():
+                raise
+            claim = await store.claim_queued_work(
+                keeper.lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT, max_attempts=bound)
         if claim is None:
             return False
         self.claims.append(claim)
@@ -319,6 +349,7 @@ class TurnRun:
         w = self.parts.writer
         assert self._keeper is not None
         for attempt in (1, 2):
+            branch_before_attempts(self.parts.state.graph, self.turn_id, self.attempt_prefix)
             self._append(self._user_message())
             try:
                 await w.commit(w.commit_base(
@@ -361,17 +392,78 @@ class TurnRun:
             queued_batch_ids=tuple(b for c in self.claims for b in c.batch_ids),
         )
 
-    async def _final_commit(self, lease: Lease, result: TurnResult) -> None:
+    async def _commit_terminal(self, result: TurnResult, started_ms: int,
+                               t0: float) -> TurnResult:
+        """The final commit. A lease that merely expired is still held and commits (docs/adr/
+        0014). If another owner took the session over meanwhile, the turn re-acquires the lease
+        when it is free again and commits only if nobody committed in between (the head
+        revision and its claims are unchanged); otherwise it ends ``stopped: runtime_error``
+        (``lease_lost``), uncommitted, and its open turn row is closed by whoever commits on
+        the session next (this turn itself when it can take the lease)."""
+        keeper = self._keeper
+        assert keeper is not None
+        conflicts = (HeadRevisionConflict, ClaimSuperseded, TurnCommitConflict)
+        for attempt in (1, 2):
+            try:
+                await self._final_commit(keeper.lease, result)
+                return result
+            except SessionExecutionLeaseLost:
+                if attempt == 2 or not await keeper.recover():
+                    break
+            except conflicts:
+                if not keeper.replaced:
+                    raise
+                break  # someone committed meanwhile (maybe closing this turn as process_lost)
+        fresh = keeper.lease if keeper.replaced else None
+        if not any(i.code == "lease_lost" for i in self.errors):
+            self.errors.append(TurnIssue("runtime", tm.LEASE_LOST, "lease_lost", True))
+        self.claims = []  # not completed: whoever holds the session runs them
+        lost = self._assemble(TurnOutcome.stopped(TurnStop.RUNTIME_ERROR), started_ms, t0)
+        self.emit_independent(ev.TurnOutcomeEvent(lost.outcome.to_json(), self.turn_id))
+        self.parts.state.stale = True
+        if fresh is not None:
+            await self._close_lost_turn(fresh, lost)
+        return lost
+
+    async def _close_lost_turn(self, lease: Lease, result: TurnResult) -> None:
+        """Record the terminal row (with its usage and calls, not its messages) of a turn
+        whose work could not be committed, if its progress commit left it open."""
         p = self.parts
-        self.emit_independent(ev.TurnOutcomeEvent(result.outcome.to_json(), self.turn_id))
-        deltas: tuple[UsageDelta, ...] = ()
-        if self.cumulative.total() > 0:
-            deltas = usage_deltas(self.turn_id, self.model, self.cumulative, self.estimated_usage)
-        record = TurnRecord(
+        try:
+            await p.writer.reload()
+            persisted = await p.store.load_session(p.session_id, ReadScope.ACTIVE_PATH)
+            if persisted is None or self.turn_id not in persisted.open_turn_ids:
+                return
+            res = await p.writer.commit(p.writer.commit_base(
+                lease, (), turn=self._turn_record(result), usage_deltas=self._usage_rows(),
+                llm_calls=tuple((self.turn_id, c) for c in self.llm_calls),
+                tool_calls=tuple((self.turn_id, c) for c in self.tool_calls),
+                events=tuple(self.activities)))
+            object.__setattr__(result, "head_revision", res.head_revision)
+        except (LashError, OSError):
+            p.state.stale = True  # the next commit on the session closes it (ADR 4)
+        finally:
+            await p.writer.release_quietly(lease)
+
+    def _turn_record(self, result: TurnResult) -> TurnRecord:
+        return TurnRecord(
             self.turn_id, result.outcome.kind, result.outcome.reason,
             result.execution.started_at_ms, result.execution.duration_ms,
             commit_hash(self.turn_id, result, self.new_nodes), result.to_json(),
         )
+
+    def _usage_rows(self) -> tuple[UsageDelta, ...]:
+        if self.cumulative.total() <= 0:
+            return ()
+        return usage_deltas(self.turn_id, self.model, self.cumulative, self.estimated_usage)
+
+    async def _final_commit(self, lease: Lease, result: TurnResult) -> None:
+        p = self.parts
+        if not self._outcome_emitted:
+            self._outcome_emitted = True
+            self.emit_independent(ev.TurnOutcomeEvent(result.outcome.to_json(), self.turn_id))
+        deltas = self._usage_rows()
+        record = self._turn_record(result)
         res = await p.writer.commit(p.writer.commit_base(
             lease, self.new_nodes[self.persisted_nodes:],
             turn_index=p.state.turn_index + 1,

@@ -13,9 +13,9 @@ Theory of operation
   process) raises ``ProviderUnavailable`` naming that provider and leaves the handle stale,
   so no turn of this handle writes its own provider id back (lash
   ``refreshed_head_provider_id_mismatch_fails_before_turn``).
-- A :class:`LeaseKeeper` renews the lease every renew interval while a turn runs; on loss it
-  cancels the turn's token (origin ``lease_lost``); the final commit then fails with
-  ``SessionExecutionLeaseLost``.
+- A :class:`LeaseKeeper` renews the lease every renew interval while a turn runs (reviving
+  one that merely expired); when another owner took the session over it takes a fresh lease
+  once the session is free, else cancels the turn's token (origin ``lease_lost``).
 """
 
 from __future__ import annotations
@@ -190,14 +190,18 @@ def _noop() -> None:
 
 
 class LeaseKeeper:
-    """Renews a session lease every renew interval while a turn runs; on loss it cancels
-    the turn's token (the turn then fails with ``SessionExecutionLeaseLost``)."""
+    """Renews a session lease every renew interval while a turn runs. A renewal also revives
+    a lease that expired while the loop was blocked, if nobody took the session over. If
+    someone did, it takes a fresh lease when the session is free again (the final commit
+    then checks that nobody committed meanwhile); if the session is busy, it cancels the
+    turn's token with origin ``lease_lost`` (the turn ends ``stopped: runtime_error``)."""
 
     def __init__(self, writer: SessionWriter, lease: Lease, token: CancellationToken) -> None:
         self.writer = writer
         self.lease = lease
         self.token = token
         self.lost = False
+        self.replaced = False
         self._task: asyncio.Task[None] | None = None
         self._handle = asyncio.get_running_loop().call_later(writer.lease_renew_s, self._fire)
 
@@ -208,13 +212,23 @@ class LeaseKeeper:
         try:
             self.lease = await self.writer.store.renew_lease(self.lease, self.writer.lease_ttl_ms)
         except SessionExecutionLeaseLost:
-            self.lost = True
-            self.token.cancel("lease_lost", "the session execution lease was lost")
-            return
+            if not await self.recover():
+                self.lost = True
+                self.token.cancel("lease_lost", "another runtime took the session over")
+                return
         except Exception:
             pass
         self._handle = asyncio.get_running_loop().call_later(self.writer.lease_renew_s,
                                                              self._fire)
+
+    async def recover(self) -> bool:
+        """After another owner took the session over: take a fresh lease if it is free now.
+        ``replaced`` tells the final commit its conflicts mean "someone committed meanwhile"."""
+        fresh = await self.writer.try_lease()
+        if fresh is None:
+            return False
+        self.lease, self.replaced = fresh, True
+        return True
 
     def stop(self) -> None:
         self._handle.cancel()

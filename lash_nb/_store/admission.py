@@ -7,8 +7,9 @@ writes anything. The checks run in this order, each with one message for every s
 
 1. idempotency stamp: the same turn id with the same hash is a duplicate (the store returns
    the stored result); another hash raises ``TurnCommitConflict``;
-2. live lease: the commit's lease must be the live holder (same token and fencing number,
-   not expired), else ``SessionExecutionLeaseLost``;
+2. held lease: the commit's lease must still be the stored one (same token and fencing
+   number: nobody released it or took the session over; its expiry does not matter to the
+   holder, docs/adr/0014), else ``SessionExecutionLeaseLost``;
 3. head revision: ``expected_head_revision`` (when given) must be the stored head, else
    ``HeadRevisionConflict``;
 4. claim ownership: every completed batch must still be held by the commit's claim, else
@@ -27,7 +28,7 @@ from .._errors import (
     SessionExecutionLeaseLost,
     TurnCommitConflict,
 )
-from .base import RuntimeCommit
+from .base import RuntimeCommit, lease_is_held
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ def admit(c: RuntimeCommit, *, revision: int | None, prior_hash: str | None,
         raise TurnCommitConflict(
             f"turn {c.turn.turn_id!r} of session {sid!r} was already committed with different "
             "content; use a new turn id")
-    if c.lease is not None and not lease_is_live(c, lease, now_ms):
+    if c.lease is not None and not (
+            lease is not None and lease_is_held(c.lease, lease.token, lease.fencing)):
         raise lease_lost(sid)
     current = revision or 0
     if c.expected_head_revision is not None and c.expected_head_revision != current:
@@ -74,16 +76,10 @@ def admit(c: RuntimeCommit, *, revision: int | None, prior_hash: str | None,
     return Admission.ADMIT
 
 
-def lease_is_live(c: RuntimeCommit, row: LeaseRow | None, now_ms: int) -> bool:
-    held = c.lease
-    return (held is not None and row is not None and row.token == held.token
-            and row.fencing == held.fencing and row.expires_at_ms > now_ms)
-
-
 def lease_lost(session_id: str) -> SessionExecutionLeaseLost:
     return SessionExecutionLeaseLost(
-        f"the execution lease on session {session_id!r} was lost (expired or taken over); "
-        "the commit was not written; reopen the session and run again")
+        f"the execution lease on session {session_id!r} was taken over or released; the "
+        "commit was not written; reopen the session and run again")
 
 
 def completed_batch_ids(c: RuntimeCommit) -> list[str]:

@@ -119,7 +119,7 @@ def finish_batches(con: Any, batch_ids: list[str], state: str, turn_id: str | No
     con.execute(
         "INSERT INTO queue_history SELECT batch_id, session_id, source_key, delivery_policy, "
         "slot_policy, enqueue_seq, enqueued_at_ms, claimed_at_ms, $t, $state, $tid, "
-        "epoch_ms(enqueued_at_ms), epoch_ms($t::BIGINT) FROM queued_work_batches "
+        "epoch_ms(enqueued_at_ms), epoch_ms($t::BIGINT), attempts FROM queued_work_batches "
         "WHERE list_contains($ids, batch_id)",
         {"t": t, "state": state, "tid": turn_id, "ids": batch_ids},
     )
