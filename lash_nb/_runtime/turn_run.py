@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from .._core import events as ev
 from .._core import turn_machine as tm
@@ -36,23 +36,19 @@ from .._core.queue import ClaimBoundary, QueueClaim
 from .._core.records import (AssistantOutput, ExecutionSummary, Message, Part, PartKind, Role,
                              ToolCallRecord, TurnInput, TurnIssue, TurnOutcome, TurnResult,
                              TurnStop, fresh_id, sanitize_assistant_output)
-from .._core.usage import ZERO_USAGE, LlmCallRecord, TokenLedgerEntry, TokenUsage, merge_ledger
+from .._core.usage import ZERO_USAGE, LlmCallRecord, TokenUsage
 from .._errors import (
-    ClaimSuperseded,
     HeadRevisionConflict,
-    LashError,
     SessionExecutionLeaseLost,
-    TurnCommitConflict,
 )
-from .._store.base import Lease, ReadScope, TurnRecord, TurnStart, UsageDelta
+from .._store.base import Lease, TurnStart
 from .._store.waits import observe_store_waits, stop_observing
 from .model_call import ModelCallFailed, call_model
 from .cancel import TaskBridge
 from .parts import SessionParts
 from .tool_batch import ToolBatch
-from .turn_records import (assistant_message, branch_before_attempts, commit_hash,
-                           has_reasoning, input_id, joined_text, last_assistant_text,
-                           usage_deltas)
+from .turn_commit import commit_terminal
+from .turn_records import (assistant_message, branch_before_attempts, has_reasoning, input_id, joined_text, last_assistant_text)
 from .writer import LeaseKeeper
 
 
@@ -103,7 +99,7 @@ class TurnRun:
         self._keeper: LeaseKeeper | None = None
         self._response: LlmResponse | None = None
         self._batch: ToolBatch | None = None
-        self._outcome_emitted = False
+        self.outcome_emitted = False
 
     # ------------------------------------------------------------------ events
     def emit(self, event: ev.TurnEvent, correlation_id: str) -> None:
@@ -148,7 +144,9 @@ class TurnRun:
                 await w.reload()
             outcome = await self._drive()
             result = self._assemble(outcome, started_ms, t0)
-            result = await self._commit_terminal(result, started_ms, t0)
+            result = await commit_terminal(
+                self, keeper, result,
+                lambda: self._assemble(TurnOutcome.stopped(TurnStop.RUNTIME_ERROR), started_ms, t0))
         except BaseException:
             keeper.stop()
             self.parts.state.stale = True
@@ -391,98 +389,6 @@ class TurnRun:
             cancellation=cancellation,
             queued_batch_ids=tuple(b for c in self.claims for b in c.batch_ids),
         )
-
-    async def _commit_terminal(self, result: TurnResult, started_ms: int,
-                               t0: float) -> TurnResult:
-        """The final commit. A lease that merely expired is still held and commits (docs/adr/
-        0014). If another owner took the session over meanwhile, the turn re-acquires the lease
-        when it is free again and commits only if nobody committed in between (the head
-        revision and its claims are unchanged); otherwise it ends ``stopped: runtime_error``
-        (``lease_lost``), uncommitted, and its open turn row is closed by whoever commits on
-        the session next (this turn itself when it can take the lease)."""
-        keeper = self._keeper
-        assert keeper is not None
-        conflicts = (HeadRevisionConflict, ClaimSuperseded, TurnCommitConflict)
-        for attempt in (1, 2):
-            try:
-                await self._final_commit(keeper.lease, result)
-                return result
-            except SessionExecutionLeaseLost:
-                if attempt == 2 or not await keeper.recover():
-                    break
-            except conflicts:
-                if not keeper.replaced:
-                    raise
-                break  # someone committed meanwhile (maybe closing this turn as process_lost)
-        fresh = keeper.lease if keeper.replaced else None
-        if not any(i.code == "lease_lost" for i in self.errors):
-            self.errors.append(TurnIssue("runtime", tm.LEASE_LOST, "lease_lost", True))
-        self.claims = []  # not completed: whoever holds the session runs them
-        lost = self._assemble(TurnOutcome.stopped(TurnStop.RUNTIME_ERROR), started_ms, t0)
-        self.emit_independent(ev.TurnOutcomeEvent(lost.outcome.to_json(), self.turn_id))
-        self.parts.state.stale = True
-        if fresh is not None:
-            await self._close_lost_turn(fresh, lost)
-        return lost
-
-    async def _close_lost_turn(self, lease: Lease, result: TurnResult) -> None:
-        """Record the terminal row (with its usage and calls, not its messages) of a turn
-        whose work could not be committed, if its progress commit left it open."""
-        p = self.parts
-        try:
-            await p.writer.reload()
-            persisted = await p.store.load_session(p.session_id, ReadScope.ACTIVE_PATH)
-            if persisted is None or self.turn_id not in persisted.open_turn_ids:
-                return
-            res = await p.writer.commit(p.writer.commit_base(
-                lease, (), turn=self._turn_record(result), usage_deltas=self._usage_rows(),
-                llm_calls=tuple((self.turn_id, c) for c in self.llm_calls),
-                tool_calls=tuple((self.turn_id, c) for c in self.tool_calls),
-                events=tuple(self.activities)))
-            object.__setattr__(result, "head_revision", res.head_revision)
-        except (LashError, OSError):
-            p.state.stale = True  # the next commit on the session closes it (ADR 4)
-        finally:
-            await p.writer.release_quietly(lease)
-
-    def _turn_record(self, result: TurnResult) -> TurnRecord:
-        return TurnRecord(
-            self.turn_id, result.outcome.kind, result.outcome.reason,
-            result.execution.started_at_ms, result.execution.duration_ms,
-            commit_hash(self.turn_id, result, self.new_nodes), result.to_json(),
-        )
-
-    def _usage_rows(self) -> tuple[UsageDelta, ...]:
-        if self.cumulative.total() <= 0:
-            return ()
-        return usage_deltas(self.turn_id, self.model, self.cumulative, self.estimated_usage)
-
-    async def _final_commit(self, lease: Lease, result: TurnResult) -> None:
-        p = self.parts
-        if not self._outcome_emitted:
-            self._outcome_emitted = True
-            self.emit_independent(ev.TurnOutcomeEvent(result.outcome.to_json(), self.turn_id))
-        deltas = self._usage_rows()
-        record = self._turn_record(result)
-        res = await p.writer.commit(p.writer.commit_base(
-            lease, self.new_nodes[self.persisted_nodes:],
-            turn_index=p.state.turn_index + 1,
-            turn=record,
-            usage_deltas=deltas,
-            llm_calls=tuple((self.turn_id, c) for c in self.llm_calls),
-            tool_calls=tuple((self.turn_id, c) for c in self.tool_calls),
-            events=tuple(self.activities),
-            completed_claims=tuple(self.claims),
-            release_lease=True,
-        ))
-        st = p.state
-        st.turn_index += 1
-        st.set_ledger(merge_ledger(st.ledger, (TokenLedgerEntry(d.source, d.model, d.usage)
-                                                for d in deltas)))
-        object.__setattr__(result, "head_revision", res.head_revision)
-        if self.claims:
-            p.feed.queue_changed("completed", tuple(b for c in self.claims for b in c.batch_ids))
-        p.feed.committed()
 
 
 __all__ = ["TurnRun"]
