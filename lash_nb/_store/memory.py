@@ -321,19 +321,7 @@ class MemoryStore:
                 if attempts_exhausted(r.attempts, max_attempts):
                     r.park(t)
             ready = [r for r in ready if r.failed_at_ms is None]
-            if batch_ids is not None:
-                by_id = {r.batch.batch_id: r for r in ready}
-                if not all(b in by_id for b in batch_ids):
-                    return None
-                chosen = [by_id[b] for b in batch_ids]
-                if not validate_selected_group([r.batch for r in chosen], boundary):
-                    return None
-            else:
-                group = select_claim_prefix(
-                    [r.batch for r in ready], boundary, max_batches, commands=commands
-                )
-                ids = {b.batch_id for b in group}
-                chosen = [r for r in ready if r.batch.batch_id in ids]
+            chosen = _choose(ready, boundary, max_batches, batch_ids, commands)
             if not chosen:
                 return None
             claim_id = f"qwc:{chosen[0].batch.enqueue_seq}:{lease.fencing}:{fresh_id()}"
@@ -443,3 +431,19 @@ def _next_meta(meta: SessionMeta, commit: RuntimeCommit, t: int) -> SessionMeta:
         head_revision=meta.head_revision + 1,
         updated_at_ms=t,
     )
+
+
+def _choose(ready: list[_BatchRow], boundary: ClaimBoundary, max_batches: int,
+            batch_ids: Sequence[str] | None, commands: bool) -> list[_BatchRow]:
+    """The rows a claim takes: the selected ids (if they form a group deliverable at
+    ``boundary``), else the claim prefix of the ready rows."""
+    if batch_ids is not None:
+        by_id = {r.batch.batch_id: r for r in ready}
+        if not all(b in by_id for b in batch_ids):
+            return []
+        chosen = [by_id[b] for b in batch_ids]
+        return chosen if validate_selected_group([r.batch for r in chosen], boundary) else []
+    group = select_claim_prefix([r.batch for r in ready], boundary, max_batches,
+                                commands=commands)
+    ids = {b.batch_id for b in group}
+    return [r for r in ready if r.batch.batch_id in ids]
