@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Callable, Union
 
 from . import events as ev
 from .llm import TerminalReason
@@ -82,12 +82,12 @@ TERMINAL_STOPS: dict[TerminalReason, TurnStop] = {
 
 
 # ---------------------------------------------------------------------- effects
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProgressCommit:
     """Make the user message durable (opens the turn row)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LlmCall:
     """Emit ``model_request_started`` for this iteration, then call the model (with the
     retry ladder of :func:`decide_retry`); answer :class:`LlmReplied` or :class:`LlmFailed`."""
@@ -95,64 +95,64 @@ class LlmCall:
     iteration: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ToolCalls:
     """Run the reply's tool calls as one batch (concurrently), results in call order."""
 
     count: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Checkpoint:
     kind: str  # before_completion | after_work
     pending_text: str = ""  # a before_completion reply shown before the claimed input
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Seal:
     """Seal the cancel token; answer :class:`Sealed` (False: a cancel won the race)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Emit:
     event: ev.TurnEvent
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AppendProse:
     """Append one assistant prose message with this text."""
 
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AppendToolCallMessage:
     """Append the reply (prose, reasoning, tool calls) as one assistant message."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AppendNote:
     """Append a system error note (e.g. the turn limit)."""
 
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecordIssue:
     issue: TurnIssue
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KeepPartialProse:
     """Keep the prose streamed so far as an interrupted assistant message."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SettleTools:
     """Give every tool call of the running batch a result (interrupted where missing)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Done:
     outcome: TurnOutcome
 
@@ -163,12 +163,12 @@ Effect = Union[ProgressCommit, LlmCall, ToolCalls, Checkpoint, Seal, Emit, Appen
 
 
 # ---------------------------------------------------------------------- responses
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProgressCommitted:
     cancelled: bool = False  # the token was cancelled while the lease and commit were taken
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LlmReplied:
     """What the rules need of a model response."""
 
@@ -178,34 +178,34 @@ class LlmReplied:
     terminal_reason: TerminalReason = TerminalReason.STOP
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LlmFailed:
     message: str
     code: str
     retryable: bool | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ToolsDone:
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CheckpointDone:
     claimed: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sealed:
     sealed: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cancelled:
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LeaseLost:
     """Another runtime took the session over while the loop ran (docs/adr/0014)."""
 
@@ -246,12 +246,11 @@ class TurnMachine:
         if isinstance(response, (Cancelled, LeaseLost)):
             self._interrupt(lease_lost=isinstance(response, LeaseLost))
             return
-        expected = _MOVES.get(type(response))
-        if expected is None or self.state is not expected:
+        move = _MOVES.get(type(response))
+        if move is None or self.state is not move[0]:
             raise TurnMachineError(
                 f"{type(response).__name__} is not accepted in state {self.state.value}")
-        handler = getattr(self, f"_on_{expected.value}")
-        handler(response)
+        move[1](self, response)
 
     # ------------------------------------------------------------------ transitions
     def _on_await_progress(self, r: ProgressCommitted) -> None:
@@ -368,18 +367,19 @@ class TurnMachine:
         self._push(Done(outcome))
 
 
-_MOVES: dict[type, State] = {
-    ProgressCommitted: State.AWAIT_PROGRESS,
-    LlmReplied: State.AWAIT_LLM,
-    LlmFailed: State.AWAIT_LLM,
-    ToolsDone: State.AWAIT_TOOLS,
-    CheckpointDone: State.AWAIT_CHECKPOINT,
-    Sealed: State.SEALING,
+# response type -> (the state that accepts it, its transition)
+_MOVES: dict[type, tuple[State, Callable[[TurnMachine, Any], None]]] = {
+    ProgressCommitted: (State.AWAIT_PROGRESS, TurnMachine._on_await_progress),
+    LlmReplied: (State.AWAIT_LLM, TurnMachine._on_await_llm),
+    LlmFailed: (State.AWAIT_LLM, TurnMachine._on_await_llm),
+    ToolsDone: (State.AWAIT_TOOLS, TurnMachine._on_await_tools),
+    CheckpointDone: (State.AWAIT_CHECKPOINT, TurnMachine._on_await_checkpoint),
+    Sealed: (State.SEALING, TurnMachine._on_sealing),
 }
 
 
 # ---------------------------------------------------------------------- retry + output rules
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RetryDecision:
     retry: bool
     reset: bool  # retract the failed attempt's rows (``model_attempt_reset``) first

@@ -31,7 +31,7 @@ from .._core.cancel import CancellationToken
 from .._core.cancel import evidence as cancel_evidence
 from .._core.events import TurnActivity
 from .._core.graph import SessionNode
-from .._core.llm import LlmPart, LlmRequest, LlmResponse, Provider
+from .._core.llm import LlmPart, LlmRequest, LlmResponse, LlmToolSpec, Provider
 from .._core.queue import ClaimBoundary, QueueClaim
 from .._core.records import (AssistantOutput, ExecutionSummary, Message, Part, PartKind, Role,
                              ToolCallRecord, TurnInput, TurnIssue, TurnOutcome, TurnResult,
@@ -50,6 +50,9 @@ from .tool_batch import ToolBatch
 from .turn_commit import commit_terminal
 from .turn_records import (assistant_message, branch_before_attempts, has_reasoning, input_id, joined_text, last_assistant_text)
 from .writer import LeaseKeeper
+
+
+_REQUESTS = frozenset({tm.ProgressCommit, tm.LlmCall, tm.ToolCalls, tm.Checkpoint, tm.Seal})
 
 
 def now_ms() -> int:
@@ -100,6 +103,7 @@ class TurnRun:
         self._response: LlmResponse | None = None
         self._batch: ToolBatch | None = None
         self.outcome_emitted = False
+        self._tools: tuple[LlmToolSpec, ...] | None = None  # the catalog, read at the 1st call
 
     # ------------------------------------------------------------------ events
     def emit(self, event: ev.TurnEvent, correlation_id: str) -> None:
@@ -166,11 +170,13 @@ class TurnRun:
                 effect = m.poll_effect()
                 if effect is None:
                     raise tm.TurnMachineError(f"the turn machine waits in {m.state.value}")
-                if isinstance(effect, tm.Done):
-                    return effect.outcome
-                response = await self._perform(effect)
-                if response is not None:
-                    m.handle_response(response)
+                kind = type(effect)
+                if kind is tm.Done:
+                    return effect.outcome  # type: ignore[union-attr]
+                if kind in _REQUESTS:
+                    m.handle_response(await self._perform(effect))
+                else:
+                    self._record(effect)
         except asyncio.CancelledError:
             if not self.bridge.open:
                 raise  # not a token cancel: the task itself is being torn down
@@ -197,7 +203,8 @@ class TurnRun:
             assert effect is not None
             self._record(effect)
 
-    async def _perform(self, effect: tm.Effect) -> tm.Response | None:
+    async def _perform(self, effect: tm.Effect) -> tm.Response:
+        """Carry out a request effect and answer it."""
         kind = type(effect)
         if kind is tm.LlmCall:
             return await self._llm_call(effect.iteration)  # type: ignore[union-attr]
@@ -209,10 +216,8 @@ class TurnRun:
         if kind is tm.Seal:
             self.bridge.open = False
             return tm.Sealed(self.token.seal())
-        if kind is tm.ProgressCommit:
-            return await self._progress()
-        self._record(effect)
-        return None
+        assert kind is tm.ProgressCommit
+        return await self._progress()
 
     def _record(self, effect: tm.Effect) -> None:
         if isinstance(effect, tm.Emit):
@@ -251,8 +256,10 @@ class TurnRun:
             raise asyncio.CancelledError
         self.emit_independent(ev.ModelRequestStarted(iteration))
         st = self.parts.state
+        if self._tools is None:
+            self._tools = self.parts.catalog.specs()
         request = LlmRequest(
-            model=self.model, messages=st.graph.view(), tools=self.parts.catalog.specs(),
+            model=self.model, messages=st.graph.view(), tools=self._tools,
             system_prompt=st.policy.system_prompt, session_id=st.session_id,
             turn_id=self.turn_id, protocol_iteration=iteration,
         )
