@@ -7,7 +7,9 @@ writes anything. The checks run in this order, each with one message for every s
 
 1. idempotency stamp: the same turn id with the same hash is a duplicate (the store returns
    the stored result); another hash raises ``TurnCommitConflict``;
-2. held lease: the commit's lease must still be the stored one (same token and fencing
+2. held lease: a commit without a lease raises ``SessionExecutionLeaseExpired`` (lash
+   ``session_execution_lease_contract``: session-head commits need the lease; an idempotent
+   replay, step 1, does not); the commit's lease must still be the stored one (same token and fencing
    number: nobody released it or took the session over; its expiry does not matter to the
    holder, docs/adr/0014), else ``SessionExecutionLeaseLost``;
 3. head revision: ``expected_head_revision`` (when given) must be the stored head, else
@@ -25,6 +27,7 @@ from typing import Mapping
 from .._errors import (
     ClaimSuperseded,
     HeadRevisionConflict,
+    SessionExecutionLeaseExpired,
     SessionExecutionLeaseLost,
     TurnCommitConflict,
 )
@@ -60,8 +63,11 @@ def admit(c: RuntimeCommit, *, revision: int | None, prior_hash: str | None,
         raise TurnCommitConflict(
             f"turn {c.turn.turn_id!r} of session {sid!r} was already committed with different "
             "content; use a new turn id")
-    if c.lease is not None and not (
-            lease is not None and lease_is_held(c.lease, lease.token, lease.fencing)):
+    if c.lease is None:
+        raise SessionExecutionLeaseExpired(
+            f"a commit to session {sid!r} needs the session execution lease; acquire it with "
+            "store.try_acquire_lease(session_id, owner_id) and pass it in the RuntimeCommit")
+    if not (lease is not None and lease_is_held(c.lease, lease.token, lease.fencing)):
         raise lease_lost(sid)
     current = revision or 0
     if c.expected_head_revision is not None and c.expected_head_revision != current:

@@ -15,9 +15,11 @@ Theory of operation
   its lease and commits; once another owner took over, every one of them raises
   ``SessionExecutionLeaseLost`` (fencing). Only live leases keep others out and keep claims
   claimed (docs/adr/0014).
-- **Commits.** ``commit`` applies one :class:`RuntimeCommit` in one transaction, in this order:
+- **Commits.** ``commit`` applies one :class:`RuntimeCommit` in one transaction after the one
+  admission rule (``admission.py``), in this order:
   idempotency stamp (same turn id + same hash returns the stored result; another hash raises
-  ``TurnCommitConflict``), lease check (live and exact, else ``SessionExecutionLeaseLost``),
+  ``TurnCommitConflict``), lease check (a commit without a lease raises
+  ``SessionExecutionLeaseExpired``; a held lease, else ``SessionExecutionLeaseLost``),
   CAS on ``expected_head_revision`` when given (``HeadRevisionConflict``), claim ownership
   (``ClaimSuperseded``), then: session row, graph delta (append, or replace all nodes), usage
   deltas, llm / tool call rows, activity events, turn row, deletion of completed batches,

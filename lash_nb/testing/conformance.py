@@ -38,6 +38,7 @@ from .._core.usage import LlmAttempt, LlmCallRecord, TokenLedgerEntry, TokenUsag
 from .._errors import (
     ClaimSuperseded,
     HeadRevisionConflict,
+    SessionExecutionLeaseExpired,
     SessionExecutionLeaseLost,
     TurnCommitConflict,
 )
@@ -243,12 +244,33 @@ async def turn_commit_is_idempotent(opener: StoreOpener) -> None:
 async def head_revision_cas(opener: StoreOpener) -> None:
     store = await _open(opener)
     try:
-        r = await store.commit(RuntimeCommit("s1", None, expected_head_revision=0))
+        lease = await _lease(store, "s1")
+        r = await store.commit(RuntimeCommit("s1", lease, expected_head_revision=0))
         _eq(r.head_revision, 1, "first commit on an empty head")
         await _raises(HeadRevisionConflict, store.commit(
-            RuntimeCommit("s1", None, expected_head_revision=0)), "stale expected revision")
-        r = await store.commit(RuntimeCommit("s1", None, expected_head_revision=1))
+            RuntimeCommit("s1", lease, expected_head_revision=0)), "stale expected revision")
+        r = await store.commit(RuntimeCommit("s1", lease, expected_head_revision=1))
         _eq(r.head_revision, 2, "commit on the current revision")
+    finally:
+        await store.close()
+
+
+async def session_head_commits_need_the_lease(opener: StoreOpener) -> None:
+    """lash ``session_execution_lease_contract``: a session-head commit without the session
+    execution lease raises ``SessionExecutionLeaseExpired`` and writes nothing; the
+    idempotent replay of a committed turn returns without a lease."""
+    store = await _open(opener)
+    try:
+        await _raises(SessionExecutionLeaseExpired, store.commit(RuntimeCommit(
+            "s1", None, append_nodes=(node("a", None, "x"),), leaf_node_id="a")),
+            "a commit with no lease")
+        _eq(await store.load_session("s1"), None, "the refused commit wrote nothing")
+        lease = await _lease(store, "s1")
+        first = await store.commit(RuntimeCommit("s1", lease, turn=turn_record("t1", "h1"),
+                                                 release_lease=True))
+        replay = await store.commit(RuntimeCommit("s1", None, turn=turn_record("t1", "h1")))
+        _eq((replay.head_revision, replay.duplicate), (first.head_revision, True),
+            "an idempotent replay needs no lease")
     finally:
         await store.close()
 
@@ -619,6 +641,7 @@ CHECKS: dict[str, Check] = {
         usage_totals_equal_sum_of_per_call_usage,
         turn_commit_is_idempotent,
         head_revision_cas,
+        session_head_commits_need_the_lease,
         lease_rules,
         commit_with_lost_lease_writes_nothing,
         an_expired_lease_nobody_took_over_is_still_held,
