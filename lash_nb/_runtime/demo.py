@@ -11,6 +11,7 @@ import asyncio
 import sys
 import time
 
+from .._providers.offline import OfflineProvider
 from .._tools.function import tool
 from .core import LashCore
 
@@ -58,8 +59,6 @@ async def _stream_turn(session, prompt: str, *, stop_after: int | None = None): 
 
 
 async def run_demo(store: str, delay_s: float) -> None:
-    from .._providers.offline import OfflineProvider
-
     t0 = time.perf_counter()
     core = (LashCore.builder().provider(OfflineProvider(delay_s=delay_s)).max_turns(8)
             .tools(weather, add).store(store).build())
