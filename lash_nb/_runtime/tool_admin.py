@@ -84,7 +84,7 @@ class ToolAdmin:
         self._changed()
         return str(source)
 
-    async def add_server(self, server: Any) -> str:
+    async def add_server(self, server: MCPServer) -> str:
         """Start an MCP server (``lash_nb.MCPServer``) and add its tools as one source; the
         catalog follows the server's tool list changes; the server stops with the session
         (``close()``). Returns the source id for ``remove_source`` (which also stops it)."""
@@ -98,7 +98,8 @@ class ToolAdmin:
         changed = self._changed
 
         def refresh() -> None:
-            if registry.sources.get(source) is server:
+            current: Any = registry.sources.get(source)
+            if current is server:
                 try:
                     registry.add_source(server, source)
                 except LashError as err:  # e.g. a new tool's name is taken: keep the old list
@@ -109,7 +110,7 @@ class ToolAdmin:
         server.on_tools_changed.append(refresh)
         return source
 
-    def servers(self) -> list[tuple[str, Any]]:
+    def servers(self) -> list[tuple[str, MCPServer]]:
         """``(source id, server)`` of every MCP server among the sources."""
         return [(sid, p) for sid, p in self._registry.sources.items() if isinstance(p, MCPServer)]
 
