@@ -24,11 +24,6 @@ def sh(tmp_path, monkeypatch):
     shell.close()
 
 
-def _turn_inputs(sh) -> list[str]:
-    sh.run_cell("_rows = %lash sql SELECT input->>'$.text' AS t FROM turns ORDER BY seq")
-    return [str(t) for t in sh.user_ns["_rows"]["t"]]
-
-
 @pytest.mark.parametrize("form", ["cell", "line"])
 def test_a_lone_surrogate_in_a_prompt_variable_runs_the_turn_and_shows_it(sh, form):
     sh.user_ns["bad"] = b"caf\xff".decode("utf-8", "surrogateescape")  # 'caf\udcff'
