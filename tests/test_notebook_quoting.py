@@ -60,3 +60,14 @@ def test_an_unclosed_quote_is_one_line_saying_what_to_do(sh, line):
         sh.run_cell(line)
     msg = str(err.value)
     assert "\n" not in msg and "quote" in msg and "close" in msg
+
+
+def test_a_store_path_under_the_home_folder_is_found(sh, tmp_path, monkeypatch):
+    """``--store ~/lash/trip.duckdb`` means the home folder, as in a shell."""
+    home = tmp_path / "home"
+    (home / "lash").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    sh.run_cell("s = %lash open trip --store ~/lash/trip.duckdb")
+    sh.run_cell("%lash turn hello")
+    assert (home / "lash" / "trip.duckdb").exists()
+    assert not (tmp_path / "~").exists()
