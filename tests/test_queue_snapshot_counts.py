@@ -28,3 +28,24 @@ def test_an_empty_queue_snapshot_says_so_without_an_empty_table():
     html = queue_html("p1", "trip", [])
     assert "Queue · trip: 0 pending" in html
     assert "<table" not in html and "nothing queued" in html
+
+
+def test_a_turn_the_panels_drain_runs_shows_the_queued_prompts():
+    """The queue panel's Drain streams each turn into the panel; its view quotes what was
+    asked (the batches' texts), not only 'queued work started: <ids>'."""
+    from lash_nb._notebook.widgets.queue import QueueWidget, batch_row
+
+    rows = [{"batch_id": k, "items": [{"turn_input": {"text": v}}], "delivery_policy":
+             "after_current_turn_commit", "slot_policy": "join"}
+            for k, v in {"b1": "note one: buy milk", "b2": "note two: call Ada"}.items()]
+    w = QueueWidget(load=lambda: rows)
+    w.batches = [batch_row(b) for b in rows]
+    w.show_drain_activity({"id": "a1", "correlation_id": "a1", "turn_id": "t1",
+                           "type": "queued_work_started", "boundary": "idle",
+                           "batch_ids": ["b1", "b2"]})
+    w.show_drain_activity({"id": "a2", "correlation_id": "a2", "turn_id": "t1",
+                           "type": "assistant_prose_delta", "text": "noted"})
+    w.show_drain_activity({"id": "a3", "correlation_id": "a3", "turn_id": "t1",
+                           "type": "turn_outcome", "outcome": {"finished": "assistant_message"}})
+    [ran] = w.ran
+    assert "note one: buy milk" in ran["html"] and "note two: call Ada" in ran["html"]
