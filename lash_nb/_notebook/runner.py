@@ -99,8 +99,22 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
                 widget.push(event.activity)
 
     feeder = asyncio.ensure_future(feed())
+    # the turn runs as its own task: a kernel interrupt cancels this cell's await, not the
+    # turn, which is then stopped as a %%lash cell's is (committed stopped: cancelled with
+    # origin kernel_interrupt, its batch done) instead of dying uncommitted
+    turn = asyncio.ensure_future(session.queued_turn().run())
     try:
-        out = await session.queued_turn().run()
+        while True:
+            try:
+                out = await asyncio.shield(turn)
+                break
+            except asyncio.CancelledError:
+                if turn.done():
+                    raise
+                session.cancel_running_turns("kernel_interrupt")
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
     except Exception as err:  # refused or broken: a view already shown ends showing why
         if shown:
             widget.fail(f"{type(err).__name__}: {err}")
