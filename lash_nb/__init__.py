@@ -37,10 +37,12 @@ from ._core.records import (
     TurnResult,
     TurnStop,
 )
-from ._core.tools import FunctionTool, ToolContext, ToolManifest, ToolProvider, tool
+from ._core.tools import ToolContext, ToolManifest, ToolProvider
 from ._core.usage import SessionUsageReport, TokenUsage, UsageReportRow
 from ._runtime.core import LashCore, LashCoreBuilder, SessionBuilder
 from ._runtime.sync import run_sync
+from ._tools.function import FunctionTool, tool
+from ._tools.mcp import MCPServer
 from ._version import __version__
 
 # the runtime's session-side classes load with the first session, not with ``import lash_nb``
@@ -68,6 +70,7 @@ __all__ = [
     "LashCore",
     "LashCoreBuilder",
     "LashSession",
+    "MCPServer",
     "Message",
     "OutputState",
     "Part",

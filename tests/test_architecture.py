@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "lash_nb"
-LAYERS = ("_core", "_store", "_providers", "_runtime", "_reports", "_notebook")
+LAYERS = ("_core", "_tools", "_store", "_providers", "_runtime", "_reports", "_notebook")
 # what each internal layer must not import
 FORBIDDEN = {
-    "_core": {"_store", "_providers", "_runtime", "_reports", "_notebook"},
-    "_store": {"_providers", "_runtime", "_reports", "_notebook"},
-    "_providers": {"_store", "_runtime", "_reports", "_notebook"},
+    "_core": {"_tools", "_store", "_providers", "_runtime", "_reports", "_notebook"},
+    # tool sources that need pydantic / mcp: on _core, under _runtime (package docstring)
+    "_tools": {"_store", "_providers", "_runtime", "_reports", "_notebook"},
+    "_store": {"_tools", "_providers", "_runtime", "_reports", "_notebook"},
+    "_providers": {"_tools", "_store", "_runtime", "_reports", "_notebook"},
     "_runtime": {"_reports", "_notebook"},
     "_reports": {"_notebook"},
     "_notebook": set(),
@@ -27,6 +29,9 @@ HOMES = {
     "anywidget": {"_notebook"},
     "ipywidgets": {"_notebook"},
     "traitlets": {"_notebook"},
+    "pydantic": {"_tools"},
+    "pydantic_core": {"_tools"},
+    "mcp": {"_tools"},
     "markdown_it": {"_notebook"},
     "pygments": {"_notebook"},
 }
@@ -101,6 +106,61 @@ def test_importing_lash_nb_does_not_import_heavy_packages():
     import subprocess
 
     code = ("import sys, lash_nb; heavy = [m for m in ('duckdb', 'pandas', 'httpx', 'IPython', "
-            "'anywidget', 'pyarrow') if m in sys.modules]; print(','.join(heavy))")
+            "'anywidget', 'pyarrow', 'pydantic', 'mcp') if m in sys.modules]; print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def _runtime_graph() -> tuple[dict[str, set[str]], list[str]]:
+    """Module -> the ``_runtime`` modules it imports (TYPE_CHECKING blocks included), and
+    every import of lash_nb made inside a function."""
+    root = PKG / "_runtime"
+    graph: dict[str, set[str]] = {}
+    local: list[str] = []
+    for path in sorted(root.glob("*.py")):
+        name = f"lash_nb._runtime.{path.stem}"
+        graph[name] = set()
+        tree = ast.parse(path.read_text(), str(path))
+        in_function = set()
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                in_function.update(id(n) for n in ast.walk(node) if n is not node)
+        for mod, _line in _imports(path):
+            if mod.startswith("lash_nb._runtime."):
+                graph[name].add(".".join(mod.split(".")[:3]))
+        local.extend(f"{path.name}:{node.lineno}" for node in ast.walk(tree)
+                     if id(node) in in_function and isinstance(node, ast.ImportFrom) and node.level)
+    return graph, local
+
+
+def test_runtime_has_no_import_cycle():
+    graph, _ = _runtime_graph()
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(mod: str, stack: list[str]) -> None:
+        state[mod] = 1
+        for dep in sorted(graph.get(mod, ())):
+            if state.get(dep) == 1:
+                cycles.append([*stack[stack.index(dep):], dep])
+            elif dep not in state:
+                visit(dep, [*stack, dep])
+        state[mod] = 2
+
+    for mod in sorted(graph):
+        if mod not in state:
+            visit(mod, [mod])
+    assert cycles == [], f"import cycles in _runtime: {cycles}"
+
+
+def test_runtime_imports_lash_nb_at_module_level():
+    """In-function imports of lash_nb hid the cycle; only the lazy homes of heavy third-party
+    packages (the DuckDB / PostgreSQL stores, the HTTP providers) may be imported late."""
+    _, local = _runtime_graph()
+    allowed = {"core.py"}  # open_store / default_provider: duckdb, psycopg, httpx load lazily
+    assert [x for x in local if x.split(":")[0] not in allowed] == []
+
+
+def test_runtime_has_no_type_checking_imports():
+    for path in (PKG / "_runtime").glob("*.py"):
+        assert "TYPE_CHECKING" not in path.read_text(), path.name

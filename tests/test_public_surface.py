@@ -18,7 +18,7 @@ SURFACE: dict[str, list[str]] = {
     "lash_nb": [
         "AssistantOutput", "CancellationToken", "DeliveryPolicy", "Drainer", "EnqueueBuilder",
         "ExecutionSummary", "FunctionTool", "InputItem", "LashCore", "LashCoreBuilder",
-        "LashSession", "Message", "OutputState", "Part", "PartKind", "QueuedTurnBuilder",
+        "LashSession", "MCPServer", "Message", "OutputState", "Part", "PartKind", "QueuedTurnBuilder",
         "QueuedWorkBatch", "QueuedWorkItem", "Role", "SessionBuilder", "SessionPolicy",
         "SessionReadView", "SessionUsageReport", "SlotPolicy", "TokenUsage", "ToolAdmin",
         "ToolCallRecord", "ToolContext", "ToolManifest", "ToolProvider", "TurnBuilder",
@@ -30,9 +30,9 @@ SURFACE: dict[str, list[str]] = {
         "ClaimSuperseded", "ConfigurationError", "CursorError", "HeadRevisionConflict",
         "InvalidTurnInput", "LashError", "LashWarning", "ProviderUnavailable",
         "ProviderUnconfigured", "QueryNotAllowed", "QueueRequiresStore", "SessionExecutionBusy",
-        "SessionExecutionLeaseLost", "StoreDamagedError", "StoreError", "StoreFullError",
-        "StoreLockedError", "StorePathError",
-        "StoreSchemaError", "StoreSessionMismatch", "TurnCommitConflict", "TurnIdMismatch",
+        "SessionExecutionLeaseExpired", "SessionExecutionLeaseLost", "StoreDamagedError",
+        "StoreError", "StoreFullError", "StoreLockedError", "StorePathError", "StoreSchemaError", "StoreSessionMismatch", "ToolArgumentsInvalid", "ToolNameConflict",
+        "ToolServerError", "TurnCommitConflict", "TurnIdMismatch",
         "WireScriptError",
     ],
     "lash_nb.events": [

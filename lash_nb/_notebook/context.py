@@ -4,6 +4,7 @@ background tasks and the last turn result."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -94,6 +95,8 @@ class NotebookContext:
         d = self.defaults
         name = name or d.session
         store = store or d.store
+        if store.startswith("~"):  # as a shell reads it; postgresql:// and :memory: stay
+            store = os.path.expanduser(store)  # noqa: ASYNC240  (reads $HOME, not the disk)
         provider = provider or d.provider
         model = d.model if model is None else model
         if provider not in PROVIDERS:
@@ -131,7 +134,7 @@ class NotebookContext:
     def discover_tools(self) -> list[Any]:
         """The ``@tool`` objects defined at the top level of the notebook (names not
         starting with ``_``), in definition order."""
-        from .._core.tools import FunctionTool
+        from .._tools.function import FunctionTool
 
         shell = self.defaults.shell
         ns = shell.user_ns if shell is not None else {}

@@ -6,8 +6,9 @@ Theory of operation
 - Stop -> ``session.cancel_running_turns()`` -> the turn commits ``stopped: cancelled`` -> the
   stream ends -> ``finish`` -> the cell returns normally.
 - A kernel interrupt arrives as ``asyncio.CancelledError`` at the awaited ``queue.get`` of the
-  stream. The stream cancels the turn's token; here the cell's task is un-cancelled and keeps
-  consuming until the committed ``stopped: cancelled`` result, so the cell also ends cleanly.
+  stream. ``TurnStream.follow`` cancels THIS turn's token (not the session's other turns: a
+  queued drain in the background keeps running), un-cancels the cell's task and keeps
+  consuming until the committed ``stopped: cancelled`` result, so the cell ends cleanly.
 - ``background=True`` runs the same coroutine as a task and returns it at once; then only the
   Stop button (or ``%lash stop``) stops the turn: a kernel interrupt does not reach a task.
 """
@@ -44,21 +45,11 @@ async def run_turn(
         if turn_id:
             builder = builder.turn_id(turn_id)
         stream = builder.stream()
-        # in a cell, a cancelled await is the kernel's interrupt (the cell's task is cancelled)
+        # in a cell, a cancelled await is the kernel's interrupt (the cell's task is cancelled);
+        # follow() then stops THIS turn only, never a background drain of the session
         stream.consumer_cancel_origin = ("kernel_interrupt", None)
         widget.turn_id = stream.turn_id or widget.turn_id
-        while True:
-            try:
-                async for activity in stream:
-                    widget.push(activity)
-                break
-            except asyncio.CancelledError:
-                # kernel interrupt: the stream already cancelled the turn's token; wait for its commit
-                session.cancel_running_turns("kernel_interrupt")
-                task = asyncio.current_task()
-                if task is not None:
-                    task.uncancel()
-        result = await stream.finish()
+        result = await stream.follow(widget.push)
     except Exception as err:  # refused or broken before an outcome: the view ends showing why
         widget.fail(f"{type(err).__name__}: {err}")
         raise
@@ -70,6 +61,7 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
     """Drain one queued turn with a live widget fed from the session's observation stream.
 
     ``widget``: a view to feed instead of a displayed one (a queue panel's ``turn_view()``)."""
+    from .widgets.queue import batch_row
     from .widgets.turn import TurnWidget
 
     observe = session.observe()
@@ -78,6 +70,12 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
     if widget is None:
         widget = TurnWidget(session_id=session.session_id, interval_s=interval_s)
     widget.set_stop_callback(lambda: session.cancel_running_turns("widget_stop"))
+    # what was asked: the texts of the batches the turn claims, shown as its prompt (the
+    # activity stream names the batches only by id)
+    texts = {r["batch_id"]: r["text"] for r in map(batch_row, await session.queued_work())}
+
+    def prompt_of(batch_ids: Any) -> str:
+        return "\n".join(texts[b] for b in batch_ids or () if texts.get(b))
 
     async def feed() -> None:
         nonlocal shown
@@ -86,11 +84,27 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
                 if not shown:
                     widget.show()
                     shown = True
+                if getattr(event.activity, "type", None) == "queued_work_started":
+                    widget.prompt = prompt_of(getattr(event.activity.event, "batch_ids", ()))
                 widget.push(event.activity)
 
     feeder = asyncio.ensure_future(feed())
+    # the turn runs as its own task: a kernel interrupt cancels this cell's await, not the
+    # turn, which is then stopped as a %%lash cell's is (committed stopped: cancelled with
+    # origin kernel_interrupt, its batch done) instead of dying uncommitted
+    turn = asyncio.ensure_future(session.queued_turn().run())
     try:
-        out = await session.queued_turn().run()
+        while True:
+            try:
+                out = await asyncio.shield(turn)
+                break
+            except asyncio.CancelledError:
+                if turn.done():
+                    raise
+                session.cancel_running_turns("kernel_interrupt")
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
     except Exception as err:  # refused or broken: a view already shown ends showing why
         if shown:
             widget.fail(f"{type(err).__name__}: {err}")
@@ -101,6 +115,7 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
         return None
     # the run's own activity list is complete; the live feed may lag behind it
     widget.fold.reset()
+    widget.prompt = prompt_of(out.result.queued_batch_ids) or widget.prompt
     widget.push_all(out.activities)
     if not shown:
         widget.show()

@@ -34,30 +34,41 @@ REPLAY.add_argument("--session", default=None)
 
 # (verb, what it does): one markdown table row each
 _VERBS = (
-    (("`%lash open [SESSION] [--fresh] [--store PATH] [--provider P] [--model M] [--residency R] "
-     "[--tools f,g \\| --no-tools]`"),
-     "open a session and bind it (attaches the notebook's `@tool` functions, or the `--tools` named)"),
-    ("`%%lash [--session S] [-o VAR] [--background]`",
-     ("the cell body is the prompt (`{var}` interpolation, `\\{var}` for literal braces); live widget "
-     "with Stop")),
-    ("`%lash turn PROMPT` / `r = %lash turn PROMPT`",
-     "the line form; assigned, it returns the TurnResult"),
-    (("`%lash enqueue [--id K] [--delivery earliest\\|after-commit] [--slot exclusive\\|join] "
-     "[--merge-key K] PROMPT`"), "queue work"),
-    ("`%lash queue [--df]`", "pending batches (widget with cancel / drain buttons)"),
-    ("`%lash drain [--all] [--background]`", "run queued work now, with N of M progress"),
-    ("`%lash stop`", "cancel the running turns"),
-    ("`%lash tools`", "tool catalog with membership toggles"),
-    ("`%lash usage [--by turn\\|model\\|source\\|session\\|day] [--plot]`",
-     "usage DataFrame (computed in the store) or a chart"),
-    ("`%lash sessions` / `%lash graph [--df]`",
-     "stored sessions / the session graph as a tree with its branches"),
-    ("`%lash sql [--allow-files] QUERY` / `%%lash sql`",
-     "read-only SQL over the store, DataFrame out (`--allow-files`: `read_csv` and friends)"),
-    ("`%lash replay [TURN]`", "re-render a committed turn"),
+    (('`%lash open [SESSION] [--fresh] [--store PATH] [--provider P] [--model M] '
+      '[--residency R] [--tools f,g \\| --no-tools]`'),
+     ("open a session and bind it (attaches the notebook's `@tool` functions, or the "
+      '`--tools` named)')),
+    ('`%%lash [--session S] [-o VAR] [--background]`',
+     ('the cell body is the prompt (`{var}` interpolation, `\\{var}` for literal braces); '
+      'live widget with Stop')),
+    ('`%lash turn PROMPT` / `r = %lash turn PROMPT`',
+     'the line form; assigned, it returns the TurnResult'),
+    (('`%lash enqueue [--id K] [--delivery earliest\\|after-commit] [--slot exclusive\\|join] '
+      '[--merge-key K] PROMPT`'),
+     'queue work'),
+    ('`%lash queue [--df]`',
+     'pending batches (widget with cancel / drain buttons)'),
+    ('`%lash drain [--all] [--background]`',
+     'run queued work now, with N of M progress'),
+    ('`%lash stop`',
+     'cancel the running turns'),
+    ('`%lash tools`',
+     'tool catalog with membership toggles'),
+    ('`%lash mcp add NAME [--prefix P] -- COMMAND ARGS` / `%lash mcp add NAME --url URL`',
+     'start an MCP server (stdio / streamable HTTP); its tools join the catalog'),
+    ('`%lash mcp list` / `%lash mcp remove NAME`',
+     "the session's MCP servers / stop one and drop its tools"),
+    ('`%lash usage [--by turn\\|model\\|source\\|session\\|day] [--plot]`',
+     'usage DataFrame (computed in the store) or a chart'),
+    ('`%lash sessions` / `%lash graph [--df]`',
+     'stored sessions / the session graph as a tree with its branches'),
+    ('`%lash sql [--allow-files] QUERY` / `%%lash sql`',
+     'read-only SQL over the store, DataFrame out (`--allow-files`: `read_csv` and friends)'),
+    ('`%lash replay [TURN]`',
+     're-render a committed turn'),
 )
 HELP = (
-    "**%lash** verbs (`%load_ext lash_nb`)\n\n| verb | what it does |\n|---|---|\n"
+    '**%lash** verbs (`%load_ext lash_nb`)\n\n| verb | what it does |\n|---|---|' + "\n"
     + "".join(f"| {verb} | {what} |\n" for verb, what in _VERBS)
     + "\nDefaults: `%config LashMagics.session|store|provider|model|residency|offline_delay_s|"
     "live_interval_s`\nor `[tool.lash_nb]` in pyproject.toml."
@@ -73,6 +84,7 @@ async def tools(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
         for t in m.ctx.discover_tools():
             if t.name not in known:
                 admin.add_provider(t)
+                known.add(t.name)
     from .widgets.tools import ToolCatalogWidget  # anywidget loads with the first widget
     return ToolCatalogWidget(load=admin.all_tools, set_membership=admin.set_membership)
 
@@ -117,11 +129,13 @@ async def graph(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     a = parse(SESSION_ONLY, argline)
     b = await m.ctx.binding(a.session)
     frame = reports.graph_frame(b.session)
-    return frame if a.df else GraphTree.from_frame(frame)
+    if a.df:
+        return frame
+    tree = GraphTree.from_frame(frame)  # names the session from its rows: none in a new one
+    return GraphTree(b.session.session_id, tree.lines, tree.nodes, tree.branch_points, frame)
 
 
 def sql_args(m: LashMagics, argline: str, cell: str | None) -> tuple[str, bool]:
-    """The query and whether it may read files (``--allow-files`` first)."""
     query = argline if cell is None else f"{argline}\n{cell}"
     query = interpolate(query.strip(), m.user_ns)
     allow_files = query.startswith("--allow-files")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.display import Markdown, display
 
+from .._core.text import clean_text
 from .._providers.registry import NAMES as PROVIDERS
 from .._providers.registry import check_key
 from .parsing import interpolate, parse, parser, split_prompt
@@ -104,7 +105,7 @@ def notebook_tools(m: LashMagics, names: str | None) -> tuple[list[Any], tuple[s
     wrapped with ``@tool`` semantics), else every ``@tool`` object of the notebook."""
     if names is None:
         return m.ctx.discover_tools(), None
-    from .._core.tools import as_tool_provider
+    from .._tools.function import as_tool_provider
 
     ns = m.user_ns
     wanted = tuple(filter(None, (t.strip() for t in names.split(","))))
@@ -162,7 +163,9 @@ def turn_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
     a = parse(TURN, opts)
     if cell is not None:
         prompt = cell if not prompt else f"{prompt}\n{cell}"
-    prompt = interpolate(prompt.strip(), m.user_ns)
+    # cleaned here as the session would (ADR 12): the widget shows the prompt before the
+    # session sees it, and a lone surrogate cannot be sent to the front end
+    prompt = clean_text(interpolate(prompt.strip(), m.user_ns))
     if not prompt:
         raise UsageError("the prompt is empty; write it after %lash turn or in the %%lash cell body")
     return a, prompt
@@ -196,7 +199,7 @@ def enqueue_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, st
     a = parse(ENQ, opts)
     if cell is not None:
         prompt = f"{prompt}\n{cell}".strip()
-    prompt = interpolate(prompt.strip(), m.user_ns)
+    prompt = clean_text(interpolate(prompt.strip(), m.user_ns))
     if not prompt:
         raise UsageError("the prompt is empty; write it after %lash enqueue")
     return a, prompt

@@ -16,13 +16,21 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .._core.graph import SessionGraph, SessionNode
-from .._core.llm import RetryPolicy
+from .._core.llm import Provider, RetryPolicy
 from .._core.queue import DEFAULT_MAX_ATTEMPTS
-from .._core.tools import ToolRegistry, as_tool_provider
+from .._core.tools import ToolRegistry
+from .._tools.function import as_tool_provider
+from .._tools.mcp import MCPServer
 from .._core.text import check_id
 from .._core.usage import TokenLedgerEntry, TokenUsage
 from .._errors import ConfigurationError, StoreSessionMismatch
-from .._store.base import DEFAULT_LEASE_TTL_MS, LEASE_RENEW_INTERVAL_MS, ReadScope
+from .._store.base import (
+    DEFAULT_LEASE_TTL_MS,
+    LEASE_RENEW_INTERVAL_MS,
+    ReadScope,
+    SessionStore,
+)
+from .._store.memory import MemoryStore
 from .replay import LiveReplayStore
 from .session import LashSession
 from .state import SessionPolicy, SessionState
@@ -31,11 +39,9 @@ RESIDENCIES = ("keep_all", "active_path_only")
 DEFAULT_MAX_TURNS = 50  # model calls per turn; lash has none (docs/adr/0014)
 
 
-def open_store(store: Any) -> Any:
+def open_store(store: Any) -> SessionStore:
     """A store object, ``None`` (in-memory), a DuckDB path or a ``postgresql://`` DSN."""
     if store is None:
-        from .._store.memory import MemoryStore
-
         return MemoryStore()
     if isinstance(store, str) or hasattr(store, "__fspath__"):
         target = str(store)
@@ -44,13 +50,11 @@ def open_store(store: Any) -> Any:
 
             return PostgresStore(target)
         if target == ":memory:":
-            from .._store.memory import MemoryStore
-
             return MemoryStore()
         from .._store.duckdb import DuckDBStore
 
         return DuckDBStore(target)
-    if hasattr(store, "commit") and hasattr(store, "load_session"):
+    if isinstance(store, SessionStore):
         return store
     raise ConfigurationError(
         f"store must be a path, a postgresql:// DSN or a lash_nb.stores store, got {type(store).__name__}"
@@ -112,7 +116,11 @@ class LashCoreBuilder:
         return self
 
     def tools(self, *tools: Any) -> LashCoreBuilder:
-        self._tools.extend(as_tool_provider(t) for t in tools)
+        providers = [as_tool_provider(t) for t in tools]
+        trial = ToolRegistry()  # two tools with one name fail here, not at the first open
+        for i, tp in enumerate([*self._tools, *providers]):
+            trial.add_source(tp, f"base:{i}")
+        self._tools.extend(providers)
         return self
 
     def store(self, store: Any) -> LashCoreBuilder:
@@ -171,7 +179,8 @@ class LashCoreBuilder:
 class LashCore:
     """Configuration shared by the sessions it opens (provider, model, tools, store)."""
 
-    def __init__(self, *, provider: Any, policy: SessionPolicy, tools: list[Any], store: Any,
+    def __init__(self, *, provider: Provider, policy: SessionPolicy, tools: list[Any],
+                 store: SessionStore,
                  residency: str, retry_policy: RetryPolicy, lease_ttl_ms: int,
                  replay: LiveReplayStore, max_batch_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
         self.provider = provider
@@ -197,6 +206,9 @@ class LashCore:
         return sessions
 
     async def close(self) -> None:
+        for provider in self.tool_providers:  # MCP servers given to the builder
+            if isinstance(provider, MCPServer):
+                await provider.aclose()
         await self.store.close()
 
     def __repr__(self) -> str:
@@ -270,7 +282,7 @@ class SessionBuilder:
                 parent=persisted.meta.parent_session_id,
             )
             if persisted.open_turn_ids:
-                await session._recover_open_turns()
+                await session.writer.recover_open_turns()
         return session
 
     async def open_fresh(self) -> LashSession:

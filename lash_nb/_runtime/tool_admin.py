@@ -7,22 +7,40 @@ carries the membership); ``await admin.persist()`` writes them now.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+import asyncio
+import logging
+from typing import Any, Mapping
 
-from .._core.tools import ToolManifest, ToolProvider, as_tool_provider
-from .queue import enqueue_command
+from .._core.tools import ToolManifest, ToolProvider, ToolRegistry
+from .._errors import LashError
+from .._tools.function import as_tool_provider
+from .._tools.mcp import MCPServer
+from .parts import SessionParts
+from .queue import Drainer, enqueue_command
 
-if TYPE_CHECKING:
-    from .session import LashSession
+
+log = logging.getLogger("lash_nb.tools")
+_stopping: set[asyncio.Task[None]] = set()
+
+
+def stop_later(server: MCPServer) -> None:
+    """Stop a server from sync code (``remove_source``) on the running loop, if any."""
+    try:
+        task = asyncio.get_running_loop().create_task(server.aclose())
+    except RuntimeError:
+        return
+    _stopping.add(task)
+    task.add_done_callback(_stopping.discard)
 
 
 class ToolAdmin:
-    def __init__(self, session: LashSession) -> None:
-        self._session = session
+    def __init__(self, parts: SessionParts, drainer: Drainer) -> None:
+        self._parts = parts
+        self._drainer = drainer
 
     @property
-    def _registry(self) -> Any:
-        return self._session.state.registry
+    def _registry(self) -> ToolRegistry:
+        return self._parts.state.registry
 
     def state(self) -> dict[str, Any]:
         """``{generation, tools: {id: {manifest, member?: False, orphaned?: True}}}``."""
@@ -36,16 +54,19 @@ class ToolAdmin:
     def catalog(self) -> list[dict[str, Any]]:
         """The model-facing catalog: ``{id, name, description, bindings, activation,
         contract}`` per member, ordered by id (cached per catalog key)."""
-        return self._session._tool_catalog()
+        return self._parts.catalog.entries()
 
     def all_tools(self) -> list[dict[str, Any]]:
-        """Every known tool with its membership, for UIs (ordered by id)."""
+        """Every known tool with its membership and source id (``None`` when orphaned), for
+        UIs (ordered by id)."""
         out = []
+        entries = self._registry.entries
         for tid, row in self.state()["tools"].items():
             m = row["manifest"]
             out.append({"id": tid, "name": m["name"], "description": m["description"],
                         "input_schema": m["input_schema"], "member": row.get("member", True),
-                        "orphaned": row.get("orphaned", False)})
+                        "orphaned": row.get("orphaned", False),
+                        "source": entries[tid].source_id if tid in entries else None})
         return out
 
     def set_membership(self, tool: str, present: bool, *, expected_generation: int | None = None) -> int:
@@ -63,27 +84,53 @@ class ToolAdmin:
         self._changed()
         return str(source)
 
+    async def add_server(self, server: MCPServer) -> str:
+        """Start an MCP server (``lash_nb.MCPServer``) and add its tools as one source; the
+        catalog follows the server's tool list changes; the server stops with the session
+        (``close()``). Returns the source id for ``remove_source`` (which also stops it)."""
+        await server.start()
+        try:
+            source = self.add_provider(server)
+        except BaseException:
+            await server.aclose()
+            raise
+        registry = self._registry
+        changed = self._changed
+
+        def refresh() -> None:
+            current: Any = registry.sources.get(source)
+            if current is server:
+                try:
+                    registry.add_source(server, source)
+                except LashError as err:  # e.g. a new tool's name is taken: keep the old list
+                    log.warning("MCP server %s: its new tool list was not taken: %s", server.name, err)
+                    return
+                changed()
+
+        server.on_tools_changed.append(refresh)
+        return source
+
+    def servers(self) -> list[tuple[str, MCPServer]]:
+        """``(source id, server)`` of every MCP server among the sources."""
+        return [(sid, p) for sid, p in self._registry.sources.items() if isinstance(p, MCPServer)]
+
     def remove_source(self, source_id: str) -> int:
+        provider = self._registry.sources.get(source_id)
         generation = self._registry.remove_source(source_id)
+        if isinstance(provider, MCPServer) and source_id.startswith("live:"):
+            stop_later(provider)  # a session's own server stops with its source
         self._changed()
         return int(generation)
 
     async def refresh_catalog(self, reason: str = "user", idempotency_key: str = "refresh") -> Any:
         """Queue a ``refresh_tool_catalog`` session command (drained before turn work)."""
-        return await enqueue_command(self._session, {"kind": "refresh_tool_catalog", "reason": reason},
+        return await enqueue_command(self._parts, self._drainer,
+                                     {"kind": "refresh_tool_catalog", "reason": reason},
                                      idempotency_key)
 
     async def persist(self) -> None:
-        s = self._session
-        async with s._writer():
-            lease = await s._acquire_lease()
-            try:
-                res = await s.store.commit(s._commit_base(lease, (), release_lease=True))
-            except BaseException:
-                await s._release_lease_quietly(lease)
-                raise
-            s._applied(res.head_revision)
+        await self._parts.writer.persist()
 
     def _changed(self) -> None:
-        self._session._catalog = None
-        self._session._publish_committed(kick=False)
+        self._parts.catalog.invalidate()
+        self._parts.feed.committed(kick=False)
