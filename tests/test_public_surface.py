@@ -31,9 +31,9 @@ SURFACE: dict[str, list[str]] = {
         "InvalidTurnInput", "LashError", "LashWarning", "ProviderUnavailable",
         "ProviderUnconfigured", "QueryNotAllowed", "QueueRequiresStore", "SessionExecutionBusy",
         "SessionExecutionLeaseExpired", "SessionExecutionLeaseLost", "StoreDamagedError",
-        "StoreError", "StoreFullError", "StoreLockedError", "StorePathError", "StoreSchemaError", "StoreSessionMismatch", "ToolArgumentsInvalid", "ToolNameConflict",
-        "ToolServerError", "TurnCommitConflict", "TurnIdMismatch",
-        "WireScriptError",
+        "StoreError", "StoreFullError", "StoreLockedError", "StorePathError", "StoreSchemaError",
+        "StoreSessionMismatch", "ToolArgumentsInvalid", "ToolNameConflict", "ToolServerError",
+        "TurnCommitConflict", "TurnIdMismatch", "WireScriptError",
     ],
     "lash_nb.events": [
         "AssistantProseDelta", "Error", "ModelAttemptReset", "ModelRequestStarted",
