@@ -57,6 +57,8 @@ class Hold:
         self.queue_sizes: dict[str, int] = {}
         self._pending: list[Callable[[], None]] = []
         self.pending: list[Any] = []  # journal.Delta, in commit order
+        self._rows_seen, self._rows = 0, 0  # pending_rows, counted incrementally
+        self._rows_last: Any = None
 
     # ------------------------------------------------------------------ leases
     def lease(self, con: Any, sid: str) -> LeaseRow | None:
@@ -201,4 +203,13 @@ class Hold:
 
     @property
     def pending_rows(self) -> int:
-        return sum(d.row_count() for d in self.pending)
+        """Rows of the pending deltas, counted once per delta while ``pending`` only grows
+        (recounted when it was emptied or replaced meanwhile)."""
+        n, seen = len(self.pending), self._rows_seen
+        if not (0 < seen <= n and self.pending[seen - 1] is self._rows_last):
+            seen, self._rows = 0, 0
+        for d in self.pending[seen:]:
+            self._rows += d.row_count()
+        self._rows_seen = n
+        self._rows_last = self.pending[-1] if n else None
+        return self._rows

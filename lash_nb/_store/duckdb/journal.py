@@ -10,7 +10,8 @@ Theory of operation
 - **Folding** writes pending deltas into the typed tables in one transaction (one Arrow
   insert per table for all of them, one upsert for turns and one for sessions) and empties
   ``commit_log`` in the same transaction. The store folds: when the worker has been idle a
-  moment (between turns), when the pending deltas grow past a bound, before any read of the
+  moment (between turns), when the pending deltas grow past a large bound (1,024 commits
+  without a pause: a fold is never on an ordinary turn's path), before any read of the
   typed tables (loads, ``query``, reports, deletes), and before the file is released. So
   whoever reads the typed tables -- this process or another after the release -- sees
   every commit.
@@ -34,8 +35,11 @@ from ..base import RuntimeCommit, process_lost_record
 from . import quarantine, rows
 
 LOG_INSERT_SQL = "INSERT INTO commit_log VALUES (?, ?, epoch_ms(?::BIGINT), ?)"
-FOLD_AFTER_DELTAS = 32  # fold inside a commit once this many are pending
-FOLD_AFTER_ROWS = 8_000
+# a safety bound on memory and log size, not the usual trigger: the worker folds when it has
+# been idle ``fold_idle_s`` (between turns); only a store committing without a 50 ms pause
+# for this many commits folds inside one (ADR 0033)
+FOLD_AFTER_DELTAS = 1024
+FOLD_AFTER_ROWS = 100_000
 
 _APPEND_TABLES = ("graph_nodes", "usage_deltas", "llm_calls", "tool_calls", "turn_events")
 _TURN_UPSERT = "INSERT OR REPLACE INTO turns BY NAME SELECT * FROM batch"
