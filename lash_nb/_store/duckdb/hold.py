@@ -49,7 +49,8 @@ class Head:
 
 
 class Hold:
-    def __init__(self) -> None:
+    def __init__(self, wal_path: str = "") -> None:
+        self.wal_path = wal_path  # the file's .wal: a fold checkpoints once it is large
         self._leases: dict[str, LeaseRow | None] = {}
         self._dirty: set[str] = set()
         self._in_file: dict[str, tuple[Any, ...]] = {}  # (owner, token, fencing) of the file row

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Any, Sequence
 
 from ..base import RuntimeCommit, process_lost_record
@@ -233,6 +234,24 @@ def fold(con: Any, hold: Any) -> None:
     except quarantine.data_errors():
         quarantine.fold_each(lambda j: run_in_transaction(con, j, hold=hold), list(hold.pending))
         hold.pending.clear()
+    checkpoint_if_large(con, hold)
+
+
+def checkpoint_if_large(con: Any, hold: Any) -> None:
+    """Checkpoint now, with the log empty, once the .wal is large (``lock.py``: DuckDB's own
+    threshold would catch log rows in the file and leave their blocks free for good)."""
+    from .lock import CHECKPOINT_WAL_BYTES
+
+    path = getattr(hold, "wal_path", "")
+    try:
+        if not path or hold.pending or os.path.getsize(path) < CHECKPOINT_WAL_BYTES:
+            return
+    except OSError:
+        return
+    try:
+        con.execute("CHECKPOINT")
+    except Exception:  # nothing is lost: the .wal still holds it; the next fold tries again
+        pass
 
 
 def recover(con: Any) -> int:

@@ -203,7 +203,7 @@ class ConnectionWorker:
 
     def _open(self, wait_s: float, observer: StoreWaitObserver | None) -> None:
         self._con = self._connect(wait_s, observer)
-        self.hold = Hold()
+        self.hold = Hold(self.path + ".wal" if self.path else "")
         self.opens += 1
         self._held_since = time.monotonic()
         if self.line is not None:
