@@ -106,6 +106,11 @@ async def child() -> None:
         elif op == "close":
             await lash.close()
             out = None
+        elif op == "size":  # a new store with n turns, closed: its bytes
+            one = Lash()
+            await one.open(cmd["path"], cmd["n"])
+            await one.close()
+            out = size_of(cmd["path"])
         else:
             out = None
         print(json.dumps(out), flush=True)
@@ -315,13 +320,23 @@ async def measure_sizes(args, tmp: str, common) -> None:
         journal.Delta.body = orig  # type: ignore[method-assign]
     steady = seen[-40:]
     _SIZES = (int(statistics.median(steady[0::2])), int(statistics.median(steady[1::2])))
+    old_sizes: list[int] = []
+    if args.baseline:
+        old = Remote(args.baseline)
+        for _, n, _, _, _ in rows:
+            old_sizes.append(old.call(op="size", path=f"{tmp}/size{n}-base.duckdb", n=n))
+        old.proc.stdin.close()  # type: ignore[union-attr]
+        old.proc.wait(timeout=60)
     print("\n## file size (store closed: checkpointed)")
     base = rows[2][2]
-    for label, n, size, _, _ in rows:
-        print(f"   lash_nb, {label:18s} {size / 1e3:9.1f} kB")
+    for j, (label, n, size, _, _) in enumerate(rows):
+        was = f"   (baseline {old_sizes[j] / 1e3:9.1f} kB)" if old_sizes else ""
+        print(f"   lash_nb, {label:18s} {size / 1e3:9.1f} kB{was}")
     big = rows[3]
+    was = (f"   (baseline {(old_sizes[3] - old_sizes[2]) / (big[1] - 10) / 1e3:.2f})"
+           if old_sizes else "")
     print(f"   lash_nb growth per turn, 10 -> {big[1]} turns: "
-          f"{(big[2] - base) / (big[1] - 10) / 1e3:.2f} kB/turn")
+          f"{(big[2] - base) / (big[1] - 10) / 1e3:.2f} kB/turn{was}")
     if common is not None:
         oai = OaiSession()
         p = f"{tmp}/size-oai.sqlite"
