@@ -75,16 +75,16 @@ def main() -> None:
         for _ in range(args_rounds()):
             # lash_nb: the store holds the file (warm-up call reopens it after the raw round)
             usage_frame(store, by="model")
-            ours += timed(lambda: usage_frame(store, by="model"))
+            ours += timed(lambda s=store: usage_frame(s, by="model"))
             if TURN_ROWS:
-                ours_turn += timed(lambda: usage_frame(store, by="turn"), 2)
+                ours_turn += timed(lambda s=store: usage_frame(s, by="turn"), 2)
             store.close_sync()
             # an independent DuckDB connection (every core), the same SQL, Arrow -> pandas
             raw_con = duckdb.connect(path, read_only=True)
             raw_con.sql(same).to_arrow_table().to_pandas()
-            raw += timed(lambda: raw_con.sql(same).to_arrow_table().to_pandas())
+            raw += timed(lambda c=raw_con: c.sql(same).to_arrow_table().to_pandas())
             if TURN_ROWS:
-                raw_turn += timed(lambda: raw_con.sql(turn_sql).to_arrow_table().to_pandas(), 2)
+                raw_turn += timed(lambda c=raw_con: c.sql(turn_sql).to_arrow_table().to_pandas(), 2)
             raw_con.close()
             store = DuckDBStore(path)
         m_ours, m_raw = statistics.median(ours), statistics.median(raw)
