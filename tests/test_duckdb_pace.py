@@ -141,3 +141,47 @@ def test_a_fold_checkpoints_once_the_wal_is_large(tmp_path: Path, monkeypatch) -
         assert not wal.exists() or wal.stat().st_size < logged // 10
     finally:
         store.close_sync()
+
+
+EXIT_WITHOUT_CLOSE = """
+import asyncio, sys
+from lash_nb import LashCore
+from lash_nb._core.llm import LlmPart, LlmResponse
+from lash_nb._core.usage import TokenUsage
+from lash_nb._store.duckdb import DuckDBStore
+from lash_nb.providers import FunctionProvider
+
+def model(request):
+    return LlmResponse(parts=(LlmPart.text_part("noted"),), usage=TokenUsage(10, 2))
+
+async def main():
+    store = DuckDBStore(sys.argv[1], fold_idle_s=None)
+    core = LashCore.builder().provider(FunctionProvider(model)).model("m").store(store).build()
+    session = await core.session("s").open()
+    for i in range(40):
+        await session.turn(f"note {i}").run()
+    print(store.unfolded_commits, flush=True)
+
+asyncio.run(main())
+# the script ends here: no close(), as a hurried one does
+"""
+
+
+def test_a_script_that_ends_without_closing_keeps_every_turn_in_the_tables(tmp_path: Path) -> None:
+    """80 commits still in the log when the interpreter exits: the exit-time fold cannot run
+    Python there, and used to quarantine every one of them as if its data were bad. They stay
+    in the log instead and fold at the next open."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "script.duckdb"
+    done = subprocess.run([sys.executable, "-c", EXIT_WITHOUT_CLOSE, str(path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["80"]
+    store = DuckDBStore(path)
+    try:
+        assert store.query("SELECT count(*) AS n FROM turns")["n"].tolist() == [40]
+        assert len(store.quarantined_commits()) == 0
+    finally:
+        store.close_sync()
