@@ -51,6 +51,9 @@ class Head:
 class Hold:
     def __init__(self, wal_path: str = "") -> None:
         self.wal_path = wal_path  # the file's .wal: a fold checkpoints once it is large
+        # user queries raised the connection's threads (user_query.py); the next store job
+        # sets one again, so a report's queries in a row pay the switch once
+        self.query_threads = False
         self._leases: dict[str, LeaseRow | None] = {}
         self._dirty: set[str] = set()
         self._in_file: dict[str, tuple[Any, ...]] = {}  # (owner, token, fencing) of the file row

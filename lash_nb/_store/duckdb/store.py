@@ -217,14 +217,14 @@ class DuckDBStore:
         ``pandas.DataFrame``. Only reads run (``_store/user_sql.py``), in a read-only
         transaction; files are read only with ``allow_files=True``."""
         return self._worker.submit(
-            lambda con: self._frame(con, sql, params, allow_files)).result()
+            lambda con: self._frame(con, sql, params, allow_files), query=True).result()
 
     async def query_async(
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
         allow_files: bool = False,
     ) -> Any:
         return await asyncio.wrap_future(
-            self._worker.submit(lambda con: self._frame(con, sql, params, allow_files))
+            self._worker.submit(lambda con: self._frame(con, sql, params, allow_files), query=True)
         )
 
     def _frame(self, con: Any, sql: str, params: Any, allow_files: bool) -> Any:

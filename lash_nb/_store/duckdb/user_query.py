@@ -8,7 +8,8 @@ Theory of operation
   that is not a read; a write the check let through fails in that transaction and is
   reported as :class:`QueryNotAllowed` (ADR 13).
 - The store's own statements run on one thread (``lock.py``); a user query may scan millions
-  of rows, so it gets every core while it runs.
+  of rows, so it gets every core. Switching costs ~10 ms per 1M-row roll-up here, so queries
+  in a row (a report) switch once: the next store job switches back (``worker.py``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ def frame(con: Any, hold: Any, sql: str, params: Any, allow_files: bool) -> Any:
     if hold is not None:
         hold.flush(con)  # lease rows a user may query are in the file
     import_arrow()  # not racing the store's background import
-    con.execute(f"SET threads = {_QUERY_THREADS}")
+    if hold is None or not hold.query_threads:
+        con.execute(f"SET threads = {_QUERY_THREADS}")
+        if hold is not None:  # the next store job sets one thread again (worker.py)
+            hold.query_threads = True
     con.execute("BEGIN TRANSACTION READ ONLY")
     try:
         if (sql, allow_files) not in _PASSED:
@@ -61,7 +65,8 @@ def frame(con: Any, hold: Any, sql: str, params: Any, allow_files: bool) -> Any:
         try:
             con.execute("ROLLBACK")
         finally:
-            con.execute("SET threads = 1")
+            if hold is None:
+                con.execute("SET threads = 1")
 
 
 def relations(con: Any) -> set[str]:
