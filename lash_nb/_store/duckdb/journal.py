@@ -232,18 +232,11 @@ def fold(con: Any, hold: Any) -> None:
     try:
         run_in_transaction(con, job, hold=hold)
     except quarantine.data_errors() as e:
-        if interpreter_exiting(e):  # not the data's fault: the log keeps them for the next open
+        if quarantine.python_is_shutting_down(e):  # not the data's fault: the log keeps them
             raise
         quarantine.fold_each(lambda j: run_in_transaction(con, j, hold=hold), list(hold.pending))
         hold.pending.clear()
     checkpoint_if_large(con, hold)
-
-
-def interpreter_exiting(e: BaseException) -> bool:
-    """DuckDB refuses to read Python objects (the fold's inserts) while Python exits: a store
-    nobody closed is released at exit, and its fold must leave the log alone, not quarantine
-    every pending commit as if its data were bad."""
-    return "interpreter is shutting down" in str(e)
 
 
 def checkpoint_if_large(con: Any, hold: Any) -> None:
