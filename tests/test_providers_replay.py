@@ -25,7 +25,7 @@ from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._errors import WireScriptError
 from lash_nb._providers.anthropic import Anthropic
 from lash_nb._providers.openai_compat import OpenAICompatible
-from lash_nb.testing.wire import LoopbackServer, ReplayTransport, WireScript, load_wire_script
+from lash_nb.testing import LoopbackServer, ReplayTransport, WireScript, load_wire_script
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "wire-scripts"

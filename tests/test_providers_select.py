@@ -8,7 +8,8 @@ import pytest
 
 from lash_nb._providers.anthropic import Anthropic
 from lash_nb._providers.openai_compat import OpenAICompatible
-from lash_nb._providers.select import ollama_base_url, select_provider
+from lash_nb._providers.registry import ollama_base_url
+from lash_nb._providers.select import select_provider
 
 HAS_OFFLINE = importlib.util.find_spec("lash_nb._providers.offline") is not None
 

@@ -15,9 +15,10 @@ session graph does not keep.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Mapping
+from typing import Any
 
 import httpx
 
@@ -274,7 +275,7 @@ class Anthropic(HttpProvider):
             async with aclosing(self._exchange.sse(http_request, key_hint=self._key_hint,
                                                    meta=meta)) as events:
                 async for sse in events:
-                    if acc.saw_stop:
+                    if meta.get("draining"):
                         continue  # only reading to the end so the connection can be reused
                     data = parse_json_event(self.kind, sse, meta["request_id"], acc.started,
                                             self._exchange.scrub)
