@@ -52,7 +52,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from . import events as ev
 from .llm import TerminalReason
@@ -158,9 +158,9 @@ class Done:
     outcome: TurnOutcome
 
 
-Effect = Union[ProgressCommit, LlmCall, ToolCalls, Checkpoint, Seal, Emit, AppendProse,
-               AppendToolCallMessage, AppendNote, RecordIssue, KeepPartialProse, SettleTools,
-               Done]
+Effect = (ProgressCommit | LlmCall | ToolCalls | Checkpoint | Seal | Emit | AppendProse
+          | AppendToolCallMessage | AppendNote | RecordIssue | KeepPartialProse | SettleTools
+          | Done)
 
 
 # ---------------------------------------------------------------------- responses
@@ -215,8 +215,8 @@ LEASE_LOST = ("another runtime took this session over while the turn ran; its wo
               "committed (queued input runs again)")
 
 
-Response = Union[ProgressCommitted, LlmReplied, LlmFailed, ToolsDone, CheckpointDone, Sealed,
-                 Cancelled, LeaseLost]
+Response = (ProgressCommitted | LlmReplied | LlmFailed | ToolsDone | CheckpointDone | Sealed
+            | Cancelled | LeaseLost)
 
 
 # ---------------------------------------------------------------------- the machine
