@@ -52,7 +52,8 @@ def test_tilde_fences_are_code_and_highlighted_by_language():
     assert plain == "<pre><code>a &lt; b\n</code></pre>\n"
     py = render_markdown("~~~python\nx = 'hi'\n~~~\n")
     assert '<code class="language-python">' in py
-    assert """<span class="lash-hl-s1">'hi'</span>""" in py
+    # pygments before 2.16 writes the quote as &#39; (same text once the browser reads it)
+    assert py.replace("&#39;", "'").count("""<span class="lash-hl-s1">'hi'</span>""") == 1
 
 
 def test_backslash_escapes_are_literal_characters():
