@@ -3,6 +3,7 @@
 - ``OfflineProvider``: deterministic, no key, streams visibly (the default without a key).
 - ``FunctionProvider``: a model written as a Python function (tests, custom scripts).
 - ``OpenAICompatible``: Chat Completions (OpenAI, OpenRouter, Ollama, vLLM).
+- ``OpenAIResponses``: the OpenAI Responses API (reasoning kept across turns, stateless).
 - ``Anthropic``: the Messages API.
 - ``select_provider()``: pick one from the environment and say why.
 """
@@ -31,11 +32,13 @@ from ._providers.offline import OfflineProvider
 _LAZY = {
     "OpenAICompatible": ("._providers.openai_compat", "OpenAICompatible"),
     "Anthropic": ("._providers.anthropic", "Anthropic"),
+    "OpenAIResponses": ("._providers.openai_responses", "OpenAIResponses"),
     "select_provider": ("._providers.select", "select_provider"),
 }
 
 __all__ = [
-    "OfflineProvider", "FunctionProvider", "OpenAICompatible", "Anthropic", "select_provider",
+    "OfflineProvider", "FunctionProvider", "OpenAICompatible", "OpenAIResponses", "Anthropic",
+    "select_provider",
     "Provider", "ProviderInfo", "LlmRequest", "LlmResponse", "LlmPart", "LlmToolSpec",
     "TextDelta", "ReasoningTextDelta", "Completed", "LlmTransportError", "ProviderFailureKind",
     "TerminalReason", "RetryPolicy", "UsageReported",

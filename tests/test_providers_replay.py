@@ -25,6 +25,7 @@ from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._errors import WireScriptError
 from lash_nb._providers.anthropic import Anthropic
 from lash_nb._providers.openai_compat import OpenAICompatible
+from lash_nb._providers.openai_responses import OpenAIResponses
 from lash_nb.testing.wire import LoopbackServer, ReplayTransport, WireScript, load_wire_script
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,12 +38,16 @@ KNOWN_EXPECTATIONS = {
     "terminal_reason", "text", "tool_names", "tool_calls", "reasoning", "usage", "served_model",
     "request_id", "status", "retryable_after_classification", "stream_error", "kind", "code",
     "retryable", "stream_events_committed", "failure_kind", "retry_after", "output_started",
-    "deltas",
+    "deltas", "stream_failure",
 }
+RESPONSES_KINDS = ("openai", "codex")  # the Responses API, api.openai.com and ChatGPT's codex
+CODEX_BASE = "/backend-api/codex"
 
 
 def _script_paths() -> list[Path]:
-    shared = sorted(SHARED.glob("openai-compatible.*.json")) + sorted(SHARED.glob("anthropic.*.json"))
+    shared = (sorted(SHARED.glob("openai-compatible.*.json")) + sorted(SHARED.glob("anthropic.*.json"))
+              + sorted(SHARED.glob("codex.responses-*.json"))
+              + sorted(SHARED.glob("openai.responses-*.json")))
     return shared + sorted(LOCAL.glob("*.json"))
 
 
@@ -68,6 +73,13 @@ def provider_for(script: WireScript, *, base_url: str | None = None, transport: 
     if script.provider_kind == "anthropic":
         return Anthropic(api_key=KEY, base_url=base_url or "https://api.anthropic.com",
                          transport=transport, timeout=timeout, chunk_timeout=chunk_timeout)
+    if script.provider_kind in RESPONSES_KINDS:
+        codex = script.provider_kind == "codex"
+        return OpenAIResponses(base_url or ("https://chatgpt.com" + CODEX_BASE if codex else
+                                            "https://api.openai.com/v1"),
+                               api_key=KEY, transport=transport, timeout=timeout,
+                               chunk_timeout=chunk_timeout,
+                               headers={"OpenAI-Beta": "responses=experimental"} if codex else None)
     streaming = _matcher(script, "stream")
     return OpenAICompatible(base_url or "https://gateway.example/v1", api_key=KEY, transport=transport,
                             streaming=streaming is not False, timeout=timeout,
@@ -135,6 +147,8 @@ def check(expected: dict[str, Any], out: Outcome, *, in_process: bool) -> None:
         assert err is not None and err.status == expected["status"]
     if "retryable_after_classification" in expected:
         assert err is not None and err.retryable is expected["retryable_after_classification"]
+    if "stream_failure" in expected:
+        assert err is not None and err.kind is ProviderFailureKind.STREAM and err.retryable
     if "stream_error" in expected:
         assert err is not None and err.kind is ProviderFailureKind.STREAM and err.retryable
         if in_process:  # over a real socket the message is the client's own wording
@@ -187,6 +201,7 @@ def test_script_replayed_in_process_matches_its_expected_classification(script: 
 def test_script_served_over_a_real_socket_matches_its_expected_classification(script: WireScript) -> None:
     with LoopbackServer([script]) as server:
         base = server.base_url if script.provider_kind == "anthropic" else server.base_url + "/v1"
+        base = server.base_url + CODEX_BASE if script.provider_kind == "codex" else base
         provider = provider_for(script, base_url=base, timeout=0.5, chunk_timeout=0.3)
         out = asyncio.run(collect(provider, request_for(script)))
         assert server.errors == []

@@ -142,6 +142,7 @@ class Part:
     tool_name: str | None = None
     interrupted: bool = False
     is_error: bool = False
+    replay: str | None = None  # provider-native JSON to send back (ADR 0030); opaque here
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "kind": self.kind.value, "content": self.content}
@@ -153,6 +154,8 @@ class Part:
             out["interrupted"] = True
         if self.is_error:
             out["is_error"] = True
+        if self.replay is not None:
+            out["replay"] = self.replay
         return out
 
     @classmethod
@@ -165,6 +168,7 @@ class Part:
             tool_name=d.get("tool_name"),
             interrupted=bool(d.get("interrupted", False)),
             is_error=bool(d.get("is_error", False)),
+            replay=d["replay"] if isinstance(d.get("replay"), str) else None,
         )
 
 

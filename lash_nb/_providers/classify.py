@@ -184,7 +184,8 @@ def classify_stream_error(
     output_started: bool,
     scrub: Scrub = DEFAULT_SCRUB,
 ) -> LlmTransportError:
-    """An error reported inside a 200 stream (Anthropic ``error`` event, OpenRouter chunk)."""
+    """An error reported inside a 200 stream (Anthropic ``error`` event, OpenRouter chunk,
+    Responses ``error`` / ``response.failed``). A context-length error is terminal."""
     raw = payload.get("error", payload)
     err: Mapping[str, Any] = raw if isinstance(raw, dict) else {"message": str(raw)}
     kind_name = scrub(str(err.get("type") or ""))[:80]
@@ -194,13 +195,17 @@ def classify_stream_error(
     message = " ".join(scrub(str(err.get("message") or kind_name or "stream error")).split())
     status = code if isinstance(code, int) else None
     low = f"{kind_name} {code} {message}".lower()
+    overflow: TerminalReason | None = None
     if "overloaded" in low or status == 529:
         kind, retryable = ProviderFailureKind.OVERLOADED, True
     elif any(marker in low for marker in _QUOTA_MARKERS):
         kind, retryable = ProviderFailureKind.QUOTA, False
     elif "rate_limit" in low or status == 429:
         kind, retryable = ProviderFailureKind.RATE_LIMIT, True
-    elif "invalid_request" in low or status in (400, 422):
+    elif any(marker in low for marker in _CONTEXT_MARKERS):
+        kind, retryable = ProviderFailureKind.VALIDATION, False
+        overflow = TerminalReason.CONTEXT_OVERFLOW
+    elif "invalid_request" in low or "invalid_prompt" in low or status in (400, 422):
         kind, retryable = ProviderFailureKind.VALIDATION, False
     elif "authentication" in low or "permission" in low or status in (401, 403):
         kind, retryable = ProviderFailureKind.AUTH, False
@@ -212,7 +217,7 @@ def classify_stream_error(
         kind=kind, retryable=retryable, status=status,
         code=kind_name or (str(code) if code is not None else None),
         request_id=request_id, output_started=output_started,
-        retry_after=retry_after_from(httpx.Headers(), message),
+        retry_after=retry_after_from(httpx.Headers(), message), terminal_reason=overflow,
     )
 
 
