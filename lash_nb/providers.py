@@ -5,6 +5,7 @@
 - ``OpenAICompatible``: Chat Completions (OpenAI, OpenRouter, Ollama, vLLM).
 - ``OpenAIResponses``: the OpenAI Responses API (reasoning kept across turns, stateless).
 - ``Anthropic``: the Messages API.
+- ``GoogleGemini``: the Gemini API (``streamGenerateContent``).
 - ``select_provider()``: pick one from the environment and say why.
 """
 
@@ -33,12 +34,13 @@ _LAZY = {
     "OpenAICompatible": ("._providers.openai_compat", "OpenAICompatible"),
     "Anthropic": ("._providers.anthropic", "Anthropic"),
     "OpenAIResponses": ("._providers.openai_responses", "OpenAIResponses"),
+    "GoogleGemini": ("._providers.google", "GoogleGemini"),
     "select_provider": ("._providers.select", "select_provider"),
 }
 
 __all__ = [
     "OfflineProvider", "FunctionProvider", "OpenAICompatible", "OpenAIResponses", "Anthropic",
-    "select_provider",
+    "GoogleGemini", "select_provider",
     "Provider", "ProviderInfo", "LlmRequest", "LlmResponse", "LlmPart", "LlmToolSpec",
     "TextDelta", "ReasoningTextDelta", "Completed", "LlmTransportError", "ProviderFailureKind",
     "TerminalReason", "RetryPolicy", "UsageReported",

@@ -17,6 +17,7 @@ import pytest
 from lash_nb._core.llm import Completed, LlmRequest, LlmResponse, LlmToolSpec, TextDelta
 from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._providers.anthropic import Anthropic
+from lash_nb._providers.google import GoogleGemini
 from lash_nb._providers.openai_compat import OpenAICompatible
 from lash_nb._providers.openai_responses import OpenAIResponses
 
@@ -41,6 +42,12 @@ def _providers() -> list[Any]:
         out.append(pytest.param(lambda: Anthropic(model="claude-3-5-haiku-latest", max_tokens=256), id="anthropic"))
     else:
         out.append(pytest.param(None, id="anthropic", marks=pytest.mark.skip(reason="ANTHROPIC_API_KEY not set")))
+    if os.environ.get("GOOGLE_API_KEY") or os.environ.get("GEMINI_API_KEY"):
+        out.append(pytest.param(lambda: GoogleGemini(model="gemini-2.5-flash", thinking_budget=0),
+                                id="google"))
+    else:
+        out.append(pytest.param(None, id="google", marks=pytest.mark.skip(
+            reason="GOOGLE_API_KEY / GEMINI_API_KEY not set")))
     if os.environ.get("OPENROUTER_API_KEY"):
         out.append(pytest.param(lambda: OpenAICompatible("https://openrouter.ai/api/v1",
                                                          api_key_env="OPENROUTER_API_KEY",

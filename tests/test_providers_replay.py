@@ -24,6 +24,7 @@ from lash_nb._core.llm import (
 from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._errors import WireScriptError
 from lash_nb._providers.anthropic import Anthropic
+from lash_nb._providers.google import GoogleGemini
 from lash_nb._providers.openai_compat import OpenAICompatible
 from lash_nb._providers.openai_responses import OpenAIResponses
 from lash_nb.testing.wire import LoopbackServer, ReplayTransport, WireScript, load_wire_script
@@ -47,7 +48,7 @@ CODEX_BASE = "/backend-api/codex"
 def _script_paths() -> list[Path]:
     shared = (sorted(SHARED.glob("openai-compatible.*.json")) + sorted(SHARED.glob("anthropic.*.json"))
               + sorted(SHARED.glob("codex.responses-*.json"))
-              + sorted(SHARED.glob("openai.responses-*.json")))
+              + sorted(SHARED.glob("openai.responses-*.json")) + sorted(SHARED.glob("google.*.json")))
     return shared + sorted(LOCAL.glob("*.json"))
 
 
@@ -73,6 +74,14 @@ def provider_for(script: WireScript, *, base_url: str | None = None, transport: 
     if script.provider_kind == "anthropic":
         return Anthropic(api_key=KEY, base_url=base_url or "https://api.anthropic.com",
                          transport=transport, timeout=timeout, chunk_timeout=chunk_timeout)
+    if script.provider_kind in ("google", "google_oauth"):  # the Gemini API, Cloud Code Assist
+        oauth = script.provider_kind == "google_oauth"
+        return GoogleGemini(api_key=KEY, model="gemini-test",
+                            base_url=base_url or ("https://cloudcode-pa.googleapis.com" if oauth else
+                                                  "https://generativelanguage.googleapis.com/v1beta"),
+                            code_assist_project=_matcher(script, "project"),
+                            streaming="streamGenerateContent" in script.path, transport=transport,
+                            timeout=timeout, chunk_timeout=chunk_timeout)
     if script.provider_kind in RESPONSES_KINDS:
         codex = script.provider_kind == "codex"
         return OpenAIResponses(base_url or ("https://chatgpt.com" + CODEX_BASE if codex else
@@ -89,8 +98,10 @@ def provider_for(script: WireScript, *, base_url: str | None = None, transport: 
 def request_for(script: WireScript) -> LlmRequest:
     body = script.request_match.get("body") or {}
     tools = (LOOKUP,) if any(k.startswith("tools") for k in body) else ()
-    user = Message.build(Role.USER, [(PartKind.TEXT, "Please look up x.")])
-    return LlmRequest(model=_matcher(script, "model"), messages=[user], tools=tools)
+    said = [m["contains"] for k, m in body.items() if k.endswith(".text") and "contains" in m]
+    user = Message.build(Role.USER, [(PartKind.TEXT, " ".join(["Please look up x."] + said))])
+    return LlmRequest(model=_matcher(script, "model") or "", messages=[user], tools=tools,
+                      session_id=_matcher(script, "request.sessionId") or "")
 
 
 async def collect(provider: Any, request: LlmRequest) -> Outcome:
@@ -202,12 +213,15 @@ def test_script_served_over_a_real_socket_matches_its_expected_classification(sc
     with LoopbackServer([script]) as server:
         base = server.base_url if script.provider_kind == "anthropic" else server.base_url + "/v1"
         base = server.base_url + CODEX_BASE if script.provider_kind == "codex" else base
+        base = server.base_url + "/v1beta" if script.provider_kind == "google" else base
+        base = server.base_url if script.provider_kind == "google_oauth" else base
         provider = provider_for(script, base_url=base, timeout=0.5, chunk_timeout=0.3)
         out = asyncio.run(collect(provider, request_for(script)))
         assert server.errors == []
         assert len(server.requests) == 1
     check(dict(script.expected_provider), out, in_process=False)
-    auth = "x-api-key" if script.provider_kind == "anthropic" else "authorization"
+    auth = {"anthropic": "x-api-key", "google": "x-goog-api-key"}.get(script.provider_kind,
+                                                                       "authorization")
     assert server.requests[0].header(auth) == "[redacted]"
 
 

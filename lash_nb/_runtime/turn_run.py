@@ -516,7 +516,7 @@ def _assistant_message(response: LlmResponse) -> Message:
             parts.append(Part(f"{mid}.p{i}", PartKind.REASONING, p.text, replay=p.replay))
         elif p.kind == "tool_call":
             parts.append(Part(f"{mid}.p{i}", PartKind.TOOL_CALL, p.input_json or "{}",
-                              p.call_id, p.tool_name))
+                              p.call_id, p.tool_name, replay=p.replay))
     return Message(mid, Role.ASSISTANT, tuple(parts))
 
 
