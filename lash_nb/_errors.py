@@ -14,7 +14,9 @@
     ├── SessionExecutionBusy          another runtime holds the session lease   (retryable)
     ├── SessionExecutionLeaseLost     the lease expired under a running turn    (retryable)
     ├── StoreError                    persistence could not go on
-    │   ├── StoreLockedError          another process holds the DuckDB file
+    │   ├── StoreLockedError          another process held the DuckDB file past the wait
+    │   ├── StoreDamagedError         the DuckDB file is truncated or corrupt
+    │   ├── StoreFullError            the disk holding the store is full
     │   ├── StoreSchemaError          not a lash store / another schema version
     │   ├── StorePathError            a folder, a read-only directory, ...
     │   ├── HeadRevisionConflict      the stored head moved under a commit
@@ -109,14 +111,38 @@ class StoreError(LashError):
 
 
 class StoreLockedError(StoreError):
-    def __init__(self, path: str, pid: int | None, waited_s: float) -> None:
-        holder = f"process {pid}" if pid else "another process"
+    """``holder`` names it (``"worker pid 12"``); lash processes hand the file over between
+    turns, so a long wait means the holder is stuck in one long job or is not lash_nb."""
+
+    def __init__(self, path: str, pid: int | None, waited_s: float,
+                 holder: str | None = None) -> None:
+        who = holder or (f"process {pid}" if pid else "another process")
         super().__init__(
-            f"{path} is held by {holder} (waited {waited_s:.1f} s); close the other notebook "
-            "or worker, raise DuckDBStore(idle_release_s=...) there, or raise lock_timeout_s here"
+            f"{path} is held by {who} (waited {waited_s:.1f} s without a hand-over); let its "
+            "long job finish or stop that process, or raise DuckDBStore(lock_timeout_s=...) here"
         )
         self.path = path
         self.pid = pid
+        self.holder = who
+        self.waited_s = waited_s
+
+
+class StoreDamagedError(StoreError):
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(
+            f"{path} is damaged ({detail}); lash_nb changed nothing: restore the file from a "
+            "copy or backup, or point DuckDBStore at a new path"
+        )
+        self.path = path
+
+
+class StoreFullError(StoreError):
+    def __init__(self, path: str, what: str = "nothing was written") -> None:
+        super().__init__(
+            f"the disk holding {path} is full (No space left on device); {what}: free space "
+            "there and retry"
+        )
+        self.path = path
 
 
 class StoreSchemaError(StoreError):

@@ -104,7 +104,6 @@ def test_killed_committer_never_leaves_half_a_commit(tmp_path: Path) -> None:
     DuckDBStore(path).close_sync()
     rng = random.Random(7)
     recoveries = 0
-    started = time.monotonic()
     for _ in range(KILLS):
         child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)],
                                  stdout=subprocess.PIPE, text=True)
@@ -131,4 +130,3 @@ def test_killed_committer_never_leaves_half_a_commit(tmp_path: Path) -> None:
         finally:
             store.close_sync()
     assert finished > 0  # the child got through whole turns between kills
-    assert time.monotonic() - started < 120

@@ -43,6 +43,10 @@ CHILD = textwrap.dedent("""
                 n += 1
             print("commits", n, flush=True)
             await asyncio.to_thread(stop.wait)
+        elif mode == "stuck":  # one job that holds the file until told to stop
+            await store.commit(RuntimeCommit("s1", None))
+            job = store._worker.submit(lambda con: (print("holding", flush=True), stop.wait()))
+            await asyncio.wrap_future(job)
         else:  # "forever": keep working until told to stop
             await store.commit(RuntimeCommit("s1", None))
             print("holding", flush=True)
@@ -87,16 +91,18 @@ def test_second_process_waits_until_the_first_goes_idle(tmp_path: Path) -> None:
 
 
 def test_waiting_process_gives_up_naming_the_holder_pid(tmp_path: Path) -> None:
+    """A lash holder hands the file over between jobs; one stuck inside a single job cannot,
+    and the waiter then gives up with a message naming it."""
     path = tmp_path / "lash.duckdb"
     DuckDBStore(path).close_sync()
-    a = spawn(path, "forever")
+    a = spawn(path, "stuck")
     try:
         assert a.stdout is not None
         assert a.stdout.readline().split() == ["holding"]
         with pytest.raises(StoreLockedError) as e:
             DuckDBStore(path, lock_timeout_s=0.5)
         assert e.value.pid == a.pid
-        assert f"process {a.pid}" in str(e.value)
+        assert f"held by process pid {a.pid}" in str(e.value)
         waited = re.search(r"waited (\d+\.\d) s", str(e.value))
         assert waited is not None and float(waited.group(1)) >= 0.5
     finally:

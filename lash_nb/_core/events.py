@@ -117,6 +117,21 @@ class Error(TurnEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class StoreWait(TurnEvent):
+    """lash_nb addition: the turn is waiting for its store. ``reason`` is ``locked`` (another
+    process holds the DuckDB file: ``holder`` names it, e.g. ``"worker pid 12"``) or
+    ``disk_full``; repeated with a growing ``waited_s`` under one correlation id, and a last
+    time with ``done`` once the store answered."""
+
+    type: ClassVar[str] = "store_wait"
+    reason: str
+    waited_s: float
+    holder: str | None = None
+    holder_pid: int | None = None
+    done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class TurnOutcomeEvent(TurnEvent):
     """lash_nb addition: the terminal outcome of the turn, so a replayed stream can show it."""
 
@@ -139,6 +154,7 @@ EVENT_TYPES: dict[str, type[TurnEvent]] = {
         RetryStatus,
         QueuedInputAccepted,
         Error,
+        StoreWait,
         TurnOutcomeEvent,
     )
 }

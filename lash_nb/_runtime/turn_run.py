@@ -58,6 +58,7 @@ from .._core.tools import ToolContext
 from .._core.usage import BUCKETS, ZERO_USAGE, TokenLedgerEntry, TokenUsage, merge_ledger
 from .._errors import HeadRevisionConflict, LashError
 from .._store.base import Lease, RuntimeCommit, TurnRecord, TurnStart, UsageDelta
+from .._store.waits import observe_store_waits, stop_observing
 from .model_call import ModelCallFailed, call_model
 
 if TYPE_CHECKING:
@@ -143,13 +144,21 @@ class TurnRun:
             except RuntimeError:
                 pass
 
+        def on_store_wait(event: ev.StoreWait, correlation_id: str) -> None:
+            try:  # the store waits on its own thread
+                loop.call_soon_threadsafe(self.emit, event, correlation_id)
+            except RuntimeError:
+                pass
+
         self.token.add_callback(on_cancel)
+        watching = observe_store_waits(on_store_wait)
         try:
             if self.hold_lock:
                 return await self._execute_locked()
             async with self.session._writer():
                 return await self._execute_locked()
         finally:
+            stop_observing(watching)
             self.token.remove_callback(on_cancel)
 
     async def _execute_locked(self) -> TurnResult:

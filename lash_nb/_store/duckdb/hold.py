@@ -17,12 +17,15 @@ Theory of operation
 - Updates that depend on a transaction are registered with :meth:`after_commit` and applied
   only once COMMIT succeeded; a failed job drops the derived caches (they reload lazily),
   never the leases.
-- A new connection (the file was released and reopened) starts a new :class:`Hold`.
+- A new connection (the file was released and reopened) starts a new :class:`Hold`. Lease
+  rows a release could not write (the file was taken from under it) are carried into the
+  next hold (:meth:`Hold.adopt`) when the file shows nobody took those leases meanwhile.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any, Callable
 
 _LEASE_SQL = "SELECT owner_id, token, fencing, expires_at_ms FROM execution_leases WHERE session_id = ?"
@@ -92,6 +95,27 @@ class Hold:
             self._in_file[sid] = holder
 
         self.after_commit(written)
+
+    def dirty_rows(self) -> dict[str, LeaseRow]:
+        """Lease rows not yet written (a release that could not write them carries them)."""
+        return {sid: row for sid in self._dirty if (row := self._leases.get(sid)) is not None}
+
+    def adopt(self, con: Any, rows: dict[str, LeaseRow]) -> None:
+        """Take over lease rows a failed release could not write, each only while the file
+        shows nobody else took that lease since (fencing holds across the gap)."""
+        t = int(time.time() * 1000)
+        for sid, row in rows.items():
+            stored = self.lease(con, sid)
+            if stored is None:
+                ok = True
+            elif stored.fencing == row.fencing:
+                ok = stored.token == row.token or row.token is None
+            elif stored.fencing < row.fencing:
+                ok = stored.token is None or stored.expires_at_ms <= t or stored.owner_id == row.owner_id
+            else:
+                ok = False
+            if ok:
+                self.set_lease(sid, row)
 
     def write_dirty_leases(self, con: Any) -> None:
         for sid in sorted(self._dirty):

@@ -63,3 +63,15 @@ def release(hold: Hold, con: Any, lease: Lease) -> None:
     row = hold.lease(con, lease.session_id)
     if row is not None and row.token == lease.token and row.fencing == lease.fencing:
         hold.set_lease(lease.session_id, LeaseRow(None, None, row.fencing, 0))
+
+
+def keep_through_wait(hold: Hold, con: Any, lease: Lease, grace_ms: int = 5_000) -> None:
+    """A commit that waited (disk full) while this process held the file throughout: nobody
+    else could take its lease meanwhile (they cannot open the file), so a lease that was
+    live at the first attempt is kept live for the retry. Fencing still holds."""
+    row = hold.lease(con, lease.session_id)
+    if row is None or row.token != lease.token or row.fencing != lease.fencing:
+        return
+    t = now_ms()
+    if row.expires_at_ms < t + grace_ms:
+        hold.set_lease(lease.session_id, LeaseRow(row.owner_id, row.token, row.fencing, t + grace_ms))

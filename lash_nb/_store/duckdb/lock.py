@@ -4,9 +4,14 @@ Theory of operation
 - DuckDB lets one process hold a database file read-write. The store therefore holds the
   file only while it works (see ``worker.py``) and opens it on demand.
 - Opening while another process holds the file raises ``duckdb.IOException`` ("Conflicting
-  lock is held in <exe> (PID n)"). :func:`open_connection` retries with exponential backoff
-  (10 ms doubling to 400 ms) until ``lock_timeout_s`` has passed, then raises
-  :class:`StoreLockedError` naming that PID.
+  lock is held in <exe> (PID n)"). :func:`open_connection` waits in the file's line
+  (``share.py``: lash holders hand the file over at their next job boundary, waiters get it
+  in arrival order) until ``lock_timeout_s`` has passed, then raises
+  :class:`StoreLockedError` naming the holder ("worker pid N"). A lock conflict later in the
+  open (schema check, recovery fold) waits the same way.
+- What DuckDB raises about the file itself becomes one line naming the file and the fix
+  (:func:`store_error`): damaged (restore a copy), disk full (free space), read-only folder
+  (a writable folder; checked before any open), a newer schema (upgrade lash_nb).
 - A writable open folds what a crashed process left in ``commit_log`` (``journal.py``);
   a read-only open of such a file is refused until a writable open has done that.
 - Nothing already stored is changed by a failed open: a folder, a missing or read-only
@@ -18,11 +23,18 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from typing import Any
 
-from ..._errors import StoreError, StoreLockedError, StorePathError, StoreSchemaError
+from ..._errors import (
+    StoreDamagedError,
+    StoreError,
+    StoreFullError,
+    StorePathError,
+    StoreSchemaError,
+)
+from ..waits import StoreWaitObserver
 from .schema import ADD_COLUMNS_DDL, ADDED_PROBE, DDL, MIGRATIONS, SCHEMA_VERSION, TABLES
+from .share import Line, Wait
 
 _PID = re.compile(r"\(PID (\d+)\)")
 _DUCK_MAGIC = b"DUCK"
@@ -42,8 +54,9 @@ def check_path(path: str, read_only: bool) -> None:
             head = f.read(12)
         if head[8:12] != _DUCK_MAGIC:
             raise StoreSchemaError(
-                f"{path} is not a DuckDB database; point DuckDBStore at another path "
-                "(a new file is created on first use)"
+                f"{path} is not a DuckDB database (or its header is damaged: then restore it "
+                "from a copy); point DuckDBStore at another path (a new file is created on "
+                "first use)"
             )
     elif read_only:
         raise StorePathError(
@@ -51,65 +64,139 @@ def check_path(path: str, read_only: bool) -> None:
         )
     elif not os.access(parent, os.W_OK):
         raise StorePathError(f"folder {parent} is read-only; choose a writable path")
+    if os.path.exists(path) and not read_only and not (
+            os.access(parent, os.W_OK) and os.access(path, os.W_OK)):
+        raise StorePathError(
+            f"{path} cannot be written here (folder {parent} or the file is read-only, and "
+            "DuckDB writes a .wal beside the file); copy it to a writable folder, or open it "
+            "with read_only=True to only read it"
+        )
 
 
 def open_connection(
-    path: str, *, read_only: bool, lock_timeout_s: float, check: bool = True
+    path: str, *, read_only: bool, lock_timeout_s: float, check: bool = True,
+    line: Line | None = None, observer: StoreWaitObserver | None = None,
 ) -> Any:
-    """Connect, waiting out other processes' locks; validate or create the schema (unless
-    ``check`` is False: :func:`migrate` opens files of older versions)."""
+    """Connect, waiting in the file's line (``share.py``) while another process holds it;
+    validate or create the schema (unless ``check`` is False: :func:`migrate` opens files of
+    older versions). A lock conflict at any step of the open waits the same way."""
     import duckdb
 
     check_path(path, read_only)
-    start = time.monotonic()
-    delay = 0.01
-    while True:
-        try:
-            # one thread: the store's statements are small, and DuckDB's thread hand-offs cost
-            # more than they save on them (-25% per insert, -45% on a 10,000-node load here);
-            # user queries get every core (store.py ``_frame``)
-            con = duckdb.connect(path, read_only=read_only, config={"threads": 1})
-            break
-        except duckdb.IOException as e:
-            msg = str(e)
-            if "lock" not in msg.lower():
-                raise _classify(path, msg) from e
-            waited = time.monotonic() - start
-            if waited >= lock_timeout_s:
-                m = _PID.search(msg)
-                raise StoreLockedError(path, int(m.group(1)) if m else None, waited) from e
-            time.sleep(min(delay, max(0.0, lock_timeout_s - waited)))
-            delay = min(delay * 2, 0.4)
-        except duckdb.ConnectionException as e:
-            raise StoreError(
-                f"{path} is already open in this process with another read_only setting; "
-                "use one DuckDBStore per file in a process"
-            ) from e
-    if not check:
-        return con
+    wait = Wait(path, line, lock_timeout_s, observer)
     try:
-        ensure_schema(con, path, read_only)
-        if read_only:
-            _refuse_unfolded(con, path)
-        else:
-            from .journal import recover
+        while True:
+            if not wait.my_turn():
+                wait.blocked()
+                continue
+            try:
+                # one thread: the store's statements are small, and DuckDB's thread hand-offs
+                # cost more than they save on them (-25% per insert, -45% on a 10,000-node
+                # load here); user queries get every core (store.py ``_frame``)
+                con = duckdb.connect(path, read_only=read_only, config={"threads": 1})
+            except duckdb.IOException as e:
+                if not is_lock_conflict(e):
+                    raise _classify(path, str(e)) from e
+                wait.blocked(_pid_in(e))
+                continue
+            except duckdb.ConnectionException as e:
+                raise StoreError(
+                    f"{path} is already open in this process with another read_only setting; "
+                    "use one DuckDBStore per file in a process"
+                ) from e
+            except duckdb.Error as e:
+                raise _classify(path, str(e)) from e
+            if not check:
+                return con
+            try:
+                ensure_schema(con, path, read_only)
+                if read_only:
+                    _refuse_unfolded(con, path)
+                else:
+                    from .journal import recover
 
-            recover(con)
-    except BaseException:
-        con.close()
-        raise
-    return con
+                    recover(con)
+            except duckdb.Error as e:
+                con.close()
+                if is_lock_conflict(e):
+                    wait.blocked(_pid_in(e))
+                    continue
+                mapped = store_error(path, e)
+                if mapped is e:
+                    raise
+                raise mapped from e
+            except BaseException:
+                con.close()
+                raise
+            return con
+    finally:
+        wait.done()
+
+
+def is_lock_conflict(e: BaseException) -> bool:
+    """DuckDB's "another process holds the file" (at connect, or at a commit on the .wal)."""
+    import duckdb
+
+    msg = str(e)
+    return isinstance(e, duckdb.Error) and (
+        "Conflicting lock" in msg or "Could not set lock" in msg)
+
+
+def is_disk_full(e: BaseException) -> bool:
+    return "No space left on device" in str(e) or "Disk quota exceeded" in str(e)
+
+
+def _pid_in(e: BaseException) -> int | None:
+    m = _PID.search(str(e))
+    return int(m.group(1)) if m else None
+
+
+_DAMAGE = ("Corrupt database file", "Could not read enough bytes", "not a valid DuckDB database")
+
+
+def store_error(path: str, e: BaseException, *, opening: bool = True) -> BaseException:
+    """A one-line store error for what DuckDB raised about the store's own file, or ``e``
+    itself (a bug, or a user's statement failing on some other file, keeps its message).
+    After the open (``opening=False``) only errors that name this file, or a corrupt block,
+    are the store's."""
+    import duckdb
+
+    msg = str(e)
+    if not isinstance(e, duckdb.Error) or isinstance(e, (
+            duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
+            duckdb.ConversionException, duckdb.ConstraintException)):
+        return e
+    ours = os.path.basename(path) in msg or "Corrupt database file" in msg
+    if not opening and not ours:
+        return e
+    first = msg.splitlines()[0][:160] if msg else type(e).__name__
+    if is_disk_full(e):
+        return StoreFullError(path)
+    if any(d in msg for d in _DAMAGE):
+        return StoreDamagedError(path, first)
+    if opening and ("Read-only file system" in msg or "Permission denied" in msg):
+        return StorePathError(
+            f"cannot write {path} ({first}); move it to a writable folder, or open it with "
+            "read_only=True to only read it"
+        )
+    return e
 
 
 def _classify(path: str, msg: str) -> StoreError:
-    if "not a valid DuckDB database" in msg:
-        return StoreSchemaError(
-            f"{path} is not a DuckDB database; point DuckDBStore at another path"
-        )
     if "Is a directory" in msg:
         return StorePathError(f"{path} is a folder; pass a file path inside it")
+    if any(d in msg for d in _DAMAGE):
+        return StoreDamagedError(path, msg.splitlines()[0][:160])
+    if is_disk_full(Exception(msg)):
+        return StoreFullError(path)
+    if "Read-only file system" in msg or "Permission denied" in msg:
+        return StorePathError(
+            f"cannot write {path} ({msg.splitlines()[0][:160]}); move it to a writable "
+            "folder, or open it with read_only=True to only read it"
+        )
     return StorePathError(
-        f"cannot open {path} ({msg.splitlines()[0][:120]}); choose a writable file path"
+        f"cannot open {path} ({msg.splitlines()[0][:160]}); check the path and its folder's "
+        "permissions"
     )
 
 
@@ -147,8 +234,14 @@ def ensure_schema(con: Any, path: str, read_only: bool) -> None:
     version = _version(con)
     if version != str(SCHEMA_VERSION):
         older = version is not None and version.isdigit() and int(version) in MIGRATIONS
-        hint = (f"migrate it with `python -m lash_nb migrate-store {path}`" if older
-                else "point at another path, or delete the file")
+        newer = version is not None and version.isdigit() and int(version) > SCHEMA_VERSION
+        if older:
+            hint = f"migrate it with `python -m lash_nb migrate-store {path}`"
+        elif newer:
+            hint = ("it was written by a newer lash_nb: upgrade lash_nb here "
+                    "(pip install -U lash_nb); the file is unchanged")
+        else:
+            hint = "point at another path (the file is unchanged)"
         raise StoreSchemaError(
             f"{path} has lash store schema version {version}, this lash_nb uses "
             f"{SCHEMA_VERSION}; {hint}"

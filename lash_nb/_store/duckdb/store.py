@@ -12,9 +12,12 @@ Theory of operation
   set); the file's worker stops when the last of them closes. The first one's
   ``idle_release_s`` and ``fold_idle_s`` apply.
 - The file is held only while the store works: it is released after ``idle_release_s``
-  idle and reopened on the next call, waiting up to ``lock_timeout_s`` for another process
-  that holds it (then :class:`StoreLockedError`). Leases, claims and queue rows live in the
-  file, so they hold across processes.
+  idle, or at once (between two jobs) when another process waits for it (``share.py``), and
+  reopened on the next call, waiting in line up to ``lock_timeout_s`` (then
+  :class:`StoreLockedError` naming the holder). A turn's terminal commit waits up to
+  ``commit_wait_s`` instead, for the file and for disk space: a finished turn is not thrown
+  away because the file is busy or the disk briefly full. Leases, claims and queue rows live
+  in the file, so they hold across processes.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from ..._core.events import TurnActivity
 from ..._core.queue import ClaimBoundary, QueueClaim, QueuedWorkBatch, QueuedWorkDraft
-from ..._errors import StoreError
+from ..._errors import StoreError, StorePathError
 from ..base import (
     DEFAULT_LEASE_TTL_MS,
     CommitResult,
@@ -44,6 +47,7 @@ from .arrow import import_arrow_in_background
 from .journal import fold
 from .hold import Hold
 from .lock import check_path, open_connection
+from .share import Line
 from .worker import ConnectionWorker, run_in_transaction
 
 T = TypeVar("T")
@@ -55,8 +59,10 @@ class DuckDBStore:
     """Sessions, turns, usage, events and queued work in one DuckDB file.
 
     ``idle_release_s``: seconds without work after which the file is released for other
-    processes (``None`` holds it until :meth:`close`). ``lock_timeout_s``: how long an open
-    waits for another process that holds the file. ``read_only``: open without writing
+    processes (``None`` holds it until :meth:`close`; a waiting process gets it between two
+    calls either way). ``lock_timeout_s``: how long a call waits for another process that
+    holds the file. ``commit_wait_s``: how long a finished turn's commit waits for the file
+    or for disk space before it gives up. ``read_only``: open without writing
     (only reads and :meth:`query` succeed). ``fold_idle_s``: seconds without work after
     which logged commits are folded into the tables (``None``: only when a read, the size
     bound or a release needs it).
@@ -73,10 +79,12 @@ class DuckDBStore:
         lock_timeout_s: float = 10.0,
         read_only: bool = False,
         fold_idle_s: float | None = 0.05,
+        commit_wait_s: float = 600.0,
     ) -> None:
         self.path = os.fspath(path)
         self.read_only = read_only
         self.lock_timeout_s = lock_timeout_s
+        self.commit_wait_s = commit_wait_s
         check_path(self.path, read_only)
         self._key = os.path.realpath(self.path)
         self._closed = False
@@ -91,13 +99,24 @@ class DuckDBStore:
                 shared.users += 1
                 self._worker = shared
                 return
+            line = Line(self.path)
+            if not line.on and line.possible and not read_only:  # DuckDB's .wal needs it too
+                raise StorePathError(
+                    f"cannot open {line.path} beside the store ({line.error}); use a writable "
+                    "folder, or read_only=True to only read it"
+                )
             self._worker = ConnectionWorker(
-                lambda: open_connection(
-                    self.path, read_only=read_only, lock_timeout_s=self.lock_timeout_s
+                lambda wait_s, observer: open_connection(
+                    self.path, read_only=read_only, lock_timeout_s=wait_s, line=line,
+                    observer=observer,
                 ),
                 idle_release_s=idle_release_s,
                 fold_idle_s=fold_idle_s,
                 name=f"lash-duckdb:{os.path.basename(self.path)}",
+                path=self.path,
+                line=line,
+                lock_timeout_s=lock_timeout_s,
+                commit_wait_s=commit_wait_s,
             )
             self._worker.read_only = read_only
             _SHARED[self._key] = self._worker
@@ -254,11 +273,20 @@ class DuckDBStore:
         if self.read_only:
             raise self._read_only_error()
 
+        first: list[Hold] = []
+
         def run(con: Any) -> CommitResult:
             hold = self._worker.hold
             assert hold is not None
+            if not first:
+                first.append(hold)
+            elif hold is first[0] and commit.lease is not None:  # a retry (disk full), same hold
+                leases.keep_through_wait(hold, con, commit.lease)
             return commits.commit(con, hold, commit, lambda job: self._txn(con, job, hold))
 
+        if commit.turn is not None:  # a finished turn: wait generously rather than lose it
+            return await asyncio.wrap_future(self._worker.submit(
+                run, wait_s=self.commit_wait_s, terminal_commit=True))
         return await asyncio.wrap_future(self._worker.submit(run))
 
     async def list_sessions(self) -> list[SessionMeta]:

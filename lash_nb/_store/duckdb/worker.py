@@ -4,12 +4,27 @@ Theory of operation
 - States: *released* (no connection; the file is free for other processes) and *holding*
   (a connection is open). Only the worker thread moves between them and only it ever
   touches the connection (duckdb 2.0 refuses one connection used from two threads).
-- Jobs arrive on a queue. A job in the released state first opens the file (which may wait
-  for another process's lock, see ``lock.py``). After the queue has stayed empty for
-  ``fold_idle_s`` (default ``FOLD_IDLE_S``) the worker folds pending commits into the typed tables (``journal.py``);
-  after ``idle_release_s`` it folds (if still needed), writes dirty leases and closes the
-  connection: the file is released while idle, so another notebook or worker process can
-  use it. ``idle_release_s=None`` holds it until :meth:`ConnectionWorker.stop`.
+- Jobs arrive on a queue. A job in the released state first opens the file, waiting in the
+  file's line while another process holds it (``share.py``, ``lock.py``).
+- **Hand-over**: while holding, the worker looks at the line after every job and every
+  ``HANDOVER_POLL_S`` while idle. When another process waits and this one has held the file
+  for ``MIN_SLICE_S`` (or is idle), it folds, writes dirty leases and closes the
+  connection; its next job waits in line behind the waiters. So a worker draining a queue
+  and a notebook share the file turn by turn, in arrival order. A hand-over skips DuckDB's
+  checkpoint at close while the ``.wal`` is small (the next holder replays it in less time
+  than the checkpoint takes); an idle release checkpoints, so a file at rest has no ``.wal``.
+- **Lock conflicts inside a job** (DuckDB can refuse a commit on the ``.wal`` lock) release
+  the connection and run the job again once the file is back: jobs are transactions, so a
+  refused one left nothing behind. Each job waits at most its ``wait_s`` (``lock_timeout_s``;
+  a turn's terminal commit gets ``commit_wait_s``), then raises ``StoreLockedError``.
+- **Disk full** during a turn's terminal commit: the job waits for space (visibly, up to
+  ``commit_wait_s``) on the same connection (DuckDB keeps it usable) and commits once space
+  returns; other jobs raise ``StoreFullError`` at once. Other file conditions become one-line
+  errors (``lock.store_error``).
+- After the queue has stayed empty for ``fold_idle_s`` (default ``FOLD_IDLE_S``) the worker
+  folds pending commits into the typed tables (``journal.py``); after ``idle_release_s`` it
+  releases the file as for a hand-over. ``idle_release_s=None`` holds it until
+  :meth:`ConnectionWorker.stop` or a waiter.
 - Every job runs in its own transaction (``run_in_transaction``); a job that fails rolls
   back, so a store never holds part of a job. A write-write conflict with another
   connection of this process is retried.
@@ -19,42 +34,69 @@ Theory of operation
 from __future__ import annotations
 
 import atexit
+import dataclasses
+import os
 import queue
 import threading
+import time
 import weakref
 from concurrent.futures import Future
 from typing import Any, Callable, TypeVar
 
-from ..._errors import StoreError
-from .hold import Hold
+from ..._errors import StoreError, StoreLockedError
+from ..waits import StoreWaitObserver, current_observer, log
+from .hold import Hold, LeaseRow
 from .journal import fold
+from .lock import is_disk_full, is_lock_conflict, store_error
+from .share import Line, Wait, describe_holder
 
 T = TypeVar("T")
 FOLD_IDLE_S = 0.05  # fold pending commits once the store has had no work this long
+HANDOVER_POLL_S = 0.02  # while holding idle, look for waiters this often
+MIN_SLICE_S = 0.05  # a busy holder keeps the file at least this long before handing over
+HANDOVER_WAL_BYTES = 512 * 1024  # a hand-over below this .wal size skips the checkpoint
 _STOP = object()
 _RELEASE = object()
 _live: weakref.WeakSet[ConnectionWorker] = weakref.WeakSet()
 
 
+@dataclasses.dataclass(frozen=True)
+class JobSpec:
+    wait_s: float  # how long this job may wait for the file
+    observer: StoreWaitObserver | None  # the calling turn's, captured at submit
+    terminal_commit: bool = False  # a finished turn: wait for disk space too
+
+
 class ConnectionWorker:
     def __init__(
         self,
-        connect: Callable[[], Any],
+        connect: Callable[[float, StoreWaitObserver | None], Any],
         *,
         idle_release_s: float | None,
         fold_idle_s: float | None = FOLD_IDLE_S,
         name: str,
+        path: str = "",
+        line: Line | None = None,
+        lock_timeout_s: float = 10.0,
+        commit_wait_s: float = 600.0,
     ) -> None:
         self._connect = connect
         self._idle = idle_release_s
         self._fold_idle = fold_idle_s
+        self.path = path
+        self.line = line
+        self.lock_timeout_s = lock_timeout_s
+        self.commit_wait_s = commit_wait_s
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._con: Any = None
         self.hold: Hold | None = None  # what we know while holding the file (hold.py)
+        self._carry: dict[str, LeaseRow] = {}  # dirty leases a failed release could not write
+        self._held_since = 0.0
         self._stopped = False
         self.users = 1  # DuckDBStore objects sharing this worker (store.py)
         self.read_only = False
         self.opens = 0  # how many times the file was opened (benchmarks and tests read it)
+        self.handovers = 0  # releases because another process waited
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         _live.add(self)
@@ -67,11 +109,14 @@ class ConnectionWorker:
     def holding(self) -> bool:
         return self._con is not None
 
-    def submit(self, job: Callable[[Any], T]) -> Future[T]:
+    def submit(self, job: Callable[[Any], T], *, wait_s: float | None = None,
+               terminal_commit: bool = False) -> Future[T]:
         if self._stopped:
             raise StoreError("this DuckDBStore is closed; create a new DuckDBStore(path)")
         fut: Future[T] = Future()
-        self._queue.put((job, fut))
+        spec = JobSpec(self.lock_timeout_s if wait_s is None else wait_s, current_observer(),
+                       terminal_commit)
+        self._queue.put((job, fut, spec))
         return fut
 
     def release(self) -> Future[None]:
@@ -80,7 +125,7 @@ class ConnectionWorker:
         if self._stopped:
             fut.set_result(None)
             return fut
-        self._queue.put((_RELEASE, fut))
+        self._queue.put((_RELEASE, fut, None))
         return fut
 
     def stop(self) -> Future[None]:
@@ -90,64 +135,150 @@ class ConnectionWorker:
             fut.set_result(None)
             return fut
         self._stopped = True
-        self._queue.put((_STOP, fut))
+        self._queue.put((_STOP, fut, None))
         return fut
 
+    def _waited_on(self) -> bool:
+        return self.line is not None and self.line.others_waiting()
+
     def _run(self) -> None:
+        idle_since = time.monotonic()
         while True:
-            timeout = self._idle if self._con is not None else None
-            folding = self._fold_idle is not None and self.hold is not None and bool(self.hold.pending)
-            if folding:
-                assert self._fold_idle is not None
-                timeout = self._fold_idle if timeout is None else min(timeout, self._fold_idle)
-            try:
-                job, fut = self._queue.get(timeout=timeout)
-            except queue.Empty:
+            folding = (self._fold_idle is not None and self.hold is not None
+                       and bool(self.hold.pending))
+            timeout = None
+            if self._con is not None:
+                marks = []
+                if self._idle is not None:
+                    marks.append(idle_since + self._idle)
                 if folding:
+                    assert self._fold_idle is not None
+                    marks.append(idle_since + self._fold_idle)
+                if self.line is not None and self.line.on:
+                    marks.append(time.monotonic() + HANDOVER_POLL_S)
+                if marks:
+                    timeout = max(0.0, min(marks) - time.monotonic())
+            try:
+                job, fut, spec = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                now = time.monotonic()
+                if self._con is None:
+                    continue
+                if self._waited_on():
+                    self._release(handover=True)
+                elif folding and now >= idle_since + (self._fold_idle or 0.0):
                     try:
                         fold(self._con, self.hold)
-                        continue
-                    except Exception:  # the log keeps the commits: the next open folds them
-                        pass
-                self._release()
+                    except Exception as e:  # the log keeps the commits: the next open folds them
+                        if is_lock_conflict(e):  # the file is not ours after all: wait in line
+                            self._release()
+                elif self._idle is not None and now >= idle_since + self._idle:
+                    self._release()
                 continue
             if job is _STOP:
                 self._release()
+                if self.line is not None:
+                    self.line.close()
                 fut.set_result(None)
                 return
             if job is _RELEASE:
                 self._release()
                 fut.set_result(None)
+                idle_since = time.monotonic()
                 continue
             if not fut.set_running_or_notify_cancel():
                 continue
             try:
-                if self._con is None:
-                    self._con = self._connect()
-                    self.hold = Hold()
-                    self.opens += 1
-                result = job(self._con)
+                result = self._execute(job, spec)
             except BaseException as e:  # handed to the caller through the future
                 if _connection_broken(e):
                     self._release()
                 fut.set_exception(e)
             else:
                 fut.set_result(result)
+            idle_since = time.monotonic()
+            if (self._con is not None and idle_since - self._held_since >= MIN_SLICE_S
+                    and self._waited_on()):
+                self._release(handover=True)
 
-    def _release(self) -> None:
+    def _open(self, wait_s: float, observer: StoreWaitObserver | None) -> None:
+        self._con = self._connect(wait_s, observer)
+        self.hold = Hold()
+        self.opens += 1
+        self._held_since = time.monotonic()
+        if self.line is not None:
+            self.line.acquired()
+        if self._carry:
+            carry, self._carry = self._carry, {}
+            self.hold.adopt(self._con, carry)
+
+    def _execute(self, job: Callable[[Any], T], spec: JobSpec) -> T:
+        """Run ``job``; a lock conflict anywhere waits for the file and runs it again."""
+        start = time.monotonic()
+        space: Wait | None = None
+        try:
+            while True:
+                if self._con is None:
+                    self._open(max(0.0, spec.wait_s - (time.monotonic() - start)), spec.observer)
+                try:
+                    return job(self._con)
+                except Exception as e:
+                    if is_lock_conflict(e):
+                        waited = time.monotonic() - start
+                        if waited >= spec.wait_s:
+                            pid, who = describe_holder(self.line, None)
+                            raise StoreLockedError(self.path, pid, waited, who) from e
+                        log.info("%s: lock conflict inside a job (%s); waiting for the file",
+                                 self.path, str(e).splitlines()[0][:120])
+                        self._release()
+                        continue
+                    if spec.terminal_commit and is_disk_full(e):
+                        if space is None:
+                            space = Wait(self.path, None, spec.wait_s, spec.observer,
+                                         reason="disk_full")
+                        space.blocked()
+                        continue
+                    mapped = store_error(self.path, e, opening=False)
+                    if mapped is e:
+                        raise
+                    raise mapped from e
+        finally:
+            if space is not None:
+                space.done()
+
+    def _release(self, *, handover: bool = False) -> None:
         con, self._con = self._con, None
         hold, self.hold = self.hold, None
         if con is not None and hold is not None:
             try:  # others see typed tables and live leases once they can open the file
                 fold(con, hold)
-                hold.flush(con)
             except Exception:  # unfolded commits stay in commit_log: the next open folds them
                 pass
+            try:
+                hold.flush(con)
+            except Exception:  # written by the next hold of this process (``Hold.adopt``)
+                self._carry.update(hold.dirty_rows())
+            if handover and _wal_bytes(self.path) < HANDOVER_WAL_BYTES:
+                try:  # the next holder replays a small .wal faster than we checkpoint it
+                    con.execute("PRAGMA disable_checkpoint_on_shutdown")
+                except Exception:
+                    pass
         if con is not None:
             try:
                 con.close()
             except Exception:
                 pass
+            if self.line is not None:
+                self.line.released()
+            if handover:
+                self.handovers += 1
+
+
+def _wal_bytes(path: str) -> int:
+    try:
+        return os.path.getsize(path + ".wal")
+    except OSError:
+        return 0
 
 
 def _connection_broken(e: BaseException) -> bool:
@@ -168,9 +299,9 @@ def run_in_transaction(
         try:
             result = job(con)
             con.execute("COMMIT")
-        except duckdb.TransactionException:
+        except duckdb.TransactionException as e:
             _rollback(con, hold)
-            if attempt == attempts - 1:
+            if attempt == attempts - 1 or is_lock_conflict(e) or is_disk_full(e):
                 raise
             continue
         except BaseException:

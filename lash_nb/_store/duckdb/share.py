@@ -1,0 +1,316 @@
+"""Sharing one DuckDB file between processes: a waiters' line beside the file.
+
+Theory of operation
+- DuckDB lets one process hold a file read-write; the others get "Conflicting lock" at
+  connect (or, rarely, at a commit that needs the ``.wal``). DuckDB's own lock stays the one
+  thing that keeps two writers apart. This module adds what DuckDB lacks: a way for a waiting
+  process to say so, and an order among waiters.
+- The line lives in a sidecar file ``<file>.lash-share`` (created beside the DuckDB file,
+  never deleted, a few bytes long), used only through POSIX record locks (``fcntl``), which
+  the kernel drops when a process dies: a killed waiter or holder never blocks anyone.
+  Byte ranges:
+  - byte 0: the *ticket desk*, locked for a moment while a ticket is drawn;
+  - bytes 0-7: the next ticket number; bytes 8-15: the acquisition counter;
+  - byte 1: the *holder mark*, locked by whichever lash process holds the DuckDB file;
+    bytes 64-127 name it (``"<pid> <role>"``), so a waiter can say "held by worker pid N";
+  - byte ``SLOTS + t``: locked by the waiter holding ticket ``t`` while it waits.
+- States of one process towards the file: *released*; *waiting* (slot locked, ticket ``t``);
+  *holding* (holder mark locked). Moves:
+  - released -> waiting: :meth:`Line.join` draws the next ticket and locks its slot;
+  - waiting -> holding: only when no live slot below ``t`` is locked (:meth:`Line.ahead`)
+    *and* DuckDB's connect succeeds; then :meth:`Line.leave` unlocks the slot and
+    :meth:`Line.acquired` takes the holder mark (the next waiter still cannot connect: DuckDB
+    refuses it until this process closes the file);
+  - holding -> released: the holder checks :meth:`Line.others_waiting` between jobs (and
+    while idle); when someone waits it folds, flushes its leases and closes the connection
+    (``worker.py``), dropping the holder mark. If it needs the file again it draws a new
+    ticket: behind everyone who was already waiting. So the file goes round in arrival
+    order, a job or a turn at a time, however busy the holder is.
+- :class:`Wait` is one store call waiting (for the file, or for disk space): bounded by its
+  timeout, reported to the calling turn (``store_wait``) and to the ``lash_nb.store`` log.
+- Lock tests use ``F_GETLK``, which never reports this process's own locks. Forbidden:
+  opening the sidecar twice in one process (closing any descriptor of a file drops every
+  POSIX lock the process has on it), so descriptors are shared per file and never closed
+  while a :class:`Line` uses them.
+- Where the sidecar cannot be made (a read-only folder opened ``read_only=True``, a platform
+  without ``fcntl``) the line is *off*: waiting is plain retrying, as DuckDB allows.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import threading
+import time
+
+from ..._core.events import StoreWait
+from ..._core.records import fresh_id
+from ..._errors import StoreFullError, StoreLockedError
+from ..waits import StoreWaitObserver, log, notify
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+SUFFIX = ".lash-share"
+_DESK, _HOLDER = 0, 1
+_RECORD_AT, _RECORD_LEN = 64, 64
+_SLOTS = 1 << 32
+if sys.platform == "darwin":  # struct flock: l_start, l_len, l_pid, l_type, l_whence
+    _FLOCK, _ORDER = "qqihh", ("start", "len", "pid", "type", "whence")
+else:  # Linux: l_type, l_whence, l_start, l_len, l_pid (+ padding)
+    _FLOCK, _ORDER = "hhqqi4x", ("type", "whence", "start", "len", "pid")
+
+NOTIFY_AFTER_S = 0.25  # shorter waits (a hand-over at the holder's next job) stay quiet
+NOTIFY_EVERY_S = 1.0
+WARN_AFTER_S = 2.0  # a wait this long is logged as a warning (shorter ones at info)
+_POLL_MAX_S = 0.05  # the holder hands over at its next job boundary: look again soon
+_SPACE_POLL_S = 0.5
+
+_FDS: dict[str, list[int]] = {}  # sidecar realpath -> [fd, users]
+_FDS_LOCK = threading.Lock()
+
+
+def process_role() -> str:
+    """What this process is, for messages: ``worker`` (``python -m lash_nb worker``),
+    ``notebook`` (an IPython kernel) or ``process``."""
+    main = os.path.basename(os.path.dirname(os.path.abspath(sys.argv[0]))) if sys.argv else ""
+    if main == "lash_nb" and sys.argv[1:2] == ["worker"]:
+        return "worker"
+    if "ipykernel" in sys.modules:
+        return "notebook"
+    return "process"
+
+
+def _pack(kind: int, start: int, length: int) -> bytes:
+    values = {"type": kind, "whence": os.SEEK_SET, "start": start, "len": length, "pid": 0}
+    return struct.pack(_FLOCK, *(values[k] for k in _ORDER))
+
+
+class Line:
+    """The waiters' line of one DuckDB file (see the module docstring)."""
+
+    def __init__(self, db_path: str) -> None:
+        self.path = os.path.realpath(db_path) + SUFFIX
+        self.fd: int | None = None
+        self.error = ""  # why the sidecar could not be opened (the line is then off)
+        self.acquired_seq = 0  # this process's latest place in the order of acquisitions
+        if fcntl is None:
+            return
+        with _FDS_LOCK:
+            entry = _FDS.get(self.path)
+            if entry is None:
+                try:
+                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+                except OSError as e:
+                    self.error = e.strerror or str(e)
+                    return  # line off (read-only folder): plain retrying
+                entry = _FDS[self.path] = [fd, 0]
+            entry[1] += 1
+            self.fd = entry[0]
+
+    @property
+    def on(self) -> bool:
+        return self.fd is not None
+
+    @property
+    def possible(self) -> bool:
+        """False on platforms without POSIX record locks (the line is off there)."""
+        return fcntl is not None
+
+    def close(self) -> None:
+        if self.fd is None:
+            return
+        with _FDS_LOCK:
+            entry = _FDS.get(self.path)
+            self.fd = None
+            if entry is None:
+                return
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del _FDS[self.path]
+                os.close(entry[0])
+
+    # ------------------------------------------------------------------ low level
+    def _lock(self, start: int, *, wait: bool = True) -> bool:
+        assert self.fd is not None and fcntl is not None
+        try:
+            fcntl.lockf(self.fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB), 1, start)
+        except OSError:
+            return False
+        return True
+
+    def _unlock(self, start: int) -> None:
+        assert self.fd is not None and fcntl is not None
+        fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, start)
+
+    def _probe(self, start: int, length: int) -> tuple[int, int] | None:
+        """(pid, start) of another process's lock in the range, or None."""
+        assert self.fd is not None and fcntl is not None
+        got = fcntl.fcntl(self.fd, fcntl.F_GETLK, _pack(fcntl.F_WRLCK, start, length))
+        fields = dict(zip(_ORDER, struct.unpack(_FLOCK, got)))
+        if fields["type"] == fcntl.F_UNLCK:
+            return None
+        return int(fields["pid"]), int(fields["start"])
+
+    def _bump(self, offset: int) -> int:
+        """Read-and-increment the counter at ``offset`` (at the ticket desk)."""
+        assert self.fd is not None
+        self._lock(_DESK)
+        try:
+            raw = os.pread(self.fd, 8, offset)
+            n = int.from_bytes(raw, "little") if len(raw) == 8 else 0
+            os.pwrite(self.fd, (n + 1).to_bytes(8, "little"), offset)
+            return n
+        finally:
+            self._unlock(_DESK)
+
+    # ------------------------------------------------------------------ waiting
+    def join(self) -> int | None:
+        """Draw a ticket and lock its slot (None when the line is off)."""
+        if self.fd is None:
+            return None
+        ticket = self._bump(0)
+        self._lock(_SLOTS + ticket)
+        return ticket
+
+    def leave(self, ticket: int | None) -> None:
+        if ticket is not None and self.fd is not None:
+            self._unlock(_SLOTS + ticket)
+
+    def ahead(self, ticket: int | None) -> int | None:
+        """The pid of a live waiter that arrived before ``ticket``, if any."""
+        if ticket is None or self.fd is None or ticket == 0:
+            return None
+        got = self._probe(_SLOTS, ticket)
+        return got[0] if got else None
+
+    def others_waiting(self) -> bool:
+        """True when another process waits for the file (one ``fcntl`` call, ~1 µs)."""
+        return self.fd is not None and self._probe(_SLOTS, 0) is not None
+
+    def waiters(self) -> list[int]:
+        """Pids of the processes waiting, in arrival order (tests and benchmarks read it)."""
+        out: list[int] = []
+        start = _SLOTS
+        while self.fd is not None:
+            got = self._probe(start, 0)
+            if got is None:
+                return out
+            out.append(got[0])
+            start = got[1] + 1
+        return out
+
+    # ------------------------------------------------------------------ holding
+    def acquired(self) -> None:
+        """Mark this process as the holder (after DuckDB's connect succeeded)."""
+        if self.fd is None:
+            return
+        self._lock(_HOLDER, wait=False)
+        record = f"{os.getpid()} {process_role()}".encode()[:_RECORD_LEN]
+        os.pwrite(self.fd, record.ljust(_RECORD_LEN), _RECORD_AT)
+        self.acquired_seq = self._bump(8) + 1
+
+    def released(self) -> None:
+        if self.fd is not None:
+            self._unlock(_HOLDER)
+
+    def holder(self) -> tuple[int, str] | None:
+        """(pid, role) of the lash process holding the file, if one does."""
+        if self.fd is None:
+            return None
+        got = self._probe(_HOLDER, 1)
+        if got is None:
+            return None
+        pid, role = got[0], "process"
+        words = os.pread(self.fd, _RECORD_LEN, _RECORD_AT).decode(errors="replace").split()
+        if len(words) == 2 and words[0] == str(pid):
+            role = words[1]
+        return pid, role
+
+
+def describe_holder(line: Line | None, pid_from_error: int | None) -> tuple[int | None, str]:
+    """(pid, words) naming who holds the file: ``worker pid 12``, ``process 12`` (not lash)."""
+    held = line.holder() if line is not None else None
+    if held is not None:
+        return held[0], f"{held[1]} pid {held[0]}"
+    if pid_from_error is not None:
+        return pid_from_error, f"process {pid_from_error} (not a lash_nb store, or an older one)"
+    return None, "another process"
+
+
+class Wait:
+    """One wait of one store call: for the file (``locked``: in the line, in arrival order)
+    or for disk space (``disk_full``). Bounded by ``timeout_s``; visible after
+    ``NOTIFY_AFTER_S`` (observer event every second, a log line at start and end)."""
+
+    def __init__(self, path: str, line: Line | None, timeout_s: float,
+                 observer: StoreWaitObserver | None, *, reason: str = "locked") -> None:
+        self.path, self.line, self.timeout_s = path, line, timeout_s
+        self.observer, self.reason = observer, reason
+        self.start = time.monotonic()
+        self.ticket = line.join() if line is not None and reason == "locked" else None
+        self.holder: tuple[int | None, str] = (None, "another process")
+        self._delay = 0.002
+        self._last: float | None = None
+        self._warned = False
+        self._correlation = fresh_id("store_wait")
+
+    @property
+    def waited_s(self) -> float:
+        return time.monotonic() - self.start
+
+    def my_turn(self) -> bool:
+        """Nobody who arrived earlier still waits (DuckDB's connect decides the rest)."""
+        return self.line is None or self.line.ahead(self.ticket) is None
+
+    def blocked(self, pid_from_error: int | None = None) -> None:
+        """Not yet: raise past the bound, else report now and then, and sleep a little."""
+        waited = self.waited_s
+        if self.reason == "locked":
+            self.holder = describe_holder(self.line, pid_from_error)
+        pid, who = self.holder
+        if waited >= self.timeout_s:
+            self.leave()
+            self._last = None  # nothing to announce at done(): the caller gets the error
+            if self.reason == "disk_full":
+                log.error("gave up waiting for disk space for %s after %.1f s", self.path, waited)
+                raise StoreFullError(self.path, f"the commit waited {waited:.0f} s and was not written")
+            log.error("gave up waiting for %s after %.1f s: held by %s", self.path, waited, who)
+            raise StoreLockedError(self.path, pid, waited, who)
+        now = time.monotonic()
+        quiet = NOTIFY_AFTER_S if self.reason == "locked" else 0.0
+        if waited >= quiet and (self._last is None or now - self._last >= NOTIFY_EVERY_S):
+            if self.reason == "disk_full" and self._last is None:
+                log.warning("the disk holding %s is full; the commit waits for space "
+                            "(free some there)", self.path)
+            elif self._last is None:  # a hand-over is usually this short: info, not warning
+                log.info("waiting for %s, held by %s", self.path, who)
+            elif not self._warned and waited >= WARN_AFTER_S:
+                self._warned = True
+                log.warning("still waiting for %s after %.0f s, held by %s", self.path,
+                            waited, who)
+            self._last = now
+            self._event(waited, done=False)
+        step = _SPACE_POLL_S if self.reason == "disk_full" else self._delay
+        time.sleep(max(0.0, min(step, self.timeout_s - waited)))
+        self._delay = min(self._delay * 2, _POLL_MAX_S)
+
+    def leave(self) -> None:
+        if self.line is not None:
+            self.line.leave(self.ticket)
+            self.ticket = None
+
+    def done(self) -> None:
+        self.leave()
+        if self._last is not None:
+            waited = self.waited_s
+            log.info("got %s after waiting %.1f s (%s)", self.path, waited, self.reason)
+            self._event(waited, done=True)
+
+    def _event(self, waited: float, *, done: bool) -> None:
+        pid, who = self.holder if self.reason == "locked" else (None, None)
+        notify(self.observer, StoreWait(self.reason, round(waited, 1), who, pid, done),
+               self._correlation)

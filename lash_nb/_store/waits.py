@@ -1,0 +1,43 @@
+"""How a store tells the turn in progress that it is waiting (for a DuckDB file another
+process holds, or for disk space).
+
+The runtime sets an observer for the duration of a turn (:func:`observe_store_waits`); a store
+picks it up when a call is made (:func:`current_observer`, in the caller's context, so each
+turn sees only its own waits) and calls it from whatever thread waits, with a
+:class:`~lash_nb._core.events.StoreWait` event and one correlation id per wait. Observers must
+be thread-safe and must not raise. Waits are also logged on ``lash_nb.store``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from typing import Callable
+
+from .._core.events import StoreWait
+
+StoreWaitObserver = Callable[[StoreWait, str], None]
+log = logging.getLogger("lash_nb.store")
+_observer: contextvars.ContextVar[StoreWaitObserver | None] = contextvars.ContextVar(
+    "lash_nb_store_wait_observer", default=None)
+
+
+def observe_store_waits(fn: StoreWaitObserver | None) -> contextvars.Token[StoreWaitObserver | None]:
+    return _observer.set(fn)
+
+
+def stop_observing(token: contextvars.Token[StoreWaitObserver | None]) -> None:
+    _observer.reset(token)
+
+
+def current_observer() -> StoreWaitObserver | None:
+    return _observer.get()
+
+
+def notify(observer: StoreWaitObserver | None, event: StoreWait, correlation_id: str) -> None:
+    if observer is None:
+        return
+    try:
+        observer(event, correlation_id)
+    except Exception:  # a broken observer must never fail the store call
+        log.debug("store wait observer failed", exc_info=True)
