@@ -109,3 +109,27 @@ def test_live_responses_reasoning_items_are_accepted_back_on_the_next_call() -> 
     follow = LlmRequest(model="", messages=[user, assistant, result], tools=(WEATHER,))
     text, second = asyncio.run(_run(OpenAIResponses(model="gpt-5-mini", reasoning_effort="low"), follow))
     assert second.terminal_reason.value == "stop" and text
+
+
+@pytest.mark.skipif(not os.environ.get("ANTHROPIC_API_KEY"), reason="ANTHROPIC_API_KEY not set")
+def test_live_anthropic_thinking_signature_is_accepted_back_on_the_next_call() -> None:
+    """A thinking block kept with its signature and sent back with its tool call and the
+    tool's result is accepted (a wrong or missing signature is a 400)."""
+    from lash_nb._core.records import Part
+
+    user = Message.build(Role.USER, [(PartKind.TEXT, "What's the weather in Paris? Use the tool.")])
+
+    def make() -> Anthropic:
+        return Anthropic(model="claude-sonnet-4-20250514", max_tokens=2048, thinking_budget=1024)
+
+    _, first = asyncio.run(_run(make(), LlmRequest(model="", messages=[user], tools=(WEATHER,))))
+    kept = [p for p in first.parts if p.kind == "reasoning" and p.replay]
+    assert kept, "the thinking block with its signature was not kept"
+    call = first.tool_calls()[0]
+    assistant = Message("m1", Role.ASSISTANT, tuple(
+        [Part(f"m1.r{i}", PartKind.REASONING, p.text, replay=p.replay) for i, p in enumerate(kept)]
+        + [Part("m1.c", PartKind.TOOL_CALL, call.input_json or "{}", call.call_id, call.tool_name)]))
+    result = Message("m2", Role.USER, (Part("m2.r", PartKind.TOOL_RESULT, "sunny, 21 C", call.call_id),))
+    text, second = asyncio.run(_run(make(), LlmRequest(model="", messages=[user, assistant, result],
+                                                       tools=(WEATHER,))))
+    assert second.terminal_reason.value == "stop" and text

@@ -73,7 +73,8 @@ def provider_for(script: WireScript, *, base_url: str | None = None, transport: 
                  timeout: float = 300.0, chunk_timeout: float = 120.0) -> Any:
     if script.provider_kind == "anthropic":
         return Anthropic(api_key=KEY, base_url=base_url or "https://api.anthropic.com",
-                         transport=transport, timeout=timeout, chunk_timeout=chunk_timeout)
+                         transport=transport, timeout=timeout, chunk_timeout=chunk_timeout,
+                         thinking_budget=_matcher(script, "thinking.budget_tokens"))
     if script.provider_kind in ("google", "google_oauth"):  # the Gemini API, Cloud Code Assist
         oauth = script.provider_kind == "google_oauth"
         return GoogleGemini(api_key=KEY, model="gemini-test",
