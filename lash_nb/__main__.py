@@ -45,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.add_argument("--grace", type=float, default=5.0, help="seconds a turn may finish on SIGTERM")
     work.add_argument("--lease-ttl-ms", type=int, default=None,
                       help="session lease TTL: a dead worker's claims run elsewhere after it")
+    work.add_argument("--max-attempts", type=int, default=None, metavar="N",
+                      help="tries per queued batch before it is parked failed (default 3)")
     work.add_argument("--exit-when-idle", type=float, default=None, metavar="S",
                       help="exit after S idle seconds (scripts and tests)")
     mig = sub.add_parser("migrate-store", help="move a lash DuckDB file to this schema version")
@@ -73,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.store, session_id=args.session, provider=_provider(args.provider, args.delay),
         model=args.model, tools=load_tools(args.tools), concurrency=args.concurrency,
         poll_s=args.poll, grace_s=args.grace, max_idle_s=args.exit_when_idle,
-        lease_ttl_ms=args.lease_ttl_ms,
+        lease_ttl_ms=args.lease_ttl_ms, max_attempts=args.max_attempts,
     ))
     print(f"worker done: {stats.turns} turns {stats.outcomes}", file=sys.stderr)
     return 0

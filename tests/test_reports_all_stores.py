@@ -229,7 +229,7 @@ def test_a_session_source_reads_only_its_session(built):
     f = _ids(built["usage_s1"], built)
     assert f["turn_id"].tolist() == ["t1", "t2", "t3"]
     assert f["total_tokens"].sum() == 565
-    assert built["queue_s2"].shape == (0, 13)
+    assert built["queue_s2"].shape == (0, 15)
     g = built["graph_s2"]
     assert g["session_id"].tolist() == ["s2", "s2"]
 
@@ -342,8 +342,10 @@ def test_queue_frame_shows_completed_cancelled_and_pending_batches(built):
     assert list(f.columns) == [
         "session_id", "batch_id", "state", "delivery_policy", "slot_policy", "source_key",
         "enqueue_seq", "enqueued_at", "claimed_at", "finished_at", "age_ms", "wait_ms",
-        "turn_id"]
+        "turn_id", "attempts", "error"]
     assert f["state"].tolist() == ["completed", "cancelled", "pending"]
+    # the completed batch was claimed once; nothing failed, so no error is recorded
+    assert f["attempts"].tolist() == [1, 0, 0] and f["error"].isna().all()
     assert f["source_key"].tolist() == ["host:k1", "host:k2", "host:k3"]
     assert f["batch_id"].tolist()[:2] == built["batches"]
     assert f["delivery_policy"].tolist() == ["after_current_turn_commit"] * 2 + [
@@ -572,7 +574,7 @@ def test_a_fresh_store_gives_empty_frames_with_the_documented_dtypes(name, reque
     got = asyncio.run(body())
     shapes = {k: f.shape for k, f in got.items()}
     assert shapes == {"usage": (0, 15), "model": (0, 10), "day": (0, 10), "turns": (0, 15),
-                      "llm_calls": (0, 19), "tool_calls": (0, 11), "queue": (0, 13),
+                      "llm_calls": (0, 19), "tool_calls": (0, 11), "queue": (0, 15),
                       "graph": (0, 10)}
     assert str(got["usage"]["started_at"].dtype) == UTC
     assert str(got["day"]["day"].dtype) == UTC

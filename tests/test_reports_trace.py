@@ -117,6 +117,7 @@ QUEUE_DTYPES = {
     "slot_policy": STR, "source_key": STR, "enqueue_seq": "int64",
     "enqueued_at": "datetime64[us, UTC]", "claimed_at": "datetime64[us, UTC]",
     "finished_at": "datetime64[us, UTC]", "age_ms": "float64", "wait_ms": "float64", "turn_id": STR,
+    "attempts": "int64", "error": STR,
 }
 
 

@@ -131,7 +131,7 @@ def test_serialized_policy_names_the_provider_id_and_carries_no_provider_config(
         core = LashCore.builder().provider(echo_provider("p1")).model("m").build()
         s = await core.session("s").open()
         assert s.policy_snapshot().to_json() == {"provider_id": "p1", "model": "m",
-                                                 "max_turns": None, "system_prompt": None}
+                                                 "max_turns": 50, "system_prompt": None}
     run(body())
 
 

@@ -20,12 +20,24 @@ class TurnEvent:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
-        for f in fields(self):
-            v = getattr(self, f.name)
+        for name in _field_names(type(self)):
+            v = getattr(self, name)
             if v is None:
                 continue
-            out[f.name] = v.to_json() if isinstance(v, TokenUsage) else v
+            out[name] = v.to_json() if isinstance(v, TokenUsage) else v
         return out
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """``dataclasses.fields`` per class, once: it is most of ``to_json``'s cost, and a long
+    turn's final commit encodes every one of its events."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,16 @@ Theory of operation
   with the same delivery policy and merge key, up to ``max_batches``, stopping at the first
   mismatch. At an active-turn checkpoint only a head whose delivery policy is
   ``earliest_safe_boundary`` is eligible.
+- Attempts: every claim of a batch counts one ``attempt``. A claim released without
+  completing (``abandon_claim`` with the error, or a runtime that died or lost its lease)
+  leaves the batch pending with its ``attempts`` and last ``error``. Once a batch has been
+  claimed ``max_attempts`` times (default :data:`DEFAULT_MAX_ATTEMPTS`) without completing it
+  is *failed*: parked in the queue with its error, listed, never claimed again (by the
+  abandon that reaches the bound, or by the next claim when the runtime died). Cancelling a
+  failed batch removes it (``queue_history`` says ``cancelled``); re-enqueue it to run again.
 - Forbidden: a claimed batch claimed again under the same live generation; a cancelled batch
-  becoming a turn (cancel deletes it in the same transaction that checks it is unclaimed).
+  becoming a turn (cancel deletes it in the same transaction that checks it is unclaimed); a
+  failed batch claimed.
 """
 
 from __future__ import annotations
@@ -31,6 +39,27 @@ from typing import Any, Mapping, Sequence
 from .records import TurnInput
 
 MAX_CLAIM_BATCHES = 64
+DEFAULT_MAX_ATTEMPTS = 3  # claims of one batch without completing before it is parked failed
+MAX_ERROR_CHARS = 2000
+
+
+def attempts_exhausted(attempts: int, max_attempts: int) -> bool:
+    """True when a batch claimed ``attempts`` times without completing is to be parked."""
+    return attempts >= max(1, max_attempts)
+
+
+def failure_text(error: str | None, attempts: int) -> str:
+    """The ``error`` stored on a failed batch: its last error, or what a silent stop means."""
+    if error:
+        return error
+    return (f"claimed {attempts} times and never completed: the process running it stopped "
+            "before committing (killed, crashed or lost its lease)")
+
+
+def clip_error(error: str | None) -> str | None:
+    if error is None:
+        return None
+    return error if len(error) <= MAX_ERROR_CHARS else error[:MAX_ERROR_CHARS - 1] + "…"
 
 
 class DeliveryPolicy(str, enum.Enum):
@@ -102,6 +131,16 @@ class QueuedWorkBatch:
     items: tuple[QueuedWorkItem, ...]
     claim_id: str | None = None
     claimed_at_ms: int | None = None
+    attempts: int = 0  # claims so far that did not complete it
+    error: str | None = None  # the last error of an attempt (or why it was parked)
+    failed_at_ms: int | None = None  # set: parked failed, never claimed again
+
+    @property
+    def status(self) -> str:
+        """``failed``, ``claimed`` (held by a live claim) or ``pending``."""
+        if self.failed_at_ms is not None:
+            return "failed"
+        return "claimed" if self.claim_id is not None else "pending"
 
     @property
     def work_class(self) -> str:
@@ -130,13 +169,18 @@ class QueuedWorkBatch:
             "available_at_ms": self.available_at_ms,
             "enqueued_at_ms": self.enqueued_at_ms,
             "items": [i.to_json() for i in self.items],
+            "status": self.status,
+            "claim_id": self.claim_id,
+            "attempts": self.attempts,
+            "error": self.error,
+            "failed_at_ms": self.failed_at_ms,
         }
 
     def __repr__(self) -> str:
         return (
             f"QueuedWorkBatch(batch_id={self.batch_id!r}, seq={self.enqueue_seq}, "
             f"source_key={self.source_key!r}, {self.delivery_policy.value}/"
-            f"{self.slot_policy.value}, text={self.text[:40]!r})"
+            f"{self.slot_policy.value}, {self.status}, text={self.text[:40]!r})"
         )
 
 

@@ -64,6 +64,7 @@ QUEUE_COLUMNS = {
     "session_id": STR, "batch_id": STR, "state": STR, "delivery_policy": STR,
     "slot_policy": STR, "source_key": STR, "enqueue_seq": INT, "enqueued_at": TIME,
     "claimed_at": TIME, "finished_at": TIME, "age_ms": FLOAT, "wait_ms": FLOAT, "turn_id": STR,
+    "attempts": INT, "error": STR,
 }
 GRAPH_COLUMNS = {
     "session_id": STR, "seq": INT, "node_id": STR, "parent_node_id": STR, "kind": STR,
@@ -177,9 +178,12 @@ def graph_frame(source: Any) -> Any:
 
 
 def queue_frame(source: Any, *, finished_limit: int = 100, now_ms: int | None = None) -> Any:
-    """Queued work: pending and claimed batches plus the ``finished_limit`` most recently
-    finished (completed | cancelled) ones, with policies, enqueue / claim / finish times,
-    ``age_ms`` (enqueue to finish, or to now while waiting) and ``wait_ms`` (enqueue to claim).
+    """Queued work: pending, claimed and failed batches plus the ``finished_limit`` most
+    recently finished (completed | cancelled) ones, with policies, enqueue / claim / finish
+    times, ``age_ms`` (enqueue to finish, or to now while waiting) and ``wait_ms`` (enqueue to
+    claim). ``state`` ``failed``: parked after ``max_batch_attempts`` failed claims
+    (``finished_at`` is when); ``attempts`` counts claims that did not complete it and
+    ``error`` is the last one's error (both empty for finished batches).
     """
     now = int(time.time() * 1000) if now_ms is None else int(now_ms)
     with open_tables(source) as tables:

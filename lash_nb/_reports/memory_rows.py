@@ -126,6 +126,9 @@ def _batch_columns(batches: list[Any]) -> dict[str, Any]:
         "claim_id": pa.array([r.claim_id for r in batches], pa.string()),
         "claim_generation": pa.array([r.claim_generation for r in batches], i64),
         "claimed_at_ms": pa.array([r.claimed_at_ms for r in batches], i64),
+        "attempts": pa.array([r.attempts for r in batches], i64),
+        "error": pa.array([r.error for r in batches], pa.string()),
+        "failed_at_ms": pa.array([r.failed_at_ms for r in batches], i64),
         "items": pa.array([rows.dumps([
             {"item_id": i.item_id, "kind": i.kind, "payload": dict(i.payload)} for i in x.items
         ]) for x in b], pa.string()),
@@ -149,6 +152,7 @@ def _history_columns(history: list[Any]) -> dict[str, Any]:
         "finished_at_ms": pa.array([h.finished_at_ms for h in history], i64),
         "final_state": pa.array([h.final_state for h in history], pa.string()),
         "turn_id": pa.array([h.turn_id for h in history], pa.string()),
+        "attempts": pa.array([h.row.attempts for h in history], i64),
         "enqueued_at": pa.array([x.enqueued_at_ms for x in b], ms),
         "finished_at": pa.array([h.finished_at_ms for h in history], ms),
     }

@@ -196,19 +196,23 @@ waiting AS (
     SELECT b.session_id, b.batch_id,
         (b.claim_id IS NOT NULL AND l.fencing IS NOT DISTINCT FROM b.claim_generation) AS held,
         b.delivery_policy, b.slot_policy, b.source_key, b.enqueue_seq, b.enqueued_at_ms,
-        b.claimed_at_ms, b.available_at_ms
+        b.claimed_at_ms, b.available_at_ms, b.attempts, b.error, b.failed_at_ms
     FROM queued_work_batches b LEFT JOIN live l ON l.session_id = b.session_id
     WHERE true{sid.replace('session_id', 'b.session_id')}
 ),
 rows AS (
-    SELECT session_id, batch_id, CASE WHEN held THEN 'claimed' ELSE 'pending' END AS state,
+    SELECT session_id, batch_id,
+        CASE WHEN failed_at_ms IS NOT NULL THEN 'failed'
+             WHEN held THEN 'claimed' ELSE 'pending' END AS state,
         delivery_policy, slot_policy, source_key, enqueue_seq, enqueued_at_ms,
         CASE WHEN held THEN claimed_at_ms END AS claimed_at_ms,
-        NULL::BIGINT AS finished_at_ms, available_at_ms, NULL::VARCHAR AS turn_id
+        failed_at_ms AS finished_at_ms, available_at_ms, NULL::VARCHAR AS turn_id,
+        attempts, error
     FROM waiting
     UNION ALL (
         SELECT session_id, batch_id, final_state, delivery_policy, slot_policy, source_key,
-            enqueue_seq, enqueued_at_ms, claimed_at_ms, finished_at_ms, NULL::BIGINT, turn_id
+            enqueue_seq, enqueued_at_ms, claimed_at_ms, finished_at_ms, NULL::BIGINT, turn_id,
+            coalesce(attempts, 0), NULL::VARCHAR
         FROM queue_history WHERE true{sid}
         ORDER BY finished_at_ms DESC, enqueue_seq DESC LIMIT $finished_limit
     )
@@ -219,7 +223,7 @@ SELECT session_id, batch_id, state, delivery_policy, slot_policy, source_key, en
     epoch_ms(finished_at_ms) AS finished_at,
     (coalesce(finished_at_ms, $now) - enqueued_at_ms)::DOUBLE PRECISION AS age_ms,
     (claimed_at_ms - enqueued_at_ms)::DOUBLE PRECISION AS wait_ms,
-    turn_id
+    turn_id, attempts, error
 FROM rows
 ORDER BY enqueue_seq
 """

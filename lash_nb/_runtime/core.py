@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from .._core.graph import SessionGraph, SessionNode
 from .._core.llm import RetryPolicy
+from .._core.queue import DEFAULT_MAX_ATTEMPTS
 from .._core.tools import ToolRegistry, as_tool_provider
 from .._core.text import check_id
 from .._core.usage import TokenLedgerEntry, TokenUsage
@@ -27,6 +28,7 @@ from .session import LashSession
 from .state import SessionPolicy, SessionState
 
 RESIDENCIES = ("keep_all", "active_path_only")
+DEFAULT_MAX_TURNS = 50  # model calls per turn; lash has none (docs/adr/0014)
 
 
 def open_store(store: Any) -> Any:
@@ -76,13 +78,14 @@ class LashCoreBuilder:
     def __init__(self) -> None:
         self._provider: Any = None
         self._model: str | None = None
-        self._max_turns: int | None = None
+        self._max_turns: int | None = DEFAULT_MAX_TURNS
         self._tools: list[Any] = []
         self._store: Any = None
         self._system_prompt: str | None = None
         self._residency = "keep_all"
         self._retry = RetryPolicy()
         self._lease_ttl_ms = DEFAULT_LEASE_TTL_MS
+        self._max_batch_attempts = DEFAULT_MAX_ATTEMPTS
         self._replay_bounds = (2048, 120.0)
 
     def provider(self, provider: Any) -> LashCoreBuilder:
@@ -101,7 +104,9 @@ class LashCoreBuilder:
         return self
 
     def max_turns(self, n: int | None) -> LashCoreBuilder:
-        if n is not None and (not isinstance(n, int) or n < 1):
+        """Model calls one turn may make before it stops ``max_turns`` (default 50);
+        ``None`` removes the bound."""
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
             raise ConfigurationError("max_turns must be a positive int (model calls per turn) or None")
         self._max_turns = n
         return self
@@ -130,6 +135,15 @@ class LashCoreBuilder:
         self._lease_ttl_ms = int(ttl_ms)
         return self
 
+    def max_batch_attempts(self, n: int) -> LashCoreBuilder:
+        """Claims of one queued batch that may fail (raise, lose the lease, die) before it is
+        parked ``failed`` with its error instead of being retried (default 3)."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ConfigurationError(
+                f"max_batch_attempts must be a positive int (tries per queued batch), got {n!r}")
+        self._max_batch_attempts = n
+        return self
+
     def live_replay_bounds(self, max_events: int = 2048, max_age_s: float = 120.0) -> LashCoreBuilder:
         self._replay_bounds = (max_events, max_age_s)
         return self
@@ -150,6 +164,7 @@ class LashCoreBuilder:
             retry_policy=self._retry,
             lease_ttl_ms=self._lease_ttl_ms,
             replay=LiveReplayStore(*self._replay_bounds),
+            max_batch_attempts=self._max_batch_attempts,
         )
 
 
@@ -158,7 +173,7 @@ class LashCore:
 
     def __init__(self, *, provider: Any, policy: SessionPolicy, tools: list[Any], store: Any,
                  residency: str, retry_policy: RetryPolicy, lease_ttl_ms: int,
-                 replay: LiveReplayStore) -> None:
+                 replay: LiveReplayStore, max_batch_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
         self.provider = provider
         self.policy = policy
         self.tool_providers = tools
@@ -168,6 +183,7 @@ class LashCore:
         self.lease_ttl_ms = lease_ttl_ms
         self.lease_renew_s = min(LEASE_RENEW_INTERVAL_MS, lease_ttl_ms // 3) / 1000
         self.replay = replay
+        self.max_batch_attempts = max_batch_attempts
 
     @staticmethod
     def builder() -> LashCoreBuilder:

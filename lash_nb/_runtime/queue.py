@@ -8,7 +8,10 @@ Theory of operation
 - ``queued_turn().run()``: take the session lease (busy -> ``None``), apply every leading
   session command (each committed, never prompt text), then claim the next turn-work group
   (``Idle`` boundary) and run it as one turn whose final commit completes the batches.
-  ``None`` when nothing ran.
+  ``None`` when nothing ran. A turn that raises (or ends without completing its claim)
+  abandons the claim with its error: one failed attempt. After ``max_batch_attempts``
+  (default 3) the batch is parked ``failed`` and listed with its error; it is never retried
+  forever.
 - The :class:`Drainer` (on by default in notebooks, off for plain library use) runs drains as
   tasks on the session's loop after each commit and on enqueue while idle, one at a time,
   never blocking cells. ``pause()`` / ``resume()``.
@@ -17,6 +20,7 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any, Generator, Sequence
 
 from .._core.cancel import CancellationToken
@@ -31,10 +35,12 @@ from .._core.records import TurnInput, TurnOutput
 from .._core.text import check_id
 from .._errors import ConfigurationError, InvalidTurnInput
 from .turn import as_turn_input, run_to_completion
-from .turn_run import TurnRun
+from .turn_run import TurnRun, error_text
 
 if TYPE_CHECKING:
     from .session import LashSession
+
+log = logging.getLogger("lash_nb.queue")
 
 
 class EnqueueBuilder:
@@ -155,7 +161,8 @@ class QueuedTurnBuilder:
                 await _apply_session_commands(s, lease)
                 lease = await s._try_lease() or lease
                 claim = await s.store.claim_queued_work(
-                    lease, boundary=ClaimBoundary.IDLE, batch_ids=self._batch_ids)
+                    lease, boundary=ClaimBoundary.IDLE, batch_ids=self._batch_ids,
+                    max_attempts=s.core.max_batch_attempts)
             except BaseException:
                 await s._release_lease_quietly(lease)
                 raise
@@ -166,22 +173,43 @@ class QueuedTurnBuilder:
             turn_input = claim.turn_input()
             # the lease generation makes a re-run after a dead runtime a new turn (the dead one's
             # open turn was closed as process_lost under the batch's first turn id)
-            turn_id = (turn_input.trace_turn_id or self._drain_id
-                       or f"{claim.batches[0].batch_id}:g{lease.fencing}")
+            attempts = f"{claim.batches[0].batch_id}:g"
+            turn_id = turn_input.trace_turn_id or self._drain_id or f"{attempts}{lease.fencing}"
             s.cancels.set_turn_id(key, turn_id)
+            # an earlier attempt that died left its user message at the leaf: branch before it
             run = TurnRun(s, turn_input.with_trace_turn_id(turn_id), turn_id, self._token,
-                          lease=lease, claim=claim, hold_lock=True)
+                          lease=lease, claim=claim, hold_lock=True, attempt_prefix=attempts)
             try:
                 result = await run_to_completion(run, s, key)
-            except BaseException:
-                await s.store.abandon_claim(claim)
+            except BaseException as err:
+                # counted as a failed attempt; parked failed after max_batch_attempts
+                await _abandon_quietly(s, claim, error_text(err))
                 raise
+            if not set(claim.batch_ids) <= set(result.queued_batch_ids):
+                # the turn ended without completing its claim (lease_lost): an attempt failed
+                await _abandon_quietly(s, claim, "; ".join(e.message for e in result.errors)
+                                       or str(result.outcome))
             return TurnOutput(result, tuple(run.activities))
+
+
+async def _abandon_quietly(s: LashSession, claim: Any, error: str) -> None:
+    bound = s.core.max_batch_attempts
+    try:
+        await s.store.abandon_claim(claim, error=error, max_attempts=bound)
+    except Exception:  # the claim dies with its lease generation anyway
+        return
+    s._record_queue_changed("abandoned", claim.batch_ids)
+    for b in claim.batches:  # ``attempts`` counts this claim
+        if b.attempts >= bound:
+            log.warning("queued batch %s of session %s failed %d times and is parked: %s "
+                        "(cancel it, or enqueue it again once fixed)", b.batch_id, s.session_id,
+                        b.attempts, error[:300])
 
 
 async def _apply_session_commands(s: LashSession, lease: Any) -> None:
     while True:
-        claim = await s.store.claim_queued_work(lease, boundary=ClaimBoundary.IDLE, commands=True)
+        claim = await s.store.claim_queued_work(lease, boundary=ClaimBoundary.IDLE, commands=True,
+                                                max_attempts=s.core.max_batch_attempts)
         if claim is None:
             return
         for command in claim.commands():

@@ -39,7 +39,7 @@ class SessionObservationEvent:
     kind: str  # turn_activity | committed | queue_changed
     activity: Any = None  # TurnActivity for turn_activity
     read_view: Any = None  # SessionReadView for committed
-    queue_kind: str | None = None  # enqueued | claimed | cancelled | completed
+    queue_kind: str | None = None  # enqueued | claimed | cancelled | completed | abandoned
     batch_ids: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:

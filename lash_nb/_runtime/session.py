@@ -87,7 +87,9 @@ class LashSession:
         return QueuedTurnBuilder(self)
 
     async def queued_work(self) -> list[Any]:
-        """Pending batches of this session in enqueue order (claimed ones excluded)."""
+        """Batches of this session in enqueue order, claimed ones excluded: pending ones and
+        ones parked ``failed`` after ``max_batch_attempts`` (``batch.status``, ``.attempts``,
+        ``.error``; cancel a failed batch to remove it)."""
         pending: list[Any] = await self.store.list_queued_work(self.session_id)
         return pending
 
@@ -102,14 +104,15 @@ class LashSession:
         return batch
 
     async def await_queued_work_batch(self, batch_id: str, timeout: float | None = None) -> None:
-        """Return once ``batch_id`` is no longer pending (claimed, completed or cancelled).
-        Polls the store 25 ms doubling to 400 ms, so drains by other processes are seen."""
+        """Return once ``batch_id`` is no longer pending (claimed, completed, cancelled or
+        parked failed). Polls the store 25 ms doubling to 400 ms, so drains by other processes
+        are seen."""
         delay = 0.025
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
             pending = await self.store.list_queued_work(self.session_id)
-            if all(b.batch_id != batch_id for b in pending):
+            if all(b.batch_id != batch_id or b.status == "failed" for b in pending):
                 return
             if deadline is not None and loop.time() + delay > deadline:
                 raise TimeoutError(f"batch {batch_id!r} still pending after {timeout} s")
@@ -330,14 +333,18 @@ def _noop() -> None:
 
 
 class LeaseKeeper:
-    """Renews a session lease every renew interval while a turn runs; on loss it cancels
-    the turn's token (the turn then fails with ``SessionExecutionLeaseLost``)."""
+    """Renews a session lease every renew interval while a turn runs. A renewal also revives
+    a lease that expired while the loop was blocked, if nobody took the session over. If
+    someone did, it takes a fresh lease when the session is free again (the final commit
+    then checks that nobody committed meanwhile); if the session is busy, it cancels the
+    turn's token with origin ``lease_lost`` (the turn ends ``stopped: runtime_error``)."""
 
     def __init__(self, session: LashSession, lease: Lease, token: CancellationToken) -> None:
         self.session = session
         self.lease = lease
         self.token = token
         self.lost = False
+        self.replaced = False
         self._task: asyncio.Task[None] | None = None
         self._handle = asyncio.get_running_loop().call_later(
             session.core.lease_renew_s, self._fire)
@@ -349,12 +356,22 @@ class LeaseKeeper:
         try:
             self.lease = await self.session.store.renew_lease(self.lease, self.session.core.lease_ttl_ms)
         except SessionExecutionLeaseLost:
-            self.lost = True
-            self.token.cancel("lease_lost", "the session execution lease was lost")
-            return
+            if not await self.recover():
+                self.lost = True
+                self.token.cancel("lease_lost", "another runtime took the session over")
+                return
         except Exception:
             pass
         self._handle = asyncio.get_running_loop().call_later(self.session.core.lease_renew_s, self._fire)
+
+    async def recover(self) -> bool:
+        """After another owner took the session over: take a fresh lease if it is free now.
+        ``replaced`` tells the final commit its conflicts mean "someone committed meanwhile"."""
+        fresh = await self.session._try_lease()
+        if fresh is None:
+            return False
+        self.lease, self.replaced = fresh, True
+        return True
 
     def stop(self) -> None:
         self._handle.cancel()

@@ -6,18 +6,25 @@ Theory of operation
    ``SessionExecutionBusy``; a queued drain brings its own lease and claim).
 2. Append the user message and make it durable with a progress commit (CAS on the head
    revision; on conflict reload the session from the store and retry once).
+   A queued re-run of a batch whose earlier attempt stopped after its progress commit first
+   branches before that attempt's trailing nodes, so the model sees the input once.
 3. Loop: model call (``model_call.call_model``); a response without tool calls passes the
    ``before_completion`` checkpoint and finishes ``assistant_message``; a response with tool
    calls appends one assistant message, runs all calls concurrently, appends one user message
    with the results in call order, passes the ``after_work`` checkpoint and loops, until
-   ``max_turns`` model calls. Checkpoints claim ``earliest_safe_boundary`` queued input under
-   the turn's own lease and show it to the model as a user message.
+   ``max_turns`` model calls (default 50). The loop yields to the event loop once per model
+   call. Checkpoints claim ``earliest_safe_boundary`` queued input under the turn's own lease
+   and show it to the model as a user message. A tool that raises anything (``SystemExit``
+   too) gives the model an error result; ``KeyboardInterrupt`` in a tool cancels the turn.
 4. Cancellation: only while the loop runs (``cancellable``) does a token cancel cancel this
    task; the loop's awaits (provider stream, tool calls, retry sleep) are abandoned. Settling
    keeps partial prose (marked interrupted) and gives every tool call a result (completed, or
    an interrupted marker) so the graph stays consistent. The final commit is never cancelled.
 5. Final commit (atomic): new nodes, terminal turn record, usage, call rows, events, completed
-   queue claims, lease release. Then the observation ``committed`` is published.
+   queue claims, lease release. Then the observation ``committed`` is published. A lease that
+   expired while the loop was blocked is still held and commits; if another owner took the
+   session over, the turn commits under a fresh lease when nobody committed meanwhile, else
+   it ends ``stopped: runtime_error`` (``lease_lost``) without raising (docs/adr/0014).
 """
 
 from __future__ import annotations
@@ -56,8 +63,14 @@ from .._core.records import (
 from .._core.text import clean_json
 from .._core.tools import ToolContext
 from .._core.usage import BUCKETS, ZERO_USAGE, TokenLedgerEntry, TokenUsage, merge_ledger
-from .._errors import HeadRevisionConflict, LashError
-from .._store.base import Lease, RuntimeCommit, TurnRecord, TurnStart, UsageDelta
+from .._errors import (
+    ClaimSuperseded,
+    HeadRevisionConflict,
+    LashError,
+    SessionExecutionLeaseLost,
+    TurnCommitConflict,
+)
+from .._store.base import Lease, ReadScope, RuntimeCommit, TurnRecord, TurnStart, UsageDelta
 from .._store.waits import observe_store_waits, stop_observing
 from .model_call import ModelCallFailed, call_model
 
@@ -71,6 +84,10 @@ _TERMINAL_STOPS = {
     TerminalReason.PROVIDER_ERROR: TurnStop.PROVIDER_ERROR,
     TerminalReason.CANCELLED: TurnStop.CANCELLED,
 }
+
+
+_LEASE_LOST = ("another runtime took this session over while the turn ran; its work was not "
+               "committed (queued input runs again)")
 
 
 def now_ms() -> int:
@@ -91,6 +108,7 @@ class TurnRun:
         claim: QueueClaim | None = None,
         sink: Callable[[TurnActivity], None] | None = None,
         hold_lock: bool = False,
+        attempt_prefix: str | None = None,
     ) -> None:
         self.session = session
         self.input = turn_input
@@ -102,6 +120,7 @@ class TurnRun:
         self.claims: list[QueueClaim] = [claim] if claim else []
         self.sink = sink
         self.hold_lock = hold_lock  # the caller (a queued drain) already holds the writer lock
+        self.attempt_prefix = attempt_prefix  # turn ids of earlier attempts of the same work
         self.activities: list[TurnActivity] = []
         self.llm_calls: list[Any] = []
         self.tool_calls: list[ToolCallRecord] = []
@@ -117,6 +136,7 @@ class TurnRun:
         self._pending_calls: list[LlmPart] | None = None
         self._tool_results: dict[str, tuple[str, bool]] = {}
         self._tool_clock: dict[str, tuple[int, float]] = {}  # running call -> (started_ms, t0)
+        self._outcome_emitted = False
 
     # ------------------------------------------------------------------ events
     def emit(self, event: ev.TurnEvent, correlation_id: str) -> None:
@@ -183,7 +203,7 @@ class TurnRun:
             else:
                 outcome = await self._run_loop()
             result = self._assemble(outcome, started_ms, t0)
-            await self._final_commit(keeper.lease, result)
+            result = await self._commit_terminal(result, started_ms, t0)
         except BaseException:
             keeper.stop()
             s.state.stale = True
@@ -208,9 +228,19 @@ class TurnRun:
                 task.uncancel()
             self.cancellable = False
             self._settle_interrupted()
+            if self.token.origin == "lease_lost":  # the keeper saw another owner take over
+                return self._lease_lost_outcome()
             return TurnOutcome.stopped(TurnStop.CANCELLED)
+        except SessionExecutionLeaseLost:  # a checkpoint claim found the session taken over
+            self.cancellable = False
+            self._settle_interrupted()
+            return self._lease_lost_outcome()
         finally:
             self.cancellable = False
+
+    def _lease_lost_outcome(self) -> TurnOutcome:
+        self._issue("runtime", _LEASE_LOST, "lease_lost", True)
+        return TurnOutcome.stopped(TurnStop.RUNTIME_ERROR)
 
     # ------------------------------------------------------------------ graph
     def _append(self, message: Message) -> None:
@@ -232,6 +262,10 @@ class TurnRun:
         tools = s._tool_specs()
         iteration = 0
         while True:
+            if iteration:
+                # a local model and tools that never await would keep the loop (Stop, widgets,
+                # the lease keeper) from running for the whole turn: let it run once per call
+                await asyncio.sleep(0)
             if self.token.cancelled:
                 raise asyncio.CancelledError
             request = LlmRequest(
@@ -307,7 +341,17 @@ class TurnRun:
 
     async def _checkpoint(self, kind: str, pending_text: str = "") -> bool:
         s = self.session
-        claim = await s.store.claim_queued_work(self._keeper.lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT)
+        bound = s.core.max_batch_attempts
+        try:
+            claim = await s.store.claim_queued_work(
+                self._keeper.lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT,
+                max_attempts=bound)
+        except SessionExecutionLeaseLost:
+            if not await self._keeper.recover():
+                raise
+            claim = await s.store.claim_queued_work(
+                self._keeper.lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT,
+                max_attempts=bound)
         if claim is None:
             return False
         self.claims.append(claim)
@@ -355,10 +399,24 @@ class TurnRun:
                 try:
                     output = await provider.execute(name, args, ToolContext(s.session_id, self.turn_id, call_id))
                     success = True
-                except Exception as err:  # a raising tool gives the model an error result
-                    output = f"{type(err).__name__}: {err}"
+                except asyncio.CancelledError as err:
+                    if self.token.cancelled or _being_cancelled():
+                        raise
+                    output = error_text(err)  # the tool's own, not a cancel of this turn
+                except KeyboardInterrupt:
+                    # Ctrl-C / a kernel interrupt landed inside the tool: the user wants the
+                    # turn stopped. Cancel it here; letting it escape would stop the loop.
+                    self.token.cancel("keyboard_interrupt", f"KeyboardInterrupt in tool {name!r}")
+                    raise asyncio.CancelledError from None
+                except BaseException as err:  # Exception, SystemExit, ...: an error result
+                    output = error_text(err)
         duration = round((time.perf_counter() - t0) * 1000, 3)
-        output = clean_json(_jsonable(output))  # tool output enters the session (core/text.py)
+        try:
+            output = clean_json(_jsonable(output))  # tool output enters the session (core/text.py)
+        except Exception as err:  # an output that cannot be shown as text
+            output = (f"the tool returned a {type(output).__name__} that cannot be shown as "
+                      f"text: {error_text(err)}")
+            success = False
         self._tool_results[call_id] = (_as_text(output), success)
         self.tool_calls.append(ToolCallRecord(call_id, name, args, output, success, duration, started))
         self.emit(ev.ToolCallCompleted(call_id, name, args, output, duration, success,
@@ -403,9 +461,34 @@ class TurnRun:
         self.partial_prose = []
 
     # ------------------------------------------------------------------ commits
+    def _leave_earlier_attempts(self) -> None:
+        """A re-run of work whose earlier attempt stopped after its progress commit (its
+        process was killed, or it lost its lease): that attempt's nodes end the active path.
+        Branch to just before them, so the model sees the input once; they stay in the graph
+        on a side branch, and the attempt's turn row says how it ended."""
+        if self.attempt_prefix is None:
+            return
+        graph = self.session.state.graph
+        first = None
+        node = graph.get(graph.leaf_node_id) if graph.leaf_node_id is not None else None
+        while node is not None and self._earlier_attempt(node.turn_id):
+            first = node  # walk up from the leaf: only the trailing nodes are read
+            node = graph.get(node.parent_node_id) if node.parent_node_id is not None else None
+        if first is not None:
+            graph.branch_to(first.parent_node_id)
+
+    def _earlier_attempt(self, turn_id: str | None) -> bool:
+        """Only queued work is re-run by the runtime: its batch is still queued, so no
+        attempt of it completed; a trace / drain id is the same for every attempt."""
+        prefix = self.attempt_prefix
+        if turn_id is None or prefix is None:
+            return False
+        return turn_id == self.turn_id or turn_id.startswith(prefix)
+
     async def _progress_commit(self) -> None:
         s = self.session
         for attempt in (1, 2):
+            self._leave_earlier_attempts()
             self._append(self._user_message())
             try:
                 res = await s.store.commit(s._commit_base(
@@ -453,17 +536,79 @@ class TurnRun:
             queued_batch_ids=tuple(b for c in self.claims for b in c.batch_ids),
         )
 
-    async def _final_commit(self, lease: Lease, result: TurnResult) -> None:
+    async def _commit_terminal(self, result: TurnResult, started_ms: int, t0: float) -> TurnResult:
+        """The final commit. A lease that merely expired is still held and commits (docs/adr/0014).
+        If another owner took the session over meanwhile, the turn re-acquires the lease when
+        it is free again and commits only if nobody committed in between (the head revision
+        and its claims are unchanged); otherwise it ends ``stopped: runtime_error``
+        (``lease_lost``), uncommitted, and its open turn row is closed by whoever commits on
+        the session next (this turn itself when it can take the lease)."""
         s = self.session
-        self.emit_independent(ev.TurnOutcomeEvent(result.outcome.to_json(), self.turn_id))
-        deltas: tuple[UsageDelta, ...] = ()
-        if self.cumulative.total() > 0:
-            deltas = _usage_deltas(self.turn_id, self.model, self.cumulative, self.estimated_usage)
-        record = TurnRecord(
+        keeper = self._keeper
+        conflicts = (HeadRevisionConflict, ClaimSuperseded, TurnCommitConflict)
+        for attempt in (1, 2):
+            try:
+                await self._final_commit(keeper.lease, result)
+                return result
+            except SessionExecutionLeaseLost:
+                if attempt == 2 or not await keeper.recover():
+                    break
+            except conflicts:
+                if not keeper.replaced:
+                    raise
+                break  # someone committed meanwhile (maybe closing this turn as process_lost)
+        fresh = keeper.lease if keeper.replaced else None
+        if not any(i.code == "lease_lost" for i in self.errors):
+            self._issue("runtime", _LEASE_LOST, "lease_lost", True)
+        self.claims = []  # not completed: whoever holds the session runs them
+        lost = self._assemble(TurnOutcome.stopped(TurnStop.RUNTIME_ERROR), started_ms, t0)
+        self.emit_independent(ev.TurnOutcomeEvent(lost.outcome.to_json(), self.turn_id))
+        s.state.stale = True
+        if fresh is not None:
+            await self._close_lost_turn(fresh, lost)
+        return lost
+
+    async def _close_lost_turn(self, lease: Lease, result: TurnResult) -> None:
+        """Record the terminal row (with its usage and calls, not its messages) of a turn
+        whose work could not be committed, if its progress commit left it open."""
+        s = self.session
+        try:
+            await s._reload_from_store()
+            persisted = await s.store.load_session(s.session_id, ReadScope.ACTIVE_PATH)
+            if persisted is None or self.turn_id not in persisted.open_turn_ids:
+                return
+            deltas: tuple[UsageDelta, ...] = ()
+            if self.cumulative.total() > 0:
+                deltas = _usage_deltas(self.turn_id, self.model, self.cumulative,
+                                       self.estimated_usage)
+            res = await s.store.commit(s._commit_base(
+                lease, (), turn=self._turn_record(result), usage_deltas=deltas,
+                llm_calls=tuple((self.turn_id, c) for c in self.llm_calls),
+                tool_calls=tuple((self.turn_id, c) for c in self.tool_calls),
+                events=tuple(self.activities)))
+            s._applied(res.head_revision)
+            object.__setattr__(result, "head_revision", res.head_revision)
+        except (LashError, OSError):
+            s.state.stale = True  # the next commit on the session closes it (ADR 4)
+        finally:
+            await s._release_lease_quietly(lease)
+
+    def _turn_record(self, result: TurnResult) -> TurnRecord:
+        return TurnRecord(
             self.turn_id, result.outcome.kind, result.outcome.reason,
             result.execution.started_at_ms, result.execution.duration_ms,
             _commit_hash(self.turn_id, result, self.new_nodes), result.to_json(),
         )
+
+    async def _final_commit(self, lease: Lease, result: TurnResult) -> None:
+        s = self.session
+        if not self._outcome_emitted:
+            self._outcome_emitted = True
+            self.emit_independent(ev.TurnOutcomeEvent(result.outcome.to_json(), self.turn_id))
+        deltas: tuple[UsageDelta, ...] = ()
+        if self.cumulative.total() > 0:
+            deltas = _usage_deltas(self.turn_id, self.model, self.cumulative, self.estimated_usage)
+        record = self._turn_record(result)
         res = await s.store.commit(s._commit_base(
             lease, self.new_nodes[self.persisted_nodes:],
             turn_index=s.state.turn_index + 1,
@@ -539,13 +684,33 @@ def _parse_args(raw: str | None) -> dict[str, Any]:
 
 
 def _jsonable(value: Any) -> Any:
+    """``value`` if JSON can hold it, else its ``str()`` (which may raise: the caller turns
+    that into an error result)."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     try:
         json.dumps(value)
         return value
-    except (TypeError, ValueError):
-        return str(value)
+    except (TypeError, ValueError, RecursionError):
+        text = str(value)
+    if not isinstance(text, str):
+        raise TypeError(f"__str__ returned {type(text).__name__}, not str")
+    return text
+
+
+def error_text(err: BaseException) -> str:
+    """``Type: message`` of an error raised by a tool, even when its ``str()`` raises."""
+    name = type(err).__name__
+    try:
+        message = str(err)
+    except Exception as inner:
+        message = f"<str() of the error raised {type(inner).__name__}>"
+    return f"{name}: {message}" if message else name
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _as_text(value: Any) -> str:
@@ -581,4 +746,4 @@ def _commit_hash(turn_id: str, result: TurnResult, nodes: list[SessionNode]) -> 
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-__all__ = ["TurnRun", "LashError"]
+__all__ = ["TurnRun", "LashError", "error_text"]

@@ -11,6 +11,9 @@ Theory of operation
   expires (TTL, or at once when the store can prove the owner's process is gone) the batch is
   pending again and the next worker runs it. The dead worker's turn never committed, so the
   batch runs exactly once to completion.
+- A batch whose turn keeps failing (raises, loses its lease, kills its worker) is parked
+  ``failed`` with its error after ``--max-attempts`` claims (default 3): the worker logs the
+  error and moves on; it never retries one batch forever.
 - SIGTERM / SIGINT: stop taking work; let the current turn finish for ``grace_s`` seconds,
   then cancel it (it commits ``stopped: cancelled``, completing its batch); exit.
 """
@@ -158,10 +161,13 @@ class Worker:
 
 async def run_worker(store: str, *, session_id: str | None, provider: Any, model: str | None,
                      tools: Sequence[Any], concurrency: int, poll_s: float, grace_s: float,
-                     max_idle_s: float | None, lease_ttl_ms: int | None = None) -> WorkerStats:
+                     max_idle_s: float | None, lease_ttl_ms: int | None = None,
+                     max_attempts: int | None = None) -> WorkerStats:
     builder = LashCore.builder().provider(provider).store(store).tools(*tools)
     if lease_ttl_ms:
         builder = builder.lease_ttl_ms(lease_ttl_ms)
+    if max_attempts is not None:
+        builder = builder.max_batch_attempts(max_attempts)
     if model:
         builder = builder.model(model)
     worker = Worker(builder.build(), session_id=session_id, poll_s=poll_s, grace_s=grace_s,

@@ -6,7 +6,15 @@ Theory of operation
 - **Session execution lease.** One runtime at a time runs turns on a session. A lease has an
   owner, a token, a fencing number (bumped on every new acquisition) and an expiry (TTL,
   renewed while a turn runs). ``try_acquire_lease`` returns a :class:`Lease` or
-  :class:`LeaseBusy`; the same owner re-acquiring extends its lease. An expired lease is free.
+  :class:`LeaseBusy`; the same owner re-acquiring extends its lease (same token and
+  fencing, even when it had expired). An expired lease is free for others.
+  A lease is *held* while the stored row carries its token and fencing, i.e. until it is
+  released or another owner acquires the session (fencing + 1); it is *live* while held and
+  not expired. Commits, claims and renewals need it held, not live: a holder whose event
+  loop was blocked past the TTL, while nobody else claimed the session, renews (re-acquires)
+  its lease and commits; once another owner took over, every one of them raises
+  ``SessionExecutionLeaseLost`` (fencing). Only live leases keep others out and keep claims
+  claimed (docs/adr/0014).
 - **Commits.** ``commit`` applies one :class:`RuntimeCommit` in one transaction, in this order:
   idempotency stamp (same turn id + same hash returns the stored result; another hash raises
   ``TurnCommitConflict``), lease check (live and exact, else ``SessionExecutionLeaseLost``),
@@ -24,7 +32,10 @@ Theory of operation
   After a crash a store holds the pre-turn state, the progress state, or the post-turn
   state; never part of a commit.
 - **Queued work** follows ``lash_nb._core.queue``: claims are pinned to the claimer's lease
-  fencing number and are live only while that lease generation holds the session.
+  fencing number and are live only while that lease generation holds the session. Each
+  claim counts an attempt; a batch claimed ``max_attempts`` times without completing is
+  parked ``failed`` with its last error (``abandon_claim(claim, error=...)`` records it),
+  listed by ``list_queued_work`` and never claimed again.
 """
 
 from __future__ import annotations
@@ -35,7 +46,13 @@ from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 from .._core.events import TurnActivity
 from .._core.graph import SessionGraph, SessionNode
-from .._core.queue import ClaimBoundary, QueueClaim, QueuedWorkBatch, QueuedWorkDraft
+from .._core.queue import (
+    DEFAULT_MAX_ATTEMPTS,
+    ClaimBoundary,
+    QueueClaim,
+    QueuedWorkBatch,
+    QueuedWorkDraft,
+)
 from .._core.records import ToolCallRecord
 from .._core.usage import LlmCallRecord, TokenLedgerEntry, TokenUsage
 
@@ -193,13 +210,15 @@ class SessionStore(Protocol):
         max_batches: int = 64,
         batch_ids: Sequence[str] | None = None,
         commands: bool = False,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> QueueClaim | None: ...
 
     async def cancel_queued_work_batch(
         self, session_id: str, batch_id: str
     ) -> QueuedWorkBatch | None: ...
 
-    async def abandon_claim(self, claim: QueueClaim) -> None: ...
+    async def abandon_claim(self, claim: QueueClaim, *, error: str | None = None,
+                            max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None: ...
 
     async def sessions_with_ready_work(self) -> list[str]: ...
 
@@ -214,6 +233,12 @@ class SessionStore(Protocol):
     async def delete_session(self, session_id: str) -> None: ...
 
     async def close(self) -> None: ...
+
+
+def lease_is_held(lease: Lease, token: str | None, fencing: int) -> bool:
+    """The stored lease row (``token``, ``fencing``) is still ``lease``'s: nobody released
+    it or took the session over. Its expiry does not matter to the holder."""
+    return token is not None and token == lease.token and fencing == lease.fencing
 
 
 _HOST = socket.gethostname()

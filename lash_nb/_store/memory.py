@@ -15,11 +15,15 @@ from typing import Any, Sequence
 from .._core.events import TurnActivity
 from .._core.graph import SessionNode
 from .._core.queue import (
+    DEFAULT_MAX_ATTEMPTS,
     ClaimBoundary,
     QueueClaim,
     QueuedWorkBatch,
     QueuedWorkDraft,
     QueuedWorkItem,
+    attempts_exhausted,
+    clip_error,
+    failure_text,
     select_claim_prefix,
     validate_selected_group,
 )
@@ -41,6 +45,7 @@ from .base import (
     RuntimeCommit,
     SessionMeta,
     TurnRecord,
+    lease_is_held,
     owner_is_dead,
     process_lost_record,
 )
@@ -78,6 +83,13 @@ class _BatchRow:
     claim_id: str | None = None
     claim_generation: int = 0
     claimed_at_ms: int | None = None
+    attempts: int = 0
+    error: str | None = None
+    failed_at_ms: int | None = None
+
+    def park(self, t: int) -> None:
+        self.error = failure_text(self.error, self.attempts)
+        self.failed_at_ms, self.claim_id, self.claimed_at_ms = t, None, None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +173,7 @@ class MemoryStore:
                         f"turn {commit.turn.turn_id!r} of session {commit.session_id!r} was "
                         "already committed with different content; use a new turn id"
                     )
-            if commit.lease is not None and not self._lease_is_live(commit.lease, t):
+            if commit.lease is not None and not self._lease_is_held(commit.lease):
                 raise SessionExecutionLeaseLost(
                     f"the execution lease on session {commit.session_id!r} expired or was taken "
                     "over; the turn was not committed"
@@ -233,14 +245,9 @@ class MemoryStore:
             return CommitResult(s.meta.head_revision)
 
     # ------------------------------------------------------------------ leases
-    def _lease_is_live(self, lease: Lease, t: int) -> bool:
+    def _lease_is_held(self, lease: Lease) -> bool:
         row = self._leases.get(lease.session_id)
-        return (
-            row is not None
-            and row.token == lease.token
-            and row.fencing == lease.fencing
-            and row.expires_at_ms > t
-        )
+        return row is not None and lease_is_held(lease, row.token, row.fencing)
 
     def _live_generation(self, session_id: str, t: int) -> int | None:
         row = self._leases.get(session_id)
@@ -254,10 +261,10 @@ class MemoryStore:
         with self._lock:
             t = now_ms()
             row = self._leases.get(session_id)
+            if row is not None and row.token is not None and row.owner_id == owner_id:
+                row.expires_at_ms = t + ttl_ms  # its own lease, expired or not: same fencing
+                return Lease(session_id, owner_id, row.token, row.fencing, row.expires_at_ms)
             if row is not None and row.token is not None and row.expires_at_ms > t:
-                if row.owner_id == owner_id:
-                    row.expires_at_ms = t + ttl_ms
-                    return Lease(session_id, owner_id, row.token, row.fencing, row.expires_at_ms)
                 if not owner_is_dead(row.owner_id or ""):
                     return LeaseBusy(session_id, row.owner_id or "", row.expires_at_ms)
             fencing = (row.fencing if row else 0) + 1
@@ -268,7 +275,7 @@ class MemoryStore:
     async def renew_lease(self, lease: Lease, ttl_ms: int = DEFAULT_LEASE_TTL_MS) -> Lease:
         with self._lock:
             t = now_ms()
-            if not self._lease_is_live(lease, t):
+            if not self._lease_is_held(lease):
                 raise SessionExecutionLeaseLost(
                     f"the execution lease on session {lease.session_id!r} was lost"
                 )
@@ -335,7 +342,8 @@ class MemoryStore:
                     continue
                 out.append(dataclasses.replace(
                     r.batch, claim_id=r.claim_id if claimed else None,
-                    claimed_at_ms=r.claimed_at_ms if claimed else None))
+                    claimed_at_ms=r.claimed_at_ms if claimed else None, attempts=r.attempts,
+                    error=r.error, failed_at_ms=r.failed_at_ms))
             return out
 
     async def claim_queued_work(
@@ -346,17 +354,23 @@ class MemoryStore:
         max_batches: int = 64,
         batch_ids: Sequence[str] | None = None,
         commands: bool = False,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> QueueClaim | None:
         with self._lock:
             t = now_ms()
-            if not self._lease_is_live(lease, t):
+            if not self._lease_is_held(lease):
                 raise SessionExecutionLeaseLost(
                     f"the execution lease on session {lease.session_id!r} was lost"
                 )
-            ready = [
+            ready = [  # the caller's lease is held: its generation is the current one
                 r for r in self._rows(lease.session_id)
-                if r.batch.available_at_ms <= t and not self._is_claimed(r, t)
+                if r.batch.available_at_ms <= t and r.failed_at_ms is None
+                and not (r.claim_id is not None and r.claim_generation == lease.fencing)
             ]
+            for r in ready:  # claimed that often by runtimes that died: park it
+                if attempts_exhausted(r.attempts, max_attempts):
+                    r.park(t)
+            ready = [r for r in ready if r.failed_at_ms is None]
             if batch_ids is not None:
                 by_id = {r.batch.batch_id: r for r in ready}
                 if not all(b in by_id for b in batch_ids):
@@ -375,9 +389,11 @@ class MemoryStore:
             claim_id = f"qwc:{chosen[0].batch.enqueue_seq}:{lease.fencing}:{fresh_id()}"
             for r in chosen:
                 r.claim_id, r.claim_generation, r.claimed_at_ms = claim_id, lease.fencing, t
+                r.attempts += 1
             return QueueClaim(
                 claim_id, lease.session_id, lease.fencing, boundary,
-                tuple(r.batch for r in chosen),
+                tuple(dataclasses.replace(r.batch, attempts=r.attempts, error=r.error)
+                      for r in chosen),
             )
 
     async def cancel_queued_work_batch(self, session_id: str, batch_id: str) -> QueuedWorkBatch | None:
@@ -389,19 +405,25 @@ class MemoryStore:
             self._history.append(_FinishedBatch(row, now_ms(), "cancelled", None))
             return row.batch
 
-    async def abandon_claim(self, claim: QueueClaim) -> None:
+    async def abandon_claim(self, claim: QueueClaim, *, error: str | None = None,
+                            max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
         with self._lock:
+            t = now_ms()
             for bid in claim.batch_ids:
                 row = self._batches.get(bid)
                 if row is not None and row.claim_id == claim.claim_id:
                     row.claim_id, row.claimed_at_ms = None, None
+                    row.error = clip_error(error) or row.error
+                    if attempts_exhausted(row.attempts, max_attempts):
+                        row.park(t)
 
     async def sessions_with_ready_work(self) -> list[str]:
         with self._lock:
             t = now_ms()
             out: dict[str, int] = {}
             for r in self._batches.values():
-                if r.batch.available_at_ms <= t and not self._is_claimed(r, t):
+                if (r.batch.available_at_ms <= t and r.failed_at_ms is None
+                        and not self._is_claimed(r, t)):
                     sid = r.batch.session_id
                     out[sid] = min(out.get(sid, r.batch.enqueue_seq), r.batch.enqueue_seq)
             return sorted(out, key=out.__getitem__)

@@ -286,6 +286,7 @@ async def commit_with_lost_lease_writes_nothing(opener: StoreOpener) -> None:
         await store.commit(RuntimeCommit("s1", a, append_nodes=(node("a", None, "x"),),
                                          leaf_node_id="a"))
         await store.renew_lease(a, ttl_ms=0)
+        await _lease(store, "s1", OWNER_B)  # another owner takes the expired lease over
         lost = RuntimeCommit("s1", a, append_nodes=(node("b", "a", "y"),), leaf_node_id="b",
                              usage_deltas=(UsageDelta("t1", "turn", "m", TokenUsage(1, 1)),),
                              turn=turn_record("t1"))
@@ -295,6 +296,38 @@ async def commit_with_lost_lease_writes_nothing(opener: StoreOpener) -> None:
         _eq(([n.node_id for n in got.nodes], got.meta.head_revision, got.ledger),
             (["a"], 1, ()), "nothing of the rejected commit")
         _eq(await store.load_turns("s1"), [], "no turn record")
+    finally:
+        await store.close()
+
+
+async def an_expired_lease_nobody_took_over_is_still_held(opener: StoreOpener) -> None:
+    """A holder whose loop was blocked past the TTL: while no other owner acquired the
+    session, its lease renews, claims and commits (same fencing); the batch it claimed is
+    pending for others only while the lease is expired."""
+    store = await _open(opener)
+    try:
+        a = await _lease(store, "s1", OWNER_A)
+        await store.enqueue(draft("s1", "work"))
+        claim = await store.claim_queued_work(a)
+        assert claim is not None
+        await store.renew_lease(a, ttl_ms=0)  # expired, nobody else came
+        _eq(await _texts(store, "s1"), ["work"], "pending for others while expired")
+        again = await store.renew_lease(a)
+        _eq((again.token, again.fencing), (a.token, a.fencing), "re-acquired, same generation")
+        _eq(await _texts(store, "s1"), [], "claimed again once live")
+        await store.renew_lease(a, ttl_ms=0)
+        mine = await _lease(store, "s1", OWNER_A)
+        _eq((mine.token, mine.fencing), (a.token, a.fencing), "same owner re-acquires it")
+        await store.renew_lease(a, ttl_ms=0)
+        await store.enqueue(draft("s1", "more"))
+        late = await store.claim_queued_work(a)
+        _eq(late is not None and [b.text for b in late.batches], ["more"], "claims while expired")
+        r = await store.commit(RuntimeCommit("s1", a, turn=turn_record("t1"),
+                                             completed_claims=(claim,), release_lease=True))
+        _eq(r.head_revision, 1, "commit on an expired lease nobody took")
+        _eq([t.turn_id for t in await store.load_turns("s1")], ["t1"], "committed turn")
+        _eq(await _texts(store, "s1"), ["more"], "released: the late claim is pending again")
+        await _raises(SessionExecutionLeaseLost, store.renew_lease(a), "renew after release")
     finally:
         await store.close()
 
@@ -442,6 +475,58 @@ async def claims_of_an_expired_generation_are_reclaimable(opener: StoreOpener) -
         await store.close()
 
 
+async def a_batch_failing_max_attempts_times_is_parked_failed(opener: StoreOpener) -> None:
+    """Each claim counts an attempt; at ``max_attempts`` claims without completing, the batch
+    is parked ``failed`` with its last error, listed, and never claimed again, whether its
+    claims were abandoned with an error or their runtimes died silently."""
+    store = await _open(opener)
+    try:
+        poison = await store.enqueue(draft("s1", "poison"))
+        await store.enqueue(draft("s1", "next"))
+        lease = await _lease(store, "s1", OWNER_A)
+        for attempt in (1, 2, 3):
+            claim = await store.claim_queued_work(lease, max_attempts=3)
+            _eq(claim is not None and claim.batch_ids, (poison.batch_id,), f"claim {attempt}")
+            assert claim is not None
+            await store.abandon_claim(claim, error=f"boom {attempt}", max_attempts=3)
+            head = (await store.list_queued_work("s1"))[0]
+            want = "failed" if attempt == 3 else "pending"
+            _eq((head.batch_id, head.status, head.attempts, head.error),
+                (poison.batch_id, want, attempt, f"boom {attempt}"), f"after attempt {attempt}")
+        _eq([(b.text, b.status) for b in await store.list_queued_work("s1")],
+            [("poison", "failed"), ("next", "pending")], "the failed batch stays listed")
+        _eq([(b.text, b.status) for b in await store.list_queued_work("s1", include_claimed=True)],
+            [("poison", "failed"), ("next", "pending")], "with claimed ones too")
+        nxt = await store.claim_queued_work(lease, max_attempts=3)
+        _eq(nxt is not None and [b.text for b in nxt.batches], ["next"], "queue moves past it")
+        assert nxt is not None
+        await store.commit(RuntimeCommit("s1", lease, turn=turn_record("t1"),
+                                         completed_claims=(nxt,), release_lease=True))
+        other = await _lease(store, "s1", OWNER_B)
+        _eq(await store.claim_queued_work(other, max_attempts=99), None,
+            "a failed batch is never claimed again, whatever the bound")
+        _eq(await store.claim_queued_work(other, batch_ids=[poison.batch_id]), None, "by id")
+        _eq(await store.sessions_with_ready_work(), [], "not ready work")
+        await store.release_lease(other)
+        # runtimes that die holding the claim never abandon it: the next claim parks it
+        crashy = await store.enqueue(draft("s2", "crashy"))
+        for i, owner in enumerate((OWNER_A, OWNER_B)):
+            dying = await _lease(store, "s2", owner)
+            _eq(await _claim_texts(store, dying, max_attempts=2), ["crashy"], f"claim {i + 1}")
+            await store.renew_lease(dying, ttl_ms=0)  # its process died
+        last = await _lease(store, "s2", OWNER_A)
+        _eq(await store.claim_queued_work(last, max_attempts=2), None, "parked, not claimed")
+        [parked] = await store.list_queued_work("s2")
+        _eq((parked.batch_id, parked.status, parked.attempts),
+            (crashy.batch_id, "failed", 2), "parked after two silent deaths")
+        assert parked.error and "never completed" in parked.error, parked.error
+        gone = await store.cancel_queued_work_batch("s2", crashy.batch_id)
+        _eq(gone is not None and gone.batch_id, crashy.batch_id, "a failed batch can be cancelled")
+        _eq(await store.list_queued_work("s2"), [], "cancelled")
+    finally:
+        await store.close()
+
+
 async def cancel_rules(opener: StoreOpener) -> None:
     store = await _open(opener)
     try:
@@ -515,6 +600,7 @@ CHECKS: dict[str, Check] = {
         head_revision_cas,
         lease_rules,
         commit_with_lost_lease_writes_nothing,
+        an_expired_lease_nobody_took_over_is_still_held,
         source_keys_are_idempotent_until_the_batch_leaves,
         queue_keeps_enqueue_order,
         claim_groups_follow_the_grouping_table,
@@ -522,6 +608,7 @@ CHECKS: dict[str, Check] = {
         session_commands_are_claimed_first_and_alone,
         claimed_batch_is_not_claimed_twice,
         claims_of_an_expired_generation_are_reclaimable,
+        a_batch_failing_max_attempts_times_is_parked_failed,
         cancel_rules,
         sessions_are_isolated,
         events_round_trip_in_order,

@@ -19,7 +19,7 @@ from ..._errors import (
     SessionExecutionLeaseLost,
     TurnCommitConflict,
 )
-from ..base import CommitResult, Lease, RuntimeCommit
+from ..base import CommitResult, Lease, RuntimeCommit, lease_is_held
 from . import journal
 from .hold import Hold
 
@@ -80,12 +80,11 @@ def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitRes
         )
     live = hold.lease(con, sid) if c.lease is not None else None
     if c.lease is not None and not (
-        live is not None and live.token == c.lease.token
-        and live.fencing == c.lease.fencing and live.expires_at_ms > t
+        live is not None and lease_is_held(c.lease, live.token, live.fencing)
     ):
         raise SessionExecutionLeaseLost(
-            f"the execution lease on session {sid!r} expired or was taken over; the turn was "
-            "not committed"
+            f"the execution lease on session {sid!r} was taken over or released; the turn "
+            "was not committed"
         )
     current = rev if rev is not None else 0
     if c.expected_head_revision is not None and c.expected_head_revision != current:
@@ -143,7 +142,7 @@ def finish_batches(con: Any, batch_ids: list[str], state: str, turn_id: str | No
     con.execute(
         "INSERT INTO queue_history SELECT batch_id, session_id, source_key, delivery_policy, "
         "slot_policy, enqueue_seq, enqueued_at_ms, claimed_at_ms, $t, $state, $tid, "
-        "epoch_ms(enqueued_at_ms), epoch_ms($t::BIGINT) FROM queued_work_batches "
+        "epoch_ms(enqueued_at_ms), epoch_ms($t::BIGINT), attempts FROM queued_work_batches "
         "WHERE list_contains($ids, batch_id)",
         {"t": t, "state": state, "tid": turn_id, "ids": batch_ids},
     )

@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any
 
 from ..._errors import SessionExecutionLeaseLost
-from ..base import Lease, LeaseBusy, owner_is_dead
+from ..base import Lease, LeaseBusy, lease_is_held, owner_is_dead
 from .commit import now_ms
 from .hold import Hold, LeaseRow
 
@@ -25,18 +25,18 @@ def live_generation(hold: Hold, con: Any, sid: str, t: int) -> int | None:
     return row.fencing
 
 
-def _is_live(row: LeaseRow | None, lease: Lease, t: int) -> bool:
-    return (row is not None and row.token == lease.token and row.fencing == lease.fencing
-            and row.expires_at_ms > t)
+def _is_held(row: LeaseRow | None, lease: Lease) -> bool:
+    return row is not None and lease_is_held(lease, row.token, row.fencing)
 
 
 def try_acquire(hold: Hold, con: Any, sid: str, owner_id: str, ttl_ms: int) -> Lease | LeaseBusy:
     t = now_ms()
     row = hold.lease(con, sid)
+    if row is not None and row.token is not None and row.owner_id == owner_id:
+        # its own lease, expired or not: extended with the same fencing
+        hold.set_lease(sid, LeaseRow(owner_id, row.token, row.fencing, t + ttl_ms))
+        return Lease(sid, owner_id, row.token, row.fencing, t + ttl_ms)
     if row is not None and row.token is not None and row.expires_at_ms > t:
-        if row.owner_id == owner_id:
-            hold.set_lease(sid, LeaseRow(owner_id, row.token, row.fencing, t + ttl_ms))
-            return Lease(sid, owner_id, row.token, row.fencing, t + ttl_ms)
         if not owner_is_dead(row.owner_id or ""):
             return LeaseBusy(sid, row.owner_id or "", row.expires_at_ms)
     fencing = (row.fencing if row is not None else 0) + 1
@@ -45,8 +45,10 @@ def try_acquire(hold: Hold, con: Any, sid: str, owner_id: str, ttl_ms: int) -> L
     return Lease(sid, owner_id, token, fencing, t + ttl_ms)
 
 
-def check_live(hold: Hold, con: Any, lease: Lease, t: int) -> None:
-    if not _is_live(hold.lease(con, lease.session_id), lease, t):
+def check_held(hold: Hold, con: Any, lease: Lease) -> None:
+    """Raise ``SessionExecutionLeaseLost`` unless ``lease`` still holds its session (see
+    ``base.lease_is_held``: released or taken over, not merely expired)."""
+    if not _is_held(hold.lease(con, lease.session_id), lease):
         raise SessionExecutionLeaseLost(
             f"the execution lease on session {lease.session_id!r} was lost"
         )
@@ -54,7 +56,7 @@ def check_live(hold: Hold, con: Any, lease: Lease, t: int) -> None:
 
 def renew(hold: Hold, con: Any, lease: Lease, ttl_ms: int) -> Lease:
     t = now_ms()
-    check_live(hold, con, lease, t)
+    check_held(hold, con, lease)
     hold.set_lease(lease.session_id, LeaseRow(lease.owner_id, lease.token, lease.fencing, t + ttl_ms))
     return dataclasses.replace(lease, expires_at_ms=t + ttl_ms)
 

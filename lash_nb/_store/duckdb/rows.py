@@ -188,8 +188,10 @@ def decode_events(rows: Iterable[Sequence[Any]]) -> list[TurnActivity]:
 
 BATCH_COLS = (
     "batch_id, session_id, enqueue_seq, source_key, delivery_policy, slot_policy, merge_key, "
-    "available_at_ms, enqueued_at_ms, items, claim_id, claim_generation, claimed_at_ms"
+    "available_at_ms, enqueued_at_ms, items, claim_id, claim_generation, claimed_at_ms, "
+    "attempts, error, failed_at_ms"
 )
+BATCH_NCOLS = 16  # columns of BATCH_COLS; a query's extra columns follow them
 
 
 def decode_batch(r: Sequence[Any]) -> QueuedWorkBatch:
@@ -207,6 +209,9 @@ def decode_batch(r: Sequence[Any]) -> QueuedWorkBatch:
         available_at_ms=int(r[7]),
         enqueued_at_ms=int(r[8]),
         items=items,
+        attempts=int(r[13] or 0),
+        error=r[14],
+        failed_at_ms=None if r[15] is None else int(r[15]),
     )
 
 

@@ -1,4 +1,4 @@
-"""The lash_nb DuckDB store schema, version ``SCHEMA_VERSION`` (2).
+"""The lash_nb DuckDB store schema, version ``SCHEMA_VERSION`` (3).
 
 One file holds many sessions; every table except ``lash_meta`` carries ``session_id``.
 Users query these tables directly (``store.query(...)``, ``%lash sql``), so the names are
@@ -6,9 +6,9 @@ lash's vocabulary and the columns are stable within a schema version.
 See ``docs/store-schema.md`` for the same description with example queries.
 
 ``lash_meta(key, value)``
-    ``schema_version`` = ``2``. A file without this table is not a lash store. Version 1
-    files (no ``commit_log``) are moved forward by :func:`migrate` (``python -m lash_nb
-    migrate-store PATH``).
+    ``schema_version`` = ``3``. A file without this table is not a lash store. Older files
+    (1: no ``commit_log``; 2: no queue attempts) are moved forward by :func:`migrate`
+    (``python -m lash_nb migrate-store PATH``).
 ``sessions``
     One row per session: ``session_id`` (PK), ``provider_id``, ``model``,
     ``parent_session_id``, ``policy`` JSON, ``head_revision`` (+1 per commit),
@@ -48,11 +48,14 @@ See ``docs/store-schema.md`` for the same description with example queries.
     ``batch_id``, ``session_id``, ``source_key`` (UNIQUE with ``session_id``),
     ``delivery_policy``, ``slot_policy``, ``merge_key``, ``available_at_ms``,
     ``enqueued_at_ms``, ``claim_id``, ``claim_generation`` (lease fencing of the claimer),
-    ``claimed_at_ms``, ``items`` JSON. Completed and cancelled batches are deleted.
+    ``claimed_at_ms``, ``items`` JSON, ``attempts`` (claims that did not complete it),
+    ``error`` (the last attempt's error), ``failed_at_ms`` (set when it was parked failed
+    after ``max_attempts``: never claimed again). Completed and cancelled batches are deleted.
 ``queue_history``
     A row per batch that left the queue: ``final_state`` completed | cancelled, the policies,
     ``enqueued_at_ms``, ``claimed_at_ms``, ``finished_at_ms``, ``turn_id`` (the turn that
-    completed it), ``enqueued_at`` / ``finished_at`` TIMESTAMP.
+    completed it), ``enqueued_at`` / ``finished_at`` TIMESTAMP, ``attempts`` (claims it
+    took; NULL for batches finished before schema version 3).
 ``execution_leases``
     ``session_id`` (PK), ``owner_id``, ``token``, ``fencing``, ``expires_at_ms``. A released
     lease keeps its fencing number (the next holder gets fencing + 1).
@@ -66,7 +69,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 2  # of this DuckDB schema (the PostgreSQL store keeps its own)
+SCHEMA_VERSION = 3  # of this DuckDB schema (the PostgreSQL store keeps its own)
 
 TABLES = (
     "lash_meta",
@@ -102,10 +105,15 @@ ADD_COLUMNS_DDL = "\n".join(
     f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {c} {d};" for t, c, d in ADDED_COLUMNS)
 ADDED_PROBE = " UNION ALL ".join(
     f"SELECT NULL FROM {t} WHERE {c} AND false" for t, c, _ in ADDED_COLUMNS)
+QUEUE_ATTEMPTS_DDL = """ALTER TABLE queued_work_batches ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE queued_work_batches ADD COLUMN error VARCHAR;
+ALTER TABLE queued_work_batches ADD COLUMN failed_at_ms BIGINT;
+ALTER TABLE queue_history ADD COLUMN attempts BIGINT;"""
 
 # version -> the statements that move a file of that version to the next one
 MIGRATIONS = {
     1: COMMIT_LOG_DDL + "\nUPDATE lash_meta SET value = '2' WHERE key = 'schema_version';",
+    2: QUEUE_ATTEMPTS_DDL + "\nUPDATE lash_meta SET value = '3' WHERE key = 'schema_version';",
 }
 
 _BUCKETS_DDL = """
@@ -219,6 +227,9 @@ CREATE TABLE queued_work_batches (
     claim_generation BIGINT NOT NULL DEFAULT 0,
     claimed_at_ms BIGINT,
     items JSON NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    error VARCHAR,
+    failed_at_ms BIGINT,
     UNIQUE (session_id, source_key)
 );
 CREATE TABLE queue_history (
@@ -234,7 +245,8 @@ CREATE TABLE queue_history (
     final_state VARCHAR NOT NULL,
     turn_id VARCHAR,
     enqueued_at TIMESTAMP NOT NULL,
-    finished_at TIMESTAMP NOT NULL
+    finished_at TIMESTAMP NOT NULL,
+    attempts BIGINT
 );
 CREATE TABLE execution_leases (
     session_id VARCHAR PRIMARY KEY,

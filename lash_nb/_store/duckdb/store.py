@@ -28,7 +28,13 @@ import threading
 from typing import Any, Callable, Sequence, TypeVar
 
 from ..._core.events import TurnActivity
-from ..._core.queue import ClaimBoundary, QueueClaim, QueuedWorkBatch, QueuedWorkDraft
+from ..._core.queue import (
+    DEFAULT_MAX_ATTEMPTS,
+    ClaimBoundary,
+    QueueClaim,
+    QueuedWorkBatch,
+    QueuedWorkDraft,
+)
 from ..._errors import StoreError, StorePathError
 from ..base import (
     DEFAULT_LEASE_TTL_MS,
@@ -339,16 +345,17 @@ class DuckDBStore:
         max_batches: int = 64,
         batch_ids: Sequence[str] | None = None,
         commands: bool = False,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> QueueClaim | None:
         def run(con: Any) -> QueueClaim | None:
             hold = self._worker.hold
             assert hold is not None
             if hold.queue_size(con, lease.session_id) == 0:
                 # nothing queued (the common checkpoint case): no transaction at all
-                leases.check_live(hold, con, lease, commits.now_ms())
+                leases.check_held(hold, con, lease)
                 return None
             return self._txn(con, lambda c: queued_work.claim(
-                c, hold, lease, boundary, max_batches, batch_ids, commands), hold)
+                c, hold, lease, boundary, max_batches, batch_ids, commands, max_attempts), hold)
 
         return await asyncio.wrap_future(self._worker.submit(run))
 
@@ -358,8 +365,9 @@ class DuckDBStore:
         return await self._run_held(
             lambda con, hold: queued_work.cancel(con, hold, session_id, batch_id))
 
-    async def abandon_claim(self, claim: QueueClaim) -> None:
-        await self._run(lambda con: queued_work.abandon(con, claim))
+    async def abandon_claim(self, claim: QueueClaim, *, error: str | None = None,
+                            max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+        await self._run(lambda con: queued_work.abandon(con, claim, error, max_attempts))
 
     async def sessions_with_ready_work(self) -> list[str]:
         return await self._run_held(queued_work.sessions_with_ready_work)

@@ -17,7 +17,7 @@ from ..._errors import (
     HeadRevisionConflict,
     TurnCommitConflict,
 )
-from ..base import CommitResult, RuntimeCommit, TurnRecord, process_lost_record
+from ..base import CommitResult, RuntimeCommit, TurnRecord, lease_is_held, process_lost_record
 from ..duckdb import rows
 from .leases import RELEASE_SQL, lost
 from .queued_work import DELETE_SQL, HISTORY_SQL
@@ -142,8 +142,7 @@ async def _apply(con: Any, c: RuntimeCommit) -> CommitResult:
             f"turn {tid!r} of session {sid!r} was already committed with different content; "
             "use a new turn id")
     if c.lease is not None and not (
-        head.lease is not None and head.lease[0] == c.lease.token
-        and head.lease[1] == c.lease.fencing and head.lease[2] > t
+        head.lease is not None and lease_is_held(c.lease, head.lease[0], head.lease[1])
     ):
         raise lost(sid)
     if c.expected_head_revision is not None and c.expected_head_revision != current:

@@ -22,7 +22,7 @@ ROW_SQL = (
 
 def lost(session_id: str) -> SessionExecutionLeaseLost:
     return SessionExecutionLeaseLost(
-        f"the execution lease on session {session_id!r} was lost (expired or taken over); "
+        f"the execution lease on session {session_id!r} was lost (taken over or released); "
         "reopen the session and run again"
     )
 
@@ -34,12 +34,12 @@ async def try_acquire(con: Any, sid: str, owner_id: str, ttl_ms: int) -> Lease |
             "ON CONFLICT (session_id) DO NOTHING", [sid])
         cur = await con.execute(ROW_SQL, [sid])
         holder, token, fencing, expires, t = await cur.fetchone()
+        if token is not None and holder == owner_id:  # its own, expired or not: same fencing
+            await con.execute(
+                "UPDATE execution_leases SET expires_at_ms = %s WHERE session_id = %s",
+                [t + ttl_ms, sid])
+            return Lease(sid, owner_id, token, int(fencing), t + ttl_ms)
         if token is not None and expires > t:
-            if holder == owner_id:
-                await con.execute(
-                    "UPDATE execution_leases SET expires_at_ms = %s WHERE session_id = %s",
-                    [t + ttl_ms, sid])
-                return Lease(sid, owner_id, token, int(fencing), t + ttl_ms)
             if not owner_is_dead(holder or ""):
                 return LeaseBusy(sid, holder or "", int(expires))
         fencing = int(fencing) + 1
@@ -55,8 +55,7 @@ async def renew(con: Any, lease: Lease, ttl_ms: int) -> Lease:
     async with con.transaction():
         cur = await con.execute(
             "UPDATE execution_leases SET expires_at_ms = lash_now_ms() + %s "
-            "WHERE session_id = %s AND token = %s AND fencing = %s AND expires_at_ms > lash_now_ms() "
-            "RETURNING expires_at_ms",
+            "WHERE session_id = %s AND token = %s AND fencing = %s RETURNING expires_at_ms",
             [ttl_ms, lease.session_id, lease.token, lease.fencing])
         row = await cur.fetchone()
     if row is None:
@@ -72,7 +71,7 @@ RELEASE_SQL = (
 # wake idle workers when a released session still has ready work (it was skipped while busy)
 WAKE_IF_READY_SQL = (
     "SELECT pg_notify('lash_work', %s) WHERE EXISTS (SELECT 1 FROM queued_work_batches "
-    "WHERE session_id = %s AND available_at_ms <= lash_now_ms())"
+    "WHERE session_id = %s AND available_at_ms <= lash_now_ms() AND failed_at_ms IS NULL)"
 )
 
 

@@ -19,13 +19,17 @@ Theory of operation
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Sequence
 
 from ..._core.queue import (
+    DEFAULT_MAX_ATTEMPTS,
     ClaimBoundary,
     QueueClaim,
     QueuedWorkBatch,
     QueuedWorkDraft,
+    clip_error,
+    failure_text,
     select_claim_prefix,
     validate_selected_group,
 )
@@ -71,7 +75,8 @@ async def list_queued(con: Any, sid: str, include_claimed: bool) -> list[QueuedW
     cur = await con.execute(
         f"SELECT {COLS}, claim_id IS NOT NULL AND claim_generation = {_LIVE_GEN} "
         "FROM queued_work_batches b WHERE session_id = %s ORDER BY enqueue_seq", [sid])
-    return rows.decode_listing(((r, bool(r[13])) for r in await cur.fetchall()), include_claimed)
+    n = rows.BATCH_NCOLS
+    return rows.decode_listing(((r, bool(r[n])) for r in await cur.fetchall()), include_claimed)
 
 
 async def claim(
@@ -81,19 +86,29 @@ async def claim(
     max_batches: int,
     batch_ids: Sequence[str] | None,
     commands: bool,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> QueueClaim | None:
     sid, gen = lease.session_id, lease.fencing
+    max_attempts = max(1, max_attempts)
     async with con.transaction():
         cur = await con.execute(
-            "SELECT token = %s AND fencing = %s AND expires_at_ms > lash_now_ms() "
+            "SELECT token = %s AND fencing = %s "
             "FROM execution_leases WHERE session_id = %s FOR SHARE",
             [lease.token, gen, sid])
         ok = await cur.fetchone()
         if not (ok and ok[0]):
             raise lost(sid)
+        # claimed that often by runtimes that died: park them (never claimed again)
+        await con.execute(
+            "UPDATE queued_work_batches SET failed_at_ms = lash_now_ms(), claim_id = NULL, "
+            "claimed_at_ms = NULL, error = coalesce(error, %s) WHERE session_id = %s "
+            "AND failed_at_ms IS NULL AND attempts >= %s "
+            "AND (claim_id IS NULL OR claim_generation <> %s)",
+            [failure_text(None, max_attempts), sid, max_attempts, gen])
         ready_sql = (
             f"SELECT {COLS} FROM queued_work_batches WHERE session_id = %s "
-            "AND available_at_ms <= lash_now_ms() AND (claim_id IS NULL OR claim_generation <> %s)"
+            "AND available_at_ms <= lash_now_ms() AND failed_at_ms IS NULL "
+            "AND (claim_id IS NULL OR claim_generation <> %s)"
         )
         if batch_ids is not None:
             cur = await con.execute(
@@ -117,15 +132,16 @@ async def claim(
         claim_id = f"qwc:{chosen[0].enqueue_seq}:{gen}:{fresh_id()}"
         await con.execute(
             "UPDATE queued_work_batches SET claim_id = %s, claim_generation = %s, "
-            "claimed_at_ms = lash_now_ms() WHERE batch_id = ANY(%s)",
+            "claimed_at_ms = lash_now_ms(), attempts = attempts + 1 WHERE batch_id = ANY(%s)",
             [claim_id, gen, [b.batch_id for b in chosen]])
-    return QueueClaim(claim_id, sid, gen, boundary, tuple(chosen))
+    return QueueClaim(claim_id, sid, gen, boundary,
+                      tuple(dataclasses.replace(b, attempts=b.attempts + 1) for b in chosen))
 
 
 HISTORY_SQL = (
     "INSERT INTO queue_history SELECT batch_id, session_id, source_key, delivery_policy, "
     "slot_policy, enqueue_seq, enqueued_at_ms, claimed_at_ms, %(t)s, %(state)s, %(tid)s, "
-    "epoch_ms(enqueued_at_ms), epoch_ms(%(t)s::bigint) FROM queued_work_batches "
+    "epoch_ms(enqueued_at_ms), epoch_ms(%(t)s::bigint), attempts FROM queued_work_batches "
     "WHERE batch_id = ANY(%(ids)s)"
 )
 DELETE_SQL = "DELETE FROM queued_work_batches WHERE batch_id = ANY(%s)"
@@ -138,19 +154,28 @@ async def cancel(con: Any, sid: str, batch_id: str) -> QueuedWorkBatch | None:
             "lash_now_ms() FROM queued_work_batches b WHERE batch_id = %s AND session_id = %s "
             "FOR UPDATE", [batch_id, sid])
         row = await cur.fetchone()
-        if row is None or row[13]:
+        n = rows.BATCH_NCOLS
+        if row is None or row[n]:
             return None
-        await con.execute(HISTORY_SQL, {"t": row[14], "state": "cancelled", "tid": None,
+        await con.execute(HISTORY_SQL, {"t": row[n + 1], "state": "cancelled", "tid": None,
                                         "ids": [batch_id]})
         await con.execute(DELETE_SQL, [[batch_id]])
     return rows.decode_batch(row)
 
 
-async def abandon(con: Any, c: QueueClaim) -> None:
+async def abandon(con: Any, c: QueueClaim, error: str | None = None,
+                  max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+    """Release ``c`` without completing it: pending again with ``error`` as the last error,
+    or parked failed once its batches used up ``max_attempts`` claims."""
+    m = max(1, max_attempts)
     async with con.transaction():
         await con.execute(
-            "UPDATE queued_work_batches SET claim_id = NULL, claimed_at_ms = NULL "
-            "WHERE claim_id = %s AND batch_id = ANY(%s)", [c.claim_id, list(c.batch_ids)])
+            "UPDATE queued_work_batches SET claim_id = NULL, claimed_at_ms = NULL, "
+            "error = coalesce(%(error)s, error, CASE WHEN attempts >= %(max)s THEN %(why)s END), "
+            "failed_at_ms = CASE WHEN attempts >= %(max)s THEN lash_now_ms() END "
+            "WHERE claim_id = %(claim)s AND batch_id = ANY(%(ids)s)",
+            {"error": clip_error(error), "max": m, "why": failure_text(None, m),
+             "claim": c.claim_id, "ids": list(c.batch_ids)})
         await con.execute("SELECT pg_notify('lash_work', %s)", [c.session_id])
 
 
@@ -158,7 +183,7 @@ async def sessions_with_ready_work(con: Any) -> list[str]:
     cur = await con.execute(
         f"""
         SELECT b.session_id FROM queued_work_batches b
-        WHERE b.available_at_ms <= lash_now_ms()
+        WHERE b.available_at_ms <= lash_now_ms() AND b.failed_at_ms IS NULL
             AND NOT (b.claim_id IS NOT NULL AND b.claim_generation IS NOT DISTINCT FROM {_LIVE_GEN})
         GROUP BY b.session_id ORDER BY min(b.enqueue_seq)
         """)

@@ -11,8 +11,10 @@ SQL helpers created with the schema: ``epoch_ms(timestamp) -> bigint`` and
 ms. Every lease expiry and claim time is read from the server clock, so workers on machines
 with skewed clocks agree.
 
-``lash_meta.schema_version`` must equal ``SCHEMA_VERSION``; an empty database gets the
-schema; anything else is refused with ``StoreSchemaError``.
+``lash_meta.schema_version`` must equal ``SCHEMA_VERSION`` (2); an empty database gets the
+schema; an older lash database is moved forward at open, in one transaction under the
+schema lock, by statements that are safe to run twice (``MIGRATIONS``; 1 -> 2 adds the queue
+attempt columns); anything else is refused with ``StoreSchemaError``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,19 @@ from __future__ import annotations
 from typing import Any
 
 from ..._errors import StoreSchemaError
-from ..base import SCHEMA_VERSION
+
+SCHEMA_VERSION = 2  # of this PostgreSQL schema (the DuckDB store keeps its own)
+
+# version -> idempotent statements that move a database of that version to the next one
+MIGRATIONS = {
+    1: """
+ALTER TABLE queued_work_batches ADD COLUMN IF NOT EXISTS attempts BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE queued_work_batches ADD COLUMN IF NOT EXISTS error TEXT;
+ALTER TABLE queued_work_batches ADD COLUMN IF NOT EXISTS failed_at_ms BIGINT;
+ALTER TABLE queue_history ADD COLUMN IF NOT EXISTS attempts BIGINT;
+UPDATE lash_meta SET value = '2' WHERE key = 'schema_version';
+""",
+}
 
 _BUCKETS = """
     input_tokens BIGINT NOT NULL DEFAULT 0,
@@ -145,6 +159,9 @@ CREATE TABLE queued_work_batches (
     claim_generation BIGINT NOT NULL DEFAULT 0,
     claimed_at_ms BIGINT,
     items JSONB NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    error TEXT,
+    failed_at_ms BIGINT,
     UNIQUE (session_id, source_key)
 );
 CREATE INDEX queued_work_ready ON queued_work_batches (session_id, enqueue_seq);
@@ -161,7 +178,8 @@ CREATE TABLE queue_history (
     final_state TEXT NOT NULL,
     turn_id TEXT,
     enqueued_at TIMESTAMP NOT NULL,
-    finished_at TIMESTAMP NOT NULL
+    finished_at TIMESTAMP NOT NULL,
+    attempts BIGINT
 );
 CREATE INDEX queue_history_session ON queue_history (session_id);
 CREATE TABLE execution_leases (
@@ -201,6 +219,11 @@ async def ensure_schema(con: Any, where: str) -> None:
         if row and row[0]:
             cur = await con.execute("SELECT value FROM lash_meta WHERE key = 'schema_version'")
             got = await cur.fetchone()
+            version = int(got[0]) if got and str(got[0]).isdigit() else None
+            while version is not None and version < SCHEMA_VERSION and version in MIGRATIONS:
+                await con.execute(MIGRATIONS[version])
+                version += 1
+                got = (str(version),)
             if got is None or got[0] != str(SCHEMA_VERSION):
                 raise StoreSchemaError(
                     f"{where} holds lash_nb schema version {got[0] if got else 'unknown'}, this "

@@ -24,7 +24,13 @@ import weakref
 from typing import Any, Callable, Coroutine, Sequence, TypeVar
 
 from ..._core.events import TurnActivity
-from ..._core.queue import ClaimBoundary, QueueClaim, QueuedWorkBatch, QueuedWorkDraft
+from ..._core.queue import (
+    DEFAULT_MAX_ATTEMPTS,
+    ClaimBoundary,
+    QueueClaim,
+    QueuedWorkBatch,
+    QueuedWorkDraft,
+)
 from ..._errors import QueryNotAllowed, StoreError
 from .. import user_sql
 from ..base import (
@@ -254,15 +260,17 @@ class PostgresStore:
         max_batches: int = 64,
         batch_ids: Sequence[str] | None = None,
         commands: bool = False,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> QueueClaim | None:
-        return await self._run(
-            lambda con: queued_work.claim(con, lease, boundary, max_batches, batch_ids, commands))
+        return await self._run(lambda con: queued_work.claim(
+            con, lease, boundary, max_batches, batch_ids, commands, max_attempts))
 
     async def cancel_queued_work_batch(self, session_id: str, batch_id: str) -> QueuedWorkBatch | None:
         return await self._run(lambda con: queued_work.cancel(con, session_id, batch_id))
 
-    async def abandon_claim(self, claim: QueueClaim) -> None:
-        await self._run(lambda con: queued_work.abandon(con, claim))
+    async def abandon_claim(self, claim: QueueClaim, *, error: str | None = None,
+                            max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+        await self._run(lambda con: queued_work.abandon(con, claim, error, max_attempts))
 
     async def sessions_with_ready_work(self) -> list[str]:
         return await self._run(queued_work.sessions_with_ready_work)
