@@ -19,7 +19,8 @@ import os
 import uuid
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Mapping
+from typing import Any
+from collections.abc import AsyncIterator, Mapping
 
 import httpx
 
@@ -85,17 +86,17 @@ def google_contents(request: LlmRequest, model: str) -> list[dict[str, Any]]:
 
 
 def _parts(message: Message, model: str, names: Mapping[str | None, str | None]) -> list[tuple[str, list[dict[str, Any]]]]:
-    texts = [{"text": p.content} for p in message.parts
-             if p.kind in (PartKind.TEXT, PartKind.PROSE) and p.content]
-    results = [{"functionResponse": {"name": p.tool_name or names.get(p.tool_call_id) or "",
+    texts: list[dict[str, Any]] = [{"text": p.content} for p in message.parts
+                                   if p.kind in (PartKind.TEXT, PartKind.PROSE) and p.content]
+    results: list[dict[str, Any]] = [{"functionResponse": {"name": p.tool_name or names.get(p.tool_call_id) or "",
                                      "response": _tool_response(p.content, p.is_error)}}
                for p in message.tool_results()]
     if message.role is Role.USER:
-        parts = results + texts
-        return [("user", parts)] if parts else []
+        given = results + texts
+        return [("user", given)] if given else []
     if message.role is not Role.ASSISTANT:
         return []  # system text goes to systemInstruction; events are bookkeeping
-    parts = []
+    parts: list[dict[str, Any]] = []
     for p in message.parts:
         signature = _signature(p.replay, model)
         if p.kind is PartKind.REASONING and signature:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import os
 from contextlib import aclosing
-from typing import Any, AsyncIterator, Mapping
+from typing import Any
+from collections.abc import AsyncIterator, Mapping
 
 import httpx
 

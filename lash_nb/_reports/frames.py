@@ -121,7 +121,8 @@ def usage_frame(
                 load_prices(one)
     with open_tables(source) as tables:
         sid, params = session_filter(tables)
-        values, price_params = None, {}
+        values: str | None = None
+        price_params: dict[str, Any] = {}
         if prices is not None:
             table, tiers = combine(prices, lambda: _used_models(tables, sid, params))
             values, price_params = prices_sql(table, tiers)

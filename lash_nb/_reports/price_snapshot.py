@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 _FILE = Path(__file__).with_name("prices_snapshot.json")
 _PROVIDER_PREFIX = re.compile(r"^(openai|openai-responses|anthropic|google|gemini|openrouter)[:]")
@@ -47,13 +48,13 @@ def snapshot_note() -> str:
 
 def _matches(rule: Mapping[str, Any], name: str) -> bool:
     if "equals" in rule:
-        return name == rule["equals"]
+        return bool(name == rule["equals"])
     if "starts_with" in rule:
-        return name.startswith(rule["starts_with"])
+        return name.startswith(str(rule["starts_with"]))
     if "ends_with" in rule:
-        return name.endswith(rule["ends_with"])
+        return name.endswith(str(rule["ends_with"]))
     if "contains" in rule:
-        return rule["contains"] in name
+        return str(rule["contains"]) in name
     if "regex" in rule:
         return re.search(rule["regex"], name) is not None
     if "or" in rule:
