@@ -27,6 +27,8 @@ HOMES = {
     "anywidget": {"_notebook"},
     "ipywidgets": {"_notebook"},
     "traitlets": {"_notebook"},
+    "markdown_it": {"_notebook"},
+    "pygments": {"_notebook"},
 }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -174,7 +173,3 @@ def test_clicking_stop_in_the_browser_cancels_the_turn_and_the_next_cell_runs(la
             raise
         finally:
             browser.close()
-    docs = Path(__file__).resolve().parent.parent / "docs" / "img"
-    if os.environ.get("LASH_UPDATE_DOCS_IMG"):  # refresh the README screenshot on request only
-        docs.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ARTIFACTS / f"browser-mid-stream-{request_name(url)}.png", docs / "live-widget.png")

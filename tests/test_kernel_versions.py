@@ -85,7 +85,7 @@ def test_a_background_turn_is_stopped_by_its_widget_on_every_supported_kernel(ke
     model_id = kernel.wait_for_widget(ex, name="TurnWidget", timeout=60)
     kernel.pump_until(lambda: len(prose_of(kernel.state(model_id))) > 30, timeout=60)
     kernel.send_custom(model_id, {"type": "stop"})
-    kernel.pump_until(lambda: kernel.state(model_id).get("status") == "done", timeout=60)
+    kernel.pump_until(lambda: kernel.state(model_id).get("status") == "stopped", timeout=60)
     assert kernel.state(model_id)["outcome"] == "stopped: cancelled"
     assert "word119" not in prose_of(kernel.state(model_id))
     assert kernel.run("print(str(rb.outcome))").stdout.strip() == "stopped: cancelled"

@@ -156,7 +156,7 @@ def test_usage_by_turn_has_one_row_per_turn_and_plot_gives_a_chart(sh):
     by_turn = dict(zip(frame["turn_id"], frame["input_tokens"]))
     assert by_turn == {a.turn_id: a.usage.input_tokens, b.turn_id: b.usage.input_tokens}
     chart = sh.run_cell("%lash usage --plot --by model")
-    assert "<svg" in chart._repr_html_() and "lash-offline" in chart._repr_html_()
+    assert "<svg" in chart.to_html() and "lash-offline" in chart.to_html()
 
 
 def test_sql_runs_over_the_duckdb_store_and_bad_sql_is_one_usage_error(sh, tmp_path):
@@ -220,3 +220,4 @@ def test_help_lists_every_verb(sh):
     for verb in ("open", "turn", "enqueue", "queue", "drain", "stop", "tools", "usage",
                  "sessions", "graph", "sql", "replay"):
         assert f"%lash {verb}" in md.data
+

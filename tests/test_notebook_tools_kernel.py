@@ -82,7 +82,7 @@ def test_a_tool_row_stopped_mid_call_reads_interrupted_with_its_running_time(tmp
         k.send_custom(mid, {"type": "stop"})
         k.wait(ex, timeout=30)
         [row] = [b for b in k.state(mid)["blocks"] if b["kind"] == "tool"]
-        assert row["status"] == "interrupted"
+        assert row["status"] == "cancelled"
         assert row["duration_ms"] > 0
         k.run("release.set()")
         out = k.run(

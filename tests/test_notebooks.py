@@ -155,10 +155,11 @@ def test_usage_analysis_notebook_reports_the_store_and_an_imported_lash_trace(tm
     assert len(trace_usage) == 1
     assert all(n in trace_usage[0].split() for n in ("gpt-4.1-mini", "2500", "52", "2000", "4552"))
     assert "provider_error" in out and "connection_reset" in out and "rate_limit" in out
-    # charts render as inline SVG
-    svgs = [o["data"]["text/html"] for c in nb.cells for o in c.get("outputs", [])
-            if "data" in o and "text/html" in o["data"] and "<svg" in o["data"]["text/html"]]
-    assert len(svgs) == 5
+    # charts display as Vega-Lite with the SVG as fallback in the same output
+    charts = [o["data"] for c in nb.cells for o in c.get("outputs", [])
+              if "data" in o and "application/vnd.vegalite.v5+json" in o["data"]]
+    assert len(charts) == 5
+    assert all("<svg" in d["image/svg+xml"] for d in charts)
 
 
 @pytest.mark.slow  # runs a whole notebook in a kernel

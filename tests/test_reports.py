@@ -261,7 +261,7 @@ def test_usage_chart_renders_an_svg_bar_per_turn(store_arg):
         core, s = await two_turns(store_arg)
         chart = usage_chart(s, by="turn")
         assert chart.labels == ("t1 · m-test", "t2 · m-test")
-        html = chart._repr_html_()
+        html = chart.to_html()
         assert html.count("<svg") == 1 and "tokens per turn" in html
         # input 10 + cache read 3 + cache write 1 + output 5 = the turn's total of 19
         assert [sum(v[0] for _, v in chart.series), sum(v[1] for _, v in chart.series)] == [19, 62]

@@ -53,11 +53,11 @@ def test_stop_message_ends_an_awaiting_cell_with_partial_prose_and_cancelled_out
     assert 0 < deltas < 3000  # stopped early, not run to the end
     state = kernel.state(model_id)
     assert state["outcome"] == "stopped: cancelled"
-    assert state["status"] == "done"
+    assert state["status"] == "stopped"
     assert prose_of(state).startswith("w1 w2 w3 ")
     assert prose_of(state).endswith(f"w{deltas} ")
     statuses = [u["status"] for u in kernel.update_log[model_id] if "status" in u]
-    assert "stopping…" in statuses  # the Stop click is acknowledged before the turn ends
+    assert "stopping" in statuses  # the Stop click is acknowledged before the turn ends
 
 
 def test_updates_are_coalesced_into_far_fewer_comm_messages_than_deltas(kernel):
@@ -94,3 +94,16 @@ def test_finished_display_carries_a_markdown_fallback_of_the_final_turn(kernel):
     assert fallbacks[-1].startswith("**lash turn** `t1`")
     assert "w1 w2 w3" in fallbacks[-1]
     assert "**finished: assistant_message**" in fallbacks[-1]
+
+
+def test_a_finished_turn_replaces_its_widget_output_by_static_html(kernel):
+    ex = kernel.run(SYNTHETIC_TURN.replace("n < 3000", "n < 3"))
+    shown = [m for m in ex.outputs if m["msg_type"] == "display_data"]
+    updates = [m for m in ex.outputs if m["msg_type"] == "update_display_data"]
+    assert "application/vnd.jupyter.widget-view+json" in shown[0]["content"]["data"]
+    display_id = shown[0]["content"]["transient"]["display_id"]
+    last = updates[-1]["content"]
+    assert last["transient"]["display_id"] == display_id
+    assert "application/vnd.jupyter.widget-view+json" not in last["data"]
+    assert "w1 w2 w3" in last["data"]["text/html"]
+    assert "finished: assistant_message" in last["data"]["text/html"]

@@ -26,49 +26,58 @@ async def run_turn(
     interval_s: float = 0.05,
     show_prompt: bool = True,
 ) -> Any:
-    """Stream one turn into a displayed :class:`TurnWidget`; return the ``TurnResult``."""
+    """Stream one turn into a displayed :class:`TurnWidget`; return the ``TurnResult``.
+
+    The widget is shown first: a turn refused before its first event (busy session, locked
+    store, provider mismatch) ends the widget with the error (``fail``) and the error raises."""
     from .widgets.turn import TurnWidget  # anywidget loads with the first widget, not %load_ext
 
-    builder = session.turn(prompt)
-    if turn_id:
-        builder = builder.turn_id(turn_id)
-    stream = builder.stream()
-    # in a cell, a cancelled await is the kernel's interrupt (the cell's task is cancelled)
-    stream.consumer_cancel_origin = ("kernel_interrupt", None)
     widget = TurnWidget(
         session_id=session.session_id,
-        turn_id=stream.turn_id,
+        turn_id=turn_id or "",
         prompt=prompt if show_prompt else "",
         interval_s=interval_s,
         on_stop=lambda: session.cancel_running_turns("widget_stop"),
     ).show()
-    while True:
-        try:
-            async for activity in stream:
-                widget.push(activity)
-            break
-        except asyncio.CancelledError:
-            # kernel interrupt: the stream already cancelled the turn's token; wait for its commit
-            session.cancel_running_turns("kernel_interrupt")
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-    result = await stream.finish()
+    try:
+        builder = session.turn(prompt)
+        if turn_id:
+            builder = builder.turn_id(turn_id)
+        stream = builder.stream()
+        # in a cell, a cancelled await is the kernel's interrupt (the cell's task is cancelled)
+        stream.consumer_cancel_origin = ("kernel_interrupt", None)
+        widget.turn_id = stream.turn_id or widget.turn_id
+        while True:
+            try:
+                async for activity in stream:
+                    widget.push(activity)
+                break
+            except asyncio.CancelledError:
+                # kernel interrupt: the stream already cancelled the turn's token; wait for its commit
+                session.cancel_running_turns("kernel_interrupt")
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+        result = await stream.finish()
+    except Exception as err:  # refused or broken before an outcome: the view ends showing why
+        widget.fail(f"{type(err).__name__}: {err}")
+        raise
     widget.finish(result)
     return result
 
 
-async def run_queued(session: Any, *, interval_s: float = 0.05) -> Any:
-    """Drain one queued turn with a live widget fed from the session's observation stream."""
+async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = None) -> Any:
+    """Drain one queued turn with a live widget fed from the session's observation stream.
+
+    ``widget``: a view to feed instead of a displayed one (a queue panel's ``turn_view()``)."""
     from .widgets.turn import TurnWidget
 
     observe = session.observe()
     cursor = observe.current_observation().cursor
-    widget = TurnWidget(
-        session_id=session.session_id, interval_s=interval_s,
-        on_stop=lambda: session.cancel_running_turns("widget_stop"),
-    )
-    shown = False
+    shown = widget is not None
+    if widget is None:
+        widget = TurnWidget(session_id=session.session_id, interval_s=interval_s)
+    widget.set_stop_callback(lambda: session.cancel_running_turns("widget_stop"))
 
     async def feed() -> None:
         nonlocal shown
@@ -82,12 +91,16 @@ async def run_queued(session: Any, *, interval_s: float = 0.05) -> Any:
     feeder = asyncio.ensure_future(feed())
     try:
         out = await session.queued_turn().run()
+    except Exception as err:  # refused or broken: a view already shown ends showing why
+        if shown:
+            widget.fail(f"{type(err).__name__}: {err}")
+        raise
     finally:
         feeder.cancel()
     if out is None:
         return None
     # the run's own activity list is complete; the live feed may lag behind it
-    widget.fold.__init__()
+    widget.fold.reset()
     widget.push_all(out.activities)
     if not shown:
         widget.show()

@@ -1,4 +1,11 @@
-"""Charts without new dependencies: small inline SVG bar charts with ``_repr_html_``.
+"""Charts without new dependencies: a Vega-Lite spec with an inline SVG fallback.
+
+A :class:`Chart` displays as one bundle: ``application/vnd.vegalite.v5+json`` (JupyterLab and
+Notebook 7 render it natively and apply their light or dark theme), ``image/svg+xml`` with a
+small SVG (nbconvert and GitHub show it as an image; its text is ``currentColor`` of the theme's
+text colour variable, else a mid grey that reads on white and on near-black) and ``text/plain``. Both are plain data: a saved
+notebook shows the chart with no kernel. A chart of many bars keeps the ``max_bars - 1``
+largest and sums the rest into one "other" bar, so a big store is one screen tall.
 
 ``Chart.plot()`` hands the same data to pandas plotting when matplotlib is installed.
 """
@@ -11,6 +18,8 @@ from typing import Any, Sequence
 
 _COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948")
 _W, _BAR_H, _GAP, _LABEL_W, _VALUE_W = 640, 18, 6, 180, 90
+MAX_BARS = 30
+VEGALITE = "application/vnd.vegalite.v5+json"
 
 
 @dataclass(frozen=True)
@@ -38,10 +47,11 @@ class Chart:
         legend_h = 22
         h = 30 + legend_h + len(self.labels) * (_BAR_H + _GAP)
         out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{h}" '
-               'font-family="sans-serif" font-size="12">',
+               'font-family="sans-serif" font-size="12" fill="currentColor" '
+               'style="color: var(--jp-content-font-color1, #767676)">',
                f'<text x="0" y="16" font-weight="bold">{_esc(self.title)}</text>']
         for k, (name, _) in enumerate(self.series):
-            x = _LABEL_W + k * 130
+            x: float = _LABEL_W + k * 130
             out.append(f'<rect x="{x}" y="26" width="10" height="10" fill="{_color(k)}"/>'
                        f'<text x="{x + 14}" y="35">{_esc(name)}</text>')
         y = 30 + legend_h
@@ -64,8 +74,70 @@ class Chart:
         out.append("</svg>")
         return "".join(out)
 
-    def _repr_html_(self) -> str:
+    def to_html(self) -> str:
+        # deliberately not _repr_html_: IPython would add text/html to the display bundle and
+        # JupyterLab ranks HTML above Vega-Lite
         return f"<div>{self.to_svg()}</div>"
+
+    def to_vegalite(self) -> dict[str, Any]:
+        """The chart as a Vega-Lite v5 spec (data inline, one row per label and series)."""
+        values = [
+            {"label": label, "order": i, "series": name, "value": float(v[i])}
+            for i, label in enumerate(self.labels) for name, v in self.series
+        ]
+        unit = self.unit.strip()
+        return {
+            "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+            "title": self.title,
+            "data": {"values": values},
+            "mark": {"type": "bar", "tooltip": True},
+            "width": 480,
+            "height": {"step": 18},
+            # text and axes take the page's text colour (SVG renderer): right on a light or
+            # dark theme even when the chart was drawn before the theme was applied
+            "background": "transparent",
+            "config": {
+                "axis": {"labelColor": "currentColor", "titleColor": "currentColor",
+                         "domainColor": "currentColor", "tickColor": "currentColor",
+                         "gridColor": "rgba(127,127,127,0.3)"},
+                "legend": {"labelColor": "currentColor", "titleColor": "currentColor"},
+                "title": {"color": "currentColor"},
+                "view": {"stroke": None},
+            },
+            "encoding": {
+                "y": {"field": "label", "type": "nominal", "title": None,
+                      "sort": {"field": "order", "order": "ascending"}},
+                "x": {"field": "value", "type": "quantitative", "stack": "zero",
+                      "title": unit or None},
+                "color": {"field": "series", "type": "nominal", "title": None,
+                          "scale": {"range": list(_COLORS)},
+                          "sort": [name for name, _ in self.series]},
+            },
+        }
+
+    def _repr_mimebundle_(self, **_kw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        # the fallback is image/svg+xml, not text/html: JupyterLab ranks HTML above Vega and
+        # would never show the Vega-Lite chart; SVG ranks below it, and nbconvert inlines it
+        data = {VEGALITE: self.to_vegalite(), "image/svg+xml": self.to_svg(),
+                "text/plain": f"<{self.title}: {len(self.labels)} bars>"}
+        # JupyterLab passes embed_options to vega-embed: SVG text, themed by Lab (dark too)
+        return data, {VEGALITE: {"embed_options": {"renderer": "svg"}}}
+
+    def aggregated(self, max_bars: int = MAX_BARS) -> Chart:
+        """At most ``max_bars`` bars: the ``max_bars - 1`` largest, then one bar summing the rest."""
+        n = len(self.labels)
+        if n <= max_bars:
+            return self
+        totals = [sum(v[i] for _, v in self.series) for i in range(n)]
+        keep = set(sorted(range(n), key=lambda i: -totals[i])[: max_bars - 1])
+        rest = [i for i in range(n) if i not in keep]
+        idx = [i for i in range(n) if i in keep]
+        labels = tuple(self.labels[i] for i in idx) + (f"other ({len(rest)})",)
+        series = tuple(
+            (name, tuple(v[i] for i in idx) + (sum(v[i] for i in rest),)) for name, v in self.series
+        )
+        title = f"{self.title} ({max_bars - 1} largest of {n}; the rest summed)"
+        return Chart(title, labels, series, self.unit)
 
 
 def _color(k: int) -> str:
@@ -105,7 +177,8 @@ def usage_chart(frame_or_source: Any, by: str = "turn") -> Chart:
     """
     from .frames import USAGE_KEYS, usage_frame
 
-    frame = frame_or_source if _is_frame(frame_or_source) else usage_frame(frame_or_source, by=by)
+    frame = (frame_or_source if _is_frame(frame_or_source)
+             else usage_frame(frame_or_source, by=by))  # type: ignore[arg-type]  # checked there
     keys = [k for k in ("day", "session_id", "turn_id", "source", "model") if k in frame.columns]
     if by == "turn":
         keys = [k for k in ("turn_id", "model") if k in frame.columns]
@@ -115,7 +188,7 @@ def usage_chart(frame_or_source: Any, by: str = "turn") -> Chart:
              "output_tokens")
     series = tuple((n.replace("_tokens", "").replace("_input", "").replace("_", " "),
                     tuple(float(x) for x in frame[n].tolist())) for n in names)
-    return Chart(f"tokens per {by}", _labels(frame, keys), series, " tokens")
+    return Chart(f"tokens per {by}", _labels(frame, keys), series, " tokens").aggregated()
 
 
 def turn_duration_chart(frame_or_source: Any) -> Chart:
@@ -124,7 +197,8 @@ def turn_duration_chart(frame_or_source: Any) -> Chart:
 
     frame = frame_or_source if _is_frame(frame_or_source) else turns_frame(frame_or_source)
     values = tuple(float(x) for x in frame["duration_ms"].fillna(0.0).tolist())
-    return Chart("turn duration", _labels(frame, ["turn_id"]), (("duration", values),), " ms")
+    return Chart("turn duration", _labels(frame, ["turn_id"]), (("duration", values),),
+                 " ms").aggregated()
 
 
 def queue_wait_chart(frame_or_source: Any) -> Chart:
@@ -134,4 +208,4 @@ def queue_wait_chart(frame_or_source: Any) -> Chart:
     frame = frame_or_source if _is_frame(frame_or_source) else queue_frame(frame_or_source)
     frame = frame[frame["wait_ms"].notna()]
     values = tuple(float(x) for x in frame["wait_ms"].tolist())
-    return Chart("queue wait", _labels(frame, ["batch_id"]), (("wait", values),), " ms")
+    return Chart("queue wait", _labels(frame, ["batch_id"]), (("wait", values),), " ms").aggregated()

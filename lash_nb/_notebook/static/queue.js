@@ -1,57 +1,78 @@
-// Queue: pending batches, a cancel button per batch, a drain button.
-
-function qEl(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined && text !== null) e.textContent = text;
-  return e;
-}
+// Queue: pending batches, a cancel button per batch, a drain button with progress and the
+// turns the drain ran (their HTML comes rendered and sanitised from Python).
 
 function render({ model, el }) {
-  const root = qEl("div", "lash-panel lash-queue");
-  const head = qEl("div", "lash-panel-head");
-  const title = qEl("span");
-  const status = qEl("span", "lash-muted");
-  const drain = qEl("button", "lash-drain", "▶ Drain");
+  const root = pEl("div", "lash-panel lash-queue");
+  const head = pEl("div", "lash-panel-head");
+  const title = pEl("span");
+  const status = pEl("span", "lash-muted");
+  const drain = pEl("button", "lash-drain", "▶ Drain");
   drain.title = "Run the pending batches as turns now";
-  drain.addEventListener("click", () => { drain.disabled = true; model.send({ type: "drain" }); });
-  const refresh = qEl("button", null, "↻");
-  refresh.addEventListener("click", () => model.send({ type: "refresh" }));
+  const say = (text) => { status.textContent = text; };
+  drain.addEventListener("click", () => {
+    if (drain.disabled) return;
+    drain.disabled = true;
+    pSend(model, { type: "drain" }, say);
+  });
+  const refresh = pEl("button", null, "↻");
+  refresh.title = "Reload the queue";
+  refresh.addEventListener("click", () => pSend(model, { type: "refresh" }, say));
   head.append(title, status, drain, refresh);
-  const table = qEl("table", "lash-table");
-  root.append(head, table);
+  const progress = pEl("div", "lash-progress");
+  const table = pEl("table", "lash-table");
+  const ran = pEl("div", "lash-ran");
+  root.append(head, progress, table, ran);
   el.append(root);
+  const unhide = pHideSnapshot(model);
 
   const draw = () => {
     const batches = model.get("batches") || [];
     const sid = model.get("session_id");
     title.textContent = `Queue${sid ? " · " + sid : ""}: ${batches.length} pending`;
     const st = model.get("status") || "";
+    const draining = model.get("draining");
     status.textContent = st;
-    drain.disabled = !batches.length || st.endsWith("…");
+    drain.disabled = draining || !batches.length || st.endsWith("…");
+    drain.textContent = draining ? "draining…" : "▶ Drain";
+    const p = model.get("progress") || {};
+    progress.textContent = p.total ? `${p.done || 0} of ${p.total} batches done` : "";
+    progress.style.display = p.total ? "" : "none";
     const rows = [];
-    const hr = qEl("tr");
-    for (const h of ["batch", "input", "delivery", "slot", "merge key", ""]) hr.append(qEl("th", null, h));
+    const hr = pEl("tr");
+    for (const h of ["batch", "input", "delivery", "slot", "merge key", "status", ""]) hr.append(pEl("th", null, h));
     rows.push(hr);
     for (const b of batches) {
-      const tr = qEl("tr");
+      const tr = pEl("tr", b.status ? "lash-row-" + b.status : null);
       tr.dataset.batch = b.batch_id;
-      const cancel = qEl("button", "lash-cancel", "✕ cancel");
-      cancel.disabled = b.claimed;
+      const cancel = pEl("button", "lash-cancel", "✕ cancel");
+      cancel.disabled = b.claimed || draining;
       cancel.title = b.claimed ? "already claimed by a running drain" : "Cancel this batch";
-      cancel.addEventListener("click", () => { cancel.disabled = true; model.send({ type: "cancel", batch_id: b.batch_id }); });
-      const c0 = qEl("td"); c0.append(qEl("code", null, b.batch_id));
-      const c5 = qEl("td"); c5.append(cancel);
-      tr.append(c0, qEl("td", null, b.text), qEl("td", null, b.delivery_policy),
-        qEl("td", null, b.slot_policy), qEl("td", null, b.merge_key || ""), c5);
+      cancel.addEventListener("click", () => { cancel.disabled = true; pSend(model, { type: "cancel", batch_id: b.batch_id }, say); });
+      const c0 = pEl("td"); c0.append(pEl("code", null, b.batch_id));
+      const c6 = pEl("td"); c6.append(cancel);
+      const state = (b.status || (b.claimed ? "claimed" : "pending")) + (b.error ? `: ${b.error}` : "");
+      tr.append(c0, pEl("td", null, b.text), pEl("td", null, b.delivery_policy),
+        pEl("td", null, b.slot_policy), pEl("td", null, b.merge_key || ""), pEl("td", null, state), c6);
       rows.push(tr);
     }
     table.replaceChildren(...rows);
+    table.style.display = batches.length ? "" : "none";
+  };
+  const drawRan = () => {
+    const turns = model.get("ran") || [];
+    const frag = document.createDocumentFragment();
+    for (const t of turns) {
+      const div = pEl("div", "lash-ran-turn");
+      div.innerHTML = t.html || ""; // built by snapshot.turn_html: escaped text, sanitised prose
+      frag.append(div);
+    }
+    ran.replaceChildren(frag);
   };
   draw();
-  model.on("change:batches", draw);
-  model.on("change:status", draw);
-  model.on("change:session_id", draw);
+  drawRan();
+  for (const k of ["batches", "status", "session_id", "draining", "progress"]) model.on(`change:${k}`, draw);
+  model.on("change:ran", drawRan);
+  return unhide;
 }
 
 export default { render };

@@ -1,12 +1,5 @@
 // Tool catalog: manifests with membership toggles. A toggle sends {type: "toggle", name, member}.
 
-function tEl(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined && text !== null) e.textContent = text;
-  return e;
-}
-
 function schemaSummary(schema) {
   const props = (schema && schema.properties) || {};
   const req = new Set((schema && schema.required) || []);
@@ -17,42 +10,54 @@ function schemaSummary(schema) {
 }
 
 function render({ model, el }) {
-  const root = tEl("div", "lash-panel lash-tools");
-  const head = tEl("div", "lash-panel-head");
-  const count = tEl("span", "lash-muted");
-  const refresh = tEl("button", null, "↻");
+  const root = pEl("div", "lash-panel lash-tools");
+  const head = pEl("div", "lash-panel-head");
+  const count = pEl("span", "lash-muted");
+  const refresh = pEl("button", null, "↻");
   refresh.title = "Reload the catalog";
-  refresh.addEventListener("click", () => model.send({ type: "refresh" }));
-  head.append(tEl("span", null, "Tool catalog"), count, refresh);
-  const msg = tEl("div", "lash-error");
-  const table = tEl("table", "lash-table");
+  const msg = pEl("div", "lash-error");
+  const say = (text) => { msg.textContent = text; msg.style.display = ""; };
+  refresh.addEventListener("click", () => pSend(model, { type: "refresh" }, say));
+  head.append(pEl("span", null, "Tool catalog"), count, refresh);
+  const table = pEl("table", "lash-table");
   root.append(head, msg, table);
   el.append(root);
+  const unhide = pHideSnapshot(model);
 
   const draw = () => {
     const tools = model.get("tools") || [];
     const members = tools.filter((t) => t.member).length;
     count.textContent = `${members} of ${tools.length} active`;
     msg.textContent = model.get("message") || "";
+    msg.style.display = msg.textContent ? "" : "none";
     const rows = [];
-    const hr = tEl("tr");
-    for (const h of ["active", "tool", "arguments", "description"]) hr.append(tEl("th", null, h));
+    const hr = pEl("tr");
+    for (const h of ["active", "tool", "arguments", "description"]) hr.append(pEl("th", null, h));
     rows.push(hr);
     for (const t of tools) {
-      const tr = tEl("tr");
+      const tr = pEl("tr");
       tr.dataset.tool = t.name;
       const box = document.createElement("input");
       box.type = "checkbox";
       box.checked = !!t.member;
       box.addEventListener("change", () => {
         box.disabled = true;
-        model.send({ type: "toggle", name: t.name, member: box.checked });
+        pSend(model, { type: "toggle", name: t.name, member: box.checked }, (text) => {
+          say(text);
+          box.checked = !!t.member; // nothing changed: show the membership as it is
+          box.disabled = false;
+        });
       });
-      const c0 = tEl("td"); c0.append(box);
-      const c1 = tEl("td"); c1.append(tEl("code", null, t.name));
-      const c2 = tEl("td", null, schemaSummary(t.input_schema));
+      const c0 = pEl("td"); c0.append(box);
+      const c1 = pEl("td"); c1.append(pEl("code", null, t.name));
+      const c2 = pEl("td", null, schemaSummary(t.input_schema));
       c2.title = JSON.stringify(t.input_schema, null, 2);
-      tr.append(c0, c1, c2, tEl("td", null, t.description));
+      const c3 = pEl("td", null, t.description);
+      if (t.implemented === false) {
+        c3.append(" ", pEl("span", "lash-missing", "no implementation in this kernel"));
+        tr.classList.add("lash-row-missing");
+      }
+      tr.append(c0, c1, c2, c3);
       rows.push(tr);
     }
     table.replaceChildren(...rows);
@@ -60,6 +65,7 @@ function render({ model, el }) {
   draw();
   model.on("change:tools", draw);
   model.on("change:message", draw);
+  return unhide;
 }
 
 export default { render };

@@ -14,6 +14,7 @@ Pure: no widget, no I/O. The widget copies ``blocks`` / ``usage`` / ... into syn
 
 from __future__ import annotations
 
+import time
 from typing import Any, Mapping
 
 from ..._core.records import TurnOutcome
@@ -47,6 +48,7 @@ class TurnFold:
         self.iterations: int = 0
         self.version: int = 0
         self._local = 0
+        self._tool_t0: dict[str, float] = {}  # cid -> when its start was folded (ms clock)
 
     # ------------------------------------------------------------------ folding
     def apply(self, activity: Mapping[str, Any]) -> None:
@@ -59,6 +61,28 @@ class TurnFold:
             return  # additive stream: unknown activity types are ignored
         handler(self, cid, activity)
         self.version += 1
+
+    def settle_stopped(self, *, now_ms: float | None = None) -> None:
+        """A stopped turn: running tools become ``cancelled`` with the time they ran, and the
+        last prose row is marked ``interrupted`` (it is partial)."""
+        now = _clock_ms() if now_ms is None else now_ms
+        for row in self.tool_rows():
+            if row["status"] == "running":
+                row["status"] = "cancelled"
+                t0 = self._tool_t0.get(row["cid"])
+                if not row.get("duration_ms") and t0 is not None:
+                    row["duration_ms"] = round(now - t0, 1)
+        prose = [b for b in self.blocks if b["kind"] == "prose"]
+        if prose and self.blocks and self.blocks[-1] is prose[-1]:
+            prose[-1]["interrupted"] = True
+        self.version += 1
+
+    def reset(self) -> None:
+        """Forget the rows (to fold a complete activity list again) but keep when each tool
+        call was first seen, so a cancelled call still shows the time it ran."""
+        clocks = self._tool_t0
+        self.__init__()  # type: ignore[misc]
+        self._tool_t0 = clocks
 
     def apply_all(self, activities: Any) -> None:
         for a in activities:
@@ -81,13 +105,15 @@ class TurnFold:
         out: list[str] = []
         for b in self.blocks:
             k = b["kind"]
-            if k == "prose":
+            if k == "prose" and not b.get("interrupted"):
                 out.append(b["text"])
             elif k == "reasoning":
                 out.append("> _reasoning:_ " + " ".join(b["text"].split()))
             elif k == "tool":
                 dur = f", {b['duration_ms']:.0f} ms" if b.get("duration_ms") is not None else ""
                 out.append(f"- tool `{b['name']}` {b['status']}{dur}")
+            elif k == "prose" and b.get("interrupted"):
+                out.append(b["text"] + " _[interrupted]_")
             else:
                 out.append(f"_{k}: {b.get('text', '')}_")
         footer = []
@@ -138,7 +164,12 @@ def _reset(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     fold._reindex()
 
 
+def _clock_ms() -> float:
+    return time.monotonic() * 1000.0
+
+
 def _tool_started(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    fold._tool_t0.setdefault(cid, float(a["at_ms"]) if a.get("at_ms") is not None else _clock_ms())
     row = fold._row(cid, "tool", name=a.get("name", ""), status="running")
     row.update(call_id=a.get("call_id"), name=a.get("name", row["name"]), args=a.get("args"))
     row.setdefault("output", None)
@@ -148,13 +179,22 @@ def _tool_started(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
 def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     row = fold._row(cid, "tool", name=a.get("name", ""), status="running")
     ok = a.get("success", True) is not False
+    # a call the turn's cancellation cut short: lash's tool status "cancelled" (older runtimes:
+    # output "interrupted" with no duration of its own); show the time it really ran
+    cancelled = not ok and (a.get("status") == "cancelled" or a.get("cancelled") is True
+                            or a.get("output") == "interrupted")
+    duration = a.get("duration_ms")
+    t0 = fold._tool_t0.get(cid)
+    if cancelled and not duration and t0 is not None:
+        end = float(a["at_ms"]) if a.get("at_ms") is not None else _clock_ms()
+        duration = round(end - t0, 1)
     row.update(
         call_id=a.get("call_id"),
         name=a.get("name", row.get("name", "")),
         args=a.get("args", row.get("args")),
         output=a.get("output"),
-        duration_ms=a.get("duration_ms"),
-        status="interrupted" if a.get("status") == "cancelled" else "done" if ok else "failed",
+        duration_ms=duration,
+        status="done" if ok else "cancelled" if cancelled else "failed",
     )
 
 
@@ -190,6 +230,17 @@ def _queued_work(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     fold._append("notice", f"queued work started ({a.get('boundary')}): {ids}")
 
 
+def _store_wait(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    """One status row, updated in place while the turn waits for another process's store lock."""
+    pid = a.get("holder_pid", a.get("pid"))
+    waited = a.get("waited_s", a.get("waited_seconds"))
+    text = "waiting for the store" + (f", held by pid {pid}" if pid is not None else "")
+    if isinstance(waited, (int, float)):
+        text += f" ({waited:.1f} s)"
+    row = fold._row("~store_wait", "notice", text="")
+    row["text"] = text
+
+
 def _outcome(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     fold.outcome = outcome_label(a.get("outcome"))
     if a.get("turn_id"):
@@ -209,4 +260,5 @@ _HANDLERS = {
     "queued_input_accepted": _queued_input,
     "queued_work_started": _queued_work,
     "turn_outcome": _outcome,
+    "store_wait": _store_wait,
 }

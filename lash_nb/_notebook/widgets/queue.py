@@ -5,6 +5,19 @@ Buttons send ``{"type": "cancel", "batch_id"}``, ``{"type": "drain"}`` or
 (see ``actions.py``). After every action the rows are reloaded from ``load()``.
 ``follow(events)`` keeps the rows live: it reloads on every observation event whose payload
 kind is ``queue_changed`` or ``committed`` until the iterator ends.
+
+Drain. A click while a drain runs is ignored (counted in ``ignored_drains``), and the button is
+disabled while ``draining``. A ``drain`` callback that takes one argument gets this widget as
+its *drain view* and reports through it:
+- ``start_drain(total)``: ``progress = {"done": 0, "total": total}`` (batches);
+- ``turn_view()``: a :class:`TurnWidget` that is not displayed on its own; its flushes stream
+  the turn into ``ran`` (``[{turn_id, html}]``, the turn's HTML as it runs), so the answers of a
+  drain appear in the queue panel;
+- ``turn_done()``: reloads and sets ``progress.done`` to how many of the batches are gone.
+A ``NotebookDrain`` (``drain.py``) reports instead through ``show_drain_progress(p)`` (its
+``DrainProgress``) and ``show_drain_activity(a)`` (each activity of the running turn); both are
+shown the same way.
+Rows may carry ``status`` (``failed``) and ``error``; they are shown (a failed batch's error).
 """
 
 from __future__ import annotations
@@ -17,6 +30,8 @@ import traitlets
 
 from .actions import call_action, kernel_loop, run_action
 from .assets import css, esm
+from .panel import PanelSnapshot
+from .snapshot import queue_html, turn_fragment
 
 Loader = Callable[[], Any]  # -> Sequence[batch] or an awaitable of it
 
@@ -38,29 +53,36 @@ def batch_row(batch: Any) -> dict[str, Any]:
         "merge_key": data.get("merge_key"),
         "enqueued_at_ms": data.get("enqueued_at_ms"),
         "claimed": bool(data.get("claim_id") or getattr(batch, "claim_id", None)),
+        "status": str(data.get("status") or getattr(batch, "status", "") or ""),
+        "error": data.get("error") or getattr(batch, "error", None),
     }
 
 
-class QueueWidget(anywidget.AnyWidget):
-    _esm = esm("queue.js")
+class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
+    _esm = esm("panel.js", "queue.js")
     _css = css("turn.css")
 
     session_id = traitlets.Unicode("").tag(sync=True)
     batches = traitlets.List(traitlets.Dict()).tag(sync=True)
     status = traitlets.Unicode("").tag(sync=True)
+    draining = traitlets.Bool(False).tag(sync=True)
+    progress = traitlets.Dict().tag(sync=True)
+    ran = traitlets.List(traitlets.Dict()).tag(sync=True)
 
     def __init__(
         self,
         *,
         load: Loader,
         cancel: Callable[[str], Any] | None = None,
-        drain: Callable[[], Any] | None = None,
+        drain: Callable[..., Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._load, self._cancel, self._drain = load, cancel, drain
         self._loop = kernel_loop()
         self.actions: list[tuple[str, str]] = []
+        self.ignored_drains = 0
+        self._init_panel()
         self.on_msg(self._on_custom)
 
     async def refresh_async(self) -> None:
@@ -68,6 +90,10 @@ class QueueWidget(anywidget.AnyWidget):
         if inspect.isawaitable(rows):
             rows = await rows
         self.batches = [batch_row(b) for b in rows]
+        if self.progress.get("total"):
+            gone = self.progress["total"] - sum(1 for b in self.batches if b["batch_id"] in self._drain_ids)
+            self.progress = {**self.progress, "done": max(0, gone)}
+        self.update_snapshot()
 
     def refresh(self) -> None:
         run_action(self._loop, self.refresh_async(), self._shown)
@@ -96,32 +122,124 @@ class QueueWidget(anywidget.AnyWidget):
 
     def drain(self) -> None:
         assert self._drain is not None
+        if self.draining:  # a double click: one drain runs, and the panel says so
+            self.ignored_drains += 1
+            self.status = "a drain is already running; this click did nothing"
+            return
         self.actions.append(("drain", ""))
-        self._run(self._drain, "draining…")
+        self.draining = True
+        self.ran = []
+        self.progress = {}
+        drain = self._drain
+        takes_view = _arity(drain) >= 1
+        self._run((lambda: drain(self)) if takes_view else drain, "draining…", self._drained)
 
-    def _run(self, call: Callable[[], Any], busy: str) -> None:
+    # the drain view (see the module docstring)
+    _drain_ids: frozenset[str] = frozenset()
+
+    def start_drain(self, total: int) -> None:
+        self._drain_ids = frozenset(b["batch_id"] for b in self.batches)
+        self.progress = {"done": 0, "total": int(total)}
+
+    def turn_view(self, **kwargs: Any) -> Any:
+        from .turn import TurnWidget
+
+        slot: list[int] = []  # its row in ``ran``, made on the first flush (a turn ran)
+
+        def mirror(w: Any) -> None:
+            ran = list(self.ran)
+            row = {"turn_id": w.turn_id, "html": turn_fragment(w.state())}
+            if not slot:
+                slot.append(len(ran))
+                ran.append(row)
+            else:
+                ran[slot[0]] = row
+            self.ran = ran
+            if w.finished:
+                self.update_snapshot()
+
+        return TurnWidget(session_id=self.session_id, on_flush=mirror, **kwargs)
+
+    async def turn_done(self) -> None:
+        await self.refresh_async()
+
+    # the hooks a NotebookDrain reports through (``progress`` / ``activity`` callbacks)
+    _live_turn: Any = None
+
+    def show_drain_progress(self, p: Any) -> None:
+        """A drain's progress (``done``, ``total``, ``running``, ``ran`` rows): N of M, and a
+        turn the activity feed did not show is added from its ``ran`` row."""
+        self.progress = {"done": int(p.done), "total": int(p.total)}
+        if p.running:
+            self.status = p.label() + "…"
+        shown = len(self.ran)
+        for row in list(p.ran)[shown:]:
+            if self._live_turn is not None and not self._live_turn.finished:
+                self._live_turn.finish(outcome=str(row.get("outcome") or ""))
+                continue
+            view = self.turn_view(turn_id=str(row.get("turn_id") or ""))
+            view.push({"id": "answer", "correlation_id": "answer", "type": "assistant_prose_delta",
+                       "text": str(row.get("answer") or "")})
+            view.finish(outcome=str(row.get("outcome") or ""))
+        if not p.running and self._live_turn is not None and not self._live_turn.finished:
+            self._live_turn.finish()
+
+    def show_drain_activity(self, activity: Any) -> None:
+        """One activity of the turn a drain is running: streamed into the panel."""
+        data = activity if isinstance(activity, Mapping) else activity.to_json()
+        turn_id = str(data.get("turn_id") or "")
+        live = self._live_turn
+        if live is None or live.finished or (turn_id and live.fold.turn_id and turn_id != live.fold.turn_id):
+            if live is not None and not live.finished:
+                live.finish()
+            live = self._live_turn = self.turn_view(turn_id=turn_id)
+        live.push(data)
+        if data.get("type") == "turn_outcome":
+            live.finish()
+
+    def _run(self, call: Callable[[], Any], busy: str,
+             done: Callable[[BaseException | None], Any] | None = None) -> None:
         self.status = busy
-        call_action(self._loop, call, self._done)
+        call_action(self._loop, call, done or self._done)
 
     def _done(self, exc: BaseException | None) -> None:
         self.status = f"{type(exc).__name__}: {exc}" if exc else ""
         self.refresh()
+
+    def _drained(self, exc: BaseException | None) -> None:
+        self.draining = False
+        p = self.progress
+        ran = f"ran {len(self.ran)} turn{'s' if len(self.ran) != 1 else ''}"
+        self.status = (f"{type(exc).__name__}: {exc}" if exc else
+                       f"{ran}; {p.get('done', 0)} of {p['total']} batches done" if p.get("total")
+                       else ran)
+        self.refresh()
+
+    def snapshot_html(self) -> str:
+        return queue_html(self.panel_id, self.session_id, self.batches, self.status, self.ran)
+
+    def snapshot_text(self) -> str:
+        lines = [f"{len(self.batches)} pending batch(es)"] + [
+            f"- {b['batch_id']} {b['delivery_policy']}/{b['slot_policy']}: {b['text'][:60]}"
+            + (f" [{b['status']}: {b['error']}]" if b.get("error") else "")
+            for b in self.batches
+        ]
+        return "\n".join(lines)
 
     def _shown(self, exc: BaseException | None) -> None:
         if exc is not None:
             self.status = f"{type(exc).__name__}: {exc}"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        if isinstance(data, dict):
-            lines = [f"{len(self.batches)} pending batch(es)"] + [
-                f"- `{b['batch_id']}` {b['delivery_policy']}/{b['slot_policy']}: {b['text'][:60]}"
-                for b in self.batches
-            ]
-            data["text/markdown"] = "\n".join(lines)
-            data["text/plain"] = "\n".join(lines)
-        return bundle
+        return self._panel_bundle(super()._repr_mimebundle_(**kwargs))
+
+
+def _arity(fn: Callable[..., Any]) -> int:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 0
+    return sum(1 for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
 def _payload_kind(ev: Any) -> str:

@@ -1,6 +1,11 @@
 """Tool catalog view: one row per tool manifest (name, description, input schema) with a
 membership toggle. A toggle sends ``{"type": "toggle", "name", "member"}``; the handler calls
 ``set_membership(name, member)`` (sync or async) and then reloads the rows from ``load()``.
+Displayed with a kernel-free snapshot of the table (``panel.py``).
+
+A catalog entry may carry ``orphaned: true`` (a tool listed in the session, e.g. after a
+kernel restart, whose function is not defined in this kernel): the row says so ("no
+implementation in this kernel") instead of looking like a usable tool.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import traitlets
 
 from .actions import call_action, kernel_loop
 from .assets import css, esm
+from .panel import PanelSnapshot
+from .snapshot import schema_summary, tools_html
 
 Loader = Callable[[], Sequence[Mapping[str, Any]]]
 Toggle = Callable[[str, bool], Any]
@@ -30,8 +37,8 @@ def _row(entry: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class ToolCatalogWidget(anywidget.AnyWidget):
-    _esm = esm("tools.js")
+class ToolCatalogWidget(anywidget.AnyWidget, PanelSnapshot):
+    _esm = esm("panel.js", "tools.js")
     _css = css("turn.css")
 
     tools = traitlets.List(traitlets.Dict()).tag(sync=True)
@@ -43,11 +50,13 @@ class ToolCatalogWidget(anywidget.AnyWidget):
         self._set_membership = set_membership
         self._loop = kernel_loop()
         self.toggles: list[tuple[str, bool]] = []
+        self._init_panel()
         self.refresh()
         self.on_msg(self._on_custom)
 
     def refresh(self) -> None:
         self.tools = [_row(e) for e in self._load()]
+        self.update_snapshot()
 
     def _on_custom(self, _w: Any, content: Any, _buffers: Any) -> None:
         if not isinstance(content, Mapping):
@@ -69,22 +78,17 @@ class ToolCatalogWidget(anywidget.AnyWidget):
         self.message = f"{type(exc).__name__}: {exc}" if exc else ""
         self.refresh()
 
+    def snapshot_html(self) -> str:
+        return tools_html(self.panel_id, self.tools)
+
+    def snapshot_text(self) -> str:
+        return "\n".join(
+            f"{'[x]' if t['member'] else '[ ]'} {t['name']}({schema_summary(t['input_schema'])}): "
+            f"{t['description']}" for t in self.tools
+        )
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        if isinstance(data, dict):
-            lines = ["| tool | member | description |", "|---|---|---|"]
-            lines += [
-                f"| `{t['name']}` | {'yes' if t['member'] else 'no'}"
-                f"{'' if t.get('implemented', True) else ' (not implemented in this kernel)'}"
-                f" | {t['description']} |"
-                for t in self.tools
-            ]
-            data["text/markdown"] = "\n".join(lines)
-            data["text/plain"] = "\n".join(
-                f"{'[x]' if t['member'] else '[ ]'} {t['name']}: {t['description']}" for t in self.tools
-            )
-        return bundle
+        return self._panel_bundle(super()._repr_mimebundle_(**kwargs))
 
 
 __all__ = ["ToolCatalogWidget"]

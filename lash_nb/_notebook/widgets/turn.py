@@ -6,15 +6,44 @@ Theory of operation
 - The first push after a flush schedules one flush on the running event loop with
   ``loop.call_later``, no sooner than ``interval_s`` after the previous flush. A flush copies
   the changed parts of the fold into synced traits inside ``hold_sync()``: one comm message per
-  flush, so a 10,000-delta stream costs a few hundred messages, not 10,000.
+  flush, so a 10,000-delta stream costs a few hundred messages, not 10,000. Prose is rendered
+  to sanitised HTML in Python (markdown-it-py, ``markdown.py``) on the flush, only for the rows
+  whose text changed; the browser never parses markdown itself.
   Without a running loop a push flushes only when ``interval_s`` has passed.
-- ``finish(result)`` cancels any pending flush, sets the outcome and flushes now. The final state
-  lives in synced traits, so it is saved in the notebook's widget state.
+- ``finish(result)`` / ``fail(message)`` cancel any pending flush, set the final state and flush
+  now. Then the displayed output is replaced (``update_display``) by a self-contained HTML
+  bundle (``snapshot.py``): a saved notebook shows the finished turn with no kernel and no
+  widget state, in JupyterLab, Notebook 7, nbconvert, nbviewer, GitHub and VS Code. The live
+  widget exists only while the turn runs; ``_repr_mimebundle_`` of a finished widget is the
+  same static bundle (``%lash replay`` returns one).
 - The Stop button sends the custom message ``{"type": "stop"}``. The handler sets
-  ``status = "stopping…"`` and calls the stop callback (the session's thread-safe
+  ``status = "stopping"`` and calls the stop callback (the session's thread-safe
   ``cancel_running_turns``). On ipykernel >= 7.4 the handler runs while the cell awaits the turn.
-- States of ``status``: ``idle`` -> ``streaming`` (first push) -> ``stopping…`` (Stop) ->
-  ``done`` (finish). Stop after ``done`` is ignored.
+- States of ``status``: ``starting`` (shown, no event yet) -> ``running`` (first activity) ->
+  ``stopping`` (Stop) -> one final state: ``done`` (``finished: *``), ``stopped``
+  (``stopped: cancelled``) or ``failed`` (any other stopped outcome, or ``fail(message)``: a
+  turn refused before its first event). Stop in a final state is ignored. A stopped turn never
+  shows ``done``; its partial prose is marked interrupted and its running tool rows become
+  ``cancelled`` with the time they ran.
+
+State the browser reads (synced traits) and what feeds them
+- ``session_id``, ``turn_id``, ``prompt``: set by the runner (``runner.py``).
+- ``status``: above. ``outcome``: lash's label (``"stopped: cancelled"``).
+- ``blocks``: folded rows ``{cid, kind: prose|reasoning|tool|error|notice, ...}``; prose rows
+  may carry ``interrupted: true``; tool rows ``{name, args, output, status:
+  running|done|failed|cancelled, duration_ms}``.
+- ``html``: ``{cid: sanitised HTML}`` of each prose row; ``html_len``: ``{cid: n}``, the HTML
+  covers the first ``n`` characters of the row's text (a long growing answer is re-rendered
+  less often; the browser shows the rest as plain text until the next render).
+- ``usage`` (the latest cumulative ``usage`` activity; ``estimated: true`` is shown as such),
+  ``retries``, ``iterations``, ``elapsed_ms`` (kernel-side; the browser extrapolates between
+  flushes so the timer runs while a tool runs), ``error`` (the message of ``fail``).
+
+Activities the fold understands beyond lash's (additive; unknown types are ignored):
+``turn_outcome {outcome, turn_id}``; ``store_wait {holder_pid, waited_s}`` (a status row
+"waiting for the store, held by pid N"); any activity may carry ``at_ms`` (a clock in ms) which
+tool durations then use; ``tool_call_completed`` with ``cancelled: true`` or output
+``"interrupted"`` is a cancelled call.
 """
 
 from __future__ import annotations
@@ -26,8 +55,10 @@ from typing import Any, Callable, Mapping
 import anywidget
 import traitlets
 
-from .fold import TurnFold, outcome_label
 from .assets import css, esm
+from .fold import TurnFold, outcome_label
+from .markdown import render_markdown
+from .snapshot import FINAL_STATUSES, bundle, final_status, turn_html
 
 StopCallback = Callable[[], Any]
 
@@ -39,7 +70,7 @@ def _as_json(activity: Any) -> Mapping[str, Any]:
 
 
 class TurnWidget(anywidget.AnyWidget):
-    _esm = esm("markdown.js", "turn.js")
+    _esm = esm("turn.js")
     _css = css("turn.css")
 
     session_id = traitlets.Unicode("").tag(sync=True)
@@ -49,18 +80,24 @@ class TurnWidget(anywidget.AnyWidget):
     usage = traitlets.Dict().tag(sync=True)
     retries = traitlets.List(traitlets.Dict()).tag(sync=True)
     outcome = traitlets.Unicode("").tag(sync=True)
-    status = traitlets.Unicode("idle").tag(sync=True)
+    status = traitlets.Unicode("starting").tag(sync=True)
     iterations = traitlets.Int(0).tag(sync=True)
     elapsed_ms = traitlets.Float(0.0).tag(sync=True)
+    html = traitlets.Dict().tag(sync=True)
+    html_len = traitlets.Dict().tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
         self,
         *,
         on_stop: StopCallback | None = None,
+        on_flush: Callable[[TurnWidget], Any] | None = None,
         interval_s: float = 0.05,
         **kwargs: Any,
     ) -> None:
+        """``on_flush(widget)`` runs after every flush (a queue panel mirrors the turn with it)."""
         super().__init__(**kwargs)
+        self._on_flush = on_flush
         self.fold = TurnFold()
         self.interval_s = interval_s
         self.flush_count = 0
@@ -71,11 +108,17 @@ class TurnWidget(anywidget.AnyWidget):
         self._started = time.monotonic()
         self._pending: asyncio.TimerHandle | None = None
         self._display: Any = None
+        self._rendered: dict[str, tuple[int, str, float, float]] = {}  # cid -> (len, html, at, cost)
+        self.render_interval_s = max(interval_s, 0.2)
         self.on_msg(self._on_custom)
 
     # ------------------------------------------------------------------ producer side
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_STATUSES
+
     def show(self) -> TurnWidget:
-        """Display with a display id, so ``finish`` can refresh the text/markdown fallback."""
+        """Display with a display id, so ``finish`` can replace it by the static record."""
         from IPython.display import display
 
         self._display = display(self, display_id=True)
@@ -85,15 +128,29 @@ class TurnWidget(anywidget.AnyWidget):
         self._on_stop = on_stop
 
     def push(self, activity: Any) -> None:
+        if self.finished:
+            return
         self.fold.apply(_as_json(activity))
-        if self.status == "idle":
-            self.status = "streaming"
+        if self.status == "starting":
+            self.status = "running"
         self._request_flush()
 
     def push_all(self, activities: Any) -> None:
         for a in activities:
             self.fold.apply(_as_json(a))
         self._request_flush()
+
+    def fail(self, message: str) -> None:
+        """End the view with an error: the turn was refused or failed before (or without) its
+        outcome. No Stop stays active; the error is the last row and the badge says failed."""
+        if self.finished:
+            return
+        text = " ".join(str(message).split()) or "the turn failed"
+        self.fold._append("error", text)
+        self.fold.outcome = self.fold.outcome or "failed"
+        self.fold.version += 1
+        self.error = text
+        self._finalize("failed")
 
     def finish(self, result: Any = None, *, outcome: str | None = None,
                elapsed_ms: float | None = None) -> None:
@@ -112,21 +169,30 @@ class TurnWidget(anywidget.AnyWidget):
             self.fold.outcome = outcome
             self.fold.version += 1
         if self.fold.outcome.startswith("stopped"):
-            for row in self.fold.tool_rows():
-                if row["status"] == "running":
-                    row["status"] = "interrupted"
-        self.flush(final=True)
-        if self._display is not None:
-            self._display.update(self)
+            self.fold.settle_stopped()
+        self._finalize(final_status(self.fold.outcome) if self.fold.outcome else "done")
 
-    def flush(self, *, final: bool = False) -> bool:
+    def _finalize(self, status: str) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        self.flush(final=status)
+        if self._display is not None:
+            self._display.update(self)  # the static bundle (see _repr_mimebundle_)
+
+    def flush(self, *, final: str | bool = False) -> bool:
         """Send the changed state now. Returns False when nothing changed."""
         self._pending = None
         f = self.fold
         if f.version == self._sent_version and not final:
             return False
+        rendered, lens = self._render_prose(bool(final))
         with self.hold_sync():
             self.blocks = [dict(b) for b in f.blocks]
+            if rendered != self.html:
+                self.html = rendered
+            if lens != self.html_len:
+                self.html_len = lens
             if f.usage != self.usage:
                 self.usage = dict(f.usage)
             if len(f.retries) != len(self.retries):
@@ -141,11 +207,38 @@ class TurnWidget(anywidget.AnyWidget):
             self.elapsed_ms = recorded if recorded is not None else round(
                 (time.monotonic() - self._started) * 1000.0, 1)
             if final:
-                self.status = "done"
+                self.status = final if isinstance(final, str) else "done"
         self._sent_version = f.version
         self._last_flush = time.monotonic()
         self.flush_count += 1
+        if self._on_flush is not None:
+            self._on_flush(self)
         return True
+
+    def _render_prose(self, final: bool) -> tuple[dict[str, str], dict[str, int]]:
+        """HTML of each prose row and how many characters of its text it covers. A growing
+        row is re-rendered at most every ``render_interval_s`` and never more often than 8
+        times its last render took (a long answer costs tens of ms per render); meanwhile the
+        browser shows the rendered part plus the newer text as plain text. Final: all fresh."""
+        out: dict[str, str] = {}
+        lens: dict[str, int] = {}
+        now = time.monotonic()
+        for b in self.fold.blocks:
+            if b["kind"] != "prose":
+                continue
+            cid, text = b["cid"], b["text"]
+            cached = self._rendered.get(cid)
+            if cached is None or cached[0] != len(text):
+                due = (cached is None or final
+                       or now - cached[2] >= max(self.render_interval_s, 8 * cached[3]))
+                if due:
+                    t0 = time.perf_counter()
+                    rendered = render_markdown(text)
+                    cached = (len(text), rendered, now, time.perf_counter() - t0)
+                    self._rendered[cid] = cached
+            if cached is not None:
+                out[cid], lens[cid] = cached[1], cached[0]
+        return out, lens
 
     def _request_flush(self) -> None:
         if self._pending is not None:
@@ -167,30 +260,40 @@ class TurnWidget(anywidget.AnyWidget):
 
     def request_stop(self) -> None:
         """What the Stop button does; also callable from Python."""
-        if self.status == "done":
+        if self.finished:
             return
         self.stop_requests += 1
-        self.status = "stopping…"
+        self.status = "stopping"
         if self._on_stop is not None:
             self._on_stop()
 
     # ------------------------------------------------------------------ fallbacks
     def to_markdown(self) -> str:
         head = f"**lash turn** `{self.turn_id}`" if self.turn_id else "**lash turn**"
+        if self.prompt:
+            head += "\n\n" + "\n".join("> " + line for line in self.prompt.splitlines())
         body = self.fold.to_markdown()
         return f"{head}\n\n{body}" if body else head
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
 
+    def state(self) -> dict[str, Any]:
+        """The trait values the views read (what ``turn_html`` renders)."""
+        return {k: getattr(self, k) for k in ("session_id", "turn_id", "prompt", "blocks", "usage",
+                                              "retries", "outcome", "status", "iterations",
+                                              "elapsed_ms", "html", "error")}
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if self.finished:  # a finished turn is a record: no widget model needed to show it
+            return bundle(turn_html(self.state()), self.to_markdown())
+        bundle_ = super()._repr_mimebundle_(**kwargs)
+        data = bundle_[0] if isinstance(bundle_, tuple) else bundle_
         if isinstance(data, dict):
             md = self.to_markdown()
             data["text/markdown"] = md
             data["text/plain"] = md
-        return bundle
+        return bundle_
 
 
 __all__ = ["TurnWidget"]

@@ -1,0 +1,73 @@
+"""Model prose as sanitised HTML: markdown-it-py (GFM tables, strikethrough) + pygments.
+
+Model output is untrusted text. The renderer runs with ``html=False`` (raw HTML in the source
+is escaped, never passed through), markdown-it's own link validation (no ``javascript:``,
+``vbscript:``, ``file:`` or non-image ``data:`` URLs), and every link opens in a new tab with
+``rel="noopener noreferrer"``; images are not rendered (``![a](u)`` stays text: loading a URL
+the model wrote would leak that the output was viewed, or data put into the URL). Code blocks are highlighted by pygments into ``<span class>``
+markup only (no inline styles, so the colours come from ``turn.css`` and follow the theme).
+
+The same function serves the live widget (prose blocks are rendered on each flush) and the
+saved, kernel-free HTML of a finished turn.
+"""
+
+from __future__ import annotations
+
+import html
+from functools import lru_cache
+from typing import Any
+
+from markdown_it import MarkdownIt
+
+
+@lru_cache(maxsize=64)
+def _lexer(lang: str) -> Any:
+    from pygments.lexers import get_lexer_by_name
+    from pygments.util import ClassNotFound
+
+    try:
+        return get_lexer_by_name(lang)
+    except ClassNotFound:
+        return None
+
+
+@lru_cache(maxsize=1)
+def _formatter() -> Any:
+    from pygments.formatters import HtmlFormatter
+
+    return HtmlFormatter(nowrap=True, classprefix="lash-hl-")
+
+
+def _highlight(code: str, lang: str, _attrs: Any) -> str:
+    from pygments import highlight
+
+    name = lang.split()[0] if lang else ""
+    lexer = _lexer(name) if name else None
+    if lexer is None:
+        return ""  # markdown-it escapes and wraps it as plain code
+    body = highlight(code, lexer, _formatter())
+    return f'<pre class="lash-code"><code class="language-{html.escape(name, quote=True)}">{body}</code></pre>\n'
+
+
+@lru_cache(maxsize=1)
+def _parser() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "highlight": _highlight, "breaks": False})
+    md.enable(["table", "strikethrough"])
+    md.disable("image")  # an image URL in model output would be fetched: a tracking / exfiltration vector
+
+    def link_open(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+        tokens[idx].attrSet("target", "_blank")
+        tokens[idx].attrSet("rel", "noopener noreferrer")
+        out: str = renderer.renderToken(tokens, idx, options, env)
+        return out
+
+    md.add_render_rule("link_open", link_open)
+    return md
+
+
+def render_markdown(text: str) -> str:
+    """Sanitised HTML for model prose (an unclosed fence mid-stream renders as code so far)."""
+    return _parser().render(text or "")
+
+
+__all__ = ["render_markdown"]

@@ -1,0 +1,232 @@
+"""Self-contained HTML of a finished view: what a saved notebook keeps and shows with no kernel.
+
+JupyterLab and Notebook 7 do not save widget state by default, so a widget output in a saved
+notebook reads "Error displaying widget: model not found" once the kernel is gone. A finished
+turn therefore replaces its widget output (``update_display``) with the bundle built here:
+``text/html`` (semantic HTML + one ``<style>`` block scoped to ``.lash-*`` classes, colours from
+``--jp-*`` theme variables with fallbacks that read on light and dark backgrounds; no script, no
+buttons), ``text/markdown`` and ``text/plain``. JupyterLab, Notebook 7, nbconvert, nbviewer,
+GitHub and VS Code all render one of those three.
+
+Every piece of outside text (prompt, tool arguments and output, errors) is HTML-escaped; prose
+is rendered by :func:`render_markdown`, which escapes raw HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any, Mapping, Sequence
+
+from .assets import css
+from .markdown import render_markdown
+
+FINAL_STATUSES = ("done", "stopped", "failed")
+
+
+def esc(text: Any) -> str:
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def style_block() -> str:
+    return f"<style>{css('turn.css')}</style>"
+
+
+def outcome_class(outcome: str) -> str:
+    if not outcome:
+        return ""
+    if outcome.startswith("finished"):
+        return "lash-ok"
+    if outcome == "stopped: cancelled":
+        return "lash-cancelled"
+    return "lash-bad"
+
+
+def final_status(outcome: str) -> str:
+    """The badge word of a finished turn: a stopped turn never says ``done``."""
+    if outcome.startswith("finished"):
+        return "done"
+    if outcome == "stopped: cancelled":
+        return "stopped"
+    return "failed"
+
+
+def usage_line(usage: Mapping[str, Any], iterations: int = 0, elapsed_ms: float = 0.0) -> str:
+    parts: list[str] = []
+    if usage:
+        parts += [f"{usage.get('input_tokens', 0) or 0} in", f"{usage.get('output_tokens', 0) or 0} out"]
+        for key, label in (("cache_read_input_tokens", "cache read"),
+                           ("cache_write_input_tokens", "cache write"),
+                           ("reasoning_output_tokens", "reasoning")):
+            if usage.get(key):
+                parts.append(f"{usage[key]} {label}")
+        if usage.get("estimated"):
+            parts.append("estimated")
+    if iterations:
+        parts.append(f"{iterations} model call{'' if iterations == 1 else 's'}")
+    if elapsed_ms:
+        parts.append(f"{elapsed_ms / 1000:.1f} s")
+    return " · ".join(parts)
+
+
+def _json(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v
+    try:
+        return json.dumps(v, indent=2, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+TOOL_ICONS = {"running": "⟳", "done": "✓", "failed": "✗", "cancelled": "■"}
+
+
+def tool_row_html(b: Mapping[str, Any]) -> str:
+    status = str(b.get("status") or "")
+    args = _json(b.get("args"))
+    short = args if len(args) <= 80 else args[:77] + "…"
+    dur = b.get("duration_ms")
+    dur_html = f'<span class="lash-tool-dur">{float(dur):.0f} ms</span>' if dur is not None else ""
+    out = b.get("output")
+    out_html = f'<pre class="lash-tool-output">{esc(_json(out))}</pre>' if out is not None else ""
+    return (f'<details class="lash-tool lash-tool-{esc(status)}"><summary>'
+            f'<span class="lash-tool-icon">{TOOL_ICONS.get(status, "•")}</span> '
+            f'<span class="lash-tool-name">{esc(b.get("name") or "tool")}</span> '
+            f'<span class="lash-tool-args">{esc(short)}</span> '
+            f'<span class="lash-tool-status">{esc(status)}</span> {dur_html}</summary>'
+            f'<pre class="lash-tool-argsfull">{esc(args)}</pre>{out_html}</details>')
+
+
+def block_html(b: Mapping[str, Any], rendered: Mapping[str, str] | None = None) -> str:
+    kind = b.get("kind")
+    if kind == "prose":
+        body = (rendered or {}).get(str(b.get("cid"))) or render_markdown(str(b.get("text") or ""))
+        if b.get("interrupted"):
+            return (f'<div class="lash-prose lash-interrupted">{body}'
+                    '<div class="lash-mark">■ interrupted: the turn was stopped here</div></div>')
+        return f'<div class="lash-prose">{body}</div>'
+    if kind == "reasoning":
+        return (f'<details class="lash-reasoning"><summary>reasoning</summary>'
+                f'<div class="lash-reasoning-text">{esc(b.get("text"))}</div></details>')
+    if kind == "tool":
+        return tool_row_html(b)
+    return f'<div class="lash-{esc(kind)}">{esc(b.get("text"))}</div>'
+
+
+def turn_html(state: Mapping[str, Any]) -> str:
+    """The finished turn as HTML. ``state`` has the :class:`TurnWidget` trait names."""
+    sid, tid = state.get("session_id") or "", state.get("turn_id") or ""
+    title = "lash" + (f" · {sid}" if sid else "") + (f" · {tid}" if tid else "")
+    status = str(state.get("status") or "")
+    outcome = str(state.get("outcome") or "")
+    prompt = state.get("prompt") or ""
+    blocks: Sequence[Mapping[str, Any]] = state.get("blocks") or ()
+    rendered = state.get("html") or {}
+    body = "".join(block_html(b, rendered) for b in blocks)
+    if not blocks and status not in FINAL_STATUSES:
+        body = '<span class="lash-wait">waiting for the model…</span>'
+    retries = state.get("retries") or ()
+    retry = ""
+    if retries:
+        r = retries[-1]
+        retry = (f'<div class="lash-retry">retry {esc(r.get("attempt"))}/{esc(r.get("max_attempts"))} '
+                 f'after {esc(r.get("wait_seconds"))}s: {esc(r.get("reason"))}'
+                 + (f" ({len(retries)} retries)" if len(retries) > 1 else "") + "</div>")
+    usage = usage_line(state.get("usage") or {}, int(state.get("iterations") or 0),
+                       float(state.get("elapsed_ms") or 0.0))
+    badge = (f'<span class="lash-outcome {outcome_class(outcome)}">{esc(outcome)}</span>'
+             if outcome else "")
+    # <pre>: the prompt keeps its lines where the style block is sanitised away (untrusted)
+    prompt_html = f'<pre class="lash-prompt">{esc(prompt)}</pre>' if prompt else ""
+    return (f'<div class="lash-turn lash-static" data-status="{esc(status)}">{style_block()}'
+            f'<div class="lash-head"><span class="lash-title">{esc(title)}</span> '
+            f'<span class="lash-status lash-status-{esc(status)}">{esc(status)}</span></div>'
+            f'{prompt_html}<div class="lash-body">{body}</div>{retry}'
+            f'<div class="lash-foot"><span class="lash-usage">{esc(usage)}</span><span class="lash-sep"> · </span>{badge}</div></div>')
+
+
+def bundle(html_text: str, markdown: str) -> dict[str, str]:
+    """The kernel-free display bundle (no widget mime type)."""
+    return {"text/html": html_text, "text/markdown": markdown, "text/plain": markdown}
+
+
+__all__ = ["bundle", "final_status", "turn_html", "usage_line"]
+
+
+# ---------------------------------------------------------------------------- panels
+# A panel (tool catalog, queue) is a live control, so it cannot be replaced when "finished".
+# It is displayed as two outputs: this snapshot (kept current with update_display) and the
+# widget. While the widget lives it hides the snapshot; in a saved notebook without widget state
+# the snapshot shows the panel as it was, and its style hides Lab's "model not found" text of
+# the widget output right after it.
+PANEL_STYLE = (  # :has() may not nest, so the rule hides the output node, not its whole row
+    ".jp-OutputArea-child:has(.lash-snapshot) + .jp-OutputArea-child > "
+    ".jp-OutputArea-output.jupyter-widgets:not(:has(*)) { display: none; }"
+)
+
+
+def _panel(panel_id: str, title: str, note: str, table: str) -> str:
+    return (f'<div class="lash-panel lash-snapshot" data-panel="{esc(panel_id)}">'
+            f"<style>{css('turn.css')}\n{PANEL_STYLE}</style>"
+            f'<div class="lash-panel-head"><span>{esc(title)}</span><span class="lash-sep"> · </span>'
+            f'<span class="lash-muted">{esc(note)}</span></div>{table}</div>')
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence[str] = ()) -> str:
+    th = "".join(f"<th>{esc(h)}</th>" for h in head)
+    body = "".join(
+        f'<tr class="{esc(classes[i]) if i < len(classes) else ""}">'
+        + "".join(f"<td>{c}</td>" for c in r) + "</tr>"
+        for i, r in enumerate(rows)
+    )
+    return f'<table class="lash-table"><tr>{th}</tr>{body}</table>'
+
+
+def tools_html(panel_id: str, tools: Sequence[Mapping[str, Any]]) -> str:
+    members = sum(1 for t in tools if t.get("member"))
+    rows = [[
+        "✓" if t.get("member") else "–",
+        f"<code>{esc(t.get('name'))}</code>",
+        esc(schema_summary(t.get("input_schema") or {})),
+        esc(t.get("description")) + ("" if t.get("implemented", True) else
+                                     ' <span class="lash-missing">no implementation in this kernel</span>'),
+    ] for t in tools]
+    return _panel(panel_id, "Tool catalog", f"{members} of {len(tools)} active · snapshot; "
+                  "run the cell for the live toggles",
+                  _table(["active", "tool", "arguments", "description"], rows))
+
+
+def schema_summary(schema: Mapping[str, Any]) -> str:
+    props = schema.get("properties") or {}
+    req = set(schema.get("required") or ())
+    out = []
+    for k, v in props.items():
+        t = f": {v.get('type')}" if isinstance(v, Mapping) and v.get("type") else ""
+        out.append(f"{k}{'' if k in req else '?'}{t}")
+    return ", ".join(out)
+
+
+def queue_html(panel_id: str, session_id: str, batches: Sequence[Mapping[str, Any]],
+               status: str = "", ran: Sequence[Mapping[str, Any]] = ()) -> str:
+    rows = [[
+        f"<code>{esc(b.get('batch_id'))}</code>", esc(b.get("text")),
+        esc(b.get("delivery_policy")), esc(b.get("slot_policy")), esc(b.get("merge_key") or ""),
+        esc(b.get("status") or ("claimed" if b.get("claimed") else "pending"))
+        + (f": {esc(b.get('error'))}" if b.get("error") else ""),
+    ] for b in batches]
+    classes = [f"lash-row-{b.get('status')}" if b.get("status") else "" for b in batches]
+    title = f"Queue{' · ' + session_id if session_id else ''}: {len(batches)} pending"
+    ran_html = "".join(r.get("html", "") for r in ran)
+    note = (status + " · " if status else "") + "snapshot; run the cell for the live buttons"
+    return _panel(panel_id, title, note,
+                  _table(["batch", "input", "delivery", "slot", "merge key", "status"], rows, classes)
+                  + (f'<div class="lash-ran">{ran_html}</div>' if ran_html else ""))
+
+
+def turn_fragment(state: Mapping[str, Any]) -> str:
+    """A turn's HTML without the style block (inside a panel that has it)."""
+    html_text = turn_html(state)
+    start, end = html_text.find("<style>"), html_text.find("</style>")
+    return html_text[:start] + html_text[end + len("</style>"):]

@@ -1,0 +1,287 @@
+"""Drive JupyterLab 4 / Notebook 7 in headless Chromium the way a user does.
+
+``JupyterServer`` starts ``jupyter lab`` or ``jupyter notebook`` on 127.0.0.1 with a token and
+its own user-settings directory (so the theme is the test's choice). ``NotebookPage`` opens a
+notebook, waits for an idle kernel, runs Run > Run All Cells from the menu, saves with Ctrl+S
+(checked on disk through the contents API), shuts the kernel down and reopens the notebook.
+``CONTRAST_JS`` measures, in the page, the WCAG contrast of every piece of text under a
+selector against the background it is drawn on (colours resolved by painting them on a
+canvas, so ``rgba``, ``color-mix`` and theme variables all count).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = "/usr/bin/chromium"
+TOKEN = "lashbrowsertest"
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "artifacts"
+DOCS_IMG = REPO / "docs" / "img"
+THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
+FRONTENDS = {  # name -> (jupyter subcommand, notebook URL prefix, extra args)
+    "jupyterlab": ("lab", "/lab/tree/{name}?reset&token=", ["--LabApp.news_url="]),
+    "notebook7": ("notebook", "/notebooks/{name}?token=", []),
+}
+CHROME_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu",
+               "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run"]
+
+
+def write_notebook(path: Path, cells: list[str | tuple[str, str]]) -> None:
+    """``cells``: code sources, or ``("markdown", text)``."""
+    out = []
+    for i, c in enumerate(cells):
+        kind, src = c if isinstance(c, tuple) else ("code", c)
+        cell: dict[str, Any] = {"cell_type": kind, "id": f"c{i}", "metadata": {}, "source": src}
+        if kind == "code":
+            cell.update(execution_count=None, outputs=[])
+        out.append(cell)
+    nb = {"cells": out, "nbformat": 4, "nbformat_minor": 5,
+          "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                      "name": "python3"}}}
+    path.write_text(json.dumps(nb, indent=1))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class JupyterServer:
+    def __init__(self, frontend: str, root: Path) -> None:
+        self.frontend, self.root = frontend, root
+        self.app, self.url, self.extra = FRONTENDS[frontend]
+        self.settings = root / ".settings"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.base = ""
+
+    def set_theme(self, theme: str) -> None:
+        """Takes effect on the next page load (the server reads the file on each request)."""
+        d = self.settings / "@jupyterlab" / "apputils-extension"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "themes.jupyterlab-settings").write_text(json.dumps({"theme": THEMES[theme]}))
+        (d / "notification.jupyterlab-settings").write_text(
+            json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+
+    def start(self, theme: str = "light") -> JupyterServer:
+        self.set_theme(theme)
+        port = _free_port()
+        self.log = open(self.root / f"{self.frontend}.log", "w")
+        cmd = [sys.executable, "-m", "jupyter", self.app, "--no-browser", "--ip=127.0.0.1",
+               f"--port={port}", f"--IdentityProvider.token={TOKEN}",
+               f"--ServerApp.root_dir={self.root}", "--ServerApp.open_browser=False", *self.extra]
+        if os.geteuid() == 0:
+            cmd.append("--allow-root")
+        env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(self.settings))
+        env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.root,
+                                     env=env)
+        self.base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                self.api("GET", "/api/status")
+                return self
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"jupyter {self.app} did not start: "
+                                       f"{(self.root / f'{self.frontend}.log').read_text()[-2000:]}")
+                time.sleep(0.25)  # polling a server that offers no readiness event
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
+            self.log.close()
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.base}{path}", data=data, method=method,
+                                     headers={"Authorization": f"token {TOKEN}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            raw = r.read()
+        return json.loads(raw) if raw else None
+
+    def notebook_url(self, name: str) -> str:
+        return self.base + self.url.format(name=name) + TOKEN
+
+    def kernels_idle(self) -> bool:
+        try:
+            kernels = self.api("GET", "/api/kernels")
+        except urllib.error.HTTPError:  # jupyter_server answers 500 while a kernel is starting
+            return False
+        return bool(kernels) and all(k.get("execution_state") == "idle" for k in kernels)
+
+    def shut_down_sessions(self) -> None:
+        for s in self.api("GET", "/api/sessions"):
+            self.api("DELETE", f"/api/sessions/{s['id']}")
+
+    def saved(self, name: str) -> dict[str, Any]:
+        return self.api("GET", f"/api/contents/{name}?content=1")["content"]
+
+
+def wait_until(predicate: Any, *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.25)  # the server offers no event for these conditions
+
+
+class NotebookPage:
+    def __init__(self, browser: Any, server: JupyterServer, name: str) -> None:
+        self.browser, self.server, self.name = browser, server, name
+        self.page: Any = None
+
+    def open(self) -> Any:
+        self.page = self.browser.new_page(viewport={"width": 1280, "height": 1000})
+        self.page.goto(self.server.notebook_url(self.name))
+        self.panel.locator(".jp-Cell").first.wait_for(timeout=90_000)
+        wait_until(self.server.kernels_idle, timeout=90, what="an idle kernel")
+        return self.page
+
+    @property
+    def panel(self) -> Any:
+        return self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+
+    def cell(self, i: int) -> Any:
+        return self.panel.locator(".jp-Cell").nth(i)
+
+    def run_all(self) -> None:
+        """Run > Run All Cells, from the menu bar."""
+        self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        self.page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+
+    def run_cell(self, i: int) -> None:
+        """Click into cell ``i`` and press Shift+Enter (retried: Lab may drop the first one)."""
+        cell = self.cell(i)
+        prompt = cell.locator(".jp-InputPrompt")
+        for _ in range(5):
+            cell.locator(".jp-InputArea-editor").click()
+            self.page.keyboard.press("Escape")
+            self.page.keyboard.press("Shift+Enter")
+            try:
+                self.page.wait_for_function("el => !/^\\[\\s*\\]:$/.test(el.textContent.trim())",
+                                            arg=prompt.element_handle(), timeout=5_000)
+                return
+            except Exception:
+                continue
+        raise AssertionError(f"cell {i} did not start")
+
+    def save(self, expect_in_file: str) -> dict[str, Any]:
+        """Ctrl+S; returns the notebook as saved once the file holds ``expect_in_file``."""
+        def holds() -> bool:
+            try:
+                nb = self.server.saved(self.name)
+            except urllib.error.HTTPError:  # 400 while the server is still writing the file
+                return False
+            return expect_in_file in json.dumps(nb, ensure_ascii=False)
+
+        for attempt in range(3):  # a key press right after a click is sometimes not seen
+            self.cell(0).locator(".jp-InputPrompt").click()
+            self.page.keyboard.press("Escape")
+            self.page.keyboard.press("Control+s")
+            try:
+                wait_until(holds, timeout=15, what=f"the saved file to hold {expect_in_file!r}")
+                return self.server.saved(self.name)
+            except AssertionError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def reopen(self) -> Any:
+        self.page.close()
+        return self.open()
+
+    def screenshot(self, path: Path, *, scroll_to: int | None = None, height: int = 1000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.page.set_viewport_size({"width": 1280, "height": height})
+        if scroll_to is not None:
+            self.cell(scroll_to).scroll_into_view_if_needed()
+            self.cell(scroll_to).evaluate("e => e.scrollIntoView({block: 'start'})")
+        self.page.screenshot(path=str(path), full_page=False)
+
+    def hide_sidebar(self) -> None:
+        """What a user does for more room: close the left sidebar (JupyterLab only)."""
+        if self.page.locator("#jp-left-stack:not(.lm-mod-hidden)").count():
+            self.page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").click()
+
+
+def launch(pw: Any) -> Any:
+    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+
+
+CONTRAST_JS = r"""
+(selector) => {
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 1;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  const paint = (css) => {
+    ctx.clearRect(0, 0, 1, 1);
+    ctx.fillStyle = "rgba(0,0,0,0)";
+    ctx.fillStyle = css;
+    ctx.fillRect(0, 0, 1, 1);
+    const d = ctx.getImageData(0, 0, 1, 1).data;
+    return [d[0], d[1], d[2], d[3] / 255];
+  };
+  const over = (top, under) => [0, 1, 2].map((i) => top[i] * top[3] + under[i] * (1 - top[3])).concat([1]);
+  const background = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = paint(getComputedStyle(e).backgroundColor);
+      if (c[3] > 0) layers.push(c);
+      if (c[3] >= 1) break;
+    }
+    let bg = [255, 255, 255, 1];
+    for (const c of layers.reverse()) bg = over(c, bg);
+    return bg;
+  };
+  const lum = (c) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
+  };
+  const out = [];
+  for (const el of document.querySelectorAll(selector)) {
+    const own = [...el.childNodes].filter((n) => n.nodeType === 3 && n.textContent.trim()).map((n) => n.textContent.trim()).join(" ");
+    if (!own) continue;
+    const r = el.getBoundingClientRect();
+    if (!r.width || !r.height || el.closest("[hidden]")) continue;
+    const cs = getComputedStyle(el);
+    if (cs.visibility === "hidden" || parseFloat(cs.opacity) === 0) continue;
+    const isSvg = el instanceof SVGElement;
+    const bg = background(isSvg ? el.ownerSVGElement.parentElement : el);
+    const fg = over(paint(isSvg ? cs.fill : cs.color), bg);
+    const a = lum(fg), b = lum(bg);
+    out.push({ text: own.slice(0, 40), ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05),
+               size: parseFloat(cs.fontSize), weight: parseInt(cs.fontWeight, 10) || 400,
+               fg: fg.slice(0, 3), bg: bg.slice(0, 3) });
+  }
+  return out;
+}
+"""
+
+
+def low_contrast(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """WCAG AA: 4.5:1 for text, 3:1 for large text (>= 24 px, or >= 18.66 px bold)."""
+    def needed(r: dict[str, Any]) -> float:
+        large = r["size"] >= 24 or (r["size"] >= 18.66 and r["weight"] >= 700)
+        return 3.0 if large else 4.5
+    return [r for r in rows if r["ratio"] < needed(r)]

@@ -1,0 +1,372 @@
+"""A saved notebook is a durable record (real Chromium, JupyterLab 4 and Notebook 7).
+
+A user's notebook runs (Run > Run All Cells): a notebook-defined tool, a turn that calls it, a
+turn whose answer has a table, a nested list and a <script>, the tool catalog and a usage chart.
+It is saved, the kernel is shut down and the notebook reopened: every answer reads, no output
+says "Error displaying widget", and the same file through ``jupyter nbconvert --to html`` holds
+the answers. Then the dark theme: every text of the lash outputs is checked for contrast.
+A second notebook checks what Stop and a refused turn look like.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from browser_harness import (ARTIFACTS, CHROMIUM, CONTRAST_JS, DOCS_IMG, FRONTENDS, JupyterServer,
+                             NotebookPage, launch, low_contrast, wait_until, write_notebook)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+if not Path(CHROMIUM).exists():
+    pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:
+    pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+TABLE_PROMPT = """Please tidy up my notes:
+
+| city | sky | °C |
+|---|---|---:|
+| Paris | sunny | 21 |
+| Oslo | rain | 9 |
+
+- packing
+  - umbrella for Oslo
+  - sunglasses for Paris
+
+<script>alert("x")</script>"""
+
+RECORD_CELLS: list[str | tuple[str, str]] = [
+    ("markdown", "# Weekend trip\nAsking the agent about the weather, with a tool defined here."),
+    "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.01",
+    'from lash_nb import tool\n\n@tool\ndef weather(city: str) -> str:\n'
+    '    """Current weather for a city."""\n    return f"sunny, 21 °C in {city}"',
+    "%lash open trip --store trip.duckdb --fresh --tools weather",
+    "%%lash\nWhat does weather say for 'Paris'?",
+    f"%%lash\n{TABLE_PROMPT}",
+    "%lash tools",
+    "%lash usage --by turn --plot",
+]
+TOOL_ANSWER = "weather returned sunny, 21 °C in Paris."
+
+
+@pytest.fixture(params=sorted(FRONTENDS))
+def frontend(request):
+    if request.param == "notebook7":
+        pytest.importorskip("notebook", minversion="7")
+    return request.param
+
+
+def _widget_outputs(nb: dict) -> list[int]:
+    return [i for i, c in enumerate(nb["cells"]) for o in c.get("outputs", ())
+            if WIDGET_MIME in o.get("data", {})]
+
+
+def _check_answers(page, cells) -> None:
+    turn1, turn2 = cells.nth(4), cells.nth(5)
+    assert TOOL_ANSWER in (turn1.locator(".lash-prose").inner_text())
+    assert turn1.locator(".lash-tool-done .lash-tool-name").inner_text() == "weather"
+    assert turn1.locator(".lash-outcome").inner_text() == "finished: assistant_message"
+    assert turn1.locator(".lash-status").inner_text() == "done"
+    assert "in ·" in turn1.locator(".lash-usage").inner_text() or " out" in turn1.locator(".lash-usage").inner_text()
+    table = turn2.locator(".lash-prose table")
+    assert table.locator("td").all_inner_texts()[:3] == ["Paris", "sunny", "21"]
+    assert turn2.locator(".lash-prose ul ul li").all_inner_texts() == [
+        "umbrella for Oslo", "sunglasses for Paris"]
+    assert '<script>alert("x")</script>' in turn2.locator(".lash-prose").inner_text()
+    assert page.evaluate("() => document.querySelectorAll('.jp-OutputArea script').length") == 0
+
+
+def _no_widget_errors(page) -> None:
+    text = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea").all_inner_texts()
+    assert not any("Error displaying widget" in t or "model not found" in t for t in text), text
+
+
+def test_a_saved_notebook_reads_after_the_kernel_is_gone_and_through_nbconvert(frontend, tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    write_notebook(tmp_path / "trip.ipynb", RECORD_CELLS)
+    server = JupyterServer(frontend, tmp_path).start("light")
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            nb = NotebookPage(browser, server, "trip.ipynb")
+            try:
+                page = nb.open()
+                nb.run_all()
+                cells = nb.panel.locator(".jp-Cell")
+                cells.nth(7).locator(".jp-OutputArea-output").first.wait_for(timeout=120_000)
+                cells.nth(5).locator(".lash-static .lash-outcome").wait_for(timeout=60_000)
+                _check_answers(page, cells)
+                assert cells.nth(6).locator(".lash-tools input[type=checkbox]").count() == 1
+                assert not cells.nth(6).locator(".lash-snapshot").is_visible()  # live panel only
+                nb.screenshot(ARTIFACTS / f"record-live-{frontend}.png")
+
+                saved = nb.save(expect_in_file=TOOL_ANSWER)
+                assert _widget_outputs(saved) == [6]  # only the live tool panel is a widget
+                server.shut_down_sessions()
+                wait_until(lambda: not server.api("GET", "/api/kernels"), timeout=30,
+                           what="the kernel to shut down")
+
+                page = nb.reopen()  # a new kernel: none of the old widget models exist
+                cells = nb.panel.locator(".jp-Cell")
+                cells.nth(5).locator(".lash-prose table").wait_for(timeout=60_000)
+                _check_answers(page, cells)
+                snapshot = cells.nth(6).locator(".lash-snapshot")
+                assert snapshot.is_visible() and "weather" in snapshot.inner_text()
+                # the widget output after it settles (Lab gives up on the model after ~2 s)
+                page.wait_for_function(
+                    "() => ![...document.querySelectorAll('.jp-OutputArea-output')]"
+                    ".some(e => e.textContent.startsWith('Loading widget'))", timeout=60_000)
+                _no_widget_errors(page)
+                cells.nth(7).scroll_into_view_if_needed()  # Lab renders cells as they come into view
+                chart = cells.nth(7).locator(".jp-RenderedVegaCommon5")  # Vega-Lite, not the fallback
+                chart.locator("svg text").filter(has_text="tokens per turn").wait_for(timeout=60_000)
+                nb.hide_sidebar()
+                nb.screenshot(ARTIFACTS / f"record-reopened-light-{frontend}.png", scroll_to=3)
+                if frontend == "jupyterlab":
+                    nb.screenshot(DOCS_IMG / "notebook-light.png", scroll_to=4, height=1500)
+
+                server.set_theme("dark")
+                page = nb.reopen()
+                cells = nb.panel.locator(".jp-Cell")
+                cells.nth(5).locator(".lash-prose table").wait_for(timeout=60_000)
+                page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'",
+                                       timeout=30_000)
+                cells.nth(7).scroll_into_view_if_needed()
+                cells.nth(7).locator(".jp-RenderedVegaCommon5 svg text").first.wait_for(timeout=60_000)
+                page.wait_for_function(
+                    "() => ![...document.querySelectorAll('.jp-OutputArea-output')]"
+                    ".some(e => e.textContent.startsWith('Loading widget'))", timeout=60_000)
+                rows = page.evaluate(CONTRAST_JS, ".lash-turn *, .lash-snapshot *, "
+                                     ".jp-OutputArea-output svg text")
+                assert len(rows) > 30
+                assert low_contrast(rows) == []
+                nb.hide_sidebar()
+                nb.screenshot(ARTIFACTS / f"record-reopened-dark-{frontend}.png", scroll_to=3)
+                if frontend == "jupyterlab":
+                    nb.screenshot(DOCS_IMG / "notebook-dark.png", scroll_to=4, height=1500)
+
+                # shared with a colleague: a copy that is not signed here opens untrusted, so
+                # JupyterLab sanitises the HTML; the record still reads
+                shared = json.loads((tmp_path / "trip.ipynb").read_text())
+                shared["metadata"]["shared_by"] = "a colleague"
+                (tmp_path / "shared.ipynb").write_text(json.dumps(shared))
+                nb.page.close()
+                nb = NotebookPage(browser, server, "shared.ipynb")
+                page = nb.open()
+                cells = nb.panel.locator(".jp-Cell")
+                cells.nth(5).locator(".jp-OutputArea-output").first.wait_for(timeout=60_000)
+                assert cells.nth(5).locator(".jp-mod-trusted").count() == 0  # really untrusted
+                _check_answers(page, cells)
+                nb.screenshot(ARTIFACTS / f"record-untrusted-dark-{frontend}.png", scroll_to=4)
+            except Exception:
+                if nb.page is not None:
+                    nb.screenshot(ARTIFACTS / f"record-failure-{frontend}.png")
+                    (ARTIFACTS / f"record-failure-{frontend}.html").write_text(
+                        nb.page.evaluate("() => document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)').outerHTML"))
+                raise
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+
+    out = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html",
+                          "--output", "trip-export", str(tmp_path / "trip.ipynb")],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    html = (tmp_path / "trip-export.html").read_text()
+    assert TOOL_ANSWER in html
+    assert "<td>Paris</td>" in html and "umbrella for Oslo" in html
+    assert "finished: assistant_message" in html
+    assert "Error displaying widget" not in html and "model not found" not in html
+    assert '<script>alert("x")</script>' not in html
+    assert 'lash-snapshot' in html  # the tool catalog as it was
+    svgs = [base64.b64decode(m).decode() for m in
+            re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", html)]
+    assert any("tokens per turn" in s for s in svgs)  # the chart's SVG fallback
+
+
+STOP_CELLS: list[str | tuple[str, str]] = [
+    "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.12",
+    "import asyncio\nfrom lash_nb import tool\n\n@tool\nasync def slow(seconds: float) -> str:\n"
+    '    """Wait a while."""\n    await asyncio.sleep(seconds)\n    return "slept"',
+    "%lash open stops --store stops.duckdb --fresh --tools slow",
+    "%%lash\nplease echo " + " ".join(f"word{i}" for i in range(120)),
+    "%%lash\nrun slow with seconds=60",
+    # another runtime holds this session (what a second kernel on the same store does)
+    "from lash_nb._notebook.extension import _magics\n"
+    "b = _magics().ctx.bindings['stops']\n"
+    "await b.session.store.try_acquire_lease('stops', 'another-kernel', 600_000)",
+    "%%lash\nhello again",
+]
+
+
+def test_stop_badges_marks_cancelled_tools_and_a_refused_turn(frontend, tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    write_notebook(tmp_path / "stops.ipynb", STOP_CELLS)
+    theme = "dark" if frontend == "jupyterlab" else "light"
+    server = JupyterServer(frontend, tmp_path).start(theme)
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            nb = NotebookPage(browser, server, "stops.ipynb")
+            try:
+                page = nb.open()
+                nb.run_all()
+                cells = nb.panel.locator(".jp-Cell")
+
+                echo = cells.nth(3)
+                echo.locator(".lash-prose").filter(has_text="word3").wait_for(timeout=90_000)
+                assert echo.locator(".lash-status").inner_text() == "running"
+                if frontend == "jupyterlab":
+                    rows = page.evaluate(CONTRAST_JS, ".lash-turn *")
+                    assert low_contrast(rows) == []
+                    nb.screenshot(ARTIFACTS / "stop-live-dark-jupyterlab.png")
+                echo.locator(".lash-stop").click()
+                echo.locator(".lash-static .lash-outcome").filter(has_text="stopped: cancelled").wait_for(timeout=30_000)
+                assert echo.locator(".lash-status").inner_text() == "stopped"
+                assert "interrupted" in echo.locator(".lash-mark").inner_text()
+                assert "word119" not in echo.locator(".lash-prose").inner_text()
+                assert echo.locator(".lash-stop").count() == 0
+
+                tool = cells.nth(4)
+                tool.locator(".lash-tool-running").wait_for(timeout=60_000)
+                usage = tool.locator(".lash-usage")
+                before = usage.inner_text()
+                # the footer timer runs while the tool runs (no flush comes in that time)
+                page.wait_for_function("([el, t]) => el.textContent !== t",
+                                       arg=[usage.element_handle(), before], timeout=10_000)
+                tool.locator(".lash-stop").click()
+                tool.locator(".lash-static .lash-tool-cancelled").wait_for(timeout=30_000)
+                row = tool.locator(".lash-tool-cancelled")
+                assert row.locator(".lash-tool-status").inner_text() == "cancelled"
+                assert int(row.locator(".lash-tool-dur").inner_text().split()[0]) > 0
+                assert "failed" not in row.inner_text()
+
+                refused = cells.nth(6)
+                refused.locator(".lash-status-failed").wait_for(timeout=60_000)
+                err = refused.locator(".lash-error").inner_text()
+                assert "SessionExecutionBusy" in err and "another-kernel" in err
+                assert refused.locator(".lash-stop").count() == 0
+                assert "waiting for the model" not in refused.inner_text()
+                nb.screenshot(ARTIFACTS / f"stop-and-refused-{theme}-{frontend}.png", scroll_to=4, height=1300)
+            except Exception:
+                if nb.page is not None:
+                    nb.screenshot(ARTIFACTS / f"stop-failure-{frontend}.png")
+                raise
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+
+
+QUEUE_CELLS: list[str | tuple[str, str]] = [
+    "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.05",
+    "%lash open inbox --store inbox.duckdb --fresh",
+    "%lash enqueue what is **first**?\n%lash enqueue and the second?\n%lash enqueue and a third one",
+    "%lash queue",
+    "%lash usage --by turn",
+]
+
+
+def test_drain_shows_progress_and_the_turns_it_ran_and_a_double_click_runs_once(frontend, tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    write_notebook(tmp_path / "inbox.ipynb", QUEUE_CELLS)
+    server = JupyterServer(frontend, tmp_path).start("light")
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            nb = NotebookPage(browser, server, "inbox.ipynb")
+            try:
+                page = nb.open()
+                for i in range(4):
+                    nb.run_cell(i)
+                panel = nb.cell(3).locator(".lash-queue")
+                panel.locator("tr[data-batch]").nth(2).wait_for(timeout=60_000)
+                drain = panel.locator(".lash-drain")
+                drain.dblclick()
+                page.wait_for_function("el => el.disabled", arg=drain.element_handle(), timeout=10_000)
+                panel.locator(".lash-progress").filter(has_text="3 of 3 batches done").wait_for(timeout=90_000)
+                page.wait_for_function("el => !el.textContent.includes('draining')",
+                                       arg=drain.element_handle(), timeout=30_000)
+                turns = panel.locator(".lash-ran-turn")
+                assert turns.count() == 3
+                assert "first" in turns.nth(0).locator(".lash-prose strong").inner_text()
+                assert [t for t in turns.locator(".lash-outcome").all_inner_texts()] == [
+                    "finished: assistant_message"] * 3
+                assert "ran 3 turns; 3 of 3 batches done" in panel.locator(".lash-panel-head").inner_text()
+                nb.screenshot(ARTIFACTS / f"drain-{frontend}.png", scroll_to=3)
+                nb.run_cell(4)
+                frame = nb.cell(4).locator(".jp-OutputArea-output table")
+                frame.wait_for(timeout=60_000)
+                assert frame.locator("tbody tr").count() == 3  # one row per turn: one drain, not two
+
+                nb.save(expect_in_file="ran 3 turns")
+                server.shut_down_sessions()
+                nb.reopen()
+                snap = nb.cell(3).locator(".lash-snapshot")
+                snap.wait_for(timeout=60_000)
+                assert snap.locator(".lash-turn").count() == 3
+                assert "ran 3 turns; 3 of 3 batches done" in snap.inner_text()
+                nb.page.wait_for_function(
+                    "() => ![...document.querySelectorAll('.jp-OutputArea-output')]"
+                    ".some(e => e.textContent.startsWith('Loading widget'))", timeout=60_000)
+                _no_widget_errors(nb.page)
+            except Exception:
+                if nb.page is not None:
+                    nb.screenshot(ARTIFACTS / f"drain-failure-{frontend}.png")
+                raise
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+
+
+def test_with_saved_widget_state_a_restored_panel_says_the_kernel_is_not_connected(tmp_path):
+    """JupyterLab's "save widget state" setting on: the tool panel is restored from the file
+    after the kernel is gone; a toggle must not silently do nothing."""
+    write_notebook(tmp_path / "state.ipynb", RECORD_CELLS[:4] + ["%lash tools"])
+    server = JupyterServer("jupyterlab", tmp_path)
+    d = server.settings / "@jupyter-widgets" / "jupyterlab-manager"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "plugin.jupyterlab-settings").write_text(json.dumps({"saveState": True}))
+    server.start("light")
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            nb = NotebookPage(browser, server, "state.ipynb")
+            try:
+                nb.open()
+                nb.run_all()
+                nb.cell(4).locator(".lash-tools input[type=checkbox]").wait_for(timeout=90_000)
+                saved = nb.save(expect_in_file="application/vnd.jupyter.widget-state+json")
+                assert "widgets" in saved["metadata"]
+                server.shut_down_sessions()
+                nb.reopen()
+                box = nb.cell(4).locator(".lash-tools input[type=checkbox]")
+                box.wait_for(timeout=60_000)  # the panel, restored from the saved state
+                assert not nb.cell(4).locator(".lash-snapshot").is_visible()
+                box.click()
+                nb.cell(4).locator(".lash-tools .lash-error").filter(
+                    has_text="kernel not connected").wait_for(timeout=30_000)
+                assert box.is_checked() and box.is_enabled()  # shown as it still is
+                nb.screenshot(ARTIFACTS / "restored-panel-jupyterlab.png", scroll_to=4)
+            except Exception:
+                if nb.page is not None:
+                    nb.screenshot(ARTIFACTS / "restored-failure-jupyterlab.png")
+                raise
+            finally:
+                browser.close()
+    finally:
+        server.stop()
