@@ -22,6 +22,17 @@ def _provider(name: str, delay_s: float):  # type: ignore[no-untyped-def]
     raise SystemExit(f"unknown --provider {name!r}; use offline or env")
 
 
+def _log_to_stderr() -> None:
+    """The worker's lines (``lash_nb.*`` at INFO, everything else at WARNING) on stderr, one
+    message per line, unless the process configured logging already."""
+    import logging
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    if logging.getLogger("lash_nb").level == logging.NOTSET:
+        logging.getLogger("lash_nb").setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from ._version import __version__
 
@@ -71,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from ._runtime.worker import load_tools, run_worker
 
+    _log_to_stderr()
     stats = asyncio.run(run_worker(
         args.store, session_id=args.session, provider=_provider(args.provider, args.delay),
         model=args.model, tools=load_tools(args.tools), concurrency=args.concurrency,

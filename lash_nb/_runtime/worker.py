@@ -22,12 +22,20 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import signal
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from .core import LashCore
+
+log = logging.getLogger("lash_nb.worker")
+
+
+def log_info(message: str) -> None:
+    """The worker's default log: one line per turn run and per failure, on ``lash_nb.worker``
+    (``python -m lash_nb worker`` shows INFO on stderr)."""
+    log.info("%s", message)
 
 
 @dataclass
@@ -60,7 +68,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._active: dict[str, Any] = {}
         self._sessions: dict[str, Any] = {}  # opened handles, least recently used first
-        self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self._log = log or (lambda msg: log_info(msg))
 
     def stop(self) -> None:
         self._stopping.set()
