@@ -370,3 +370,60 @@ def test_with_saved_widget_state_a_restored_panel_says_the_kernel_is_not_connect
                 browser.close()
     finally:
         server.stop()
+
+
+def test_after_a_kernel_restart_the_tools_panel_shows_tools_without_implementation(tmp_path):
+    """Issue 14: a notebook-defined tool is stored with the session; after Kernel > Restart the
+    user reopens the session without running the cell that defines it. The tools panel must
+    say the tool has no implementation in this kernel (it is not offered to the model), live
+    and in the saved notebook once the kernel is gone."""
+    cells = RECORD_CELLS[:5] + [
+        "%lash tools",
+        ("markdown", "After a restart, without running the tool's cell:"),
+        "%load_ext lash_nb",
+        "%lash open trip --store trip.duckdb",
+        "%lash tools",
+    ]
+    write_notebook(tmp_path / "restart.ipynb", cells)
+    server = JupyterServer("jupyterlab", tmp_path).start("light")
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            nb = NotebookPage(browser, server, "restart.ipynb")
+            try:
+                nb.open()
+                for i in (1, 2, 3, 4, 5):
+                    nb.run_cell(i)
+                live = nb.cell(5).locator(".lash-tools")
+                live.wait_for(timeout=90_000)
+                assert "weather" in live.inner_text()
+                assert "no implementation in this kernel" not in live.inner_text()
+                # Kernel > Restart Kernel…, confirmed in the dialog, as a user does
+                nb.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Kernel$")).click()
+                nb.page.locator(".lm-Menu-itemLabel",
+                                has_text=re.compile(r"^Restart Kernel…$")).click()
+                nb.page.locator(".jp-Dialog-button", has_text=re.compile(r"^Restart$")).click()
+                wait_until(server.kernels_idle, timeout=90, what="the restarted kernel")
+                for i in (7, 8, 9):
+                    nb.run_cell(i)
+                after = nb.cell(9).locator(".lash-tools")
+                after.wait_for(timeout=90_000)
+                row = after.locator("tr", has_text="weather")
+                row.filter(has_text="no implementation in this kernel").wait_for(timeout=30_000)
+                card = nb.cell(8).locator(".jp-OutputArea").inner_text()
+                assert "not implemented in this kernel" in card, card
+                nb.save(expect_in_file="no implementation in this kernel")
+                server.shut_down_sessions()
+                nb.reopen()
+                snap = nb.cell(9).locator(".jp-OutputArea")
+                snap.filter(has_text="no implementation in this kernel").wait_for(timeout=60_000)
+                _no_widget_errors(nb.page)
+                nb.screenshot(ARTIFACTS / "tools-after-restart-jupyterlab.png", scroll_to=8)
+            except Exception:
+                if nb.page is not None:
+                    nb.screenshot(ARTIFACTS / "tools-after-restart-failure-jupyterlab.png")
+                raise
+            finally:
+                browser.close()
+    finally:
+        server.stop()
