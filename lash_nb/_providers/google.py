@@ -332,6 +332,8 @@ class GoogleGemini(HttpProvider):
                         if isinstance(data, dict):
                             for event in guard.apply(self._apply(acc, data, meta)):
                                 yield event
+                        if acc.terminal:  # later events may still carry usage; silence ends it
+                            meta["draining"] = True
         except LlmTransportError as err:
             err.output_started = err.output_started or acc.started
             err.request_id = err.request_id or meta["request_id"]

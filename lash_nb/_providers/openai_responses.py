@@ -163,6 +163,8 @@ class OpenAIResponses(HttpProvider):
                             output_started=acc.started, scrub=self._exchange.scrub)
                     for event in guard.apply(acc.apply(data)):
                         yield event
+                    if acc.terminal:  # the answer is whole: a silent server only ends it
+                        meta["draining"] = True
         except LlmTransportError as err:
             err.output_started = err.output_started or acc.started
             err.request_id = err.request_id or meta["request_id"]
