@@ -91,7 +91,9 @@ async def seed_graph(path: Path, sid: str, n: int, branch_every: int) -> int:
         nodes.append(node(str(i), parent if i else None, f"message {i} " + "text " * 30))
         leaf = str(i)
     store = DuckDBStore(path)
-    await store.commit(RuntimeCommit(sid, None, append_nodes=tuple(nodes), leaf_node_id=leaf))
+    lease = await store.try_acquire_lease(sid, lease_owner_id("bench"))
+    await store.commit(RuntimeCommit(sid, lease, append_nodes=tuple(nodes), leaf_node_id=leaf,
+                                     release_lease=True))
     got = await store.load_session(sid, ReadScope.ACTIVE_PATH)
     await store.close()
     assert got is not None

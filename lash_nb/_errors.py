@@ -13,6 +13,7 @@
     ├── StoreSessionMismatch          state / store belongs to another session id
     ├── SessionExecutionBusy          another runtime holds the session lease   (retryable)
     ├── SessionExecutionLeaseLost     the lease expired under a running turn    (retryable)
+    │   └── SessionExecutionLeaseExpired  a session-head commit came with no lease
     ├── StoreError                    persistence could not go on
     │   ├── StoreLockedError          another process held the DuckDB file past the wait
     │   ├── StoreDamagedError         the DuckDB file is truncated or corrupt
@@ -104,6 +105,12 @@ class SessionExecutionBusy(LashError):
 
 class SessionExecutionLeaseLost(LashError):
     retryable = True
+
+
+class SessionExecutionLeaseExpired(SessionExecutionLeaseLost):
+    """A session-head commit without a live session execution lease (lash
+    ``StoreError::SessionExecutionLeaseExpired``): acquire one with ``try_acquire_lease``
+    and pass it in the commit."""
 
 
 class StoreError(LashError):

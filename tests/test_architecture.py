@@ -104,3 +104,59 @@ def test_importing_lash_nb_does_not_import_heavy_packages():
             "'anywidget', 'pyarrow') if m in sys.modules]; print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def _runtime_graph() -> tuple[dict[str, set[str]], list[str]]:
+    """Module -> the ``_runtime`` modules it imports (TYPE_CHECKING blocks included), and
+    every import of lash_nb made inside a function."""
+    root = PKG / "_runtime"
+    graph: dict[str, set[str]] = {}
+    local: list[str] = []
+    for path in sorted(root.glob("*.py")):
+        name = f"lash_nb._runtime.{path.stem}"
+        graph[name] = set()
+        tree = ast.parse(path.read_text(), str(path))
+        in_function = set()
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                in_function.update(id(n) for n in ast.walk(node) if n is not node)
+        for mod, line in _imports(path):
+            if mod.startswith("lash_nb._runtime."):
+                graph[name].add(".".join(mod.split(".")[:3]))
+        for node in ast.walk(tree):
+            if id(node) in in_function and isinstance(node, ast.ImportFrom) and node.level:
+                local.append(f"{path.name}:{node.lineno}")
+    return graph, local
+
+
+def test_runtime_has_no_import_cycle():
+    graph, _ = _runtime_graph()
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(mod: str, stack: list[str]) -> None:
+        state[mod] = 1
+        for dep in sorted(graph.get(mod, ())):
+            if state.get(dep) == 1:
+                cycles.append(stack[stack.index(dep):] + [dep])
+            elif dep not in state:
+                visit(dep, stack + [dep])
+        state[mod] = 2
+
+    for mod in sorted(graph):
+        if mod not in state:
+            visit(mod, [mod])
+    assert cycles == [], f"import cycles in _runtime: {cycles}"
+
+
+def test_runtime_imports_lash_nb_at_module_level():
+    """In-function imports of lash_nb hid the cycle; only the lazy homes of heavy third-party
+    packages (the DuckDB / PostgreSQL stores, the HTTP providers) may be imported late."""
+    _, local = _runtime_graph()
+    allowed = {"core.py"}  # open_store / default_provider: duckdb, psycopg, httpx load lazily
+    assert [x for x in local if x.split(":")[0] not in allowed] == []
+
+
+def test_runtime_has_no_type_checking_imports():
+    for path in (PKG / "_runtime").glob("*.py"):
+        assert "TYPE_CHECKING" not in path.read_text(), path.name

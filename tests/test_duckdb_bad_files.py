@@ -15,7 +15,7 @@ import pytest
 
 from lash_nb import LashCore, tool
 from lash_nb._errors import StoreError
-from lash_nb._store.base import RuntimeCommit
+from lash_nb._store.base import RuntimeCommit, lease_owner_id
 from lash_nb.providers import OfflineProvider
 from lash_nb.stores import DuckDBStore
 
@@ -23,7 +23,8 @@ from lash_nb.stores import DuckDBStore
 def _store_with_sessions(path: Path, n: int = 20) -> bytes:
     store = DuckDBStore(path)
     for i in range(n):
-        asyncio.run(store.commit(RuntimeCommit(f"s{i}", None)))
+        lease = asyncio.run(store.try_acquire_lease(f"s{i}", lease_owner_id("bad-files")))
+        asyncio.run(store.commit(RuntimeCommit(f"s{i}", lease, release_lease=True)))
     store.close_sync()
     return path.read_bytes()
 

@@ -34,24 +34,27 @@ CHILD = textwrap.dedent("""
             print("lease", lease.owner_id, flush=True)
             await asyncio.to_thread(stop.wait)
         elif mode == "busy":  # commit back to back for `arg` seconds, then go idle
-            await store.commit(RuntimeCommit("s1", None))
+            held = await store.try_acquire_lease("s1", lease_owner_id("child"))
+            await store.commit(RuntimeCommit("s1", held))
             print("holding", flush=True)
             loop = asyncio.get_running_loop()
             end, n = loop.time() + 1.0, 1
             while loop.time() < end:
-                await store.commit(RuntimeCommit("s1", None))
+                await store.commit(RuntimeCommit("s1", held))
                 n += 1
             print("commits", n, flush=True)
             await asyncio.to_thread(stop.wait)
         elif mode == "stuck":  # one job that holds the file until told to stop
-            await store.commit(RuntimeCommit("s1", None))
+            held = await store.try_acquire_lease("s1", lease_owner_id("child"))
+            await store.commit(RuntimeCommit("s1", held))
             job = store._worker.submit(lambda con: (print("holding", flush=True), stop.wait()))
             await asyncio.wrap_future(job)
         else:  # "forever": keep working until told to stop
-            await store.commit(RuntimeCommit("s1", None))
+            held = await store.try_acquire_lease("s1", lease_owner_id("child"))
+            await store.commit(RuntimeCommit("s1", held))
             print("holding", flush=True)
             while not stop.is_set():
-                await store.commit(RuntimeCommit("s1", None))
+                await store.commit(RuntimeCommit("s1", held))
         await store.close()
 
     asyncio.run(main())

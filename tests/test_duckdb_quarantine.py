@@ -22,7 +22,7 @@ import duckdb
 import pytest
 
 from lash_nb import LashCore
-from lash_nb._store.base import RuntimeCommit, TurnStart
+from lash_nb._store.base import Lease, RuntimeCommit, TurnStart, lease_owner_id
 from lash_nb._store.duckdb import DuckDBStore
 from lash_nb._store.duckdb.journal import plan
 from lash_nb.testing import scripted
@@ -31,9 +31,9 @@ from lash_nb.testing.conformance import node, turn_record
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _bad_commit(sid: str, tid: str) -> RuntimeCommit:
+def _bad_commit(sid: str, tid: str, lease: Lease | None = None) -> RuntimeCommit:
     """A turn whose user message holds a lone surrogate (as before the runtime cleaned it)."""
-    return RuntimeCommit(sid, None, append_nodes=(node(f"{tid}-u", None, "broken \ud800 text", tid),),
+    return RuntimeCommit(sid, lease, append_nodes=(node(f"{tid}-u", None, "broken \ud800 text", tid),),
                          leaf_node_id=f"{tid}-u", turn_started=TurnStart(tid, 1000),
                          turn=turn_record(tid), turn_index=1)
 
@@ -62,7 +62,8 @@ def test_a_commit_that_cannot_fold_is_quarantined_and_everything_else_reads(
     try:
         asyncio.run(_good_turns(store, "good"))
         with caplog.at_level(logging.WARNING, logger="lash_nb.store"):
-            asyncio.run(store.commit(_bad_commit("bad", "t-bad")))  # logged, not folded yet
+            lease = asyncio.run(store.try_acquire_lease("bad", lease_owner_id("bad")))
+            asyncio.run(store.commit(_bad_commit("bad", "t-bad", lease)))  # logged, not folded
             asyncio.run(_good_turns(store, "later"))  # its commits fold with the bad one
             assert _answers(store) == {"good": 1, "later": 1}
         lines = [r.getMessage() for r in caplog.records if r.name == "lash_nb.store"]

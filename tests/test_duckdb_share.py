@@ -217,7 +217,7 @@ def test_open_while_another_process_just_ran_turns_and_keeps_the_file(tmp_path: 
 
 BUSY = textwrap.dedent("""
     import asyncio, sys, threading
-    from lash_nb._store.base import RuntimeCommit
+    from lash_nb._store.base import RuntimeCommit, lease_owner_id
     from lash_nb.stores import DuckDBStore
 
     stop = threading.Event()
@@ -226,8 +226,9 @@ BUSY = textwrap.dedent("""
     async def main(path):
         store = DuckDBStore(path, idle_release_s=None)
         n = 0
+        held = await store.try_acquire_lease("busy", lease_owner_id("busy"))
         while not stop.is_set():  # back to back, never idle
-            await store.commit(RuntimeCommit("busy", None))
+            await store.commit(RuntimeCommit("busy", held))
             n += 1
             if n == 1:
                 print("holding", flush=True)
@@ -239,14 +240,15 @@ BUSY = textwrap.dedent("""
 
 WAITER = textwrap.dedent("""
     import asyncio, sys
-    from lash_nb._store.base import RuntimeCommit
+    from lash_nb._store.base import RuntimeCommit, lease_owner_id
     from lash_nb.stores import DuckDBStore
 
     async def main(path, name):
         store = DuckDBStore(path, lock_timeout_s=120)
         seq = store._worker.line.acquired_seq
         busy = await store.load_session("busy")
-        await store.commit(RuntimeCommit(name, None))
+        held = await store.try_acquire_lease(name, lease_owner_id(name))
+        await store.commit(RuntimeCommit(name, held, release_lease=True))
         await store.close()
         print(seq, busy.meta.head_revision, flush=True)
 
@@ -317,7 +319,7 @@ def test_waiters_get_the_file_between_a_busy_holders_commits_in_arrival_order(tm
 
 STUCK = textwrap.dedent("""
     import asyncio, sys, threading
-    from lash_nb._store.base import RuntimeCommit
+    from lash_nb._store.base import RuntimeCommit, lease_owner_id
     from lash_nb.stores import DuckDBStore
 
     stop = threading.Event()
@@ -421,13 +423,14 @@ def test_a_commit_refused_on_the_wal_lock_waits_for_the_file_and_commits(
     file is back, instead of surfacing a raw TransactionException and losing the turn."""
     import duckdb
 
-    from lash_nb._store.base import RuntimeCommit
+    from lash_nb._store.base import RuntimeCommit, lease_owner_id
     from lash_nb._store.duckdb import commit as commits
 
     path = tmp_path / "lash.duckdb"
     store = DuckDBStore(path, idle_release_s=None)
     try:
-        asyncio.run(store.commit(RuntimeCommit("s1", None)))
+        held = asyncio.run(store.try_acquire_lease("s1", lease_owner_id("t")))
+        asyncio.run(store.commit(RuntimeCommit("s1", held)))
         opens = store.opens
         real = commits.commit
         refusals = []
@@ -441,7 +444,7 @@ def test_a_commit_refused_on_the_wal_lock_waits_for_the_file_and_commits(
             return real(*args, **kw)
 
         monkeypatch.setattr(commits, "commit", refuse_once)
-        got = asyncio.run(store.commit(RuntimeCommit("s1", None)))
+        got = asyncio.run(store.commit(RuntimeCommit("s1", held)))
         assert refusals == [1] and got.head_revision == 2
         assert store.opens == opens + 1  # it let the file go and took it again
         meta = asyncio.run(store.load_session("s1"))

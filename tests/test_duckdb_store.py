@@ -15,7 +15,7 @@ from lash_nb._core.events import AssistantProseDelta, TurnActivity
 from lash_nb._core.records import ToolCallRecord
 from lash_nb._core.usage import LlmAttempt, LlmCallRecord, TokenUsage
 from lash_nb._errors import QueryNotAllowed, StoreError, StorePathError, StoreSchemaError
-from lash_nb._store.base import RuntimeCommit, UsageDelta
+from lash_nb._store.base import RuntimeCommit, UsageDelta, lease_owner_id
 from lash_nb._store.duckdb import DuckDBStore
 from lash_nb.testing.conformance import node, turn_record
 
@@ -117,7 +117,8 @@ def test_read_only_store_reads_but_refuses_writes(tmp_path: Path) -> None:
     with pytest.raises(StorePathError):
         DuckDBStore(path, read_only=True)
     writer = DuckDBStore(path)
-    asyncio.run(writer.commit(RuntimeCommit("s1", None, append_nodes=(node("a", None, "x"),),
+    lease = asyncio.run(writer.try_acquire_lease("s1", lease_owner_id("w")))
+    asyncio.run(writer.commit(RuntimeCommit("s1", lease, append_nodes=(node("a", None, "x"),),
                                             leaf_node_id="a")))
     writer.close_sync()
     reader = DuckDBStore(path, read_only=True)
@@ -143,7 +144,8 @@ def test_query_returns_rows_of_a_commit_as_a_dataframe(tmp_path: Path) -> None:
     tools = (("t1", ToolCallRecord("k1", "add", {"a": 1, "b": 2}, 3, True, 1.5, 1015)),
              ("t1", ToolCallRecord("k2", "mul", {"a": 2, "b": 3}, 6, True, 0.5, 1016)))
     events = tuple(TurnActivity(f"e{i}", "p", AssistantProseDelta(str(i)), "t1") for i in range(5))
-    commit = RuntimeCommit("s1", None, turn=turn_record("t1"), llm_calls=calls, tool_calls=tools,
+    lease = asyncio.run(store.try_acquire_lease("s1", lease_owner_id("q")))
+    commit = RuntimeCommit("s1", lease, turn=turn_record("t1"), llm_calls=calls, tool_calls=tools,
                            events=events, usage_deltas=(
                                UsageDelta("t1", "turn", "m1", TokenUsage(100, 10)),
                                UsageDelta("t1", "turn", "m1", TokenUsage(120, 5))))

@@ -87,3 +87,18 @@ def test_a_duckdb_fold_is_logged_with_its_sessions(tmp_path: Path,
     asyncio.run(body())
     folds = [r.getMessage() for r in caplog.records if r.getMessage().startswith("folding ")]
     assert folds and all("folded" in m for m in folds)
+
+
+def test_lease_events_are_logged_with_session_and_generation(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="lash_nb.lease")
+
+    async def body() -> None:
+        core = LashCore.builder().provider(OfflineProvider(delay_s=0)).build()
+        s = await core.session("leased").open()
+        await s.turn("hi").run()
+        await core.close()
+
+    asyncio.run(body())
+    lines = [r.getMessage() for r in caplog.records if r.name == "lash_nb.lease"]
+    assert any(m.startswith("session leased: lease ") and " acquired by " in m for m in lines)
+    assert any(m.startswith("session leased: lease ") and " released by " in m for m in lines)

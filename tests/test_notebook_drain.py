@@ -130,3 +130,47 @@ def test_a_quiet_drain_hands_every_activity_of_its_turns_to_the_activity_callbac
         await core.close()
 
     asyncio.run(body())
+
+
+def test_a_kernel_interrupt_of_a_lash_cell_leaves_the_background_drain_running():
+    """``run_turn`` (what a ``%%lash`` cell awaits) interrupted while a queued drain runs on
+    the same session: the cell's turn stops ``cancelled``; the drain finishes its turn."""
+    import asyncio
+
+    from lash_nb import LashCore
+    from lash_nb._notebook.runner import run_turn
+    from lash_nb.providers import Completed, FunctionProvider, LlmPart, LlmResponse, TextDelta
+
+    async def body():
+        gate = asyncio.Event()
+        drain_started = asyncio.Event()
+
+        async def model(request):
+            text = request.messages[-1].text()
+            if text == "queued work":
+                drain_started.set()
+                yield TextDelta("draining ")
+                await gate.wait()
+            yield Completed(LlmResponse(parts=(LlmPart.text_part(f"done: {text}"),)))
+
+        core = LashCore.builder().provider(FunctionProvider(model)).model("m").build()
+        s = await core.session("s").open()
+        s.drainer.enable()
+        await s.enqueue("queued work").send()
+        await asyncio.wait_for(drain_started.wait(), 10)
+        cell = asyncio.ensure_future(run_turn(s, "cell prompt", interval_s=0.01))
+        while len(s.cancels) < 2:  # the cell's turn waits for the writer lock behind the drain
+            await asyncio.sleep(0)
+        cell.cancel()  # the kernel interrupt
+        for _ in range(20):  # let the interrupt reach the cell before the drain may finish
+            await asyncio.sleep(0)
+        gate.set()
+        result = await asyncio.wait_for(cell, 10)
+        assert str(result.outcome) == "stopped: cancelled"
+        for _ in range(500):
+            if not s.drainer.running:
+                break
+            await asyncio.sleep(0.01)
+        assert [str(o.result.outcome) for o in s.drainer.drained] == ["finished: assistant_message"]
+
+    asyncio.run(body())

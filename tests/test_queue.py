@@ -108,7 +108,7 @@ def test_claim_groups_follow_the_slot_delivery_and_merge_key_table(
         s, _ = await open_session(store)
         for i, (slot, delivery, key) in enumerate(plan):
             await s.enqueue(f"b{i}").slot_policy(slot).delivery_policy(delivery).merge_key(key).send()
-        lease = await s._acquire_lease()
+        lease = await s.writer.acquire_lease()
         probe = await store.claim_queued_work(lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT)
         assert (probe is not None) == checkpoint_takes
         if probe is not None:
@@ -302,7 +302,7 @@ def test_a_claim_held_by_a_dead_runtime_is_run_once_by_the_next_one():
             .lease_ttl_ms(150).build()
         dead = await core.session("s").open()
         batch = await dead.enqueue("survive me").send()
-        lease = await dead._acquire_lease()
+        lease = await dead.writer.acquire_lease()
         claim = await store.claim_queued_work(lease)
         assert claim.batch_ids == (batch.batch_id,)
         live = await core.session("s").open()

@@ -221,3 +221,64 @@ def test_cancel_at_100_random_points_always_commits_cancelled_and_keeps_the_grap
         out = await s.turn("final").run()
         assert out.result.is_success()
     run(body())
+
+
+def test_an_interrupted_cell_stops_its_own_turn_not_the_background_drain():
+    """A kernel interrupt arrives as a cancel of the cell's task awaiting ``stream.follow``:
+    the cell's turn ends ``stopped: cancelled``; the queued drain running in the background
+    on the same session is not touched and finishes normally."""
+    async def body():
+        gate = asyncio.Event()
+
+        async def model(request):
+            text = request.messages[-1].text()
+            if text == "queued work":  # the drain's turn waits until released
+                yield TextDelta("draining ")
+                await gate.wait()
+            yield Completed(LlmResponse(parts=(LlmPart.text_part(f"done: {text}"),)))
+
+        core = LashCore.builder().provider(FunctionProvider(model)).model("m").build()
+        s = await core.session("s").open()
+        s.drainer.enable()
+        await s.enqueue("queued work").send()
+        await wait_for_activity(s, "assistant_prose_delta")  # the drain is running
+        seen = []
+        stream = s.turn("cell prompt").stream()
+        stream.consumer_cancel_origin = ("kernel_interrupt", None)
+        cell = asyncio.ensure_future(stream.follow(seen.append))
+        for _ in range(20):  # the cell consumes; its turn waits for the lock behind the drain
+            await asyncio.sleep(0)
+        assert s.is_running() and not cell.done()
+        cell.cancel()  # the kernel interrupt
+        for _ in range(20):  # let the interrupt reach the cell before the drain may finish
+            await asyncio.sleep(0)
+        gate.set()
+        result = await asyncio.wait_for(cell, 10)
+        assert str(result.outcome) == "stopped: cancelled"
+        assert result.cancellation["origin"] == "kernel_interrupt"
+        while s.drainer.running:
+            await asyncio.sleep(0.01)
+        assert [str(o.result.outcome) for o in s.drainer.drained] == ["finished: assistant_message"]
+        assert s.drainer.drained[0].result.assistant_output.safe_text == "done: queued work"
+    run(body())
+
+
+def test_stream_starts_the_turn_at_once_and_cancel_running_turns_stops_it():
+    """Mirrors lash ``turn_streaming.rs::cancel_running_turns_stops_inflight_turn``: the
+    provider is reached without iterating the stream; a sweep then stops the turn."""
+    async def body():
+        started = asyncio.Event()
+
+        async def hang(request):
+            started.set()
+            await asyncio.sleep(3600)
+            yield Completed(LlmResponse())
+
+        core = LashCore.builder().provider(FunctionProvider(hang)).model("m").build()
+        s = await core.session("s").open()
+        stream = s.turn("wait").stream()
+        await asyncio.wait_for(started.wait(), 10)  # nobody iterated the stream
+        assert s.cancel_running_turns("user") == 1
+        result = await asyncio.wait_for(stream.finish(), 10)
+        assert str(result.outcome) == "stopped: cancelled"
+    run(body())

@@ -338,3 +338,31 @@ def test_the_sync_mirror_works_inside_a_running_event_loop():
         return out.result.assistant_message()
 
     assert run(inside_a_running_loop()) == "echo: hi"
+
+
+def test_a_handle_whose_session_was_rebound_fails_before_its_next_turn_naming_the_provider():
+    """Mirrors lash ``refreshed_head_provider_id_mismatch_fails_before_turn``: handle A opened
+    the session with provider ``prov-a``; handle B rebinds it to ``prov-b`` and commits a turn.
+    A's next turn re-reads the head and fails naming ``prov-b``; it never writes ``prov-a``
+    back."""
+    import pytest
+
+    from lash_nb._errors import ProviderUnavailable
+    from lash_nb.testing import scripted
+
+    async def body():
+        core = LashCore.builder().provider(scripted("from a", kind="prov-a")).model("m").build()
+        a = await core.session("s").open()
+        await a.turn("first").run()
+        b = await core.session("s").provider(scripted("from b", kind="prov-b")).open()
+        await b.turn("rebinding turn").run()
+        with pytest.raises(ProviderUnavailable, match="prov-b"):
+            await a.turn("must not run").run()
+        with pytest.raises(ProviderUnavailable, match="prov-b"):
+            await a.turn("still must not run").run()
+        stored = await core.store.load_session("s")
+        assert stored.meta.provider_id == "prov-b"
+        texts = [m.text() for m in (await core.session("s").provider(
+            scripted("x", kind="prov-b")).open()).read_view().messages()]
+        assert "must not run" not in texts and "still must not run" not in texts
+    asyncio.run(body())

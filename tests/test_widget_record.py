@@ -179,6 +179,10 @@ class _RefusingSession:
                     async def __anext__(self):
                         raise RuntimeError("the store is locked by pid 77; close it there")
 
+                    async def follow(self, on_activity):  # TurnStream.follow
+                        async for activity in self:
+                            on_activity(activity)
+
                 return Stream()
 
         del session

@@ -258,8 +258,11 @@ def select_claim_prefix(
     return group
 
 
-def validate_selected_group(batches: Sequence[QueuedWorkBatch]) -> bool:
-    """Selected-batch claims must themselves form one valid claim group."""
+def validate_selected_group(batches: Sequence[QueuedWorkBatch],
+                            boundary: ClaimBoundary = ClaimBoundary.IDLE) -> bool:
+    """Selected-batch claims must themselves form one valid claim group at ``boundary``: a
+    by-id claim honours the delivery-boundary gate like any other claim (lash
+    ``queued_work_exact_claim_uses_selected_batch_ids``)."""
     if not batches:
         return False
-    return len(select_claim_prefix(batches, ClaimBoundary.IDLE, len(batches))) == len(batches)
+    return len(select_claim_prefix(batches, boundary, len(batches))) == len(batches)

@@ -6,8 +6,9 @@ Theory of operation
 - Stop -> ``session.cancel_running_turns()`` -> the turn commits ``stopped: cancelled`` -> the
   stream ends -> ``finish`` -> the cell returns normally.
 - A kernel interrupt arrives as ``asyncio.CancelledError`` at the awaited ``queue.get`` of the
-  stream. The stream cancels the turn's token; here the cell's task is un-cancelled and keeps
-  consuming until the committed ``stopped: cancelled`` result, so the cell also ends cleanly.
+  stream. ``TurnStream.follow`` cancels THIS turn's token (not the session's other turns: a
+  queued drain in the background keeps running), un-cancels the cell's task and keeps
+  consuming until the committed ``stopped: cancelled`` result, so the cell ends cleanly.
 - ``background=True`` runs the same coroutine as a task and returns it at once; then only the
   Stop button (or ``%lash stop``) stops the turn: a kernel interrupt does not reach a task.
 """
@@ -44,21 +45,11 @@ async def run_turn(
         if turn_id:
             builder = builder.turn_id(turn_id)
         stream = builder.stream()
-        # in a cell, a cancelled await is the kernel's interrupt (the cell's task is cancelled)
+        # in a cell, a cancelled await is the kernel's interrupt (the cell's task is cancelled);
+        # follow() then stops THIS turn only, never a background drain of the session
         stream.consumer_cancel_origin = ("kernel_interrupt", None)
         widget.turn_id = stream.turn_id or widget.turn_id
-        while True:
-            try:
-                async for activity in stream:
-                    widget.push(activity)
-                break
-            except asyncio.CancelledError:
-                # kernel interrupt: the stream already cancelled the turn's token; wait for its commit
-                session.cancel_running_turns("kernel_interrupt")
-                task = asyncio.current_task()
-                if task is not None:
-                    task.uncancel()
-        result = await stream.finish()
+        result = await stream.follow(widget.push)
     except Exception as err:  # refused or broken before an outcome: the view ends showing why
         widget.fail(f"{type(err).__name__}: {err}")
         raise

@@ -1,6 +1,22 @@
-"""The per-session cancel registry behind ``cancel_running_turns()`` and the Stop button.
+"""Cancellation on the runtime side, in one place.
 
-Theory of operation
+A turn is cancelled through its :class:`CancellationToken` (``lash_nb._core.cancel``), never
+by cancelling a task from outside. This module holds the three bridges between tokens and
+asyncio tasks, and the registry of a session's tokens:
+
+- :class:`TaskBridge`: while a turn's loop runs (its *cancellable window*), a token cancel
+  cancels the turn's own task, so the await in flight (provider stream, tool call, retry
+  sleep) is abandoned; :meth:`TaskBridge.absorb` ends the window and un-cancels the task so
+  the turn can settle and commit.
+- :func:`await_committed`: the caller awaits the turn's task through a shield; a cancelled
+  caller (a kernel interrupt, ``asyncio.wait_for``) cancels the turn's token, is un-cancelled
+  and keeps waiting for the committed ``stopped: cancelled`` result.
+- :func:`absorb_interrupt`: a consumer of a turn stream that was cancelled un-cancels itself
+  after it cancelled its own turn's token (``TurnStream.follow``). A kernel interrupt thus
+  stops the turn of the interrupted cell only, never the session's other turns (a queued
+  drain in the background keeps running).
+
+The per-session registry behind ``cancel_running_turns()`` and the Stop button:
 - Each turn (foreground or queued drain) registers its :class:`CancellationToken` when the
   builder prepares it, before it waits for the session's writer lock, and removes it when the
   turn ends however it ends. So a sweep also reaches turns still waiting for the lock.
@@ -13,10 +29,73 @@ Theory of operation
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
+from typing import Any, TypeVar
 
 from .._core.cancel import CancellationToken
+
+T = TypeVar("T")
+
+
+class TaskBridge:
+    """Turns a token cancel into a cancel of the turn's task, while the window is open."""
+
+    def __init__(self, token: CancellationToken) -> None:
+        self.token = token
+        self.open = False
+        self.task: asyncio.Task[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def attach(self) -> None:
+        """Bind to the current task; call from inside it."""
+        self.task = asyncio.current_task()
+        self._loop = asyncio.get_running_loop()
+        self.token.add_callback(self._signalled)
+
+    def detach(self) -> None:
+        self.token.remove_callback(self._signalled)
+
+    def _signalled(self) -> None:  # any thread
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._cancel_task)
+        except RuntimeError:  # the loop is closed: nothing is running any more
+            pass
+
+    def _cancel_task(self) -> None:
+        if self.open and self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    def absorb(self) -> None:
+        """After the window's ``CancelledError``: close the window, un-cancel the task."""
+        self.open = False
+        if self.task is not None:
+            self.task.uncancel()
+
+
+async def await_committed(task: asyncio.Task[T], token: CancellationToken,
+                          origin: str = "asyncio") -> T:
+    """Await the turn's task; cancelling the awaiter cancels the turn's token and keeps
+    waiting, so the turn still commits (``stopped: cancelled``) before this returns."""
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            token.cancel(origin, None)
+            absorb_interrupt()
+
+
+def absorb_interrupt() -> None:
+    """Un-cancel the current task (its cancel was turned into a token cancel)."""
+    current = asyncio.current_task()
+    if current is not None:
+        current.uncancel()
 
 
 class TurnCancelRegistry:

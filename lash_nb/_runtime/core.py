@@ -16,13 +16,19 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .._core.graph import SessionGraph, SessionNode
-from .._core.llm import RetryPolicy
+from .._core.llm import Provider, RetryPolicy
 from .._core.queue import DEFAULT_MAX_ATTEMPTS
 from .._core.tools import ToolRegistry, as_tool_provider
 from .._core.text import check_id
 from .._core.usage import TokenLedgerEntry, TokenUsage
 from .._errors import ConfigurationError, StoreSessionMismatch
-from .._store.base import DEFAULT_LEASE_TTL_MS, LEASE_RENEW_INTERVAL_MS, ReadScope
+from .._store.base import (
+    DEFAULT_LEASE_TTL_MS,
+    LEASE_RENEW_INTERVAL_MS,
+    ReadScope,
+    SessionStore,
+)
+from .._store.memory import MemoryStore
 from .replay import LiveReplayStore
 from .session import LashSession
 from .state import SessionPolicy, SessionState
@@ -31,11 +37,9 @@ RESIDENCIES = ("keep_all", "active_path_only")
 DEFAULT_MAX_TURNS = 50  # model calls per turn; lash has none (docs/adr/0014)
 
 
-def open_store(store: Any) -> Any:
+def open_store(store: Any) -> SessionStore:
     """A store object, ``None`` (in-memory), a DuckDB path or a ``postgresql://`` DSN."""
     if store is None:
-        from .._store.memory import MemoryStore
-
         return MemoryStore()
     if isinstance(store, str) or hasattr(store, "__fspath__"):
         target = str(store)
@@ -44,13 +48,11 @@ def open_store(store: Any) -> Any:
 
             return PostgresStore(target)
         if target == ":memory:":
-            from .._store.memory import MemoryStore
-
             return MemoryStore()
         from .._store.duckdb import DuckDBStore
 
         return DuckDBStore(target)
-    if hasattr(store, "commit") and hasattr(store, "load_session"):
+    if isinstance(store, SessionStore):
         return store
     raise ConfigurationError(
         f"store must be a path, a postgresql:// DSN or a lash_nb.stores store, got {type(store).__name__}"
@@ -171,7 +173,8 @@ class LashCoreBuilder:
 class LashCore:
     """Configuration shared by the sessions it opens (provider, model, tools, store)."""
 
-    def __init__(self, *, provider: Any, policy: SessionPolicy, tools: list[Any], store: Any,
+    def __init__(self, *, provider: Provider, policy: SessionPolicy, tools: list[Any],
+                 store: SessionStore,
                  residency: str, retry_policy: RetryPolicy, lease_ttl_ms: int,
                  replay: LiveReplayStore, max_batch_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
         self.provider = provider
@@ -270,7 +273,7 @@ class SessionBuilder:
                 parent=persisted.meta.parent_session_id,
             )
             if persisted.open_turn_ids:
-                await session._recover_open_turns()
+                await session.writer.recover_open_turns()
         return session
 
     async def open_fresh(self) -> LashSession:

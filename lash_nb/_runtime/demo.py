@@ -12,6 +12,7 @@ import sys
 import time
 
 from .._core.tools import tool
+from .._providers.offline import OfflineProvider
 from .core import LashCore
 
 
@@ -58,8 +59,6 @@ async def _stream_turn(session, prompt: str, *, stop_after: int | None = None): 
 
 
 async def run_demo(store: str, delay_s: float) -> None:
-    from .._providers.offline import OfflineProvider
-
     t0 = time.perf_counter()
     core = (LashCore.builder().provider(OfflineProvider(delay_s=delay_s)).max_turns(8)
             .tools(weather, add).store(store).build())

@@ -27,27 +27,43 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol, TypeGuard
 
 from .._core import events as ev
 from .._core import usage as usage_rules
+from .._core.events import TurnEvent
 from .._core.llm import (
     Completed,
     LlmRequest,
     LlmResponse,
     LlmTransportError,
+    Provider,
     ProviderFailureKind,
     ReasoningTextDelta,
+    RetryPolicy,
     TextDelta,
     UsageReported,
 )
 from .._core.records import fresh_id
 from .._core.secrets import ScrubsSecrets
 from .._core.secrets import scrub as scrub_shapes
-from .._core.usage import LlmAttempt, LlmCallRecord
+from .._core.turn_machine import decide_retry
+from .._core.usage import LlmAttempt, LlmCallRecord, TokenUsage
 
-if TYPE_CHECKING:
-    from .turn_run import TurnRun
+
+class ModelCallRun(Protocol):
+    """What a model call needs of its turn (``TurnRun`` is one)."""
+
+    turn_id: str
+    retry_policy: RetryPolicy
+    partial_prose: list[str]
+    llm_calls: list[LlmCallRecord]
+
+    def emit(self, event: TurnEvent, correlation_id: str) -> None: ...
+
+    def emit_independent(self, event: TurnEvent) -> None: ...
+
+    def count_cut_usage(self, usage: TokenUsage, iteration: int, *, estimated: bool) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -83,9 +99,10 @@ def _close_in_background(agen: Any) -> None:
     task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
-async def call_model(run: TurnRun, provider: Any, request: LlmRequest) -> LlmResponse | ModelCallFailed:
-    policy = run.session.core.retry_policy
-    scrub = provider.scrub if _scrubs(type(provider)) else scrub_shapes
+async def call_model(run: ModelCallRun, provider: Provider,
+                     request: LlmRequest) -> LlmResponse | ModelCallFailed:
+    policy = run.retry_policy
+    scrub = provider.scrub if _scrubs(provider) else scrub_shapes
     attempts: list[LlmAttempt] = []
     call_id = f"{run.turn_id}:{request.protocol_iteration}"
     attempt = 0
@@ -102,17 +119,16 @@ async def call_model(run: TurnRun, provider: Any, request: LlmRequest) -> LlmRes
             streamed = 0  # characters of prose and reasoning received
             try:
                 async for item in agen:
-                    kind = type(item)
-                    if kind is TextDelta:
+                    if isinstance(item, TextDelta):
                         streamed += len(item.text)
                         run.partial_prose.append(item.text)
                         run.emit(ev.AssistantProseDelta(item.text), prose.cid(item.item_id))
-                    elif kind is ReasoningTextDelta:
+                    elif isinstance(item, ReasoningTextDelta):
                         streamed += len(item.text)
                         run.emit(ev.ReasoningDelta(item.text), reasoning.cid(item.item_id))
-                    elif kind is UsageReported:
+                    elif isinstance(item, UsageReported):
                         reported = item.usage
-                    elif kind is Completed:
+                    elif isinstance(item, Completed):
                         response = item.response
                 if response is None:
                     raise LlmTransportError(
@@ -132,15 +148,17 @@ async def call_model(run: TurnRun, provider: Any, request: LlmRequest) -> LlmRes
             except LlmTransportError as err:
                 _scrub_error(err, scrub)
                 delay = policy.delay(attempt, err.retry_after) if err.retryable else None
-                retry = err.retryable and attempt < policy.max_attempts
+                step = decide_retry(attempt=attempt, max_attempts=policy.max_attempts,
+                                    retryable=bool(err.retryable),
+                                    showed_deltas=bool(prose.ids or reasoning.ids))
                 attempts.append(LlmAttempt(
                     attempt, started_ms, _ms(t0), "failed", error=err.message,
                     error_kind=err.kind.value, request_id=err.request_id,
-                    retry_delay_s=delay if retry else None,
+                    retry_delay_s=delay if step.retry else None,
                 ))
-                if not retry:
+                if not step.retry:
                     return ModelCallFailed(err)
-                if prose.ids or reasoning.ids:
+                if step.reset:
                     run.emit_independent(ev.ModelAttemptReset(prose.ids, reasoning.ids))
                     run.partial_prose = []
                 run.emit_independent(ev.RetryStatus(
@@ -175,9 +193,10 @@ async def call_model(run: TurnRun, provider: Any, request: LlmRequest) -> LlmRes
 _SCRUBS: dict[type, bool] = {}
 
 
-def _scrubs(cls: type) -> bool:
-    """Whether instances of ``cls`` offer ``scrub`` (a runtime Protocol check costs ~10 us,
-    so it is made once per provider class)."""
+def _scrubs(provider: object) -> TypeGuard[ScrubsSecrets]:
+    """Whether the provider offers ``scrub`` (a runtime Protocol check costs ~10 us, so it
+    is made once per provider class)."""
+    cls = type(provider)
     known = _SCRUBS.get(cls)
     if known is None:
         known = _SCRUBS[cls] = issubclass(cls, ScrubsSecrets)

@@ -9,13 +9,16 @@ its read view; on a gap, replace state from ``gap.observation`` and continue fro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import Any, AsyncIterator
 
-from .replay import LiveReplayGap, SessionObservationEvent, SubscriberLagged, _Subscription
-from .state import SessionReadView
-
-if TYPE_CHECKING:
-    from .session import LashSession
+from .replay import (
+    LiveReplayGap,
+    LiveReplayStore,
+    SessionObservationEvent,
+    SubscriberLagged,
+    _Subscription,
+)
+from .state import SessionReadView, SessionState
 
 
 @dataclass(frozen=True)
@@ -31,23 +34,23 @@ class Gap:
 
 
 class ObservableSession:
-    def __init__(self, session: LashSession) -> None:
-        self._session = session
-        self._replay = session.core.replay
+    def __init__(self, state: SessionState, replay: LiveReplayStore) -> None:
+        self._state = state
+        self._replay = replay
 
     @property
     def session_id(self) -> str:
-        return self._session.session_id
+        return self._state.session_id
 
     def current_observation(self) -> SessionObservation:
-        st = self._session.state
+        st = self._state
         return SessionObservation(st.read_view(), self._replay.current_cursor(st.session_id, st.revision()))
 
     def read_view(self) -> SessionReadView:
-        return self._session.read_view()
+        return self._state.read_view()
 
     def usage_report(self) -> Any:
-        return self._session.usage_report()
+        return self._state.usage_report()
 
     def resume_from_cursor(self, cursor: str) -> list[SessionObservationEvent] | Gap:
         got = self._replay.replay_after(cursor, self.session_id)

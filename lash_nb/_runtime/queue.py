@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Generator, Sequence
+from typing import Any, Generator, Sequence
 
 from .._core.cancel import CancellationToken
 from .._core.queue import (
     ClaimBoundary,
+    QueueClaim,
     DeliveryPolicy,
     QueuedWorkBatch,
     QueuedWorkDraft,
@@ -34,18 +35,19 @@ from .._core.queue import (
 from .._core.records import TurnInput, TurnOutput
 from .._core.text import check_id
 from .._errors import ConfigurationError, InvalidTurnInput
+from .._store.base import Lease
+from .parts import SessionParts
 from .turn import as_turn_input, run_to_completion
-from .turn_run import TurnRun, error_text
-
-if TYPE_CHECKING:
-    from .session import LashSession
+from .turn_records import error_text
+from .turn_run import TurnRun
 
 log = logging.getLogger("lash_nb.queue")
 
 
 class EnqueueBuilder:
-    def __init__(self, session: LashSession, turn_input: TurnInput | str) -> None:
-        self._session = session
+    def __init__(self, parts: SessionParts, drainer: Drainer, turn_input: TurnInput | str) -> None:
+        self._parts = parts
+        self._drainer = drainer
         self._input = as_turn_input(turn_input)
         self._id: str | None = None
         self._delivery = DeliveryPolicy.AFTER_CURRENT_TURN_COMMIT
@@ -81,9 +83,9 @@ class EnqueueBuilder:
     async def send(self) -> QueuedWorkBatch:
         if self._input.is_blank():
             raise InvalidTurnInput("cannot enqueue an empty input; pass some text")
-        s = self._session
+        p = self._parts
         draft = QueuedWorkDraft(
-            session_id=s.session_id,
+            session_id=p.session_id,
             source_key=f"host:{self._id}" if self._id is not None else None,
             delivery_policy=self._delivery,
             slot_policy=self._slot,
@@ -91,22 +93,23 @@ class EnqueueBuilder:
             available_at_ms=self._available_at_ms,
             items=(("turn_input", self._input.to_json()),),
         )
-        batch: QueuedWorkBatch = await s.store.enqueue(draft)
-        s._record_queue_changed("enqueued", (batch.batch_id,))
-        s.drainer.kick()
+        batch = await p.store.enqueue(draft)
+        p.feed.queue_changed("enqueued", (batch.batch_id,))
+        self._drainer.kick()
         return batch
 
     def __await__(self) -> Generator[Any, None, QueuedWorkBatch]:
         return self.send().__await__()
 
 
-async def enqueue_command(session: LashSession, command: dict[str, Any], key: str) -> QueuedWorkBatch:
+async def enqueue_command(parts: SessionParts, drainer: Drainer, command: dict[str, Any],
+                          key: str) -> QueuedWorkBatch:
     """Queue a session command (e.g. ``{"kind": "refresh_tool_catalog"}``), idempotent by key."""
     if not key:
         raise ConfigurationError("a session command needs a non-empty idempotency key")
     check_id(key, "session command key")
     draft = QueuedWorkDraft(
-        session_id=session.session_id,
+        session_id=parts.session_id,
         source_key=f"command:{command['kind']}:{key}",
         delivery_policy=DeliveryPolicy.EARLIEST_SAFE_BOUNDARY,
         slot_policy=SlotPolicy.EXCLUSIVE,
@@ -114,15 +117,15 @@ async def enqueue_command(session: LashSession, command: dict[str, Any], key: st
         available_at_ms=0,
         items=(("session_command", command),),
     )
-    batch: QueuedWorkBatch = await session.store.enqueue(draft)
-    session._record_queue_changed("enqueued", (batch.batch_id,))
-    session.drainer.kick()
+    batch = await parts.store.enqueue(draft)
+    parts.feed.queue_changed("enqueued", (batch.batch_id,))
+    drainer.kick()
     return batch
 
 
 class QueuedTurnBuilder:
-    def __init__(self, session: LashSession) -> None:
-        self._session = session
+    def __init__(self, parts: SessionParts) -> None:
+        self._parts = parts
         self._token = CancellationToken()
         self._batch_ids: list[str] | None = None
         self._drain_id: str | None = None
@@ -140,94 +143,94 @@ class QueuedTurnBuilder:
         return self
 
     async def run(self) -> TurnOutput | None:
-        s = self._session
-        key = s.cancels.register(self._token)
+        p = self._parts
+        key = p.cancels.register(self._token)
         try:
-            return await self._run(s, key)
+            return await self._run(p, key)
         finally:
-            s.cancels.unregister(key)
+            p.cancels.unregister(key)
 
     def __await__(self) -> Generator[Any, None, TurnOutput | None]:
         return self.run().__await__()
 
-    async def _run(self, s: LashSession, key: int) -> TurnOutput | None:
-        async with s._writer():  # held through the turn: TurnRun(hold_lock=True)
-            lease = await s._try_lease()
+    async def _run(self, p: SessionParts, key: int) -> TurnOutput | None:
+        w = p.writer
+        async with w.lock():  # held through the turn: TurnRun(hold_lock=True)
+            lease = await w.try_lease()
             if lease is None:
                 return None
             try:
-                if s.state.stale:
-                    await s._reload_from_store()
-                await _apply_session_commands(s, lease)
-                lease = await s._try_lease() or lease
-                claim = await s.store.claim_queued_work(
+                if p.state.stale:
+                    await w.reload()
+                await _apply_session_commands(p, lease)
+                lease = await w.try_lease() or lease
+                claim = await p.store.claim_queued_work(
                     lease, boundary=ClaimBoundary.IDLE, batch_ids=self._batch_ids,
-                    max_attempts=s.core.max_batch_attempts)
+                    max_attempts=p.max_batch_attempts)
             except BaseException:
-                await s._release_lease_quietly(lease)
+                await w.release_quietly(lease)
                 raise
             if claim is None:
-                await s._release_lease_quietly(lease)
+                await w.release_quietly(lease)
                 return None
-            s._record_queue_changed("claimed", claim.batch_ids)
+            p.feed.queue_changed("claimed", claim.batch_ids)
             turn_input = claim.turn_input()
             # the lease generation makes a re-run after a dead runtime a new turn (the dead one's
             # open turn was closed as process_lost under the batch's first turn id)
             attempts = f"{claim.batches[0].batch_id}:g"
             turn_id = turn_input.trace_turn_id or self._drain_id or f"{attempts}{lease.fencing}"
-            s.cancels.set_turn_id(key, turn_id)
+            p.cancels.set_turn_id(key, turn_id)
             # an earlier attempt that died left its user message at the leaf: branch before it
-            run = TurnRun(s, turn_input.with_trace_turn_id(turn_id), turn_id, self._token,
+            run = TurnRun(p, turn_input.with_trace_turn_id(turn_id), turn_id, self._token,
                           lease=lease, claim=claim, hold_lock=True, attempt_prefix=attempts)
             try:
-                result = await run_to_completion(run, s, key)
+                result = await run_to_completion(run, p, key)
             except BaseException as err:
                 # counted as a failed attempt; parked failed after max_batch_attempts
-                await _abandon_quietly(s, claim, error_text(err))
+                await _abandon_quietly(p, claim, error_text(err))
                 raise
             if not set(claim.batch_ids) <= set(result.queued_batch_ids):
                 # the turn ended without completing its claim (lease_lost): an attempt failed
-                await _abandon_quietly(s, claim, "; ".join(e.message for e in result.errors)
+                await _abandon_quietly(p, claim, "; ".join(e.message for e in result.errors)
                                        or str(result.outcome))
             return TurnOutput(result, tuple(run.activities))
 
 
-async def _abandon_quietly(s: LashSession, claim: Any, error: str) -> None:
-    bound = s.core.max_batch_attempts
+async def _abandon_quietly(p: SessionParts, claim: QueueClaim, error: str) -> None:
+    bound = p.max_batch_attempts
     try:
-        await s.store.abandon_claim(claim, error=error, max_attempts=bound)
+        await p.store.abandon_claim(claim, error=error, max_attempts=bound)
     except Exception:  # the claim dies with its lease generation anyway
         return
-    s._record_queue_changed("abandoned", claim.batch_ids)
+    p.feed.queue_changed("abandoned", claim.batch_ids)
     for b in claim.batches:  # ``attempts`` counts this claim
         if b.attempts >= bound:
             log.warning("queued batch %s of session %s failed %d times and is parked: %s "
-                        "(cancel it, or enqueue it again once fixed)", b.batch_id, s.session_id,
+                        "(cancel it, or enqueue it again once fixed)", b.batch_id, p.session_id,
                         b.attempts, error[:300])
 
 
-async def _apply_session_commands(s: LashSession, lease: Any) -> None:
+async def _apply_session_commands(p: SessionParts, lease: Lease) -> None:
     while True:
-        claim = await s.store.claim_queued_work(lease, boundary=ClaimBoundary.IDLE, commands=True,
-                                                max_attempts=s.core.max_batch_attempts)
+        claim = await p.store.claim_queued_work(lease, boundary=ClaimBoundary.IDLE, commands=True,
+                                                max_attempts=p.max_batch_attempts)
         if claim is None:
             return
         for command in claim.commands():
             if command.get("kind") == "refresh_tool_catalog":
-                s._catalog = None
-                for src_id, provider in list(s.state.registry.sources.items()):
-                    s.state.registry.add_source(provider, src_id)
-        res = await s.store.commit(s._commit_base(lease, (), completed_claims=(claim,)))
-        s._applied(res.head_revision)
-        s._record_queue_changed("completed", claim.batch_ids)
-        s._publish_committed(kick=False)
+                p.catalog.invalidate()
+                for src_id, provider in list(p.state.registry.sources.items()):
+                    p.state.registry.add_source(provider, src_id)
+        await p.writer.commit(p.writer.commit_base(lease, (), completed_claims=(claim,)))
+        p.feed.queue_changed("completed", claim.batch_ids)
+        p.feed.committed(kick=False)
 
 
 class Drainer:
     """Drains the session's queue in the background on its event loop."""
 
-    def __init__(self, session: LashSession) -> None:
-        self._session = session
+    def __init__(self, parts: SessionParts) -> None:
+        self._parts = parts
         self.enabled = False
         self._task: asyncio.Task[None] | None = None
         self.drained: list[TurnOutput] = []
@@ -249,7 +252,7 @@ class Drainer:
         return self._task is not None and not self._task.done()
 
     def kick(self) -> None:
-        if not self.enabled or self.running or self._session.closed:
+        if not self.enabled or self.running or self._parts.closed():
             return
         try:
             loop = asyncio.get_running_loop()
@@ -259,9 +262,9 @@ class Drainer:
 
     async def _drain_all(self) -> None:
         await asyncio.sleep(0)  # let the committing turn return first
-        while self.enabled and not self._session.closed:
+        while self.enabled and not self._parts.closed():
             try:
-                out = await self._session.queued_turn().run()
+                out = await QueuedTurnBuilder(self._parts).run()
             except Exception as err:  # keep draining later; surface through .errors
                 self.errors.append(err)
                 return

@@ -7,22 +7,21 @@ carries the membership); ``await admin.persist()`` writes them now.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
-from .._core.tools import ToolManifest, ToolProvider, as_tool_provider
-from .queue import enqueue_command
-
-if TYPE_CHECKING:
-    from .session import LashSession
+from .._core.tools import ToolManifest, ToolProvider, ToolRegistry, as_tool_provider
+from .parts import SessionParts
+from .queue import Drainer, enqueue_command
 
 
 class ToolAdmin:
-    def __init__(self, session: LashSession) -> None:
-        self._session = session
+    def __init__(self, parts: SessionParts, drainer: Drainer) -> None:
+        self._parts = parts
+        self._drainer = drainer
 
     @property
-    def _registry(self) -> Any:
-        return self._session.state.registry
+    def _registry(self) -> ToolRegistry:
+        return self._parts.state.registry
 
     def state(self) -> dict[str, Any]:
         """``{generation, tools: {id: {manifest, member?: False, orphaned?: True}}}``."""
@@ -36,7 +35,7 @@ class ToolAdmin:
     def catalog(self) -> list[dict[str, Any]]:
         """The model-facing catalog: ``{id, name, description, bindings, activation,
         contract}`` per member, ordered by id (cached per catalog key)."""
-        return self._session._tool_catalog()
+        return self._parts.catalog.entries()
 
     def all_tools(self) -> list[dict[str, Any]]:
         """Every known tool with its membership, for UIs (ordered by id)."""
@@ -70,20 +69,13 @@ class ToolAdmin:
 
     async def refresh_catalog(self, reason: str = "user", idempotency_key: str = "refresh") -> Any:
         """Queue a ``refresh_tool_catalog`` session command (drained before turn work)."""
-        return await enqueue_command(self._session, {"kind": "refresh_tool_catalog", "reason": reason},
+        return await enqueue_command(self._parts, self._drainer,
+                                     {"kind": "refresh_tool_catalog", "reason": reason},
                                      idempotency_key)
 
     async def persist(self) -> None:
-        s = self._session
-        async with s._writer():
-            lease = await s._acquire_lease()
-            try:
-                res = await s.store.commit(s._commit_base(lease, (), release_lease=True))
-            except BaseException:
-                await s._release_lease_quietly(lease)
-                raise
-            s._applied(res.head_revision)
+        await self._parts.writer.persist()
 
     def _changed(self) -> None:
-        self._session._catalog = None
-        self._session._publish_committed(kick=False)
+        self._parts.catalog.invalidate()
+        self._parts.feed.committed(kick=False)

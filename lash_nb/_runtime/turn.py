@@ -1,8 +1,8 @@
 """``TurnBuilder`` and ``TurnStream``: how callers run a turn.
 
 - ``await session.turn(x).run()`` -> :class:`TurnOutput` (``await session.turn(x)`` too).
-- ``session.turn(x).stream()`` -> :class:`TurnStream`: ``async for activity in stream`` then
-  ``await stream.finish()`` for the :class:`TurnResult`.
+- ``session.turn(x).stream()`` -> :class:`TurnStream`: the turn starts at once; ``async for
+  activity in stream`` then ``await stream.finish()`` for the :class:`TurnResult`.
 
 Cancelling the task that awaits ``run()`` (a kernel interrupt arrives this way) cancels the
 turn through its token: the turn commits ``stopped: cancelled`` and ``run()`` returns that
@@ -13,17 +13,16 @@ own task so the caller's cancellation never cuts into a commit.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, AsyncIterator, Generator
+from typing import Any, AsyncIterator, Callable, Generator
 
 from .._core.cancel import CancellationToken
 from .._core.events import TurnActivity
 from .._core.records import TurnInput, TurnOutput, TurnResult, fresh_id
 from .._core.text import check_id
 from .._errors import ConfigurationError, ProviderUnavailable, TurnIdMismatch
+from .cancel import absorb_interrupt, await_committed
+from .parts import SessionParts
 from .turn_run import TurnRun
-
-if TYPE_CHECKING:
-    from .session import LashSession
 
 
 def as_turn_input(value: TurnInput | str) -> TurnInput:
@@ -37,8 +36,10 @@ def as_turn_input(value: TurnInput | str) -> TurnInput:
 
 
 class TurnBuilder:
-    def __init__(self, session: LashSession, turn_input: TurnInput | str) -> None:
-        self._session = session
+    def __init__(self, parts: SessionParts, turn_input: TurnInput | str, *,
+                 provider_mismatch: str | None = None) -> None:
+        self._parts = parts
+        self._provider_mismatch = provider_mismatch
         self._input = as_turn_input(turn_input)
         self._token = CancellationToken()
         self._turn_id: str | None = None
@@ -71,9 +72,10 @@ class TurnBuilder:
         return self._token
 
     def _prepare(self, sink: Any = None, **kw: Any) -> tuple[TurnRun, int]:
-        s = self._session
-        if s.provider_mismatch and self._provider is None:
-            raise ProviderUnavailable(s.state.policy.provider_id, s.provider_mismatch, s.session_id)
+        p = self._parts
+        if self._provider_mismatch and self._provider is None:
+            raise ProviderUnavailable(p.state.policy.provider_id, self._provider_mismatch,
+                                      p.session_id)
         trace = self._input.trace_turn_id
         turn_id = self._turn_id or trace or fresh_id("turn-")
         if trace and trace != turn_id:
@@ -82,13 +84,13 @@ class TurnBuilder:
                 "drop one of them"
             )
         turn_input = self._input.with_trace_turn_id(turn_id)
-        run = TurnRun(s, turn_input, turn_id, self._token, provider=self._provider,
+        run = TurnRun(p, turn_input, turn_id, self._token, provider=self._provider,
                       model=self._model, sink=sink, **kw)
-        return run, s.cancels.register(self._token, turn_id)
+        return run, p.cancels.register(self._token, turn_id)
 
     async def run(self) -> TurnOutput:
         run, key = self._prepare()
-        result = await run_to_completion(run, self._session, key)
+        result = await run_to_completion(run, self._parts, key)
         return TurnOutput(result, tuple(run.activities))
 
     def __await__(self) -> Generator[Any, None, TurnOutput]:
@@ -98,28 +100,13 @@ class TurnBuilder:
         return TurnStream(self)
 
 
-async def run_to_completion(run: TurnRun, session: LashSession, key: int) -> TurnResult:
+async def run_to_completion(run: TurnRun, parts: SessionParts, key: int) -> TurnResult:
     """Run the turn as its own task; a cancelled caller cancels the turn, not the commit."""
     task = asyncio.ensure_future(run.execute())
     try:
-        return await _await_turn(task, run.token)
+        return await await_committed(task, run.token)
     finally:
-        session.cancels.unregister(key)
-
-
-async def _await_turn(task: asyncio.Task[TurnResult], token: CancellationToken) -> TurnResult:
-    """Await the turn's task; cancelling the awaiter signals the turn's token and keeps
-    waiting, so the turn still commits (``stopped: cancelled``) before this returns."""
-    while True:
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.done():
-                raise
-            token.cancel("asyncio", None)
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
+        parts.cancels.unregister(key)
 
 
 _END = object()
@@ -131,13 +118,20 @@ class TurnStream:
     def __init__(self, builder: TurnBuilder) -> None:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._run, self._key = builder._prepare(sink=self._queue.put_nowait)
-        self._session = builder._session
+        self._parts = builder._parts
         self._task: asyncio.Task[TurnResult] | None = None
         self._done = False
         # what a cancelled consumer records as the turn's cancellation origin and reason; a
         # notebook cell sets ("kernel_interrupt", None): there, that is what cancels it
         self.consumer_cancel_origin: tuple[str, str | None] = (
             "asyncio", "the stream consumer was cancelled")
+        # like lash, the turn starts at once (not at the first iteration); from sync code
+        # (no running loop) it starts when the stream is first iterated or finished
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._start()
 
     @property
     def turn_id(self) -> str:
@@ -154,7 +148,7 @@ class TurnStream:
 
     async def _drive(self) -> TurnResult:
         try:
-            return await run_to_completion(self._run, self._session, self._key)
+            return await run_to_completion(self._run, self._parts, self._key)
         finally:
             self._queue.put_nowait(_END)
 
@@ -177,7 +171,23 @@ class TurnStream:
         return item  # type: ignore[no-any-return]
 
     async def finish(self) -> TurnResult:
-        return await _await_turn(self._start(), self._run.token)
+        return await await_committed(self._start(), self._run.token)
+
+    async def follow(self, on_activity: Callable[[TurnActivity], None]) -> TurnResult:
+        """Hand every activity to ``on_activity``, then return the committed result. If the
+        awaiting task is cancelled (a kernel interrupt in a notebook cell), only THIS turn is
+        cancelled (origin ``consumer_cancel_origin``); the session's other turns, e.g. a
+        queued drain in the background, keep running; this still returns the committed
+        ``stopped: cancelled`` result."""
+        while True:
+            try:
+                async for activity in self:
+                    on_activity(activity)
+                break
+            except asyncio.CancelledError:
+                self._run.token.cancel(*self.consumer_cancel_origin)
+                absorb_interrupt()
+        return await self.finish()
 
     def cancel(self) -> bool:
         return self._run.token.cancel("stream", None)

@@ -27,6 +27,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from .._store.base import notifies_work, releases_file
 from .core import LashCore
 
 log = logging.getLogger("lash_nb.worker")
@@ -115,13 +116,12 @@ class Worker:
     async def _idle_wait(self) -> None:
         """Sleep ``poll_s`` or until stopped; a store with ``wait_for_work`` (PostgreSQL
         LISTEN/NOTIFY) also wakes the lane as soon as work is enqueued."""
-        release = getattr(self.core.store, "release_file", None)
-        if release is not None and not self._active:
-            await release()  # a DuckDB file: let notebooks and other workers in while idle
-        waits = [asyncio.ensure_future(self._stopping.wait())]
-        wake = getattr(self.core.store, "wait_for_work", None)
-        if wake is not None and not self.session_id:
-            waits.append(asyncio.ensure_future(wake(self.poll_s)))
+        store = self.core.store
+        if releases_file(store) and not self._active:
+            await store.release_file()  # a DuckDB file: let notebooks and other workers in
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._stopping.wait())]
+        if notifies_work(store) and not self.session_id:
+            waits.append(asyncio.ensure_future(store.wait_for_work(self.poll_s)))
         try:
             await asyncio.wait(waits, timeout=self.poll_s, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -15,9 +15,11 @@ Theory of operation
   its lease and commits; once another owner took over, every one of them raises
   ``SessionExecutionLeaseLost`` (fencing). Only live leases keep others out and keep claims
   claimed (docs/adr/0014).
-- **Commits.** ``commit`` applies one :class:`RuntimeCommit` in one transaction, in this order:
+- **Commits.** ``commit`` applies one :class:`RuntimeCommit` in one transaction after the one
+  admission rule (``admission.py``), in this order:
   idempotency stamp (same turn id + same hash returns the stored result; another hash raises
-  ``TurnCommitConflict``), lease check (live and exact, else ``SessionExecutionLeaseLost``),
+  ``TurnCommitConflict``), lease check (a commit without a lease raises
+  ``SessionExecutionLeaseExpired``; a held lease, else ``SessionExecutionLeaseLost``),
   CAS on ``expected_head_revision`` when given (``HeadRevisionConflict``), claim ownership
   (``ClaimSuperseded``), then: session row, graph delta (append, or replace all nodes), usage
   deltas, llm / tool call rows, activity events, turn row, deletion of completed batches,
@@ -42,7 +44,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, Sequence, TypeGuard, runtime_checkable
 
 from .._core.events import TurnActivity
 from .._core.graph import SessionGraph, SessionNode
@@ -233,6 +235,63 @@ class SessionStore(Protocol):
     async def delete_session(self, session_id: str) -> None: ...
 
     async def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------- optional capabilities
+# A store declares an optional capability by implementing its Protocol below; the runtime
+# asks through the ``has_*`` / ``watches_*`` guards (one class check, cached), never with
+# getattr probing.
+
+
+@runtime_checkable
+class TurnCancelChannel(Protocol):
+    """Carries cancel requests across processes (PostgreSQL)."""
+
+    async def request_turn_cancel(self, session_id: str, turn_id: str) -> None: ...
+
+    async def watch_turn_cancel(
+        self, session_id: str, turn_id: str, callback: Callable[[], None]
+    ) -> Callable[[], None]:
+        """Call ``callback`` (from any thread) when a cancel of the turn is requested;
+        returns the unsubscribe callable."""
+        ...
+
+
+@runtime_checkable
+class WorkNotifier(Protocol):
+    """Wakes a waiting worker as soon as work is enqueued (PostgreSQL LISTEN/NOTIFY)."""
+
+    async def wait_for_work(self, timeout_s: float) -> bool: ...
+
+
+@runtime_checkable
+class FileReleaser(Protocol):
+    """Lets other processes open the store's file while this one is idle (DuckDB)."""
+
+    async def release_file(self) -> None: ...
+
+
+_CAPABILITIES: dict[tuple[type, type], bool] = {}
+
+
+def _has(store: object, capability: type) -> bool:
+    key = (type(store), capability)
+    known = _CAPABILITIES.get(key)
+    if known is None:
+        known = _CAPABILITIES[key] = isinstance(store, capability)
+    return known
+
+
+def watches_turn_cancel(store: object) -> TypeGuard[TurnCancelChannel]:
+    return _has(store, TurnCancelChannel)
+
+
+def notifies_work(store: object) -> TypeGuard[WorkNotifier]:
+    return _has(store, WorkNotifier)
+
+
+def releases_file(store: object) -> TypeGuard[FileReleaser]:
+    return _has(store, FileReleaser)
 
 
 def lease_is_held(lease: Lease, token: str | None, fencing: int) -> bool:

@@ -29,12 +29,8 @@ from .._core.queue import (
 )
 from .._core.records import fresh_id
 from .._core.usage import TokenLedgerEntry, merge_ledger
-from .._errors import (
-    ClaimSuperseded,
-    HeadRevisionConflict,
-    SessionExecutionLeaseLost,
-    TurnCommitConflict,
-)
+from .._errors import SessionExecutionLeaseLost
+from .admission import Admission, LeaseRow, admit, completed_batch_ids
 from .base import (
     DEFAULT_LEASE_TTL_MS,
     CommitResult,
@@ -162,89 +158,43 @@ class MemoryStore:
         with self._lock:
             s = self._sessions.get(commit.session_id)
             t = now_ms()
-            if commit.turn is not None and s is not None:
-                prior = s.turns.get(commit.turn.turn_id)
-                if prior is not None:
-                    if prior.commit_hash == commit.turn.commit_hash:
-                        if commit.release_lease and commit.lease is not None:
-                            self._release(commit.lease)
-                        return CommitResult(s.meta.head_revision, duplicate=True)
-                    raise TurnCommitConflict(
-                        f"turn {commit.turn.turn_id!r} of session {commit.session_id!r} was "
-                        "already committed with different content; use a new turn id"
-                    )
-            if commit.lease is not None and not self._lease_is_held(commit.lease):
-                raise SessionExecutionLeaseLost(
-                    f"the execution lease on session {commit.session_id!r} expired or was taken "
-                    "over; the turn was not committed"
-                )
-            current_rev = s.meta.head_revision if s else 0
-            if commit.expected_head_revision is not None and commit.expected_head_revision != current_rev:
-                raise HeadRevisionConflict(
-                    f"session {commit.session_id!r} head moved to {current_rev} (expected "
-                    f"{commit.expected_head_revision}); reopen the session and retry"
-                )
-            for claim in commit.completed_claims:
-                for bid in claim.batch_ids:
-                    row = self._batches.get(bid)
-                    if row is None or row.claim_id != claim.claim_id:
-                        raise ClaimSuperseded(
-                            f"queued batch {bid!r} is no longer held by claim {claim.claim_id!r}"
-                        )
+            verdict = admit(
+                commit, revision=s.meta.head_revision if s else None,
+                prior_hash=_prior_hash(s, commit),
+                lease=self._lease_row(commit.session_id), now_ms=t,
+                held_claims={bid: row.claim_id for bid in completed_batch_ids(commit)
+                             if (row := self._batches.get(bid)) is not None},
+            )
+            if verdict is Admission.DUPLICATE:
+                assert s is not None
+                if commit.release_lease and commit.lease is not None:
+                    self._release(commit.lease)
+                return CommitResult(s.meta.head_revision, duplicate=True)
             # ---- apply (nothing below raises)
             if s is None:
                 s = _Session(SessionMeta(commit.session_id, created_at_ms=t))
                 self._sessions[commit.session_id] = s
-            if commit.replace_graph is not None:
-                s.nodes = list(commit.replace_graph)
-                s.node_ids = {n.node_id for n in s.nodes}
-            for n in commit.append_nodes:
-                if n.node_id not in s.node_ids:
-                    s.nodes.append(n)
-                    s.node_ids.add(n.node_id)
-            s.ledger = merge_ledger(
-                s.ledger,
-                (TokenLedgerEntry(d.source, d.model, d.usage) for d in commit.usage_deltas),
-            )
-            s.usage_rows.extend(commit.usage_deltas)
-            s.llm_calls.extend(commit.llm_calls)
-            s.tool_calls.extend(commit.tool_calls)
-            s.events.extend(commit.events)
-            keep = commit.turn_started.turn_id if commit.turn_started else None
-            if commit.close_open_turns:
-                for tid, started in list(s.open_turns.items()):
-                    if tid != keep:
-                        s.turns[tid] = process_lost_record(tid, started, t)
-                        del s.open_turns[tid]
-            if commit.turn_started is not None:
-                s.open_turns[commit.turn_started.turn_id] = commit.turn_started.started_at_ms
-            if commit.turn is not None:
-                s.open_turns.pop(commit.turn.turn_id, None)
-                s.turns[commit.turn.turn_id] = commit.turn
-            done_by = (commit.turn.turn_id if commit.turn is not None else
-                       commit.turn_started.turn_id if commit.turn_started is not None else None)
-            for claim in commit.completed_claims:
-                for bid in claim.batch_ids:
-                    done = self._batches.pop(bid, None)
-                    if done is not None:
-                        self._history.append(_FinishedBatch(done, t, "completed", done_by))
-            s.meta = dataclasses.replace(
-                s.meta,
-                provider_id=commit.provider_id or s.meta.provider_id,
-                model=commit.model or s.meta.model,
-                parent_session_id=commit.parent_session_id or s.meta.parent_session_id,
-                policy=dict(commit.policy) or s.meta.policy,
-                tool_state=commit.tool_state if commit.tool_state is not None else s.meta.tool_state,
-                turn_index=commit.turn_index,
-                leaf_node_id=commit.leaf_node_id,
-                head_revision=current_rev + 1,
-                updated_at_ms=t,
-            )
+            _apply_graph_and_rows(s, commit)
+            _apply_turns(s, commit, t)
+            self._finish_claims(commit, t)
+            s.meta = _next_meta(s.meta, commit, t)
             if commit.release_lease and commit.lease is not None:
                 self._release(commit.lease)
             return CommitResult(s.meta.head_revision)
 
+    def _finish_claims(self, commit: RuntimeCommit, t: int) -> None:
+        done_by = (commit.turn.turn_id if commit.turn is not None else
+                   commit.turn_started.turn_id if commit.turn_started is not None else None)
+        for bid in completed_batch_ids(commit):
+            done = self._batches.pop(bid, None)
+            if done is not None:
+                self._history.append(_FinishedBatch(done, t, "completed", done_by))
+
     # ------------------------------------------------------------------ leases
+    def _lease_row(self, session_id: str) -> LeaseRow | None:
+        row = self._leases.get(session_id)
+        return None if row is None else LeaseRow(row.token, row.fencing, row.expires_at_ms)
+
     def _lease_is_held(self, lease: Lease) -> bool:
         row = self._leases.get(lease.session_id)
         return row is not None and lease_is_held(lease, row.token, row.fencing)
@@ -371,19 +321,7 @@ class MemoryStore:
                 if attempts_exhausted(r.attempts, max_attempts):
                     r.park(t)
             ready = [r for r in ready if r.failed_at_ms is None]
-            if batch_ids is not None:
-                by_id = {r.batch.batch_id: r for r in ready}
-                if not all(b in by_id for b in batch_ids):
-                    return None
-                chosen = [by_id[b] for b in batch_ids]
-                if not validate_selected_group([r.batch for r in chosen]):
-                    return None
-            else:
-                group = select_claim_prefix(
-                    [r.batch for r in ready], boundary, max_batches, commands=commands
-                )
-                ids = {b.batch_id for b in group}
-                chosen = [r for r in ready if r.batch.batch_id in ids]
+            chosen = _choose(ready, boundary, max_batches, batch_ids, commands)
             if not chosen:
                 return None
             claim_id = f"qwc:{chosen[0].batch.enqueue_seq}:{lease.fencing}:{fresh_id()}"
@@ -441,3 +379,71 @@ def _active_path(nodes: list[SessionNode], leaf: str | None) -> list[SessionNode
         cur = by_id[cur].parent_node_id
     path.reverse()
     return path
+
+
+def _prior_hash(s: _Session | None, commit: RuntimeCommit) -> str | None:
+    if s is None or commit.turn is None:
+        return None
+    prior = s.turns.get(commit.turn.turn_id)
+    return None if prior is None else prior.commit_hash
+
+
+def _apply_graph_and_rows(s: _Session, commit: RuntimeCommit) -> None:
+    if commit.replace_graph is not None:
+        s.nodes = list(commit.replace_graph)
+        s.node_ids = {n.node_id for n in s.nodes}
+    for n in commit.append_nodes:
+        if n.node_id not in s.node_ids:
+            s.nodes.append(n)
+            s.node_ids.add(n.node_id)
+    s.ledger = merge_ledger(
+        s.ledger, (TokenLedgerEntry(d.source, d.model, d.usage) for d in commit.usage_deltas))
+    s.usage_rows.extend(commit.usage_deltas)
+    s.llm_calls.extend(commit.llm_calls)
+    s.tool_calls.extend(commit.tool_calls)
+    s.events.extend(commit.events)
+
+
+def _apply_turns(s: _Session, commit: RuntimeCommit, t: int) -> None:
+    keep = commit.turn_started.turn_id if commit.turn_started else None
+    if commit.close_open_turns:
+        for tid, started in list(s.open_turns.items()):
+            if tid != keep:
+                s.turns[tid] = process_lost_record(tid, started, t)
+                del s.open_turns[tid]
+    if commit.turn_started is not None:
+        s.open_turns[commit.turn_started.turn_id] = commit.turn_started.started_at_ms
+    if commit.turn is not None:
+        s.open_turns.pop(commit.turn.turn_id, None)
+        s.turns[commit.turn.turn_id] = commit.turn
+
+
+def _next_meta(meta: SessionMeta, commit: RuntimeCommit, t: int) -> SessionMeta:
+    return dataclasses.replace(
+        meta,
+        provider_id=commit.provider_id or meta.provider_id,
+        model=commit.model or meta.model,
+        parent_session_id=commit.parent_session_id or meta.parent_session_id,
+        policy=dict(commit.policy) or meta.policy,
+        tool_state=commit.tool_state if commit.tool_state is not None else meta.tool_state,
+        turn_index=commit.turn_index,
+        leaf_node_id=commit.leaf_node_id,
+        head_revision=meta.head_revision + 1,
+        updated_at_ms=t,
+    )
+
+
+def _choose(ready: list[_BatchRow], boundary: ClaimBoundary, max_batches: int,
+            batch_ids: Sequence[str] | None, commands: bool) -> list[_BatchRow]:
+    """The rows a claim takes: the selected ids (if they form a group deliverable at
+    ``boundary``), else the claim prefix of the ready rows."""
+    if batch_ids is not None:
+        by_id = {r.batch.batch_id: r for r in ready}
+        if not all(b in by_id for b in batch_ids):
+            return []
+        chosen = [by_id[b] for b in batch_ids]
+        return chosen if validate_selected_group([r.batch for r in chosen], boundary) else []
+    group = select_claim_prefix([r.batch for r in ready], boundary, max_batches,
+                                commands=commands)
+    ids = {b.batch_id for b in group}
+    return [r for r in ready if r.batch.batch_id in ids]

@@ -38,6 +38,7 @@ from .._core.usage import LlmAttempt, LlmCallRecord, TokenLedgerEntry, TokenUsag
 from .._errors import (
     ClaimSuperseded,
     HeadRevisionConflict,
+    SessionExecutionLeaseExpired,
     SessionExecutionLeaseLost,
     TurnCommitConflict,
 )
@@ -243,12 +244,33 @@ async def turn_commit_is_idempotent(opener: StoreOpener) -> None:
 async def head_revision_cas(opener: StoreOpener) -> None:
     store = await _open(opener)
     try:
-        r = await store.commit(RuntimeCommit("s1", None, expected_head_revision=0))
+        lease = await _lease(store, "s1")
+        r = await store.commit(RuntimeCommit("s1", lease, expected_head_revision=0))
         _eq(r.head_revision, 1, "first commit on an empty head")
         await _raises(HeadRevisionConflict, store.commit(
-            RuntimeCommit("s1", None, expected_head_revision=0)), "stale expected revision")
-        r = await store.commit(RuntimeCommit("s1", None, expected_head_revision=1))
+            RuntimeCommit("s1", lease, expected_head_revision=0)), "stale expected revision")
+        r = await store.commit(RuntimeCommit("s1", lease, expected_head_revision=1))
         _eq(r.head_revision, 2, "commit on the current revision")
+    finally:
+        await store.close()
+
+
+async def session_head_commits_need_the_lease(opener: StoreOpener) -> None:
+    """lash ``session_execution_lease_contract``: a session-head commit without the session
+    execution lease raises ``SessionExecutionLeaseExpired`` and writes nothing; the
+    idempotent replay of a committed turn returns without a lease."""
+    store = await _open(opener)
+    try:
+        await _raises(SessionExecutionLeaseExpired, store.commit(RuntimeCommit(
+            "s1", None, append_nodes=(node("a", None, "x"),), leaf_node_id="a")),
+            "a commit with no lease")
+        _eq(await store.load_session("s1"), None, "the refused commit wrote nothing")
+        lease = await _lease(store, "s1")
+        first = await store.commit(RuntimeCommit("s1", lease, turn=turn_record("t1", "h1"),
+                                                 release_lease=True))
+        replay = await store.commit(RuntimeCommit("s1", None, turn=turn_record("t1", "h1")))
+        _eq((replay.head_revision, replay.duplicate), (first.head_revision, True),
+            "an idempotent replay needs no lease")
     finally:
         await store.close()
 
@@ -409,6 +431,27 @@ async def active_turn_checkpoint_takes_only_earliest_heads(opener: StoreOpener) 
         await store.cancel_queued_work_batch("s1", after.batch_id)
         _eq(await _claim_texts(store, lease, boundary=checkpoint), ["steer"],
             "an earliest_safe_boundary head is taken")
+    finally:
+        await store.close()
+
+
+async def by_id_claims_honour_the_delivery_boundary(opener: StoreOpener) -> None:
+    """lash ``queued_work_exact_claim_uses_selected_batch_ids``: a claim of selected batch
+    ids takes exactly those, and at an active turn's checkpoint only if they may be
+    delivered there."""
+    store = await _open(opener)
+    try:
+        lease = await _lease(store, "s1")
+        checkpoint = ClaimBoundary.ACTIVE_TURN_CHECKPOINT
+        first = await store.enqueue(draft("s1", "first", delivery=EARLIEST))
+        after = await store.enqueue(draft("s1", "after", delivery=AFTER))
+        _eq(await _claim_texts(store, lease, boundary=checkpoint, batch_ids=[after.batch_id]),
+            None, "an after_current_turn_commit batch is not claimed at a checkpoint by id")
+        _eq(await _claim_texts(store, lease, batch_ids=[after.batch_id]), ["after"],
+            "the selected batch, not the head, is claimed when idle")
+        _eq(await _texts(store, "s1"), ["first"], "the head stays pending")
+        _eq(await _claim_texts(store, lease, boundary=checkpoint, batch_ids=[first.batch_id]),
+            ["first"], "an earliest_safe_boundary batch is claimed at a checkpoint by id")
     finally:
         await store.close()
 
@@ -598,6 +641,7 @@ CHECKS: dict[str, Check] = {
         usage_totals_equal_sum_of_per_call_usage,
         turn_commit_is_idempotent,
         head_revision_cas,
+        session_head_commits_need_the_lease,
         lease_rules,
         commit_with_lost_lease_writes_nothing,
         an_expired_lease_nobody_took_over_is_still_held,
@@ -605,6 +649,7 @@ CHECKS: dict[str, Check] = {
         queue_keeps_enqueue_order,
         claim_groups_follow_the_grouping_table,
         active_turn_checkpoint_takes_only_earliest_heads,
+        by_id_claims_honour_the_delivery_boundary,
         session_commands_are_claimed_first_and_alone,
         claimed_batch_is_not_claimed_twice,
         claims_of_an_expired_generation_are_reclaimable,

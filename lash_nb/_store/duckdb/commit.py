@@ -1,7 +1,7 @@
 """``commit``: one :class:`RuntimeCommit`, atomically.
 
-The checks and their order are those of ``base.py`` (stamp, lease, CAS, claims); the head
-they need comes from memory while this process holds the file (``hold.py``). Then the
+The checks are the one admission rule (``_store/admission.py``: stamp, lease, CAS, claims);
+the head they need comes from memory while this process holds the file (``hold.py``). Then the
 commit's rows are planned as one delta (``journal.py``) and written as one ``commit_log``
 row (a single autocommit INSERT; in one transaction with the queue rows when it completes
 claims), or, when it replaces the graph, straight into the typed tables. Either way the
@@ -13,13 +13,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from ..._errors import (
-    ClaimSuperseded,
-    HeadRevisionConflict,
-    SessionExecutionLeaseLost,
-    TurnCommitConflict,
-)
-from ..base import CommitResult, Lease, RuntimeCommit, lease_is_held
+from ..admission import Admission, LeaseRow, admit, completed_batch_ids
+from ..base import CommitResult, Lease, RuntimeCommit
 from . import journal
 from .hold import Hold
 
@@ -68,42 +63,24 @@ def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitRes
     tid = c.turn.turn_id if c.turn is not None else None
     head = hold.head(con, sid)
     rev = head.rev
-    prior_hash = head.committed.get(tid) if tid is not None else None
-    if c.turn is not None and rev is not None and prior_hash is not None:
-        if prior_hash == c.turn.commit_hash:
-            if c.release_lease and c.lease is not None:
-                _release_after_commit(con, hold, c.lease)
-            return CommitResult(int(rev or 0), duplicate=True)
-        raise TurnCommitConflict(
-            f"turn {c.turn.turn_id!r} of session {sid!r} was already committed with "
-            "different content; use a new turn id"
-        )
-    live = hold.lease(con, sid) if c.lease is not None else None
-    if c.lease is not None and not (
-        live is not None and lease_is_held(c.lease, live.token, live.fencing)
-    ):
-        raise SessionExecutionLeaseLost(
-            f"the execution lease on session {sid!r} was taken over or released; the turn "
-            "was not committed"
-        )
-    current = rev if rev is not None else 0
-    if c.expected_head_revision is not None and c.expected_head_revision != current:
-        raise HeadRevisionConflict(
-            f"session {sid!r} head moved to {current} (expected {c.expected_head_revision}); "
-            "reopen the session and retry"
-        )
-    claimed_ids = [b for claim in c.completed_claims for b in claim.batch_ids]
+    claimed_ids = completed_batch_ids(c)
+    held: dict[str, str | None] = {}
     if claimed_ids:
         held = dict(con.execute(
             "SELECT batch_id, claim_id FROM queued_work_batches WHERE list_contains(?, batch_id)",
             [claimed_ids],
         ).fetchall())
-        for claim in c.completed_claims:
-            for bid in claim.batch_ids:
-                if held.get(bid) != claim.claim_id:
-                    raise ClaimSuperseded(
-                        f"queued batch {bid!r} is no longer held by claim {claim.claim_id!r}"
-                    )
+    live = hold.lease(con, sid) if c.lease is not None else None
+    verdict = admit(
+        c, revision=rev, prior_hash=head.committed.get(tid) if tid is not None else None,
+        lease=None if live is None else LeaseRow(live.token, live.fencing, live.expires_at_ms),
+        now_ms=t, held_claims=held,
+    )
+    if verdict is Admission.DUPLICATE:
+        if c.release_lease and c.lease is not None:
+            _release_after_commit(con, hold, c.lease)
+        return CommitResult(int(rev or 0), duplicate=True)
+    current = rev if rev is not None else 0
     # ---- write (checks are done; an error below leaves nothing behind)
     delta = journal.plan(
         c, exists=rev is not None, rev=current + 1, next_seq=head.next_seq,

@@ -117,7 +117,7 @@ def claim(
         if not all(b in by_id for b in batch_ids):
             return None
         chosen = [by_id[b] for b in batch_ids]
-        if not validate_selected_group(chosen):
+        if not validate_selected_group(chosen, boundary):
             return None
     else:
         chosen = select_claim_prefix(ready, boundary, max_batches, commands=commands)

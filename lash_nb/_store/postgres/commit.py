@@ -1,7 +1,7 @@
 """``commit``: one :class:`RuntimeCommit` in one PostgreSQL transaction.
 
-Checks in the order of ``base.py`` (stamp, lease, CAS, claims) on rows locked for the
-transaction: the ``sessions`` row and the lease row ``FOR UPDATE``, the completed batches
+The checks are the one admission rule (``_store/admission.py``: stamp, lease, CAS, claims),
+on rows locked for the transaction: the ``sessions`` row and the lease row ``FOR UPDATE``, the completed batches
 ``FOR UPDATE``. Then each table's rows go in as one ``INSERT ... SELECT FROM unnest(...)``
 (arrays as parameters: one statement per table, never one per row). Any error rolls the
 whole transaction back, so a store never holds part of a commit.
@@ -10,16 +10,13 @@ whole transaction back, so a store never holds part of a commit.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from ..._errors import (
-    ClaimSuperseded,
-    HeadRevisionConflict,
-    TurnCommitConflict,
-)
-from ..base import CommitResult, RuntimeCommit, TurnRecord, lease_is_held, process_lost_record
+from ..._errors import HeadRevisionConflict
+from ..admission import Admission, LeaseRow, admit, completed_batch_ids
+from ..base import CommitResult, RuntimeCommit, TurnRecord, process_lost_record
 from ..duckdb import rows
-from .leases import RELEASE_SQL, lost
+from .leases import RELEASE_SQL
 from .queued_work import DELETE_SQL, HISTORY_SQL
 
 _BUCKETS = ("input_tokens", "output_tokens", "cache_read_input_tokens",
@@ -65,7 +62,7 @@ def _insert_sql(table: str) -> str:
 _SQL = {table: _insert_sql(table) for table in _INSERTS}
 
 
-async def insert(con: Any, table: str, columns: dict[str, Sequence[Any]]) -> int:
+async def insert(con: Any, table: str, columns: Mapping[str, Sequence[Any]]) -> int:
     cols = _INSERTS[table]
     n = len(columns[cols[0][0]])
     if n:
@@ -132,34 +129,21 @@ async def _apply(con: Any, c: RuntimeCommit) -> CommitResult:
     t, exists = head.t, head.rev is not None
     current = head.rev or 0
     tid = c.turn.turn_id if c.turn is not None else None
-    prior = head.committed.get(tid) if tid is not None else None
-    if c.turn is not None and exists and prior is not None:
-        if prior == c.turn.commit_hash:
-            if c.release_lease and c.lease is not None:
-                await con.execute(RELEASE_SQL, [sid, c.lease.token, c.lease.fencing])
-            return CommitResult(current, duplicate=True)
-        raise TurnCommitConflict(
-            f"turn {tid!r} of session {sid!r} was already committed with different content; "
-            "use a new turn id")
-    if c.lease is not None and not (
-        head.lease is not None and lease_is_held(c.lease, head.lease[0], head.lease[1])
-    ):
-        raise lost(sid)
-    if c.expected_head_revision is not None and c.expected_head_revision != current:
-        raise HeadRevisionConflict(
-            f"session {sid!r} head moved to {current} (expected {c.expected_head_revision}); "
-            "reopen the session and retry")
-    claimed = [b for claim in c.completed_claims for b in claim.batch_ids]
+    claimed = completed_batch_ids(c)
+    held: dict[str, str | None] = {}
     if claimed:
         cur = await con.execute(
             "SELECT batch_id, claim_id FROM queued_work_batches WHERE batch_id = ANY(%s) "
             "ORDER BY enqueue_seq FOR UPDATE", [claimed])
         held = dict(await cur.fetchall())
-        for claim in c.completed_claims:
-            for bid in claim.batch_ids:
-                if held.get(bid) != claim.claim_id:
-                    raise ClaimSuperseded(
-                        f"queued batch {bid!r} is no longer held by claim {claim.claim_id!r}")
+    verdict = admit(
+        c, revision=head.rev, prior_hash=head.committed.get(tid) if tid is not None else None,
+        lease=None if head.lease is None else LeaseRow(*head.lease), now_ms=t, held_claims=held,
+    )
+    if verdict is Admission.DUPLICATE:
+        if c.release_lease and c.lease is not None:
+            await con.execute(RELEASE_SQL, [sid, c.lease.token, c.lease.fencing])
+        return CommitResult(current, duplicate=True)
     # ---- apply (checks done; an error below rolls the whole transaction back)
     seq = await _write_graph(con, c, head.next_seq, head.stored_nodes)
     seq += await insert(con, "usage_deltas", rows.usage_columns(sid, seq, t, c.usage_deltas))

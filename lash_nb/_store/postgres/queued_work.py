@@ -118,7 +118,7 @@ async def claim(
             if not all(b in by_id for b in batch_ids):
                 return None
             chosen = [by_id[b] for b in batch_ids]
-            if not validate_selected_group(chosen):
+            if not validate_selected_group(chosen, boundary):
                 return None
         else:
             limit = 1 if commands else max(1, max_batches)

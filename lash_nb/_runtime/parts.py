@@ -1,0 +1,38 @@
+"""``SessionParts``: the collaborators of one opened session, handed to the code that runs
+its turns, drains and tool changes (so none of it reaches into ``LashSession``).
+
+``LashSession`` (``session.py``) is the public facade over these parts; ``TurnRun``,
+``queue.py`` and ``tool_admin.py`` are written against them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .._core.llm import Provider, RetryPolicy
+from .._core.queue import DEFAULT_MAX_ATTEMPTS
+from .._store.base import SessionStore
+from .cancel import TurnCancelRegistry
+from .catalog import ToolCatalog
+from .feed import SessionFeed
+from .state import SessionState
+from .writer import SessionWriter
+
+
+@dataclass
+class SessionParts:
+    state: SessionState
+    store: SessionStore
+    provider: Provider  # the session's provider (a turn may bring its own)
+    writer: SessionWriter
+    feed: SessionFeed
+    catalog: ToolCatalog
+    cancels: TurnCancelRegistry
+    retry_policy: RetryPolicy
+    closed: Callable[[], bool]
+    max_batch_attempts: int = DEFAULT_MAX_ATTEMPTS  # claims of a queued batch before it parks
+
+    @property
+    def session_id(self) -> str:
+        return self.state.session_id

@@ -1,0 +1,140 @@
+"""A turn's commits at its end: the terminal commit, and what happens when the lease was
+taken over meanwhile (docs/adr/0014).
+
+Written against :class:`TurnBooks`, what a turn has recorded (``TurnRun`` is one), so the
+driver (``turn_run.py``) stays a driver.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from .._core import events as ev
+from .._core import turn_machine as tm
+from .._core.events import TurnActivity
+from .._core.graph import SessionNode
+from .._core.queue import QueueClaim
+from .._core.records import ToolCallRecord, TurnIssue, TurnResult
+from .._core.usage import LlmCallRecord, TokenLedgerEntry, TokenUsage, merge_ledger
+from .._errors import (
+    ClaimSuperseded,
+    HeadRevisionConflict,
+    LashError,
+    SessionExecutionLeaseLost,
+    TurnCommitConflict,
+)
+from .._store.base import Lease, ReadScope, TurnRecord, UsageDelta
+from .parts import SessionParts
+from .turn_records import commit_hash, usage_deltas
+from .writer import LeaseKeeper
+
+
+class TurnBooks(Protocol):
+    """What a turn recorded, as its commits read it."""
+
+    parts: SessionParts
+    turn_id: str
+    model: str
+    activities: list[TurnActivity]
+    llm_calls: list[LlmCallRecord]
+    tool_calls: list[ToolCallRecord]
+    new_nodes: list[SessionNode]
+    persisted_nodes: int
+    errors: list[TurnIssue]
+    cumulative: TokenUsage
+    estimated_usage: TokenUsage
+    claims: list[QueueClaim]
+    outcome_emitted: bool
+
+    def emit_independent(self, event: ev.TurnEvent) -> None: ...
+
+
+async def commit_terminal(run: TurnBooks, keeper: LeaseKeeper, result: TurnResult,
+                      assemble_lost: Callable[[], TurnResult]) -> TurnResult:
+    """The final commit. A lease that merely expired is still held and commits (docs/adr/
+    0014). If another owner took the session over meanwhile, the turn re-acquires the lease
+    when it is free again and commits only if nobody committed in between (the head
+    revision and its claims are unchanged); otherwise it ends ``stopped: runtime_error``
+    (``lease_lost``), uncommitted, and its open turn row is closed by whoever commits on
+    the session next (this turn itself when it can take the lease)."""
+    conflicts = (HeadRevisionConflict, ClaimSuperseded, TurnCommitConflict)
+    for attempt in (1, 2):
+        try:
+            await final_commit(run, keeper.lease, result)
+            return result
+        except SessionExecutionLeaseLost:
+            if attempt == 2 or not await keeper.recover():
+                break
+        except conflicts:
+            if not keeper.replaced:
+                raise
+            break  # someone committed meanwhile (maybe closing this turn as process_lost)
+    fresh = keeper.lease if keeper.replaced else None
+    if not any(i.code == "lease_lost" for i in run.errors):
+        run.errors.append(TurnIssue("runtime", tm.LEASE_LOST, "lease_lost", True))
+    run.claims = []  # not completed: whoever holds the session runs them
+    lost = assemble_lost()
+    run.emit_independent(ev.TurnOutcomeEvent(lost.outcome.to_json(), run.turn_id))
+    run.parts.state.stale = True
+    if fresh is not None:
+        await _close_lost_turn(run, fresh, lost)
+    return lost
+
+async def _close_lost_turn(run: TurnBooks, lease: Lease, result: TurnResult) -> None:
+    """Record the terminal row (with its usage and calls, not its messages) of a turn
+    whose work could not be committed, if its progress commit left it open."""
+    p = run.parts
+    try:
+        await p.writer.reload()
+        persisted = await p.store.load_session(p.session_id, ReadScope.ACTIVE_PATH)
+        if persisted is None or run.turn_id not in persisted.open_turn_ids:
+            return
+        res = await p.writer.commit(p.writer.commit_base(
+            lease, (), turn=turn_record(run, result), usage_deltas=usage_rows(run),
+            llm_calls=tuple((run.turn_id, c) for c in run.llm_calls),
+            tool_calls=tuple((run.turn_id, c) for c in run.tool_calls),
+            events=tuple(run.activities)))
+        object.__setattr__(result, "head_revision", res.head_revision)
+    except (LashError, OSError):
+        p.state.stale = True  # the next commit on the session closes it (ADR 4)
+    finally:
+        await p.writer.release_quietly(lease)
+
+def turn_record(run: TurnBooks, result: TurnResult) -> TurnRecord:
+    return TurnRecord(
+        run.turn_id, result.outcome.kind, result.outcome.reason,
+        result.execution.started_at_ms, result.execution.duration_ms,
+        commit_hash(run.turn_id, result, run.new_nodes), result.to_json(),
+    )
+
+def usage_rows(run: TurnBooks) -> tuple[UsageDelta, ...]:
+    if run.cumulative.total() <= 0:
+        return ()
+    return usage_deltas(run.turn_id, run.model, run.cumulative, run.estimated_usage)
+
+async def final_commit(run: TurnBooks, lease: Lease, result: TurnResult) -> None:
+    p = run.parts
+    if not run.outcome_emitted:
+        run.outcome_emitted = True
+        run.emit_independent(ev.TurnOutcomeEvent(result.outcome.to_json(), run.turn_id))
+    deltas = usage_rows(run)
+    record = turn_record(run, result)
+    res = await p.writer.commit(p.writer.commit_base(
+        lease, run.new_nodes[run.persisted_nodes:],
+        turn_index=p.state.turn_index + 1,
+        turn=record,
+        usage_deltas=deltas,
+        llm_calls=tuple((run.turn_id, c) for c in run.llm_calls),
+        tool_calls=tuple((run.turn_id, c) for c in run.tool_calls),
+        events=tuple(run.activities),
+        completed_claims=tuple(run.claims),
+        release_lease=True,
+    ))
+    st = p.state
+    st.turn_index += 1
+    st.set_ledger(merge_ledger(st.ledger, (TokenLedgerEntry(d.source, d.model, d.usage)
+                                            for d in deltas)))
+    object.__setattr__(result, "head_revision", res.head_revision)
+    if run.claims:
+        p.feed.queue_changed("completed", tuple(b for c in run.claims for b in c.batch_ids))
+    p.feed.committed()

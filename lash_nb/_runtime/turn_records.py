@@ -1,0 +1,141 @@
+"""Pure helpers that turn a turn's data into messages and store rows (no I/O)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from .._core.graph import SessionGraph, SessionNode
+from .._core.llm import LlmResponse
+from .._core.records import Message, Part, PartKind, Role, TurnResult, append_assistant_text_part, fresh_id
+from .._core.text import clean_json
+from .._core.usage import BUCKETS, TokenUsage
+from .._store.base import UsageDelta
+
+
+def usage_deltas(turn_id: str, model: str, cumulative: TokenUsage,
+                 estimated: TokenUsage) -> tuple[UsageDelta, ...]:
+    """The turn's usage rows: what providers reported, and (its own row, ``estimated``) what
+    was estimated for cut streams."""
+    if estimated.is_zero():
+        return (UsageDelta(turn_id, "turn", model, cumulative),)
+    measured = TokenUsage(**{b: getattr(cumulative, b) - getattr(estimated, b) for b in BUCKETS})
+    rows = [UsageDelta(turn_id, "turn", model, estimated, estimated=True)]
+    if measured.total() > 0:
+        rows.insert(0, UsageDelta(turn_id, "turn", model, measured))
+    return tuple(rows)
+
+
+def joined_text(response: LlmResponse) -> str:
+    text = ""
+    for p in response.parts:
+        if p.kind == "text" and p.text:
+            text = append_assistant_text_part(text, p.text)
+    return text
+
+
+def has_reasoning(response: LlmResponse) -> bool:
+    return any(p.kind == "reasoning" and p.text for p in response.parts)
+
+
+def assistant_message(response: LlmResponse) -> Message:
+    mid = fresh_id("m")
+    parts: list[Part] = []
+    text = joined_text(response)
+    if text:
+        parts.append(Part(f"{mid}.p0", PartKind.PROSE, text))
+    for p in response.parts:
+        i = len(parts)
+        if p.kind == "reasoning" and (p.text or p.replay):  # replay: ADR 0030
+            parts.append(Part(f"{mid}.p{i}", PartKind.REASONING, p.text, replay=p.replay))
+        elif p.kind == "tool_call":
+            parts.append(Part(f"{mid}.p{i}", PartKind.TOOL_CALL, p.input_json or "{}",
+                              p.call_id, p.tool_name, replay=p.replay))
+    return Message(mid, Role.ASSISTANT, tuple(parts))
+
+
+def parse_args(raw: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    # JSON escapes can spell a lone surrogate ("\\ud800") in otherwise clean arguments
+    return clean_json(value) if isinstance(value, dict) else {}
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` if JSON can hold it, else its ``str()`` (which may raise: the caller turns
+    that into an error result)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError, RecursionError):
+        text = str(value)
+    if not isinstance(text, str):
+        raise TypeError(f"__str__ returned {type(text).__name__}, not str")
+    return text
+
+
+def error_text(err: BaseException) -> str:
+    """``Type: message`` of an error raised by a tool, even when its ``str()`` raises."""
+    name = type(err).__name__
+    try:
+        message = str(err)
+    except Exception as inner:
+        message = f"<str() of the error raised {type(inner).__name__}>"
+    return f"{name}: {message}" if message else name
+
+
+def branch_before_attempts(graph: SessionGraph, turn_id: str, prefix: str | None) -> None:
+    """A re-run of queued work whose earlier attempt stopped after its progress commit (its
+    process was killed, or it lost its lease): that attempt's nodes end the active path.
+    Branch to just before them, so the model sees the input once; they stay in the graph on
+    a side branch, and the attempt's turn row says how it ended. Only queued work is re-run
+    by the runtime: its batch is still queued, so no attempt of it completed; a trace / drain
+    id is the same for every attempt."""
+    if prefix is None:
+        return
+    first = None
+    node = graph.get(graph.leaf_node_id) if graph.leaf_node_id is not None else None
+    while node is not None and node.turn_id is not None and (
+            node.turn_id == turn_id or node.turn_id.startswith(prefix)):
+        first = node  # walk up from the leaf: only the trailing nodes are read
+        node = graph.get(node.parent_node_id) if node.parent_node_id is not None else None
+    if first is not None:
+        graph.branch_to(first.parent_node_id)
+
+
+def as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def input_id(source_key: str | None, batch_id: str) -> str:
+    if source_key:
+        for prefix in ("host:", "injection:"):
+            if source_key.startswith(prefix):
+                return source_key[len(prefix):]
+        return source_key
+    return batch_id
+
+
+def last_assistant_text(nodes: list[SessionNode]) -> str:
+    for n in reversed(nodes):
+        if n.message is not None and n.message.role is Role.ASSISTANT and n.message.text():
+            return n.message.text()
+    return ""
+
+
+def commit_hash(turn_id: str, result: TurnResult, nodes: list[SessionNode]) -> str:
+    """Stable over regenerated ids and timestamps: turn id, outcome and message contents."""
+    body = {
+        "turn_id": turn_id,
+        "outcome": result.outcome.to_json(),
+        "messages": [
+            [n.message.role.value, [[p.kind.value, p.content, p.tool_name] for p in n.message.parts]]
+            for n in nodes if n.message is not None
+        ],
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,258 @@
+"""``SessionWriter``: the one collaborator that changes a session's persisted head.
+
+Theory of operation
+- Everything that writes a session goes through its writer: the writer lock (one writer per
+  handle at a time: a turn, a queued drain, a tool-membership persist), the session
+  execution lease (acquire, keep renewed while a turn runs, release), the commit base (the
+  session row every commit carries), applying a commit's new head revision, and reloading
+  the session from the store when this handle's view went stale.
+- The writer holds the handle's :class:`SessionState` and its :class:`SessionStore`; it never
+  runs turns and never publishes observations (``feed.py``); callers commit through
+  :meth:`commit`, which applies the new head only once the store accepted it.
+- A reload that finds the session rebound to another provider (by another handle or
+  process) raises ``ProviderUnavailable`` naming that provider and leaves the handle stale,
+  so no turn of this handle writes its own provider id back (lash
+  ``refreshed_head_provider_id_mismatch_fails_before_turn``).
+- A :class:`LeaseKeeper` renews the lease every renew interval while a turn runs (reviving
+  one that merely expired); when another owner took the session over it takes a fresh lease
+  once the session is free, else cancels the turn's token (origin ``lease_lost``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, Callable, Sequence
+
+from .._core.cancel import CancellationToken
+from .._core.graph import SessionGraph
+from .._errors import (
+    HeadRevisionConflict,
+    ProviderUnavailable,
+    SessionExecutionBusy,
+    SessionExecutionLeaseLost,
+)
+from .._store.base import (
+    CommitResult,
+    Lease,
+    LeaseBusy,
+    ReadScope,
+    RuntimeCommit,
+    SessionStore,
+    watches_turn_cancel,
+)
+from .state import SessionState
+
+log = logging.getLogger("lash_nb.lease")  # acquired / busy / released DEBUG, lost / retaken WARNING
+
+
+class SessionWriter:
+    def __init__(self, state: SessionState, store: SessionStore, *, owner_id: str,
+                 lease_ttl_ms: int, lease_renew_s: float, residency: str) -> None:
+        self.state = state
+        self.store = store
+        self.owner_id = owner_id
+        self.lease_ttl_ms = lease_ttl_ms
+        self.lease_renew_s = lease_renew_s
+        self.residency = residency
+        self._lock: asyncio.Lock | None = None
+
+    # ------------------------------------------------------------------ lock
+    def lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    @property
+    def running(self) -> bool:
+        return self._lock is not None and self._lock.locked()
+
+    # ------------------------------------------------------------------ lease
+    async def acquire_lease(self) -> Lease:
+        got = await self.store.try_acquire_lease(self.state.session_id, self.owner_id,
+                                                 self.lease_ttl_ms)
+        _log_acquire(got, self.owner_id)
+        if isinstance(got, LeaseBusy):
+            raise SessionExecutionBusy(self.state.session_id, got.holder_owner_id)
+        return got
+
+    async def try_lease(self) -> Lease | None:
+        got = await self.store.try_acquire_lease(self.state.session_id, self.owner_id,
+                                                 self.lease_ttl_ms)
+        _log_acquire(got, self.owner_id)
+        return None if isinstance(got, LeaseBusy) else got
+
+    def keep_lease(self, lease: Lease, token: CancellationToken) -> LeaseKeeper:
+        return LeaseKeeper(self, lease, token)
+
+    async def release_quietly(self, lease: Lease | None) -> None:
+        if lease is None:
+            return
+        with contextlib.suppress(Exception):
+            await self.store.release_lease(lease)
+            log.debug("session %s: lease %d released by %s", lease.session_id, lease.fencing,
+                      lease.owner_id)
+
+    async def watch_remote_cancel(self, turn_id: str,
+                                  token: CancellationToken) -> Callable[[], None]:
+        """Subscribe a running turn to cross-process cancel requests, if the store has them."""
+        store = self.store
+        if not watches_turn_cancel(store):
+            return _noop
+        def cancel() -> None:
+            token.cancel("remote", None)
+
+        return await store.watch_turn_cancel(self.state.session_id, turn_id, cancel)
+
+    # ------------------------------------------------------------------ commits
+    def commit_base(self, lease: Lease | None, nodes: Sequence[Any], **kw: Any) -> RuntimeCommit:
+        st = self.state
+        replace = st.graph.replace_required
+        fields: dict[str, Any] = dict(
+            session_id=st.session_id,
+            lease=lease,
+            # never persisted from this handle's view = expect an empty store (revision 0)
+            expected_head_revision=None if replace else (st.head_revision or 0),
+            provider_id=st.policy.provider_id,
+            model=st.policy.model,
+            parent_session_id=st.parent_session_id,
+            policy=st.policy.to_json(),
+            tool_state=st.registry.state_json(),
+            turn_index=st.turn_index,
+            leaf_node_id=st.graph.leaf_node_id,
+        )
+        if replace:
+            fields["replace_graph"] = tuple(st.graph.nodes())
+        else:
+            fields["append_nodes"] = tuple(nodes)
+        fields.update(kw)
+        return RuntimeCommit(**fields)
+
+    async def commit(self, commit: RuntimeCommit) -> CommitResult:
+        """Commit and apply the new head revision (only once the store accepted it)."""
+        res = await self.store.commit(commit)
+        self.applied(res.head_revision)
+        if commit.release_lease and commit.lease is not None:
+            log.debug("session %s: lease %d released by %s with revision %d",
+                      commit.session_id, commit.lease.fencing, commit.lease.owner_id,
+                      res.head_revision)
+        return res
+
+    def applied(self, head_revision: int) -> None:
+        self.state.head_revision = head_revision
+        self.state.graph.replace_required = False
+        self.state.stale = False
+
+    async def reload(self) -> None:
+        scope = (ReadScope.ACTIVE_PATH if self.residency == "active_path_only"
+                 else ReadScope.FULL_GRAPH)
+        persisted = await self.store.load_session(self.state.session_id, scope)
+        st = self.state
+        recorded = persisted.meta.provider_id if persisted is not None else ""
+        if recorded and recorded != st.policy.provider_id:
+            # another handle or process rebound the session: never write our provider back
+            st.stale = True
+            raise ProviderUnavailable(recorded, st.policy.provider_id, st.session_id)
+        if persisted is None:
+            st.graph = SessionGraph()
+            st.head_revision, st.turn_index = None, 0
+            st.set_ledger([])
+        else:
+            st.graph = persisted.graph()
+            st.head_revision = persisted.meta.head_revision
+            st.turn_index = persisted.meta.turn_index
+            st.set_ledger(list(persisted.ledger))
+        st.stale = False
+
+    async def recover_open_turns(self) -> None:
+        """Close turns whose runtime died mid-turn (progress commit, no terminal commit)."""
+        lease = await self.try_lease()
+        if lease is None:
+            return  # the holder is alive: it is still running them
+        try:
+            for attempt in (1, 2):
+                try:
+                    await self.commit(self.commit_base(lease, (), close_open_turns=True,
+                                                       release_lease=True))
+                except HeadRevisionConflict:
+                    if attempt == 2:
+                        raise
+                    await self.reload()  # another runtime committed meanwhile
+                    continue
+                return
+        except BaseException:
+            await self.release_quietly(lease)
+            raise
+
+    async def persist(self) -> None:
+        """Commit the session row now (e.g. a tool-membership change), under the lock."""
+        async with self.lock():
+            lease = await self.acquire_lease()
+            try:
+                await self.commit(self.commit_base(lease, (), release_lease=True))
+            except BaseException:
+                await self.release_quietly(lease)
+                raise
+
+
+def _noop() -> None:
+    return None
+
+
+class LeaseKeeper:
+    """Renews a session lease every renew interval while a turn runs. A renewal also revives
+    a lease that expired while the loop was blocked, if nobody took the session over. If
+    someone did, it takes a fresh lease when the session is free again (the final commit
+    then checks that nobody committed meanwhile); if the session is busy, it cancels the
+    turn's token with origin ``lease_lost`` (the turn ends ``stopped: runtime_error``)."""
+
+    def __init__(self, writer: SessionWriter, lease: Lease, token: CancellationToken) -> None:
+        self.writer = writer
+        self.lease = lease
+        self.token = token
+        self.lost = False
+        self.replaced = False
+        self._task: asyncio.Task[None] | None = None
+        self._handle = asyncio.get_running_loop().call_later(writer.lease_renew_s, self._fire)
+
+    def _fire(self) -> None:
+        self._task = asyncio.ensure_future(self._renew())
+
+    async def _renew(self) -> None:
+        try:
+            self.lease = await self.writer.store.renew_lease(self.lease, self.writer.lease_ttl_ms)
+        except SessionExecutionLeaseLost:
+            if not await self.recover():
+                log.warning("session %s: lease lost to another runtime; turn cancelled "
+                            "(lease_lost)", self.lease.session_id)
+                self.lost = True
+                self.token.cancel("lease_lost", "another runtime took the session over")
+                return
+        except Exception:
+            pass
+        self._handle = asyncio.get_running_loop().call_later(self.writer.lease_renew_s,
+                                                             self._fire)
+
+    async def recover(self) -> bool:
+        """After another owner took the session over: take a fresh lease if it is free now.
+        ``replaced`` tells the final commit its conflicts mean "someone committed meanwhile"."""
+        fresh = await self.writer.try_lease()
+        if fresh is None:
+            return False
+        log.warning("session %s: lease %d was taken over; took lease %d once the session was free",
+                    fresh.session_id, self.lease.fencing, fresh.fencing)
+        self.lease, self.replaced = fresh, True
+        return True
+
+    def stop(self) -> None:
+        self._handle.cancel()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+
+def _log_acquire(got: Lease | LeaseBusy, owner_id: str) -> None:
+    if isinstance(got, LeaseBusy):
+        log.debug("session %s: lease busy, held by %s", got.session_id, got.holder_owner_id)
+    else:
+        log.debug("session %s: lease %d acquired by %s", got.session_id, got.fencing, owner_id)

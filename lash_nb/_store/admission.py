@@ -1,0 +1,92 @@
+"""The commit admission rule, written once for every store.
+
+Every store's ``commit`` reads, under its own lock or transaction, what the rule needs (the
+session's head revision, the hash already stored for the commit's turn id, the live lease
+row, the claim holding each batch the commit completes) and calls :func:`admit` before it
+writes anything. The checks run in this order, each with one message for every store:
+
+1. idempotency stamp: the same turn id with the same hash is a duplicate (the store returns
+   the stored result); another hash raises ``TurnCommitConflict``;
+2. held lease: a commit without a lease raises ``SessionExecutionLeaseExpired`` (lash
+   ``session_execution_lease_contract``: session-head commits need the lease; an idempotent
+   replay, step 1, does not); the commit's lease must still be the stored one (same token and fencing
+   number: nobody released it or took the session over; its expiry does not matter to the
+   holder, docs/adr/0014), else ``SessionExecutionLeaseLost``;
+3. head revision: ``expected_head_revision`` (when given) must be the stored head, else
+   ``HeadRevisionConflict``;
+4. claim ownership: every completed batch must still be held by the commit's claim, else
+   ``ClaimSuperseded``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Mapping
+
+from .._errors import (
+    ClaimSuperseded,
+    HeadRevisionConflict,
+    SessionExecutionLeaseExpired,
+    SessionExecutionLeaseLost,
+    TurnCommitConflict,
+)
+from .base import RuntimeCommit, lease_is_held
+
+
+@dataclass(frozen=True)
+class LeaseRow:
+    """The stored lease of a session, as the store read it."""
+
+    token: str | None
+    fencing: int
+    expires_at_ms: int
+
+
+class Admission(enum.Enum):
+    ADMIT = "admit"
+    DUPLICATE = "duplicate"  # the same turn committed with the same hash: return it as is
+
+
+def admit(c: RuntimeCommit, *, revision: int | None, prior_hash: str | None,
+          lease: LeaseRow | None, now_ms: int,
+          held_claims: Mapping[str, str | None]) -> Admission:
+    """Check ``c`` against what the store read; raise the first failed check's error.
+
+    ``revision`` is None when the session is not stored; ``prior_hash`` is the commit hash
+    stored for ``c.turn``'s turn id (None: not committed yet); ``held_claims`` maps each batch
+    id the commit completes to the claim id holding it now (missing: the batch is gone)."""
+    sid = c.session_id
+    if c.turn is not None and revision is not None and prior_hash is not None:
+        if prior_hash == c.turn.commit_hash:
+            return Admission.DUPLICATE
+        raise TurnCommitConflict(
+            f"turn {c.turn.turn_id!r} of session {sid!r} was already committed with different "
+            "content; use a new turn id")
+    if c.lease is None:
+        raise SessionExecutionLeaseExpired(
+            f"a commit to session {sid!r} needs the session execution lease; acquire it with "
+            "store.try_acquire_lease(session_id, owner_id) and pass it in the RuntimeCommit")
+    if not (lease is not None and lease_is_held(c.lease, lease.token, lease.fencing)):
+        raise lease_lost(sid)
+    current = revision or 0
+    if c.expected_head_revision is not None and c.expected_head_revision != current:
+        raise HeadRevisionConflict(
+            f"session {sid!r} head moved to {current} (expected {c.expected_head_revision}); "
+            "reopen the session and retry")
+    for claim in c.completed_claims:
+        for bid in claim.batch_ids:
+            if held_claims.get(bid) != claim.claim_id:
+                raise ClaimSuperseded(
+                    f"queued batch {bid!r} is no longer held by claim {claim.claim_id!r}")
+    return Admission.ADMIT
+
+
+def lease_lost(session_id: str) -> SessionExecutionLeaseLost:
+    return SessionExecutionLeaseLost(
+        f"the execution lease on session {session_id!r} was taken over or released; the "
+        "commit was not written; reopen the session and run again")
+
+
+def completed_batch_ids(c: RuntimeCommit) -> list[str]:
+    return [b for claim in c.completed_claims for b in claim.batch_ids]
