@@ -8,7 +8,8 @@ In a notebook: ``%load_ext lash_nb`` then ``%lash help``.
 from ._core.cancel import CancellationToken
 from ._core.queue import DeliveryPolicy, SlotPolicy
 from ._core.records import TurnInput, TurnOutcome, TurnStop
-from ._core.tools import tool
+from ._tools.function import tool
+from ._tools.mcp import MCPServer
 from ._errors import LashError
 from ._runtime.core import LashCore
 from ._runtime.sync import run_sync
@@ -23,6 +24,7 @@ __all__ = [
     "DeliveryPolicy",
     "SlotPolicy",
     "tool",
+    "MCPServer",
     "LashError",
     "run_sync",
     "load_ipython_extension",

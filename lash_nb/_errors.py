@@ -8,7 +8,8 @@
     │   ├── InvalidTurnInput          empty or malformed input for enqueue / turn
     │   ├── TurnIdMismatch            input trace id differs from the turn id
     │   ├── QueryNotAllowed           store.query / %lash sql given a write, a file read
-    │   └── WireScriptError           a replay script is malformed, unmatched or used up
+    │   ├── WireScriptError           a replay script is malformed, unmatched or used up
+    │   └── ToolNameConflict          two tools with one name (at registration)
     ├── ProviderUnavailable           the session's recorded provider id is not the live one
     ├── StoreSessionMismatch          state / store belongs to another session id
     ├── SessionExecutionBusy          another runtime holds the session lease   (retryable)
@@ -24,7 +25,11 @@
     │   ├── TurnCommitConflict        same turn id committed with different content
     │   └── ClaimSuperseded           a queue claim was taken over by a newer lease
     ├── QueueRequiresStore            queue operations need a persistent store
-    └── CursorError                   malformed or foreign observation cursor
+    ├── CursorError                   malformed or foreign observation cursor
+    ├── ToolArgumentsInvalid          a model's tool arguments failed validation; inside a
+    │                                 turn it becomes an error result the model can correct
+    └── ToolServerError               an MCP server did not start, or failed (its tools' calls
+                                      become error results; starting it raises)
 
     LashWarning (a UserWarning)       something was skipped or is NaN; the call still worked
 
@@ -186,3 +191,15 @@ class CursorError(LashError, ValueError):
 
 class WireScriptError(ConfigurationError):
     """A provider wire script is malformed, did not match the request, or ran out."""
+
+
+class ToolNameConflict(ConfigurationError):
+    """A tool source brings a name another live source (or itself) already has."""
+
+
+class ToolArgumentsInvalid(LashError):
+    """Raised by a tool before it runs; the turn shows the message to the model."""
+
+
+class ToolServerError(LashError):
+    """An MCP server could not be started or reached, or answered a call with an error."""

@@ -24,6 +24,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   need=""
   command -v chromium >/dev/null 2>&1 || need="$need chromium"
   ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need="$need postgresql"
+  command -v npm >/dev/null 2>&1 || need="$need nodejs npm"  # the MCP test servers
   if [ -n "$need" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null || exit 1
@@ -48,6 +49,12 @@ find_python() {
 .venv/bin/python -m pip install -q --disable-pip-version-check \
   "$(grep -E '^uv==' requirements/ci-newest.txt | cut -d' ' -f1)" || exit 1
 UV=.venv/bin/uv
+
+# the real MCP servers tests/test_tool_mcp.py starts (server-everything from npm,
+# mcp-server-time from PyPI), installed once into .mcp-servers/; a failed install only skips
+# those tests (each says why)
+export LASH_NB_MCP_SERVERS=${LASH_NB_MCP_SERVERS:-$PWD/.mcp-servers}
+.venv/bin/python tests/mcp_servers.py "$LASH_NB_MCP_SERVERS" || echo "MCP servers: install failed (their tests will skip)"
 
 setup() {  # setup VENV PYTHON LOCK
   local venv=$1 python=$2 lock=$3

@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "lash_nb"
-LAYERS = ("_core", "_store", "_providers", "_runtime", "_reports", "_notebook")
+LAYERS = ("_core", "_tools", "_store", "_providers", "_runtime", "_reports", "_notebook")
 # what each internal layer must not import
 FORBIDDEN = {
-    "_core": {"_store", "_providers", "_runtime", "_reports", "_notebook"},
-    "_store": {"_providers", "_runtime", "_reports", "_notebook"},
-    "_providers": {"_store", "_runtime", "_reports", "_notebook"},
+    "_core": {"_tools", "_store", "_providers", "_runtime", "_reports", "_notebook"},
+    # tool sources that need pydantic / mcp: on _core, under _runtime (package docstring)
+    "_tools": {"_store", "_providers", "_runtime", "_reports", "_notebook"},
+    "_store": {"_tools", "_providers", "_runtime", "_reports", "_notebook"},
+    "_providers": {"_tools", "_store", "_runtime", "_reports", "_notebook"},
     "_runtime": {"_reports", "_notebook"},
     "_reports": {"_notebook"},
     "_notebook": set(),
@@ -27,6 +29,9 @@ HOMES = {
     "anywidget": {"_notebook"},
     "ipywidgets": {"_notebook"},
     "traitlets": {"_notebook"},
+    "pydantic": {"_tools"},
+    "pydantic_core": {"_tools"},
+    "mcp": {"_tools"},
     "markdown_it": {"_notebook"},
     "pygments": {"_notebook"},
 }
@@ -101,7 +106,7 @@ def test_importing_lash_nb_does_not_import_heavy_packages():
     import subprocess
 
     code = ("import sys, lash_nb; heavy = [m for m in ('duckdb', 'pandas', 'httpx', 'IPython', "
-            "'anywidget', 'pyarrow') if m in sys.modules]; print(','.join(heavy))")
+            "'anywidget', 'pyarrow', 'pydantic', 'mcp') if m in sys.modules]; print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 

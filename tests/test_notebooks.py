@@ -88,7 +88,7 @@ def no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_every_notebook_in_the_folder_has_a_test_here():
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == [
         "01-quickstart.ipynb", "02-queue.ipynb", "03-usage-analysis.ipynb",
-        "04-real-providers.ipynb",
+        "04-real-providers.ipynb", "05-tools-and-mcp.ipynb",
     ]
 
 
@@ -264,3 +264,22 @@ def test_strip_script_removes_outputs_counts_and_widget_state_and_keeps_sources(
     assert "widgets" not in stripped["metadata"]
     assert subprocess.run([sys.executable, str(STRIP), "--check", str(path)]).returncode == 0
     nbformat.validate(nbformat.read(path, as_version=4))
+
+
+@pytest.mark.slow  # runs a whole notebook in a kernel, starts an MCP server
+def test_tools_notebook_validates_arguments_and_uses_an_mcp_server(tmp_path, no_keys):
+    pytest.importorskip("mcp", reason="the mcp extra is not installed")
+    nb = execute("05-tools-and-mcp.ipynb", tmp_path)
+    out = texts(nb)
+    assert error_outputs(nb) == []
+    # the date string was converted before the function ran: 2026-01-01 -> 2026-12-25
+    assert "days_until returned 358 days (got a date)." in out
+    # a bad date is an error result the model reads; the turn still finishes
+    assert ("invalid arguments for tool 'days_until': day: Input should be a valid date" in out
+            and "(got 'someday')" in out and "2 tries left in this turn" in out)
+    assert "finished: assistant_message" in out
+    # the MCP server's tool answered (structured content) and the server was stopped
+    assert "MCP server 'loud' started (stdio): shout" in out
+    assert "| loud | stdio |" in out and "| running | shout |" in out
+    assert 'shout returned {"result": "HELLO FROM THE NOTEBOOK!"}.' in out
+    assert "MCP server 'loud' stopped and its tools removed" in out

@@ -81,7 +81,7 @@ def test_the_readme_has_no_links_that_break_on_pypi():
 def test_the_core_install_declares_no_notebook_packages():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = {re.split(r"[<>=!\[; ]", d, maxsplit=1)[0].lower() for d in project["dependencies"]}
-    assert names == {"duckdb", "pandas", "pyarrow", "httpx"}
+    assert names == {"duckdb", "pandas", "pyarrow", "httpx", "pydantic"}  # pydantic: @tool (ADR 35)
     notebook = {re.split(r"[<>=!\[; ]", d, maxsplit=1)[0].lower()
                 for d in project["optional-dependencies"]["notebook"]}
     assert notebook == {"ipykernel", "ipywidgets", "anywidget", "markdown-it-py", "pygments"}
@@ -187,7 +187,8 @@ NOT_IMPORTED = {
 def test_every_runtime_dependency_is_imported_by_lash_nb():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = [*project["dependencies"], *project["optional-dependencies"]["notebook"],
-                *project["optional-dependencies"]["postgres"]]
+                *project["optional-dependencies"]["postgres"],
+                *project["optional-dependencies"]["mcp"]]
     names = {re.split(r"[<>=!\[; ]", d, maxsplit=1)[0].lower() for d in declared}
     source = "\n".join(p.read_text() for p in (ROOT / "lash_nb").rglob("*.py"))
     module = {"markdown-it-py": "markdown_it"}  # distributions whose import name differs

@@ -314,6 +314,7 @@ def test_tool_manifest_schema_comes_from_hints_and_docstring():
             "exact": {"anyOf": [{"type": "boolean"}, {"type": "null"}], "default": None},
         },
         "required": ["query"],
+        "additionalProperties": False,  # unknown arguments are refused (validated calls)
     }
 
 

@@ -7,20 +7,21 @@ Theory of operation (lash ``ToolRegistry`` / ``ToolState``, observe spec §3)
 - ``generation`` changes on every effective change: membership toggles, adding a source that
   brings new tools, removing a source (always). ``apply_state`` requires the caller's
   generation to equal the current one (``GenerationMismatch`` otherwise).
+- Tool names are unique across live sources: a source bringing a name another live source
+  already has is refused whole (``ToolNameConflict``) and nothing changes. Re-adding a source
+  under its own id refreshes it: new tools join, tools it no longer lists leave.
+- The typed-function tools (``@tool``) and MCP servers live in ``lash_nb._tools`` (they need
+  pydantic / mcp); this module is stdlib only.
 - Persisted membership is restored with ``restore_membership``: the snapshot generation is
   adopted; ids no live source advertises become orphans and rebind when a source re-adds them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import enum
-import inspect
-import re
-import types
-import typing
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Awaitable, Mapping, Protocol, Sequence, runtime_checkable
+
+from .._errors import ToolNameConflict
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,171 +56,6 @@ class ToolProvider(Protocol):
     async def execute(self, name: str, args: Mapping[str, Any], context: ToolContext) -> Any: ...
 
 
-# --------------------------------------------------------------------------- @tool
-
-_PARAM_LINE = re.compile(r"^\s*(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.+)$")
-
-
-def _parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
-    """Summary plus per-parameter descriptions from a Google / NumPy-style docstring."""
-    if not doc:
-        return "", {}
-    lines = inspect.cleandoc(doc).splitlines()
-    summary: list[str] = []
-    params: dict[str, str] = {}
-    section = "summary"
-    current: str | None = None
-    for line in lines:
-        stripped = line.strip()
-        low = stripped.lower().rstrip(":")
-        if low in ("args", "arguments", "parameters", "params"):
-            section, current = "params", None
-            continue
-        if low in ("returns", "return", "raises", "yields", "examples", "example", "notes"):
-            section, current = "other", None
-            continue
-        if set(stripped) <= {"-"} and stripped:
-            continue
-        if section == "summary":
-            if not stripped and summary:
-                section = "description"
-            elif stripped:
-                summary.append(stripped)
-        elif section == "params":
-            m = _PARAM_LINE.match(line)
-            if m and not line.startswith("        "):
-                current = m.group(1).lstrip("*")
-                params[current] = m.group(2).strip()
-            elif current and stripped:
-                params[current] += " " + stripped
-    return " ".join(summary), params
-
-
-def json_schema_for(annotation: Any) -> dict[str, Any]:
-    """JSON schema for a Python type hint (the subset tools need)."""
-    if annotation is inspect.Parameter.empty or annotation is Any:
-        return {}
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin is typing.Annotated:
-        schema = json_schema_for(args[0])
-        for meta in args[1:]:
-            if isinstance(meta, str):
-                schema["description"] = meta
-        return schema
-    if origin in (typing.Union, types.UnionType):
-        non_none = [a for a in args if a is not type(None)]
-        if len(non_none) == 1:
-            inner = json_schema_for(non_none[0])
-            return {"anyOf": [inner, {"type": "null"}]} if inner else {}
-        return {"anyOf": [json_schema_for(a) for a in args]}
-    if origin is typing.Literal:
-        return {"enum": list(args)}
-    if origin in (list, tuple, set, frozenset, Sequence) or annotation in (list, tuple, set):
-        item = json_schema_for(args[0]) if args else {}
-        return {"type": "array", "items": item} if item else {"type": "array"}
-    if origin in (dict, Mapping) or annotation is dict:
-        return {"type": "object"}
-    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-        return {"enum": [m.value for m in annotation]}
-    simple = {str: "string", int: "integer", float: "number", bool: "boolean"}
-    if annotation in simple:
-        return {"type": simple[annotation]}
-    return {}
-
-
-def _input_schema(fn: Callable[..., Any], param_docs: Mapping[str, str]) -> dict[str, Any]:
-    sig = inspect.signature(fn)
-    hints = typing.get_type_hints(fn, include_extras=True)
-    props: dict[str, Any] = {}
-    required: list[str] = []
-    for name, p in sig.parameters.items():
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or name in ("context", "ctx"):
-            continue
-        schema = json_schema_for(hints.get(name, p.annotation))
-        if name in param_docs and "description" not in schema:
-            schema["description"] = param_docs[name]
-        if p.default is inspect.Parameter.empty:
-            required.append(name)
-        elif p.default is None or isinstance(p.default, (str, int, float, bool)):
-            schema["default"] = p.default
-        props[name] = schema
-    out: dict[str, Any] = {"type": "object", "properties": props}
-    if required:
-        out["required"] = required
-    return out
-
-
-class FunctionTool:
-    """A typed Python function (sync or async) exposed as a tool. Made by :func:`tool`."""
-
-    def __init__(
-        self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None,
-        inline: bool = False,
-    ) -> None:
-        summary, param_docs = _parse_docstring(fn.__doc__)
-        self.fn = fn
-        self.inline = inline
-        self.name = name or fn.__name__
-        self.is_async = inspect.iscoroutinefunction(fn)
-        self.wants_context = "context" in inspect.signature(fn).parameters
-        self.manifest = ToolManifest(
-            id=f"tool:{self.name}",
-            name=self.name,
-            description=description if description is not None else summary,
-            input_schema=_input_schema(fn, param_docs),
-        )
-        self.__doc__ = fn.__doc__
-        self.__name__ = self.name
-
-    def tool_manifests(self) -> Sequence[ToolManifest]:
-        return (self.manifest,)
-
-    async def execute(self, name: str, args: Mapping[str, Any], context: ToolContext) -> Any:
-        kwargs = dict(args)
-        if self.wants_context:
-            kwargs["context"] = context
-        if self.is_async:
-            return await self.fn(**kwargs)
-        # a sync tool runs on a worker thread so the loop (widgets, Stop) stays live;
-        # inline=True runs it on the loop for trivial functions
-        result = self.fn(**kwargs) if self.inline else await asyncio.to_thread(self.fn, **kwargs)
-        if inspect.isawaitable(result):
-            return await result
-        return result
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.fn(*args, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"<tool {self.name}: {self.manifest.description[:50]!r}>"
-
-
-def tool(
-    fn: Callable[..., Any] | None = None, *, name: str | None = None,
-    description: str | None = None, inline: bool = False,
-) -> Any:
-    """Turn a typed function into a tool; the docstring gives the description and the
-    per-argument descriptions. Use as ``@tool`` or ``@tool(name=..., description=...)``.
-    Sync functions run on a worker thread (``inline=True``: on the event loop)."""
-    if fn is None:
-        return lambda f: FunctionTool(f, name=name, description=description, inline=inline)
-    return FunctionTool(fn, name=name, description=description, inline=inline)
-
-
-def as_tool_provider(obj: Any) -> ToolProvider:
-    if isinstance(obj, FunctionTool):
-        return obj
-    if callable(obj) and not hasattr(obj, "tool_manifests"):
-        return FunctionTool(obj)
-    if hasattr(obj, "tool_manifests") and hasattr(obj, "execute"):
-        return obj  # type: ignore[no-any-return]
-    raise TypeError(
-        f"{obj!r} is not a tool: pass a function (optionally decorated with @tool) or an "
-        "object with tool_manifests() and async execute(name, args, context)"
-    )
-
-
 # --------------------------------------------------------------------------- registry
 
 
@@ -248,12 +84,18 @@ class ToolRegistry:
     _live_counter: int = 0
 
     def add_source(self, provider: ToolProvider, source_id: str | None = None) -> str:
+        manifests = list(provider.tool_manifests())
+        self._check_names(manifests, source_id)
         if source_id is None:
             self._live_counter += 1
             source_id = f"live:{self._live_counter}"
         self.sources[source_id] = provider
         changed = False
-        for m in provider.tool_manifests():
+        listed = {m.id for m in manifests}
+        for tid in [t for t, e in self.entries.items() if e.source_id == source_id and t not in listed]:
+            del self.entries[tid]  # a refreshed source no longer lists it
+            changed = True
+        for m in manifests:
             existing = self.entries.get(m.id)
             if existing is None:
                 self.entries[m.id] = _Entry(m, source_id, True)
@@ -262,10 +104,25 @@ class ToolRegistry:
                 if existing.source_id != source_id or existing.manifest != m:
                     changed = True
                 existing.source_id, existing.manifest = source_id, m
-            # another live source already owns the id: first source wins
         if changed:
             self.generation += 1
         return source_id
+
+    def _check_names(self, manifests: Sequence[ToolManifest], source_id: str | None) -> None:
+        seen: dict[str, str] = {}
+        for m in manifests:
+            if m.name in seen:
+                raise ToolNameConflict(f"the tool source lists two tools named {m.name!r}; "
+                                       "give one another name (@tool(name=...))")
+            seen[m.name] = m.id
+        for e in self.entries.values():
+            if e.source_id is None or e.source_id == source_id:
+                continue
+            if e.manifest.name in seen or e.manifest.id in seen.values():
+                raise ToolNameConflict(
+                    f"a tool named {e.manifest.name!r} is already registered (source "
+                    f"{e.source_id!r}); rename the new one with @tool(name=...) or remove the "
+                    f"old one with session.tools().remove_source({e.source_id!r})")
 
     def remove_source(self, source_id: str) -> int:
         if source_id not in self.sources:
@@ -377,7 +234,6 @@ async def run_tool(
 
 
 __all__ = [
-    "ToolManifest", "ToolContext", "ToolProvider", "FunctionTool", "tool", "as_tool_provider",
-    "ToolRegistry", "GenerationMismatch", "CatalogKey", "catalog_entries", "run_tool",
-    "json_schema_for",
+    "ToolManifest", "ToolContext", "ToolProvider", "ToolRegistry", "GenerationMismatch",
+    "CatalogKey", "catalog_entries", "run_tool",
 ]

@@ -168,7 +168,7 @@ class NotebookContext:
     def discover_tools(self) -> list[Any]:
         """The ``@tool`` objects defined at the top level of the notebook (names not
         starting with ``_``), in definition order."""
-        from .._core.tools import FunctionTool
+        from .._tools.function import FunctionTool
 
         shell = self.defaults.shell
         ns = shell.user_ns if shell is not None else {}

@@ -20,6 +20,7 @@ from traitlets import Float, Unicode
 
 from .._errors import LashError
 from . import verbs_info as info
+from . import verbs_mcp
 from . import verbs_turn as turn
 from .context import NotebookContext
 
@@ -33,6 +34,7 @@ VERBS: dict[str, Verb] = {
     "drain": turn.drain,
     "stop": turn.stop,
     "tools": info.tools,
+    "mcp": verbs_mcp.mcp,
     "usage": info.usage,
     "sessions": info.sessions,
     "graph": info.graph,
@@ -41,7 +43,8 @@ VERBS: dict[str, Verb] = {
     "help": info.help_,
 }
 CELL_VERBS = ("turn", "enqueue", "sql")
-ARGS: dict[str, Callable[["LashMagics", str, "str | None"], Any]] = {**turn.ARGS, **info.ARGS}
+ARGS: dict[str, Callable[["LashMagics", str, "str | None"], Any]] = {
+    **turn.ARGS, **info.ARGS, "mcp": verbs_mcp.mcp_args}
 
 
 def _one_line(exc: BaseException) -> UsageError:

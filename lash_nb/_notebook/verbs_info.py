@@ -44,6 +44,8 @@ HELP = """**%lash** verbs (`%load_ext lash_nb`)
 | `%lash drain [--all] [--background]` | run queued work now, with N of M progress |
 | `%lash stop` | cancel the running turns |
 | `%lash tools` | tool catalog with membership toggles |
+| `%lash mcp add NAME [--prefix P] -- COMMAND ARGS` / `%lash mcp add NAME --url URL` | start an MCP server (stdio / streamable HTTP); its tools join the catalog |
+| `%lash mcp list` / `%lash mcp remove NAME` | the session's MCP servers / stop one and drop its tools |
 | `%lash usage [--by turn\\|model\\|source\\|session\\|day] [--plot]` | usage DataFrame (computed in the store) or a chart |
 | `%lash sessions` / `%lash graph [--df]` | stored sessions / the session graph as a tree with its branches |
 | `%lash sql [--allow-files] QUERY` / `%%lash sql` | read-only SQL over the store, DataFrame out (`--allow-files`: `read_csv` and friends) |
@@ -62,6 +64,7 @@ async def tools(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
         for t in m.ctx.discover_tools():
             if t.name not in known:
                 admin.add_provider(t)
+                known.add(t.name)
     from .widgets.tools import ToolCatalogWidget  # anywidget loads with the first widget
     return ToolCatalogWidget(load=admin.all_tools, set_membership=admin.set_membership)
 

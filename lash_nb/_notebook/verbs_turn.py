@@ -103,7 +103,7 @@ def notebook_tools(m: LashMagics, names: str | None) -> tuple[list[Any], tuple[s
     wrapped with ``@tool`` semantics), else every ``@tool`` object of the notebook."""
     if names is None:
         return m.ctx.discover_tools(), None
-    from .._core.tools import as_tool_provider
+    from .._tools.function import as_tool_provider
 
     ns = m.shell.user_ns
     wanted = tuple(filter(None, (t.strip() for t in names.split(","))))

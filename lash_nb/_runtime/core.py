@@ -18,7 +18,9 @@ from typing import Any, Mapping
 from .._core.graph import SessionGraph, SessionNode
 from .._core.llm import Provider, RetryPolicy
 from .._core.queue import DEFAULT_MAX_ATTEMPTS
-from .._core.tools import ToolRegistry, as_tool_provider
+from .._core.tools import ToolRegistry
+from .._tools.function import as_tool_provider
+from .._tools.mcp import MCPServer
 from .._core.text import check_id
 from .._core.usage import TokenLedgerEntry, TokenUsage
 from .._errors import ConfigurationError, StoreSessionMismatch
@@ -114,7 +116,11 @@ class LashCoreBuilder:
         return self
 
     def tools(self, *tools: Any) -> LashCoreBuilder:
-        self._tools.extend(as_tool_provider(t) for t in tools)
+        providers = [as_tool_provider(t) for t in tools]
+        trial = ToolRegistry()  # two tools with one name fail here, not at the first open
+        for i, tp in enumerate([*self._tools, *providers]):
+            trial.add_source(tp, f"base:{i}")
+        self._tools.extend(providers)
         return self
 
     def store(self, store: Any) -> LashCoreBuilder:
@@ -200,6 +206,9 @@ class LashCore:
         return sessions
 
     async def close(self) -> None:
+        for provider in self.tool_providers:  # MCP servers given to the builder
+            if isinstance(provider, MCPServer):
+                await provider.aclose()
         await self.store.close()
 
     def __repr__(self) -> str:

@@ -11,8 +11,8 @@ import asyncio
 import sys
 import time
 
-from .._core.tools import tool
 from .._providers.offline import OfflineProvider
+from .._tools.function import tool
 from .core import LashCore
 
 

@@ -16,6 +16,7 @@ from .._core.events import TurnActivity
 from .._core.llm import Provider, RetryPolicy
 from .._core.records import TurnInput, fresh_id
 from .._core.usage import SessionUsageReport, TokenLedgerEntry
+from .._tools.mcp import close_servers
 from .._store.base import SessionStore, lease_owner_id, watches_turn_cancel
 from .cancel import TurnCancelRegistry
 from .catalog import ToolCatalog
@@ -211,6 +212,7 @@ class LashSession:
     async def close(self) -> None:
         self.drainer.pause()
         self.closed = True
+        await close_servers(self.state.registry, prefix="live:")  # MCP servers it added
 
     async def __aenter__(self) -> LashSession:
         return self

@@ -7,11 +7,30 @@ carries the membership); ``await admin.persist()`` writes them now.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any, Mapping
 
-from .._core.tools import ToolManifest, ToolProvider, ToolRegistry, as_tool_provider
+from .._core.tools import ToolManifest, ToolProvider, ToolRegistry
+from .._errors import LashError
+from .._tools.function import as_tool_provider
+from .._tools.mcp import MCPServer
 from .parts import SessionParts
 from .queue import Drainer, enqueue_command
+
+
+log = logging.getLogger("lash_nb.tools")
+_stopping: set[asyncio.Task[None]] = set()
+
+
+def stop_later(server: MCPServer) -> None:
+    """Stop a server from sync code (``remove_source``) on the running loop, if any."""
+    try:
+        task = asyncio.get_running_loop().create_task(server.aclose())
+    except RuntimeError:
+        return
+    _stopping.add(task)
+    task.add_done_callback(_stopping.discard)
 
 
 class ToolAdmin:
@@ -38,13 +57,16 @@ class ToolAdmin:
         return self._parts.catalog.entries()
 
     def all_tools(self) -> list[dict[str, Any]]:
-        """Every known tool with its membership, for UIs (ordered by id)."""
+        """Every known tool with its membership and source id (``None`` when orphaned), for
+        UIs (ordered by id)."""
         out = []
+        entries = self._registry.entries
         for tid, row in self.state()["tools"].items():
             m = row["manifest"]
             out.append({"id": tid, "name": m["name"], "description": m["description"],
                         "input_schema": m["input_schema"], "member": row.get("member", True),
-                        "orphaned": row.get("orphaned", False)})
+                        "orphaned": row.get("orphaned", False),
+                        "source": entries[tid].source_id if tid in entries else None})
         return out
 
     def set_membership(self, tool: str, present: bool, *, expected_generation: int | None = None) -> int:
@@ -62,8 +84,41 @@ class ToolAdmin:
         self._changed()
         return str(source)
 
+    async def add_server(self, server: MCPServer) -> str:
+        """Start an MCP server (``lash_nb.MCPServer``) and add its tools as one source; the
+        catalog follows the server's tool list changes; the server stops with the session
+        (``close()``). Returns the source id for ``remove_source`` (which also stops it)."""
+        await server.start()
+        try:
+            source = self.add_provider(server)
+        except BaseException:
+            await server.aclose()
+            raise
+        registry = self._registry
+        changed = self._changed
+
+        def refresh() -> None:
+            current: Any = registry.sources.get(source)
+            if current is server:
+                try:
+                    registry.add_source(server, source)
+                except LashError as err:  # e.g. a new tool's name is taken: keep the old list
+                    log.warning("MCP server %s: its new tool list was not taken: %s", server.name, err)
+                    return
+                changed()
+
+        server.on_tools_changed.append(refresh)
+        return source
+
+    def servers(self) -> list[tuple[str, MCPServer]]:
+        """``(source id, server)`` of every MCP server among the sources."""
+        return [(sid, p) for sid, p in self._registry.sources.items() if isinstance(p, MCPServer)]
+
     def remove_source(self, source_id: str) -> int:
+        provider = self._registry.sources.get(source_id)
         generation = self._registry.remove_source(source_id)
+        if isinstance(provider, MCPServer) and source_id.startswith("live:"):
+            stop_later(provider)  # a session's own server stops with its source
         self._changed()
         return int(generation)
 

@@ -1,0 +1,88 @@
+"""``%lash mcp``: MCP servers as tool sources of the bound session.
+
+``%lash mcp add NAME [--prefix P] -- COMMAND ARGS...`` starts a stdio server,
+``%lash mcp add NAME --url URL`` connects to a streamable HTTP one (``{var}`` in the command
+or URL is a notebook variable, as in prompts); both put the server's
+tools into the session's catalog (``%lash tools`` toggles them). ``%lash mcp list`` shows the
+session's servers; ``%lash mcp remove NAME`` stops one and takes its tools out. Servers stop
+with the session (``%lash open`` of another, kernel shutdown).
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.display import Markdown
+
+from .._tools.mcp import MCPServer
+from .parsing import interpolate, parse, parser
+
+if TYPE_CHECKING:
+    from .magics import LashMagics
+
+MCP = parser("mcp", "MCP servers as tool sources: add NAME -- COMMAND ARGS | add NAME --url URL "
+                    "| list | remove NAME")
+MCP.add_argument("action", choices=("add", "list", "remove"))
+MCP.add_argument("name", nargs="?", default=None)
+MCP.add_argument("--url", default=None)
+MCP.add_argument("--prefix", default="")
+MCP.add_argument("--session", default=None)
+
+
+def mcp_args(m: LashMagics, argline: str, cell: str | None) -> Any:
+    head, sep, tail = f" {argline} ".partition(" -- ")
+    a = parse(MCP, head.strip())
+    ns = m.shell.user_ns
+    if a.url:
+        a.url = interpolate(a.url, ns)
+    try:
+        a.command = [interpolate(w, ns) for w in shlex.split(tail)] if sep else []
+    except ValueError as err:
+        raise UsageError(f"%lash mcp add: the command after -- does not parse ({err})") from None
+    if a.action in ("add", "remove") and not a.name:
+        raise UsageError(f"%lash mcp {a.action} needs a server NAME; see %lash help")
+    if a.action == "add" and bool(a.command) == bool(a.url):
+        raise UsageError("%lash mcp add NAME needs -- COMMAND ARGS (stdio) or --url URL (HTTP), "
+                         "one of them")
+    return a
+
+
+async def mcp(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
+    a = mcp_args(m, argline, cell)
+    b = await m.ctx.binding(a.session)
+    admin = b.session.tools()
+    servers = {s.name: (sid, s) for sid, s in admin.servers()}
+    if a.action == "add":
+        if a.name in servers:
+            raise UsageError(f"an MCP server {a.name!r} is already added; "
+                             f"%lash mcp remove {a.name} first")
+        server = (MCPServer.http(a.name, a.url, prefix=a.prefix) if a.url else
+                  MCPServer.stdio(a.name, *a.command, prefix=a.prefix))
+        await admin.add_server(server)
+        names = ", ".join(t.name for t in server.tool_manifests()) or "(none)"
+        print(f"MCP server {a.name!r} started ({server.transport}): {names}")
+        return server if assigned else None
+    if a.action == "remove":
+        if a.name not in servers:
+            raise UsageError(f"no MCP server {a.name!r}; %lash mcp list shows them")
+        sid, server = servers[a.name]
+        admin.remove_source(sid)
+        await server.aclose()
+        print(f"MCP server {a.name!r} stopped and its tools removed")
+        return None
+    rows = ["| server | transport | command / URL | state | tools |", "|---|---|---|---|---|"]
+    for sid, s in admin.servers():
+        state = "running" if s.running else f"stopped{': ' + s.error if s.error else ''}"
+        tools = ", ".join(t.name for t in s.tool_manifests())
+        rows.append(f"| {_cell(s.name)} | {s.transport} | `{_cell(s.target)}` | {_cell(state)} "
+                    f"| {_cell(tools)} |")
+    if len(rows) == 2:
+        return Markdown("no MCP servers; add one with `%lash mcp add NAME -- COMMAND ARGS` "
+                        "or `--url URL`")
+    return Markdown("\n".join(rows))
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("`", "'").replace("\n", " ")

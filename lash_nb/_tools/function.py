@@ -1,0 +1,264 @@
+"""``@tool``: a typed Python function as a tool, its schema and its argument validation.
+
+Theory of operation
+- At decoration the signature becomes a pydantic model (one field per parameter, its
+  docstring description and default); the manifest's input schema is that model's JSON
+  schema with shared types under ``$defs`` and no generated titles. Unknown arguments are
+  refused (``additionalProperties: false``) unless the function takes ``**kwargs``.
+- On every call the model's arguments are validated and coerced to the declared types
+  (``"3"`` -> ``3`` for ``n: int``, a dict -> ``Point`` for ``p: Point``) before the function
+  runs. Invalid arguments raise :class:`~lash_nb._errors.ToolArgumentsInvalid`, which the
+  turn returns to the model as an error result naming each bad field, so it can correct
+  the call.
+- Retry bound: a tool takes at most ``max_retries`` invalid calls per turn (default 3,
+  ``@tool(max_retries=...)``). The call that reaches the bound, and every later call of that
+  tool in the same turn, is refused without running and tells the model to stop calling it
+  (ADR 35). The count is kept per (session, turn) for the last few hundred turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import typing
+import warnings
+from collections import OrderedDict
+from typing import Any, Callable, Mapping, Sequence
+
+from .._core.tools import ToolContext, ToolManifest, ToolProvider
+from .._errors import ConfigurationError, ToolArgumentsInvalid
+from .docstrings import parse_docstring
+from .mcp import MCPServer
+
+DEFAULT_MAX_RETRIES = 3
+_TURNS_REMEMBERED = 512
+_CONTEXT_NAMES = ("context", "ctx")
+
+
+def _strip_titles(schema: Any, *, properties: bool = False) -> Any:
+    """pydantic's generated ``title`` keys say nothing the names do not; drop them (never a
+    property that happens to be called ``title``)."""
+    if isinstance(schema, list):
+        return [_strip_titles(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {}
+    for key, value in schema.items():
+        if key == "title" and not properties and isinstance(value, str):
+            continue
+        if key in ("properties", "$defs", "patternProperties"):
+            out[key] = {k: _strip_titles(v) for k, v in value.items()}
+        elif key in ("default", "const", "enum", "examples", "required"):
+            out[key] = value
+        else:
+            out[key] = _strip_titles(value)
+    return out
+
+
+def _annotated_description(annotation: Any) -> str | None:
+    if typing.get_origin(annotation) is typing.Annotated:
+        for meta in typing.get_args(annotation)[1:]:
+            if isinstance(meta, str):
+                return meta
+    return None
+
+
+class ArgumentsModel:
+    """A function's parameters as a pydantic model: the JSON schema and the validator."""
+
+    def __init__(self, fn: Callable[..., Any], param_docs: Mapping[str, str], name: str) -> None:
+        import pydantic
+
+        sig = inspect.signature(fn)
+        try:
+            hints = typing.get_type_hints(fn, include_extras=True)
+        except Exception as err:
+            raise ConfigurationError(
+                f"tool {name!r}: its type hints cannot be resolved ({type(err).__name__}: {err}); "
+                "define the types it names before decorating it"
+            ) from None
+        fields: dict[str, Any] = {}
+        self.names: dict[str, str] = {}  # model field -> parameter name
+        self.positional: list[str] = []  # positional-only parameters, in order
+        self.var_keyword = False
+        for pname, p in sig.parameters.items():
+            if p.kind is p.VAR_KEYWORD:
+                self.var_keyword = True
+                continue
+            if p.kind is p.VAR_POSITIONAL or pname in _CONTEXT_NAMES:
+                continue
+            if p.kind is p.POSITIONAL_ONLY:
+                self.positional.append(pname)
+            annotation = hints.get(pname, Any)
+            description = param_docs.get(pname) or _annotated_description(annotation)
+            default = ... if p.default is inspect.Parameter.empty else p.default
+            field_name = pname
+            if pname.startswith("_") or hasattr(pydantic.BaseModel, pname):
+                field_name = f"arg_{len(fields)}_{pname.lstrip('_')}"
+            fields[field_name] = (annotation, pydantic.Field(default, alias=pname,
+                                                             description=description))
+            self.names[field_name] = pname
+        config = pydantic.ConfigDict(extra="allow" if self.var_keyword else "forbid",
+                                     arbitrary_types_allowed=True, populate_by_name=False)
+        try:
+            self.model = pydantic.create_model(f"{name}_arguments", __config__=config, **fields)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a default JSON cannot show is left out
+                schema = self.model.model_json_schema(by_alias=True)
+        except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError, TypeError) as err:
+            first = str(err).strip().splitlines()[0]
+            raise ConfigurationError(
+                f"tool {name!r}: a parameter type has no JSON schema ({first}); annotate it "
+                "with a plain type, a dataclass, a TypedDict or a pydantic model"
+            ) from None
+        schema = _strip_titles(schema)
+        schema.pop("description", None)  # a model docstring is not the tool's
+        if self.var_keyword:
+            schema.pop("additionalProperties", None)
+        self.schema: dict[str, Any] = {"type": "object", **schema}
+        self._validate = self.model.model_validate
+        self._error_type = pydantic.ValidationError
+
+    def validate(self, args: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """Coerced ``(positional, keyword)`` arguments, or ``ToolArgumentsInvalid``."""
+        try:
+            model = self._validate(args)
+        except self._error_type as err:
+            raise ToolArgumentsInvalid(_describe(err)) from None
+        values = model.__dict__
+        kwargs = {self.names[f]: v for f, v in values.items()}
+        if self.var_keyword and model.__pydantic_extra__:
+            kwargs.update(model.__pydantic_extra__)
+        positional = [kwargs.pop(p) for p in self.positional]
+        return positional, kwargs
+
+
+def _describe(err: Any) -> str:
+    """One line per bad field: where, what is wrong, what was given (shortened)."""
+    parts = []
+    for e in err.errors(include_url=False)[:10]:
+        where = ".".join(str(x) for x in e.get("loc", ())) or "(arguments)"
+        given = "" if e.get("type") == "missing" else f" (got {_short(e.get('input'))})"
+        parts.append(f"{where}: {e.get('msg', 'invalid')}{given}")
+    return "; ".join(parts)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class FunctionTool:
+    """A typed Python function (sync or async) exposed as a tool. Made by :func:`tool`."""
+
+    def __init__(
+        self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None,
+        inline: bool = False, max_retries: int = DEFAULT_MAX_RETRIES,
+    ) -> None:
+        if not callable(fn):
+            raise ConfigurationError(f"@tool needs a function, got {type(fn).__name__}")
+        if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 1:
+            raise ConfigurationError("max_retries must be a positive int (invalid calls per turn)")
+        summary, param_docs = parse_docstring(fn.__doc__)
+        self.fn = fn
+        self.inline = inline
+        self.name = name or fn.__name__
+        self.max_retries = max_retries
+        self.is_async = inspect.iscoroutinefunction(fn)
+        params = inspect.signature(fn).parameters
+        self.context_name = next((n for n in _CONTEXT_NAMES if n in params), None)
+        self.wants_context = self.context_name is not None
+        self.arguments = ArgumentsModel(fn, param_docs, self.name)
+        self.manifest = ToolManifest(
+            id=f"tool:{self.name}",
+            name=self.name,
+            description=description if description is not None else summary,
+            input_schema=self.arguments.schema,
+        )
+        self._invalid: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self.__doc__ = fn.__doc__
+        self.__name__ = self.name
+
+    def tool_manifests(self) -> Sequence[ToolManifest]:
+        return (self.manifest,)
+
+    def _check(self, args: Mapping[str, Any], context: ToolContext) -> tuple[list[Any], dict[str, Any]]:
+        key = (context.session_id, context.turn_id)
+        used = self._invalid.get(key, 0)
+        if used >= self.max_retries:
+            raise ToolArgumentsInvalid(
+                f"tool {self.name!r} is not run again in this turn after {used} calls with "
+                "invalid arguments; answer without it")
+        try:
+            return self.arguments.validate(args)
+        except ToolArgumentsInvalid as err:
+            used += 1
+            self._invalid[key] = used
+            self._invalid.move_to_end(key)
+            while len(self._invalid) > _TURNS_REMEMBERED:
+                self._invalid.popitem(last=False)
+            left = self.max_retries - used
+            advice = (f"fix the arguments and call {self.name!r} again ({left} "
+                      f"{'try' if left == 1 else 'tries'} left in this turn)" if left else
+                      f"that was the last try: do not call {self.name!r} again in this turn")
+            raise ToolArgumentsInvalid(
+                f"invalid arguments for tool {self.name!r}: {err}; {advice}") from None
+
+    async def execute(self, name: str, args: Mapping[str, Any], context: ToolContext) -> Any:
+        positional, kwargs = self._check(args, context)
+        if self.context_name is not None:
+            kwargs[self.context_name] = context
+        if self.is_async:
+            return await self.fn(*positional, **kwargs)
+        # a sync tool runs on a worker thread so the loop (widgets, Stop) stays live;
+        # inline=True runs it on the loop for trivial functions
+        if self.inline:
+            result = self.fn(*positional, **kwargs)
+        else:
+            result = await asyncio.to_thread(self.fn, *positional, **kwargs)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<tool {self.name}: {self.manifest.description[:50]!r}>"
+
+
+def tool(
+    fn: Callable[..., Any] | None = None, *, name: str | None = None,
+    description: str | None = None, inline: bool = False, max_retries: int = DEFAULT_MAX_RETRIES,
+) -> Any:
+    """Turn a typed function into a tool; the docstring gives the description and the
+    per-argument descriptions (Google, NumPy or Sphinx style). Use as ``@tool`` or
+    ``@tool(name=..., description=..., max_retries=...)``. Arguments are validated and
+    coerced to the annotated types before the function runs; a tool takes ``max_retries``
+    invalid calls per turn. Sync functions run on a worker thread (``inline=True``: on the
+    event loop)."""
+    if fn is None:
+        return lambda f: FunctionTool(f, name=name, description=description, inline=inline,
+                                      max_retries=max_retries)
+    return FunctionTool(fn, name=name, description=description, inline=inline,
+                        max_retries=max_retries)
+
+
+def as_tool_provider(obj: Any) -> ToolProvider:
+    if isinstance(obj, FunctionTool):
+        return obj
+    if isinstance(obj, MCPServer) and not obj.running:
+        raise ConfigurationError(
+            f"MCP server {obj.name!r} is not started, so it has no tools yet: "
+            "await session.tools().add_server(server), or await server.start() first")
+    if callable(obj) and not hasattr(obj, "tool_manifests"):
+        return FunctionTool(obj)
+    if hasattr(obj, "tool_manifests") and hasattr(obj, "execute"):
+        return obj  # type: ignore[no-any-return]
+    raise TypeError(
+        f"{obj!r} is not a tool: pass a function (optionally decorated with @tool) or an "
+        "object with tool_manifests() and async execute(name, args, context)"
+    )

@@ -1,0 +1,344 @@
+"""``MCPServer``: a Model Context Protocol server as a tool source (the ``mcp`` SDK, extra).
+
+Theory of operation
+- ``await server.start()`` spawns the server (stdio: a child process speaking JSON-RPC on
+  its stdin/stdout; streamable HTTP: a URL), initializes the session and lists its tools.
+  One background task owns the connection from start to ``aclose()`` (the SDK's streams and
+  task groups must be entered and left by one task); calls are made from the turn's task on
+  the same event loop.
+- Manifests: id ``mcp:<server>:<tool>``, name ``<prefix><tool>`` (no prefix by default; two
+  servers with one tool name are refused at registration like any two tools), the server's
+  input schema as is. A ``notifications/tools/list_changed`` from the server lists the tools
+  again and calls every ``on_tools_changed`` callback (``session.tools().add_server``
+  re-adds the source, so the catalog follows).
+- Results: structured content (a JSON object) when the server gives one, else the text
+  parts joined (images and resources are named, not inlined). A result flagged
+  ``isError``, a protocol error and a dead server raise :class:`ToolServerError`, which the
+  turn gives the model as an error result. Server text is cleaned by the turn like any
+  tool output.
+- Life: stopped by ``aclose()``, by the session's ``close()`` (servers added with
+  ``add_server``) or the core's ``close()`` (servers given to the builder). At process exit
+  (a kernel shut down or restarted) any child still running is terminated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import re
+import signal
+import tempfile
+import weakref
+from typing import Any, Callable, Mapping, Sequence
+
+from .._core.text import clean_json, clean_text
+from .._core.tools import ToolContext, ToolManifest
+from .._errors import ConfigurationError, ToolServerError
+
+_RUNNING: weakref.WeakSet[MCPServer] = weakref.WeakSet()
+_TOOL_NAME = re.compile(r"[^A-Za-z0-9_-]")
+_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+def _need_mcp() -> Any:
+    try:
+        import mcp
+    except ImportError:
+        raise ConfigurationError(
+            "MCP servers need the mcp package: pip install 'lash-nb-core[mcp]'") from None
+    return mcp
+
+
+class MCPServer:
+    """A Model Context Protocol server whose tools join a session's catalog.
+
+    Make one with :meth:`stdio` (a command) or :meth:`http` (a streamable HTTP URL), then
+    ``await session.tools().add_server(server)`` (starts it) or ``await server.start()`` and
+    pass it to ``LashCore.builder().tools(...)``."""
+
+    def __init__(self, name: str, *, command: str | None = None, args: Sequence[str] = (),
+                 env: Mapping[str, str] | None = None, cwd: str | None = None,
+                 url: str | None = None, prefix: str = "", timeout_s: float = 60.0) -> None:
+        if not isinstance(name, str) or not name or not set(name) <= _NAME_OK:
+            raise ConfigurationError(
+                f"MCP server name {name!r} must be letters, digits, '_', '-' or '.'")
+        if (command is None) == (url is None):
+            raise ConfigurationError("an MCP server needs a command (stdio) or a url (http), not both")
+        self.name = name
+        self.command, self.args = command, list(args)
+        self.env, self.cwd = dict(env) if env else None, cwd
+        self.url = url
+        self.prefix = prefix
+        self.timeout_s = timeout_s
+        self.on_tools_changed: list[Callable[[], None]] = []
+        self._tools: list[Any] = []  # mcp Tool objects
+        self._session: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._errlog: Any = None
+        self._pids: set[int] = set()
+        self._names: dict[str, str] = {}  # manifest name -> the server's tool name
+        self.error: str | None = None  # why it stopped, when it stopped on its own
+
+    @classmethod
+    def stdio(cls, name: str, command: str, *args: str, env: Mapping[str, str] | None = None,
+              cwd: str | None = None, prefix: str = "", timeout_s: float = 60.0) -> MCPServer:
+        """A server started as ``command args...``, speaking MCP on its stdin/stdout."""
+        return cls(name, command=command, args=args, env=env, cwd=cwd, prefix=prefix,
+                   timeout_s=timeout_s)
+
+    @classmethod
+    def http(cls, name: str, url: str, *, prefix: str = "", timeout_s: float = 60.0) -> MCPServer:
+        """A running server reached over streamable HTTP at ``url`` (e.g. ``.../mcp``)."""
+        return cls(name, url=url, prefix=prefix, timeout_s=timeout_s)
+
+    # ------------------------------------------------------------------ life
+    @property
+    def running(self) -> bool:
+        return self._session is not None
+
+    @property
+    def transport(self) -> str:
+        return "stdio" if self.command is not None else "http"
+
+    @property
+    def target(self) -> str:
+        return " ".join([self.command, *self.args]) if self.command is not None else str(self.url)
+
+    async def start(self) -> MCPServer:
+        """Connect, initialize and list the tools; a server that cannot start raises a
+        one-line :class:`ToolServerError` with its last error output."""
+        if self.running:
+            return self
+        _need_mcp()
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        ready: asyncio.Future[None] = self._loop.create_future()
+        self.error = None
+        self._task = self._loop.create_task(self._run(ready), name=f"mcp:{self.name}")
+        try:
+            await asyncio.wait_for(asyncio.shield(ready), self.timeout_s)
+        except BaseException as err:
+            await self.aclose()
+            if isinstance(err, asyncio.CancelledError):
+                raise
+            raise ToolServerError(
+                f"MCP server {self.name!r} ({self.target}) did not start: {self._why(err)}; "
+                "check the command or URL (run it in a terminal to see)") from None
+        _RUNNING.add(self)
+        return self
+
+    async def aclose(self) -> None:
+        """Stop the server (a stdio child is terminated); safe to call twice."""
+        task, self._task = self._task, None
+        if self._stop is not None:
+            self._stop.set()
+        if task is not None and not task.done():
+            if task.get_loop() is asyncio.get_running_loop():
+                try:
+                    await asyncio.wait_for(asyncio.shield(task), 10)
+                except (asyncio.TimeoutError, Exception):
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
+            else:  # another loop (a notebook restarting its loop thread): kill the child
+                _kill(self._pids)
+        self._session = None
+        _RUNNING.discard(self)
+
+    async def __aenter__(self) -> MCPServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    async def _run(self, ready: asyncio.Future[None]) -> None:
+        from mcp.client.session import ClientSession
+
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                read, write = await stack.enter_async_context(self._transport())
+                session = await stack.enter_async_context(
+                    ClientSession(read, write, message_handler=self._on_message))
+                await session.initialize()
+                self._tools = await self._list(session)
+                self._session = session
+                if not ready.done():
+                    ready.set_result(None)
+                assert self._stop is not None
+                await self._stop.wait()
+        except BaseException as err:  # noqa: BLE001 - the task's end is reported, not raised
+            if not ready.done():
+                ready.set_exception(err if isinstance(err, Exception) else ToolServerError(repr(err)))
+            elif self._stop is not None and not self._stop.is_set():
+                self.error = self._why(err)
+            if not isinstance(err, Exception):
+                raise
+        finally:
+            self._session = None
+
+    def _transport(self) -> Any:
+        if self.command is None:
+            from mcp.client.streamable_http import streamable_http_client
+
+            return streamable_http_client(str(self.url))
+        from mcp.client.stdio import StdioServerParameters, stdio_client
+
+        self._errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+        params = StdioServerParameters(command=self.command, args=self.args, env=self.env,
+                                       cwd=self.cwd)
+        before = _children()
+        cm = stdio_client(params, errlog=self._errlog)
+
+        @contextlib.asynccontextmanager
+        async def tracked() -> Any:
+            async with cm as streams:
+                self._pids |= _children() - before  # for the exit-time clean-up
+                yield streams
+
+        return tracked()
+
+    def _why(self, err: BaseException) -> str:
+        while isinstance(err, BaseExceptionGroup) and err.exceptions:
+            err = err.exceptions[0]
+        text = f"{type(err).__name__}: {err}".strip().rstrip(":")
+        if isinstance(err, asyncio.TimeoutError):
+            text = f"no answer in {self.timeout_s:g} s"
+        tail = ""
+        if self._errlog is not None:
+            with contextlib.suppress(Exception):
+                self._errlog.seek(0)
+                lines = [ln.strip() for ln in self._errlog.read().splitlines() if ln.strip()]
+                tail = lines[-1] if lines else ""
+        return (f"{text} (its last error output: {tail[:200]})" if tail else text).replace("\n", " ")
+
+    async def _list(self, session: Any) -> list[Any]:
+        tools: list[Any] = []
+        cursor = None
+        while True:
+            if cursor is None:
+                page = await session.list_tools()
+            else:
+                from mcp import types
+
+                page = await session.list_tools(params=types.PaginatedRequestParams(cursor=cursor))
+            tools.extend(page.tools)
+            cursor = page.next_cursor
+            if not cursor:
+                return tools
+
+    async def _on_message(self, message: Any) -> None:
+        from mcp import types
+
+        if isinstance(message, types.ToolListChangedNotification):
+            asyncio.get_running_loop().create_task(self._relist())
+
+    async def _relist(self) -> None:
+        session = self._session
+        if session is None:
+            return
+        try:
+            self._tools = await self._list(session)
+        except Exception as err:
+            self.error = f"listing its tools again failed: {self._why(err)}"
+            return
+        for callback in list(self.on_tools_changed):
+            callback()
+
+    # ------------------------------------------------------------------ tool provider
+    def tool_manifests(self) -> Sequence[ToolManifest]:
+        """The server's tools; its text is untrusted: names are cut to what model APIs take
+        (letters, digits, ``_``, ``-``; 64 characters), descriptions and schemas cleaned."""
+        out = []
+        self._names = {}
+        for t in self._tools:
+            name = _TOOL_NAME.sub("_", f"{self.prefix}{t.name}")[:64]
+            self._names[name] = t.name
+            schema = clean_json(dict(t.input_schema or {"type": "object"}))
+            out.append(ToolManifest(f"mcp:{self.name}:{clean_text(t.name)}", name,
+                                    clean_text(t.description or ""), schema))
+        return out
+
+    async def execute(self, name: str, args: Mapping[str, Any], context: ToolContext) -> Any:
+        session = self._session
+        if session is None:
+            why = f" ({self.error})" if self.error else ""
+            raise ToolServerError(f"MCP server {self.name!r} is not running{why}; "
+                                  "start it again with session.tools().add_server(...)")
+        if asyncio.get_running_loop() is not self._loop:
+            raise ToolServerError(f"MCP server {self.name!r} was started on another event loop; "
+                                  "start it where the session's turns run")
+        tool_name = self._names.get(name, name)
+        from mcp import MCPError
+
+        try:
+            result = await session.call_tool(tool_name, dict(args),
+                                             read_timeout_seconds=self.timeout_s)
+        except MCPError as err:
+            raise ToolServerError(f"MCP server {self.name!r}: {err}") from None
+        except (OSError, EOFError) as err:
+            raise ToolServerError(f"MCP server {self.name!r} failed: {self._why(err)}") from None
+        text = _content_text(result.content)
+        if result.is_error:
+            raise ToolServerError(f"MCP server {self.name!r}, tool {tool_name!r}: "
+                                  f"{text or 'an error with no text'}")
+        if result.structured_content is not None:
+            return result.structured_content
+        return text
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<MCPServer {self.name} {self.transport} {self.target!r} {state}, {len(self._tools)} tools>"
+
+
+async def close_servers(registry: Any, *, prefix: str) -> None:
+    """Stop every MCP server among ``registry``'s sources whose id starts with ``prefix``
+    (``live:`` at a session's close: the servers the session added)."""
+    for sid, provider in list(registry.sources.items()):
+        if isinstance(provider, MCPServer) and sid.startswith(prefix):
+            await provider.aclose()
+
+
+def _content_text(content: Sequence[Any]) -> str:
+    out = []
+    for c in content:
+        kind = getattr(c, "type", "")
+        if kind == "text":
+            out.append(c.text)
+        elif kind in ("image", "audio"):
+            out.append(f"[{kind} {getattr(c, 'mime_type', '')}, {len(getattr(c, 'data', '') or '')} base64 chars]")
+        elif kind == "resource":
+            res = c.resource
+            out.append(getattr(res, "text", None) or f"[resource {res.uri}]")
+        elif kind == "resource_link":
+            out.append(f"[resource {c.uri}]")
+        else:
+            out.append(f"[{kind or type(c).__name__}]")
+    return "\n".join(out)
+
+
+def _children() -> set[int]:
+    """This process's child pids (Linux /proc; empty elsewhere)."""
+    me = str(os.getpid())
+    out: set[int] = set()
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{me}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{me}/task/{task}/children") as f:
+                out.update(int(p) for p in f.read().split())
+    return out
+
+
+def _kill(pids: set[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+
+
+@atexit.register
+def _terminate_running() -> None:
+    """A kernel that exits with servers still running takes their children with it."""
+    for server in list(_RUNNING):
+        _kill(server._pids)

@@ -1,0 +1,49 @@
+"""``%lash mcp add / list / remove`` in an IPython shell, with a real server (mcp-server-time)."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.error import UsageError
+
+from mcp_servers import mcp_servers, need  # noqa: F401  (the fixture)
+from notebook_harness import ReraisingShell
+
+
+@pytest.fixture
+def sh(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shell = ReraisingShell()
+    shell.run_cell("%load_ext lash_nb._notebook.extension")
+    shell.run_cell("%config LashMagics.offline_delay_s = 0")
+    shell.run_cell("%config LashMagics.store = ':memory:'")
+    yield shell
+    shell.close()
+
+
+@pytest.mark.slow
+def test_mcp_add_list_and_remove_a_stdio_server(sh, mcp_servers, capsys):
+    exe = need(mcp_servers, "time")
+    sh.run_cell("%lash open s1 --no-tools")
+    sh.run_cell(f"server = %lash mcp add clock -- {exe}")
+    assert "MCP server 'clock' started (stdio): get_current_time, convert_time" in capsys.readouterr().out
+    server = sh.user_ns["server"]
+    assert server.running
+    listing = sh.run_cell("%lash mcp list").data
+    assert "| clock | stdio |" in listing and "running" in listing and "get_current_time" in listing
+    with pytest.raises(UsageError, match="already added; %lash mcp remove clock first"):
+        sh.run_cell(f"%lash mcp add clock -- {exe}")
+    sh.run_cell("%lash mcp remove clock")
+    assert not server.running
+    assert "no MCP servers" in sh.run_cell("%lash mcp list").data
+
+
+def test_mcp_usage_errors_are_one_line(sh):
+    sh.run_cell("%lash open s1 --no-tools")
+    with pytest.raises(UsageError, match="needs -- COMMAND ARGS .stdio. or --url URL"):
+        sh.run_cell("%lash mcp add clock")
+    with pytest.raises(UsageError, match="needs a server NAME"):
+        sh.run_cell("%lash mcp remove")
+    with pytest.raises(UsageError, match="no MCP server 'nope'"):
+        sh.run_cell("%lash mcp remove nope")
+    with pytest.raises(UsageError, match="did not start"):
+        sh.run_cell("%lash mcp add broken -- /bin/false")

@@ -1,0 +1,312 @@
+"""MCP servers as tool sources, against real servers started by the test (no network):
+``server-everything`` over stdio and streamable HTTP, ``mcp-server-time`` over stdio."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from lash_nb import LashCore, MCPServer
+from lash_nb._errors import ToolNameConflict, ToolServerError
+from lash_nb.providers import FunctionProvider
+from lash_nb.testing import tool_call
+
+from mcp_servers import mcp_servers, need  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.slow  # installs and starts servers
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def wait_until(cond, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+class Script:
+    """A FunctionProvider model that sends the given calls one response at a time, records
+    what it saw (tool names offered, tool results), then answers "done"."""
+
+    def __init__(self, *responses):
+        self.responses = list(responses)
+        self.offered: list[list[str]] = []
+        self.results: list[tuple[str, bool]] = []
+
+    def __call__(self, request):
+        self.offered.append(sorted(t.name for t in request.tools))
+        self.results.extend((r.content, r.is_error) for r in request.messages[-1].tool_results())
+        return self.responses.pop(0) if self.responses else "done"
+
+
+async def open_session(model, *tools):
+    core = LashCore.builder().provider(FunctionProvider(model)).model("m").tools(*tools).build()
+    return core, await core.session("s").open()
+
+
+def test_stdio_server_tools_join_the_catalog_and_answer_with_text_and_structured_results(mcp_servers):
+    js = need(mcp_servers, "everything")
+    model = Script([tool_call("echo", '{"message": "hi there"}', "c1")],
+                   [tool_call("get-structured-content", '{"location": "Chicago"}', "c2")])
+
+    async def body():
+        core, s = await open_session(model)
+        server = MCPServer.stdio("everything", "node", js, "stdio")
+        source = await s.tools().add_server(server)
+        rows = {r["name"]: r for r in s.tools().all_tools()}
+        assert rows["echo"]["id"] == "mcp:everything:echo" and rows["echo"]["source"] == source
+        assert rows["echo"]["input_schema"]["properties"]["message"]["type"] == "string"
+        out = await s.turn("go").run()
+        assert [c.success for c in out.result.tool_calls] == [True, True]
+        assert s.tools().servers() == [(source, server)]
+        await s.close()
+        assert not server.running
+    run(body())
+    assert "echo" in model.offered[0] and "get-structured-content" in model.offered[0]
+    assert model.results[0] == ("Echo: hi there", False)
+    assert json.loads(model.results[1][0]) == {"temperature": 36, "conditions": "Light rain / drizzle",
+                                               "humidity": 82}
+
+
+def test_server_errors_are_tool_errors_the_model_sees(mcp_servers):
+    js = need(mcp_servers, "everything")
+    model = Script([tool_call("get-sum", '{"a": "one", "b": 2}', "c1"),
+                    tool_call("get-sum", '{"a": 1, "b": 2}', "c2")])
+
+    async def body():
+        core, s = await open_session(model)
+        await s.tools().add_server(MCPServer.stdio("everything", "node", js, "stdio"))
+        out = await s.turn("add").run()
+        assert {c.call_id: c.success for c in out.result.tool_calls} == {"c1": False, "c2": True}
+        await s.close()
+    run(body())
+    (bad, bad_err), (good, good_err) = model.results
+    assert bad_err and "MCP server 'everything'" in bad and "expected number" in bad
+    assert not good_err and "3" in good
+
+
+def test_membership_toggles_and_remove_source_act_on_server_tools(mcp_servers):
+    js = need(mcp_servers, "everything")
+    model = Script([tool_call("echo", '{"message": "x"}', "c1")])
+
+    async def body():
+        core, s = await open_session(model)
+        server = MCPServer.stdio("everything", "node", js, "stdio")
+        source = await s.tools().add_server(server)
+        s.tools().set_membership("echo", False)
+        out = await s.turn("echo").run()
+        assert not out.result.tool_calls[0].success  # not a member: it does not exist
+        assert "echo" not in model.offered[0]
+        pid_before = set(server._pids)
+        s.tools().remove_source(source)
+        assert all(not r["name"] == "echo" for r in s.tools().all_tools())
+        assert await asyncio.to_thread(wait_until, lambda: not server.running)
+        assert pid_before and await asyncio.to_thread(
+            wait_until, lambda: not any(alive(p) for p in pid_before))
+        await s.close()
+    run(body())
+    assert "unknown tool 'echo'" in model.results[0][0]
+
+
+def test_mcp_server_time_over_stdio(mcp_servers):
+    exe = need(mcp_servers, "time")
+    model = Script([tool_call("get_current_time", '{"timezone": "UTC"}', "c1"),
+                    tool_call("get_current_time", '{"timezone": "Mars/Base"}', "c2")])
+
+    async def body():
+        core, s = await open_session(model)
+        await s.tools().add_server(MCPServer.stdio("time", exe))
+        assert {"get_current_time", "convert_time"} <= {r["name"] for r in s.tools().all_tools()}
+        out = await s.turn("time?").run()
+        assert {c.call_id: c.success for c in out.result.tool_calls} == {"c1": True, "c2": False}
+        await s.close()
+    run(body())
+    now = json.loads(model.results[0][0])
+    assert now["timezone"] == "UTC" and now["datetime"].endswith("+00:00")
+    assert model.results[1][1] and "Mars/Base" in model.results[1][0]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_streamable_http_server(mcp_servers):
+    js = need(mcp_servers, "everything")
+    port = _free_port()
+    proc = subprocess.Popen(["node", js, "streamableHttp"], env={**os.environ, "PORT": str(port)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    model = Script([tool_call("echo", '{"message": "over http"}', "c1")])
+
+    def listening() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return proc.poll() is not None  # a dead server: stop waiting, the start fails
+
+    try:
+        assert wait_until(listening, 60) and proc.poll() is None, proc.stderr and proc.stderr.read()
+
+        async def body():
+            core, s = await open_session(model)
+            server = MCPServer.http("web", f"http://127.0.0.1:{port}/mcp")
+            await s.tools().add_server(server)
+            assert server.transport == "http"
+            out = await s.turn("echo").run()
+            assert out.result.tool_calls[0].success
+            await s.close()
+            assert not server.running
+        run(body())
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert model.results == [("Echo: over http", False)]
+
+
+def test_a_server_that_does_not_start_is_a_one_line_error_and_adds_nothing():
+    pytest.importorskip("mcp")
+
+    async def body():
+        core, s = await open_session(Script())
+        before = s.tools().state()
+        bad = MCPServer.stdio("broken", sys.executable, "-c",
+                              "import sys; print('cannot open the database', file=sys.stderr)")
+        with pytest.raises(ToolServerError) as err:
+            await s.tools().add_server(bad)
+        msg = str(err.value)
+        assert "'broken'" in msg and "cannot open the database" in msg and "\n" not in msg
+        assert s.tools().state() == before
+        await s.close()
+    run(body())
+
+
+def test_an_unstarted_server_given_as_a_tool_is_a_one_line_error():
+    from lash_nb._errors import ConfigurationError
+
+    server = MCPServer.stdio("later", "node", "server.js")
+    with pytest.raises(ConfigurationError, match="'later' is not started.*add_server"):
+        LashCore.builder().provider(FunctionProvider(Script())).model("m").tools(server)
+
+
+def test_two_servers_with_one_tool_name_are_refused_unless_prefixed(mcp_servers):
+    js = need(mcp_servers, "everything")
+
+    async def body():
+        core, s = await open_session(Script())
+        await s.tools().add_server(MCPServer.stdio("a", "node", js, "stdio"))
+        second = MCPServer.stdio("b", "node", js, "stdio")
+        with pytest.raises(ToolNameConflict):
+            await s.tools().add_server(second)
+        assert not second.running  # refused: stopped again
+        await s.tools().add_server(MCPServer.stdio("b", "node", js, "stdio", prefix="b_"))
+        assert "b_echo" in {r["name"] for r in s.tools().all_tools()}
+        await s.close()
+    run(body())
+
+
+_LIST_CHANGING = textwrap.dedent("""
+    # a server on the official SDK whose 'grow' tool adds a tool (list_changed)
+    from mcp.server.mcpserver import Context, MCPServer
+    app = MCPServer("grower")
+
+    @app.tool()
+    async def grow(name: str, ctx: Context) -> str:
+        def added() -> str:
+            return "new tool " + name
+        app.add_tool(added, name=name)
+        await ctx.session.send_tool_list_changed()
+        return "added " + name
+
+    app.run()
+""")
+
+
+def test_a_tool_list_change_refreshes_the_catalog(tmp_path):
+    pytest.importorskip("mcp")
+    script = tmp_path / "grower.py"
+    script.write_text(_LIST_CHANGING)
+    model = Script([tool_call("grow", '{"name": "fresh"}', "c1")])
+
+    async def body():
+        core, s = await open_session(model)
+        server = MCPServer.stdio("grower", sys.executable, str(script))
+        await s.tools().add_server(server)
+        gen = s.tools().state()["generation"]
+        await s.turn("grow").run()
+        for _ in range(600):  # the notification arrives after the call's answer
+            if "fresh" in {r["name"] for r in s.tools().all_tools()}:
+                break
+            await asyncio.sleep(0.05)
+        assert "fresh" in {r["name"] for r in s.tools().all_tools()}
+        assert s.tools().state()["generation"] > gen
+        await s.close()
+    run(body())
+
+
+def test_servers_die_with_the_process_that_started_them(mcp_servers, tmp_path):
+    exe = need(mcp_servers, "time")
+    code = textwrap.dedent(f"""
+        import asyncio, os, sys
+        from lash_nb import MCPServer
+
+        async def main():
+            server = await MCPServer.stdio("time", {exe!r}).start()
+            print(",".join(map(str, server._pids)), flush=True)
+            os._exit(0) if sys.argv[1] == "hard" else sys.exit(0)  # no close: a kernel dying
+
+        asyncio.run(main())
+    """)
+    for how in ("exit", "hard"):
+        out = subprocess.run([sys.executable, "-c", code, how], capture_output=True, text=True,
+                             timeout=120, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+        pids = [int(p) for p in out.stdout.split(",") if p.strip()]
+        assert pids, out.stderr
+        assert wait_until(lambda: not any(alive(p) for p in pids), 60), how
+
+
+def test_stop_during_an_mcp_call_ends_the_turn_and_the_server_still_answers(mcp_servers):
+    js = need(mcp_servers, "everything")
+    model = Script([tool_call("trigger-long-running-operation", '{"duration": 60, "steps": 2}',
+                              "long")])
+
+    async def body():
+        core, s = await open_session(model)
+        server = MCPServer.stdio("everything", "node", js, "stdio")
+        await s.tools().add_server(server)
+        stream = s.turn("wait for it").stream()
+        async for activity in stream:
+            if activity.type == "tool_call_started":
+                s.cancel_running_turns()
+        out = await asyncio.wait_for(stream.finish(), 30)  # not the 60 s the call would take
+        assert str(out.outcome).startswith("stopped: cancelled")
+        [call] = out.tool_calls
+        assert call.status == "cancelled"
+        from lash_nb._core.tools import ToolContext
+        again = await server.execute("echo", {"message": "after"}, ToolContext("s", "t2", "c"))
+        assert again == "Echo: after"
+        await s.close()
+    run(body())
