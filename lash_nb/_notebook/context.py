@@ -131,6 +131,8 @@ class NotebookContext:
         d = self.defaults
         name = name or d.session
         store = store or d.store
+        if store.startswith("~"):  # as a shell reads it; postgresql:// and :memory: stay
+            store = os.path.expanduser(store)
         provider = provider or d.provider
         model = d.model if model is None else model
         if provider not in PROVIDERS:

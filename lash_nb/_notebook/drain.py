@@ -102,12 +102,16 @@ class NotebookDrain:
                 done = p.done + max(1, len(result.queued_batch_ids))
                 tell(replace(p, done=done, total=max(p.total, done), turns=p.turns + 1,
                              current=(), ran=(*p.ran, ran_row(result))))
-                if not all:
-                    break
+                if not all or _interrupted(result):
+                    break  # the kernel's interrupt stops the drain, not only its turn
         finally:
             self.running = False
             tell(replace(p, running=False, current=()))
         return results
+
+
+def _interrupted(result: Any) -> bool:
+    return ((getattr(result, "cancellation", None) or {}).get("origin") == "kernel_interrupt")
 
 
 async def _quiet_turn(session: Any, activity: Callable[[Any], Any] | None) -> Any:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import difflib
 import re
+import shlex
 from typing import Any, Iterable, Mapping
 
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
-_OPTION = re.compile(r"\s*(\S+)")
+# one option or value: unquoted runs and "..." / '...' parts (a quoted value may hold spaces)
+_OPTION = re.compile(r"""\s*((?:"[^"]*"|'[^']*'|[^\s"']+)+)""")
 _NAME = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
 # one pass: an optional backslash, then {{ name }} or {name}; a substituted value is never
 # scanned again
@@ -28,9 +30,20 @@ def parser(verb: str, description: str) -> MagicArgumentParser:
     return MagicArgumentParser(prog=f"%lash {verb}", description=description, add_help=False)
 
 
-def parse(p: MagicArgumentParser, argline: str) -> Any:
+def split_options(argline: str, prog: str = "%lash") -> list[str]:
+    """Options as a shell splits them: quotes delimit a value and are not part of it
+    (IPython's own splitter keeps them: ``--store 'a.duckdb'`` named a file ``'a.duckdb'``)."""
     try:
-        return p.parse_argstring(argline)
+        return shlex.split(argline)
+    except ValueError as err:  # "No closing quotation"
+        raise UsageError(f"{prog}: a quote in the options is not closed ({err}); close it, e.g. "
+                         f"--store \"my notes.duckdb\"") from None
+
+
+def parse(p: MagicArgumentParser, argline: str) -> Any:
+    argv = split_options(argline, p.prog)
+    try:
+        return p.parse_args(argv)
     except UsageError as err:
         msg = str(err)
         choice = _CHOICE.search(msg)
@@ -76,6 +89,8 @@ def split_prompt(
         elif name in with_value:
             value = _OPTION.match(argline, m.end())
             if value is None:
+                if argline[m.end():].strip()[:1] in ("'", '"'):
+                    split_options(argline[m.end():])  # raises: the quote is not closed
                 raise UsageError(f"{name} needs a value, e.g. {name} VALUE")
             pos = value.end()
         elif tok.startswith("-") and not _is_number(tok):

@@ -63,12 +63,20 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
     ``widget``: a view to feed instead of a displayed one (a queue panel's ``turn_view()``)."""
     from .widgets.turn import TurnWidget
 
+    from .widgets.queue import batch_row
+
     observe = session.observe()
     cursor = observe.current_observation().cursor
     shown = widget is not None
     if widget is None:
         widget = TurnWidget(session_id=session.session_id, interval_s=interval_s)
     widget.set_stop_callback(lambda: session.cancel_running_turns("widget_stop"))
+    # what was asked: the texts of the batches the turn claims, shown as its prompt (the
+    # activity stream names the batches only by id)
+    texts = {r["batch_id"]: r["text"] for r in map(batch_row, await session.queued_work())}
+
+    def prompt_of(batch_ids: Any) -> str:
+        return "\n".join(texts[b] for b in batch_ids or () if texts.get(b))
 
     async def feed() -> None:
         nonlocal shown
@@ -77,11 +85,27 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
                 if not shown:
                     widget.show()
                     shown = True
+                if getattr(event.activity, "type", None) == "queued_work_started":
+                    widget.prompt = prompt_of(getattr(event.activity.event, "batch_ids", ()))
                 widget.push(event.activity)
 
     feeder = asyncio.ensure_future(feed())
+    # the turn runs as its own task: a kernel interrupt cancels this cell's await, not the
+    # turn, which is then stopped as a %%lash cell's is (committed stopped: cancelled with
+    # origin kernel_interrupt, its batch done) instead of dying uncommitted
+    turn = asyncio.ensure_future(session.queued_turn().run())
     try:
-        out = await session.queued_turn().run()
+        while True:
+            try:
+                out = await asyncio.shield(turn)
+                break
+            except asyncio.CancelledError:
+                if turn.done():
+                    raise
+                session.cancel_running_turns("kernel_interrupt")
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
     except Exception as err:  # refused or broken: a view already shown ends showing why
         if shown:
             widget.fail(f"{type(err).__name__}: {err}")
@@ -92,6 +116,7 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
         return None
     # the run's own activity list is complete; the live feed may lag behind it
     widget.fold.reset()
+    widget.prompt = prompt_of(out.result.queued_batch_ids) or widget.prompt
     widget.push_all(out.activities)
     if not shown:
         widget.show()

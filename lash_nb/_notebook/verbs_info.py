@@ -109,7 +109,10 @@ async def graph(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     a = parse(SESSION_ONLY, argline)
     b = await m.ctx.binding(a.session)
     frame = reports.graph_frame(b.session)
-    return frame if a.df else GraphTree.from_frame(frame)
+    if a.df:
+        return frame
+    tree = GraphTree.from_frame(frame)  # names the session from its rows: none in a new one
+    return GraphTree(b.session.session_id, tree.lines, tree.nodes, tree.branch_points, frame)
 
 
 def sql_args(m: LashMagics, argline: str, cell: str | None) -> tuple[str, bool]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.display import Markdown, display
 
+from .._core.text import clean_text
 from .context import PROVIDERS, check_key
 from .parsing import interpolate, parse, parser, split_prompt
 from .runner import run_turn
@@ -161,7 +162,9 @@ def turn_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
     a = parse(TURN, opts)
     if cell is not None:
         prompt = cell if not prompt else f"{prompt}\n{cell}"
-    prompt = interpolate(prompt.strip(), m.shell.user_ns)
+    # cleaned here as the session would (ADR 12): the widget shows the prompt before the
+    # session sees it, and a lone surrogate cannot be sent to the front end
+    prompt = clean_text(interpolate(prompt.strip(), m.shell.user_ns))
     if not prompt:
         raise UsageError("the prompt is empty; write it after %lash turn or in the %%lash cell body")
     return a, prompt
@@ -195,7 +198,7 @@ def enqueue_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, st
     a = parse(ENQ, opts)
     if cell is not None:
         prompt = f"{prompt}\n{cell}".strip()
-    prompt = interpolate(prompt.strip(), m.shell.user_ns)
+    prompt = clean_text(interpolate(prompt.strip(), m.shell.user_ns))
     if not prompt:
         raise UsageError("the prompt is empty; write it after %lash enqueue")
     return a, prompt

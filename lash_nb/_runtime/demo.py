@@ -47,14 +47,17 @@ async def _stream_turn(session, prompt: str, *, stop_after: int | None = None): 
             _out(event.text)
             words += 1
             if stop_after is not None and words == stop_after:
-                _out(" [Stop] ")
+                _out(" [stop requested] ")
                 session.cancel_running_turns("demo")
         elif activity.type == "tool_call_started":
             _out(f"  [tool {event.name}({event.args}) running]\n")
         elif activity.type == "tool_call_completed":
             _out(f"  [tool {event.name} -> {event.output!r} in {event.duration_ms:.1f} ms]\n")
     result = await stream.finish()
-    _out(f"\n  = {result.outcome}  ({result.usage.total()} tokens, turn {result.turn_id})\n")
+    # a cut model call that reported no usage is billed at an estimate (ADR 20): say so
+    estimate = any(a.estimated for c in result.llm_calls for a in c.attempts)
+    tokens = f"{result.usage.total()} tokens{', partly estimated' if estimate else ''}"
+    _out(f"\n  = {result.outcome}  ({tokens}, turn {result.turn_id})\n")
     return result
 
 
@@ -82,7 +85,9 @@ async def run_demo(store: str, delay_s: float) -> None:
     report = again.usage_report()
     print("\nusage report (session 'demo'):")
     print(report.to_dataframe().to_string(index=False))
-    print(f"\ntotal {report.usage.total()} tokens; done in {time.perf_counter() - t0:.1f} s")
+    print(f"\ntotal {report.usage.total()} tokens (a stopped turn's cut model call is counted "
+          f"at an estimate, marked estimated in usage_deltas); done in "
+          f"{time.perf_counter() - t0:.1f} s")
     await again.core.close()
 
 

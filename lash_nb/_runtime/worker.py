@@ -6,7 +6,8 @@ Theory of operation
 - Poll the store for sessions with ready work (``--all``) or watch one session; for each,
   open the session and run ``queued_turn()`` until it returns ``None``. Leases keep two
   workers (or a worker and a notebook) from running the same session at once; a busy
-  session is skipped and retried on the next poll.
+  session is skipped and retried on the next poll. Pending work in a busy session is not
+  idleness: ``--exit-when-idle`` counts only polls that found nothing left to run.
 - A claim held by a worker that dies is pinned to its lease generation; once the lease
   expires (TTL, or at once when the store can prove the owner's process is gone) the batch is
   pending again and the next worker runs it. The dead worker's turn never committed, so the
@@ -69,6 +70,9 @@ class Worker:
         self._stopping = asyncio.Event()
         self._active: dict[str, Any] = {}
         self._sessions: dict[str, Any] = {}  # opened handles, least recently used first
+        # a session had pending work this worker could not run yet (a notebook's turn held
+        # it): waiting for it is not idle, --exit-when-idle must not leave the work behind
+        self._waiting = False
         self._log = log or (lambda msg: log_info(msg))
 
     def stop(self) -> None:
@@ -87,7 +91,9 @@ class Worker:
             while not self._stopping.is_set():
                 before = self.stats.turns
                 await asyncio.sleep(self.poll_s)
-                idle = 0.0 if self.stats.turns != before or self._active else idle + self.poll_s
+                busy = self.stats.turns != before or self._active or self._waiting
+                self._waiting = False
+                idle = 0.0 if busy else idle + self.poll_s
                 if max_idle_s is not None and idle >= max_idle_s:
                     break
         finally:
@@ -148,6 +154,8 @@ class Worker:
                 key = str(out.result.outcome)
                 self.stats.outcomes[key] = self.stats.outcomes.get(key, 0) + 1
                 self._log(f"{session_id} {out.result.turn_id} {key}")
+            if not ran and any(b.status == "pending" for b in await session.queued_work()):
+                self._waiting = True
         except Exception as err:  # one broken session must not stop the worker
             self._sessions.pop(session_id, None)
             self._log(f"{session_id}: {type(err).__name__}: {err}")

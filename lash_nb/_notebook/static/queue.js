@@ -28,11 +28,18 @@ function render({ model, el }) {
   const draw = () => {
     const batches = model.get("batches") || [];
     const sid = model.get("session_id");
-    title.textContent = `Queue${sid ? " · " + sid : ""}: ${batches.length} pending`;
+    // the words of snapshot.queue_counts: a parked (failed) or claimed batch is not pending
+    const counts = { pending: 0, claimed: 0, failed: 0 };
+    for (const b of batches) {
+      const s = b.status || (b.claimed ? "claimed" : "pending");
+      counts[s in counts ? s : "pending"] += 1;
+    }
+    const extra = ["claimed", "failed"].filter((k) => counts[k]).map((k) => `, ${counts[k]} ${k}`).join("");
+    title.textContent = `Queue${sid ? " · " + sid : ""}: ${counts.pending} pending${extra}`;
     const st = model.get("status") || "";
     const draining = model.get("draining");
     status.textContent = st;
-    drain.disabled = draining || !batches.length || st.endsWith("…");
+    drain.disabled = draining || !counts.pending || st.endsWith("…");
     drain.textContent = draining ? "draining…" : "▶ Drain";
     const p = model.get("progress") || {};
     progress.textContent = p.total ? `${p.done || 0} of ${p.total} batches done` : "";

@@ -193,6 +193,10 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
             if live is not None and not live.finished:
                 live.finish()
             live = self._live_turn = self.turn_view(turn_id=turn_id)
+        if data.get("type") == "queued_work_started":  # quote what was asked, not only ids
+            texts = {b.get("batch_id"): b.get("text") for b in self.batches}
+            live.prompt = "\n".join(str(texts[i]) for i in data.get("batch_ids") or ()
+                                    if texts.get(i))
         live.push(data)
         if data.get("type") == "turn_outcome":
             live.finish()

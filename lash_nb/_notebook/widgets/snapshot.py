@@ -217,12 +217,24 @@ def queue_html(panel_id: str, session_id: str, batches: Sequence[Mapping[str, An
         + (f": {esc(b.get('error'))}" if b.get("error") else ""),
     ] for b in batches]
     classes = [f"lash-row-{b.get('status')}" if b.get("status") else "" for b in batches]
-    title = f"Queue{' · ' + session_id if session_id else ''}: {len(batches)} pending"
+    title = f"Queue{' · ' + session_id if session_id else ''}: {queue_counts(batches)}"
     ran_html = "".join(r.get("html", "") for r in ran)
     note = (status + " · " if status else "") + "snapshot; run the cell for the live buttons"
+    table = (_table(["batch", "input", "delivery", "slot", "merge key", "status"], rows, classes)
+             if batches else '<div class="lash-muted">nothing queued</div>')
     return _panel(panel_id, title, note,
-                  _table(["batch", "input", "delivery", "slot", "merge key", "status"], rows, classes)
-                  + (f'<div class="lash-ran">{ran_html}</div>' if ran_html else ""))
+                  table + (f'<div class="lash-ran">{ran_html}</div>' if ran_html else ""))
+
+
+def queue_counts(batches: Sequence[Mapping[str, Any]]) -> str:
+    """``"1 pending, 1 claimed, 1 failed"``: a parked (failed) or claimed batch is not pending
+    (queue.js draws the same words)."""
+    counts = {"pending": 0, "claimed": 0, "failed": 0}
+    for b in batches:
+        state = b.get("status") or ("claimed" if b.get("claimed") else "pending")
+        counts[state if state in counts else "pending"] += 1
+    return ", ".join([f"{counts['pending']} pending"]
+                     + [f"{n} {k}" for k, n in counts.items() if k != "pending" and n])
 
 
 def turn_fragment(state: Mapping[str, Any]) -> str:

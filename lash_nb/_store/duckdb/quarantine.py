@@ -12,8 +12,9 @@ Theory of operation
 - ``commit_quarantine`` is created by the first quarantine (``CREATE TABLE IF NOT EXISTS`` in
   that transaction): schema 2 files without it stay valid, no migration step is needed, and
   an older lash_nb opening the file ignores the extra table.
-- Failures that are not about the data (lock conflicts, I/O, a full disk) are not
-  quarantined: they propagate, and the log keeps the commits for the next fold.
+- Failures that are not about the data (lock conflicts, I/O, a full disk, DuckDB refusing
+  Python scans while the interpreter shuts down) are not quarantined: they propagate, and
+  the log keeps the commits for the next fold.
 - Forbidden: dropping a log row without moving it; quarantining on an I/O error.
 """
 
@@ -72,9 +73,20 @@ def fold_each(
         try:
             run(one)
         except data_errors(from_disk=from_disk) as e:
+            if python_is_shutting_down(e):
+                raise  # not the data: the log keeps the commit for the next open's fold
             quarantine(run, d.session_id, d.head_revision, turn_ids(d), e)
             bad += 1
     return bad
+
+
+def python_is_shutting_down(error: BaseException) -> bool:
+    """DuckDB refuses Python scans while the interpreter exits (a kernel shut down, a
+    script that ended without ``close()``): an ``InvalidInputException`` about the moment,
+    not about the data."""
+    import sys
+
+    return sys.is_finalizing() or "interpreter is shutting down" in str(error)
 
 
 def quarantine(
