@@ -158,6 +158,13 @@ class GraphView(Sequence[Message]):
     def nodes(self) -> list[SessionNode]:
         return self._path[: self._n]
 
+    def backing(self) -> tuple[list[Message], int]:
+        """The list this view reads and its length. While the list is the graph's path, it
+        is only ever extended in place (a branch makes a new one), so a consumer may keep
+        work done for ``list[:n]`` and redo only what a later view adds (the providers'
+        request encoding does)."""
+        return self._msgs, self._m
+
 
 class SessionGraph:
     @classmethod

@@ -11,12 +11,14 @@ error.
 from __future__ import annotations
 
 import json
+import uuid
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Mapping
 
 import httpx
 
+from lash_nb._core.graph import GraphView
 from lash_nb._core.llm import (
     Completed,
     LlmPart,
@@ -95,6 +97,44 @@ def _chat_message(message: Message) -> list[dict[str, Any]]:
             entry["tool_calls"] = calls
         return [entry] + results
     return []  # event messages are session bookkeeping, not model input
+
+
+_MARK = f"lash-messages-{uuid.uuid4().hex}"  # stands in for the messages while the body is encoded
+_MARK_JSON = json.dumps([_MARK])
+
+
+class ChatMessagesCache:
+    """The JSON of a history's Chat Completions ``messages``, kept between model calls.
+
+    A turn's requests carry the active path as a :class:`GraphView`, whose list only grows
+    in place; so the encoded entries of ``list[:n]`` stay valid and a later call encodes only
+    the messages added since (the whole history was re-encoded on every call: 31 ms per call
+    at 1,000 turns, 201 ms at 10,000). A few histories are kept (one provider may serve
+    several sessions); any other sequence is encoded in full each time."""
+
+    KEEP = 8
+
+    def __init__(self) -> None:
+        self._by_list: dict[int, tuple[list[Message], int, bytearray]] = {}
+
+    def encoded(self, messages: Any) -> bytearray | None:
+        """``", "``-joined JSON of the entries of ``messages`` (None: not a GraphView)."""
+        if not isinstance(messages, GraphView):
+            return None
+        msgs, m = messages.backing()
+        got = self._by_list.pop(id(msgs), None)
+        if got is None or got[0] is not msgs or got[1] > m:
+            got = (msgs, 0, bytearray())
+        _, done, text = got
+        for message in msgs[done:m]:
+            for entry in _chat_message(message):
+                if text:
+                    text += b", "
+                text += json.dumps(entry).encode()
+        self._by_list[id(msgs)] = (msgs, m, text)  # re-inserted: the newest last
+        while len(self._by_list) > self.KEEP:
+            del self._by_list[next(iter(self._by_list))]
+        return text
 
 
 def _tool_choice(choice: str) -> Any:
@@ -219,18 +259,19 @@ class OpenAICompatible(HttpProvider):
                          attempt_timeout=attempt_timeout, max_event_bytes=max_event_bytes)
         self._max_tokens_field = max_tokens_field
         self._extra_body = dict(extra_body or {})
+        self._messages_cache = ChatMessagesCache()
 
     def __repr__(self) -> str:
         key = self._key_state
         return (f"OpenAICompatible(kind={self.kind!r}, base_url={self.base_url!r}, "
                 f"model={self.model!r}, api_key={key}, streaming={self.streaming})")
 
-    def payload(self, request: LlmRequest) -> dict[str, Any]:
+    def payload(self, request: LlmRequest, *, _messages: Any = None) -> dict[str, Any]:
         model = request.model or self.model
         if not model:
             raise ConfigurationError(f"{self.kind}: no model; pass model= to the provider or the request")
-        body: dict[str, Any] = {"model": model, "messages": chat_messages(request),
-                                "stream": self.streaming}
+        messages = chat_messages(request) if _messages is None else _messages
+        body: dict[str, Any] = {"model": model, "messages": messages, "stream": self.streaming}
         if self.streaming:
             body["stream_options"] = {"include_usage": True}
         if request.tools:
@@ -252,9 +293,22 @@ class OpenAICompatible(HttpProvider):
                    **self._headers}
         if self._secret:
             headers["authorization"] = f"Bearer {self._secret.reveal()}"
-        content = json.dumps(self.payload(request)).encode()
         return httpx.Request("POST", f"{self.base_url}/chat/completions", headers=headers,
-                             content=content)
+                             content=self.body_bytes(request))
+
+    def body_bytes(self, request: LlmRequest) -> bytes:
+        """``json.dumps(self.payload(request)).encode()``, with the history's messages
+        encoded once per message across calls (:class:`ChatMessagesCache`)."""
+        cached = self._messages_cache.encoded(request.messages)
+        if cached is not None:
+            text = json.dumps(self.payload(request, _messages=[_MARK]))
+            head, mark, tail = text.partition(_MARK_JSON)
+            if mark and _MARK not in tail:  # else extra_body replaced the messages
+                system = (json.dumps({"role": "system", "content": request.system_prompt}).encode()
+                          if request.system_prompt else b"")
+                sep = b", " if system and cached else b""
+                return b"".join((head.encode(), b"[", system, sep, cached, b"]", tail.encode()))
+        return json.dumps(self.payload(request)).encode()
 
     async def stream(self, request: LlmRequest) -> AsyncIterator[LlmStreamEvent]:
         http_request = self.build_http_request(request)

@@ -49,7 +49,11 @@ class Head:
 
 
 class Hold:
-    def __init__(self) -> None:
+    def __init__(self, wal_path: str = "") -> None:
+        self.wal_path = wal_path  # the file's .wal: a fold checkpoints once it is large
+        # user queries raised the connection's threads (user_query.py); the next store job
+        # sets one again, so a report's queries in a row pay the switch once
+        self.query_threads = False
         self._leases: dict[str, LeaseRow | None] = {}
         self._dirty: set[str] = set()
         self._in_file: dict[str, tuple[Any, ...]] = {}  # (owner, token, fencing) of the file row
@@ -57,6 +61,8 @@ class Hold:
         self.queue_sizes: dict[str, int] = {}
         self._pending: list[Callable[[], None]] = []
         self.pending: list[Any] = []  # journal.Delta, in commit order
+        self._rows_seen, self._rows = 0, 0  # pending_rows, counted incrementally
+        self._rows_last: Any = None
 
     # ------------------------------------------------------------------ leases
     def lease(self, con: Any, sid: str) -> LeaseRow | None:
@@ -201,4 +207,13 @@ class Hold:
 
     @property
     def pending_rows(self) -> int:
-        return sum(d.row_count() for d in self.pending)
+        """Rows of the pending deltas, counted once per delta while ``pending`` only grows
+        (recounted when it was emptied or replaced meanwhile)."""
+        n, seen = len(self.pending), self._rows_seen
+        if not (0 < seen <= n and self.pending[seen - 1] is self._rows_last):
+            seen, self._rows = 0, 0
+        for d in self.pending[seen:]:
+            self._rows += d.row_count()
+        self._rows_seen = n
+        self._rows_last = self.pending[-1] if n else None
+        return self._rows

@@ -10,7 +10,8 @@ Theory of operation
 - **Folding** writes pending deltas into the typed tables in one transaction (one Arrow
   insert per table for all of them, one upsert for turns and one for sessions) and empties
   ``commit_log`` in the same transaction. The store folds: when the worker has been idle a
-  moment (between turns), when the pending deltas grow past a bound, before any read of the
+  moment (between turns), when the pending deltas grow past a large bound (1,024 commits
+  without a pause: a fold is never on an ordinary turn's path), before any read of the
   typed tables (loads, ``query``, reports, deletes), and before the file is released. So
   whoever reads the typed tables -- this process or another after the release -- sees
   every commit.
@@ -29,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from typing import Any, Sequence
 
 from ..base import RuntimeCommit, process_lost_record
@@ -37,8 +39,11 @@ from . import quarantine, rows
 log = logging.getLogger("lash_nb.store")
 
 LOG_INSERT_SQL = "INSERT INTO commit_log VALUES (?, ?, epoch_ms(?::BIGINT), ?)"
-FOLD_AFTER_DELTAS = 32  # fold inside a commit once this many are pending
-FOLD_AFTER_ROWS = 8_000
+# a safety bound on memory and log size, not the usual trigger: the worker folds when it has
+# been idle ``fold_idle_s`` (between turns); only a store committing without a 50 ms pause
+# for this many commits folds inside one (ADR 0033)
+FOLD_AFTER_DELTAS = 1024
+FOLD_AFTER_ROWS = 100_000
 
 _APPEND_TABLES = ("graph_nodes", "usage_deltas", "llm_calls", "tool_calls", "turn_events")
 _TURN_UPSERT = "INSERT OR REPLACE INTO turns BY NAME SELECT * FROM batch"
@@ -231,9 +236,29 @@ def fold(con: Any, hold: Any) -> None:
 
     try:
         run_in_transaction(con, job, hold=hold)
-    except quarantine.data_errors():
+    except quarantine.data_errors() as e:
+        if quarantine.python_is_shutting_down(e):  # not the data's fault: the log keeps them
+            raise
         quarantine.fold_each(lambda j: run_in_transaction(con, j, hold=hold), list(hold.pending))
         hold.pending.clear()
+    checkpoint_if_large(con, hold)
+
+
+def checkpoint_if_large(con: Any, hold: Any) -> None:
+    """Checkpoint now, with the log empty, once the .wal is large (``lock.py``: DuckDB's own
+    threshold would catch log rows in the file and leave their blocks free for good)."""
+    from .lock import CHECKPOINT_WAL_BYTES
+
+    path = getattr(hold, "wal_path", "")
+    try:
+        if not path or hold.pending or os.path.getsize(path) < CHECKPOINT_WAL_BYTES:
+            return
+    except OSError:
+        return
+    try:
+        con.execute("CHECKPOINT")
+    except Exception:  # nothing is lost: the .wal still holds it; the next fold tries again
+        pass
 
 
 def recover(con: Any) -> int:

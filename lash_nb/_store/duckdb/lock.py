@@ -36,6 +36,19 @@ from ..waits import StoreWaitObserver
 from .schema import ADD_COLUMNS_DDL, ADDED_PROBE, DDL, MIGRATIONS, SCHEMA_VERSION, TABLES
 from .share import Line, Wait
 
+# one thread: the store's statements are small, and DuckDB's thread hand-offs cost more
+# than they save on them (-25% per insert, -45% on a 10,000-node load here); user queries
+# get every core (store.py ``_frame``). A NEW file gets 16 kB blocks instead of DuckDB's
+# 256 kB: a one-turn store is ~10x smaller (ADR 0034); an existing file keeps its own.
+BLOCK_SIZE = 16 * 1024
+# DuckDB checkpoints by itself when the .wal passes its threshold, whatever is in the file
+# then; a checkpoint that catches commit_log rows writes them into blocks that their fold
+# frees again, and the file never shrinks (a 2,000-turn store was 18.5 MB, 82% free blocks).
+# So the store checkpoints itself right after a fold, when the log is empty (journal.fold,
+# past CHECKPOINT_WAL_BYTES), and DuckDB's own threshold is only a far safety net.
+CHECKPOINT_WAL_BYTES = 16 * 1024 * 1024
+CONNECT_CONFIG = {"threads": 1, "default_block_size": str(BLOCK_SIZE),
+                  "checkpoint_threshold": "1GB"}
 _PID = re.compile(r"\(PID (\d+)\)")
 _DUCK_MAGIC = b"DUCK"
 
@@ -90,10 +103,7 @@ def open_connection(
                 wait.blocked()
                 continue
             try:
-                # one thread: the store's statements are small, and DuckDB's thread hand-offs
-                # cost more than they save on them (-25% per insert, -45% on a 10,000-node
-                # load here); user queries get every core (store.py ``_frame``)
-                con = duckdb.connect(path, read_only=read_only, config={"threads": 1})
+                con = duckdb.connect(path, read_only=read_only, config=CONNECT_CONFIG)
             except duckdb.IOException as e:
                 if not is_lock_conflict(e):
                     raise _classify(path, str(e)) from e

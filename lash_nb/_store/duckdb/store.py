@@ -11,9 +11,11 @@ Theory of operation
   them one database anyway, and the in-memory leases and pending commits must be one
   set); the file's worker stops when the last of them closes. The first one's
   ``idle_release_s`` and ``fold_idle_s`` apply.
-- The file is held only while the store works: it is released after ``idle_release_s``
-  idle, or at once (between two jobs) when another process waits for it (``share.py``), and
-  reopened on the next call, waiting in line up to ``lock_timeout_s`` (then
+- The file is held until another lash_nb process waits for it in the file's line: then it
+  is released at once (between two jobs, ``share.py``), or after ``idle_release_s`` idle when
+  that is set (default ``None``: a process that reopens pays ~30 ms and reloads the session
+  heads, which made every turn at a human's pace slow; ADR 0033), and reopened on the next
+  call, waiting in line up to ``lock_timeout_s`` (then
   :class:`StoreLockedError` naming the holder). A turn's terminal commit waits up to
   ``commit_wait_s`` instead, for the file and for disk space: a finished turn is not thrown
   away because the file is busy or the disk briefly full. Leases, claims and queue rows live
@@ -65,8 +67,10 @@ class DuckDBStore:
     """Sessions, turns, usage, events and queued work in one DuckDB file.
 
     ``idle_release_s``: seconds without work after which the file is released for other
-    processes (``None`` holds it until :meth:`close`; a waiting process gets it between two
-    calls either way). ``lock_timeout_s``: how long a call waits for another process that
+    processes (default ``None``: held until :meth:`close` or :meth:`release_file`; a waiting
+    lash_nb process gets it between two calls either way; set it when a program that does not
+    use lash_nb, like the duckdb CLI, must open the file while this store is idle).
+    ``lock_timeout_s``: how long a call waits for another process that
     holds the file. ``commit_wait_s``: how long a finished turn's commit waits for the file
     or for disk space before it gives up. ``read_only``: open without writing
     (only reads and :meth:`query` succeed). ``fold_idle_s``: seconds without work after
@@ -81,7 +85,7 @@ class DuckDBStore:
         self,
         path: str | os.PathLike[str],
         *,
-        idle_release_s: float | None = 2.0,
+        idle_release_s: float | None = None,
         lock_timeout_s: float = 10.0,
         read_only: bool = False,
         fold_idle_s: float | None = 0.05,
@@ -213,14 +217,14 @@ class DuckDBStore:
         ``pandas.DataFrame``. Only reads run (``_store/user_sql.py``), in a read-only
         transaction; files are read only with ``allow_files=True``."""
         return self._worker.submit(
-            lambda con: self._frame(con, sql, params, allow_files)).result()
+            lambda con: self._frame(con, sql, params, allow_files), query=True).result()
 
     async def query_async(
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
         allow_files: bool = False,
     ) -> Any:
         return await asyncio.wrap_future(
-            self._worker.submit(lambda con: self._frame(con, sql, params, allow_files))
+            self._worker.submit(lambda con: self._frame(con, sql, params, allow_files), query=True)
         )
 
     def _frame(self, con: Any, sql: str, params: Any, allow_files: bool) -> Any:

@@ -8,7 +8,8 @@ Theory of operation
   that is not a read; a write the check let through fails in that transaction and is
   reported as :class:`QueryNotAllowed` (ADR 13).
 - The store's own statements run on one thread (``lock.py``); a user query may scan millions
-  of rows, so it gets every core while it runs.
+  of rows, so it gets every core. Switching costs ~10 ms per 1M-row roll-up here, so queries
+  in a row (a report) switch once: the next store job switches back (``worker.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from . import quarantine
 from .arrow import import_arrow
 
 _QUERY_THREADS = max(1, os.cpu_count() or 1)
+# texts that passed ``user_sql.check`` here (with their allow_files): a report runs the same
+# SQL again and again, and the check (parse tree walk plus a catalog query, ~10 ms) would
+# cost a third of a 1M-row roll-up. A pass stays valid: the store never drops a table or
+# view, so the relations a text may name only grow. Bounded; oldest forgotten first.
+_PASSED: dict[tuple[str, bool], None] = {}
+_PASSED_MAX = 256
 
 
 def frame(con: Any, hold: Any, sql: str, params: Any, allow_files: bool) -> Any:
@@ -31,10 +38,18 @@ def frame(con: Any, hold: Any, sql: str, params: Any, allow_files: bool) -> Any:
     if hold is not None:
         hold.flush(con)  # lease rows a user may query are in the file
     import_arrow()  # not racing the store's background import
-    con.execute(f"SET threads = {_QUERY_THREADS}")
+    if hold is None or not hold.query_threads:
+        con.execute(f"SET threads = {_QUERY_THREADS}")
+        if hold is not None:  # the next store job sets one thread again (worker.py)
+            hold.query_threads = True
     con.execute("BEGIN TRANSACTION READ ONLY")
     try:
-        user_sql.check(sql, allow_files=allow_files, con=con, relations=lambda: relations(con))
+        if (sql, allow_files) not in _PASSED:
+            user_sql.check(sql, allow_files=allow_files, con=con,
+                           relations=lambda: relations(con))
+            _PASSED[(sql, allow_files)] = None
+            if len(_PASSED) > _PASSED_MAX:
+                del _PASSED[next(iter(_PASSED))]
         rel = con.sql(sql, params=params) if params is not None else con.sql(sql)
         if rel is None:
             import pandas as pd
@@ -50,7 +65,8 @@ def frame(con: Any, hold: Any, sql: str, params: Any, allow_files: bool) -> Any:
         try:
             con.execute("ROLLBACK")
         finally:
-            con.execute("SET threads = 1")
+            if hold is None:
+                con.execute("SET threads = 1")
 
 
 def relations(con: Any) -> set[str]:

@@ -65,6 +65,7 @@ class JobSpec:
     wait_s: float  # how long this job may wait for the file
     observer: StoreWaitObserver | None  # the calling turn's, captured at submit
     terminal_commit: bool = False  # a finished turn: wait for disk space too
+    query: bool = False  # a user query: runs on every core (user_query.py)
 
 
 class ConnectionWorker:
@@ -110,12 +111,12 @@ class ConnectionWorker:
         return self._con is not None
 
     def submit(self, job: Callable[[Any], T], *, wait_s: float | None = None,
-               terminal_commit: bool = False) -> Future[T]:
+               terminal_commit: bool = False, query: bool = False) -> Future[T]:
         if self._stopped:
             raise StoreError("this DuckDBStore is closed; create a new DuckDBStore(path)")
         fut: Future[T] = Future()
         spec = JobSpec(self.lock_timeout_s if wait_s is None else wait_s, current_observer(),
-                       terminal_commit)
+                       terminal_commit, query)
         self._queue.put((job, fut, spec))
         return fut
 
@@ -203,7 +204,7 @@ class ConnectionWorker:
 
     def _open(self, wait_s: float, observer: StoreWaitObserver | None) -> None:
         self._con = self._connect(wait_s, observer)
-        self.hold = Hold()
+        self.hold = Hold(self.path + ".wal" if self.path else "")
         self.opens += 1
         self._held_since = time.monotonic()
         if self.line is not None:
@@ -220,6 +221,9 @@ class ConnectionWorker:
             while True:
                 if self._con is None:
                     self._open(max(0.0, spec.wait_s - (time.monotonic() - start)), spec.observer)
+                if not spec.query and self.hold is not None and self.hold.query_threads:
+                    self._con.execute("SET threads = 1")  # back to one for the store's own
+                    self.hold.query_threads = False
                 try:
                     return job(self._con)
                 except Exception as e:

@@ -4,16 +4,10 @@ Zero-latency model. Each store (memory, DuckDB file) gets: N enqueues (rate), N 
 exclusive batch each (drain overhead = drain turn time minus a plain turn's time), and the
 latency from a drain's commit to ``await_queued_work_batch`` returning (polls 25 ms doubling).
 
-    python benchmarks/queue.py [--n 500]
+    python benchmarks/queue_bench.py [--n 500]
 """
 
 from __future__ import annotations
-
-import os
-import sys
-
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)  # this file is named queue.py: keep the standard library's queue importable
 
 import argparse
 import asyncio
