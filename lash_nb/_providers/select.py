@@ -1,7 +1,7 @@
 """Pick a provider from the environment, and say which one and why.
 
 Order: ``OPENAI_API_KEY`` -> OpenAI; ``ANTHROPIC_API_KEY`` -> Anthropic; ``OPENROUTER_API_KEY``
--> OpenRouter; ``LASH_OLLAMA_BASE_URL`` / ``OLLAMA_HOST`` -> Ollama; otherwise the offline
+-> OpenRouter; ``GOOGLE_API_KEY`` / ``GEMINI_API_KEY`` -> Gemini; ``LASH_OLLAMA_BASE_URL`` / ``OLLAMA_HOST`` -> Ollama; otherwise the offline
 provider. ``LASH_MODEL`` overrides the model of whichever is chosen. The reason names the
 variable that decided, never its value. Keys are read here only to hand them to the
 provider; they are not kept in :class:`ProviderInfo`.
@@ -21,6 +21,7 @@ OPENAI_MODEL = "gpt-4.1-mini"
 ANTHROPIC_MODEL = "claude-sonnet-4-20250514"
 OPENROUTER_MODEL = "openai/gpt-4.1-mini"
 OLLAMA_MODEL = "llama3.2"
+GOOGLE_MODEL = "gemini-2.5-flash"
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 
 
@@ -66,6 +67,14 @@ def select_provider(environ: Mapping[str, str] | None = None) -> ProviderInfo:
                                     headers={"X-Title": "lash_nb"})
         return ProviderInfo(provider, model, f"OPENROUTER_API_KEY is set: OpenRouter, "
                                              f"model {model}{note}", {"variable": "OPENROUTER_API_KEY"})
+    for variable in ("GOOGLE_API_KEY", "GEMINI_API_KEY"):  # the google-genai SDK's order
+        if has(variable):
+            from .google import GoogleGemini
+
+            model = override or GOOGLE_MODEL
+            return ProviderInfo(GoogleGemini(api_key=env[variable], model=model), model,
+                                f"{variable} is set: Google Gemini API, model {model}{note}",
+                                {"variable": variable})
     for variable in ("LASH_OLLAMA_BASE_URL", "OLLAMA_HOST"):
         if has(variable):
             raw = env[variable]
@@ -77,6 +86,6 @@ def select_provider(environ: Mapping[str, str] | None = None) -> ProviderInfo:
     from lash_nb._providers.offline import OFFLINE_MODEL, OfflineProvider
 
     return ProviderInfo(OfflineProvider(), OFFLINE_MODEL,
-                        "no OPENAI_API_KEY, ANTHROPIC_API_KEY, OPENROUTER_API_KEY, "
-                        "LASH_OLLAMA_BASE_URL or OLLAMA_HOST: the offline model (no key, no network)",
+                        "no OPENAI_API_KEY, ANTHROPIC_API_KEY, OPENROUTER_API_KEY, GOOGLE_API_KEY, "
+                        "GEMINI_API_KEY, LASH_OLLAMA_BASE_URL or OLLAMA_HOST: the offline model (no key, no network)",
                         {"variable": None})
