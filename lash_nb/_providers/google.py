@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import AsyncIterator, Mapping
 
 import httpx
 

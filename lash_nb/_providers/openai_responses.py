@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
-from collections.abc import AsyncIterator, Mapping
 
 import httpx
 

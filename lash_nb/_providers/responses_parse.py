@@ -4,9 +4,9 @@ folded into deltas and one final response (see :mod:`.openai_responses`)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Callable, Mapping
 
 from lash_nb._core.llm import (
     LlmPart,

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterable, Mapping
 
 _FILE = Path(__file__).with_name("prices_snapshot.json")
 _PROVIDER_PREFIX = re.compile(r"^(openai|openai-responses|anthropic|google|gemini|openrouter)[:]")
