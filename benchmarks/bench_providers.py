@@ -16,7 +16,7 @@ from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._providers.anthropic import Anthropic
 from lash_nb._providers.openai_compat import OpenAICompatible
 from lash_nb._providers.sse import SseDecoder
-from lash_nb.testing.wire import LoopbackServer, ReplayTransport, load_wire_script
+from lash_nb.testing import LoopbackServer, ReplayTransport, load_wire_script
 
 DELTAS = 5000
 KEY = "sk-bench-7f3a9c0d5e1b2a4c6d8e"  # a realistic length: the delta scrubber is active
@@ -26,13 +26,14 @@ def chat_script(n: int) -> dict[str, Any]:
     sse = [{"at": 0, "event": "sse", "data": json.dumps(
         {"id": "c", "choices": [{"index": 0, "delta": {"content": f"tok{i} "}, "finish_reason": None}]})}
         for i in range(n)]
-    tail = [{"at": 0, "event": "sse", "data": json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                                                          "usage": {"prompt_tokens": 10, "completion_tokens": n}})},
+    last = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": n}}
+    tail = [{"at": 0, "event": "sse", "data": json.dumps(last)},
             {"at": 0, "event": "sse", "data": "[DONE]"}, {"at": 0, "event": "end"}]
+    start = {"at": 0, "event": "response_start", "status": 200,
+             "headers": [{"name": "content-type", "value": "text/event-stream"}]}
     return {"schema": "lash.provider-wire-script.v1", "name": "bench.chat", "provider_kind": "openai-compatible",
-            "endpoint": {"method": "POST", "path": "/chat/completions"},
-            "timeline": [{"at": 0, "event": "response_start", "status": 200,
-                          "headers": [{"name": "content-type", "value": "text/event-stream"}]}] + sse + tail}
+            "endpoint": {"method": "POST", "path": "/chat/completions"}, "timeline": [start, *sse, *tail]}
 
 
 def anthropic_script(n: int) -> dict[str, Any]:
@@ -47,7 +48,7 @@ def anthropic_script(n: int) -> dict[str, Any]:
              ev({"type": "message_stop"}), {"at": 0, "event": "end"}]
     return {"schema": "lash.provider-wire-script.v1", "name": "bench.anthropic", "provider_kind": "anthropic",
             "endpoint": {"method": "POST", "path": "/v1/messages"},
-            "timeline": [{"at": 0, "event": "response_start", "status": 200, "headers": []}] + body}
+            "timeline": [{"at": 0, "event": "response_start", "status": 200, "headers": []}, *body]}
 
 
 def bench_decoder() -> None:

@@ -22,7 +22,7 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
-import argparse  # noqa: E402
+import argparse
 import asyncio
 import contextlib
 import random
@@ -78,15 +78,14 @@ def stored(path: Path) -> Any:
 
 def lost(reported: dict[str, str], turns: Any) -> int:
     """Turns a caller saw end (finished or stopped) that the store lacks or holds otherwise."""
-    held = dict(zip(turns["turn_id"], turns["outcome"]))
+    held = dict(zip(turns["turn_id"], turns["outcome"], strict=True))
     return sum(1 for tid, kind in reported.items() if held.get(tid) != kind)
 
 
 def read_lines(proc: subprocess.Popen[str], into: list[str]) -> threading.Thread:
     def run() -> None:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            into.append(line.rstrip("\n"))
+        into.extend(line.rstrip("\n") for line in proc.stdout)
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
@@ -124,10 +123,10 @@ def scenario_kills(d: Path, kills: int, rng: random.Random) -> dict[str, Any]:
 
     asyncio.run(reopen())
     turns = stored(path)
-    return dict(scenario=f"kill -9 x{kills}", committed=int((turns["outcome"] == "finished").sum()),
-                lost=lost(reported, turns), errors=errors,
-                note=f"{int((turns['stop_reason'] == 'runtime_error').sum())} killed turns closed "
-                     f"as process_lost; {int((turns['status'] == 'open').sum())} left open")
+    return {"scenario": f"kill -9 x{kills}", "committed": int((turns["outcome"] == "finished").sum()),
+                "lost": lost(reported, turns), "errors": errors,
+                "note": f"{int((turns['stop_reason'] == 'runtime_error').sum())} killed turns closed "
+                     f"as process_lost; {int((turns['status'] == 'open').sum())} left open"}
 
 
 def scenario_two_processes(d: Path) -> dict[str, Any]:
@@ -150,8 +149,7 @@ def scenario_two_processes(d: Path) -> dict[str, Any]:
 
     def wread() -> None:
         assert worker.stderr is not None
-        for line in worker.stderr:
-            wlog.append(line.rstrip("\n"))
+        wlog.extend(line.rstrip("\n") for line in worker.stderr)
 
     threading.Thread(target=wread, daemon=True).start()
     lines: list[str] = []
@@ -167,12 +165,12 @@ def scenario_two_processes(d: Path) -> dict[str, Any]:
     lock_logged = sum(1 for ln in nb_err.splitlines() if "lash_nb.store" in ln and "held by" in ln)
     shown = sum(int(ln.split()[3]) for ln in lines if ln.startswith("done"))
     worker_done = sum(1 for ln in wlog if " finished" in ln)
-    return dict(scenario="worker + notebook", committed=int((turns["outcome"] == "finished").sum()),
-                lost=lost(reported, turns), errors=len(errors),
-                note=f"notebook {len(reported)}/15 turns, worker {worker_done}/150; "
+    return {"scenario": "worker + notebook", "committed": int((turns["outcome"] == "finished").sum()),
+                "lost": lost(reported, turns), "errors": len(errors),
+                "note": f"notebook {len(reported)}/15 turns, worker {worker_done}/150; "
                      f"lock waits logged {lock_logged}, store_wait events {shown}; "
                      f"StoreLockedError raised "
-                     f"{sum('StoreLockedError' in e for e in errors)}")
+                     f"{sum('StoreLockedError' in e for e in errors)}"}
 
 
 def scenario_disk_full(d: Path) -> dict[str, Any]:
@@ -181,8 +179,8 @@ def scenario_disk_full(d: Path) -> dict[str, Any]:
     if os.geteuid() != 0 or subprocess.run(
             ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)],
             capture_output=True).returncode != 0:
-        return dict(scenario="disk full", committed=0, lost=0, errors=0,
-                    note="skipped: mounting a small tmpfs needs root")
+        return {"scenario": "disk full", "committed": 0, "lost": 0, "errors": 0,
+                    "note": "skipped: mounting a small tmpfs needs root"}
     path = folder / "lash.duckdb"
     reported: dict[str, str] = {}
     refused: list[str] = []
@@ -191,7 +189,7 @@ def scenario_disk_full(d: Path) -> dict[str, Any]:
     async def fill_disk() -> str:
         """Fills the disk; it is freed three seconds later."""
         filler = folder / "filler"
-        with open(filler, "wb") as f, contextlib.suppress(OSError):
+        with open(filler, "wb") as f, contextlib.suppress(OSError):  # noqa: ASYNC230  (fills the disk on purpose)
             while True:
                 f.write(b"\0" * 65536)
         threading.Timer(3.0, filler.unlink).start()
@@ -225,10 +223,10 @@ def scenario_disk_full(d: Path) -> dict[str, Any]:
         turns = stored(path)
     finally:
         subprocess.run(["umount", "-l", str(folder)], capture_output=True)
-    return dict(scenario="disk full (tmpfs)", committed=int((turns["outcome"] == "finished").sum()),
-                lost=lost(reported, turns), errors=len(refused),
-                note=f"{waits['disk_full']} disk-full waits seen by turns; {len(refused)} turn "
-                     "starts refused in one line (nothing of theirs stored)")
+    return {"scenario": "disk full (tmpfs)", "committed": int((turns["outcome"] == "finished").sum()),
+                "lost": lost(reported, turns), "errors": len(refused),
+                "note": f"{waits['disk_full']} disk-full waits seen by turns; {len(refused)} turn "
+                     "starts refused in one line (nothing of theirs stored)"}
 
 
 def scenario_blocked_loop(d: Path) -> dict[str, Any]:
@@ -237,7 +235,7 @@ def scenario_blocked_loop(d: Path) -> dict[str, Any]:
     @tool
     async def sleepy() -> str:
         """Blocks the event loop (time.sleep inside async def)."""
-        time.sleep(3.0)
+        time.sleep(3.0)  # noqa: ASYNC251  (the scenario: a tool that blocks the loop)
         return "slept"
 
     async def run() -> str:
@@ -255,8 +253,8 @@ def scenario_blocked_loop(d: Path) -> dict[str, Any]:
 
     what = asyncio.run(run())
     turns = stored(path)
-    return dict(scenario="blocked loop > lease TTL", committed=int((turns["outcome"] == "finished").sum()),
-                lost=0, errors=int("Error" in what or "Lost" in what), note=what)
+    return {"scenario": "blocked loop > lease TTL", "committed": int((turns["outcome"] == "finished").sum()),
+                "lost": 0, "errors": int("Error" in what or "Lost" in what), "note": what}
 
 
 def main() -> None:

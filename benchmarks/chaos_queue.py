@@ -31,11 +31,11 @@ from pathlib import Path
 if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
     sys.path.pop(0)  # benchmarks/queue.py would shadow the standard library's queue module
 
-from lash_nb import LashCore, tool  # noqa: E402
-from lash_nb._errors import StoreError  # noqa: E402
-from lash_nb._runtime.worker import Worker  # noqa: E402
-from lash_nb.providers import FunctionProvider, OfflineProvider  # noqa: E402
-from lash_nb.stores import DuckDBStore  # noqa: E402
+from lash_nb import LashCore, tool
+from lash_nb._errors import StoreError
+from lash_nb._runtime.worker import Worker
+from lash_nb.providers import FunctionProvider, OfflineProvider
+from lash_nb.stores import DuckDBStore
 
 
 def _user_prompts(session) -> list[str]:  # type: ignore[no-untyped-def]
@@ -83,7 +83,7 @@ async def blocked_loop(folder: Path, batches: int) -> dict[str, int]:
     @tool
     async def crunch() -> str:
         """Blocks the event loop past the lease TTL."""
-        time.sleep(0.6)
+        time.sleep(0.6)  # noqa: ASYNC251  (the scenario: a tool that blocks the loop)
         return "crunched"
 
     def model(request):  # type: ignore[no-untyped-def]
@@ -113,13 +113,14 @@ async def kill(folder: Path, batches: int, kills: int, rng: random.Random) -> di
     log = folder / "kill-workers.log"
     for _ in range(kills):
         victim = _start_worker(path, log)
-        time.sleep(rng.uniform(0.5, 2.0))
+        time.sleep(rng.uniform(0.5, 2.0))  # noqa: ASYNC251  (nothing else runs on this loop)
         victim.send_signal(signal.SIGKILL)
         victim.wait(30)
-    finisher = subprocess.run(
-        [sys.executable, "-m", "lash_nb", "worker", "--store", path, "--all", "--delay", "0",
-         "--poll", "0.05", "--exit-when-idle", "1.5"],
-        stdout=subprocess.DEVNULL, stderr=open(log, "ab"), timeout=600)
+    with open(log, "ab") as err:  # noqa: ASYNC230  (nothing else runs on this loop)
+        finisher = subprocess.run(  # noqa: ASYNC221
+            [sys.executable, "-m", "lash_nb", "worker", "--store", path, "--all", "--delay", "0",
+             "--poll", "0.05", "--exit-when-idle", "1.5"],
+            stdout=subprocess.DEVNULL, stderr=err, timeout=600)
     out = await _summary(path, "kill")
     out["kill: workers killed"] = kills
     out["kill: finishing worker exit code"] = finisher.returncode

@@ -329,7 +329,7 @@ async def measure_sizes(args, tmp: str, common) -> None:
         old.proc.wait(timeout=60)
     print("\n## file size (store closed: checkpointed)")
     base = rows[2][2]
-    for j, (label, n, size, _, _) in enumerate(rows):
+    for j, (label, _n, size, _, _) in enumerate(rows):
         was = f"   (baseline {old_sizes[j] / 1e3:9.1f} kB)" if old_sizes else ""
         print(f"   lash_nb, {label:18s} {size / 1e3:9.1f} kB{was}")
     big = rows[3]

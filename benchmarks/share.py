@@ -21,7 +21,7 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
-import argparse  # noqa: E402
+import argparse
 import asyncio
 import statistics
 import subprocess
@@ -156,11 +156,11 @@ def main() -> None:
             w2.started.wait(120)
             commits: list[float] = []
             opened_ms, opens, handovers = asyncio.run(notebook_turns(
-                path2, pause=pause, until=lambda: w2.proc.poll() is not None
+                path2, pause=pause, until=lambda w2=w2: w2.proc.poll() is not None
                 or len(w2.stamps) >= args.batches, into=commits))
             w2.proc.wait()
-            shared.append(dict(pause=pause, rate=w2.rate(), n=len(w2.stamps), commits=commits,
-                               opened_ms=opened_ms, opens=opens, handovers=handovers))
+            shared.append({"pause": pause, "rate": w2.rate(), "n": len(w2.stamps), "commits": commits,
+                               "opened_ms": opened_ms, "opens": opens, "handovers": handovers})
         line_off, line_on = empty_job_us(alone_path)
 
     def row(label: str, a: str, *b: str) -> None:

@@ -16,7 +16,6 @@ import tracemalloc
 from lash_nb._providers.sse import SseDecoder
 
 
-
 def decoder(max_mb: int) -> SseDecoder:
     try:
         return SseDecoder(max_event_bytes=max_mb * 2**20)  # type: ignore[call-arg]

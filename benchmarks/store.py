@@ -16,7 +16,7 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
-import argparse  # noqa: E402
+import argparse
 import asyncio
 import statistics
 import tempfile
@@ -53,11 +53,12 @@ def turn_commits(sid: str, lease: Lease, k: int, leaf: str | None) -> tuple[Runt
     for i, name in enumerate(("add", "mul")):
         call = f"{tid}-k{i}"
         events.append(TurnActivity(f"{tid}-s{i}", f"tool:{call}", ToolCallStarted(call, name, {"a": 2, "b": 3}), tid))
-        events.append(TurnActivity(f"{tid}-c{i}", f"tool:{call}", ToolCallCompleted(call, name, {"a": 2, "b": 3}, 5, 0.2, True), tid))
+        done = ToolCallCompleted(call, name, {"a": 2, "b": 3}, 5, 0.2, True)
+        events.append(TurnActivity(f"{tid}-c{i}", f"tool:{call}", done, tid))
         tools.append((tid, ToolCallRecord(call, name, {"a": 2, "b": 3}, 5, True, 0.2, 1000)))
     events += [TurnActivity(f"{tid}-e{i}", f"{tid}-p", AssistantProseDelta("word "), tid) for i in range(56)]
-    calls = tuple((tid, LlmCallRecord(f"{tid}-m{i}", "m", i, (LlmAttempt(1, 1000, 3.0, "completed", TokenUsage(300, 20)),)))
-                  for i in range(2))
+    attempt = LlmAttempt(1, 1000, 3.0, "completed", TokenUsage(300, 20))
+    calls = tuple((tid, LlmCallRecord(f"{tid}-m{i}", "m", i, (attempt,))) for i in range(2))
     terminal = RuntimeCommit(
         sid, lease, append_nodes=rest, leaf_node_id=rest[-1].node_id, llm_calls=calls,
         usage_deltas=(UsageDelta(tid, "turn", "m", TokenUsage(600, 40)),), tool_calls=tuple(tools),

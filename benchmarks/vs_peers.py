@@ -19,13 +19,12 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
 
 import argparse
 import asyncio
+import importlib.util
 import random
 import statistics
 import tempfile
 import time
 from pathlib import Path
-
-import importlib.util
 
 ANCHORS = Path(__file__).resolve().parents[2] / "shared" / "anchors"
 sys.path.insert(0, str(ANCHORS))
@@ -37,8 +36,7 @@ _turn = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_turn)
 get_weather, model = _turn.get_weather, _turn.model
 
-from common import (make_openai_agents, make_pydantic_ai, openai_agents_seed,  # noqa: E402
-                    pydantic_ai_seed, user_text)
+from common import make_openai_agents, make_pydantic_ai, openai_agents_seed, pydantic_ai_seed, user_text  # noqa: E402
 
 from lash_nb import LashCore  # noqa: E402
 from lash_nb.providers import FunctionProvider  # noqa: E402
@@ -69,23 +67,23 @@ async def main() -> None:
         mem = await lash_session(None, history)
         disk = await lash_session(str(Path(tmp) / f"h{history}.duckdb"), history)
 
-        async def s_pyd(i):
-            await pyd_turn(pyd_seed, i)
+        async def s_pyd(i, seed=pyd_seed):
+            await pyd_turn(seed, i)
 
-        async def s_oai(i):
-            await oai_turn(oai_seed, i)
+        async def s_oai(i, seed=oai_seed):
+            await oai_turn(seed, i)
 
-        async def s_mem(i):
-            await mem.turn(user_text(i)).run()
+        async def s_mem(i, session=mem):
+            await session.turn(user_text(i)).run()
 
-        async def s_disk(i):
-            await disk.turn(user_text(i)).run()
+        async def s_disk(i, session=disk):
+            await session.turn(user_text(i)).run()
 
         systems = {"pydantic-ai": s_pyd, "openai-agents": s_oai,
                    "lash_nb (memory store)": s_mem, "lash_nb (DuckDB file, durable)": s_disk}
         samples: dict[str, list[float]] = {k: [] for k in systems}
         rng = random.Random(history)
-        for name, fn in systems.items():
+        for fn in systems.values():
             await fn(0)
         for _ in range(rounds):
             order = list(systems)

@@ -49,9 +49,9 @@ print(cpu, wall, w.flush_count)
 """
 
 SCENARIOS = {
-    "burst": dict(interval=0.05, per_tick=1, sleep=0, every=False),
-    "paced": dict(interval=0.05, per_tick=20, sleep=0.01, every=False),
-    "uncoalesced": dict(interval=0.05, per_tick=1, sleep=0, every=True, n=1_000),
+    "burst": {"interval": 0.05, "per_tick": 1, "sleep": 0, "every": False},
+    "paced": {"interval": 0.05, "per_tick": 20, "sleep": 0.01, "every": False},
+    "uncoalesced": {"interval": 0.05, "per_tick": 1, "sleep": 0, "every": True, "n": 1_000},
 }
 
 

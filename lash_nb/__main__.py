@@ -5,21 +5,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._core.llm import Provider
 
 
-def _provider(name: str, delay_s: float):  # type: ignore[no-untyped-def]
-    from .providers import OfflineProvider
+def worker_provider(name: str, *, model: str | None, delay_s: float) -> Provider:
+    """``--provider``: a registry name (the one ``%lash open --provider`` takes) or ``env``
+    (chosen from the environment, as the default builder does)."""
+    from ._errors import ConfigurationError
+    from ._providers.registry import NAMES, build_provider, check_key
+    from ._providers.select import select_provider
 
-    if name == "offline":
-        return OfflineProvider(delay_s=delay_s)
     if name == "env":
-        from .providers import select_provider
+        import os
 
-        info = select_provider()
+        info = select_provider({**os.environ, "LASH_MODEL": model} if model else None)
         print(f"provider: {info.reason}", file=sys.stderr)
-        return info.provider
-    raise SystemExit(f"unknown --provider {name!r}; use offline or env")
+        provider: Provider = info.provider
+        return provider
+    if name not in NAMES:
+        raise SystemExit(f"unknown --provider {name!r}; use one of offline, env, "
+                         f"{', '.join(n for n in NAMES if n != 'offline')}")
+    try:
+        check_key(name, again="start the worker again")
+    except ConfigurationError as e:
+        raise SystemExit(str(e)) from None
+    return build_provider(name, model=model, offline_delay_s=delay_s)
 
 
 def _log_to_stderr() -> None:
@@ -47,7 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     scope = work.add_mutually_exclusive_group()
     scope.add_argument("--session", help="drain only this session")
     scope.add_argument("--all", action="store_true", help="drain every session (default)")
-    work.add_argument("--provider", default="offline", help="offline (default) or env")
+    work.add_argument("--provider", default="offline",
+                      help="offline (default), env (chosen from the environment), openai, "
+                           "anthropic, openrouter or ollama")
     work.add_argument("--model", default=None)
     work.add_argument("--delay", type=float, default=0.0, help="offline provider: seconds per word")
     work.add_argument("--tools", action="append", default=[], help="module:attr of tools to load")
@@ -84,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     _log_to_stderr()
     stats = asyncio.run(run_worker(
-        args.store, session_id=args.session, provider=_provider(args.provider, args.delay),
+        args.store, session_id=args.session,
+        provider=worker_provider(args.provider, model=args.model, delay_s=args.delay),
         model=args.model, tools=load_tools(args.tools), concurrency=args.concurrency,
         poll_s=args.poll, grace_s=args.grace, max_idle_s=args.exit_when_idle,
         lease_ttl_ms=args.lease_ttl_ms, max_attempts=args.max_attempts,

@@ -1,4 +1,5 @@
-"""The whole lash_nb error tree. Every message says what to do next.
+"""The whole lash_nb error tree. Every message says what to do next. Users import these
+from their public home, ``lash_nb.errors`` (a new class here must be added there too).
 
 ::
 

@@ -9,7 +9,7 @@
 - ``select_provider()``: pick one from the environment and say why.
 """
 
-from typing import Any
+import typing as _typing
 
 from ._core.llm import (
     Completed,
@@ -30,6 +30,13 @@ from ._core.llm import (
 from ._providers.function import FunctionProvider
 from ._providers.offline import OfflineProvider
 
+if _typing.TYPE_CHECKING:  # imported on first use (httpx loads with them)
+    from ._providers.anthropic import Anthropic
+    from ._providers.google import GoogleGemini
+    from ._providers.openai_compat import OpenAICompatible
+    from ._providers.openai_responses import OpenAIResponses
+    from ._providers.select import select_provider
+
 _LAZY = {
     "OpenAICompatible": ("._providers.openai_compat", "OpenAICompatible"),
     "Anthropic": ("._providers.anthropic", "Anthropic"),
@@ -39,18 +46,38 @@ _LAZY = {
 }
 
 __all__ = [
-    "OfflineProvider", "FunctionProvider", "OpenAICompatible", "OpenAIResponses", "Anthropic",
-    "GoogleGemini", "select_provider",
-    "Provider", "ProviderInfo", "LlmRequest", "LlmResponse", "LlmPart", "LlmToolSpec",
-    "TextDelta", "ReasoningTextDelta", "Completed", "LlmTransportError", "ProviderFailureKind",
-    "TerminalReason", "RetryPolicy", "UsageReported",
+    "Anthropic",
+    "Completed",
+    "FunctionProvider",
+    "GoogleGemini",
+    "LlmPart",
+    "LlmRequest",
+    "LlmResponse",
+    "LlmToolSpec",
+    "LlmTransportError",
+    "OfflineProvider",
+    "OpenAICompatible",
+    "OpenAIResponses",
+    "Provider",
+    "ProviderFailureKind",
+    "ProviderInfo",
+    "ReasoningTextDelta",
+    "RetryPolicy",
+    "TerminalReason",
+    "TextDelta",
+    "UsageReported",
+    "select_provider",
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name in _LAZY:
         import importlib
 
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module, __package__), attr)
     raise AttributeError(f"module 'lash_nb.providers' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

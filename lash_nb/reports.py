@@ -21,7 +21,18 @@ from ._reports.prices import load_prices
 from ._reports.trace import LashTrace, read_lash_trace
 
 __all__ = [
-    "usage_frame", "usage_columns", "turns_frame", "llm_calls_frame", "tool_calls_frame",
-    "queue_frame", "graph_frame", "usage_chart", "turn_duration_chart", "queue_wait_chart",
-    "Chart", "load_prices", "read_lash_trace", "LashTrace",
+    "Chart",
+    "LashTrace",
+    "graph_frame",
+    "llm_calls_frame",
+    "load_prices",
+    "queue_frame",
+    "queue_wait_chart",
+    "read_lash_trace",
+    "tool_calls_frame",
+    "turn_duration_chart",
+    "turns_frame",
+    "usage_chart",
+    "usage_columns",
+    "usage_frame",
 ]

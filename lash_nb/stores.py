@@ -6,7 +6,7 @@
 - ``PostgresStore(dsn)``: a shared server store for many processes and machines.
 """
 
-from typing import Any
+import typing as _typing
 
 from ._store.base import (
     CommitResult,
@@ -21,6 +21,10 @@ from ._store.base import (
 )
 from ._store.memory import MemoryStore
 
+if _typing.TYPE_CHECKING:  # imported on first use (duckdb / psycopg load with them)
+    from ._store.duckdb import DuckDBStore, migrate_duckdb
+    from ._store.postgres import PostgresStore
+
 _LAZY = {
     "DuckDBStore": ("._store.duckdb", "DuckDBStore"),
     "migrate_duckdb": ("._store.duckdb", "migrate_duckdb"),
@@ -28,16 +32,30 @@ _LAZY = {
 }
 
 __all__ = [
-    "MemoryStore", "DuckDBStore", "migrate_duckdb", "PostgresStore", "SessionStore", "SessionMeta",
-    "PersistedSession", "ReadScope", "RuntimeCommit", "CommitResult", "Lease", "LeaseBusy",
+    "CommitResult",
+    "DuckDBStore",
+    "Lease",
+    "LeaseBusy",
+    "MemoryStore",
+    "PersistedSession",
+    "PostgresStore",
+    "ReadScope",
+    "RuntimeCommit",
+    "SessionMeta",
+    "SessionStore",
     "TurnRecord",
+    "migrate_duckdb",
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name in _LAZY:
         import importlib
 
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module, __package__), attr)
     raise AttributeError(f"module 'lash_nb.stores' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

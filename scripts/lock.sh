@@ -3,13 +3,20 @@
 #   requirements/ci-newest.txt  the newest versions pyproject.toml allows (every Python >= 3.11)
 #   requirements/ci-lowest.txt  the lowest versions of each direct dependency (Python 3.11)
 # scripts/test.sh installs exactly these. Needs uv (`pip install uv`, or the test extra).
+#   bash scripts/lock.sh              every pin moves to the newest (resp. lowest) allowed
+#   bash scripts/lock.sh ruff mypy    only these packages move (or are added); the rest stay
 set -euo pipefail
 cd "$(dirname "$0")/.."
 uv=${UV:-uv}
 command -v "$uv" >/dev/null 2>&1 || uv=".venv/bin/uv"
+upgrade=(--upgrade)
+if [ $# -gt 0 ]; then
+  upgrade=()
+  for p in "$@"; do upgrade+=(--upgrade-package "$p"); done
+fi
 "$uv" pip compile -q pyproject.toml --extra test --universal --python-version 3.11 \
-  --upgrade --no-header -o requirements/ci-newest.txt
+  "${upgrade[@]}" --no-header -o requirements/ci-newest.txt
 "$uv" pip compile -q pyproject.toml --extra test --resolution lowest-direct --python-version 3.11 \
-  --python-platform x86_64-unknown-linux-gnu --upgrade --no-header -o requirements/ci-lowest.txt
+  --python-platform x86_64-unknown-linux-gnu "${upgrade[@]}" --no-header -o requirements/ci-lowest.txt
 echo "locked: requirements/ci-newest.txt ($(grep -c '==' requirements/ci-newest.txt) pins)," \
      "requirements/ci-lowest.txt ($(grep -c '==' requirements/ci-lowest.txt) pins)"

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Set up a fresh machine and run the tests: this is what CI runs (.ci/run). Three runs:
+# Set up a fresh machine and run the tests: this is what CI runs (.ci/run). The static checks,
+# then three test runs:
 #
+#   static  ruff check and mypy --strict over the whole package (settings in pyproject.toml),
+#           once, in the newest environment (their results depend on their versions)
 #   newest  the whole suite, Python 3 (python3), the newest versions: requirements/ci-newest.txt
 #   lowest  the quick tests (not slow, not browser), Python 3.11 and the lowest direct versions
 #           pyproject.toml allows (pandas 2.2, pyarrow 15, ipykernel 6.29, ...):
@@ -12,12 +15,12 @@
 # .venv-py3.13; packages come from the lock files only (update them on purpose with
 # scripts/lock.sh). Arguments go to pytest in the newest run, e.g.
 #   bash scripts/test.sh -m "not slow and not browser"
-# RUNS="newest" (or any subset of "newest lowest py3.13") picks the runs. Each run prints
+# RUNS="newest" (or any subset of "static newest lowest py3.13") picks the runs. Each run prints
 # pytest's closing line; the script ends with all of them and exits non-zero if any run failed
 # or a claimed Python is missing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${RUNS:-"newest lowest py3.13"}
+RUNS=${RUNS:-"static newest lowest py3.13"}
 QUICK=(-m "not slow and not browser")
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -85,8 +88,21 @@ run() {  # run NAME VENV PYTHON LOCK PYTEST_ARGS...
   rm -f "$log"
 }
 
+static() {  # ruff, then mypy; each prints its findings and its closing line
+  local start=$SECONDS ruff_rc mypy_rc
+  echo "== static: ruff check, mypy --strict (pyproject.toml)"
+  if ! setup .venv .venv/bin/python requirements/ci-newest.txt; then
+    SUMMARY+=("static: FAILED to install from requirements/ci-newest.txt"); status=1; return
+  fi
+  .venv/bin/ruff check --no-cache; ruff_rc=$?
+  env -u PYTHONPATH .venv/bin/python -m mypy; mypy_rc=$?
+  SUMMARY+=("static ($((SECONDS - start)) s): ruff [exit $ruff_rc], mypy [exit $mypy_rc]")
+  [ "$ruff_rc" = 0 ] && [ "$mypy_rc" = 0 ] || status=1
+}
+
 for r in $RUNS; do
   case $r in
+    static) static ;;
     newest) run newest .venv .venv/bin/python requirements/ci-newest.txt "$@" ;;
     lowest)
       if py=$(find_python 3.11); then
@@ -100,7 +116,7 @@ for r in $RUNS; do
       else
         SUMMARY+=("py3.13: FAILED, no Python 3.13 on this machine (the newest we claim)"); status=1
       fi ;;
-    *) echo "unknown run $r (newest, lowest, py3.13)"; exit 2 ;;
+    *) echo "unknown run $r (static, newest, lowest, py3.13)"; exit 2 ;;
   esac
 done
 

@@ -78,7 +78,7 @@ class JupyterServer:
     def start(self, theme: str = "light") -> JupyterServer:
         self.set_theme(theme)
         port = _free_port()
-        self.log = open(self.root / f"{self.frontend}.log", "w")
+        self.log = open(self.root / f"{self.frontend}.log", "w")  # noqa: SIM115  (closed by stop())
         cmd = [sys.executable, "-m", "jupyter", self.app, "--no-browser", "--ip=127.0.0.1",
                f"--port={port}", f"--IdentityProvider.token={TOKEN}",
                f"--ServerApp.root_dir={self.root}", "--ServerApp.open_browser=False", *self.extra]
@@ -94,11 +94,11 @@ class JupyterServer:
             try:
                 self.api("GET", "/api/status")
                 return self
-            except OSError:
+            except OSError as e:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
                     self.stop()
-                    raise RuntimeError(f"jupyter {self.app} did not start: "
-                                       f"{(self.root / f'{self.frontend}.log').read_text()[-2000:]}")
+                    log = (self.root / f"{self.frontend}.log").read_text()[-2000:]
+                    raise RuntimeError(f"jupyter {self.app} did not start: {log}") from e
                 time.sleep(0.25)  # polling a server that offers no readiness event
 
     def stop(self) -> None:
@@ -260,7 +260,8 @@ CONTRAST_JS = r"""
   };
   const out = [];
   for (const el of document.querySelectorAll(selector)) {
-    const own = [...el.childNodes].filter((n) => n.nodeType === 3 && n.textContent.trim()).map((n) => n.textContent.trim()).join(" ");
+    const own = [...el.childNodes].filter((n) => n.nodeType === 3 && n.textContent.trim())
+      .map((n) => n.textContent.trim()).join(" ");
     if (!own) continue;
     const r = el.getBoundingClientRect();
     if (!r.width || !r.height || el.closest("[hidden]")) continue;

@@ -52,7 +52,7 @@ def install(root: Path) -> dict[str, str]:
     return out
 
 
-def _mcp_servers(tmp_path_factory: "pytest.TempPathFactory") -> dict[str, str]:
+def _mcp_servers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     pytest.importorskip("mcp", reason="the mcp extra is not installed")
     given = os.environ.get("LASH_NB_MCP_SERVERS")
     root = Path(given) if given else tmp_path_factory.mktemp("mcp-servers")

@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 

@@ -5,7 +5,7 @@ As root the server runs as the ``postgres`` user (``initdb`` refuses root). Set
 ``LASH_PG_DSN`` to use a server you already run instead. When no server can be started the
 fixtures skip with the reason.
 
-Test modules import the fixtures: ``from pg_fixture import pg_server, pg_dsn``.
+``tests/conftest.py`` registers the fixtures for every test module (``pytest_plugins``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import uuid
 from dataclasses import dataclass
+
 import pytest
 
 

@@ -125,12 +125,11 @@ def _runtime_graph() -> tuple[dict[str, set[str]], list[str]]:
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 in_function.update(id(n) for n in ast.walk(node) if n is not node)
-        for mod, line in _imports(path):
+        for mod, _line in _imports(path):
             if mod.startswith("lash_nb._runtime."):
                 graph[name].add(".".join(mod.split(".")[:3]))
-        for node in ast.walk(tree):
-            if id(node) in in_function and isinstance(node, ast.ImportFrom) and node.level:
-                local.append(f"{path.name}:{node.lineno}")
+        local.extend(f"{path.name}:{node.lineno}" for node in ast.walk(tree)
+                     if id(node) in in_function and isinstance(node, ast.ImportFrom) and node.level)
     return graph, local
 
 
@@ -143,9 +142,9 @@ def test_runtime_has_no_import_cycle():
         state[mod] = 1
         for dep in sorted(graph.get(mod, ())):
             if state.get(dep) == 1:
-                cycles.append(stack[stack.index(dep):] + [dep])
+                cycles.append([*stack[stack.index(dep):], dep])
             elif dep not in state:
-                visit(dep, stack + [dep])
+                visit(dep, [*stack, dep])
         state[mod] = 2
 
     for mod in sorted(graph):

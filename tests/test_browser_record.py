@@ -13,16 +13,24 @@ from __future__ import annotations
 import base64
 import json
 import re
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-from browser_harness import (ARTIFACTS, CHROMIUM, CONTRAST_JS, DOCS_IMG, FRONTENDS, JupyterServer,
-                             NotebookPage, launch, low_contrast, wait_until, write_notebook)
+from browser_harness import (
+    ARTIFACTS,
+    CHROMIUM,
+    CONTRAST_JS,
+    DOCS_IMG,
+    FRONTENDS,
+    JupyterServer,
+    NotebookPage,
+    launch,
+    low_contrast,
+    wait_until,
+    write_notebook,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -50,8 +58,8 @@ TABLE_PROMPT = """Please tidy up my notes:
 RECORD_CELLS: list[str | tuple[str, str]] = [
     ("markdown", "# Weekend trip\nAsking the agent about the weather, with a tool defined here."),
     "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.01",
-    'from lash_nb import tool\n\n@tool\ndef weather(city: str) -> str:\n'
-    '    """Current weather for a city."""\n    return f"sunny, 21 °C in {city}"',
+    ('from lash_nb import tool\n\n@tool\ndef weather(city: str) -> str:\n'
+    '    """Current weather for a city."""\n    return f"sunny, 21 °C in {city}"'),
     "%lash open trip --store trip.duckdb --fresh --tools weather",
     "%%lash\nWhat does weather say for 'Paris'?",
     f"%%lash\n{TABLE_PROMPT}",
@@ -174,7 +182,8 @@ def test_a_saved_notebook_reads_after_the_kernel_is_gone_and_through_nbconvert(f
                 if nb.page is not None:
                     nb.screenshot(ARTIFACTS / f"record-failure-{frontend}.png")
                     (ARTIFACTS / f"record-failure-{frontend}.html").write_text(
-                        nb.page.evaluate("() => document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)').outerHTML"))
+                        nb.page.evaluate(
+                            "() => document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)').outerHTML"))
                 raise
             finally:
                 browser.close()
@@ -199,15 +208,15 @@ def test_a_saved_notebook_reads_after_the_kernel_is_gone_and_through_nbconvert(f
 
 STOP_CELLS: list[str | tuple[str, str]] = [
     "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.12",
-    "import asyncio\nfrom lash_nb import tool\n\n@tool\nasync def slow(seconds: float) -> str:\n"
-    '    """Wait a while."""\n    await asyncio.sleep(seconds)\n    return "slept"',
+    ("import asyncio\nfrom lash_nb import tool\n\n@tool\nasync def slow(seconds: float) -> str:\n"
+    '    """Wait a while."""\n    await asyncio.sleep(seconds)\n    return "slept"'),
     "%lash open stops --store stops.duckdb --fresh --tools slow",
     "%%lash\nplease echo " + " ".join(f"word{i}" for i in range(120)),
     "%%lash\nrun slow with seconds=60",
     # another runtime holds this session (what a second kernel on the same store does)
-    "from lash_nb._notebook.extension import _magics\n"
+    ("from lash_nb._notebook.extension import _magics\n"
     "b = _magics().ctx.bindings['stops']\n"
-    "await b.session.store.try_acquire_lease('stops', 'another-kernel', 600_000)",
+    "await b.session.store.try_acquire_lease('stops', 'another-kernel', 600_000)"),
     "%%lash\nhello again",
 ]
 
@@ -234,7 +243,8 @@ def test_stop_badges_marks_cancelled_tools_and_a_refused_turn(frontend, tmp_path
                     assert low_contrast(rows) == []
                     nb.screenshot(ARTIFACTS / "stop-live-dark-jupyterlab.png")
                 echo.locator(".lash-stop").click()
-                echo.locator(".lash-static .lash-outcome").filter(has_text="stopped: cancelled").wait_for(timeout=30_000)
+                echo.locator(".lash-static .lash-outcome").filter(
+                    has_text="stopped: cancelled").wait_for(timeout=30_000)
                 assert echo.locator(".lash-status").inner_text() == "stopped"
                 assert "interrupted" in echo.locator(".lash-mark").inner_text()
                 assert "word119" not in echo.locator(".lash-prose").inner_text()
@@ -303,7 +313,7 @@ def test_drain_shows_progress_and_the_turns_it_ran_and_a_double_click_runs_once(
                 turns = panel.locator(".lash-ran-turn")
                 assert turns.count() == 3
                 assert "first" in turns.nth(0).locator(".lash-prose strong").inner_text()
-                assert [t for t in turns.locator(".lash-outcome").all_inner_texts()] == [
+                assert list(turns.locator(".lash-outcome").all_inner_texts()) == [
                     "finished: assistant_message"] * 3
                 assert "ran 3 turns; 3 of 3 batches done" in panel.locator(".lash-panel-head").inner_text()
                 nb.screenshot(ARTIFACTS / f"drain-{frontend}.png", scroll_to=3)
@@ -336,7 +346,7 @@ def test_drain_shows_progress_and_the_turns_it_ran_and_a_double_click_runs_once(
 def test_with_saved_widget_state_a_restored_panel_says_the_kernel_is_not_connected(tmp_path):
     """JupyterLab's "save widget state" setting on: the tool panel is restored from the file
     after the kernel is gone; a toggle must not silently do nothing."""
-    write_notebook(tmp_path / "state.ipynb", RECORD_CELLS[:4] + ["%lash tools"])
+    write_notebook(tmp_path / "state.ipynb", [*RECORD_CELLS[:4], "%lash tools"])
     server = JupyterServer("jupyterlab", tmp_path)
     d = server.settings / "@jupyter-widgets" / "jupyterlab-manager"
     d.mkdir(parents=True, exist_ok=True)
@@ -377,13 +387,9 @@ def test_after_a_kernel_restart_the_tools_panel_shows_tools_without_implementati
     user reopens the session without running the cell that defines it. The tools panel must
     say the tool has no implementation in this kernel (it is not offered to the model), live
     and in the saved notebook once the kernel is gone."""
-    cells = RECORD_CELLS[:5] + [
-        "%lash tools",
-        ("markdown", "After a restart, without running the tool's cell:"),
-        "%load_ext lash_nb",
-        "%lash open trip --store trip.duckdb",
-        "%lash tools",
-    ]
+    cells = [*RECORD_CELLS[:5], "%lash tools",
+             ("markdown", "After a restart, without running the tool's cell:"),
+             "%load_ext lash_nb", "%lash open trip --store trip.duckdb", "%lash tools"]
     write_notebook(tmp_path / "restart.ipynb", cells)
     server = JupyterServer("jupyterlab", tmp_path).start("light")
     try:

@@ -31,9 +31,9 @@ CELLS = [
     "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.12",
     "%lash open browser --store lash.duckdb --fresh",
     f"%%lash\n{PROMPT}\n",
-    "b = __import__('lash_nb._notebook.extension', fromlist=['x'])._magics().ctx.bindings['browser']\n"
+    ("b = __import__('lash_nb._notebook.extension', fromlist=['x'])._magics().ctx.bindings['browser']\n"
     "recs = await b.session.store.load_turns('browser')\n"
-    "print('TURNS', [(t.outcome, t.stop_reason) for t in recs])",
+    "print('TURNS', [(t.outcome, t.stop_reason) for t in recs])"),
 ]
 
 
@@ -70,7 +70,7 @@ def lab(request, tmp_path):
         pytest.importorskip("notebook", minversion="7")
     _notebook(tmp_path / "stop.ipynb")
     port = _free_port()
-    log = open(tmp_path / "lab.log", "w")
+    log = open(tmp_path / "lab.log", "w")  # noqa: SIM115  (the server writes it; closed after the run)
     cmd = [sys.executable, "-m", "jupyter", app, "--no-browser", "--ip=127.0.0.1",
            f"--port={port}", f"--IdentityProvider.token={TOKEN}",
            f"--ServerApp.root_dir={tmp_path}", "--ServerApp.open_browser=False", *extra]
@@ -128,7 +128,7 @@ def _kernel_idle(base: str) -> bool:
 
 
 def test_clicking_stop_in_the_browser_cancels_the_turn_and_the_next_cell_runs(lab):
-    base, root, url = lab
+    base, _root, url = lab
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(

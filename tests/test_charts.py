@@ -60,7 +60,7 @@ def test_a_chart_within_the_limit_is_unchanged():
 def test_displayed_through_ipython_the_bundle_has_no_html_that_would_hide_the_chart_in_lab():
     from IPython.core.formatters import DisplayFormatter
 
-    data, meta = DisplayFormatter().format(small())
+    data, _meta = DisplayFormatter().format(small())
     assert VEGALITE in data and "image/svg+xml" in data
     assert "text/html" not in data
 

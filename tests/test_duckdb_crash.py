@@ -71,7 +71,7 @@ CHILD = textwrap.dedent("""
 
 def counts(store: DuckDBStore, table: str) -> dict[str, int]:
     frame = store.query(f"SELECT turn_id, count(*) AS n FROM {table} GROUP BY turn_id")
-    return dict(zip(frame["turn_id"], frame["n"]))
+    return dict(zip(frame["turn_id"], frame["n"], strict=True))
 
 
 def check_invariants(store: DuckDBStore, recoveries: int) -> tuple[int, int]:

@@ -17,10 +17,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+from notebook_harness import KernelHarness
+
 from lash_nb import LashCore
 from lash_nb.providers import OfflineProvider
-
-from notebook_harness import KernelHarness
 
 ROOT = Path(__file__).resolve().parents[1]
 

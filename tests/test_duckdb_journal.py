@@ -20,9 +20,9 @@ import duckdb
 import pytest
 
 from lash_nb import LashCore
+from lash_nb._core.usage import TokenUsage
 from lash_nb._errors import StoreError, StoreSchemaError
 from lash_nb._store.base import Lease, RuntimeCommit, TurnStart, UsageDelta, lease_owner_id
-from lash_nb._core.usage import TokenUsage
 from lash_nb._store.duckdb import DuckDBStore
 from lash_nb.testing.conformance import node, turn_record
 
@@ -181,8 +181,7 @@ def _v1_file(path: Path) -> None:
         "NULL, now(), now(), 4)")
     for seq, (nid, parent, role, text) in enumerate(
             (("n1", None, "user", "hello"), ("n2", "n1", "assistant", "hi there")), start=1):
-        content = ('{"id":"%s","role":"%s","parts":[{"id":"%s.p0","kind":"text","content":"%s"}]}'
-                   % (nid, role, nid, text))
+        content = (f'{{"id":"{nid}","role":"{role}","parts":[{{"id":"{nid}.p0","kind":"text","content":"{text}"}}]}}')
         con.execute("INSERT INTO graph_nodes VALUES ('old', ?, ?, ?, 'message', ?, ?, now(), 't1', "
                     "false)", [seq, nid, parent, role, content])
     con.close()

@@ -51,7 +51,7 @@ async def _good_turns(store: Any, sid: str, n: int = 1) -> None:
 def _answers(store: Any) -> dict[str, int]:
     got = store.query("SELECT session_id, count(*) AS n FROM turns WHERE status = 'committed' "
                       "GROUP BY ALL ORDER BY 1")
-    return dict(zip(got["session_id"], (int(n) for n in got["n"])))
+    return dict(zip(got["session_id"], (int(n) for n in got["n"]), strict=True))
 
 
 def test_a_commit_that_cannot_fold_is_quarantined_and_everything_else_reads(
@@ -132,9 +132,9 @@ _READER = textwrap.dedent("""
                         "GROUP BY ALL ORDER BY 1")
     q = store.quarantined_commits().sort_values("session_id")
     sessions = [m.session_id for m in asyncio.run(store.list_sessions())]
-    print(json.dumps({"turns": dict(zip(turns["session_id"], map(int, turns["n"]))),
+    print(json.dumps({"turns": dict(zip(turns["session_id"], map(int, turns["n"]), strict=True)),
                       "quarantined": [[s, t if isinstance(t, str) else None]
-                                      for s, t in zip(q["session_id"], q["turn_ids"])],
+                                      for s, t in zip(q["session_id"], q["turn_ids"], strict=True)],
                       "sessions": sorted(sessions)}))
     store.close_sync()
 """)

@@ -401,9 +401,8 @@ def test_a_foreign_holder_is_named_in_the_error_and_the_log(tmp_path: Path, capl
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert p.stdout is not None and p.stdout.readline() == "holding\n"
-        with caplog.at_level("INFO", logger="lash_nb.store"):
-            with pytest.raises(StoreLockedError) as e:
-                DuckDBStore(path, lock_timeout_s=0.5)
+        with caplog.at_level("INFO", logger="lash_nb.store"), pytest.raises(StoreLockedError) as e:
+            DuckDBStore(path, lock_timeout_s=0.5)
     finally:
         p.communicate(timeout=30)
     msg = str(e.value)

@@ -10,7 +10,6 @@ lowest-versions run) and on the newest 7.x.
 from __future__ import annotations
 
 import pytest
-
 from notebook_harness import KernelHarness, kernel_serves_widgets_mid_cell, prose_of
 
 LONG = "%%lash -o r\n" + "please echo " + " ".join(f"word{i}" for i in range(120)) + "\n"

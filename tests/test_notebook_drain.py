@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 from IPython.core.error import UsageError
+from notebook_harness import KernelHarness
 
 from lash_nb import LashCore
 from lash_nb._notebook.drain import NotebookDrain
 from lash_nb._providers.offline import OfflineProvider
-from notebook_harness import KernelHarness
 
 
 def _session(tmp_path, delay: float = 0.0):
@@ -67,7 +67,7 @@ def test_a_second_drain_while_one_runs_is_refused_and_nothing_runs_twice(tmp_pat
         first = asyncio.ensure_future(drain.run(all=True, show=False))
         await asyncio.sleep(0)
         assert drain.running
-        with pytest.raises(UsageError, match="^a drain of session 's1' is already running"):
+        with pytest.raises(UsageError, match=r"^a drain of session 's1' is already running"):
             await drain.run(all=True, show=False)
         assert len(await first) == 3
         assert not drain.running

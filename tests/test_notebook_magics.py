@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from IPython.core.error import UsageError
+from notebook_harness import ReraisingShell
 
 from lash_nb._notebook.extension import transform_lash
 from lash_nb._notebook.parsing import interpolate, split_prompt
-from notebook_harness import ReraisingShell
 
 
 @pytest.fixture
@@ -24,8 +24,8 @@ def sh(tmp_path, monkeypatch):
 def test_a_lash_cell_becomes_one_awaited_call():
     out = transform_lash(["%%lash -o r\n", "Hello {name}\n"])
     assert out == [
-        "await __import__('lash_nb._notebook.extension', fromlist=['run_line'])"
-        ".run_cell('-o r', 'Hello {name}\\n')\n"
+        ("await __import__('lash_nb._notebook.extension', fromlist=['run_line'])"
+        ".run_cell('-o r', 'Hello {name}\\n')\n")
     ]
 
 
@@ -153,7 +153,7 @@ def test_usage_by_turn_has_one_row_per_turn_and_plot_gives_a_chart(sh):
     frame = sh.run_cell("%lash usage --by turn")
     a, b = sh.user_ns["a"], sh.user_ns["b"]
     assert sorted(frame["turn_id"]) == sorted([a.turn_id, b.turn_id])
-    by_turn = dict(zip(frame["turn_id"], frame["input_tokens"]))
+    by_turn = dict(zip(frame["turn_id"], frame["input_tokens"], strict=True))
     assert by_turn == {a.turn_id: a.usage.input_tokens, b.turn_id: b.usage.input_tokens}
     chart = sh.run_cell("%lash usage --plot --by model")
     assert "<svg" in chart.to_html() and "lash-offline" in chart.to_html()
@@ -166,9 +166,9 @@ def test_sql_runs_over_the_duckdb_store_and_bad_sql_is_one_usage_error(sh, tmp_p
     assert frame.to_dict("records") == [{"session_id": "sqltest", "stop_reason": "assistant_message"}]
     cell = sh.run_cell("%%lash sql\nSELECT count(*) AS n\nFROM graph_nodes WHERE session_id = 'sqltest'\n")
     assert int(cell["n"].iloc[0]) == 2
-    with pytest.raises(UsageError, match="^no table or view 'no_such_table'"):
+    with pytest.raises(UsageError, match=r"^no table or view 'no_such_table'"):
         sh.run_cell("%lash sql SELECT * FROM no_such_table")
-    with pytest.raises(UsageError, match="^SQL error: .*syntax error"):
+    with pytest.raises(UsageError, match=r"^SQL error: .*syntax error"):
         sh.run_cell("%lash sql SELEC 1")
 
 
@@ -176,7 +176,7 @@ def test_sql_refuses_writes_with_one_usage_error_and_keeps_the_rows(sh, tmp_path
     sh.run_cell(f"%lash open sqlwrite --store {tmp_path / 'sql.duckdb'}")
     sh.run_cell("r = %lash turn count me")
     for attack in ("DELETE FROM turns", "SELECT 1; DELETE FROM graph_nodes", "BEGIN TRANSACTION"):
-        with pytest.raises(UsageError, match="^store queries only read; ") as e:
+        with pytest.raises(UsageError, match=r"^store queries only read; ") as e:
             sh.run_cell(f"%lash sql {attack}")
         assert "\n" not in str(e.value)
     frame = sh.run_cell("%lash sql SELECT count(*) AS n FROM graph_nodes")

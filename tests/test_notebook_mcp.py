@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from IPython.core.error import UsageError
-
-from mcp_servers import mcp_servers, need  # noqa: F401  (the fixture)
+from mcp_servers import need
 from notebook_harness import ReraisingShell
 
 
@@ -39,7 +38,7 @@ def test_mcp_add_list_and_remove_a_stdio_server(sh, mcp_servers, capsys):
 
 def test_mcp_usage_errors_are_one_line(sh):
     sh.run_cell("%lash open s1 --no-tools")
-    with pytest.raises(UsageError, match="needs -- COMMAND ARGS .stdio. or --url URL"):
+    with pytest.raises(UsageError, match=r"needs -- COMMAND ARGS .stdio. or --url URL"):
         sh.run_cell("%lash mcp add clock")
     with pytest.raises(UsageError, match="needs a server NAME"):
         sh.run_cell("%lash mcp remove")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 from IPython.utils.capture import capture_output
-
 from notebook_harness import ReraisingShell
 
 

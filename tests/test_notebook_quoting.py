@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.utils.capture import capture_output
-
 from notebook_harness import ReraisingShell
 
 

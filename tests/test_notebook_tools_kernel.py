@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from notebook_harness import KernelHarness, kernel_serves_widgets_mid_cell
 
 mid_cell_stop = pytest.mark.skipif(
@@ -37,8 +36,8 @@ def test_after_a_kernel_restart_the_card_names_tools_without_implementation(tmp_
         k.kc.wait_for_ready(timeout=60)
         k.run("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0")
         card = _card(k.run("%lash open s1 --store lash.duckdb"))
-        assert ("no tools offered to the model · **not implemented in this kernel** (stored, not offered): `weather`; define them "
-                "with `@tool` and run `%lash open` again") in card
+        assert ("no tools offered to the model · **not implemented in this kernel** (stored, not offered): "
+                "`weather`; define them with `@tool` and run `%lash open` again") in card
         k.run(WEATHER)
         card = _card(k.run("%lash open s1 --store lash.duckdb"))
         assert "tools offered to the model: `weather`" in card

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
-
 from notebook_harness import ReraisingShell
 
 
@@ -139,7 +138,7 @@ def test_a_keyed_provider_without_its_key_is_refused_at_open_naming_the_variable
     assert str(info.value) == (
         "--provider openai needs OPENAI_API_KEY, which is not set; set it in the environment "
         "(os.environ['OPENAI_API_KEY'] = ...) and run %lash open again, or use --provider offline")
-    with pytest.raises(UsageError, match="^--provider anthropic needs ANTHROPIC_API_KEY"):
+    with pytest.raises(UsageError, match=r"^--provider anthropic needs ANTHROPIC_API_KEY"):
         sh.run_cell("%lash open s1 --provider anthropic")
 
 

@@ -11,7 +11,6 @@ not from running the code.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,9 +56,8 @@ def texts(nb: Any) -> str:
                 continue
             stream = None
             if "data" in out:
-                for mime in ("text/plain", "text/markdown"):
-                    if mime in out["data"]:
-                        parts.append(out["data"][mime])
+                parts.extend(out["data"][mime] for mime in ("text/plain", "text/markdown")
+                             if mime in out["data"])
     return "\n".join(parts)
 
 

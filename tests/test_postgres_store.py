@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pg_fixture import PgServer, pg_dsn, pg_server  # noqa: F401  (fixtures)
+from pg_fixture import PgServer
 
 from lash_nb._core.queue import DeliveryPolicy, QueuedWorkDraft, SlotPolicy
 from lash_nb._errors import StoreError, StoreSchemaError
@@ -212,8 +212,8 @@ def test_tables_and_columns_match_the_duckdb_store(pg_dsn: str, tmp_path: Path) 
     finally:
         pg.close_sync()
     # commit_log is DuckDB's write-behind log (empty once folded), not a table to query
-    duck_cols = {(t, c) for t, c in zip(d["table_name"], d["column_name"]) if t != "commit_log"}
-    pg_cols = {(t, c) for t, c in zip(p["table_name"], p["column_name"])}
+    duck_cols = {(t, c) for t, c in zip(d["table_name"], d["column_name"], strict=True) if t != "commit_log"}
+    pg_cols = {(t, c) for t, c in zip(p["table_name"], p["column_name"], strict=True)}
     assert {t for t, _ in duck_cols} >= {"sessions", "graph_nodes", "turns", "turn_events"}
     assert duck_cols <= pg_cols
     assert {t for t, _ in pg_cols - duck_cols} == {"turn_cancel_requests"}

@@ -10,11 +10,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-from pg_fixture import PgServer, pg_dsn, pg_server  # noqa: F401  (fixtures)
 
 from lash_nb._runtime.core import LashCore
 from lash_nb.providers import OfflineProvider
@@ -99,7 +99,7 @@ def test_three_workers_and_one_enqueuer_run_300_batches_once_each_in_session_ord
     # each batch ran exactly once to a terminal commit: one committed turn per batch
     assert len(turns) == 300 and {_batch_of(t) for t in turns["turn_id"]} == all_batches
     assert set(turns["status"]) == {"committed"}
-    assert set(zip(turns["outcome"], turns["stop_reason"])) == {("finished", "assistant_message")}
+    assert set(zip(turns["outcome"], turns["stop_reason"], strict=True)) == {("finished", "assistant_message")}
     assert sorted(history["batch_id"]) == sorted(all_batches)
     assert set(history["final_state"]) == {"completed"}
     assert pending == 0
@@ -126,7 +126,7 @@ def test_claims_of_a_worker_killed_mid_turn_are_run_by_the_others(
                 "SELECT t.session_id, t.turn_id FROM turns t JOIN execution_leases l "
                 "USING (session_id) WHERE t.status = 'open' AND l.token IS NOT NULL "
                 "AND split_part(l.owner_id, ':', 2) = ?", [str(victim.pid)])
-            return list(zip(df["session_id"], df["turn_id"]))
+            return list(zip(df["session_id"], df["turn_id"], strict=True))
 
         _wait_until("the victim worker to be inside a turn", victim_turn)
         victim.send_signal(signal.SIGKILL)
@@ -152,7 +152,7 @@ def test_claims_of_a_worker_killed_mid_turn_are_run_by_the_others(
     assert len(finished) == 60
     survivors_log = "".join(log.read_text() for log in logs[1:])
     lost = turns[turns["stop_reason"] == "runtime_error"]
-    lost_turns = set(zip(lost["session_id"], lost["turn_id"]))
+    lost_turns = set(zip(lost["session_id"], lost["turn_id"], strict=True))
     # the victim may have been inside a turn on each of its two lanes when it was killed
     assert set(killed) == lost_turns and len(lost_turns) <= 2
     for sid, tid in lost_turns:  # each killed turn's batch was run again by a survivor,

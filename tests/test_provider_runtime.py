@@ -7,9 +7,9 @@ import asyncio
 from pathlib import Path
 
 from lash_nb import LashCore
+from lash_nb._core.usage import TokenUsage
 from lash_nb.providers import OpenAICompatible, RetryPolicy
 from lash_nb.testing import ReplayTransport
-from lash_nb._core.usage import TokenUsage
 
 SCRIPTS = Path(__file__).resolve().parent / "wire_scripts"
 

@@ -27,7 +27,7 @@ from lash_nb._providers.anthropic import Anthropic
 from lash_nb._providers.google import GoogleGemini
 from lash_nb._providers.openai_compat import OpenAICompatible
 from lash_nb._providers.openai_responses import OpenAIResponses
-from lash_nb.testing.wire import LoopbackServer, ReplayTransport, WireScript, load_wire_script
+from lash_nb.testing import LoopbackServer, ReplayTransport, WireScript, load_wire_script
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "wire-scripts"

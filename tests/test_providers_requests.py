@@ -15,7 +15,7 @@ from lash_nb._errors import ConfigurationError
 from lash_nb._providers.anthropic import Anthropic
 from lash_nb._providers.openai_compat import OpenAICompatible
 from lash_nb._providers.select import select_provider
-from lash_nb.testing.wire import LoopbackServer, ReplayTransport, load_wire_script
+from lash_nb.testing import LoopbackServer, ReplayTransport, load_wire_script
 
 KEY = "sk-test-LEAKCHECK-123"
 LOCAL = Path(__file__).resolve().parent / "wire_scripts"
@@ -128,7 +128,8 @@ def test_a_request_without_any_model_is_a_configuration_error() -> None:
 
 def test_the_provider_model_fills_in_for_an_empty_request_model() -> None:
     provider = Anthropic(api_key=KEY, model="claude-default")
-    assert body_of(provider.build_http_request(LlmRequest(model="", messages=conversation())))["model"] == "claude-default"
+    request = LlmRequest(model="", messages=conversation())
+    assert body_of(provider.build_http_request(request))["model"] == "claude-default"
 
 
 # ----------------------------------------------------------------------------- secrets

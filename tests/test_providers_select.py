@@ -6,10 +6,10 @@ import importlib.util
 
 import pytest
 
-from lash_nb._core.llm import LlmRequest
 from lash_nb._providers.anthropic import Anthropic
 from lash_nb._providers.openai_compat import OpenAICompatible
-from lash_nb._providers.select import ollama_base_url, select_provider
+from lash_nb._providers.registry import ollama_base_url
+from lash_nb._providers.select import select_provider
 
 HAS_OFFLINE = importlib.util.find_spec("lash_nb._providers.offline") is not None
 
@@ -72,8 +72,7 @@ def test_no_variables_selects_the_offline_provider_and_names_what_was_missing() 
         pytest.skip("lash_nb._providers.offline is not written yet")
     info = select_provider({})
     assert info.provider.kind == "offline"
-    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY", "GOOGLE_API_KEY",
-                 "GEMINI_API_KEY", "OLLAMA_HOST"):
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY", "OLLAMA_HOST"):
         assert name in info.reason
 
 
@@ -81,18 +80,3 @@ def test_the_reason_never_contains_a_variable_value() -> None:
     env = {"OLLAMA_HOST": "secret-host.internal:1234"}
     info = select_provider(env)
     assert "secret-host" not in info.reason and "OLLAMA_HOST" in info.reason
-
-
-@pytest.mark.parametrize("variable", ["GOOGLE_API_KEY", "GEMINI_API_KEY"])
-def test_a_google_key_selects_gemini_after_openrouter_and_before_ollama(variable: str) -> None:
-    from lash_nb._providers.google import GoogleGemini
-
-    key = "AIzaSyTESTselect0123456789abcdefghijk"
-    info = select_provider({variable: key, "OLLAMA_HOST": "localhost"})
-    assert isinstance(info.provider, GoogleGemini) and info.model == "gemini-2.5-flash"
-    assert info.reason.startswith(f"{variable} is set: Google Gemini API")
-    assert key not in info.reason and key not in repr(info.provider)
-    request = info.provider.build_http_request(LlmRequest(model="", messages=[]))
-    assert request.headers["x-goog-api-key"] == key
-    assert isinstance(select_provider({variable: key, "OPENROUTER_API_KEY": "sk-c"}).provider,
-                      OpenAICompatible)

@@ -149,7 +149,7 @@ def test_a_join_group_stops_at_64_batches():
 def test_cancel_removes_a_pending_batch_and_unknown_ids_give_none(store_factory):
     async def body():
         rec = Recorder()
-        s, provider = await open_session(store_factory(), rec)
+        s, _provider = await open_session(store_factory(), rec)
         a = await s.enqueue("keep").send()
         b = await s.enqueue("drop").send()
         cancelled = await s.cancel_queued_work_batch(b.batch_id)
@@ -311,7 +311,7 @@ def test_a_claim_held_by_a_dead_runtime_is_run_once_by_the_next_one():
         out = await live.queued_turn().run()
         assert out.result.queued_batch_ids == (batch.batch_id,)
         assert rec.prompts == [["survive me"]]
-        with pytest.raises(Exception, match="no longer held|expired|taken over"):
+        with pytest.raises(Exception, match=r"no longer held|expired|taken over"):
             from lash_nb.stores import RuntimeCommit
 
             await store.commit(RuntimeCommit(session_id="s", lease=lease, completed_claims=(claim,)))

@@ -133,7 +133,7 @@ def test_a_worker_killed_mid_turn_has_its_batch_run_by_another_with_one_finished
             if p is not None and p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 p.wait(30)
-    outcomes = sorted(zip(turns["outcome"], turns["stop_reason"]))
+    outcomes = sorted(zip(turns["outcome"], turns["stop_reason"], strict=True))
     assert outcomes == [("finished", "assistant_message"), ("stopped", "runtime_error")]
     finished = turns[turns["outcome"] == "finished"]["turn_id"].iloc[0]
     assert finished.startswith(f"{batch_id}:g")  # the batch ran to completion exactly once

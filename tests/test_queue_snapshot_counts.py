@@ -6,6 +6,7 @@ a real pending one, and the saved snapshot of an empty queue drew a table of hea
 
 from __future__ import annotations
 
+
 def _row(batch_id: str, status: str, claimed: bool = False, error: str | None = None) -> dict:
     return {"batch_id": batch_id, "text": f"work {batch_id}", "delivery_policy":
             "after_current_turn_commit", "slot_policy": "exclusive", "merge_key": None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import warnings
 
 import pandas as pd
@@ -87,7 +86,7 @@ def test_usage_by_turn_is_one_row_per_turn_with_its_calls_and_tokens(store_arg):
 
 def test_usage_by_model_with_prices_costs_each_bucket_per_million(store_arg):
     async def body():
-        core, s = await two_turns(store_arg)
+        core, _s = await two_turns(store_arg)
         prices = {"m-test": {"input_tokens": 1.0, "output_tokens": 2.0,
                              "cache_read_input_tokens": 0.5, "cache_write_input_tokens": 4.0}}
         frame = usage_frame(core, by="model", prices=prices)
@@ -174,15 +173,15 @@ def test_turns_and_tool_calls_frames_show_outcomes_and_calls(store_arg):
             "cancelled_tool_calls": [0, 0],
             "total_tokens": [19, 62], "error": [None, None],
             "cancelled_by": [None, None], "cancel_reason": [None, None],
-        }).astype({c: TEXT for c in ["session_id", "turn_id", "status", "outcome",
-                                      "stop_reason", "error", "cancelled_by", "cancel_reason"]})
+        }).astype(dict.fromkeys(["session_id", "turn_id", "status", "outcome", "stop_reason", "error",
+                                 "cancelled_by", "cancel_reason"], TEXT))
         assert_frame_equal(turns.drop(columns=["started_at", "duration_ms"]), expected)
         calls = tool_calls_frame(s)
         expected_calls = pd.DataFrame({
             "session_id": ["s1"], "turn_id": ["t2"], "call_id": ["call-1"], "name": ["add"],
             "args_bytes": [len('{"a":2,"b":3}')], "output_bytes": [1],
             "success": [True], "interrupted": [False], "status": ["success"],
-        }).astype({c: TEXT for c in ["session_id", "turn_id", "call_id", "name", "status"]})
+        }).astype(dict.fromkeys(["session_id", "turn_id", "call_id", "name", "status"], TEXT))
         assert_frame_equal(calls.drop(columns=["started_at", "duration_ms"]), expected_calls)
         await core.close()
     run(body())
@@ -245,7 +244,7 @@ def test_a_duckdb_path_reads_the_same_frames_as_its_core(tmp_path):
     path = str(tmp_path / "p.duckdb")
 
     async def body():
-        core, s = await two_turns(path)
+        core, _s = await two_turns(path)
         via_core = usage_frame(core, by="turn")
         await core.close()
         return via_core

@@ -42,8 +42,6 @@ from lash_nb.providers import (
     UsageReported,
 )
 
-from pg_fixture import pg_server  # noqa: F401  (fixture)
-
 STORES = ["memory", "duckdb", "postgres"]
 # the PostgreSQL cases carry the ``postgres`` marker (they skip when no server can start)
 STORE_PARAMS = ["memory", "duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -163,7 +161,7 @@ class _Frames(dict):  # type: ignore[type-arg]
     def read(self, name: str, report: Any, *args: Any, **kw: Any) -> None:
         try:
             self[name] = report(*args, **kw)
-        except Exception as e:  # noqa: BLE001  (kept for the test that reads it)
+        except Exception as e:
             self[name] = e
 
     def __getitem__(self, name: str) -> Any:
@@ -189,7 +187,7 @@ def built(request: Any, tmp_path_factory: Any) -> dict[str, Any]:
 
 
 def _expected(data: dict[str, list[Any]], strings: tuple[str, ...]) -> pd.DataFrame:
-    return pd.DataFrame(data).astype({c: "str" for c in strings})
+    return pd.DataFrame(data).astype(dict.fromkeys(strings, "str"))
 
 
 def _ids(frame: pd.DataFrame, built: dict[str, Any]) -> pd.DataFrame:

@@ -49,7 +49,7 @@ def test_trace_usage_by_turn_sums_each_turn_call_and_keeps_direct_calls_apart():
         "llm_calls": [3, 0],  # t1: the failed attempt, its retry and the answer
         "started_at": pd.to_datetime(["2026-03-01 10:00:01", None]).astype("datetime64[us]").tz_localize("UTC"),
         "duration_ms": [2500.0, float("nan")],
-    }).astype({c: STR for c in ["session_id", "turn_id", "source", "model"]})
+    }).astype(dict.fromkeys(["session_id", "turn_id", "source", "model"], STR))
     assert_frame_equal(frame, expected)
 
 
@@ -66,8 +66,8 @@ def test_trace_turns_show_the_completed_and_the_failed_turn():
         "cancelled_tool_calls": [0, 0],
         "total_tokens": [310, 0], "error": [None, None],
         "cancelled_by": [None, None], "cancel_reason": [None, None],
-    }).astype({c: STR for c in ["session_id", "turn_id", "status", "outcome", "stop_reason",
-                                "error", "cancelled_by", "cancel_reason"]})
+    }).astype(dict.fromkeys(["session_id", "turn_id", "status", "outcome", "stop_reason", "error",
+                             "cancelled_by", "cancel_reason"], STR))
     assert_frame_equal(frame, expected)
 
 
@@ -91,7 +91,7 @@ def test_trace_tool_call_pair_becomes_one_row():
         "success": [True], "interrupted": [False], "status": ["success"],
         "started_at": pd.to_datetime(["2026-03-01 10:00:02.750"]).astype("datetime64[us]").tz_localize("UTC"),
         "duration_ms": [40.0],
-    }).astype({c: STR for c in ["session_id", "turn_id", "call_id", "name", "status"]})
+    }).astype(dict.fromkeys(["session_id", "turn_id", "call_id", "name", "status"], STR))
     assert_frame_equal(frame, expected)
 
 

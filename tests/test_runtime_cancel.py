@@ -6,9 +6,9 @@ import asyncio
 import random
 import threading
 
-from lash_nb import CancellationToken, LashCore, TurnInput, tool
+from lash_nb import CancellationToken, LashCore, tool
 from lash_nb._core.records import PartKind, Role
-from lash_nb.providers import FunctionProvider, TextDelta, Completed, LlmResponse, LlmPart
+from lash_nb.providers import Completed, FunctionProvider, LlmPart, LlmResponse, TextDelta
 from lash_nb.testing import scripted, tool_call
 
 
@@ -172,8 +172,9 @@ def _streaming_tool_model(request):
             yield TextDelta(w)
             await asyncio.sleep(0.001)
         if _tool_rounds_this_turn(request.messages) < 2:
-            parts = (LlmPart.text_part("".join(words)), LlmPart.tool_call(f"c{len(request.messages)}a", "work", '{"n": 2}'),
-                     LlmPart.tool_call(f"c{len(request.messages)}b", "work", '{"n": 3}'))
+            n = len(request.messages)
+            parts = (LlmPart.text_part("".join(words)), LlmPart.tool_call(f"c{n}a", "work", '{"n": 2}'),
+                     LlmPart.tool_call(f"c{n}b", "work", '{"n": 3}'))
         else:
             parts = (LlmPart.text_part("".join(words)),)
         yield Completed(LlmResponse(parts=parts))

@@ -192,7 +192,6 @@ def any_store(request, tmp_path):
     return dsn, lambda: PostgresStore(dsn)
 
 
-from pg_fixture import pg_server  # noqa: E402,F401
 
 
 def _in_other_thread(opener, job):
@@ -226,7 +225,7 @@ def _blocking_tool(seconds, then=None):
     @tool
     async def crunch() -> str:
         """Blocks the event loop (a sync call inside async def)."""
-        time.sleep(seconds)
+        time.sleep(seconds)  # noqa: ASYNC251  (the fault under test: a tool blocks the loop)
         if then is not None:
             then()
         return "crunched"
@@ -392,9 +391,9 @@ def test_a_batch_that_keeps_failing_is_parked_failed_after_three_attempts(any_st
         assert head.status == "failed"
         assert head.error == "StoreError: cannot store 'poison' (simulated)"
         parked = [r.getMessage() for r in caplog.records if r.name == "lash_nb.queue"]
-        assert parked == [f"queued batch {poison.batch_id} of session s failed 3 times and is "
+        assert parked == [(f"queued batch {poison.batch_id} of session s failed 3 times and is "
                           "parked: StoreError: cannot store 'poison' (simulated) (cancel it, or "
-                          "enqueue it again once fixed)"]
+                          "enqueue it again once fixed)")]
         out = await s.queued_turn().run()  # the queue moves on
         assert out.result.assistant_message() == "done"
         assert out.result.queued_batch_ids == (good.batch_id,)
@@ -466,8 +465,8 @@ def test_a_version_2_duckdb_file_with_queued_work_migrates_and_its_batch_runs(tm
         "INSERT INTO queued_work_batches (batch_id, session_id, source_key, delivery_policy, "
         "slot_policy, merge_key, available_at_ms, enqueued_at_ms, items) VALUES ('qwb:old', "
         "'s', NULL, 'after_current_turn_commit', 'exclusive', NULL, 0, 1, ?)",
-        ['[{"item_id": "qwb:old:item:0", "kind": "turn_input", '
-         '"payload": {"items": [{"type": "text", "text": "from before"}]}}]'])
+        [('[{"item_id": "qwb:old:item:0", "kind": "turn_input", '
+         '"payload": {"items": [{"type": "text", "text": "from before"}]}}]')])
     con.close()
     with pytest.raises(StoreSchemaError, match="migrate-store"):
         DuckDBStore(path)
@@ -533,7 +532,7 @@ def test_a_version_1_postgres_database_is_moved_forward_at_open_idempotently(pg_
 HANGING_WORKER = """
 import asyncio, sys
 from lash_nb import LashCore
-from lash_nb.testing import FunctionProvider
+from lash_nb.providers import FunctionProvider
 from lash_nb._runtime.worker import Worker
 
 async def hang(request):
@@ -560,7 +559,7 @@ def _kill_a_worker_mid_turn(target, tmp_path):
         p for p in (str(__import__("pathlib").Path(__file__).parents[1]),
                     os.environ.get("PYTHONPATH")) if p)}
     victim = subprocess.Popen([sys.executable, "-c", HANGING_WORKER, target, str(flag)],
-                              stdout=subprocess.DEVNULL, stderr=open(tmp_path / "victim.log", "wb"),
+                              stdout=subprocess.DEVNULL, stderr=open(tmp_path / "victim.log", "wb"),  # noqa: SIM115
                               env=env)
     try:
         end = time.monotonic() + 120

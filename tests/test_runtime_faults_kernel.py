@@ -8,12 +8,12 @@ which reaches the turn as a Stop: tests/test_notebook_kernel.py. A tool can stil
 from __future__ import annotations
 
 import pytest
-
 from notebook_harness import KernelHarness
 
 SETUP = '''
 from lash_nb import LashCore, tool
-from lash_nb.testing import FunctionProvider, tool_call
+from lash_nb.providers import FunctionProvider
+from lash_nb.testing import tool_call
 
 @tool
 async def interrupted() -> str:

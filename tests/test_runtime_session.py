@@ -9,9 +9,9 @@ import pytest
 
 from lash_nb import LashCore, run_sync, tool
 from lash_nb._errors import CursorError, ProviderUnavailable, SessionExecutionBusy, StoreSessionMismatch
-from lash_nb.providers import FunctionProvider, TextDelta, Completed, LlmResponse, LlmPart
+from lash_nb.providers import Completed, FunctionProvider, LlmPart, LlmResponse, TextDelta
 from lash_nb.stores import MemoryStore
-from lash_nb.testing import scripted, tool_call
+from lash_nb.testing import scripted
 
 
 def run(coro):
@@ -233,7 +233,8 @@ def test_observation_reads_do_not_wait_for_a_running_turn():
             await gate.wait()
             yield Completed(LlmResponse(parts=(LlmPart.text_part("done"),)))
 
-        s = await LashCore.builder().provider(FunctionProvider(lambda r: held(r))).model("m").build().session("s").open()
+        core = LashCore.builder().provider(FunctionProvider(lambda r: held(r))).model("m").build()
+        s = await core.session("s").open()
         task = asyncio.ensure_future(s.turn("x").run())
         await started.wait()  # the turn is inside its model call
         assert s.read_view().messages()[0].text() == "x"  # settled state, no waiting

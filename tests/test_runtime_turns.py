@@ -8,6 +8,7 @@ import time
 import pytest
 
 from lash_nb import LashCore, TurnInput, tool
+from lash_nb._core.usage import TokenUsage
 from lash_nb._errors import TurnIdMismatch
 from lash_nb.providers import (
     Completed,
@@ -20,7 +21,6 @@ from lash_nb.providers import (
     TerminalReason,
     TextDelta,
 )
-from lash_nb._core.usage import TokenUsage
 from lash_nb.testing import scripted, tool_call
 
 

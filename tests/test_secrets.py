@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -65,15 +64,15 @@ def test_the_key_is_not_in_an_executed_notebook(tmp_path, monkeypatch):
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("OPENAI_API_KEY", KEY)  # the kernel inherits it; no cell contains it
     cells = [
-        "from lash_nb import LashCore\nfrom lash_nb.providers import OpenAICompatible\n"
-        "from lash_nb.testing import LoopbackServer",
-        f"srv = LoopbackServer([{str(TEXT)!r}, {str(AUTH)!r}], time_scale=0)\nsrv.start()\n"
+        ("from lash_nb import LashCore\nfrom lash_nb.providers import OpenAICompatible\n"
+        "from lash_nb.testing import LoopbackServer"),
+        (f"srv = LoopbackServer([{str(TEXT)!r}, {str(AUTH)!r}], time_scale=0)\nsrv.start()\n"
         "p = OpenAICompatible(base_url=srv.base_url, model='openai/gpt-5.4')\n"
         "core = LashCore.builder().provider(p).store('nb.duckdb').build()\n"
-        "s = await core.session('nb').open()\np, core",
+        "s = await core.session('nb').open()\np, core"),
         "out = await s.turn('hello').run()\nout.result, out.result.to_json()",
-        "bad = await s.turn('again').provider(OpenAICompatible(base_url=srv.base_url)).model('gpt-test').run()\n"
-        "print(bad.result.errors, srv.errors)\nbad.result",
+        ("bad = await s.turn('again').provider(OpenAICompatible(base_url=srv.base_url)).model('gpt-test').run()\n"
+        "print(bad.result.errors, srv.errors)\nbad.result"),
         "import os\nprint(sorted(k for k in os.environ if 'KEY' in k))\ns.usage_report()",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])

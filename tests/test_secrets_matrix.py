@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from pg_fixture import PgServer, pg_server  # noqa: F401  (fixture)
+from pg_fixture import PgServer
 
 from lash_nb import LashCore
 from lash_nb._core.llm import LlmRequest, LlmTransportError
@@ -35,7 +35,6 @@ from lash_nb._providers.openai_responses import OpenAIResponses
 from lash_nb.providers import Anthropic, FunctionProvider, OpenAICompatible, RetryPolicy
 from lash_nb.stores import DuckDBStore
 from lash_nb.testing import LoopbackServer
-from lash_nb.testing.wire import load_wire_script
 
 ECHO = Path(__file__).resolve().parent / "wire_scripts" / "key-echo"
 KEY = "lnb/ECHO+k3y_9f2c7a41d05e"  # the key the scripts echo; shaped like no known key
@@ -108,7 +107,7 @@ async def _provider_alone(kind: str, script: Path) -> str:
         finally:
             await provider.aclose()
         assert srv.errors == []
-    return "\n".join(shown + ["".join(prose)])
+    return "\n".join([*shown, "".join(prose)])
 
 
 async def _turn(kind: str, script: Path, store: Any, retryable: bool) -> tuple[Any, str]:

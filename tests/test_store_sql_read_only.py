@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pg_fixture import PgServer, pg_server  # noqa: F401  (fixture)
+from pg_fixture import PgServer
 
 from lash_nb import LashCore, tool
 from lash_nb._core.llm import LlmPart
@@ -204,7 +204,7 @@ def test_postgres_query_refuses_what_is_not_a_read_and_changes_nothing(pg_server
                        "WITH d AS (DELETE FROM turns RETURNING *) SELECT count(*) FROM d",
                        "SELECT * INTO stolen FROM turns"):
             before = _snapshot(store)
-            with pytest.raises(QueryNotAllowed, match="^store queries only read"):
+            with pytest.raises(QueryNotAllowed, match=r"^store queries only read"):
                 store.query(attack)
             assert _snapshot(store) == before, attack
         before = _snapshot(store)

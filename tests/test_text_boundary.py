@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pg_fixture import PgServer, pg_server  # noqa: F401  (fixture)
+from pg_fixture import PgServer
 
 from lash_nb import LashCore, TurnInput, tool
 from lash_nb._core.llm import LlmPart, LlmResponse

@@ -14,13 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
+from mcp_servers import need
 
 from lash_nb import LashCore, MCPServer
 from lash_nb._errors import ToolNameConflict, ToolServerError
 from lash_nb.providers import FunctionProvider
 from lash_nb.testing import tool_call
-
-from mcp_servers import mcp_servers, need  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.slow  # installs and starts servers
 
@@ -72,7 +71,7 @@ def test_stdio_server_tools_join_the_catalog_and_answer_with_text_and_structured
                    [tool_call("get-structured-content", '{"location": "Chicago"}', "c2")])
 
     async def body():
-        core, s = await open_session(model)
+        _core, s = await open_session(model)
         server = MCPServer.stdio("everything", "node", js, "stdio")
         source = await s.tools().add_server(server)
         rows = {r["name"]: r for r in s.tools().all_tools()}
@@ -96,7 +95,7 @@ def test_server_errors_are_tool_errors_the_model_sees(mcp_servers):
                     tool_call("get-sum", '{"a": 1, "b": 2}', "c2")])
 
     async def body():
-        core, s = await open_session(model)
+        _core, s = await open_session(model)
         await s.tools().add_server(MCPServer.stdio("everything", "node", js, "stdio"))
         out = await s.turn("add").run()
         assert {c.call_id: c.success for c in out.result.tool_calls} == {"c1": False, "c2": True}
@@ -112,7 +111,7 @@ def test_membership_toggles_and_remove_source_act_on_server_tools(mcp_servers):
     model = Script([tool_call("echo", '{"message": "x"}', "c1")])
 
     async def body():
-        core, s = await open_session(model)
+        _core, s = await open_session(model)
         server = MCPServer.stdio("everything", "node", js, "stdio")
         source = await s.tools().add_server(server)
         s.tools().set_membership("echo", False)
@@ -121,7 +120,7 @@ def test_membership_toggles_and_remove_source_act_on_server_tools(mcp_servers):
         assert "echo" not in model.offered[0]
         pid_before = set(server._pids)
         s.tools().remove_source(source)
-        assert all(not r["name"] == "echo" for r in s.tools().all_tools())
+        assert all(r["name"] != "echo" for r in s.tools().all_tools())
         assert await asyncio.to_thread(wait_until, lambda: not server.running)
         assert pid_before and await asyncio.to_thread(
             wait_until, lambda: not any(alive(p) for p in pid_before))
@@ -136,7 +135,7 @@ def test_mcp_server_time_over_stdio(mcp_servers):
                     tool_call("get_current_time", '{"timezone": "Mars/Base"}', "c2")])
 
     async def body():
-        core, s = await open_session(model)
+        _core, s = await open_session(model)
         await s.tools().add_server(MCPServer.stdio("time", exe))
         assert {"get_current_time", "convert_time"} <= {r["name"] for r in s.tools().all_tools()}
         out = await s.turn("time?").run()
@@ -172,7 +171,7 @@ def test_streamable_http_server(mcp_servers):
         assert wait_until(listening, 60) and proc.poll() is None, proc.stderr and proc.stderr.read()
 
         async def body():
-            core, s = await open_session(model)
+            _core, s = await open_session(model)
             server = MCPServer.http("web", f"http://127.0.0.1:{port}/mcp")
             await s.tools().add_server(server)
             assert server.transport == "http"
@@ -191,7 +190,7 @@ def test_a_server_that_does_not_start_is_a_one_line_error_and_adds_nothing():
     pytest.importorskip("mcp")
 
     async def body():
-        core, s = await open_session(Script())
+        _core, s = await open_session(Script())
         before = s.tools().state()
         bad = MCPServer.stdio("broken", sys.executable, "-c",
                               "import sys; print('cannot open the database', file=sys.stderr)")
@@ -208,7 +207,7 @@ def test_an_unstarted_server_given_as_a_tool_is_a_one_line_error():
     from lash_nb._errors import ConfigurationError
 
     server = MCPServer.stdio("later", "node", "server.js")
-    with pytest.raises(ConfigurationError, match="'later' is not started.*add_server"):
+    with pytest.raises(ConfigurationError, match=r"'later' is not started.*add_server"):
         LashCore.builder().provider(FunctionProvider(Script())).model("m").tools(server)
 
 
@@ -216,7 +215,7 @@ def test_two_servers_with_one_tool_name_are_refused_unless_prefixed(mcp_servers)
     js = need(mcp_servers, "everything")
 
     async def body():
-        core, s = await open_session(Script())
+        _core, s = await open_session(Script())
         await s.tools().add_server(MCPServer.stdio("a", "node", js, "stdio"))
         second = MCPServer.stdio("b", "node", js, "stdio")
         with pytest.raises(ToolNameConflict):
@@ -252,7 +251,7 @@ def test_a_tool_list_change_refreshes_the_catalog(tmp_path):
     model = Script([tool_call("grow", '{"name": "fresh"}', "c1")])
 
     async def body():
-        core, s = await open_session(model)
+        _core, s = await open_session(model)
         server = MCPServer.stdio("grower", sys.executable, str(script))
         await s.tools().add_server(server)
         gen = s.tools().state()["generation"]
@@ -285,7 +284,7 @@ def test_servers_die_with_the_process_that_started_them(mcp_servers, tmp_path):
                              timeout=120, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
         pids = [int(p) for p in out.stdout.split(",") if p.strip()]
         assert pids, out.stderr
-        assert wait_until(lambda: not any(alive(p) for p in pids), 60), how
+        assert wait_until(lambda pids=pids: not any(alive(p) for p in pids), 60), how
 
 
 def test_stop_during_an_mcp_call_ends_the_turn_and_the_server_still_answers(mcp_servers):
@@ -294,7 +293,7 @@ def test_stop_during_an_mcp_call_ends_the_turn_and_the_server_still_answers(mcp_
                               "long")])
 
     async def body():
-        core, s = await open_session(model)
+        _core, s = await open_session(model)
         server = MCPServer.stdio("everything", "node", js, "stdio")
         await s.tools().add_server(server)
         stream = s.turn("wait for it").stream()

@@ -8,14 +8,14 @@ import datetime
 import enum
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import pytest
 from typing_extensions import TypedDict
 
 from lash_nb import LashCore, tool
-from lash_nb._errors import ConfigurationError, ToolNameConflict
 from lash_nb._core.tools import ToolRegistry
+from lash_nb._errors import ConfigurationError, ToolNameConflict
 from lash_nb.testing import scripted
 
 
@@ -95,7 +95,7 @@ def test_a_list_of_dataclasses_references_the_item_schema():
 
 
 def test_optional_literal_and_enum():
-    def f(v: Optional[int] = None): ...
+    def f(v: int | None = None): ...
     def g(v: Literal["asc", "desc"] = "asc"): ...
     def h(v: Color): ...
     assert schema_of(f) == one_param({"anyOf": [{"type": "integer"}, {"type": "null"}],

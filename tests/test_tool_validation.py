@@ -48,7 +48,7 @@ def test_arguments_are_coerced_to_the_declared_types_before_the_tool_runs():
         assert out.result.tool_calls[0].success
     run(body())
     assert received == [(3, Point(1, 2), datetime.date(2026, 11, 30), (7, "b"))]
-    n, p, when, pair = received[0]
+    n, p, _when, pair = received[0]
     assert type(n) is int and type(p) is Point and type(pair) is tuple
 
 

@@ -127,7 +127,7 @@ def test_a_store_written_before_the_estimated_column_gains_it_at_a_writable_open
         DuckDBStore(path, read_only=True).query("SELECT 1")
 
     async def reopen():
-        core, s, out = await _stopped_turn(str(path), _silent_then_hang, "count to five please")
+        core, s, _out = await _stopped_turn(str(path), _silent_then_hang, "count to five please")
         got = s.store.query(
             "SELECT turn_id, estimated FROM llm_calls ORDER BY seq").to_dict("records")
         await core.close()
@@ -153,7 +153,6 @@ def test_a_logged_commit_without_the_estimated_field_folds_with_false(tmp_path):
     assert con.execute("SELECT input_tokens, estimated FROM usage_deltas").fetchall() == [(3, False)]
 
 
-from pg_fixture import pg_dsn, pg_server  # noqa: E402,F401  (fixtures)
 
 
 def test_postgres_stores_the_estimate_and_an_older_database_gains_the_column(pg_dsn):
@@ -167,7 +166,7 @@ def test_postgres_stores_the_estimate_and_an_older_database_gains_the_column(pg_
         con.execute("ALTER TABLE llm_calls DROP COLUMN estimated")
 
     async def body():
-        core, s, out = await _stopped_turn(pg_dsn, _silent_then_hang, "count to five please")
+        core, s, _out = await _stopped_turn(pg_dsn, _silent_then_hang, "count to five please")
         frame = reports.llm_calls_frame(s)
         usage = reports.usage_frame(s, by="turn")
         flags = estimated_usage_flags(s)

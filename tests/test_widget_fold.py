@@ -113,7 +113,7 @@ def test_without_a_running_loop_pushes_within_the_interval_are_held_until_finish
 def test_on_a_running_loop_a_burst_of_pushes_is_one_flush():
     async def main() -> TurnWidget:
         w = TurnWidget(interval_s=0.05)
-        for i in range(1000):
+        for _i in range(1000):
             w.push(prose("p1", "x"))
         await asyncio.sleep(0.1)  # let the scheduled call_later fire (it is the thing under test)
         return w

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-
 import pytest
-
 from notebook_harness import KernelHarness, kernel_serves_widgets_mid_cell, prose_of
 
 mid_cell_stop = pytest.mark.skipif(

@@ -352,10 +352,10 @@ def test_a_notebook_drain_reporting_through_the_hooks_shows_n_of_m_and_its_turns
 
     from lash_nb._notebook.widgets.queue import QueueWidget
 
-    w = QueueWidget(load=lambda: [])
+    w = QueueWidget(load=list)
 
     def progress(**kw):
-        base = dict(done=0, total=2, running=True, ran=())
+        base = {"done": 0, "total": 2, "running": True, "ran": ()}
         p = SimpleNamespace(**{**base, **kw})
         p.label = lambda: f"draining s1: {p.done} of {p.total} batch(es) done"
         return p

@@ -20,11 +20,12 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .text import clean_json
-
 
 ORIGINS: dict[str, str] = {
     "widget_stop": "the Stop button of the turn widget was pressed",
@@ -47,7 +48,7 @@ def evidence(origin: str | None, reason: str | None) -> tuple[str, str]:
 
 
 class CancellationToken:
-    __slots__ = ("_lock", "_cancelled", "_sealed", "_origin", "_reason", "_waiters", "_callbacks")
+    __slots__ = ("_callbacks", "_cancelled", "_lock", "_origin", "_reason", "_sealed", "_waiters")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -82,10 +83,8 @@ class CancellationToken:
             waiters, self._waiters = self._waiters, []
             callbacks, self._callbacks = self._callbacks, []
         for loop, fut in waiters:
-            try:
+            with contextlib.suppress(RuntimeError):  # loop closed: nobody is waiting any more
                 loop.call_soon_threadsafe(_resolve, fut)
-            except RuntimeError:  # loop closed: nobody is waiting any more
-                pass
         for cb in callbacks:
             cb()
         return True
@@ -110,11 +109,8 @@ class CancellationToken:
         cb()
 
     def remove_callback(self, cb: Callable[[], Any]) -> None:
-        with self._lock:
-            try:
-                self._callbacks.remove(cb)
-            except ValueError:
-                pass
+        with self._lock, contextlib.suppress(ValueError):
+            self._callbacks.remove(cb)
 
     def waiter(self) -> asyncio.Future[None]:
         """A future on the running loop that resolves when the token is cancelled."""

@@ -7,8 +7,9 @@ a tool call's start and completion share ``tool:<call_id>``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from .records import fresh_id
 from .usage import TokenUsage

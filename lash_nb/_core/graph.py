@@ -15,8 +15,9 @@ Theory of operation
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from .records import Message
 
@@ -28,8 +29,16 @@ class SessionNode:
     first use (``stored_content``): opening a long session then costs no per-message decoding
     until something reads the messages."""
 
-    __slots__ = ("node_id", "parent_node_id", "kind", "_message", "_payload", "created_at_ms",
-                 "turn_id", "_raw")
+    __slots__ = (
+        "_message",
+        "_payload",
+        "_raw",
+        "created_at_ms",
+        "kind",
+        "node_id",
+        "parent_node_id",
+        "turn_id",
+    )
 
     def __init__(
         self,
@@ -133,7 +142,7 @@ class GraphView(Sequence[Message]):
     It captures the path's message list and its current length; the list is only ever
     extended in place, so indexing and ``len`` stay O(1) and the snapshot never changes."""
 
-    __slots__ = ("_path", "_n", "_msgs", "_m")
+    __slots__ = ("_m", "_msgs", "_n", "_path")
 
     def __init__(self, path: list[SessionNode], n: int, msgs: list[Message], m: int) -> None:
         self._path, self._n, self._msgs, self._m = path, n, msgs, m
@@ -221,7 +230,7 @@ class SessionGraph:
     def _messages(self) -> list[Message]:
         """The active path's messages, decoded the first time they are read."""
         if self._path_msgs is None:
-            self._path_msgs = [n.message for n in self._path if n.kind == "message"]  # type: ignore[misc]
+            self._path_msgs = [m for n in self._path if n.kind == "message" and (m := n.message) is not None]
         return self._path_msgs
 
     def orphaned_node_ids(self) -> list[str]:
@@ -241,8 +250,8 @@ class SessionGraph:
         self._order.append(node)
         self.leaf_node_id = node.node_id
         self._path.append(node)
-        if self._path_msgs is not None and node.kind == "message":
-            self._path_msgs.append(node.message)  # type: ignore[arg-type]
+        if self._path_msgs is not None and node.kind == "message" and node.message is not None:
+            self._path_msgs.append(node.message)
         return node
 
     def branch_to(self, node_id: str | None) -> None:

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import enum
 import random as _random
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .records import Message
 from .text import clean_text

@@ -9,8 +9,9 @@ from __future__ import annotations
 import enum
 import itertools
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .text import check_id, clean_text
 from .usage import ZERO_USAGE, LlmCallRecord, TokenLedgerEntry, TokenUsage

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Iterable, Protocol, runtime_checkable
+from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
 from urllib.parse import quote
 
 REDACTED = "[redacted]"
@@ -72,7 +73,7 @@ class Scrubber:
     """Replace known secret values (and their encodings) and credential shapes with
     ``[redacted]``. Immutable."""
 
-    __slots__ = ("_forms", "__weakref__")
+    __slots__ = ("__weakref__", "_forms")
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         forms: list[str] = []
@@ -111,7 +112,7 @@ class StreamScrub:
     until the next piece (or :meth:`flush`) shows what it is, so a key split across two
     deltas is still removed. Costs a character scan of the last few characters per piece."""
 
-    __slots__ = ("_forms", "_firsts", "_longest", "_held")
+    __slots__ = ("_firsts", "_forms", "_held", "_longest")
 
     def __init__(self, scrubber: Scrubber) -> None:
         self._forms = scrubber._forms

@@ -92,7 +92,7 @@ def _walk(value: Any) -> Any:
         return value if out is None else out
     if t is list or t is tuple:
         items = [_walk(v) for v in value]
-        if all(a is b for a, b in zip(items, value)):
+        if all(a is b for a, b in zip(items, value, strict=True)):
             return value
         return items if t is list else tuple(items)
     if isinstance(value, str):  # a str subclass (an enum value, a markup string)

@@ -18,8 +18,9 @@ Theory of operation (lash ``ToolRegistry`` / ``ToolState``, observe spec §3)
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .._errors import ToolNameConflict
 
@@ -227,13 +228,20 @@ def catalog_entries(manifests: Sequence[ToolManifest]) -> list[dict[str, Any]]:
 async def run_tool(
     provider: ToolProvider, name: str, args: Mapping[str, Any], context: ToolContext
 ) -> Any:
-    result = provider.execute(name, args, context)
+    # the protocol says async, but a provider written with a plain ``def`` returns the value
+    result: Any = provider.execute(name, args, context)
     if isinstance(result, Awaitable):
         return await result
     return result
 
 
 __all__ = [
-    "ToolManifest", "ToolContext", "ToolProvider", "ToolRegistry", "GenerationMismatch",
-    "CatalogKey", "catalog_entries", "run_tool",
+    "CatalogKey",
+    "GenerationMismatch",
+    "ToolContext",
+    "ToolManifest",
+    "ToolProvider",
+    "ToolRegistry",
+    "catalog_entries",
+    "run_tool",
 ]

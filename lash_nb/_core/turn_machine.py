@@ -50,8 +50,9 @@ Theory of operation
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any
 
 from . import events as ev
 from .llm import TerminalReason
@@ -157,9 +158,9 @@ class Done:
     outcome: TurnOutcome
 
 
-Effect = Union[ProgressCommit, LlmCall, ToolCalls, Checkpoint, Seal, Emit, AppendProse,
-               AppendToolCallMessage, AppendNote, RecordIssue, KeepPartialProse, SettleTools,
-               Done]
+Effect = (ProgressCommit | LlmCall | ToolCalls | Checkpoint | Seal | Emit | AppendProse
+          | AppendToolCallMessage | AppendNote | RecordIssue | KeepPartialProse | SettleTools
+          | Done)
 
 
 # ---------------------------------------------------------------------- responses
@@ -214,8 +215,8 @@ LEASE_LOST = ("another runtime took this session over while the turn ran; its wo
               "committed (queued input runs again)")
 
 
-Response = Union[ProgressCommitted, LlmReplied, LlmFailed, ToolsDone, CheckpointDone, Sealed,
-                 Cancelled, LeaseLost]
+Response = (ProgressCommitted | LlmReplied | LlmFailed | ToolsDone | CheckpointDone | Sealed
+            | Cancelled | LeaseLost)
 
 
 # ---------------------------------------------------------------------- the machine
@@ -401,10 +402,35 @@ def output_state(safe_text: str, *, stopped: bool) -> OutputState:
 
 
 __all__ = [
-    "AppendNote", "AppendProse", "AppendToolCallMessage", "Cancelled", "Checkpoint",
-    "LEASE_LOST", "LeaseLost",
-    "CheckpointDone", "Done", "Effect", "Emit", "KeepPartialProse", "LlmCall", "LlmFailed",
-    "LlmReplied", "ProgressCommit", "ProgressCommitted", "RecordIssue", "Response",
-    "RetryDecision", "Seal", "Sealed", "SettleTools", "State", "TERMINAL_STOPS", "ToolCalls",
-    "ToolsDone", "TurnMachine", "TurnMachineError", "decide_retry", "output_state",
+    "LEASE_LOST",
+    "TERMINAL_STOPS",
+    "AppendNote",
+    "AppendProse",
+    "AppendToolCallMessage",
+    "Cancelled",
+    "Checkpoint",
+    "CheckpointDone",
+    "Done",
+    "Effect",
+    "Emit",
+    "KeepPartialProse",
+    "LeaseLost",
+    "LlmCall",
+    "LlmFailed",
+    "LlmReplied",
+    "ProgressCommit",
+    "ProgressCommitted",
+    "RecordIssue",
+    "Response",
+    "RetryDecision",
+    "Seal",
+    "Sealed",
+    "SettleTools",
+    "State",
+    "ToolCalls",
+    "ToolsDone",
+    "TurnMachine",
+    "TurnMachineError",
+    "decide_retry",
+    "output_state",
 ]

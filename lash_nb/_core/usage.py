@@ -17,8 +17,9 @@ Rules carried over from lash:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 BUCKETS = (
     "input_tokens",
@@ -164,7 +165,7 @@ class SessionUsageReport:
         ]
         columns = ["source", "model", *BUCKETS, "total_tokens"]
         frame = pd.DataFrame(rows, columns=columns)
-        return frame.astype({c: "int64" for c in columns[2:]})
+        return frame.astype(dict.fromkeys(columns[2:], "int64"))
 
     def _repr_markdown_(self) -> str:
         head = "| source | model | input | output | cache read | cache write | reasoning | total |\n"

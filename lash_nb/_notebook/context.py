@@ -5,26 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .._errors import ConfigurationError
-
-PROVIDERS = ("offline", "openai", "anthropic", "openrouter", "ollama")
-# the environment variable each keyed provider reads its API key from
-KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY",
-                 "openrouter": "OPENROUTER_API_KEY"}
-
-
-def check_key(provider: str) -> None:
-    """A keyed provider without its key fails at open, naming the variable (never at the
-    first turn as a network error)."""
-    var = KEY_VARIABLES.get(provider)
-    if var is not None and not os.environ.get(var, "").strip():
-        raise ConfigurationError(
-            f"--provider {provider} needs {var}, which is not set; set it in the environment "
-            f"(os.environ[{var!r}] = ...) and run %lash open again, or use --provider offline"
-        )
+from .._providers.registry import NAMES as PROVIDERS
+from .._providers.registry import build_provider, check_key
 
 
 class Defaults(Protocol):
@@ -39,31 +26,8 @@ class Defaults(Protocol):
 
 
 def make_provider(name: str, *, model: str | None, offline_delay_s: float) -> Any:
-    if name == "offline":
-        from .._providers.offline import OfflineProvider
-
-        return OfflineProvider(delay_s=offline_delay_s)
-    from .._providers import select as defaults  # each provider's default model
-
-    if name == "anthropic":
-        from .._providers.anthropic import Anthropic
-
-        return Anthropic(model=model or defaults.ANTHROPIC_MODEL)
-    from .._providers.openai_compat import OpenAICompatible
-
-    if name == "openai":
-        return OpenAICompatible(model=model or defaults.OPENAI_MODEL)
-    if name == "openrouter":
-        return OpenAICompatible(
-            "https://openrouter.ai/api/v1", model=model or defaults.OPENROUTER_MODEL,
-            api_key_env="OPENROUTER_API_KEY", kind="openrouter",
-        )
-    if name == "ollama":
-        return OpenAICompatible(
-            "http://localhost:11434/v1", model=model or defaults.OLLAMA_MODEL, api_key_env=None,
-            kind="ollama",
-        )
-    raise ConfigurationError(f"unknown provider {name!r}; use one of {', '.join(PROVIDERS)}")
+    """The provider ``%lash open --provider NAME`` uses: the registry's, as everywhere."""
+    return build_provider(name, model=model or None, offline_delay_s=offline_delay_s)
 
 
 @dataclass
@@ -123,7 +87,7 @@ class NotebookContext:
         provider: str | None = None,
         model: str | None = None,
         residency: str | None = None,
-        tools: list[Any] = (),  # type: ignore[assignment]
+        tools: Sequence[Any] = (),
         tool_names: tuple[str, ...] | None = None,
     ) -> Binding:
         """Open (resume or, with ``fresh``, start over) and bind; ``tools`` (tool providers
@@ -132,7 +96,7 @@ class NotebookContext:
         name = name or d.session
         store = store or d.store
         if store.startswith("~"):  # as a shell reads it; postgresql:// and :memory: stay
-            store = os.path.expanduser(store)
+            store = os.path.expanduser(store)  # noqa: ASYNC240  (reads $HOME, not the disk)
         provider = provider or d.provider
         model = d.model if model is None else model
         if provider not in PROVIDERS:

@@ -19,8 +19,9 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 from IPython.core.error import UsageError
 

@@ -55,7 +55,8 @@ def _magics() -> LashMagics:
     found = ip.magics_manager.registry.get("LashMagics") if ip is not None else None
     if found is None:
         raise UsageError("lash_nb is not loaded; run %load_ext lash_nb first")
-    return found  # type: ignore[no-any-return]
+    magics: LashMagics = found
+    return magics
 
 
 async def run_line(line: str, assigned: bool = False) -> Any:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
@@ -43,7 +44,7 @@ VERBS: dict[str, Verb] = {
     "help": info.help_,
 }
 CELL_VERBS = ("turn", "enqueue", "sql")
-ARGS: dict[str, Callable[["LashMagics", str, "str | None"], Any]] = {
+ARGS: dict[str, Callable[[LashMagics, str, str | None], Any]] = {
     **turn.ARGS, **info.ARGS, "mcp": verbs_mcp.mcp_args}
 
 
@@ -84,6 +85,14 @@ class LashMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.ctx = NotebookContext(self)
+
+    @property
+    def user_ns(self) -> dict[str, Any]:
+        """The notebook's namespace (prompt interpolation reads it, ``-o NAME`` writes it)."""
+        if self.shell is None:  # only a LashMagics built by hand, outside IPython
+            raise RuntimeError("LashMagics needs an IPython shell; %load_ext lash_nb registers it")
+        ns: dict[str, Any] = self.shell.user_ns
+        return ns
 
     async def dispatch(self, line: str, cell: str | None = None, *, assigned: bool = False) -> Any:
         verb, rest = route(line, cell)

@@ -61,9 +61,8 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
     """Drain one queued turn with a live widget fed from the session's observation stream.
 
     ``widget``: a view to feed instead of a displayed one (a queue panel's ``turn_view()``)."""
-    from .widgets.turn import TurnWidget
-
     from .widgets.queue import batch_row
+    from .widgets.turn import TurnWidget
 
     observe = session.observe()
     cursor = observe.current_observation().cursor

@@ -32,27 +32,47 @@ REPLAY = parser("replay", "Re-render a committed turn from the store.")
 REPLAY.add_argument("turn", nargs="?", default=None)
 REPLAY.add_argument("--session", default=None)
 
-HELP = """**%lash** verbs (`%load_ext lash_nb`)
-
-| verb | what it does |
-|---|---|
-| `%lash open [SESSION] [--fresh] [--store PATH] [--provider P] [--model M] [--residency R] [--tools f,g \\| --no-tools]` | open a session and bind it (attaches the notebook's `@tool` functions, or the `--tools` named) |
-| `%%lash [--session S] [-o VAR] [--background]` | the cell body is the prompt (`{var}` interpolation, `\\{var}` for literal braces); live widget with Stop |
-| `%lash turn PROMPT` / `r = %lash turn PROMPT` | the line form; assigned, it returns the TurnResult |
-| `%lash enqueue [--id K] [--delivery earliest\\|after-commit] [--slot exclusive\\|join] [--merge-key K] PROMPT` | queue work |
-| `%lash queue [--df]` | pending batches (widget with cancel / drain buttons) |
-| `%lash drain [--all] [--background]` | run queued work now, with N of M progress |
-| `%lash stop` | cancel the running turns |
-| `%lash tools` | tool catalog with membership toggles |
-| `%lash mcp add NAME [--prefix P] -- COMMAND ARGS` / `%lash mcp add NAME --url URL` | start an MCP server (stdio / streamable HTTP); its tools join the catalog |
-| `%lash mcp list` / `%lash mcp remove NAME` | the session's MCP servers / stop one and drop its tools |
-| `%lash usage [--by turn\\|model\\|source\\|session\\|day] [--plot]` | usage DataFrame (computed in the store) or a chart |
-| `%lash sessions` / `%lash graph [--df]` | stored sessions / the session graph as a tree with its branches |
-| `%lash sql [--allow-files] QUERY` / `%%lash sql` | read-only SQL over the store, DataFrame out (`--allow-files`: `read_csv` and friends) |
-| `%lash replay [TURN]` | re-render a committed turn |
-
-Defaults: `%config LashMagics.session|store|provider|model|residency|offline_delay_s|live_interval_s`
-or `[tool.lash_nb]` in pyproject.toml."""
+# (verb, what it does): one markdown table row each
+_VERBS = (
+    (('`%lash open [SESSION] [--fresh] [--store PATH] [--provider P] [--model M] '
+      '[--residency R] [--tools f,g \\| --no-tools]`'),
+     ("open a session and bind it (attaches the notebook's `@tool` functions, or the "
+      '`--tools` named)')),
+    ('`%%lash [--session S] [-o VAR] [--background]`',
+     ('the cell body is the prompt (`{var}` interpolation, `\\{var}` for literal braces); '
+      'live widget with Stop')),
+    ('`%lash turn PROMPT` / `r = %lash turn PROMPT`',
+     'the line form; assigned, it returns the TurnResult'),
+    (('`%lash enqueue [--id K] [--delivery earliest\\|after-commit] [--slot exclusive\\|join] '
+      '[--merge-key K] PROMPT`'),
+     'queue work'),
+    ('`%lash queue [--df]`',
+     'pending batches (widget with cancel / drain buttons)'),
+    ('`%lash drain [--all] [--background]`',
+     'run queued work now, with N of M progress'),
+    ('`%lash stop`',
+     'cancel the running turns'),
+    ('`%lash tools`',
+     'tool catalog with membership toggles'),
+    ('`%lash mcp add NAME [--prefix P] -- COMMAND ARGS` / `%lash mcp add NAME --url URL`',
+     'start an MCP server (stdio / streamable HTTP); its tools join the catalog'),
+    ('`%lash mcp list` / `%lash mcp remove NAME`',
+     "the session's MCP servers / stop one and drop its tools"),
+    ('`%lash usage [--by turn\\|model\\|source\\|session\\|day] [--plot]`',
+     'usage DataFrame (computed in the store) or a chart'),
+    ('`%lash sessions` / `%lash graph [--df]`',
+     'stored sessions / the session graph as a tree with its branches'),
+    ('`%lash sql [--allow-files] QUERY` / `%%lash sql`',
+     'read-only SQL over the store, DataFrame out (`--allow-files`: `read_csv` and friends)'),
+    ('`%lash replay [TURN]`',
+     're-render a committed turn'),
+)
+HELP = (
+    '**%lash** verbs (`%load_ext lash_nb`)\n\n| verb | what it does |\n|---|---|' + "\n"
+    + "".join(f"| {verb} | {what} |\n" for verb, what in _VERBS)
+    + "\nDefaults: `%config LashMagics.session|store|provider|model|residency|offline_delay_s|"
+    "live_interval_s`\nor `[tool.lash_nb]` in pyproject.toml."
+)
 
 
 async def tools(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
@@ -83,7 +103,7 @@ async def usage(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     frame = b.session.usage_report().to_dataframe()  # one row per (source, model)
     flags = estimated_usage_flags(b.session)
     frame["estimated"] = [flags.get((str(s), str(m)), False)
-                          for s, m in zip(frame["source"], frame["model"])]
+                          for s, m in zip(frame["source"], frame["model"], strict=True)]
     return frame
 
 
@@ -117,7 +137,7 @@ async def graph(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
 
 def sql_args(m: LashMagics, argline: str, cell: str | None) -> tuple[str, bool]:
     query = argline if cell is None else f"{argline}\n{cell}"
-    query = interpolate(query.strip(), m.shell.user_ns)
+    query = interpolate(query.strip(), m.user_ns)
     allow_files = query.startswith("--allow-files")
     if allow_files:
         query = query[len("--allow-files"):].strip()
@@ -171,7 +191,8 @@ def turn_prompt(session: Any, turn_id: str) -> str:
     for n in session.read_view().nodes():
         m = n.message
         if n.turn_id == turn_id and m is not None and m.role.value == "user" and m.origin is None:
-            return m.text()
+            text: str = m.text()
+            return text
     return ""
 
 

@@ -34,7 +34,7 @@ MCP.add_argument("--session", default=None)
 def mcp_args(m: LashMagics, argline: str, cell: str | None) -> Any:
     head, sep, tail = f" {argline} ".partition(" -- ")
     a = parse(MCP, head.strip())
-    ns = m.shell.user_ns
+    ns = m.user_ns
     if a.url:
         a.url = interpolate(a.url, ns)
     try:
@@ -73,7 +73,7 @@ async def mcp(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
         print(f"MCP server {a.name!r} stopped and its tools removed")
         return None
     rows = ["| server | transport | command / URL | state | tools |", "|---|---|---|---|---|"]
-    for sid, s in admin.servers():
+    for _sid, s in admin.servers():
         state = "running" if s.running else f"stopped{': ' + s.error if s.error else ''}"
         tools = ", ".join(t.name for t in s.tool_manifests())
         rows.append(f"| {_cell(s.name)} | {s.transport} | `{_cell(s.target)}` | {_cell(state)} "

@@ -10,7 +10,8 @@ from IPython.core.error import UsageError
 from IPython.display import Markdown, display
 
 from .._core.text import clean_text
-from .context import PROVIDERS, check_key
+from .._providers.registry import NAMES as PROVIDERS
+from .._providers.registry import check_key
 from .parsing import interpolate, parse, parser, split_prompt
 from .runner import run_turn
 
@@ -106,7 +107,7 @@ def notebook_tools(m: LashMagics, names: str | None) -> tuple[list[Any], tuple[s
         return m.ctx.discover_tools(), None
     from .._tools.function import as_tool_provider
 
-    ns = m.shell.user_ns
+    ns = m.user_ns
     wanted = tuple(filter(None, (t.strip() for t in names.split(","))))
     out = []
     for name in wanted:
@@ -164,7 +165,7 @@ def turn_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
         prompt = cell if not prompt else f"{prompt}\n{cell}"
     # cleaned here as the session would (ADR 12): the widget shows the prompt before the
     # session sees it, and a lone surrogate cannot be sent to the front end
-    prompt = clean_text(interpolate(prompt.strip(), m.shell.user_ns))
+    prompt = clean_text(interpolate(prompt.strip(), m.user_ns))
     if not prompt:
         raise UsageError("the prompt is empty; write it after %lash turn or in the %%lash cell body")
     return a, prompt
@@ -185,7 +186,7 @@ async def _keep(m: LashMagics, coro: Any, out: str | None) -> Any:
     result = await coro
     m.ctx.last_result = result
     if out:
-        m.shell.user_ns[out] = result
+        m.user_ns[out] = result
     return result
 
 
@@ -198,7 +199,7 @@ def enqueue_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, st
     a = parse(ENQ, opts)
     if cell is not None:
         prompt = f"{prompt}\n{cell}".strip()
-    prompt = clean_text(interpolate(prompt.strip(), m.shell.user_ns))
+    prompt = clean_text(interpolate(prompt.strip(), m.user_ns))
     if not prompt:
         raise UsageError("the prompt is empty; write it after %lash enqueue")
     return a, prompt
@@ -230,9 +231,8 @@ async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     if a.df:
         import pandas as pd
 
-        from .widgets.queue import batch_row
-
         from .._reports.frames import utc_from_ms
+        from .widgets.queue import batch_row
 
         rows = [batch_row(x) for x in await s.queued_work()]
         cols = ["batch_id", "text", "source_key", "delivery_policy", "slot_policy", "merge_key",
@@ -287,7 +287,7 @@ async def drain(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
         handle.update(Markdown("\n".join(lines)))
 
     async def go() -> list[Any]:
-        results = await drainer.run(all=a.all, progress=progress)
+        results: list[Any] = await drainer.run(all=a.all, progress=progress)
         if results:
             m.ctx.last_result = results[-1]
         return results

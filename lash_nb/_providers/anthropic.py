@@ -18,10 +18,10 @@ provider's key is not kept for replay (scrubbing it would break its signature).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Mapping
+from typing import Any
 
 import httpx
 
@@ -320,7 +320,7 @@ class Anthropic(HttpProvider):
             async with aclosing(self._exchange.sse(http_request, key_hint=self._key_hint,
                                                    meta=meta)) as events:
                 async for sse in events:
-                    if acc.saw_stop:
+                    if meta.get("draining"):
                         continue  # only reading to the end so the connection can be reused
                     data = parse_json_event(self.kind, sse, meta["request_id"], acc.started,
                                             self._exchange.scrub)

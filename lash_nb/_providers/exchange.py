@@ -26,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from typing import Any, AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import Any
 
 import httpx
 
@@ -36,7 +37,6 @@ from lash_nb._core.secrets import Scrubber
 from . import classify
 from .redaction import LOG_SCRUB, DeltaScrub, scrubbed_response
 from .sse import MAX_EVENT_BYTES, SseDecoder, SseEvent, SseEventTooLarge
-
 
 DRAIN_S = 1.0  # seconds to wait for the end of a body whose terminal event arrived
 ERROR_BODY_LIMIT = 256 * 1024  # bytes of a non-2xx body read for classification

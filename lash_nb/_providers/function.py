@@ -12,7 +12,8 @@ Usage defaults to zero unless the function returns an ``LlmResponse`` with usage
 from __future__ import annotations
 
 import inspect
-from typing import Any, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 from .._core.llm import (
     Completed,

@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import httpx
 
@@ -169,7 +170,7 @@ class LoopbackServer:
             if kind == "response_start" or (kind in ("sse", "chunk", "body") and not started):
                 status = int(event.get("status", 200)) if kind == "response_start" else 200
                 headers = _script_headers(event) or [("content-type", "text/event-stream")]
-                writer.write(_status_head(status, headers + [("transfer-encoding", "chunked")]))
+                writer.write(_status_head(status, [*headers, ("transfer-encoding", "chunked")]))
                 started = True
             if kind in ("sse", "chunk", "body"):
                 data = event.payload_bytes()
@@ -219,5 +220,5 @@ def _status_head(status: int, headers: list[tuple[str, str]]) -> bytes:
 
 async def _whole_response(writer: asyncio.StreamWriter, status: int,
                           headers: list[tuple[str, str]], body: bytes) -> None:
-    writer.write(_status_head(status, headers + [("content-length", str(len(body)))]) + body)
+    writer.write(_status_head(status, [*headers, ("content-length", str(len(body)))]) + body)
     await writer.drain()

@@ -24,7 +24,8 @@ import asyncio
 import json
 import math
 import re
-from typing import Any, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from .._core.llm import (
     Completed,

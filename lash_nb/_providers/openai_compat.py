@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Mapping
+from typing import Any
 
 import httpx
 
@@ -95,7 +96,7 @@ def _chat_message(message: Message) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"role": "assistant", "content": "\n\n".join(texts) if texts else None}
         if calls:
             entry["tool_calls"] = calls
-        return [entry] + results
+        return [entry, *results]
     return []  # event messages are session bookkeeping, not model input
 
 

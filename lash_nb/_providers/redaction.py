@@ -70,7 +70,7 @@ class DeltaScrub:
     end of the stream releases held-back tails; after a failure only tails too short to be a
     secret are released (the rest may be the start of the key)."""
 
-    __slots__ = ("_stream", "_items")
+    __slots__ = ("_items", "_stream")
 
     def __init__(self, scrubber: Scrubber) -> None:
         self._stream = StreamScrub(scrubber) if scrubber.knows_values else None

@@ -41,8 +41,19 @@ class SseEventTooLarge(ValueError):
 class SseDecoder:
     """Feed raw byte chunks with :meth:`feed`; each call returns the events it completed."""
 
-    __slots__ = ("_utf8", "_pending", "_pending_len", "_skip_lf", "_data", "_data_len",
-                 "_event", "_id", "_has_data", "_max", "_fresh")
+    __slots__ = (
+        "_data",
+        "_data_len",
+        "_event",
+        "_fresh",
+        "_has_data",
+        "_id",
+        "_max",
+        "_pending",
+        "_pending_len",
+        "_skip_lf",
+        "_utf8",
+    )
 
     def __init__(self, *, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")

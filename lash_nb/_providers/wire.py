@@ -19,12 +19,14 @@ credential header values as ``[redacted]``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 from collections import deque
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any
 
 import httpx
 
@@ -96,7 +98,7 @@ def load_wire_script(source: str | Path | Mapping[str, Any]) -> WireScript:
     timeline = tuple(_event(where, i, e) for i, e in enumerate(data.get("timeline") or ()))
     if not timeline:
         raise WireScriptError(f"{where}: the timeline is empty; add at least one event")
-    if any(b.at < a.at for a, b in zip(timeline, timeline[1:])):
+    if any(b.at < a.at for a, b in itertools.pairwise(timeline)):
         raise WireScriptError(f"{where}: timeline 'at' values must not decrease")
     return WireScript(
         name=str(data.get("name") or where), provider_kind=str(data.get("provider_kind") or ""),
@@ -165,9 +167,8 @@ def _body_problem(path: str, matcher: Mapping[str, Any], value: Any) -> str | No
         roles = [m.get("role") for m in value if isinstance(m, Mapping)] if isinstance(value, list) else []
         if matcher["contains_role"] not in roles:
             return f"body {path}: no item with role {matcher['contains_role']!r} (roles {roles})"
-    if "min_len" in matcher:
-        if not hasattr(value, "__len__") or len(value) < int(matcher["min_len"]):
-            return f"body {path}: shorter than {matcher['min_len']}"
+    if "min_len" in matcher and (not hasattr(value, "__len__") or len(value) < int(matcher["min_len"])):
+        return f"body {path}: shorter than {matcher['min_len']}"
     return None
 
 

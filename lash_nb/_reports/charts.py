@@ -3,8 +3,8 @@
 A :class:`Chart` displays as one bundle: ``application/vnd.vegalite.v5+json`` (JupyterLab and
 Notebook 7 render it natively and apply their light or dark theme), ``image/svg+xml`` with a
 small SVG (nbconvert and GitHub show it as an image; its text is ``currentColor`` of the theme's
-text colour variable, else a mid grey that reads on white and on near-black) and ``text/plain``. Both are plain data: a saved
-notebook shows the chart with no kernel. A chart of many bars keeps the ``max_bars - 1``
+text colour variable, else a mid grey that reads on white and on near-black) and ``text/plain``.
+Both are plain data: a saved notebook shows the chart with no kernel. A chart of many bars keeps the ``max_bars - 1``
 largest and sums the rest into one "other" bar, so a big store is one screen tall.
 
 ``Chart.plot()`` hands the same data to pandas plotting when matplotlib is installed.
@@ -13,8 +13,9 @@ largest and sums the rest into one "other" bar, so a big store is one screen tal
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 _COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948")
 _W, _BAR_H, _GAP, _LABEL_W, _VALUE_W = 640, 18, 6, 180, 90
@@ -46,9 +47,9 @@ class Chart:
         plot_w = _W - _LABEL_W - _VALUE_W
         legend_h = 22
         h = 30 + legend_h + len(self.labels) * (_BAR_H + _GAP)
-        out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{h}" '
+        out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{h}" '
                'font-family="sans-serif" font-size="12" fill="currentColor" '
-               'style="color: var(--jp-content-font-color1, #767676)">',
+               'style="color: var(--jp-content-font-color1, #767676)">'),
                f'<text x="0" y="16" font-weight="bold">{_esc(self.title)}</text>']
         for k, (name, _) in enumerate(self.series):
             x: float = _LABEL_W + k * 130
@@ -132,9 +133,9 @@ class Chart:
         keep = set(sorted(range(n), key=lambda i: -totals[i])[: max_bars - 1])
         rest = [i for i in range(n) if i not in keep]
         idx = [i for i in range(n) if i in keep]
-        labels = tuple(self.labels[i] for i in idx) + (f"other ({len(rest)})",)
+        labels = (*tuple(self.labels[i] for i in idx), f"other ({len(rest)})")
         series = tuple(
-            (name, tuple(v[i] for i in idx) + (sum(v[i] for i in rest),)) for name, v in self.series
+            (name, (*tuple(v[i] for i in idx), sum(v[i] for i in rest))) for name, v in self.series
         )
         title = f"{self.title} ({max_bars - 1} largest of {n}; the rest summed)"
         return Chart(title, labels, series, self.unit)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Mapping
 from importlib.metadata import version
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from .._core.usage import BUCKETS
 from .._errors import LashWarning
@@ -34,7 +35,7 @@ def _text_dtype() -> str:
 
 STR, INT, FLOAT, BOOL, TIME = _text_dtype(), "int64", "float64", "bool", "datetime64[us, UTC]"
 
-_USAGE_TOKENS = {**{b: INT for b in BUCKETS}, "total_tokens": INT, "turns": INT, "estimated": BOOL}
+_USAGE_TOKENS = {**dict.fromkeys(BUCKETS, INT), "total_tokens": INT, "turns": INT, "estimated": BOOL}
 _TURN_DETAIL = {"llm_calls": INT, "started_at": TIME, "duration_ms": FLOAT}
 USAGE_KEYS: dict[str, dict[str, str]] = {
     "turn": {"session_id": STR, "turn_id": STR, "source": STR, "model": STR},
@@ -58,7 +59,7 @@ LLM_CALLS_COLUMNS = {
     "session_id": STR, "turn_id": STR, "call_id": STR, "model": STR,
     "protocol_iteration": INT, "attempt": INT, "started_at": TIME, "duration_ms": FLOAT,
     "outcome": STR, "served_model": STR, "error_kind": STR, "error": STR,
-    **{b: INT for b in BUCKETS}, "total_tokens": INT, "estimated": BOOL,
+    **dict.fromkeys(BUCKETS, INT), "total_tokens": INT, "estimated": BOOL,
 }
 QUEUE_COLUMNS = {
     "session_id": STR, "batch_id": STR, "state": STR, "delivery_policy": STR,

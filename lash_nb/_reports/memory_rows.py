@@ -104,7 +104,7 @@ def _collect(sessions: list[Any]) -> dict[str, dict[str, list[Any]]]:
 
 
 def _turn_row(turns: dict[str, list[Any]], *values: Any) -> None:
-    for key, value in zip(turns, values):
+    for key, value in zip(turns, values, strict=True):
         turns[key].append(value)
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import csv
 import math
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 PRICED_BUCKETS = (
     "input_tokens",

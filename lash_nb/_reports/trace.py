@@ -28,11 +28,11 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from .._errors import LashWarning
 from .._core.text import clean_json
+from .._errors import LashWarning
 from .tables import insert_arrow
 
 TRACE_SCHEMA_VERSION = 2
@@ -52,8 +52,8 @@ def parse_timestamp_us(text: str) -> int:
     t = _FRACTION.sub(r"\1", text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     dt = datetime.fromisoformat(t)
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
+    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 

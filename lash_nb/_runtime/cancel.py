@@ -30,6 +30,7 @@ The per-session registry behind ``cancel_running_turns()`` and the Stop button:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 from typing import Any, TypeVar
@@ -61,10 +62,8 @@ class TaskBridge:
         loop = self._loop
         if loop is None:
             return
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nothing is running any more
             loop.call_soon_threadsafe(self._cancel_task)
-        except RuntimeError:  # the loop is closed: nothing is running any more
-            pass
 
     def _cancel_task(self) -> None:
         if self.open and self.task is not None and not self.task.done():
@@ -128,7 +127,7 @@ class TurnCancelRegistry:
         """Cancel the registered turn with this id (exact match); True if signalled."""
         with self._lock:
             tokens = [self._tokens[k] for k, t in self._turn_ids.items() if t == turn_id]
-        return any([t.cancel(origin, reason) for t in tokens])
+        return any(t.cancel(origin, reason) for t in tokens)
 
     def cancel_all(self, origin: str | None = None, reason: str | None = None) -> int:
         with self._lock:

@@ -13,15 +13,14 @@ Open rules (lash session spec §1.3-1.5):
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .._core.graph import SessionGraph, SessionNode
 from .._core.llm import Provider, RetryPolicy
 from .._core.queue import DEFAULT_MAX_ATTEMPTS
-from .._core.tools import ToolRegistry
-from .._tools.function import as_tool_provider
-from .._tools.mcp import MCPServer
 from .._core.text import check_id
+from .._core.tools import ToolRegistry
 from .._core.usage import TokenLedgerEntry, TokenUsage
 from .._errors import ConfigurationError, StoreSessionMismatch
 from .._store.base import (
@@ -31,6 +30,8 @@ from .._store.base import (
     SessionStore,
 )
 from .._store.memory import MemoryStore
+from .._tools.function import as_tool_provider
+from .._tools.mcp import MCPServer
 from .replay import LiveReplayStore
 from .session import LashSession
 from .state import SessionPolicy, SessionState
@@ -327,9 +328,8 @@ class SessionBuilder:
         provider = self._provider or core.provider
         mismatch = None
         provider_id = provider.kind
-        if recorded_provider and recorded_provider != provider.kind:
-            if self._provider is None:
-                provider_id, mismatch = recorded_provider, provider.kind
+        if recorded_provider and recorded_provider != provider.kind and self._provider is None:
+            provider_id, mismatch = recorded_provider, provider.kind
         base = core.policy
         policy = SessionPolicy(
             provider_id=provider_id,

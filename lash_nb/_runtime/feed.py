@@ -7,7 +7,7 @@ read view after a commit). ``committed`` also wakes the session's drainer throug
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from .._core.events import TurnActivity
 from .replay import LiveReplayStore

@@ -26,8 +26,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, TypeGuard
+from typing import Any, Protocol, TypeGuard
 
 from .._core import events as ev
 from .._core import usage as usage_rules
@@ -75,7 +76,7 @@ class _Rows:
     """Correlation ids of one kind of delta (prose or reasoning) within one attempt: the
     provider's item id, else one fresh id reused for the whole attempt."""
 
-    __slots__ = ("prefix", "fallback", "ids")
+    __slots__ = ("fallback", "ids", "prefix")
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix

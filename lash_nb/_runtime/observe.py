@@ -8,8 +8,9 @@ its read view; on a gap, replace state from ``gap.observation`` and continue fro
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any
 
 from .replay import (
     LiveReplayGap,

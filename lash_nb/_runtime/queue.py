@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Generator, Sequence
+from collections.abc import Generator, Sequence
+from typing import Any
 
 from .._core.cancel import CancellationToken
 from .._core.queue import (
     ClaimBoundary,
-    QueueClaim,
     DeliveryPolicy,
+    QueueClaim,
     QueuedWorkBatch,
     QueuedWorkDraft,
     SlotPolicy,

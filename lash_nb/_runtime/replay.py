@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import dataclasses
 import os
 import threading
 import time
-import dataclasses
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any
 
 from .._errors import CursorError
 
@@ -206,19 +208,15 @@ class _Subscription:
                 self._pending.append(event)
             loop, wake = self._loop, self._wake
         if loop is not None and wake is not None:
-            try:
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(wake.set)
-            except RuntimeError:
-                pass
 
     def close(self) -> None:
         self.closed = True
         self._store._unsubscribe(self._session_id, self)
         if self._loop is not None and self._wake is not None:
-            try:
+            with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._wake.set)
-            except RuntimeError:
-                pass
 
     def __aiter__(self) -> AsyncIterator[SessionObservationEvent]:
         return self

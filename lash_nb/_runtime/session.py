@@ -16,8 +16,8 @@ from .._core.events import TurnActivity
 from .._core.llm import Provider, RetryPolicy
 from .._core.records import TurnInput, fresh_id
 from .._core.usage import SessionUsageReport, TokenLedgerEntry
-from .._tools.mcp import close_servers
 from .._store.base import SessionStore, lease_owner_id, watches_turn_cancel
+from .._tools.mcp import close_servers
 from .cancel import TurnCancelRegistry
 from .catalog import ToolCatalog
 from .feed import SessionFeed
@@ -136,7 +136,9 @@ class LashSession:
             self.parts.feed.queue_changed("cancelled", (batch_id,))
         return batch
 
-    async def await_queued_work_batch(self, batch_id: str, timeout: float | None = None) -> None:
+    async def await_queued_work_batch(
+            self, batch_id: str, timeout: float | None = None,  # noqa: ASYNC109 (lash's signature)
+    ) -> None:
         """Return once ``batch_id`` is no longer pending (claimed, completed, cancelled or
         parked failed). Polls the store 25 ms doubling to 400 ms, so drains by other processes
         are seen."""

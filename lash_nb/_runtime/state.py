@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from .._core.graph import GraphView, SessionGraph, SessionNode, message_tree
 from .._core.records import Message
@@ -109,8 +109,7 @@ class SessionReadView:
         return len(self._view)
 
     def _repr_markdown_(self) -> str:
-        lines = [f"**session** `{self.session_id}` · revision {self.revision} · "
-                 f"{self.turn_index} turns"]
-        for row in self.transcript():
-            lines.append(f"- **{row['role']}**: {row['text'][:300]}")
+        lines = [(f"**session** `{self.session_id}` · revision {self.revision} · "
+                 f"{self.turn_index} turns")]
+        lines.extend(f"- **{row['role']}**: {row['text'][:300]}" for row in self.transcript())
         return "\n".join(lines)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .._core.tools import ToolManifest, ToolProvider, ToolRegistry
 from .._errors import LashError
@@ -17,7 +18,6 @@ from .._tools.function import as_tool_provider
 from .._tools.mcp import MCPServer
 from .parts import SessionParts
 from .queue import Drainer, enqueue_command
-
 
 log = logging.getLogger("lash_nb.tools")
 _stopping: set[asyncio.Task[None]] = set()

@@ -13,7 +13,8 @@ own task so the caller's cancellation never cuts into a commit.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator
+from typing import Any
 
 from .._core.cancel import CancellationToken
 from .._core.events import TurnActivity

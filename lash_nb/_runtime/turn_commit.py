@@ -7,7 +7,8 @@ driver (``turn_run.py``) stays a driver.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from .._core import events as ev
 from .._core import turn_machine as tm

@@ -22,8 +22,9 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from .._core import events as ev
 from .._core import turn_machine as tm
@@ -33,9 +34,22 @@ from .._core.events import TurnActivity
 from .._core.graph import SessionNode
 from .._core.llm import LlmPart, LlmRequest, LlmResponse, LlmToolSpec, Provider
 from .._core.queue import ClaimBoundary, QueueClaim
-from .._core.records import (AssistantOutput, ExecutionSummary, Message, Part, PartKind, Role,
-                             ToolCallRecord, TurnInput, TurnIssue, TurnOutcome, TurnResult,
-                             TurnStop, fresh_id, sanitize_assistant_output)
+from .._core.records import (
+    AssistantOutput,
+    ExecutionSummary,
+    Message,
+    Part,
+    PartKind,
+    Role,
+    ToolCallRecord,
+    TurnInput,
+    TurnIssue,
+    TurnOutcome,
+    TurnResult,
+    TurnStop,
+    fresh_id,
+    sanitize_assistant_output,
+)
 from .._core.usage import ZERO_USAGE, LlmCallRecord, TokenUsage
 from .._errors import (
     HeadRevisionConflict,
@@ -43,14 +57,20 @@ from .._errors import (
 )
 from .._store.base import Lease, TurnStart
 from .._store.waits import observe_store_waits, stop_observing
-from .model_call import ModelCallFailed, call_model
 from .cancel import TaskBridge
+from .model_call import ModelCallFailed, call_model
 from .parts import SessionParts
 from .tool_batch import ToolBatch
 from .turn_commit import commit_terminal
-from .turn_records import (assistant_message, branch_before_attempts, has_reasoning, input_id, joined_text, last_assistant_text)
+from .turn_records import (
+    assistant_message,
+    branch_before_attempts,
+    has_reasoning,
+    input_id,
+    joined_text,
+    last_assistant_text,
+)
 from .writer import LeaseKeeper
-
 
 _REQUESTS = frozenset({tm.ProgressCommit, tm.LlmCall, tm.ToolCalls, tm.Checkpoint, tm.Seal})
 
@@ -121,10 +141,8 @@ class TurnRun:
         loop = asyncio.get_running_loop()
 
         def on_store_wait(event: ev.StoreWait, correlation_id: str) -> None:
-            try:  # the store waits on its own thread
+            with contextlib.suppress(RuntimeError):  # the store waits on its own thread
                 loop.call_soon_threadsafe(self.emit, event, correlation_id)
-            except RuntimeError:
-                pass
 
         self.bridge.attach()
         watching = observe_store_waits(on_store_wait)

@@ -22,11 +22,13 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from .._store.base import notifies_work, releases_file
 from .core import LashCore
@@ -81,10 +83,8 @@ class Worker:
     async def run(self, *, max_idle_s: float | None = None) -> WorkerStats:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
-            except (NotImplementedError, RuntimeError):
-                pass
         idle = 0.0
         lanes = [asyncio.ensure_future(self._lane(i)) for i in range(self.concurrency)]
         try:
@@ -164,7 +164,7 @@ class Worker:
         return ran
 
     async def _wind_down(self, lanes: list[asyncio.Task[None]]) -> None:
-        done, pending = await asyncio.wait(lanes, timeout=self.grace_s)
+        _done, pending = await asyncio.wait(lanes, timeout=self.grace_s)
         if pending:
             for session in list(self._active.values()):
                 if session is not None:

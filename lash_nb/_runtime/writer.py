@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .._core.cancel import CancellationToken
 from .._core.graph import SessionGraph
@@ -109,19 +110,19 @@ class SessionWriter:
     def commit_base(self, lease: Lease | None, nodes: Sequence[Any], **kw: Any) -> RuntimeCommit:
         st = self.state
         replace = st.graph.replace_required
-        fields: dict[str, Any] = dict(
-            session_id=st.session_id,
-            lease=lease,
+        fields: dict[str, Any] = {
+            "session_id": st.session_id,
+            "lease": lease,
             # never persisted from this handle's view = expect an empty store (revision 0)
-            expected_head_revision=None if replace else (st.head_revision or 0),
-            provider_id=st.policy.provider_id,
-            model=st.policy.model,
-            parent_session_id=st.parent_session_id,
-            policy=st.policy.to_json(),
-            tool_state=st.registry.state_json(),
-            turn_index=st.turn_index,
-            leaf_node_id=st.graph.leaf_node_id,
-        )
+            "expected_head_revision": None if replace else (st.head_revision or 0),
+            "provider_id": st.policy.provider_id,
+            "model": st.policy.model,
+            "parent_session_id": st.parent_session_id,
+            "policy": st.policy.to_json(),
+            "tool_state": st.registry.state_json(),
+            "turn_index": st.turn_index,
+            "leaf_node_id": st.graph.leaf_node_id,
+        }
         if replace:
             fields["replace_graph"] = tuple(st.graph.nodes())
         else:

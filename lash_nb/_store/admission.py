@@ -21,8 +21,8 @@ writes anything. The checks run in this order, each with one message for every s
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from .._errors import (
     ClaimSuperseded,

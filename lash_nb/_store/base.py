@@ -43,8 +43,11 @@ Theory of operation
 from __future__ import annotations
 
 import enum
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, Sequence, TypeGuard, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 from .._core.events import TurnActivity
 from .._core.graph import SessionGraph, SessionNode
@@ -57,9 +60,6 @@ from .._core.queue import (
 )
 from .._core.records import ToolCallRecord
 from .._core.usage import LlmCallRecord, TokenLedgerEntry, TokenUsage
-
-import os
-import socket
 
 SCHEMA_VERSION = 1
 DEFAULT_LEASE_TTL_MS = 30_000

@@ -10,7 +10,8 @@ import dataclasses
 import itertools
 import threading
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .._core.events import TurnActivity
 from .._core.graph import SessionNode
@@ -122,10 +123,7 @@ class MemoryStore:
             s = self._sessions.get(session_id)
             if s is None:
                 return None
-            if scope is ReadScope.ACTIVE_PATH:
-                nodes = _active_path(s.nodes, s.meta.leaf_node_id)
-            else:
-                nodes = list(s.nodes)
+            nodes = _active_path(s.nodes, s.meta.leaf_node_id) if scope is ReadScope.ACTIVE_PATH else list(s.nodes)
             return PersistedSession(
                 s.meta, tuple(nodes), tuple(s.ledger), scope, tuple(s.open_turns)
             )
@@ -214,9 +212,9 @@ class MemoryStore:
             if row is not None and row.token is not None and row.owner_id == owner_id:
                 row.expires_at_ms = t + ttl_ms  # its own lease, expired or not: same fencing
                 return Lease(session_id, owner_id, row.token, row.fencing, row.expires_at_ms)
-            if row is not None and row.token is not None and row.expires_at_ms > t:
-                if not owner_is_dead(row.owner_id or ""):
-                    return LeaseBusy(session_id, row.owner_id or "", row.expires_at_ms)
+            if (row is not None and row.token is not None and row.expires_at_ms > t
+                    and not owner_is_dead(row.owner_id or "")):
+                return LeaseBusy(session_id, row.owner_id or "", row.expires_at_ms)
             fencing = (row.fencing if row else 0) + 1
             token = f"{session_id}:{owner_id}:{t}:{fencing}"
             self._leases[session_id] = _LeaseRow(owner_id, token, fencing, t + ttl_ms)

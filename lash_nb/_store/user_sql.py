@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .._errors import QueryNotAllowed
 
@@ -102,7 +103,7 @@ def check(
 
     try:
         statements = con.extract_statements(sql)
-    except duckdb.Error as e:
+    except duckdb.Error:
         if dialect == "postgres":
             return Checked(None)
         raise  # a syntax error is the user's to fix; the store shows it as such

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from .._core.events import StoreWait
 

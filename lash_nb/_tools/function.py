@@ -23,7 +23,8 @@ import inspect
 import typing
 import warnings
 from collections import OrderedDict
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from .._core.tools import ToolContext, ToolManifest, ToolProvider
 from .._errors import ConfigurationError, ToolArgumentsInvalid

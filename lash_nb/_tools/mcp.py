@@ -31,7 +31,8 @@ import re
 import signal
 import tempfile
 import weakref
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from .._core.text import clean_json, clean_text
 from .._core.tools import ToolContext, ToolManifest
@@ -140,7 +141,7 @@ class MCPServer:
             if task.get_loop() is asyncio.get_running_loop():
                 try:
                     await asyncio.wait_for(asyncio.shield(task), 10)
-                except (asyncio.TimeoutError, Exception):
+                except (TimeoutError, Exception):
                     task.cancel()
                     with contextlib.suppress(BaseException):
                         await task
@@ -170,7 +171,7 @@ class MCPServer:
                     ready.set_result(None)
                 assert self._stop is not None
                 await self._stop.wait()
-        except BaseException as err:  # noqa: BLE001 - the task's end is reported, not raised
+        except BaseException as err:
             if not ready.done():
                 ready.set_exception(err if isinstance(err, Exception) else ToolServerError(repr(err)))
             elif self._stop is not None and not self._stop.is_set():
@@ -187,7 +188,7 @@ class MCPServer:
             return streamable_http_client(str(self.url))
         from mcp.client.stdio import StdioServerParameters, stdio_client
 
-        self._errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+        self._errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115
         params = StdioServerParameters(command=self.command, args=self.args, env=self.env,
                                        cwd=self.cwd)
         before = _children()

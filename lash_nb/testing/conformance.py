@@ -27,8 +27,9 @@ import asyncio
 import inspect
 import os
 import tempfile
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from .._core.events import AssistantProseDelta, ToolCallStarted, TurnActivity
 from .._core.graph import SessionNode
@@ -54,9 +55,21 @@ from .._store.base import (
     lease_owner_id,
 )
 
+__all__ = [
+    "CHECKS",
+    "Check",
+    "StoreFactory",
+    "StoreOpener",
+    "draft",
+    "node",
+    "run_conformance",
+    "store_conformance_tests",
+    "turn_record",
+]
+
 StoreOpener = Callable[[], Any]  # returns a SessionStore (or an awaitable of one)
 StoreFactory = Callable[[Path], StoreOpener]
-Check = Callable[[StoreOpener], Awaitable[None]]
+Check = Callable[[StoreOpener], Coroutine[Any, Any, None]]
 
 OWNER_A = lease_owner_id("conformance-a")
 OWNER_B = lease_owner_id("conformance-b")
@@ -67,8 +80,9 @@ EXCL, JOIN = SlotPolicy.EXCLUSIVE, SlotPolicy.JOIN
 
 # ---------------------------------------------------------------------------- helpers
 async def _open(opener: StoreOpener) -> SessionStore:
-    store = opener()
-    return await store if inspect.isawaitable(store) else store
+    opened = opener()
+    store: SessionStore = await opened if inspect.isawaitable(opened) else opened
+    return store
 
 
 def _eq(actual: Any, expected: Any, what: str) -> None:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 
-@lru_cache(maxsize=None)
+@cache
 def esm(*names: str) -> str:
     """Concatenate JS files into one ES module (helpers first, the module with ``export`` last)."""
     return "\n".join((STATIC / n).read_text(encoding="utf-8") for n in names)
 
 
-@lru_cache(maxsize=None)
+@cache
 def css(*names: str) -> str:
     return "\n".join((STATIC / n).read_text(encoding="utf-8") for n in names)

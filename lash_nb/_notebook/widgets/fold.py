@@ -15,7 +15,8 @@ Pure: no widget, no I/O. The widget copies ``blocks`` / ``usage`` / ... into syn
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..._core.records import TurnOutcome
 

@@ -4,8 +4,9 @@ Model output is untrusted text. The renderer runs with ``html=False`` (raw HTML 
 is escaped, never passed through), markdown-it's own link validation (no ``javascript:``,
 ``vbscript:``, ``file:`` or non-image ``data:`` URLs), and every link opens in a new tab with
 ``rel="noopener noreferrer"``; images are not rendered (``![a](u)`` stays text: loading a URL
-the model wrote would leak that the output was viewed, or data put into the URL). Code blocks are highlighted by pygments into ``<span class>``
-markup only (no inline styles, so the colours come from ``turn.css`` and follow the theme).
+the model wrote would leak that the output was viewed, or data put into the URL). Code blocks
+are highlighted by pygments into ``<span class>`` markup only (no inline styles, so the colours
+come from ``turn.css`` and follow the theme).
 
 The same function serves the live widget (prose blocks are rendered on each flush) and the
 saved, kernel-free HTML of a finished turn.
@@ -67,7 +68,8 @@ def _parser() -> MarkdownIt:
 
 def render_markdown(text: str) -> str:
     """Sanitised HTML for model prose (an unclosed fence mid-stream renders as code so far)."""
-    return _parser().render(text or "")
+    html: str = _parser().render(text or "")
+    return html
 
 
 __all__ = ["render_markdown"]

@@ -23,7 +23,8 @@ Rows may carry ``status`` (``failed``) and ``error``; they are shown (a failed b
 from __future__ import annotations
 
 import inspect
-from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 import anywidget
 import traitlets

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .assets import css
 from .markdown import render_markdown
@@ -144,7 +145,8 @@ def turn_html(state: Mapping[str, Any]) -> str:
             f'<div class="lash-head"><span class="lash-title">{esc(title)}</span> '
             f'<span class="lash-status lash-status-{esc(status)}">{esc(status)}</span></div>'
             f'{prompt_html}<div class="lash-body">{body}</div>{retry}'
-            f'<div class="lash-foot"><span class="lash-usage">{esc(usage)}</span><span class="lash-sep"> · </span>{badge}</div></div>')
+            f'<div class="lash-foot"><span class="lash-usage">{esc(usage)}</span>'
+            f'<span class="lash-sep"> · </span>{badge}</div></div>')
 
 
 def bundle(html_text: str, markdown: str) -> dict[str, str]:
@@ -187,7 +189,7 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence
 def tools_html(panel_id: str, tools: Sequence[Mapping[str, Any]]) -> str:
     members = sum(1 for t in tools if t.get("member"))
     rows = [[
-        "✓" if t.get("member") else "–",
+        "✓" if t.get("member") else "\u2013",  # an en dash: "not a member"
         f"<code>{esc(t.get('name'))}</code>",
         esc(schema_summary(t.get("input_schema") or {})),
         esc(t.get("description")) + ("" if t.get("implemented", True) else

@@ -10,7 +10,8 @@ implementation in this kernel") instead of looking like a usable tool.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import anywidget
 import traitlets

@@ -50,11 +50,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import anywidget
 import traitlets
 
+from ..._core.events import TurnActivity
 from .assets import css, esm
 from .fold import TurnFold, outcome_label
 from .markdown import render_markdown
@@ -63,7 +65,7 @@ from .snapshot import FINAL_STATUSES, bundle, final_status, turn_html
 StopCallback = Callable[[], Any]
 
 
-def _as_json(activity: Any) -> Mapping[str, Any]:
+def _as_json(activity: Mapping[str, Any] | TurnActivity) -> Mapping[str, Any]:
     if isinstance(activity, Mapping):
         return activity
     return activity.to_json()

@@ -13,23 +13,22 @@ from __future__ import annotations
 import threading
 
 _LOCK = threading.Lock()
-_done = False
+_DONE = threading.Event()
 
 
 def import_arrow() -> None:
-    global _done
-    if _done:
+    if _DONE.is_set():
         return
     with _LOCK:
-        if _done:
+        if _DONE.is_set():
             return
         import pandas  # noqa: F401  (first: it imports pyarrow itself)
         import pyarrow as pa
 
         pa.array([0])  # pyarrow's pandas shim loads at its first array
-        _done = True
+        _DONE.set()
 
 
 def import_arrow_in_background() -> None:
-    if not _done:
+    if not _DONE.is_set():
         threading.Thread(target=import_arrow, name="lash-arrow-import", daemon=True).start()

@@ -10,8 +10,10 @@ in-memory head advances only once the write has succeeded.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..admission import Admission, LeaseRow, admit, completed_batch_ids
 from ..base import CommitResult, Lease, RuntimeCommit
@@ -50,10 +52,8 @@ def commit(
             raise
         hold.committed()
     if len(hold.pending) >= journal.FOLD_AFTER_DELTAS or hold.pending_rows >= journal.FOLD_AFTER_ROWS:
-        try:
+        with contextlib.suppress(Exception):  # the commit is durable in the log; the next fold retries
             journal.fold(con, hold)
-        except Exception:  # the commit itself is durable in the log; the next fold retries
-            pass
     return result
 
 

@@ -17,7 +17,6 @@ from .commit import now_ms
 from .hold import Hold, LeaseRow
 
 
-
 def live_generation(hold: Hold, con: Any, sid: str, t: int) -> int | None:
     row = hold.lease(con, sid)
     if row is None or row.token is None or row.expires_at_ms <= t:
@@ -36,9 +35,9 @@ def try_acquire(hold: Hold, con: Any, sid: str, owner_id: str, ttl_ms: int) -> L
         # its own lease, expired or not: extended with the same fencing
         hold.set_lease(sid, LeaseRow(owner_id, row.token, row.fencing, t + ttl_ms))
         return Lease(sid, owner_id, row.token, row.fencing, t + ttl_ms)
-    if row is not None and row.token is not None and row.expires_at_ms > t:
-        if not owner_is_dead(row.owner_id or ""):
-            return LeaseBusy(sid, row.owner_id or "", row.expires_at_ms)
+    if (row is not None and row.token is not None and row.expires_at_ms > t
+            and not owner_is_dead(row.owner_id or "")):
+        return LeaseBusy(sid, row.owner_id or "", row.expires_at_ms)
     fencing = (row.fencing if row is not None else 0) + 1
     token = f"{sid}:{owner_id}:{t}:{fencing}"
     hold.set_lease(sid, LeaseRow(owner_id, token, fencing, t + ttl_ms))

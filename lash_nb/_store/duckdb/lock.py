@@ -47,8 +47,8 @@ BLOCK_SIZE = 16 * 1024
 # So the store checkpoints itself right after a fold, when the log is empty (journal.fold,
 # past CHECKPOINT_WAL_BYTES), and DuckDB's own threshold is only a far safety net.
 CHECKPOINT_WAL_BYTES = 16 * 1024 * 1024
-CONNECT_CONFIG = {"threads": 1, "default_block_size": str(BLOCK_SIZE),
-                  "checkpoint_threshold": "1GB"}
+CONNECT_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "threads": 1, "default_block_size": str(BLOCK_SIZE), "checkpoint_threshold": "1GB"}
 _PID = re.compile(r"\(PID (\d+)\)")
 _DUCK_MAGIC = b"DUCK"
 

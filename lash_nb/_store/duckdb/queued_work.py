@@ -9,7 +9,8 @@ selection reads the session's rows in ``enqueue_seq`` order and applies
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..._core.queue import (
     DEFAULT_MAX_ATTEMPTS,

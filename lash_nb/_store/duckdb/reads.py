@@ -66,7 +66,7 @@ def _node_columns(con: Any, sid: str, *, ordered: bool) -> list[list[Any]]:
 def _active_path(ids: list[str], parents: list[str | None], leaf: str | None) -> list[int]:
     """Row indexes of the nodes from the root to ``leaf`` (contents of the other nodes are
     never decoded)."""
-    index = dict(zip(ids, range(len(ids))))
+    index = {node_id: i for i, node_id in enumerate(ids)}
     path: list[int] = []
     cur = leaf
     for _ in range(len(ids)):  # a parent cycle (never written by lash) ends the walk

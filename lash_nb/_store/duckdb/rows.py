@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from ..._core.events import TurnActivity
 from ..._core.graph import SessionNode
@@ -43,7 +44,7 @@ def insert(con: Any, table: str, columns: Mapping[str, Sequence[Any]], statement
     schema = _SCHEMAS[table]
     n = len(next(iter(columns.values()))) if columns else 0
     # a column added later (``schema.ADDED_COLUMNS``) is absent from older commit_log rows
-    batch = pa.table([pa.array(columns[f.name] if f.name in columns else [ADDED_DEFAULTS.get(
+    batch = pa.table([pa.array(columns[f.name] if f.name in columns else [ADDED_DEFAULTS.get(  # noqa: F841
         (table, f.name))] * n, f.type) for f in schema], schema=schema)
     # ``batch`` is found by DuckDB's replacement scan of this frame's locals: unlike
     # register()/unregister() it costs no extra calls (~1 ms saved per table)

@@ -52,7 +52,9 @@ from ..waits import StoreWaitObserver, log, notify
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # (mypy checks this file as Linux, where it exists)
+# a flag, not ``fcntl is None`` at each use: mypy, checking for Linux, would call that branch dead
+_HAS_FCNTL: bool = fcntl is not None
 
 SUFFIX = ".lash-share"
 _DESK, _HOLDER = 0, 1
@@ -97,7 +99,7 @@ class Line:
         self.fd: int | None = None
         self.error = ""  # why the sidecar could not be opened (the line is then off)
         self.acquired_seq = 0  # this process's latest place in the order of acquisitions
-        if fcntl is None:
+        if not _HAS_FCNTL:
             return
         with _FDS_LOCK:
             entry = _FDS.get(self.path)
@@ -118,7 +120,7 @@ class Line:
     @property
     def possible(self) -> bool:
         """False on platforms without POSIX record locks (the line is off there)."""
-        return fcntl is not None
+        return _HAS_FCNTL
 
     def close(self) -> None:
         if self.fd is None:
@@ -150,7 +152,7 @@ class Line:
         """(pid, start) of another process's lock in the range, or None."""
         assert self.fd is not None and fcntl is not None
         got = fcntl.fcntl(self.fd, fcntl.F_GETLK, _pack(fcntl.F_WRLCK, start, length))
-        fields = dict(zip(_ORDER, struct.unpack(_FLOCK, got)))
+        fields = dict(zip(_ORDER, struct.unpack(_FLOCK, got), strict=True))
         if fields["type"] == fcntl.F_UNLCK:
             return None
         return int(fields["pid"]), int(fields["start"])

@@ -27,7 +27,8 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from typing import Any, Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from ..._core.events import TurnActivity
 from ..._core.queue import (
@@ -49,11 +50,11 @@ from ..base import (
     SessionMeta,
     TurnRecord,
 )
-from . import leases, queued_work, reads, user_query
 from . import commit as commits
+from . import leases, queued_work, reads, user_query
 from .arrow import import_arrow_in_background
-from .journal import fold
 from .hold import Hold
+from .journal import fold
 from .lock import check_path, open_connection
 from .share import Line
 from .worker import ConnectionWorker, run_in_transaction

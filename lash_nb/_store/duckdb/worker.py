@@ -34,14 +34,16 @@ Theory of operation
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import os
 import queue
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from ..._errors import StoreError, StoreLockedError
 from ..waits import StoreWaitObserver, current_observer, log
@@ -254,24 +256,21 @@ class ConnectionWorker:
         con, self._con = self._con, None
         hold, self.hold = self.hold, None
         if con is not None and hold is not None:
-            try:  # others see typed tables and live leases once they can open the file
+            # others see typed tables and live leases once they can open the file; unfolded
+            # commits stay in commit_log: the next open folds them
+            with contextlib.suppress(Exception):
                 fold(con, hold)
-            except Exception:  # unfolded commits stay in commit_log: the next open folds them
-                pass
             try:
                 hold.flush(con)
             except Exception:  # written by the next hold of this process (``Hold.adopt``)
                 self._carry.update(hold.dirty_rows())
             if handover and _wal_bytes(self.path) < HANDOVER_WAL_BYTES:
-                try:  # the next holder replays a small .wal faster than we checkpoint it
+                # the next holder replays a small .wal faster than we checkpoint it
+                with contextlib.suppress(Exception):
                     con.execute("PRAGMA disable_checkpoint_on_shutdown")
-                except Exception:
-                    pass
         if con is not None:
-            try:
+            with contextlib.suppress(Exception):
                 con.close()
-            except Exception:
-                pass
             if self.line is not None:
                 self.line.released()
             if handover:
@@ -320,16 +319,12 @@ def run_in_transaction(
 def _rollback(con: Any, hold: Hold | None = None) -> None:
     if hold is not None:
         hold.rolled_back()
-    try:
+    with contextlib.suppress(Exception):
         con.execute("ROLLBACK")
-    except Exception:
-        pass
 
 
 @atexit.register
 def _stop_all() -> None:
     for w in list(_live):
-        try:
+        with contextlib.suppress(Exception):
             w.stop().result(timeout=5)
-        except Exception:
-            pass

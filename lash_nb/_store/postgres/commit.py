@@ -10,7 +10,8 @@ whole transaction back, so a store never holds part of a commit.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..._errors import HeadRevisionConflict
 from ..admission import Admission, LeaseRow, admit, completed_batch_ids
@@ -192,13 +193,13 @@ async def _write_turns(con: Any, c: RuntimeCommit, head: _Head, seq: int, t: int
                 await _terminal(con, sid, process_lost_record(tid, started, t), seq, t, True)
                 open_ids.discard(tid)
                 seq += 1
-    if c.turn_started is not None and (c.turn is None or c.turn.turn_id != keep):
-        if keep not in open_ids and keep not in head.committed:
-            await con.execute(
-                "INSERT INTO turns (session_id, turn_id, status, started_at, seq) "
-                "VALUES (%s, %s, 'open', epoch_ms(%s::bigint), %s)",
-                [sid, keep, c.turn_started.started_at_ms, seq])
-            seq += 1
+    if (c.turn_started is not None and (c.turn is None or c.turn.turn_id != keep)
+            and keep not in open_ids and keep not in head.committed):
+        await con.execute(
+            "INSERT INTO turns (session_id, turn_id, status, started_at, seq) "
+            "VALUES (%s, %s, 'open', epoch_ms(%s::bigint), %s)",
+            [sid, keep, c.turn_started.started_at_ms, seq])
+        seq += 1
     if c.turn is not None:
         await _terminal(con, sid, c.turn, seq, t, c.turn.turn_id in open_ids)
         seq += 1

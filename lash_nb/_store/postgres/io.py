@@ -18,7 +18,8 @@ import atexit
 import concurrent.futures
 import threading
 import weakref
-from typing import Any, Awaitable, Callable, Coroutine, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 _live: weakref.WeakSet[IoLoop] = weakref.WeakSet()

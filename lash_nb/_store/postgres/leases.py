@@ -39,9 +39,8 @@ async def try_acquire(con: Any, sid: str, owner_id: str, ttl_ms: int) -> Lease |
                 "UPDATE execution_leases SET expires_at_ms = %s WHERE session_id = %s",
                 [t + ttl_ms, sid])
             return Lease(sid, owner_id, token, int(fencing), t + ttl_ms)
-        if token is not None and expires > t:
-            if not owner_is_dead(holder or ""):
-                return LeaseBusy(sid, holder or "", int(expires))
+        if token is not None and expires > t and not owner_is_dead(holder or ""):
+            return LeaseBusy(sid, holder or "", int(expires))
         fencing = int(fencing) + 1
         token = f"{sid}:{owner_id}:{t}:{fencing}"
         await con.execute(

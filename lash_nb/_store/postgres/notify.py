@@ -10,14 +10,16 @@ Theory of operation
   running) checks ``turn_cancel_requests``; so a request sent before the turn started, or
   while the watch was being set up, is never lost. The callback runs on the io thread.
 - ``wait_for_work(timeout)``: resolves on a ``lash_work`` notification (True; each
-  notification wakes one waiter of this process) or the timeout (False). Waiters live on their own loops; the listener wakes them thread-safely.
+  notification wakes one waiter of this process) or the timeout (False). Waiters live on
+  their own loops; the listener wakes them thread-safely.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 Callback = Callable[[], None]
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import decimal
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 _NAMED = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -62,7 +63,7 @@ def frame(names: list[str], rows: Sequence[Sequence[Any]]) -> Any:
 
     if not names:
         return pd.DataFrame()
-    columns = list(zip(*rows)) if rows else [() for _ in names]
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     arrays = []
     for col in columns:
         try:

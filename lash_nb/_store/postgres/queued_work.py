@@ -20,7 +20,8 @@ Theory of operation
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..._core.queue import (
     DEFAULT_MAX_ATTEMPTS,

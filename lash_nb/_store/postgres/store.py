@@ -21,7 +21,8 @@ import asyncio
 import contextlib
 import threading
 import weakref
-from typing import Any, Callable, Coroutine, Sequence, TypeVar
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 from ..._core.events import TurnActivity
 from ..._core.queue import (
@@ -292,7 +293,7 @@ class PostgresStore:
             return False
         try:
             return await asyncio.wait_for(fut, timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         finally:
             if not self._io.closed:

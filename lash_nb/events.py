@@ -1,0 +1,40 @@
+"""Turn events (public namespace; re-exports only).
+
+``TurnActivity`` is what ``session.turn(...).stream()`` and an observation yield: an id, a
+correlation id (the row a UI updates) and one event, an instance of a ``TurnEvent`` kind
+below. Match on the kind, e.g. ``isinstance(a.event, AssistantProseDelta)``.
+"""
+
+from ._core.events import (
+    AssistantProseDelta,
+    Error,
+    ModelAttemptReset,
+    ModelRequestStarted,
+    QueuedInputAccepted,
+    QueuedWorkStarted,
+    ReasoningDelta,
+    RetryStatus,
+    ToolCallCompleted,
+    ToolCallStarted,
+    TurnActivity,
+    TurnEvent,
+    TurnOutcomeEvent,
+    Usage,
+)
+
+__all__ = [
+    "AssistantProseDelta",
+    "Error",
+    "ModelAttemptReset",
+    "ModelRequestStarted",
+    "QueuedInputAccepted",
+    "QueuedWorkStarted",
+    "ReasoningDelta",
+    "RetryStatus",
+    "ToolCallCompleted",
+    "ToolCallStarted",
+    "TurnActivity",
+    "TurnEvent",
+    "TurnOutcomeEvent",
+    "Usage",
+]
