@@ -143,3 +143,19 @@ def test_the_request_follows_the_gemini_format_and_the_key_stays_out_of_the_url(
                              "thinkingConfig": {"includeThoughts": True, "thinkingBudget": 512}},
     }
     assert KEY not in repr(provider)
+
+
+def test_the_registry_builds_google_and_openai_responses_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lash_nb._errors import ConfigurationError
+    from lash_nb._providers.openai_responses import OpenAIResponses
+    from lash_nb._providers.registry import NAMES, build_provider, check_key
+
+    assert {"google", "openai-responses"} <= set(NAMES)  # so %lash open --provider and the worker take them
+    google = build_provider("google", environ={"GEMINI_API_KEY": KEY})
+    assert isinstance(google, GoogleGemini) and google.kind == "google"
+    assert google.model == "gemini-2.5-flash"
+    responses = build_provider("openai-responses", model="gpt-5", environ={"OPENAI_API_KEY": "sk-x" * 5})
+    assert isinstance(responses, OpenAIResponses) and responses.kind == "openai-responses"
+    check_key("google", {"GOOGLE_API_KEY": KEY})  # either variable will do
+    with pytest.raises(ConfigurationError, match="GEMINI_API_KEY"):
+        check_key("google", {})
