@@ -36,6 +36,17 @@ def worker_provider(name: str, *, model: str | None, delay_s: float) -> Provider
     return build_provider(name, model=model, offline_delay_s=delay_s)
 
 
+def _log_to_stderr() -> None:
+    """The worker's lines (``lash_nb.*`` at INFO, everything else at WARNING) on stderr, one
+    message per line, unless the process configured logging already."""
+    import logging
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    if logging.getLogger("lash_nb").level == logging.NOTSET:
+        logging.getLogger("lash_nb").setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from ._version import __version__
 
@@ -87,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from ._runtime.worker import load_tools, run_worker
 
+    _log_to_stderr()
     stats = asyncio.run(run_worker(
         args.store, session_id=args.session,
         provider=worker_provider(args.provider, model=args.model, delay_s=args.delay),

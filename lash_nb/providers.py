@@ -3,7 +3,9 @@
 - ``OfflineProvider``: deterministic, no key, streams visibly (the default without a key).
 - ``FunctionProvider``: a model written as a Python function (tests, custom scripts).
 - ``OpenAICompatible``: Chat Completions (OpenAI, OpenRouter, Ollama, vLLM).
+- ``OpenAIResponses``: the OpenAI Responses API (reasoning kept across turns, stateless).
 - ``Anthropic``: the Messages API.
+- ``GoogleGemini``: the Gemini API (``streamGenerateContent``).
 - ``select_provider()``: pick one from the environment and say why.
 """
 
@@ -30,12 +32,16 @@ from ._providers.offline import OfflineProvider
 
 if _typing.TYPE_CHECKING:  # imported on first use (httpx loads with them)
     from ._providers.anthropic import Anthropic
+    from ._providers.google import GoogleGemini
     from ._providers.openai_compat import OpenAICompatible
+    from ._providers.openai_responses import OpenAIResponses
     from ._providers.select import select_provider
 
 _LAZY = {
     "OpenAICompatible": ("._providers.openai_compat", "OpenAICompatible"),
     "Anthropic": ("._providers.anthropic", "Anthropic"),
+    "OpenAIResponses": ("._providers.openai_responses", "OpenAIResponses"),
+    "GoogleGemini": ("._providers.google", "GoogleGemini"),
     "select_provider": ("._providers.select", "select_provider"),
 }
 
@@ -43,6 +49,7 @@ __all__ = [
     "Anthropic",
     "Completed",
     "FunctionProvider",
+    "GoogleGemini",
     "LlmPart",
     "LlmRequest",
     "LlmResponse",
@@ -50,6 +57,7 @@ __all__ = [
     "LlmTransportError",
     "OfflineProvider",
     "OpenAICompatible",
+    "OpenAIResponses",
     "Provider",
     "ProviderFailureKind",
     "ProviderInfo",

@@ -121,6 +121,7 @@ def test_the_wheel_ships_license_assets_and_metadata(dist):
         metadata = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert "lash_nb/_notebook/static/turn.js" in names and "lash_nb/py.typed" in names
+    assert "lash_nb/_reports/prices_snapshot.json" in names  # prices="default" needs it
     assert "License-Expression: MIT" in metadata
     assert f"Version: {_file_version()}" in metadata
     assert not any(n.startswith("tests/") for n in names)

@@ -24,7 +24,9 @@ from lash_nb._core.llm import (
 from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._errors import WireScriptError
 from lash_nb._providers.anthropic import Anthropic
+from lash_nb._providers.google import GoogleGemini
 from lash_nb._providers.openai_compat import OpenAICompatible
+from lash_nb._providers.openai_responses import OpenAIResponses
 from lash_nb.testing import LoopbackServer, ReplayTransport, WireScript, load_wire_script
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,12 +39,16 @@ KNOWN_EXPECTATIONS = {
     "terminal_reason", "text", "tool_names", "tool_calls", "reasoning", "usage", "served_model",
     "request_id", "status", "retryable_after_classification", "stream_error", "kind", "code",
     "retryable", "stream_events_committed", "failure_kind", "retry_after", "output_started",
-    "deltas",
+    "deltas", "stream_failure",
 }
+RESPONSES_KINDS = ("openai", "codex")  # the Responses API, api.openai.com and ChatGPT's codex
+CODEX_BASE = "/backend-api/codex"
 
 
 def _script_paths() -> list[Path]:
-    shared = sorted(SHARED.glob("openai-compatible.*.json")) + sorted(SHARED.glob("anthropic.*.json"))
+    shared = (sorted(SHARED.glob("openai-compatible.*.json")) + sorted(SHARED.glob("anthropic.*.json"))
+              + sorted(SHARED.glob("codex.responses-*.json"))
+              + sorted(SHARED.glob("openai.responses-*.json")) + sorted(SHARED.glob("google.*.json")))
     return shared + sorted(LOCAL.glob("*.json"))
 
 
@@ -67,7 +73,23 @@ def provider_for(script: WireScript, *, base_url: str | None = None, transport: 
                  timeout: float = 300.0, chunk_timeout: float = 120.0) -> Any:
     if script.provider_kind == "anthropic":
         return Anthropic(api_key=KEY, base_url=base_url or "https://api.anthropic.com",
-                         transport=transport, timeout=timeout, chunk_timeout=chunk_timeout)
+                         transport=transport, timeout=timeout, chunk_timeout=chunk_timeout,
+                         thinking_budget=_matcher(script, "thinking.budget_tokens"))
+    if script.provider_kind in ("google", "google_oauth"):  # the Gemini API, Cloud Code Assist
+        oauth = script.provider_kind == "google_oauth"
+        return GoogleGemini(api_key=KEY, model="gemini-test",
+                            base_url=base_url or ("https://cloudcode-pa.googleapis.com" if oauth else
+                                                  "https://generativelanguage.googleapis.com/v1beta"),
+                            code_assist_project=_matcher(script, "project"),
+                            streaming="streamGenerateContent" in script.path, transport=transport,
+                            timeout=timeout, chunk_timeout=chunk_timeout)
+    if script.provider_kind in RESPONSES_KINDS:
+        codex = script.provider_kind == "codex"
+        return OpenAIResponses(base_url or ("https://chatgpt.com" + CODEX_BASE if codex else
+                                            "https://api.openai.com/v1"),
+                               api_key=KEY, transport=transport, timeout=timeout,
+                               chunk_timeout=chunk_timeout,
+                               headers={"OpenAI-Beta": "responses=experimental"} if codex else None)
     streaming = _matcher(script, "stream")
     return OpenAICompatible(base_url or "https://gateway.example/v1", api_key=KEY, transport=transport,
                             streaming=streaming is not False, timeout=timeout,
@@ -77,8 +99,10 @@ def provider_for(script: WireScript, *, base_url: str | None = None, transport: 
 def request_for(script: WireScript) -> LlmRequest:
     body = script.request_match.get("body") or {}
     tools = (LOOKUP,) if any(k.startswith("tools") for k in body) else ()
-    user = Message.build(Role.USER, [(PartKind.TEXT, "Please look up x.")])
-    return LlmRequest(model=_matcher(script, "model"), messages=[user], tools=tools)
+    said = [m["contains"] for k, m in body.items() if k.endswith(".text") and "contains" in m]
+    user = Message.build(Role.USER, [(PartKind.TEXT, " ".join(["Please look up x."] + said))])
+    return LlmRequest(model=_matcher(script, "model") or "", messages=[user], tools=tools,
+                      session_id=_matcher(script, "request.sessionId") or "")
 
 
 async def collect(provider: Any, request: LlmRequest) -> Outcome:
@@ -135,6 +159,8 @@ def check(expected: dict[str, Any], out: Outcome, *, in_process: bool) -> None:
         assert err is not None and err.status == expected["status"]
     if "retryable_after_classification" in expected:
         assert err is not None and err.retryable is expected["retryable_after_classification"]
+    if "stream_failure" in expected:
+        assert err is not None and err.kind is ProviderFailureKind.STREAM and err.retryable
     if "stream_error" in expected:
         assert err is not None and err.kind is ProviderFailureKind.STREAM and err.retryable
         if in_process:  # over a real socket the message is the client's own wording
@@ -187,12 +213,16 @@ def test_script_replayed_in_process_matches_its_expected_classification(script: 
 def test_script_served_over_a_real_socket_matches_its_expected_classification(script: WireScript) -> None:
     with LoopbackServer([script]) as server:
         base = server.base_url if script.provider_kind == "anthropic" else server.base_url + "/v1"
+        base = server.base_url + CODEX_BASE if script.provider_kind == "codex" else base
+        base = server.base_url + "/v1beta" if script.provider_kind == "google" else base
+        base = server.base_url if script.provider_kind == "google_oauth" else base
         provider = provider_for(script, base_url=base, timeout=0.5, chunk_timeout=0.3)
         out = asyncio.run(collect(provider, request_for(script)))
         assert server.errors == []
         assert len(server.requests) == 1
     check(dict(script.expected_provider), out, in_process=False)
-    auth = "x-api-key" if script.provider_kind == "anthropic" else "authorization"
+    auth = {"anthropic": "x-api-key", "google": "x-goog-api-key"}.get(script.provider_kind,
+                                                                       "authorization")
     assert server.requests[0].header(auth) == "[redacted]"
 
 

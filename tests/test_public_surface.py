@@ -42,8 +42,9 @@ SURFACE: dict[str, list[str]] = {
         "Usage",
     ],
     "lash_nb.providers": [
-        "Anthropic", "Completed", "FunctionProvider", "LlmPart", "LlmRequest", "LlmResponse",
-        "LlmToolSpec", "LlmTransportError", "OfflineProvider", "OpenAICompatible", "Provider",
+        "Anthropic", "Completed", "FunctionProvider", "GoogleGemini", "LlmPart", "LlmRequest",
+        "LlmResponse", "LlmToolSpec", "LlmTransportError", "OfflineProvider", "OpenAICompatible",
+        "OpenAIResponses", "Provider",
         "ProviderFailureKind", "ProviderInfo", "ReasoningTextDelta", "RetryPolicy",
         "TerminalReason", "TextDelta", "UsageReported", "select_provider",
     ],

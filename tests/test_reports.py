@@ -95,8 +95,8 @@ def test_usage_by_model_with_prices_costs_each_bucket_per_million(store_arg):
             "cache_read_input_tokens": [3], "cache_write_input_tokens": [3],
             "reasoning_output_tokens": [3], "total_tokens": [81], "turns": [2], "estimated": [False],
             # 60 * 1.0 + 15 * 2.0 + 3 * 0.5 + 3 * 4.0 = 103.5 dollars per million tokens
-            "cost": [103.5e-6],
-        }).astype({"model": TEXT})
+            "cost": [103.5e-6], "price_note": [None],
+        }).astype({"model": TEXT, "price_note": TEXT})
         assert_frame_equal(frame.drop(columns=["started_at"]), expected)
         await core.close()
     run(body())
@@ -109,6 +109,7 @@ def test_a_model_without_a_price_costs_nan_and_warns_with_its_name(store_arg):
             frame = usage_frame(s, by="session", prices={"other": {"input_tokens": 1.0}})
         assert frame["session_id"].tolist() == ["s1"]
         assert frame["cost"].isna().all()
+        assert frame["price_note"].tolist() == ["no price for this model"]
         await core.close()
     run(body())
 

@@ -105,7 +105,7 @@ USAGE_BY_MODEL_DTYPES = {
     "model": STR, "input_tokens": "int64", "output_tokens": "int64",
     "cache_read_input_tokens": "int64", "cache_write_input_tokens": "int64",
     "reasoning_output_tokens": "int64", "total_tokens": "int64", "turns": "int64", "estimated": "bool",
-    "started_at": "datetime64[us, UTC]", "cost": "float64",
+    "started_at": "datetime64[us, UTC]", "cost": "float64", "price_note": STR,
 }
 USAGE_BY_TURN_COLUMNS = [
     "session_id", "turn_id", "source", "model", "input_tokens", "output_tokens",

@@ -3,8 +3,8 @@
 The matrix: every place a server can put the key (a data line that is not JSON, a JSON error
 body, a plain-text error body, the ``Retry-After`` and request-id headers, an error event
 inside the stream, the request id and model name of a successful answer, the model's prose
-with the key split across two deltas) x both provider kinds
-(OpenAI-compatible, Anthropic) x both persistent stores (a DuckDB file, a real PostgreSQL
+with the key split across two deltas) x the provider kinds
+(OpenAI-compatible, Anthropic, OpenAI Responses, Google) x both persistent stores (a DuckDB file, a real PostgreSQL
 server). Each case runs the provider alone (the exception it raises) and then a whole turn
 through the runtime over the loopback server (real sockets), then looks for the key, in each of
 its echoed encodings, and for other credential-shaped strings the server sent, in: the
@@ -30,6 +30,8 @@ from lash_nb import LashCore
 from lash_nb._core.llm import LlmRequest, LlmTransportError
 from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._core.secrets import Scrubber, StreamScrub, scrub
+from lash_nb._providers.google import GoogleGemini
+from lash_nb._providers.openai_responses import OpenAIResponses
 from lash_nb.providers import Anthropic, FunctionProvider, OpenAICompatible, RetryPolicy
 from lash_nb.stores import DuckDBStore
 from lash_nb.testing import LoopbackServer
@@ -57,7 +59,7 @@ PATHS = {  # script -> (retryable, does the turn succeed)
     "key-split-across-prose-deltas": (False, True),
 }
 SPLIT_ANSWER = "Your key is [redacted], keep it safe."
-KINDS = ["openai-compatible", "anthropic"]
+KINDS = ["openai-compatible", "anthropic", "openai-responses", "google"]
 
 
 def test_the_forms_written_by_hand_are_the_ones_in_the_scripts() -> None:
@@ -71,6 +73,12 @@ def _provider(kind: str, base_url: str) -> Any:
     if kind == "anthropic":
         return Anthropic(api_key=KEY, model="claude-test", base_url=base_url,
                          timeout=10.0, chunk_timeout=10.0)
+    if kind == "google":
+        return GoogleGemini(api_key=KEY, model="gemini-test", base_url=base_url + "/v1beta",
+                            timeout=10.0, chunk_timeout=10.0)
+    if kind == "openai-responses":
+        return OpenAIResponses(base_url + "/v1", api_key=KEY, model="gpt-test", timeout=10.0,
+                               chunk_timeout=10.0)
     return OpenAICompatible(base_url + "/v1", api_key=KEY, model="gpt-test", timeout=10.0,
                             chunk_timeout=10.0)
 

@@ -100,6 +100,10 @@ class LlmPart:
     call_id: str | None = None
     tool_name: str | None = None
     input_json: str | None = None  # raw JSON arguments of a tool call
+    # provider-native data the same provider needs back on the next call (an encrypted
+    # reasoning item, a thinking block's signature): a JSON object with an "api" key, opaque
+    # to the runtime and stored with the part; other providers ignore it (ADR 0030)
+    replay: str | None = None
 
     def __post_init__(self) -> None:  # model output enters a session here (core/text.py)
         _clean_fields(self, ("text", "call_id", "tool_name", "input_json"))
@@ -109,8 +113,8 @@ class LlmPart:
         return cls("text", text)
 
     @classmethod
-    def reasoning(cls, text: str) -> LlmPart:
-        return cls("reasoning", text)
+    def reasoning(cls, text: str, replay: str | None = None) -> LlmPart:
+        return cls("reasoning", text, replay=replay)
 
     @classmethod
     def tool_call(cls, call_id: str, tool_name: str, input_json: str) -> LlmPart:

@@ -143,6 +143,7 @@ class Part:
     tool_name: str | None = None
     interrupted: bool = False
     is_error: bool = False
+    replay: str | None = None  # provider-native JSON to send back (ADR 0030); opaque here
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "kind": self.kind.value, "content": self.content}
@@ -154,6 +155,8 @@ class Part:
             out["interrupted"] = True
         if self.is_error:
             out["is_error"] = True
+        if self.replay is not None:
+            out["replay"] = self.replay
         return out
 
     @classmethod
@@ -166,6 +169,7 @@ class Part:
             tool_name=d.get("tool_name"),
             interrupted=bool(d.get("interrupted", False)),
             is_error=bool(d.get("is_error", False)),
+            replay=d["replay"] if isinstance(d.get("replay"), str) else None,
         )
 
 

@@ -8,14 +8,17 @@ last one wins, never summed) -> ``message_stop``. An ``error`` event raises a cl
 failure. Terminal evidence: ``message_stop`` after ``message_start``; without it the stream
 is a retryable stream error.
 
-Reasoning parts are not sent back: replaying thinking needs the block signature, which the
-session graph does not keep.
+Extended thinking: a ``thinking`` block (its text and the ``signature_delta`` that closes it)
+and a ``redacted_thinking`` block (opaque ``data``) are kept whole in the reasoning part's
+``replay``. When thinking is on (``thinking_budget=``), they are sent back, first in their
+assistant message, to the model that wrote them (ADR 0030); a block whose text held the
+provider's key is not kept for replay (scrubbing it would break its signature).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,19 +55,22 @@ STOP_REASONS = {
     "refusal": TerminalReason.CONTENT_FILTER,
     "model_context_window_exceeded": TerminalReason.CONTEXT_OVERFLOW,
 }
+REPLAY_API = "anthropic"
 _USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
                "cache_read_input_tokens")
 
 
-def anthropic_messages(request: LlmRequest) -> tuple[str | None, list[dict[str, Any]]]:
-    """Session messages -> (system, Messages API ``messages``); same-role neighbours merge."""
+def anthropic_messages(request: LlmRequest, thinking_model: str | None = None
+                       ) -> tuple[str | None, list[dict[str, Any]]]:
+    """Session messages -> (system, Messages API ``messages``); same-role neighbours merge.
+    With ``thinking_model``, kept thinking blocks of that model lead their assistant message."""
     system = [request.system_prompt] if request.system_prompt else []
     out: list[dict[str, Any]] = []
     for message in request.messages:
         if message.role is Role.SYSTEM:
             system.extend(p.content for p in message.parts if p.content)
             continue
-        for role, blocks in _blocks(message):
+        for role, blocks in _blocks(message, thinking_model):
             if out and out[-1]["role"] == role:
                 out[-1]["content"].extend(blocks)
             else:
@@ -75,7 +81,7 @@ def anthropic_messages(request: LlmRequest) -> tuple[str | None, list[dict[str, 
     return ("\n\n".join(system) or None), out
 
 
-def _blocks(message: Message) -> list[tuple[str, list[dict[str, Any]]]]:
+def _blocks(message: Message, thinking_model: str | None = None) -> list[tuple[str, list[dict[str, Any]]]]:
     texts = [{"type": "text", "text": p.content} for p in message.parts
              if p.kind in (PartKind.TEXT, PartKind.PROSE) and p.content]
     results = [
@@ -89,9 +95,30 @@ def _blocks(message: Message) -> list[tuple[str, list[dict[str, Any]]]]:
     if message.role is Role.ASSISTANT:
         uses = [{"type": "tool_use", "id": p.tool_call_id or "", "name": p.tool_name or "",
                  "input": _json_object(p.content)} for p in message.tool_calls()]
-        out = [("assistant", texts + uses)] if texts or uses else []
+        thinking = [block for p in message.parts if p.kind is PartKind.REASONING and thinking_model
+                    if (block := thinking_block(p.replay, thinking_model)) is not None]
+        out = [("assistant", thinking + texts + uses)] if texts or uses else []
         return out + ([("user", results)] if results else [])
     return []
+
+
+def thinking_block(raw: str | None, model: str) -> dict[str, Any] | None:
+    """The thinking / redacted_thinking block kept in a part's ``replay``, if it is
+    Anthropic's, for ``model``, and whole (a thinking block needs its signature)."""
+    try:
+        data = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("api") != REPLAY_API or data.get("model") != model:
+        return None
+    block = data.get("block")
+    if not isinstance(block, dict):
+        return None
+    if block.get("type") == "thinking" and isinstance(block.get("thinking"), str) and block.get("signature"):
+        return {"type": "thinking", "thinking": block["thinking"], "signature": block["signature"]}
+    if block.get("type") == "redacted_thinking" and block.get("data"):
+        return {"type": "redacted_thinking", "data": block["data"]}
+    return None
 
 
 def _json_object(raw: str) -> Any:
@@ -117,12 +144,17 @@ class _Block:
     call_id: str = ""
     name: str = ""
     initial_input: Any = None
+    signature: str = ""
+    data: str = ""  # a redacted_thinking block's opaque payload
 
 
 @dataclass
 class MessagesAccumulator:
-    """Folds Messages API stream events into deltas and one final response."""
+    """Folds Messages API stream events into deltas and one final response.
+    ``request_model`` and ``scrub_exact`` are for the thinking blocks kept for replay."""
 
+    request_model: str = ""
+    scrub_exact: Callable[[str], str] = str
     blocks: dict[int, _Block] = field(default_factory=dict)
     usage: dict[str, int] = field(default_factory=dict)
     stop_reason: str | None = None
@@ -148,6 +180,7 @@ class MessagesAccumulator:
             self.blocks[int(event.get("index", len(self.blocks)))] = _Block(
                 type=str(block.get("type")), call_id=str(block.get("id") or ""),
                 name=str(block.get("name") or ""), initial_input=block.get("input"),
+                signature=str(block.get("signature") or ""), data=str(block.get("data") or ""),
                 text=[t] if (t := block.get("text") or block.get("thinking")) else [],
             )
         elif kind == "content_block_delta":
@@ -172,6 +205,8 @@ class MessagesAccumulator:
             return [ReasoningTextDelta(delta["thinking"])]
         if kind == "input_json_delta":
             block.text.append(str(delta.get("partial_json") or ""))
+        if kind == "signature_delta" and delta.get("signature"):
+            block.signature += str(delta["signature"])
         return []  # signature_delta and unknown deltas carry no visible output
 
     def _take_usage(self, usage: Mapping[str, Any] | None) -> None:
@@ -187,14 +222,23 @@ class MessagesAccumulator:
             cache_write_input_tokens=self.usage.get("cache_creation_input_tokens", 0),
         )
 
+    def _replay(self, block: _Block, joined: str) -> str | None:
+        if block.type == "redacted_thinking":
+            kept: dict[str, Any] = {"type": "redacted_thinking", "data": block.data}
+        elif block.signature and self.scrub_exact(joined) == joined:
+            kept = {"type": "thinking", "thinking": joined, "signature": block.signature}
+        else:
+            return None
+        return json.dumps({"api": REPLAY_API, "model": self.request_model, "block": kept})
+
     def response(self, request_id: str | None) -> LlmResponse:
         parts: list[LlmPart] = []
         for _, block in sorted(self.blocks.items()):
             joined = "".join(block.text)
             if block.type == "text" and joined:
                 parts.append(LlmPart.text_part(joined))
-            elif block.type == "thinking" and joined:
-                parts.append(LlmPart.reasoning(joined))
+            elif block.type in ("thinking", "redacted_thinking") and (joined or block.data):
+                parts.append(LlmPart.reasoning(joined, self._replay(block, joined)))
             elif block.type == "tool_use":
                 raw = joined or json.dumps(block.initial_input or {})
                 parts.append(LlmPart.tool_call(block.call_id, block.name, raw))
@@ -244,7 +288,7 @@ class Anthropic(HttpProvider):
         model = request.model or self.model
         if not model:
             raise ConfigurationError("anthropic: no model; pass model= to Anthropic(...) or the request")
-        system, messages = anthropic_messages(request)
+        system, messages = anthropic_messages(request, model if self.thinking_budget else None)
         body: dict[str, Any] = {"model": model, "max_tokens": request.max_output_tokens or self.max_tokens,
                                 "stream": True, "messages": messages}
         if system:
@@ -268,7 +312,8 @@ class Anthropic(HttpProvider):
 
     async def stream(self, request: LlmRequest) -> AsyncIterator[LlmStreamEvent]:
         http_request = self.build_http_request(request)
-        acc = MessagesAccumulator()
+        acc = MessagesAccumulator(request_model=request.model or self.model or "",
+                                  scrub_exact=self._exchange.scrubber.scrub_exact)
         meta: dict[str, Any] = {"request_id": None}
         guard = self._delta_scrub()
         try:

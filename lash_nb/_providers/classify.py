@@ -2,7 +2,9 @@
 
 ``retryable`` is True only when the failure class proves a retry is safe: a rate limit (429
 that is not an exhausted quota), 5xx, 529 / ``overloaded_error``, a dropped stream and
-timeouts. Quota, validation (400/422), auth (401/403) and other 4xx are terminal.
+timeouts. Quota, validation (400/422), auth (401/403) and other 4xx are terminal. Google's
+dialect: a 429 with a ``google.rpc.RetryInfo`` delay is a rate limit whatever its wording, and
+a 400 ``API_KEY_INVALID`` is an auth failure.
 Messages are one line, say what happened and what to do, and pass through ``scrub`` (by
 default :func:`lash_nb._core.secrets.scrub`, credential shapes only; a provider passes one that
 also knows its own key) so nothing a server echoed back carries a secret. Header values the
@@ -113,7 +115,28 @@ def error_fields(body: str) -> tuple[str, str | None]:
         return str(err)[:_MESSAGE_LIMIT], None
     message = str(err.get("message") or err.get("detail") or "")
     code = err.get("code") or err.get("type")
+    if isinstance(code, int) and isinstance(err.get("status"), str):  # Google: 429 + "RESOURCE_EXHAUSTED"
+        code = err["status"]
     return " ".join(message.split())[:_MESSAGE_LIMIT], (str(code) if code is not None else None)
+
+
+_BAD_KEY = re.compile(r"API_KEY_INVALID|API key not valid", re.IGNORECASE)  # Google answers 400
+_GOOGLE_DELAY = re.compile(r"^(\d+(?:\.\d+)?)s$")
+
+
+def _google_retry_delay(body: str) -> float | None:
+    """Seconds from a ``google.rpc.RetryInfo`` detail (``"retryDelay": "34s"``), else None."""
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        return None
+    err = data.get("error") if isinstance(data, dict) else None
+    for detail in (err.get("details") if isinstance(err, dict) else None) or ():
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            match = _GOOGLE_DELAY.match(str(detail.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    return None
 
 
 def _is_quota(status: int, text: str) -> bool:
@@ -148,6 +171,10 @@ def classify_http_error(
             request_id=request_id, **kw,
         )
 
+    google_wait = _google_retry_delay(body) if status == 429 else None
+    if google_wait is not None:  # a typed RetryInfo: a per-minute limit, whatever the wording
+        return err(ProviderFailureKind.RATE_LIMIT, True, "the runtime retries after the "
+                   "provider's wait", retry_after=google_wait)
     if _is_quota(status, combined):
         return err(ProviderFailureKind.QUOTA, False, "add credits or raise the plan's quota, "
                    "then run the turn again")
@@ -155,7 +182,7 @@ def classify_http_error(
         wait = retry_after_from(headers, message)
         return err(ProviderFailureKind.RATE_LIMIT, True, "the runtime retries after the "
                    "provider's wait", retry_after=wait)
-    if status in (401, 403):
+    if status in (401, 403) or (status == 400 and _BAD_KEY.search(combined)):
         return err(ProviderFailureKind.AUTH, False, f"check {key_hint}")
     if status in (400, 413, 422):
         low = combined.lower()
@@ -185,7 +212,8 @@ def classify_stream_error(
     output_started: bool,
     scrub: Scrub = DEFAULT_SCRUB,
 ) -> LlmTransportError:
-    """An error reported inside a 200 stream (Anthropic ``error`` event, OpenRouter chunk)."""
+    """An error reported inside a 200 stream (Anthropic ``error`` event, OpenRouter chunk,
+    Responses ``error`` / ``response.failed``). A context-length error is terminal."""
     raw = payload.get("error", payload)
     err: Mapping[str, Any] = raw if isinstance(raw, dict) else {"message": str(raw)}
     kind_name = scrub(str(err.get("type") or ""))[:80]
@@ -195,13 +223,17 @@ def classify_stream_error(
     message = " ".join(scrub(str(err.get("message") or kind_name or "stream error")).split())
     status = code if isinstance(code, int) else None
     low = f"{kind_name} {code} {message}".lower()
+    overflow: TerminalReason | None = None
     if "overloaded" in low or status == 529:
         kind, retryable = ProviderFailureKind.OVERLOADED, True
     elif any(marker in low for marker in _QUOTA_MARKERS):
         kind, retryable = ProviderFailureKind.QUOTA, False
     elif "rate_limit" in low or status == 429:
         kind, retryable = ProviderFailureKind.RATE_LIMIT, True
-    elif "invalid_request" in low or status in (400, 422):
+    elif any(marker in low for marker in _CONTEXT_MARKERS):
+        kind, retryable = ProviderFailureKind.VALIDATION, False
+        overflow = TerminalReason.CONTEXT_OVERFLOW
+    elif "invalid_request" in low or "invalid_prompt" in low or status in (400, 422):
         kind, retryable = ProviderFailureKind.VALIDATION, False
     elif "authentication" in low or "permission" in low or status in (401, 403):
         kind, retryable = ProviderFailureKind.AUTH, False
@@ -213,7 +245,7 @@ def classify_stream_error(
         kind=kind, retryable=retryable, status=status,
         code=kind_name or (str(code) if code is not None else None),
         request_id=request_id, output_started=output_started,
-        retry_after=retry_after_from(httpx.Headers(), message),
+        retry_after=retry_after_from(httpx.Headers(), message), terminal_reason=overflow,
     )
 
 

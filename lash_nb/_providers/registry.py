@@ -15,6 +15,10 @@ anthropic   anthropic             ANTHROPIC_API_KEY  api.anthropic.com
 openrouter  openrouter            OPENROUTER_API_KEY openrouter.ai, X-Title: lash_nb
 ollama      ollama                (none)             $LASH_OLLAMA_BASE_URL, else $OLLAMA_HOST,
                                                      else localhost:11434
+openai-     openai-responses      OPENAI_API_KEY     $OPENAI_BASE_URL, else api.openai.com
+responses                                            /v1/responses (store: false)
+google      google                GOOGLE_API_KEY,    generativelanguage.googleapis.com
+                                  else GEMINI_API_KEY
 ==========  ====================  =================  ==================================
 """
 
@@ -28,18 +32,25 @@ from lash_nb._errors import ConfigurationError
 
 if TYPE_CHECKING:
     from .anthropic import Anthropic
+    from .google import GoogleGemini
     from .offline import OfflineProvider
     from .openai_compat import OpenAICompatible
+    from .openai_responses import OpenAIResponses
 
-    BuiltProvider = OfflineProvider | OpenAICompatible | Anthropic
+    BuiltProvider = OfflineProvider | OpenAICompatible | Anthropic | OpenAIResponses | GoogleGemini
 
-NAMES = ("offline", "openai", "anthropic", "openrouter", "ollama")
+NAMES = ("offline", "openai", "anthropic", "openrouter", "ollama", "openai-responses", "google")
 KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY",
-                 "openrouter": "OPENROUTER_API_KEY"}
+                 "openrouter": "OPENROUTER_API_KEY", "openai-responses": "OPENAI_API_KEY",
+                 "google": "GEMINI_API_KEY"}
+# a provider whose key may also come from another variable (the google-genai SDK's order)
+KEY_FALLBACKS = {"google": ("GOOGLE_API_KEY", "GEMINI_API_KEY")}
 
 OPENAI_MODEL = "gpt-4.1-mini"
 ANTHROPIC_MODEL = "claude-sonnet-4-20250514"
 OPENROUTER_MODEL = "openai/gpt-4.1-mini"
+OPENAI_RESPONSES_MODEL = "gpt-5-mini"
+GOOGLE_MODEL = "gemini-2.5-flash"
 OLLAMA_MODEL = "llama3.2"
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 OLLAMA_BASE_URL = "http://localhost:11434/v1"
@@ -80,7 +91,8 @@ def default_model(name: str, environ: Mapping[str, str] | None = None) -> str:
         return OFFLINE_MODEL
     if name == "ollama":
         return env.get("LASH_OLLAMA_MODEL", "").strip() or OLLAMA_MODEL
-    models = {"openai": OPENAI_MODEL, "anthropic": ANTHROPIC_MODEL, "openrouter": OPENROUTER_MODEL}
+    models = {"openai": OPENAI_MODEL, "anthropic": ANTHROPIC_MODEL, "openrouter": OPENROUTER_MODEL,
+              "openai-responses": OPENAI_RESPONSES_MODEL, "google": GOOGLE_MODEL}
     if name not in models:
         raise _unknown(name)
     return models[name]
@@ -91,7 +103,7 @@ def check_key(name: str, environ: Mapping[str, str] | None = None, *,
     """A keyed provider without its key fails before the first turn, naming the variable."""
     env = os.environ if environ is None else environ
     var = KEY_VARIABLES.get(name)
-    if var is not None and not env.get(var, "").strip():
+    if var is not None and _key(name, env) is None:
         raise ConfigurationError(
             f"--provider {name} needs {var}, which is not set; set it in the environment "
             f"(os.environ[{var!r}] = ...) and {again}, or use --provider offline"
@@ -112,7 +124,15 @@ def build_provider(name: str, *, model: str | None = None,
 
         return OfflineProvider() if offline_delay_s is None else OfflineProvider(
             delay_s=offline_delay_s)
-    key = env.get(KEY_VARIABLES.get(name, ""), "").strip() or None
+    key = _key(name, env)
+    if name == "openai-responses":
+        from .openai_responses import OpenAIResponses
+
+        return OpenAIResponses(api_key=key, model=model)
+    if name == "google":
+        from .google import GoogleGemini
+
+        return GoogleGemini(api_key=key, model=model)
     if name == "anthropic":
         from .anthropic import Anthropic
 
@@ -127,6 +147,14 @@ def build_provider(name: str, *, model: str | None = None,
                                 model=model, headers={"X-Title": "lash_nb"}, kind="openrouter")
     base, _ = ollama_endpoint(env)
     return OpenAICompatible(base, api_key_env=None, model=model, kind="ollama")
+
+
+def _key(name: str, env: Mapping[str, str]) -> str | None:
+    for var in KEY_FALLBACKS.get(name, (KEY_VARIABLES.get(name, ""),)):
+        value = env.get(var, "").strip() if var else ""
+        if value:
+            return value
+    return None
 
 
 def _unknown(name: str) -> ConfigurationError:

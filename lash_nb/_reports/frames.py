@@ -22,7 +22,7 @@ from typing import Any, Literal
 from .._core.usage import BUCKETS
 from .._errors import LashWarning
 from . import sql
-from .prices import load_prices, prices_sql, row_cost_sql
+from .prices import combine, load_prices, price_sources, prices_sql, row_cost_sql, row_note_sql
 from .tables import open_tables, session_filter
 
 UsageBy = Literal["turn", "model", "source", "session", "day"]
@@ -83,13 +83,14 @@ def usage_columns(by: str = "turn", *, priced: bool = False) -> dict[str, str]:
         cols = {**USAGE_KEYS[by], **_USAGE_TOKENS, "started_at": TIME}
     if priced:
         cols["cost"] = FLOAT
+        cols["price_note"] = STR
     return cols
 
 
 def usage_frame(
     source: Any,
     by: UsageBy = "turn",
-    prices: Mapping[str, Mapping[str, float]] | str | os.PathLike[str] | None = None,
+    prices: Any = None,
 ) -> Any:
     """Token usage grouped ``by`` turn, model, source, session or day.
 
@@ -98,7 +99,10 @@ def usage_frame(
     output), total_tokens (input + output + cache read + cache write; reasoning excluded, as
     lash), turns and estimated (True when some of the group's tokens are an estimate for a
     stream cut by a cancel that reported no usage); with ``prices`` also cost in US dollars
-    (NaN where a price is missing).
+    and price_note: NaN cost and a note saying why where a model or a used bucket has no
+    price, or a tiered price's first tier was reached. ``prices`` is a mapping
+    ``{model: {bucket: usd_per_million}}``, a CSV path, ``"default"`` (the bundled snapshot of
+    genai-prices, dated) or a list of these, later ones overriding earlier ones per model.
 
     - ``by="turn"``: one row per turn and ledger (source, model), keyed session_id, turn_id,
       source, model; plus llm_calls (logical model calls of that turn and model, ``turn``
@@ -112,24 +116,37 @@ def usage_frame(
     ``session.usage_report().usage``. ``usage_columns(by)`` gives the columns and dtypes.
     """
     cols = usage_columns(by, priced=prices is not None)
-    table = load_prices(prices) if prices is not None else None
+    if prices is not None:  # a bad table fails before the store is opened
+        for one in price_sources(prices):
+            if not (isinstance(one, str) and one == "default"):
+                load_prices(one)
     with open_tables(source) as tables:
         sid, params = session_filter(tables)
-        values, price_params = prices_sql(table) if table is not None else (None, {})
-        cost = row_cost_sql("u", "p")
-        text = (sql.usage_by_turn(sid, values, cost) if by == "turn"
-                else sql.usage_rollup(by, sid, values, cost))
+        values: str | None = None
+        price_params: dict[str, Any] = {}
+        if prices is not None:
+            table, tiers = combine(prices, lambda: _used_models(tables, sid, params))
+            values, price_params = prices_sql(table, tiers)
+        cost, note = row_cost_sql("u", "p"), row_note_sql("u", "p")
+        text = (sql.usage_by_turn(sid, values, cost, note) if by == "turn"
+                else sql.usage_rollup(by, sid, values, cost, note))
         frame = tables.query(text, {**params, **price_params})
         if values is not None:
             missing = tables.query(sql.unpriced_models(sid, values), {**params, **price_params})
             if len(missing):
                 names = ", ".join(sorted(missing["model"].astype(str)))
                 warnings.warn(
-                    f"no price for model(s) {names}; their cost is NaN (add them to prices)",
+                    f"no price for model(s) {names}; their cost is NaN (add them to prices, "
+                    'e.g. prices=["default", {model: {...}}])',
                     LashWarning,
                     stacklevel=2,
                 )
     return conform(frame, cols)
+
+
+def _used_models(tables: Any, sid: str, params: Mapping[str, Any]) -> list[str]:
+    frame = tables.query(sql.used_models(sid), params)
+    return [str(m) for m in frame["model"] if m is not None]
 
 
 def estimated_usage_flags(source: Any) -> dict[tuple[str, str], bool]:

@@ -1,9 +1,14 @@
 """Price tables: US dollars per million tokens, per model and per usage bucket.
 
-Nothing is bundled and nothing is guessed: a model without a price gets a NaN cost (and a
-warning naming it); a bucket missing from a model's prices makes the cost NaN for rows that
-used that bucket. Reasoning tokens are part of output tokens, so they have no price of
-their own (price them under ``output_tokens``).
+Nothing is guessed: a model without a price gets a NaN cost (and a warning naming it); a
+bucket missing from a model's prices makes the cost NaN for rows that used that bucket; a
+tiered price (from the bundled snapshot, ``prices="default"``, see :mod:`.price_snapshot`)
+makes it NaN for a row whose input reached the first tier. ``price_note`` says which of these
+left a cost NaN. Reasoning tokens are part of output tokens, so they have no price of their
+own (price them under ``output_tokens``).
+
+``prices`` is a mapping, a CSV path, ``"default"`` (the snapshot) or a list of these, later
+ones overriding earlier ones model by model: ``["default", {"my-model": {...}}]``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,40 @@ PRICED_BUCKETS = (
 )
 
 PriceTable = dict[str, dict[str, float]]
+DEFAULT = "default"
+
+
+def is_default(prices: Any) -> bool:
+    return isinstance(prices, str) and prices == DEFAULT
+
+
+def price_sources(prices: Any) -> list[Any]:
+    """``prices`` as a list of sources (a mapping, a CSV path or ``"default"``)."""
+    if isinstance(prices, (list, tuple)):
+        if not prices:
+            raise ValueError('prices is an empty list; pass "default", a mapping or a CSV path')
+        return list(prices)
+    return [prices]
+
+
+def combine(prices: Any, models: Any) -> tuple[PriceTable, dict[str, int]]:
+    """The price table (and tier starts) ``prices`` gives the stored ``models`` (a callable
+    returning their names, asked only when the snapshot is used); later sources win."""
+    table: PriceTable = {}
+    tiers: dict[str, int] = {}
+    for source in price_sources(prices):
+        if is_default(source):
+            from .price_snapshot import default_table
+
+            found, found_tiers = default_table(models())
+            table.update(found)
+            tiers.update(found_tiers)
+            continue
+        user = load_prices(source)
+        table.update(user)
+        for model in user:
+            tiers.pop(model, None)  # a user's price is flat
+    return table, tiers
 
 
 def load_prices(prices: Mapping[str, Mapping[str, float]] | str | os.PathLike[str]) -> PriceTable:
@@ -79,11 +118,13 @@ def _from_csv(path: str) -> PriceTable:
         return table
 
 
-def prices_sql(table: PriceTable) -> tuple[str, dict[str, Any]]:
-    """A subquery of prices ``(model, <buckets>)`` with one parameter per cell."""
+def prices_sql(table: PriceTable, tiers: Mapping[str, int] | None = None) -> tuple[str, dict[str, Any]]:
+    """A subquery of prices ``(model, <buckets>, tier_start)`` with one parameter per cell."""
+    tiers = tiers or {}
     if not table:
         cols = ", ".join(f"NULL::DOUBLE PRECISION AS {b}" for b in PRICED_BUCKETS)
-        return f"(SELECT NULL::VARCHAR AS model, {cols} WHERE false)", {}
+        return (f"(SELECT NULL::VARCHAR AS model, {cols}, NULL::BIGINT AS tier_start "
+                "WHERE false)"), {}
     params: dict[str, Any] = {}
     rows = []
     for i, (model, buckets) in enumerate(table.items()):
@@ -92,15 +133,34 @@ def prices_sql(table: PriceTable) -> tuple[str, dict[str, Any]]:
         for j, b in enumerate(PRICED_BUCKETS):
             params[f"p{i}_{j}"] = buckets.get(b)
             cells.append(f"$p{i}_{j}::DOUBLE PRECISION")
+        params[f"pt{i}"] = tiers.get(model)
+        cells.append(f"$pt{i}::BIGINT")
         rows.append("(" + ", ".join(cells) + ")")
-    names = ", ".join(["model", *PRICED_BUCKETS])
+    names = ", ".join(["model", *PRICED_BUCKETS, "tier_start"])
     return f"(SELECT * FROM (VALUES {', '.join(rows)}) AS v({names}))", params
 
 
+def _over_tier(usage: str, price: str) -> str:
+    whole_input = " + ".join(f"{usage}.{b}" for b in PRICED_BUCKETS if b != "output_tokens")
+    return f"{price}.tier_start IS NOT NULL AND {whole_input} >= {price}.tier_start"
+
+
 def row_cost_sql(usage: str = "u", price: str = "p") -> str:
-    """Cost of one usage row in dollars; NULL when a used bucket has no price."""
+    """Cost of one usage row in dollars; NULL when a used bucket has no price or the row's
+    input reached a tiered price's first tier."""
     terms = [
         f"CASE WHEN {usage}.{b} = 0 THEN 0.0 ELSE {usage}.{b} * {price}.{b} END"
         for b in PRICED_BUCKETS
     ]
-    return "(" + " + ".join(terms) + ") / 1e6"
+    return f"CASE WHEN {_over_tier(usage, price)} THEN NULL ELSE (" + " + ".join(terms) + ") / 1e6 END"
+
+
+def row_note_sql(usage: str = "u", price: str = "p") -> str:
+    """Why one usage row's cost is NULL (NULL when it is priced). Constant texts only."""
+    missing = " ".join(
+        f"WHEN {usage}.{b} <> 0 AND {price}.{b} IS NULL THEN 'no price for {b}'"
+        for b in PRICED_BUCKETS
+    )
+    return (f"CASE WHEN {price}.model IS NULL THEN 'no price for this model' "
+            f"WHEN {_over_tier(usage, price)} THEN 'tiered price: the input reached ' || "
+            f"CAST({price}.tier_start AS VARCHAR) || ' tokens; price it by hand' {missing} END")

@@ -24,7 +24,8 @@ from .._core.usage import BUCKETS
 TOTAL = " + ".join(f"u.{b}" for b in BUCKETS[:4])
 SUMS = ",\n    ".join(f"sum(u.{b})::BIGINT AS {b}" for b in BUCKETS)
 SUM_TOTAL = f"sum({TOTAL})::BIGINT AS total_tokens"
-COST = "CASE WHEN count(*) = count(u.cost) THEN sum(u.cost) END AS cost"
+COST = ("CASE WHEN count(*) = count(u.cost) THEN sum(u.cost) END AS cost,\n"
+        "    min(u.price_note) AS price_note")
 
 DUCKDB, POSTGRES = "duckdb", "postgres"
 C = ' COLLATE "C"'
@@ -38,9 +39,9 @@ ROLLUP_KEYS = {
 ROLLUP_NAMES = {"model": "model", "source": "source", "session": "session_id", "day": "day"}
 
 
-def usage_rows_cte(sid: str, prices: str | None, cost: str) -> str:
+def usage_rows_cte(sid: str, prices: str | None, cost: str, note: str = "NULL") -> str:
     join = f" LEFT JOIN {prices} p ON p.model = u.model" if prices else ""
-    cost_col = f", {cost} AS cost" if prices else ""
+    cost_col = f", {cost} AS cost, {note} AS price_note" if prices else ""
     return f"""u AS (
     SELECT u.session_id, u.turn_id, u.source, u.model, u.seq, u.created_at, u.estimated,
         {', '.join('u.' + b for b in BUCKETS)}{cost_col}
@@ -49,10 +50,10 @@ def usage_rows_cte(sid: str, prices: str | None, cost: str) -> str:
 )"""
 
 
-def usage_by_turn(sid: str, prices: str | None, cost: str) -> str:
+def usage_by_turn(sid: str, prices: str | None, cost: str, note: str = "NULL") -> str:
     cost_col = f",\n    {COST}" if prices else ""
     return f"""
-WITH {usage_rows_cte(sid, prices, cost)},
+WITH {usage_rows_cte(sid, prices, cost, note)},
 c AS (
     SELECT session_id, turn_id, model, count(DISTINCT call_id) AS n
     FROM llm_calls WHERE true{sid} GROUP BY session_id, turn_id, model
@@ -74,7 +75,7 @@ ORDER BY started_at NULLS LAST, u.session_id{C}, min(u.seq), u.source{C}, u.mode
 """
 
 
-def usage_rollup(by: str, sid: str, prices: str | None, cost: str) -> str:
+def usage_rollup(by: str, sid: str, prices: str | None, cost: str, note: str = "NULL") -> str:
     """One pass over the usage rows, nothing joined but the (tiny) price table.
 
     ``turns`` counts usage rows that belong to a turn: the runtime writes one usage delta
@@ -86,7 +87,8 @@ def usage_rollup(by: str, sid: str, prices: str | None, cost: str) -> str:
     order = key if by == "day" else key + C
     join = f" LEFT JOIN {prices} p ON p.model = u.model" if prices else ""
     cost_col = (
-        f",\n    CASE WHEN count(*) = count({cost}) THEN sum({cost}) END AS cost" if prices else ""
+        f",\n    CASE WHEN count(*) = count({cost}) THEN sum({cost}) END AS cost,"
+        f"\n    min({note}) AS price_note" if prices else ""
     )
     sums = ",\n    ".join(f"sum(u.{b})::BIGINT AS {b}" for b in BUCKETS)
     return f"""
@@ -108,6 +110,14 @@ def estimated_flags(sid: str) -> str:
 SELECT u.source, u.model, bool_or(coalesce(u.estimated, false)) AS estimated
 FROM usage_deltas u WHERE {TOTAL} > 0{sid.replace('session_id', 'u.session_id')}
 GROUP BY u.source, u.model
+"""
+
+
+def used_models(sid: str) -> str:
+    return f"""
+SELECT DISTINCT u.model FROM usage_deltas u
+WHERE {TOTAL} > 0{sid.replace('session_id', 'u.session_id')}
+ORDER BY 1
 """
 
 

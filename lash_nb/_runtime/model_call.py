@@ -24,6 +24,7 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -165,6 +166,9 @@ async def call_model(run: ModelCallRun, provider: Provider,
                     wait_seconds=delay or 0.0, attempt=attempt,
                     max_attempts=policy.max_attempts, reason=err.message,
                 ))
+                log.warning("turn %s model call %s attempt %d/%d failed (%s); retrying in %.1f s: %s",
+                            run.turn_id, call_id, attempt, policy.max_attempts, err.kind.value,
+                            delay or 0.0, err.message)
                 if delay:
                     await asyncio.sleep(delay)
                 continue
@@ -213,3 +217,6 @@ def _opt(scrub: Callable[[str], str], text: str | None) -> str | None:
 
 def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000, 3)
+
+
+log = logging.getLogger("lash_nb.retry")  # one WARNING per retried model attempt (scrubbed text)

@@ -47,11 +47,11 @@ def assistant_message(response: LlmResponse) -> Message:
         parts.append(Part(f"{mid}.p0", PartKind.PROSE, text))
     for p in response.parts:
         i = len(parts)
-        if p.kind == "reasoning" and p.text:
-            parts.append(Part(f"{mid}.p{i}", PartKind.REASONING, p.text))
+        if p.kind == "reasoning" and (p.text or p.replay):  # replay: ADR 0030
+            parts.append(Part(f"{mid}.p{i}", PartKind.REASONING, p.text, replay=p.replay))
         elif p.kind == "tool_call":
             parts.append(Part(f"{mid}.p{i}", PartKind.TOOL_CALL, p.input_json or "{}",
-                              p.call_id, p.tool_name))
+                              p.call_id, p.tool_name, replay=p.replay))
     return Message(mid, Role.ASSISTANT, tuple(parts))
 
 

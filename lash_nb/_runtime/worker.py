@@ -24,14 +24,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import logging
 import signal
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._store.base import notifies_work, releases_file
 from .core import LashCore
+
+log = logging.getLogger("lash_nb.worker")
+
+
+def log_info(message: str) -> None:
+    """The worker's default log: one line per turn run and per failure, on ``lash_nb.worker``
+    (``python -m lash_nb worker`` shows INFO on stderr)."""
+    log.info("%s", message)
 
 
 @dataclass
@@ -67,7 +75,7 @@ class Worker:
         # a session had pending work this worker could not run yet (a notebook's turn held
         # it): waiting for it is not idle, --exit-when-idle must not leave the work behind
         self._waiting = False
-        self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self._log = log or (lambda msg: log_info(msg))
 
     def stop(self) -> None:
         self._stopping.set()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -43,6 +44,8 @@ from .._store.base import (
     watches_turn_cancel,
 )
 from .state import SessionState
+
+log = logging.getLogger("lash_nb.lease")  # acquired / busy / released DEBUG, lost / retaken WARNING
 
 
 class SessionWriter:
@@ -70,6 +73,7 @@ class SessionWriter:
     async def acquire_lease(self) -> Lease:
         got = await self.store.try_acquire_lease(self.state.session_id, self.owner_id,
                                                  self.lease_ttl_ms)
+        _log_acquire(got, self.owner_id)
         if isinstance(got, LeaseBusy):
             raise SessionExecutionBusy(self.state.session_id, got.holder_owner_id)
         return got
@@ -77,6 +81,7 @@ class SessionWriter:
     async def try_lease(self) -> Lease | None:
         got = await self.store.try_acquire_lease(self.state.session_id, self.owner_id,
                                                  self.lease_ttl_ms)
+        _log_acquire(got, self.owner_id)
         return None if isinstance(got, LeaseBusy) else got
 
     def keep_lease(self, lease: Lease, token: CancellationToken) -> LeaseKeeper:
@@ -87,6 +92,8 @@ class SessionWriter:
             return
         with contextlib.suppress(Exception):
             await self.store.release_lease(lease)
+            log.debug("session %s: lease %d released by %s", lease.session_id, lease.fencing,
+                      lease.owner_id)
 
     async def watch_remote_cancel(self, turn_id: str,
                                   token: CancellationToken) -> Callable[[], None]:
@@ -127,6 +134,10 @@ class SessionWriter:
         """Commit and apply the new head revision (only once the store accepted it)."""
         res = await self.store.commit(commit)
         self.applied(res.head_revision)
+        if commit.release_lease and commit.lease is not None:
+            log.debug("session %s: lease %d released by %s with revision %d",
+                      commit.session_id, commit.lease.fencing, commit.lease.owner_id,
+                      res.head_revision)
         return res
 
     def applied(self, head_revision: int) -> None:
@@ -214,6 +225,8 @@ class LeaseKeeper:
             self.lease = await self.writer.store.renew_lease(self.lease, self.writer.lease_ttl_ms)
         except SessionExecutionLeaseLost:
             if not await self.recover():
+                log.warning("session %s: lease lost to another runtime; turn cancelled "
+                            "(lease_lost)", self.lease.session_id)
                 self.lost = True
                 self.token.cancel("lease_lost", "another runtime took the session over")
                 return
@@ -228,6 +241,8 @@ class LeaseKeeper:
         fresh = await self.writer.try_lease()
         if fresh is None:
             return False
+        log.warning("session %s: lease %d was taken over; took lease %d once the session was free",
+                    fresh.session_id, self.lease.fencing, fresh.fencing)
         self.lease, self.replaced = fresh, True
         return True
 
@@ -235,3 +250,10 @@ class LeaseKeeper:
         self._handle.cancel()
         if self._task is not None and not self._task.done():
             self._task.cancel()
+
+
+def _log_acquire(got: Lease | LeaseBusy, owner_id: str) -> None:
+    if isinstance(got, LeaseBusy):
+        log.debug("session %s: lease busy, held by %s", got.session_id, got.holder_owner_id)
+    else:
+        log.debug("session %s: lease %d acquired by %s", got.session_id, got.fencing, owner_id)

@@ -30,12 +30,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
 
 from ..base import RuntimeCommit, process_lost_record
 from . import quarantine, rows
+
+log = logging.getLogger("lash_nb.store")
 
 LOG_INSERT_SQL = "INSERT INTO commit_log VALUES (?, ?, epoch_ms(?::BIGINT), ?)"
 # a safety bound on memory and log size, not the usual trigger: the worker folds when it has
@@ -225,6 +228,8 @@ def fold(con: Any, hold: Any) -> None:
 
     if not hold.pending:
         return
+    log.debug("folding %d commit(s) of session(s) %s into the tables", len(hold.pending),
+              ", ".join(sorted({d.session_id for d in hold.pending})))
 
     def job(c: Any) -> None:
         write(c, hold.pending)
@@ -267,6 +272,7 @@ def recover(con: Any) -> int:
     ).fetchall()
     if not found:
         return 0
+    log.info("folding %d commit(s) a process left unfolded in commit_log", len(found))
     deltas = []
     for sid, rev, body in found:
         try:
