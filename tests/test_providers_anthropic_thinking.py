@@ -17,8 +17,7 @@ from lash_nb._core.llm import LlmRequest
 from lash_nb._core.records import Message, Part, PartKind, Role
 from lash_nb._providers.anthropic import Anthropic, anthropic_messages
 from lash_nb.stores import DuckDBStore
-from lash_nb.testing import ReplayTransport
-from lash_nb.testing import load_wire_script
+from lash_nb.testing import ReplayTransport, load_wire_script
 
 LOCAL = Path(__file__).resolve().parent / "wire_scripts"
 KEY = "sk-ant-test-LEAKCHECK-123456"

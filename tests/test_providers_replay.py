@@ -100,7 +100,7 @@ def request_for(script: WireScript) -> LlmRequest:
     body = script.request_match.get("body") or {}
     tools = (LOOKUP,) if any(k.startswith("tools") for k in body) else ()
     said = [m["contains"] for k, m in body.items() if k.endswith(".text") and "contains" in m]
-    user = Message.build(Role.USER, [(PartKind.TEXT, " ".join(["Please look up x."] + said))])
+    user = Message.build(Role.USER, [(PartKind.TEXT, " ".join(["Please look up x.", *said]))])
     return LlmRequest(model=_matcher(script, "model") or "", messages=[user], tools=tools,
                       session_id=_matcher(script, "request.sessionId") or "")
 

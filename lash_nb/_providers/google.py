@@ -85,7 +85,9 @@ def google_contents(request: LlmRequest, model: str) -> list[dict[str, Any]]:
     return out
 
 
-def _parts(message: Message, model: str, names: Mapping[str | None, str | None]) -> list[tuple[str, list[dict[str, Any]]]]:
+def _parts(
+    message: Message, model: str, names: Mapping[str | None, str | None],
+) -> list[tuple[str, list[dict[str, Any]]]]:
     texts: list[dict[str, Any]] = [{"text": p.content} for p in message.parts
                                    if p.kind in (PartKind.TEXT, PartKind.PROSE) and p.content]
     results: list[dict[str, Any]] = [{"functionResponse": {"name": p.tool_name or names.get(p.tool_call_id) or "",

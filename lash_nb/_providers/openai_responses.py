@@ -163,7 +163,7 @@ class OpenAIResponses(HttpProvider):
                             output_started=acc.started, scrub=self._exchange.scrub)
                     for event in guard.apply(acc.apply(data)):
                         yield event
-                    if acc.terminal:  # the answer is whole: a silent server only ends it
+                    if _finished(acc):  # the answer is whole: a silent server only ends it
                         meta["draining"] = True
         except LlmTransportError as err:
             err.output_started = err.output_started or acc.started
@@ -180,3 +180,9 @@ class OpenAIResponses(HttpProvider):
         for event in guard.flush():
             yield event
         yield Completed(self._scrubbed(acc.response(meta["request_id"])))
+
+
+def _finished(acc: ResponsesAccumulator) -> bool:
+    """Read after ``acc.apply`` changed it (a plain ``acc.terminal`` here reads, to a type
+    checker, as the ``False`` the loop's first test left)."""
+    return acc.terminal

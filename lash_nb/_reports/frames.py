@@ -12,7 +12,6 @@ Text columns (``STR``) have the installed pandas' default string dtype: ``str`` 
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections.abc import Mapping
