@@ -57,6 +57,34 @@ def test_open_fresh_ignores_the_store_and_replaces_it_on_the_first_commit():
     run(body())
 
 
+@pytest.mark.parametrize("kind", ["memory", "duckdb"])
+def test_a_fresh_open_does_not_drop_turns_another_kernel_committed_after_it(kind, tmp_path):
+    """Kernel B runs ``%lash open s --fresh`` while kernel A keeps working on s. B's first
+    turn used to replace the graph whatever A had committed meanwhile: A's turns dropped out
+    of the session graph. Now B's turn is refused with one line and nothing is written; a
+    fresh open made after A's turn starts over as asked."""
+    from lash_nb._errors import HeadRevisionConflict
+    from lash_nb.stores import DuckDBStore
+
+    async def body():
+        store = MemoryStore() if kind == "memory" else DuckDBStore(str(tmp_path / "s.duckdb"))
+        kernel_a = LashCore.builder().provider(echo_provider()).model("m").store(store).build()
+        kernel_b = LashCore.builder().provider(echo_provider()).model("m").store(store).build()
+        a = await kernel_a.session("s").open()
+        await a.turn("a1").run()
+        b = await kernel_b.session("s").open_fresh()
+        await a.turn("a2").run()  # A commits after B opened fresh
+        with pytest.raises(HeadRevisionConflict, match="changed by another process"):
+            await b.turn("b1").run()
+        assert texts(await kernel_a.session("s").open()) == ["a1", "echo: a1", "a2", "echo: a2"]
+        again = await kernel_b.session("s").open_fresh()
+        await again.turn("b2").run()
+        assert texts(await kernel_a.session("s").open()) == ["b2", "echo: b2"]
+        if kind == "duckdb":
+            await store.close()
+    run(body())
+
+
 def test_open_with_state_restores_messages_and_tool_membership_and_checks_the_id():
     async def body():
         core = LashCore.builder().provider(echo_provider()).model("m").tools(lookup).build()

@@ -379,7 +379,13 @@ class TurnRun:
                     self._keeper.lease, self.new_nodes,
                     turn_started=TurnStart(self.turn_id, now_ms()), close_open_turns=True,
                 ))
-            except HeadRevisionConflict:
+            except HeadRevisionConflict as err:
+                if self.parts.state.graph.replace_required:  # e.g. opened fresh: never merge
+                    raise HeadRevisionConflict(
+                        f"session {self.parts.state.session_id!r} was changed by another process "
+                        "after this handle read it, and this turn would rewrite its graph; "
+                        "nothing was written: open it again (fresh to start over, or without "
+                        "fresh to continue its history)") from err
                 if attempt == 2:
                     raise
                 await w.reload()

@@ -113,8 +113,10 @@ class SessionWriter:
         fields: dict[str, Any] = {
             "session_id": st.session_id,
             "lease": lease,
-            # never persisted from this handle's view = expect an empty store (revision 0)
-            "expected_head_revision": None if replace else (st.head_revision or 0),
+            # never persisted from this handle's view = expect an empty store (revision 0); a
+            # graph opened fresh over a stored session replaces it only if nobody committed to
+            # it since (another process's turns would drop out of the graph)
+            "expected_head_revision": st.head_revision if replace else (st.head_revision or 0),
             "provider_id": st.policy.provider_id,
             "model": st.policy.model,
             "parent_session_id": st.parent_session_id,
