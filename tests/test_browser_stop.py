@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_harness import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -142,10 +143,8 @@ def test_clicking_stop_in_the_browser_cancels_the_turn_and_the_next_cell_runs(la
             page.goto(f"{base}{url}{TOKEN}")
             panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
             panel.locator(".jp-Cell").first.wait_for(timeout=60_000)
-            deadline = time.monotonic() + 60
-            while not _kernel_idle(base):  # the server offers no readiness event to await
-                assert time.monotonic() < deadline, "the kernel did not become idle"
-                time.sleep(0.25)
+            # the server offers no readiness event to await
+            wait_until(lambda: _kernel_idle(base), timeout=60, what="the kernel to become idle")
             cells = panel.locator(".jp-Cell")
             _run_cell(page, cells.nth(0))
             _run_cell(page, cells.nth(1))
