@@ -26,7 +26,6 @@ from typing import Any
 import httpx
 
 from lash_nb._core.llm import (
-    Completed,
     LlmPart,
     LlmRequest,
     LlmResponse,
@@ -335,16 +334,8 @@ class Anthropic(HttpProvider):
                     if acc.saw_stop:
                         meta["draining"] = True
         except LlmTransportError as err:
-            err.output_started = err.output_started or acc.started
-            err.request_id = err.request_id or meta["request_id"]
-            for event in guard.flush(failed=True):
+            for event in self._failed_stream(err, acc, guard, meta):
                 yield event
             raise
-        if not acc.saw_stop:
-            for event in guard.flush(failed=True):
-                yield event
-            raise classify.missing_terminal_error(
-                self.kind, "message_stop", request_id=meta["request_id"], output_started=acc.started)
-        for event in guard.flush():
+        for event in self._end_stream(acc, guard, meta, terminal=bool(acc.saw_stop), what="message_stop"):
             yield event
-        yield Completed(self._scrubbed(acc.response(meta["request_id"])))

@@ -26,12 +26,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import httpx
 
-from lash_nb._core.llm import LlmResponse, LlmTransportError, ProviderFailureKind
+from lash_nb._core.llm import Completed, LlmResponse, LlmStreamEvent, LlmTransportError, ProviderFailureKind
 from lash_nb._core.secrets import Scrubber
 
 from . import classify
@@ -283,6 +283,7 @@ class HttpProvider:
     """What the HTTP providers share: the API key (from the argument or the environment,
     kept in a :class:`Secret`), extra headers, and one :class:`HttpExchange`."""
 
+    kind: str
     _secret: Secret | None
     _key_hint: str
     _headers: dict[str, str]
@@ -312,6 +313,26 @@ class HttpProvider:
 
     def _scrubbed(self, response: LlmResponse) -> LlmResponse:
         return scrubbed_response(self._exchange.scrubber, response)
+
+    @staticmethod
+    def _failed_stream(err: LlmTransportError, acc: Any, guard: DeltaScrub,
+                       meta: dict[str, Any]) -> list[LlmStreamEvent]:
+        """A stream broke: name the request and whether output started on ``err``; the
+        deltas the scrubber held back, to yield before re-raising it."""
+        err.output_started = err.output_started or acc.started
+        err.request_id = err.request_id or meta["request_id"]
+        return list(guard.flush(failed=True))
+
+    def _end_stream(self, acc: Any, guard: DeltaScrub, meta: dict[str, Any], *, terminal: bool,
+                    what: str) -> Iterator[LlmStreamEvent]:
+        """The end of a stream: the held-back deltas and ``Completed``, or (no ``what`` seen)
+        the held-back deltas and a missing-terminal error."""
+        if not terminal:
+            yield from guard.flush(failed=True)
+            raise classify.missing_terminal_error(self.kind, what, request_id=meta["request_id"],
+                                                  output_started=acc.started)
+        yield from guard.flush()
+        yield Completed(self._scrubbed(acc.response(meta["request_id"])))
 
     def scrub(self, text: str) -> str:
         """``text`` without this provider's key (in any encoding) or credential shapes; the

@@ -25,7 +25,6 @@ from typing import Any
 import httpx
 
 from lash_nb._core.llm import (
-    Completed,
     LlmPart,
     LlmRequest,
     LlmResponse,
@@ -337,20 +336,11 @@ class GoogleGemini(HttpProvider):
                         if acc.terminal:  # later events may still carry usage; silence ends it
                             meta["draining"] = True
         except LlmTransportError as err:
-            err.output_started = err.output_started or acc.started
-            err.request_id = err.request_id or meta["request_id"]
-            for event in guard.flush(failed=True):
+            for event in self._failed_stream(err, acc, guard, meta):
                 yield event
             raise
-        if not acc.terminal:
-            for event in guard.flush(failed=True):
-                yield event
-            raise classify.missing_terminal_error(self.kind, "a finishReason",
-                                                  request_id=meta["request_id"],
-                                                  output_started=acc.started)
-        for event in guard.flush():
+        for event in self._end_stream(acc, guard, meta, terminal=bool(acc.terminal), what="a finishReason"):
             yield event
-        yield Completed(self._scrubbed(acc.response(meta["request_id"])))
 
     def _apply(self, acc: GeminiAccumulator, data: Mapping[str, Any],
                meta: dict[str, Any]) -> list[LlmStreamEvent]:

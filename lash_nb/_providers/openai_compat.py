@@ -344,17 +344,8 @@ class OpenAICompatible(HttpProvider):
                     for event in guard.apply(acc.apply(chunk)):
                         yield event
         except LlmTransportError as err:
-            err.output_started = err.output_started or acc.started
-            err.request_id = err.request_id or meta["request_id"]
-            for event in guard.flush(failed=True):
+            for event in self._failed_stream(err, acc, guard, meta):
                 yield event
             raise
-        if not acc.finish_reason:
-            for event in guard.flush(failed=True):
-                yield event
-            raise classify.missing_terminal_error(
-                self.kind, "a finish_reason", request_id=meta["request_id"],
-                output_started=acc.started)
-        for event in guard.flush():
+        for event in self._end_stream(acc, guard, meta, terminal=bool(acc.finish_reason), what="a finish_reason"):
             yield event
-        yield Completed(self._scrubbed(acc.response(meta["request_id"])))

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from lash_nb._core.llm import Completed, LlmRequest, LlmStreamEvent, LlmTransportError
+from lash_nb._core.llm import LlmRequest, LlmStreamEvent, LlmTransportError
 from lash_nb._errors import ConfigurationError
 
 from . import classify
@@ -166,20 +166,11 @@ class OpenAIResponses(HttpProvider):
                     if _finished(acc):  # the answer is whole: a silent server only ends it
                         meta["draining"] = True
         except LlmTransportError as err:
-            err.output_started = err.output_started or acc.started
-            err.request_id = err.request_id or meta["request_id"]
-            for event in guard.flush(failed=True):
+            for event in self._failed_stream(err, acc, guard, meta):
                 yield event
             raise
-        if not acc.terminal:
-            for event in guard.flush(failed=True):
-                yield event
-            raise classify.missing_terminal_error(
-                self.kind, "response.completed", request_id=meta["request_id"],
-                output_started=acc.started)
-        for event in guard.flush():
+        for event in self._end_stream(acc, guard, meta, terminal=bool(acc.terminal), what="response.completed"):
             yield event
-        yield Completed(self._scrubbed(acc.response(meta["request_id"])))
 
 
 def _finished(acc: ResponsesAccumulator) -> bool:
