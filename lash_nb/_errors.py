@@ -29,8 +29,10 @@ from their public home, ``lash_nb.errors`` (a new class here must be added there
     ├── CursorError                   malformed or foreign observation cursor
     ├── ToolArgumentsInvalid          a model's tool arguments failed validation; inside a
     │                                 turn it becomes an error result the model can correct
-    └── ToolServerError               an MCP server did not start, or failed (its tools' calls
-                                      become error results; starting it raises)
+    ├── ToolServerError               an MCP server did not start, or failed (its tools' calls
+    │                                 become error results; starting it raises)
+    └── CodeExecutionUnavailable      code mode's sandbox kernel cannot start (jupyter_client /
+                                      ipykernel missing, or it did not come up)
 
     LashWarning (a UserWarning)       something was skipped or is NaN; the call still worked
 
@@ -204,3 +206,7 @@ class ToolArgumentsInvalid(LashError):
 
 class ToolServerError(LashError):
     """An MCP server could not be started or reached, or answered a call with an error."""
+
+
+class CodeExecutionUnavailable(LashError):
+    """Code mode's sandbox kernel cannot be started (lash ``CodeExecutionUnavailable``)."""

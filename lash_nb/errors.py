@@ -4,6 +4,7 @@ or one class, e.g. ``except lash_nb.errors.SessionExecutionBusy``."""
 
 from ._errors import (
     ClaimSuperseded,
+    CodeExecutionUnavailable,
     ConfigurationError,
     CursorError,
     HeadRevisionConflict,
@@ -34,6 +35,7 @@ from ._errors import (
 
 __all__ = [
     "ClaimSuperseded",
+    "CodeExecutionUnavailable",
     "ConfigurationError",
     "CursorError",
     "HeadRevisionConflict",

@@ -34,6 +34,7 @@ HOMES = {
     "mcp": {"_tools"},
     "markdown_it": {"_notebook"},
     "pygments": {"_notebook"},
+    "jupyter_client": {"_runtime"},  # code mode's sandbox kernel (_runtime/code_mode)
 }
 
 

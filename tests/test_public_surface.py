@@ -27,7 +27,8 @@ SURFACE: dict[str, list[str]] = {
         "run_sync", "tool",
     ],
     "lash_nb.errors": [
-        "ClaimSuperseded", "ConfigurationError", "CursorError", "HeadRevisionConflict",
+        "ClaimSuperseded", "CodeExecutionUnavailable", "ConfigurationError", "CursorError",
+        "HeadRevisionConflict",
         "InvalidTurnInput", "LashError", "LashWarning", "ProviderUnavailable",
         "ProviderUnconfigured", "QueryNotAllowed", "QueueRequiresStore", "SessionExecutionBusy",
         "SessionExecutionLeaseExpired", "SessionExecutionLeaseLost", "StoreDamagedError",
@@ -36,7 +37,8 @@ SURFACE: dict[str, list[str]] = {
         "TurnCommitConflict", "TurnIdMismatch", "WireScriptError",
     ],
     "lash_nb.events": [
-        "AssistantProseDelta", "Error", "ModelAttemptReset", "ModelRequestStarted",
+        "AssistantProseDelta", "CodeCellCompleted", "CodeCellStarted", "Error",
+        "ModelAttemptReset", "ModelRequestStarted",
         "QueuedInputAccepted", "QueuedWorkStarted", "ReasoningDelta", "RetryStatus",
         "ToolCallCompleted", "ToolCallStarted", "TurnActivity", "TurnEvent", "TurnOutcomeEvent",
         "Usage",

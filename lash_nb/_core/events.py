@@ -145,6 +145,36 @@ class StoreWait(TurnEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class CodeCellStarted(TurnEvent):
+    """Code mode: the model's cell ``cell`` (1, 2, ... within the turn) starts in the sandbox.
+    Its completion shares the correlation id ``cell:<turn id>:<cell>``."""
+
+    type: ClassVar[str] = "code_cell_started"
+    cell: int
+    code: str
+    language: str = "python"
+
+
+@dataclass(frozen=True, slots=True)
+class CodeCellCompleted(TurnEvent):
+    """Code mode: what the cell gave. ``status``: ok | error | timeout | died | cancelled;
+    ``output`` is its text (the observation the model reads next), ``displays`` its rich
+    outputs (``{mime: data}``: text/html tables, image/png), ``final_value`` what it submitted."""
+
+    type: ClassVar[str] = "code_cell_completed"
+    cell: int
+    code: str
+    status: str
+    output: str
+    duration_ms: float
+    error: str | None = None
+    displays: list[dict[str, str]] | None = None
+    final_value: Any = None
+    truncated: bool | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TurnOutcomeEvent(TurnEvent):
     """lash_nb addition: the terminal outcome of the turn, so a replayed stream can show it."""
 
@@ -168,6 +198,8 @@ EVENT_TYPES: dict[str, type[TurnEvent]] = {
         QueuedInputAccepted,
         Error,
         StoreWait,
+        CodeCellStarted,
+        CodeCellCompleted,
         TurnOutcomeEvent,
     )
 }

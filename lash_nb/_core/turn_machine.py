@@ -69,6 +69,7 @@ class State(str, enum.Enum):
     AWAIT_LLM = "await_llm"
     AWAIT_TOOLS = "await_tools"
     AWAIT_CHECKPOINT = "await_checkpoint"
+    AWAIT_EXEC = "await_exec"  # code mode (``code_mode.CodeTurnMachine``): a cell runs
     SEALING = "sealing"
     DONE = "done"
 
@@ -158,9 +159,16 @@ class Done:
     outcome: TurnOutcome
 
 
+class ProtocolEffect:
+    """Base of the effects a second protocol's machine adds (code mode: ``ExecCell``,
+    ``SettleCell`` in ``code_mode.py``); the driver routes them to that protocol's part."""
+
+    __slots__ = ()
+
+
 Effect = (ProgressCommit | LlmCall | ToolCalls | Checkpoint | Seal | Emit | AppendProse
           | AppendToolCallMessage | AppendNote | RecordIssue | KeepPartialProse | SettleTools
-          | Done)
+          | Done | ProtocolEffect)
 
 
 # ---------------------------------------------------------------------- responses
@@ -215,8 +223,14 @@ LEASE_LOST = ("another runtime took this session over while the turn ran; its wo
               "committed (queued input runs again)")
 
 
+class ProtocolResponse:
+    """Base of the responses a second protocol's machine accepts (code mode: ``CellDone``)."""
+
+    __slots__ = ()
+
+
 Response = (ProgressCommitted | LlmReplied | LlmFailed | ToolsDone | CheckpointDone | Sealed
-            | Cancelled | LeaseLost)
+            | Cancelled | LeaseLost | ProtocolResponse)
 
 
 # ---------------------------------------------------------------------- the machine
@@ -420,6 +434,8 @@ __all__ = [
     "LlmReplied",
     "ProgressCommit",
     "ProgressCommitted",
+    "ProtocolEffect",
+    "ProtocolResponse",
     "RecordIssue",
     "Response",
     "RetryDecision",

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .._core.code_mode import MODE_CODE, MODES
 from .._core.graph import SessionGraph, SessionNode
 from .._core.llm import Provider, RetryPolicy
 from .._core.queue import DEFAULT_MAX_ATTEMPTS
@@ -32,6 +33,8 @@ from .._store.base import (
 from .._store.memory import MemoryStore
 from .._tools.function import as_tool_provider
 from .._tools.mcp import MCPServer
+from .code_mode.mode import CodeMode
+from .code_mode.sandbox import Sandbox, SandboxLimits
 from .replay import LiveReplayStore
 from .session import LashSession
 from .state import SessionPolicy, SessionState
@@ -230,6 +233,10 @@ class SessionBuilder:
         self._store: Any = None
         self._residency: str | None = None
         self._system_prompt: str | None = None
+        self._mode = "standard"
+        self._sandbox: Sandbox | None = None
+        self._limits: SandboxLimits | None = None
+        self._shares: dict[str, Any] = {}
 
     def parent(self, parent_session_id: str) -> SessionBuilder:
         self._parent = check_id(parent_session_id, "parent session id")
@@ -254,6 +261,21 @@ class SessionBuilder:
 
     def system_prompt(self, prompt: str | None) -> SessionBuilder:
         self._system_prompt = prompt
+        return self
+
+    def mode(self, mode: str, *, sandbox: Sandbox | None = None,
+             limits: SandboxLimits | None = None) -> SessionBuilder:
+        """``"standard"`` (native tool calls) or ``"code"`` (lash's RLM: the model writes
+        Python cells run in a sandbox kernel; ``sandbox`` shares a started one)."""
+        m = str(mode).strip().lower()
+        if m not in MODES:
+            raise ConfigurationError(f"unknown mode {mode!r}; use {' or '.join(MODES)}")
+        self._mode, self._sandbox, self._limits = m, sandbox, limits
+        return self
+
+    def share(self, **data: Any) -> SessionBuilder:
+        """Copy DataFrames (by Parquet) or files into the code-mode sandbox under these names."""
+        self._shares.update(data)
         return self
 
     # ------------------------------------------------------------------ open
@@ -348,8 +370,13 @@ class SessionBuilder:
             registry=registry, parent_session_id=self._parent or parent, ledger=ledger or [],
             turn_index=turn_index, head_revision=head_revision,
         )
+        code_mode = None
+        if self._mode == MODE_CODE:
+            code_mode = CodeMode(self._sandbox, limits=self._limits, shares=self._shares)
+        elif self._shares:
+            raise ConfigurationError("share(...) needs code mode; add .mode('code')")
         return LashSession(core, state, store=store, provider=provider, residency=residency,
-                           provider_mismatch=mismatch)
+                           provider_mismatch=mismatch, code_mode=code_mode)
 
 
 def _check_residency(value: str) -> str:

@@ -15,6 +15,7 @@ from .._core.queue import DEFAULT_MAX_ATTEMPTS
 from .._store.base import SessionStore
 from .cancel import TurnCancelRegistry
 from .catalog import ToolCatalog
+from .code_mode.mode import CodeMode
 from .feed import SessionFeed
 from .state import SessionState
 from .writer import SessionWriter
@@ -32,6 +33,7 @@ class SessionParts:
     retry_policy: RetryPolicy
     closed: Callable[[], bool]
     max_batch_attempts: int = DEFAULT_MAX_ATTEMPTS  # claims of a queued batch before it parks
+    code_mode: CodeMode | None = None  # the session runs lash's RLM protocol (code mode)
 
     @property
     def session_id(self) -> str:

@@ -20,6 +20,7 @@ from .._store.base import SessionStore, lease_owner_id, watches_turn_cancel
 from .._tools.mcp import close_servers
 from .cancel import TurnCancelRegistry
 from .catalog import ToolCatalog
+from .code_mode.mode import CodeMode
 from .feed import SessionFeed
 from .observe import ObservableSession
 from .parts import SessionParts
@@ -59,6 +60,7 @@ class LashSession:
         provider: Provider,
         residency: str = "keep_all",
         provider_mismatch: str | None = None,
+        code_mode: CodeMode | None = None,
     ) -> None:
         self.core = core
         self.residency = residency
@@ -73,6 +75,7 @@ class LashSession:
             feed=SessionFeed(core.replay, state), catalog=ToolCatalog(state),
             cancels=TurnCancelRegistry(), retry_policy=core.retry_policy,
             closed=lambda: self.closed, max_batch_attempts=core.max_batch_attempts,
+            code_mode=code_mode,
         )
         self.drainer: Drainer = Drainer(self.parts)
         self.parts.feed.on_committed = self.drainer.kick
@@ -215,6 +218,8 @@ class LashSession:
         self.drainer.pause()
         self.closed = True
         await close_servers(self.state.registry, prefix="live:")  # MCP servers it added
+        if self.parts.code_mode is not None:
+            await self.parts.code_mode.close()  # its sandbox kernel, unless shared
 
     async def __aenter__(self) -> LashSession:
         return self

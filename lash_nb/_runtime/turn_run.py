@@ -30,6 +30,7 @@ from .._core import events as ev
 from .._core import turn_machine as tm
 from .._core.cancel import CancellationToken
 from .._core.cancel import evidence as cancel_evidence
+from .._core.code_mode import CellDone, CodeTurnMachine, ExecCell, SettleCell
 from .._core.events import TurnActivity
 from .._core.graph import SessionNode
 from .._core.llm import LlmPart, LlmRequest, LlmResponse, LlmToolSpec, Provider
@@ -58,6 +59,7 @@ from .._errors import (
 from .._store.base import Lease, TurnStart
 from .._store.waits import observe_store_waits, stop_observing
 from .cancel import TaskBridge
+from .code_mode.cells import CodeCells
 from .model_call import ModelCallFailed, call_model
 from .parts import SessionParts
 from .tool_batch import ToolBatch
@@ -117,8 +119,12 @@ class TurnRun:
         self.cumulative = ZERO_USAGE
         self.estimated_usage = ZERO_USAGE  # the part of ``cumulative`` that is estimated
         self.bridge = TaskBridge(token)  # token -> this task, in the cancellable window
-        self.machine = tm.TurnMachine(max_turns=parts.state.policy.max_turns,
-                                      input_blank=turn_input.is_blank() and not self.claims)
+        blank = turn_input.is_blank() and not self.claims
+        # code mode (lash's RLM protocol): its machine and the cells' driver (code_mode/)
+        self.code = CodeCells(self, parts.code_mode) if parts.code_mode is not None else None
+        self.machine: tm.TurnMachine = (
+            CodeTurnMachine(parts.state.policy.max_turns, blank) if self.code is not None
+            else tm.TurnMachine(max_turns=parts.state.policy.max_turns, input_blank=blank))
         self._keeper: LeaseKeeper | None = None
         self._response: LlmResponse | None = None
         self._batch: ToolBatch | None = None
@@ -191,7 +197,9 @@ class TurnRun:
                 kind = type(effect)
                 if kind is tm.Done:
                     return effect.outcome  # type: ignore[union-attr]
-                if kind in _REQUESTS:
+                if isinstance(effect, ExecCell):
+                    m.handle_response(await self._exec_cell(effect))
+                elif kind in _REQUESTS:
                     m.handle_response(await self._perform(effect))
                 else:
                     self._record(effect)
@@ -253,6 +261,9 @@ class TurnRun:
             self._keep_partial_prose()
         elif isinstance(effect, tm.SettleTools):
             self._settle_tools()
+        elif isinstance(effect, SettleCell):
+            assert self.code is not None
+            self.code.settle()
         else:
             raise tm.TurnMachineError(f"unexpected effect {effect!r}")
 
@@ -272,13 +283,17 @@ class TurnRun:
             await asyncio.sleep(0)
         if self.token.cancelled:
             raise asyncio.CancelledError
-        self.emit_independent(ev.ModelRequestStarted(iteration))
         st = self.parts.state
+        system_prompt = st.policy.system_prompt
+        if self.code is not None:  # host tools are functions in the sandbox, not model tools
+            await self.code.prepare()
+            self._tools, system_prompt = (), self.code.system_prompt
+        self.emit_independent(ev.ModelRequestStarted(iteration))
         if self._tools is None:
             self._tools = self.parts.catalog.specs()
         request = LlmRequest(
             model=self.model, messages=st.graph.view(), tools=self._tools,
-            system_prompt=st.policy.system_prompt, session_id=st.session_id,
+            system_prompt=system_prompt, session_id=st.session_id,
             turn_id=self.turn_id, protocol_iteration=iteration,
         )
         response = await call_model(self, self.provider, request)
@@ -291,6 +306,12 @@ class TurnRun:
         self._response = response
         return tm.LlmReplied(joined_text(response), len(response.tool_calls()),
                              has_reasoning(response), response.terminal_reason)
+
+    async def _exec_cell(self, effect: ExecCell) -> CellDone:
+        assert self.code is not None
+        if self.token.cancelled:
+            raise asyncio.CancelledError
+        return await self.code.exec_cell(effect)
 
     async def _run_tools(self) -> tm.Response:
         assert self._response is not None
@@ -340,6 +361,9 @@ class TurnRun:
         self.emit_independent(ev.Usage(iteration, usage, self.cumulative, estimated or None))
 
     # ------------------------------------------------------------------ graph
+    def append_message(self, message: Message) -> None:
+        self._append(message)
+
     def _append(self, message: Message) -> None:
         graph = self.parts.state.graph
         node = SessionNode(message.id, graph.leaf_node_id, "message", message, None, now_ms(),

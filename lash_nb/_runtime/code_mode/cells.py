@@ -1,0 +1,197 @@
+"""``CodeCells``: the code-mode part of a turn's driver (``TurnRun``).
+
+It performs the code machine's :class:`ExecCell` (run the cell in the session's sandbox,
+emit ``code_cell_started`` / ``code_cell_completed``, append the observation the model reads
+next) and :class:`SettleCell` (after a Stop: record the cut cell), and answers the cell's
+calls to the host:
+- ``tool``: one call through the turn's :class:`ToolBatch`, so membership, validation (and
+  whatever gate the batch applies) are the ones model tool calls get; the call is a
+  ``tool_call_started`` / ``tool_call_completed`` pair and a tool call record of the turn.
+- ``llm_query``: a child model call (no tools, no history) with the turn's provider and
+  model; its usage is added to the turn's usage (a ``usage`` event) and it is an LLM call
+  record ``<turn>:child:<n>`` of the turn.
+- ``submit``: the cell's final value.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Protocol
+
+from ..._core import events as ev
+from ..._core.cancel import CancellationToken
+from ..._core.code_mode import (
+    CellDone,
+    ExecCell,
+    ToolSignature,
+    code_system_prompt,
+    observation_text,
+)
+from ..._core.llm import Completed, LlmPart, LlmRequest, Provider
+from ..._core.records import Message, PartKind, Role, ToolCallRecord, fresh_id
+from ..._core.secrets import scrub
+from ..._core.text import clean_text
+from ..._core.usage import LlmAttempt, LlmCallRecord, TokenUsage
+from ..parts import SessionParts
+from ..tool_batch import ToolBatch
+from .mode import FRESH_NOTE, CodeMode
+from .sandbox import CellOutput
+
+
+class CellRun(Protocol):
+    """What the cells need of their turn (``TurnRun`` is one)."""
+
+    parts: SessionParts
+    turn_id: str
+    token: CancellationToken
+    provider: Provider
+    model: str
+    tool_calls: list[ToolCallRecord]
+    llm_calls: list[LlmCallRecord]
+    cumulative: TokenUsage
+
+    def emit(self, event: ev.TurnEvent, correlation_id: str) -> None: ...
+
+    def emit_independent(self, event: ev.TurnEvent) -> None: ...
+
+    def append_message(self, message: Message) -> None: ...
+
+
+class CodeCells:
+    def __init__(self, run: CellRun, mode: CodeMode) -> None:
+        self.run = run
+        self.mode = mode
+        self.fresh = False  # the sandbox was started for this session in this turn
+        self._cell: ExecCell | None = None
+        self._submitted: tuple[Any] | None = None
+        self._children = 0
+        self._prompt: str | None = None
+        self._iteration = 0
+
+    async def prepare(self) -> None:
+        """Before the turn's first model call: the sandbox runs, the tools are callable."""
+        if self._prompt is not None:
+            return
+        self.fresh = await self.mode.ensure_started() and self.run.parts.state.turn_index > 0
+        specs = self.run.parts.catalog.specs()
+        await self.mode.sandbox.set_tools([s.name for s in specs])
+        sigs = [ToolSignature(s.name, s.description,
+                              tuple(s.input_schema.get("properties", {})),
+                              tuple(s.input_schema.get("required", ()))) for s in specs]
+        self._prompt = code_system_prompt(
+            tools=sigs, shared=self.mode.shared(),
+            user_prompt=self.run.parts.state.policy.system_prompt, sandbox_note=self.mode.note())
+
+    @property
+    def system_prompt(self) -> str:
+        assert self._prompt is not None
+        return self._prompt
+
+    # ------------------------------------------------------------------ cells
+    async def exec_cell(self, effect: ExecCell) -> CellDone:
+        self._cell, self._submitted, self._iteration = effect, None, effect.iteration
+        cid = self._cid(effect.cell)
+        self.run.emit(ev.CodeCellStarted(effect.cell, effect.code), cid)
+        out = await self.mode.sandbox.run_cell(effect.code, self._on_request)
+        if self.fresh:
+            out.note = "; ".join(n for n in (FRESH_NOTE, out.note) if n)
+            self.fresh = False
+        self._record(effect, out)
+        self._cell = None
+        submitted = self._take_submitted()
+        if submitted is not None:
+            return CellDone(submitted=True, value=submitted[0])
+        return CellDone()
+
+    def _take_submitted(self) -> tuple[Any] | None:
+        submitted, self._submitted = self._submitted, None  # set by a host call of the cell
+        return submitted
+
+    def settle(self) -> None:
+        """After a cancel: the running cell, with what it printed so far, as cancelled."""
+        cell = self._cell
+        self._cell = None
+        out = self.mode.sandbox.current
+        if cell is None or out is None:
+            return
+        out.status = "cancelled"
+        out.error = out.error or "stopped: the cell was interrupted"
+        self._record(cell, out)
+
+    def _record(self, effect: ExecCell, out: CellOutput) -> None:
+        text, error = clean_text(out.text), clean_text(out.error) if out.error else None
+        value = self._submitted[0] if self._submitted is not None else None
+        self.run.emit(ev.CodeCellCompleted(
+            effect.cell, effect.code, out.status, text, out.duration_ms, error=error,
+            displays=out.displays or None, final_value=value, truncated=out.truncated or None,
+            note=out.note), self._cid(effect.cell))
+        observation = observation_text(effect.cell, output=text, error=error,
+                                       truncated=out.truncated, note=out.note, status=out.status)
+        self.run.append_message(Message.build(Role.USER, [(PartKind.TEXT, observation)],
+                                              origin="code_observation"))
+
+    def _cid(self, cell: int) -> str:
+        return f"cell:{self.run.turn_id}:{cell}"
+
+    # ------------------------------------------------------------------ host calls
+    async def _on_request(self, request: dict[str, Any]) -> Any:
+        op = request.get("op")
+        if op == "submit":
+            self._submitted = (request.get("value"),)
+            return None
+        if op == "tool":
+            return await self._tool(str(request.get("name", "")), request.get("args") or {})
+        if op == "llm_query":
+            return await self._llm_query(str(request.get("prompt", "")))
+        raise ValueError(f"unknown host call {op!r}")
+
+    async def _tool(self, name: str, args: Any) -> Any:
+        run = self.run
+        call = LlmPart.tool_call(fresh_id("call_"), name, json.dumps(args, default=str))
+        batch = ToolBatch([call], registry=run.parts.state.registry,
+                          session_id=run.parts.session_id, turn_id=run.turn_id, emit=run.emit,
+                          records=run.tool_calls, token=run.token)
+        try:
+            await batch.run()
+        except BaseException:
+            batch.settle()
+            raise
+        record = run.tool_calls[-1]
+        if not record.success:
+            raise RuntimeError(f"tool {name!r} failed: {record.output}")
+        return record.output
+
+    async def _llm_query(self, prompt: str) -> str:
+        run = self.run
+        self._children += 1
+        call_id = f"{run.turn_id}:child:{self._children}"
+        request = LlmRequest(model=run.model,
+                             messages=(Message.build(Role.USER, [(PartKind.TEXT, clean_text(prompt))]),),
+                             session_id=run.parts.session_id, turn_id=run.turn_id)
+        started, t0 = int(time.time() * 1000), time.perf_counter()
+        response = None
+        try:
+            async for item in run.provider.stream(request):
+                if isinstance(item, Completed):
+                    response = item.response
+        except Exception as err:
+            message = scrub(f"{type(err).__name__}: {err}")
+            run.llm_calls.append(LlmCallRecord(call_id, run.model, self._iteration, (LlmAttempt(
+                1, started, _ms(t0), "failed", error=message, error_kind="unknown"),)))
+            raise RuntimeError(f"llm_query failed: {message}") from None
+        if response is None:
+            raise RuntimeError("llm_query failed: the provider sent no final response")
+        run.llm_calls.append(LlmCallRecord(call_id, run.model, self._iteration, (LlmAttempt(
+            1, started, _ms(t0), "completed", usage=response.usage,
+            served_model=response.served_model),)))
+        run.cumulative = run.cumulative + response.usage
+        run.emit_independent(ev.Usage(self._iteration, response.usage, run.cumulative))
+        return clean_text("".join(p.text or "" for p in response.parts if p.kind == "text"))
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 3)
+
+
+__all__ = ["CellRun", "CodeCells"]
