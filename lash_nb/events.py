@@ -8,6 +8,7 @@ below. Match on the kind, e.g. ``isinstance(a.event, AssistantProseDelta)``.
 from ._core.events import (
     AssistantProseDelta,
     CodeCellCompleted,
+    CodeCellOutput,
     CodeCellStarted,
     Error,
     ModelAttemptReset,
@@ -27,6 +28,7 @@ from ._core.events import (
 __all__ = [
     "AssistantProseDelta",
     "CodeCellCompleted",
+    "CodeCellOutput",
     "CodeCellStarted",
     "Error",
     "ModelAttemptReset",

@@ -37,7 +37,8 @@ SURFACE: dict[str, list[str]] = {
         "TurnCommitConflict", "TurnIdMismatch", "WireScriptError",
     ],
     "lash_nb.events": [
-        "AssistantProseDelta", "CodeCellCompleted", "CodeCellStarted", "Error",
+        "AssistantProseDelta", "CodeCellCompleted", "CodeCellOutput", "CodeCellStarted",
+        "Error",
         "ModelAttemptReset", "ModelRequestStarted",
         "QueuedInputAccepted", "QueuedWorkStarted", "ReasoningDelta", "RetryStatus",
         "ToolCallCompleted", "ToolCallStarted", "TurnActivity", "TurnEvent", "TurnOutcomeEvent",

@@ -156,6 +156,15 @@ class CodeCellStarted(TurnEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class CodeCellOutput(TurnEvent):
+    """Code mode: text the running cell printed (streamed; the completion has all of it)."""
+
+    type: ClassVar[str] = "code_cell_output"
+    cell: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class CodeCellCompleted(TurnEvent):
     """Code mode: what the cell gave. ``status``: ok | error | timeout | died | cancelled;
     ``output`` is its text (the observation the model reads next), ``displays`` its rich
@@ -199,6 +208,7 @@ EVENT_TYPES: dict[str, type[TurnEvent]] = {
         Error,
         StoreWait,
         CodeCellStarted,
+        CodeCellOutput,
         CodeCellCompleted,
         TurnOutcomeEvent,
     )

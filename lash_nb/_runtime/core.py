@@ -33,7 +33,7 @@ from .._store.base import (
 from .._store.memory import MemoryStore
 from .._tools.function import as_tool_provider
 from .._tools.mcp import MCPServer
-from .code_mode.mode import CodeMode
+from .code_mode.mode import CodeMode, shared_data
 from .code_mode.sandbox import Sandbox, SandboxLimits
 from .replay import LiveReplayStore
 from .session import LashSession
@@ -275,6 +275,8 @@ class SessionBuilder:
 
     def share(self, **data: Any) -> SessionBuilder:
         """Copy DataFrames (by Parquet) or files into the code-mode sandbox under these names."""
+        for name, value in data.items():
+            shared_data(name, value)  # refused here, with one line, before anything opens
         self._shares.update(data)
         return self
 

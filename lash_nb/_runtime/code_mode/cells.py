@@ -93,7 +93,9 @@ class CodeCells:
         self._cell, self._submitted, self._iteration = effect, None, effect.iteration
         cid = self._cid(effect.cell)
         self.run.emit(ev.CodeCellStarted(effect.cell, effect.code), cid)
-        out = await self.mode.sandbox.run_cell(effect.code, self._on_request)
+        out = await self.mode.sandbox.run_cell(
+            effect.code, self._on_request,
+            lambda text: self.run.emit(ev.CodeCellOutput(effect.cell, clean_text(text)), cid))
         if self.fresh:
             out.note = "; ".join(n for n in (FRESH_NOTE, out.note) if n)
             self.fresh = False

@@ -71,6 +71,8 @@ class CodeMode:
             return False
         sb = self.sandbox
         await sb.start()
+        if not self.owns_sandbox:
+            await sb.reset()  # a shared sandbox: no variable of another session carries over
         assert sb.workdir is not None
         loads = [bridge_code()]
         for share in self.shares:

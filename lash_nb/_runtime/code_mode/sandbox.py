@@ -90,6 +90,7 @@ class CellOutput:
 
 
 OnRequest = Callable[[dict[str, Any]], Awaitable[Any]]
+OnOutput = Callable[[str], None]
 
 
 def _probe_unshare() -> list[str]:
@@ -237,7 +238,8 @@ class Sandbox:
         return getattr(proc, "pid", None)
 
     # ------------------------------------------------------------------ cells
-    async def run_cell(self, code: str, on_request: OnRequest) -> CellOutput:
+    async def run_cell(self, code: str, on_request: OnRequest,
+                       on_output: OnOutput | None = None) -> CellOutput:
         await self.start()
         await self._settle()
         out = self.current = CellOutput(code)
@@ -247,7 +249,7 @@ class Sandbox:
         stdin = asyncio.ensure_future(self._serve_stdin(msg_id, on_request))
         try:
             try:
-                await asyncio.wait_for(self._collect(msg_id, out), lim.cell_wall_s)
+                await asyncio.wait_for(self._collect(msg_id, out, on_output), lim.cell_wall_s)
             except TimeoutError:
                 await self._after_wall_time(msg_id, out)
         except asyncio.CancelledError:
@@ -261,7 +263,8 @@ class Sandbox:
         out.duration_ms = _ms(t0)
         return out
 
-    async def _collect(self, msg_id: str, out: CellOutput) -> None:
+    async def _collect(self, msg_id: str, out: CellOutput,
+                       on_output: OnOutput | None = None) -> None:
         cap = self.limits.output_chars
         while True:
             try:
@@ -280,7 +283,10 @@ class Sandbox:
                 continue
             kind, content = msg["msg_type"], msg["content"]
             if kind == "stream":
+                before = len(out.text)
                 out.add_text(content.get("text", ""), cap)
+                if on_output is not None and len(out.text) > before:
+                    on_output(out.text[before:])
             elif kind in ("execute_result", "display_data"):
                 self._display(content.get("data", {}), out, cap)
             elif kind == "error":

@@ -1,0 +1,296 @@
+"""Code mode end to end: a scripted model (FunctionProvider) writes cells that run in one
+sandbox kernel shared by this module (started once; each session resets its variables)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pandas as pd
+import pytest
+
+from lash_nb import LashCore, TokenUsage, run_sync, tool
+from lash_nb._runtime.code_mode.sandbox import Sandbox, SandboxLimits
+from lash_nb.providers import FunctionProvider, LlmPart, LlmRequest, LlmResponse
+from lash_nb.stores import DuckDBStore
+
+LIMITS = SandboxLimits(cell_wall_s=4.0, memory_bytes=2 * 2**30, interrupt_grace_s=4.0)
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    sb = Sandbox(LIMITS)
+    run_sync(sb.start())
+    yield sb
+    run_sync(sb.close())
+
+
+def cells(*replies: str):
+    """A model that answers with these replies in order, one per call of the main loop."""
+
+    def model(request: LlmRequest) -> str:
+        return replies[min(steps(request), len(replies) - 1)]
+
+    return model
+
+
+def steps(request: LlmRequest) -> int:
+    """Cells run and reminders given since the user's prompt (the model's step in this turn)."""
+    msgs = list(request.messages)
+    start = max(i for i, m in enumerate(msgs) if m.role.value == "user" and m.origin is None)
+    return sum(1 for m in msgs[start:] if m.origin == "code_observation" or m.role.value == "system")
+
+
+def cell(code: str, prose: str = "") -> str:
+    return f"{prose}\n<python>\n{code}\n</python>\n"
+
+
+def observations(session) -> list[str]:
+    return [m.text() for m in session.read_view().messages() if m.origin == "code_observation"]
+
+
+def completed(out) -> list[dict]:
+    return [a.to_json() for a in out.activities if a.type == "code_cell_completed"]
+
+
+async def open_code(sandbox, model, *, tools=(), store=None, session_id="s", **shares):
+    b = LashCore.builder().provider(FunctionProvider(model))
+    if tools:
+        b = b.tools(*tools)
+    if store is not None:
+        b = b.store(store)
+    core = b.build()
+    return await core.session(session_id).mode("code", sandbox=sandbox).share(**shares).open()
+
+
+def test_a_cell_prints_an_observation_and_submit_finishes_with_the_value(sandbox):
+    df = pd.DataFrame({"city": ["Oslo", "Paris", "Oslo"], "sales": [3, 5, 4]})
+    model = cells(cell("print(df.groupby('city')['sales'].sum().to_dict())"),
+                  cell("submit({'Oslo': 7, 'Paris': 5})"))
+
+    async def go():
+        s = await open_code(sandbox, model, df=df)
+        out = await s.turn("sales per city?").run()
+        return s, out
+
+    s, out = run_sync(go())
+    assert str(out.result.outcome) == "finished: final_value"
+    assert out.result.outcome.value == {"Oslo": 7, "Paris": 5}
+    assert observations(s)[0] == "[cell 1 ok]\n{'Oslo': 7, 'Paris': 5}"
+    rows = completed(out)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert rows[1]["final_value"] == {"Oslo": 7, "Paris": 5}
+    assert '"Oslo": 7' in out.result.assistant_output.safe_text
+
+
+def test_an_error_in_a_cell_is_fed_back_and_the_model_recovers(sandbox):
+    seen: list[str] = []
+
+    def model(request: LlmRequest) -> str:
+        obs = [m.text() for m in request.messages if m.origin == "code_observation"]
+        if not obs:
+            return cell("total = 1 / 0")
+        seen.append(obs[-1])
+        return cell("submit('fixed')")
+
+    out = run_sync(_turn(sandbox, model, "divide"))
+    assert str(out.result.outcome) == "finished: final_value"
+    assert seen[0].startswith("[cell 1 error]")
+    assert "ZeroDivisionError" in seen[0]
+    assert completed(out)[0]["status"] == "error"
+
+
+def test_a_reply_without_a_cell_gets_the_submit_reminder_then_the_cell_finishes(sandbox):
+    model = cells("I think the answer is 4.", cell("submit(4)"))
+    out = run_sync(_turn(sandbox, model, "2+2?"))
+    assert out.result.outcome.value == 4
+
+
+def test_a_cell_that_runs_forever_is_interrupted_at_the_wall_time_limit(sandbox):
+    model = cells(cell("x = 1\nwhile True:\n    pass"), cell("submit(x)"))
+    out = run_sync(_turn(sandbox, model, "loop"))
+    first = completed(out)[0]
+    assert first["status"] == "timeout"
+    assert "wall-time limit of 4 s" in first["error"]
+    # interrupted, not restarted: the variable set before the loop is still there
+    assert out.result.outcome.value == 1
+
+
+def test_a_cell_that_ignores_the_interrupt_gets_a_fresh_sandbox_and_says_so(sandbox):
+    code = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ny = 2\nwhile True:\n    pass"
+    model = cells(cell(code), cell("submit('y' in globals())"))
+    out = run_sync(_turn(sandbox, model, "stubborn"))
+    first = completed(out)[0]
+    assert first["status"] == "timeout"
+    assert "sandbox was restarted" in first["error"]
+    assert out.result.outcome.value is False  # the restarted kernel has no y
+
+
+def test_memory_beyond_the_limit_is_a_memory_error_the_model_sees(sandbox):
+    model = cells(cell("block = bytearray(3 * 2**30)"), cell("submit('ok')"))
+    s, out = run_sync(_turn(sandbox, model, "allocate", keep=True))
+    assert completed(out)[0]["status"] == "error"
+    assert "MemoryError" in observations(s)[0]
+    assert str(out.result.outcome) == "finished: final_value"
+
+
+def test_a_cell_cannot_read_host_secrets_or_the_users_kernel(sandbox, monkeypatch):
+    monkeypatch.setenv("LASH_TEST_SECRET_API_KEY", "sk-test-do-not-leak-123456")
+    user_variable = "in the user's kernel"  # noqa: F841 (the cell looks for it)
+    host_pid = os.getpid()
+    code = (
+        "import os\n"
+        "print(sorted(k for k in os.environ if 'KEY' in k or 'TOKEN' in k or 'SECRET' in k))\n"
+        "print('user_variable' in globals())\n"
+        f"print(os.path.exists('/proc/{host_pid}/environ'))\n"
+        "hits = []\n"
+        "for pid in [p for p in os.listdir('/proc') if p.isdigit()]:\n"
+        "    try:\n"
+        "        hits.append(b'sk-test-do-not-leak' in open(f'/proc/{pid}/environ', 'rb').read())\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "print(any(hits))"
+    )
+    model = cells(cell(code), cell("submit('done')"))
+    s, out = run_sync(_turn(sandbox, model, "peek", keep=True))
+    lines = observations(s)[0].splitlines()
+    assert lines[1] == "[]"  # no key, token or secret variable at all
+    assert lines[2] == "False"  # the notebook's variables are not there
+    if sandbox.isolation.startswith("network off"):
+        assert lines[3] == "False"  # the host's processes are invisible
+    assert lines[4] == "False"  # no process it can see has the secret
+    assert "sk-test-do-not-leak" not in str(out.result.to_json())
+
+
+def test_the_sandbox_has_no_network_where_unshare_works(sandbox):
+    if not sandbox.isolation.startswith("network off"):
+        pytest.skip(f"isolation here: {sandbox.isolation}")
+    code = ("import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=3)\n"
+            "    print('connected')\nexcept OSError as e:\n    print('refused', e.errno)")
+    s, _ = run_sync(_turn(sandbox, cells(cell(code), cell("submit(0)")), "net", keep=True))
+    assert "refused" in observations(s)[0]
+
+
+@tool
+def weather(city: str) -> str:
+    """Current weather for a city."""
+    return f"sunny in {city}"
+
+
+def test_a_host_tool_called_from_a_cell_runs_through_the_sessions_tool_dispatch(sandbox):
+    model = cells(cell("w = weather(city='Paris')\nprint(w)"), cell("submit(w)"))
+
+    async def go():
+        s = await open_code(sandbox, model, tools=[weather])
+        out = await s.turn("weather?").run()
+        s.tools().set_membership("weather", False)
+        off = await s.turn("again").run()
+        return s, out, off
+
+    s, out, off = run_sync(go())
+    assert out.result.outcome.value == "sunny in Paris"
+    assert [(c.tool, c.args, c.output) for c in out.result.tool_calls] == [
+        ("weather", {"city": "Paris"}, "sunny in Paris")]
+    assert [a.type for a in out.activities if a.type.startswith("tool_call")] == [
+        "tool_call_started", "tool_call_completed"]
+    # membership is the gate for cells too: a tool switched off cannot be called
+    assert off.result.tool_calls[0].success is False
+    assert "HostCallError" in observations(s)[-2]
+
+
+def test_llm_query_is_a_child_call_whose_usage_rolls_into_the_turn(sandbox):
+    def model(request: LlmRequest):
+        if request.system_prompt is None:  # the child call: no code-mode prompt, no history
+            return LlmResponse(parts=(LlmPart.text_part("POSITIVE"),),
+                               usage=TokenUsage(input_tokens=7, output_tokens=3))
+        step = steps(request)
+        code = "print(llm_query('Is this review happy? I loved it.'))" if step == 0 else (
+            "submit('done')")
+        return LlmResponse(parts=(LlmPart.text_part(cell(code)),),
+                           usage=TokenUsage(input_tokens=10, output_tokens=5))
+
+    s, out = run_sync(_turn(sandbox, model, "classify", keep=True))
+    assert observations(s)[0] == "[cell 1 ok]\nPOSITIVE"
+    assert out.result.usage.input_tokens == 10 + 7 + 10
+    assert out.result.usage.output_tokens == 5 + 3 + 5
+    child = [c for c in out.result.llm_calls if ":child:" in c.call_id]
+    assert [(c.usage.input_tokens, c.usage.output_tokens) for c in child] == [(7, 3)]
+    assert s.usage_report().usage.input_tokens == 27
+
+
+def test_stop_interrupts_a_running_cell_and_commits_cancelled_with_the_cells_so_far(
+        sandbox, tmp_path):
+    model = cells(cell("print('first cell')"),
+                  cell("import time\nprint('working', flush=True)\ntime.sleep(600)"),
+                  cell("submit('next turn works')"))
+
+    async def go():
+        store = DuckDBStore(str(tmp_path / "s.duckdb"))
+        s = await open_code(sandbox, model, store=store)
+        stream = s.turn("long job").stream()
+        async for activity in stream:
+            if activity.type == "code_cell_output" and "working" in activity.event.text:
+                s.cancel_running_turns(origin="widget_stop")
+        result = await stream.finish()
+        after = await s.turn("and now?").run()
+        events = await s._stored_events(result.turn_id)
+        await s.close()
+        return result, after, events
+
+    result, after, events = run_sync(go())
+    assert str(result.outcome) == "stopped: cancelled"
+    assert result.cancellation["origin"] == "widget_stop"
+    done = [e.event for e in events if e.type == "code_cell_completed"]
+    assert [(e.cell, e.status) for e in done] == [(1, "ok"), (2, "cancelled")]
+    assert done[1].output == "working\n"
+    assert str(after.result.outcome) == "finished: final_value"
+
+
+def test_a_reopened_session_says_its_sandbox_started_fresh(sandbox, tmp_path):
+    path = str(tmp_path / "r.duckdb")
+    model = cells(cell("z = 5\nsubmit(z)"), cell("submit(0)"))
+
+    async def first():
+        s = await open_code(sandbox, model, store=DuckDBStore(path))
+        out = await s.turn("set z").run()
+        await s.close()
+        return out
+
+    async def second():
+        s = await open_code(sandbox, cells(cell("print('z' in globals())"), cell("submit(1)")),
+                            store=DuckDBStore(path))
+        out = await s.turn("is z there?").run()
+        await s.close()
+        return s, out
+
+    assert run_sync(first()).result.outcome.value == 5
+    s, _ = run_sync(second())
+    obs = observations(s)
+    assert len(obs) == 3  # the first turn's cell is history; two cells in this turn
+    assert obs[1].startswith("[cell 1 ok]\nFalse")  # z is gone: nothing was replayed
+    assert "started fresh for this session" in obs[1]
+
+
+async def _turn_impl(sandbox, model, prompt):
+    s = await open_code(sandbox, model)
+    out = await s.turn(prompt).run()
+    return s, out
+
+
+def _turn(sandbox, model, prompt, keep=False):
+    async def go():
+        s, out = await _turn_impl(sandbox, model, prompt)
+        return (s, out) if keep else out
+    return go()
+
+
+def test_code_mode_needs_a_known_mode_and_shares_need_code_mode():
+    core = LashCore.builder().build()
+    from lash_nb.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="use standard or code"):
+        core.session("x").mode("rlm")
+    with pytest.raises(ConfigurationError, match="share a pandas DataFrame"):
+        core.session("x").mode("code").share(df=[1, 2, 3])
+    with pytest.raises(ConfigurationError, match="needs code mode"):
+        asyncio.run(core.session("x").share(df=pd.DataFrame()).open())
