@@ -11,6 +11,7 @@ not from running the code.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,7 +87,7 @@ def no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_every_notebook_in_the_folder_has_a_test_here():
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == [
         "01-quickstart.ipynb", "02-queue.ipynb", "03-usage-analysis.ipynb",
-        "04-real-providers.ipynb", "05-tools-and-mcp.ipynb",
+        "04-real-providers.ipynb", "05-tools-and-mcp.ipynb", "09-code-mode.ipynb",
     ]
 
 
@@ -281,3 +282,24 @@ def test_tools_notebook_validates_arguments_and_uses_an_mcp_server(tmp_path, no_
     assert "| loud | stdio |" in out and "| running | shout |" in out
     assert 'shout returned {"result": "HELLO FROM THE NOTEBOOK!"}.' in out
     assert "MCP server 'loud' stopped and its tools removed" in out
+
+
+@pytest.mark.slow  # runs a whole notebook in a kernel, which starts a sandbox kernel
+def test_code_mode_notebook_answers_a_dataframe_question_in_code_offline(tmp_path, no_keys):
+    nb = execute("09-code-mode.ipynb", tmp_path)
+    out = texts(nb)
+    assert error_outputs(nb) == []
+    # the offline model's code-mode rule on the notebook's 8 rows, worked out by hand:
+    # north (120+100+110)/3, south (80+40)/2, east (60+90)/2, west 70; total 670
+    assert ("finished: final_value {'east': 75.0, 'north': 110.0, 'south': 60.0, "
+            "'west': 70.0}") in out
+    assert "\n670\n" in f"\n{out}\n"
+    # two turns of two cells each, committed as started/completed pairs
+    assert re.search(r"code_cell_completed\s+4$", out, re.M)
+    assert re.search(r"code_cell_started\s+4$", out, re.M)
+    # the saved record of the %%lash turn shows its two cells (code and output), no widget
+    records = [o["data"]["text/html"] for c in nb.cells for o in c.get("outputs", [])
+               if "data" in o and "lash-cell" in o["data"].get("text/html", "")]
+    assert len(records) == 2
+    assert records[0].count('<pre class="lash-cell-code">') == 2
+    assert "sales (8, 2) [&#x27;region&#x27;, &#x27;revenue&#x27;]" in records[0]

@@ -160,7 +160,9 @@ def code_system_prompt(*, tools: Iterable[ToolSignature] = (),
     return "\n\n".join(parts)
 
 
-_CONTRACT = """### Operating contract
+CODE_PROMPT_HEAD = "### Operating contract (code mode)"
+
+_CONTRACT = CODE_PROMPT_HEAD + """
 
 You work in a persistent Python REPL (a sandbox kernel: pandas and the standard library are
 there; variables persist between cells of the session). Use plain prose only for remarks;
@@ -268,6 +270,7 @@ class CodeTurnMachine(TurnMachine):
 
 __all__ = [
     "CLOSE_TAG",
+    "CODE_PROMPT_HEAD",
     "MODES",
     "MODE_CODE",
     "MODE_STANDARD",

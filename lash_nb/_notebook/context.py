@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -89,6 +89,8 @@ class NotebookContext:
         residency: str | None = None,
         tools: Sequence[Any] = (),
         tool_names: tuple[str, ...] | None = None,
+        mode: str | None = None,
+        shares: Mapping[str, Any] | None = None,
     ) -> Binding:
         """Open (resume or, with ``fresh``, start over) and bind; ``tools`` (tool providers
         or functions) are attached to the session before it is returned."""
@@ -109,6 +111,8 @@ class NotebookContext:
             await old.session.close()
         core = self.core_for(store, provider, model)
         builder = core.session(name).residency(residency or d.residency)
+        if mode is not None:
+            builder = builder.mode(mode).share(**(shares or {}))
         session = await (builder.open_fresh() if fresh else builder.open())
         admin = session.tools()
         for t in tools:

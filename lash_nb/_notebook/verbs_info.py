@@ -35,9 +35,10 @@ REPLAY.add_argument("--session", default=None)
 # (verb, what it does): one markdown table row each
 _VERBS = (
     (('`%lash open [SESSION] [--fresh] [--store PATH] [--provider P] [--model M] '
-      '[--residency R] [--tools f,g \\| --no-tools]`'),
+      '[--residency R] [--tools f,g \\| --no-tools] [--mode code [--share df,path]]`'),
      ("open a session and bind it (attaches the notebook's `@tool` functions, or the "
-      '`--tools` named)')),
+      '`--tools` named); `--mode code`: the model works in Python cells in a sandbox kernel, '
+      '`--share` copies DataFrames or files into it')),
     ('`%%lash [--session S] [-o VAR] [--background]`',
      ('the cell body is the prompt (`{var}` interpolation, `\\{var}` for literal braces); '
       'live widget with Stop')),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -29,6 +31,11 @@ OPEN.add_argument("--tools", default=None,
                   help="comma-separated functions of the notebook to attach as tools "
                        "(plain functions get @tool semantics); default: every @tool object")
 OPEN.add_argument("--no-tools", action="store_true", help="attach no notebook tools")
+OPEN.add_argument("--mode", default=None, choices=("standard", "code"),
+                  help="code: the model writes Python cells run in a sandbox kernel")
+OPEN.add_argument("--share", default=None,
+                  help="code mode: comma-separated DataFrame variables or file paths copied "
+                       "into the sandbox")
 
 TURN_VALUES = ("--session", "-o", "--turn-id")
 TURN_FLAGS = ("--background",)
@@ -143,14 +150,37 @@ def open_args(m: LashMagics, argline: str, cell: str | None) -> Any:
     if names is None and previous is not None and previous.tool_names is not None:
         names = ",".join(previous.tool_names)  # reopening keeps the explicit --tools
     a.tool_list, a.tool_names = ([], ()) if a.no_tools else notebook_tools(m, names)
+    a.shares = shared_values(m, a.share)
+    if a.shares and a.mode != "code":
+        raise UsageError("--share copies data into code mode's sandbox; add --mode code")
     return a
+
+
+def shared_values(m: LashMagics, names: str | None) -> dict[str, Any]:
+    """``--share df,data/sales.csv``: notebook variables by name, else existing files (named
+    by their stem in the sandbox)."""
+    out: dict[str, Any] = {}
+    for raw in (names or "").split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        if item in m.user_ns:
+            out[item] = m.user_ns[item]
+        elif os.path.isfile(item):
+            stem = "".join(c if c.isalnum() else "_" for c in Path(item).stem) or "file"
+            out[stem if stem.isidentifier() else f"file_{stem}"] = item
+        else:
+            raise UsageError(f"--share names {item!r}, which is neither a notebook variable "
+                             "nor a file; define it or give the file's path")
+    return out
 
 
 async def open_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = open_args(m, argline, cell)
     name, tools, tool_names = a.session, a.tool_list, a.tool_names
     b = await m.ctx.open(name, fresh=a.fresh, store=a.store, provider=a.provider,
-                         model=a.model, residency=a.residency, tools=tools, tool_names=tool_names)
+                         model=a.model, residency=a.residency, tools=tools, tool_names=tool_names,
+                         mode=a.mode, shares=a.shares)
     card = session_card(b)
     if assigned:
         return b.session

@@ -11,6 +11,13 @@ Rules (documented for users; tests rely on them):
 - **Answers.** After tool results, it answers ``"<tool> returned <output>."`` for each call.
   Otherwise it answers ``"You said: <prompt>"`` followed by a sentence that says it is the
   offline model. With ``reasoning=True`` it first streams a short reasoning text.
+- **Code mode** (a session opened with ``mode("code")``): it first writes a cell that prints
+  each shared DataFrame's name, shape and columns, then a cell that answers in pandas: the
+  first aggregate the question names (mean / average, sum / total, max, min, count, median)
+  over the first numeric column it names, per the column after ``by`` / ``per`` when there
+  is one, submitted as a number or a dict per group; otherwise the row count and columns.
+  A failed answer cell is answered by submitting its error's last line
+  (``offline_code.py``).
 - **Streaming.** The answer streams word by word, one delta every ``delay_s`` seconds
   (default 0.03: visibly streaming in a notebook; pass 0 for tests and benchmarks).
 - **Tokens.** ``ceil(chars / 4)`` per message text plus 4 per message for input; the same rule
@@ -39,6 +46,7 @@ from .._core.llm import (
 )
 from .._core.records import Message, PartKind, Role, fresh_id
 from .._core.usage import TokenUsage
+from .offline_code import code_reply, is_code_request
 
 OFFLINE_MODEL = "lash-offline"
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -78,7 +86,14 @@ class OfflineProvider:
             t for t in request.tools
             if t.name not in called and re.search(rf"\b{re.escape(t.name)}\b", prompt, re.I)
         ]
-        if to_call and not results:
+        if is_code_request(request):
+            answer = code_reply(messages)
+            for word in _words(answer):
+                yield TextDelta(word)
+                await self._pause()
+            parts.append(LlmPart.text_part(answer))
+            reason = TerminalReason.STOP
+        elif to_call and not results:
             for spec in to_call:
                 args = _arguments(spec.name, spec.input_schema, prompt)
                 parts.append(LlmPart.tool_call(fresh_id("call_"), spec.name, json.dumps(args)))

@@ -47,6 +47,33 @@ function lashToolRow(b, open) {
   return d;
 }
 
+function lashCellRow(b) {
+  // code mode: the cell's code, its output as it streams, its error and PNG images
+  const d = lashEl("details", "lash-cell lash-cell-" + b.status);
+  d.dataset.cid = b.cid;
+  d.open = true;
+  const s = lashEl("summary");
+  s.append(lashEl("span", "lash-tool-name", "cell " + b.cell));
+  s.append(lashEl("span", "lash-tool-status", b.status));
+  if (b.duration_ms !== null && b.duration_ms !== undefined) {
+    s.append(lashEl("span", "lash-tool-dur", Math.round(b.duration_ms) + " ms"));
+  }
+  d.append(s, lashEl("pre", "lash-cell-code", b.code || ""));
+  if (b.output) d.append(lashEl("pre", "lash-cell-output", b.output));
+  if (b.error) d.append(lashEl("pre", "lash-cell-error", b.error));
+  if (b.note) d.append(lashEl("div", "lash-cell-note", b.note));
+  for (const out of b.displays || []) {
+    const png = out["image/png"];
+    if (typeof png === "string" && /^[A-Za-z0-9+\/=\s]+$/.test(png)) {
+      const img = lashEl("img", "lash-cell-image");
+      img.alt = "cell output";
+      img.src = "data:image/png;base64," + png.replace(/\s/g, "");
+      d.append(img);
+    }
+  }
+  return d;
+}
+
 function lashBlock(b, openState, html, htmlLen) {
   if (b.kind === "prose") {
     const div = lashEl("div", "lash-prose" + (b.interrupted ? " lash-interrupted" : ""));
@@ -67,6 +94,7 @@ function lashBlock(b, openState, html, htmlLen) {
     return d;
   }
   if (b.kind === "tool") return lashToolRow(b, openState[b.cid]);
+  if (b.kind === "cell") return lashCellRow(b);
   return lashEl("div", "lash-" + b.kind, b.text);
 }
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ..._core.code_mode import OPEN_TAG
 from ..._core.records import TurnOutcome
 
 TEXT_KINDS = {"assistant_prose_delta": "prose", "reasoning_delta": "reasoning"}
@@ -113,6 +114,8 @@ class TurnFold:
             elif k == "tool":
                 dur = f", {b['duration_ms']:.0f} ms" if b.get("duration_ms") is not None else ""
                 out.append(f"- tool `{b['name']}` {b['status']}{dur}")
+            elif k == "cell":
+                out.append(cell_markdown(b))
             elif k == "prose" and b.get("interrupted"):
                 out.append(b["text"] + " _[interrupted]_")
             else:
@@ -199,6 +202,39 @@ def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     )
 
 
+def _cell_started(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    """Code mode: a cell row; the reply's prose keeps only the text before its cell (the
+    cell row shows the code)."""
+    prose = [b for b in fold.blocks if b["kind"] == "prose"]
+    if prose and OPEN_TAG in prose[-1]["text"]:
+        text = prose[-1]["text"]
+        prose[-1]["text"] = text[:text.find(OPEN_TAG)].rstrip()
+    row = fold._row(cid, "cell", cell=a.get("cell"), code=a.get("code", ""), status="running")
+    row.setdefault("output", "")
+
+
+def _cell_output(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    row = fold._row(cid, "cell", cell=a.get("cell"), code="", status="running", output="")
+    row["output"] = row["output"] + str(a.get("text") or "")
+
+
+def _cell_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    row = fold._row(cid, "cell", cell=a.get("cell"), code=a.get("code", ""), status="running")
+    row.update({k: a.get(k) for k in ("code", "status", "output", "error", "duration_ms",
+                                       "displays", "final_value", "truncated", "note")})
+    row["submitted"] = "final_value" in a
+
+
+def cell_markdown(b: Mapping[str, Any]) -> str:
+    lines = [f"cell {b.get('cell')} · {b.get('status')}", "```python", str(b.get("code") or ""),
+             "```"]
+    if b.get("output"):
+        lines += ["```", str(b["output"]).rstrip("\n"), "```"]
+    if b.get("error"):
+        lines += ["```", str(b["error"]).rstrip("\n"), "```"]
+    return "\n".join(lines)
+
+
 def _usage(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     usage = dict(a.get("cumulative") or a.get("usage") or {})
     if a.get("estimated") or fold.usage.get("estimated"):
@@ -262,4 +298,7 @@ _HANDLERS = {
     "queued_work_started": _queued_work,
     "turn_outcome": _outcome,
     "store_wait": _store_wait,
+    "code_cell_started": _cell_started,
+    "code_cell_output": _cell_output,
+    "code_cell_completed": _cell_completed,
 }

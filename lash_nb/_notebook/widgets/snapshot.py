@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -113,7 +114,36 @@ def block_html(b: Mapping[str, Any], rendered: Mapping[str, str] | None = None) 
                 f'<div class="lash-reasoning-text">{esc(b.get("text"))}</div></details>')
     if kind == "tool":
         return tool_row_html(b)
+    if kind == "cell":
+        return cell_html(b)
     return f'<div class="lash-{esc(kind)}">{esc(b.get("text"))}</div>'
+
+
+_BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]+$")
+
+
+def cell_html(b: Mapping[str, Any]) -> str:
+    """A code-mode cell: its code, output, error and images. Every text is escaped; of the
+    rich outputs only PNG images are shown (as data URIs, nothing is fetched); an HTML table
+    is shown by its text form, already in the output."""
+    status = str(b.get("status") or "running")
+    dur = b.get("duration_ms")
+    dur_html = f'<span class="lash-tool-dur">{float(dur):.0f} ms</span>' if dur is not None else ""
+    images = "".join(
+        f'<img class="lash-cell-image" alt="cell output" src="data:image/png;base64,'
+        f'{"".join(str(d["image/png"]).split())}">'
+        for d in (b.get("displays") or ()) if _BASE64.match(str(d.get("image/png", "")) or "!"))
+    parts = [f'<pre class="lash-cell-code">{esc(b.get("code"))}</pre>']
+    if b.get("output"):
+        parts.append(f'<pre class="lash-cell-output">{esc(b.get("output"))}</pre>')
+    if b.get("error"):
+        parts.append(f'<pre class="lash-cell-error">{esc(b.get("error"))}</pre>')
+    if b.get("note"):
+        parts.append(f'<div class="lash-cell-note">{esc(b.get("note"))}</div>')
+    return (f'<details open class="lash-cell lash-cell-{esc(status)}"><summary>'
+            f'<span class="lash-tool-name">cell {esc(b.get("cell"))}</span> '
+            f'<span class="lash-tool-status">{esc(status)}</span> {dur_html}</summary>'
+            f'{"".join(parts)}{images}</details>')
 
 
 def turn_html(state: Mapping[str, Any]) -> str:

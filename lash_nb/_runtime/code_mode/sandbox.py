@@ -26,6 +26,7 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import logging
@@ -375,6 +376,13 @@ class Sandbox:
         await asyncio.wait_for(self._collect(msg_id, out), self.limits.start_timeout_s)
         if out.error:
             raise CodeExecutionUnavailable(f"the sandbox could not be prepared: {out.error[-500:]}")
+
+
+def _kill_at_exit(km: Any) -> None:
+    proc = getattr(getattr(km, "provisioner", None), "process", None)
+    if proc is not None and proc.poll() is None:
+        with contextlib.suppress(OSError):
+            proc.kill()  # unshare --kill-child takes the kernel with it
 
 
 def _ms(t0: float) -> float:
