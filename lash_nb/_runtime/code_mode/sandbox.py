@@ -26,7 +26,6 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import json
 import logging
