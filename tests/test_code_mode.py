@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
+import time
 
 import pandas as pd
 import pytest
@@ -294,3 +297,26 @@ def test_code_mode_needs_a_known_mode_and_shares_need_code_mode():
         core.session("x").mode("code").share(df=[1, 2, 3])
     with pytest.raises(ConfigurationError, match="needs code mode"):
         asyncio.run(core.session("x").share(df=pd.DataFrame()).open())
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1].startswith("Z")  # exited, not yet reaped
+    except FileNotFoundError:
+        return True
+
+
+def test_a_sandbox_does_not_outlive_the_process_that_started_it():
+    """A notebook kernel that shuts down without closing its session takes its sandbox
+    with it (the sandbox runs in its own process session, so nothing else would)."""
+    script = ("import asyncio\nfrom lash_nb._runtime.code_mode.sandbox import Sandbox\n"
+              "async def main():\n    sb = Sandbox()\n    await sb.start()\n"
+              "    print(await sb.pid(), flush=True)\nasyncio.run(main())\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=True)
+    pid = int(done.stdout.split()[-1])
+    deadline = time.monotonic() + 60  # generous: the condition, not the time, is the test
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _gone(pid)

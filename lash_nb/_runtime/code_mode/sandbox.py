@@ -26,6 +26,7 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import logging
@@ -181,12 +182,14 @@ class Sandbox:
                 f"the code-mode sandbox kernel did not start ({type(err).__name__}: {err}); "
                 "check that ipykernel is installed in this Python") from err
         self._km, self._kc = km, kc
+        atexit.register(self._kill_now)  # a sandbox never outlives the user's kernel
         for code in (self._prelude, self._tools):
             if code:
                 await self._quiet(code)
         self.started_s = time.perf_counter() - t0
 
     async def close(self) -> None:
+        atexit.unregister(self._kill_now)
         kc, km, self._kc, self._km = self._kc, self._km, None, None
         if self._settling is not None:
             self._settling.cancel()
@@ -202,6 +205,7 @@ class Sandbox:
 
     async def restart(self) -> None:
         """A fresh kernel in the same working directory (files stay, variables go)."""
+        atexit.unregister(self._kill_now)
         km, kc = self._km, self._kc
         self._km = self._kc = None
         if kc is not None:
@@ -231,6 +235,12 @@ class Sandbox:
         await self._quiet("get_ipython().run_line_magic('reset', '-f')")
         if self._prelude:
             await self._quiet(self._prelude)
+
+    def _kill_now(self) -> None:
+        proc = getattr(getattr(self._km, "provisioner", None), "process", None)
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(OSError):
+                proc.kill()  # unshare --kill-child takes the kernel with it
 
     async def pid(self) -> int | None:
         prov = getattr(self._km, "provisioner", None)
@@ -375,13 +385,6 @@ class Sandbox:
         await asyncio.wait_for(self._collect(msg_id, out), self.limits.start_timeout_s)
         if out.error:
             raise CodeExecutionUnavailable(f"the sandbox could not be prepared: {out.error[-500:]}")
-
-
-def _kill_at_exit(km: Any) -> None:
-    proc = getattr(getattr(km, "provisioner", None), "process", None)
-    if proc is not None and proc.poll() is None:
-        with contextlib.suppress(OSError):
-            proc.kill()  # unshare --kill-child takes the kernel with it
 
 
 def _ms(t0: float) -> float:
