@@ -320,3 +320,19 @@ def test_a_sandbox_does_not_outlive_the_process_that_started_it():
     while not _gone(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _gone(pid)
+
+
+def test_a_sandbox_dies_with_a_process_that_was_killed():
+    """A notebook kernel killed hard (no atexit) still takes its sandbox along."""
+    script = ("import asyncio, os, signal\nfrom lash_nb._runtime.code_mode.sandbox import Sandbox\n"
+              "async def main():\n    sb = Sandbox()\n    await sb.start()\n"
+              "    print(await sb.pid(), flush=True)\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+              "asyncio.run(main())\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == -9
+    pid = int(done.stdout.split()[-1])
+    deadline = time.monotonic() + 60  # generous: the condition, not the time, is the test
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _gone(pid)

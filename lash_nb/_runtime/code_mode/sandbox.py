@@ -18,6 +18,9 @@ Theory of operation
 - Wall time per cell: past ``cell_wall_s`` the cell is interrupted; if it is not idle
   ``interrupt_grace_s`` later the kernel is restarted (variables are lost; the output says
   so). A kernel that died (the CPU limit kills it, or the OOM killer) is restarted too.
+- A sandbox never outlives the process that started it: the ``unshare`` process gets
+  ``PR_SET_PDEATHSIG`` (killed when the starting thread dies, even by SIGKILL) and an
+  ``atexit`` kill; ``unshare --kill-child`` takes the kernel with it.
 - Cancel (Stop): the task running :meth:`run_cell` is cancelled; the sandbox interrupts the
   cell at once and waits for the kernel to be idle in the background; the next cell first
   waits for that (restarting if it does not come). The outputs so far stay on ``current``.
@@ -28,11 +31,13 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import ctypes
 import json
 import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -171,7 +176,8 @@ class Sandbox:
         km._kernel_spec = KernelSpec(argv=argv, language="python", display_name="lash sandbox",
                                      interrupt_mode="message")
         try:
-            await km.start_kernel(env=sandbox_env(self.workdir), cwd=self.workdir)
+            extra = {"preexec_fn": _die_with_parent} if sys.platform.startswith("linux") else {}
+            await km.start_kernel(env=sandbox_env(self.workdir), cwd=self.workdir, **extra)
             kc = km.client()
             kc.start_channels()
             await kc.wait_for_ready(timeout=lim.start_timeout_s)
@@ -385,6 +391,12 @@ class Sandbox:
         await asyncio.wait_for(self._collect(msg_id, out), self.limits.start_timeout_s)
         if out.error:
             raise CodeExecutionUnavailable(f"the sandbox could not be prepared: {out.error[-500:]}")
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the thread that started it dies, so a notebook
+    kernel that is killed (not shut down) takes its sandbox along (``PR_SET_PDEATHSIG``)."""
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
 
 
 def _ms(t0: float) -> float:
