@@ -17,7 +17,8 @@ from lash_nb._runtime.code_mode.sandbox import Sandbox, SandboxLimits
 from lash_nb.providers import FunctionProvider, LlmPart, LlmRequest, LlmResponse
 from lash_nb.stores import DuckDBStore
 
-LIMITS = SandboxLimits(cell_wall_s=4.0, memory_bytes=2 * 2**30, interrupt_grace_s=4.0)
+LIMITS = SandboxLimits(cell_wall_s=4.0, memory_bytes=2 * 2**30, interrupt_grace_s=4.0,
+                       output_chars=5000)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,9 @@ def test_a_cell_prints_an_observation_and_submit_finishes_with_the_value(sandbox
     assert [r["status"] for r in rows] == ["ok", "ok"]
     assert rows[1]["final_value"] == {"Oslo": 7, "Paris": 5}
     assert '"Oslo": 7' in out.result.assistant_output.safe_text
+    (started,) = [a.event for a in out.activities if a.type == "code_sandbox_started"]
+    assert [x["name"] for x in started.shared] == ["df"]
+    assert started.note is None  # the session's first turn: nothing to lose
 
 
 def test_an_error_in_a_cell_is_fed_back_and_the_model_recovers(sandbox):
@@ -107,6 +111,25 @@ def test_a_reply_without_a_cell_gets_the_submit_reminder_then_the_cell_finishes(
     model = cells("I think the answer is 4.", cell("submit(4)"))
     out = run_sync(_turn(sandbox, model, "2+2?"))
     assert out.result.outcome.value == 4
+
+
+def test_output_beyond_the_cap_is_cut_and_marked(sandbox):
+    model = cells(cell("print('x' * 50_000)"), cell("submit('ok')"))
+    s, out = run_sync(_turn(sandbox, model, "flood", keep=True))
+    first = completed(out)[0]
+    assert len(first["output"]) == LIMITS.output_chars
+    assert first["truncated"] is True
+    assert observations(s)[0].endswith("[output truncated: print less, or a slice]")
+
+
+def test_a_kernel_that_dies_in_a_cell_is_restarted_and_the_model_is_told(sandbox):
+    model = cells(cell("import os\nos._exit(3)"),
+                  cell("submit('alive')"))
+    s, out = run_sync(_turn(sandbox, model, "crash", keep=True))
+    first = completed(out)[0]
+    assert first["status"] == "died"
+    assert "it was restarted and its variables are gone" in first["error"]
+    assert out.result.outcome.value == "alive"  # the restarted sandbox ran the next cell
 
 
 def test_a_cell_that_runs_forever_is_interrupted_at_the_wall_time_limit(sandbox):
@@ -263,11 +286,14 @@ def test_a_reopened_session_says_its_sandbox_started_fresh(sandbox, tmp_path):
         s = await open_code(sandbox, cells(cell("print('z' in globals())"), cell("submit(1)")),
                             store=DuckDBStore(path))
         out = await s.turn("is z there?").run()
+        events = await s._stored_events(out.result.turn_id)
         await s.close()
-        return s, out
+        return s, events
 
     assert run_sync(first()).result.outcome.value == 5
-    s, _ = run_sync(second())
+    s, events = run_sync(second())
+    (started,) = [e.event for e in events if e.type == "code_sandbox_started"]
+    assert "started fresh for this session" in started.note  # committed with the turn
     obs = observations(s)
     assert len(obs) == 3  # the first turn's cell is history; two cells in this turn
     assert obs[1].startswith("[cell 1 ok]\nFalse")  # z is gone: nothing was replayed

@@ -38,7 +38,7 @@ SURFACE: dict[str, list[str]] = {
     ],
     "lash_nb.events": [
         "AssistantProseDelta", "CodeCellCompleted", "CodeCellOutput", "CodeCellStarted",
-        "Error",
+        "CodeSandboxStarted", "Error",
         "ModelAttemptReset", "ModelRequestStarted",
         "QueuedInputAccepted", "QueuedWorkStarted", "ReasoningDelta", "RetryStatus",
         "ToolCallCompleted", "ToolCallStarted", "TurnActivity", "TurnEvent", "TurnOutcomeEvent",

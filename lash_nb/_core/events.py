@@ -145,6 +145,18 @@ class StoreWait(TurnEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class CodeSandboxStarted(TurnEvent):
+    """Code mode: the session's sandbox kernel was started (fresh: no variable of earlier
+    turns; cells are never replayed) with this data shared into it (``[{name, kind, what}]``)
+    and this isolation (``network off, own PID namespace`` or why not)."""
+
+    type: ClassVar[str] = "code_sandbox_started"
+    isolation: str
+    shared: list[dict[str, str]]
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CodeCellStarted(TurnEvent):
     """Code mode: the model's cell ``cell`` (1, 2, ... within the turn) starts in the sandbox.
     Its completion shares the correlation id ``cell:<turn id>:<cell>``."""
@@ -207,6 +219,7 @@ EVENT_TYPES: dict[str, type[TurnEvent]] = {
         QueuedInputAccepted,
         Error,
         StoreWait,
+        CodeSandboxStarted,
         CodeCellStarted,
         CodeCellOutput,
         CodeCellCompleted,

@@ -81,6 +81,12 @@ def session_card(b: Any) -> Markdown:
                  "the store's turns table)")
     meta.append(f"{turns} · `%lash help` for the verbs")
     meta.append(tools_line(s.tools().all_tools()))
+    code = s.parts.code_mode
+    if code is not None:
+        shared = ", ".join(f"`{name}`" for name, _ in code.shared()) or "nothing"
+        meta.append(f"**code mode**: the model writes Python cells run in a sandbox kernel "
+                    f"(started with the first turn, fresh: no earlier variables); shared: "
+                    f"{shared}")
     return Markdown("\n\n".join(meta))
 
 

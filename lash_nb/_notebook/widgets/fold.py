@@ -202,6 +202,12 @@ def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     )
 
 
+def _sandbox_started(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    shared = ", ".join(str(x.get("name")) for x in a.get("shared") or ()) or "nothing shared"
+    fold._append("notice", f"sandbox started ({a.get('isolation')}); {shared}"
+                 + (f"; {a['note']}" if a.get("note") else ""))
+
+
 def _cell_started(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     """Code mode: a cell row; the reply's prose keeps only the text before its cell (the
     cell row shows the code)."""
@@ -298,6 +304,7 @@ _HANDLERS = {
     "queued_work_started": _queued_work,
     "turn_outcome": _outcome,
     "store_wait": _store_wait,
+    "code_sandbox_started": _sandbox_started,
     "code_cell_started": _cell_started,
     "code_cell_output": _cell_output,
     "code_cell_completed": _cell_completed,

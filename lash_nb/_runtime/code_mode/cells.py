@@ -73,7 +73,13 @@ class CodeCells:
         """Before the turn's first model call: the sandbox runs, the tools are callable."""
         if self._prompt is not None:
             return
-        self.fresh = await self.mode.ensure_started() and self.run.parts.state.turn_index > 0
+        started = await self.mode.ensure_started()
+        self.fresh = started and self.run.parts.state.turn_index > 0
+        if started:  # the committed record of what the sandbox holds (ADR 71)
+            self.run.emit_independent(ev.CodeSandboxStarted(
+                self.mode.sandbox.isolation,
+                [{"name": s.name, "kind": s.kind, "what": s.describe()} for s in self.mode.shares],
+                FRESH_NOTE if self.fresh else None))
         specs = self.run.parts.catalog.specs()
         await self.mode.sandbox.set_tools([s.name for s in specs])
         sigs = [ToolSignature(s.name, s.description,
