@@ -125,7 +125,7 @@ def test_output_beyond_the_cap_is_cut_and_marked(sandbox):
 def test_a_kernel_that_dies_in_a_cell_is_restarted_and_the_model_is_told(sandbox):
     model = cells(cell("import os\nos._exit(3)"),
                   cell("submit('alive')"))
-    s, out = run_sync(_turn(sandbox, model, "crash", keep=True))
+    out = run_sync(_turn(sandbox, model, "crash"))
     first = completed(out)[0]
     assert first["status"] == "died"
     assert "it was restarted and its variables are gone" in first["error"]
