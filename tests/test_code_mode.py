@@ -188,6 +188,16 @@ def test_a_cell_cannot_read_host_secrets_or_the_users_kernel(sandbox, monkeypatc
     assert "sk-test-do-not-leak" not in str(out.result.to_json())
 
 
+def test_the_resource_limits_hold_inside_the_sandbox(sandbox):
+    code = ("import resource\n"
+            "print(resource.getrlimit(resource.RLIMIT_AS)[0] == 2 * 2**30)\n"
+            "print(resource.getrlimit(resource.RLIMIT_CPU)[0] == 1800)\n"
+            "print(resource.getrlimit(resource.RLIMIT_FSIZE)[0] == 2**30)\n"
+            "import os\nprint(os.getcwd() == os.environ['HOME'])")
+    s, _ = run_sync(_turn(sandbox, cells(cell(code), cell("submit(0)")), "limits", keep=True))
+    assert observations(s)[0] == "[cell 1 ok]\nTrue\nTrue\nTrue\nTrue"
+
+
 def test_the_sandbox_has_no_network_where_unshare_works(sandbox):
     if not sandbox.isolation.startswith("network off"):
         pytest.skip(f"isolation here: {sandbox.isolation}")
