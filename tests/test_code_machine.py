@@ -7,6 +7,7 @@ import pytest
 from lash_nb._core import turn_machine as tm
 from lash_nb._core.code_mode import (
     SUBMIT_REMINDER,
+    AppendProtocolNote,
     CellDone,
     CodeTurnMachine,
     ExecCell,
@@ -72,7 +73,7 @@ def test_input_claimed_at_the_final_checkpoint_sends_the_model_back_to_work():
 def test_prose_without_a_cell_gets_the_submit_reminder_and_counts_an_iteration():
     m = started(max_turns=2)
     m.handle_response(tm.LlmReplied("The answer is 4."))
-    assert drain(m) == [tm.AppendProse("The answer is 4."), tm.AppendNote(SUBMIT_REMINDER),
+    assert drain(m) == [tm.AppendProse("The answer is 4."), AppendProtocolNote(SUBMIT_REMINDER),
                         tm.Checkpoint("after_work")]
     m.handle_response(tm.CheckpointDone(claimed=False))
     drain(m)
@@ -88,7 +89,7 @@ def test_an_unclosed_cell_is_fed_back_and_nothing_runs():
     m.handle_response(tm.LlmReplied("<python>\nprint(1)"))
     effects = drain(m)
     assert not any(isinstance(e, ExecCell) for e in effects)
-    (note,) = [e for e in effects if isinstance(e, tm.AppendNote)]
+    (note,) = [e for e in effects if isinstance(e, AppendProtocolNote)]
     assert "no </python> line" in note.text
 
 

@@ -42,7 +42,7 @@ def steps(request: LlmRequest) -> int:
     """Cells run and reminders given since the user's prompt (the model's step in this turn)."""
     msgs = list(request.messages)
     start = max(i for i, m in enumerate(msgs) if m.role.value == "user" and m.origin is None)
-    return sum(1 for m in msgs[start:] if m.origin == "code_observation" or m.role.value == "system")
+    return sum(1 for m in msgs[start:] if m.origin in ("code_observation", "code_protocol"))
 
 
 def cell(code: str, prose: str = "") -> str:
@@ -109,8 +109,11 @@ def test_an_error_in_a_cell_is_fed_back_and_the_model_recovers(sandbox):
 
 def test_a_reply_without_a_cell_gets_the_submit_reminder_then_the_cell_finishes(sandbox):
     model = cells("I think the answer is 4.", cell("submit(4)"))
-    out = run_sync(_turn(sandbox, model, "2+2?"))
+    s, out = run_sync(_turn(sandbox, model, "2+2?", keep=True))
     assert out.result.outcome.value == 4
+    roles = [(m.role.value, m.origin) for m in s.read_view().messages()]
+    # the reminder is a user message: the model's reply never ends the history it is sent
+    assert roles[:3] == [("user", None), ("assistant", None), ("user", "code_protocol")]
 
 
 def test_output_beyond_the_cap_is_cut_and_marked(sandbox):

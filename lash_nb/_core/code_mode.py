@@ -10,7 +10,8 @@ Theory of operation
   wins: the model is called again). A cell that raised is fed back like any observation
   (its traceback), so the model can fix it.
 - Termination is lash's default ``submit_required``: a reply with no cell is kept as prose,
-  followed by a system reminder to ``submit`` from a cell, and the loop goes on; a
+  followed by a reminder to ``submit`` from a cell (:class:`AppendProtocolNote`), and the
+  loop goes on; a
   ``<python>`` line with no closing line is an invalid cell, fed back the same way. Every
   cell or reminder counts one protocol iteration against ``max_turns`` (``stopped:
   max_turns``).
@@ -32,7 +33,6 @@ from . import events as ev
 from .records import TurnFinish, TurnIssue, TurnOutcome, TurnStop
 from .turn_machine import (
     TERMINAL_STOPS,
-    AppendNote,
     AppendProse,
     Cancelled,
     CheckpointDone,
@@ -66,6 +66,15 @@ class ExecCell(ProtocolEffect):
     cell: int
     code: str
     iteration: int = 0  # the protocol iteration whose reply held the cell
+
+
+@dataclass(frozen=True, slots=True)
+class AppendProtocolNote(ProtocolEffect):
+    """Append a note of the protocol to the model (the submit reminder, an invalid cell) as a
+    user message with origin ``code_protocol``: a system message mid-history would end the
+    conversation on the model's own reply, which some APIs read as a prefill."""
+
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,13 +244,13 @@ class CodeTurnMachine(TurnMachine):
         try:
             code = extract_cell(r.text)
         except InvalidCell as err:
-            self._push(AppendProse(r.text), AppendNote(str(err)))
+            self._push(AppendProse(r.text), AppendProtocolNote(str(err)))
             self._after_work()
             return
         if r.text.strip():
             self._push(AppendProse(r.text))
         if code is None:
-            self._push(AppendNote(SUBMIT_REMINDER))
+            self._push(AppendProtocolNote(SUBMIT_REMINDER))
             self._after_work()
             return
         self.cells += 1
@@ -276,6 +285,7 @@ __all__ = [
     "MODE_STANDARD",
     "OPEN_TAG",
     "SUBMIT_REMINDER",
+    "AppendProtocolNote",
     "CellDone",
     "CodeTurnMachine",
     "ExecCell",

@@ -60,7 +60,8 @@ def is_code_request(request: LlmRequest) -> bool:
 
 def code_reply(messages: Sequence[Message]) -> str:
     """The offline model's reply in code mode (see the module docstring)."""
-    start = max((i for i, m in enumerate(messages) if m.role is Role.USER and m.origin is None),
+    start = max((i for i, m in enumerate(messages)
+                 if m.role is Role.USER and m.origin in (None, "queued_input")),
                 default=0)
     question = messages[start].text() if messages else ""
     seen = [m.text() for m in messages[start + 1:] if m.origin == "code_observation"]

@@ -30,7 +30,13 @@ from .._core import events as ev
 from .._core import turn_machine as tm
 from .._core.cancel import CancellationToken
 from .._core.cancel import evidence as cancel_evidence
-from .._core.code_mode import CellDone, CodeTurnMachine, ExecCell, SettleCell
+from .._core.code_mode import (
+    AppendProtocolNote,
+    CellDone,
+    CodeTurnMachine,
+    ExecCell,
+    SettleCell,
+)
 from .._core.events import TurnActivity
 from .._core.graph import SessionNode
 from .._core.llm import LlmPart, LlmRequest, LlmResponse, LlmToolSpec, Provider
@@ -264,6 +270,9 @@ class TurnRun:
         elif isinstance(effect, SettleCell):
             assert self.code is not None
             self.code.settle()
+        elif isinstance(effect, AppendProtocolNote):
+            self._append(Message.build(Role.USER, [(PartKind.TEXT, effect.text)],
+                                       origin="code_protocol"))
         else:
             raise tm.TurnMachineError(f"unexpected effect {effect!r}")
 
