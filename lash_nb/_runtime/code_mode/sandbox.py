@@ -141,7 +141,7 @@ class Sandbox:
         self.started_s: float | None = None  # seconds the last start took
         self._km: Any = None
         self._kc: Any = None
-        self._settling: asyncio.Task[None] | None = None
+        self._settling: asyncio.Task[str] | None = None
         self._prelude = ""  # code run after every (re)start, silently
         self._tools = ""  # the host tools' functions, likewise
 
@@ -268,6 +268,12 @@ class Sandbox:
                 await asyncio.wait_for(self._collect(msg_id, out, on_output), lim.cell_wall_s)
             except TimeoutError:
                 await self._after_wall_time(msg_id, out)
+            if out.status == "died":
+                await self.restart()
+                out.note = "sandbox restarted"
+                out.error = ("the sandbox kernel died during this cell (it exited, or hit a "
+                             f"resource limit: {lim.cpu_s} CPU seconds or memory); it was "
+                             "restarted and its variables are gone")
         except asyncio.CancelledError:
             out.status = "cancelled"
             out.duration_ms = _ms(t0)
@@ -287,12 +293,7 @@ class Sandbox:
                 msg = await self._kc.get_iopub_msg(timeout=0.5)
             except Exception:  # queue.Empty: is the kernel still there?
                 if not await self._km.is_alive():
-                    out.status, out.error = "died", (
-                        "the sandbox kernel died during this cell (a resource limit: CPU time "
-                        f"{self.limits.cpu_s} s or memory); it was restarted and its "
-                        "variables are gone")
-                    await self.restart()
-                    out.note = "sandbox restarted"
+                    out.status = "died"  # the caller restarts it, outside the wall-time wait
                     return
                 continue
             if msg["parent_header"].get("msg_id") != msg_id:
@@ -328,7 +329,8 @@ class Sandbox:
         out.status = "timeout"
         self._interrupt_now()
         try:
-            await asyncio.wait_for(self._drain(msg_id), lim.interrupt_grace_s)
+            if await asyncio.wait_for(self._drain(msg_id), lim.interrupt_grace_s) == "died":
+                raise TimeoutError  # the interrupt killed it: restart below
             out.error = (f"the cell ran past the wall-time limit of {lim.cell_wall_s:g} s and "
                          "was interrupted; variables are kept")
         except TimeoutError:
@@ -347,17 +349,21 @@ class Sandbox:
         km._connect_control_socket()
         km.session.send(km._control_socket, msg)
 
-    async def _drain(self, msg_id: str) -> None:
-        """Read this cell's messages until the kernel is idle again."""
-        await self._collect(msg_id, CellOutput(""))
+    async def _drain(self, msg_id: str) -> str:
+        """Read this cell's messages until the kernel is idle again (or died)."""
+        out = CellOutput("")
+        await self._collect(msg_id, out)
+        return out.status
 
     async def _settle(self) -> None:
         task, self._settling = self._settling, None
         if task is None:
             return
         try:
-            await asyncio.wait_for(task, self.limits.interrupt_grace_s)
+            status = await asyncio.wait_for(task, self.limits.interrupt_grace_s)
         except (TimeoutError, Exception):
+            status = "died"
+        if status == "died":  # the cut cell did not come back to idle: a fresh kernel
             await self.restart()
 
     async def _serve_stdin(self, msg_id: str, on_request: OnRequest) -> None:
@@ -389,6 +395,8 @@ class Sandbox:
         msg_id = kc.execute(code, silent=True, store_history=False, allow_stdin=False)
         out = CellOutput(code)
         await asyncio.wait_for(self._collect(msg_id, out), self.limits.start_timeout_s)
+        if out.status == "died":
+            raise CodeExecutionUnavailable("the sandbox kernel died while it was prepared")
         if out.error:
             raise CodeExecutionUnavailable(f"the sandbox could not be prepared: {out.error[-500:]}")
 
