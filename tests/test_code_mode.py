@@ -191,6 +191,17 @@ def test_a_cell_cannot_read_host_secrets_or_the_users_kernel(sandbox, monkeypatc
     assert "sk-test-do-not-leak" not in str(out.result.to_json())
 
 
+def test_a_credential_a_cell_prints_is_scrubbed_before_it_is_stored_or_sent(sandbox):
+    key = "sk-proj-" + "Q7w2E9r4T6y8U1i3O5p7"  # a shape, not a real key
+    # the cell assembles it (as data would hold it): the model's own code never spells it
+    model = cells(cell("print('found', 'sk-proj-' + 'Q7w2E9r4T6y8U1i3O5p7')\ninput('name? ')"),
+                  cell("submit(0)"))
+    s, out = run_sync(_turn(sandbox, model, "leak", keep=True))
+    assert key not in observations(s)[0]
+    assert observations(s)[0].startswith("[cell 1 ok]\nfound ")  # input() read "" and went on
+    assert key not in str([a.to_json() for a in out.activities])
+
+
 def test_the_resource_limits_hold_inside_the_sandbox(sandbox):
     code = ("import resource\n"
             "print(resource.getrlimit(resource.RLIMIT_AS)[0] == 2 * 2**30)\n"

@@ -101,7 +101,8 @@ class CodeCells:
         self.run.emit(ev.CodeCellStarted(effect.cell, effect.code), cid)
         out = await self.mode.sandbox.run_cell(
             effect.code, self._on_request,
-            lambda text: self.run.emit(ev.CodeCellOutput(effect.cell, clean_text(text)), cid))
+            lambda text: self.run.emit(ev.CodeCellOutput(effect.cell, scrub(clean_text(text))),
+                                       cid))
         if self.fresh:
             out.note = "; ".join(n for n in (FRESH_NOTE, out.note) if n)
             self.fresh = False
@@ -128,7 +129,9 @@ class CodeCells:
         self._record(cell, out)
 
     def _record(self, effect: ExecCell, out: CellOutput) -> None:
-        text, error = clean_text(out.text), clean_text(out.error) if out.error else None
+        # what a cell printed is outside text: cleaned and scrubbed of credential shapes
+        text = scrub(clean_text(out.text))
+        error = scrub(clean_text(out.error)) if out.error else None
         value = self._submitted[0] if self._submitted is not None else None
         self.run.emit(ev.CodeCellCompleted(
             effect.cell, effect.code, out.status, text, out.duration_ms, error=error,

@@ -281,7 +281,9 @@ class Sandbox:
             self._settling = asyncio.ensure_future(self._drain(msg_id))
             raise
         finally:
+            # a host call cut here (a tool, llm_query) records itself before the turn commits
             stdin.cancel()
+            await asyncio.wait({stdin}, timeout=lim.interrupt_grace_s)
         out.duration_ms = _ms(t0)
         return out
 
@@ -377,8 +379,7 @@ class Sandbox:
                 continue
             prompt = str(msg["content"].get("prompt", ""))
             if not prompt.startswith(BRIDGE_PREFIX):
-                kc.input(json.dumps({"ok": False, "error": "there is no keyboard input in the "
-                                                           "sandbox"}))
+                kc.input("")  # input() in a cell: there is no keyboard here, it reads ""
                 continue
             try:
                 request = json.loads(prompt[len(BRIDGE_PREFIX):])
