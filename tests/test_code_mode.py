@@ -296,6 +296,32 @@ def test_stop_interrupts_a_running_cell_and_commits_cancelled_with_the_cells_so_
     assert str(after.result.outcome) == "finished: final_value"
 
 
+@tool
+async def slow_lookup(key: str) -> str:
+    """A lookup that takes a very long time."""
+    await asyncio.sleep(3600)
+    return key
+
+
+def test_stop_during_a_host_tool_call_from_a_cell_records_the_call_as_cancelled(sandbox):
+    model = cells(cell("print(slow_lookup(key='a'))"), cell("submit('next')"))
+
+    async def go():
+        s = await open_code(sandbox, model, tools=[slow_lookup])
+        stream = s.turn("look it up").stream()
+        async for activity in stream:
+            if activity.type == "tool_call_started":
+                s.cancel_running_turns(origin="widget_stop")
+        result = await stream.finish()
+        after = await s.turn("again").run()
+        return result, after
+
+    result, after = run_sync(go())
+    assert str(result.outcome) == "stopped: cancelled"
+    assert [(c.tool, c.interrupted) for c in result.tool_calls] == [("slow_lookup", True)]
+    assert str(after.result.outcome) == "finished: final_value"
+
+
 def test_a_reopened_session_says_its_sandbox_started_fresh(sandbox, tmp_path):
     path = str(tmp_path / "r.duckdb")
     model = cells(cell("z = 5\nsubmit(z)"), cell("submit(0)"))
