@@ -24,6 +24,8 @@ Theory of operation
 - Cancel (Stop): the task running :meth:`run_cell` is cancelled; the sandbox interrupts the
   cell at once and waits for the kernel to be idle in the background; the next cell first
   waits for that (restarting if it does not come). The outputs so far stay on ``current``.
+  Every use of the kernel (a cell, the prelude, the tools' functions) first waits for that
+  settling: two readers of the kernel's messages would each lose the other's.
 """
 
 from __future__ import annotations
@@ -31,29 +33,22 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import ctypes
 import json
-import logging
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..._errors import CodeExecutionUnavailable
 from .bridge import BRIDGE_PREFIX, tool_stubs
-
-log = logging.getLogger("lash_nb.code_mode")
+from .process import die_with_parent, kernel_argv, namespace_prefix, sandbox_env
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_LAUNCH = Path(__file__).with_name("launch.py")
 _KEEP_MIMES = ("text/plain", "text/html", "image/png")
 _MAX_IMAGE_CHARS = 400_000
 
@@ -99,37 +94,6 @@ OnRequest = Callable[[dict[str, Any]], Awaitable[Any]]
 OnOutput = Callable[[str], None]
 
 
-def _probe_unshare() -> list[str]:
-    """The ``unshare`` prefix that works here (network + PID namespaces), else []."""
-    exe = shutil.which("unshare")
-    if exe is None or not sys.platform.startswith("linux"):
-        return []
-    prefix = [exe, "--user", "--map-root-user", "--net", "--pid", "--fork", "--mount-proc",
-              "--kill-child"]
-    try:
-        ok = subprocess.run([*prefix, "true"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        ok = False
-    return prefix if ok else []
-
-
-def sandbox_env(workdir: str) -> dict[str, str]:
-    """The kernel's whole environment: nothing inherited from the host."""
-    return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": workdir,
-        "TMPDIR": workdir,
-        "LANG": "C.UTF-8",
-        "PYTHONNOUSERSITE": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-        "MPLBACKEND": "Agg",
-        "MALLOC_ARENA_MAX": "2",  # address-space limit: glibc reserves 64 MB per arena
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-    }
-
-
 class Sandbox:
     def __init__(self, limits: SandboxLimits | None = None, *, network: bool = False) -> None:
         self.limits = limits or SandboxLimits()
@@ -162,13 +126,12 @@ class Sandbox:
             ) from err
         t0 = time.perf_counter()
         self.workdir = self.workdir or tempfile.mkdtemp(prefix="lash-sandbox-")
-        prefix = [] if self.allow_network else _probe_unshare()
+        prefix = [] if self.allow_network else namespace_prefix()
         self.isolation = ("network off, own PID namespace" if prefix else
                           "network on: unshare cannot make namespaces here")
         lim = self.limits
-        argv = [*prefix, sys.executable, str(_LAUNCH), str(lim.cpu_s), str(lim.memory_bytes),
-                str(lim.file_bytes), "--", sys.executable, "-m", "ipykernel_launcher",
-                "-f", "{connection_file}", "--HistoryManager.enabled=False"]
+        argv = kernel_argv(prefix, cpu_s=lim.cpu_s, memory_bytes=lim.memory_bytes,
+                           file_bytes=lim.file_bytes)
         km = AsyncKernelManager(transport="ipc", ip=os.path.join(self.workdir, "k"),
                                 connection_file=os.path.join(self.workdir, "kernel.json"))
         # the kernel command is ours, not an installed kernelspec; interrupts go as a message
@@ -176,7 +139,7 @@ class Sandbox:
         km._kernel_spec = KernelSpec(argv=argv, language="python", display_name="lash sandbox",
                                      interrupt_mode="message")
         try:
-            extra = {"preexec_fn": _die_with_parent} if sys.platform.startswith("linux") else {}
+            extra = {"preexec_fn": die_with_parent} if sys.platform.startswith("linux") else {}
             await km.start_kernel(env=sandbox_env(self.workdir), cwd=self.workdir, **extra)
             kc = km.client()
             kc.start_channels()
@@ -392,6 +355,7 @@ class Sandbox:
             kc.input(json.dumps(reply, default=str))
 
     async def _quiet(self, code: str) -> None:
+        await self._settle()  # one reader of the kernel's messages at a time
         kc = self._kc
         msg_id = kc.execute(code, silent=True, store_history=False, allow_stdin=False)
         out = CellOutput(code)
@@ -402,14 +366,8 @@ class Sandbox:
             raise CodeExecutionUnavailable(f"the sandbox could not be prepared: {out.error[-500:]}")
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL when the thread that started it dies, so a notebook
-    kernel that is killed (not shut down) takes its sandbox along (``PR_SET_PDEATHSIG``)."""
-    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
-
-
 def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000, 3)
 
 
-__all__ = ["CellOutput", "Sandbox", "SandboxLimits", "sandbox_env"]
+__all__ = ["CellOutput", "Sandbox", "SandboxLimits"]
