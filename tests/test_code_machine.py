@@ -10,6 +10,7 @@ from lash_nb._core.code_mode import (
     AppendProtocolNote,
     CellDone,
     CodeTurnMachine,
+    CodeUnavailable,
     ExecCell,
     InvalidCell,
     SettleCell,
@@ -101,6 +102,20 @@ def test_stop_while_a_cell_runs_records_the_cell_then_ends_cancelled():
     effects = drain(m)
     assert effects[0] == SettleCell()
     assert str(effects[-1].outcome) == "stopped: cancelled"
+
+
+@pytest.mark.parametrize("during_cell", [False, True])
+def test_a_sandbox_that_cannot_run_code_stops_the_turn_runtime_error(during_cell):
+    m = started()
+    if during_cell:
+        m.handle_response(tm.LlmReplied("<python>\nx = 1\n</python>"))
+        drain(m)
+    m.handle_response(CodeUnavailable("the kernel did not start"))
+    effects = drain(m)
+    (issue,) = [e.issue for e in effects if isinstance(e, tm.RecordIssue)]
+    assert (issue.kind, issue.code) == ("code_execution", "code_execution_unavailable")
+    m.handle_response(tm.Sealed(True))
+    assert str(drain(m)[-1].outcome) == "stopped: runtime_error"
 
 
 def test_a_cell_result_outside_a_running_cell_is_a_driver_bug():

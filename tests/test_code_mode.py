@@ -363,6 +363,28 @@ def _turn(sandbox, model, prompt, keep=False):
     return go()
 
 
+def test_a_sandbox_that_cannot_start_stops_the_turn_with_the_reason_and_commits_it(tmp_path):
+    # a memory limit too small for Python itself: the kernel dies while it starts
+    tiny = SandboxLimits(memory_bytes=48 * 2**20, start_timeout_s=60)
+    model = cells(cell("submit(1)"))
+
+    async def go():
+        core = (LashCore.builder().provider(FunctionProvider(model))
+                .store(DuckDBStore(str(tmp_path / "t.duckdb"))).build())
+        s = await core.session("tiny").mode("code", limits=tiny).open()
+        out = await s.turn("anything").run()
+        stored = await s.store.load_session("tiny")
+        await s.close()
+        return out, stored
+
+    out, stored = run_sync(go())
+    assert str(out.result.outcome) == "stopped: runtime_error"
+    (issue,) = out.result.errors
+    assert issue.code == "code_execution_unavailable"
+    assert "did not start" in issue.message
+    assert stored.meta.turn_index == 1  # the turn is committed with its outcome
+
+
 def test_code_mode_needs_a_known_mode_and_shares_need_code_mode():
     core = LashCore.builder().build()
     from lash_nb.errors import ConfigurationError

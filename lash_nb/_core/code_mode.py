@@ -18,7 +18,9 @@ Theory of operation
 - :class:`CodeTurnMachine` is the standard :class:`TurnMachine` with one more waiting state,
   ``AWAIT_EXEC``: in it a cancel first asks the driver to record the running cell
   (:class:`SettleCell`, status ``cancelled``, with its output so far), then ends the turn
-  ``stopped: cancelled`` as any cancel does. Model failures, terminal stop reasons, the
+  ``stopped: cancelled`` as any cancel does. A sandbox that cannot run code
+  (:class:`CodeUnavailable`, before a model call or during a cell) stops the turn
+  ``runtime_error`` with the reason as an issue. Model failures, terminal stop reasons, the
   seal and the checkpoints are the standard machine's.
 """
 
@@ -80,6 +82,14 @@ class AppendProtocolNote(ProtocolEffect):
 @dataclass(frozen=True, slots=True)
 class SettleCell(ProtocolEffect):
     """After a cancel: record the running cell as cancelled with its output so far."""
+
+
+@dataclass(frozen=True, slots=True)
+class CodeUnavailable(ProtocolResponse):
+    """The sandbox cannot run code (it did not start or restart; lash
+    ``CodeExecutionUnavailable``): the turn stops ``runtime_error`` with the reason."""
+
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +218,16 @@ class CodeTurnMachine(TurnMachine):
         self._final: tuple[Any] | None = None  # the submitted value, waiting for the checkpoint
 
     def handle_response(self, response: Response) -> None:
-        if isinstance(response, CellDone):
+        if isinstance(response, CodeUnavailable):
+            if self.state not in (State.AWAIT_LLM, State.AWAIT_EXEC):
+                raise TurnMachineError(
+                    f"CodeUnavailable is not accepted in state {self.state.value}")
+            self._push(Emit(ev.Error(response.message, kind="code_execution",
+                                     code="code_execution_unavailable")),
+                       RecordIssue(TurnIssue("code_execution", response.message,
+                                             "code_execution_unavailable")))
+            self._seal(TurnOutcome.stopped(TurnStop.RUNTIME_ERROR))
+        elif isinstance(response, CellDone):
             if self.state is not State.AWAIT_EXEC:
                 raise TurnMachineError(f"CellDone is not accepted in state {self.state.value}")
             self._on_cell_done(response)
@@ -288,6 +307,7 @@ __all__ = [
     "AppendProtocolNote",
     "CellDone",
     "CodeTurnMachine",
+    "CodeUnavailable",
     "ExecCell",
     "InvalidCell",
     "SettleCell",

@@ -34,6 +34,7 @@ from .._core.code_mode import (
     AppendProtocolNote,
     CellDone,
     CodeTurnMachine,
+    CodeUnavailable,
     ExecCell,
     SettleCell,
 )
@@ -59,6 +60,7 @@ from .._core.records import (
 )
 from .._core.usage import ZERO_USAGE, LlmCallRecord, TokenUsage
 from .._errors import (
+    CodeExecutionUnavailable,
     HeadRevisionConflict,
     SessionExecutionLeaseLost,
 )
@@ -295,7 +297,10 @@ class TurnRun:
         st = self.parts.state
         system_prompt = st.policy.system_prompt
         if self.code is not None:  # host tools are functions in the sandbox, not model tools
-            await self.code.prepare()
+            try:
+                await self.code.prepare()
+            except CodeExecutionUnavailable as unavailable:
+                return CodeUnavailable(str(unavailable))
             self._tools, system_prompt = (), self.code.system_prompt
         self.emit_independent(ev.ModelRequestStarted(iteration))
         if self._tools is None:
@@ -316,11 +321,14 @@ class TurnRun:
         return tm.LlmReplied(joined_text(response), len(response.tool_calls()),
                              has_reasoning(response), response.terminal_reason)
 
-    async def _exec_cell(self, effect: ExecCell) -> CellDone:
+    async def _exec_cell(self, effect: ExecCell) -> CellDone | CodeUnavailable:
         assert self.code is not None
         if self.token.cancelled:
             raise asyncio.CancelledError
-        return await self.code.exec_cell(effect)
+        try:
+            return await self.code.exec_cell(effect)
+        except CodeExecutionUnavailable as err:  # a restart failed
+            return CodeUnavailable(str(err))
 
     async def _run_tools(self) -> tm.Response:
         assert self._response is not None
