@@ -18,6 +18,15 @@ then ``%lash help``.
 import typing as _typing
 
 from ._core.cancel import CancellationToken
+from ._core.prompt import (
+    PromptBuiltin,
+    PromptContribution,
+    PromptLayer,
+    PromptSlot,
+    PromptTemplate,
+    PromptTemplateEntry,
+    PromptTemplateSection,
+)
 from ._core.queue import DeliveryPolicy, QueuedWorkBatch, QueuedWorkItem, SlotPolicy
 from ._core.records import (
     AssistantOutput,
@@ -56,6 +65,15 @@ _LAZY = {
     "ToolAdmin": ("._runtime.tool_admin", "ToolAdmin"),
     "SessionPolicy": ("._runtime.state", "SessionPolicy"),
     "SessionReadView": ("._runtime.state", "SessionReadView"),
+    "SessionConfigPatch": ("._runtime.config", "SessionConfigPatch"),
+    "SessionAdmin": ("._runtime.config", "SessionAdmin"),
+    "SessionConfigAdmin": ("._runtime.config", "SessionConfigAdmin"),
+    "SessionCommandAdmin": ("._runtime.config", "SessionCommandAdmin"),
+    "SessionPlugin": ("._runtime.plugins", "SessionPlugin"),
+    "PluginOperations": ("._runtime.plugins", "PluginOperations"),
+    "PluginTurnContext": ("._runtime.plugins", "PluginTurnContext"),
+    "PluginCheckpointContext": ("._runtime.plugins", "PluginCheckpointContext"),
+    "TurnPhase": ("._runtime.prompt_layers", "TurnPhase"),
 }
 
 __all__ = [
@@ -75,11 +93,26 @@ __all__ = [
     "OutputState",
     "Part",
     "PartKind",
+    "PluginCheckpointContext",
+    "PluginOperations",
+    "PluginTurnContext",
+    "PromptBuiltin",
+    "PromptContribution",
+    "PromptLayer",
+    "PromptSlot",
+    "PromptTemplate",
+    "PromptTemplateEntry",
+    "PromptTemplateSection",
     "QueuedTurnBuilder",
     "QueuedWorkBatch",
     "QueuedWorkItem",
     "Role",
+    "SessionAdmin",
     "SessionBuilder",
+    "SessionCommandAdmin",
+    "SessionConfigAdmin",
+    "SessionConfigPatch",
+    "SessionPlugin",
     "SessionPolicy",
     "SessionReadView",
     "SessionUsageReport",
@@ -96,6 +129,7 @@ __all__ = [
     "TurnIssue",
     "TurnOutcome",
     "TurnOutput",
+    "TurnPhase",
     "TurnResult",
     "TurnStop",
     "TurnStream",

@@ -10,7 +10,8 @@ from their public home, ``lash_nb.errors`` (a new class here must be added there
     │   ├── TurnIdMismatch            input trace id differs from the turn id
     │   ├── QueryNotAllowed           store.query / %lash sql given a write, a file read
     │   ├── WireScriptError           a replay script is malformed, unmatched or used up
-    │   └── ToolNameConflict          two tools with one name (at registration)
+    │   ├── ToolNameConflict          two tools with one name (at registration)
+    │   └── MissingPluginTurnInput    a plugin needs turn input the turn did not bring
     ├── ProviderUnavailable           the session's recorded provider id is not the live one
     ├── StoreSessionMismatch          state / store belongs to another session id
     ├── SessionExecutionBusy          another runtime holds the session lease   (retryable)
@@ -29,8 +30,9 @@ from their public home, ``lash_nb.errors`` (a new class here must be added there
     ├── CursorError                   malformed or foreign observation cursor
     ├── ToolArgumentsInvalid          a model's tool arguments failed validation; inside a
     │                                 turn it becomes an error result the model can correct
-    └── ToolServerError               an MCP server did not start, or failed (its tools' calls
-                                      become error results; starting it raises)
+    ├── ToolServerError               an MCP server did not start, or failed (its tools' calls
+    │                                 become error results; starting it raises)
+    └── PluginError                   a session plugin's hook or operation failed
 
     LashWarning (a UserWarning)       something was skipped or is NaN; the call still worked
 
@@ -204,3 +206,22 @@ class ToolArgumentsInvalid(LashError):
 
 class ToolServerError(LashError):
     """An MCP server could not be started or reached, or answered a call with an error."""
+
+
+class MissingPluginTurnInput(ConfigurationError):
+    """A plugin declared ``requires_turn_input`` and the turn brought none (lash)."""
+
+    def __init__(self, plugin_id: str) -> None:
+        super().__init__(
+            f"plugin {plugin_id!r} needs input for every turn; add "
+            f".plugin_input({plugin_id!r}, value) to the turn"
+        )
+        self.plugin_id = plugin_id
+
+
+class PluginError(LashError):
+    """A session plugin's hook or operation raised; the message names the plugin."""
+
+    def __init__(self, plugin_id: str, message: str) -> None:
+        super().__init__(f"plugin {plugin_id!r}: {message}" if plugin_id else message)
+        self.plugin_id = plugin_id

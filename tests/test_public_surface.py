@@ -25,10 +25,16 @@ SURFACE: dict[str, list[str]] = {
         "TurnFinish", "TurnInput", "TurnIssue", "TurnOutcome", "TurnOutput", "TurnResult",
         "TurnStop", "TurnStream", "UsageReportRow", "__version__", "load_ipython_extension",
         "run_sync", "tool",
+        # configuration, prompt layers, plugins (issue 16 part A)
+        "PluginCheckpointContext", "PluginOperations", "PluginTurnContext", "PromptBuiltin",
+        "PromptContribution", "PromptLayer", "PromptSlot", "PromptTemplate",
+        "PromptTemplateEntry", "PromptTemplateSection", "SessionAdmin", "SessionCommandAdmin",
+        "SessionConfigAdmin", "SessionConfigPatch", "SessionPlugin", "TurnPhase",
     ],
     "lash_nb.errors": [
         "ClaimSuperseded", "ConfigurationError", "CursorError", "HeadRevisionConflict",
-        "InvalidTurnInput", "LashError", "LashWarning", "ProviderUnavailable",
+        "InvalidTurnInput", "LashError", "LashWarning", "MissingPluginTurnInput", "PluginError",
+        "ProviderUnavailable",
         "ProviderUnconfigured", "QueryNotAllowed", "QueueRequiresStore", "SessionExecutionBusy",
         "SessionExecutionLeaseExpired", "SessionExecutionLeaseLost", "StoreDamagedError",
         "StoreError", "StoreFullError", "StoreLockedError", "StorePathError", "StoreSchemaError",

@@ -18,6 +18,7 @@ from typing import Any
 
 from .._core.graph import SessionGraph, SessionNode
 from .._core.llm import Provider, RetryPolicy
+from .._core.prompt import PromptLayer
 from .._core.queue import DEFAULT_MAX_ATTEMPTS
 from .._core.text import check_id
 from .._core.tools import ToolRegistry
@@ -32,6 +33,9 @@ from .._store.base import (
 from .._store.memory import MemoryStore
 from .._tools.function import as_tool_provider
 from .._tools.mcp import MCPServer
+from .config import restore_configured
+from .plugins import PluginSet
+from .prompt_layers import PromptLayerSink, SessionSurface
 from .replay import LiveReplayStore
 from .session import LashSession
 from .state import SessionPolicy, SessionState
@@ -79,8 +83,12 @@ def default_provider() -> Any:
     return select_provider().provider
 
 
-class LashCoreBuilder:
+class LashCoreBuilder(PromptLayerSink):
+    """Also: ``prompt_contribution`` / ``replace_prompt_slot`` / ``clear_prompt_slot`` /
+    ``prompt_template`` / ``prompt_layer`` set the core prompt layer (``prompt_layers.py``)."""
+
     def __init__(self) -> None:
+        self._plugins: list[Any] = []
         self._provider: Any = None
         self._model: str | None = None
         self._max_turns: int | None = DEFAULT_MAX_TURNS
@@ -132,6 +140,12 @@ class LashCoreBuilder:
         self._system_prompt = prompt
         return self
 
+    def plugin(self, plugin: Any) -> LashCoreBuilder:
+        """Attach a plugin to every session of this core (``lash_nb.SessionPlugin``)."""
+        PluginSet().add(plugin)  # a malformed plugin fails here, not at the first open
+        self._plugins.append(plugin)
+        return self
+
     def residency(self, residency: str) -> LashCoreBuilder:
         self._residency = _check_residency(residency)
         return self
@@ -174,6 +188,7 @@ class LashCoreBuilder:
             lease_ttl_ms=self._lease_ttl_ms,
             replay=LiveReplayStore(*self._replay_bounds),
             max_batch_attempts=self._max_batch_attempts,
+            prompt=self._layer(), plugins=list(self._plugins),
         )
 
 
@@ -183,7 +198,8 @@ class LashCore:
     def __init__(self, *, provider: Provider, policy: SessionPolicy, tools: list[Any],
                  store: SessionStore,
                  residency: str, retry_policy: RetryPolicy, lease_ttl_ms: int,
-                 replay: LiveReplayStore, max_batch_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+                 replay: LiveReplayStore, max_batch_attempts: int = DEFAULT_MAX_ATTEMPTS,
+                 prompt: PromptLayer | None = None, plugins: list[Any] | None = None) -> None:
         self.provider = provider
         self.policy = policy
         self.tool_providers = tools
@@ -194,6 +210,8 @@ class LashCore:
         self.lease_renew_s = min(LEASE_RENEW_INTERVAL_MS, lease_ttl_ms // 3) / 1000
         self.replay = replay
         self.max_batch_attempts = max_batch_attempts
+        self.prompt = prompt or PromptLayer()  # the core prompt layer
+        self.plugins = plugins or []
 
     @staticmethod
     def builder() -> LashCoreBuilder:
@@ -217,8 +235,11 @@ class LashCore:
                 f"store={self.store!r})")
 
 
-class SessionBuilder:
+class SessionBuilder(PromptLayerSink):
+    """Also: the prompt-layer methods set the session prompt layer (``prompt_layers.py``)."""
+
     def __init__(self, core: LashCore, session_id: str) -> None:
+        self._plugins: list[Any] = []
         if not isinstance(session_id, str) or not session_id.strip():
             raise ConfigurationError("a session id must be a non-empty str")
         check_id(session_id, "session id")
@@ -256,6 +277,13 @@ class SessionBuilder:
         self._system_prompt = prompt
         return self
 
+    def plugin(self, plugin: Any) -> SessionBuilder:
+        """Attach a plugin to this session (lash ``plugin::<P>(config)``; see
+        ``lash_nb.SessionPlugin``)."""
+        PluginSet().add(plugin)
+        self._plugins.append(plugin)
+        return self
+
     # ------------------------------------------------------------------ open
     async def open(self) -> LashSession:
         store = self._store or self._core.store
@@ -280,7 +308,7 @@ class SessionBuilder:
                 store, residency, recorded_provider=persisted.meta.provider_id or None,
                 graph=graph, ledger=list(persisted.ledger), turn_index=persisted.meta.turn_index,
                 head_revision=persisted.meta.head_revision, tool_state=persisted.meta.tool_state,
-                parent=persisted.meta.parent_session_id,
+                parent=persisted.meta.parent_session_id, stored_policy=persisted.meta.policy,
             )
             if persisted.open_turn_ids:
                 await session.writer.recover_open_turns()
@@ -317,13 +345,15 @@ class SessionBuilder:
             graph=graph, ledger=ledger, turn_index=int(state.get("turn_index", 0)),
             head_revision=existing.meta.head_revision if existing else None,
             tool_state=state.get("tool_state"), parent=state.get("parent_session_id"),
+            stored_policy=state.get("policy"),
         )
         return session
 
     def _make(self, store: Any, residency: str, *, recorded_provider: str | None,
               graph: SessionGraph | None = None, ledger: list[TokenLedgerEntry] | None = None,
               turn_index: int = 0, head_revision: int | None = None,
-              tool_state: Mapping[str, Any] | None = None, parent: str | None = None) -> LashSession:
+              tool_state: Mapping[str, Any] | None = None, parent: str | None = None,
+              stored_policy: Mapping[str, Any] | None = None) -> LashSession:
         core = self._core
         provider = self._provider or core.provider
         mismatch = None
@@ -337,10 +367,18 @@ class SessionBuilder:
             or base.model,
             max_turns=base.max_turns,
             system_prompt=self._system_prompt if self._system_prompt is not None else base.system_prompt,
+            prompt=self._prompt,
         )
+        explicit = {name for name, value in (("model", self._model), ("prompt", self._prompt))
+                    if value is not None}
+        policy = restore_configured(policy, stored_policy, explicit=explicit)
         registry = ToolRegistry()
         for i, tp in enumerate(core.tool_providers):
             registry.add_source(tp, f"base:{i}")
+        surface = SessionSurface(core_layer=core.prompt)
+        for plugin in [*core.plugins, *self._plugins]:
+            surface.plugins.add(plugin)
+        surface.plugins.sync_tools(registry)  # before the stored membership is restored
         if tool_state:
             registry.restore_membership(tool_state)
         state = SessionState(
@@ -349,7 +387,7 @@ class SessionBuilder:
             turn_index=turn_index, head_revision=head_revision,
         )
         return LashSession(core, state, store=store, provider=provider, residency=residency,
-                           provider_mismatch=mismatch)
+                           provider_mismatch=mismatch, surface=surface)
 
 
 def _check_residency(value: str) -> str:

@@ -14,15 +14,19 @@ from typing import Any, Protocol
 
 from .._core.events import TurnActivity
 from .._core.llm import Provider, RetryPolicy
+from .._core.prompt import PromptLayer
 from .._core.records import TurnInput, fresh_id
 from .._core.usage import SessionUsageReport, TokenLedgerEntry
 from .._store.base import SessionStore, lease_owner_id, watches_turn_cancel
 from .._tools.mcp import close_servers
 from .cancel import TurnCancelRegistry
 from .catalog import ToolCatalog
+from .config import SessionAdmin, SessionCommandAdmin, SessionConfigPatch
 from .feed import SessionFeed
 from .observe import ObservableSession
 from .parts import SessionParts
+from .plugins import PluginOperations
+from .prompt_layers import SessionSurface, TurnPhaseProbe, render_for
 from .queue import Drainer, EnqueueBuilder, QueuedTurnBuilder
 from .replay import LiveReplayStore
 from .state import SessionPolicy, SessionReadView, SessionState
@@ -59,6 +63,7 @@ class LashSession:
         provider: Provider,
         residency: str = "keep_all",
         provider_mismatch: str | None = None,
+        surface: SessionSurface | None = None,
     ) -> None:
         self.core = core
         self.residency = residency
@@ -73,7 +78,9 @@ class LashSession:
             feed=SessionFeed(core.replay, state), catalog=ToolCatalog(state),
             cancels=TurnCancelRegistry(), retry_policy=core.retry_policy,
             closed=lambda: self.closed, max_batch_attempts=core.max_batch_attempts,
+            surface=surface or SessionSurface(),
         )
+        self.parts.catalog.plugins = self.parts.surface.plugins
         self.drainer: Drainer = Drainer(self.parts)
         self.parts.feed.on_committed = self.drainer.kick
 
@@ -182,6 +189,30 @@ class LashSession:
 
     def tools(self) -> ToolAdmin:
         return ToolAdmin(self.parts, self.drainer)
+
+    # ------------------------------------------------------------------ configuration (config.py)
+    def admin(self) -> SessionAdmin:
+        return SessionAdmin(self)
+
+    async def configure(self, patch: SessionConfigPatch) -> None:
+        """Change provider, model or the session prompt layer for later turns; committed, so
+        a reopened session keeps model and prompt (``lash_nb._runtime.config``)."""
+        await self.admin().config().update(patch)
+
+    def commands(self) -> SessionCommandAdmin:
+        return SessionCommandAdmin(self)
+
+    def plugin_operations(self) -> PluginOperations:
+        return PluginOperations(self.parts.surface.plugins)
+
+    async def set_turn_phase_probe(self, probe: TurnPhaseProbe | None) -> None:
+        """Report each turn's phases to ``probe`` (``begin`` / ``end``), set between turns."""
+        async with self.writer.lock():
+            self.parts.surface.probe = probe
+
+    def rendered_prompt(self, turn_layer: PromptLayer | None = None) -> str | None:
+        """The system prompt the next turn would send (``None``: no system prompt)."""
+        return render_for(self.parts.surface, self.state, turn_id="", turn_layer=turn_layer)
 
     def observe(self) -> ObservableSession:
         return ObservableSession(self.state, self.core.replay)

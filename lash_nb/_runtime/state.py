@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._core.graph import GraphView, SessionGraph, SessionNode, message_tree
+from .._core.prompt import PromptLayer
 from .._core.records import Message
 from .._core.text import check_id, clean_text
 from .._core.tools import ToolRegistry
@@ -18,6 +19,8 @@ class SessionPolicy:
     model: str
     max_turns: int | None = None
     system_prompt: str | None = None
+    prompt: PromptLayer | None = None  # the session prompt layer (``_runtime/config.py``)
+    configured: tuple[str, ...] = ()  # fields a committed config patch set: a reopen keeps them
 
     def __post_init__(self) -> None:  # stored with the session (core/text.py)
         check_id(self.model, "model name")
@@ -31,6 +34,8 @@ class SessionPolicy:
             "model": self.model,
             "max_turns": self.max_turns,
             "system_prompt": self.system_prompt,
+            **({"prompt": self.prompt.to_json()} if self.prompt is not None else {}),
+            **({"configured": list(self.configured)} if self.configured else {}),
         }
 
 

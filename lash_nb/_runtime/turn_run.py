@@ -24,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .._core import events as ev
 from .._core import turn_machine as tm
@@ -33,6 +34,7 @@ from .._core.cancel import evidence as cancel_evidence
 from .._core.events import TurnActivity
 from .._core.graph import SessionNode
 from .._core.llm import LlmPart, LlmRequest, LlmResponse, LlmToolSpec, Provider
+from .._core.prompt import PromptLayer
 from .._core.queue import ClaimBoundary, QueueClaim
 from .._core.records import (
     AssistantOutput,
@@ -50,9 +52,11 @@ from .._core.records import (
     fresh_id,
     sanitize_assistant_output,
 )
+from .._core.text import clean_text
 from .._core.usage import ZERO_USAGE, LlmCallRecord, TokenUsage
 from .._errors import (
     HeadRevisionConflict,
+    PluginError,
     SessionExecutionLeaseLost,
 )
 from .._store.base import Lease, TurnStart
@@ -60,6 +64,8 @@ from .._store.waits import observe_store_waits, stop_observing
 from .cancel import TaskBridge
 from .model_call import ModelCallFailed, call_model
 from .parts import SessionParts
+from .plugins import PluginCheckpointContext
+from .prompt_layers import TurnPhase, render_for
 from .tool_batch import ToolBatch
 from .turn_commit import commit_terminal
 from .turn_records import (
@@ -94,6 +100,8 @@ class TurnRun:
         sink: Callable[[TurnActivity], None] | None = None,
         hold_lock: bool = False,
         attempt_prefix: str | None = None,
+        prompt: PromptLayer | None = None,
+        plugin_inputs: Mapping[str, Any] | None = None,
     ) -> None:
         self.parts = parts
         self.input = turn_input
@@ -124,6 +132,10 @@ class TurnRun:
         self._batch: ToolBatch | None = None
         self.outcome_emitted = False
         self._tools: tuple[LlmToolSpec, ...] | None = None  # the catalog, read at the 1st call
+        self._system: str | None = None  # the rendered prompt layers, at the 1st call
+        self.prompt = prompt  # the turn's prompt layer (prompt_layers.py)
+        self.plugin_inputs: Mapping[str, Any] = plugin_inputs or {}
+        self._plugin_injections = 0
 
     # ------------------------------------------------------------------ events
     def emit(self, event: ev.TurnEvent, correlation_id: str) -> None:
@@ -164,11 +176,16 @@ class TurnRun:
         try:
             if self.parts.state.stale:
                 await w.reload()
+            phase = self.parts.surface.phase
+            phase(TurnPhase.EFFECT_LOOP, True)
             outcome = await self._drive()
+            phase(TurnPhase.EFFECT_LOOP, False)
             result = self._assemble(outcome, started_ms, t0)
+            phase(TurnPhase.FINAL_COMMIT, True)
             result = await commit_terminal(
                 self, keeper, result,
                 lambda: self._assemble(TurnOutcome.stopped(TurnStop.RUNTIME_ERROR), started_ms, t0))
+            phase(TurnPhase.FINAL_COMMIT, False)
         except BaseException:
             keeper.stop()
             self.parts.state.stale = True
@@ -192,7 +209,11 @@ class TurnRun:
                 if kind is tm.Done:
                     return effect.outcome  # type: ignore[union-attr]
                 if kind in _REQUESTS:
-                    m.handle_response(await self._perform(effect))
+                    waiting = m.state.value  # the machine's phase, for a turn phase probe
+                    self.parts.surface.phase(waiting, True)
+                    response = await self._perform(effect)
+                    self.parts.surface.phase(waiting, False)
+                    m.handle_response(response)
                 else:
                     self._record(effect)
         except asyncio.CancelledError:
@@ -275,10 +296,20 @@ class TurnRun:
         self.emit_independent(ev.ModelRequestStarted(iteration))
         st = self.parts.state
         if self._tools is None:
-            self._tools = self.parts.catalog.specs()
+            surface = self.parts.surface
+            surface.phase(TurnPhase.PROMPT_BUILD, True)
+            try:
+                self._tools = self.parts.catalog.specs()
+                self._system = render_for(surface, st, turn_id=self.turn_id,
+                                          turn_layer=self.prompt,
+                                          plugin_inputs=self.plugin_inputs)
+            except PluginError as plugin_err:  # the turn still ends with an outcome (ADR 14)
+                self._tools = None
+                return tm.LlmFailed(str(plugin_err), "plugin_error", False)
+            surface.phase(TurnPhase.PROMPT_BUILD, False)
         request = LlmRequest(
             model=self.model, messages=st.graph.view(), tools=self._tools,
-            system_prompt=st.policy.system_prompt, session_id=st.session_id,
+            system_prompt=self._system, session_id=st.session_id,
             turn_id=self.turn_id, protocol_iteration=iteration,
         )
         response = await call_model(self, self.provider, request)
@@ -316,7 +347,7 @@ class TurnRun:
             claim = await store.claim_queued_work(
                 keeper.lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT, max_attempts=bound)
         if claim is None:
-            return False
+            return await self._plugin_checkpoint(kind, pending_text)
         self.claims.append(claim)
         if pending_text:
             self._append(Message.build(Role.ASSISTANT, [(PartKind.PROSE, pending_text)]))
@@ -327,6 +358,32 @@ class TurnRun:
                   for b in claim.batches]
         self.emit_independent(ev.QueuedInputAccepted(kind, inputs))
         self.parts.feed.queue_changed("claimed", claim.batch_ids)
+        return True
+
+    async def _plugin_checkpoint(self, kind: str, pending_text: str) -> bool:
+        """Plugin checkpoint hooks; injected text continues the turn (plugins.py). Bounded by
+        ``max_turns`` injections so a hook that always answers cannot loop forever."""
+        plugins = self.parts.surface.plugins
+        bound = self.parts.state.policy.max_turns or 50
+        if not plugins.plugins or self._plugin_injections >= bound:
+            return False
+        sid = self.parts.session_id
+
+        def ctx(pid: str) -> PluginCheckpointContext:
+            return PluginCheckpointContext(sid, self.turn_id, kind, self.plugin_inputs.get(pid))
+
+        try:
+            texts = await plugins.checkpoint(ctx)
+        except PluginError as err:
+            self.errors.append(TurnIssue("plugin", str(err), "plugin_error"))
+            return False
+        if not texts:
+            return False
+        self._plugin_injections += 1
+        if pending_text:
+            self._append(Message.build(Role.ASSISTANT, [(PartKind.PROSE, pending_text)]))
+        self._append(Message.build(Role.USER, [(PartKind.TEXT, clean_text(t)) for t in texts],
+                                   origin="plugin"))
         return True
 
     # ------------------------------------------------------------------ usage (model_call)
