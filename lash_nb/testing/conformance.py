@@ -188,6 +188,42 @@ async def replace_graph_rewrites_all_nodes(opener: StoreOpener) -> None:
         await store.close()
 
 
+async def a_committed_config_patch_survives_a_reopen(opener: StoreOpener) -> None:
+    """``session.configure(...)`` commits the session policy (model, prompt layer, the fields
+    the patch set); a reopened store returns it unchanged, a later commit that carries the
+    same policy keeps it, and a reset (an empty replacing graph) leaves no node behind."""
+    policy = {"provider_id": "p2", "model": "large", "max_turns": 50, "system_prompt": None,
+              "prompt": {"slots": {"guidance": {"reset": True, "contributions": [
+                  {"slot": "guidance", "content": "Réponds en français.", "priority": 0,
+                   "title": "Langue"}]}}},
+              "configured": ["model", "prompt"]}
+    store = await _open(opener)
+    try:
+        lease = await _lease(store, "s1")
+        await store.commit(RuntimeCommit("s1", lease, provider_id="p1", model="small",
+                                         append_nodes=(node("a", None, "hi"),), leaf_node_id="a",
+                                         policy={"provider_id": "p1", "model": "small"}))
+        await store.commit(RuntimeCommit("s1", lease, provider_id="p2", model="large",
+                                         policy=policy, leaf_node_id="a"))
+    finally:
+        await store.close()
+    store = await _open(opener)
+    try:
+        got = await store.load_session("s1")
+        assert got is not None
+        _eq(dict(got.meta.policy), policy, "the committed policy after a reopen")
+        _eq((got.meta.provider_id, got.meta.model), ("p2", "large"), "provider and model")
+        lease = await _lease(store, "s1")
+        await store.commit(RuntimeCommit("s1", lease, replace_graph=(), leaf_node_id=None,
+                                         policy=policy))
+        got = await store.load_session("s1")
+        assert got is not None
+        _eq((list(got.nodes), got.meta.leaf_node_id), ([], None), "nodes after a reset")
+        _eq(dict(got.meta.policy), policy, "the policy after a reset")
+    finally:
+        await store.close()
+
+
 async def every_turn_has_exactly_one_terminal_commit(opener: StoreOpener) -> None:
     store = await _open(opener)
     try:
@@ -651,6 +687,7 @@ CHECKS: dict[str, Check] = {
     for f in (
         reopened_store_shows_same_graph_and_ledger,
         replace_graph_rewrites_all_nodes,
+        a_committed_config_patch_survives_a_reopen,
         every_turn_has_exactly_one_terminal_commit,
         usage_totals_equal_sum_of_per_call_usage,
         turn_commit_is_idempotent,
