@@ -38,7 +38,7 @@ _VERBS = (
       '[--residency R] [--tools f,g \\| --no-tools]`'),
      ("open a session and bind it (attaches the notebook's `@tool` functions, or the "
       '`--tools` named)')),
-    ('`%%lash [--session S] [-o VAR] [--background]`',
+    ('`%%lash [--session S] [-o VAR] [--background] [--system TEXT]`',
      ('the cell body is the prompt (`{var}` interpolation, `\\{var}` for literal braces); '
       'live widget with Stop')),
     ('`%lash turn PROMPT` / `r = %lash turn PROMPT`',
@@ -50,6 +50,8 @@ _VERBS = (
      'pending batches (widget with cancel / drain buttons)'),
     ('`%lash drain [--all] [--background]`',
      'run queued work now, with N of M progress'),
+    ('`%lash prompt [--set TEXT \\| --add TEXT [--slot S] [--title T] \\| --clear]`',
+     'the rendered system prompt / set the session prompt layer (kept on reopen)'),
     ('`%lash stop`',
      'cancel the running turns'),
     ('`%lash tools`',
