@@ -209,3 +209,31 @@ def test_a_bad_patch_is_one_line_and_nothing_changes() -> None:
         await s.configure(SessionConfigPatch(prompt=PromptLayer()))
         assert s.policy_snapshot().configured == ("prompt",)
     run(body())
+
+
+@pytest.mark.parametrize("kind", ["memory", "duckdb"])
+def test_a_handle_opened_earlier_does_not_write_its_old_configuration_back(
+        kind: str, tmp_path: Any) -> None:
+    """Two notebooks on one session: A configures it, B (opened before) runs a turn. B's
+    commit must not put the old model back into the store: B adopts A's patch when it
+    reloads the moved head."""
+    target: Any = MemoryStore() if kind == "memory" else str(tmp_path / "lash.duckdb")
+
+    async def body() -> tuple[str, str, str]:
+        core = LashCore.builder().provider(answering("p", "x")).model("small").store(
+            target).build()
+        try:
+            a = await core.session("s").open()
+            await a.turn("one").run()
+            b = await core.session("s").open()
+            await a.configure(SessionConfigPatch(model="large", prompt="Be brief."))
+            await b.turn("two").run()
+            persisted = await core.store.load_session("s")
+            assert persisted is not None
+            reopened = await core.session("s").open()
+            return (persisted.meta.policy["model"], b.policy_snapshot().model,
+                    str(reopened.rendered_prompt()))
+        finally:
+            await core.close()
+
+    assert run(body()) == ("large", "large", "Be brief.")

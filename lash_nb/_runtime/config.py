@@ -22,7 +22,6 @@ Theory of operation
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -34,8 +33,6 @@ from .parts import SessionParts
 from .queue import Drainer, enqueue_command
 from .state import SessionPolicy
 from .tool_admin import ToolAdmin
-
-CONFIGURABLE = ("model", "prompt")
 
 
 class ConfigurableSession(Protocol):
@@ -87,23 +84,6 @@ def patched_policy(policy: SessionPolicy, patch: SessionConfigPatch) -> SessionP
         assert isinstance(patch.prompt, PromptLayer)
         changes["prompt"] = patch.prompt
         configured.add("prompt")
-    return replace(policy, **changes, configured=tuple(sorted(configured)))
-
-
-def restore_configured(policy: SessionPolicy, stored: Mapping[str, Any] | None, *,
-                       explicit: set[str]) -> SessionPolicy:
-    """Reopen: the committed config patch over the builder's policy, except the fields the
-    session builder set itself."""
-    if not stored:
-        return policy
-    configured = [f for f in stored.get("configured") or () if f in CONFIGURABLE]
-    changes: dict[str, Any] = {}
-    if "model" in configured and "model" not in explicit and stored.get("model"):
-        changes["model"] = str(stored["model"])
-    if "prompt" in configured and "prompt" not in explicit:
-        changes["prompt"] = PromptLayer.from_json(stored.get("prompt"))
-    if not configured:
-        return policy
     return replace(policy, **changes, configured=tuple(sorted(configured)))
 
 
@@ -189,5 +169,4 @@ __all__ = [
     "SessionConfigAdmin",
     "SessionConfigPatch",
     "patched_policy",
-    "restore_configured",
 ]

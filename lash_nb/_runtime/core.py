@@ -33,12 +33,11 @@ from .._store.base import (
 from .._store.memory import MemoryStore
 from .._tools.function import as_tool_provider
 from .._tools.mcp import MCPServer
-from .config import restore_configured
 from .plugins import PluginSet
 from .prompt_layers import PromptLayerSink, SessionSurface
 from .replay import LiveReplayStore
 from .session import LashSession
-from .state import SessionPolicy, SessionState
+from .state import SessionPolicy, SessionState, restore_configured
 
 RESIDENCIES = ("keep_all", "active_path_only")
 DEFAULT_MAX_TURNS = 50  # model calls per turn; lash has none (docs/adr/0014)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .._core.graph import GraphView, SessionGraph, SessionNode, message_tree
@@ -37,6 +38,25 @@ class SessionPolicy:
             **({"prompt": self.prompt.to_json()} if self.prompt is not None else {}),
             **({"configured": list(self.configured)} if self.configured else {}),
         }
+
+
+CONFIGURABLE = ("model", "prompt")  # what a committed config patch keeps (config.py)
+
+
+def restore_configured(policy: SessionPolicy, stored: Mapping[str, Any] | None, *,
+                       explicit: set[str]) -> SessionPolicy:
+    """The committed config patch of a stored policy over ``policy``, except the fields in
+    ``explicit`` (named by the session builder): a reopen, or a reload after another handle
+    configured the session, keeps what was configured (docs/adr/0041)."""
+    configured = [f for f in (stored or {}).get("configured") or () if f in CONFIGURABLE]
+    if not stored or not configured:
+        return policy
+    changes: dict[str, Any] = {}
+    if "model" in configured and "model" not in explicit and stored.get("model"):
+        changes["model"] = str(stored["model"])
+    if "prompt" in configured and "prompt" not in explicit:
+        changes["prompt"] = PromptLayer.from_json(stored.get("prompt"))
+    return replace(policy, **changes, configured=tuple(sorted(configured)))
 
 
 @dataclass

@@ -43,7 +43,7 @@ from .._store.base import (
     SessionStore,
     watches_turn_cancel,
 )
-from .state import SessionPolicy, SessionState
+from .state import SessionPolicy, SessionState, restore_configured
 
 log = logging.getLogger("lash_nb.lease")  # acquired / busy / released DEBUG, lost / retaken WARNING
 
@@ -166,6 +166,8 @@ class SessionWriter:
             st.head_revision = persisted.meta.head_revision
             st.turn_index = persisted.meta.turn_index
             st.set_ledger(list(persisted.ledger))
+            # another handle's committed config patch: adopt it, never write ours over it
+            st.policy = restore_configured(st.policy, persisted.meta.policy, explicit=set())
         st.stale = False
 
     async def recover_open_turns(self) -> None:
