@@ -207,7 +207,7 @@ def test_a_plugin_that_raises_ends_the_turn_with_an_outcome() -> None:
         plugin_id = "broken"
 
         def prompt_contributions(self, ctx: Any) -> list[PromptContribution]:
-            raise RuntimeError("no config file")
+            raise RuntimeError("no config file; tried api_key=sk-live-0123456789abcdef")
 
     async def body() -> tuple[str, list[str], int]:
         store = MemoryStore()
@@ -220,7 +220,9 @@ def test_a_plugin_that_raises_ends_the_turn_with_an_outcome() -> None:
 
     stop, errors, turns = run(body())
     assert stop == "provider_error"
-    assert errors == ["plugin 'broken': prompt_contributions failed: no config file"]
+    # the plugin's text is scrubbed before it is stored: its key does not reach the store
+    assert errors == [("plugin 'broken': prompt_contributions failed: no config file; tried "
+                       "api_key=[redacted]")]
     assert turns == 1
 
 

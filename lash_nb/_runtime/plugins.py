@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from .._core.prompt import PromptContribution, PromptLayer
-from .._core.text import check_id
+from .._core.secrets import scrub
+from .._core.text import check_id, clean_text
 from .._core.tools import ToolRegistry
 from .._errors import ConfigurationError, MissingPluginTurnInput, PluginError
 from .._tools.function import as_tool_provider
@@ -182,7 +183,7 @@ class PluginOperations:
             if inspect.isawaitable(out):
                 out = await out
         except Exception as err:
-            raise PluginError(pid, f"operation {name!r} failed: {err}") from err
+            raise PluginError(pid, f"operation {name!r} failed: {_untrusted(err)}") from err
         return pid, out
 
     async def run_command(self, name: str, args: Any = None) -> Any:
@@ -198,7 +199,13 @@ def _call(plugin: SessionPlugin, method: str, *args: Any) -> Any:
     except (PluginError, MissingPluginTurnInput):
         raise
     except Exception as err:
-        raise PluginError(plugin.plugin_id, f"{method} failed: {err}") from err
+        raise PluginError(plugin.plugin_id, f"{method} failed: {_untrusted(err)}") from err
+
+
+def _untrusted(err: BaseException) -> str:
+    """A plugin's exception text goes into turn issues and the store: scrub credential
+    shapes (a plugin's config may hold a key) and clean it (docs/adr/0017)."""
+    return scrub(clean_text(str(err)))[:2000]
 
 
 def plugin_contexts(session_id: str, turn_id: str, inputs: Mapping[str, Any],
