@@ -285,3 +285,17 @@ def test_prompt_verb_mistakes_are_one_line_with_did_you_mean(sh: Any) -> None:
         sh.run_cell('%lash prompt --set "x" --clear')
     with pytest.raises(UsageError, match="--system is empty"):
         sh.run_cell('%%lash --system ""\nhello\n')
+
+
+def test_reopening_keeps_a_configured_model_unless_open_names_one(sh: Any) -> None:
+    """The patch is committed: ``%lash open`` again (a restart) keeps the configured model;
+    ``%lash open --model M`` is the user's latest word and wins."""
+    sh.run_cell("%lash open s1")
+    sh.run_cell("from lash_nb import SessionConfigPatch")
+    m = sh.ip.magics_manager.registry["LashMagics"]
+    sh.user_ns["_session"] = m.ctx.bindings["s1"].session
+    sh.run_cell('await _session.configure(SessionConfigPatch(model="lash-offline-large"))')
+    sh.run_cell("%lash open s1")
+    assert m.ctx.bindings["s1"].session.policy_snapshot().model == "lash-offline-large"
+    sh.run_cell("%lash open s1 --model lash-offline-small")
+    assert m.ctx.bindings["s1"].session.policy_snapshot().model == "lash-offline-small"

@@ -98,6 +98,7 @@ class NotebookContext:
         if store.startswith("~"):  # as a shell reads it; postgresql:// and :memory: stay
             store = os.path.expanduser(store)  # noqa: ASYNC240  (reads $HOME, not the disk)
         provider = provider or d.provider
+        named_model = model  # --model given: it wins over a configured model (ADR 41)
         model = d.model if model is None else model
         if provider not in PROVIDERS:
             raise ConfigurationError(
@@ -109,6 +110,8 @@ class NotebookContext:
             await old.session.close()
         core = self.core_for(store, provider, model)
         builder = core.session(name).residency(residency or d.residency)
+        if named_model:
+            builder = builder.model(named_model)
         session = await (builder.open_fresh() if fresh else builder.open())
         admin = session.tools()
         for t in tools:
