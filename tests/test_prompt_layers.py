@@ -20,9 +20,10 @@ from lash_nb import (
     PromptTemplate,
     PromptTemplateEntry,
     PromptTemplateSection,
+    SessionConfigPatch,
     tool,
 )
-from lash_nb._core.prompt import PromptCache, default_prompt_template, resolve_prompt_layers
+from lash_nb._core.prompt import default_prompt_template
 from lash_nb.providers import FunctionProvider
 from lash_nb.stores import MemoryStore
 
@@ -111,26 +112,34 @@ def test_the_plain_system_prompt_builders_still_send_exactly_their_text() -> Non
 
 
 def test_the_rendered_prompt_is_cached_per_layer_revision() -> None:
-    """lash's ``PromptCache``: unchanged layers are not rendered again; a changed layer is."""
-    cache = PromptCache()
-    core = PromptLayer().with_contribution(PromptContribution.guidance(None, "be kind"))
-    resolved = resolve_prompt_layers([core])
-    assert cache.render(resolved, []) == "## Guidance\n\nbe kind"
-    assert cache.render(resolve_prompt_layers([core]), []) == "## Guidance\n\nbe kind"
-    assert cache.renders == 1
-    turn = PromptLayer().with_contribution(PromptContribution.guidance(None, "be brief"))
-    assert cache.render(resolve_prompt_layers([core, turn]), []) == (
-        "## Guidance\n\nbe kind\n\nbe brief")
-    assert cache.renders == 2
+    """lash's ``PromptCache``: turns with unchanged layers do not render again; a configured
+    session layer, a turn layer or a tool catalog change does."""
+    seen: list[str | None] = []
 
-    async def body() -> int:
-        core_ = LashCore.builder().provider(recording([])).model("m").system_prompt("hi").build()
-        s = await core_.session("s").open()
+    async def body() -> list[int]:
+        core = (LashCore.builder().provider(recording(seen)).model("m").system_prompt("hi")
+                .tools(Lookup()).build())
+        s = await core.session("s").open()
+        renders = []
         for _ in range(3):
             await s.turn("x").run()
-        return s.parts.surface.cache.renders
+        renders.append(s.parts.surface.cache.renders)
+        await s.configure(SessionConfigPatch(prompt="hello"))
+        await s.turn("x").run()
+        await s.turn("x").run()
+        renders.append(s.parts.surface.cache.renders)
+        await s.turn("x").system("once").run()
+        renders.append(s.parts.surface.cache.renders)
+        s.tools().set_membership("lookup", False)
+        await s.turn("x").run()
+        renders.append(s.parts.surface.cache.renders)
+        return renders
 
-    assert run(body()) == 1
+    assert run(body()) == [1, 2, 3, 4]
+    lookup = "## Guidance\n\n### Lookup\n\nUse lookup for keys."
+    # a str patch replaces the Intro slot: the builder's "hi" gives way to "hello"
+    assert seen == [f"hi\n\n{lookup}"] * 3 + [f"hello\n\n{lookup}"] * 2 + [
+        f"hello\n\nonce\n\n{lookup}", "hello"]
 
 
 class Lookup:

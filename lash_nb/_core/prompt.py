@@ -14,8 +14,9 @@ Theory of operation
 - lash's builtins (its harness intro, protocol execution instructions, core guidance) render
   as nothing here: lash_nb has no protocol harness, so a session without layers sends no
   system prompt, as before (docs/adr/0040).
-- :class:`PromptCache` memoises the last rendering per fingerprint of its inputs (lash's
-  one-slot ``PromptCache``), so consecutive turns with unchanged layers do not re-render.
+- :class:`PromptCache` memoises the last rendering with the inputs it came from (lash's
+  one-slot ``PromptCache``): the layer objects (immutable, so one object is one revision) and
+  the tool catalog generation. Consecutive turns with unchanged layers do not re-render.
 
 Pure: stdlib only.
 """
@@ -23,7 +24,7 @@ Pure: stdlib only.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -229,6 +230,9 @@ def default_prompt_template() -> PromptTemplate:
     ))
 
 
+_DEFAULT_TEMPLATE = default_prompt_template()  # immutable: built once
+
+
 @dataclass(frozen=True)
 class PromptSlotLayer:
     reset: bool = False
@@ -311,7 +315,7 @@ class ResolvedPrompt:
 
 
 def resolve_prompt_layers(layers: Iterable[PromptLayer]) -> ResolvedPrompt:
-    template = default_prompt_template()
+    template = _DEFAULT_TEMPLATE
     contributions: list[PromptContribution] = []
     for layer in layers:
         if layer.template is not None:
@@ -319,24 +323,27 @@ def resolve_prompt_layers(layers: Iterable[PromptLayer]) -> ResolvedPrompt:
         for slot, sl in layer.slots:
             if sl.reset:
                 contributions = [c for c in contributions if c.slot is not slot]
-            contributions.extend(replace(c, slot=slot) for c in sl.contributions)
+            contributions.extend(c if c.slot is slot else replace(c, slot=slot)
+                                 for c in sl.contributions)
     contributions.sort(key=lambda c: _SLOT_ORDER[c.slot])  # stable within a slot
     return ResolvedPrompt(template, tuple(contributions))
 
 
 class PromptCache:
-    """The last rendered system prompt, keyed by the fingerprint of its inputs."""
+    """The last rendered system prompt and the inputs it came from (lash's one-slot
+    ``PromptCache``). Inputs are compared by identity first (layers are immutable, so the
+    same object means the same layer revision), then by value."""
 
     def __init__(self) -> None:
-        self._entry: tuple[tuple[ResolvedPrompt, tuple[str, ...]], str] | None = None
+        self._entry: tuple[tuple[object, ...], str] | None = None
         self.renders = 0  # how many times the template actually rendered
 
-    def render(self, resolved: ResolvedPrompt, members: Iterable[str]) -> str:
-        names = tuple(sorted(set(members)))
-        key = (resolved, names)  # frozen all the way down: compared by value, like lash's hash
-        if self._entry is not None and self._entry[0] == key:
-            return self._entry[1]
-        text = resolved.render(names)
+    def render(self, key: tuple[object, ...], build: Callable[[], str]) -> str:
+        entry = self._entry
+        if entry is not None and len(entry[0]) == len(key) and all(
+                a is b or a == b for a, b in zip(entry[0], key, strict=True)):
+            return entry[1]
+        text = build()
         self.renders += 1
         self._entry = (key, text)
         return text

@@ -17,7 +17,7 @@ whose layers and tool catalog did not change reuse it.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self
 
@@ -74,37 +74,47 @@ class SessionSurface:
         if fn is not None:
             fn(name)
 
-    def layers(self, *, system_prompt: str | None, session_layer: PromptLayer | None,
-               registry: ToolRegistry, turn_layer: PromptLayer | None,
-               plugin_ctx: Any) -> list[PromptLayer]:
-        tools = PromptLayer()
-        for provider in registry.sources.values():
-            contribute = getattr(provider, "prompt_contributions", None)
-            if callable(contribute):
-                for c in contribute() or ():
-                    tools = tools.with_contribution(c)
-        return [self.core_layer, system_prompt_layer(system_prompt), session_layer or PromptLayer(),
-                tools, self.plugins.prompt_layer(plugin_ctx), turn_layer or PromptLayer()]
 
-    def render(self, layers: Iterable[PromptLayer], members: Sequence[str]) -> str | None:
-        text = self.cache.render(resolve_prompt_layers(layers), members)
-        return text or None
+_EMPTY = PromptLayer()
+
+
+def _tools_layer(registry: ToolRegistry) -> PromptLayer:
+    layer = _EMPTY
+    for provider in registry.sources.values():
+        contribute = getattr(provider, "prompt_contributions", None)
+        if callable(contribute):
+            for c in contribute() or ():
+                layer = layer.with_contribution(c)
+    return layer
 
 
 def render_for(surface: SessionSurface, state: Any, *, turn_id: str,
                turn_layer: PromptLayer | None = None,
-               plugin_inputs: Any = None) -> str | None:
-    """The system prompt a turn of this session would send now."""
-    members = [m.name for m in state.registry.members()]
+               plugin_inputs: Mapping[str, Any] | None = None) -> str | None:
+    """The system prompt a turn of this session would send now. Rendered again only when a
+    layer or the tool catalog generation changed (tool sources' contributions are read then
+    too); plugins are asked every time, their contributions may depend on the turn."""
+    registry: ToolRegistry = state.registry
+    policy = state.policy
+    plugin_layer = _EMPTY
+    if surface.plugins.plugins:
+        names = tuple(m.name for m in registry.members())
+        inputs = plugin_inputs or {}
 
-    def ctx(pid: str) -> PluginTurnContext:
-        return PluginTurnContext(state.session_id, turn_id, (plugin_inputs or {}).get(pid),
-                                 tuple(members))
+        def ctx(pid: str) -> PluginTurnContext:
+            return PluginTurnContext(state.session_id, turn_id, inputs.get(pid), names)
 
-    layers = surface.layers(system_prompt=state.policy.system_prompt,
-                            session_layer=state.policy.prompt, registry=state.registry,
-                            turn_layer=turn_layer, plugin_ctx=ctx)
-    return surface.render(layers, members)
+        plugin_layer = surface.plugins.prompt_layer(ctx)
+    key = (surface.core_layer, policy.system_prompt, policy.prompt, registry.generation,
+           plugin_layer, turn_layer)
+
+    def build() -> str:
+        layers = [surface.core_layer, system_prompt_layer(policy.system_prompt),
+                  policy.prompt or _EMPTY, _tools_layer(registry), plugin_layer,
+                  turn_layer or _EMPTY]
+        return resolve_prompt_layers(layers).render(m.name for m in registry.members())
+
+    return surface.cache.render(key, build) or None
 
 
 class PromptLayerSink:
