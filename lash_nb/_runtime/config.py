@@ -46,7 +46,8 @@ class ConfigurableSession(Protocol):
 @dataclass(frozen=True)
 class SessionConfigPatch:
     """What to change; ``None`` keeps the current value. ``prompt`` replaces the whole session
-    prompt layer (a str is the Intro slot's text)."""
+    prompt layer; a str is the Intro slot's text (it replaces a builder's ``system_prompt``,
+    which lives in that slot)."""
 
     provider: Any = None
     model: str | None = None
