@@ -237,3 +237,26 @@ def test_a_handle_opened_earlier_does_not_write_its_old_configuration_back(
             await core.close()
 
     assert run(body()) == ("large", "large", "Be brief.")
+
+
+def test_a_session_builder_prompt_wins_over_the_stored_patch_on_reopen() -> None:
+    """A prompt-layer method on the session builder is the user's latest word, like
+    ``.model(..)``: the reopened session uses the builder's layer, not the stored one."""
+    seen: list[str | None] = []
+
+    def fn(req: Any) -> str:
+        seen.append(req.system_prompt)
+        return "ok"
+
+    async def body() -> None:
+        store = MemoryStore()
+        core = LashCore.builder().provider(FunctionProvider(fn)).model("m").store(store).build()
+        s = await core.session("s").open()
+        await s.configure(SessionConfigPatch(prompt="stored persona"))
+        plain = await core.session("s").open()
+        await plain.turn("x").run()
+        named = await core.session("s").prompt_layer(PromptLayer()).open()
+        await named.turn("y").run()
+
+    run(body())
+    assert seen == ["stored persona", None]
