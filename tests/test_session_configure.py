@@ -14,9 +14,14 @@ from typing import Any
 import pytest
 
 from lash_nb import LashCore, PromptLayer, SessionConfigPatch
-from lash_nb.errors import ConfigurationError, ProviderUnavailable, SessionExecutionBusy
+from lash_nb.errors import (
+    ConfigurationError,
+    LashWarning,
+    ProviderUnavailable,
+    SessionExecutionBusy,
+)
 from lash_nb.providers import FunctionProvider
-from lash_nb.stores import MemoryStore
+from lash_nb.stores import MemoryStore, RuntimeCommit
 
 STORE_PARAMS = ["memory", "duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -260,3 +265,22 @@ def test_a_session_builder_prompt_wins_over_the_stored_patch_on_reopen() -> None
 
     run(body())
     assert seen == ["stored persona", None]
+
+
+def test_a_stored_prompt_layer_this_version_cannot_read_does_not_lock_the_session_out() -> None:
+    """A newer lash_nb wrote a slot this one does not know: the session still opens (and its
+    turns run), with a warning saying what to do, and the configured model still applies."""
+    async def body() -> str:
+        store = MemoryStore()
+        core = LashCore.builder().provider(answering("p", "ok")).model("m").store(store).build()
+        lease = await store.try_acquire_lease("s", "pid:1:writer", 60_000)
+        await store.commit(RuntimeCommit("s", lease, provider_id="p", model="m2", policy={
+            "provider_id": "p", "model": "m2", "max_turns": 50, "system_prompt": None,
+            "prompt": {"slots": {"future_slot": {"reset": True, "contributions": []}}},
+            "configured": ["model", "prompt"]}, release_lease=True))
+        with pytest.warns(LashWarning, match="could not be read .*session.configure"):
+            s = await core.session("s").open()
+        assert s.policy_snapshot().model == "m2"
+        return (await s.turn("hi").run()).result.assistant_message()
+
+    assert run(body()) == "ok"

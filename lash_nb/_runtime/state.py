@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -12,6 +13,7 @@ from .._core.records import Message
 from .._core.text import check_id, clean_text
 from .._core.tools import ToolRegistry
 from .._core.usage import SessionUsageReport, TokenLedgerEntry
+from .._errors import LashWarning
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,13 @@ def restore_configured(policy: SessionPolicy, stored: Mapping[str, Any] | None, 
     if "model" in configured and "model" not in explicit and stored.get("model"):
         changes["model"] = str(stored["model"])
     if "prompt" in configured and "prompt" not in explicit:
-        changes["prompt"] = PromptLayer.from_json(stored.get("prompt"))
+        try:
+            changes["prompt"] = PromptLayer.from_json(stored.get("prompt"))
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            # a layer this version cannot read (a newer one wrote it): open without it
+            warnings.warn(f"the stored prompt layer of this session could not be read ({err}); "
+                          "it is not used: set it again with session.configure(...)",
+                          LashWarning, stacklevel=2)
     return replace(policy, **changes, configured=tuple(sorted(configured)))
 
 
