@@ -49,7 +49,21 @@ from .._tools.function import as_tool_provider
 
 @runtime_checkable
 class SessionPlugin(Protocol):
-    """The one required member; see the module docstring for the optional ones."""
+    """A session plugin: any object with a ``plugin_id``. Optional members, found by name:
+
+    - ``revision: int``: bump it when the tools or prompt below change; the next model call
+      sees the new surface (it enters the tool catalog key);
+    - ``tool_providers() -> list``: tools (``@tool`` functions or tool providers);
+    - ``prompt_contributions(ctx: PluginTurnContext) -> list[PromptContribution]``;
+    - ``requires_turn_input = True``: every turn must bring ``.plugin_input(id, value)``
+      (``ctx.plugin_input``), else ``MissingPluginTurnInput``;
+    - ``checkpoint(ctx: PluginCheckpointContext) -> list[str] | str``: text injected at a
+      checkpoint (``after_work`` / ``before_completion``); the turn then calls the model again;
+    - ``operations() -> dict[str, callable]``: reached by
+      ``session.plugin_operations().query(name, args)``.
+
+    Attach with ``LashCoreBuilder.plugin(p)`` or ``SessionBuilder.plugin(p)``.
+    """
 
     plugin_id: str
 
