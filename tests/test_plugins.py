@@ -235,3 +235,55 @@ def test_a_malformed_plugin_is_refused_at_the_builder() -> None:
         with pytest.raises(ConfigurationError, match="attached twice"):
             await core.session("s").plugin(DataPlugin()).open()
     run(body())
+
+
+class UnitsNote:
+    """Adds the unit convention to every turn's input (a turn input hook), async."""
+
+    plugin_id = "units"
+
+    async def on_turn_input(self, turn_input: Any, ctx: Any) -> str:
+        return f"{turn_input.joined_text()}\n(units: {ctx.plugin_input or 'metric'})"
+
+
+def test_a_turn_input_hook_rewrites_the_input_of_direct_and_queued_turns() -> None:
+    """What the model sees and what is stored is the hook's input; a queued turn passes the
+    same hook (lash plugins see every turn's input through their before-turn hook)."""
+    seen: list[str] = []
+
+    def fn(request: Any) -> str:
+        seen.append(request.messages[-1].text())
+        return "ok"
+
+    async def body() -> list[str]:
+        core = LashCore.builder().provider(FunctionProvider(fn)).model("m").store(
+            MemoryStore()).build()
+        s = await core.session("s").plugin(UnitsNote()).open()
+        await s.turn("how hot?").run()
+        await s.turn("how far?").plugin_input("units", "imperial").run()
+        await s.enqueue("how heavy?").send()
+        await s.queued_turn().run()
+        return [m.text() for m in s.read_view().messages() if m.role.value == "user"]
+
+    stored = run(body())
+    assert seen == ["how hot?\n(units: metric)", "how far?\n(units: imperial)",
+                    "how heavy?\n(units: metric)"]
+    assert stored == seen
+
+
+def test_a_turn_input_hook_that_raises_refuses_the_turn_and_writes_nothing() -> None:
+    class Broken:
+        plugin_id = "broken"
+
+        def on_turn_input(self, turn_input: Any, ctx: Any) -> Any:
+            raise KeyError("units")
+
+    async def body() -> tuple[int, int]:
+        store = MemoryStore()
+        core = LashCore.builder().provider(scripted("never")).model("m").store(store).build()
+        s = await core.session("s").plugin(Broken()).open()
+        with pytest.raises(PluginError, match="plugin 'broken': on_turn_input failed: 'units'"):
+            await s.turn("hello").run()
+        return len(await store.load_turns("s")), len(s.read_view().messages())
+
+    assert run(body()) == (0, 0)

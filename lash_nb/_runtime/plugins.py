@@ -16,6 +16,8 @@ Theory of operation
                           session's and the turn's)
   ``requires_turn_input`` True: every turn must bring ``.plugin_input(id, value)``, else
                           ``MissingPluginTurnInput`` before anything is written (lash)
+  ``on_turn_input(input, ctx)``  may replace the turn input before anything is written
+                          (a ``TurnInput`` or a str; ``None`` keeps it); queued turns too
   ``checkpoint(ctx)``     called at every checkpoint of a turn (``after_work``,
                           ``before_completion``); returned strings are injected as messages
                           and the turn goes on with another model call (lash
@@ -40,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from .._core.prompt import PromptContribution, PromptLayer
+from .._core.records import TurnInput
 from .._core.secrets import scrub
 from .._core.text import check_id, clean_text
 from .._core.tools import ToolRegistry
@@ -57,6 +60,8 @@ class SessionPlugin(Protocol):
     - ``prompt_contributions(ctx: PluginTurnContext) -> list[PromptContribution]``;
     - ``requires_turn_input = True``: every turn must bring ``.plugin_input(id, value)``
       (``ctx.plugin_input``), else ``MissingPluginTurnInput``;
+    - ``on_turn_input(turn_input, ctx: PluginTurnContext) -> TurnInput | str | None``: replace
+      the turn's input before anything is written (queued turns too);
     - ``checkpoint(ctx: PluginCheckpointContext) -> list[str] | str``: text injected at a
       checkpoint (``after_work`` / ``before_completion``); the turn then calls the model again;
     - ``operations() -> dict[str, callable]``: reached by
@@ -155,14 +160,30 @@ class PluginSet:
                 layer = layer.with_contribution(c)
         return layer
 
+    async def turn_input(self, turn_input: TurnInput,
+                         ctx_for: Callable[[str], PluginTurnContext]) -> TurnInput:
+        """Each plugin's ``on_turn_input`` may replace the input (a ``TurnInput`` or a str;
+        ``None`` keeps it) before the turn writes anything."""
+        for p in self.plugins:
+            if not hasattr(p, "on_turn_input"):
+                continue
+            out = await _acall(p, "on_turn_input", turn_input, ctx_for(p.plugin_id))
+            if out is None:
+                continue
+            if isinstance(out, str):
+                out = TurnInput.text(out)
+            if not isinstance(out, TurnInput):
+                raise PluginError(p.plugin_id, "on_turn_input must return a TurnInput, a str "
+                                  f"or None, got {type(out).__name__}")
+            turn_input = TurnInput(out.items, turn_input.trace_turn_id)
+        return turn_input
+
     async def checkpoint(self, ctx_for: Callable[[str], PluginCheckpointContext]) -> list[str]:
         texts: list[str] = []
         for p in self.plugins:
             if not hasattr(p, "checkpoint"):
                 continue
-            out = _call(p, "checkpoint", ctx_for(p.plugin_id))
-            if inspect.isawaitable(out):
-                out = await out
+            out = await _acall(p, "checkpoint", ctx_for(p.plugin_id))
             if isinstance(out, str):
                 out = [out]
             texts.extend(str(t) for t in out or () if str(t).strip())
@@ -210,6 +231,19 @@ def _call(plugin: SessionPlugin, method: str, *args: Any) -> Any:
         return None
     try:
         return fn(*args)
+    except (PluginError, MissingPluginTurnInput):
+        raise
+    except Exception as err:
+        raise PluginError(plugin.plugin_id, f"{method} failed: {_untrusted(err)}") from err
+
+
+async def _acall(plugin: SessionPlugin, method: str, *args: Any) -> Any:
+    """``_call`` for a hook that may be a coroutine function."""
+    out = _call(plugin, method, *args)
+    if not inspect.isawaitable(out):
+        return out
+    try:
+        return await out
     except (PluginError, MissingPluginTurnInput):
         raise
     except Exception as err:

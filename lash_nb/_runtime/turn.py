@@ -24,7 +24,7 @@ from .._core.text import check_id
 from .._errors import ConfigurationError, ProviderUnavailable, TurnIdMismatch
 from .cancel import absorb_interrupt, await_committed
 from .parts import SessionParts
-from .prompt_layers import PromptLayerSink, TurnPhase
+from .prompt_layers import PromptLayerSink
 from .turn_run import TurnRun
 
 
@@ -100,10 +100,7 @@ class TurnBuilder(PromptLayerSink):
                 "drop one of them"
             )
         turn_input = self._input.with_trace_turn_id(turn_id)
-        surface = p.surface
-        surface.phase(TurnPhase.BEFORE_TURN_HOOKS, True)
-        surface.plugins.check_turn_inputs(self._plugin_inputs)  # before anything is written
-        surface.phase(TurnPhase.BEFORE_TURN_HOOKS, False)
+        p.surface.plugins.check_turn_inputs(self._plugin_inputs)  # before anything is written
         run = TurnRun(p, turn_input, turn_id, self._token, provider=self._provider,
                       model=self._model, sink=sink, prompt=self._prompt,
                       plugin_inputs=dict(self._plugin_inputs), **kw)

@@ -64,7 +64,7 @@ from .._store.waits import observe_store_waits, stop_observing
 from .cancel import TaskBridge
 from .model_call import ModelCallFailed, call_model
 from .parts import SessionParts
-from .plugins import PluginCheckpointContext
+from .plugins import PluginCheckpointContext, PluginTurnContext
 from .prompt_layers import TurnPhase, render_for
 from .tool_batch import ToolBatch
 from .turn_commit import commit_terminal
@@ -177,6 +177,9 @@ class TurnRun:
             if self.parts.state.stale:
                 await w.reload()
             phase = self.parts.surface.phase
+            phase(TurnPhase.BEFORE_TURN_HOOKS, True)
+            await self._turn_input_hooks()  # a plugin may replace the input; nothing written yet
+            phase(TurnPhase.BEFORE_TURN_HOOKS, False)
             phase(TurnPhase.EFFECT_LOOP, True)
             outcome = await self._drive()
             phase(TurnPhase.EFFECT_LOOP, False)
@@ -359,6 +362,18 @@ class TurnRun:
         self.emit_independent(ev.QueuedInputAccepted(kind, inputs))
         self.parts.feed.queue_changed("claimed", claim.batch_ids)
         return True
+
+    async def _turn_input_hooks(self) -> None:
+        plugins = self.parts.surface.plugins
+        if not plugins.plugins:
+            return
+        names = tuple(m.name for m in self.parts.state.registry.members())
+        sid, inputs = self.parts.session_id, self.plugin_inputs
+
+        def ctx(pid: str) -> PluginTurnContext:
+            return PluginTurnContext(sid, self.turn_id, inputs.get(pid), names)
+
+        self.input = await plugins.turn_input(self.input, ctx)
 
     async def _plugin_checkpoint(self, kind: str, pending_text: str) -> bool:
         """Plugin checkpoint hooks; injected text continues the turn (plugins.py). Bounded by
