@@ -281,3 +281,22 @@ def test_postgres_a_wait_in_one_process_wakes_on_the_commit_of_another(
             await there.close()
 
     asyncio.run(body())
+
+
+def test_an_enqueue_on_a_closed_store_fails_with_one_line_and_the_next_store_works(
+        tmp_path: Path) -> None:
+    async def body() -> None:
+        store = DuckDBStore(tmp_path / "nb.duckdb")
+        s = await _open(store)
+        await s.enqueue("kept").send()
+        await store.close()
+        with pytest.raises(Exception, match="closed") as err:
+            await s.enqueue("too late").send()
+        assert "\n" not in str(err.value)
+        again = DuckDBStore(tmp_path / "nb.duckdb")
+        s2 = await _open(again)
+        await asyncio.wait_for(s2.enqueue("after").send(), 30)  # no burst left hanging
+        assert [b.text for b in await s2.queued_work()] == ["kept", "after"]
+        await again.close()
+
+    asyncio.run(body())

@@ -393,7 +393,14 @@ class DuckDBStore:
                 else:
                     fut.set_result(r)
 
-        self._worker.submit(job).add_done_callback(settle)
+        try:
+            submitted = self._worker.submit(job)
+        except BaseException as e:  # closed: fail this burst now, later enqueues start anew
+            failed: Future[list[Any]] = Future()
+            failed.set_exception(e)
+            settle(failed)
+            return
+        submitted.add_done_callback(settle)
 
     async def list_queued_work(
         self, session_id: str, *, include_claimed: bool = False
