@@ -17,7 +17,7 @@ from .._core.llm import Provider, RetryPolicy
 from .._core.prompt import PromptLayer
 from .._core.records import TurnInput, fresh_id
 from .._core.usage import SessionUsageReport, TokenLedgerEntry
-from .._store.base import SessionStore, lease_owner_id, watches_turn_cancel
+from .._store.base import SessionStore, lease_owner_id, watches_queue, watches_turn_cancel
 from .._tools.mcp import close_servers
 from .cancel import TurnCancelRegistry
 from .catalog import ToolCatalog
@@ -33,6 +33,11 @@ from .state import SessionPolicy, SessionReadView, SessionState
 from .tool_admin import ToolAdmin
 from .turn import TurnBuilder
 from .writer import SessionWriter
+
+# await_queued_work_batch reads the queue again after these waits (doubling), for changes
+# made by processes whose notifications cannot reach it; lash caps its poll at 400 ms
+AWAIT_FIRST_READ_S = 0.025
+AWAIT_READ_CAP_S = 0.4
 
 
 class CoreSettings(Protocol):
@@ -146,20 +151,34 @@ class LashSession:
     async def await_queued_work_batch(
             self, batch_id: str, timeout: float | None = None,  # noqa: ASYNC109 (lash's signature)
     ) -> None:
-        """Return once ``batch_id`` is no longer pending (claimed, completed, cancelled or
-        parked failed). Polls the store 25 ms doubling to 400 ms, so drains by other processes
-        are seen."""
-        delay = 0.025
+        """Return once ``batch_id`` is done: completed by the commit of the turn that ran it,
+        cancelled, or parked failed (an unknown id returns at once). A claimed batch is still
+        awaited: the turn running it may yet fail and leave it pending (ADR 0065). A change
+        made in this process wakes the wait at once (PostgreSQL: any process's); the queue is
+        also read again 25 ms doubling to 400 ms, so drains by other processes are seen."""
+        store, sid = self.store, self.session_id
+        watch = await store.queue_changes() if watches_queue(store) else None
+        delay = AWAIT_FIRST_READ_S
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
-            pending = await self.store.list_queued_work(self.session_id)
-            if all(b.batch_id != batch_id or b.status == "failed" for b in pending):
+            seen = watch.version(sid) if watch is not None else 0
+            queued = await store.list_queued_work(sid, include_claimed=True)
+            if all(b.batch_id != batch_id or b.status == "failed" for b in queued):
                 return
-            if deadline is not None and loop.time() + delay > deadline:
-                raise TimeoutError(f"batch {batch_id!r} still pending after {timeout} s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.4)
+            wait = delay
+            if deadline is not None:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"batch {batch_id!r} still queued after {timeout} s; drain it "
+                        "(session.queued_turn().run(), the drainer or a worker) or wait longer")
+                wait = min(wait, left)
+            if watch is not None:
+                await watch.wait(sid, seen, wait)
+            else:
+                await asyncio.sleep(wait)
+            delay = min(delay * 2, AWAIT_READ_CAP_S)
 
     def cancel_running_turns(self, origin: str | None = "api", reason: str | None = None) -> int:
         """Signal every turn of this handle (running or waiting for the lock); thread-safe.

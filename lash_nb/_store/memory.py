@@ -46,6 +46,7 @@ from .base import (
     owner_is_dead,
     process_lost_record,
 )
+from .queue_watch import QueueWatch
 
 
 def now_ms() -> int:
@@ -111,6 +112,7 @@ class MemoryStore:
         self._batches: dict[str, _BatchRow] = {}
         self._history: list[_FinishedBatch] = []  # read by the reports, like queue_history
         self._seq = itertools.count(1)
+        self._queue_watch = QueueWatch()  # wakes await_queued_work_batch
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._sessions)} sessions)"
@@ -139,6 +141,7 @@ class MemoryStore:
             for bid in [b for b, r in self._batches.items() if r.batch.session_id == session_id]:
                 del self._batches[bid]
             self._history = [h for h in self._history if h.row.batch.session_id != session_id]
+            self._queue_watch.changed(session_id)
 
     async def load_events(self, session_id: str, turn_id: str | None = None) -> list[TurnActivity]:
         with self._lock:
@@ -174,19 +177,21 @@ class MemoryStore:
                 self._sessions[commit.session_id] = s
             _apply_graph_and_rows(s, commit)
             _apply_turns(s, commit, t)
-            self._finish_claims(commit, t)
+            if self._finish_claims(commit, t):
+                self._queue_watch.changed(commit.session_id)
             s.meta = _next_meta(s.meta, commit, t)
             if commit.release_lease and commit.lease is not None:
                 self._release(commit.lease)
             return CommitResult(s.meta.head_revision)
 
-    def _finish_claims(self, commit: RuntimeCommit, t: int) -> None:
+    def _finish_claims(self, commit: RuntimeCommit, t: int) -> bool:
         done_by = (commit.turn.turn_id if commit.turn is not None else
                    commit.turn_started.turn_id if commit.turn_started is not None else None)
         for bid in completed_batch_ids(commit):
             done = self._batches.pop(bid, None)
             if done is not None:
                 self._history.append(_FinishedBatch(done, t, "completed", done_by))
+        return bool(completed_batch_ids(commit))
 
     # ------------------------------------------------------------------ leases
     def _lease_row(self, session_id: str) -> LeaseRow | None:
@@ -339,6 +344,7 @@ class MemoryStore:
                 return None
             del self._batches[batch_id]
             self._history.append(_FinishedBatch(row, now_ms(), "cancelled", None))
+            self._queue_watch.changed(session_id)
             return row.batch
 
     async def abandon_claim(self, claim: QueueClaim, *, error: str | None = None,
@@ -352,6 +358,10 @@ class MemoryStore:
                     row.error = clip_error(error) or row.error
                     if attempts_exhausted(row.attempts, max_attempts):
                         row.park(t)
+            self._queue_watch.changed(claim.session_id)
+
+    async def queue_changes(self) -> QueueWatch:
+        return self._queue_watch
 
     async def sessions_with_ready_work(self) -> list[str]:
         with self._lock:

@@ -46,6 +46,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from ..._errors import StoreError, StoreLockedError
+from ..queue_watch import QueueWatch
 from ..waits import StoreWaitObserver, current_observer, log
 from .hold import Hold, LeaseRow
 from .journal import fold
@@ -100,6 +101,7 @@ class ConnectionWorker:
         self.read_only = False
         self.opens = 0  # how many times the file was opened (benchmarks and tests read it)
         self.handovers = 0  # releases because another process waited
+        self.queue_watch = QueueWatch()  # every store of this file in this process
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         _live.add(self)
