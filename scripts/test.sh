@@ -22,6 +22,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-"static newest lowest py3.13"}
 QUICK=(-m "not slow and not browser")
+# in parallel (pytest-xdist): JOBS workers, 4 by default on 2 cores since many tests wait on
+# kernels, Jupyter servers and worker processes; JOBS=0 runs in one process. loadgroup keeps the
+# tests of one shared fixture on one worker, in the order tests/conftest.py gives (longest first)
+PAR=(-n "${JOBS:-4}" --dist loadgroup --no-loadscope-reorder)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   need=""
@@ -47,10 +51,13 @@ find_python() {
   return 1
 }
 
-# .venv with uv from the newest lock; uv then builds every environment from its lock file
+# .venv with uv from the newest lock (unless that uv is there); uv then builds every
+# environment from its lock file
 [ -x .venv/bin/python ] || python3 -m venv .venv || exit 1
-.venv/bin/python -m pip install -q --disable-pip-version-check \
-  "$(grep -E '^uv==' requirements/ci-newest.txt | cut -d' ' -f1)" || exit 1
+want_uv=$(grep -E '^uv==' requirements/ci-newest.txt | cut -d' ' -f1)
+if [ "$(.venv/bin/uv --version 2>/dev/null | cut -d' ' -f2)" != "${want_uv#uv==}" ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check "$want_uv" || exit 1
+fi
 UV=.venv/bin/uv
 
 # the real MCP servers tests/test_tool_mcp.py starts (server-everything from npm,
@@ -60,10 +67,15 @@ export LASH_NB_MCP_SERVERS=${LASH_NB_MCP_SERVERS:-$PWD/.mcp-servers}
 .venv/bin/python tests/mcp_servers.py "$LASH_NB_MCP_SERVERS" || echo "MCP servers: install failed (their tests will skip)"
 
 setup() {  # setup VENV PYTHON LOCK
-  local venv=$1 python=$2 lock=$3
+  local venv=$1 python=$2 lock=$3 stamp
   [ -x "$venv/bin/python" ] || "$UV" venv -q -p "$python" "$venv" || return 1
-  "$UV" pip install -q -p "$venv/bin/python" -r "$lock" &&
-    "$UV" pip install -q -p "$venv/bin/python" --no-deps -e .
+  # uv checks the pins in a fraction of a second when they are all met
+  "$UV" pip install -q -p "$venv/bin/python" -r "$lock" || return 1
+  # the editable install builds the project (seconds): again only when this checkout, its
+  # metadata (pyproject.toml) or its version changed since the last one into this venv
+  stamp="$PWD $(cat pyproject.toml lash_nb/_version.py | sha256sum | cut -d' ' -f1)"
+  [ "$(cat "$venv/.lash-nb-editable" 2>/dev/null)" = "$stamp" ] && return 0
+  "$UV" pip install -q -p "$venv/bin/python" --no-deps -e . && echo "$stamp" > "$venv/.lash-nb-editable"
 }
 
 declare -a SUMMARY=()
@@ -79,7 +91,7 @@ run() {  # run NAME VENV PYTHON LOCK PYTEST_ARGS...
     status=1
     return
   fi
-  env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=10 "$@" 2>&1 | tee "$log"
+  env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=10 "${PAR[@]}" "$@" 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   local closing
   closing=$(grep -E '^(=+ )?[0-9]+ (passed|failed|skipped|deselected|errors?)|no tests ran' "$log" | tail -n1)
