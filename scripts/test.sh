@@ -5,10 +5,19 @@
 #   static  ruff check and mypy --strict over the whole package (settings in pyproject.toml),
 #           once, in the newest environment (their results depend on their versions)
 #   newest  the whole suite, Python 3 (python3), the newest versions: requirements/ci-newest.txt
-#   lowest  the quick tests (not slow, not browser), Python 3.11 and the lowest direct versions
-#           pyproject.toml allows (pandas 2.2, pyarrow 15, ipykernel 6.29, ...):
-#           requirements/ci-lowest.txt
-#   py3.13  the quick tests on the newest Python we claim, the newest versions
+#   lowest  the floor set, Python 3.11 and the lowest direct versions pyproject.toml allows
+#           (pandas 2.2, pyarrow 15, ipykernel 6.29, ...): requirements/ci-lowest.txt
+#   py3.13  the floor set on the newest Python we claim, the newest versions
+#
+# The floor set (ADR 75) is the quick tests (not slow, not browser) and the slow tests marked
+# `floor`: together they reach every declared dependency (the quick ones start real kernels,
+# widgets, DuckDB files in other processes, PostgreSQL, providers over httpx; `floor` adds the
+# mcp SDK's client, which only slow tests reach). The rest of the slow tests and the browser
+# tests run once, in newest: they drive the same dependency code longer, through whole
+# notebooks, browsers and many processes. A new test that is the only one to reach a
+# dependency is marked `floor`.
+#
+# Every run is parallel (pytest-xdist, JOBS workers; see PAR below and tests/conftest.py).
 #
 # As root with apt it first installs Debian chromium (browser test) and postgresql (PostgreSQL
 # store tests). Virtualenvs: .venv (newest; also the development one), .venv-lowest,
@@ -21,7 +30,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-"static newest lowest py3.13"}
-QUICK=(-m "not slow and not browser")
+FLOOR=(-m "(not slow and not browser) or floor")
 # in parallel (pytest-xdist): JOBS workers, 4 by default on 2 cores since many tests wait on
 # kernels, Jupyter servers and worker processes; JOBS=0 runs in one process. loadgroup keeps the
 # tests of one shared fixture on one worker, in the order tests/conftest.py gives (longest first)
@@ -118,13 +127,13 @@ for r in $RUNS; do
     newest) run newest .venv .venv/bin/python requirements/ci-newest.txt "$@" ;;
     lowest)
       if py=$(find_python 3.11); then
-        run lowest .venv-lowest "$py" requirements/ci-lowest.txt "${QUICK[@]}"
+        run lowest .venv-lowest "$py" requirements/ci-lowest.txt "${FLOOR[@]}"
       else
         SUMMARY+=("lowest: FAILED, no Python 3.11 on this machine (the oldest we claim)"); status=1
       fi ;;
     py3.13)
       if py=$(find_python 3.13); then
-        run py3.13 .venv-py3.13 "$py" requirements/ci-newest.txt "${QUICK[@]}"
+        run py3.13 .venv-py3.13 "$py" requirements/ci-newest.txt "${FLOOR[@]}"
       else
         SUMMARY+=("py3.13: FAILED, no Python 3.13 on this machine (the newest we claim)"); status=1
       fi ;;
