@@ -70,9 +70,9 @@ fi
 UV=.venv/bin/uv
 
 # the real MCP servers tests/test_tool_mcp.py starts (server-everything from npm,
-# mcp-server-time from PyPI), installed once into .mcp-servers/; a failed install only skips
-# those tests (each says why)
-export LASH_NB_MCP_SERVERS=${LASH_NB_MCP_SERVERS:-$PWD/.mcp-servers}
+# mcp-server-time from PyPI), installed once into the user's cache (not the checkout: CI clones
+# afresh for each run and finds them there); a failed install only skips those tests (each says why)
+export LASH_NB_MCP_SERVERS=${LASH_NB_MCP_SERVERS:-${XDG_CACHE_HOME:-$HOME/.cache}/lash-nb/mcp-servers}
 .venv/bin/python tests/mcp_servers.py "$LASH_NB_MCP_SERVERS" || echo "MCP servers: install failed (their tests will skip)"
 
 setup() {  # setup VENV PYTHON LOCK

@@ -6,9 +6,11 @@ Running in parallel (``scripts/test.sh`` runs ``pytest -n N --dist loadgroup
 (a kernel, a Jupyter server, a built wheel) are one ``xdist_group``, so that fixture is set up
 once, on one worker; a parametrized shared fixture makes one group per parameter (JupyterLab and
 Notebook 7 may run at the same time). A test that must not run beside another one (both build in
-the checkout) names a group itself with ``@pytest.mark.xdist_group("...")``. Browser tests, then
-slow ones, go first, so the long ones do not start last; without xdist this only changes the
-order.
+the checkout) names a group itself with ``@pytest.mark.xdist_group("...")``. The other browser
+tests are dealt round-robin into ``BROWSER_LANES`` groups: at most that many Chromium + Jupyter
+server + kernel stacks at once on a 2-core machine (more made each slower than its timeouts).
+Browser tests, then slow ones, go first, so the long ones do not start last; without xdist this
+only changes the order.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 pytest_plugins = ["pg_fixture", "mcp_servers"]
 
 SHARED_SCOPES = ("class", "module", "package")
+BROWSER_LANES = 2
 
 
 def _shared_fixture_group(item: pytest.Item) -> str | None:
@@ -49,12 +52,16 @@ def _rank(item: pytest.Item) -> int:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     units: dict[str, int] = {}
     unit_of: dict[int, str] = {}
+    browsers = 0
     for item in items:
         named = item.get_closest_marker("xdist_group")
         if named is not None:
             group = str(named.args[0] if named.args else named.kwargs.get("name", "default"))
         else:
             group = _shared_fixture_group(item)
+            if group is None and item.get_closest_marker("browser"):
+                group = f"browser-lane-{browsers % BROWSER_LANES}"
+                browsers += 1
             if group is not None:
                 item.add_marker(pytest.mark.xdist_group(group))
         unit = item.nodeid if group is None else f"@{group}"
