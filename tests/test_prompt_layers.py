@@ -213,5 +213,5 @@ def test_a_bad_contribution_is_one_line_saying_what_to_pass() -> None:
         PromptContribution(PromptSlot.GUIDANCE, "x", priority="high")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="content must be a str"):
         PromptContribution(PromptSlot.GUIDANCE, None)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="PromptContribution.guidance"):
+    with pytest.raises(TypeError, match=r"PromptContribution\.guidance"):
         LashCore.builder().prompt_contribution("be kind")  # type: ignore[arg-type]
