@@ -206,3 +206,12 @@ def test_prompt_set_on_the_session_survives_a_reopen(kind: str, tmp_path: Any) -
 def test_an_unknown_slot_is_one_line_naming_the_slots() -> None:
     with pytest.raises(ValueError, match="unknown prompt slot 'guidence'; use one of intro"):
         PromptLayer().with_cleared_slot("guidence")
+
+
+def test_a_bad_contribution_is_one_line_saying_what_to_pass() -> None:
+    with pytest.raises(TypeError, match="priority must be an int"):
+        PromptContribution(PromptSlot.GUIDANCE, "x", priority="high")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="content must be a str"):
+        PromptContribution(PromptSlot.GUIDANCE, None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"PromptContribution\.guidance"):
+        LashCore.builder().prompt_contribution("be kind")  # type: ignore[arg-type]

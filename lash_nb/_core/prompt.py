@@ -77,6 +77,9 @@ class PromptContribution:
             raise TypeError(f"a prompt contribution's content must be a str, got "
                             f"{type(self.content).__name__}")
         object.__setattr__(self, "content", clean_text(self.content))
+        if not isinstance(self.priority, int) or isinstance(self.priority, bool):
+            raise TypeError(f"a prompt contribution's priority must be an int (lower renders "
+                            f"first), got {self.priority!r}")
         title = clean_text(self.title).strip() if isinstance(self.title, str) else None
         object.__setattr__(self, "title", title or None)
         object.__setattr__(self, "requires_tools", tuple(self.requires_tools))
