@@ -29,8 +29,8 @@ SURFACE: dict[str, list[str]] = {
     "lash_nb.errors": [
         "ClaimSuperseded", "ConfigurationError", "CursorError", "HeadRevisionConflict",
         "InvalidTurnInput", "LashError", "LashWarning", "ProviderUnavailable",
-        "ProviderUnconfigured", "QueryNotAllowed", "QueueRequiresStore", "SessionExecutionBusy",
-        "SessionExecutionLeaseExpired", "SessionExecutionLeaseLost", "StoreDamagedError",
+        "ProviderUnconfigured", "QueryNotAllowed", "QueueRequiresStore", "SessionDeleted", "SessionExecutionBusy",
+        "SessionExecutionLeaseExpired", "SessionStillInUse", "SessionExecutionLeaseLost", "StoreDamagedError",
         "StoreError", "StoreFullError", "StoreLockedError", "StorePathError", "StoreSchemaError",
         "StoreSessionMismatch", "ToolArgumentsInvalid", "ToolNameConflict", "ToolServerError",
         "TurnCommitConflict", "TurnIdMismatch", "WireScriptError",

@@ -32,6 +32,7 @@ from .._store.base import (
 from .._store.memory import MemoryStore
 from .._tools.function import as_tool_provider
 from .._tools.mcp import MCPServer
+from .lifecycle import ParkedSession, check_resumed, resume_builder
 from .replay import LiveReplayStore
 from .session import LashSession
 from .state import SessionPolicy, SessionState
@@ -202,6 +203,14 @@ class LashCore:
     def session(self, session_id: str) -> SessionBuilder:
         return SessionBuilder(self, session_id)
 
+    async def resume(self, parked: ParkedSession) -> LashSession:
+        """Open a session ``session.park()`` parked (lash ``LashCore::resume``);
+        ``SessionDeleted`` if it was deleted meanwhile."""
+        builder: SessionBuilder = resume_builder(self, parked)
+        session = await builder.open()
+        check_resumed(parked, session.state, session._open)
+        return session
+
     async def list_sessions(self) -> list[Any]:
         sessions: list[Any] = await self.store.list_sessions()
         return sessions
@@ -230,6 +239,16 @@ class SessionBuilder:
         self._store: Any = None
         self._residency: str | None = None
         self._system_prompt: str | None = None
+        self._owner_id: str | None = None
+
+    def session_execution_owner_id(self, owner_id: str) -> SessionBuilder:
+        """Use this lease owner id instead of a fresh one per open. Only for hosts that
+        already serialise one execution lane (a durable workflow retrying a step): handles
+        opened with the same id are the same lease owner and do not exclude each other."""
+        if not isinstance(owner_id, str) or not owner_id.strip():
+            raise ConfigurationError("session_execution_owner_id needs a non-empty str")
+        self._owner_id = check_id(owner_id, "session execution owner id")
+        return self
 
     def parent(self, parent_session_id: str) -> SessionBuilder:
         self._parent = check_id(parent_session_id, "parent session id")
@@ -349,7 +368,7 @@ class SessionBuilder:
             turn_index=turn_index, head_revision=head_revision,
         )
         return LashSession(core, state, store=store, provider=provider, residency=residency,
-                           provider_mismatch=mismatch)
+                           provider_mismatch=mismatch, owner_id=self._owner_id)
 
 
 def _check_residency(value: str) -> str:
