@@ -30,10 +30,12 @@ from .._store.base import (
     SessionStore,
 )
 from .._store.memory import MemoryStore
+from .._store.retention import VacuumReport
 from .._tools.function import as_tool_provider
 from .._tools.mcp import MCPServer
 from .lifecycle import ParkedSession, check_resumed, resume_builder
 from .replay import LiveReplayStore
+from .retention import delete_session, vacuum
 from .session import LashSession
 from .state import SessionPolicy, SessionState
 
@@ -210,6 +212,17 @@ class LashCore:
         session = await builder.open()
         check_resumed(parked, session.state, session._open)
         return session
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete a stored session with its queued work (lash ``LashCore::delete_session``);
+        refuses while it is open in this process (``SessionStillInUse``) or runs a turn
+        anywhere (``SessionExecutionBusy``). Other sessions are untouched."""
+        await delete_session(self.store, session_id)
+
+    async def vacuum(self) -> VacuumReport:
+        """Delete tombstoned nodes (``session.tombstone_branch``); a DuckDB file also gets
+        its free space back. Returns what was removed and the file size before and after."""
+        return await vacuum(self.store)
 
     async def list_sessions(self) -> list[Any]:
         sessions: list[Any] = await self.store.list_sessions()

@@ -43,9 +43,14 @@ class SessionHandle(Protocol):
 class OpenHandles:
     """The live handles of one open and whether the open was consumed (closed/parked)."""
 
-    def __init__(self, first: SessionHandle) -> None:
-        self._live: weakref.WeakSet[Any] = weakref.WeakSet([first])
+    def __init__(self, session_id: str, store: Any) -> None:
+        self._live: weakref.WeakSet[Any] = weakref.WeakSet()
         self.closed = False
+        self.session_id = session_id
+        self.store = store
+
+    def alive(self) -> bool:
+        return len(self._live) > 0
 
     def add(self, handle: SessionHandle) -> None:
         self._live.add(handle)

@@ -26,6 +26,7 @@ from .observe import ObservableSession
 from .parts import SessionParts
 from .queue import Drainer, EnqueueBuilder, QueuedTurnBuilder
 from .replay import LiveReplayStore
+from .retention import tombstone_branch, track_open
 from .state import SessionPolicy, SessionReadView, SessionState
 from .tool_admin import ToolAdmin
 from .turn import TurnBuilder
@@ -66,7 +67,9 @@ class LashSession:
         self.residency = residency
         self.provider_mismatch = provider_mismatch
         self.owner_id = owner_id or lease_owner_id(fresh_id())
-        self._open = handles = OpenHandles(self)
+        self._open = handles = OpenHandles(state.session_id, store)
+        handles.add(self)
+        track_open(handles)
         writer = SessionWriter(state, store, owner_id=self.owner_id,
                                lease_ttl_ms=core.lease_ttl_ms, lease_renew_s=core.lease_renew_s,
                                residency=residency)
@@ -239,6 +242,12 @@ class LashSession:
 
     def is_running(self) -> bool:
         return self.writer.running
+
+    async def tombstone_branch(self, node_id: str) -> int:
+        """Tombstone ``node_id`` and every node under it (a branch off the active path):
+        reads stop returning them now, ``core.vacuum()`` deletes them. Returns how many
+        nodes the store marked."""
+        return await tombstone_branch(self, node_id)
 
     async def close(self) -> None:
         """Close the open; refuses with ``SessionStillInUse`` while other handles
