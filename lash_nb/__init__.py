@@ -54,6 +54,8 @@ _LAZY = {
     "QueuedTurnBuilder": ("._runtime.queue", "QueuedTurnBuilder"),
     "Drainer": ("._runtime.queue", "Drainer"),
     "ToolAdmin": ("._runtime.tool_admin", "ToolAdmin"),
+    "ParkedSession": ("._runtime.lifecycle", "ParkedSession"),
+    "run_child": ("._runtime.children", "run_child"),
     "SessionPolicy": ("._runtime.state", "SessionPolicy"),
     "SessionReadView": ("._runtime.state", "SessionReadView"),
 }
@@ -73,6 +75,7 @@ __all__ = [
     "MCPServer",
     "Message",
     "OutputState",
+    "ParkedSession",
     "Part",
     "PartKind",
     "QueuedTurnBuilder",
@@ -102,6 +105,7 @@ __all__ = [
     "UsageReportRow",
     "__version__",
     "load_ipython_extension",
+    "run_child",
     "run_sync",
     "tool",
 ]

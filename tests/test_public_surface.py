@@ -18,13 +18,14 @@ SURFACE: dict[str, list[str]] = {
     "lash_nb": [
         "AssistantOutput", "CancellationToken", "DeliveryPolicy", "Drainer", "EnqueueBuilder",
         "ExecutionSummary", "FunctionTool", "InputItem", "LashCore", "LashCoreBuilder",
-        "LashSession", "MCPServer", "Message", "OutputState", "Part", "PartKind", "QueuedTurnBuilder",
+        "LashSession", "MCPServer", "Message", "OutputState", "ParkedSession", "Part", "PartKind",
+        "QueuedTurnBuilder",
         "QueuedWorkBatch", "QueuedWorkItem", "Role", "SessionBuilder", "SessionPolicy",
         "SessionReadView", "SessionUsageReport", "SlotPolicy", "TokenUsage", "ToolAdmin",
         "ToolCallRecord", "ToolContext", "ToolManifest", "ToolProvider", "TurnBuilder",
         "TurnFinish", "TurnInput", "TurnIssue", "TurnOutcome", "TurnOutput", "TurnResult",
         "TurnStop", "TurnStream", "UsageReportRow", "__version__", "load_ipython_extension",
-        "run_sync", "tool",
+        "run_child", "run_sync", "tool",
     ],
     "lash_nb.errors": [
         "ClaimSuperseded", "ConfigurationError", "CursorError", "HeadRevisionConflict",
@@ -36,7 +37,7 @@ SURFACE: dict[str, list[str]] = {
         "TurnCommitConflict", "TurnIdMismatch", "WireScriptError",
     ],
     "lash_nb.events": [
-        "AssistantProseDelta", "Error", "ModelAttemptReset", "ModelRequestStarted",
+        "AssistantProseDelta", "ChildActivity", "ChildUsage", "Error", "ModelAttemptReset", "ModelRequestStarted",
         "QueuedInputAccepted", "QueuedWorkStarted", "ReasoningDelta", "RetryStatus",
         "ToolCallCompleted", "ToolCallStarted", "TurnActivity", "TurnEvent", "TurnOutcomeEvent",
         "Usage",

@@ -13,7 +13,7 @@ Open rules (lash session spec §1.3-1.5):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._core.graph import SessionGraph, SessionNode
@@ -95,6 +95,18 @@ class LashCoreBuilder:
         self._lease_ttl_ms = DEFAULT_LEASE_TTL_MS
         self._max_batch_attempts = DEFAULT_MAX_ATTEMPTS
         self._replay_bounds = (2048, 120.0)
+        self._child_store_factory: Callable[[str], Any] | None = None
+
+    def child_store_factory(self, factory: Callable[[str], Any]) -> LashCoreBuilder:
+        """Where child sessions live (lash ``LashCoreBuilder::child_store_factory``):
+        ``factory(child_session_id)`` returns a store, a DuckDB path or a DSN. Used for
+        sessions opened with ``.parent(...)`` and no ``.store(...)`` (``run_child`` too);
+        without it children share the core's store. A path or DSN is opened once per core."""
+        if not callable(factory):
+            raise ConfigurationError(
+                "child_store_factory takes a callable: child session id -> store, path or DSN")
+        self._child_store_factory = factory
+        return self
 
     def provider(self, provider: Any) -> LashCoreBuilder:
         if not hasattr(provider, "stream") or not hasattr(provider, "kind"):
@@ -177,6 +189,7 @@ class LashCoreBuilder:
             lease_ttl_ms=self._lease_ttl_ms,
             replay=LiveReplayStore(*self._replay_bounds),
             max_batch_attempts=self._max_batch_attempts,
+            child_store_factory=self._child_store_factory,
         )
 
 
@@ -186,7 +199,8 @@ class LashCore:
     def __init__(self, *, provider: Provider, policy: SessionPolicy, tools: list[Any],
                  store: SessionStore,
                  residency: str, retry_policy: RetryPolicy, lease_ttl_ms: int,
-                 replay: LiveReplayStore, max_batch_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+                 replay: LiveReplayStore, max_batch_attempts: int = DEFAULT_MAX_ATTEMPTS,
+                 child_store_factory: Callable[[str], Any] | None = None) -> None:
         self.provider = provider
         self.policy = policy
         self.tool_providers = tools
@@ -197,6 +211,20 @@ class LashCore:
         self.lease_renew_s = min(LEASE_RENEW_INTERVAL_MS, lease_ttl_ms // 3) / 1000
         self.replay = replay
         self.max_batch_attempts = max_batch_attempts
+        self.child_store_factory = child_store_factory
+        self._child_stores: dict[str, SessionStore] = {}  # opened from factory paths / DSNs
+
+    def child_store(self, child_session_id: str) -> SessionStore:
+        """The store of a child session: the factory's, else the core's."""
+        if self.child_store_factory is None:
+            return self.store
+        made = self.child_store_factory(child_session_id)
+        if isinstance(made, SessionStore) or made is None:
+            return made if made is not None else self.store
+        key = str(made)
+        if key not in self._child_stores:
+            self._child_stores[key] = open_store(made)
+        return self._child_stores[key]
 
     @staticmethod
     def builder() -> LashCoreBuilder:
@@ -232,6 +260,9 @@ class LashCore:
         for provider in self.tool_providers:  # MCP servers given to the builder
             if isinstance(provider, MCPServer):
                 await provider.aclose()
+        for child_store in self._child_stores.values():
+            await child_store.close()
+        self._child_stores.clear()
         await self.store.close()
 
     def __repr__(self) -> str:
@@ -289,8 +320,17 @@ class SessionBuilder:
         return self
 
     # ------------------------------------------------------------------ open
+    def _resolved_store(self) -> SessionStore:
+        """Explicit store, else (a child) the core's child store, else the core's store."""
+        if self._store is not None:
+            store: SessionStore = self._store
+            return store
+        if self._parent is not None:
+            return self._core.child_store(self._session_id)
+        return self._core.store
+
     async def open(self) -> LashSession:
-        store = self._store or self._core.store
+        store = self._resolved_store()
         residency = self._residency or self._core.residency
         scope = ReadScope.ACTIVE_PATH if residency == "active_path_only" else ReadScope.FULL_GRAPH
         persisted = await store.load_session(self._session_id, scope)
@@ -319,7 +359,7 @@ class SessionBuilder:
         return session
 
     async def open_fresh(self) -> LashSession:
-        store = self._store or self._core.store
+        store = self._resolved_store()
         session = self._make(store, self._residency or self._core.residency, recorded_provider=None)
         session.state.graph.replace_required = True
         existing = await store.load_session(self._session_id, ReadScope.ACTIVE_PATH)
@@ -331,7 +371,7 @@ class SessionBuilder:
         return session
 
     async def open_with_state(self, state: Mapping[str, Any]) -> LashSession:
-        store = self._store or self._core.store
+        store = self._resolved_store()
         sid = state.get("session_id")
         if sid != self._session_id:
             raise StoreSessionMismatch(str(sid), self._session_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .._core.llm import Provider, RetryPolicy
 from .._core.queue import DEFAULT_MAX_ATTEMPTS
@@ -32,6 +33,7 @@ class SessionParts:
     retry_policy: RetryPolicy
     closed: Callable[[], bool]
     max_batch_attempts: int = DEFAULT_MAX_ATTEMPTS  # claims of a queued batch before it parks
+    core: Any = None  # the LashCore that opened the session (child sessions open through it)
 
     @property
     def session_id(self) -> str:

@@ -77,7 +77,7 @@ class LashSession:
             state=state, store=store, provider=provider, writer=writer,
             feed=SessionFeed(core.replay, state), catalog=ToolCatalog(state),
             cancels=TurnCancelRegistry(), retry_policy=core.retry_policy,
-            closed=lambda: handles.closed, max_batch_attempts=core.max_batch_attempts,
+            closed=lambda: handles.closed, max_batch_attempts=core.max_batch_attempts, core=core,
         )
         self.drainer: Drainer = Drainer(self.parts)
         self.parts.feed.on_committed = self.drainer.kick
