@@ -104,8 +104,8 @@ class SessionStillInUse(LashError):
 
     def __init__(self, session_id: str, what: str, users: str) -> None:
         super().__init__(
-            f"cannot {what} session {session_id!r}: {users} still use it; release() the other "
-            "handles (or let the turn finish, or cancel it) and try again"
+            f"cannot {what} session {session_id!r}: {users}; release() the other handles "
+            "(or let the turn finish, or cancel it) and try again"
         )
         self.session_id = session_id
 

@@ -232,3 +232,24 @@ def test_vacuum_while_another_process_waits_for_the_file(tmp_path):
         assert texts(small) == ["keep me", "echo: keep me"]
         await core.close()
     run(body())
+
+
+def test_vacuum_leaves_a_small_duckdb_store_as_it_is(tmp_path):
+    """A compact copy of a small store is no smaller (DuckDB preallocates blocks): vacuum keeps
+    the file, and the store goes on working on the same connection."""
+    path = str(tmp_path / "small.duckdb")
+
+    async def body():
+        store = DuckDBStore(path)
+        core = echo_core(store)
+        s = await core.session("s").open()
+        await s.turn("hello").run()
+        opens = store.opens
+        report = await core.vacuum()
+        assert report.removed_node_count == 0
+        assert report.file_bytes_after == report.file_bytes_before == os.path.getsize(path)
+        assert store.opens == opens  # not swapped: the file was never closed
+        await s.turn("again").run()
+        assert texts(await core.session("s").open())[-1] == "echo: again"
+        await core.close()
+    run(body())

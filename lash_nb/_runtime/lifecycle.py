@@ -65,10 +65,11 @@ class OpenHandles:
         """Raise ``SessionStillInUse`` unless ``handle`` is the only user of the open."""
         others = self.others(handle)
         if others:
-            users = "another handle" if others == 1 else f"{others} other handles"
+            users = ("another handle of it is alive" if others == 1
+                     else f"{others} other handles of it are alive")
             raise SessionStillInUse(handle.session_id, what, f"{users} (session.clone())")
         if turns and handle.writer.running:
-            raise SessionStillInUse(handle.session_id, what, "a running turn")
+            raise SessionStillInUse(handle.session_id, what, "a running turn still uses it")
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ async def delete_session(store: SessionStore, session_id: str) -> None:
     check_id(session_id, "session id")
     if open_here(store, session_id):
         raise SessionStillInUse(session_id, "delete",
-                                "an open session in this process (close() or park() it)")
+                                "it is open in this process (close() or park() it first)")
     got = await store.try_acquire_lease(session_id, lease_owner_id(fresh_id()))
     if isinstance(got, LeaseBusy):
         raise SessionExecutionBusy(session_id, got.holder_owner_id)

@@ -14,6 +14,8 @@ Theory of operation
   checkpoint (nothing was written to it after the copy, and a checkpoint would touch the
   ``.wal`` path, which now belongs to the copy) and this process's next job reopens the
   path, waiting in line like any other.
+- The copy replaces the file only if it is smaller than the checkpointed file (a small or
+  dense store would grow: DuckDB preallocates); otherwise it is removed and nothing changes.
 - Any failure before the rename leaves the store as it was and removes the half-made copy.
 """
 
@@ -47,21 +49,17 @@ def delete_tombstoned(con: Any) -> int:
     return int(row[0]) if row else 0
 
 
-def file_bytes(path: str) -> int:
-    return os.path.getsize(path) + (os.path.getsize(path + ".wal")
-                                    if os.path.exists(path + ".wal") else 0)
-
-
-def swap_in_copy(con: Any, path: str, hold: Hold | None, block_size: int) -> None:
-    """Copy the held file into a fresh one and rename it over ``path``. The caller must
-    close ``con`` right after (without a checkpoint) and reopen ``path``."""
+def swap_in_copy(con: Any, path: str, hold: Hold | None, block_size: int) -> tuple[int, int]:
+    """Copy the held file into a fresh one; if the copy is smaller, rename it over ``path``.
+    Returns the file size before and after. When it swapped (the sizes differ) the caller
+    must close ``con`` right after (no checkpoint: ``disable_checkpoint_on_shutdown`` is set
+    here) and reopen ``path``."""
     if hold is not None:
         hold.flush(con)
-    con.execute("CHECKPOINT")
+    con.execute("CHECKPOINT")  # measured checkpointed: a .wal is not free space
+    before = os.path.getsize(path)
     tmp = path + COMPACT_SUFFIX
-    for leftover in (tmp, tmp + ".wal"):
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(leftover)
+    _remove(tmp)
     name = con.execute("SELECT current_database()").fetchone()[0]
     try:
         con.execute(f"ATTACH '{_quote(tmp)}' AS lash_compact (BLOCK_SIZE {int(block_size)})")
@@ -71,13 +69,22 @@ def swap_in_copy(con: Any, path: str, hold: Hold | None, block_size: int) -> Non
             con.execute("DETACH lash_compact")
         if os.path.exists(tmp + ".wal"):  # the copy must stand alone before it replaces us
             raise RuntimeError(f"{tmp}.wal was left behind by DETACH; the store is unchanged")
+        after = os.path.getsize(tmp)
+        if after >= before:  # nothing to give back (a small or already dense file)
+            _remove(tmp)
+            return before, before
         os.replace(tmp, path)
     except BaseException:
-        for leftover in (tmp, tmp + ".wal"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(leftover)
+        _remove(tmp)
         raise
     con.execute("PRAGMA disable_checkpoint_on_shutdown")
+    return before, after
+
+
+def _remove(tmp: str) -> None:
+    for leftover in (tmp, tmp + ".wal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(leftover)
 
 
 def _quote(text: str) -> str:

@@ -334,10 +334,10 @@ class DuckDBStore:
         """One worker job: nothing else of this process runs between its steps."""
         self._fold(con)
         removed = self._txn(con, compact.delete_tombstoned)
-        before = compact.file_bytes(self.path)
-        compact.swap_in_copy(con, self.path, self._worker.hold, _block_size(con))
-        self._worker.drop_connection()
-        return VacuumReport(removed, before, compact.file_bytes(self.path))
+        before, after = compact.swap_in_copy(con, self.path, self._worker.hold, _block_size(con))
+        if after != before:  # the file under this connection was replaced: reopen it
+            self._worker.drop_connection()
+        return VacuumReport(removed, before, after)
 
     # ------------------------------------------------------------------ leases
     async def try_acquire_lease(
