@@ -147,8 +147,9 @@ def test_park_refuses_while_a_turn_is_running():
 
 @pytest.mark.parametrize("kind", ["memory", "duckdb"])
 def test_resume_refuses_a_session_deleted_while_parked(kind, tmp_path):
-    """lash ``resume_refuses_a_session_deleted_while_parked`` (HEAD): the resume names the
-    deletion instead of handing back an empty session under the old id."""
+    """lash HEAD (``core_session_builder.rs``, the "deleted-while-parked" case): resume of a
+    session deleted while parked fails ``SessionDeleted`` instead of handing back an empty
+    session under the old id."""
     async def body():
         store = store_for(kind, tmp_path)
         core = echo_core(store)
