@@ -6,18 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import test_notebook_magics
 from IPython.core.error import UsageError
-from notebook_harness import ReraisingShell
 
-
-@pytest.fixture
-def sh(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    shell = ReraisingShell()
-    shell.run_cell("%load_ext lash_nb._notebook.extension")
-    shell.run_cell("%config LashMagics.offline_delay_s = 0")
-    yield shell
-    shell.close()
+sh = test_notebook_magics.sh  # the IPython shell fixture, shared
 
 
 def stored(sh):

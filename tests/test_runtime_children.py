@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from lifecycle_support import echo_core, run
 
 from lash_nb import LashCore, TokenUsage, ToolContext, run_child, tool
 from lash_nb.errors import ConfigurationError
@@ -17,18 +18,6 @@ from lash_nb.events import ChildActivity, ChildUsage, ToolCallCompleted
 from lash_nb.providers import FunctionProvider, LlmPart, LlmResponse
 from lash_nb.stores import DuckDBStore, MemoryStore
 from lash_nb.testing import tool_call
-
-
-def run(coro):
-    return asyncio.run(coro)
-
-
-def echo_core(store, **builder):
-    provider = FunctionProvider(lambda r: "echo: " + r.messages[-1].text(), kind="function")
-    b = LashCore.builder().provider(provider).model("m").store(store)
-    if "child_store_factory" in builder:
-        b = b.child_store_factory(builder["child_store_factory"])
-    return b.build()
 
 
 @tool

@@ -9,28 +9,12 @@ import asyncio
 import gc
 
 import pytest
+from lifecycle_support import echo_core, run, store_for, texts
 
 from lash_nb import LashCore
 from lash_nb.errors import SessionDeleted, SessionExecutionBusy, SessionStillInUse
 from lash_nb.providers import FunctionProvider
-from lash_nb.stores import DuckDBStore, MemoryStore
-
-
-def run(coro):
-    return asyncio.run(coro)
-
-
-def echo_core(store):
-    provider = FunctionProvider(lambda r: "echo: " + r.messages[-1].text(), kind="function")
-    return LashCore.builder().provider(provider).model("m").store(store).build()
-
-
-def texts(session):
-    return [m.text() for m in session.read_view().messages()]
-
-
-def store_for(kind, tmp_path):
-    return MemoryStore() if kind == "memory" else DuckDBStore(str(tmp_path / "life.duckdb"))
+from lash_nb.stores import MemoryStore
 
 
 @pytest.mark.parametrize("kind", ["memory", "duckdb"])

@@ -15,28 +15,10 @@ import textwrap
 import time
 
 import pytest
+from lifecycle_support import echo_core, run, store_for, texts
 
-from lash_nb import LashCore
 from lash_nb.errors import ConfigurationError, SessionExecutionBusy, SessionStillInUse
-from lash_nb.providers import FunctionProvider
 from lash_nb.stores import DuckDBStore, MemoryStore
-
-
-def run(coro):
-    return asyncio.run(coro)
-
-
-def echo_core(store):
-    provider = FunctionProvider(lambda r: "echo: " + r.messages[-1].text(), kind="function")
-    return LashCore.builder().provider(provider).model("m").store(store).build()
-
-
-def texts(session):
-    return [m.text() for m in session.read_view().messages()]
-
-
-def store_for(kind, tmp_path):
-    return MemoryStore() if kind == "memory" else DuckDBStore(str(tmp_path / "ret.duckdb"))
 
 
 @pytest.mark.parametrize("kind", ["memory", "duckdb"])
@@ -139,6 +121,13 @@ def _big_session(store_path, n_turns):
     run(body())
 
 
+async def _without_big(path):
+    store = DuckDBStore(path)
+    core = echo_core(store)
+    await core.delete_session("big")
+    return store, core
+
+
 def test_vacuum_gives_a_duckdb_file_its_space_back(tmp_path):
     """DuckDB never shrinks a file; after deleting a big session, ``core.vacuum()`` swaps in a
     compact copy: the file is much smaller, what was kept reads the same (queued work and the
@@ -147,9 +136,7 @@ def test_vacuum_gives_a_duckdb_file_its_space_back(tmp_path):
     _big_session(path, 40)
 
     async def body():
-        store = DuckDBStore(path)
-        core = echo_core(store)
-        await core.delete_session("big")
+        _, core = await _without_big(path)
         report = await core.vacuum()
         assert report.file_bytes_before is not None and report.file_bytes_after is not None
         assert report.file_bytes_after * 3 < report.file_bytes_before
@@ -203,9 +190,7 @@ def test_vacuum_while_another_process_waits_for_the_file(tmp_path):
     _big_session(path, 20)
 
     async def body():
-        store = DuckDBStore(path)
-        core = echo_core(store)
-        await core.delete_session("big")
+        store, core = await _without_big(path)
         line = store._worker.line
         waiter = subprocess.Popen([sys.executable, "-c", WAITER, path],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -215,7 +200,7 @@ def test_vacuum_while_another_process_waits_for_the_file(tmp_path):
                 deadline = time.monotonic() + 240
                 while not line.waiters() and waiter.poll() is None and time.monotonic() < deadline:
                     time.sleep(0.02)
-                assert line.waiters(), "the other process never stood in line"
+                assert line.waiters(), f"the other process never stood in line (exit {waiter.poll()})"
                 return store._vacuum_job(con)
 
             report = await asyncio.wrap_future(store._worker.submit(vacuum_once_the_other_waits))

@@ -606,14 +606,20 @@ async def cancel_rules(opener: StoreOpener) -> None:
         await store.close()
 
 
+async def _two_sessions(store: SessionStore) -> tuple[Lease, Lease]:
+    """Sessions ``s1`` (node ``a``) and ``s2`` (node ``b``); their leases."""
+    la, lb = await _lease(store, "s1"), await _lease(store, "s2")
+    await store.commit(RuntimeCommit("s1", la, append_nodes=(node("a", None, "one"),),
+                                     leaf_node_id="a"))
+    await store.commit(RuntimeCommit("s2", lb, append_nodes=(node("b", None, "two"),),
+                                     leaf_node_id="b"))
+    return la, lb
+
+
 async def sessions_are_isolated(opener: StoreOpener) -> None:
     store = await _open(opener)
     try:
-        la, lb = await _lease(store, "s1"), await _lease(store, "s2")
-        await store.commit(RuntimeCommit("s1", la, append_nodes=(node("a", None, "one"),),
-                                         leaf_node_id="a"))
-        await store.commit(RuntimeCommit("s2", lb, append_nodes=(node("b", None, "two"),),
-                                         leaf_node_id="b"))
+        la, _ = await _two_sessions(store)
         await store.enqueue(draft("s2", "for s2", delivery=EARLIEST))
         await store.enqueue(draft("s1", "for s1"))
         _eq(await store.sessions_with_ready_work(), ["s2", "s1"], "ordered by first enqueue")
@@ -729,11 +735,7 @@ async def deleting_a_session_takes_its_queued_work_and_nothing_else(opener: Stor
     session keeps its graph and queue; the id can start over from revision 0."""
     store = await _open(opener)
     try:
-        la, lb = await _lease(store, "s1"), await _lease(store, "s2")
-        await store.commit(RuntimeCommit("s1", la, append_nodes=(node("a", None, "one"),),
-                                         leaf_node_id="a"))
-        await store.commit(RuntimeCommit("s2", lb, append_nodes=(node("b", None, "two"),),
-                                         leaf_node_id="b"))
+        la, _ = await _two_sessions(store)
         await store.enqueue(draft("s1", "claimed"))
         await store.enqueue(draft("s2", "kept"))
         _eq(await _claim_texts(store, la), ["claimed"], "s1 claims")
