@@ -99,6 +99,11 @@ def test_tool_runs_a_child_session_and_its_usage_rolls_up():
                                     "turn": TokenUsage(200, 20)}
         reopened = await core.session("boss").open()
         assert reopened.usage_report().by_source == report.by_source
+        (stored,) = await store.load_turns("boss")  # the turn record keeps children_usage
+        assert stored.result["children_usage"] == [
+            {"source": "child:boss.call_1", "model": "m",
+             "usage": {"input_tokens": 7, "output_tokens": 3, "cache_read_input_tokens": 0,
+                       "cache_write_input_tokens": 0, "reasoning_output_tokens": 0}}]
         kid = await core.session(child_id).open()
         assert kid.state.parent_session_id == "boss"
         assert [m.text() for m in kid.read_view().messages()] == ["sub: 6*7", "42"]
