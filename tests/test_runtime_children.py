@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from lifecycle_support import echo_core, run
+from lifecycle_support import STORE_KINDS, echo_core, run, store_for
 
 from lash_nb import LashCore, TokenUsage, ToolContext, run_child, tool
 from lash_nb.errors import ConfigurationError
@@ -51,13 +51,12 @@ def agent_core(store, **kw):
     return b.build()
 
 
-@pytest.mark.parametrize("kind", ["memory", "duckdb"])
-def test_parent_relation_is_recorded_and_survives_reopen(kind, tmp_path):
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_parent_relation_is_recorded_and_survives_reopen(kind, tmp_path, request):
     """lash ``SessionBuilder::parent``: the child's row names its parent, after a reopen too
     (the store side is the conformance check ``parent_session_is_recorded_durably``)."""
     async def body():
-        store = MemoryStore() if kind == "memory" else DuckDBStore(str(tmp_path / "k.duckdb"))
-        core = echo_core(store)
+        core = echo_core(store_for(kind, tmp_path, request))
         kid = await core.session("kid").parent("root").open()
         await kid.turn("hi").run()
         await kid.close()
@@ -69,13 +68,14 @@ def test_parent_relation_is_recorded_and_survives_reopen(kind, tmp_path):
     run(body())
 
 
-def test_tool_runs_a_child_session_and_its_usage_rolls_up():
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_tool_runs_a_child_session_and_its_usage_rolls_up(kind, tmp_path, request):
     """lash invariant 21 (``total_usage()`` sums parent usage and all ``children_usage``) and
     ``TurnEvent::ChildUsage``: the tool's sub-agent is a child session of the caller; its
     tokens are the parent turn's children_usage, ChildUsage events, and ledger rows of the
     parent session under ``child:<id>``."""
     async def body():
-        store = MemoryStore()
+        store = store_for(kind, tmp_path, request)
         core = agent_core(store)
         s = await core.session("boss").open()
         out = await s.turn("what is 6*7?").run()
@@ -108,6 +108,7 @@ def test_tool_runs_a_child_session_and_its_usage_rolls_up():
         assert kid.state.parent_session_id == "boss"
         assert [m.text() for m in kid.read_view().messages()] == ["sub: 6*7", "42"]
         assert kid.usage_report().usage == TokenUsage(7, 3)
+        await core.close()
     run(body())
 
 

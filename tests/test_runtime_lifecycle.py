@@ -9,7 +9,7 @@ import asyncio
 import gc
 
 import pytest
-from lifecycle_support import echo_core, run, store_for, texts
+from lifecycle_support import STORE_KINDS, echo_core, run, store_for, texts
 
 from lash_nb import LashCore
 from lash_nb.errors import SessionDeleted, SessionExecutionBusy, SessionStillInUse
@@ -17,12 +17,12 @@ from lash_nb.providers import FunctionProvider
 from lash_nb.stores import MemoryStore
 
 
-@pytest.mark.parametrize("kind", ["memory", "duckdb"])
-def test_park_then_resume_preserves_session_transcript(kind, tmp_path):
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_park_then_resume_preserves_session_transcript(kind, tmp_path, request):
     """lash ``park_then_resume_preserves_session_transcript``: park flushes and closes, resume
     shows the same transcript and takes another turn on top of it."""
     async def body():
-        core = echo_core(store_for(kind, tmp_path))
+        core = echo_core(store_for(kind, tmp_path, request))
         s = await core.session("parked").open()
         await s.turn("hello").run()
         parked = await s.park()
@@ -129,13 +129,13 @@ def test_park_refuses_while_a_turn_is_running():
     run(body())
 
 
-@pytest.mark.parametrize("kind", ["memory", "duckdb"])
-def test_resume_refuses_a_session_deleted_while_parked(kind, tmp_path):
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_resume_refuses_a_session_deleted_while_parked(kind, tmp_path, request):
     """lash HEAD (``core_session_builder.rs``, the "deleted-while-parked" case): resume of a
     session deleted while parked fails ``SessionDeleted`` instead of handing back an empty
     session under the old id."""
     async def body():
-        store = store_for(kind, tmp_path)
+        store = store_for(kind, tmp_path, request)
         core = echo_core(store)
         s = await core.session("gone").open()
         await s.turn("hi").run()

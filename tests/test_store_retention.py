@@ -15,19 +15,19 @@ import textwrap
 import time
 
 import pytest
-from lifecycle_support import echo_core, run, store_for, texts
+from lifecycle_support import STORE_KINDS, echo_core, run, store_for, texts
 
 from lash_nb.errors import ConfigurationError, SessionExecutionBusy, SessionStillInUse
 from lash_nb.stores import DuckDBStore, MemoryStore
 
 
-@pytest.mark.parametrize("kind", ["memory", "duckdb"])
-def test_tombstoned_branch_is_gone_from_reads_and_vacuum_removes_it(kind, tmp_path):
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_tombstoned_branch_is_gone_from_reads_and_vacuum_removes_it(kind, tmp_path, request):
     """lash ``StoreMaintenance::tombstone_nodes`` then ``vacuum``: the abandoned branch leaves
     the graph at once (this handle and a reopen), vacuum deletes exactly its rows, and the
     conversation goes on."""
     async def body():
-        core = echo_core(store_for(kind, tmp_path))
+        core = echo_core(store_for(kind, tmp_path, request))
         s = await core.session("s").open()
         await s.turn("first").run()
         first_reply = s.state.graph.leaf_node_id
@@ -65,12 +65,12 @@ def test_tombstone_refuses_the_active_path_and_unknown_nodes():
     run(body())
 
 
-@pytest.mark.parametrize("kind", ["memory", "duckdb"])
-def test_delete_session_wipes_it_with_its_queued_work_and_leaves_others(kind, tmp_path):
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_delete_session_wipes_it_with_its_queued_work_and_leaves_others(kind, tmp_path, request):
     """lash invariant 15 (``delete_session via the core ... a reopen is empty``): the deleted
     session's turns and queued work go, another session keeps everything."""
     async def body():
-        core = echo_core(store_for(kind, tmp_path))
+        core = echo_core(store_for(kind, tmp_path, request))
         keep = await core.session("keep").open()
         await keep.turn("mine").run()
         doomed = await core.session("doomed").open()
