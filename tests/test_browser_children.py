@@ -9,13 +9,11 @@ import pytest
 from browser_harness import CHROMIUM, JupyterServer, NotebookPage, launch, wait_until, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
+sync_playwright = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
+).sync_playwright
 if not Path(CHROMIUM).exists():
     pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:
-    pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
 
 CELLS: list[str | tuple[str, str]] = [
     "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.08",
