@@ -61,3 +61,24 @@ def test_delete_refuses_a_session_running_a_turn(sh, tmp_path):
     asyncio.run(while_a_turn_runs())
     assert stored(sh) == ["busy"]
     assert "busy" in m.ctx.bindings
+
+
+def test_closing_the_notebook_closes_its_stores_even_with_a_clone_alive(sh, tmp_path):
+    """ADR 47: a clone the user kept makes ``session.close()`` refuse, but the kernel's own
+    shutdown still closes the session's store (the DuckDB file is released, nothing lost)."""
+    from lash_nb._notebook import extension
+    from lash_nb.stores import DuckDBStore
+
+    path = tmp_path / "clone.duckdb"
+    sh.run_cell(f"%lash open cl --store {path}")
+    sh.run_cell("%lash turn kept")
+    m = extension._magics()
+    twin = m.ctx.bindings["cl"].session.clone()
+    kernel_store = m.ctx.bindings["cl"].core.store
+    asyncio.run(m.ctx.close())
+    assert twin.closed is False  # the open was not consumed: its other handle lives
+    assert not kernel_store.holding_file  # but the store was closed: the file is released
+    store = DuckDBStore(str(path))
+    got = asyncio.run(store.load_session("cl"))
+    assert got is not None and got.meta.turn_index == 1
+    store.close_sync()
