@@ -66,3 +66,33 @@ def test_saved_snapshot_keeps_the_nested_child_turn_escaped():
     assert tool_at < child_at < html.index("parent done")
     assert "child session p.call_7 · finished: assistant_message" in html
     assert "<b>bold</b>" not in html and "&lt;b&gt;bold&lt;/b&gt;" in html
+
+
+def test_a_replayed_turn_from_a_duckdb_file_still_nests_its_child(tmp_path):
+    """The next morning: the parent turn's stored events (read back from the file, as
+    ``%lash replay`` does) fold into the same nested child turn."""
+    from lash_nb.stores import DuckDBStore
+
+    path = str(tmp_path / "replay.duckdb")
+
+    async def write():
+        core = LashCore.builder().provider(FunctionProvider(agent, kind="function")) \
+            .model("m").store(DuckDBStore(path)).tools(ask_helper).build()
+        s = await core.session("p").open()
+        await s.turn("go").run()
+        await core.close()
+
+    async def read():
+        store = DuckDBStore(path)
+        (record,) = await store.load_turns("p")
+        events = await store.load_events("p", record.turn_id)
+        await store.close()
+        return events
+
+    asyncio.run(write())
+    w = TurnWidget(session_id="p", prompt="go")
+    w.push_all(asyncio.run(read()))
+    w.finish()
+    (row,) = w.fold.tool_rows()
+    assert row["child"]["session_id"] == "p.call_7"
+    assert [b["text"] for b in row["child"]["blocks"] if b["kind"] == "prose"] == [CHILD_SAYS]
