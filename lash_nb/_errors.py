@@ -14,6 +14,9 @@ from their public home, ``lash_nb.errors`` (a new class here must be added there
     │   └── MissingPluginTurnInput    a plugin needs turn input the turn did not bring
     ├── ProviderUnavailable           the session's recorded provider id is not the live one
     ├── StoreSessionMismatch          state / store belongs to another session id
+    ├── SessionStillInUse             close / park / delete while another handle or a turn
+    │                                 of the same open still uses the session
+    ├── SessionDeleted                resume / open of a session that was deleted
     ├── SessionExecutionBusy          another runtime holds the session lease   (retryable)
     ├── SessionExecutionLeaseLost     the lease expired under a running turn    (retryable)
     │   └── SessionExecutionLeaseExpired  a session-head commit came with no lease
@@ -96,6 +99,28 @@ class StoreSessionMismatch(LashError):
         )
         self.loaded = loaded
         self.requested = requested
+
+
+class SessionStillInUse(LashError):
+    """lash ``EmbedError::SessionStillInUse``: consuming a session needs sole ownership."""
+
+    def __init__(self, session_id: str, what: str, users: str) -> None:
+        super().__init__(
+            f"cannot {what} session {session_id!r}: {users}; release() the other handles "
+            "(or let the turn finish, or cancel it) and try again"
+        )
+        self.session_id = session_id
+
+
+class SessionDeleted(LashError):
+    """lash ``StoreError::SessionDeleted``: the session was deleted while parked."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"session {session_id!r} was deleted; core.session({session_id!r}).open_fresh() "
+            "starts a new one under that id"
+        )
+        self.session_id = session_id
 
 
 class SessionExecutionBusy(LashError):

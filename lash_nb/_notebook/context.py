@@ -4,12 +4,13 @@ background tasks and the last turn result."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, SessionStillInUse
 from .._providers.registry import NAMES as PROVIDERS
 from .._providers.registry import build_provider, check_key
 
@@ -159,7 +160,8 @@ class NotebookContext:
         for task in self.background.values():
             task.cancel()
         for b in self.bindings.values():
-            await b.session.close()
+            with contextlib.suppress(SessionStillInUse):  # a user's clone() must not keep
+                await b.session.close()  # the kernel from closing its stores (ADR 47)
         for core in self.cores.values():
             await core.close()
         self.bindings.clear()

@@ -13,7 +13,7 @@ Open rules (lash session spec §1.3-1.5):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._core.graph import SessionGraph, SessionNode
@@ -31,11 +31,14 @@ from .._store.base import (
     SessionStore,
 )
 from .._store.memory import MemoryStore
+from .._store.retention import VacuumReport
 from .._tools.function import as_tool_provider
 from .._tools.mcp import MCPServer
+from .lifecycle import ParkedSession, check_resumed, resume_builder
 from .plugins import PluginSet
 from .prompt_layers import PromptLayerSink, SessionSurface
 from .replay import LiveReplayStore
+from .retention import delete_session, vacuum
 from .session import LashSession
 from .state import SessionPolicy, SessionState, restore_configured
 
@@ -99,6 +102,18 @@ class LashCoreBuilder(PromptLayerSink):
         self._lease_ttl_ms = DEFAULT_LEASE_TTL_MS
         self._max_batch_attempts = DEFAULT_MAX_ATTEMPTS
         self._replay_bounds = (2048, 120.0)
+        self._child_store_factory: Callable[[str], Any] | None = None
+
+    def child_store_factory(self, factory: Callable[[str], Any]) -> LashCoreBuilder:
+        """Where child sessions live (lash ``LashCoreBuilder::child_store_factory``):
+        ``factory(child_session_id)`` returns a store, a DuckDB path or a DSN. Used for
+        sessions opened with ``.parent(...)`` and no ``.store(...)`` (``run_child`` too);
+        without it children share the core's store. A path or DSN is opened once per core."""
+        if not callable(factory):
+            raise ConfigurationError(
+                "child_store_factory takes a callable: child session id -> store, path or DSN")
+        self._child_store_factory = factory
+        return self
 
     def provider(self, provider: Any) -> LashCoreBuilder:
         if not hasattr(provider, "stream") or not hasattr(provider, "kind"):
@@ -188,6 +203,7 @@ class LashCoreBuilder(PromptLayerSink):
             replay=LiveReplayStore(*self._replay_bounds),
             max_batch_attempts=self._max_batch_attempts,
             prompt=self._layer(), plugins=list(self._plugins),
+            child_store_factory=self._child_store_factory,
         )
 
 
@@ -198,7 +214,8 @@ class LashCore:
                  store: SessionStore,
                  residency: str, retry_policy: RetryPolicy, lease_ttl_ms: int,
                  replay: LiveReplayStore, max_batch_attempts: int = DEFAULT_MAX_ATTEMPTS,
-                 prompt: PromptLayer | None = None, plugins: list[Any] | None = None) -> None:
+                 prompt: PromptLayer | None = None, plugins: list[Any] | None = None,
+                 child_store_factory: Callable[[str], Any] | None = None) -> None:
         self.provider = provider
         self.policy = policy
         self.tool_providers = tools
@@ -211,6 +228,20 @@ class LashCore:
         self.max_batch_attempts = max_batch_attempts
         self.prompt = prompt or PromptLayer()  # the core prompt layer
         self.plugins = plugins or []
+        self.child_store_factory = child_store_factory
+        self._child_stores: dict[str, SessionStore] = {}  # opened from factory paths / DSNs
+
+    def child_store(self, child_session_id: str) -> SessionStore:
+        """The store of a child session: the factory's, else the core's."""
+        if self.child_store_factory is None:
+            return self.store
+        made = self.child_store_factory(child_session_id)
+        if isinstance(made, SessionStore) or made is None:
+            return made if made is not None else self.store
+        key = str(made)
+        if key not in self._child_stores:
+            self._child_stores[key] = open_store(made)
+        return self._child_stores[key]
 
     @staticmethod
     def builder() -> LashCoreBuilder:
@@ -218,6 +249,25 @@ class LashCore:
 
     def session(self, session_id: str) -> SessionBuilder:
         return SessionBuilder(self, session_id)
+
+    async def resume(self, parked: ParkedSession) -> LashSession:
+        """Open a session ``session.park()`` parked (lash ``LashCore::resume``);
+        ``SessionDeleted`` if it was deleted meanwhile."""
+        builder: SessionBuilder = resume_builder(self, parked)
+        session = await builder.open()
+        check_resumed(parked, session.state, session._open)
+        return session
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete a stored session with its queued work (lash ``LashCore::delete_session``);
+        refuses while it is open in this process (``SessionStillInUse``) or runs a turn
+        anywhere (``SessionExecutionBusy``). Other sessions are untouched."""
+        await delete_session(self.store, session_id)
+
+    async def vacuum(self) -> VacuumReport:
+        """Delete tombstoned nodes (``session.tombstone_branch``); a DuckDB file also gets
+        its free space back. Returns what was removed and the file size before and after."""
+        return await vacuum(self.store)
 
     async def list_sessions(self) -> list[Any]:
         sessions: list[Any] = await self.store.list_sessions()
@@ -227,6 +277,9 @@ class LashCore:
         for provider in self.tool_providers:  # MCP servers given to the builder
             if isinstance(provider, MCPServer):
                 await provider.aclose()
+        for child_store in self._child_stores.values():
+            await child_store.close()
+        self._child_stores.clear()
         await self.store.close()
 
     def __repr__(self) -> str:
@@ -250,6 +303,16 @@ class SessionBuilder(PromptLayerSink):
         self._store: Any = None
         self._residency: str | None = None
         self._system_prompt: str | None = None
+        self._owner_id: str | None = None
+
+    def session_execution_owner_id(self, owner_id: str) -> SessionBuilder:
+        """Use this lease owner id instead of a fresh one per open. Only for hosts that
+        already serialise one execution lane (a durable workflow retrying a step): handles
+        opened with the same id are the same lease owner and do not exclude each other."""
+        if not isinstance(owner_id, str) or not owner_id.strip():
+            raise ConfigurationError("session_execution_owner_id needs a non-empty str")
+        self._owner_id = check_id(owner_id, "session execution owner id")
+        return self
 
     def parent(self, parent_session_id: str) -> SessionBuilder:
         self._parent = check_id(parent_session_id, "parent session id")
@@ -284,8 +347,17 @@ class SessionBuilder(PromptLayerSink):
         return self
 
     # ------------------------------------------------------------------ open
+    def _resolved_store(self) -> SessionStore:
+        """Explicit store, else (a child) the core's child store, else the core's store."""
+        if self._store is not None:
+            store: SessionStore = self._store
+            return store
+        if self._parent is not None:
+            return self._core.child_store(self._session_id)
+        return self._core.store
+
     async def open(self) -> LashSession:
-        store = self._store or self._core.store
+        store = self._resolved_store()
         residency = self._residency or self._core.residency
         scope = ReadScope.ACTIVE_PATH if residency == "active_path_only" else ReadScope.FULL_GRAPH
         persisted = await store.load_session(self._session_id, scope)
@@ -314,7 +386,7 @@ class SessionBuilder(PromptLayerSink):
         return session
 
     async def open_fresh(self) -> LashSession:
-        store = self._store or self._core.store
+        store = self._resolved_store()
         session = self._make(store, self._residency or self._core.residency, recorded_provider=None)
         session.state.graph.replace_required = True
         existing = await store.load_session(self._session_id, ReadScope.ACTIVE_PATH)
@@ -326,7 +398,7 @@ class SessionBuilder(PromptLayerSink):
         return session
 
     async def open_with_state(self, state: Mapping[str, Any]) -> LashSession:
-        store = self._store or self._core.store
+        store = self._resolved_store()
         sid = state.get("session_id")
         if sid != self._session_id:
             raise StoreSessionMismatch(str(sid), self._session_id)
@@ -386,7 +458,7 @@ class SessionBuilder(PromptLayerSink):
             turn_index=turn_index, head_revision=head_revision,
         )
         return LashSession(core, state, store=store, provider=provider, residency=residency,
-                           provider_mismatch=mismatch, surface=surface)
+                           provider_mismatch=mismatch, surface=surface, owner_id=self._owner_id)
 
 
 def _check_residency(value: str) -> str:

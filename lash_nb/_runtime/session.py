@@ -23,12 +23,14 @@ from .cancel import TurnCancelRegistry
 from .catalog import ToolCatalog
 from .config import SessionAdmin, SessionCommandAdmin, SessionConfigPatch
 from .feed import SessionFeed
+from .lifecycle import OpenHandles, ParkedSession, park
 from .observe import ObservableSession
 from .parts import SessionParts
 from .plugins import PluginOperations
 from .prompt_layers import SessionSurface, TurnPhaseProbe, render_for
 from .queue import Drainer, EnqueueBuilder, QueuedTurnBuilder
 from .replay import LiveReplayStore
+from .retention import tombstone_branch, track_open
 from .state import SessionPolicy, SessionReadView, SessionState
 from .tool_admin import ToolAdmin
 from .turn import TurnBuilder
@@ -69,12 +71,15 @@ class LashSession:
         residency: str = "keep_all",
         provider_mismatch: str | None = None,
         surface: SessionSurface | None = None,
+        owner_id: str | None = None,
     ) -> None:
         self.core = core
         self.residency = residency
         self.provider_mismatch = provider_mismatch
-        self.owner_id = lease_owner_id(fresh_id())
-        self.closed = False
+        self.owner_id = owner_id or lease_owner_id(fresh_id())
+        self._open = handles = OpenHandles(state.session_id, store)
+        handles.add(self)
+        track_open(handles)
         writer = SessionWriter(state, store, owner_id=self.owner_id,
                                lease_ttl_ms=core.lease_ttl_ms, lease_renew_s=core.lease_renew_s,
                                residency=residency)
@@ -82,12 +87,39 @@ class LashSession:
             state=state, store=store, provider=provider, writer=writer,
             feed=SessionFeed(core.replay, state), catalog=ToolCatalog(state),
             cancels=TurnCancelRegistry(), retry_policy=core.retry_policy,
-            closed=lambda: self.closed, max_batch_attempts=core.max_batch_attempts,
+            closed=lambda: handles.closed, max_batch_attempts=core.max_batch_attempts, core=core,
             surface=surface or SessionSurface(),
         )
         self.parts.catalog.plugins = self.parts.surface.plugins
         self.drainer: Drainer = Drainer(self.parts)
         self.parts.feed.on_committed = self.drainer.kick
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def closed(self) -> bool:
+        return self._open.closed
+
+    @closed.setter
+    def closed(self, value: bool) -> None:
+        self._open.closed = value
+
+    def clone(self) -> LashSession:
+        """Another handle to this open (lash ``Clone``): same state, writer and queue.
+        ``close()`` / ``park()`` refuse (``SessionStillInUse``) while it is alive; drop it
+        with ``release()``."""
+        twin = object.__new__(LashSession)
+        twin.__dict__.update(self.__dict__)
+        self._open.add(twin)
+        return twin
+
+    def release(self) -> None:
+        """Drop this handle (lash: drop a clone); the open and its other handles go on."""
+        self._open.drop(self)
+
+    async def park(self) -> ParkedSession:
+        """Flush what the store lacks and close; ``core.resume(parked)`` opens it again.
+        Refuses with ``SessionStillInUse`` while another handle or a turn uses it."""
+        return await park(self)
 
     # ------------------------------------------------------------------ parts
     @property
@@ -261,7 +293,18 @@ class LashSession:
     def is_running(self) -> bool:
         return self.writer.running
 
+    async def tombstone_branch(self, node_id: str) -> int:
+        """Tombstone ``node_id`` and every node under it (a branch off the active path):
+        reads stop returning them now, ``core.vacuum()`` deletes them. Returns how many
+        nodes the store marked."""
+        return await tombstone_branch(self, node_id)
+
     async def close(self) -> None:
+        """Close the open; refuses with ``SessionStillInUse`` while other handles
+        (``clone()``) are alive. Closing a closed session does nothing."""
+        if self.closed:
+            return
+        self._open.claim_sole(self, "close", turns=False)
         self.drainer.pause()
         self.closed = True
         await close_servers(self.state.registry, prefix="live:")  # MCP servers it added

@@ -53,7 +53,7 @@ from .._core.records import (
     sanitize_assistant_output,
 )
 from .._core.text import clean_text
-from .._core.usage import ZERO_USAGE, LlmCallRecord, TokenUsage
+from .._core.usage import ZERO_USAGE, LlmCallRecord, TokenLedgerEntry, TokenUsage
 from .._errors import (
     HeadRevisionConflict,
     PluginError,
@@ -62,6 +62,7 @@ from .._errors import (
 from .._store.base import Lease, TurnStart
 from .._store.waits import observe_store_waits, stop_observing
 from .cancel import TaskBridge
+from .children import ChildScope, child_scope
 from .model_call import ModelCallFailed, call_model
 from .parts import SessionParts
 from .plugins import PluginCheckpointContext, PluginTurnContext
@@ -124,6 +125,7 @@ class TurnRun:
         self.errors: list[TurnIssue] = []
         self.cumulative = ZERO_USAGE
         self.estimated_usage = ZERO_USAGE  # the part of ``cumulative`` that is estimated
+        self.children_usage: list[TokenLedgerEntry] = []  # child sessions its tools ran
         self.bridge = TaskBridge(token)  # token -> this task, in the cancellable window
         self.machine = tm.TurnMachine(max_turns=parts.state.policy.max_turns,
                                       input_blank=turn_input.is_blank() and not self.claims)
@@ -332,7 +334,10 @@ class TurnRun:
         self._batch = batch = ToolBatch(
             calls, registry=self.parts.state.registry, session_id=self.parts.session_id,
             turn_id=self.turn_id, emit=self.emit, records=self.tool_calls, token=self.token)
-        await batch.run()
+        scope = ChildScope(self.parts.core, self.parts.session_id, self.turn_id, self.emit,
+                           self.token, self.children_usage)
+        with child_scope(scope):  # run_child() inside a tool opens a child of this turn
+            await batch.run()
         self._append(batch.result_message())
         self._batch = None
         return tm.ToolsDone()
@@ -484,6 +489,7 @@ class TurnRun:
             assistant_output=AssistantOutput(safe, raw,
                                              tm.output_state(safe, stopped=outcome.is_stopped)),
             usage=self.cumulative,
+            children_usage=tuple(self.children_usage),
             llm_calls=tuple(self.llm_calls),
             tool_calls=tuple(self.tool_calls),
             execution=ExecutionSummary(bool(self.tool_calls), started_ms,

@@ -96,6 +96,17 @@ function lashBlock(b, openState, html, htmlLen) {
     d.append(lashEl("div", "lash-reasoning-text", b.text));
     return d;
   }
+  if (b.kind === "tool" && b.child) {
+    // a tool call that runs a child session (run_child): its turn nests under the row
+    const wrap = lashEl("div", "lash-tool-wrap");
+    wrap.append(lashToolRow(b, openState[b.cid]));
+    const child = lashEl("div", "lash-child");
+    const head = "child session " + (b.child.session_id || "") + (b.child.outcome ? " · " + b.child.outcome : "");
+    child.append(lashEl("div", "lash-child-head", head));
+    for (const cb of b.child.blocks || []) child.append(lashBlock(cb, openState, {}, {}));
+    wrap.append(child);
+    return wrap;
+  }
   if (b.kind === "tool") return lashToolRow(b, openState[b.cid]);
   return lashEl("div", "lash-" + b.kind, b.text);
 }
