@@ -7,6 +7,8 @@ below. Match on the kind, e.g. ``isinstance(a.event, AssistantProseDelta)``.
 
 from ._core.events import (
     AssistantProseDelta,
+    ChildActivity,
+    ChildUsage,
     CodeCellCompleted,
     CodeCellOutput,
     CodeCellStarted,
@@ -28,6 +30,8 @@ from ._core.events import (
 
 __all__ = [
     "AssistantProseDelta",
+    "ChildActivity",
+    "ChildUsage",
     "CodeCellCompleted",
     "CodeCellOutput",
     "CodeCellStarted",

@@ -66,7 +66,8 @@ class CodeCells:
         self._cell: ExecCell | None = None
         self._submitted: tuple[Any] | None = None
         self._children = 0
-        self._prompt: str | None = None
+        self._prompt: str | None = None  # set once prepared for this turn
+        self._tools: list[ToolSignature] = []
         self._iteration = 0
 
     async def prepare(self) -> None:
@@ -82,17 +83,16 @@ class CodeCells:
                 FRESH_NOTE if self.fresh else None))
         specs = self.run.parts.catalog.specs()
         await self.mode.sandbox.set_tools([s.name for s in specs])
-        sigs = [ToolSignature(s.name, s.description,
-                              tuple(s.input_schema.get("properties", {})),
-                              tuple(s.input_schema.get("required", ()))) for s in specs]
-        self._prompt = code_system_prompt(
-            tools=sigs, shared=self.mode.shared(),
-            user_prompt=self.run.parts.state.policy.system_prompt, sandbox_note=self.mode.note())
+        self._tools = [ToolSignature(s.name, s.description,
+                                     tuple(s.input_schema.get("properties", {})),
+                                     tuple(s.input_schema.get("required", ()))) for s in specs]
+        self._prompt = ""
 
-    @property
-    def system_prompt(self) -> str:
-        assert self._prompt is not None
-        return self._prompt
+    def system_prompt(self, layers: str | None) -> str:
+        """The code-mode contract, the sandbox's tools and data, then the session's own
+        prompt layers (rendered by the standard path) as its instructions."""
+        return code_system_prompt(tools=self._tools, shared=self.mode.shared(),
+                                  user_prompt=layers, sandbox_note=self.mode.note())
 
     # ------------------------------------------------------------------ cells
     async def exec_cell(self, effect: ExecCell) -> CellDone:
