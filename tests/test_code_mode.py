@@ -248,6 +248,28 @@ def test_a_host_tool_called_from_a_cell_runs_through_the_sessions_tool_dispatch(
     assert "HostCallError" in observations(s)[-2]
 
 
+def test_the_model_gets_the_code_contract_its_tools_as_functions_and_the_sessions_prompt(
+        sandbox):
+    seen = []
+
+    def model(request: LlmRequest) -> str:
+        seen.append((request.system_prompt, request.tools))
+        return cell("submit(1)")
+
+    async def go():
+        core = LashCore.builder().provider(FunctionProvider(model)).tools(weather).build()
+        s = await (core.session("p").system_prompt("Answer in French.")
+                   .mode("code", sandbox=sandbox).open())
+        return await s.turn("hi").run()
+
+    run_sync(go())
+    ((system, tools),) = seen
+    assert system.startswith("### Operating contract (code mode)")
+    assert "- `weather(city)`: Current weather for a city. (required: city)" in system
+    assert system.endswith("### Instructions\n\nAnswer in French.")
+    assert tools == ()  # tools are functions in the sandbox, not native tool calls
+
+
 def test_llm_query_is_a_child_call_whose_usage_rolls_into_the_turn(sandbox):
     def model(request: LlmRequest):
         if request.system_prompt is None:  # the child call: no code-mode prompt, no history
