@@ -66,13 +66,13 @@ class CodeCells:
         self._cell: ExecCell | None = None
         self._submitted: tuple[Any] | None = None
         self._children = 0
-        self._prompt: str | None = None  # set once prepared for this turn
+        self._prepared = False  # the sandbox and the tools' functions are ready this turn
         self._tools: list[ToolSignature] = []
         self._iteration = 0
 
     async def prepare(self) -> None:
         """Before the turn's first model call: the sandbox runs, the tools are callable."""
-        if self._prompt is not None:
+        if self._prepared:
             return
         started = await self.mode.ensure_started()
         self.fresh = started and self.run.parts.state.turn_index > 0
@@ -86,7 +86,7 @@ class CodeCells:
         self._tools = [ToolSignature(s.name, s.description,
                                      tuple(s.input_schema.get("properties", {})),
                                      tuple(s.input_schema.get("required", ()))) for s in specs]
-        self._prompt = ""
+        self._prepared = True
 
     def system_prompt(self, layers: str | None) -> str:
         """The code-mode contract, the sandbox's tools and data, then the session's own
