@@ -407,6 +407,32 @@ def test_a_sandbox_that_cannot_start_stops_the_turn_with_the_reason_and_commits_
     assert stored.meta.turn_index == 1  # the turn is committed with its outcome
 
 
+def test_a_session_keeps_its_mode_when_opened_again_parked_and_resumed(sandbox, tmp_path):
+    path = str(tmp_path / "m.duckdb")
+    model = cells(cell("submit(1)"))
+
+    async def go():
+        core = LashCore.builder().provider(FunctionProvider(model)).store(DuckDBStore(path)).build()
+        s = await core.session("m").mode("code", sandbox=sandbox).open()
+        await s.turn("one").run()
+        await s.close()
+        again = await core.session("m").open()  # no .mode(): the stored one
+        kept = (again.policy_snapshot().mode, again.parts.code_mode is not None)
+        parked = await again.park()
+        resumed = await core.resume(parked)
+        after_resume = (resumed.policy_snapshot().mode, resumed.parts.code_mode is not None)
+        await resumed.close()
+        standard = await core.session("m").mode("standard").open()  # the user's latest word
+        chosen = (standard.policy_snapshot().mode, standard.parts.code_mode is None)
+        await standard.close()
+        return kept, after_resume, chosen
+
+    kept, after_resume, chosen = run_sync(go())
+    assert kept == ("code", True)
+    assert after_resume == ("code", True)
+    assert chosen == ("standard", True)
+
+
 def test_code_mode_needs_a_known_mode_and_shares_need_code_mode():
     core = LashCore.builder().build()
     from lash_nb.errors import ConfigurationError

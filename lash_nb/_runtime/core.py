@@ -14,6 +14,7 @@ Open rules (lash session spec §1.3-1.5):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from .._core.code_mode import MODE_CODE, MODES
@@ -306,7 +307,7 @@ class SessionBuilder(PromptLayerSink):
         self._store: Any = None
         self._residency: str | None = None
         self._system_prompt: str | None = None
-        self._mode = "standard"
+        self._mode: str | None = None  # None: the stored session's mode, else standard
         self._sandbox: Sandbox | None = None
         self._limits: SandboxLimits | None = None
         self._shares: dict[str, Any] = {}
@@ -467,6 +468,10 @@ class SessionBuilder(PromptLayerSink):
         explicit = {name for name, value in (("model", self._model), ("prompt", self._prompt))
                     if value is not None}
         policy = restore_configured(policy, stored_policy, explicit=explicit)
+        mode = self._mode or str((stored_policy or {}).get("mode") or "standard")
+        if mode not in MODES:  # a mode a newer version stored: open in the standard one
+            mode = "standard"
+        policy = replace(policy, mode=mode)
         registry = ToolRegistry()
         for i, tp in enumerate(core.tool_providers):
             registry.add_source(tp, f"base:{i}")
@@ -482,7 +487,7 @@ class SessionBuilder(PromptLayerSink):
             turn_index=turn_index, head_revision=head_revision,
         )
         code_mode = None
-        if self._mode == MODE_CODE:
+        if mode == MODE_CODE:
             code_mode = CodeMode(self._sandbox, limits=self._limits, shares=self._shares)
         elif self._shares:
             raise ConfigurationError("share(...) needs code mode; add .mode('code')")

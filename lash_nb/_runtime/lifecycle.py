@@ -107,7 +107,7 @@ def resume_builder(core: Any, parked: ParkedSession) -> Any:
             f"core.resume() takes what session.park() returned, got {type(parked).__name__}")
     builder = (core.session(parked.session_id).store(parked.store)
                .residency(parked.residency).model(parked.policy.model)
-               .system_prompt(parked.policy.system_prompt))
+               .system_prompt(parked.policy.system_prompt).mode(parked.policy.mode))
     if parked.provider is not core.provider:
         builder = builder.provider(parked.provider)
     return builder

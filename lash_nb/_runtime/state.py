@@ -24,6 +24,7 @@ class SessionPolicy:
     system_prompt: str | None = None
     prompt: PromptLayer | None = None  # the session prompt layer (``_runtime/config.py``)
     configured: tuple[str, ...] = ()  # fields a committed config patch set: a reopen keeps them
+    mode: str = "standard"  # "code": lash's RLM protocol (a reopen keeps it; ADR 71)
 
     def __post_init__(self) -> None:  # stored with the session (core/text.py)
         check_id(self.model, "model name")
@@ -39,6 +40,7 @@ class SessionPolicy:
             "system_prompt": self.system_prompt,
             **({"prompt": self.prompt.to_json()} if self.prompt is not None else {}),
             **({"configured": list(self.configured)} if self.configured else {}),
+            **({"mode": self.mode} if self.mode != "standard" else {}),
         }
 
 
