@@ -90,6 +90,16 @@ def test_a_cell_prints_an_observation_and_submit_finishes_with_the_value(sandbox
     assert started.note is None  # the session's first turn: nothing to lose
 
 
+def test_a_figure_a_cell_shows_is_kept_as_a_png_for_the_widget_and_the_record(sandbox):
+    pytest.importorskip("matplotlib")
+    code = ("import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('sales')\n"
+            "plt.show()")
+    out = run_sync(_turn(sandbox, cells(cell(code), cell("submit('drawn')")), "plot"))
+    displays = completed(out)[0]["displays"]
+    assert [sorted(d) for d in displays] == [["image/png", "text/plain"]]
+    assert displays[0]["image/png"].startswith("iVBORw0KGgo")  # base64 of the PNG signature
+
+
 def test_an_error_in_a_cell_is_fed_back_and_the_model_recovers(sandbox):
     seen: list[str] = []
 

@@ -41,7 +41,6 @@ def sandbox_env(workdir: str) -> dict[str, str]:
         "PYTHONNOUSERSITE": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-        "MPLBACKEND": "Agg",
         "MALLOC_ARENA_MAX": "2",  # address-space limit: glibc reserves 64 MB per arena
         "OPENBLAS_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1",
