@@ -94,7 +94,9 @@ def test_a_figure_a_cell_shows_is_kept_as_a_png_for_the_widget_and_the_record(sa
     pytest.importorskip("matplotlib")
     code = ("import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('sales')\n"
             "plt.show()")
-    out = run_sync(_turn(sandbox, cells(cell(code), cell("submit('drawn')")), "plot"))
+    s, out = run_sync(_turn(sandbox, cells(cell(code), cell("submit('drawn')")), "plot",
+                            keep=True))
+    assert "[1 image(s) shown to the user; you get their text form only]" in observations(s)[0]
     displays = completed(out)[0]["displays"]
     assert [sorted(d) for d in displays] == [["image/png", "text/plain"]]
     assert displays[0]["image/png"].startswith("iVBORw0KGgo")  # base64 of the PNG signature

@@ -132,11 +132,13 @@ def render_value(value: Any) -> str:
 
 
 def observation_text(cell: int, *, output: str, error: str | None, truncated: bool,
-                     note: str | None, status: str) -> str:
+                     note: str | None, status: str, images: int = 0) -> str:
     """What the model reads after cell ``cell`` (lash: the step's ``output`` / ``error``)."""
     lines = [f"[cell {cell} {status}]"]
     if output:
         lines.append(output.rstrip("\n"))
+    if images:
+        lines.append(f"[{images} image(s) shown to the user; you get their text form only]")
     if truncated:
         lines.append("[output truncated: print less, or a slice]")
     if error:

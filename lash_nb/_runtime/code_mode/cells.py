@@ -137,8 +137,9 @@ class CodeCells:
             effect.cell, effect.code, out.status, text, out.duration_ms, error=error,
             displays=out.displays or None, final_value=value, truncated=out.truncated or None,
             note=out.note), self._cid(effect.cell))
-        observation = observation_text(effect.cell, output=text, error=error,
-                                       truncated=out.truncated, note=out.note, status=out.status)
+        observation = observation_text(
+            effect.cell, output=text, error=error, truncated=out.truncated, note=out.note,
+            status=out.status, images=sum(1 for d in out.displays if "image/png" in d))
         self.run.append_message(Message.build(Role.USER, [(PartKind.TEXT, observation)],
                                               origin="code_observation"))
 
