@@ -17,6 +17,7 @@ then ``%lash help``.
 
 import typing as _typing
 
+from ._core.approval import ApprovalDecision, ApprovalPolicy
 from ._core.cancel import CancellationToken
 from ._core.queue import DeliveryPolicy, QueuedWorkBatch, QueuedWorkItem, SlotPolicy
 from ._core.records import (
@@ -54,11 +55,17 @@ _LAZY = {
     "QueuedTurnBuilder": ("._runtime.queue", "QueuedTurnBuilder"),
     "Drainer": ("._runtime.queue", "Drainer"),
     "ToolAdmin": ("._runtime.tool_admin", "ToolAdmin"),
+    "Approvals": ("._runtime.approval", "Approvals"),
+    "ApprovalRequest": ("._runtime.approval", "ApprovalRequest"),
     "SessionPolicy": ("._runtime.state", "SessionPolicy"),
     "SessionReadView": ("._runtime.state", "SessionReadView"),
 }
 
 __all__ = [
+    "ApprovalDecision",
+    "ApprovalPolicy",
+    "ApprovalRequest",
+    "Approvals",
     "AssistantOutput",
     "CancellationToken",
     "DeliveryPolicy",

@@ -297,7 +297,8 @@ class TurnRun:
         calls: list[LlmPart] = self._response.tool_calls()
         self._batch = batch = ToolBatch(
             calls, registry=self.parts.state.registry, session_id=self.parts.session_id,
-            turn_id=self.turn_id, emit=self.emit, records=self.tool_calls, token=self.token)
+            turn_id=self.turn_id, emit=self.emit, records=self.tool_calls, token=self.token,
+            approvals=self.parts.approvals)
         await batch.run()
         self._append(batch.result_message())
         self._batch = None

@@ -62,8 +62,12 @@ def load_tools(specs: Sequence[str]) -> list[Any]:
 
 class Worker:
     def __init__(self, core: LashCore, *, session_id: str | None = None, poll_s: float = 0.2,
-                 grace_s: float = 5.0, concurrency: int = 1, log: Any = None) -> None:
+                 grace_s: float = 5.0, concurrency: int = 1, log: Any = None,
+                 approver: Any = None) -> None:
+        """``approver``: answers ``ask`` tool calls (``Approvals.set_approver``); without
+        one a worker denies them (nobody is there to ask; docs/adr/0055)."""
         self.core = core
+        self.approver = approver
         self.session_id = session_id
         self.poll_s = poll_s
         self.grace_s = grace_s
@@ -141,6 +145,10 @@ class Worker:
             session = self._sessions.pop(session_id, None)
             if session is None:  # reuse opened handles: a stale one reloads on its first commit
                 session = await self.core.session(session_id).open()
+                approvals = session.approvals()
+                approvals.unattended = True
+                if self.approver is not None:
+                    approvals.set_approver(self.approver)
             self._sessions[session_id] = session
             while len(self._sessions) > 256:
                 self._sessions.pop(next(iter(self._sessions)))
