@@ -66,6 +66,7 @@ class ToolBatch:
         started, t0 = now_ms(), time.perf_counter()
         self.clock[call_id] = (started, t0)
         output, success = await self._execute(name, args, call_id)
+        started, t0 = self.clock[call_id]  # an approved call's clock starts at its approval
         duration = round((time.perf_counter() - t0) * 1000, 3)
         try:
             output = clean_json(jsonable(output))  # tool output enters the session (core/text.py)
@@ -142,6 +143,7 @@ class ToolBatch:
         self.decisions[call_id] = decision
         self.emit(ev.ToolApproval(call_id, name, decision.decision, decision.policy, decision.by,
                                   decision.reason or None, decision.at_ms), cid)
+        self.clock[call_id] = (now_ms(), time.perf_counter())  # the tool's time, not the wait
         return None if decision.approved else denial_text(name, decision)
 
     def _close_question(self, call_id: str, name: str) -> None:

@@ -1,10 +1,11 @@
 // Live turn view. State comes only from synced traits (see widgets/turn.py for their meaning);
-// the Stop button sends {type: "stop"}. Prose arrives as sanitised HTML rendered in Python
+// the Stop button sends {type: "stop"}; a tool row waiting for approval has Approve / Deny,
+// which send {type: "approve" | "deny", call_id}. Prose arrives as sanitised HTML rendered in Python
 // (markdown-it-py) in the `html` trait; until a row's HTML arrives its text is shown escaped.
 // A finished turn is replaced by static HTML by the kernel, so this view only runs live turns.
 
 const LASH_LIVE = new Set(["starting", "running", "stopping"]);
-const LASH_ICONS = { running: "⟳", done: "✓", failed: "✗", cancelled: "■" };
+const LASH_ICONS = { running: "⟳", done: "✓", failed: "✗", cancelled: "■", waiting: "?", denied: "⊘" };
 
 function lashEl(tag, cls, text) {
   const e = document.createElement(tag);
@@ -26,6 +27,28 @@ function lashOutcomeClass(outcome) {
   return "lash-bad";
 }
 
+function lashApprovalNote(a) {
+  if (!a || !a.state) return "";
+  if (a.state === "pending") return "waiting for approval";
+  return a.state + (a.by ? " by " + a.by : "") + (a.reason ? ": " + a.reason : "");
+}
+
+// Approve / Deny under a waiting row; `sent` remembers a click until the decision arrives
+function lashApprovalBar(b, sent, send) {
+  const bar = lashEl("div", "lash-approval");
+  bar.dataset.callId = b.call_id || "";
+  bar.append(lashEl("span", "lash-approval-ask", `run ${b.name || "tool"}?`));
+  for (const [kind, label] of [["approve", "✓ Approve"], ["deny", "✗ Deny"]]) {
+    const btn = lashEl("button", "lash-" + kind, label);
+    btn.type = "button";
+    btn.disabled = !!sent[b.call_id];
+    btn.addEventListener("click", () => send(kind, b.call_id, bar));
+    bar.append(btn);
+  }
+  if (sent[b.call_id]) bar.append(lashEl("span", "lash-approval-sent", sent[b.call_id] + " sent…"));
+  return bar;
+}
+
 function lashToolRow(b, open) {
   const d = lashEl("details", "lash-tool lash-tool-" + b.status);
   d.dataset.cid = b.cid;
@@ -36,6 +59,8 @@ function lashToolRow(b, open) {
   const args = lashJson(b.args);
   s.append(lashEl("span", "lash-tool-args", args.length > 80 ? args.slice(0, 77) + "…" : args));
   s.append(lashEl("span", "lash-tool-status", b.status));
+  const note = lashApprovalNote(b.approval);
+  if (note) s.append(lashEl("span", "lash-tool-approval", note));
   if (b.duration_ms !== null && b.duration_ms !== undefined) {
     s.append(lashEl("span", "lash-tool-dur", Math.round(b.duration_ms) + " ms"));
   } else if (b.status === "running") {
@@ -47,7 +72,7 @@ function lashToolRow(b, open) {
   return d;
 }
 
-function lashBlock(b, openState, html, htmlLen) {
+function lashBlock(b, openState, html, htmlLen, approval) {
   if (b.kind === "prose") {
     const div = lashEl("div", "lash-prose" + (b.interrupted ? " lash-interrupted" : ""));
     const done = html[b.cid] !== undefined ? (htmlLen[b.cid] || 0) : 0;
@@ -66,7 +91,13 @@ function lashBlock(b, openState, html, htmlLen) {
     d.append(lashEl("div", "lash-reasoning-text", b.text));
     return d;
   }
-  if (b.kind === "tool") return lashToolRow(b, openState[b.cid]);
+  if (b.kind === "tool") {
+    const row = lashToolRow(b, openState[b.cid]);
+    if (b.status !== "waiting" || !approval.live()) return row;
+    const wrap = lashEl("div", "lash-tool-wrap");
+    wrap.append(row, lashApprovalBar(b, approval.sent, approval.send));
+    return wrap;
+  }
   return lashEl("div", "lash-" + b.kind, b.text);
 }
 
@@ -124,6 +155,23 @@ function render({ model, el }) {
     }, 5000);
   });
 
+  // Approve / Deny: like Stop, a click without a kernel says so instead of failing silently
+  const approval = {
+    sent: {},
+    live: () => LASH_LIVE.has(model.get("status")) && model.get("status") !== "stopping",
+    send: (kind, callId, bar) => {
+      try {
+        model.send({ type: kind, call_id: callId });
+      } catch (e) {
+        bar.append(lashEl("span", "lash-approval-sent", "kernel not connected: not delivered"));
+        return;
+      }
+      approval.sent[callId] = kind;
+      for (const b of bar.querySelectorAll("button")) b.disabled = true;
+      bar.append(lashEl("span", "lash-approval-sent", kind + " sent…"));
+    },
+  };
+
   const openState = {};
   body.addEventListener("toggle", (ev) => {
     const t = ev.target;
@@ -151,7 +199,7 @@ function render({ model, el }) {
     const now = performance.now();
     const starts = {};
     for (const b of blocks) {
-      frag.append(lashBlock(b, openState, html, htmlLen));
+      frag.append(lashBlock(b, openState, html, htmlLen, approval));
       if (b.kind === "tool" && b.status === "running") starts[b.cid] = toolStarts[b.cid] || now;
     }
     toolStarts = starts;

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .assets import css
+from .fold import approval_note
 from .markdown import render_markdown
 
 FINAL_STATUSES = ("done", "stopped", "failed")
@@ -81,7 +82,8 @@ def _json(v: Any) -> str:
         return str(v)
 
 
-TOOL_ICONS = {"running": "⟳", "done": "✓", "failed": "✗", "cancelled": "■"}
+TOOL_ICONS = {"running": "⟳", "done": "✓", "failed": "✗", "cancelled": "■", "waiting": "?",
+              "denied": "⊘"}
 
 
 def tool_row_html(b: Mapping[str, Any]) -> str:
@@ -92,11 +94,13 @@ def tool_row_html(b: Mapping[str, Any]) -> str:
     dur_html = f'<span class="lash-tool-dur">{float(dur):.0f} ms</span>' if dur is not None else ""
     out = b.get("output")
     out_html = f'<pre class="lash-tool-output">{esc(_json(out))}</pre>' if out is not None else ""
+    note = approval_note(b)
+    approval_html = f' <span class="lash-tool-approval">{esc(note)}</span>' if note else ""
     return (f'<details class="lash-tool lash-tool-{esc(status)}"><summary>'
             f'<span class="lash-tool-icon">{TOOL_ICONS.get(status, "•")}</span> '
             f'<span class="lash-tool-name">{esc(b.get("name") or "tool")}</span> '
             f'<span class="lash-tool-args">{esc(short)}</span> '
-            f'<span class="lash-tool-status">{esc(status)}</span> {dur_html}</summary>'
+            f'<span class="lash-tool-status">{esc(status)}</span>{approval_html} {dur_html}</summary>'
             f'<pre class="lash-tool-argsfull">{esc(args)}</pre>{out_html}</details>')
 
 
