@@ -156,3 +156,53 @@ def test_a_widget_without_a_decide_callback_takes_no_decision():
     w.finish(outcome="stopped: cancelled")
     row = w.fold.tool_rows()[0]
     assert (row["status"], row["approval"]["state"]) == ("cancelled", "cancelled")
+
+
+def test_the_tools_widget_groups_tools_by_source_and_shows_non_default_approval():
+    from types import SimpleNamespace
+
+    from lash_nb import MCPServer
+    from lash_nb._notebook.widgets.tools import ToolCatalogWidget
+
+    @tool
+    def weather(city: str) -> str:
+        """Current weather."""
+        return city
+
+    @tool(approval="ask")
+    def drop_table(name: str) -> str:
+        """Drop a table."""
+        return name
+
+    fs = MCPServer.stdio("files", "true", approval={"write_file": "never"})
+    fs._tools = [SimpleNamespace(name=n, description=f"{n} on disk", input_schema={"type": "object"})
+                 for n in ("read_file", "write_file")]  # as a started server lists them
+
+    async def body():
+        core = LashCore.builder().provider(FunctionProvider(lambda r: "hi")).model("m").tools(
+            weather).build()
+        s = await core.session("s").open()
+        s.state.registry.add_source(fs)  # what add_server does once the server runs
+        s.tools().add_provider(drop_table)
+        rows = s.tools().all_tools()
+        assert [(r["name"], r["group"], r["approval"]) for r in rows] == [
+            ("read_file", "MCP server files", "always"),
+            ("write_file", "MCP server files", "never"),
+            ("drop_table", "Python functions", "ask"),
+            ("weather", "Python functions", "always"),
+        ]
+        w = ToolCatalogWidget(load=s.tools().all_tools)
+        assert w.snapshot_text().splitlines() == [
+            "MCP server files:",
+            "[x] read_file(): read_file on disk",
+            "[x] write_file() [never]: write_file on disk",
+            "Python functions:",
+            "[x] drop_table(name: string) [ask]: Drop a table.",
+            "[x] weather(city: string): Current weather.",
+        ]
+        html = w.snapshot_html()
+        assert html.count('class="lash-group"') == 2
+        assert html.index("MCP server files") < html.index("read_file") < html.index(
+            "Python functions") < html.index("drop_table")
+        assert '<code>drop_table</code> <span class="lash-tool-approval">ask</span>' in html
+    run(body())
