@@ -205,9 +205,9 @@ def tools_html(panel_id: str, tools: Sequence[Mapping[str, Any]]) -> str:
         if t.get("group") and t.get("group") != group:
             group = t.get("group")
             n = [x for x in tools if x.get("group") == group]
-            rows.append([f"<strong>{esc(group)}</strong> <span class=\"lash-muted\">"
-                         f"{sum(1 for x in n if x.get('member'))} of {len(n)} active</span>",
-                         "", "", ""])
+            label = (f"<strong>{esc(group)}</strong> <span class=\"lash-muted\">"
+                     f"{sum(1 for x in n if x.get('member'))} of {len(n)} active</span>")
+            rows.append([label, "", "", ""])
             classes.append("lash-group")
         approval = str(t.get("approval") or "always")
         rows.append([
