@@ -1,7 +1,8 @@
 """Tool catalog view: one row per tool manifest (name, description, input schema) with a
 membership toggle, grouped by where the tools come from (``group``: Python functions, each MCP
 server), a tool's approval policy shown when it is not ``always``. A toggle sends
-``{"type": "toggle", "name", "member"}``; the handler calls ``set_membership(name, member)`` (sync or async) and then reloads the rows from ``load()``.
+``{"type": "toggle", "name", "member"}``; the handler calls ``set_membership(name, member)``
+(sync or async) and then reloads the rows from ``load()``.
 Displayed with a kernel-free snapshot of the table (``panel.py``).
 
 A catalog entry may carry ``orphaned: true`` (a tool listed in the session, e.g. after a
