@@ -8,27 +8,19 @@ and who made it. Saved, kernel shut down, reopened: each record still says who d
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from browser_harness import (
     ARTIFACTS,
-    CHROMIUM,
     JupyterServer,
     NotebookPage,
     launch,
-    wait_until,
+    playwright_or_skip,
+    reopen_without_kernel,
     write_notebook,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-if not Path(CHROMIUM).exists():
-    pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:
-    pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
+sync_playwright = playwright_or_skip()
 
 CELLS: list[str | tuple[str, str]] = [
     "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.01",
@@ -118,10 +110,7 @@ def test_approve_deny_and_stop_while_asking_in_chromium_and_the_saved_record(tmp
                 nb.screenshot(ARTIFACTS / "approval-live.png", scroll_to=APPROVE)
 
                 nb.save(expect_in_file="cancelled by widget_stop")
-                server.shut_down_sessions()
-                wait_until(lambda: not server.api("GET", "/api/kernels"), timeout=30,
-                           what="the kernel to shut down")
-                nb.reopen()  # a new kernel: the records are static HTML
+                reopen_without_kernel(nb, server)  # a new kernel: the records are static HTML
                 nb.cell(STOP).locator(".lash-outcome").wait_for(timeout=60_000)
                 _check_records(nb.panel.locator(".jp-Cell"))
                 nb.screenshot(ARTIFACTS / "approval-reopened.png", scroll_to=APPROVE)
