@@ -349,3 +349,45 @@ def test_the_decision_is_durable_in_a_duckdb_file_and_its_events(tmp_path):
             await store.close()
     run(reopened())
     assert ran == []
+
+
+def approve_scratch(request):
+    """A worker's approver (``--approver tests.test_tool_approval:approve_scratch``)."""
+    return request.args["name"].startswith("scratch_")
+
+
+def test_a_worker_given_an_approver_runs_what_it_approves(tmp_path):
+    from lash_nb._runtime.worker import load_approver, run_worker
+
+    path = str(tmp_path / "w.duckdb")
+
+    async def body():
+        core = LashCore.builder().provider(FunctionProvider(lambda r: "hi")).model("m").store(
+            path).build()
+        s = await core.session("s").open()
+        await s.enqueue("drop_table 'scratch_1'").send()
+        await core.close()
+        # what python -m lash_nb worker --tools ... --approver <module>:approve_scratch does
+        approver = load_approver(f"{__name__}:approve_scratch")
+        stats = await run_worker(path, session_id="s", provider=FunctionProvider(
+            model_calling(args='{"name": "scratch_1"}')), model="m", tools=[make_drop(ran)],
+            concurrency=1, poll_s=0.01, grace_s=5, max_idle_s=0.1, approver=approver)
+        assert stats.turns == 1
+        store = DuckDBStore(path)
+        try:
+            [rec] = await store.load_turns("s")
+            [call] = rec.result["tool_calls"]
+            assert (call["approval"]["decision"], call["approval"]["by"]) == ("approved", "api")
+        finally:
+            await store.close()
+
+    ran = []
+    run(body())
+    assert ran == ["scratch_1"]
+    with pytest.raises(SystemExit, match=r"^--approver takes module:attribute, got 'nocolon'$"):
+        load_approver("nocolon")
+    with pytest.raises(SystemExit, match=r"is a int, not a callable$"):
+        load_approver(f"{__name__}:NOT_CALLABLE")
+
+
+NOT_CALLABLE = 3
