@@ -11,9 +11,11 @@ from __future__ import annotations
 import pytest
 from browser_harness import (
     ARTIFACTS,
+    CONTRAST_JS,
     JupyterServer,
     NotebookPage,
     launch,
+    low_contrast,
     playwright_or_skip,
     reopen_without_kernel,
     write_notebook,
@@ -65,7 +67,7 @@ def _check_records(cells) -> None:
 def test_approve_deny_and_stop_while_asking_in_chromium_and_the_saved_record(tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     write_notebook(tmp_path / "approvals.ipynb", CELLS)
-    server = JupyterServer("jupyterlab", tmp_path).start("light")
+    server = JupyterServer("jupyterlab", tmp_path).start("dark")
     try:
         with sync_playwright() as pw:
             browser = launch(pw)
@@ -80,6 +82,10 @@ def test_approve_deny_and_stop_while_asking_in_chromium_and_the_saved_record(tmp
                 nb.run_cell(APPROVE)
                 cell = nb.cell(APPROVE)
                 bar = _waiting_row(cell)
+                nb.page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'",
+                                          timeout=30_000)
+                rows = nb.page.evaluate(CONTRAST_JS, ".lash-approval *, .lash-tool *")
+                assert len(rows) >= 5 and low_contrast(rows) == []
                 nb.screenshot(ARTIFACTS / "approval-waiting.png", scroll_to=APPROVE)
                 bar.locator(".lash-approve").click()
                 cell.locator(".lash-outcome").filter(has_text="finished: assistant_message").wait_for(
@@ -113,6 +119,8 @@ def test_approve_deny_and_stop_while_asking_in_chromium_and_the_saved_record(tmp
                 reopen_without_kernel(nb, server)  # a new kernel: the records are static HTML
                 nb.cell(STOP).locator(".lash-outcome").wait_for(timeout=60_000)
                 _check_records(nb.panel.locator(".jp-Cell"))
+                rows = nb.page.evaluate(CONTRAST_JS, ".lash-turn *")
+                assert len(rows) > 20 and low_contrast(rows) == []
                 nb.screenshot(ARTIFACTS / "approval-reopened.png", scroll_to=APPROVE)
             except Exception:
                 if nb.page is not None:
