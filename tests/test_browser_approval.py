@@ -48,6 +48,7 @@ def _waiting_row(cell):
     bar.wait_for(timeout=60_000)
     assert "run drop_table?" in bar.inner_text()
     assert cell.locator(".lash-tool-waiting .lash-tool-approval").inner_text() == "waiting for approval"
+    assert cell.locator(".lash-status").inner_text() == "waiting for approval"  # seen from the top
     return bar
 
 

@@ -183,7 +183,8 @@ function render({ model, el }) {
     const tid = model.get("turn_id");
     title.textContent = "lash" + (sid ? " · " + sid : "") + (tid ? " · " + tid : "");
     const st = model.get("status");
-    status.textContent = st;
+    const asking = st === "running" && (model.get("blocks") || []).some((b) => b.status === "waiting");
+    status.textContent = asking ? "waiting for approval" : st;
     status.className = "lash-status lash-status-" + st.replace(/[^a-z]/g, "");
     stop.style.display = LASH_LIVE.has(st) ? "" : "none";
     stop.disabled = st === "stopping";
@@ -244,7 +245,7 @@ function render({ model, el }) {
   model.on("change:session_id", drawHead);
   model.on("change:turn_id", drawHead);
   model.on("change:prompt", drawHead);
-  model.on("change:blocks", drawBody);
+  model.on("change:blocks", () => { drawHead(); drawBody(); });
   model.on("change:html", drawBody);
   model.on("change:html_len", drawBody);
   model.on("change:usage", drawFoot);
