@@ -38,6 +38,7 @@ CELLS: list[str | tuple[str, str]] = [
      "print('DROPPED', DROPPED)\n"
      "print('DECISIONS', [(t.stop_reason, [c['approval']['decision'] + ' by ' + c['approval']['by']\n"
      "                     for c in t.result['tool_calls']]) for t in recs])"),
+    "%lash tools",
 ]
 APPROVE, DENY, STOP = 3, 4, 5
 
@@ -114,6 +115,12 @@ def test_approve_deny_and_stop_while_asking_in_chromium_and_the_saved_record(tmp
                 assert ("DECISIONS [('assistant_message', ['approved by user']), "
                         "('assistant_message', ['denied by user']), "
                         "('cancelled', ['cancelled by widget_stop'])]") in text
+                nb.run_cell(7)  # the catalog: grouped by source, the policy on the tool
+                panel = nb.cell(7).locator(".lash-tools")
+                panel.locator("tr.lash-group").filter(has_text="Python functions").wait_for(
+                    timeout=60_000)
+                row = panel.locator("tr", has_text="drop_table")
+                assert row.locator(".lash-tool-approval").inner_text() == "ask"
                 nb.screenshot(ARTIFACTS / "approval-live.png", scroll_to=APPROVE)
 
                 nb.save(expect_in_file="cancelled by widget_stop")
