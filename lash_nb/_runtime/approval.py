@@ -127,8 +127,8 @@ class Approvals:
     def set_policy(self, policy: str | ApprovalPolicy, tool: str | None = None) -> None:
         """``set_policy("ask")``: the session default for tools without a policy of their
         own; ``set_policy("never", tool="rm")``: for one tool name, a source id
-        (``"live:1"``) or an MCP server's name; it overrides the tool's own policy.
-        ``set_policy(None, tool=...)`` is not a thing: use ``clear_policy(tool)``."""
+        (``"live:1"``) or an MCP server's name; it overrides the tool's own policy
+        (``clear_policy(tool)`` removes it)."""
         p = approval_policy(policy)
         if tool is None:
             self.default = p
