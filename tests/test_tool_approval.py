@@ -391,3 +391,37 @@ def test_a_worker_given_an_approver_runs_what_it_approves(tmp_path):
 
 
 NOT_CALLABLE = 3
+
+
+def test_stop_with_one_call_asking_and_one_running_settles_both():
+    ran = []
+    started = asyncio.Event()
+
+    @tool
+    async def slow(x: int) -> int:
+        started.set()
+        await asyncio.sleep(3600)
+        return x
+
+    def model(request):
+        if request.messages[-1].tool_results():
+            return "done"
+        return [tool_call("drop_table", '{"name": "sales"}', "a"), tool_call("slow", '{"x": 1}', "b")]
+
+    async def body():
+        s = await session(model, make_drop(ran), slow)
+        turn = asyncio.ensure_future(s.turn("both").run())
+        await next_question(s)
+        await asyncio.wait_for(started.wait(), 30)
+        s.cancel_running_turns("api")
+        out = await asyncio.wait_for(turn, 30)
+        calls = {c.call_id: c for c in out.result.tool_calls}
+        assert str(out.result.outcome) == "stopped: cancelled"
+        assert calls["a"].interrupted and calls["b"].interrupted
+        assert (calls["a"].approval.decision, calls["a"].approval.by) == ("cancelled", "api")
+        assert calls["b"].approval is None
+        # the tool results the model would read next time: both interrupted, none lost
+        results = s.read_view().messages()[-1].tool_results()
+        assert sorted(p.tool_call_id for p in results) == ["a", "b"]
+    run(body())
+    assert ran == []
