@@ -8,6 +8,9 @@ Theory of operation (lash's frontend folding contract, observe spec §1.11 / §2
 - ``tool_approval`` (lash_nb) puts ``approval {state, policy, by?, reason?, decided_at_ms?}``
   on the tool row: ``pending`` makes the row ``waiting`` (the live view shows Approve / Deny);
   a decision moves it on (``approved`` -> running, ``denied`` -> denied, ``cancelled``).
+- ``child_activity`` (a tool call running a child session, lash_nb ``run_child``) folds the
+  child's activity into a nested fold of its own, kept on the tool row as ``child``
+  (``{session_id, blocks, outcome, usage}``): the child turn shows under that tool row.
 - ``usage`` replaces the cumulative usage; ``retry_status`` appends to the retry log;
   ``turn_outcome`` sets the outcome (it is the last activity of a turn).
 - ``version`` increases on every change, so a caller can tell whether anything is new.
@@ -53,6 +56,7 @@ class TurnFold:
         self.version: int = 0
         self._local = 0
         self._tool_t0: dict[str, float] = {}  # cid -> when its start was folded (ms clock)
+        self._children: dict[str, TurnFold] = {}  # tool row cid -> the child turn it runs
 
     # ------------------------------------------------------------------ folding
     def apply(self, activity: Mapping[str, Any]) -> None:
@@ -119,6 +123,8 @@ class TurnFold:
             elif k == "tool":
                 dur = f", {b['duration_ms']:.0f} ms" if b.get("duration_ms") is not None else ""
                 out.append(f"- tool `{b['name']}` {b['status']}{dur}{approval_note(b, ' (', ')')}")
+                if b.get("child"):
+                    out.append(child_markdown(b["child"]))
             elif k == "prose" and b.get("interrupted"):
                 out.append(b["text"] + " _[interrupted]_")
             else:
@@ -239,6 +245,30 @@ def approval_note(b: Mapping[str, Any], before: str = "", after: str = "") -> st
     return f"{before}{text}{after}"
 
 
+def _child_activity(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    row = fold._row(cid, "tool", name="", status="running")
+    child = fold._children.get(cid)
+    if child is None:
+        child = fold._children[cid] = TurnFold()
+    activity = a.get("activity")
+    if isinstance(activity, Mapping):
+        child.apply(activity)
+    row["child"] = {"session_id": str(a.get("child_session_id") or ""),
+                    "blocks": [dict(b) for b in child.blocks], "outcome": child.outcome,
+                    "usage": dict(child.usage)}
+
+
+def child_markdown(child: Mapping[str, Any]) -> str:
+    """The child turn under its tool row, as a markdown quote."""
+    prose = "".join(str(b.get("text") or "") for b in child.get("blocks") or ()
+                    if b.get("kind") == "prose")
+    head = f"child session `{child.get('session_id', '')}`"
+    if child.get("outcome"):
+        head += f" · {child['outcome']}"
+    body = " ".join(prose.split())
+    return f"  > {head}" + (f": {body}" if body else "")
+
+
 def _usage(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     usage = dict(a.get("cumulative") or a.get("usage") or {})
     if a.get("estimated") or fold.usage.get("estimated"):
@@ -303,4 +333,5 @@ _HANDLERS = {
     "queued_work_started": _queued_work,
     "turn_outcome": _outcome,
     "store_wait": _store_wait,
+    "child_activity": _child_activity,
 }
