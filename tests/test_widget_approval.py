@@ -206,3 +206,18 @@ def test_the_tools_widget_groups_tools_by_source_and_shows_non_default_approval(
             "Python functions") < html.index("drop_table")
         assert '<code>drop_table</code> <span class="lash-tool-approval">ask</span>' in html
     run(body())
+
+
+def test_tool_groups_name_the_source():
+    from lash_nb import MCPServer
+    from lash_nb._runtime.tool_admin import source_group
+
+    @tool
+    def f(x: int) -> int:
+        return x
+
+    assert source_group("tool:f", f, "base:0") == "Python functions"
+    assert source_group("tool:f", f, "plugin:units:0") == "plugin units"
+    assert source_group("mcp:fs:read", MCPServer.stdio("fs", "true"), "live:1") == "MCP server fs"
+    assert source_group("mcp:fs:read", None) == "MCP server fs"  # orphaned: still its server's
+    assert source_group("tool:f", None) == "Python functions"

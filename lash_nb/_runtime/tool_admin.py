@@ -33,9 +33,11 @@ def stop_later(server: MCPServer) -> None:
     task.add_done_callback(_stopping.discard)
 
 
-def source_group(tool_id: str, provider: Any) -> str:
+def source_group(tool_id: str, provider: Any, source_id: str | None = None) -> str:
     """Where a tool comes from, as the tools widget groups it (an orphaned MCP tool keeps its
     server's group: its id names the server)."""
+    if source_id is not None and source_id.startswith("plugin:"):
+        return f"plugin {source_id.split(':')[1]}"
     if isinstance(provider, MCPServer):
         return f"MCP server {provider.name}"
     if provider is None and tool_id.startswith("mcp:"):
@@ -82,7 +84,7 @@ class ToolAdmin:
             out.append({"id": tid, "name": m["name"], "description": m["description"],
                         "input_schema": m["input_schema"], "member": row.get("member", True),
                         "orphaned": row.get("orphaned", False), "source": source,
-                        "group": source_group(tid, provider),
+                        "group": source_group(tid, provider, source),
                         "approval": approvals.policy_for(m["name"], source, provider).value})
         return out
 
