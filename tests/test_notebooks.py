@@ -314,6 +314,11 @@ def test_configure_notebook_switches_model_layers_prompts_and_runs_a_plugin(tmp_
     # reset: no messages left, the spend stays
     assert "(0, 0)" not in out and "\n(0, " in out
     assert (tmp_path / "plugins.duckdb").is_file() and (tmp_path / "configure.duckdb").is_file()
+    # a tool ran a child session: its id names the tool call, the parent is recorded, and the
+    # child's tokens are counted apart from the parent's
+    assert "child: lead.call_" in out and "| parent recorded: lead" in out
+    children = [ln for ln in out.splitlines() if ln.startswith("parent tokens:")]
+    assert children and int(children[-1].rsplit("children: ", 1)[1]) > 0
 
 
 @pytest.mark.slow  # runs a whole notebook in a kernel
