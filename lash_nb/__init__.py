@@ -17,6 +17,7 @@ then ``%lash help``.
 
 import typing as _typing
 
+from ._core.approval import ApprovalDecision, ApprovalPolicy
 from ._core.cancel import CancellationToken
 from ._core.prompt import (
     PromptBuiltin,
@@ -63,6 +64,8 @@ _LAZY = {
     "QueuedTurnBuilder": ("._runtime.queue", "QueuedTurnBuilder"),
     "Drainer": ("._runtime.queue", "Drainer"),
     "ToolAdmin": ("._runtime.tool_admin", "ToolAdmin"),
+    "Approvals": ("._runtime.approval", "Approvals"),
+    "ApprovalRequest": ("._runtime.approval", "ApprovalRequest"),
     "ParkedSession": ("._runtime.lifecycle", "ParkedSession"),
     "run_child": ("._runtime.children", "run_child"),
     "SessionPolicy": ("._runtime.state", "SessionPolicy"),
@@ -79,6 +82,10 @@ _LAZY = {
 }
 
 __all__ = [
+    "ApprovalDecision",
+    "ApprovalPolicy",
+    "ApprovalRequest",
+    "Approvals",
     "AssistantOutput",
     "CancellationToken",
     "DeliveryPolicy",

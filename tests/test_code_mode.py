@@ -282,6 +282,47 @@ def test_the_model_gets_the_code_contract_its_tools_as_functions_and_the_session
     assert tools == ()  # tools are functions in the sandbox, not native tool calls
 
 
+@tool(approval="never")
+def drop_table(name: str) -> str:
+    """Drop a table."""
+    return f"dropped {name}"
+
+
+@tool(approval="ask")
+def archive(name: str) -> str:
+    """Archive a table."""
+    return f"archived {name}"
+
+
+def test_approval_applies_to_tools_called_from_a_cell(sandbox):
+    code = ("try:\n    drop_table(name='sales')\nexcept HostCallError as e:\n"
+            "    print('refused:', e)\nprint(archive(name='old'))")
+    asked = []
+
+    def approver(request):
+        asked.append(request)
+        return True
+
+    async def go():
+        s = await open_code(sandbox, cells(cell(code), cell("submit(0)")),
+                            tools=[drop_table, archive])
+        s.approvals().set_approver(approver)
+        out = await s.turn("clean up").run()
+        return s, out
+
+    s, out = run_sync(go())
+    obs = observations(s)[0]
+    # a tool argument called name reaches the tool (call_tool's own parameter is positional)
+    assert obs.splitlines()[1].startswith("refused: tool 'drop_table' failed: the call to tool "
+                                          "'drop_table' was denied by policy")
+    assert obs.splitlines()[-1] == "archived old"
+    assert len(asked) == 1  # only the ask tool was put to the approver
+    decisions = [(c.tool, c.success, c.approval.decision, c.approval.by)
+                 for c in out.result.tool_calls]
+    assert decisions == [("drop_table", False, "denied", "policy"),
+                         ("archive", True, "approved", "api")]
+
+
 def test_llm_query_is_a_child_call_whose_usage_rolls_into_the_turn(sandbox):
     def model(request: LlmRequest):
         if request.system_prompt is None:  # the child call: no code-mode prompt, no history

@@ -16,7 +16,8 @@ import pytest
 
 SURFACE: dict[str, list[str]] = {
     "lash_nb": [
-        "AssistantOutput", "CancellationToken", "DeliveryPolicy", "Drainer", "EnqueueBuilder",
+        "ApprovalDecision", "ApprovalPolicy", "ApprovalRequest", "Approvals", "AssistantOutput",
+        "CancellationToken", "DeliveryPolicy", "Drainer", "EnqueueBuilder",
         "ExecutionSummary", "FunctionTool", "InputItem", "LashCore", "LashCoreBuilder",
         "LashSession", "MCPServer", "Message", "OutputState", "ParkedSession", "Part", "PartKind",
         "QueuedTurnBuilder",
@@ -48,7 +49,7 @@ SURFACE: dict[str, list[str]] = {
         "CodeCellOutput", "CodeCellStarted", "CodeSandboxStarted", "Error",
         "ModelAttemptReset", "ModelRequestStarted",
         "QueuedInputAccepted", "QueuedWorkStarted", "ReasoningDelta", "RetryStatus",
-        "ToolCallCompleted", "ToolCallStarted", "TurnActivity", "TurnEvent", "TurnOutcomeEvent",
+        "ToolApproval", "ToolCallCompleted", "ToolCallStarted", "TurnActivity", "TurnEvent", "TurnOutcomeEvent",
         "Usage",
     ],
     "lash_nb.providers": [

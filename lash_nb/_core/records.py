@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .approval import ApprovalDecision
 from .text import check_id, clean_text
 from .usage import ZERO_USAGE, LlmCallRecord, TokenLedgerEntry, TokenUsage
 
@@ -342,6 +343,9 @@ class ToolCallRecord:
     duration_ms: float
     started_at_ms: int = 0
     interrupted: bool = False
+    # the approval decision when the call's policy was ``ask`` or ``never`` (None: it ran
+    # under ``always``, nobody was asked); see ``lash_nb._core.approval``
+    approval: ApprovalDecision | None = None
 
     @property
     def status(self) -> str:
@@ -361,6 +365,7 @@ class ToolCallRecord:
             "duration_ms": self.duration_ms,
             "started_at_ms": self.started_at_ms,
             "interrupted": self.interrupted,
+            **({"approval": self.approval.to_json()} if self.approval is not None else {}),
         }
 
 

@@ -365,15 +365,24 @@ class TurnRun:
         except CodeExecutionUnavailable as err:  # a restart failed
             return CodeUnavailable(str(err))
 
+    def tool_batch(self, calls: list[LlmPart]) -> ToolBatch:
+        """A batch of this turn's tool calls: the model's, or a code-mode cell's host calls
+        (one dispatch: membership, validation, approval, records)."""
+        return ToolBatch(
+            calls, registry=self.parts.state.registry, session_id=self.parts.session_id,
+            turn_id=self.turn_id, emit=self.emit, records=self.tool_calls, token=self.token,
+            approvals=self.parts.approvals)
+
+    def tool_scope(self) -> contextlib.AbstractContextManager[None]:
+        """While tools run: ``run_child()`` inside a tool opens a child of this turn."""
+        return child_scope(ChildScope(self.parts.core, self.parts.session_id, self.turn_id,
+                                      self.emit, self.token, self.children_usage))
+
     async def _run_tools(self) -> tm.Response:
         assert self._response is not None
         calls: list[LlmPart] = self._response.tool_calls()
-        self._batch = batch = ToolBatch(
-            calls, registry=self.parts.state.registry, session_id=self.parts.session_id,
-            turn_id=self.turn_id, emit=self.emit, records=self.tool_calls, token=self.token)
-        scope = ChildScope(self.parts.core, self.parts.session_id, self.turn_id, self.emit,
-                           self.token, self.children_usage)
-        with child_scope(scope):  # run_child() inside a tool opens a child of this turn
+        self._batch = batch = self.tool_batch(calls)
+        with self.tool_scope():
             await batch.run()
         self._append(batch.result_message())
         self._batch = None

@@ -41,9 +41,9 @@ def __lash_bridge():
         """Ask a helper model about a piece of text; returns its answer as a str."""
         return call("llm_query", prompt=str(prompt))
 
-    def call_tool(name, **args):
-        """Call a host tool by name with keyword arguments."""
-        return call("tool", name=name, args=args)
+    def call_tool(tool, /, **args):
+        """Call a host tool by name with keyword arguments (any names, ``name`` too)."""
+        return call("tool", name=tool, args=args)
 
     globals().update(submit=submit, llm_query=llm_query, call_tool=call_tool,
                      HostCallError=HostCallError)

@@ -15,6 +15,7 @@ calls to the host:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any, Protocol
@@ -52,6 +53,10 @@ class CellRun(Protocol):
     cumulative: TokenUsage
 
     def emit(self, event: ev.TurnEvent, correlation_id: str) -> None: ...
+
+    def tool_batch(self, calls: list[LlmPart]) -> ToolBatch: ...
+
+    def tool_scope(self) -> contextlib.AbstractContextManager[None]: ...
 
     def emit_independent(self, event: ev.TurnEvent) -> None: ...
 
@@ -161,11 +166,10 @@ class CodeCells:
     async def _tool(self, name: str, args: Any) -> Any:
         run = self.run
         call = LlmPart.tool_call(fresh_id("call_"), name, json.dumps(args, default=str))
-        batch = ToolBatch([call], registry=run.parts.state.registry,
-                          session_id=run.parts.session_id, turn_id=run.turn_id, emit=run.emit,
-                          records=run.tool_calls, token=run.token)
+        batch = run.tool_batch([call])  # the dispatch model tool calls get
         try:
-            await batch.run()
+            with run.tool_scope():
+                await batch.run()
         except BaseException:
             batch.settle()
             raise
