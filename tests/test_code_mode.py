@@ -323,6 +323,22 @@ def test_approval_applies_to_tools_called_from_a_cell(sandbox):
                          ("archive", True, "approved", "api")]
 
 
+def test_waiting_for_approval_does_not_count_against_the_cells_wall_time(sandbox):
+    async def slow_user(request):
+        await asyncio.sleep(LIMITS.cell_wall_s + 2)  # the user reads the question a while
+        return True
+
+    async def go():
+        s = await open_code(sandbox, cells(cell("print(archive(name='q3'))"), cell("submit(0)")),
+                            tools=[archive])
+        s.approvals().set_approver(slow_user)
+        return s, await s.turn("archive q3").run()
+
+    s, out = run_sync(go())
+    assert completed(out)[0]["status"] == "ok"
+    assert observations(s)[0] == "[cell 1 ok]\narchived q3"
+
+
 def test_llm_query_is_a_child_call_whose_usage_rolls_into_the_turn(sandbox):
     def model(request: LlmRequest):
         if request.system_prompt is None:  # the child call: no code-mode prompt, no history
@@ -379,7 +395,11 @@ async def slow_lookup(key: str) -> str:
 
 
 def test_stop_during_a_host_tool_call_from_a_cell_records_the_call_as_cancelled(sandbox):
-    model = cells(cell("print(slow_lookup(key='a'))"), cell("submit('next')"))
+    looking = cells(cell("print(slow_lookup(key='a'))"))
+
+    def model(request: LlmRequest) -> str:
+        asked = [m.text() for m in request.messages if m.role.value == "user" and not m.origin]
+        return cell("submit('next')") if asked[-1] == "again" else looking(request)
 
     async def go():
         s = await open_code(sandbox, model, tools=[slow_lookup])

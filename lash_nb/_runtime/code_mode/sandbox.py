@@ -15,7 +15,9 @@ Theory of operation
   Calls the cell makes back to the host (``submit``, ``llm_query``, host tools) arrive as
   ``input_request`` messages on the kernel's stdin channel whose prompt starts with
   ``BRIDGE_PREFIX``; ``on_request`` answers each, and the reply goes back as the input.
-- Wall time per cell: past ``cell_wall_s`` the cell is interrupted; if it is not idle
+- Wall time per cell counts the kernel's own time, not the time a cell waits on a host call
+  (a tool, its approval by the user, ``llm_query``): those are bounded as model tool calls
+  are, by Stop. Past ``cell_wall_s`` the cell is interrupted; if it is not idle
   ``interrupt_grace_s`` later the kernel is restarted (variables are lost; the output says
   so). A kernel that died (the CPU limit kills it, or the OOM killer) is restarted too.
 - A sandbox never outlives the process that started it: the ``unshare`` process gets
@@ -108,6 +110,8 @@ class Sandbox:
         self._settling: asyncio.Task[str] | None = None
         self._prelude = ""  # code run after every (re)start, silently
         self._tools = ""  # the host tools' functions, likewise
+        self._host_s = 0.0  # seconds the running cell spent waiting on host calls
+        self._host_busy = False
 
     @property
     def started(self) -> bool:
@@ -222,14 +226,13 @@ class Sandbox:
         await self.start()
         await self._settle()
         out = self.current = CellOutput(code)
+        self._host_s, self._host_busy = 0.0, False
         kc, lim = self._kc, self.limits
         t0 = time.perf_counter()
         msg_id = kc.execute(code, store_history=False, allow_stdin=True, stop_on_error=False)
         stdin = asyncio.ensure_future(self._serve_stdin(msg_id, on_request))
         try:
-            try:
-                await asyncio.wait_for(self._collect(msg_id, out, on_output), lim.cell_wall_s)
-            except TimeoutError:
+            if not await self._collect_in_wall_time(msg_id, out, on_output, t0):
                 await self._after_wall_time(msg_id, out)
             if out.status == "died":
                 await self.restart()
@@ -249,6 +252,26 @@ class Sandbox:
             await asyncio.wait({stdin}, timeout=lim.interrupt_grace_s)
         out.duration_ms = _ms(t0)
         return out
+
+    async def _collect_in_wall_time(self, msg_id: str, out: CellOutput,
+                                    on_output: OnOutput | None, t0: float) -> bool:
+        """Collect the cell; False when it ran past its wall time. Time the cell spends
+        waiting on the host (a tool waiting for the user's approval, ``llm_query``) does not
+        count against it."""
+        task = asyncio.ensure_future(self._collect(msg_id, out, on_output))
+        try:
+            while True:
+                left = self.limits.cell_wall_s + self._host_s - (time.perf_counter() - t0)
+                if self._host_busy:
+                    left = max(left, 0.5)  # look again once the host call is over
+                if left <= 0:
+                    return False
+                done, _ = await asyncio.wait({task}, timeout=left)
+                if done:
+                    task.result()
+                    return True
+        finally:
+            task.cancel()
 
     async def _collect(self, msg_id: str, out: CellOutput,
                        on_output: OnOutput | None = None) -> None:
@@ -344,6 +367,7 @@ class Sandbox:
             if not prompt.startswith(BRIDGE_PREFIX):
                 kc.input("")  # input() in a cell: there is no keyboard here, it reads ""
                 continue
+            self._host_busy, started = True, time.perf_counter()
             try:
                 request = json.loads(prompt[len(BRIDGE_PREFIX):])
                 value = await on_request(request)
@@ -352,6 +376,9 @@ class Sandbox:
                 raise
             except Exception as err:
                 reply = {"ok": False, "error": str(err) or type(err).__name__}
+            finally:
+                self._host_busy = False
+                self._host_s += time.perf_counter() - started
             kc.input(json.dumps(reply, default=str))
 
     async def _quiet(self, code: str) -> None:
