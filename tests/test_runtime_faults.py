@@ -525,7 +525,7 @@ def test_a_version_1_postgres_database_is_moved_forward_at_open_idempotently(pg_
         await core.close()
     run(reopen())
     with psycopg.connect(dsn, autocommit=True) as con:
-        assert con.execute("SELECT value FROM lash_meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert con.execute("SELECT value FROM lash_meta WHERE key = 'schema_version'").fetchone() == ("3",)
 
 
 # ---------------------------------------------------------------------------- item: re-run after kill

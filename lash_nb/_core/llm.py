@@ -79,6 +79,9 @@ class LlmRequest:
     protocol_iteration: int = 0
     max_output_tokens: int | None = None
     tool_choice: str = "auto"
+    # attachment id -> bytes of every attachment part in ``messages`` (read by the runtime
+    # from the store before the call; ``lash_nb._providers.media`` puts them on the wire)
+    attachments: Mapping[str, bytes] = field(default_factory=dict)
 
     def size_chars(self) -> int:
         """Characters the request carries (system prompt, every message part, tool specs):

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from lash_nb._core.attachments import AttachmentRef
 from lash_nb._core.llm import (
     LlmPart,
     LlmRequest,
@@ -40,7 +41,7 @@ from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._core.usage import TokenUsage
 from lash_nb._errors import ConfigurationError
 
-from . import classify
+from . import classify, media
 from .exchange import ATTEMPT_TIMEOUT_S, HttpProvider, parse_json_event
 from .sse import MAX_EVENT_BYTES
 
@@ -69,7 +70,7 @@ def anthropic_messages(request: LlmRequest, thinking_model: str | None = None
         if message.role is Role.SYSTEM:
             system.extend(p.content for p in message.parts if p.content)
             continue
-        for role, blocks in _blocks(message, thinking_model):
+        for role, blocks in _blocks(message, thinking_model, request.attachments):
             if out and out[-1]["role"] == role:
                 out[-1]["content"].extend(blocks)
             else:
@@ -80,9 +81,27 @@ def anthropic_messages(request: LlmRequest, thinking_model: str | None = None
     return ("\n\n".join(system) or None), out
 
 
-def _blocks(message: Message, thinking_model: str | None = None) -> list[tuple[str, list[dict[str, Any]]]]:
-    texts = [{"type": "text", "text": p.content} for p in message.parts
-             if p.kind in (PartKind.TEXT, PartKind.PROSE) and p.content]
+def _media_blocks(message: Message, blobs: Mapping[str, bytes]) -> list[dict[str, Any]]:
+    """Text, ``image`` and ``document`` blocks (base64 sources) of a user message with
+    attachments, in order (``_providers/media.py``)."""
+    def source(ref: AttachmentRef, data: bytes) -> dict[str, Any]:
+        return {"type": "base64", "media_type": ref.media_type, "data": media.b64(data)}
+
+    return media.content_blocks(
+        message, blobs, provider="the Anthropic Messages API",
+        text=lambda t: {"type": "text", "text": t},
+        image=lambda ref, data: {"type": "image", "source": source(ref, data)},
+        pdf=lambda ref, data: {"type": "document", "source": source(ref, data),
+                               "title": media.file_name(ref)})
+
+
+def _blocks(message: Message, thinking_model: str | None = None,
+            blobs: Mapping[str, bytes] | None = None) -> list[tuple[str, list[dict[str, Any]]]]:
+    if message.role is Role.USER and media.has_attachments(message):
+        texts = _media_blocks(message, blobs or {})
+    else:
+        texts = [{"type": "text", "text": p.content} for p in message.parts
+                 if p.kind in (PartKind.TEXT, PartKind.PROSE) and p.content]
     results = [
         {"type": "tool_result", "tool_use_id": p.tool_call_id or "", "content": p.content,
          **({"is_error": True} if p.is_error else {})}

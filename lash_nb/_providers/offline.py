@@ -11,6 +11,9 @@ Rules (documented for users; tests rely on them):
 - **Answers.** After tool results, it answers ``"<tool> returned <output>."`` for each call.
   Otherwise it answers ``"You said: <prompt>"`` followed by a sentence that says it is the
   offline model. With ``reasoning=True`` it first streams a short reasoning text.
+- **Attachments.** It takes every kind and says what it received: ``"It received: "`` and
+  one ``[kind label: media/type, N bytes, WxH]`` per attachment of the latest user message
+  (and of tool results since); its bytes must have reached the request (else ``(missing)``).
 - **Streaming.** The answer streams word by word, one delta every ``delay_s`` seconds
   (default 0.03: visibly streaming in a notebook; pass 0 for tests and benchmarks).
 - **Tokens.** ``ceil(chars / 4)`` per message text plus 4 per message for input; the same rule
@@ -89,6 +92,9 @@ class OfflineProvider:
                 answer = " ".join(f"{name} returned {out}." for name, out in results)
             else:
                 answer = f"You said: {prompt} (This is the offline model; it echoes prompts and calls tools you name.)"
+            received = _received(request, last_user_index)
+            if received:
+                answer += f" It received: {received}."
             for word in _words(answer):
                 yield TextDelta(word)
                 await self._pause()
@@ -121,9 +127,19 @@ def _words(text: str) -> list[str]:
 def _last_user_index(messages: Any) -> int | None:
     for i in range(len(messages) - 1, -1, -1):
         m: Message = messages[i]
-        if m.role is Role.USER and any(p.kind is PartKind.TEXT for p in m.parts):
+        if m.role is Role.USER and any(p.kind in (PartKind.TEXT, PartKind.ATTACHMENT)
+                                       for p in m.parts):
             return i
     return None
+
+
+def _received(request: LlmRequest, start: int | None) -> str:
+    if start is None:
+        return ""
+    refs = [p.attachment for m in request.messages[start:] for p in m.parts
+            if p.attachment is not None]
+    return "; ".join(ref.describe() + ("" if ref.id in request.attachments else " (missing)")
+                     for ref in refs)
 
 
 def _called_since(messages: Any, start: int | None) -> set[str]:

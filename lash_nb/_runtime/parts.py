@@ -8,11 +8,12 @@ its turns, drains and tool changes (so none of it reaches into ``LashSession``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .._core.llm import Provider, RetryPolicy
 from .._core.queue import DEFAULT_MAX_ATTEMPTS
 from .._store.base import SessionStore
+from .attachments import BlobCache
 from .cancel import TurnCancelRegistry
 from .catalog import ToolCatalog
 from .feed import SessionFeed
@@ -32,6 +33,7 @@ class SessionParts:
     retry_policy: RetryPolicy
     closed: Callable[[], bool]
     max_batch_attempts: int = DEFAULT_MAX_ATTEMPTS  # claims of a queued batch before it parks
+    blobs: BlobCache = field(default_factory=BlobCache)  # attachment bytes by content id
 
     @property
     def session_id(self) -> str:

@@ -85,6 +85,9 @@ class EnqueueBuilder:
         if self._input.is_blank():
             raise InvalidTurnInput("cannot enqueue an empty input; pass some text")
         p = self._parts
+        attachments = self._input.attachments()
+        if attachments:  # the queued row keeps refs; the bytes wait in the blobs table
+            await p.blobs.put(p.store, attachments)
         draft = QueuedWorkDraft(
             session_id=p.session_id,
             source_key=f"host:{self._id}" if self._id is not None else None,

@@ -57,6 +57,7 @@ from .._errors import (
 )
 from .._store.base import Lease, TurnStart
 from .._store.waits import observe_store_waits, stop_observing
+from .attachments import input_message
 from .cancel import TaskBridge
 from .model_call import ModelCallFailed, call_model
 from .parts import SessionParts
@@ -276,8 +277,10 @@ class TurnRun:
         st = self.parts.state
         if self._tools is None:
             self._tools = self.parts.catalog.specs()
+        messages = st.graph.view()
         request = LlmRequest(
-            model=self.model, messages=st.graph.view(), tools=self._tools,
+            model=self.model, messages=messages, tools=self._tools,
+            attachments=await self.parts.blobs.for_messages(self.parts.store, messages),
             system_prompt=st.policy.system_prompt, session_id=st.session_id,
             turn_id=self.turn_id, protocol_iteration=iteration,
         )
@@ -321,8 +324,7 @@ class TurnRun:
         if pending_text:
             self._append(Message.build(Role.ASSISTANT, [(PartKind.PROSE, pending_text)]))
         turn_input = claim.turn_input()
-        self._append(Message.build(Role.USER, [(PartKind.TEXT, i.text) for i in turn_input.items],
-                                   origin="queued_input"))
+        self._append(input_message(turn_input.items, origin="queued_input"))
         inputs = [{"id": input_id(b.source_key, b.batch_id), "message": b.text}
                   for b in claim.batches]
         self.emit_independent(ev.QueuedInputAccepted(kind, inputs))
@@ -348,9 +350,7 @@ class TurnRun:
         self.new_nodes.append(node)
 
     def _user_message(self) -> Message:
-        items = self.input.items or ()
-        return Message.build(Role.USER, [(PartKind.TEXT, i.text) for i in items] or
-                             [(PartKind.TEXT, "")])
+        return input_message(self.input.items or ())
 
     def _settle_tools(self) -> None:
         batch = self._batch
@@ -371,6 +371,9 @@ class TurnRun:
     async def _progress_commit(self) -> None:
         w = self.parts.writer
         assert self._keeper is not None
+        attachments = self.input.attachments()
+        if attachments:  # the bytes first, then the commit that references them
+            await self.parts.blobs.put(self.parts.store, attachments)
         for attempt in (1, 2):
             branch_before_attempts(self.parts.state.graph, self.turn_id, self.attempt_prefix)
             self._append(self._user_message())

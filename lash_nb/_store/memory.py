@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from .._core.attachments import AttachmentRef
 from .._core.events import TurnActivity
 from .._core.graph import SessionNode
 from .._core.queue import (
@@ -111,9 +113,37 @@ class MemoryStore:
         self._batches: dict[str, _BatchRow] = {}
         self._history: list[_FinishedBatch] = []  # read by the reports, like queue_history
         self._seq = itertools.count(1)
+        self._blobs: dict[str, tuple[AttachmentRef, bytes, int]] = {}  # id -> (ref, bytes, at)
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._sessions)} sessions)"
+
+    # ------------------------------------------------------------------ blobs
+    async def put_blobs(self, blobs: Sequence[tuple[AttachmentRef, bytes]]) -> None:
+        with self._lock:
+            for ref, data in blobs:
+                self._blobs.setdefault(ref.id, (ref, bytes(data), now_ms()))
+
+    async def get_blobs(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
+        with self._lock:
+            return {i: self._blobs[i][1] for i in blob_ids if i in self._blobs}
+
+    async def prune_blobs(self, *, older_than_s: float = 3600.0) -> int:
+        with self._lock:
+            cutoff = now_ms() - int(older_than_s * 1000)
+            texts = [n.content_text() for s in self._sessions.values() for n in s.nodes]
+            texts += [json.dumps(r.batch.to_json()) for r in self._batches.values()]
+            gone = [i for i, (_, _, at) in self._blobs.items()
+                    if at <= cutoff and not any(i in t for t in texts)]
+            for i in gone:
+                del self._blobs[i]
+            return len(gone)
+
+    def blob_rows(self) -> list[dict[str, Any]]:
+        """The ``blobs`` table of the durable stores, without the bytes (for reports)."""
+        with self._lock:
+            return [{"blob_id": i, "media_type": ref.media_type, "byte_len": ref.byte_len,
+                     "created_at_ms": at} for i, (ref, _, at) in self._blobs.items()]
 
     # ------------------------------------------------------------------ sessions
     async def load_session(

@@ -30,6 +30,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from ..._core.attachments import AttachmentRef
 from ..._core.events import TurnActivity
 from ..._core.queue import (
     DEFAULT_MAX_ATTEMPTS,
@@ -50,6 +51,7 @@ from ..base import (
     SessionMeta,
     TurnRecord,
 )
+from . import blobs as blob_rows
 from . import commit as commits
 from . import leases, queued_work, reads, user_query
 from .arrow import import_arrow_in_background
@@ -317,6 +319,19 @@ class DuckDBStore:
             hold.after_commit(lambda: hold.forget(session_id))
 
         await self._run_held(delete, fold_first=True)
+
+    # ------------------------------------------------------------------ blobs
+    async def put_blobs(self, blobs: Sequence[tuple[AttachmentRef, bytes]]) -> None:
+        if self.read_only:
+            raise self._read_only_error()
+        await self._run_held(lambda con, hold: blob_rows.put(con, blobs))
+
+    async def get_blobs(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
+        return await self._run_held(lambda con, hold: blob_rows.get(con, blob_ids))
+
+    async def prune_blobs(self, *, older_than_s: float = 3600.0) -> int:
+        return await self._run_held(lambda con, hold: blob_rows.prune(con, older_than_s),
+                                    fold_first=True)
 
     # ------------------------------------------------------------------ leases
     async def try_acquire_lease(
