@@ -198,6 +198,18 @@ def attachment_from(
         "figure, a PIL image, a DataFrame or an object with _repr_png_")
 
 
+def is_image_like(obj: Any) -> bool:
+    """True for what a tool may return as an image: an :class:`Attachment` of an image, a
+    matplotlib figure, a PIL image, or an object with ``_repr_png_`` (not text or data)."""
+    if isinstance(obj, Attachment):
+        return obj.ref.kind == "image"
+    if isinstance(obj, (str, bytes, dict, list, tuple, int, float, bool)) or obj is None:
+        return False
+    t = type(obj)
+    return (callable(getattr(t, "savefig", None)) or _is_pil(obj)
+            or callable(getattr(t, "_repr_png_", None)))
+
+
 def _from_path(path: str, name: str | None, media_type: str | None,
                limits: AttachmentLimits) -> Attachment:
     if not os.path.isfile(path):
@@ -292,6 +304,7 @@ __all__ = [
     "AttachmentRef",
     "attachment_from",
     "content_id",
+    "is_image_like",
     "make_attachment",
     "sniff_media_type",
     "table_text",

@@ -127,8 +127,9 @@ def _words(text: str) -> list[str]:
 def _last_user_index(messages: Any) -> int | None:
     for i in range(len(messages) - 1, -1, -1):
         m: Message = messages[i]
-        if m.role is Role.USER and any(p.kind in (PartKind.TEXT, PartKind.ATTACHMENT)
-                                       for p in m.parts):
+        kinds = {p.kind for p in m.parts}
+        if m.role is Role.USER and PartKind.TOOL_RESULT not in kinds and (
+                PartKind.TEXT in kinds or PartKind.ATTACHMENT in kinds):
             return i
     return None
 

@@ -4,6 +4,9 @@ Every call gets a result message part in call order: its output, or (when the tu
 stopped before it finished) an ``interrupted`` marker whose record keeps the time it ran.
 A tool that raises anything (``SystemExit`` too), an unknown tool or a missing required
 argument gives the model an error result; ``KeyboardInterrupt`` in a tool cancels the turn.
+A tool that returns an image (a matplotlib figure, a PIL image, an object with
+``_repr_png_``) gives a text result describing it and, once its bytes are stored, an
+attachment part after the results, so the model sees the picture.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._core import events as ev
+from .._core.attachments import Attachment, attachment_from, is_image_like
 from .._core.cancel import CancellationToken
 from .._core.llm import LlmPart
 from .._core.records import Message, Part, PartKind, Role, ToolCallRecord, fresh_id
@@ -40,6 +44,7 @@ class ToolBatch:
         self.emit = emit
         self.records = records  # the turn's tool call records (appended to)
         self.results: dict[str, tuple[str, bool]] = {}
+        self.images: dict[str, Attachment] = {}  # call id -> the image its tool returned
         self.clock: dict[str, tuple[int, float]] = {}  # running call -> (started_ms, t0)
 
     async def run(self) -> None:
@@ -57,6 +62,14 @@ class ToolBatch:
         self.clock[call_id] = (started, t0)
         output, success = await self._execute(name, args, call_id)
         duration = round((time.perf_counter() - t0) * 1000, 3)
+        if success and is_image_like(output):
+            try:
+                image = attachment_from(output, name=f"{name} output")
+            except Exception as err:  # e.g. past the size limit: the model is told why
+                output, success = f"the tool's image could not be attached: {error_text(err)}", False
+            else:
+                self.images[call_id] = image
+                output = f"{name} returned an image {image.ref.describe()}, attached below"
         try:
             output = clean_json(jsonable(output))  # tool output enters the session (core/text.py)
         except Exception as err:  # an output that cannot be shown as text
@@ -108,7 +121,9 @@ class ToolBatch:
             self.emit(ev.ToolCallCompleted(cid, c.tool_name or "", args, "interrupted", ran,
                                            False, "cancelled"), f"tool:{cid}")
 
-    def result_message(self) -> Message:
+    def result_message(self, *, with_images: bool = False) -> Message:
+        """The results in call order; ``with_images``: then the returned images (only once
+        their bytes are stored)."""
         mid = fresh_id("m")
         parts = []
         for i, c in enumerate(self.calls):
@@ -116,6 +131,10 @@ class ToolBatch:
             text, ok = self.results.get(cid, ("interrupted: the turn was stopped", False))
             parts.append(Part(f"{mid}.p{i}", PartKind.TOOL_RESULT, text, cid, c.tool_name,
                               interrupted=cid not in self.results, is_error=not ok))
+        if with_images:
+            for image in self.images.values():
+                parts.append(Part(f"{mid}.p{len(parts)}", PartKind.ATTACHMENT,
+                                  image.ref.describe(), attachment=image.ref))
         return Message(mid, Role.USER, tuple(parts))
 
 

@@ -302,7 +302,9 @@ class TurnRun:
             calls, registry=self.parts.state.registry, session_id=self.parts.session_id,
             turn_id=self.turn_id, emit=self.emit, records=self.tool_calls, token=self.token)
         await batch.run()
-        self._append(batch.result_message())
+        if batch.images:  # a tool returned a picture: its bytes before the commit naming it
+            await self.parts.blobs.put(self.parts.store, batch.images.values())
+        self._append(batch.result_message(with_images=bool(batch.images)))
         self._batch = None
         return tm.ToolsDone()
 
