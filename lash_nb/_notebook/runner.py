@@ -26,14 +26,19 @@ async def run_turn(
     turn_id: str | None = None,
     interval_s: float = 0.05,
     show_prompt: bool = True,
+    turn_input: Any = None,
 ) -> Any:
     """Stream one turn into a displayed :class:`TurnWidget`; return the ``TurnResult``.
+    ``turn_input``: a ``TurnInput`` to send instead of ``prompt`` (its attachments are shown
+    as thumbnails / table previews under the prompt).
 
     The widget is shown first: a turn refused before its first event (busy session, locked
     store, provider mismatch) ends the widget with the error (``fail``) and the error raises."""
+    from .widgets.attachments import attachment_cards
     from .widgets.turn import TurnWidget  # anywidget loads with the first widget, not %load_ext
 
     widget = TurnWidget(
+        attachments=attachment_cards(turn_input.attachments()) if turn_input is not None else [],
         session_id=session.session_id,
         turn_id=turn_id or "",
         prompt=prompt if show_prompt else "",
@@ -41,7 +46,7 @@ async def run_turn(
         on_stop=lambda: session.cancel_running_turns("widget_stop"),
     ).show()
     try:
-        builder = session.turn(prompt)
+        builder = session.turn(turn_input if turn_input is not None else prompt)
         if turn_id:
             builder = builder.turn_id(turn_id)
         stream = builder.stream()

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import os
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.display import Markdown, display
 
+from .._core.records import TurnInput
 from .._core.text import clean_text
 from .._providers.registry import NAMES as PROVIDERS
 from .._providers.registry import check_key
-from .parsing import interpolate, parse, parser, split_prompt
+from .parsing import interpolate, lookup_name, parse, parser, split_prompt
 from .runner import run_turn
 
 if TYPE_CHECKING:
@@ -30,13 +32,16 @@ OPEN.add_argument("--tools", default=None,
                        "(plain functions get @tool semantics); default: every @tool object")
 OPEN.add_argument("--no-tools", action="store_true", help="attach no notebook tools")
 
-TURN_VALUES = ("--session", "-o", "--turn-id")
+TURN_VALUES = ("--session", "-o", "--turn-id", "--attach")
 TURN_FLAGS = ("--background",)
 TURN = parser("turn", "Run a turn; the prompt is the rest of the line (or the cell body).")
 TURN.add_argument("--session", default=None)
 TURN.add_argument("-o", dest="out", default=None, help="store the TurnResult in this variable")
 TURN.add_argument("--turn-id", default=None)
 TURN.add_argument("--background", action="store_true", help="return a task at once")
+TURN.add_argument("--attach", default=None,
+                  help="comma-separated notebook names (figure, image, DataFrame, bytes) or file "
+                       "paths to show the model")
 
 ENQ_VALUES = ("--session", "--id", "--delivery", "--slot", "--merge-key")
 ENQ = parser("enqueue", "Queue a prompt to run later as a turn.")
@@ -166,15 +171,44 @@ def turn_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
     # cleaned here as the session would (ADR 12): the widget shows the prompt before the
     # session sees it, and a lone surrogate cannot be sent to the front end
     prompt = clean_text(interpolate(prompt.strip(), m.user_ns))
-    if not prompt:
+    if not prompt and not a.attach:
         raise UsageError("the prompt is empty; write it after %lash turn or in the %%lash cell body")
+    a.attach = attach_targets(m, a.attach)
     return a, prompt
+
+
+def attach_targets(m: LashMagics, spec: str | None) -> list[tuple[str, Any]]:
+    """``--attach fig,df,plot.png`` -> ``[(name, object or path)]``: a name defined in the
+    notebook (dotted attributes allowed) wins, else an existing file path."""
+    out: list[tuple[str, Any]] = []
+    for token in (t.strip() for t in (spec or "").split(",")):
+        if not token:
+            continue
+        found, value = lookup_name(token, m.user_ns)
+        if found:
+            out.append((token, value))
+        elif os.path.isfile(os.path.expanduser(token)):
+            path = os.path.expanduser(token)
+            out.append((os.path.basename(path), path))
+        else:
+            raise UsageError(f"--attach names {token!r}, which is neither a notebook variable "
+                             "nor a file; define it first or give the file's path")
+    return out
+
+
+def attached_input(prompt: str, targets: list[tuple[str, Any]]) -> TurnInput:
+    ti = TurnInput.text(prompt) if prompt else TurnInput.empty()
+    for name, value in targets:
+        ti = ti.attach(value, name=name)
+    return ti
 
 
 async def turn(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a, prompt = turn_args(m, argline, cell)
+    turn_input = attached_input(prompt, a.attach) if a.attach else None
     b = await m.ctx.binding(a.session)
-    coro = run_turn(b.session, prompt, turn_id=a.turn_id, interval_s=m.live_interval_s)
+    coro = run_turn(b.session, prompt, turn_id=a.turn_id, interval_s=m.live_interval_s,
+                    turn_input=turn_input)
     if a.background:
         task = asyncio.ensure_future(_keep(m, coro, a.out))
         m.ctx.background[f"turn-{len(m.ctx.background) + 1}"] = task

@@ -26,6 +26,31 @@ function lashOutcomeClass(outcome) {
   return "lash-bad";
 }
 
+// attachment cards (widgets/attachments.py): a thumbnail only from a data:image URL made in
+// the kernel, else a table preview; text always as textContent
+function lashAttachments(cards) {
+  const box = lashEl("div", "lash-attachments");
+  for (const c of cards || []) {
+    const fig = lashEl("figure", "lash-attachment");
+    const thumb = String(c.thumb || "");
+    if (/^data:image\/(png|jpeg);base64,/.test(thumb)) {
+      const img = lashEl("img", "lash-thumb");
+      img.src = thumb;
+      img.alt = c.label || "";
+      fig.append(img);
+    } else if (c.table) {
+      fig.append(lashEl("pre", "lash-table-preview", c.table));
+    }
+    const dims = c.width && c.height ? ", " + c.width + "x" + c.height : "";
+    const size = c.byte_len < 1024 ? c.byte_len + " B" : c.byte_len < 1048576
+      ? (c.byte_len / 1024).toFixed(1) + " KB" : (c.byte_len / 1048576).toFixed(1) + " MB";
+    fig.append(lashEl("figcaption", null,
+      (c.label ? c.label + " · " : "") + c.media_type + ", " + size + dims));
+    box.append(fig);
+  }
+  return box;
+}
+
 function lashToolRow(b, open) {
   const d = lashEl("details", "lash-tool lash-tool-" + b.status);
   d.dataset.cid = b.cid;
@@ -94,13 +119,14 @@ function render({ model, el }) {
   stop.title = "Cancel the running turn";
   head.append(title, status, stop);
   const prompt = lashEl("div", "lash-prompt");
+  let atts = lashAttachments([]);
   const body = lashEl("div", "lash-body");
   const retry = lashEl("div", "lash-retry");
   const foot = lashEl("div", "lash-foot");
   const usage = lashEl("span", "lash-usage");
   const badge = lashEl("span", "lash-outcome");
   foot.append(usage, badge);
-  root.append(head, prompt, body, retry, foot);
+  root.append(head, prompt, atts, body, retry, foot);
   el.append(root);
 
   // the kernel's elapsed time, extrapolated in the browser between flushes (a tool may run
@@ -196,6 +222,13 @@ function render({ model, el }) {
   model.on("change:session_id", drawHead);
   model.on("change:turn_id", drawHead);
   model.on("change:prompt", drawHead);
+  const drawAttachments = () => {
+    const next = lashAttachments(model.get("attachments"));
+    atts.replaceWith(next);
+    atts = next;
+  };
+  drawAttachments();
+  model.on("change:attachments", drawAttachments);
   model.on("change:blocks", drawBody);
   model.on("change:html", drawBody);
   model.on("change:html_len", drawBody);

@@ -141,6 +141,9 @@ def turn_html(state: Mapping[str, Any]) -> str:
              if outcome else "")
     # <pre>: the prompt keeps its lines where the style block is sanitised away (untrusted)
     prompt_html = f'<pre class="lash-prompt">{esc(prompt)}</pre>' if prompt else ""
+    from .attachments import cards_html  # (imports esc from here)
+
+    prompt_html += cards_html(state.get("attachments") or ())
     return (f'<div class="lash-turn lash-static" data-status="{esc(status)}">{style_block()}'
             f'<div class="lash-head"><span class="lash-title">{esc(title)}</span> '
             f'<span class="lash-status lash-status-{esc(status)}">{esc(status)}</span></div>'

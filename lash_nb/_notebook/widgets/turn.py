@@ -28,6 +28,8 @@ Theory of operation
 
 State the browser reads (synced traits) and what feeds them
 - ``session_id``, ``turn_id``, ``prompt``: set by the runner (``runner.py``).
+- ``attachments``: one card per attachment of the input (``attachments.py``: a thumbnail
+  data URL or a table preview, label, MIME, size), shown under the prompt.
 - ``status``: above. ``outcome``: lash's label (``"stopped: cancelled"``).
 - ``blocks``: folded rows ``{cid, kind: prose|reasoning|tool|error|notice, ...}``; prose rows
   may carry ``interrupted: true``; tool rows ``{name, args, output, status:
@@ -78,6 +80,7 @@ class TurnWidget(anywidget.AnyWidget):
     session_id = traitlets.Unicode("").tag(sync=True)
     turn_id = traitlets.Unicode("").tag(sync=True)
     prompt = traitlets.Unicode("").tag(sync=True)
+    attachments = traitlets.List(traitlets.Dict()).tag(sync=True)
     blocks = traitlets.List(traitlets.Dict()).tag(sync=True)
     usage = traitlets.Dict().tag(sync=True)
     retries = traitlets.List(traitlets.Dict()).tag(sync=True)
@@ -274,6 +277,10 @@ class TurnWidget(anywidget.AnyWidget):
         head = f"**lash turn** `{self.turn_id}`" if self.turn_id else "**lash turn**"
         if self.prompt:
             head += "\n\n" + "\n".join("> " + line for line in self.prompt.splitlines())
+        if self.attachments:
+            from .attachments import cards_markdown
+
+            head += "\n\n" + cards_markdown(self.attachments)
         body = self.fold.to_markdown()
         return f"{head}\n\n{body}" if body else head
 
@@ -282,7 +289,8 @@ class TurnWidget(anywidget.AnyWidget):
 
     def state(self) -> dict[str, Any]:
         """The trait values the views read (what ``turn_html`` renders)."""
-        return {k: getattr(self, k) for k in ("session_id", "turn_id", "prompt", "blocks", "usage",
+        return {k: getattr(self, k) for k in ("session_id", "turn_id", "prompt", "attachments",
+                                              "blocks", "usage",
                                               "retries", "outcome", "status", "iterations",
                                               "elapsed_ms", "html", "error")}
 
