@@ -14,6 +14,8 @@ Rules (documented for users; tests rely on them):
 - **Attachments.** It takes every kind and says what it received: ``"It received: "`` and
   one ``[kind label: media/type, N bytes, WxH]`` per attachment of the latest user message
   (and of tool results since); its bytes must have reached the request (else ``(missing)``).
+  When earlier messages hold attachments too: ``"The conversation holds N attachment(s); M
+  came with their bytes."`` (a reopened session is sent them again from the store).
 - **Streaming.** The answer streams word by word, one delta every ``delay_s`` seconds
   (default 0.03: visibly streaming in a notebook; pass 0 for tests and benchmarks).
 - **Tokens.** ``ceil(chars / 4)`` per message text plus 4 per message for input; the same rule
@@ -95,6 +97,7 @@ class OfflineProvider:
             received = _received(request, last_user_index)
             if received:
                 answer += f" It received: {received}."
+            answer += _history_note(request, last_user_index)
             for word in _words(answer):
                 yield TextDelta(word)
                 await self._pause()
@@ -132,6 +135,17 @@ def _last_user_index(messages: Any) -> int | None:
                 PartKind.TEXT in kinds or PartKind.ATTACHMENT in kinds):
             return i
     return None
+
+
+def _history_note(request: LlmRequest, start: int | None) -> str:
+    refs = [p.attachment for m in request.messages for p in m.parts if p.attachment is not None]
+    earlier = [p.attachment for m in request.messages[:start or 0] for p in m.parts
+               if p.attachment is not None]
+    if not earlier:
+        return ""
+    present = sum(ref.id in request.attachments for ref in refs)
+    return (f" The conversation holds {len(refs)} attachment{'' if len(refs) == 1 else 's'};"
+            f" {present} came with their bytes.")
 
 
 def _received(request: LlmRequest, start: int | None) -> str:

@@ -69,7 +69,7 @@ class ToolBatch:
                 output, success = f"the tool's image could not be attached: {error_text(err)}", False
             else:
                 self.images[call_id] = image
-                output = f"{name} returned an image {image.ref.describe()}, attached below"
+                output = f"an image {image.ref.describe()}, attached below"
         try:
             output = clean_json(jsonable(output))  # tool output enters the session (core/text.py)
         except Exception as err:  # an output that cannot be shown as text
