@@ -17,6 +17,7 @@ then ``%lash help``.
 
 import typing as _typing
 
+from ._core.attachments import Attachment, AttachmentLimits, AttachmentRef
 from ._core.cancel import CancellationToken
 from ._core.queue import DeliveryPolicy, QueuedWorkBatch, QueuedWorkItem, SlotPolicy
 from ._core.records import (
@@ -60,6 +61,9 @@ _LAZY = {
 
 __all__ = [
     "AssistantOutput",
+    "Attachment",
+    "AttachmentLimits",
+    "AttachmentRef",
     "CancellationToken",
     "DeliveryPolicy",
     "Drainer",

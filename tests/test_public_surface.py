@@ -16,7 +16,7 @@ import pytest
 
 SURFACE: dict[str, list[str]] = {
     "lash_nb": [
-        "AssistantOutput", "CancellationToken", "DeliveryPolicy", "Drainer", "EnqueueBuilder",
+        "AssistantOutput", "Attachment", "AttachmentLimits", "AttachmentRef", "CancellationToken", "DeliveryPolicy", "Drainer", "EnqueueBuilder",
         "ExecutionSummary", "FunctionTool", "InputItem", "LashCore", "LashCoreBuilder",
         "LashSession", "MCPServer", "Message", "OutputState", "Part", "PartKind", "QueuedTurnBuilder",
         "QueuedWorkBatch", "QueuedWorkItem", "Role", "SessionBuilder", "SessionPolicy",
@@ -49,7 +49,7 @@ SURFACE: dict[str, list[str]] = {
         "TerminalReason", "TextDelta", "UsageReported", "select_provider",
     ],
     "lash_nb.stores": [
-        "CommitResult", "DuckDBStore", "Lease", "LeaseBusy", "MemoryStore", "PersistedSession",
+        "BlobStore", "CommitResult", "DuckDBStore", "Lease", "LeaseBusy", "MemoryStore", "PersistedSession",
         "PostgresStore", "ReadScope", "RuntimeCommit", "SessionMeta", "SessionStore",
         "TurnRecord", "migrate_duckdb",
     ],
