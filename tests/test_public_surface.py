@@ -16,7 +16,8 @@ import pytest
 
 SURFACE: dict[str, list[str]] = {
     "lash_nb": [
-        "AssistantOutput", "Attachment", "AttachmentLimits", "AttachmentRef", "CancellationToken", "DeliveryPolicy", "Drainer", "EnqueueBuilder",
+        "AssistantOutput", "Attachment", "AttachmentLimits", "AttachmentRef",
+        "CancellationToken", "DeliveryPolicy", "Drainer", "EnqueueBuilder",
         "ExecutionSummary", "FunctionTool", "InputItem", "LashCore", "LashCoreBuilder",
         "LashSession", "MCPServer", "Message", "OutputState", "Part", "PartKind", "QueuedTurnBuilder",
         "QueuedWorkBatch", "QueuedWorkItem", "Role", "SessionBuilder", "SessionPolicy",
