@@ -99,3 +99,16 @@ def test_the_record_previews_a_table_and_escapes_it() -> None:
     html = turn_html({"prompt": "t", "attachments": cards, "blocks": [], "status": "done"})
     assert '<pre class="lash-table-preview">,&lt;b&gt;name&lt;/b&gt;\n0,&lt;script&gt;' in html
     assert "<script>" not in html
+
+
+def test_replay_from_the_store_shows_the_attachments_thumbnail(sh, tmp_path):
+    from PIL import Image
+
+    sh.run_cell("%config LashMagics.store = 'replay.duckdb'")
+    Image.new("RGB", (30, 20), (0, 128, 0)).save(tmp_path / "green.png")
+    sh.run_cell("%lash open r1")
+    sh.run_cell("r = %lash turn --attach green.png what colour?")
+    w = sh.run_cell("w = %lash replay\nw")
+    html = w._repr_mimebundle_()["text/html"]
+    assert '<img class="lash-thumb" src="data:image/png;base64,' in html
+    assert "green.png · image/png" in html and "30x20" in html

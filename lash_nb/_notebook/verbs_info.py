@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.display import Markdown
 
+from .._core.attachments import Attachment
 from .._errors import QueryNotAllowed
+from .._store.base import stores_blobs
 from .parsing import interpolate, parse, parser
 from .widgets.fold import outcome_label
 
@@ -176,14 +178,27 @@ async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) 
         known = ", ".join(r.turn_id for r in records[-5:])
         raise UsageError(f"no turn {a.turn!r} in session {sid!r}; recent turns: {known}")
     events = await b.session.store.load_events(sid, rec.turn_id)
+    from .widgets.attachments import attachment_cards
     from .widgets.turn import TurnWidget
 
-    w = TurnWidget(session_id=sid, turn_id=rec.turn_id, prompt=turn_prompt(b.session, rec.turn_id))
+    w = TurnWidget(session_id=sid, turn_id=rec.turn_id, prompt=turn_prompt(b.session, rec.turn_id),
+                   attachments=attachment_cards(await turn_attachments(b.session, rec.turn_id)))
     w.push_all(events)
     outcome = rec.result.get("outcome") if isinstance(rec.result, dict) else None
     w.finish(outcome=outcome_label(outcome) if outcome else f"{rec.outcome}: {rec.stop_reason}",
              elapsed_ms=float(rec.duration_ms or 0.0))
     return w
+
+
+async def turn_attachments(session: Any, turn_id: str) -> list[Attachment]:
+    """The attachments of the turn's own user message, with their bytes read from the store
+    (for the thumbnails; a ref whose bytes are gone is shown by its caption)."""
+    refs = [p.attachment for n in session.read_view().nodes()
+            if n.turn_id == turn_id and (m := n.message) is not None and m.role.value == "user"
+            and m.origin is None for p in m.parts if p.attachment is not None]
+    store = session.store
+    data = await store.get_blobs([r.id for r in refs]) if refs and stores_blobs(store) else {}
+    return [Attachment(r, data.get(r.id)) for r in refs]
 
 
 def turn_prompt(session: Any, turn_id: str) -> str:
