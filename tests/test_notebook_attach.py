@@ -112,3 +112,12 @@ def test_replay_from_the_store_shows_the_attachments_thumbnail(sh, tmp_path):
     html = w._repr_mimebundle_()["text/html"]
     assert '<img class="lash-thumb" src="data:image/png;base64,' in html
     assert "green.png · image/png" in html and "30x20" in html
+
+
+def test_enqueue_attaches_too_and_the_drained_turn_gets_the_bytes(sh):
+    sh.run_cell(SETUP)
+    sh.run_cell("%lash open q1")
+    sh.run_cell("b = %lash enqueue --attach df later: which city?")
+    sh.run_cell("outs = %lash drain")
+    [r] = sh.user_ns["outs"]
+    assert "It received: [file df: text/csv, 34 bytes]." in r.assistant_output.safe_text

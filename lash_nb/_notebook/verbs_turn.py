@@ -43,13 +43,14 @@ TURN.add_argument("--attach", default=None,
                   help="comma-separated notebook names (figure, image, DataFrame, bytes) or file "
                        "paths to show the model")
 
-ENQ_VALUES = ("--session", "--id", "--delivery", "--slot", "--merge-key")
+ENQ_VALUES = ("--session", "--id", "--delivery", "--slot", "--merge-key", "--attach")
 ENQ = parser("enqueue", "Queue a prompt to run later as a turn.")
 ENQ.add_argument("--session", default=None)
 ENQ.add_argument("--id", default=None, help="idempotency key (source key)")
 ENQ.add_argument("--delivery", default=None, help="earliest|after-commit")
 ENQ.add_argument("--slot", default=None, help="exclusive|join")
 ENQ.add_argument("--merge-key", default=None)
+ENQ.add_argument("--attach", default=None, help="notebook names or file paths, as for turn")
 
 QUEUE = parser("queue", "Show the pending batches (a live widget, or --df for a DataFrame).")
 QUEUE.add_argument("--session", default=None)
@@ -234,15 +235,16 @@ def enqueue_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, st
     if cell is not None:
         prompt = f"{prompt}\n{cell}".strip()
     prompt = clean_text(interpolate(prompt.strip(), m.user_ns))
-    if not prompt:
+    if not prompt and not a.attach:
         raise UsageError("the prompt is empty; write it after %lash enqueue")
+    a.attach = attach_targets(m, a.attach)
     return a, prompt
 
 
 async def enqueue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a, prompt = enqueue_args(m, argline, cell)
     b = await m.ctx.binding(a.session)
-    builder = b.session.enqueue(prompt)
+    builder = b.session.enqueue(attached_input(prompt, a.attach) if a.attach else prompt)
     if a.id:
         builder = builder.id(a.id)
     if a.delivery:
