@@ -40,13 +40,13 @@ _VERBS = (
       '[--residency R] [--tools f,g \\| --no-tools]`'),
      ("open a session and bind it (attaches the notebook's `@tool` functions, or the "
       '`--tools` named)')),
-    ('`%%lash [--session S] [-o VAR] [--background]`',
+    ('`%%lash [--session S] [-o VAR] [--background] [--attach fig,df]`',
      ('the cell body is the prompt (`{var}` interpolation, `\\{var}` for literal braces); '
-      'live widget with Stop')),
+      'live widget with Stop; `--attach` shows the model notebook objects or files')),
     ('`%lash turn PROMPT` / `r = %lash turn PROMPT`',
      'the line form; assigned, it returns the TurnResult'),
     (('`%lash enqueue [--id K] [--delivery earliest\\|after-commit] [--slot exclusive\\|join] '
-      '[--merge-key K] PROMPT`'),
+      '[--merge-key K] [--attach a,b] PROMPT`'),
      'queue work'),
     ('`%lash queue [--df]`',
      'pending batches (widget with cancel / drain buttons)'),
