@@ -20,6 +20,7 @@ from lash_nb._providers.anthropic import Anthropic
 from lash_nb._providers.google import GoogleGemini
 from lash_nb._providers.openai_compat import OpenAICompatible
 from lash_nb._providers.openai_responses import OpenAIResponses
+from lash_nb.errors import InvalidTurnInput
 from lash_nb.testing import ReplayTransport, load_wire_script
 
 HERE = Path(__file__).resolve().parent / "wire_scripts" / "attachments"
@@ -100,25 +101,34 @@ def test_an_unsupported_kind_is_refused_before_any_request(kind: str) -> None:
     assert transport.requests == []
 
 
-def test_a_turn_with_an_unsupported_attachment_stops_with_one_line_and_keeps_the_input(
+def test_a_turn_with_an_unsupported_attachment_is_refused_before_anything_is_written(
         tmp_path: Path) -> None:
-    transport = ReplayTransport([])
+    """Once in the history, a kind the provider cannot send would fail every later call of
+    the session: the turn is refused up front, nothing stored, and the session goes on."""
+    transport = ReplayTransport([load_wire_script(HERE / "openai-compatible.chat-image-file-parts.json")])
     provider = OpenAICompatible("https://api.openai.com/v1", api_key=KEY, transport=transport)
     path = str(tmp_path / "s.duckdb")
 
     async def scenario() -> None:
         core = LashCore.builder().provider(provider).model("gpt-4o").store(path).build()
         s = await core.session("s").open()
-        out = await s.turn(TurnInput.text("unpack this").attach(
-            b"PK\x03\x04zip", name="data.zip", media_type="application/zip")).run()
-        assert str(out.result.outcome) == "stopped: provider_error"
-        [err] = [e for e in out.result.errors if "application/zip" in e.message]
-        assert "\n" not in err.message
-        assert transport.requests == []
-        # the user's input is durable: the message and its blob survive for a retry
-        assert [p.kind.value for p in s.read_view().messages()[0].parts] == ["text", "attachment"]
-        rows = core.store.query("SELECT media_type, byte_len FROM blobs")
-        assert rows.to_dict("records") == [{"media_type": "application/zip", "byte_len": 7}]
+        with pytest.raises(InvalidTurnInput) as e:
+            await s.turn(TurnInput.text("unpack this").attach(
+                b"PK\x03\x04zip", name="data.zip", media_type="application/zip")).run()
+        assert str(e.value) == (
+            "the openai-compatible provider cannot take a application/zip attachment; attach an "
+            "image (PNG, JPEG, WebP, GIF), a PDF or a text file instead; nothing was sent or stored")
+        with pytest.raises(InvalidTurnInput):
+            await s.enqueue(TurnInput.text("later").attach(
+                b"PK\x03\x04zip", media_type="application/zip")).send()
+        assert transport.requests == [] and s.read_view().messages() == []
+        assert core.store.query("SELECT count(*) AS n FROM blobs").n[0] == 0
+        assert await s.queued_work() == []
+        # the session goes on: the next turn (an image, a PDF, a CSV) is sent as scripted
+        ok = await s.turn(TurnInput.text("Describe the chart.").attach(PNG)
+                          .attach(PDF, name="report.pdf")
+                          .attach(CSV, name="data.csv", media_type="text/csv")).run()
+        assert ok.result.assistant_message() == "A bar chart."
         await core.close()
 
     asyncio.run(scenario())

@@ -266,6 +266,20 @@ class Provider(Protocol):
     def stream(self, request: LlmRequest) -> AsyncIterator[LlmStreamEvent]: ...
 
 
+@runtime_checkable
+class MediaCheck(Protocol):
+    """Optional: a provider that knows which attachment media types it can send."""
+
+    def refuses_media(self, media_type: str) -> str | None:
+        """Why this provider cannot send ``media_type`` (one line), or None when it can."""
+        ...
+
+
+def refused_media(provider: object, media_type: str) -> str | None:
+    """The provider's reason to refuse ``media_type`` (None: it takes it, or cannot tell)."""
+    return provider.refuses_media(media_type) if isinstance(provider, MediaCheck) else None
+
+
 @dataclass(frozen=True)
 class ProviderInfo:
     """What a provider selection helper chose and why (shown to the user)."""

@@ -13,7 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from .._core.attachments import Attachment
 from .._core.graph import GraphView
-from .._core.records import InputItem, Message, Part, PartKind, Role, fresh_id
+from .._core.llm import refused_media
+from .._core.records import InputItem, Message, Part, PartKind, Role, TurnInput, fresh_id
+from .._errors import InvalidTurnInput
 from .._store.base import SessionStore, stores_blobs
 
 
@@ -31,6 +33,15 @@ def input_message(items: Sequence[InputItem], *, origin: str | None = None) -> M
             parts.append(Part(f"{mid}.p{i}", PartKind.TEXT, item.text))
     return Message(mid, Role.USER, tuple(parts) or (Part(f"{mid}.p0", PartKind.TEXT, ""),),
                    origin)
+
+
+def check_attachments(turn_input: TurnInput, provider: object) -> None:
+    """Refuse, before anything is written, an attachment the provider cannot send: once in
+    the history it would fail every later call of the session."""
+    for a in turn_input.attachments():
+        why = refused_media(provider, a.ref.media_type)
+        if why is not None:
+            raise InvalidTurnInput(f"{why}; nothing was sent or stored")
 
 
 class BlobCache:
@@ -78,4 +89,4 @@ class BlobCache:
         return found
 
 
-__all__ = ["BlobCache", "input_message"]
+__all__ = ["BlobCache", "check_attachments", "input_message"]

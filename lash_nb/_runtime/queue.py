@@ -37,6 +37,7 @@ from .._core.records import TurnInput, TurnOutput
 from .._core.text import check_id
 from .._errors import ConfigurationError, InvalidTurnInput
 from .._store.base import Lease
+from .attachments import check_attachments
 from .parts import SessionParts
 from .turn import as_turn_input, run_to_completion
 from .turn_records import error_text
@@ -87,6 +88,7 @@ class EnqueueBuilder:
         p = self._parts
         attachments = self._input.attachments()
         if attachments:  # the queued row keeps refs; the bytes wait in the blobs table
+            check_attachments(self._input, p.provider)
             await p.blobs.put(p.store, attachments)
         draft = QueuedWorkDraft(
             session_id=p.session_id,

@@ -21,6 +21,7 @@ from .._core.events import TurnActivity
 from .._core.records import TurnInput, TurnOutput, TurnResult, fresh_id
 from .._core.text import check_id
 from .._errors import ConfigurationError, ProviderUnavailable, TurnIdMismatch
+from .attachments import check_attachments
 from .cancel import absorb_interrupt, await_committed
 from .parts import SessionParts
 from .turn_run import TurnRun
@@ -84,6 +85,7 @@ class TurnBuilder:
                 f"the input carries trace turn id {trace!r} but the turn id is {turn_id!r}; "
                 "drop one of them"
             )
+        check_attachments(self._input, self._provider or p.provider)
         turn_input = self._input.with_trace_turn_id(turn_id)
         run = TurnRun(p, turn_input, turn_id, self._token, provider=self._provider,
                       model=self._model, sink=sink, **kw)
