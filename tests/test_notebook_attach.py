@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from IPython.core.error import UsageError
-from notebook_harness import ReraisingShell
+from notebook_harness import offline_shell
 
 from lash_nb import TurnInput
 from lash_nb._notebook.widgets.attachments import THUMB_MAX_BYTES, attachment_cards
@@ -16,10 +16,7 @@ from lash_nb._notebook.widgets.snapshot import turn_html
 @pytest.fixture
 def sh(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    shell = ReraisingShell()
-    shell.run_cell("%load_ext lash_nb._notebook.extension")
-    shell.run_cell("%config LashMagics.offline_delay_s = 0")
-    shell.run_cell("%config LashMagics.store = ':memory:'")
+    shell = offline_shell()
     yield shell
     shell.close()
 
