@@ -116,8 +116,8 @@ def test_a_turn_with_an_unsupported_attachment_is_refused_before_anything_is_wri
             await s.turn(TurnInput.text("unpack this").attach(
                 b"PK\x03\x04zip", name="data.zip", media_type="application/zip")).run()
         assert str(e.value) == (
-            "the openai-compatible provider cannot take a application/zip attachment; attach an "
-            "image (PNG, JPEG, WebP, GIF), a PDF or a text file instead; nothing was sent or stored")
+            "the openai-compatible provider cannot take an attachment of type application/zip; "
+            "attach an image (PNG, JPEG, WebP, GIF), a PDF or a text file instead; nothing was sent or stored")
         with pytest.raises(InvalidTurnInput):
             await s.enqueue(TurnInput.text("later").attach(
                 b"PK\x03\x04zip", media_type="application/zip")).send()
@@ -132,3 +132,31 @@ def test_a_turn_with_an_unsupported_attachment_is_refused_before_anything_is_wri
         await core.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("kind", "model", "media_type", "refused"), [
+    ("openai-compatible", "gpt-4o", "image/png", None),
+    ("openai-compatible", "o3-mini", "image/png",
+     ("model o3-mini reads text only and cannot take an attachment of type image/png; use a "
+     "vision model for it (e.g. --model gpt-4o) or attach text")),
+    ("openai-compatible", "deepseek/deepseek-chat", "application/pdf",
+     ("model deepseek/deepseek-chat reads text only and cannot take an attachment of type "
+     "application/pdf; use a vision model for it (e.g. --model gpt-4o) or attach text")),
+    ("openai-compatible", "o3-mini", "text/csv", None),  # text goes as text: every model reads it
+    ("ollama", "llava", "image/jpeg", None),
+    ("ollama", "llava", "application/pdf",
+     ("Ollama's OpenAI-compatible API takes images, not PDFs; attach the pages as images or the "
+     "PDF's text")),
+    ("anthropic", "claude-sonnet-4-20250514", "application/pdf", None),
+    ("google", "gemini-test", "audio/wav",
+     ("the google provider cannot take an attachment of type audio/wav; attach an image (PNG, "
+     "JPEG, WebP, GIF), a PDF or a text file instead")),
+])
+def test_what_a_provider_and_model_refuse_up_front(kind: str, model: str, media_type: str,
+                                                    refused: str | None) -> None:
+    if kind == "ollama":
+        provider: Any = OpenAICompatible("http://localhost:11434/v1", api_key_env=None,
+                                         kind="ollama")
+    else:
+        provider = _provider(kind, ReplayTransport([]))[0]
+    assert provider.refuses_media(media_type, model) == refused

@@ -270,14 +270,17 @@ class Provider(Protocol):
 class MediaCheck(Protocol):
     """Optional: a provider that knows which attachment media types it can send."""
 
-    def refuses_media(self, media_type: str) -> str | None:
-        """Why this provider cannot send ``media_type`` (one line), or None when it can."""
+    def refuses_media(self, media_type: str, model: str) -> str | None:
+        """Why this provider cannot send ``media_type`` to ``model`` (one line), or None."""
         ...
 
 
-def refused_media(provider: object, media_type: str) -> str | None:
-    """The provider's reason to refuse ``media_type`` (None: it takes it, or cannot tell)."""
-    return provider.refuses_media(media_type) if isinstance(provider, MediaCheck) else None
+def refused_media(provider: object, media_type: str, model: str) -> str | None:
+    """The provider's reason to refuse ``media_type`` for ``model`` (None: it takes it, or
+    cannot tell)."""
+    if isinstance(provider, MediaCheck):
+        return provider.refuses_media(media_type, model)
+    return None
 
 
 @dataclass(frozen=True)

@@ -78,19 +78,32 @@ def content_blocks(
 
 def unsupported(ref: AttachmentRef, provider: str) -> LlmTransportError:
     return LlmTransportError(
-        f"{provider} cannot take a {ref.media_type} attachment ({ref.label or ref.id[:12]}); "
-        "attach an image (PNG, JPEG, WebP, GIF), a PDF or a text file instead",
+        f"{provider} cannot take an attachment of type {ref.media_type} "
+        f"({ref.label or ref.id[:12]}); attach an image (PNG, JPEG, WebP, GIF), a PDF or a text file instead",
         kind=ProviderFailureKind.UNSUPPORTED, retryable=False)
 
 
-def check_media(media_type: str, provider: str) -> str | None:
-    """Why ``provider`` cannot take ``media_type`` (None: it can)."""
-    if media_type in IMAGE_TYPES or media_type == "application/pdf":
-        return None
+# model ids (after an optional "vendor/" prefix) known to read text only: an image or a PDF
+# sent to them is a 400 after the call, so it is refused before; not a complete list
+TEXT_ONLY_MODELS = ("gpt-3.5", "o1-mini", "o3-mini", "deepseek-chat", "deepseek-reasoner",
+                    "deepseek-r1")
+
+
+def check_media(media_type: str, provider: str, *, kind: str = "", model: str = "") -> str | None:
+    """Why ``provider`` (of ``kind``) cannot take ``media_type`` for ``model`` (None: it can)."""
     if media_type.startswith("text/") or media_type in ("application/json", "application/csv"):
-        return None
-    return (f"{provider} cannot take a {media_type} attachment; attach an image (PNG, JPEG, "
-            "WebP, GIF), a PDF or a text file instead")
+        return None  # a text part: every model reads it
+    if media_type not in IMAGE_TYPES and media_type != "application/pdf":
+        return (f"{provider} cannot take an attachment of type {media_type}; attach an image "
+                "(PNG, JPEG, WebP, GIF), a PDF or a text file instead")
+    name = model.rsplit("/", 1)[-1].lower()
+    if name.startswith(TEXT_ONLY_MODELS):
+        return (f"model {model} reads text only and cannot take an attachment of type "
+                f"{media_type}; use a vision model for it (e.g. --model gpt-4o) or attach text")
+    if media_type == "application/pdf" and kind == "ollama":
+        return ("Ollama's OpenAI-compatible API takes images, not PDFs; attach the pages as "
+                "images or the PDF's text")
+    return None
 
 
 __all__ = ["b64", "check_media", "content_blocks", "data_url", "file_name", "has_attachments",

@@ -35,11 +35,11 @@ def input_message(items: Sequence[InputItem], *, origin: str | None = None) -> M
                    origin)
 
 
-def check_attachments(turn_input: TurnInput, provider: object) -> None:
-    """Refuse, before anything is written, an attachment the provider cannot send: once in
-    the history it would fail every later call of the session."""
+def check_attachments(turn_input: TurnInput, provider: object, model: str) -> None:
+    """Refuse, before anything is written, an attachment the provider (or its model) cannot
+    take: once in the history it would fail every later call of the session."""
     for a in turn_input.attachments():
-        why = refused_media(provider, a.ref.media_type)
+        why = refused_media(provider, a.ref.media_type, model)
         if why is not None:
             raise InvalidTurnInput(f"{why}; nothing was sent or stored")
 

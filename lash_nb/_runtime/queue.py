@@ -88,7 +88,7 @@ class EnqueueBuilder:
         p = self._parts
         attachments = self._input.attachments()
         if attachments:  # the queued row keeps refs; the bytes wait in the blobs table
-            check_attachments(self._input, p.provider)
+            check_attachments(self._input, p.provider, p.state.policy.model)
             await p.blobs.put(p.store, attachments)
         draft = QueuedWorkDraft(
             session_id=p.session_id,

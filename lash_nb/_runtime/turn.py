@@ -85,7 +85,8 @@ class TurnBuilder:
                 f"the input carries trace turn id {trace!r} but the turn id is {turn_id!r}; "
                 "drop one of them"
             )
-        check_attachments(self._input, self._provider or p.provider)
+        check_attachments(self._input, self._provider or p.provider,
+                          self._model or p.state.policy.model)
         turn_input = self._input.with_trace_turn_id(turn_id)
         run = TurnRun(p, turn_input, turn_id, self._token, provider=self._provider,
                       model=self._model, sink=sink, **kw)
