@@ -1,4 +1,4 @@
-"""Command line: ``python -m lash_nb demo``, ``worker`` and ``migrate-store``."""
+"""Command line: ``python -m lash_nb demo``, ``worker``, ``migrate-store`` and ``prune-blobs``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,29 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._core.llm import Provider
+
+
+def _prune_blobs(target: str, older_than_s: float) -> int:
+    from ._errors import LashError
+    from ._runtime.core import open_store
+    from ._store.base import stores_blobs
+
+    async def run() -> int:
+        store = open_store(target)
+        try:
+            if not stores_blobs(store):
+                raise LashError(f"{target} keeps no attachments; nothing to prune")
+            return await store.prune_blobs(older_than_s=older_than_s)
+        finally:
+            await store.close()
+
+    try:
+        n = asyncio.run(run())
+    except LashError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{target}: {n} unreferenced blob(s) deleted")
+    return 0
 
 
 def worker_provider(name: str, *, model: str | None, delay_s: float) -> Provider:
@@ -78,7 +101,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="exit after S idle seconds (scripts and tests)")
     mig = sub.add_parser("migrate-store", help="move a lash DuckDB file to this schema version")
     mig.add_argument("path", help="the DuckDB file")
+    prune = sub.add_parser("prune-blobs",
+                           help="delete attachment bytes nothing references any more")
+    prune.add_argument("store", help="the DuckDB file or postgresql:// DSN")
+    prune.add_argument("--older-than", type=float, default=3600.0, metavar="S",
+                       help="keep blobs stored in the last S seconds (default 3600: a turn "
+                            "may be about to commit them)")
     args = ap.parse_args(argv)
+    if args.command == "prune-blobs":
+        return _prune_blobs(args.store, args.older_than)
     if args.command == "migrate-store":
         from ._errors import StoreError
         from ._store.duckdb import migrate_duckdb

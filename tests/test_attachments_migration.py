@@ -84,3 +84,29 @@ def test_a_schema_2_postgres_database_gains_blobs_at_open(pg_server: Any) -> Non
         version = con.execute("SELECT value FROM lash_meta WHERE key = 'schema_version'").fetchone()
         blobs = con.execute("SELECT media_type, byte_len FROM blobs").fetchall()
     assert version == ("3",) and blobs == [("image/gif", len(GIF))]
+
+
+def test_prune_blobs_from_the_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.duckdb"
+
+    async def write() -> None:
+        core = _core(str(path))
+        keep = await core.session("keep").open()
+        await keep.turn(TurnInput.text("keep").attach(GIF, name="keep.gif")).run()
+        gone = await core.session("gone").open()
+        await gone.turn(TurnInput.text("drop").attach(b"\xff\xd8\xffjpeg", name="x.jpg")).run()
+        await core.store.delete_session("gone")
+        await core.close()
+    asyncio.run(write())
+    cli = [sys.executable, "-m", "lash_nb", "prune-blobs", str(path)]
+    young = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert young.stdout.strip() == f"{path}: 0 unreferenced blob(s) deleted"
+    done = subprocess.run([*cli, "--older-than", "-1"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{path}: 1 unreferenced blob(s) deleted"
+    store = DuckDBStore(path, idle_release_s=None)
+    try:
+        rows = store.query("SELECT media_type FROM blobs")
+        assert rows.media_type.tolist() == ["image/gif"]
+    finally:
+        store.close_sync()
