@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .._core.llm import Provider, RetryPolicy
 from .._core.queue import DEFAULT_MAX_ATTEMPTS
@@ -17,6 +18,7 @@ from .attachments import BlobCache
 from .cancel import TurnCancelRegistry
 from .catalog import ToolCatalog
 from .feed import SessionFeed
+from .prompt_layers import SessionSurface
 from .state import SessionState
 from .writer import SessionWriter
 
@@ -34,6 +36,9 @@ class SessionParts:
     closed: Callable[[], bool]
     max_batch_attempts: int = DEFAULT_MAX_ATTEMPTS  # claims of a queued batch before it parks
     blobs: BlobCache = field(default_factory=BlobCache)  # attachment bytes by content id
+    # core prompt layer, plugins, prompt cache, turn phase probe (prompt_layers.py)
+    surface: SessionSurface = field(default_factory=SessionSurface)
+    core: Any = None  # the LashCore that opened the session (child sessions open through it)
 
     @property
     def session_id(self) -> str:
