@@ -110,3 +110,40 @@ def test_prune_blobs_from_the_command_line(tmp_path: Path) -> None:
         assert rows.media_type.tolist() == ["image/gif"]
     finally:
         store.close_sync()
+
+
+def test_vacuum_gives_back_the_images_of_a_deleted_session(tmp_path: Path) -> None:
+    """Retention: after ``core.delete_session``, ``core.vacuum()`` removes the blobs only that
+    session referenced, once they are past the grace period; the kept session's stay."""
+    path = tmp_path / "v.duckdb"
+    big = b"\xff\xd8\xff" + bytes(200_000)
+
+    async def write() -> None:
+        core = _core(str(path))
+        keep = await core.session("keep").open()
+        await keep.turn(TurnInput.text("keep").attach(GIF, name="keep.gif")).run()
+        scratch = await core.session("scratch").open()
+        await scratch.turn(TurnInput.text("drop").attach(big, name="big.jpg")).run()
+        await scratch.close()
+        await core.delete_session("scratch")
+        young = await core.vacuum()
+        assert young.removed_blob_count == 0  # within the grace period: kept
+        await core.close()
+    asyncio.run(write())
+    con = duckdb.connect(str(path))  # two hours later
+    con.execute("UPDATE blobs SET created_at = created_at - INTERVAL 2 HOUR")
+    con.close()
+
+    async def later() -> None:
+        core = _core(str(path))
+        report = await core.vacuum()
+        assert report.removed_blob_count == 1
+        assert report.file_bytes_after is not None and report.file_bytes_before is not None
+        assert report.file_bytes_after < report.file_bytes_before
+        rows = core.store.query("SELECT media_type FROM blobs")
+        assert rows.media_type.tolist() == ["image/gif"]
+        s = await core.session("keep").open()
+        out = await s.turn("still there?").run()
+        assert out.result.assistant_message() == "ok"
+        await core.close()
+    asyncio.run(later())

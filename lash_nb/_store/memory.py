@@ -195,7 +195,7 @@ class MemoryStore:
                     s.nodes = [n for n in s.nodes if n.node_id not in s.tombstoned]
                     s.node_ids -= s.tombstoned
                     s.tombstoned = set()
-        return VacuumReport(removed)
+        return VacuumReport(removed, removed_blob_count=await self.prune_blobs())
 
     async def load_events(self, session_id: str, turn_id: str | None = None) -> list[TurnActivity]:
         with self._lock:

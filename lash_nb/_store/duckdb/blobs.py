@@ -14,6 +14,8 @@ from typing import Any
 
 from ..._core.attachments import AttachmentRef
 
+BLOB_GRACE_S = 3600.0  # a blob younger than this is kept: its turn may be about to commit
+
 _REFERENCED = """
 SELECT DISTINCT unnest(regexp_extract_all(content::VARCHAR, '[0-9a-f]{64}')) AS id
 FROM graph_nodes

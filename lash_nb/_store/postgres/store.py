@@ -46,9 +46,9 @@ from ..base import (
     SessionMeta,
     TurnRecord,
 )
-from . import blobs as blob_rows
 from ..queue_watch import QueueWatch
 from ..retention import VacuumReport
+from . import blobs as blob_rows
 from . import leases, queued_work, reads
 from .commit import apply_commit
 from .io import IoLoop, Pool
@@ -247,7 +247,8 @@ class PostgresStore:
 
     async def vacuum(self) -> VacuumReport:
         """Delete tombstoned nodes (PostgreSQL's autovacuum gives the space back)."""
-        return VacuumReport(await self._run(reads.delete_tombstoned))
+        removed = await self._run(reads.delete_tombstoned)
+        return VacuumReport(removed, removed_blob_count=await self.prune_blobs())
 
     # ------------------------------------------------------------------ blobs
     async def put_blobs(self, blobs: Sequence[tuple[AttachmentRef, bytes]]) -> None:
