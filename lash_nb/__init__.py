@@ -17,6 +17,7 @@ then ``%lash help``.
 
 import typing as _typing
 
+from ._core.approval import ApprovalDecision, ApprovalPolicy
 from ._core.attachments import Attachment, AttachmentLimits, AttachmentRef
 from ._core.cancel import CancellationToken
 from ._core.prompt import (
@@ -64,6 +65,8 @@ _LAZY = {
     "QueuedTurnBuilder": ("._runtime.queue", "QueuedTurnBuilder"),
     "Drainer": ("._runtime.queue", "Drainer"),
     "ToolAdmin": ("._runtime.tool_admin", "ToolAdmin"),
+    "Approvals": ("._runtime.approval", "Approvals"),
+    "ApprovalRequest": ("._runtime.approval", "ApprovalRequest"),
     "ParkedSession": ("._runtime.lifecycle", "ParkedSession"),
     "run_child": ("._runtime.children", "run_child"),
     "SessionPolicy": ("._runtime.state", "SessionPolicy"),
@@ -80,6 +83,10 @@ _LAZY = {
 }
 
 __all__ = [
+    "ApprovalDecision",
+    "ApprovalPolicy",
+    "ApprovalRequest",
+    "Approvals",
     "AssistantOutput",
     "Attachment",
     "AttachmentLimits",

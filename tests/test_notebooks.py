@@ -282,6 +282,13 @@ def test_tools_notebook_validates_arguments_and_uses_an_mcp_server(tmp_path, no_
     assert "| loud | stdio |" in out and "| running | shout |" in out
     assert 'shout returned {"result": "HELLO FROM THE NOTEBOOK!"}.' in out
     assert "MCP server 'loud' stopped and its tools removed" in out
+    # approval answered by a callback: the scratch table was dropped, the other call denied
+    assert "drop_table returned dropped scratch_tmp." in out
+    assert "drop_table returned the call to tool 'drop_table' was denied by the api;" in out
+    assert "- tool `drop_table` done" in out and "(approved by api)" in out
+    assert "- tool `drop_table` denied, " in out and "(denied by api)" in out
+    rows = [" ".join(t.split()[1:]) for t in out.split("\n") if t.split()[1:2] == ["drop_table"]]
+    assert rows == ["drop_table success approved api", "drop_table failure denied api"]
 
 
 @pytest.mark.slow  # runs a whole notebook in a kernel

@@ -16,7 +16,8 @@ import pytest
 
 SURFACE: dict[str, list[str]] = {
     "lash_nb": [
-        "AssistantOutput", "Attachment", "AttachmentLimits", "AttachmentRef",
+        "ApprovalDecision", "ApprovalPolicy", "ApprovalRequest", "Approvals", "AssistantOutput",
+        "Attachment", "AttachmentLimits", "AttachmentRef",
         "CancellationToken", "DeliveryPolicy", "Drainer", "EnqueueBuilder",
         "ExecutionSummary", "FunctionTool", "InputItem", "LashCore", "LashCoreBuilder",
         "LashSession", "MCPServer", "Message", "OutputState", "ParkedSession", "Part", "PartKind",
@@ -46,7 +47,7 @@ SURFACE: dict[str, list[str]] = {
     "lash_nb.events": [
         "AssistantProseDelta", "ChildActivity", "ChildUsage", "Error", "ModelAttemptReset", "ModelRequestStarted",
         "QueuedInputAccepted", "QueuedWorkStarted", "ReasoningDelta", "RetryStatus",
-        "ToolCallCompleted", "ToolCallStarted", "TurnActivity", "TurnEvent", "TurnOutcomeEvent",
+        "ToolApproval", "ToolCallCompleted", "ToolCallStarted", "TurnActivity", "TurnEvent", "TurnOutcomeEvent",
         "Usage",
     ],
     "lash_nb.providers": [

@@ -96,6 +96,23 @@ class ToolCallCompleted(TurnEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class ToolApproval(TurnEvent):
+    """lash_nb addition: a tool call's approval (``lash_nb._core.approval``), on the call's
+    row (correlation ``tool:<call_id>``). ``state`` ``pending``: the turn waits for a decision;
+    then once more with the decision (``approved`` / ``denied`` / ``cancelled``), ``by`` whom
+    and when (``decided_at_ms``)."""
+
+    type: ClassVar[str] = "tool_approval"
+    call_id: str
+    name: str
+    state: str
+    policy: str = "ask"
+    by: str | None = None
+    reason: str | None = None
+    decided_at_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Usage(TurnEvent):
     type: ClassVar[str] = "usage"
     protocol_iteration: int
@@ -187,6 +204,7 @@ EVENT_TYPES: dict[str, type[TurnEvent]] = {
         ModelAttemptReset,
         ToolCallStarted,
         ToolCallCompleted,
+        ToolApproval,
         Usage,
         ChildUsage,
         ChildActivity,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import InvalidTurnInput
+from .approval import ApprovalDecision
 from .attachments import (
     DEFAULT_LIMITS,
     Attachment,
@@ -388,6 +389,9 @@ class ToolCallRecord:
     duration_ms: float
     started_at_ms: int = 0
     interrupted: bool = False
+    # the approval decision when the call's policy was ``ask`` or ``never`` (None: it ran
+    # under ``always``, nobody was asked); see ``lash_nb._core.approval``
+    approval: ApprovalDecision | None = None
 
     @property
     def status(self) -> str:
@@ -407,6 +411,7 @@ class ToolCallRecord:
             "duration_ms": self.duration_ms,
             "started_at_ms": self.started_at_ms,
             "interrupted": self.interrupted,
+            **({"approval": self.approval.to_json()} if self.approval is not None else {}),
         }
 
 

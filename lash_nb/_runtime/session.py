@@ -19,6 +19,7 @@ from .._core.records import TurnInput, fresh_id
 from .._core.usage import SessionUsageReport, TokenLedgerEntry
 from .._store.base import SessionStore, lease_owner_id, watches_queue, watches_turn_cancel
 from .._tools.mcp import close_servers
+from .approval import Approvals
 from .cancel import TurnCancelRegistry
 from .catalog import ToolCatalog
 from .config import SessionAdmin, SessionCommandAdmin, SessionConfigPatch
@@ -240,6 +241,11 @@ class LashSession:
 
     def tools(self) -> ToolAdmin:
         return ToolAdmin(self.parts, self.drainer)
+
+    def approvals(self) -> Approvals:
+        """Tool approval: policies (``set_policy``), an approver callback (``set_approver``)
+        and the open questions of ``ask`` tools (``pending``, ``await next()``, ``decide``)."""
+        return self.parts.approvals
 
     # ------------------------------------------------------------------ configuration (config.py)
     def admin(self) -> SessionAdmin:

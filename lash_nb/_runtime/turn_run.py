@@ -336,7 +336,8 @@ class TurnRun:
         calls: list[LlmPart] = self._response.tool_calls()
         self._batch = batch = ToolBatch(
             calls, registry=self.parts.state.registry, session_id=self.parts.session_id,
-            turn_id=self.turn_id, emit=self.emit, records=self.tool_calls, token=self.token)
+            turn_id=self.turn_id, emit=self.emit, records=self.tool_calls, token=self.token,
+            approvals=self.parts.approvals)
         scope = ChildScope(self.parts.core, self.parts.session_id, self.turn_id, self.emit,
                            self.token, self.children_usage)
         with child_scope(scope):  # run_child() inside a tool opens a child of this turn
