@@ -5,27 +5,19 @@ decodes (an image with a real width), from the saved HTML alone."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from browser_harness import (
     ARTIFACTS,
-    CHROMIUM,
     JupyterServer,
     NotebookPage,
     launch,
+    playwright_or_skip,
     wait_until,
     write_notebook,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-if not Path(CHROMIUM).exists():
-    pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:
-    pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
+sync_playwright = playwright_or_skip()
 
 CELLS: list[str | tuple[str, str]] = [
     "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.15",
