@@ -6,6 +6,7 @@ a two-row frame prints, the size rule's numbers from the docstring)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -41,7 +42,7 @@ def test_a_matplotlib_figure_becomes_a_png_with_a_small_preview() -> None:
     assert a.ref.width is not None and a.ref.width > 100  # a real plot, not a thumbnail
     assert isinstance(a.preview, bytes) and a.preview.startswith(PNG_SIG)
     assert len(a.preview) < len(a.data)
-    assert [i.type for i in ti.items] == ["text", "image"]
+    assert [i.type for i in ti.items] == ["text", "attachment"]
 
 
 def test_a_pil_image_keeps_its_size() -> None:
@@ -122,6 +123,18 @@ def test_limits_per_attachment_and_per_turn_are_one_line_errors() -> None:
 def test_an_attachment_only_input_is_not_blank() -> None:
     ti = TurnInput.empty().attach(b"GIF89a....")
     assert not ti.is_blank()
+
+
+def test_queued_input_keeps_lashs_stored_attachment_source() -> None:
+    gif = b"GIF89a\x02\x00\x03\x00rest"
+    ti = TurnInput.text("x").attach(gif, name="dot.gif")
+    ref = {"id": hashlib.sha256(gif).hexdigest(), "media_type": "image/gif", "byte_len": 14,
+           "type_metadata": {"type": "image", "width": 2, "height": 3}, "label": "dot.gif"}
+    assert ti.to_json()["items"][1] == {"type": "attachment",
+                                        "source": {"source": "stored", "attachment_ref": ref}}
+    back = TurnInput.from_json(ti.to_json())
+    [a] = back.attachments()
+    assert a.data is None and a.ref == ti.attachments()[0].ref
 
 
 @tool

@@ -87,18 +87,23 @@ class AttachmentRef:
         return f"[{self.kind}{label}: {self.media_type}, {self.byte_len} bytes{dims}]"
 
     def to_json(self) -> dict[str, Any]:
+        """lash's ``AttachmentRef`` JSON: ``id``, ``media_type``, ``byte_len``, then
+        ``type_metadata`` (``{"type": "image", "width", "height"}``) and ``label`` if known."""
         out: dict[str, Any] = {"id": self.id, "media_type": self.media_type,
                                "byte_len": self.byte_len}
-        for k in ("label", "width", "height"):
-            v = getattr(self, k)
-            if v is not None:
-                out[k] = v
+        if self.width is not None or self.height is not None:
+            dims = {k: v for k, v in (("width", self.width), ("height", self.height)) if v}
+            out["type_metadata"] = {"type": "image", **dims}
+        if self.label is not None:
+            out["label"] = self.label
         return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> AttachmentRef:
-        return cls(str(d["id"]), str(d["media_type"]), int(d["byte_len"]),
-                   d.get("label"), d.get("width"), d.get("height"))
+        raw = d.get("type_metadata")
+        meta: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        return cls(str(d["id"]), str(d["media_type"]), int(d["byte_len"]), d.get("label"),
+                   meta.get("width"), meta.get("height"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,8 +39,8 @@ def fresh_id(prefix: str = "") -> str:
 
 @dataclass(frozen=True, slots=True)
 class InputItem:
-    """One item of turn input. ``type`` is ``text``, or ``image`` / ``file`` for an
-    attachment (``attachment`` set, ``text`` empty)."""
+    """One item of turn input. ``type`` is ``text``, or ``attachment`` (``attachment`` set,
+    ``text`` empty; lash ``InputItem::Attachment``: an image or a file, by its media type)."""
 
     text: str
     type: str = "text"
@@ -52,18 +52,22 @@ class InputItem:
 
     @classmethod
     def of_attachment(cls, attachment: Attachment) -> InputItem:
-        return cls("", attachment.ref.kind, attachment)
+        return cls("", "attachment", attachment)
 
     def to_json(self) -> dict[str, Any]:
-        if self.attachment is not None:  # the ref only: the bytes go to the blobs table
-            return {"type": self.type, "attachment": self.attachment.ref.to_json()}
+        if self.attachment is not None:  # lash's stored source: the bytes are in the blobs table
+            return {"type": "attachment", "source": {
+                "source": "stored", "attachment_ref": self.attachment.ref.to_json()}}
         return {"type": self.type, "text": self.text}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> InputItem:
         kind = data.get("type", "text")
-        if kind in ("image", "file") and isinstance(data.get("attachment"), Mapping):
-            return cls("", kind, Attachment(AttachmentRef.from_json(data["attachment"])))
+        source = data.get("source")
+        if kind == "attachment" and isinstance(source, Mapping) and isinstance(
+                source.get("attachment_ref"), Mapping):
+            ref = AttachmentRef.from_json(source["attachment_ref"])
+            return cls("", "attachment", Attachment(ref))
         if kind != "text":
             raise ValueError(f"unsupported input item type {data.get('type')!r}")
         return cls(text=str(data["text"]))

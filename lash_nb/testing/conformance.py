@@ -818,7 +818,8 @@ async def blobs_are_stored_once_and_pruned_when_unreferenced(opener: StoreOpener
         msg = Message("n1", Role.USER, (Part("n1.p0", PartKind.ATTACHMENT, "[gif]", attachment=a),))
         await store.commit(RuntimeCommit("s1", lease, leaf_node_id="n1", append_nodes=(
             SessionNode("n1", None, "message", msg, None, 1_700_000_000_000, "t1"),)))
-        queued = {"items": [{"type": "file", "attachment": b.to_json()}]}
+        queued = {"items": [{"type": "attachment", "source": {
+            "source": "stored", "attachment_ref": b.to_json()}}]}
         await store.enqueue(QueuedWorkDraft("s1", None, AFTER, EXCL, None, 0,
                                             (("turn_input", queued),)))
         _eq(await blobs.prune_blobs(), 0, "young blobs are kept (a turn may be about to commit)")
