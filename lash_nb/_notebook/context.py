@@ -22,6 +22,7 @@ class Defaults(Protocol):
     residency: str
     offline_delay_s: float
     live_interval_s: float
+    prices: str
     shell: Any  # the IPython shell (its user_ns holds the notebook's @tool functions)
 
 

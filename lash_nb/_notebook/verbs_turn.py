@@ -12,6 +12,7 @@ from IPython.display import Markdown, display
 from .._core.text import clean_text
 from .._providers.registry import NAMES as PROVIDERS
 from .._providers.registry import check_key
+from .costs import resolve_prices, session_cost
 from .parsing import interpolate, parse, parser, split_prompt
 from .runner import run_turn
 
@@ -59,7 +60,7 @@ STOP = parser("stop", "Cancel the running turns of the session.")
 STOP.add_argument("--session", default=None)
 
 
-def session_card(b: Any) -> Markdown:
+def session_card(b: Any, prices: Any = None) -> Markdown:
     s = b.session
     meta = [
         f"**lash session** `{s.session_id}`",
@@ -72,6 +73,9 @@ def session_card(b: Any) -> Markdown:
     if b.fresh and earlier > 0:
         turns = (f"{on_graph} turn(s) so far (started fresh: {earlier} earlier turn(s) stay in "
                  "the store's turns table)")
+    cost = session_cost(s, prices)
+    if cost:
+        turns += f" · cost so far {cost['text']}" if cost["usd"] is not None else f" · {cost['text']}"
     meta.append(f"{turns} · `%lash help` for the verbs")
     meta.append(tools_line(s.tools().all_tools()))
     return Markdown("\n\n".join(meta))
@@ -151,10 +155,9 @@ async def open_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     name, tools, tool_names = a.session, a.tool_list, a.tool_names
     b = await m.ctx.open(name, fresh=a.fresh, store=a.store, provider=a.provider,
                          model=a.model, residency=a.residency, tools=tools, tool_names=tool_names)
-    card = session_card(b)
     if assigned:
         return b.session
-    display(card)
+    display(session_card(b, resolve_prices(m.prices, m.user_ns)))
     return None
 
 
@@ -174,7 +177,8 @@ def turn_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
 async def turn(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a, prompt = turn_args(m, argline, cell)
     b = await m.ctx.binding(a.session)
-    coro = run_turn(b.session, prompt, turn_id=a.turn_id, interval_s=m.live_interval_s)
+    coro = run_turn(b.session, prompt, turn_id=a.turn_id, interval_s=m.live_interval_s,
+                    prices=resolve_prices(m.prices, m.user_ns))
     if a.background:
         task = asyncio.ensure_future(_keep(m, coro, a.out))
         m.ctx.background[f"turn-{len(m.ctx.background) + 1}"] = task
@@ -274,6 +278,7 @@ async def drain(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     a = parse(DRAIN, argline)
     b = await m.ctx.binding(a.session)
     drainer = b.drainer(m.live_interval_s)
+    drainer.prices = resolve_prices(m.prices, m.user_ns)
     handle = display(Markdown("checking the queue…"), display_id=True) if not a.background else None
 
     def progress(p: Any) -> None:

@@ -38,6 +38,9 @@ State the browser reads (synced traits) and what feeds them
 - ``usage`` (the latest cumulative ``usage`` activity; ``estimated: true`` is shown as such),
   ``retries``, ``iterations``, ``elapsed_ms`` (kernel-side; the browser extrapolates between
   flushes so the timer runs while a tool runs), ``error`` (the message of ``fail``).
+- ``cost``: ``{usd, note, text}`` of the finished turn, set by the runner before ``finish``
+  (``costs.turn_cost``; ``usd`` None with the reason in ``note`` when it has no price; ``{}``
+  when costs are off). The footer shows ``text``.
 
 Activities the fold understands beyond lash's (additive; unknown types are ignored):
 ``turn_outcome {outcome, turn_id}``; ``store_wait {holder_pid, waited_s}`` (a status row
@@ -80,6 +83,7 @@ class TurnWidget(anywidget.AnyWidget):
     prompt = traitlets.Unicode("").tag(sync=True)
     blocks = traitlets.List(traitlets.Dict()).tag(sync=True)
     usage = traitlets.Dict().tag(sync=True)
+    cost = traitlets.Dict().tag(sync=True)
     retries = traitlets.List(traitlets.Dict()).tag(sync=True)
     outcome = traitlets.Unicode("").tag(sync=True)
     status = traitlets.Unicode("starting").tag(sync=True)
@@ -283,7 +287,7 @@ class TurnWidget(anywidget.AnyWidget):
     def state(self) -> dict[str, Any]:
         """The trait values the views read (what ``turn_html`` renders)."""
         return {k: getattr(self, k) for k in ("session_id", "turn_id", "prompt", "blocks", "usage",
-                                              "retries", "outcome", "status", "iterations",
+                                              "cost", "retries", "outcome", "status", "iterations",
                                               "elapsed_ms", "html", "error")}
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
