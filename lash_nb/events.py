@@ -7,6 +7,7 @@ below. Match on the kind, e.g. ``isinstance(a.event, AssistantProseDelta)``.
 
 from ._core.events import (
     AssistantProseDelta,
+    ContextWindowed,
     Error,
     ModelAttemptReset,
     ModelRequestStarted,
@@ -24,6 +25,7 @@ from ._core.events import (
 
 __all__ = [
     "AssistantProseDelta",
+    "ContextWindowed",
     "Error",
     "ModelAttemptReset",
     "ModelRequestStarted",

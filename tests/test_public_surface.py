@@ -36,7 +36,7 @@ SURFACE: dict[str, list[str]] = {
         "TurnCommitConflict", "TurnIdMismatch", "WireScriptError",
     ],
     "lash_nb.events": [
-        "AssistantProseDelta", "Error", "ModelAttemptReset", "ModelRequestStarted",
+        "AssistantProseDelta", "ContextWindowed", "Error", "ModelAttemptReset", "ModelRequestStarted",
         "QueuedInputAccepted", "QueuedWorkStarted", "ReasoningDelta", "RetryStatus",
         "ToolCallCompleted", "ToolCallStarted", "TurnActivity", "TurnEvent", "TurnOutcomeEvent",
         "Usage",

@@ -87,6 +87,7 @@ class LashCoreBuilder:
         self._tools: list[Any] = []
         self._store: Any = None
         self._system_prompt: str | None = None
+        self._context: tuple[int | None, str] = (None, "window")
         self._residency = "keep_all"
         self._retry = RetryPolicy()
         self._lease_ttl_ms = DEFAULT_LEASE_TTL_MS
@@ -136,6 +137,21 @@ class LashCoreBuilder:
         self._residency = _check_residency(residency)
         return self
 
+    def context_window(self, tokens: int | None, *, on_overflow: str = "window") -> LashCoreBuilder:
+        """The model's context window in tokens (None: unknown). A path estimated near it is
+        sent as a window of its newest messages; ``on_overflow`` says what a "context length
+        exceeded" failure does: ``"window"`` (default) sends such a window once more,
+        ``"stop"`` ends the turn ``provider_error`` (ADR 60)."""
+        if tokens is not None and (not isinstance(tokens, int) or isinstance(tokens, bool)
+                                   or tokens < 1):
+            raise ConfigurationError(
+                f"context_window must be a positive int (tokens) or None, got {tokens!r}")
+        if on_overflow not in ("window", "stop"):
+            raise ConfigurationError(
+                f"on_overflow must be 'window' or 'stop', got {on_overflow!r}")
+        self._context = (tokens, on_overflow)
+        return self
+
     def retry_policy(self, policy: RetryPolicy) -> LashCoreBuilder:
         self._retry = policy
         return self
@@ -166,7 +182,8 @@ class LashCoreBuilder:
             )
         return LashCore(
             provider=provider,
-            policy=SessionPolicy(provider.kind, model, self._max_turns, self._system_prompt),
+            policy=SessionPolicy(provider.kind, model, self._max_turns, self._system_prompt,
+                                 *self._context),
             tools=list(self._tools),
             store=open_store(self._store),
             residency=self._residency,
@@ -337,6 +354,8 @@ class SessionBuilder:
             or base.model,
             max_turns=base.max_turns,
             system_prompt=self._system_prompt if self._system_prompt is not None else base.system_prompt,
+            context_window=base.context_window,
+            on_context_overflow=base.on_context_overflow,
         )
         registry = ToolRegistry()
         for i, tp in enumerate(core.tool_providers):

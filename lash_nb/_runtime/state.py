@@ -18,6 +18,11 @@ class SessionPolicy:
     model: str
     max_turns: int | None = None
     system_prompt: str | None = None
+    # the model's context window in tokens (None: unknown) and what a "context length
+    # exceeded" failure does: "window" sends the newest messages again, "stop" ends the turn
+    # (ADR 60; lash_nb/_core/context_window.py). Process configuration, not stored.
+    context_window: int | None = None
+    on_context_overflow: str = "window"
 
     def __post_init__(self) -> None:  # stored with the session (core/text.py)
         check_id(self.model, "model name")
@@ -45,6 +50,7 @@ class SessionState:
     turn_index: int = 0
     head_revision: int | None = None  # None: never persisted
     stale: bool = False  # a commit failed: reload from the store before the next turn
+    learned_context_window: int | None = None  # estimated tokens of a prompt that overflowed
     _report: SessionUsageReport | None = None
 
     def usage_report(self) -> SessionUsageReport:

@@ -23,16 +23,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .._core import events as ev
 from .._core import turn_machine as tm
 from .._core.cancel import CancellationToken
 from .._core.cancel import evidence as cancel_evidence
+from .._core.context_window import Window, learn_window
+from .._core.context_window import plan as plan_window
 from .._core.events import TurnActivity
 from .._core.graph import SessionNode
-from .._core.llm import LlmPart, LlmRequest, LlmResponse, LlmToolSpec, Provider
+from .._core.llm import LlmPart, LlmRequest, LlmResponse, LlmToolSpec, Provider, ProviderFailureKind
 from .._core.queue import ClaimBoundary, QueueClaim
 from .._core.records import (
     AssistantOutput,
@@ -77,6 +80,11 @@ _REQUESTS = frozenset({tm.ProgressCommit, tm.LlmCall, tm.ToolCalls, tm.Checkpoin
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _overflowed(response: LlmResponse | ModelCallFailed) -> bool:
+    return (isinstance(response, ModelCallFailed)
+            and response.error.kind is ProviderFailureKind.CONTEXT_OVERFLOW)
 
 
 class TurnRun:
@@ -276,12 +284,27 @@ class TurnRun:
         st = self.parts.state
         if self._tools is None:
             self._tools = self.parts.catalog.specs()
+        view = st.graph.view()
+        window = self._window(view, "window", st.policy.context_window or st.learned_context_window)
         request = LlmRequest(
-            model=self.model, messages=st.graph.view(), tools=self._tools,
-            system_prompt=st.policy.system_prompt, session_id=st.session_id,
+            model=self.model, messages=view if window is None else view[window.start:],
+            tools=self._tools, system_prompt=st.policy.system_prompt, session_id=st.session_id,
             turn_id=self.turn_id, protocol_iteration=iteration,
         )
         response = await call_model(self, self.provider, request)
+        if _overflowed(response) and st.policy.on_context_overflow == "window":
+            # the provider refused the prompt as too long: it is the largest size known not to
+            # fit; a call that sent the whole path is sent once more as a window (ADR 60)
+            st.learned_context_window = learn_window(request.messages, st.policy.system_prompt)
+            resend = None if window is not None else self._window(
+                view, "overflow", st.learned_context_window)
+            if resend is not None:
+                request = dataclasses.replace(request, messages=view[resend.start:])
+                response = await call_model(self, self.provider, request,
+                                            call_id=f"{self.turn_id}:{iteration}:windowed")
+                if _overflowed(response):  # still too long: the next call windows tighter
+                    st.learned_context_window = learn_window(request.messages,
+                                                             st.policy.system_prompt)
         if isinstance(response, ModelCallFailed):
             err = response.error
             return tm.LlmFailed(err.message, err.kind.value, err.retryable)
@@ -291,6 +314,15 @@ class TurnRun:
         self._response = response
         return tm.LlmReplied(joined_text(response), len(response.tool_calls()),
                              has_reasoning(response), response.terminal_reason)
+
+    def _window(self, view: Sequence[Message], reason: str, tokens: int | None) -> Window | None:
+        """The context window this call uses (None: send the whole path); shown to the user."""
+        window = plan_window(view, tokens, system_prompt=self.parts.state.policy.system_prompt)
+        if window is not None:
+            self.emit_independent(ev.ContextWindowed(
+                reason, len(view) - window.start, window.left_out, window.estimated_tokens,
+                window.sent_tokens, window.window_tokens))
+        return window
 
     async def _run_tools(self) -> tm.Response:
         assert self._response is not None
