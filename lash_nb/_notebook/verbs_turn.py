@@ -11,7 +11,7 @@ from IPython.display import Markdown, display
 
 from .._core.text import clean_text
 from .._providers.registry import NAMES as PROVIDERS
-from .._providers.registry import check_key
+from .._providers.registry import check_key, split_model_id
 from .costs import resolve_prices, session_cost
 from .parsing import interpolate, parse, parser, split_prompt
 from .runner import run_turn
@@ -23,8 +23,9 @@ OPEN = parser("open", "Open (or resume) a session and bind it to this notebook."
 OPEN.add_argument("session", nargs="?", default=None)
 OPEN.add_argument("--fresh", action="store_true", help="start over (replace the stored graph)")
 OPEN.add_argument("--store", default=None, help="DuckDB path, :memory: or postgresql:// DSN")
-OPEN.add_argument("--provider", default=None, help="offline|openai|anthropic|openrouter|ollama")
-OPEN.add_argument("--model", default=None)
+OPEN.add_argument("--provider", default=None,
+                  help="offline|openai|anthropic|openrouter|ollama|openai-responses|google")
+OPEN.add_argument("--model", default=None, help="a model, or provider:model (openai:gpt-4.1-mini)")
 OPEN.add_argument("--residency", default=None, choices=("keep_all", "active_path_only"))
 OPEN.add_argument("--tools", default=None,
                   help="comma-separated functions of the notebook to attach as tools "
@@ -136,6 +137,10 @@ def open_args(m: LashMagics, argline: str, cell: str | None) -> Any:
     a = parse(OPEN, argline)
     a.session = a.session or m.session
     provider = a.provider or m.provider
+    model = m.model if a.model is None else a.model
+    if provider in PROVIDERS and model:  # --model openai:gpt-4.1-mini picks the provider too
+        provider, a.model = split_model_id(model, provider=a.provider, default=provider)
+        a.provider = provider
     if provider not in PROVIDERS:
         close = difflib.get_close_matches(provider, PROVIDERS, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]}? " if close else ""

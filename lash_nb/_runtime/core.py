@@ -62,6 +62,16 @@ def open_store(store: Any) -> SessionStore:
     )
 
 
+def model_for_kind(kind: str, model: str) -> str:
+    """``model`` for a provider of ``kind``: a matching ``provider:`` prefix dropped (one
+    parser: the provider registry's)."""
+    if ":" not in model:
+        return model
+    from .._providers.registry import model_for_kind as registry_model_for_kind
+
+    return registry_model_for_kind(kind, model)
+
+
 def provider_model(provider: Any) -> str | None:
     """The model a provider was built for (``model=``), else its default model."""
     model = getattr(provider, "model", None) or getattr(provider, "default_model", None)
@@ -174,8 +184,19 @@ class LashCoreBuilder:
         return self
 
     def build(self) -> LashCore:
-        provider = self._provider if self._provider is not None else default_provider()
-        model = self._model or provider_model(provider)
+        provider, model = self._provider, self._model
+        if provider is None and model:  # .model("anthropic:claude-...") picks the provider
+            from .._providers.registry import build_provider, check_key, split_model_id
+
+            name, bare = split_model_id(model, default="env")
+            if name not in (None, "env"):
+                check_key(name, again="build the core again")
+                provider, model = build_provider(name, model=bare), bare
+        if provider is None:
+            provider = default_provider()
+        elif model:
+            model = model_for_kind(provider.kind, model)
+        model = model or provider_model(provider)
         if not model:
             raise ConfigurationError(
                 f"no model for provider {provider!r}; call LashCoreBuilder.model('model-id')"
@@ -350,8 +371,8 @@ class SessionBuilder:
         base = core.policy
         policy = SessionPolicy(
             provider_id=provider_id,
-            model=self._model or (provider_model(self._provider) if self._provider else None)
-            or base.model,
+            model=(model_for_kind(provider.kind, self._model) if self._model else None)
+            or (provider_model(self._provider) if self._provider else None) or base.model,
             max_turns=base.max_turns,
             system_prompt=self._system_prompt if self._system_prompt is not None else base.system_prompt,
             context_window=base.context_window,
