@@ -34,6 +34,7 @@ HOMES = {
     "mcp": {"_tools"},
     "markdown_it": {"_notebook"},
     "pygments": {"_notebook"},
+    "opentelemetry": {"_runtime"},
 }
 
 

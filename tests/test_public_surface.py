@@ -23,8 +23,8 @@ SURFACE: dict[str, list[str]] = {
         "SessionReadView", "SessionUsageReport", "SlotPolicy", "TokenUsage", "ToolAdmin",
         "ToolCallRecord", "ToolContext", "ToolManifest", "ToolProvider", "TurnBuilder",
         "TurnFinish", "TurnInput", "TurnIssue", "TurnOutcome", "TurnOutput", "TurnResult",
-        "TurnStop", "TurnStream", "UsageReportRow", "__version__", "load_ipython_extension",
-        "run_sync", "tool",
+        "TurnStop", "TurnStream", "UsageReportRow", "__version__", "disable_tracing",
+        "enable_tracing", "load_ipython_extension", "run_sync", "tool",
     ],
     "lash_nb.errors": [
         "ClaimSuperseded", "ConfigurationError", "CursorError", "HeadRevisionConflict",

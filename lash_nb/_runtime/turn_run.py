@@ -64,6 +64,7 @@ from .cancel import TaskBridge
 from .model_call import ModelCallFailed, call_model
 from .parts import SessionParts
 from .tool_batch import ToolBatch
+from .tracing import record_turn, tracing_enabled
 from .turn_commit import commit_terminal
 from .turn_records import (
     assistant_message,
@@ -132,6 +133,7 @@ class TurnRun:
         self._batch: ToolBatch | None = None
         self.outcome_emitted = False
         self._tools: tuple[LlmToolSpec, ...] | None = None  # the catalog, read at the 1st call
+        self.finish_reasons: dict[str, str] = {}  # call id -> terminal reason (tracing)
 
     # ------------------------------------------------------------------ events
     def emit(self, event: ev.TurnEvent, correlation_id: str) -> None:
@@ -185,6 +187,10 @@ class TurnRun:
         finally:
             unwatch()
         keeper.stop()
+        if tracing_enabled():
+            record_turn(result, provider_kind=self.provider.kind, model=self.model,
+                        prompt="\n".join(i.text for i in self.input.items),
+                        finish_reasons=self.finish_reasons)
         return result
 
     # ------------------------------------------------------------------ the driver
@@ -309,6 +315,8 @@ class TurnRun:
             err = response.error
             return tm.LlmFailed(err.message, err.kind.value, err.retryable)
         self.cumulative = self.cumulative + response.usage
+        if self.llm_calls:
+            self.finish_reasons[self.llm_calls[-1].call_id] = response.terminal_reason.value
         self.emit_independent(ev.Usage(iteration, response.usage, self.cumulative))
         self.partial_prose = []
         self._response = response
