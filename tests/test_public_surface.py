@@ -56,7 +56,7 @@ SURFACE: dict[str, list[str]] = {
     "lash_nb.reports": [
         "Chart", "LashTrace", "graph_frame", "llm_calls_frame", "load_prices", "queue_frame",
         "queue_wait_chart", "read_lash_trace", "tool_calls_frame", "turn_duration_chart",
-        "turns_frame", "usage_chart", "usage_columns", "usage_frame",
+        "turns_frame", "usage_chart", "usage_columns", "usage_frame", "write_lash_trace",
     ],
     "lash_nb.testing": [
         "LoopbackServer", "RecordedRequest", "ReplayTransport", "WireScript", "load_wire_script",
