@@ -35,6 +35,7 @@ HOMES = {
     "markdown_it": {"_notebook"},
     "pygments": {"_notebook"},
     "opentelemetry": {"_runtime"},
+    "litellm": {"_providers"},
 }
 
 

@@ -163,3 +163,23 @@ def test_a_custom_provider_keeps_its_model_label_as_written():
         return model
 
     assert asyncio.run(body()) == "openai:gpt-5-mini"
+
+
+def test_a_litellm_model_id_builds_the_litellm_provider_which_says_how_to_install_it(monkeypatch):
+    import sys
+
+    from lash_nb._core.llm import LlmRequest
+
+    monkeypatch.setitem(sys.modules, "litellm", None)  # as on a machine without the extra
+    core = LashCore.builder().model("litellm:bedrock/anthropic.claude-3-haiku").build()
+    assert (core.provider.kind, core.policy.model) == ("litellm", "bedrock/anthropic.claude-3-haiku")
+
+    async def first_event() -> Any:
+        return await anext(core.provider.stream(LlmRequest(model=core.policy.model, messages=[])))
+
+    with pytest.raises(ConfigurationError, match=r"pip install 'lash-nb-core\[litellm\]'"):
+        asyncio.run(first_event())
+    from lash_nb._providers.registry import build_provider
+
+    with pytest.raises(ConfigurationError, match="--provider litellm has no default model"):
+        build_provider("litellm")

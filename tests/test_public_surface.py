@@ -42,7 +42,8 @@ SURFACE: dict[str, list[str]] = {
         "Usage",
     ],
     "lash_nb.providers": [
-        "Anthropic", "Completed", "FunctionProvider", "GoogleGemini", "LlmPart", "LlmRequest",
+        "Anthropic", "Completed", "FunctionProvider", "GoogleGemini", "LiteLLMProvider",
+        "LlmPart", "LlmRequest",
         "LlmResponse", "LlmToolSpec", "LlmTransportError", "OfflineProvider", "OpenAICompatible",
         "OpenAIResponses", "Provider",
         "ProviderFailureKind", "ProviderInfo", "ReasoningTextDelta", "RetryPolicy",

@@ -19,6 +19,8 @@ openai-     openai-responses      OPENAI_API_KEY     $OPENAI_BASE_URL, else api.
 responses                                            /v1/responses (store: false)
 google      google                GOOGLE_API_KEY,    generativelanguage.googleapis.com
                                   else GEMINI_API_KEY
+litellm     litellm               (LiteLLM's own)    LiteLLM (extra ``litellm``); needs a model,
+                                                     e.g. ``litellm:bedrock/...``
 ==========  ====================  =================  ==================================
 
 A model is named ``provider:model`` wherever one is named (``%lash open --model``,
@@ -46,10 +48,13 @@ if TYPE_CHECKING:
     from .offline import OfflineProvider
     from .openai_compat import OpenAICompatible
     from .openai_responses import OpenAIResponses
+    from .via_litellm import LiteLLMProvider
 
-    BuiltProvider = OfflineProvider | OpenAICompatible | Anthropic | OpenAIResponses | GoogleGemini
+    BuiltProvider = (OfflineProvider | OpenAICompatible | Anthropic | OpenAIResponses | GoogleGemini
+                     | LiteLLMProvider)
 
-NAMES = ("offline", "openai", "anthropic", "openrouter", "ollama", "openai-responses", "google")
+NAMES = ("offline", "openai", "anthropic", "openrouter", "ollama", "openai-responses", "google",
+         "litellm")
 KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY",
                  "openrouter": "OPENROUTER_API_KEY", "openai-responses": "OPENAI_API_KEY",
                  "google": "GEMINI_API_KEY"}
@@ -59,7 +64,7 @@ KEY_FALLBACKS = {"google": ("GOOGLE_API_KEY", "GEMINI_API_KEY")}
 # the provider id (kind) each name builds: a session records the kind (ADR 28)
 KINDS = {"offline": "offline", "openai": "openai-compatible", "anthropic": "anthropic",
          "openrouter": "openrouter", "ollama": "ollama", "openai-responses": "openai-responses",
-         "google": "google"}
+         "google": "google", "litellm": "litellm"}
 # names people write for a provider that is called otherwise here
 _ALIASES = {"gemini": "google", "vertex": "google", "claude": "anthropic", "gpt": "openai",
             "responses": "openai-responses", "chatgpt": "openai"}
@@ -112,6 +117,9 @@ def default_model(name: str, environ: Mapping[str, str] | None = None) -> str:
         return env.get("LASH_OLLAMA_MODEL", "").strip() or OLLAMA_MODEL
     models = {"openai": OPENAI_MODEL, "anthropic": ANTHROPIC_MODEL, "openrouter": OPENROUTER_MODEL,
               "openai-responses": OPENAI_RESPONSES_MODEL, "google": GOOGLE_MODEL}
+    if name == "litellm":
+        raise ConfigurationError("--provider litellm has no default model; name one, e.g. "
+                                 "--model litellm:bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0")
     if name not in models:
         raise _unknown(name)
     return models[name]
@@ -146,6 +154,10 @@ def build_provider(name: str, *, model: str | None = None,
         return OfflineProvider() if offline_delay_s is None else OfflineProvider(
             delay_s=offline_delay_s)
     key = _key(name, env)
+    if name == "litellm":
+        from .via_litellm import LiteLLMProvider
+
+        return LiteLLMProvider(model)
     if name == "openai-responses":
         from .openai_responses import OpenAIResponses
 
