@@ -122,3 +122,14 @@ def test_a_price_name_that_is_neither_a_variable_nor_a_file_is_one_line_and_keep
     with pytest.raises(UsageError, match="unknown bucket 'input'"):
         sh.run_cell("%lash usage --cost --prices bad")
     assert int(sh.run_cell("%lash usage --by model")["turns"].iloc[0]) == 1
+
+
+def test_prices_that_cannot_be_read_never_block_a_turn_the_footer_says_why(sh, monkeypatch):
+    shown: list[TurnWidget] = []
+    monkeypatch.setattr(TurnWidget, "show", lambda self: (shown.append(self), self)[1])
+    sh.run_cell("%config LashMagics.prices = 'missing.csv'")
+    sh.run_cell("r = %lash turn hi")
+    assert str(sh.user_ns["r"].outcome) == "finished: assistant_message"
+    assert shown[-1].cost["usd"] is None
+    assert shown[-1].cost["text"].startswith(
+        "cost n/a: prices 'missing.csv' is neither a notebook variable nor a CSV file")

@@ -53,6 +53,19 @@ def resolve_prices(spec: str, ns: Mapping[str, Any]) -> Any:
     return prices
 
 
+class PriceProblem(str):
+    """Prices that could not be read (the one-line reason): a turn still runs, and its footer
+    says why it has no cost; only ``%lash usage --cost`` raises."""
+
+
+def prices_for_display(spec: str, ns: Mapping[str, Any]) -> Any:
+    """:func:`resolve_prices` for the footer and the card: a bad table never blocks a turn."""
+    try:
+        return resolve_prices(spec, ns)
+    except UsageError as err:
+        return PriceProblem(str(err))
+
+
 def dollars(usd: float) -> str:
     if usd == 0:
         return "$0.00"
@@ -91,6 +104,8 @@ def turn_cost(session: Any, turn_id: str, prices: Any) -> dict[str, Any]:
     never fails the turn: a report that cannot be read says so in the note."""
     if prices is None or not turn_id:
         return {}
+    if isinstance(prices, PriceProblem):
+        return _unpriced(str(prices))
     try:
         frame = _priced(session, "turn", prices)
     except Exception as err:  # the turn is committed; only its price line is lost
@@ -102,6 +117,8 @@ def session_cost(session: Any, prices: Any) -> dict[str, Any]:
     """The cost of every turn of the session so far (``{}``: off, or no tokens used yet)."""
     if prices is None:
         return {}
+    if isinstance(prices, PriceProblem):
+        return _unpriced(str(prices))
     try:
         return cost_of(_priced(session, "model", prices))
     except Exception as err:
@@ -109,5 +126,8 @@ def session_cost(session: Any, prices: Any) -> dict[str, Any]:
 
 
 def _unreadable(err: BaseException) -> dict[str, Any]:
-    note = f"the usage could not be read ({type(err).__name__})"
+    return _unpriced(f"the usage could not be read ({type(err).__name__})")
+
+
+def _unpriced(note: str) -> dict[str, Any]:
     return {"usd": None, "note": note, "text": f"cost n/a: {note}"}

@@ -12,7 +12,7 @@ from IPython.display import Markdown, display
 from .._core.text import clean_text
 from .._providers.registry import NAMES as PROVIDERS
 from .._providers.registry import check_key, split_model_id
-from .costs import resolve_prices, session_cost
+from .costs import prices_for_display, session_cost
 from .parsing import interpolate, parse, parser, split_prompt
 from .runner import run_turn
 
@@ -162,7 +162,7 @@ async def open_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
                          model=a.model, residency=a.residency, tools=tools, tool_names=tool_names)
     if assigned:
         return b.session
-    display(session_card(b, resolve_prices(m.prices, m.user_ns)))
+    display(session_card(b, prices_for_display(m.prices, m.user_ns)))
     return None
 
 
@@ -183,7 +183,7 @@ async def turn(m: LashMagics, argline: str, cell: str | None, assigned: bool) ->
     a, prompt = turn_args(m, argline, cell)
     b = await m.ctx.binding(a.session)
     coro = run_turn(b.session, prompt, turn_id=a.turn_id, interval_s=m.live_interval_s,
-                    prices=resolve_prices(m.prices, m.user_ns))
+                    prices=prices_for_display(m.prices, m.user_ns))
     if a.background:
         task = asyncio.ensure_future(_keep(m, coro, a.out))
         m.ctx.background[f"turn-{len(m.ctx.background) + 1}"] = task
@@ -283,7 +283,7 @@ async def drain(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     a = parse(DRAIN, argline)
     b = await m.ctx.binding(a.session)
     drainer = b.drainer(m.live_interval_s)
-    drainer.prices = resolve_prices(m.prices, m.user_ns)
+    drainer.prices = prices_for_display(m.prices, m.user_ns)
     handle = display(Markdown("checking the queue…"), display_id=True) if not a.background else None
 
     def progress(p: Any) -> None:
