@@ -82,3 +82,26 @@ def test_a_session_turn_through_litellm_counts_usage_once():
     assert out.result.usage.to_json() == {
         "input_tokens": 200, "output_tokens": 150, "cache_read_input_tokens": 800,
         "cache_write_input_tokens": 0, "reasoning_output_tokens": 100}
+
+
+ECHO = LOCAL / "key-echo"
+ECHO_KEY = "lnb/ECHO+k3y_9f2c7a41d05e"  # the key the key-echo scripts send back
+
+
+def _echo(name: str) -> Any:
+    with LoopbackServer([ECHO / f"openai-compatible.{name}.json"]) as server:
+        provider = LiteLLMProvider("openai/gpt-test", api_base=server.base_url + "/v1",
+                                   api_key=ECHO_KEY, timeout=10.0)
+        return asyncio.run(collect(provider, _request("openai/gpt-test")))
+
+
+def test_a_key_echoed_across_streamed_deltas_through_litellm_is_scrubbed():
+    out = _echo("key-split-across-prose-deltas")
+    streamed = "".join(d.text for d in out.deltas)
+    assert streamed == out.completed[0].full_text == "Your key is [redacted], keep it safe."
+
+
+def test_a_key_echoed_in_an_error_body_through_litellm_is_scrubbed():
+    out = _echo("error-body-401")
+    assert out.error is not None and out.error.kind.value == "auth"
+    assert "k3y_9f2c7a41d05e" not in str(out.error) and "\n" not in out.error.message
