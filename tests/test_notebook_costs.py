@@ -133,3 +133,38 @@ def test_prices_that_cannot_be_read_never_block_a_turn_the_footer_says_why(sh, m
     assert shown[-1].cost["usd"] is None
     assert shown[-1].cost["text"].startswith(
         "cost n/a: prices 'missing.csv' is neither a notebook variable nor a CSV file")
+
+
+@pytest.mark.parametrize(("model", "usage"), [
+    ("gpt-4.1-mini", TokenUsage(1000, 500, 2000, 0, 0)),
+    ("claude-sonnet-4-5", TokenUsage(100, 200, 1000, 400, 0)),
+    ("claude-sonnet-4-5", TokenUsage(150_000, 10, 60_000, 0, 0)),  # past the 200k tier
+    ("gemini-2.5-flash", TokenUsage(300, 20, 0, 100, 0)),  # no cache-write price
+    ("my-own-model", TokenUsage(100, 50, 0, 0, 0)),
+])
+def test_the_footer_prices_a_turn_as_usage_frame_does_without_reading_the_store(
+        model, usage, monkeypatch):
+    from lash_nb.reports import usage_frame
+
+    w = _turn(model, usage, "default", monkeypatch)
+    store = MemoryStore()
+
+    async def body() -> None:  # the same turn again, priced by the report from the store
+        provider = FunctionProvider(
+            lambda _r: LlmResponse(parts=(LlmPart.text_part("ok"),), usage=usage))
+        core = LashCore.builder().provider(provider).store(store).build()
+        s = await core.session("s").model(model).open()
+        await s.turn("hi").run()
+        await core.close()
+
+    asyncio.run(body())
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        row = usage_frame(store, by="model", prices="default").iloc[0]
+    if math.isnan(row["cost"]):
+        assert w.cost["usd"] is None
+        assert w.cost["note"] == f"{row['price_note']} ({model})"
+    else:
+        assert w.cost["usd"] == pytest.approx(row["cost"])

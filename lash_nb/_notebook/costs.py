@@ -9,8 +9,9 @@ Which prices apply is ``%config LashMagics.prices`` (or ``prices`` in ``[tool.la
   list of tables), or a CSV path: that table on top of the snapshot, model by model.
 
 A cost that cannot be given (a model without a price, a used bucket without one, a tiered price
-past its first tier) is shown as ``n/a`` with the reason, never as $0 (ADR 31). The costs are
-read from the store after the turn's commit: the same numbers ``usage_frame`` gives.
+past its first tier) is shown as ``n/a`` with the reason, never as $0 (ADR 31). A turn's cost
+comes from its result (the rule of ``usage_frame``, without reading the store again); the
+session card's from the store, once, when the session is opened.
 """
 
 from __future__ import annotations
@@ -99,18 +100,52 @@ def _priced(session: Any, by: str, prices: Any) -> Any:
         return usage_frame(session, by=by, prices=prices)  # type: ignore[arg-type]
 
 
-def turn_cost(session: Any, turn_id: str, prices: Any) -> dict[str, Any]:
-    """The cost of one committed turn (``{}`` when costs are off or it used no tokens). It
-    never fails the turn: a report that cannot be read says so in the note."""
-    if prices is None or not turn_id:
+def turn_cost(result: Any, prices: Any) -> dict[str, Any]:
+    """The cost of a finished turn, from its result (no store access: a DuckDB file shared
+    with other processes is not taken once more for it); ``{}`` when costs are off or the
+    turn used no tokens. The same rule as the reports (``prices.price_usage``)."""
+    if prices is None or result is None:
         return {}
     if isinstance(prices, PriceProblem):
         return _unpriced(str(prices))
+    by_model = _usage_by_model(result)
+    if not by_model:
+        return {}
+    from .._reports.prices import combine, price_usage
+
     try:
-        frame = _priced(session, "turn", prices)
-    except Exception as err:  # the turn is committed; only its price line is lost
-        return _unreadable(err)
-    return cost_of(frame[frame["turn_id"] == turn_id])
+        table, tiers = combine(prices, lambda: list(by_model))
+    except (TypeError, ValueError, OSError) as err:
+        return _unpriced(f"prices could not be read ({err})")
+    total, notes, unpriced = 0.0, [], []
+    for model, usage in by_model.items():
+        cost, note = price_usage(usage, table.get(model), tiers.get(model))
+        if cost is None:
+            notes.append(note or "no price")
+            unpriced.append(model)
+        else:
+            total += cost
+    if unpriced:
+        return _unpriced(f"{sorted(notes)[0]} ({', '.join(sorted(unpriced))})")
+    return {"usd": total, "note": "", "text": dollars(total)}
+
+
+def _usage_by_model(result: Any) -> dict[str, dict[str, int]]:
+    """The turn's usage by model: its calls' models; one model takes the whole (estimated)
+    usage of the turn."""
+    calls = list(getattr(result, "llm_calls", ()) or ())
+    total = result.usage.to_json()
+    if not any(total.values()):
+        return {}
+    models = {c.model for c in calls}
+    if len(models) == 1:
+        return {models.pop(): total}
+    out: dict[str, dict[str, int]] = {}
+    for call in calls:
+        row = out.setdefault(call.model, dict.fromkeys(total, 0))
+        for bucket, value in call.usage.to_json().items():
+            row[bucket] += value
+    return out
 
 
 def session_cost(session: Any, prices: Any) -> dict[str, Any]:

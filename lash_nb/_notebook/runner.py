@@ -56,7 +56,7 @@ async def run_turn(
     except Exception as err:  # refused or broken before an outcome: the view ends showing why
         widget.fail(f"{type(err).__name__}: {err}")
         raise
-    widget.cost = turn_cost(session, result.turn_id, prices)
+    widget.cost = turn_cost(result, prices)
     widget.finish(result)
     return result
 
@@ -124,6 +124,6 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
     widget.push_all(out.activities)
     if not shown:
         widget.show()
-    widget.cost = turn_cost(session, out.result.turn_id, prices)
+    widget.cost = turn_cost(out.result, prices)
     widget.finish(out.result)
     return out.result
