@@ -107,7 +107,8 @@ def read_lash_trace(path: str | os.PathLike[str]) -> LashTrace:
     import pandas as pd
 
     records = got["records"].to_pandas()
-    records["timestamp"] = pd.to_datetime(records["timestamp"]).astype("datetime64[us]")
+    if str(records["timestamp"].dtype) != "datetime64[us]":
+        records["timestamp"] = pd.to_datetime(records["timestamp"]).astype("datetime64[us]")
     _warn_skipped(path, got["bad"], got["newer"])
     return LashTrace(path, records, got["tables"], got["bad"], got["newer"], got["problems"])
 

@@ -68,7 +68,7 @@ def _int(*names: str) -> str:
 _ENVELOPE = f"""
 CREATE TEMP TABLE trace_rec AS
 WITH x AS (
-    SELECT r.row, {{line}} AS line, r.j IS NULL AS unread, json_type(r.j) AS jt,
+    SELECT r.row, {{line}} AS line, r.j IS NULL AS unread,
         json_extract(r.j, {list(_FIELDS.values())!r}) AS f
     FROM trace_raw r{{join}}
 ), y AS (
@@ -76,7 +76,7 @@ WITH x AS (
 )
 SELECT line,
     CASE
-        WHEN unread OR jt <> 'OBJECT'
+        WHEN unread  -- an array or a scalar has no $.schema_version: the next test holds it
             OR coalesce(json_type(f[{_AT["sv"]}]), '') NOT IN ('UBIGINT', 'BIGINT') THEN 'bad'
         WHEN TRY_CAST({_text("sv")} AS BIGINT) > $version THEN 'newer'
         WHEN coalesce(json_type(f[{_AT["type"]}]), '') <> 'VARCHAR'
@@ -107,7 +107,7 @@ SELECT line,
 FROM y
 """
 
-_OK = "CREATE TEMP TABLE trace_ok AS SELECT * EXCLUDE (verdict) FROM trace_rec WHERE verdict = 'ok'"
+_OK = "CREATE TEMP VIEW trace_ok AS SELECT * EXCLUDE (verdict) FROM trace_rec WHERE verdict = 'ok'"
 
 _RECORDS = """
 SELECT line, id, ts AS timestamp, type, nullif(sid, '') AS session_id, tid AS turn_id,
