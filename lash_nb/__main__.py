@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scope.add_argument("--all", action="store_true", help="drain every session (default)")
     work.add_argument("--provider", default=None,
                       help="offline (default), env (chosen from the environment), openai, "
-                           "anthropic, openrouter, ollama, openai-responses or google")
+                           "anthropic, openrouter, ollama, openai-responses, google or litellm")
     work.add_argument("--model", default=None,
                       help="a model, or provider:model (openai:gpt-4.1-mini) to pick the provider too")
     work.add_argument("--delay", type=float, default=0.0, help="offline provider: seconds per word")
