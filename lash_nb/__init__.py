@@ -17,7 +17,17 @@ then ``%lash help``.
 
 import typing as _typing
 
+from ._core.approval import ApprovalDecision, ApprovalPolicy
 from ._core.cancel import CancellationToken
+from ._core.prompt import (
+    PromptBuiltin,
+    PromptContribution,
+    PromptLayer,
+    PromptSlot,
+    PromptTemplate,
+    PromptTemplateEntry,
+    PromptTemplateSection,
+)
 from ._core.queue import DeliveryPolicy, QueuedWorkBatch, QueuedWorkItem, SlotPolicy
 from ._core.records import (
     AssistantOutput,
@@ -55,11 +65,28 @@ _LAZY = {
     "QueuedTurnBuilder": ("._runtime.queue", "QueuedTurnBuilder"),
     "Drainer": ("._runtime.queue", "Drainer"),
     "ToolAdmin": ("._runtime.tool_admin", "ToolAdmin"),
+    "Approvals": ("._runtime.approval", "Approvals"),
+    "ApprovalRequest": ("._runtime.approval", "ApprovalRequest"),
+    "ParkedSession": ("._runtime.lifecycle", "ParkedSession"),
+    "run_child": ("._runtime.children", "run_child"),
     "SessionPolicy": ("._runtime.state", "SessionPolicy"),
     "SessionReadView": ("._runtime.state", "SessionReadView"),
+    "SessionConfigPatch": ("._runtime.config", "SessionConfigPatch"),
+    "SessionAdmin": ("._runtime.config", "SessionAdmin"),
+    "SessionConfigAdmin": ("._runtime.config", "SessionConfigAdmin"),
+    "SessionCommandAdmin": ("._runtime.config", "SessionCommandAdmin"),
+    "SessionPlugin": ("._runtime.plugins", "SessionPlugin"),
+    "PluginOperations": ("._runtime.plugins", "PluginOperations"),
+    "PluginTurnContext": ("._runtime.plugins", "PluginTurnContext"),
+    "PluginCheckpointContext": ("._runtime.plugins", "PluginCheckpointContext"),
+    "TurnPhase": ("._runtime.prompt_layers", "TurnPhase"),
 }
 
 __all__ = [
+    "ApprovalDecision",
+    "ApprovalPolicy",
+    "ApprovalRequest",
+    "Approvals",
     "AssistantOutput",
     "CancellationToken",
     "DeliveryPolicy",
@@ -74,13 +101,29 @@ __all__ = [
     "MCPServer",
     "Message",
     "OutputState",
+    "ParkedSession",
     "Part",
     "PartKind",
+    "PluginCheckpointContext",
+    "PluginOperations",
+    "PluginTurnContext",
+    "PromptBuiltin",
+    "PromptContribution",
+    "PromptLayer",
+    "PromptSlot",
+    "PromptTemplate",
+    "PromptTemplateEntry",
+    "PromptTemplateSection",
     "QueuedTurnBuilder",
     "QueuedWorkBatch",
     "QueuedWorkItem",
     "Role",
+    "SessionAdmin",
     "SessionBuilder",
+    "SessionCommandAdmin",
+    "SessionConfigAdmin",
+    "SessionConfigPatch",
+    "SessionPlugin",
     "SessionPolicy",
     "SessionReadView",
     "SessionUsageReport",
@@ -97,6 +140,7 @@ __all__ = [
     "TurnIssue",
     "TurnOutcome",
     "TurnOutput",
+    "TurnPhase",
     "TurnResult",
     "TurnStop",
     "TurnStream",
@@ -105,6 +149,7 @@ __all__ = [
     "disable_tracing",
     "enable_tracing",
     "load_ipython_extension",
+    "run_child",
     "run_sync",
     "tool",
 ]

@@ -7,6 +7,8 @@ below. Match on the kind, e.g. ``isinstance(a.event, AssistantProseDelta)``.
 
 from ._core.events import (
     AssistantProseDelta,
+    ChildActivity,
+    ChildUsage,
     ContextWindowed,
     Error,
     ModelAttemptReset,
@@ -15,6 +17,7 @@ from ._core.events import (
     QueuedWorkStarted,
     ReasoningDelta,
     RetryStatus,
+    ToolApproval,
     ToolCallCompleted,
     ToolCallStarted,
     TurnActivity,
@@ -25,6 +28,8 @@ from ._core.events import (
 
 __all__ = [
     "AssistantProseDelta",
+    "ChildActivity",
+    "ChildUsage",
     "ContextWindowed",
     "Error",
     "ModelAttemptReset",
@@ -33,6 +38,7 @@ __all__ = [
     "QueuedWorkStarted",
     "ReasoningDelta",
     "RetryStatus",
+    "ToolApproval",
     "ToolCallCompleted",
     "ToolCallStarted",
     "TurnActivity",

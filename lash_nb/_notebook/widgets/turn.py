@@ -4,9 +4,14 @@ Theory of operation
 - ``push(activity)`` folds one ``TurnActivity`` (object or JSON dict) into a Python-side
   :class:`TurnFold`. Nothing is sent to the browser yet.
 - The first push after a flush schedules one flush on the running event loop with
-  ``loop.call_later``, no sooner than ``interval_s`` after the previous flush. A flush copies
-  the changed parts of the fold into synced traits inside ``hold_sync()``: one comm message per
-  flush, so a 10,000-delta stream costs a few hundred messages, not 10,000. Prose is rendered
+  ``loop.call_later``, no sooner than ``interval_s`` after the previous flush. A flush sends
+  only what changed since the last one: the small traits inside ``hold_sync()``, and the rows
+  as one custom message ``{"type": "delta"}`` (new or changed rows whole, a growing prose or
+  reasoning row as the text appended at its offset, changed HTML): the traffic of a long
+  answer grows with its length, not with its length times the flushes. A 10,000-delta stream
+  costs a few hundred messages, not 10,000. The ``blocks`` / ``html`` / ``html_len`` traits
+  hold the full state at the final flush; a view opened mid-stream (or whose copy no longer
+  fits a delta) sends ``{"type": "resync"}`` and gets ``{"type": "full"}``. Prose is rendered
   to sanitised HTML in Python (markdown-it-py, ``markdown.py``) on the flush, only for the rows
   whose text changed; the browser never parses markdown itself.
   Without a running loop a push flushes only when ``interval_s`` has passed.
@@ -19,6 +24,10 @@ Theory of operation
 - The Stop button sends the custom message ``{"type": "stop"}``. The handler sets
   ``status = "stopping"`` and calls the stop callback (the session's thread-safe
   ``cancel_running_turns``). On ipykernel >= 7.4 the handler runs while the cell awaits the turn.
+- A tool row ``waiting`` for approval shows Approve / Deny; they send ``{"type": "approve" |
+  "deny", "call_id"}``. The handler passes the decision to the decide callback (the session's
+  thread-safe ``approvals().decide(call_id, approved, by="user")``) only for a call of this
+  turn that is waiting; the row moves on when the decision's ``tool_approval`` event arrives.
 - States of ``status``: ``starting`` (shown, no event yet) -> ``running`` (first activity) ->
   ``stopping`` (Stop) -> one final state: ``done`` (``finished: *``), ``stopped``
   (``stopped: cancelled``) or ``failed`` (any other stopped outcome, or ``fail(message)``: a
@@ -66,6 +75,7 @@ from .markdown import render_markdown
 from .snapshot import FINAL_STATUSES, bundle, final_status, turn_html
 
 StopCallback = Callable[[], Any]
+DecideCallback = Callable[[str, bool], Any]  # (call_id, approved) -> whether it was taken
 
 
 def _as_json(activity: Mapping[str, Any] | TurnActivity) -> Mapping[str, Any]:
@@ -97,6 +107,7 @@ class TurnWidget(anywidget.AnyWidget):
         self,
         *,
         on_stop: StopCallback | None = None,
+        on_decide: DecideCallback | None = None,
         on_flush: Callable[[TurnWidget], Any] | None = None,
         interval_s: float = 0.05,
         **kwargs: Any,
@@ -109,12 +120,19 @@ class TurnWidget(anywidget.AnyWidget):
         self.flush_count = 0
         self.stop_requests = 0
         self._on_stop = on_stop
+        self._on_decide = on_decide
+        self.decisions: list[tuple[str, bool]] = []  # approvals sent on (call_id, approved)
         self._sent_version = -1
         self._last_flush = float("-inf")
         self._started = time.monotonic()
         self._pending: asyncio.TimerHandle | None = None
         self._display: Any = None
         self._rendered: dict[str, tuple[int, str, float, float]] = {}  # cid -> (len, html, at, cost)
+        # what the views were sent (deltas are computed against it): per row (cid, the row
+        # without its text, its text then), and the HTML / covered lengths per prose row
+        self._sent_rows: list[tuple[str, dict[str, Any], str | None]] = []
+        self._sent_html: dict[str, str] = {}
+        self._sent_lens: dict[str, int] = {}
         self.render_interval_s = max(interval_s, 0.2)
         self.on_msg(self._on_custom)
 
@@ -132,6 +150,9 @@ class TurnWidget(anywidget.AnyWidget):
 
     def set_stop_callback(self, on_stop: StopCallback | None) -> None:
         self._on_stop = on_stop
+
+    def set_decide_callback(self, on_decide: DecideCallback | None) -> None:
+        self._on_decide = on_decide
 
     def push(self, activity: Any) -> None:
         if self.finished:
@@ -193,12 +214,17 @@ class TurnWidget(anywidget.AnyWidget):
         if f.version == self._sent_version and not final:
             return False
         rendered, lens = self._render_prose(bool(final))
+        delta = None if final else self._delta(rendered, lens)
+        if delta is not None:
+            self.send(delta)
         with self.hold_sync():
-            self.blocks = [dict(b) for b in f.blocks]
-            if rendered != self.html:
-                self.html = rendered
-            if lens != self.html_len:
-                self.html_len = lens
+            if final:  # the full, exact state: what a saved or re-opened view reads
+                self.blocks = [dict(b) for b in f.blocks]
+                if rendered != self.html:
+                    self.html = rendered
+                if lens != self.html_len:
+                    self.html_len = lens
+                self._mark_sent(rendered, lens)
             if f.usage != self.usage:
                 self.usage = dict(f.usage)
             if len(f.retries) != len(self.retries):
@@ -220,6 +246,59 @@ class TurnWidget(anywidget.AnyWidget):
         if self._on_flush is not None:
             self._on_flush(self)
         return True
+
+    def _delta(self, rendered: dict[str, str], lens: dict[str, int]) -> dict[str, Any] | None:
+        """What changed since the last send, as a ``delta`` message (``None``: nothing)."""
+        rows = self.fold.blocks
+        sent = self._sent_rows
+        msg: dict[str, Any] = {"type": "delta", "count": len(rows)}
+        if len(rows) < len(sent) or any(sent[i][0] != rows[i]["cid"] for i in range(len(sent))):
+            msg["reset"] = [dict(b) for b in rows]  # rows went away (a retried answer)
+        else:
+            changed: list[Any] = []
+            grown: list[Any] = []
+            for i, b in enumerate(rows):
+                if i >= len(sent):
+                    changed.append([i, dict(b)])
+                    continue
+                _, rest, was = sent[i]
+                n = len(was) if was is not None else 0
+                text = b.get("text")
+                if any(b.get(k) != v for k, v in rest.items()) or len(b) - ("text" in b) != len(rest):
+                    changed.append([i, dict(b)])
+                elif isinstance(text, str) and len(text) > n:
+                    grown.append([i, n, text[n:]])
+            if changed:
+                msg["rows"] = changed
+            if grown:
+                msg["append"] = grown
+        html = {c: h for c, h in rendered.items() if self._sent_html.get(c) is not h}
+        html_len = {c: n for c, n in lens.items() if self._sent_lens.get(c) != n}
+        if html:
+            msg["html"] = html
+        if html_len:
+            msg["html_len"] = html_len
+        self._mark_sent(rendered, lens)
+        return msg if len(msg) > 2 else None
+
+    def _mark_sent(self, rendered: dict[str, str], lens: dict[str, int]) -> None:
+        self._sent_rows = [
+            (b["cid"], {k: v for k, v in b.items() if k != "text"},
+             b["text"] if isinstance(b.get("text"), str) else None)
+            for b in self.fold.blocks]
+        self._sent_html, self._sent_lens = dict(rendered), dict(lens)
+
+    def shown(self) -> dict[str, Any]:
+        """What the views were sent so far: ``blocks``, ``html``, ``html_len`` (mid-stream the
+        rows travel as deltas, so the traits hold them only at the end)."""
+        if self.finished:
+            return {"blocks": self.blocks, "html": self.html, "html_len": self.html_len}
+        rows = [dict(rest) if text is None else {**rest, "text": text}
+                for _, rest, text in self._sent_rows]
+        return {"blocks": rows, "html": dict(self._sent_html), "html_len": dict(self._sent_lens)}
+
+    def _full(self) -> dict[str, Any]:
+        return {"type": "full", **self.shown()}
 
     def _render_prose(self, final: bool) -> tuple[dict[str, str], dict[str, int]]:
         """HTML of each prose row and how many characters of its text it covers. A growing
@@ -260,9 +339,27 @@ class TurnWidget(anywidget.AnyWidget):
 
     # ------------------------------------------------------------------ browser side
     def _on_custom(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        if not isinstance(content, Mapping) or content.get("type") != "stop":
+        if not isinstance(content, Mapping):
             return
-        self.request_stop()
+        kind = content.get("type")
+        if kind == "resync" and not self.finished:
+            self._mark_sent(*self._render_prose(False))  # the views get everything now
+            self.send(self._full())
+        elif kind == "stop":
+            self.request_stop()
+        elif kind in ("approve", "deny"):
+            self.decide(str(content.get("call_id") or ""), kind == "approve")
+
+    def decide(self, call_id: str, approved: bool) -> bool:
+        """What Approve / Deny do: pass the decision on for a call of this turn that waits
+        for one. False when there is none (finished turn, unknown or answered call)."""
+        if self.finished or self._on_decide is None:
+            return False
+        if not any(r.get("call_id") == call_id and r["status"] == "waiting"
+                   for r in self.fold.tool_rows()):
+            return False
+        self.decisions.append((call_id, approved))
+        return bool(self._on_decide(call_id, approved))
 
     def request_stop(self) -> None:
         """What the Stop button does; also callable from Python."""
@@ -285,10 +382,14 @@ class TurnWidget(anywidget.AnyWidget):
         return self.to_markdown()
 
     def state(self) -> dict[str, Any]:
-        """The trait values the views read (what ``turn_html`` renders)."""
-        return {k: getattr(self, k) for k in ("session_id", "turn_id", "prompt", "blocks", "usage",
-                                              "cost", "retries", "outcome", "status", "iterations",
-                                              "elapsed_ms", "html", "error")}
+        """What the views show (what ``turn_html`` renders): the trait values, with the rows
+        and HTML of :meth:`shown`."""
+        out = {k: getattr(self, k) for k in ("session_id", "turn_id", "prompt", "usage", "cost",
+                                             "retries", "outcome", "status", "iterations",
+                                             "elapsed_ms", "error")}
+        shown = self.shown()
+        out["blocks"], out["html"] = shown["blocks"], shown["html"]
+        return out
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         if self.finished:  # a finished turn is a record: no widget model needed to show it
