@@ -10,8 +10,8 @@ import math
 from typing import Any
 
 import pytest
+import test_notebook_magics
 from IPython.core.error import UsageError
-from notebook_harness import ReraisingShell
 
 from lash_nb import LashCore
 from lash_nb._core.llm import LlmPart, LlmResponse
@@ -22,6 +22,8 @@ from lash_nb._notebook.verbs_turn import session_card
 from lash_nb._notebook.widgets.turn import TurnWidget
 from lash_nb.providers import FunctionProvider
 from lash_nb.stores import MemoryStore
+
+sh = test_notebook_magics.sh  # the fixture: a notebook shell on an in-memory store
 
 # the offline model answers "hi" with 5 input and 22 output tokens (its documented rule)
 MINE = {"lash-offline": {"input_tokens": 1000.0, "output_tokens": 2000.0}}
@@ -69,17 +71,6 @@ def test_costs_off_leave_the_footer_without_a_cost(monkeypatch):
     w = _turn("gpt-4.1-mini", TokenUsage(1000, 500, 0, 0, 0), None, monkeypatch)
     assert w.cost == {}
     assert "$" not in _record(w) and "cost" not in _record(w).split('class="lash-foot"')[1]
-
-
-@pytest.fixture
-def sh(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    shell = ReraisingShell()
-    shell.run_cell("%load_ext lash_nb._notebook.extension")
-    shell.run_cell("%config LashMagics.offline_delay_s = 0")
-    shell.run_cell("%config LashMagics.store = ':memory:'")
-    yield shell
-    shell.close()
 
 
 def test_usage_cost_uses_the_users_table_from_a_notebook_variable(sh):
