@@ -1,5 +1,6 @@
 """Tool dispatch overhead per call: a ``@tool`` with argument validation (goal: under 50 us
-for a small model), the same call without validation for comparison, a whole tool round
+for a small model), the same call without validation for comparison, the approval check
+(``always`` should cost next to nothing; ``ask`` answered by a callback), a whole tool round
 trip in a turn, and an MCP call over stdio (mcp-server-time, or server-everything). Prints
 numbers; asserts nothing.
 
@@ -23,7 +24,11 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from lash_nb import LashCore, MCPServer, tool
-from lash_nb._core.tools import ToolContext
+from lash_nb._core.cancel import CancellationToken
+from lash_nb._core.tools import ToolContext, ToolRegistry
+from lash_nb._runtime.approval import Approvals
+from lash_nb._runtime.tool_batch import ToolBatch
+from lash_nb.providers import LlmPart
 from lash_nb.providers import FunctionProvider
 from lash_nb.testing import tool_call
 
@@ -69,6 +74,32 @@ async def execute_us(args: dict) -> float:
             await small.execute("small", args, CTX)
         best.append((time.perf_counter() - t0) / CALLS * 1e6)
     return min(best)
+
+
+async def batch_us(approvals: Approvals | None, n: int = 5000) -> float:
+    """One call through ``ToolBatch`` (what a turn runs per tool call: lookup, approval,
+    validation, the function, the record and two events)."""
+    registry = ToolRegistry()
+    registry.add_source(small, "base:0")
+    call = [LlmPart.tool_call("c1", "small", '{"n": 3, "label": "a", "p": {"x": 1, "y": 2}}')]
+    best = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await ToolBatch(call, registry=registry, session_id="bench", turn_id="turn",
+                            emit=lambda e, c: None, records=[], token=CancellationToken(),
+                            approvals=approvals).run()
+        best.append((time.perf_counter() - t0) / n * 1e6)
+    return min(best)
+
+
+def approvals_with(default: str = "always", approver=None, overrides: int = 0) -> Approvals:
+    a = Approvals()
+    a.set_policy(default)
+    for i in range(overrides):
+        a.set_policy("never", tool=f"other_{i}")
+    a.set_approver(approver)
+    return a
 
 
 async def turn_round_trip_ms(turns: int = 200) -> float:
@@ -120,6 +151,17 @@ async def main() -> None:
     print(f"plain call, no validation (baseline):    {per_call_us(lambda: plain(**ARGS)):8.2f} us")
     print(f"FunctionTool.execute (inline) validated: {await execute_us(ARGS):8.2f} us   goal < 50 us")
     print(f"FunctionTool.execute, with coercion:     {await execute_us(COERCED):8.2f} us")
+    always = approvals_with()
+    lookup = lambda: always.policy_for("small", "base:0", small)  # noqa: E731
+    print(f"approval check alone, always:            {per_call_us(lookup):8.2f} us")
+    crowded = approvals_with(overrides=50)
+    lookup = lambda: crowded.policy_for("small", "base:0", small)  # noqa: E731
+    print(f"approval check alone, 50 overrides:      {per_call_us(lookup):8.2f} us")
+    print(f"ToolBatch call, no approval check:       {await batch_us(None):8.2f} us")
+    print(f"ToolBatch call, approval check (always): {await batch_us(always):8.2f} us")
+    print(f"ToolBatch call, never (denied):          {await batch_us(approvals_with('never')):8.2f} us")
+    asked = approvals_with("ask", approver=lambda r: True)
+    print(f"ToolBatch call, ask + sync callback:     {await batch_us(asked):8.2f} us")
     print(f"turn with one tool round trip (median):  {await turn_round_trip_ms():8.2f} ms")
     root = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("LASH_NB_MCP_SERVERS")
     if root:

@@ -67,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.add_argument("--model", default=None)
     work.add_argument("--delay", type=float, default=0.0, help="offline provider: seconds per word")
     work.add_argument("--tools", action="append", default=[], help="module:attr of tools to load")
+    work.add_argument("--approver", default=None, metavar="MODULE:ATTR",
+                      help="answers tool calls whose approval is 'ask' (default: they are denied)")
     work.add_argument("--concurrency", type=int, default=1)
     work.add_argument("--poll", type=float, default=0.2, help="seconds between polls when idle")
     work.add_argument("--grace", type=float, default=5.0, help="seconds a turn may finish on SIGTERM")
@@ -96,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         asyncio.run(run_demo(args.store, args.delay))
         return 0
-    from ._runtime.worker import load_tools, run_worker
+    from ._runtime.worker import load_approver, load_tools, run_worker
 
     _log_to_stderr()
     stats = asyncio.run(run_worker(
@@ -105,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model=args.model, tools=load_tools(args.tools), concurrency=args.concurrency,
         poll_s=args.poll, grace_s=args.grace, max_idle_s=args.exit_when_idle,
         lease_ttl_ms=args.lease_ttl_ms, max_attempts=args.max_attempts,
+        approver=load_approver(args.approver),
     ))
     print(f"worker done: {stats.turns} turns {stats.outcomes}", file=sys.stderr)
     return 0

@@ -7,6 +7,8 @@ below. Match on the kind, e.g. ``isinstance(a.event, AssistantProseDelta)``.
 
 from ._core.events import (
     AssistantProseDelta,
+    ChildActivity,
+    ChildUsage,
     Error,
     ModelAttemptReset,
     ModelRequestStarted,
@@ -14,6 +16,7 @@ from ._core.events import (
     QueuedWorkStarted,
     ReasoningDelta,
     RetryStatus,
+    ToolApproval,
     ToolCallCompleted,
     ToolCallStarted,
     TurnActivity,
@@ -24,6 +27,8 @@ from ._core.events import (
 
 __all__ = [
     "AssistantProseDelta",
+    "ChildActivity",
+    "ChildUsage",
     "Error",
     "ModelAttemptReset",
     "ModelRequestStarted",
@@ -31,6 +36,7 @@ __all__ = [
     "QueuedWorkStarted",
     "ReasoningDelta",
     "RetryStatus",
+    "ToolApproval",
     "ToolCallCompleted",
     "ToolCallStarted",
     "TurnActivity",

@@ -5,10 +5,19 @@
 #   static  ruff check and mypy --strict over the whole package (settings in pyproject.toml),
 #           once, in the newest environment (their results depend on their versions)
 #   newest  the whole suite, Python 3 (python3), the newest versions: requirements/ci-newest.txt
-#   lowest  the quick tests (not slow, not browser), Python 3.11 and the lowest direct versions
-#           pyproject.toml allows (pandas 2.2, pyarrow 15, ipykernel 6.29, ...):
-#           requirements/ci-lowest.txt
-#   py3.13  the quick tests on the newest Python we claim, the newest versions
+#   lowest  the floor set, Python 3.11 and the lowest direct versions pyproject.toml allows
+#           (pandas 2.2, pyarrow 15, ipykernel 6.29, ...): requirements/ci-lowest.txt
+#   py3.13  the floor set on the newest Python we claim, the newest versions
+#
+# The floor set (ADR 75) is the quick tests (not slow, not browser) and the slow tests marked
+# `floor`: together they reach every declared dependency (the quick ones start real kernels,
+# widgets, DuckDB files in other processes, PostgreSQL, providers over httpx; `floor` adds the
+# mcp SDK's client, which only slow tests reach). The rest of the slow tests and the browser
+# tests run once, in newest: they drive the same dependency code longer, through whole
+# notebooks, browsers and many processes. A new test that is the only one to reach a
+# dependency is marked `floor`.
+#
+# Every run is parallel (pytest-xdist, JOBS workers; see PAR below and tests/conftest.py).
 #
 # As root with apt it first installs Debian chromium (browser test) and postgresql (PostgreSQL
 # store tests). Virtualenvs: .venv (newest; also the development one), .venv-lowest,
@@ -21,7 +30,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-"static newest lowest py3.13"}
-QUICK=(-m "not slow and not browser")
+FLOOR=(-m "(not slow and not browser) or floor")
+# in parallel (pytest-xdist): JOBS workers, 4 by default on 2 cores since many tests wait on
+# kernels, Jupyter servers and worker processes; JOBS=0 runs in one process. loadgroup keeps the
+# tests of one shared fixture on one worker, in the order tests/conftest.py gives (longest first)
+PAR=(-n "${JOBS:-4}" --dist loadgroup --no-loadscope-reorder)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   need=""
@@ -47,23 +60,31 @@ find_python() {
   return 1
 }
 
-# .venv with uv from the newest lock; uv then builds every environment from its lock file
+# .venv with uv from the newest lock (unless that uv is there); uv then builds every
+# environment from its lock file
 [ -x .venv/bin/python ] || python3 -m venv .venv || exit 1
-.venv/bin/python -m pip install -q --disable-pip-version-check \
-  "$(grep -E '^uv==' requirements/ci-newest.txt | cut -d' ' -f1)" || exit 1
+want_uv=$(grep -E '^uv==' requirements/ci-newest.txt | cut -d' ' -f1)
+if [ "$(.venv/bin/uv --version 2>/dev/null | cut -d' ' -f2)" != "${want_uv#uv==}" ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check "$want_uv" || exit 1
+fi
 UV=.venv/bin/uv
 
 # the real MCP servers tests/test_tool_mcp.py starts (server-everything from npm,
-# mcp-server-time from PyPI), installed once into .mcp-servers/; a failed install only skips
-# those tests (each says why)
-export LASH_NB_MCP_SERVERS=${LASH_NB_MCP_SERVERS:-$PWD/.mcp-servers}
+# mcp-server-time from PyPI), installed once into the user's cache (not the checkout: CI clones
+# afresh for each run and finds them there); a failed install only skips those tests (each says why)
+export LASH_NB_MCP_SERVERS=${LASH_NB_MCP_SERVERS:-${XDG_CACHE_HOME:-$HOME/.cache}/lash-nb/mcp-servers}
 .venv/bin/python tests/mcp_servers.py "$LASH_NB_MCP_SERVERS" || echo "MCP servers: install failed (their tests will skip)"
 
 setup() {  # setup VENV PYTHON LOCK
-  local venv=$1 python=$2 lock=$3
+  local venv=$1 python=$2 lock=$3 stamp
   [ -x "$venv/bin/python" ] || "$UV" venv -q -p "$python" "$venv" || return 1
-  "$UV" pip install -q -p "$venv/bin/python" -r "$lock" &&
-    "$UV" pip install -q -p "$venv/bin/python" --no-deps -e .
+  # uv checks the pins in a fraction of a second when they are all met
+  "$UV" pip install -q -p "$venv/bin/python" -r "$lock" || return 1
+  # the editable install builds the project (seconds): again only when this checkout, its
+  # metadata (pyproject.toml) or its version changed since the last one into this venv
+  stamp="$PWD $(cat pyproject.toml lash_nb/_version.py | sha256sum | cut -d' ' -f1)"
+  [ "$(cat "$venv/.lash-nb-editable" 2>/dev/null)" = "$stamp" ] && return 0
+  "$UV" pip install -q -p "$venv/bin/python" --no-deps -e . && echo "$stamp" > "$venv/.lash-nb-editable"
 }
 
 declare -a SUMMARY=()
@@ -79,7 +100,7 @@ run() {  # run NAME VENV PYTHON LOCK PYTEST_ARGS...
     status=1
     return
   fi
-  env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=10 "$@" 2>&1 | tee "$log"
+  env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=10 "${PAR[@]}" "$@" 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   local closing
   closing=$(grep -E '^(=+ )?[0-9]+ (passed|failed|skipped|deselected|errors?)|no tests ran' "$log" | tail -n1)
@@ -106,13 +127,13 @@ for r in $RUNS; do
     newest) run newest .venv .venv/bin/python requirements/ci-newest.txt "$@" ;;
     lowest)
       if py=$(find_python 3.11); then
-        run lowest .venv-lowest "$py" requirements/ci-lowest.txt "${QUICK[@]}"
+        run lowest .venv-lowest "$py" requirements/ci-lowest.txt "${FLOOR[@]}"
       else
         SUMMARY+=("lowest: FAILED, no Python 3.11 on this machine (the oldest we claim)"); status=1
       fi ;;
     py3.13)
       if py=$(find_python 3.13); then
-        run py3.13 .venv-py3.13 "$py" requirements/ci-newest.txt "${QUICK[@]}"
+        run py3.13 .venv-py3.13 "$py" requirements/ci-newest.txt "${FLOOR[@]}"
       else
         SUMMARY+=("py3.13: FAILED, no Python 3.13 on this machine (the newest we claim)"); status=1
       fi ;;

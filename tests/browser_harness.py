@@ -229,6 +229,28 @@ def launch(pw: Any) -> Any:
     return pw.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
 
 
+def playwright_or_skip() -> Any:
+    """``playwright.sync_api.sync_playwright``; the calling test module is skipped when
+    Chromium or playwright is missing."""
+    import pytest
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
+    return sync_playwright
+
+
+def reopen_without_kernel(nb: NotebookPage, server: JupyterServer) -> Any:
+    """Shut the kernel down, then reopen the saved notebook: what a user sees the next day."""
+    server.shut_down_sessions()
+    wait_until(lambda: not server.api("GET", "/api/kernels"), timeout=30,
+               what="the kernel to shut down")
+    return nb.reopen()
+
+
 CONTRAST_JS = r"""
 (selector) => {
   const canvas = document.createElement("canvas");

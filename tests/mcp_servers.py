@@ -2,12 +2,15 @@
 everything`` (npm; stdio and streamable HTTP) and ``mcp-server-time`` (PyPI; stdio).
 
 ``LASH_NB_MCP_SERVERS`` names a folder where ``scripts/test.sh`` installed them
-(``npm/`` and ``venv/``); without it they are installed into a temporary folder once per test
-run. A failed install skips the tests that need the server, saying why.
+(``npm/`` and ``venv/``); without it they are installed once into ``~/.cache/lash-nb/mcp-servers``
+(where scripts/test.sh puts them too). The install holds a file lock there, so xdist workers
+wait for one install instead of each making its own. A failed install skips the tests that need
+the server, saying why.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -52,12 +55,18 @@ def install(root: Path) -> dict[str, str]:
     return out
 
 
-def _mcp_servers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def default_root() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "lash-nb" / "mcp-servers"
+
+
+def _mcp_servers() -> dict[str, str]:
     pytest.importorskip("mcp", reason="the mcp extra is not installed")
-    given = os.environ.get("LASH_NB_MCP_SERVERS")
-    root = Path(given) if given else tmp_path_factory.mktemp("mcp-servers")
+    root = Path(os.environ.get("LASH_NB_MCP_SERVERS") or default_root())
     root.mkdir(parents=True, exist_ok=True)
-    return install(root)
+    with open(root / ".install-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return install(root)
 
 
 if pytest is not None:

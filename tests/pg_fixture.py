@@ -5,13 +5,22 @@ As root the server runs as the ``postgres`` user (``initdb`` refuses root). Set
 ``LASH_PG_DSN`` to use a server you already run instead. When no server can be started the
 fixtures skip with the reason.
 
+One server per test run, also under pytest-xdist: the first process that needs it starts it
+(under a file lock in the run's folder, which the controlling pytest process names in
+``LASH_PG_RUN_DIR`` before any worker starts) and writes its DSN there; the other workers
+connect to it, each test on a fresh database. The controlling process stops it at the end of
+the run. Without the plugin's hooks (a benchmark importing ``shared_server``) the process that
+started the server stops it at exit.
+
 ``tests/conftest.py`` registers the fixtures for every test module (``pytest_plugins``).
 """
 
 from __future__ import annotations
 
 import atexit
+import fcntl
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -113,23 +122,82 @@ def start_postgres(*, fast: bool = True) -> PgServer:
 
 
 _started: list[PgServer | PgUnavailable] = []
+RUN_DIR_ENV = "LASH_PG_RUN_DIR"
+_STATE = "server.json"
+_run_dir_key = pytest.StashKey[str]()
+
+
+def _start_or_join(run_dir: str) -> PgServer:
+    """The run's server: read from ``run_dir``, or started and written there (under a lock, so
+    exactly one process of the run starts it). A failed start is written too: the other
+    workers skip with the same reason instead of trying again."""
+    with open(os.path.join(run_dir, "lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = os.path.join(run_dir, _STATE)
+        if os.path.exists(state):
+            with open(state) as f:
+                got = json.load(f)
+            if "unavailable" in got:
+                raise PgUnavailable(got["unavailable"])
+            return PgServer(**got)
+        try:
+            server = start_postgres()
+        except PgUnavailable as e:
+            _write_state(state, {"unavailable": str(e)})
+            raise
+        _write_state(state, vars(server))
+        return server
+
+
+def _write_state(path: str, state: dict[str, str | None]) -> None:
+    with open(path + ".tmp", "w") as f:
+        json.dump(state, f)
+    os.replace(path + ".tmp", path)
 
 
 def shared_server() -> PgServer:
-    """One server per process, however many test modules import these fixtures; it is
-    stopped when the process exits."""
+    """One server per test run (see the module docstring), however many test modules and
+    xdist workers use these fixtures."""
     if not _started:
+        run_dir = os.environ.get(RUN_DIR_ENV)
         try:
-            server = start_postgres()
+            if run_dir and os.path.isdir(run_dir) and not os.environ.get("LASH_PG_DSN"):
+                server = _start_or_join(run_dir)
+            else:
+                server = start_postgres()
+                atexit.register(server.stop)
         except PgUnavailable as e:
             _started.append(e)
         else:
             _started.append(server)
-            atexit.register(server.stop)
     got = _started[0]
     if isinstance(got, PgUnavailable):
         raise got
     return got
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # the controlling process (not an xdist worker) names the run's folder; workers inherit it
+    if not hasattr(config, "workerinput"):
+        run_dir = tempfile.mkdtemp(prefix="lash-pg-run-")
+        config.stash[_run_dir_key] = run_dir
+        os.environ[RUN_DIR_ENV] = run_dir
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run_dir = config.stash.get(_run_dir_key, None)
+    if run_dir is None:
+        return
+    if os.environ.get(RUN_DIR_ENV) == run_dir:
+        del os.environ[RUN_DIR_ENV]
+    state = os.path.join(run_dir, _STATE)
+    if os.path.exists(state):
+        with open(state) as f:
+            got = json.load(f)
+        if "unavailable" not in got:
+            PgServer(**got).stop()
+    shutil.rmtree(run_dir, ignore_errors=True)
+
 
 
 @pytest.fixture(scope="session")

@@ -57,6 +57,7 @@ def _run(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> s
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("builds_in_the_checkout")  # pip builds `.` in the checkout, as test_packaging does
 def test_a_fresh_virtualenv_from_the_binder_files_runs_the_quickstart(tmp_path):
     assert os.access(BINDER / "postBuild", os.X_OK), "binder/postBuild must be executable"
     # binder builds with the Python runtime.txt names; this test uses the same minor version

@@ -23,10 +23,14 @@ def sh(tmp_path, monkeypatch):
 def test_mcp_add_list_and_remove_a_stdio_server(sh, mcp_servers, capsys):
     exe = need(mcp_servers, "time")
     sh.run_cell("%lash open s1 --no-tools")
-    sh.run_cell(f"server = %lash mcp add clock -- {exe}")
+    sh.run_cell(f"server = %lash mcp add clock --approval ask -- {exe}")
     assert "MCP server 'clock' started (stdio): get_current_time, convert_time" in capsys.readouterr().out
     server = sh.user_ns["server"]
     assert server.running
+    sh.run_cell("b = __import__('lash_nb._notebook.extension', fromlist=['x'])._magics()"
+                ".ctx.bindings['s1']\npolicies = {r['name']: r['approval'] for r in "
+                "b.session.tools().all_tools()}")
+    assert sh.user_ns["policies"] == {"get_current_time": "ask", "convert_time": "ask"}
     listing = sh.run_cell("%lash mcp list").data
     assert "| clock | stdio |" in listing and "running" in listing and "get_current_time" in listing
     with pytest.raises(UsageError, match="already added; %lash mcp remove clock first"):
@@ -46,3 +50,6 @@ def test_mcp_usage_errors_are_one_line(sh):
         sh.run_cell("%lash mcp remove nope")
     with pytest.raises(UsageError, match="did not start"):
         sh.run_cell("%lash mcp add broken -- /bin/false")
+    with pytest.raises(UsageError, match=r"^%lash mcp --approval 'maybe' is not one of "
+                                         r"always, ask, never; see %lash help$"):
+        sh.run_cell("%lash mcp add clock --approval maybe -- /bin/false")

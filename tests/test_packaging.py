@@ -87,6 +87,11 @@ def test_the_core_install_declares_no_notebook_packages():
     assert notebook == {"ipykernel", "ipywidgets", "anywidget", "markdown-it-py", "pygments"}
 
 
+# builds write build/ and *.egg-info in the checkout: under xdist they run one after the other
+# (test_binder.py installs `.` with pip, which does the same)
+BUILDS_IN_THE_CHECKOUT = "builds_in_the_checkout"
+
+
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
@@ -95,6 +100,7 @@ def dist(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group(BUILDS_IN_THE_CHECKOUT)
 def test_the_sdist_holds_the_tests_and_they_run_from_it(dist, tmp_path):
     (sdist,) = dist.glob("lash_nb_core-*.tar.gz")
     with tarfile.open(sdist) as tar:
@@ -114,6 +120,7 @@ def test_the_sdist_holds_the_tests_and_they_run_from_it(dist, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group(BUILDS_IN_THE_CHECKOUT)
 def test_the_wheel_ships_license_assets_and_metadata(dist):
     (wheel,) = dist.glob("lash_nb_core-*.whl")
     with zipfile.ZipFile(wheel) as z:
@@ -155,6 +162,7 @@ asyncio.run(main())
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group(BUILDS_IN_THE_CHECKOUT)
 def test_a_worker_only_install_drains_a_queue_without_ipython(dist, tmp_path):
     (wheel,) = dist.glob("lash_nb_core-*.whl")
     env_dir = tmp_path / "venv"
@@ -208,6 +216,7 @@ print("loaded", "LashMagics" in shell.magics_manager.registry, lash_nb.__version
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group(BUILDS_IN_THE_CHECKOUT)
 def test_pip_install_lash_nb_brings_the_notebook_side(dist, tmp_path):
     meta_dist = tmp_path / "meta"
     _run([*UV, "build", "--wheel", "--out-dir", str(meta_dist), str(META)], cwd=ROOT)

@@ -181,7 +181,9 @@ def test_turns_and_tool_calls_frames_show_outcomes_and_calls(store_arg):
             "session_id": ["s1"], "turn_id": ["t2"], "call_id": ["call-1"], "name": ["add"],
             "args_bytes": [len('{"a":2,"b":3}')], "output_bytes": [1],
             "success": [True], "interrupted": [False], "status": ["success"],
-        }).astype(dict.fromkeys(["session_id", "turn_id", "call_id", "name", "status"], TEXT))
+            "approval": [None], "approved_by": [None],  # it ran under "always": nobody asked
+        }).astype(dict.fromkeys(["session_id", "turn_id", "call_id", "name", "status", "approval",
+                                 "approved_by"], TEXT))
         assert_frame_equal(calls.drop(columns=["started_at", "duration_ms"]), expected_calls)
         await core.close()
     run(body())

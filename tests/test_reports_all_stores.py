@@ -326,13 +326,13 @@ def test_tool_calls_frame_sizes_the_json_as_the_store_wrote_it(built):
     f = _ids(built["tool_calls"], built)
     assert list(f.columns) == [
         "session_id", "turn_id", "call_id", "name", "args_bytes", "output_bytes", "success",
-        "interrupted", "status", "started_at", "duration_ms"]
+        "interrupted", "status", "started_at", "duration_ms", "approval", "approved_by"]
     # '{"city":"Paris"}' is 16 bytes; '"sunny \\u00e9"' (non-ASCII escaped) is 14
     assert_frame_equal(f.drop(columns=["started_at", "duration_ms"]), _expected({
         "session_id": ["s1"], "turn_id": ["t1"], "call_id": ["call-w1"], "name": ["weather"],
         "args_bytes": [16], "output_bytes": [14], "success": [True], "interrupted": [False],
-        "status": ["success"],
-    }, ("session_id", "turn_id", "call_id", "name", "status")))
+        "status": ["success"], "approval": [None], "approved_by": [None],
+    }, ("session_id", "turn_id", "call_id", "name", "status", "approval", "approved_by")))
     _assert_utc(f, "started_at")
 
 
@@ -576,7 +576,7 @@ def test_a_fresh_store_gives_empty_frames_with_the_documented_dtypes(name, reque
     got = asyncio.run(body())
     shapes = {k: f.shape for k, f in got.items()}
     assert shapes == {"usage": (0, 15), "model": (0, 10), "day": (0, 10), "turns": (0, 15),
-                      "llm_calls": (0, 19), "tool_calls": (0, 11), "queue": (0, 15),
+                      "llm_calls": (0, 19), "tool_calls": (0, 13), "queue": (0, 15),
                       "graph": (0, 10)}
     assert str(got["usage"]["started_at"].dtype) == UTC
     assert str(got["day"]["day"].dtype) == UTC
@@ -697,3 +697,45 @@ def test_a_postgres_store_object_is_a_report_source(request):
         store.close_sync()
     assert f[["session_id", "total_tokens"]].to_dict("records") == [
         {"session_id": "s", "total_tokens": 16}]
+
+
+@tool(approval="ask")
+def guarded(city: str) -> str:
+    """Runs only when someone approves."""
+    return f"ran for {city}"
+
+
+@pytest.mark.parametrize("name", STORE_PARAMS)
+def test_tool_calls_frame_shows_who_approved_or_denied_on_every_store(name, request, tmp_path):
+    def model(req):
+        if req.messages[-1].tool_results():
+            return LlmResponse(parts=(LlmPart.text_part("ok"),))
+        return LlmResponse(parts=(LlmPart.tool_call("call-g", "guarded", '{"city": "Oslo"}'),
+                                  LlmPart.tool_call("call-p", "plain", '{"city": "Rome"}')),
+                           terminal_reason=TerminalReason.TOOL_USE)
+
+    @tool
+    def plain(city: str) -> str:
+        return city
+
+    answers = iter([True, False])
+
+    async def body():
+        core = LashCore.builder().provider(FunctionProvider(model)).model("m") \
+            .tools(guarded, plain).store(_target(name, request, tmp_path)).build()
+        s = await core.session("s").open()
+        s.approvals().set_approver(lambda r: next(answers))
+        await s.turn("one").turn_id("t1").run()
+        await s.turn("two").turn_id("t2").run()
+        got = reports.tool_calls_frame(s)
+        await core.close()
+        return got
+
+    f = asyncio.run(body()).sort_values(["turn_id", "call_id"])
+    f = f.astype(object).where(f.notna(), None)  # a missing text reads None on pandas 2 and 3
+    assert f[["turn_id", "name", "success", "approval", "approved_by"]].to_dict("records") == [
+        {"turn_id": "t1", "name": "guarded", "success": True, "approval": "approved", "approved_by": "api"},
+        {"turn_id": "t1", "name": "plain", "success": True, "approval": None, "approved_by": None},
+        {"turn_id": "t2", "name": "guarded", "success": False, "approval": "denied", "approved_by": "api"},
+        {"turn_id": "t2", "name": "plain", "success": True, "approval": None, "approved_by": None},
+    ]

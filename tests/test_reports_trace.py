@@ -91,7 +91,9 @@ def test_trace_tool_call_pair_becomes_one_row():
         "success": [True], "interrupted": [False], "status": ["success"],
         "started_at": pd.to_datetime(["2026-03-01 10:00:02.750"]).astype("datetime64[us]").tz_localize("UTC"),
         "duration_ms": [40.0],
-    }).astype(dict.fromkeys(["session_id", "turn_id", "call_id", "name", "status"], STR))
+        "approval": [None], "approved_by": [None],  # a lash trace records no approvals
+    }).astype(dict.fromkeys(["session_id", "turn_id", "call_id", "name", "status", "approval",
+                             "approved_by"], STR))
     assert_frame_equal(frame, expected)
 
 

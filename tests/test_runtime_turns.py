@@ -160,7 +160,9 @@ def test_unknown_tool_and_missing_arguments_become_error_results():
         out = await s.turn("x").run()
         assert out.result.assistant_message() == (
             "unknown tool 'nope'; available tools: echo_tool | "
-            "missing required argument(s) text for tool 'echo_tool'"
+            # a missing argument is the tool's validation's: counted in its retry bound
+            "ToolArgumentsInvalid: invalid arguments for tool 'echo_tool': text: Field required; "
+            "fix the arguments and call 'echo_tool' again (2 tries left in this turn)"
         )
     run(body())
 

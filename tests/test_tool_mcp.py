@@ -65,6 +65,7 @@ async def open_session(model, *tools):
     return core, await core.session("s").open()
 
 
+@pytest.mark.floor  # the mcp SDK's client over stdio / HTTP: no quick test reaches it
 def test_stdio_server_tools_join_the_catalog_and_answer_with_text_and_structured_results(mcp_servers):
     js = need(mcp_servers, "everything")
     model = Script([tool_call("echo", '{"message": "hi there"}', "c1")],
@@ -89,6 +90,7 @@ def test_stdio_server_tools_join_the_catalog_and_answer_with_text_and_structured
                                                "humidity": 82}
 
 
+@pytest.mark.floor  # the mcp SDK's client over stdio / HTTP: no quick test reaches it
 def test_server_errors_are_tool_errors_the_model_sees(mcp_servers):
     js = need(mcp_servers, "everything")
     model = Script([tool_call("get-sum", '{"a": "one", "b": 2}', "c1"),
@@ -153,6 +155,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.floor  # the mcp SDK's client over stdio / HTTP: no quick test reaches it
 def test_streamable_http_server(mcp_servers):
     js = need(mcp_servers, "everything")
     port = _free_port()

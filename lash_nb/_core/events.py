@@ -96,6 +96,23 @@ class ToolCallCompleted(TurnEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class ToolApproval(TurnEvent):
+    """lash_nb addition: a tool call's approval (``lash_nb._core.approval``), on the call's
+    row (correlation ``tool:<call_id>``). ``state`` ``pending``: the turn waits for a decision;
+    then once more with the decision (``approved`` / ``denied`` / ``cancelled``), ``by`` whom
+    and when (``decided_at_ms``)."""
+
+    type: ClassVar[str] = "tool_approval"
+    call_id: str
+    name: str
+    state: str
+    policy: str = "ask"
+    by: str | None = None
+    reason: str | None = None
+    decided_at_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Usage(TurnEvent):
     type: ClassVar[str] = "usage"
     protocol_iteration: int
@@ -103,6 +120,30 @@ class Usage(TurnEvent):
     cumulative: TokenUsage
     # True: ``usage`` is an estimate (a stream cut by a cancel that reported nothing)
     estimated: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChildUsage(TurnEvent):
+    """lash ``TurnEvent::ChildUsage``: a child session run by one of this turn's tool calls
+    used tokens; they roll up into this turn's ``children_usage`` and the session ledger
+    under ``source`` (``child:<child session id>``)."""
+
+    type: ClassVar[str] = "child_usage"
+    child_session_id: str
+    source: str
+    model: str
+    usage: TokenUsage
+
+
+@dataclass(frozen=True, slots=True)
+class ChildActivity(TurnEvent):
+    """lash_nb addition: one activity of a child turn, forwarded under the tool call that
+    runs it (``call_id``), so a view can nest the child's turn under that tool row."""
+
+    type: ClassVar[str] = "child_activity"
+    call_id: str
+    child_session_id: str
+    activity: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +204,10 @@ EVENT_TYPES: dict[str, type[TurnEvent]] = {
         ModelAttemptReset,
         ToolCallStarted,
         ToolCallCompleted,
+        ToolApproval,
         Usage,
+        ChildUsage,
+        ChildActivity,
         RetryStatus,
         QueuedInputAccepted,
         Error,

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .approval import ApprovalDecision
 from .text import check_id, clean_text
 from .usage import ZERO_USAGE, LlmCallRecord, TokenLedgerEntry, TokenUsage
 
@@ -342,6 +343,9 @@ class ToolCallRecord:
     duration_ms: float
     started_at_ms: int = 0
     interrupted: bool = False
+    # the approval decision when the call's policy was ``ask`` or ``never`` (None: it ran
+    # under ``always``, nobody was asked); see ``lash_nb._core.approval``
+    approval: ApprovalDecision | None = None
 
     @property
     def status(self) -> str:
@@ -361,6 +365,7 @@ class ToolCallRecord:
             "duration_ms": self.duration_ms,
             "started_at_ms": self.started_at_ms,
             "interrupted": self.interrupted,
+            **({"approval": self.approval.to_json()} if self.approval is not None else {}),
         }
 
 
@@ -422,6 +427,12 @@ class TurnResult:
         return self.execution.duration_ms
 
     def to_json(self) -> dict[str, Any]:
+        out = self._to_json()
+        if self.children_usage:  # only then: the JSON of a turn without children is unchanged
+            out["children_usage"] = [e.to_json() for e in self.children_usage]
+        return out
+
+    def _to_json(self) -> dict[str, Any]:
         return {
             "session_id": self.session_id,
             "turn_id": self.turn_id,

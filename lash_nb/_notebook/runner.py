@@ -26,6 +26,7 @@ async def run_turn(
     turn_id: str | None = None,
     interval_s: float = 0.05,
     show_prompt: bool = True,
+    system: str | None = None,
 ) -> Any:
     """Stream one turn into a displayed :class:`TurnWidget`; return the ``TurnResult``.
 
@@ -39,11 +40,14 @@ async def run_turn(
         prompt=prompt if show_prompt else "",
         interval_s=interval_s,
         on_stop=lambda: session.cancel_running_turns("widget_stop"),
+        on_decide=lambda call_id, ok: session.approvals().decide(call_id, ok, by="user"),
     ).show()
     try:
         builder = session.turn(prompt)
         if turn_id:
             builder = builder.turn_id(turn_id)
+        if system:
+            builder = builder.system(system)  # a turn prompt layer (``%%lash --system``)
         stream = builder.stream()
         # in a cell, a cancelled await is the kernel's interrupt (the cell's task is cancelled);
         # follow() then stops THIS turn only, never a background drain of the session
@@ -70,6 +74,7 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
     if widget is None:
         widget = TurnWidget(session_id=session.session_id, interval_s=interval_s)
     widget.set_stop_callback(lambda: session.cancel_running_turns("widget_stop"))
+    widget.set_decide_callback(lambda call_id, ok: session.approvals().decide(call_id, ok, by="user"))
     # what was asked: the texts of the batches the turn claims, shown as its prompt (the
     # activity stream names the batches only by id)
     texts = {r["batch_id"]: r["text"] for r in map(batch_row, await session.queued_work())}

@@ -1,6 +1,7 @@
 """``%lash mcp``: MCP servers as tool sources of the bound session.
 
-``%lash mcp add NAME [--prefix P] -- COMMAND ARGS...`` starts a stdio server,
+``%lash mcp add NAME [--prefix P] [--approval always|ask|never] -- COMMAND ARGS...`` starts a
+stdio server (``--approval ask``: each call of its tools waits for Approve / Deny),
 ``%lash mcp add NAME --url URL`` connects to a streamable HTTP one (``{var}`` in the command
 or URL is a notebook variable, as in prompts); both put the server's
 tools into the session's catalog (``%lash tools`` toggles them). ``%lash mcp list`` shows the
@@ -28,6 +29,7 @@ MCP.add_argument("action", choices=("add", "list", "remove"))
 MCP.add_argument("name", nargs="?", default=None)
 MCP.add_argument("--url", default=None)
 MCP.add_argument("--prefix", default="")
+MCP.add_argument("--approval", default=None, choices=("always", "ask", "never"))
 MCP.add_argument("--session", default=None)
 
 
@@ -58,8 +60,8 @@ async def mcp(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
         if a.name in servers:
             raise UsageError(f"an MCP server {a.name!r} is already added; "
                              f"%lash mcp remove {a.name} first")
-        server = (MCPServer.http(a.name, a.url, prefix=a.prefix) if a.url else
-                  MCPServer.stdio(a.name, *a.command, prefix=a.prefix))
+        server = (MCPServer.http(a.name, a.url, prefix=a.prefix, approval=a.approval) if a.url else
+                  MCPServer.stdio(a.name, *a.command, prefix=a.prefix, approval=a.approval))
         await admin.add_server(server)
         names = ", ".join(t.name for t in server.tool_manifests()) or "(none)"
         print(f"MCP server {a.name!r} started ({server.transport}): {names}")

@@ -52,7 +52,7 @@ TURNS_COLUMNS = {
 TOOL_CALLS_COLUMNS = {
     "session_id": STR, "turn_id": STR, "call_id": STR, "name": STR, "args_bytes": INT,
     "output_bytes": INT, "success": BOOL, "interrupted": BOOL, "status": STR,
-    "started_at": TIME, "duration_ms": FLOAT,
+    "started_at": TIME, "duration_ms": FLOAT, "approval": STR, "approved_by": STR,
 }
 LLM_CALLS_COLUMNS = {
     "session_id": STR, "turn_id": STR, "call_id": STR, "model": STR,
@@ -111,6 +111,10 @@ def usage_frame(
       so the number of turns when one source is present); started_at is when the group's
       first usage was recorded. These roll-ups read only the usage table, in one pass.
 
+    A session's usage includes what its tools' child sessions spent, as ``child:<id>``
+    sources (lash ``ChildUsage``); a store-wide ``model`` / ``session`` / ``day`` roll-up
+    counts those tokens once, at the child that spent them (ADR 0045).
+
     Zero-total usage deltas are left out, as the ledger does, so the token columns sum to
     ``session.usage_report().usage``. ``usage_columns(by)`` gives the columns and dtypes.
     """
@@ -127,8 +131,14 @@ def usage_frame(
             table, tiers = combine(prices, lambda: _used_models(tables, sid, params))
             values, price_params = prices_sql(table, tiers)
         cost, note = row_cost_sql("u", "p"), row_note_sql("u", "p")
+        if by in ("model", "session", "day") and tables.session_id is None:
+            # a child's tokens are rows of the child and rolled-up rows of its parent
+            # (children.py): a store-wide sum counts them once, where they were spent
+            rollup_sid = sid + " AND NOT starts_with(u.source, 'child:')"
+        else:
+            rollup_sid = sid
         text = (sql.usage_by_turn(sid, values, cost, note) if by == "turn"
-                else sql.usage_rollup(by, sid, values, cost, note))
+                else sql.usage_rollup(by, rollup_sid, values, cost, note))
         frame = tables.query(text, {**params, **price_params})
         if values is not None:
             missing = tables.query(sql.unpriced_models(sid, values), {**params, **price_params})
@@ -169,14 +179,44 @@ def turns_frame(source: Any) -> Any:
 def tool_calls_frame(source: Any) -> Any:
     """One row per tool call: name, args_bytes / output_bytes (size of the JSON),
     success, interrupted, status (lash's success | failure | cancelled), started_at,
-    duration_ms (for a cancelled call: how long it ran until the cancel)."""
+    duration_ms (for a cancelled call: how long it ran until the cancel), approval
+    (``approved`` | ``denied`` | ``cancelled``; empty when the call ran under ``always``)
+    and approved_by (``user``, ``api``, ``policy``, ``worker`` or a cancel's origin)."""
+    from .trace import LashTrace
+
     with open_tables(source) as tables:
         sid, params = session_filter(tables)
         frame = tables.query(sql.tool_calls(sid, tables.dialect), params)
+        # a lash trace has no approvals; elsewhere they live in the turn records
+        turns = None if isinstance(source, LashTrace) else tables.query(
+            sql.approved_turns(sid), params)
     if "args_json" in frame.columns:  # PostgreSQL: sized here, as lash_nb wrote the JSON
         frame = frame.assign(args_bytes=[json_size(t) for t in frame["args_json"]],
                              output_bytes=[json_size(t) for t in frame["output_json"]])
+    decided = _approvals(turns)
+    keys = list(zip(frame["session_id"], frame["turn_id"], frame["call_id"], strict=True))
+    frame = frame.assign(approval=[decided.get(k, (None, None))[0] for k in keys],
+                         approved_by=[decided.get(k, (None, None))[1] for k in keys])
     return conform(frame, TOOL_CALLS_COLUMNS)
+
+
+def _approvals(turns: Any) -> dict[tuple[str, str, str], tuple[str, str]]:
+    """(session, turn, call) -> (decision, by) from the turn records that hold approvals."""
+    import json
+
+    out: dict[tuple[str, str, str], tuple[str, str]] = {}
+    if turns is None:
+        return out
+    for sid, tid, text in zip(turns["session_id"], turns["turn_id"], turns["result"], strict=True):
+        try:
+            calls = json.loads(text).get("tool_calls") or ()
+        except (TypeError, ValueError, AttributeError):
+            continue
+        for c in calls:
+            a = c.get("approval") if isinstance(c, Mapping) else None
+            if isinstance(a, Mapping):
+                out[(sid, tid, str(c.get("call_id")))] = (str(a.get("decision")), str(a.get("by")))
+    return out
 
 
 def llm_calls_frame(source: Any) -> Any:

@@ -185,6 +185,14 @@ ORDER BY started_at, session_id{C}, seq
 """
 
 
+def approved_turns(sid: str) -> str:
+    """The turn records that hold a tool call's approval (most hold none: skipped unread)."""
+    return f"""
+SELECT session_id, turn_id, CAST(result AS VARCHAR) AS result FROM turns
+WHERE status = 'committed' AND strpos(CAST(result AS VARCHAR), '"approval"') > 0{sid}
+"""
+
+
 def llm_calls(sid: str) -> str:
     return f"""
 SELECT session_id, turn_id, call_id, model, protocol_iteration, attempt, started_at,

@@ -14,17 +14,24 @@ from typing import Any, Protocol
 
 from .._core.events import TurnActivity
 from .._core.llm import Provider, RetryPolicy
+from .._core.prompt import PromptLayer
 from .._core.records import TurnInput, fresh_id
 from .._core.usage import SessionUsageReport, TokenLedgerEntry
 from .._store.base import SessionStore, lease_owner_id, watches_queue, watches_turn_cancel
 from .._tools.mcp import close_servers
+from .approval import Approvals
 from .cancel import TurnCancelRegistry
 from .catalog import ToolCatalog
+from .config import SessionAdmin, SessionCommandAdmin, SessionConfigPatch
 from .feed import SessionFeed
+from .lifecycle import OpenHandles, ParkedSession, park
 from .observe import ObservableSession
 from .parts import SessionParts
+from .plugins import PluginOperations
+from .prompt_layers import SessionSurface, TurnPhaseProbe, render_for
 from .queue import Drainer, EnqueueBuilder, QueuedTurnBuilder
 from .replay import LiveReplayStore
+from .retention import tombstone_branch, track_open
 from .state import SessionPolicy, SessionReadView, SessionState
 from .tool_admin import ToolAdmin
 from .turn import TurnBuilder
@@ -64,12 +71,16 @@ class LashSession:
         provider: Provider,
         residency: str = "keep_all",
         provider_mismatch: str | None = None,
+        surface: SessionSurface | None = None,
+        owner_id: str | None = None,
     ) -> None:
         self.core = core
         self.residency = residency
         self.provider_mismatch = provider_mismatch
-        self.owner_id = lease_owner_id(fresh_id())
-        self.closed = False
+        self.owner_id = owner_id or lease_owner_id(fresh_id())
+        self._open = handles = OpenHandles(state.session_id, store)
+        handles.add(self)
+        track_open(handles)
         writer = SessionWriter(state, store, owner_id=self.owner_id,
                                lease_ttl_ms=core.lease_ttl_ms, lease_renew_s=core.lease_renew_s,
                                residency=residency)
@@ -77,10 +88,39 @@ class LashSession:
             state=state, store=store, provider=provider, writer=writer,
             feed=SessionFeed(core.replay, state), catalog=ToolCatalog(state),
             cancels=TurnCancelRegistry(), retry_policy=core.retry_policy,
-            closed=lambda: self.closed, max_batch_attempts=core.max_batch_attempts,
+            closed=lambda: handles.closed, max_batch_attempts=core.max_batch_attempts, core=core,
+            surface=surface or SessionSurface(),
         )
+        self.parts.catalog.plugins = self.parts.surface.plugins
         self.drainer: Drainer = Drainer(self.parts)
         self.parts.feed.on_committed = self.drainer.kick
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def closed(self) -> bool:
+        return self._open.closed
+
+    @closed.setter
+    def closed(self, value: bool) -> None:
+        self._open.closed = value
+
+    def clone(self) -> LashSession:
+        """Another handle to this open (lash ``Clone``): same state, writer and queue.
+        ``close()`` / ``park()`` refuse (``SessionStillInUse``) while it is alive; drop it
+        with ``release()``."""
+        twin = object.__new__(LashSession)
+        twin.__dict__.update(self.__dict__)
+        self._open.add(twin)
+        return twin
+
+    def release(self) -> None:
+        """Drop this handle (lash: drop a clone); the open and its other handles go on."""
+        self._open.drop(self)
+
+    async def park(self) -> ParkedSession:
+        """Flush what the store lacks and close; ``core.resume(parked)`` opens it again.
+        Refuses with ``SessionStillInUse`` while another handle or a turn uses it."""
+        return await park(self)
 
     # ------------------------------------------------------------------ parts
     @property
@@ -202,6 +242,35 @@ class LashSession:
     def tools(self) -> ToolAdmin:
         return ToolAdmin(self.parts, self.drainer)
 
+    def approvals(self) -> Approvals:
+        """Tool approval: policies (``set_policy``), an approver callback (``set_approver``)
+        and the open questions of ``ask`` tools (``pending``, ``await next()``, ``decide``)."""
+        return self.parts.approvals
+
+    # ------------------------------------------------------------------ configuration (config.py)
+    def admin(self) -> SessionAdmin:
+        return SessionAdmin(self)
+
+    async def configure(self, patch: SessionConfigPatch) -> None:
+        """Change provider, model or the session prompt layer for later turns; committed, so
+        a reopened session keeps model and prompt (``lash_nb._runtime.config``)."""
+        await self.admin().config().update(patch)
+
+    def commands(self) -> SessionCommandAdmin:
+        return SessionCommandAdmin(self)
+
+    def plugin_operations(self) -> PluginOperations:
+        return PluginOperations(self.parts.surface.plugins)
+
+    async def set_turn_phase_probe(self, probe: TurnPhaseProbe | None) -> None:
+        """Report each turn's phases to ``probe`` (``begin`` / ``end``), set between turns."""
+        async with self.writer.lock():
+            self.parts.surface.probe = probe
+
+    def rendered_prompt(self, turn_layer: PromptLayer | None = None) -> str | None:
+        """The system prompt the next turn would send (``None``: no system prompt)."""
+        return render_for(self.parts.surface, self.state, turn_id="", turn_layer=turn_layer)
+
     def observe(self) -> ObservableSession:
         return ObservableSession(self.state, self.core.replay)
 
@@ -230,7 +299,18 @@ class LashSession:
     def is_running(self) -> bool:
         return self.writer.running
 
+    async def tombstone_branch(self, node_id: str) -> int:
+        """Tombstone ``node_id`` and every node under it (a branch off the active path):
+        reads stop returning them now, ``core.vacuum()`` deletes them. Returns how many
+        nodes the store marked."""
+        return await tombstone_branch(self, node_id)
+
     async def close(self) -> None:
+        """Close the open; refuses with ``SessionStillInUse`` while other handles
+        (``clone()``) are alive. Closing a closed session does nothing."""
+        if self.closed:
+            return
+        self._open.claim_sole(self, "close", turns=False)
         self.drainer.pause()
         self.closed = True
         await close_servers(self.state.registry, prefix="live:")  # MCP servers it added

@@ -14,7 +14,7 @@ from typing import Any
 
 from .._core.tools import ToolManifest, ToolProvider, ToolRegistry
 from .._errors import LashError
-from .._tools.function import as_tool_provider
+from .._tools.function import FunctionTool, as_tool_provider
 from .._tools.mcp import MCPServer
 from .parts import SessionParts
 from .queue import Drainer, enqueue_command
@@ -31,6 +31,20 @@ def stop_later(server: MCPServer) -> None:
         return
     _stopping.add(task)
     task.add_done_callback(_stopping.discard)
+
+
+def source_group(tool_id: str, provider: Any, source_id: str | None = None) -> str:
+    """Where a tool comes from, as the tools widget groups it (an orphaned MCP tool keeps its
+    server's group: its id names the server)."""
+    if source_id is not None and source_id.startswith("plugin:"):
+        return f"plugin {source_id.split(':')[1]}"
+    if isinstance(provider, MCPServer):
+        return f"MCP server {provider.name}"
+    if provider is None and tool_id.startswith("mcp:"):
+        return f"MCP server {tool_id.split(':')[1]}"
+    if provider is None or isinstance(provider, FunctionTool):
+        return "Python functions"
+    return type(provider).__name__
 
 
 class ToolAdmin:
@@ -57,16 +71,21 @@ class ToolAdmin:
         return self._parts.catalog.entries()
 
     def all_tools(self) -> list[dict[str, Any]]:
-        """Every known tool with its membership and source id (``None`` when orphaned), for
-        UIs (ordered by id)."""
+        """Every known tool with its membership, source id (``None`` when orphaned), ``group``
+        (where it comes from: ``"Python functions"``, ``"MCP server <name>"``) and effective
+        approval policy, for UIs (ordered by id)."""
         out = []
-        entries = self._registry.entries
+        registry, approvals = self._registry, self._parts.approvals
+        entries = registry.entries
         for tid, row in self.state()["tools"].items():
             m = row["manifest"]
+            source = entries[tid].source_id if tid in entries else None
+            provider = registry.sources.get(source) if source else None
             out.append({"id": tid, "name": m["name"], "description": m["description"],
                         "input_schema": m["input_schema"], "member": row.get("member", True),
-                        "orphaned": row.get("orphaned", False),
-                        "source": entries[tid].source_id if tid in entries else None})
+                        "orphaned": row.get("orphaned", False), "source": source,
+                        "group": source_group(tid, provider, source),
+                        "approval": approvals.policy_for(m["name"], source, provider).value})
         return out
 
     def set_membership(self, tool: str, present: bool, *, expected_generation: int | None = None) -> int:

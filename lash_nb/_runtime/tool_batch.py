@@ -4,6 +4,10 @@ Every call gets a result message part in call order: its output, or (when the tu
 stopped before it finished) an ``interrupted`` marker whose record keeps the time it ran.
 A tool that raises anything (``SystemExit`` too), an unknown tool or a missing required
 argument gives the model an error result; ``KeyboardInterrupt`` in a tool cancels the turn.
+(A tool that validates its own arguments, ``validates_arguments``, checks required ones
+itself: they count in its retry bound.) Before a call runs its approval policy is resolved
+(``approval.py``): ``never`` and a denied ``ask`` give the model a denial result; a call
+waiting for its answer is cancelled by a stop like a running one.
 """
 
 from __future__ import annotations
@@ -14,11 +18,14 @@ from collections.abc import Callable
 from typing import Any
 
 from .._core import events as ev
+from .._core.approval import ApprovalDecision, ApprovalPolicy, denial_text
 from .._core.cancel import CancellationToken
 from .._core.llm import LlmPart
 from .._core.records import Message, Part, PartKind, Role, ToolCallRecord, fresh_id
 from .._core.text import clean_json
-from .._core.tools import ToolContext, ToolRegistry
+from .._core.tools import ToolContext, ToolManifest, ToolProvider, ToolRegistry
+from .._errors import ToolArgumentsInvalid
+from .approval import ApprovalRequest, Approvals
 from .turn_records import as_text, error_text, jsonable, parse_args
 
 Emit = Callable[[ev.TurnEvent, str], None]
@@ -31,8 +38,11 @@ def now_ms() -> int:
 class ToolBatch:
     def __init__(self, calls: list[LlmPart], *, registry: ToolRegistry, session_id: str,
                  turn_id: str, emit: Emit, records: list[ToolCallRecord],
-                 token: CancellationToken) -> None:
+                 token: CancellationToken, approvals: Approvals | None = None) -> None:
         self.calls = calls
+        self.approvals = approvals
+        self.decisions: dict[str, ApprovalDecision] = {}  # call -> its approval (not always)
+        self.questions: dict[str, ApprovalRequest] = {}  # call -> its open question
         self.token = token
         self.registry = registry
         self.session_id = session_id
@@ -56,6 +66,7 @@ class ToolBatch:
         started, t0 = now_ms(), time.perf_counter()
         self.clock[call_id] = (started, t0)
         output, success = await self._execute(name, args, call_id)
+        started, t0 = self.clock[call_id]  # an approved call's clock starts at its approval
         duration = round((time.perf_counter() - t0) * 1000, 3)
         try:
             output = clean_json(jsonable(output))  # tool output enters the session (core/text.py)
@@ -64,7 +75,8 @@ class ToolBatch:
                       f"text: {error_text(err)}")
             success = False
         self.results[call_id] = (as_text(output), success)
-        self.records.append(ToolCallRecord(call_id, name, args, output, success, duration, started))
+        self.records.append(ToolCallRecord(call_id, name, args, output, success, duration, started,
+                                           approval=self.decisions.get(call_id)))
         self.emit(ev.ToolCallCompleted(call_id, name, args, output, duration, success,
                                        "success" if success else "failure"), cid)
 
@@ -74,12 +86,17 @@ class ToolBatch:
             names = ", ".join(m.name for m in self.registry.members()) or "(none)"
             return f"unknown tool {name!r}; available tools: {names}", False
         provider, manifest = found
-        missing = [r for r in manifest.input_schema.get("required", ()) if r not in args]
-        if missing:
-            return f"missing required argument(s) {', '.join(missing)} for tool {name!r}", False
+        if not getattr(provider, "validates_arguments", False):
+            missing = [r for r in manifest.input_schema.get("required", ()) if r not in args]
+            if missing:
+                return f"missing required argument(s) {', '.join(missing)} for tool {name!r}", False
+        context = ToolContext(self.session_id, self.turn_id, call_id)
+        if self.approvals is not None:
+            refused = await self._approve(name, args, context, provider, manifest)
+            if refused is not None:
+                return refused, False
         try:
-            output = await provider.execute(name, args, ToolContext(self.session_id, self.turn_id,
-                                                                    call_id))
+            output = await provider.execute(name, args, context)
         except asyncio.CancelledError as err:
             if self.token.cancelled or _being_cancelled():
                 raise
@@ -93,6 +110,55 @@ class ToolBatch:
             return error_text(err), False
         return output, True
 
+    async def _approve(self, name: str, args: dict[str, Any], context: ToolContext,
+                       provider: ToolProvider, manifest: ToolManifest) -> str | None:
+        """Resolve the call's policy; None: run it, else the text the model reads instead."""
+        approvals = self.approvals
+        assert approvals is not None
+        entry = self.registry.entries.get(manifest.id)
+        policy = approvals.policy_for(name, entry.source_id if entry else None, provider)
+        if policy is ApprovalPolicy.ALWAYS:
+            return None
+        call_id, cid = context.call_id, f"tool:{context.call_id}"
+        if policy is ApprovalPolicy.NEVER:
+            decision = ApprovalDecision("denied", "policy", now_ms(), policy.value)
+        else:
+            check = getattr(provider, "check_arguments", None)
+            if check is not None:  # do not ask about a call that cannot run
+                try:
+                    check(args, context)
+                except ToolArgumentsInvalid as err:
+                    return str(err)
+            request = ApprovalRequest(session_id=self.session_id, turn_id=self.turn_id,
+                                      call_id=call_id, tool=name, args=args,
+                                      source=entry.source_id if entry else None,
+                                      loop=asyncio.get_running_loop())
+            self.questions[call_id] = request
+            approvals.open(request)
+            self.emit(ev.ToolApproval(call_id, name, "pending", policy.value), cid)
+            try:
+                decision = await approvals.wait(request)
+            finally:
+                approvals.close(request)
+        self.decisions[call_id] = decision
+        self.emit(ev.ToolApproval(call_id, name, decision.decision, decision.policy, decision.by,
+                                  decision.reason or None, decision.at_ms), cid)
+        self.clock[call_id] = (now_ms(), time.perf_counter())  # the tool's time, not the wait
+        return None if decision.approved else denial_text(name, decision)
+
+    def _close_question(self, call_id: str, name: str) -> None:
+        """A stop reached a call waiting for its answer: the question closes ``cancelled``
+        by the stop's origin (a script awaiting it gets that decision)."""
+        request = self.questions.get(call_id)
+        if request is None or call_id in self.decisions:
+            return
+        request._decide("cancelled", self.token.origin or "cancel", self.token.reason or "")
+        decision = request.decision
+        assert decision is not None
+        self.decisions[call_id] = decision
+        self.emit(ev.ToolApproval(call_id, name, decision.decision, decision.policy, decision.by,
+                                  decision.reason or None, decision.at_ms), f"tool:{call_id}")
+
     def settle(self) -> None:
         """After a cancel: record every unfinished call as interrupted (the time it ran is
         real, keep it)."""
@@ -103,8 +169,10 @@ class ToolBatch:
             started, t0 = self.clock.get(cid, (now_ms(), time.perf_counter()))
             ran = round((time.perf_counter() - t0) * 1000, 3)
             args = parse_args(c.input_json)
+            self._close_question(cid, c.tool_name or "")
             self.records.append(ToolCallRecord(cid, c.tool_name or "", args, "interrupted",
-                                               False, ran, started, True))
+                                               False, ran, started, True,
+                                               approval=self.decisions.get(cid)))
             self.emit(ev.ToolCallCompleted(cid, c.tool_name or "", args, "interrupted", ran,
                                            False, "cancelled"), f"tool:{cid}")
 

@@ -48,22 +48,40 @@ class WorkerStats:
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
+def _load(option: str, spec: str) -> Any:
+    module, _, attr = spec.partition(":")
+    if not attr:
+        raise SystemExit(f"{option} takes module:attribute, got {spec!r}")
+    return getattr(importlib.import_module(module), attr)
+
+
 def load_tools(specs: Sequence[str]) -> list[Any]:
     """``module:attr`` names of tools (or lists of tools) to give the worker."""
     tools: list[Any] = []
     for spec in specs:
-        module, _, attr = spec.partition(":")
-        if not attr:
-            raise SystemExit(f"--tools takes module:attribute, got {spec!r}")
-        value = getattr(importlib.import_module(module), attr)
+        value = _load("--tools", spec)
         tools.extend(value if isinstance(value, (list, tuple)) else [value])
     return tools
 
 
+def load_approver(spec: str | None) -> Any:
+    """``--approver module:attr``: a callable answering ``ask`` tool calls (ADR 55)."""
+    if spec is None:
+        return None
+    approver = _load("--approver", spec)
+    if not callable(approver):
+        raise SystemExit(f"--approver {spec} is a {type(approver).__name__}, not a callable")
+    return approver
+
+
 class Worker:
     def __init__(self, core: LashCore, *, session_id: str | None = None, poll_s: float = 0.2,
-                 grace_s: float = 5.0, concurrency: int = 1, log: Any = None) -> None:
+                 grace_s: float = 5.0, concurrency: int = 1, log: Any = None,
+                 approver: Any = None) -> None:
+        """``approver``: answers ``ask`` tool calls (``Approvals.set_approver``); without
+        one a worker denies them (nobody is there to ask; docs/adr/0055)."""
         self.core = core
+        self.approver = approver
         self.session_id = session_id
         self.poll_s = poll_s
         self.grace_s = grace_s
@@ -141,6 +159,10 @@ class Worker:
             session = self._sessions.pop(session_id, None)
             if session is None:  # reuse opened handles: a stale one reloads on its first commit
                 session = await self.core.session(session_id).open()
+                approvals = session.approvals()
+                approvals.unattended = True
+                if self.approver is not None:
+                    approvals.set_approver(self.approver)
             self._sessions[session_id] = session
             while len(self._sessions) > 256:
                 self._sessions.pop(next(iter(self._sessions)))
@@ -178,7 +200,7 @@ class Worker:
 async def run_worker(store: str, *, session_id: str | None, provider: Any, model: str | None,
                      tools: Sequence[Any], concurrency: int, poll_s: float, grace_s: float,
                      max_idle_s: float | None, lease_ttl_ms: int | None = None,
-                     max_attempts: int | None = None) -> WorkerStats:
+                     max_attempts: int | None = None, approver: Any = None) -> WorkerStats:
     builder = LashCore.builder().provider(provider).store(store).tools(*tools)
     if lease_ttl_ms:
         builder = builder.lease_ttl_ms(lease_ttl_ms)
@@ -187,5 +209,5 @@ async def run_worker(store: str, *, session_id: str | None, provider: Any, model
     if model:
         builder = builder.model(model)
     worker = Worker(builder.build(), session_id=session_id, poll_s=poll_s, grace_s=grace_s,
-                    concurrency=concurrency)
+                    concurrency=concurrency, approver=approver)
     return await worker.run(max_idle_s=max_idle_s)

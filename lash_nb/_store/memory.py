@@ -48,6 +48,7 @@ from .base import (
     process_lost_record,
 )
 from .queue_watch import QueueWatch
+from .retention import VacuumReport
 
 
 def now_ms() -> int:
@@ -59,6 +60,7 @@ class _Session:
     meta: SessionMeta
     nodes: list[SessionNode] = dataclasses.field(default_factory=list)
     node_ids: set[str] = dataclasses.field(default_factory=set)
+    tombstoned: set[str] = dataclasses.field(default_factory=set)  # until vacuum()
     ledger: list[TokenLedgerEntry] = dataclasses.field(default_factory=list)
     turns: dict[str, TurnRecord] = dataclasses.field(default_factory=dict)
     open_turns: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -126,7 +128,8 @@ class MemoryStore:
             s = self._sessions.get(session_id)
             if s is None:
                 return None
-            nodes = _active_path(s.nodes, s.meta.leaf_node_id) if scope is ReadScope.ACTIVE_PATH else list(s.nodes)
+            live = [n for n in s.nodes if n.node_id not in s.tombstoned] if s.tombstoned else s.nodes
+            nodes = _active_path(live, s.meta.leaf_node_id) if scope is ReadScope.ACTIVE_PATH else list(live)
             return PersistedSession(
                 s.meta, tuple(nodes), tuple(s.ledger), scope, tuple(s.open_turns)
             )
@@ -143,6 +146,27 @@ class MemoryStore:
                 del self._batches[bid]
             self._history = [h for h in self._history if h.row.batch.session_id != session_id]
             self._queue_watch.changed(session_id)
+
+    # ------------------------------------------------------------------ retention
+    async def tombstone_nodes(self, session_id: str, node_ids: Sequence[str]) -> int:
+        with self._lock:
+            s = self._sessions.get(session_id)
+            if s is None:
+                return 0
+            marked = (set(node_ids) & s.node_ids) - s.tombstoned
+            s.tombstoned |= marked
+            return len(marked)
+
+    async def vacuum(self) -> VacuumReport:
+        removed = 0
+        with self._lock:
+            for s in self._sessions.values():
+                if s.tombstoned:
+                    removed += len(s.tombstoned)
+                    s.nodes = [n for n in s.nodes if n.node_id not in s.tombstoned]
+                    s.node_ids -= s.tombstoned
+                    s.tombstoned = set()
+        return VacuumReport(removed)
 
     async def load_events(self, session_id: str, turn_id: str | None = None) -> list[TurnActivity]:
         with self._lock:
@@ -421,6 +445,7 @@ def _apply_graph_and_rows(s: _Session, commit: RuntimeCommit) -> None:
     if commit.replace_graph is not None:
         s.nodes = list(commit.replace_graph)
         s.node_ids = {n.node_id for n in s.nodes}
+        s.tombstoned = set()  # the rows were rewritten, as the file stores do
     for n in commit.append_nodes:
         if n.node_id not in s.node_ids:
             s.nodes.append(n)

@@ -26,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from .._core.approval import ApprovalPolicy, approval_policy
 from .._core.tools import ToolContext, ToolManifest, ToolProvider
 from .._errors import ConfigurationError, ToolArgumentsInvalid
 from .docstrings import parse_docstring
@@ -155,9 +156,12 @@ def _short(value: Any, limit: int = 80) -> str:
 class FunctionTool:
     """A typed Python function (sync or async) exposed as a tool. Made by :func:`tool`."""
 
+    validates_arguments = True  # missing arguments are its validation's (and retry bound's)
+
     def __init__(
         self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None,
         inline: bool = False, max_retries: int = DEFAULT_MAX_RETRIES,
+        approval: str | ApprovalPolicy | None = None,
     ) -> None:
         if not callable(fn):
             raise ConfigurationError(f"@tool needs a function, got {type(fn).__name__}")
@@ -168,6 +172,8 @@ class FunctionTool:
         self.inline = inline
         self.name = name or fn.__name__
         self.max_retries = max_retries
+        self.approval = None if approval is None else approval_policy(
+            approval, what=f"@tool approval of {self.name!r}")
         self.is_async = inspect.iscoroutinefunction(fn)
         params = inspect.signature(fn).parameters
         self.context_name = next((n for n in _CONTEXT_NAMES if n in params), None)
@@ -185,6 +191,10 @@ class FunctionTool:
 
     def tool_manifests(self) -> Sequence[ToolManifest]:
         return (self.manifest,)
+
+    def approval_for(self, name: str) -> ApprovalPolicy | None:
+        """The tool's own approval policy (None: the session's default decides)."""
+        return self.approval
 
     def _check(self, args: Mapping[str, Any], context: ToolContext) -> tuple[list[Any], dict[str, Any]]:
         key = (context.session_id, context.turn_id)
@@ -207,6 +217,11 @@ class FunctionTool:
                       f"that was the last try: do not call {self.name!r} again in this turn")
             raise ToolArgumentsInvalid(
                 f"invalid arguments for tool {self.name!r}: {err}; {advice}") from None
+
+    def check_arguments(self, args: Mapping[str, Any], context: ToolContext) -> None:
+        """Validate without running (``ToolArgumentsInvalid``, counted in the retry bound):
+        a call waiting for approval is checked first, so nobody is asked about a bad call."""
+        self._check(args, context)
 
     async def execute(self, name: str, args: Mapping[str, Any], context: ToolContext) -> Any:
         positional, kwargs = self._check(args, context)
@@ -234,18 +249,20 @@ class FunctionTool:
 def tool(
     fn: Callable[..., Any] | None = None, *, name: str | None = None,
     description: str | None = None, inline: bool = False, max_retries: int = DEFAULT_MAX_RETRIES,
+    approval: str | ApprovalPolicy | None = None,
 ) -> Any:
     """Turn a typed function into a tool; the docstring gives the description and the
     per-argument descriptions (Google, NumPy or Sphinx style). Use as ``@tool`` or
     ``@tool(name=..., description=..., max_retries=...)``. Arguments are validated and
     coerced to the annotated types before the function runs; a tool takes ``max_retries``
     invalid calls per turn. Sync functions run on a worker thread (``inline=True``: on the
-    event loop)."""
+    event loop). ``approval``: ``"always"`` (run), ``"ask"`` (wait for Approve / Deny) or
+    ``"never"`` (deny); unset, the session's default applies (``session.approvals()``)."""
     if fn is None:
         return lambda f: FunctionTool(f, name=name, description=description, inline=inline,
-                                      max_retries=max_retries)
+                                      max_retries=max_retries, approval=approval)
     return FunctionTool(fn, name=name, description=description, inline=inline,
-                        max_retries=max_retries)
+                        max_retries=max_retries, approval=approval)
 
 
 def as_tool_provider(obj: Any) -> ToolProvider:

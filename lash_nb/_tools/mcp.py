@@ -34,6 +34,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from .._core.approval import ApprovalPolicy, policy_map
 from .._core.text import clean_json, clean_text
 from .._core.tools import ToolContext, ToolManifest
 from .._errors import ConfigurationError, ToolServerError
@@ -61,7 +62,8 @@ class MCPServer:
 
     def __init__(self, name: str, *, command: str | None = None, args: Sequence[str] = (),
                  env: Mapping[str, str] | None = None, cwd: str | None = None,
-                 url: str | None = None, prefix: str = "", timeout_s: float = 60.0) -> None:
+                 url: str | None = None, prefix: str = "", timeout_s: float = 60.0,
+                 approval: str | ApprovalPolicy | Mapping[str, Any] | None = None) -> None:
         if not isinstance(name, str) or not name or not set(name) <= _NAME_OK:
             raise ConfigurationError(
                 f"MCP server name {name!r} must be letters, digits, '_', '-' or '.'")
@@ -73,6 +75,8 @@ class MCPServer:
         self.url = url
         self.prefix = prefix
         self.timeout_s = timeout_s
+        # approval: one policy for all its tools or {server tool name: policy, "*": rest}
+        self.approval, self._approval_named = policy_map(approval, what=f"approval of MCP server {name!r}")
         self.on_tools_changed: list[Callable[[], None]] = []
         self._tools: list[Any] = []  # mcp Tool objects
         self._session: Any = None
@@ -86,15 +90,20 @@ class MCPServer:
 
     @classmethod
     def stdio(cls, name: str, command: str, *args: str, env: Mapping[str, str] | None = None,
-              cwd: str | None = None, prefix: str = "", timeout_s: float = 60.0) -> MCPServer:
-        """A server started as ``command args...``, speaking MCP on its stdin/stdout."""
+              cwd: str | None = None, prefix: str = "", timeout_s: float = 60.0,
+              approval: str | ApprovalPolicy | Mapping[str, Any] | None = None) -> MCPServer:
+        """A server started as ``command args...``, speaking MCP on its stdin/stdout.
+        ``approval``: ``"ask"`` / ``"never"`` / ``"always"`` for all its tools, or
+        ``{"write_file": "ask", "*": "always"}`` by the server's tool names."""
         return cls(name, command=command, args=args, env=env, cwd=cwd, prefix=prefix,
-                   timeout_s=timeout_s)
+                   timeout_s=timeout_s, approval=approval)
 
     @classmethod
-    def http(cls, name: str, url: str, *, prefix: str = "", timeout_s: float = 60.0) -> MCPServer:
-        """A running server reached over streamable HTTP at ``url`` (e.g. ``.../mcp``)."""
-        return cls(name, url=url, prefix=prefix, timeout_s=timeout_s)
+    def http(cls, name: str, url: str, *, prefix: str = "", timeout_s: float = 60.0,
+             approval: str | ApprovalPolicy | Mapping[str, Any] | None = None) -> MCPServer:
+        """A running server reached over streamable HTTP at ``url`` (e.g. ``.../mcp``);
+        ``approval`` as in :meth:`stdio`."""
+        return cls(name, url=url, prefix=prefix, timeout_s=timeout_s, approval=approval)
 
     # ------------------------------------------------------------------ life
     @property
@@ -262,6 +271,15 @@ class MCPServer:
             out.append(ToolManifest(f"mcp:{self.name}:{clean_text(t.name)}", name,
                                     clean_text(t.description or ""), schema))
         return out
+
+    def approval_for(self, name: str) -> ApprovalPolicy | None:
+        """The policy for one of its tools (by the catalog name or the server's own name)."""
+        named = self._approval_named
+        if named:
+            found = named.get(name) or named.get(self._names.get(name, name))
+            if found is not None:
+                return found
+        return self.approval
 
     async def execute(self, name: str, args: Mapping[str, Any], context: ToolContext) -> Any:
         session = self._session

@@ -1,4 +1,11 @@
-// Tool catalog: manifests with membership toggles. A toggle sends {type: "toggle", name, member}.
+// Tool catalog: manifests with membership toggles, grouped by where they come from (Python
+// functions, each MCP server). A toggle sends {type: "toggle", name, member}.
+
+function groupedTools(tools) {
+  const order = new Map();
+  for (const t of tools) if (!order.has(t.group || "")) order.set(t.group || "", order.size);
+  return [...tools].sort((a, b) => order.get(a.group || "") - order.get(b.group || ""));
+}
 
 function schemaSummary(schema) {
   const props = (schema && schema.properties) || {};
@@ -34,7 +41,20 @@ function render({ model, el }) {
     const hr = pEl("tr");
     for (const h of ["active", "tool", "arguments", "description"]) hr.append(pEl("th", null, h));
     rows.push(hr);
-    for (const t of tools) {
+    let group = null;
+    for (const t of groupedTools(tools)) {
+      if (t.group && t.group !== group) {
+        group = t.group;
+        const inGroup = tools.filter((x) => x.group === group);
+        const gr = pEl("tr", "lash-group");
+        gr.dataset.group = group;
+        const th = pEl("td");
+        th.colSpan = 4;
+        th.append(pEl("strong", null, group), " ",
+          pEl("span", "lash-muted", `${inGroup.filter((x) => x.member).length} of ${inGroup.length} active`));
+        gr.append(th);
+        rows.push(gr);
+      }
       const tr = pEl("tr");
       tr.dataset.tool = t.name;
       const box = document.createElement("input");
@@ -50,6 +70,7 @@ function render({ model, el }) {
       });
       const c0 = pEl("td"); c0.append(box);
       const c1 = pEl("td"); c1.append(pEl("code", null, t.name));
+      if (t.approval && t.approval !== "always") c1.append(" ", pEl("span", "lash-tool-approval", t.approval));
       const c2 = pEl("td", null, schemaSummary(t.input_schema));
       c2.title = JSON.stringify(t.input_schema, null, 2);
       const c3 = pEl("td", null, t.description);

@@ -2,12 +2,13 @@
 // for the rows, from custom messages: {type: "delta"} (changed rows whole, a growing row as the
 // text appended at its offset, changed HTML) applied to the view's own copy, {type: "full"}
 // (the whole copy, the answer to our {type: "resync"}); the blocks/html/html_len traits are the
-// full state at the end. The Stop button sends {type: "stop"}. Prose arrives as sanitised HTML
-// rendered in Python (markdown-it-py); until a row's HTML arrives its text is shown escaped.
+// full state at the end. The Stop button sends {type: "stop"}; a tool row waiting for approval
+// has Approve / Deny, which send {type: "approve" | "deny", call_id}. Prose arrives as sanitised
+// HTML rendered in Python (markdown-it-py); until a row's HTML arrives its text is shown escaped.
 // A finished turn is replaced by static HTML by the kernel, so this view only runs live turns.
 
 const LASH_LIVE = new Set(["starting", "running", "stopping"]);
-const LASH_ICONS = { running: "⟳", done: "✓", failed: "✗", cancelled: "■" };
+const LASH_ICONS = { running: "⟳", done: "✓", failed: "✗", cancelled: "■", waiting: "?", denied: "⊘" };
 
 // Apply one delta message to a view's copy {blocks, html, html_len}. False when it does not
 // fit the copy (an append at another offset): the view then asks for a resync.
@@ -56,6 +57,28 @@ function lashOutcomeClass(outcome) {
   return "lash-bad";
 }
 
+function lashApprovalNote(a) {
+  if (!a || !a.state) return "";
+  if (a.state === "pending") return "waiting for approval";
+  return a.state + (a.by ? " by " + a.by : "") + (a.reason ? ": " + a.reason : "");
+}
+
+// Approve / Deny under a waiting row; `sent` remembers a click until the decision arrives
+function lashApprovalBar(b, sent, send) {
+  const bar = lashEl("div", "lash-approval");
+  bar.dataset.callId = b.call_id || "";
+  bar.append(lashEl("span", "lash-approval-ask", `run ${b.name || "tool"}?`));
+  for (const [kind, label] of [["approve", "✓ Approve"], ["deny", "✗ Deny"]]) {
+    const btn = lashEl("button", "lash-" + kind, label);
+    btn.type = "button";
+    btn.disabled = !!sent[b.call_id];
+    btn.addEventListener("click", () => send(kind, b.call_id, bar));
+    bar.append(btn);
+  }
+  if (sent[b.call_id]) bar.append(lashEl("span", "lash-approval-sent", sent[b.call_id] + " sent…"));
+  return bar;
+}
+
 function lashToolRow(b, open) {
   const d = lashEl("details", "lash-tool lash-tool-" + b.status);
   d.dataset.cid = b.cid;
@@ -66,6 +89,8 @@ function lashToolRow(b, open) {
   const args = lashJson(b.args);
   s.append(lashEl("span", "lash-tool-args", args.length > 80 ? args.slice(0, 77) + "…" : args));
   s.append(lashEl("span", "lash-tool-status", b.status));
+  const note = lashApprovalNote(b.approval);
+  if (note) s.append(lashEl("span", "lash-tool-approval", note));
   if (b.duration_ms !== null && b.duration_ms !== undefined) {
     s.append(lashEl("span", "lash-tool-dur", Math.round(b.duration_ms) + " ms"));
   } else if (b.status === "running") {
@@ -77,7 +102,7 @@ function lashToolRow(b, open) {
   return d;
 }
 
-function lashBlock(b, openState, html, htmlLen) {
+function lashBlock(b, openState, html, htmlLen, approval) {
   if (b.kind === "prose") {
     const div = lashEl("div", "lash-prose" + (b.interrupted ? " lash-interrupted" : ""));
     const done = html[b.cid] !== undefined ? (htmlLen[b.cid] || 0) : 0;
@@ -96,7 +121,24 @@ function lashBlock(b, openState, html, htmlLen) {
     d.append(lashEl("div", "lash-reasoning-text", b.text));
     return d;
   }
-  if (b.kind === "tool") return lashToolRow(b, openState[b.cid]);
+  if (b.kind === "tool" && b.child) {
+    // a tool call that runs a child session (run_child): its turn nests under the row
+    const wrap = lashEl("div", "lash-tool-wrap");
+    wrap.append(lashToolRow(b, openState[b.cid]));
+    const child = lashEl("div", "lash-child");
+    const head = "child session " + (b.child.session_id || "") + (b.child.outcome ? " · " + b.child.outcome : "");
+    child.append(lashEl("div", "lash-child-head", head));
+    for (const cb of b.child.blocks || []) child.append(lashBlock(cb, openState, {}, {}));
+    wrap.append(child);
+    return wrap;
+  }
+  if (b.kind === "tool") {
+    const row = lashToolRow(b, openState[b.cid]);
+    if (b.status !== "waiting" || !approval || !approval.live()) return row;
+    const wrap = lashEl("div", "lash-tool-wrap");
+    wrap.append(row, lashApprovalBar(b, approval.sent, approval.send));
+    return wrap;
+  }
   return lashEl("div", "lash-" + b.kind, b.text);
 }
 
@@ -154,6 +196,24 @@ function render({ model, el }) {
     }, 5000);
   });
 
+  // Approve / Deny: like Stop, a click without a kernel says so instead of failing silently
+  const approval = {
+    sent: {},
+    live: () => LASH_LIVE.has(model.get("status")) && model.get("status") !== "stopping",
+    send: (kind, callId, bar) => {
+      try {
+        model.send({ type: kind, call_id: callId });
+      } catch (e) {
+        bar.append(lashEl("span", "lash-approval-sent", "kernel not connected: not delivered"));
+        return;
+      }
+      approval.sent[callId] = kind;
+      for (const b of bar.querySelectorAll("button")) b.disabled = true;
+      bar.append(lashEl("span", "lash-approval-sent", kind + " sent…"));
+    },
+  };
+
+  let copy = null; // the rows shown (see fromTraits below)
   const openState = {};
   body.addEventListener("toggle", (ev) => {
     const t = ev.target;
@@ -165,7 +225,8 @@ function render({ model, el }) {
     const tid = model.get("turn_id");
     title.textContent = "lash" + (sid ? " · " + sid : "") + (tid ? " · " + tid : "");
     const st = model.get("status");
-    status.textContent = st;
+    const asking = st === "running" && copy !== null && copy.blocks.some((b) => b.status === "waiting");
+    status.textContent = asking ? "waiting for approval" : st;
     status.className = "lash-status lash-status-" + st.replace(/[^a-z]/g, "");
     stop.style.display = LASH_LIVE.has(st) ? "" : "none";
     stop.disabled = st === "stopping";
@@ -174,7 +235,6 @@ function render({ model, el }) {
     prompt.style.display = p ? "" : "none";
   };
   // the rows shown: the traits' full state, then the deltas applied to this copy
-  let copy = null;
   const fromTraits = () => {
     copy = lashCopyOf({ blocks: model.get("blocks"), html: model.get("html"), html_len: model.get("html_len") });
   };
@@ -193,11 +253,12 @@ function render({ model, el }) {
     const now = performance.now();
     const starts = {};
     for (const b of blocks) {
-      frag.append(lashBlock(b, openState, html, htmlLen));
+      frag.append(lashBlock(b, openState, html, htmlLen, approval));
       if (b.kind === "tool" && b.status === "running") starts[b.cid] = toolStarts[b.cid] || now;
     }
     toolStarts = starts;
     body.replaceChildren(frag);
+    drawHead(); // "waiting for approval" follows the rows
     if (!blocks.length && LASH_LIVE.has(model.get("status"))) body.append(lashEl("span", "lash-wait", "waiting for the model…"));
   };
   const drawFoot = () => {

@@ -5,6 +5,12 @@ Theory of operation (lash's frontend folding contract, observe spec §1.11 / §2
   correlation id; a tool call's start and completion update one row keyed ``tool:<call_id>``.
 - ``model_attempt_reset`` deletes exactly the prose and reasoning rows it lists (a retried
   attempt's text is retracted); nothing else is touched. Text is never deduplicated.
+- ``tool_approval`` (lash_nb) puts ``approval {state, policy, by?, reason?, decided_at_ms?}``
+  on the tool row: ``pending`` makes the row ``waiting`` (the live view shows Approve / Deny);
+  a decision moves it on (``approved`` -> running, ``denied`` -> denied, ``cancelled``).
+- ``child_activity`` (a tool call running a child session, lash_nb ``run_child``) folds the
+  child's activity into a nested fold of its own, kept on the tool row as ``child``
+  (``{session_id, blocks, outcome, usage}``): the child turn shows under that tool row.
 - ``usage`` replaces the cumulative usage; ``retry_status`` appends to the retry log;
   ``turn_outcome`` sets the outcome (it is the last activity of a turn).
 - ``version`` increases on every change, so a caller can tell whether anything is new.
@@ -50,6 +56,7 @@ class TurnFold:
         self.version: int = 0
         self._local = 0
         self._tool_t0: dict[str, float] = {}  # cid -> when its start was folded (ms clock)
+        self._children: dict[str, TurnFold] = {}  # tool row cid -> the child turn it runs
 
     # ------------------------------------------------------------------ folding
     def apply(self, activity: Mapping[str, Any]) -> None:
@@ -68,7 +75,10 @@ class TurnFold:
         last prose row is marked ``interrupted`` (it is partial)."""
         now = _clock_ms() if now_ms is None else now_ms
         for row in self.tool_rows():
-            if row["status"] == "running":
+            approval = row.get("approval")
+            if approval and approval.get("state") == "pending":
+                approval["state"] = "cancelled"  # the question closed with the turn
+            if row["status"] in ("running", "waiting"):
                 row["status"] = "cancelled"
                 t0 = self._tool_t0.get(row["cid"])
                 if not row.get("duration_ms") and t0 is not None:
@@ -112,7 +122,9 @@ class TurnFold:
                 out.append("> _reasoning:_ " + " ".join(b["text"].split()))
             elif k == "tool":
                 dur = f", {b['duration_ms']:.0f} ms" if b.get("duration_ms") is not None else ""
-                out.append(f"- tool `{b['name']}` {b['status']}{dur}")
+                out.append(f"- tool `{b['name']}` {b['status']}{dur}{approval_note(b, ' (', ')')}")
+                if b.get("child"):
+                    out.append(child_markdown(b["child"]))
             elif k == "prose" and b.get("interrupted"):
                 out.append(b["text"] + " _[interrupted]_")
             else:
@@ -189,14 +201,72 @@ def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     if cancelled and not duration and t0 is not None:
         end = float(a["at_ms"]) if a.get("at_ms") is not None else _clock_ms()
         duration = round(end - t0, 1)
+    denied = (row.get("approval") or {}).get("state") == "denied"
     row.update(
         call_id=a.get("call_id"),
         name=a.get("name", row.get("name", "")),
         args=a.get("args", row.get("args")),
         output=a.get("output"),
         duration_ms=duration,
-        status="done" if ok else "cancelled" if cancelled else "failed",
+        status="done" if ok else "cancelled" if cancelled else "denied" if denied else "failed",
     )
+
+
+_APPROVAL_KEYS = ("state", "policy", "by", "reason", "decided_at_ms")
+_AFTER_DECISION = {"approved": "running", "denied": "denied", "cancelled": "cancelled"}
+
+
+def _tool_approval(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    row = fold._row(cid, "tool", name=a.get("name", ""), status="running")
+    row.setdefault("call_id", a.get("call_id"))
+    row.setdefault("args", None)
+    row.setdefault("output", None)
+    row.setdefault("duration_ms", None)
+    state = str(a.get("state") or "")
+    row["approval"] = {k: a[k] for k in _APPROVAL_KEYS if a.get(k) is not None}
+    if state == "pending":
+        row["status"] = "waiting"
+    elif row["status"] == "waiting":
+        row["status"] = _AFTER_DECISION.get(state, "running")
+
+
+def approval_note(b: Mapping[str, Any], before: str = "", after: str = "") -> str:
+    """``approved by user`` / ``denied by policy: reason`` / ``waiting for approval``."""
+    approval = b.get("approval")
+    if not isinstance(approval, Mapping) or not approval.get("state"):
+        return ""
+    state = str(approval["state"])
+    if state == "pending":
+        text = "waiting for approval"
+    else:
+        text = state + (f" by {approval['by']}" if approval.get("by") else "")
+        if approval.get("reason"):
+            text += f": {approval['reason']}"
+    return f"{before}{text}{after}"
+
+
+def _child_activity(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    row = fold._row(cid, "tool", name="", status="running")
+    child = fold._children.get(cid)
+    if child is None:
+        child = fold._children[cid] = TurnFold()
+    activity = a.get("activity")
+    if isinstance(activity, Mapping):
+        child.apply(activity)
+    row["child"] = {"session_id": str(a.get("child_session_id") or ""),
+                    "blocks": [dict(b) for b in child.blocks], "outcome": child.outcome,
+                    "usage": dict(child.usage)}
+
+
+def child_markdown(child: Mapping[str, Any]) -> str:
+    """The child turn under its tool row, as a markdown quote."""
+    prose = "".join(str(b.get("text") or "") for b in child.get("blocks") or ()
+                    if b.get("kind") == "prose")
+    head = f"child session `{child.get('session_id', '')}`"
+    if child.get("outcome"):
+        head += f" · {child['outcome']}"
+    body = " ".join(prose.split())
+    return f"  > {head}" + (f": {body}" if body else "")
 
 
 def _usage(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
@@ -254,6 +324,7 @@ _HANDLERS = {
     "model_attempt_reset": _reset,
     "tool_call_started": _tool_started,
     "tool_call_completed": _tool_completed,
+    "tool_approval": _tool_approval,
     "usage": _usage,
     "retry_status": _retry,
     "model_request_started": _model_request,
@@ -262,4 +333,5 @@ _HANDLERS = {
     "queued_work_started": _queued_work,
     "turn_outcome": _outcome,
     "store_wait": _store_wait,
+    "child_activity": _child_activity,
 }

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .assets import css
+from .fold import approval_note
 from .markdown import render_markdown
 
 FINAL_STATUSES = ("done", "stopped", "failed")
@@ -81,7 +82,8 @@ def _json(v: Any) -> str:
         return str(v)
 
 
-TOOL_ICONS = {"running": "⟳", "done": "✓", "failed": "✗", "cancelled": "■"}
+TOOL_ICONS = {"running": "⟳", "done": "✓", "failed": "✗", "cancelled": "■", "waiting": "?",
+              "denied": "⊘"}
 
 
 def tool_row_html(b: Mapping[str, Any]) -> str:
@@ -92,11 +94,13 @@ def tool_row_html(b: Mapping[str, Any]) -> str:
     dur_html = f'<span class="lash-tool-dur">{float(dur):.0f} ms</span>' if dur is not None else ""
     out = b.get("output")
     out_html = f'<pre class="lash-tool-output">{esc(_json(out))}</pre>' if out is not None else ""
+    note = approval_note(b)
+    approval_html = f' <span class="lash-tool-approval">{esc(note)}</span>' if note else ""
     return (f'<details class="lash-tool lash-tool-{esc(status)}"><summary>'
             f'<span class="lash-tool-icon">{TOOL_ICONS.get(status, "•")}</span> '
             f'<span class="lash-tool-name">{esc(b.get("name") or "tool")}</span> '
             f'<span class="lash-tool-args">{esc(short)}</span> '
-            f'<span class="lash-tool-status">{esc(status)}</span> {dur_html}</summary>'
+            f'<span class="lash-tool-status">{esc(status)}</span>{approval_html} {dur_html}</summary>'
             f'<pre class="lash-tool-argsfull">{esc(args)}</pre>{out_html}</details>')
 
 
@@ -112,8 +116,20 @@ def block_html(b: Mapping[str, Any], rendered: Mapping[str, str] | None = None) 
         return (f'<details class="lash-reasoning"><summary>reasoning</summary>'
                 f'<div class="lash-reasoning-text">{esc(b.get("text"))}</div></details>')
     if kind == "tool":
+        child = b.get("child")
+        if isinstance(child, Mapping):  # a tool call that ran a child session (run_child)
+            return tool_row_html(b) + child_html(child)
         return tool_row_html(b)
     return f'<div class="lash-{esc(kind)}">{esc(b.get("text"))}</div>'
+
+
+def child_html(child: Mapping[str, Any]) -> str:
+    """The child session's turn, nested under the tool row that ran it."""
+    head = f"child session {esc(child.get('session_id'))}"
+    if child.get("outcome"):
+        head += f" · {esc(child.get('outcome'))}"
+    inner = "".join(block_html(cb) for cb in child.get("blocks") or ())
+    return f'<div class="lash-child"><div class="lash-child-head">{head}</div>{inner}</div>'
 
 
 def turn_html(state: Mapping[str, Any]) -> str:
@@ -186,18 +202,38 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence
     return f'<table class="lash-table"><tr>{th}</tr>{body}</table>'
 
 
+def grouped(tools: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Tools grouped by ``group`` (groups in order of first appearance, tools in their order)."""
+    order: dict[str, int] = {}
+    for t in tools:
+        order.setdefault(str(t.get("group") or ""), len(order))
+    return sorted(tools, key=lambda t: order[str(t.get("group") or "")])
+
+
 def tools_html(panel_id: str, tools: Sequence[Mapping[str, Any]]) -> str:
     members = sum(1 for t in tools if t.get("member"))
-    rows = [[
-        "✓" if t.get("member") else "\u2013",  # an en dash: "not a member"
-        f"<code>{esc(t.get('name'))}</code>",
-        esc(schema_summary(t.get("input_schema") or {})),
-        esc(t.get("description")) + ("" if t.get("implemented", True) else
-                                     ' <span class="lash-missing">no implementation in this kernel</span>'),
-    ] for t in tools]
+    rows, classes, group = [], [], None
+    for t in grouped(tools):
+        if t.get("group") and t.get("group") != group:
+            group = t.get("group")
+            n = [x for x in tools if x.get("group") == group]
+            label = (f"<strong>{esc(group)}</strong> <span class=\"lash-muted\">"
+                     f"{sum(1 for x in n if x.get('member'))} of {len(n)} active</span>")
+            rows.append([label, "", "", ""])
+            classes.append("lash-group")
+        approval = str(t.get("approval") or "always")
+        rows.append([
+            "✓" if t.get("member") else "\u2013",  # an en dash: "not a member"
+            f"<code>{esc(t.get('name'))}</code>" + (
+                "" if approval == "always" else f' <span class="lash-tool-approval">{esc(approval)}</span>'),
+            esc(schema_summary(t.get("input_schema") or {})),
+            esc(t.get("description")) + ("" if t.get("implemented", True) else
+                                         ' <span class="lash-missing">no implementation in this kernel</span>'),
+        ])
+        classes.append("")
     return _panel(panel_id, "Tool catalog", f"{members} of {len(tools)} active · snapshot; "
                   "run the cell for the live toggles",
-                  _table(["active", "tool", "arguments", "description"], rows))
+                  _table(["active", "tool", "arguments", "description"], rows, classes))
 
 
 def schema_summary(schema: Mapping[str, Any]) -> str:

@@ -1,6 +1,8 @@
 """Tool catalog view: one row per tool manifest (name, description, input schema) with a
-membership toggle. A toggle sends ``{"type": "toggle", "name", "member"}``; the handler calls
-``set_membership(name, member)`` (sync or async) and then reloads the rows from ``load()``.
+membership toggle, grouped by where the tools come from (``group``: Python functions, each MCP
+server), a tool's approval policy shown when it is not ``always``. A toggle sends
+``{"type": "toggle", "name", "member"}``; the handler calls ``set_membership(name, member)``
+(sync or async) and then reloads the rows from ``load()``.
 Displayed with a kernel-free snapshot of the table (``panel.py``).
 
 A catalog entry may carry ``orphaned: true`` (a tool listed in the session, e.g. after a
@@ -19,7 +21,7 @@ import traitlets
 from .actions import call_action, kernel_loop
 from .assets import css, esm
 from .panel import PanelSnapshot
-from .snapshot import schema_summary, tools_html
+from .snapshot import grouped, schema_summary, tools_html
 
 Loader = Callable[[], Sequence[Mapping[str, Any]]]
 Toggle = Callable[[str, bool], Any]
@@ -35,6 +37,8 @@ def _row(entry: Mapping[str, Any]) -> dict[str, Any]:
         "member": bool(entry.get("member", True)),
         # False: the stored catalog lists it but no function in this kernel implements it
         "implemented": not entry.get("orphaned", False),
+        "group": str(entry.get("group") or ""),
+        "approval": str(entry.get("approval") or "always"),
     }
 
 
@@ -83,10 +87,15 @@ class ToolCatalogWidget(anywidget.AnyWidget, PanelSnapshot):
         return tools_html(self.panel_id, self.tools)
 
     def snapshot_text(self) -> str:
-        return "\n".join(
-            f"{'[x]' if t['member'] else '[ ]'} {t['name']}({schema_summary(t['input_schema'])}): "
-            f"{t['description']}" for t in self.tools
-        )
+        lines, group = [], None
+        for t in grouped(self.tools):
+            if t["group"] and t["group"] != group:
+                group = t["group"]
+                lines.append(f"{group}:")
+            ask = "" if t["approval"] == "always" else f" [{t['approval']}]"
+            lines.append(f"{'[x]' if t['member'] else '[ ]'} {t['name']}"
+                         f"({schema_summary(t['input_schema'])}){ask}: {t['description']}")
+        return "\n".join(lines)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self._panel_bundle(super()._repr_mimebundle_(**kwargs))

@@ -24,6 +24,10 @@ Theory of operation
 - The Stop button sends the custom message ``{"type": "stop"}``. The handler sets
   ``status = "stopping"`` and calls the stop callback (the session's thread-safe
   ``cancel_running_turns``). On ipykernel >= 7.4 the handler runs while the cell awaits the turn.
+- A tool row ``waiting`` for approval shows Approve / Deny; they send ``{"type": "approve" |
+  "deny", "call_id"}``. The handler passes the decision to the decide callback (the session's
+  thread-safe ``approvals().decide(call_id, approved, by="user")``) only for a call of this
+  turn that is waiting; the row moves on when the decision's ``tool_approval`` event arrives.
 - States of ``status``: ``starting`` (shown, no event yet) -> ``running`` (first activity) ->
   ``stopping`` (Stop) -> one final state: ``done`` (``finished: *``), ``stopped``
   (``stopped: cancelled``) or ``failed`` (any other stopped outcome, or ``fail(message)``: a
@@ -68,6 +72,7 @@ from .markdown import render_markdown
 from .snapshot import FINAL_STATUSES, bundle, final_status, turn_html
 
 StopCallback = Callable[[], Any]
+DecideCallback = Callable[[str, bool], Any]  # (call_id, approved) -> whether it was taken
 
 
 def _as_json(activity: Mapping[str, Any] | TurnActivity) -> Mapping[str, Any]:
@@ -98,6 +103,7 @@ class TurnWidget(anywidget.AnyWidget):
         self,
         *,
         on_stop: StopCallback | None = None,
+        on_decide: DecideCallback | None = None,
         on_flush: Callable[[TurnWidget], Any] | None = None,
         interval_s: float = 0.05,
         **kwargs: Any,
@@ -110,6 +116,8 @@ class TurnWidget(anywidget.AnyWidget):
         self.flush_count = 0
         self.stop_requests = 0
         self._on_stop = on_stop
+        self._on_decide = on_decide
+        self.decisions: list[tuple[str, bool]] = []  # approvals sent on (call_id, approved)
         self._sent_version = -1
         self._last_flush = float("-inf")
         self._started = time.monotonic()
@@ -138,6 +146,9 @@ class TurnWidget(anywidget.AnyWidget):
 
     def set_stop_callback(self, on_stop: StopCallback | None) -> None:
         self._on_stop = on_stop
+
+    def set_decide_callback(self, on_decide: DecideCallback | None) -> None:
+        self._on_decide = on_decide
 
     def push(self, activity: Any) -> None:
         if self.finished:
@@ -326,11 +337,25 @@ class TurnWidget(anywidget.AnyWidget):
     def _on_custom(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if not isinstance(content, Mapping):
             return
-        if content.get("type") == "resync" and not self.finished:
+        kind = content.get("type")
+        if kind == "resync" and not self.finished:
             self._mark_sent(*self._render_prose(False))  # the views get everything now
             self.send(self._full())
-        elif content.get("type") == "stop":
+        elif kind == "stop":
             self.request_stop()
+        elif kind in ("approve", "deny"):
+            self.decide(str(content.get("call_id") or ""), kind == "approve")
+
+    def decide(self, call_id: str, approved: bool) -> bool:
+        """What Approve / Deny do: pass the decision on for a call of this turn that waits
+        for one. False when there is none (finished turn, unknown or answered call)."""
+        if self.finished or self._on_decide is None:
+            return False
+        if not any(r.get("call_id") == call_id and r["status"] == "waiting"
+                   for r in self.fold.tool_rows()):
+            return False
+        self.decisions.append((call_id, approved))
+        return bool(self._on_decide(call_id, approved))
 
     def request_stop(self) -> None:
         """What the Stop button does; also callable from Python."""

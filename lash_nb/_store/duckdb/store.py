@@ -53,12 +53,13 @@ from ..base import (
     TurnRecord,
 )
 from ..queue_watch import QueueWatch
+from ..retention import VacuumReport
 from . import commit as commits
-from . import leases, queued_work, reads, user_query
+from . import compact, leases, queued_work, reads, user_query
 from .arrow import import_arrow_in_background
 from .hold import Hold
 from .journal import fold
-from .lock import check_path, is_disk_full, is_lock_conflict, open_connection
+from .lock import BLOCK_SIZE, check_path, is_disk_full, is_lock_conflict, open_connection
 from .share import Line
 from .worker import ConnectionWorker, run_in_transaction
 
@@ -328,6 +329,26 @@ class DuckDBStore:
         await self._run_held(delete, fold_first=True)
         self._worker.queue_watch.changed(session_id)
 
+    # ------------------------------------------------------------------ retention
+    async def tombstone_nodes(self, session_id: str, node_ids: Sequence[str]) -> int:
+        return await self._run(lambda con: compact.tombstone(con, session_id, node_ids))
+
+    async def vacuum(self) -> VacuumReport:
+        """Delete tombstoned nodes, then give the free space back to the file system
+        (``compact.py``: a fresh copy swapped in while this process holds the file)."""
+        if self.read_only:
+            raise self._read_only_error()
+        return await asyncio.wrap_future(self._worker.submit(self._vacuum_job))
+
+    def _vacuum_job(self, con: Any) -> VacuumReport:
+        """One worker job: nothing else of this process runs between its steps."""
+        self._fold(con)
+        removed = self._txn(con, compact.delete_tombstoned)
+        before, after = compact.swap_in_copy(con, self.path, self._worker.hold, _block_size(con))
+        if after != before:  # the file under this connection was replaced: reopen it
+            self._worker.drop_connection()
+        return VacuumReport(removed, before, after)
+
     # ------------------------------------------------------------------ leases
     async def try_acquire_lease(
         self, session_id: str, owner_id: str, ttl_ms: int = DEFAULT_LEASE_TTL_MS
@@ -450,3 +471,8 @@ class DuckDBStore:
         return await self._run_held(queued_work.sessions_with_ready_work)
 
 
+def _block_size(con: Any) -> int:
+    """The held file's block size, kept by its compacted copy (ADR 0034)."""
+    row = con.execute("SELECT block_size FROM pragma_database_size() "
+                      "WHERE database_name = current_database()").fetchone()
+    return int(row[0]) if row and row[0] else BLOCK_SIZE

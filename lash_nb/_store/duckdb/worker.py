@@ -254,6 +254,18 @@ class ConnectionWorker:
             if space is not None:
                 space.done()
 
+    def drop_connection(self) -> None:
+        """Close the connection as it is: no fold, no lease flush, no checkpoint (the file
+        under it was swapped: ``compact.py``). Only from a job on this worker's thread; the
+        next job reopens the path."""
+        con, self._con = self._con, None
+        self.hold = None
+        if con is not None:
+            with contextlib.suppress(Exception):
+                con.close()
+            if self.line is not None:
+                self.line.released()
+
     def _release(self, *, handover: bool = False) -> None:
         con, self._con = self._con, None
         hold, self.hold = self.hold, None

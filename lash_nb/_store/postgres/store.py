@@ -46,6 +46,7 @@ from ..base import (
     TurnRecord,
 )
 from ..queue_watch import QueueWatch
+from ..retention import VacuumReport
 from . import leases, queued_work, reads
 from .commit import apply_commit
 from .io import IoLoop, Pool
@@ -236,6 +237,15 @@ class PostgresStore:
 
     async def delete_session(self, session_id: str) -> None:
         await self._run(lambda con: reads.delete_session(con, session_id))
+
+    # ------------------------------------------------------------------ retention
+    async def tombstone_nodes(self, session_id: str, node_ids: Sequence[str]) -> int:
+        ids = list(dict.fromkeys(node_ids))
+        return await self._run(lambda con: reads.tombstone_nodes(con, session_id, ids))
+
+    async def vacuum(self) -> VacuumReport:
+        """Delete tombstoned nodes (PostgreSQL's autovacuum gives the space back)."""
+        return VacuumReport(await self._run(reads.delete_tombstoned))
 
     # ------------------------------------------------------------------ leases
     async def try_acquire_lease(
