@@ -22,32 +22,15 @@ from typing import Any
 
 if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
     sys.path.pop(0)  # benchmarks/ holds scripts named like stdlib modules
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+
+from statement_counter import count_statements
 
 SEEN: list[str] = []
 
 
-class Counting:
-    def __init__(self, con: Any) -> None:
-        self._con = con
-
-    def execute(self, sql: str, *a: Any, **k: Any) -> Any:
-        SEEN.append(" ".join(str(sql).split()))
-        # the fold inserts a local ``batch`` by DuckDB's replacement scan, which looks in the
-        # frame that calls execute: this one
-        batch = sys._getframe(1).f_locals.get("batch")  # noqa: F841
-        return self._con.execute(sql, *a, **k)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._con, name)
-
-
 def count_duckdb(store: Any) -> None:
-    worker = store._worker
-
-    def install(con: Any) -> None:
-        worker._con = Counting(con)
-
-    worker.submit(install).result()
+    count_statements(store, into=SEEN)
 
 
 def count_postgres() -> None:

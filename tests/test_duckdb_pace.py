@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from statement_counter import count_statements
 
 from lash_nb._store.base import Lease, RuntimeCommit, TurnStart, lease_owner_id
 from lash_nb._store.duckdb import DuckDBStore
@@ -188,31 +189,6 @@ def test_a_script_that_ends_without_closing_keeps_every_turn_in_the_tables(tmp_p
         store.close_sync()
 
 
-def _count_statements(store: DuckDBStore) -> list[str]:
-    """Record the statements the store thread runs from now on (it reopens after a release:
-    the recorder wraps each new connection)."""
-    import sys
-
-    seen: list[str] = []
-    worker = store._worker
-    connect = worker._connect
-
-    class Counting:
-        def __init__(self, con: object) -> None:
-            self._con = con
-
-        def execute(self, sql: str, *a: object, **k: object) -> object:
-            seen.append(" ".join(sql.split()))
-            batch = sys._getframe(1).f_locals.get("batch")  # noqa: F841 (DuckDB's replacement scan)
-            return self._con.execute(sql, *a, **k)  # type: ignore[attr-defined]
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(self._con, name)
-
-    worker._connect = lambda wait_s, observer: Counting(connect(wait_s, observer))
-    return seen
-
-
 def test_after_a_release_an_unchanged_session_reads_one_row_not_its_history(tmp_path: Path) -> None:
     """A notebook's store gave the file to a worker (hand-over) and got it back: its next turn
     checks the session's row, not every turn row and node id it ever stored."""
@@ -220,7 +196,7 @@ def test_after_a_release_an_unchanged_session_reads_one_row_not_its_history(tmp_
     try:
         asyncio.run(_turns(store, range(30)))
         asyncio.run(store.release_file())
-        seen = _count_statements(store)
+        seen = count_statements(store)
         asyncio.run(_turns(store, range(30, 32)))
         assert store.opens == 2
         assert not any("FROM turns" in q or "FROM graph_nodes" in q for q in seen), seen
