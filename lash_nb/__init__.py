@@ -52,6 +52,7 @@ from ._core.tools import ToolContext, ToolManifest, ToolProvider
 from ._core.usage import SessionUsageReport, TokenUsage, UsageReportRow
 from ._runtime.core import LashCore, LashCoreBuilder, SessionBuilder
 from ._runtime.sync import run_sync
+from ._runtime.tracing import disable_tracing, enable_tracing
 from ._tools.function import FunctionTool, tool
 from ._tools.mcp import MCPServer
 from ._version import __version__
@@ -149,6 +150,8 @@ __all__ = [
     "TurnStream",
     "UsageReportRow",
     "__version__",
+    "disable_tracing",
+    "enable_tracing",
     "load_ipython_extension",
     "run_child",
     "run_sync",

@@ -160,3 +160,26 @@ def test_what_a_provider_and_model_refuse_up_front(kind: str, model: str, media_
     else:
         provider = _provider(kind, ReplayTransport([]))[0]
     assert provider.refuses_media(media_type, model) == refused
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in HERE.glob("*.json")))
+def test_a_session_turn_sends_the_same_native_body(name: str, tmp_path: Path) -> None:
+    """Through a session the history is a GraphView, which the chat and Anthropic providers
+    encode through their per-message caches: the body must still match the script."""
+    script = load_wire_script(HERE / f"{name}.json")
+    transport = ReplayTransport([script])
+    provider, model = _provider(script.provider_kind, transport)
+
+    async def scenario() -> None:
+        core = LashCore.builder().provider(provider).model(model) \
+            .store(str(tmp_path / "w.duckdb")).build()
+        s = await core.session("s").open()
+        out = await s.turn(TurnInput.text("Describe the chart.").attach(PNG)
+                           .attach(PDF, name="report.pdf")
+                           .attach(CSV, name="data.csv", media_type="text/csv")).run()
+        assert out.result.assistant_message() == "A bar chart."
+        assert out.result.usage.input_tokens == script.expected_provider["usage"]["input_tokens"]
+        await core.close()
+
+    asyncio.run(scenario())
+    assert transport.remaining == 0

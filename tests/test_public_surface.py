@@ -26,8 +26,8 @@ SURFACE: dict[str, list[str]] = {
         "SessionReadView", "SessionUsageReport", "SlotPolicy", "TokenUsage", "ToolAdmin",
         "ToolCallRecord", "ToolContext", "ToolManifest", "ToolProvider", "TurnBuilder",
         "TurnFinish", "TurnInput", "TurnIssue", "TurnOutcome", "TurnOutput", "TurnResult",
-        "TurnStop", "TurnStream", "UsageReportRow", "__version__", "load_ipython_extension",
-        "run_child", "run_sync", "tool",
+        "TurnStop", "TurnStream", "UsageReportRow", "__version__", "disable_tracing",
+        "enable_tracing", "load_ipython_extension", "run_child", "run_sync", "tool",
         # configuration, prompt layers, plugins (issue 16 part A)
         "PluginCheckpointContext", "PluginOperations", "PluginTurnContext", "PromptBuiltin",
         "PromptContribution", "PromptLayer", "PromptSlot", "PromptTemplate",
@@ -45,13 +45,15 @@ SURFACE: dict[str, list[str]] = {
         "TurnCommitConflict", "TurnIdMismatch", "WireScriptError",
     ],
     "lash_nb.events": [
-        "AssistantProseDelta", "ChildActivity", "ChildUsage", "Error", "ModelAttemptReset", "ModelRequestStarted",
+        "AssistantProseDelta", "ChildActivity", "ChildUsage", "ContextWindowed", "Error",
+        "ModelAttemptReset", "ModelRequestStarted",
         "QueuedInputAccepted", "QueuedWorkStarted", "ReasoningDelta", "RetryStatus",
         "ToolApproval", "ToolCallCompleted", "ToolCallStarted", "TurnActivity", "TurnEvent", "TurnOutcomeEvent",
         "Usage",
     ],
     "lash_nb.providers": [
-        "Anthropic", "Completed", "FunctionProvider", "GoogleGemini", "LlmPart", "LlmRequest",
+        "Anthropic", "Completed", "FunctionProvider", "GoogleGemini", "LiteLLMProvider",
+        "LlmPart", "LlmRequest",
         "LlmResponse", "LlmToolSpec", "LlmTransportError", "OfflineProvider", "OpenAICompatible",
         "OpenAIResponses", "Provider",
         "ProviderFailureKind", "ProviderInfo", "ReasoningTextDelta", "RetryPolicy",
@@ -65,7 +67,7 @@ SURFACE: dict[str, list[str]] = {
     "lash_nb.reports": [
         "Chart", "LashTrace", "graph_frame", "llm_calls_frame", "load_prices", "queue_frame",
         "queue_wait_chart", "read_lash_trace", "tool_calls_frame", "turn_duration_chart",
-        "turns_frame", "usage_chart", "usage_columns", "usage_frame",
+        "turns_frame", "usage_chart", "usage_columns", "usage_frame", "write_lash_trace",
     ],
     "lash_nb.testing": [
         "LoopbackServer", "RecordedRequest", "ReplayTransport", "WireScript", "load_wire_script",

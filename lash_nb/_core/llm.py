@@ -54,6 +54,7 @@ class ProviderFailureKind(str, enum.Enum):
     QUOTA = "quota"
     RATE_LIMIT = "rate_limit"
     OVERLOADED = "overloaded"
+    CONTEXT_OVERFLOW = "context_overflow"  # the prompt does not fit the model's window (ADR 60)
     UNSUPPORTED = "unsupported"
     UNKNOWN = "unknown"
 

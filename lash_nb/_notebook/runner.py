@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from .costs import turn_cost
+
 
 async def run_turn(
     session: Any,
@@ -27,6 +29,7 @@ async def run_turn(
     interval_s: float = 0.05,
     show_prompt: bool = True,
     system: str | None = None,
+    prices: Any = None,
     turn_input: Any = None,
 ) -> Any:
     """Stream one turn into a displayed :class:`TurnWidget`; return the ``TurnResult``.
@@ -62,11 +65,13 @@ async def run_turn(
     except Exception as err:  # refused or broken before an outcome: the view ends showing why
         widget.fail(f"{type(err).__name__}: {err}")
         raise
+    widget.cost = turn_cost(result, prices)
     widget.finish(result)
     return result
 
 
-async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = None) -> Any:
+async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = None,
+                     prices: Any = None) -> Any:
     """Drain one queued turn with a live widget fed from the session's observation stream.
 
     ``widget``: a view to feed instead of a displayed one (a queue panel's ``turn_view()``)."""
@@ -129,5 +134,6 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
     widget.push_all(out.activities)
     if not shown:
         widget.show()
+    widget.cost = turn_cost(out.result, prices)
     widget.finish(out.result)
     return out.result

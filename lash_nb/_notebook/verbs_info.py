@@ -23,6 +23,10 @@ USAGE = parser("usage", "Token usage as a DataFrame (computed in the store), or 
 USAGE.add_argument("--session", default=None)
 USAGE.add_argument("--by", default=None, choices=("turn", "model", "source", "session", "day"))
 USAGE.add_argument("--plot", action="store_true", help="a chart instead of a DataFrame")
+USAGE.add_argument("--cost", action="store_true",
+                   help="cost and price_note columns (prices: %%config LashMagics.prices)")
+USAGE.add_argument("--prices", default=None,
+                   help="default, a CSV path or a notebook variable {model: {bucket: usd_per_million}}")
 
 SESSION_ONLY = parser("graph", "The session graph as a tree (branches shown), or --df for a DataFrame.")
 SESSION_ONLY.add_argument("--session", default=None)
@@ -64,8 +68,8 @@ _VERBS = (
      'start an MCP server (stdio / streamable HTTP); its tools join the catalog'),
     ('`%lash mcp list` / `%lash mcp remove NAME`',
      "the session's MCP servers / stop one and drop its tools"),
-    ('`%lash usage [--by turn\\|model\\|source\\|session\\|day] [--plot]`',
-     'usage DataFrame (computed in the store) or a chart'),
+    ('`%lash usage [--by turn\\|model\\|source\\|session\\|day] [--plot] [--cost [--prices P]]`',
+     'usage DataFrame (computed in the store) or a chart; `--cost` adds US dollars and why a cost is n/a'),
     ('`%lash sessions` / `%lash graph [--df]`',
      'stored sessions / the session graph as a tree with its branches'),
     ('`%lash sessions --delete ID --yes`',
@@ -79,7 +83,7 @@ HELP = (
     '**%lash** verbs (`%load_ext lash_nb`)\n\n| verb | what it does |\n|---|---|' + "\n"
     + "".join(f"| {verb} | {what} |\n" for verb, what in _VERBS)
     + "\nDefaults: `%config LashMagics.session|store|provider|model|residency|offline_delay_s|"
-    "live_interval_s`\nor `[tool.lash_nb]` in pyproject.toml."
+    "live_interval_s|prices`\nor `[tool.lash_nb]` in pyproject.toml."
 )
 
 
@@ -100,6 +104,14 @@ async def tools(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
 async def usage(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = parse(USAGE, argline)
     b = await m.ctx.binding(a.session)
+    if a.cost or a.prices is not None:
+        from .. import reports
+        from .costs import resolve_prices
+
+        prices = resolve_prices(a.prices if a.prices is not None else m.prices, m.user_ns)
+        if prices is None:
+            raise UsageError("--cost with prices 'none' has nothing to price; pass --prices default")
+        return reports.usage_frame(b.session, by=a.by or "model", prices=prices)
     if a.plot or a.by is not None:
         from .. import reports
 

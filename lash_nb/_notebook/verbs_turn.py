@@ -13,7 +13,8 @@ from IPython.display import Markdown, display
 from .._core.records import TurnInput
 from .._core.text import clean_text
 from .._providers.registry import NAMES as PROVIDERS
-from .._providers.registry import check_key
+from .._providers.registry import check_key, split_model_id
+from .costs import prices_for_display, session_cost
 from .parsing import interpolate, lookup_name, parse, parser, split_prompt
 from .runner import run_turn
 
@@ -24,8 +25,9 @@ OPEN = parser("open", "Open (or resume) a session and bind it to this notebook."
 OPEN.add_argument("session", nargs="?", default=None)
 OPEN.add_argument("--fresh", action="store_true", help="start over (replace the stored graph)")
 OPEN.add_argument("--store", default=None, help="DuckDB path, :memory: or postgresql:// DSN")
-OPEN.add_argument("--provider", default=None, help="offline|openai|anthropic|openrouter|ollama")
-OPEN.add_argument("--model", default=None)
+OPEN.add_argument("--provider", default=None,
+                  help="offline|openai|anthropic|openrouter|ollama|openai-responses|google")
+OPEN.add_argument("--model", default=None, help="a model, or provider:model (openai:gpt-4.1-mini)")
 OPEN.add_argument("--residency", default=None, choices=("keep_all", "active_path_only"))
 OPEN.add_argument("--tools", default=None,
                   help="comma-separated functions of the notebook to attach as tools "
@@ -67,7 +69,7 @@ STOP = parser("stop", "Cancel the running turns of the session.")
 STOP.add_argument("--session", default=None)
 
 
-def session_card(b: Any) -> Markdown:
+def session_card(b: Any, prices: Any = None) -> Markdown:
     s = b.session
     meta = [
         f"**lash session** `{s.session_id}`",
@@ -80,6 +82,9 @@ def session_card(b: Any) -> Markdown:
     if b.fresh and earlier > 0:
         turns = (f"{on_graph} turn(s) so far (started fresh: {earlier} earlier turn(s) stay in "
                  "the store's turns table)")
+    cost = session_cost(s, prices)
+    if cost:
+        turns += f" · cost so far {cost['text']}" if cost["usd"] is not None else f" · {cost['text']}"
     meta.append(f"{turns} · `%lash help` for the verbs")
     meta.append(tools_line(s.tools().all_tools()))
     return Markdown("\n\n".join(meta))
@@ -140,6 +145,10 @@ def open_args(m: LashMagics, argline: str, cell: str | None) -> Any:
     a = parse(OPEN, argline)
     a.session = a.session or m.session
     provider = a.provider or m.provider
+    model = m.model if a.model is None else a.model
+    if provider in PROVIDERS and model:  # --model openai:gpt-4.1-mini picks the provider too
+        provider, a.model = split_model_id(model, provider=a.provider, default=provider)
+        a.provider = provider
     if provider not in PROVIDERS:
         close = difflib.get_close_matches(provider, PROVIDERS, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]}? " if close else ""
@@ -159,10 +168,9 @@ async def open_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     name, tools, tool_names = a.session, a.tool_list, a.tool_names
     b = await m.ctx.open(name, fresh=a.fresh, store=a.store, provider=a.provider,
                          model=a.model, residency=a.residency, tools=tools, tool_names=tool_names)
-    card = session_card(b)
     if assigned:
         return b.session
-    display(card)
+    display(session_card(b, prices_for_display(m.prices, m.user_ns)))
     return None
 
 
@@ -215,7 +223,8 @@ async def turn(m: LashMagics, argline: str, cell: str | None, assigned: bool) ->
     turn_input = attached_input(prompt, a.attach) if a.attach else None
     b = await m.ctx.binding(a.session)
     coro = run_turn(b.session, prompt, turn_id=a.turn_id, interval_s=m.live_interval_s,
-                    system=a.system, turn_input=turn_input)
+                    system=a.system, prices=prices_for_display(m.prices, m.user_ns),
+                    turn_input=turn_input)
     if a.background:
         task = asyncio.ensure_future(_keep(m, coro, a.out))
         m.ctx.background[f"turn-{len(m.ctx.background) + 1}"] = task
@@ -316,6 +325,7 @@ async def drain(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     a = parse(DRAIN, argline)
     b = await m.ctx.binding(a.session)
     drainer = b.drainer(m.live_interval_s)
+    drainer.prices = prices_for_display(m.prices, m.user_ns)
     handle = display(Markdown("checking the queue…"), display_id=True) if not a.background else None
 
     def progress(p: Any) -> None:

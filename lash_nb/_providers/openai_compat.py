@@ -116,8 +116,9 @@ def _chat_message(message: Message, blobs: Mapping[str, bytes] = _NO_BLOBS) -> l
     return []  # event messages are session bookkeeping, not model input
 
 
-_MARK = f"lash-messages-{uuid.uuid4().hex}"  # stands in for the messages while the body is encoded
-_MARK_JSON = json.dumps([_MARK])
+# stands in for the messages while a body is encoded (here and in anthropic.py)
+MESSAGES_MARK = f"lash-messages-{uuid.uuid4().hex}"
+MESSAGES_MARK_JSON = json.dumps([MESSAGES_MARK])
 
 
 class ChatMessagesCache:
@@ -320,9 +321,9 @@ class OpenAICompatible(HttpProvider):
         encoded once per message across calls (:class:`ChatMessagesCache`)."""
         cached = self._messages_cache.encoded(request.messages, request.attachments)
         if cached is not None:
-            text = json.dumps(self.payload(request, _messages=[_MARK]))
-            head, mark, tail = text.partition(_MARK_JSON)
-            if mark and _MARK not in tail:  # else extra_body replaced the messages
+            text = json.dumps(self.payload(request, _messages=[MESSAGES_MARK]))
+            head, mark, tail = text.partition(MESSAGES_MARK_JSON)
+            if mark and MESSAGES_MARK not in tail:  # else extra_body replaced the messages
                 system = (json.dumps({"role": "system", "content": request.system_prompt}).encode()
                           if request.system_prompt else b"")
                 sep = b", " if system and cached else b""

@@ -23,17 +23,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._core import events as ev
 from .._core import turn_machine as tm
 from .._core.cancel import CancellationToken
 from .._core.cancel import evidence as cancel_evidence
+from .._core.context_window import Window, learn_window
+from .._core.context_window import plan as plan_window
 from .._core.events import TurnActivity
 from .._core.graph import SessionNode
-from .._core.llm import LlmPart, LlmRequest, LlmResponse, LlmToolSpec, Provider
+from .._core.llm import LlmPart, LlmRequest, LlmResponse, LlmToolSpec, Provider, ProviderFailureKind
 from .._core.prompt import PromptLayer
 from .._core.queue import ClaimBoundary, QueueClaim
 from .._core.records import (
@@ -69,6 +72,7 @@ from .parts import SessionParts
 from .plugins import PluginCheckpointContext, PluginTurnContext
 from .prompt_layers import TurnPhase, render_for
 from .tool_batch import ToolBatch
+from .tracing import record_turn, tracing_enabled
 from .turn_commit import commit_terminal
 from .turn_records import (
     assistant_message,
@@ -85,6 +89,11 @@ _REQUESTS = frozenset({tm.ProgressCommit, tm.LlmCall, tm.ToolCalls, tm.Checkpoin
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _overflowed(response: LlmResponse | ModelCallFailed) -> bool:
+    return (isinstance(response, ModelCallFailed)
+            and response.error.kind is ProviderFailureKind.CONTEXT_OVERFLOW)
 
 
 class TurnRun:
@@ -139,6 +148,7 @@ class TurnRun:
         self.prompt = prompt  # the turn's prompt layer (prompt_layers.py)
         self.plugin_inputs: Mapping[str, Any] = plugin_inputs or {}
         self._plugin_injections = 0
+        self.finish_reasons: dict[str, str] = {}  # call id -> terminal reason (tracing)
 
     # ------------------------------------------------------------------ events
     def emit(self, event: ev.TurnEvent, correlation_id: str) -> None:
@@ -200,6 +210,10 @@ class TurnRun:
         finally:
             unwatch()
         keeper.stop()
+        if tracing_enabled():
+            record_turn(result, provider_kind=self.provider.kind, model=self.model,
+                        prompt="\n".join(i.text for i in self.input.items),
+                        finish_reasons=self.finish_reasons)
         return result
 
     # ------------------------------------------------------------------ the driver
@@ -313,7 +327,9 @@ class TurnRun:
                 self._tools = None
                 return tm.LlmFailed(str(plugin_err), "plugin_error", False)
             surface.phase(TurnPhase.PROMPT_BUILD, False)
-        messages = st.graph.view()
+        view = st.graph.view()
+        window = self._window(view, "window", st.policy.context_window or st.learned_context_window)
+        messages = view if window is None else view[window.start:]
         request = LlmRequest(
             model=self.model, messages=messages, tools=self._tools,
             attachments=await self.parts.blobs.for_messages(self.parts.store, messages),
@@ -321,15 +337,38 @@ class TurnRun:
             turn_id=self.turn_id, protocol_iteration=iteration,
         )
         response = await call_model(self, self.provider, request)
+        if _overflowed(response) and st.policy.on_context_overflow == "window":
+            # the provider refused the prompt as too long: it is the largest size known not to
+            # fit; a call that sent the whole path is sent once more as a window (ADR 60)
+            st.learned_context_window = learn_window(request.messages, self._system)
+            resend = None if window is not None else self._window(
+                view, "overflow", st.learned_context_window)
+            if resend is not None:
+                request = dataclasses.replace(request, messages=view[resend.start:])
+                response = await call_model(self, self.provider, request,
+                                            call_id=f"{self.turn_id}:{iteration}:windowed")
+                if _overflowed(response):  # still too long: the next call windows tighter
+                    st.learned_context_window = learn_window(request.messages, self._system)
         if isinstance(response, ModelCallFailed):
             err = response.error
             return tm.LlmFailed(err.message, err.kind.value, err.retryable)
         self.cumulative = self.cumulative + response.usage
+        if self.llm_calls:
+            self.finish_reasons[self.llm_calls[-1].call_id] = response.terminal_reason.value
         self.emit_independent(ev.Usage(iteration, response.usage, self.cumulative))
         self.partial_prose = []
         self._response = response
         return tm.LlmReplied(joined_text(response), len(response.tool_calls()),
                              has_reasoning(response), response.terminal_reason)
+
+    def _window(self, view: Sequence[Message], reason: str, tokens: int | None) -> Window | None:
+        """The context window this call uses (None: send the whole path); shown to the user."""
+        window = plan_window(view, tokens, system_prompt=self._system)
+        if window is not None:
+            self.emit_independent(ev.ContextWindowed(
+                reason, len(view) - window.start, window.left_out, window.estimated_tokens,
+                window.sent_tokens, window.window_tokens))
+        return window
 
     async def _run_tools(self) -> tm.Response:
         assert self._response is not None

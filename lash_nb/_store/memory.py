@@ -20,6 +20,7 @@ from .._core.graph import SessionNode
 from .._core.queue import (
     DEFAULT_MAX_ATTEMPTS,
     ClaimBoundary,
+    DeliveryPolicy,
     QueueClaim,
     QueuedWorkBatch,
     QueuedWorkDraft,
@@ -369,15 +370,8 @@ class MemoryStore:
                 raise SessionExecutionLeaseLost(
                     f"the execution lease on session {lease.session_id!r} was lost"
                 )
-            ready = [  # the caller's lease is held: its generation is the current one
-                r for r in self._rows(lease.session_id)
-                if r.batch.available_at_ms <= t and r.failed_at_ms is None
-                and not (r.claim_id is not None and r.claim_generation == lease.fencing)
-            ]
-            for r in ready:  # claimed that often by runtimes that died: park it
-                if attempts_exhausted(r.attempts, max_attempts):
-                    r.park(t)
-            ready = [r for r in ready if r.failed_at_ms is None]
+            ready = self._ready_head(lease, t, boundary, max_batches, batch_ids, commands,
+                                     max_attempts)
             chosen = _choose(ready, boundary, max_batches, batch_ids, commands)
             if not chosen:
                 return None
@@ -390,6 +384,33 @@ class MemoryStore:
                 tuple(dataclasses.replace(r.batch, attempts=r.attempts, error=r.error)
                       for r in chosen),
             )
+
+    def _ready_head(self, lease: Lease, t: int, boundary: ClaimBoundary, max_batches: int,
+                    batch_ids: Sequence[str] | None, commands: bool,
+                    max_attempts: int) -> list[_BatchRow]:
+        """The session's ready rows a claim can take, in enqueue order: the selected ones, or
+        the head of the queue up to one claim group (a claim group is a prefix), so a claim
+        costs the same however many batches wait behind it. Rows claimed that often by
+        runtimes that died are parked on the way."""
+        sid, gen = lease.session_id, lease.fencing  # the caller's lease is the live one
+        rows: Any = (self._batches.values() if batch_ids is None else
+                     [r for b in batch_ids if (r := self._batches.get(b)) is not None])
+        limit = 1 if commands else max(1, max_batches)
+        out: list[_BatchRow] = []
+        for r in rows:  # the dict keeps enqueue order (rows are added with rising seq)
+            if (r.batch.session_id != sid or r.batch.available_at_ms > t
+                    or r.failed_at_ms is not None
+                    or (r.claim_id is not None and r.claim_generation == gen)):
+                continue
+            if attempts_exhausted(r.attempts, max_attempts):
+                r.park(t)
+                continue
+            out.append(r)
+            if batch_ids is None and (len(out) >= limit or (
+                    boundary is ClaimBoundary.ACTIVE_TURN_CHECKPOINT and
+                    r.batch.delivery_policy is not DeliveryPolicy.EARLIEST_SAFE_BOUNDARY)):
+                break  # a group is complete, or the head cannot go at a checkpoint
+        return out
 
     async def cancel_queued_work_batch(self, session_id: str, batch_id: str) -> QueuedWorkBatch | None:
         with self._lock:

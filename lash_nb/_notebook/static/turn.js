@@ -167,7 +167,7 @@ function lashBlock(b, openState, html, htmlLen, approval) {
   return lashEl("div", "lash-" + b.kind, b.text);
 }
 
-function lashUsage(u, iterations, elapsed) {
+function lashUsage(u, iterations, elapsed, cost) {
   const parts = [];
   if (u && Object.keys(u).length) {
     parts.push(`${u.input_tokens || 0} in`, `${u.output_tokens || 0} out`);
@@ -178,6 +178,7 @@ function lashUsage(u, iterations, elapsed) {
   }
   if (iterations) parts.push(`${iterations} model call${iterations === 1 ? "" : "s"}`);
   if (elapsed) parts.push(`${(elapsed / 1000).toFixed(1)} s`);
+  if (cost && cost.text) parts.push(cost.text);
   return parts.join(" · ");
 }
 
@@ -299,7 +300,7 @@ function render({ model, el }) {
     }
     let elapsed = model.get("elapsed_ms");
     if (LASH_LIVE.has(model.get("status"))) elapsed += performance.now() - elapsedAt;
-    usage.textContent = lashUsage(model.get("usage"), model.get("iterations"), elapsed);
+    usage.textContent = lashUsage(model.get("usage"), model.get("iterations"), elapsed, model.get("cost"));
     const o = model.get("outcome");
     badge.textContent = o;
     badge.className = "lash-outcome " + lashOutcomeClass(o);
@@ -352,6 +353,7 @@ function render({ model, el }) {
   model.on("change:html", traitsChanged);
   model.on("change:html_len", traitsChanged);
   model.on("change:usage", drawFoot);
+  model.on("change:cost", drawFoot);
   model.on("change:retries", drawFoot);
   model.on("change:outcome", drawFoot);
   model.on("change:iterations", drawFoot);

@@ -53,7 +53,8 @@ def final_status(outcome: str) -> str:
     return "failed"
 
 
-def usage_line(usage: Mapping[str, Any], iterations: int = 0, elapsed_ms: float = 0.0) -> str:
+def usage_line(usage: Mapping[str, Any], iterations: int = 0, elapsed_ms: float = 0.0,
+               cost: Mapping[str, Any] | None = None) -> str:
     parts: list[str] = []
     if usage:
         parts += [f"{usage.get('input_tokens', 0) or 0} in", f"{usage.get('output_tokens', 0) or 0} out"]
@@ -68,6 +69,8 @@ def usage_line(usage: Mapping[str, Any], iterations: int = 0, elapsed_ms: float 
         parts.append(f"{iterations} model call{'' if iterations == 1 else 's'}")
     if elapsed_ms:
         parts.append(f"{elapsed_ms / 1000:.1f} s")
+    if cost and cost.get("text"):
+        parts.append(str(cost["text"]))
     return " · ".join(parts)
 
 
@@ -152,7 +155,7 @@ def turn_html(state: Mapping[str, Any]) -> str:
                  f'after {esc(r.get("wait_seconds"))}s: {esc(r.get("reason"))}'
                  + (f" ({len(retries)} retries)" if len(retries) > 1 else "") + "</div>")
     usage = usage_line(state.get("usage") or {}, int(state.get("iterations") or 0),
-                       float(state.get("elapsed_ms") or 0.0))
+                       float(state.get("elapsed_ms") or 0.0), state.get("cost"))
     badge = (f'<span class="lash-outcome {outcome_class(outcome)}">{esc(outcome)}</span>'
              if outcome else "")
     # <pre>: the prompt keeps its lines where the style block is sanitised away (untrusted)

@@ -49,6 +49,9 @@ State the browser reads (synced traits) and what feeds them
 - ``usage`` (the latest cumulative ``usage`` activity; ``estimated: true`` is shown as such),
   ``retries``, ``iterations``, ``elapsed_ms`` (kernel-side; the browser extrapolates between
   flushes so the timer runs while a tool runs), ``error`` (the message of ``fail``).
+- ``cost``: ``{usd, note, text}`` of the finished turn, set by the runner before ``finish``
+  (``costs.turn_cost``; ``usd`` None with the reason in ``note`` when it has no price; ``{}``
+  when costs are off). The footer shows ``text``.
 
 Activities the fold understands beyond lash's (additive; unknown types are ignored):
 ``turn_outcome {outcome, turn_id}``; ``store_wait {holder_pid, waited_s}`` (a status row
@@ -93,6 +96,7 @@ class TurnWidget(anywidget.AnyWidget):
     attachments = traitlets.List(traitlets.Dict()).tag(sync=True)
     blocks = traitlets.List(traitlets.Dict()).tag(sync=True)
     usage = traitlets.Dict().tag(sync=True)
+    cost = traitlets.Dict().tag(sync=True)
     retries = traitlets.List(traitlets.Dict()).tag(sync=True)
     outcome = traitlets.Unicode("").tag(sync=True)
     status = traitlets.Unicode("starting").tag(sync=True)
@@ -388,7 +392,7 @@ class TurnWidget(anywidget.AnyWidget):
         """What the views show (what ``turn_html`` renders): the trait values, with the rows
         and HTML of :meth:`shown`."""
         out = {k: getattr(self, k) for k in ("session_id", "turn_id", "prompt", "attachments",
-                                             "usage",
+                                             "usage", "cost",
                                              "retries", "outcome", "status", "iterations",
                                              "elapsed_ms", "error")}
         shown = self.shown()
