@@ -1,12 +1,9 @@
-"""Queue numbers: enqueue rate, drain overhead per batch, await latency.
+"""Queue numbers: enqueue rate and drain overhead per batch.
 
 Zero-latency model. Each store (memory, DuckDB file) gets: N enqueues (rate), N drains of one
-exclusive batch each (drain overhead = drain turn time minus a plain turn's time), and the
-latency from a drain's return to ``await_queued_work_batch`` returning, the drain started after
-a random 10-200 ms (a fixed delay can line up with a poll schedule and flatter it). The wait
-returns at the drain's commit (ADR 65), woken in-process; the drain's own bookkeeping after its
-commit can make the difference negative. ``benchmarks/queue_pace.py`` has the queue's cost
-to the turns around it, old against new.
+exclusive batch each (drain overhead = drain turn time minus a plain turn's time).
+``benchmarks/queue_pace.py`` has the queue's cost to the turns around it by depth, bursts, and
+``await_queued_work_batch`` (which returns at the commit, ADR 65), old against new.
 
     python benchmarks/queue_bench.py [--n 500]
 """
@@ -15,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import statistics
 import tempfile
 import time
@@ -43,24 +39,9 @@ async def bench(label: str, store) -> None:
         t = time.perf_counter()
         await s.turn(f"plain {i}").run()
         plain.append((time.perf_counter() - t) * 1000)
-    waits = []
-    for i in range(20):
-        batch = await s.enqueue(f"awaited {i}").send()
-
-        async def drain_later():
-            await asyncio.sleep(random.uniform(0.01, 0.2))
-            await s.queued_turn().run()
-            return time.perf_counter()
-
-        drainer = asyncio.ensure_future(drain_later())
-        await s.await_queued_work_batch(batch.batch_id)
-        done = time.perf_counter()
-        finished = await drainer
-        waits.append((done - finished) * 1000)
     print(f"{label:14s} enqueue {n / enqueue_s:9.0f} batches/s | drain turn median "
           f"{statistics.median(drains):6.2f} ms vs plain turn {statistics.median(plain):6.2f} ms "
-          f"(overhead {statistics.median(drains) - statistics.median(plain):+.2f} ms) | await "
-          f"latency after commit median {statistics.median(waits):5.1f} ms, max {max(waits):5.1f} ms")
+          f"(overhead {statistics.median(drains) - statistics.median(plain):+.2f} ms)")
     await core.close()
 
 

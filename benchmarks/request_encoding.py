@@ -1,5 +1,6 @@
 """Model request encoding per call with a real provider's wire format (OpenAI-compatible
-Chat Completions), at 10 / 1,000 / 10,000 turns of history (4 messages a turn).
+Chat Completions, Anthropic Messages), at 10 / 1,000 / 10,000 turns of history (4 messages a
+turn).
 
 Each sample is one model call of a new turn on a growing history: ``build_http_request``
 (what the provider sends: messages encoded once each across calls) beside the full encode
@@ -13,10 +14,12 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from typing import Any
 
 from lash_nb._core.graph import SessionGraph, SessionNode
 from lash_nb._core.llm import LlmRequest
 from lash_nb._core.records import Message, Part, PartKind, Role
+from lash_nb._providers.anthropic import Anthropic
 from lash_nb._providers.openai_compat import OpenAICompatible
 
 
@@ -40,8 +43,13 @@ def exchange(graph: SessionGraph, k: int, upto: int = 4) -> None:
 
 
 def main() -> None:
-    provider = OpenAICompatible(api_key="sk-bench", model="gpt-bench")
-    print("# request_encoding: OpenAI-compatible body per model call, medians")
+    for name, provider in (("OpenAI-compatible", OpenAICompatible(api_key="sk-bench", model="gpt-bench")),
+                           ("Anthropic", Anthropic(api_key="sk-ant-bench", model="gpt-bench"))):
+        run(name, provider)
+
+
+def run(name: str, provider: Any) -> None:
+    print(f"# request_encoding: {name} body per model call, medians")
     for history in (10, 1000, 10_000):
         graph = SessionGraph()
         for k in range(history):

@@ -57,12 +57,16 @@ async def main() -> None:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     plan = {10: (10, 10), 1000: (3, 5)} if not args.quick else {10: (2, 5)}
-    _, pyd_turn = make_pydantic_ai(async_tool=True)
+    try:
+        _, pyd_turn = make_pydantic_ai(async_tool=True)
+    except ImportError:  # not installed here: measured without it
+        pyd_turn = None
     _, oai_turn, _ = make_openai_agents(async_tool=True)
     tmp = tempfile.mkdtemp()
-    print(f"# vs_peers: python {sys.version.split()[0]}, cpus={os.cpu_count()}")
+    print(f"# vs_peers: python {sys.version.split()[0]}, cpus={os.cpu_count()}"
+          + ("" if pyd_turn else " (pydantic-ai not installed: left out)"))
     for history, (rounds, per_round) in plan.items():
-        pyd_seed = await pydantic_ai_seed(pyd_turn, history)
+        pyd_seed = await pydantic_ai_seed(pyd_turn, history) if pyd_turn else None
         oai_seed = await openai_agents_seed(oai_turn, history)
         mem = await lash_session(None, history)
         disk = await lash_session(str(Path(tmp) / f"h{history}.duckdb"), history)
@@ -81,6 +85,8 @@ async def main() -> None:
 
         systems = {"pydantic-ai": s_pyd, "openai-agents": s_oai,
                    "lash_nb (memory store)": s_mem, "lash_nb (DuckDB file, durable)": s_disk}
+        if pyd_turn is None:
+            del systems["pydantic-ai"]
         samples: dict[str, list[float]] = {k: [] for k in systems}
         rng = random.Random(history)
         for fn in systems.values():

@@ -18,6 +18,7 @@ then ``%lash help``.
 import typing as _typing
 
 from ._core.approval import ApprovalDecision, ApprovalPolicy
+from ._core.attachments import Attachment, AttachmentLimits, AttachmentRef
 from ._core.cancel import CancellationToken
 from ._core.prompt import (
     PromptBuiltin,
@@ -51,6 +52,7 @@ from ._core.tools import ToolContext, ToolManifest, ToolProvider
 from ._core.usage import SessionUsageReport, TokenUsage, UsageReportRow
 from ._runtime.core import LashCore, LashCoreBuilder, SessionBuilder
 from ._runtime.sync import run_sync
+from ._runtime.tracing import disable_tracing, enable_tracing
 from ._tools.function import FunctionTool, tool
 from ._tools.mcp import MCPServer
 from ._version import __version__
@@ -87,6 +89,9 @@ __all__ = [
     "ApprovalRequest",
     "Approvals",
     "AssistantOutput",
+    "Attachment",
+    "AttachmentLimits",
+    "AttachmentRef",
     "CancellationToken",
     "DeliveryPolicy",
     "Drainer",
@@ -145,6 +150,8 @@ __all__ = [
     "TurnStream",
     "UsageReportRow",
     "__version__",
+    "disable_tracing",
+    "enable_tracing",
     "load_ipython_extension",
     "run_child",
     "run_sync",

@@ -1,4 +1,4 @@
-"""Command line: ``python -m lash_nb demo``, ``worker`` and ``migrate-store``."""
+"""Command line: ``python -m lash_nb demo``, ``worker``, ``migrate-store`` and ``prune-blobs``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,29 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._core.llm import Provider
+
+
+def _prune_blobs(target: str, older_than_s: float) -> int:
+    from ._errors import LashError
+    from ._runtime.core import open_store
+    from ._store.base import stores_blobs
+
+    async def run() -> int:
+        store = open_store(target)
+        try:
+            if not stores_blobs(store):
+                raise LashError(f"{target} keeps no attachments; nothing to prune")
+            return await store.prune_blobs(older_than_s=older_than_s)
+        finally:
+            await store.close()
+
+    try:
+        n = asyncio.run(run())
+    except LashError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{target}: {n} unreferenced blob(s) deleted")
+    return 0
 
 
 def worker_provider(name: str, *, model: str | None, delay_s: float) -> Provider:
@@ -34,6 +57,22 @@ def worker_provider(name: str, *, model: str | None, delay_s: float) -> Provider
     except ConfigurationError as e:
         raise SystemExit(str(e)) from None
     return build_provider(name, model=model, offline_delay_s=delay_s)
+
+
+def worker_model(provider: str | None, model: str | None) -> tuple[str, str | None]:
+    """``--provider`` and ``--model`` as one choice: ``--model openai:gpt-4.1-mini`` picks the
+    provider too; a prefix naming another provider than ``--provider`` is refused."""
+    from ._errors import ConfigurationError
+    from ._providers.registry import split_model_id
+
+    if not model:
+        return provider or "offline", None
+    explicit = None if provider in (None, "env") else provider
+    try:
+        name, bare = split_model_id(model, provider=explicit, default=provider or "offline")
+    except ConfigurationError as e:
+        raise SystemExit(str(e)) from None
+    return name or "offline", bare
 
 
 def _log_to_stderr() -> None:
@@ -61,10 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     scope = work.add_mutually_exclusive_group()
     scope.add_argument("--session", help="drain only this session")
     scope.add_argument("--all", action="store_true", help="drain every session (default)")
-    work.add_argument("--provider", default="offline",
+    work.add_argument("--provider", default=None,
                       help="offline (default), env (chosen from the environment), openai, "
-                           "anthropic, openrouter or ollama")
-    work.add_argument("--model", default=None)
+                           "anthropic, openrouter, ollama, openai-responses, google or litellm")
+    work.add_argument("--model", default=None,
+                      help="a model, or provider:model (openai:gpt-4.1-mini) to pick the provider too")
     work.add_argument("--delay", type=float, default=0.0, help="offline provider: seconds per word")
     work.add_argument("--tools", action="append", default=[], help="module:attr of tools to load")
     work.add_argument("--approver", default=None, metavar="MODULE:ATTR",
@@ -80,7 +120,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="exit after S idle seconds (scripts and tests)")
     mig = sub.add_parser("migrate-store", help="move a lash DuckDB file to this schema version")
     mig.add_argument("path", help="the DuckDB file")
+    prune = sub.add_parser("prune-blobs",
+                           help="delete attachment bytes nothing references any more")
+    prune.add_argument("store", help="the DuckDB file or postgresql:// DSN")
+    prune.add_argument("--older-than", type=float, default=3600.0, metavar="S",
+                       help="keep blobs stored in the last S seconds (default 3600: a turn "
+                            "may be about to commit them)")
     args = ap.parse_args(argv)
+    if args.command == "prune-blobs":
+        return _prune_blobs(args.store, args.older_than)
     if args.command == "migrate-store":
         from ._errors import StoreError
         from ._store.duckdb import migrate_duckdb
@@ -101,10 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._runtime.worker import load_approver, load_tools, run_worker
 
     _log_to_stderr()
+    name, model = worker_model(args.provider, args.model)
     stats = asyncio.run(run_worker(
         args.store, session_id=args.session,
-        provider=worker_provider(args.provider, model=args.model, delay_s=args.delay),
-        model=args.model, tools=load_tools(args.tools), concurrency=args.concurrency,
+        provider=worker_provider(name, model=model, delay_s=args.delay),
+        model=model, tools=load_tools(args.tools), concurrency=args.concurrency,
         poll_s=args.poll, grace_s=args.grace, max_idle_s=args.exit_when_idle,
         lease_ttl_ms=args.lease_ttl_ms, max_attempts=args.max_attempts,
         approver=load_approver(args.approver),

@@ -6,6 +6,7 @@
 - ``OpenAIResponses``: the OpenAI Responses API (reasoning kept across turns, stateless).
 - ``Anthropic``: the Messages API.
 - ``GoogleGemini``: the Gemini API (``streamGenerateContent``).
+- ``LiteLLMProvider``: any model LiteLLM reaches (Bedrock, Vertex, Azure, ...); extra ``litellm``.
 - ``select_provider()``: pick one from the environment and say why.
 """
 
@@ -36,6 +37,7 @@ if _typing.TYPE_CHECKING:  # imported on first use (httpx loads with them)
     from ._providers.openai_compat import OpenAICompatible
     from ._providers.openai_responses import OpenAIResponses
     from ._providers.select import select_provider
+    from ._providers.via_litellm import LiteLLMProvider
 
 _LAZY = {
     "OpenAICompatible": ("._providers.openai_compat", "OpenAICompatible"),
@@ -43,6 +45,7 @@ _LAZY = {
     "OpenAIResponses": ("._providers.openai_responses", "OpenAIResponses"),
     "GoogleGemini": ("._providers.google", "GoogleGemini"),
     "select_provider": ("._providers.select", "select_provider"),
+    "LiteLLMProvider": ("._providers.via_litellm", "LiteLLMProvider"),
 }
 
 __all__ = [
@@ -50,6 +53,7 @@ __all__ = [
     "Completed",
     "FunctionProvider",
     "GoogleGemini",
+    "LiteLLMProvider",
     "LlmPart",
     "LlmRequest",
     "LlmResponse",

@@ -4,11 +4,13 @@
 - ``DuckDBStore(path)``: the embedded default for durable sessions; one file, many sessions.
   ``migrate_duckdb(path)`` moves a file of an older schema version forward.
 - ``PostgresStore(dsn)``: a shared server store for many processes and machines.
+- ``BlobStore``: what a store implements to keep attachment bytes (all three do).
 """
 
 import typing as _typing
 
 from ._store.base import (
+    BlobStore,
     CommitResult,
     Lease,
     LeaseBusy,
@@ -32,6 +34,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "BlobStore",
     "CommitResult",
     "DuckDBStore",
     "Lease",

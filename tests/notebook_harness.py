@@ -266,6 +266,15 @@ class ReraisingShell:
         InteractiveShell.clear_instance()
 
 
+def offline_shell() -> ReraisingShell:
+    """A shell with lash_nb loaded, the offline provider at full speed and an in-memory store."""
+    shell = ReraisingShell()
+    for line in ("%load_ext lash_nb._notebook.extension", "%config LashMagics.offline_delay_s = 0",
+                 "%config LashMagics.store = ':memory:'"):
+        shell.run_cell(line)
+    return shell
+
+
 def prose_of(state: dict[str, Any]) -> str:
     """The prose text of a TurnWidget state (its prose blocks, joined)."""
     return "".join(b["text"] for b in state.get("blocks", []) if b["kind"] == "prose")

@@ -34,6 +34,8 @@ HOMES = {
     "mcp": {"_tools"},
     "markdown_it": {"_notebook"},
     "pygments": {"_notebook"},
+    "opentelemetry": {"_runtime"},
+    "litellm": {"_providers"},
     "jupyter_client": {"_runtime"},  # code mode's sandbox kernel (_runtime/code_mode)
 }
 

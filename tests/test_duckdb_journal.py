@@ -199,9 +199,9 @@ def test_version_1_file_is_refused_then_migrated_by_the_cli(tmp_path: Path) -> N
     cli = [sys.executable, "-m", "lash_nb", "migrate-store", str(path)]
     done = subprocess.run(cli, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"{path}: schema version 1 -> 3"
+    assert done.stdout.strip() == f"{path}: schema version 1 -> 4"
     again = subprocess.run(cli, capture_output=True, text=True, timeout=120)
-    assert again.stdout.strip() == f"{path}: already at schema version 3"
+    assert again.stdout.strip() == f"{path}: already at schema version 4"
 
     store = DuckDBStore(path, idle_release_s=None)
     try:

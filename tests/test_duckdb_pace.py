@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
+from statement_counter import count_statements
 
 from lash_nb._store.base import Lease, RuntimeCommit, TurnStart, lease_owner_id
 from lash_nb._store.duckdb import DuckDBStore
@@ -183,5 +185,55 @@ def test_a_script_that_ends_without_closing_keeps_every_turn_in_the_tables(tmp_p
     try:
         assert store.query("SELECT count(*) AS n FROM turns")["n"].tolist() == [40]
         assert len(store.quarantined_commits()) == 0
+    finally:
+        store.close_sync()
+
+
+def test_after_a_release_an_unchanged_session_reads_one_row_not_its_history(tmp_path: Path) -> None:
+    """A notebook's store gave the file to a worker (hand-over) and got it back: its next turn
+    checks the session's row, not every turn row and node id it ever stored."""
+    store = DuckDBStore(tmp_path / "nb.duckdb")
+    try:
+        asyncio.run(_turns(store, range(30)))
+        asyncio.run(store.release_file())
+        seen = count_statements(store)
+        asyncio.run(_turns(store, range(30, 32)))
+        assert store.opens == 2
+        assert not any("FROM turns" in q or "FROM graph_nodes" in q for q in seen), seen
+        assert any("FROM sessions WHERE session_id" in q for q in seen)
+    finally:
+        store.close_sync()
+    con = duckdb.connect(str(tmp_path / "nb.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM turns").fetchone() == (32,)
+    finally:
+        con.close()
+
+
+def test_after_a_release_a_session_written_meanwhile_is_read_again(tmp_path: Path) -> None:
+    """Another process committed to the session while this one had released the file (here:
+    its head moved in the file): this process's next commit is checked against the file, not
+    against what it remembered, so a commit that expected the old head is refused."""
+    from lash_nb._errors import HeadRevisionConflict
+
+    path = tmp_path / "nb.duckdb"
+    store = DuckDBStore(path)
+    try:
+        asyncio.run(_turns(store, range(3)))
+        asyncio.run(store.release_file())
+        other = duckdb.connect(str(path))  # the other process, in short
+        rev = other.execute("SELECT head_revision FROM sessions WHERE session_id = 's'").fetchone()[0]
+        other.execute("UPDATE sessions SET head_revision = head_revision + 1, "
+                      "next_seq = next_seq + 1 WHERE session_id = 's'")
+        other.close()
+
+        async def stale() -> None:
+            lease = await store.try_acquire_lease("s", lease_owner_id("a"))
+            assert isinstance(lease, Lease)
+            await store.commit(RuntimeCommit("s", lease, expected_head_revision=rev,
+                                             turn_started=TurnStart("late", 9)))
+
+        with pytest.raises(HeadRevisionConflict):
+            asyncio.run(stale())
     finally:
         store.close_sync()

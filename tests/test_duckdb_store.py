@@ -99,15 +99,15 @@ def test_other_schema_version_is_refused_and_left_unchanged(tmp_path: Path) -> N
     with pytest.raises(StoreSchemaError) as e:
         DuckDBStore(path)
     text = one_line(e)
-    assert "schema version 99" in text and "uses 3" in text
+    assert "schema version 99" in text and "uses 4" in text
     assert digest(path) == before
 
 
-def test_new_file_gets_schema_version_three(tmp_path: Path) -> None:
+def test_new_file_gets_schema_version_four(tmp_path: Path) -> None:
     store = DuckDBStore(tmp_path / "lash.duckdb")
     try:
         meta = store.query("SELECT key, value FROM lash_meta")
-        assert meta.to_dict("records") == [{"key": "schema_version", "value": "3"}]
+        assert meta.to_dict("records") == [{"key": "schema_version", "value": "4"}]
     finally:
         store.close_sync()
 

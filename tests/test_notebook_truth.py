@@ -198,4 +198,4 @@ def test_a_misspelled_choice_or_provider_gets_did_you_mean(sh):
         sh.run_cell("%lash open s1 --provider opnai")
     assert str(info.value) == ("unknown provider 'opnai'; did you mean openai? use --provider one "
                                "of offline, openai, anthropic, openrouter, ollama, "
-                               "openai-responses, google")
+                               "openai-responses, google, litellm")

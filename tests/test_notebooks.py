@@ -88,7 +88,7 @@ def test_every_notebook_in_the_folder_has_a_test_here():
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == [
         "01-quickstart.ipynb", "02-queue.ipynb", "03-usage-analysis.ipynb",
         "04-real-providers.ipynb", "05-tools-and-mcp.ipynb", "06-configure-and-plugins.ipynb",
-        "07-child-sessions-and-retention.ipynb", "09-code-mode.ipynb",
+        "07-child-sessions-and-retention.ipynb", "08-attachments.ipynb", "09-code-mode.ipynb",
     ]
 
 
@@ -345,6 +345,31 @@ def test_children_notebook_nests_a_child_turn_parks_resumes_and_deletes(tmp_path
     assert "deleted session 'scratch' (its turns, usage and queued work)" in out
     assert "vacuum of lifecycle.duckdb: VacuumReport(removed_node_count=2" in out
     assert not (tmp_path / "children.duckdb.lash-compact").exists()
+
+
+@pytest.mark.slow  # runs a whole notebook in a kernel
+def test_attachments_notebook_sends_a_figure_and_a_dataframe_and_reopens_them(tmp_path, no_keys):
+    nb = execute("08-attachments.ipynb", tmp_path)
+    out = texts(nb)
+    assert error_outputs(nb) == []
+    # the offline model lists what reached it; the frame is whole CSV:
+    # ",month,units\n0,Jan,120\n1,Feb,95\n2,Mar,180\n3,Apr,150\n" = 13 + 10 + 9 + 10 + 10 bytes
+    assert "It received: [image fig: image/png, " in out
+    assert "[file sales: text/csv, 52 bytes]" in out
+    assert "plot_units returned an image [image plot_units output: image/png, " in out
+    # fig attached twice is one blob: 3 rows (fig, sales, the tool's plot)
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if "media_type  byte_len" in line)
+    assert [line.split()[0] for line in lines[head + 1:head + 5]][:3] == ["0", "1", "2"]
+    assert not lines[head + 4].startswith("3 ")
+    assert "The conversation holds 4 attachments; 4 came with their bytes." in out
+    # reopened from the file: the 4 attachments are sent again, read from the store
+    assert out.count("The conversation holds 4 attachments; 4 came with their bytes.") >= 2
+    html = [o["data"]["text/html"] for c in nb.cells for o in c.get("outputs", [])
+            if "text/html" in o.get("data", {})]
+    records = [h for h in html if "lash-attachments" in h]
+    assert any('<img class="lash-thumb" src="data:image/png;base64,' in h for h in records)
+    assert any('<pre class="lash-table-preview">,month,units\n0,Jan,120' in h for h in records)
 
 
 @pytest.mark.slow  # runs a whole notebook in a kernel, which starts a sandbox kernel

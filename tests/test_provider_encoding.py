@@ -7,6 +7,9 @@ messages."""
 from __future__ import annotations
 
 import json
+from typing import Any
+
+import pytest
 
 from lash_nb._core.graph import SessionGraph, SessionNode
 from lash_nb._core.llm import LlmRequest
@@ -29,7 +32,7 @@ def _exchange(graph: SessionGraph, k: int) -> None:
     _node(graph, Role.ASSISTANT, Part(f"a{k}", PartKind.PROSE, f"answer {k}"))
 
 
-def _plain(provider: OpenAICompatible, request: LlmRequest) -> bytes:
+def _plain(provider: Any, request: LlmRequest) -> bytes:
     return json.dumps(provider.payload(request)).encode()
 
 
@@ -61,8 +64,12 @@ def test_a_rewind_to_an_earlier_message_is_encoded_from_the_new_path() -> None:
     assert len(json.loads(body)["messages"]) == 5
 
 
-def test_an_older_view_after_a_newer_one_sends_only_its_own_messages() -> None:
-    provider = OpenAICompatible(api_key="sk-test", model="m")
+@pytest.mark.parametrize("kind", ["openai-compatible", "anthropic"])
+def test_an_older_view_after_a_newer_one_sends_only_its_own_messages(kind: str) -> None:
+    from lash_nb._providers.anthropic import Anthropic
+
+    provider: Any = (OpenAICompatible(api_key="sk-test", model="m") if kind != "anthropic"
+                     else Anthropic(api_key="sk-ant-test", model="m"))
     graph = SessionGraph()
     _exchange(graph, 0)
     old = LlmRequest("m", graph.view())
@@ -105,3 +112,54 @@ def test_each_message_is_encoded_once_across_a_sessions_calls(monkeypatch) -> No
         provider.build_http_request(LlmRequest("m", graph.view()))
     assert len(seen) == 40
     assert len(set(seen)) == 40
+
+
+# ---------------------------------------------------------------------- Anthropic
+def _thinking_turn(graph: SessionGraph, k: int, model: str) -> None:
+    """A user question, then an assistant message with kept thinking and a tool call, its
+    result and a text answer: consecutive user messages (the result, the next question)
+    merge into one Messages API entry with the tool result first."""
+    replay = json.dumps({"api": "anthropic", "model": model,
+                         "block": {"type": "thinking", "thinking": f"hmm {k}", "signature": "sig"}})
+    _node(graph, Role.ASSISTANT, Part(f"t{k}", PartKind.REASONING, f"hmm {k}", replay=replay),
+          Part(f"c{k}", PartKind.TOOL_CALL, '{"q": 1}', tool_call_id=f"k{k}", tool_name="look"))
+    _node(graph, Role.USER, Part(f"r{k}", PartKind.TOOL_RESULT, "found \u2603", tool_call_id=f"k{k}"))
+    _node(graph, Role.USER, Part(f"q{k}", PartKind.TEXT, f'and "then" {k}?'))
+
+
+def test_anthropic_a_growing_conversation_sends_the_same_bytes_as_a_full_encode() -> None:
+    """Every call while the history grows message by message (so the open last entry grows
+    too), with and without thinking replay, a system prompt and system messages."""
+    from lash_nb._providers.anthropic import Anthropic
+
+    for budget in (None, 1024):
+        provider = Anthropic(api_key="sk-ant-test", model="claude-x", thinking_budget=budget)
+        graph = SessionGraph()
+        _node(graph, Role.SYSTEM, Part("s0", PartKind.TEXT, "house rules"))
+        for k in range(4):
+            _exchange(graph, k)
+            _thinking_turn(graph, k, "claude-x")
+            for system in ("Be brief.", None):
+                request = LlmRequest("claude-x", graph.view(), system_prompt=system)
+                assert provider.build_http_request(request).content == \
+                    _plain(provider, request)
+        body = json.loads(provider.build_http_request(LlmRequest("claude-x", graph.view())).content)
+        assert body["system"] == "house rules"
+        merged = [e for e in body["messages"] if e["role"] == "user" and len(e["content"]) > 1]
+        assert merged and all(e["content"][0]["type"] == "tool_result" for e in merged)
+
+
+def test_anthropic_a_rewind_is_encoded_from_the_new_path() -> None:
+    from lash_nb._providers.anthropic import Anthropic
+
+    provider = Anthropic(api_key="sk-ant-test", model="claude-x")
+    graph = SessionGraph()
+    for k in range(2):
+        _exchange(graph, k)
+    provider.build_http_request(LlmRequest("claude-x", graph.view()))
+    graph.branch_to("n1")  # back to the first tool call
+    _node(graph, Role.USER, Part("u-new", PartKind.TEXT, "never mind"))
+    request = LlmRequest("claude-x", graph.view())
+    body = provider.build_http_request(request).content
+    assert body == _plain(provider, request)
+    assert json.loads(body)["messages"][-1]["content"][-1]["text"] == "never mind"

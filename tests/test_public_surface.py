@@ -17,6 +17,7 @@ import pytest
 SURFACE: dict[str, list[str]] = {
     "lash_nb": [
         "ApprovalDecision", "ApprovalPolicy", "ApprovalRequest", "Approvals", "AssistantOutput",
+        "Attachment", "AttachmentLimits", "AttachmentRef",
         "CancellationToken", "DeliveryPolicy", "Drainer", "EnqueueBuilder",
         "ExecutionSummary", "FunctionTool", "InputItem", "LashCore", "LashCoreBuilder",
         "LashSession", "MCPServer", "Message", "OutputState", "ParkedSession", "Part", "PartKind",
@@ -25,8 +26,8 @@ SURFACE: dict[str, list[str]] = {
         "SessionReadView", "SessionUsageReport", "SlotPolicy", "TokenUsage", "ToolAdmin",
         "ToolCallRecord", "ToolContext", "ToolManifest", "ToolProvider", "TurnBuilder",
         "TurnFinish", "TurnInput", "TurnIssue", "TurnOutcome", "TurnOutput", "TurnResult",
-        "TurnStop", "TurnStream", "UsageReportRow", "__version__", "load_ipython_extension",
-        "run_child", "run_sync", "tool",
+        "TurnStop", "TurnStream", "UsageReportRow", "__version__", "disable_tracing",
+        "enable_tracing", "load_ipython_extension", "run_child", "run_sync", "tool",
         # configuration, prompt layers, plugins (issue 16 part A)
         "PluginCheckpointContext", "PluginOperations", "PluginTurnContext", "PromptBuiltin",
         "PromptContribution", "PromptLayer", "PromptSlot", "PromptTemplate",
@@ -46,28 +47,29 @@ SURFACE: dict[str, list[str]] = {
     ],
     "lash_nb.events": [
         "AssistantProseDelta", "ChildActivity", "ChildUsage", "CodeCellCompleted",
-        "CodeCellOutput", "CodeCellStarted", "CodeSandboxStarted", "Error",
+        "CodeCellOutput", "CodeCellStarted", "CodeSandboxStarted", "ContextWindowed", "Error",
         "ModelAttemptReset", "ModelRequestStarted",
         "QueuedInputAccepted", "QueuedWorkStarted", "ReasoningDelta", "RetryStatus",
         "ToolApproval", "ToolCallCompleted", "ToolCallStarted", "TurnActivity", "TurnEvent", "TurnOutcomeEvent",
         "Usage",
     ],
     "lash_nb.providers": [
-        "Anthropic", "Completed", "FunctionProvider", "GoogleGemini", "LlmPart", "LlmRequest",
+        "Anthropic", "Completed", "FunctionProvider", "GoogleGemini", "LiteLLMProvider",
+        "LlmPart", "LlmRequest",
         "LlmResponse", "LlmToolSpec", "LlmTransportError", "OfflineProvider", "OpenAICompatible",
         "OpenAIResponses", "Provider",
         "ProviderFailureKind", "ProviderInfo", "ReasoningTextDelta", "RetryPolicy",
         "TerminalReason", "TextDelta", "UsageReported", "select_provider",
     ],
     "lash_nb.stores": [
-        "CommitResult", "DuckDBStore", "Lease", "LeaseBusy", "MemoryStore", "PersistedSession",
+        "BlobStore", "CommitResult", "DuckDBStore", "Lease", "LeaseBusy", "MemoryStore", "PersistedSession",
         "PostgresStore", "ReadScope", "RuntimeCommit", "SessionMeta", "SessionStore",
         "TurnRecord", "migrate_duckdb",
     ],
     "lash_nb.reports": [
         "Chart", "LashTrace", "graph_frame", "llm_calls_frame", "load_prices", "queue_frame",
         "queue_wait_chart", "read_lash_trace", "tool_calls_frame", "turn_duration_chart",
-        "turns_frame", "usage_chart", "usage_columns", "usage_frame",
+        "turns_frame", "usage_chart", "usage_columns", "usage_frame", "write_lash_trace",
     ],
     "lash_nb.testing": [
         "LoopbackServer", "RecordedRequest", "ReplayTransport", "WireScript", "load_wire_script",

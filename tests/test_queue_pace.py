@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from statement_counter import count_statements
 
 from lash_nb import DeliveryPolicy, LashCore
 from lash_nb._core.queue import QueuedWorkDraft, SlotPolicy
@@ -22,43 +23,16 @@ from lash_nb.providers import FunctionProvider
 from lash_nb.stores import DuckDBStore, MemoryStore
 
 
-class Counting:
-    """The store thread's DuckDB connection, recording each statement it runs."""
-
-    def __init__(self, con: Any) -> None:
-        self._con = con
-        self.sql: list[str] = []
-
-    def execute(self, sql: str, *args: Any, **kw: Any) -> Any:
-        self.sql.append(" ".join(sql.split()))
-        return self._con.execute(sql, *args, **kw)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._con, name)
-
-
-def count_statements(store: DuckDBStore) -> Counting:
-    worker = store._worker
-    box: list[Counting] = []
-
-    def install(con: Any) -> None:
-        box.append(Counting(con))
-        worker._con = box[0]
-
-    worker.submit(install).result()
-    return box[0]
-
-
 async def _open(store: Any, model: Any = None, sid: str = "s") -> Any:
     core = LashCore.builder().provider(FunctionProvider(model or (lambda r: "ok"))).model("m") \
         .store(store).build()
     return await core.session(sid).open()
 
 
-async def _statements_of(counting: Counting, coro: Any) -> list[str]:
-    start = len(counting.sql)
+async def _statements_of(counting: list[str], coro: Any) -> list[str]:
+    start = len(counting)
     await coro
-    return counting.sql[start:]
+    return counting[start:]
 
 
 def _txns(sql: list[str]) -> int:

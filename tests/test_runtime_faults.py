@@ -473,7 +473,7 @@ def test_a_version_2_duckdb_file_with_queued_work_migrates_and_its_batch_runs(tm
     cli = [sys.executable, "-m", "lash_nb", "migrate-store", str(path)]
     done = subprocess.run(cli, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"{path}: schema version 2 -> 3"
+    assert done.stdout.strip() == f"{path}: schema version 2 -> 4"
 
     async def body():
         core = core_with(FunctionProvider(lambda r: "ok"), store=str(path))
@@ -525,7 +525,7 @@ def test_a_version_1_postgres_database_is_moved_forward_at_open_idempotently(pg_
         await core.close()
     run(reopen())
     with psycopg.connect(dsn, autocommit=True) as con:
-        assert con.execute("SELECT value FROM lash_meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert con.execute("SELECT value FROM lash_meta WHERE key = 'schema_version'").fetchone() == ("3",)
 
 
 # ---------------------------------------------------------------------------- item: re-run after kill

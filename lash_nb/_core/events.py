@@ -237,6 +237,21 @@ class CodeCellCompleted(TurnEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class ContextWindowed(TurnEvent):
+    """lash_nb: a model call sent only the newest messages of the active path (ADR 60).
+    ``reason``: ``window`` (the path neared the context window) or ``overflow`` (the provider
+    refused the whole path as too long, and this call sends it again, windowed)."""
+
+    type: ClassVar[str] = "context_windowed"
+    reason: str
+    sent_messages: int
+    left_out_messages: int
+    estimated_tokens: int
+    sent_tokens: int
+    window_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
 class TurnOutcomeEvent(TurnEvent):
     """lash_nb addition: the terminal outcome of the turn, so a replayed stream can show it."""
 
@@ -267,6 +282,7 @@ EVENT_TYPES: dict[str, type[TurnEvent]] = {
         CodeCellStarted,
         CodeCellOutput,
         CodeCellCompleted,
+        ContextWindowed,
         TurnOutcomeEvent,
     )
 }

@@ -54,6 +54,7 @@ class ProviderFailureKind(str, enum.Enum):
     QUOTA = "quota"
     RATE_LIMIT = "rate_limit"
     OVERLOADED = "overloaded"
+    CONTEXT_OVERFLOW = "context_overflow"  # the prompt does not fit the model's window (ADR 60)
     UNSUPPORTED = "unsupported"
     UNKNOWN = "unknown"
 
@@ -79,6 +80,9 @@ class LlmRequest:
     protocol_iteration: int = 0
     max_output_tokens: int | None = None
     tool_choice: str = "auto"
+    # attachment id -> bytes of every attachment part in ``messages`` (read by the runtime
+    # from the store before the call; ``lash_nb._providers.media`` puts them on the wire)
+    attachments: Mapping[str, bytes] = field(default_factory=dict)
 
     def size_chars(self) -> int:
         """Characters the request carries (system prompt, every message part, tool specs):
@@ -261,6 +265,23 @@ class Provider(Protocol):
     kind: str
 
     def stream(self, request: LlmRequest) -> AsyncIterator[LlmStreamEvent]: ...
+
+
+@runtime_checkable
+class MediaCheck(Protocol):
+    """Optional: a provider that knows which attachment media types it can send."""
+
+    def refuses_media(self, media_type: str, model: str) -> str | None:
+        """Why this provider cannot send ``media_type`` to ``model`` (one line), or None."""
+        ...
+
+
+def refused_media(provider: object, media_type: str, model: str) -> str | None:
+    """The provider's reason to refuse ``media_type`` for ``model`` (None: it takes it, or
+    cannot tell)."""
+    if isinstance(provider, MediaCheck):
+        return provider.refuses_media(media_type, model)
+    return None
 
 
 @dataclass(frozen=True)

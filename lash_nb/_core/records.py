@@ -13,7 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._errors import InvalidTurnInput
 from .approval import ApprovalDecision
+from .attachments import (
+    DEFAULT_LIMITS,
+    Attachment,
+    AttachmentLimits,
+    AttachmentRef,
+    attachment_from,
+)
 from .text import check_id, clean_text
 from .usage import ZERO_USAGE, LlmCallRecord, TokenLedgerEntry, TokenUsage
 
@@ -31,21 +39,36 @@ def fresh_id(prefix: str = "") -> str:
 
 @dataclass(frozen=True, slots=True)
 class InputItem:
-    """One item of turn input. ``type`` is ``text`` (more kinds may come later)."""
+    """One item of turn input. ``type`` is ``text``, or ``attachment`` (``attachment`` set,
+    ``text`` empty; lash ``InputItem::Attachment``: an image or a file, by its media type)."""
 
     text: str
     type: str = "text"
+    attachment: Attachment | None = None
 
     def __post_init__(self) -> None:  # text enters a session here (core/text.py)
         if type(self.text) is str:
             object.__setattr__(self, "text", clean_text(self.text))
 
+    @classmethod
+    def of_attachment(cls, attachment: Attachment) -> InputItem:
+        return cls("", "attachment", attachment)
+
     def to_json(self) -> dict[str, Any]:
+        if self.attachment is not None:  # lash's stored source: the bytes are in the blobs table
+            return {"type": "attachment", "source": {
+                "source": "stored", "attachment_ref": self.attachment.ref.to_json()}}
         return {"type": self.type, "text": self.text}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> InputItem:
-        if data.get("type", "text") != "text":
+        kind = data.get("type", "text")
+        source = data.get("source")
+        if kind == "attachment" and isinstance(source, Mapping) and isinstance(
+                source.get("attachment_ref"), Mapping):
+            ref = AttachmentRef.from_json(source["attachment_ref"])
+            return cls("", "attachment", Attachment(ref))
+        if kind != "text":
             raise ValueError(f"unsupported input item type {data.get('type')!r}")
         return cls(text=str(data["text"]))
 
@@ -80,8 +103,29 @@ class TurnInput:
     def with_trace_turn_id(self, turn_id: str) -> TurnInput:
         return TurnInput(self.items, turn_id)
 
+    def attach(
+        self, obj: Any, *, name: str | None = None, media_type: str | None = None,
+        limits: AttachmentLimits = DEFAULT_LIMITS,
+    ) -> TurnInput:
+        """This input with ``obj`` attached after its items: bytes, a path, a matplotlib
+        figure, a PIL image, a DataFrame or anything with ``_repr_png_`` (see
+        ``lash_nb._core.attachments``). Refused past ``limits`` with a one-line error."""
+        item = InputItem.of_attachment(
+            attachment_from(obj, name=name, media_type=media_type, limits=limits))
+        total = sum(a.ref.byte_len for a in self.attachments()) + (
+            item.attachment.ref.byte_len if item.attachment else 0)
+        if total > limits.max_turn_bytes:
+            raise InvalidTurnInput(
+                f"the attachments of this turn have {total} bytes, more than the "
+                f"{limits.max_turn_bytes} allowed per turn; attach fewer or pass "
+                "limits=AttachmentLimits(max_turn_bytes=...)")
+        return TurnInput((*self.items, item), self.trace_turn_id)
+
+    def attachments(self) -> tuple[Attachment, ...]:
+        return tuple(i.attachment for i in self.items if i.attachment is not None)
+
     def is_blank(self) -> bool:
-        return not any(i.text.strip() for i in self.items)
+        return not any(i.text.strip() or i.attachment is not None for i in self.items)
 
     def joined_text(self) -> str:
         return "\n\n".join(i.text for i in self.items if i.text)
@@ -122,6 +166,7 @@ class Role(str, enum.Enum):
 
 class PartKind(str, enum.Enum):
     TEXT = "text"
+    ATTACHMENT = "attachment"  # an image or file; ``Part.attachment`` holds its ref
     PROSE = "prose"
     REASONING = "reasoning"
     TOOL_CALL = "tool_call"
@@ -145,6 +190,7 @@ class Part:
     interrupted: bool = False
     is_error: bool = False
     replay: str | None = None  # provider-native JSON to send back (ADR 0030); opaque here
+    attachment: AttachmentRef | None = None  # kind ATTACHMENT, or a tool result's image
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "kind": self.kind.value, "content": self.content}
@@ -158,6 +204,8 @@ class Part:
             out["is_error"] = True
         if self.replay is not None:
             out["replay"] = self.replay
+        if self.attachment is not None:
+            out["attachment"] = self.attachment.to_json()
         return out
 
     @classmethod
@@ -171,6 +219,8 @@ class Part:
             interrupted=bool(d.get("interrupted", False)),
             is_error=bool(d.get("is_error", False)),
             replay=d["replay"] if isinstance(d.get("replay"), str) else None,
+            attachment=(AttachmentRef.from_json(d["attachment"])
+                        if isinstance(d.get("attachment"), Mapping) else None),
         )
 
 

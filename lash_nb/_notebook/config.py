@@ -12,6 +12,7 @@ from typing import Any
 
 KEYS = (
     "session", "store", "provider", "model", "residency", "offline_delay_s", "live_interval_s",
+    "prices",
 )
 
 

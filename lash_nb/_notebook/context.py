@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from .._errors import ConfigurationError, SessionStillInUse
 from .._providers.registry import NAMES as PROVIDERS
-from .._providers.registry import build_provider, check_key
+from .._providers.registry import build_provider, check_key, split_model_id
 
 
 class Defaults(Protocol):
@@ -23,6 +23,7 @@ class Defaults(Protocol):
     residency: str
     offline_delay_s: float
     live_interval_s: float
+    prices: str
     shell: Any  # the IPython shell (its user_ns holds the notebook's @tool functions)
 
 
@@ -100,9 +101,13 @@ class NotebookContext:
         store = store or d.store
         if store.startswith("~"):  # as a shell reads it; postgresql:// and :memory: stay
             store = os.path.expanduser(store)  # noqa: ASYNC240  (reads $HOME, not the disk)
-        provider = provider or d.provider
+        explicit, provider = provider, provider or d.provider
         named_model = model  # --model given: it wins over a configured model (ADR 41)
         model = d.model if model is None else model
+        if model and provider in PROVIDERS:  # a provider:model id names the provider too
+            provider, model = split_model_id(model, provider=explicit, default=provider)
+            provider = provider or d.provider
+            named_model = model if named_model else None
         if provider not in PROVIDERS:
             raise ConfigurationError(
                 f"unknown provider {provider!r}; use --provider one of {', '.join(PROVIDERS)}"

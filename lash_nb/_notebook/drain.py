@@ -66,6 +66,7 @@ class NotebookDrain:
     def __init__(self, session: Any, *, interval_s: float = 0.05) -> None:
         self.session = session
         self.interval_s = interval_s
+        self.prices: Any = None  # the magics' prices (costs.resolve_prices): a drained turn's cost
         self.running = False
         self.last: DrainProgress | None = None
 
@@ -93,7 +94,7 @@ class NotebookDrain:
                     break
                 tell(replace(p, total=p.done + len(pending), current=(pending[0].batch_id,)))
                 if show:
-                    result = await run_queued(s, interval_s=self.interval_s)
+                    result = await run_queued(s, interval_s=self.interval_s, prices=self.prices)
                 else:
                     out = await _quiet_turn(s, activity)
                     result = None if out is None else out.result

@@ -82,6 +82,9 @@ class LashMagics(Magics):
     residency = Unicode("keep_all", help="keep_all|active_path_only").tag(config=True)
     offline_delay_s = Float(0.03, help="seconds between offline-provider deltas").tag(config=True)
     live_interval_s = Float(0.05, help="minimum seconds between widget flushes").tag(config=True)
+    prices = Unicode("default", help="costs shown: default (bundled snapshot), none, a CSV path "
+                     "or a notebook variable holding {model: {bucket: usd_per_million}}"
+                     ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)

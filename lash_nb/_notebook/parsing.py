@@ -134,6 +134,11 @@ def _lookup(path: str, ns: Mapping[str, Any]) -> tuple[bool, Any]:
     return True, value
 
 
+def lookup_name(path: str, ns: Mapping[str, Any]) -> tuple[bool, Any]:
+    """``(True, value)`` of a notebook name (``df`` or ``results.fig``), else ``(False, None)``."""
+    return _lookup(path, ns)
+
+
 def interpolate(text: str, ns: Mapping[str, Any]) -> str:
     """Replace ``{name}`` and ``{{name}}`` (dotted attributes allowed) by ``str(value)``.
 

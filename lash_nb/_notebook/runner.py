@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from .costs import turn_cost
+
 
 async def run_turn(
     session: Any,
@@ -27,14 +29,20 @@ async def run_turn(
     interval_s: float = 0.05,
     show_prompt: bool = True,
     system: str | None = None,
+    prices: Any = None,
+    turn_input: Any = None,
 ) -> Any:
     """Stream one turn into a displayed :class:`TurnWidget`; return the ``TurnResult``.
+    ``turn_input``: a ``TurnInput`` to send instead of ``prompt`` (its attachments are shown
+    as thumbnails / table previews under the prompt).
 
     The widget is shown first: a turn refused before its first event (busy session, locked
     store, provider mismatch) ends the widget with the error (``fail``) and the error raises."""
+    from .widgets.attachments import attachment_cards
     from .widgets.turn import TurnWidget  # anywidget loads with the first widget, not %load_ext
 
     widget = TurnWidget(
+        attachments=attachment_cards(turn_input.attachments()) if turn_input is not None else [],
         session_id=session.session_id,
         turn_id=turn_id or "",
         prompt=prompt if show_prompt else "",
@@ -43,7 +51,7 @@ async def run_turn(
         on_decide=lambda call_id, ok: session.approvals().decide(call_id, ok, by="user"),
     ).show()
     try:
-        builder = session.turn(prompt)
+        builder = session.turn(turn_input if turn_input is not None else prompt)
         if turn_id:
             builder = builder.turn_id(turn_id)
         if system:
@@ -57,11 +65,13 @@ async def run_turn(
     except Exception as err:  # refused or broken before an outcome: the view ends showing why
         widget.fail(f"{type(err).__name__}: {err}")
         raise
+    widget.cost = turn_cost(result, prices)
     widget.finish(result)
     return result
 
 
-async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = None) -> Any:
+async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = None,
+                     prices: Any = None) -> Any:
     """Drain one queued turn with a live widget fed from the session's observation stream.
 
     ``widget``: a view to feed instead of a displayed one (a queue panel's ``turn_view()``)."""
@@ -124,5 +134,6 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
     widget.push_all(out.activities)
     if not shown:
         widget.show()
+    widget.cost = turn_cost(out.result, prices)
     widget.finish(out.result)
     return out.result

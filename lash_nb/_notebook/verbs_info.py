@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.display import Markdown
 
+from .._core.attachments import Attachment
 from .._errors import QueryNotAllowed
+from .._store.base import stores_blobs
 from .parsing import interpolate, parse, parser
 from .widgets.fold import outcome_label
 
@@ -21,6 +23,10 @@ USAGE = parser("usage", "Token usage as a DataFrame (computed in the store), or 
 USAGE.add_argument("--session", default=None)
 USAGE.add_argument("--by", default=None, choices=("turn", "model", "source", "session", "day"))
 USAGE.add_argument("--plot", action="store_true", help="a chart instead of a DataFrame")
+USAGE.add_argument("--cost", action="store_true",
+                   help="cost and price_note columns (prices: %%config LashMagics.prices)")
+USAGE.add_argument("--prices", default=None,
+                   help="default, a CSV path or a notebook variable {model: {bucket: usd_per_million}}")
 
 SESSION_ONLY = parser("graph", "The session graph as a tree (branches shown), or --df for a DataFrame.")
 SESSION_ONLY.add_argument("--session", default=None)
@@ -41,13 +47,13 @@ _VERBS = (
      ("open a session and bind it (attaches the notebook's `@tool` functions, or the "
       '`--tools` named); `--mode code`: the model works in Python cells in a sandbox kernel, '
       '`--share` copies DataFrames or files into it')),
-    ('`%%lash [--session S] [-o VAR] [--background] [--system TEXT]`',
+    ('`%%lash [--session S] [-o VAR] [--background] [--system TEXT] [--attach fig,df]`',
      ('the cell body is the prompt (`{var}` interpolation, `\\{var}` for literal braces); '
-      'live widget with Stop')),
+      'live widget with Stop; `--attach` shows the model notebook objects or files')),
     ('`%lash turn PROMPT` / `r = %lash turn PROMPT`',
      'the line form; assigned, it returns the TurnResult'),
     (('`%lash enqueue [--id K] [--delivery earliest\\|after-commit] [--slot exclusive\\|join] '
-      '[--merge-key K] PROMPT`'),
+      '[--merge-key K] [--attach a,b] PROMPT`'),
      'queue work'),
     ('`%lash queue [--df]`',
      'pending batches (widget with cancel / drain buttons)'),
@@ -63,8 +69,8 @@ _VERBS = (
      'start an MCP server (stdio / streamable HTTP); its tools join the catalog'),
     ('`%lash mcp list` / `%lash mcp remove NAME`',
      "the session's MCP servers / stop one and drop its tools"),
-    ('`%lash usage [--by turn\\|model\\|source\\|session\\|day] [--plot]`',
-     'usage DataFrame (computed in the store) or a chart'),
+    ('`%lash usage [--by turn\\|model\\|source\\|session\\|day] [--plot] [--cost [--prices P]]`',
+     'usage DataFrame (computed in the store) or a chart; `--cost` adds US dollars and why a cost is n/a'),
     ('`%lash sessions` / `%lash graph [--df]`',
      'stored sessions / the session graph as a tree with its branches'),
     ('`%lash sessions --delete ID --yes`',
@@ -78,7 +84,7 @@ HELP = (
     '**%lash** verbs (`%load_ext lash_nb`)\n\n| verb | what it does |\n|---|---|' + "\n"
     + "".join(f"| {verb} | {what} |\n" for verb, what in _VERBS)
     + "\nDefaults: `%config LashMagics.session|store|provider|model|residency|offline_delay_s|"
-    "live_interval_s`\nor `[tool.lash_nb]` in pyproject.toml."
+    "live_interval_s|prices`\nor `[tool.lash_nb]` in pyproject.toml."
 )
 
 
@@ -99,6 +105,14 @@ async def tools(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
 async def usage(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = parse(USAGE, argline)
     b = await m.ctx.binding(a.session)
+    if a.cost or a.prices is not None:
+        from .. import reports
+        from .costs import resolve_prices
+
+        prices = resolve_prices(a.prices if a.prices is not None else m.prices, m.user_ns)
+        if prices is None:
+            raise UsageError("--cost with prices 'none' has nothing to price; pass --prices default")
+        return reports.usage_frame(b.session, by=a.by or "model", prices=prices)
     if a.plot or a.by is not None:
         from .. import reports
 
@@ -189,14 +203,27 @@ async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) 
         known = ", ".join(r.turn_id for r in records[-5:])
         raise UsageError(f"no turn {a.turn!r} in session {sid!r}; recent turns: {known}")
     events = await b.session.store.load_events(sid, rec.turn_id)
+    from .widgets.attachments import attachment_cards
     from .widgets.turn import TurnWidget
 
-    w = TurnWidget(session_id=sid, turn_id=rec.turn_id, prompt=turn_prompt(b.session, rec.turn_id))
+    w = TurnWidget(session_id=sid, turn_id=rec.turn_id, prompt=turn_prompt(b.session, rec.turn_id),
+                   attachments=attachment_cards(await turn_attachments(b.session, rec.turn_id)))
     w.push_all(events)
     outcome = rec.result.get("outcome") if isinstance(rec.result, dict) else None
     w.finish(outcome=outcome_label(outcome) if outcome else f"{rec.outcome}: {rec.stop_reason}",
              elapsed_ms=float(rec.duration_ms or 0.0))
     return w
+
+
+async def turn_attachments(session: Any, turn_id: str) -> list[Attachment]:
+    """The attachments of the turn's own user message, with their bytes read from the store
+    (for the thumbnails; a ref whose bytes are gone is shown by its caption)."""
+    refs = [p.attachment for n in session.read_view().nodes()
+            if n.turn_id == turn_id and (m := n.message) is not None and m.role.value == "user"
+            and m.origin is None for p in m.parts if p.attachment is not None]
+    store = session.store
+    data = await store.get_blobs([r.id for r in refs]) if refs and stores_blobs(store) else {}
+    return [Attachment(r, data.get(r.id)) for r in refs]
 
 
 def turn_prompt(session: Any, turn_id: str) -> str:

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.display import Markdown, display
 
+from .._core.records import TurnInput
 from .._core.text import clean_text
 from .._providers.registry import NAMES as PROVIDERS
-from .._providers.registry import check_key
-from .parsing import interpolate, parse, parser, split_prompt
+from .._providers.registry import check_key, split_model_id
+from .costs import prices_for_display, session_cost
+from .parsing import interpolate, lookup_name, parse, parser, split_prompt
 from .runner import run_turn
 
 if TYPE_CHECKING:
@@ -24,8 +26,9 @@ OPEN = parser("open", "Open (or resume) a session and bind it to this notebook."
 OPEN.add_argument("session", nargs="?", default=None)
 OPEN.add_argument("--fresh", action="store_true", help="start over (replace the stored graph)")
 OPEN.add_argument("--store", default=None, help="DuckDB path, :memory: or postgresql:// DSN")
-OPEN.add_argument("--provider", default=None, help="offline|openai|anthropic|openrouter|ollama")
-OPEN.add_argument("--model", default=None)
+OPEN.add_argument("--provider", default=None,
+                  help="offline|openai|anthropic|openrouter|ollama|openai-responses|google")
+OPEN.add_argument("--model", default=None, help="a model, or provider:model (openai:gpt-4.1-mini)")
 OPEN.add_argument("--residency", default=None, choices=("keep_all", "active_path_only"))
 OPEN.add_argument("--tools", default=None,
                   help="comma-separated functions of the notebook to attach as tools "
@@ -37,7 +40,7 @@ OPEN.add_argument("--share", default=None,
                   help="code mode: comma-separated DataFrame variables or file paths copied "
                        "into the sandbox")
 
-TURN_VALUES = ("--session", "-o", "--turn-id", "--system")
+TURN_VALUES = ("--session", "-o", "--turn-id", "--system", "--attach")
 TURN_FLAGS = ("--background",)
 TURN = parser("turn", "Run a turn; the prompt is the rest of the line (or the cell body).")
 TURN.add_argument("--session", default=None)
@@ -46,14 +49,18 @@ TURN.add_argument("--turn-id", default=None)
 TURN.add_argument("--background", action="store_true", help="return a task at once")
 TURN.add_argument("--system", default=None,
                   help="extra system prompt text for this turn only (a turn prompt layer)")
+TURN.add_argument("--attach", default=None,
+                  help="comma-separated notebook names (figure, image, DataFrame, bytes) or file "
+                       "paths to show the model")
 
-ENQ_VALUES = ("--session", "--id", "--delivery", "--slot", "--merge-key")
+ENQ_VALUES = ("--session", "--id", "--delivery", "--slot", "--merge-key", "--attach")
 ENQ = parser("enqueue", "Queue a prompt to run later as a turn.")
 ENQ.add_argument("--session", default=None)
 ENQ.add_argument("--id", default=None, help="idempotency key (source key)")
 ENQ.add_argument("--delivery", default=None, help="earliest|after-commit")
 ENQ.add_argument("--slot", default=None, help="exclusive|join")
 ENQ.add_argument("--merge-key", default=None)
+ENQ.add_argument("--attach", default=None, help="notebook names or file paths, as for turn")
 
 QUEUE = parser("queue", "Show the pending batches (a live widget, or --df for a DataFrame).")
 QUEUE.add_argument("--session", default=None)
@@ -68,7 +75,7 @@ STOP = parser("stop", "Cancel the running turns of the session.")
 STOP.add_argument("--session", default=None)
 
 
-def session_card(b: Any) -> Markdown:
+def session_card(b: Any, prices: Any = None) -> Markdown:
     s = b.session
     meta = [
         f"**lash session** `{s.session_id}`",
@@ -81,6 +88,9 @@ def session_card(b: Any) -> Markdown:
     if b.fresh and earlier > 0:
         turns = (f"{on_graph} turn(s) so far (started fresh: {earlier} earlier turn(s) stay in "
                  "the store's turns table)")
+    cost = session_cost(s, prices)
+    if cost:
+        turns += f" · cost so far {cost['text']}" if cost["usd"] is not None else f" · {cost['text']}"
     meta.append(f"{turns} · `%lash help` for the verbs")
     meta.append(tools_line(s.tools().all_tools()))
     code = s.parts.code_mode
@@ -147,6 +157,10 @@ def open_args(m: LashMagics, argline: str, cell: str | None) -> Any:
     a = parse(OPEN, argline)
     a.session = a.session or m.session
     provider = a.provider or m.provider
+    model = m.model if a.model is None else a.model
+    if provider in PROVIDERS and model:  # --model openai:gpt-4.1-mini picks the provider too
+        provider, a.model = split_model_id(model, provider=a.provider, default=provider)
+        a.provider = provider
     if provider not in PROVIDERS:
         close = difflib.get_close_matches(provider, PROVIDERS, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]}? " if close else ""
@@ -189,10 +203,9 @@ async def open_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     b = await m.ctx.open(name, fresh=a.fresh, store=a.store, provider=a.provider,
                          model=a.model, residency=a.residency, tools=tools, tool_names=tool_names,
                          mode=a.mode, shares=a.shares)
-    card = session_card(b)
     if assigned:
         return b.session
-    display(card)
+    display(session_card(b, prices_for_display(m.prices, m.user_ns)))
     return None
 
 
@@ -204,20 +217,49 @@ def turn_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
     # cleaned here as the session would (ADR 12): the widget shows the prompt before the
     # session sees it, and a lone surrogate cannot be sent to the front end
     prompt = clean_text(interpolate(prompt.strip(), m.user_ns))
-    if not prompt:
+    if not prompt and not a.attach:
         raise UsageError("the prompt is empty; write it after %lash turn or in the %%lash cell body")
     if a.system is not None:
         a.system = clean_text(interpolate(a.system, m.user_ns)).strip()
         if not a.system:
             raise UsageError('--system is empty; write the text in quotes, e.g. --system "Be brief."')
+    a.attach = attach_targets(m, a.attach)
     return a, prompt
+
+
+def attach_targets(m: LashMagics, spec: str | None) -> list[tuple[str, Any]]:
+    """``--attach fig,df,plot.png`` -> ``[(name, object or path)]``: a name defined in the
+    notebook (dotted attributes allowed) wins, else an existing file path."""
+    out: list[tuple[str, Any]] = []
+    for token in (t.strip() for t in (spec or "").split(",")):
+        if not token:
+            continue
+        found, value = lookup_name(token, m.user_ns)
+        if found:
+            out.append((token, value))
+        elif os.path.isfile(os.path.expanduser(token)):
+            path = os.path.expanduser(token)
+            out.append((os.path.basename(path), path))
+        else:
+            raise UsageError(f"--attach names {token!r}, which is neither a notebook variable "
+                             "nor a file; define it first or give the file's path")
+    return out
+
+
+def attached_input(prompt: str, targets: list[tuple[str, Any]]) -> TurnInput:
+    ti = TurnInput.text(prompt) if prompt else TurnInput.empty()
+    for name, value in targets:
+        ti = ti.attach(value, name=name)
+    return ti
 
 
 async def turn(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a, prompt = turn_args(m, argline, cell)
+    turn_input = attached_input(prompt, a.attach) if a.attach else None
     b = await m.ctx.binding(a.session)
     coro = run_turn(b.session, prompt, turn_id=a.turn_id, interval_s=m.live_interval_s,
-                    system=a.system)
+                    system=a.system, prices=prices_for_display(m.prices, m.user_ns),
+                    turn_input=turn_input)
     if a.background:
         task = asyncio.ensure_future(_keep(m, coro, a.out))
         m.ctx.background[f"turn-{len(m.ctx.background) + 1}"] = task
@@ -243,15 +285,16 @@ def enqueue_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, st
     if cell is not None:
         prompt = f"{prompt}\n{cell}".strip()
     prompt = clean_text(interpolate(prompt.strip(), m.user_ns))
-    if not prompt:
+    if not prompt and not a.attach:
         raise UsageError("the prompt is empty; write it after %lash enqueue")
+    a.attach = attach_targets(m, a.attach)
     return a, prompt
 
 
 async def enqueue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a, prompt = enqueue_args(m, argline, cell)
     b = await m.ctx.binding(a.session)
-    builder = b.session.enqueue(prompt)
+    builder = b.session.enqueue(attached_input(prompt, a.attach) if a.attach else prompt)
     if a.id:
         builder = builder.id(a.id)
     if a.delivery:
@@ -317,6 +360,7 @@ async def drain(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     a = parse(DRAIN, argline)
     b = await m.ctx.binding(a.session)
     drainer = b.drainer(m.live_interval_s)
+    drainer.prices = prices_for_display(m.prices, m.user_ns)
     handle = display(Markdown("checking the queue…"), display_id=True) if not a.background else None
 
     def progress(p: Any) -> None:

@@ -25,6 +25,8 @@ from typing import Any
 
 import httpx
 
+from lash_nb._core.attachments import AttachmentRef
+from lash_nb._core.graph import GraphView
 from lash_nb._core.llm import (
     LlmPart,
     LlmRequest,
@@ -40,8 +42,9 @@ from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._core.usage import TokenUsage
 from lash_nb._errors import ConfigurationError
 
-from . import classify
+from . import classify, media
 from .exchange import ATTEMPT_TIMEOUT_S, HttpProvider, parse_json_event
+from .openai_compat import MESSAGES_MARK, MESSAGES_MARK_JSON
 from .sse import MAX_EVENT_BYTES
 
 API_VERSION = "2023-06-01"
@@ -69,20 +72,103 @@ def anthropic_messages(request: LlmRequest, thinking_model: str | None = None
         if message.role is Role.SYSTEM:
             system.extend(p.content for p in message.parts if p.content)
             continue
-        for role, blocks in _blocks(message, thinking_model):
+        for role, blocks in _blocks(message, thinking_model, request.attachments):
             if out and out[-1]["role"] == role:
                 out[-1]["content"].extend(blocks)
             else:
                 out.append({"role": role, "content": blocks})
     for entry in out:  # tool results must lead a user message
-        if entry["role"] == "user":
-            entry["content"].sort(key=lambda b: b["type"] != "tool_result")
+        _tool_results_first(entry)
     return ("\n\n".join(system) or None), out
 
 
-def _blocks(message: Message, thinking_model: str | None = None) -> list[tuple[str, list[dict[str, Any]]]]:
-    texts = [{"type": "text", "text": p.content} for p in message.parts
-             if p.kind in (PartKind.TEXT, PartKind.PROSE) and p.content]
+def _media_blocks(message: Message, blobs: Mapping[str, bytes]) -> list[dict[str, Any]]:
+    """Text, ``image`` and ``document`` blocks (base64 sources) of a user message with
+    attachments, in order (``_providers/media.py``)."""
+    def source(ref: AttachmentRef, data: bytes) -> dict[str, Any]:
+        return {"type": "base64", "media_type": ref.media_type, "data": media.b64(data)}
+
+    return media.content_blocks(
+        message, blobs, provider="the Anthropic Messages API",
+        text=lambda t: {"type": "text", "text": t},
+        image=lambda ref, data: {"type": "image", "source": source(ref, data)},
+        pdf=lambda ref, data: {"type": "document", "source": source(ref, data),
+                               "title": media.file_name(ref)})
+
+
+def _tool_results_first(entry: dict[str, Any]) -> dict[str, Any]:
+    if entry["role"] == "user":
+        entry["content"].sort(key=lambda b: b["type"] != "tool_result")
+    return entry
+
+
+class AnthropicMessagesCache:
+    """The JSON of a history's Messages API ``messages``, kept between model calls (as
+    ``openai_compat.ChatMessagesCache``: a GraphView's list only grows in place). Same-role
+    neighbours merge into one entry, so the last entry stays open (it may still grow) and is
+    encoded on each call; the entries before it are encoded once. ``system`` messages of the
+    history are kept as parts. Keyed by the list and the thinking model (it changes blocks)."""
+
+    KEEP = 8
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[int, str | None], _Encoded] = {}
+
+    def encoded(self, messages: Any, thinking_model: str | None,
+                blobs: Mapping[str, bytes] | None = None,
+                ) -> tuple[list[str], tuple[bytes | bytearray, ...]] | None:
+        """(system parts of the history, chunks whose join is the ``", "``-joined JSON of the
+        entries); None: not a GraphView. The chunks are not copied: join them once."""
+        if not isinstance(messages, GraphView):
+            return None
+        msgs, m = messages.backing()
+        key = (id(msgs), thinking_model)
+        got = self._by_key.pop(key, None)
+        if got is None or got.msgs is not msgs or got.done > m:
+            got = _Encoded(msgs)
+        for message in msgs[got.done:m]:
+            if message.role is Role.SYSTEM:
+                got.system.extend(p.content for p in message.parts if p.content)
+                continue
+            for role, blocks in _blocks(message, thinking_model, blobs):
+                if got.open is not None and got.open["role"] == role:
+                    got.open["content"].extend(blocks)
+                    continue
+                if got.open is not None:  # a new role: the entry before is final
+                    got.close(got.open)
+                got.open = {"role": role, "content": blocks}
+        got.done = m
+        self._by_key[key] = got  # re-inserted: the newest last
+        while len(self._by_key) > self.KEEP:
+            del self._by_key[next(iter(self._by_key))]
+        if got.open is None:
+            return list(got.system), (got.closed,)
+        last = {"role": got.open["role"], "content": list(got.open["content"])}
+        tail = json.dumps(_tool_results_first(last)).encode()
+        return list(got.system), (got.closed, b", " if got.closed else b"", tail)
+
+
+@dataclass
+class _Encoded:
+    msgs: list[Message]
+    done: int = 0
+    closed: bytearray = field(default_factory=bytearray)
+    open: dict[str, Any] | None = None
+    system: list[str] = field(default_factory=list)
+
+    def close(self, entry: dict[str, Any]) -> None:
+        if self.closed:
+            self.closed += b", "
+        self.closed += json.dumps(_tool_results_first(entry)).encode()
+
+
+def _blocks(message: Message, thinking_model: str | None = None,
+            blobs: Mapping[str, bytes] | None = None) -> list[tuple[str, list[dict[str, Any]]]]:
+    if message.role is Role.USER and media.has_attachments(message):
+        texts = _media_blocks(message, blobs or {})
+    else:
+        texts = [{"type": "text", "text": p.content} for p in message.parts
+                 if p.kind in (PartKind.TEXT, PartKind.PROSE) and p.content]
     results = [
         {"type": "tool_result", "tool_use_id": p.tool_call_id or "", "content": p.content,
          **({"is_error": True} if p.is_error else {})}
@@ -277,17 +363,20 @@ class Anthropic(HttpProvider):
         self._setup_http(kind=kind, api_key=api_key, api_key_env=api_key_env, headers=headers,
                          transport=transport, timeout=timeout, chunk_timeout=chunk_timeout,
                          attempt_timeout=attempt_timeout, max_event_bytes=max_event_bytes)
+        self._messages_cache = AnthropicMessagesCache()
 
     def __repr__(self) -> str:
         key = self._key_state
         return (f"Anthropic(base_url={self.base_url!r}, model={self.model!r}, api_key={key}, "
                 f"max_tokens={self.max_tokens})")
 
-    def payload(self, request: LlmRequest) -> dict[str, Any]:
+    def payload(self, request: LlmRequest, *,
+                _parts: tuple[str | None, list[Any]] | None = None) -> dict[str, Any]:
         model = request.model or self.model
         if not model:
             raise ConfigurationError("anthropic: no model; pass model= to Anthropic(...) or the request")
-        system, messages = anthropic_messages(request, model if self.thinking_budget else None)
+        system, messages = (anthropic_messages(request, model if self.thinking_budget else None)
+                            if _parts is None else _parts)
         body: dict[str, Any] = {"model": model, "max_tokens": request.max_output_tokens or self.max_tokens,
                                 "stream": True, "messages": messages}
         if system:
@@ -307,7 +396,22 @@ class Anthropic(HttpProvider):
         if self._secret:
             headers["x-api-key"] = self._secret.reveal()
         return httpx.Request("POST", f"{self.base_url}/v1/messages", headers=headers,
-                             content=json.dumps(self.payload(request)).encode())
+                             content=self.body_bytes(request))
+
+    def body_bytes(self, request: LlmRequest) -> bytes:
+        """``json.dumps(self.payload(request)).encode()``, with the history's messages encoded
+        once per message across calls (:class:`AnthropicMessagesCache`)."""
+        thinking = (request.model or self.model) if self.thinking_budget else None
+        got = self._messages_cache.encoded(request.messages, thinking, request.attachments)
+        if got is not None:
+            parts, chunks = got
+            system = "\n\n".join(([request.system_prompt] if request.system_prompt else []) + parts)
+            head, mark, tail = json.dumps(
+                self.payload(request, _parts=(system or None, [MESSAGES_MARK]))
+            ).partition(MESSAGES_MARK_JSON)
+            if mark and MESSAGES_MARK not in tail:
+                return b"".join((head.encode(), b"[", *chunks, b"]", tail.encode()))
+        return json.dumps(self.payload(request)).encode()
 
     async def stream(self, request: LlmRequest) -> AsyncIterator[LlmStreamEvent]:
         http_request = self.build_http_request(request)

@@ -2,7 +2,9 @@
 
 ``retryable`` is True only when the failure class proves a retry is safe: a rate limit (429
 that is not an exhausted quota), 5xx, 529 / ``overloaded_error``, a dropped stream and
-timeouts. Quota, validation (400/422), auth (401/403) and other 4xx are terminal. Google's
+timeouts. Quota, validation (400/422), auth (401/403) and other 4xx are terminal. A prompt
+longer than the model's context window is its own kind, ``context_overflow`` (terminal; the
+runtime answers it with a window of the active path, ADR 60). Google's
 dialect: a 429 with a ``google.rpc.RetryInfo`` delay is a rate limit whatever its wording, and
 a 400 ``API_KEY_INVALID`` is an auth failure.
 Messages are one line, say what happened and what to do, and pass through ``scrub`` (by
@@ -37,12 +39,33 @@ _QUOTA_MARKERS = (
     "insufficient credits",
     "quota exceeded",
 )
+# "the prompt does not fit": the wordings lash's classifier knows (provider/traits.rs), which
+# cover OpenAI chat and Responses, Anthropic, Gemini, OpenRouter and local servers; a text that
+# also speaks of a rate, a quota or throttling is a limit per minute, never an overflow
 _CONTEXT_MARKERS = (
     "context_length_exceeded",
-    "maximum context length",
-    "prompt is too long",
+    "context_length",
+    "context length",
+    "maximum context",
+    "max context",
     "context window",
+    "prompt is too long",
+    "prompt too long",
+    "request_too_large",
+    "maximum prompt length is",
+    "reduce the length of the messages",
+    "exceeds the available context size",
+    "exceeded model token limit",
+    "too large for model with",
+    "model_context_window_exceeded",
+    "too many tokens",
+    "exceeds the maximum number of tokens",
+    "exceeds maximum number of tokens",
+    "request too large",
+    "input is too long",
 )
+_NOT_CONTEXT_MARKERS = ("rate limit", "rate_limit", "ratelimit", "throttl", "too many requests",
+                        "tokens per minute", "tpm", "quota")
 _RETRY_HINT = re.compile(
     r"(?:try again in|retry after|retry in)\s+(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|sec|seconds?)?",
     re.IGNORECASE,
@@ -139,6 +162,20 @@ def _google_retry_delay(body: str) -> float | None:
     return None
 
 
+def is_context_overflow(text: str) -> bool:
+    """True when a provider's error text says the prompt exceeds the model's context window."""
+    low = text.lower()
+    if any(marker in low for marker in _NOT_CONTEXT_MARKERS):
+        return False
+    return any(marker in low for marker in _CONTEXT_MARKERS) or (
+        "input token count" in low and "exceeds the maximum" in low)
+
+
+_OVERFLOW_ADVICE = ("the conversation is longer than the model's context window; lash_nb "
+                    "sends only the newest messages instead (context_window, ADR 60), or open "
+                    "the session --fresh or pick a model with a larger window")
+
+
 def _is_quota(status: int, text: str) -> bool:
     if status == 402:
         return True
@@ -185,10 +222,8 @@ def classify_http_error(
     if status in (401, 403) or (status == 400 and _BAD_KEY.search(combined)):
         return err(ProviderFailureKind.AUTH, False, f"check {key_hint}")
     if status in (400, 413, 422):
-        low = combined.lower()
-        if any(marker in low for marker in _CONTEXT_MARKERS):
-            return err(ProviderFailureKind.VALIDATION, False, "shorten the history or pick a "
-                       "model with a larger context window",
+        if is_context_overflow(combined):
+            return err(ProviderFailureKind.CONTEXT_OVERFLOW, False, _OVERFLOW_ADVICE,
                        terminal_reason=TerminalReason.CONTEXT_OVERFLOW)
         return err(ProviderFailureKind.VALIDATION, False, "fix the request (model name, "
                    "tools, parameters); retrying will not help")
@@ -230,8 +265,8 @@ def classify_stream_error(
         kind, retryable = ProviderFailureKind.QUOTA, False
     elif "rate_limit" in low or status == 429:
         kind, retryable = ProviderFailureKind.RATE_LIMIT, True
-    elif any(marker in low for marker in _CONTEXT_MARKERS):
-        kind, retryable = ProviderFailureKind.VALIDATION, False
+    elif is_context_overflow(low):
+        kind, retryable = ProviderFailureKind.CONTEXT_OVERFLOW, False
         overflow = TerminalReason.CONTEXT_OVERFLOW
     elif "invalid_request" in low or "invalid_prompt" in low or status in (400, 422):
         kind, retryable = ProviderFailureKind.VALIDATION, False
@@ -239,7 +274,8 @@ def classify_stream_error(
         kind, retryable = ProviderFailureKind.AUTH, False
     else:  # api_error, server errors and unknown in-stream failures
         kind, retryable = ProviderFailureKind.STREAM, True
-    advice = "the runtime retries" if retryable else "retrying will not help"
+    advice = ("the runtime retries" if retryable else _OVERFLOW_ADVICE if overflow
+              else "retrying will not help")
     return LlmTransportError(
         f"{provider} stream reported {kind_name or kind.value}: {message[:_MESSAGE_LIMIT]}; {advice}",
         kind=kind, retryable=retryable, status=status,

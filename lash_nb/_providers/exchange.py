@@ -289,6 +289,14 @@ class HttpProvider:
     _headers: dict[str, str]
     _exchange: HttpExchange
 
+    def refuses_media(self, media_type: str, model: str) -> str | None:
+        """Images, PDFs and text files go out in this API's native form; anything else, or
+        what the model is known not to read, is refused before a turn writes anything
+        (``_providers/media.py``)."""
+        from .media import check_media
+
+        return check_media(media_type, f"the {self.kind} provider", kind=self.kind, model=model)
+
     def _setup_http(
         self, *, kind: str, api_key: str | None, api_key_env: str | None,
         headers: Mapping[str, str] | None, transport: httpx.AsyncBaseTransport | None,

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from lash_nb._core.attachments import AttachmentRef
 from lash_nb._core.llm import (
     LlmPart,
     LlmRequest,
@@ -38,7 +39,7 @@ from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._core.usage import ZERO_USAGE, TokenUsage
 from lash_nb._errors import ConfigurationError
 
-from . import classify
+from . import classify, media
 from .exchange import ATTEMPT_TIMEOUT_S, HttpProvider, parse_json_event
 from .sse import MAX_EVENT_BYTES
 
@@ -76,7 +77,7 @@ def google_contents(request: LlmRequest, model: str) -> list[dict[str, Any]]:
     names = {p.tool_call_id: p.tool_name for m in request.messages for p in m.tool_calls()}
     out: list[dict[str, Any]] = []
     for message in request.messages:
-        for role, parts in _parts(message, model, names):
+        for role, parts in _parts(message, model, names, request.attachments):
             if out and out[-1]["role"] == role:
                 out[-1]["parts"].extend(parts)
             else:
@@ -84,11 +85,22 @@ def google_contents(request: LlmRequest, model: str) -> list[dict[str, Any]]:
     return out
 
 
+def _inline(ref: AttachmentRef, data: bytes) -> dict[str, Any]:
+    return {"inline_data": {"mime_type": ref.media_type, "data": media.b64(data)}}
+
+
 def _parts(
     message: Message, model: str, names: Mapping[str | None, str | None],
+    blobs: Mapping[str, bytes] | None = None,
 ) -> list[tuple[str, list[dict[str, Any]]]]:
-    texts: list[dict[str, Any]] = [{"text": p.content} for p in message.parts
-                                   if p.kind in (PartKind.TEXT, PartKind.PROSE) and p.content]
+    texts: list[dict[str, Any]]
+    if message.role is Role.USER and media.has_attachments(message):
+        # images and PDFs as inline_data parts, text files as text (``_providers/media.py``)
+        texts = media.content_blocks(message, blobs or {}, provider="the Gemini API",
+                                     text=lambda t: {"text": t}, image=_inline, pdf=_inline)
+    else:
+        texts = [{"text": p.content} for p in message.parts
+                 if p.kind in (PartKind.TEXT, PartKind.PROSE) and p.content]
     results: list[dict[str, Any]] = [{"functionResponse": {"name": p.tool_name or names.get(p.tool_call_id) or "",
                                      "response": _tool_response(p.content, p.is_error)}}
                for p in message.tool_results()]

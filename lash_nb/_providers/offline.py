@@ -18,6 +18,11 @@ Rules (documented for users; tests rely on them):
   is one, submitted as a number or a dict per group; otherwise the row count and columns.
   A failed answer cell is answered by submitting its error's last line
   (``offline_code.py``).
+- **Attachments.** It takes every kind and says what it received: ``"It received: "`` and
+  one ``[kind label: media/type, N bytes, WxH]`` per attachment of the latest user message
+  (and of tool results since); its bytes must have reached the request (else ``(missing)``).
+  When earlier messages hold attachments too: ``"The conversation holds N attachment(s); M
+  came with their bytes."`` (a reopened session is sent them again from the store).
 - **Streaming.** The answer streams word by word, one delta every ``delay_s`` seconds
   (default 0.03: visibly streaming in a notebook; pass 0 for tests and benchmarks).
 - **Tokens.** ``ceil(chars / 4)`` per message text plus 4 per message for input; the same rule
@@ -104,6 +109,10 @@ class OfflineProvider:
                 answer = " ".join(f"{name} returned {out}." for name, out in results)
             else:
                 answer = f"You said: {prompt} (This is the offline model; it echoes prompts and calls tools you name.)"
+            received = _received(request, last_user_index)
+            if received:
+                answer += f" It received: {received}."
+            answer += _history_note(request, last_user_index)
             for word in _words(answer):
                 yield TextDelta(word)
                 await self._pause()
@@ -136,9 +145,31 @@ def _words(text: str) -> list[str]:
 def _last_user_index(messages: Any) -> int | None:
     for i in range(len(messages) - 1, -1, -1):
         m: Message = messages[i]
-        if m.role is Role.USER and any(p.kind is PartKind.TEXT for p in m.parts):
+        kinds = {p.kind for p in m.parts}
+        if m.role is Role.USER and PartKind.TOOL_RESULT not in kinds and (
+                PartKind.TEXT in kinds or PartKind.ATTACHMENT in kinds):
             return i
     return None
+
+
+def _history_note(request: LlmRequest, start: int | None) -> str:
+    refs = [p.attachment for m in request.messages for p in m.parts if p.attachment is not None]
+    earlier = [p.attachment for m in request.messages[:start or 0] for p in m.parts
+               if p.attachment is not None]
+    if not earlier:
+        return ""
+    present = sum(ref.id in request.attachments for ref in refs)
+    return (f" The conversation holds {len(refs)} attachment{'' if len(refs) == 1 else 's'};"
+            f" {present} came with their bytes.")
+
+
+def _received(request: LlmRequest, start: int | None) -> str:
+    if start is None:
+        return ""
+    refs = [p.attachment for m in request.messages[start:] for p in m.parts
+            if p.attachment is not None]
+    return "; ".join(ref.describe() + ("" if ref.id in request.attachments else " (missing)")
+                     for ref in refs)
 
 
 def _called_since(messages: Any, start: int | None) -> set[str]:

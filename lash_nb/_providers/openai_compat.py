@@ -35,7 +35,7 @@ from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._core.usage import ZERO_USAGE, TokenUsage
 from lash_nb._errors import ConfigurationError
 
-from . import classify
+from . import classify, media
 from .exchange import ATTEMPT_TIMEOUT_S, HttpProvider, parse_json_event
 from .sse import MAX_EVENT_BYTES
 
@@ -65,17 +65,31 @@ def usage_from_chat(usage: Mapping[str, Any]) -> TokenUsage:
     )
 
 
+_NO_BLOBS: Mapping[str, bytes] = {}
+
+
 def chat_messages(request: LlmRequest) -> list[dict[str, Any]]:
     """Session messages -> Chat Completions ``messages`` (system prompt first)."""
     out: list[dict[str, Any]] = []
     if request.system_prompt:
         out.append({"role": "system", "content": request.system_prompt})
     for message in request.messages:
-        out.extend(_chat_message(message))
+        out.extend(_chat_message(message, request.attachments))
     return out
 
 
-def _chat_message(message: Message) -> list[dict[str, Any]]:
+def _chat_user_content(message: Message, blobs: Mapping[str, bytes]) -> list[dict[str, Any]]:
+    """A user message with attachments: text, ``image_url`` (a data URL) and ``file``
+    (``file_data`` a data URL) content parts, in order (``_providers/media.py``)."""
+    return media.content_blocks(
+        message, blobs, provider="the OpenAI-compatible chat API",
+        text=lambda t: {"type": "text", "text": t},
+        image=lambda ref, data: {"type": "image_url", "image_url": {"url": media.data_url(ref, data)}},
+        pdf=lambda ref, data: {"type": "file", "file": {"filename": media.file_name(ref),
+                                                        "file_data": media.data_url(ref, data)}})
+
+
+def _chat_message(message: Message, blobs: Mapping[str, bytes] = _NO_BLOBS) -> list[dict[str, Any]]:
     texts = [p.content for p in message.parts if p.kind in (PartKind.TEXT, PartKind.PROSE) and p.content]
     results = [
         {"role": "tool", "tool_call_id": p.tool_call_id or "", "content": p.content}
@@ -84,6 +98,8 @@ def _chat_message(message: Message) -> list[dict[str, Any]]:
     if message.role is Role.SYSTEM:
         return [{"role": "system", "content": "\n\n".join(texts)}] if texts else []
     if message.role is Role.USER:
+        if media.has_attachments(message):
+            return [*results, {"role": "user", "content": _chat_user_content(message, blobs)}]
         return results + ([{"role": "user", "content": "\n\n".join(texts)}] if texts else [])
     if message.role is Role.ASSISTANT:
         calls = [
@@ -100,8 +116,9 @@ def _chat_message(message: Message) -> list[dict[str, Any]]:
     return []  # event messages are session bookkeeping, not model input
 
 
-_MARK = f"lash-messages-{uuid.uuid4().hex}"  # stands in for the messages while the body is encoded
-_MARK_JSON = json.dumps([_MARK])
+# stands in for the messages while a body is encoded (here and in anthropic.py)
+MESSAGES_MARK = f"lash-messages-{uuid.uuid4().hex}"
+MESSAGES_MARK_JSON = json.dumps([MESSAGES_MARK])
 
 
 class ChatMessagesCache:
@@ -118,7 +135,7 @@ class ChatMessagesCache:
     def __init__(self) -> None:
         self._by_list: dict[int, tuple[list[Message], int, bytearray]] = {}
 
-    def encoded(self, messages: Any) -> bytearray | None:
+    def encoded(self, messages: Any, blobs: Mapping[str, bytes] = _NO_BLOBS) -> bytearray | None:
         """``", "``-joined JSON of the entries of ``messages`` (None: not a GraphView)."""
         if not isinstance(messages, GraphView):
             return None
@@ -128,7 +145,9 @@ class ChatMessagesCache:
             got = (msgs, 0, bytearray())
         _, done, text = got
         for message in msgs[done:m]:
-            for entry in _chat_message(message):
+            entries = (_chat_message(message, blobs) if media.has_attachments(message)
+                       else _chat_message(message))
+            for entry in entries:
                 if text:
                     text += b", "
                 text += json.dumps(entry).encode()
@@ -300,11 +319,11 @@ class OpenAICompatible(HttpProvider):
     def body_bytes(self, request: LlmRequest) -> bytes:
         """``json.dumps(self.payload(request)).encode()``, with the history's messages
         encoded once per message across calls (:class:`ChatMessagesCache`)."""
-        cached = self._messages_cache.encoded(request.messages)
+        cached = self._messages_cache.encoded(request.messages, request.attachments)
         if cached is not None:
-            text = json.dumps(self.payload(request, _messages=[_MARK]))
-            head, mark, tail = text.partition(_MARK_JSON)
-            if mark and _MARK not in tail:  # else extra_body replaced the messages
+            text = json.dumps(self.payload(request, _messages=[MESSAGES_MARK]))
+            head, mark, tail = text.partition(MESSAGES_MARK_JSON)
+            if mark and MESSAGES_MARK not in tail:  # else extra_body replaced the messages
                 system = (json.dumps({"role": "system", "content": request.system_prompt}).encode()
                           if request.system_prompt else b"")
                 sep = b", " if system and cached else b""

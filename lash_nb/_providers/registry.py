@@ -19,12 +19,24 @@ openai-     openai-responses      OPENAI_API_KEY     $OPENAI_BASE_URL, else api.
 responses                                            /v1/responses (store: false)
 google      google                GOOGLE_API_KEY,    generativelanguage.googleapis.com
                                   else GEMINI_API_KEY
+litellm     litellm               (LiteLLM's own)    LiteLLM (extra ``litellm``); needs a model,
+                                                     e.g. ``litellm:bedrock/...``
 ==========  ====================  =================  ==================================
+
+A model is named ``provider:model`` wherever one is named (``%lash open --model``,
+``LASH_MODEL``, ``worker --model``, ``LashCore.builder().model(...)``): the prefix is one of
+the names above (``openai:gpt-4.1-mini``, ``anthropic:claude-sonnet-4-20250514``,
+``google:gemini-2.5-flash``, ``openai-responses:gpt-5-mini``, ``ollama:qwen2.5:7b``).
+:func:`split_model_id` is the one parser. A bare model keeps the provider chosen otherwise;
+a prefix made of letters that names no provider is refused with a did-you-mean, unless a
+provider is already chosen (then it is part of the model name, as Ollama's ``qwen:7b``).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -36,15 +48,27 @@ if TYPE_CHECKING:
     from .offline import OfflineProvider
     from .openai_compat import OpenAICompatible
     from .openai_responses import OpenAIResponses
+    from .via_litellm import LiteLLMProvider
 
-    BuiltProvider = OfflineProvider | OpenAICompatible | Anthropic | OpenAIResponses | GoogleGemini
+    BuiltProvider = (OfflineProvider | OpenAICompatible | Anthropic | OpenAIResponses | GoogleGemini
+                     | LiteLLMProvider)
 
-NAMES = ("offline", "openai", "anthropic", "openrouter", "ollama", "openai-responses", "google")
+NAMES = ("offline", "openai", "anthropic", "openrouter", "ollama", "openai-responses", "google",
+         "litellm")
 KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY",
                  "openrouter": "OPENROUTER_API_KEY", "openai-responses": "OPENAI_API_KEY",
                  "google": "GEMINI_API_KEY"}
 # a provider whose key may also come from another variable (the google-genai SDK's order)
 KEY_FALLBACKS = {"google": ("GOOGLE_API_KEY", "GEMINI_API_KEY")}
+
+# the provider id (kind) each name builds: a session records the kind (ADR 28)
+KINDS = {"offline": "offline", "openai": "openai-compatible", "anthropic": "anthropic",
+         "openrouter": "openrouter", "ollama": "ollama", "openai-responses": "openai-responses",
+         "google": "google", "litellm": "litellm"}
+# names people write for a provider that is called otherwise here
+_ALIASES = {"gemini": "google", "vertex": "google", "claude": "anthropic", "gpt": "openai",
+            "responses": "openai-responses", "chatgpt": "openai"}
+_PREFIX = re.compile(r"^[A-Za-z][A-Za-z_-]*$")
 
 OPENAI_MODEL = "gpt-4.1-mini"
 ANTHROPIC_MODEL = "claude-sonnet-4-20250514"
@@ -93,6 +117,9 @@ def default_model(name: str, environ: Mapping[str, str] | None = None) -> str:
         return env.get("LASH_OLLAMA_MODEL", "").strip() or OLLAMA_MODEL
     models = {"openai": OPENAI_MODEL, "anthropic": ANTHROPIC_MODEL, "openrouter": OPENROUTER_MODEL,
               "openai-responses": OPENAI_RESPONSES_MODEL, "google": GOOGLE_MODEL}
+    if name == "litellm":
+        raise ConfigurationError("--provider litellm has no default model; name one, e.g. "
+                                 "--model litellm:bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0")
     if name not in models:
         raise _unknown(name)
     return models[name]
@@ -118,6 +145,8 @@ def build_provider(name: str, *, model: str | None = None,
     env = os.environ if environ is None else environ
     if name not in NAMES:
         raise _unknown(name)
+    if model:
+        model = split_model_id(model, provider=name)[1]
     model = model or default_model(name, env)
     if name == "offline":
         from .offline import OfflineProvider
@@ -125,6 +154,10 @@ def build_provider(name: str, *, model: str | None = None,
         return OfflineProvider() if offline_delay_s is None else OfflineProvider(
             delay_s=offline_delay_s)
     key = _key(name, env)
+    if name == "litellm":
+        from .via_litellm import LiteLLMProvider
+
+        return LiteLLMProvider(model)
     if name == "openai-responses":
         from .openai_responses import OpenAIResponses
 
@@ -147,6 +180,51 @@ def build_provider(name: str, *, model: str | None = None,
                                 model=model, headers={"X-Title": "lash_nb"}, kind="openrouter")
     base, _ = ollama_endpoint(env)
     return OpenAICompatible(base, api_key_env=None, model=model, kind="ollama")
+
+
+def split_model_id(text: str, *, provider: str | None = None,
+                   default: str | None = None) -> tuple[str | None, str]:
+    """``"provider:model"`` -> ``(provider name, model)``; a bare model -> ``(provider or
+    default, model)``. ``provider`` is one the user chose explicitly (``--provider``): a
+    prefix naming another is refused. ``default`` is one chosen by configuration: a prefix
+    replaces it. Errors are one line and say what to write."""
+    model = text.strip()
+    head, sep, rest = model.partition(":")
+    chosen = provider or default
+    if sep and head.lower() in KINDS:
+        name, rest = head.lower(), rest.strip()
+        if not rest:
+            raise ConfigurationError(f"model id {model!r} names no model after {name}:; write "
+                                     f"{name}:MODEL, or leave the model out for {name}'s default")
+        if provider is not None and provider != name:
+            raise ConfigurationError(f"model id {model!r} is for provider {name}, but the "
+                                     f"provider given is {provider}; give one of them")
+        return name, rest
+    if sep and _PREFIX.match(head):
+        close = _ALIASES.get(head.lower()) or next(
+            iter(difflib.get_close_matches(head.lower(), list(KINDS), n=1, cutoff=0.6)), None)
+        if close is not None or chosen is None:
+            hint = f"did you mean {close}:{rest}? " if close else ""
+            raise ConfigurationError(
+                f"unknown provider {head!r} in model id {model!r}; {hint}write PROVIDER:MODEL "
+                f"with PROVIDER one of {', '.join(NAMES)}")
+    return chosen, model
+
+
+def model_for_kind(kind: str, model: str) -> str:
+    """A builder's model for a provider object of ``kind``: a ``provider:`` prefix naming the
+    same provider is dropped, one naming another registry provider is refused, and any other
+    model (a custom provider's ``openai:...`` label, an Ollama tag) is kept as written."""
+    head, sep, _ = model.partition(":")
+    name = head.strip().lower()
+    if not sep or name not in KINDS:
+        return model
+    if KINDS[name] == kind:
+        return split_model_id(model, provider=name)[1]
+    if kind in KINDS.values():
+        raise ConfigurationError(f"model id {model!r} is for provider {name}, but the session's "
+                                 f"provider is {kind}; drop the prefix or use that provider")
+    return model
 
 
 def _key(name: str, env: Mapping[str, str]) -> str | None:

@@ -20,6 +20,8 @@ from lash_nb._core.llm import (
 from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._core.usage import ZERO_USAGE, TokenUsage
 
+from . import media
+
 REPLAY_API = "openai-responses"
 _REASONING_KEYS = ("id", "summary", "content", "encrypted_content")
 _INCOMPLETE = {"max_output_tokens": TerminalReason.OUTPUT_LIMIT,
@@ -34,17 +36,30 @@ def responses_input(request: LlmRequest, model: str) -> list[dict[str, Any]]:
     before the message and calls it preceded, and only to the model that made it."""
     out: list[dict[str, Any]] = []
     for message in request.messages:
-        out.extend(_items(message, model))
+        out.extend(_items(message, model, request.attachments))
     return out
 
 
-def _items(message: Message, model: str) -> list[dict[str, Any]]:
+def _user_content(message: Message, blobs: Mapping[str, bytes]) -> list[dict[str, Any]]:
+    """``input_text``, ``input_image`` (a data URL) and ``input_file`` (``file_data`` a data
+    URL) items of a user message with attachments, in order (``_providers/media.py``)."""
+    return media.content_blocks(
+        message, blobs, provider="the OpenAI Responses API",
+        text=lambda t: {"type": "input_text", "text": t},
+        image=lambda ref, data: {"type": "input_image", "image_url": media.data_url(ref, data)},
+        pdf=lambda ref, data: {"type": "input_file", "filename": media.file_name(ref),
+                               "file_data": media.data_url(ref, data)})
+
+
+def _items(message: Message, model: str, blobs: Mapping[str, bytes]) -> list[dict[str, Any]]:
     texts = [p.content for p in message.parts if p.kind in (PartKind.TEXT, PartKind.PROSE) and p.content]
     results = [{"type": "function_call_output", "call_id": p.tool_call_id or "",
                 "output": p.content} for p in message.tool_results()]
     if message.role is Role.SYSTEM:
         return [{"role": "system", "content": "\n\n".join(texts)}] if texts else []
     if message.role is Role.USER:
+        if media.has_attachments(message):
+            return [*results, {"role": "user", "content": _user_content(message, blobs)}]
         user = [{"role": "user", "content": [{"type": "input_text", "text": "\n\n".join(texts)}]}]
         return results + (user if texts else [])
     if message.role is not Role.ASSISTANT:

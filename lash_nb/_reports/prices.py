@@ -164,3 +164,24 @@ def row_note_sql(usage: str = "u", price: str = "p") -> str:
     return (f"CASE WHEN {price}.model IS NULL THEN 'no price for this model' "
             f"WHEN {_over_tier(usage, price)} THEN 'tiered price: the input reached ' || "
             f"CAST({price}.tier_start AS VARCHAR) || ' tokens; price it by hand' {missing} END")
+
+
+def price_usage(usage: Mapping[str, int], price: Mapping[str, float] | None,
+                tier_start: int | None = None) -> tuple[float | None, str | None]:
+    """(cost in dollars, None) of one usage row, or (None, why): the rule of
+    :func:`row_cost_sql` and :func:`row_note_sql`, for a row that is not in a database (a
+    turn just finished)."""
+    if price is None:
+        return None, "no price for this model"
+    whole_input = sum(int(usage.get(b) or 0) for b in PRICED_BUCKETS if b != "output_tokens")
+    if tier_start is not None and whole_input >= tier_start:
+        return None, f"tiered price: the input reached {tier_start} tokens; price it by hand"
+    total = 0.0
+    for bucket in PRICED_BUCKETS:
+        used = int(usage.get(bucket) or 0)
+        if not used:
+            continue
+        if price.get(bucket) is None:
+            return None, f"no price for {bucket}"
+        total += used * price[bucket]
+    return total / 1e6, None

@@ -24,6 +24,7 @@ Lines that are not JSON objects of a known envelope are counted and listed in
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import warnings
@@ -35,6 +36,7 @@ from .._core.text import clean_json
 from .._errors import LashWarning
 from .tables import insert_arrow
 
+log = logging.getLogger("lash_nb.reports")
 TRACE_SCHEMA_VERSION = 2
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")
 # the trace's five-bucket usage, and the older four-field form (cached / reasoning)
@@ -86,10 +88,45 @@ class LashTrace:
 
 
 def read_lash_trace(path: str | os.PathLike[str]) -> LashTrace:
-    """Read a lash trace JSONL file; bad lines are counted in ``bad_lines`` / ``problems``."""
+    """Read a lash trace JSONL file; bad lines are counted in ``bad_lines`` / ``problems``.
+
+    DuckDB reads it (``read_ndjson_objects`` and SQL, :mod:`.trace_sql`); the Python reader
+    below says why a line is bad, and reads a file DuckDB cannot read the same way."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no lash trace at {path}; pass the path of a trace JSONL file")
+    try:
+        from .trace_sql import read_with_duckdb
+
+        got = read_with_duckdb(path, version=TRACE_SCHEMA_VERSION, parse_line=_parse_line)
+    except Exception as err:  # anything DuckDB reads differently: the Python path decides
+        log.debug("trace %s: DuckDB import gave up (%s); reading it in Python", path, err)
+        got = None
+    if got is None:
+        return _read_in_python(path)
     import pandas as pd
 
-    path = os.fspath(path)
+    records = got["records"].to_pandas()
+    if str(records["timestamp"].dtype) != "datetime64[us]":
+        records["timestamp"] = pd.to_datetime(records["timestamp"]).astype("datetime64[us]")
+    _warn_skipped(path, got["bad"], got["newer"])
+    return LashTrace(path, records, got["tables"], got["bad"], got["newer"], got["problems"])
+
+
+def _warn_skipped(path: str, bad: int, newer: int) -> None:
+    if bad or newer:
+        warnings.warn(
+            f"{path}: {bad} bad line(s) and {newer} line(s) of a newer trace schema were "
+            "skipped; see .problems on the returned LashTrace",
+            LashWarning,
+            stacklevel=3,
+        )
+
+
+def _read_in_python(path: str) -> LashTrace:
+    """The reference reader: one line at a time, every rule written out in :class:`_Builder`."""
+    import pandas as pd
+
     builder = _Builder()
     problems: list[tuple[int, str]] = []
     bad = newer = 0
@@ -110,13 +147,7 @@ def read_lash_trace(path: str | os.PathLike[str]) -> LashTrace:
                 except (TypeError, ValueError, KeyError, AttributeError) as e:
                     bad += 1
                     problems.append((n, f"{rec.get('type')} record not understood: {e}"))
-    if bad or newer:
-        warnings.warn(
-            f"{path}: {bad} bad line(s) and {newer} line(s) of a newer trace schema were "
-            "skipped; see .problems on the returned LashTrace",
-            LashWarning,
-            stacklevel=2,
-        )
+    _warn_skipped(path, bad, newer)
     records = pd.DataFrame(builder.records, columns=[
         "line", "id", "timestamp", "type", "session_id", "turn_id", "llm_call_id",
         "plugin_id", "payload"])

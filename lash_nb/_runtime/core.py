@@ -72,6 +72,16 @@ def open_store(store: Any) -> SessionStore:
     )
 
 
+def model_for_kind(kind: str, model: str) -> str:
+    """``model`` for a provider of ``kind``: a matching ``provider:`` prefix dropped (one
+    parser: the provider registry's)."""
+    if ":" not in model:
+        return model
+    from .._providers.registry import model_for_kind as registry_model_for_kind
+
+    return registry_model_for_kind(kind, model)
+
+
 def provider_model(provider: Any) -> str | None:
     """The model a provider was built for (``model=``), else its default model."""
     model = getattr(provider, "model", None) or getattr(provider, "default_model", None)
@@ -101,6 +111,7 @@ class LashCoreBuilder(PromptLayerSink):
         self._tools: list[Any] = []
         self._store: Any = None
         self._system_prompt: str | None = None
+        self._context: tuple[int | None, str] = (None, "window")
         self._residency = "keep_all"
         self._retry = RetryPolicy()
         self._lease_ttl_ms = DEFAULT_LEASE_TTL_MS
@@ -168,6 +179,21 @@ class LashCoreBuilder(PromptLayerSink):
         self._residency = _check_residency(residency)
         return self
 
+    def context_window(self, tokens: int | None, *, on_overflow: str = "window") -> LashCoreBuilder:
+        """The model's context window in tokens (None: unknown). A path estimated near it is
+        sent as a window of its newest messages; ``on_overflow`` says what a "context length
+        exceeded" failure does: ``"window"`` (default) sends such a window once more,
+        ``"stop"`` ends the turn ``provider_error`` (ADR 60)."""
+        if tokens is not None and (not isinstance(tokens, int) or isinstance(tokens, bool)
+                                   or tokens < 1):
+            raise ConfigurationError(
+                f"context_window must be a positive int (tokens) or None, got {tokens!r}")
+        if on_overflow not in ("window", "stop"):
+            raise ConfigurationError(
+                f"on_overflow must be 'window' or 'stop', got {on_overflow!r}")
+        self._context = (tokens, on_overflow)
+        return self
+
     def retry_policy(self, policy: RetryPolicy) -> LashCoreBuilder:
         self._retry = policy
         return self
@@ -190,15 +216,28 @@ class LashCoreBuilder(PromptLayerSink):
         return self
 
     def build(self) -> LashCore:
-        provider = self._provider if self._provider is not None else default_provider()
-        model = self._model or provider_model(provider)
+        provider, model = self._provider, self._model
+        if provider is None and model:  # .model("anthropic:claude-...") picks the provider
+            from .._providers.registry import build_provider, check_key, split_model_id
+
+            name, bare = split_model_id(model, default="env")
+            if name not in (None, "env"):
+                check_key(name, again="build the core again")
+                provider, model = build_provider(name, model=bare), bare
+        if provider is None:
+            provider = default_provider()
+        elif model:
+            model = model_for_kind(provider.kind, model)
+        model = model or provider_model(provider)
         if not model:
             raise ConfigurationError(
                 f"no model for provider {provider!r}; call LashCoreBuilder.model('model-id')"
             )
         return LashCore(
             provider=provider,
-            policy=SessionPolicy(provider.kind, model, self._max_turns, self._system_prompt),
+            policy=SessionPolicy(provider.kind, model, self._max_turns, self._system_prompt,
+                                 context_window=self._context[0],
+                                 on_context_overflow=self._context[1]),
             tools=list(self._tools),
             store=open_store(self._store),
             residency=self._residency,
@@ -459,11 +498,13 @@ class SessionBuilder(PromptLayerSink):
         base = core.policy
         policy = SessionPolicy(
             provider_id=provider_id,
-            model=self._model or (provider_model(self._provider) if self._provider else None)
-            or base.model,
+            model=(model_for_kind(provider.kind, self._model) if self._model else None)
+            or (provider_model(self._provider) if self._provider else None) or base.model,
             max_turns=base.max_turns,
             system_prompt=self._system_prompt if self._system_prompt is not None else base.system_prompt,
             prompt=self._prompt,
+            context_window=base.context_window,
+            on_context_overflow=base.on_context_overflow,
         )
         explicit = {name for name, value in (("model", self._model), ("prompt", self._prompt))
                     if value is not None}

@@ -100,12 +100,14 @@ def _close_in_background(agen: Any) -> None:
     task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
-async def call_model(run: ModelCallRun, provider: Provider,
-                     request: LlmRequest) -> LlmResponse | ModelCallFailed:
+async def call_model(run: ModelCallRun, provider: Provider, request: LlmRequest, *,
+                     call_id: str | None = None) -> LlmResponse | ModelCallFailed:
+    """``call_id``: default ``<turn>:<iteration>``; a second call of one iteration (the
+    windowed resend after a context overflow) names its own."""
     policy = run.retry_policy
     scrub = provider.scrub if _scrubs(provider) else scrub_shapes
     attempts: list[LlmAttempt] = []
-    call_id = f"{run.turn_id}:{request.protocol_iteration}"
+    call_id = call_id or f"{run.turn_id}:{request.protocol_iteration}"
     attempt = 0
     try:
         while True:

@@ -15,6 +15,7 @@ from .._core.llm import Provider, RetryPolicy
 from .._core.queue import DEFAULT_MAX_ATTEMPTS
 from .._store.base import SessionStore
 from .approval import Approvals
+from .attachments import BlobCache
 from .cancel import TurnCancelRegistry
 from .catalog import ToolCatalog
 from .code_mode.mode import CodeMode
@@ -37,6 +38,7 @@ class SessionParts:
     closed: Callable[[], bool]
     max_batch_attempts: int = DEFAULT_MAX_ATTEMPTS  # claims of a queued batch before it parks
     approvals: Approvals = field(default_factory=Approvals)  # tool approval (approval.py)
+    blobs: BlobCache = field(default_factory=BlobCache)  # attachment bytes by content id
     # core prompt layer, plugins, prompt cache, turn phase probe (prompt_layers.py)
     surface: SessionSurface = field(default_factory=SessionSurface)
     core: Any = None  # the LashCore that opened the session (child sessions open through it)

@@ -38,6 +38,7 @@ from .._core.records import TurnInput, TurnOutput
 from .._core.text import check_id
 from .._errors import ConfigurationError, InvalidTurnInput
 from .._store.base import Lease
+from .attachments import check_attachments
 from .parts import SessionParts
 from .turn import as_turn_input, run_to_completion
 from .turn_records import error_text
@@ -86,6 +87,10 @@ class EnqueueBuilder:
         if self._input.is_blank():
             raise InvalidTurnInput("cannot enqueue an empty input; pass some text")
         p = self._parts
+        attachments = self._input.attachments()
+        if attachments:  # the queued row keeps refs; the bytes wait in the blobs table
+            check_attachments(self._input, p.provider, p.state.policy.model)
+            await p.blobs.put(p.store, attachments)
         draft = QueuedWorkDraft(
             session_id=p.session_id,
             source_key=f"host:{self._id}" if self._id is not None else None,

@@ -25,6 +25,11 @@ class SessionPolicy:
     prompt: PromptLayer | None = None  # the session prompt layer (``_runtime/config.py``)
     configured: tuple[str, ...] = ()  # fields a committed config patch set: a reopen keeps them
     mode: str = "standard"  # "code": lash's RLM protocol (a reopen keeps it; ADR 71)
+    # the model's context window in tokens (None: unknown) and what a "context length
+    # exceeded" failure does: "window" sends the newest messages again, "stop" ends the turn
+    # (ADR 60; lash_nb/_core/context_window.py). Process configuration, not stored.
+    context_window: int | None = None
+    on_context_overflow: str = "window"
 
     def __post_init__(self) -> None:  # stored with the session (core/text.py)
         check_id(self.model, "model name")
@@ -80,6 +85,7 @@ class SessionState:
     turn_index: int = 0
     head_revision: int | None = None  # None: never persisted
     stale: bool = False  # a commit failed: reload from the store before the next turn
+    learned_context_window: int | None = None  # estimated tokens of a prompt that overflowed
     _report: SessionUsageReport | None = None
 
     def usage_report(self) -> SessionUsageReport:

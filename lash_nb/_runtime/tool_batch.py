@@ -8,6 +8,9 @@ argument gives the model an error result; ``KeyboardInterrupt`` in a tool cancel
 itself: they count in its retry bound.) Before a call runs its approval policy is resolved
 (``approval.py``): ``never`` and a denied ``ask`` give the model a denial result; a call
 waiting for its answer is cancelled by a stop like a running one.
+A tool that returns an image (a matplotlib figure, a PIL image, an object with
+``_repr_png_``) gives a text result describing it and, once its bytes are stored, an
+attachment part after the results, so the model sees the picture.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 from .._core import events as ev
 from .._core.approval import ApprovalDecision, ApprovalPolicy, denial_text
+from .._core.attachments import Attachment, attachment_from, is_image_like
 from .._core.cancel import CancellationToken
 from .._core.llm import LlmPart
 from .._core.records import Message, Part, PartKind, Role, ToolCallRecord, fresh_id
@@ -50,6 +54,7 @@ class ToolBatch:
         self.emit = emit
         self.records = records  # the turn's tool call records (appended to)
         self.results: dict[str, tuple[str, bool]] = {}
+        self.images: dict[str, Attachment] = {}  # call id -> the image its tool returned
         self.clock: dict[str, tuple[int, float]] = {}  # running call -> (started_ms, t0)
 
     async def run(self) -> None:
@@ -68,6 +73,14 @@ class ToolBatch:
         output, success = await self._execute(name, args, call_id)
         started, t0 = self.clock[call_id]  # an approved call's clock starts at its approval
         duration = round((time.perf_counter() - t0) * 1000, 3)
+        if success and is_image_like(output):
+            try:
+                image = attachment_from(output, name=f"{name} output")
+            except Exception as err:  # e.g. past the size limit: the model is told why
+                output, success = f"the tool's image could not be attached: {error_text(err)}", False
+            else:
+                self.images[call_id] = image
+                output = f"an image {image.ref.describe()}, attached below"
         try:
             output = clean_json(jsonable(output))  # tool output enters the session (core/text.py)
         except Exception as err:  # an output that cannot be shown as text
@@ -176,7 +189,9 @@ class ToolBatch:
             self.emit(ev.ToolCallCompleted(cid, c.tool_name or "", args, "interrupted", ran,
                                            False, "cancelled"), f"tool:{cid}")
 
-    def result_message(self) -> Message:
+    def result_message(self, *, with_images: bool = False) -> Message:
+        """The results in call order; ``with_images``: then the returned images (only once
+        their bytes are stored)."""
         mid = fresh_id("m")
         parts = []
         for i, c in enumerate(self.calls):
@@ -184,6 +199,10 @@ class ToolBatch:
             text, ok = self.results.get(cid, ("interrupted: the turn was stopped", False))
             parts.append(Part(f"{mid}.p{i}", PartKind.TOOL_RESULT, text, cid, c.tool_name,
                               interrupted=cid not in self.results, is_error=not ok))
+        if with_images:
+            for image in self.images.values():
+                parts.append(Part(f"{mid}.p{len(parts)}", PartKind.ATTACHMENT,
+                                  image.ref.describe(), attachment=image.ref))
         return Message(mid, Role.USER, tuple(parts))
 
 

@@ -22,6 +22,7 @@ from .._core.prompt import PromptContribution, PromptSlot
 from .._core.records import TurnInput, TurnOutput, TurnResult, fresh_id
 from .._core.text import check_id
 from .._errors import ConfigurationError, ProviderUnavailable, TurnIdMismatch
+from .attachments import check_attachments
 from .cancel import absorb_interrupt, await_committed
 from .parts import SessionParts
 from .prompt_layers import PromptLayerSink
@@ -99,6 +100,8 @@ class TurnBuilder(PromptLayerSink):
                 f"the input carries trace turn id {trace!r} but the turn id is {turn_id!r}; "
                 "drop one of them"
             )
+        check_attachments(self._input, self._provider or p.provider,
+                          self._model or p.state.policy.model)
         turn_input = self._input.with_trace_turn_id(turn_id)
         p.surface.plugins.check_turn_inputs(self._plugin_inputs)  # before anything is written
         run = TurnRun(p, turn_input, turn_id, self._token, provider=self._provider,

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._core import events as ev
@@ -39,9 +40,11 @@ from .._core.code_mode import (
     ExecCell,
     SettleCell,
 )
+from .._core.context_window import Window, learn_window
+from .._core.context_window import plan as plan_window
 from .._core.events import TurnActivity
 from .._core.graph import SessionNode
-from .._core.llm import LlmPart, LlmRequest, LlmResponse, LlmToolSpec, Provider
+from .._core.llm import LlmPart, LlmRequest, LlmResponse, LlmToolSpec, Provider, ProviderFailureKind
 from .._core.prompt import PromptLayer
 from .._core.queue import ClaimBoundary, QueueClaim
 from .._core.records import (
@@ -70,6 +73,7 @@ from .._errors import (
 )
 from .._store.base import Lease, TurnStart
 from .._store.waits import observe_store_waits, stop_observing
+from .attachments import input_message
 from .cancel import TaskBridge
 from .children import ChildScope, child_scope
 from .code_mode.cells import CodeCells
@@ -78,6 +82,7 @@ from .parts import SessionParts
 from .plugins import PluginCheckpointContext, PluginTurnContext
 from .prompt_layers import TurnPhase, render_for
 from .tool_batch import ToolBatch
+from .tracing import record_turn, tracing_enabled
 from .turn_commit import commit_terminal
 from .turn_records import (
     assistant_message,
@@ -94,6 +99,11 @@ _REQUESTS = frozenset({tm.ProgressCommit, tm.LlmCall, tm.ToolCalls, tm.Checkpoin
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _overflowed(response: LlmResponse | ModelCallFailed) -> bool:
+    return (isinstance(response, ModelCallFailed)
+            and response.error.kind is ProviderFailureKind.CONTEXT_OVERFLOW)
 
 
 class TurnRun:
@@ -152,6 +162,7 @@ class TurnRun:
         self.prompt = prompt  # the turn's prompt layer (prompt_layers.py)
         self.plugin_inputs: Mapping[str, Any] = plugin_inputs or {}
         self._plugin_injections = 0
+        self.finish_reasons: dict[str, str] = {}  # call id -> terminal reason (tracing)
 
     # ------------------------------------------------------------------ events
     def emit(self, event: ev.TurnEvent, correlation_id: str) -> None:
@@ -213,6 +224,10 @@ class TurnRun:
         finally:
             unwatch()
         keeper.stop()
+        if tracing_enabled():
+            record_turn(result, provider_kind=self.provider.kind, model=self.model,
+                        prompt="\n".join(i.text for i in self.input.items),
+                        finish_reasons=self.finish_reasons)
         return result
 
     # ------------------------------------------------------------------ the driver
@@ -340,16 +355,34 @@ class TurnRun:
             surface.phase(TurnPhase.PROMPT_BUILD, False)
             if self.code is not None:  # host tools are functions in the sandbox, not model tools
                 self._tools, self._system = (), self.code.system_prompt(self._system)
+        view = st.graph.view()
+        window = self._window(view, "window", st.policy.context_window or st.learned_context_window)
+        messages = view if window is None else view[window.start:]
         request = LlmRequest(
-            model=self.model, messages=st.graph.view(), tools=self._tools,
+            model=self.model, messages=messages, tools=self._tools,
+            attachments=await self.parts.blobs.for_messages(self.parts.store, messages),
             system_prompt=self._system, session_id=st.session_id,
             turn_id=self.turn_id, protocol_iteration=iteration,
         )
         response = await call_model(self, self.provider, request)
+        if _overflowed(response) and st.policy.on_context_overflow == "window":
+            # the provider refused the prompt as too long: it is the largest size known not to
+            # fit; a call that sent the whole path is sent once more as a window (ADR 60)
+            st.learned_context_window = learn_window(request.messages, self._system)
+            resend = None if window is not None else self._window(
+                view, "overflow", st.learned_context_window)
+            if resend is not None:
+                request = dataclasses.replace(request, messages=view[resend.start:])
+                response = await call_model(self, self.provider, request,
+                                            call_id=f"{self.turn_id}:{iteration}:windowed")
+                if _overflowed(response):  # still too long: the next call windows tighter
+                    st.learned_context_window = learn_window(request.messages, self._system)
         if isinstance(response, ModelCallFailed):
             err = response.error
             return tm.LlmFailed(err.message, err.kind.value, err.retryable)
         self.cumulative = self.cumulative + response.usage
+        if self.llm_calls:
+            self.finish_reasons[self.llm_calls[-1].call_id] = response.terminal_reason.value
         self.emit_independent(ev.Usage(iteration, response.usage, self.cumulative))
         self.partial_prose = []
         self._response = response
@@ -378,13 +411,24 @@ class TurnRun:
         return child_scope(ChildScope(self.parts.core, self.parts.session_id, self.turn_id,
                                       self.emit, self.token, self.children_usage))
 
+    def _window(self, view: Sequence[Message], reason: str, tokens: int | None) -> Window | None:
+        """The context window this call uses (None: send the whole path); shown to the user."""
+        window = plan_window(view, tokens, system_prompt=self._system)
+        if window is not None:
+            self.emit_independent(ev.ContextWindowed(
+                reason, len(view) - window.start, window.left_out, window.estimated_tokens,
+                window.sent_tokens, window.window_tokens))
+        return window
+
     async def _run_tools(self) -> tm.Response:
         assert self._response is not None
         calls: list[LlmPart] = self._response.tool_calls()
         self._batch = batch = self.tool_batch(calls)
         with self.tool_scope():
             await batch.run()
-        self._append(batch.result_message())
+        if batch.images:  # a tool returned a picture: its bytes before the commit naming it
+            await self.parts.blobs.put(self.parts.store, batch.images.values())
+        self._append(batch.result_message(with_images=bool(batch.images)))
         self._batch = None
         return tm.ToolsDone()
 
@@ -406,8 +450,7 @@ class TurnRun:
         if pending_text:
             self._append(Message.build(Role.ASSISTANT, [(PartKind.PROSE, pending_text)]))
         turn_input = claim.turn_input()
-        self._append(Message.build(Role.USER, [(PartKind.TEXT, i.text) for i in turn_input.items],
-                                   origin="queued_input"))
+        self._append(input_message(turn_input.items, origin="queued_input"))
         inputs = [{"id": input_id(b.source_key, b.batch_id), "message": b.text}
                   for b in claim.batches]
         self.emit_independent(ev.QueuedInputAccepted(kind, inputs))
@@ -474,9 +517,7 @@ class TurnRun:
         self.new_nodes.append(node)
 
     def _user_message(self) -> Message:
-        items = self.input.items or ()
-        return Message.build(Role.USER, [(PartKind.TEXT, i.text) for i in items] or
-                             [(PartKind.TEXT, "")])
+        return input_message(self.input.items or ())
 
     def _settle_tools(self) -> None:
         batch = self._batch
@@ -497,6 +538,9 @@ class TurnRun:
     async def _progress_commit(self) -> None:
         w = self.parts.writer
         assert self._keeper is not None
+        attachments = self.input.attachments()
+        if attachments:  # the bytes first, then the commit that references them
+            await self.parts.blobs.put(self.parts.store, attachments)
         for attempt in (1, 2):
             branch_before_attempts(self.parts.state.graph, self.turn_id, self.attempt_prefix)
             self._append(self._user_message())

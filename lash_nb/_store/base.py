@@ -49,6 +49,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeGuard, runtime_checkable
 
+from .._core.attachments import AttachmentRef
 from .._core.events import TurnActivity
 from .._core.graph import SessionGraph, SessionNode
 from .._core.queue import (
@@ -280,6 +281,26 @@ class FileReleaser(Protocol):
     async def release_file(self) -> None: ...
 
 
+@runtime_checkable
+class BlobStore(Protocol):
+    """Keeps attachment bytes content-addressed (the ``blobs`` table): one row per distinct
+    content id, whatever number of nodes reference it."""
+
+    async def put_blobs(self, blobs: Sequence[tuple[AttachmentRef, bytes]]) -> None:
+        """Store each blob unless its id is stored already (idempotent)."""
+        ...
+
+    async def get_blobs(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
+        """The bytes of the stored ones among ``blob_ids`` (missing ids are left out)."""
+        ...
+
+    async def prune_blobs(self, *, older_than_s: float = 3600.0) -> int:
+        """Delete blobs no graph node and no queued batch references and that were stored
+        more than ``older_than_s`` ago (a turn puts its blobs just before the commit that
+        references them); returns how many were deleted."""
+        ...
+
+
 _CAPABILITIES: dict[tuple[type, type], bool] = {}
 
 
@@ -305,6 +326,8 @@ def releases_file(store: object) -> TypeGuard[FileReleaser]:
 
 def watches_queue(store: object) -> TypeGuard[QueueChangeWatcher]:
     return _has(store, QueueChangeWatcher)
+def stores_blobs(store: object) -> TypeGuard[BlobStore]:
+    return _has(store, BlobStore)
 
 
 def lease_is_held(lease: Lease, token: str | None, fencing: int) -> bool:

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from .._core.attachments import AttachmentRef
 from .._core.events import TurnActivity
 from .._core.graph import SessionNode
 from .._core.queue import (
     DEFAULT_MAX_ATTEMPTS,
     ClaimBoundary,
+    DeliveryPolicy,
     QueueClaim,
     QueuedWorkBatch,
     QueuedWorkDraft,
@@ -114,10 +117,38 @@ class MemoryStore:
         self._batches: dict[str, _BatchRow] = {}
         self._history: list[_FinishedBatch] = []  # read by the reports, like queue_history
         self._seq = itertools.count(1)
+        self._blobs: dict[str, tuple[AttachmentRef, bytes, int]] = {}  # id -> (ref, bytes, at)
         self._queue_watch = QueueWatch()  # wakes await_queued_work_batch
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._sessions)} sessions)"
+
+    # ------------------------------------------------------------------ blobs
+    async def put_blobs(self, blobs: Sequence[tuple[AttachmentRef, bytes]]) -> None:
+        with self._lock:
+            for ref, data in blobs:
+                self._blobs.setdefault(ref.id, (ref, bytes(data), now_ms()))
+
+    async def get_blobs(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
+        with self._lock:
+            return {i: self._blobs[i][1] for i in blob_ids if i in self._blobs}
+
+    async def prune_blobs(self, *, older_than_s: float = 3600.0) -> int:
+        with self._lock:
+            cutoff = now_ms() - int(older_than_s * 1000)
+            texts = [n.content_text() for s in self._sessions.values() for n in s.nodes]
+            texts += [json.dumps(r.batch.to_json()) for r in self._batches.values()]
+            gone = [i for i, (_, _, at) in self._blobs.items()
+                    if at <= cutoff and not any(i in t for t in texts)]
+            for i in gone:
+                del self._blobs[i]
+            return len(gone)
+
+    def blob_rows(self) -> list[dict[str, Any]]:
+        """The ``blobs`` table of the durable stores, without the bytes (for reports)."""
+        with self._lock:
+            return [{"blob_id": i, "media_type": ref.media_type, "byte_len": ref.byte_len,
+                     "created_at_ms": at} for i, (ref, _, at) in self._blobs.items()]
 
     # ------------------------------------------------------------------ sessions
     async def load_session(
@@ -165,7 +196,7 @@ class MemoryStore:
                     s.nodes = [n for n in s.nodes if n.node_id not in s.tombstoned]
                     s.node_ids -= s.tombstoned
                     s.tombstoned = set()
-        return VacuumReport(removed)
+        return VacuumReport(removed, removed_blob_count=await self.prune_blobs())
 
     async def load_events(self, session_id: str, turn_id: str | None = None) -> list[TurnActivity]:
         with self._lock:
@@ -339,15 +370,8 @@ class MemoryStore:
                 raise SessionExecutionLeaseLost(
                     f"the execution lease on session {lease.session_id!r} was lost"
                 )
-            ready = [  # the caller's lease is held: its generation is the current one
-                r for r in self._rows(lease.session_id)
-                if r.batch.available_at_ms <= t and r.failed_at_ms is None
-                and not (r.claim_id is not None and r.claim_generation == lease.fencing)
-            ]
-            for r in ready:  # claimed that often by runtimes that died: park it
-                if attempts_exhausted(r.attempts, max_attempts):
-                    r.park(t)
-            ready = [r for r in ready if r.failed_at_ms is None]
+            ready = self._ready_head(lease, t, boundary, max_batches, batch_ids, commands,
+                                     max_attempts)
             chosen = _choose(ready, boundary, max_batches, batch_ids, commands)
             if not chosen:
                 return None
@@ -360,6 +384,33 @@ class MemoryStore:
                 tuple(dataclasses.replace(r.batch, attempts=r.attempts, error=r.error)
                       for r in chosen),
             )
+
+    def _ready_head(self, lease: Lease, t: int, boundary: ClaimBoundary, max_batches: int,
+                    batch_ids: Sequence[str] | None, commands: bool,
+                    max_attempts: int) -> list[_BatchRow]:
+        """The session's ready rows a claim can take, in enqueue order: the selected ones, or
+        the head of the queue up to one claim group (a claim group is a prefix), so a claim
+        costs the same however many batches wait behind it. Rows claimed that often by
+        runtimes that died are parked on the way."""
+        sid, gen = lease.session_id, lease.fencing  # the caller's lease is the live one
+        rows: Any = (self._batches.values() if batch_ids is None else
+                     [r for b in batch_ids if (r := self._batches.get(b)) is not None])
+        limit = 1 if commands else max(1, max_batches)
+        out: list[_BatchRow] = []
+        for r in rows:  # the dict keeps enqueue order (rows are added with rising seq)
+            if (r.batch.session_id != sid or r.batch.available_at_ms > t
+                    or r.failed_at_ms is not None
+                    or (r.claim_id is not None and r.claim_generation == gen)):
+                continue
+            if attempts_exhausted(r.attempts, max_attempts):
+                r.park(t)
+                continue
+            out.append(r)
+            if batch_ids is None and (len(out) >= limit or (
+                    boundary is ClaimBoundary.ACTIVE_TURN_CHECKPOINT and
+                    r.batch.delivery_policy is not DeliveryPolicy.EARLIEST_SAFE_BOUNDARY)):
+                break  # a group is complete, or the head cannot go at a checkpoint
+        return out
 
     async def cancel_queued_work_batch(self, session_id: str, batch_id: str) -> QueuedWorkBatch | None:
         with self._lock:

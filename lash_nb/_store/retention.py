@@ -10,6 +10,10 @@ Theory of operation
   file by itself, so the DuckDB store copies the live data into a fresh file and swaps it in
   while it holds the file (``duckdb/compact.py``); ``file_bytes_before`` / ``_after`` say
   what that gained (``None`` for stores without a file).
+- A store that keeps attachment bytes (``BlobStore``) also prunes, in ``vacuum()``, the
+  blobs no live or queued data references any more and that are older than the grace
+  period (``removed_blob_count``; ADR 50): deleted sessions and vacuumed branches give their
+  images back too.
 - ``delete_session`` (in every store) removes one session's rows of every table, its queued
   work and its queue history in one transaction; other sessions are untouched.
 - Retention is the host's decision: nothing here runs by itself (lash does not schedule
@@ -31,6 +35,7 @@ class VacuumReport:
     removed_node_count: int
     file_bytes_before: int | None = None
     file_bytes_after: int | None = None
+    removed_blob_count: int = 0  # attachment blobs nothing references any more (ADR 50)
 
 
 @runtime_checkable

@@ -24,6 +24,7 @@ naming what differed.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import os
 import tempfile
@@ -31,6 +32,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from .._core.attachments import AttachmentRef
 from .._core.events import AssistantProseDelta, ToolCallStarted, TurnActivity
 from .._core.graph import SessionNode
 from .._core.queue import ClaimBoundary, DeliveryPolicy, QueuedWorkDraft, SlotPolicy
@@ -53,6 +55,7 @@ from .._store.base import (
     TurnStart,
     UsageDelta,
     lease_owner_id,
+    stores_blobs,
 )
 from .._store.retention import StoreMaintenance, maintains
 
@@ -792,6 +795,48 @@ async def deleting_a_session_takes_its_queued_work_and_nothing_else(opener: Stor
         await store.close()
 
 
+def _blob(data: bytes, media_type: str) -> tuple[AttachmentRef, bytes]:
+    return AttachmentRef(hashlib.sha256(data).hexdigest(), media_type, len(data)), data
+
+
+async def blobs_are_stored_once_and_pruned_when_unreferenced(opener: StoreOpener) -> None:
+    """For a store that keeps attachment bytes (``BlobStore``); others pass trivially."""
+    store = await _open(opener)
+    blobs = store if stores_blobs(store) else None
+    if blobs is None:
+        await store.close()
+        return
+    (a, da), (b, db), (c, dc) = (_blob(b"GIF89a-one", "image/gif"),
+                                 _blob(b"%PDF-two", "application/pdf"),
+                                 _blob(b"three", "text/plain"))
+    try:
+        await blobs.put_blobs([(a, da), (b, db)])
+        await blobs.put_blobs([(a, da), (c, dc)])  # a again: no second row, no error
+        _eq(await blobs.get_blobs([a.id, b.id, c.id, "0" * 64]),
+            {a.id: da, b.id: db, c.id: dc}, "stored blobs by id, the unknown one left out")
+        lease = await _lease(store, "s1")
+        msg = Message("n1", Role.USER, (Part("n1.p0", PartKind.ATTACHMENT, "[gif]", attachment=a),))
+        await store.commit(RuntimeCommit("s1", lease, leaf_node_id="n1", append_nodes=(
+            SessionNode("n1", None, "message", msg, None, 1_700_000_000_000, "t1"),)))
+        queued = {"items": [{"type": "attachment", "source": {
+            "source": "stored", "attachment_ref": b.to_json()}}]}
+        await store.enqueue(QueuedWorkDraft("s1", None, AFTER, EXCL, None, 0,
+                                            (("turn_input", queued),)))
+        _eq(await blobs.prune_blobs(), 0, "young blobs are kept (a turn may be about to commit)")
+        _eq(await blobs.prune_blobs(older_than_s=-1), 1, "only the unreferenced blob goes")
+        _eq(sorted(await blobs.get_blobs([a.id, b.id, c.id])), sorted([a.id, b.id]),
+            "blobs a graph node or a queued batch names are kept")
+    finally:
+        await store.close()
+    store = await _open(opener)
+    try:
+        reopened = store if stores_blobs(store) else None
+        assert reopened is not None
+        _eq(await reopened.get_blobs([a.id]), {a.id: da}, "a reopened store has the bytes")
+    finally:
+        await store.close()
+
+
 CHECKS: dict[str, Check] = {
     f.__name__: f
     for f in (
@@ -821,6 +866,7 @@ CHECKS: dict[str, Check] = {
         parent_session_is_recorded_durably,
         tombstoned_nodes_leave_reads_until_vacuum,
         deleting_a_session_takes_its_queued_work_and_nothing_else,
+        blobs_are_stored_once_and_pruned_when_unreferenced,
     )
 }
 

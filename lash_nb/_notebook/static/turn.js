@@ -57,6 +57,31 @@ function lashOutcomeClass(outcome) {
   return "lash-bad";
 }
 
+// attachment cards (widgets/attachments.py): a thumbnail only from a data:image URL made in
+// the kernel, else a table preview; text always as textContent
+function lashAttachments(cards) {
+  const box = lashEl("div", "lash-attachments");
+  for (const c of cards || []) {
+    const fig = lashEl("figure", "lash-attachment");
+    const thumb = String(c.thumb || "");
+    if (/^data:image\/(png|jpeg);base64,/.test(thumb)) {
+      const img = lashEl("img", "lash-thumb");
+      img.src = thumb;
+      img.alt = c.label || "";
+      fig.append(img);
+    } else if (c.table) {
+      fig.append(lashEl("pre", "lash-table-preview", c.table));
+    }
+    const dims = c.width && c.height ? ", " + c.width + "x" + c.height : "";
+    const size = c.byte_len < 1024 ? c.byte_len + " B" : c.byte_len < 1048576
+      ? (c.byte_len / 1024).toFixed(1) + " KB" : (c.byte_len / 1048576).toFixed(1) + " MB";
+    fig.append(lashEl("figcaption", null,
+      (c.label ? c.label + " · " : "") + c.media_type + ", " + size + dims));
+    box.append(fig);
+  }
+  return box;
+}
+
 function lashApprovalNote(a) {
   if (!a || !a.state) return "";
   if (a.state === "pending") return "waiting for approval";
@@ -170,7 +195,7 @@ function lashBlock(b, openState, html, htmlLen, approval) {
   return lashEl("div", "lash-" + b.kind, b.text);
 }
 
-function lashUsage(u, iterations, elapsed) {
+function lashUsage(u, iterations, elapsed, cost) {
   const parts = [];
   if (u && Object.keys(u).length) {
     parts.push(`${u.input_tokens || 0} in`, `${u.output_tokens || 0} out`);
@@ -181,6 +206,7 @@ function lashUsage(u, iterations, elapsed) {
   }
   if (iterations) parts.push(`${iterations} model call${iterations === 1 ? "" : "s"}`);
   if (elapsed) parts.push(`${(elapsed / 1000).toFixed(1)} s`);
+  if (cost && cost.text) parts.push(cost.text);
   return parts.join(" · ");
 }
 
@@ -194,13 +220,14 @@ function render({ model, el }) {
   stop.title = "Cancel the running turn";
   head.append(title, status, stop);
   const prompt = lashEl("div", "lash-prompt");
+  let atts = lashAttachments([]);
   const body = lashEl("div", "lash-body");
   const retry = lashEl("div", "lash-retry");
   const foot = lashEl("div", "lash-foot");
   const usage = lashEl("span", "lash-usage");
   const badge = lashEl("span", "lash-outcome");
   foot.append(usage, badge);
-  root.append(head, prompt, body, retry, foot);
+  root.append(head, prompt, atts, body, retry, foot);
   el.append(root);
 
   // the kernel's elapsed time, extrapolated in the browser between flushes (a tool may run
@@ -301,7 +328,7 @@ function render({ model, el }) {
     }
     let elapsed = model.get("elapsed_ms");
     if (LASH_LIVE.has(model.get("status"))) elapsed += performance.now() - elapsedAt;
-    usage.textContent = lashUsage(model.get("usage"), model.get("iterations"), elapsed);
+    usage.textContent = lashUsage(model.get("usage"), model.get("iterations"), elapsed, model.get("cost"));
     const o = model.get("outcome");
     badge.textContent = o;
     badge.className = "lash-outcome " + lashOutcomeClass(o);
@@ -342,11 +369,19 @@ function render({ model, el }) {
   model.on("change:session_id", drawHead);
   model.on("change:turn_id", drawHead);
   model.on("change:prompt", drawHead);
+  const drawAttachments = () => {
+    const next = lashAttachments(model.get("attachments"));
+    atts.replaceWith(next);
+    atts = next;
+  };
+  drawAttachments();
+  model.on("change:attachments", drawAttachments);
   const traitsChanged = () => { fromTraits(); drawBody(); };
   model.on("change:blocks", traitsChanged);
   model.on("change:html", traitsChanged);
   model.on("change:html_len", traitsChanged);
   model.on("change:usage", drawFoot);
+  model.on("change:cost", drawFoot);
   model.on("change:retries", drawFoot);
   model.on("change:outcome", drawFoot);
   model.on("change:iterations", drawFoot);

@@ -354,6 +354,18 @@ def _store_wait(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     row["text"] = text
 
 
+def _context_windowed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    """A model call that sent only the newest messages (ADR 60): say so, and that nothing
+    was deleted."""
+    sent, left = a.get("sent_messages"), a.get("left_out_messages")
+    why = ("the provider refused the whole conversation as longer than the model's context "
+           "window; sent again with" if a.get("reason") == "overflow"
+           else "the conversation neared the model's context window; sent")
+    fold._append("notice", f"context window: {why} the newest {sent} messages (~"
+                 f"{a.get('sent_tokens')} of ~{a.get('estimated_tokens')} estimated tokens); "
+                 f"the {left} earlier ones stay in the session")
+
+
 def _outcome(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     fold.outcome = outcome_label(a.get("outcome"))
     if a.get("turn_id"):
@@ -380,4 +392,5 @@ _HANDLERS = {
     "code_cell_started": _cell_started,
     "code_cell_output": _cell_output,
     "code_cell_completed": _cell_completed,
+    "context_windowed": _context_windowed,
 }

@@ -54,7 +54,8 @@ def final_status(outcome: str) -> str:
     return "failed"
 
 
-def usage_line(usage: Mapping[str, Any], iterations: int = 0, elapsed_ms: float = 0.0) -> str:
+def usage_line(usage: Mapping[str, Any], iterations: int = 0, elapsed_ms: float = 0.0,
+               cost: Mapping[str, Any] | None = None) -> str:
     parts: list[str] = []
     if usage:
         parts += [f"{usage.get('input_tokens', 0) or 0} in", f"{usage.get('output_tokens', 0) or 0} out"]
@@ -69,6 +70,8 @@ def usage_line(usage: Mapping[str, Any], iterations: int = 0, elapsed_ms: float 
         parts.append(f"{iterations} model call{'' if iterations == 1 else 's'}")
     if elapsed_ms:
         parts.append(f"{elapsed_ms / 1000:.1f} s")
+    if cost and cost.get("text"):
+        parts.append(str(cost["text"]))
     return " · ".join(parts)
 
 
@@ -182,11 +185,14 @@ def turn_html(state: Mapping[str, Any]) -> str:
                  f'after {esc(r.get("wait_seconds"))}s: {esc(r.get("reason"))}'
                  + (f" ({len(retries)} retries)" if len(retries) > 1 else "") + "</div>")
     usage = usage_line(state.get("usage") or {}, int(state.get("iterations") or 0),
-                       float(state.get("elapsed_ms") or 0.0))
+                       float(state.get("elapsed_ms") or 0.0), state.get("cost"))
     badge = (f'<span class="lash-outcome {outcome_class(outcome)}">{esc(outcome)}</span>'
              if outcome else "")
     # <pre>: the prompt keeps its lines where the style block is sanitised away (untrusted)
     prompt_html = f'<pre class="lash-prompt">{esc(prompt)}</pre>' if prompt else ""
+    from .attachments import cards_html  # (imports esc from here)
+
+    prompt_html += cards_html(state.get("attachments") or ())
     return (f'<div class="lash-turn lash-static" data-status="{esc(status)}">{style_block()}'
             f'<div class="lash-head"><span class="lash-title">{esc(title)}</span> '
             f'<span class="lash-status lash-status-{esc(status)}">{esc(status)}</span></div>'

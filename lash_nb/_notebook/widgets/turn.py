@@ -37,6 +37,8 @@ Theory of operation
 
 State the browser reads (synced traits) and what feeds them
 - ``session_id``, ``turn_id``, ``prompt``: set by the runner (``runner.py``).
+- ``attachments``: one card per attachment of the input (``attachments.py``: a thumbnail
+  data URL or a table preview, label, MIME, size), shown under the prompt.
 - ``status``: above. ``outcome``: lash's label (``"stopped: cancelled"``).
 - ``blocks``: folded rows ``{cid, kind: prose|reasoning|tool|error|notice, ...}``; prose rows
   may carry ``interrupted: true``; tool rows ``{name, args, output, status:
@@ -47,6 +49,9 @@ State the browser reads (synced traits) and what feeds them
 - ``usage`` (the latest cumulative ``usage`` activity; ``estimated: true`` is shown as such),
   ``retries``, ``iterations``, ``elapsed_ms`` (kernel-side; the browser extrapolates between
   flushes so the timer runs while a tool runs), ``error`` (the message of ``fail``).
+- ``cost``: ``{usd, note, text}`` of the finished turn, set by the runner before ``finish``
+  (``costs.turn_cost``; ``usd`` None with the reason in ``note`` when it has no price; ``{}``
+  when costs are off). The footer shows ``text``.
 
 Activities the fold understands beyond lash's (additive; unknown types are ignored):
 ``turn_outcome {outcome, turn_id}``; ``store_wait {holder_pid, waited_s}`` (a status row
@@ -88,8 +93,10 @@ class TurnWidget(anywidget.AnyWidget):
     session_id = traitlets.Unicode("").tag(sync=True)
     turn_id = traitlets.Unicode("").tag(sync=True)
     prompt = traitlets.Unicode("").tag(sync=True)
+    attachments = traitlets.List(traitlets.Dict()).tag(sync=True)
     blocks = traitlets.List(traitlets.Dict()).tag(sync=True)
     usage = traitlets.Dict().tag(sync=True)
+    cost = traitlets.Dict().tag(sync=True)
     retries = traitlets.List(traitlets.Dict()).tag(sync=True)
     outcome = traitlets.Unicode("").tag(sync=True)
     status = traitlets.Unicode("starting").tag(sync=True)
@@ -371,6 +378,10 @@ class TurnWidget(anywidget.AnyWidget):
         head = f"**lash turn** `{self.turn_id}`" if self.turn_id else "**lash turn**"
         if self.prompt:
             head += "\n\n" + "\n".join("> " + line for line in self.prompt.splitlines())
+        if self.attachments:
+            from .attachments import cards_markdown
+
+            head += "\n\n" + cards_markdown(self.attachments)
         body = self.fold.to_markdown()
         return f"{head}\n\n{body}" if body else head
 
@@ -380,7 +391,8 @@ class TurnWidget(anywidget.AnyWidget):
     def state(self) -> dict[str, Any]:
         """What the views show (what ``turn_html`` renders): the trait values, with the rows
         and HTML of :meth:`shown`."""
-        out = {k: getattr(self, k) for k in ("session_id", "turn_id", "prompt", "usage",
+        out = {k: getattr(self, k) for k in ("session_id", "turn_id", "prompt", "attachments",
+                                             "usage", "cost",
                                              "retries", "outcome", "status", "iterations",
                                              "elapsed_ms", "error")}
         shown = self.shown()

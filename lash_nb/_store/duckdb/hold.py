@@ -11,6 +11,11 @@ Theory of operation
     only ever held a dead owner.
   - **heads** (head revision, next row seq, open turns, committed turn hashes, stored node
     ids) and **queue sizes** per session are loaded once per hold and then kept up to date.
+    A new hold of this process starts with the last hold's heads as *carried*: the first use
+    of one reads the session's ``head_revision``, ``next_seq`` and ``created_at`` (one row)
+    and keeps it when all are unchanged (every commit moves the first two, a recreated
+    session the third: nobody wrote the session meanwhile), else loads it again: a hand-over
+    costs one row per session, not its whole history.
     **Early sizes** count a session's queued rows with the ``earliest_safe_boundary``
     delivery policy or a session command: zero means a turn's checkpoint and a drain's
     command claim have nothing to claim, so they read nothing. An enqueue adds to it,
@@ -51,6 +56,7 @@ class Head:
     open_turns: dict[str, int]  # turn id -> started_at_ms
     committed: dict[str, str]  # turn id -> commit hash
     nodes: set[str]
+    born: Any = None  # the sessions row's created_at when loaded (a recreated session differs)
 
 
 class Hold:
@@ -63,6 +69,7 @@ class Hold:
         self._dirty: set[str] = set()
         self._in_file: dict[str, tuple[Any, ...]] = {}  # (owner, token, fencing) of the file row
         self.heads: dict[str, Head] = {}
+        self.carried: dict[str, Head] = {}  # the last hold's heads, checked before use
         self.queue_sizes: dict[str, int] = {}
         self.early_sizes: dict[str, int] = {}
         self._pending: list[Callable[[], None]] = []
@@ -138,6 +145,7 @@ class Hold:
         self._in_file.pop(sid, None)
         self._dirty.discard(sid)
         self.heads.pop(sid, None)
+        self.carried.pop(sid, None)
         self.queue_sizes.pop(sid, None)
         self.early_sizes.pop(sid, None)
 
@@ -161,8 +169,13 @@ class Hold:
         head = self.heads.get(sid)
         if head is None:
             row = con.execute(
-                "SELECT head_revision, next_seq FROM sessions WHERE session_id = ?", [sid]
-            ).fetchone()
+                "SELECT head_revision, next_seq, created_at FROM sessions WHERE session_id = ?",
+                [sid]).fetchone()
+            kept = self.carried.pop(sid, None)
+            if kept is not None and row is not None and kept.born is not None and (
+                    int(row[0]), int(row[1]), row[2]) == (kept.rev, kept.next_seq, kept.born):
+                self.heads[sid] = kept  # nobody committed to it since the last hold
+                return kept
             turns = con.execute(
                 "SELECT turn_id, status, epoch_ms(started_at), commit_hash FROM turns "
                 "WHERE session_id = ?", [sid]
@@ -176,9 +189,21 @@ class Hold:
                 open_turns={t[0]: int(t[2] or 0) for t in turns if t[1] == "open"},
                 committed={t[0]: t[3] or "" for t in turns if t[1] != "open"},
                 nodes={n[0] for n in nodes},
+                born=row[2] if row else None,
             )
             self.heads[sid] = head
         return head
+
+    def heads_to_carry(self, con: Any) -> dict[str, Head]:
+        """The heads, each with the ``created_at`` of its sessions row (read for sessions
+        this hold created), for the next hold to check (see the module docstring)."""
+        unborn = [sid for sid, h in self.heads.items() if h.born is None and h.rev is not None]
+        if unborn:
+            for sid, born in con.execute(
+                    "SELECT session_id, created_at FROM sessions WHERE list_contains(?, session_id)",
+                    [unborn]).fetchall():
+                self.heads[sid].born = born
+        return {sid: h for sid, h in self.heads.items() if h.born is not None}
 
     def queue_size(self, con: Any, sid: str) -> int:
         if sid not in self.queue_sizes:

@@ -335,9 +335,13 @@ def migrate(path: str, *, lock_timeout_s: float = 10.0) -> tuple[int, int]:
         while current < SCHEMA_VERSION:
             if current not in MIGRATIONS:
                 raise StoreSchemaError(f"{path}: no migration from schema version {current}")
+            step = MIGRATIONS[current]
             con.execute("BEGIN TRANSACTION")
             try:
-                con.execute(MIGRATIONS[current])
+                if callable(step):
+                    step(con)
+                else:
+                    con.execute(step)
                 con.execute("COMMIT")
             except duckdb.Error:
                 con.execute("ROLLBACK")

@@ -1,4 +1,4 @@
-"""The lash_nb DuckDB store schema, version ``SCHEMA_VERSION`` (3).
+"""The lash_nb DuckDB store schema, version ``SCHEMA_VERSION`` (4).
 
 One file holds many sessions; every table except ``lash_meta`` carries ``session_id``.
 Users query these tables directly (``store.query(...)``, ``%lash sql``), so the names are
@@ -6,9 +6,9 @@ lash's vocabulary and the columns are stable within a schema version.
 See ``docs/store-schema.md`` for the same description with example queries.
 
 ``lash_meta(key, value)``
-    ``schema_version`` = ``3``. A file without this table is not a lash store. Older files
-    (1: no ``commit_log``; 2: no queue attempts) are moved forward by :func:`migrate`
-    (``python -m lash_nb migrate-store PATH``).
+    ``schema_version`` = ``4``. A file without this table is not a lash store. Older files
+    (1: no ``commit_log``; 2: no queue attempts; 3: no ``blobs``) are moved forward by
+    :func:`migrate` (``python -m lash_nb migrate-store PATH``).
 ``sessions``
     One row per session: ``session_id`` (PK), ``provider_id``, ``model``,
     ``parent_session_id``, ``policy`` JSON, ``head_revision`` (+1 per commit),
@@ -59,6 +59,11 @@ See ``docs/store-schema.md`` for the same description with example queries.
 ``execution_leases``
     ``session_id`` (PK), ``owner_id``, ``token``, ``fencing``, ``expires_at_ms``. A released
     lease keeps its fencing number (the next holder gets fencing + 1).
+``blobs``
+    Attachment bytes, content-addressed: ``blob_id`` (PK, the SHA-256 hex of ``data``),
+    ``media_type``, ``byte_len``, ``created_at``, ``data`` BLOB. One row per distinct
+    content, whatever number of graph nodes reference it (a message part's ``attachment``
+    JSON carries the id). ``store.prune_blobs()`` deletes the rows nothing references.
 ``commit_log``
     Turn commits not yet written to the tables above: ``session_id``, ``head_revision``,
     ``written_at``, ``body`` (JSON of the rows). Empty whenever no process holds the file,
@@ -67,9 +72,10 @@ See ``docs/store-schema.md`` for the same description with example queries.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-SCHEMA_VERSION = 3  # of this DuckDB schema (the PostgreSQL store keeps its own)
+SCHEMA_VERSION = 4  # of this DuckDB schema (the PostgreSQL store keeps its own)
 
 TABLES = (
     "lash_meta",
@@ -84,6 +90,7 @@ TABLES = (
     "queue_history",
     "execution_leases",
     "commit_log",
+    "blobs",
 )
 
 COMMIT_LOG_DDL = """CREATE TABLE commit_log (
@@ -110,10 +117,27 @@ ALTER TABLE queued_work_batches ADD COLUMN error VARCHAR;
 ALTER TABLE queued_work_batches ADD COLUMN failed_at_ms BIGINT;
 ALTER TABLE queue_history ADD COLUMN attempts BIGINT;"""
 
-# version -> the statements that move a file of that version to the next one
-MIGRATIONS = {
+BLOBS_DDL = """CREATE TABLE blobs (
+    blob_id VARCHAR PRIMARY KEY,
+    media_type VARCHAR NOT NULL,
+    byte_len BIGINT NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    data BLOB NOT NULL
+);"""
+
+
+def migrate_3_to_4(con: Any) -> None:
+    """Schema 3 -> 4: the ``blobs`` table (attachments); nothing else changes."""
+    con.execute(BLOBS_DDL)
+    con.execute("UPDATE lash_meta SET value = '4' WHERE key = 'schema_version'")
+
+
+# version -> the statements (or the step function) that move a file of that version to the
+# next one
+MIGRATIONS: dict[int, str | Callable[[Any], None]] = {
     1: COMMIT_LOG_DDL + "\nUPDATE lash_meta SET value = '2' WHERE key = 'schema_version';",
     2: QUEUE_ATTEMPTS_DDL + "\nUPDATE lash_meta SET value = '3' WHERE key = 'schema_version';",
+    3: migrate_3_to_4,
 }
 
 _BUCKETS_DDL = """
@@ -256,6 +280,7 @@ CREATE TABLE execution_leases (
     expires_at_ms BIGINT NOT NULL
 );
 {COMMIT_LOG_DDL}
+{BLOBS_DDL}
 {ADD_COLUMNS_DDL}
 INSERT INTO lash_meta VALUES ('schema_version', '{SCHEMA_VERSION}');
 """

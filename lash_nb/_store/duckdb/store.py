@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from ..._core.attachments import AttachmentRef
 from ..._core.events import TurnActivity
 from ..._core.queue import (
     DEFAULT_MAX_ATTEMPTS,
@@ -54,9 +55,11 @@ from ..base import (
 )
 from ..queue_watch import QueueWatch
 from ..retention import VacuumReport
+from . import blobs as blob_rows
 from . import commit as commits
 from . import compact, leases, queued_work, reads, user_query
 from .arrow import import_arrow_in_background
+from .blobs import BLOB_GRACE_S
 from .hold import Hold
 from .journal import fold
 from .lock import BLOCK_SIZE, check_path, is_disk_full, is_lock_conflict, open_connection
@@ -344,10 +347,24 @@ class DuckDBStore:
         """One worker job: nothing else of this process runs between its steps."""
         self._fold(con)
         removed = self._txn(con, compact.delete_tombstoned)
+        blobs = self._txn(con, lambda c: blob_rows.prune(c, BLOB_GRACE_S))
         before, after = compact.swap_in_copy(con, self.path, self._worker.hold, _block_size(con))
         if after != before:  # the file under this connection was replaced: reopen it
             self._worker.drop_connection()
-        return VacuumReport(removed, before, after)
+        return VacuumReport(removed, before, after, removed_blob_count=blobs)
+
+    # ------------------------------------------------------------------ blobs
+    async def put_blobs(self, blobs: Sequence[tuple[AttachmentRef, bytes]]) -> None:
+        if self.read_only:
+            raise self._read_only_error()
+        await self._run_held(lambda con, hold: blob_rows.put(con, blobs))
+
+    async def get_blobs(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
+        return await self._run_held(lambda con, hold: blob_rows.get(con, blob_ids))
+
+    async def prune_blobs(self, *, older_than_s: float = BLOB_GRACE_S) -> int:
+        return await self._run_held(lambda con, hold: blob_rows.prune(con, older_than_s),
+                                    fold_first=True)
 
     # ------------------------------------------------------------------ leases
     async def try_acquire_lease(

@@ -95,6 +95,7 @@ class ConnectionWorker:
         self._con: Any = None
         self.hold: Hold | None = None  # what we know while holding the file (hold.py)
         self._carry: dict[str, LeaseRow] = {}  # dirty leases a failed release could not write
+        self._carry_heads: dict[str, Any] = {}  # the last hold's session heads (hold.py)
         self._held_since = 0.0
         self._stopped = False
         self.users = 1  # DuckDBStore objects sharing this worker (store.py)
@@ -209,6 +210,7 @@ class ConnectionWorker:
     def _open(self, wait_s: float, observer: StoreWaitObserver | None) -> None:
         self._con = self._connect(wait_s, observer)
         self.hold = Hold(self.path + ".wal" if self.path else "")
+        self.hold.carried, self._carry_heads = self._carry_heads, {}
         self.opens += 1
         self._held_since = time.monotonic()
         if self.line is not None:
@@ -272,8 +274,14 @@ class ConnectionWorker:
         if con is not None and hold is not None:
             # others see typed tables and live leases once they can open the file; unfolded
             # commits stay in commit_log: the next open folds them
-            with contextlib.suppress(Exception):
+            folded = True
+            try:
                 fold(con, hold)
+            except Exception:
+                folded = False
+            if folded and not hold.pending:  # the tables match the heads: the next hold checks them
+                with contextlib.suppress(Exception):
+                    self._carry_heads = {**hold.carried, **hold.heads_to_carry(con)}
             try:
                 hold.flush(con)
             except Exception:  # written by the next hold of this process (``Hold.adopt``)

@@ -11,10 +11,11 @@ SQL helpers created with the schema: ``epoch_ms(timestamp) -> bigint`` and
 ms. Every lease expiry and claim time is read from the server clock, so workers on machines
 with skewed clocks agree.
 
-``lash_meta.schema_version`` must equal ``SCHEMA_VERSION`` (2); an empty database gets the
+``lash_meta.schema_version`` must equal ``SCHEMA_VERSION`` (3); an empty database gets the
 schema; an older lash database is moved forward at open, in one transaction under the
 schema lock, by statements that are safe to run twice (``MIGRATIONS``; 1 -> 2 adds the queue
-attempt columns); anything else is refused with ``StoreSchemaError``.
+attempt columns, 2 -> 3 the ``blobs`` table of attachments); anything else is refused with
+``StoreSchemaError``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..._errors import StoreSchemaError
+from .blobs import DDL as BLOBS_DDL
 
-SCHEMA_VERSION = 2  # of this PostgreSQL schema (the DuckDB store keeps its own)
+SCHEMA_VERSION = 3  # of this PostgreSQL schema (the DuckDB store keeps its own)
 
 # version -> idempotent statements that move a database of that version to the next one
 MIGRATIONS = {
@@ -33,6 +35,9 @@ ALTER TABLE queued_work_batches ADD COLUMN IF NOT EXISTS error TEXT;
 ALTER TABLE queued_work_batches ADD COLUMN IF NOT EXISTS failed_at_ms BIGINT;
 ALTER TABLE queue_history ADD COLUMN IF NOT EXISTS attempts BIGINT;
 UPDATE lash_meta SET value = '2' WHERE key = 'schema_version';
+""",
+    2: BLOBS_DDL + """
+UPDATE lash_meta SET value = '3' WHERE key = 'schema_version';
 """,
 }
 
@@ -195,6 +200,7 @@ CREATE TABLE turn_cancel_requests (
     requested_at_ms BIGINT NOT NULL,
     PRIMARY KEY (session_id, turn_id)
 );
+{BLOBS_DDL}
 INSERT INTO lash_meta VALUES ('schema_version', '{SCHEMA_VERSION}');
 """
 

@@ -24,6 +24,7 @@ import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
+from ..._core.attachments import AttachmentRef
 from ..._core.events import TurnActivity
 from ..._core.queue import (
     DEFAULT_MAX_ATTEMPTS,
@@ -47,6 +48,7 @@ from ..base import (
 )
 from ..queue_watch import QueueWatch
 from ..retention import VacuumReport
+from . import blobs as blob_rows
 from . import leases, queued_work, reads
 from .commit import apply_commit
 from .io import IoLoop, Pool
@@ -245,7 +247,18 @@ class PostgresStore:
 
     async def vacuum(self) -> VacuumReport:
         """Delete tombstoned nodes (PostgreSQL's autovacuum gives the space back)."""
-        return VacuumReport(await self._run(reads.delete_tombstoned))
+        removed = await self._run(reads.delete_tombstoned)
+        return VacuumReport(removed, removed_blob_count=await self.prune_blobs())
+
+    # ------------------------------------------------------------------ blobs
+    async def put_blobs(self, blobs: Sequence[tuple[AttachmentRef, bytes]]) -> None:
+        await self._run(lambda con: blob_rows.put(con, blobs))
+
+    async def get_blobs(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
+        return await self._run(lambda con: blob_rows.get(con, blob_ids))
+
+    async def prune_blobs(self, *, older_than_s: float = 3600.0) -> int:
+        return await self._run(lambda con: blob_rows.prune(con, older_than_s))
 
     # ------------------------------------------------------------------ leases
     async def try_acquire_lease(

@@ -1,0 +1,158 @@
+"""``LiteLLMProvider``: models LiteLLM can reach (Bedrock, Vertex, Azure, and about a hundred
+more), for breadth. An optional extra (``pip install 'lash-nb-core[litellm]'``), never a core
+dependency: LiteLLM and its dependencies are large, and the native providers cover OpenAI,
+Anthropic and Gemini without it.
+
+Theory of operation
+- One call is ``litellm.acompletion(model=..., messages=..., stream=True)`` with the Chat
+  Completions messages the OpenAI-compatible provider sends (``chat_messages``) and
+  ``stream_options.include_usage``; LiteLLM translates them for the model's own API. Its
+  chunks are OpenAI-shaped and fold through the same ``ChatAccumulator`` (text, reasoning,
+  tool-call deltas, usage once from the final chunk).
+- LiteLLM's own retries are off (``num_retries=0``, ``max_retries=0``): the runtime's retry
+  ladder decides, once, from the classified failure.
+- Failures: LiteLLM raises OpenAI-style exceptions carrying ``status_code``; they are
+  classified by the one classifier (``classify.classify_http_error``): 429, quota, 5xx,
+  overload, auth, and ``context_overflow`` (LiteLLM's ``ContextWindowExceededError`` or the
+  provider's wording). Connection errors and timeouts retry. Every message is scrubbed of the
+  key (when one is passed) and of credential shapes.
+- LiteLLM is told to use its bundled price map (``LITELLM_LOCAL_MODEL_COST_MAP``, unless set):
+  importing it would otherwise fetch one from the network.
+- Keys: ``api_key=`` if given, else whatever LiteLLM reads from the environment for the model's
+  provider (``AWS_*``, ``AZURE_*``, ``VERTEXAI_*``, ...). lash_nb never reads or stores them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import httpx
+
+from .._core.llm import Completed, LlmRequest, LlmStreamEvent, LlmTransportError
+from .._core.secrets import Scrubber
+from .._errors import ConfigurationError
+from . import classify
+from .openai_compat import ChatAccumulator, _tool_choice, chat_messages
+from .redaction import DeltaScrub, scrubbed_response
+
+KIND = "litellm"
+
+
+def _litellm() -> Any:
+    import importlib
+    import os
+
+    # LiteLLM fetches its model price map from the network when imported, unless told not to;
+    # lash_nb opens no connection the user did not ask for
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        return importlib.import_module("litellm")  # optional: not imported for type checks
+    except ImportError as err:
+        raise ConfigurationError(
+            "LiteLLMProvider needs LiteLLM; pip install 'lash-nb-core[litellm]'") from err
+
+
+class LiteLLMProvider:
+    """A model through LiteLLM: ``LiteLLMProvider("bedrock/anthropic.claude-3-5-sonnet...")``.
+    ``api_base`` / ``api_key`` go to LiteLLM as given; ``extra`` adds LiteLLM arguments."""
+
+    kind = KIND
+
+    def __init__(self, model: str, *, api_base: str | None = None, api_key: str | None = None,
+                 timeout: float = 300.0, extra: Mapping[str, Any] | None = None) -> None:
+        if not model:
+            raise ConfigurationError("LiteLLMProvider needs a model, e.g. 'bedrock/...' or "
+                                     "'azure/<deployment>'")
+        self.model = model
+        self.default_model = model
+        self.api_base = api_base
+        self.timeout = timeout
+        self._api_key = api_key
+        self._extra = dict(extra or {})
+        self._scrubber = Scrubber([api_key] if api_key else [])
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "from the environment"
+        return f"LiteLLMProvider(model={self.model!r}, api_base={self.api_base!r}, api_key={key})"
+
+    def scrub(self, text: str) -> str:
+        return self._scrubber.scrub(text)
+
+    def arguments(self, request: LlmRequest) -> dict[str, Any]:
+        """The keyword arguments of ``litellm.acompletion`` (the key left out)."""
+        args: dict[str, Any] = {
+            "model": request.model or self.model, "messages": chat_messages(request),
+            "stream": True, "stream_options": {"include_usage": True}, "timeout": self.timeout,
+            "num_retries": 0, "max_retries": 0,
+        }
+        if request.tools:
+            args["tools"] = [
+                {"type": "function", "function": {"name": t.name, "description": t.description,
+                                                  "parameters": dict(t.input_schema)}}
+                for t in request.tools]
+            args["tool_choice"] = _tool_choice(request.tool_choice)
+        if request.max_output_tokens:
+            args["max_tokens"] = request.max_output_tokens
+        if self.api_base:
+            args["api_base"] = self.api_base
+        args.update(self._extra)
+        return args
+
+    async def stream(self, request: LlmRequest) -> AsyncIterator[LlmStreamEvent]:
+        litellm = _litellm()
+        args = self.arguments(request)
+        if self._api_key:
+            args["api_key"] = self._api_key
+        acc = ChatAccumulator()
+        guard = DeltaScrub(self._scrubber)  # a key split across deltas is held back, as HTTP's
+        failure: LlmTransportError | None = None
+        try:
+            response = await litellm.acompletion(**args)
+            async for chunk in response:
+                data = chunk.model_dump() if hasattr(chunk, "model_dump") else dict(chunk)
+                for choice in data.get("choices") or ():
+                    if choice.get("index") is None:  # LiteLLM leaves the first chunk's unset
+                        choice["index"] = 0
+                for event in guard.apply(acc.apply(data)):
+                    yield event
+        except LlmTransportError as err:
+            failure = err
+        except Exception as exc:  # LiteLLM's (OpenAI-style) exceptions, classified once
+            failure = self._classify(exc, output_started=acc.started)
+        if failure is None and acc.finish_reason is None:
+            failure = classify.missing_terminal_error(KIND, "a finish_reason", request_id=None,
+                                                      output_started=acc.started)
+        for event in guard.flush(failed=failure is not None):
+            yield event
+        if failure is not None:
+            raise failure
+        yield Completed(scrubbed_response(self._scrubber, acc.response(None)))
+
+    def _classify(self, exc: BaseException, *, output_started: bool) -> LlmTransportError:
+        name = type(exc).__name__
+        message = self.scrub(str(exc))
+        if name in ("Timeout", "APITimeoutError") or isinstance(exc, TimeoutError):
+            return classify.timeout_error(KIND, "response", self.timeout,
+                                          output_started=output_started)
+        status = getattr(exc, "status_code", None)
+        if name == "ContextWindowExceededError":
+            status = 400 if not isinstance(status, int) else status
+            message = f"context_length_exceeded: {message}"
+        if name == "APIConnectionError" or not isinstance(status, int) or status < 400:
+            if output_started:
+                return classify.dropped_stream_error(KIND, exc, request_id=None,
+                                                     output_started=True, scrub=self.scrub)
+            return classify.connect_error(KIND, exc, self.api_base or self.model,
+                                          scrub=self.scrub)
+        body = json.dumps({"error": {"message": message,
+                                     "code": getattr(exc, "code", None) or name}})
+        err = classify.classify_http_error(status, httpx.Headers(), body, provider=KIND,
+                                           key_hint="the key LiteLLM uses for this model",
+                                           scrub=self.scrub)
+        err.output_started = output_started
+        return err
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,161 @@
+"""What a turn and a session cost, where the user looks: the finished turn's footer (and the
+saved HTML record), the session card and ``%lash usage --cost``. A model without a price shows
+``n/a`` and why, never $0. Expected costs are worked by hand from the prices given here or
+from the published gpt-4.1-mini price ($0.40 in, $1.60 out, $0.10 cached per million)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+import pytest
+import test_notebook_magics
+from IPython.core.error import UsageError
+
+from lash_nb import LashCore
+from lash_nb._core.llm import LlmPart, LlmResponse
+from lash_nb._core.usage import TokenUsage
+from lash_nb._notebook.costs import resolve_prices
+from lash_nb._notebook.runner import run_turn
+from lash_nb._notebook.verbs_turn import session_card
+from lash_nb._notebook.widgets.turn import TurnWidget
+from lash_nb.providers import FunctionProvider
+from lash_nb.stores import MemoryStore
+
+sh = test_notebook_magics.sh  # the fixture: a notebook shell on an in-memory store
+
+# the offline model answers "hi" with 5 input and 22 output tokens (its documented rule)
+MINE = {"lash-offline": {"input_tokens": 1000.0, "output_tokens": 2000.0}}
+
+
+def _record(w: TurnWidget) -> str:
+    html: str = w._repr_mimebundle_()["text/html"]
+    return html
+
+
+def _turn(model: str, usage: TokenUsage, prices: Any, monkeypatch: Any) -> TurnWidget:
+    shown: list[TurnWidget] = []
+    monkeypatch.setattr(TurnWidget, "show", lambda self: (shown.append(self), self)[1])
+
+    async def body() -> None:
+        provider = FunctionProvider(
+            lambda _r: LlmResponse(parts=(LlmPart.text_part("ok"),), usage=usage))
+        core = LashCore.builder().provider(provider).store(MemoryStore()).build()
+        session = await core.session("s").model(model).open()
+        await run_turn(session, "hi", prices=prices)
+        await core.close()
+
+    asyncio.run(body())
+    (w,) = shown
+    return w
+
+
+def test_a_finished_turns_record_shows_its_cost_from_the_default_prices(monkeypatch):
+    w = _turn("gpt-4.1-mini", TokenUsage(1000, 500, 2000, 0, 0), "default", monkeypatch)
+    # 1000 * 0.40 + 500 * 1.60 + 2000 * 0.10 = 1400 micro-dollars
+    assert w.cost["usd"] == pytest.approx(0.0014)
+    assert w.cost["text"] == "$0.0014"
+    assert "$0.0014" in _record(w)
+
+
+def test_a_model_without_a_price_shows_na_and_why_never_zero(monkeypatch):
+    w = _turn("my-own-model", TokenUsage(100, 50, 0, 0, 0), "default", monkeypatch)
+    assert w.cost["usd"] is None
+    record = _record(w)
+    assert "cost n/a: no price for this model (my-own-model)" in record
+    assert "$0" not in record
+
+
+def test_costs_off_leave_the_footer_without_a_cost(monkeypatch):
+    w = _turn("gpt-4.1-mini", TokenUsage(1000, 500, 0, 0, 0), None, monkeypatch)
+    assert w.cost == {}
+    assert "$" not in _record(w) and "cost" not in _record(w).split('class="lash-foot"')[1]
+
+
+def test_usage_cost_uses_the_users_table_from_a_notebook_variable(sh):
+    sh.user_ns["mine"] = MINE
+    sh.run_cell("%config LashMagics.prices = 'mine'")
+    sh.run_cell("r = %lash turn hi")
+    frame = sh.run_cell("%lash usage --cost")
+    assert list(frame["model"]) == ["lash-offline"]
+    assert frame["cost"].iloc[0] == pytest.approx((5 * 1000 + 22 * 2000) / 1e6)  # $0.049
+    assert frame["price_note"].isna().all()
+
+
+def test_usage_cost_with_the_default_prices_is_nan_with_the_reason_for_the_offline_model(sh):
+    sh.run_cell("r = %lash turn hi")
+    with pytest.warns(UserWarning, match="lash-offline"):
+        frame = sh.run_cell("%lash usage --cost --by turn")
+    assert math.isnan(frame["cost"].iloc[0])
+    assert list(frame["price_note"]) == ["no price for this model"]
+
+
+def test_the_session_card_shows_the_cost_so_far(sh):
+    sh.user_ns["mine"] = MINE
+    sh.run_cell("r = %lash turn hi")
+    # the second call sends the history: 5 + (22 + 4) + 5 = 36 in, and answers 22 out again
+    sh.run_cell("r = %lash turn hi")
+    m = sh.ip.magics_manager.registry["LashMagics"]
+    card = session_card(m.ctx.bindings["default"], resolve_prices("mine", sh.user_ns)).data
+    # both turns, read from the store: (5 + 36) * 1000 + (22 + 22) * 2000 = 129,000 micro-dollars
+    assert "cost so far $0.1290" in card
+    unpriced = session_card(m.ctx.bindings["default"], resolve_prices("default", sh.user_ns)).data
+    assert "cost n/a: no price for this model (lash-offline)" in unpriced
+
+
+def test_a_price_name_that_is_neither_a_variable_nor_a_file_is_one_line_and_keeps_the_turns(sh):
+    sh.run_cell("r = %lash turn hi")
+    with pytest.raises(UsageError, match="neither a notebook variable nor a CSV file") as err:
+        sh.run_cell("%lash usage --cost --prices nosuch")
+    assert "\n" not in str(err.value)
+    sh.user_ns["bad"] = {"lash-offline": {"input": 1.0}}
+    with pytest.raises(UsageError, match="unknown bucket 'input'"):
+        sh.run_cell("%lash usage --cost --prices bad")
+    assert int(sh.run_cell("%lash usage --by model")["turns"].iloc[0]) == 1
+
+
+def test_prices_that_cannot_be_read_never_block_a_turn_the_footer_says_why(sh, monkeypatch):
+    shown: list[TurnWidget] = []
+    monkeypatch.setattr(TurnWidget, "show", lambda self: (shown.append(self), self)[1])
+    sh.run_cell("%config LashMagics.prices = 'missing.csv'")
+    sh.run_cell("r = %lash turn hi")
+    assert str(sh.user_ns["r"].outcome) == "finished: assistant_message"
+    assert shown[-1].cost["usd"] is None
+    assert shown[-1].cost["text"].startswith(
+        "cost n/a: prices 'missing.csv' is neither a notebook variable nor a CSV file")
+
+
+@pytest.mark.parametrize(("model", "usage"), [
+    ("gpt-4.1-mini", TokenUsage(1000, 500, 2000, 0, 0)),
+    ("claude-sonnet-4-5", TokenUsage(100, 200, 1000, 400, 0)),
+    ("claude-sonnet-4-5", TokenUsage(150_000, 10, 60_000, 0, 0)),  # past the 200k tier
+    ("gemini-2.5-flash", TokenUsage(300, 20, 0, 100, 0)),  # no cache-write price
+    ("my-own-model", TokenUsage(100, 50, 0, 0, 0)),
+])
+def test_the_footer_prices_a_turn_as_usage_frame_does_without_reading_the_store(
+        model, usage, monkeypatch):
+    from lash_nb.reports import usage_frame
+
+    w = _turn(model, usage, "default", monkeypatch)
+    store = MemoryStore()
+
+    async def body() -> None:  # the same turn again, priced by the report from the store
+        provider = FunctionProvider(
+            lambda _r: LlmResponse(parts=(LlmPart.text_part("ok"),), usage=usage))
+        core = LashCore.builder().provider(provider).store(store).build()
+        s = await core.session("s").model(model).open()
+        await s.turn("hi").run()
+        await core.close()
+
+    asyncio.run(body())
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        row = usage_frame(store, by="model", prices="default").iloc[0]
+    if math.isnan(row["cost"]):
+        assert w.cost["usd"] is None
+        assert w.cost["note"] == f"{row['price_note']} ({model})"
+    else:
+        assert w.cost["usd"] == pytest.approx(row["cost"])
