@@ -41,7 +41,7 @@ def _txns(sql: list[str]) -> int:
 
 def test_a_plain_turn_costs_the_same_statements_with_a_thousand_batches_queued(tmp_path: Path) -> None:
     async def body() -> None:
-        store = DuckDBStore(tmp_path / "nb.duckdb")
+        store = DuckDBStore(tmp_path / "nb.duckdb", fold_idle_s=None)  # no idle fold inside a count
         s = await _open(store)
         await s.turn("warm").run()
         counting = count_statements(store)
@@ -64,7 +64,7 @@ def test_a_plain_turn_costs_the_same_statements_with_a_thousand_batches_queued(t
 
 def test_a_drain_costs_the_same_statements_at_depth_one_and_a_thousand(tmp_path: Path) -> None:
     async def body() -> None:
-        store = DuckDBStore(tmp_path / "nb.duckdb")
+        store = DuckDBStore(tmp_path / "nb.duckdb", fold_idle_s=None)  # no idle fold inside a count
         rec: list[str] = []
         s = await _open(store, lambda r: rec.append(r.messages[-1].text()) or "done")
         await s.turn("warm").run()
