@@ -10,9 +10,13 @@ from their public home, ``lash_nb.errors`` (a new class here must be added there
     │   ├── TurnIdMismatch            input trace id differs from the turn id
     │   ├── QueryNotAllowed           store.query / %lash sql given a write, a file read
     │   ├── WireScriptError           a replay script is malformed, unmatched or used up
-    │   └── ToolNameConflict          two tools with one name (at registration)
+    │   ├── ToolNameConflict          two tools with one name (at registration)
+    │   └── MissingPluginTurnInput    a plugin needs turn input the turn did not bring
     ├── ProviderUnavailable           the session's recorded provider id is not the live one
     ├── StoreSessionMismatch          state / store belongs to another session id
+    ├── SessionStillInUse             close / park / delete while another handle or a turn
+    │                                 of the same open still uses the session
+    ├── SessionDeleted                resume / open of a session that was deleted
     ├── SessionExecutionBusy          another runtime holds the session lease   (retryable)
     ├── SessionExecutionLeaseLost     the lease expired under a running turn    (retryable)
     │   └── SessionExecutionLeaseExpired  a session-head commit came with no lease
@@ -29,8 +33,9 @@ from their public home, ``lash_nb.errors`` (a new class here must be added there
     ├── CursorError                   malformed or foreign observation cursor
     ├── ToolArgumentsInvalid          a model's tool arguments failed validation; inside a
     │                                 turn it becomes an error result the model can correct
-    └── ToolServerError               an MCP server did not start, or failed (its tools' calls
-                                      become error results; starting it raises)
+    ├── ToolServerError               an MCP server did not start, or failed (its tools' calls
+    │                                 become error results; starting it raises)
+    └── PluginError                   a session plugin's hook or operation failed
 
     LashWarning (a UserWarning)       something was skipped or is NaN; the call still worked
 
@@ -94,6 +99,28 @@ class StoreSessionMismatch(LashError):
         )
         self.loaded = loaded
         self.requested = requested
+
+
+class SessionStillInUse(LashError):
+    """lash ``EmbedError::SessionStillInUse``: consuming a session needs sole ownership."""
+
+    def __init__(self, session_id: str, what: str, users: str) -> None:
+        super().__init__(
+            f"cannot {what} session {session_id!r}: {users}; release() the other handles "
+            "(or let the turn finish, or cancel it) and try again"
+        )
+        self.session_id = session_id
+
+
+class SessionDeleted(LashError):
+    """lash ``StoreError::SessionDeleted``: the session was deleted while parked."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"session {session_id!r} was deleted; core.session({session_id!r}).open_fresh() "
+            "starts a new one under that id"
+        )
+        self.session_id = session_id
 
 
 class SessionExecutionBusy(LashError):
@@ -204,3 +231,22 @@ class ToolArgumentsInvalid(LashError):
 
 class ToolServerError(LashError):
     """An MCP server could not be started or reached, or answered a call with an error."""
+
+
+class MissingPluginTurnInput(ConfigurationError):
+    """A plugin declared ``requires_turn_input`` and the turn brought none (lash)."""
+
+    def __init__(self, plugin_id: str) -> None:
+        super().__init__(
+            f"plugin {plugin_id!r} needs input for every turn; add "
+            f".plugin_input({plugin_id!r}, value) to the turn"
+        )
+        self.plugin_id = plugin_id
+
+
+class PluginError(LashError):
+    """A session plugin's hook or operation raised; the message names the plugin."""
+
+    def __init__(self, plugin_id: str, message: str) -> None:
+        super().__init__(f"plugin {plugin_id!r}: {message}" if plugin_id else message)
+        self.plugin_id = plugin_id

@@ -7,6 +7,8 @@ below. Match on the kind, e.g. ``isinstance(a.event, AssistantProseDelta)``.
 
 from ._core.events import (
     AssistantProseDelta,
+    ChildActivity,
+    ChildUsage,
     Error,
     ModelAttemptReset,
     ModelRequestStarted,
@@ -24,6 +26,8 @@ from ._core.events import (
 
 __all__ = [
     "AssistantProseDelta",
+    "ChildActivity",
+    "ChildUsage",
     "Error",
     "ModelAttemptReset",
     "ModelRequestStarted",

@@ -197,7 +197,11 @@ class KernelHarness:
                 self.comm_updates[cid] = self.comm_updates.get(cid, 0) + 1
                 self.update_log.setdefault(cid, []).append(dict(data.get("state", {})))
             elif data.get("method") == "custom":
-                self.custom_from_kernel.setdefault(cid, []).append(data.get("content"))
+                content = data.get("content")
+                self.custom_from_kernel.setdefault(cid, []).append(content)
+                self.comm_updates[cid] = self.comm_updates.get(cid, 0) + 1
+                self.update_log.setdefault(cid, []).append({"custom": content})
+                _apply_rows(self.widgets.setdefault(cid, {}), content)
 
     def wait_for_widget(
         self, ex: Execution, *, name: str | None = None, timeout: float = 30.0
@@ -265,3 +269,23 @@ class ReraisingShell:
 def prose_of(state: dict[str, Any]) -> str:
     """The prose text of a TurnWidget state (its prose blocks, joined)."""
     return "".join(b["text"] for b in state.get("blocks", []) if b["kind"] == "prose")
+
+
+def _apply_rows(state: dict[str, Any], msg: Any) -> None:
+    """The live turn view's row messages (``{"type": "delta" | "full"}``, see
+    ``static/turn.js``: ``lashApplyDelta``), applied to the recorded state as a view would."""
+    if not isinstance(msg, dict) or msg.get("type") not in ("delta", "full"):
+        return
+    if msg["type"] == "full":
+        state.update(blocks=[dict(b) for b in msg["blocks"]], html=dict(msg["html"]),
+                     html_len=dict(msg["html_len"]))
+        return
+    blocks = [dict(b) for b in (msg.get("reset") or state.get("blocks") or [])]
+    for i, row in msg.get("rows", []):
+        blocks[i:i + 1] = [dict(row)]
+    for i, offset, text in msg.get("append", []):
+        assert len(blocks[i]["text"]) == offset, "a delta that does not fit the view's copy"
+        blocks[i]["text"] += text
+    state["blocks"] = blocks
+    state["html"] = {**state.get("html", {}), **msg.get("html", {})}
+    state["html_len"] = {**state.get("html_len", {}), **msg.get("html_len", {})}

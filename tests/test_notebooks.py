@@ -86,7 +86,8 @@ def no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_every_notebook_in_the_folder_has_a_test_here():
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == [
         "01-quickstart.ipynb", "02-queue.ipynb", "03-usage-analysis.ipynb",
-        "04-real-providers.ipynb", "05-tools-and-mcp.ipynb",
+        "04-real-providers.ipynb", "05-tools-and-mcp.ipynb", "06-configure-and-plugins.ipynb",
+        "07-child-sessions-and-retention.ipynb",
     ]
 
 
@@ -281,3 +282,58 @@ def test_tools_notebook_validates_arguments_and_uses_an_mcp_server(tmp_path, no_
     assert "| loud | stdio |" in out and "| running | shout |" in out
     assert 'shout returned {"result": "HELLO FROM THE NOTEBOOK!"}.' in out
     assert "MCP server 'loud' stopped and its tools removed" in out
+
+
+@pytest.mark.slow  # runs a whole notebook in a kernel
+def test_configure_notebook_switches_model_layers_prompts_and_runs_a_plugin(tmp_path, no_keys):
+    nb = execute("06-configure-and-plugins.ipynb", tmp_path)
+    out = texts(nb)
+    assert error_outputs(nb) == []
+    # configure: the model after the patch, and again after the core was reopened
+    assert "'lash-offline-large'" in out
+    # %lash prompt before anything was set, then the session layer (intro + a guidance slot)
+    assert '(no system prompt: set one with %lash prompt --set "...")' in out
+    assert ("You are a careful analyst.\n\n## Guidance\n\n### Numbers\n\n"
+            "Round every number to two decimals.") in out
+    # the turn layer from Python rendered under the Environment section
+    assert "## Environment\n\n### Data\n\ndf has 3 columns: city, day, temp_f" in out
+    # the plugin's tool: (451 - 32) * 5 / 9 = 232.77... -> "232.8 °C"; its prompt and operation
+    assert "to_celsius returned 232.8 °C." in out
+    assert "### Project Instructions\n\nTemperatures in reports are in Celsius." in out
+    assert "('units', ['celsius', 'fahrenheit'])" in out
+    # reopened from the file: model and prompt layer kept
+    assert ("'You are terse.\\n\\n## Guidance\\n\\n### Project Instructions\\n\\n"
+            "Temperatures in reports are in Celsius.'") in out
+    # reset: no messages left, the spend stays
+    assert "(0, 0)" not in out and "\n(0, " in out
+    assert (tmp_path / "plugins.duckdb").is_file() and (tmp_path / "configure.duckdb").is_file()
+    # a tool ran a child session: its id names the tool call, the parent is recorded, and the
+    # child's tokens are counted apart from the parent's
+    assert "child: lead.call_" in out and "| parent recorded: lead" in out
+    children = [ln for ln in out.splitlines() if ln.startswith("parent tokens:")]
+    assert children and int(children[-1].rsplit("children: ", 1)[1]) > 0
+
+
+@pytest.mark.slow  # runs a whole notebook in a kernel
+def test_children_notebook_nests_a_child_turn_parks_resumes_and_deletes(tmp_path, no_keys):
+    nb = execute("07-child-sessions-and-retention.ipynb", tmp_path)
+    out = texts(nb)
+    assert error_outputs(nb) == []
+    # the tool ran a child session; the offline model echoed the child's prompt
+    asked = "You said: Please answer briefly: what is a child session?"
+    assert "> child session `research.call_" in out
+    assert "· finished: assistant_message: " + asked in out
+    assert "ask_helper returned " + asked in out
+    saved = [o["data"]["text/html"] for c in nb.cells for o in c.get("outputs", [])
+             if "text/html" in o.get("data", {}) and "ask_helper" in o["data"]["text/html"]]
+    assert saved and 'class="lash-child"' in saved[-1]  # the saved snapshot keeps the nesting
+    assert "child:research.call_" in out  # %lash usage --by source
+    assert "research.call_" in out and "parent tokens:" in out
+    assert "refused: cannot park session 'notes': another handle of it is alive" in out
+    assert "['remember the number 7', 'You said: remember the number 7 (This is']" in out
+    assert "tombstoned nodes: 2" in out
+    assert "'back on track'" in out and "a detour" not in out.split("tombstoned nodes: 2")[1]
+    assert "add --yes to confirm" in "\n".join(stderr_outputs(nb))
+    assert "deleted session 'scratch' (its turns, usage and queued work)" in out
+    assert "vacuum of lifecycle.duckdb: VacuumReport(removed_node_count=2" in out
+    assert not (tmp_path / "children.duckdb.lash-compact").exists()

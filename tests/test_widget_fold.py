@@ -103,7 +103,7 @@ def test_without_a_running_loop_pushes_within_the_interval_are_held_until_finish
     w.push(prose("p1", "a"))  # first push: the interval since "never" has passed
     w.push(prose("p1", "b"))
     w.push(prose("p1", "c"))
-    assert w.blocks == [{"cid": "p1", "kind": "prose", "text": "a"}]
+    assert w.shown()["blocks"] == [{"cid": "p1", "kind": "prose", "text": "a"}]
     w.finish(outcome="finished: assistant_message")
     assert w.blocks == [{"cid": "p1", "kind": "prose", "text": "abc"}]
     assert w.flush_count == 2
@@ -120,7 +120,7 @@ def test_on_a_running_loop_a_burst_of_pushes_is_one_flush():
 
     w = asyncio.run(main())
     assert w.flush_count == 1
-    assert w.blocks[0]["text"] == "x" * 1000
+    assert w.shown()["blocks"][0]["text"] == "x" * 1000
 
 
 def test_stopped_turn_marks_running_tools_cancelled_and_the_badge_is_not_done():

@@ -310,11 +310,13 @@ def test_a_growing_answer_is_rerendered_at_most_every_render_interval_and_fully_
     w.render_interval_s = 3600.0
     w.push(prose("p1", "| a |\n|---|\n| 1 |\n"))
     w.flush()
-    assert w.html_len == {"p1": 18} and "<td>1</td>" in w.html["p1"]
+    shown = w.shown()
+    assert shown["html_len"] == {"p1": 18} and "<td>1</td>" in shown["html"]["p1"]
     w.push(prose("p1", "| 2 |\n"))
     w.flush()
-    assert w.html_len == {"p1": 18}  # not re-rendered yet: the browser shows "| 2 |" as text
-    assert "<td>2</td>" not in w.html["p1"]
+    shown = w.shown()
+    assert shown["html_len"] == {"p1": 18}  # not re-rendered yet: the browser shows "| 2 |" as text
+    assert "<td>2</td>" not in shown["html"]["p1"]
     w.finish(outcome="finished: assistant_message")
     assert w.html_len == {"p1": 24} and "<td>2</td>" in w.html["p1"]
 

@@ -106,6 +106,30 @@ class Usage(TurnEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class ChildUsage(TurnEvent):
+    """lash ``TurnEvent::ChildUsage``: a child session run by one of this turn's tool calls
+    used tokens; they roll up into this turn's ``children_usage`` and the session ledger
+    under ``source`` (``child:<child session id>``)."""
+
+    type: ClassVar[str] = "child_usage"
+    child_session_id: str
+    source: str
+    model: str
+    usage: TokenUsage
+
+
+@dataclass(frozen=True, slots=True)
+class ChildActivity(TurnEvent):
+    """lash_nb addition: one activity of a child turn, forwarded under the tool call that
+    runs it (``call_id``), so a view can nest the child's turn under that tool row."""
+
+    type: ClassVar[str] = "child_activity"
+    call_id: str
+    child_session_id: str
+    activity: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class RetryStatus(TurnEvent):
     type: ClassVar[str] = "retry_status"
     wait_seconds: float
@@ -164,6 +188,8 @@ EVENT_TYPES: dict[str, type[TurnEvent]] = {
         ToolCallStarted,
         ToolCallCompleted,
         Usage,
+        ChildUsage,
+        ChildActivity,
         RetryStatus,
         QueuedInputAccepted,
         Error,

@@ -422,6 +422,12 @@ class TurnResult:
         return self.execution.duration_ms
 
     def to_json(self) -> dict[str, Any]:
+        out = self._to_json()
+        if self.children_usage:  # only then: the JSON of a turn without children is unchanged
+            out["children_usage"] = [e.to_json() for e in self.children_usage]
+        return out
+
+    def _to_json(self) -> dict[str, Any]:
         return {
             "session_id": self.session_id,
             "turn_id": self.turn_id,

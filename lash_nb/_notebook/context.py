@@ -4,12 +4,13 @@ background tasks and the last turn result."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, SessionStillInUse
 from .._providers.registry import NAMES as PROVIDERS
 from .._providers.registry import build_provider, check_key
 
@@ -98,6 +99,7 @@ class NotebookContext:
         if store.startswith("~"):  # as a shell reads it; postgresql:// and :memory: stay
             store = os.path.expanduser(store)  # noqa: ASYNC240  (reads $HOME, not the disk)
         provider = provider or d.provider
+        named_model = model  # --model given: it wins over a configured model (ADR 41)
         model = d.model if model is None else model
         if provider not in PROVIDERS:
             raise ConfigurationError(
@@ -109,6 +111,8 @@ class NotebookContext:
             await old.session.close()
         core = self.core_for(store, provider, model)
         builder = core.session(name).residency(residency or d.residency)
+        if named_model:
+            builder = builder.model(named_model)
         session = await (builder.open_fresh() if fresh else builder.open())
         admin = session.tools()
         for t in tools:
@@ -156,7 +160,8 @@ class NotebookContext:
         for task in self.background.values():
             task.cancel()
         for b in self.bindings.values():
-            await b.session.close()
+            with contextlib.suppress(SessionStillInUse):  # a user's clone() must not keep
+                await b.session.close()  # the kernel from closing its stores (ADR 47)
         for core in self.cores.values():
             await core.close()
         self.bindings.clear()

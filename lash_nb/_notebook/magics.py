@@ -21,7 +21,7 @@ from traitlets import Float, Unicode
 
 from .._errors import LashError
 from . import verbs_info as info
-from . import verbs_mcp
+from . import verbs_mcp, verbs_prompt
 from . import verbs_turn as turn
 from .context import NotebookContext
 
@@ -36,6 +36,7 @@ VERBS: dict[str, Verb] = {
     "stop": turn.stop,
     "tools": info.tools,
     "mcp": verbs_mcp.mcp,
+    "prompt": verbs_prompt.prompt,
     "usage": info.usage,
     "sessions": info.sessions,
     "graph": info.graph,
@@ -45,7 +46,7 @@ VERBS: dict[str, Verb] = {
 }
 CELL_VERBS = ("turn", "enqueue", "sql")
 ARGS: dict[str, Callable[[LashMagics, str, str | None], Any]] = {
-    **turn.ARGS, **info.ARGS, "mcp": verbs_mcp.mcp_args}
+    **turn.ARGS, **info.ARGS, "mcp": verbs_mcp.mcp_args, **verbs_prompt.ARGS}
 
 
 def _one_line(exc: BaseException) -> UsageError:

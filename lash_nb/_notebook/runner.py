@@ -26,6 +26,7 @@ async def run_turn(
     turn_id: str | None = None,
     interval_s: float = 0.05,
     show_prompt: bool = True,
+    system: str | None = None,
 ) -> Any:
     """Stream one turn into a displayed :class:`TurnWidget`; return the ``TurnResult``.
 
@@ -44,6 +45,8 @@ async def run_turn(
         builder = session.turn(prompt)
         if turn_id:
             builder = builder.turn_id(turn_id)
+        if system:
+            builder = builder.system(system)  # a turn prompt layer (``%%lash --system``)
         stream = builder.stream()
         # in a cell, a cancelled await is the kernel's interrupt (the cell's task is cancelled);
         # follow() then stops THIS turn only, never a background drain of the session

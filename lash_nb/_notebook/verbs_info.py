@@ -26,7 +26,9 @@ SESSION_ONLY = parser("graph", "The session graph as a tree (branches shown), or
 SESSION_ONLY.add_argument("--session", default=None)
 SESSION_ONLY.add_argument("--df", action="store_true", help="one row per node instead of the tree")
 
-SESSIONS = parser("sessions", "Stored sessions.")
+SESSIONS = parser("sessions", "Stored sessions; --delete ID --yes deletes one.")
+SESSIONS.add_argument("--delete", default=None, metavar="ID", help="delete this session")
+SESSIONS.add_argument("--yes", action="store_true", help="confirm --delete")
 
 REPLAY = parser("replay", "Re-render a committed turn from the store.")
 REPLAY.add_argument("turn", nargs="?", default=None)
@@ -38,7 +40,7 @@ _VERBS = (
       '[--residency R] [--tools f,g \\| --no-tools]`'),
      ("open a session and bind it (attaches the notebook's `@tool` functions, or the "
       '`--tools` named)')),
-    ('`%%lash [--session S] [-o VAR] [--background]`',
+    ('`%%lash [--session S] [-o VAR] [--background] [--system TEXT]`',
      ('the cell body is the prompt (`{var}` interpolation, `\\{var}` for literal braces); '
       'live widget with Stop')),
     ('`%lash turn PROMPT` / `r = %lash turn PROMPT`',
@@ -50,6 +52,8 @@ _VERBS = (
      'pending batches (widget with cancel / drain buttons)'),
     ('`%lash drain [--all] [--background]`',
      'run queued work now, with N of M progress'),
+    ('`%lash prompt [--set TEXT \\| --add TEXT [--slot S] [--title T] \\| --clear]`',
+     'the rendered system prompt / set the session prompt layer (kept on reopen)'),
     ('`%lash stop`',
      'cancel the running turns'),
     ('`%lash tools`',
@@ -62,6 +66,8 @@ _VERBS = (
      'usage DataFrame (computed in the store) or a chart'),
     ('`%lash sessions` / `%lash graph [--df]`',
      'stored sessions / the session graph as a tree with its branches'),
+    ('`%lash sessions --delete ID --yes`',
+     'delete a stored session with its turns, usage and queued work (needs --yes)'),
     ('`%lash sql [--allow-files] QUERY` / `%%lash sql`',
      'read-only SQL over the store, DataFrame out (`--allow-files`: `read_csv` and friends)'),
     ('`%lash replay [TURN]`',
@@ -110,7 +116,13 @@ async def usage(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
 async def sessions(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     import pandas as pd
 
-    parse(SESSIONS, argline)
+    a = parse(SESSIONS, argline)
+    if a.delete is not None:
+        from .verbs_retention import delete_session
+
+        return await delete_session(m, a.delete, yes=a.yes)
+    if a.yes:
+        raise UsageError("%lash sessions: --yes confirms --delete ID; give both")
     b = await m.ctx.binding(None)
     from .._reports.frames import utc_from_ms
 

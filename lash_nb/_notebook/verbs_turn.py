@@ -30,13 +30,15 @@ OPEN.add_argument("--tools", default=None,
                        "(plain functions get @tool semantics); default: every @tool object")
 OPEN.add_argument("--no-tools", action="store_true", help="attach no notebook tools")
 
-TURN_VALUES = ("--session", "-o", "--turn-id")
+TURN_VALUES = ("--session", "-o", "--turn-id", "--system")
 TURN_FLAGS = ("--background",)
 TURN = parser("turn", "Run a turn; the prompt is the rest of the line (or the cell body).")
 TURN.add_argument("--session", default=None)
 TURN.add_argument("-o", dest="out", default=None, help="store the TurnResult in this variable")
 TURN.add_argument("--turn-id", default=None)
 TURN.add_argument("--background", action="store_true", help="return a task at once")
+TURN.add_argument("--system", default=None,
+                  help="extra system prompt text for this turn only (a turn prompt layer)")
 
 ENQ_VALUES = ("--session", "--id", "--delivery", "--slot", "--merge-key")
 ENQ = parser("enqueue", "Queue a prompt to run later as a turn.")
@@ -168,13 +170,18 @@ def turn_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
     prompt = clean_text(interpolate(prompt.strip(), m.user_ns))
     if not prompt:
         raise UsageError("the prompt is empty; write it after %lash turn or in the %%lash cell body")
+    if a.system is not None:
+        a.system = clean_text(interpolate(a.system, m.user_ns)).strip()
+        if not a.system:
+            raise UsageError('--system is empty; write the text in quotes, e.g. --system "Be brief."')
     return a, prompt
 
 
 async def turn(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a, prompt = turn_args(m, argline, cell)
     b = await m.ctx.binding(a.session)
-    coro = run_turn(b.session, prompt, turn_id=a.turn_id, interval_s=m.live_interval_s)
+    coro = run_turn(b.session, prompt, turn_id=a.turn_id, interval_s=m.live_interval_s,
+                    system=a.system)
     if a.background:
         task = asyncio.ensure_future(_keep(m, coro, a.out))
         m.ctx.background[f"turn-{len(m.ctx.background) + 1}"] = task

@@ -111,6 +111,10 @@ def usage_frame(
       so the number of turns when one source is present); started_at is when the group's
       first usage was recorded. These roll-ups read only the usage table, in one pass.
 
+    A session's usage includes what its tools' child sessions spent, as ``child:<id>``
+    sources (lash ``ChildUsage``); a store-wide ``model`` / ``session`` / ``day`` roll-up
+    counts those tokens once, at the child that spent them (ADR 0045).
+
     Zero-total usage deltas are left out, as the ledger does, so the token columns sum to
     ``session.usage_report().usage``. ``usage_columns(by)`` gives the columns and dtypes.
     """
@@ -127,8 +131,14 @@ def usage_frame(
             table, tiers = combine(prices, lambda: _used_models(tables, sid, params))
             values, price_params = prices_sql(table, tiers)
         cost, note = row_cost_sql("u", "p"), row_note_sql("u", "p")
+        if by in ("model", "session", "day") and tables.session_id is None:
+            # a child's tokens are rows of the child and rolled-up rows of its parent
+            # (children.py): a store-wide sum counts them once, where they were spent
+            rollup_sid = sid + " AND NOT starts_with(u.source, 'child:')"
+        else:
+            rollup_sid = sid
         text = (sql.usage_by_turn(sid, values, cost, note) if by == "turn"
-                else sql.usage_rollup(by, sid, values, cost, note))
+                else sql.usage_rollup(by, rollup_sid, values, cost, note))
         frame = tables.query(text, {**params, **price_params})
         if values is not None:
             missing = tables.query(sql.unpriced_models(sid, values), {**params, **price_params})

@@ -13,11 +13,12 @@ Open rules (lash session spec §1.3-1.5):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._core.graph import SessionGraph, SessionNode
 from .._core.llm import Provider, RetryPolicy
+from .._core.prompt import PromptLayer
 from .._core.queue import DEFAULT_MAX_ATTEMPTS
 from .._core.text import check_id
 from .._core.tools import ToolRegistry
@@ -30,11 +31,16 @@ from .._store.base import (
     SessionStore,
 )
 from .._store.memory import MemoryStore
+from .._store.retention import VacuumReport
 from .._tools.function import as_tool_provider
 from .._tools.mcp import MCPServer
+from .lifecycle import ParkedSession, check_resumed, resume_builder
+from .plugins import PluginSet
+from .prompt_layers import PromptLayerSink, SessionSurface
 from .replay import LiveReplayStore
+from .retention import delete_session, vacuum
 from .session import LashSession
-from .state import SessionPolicy, SessionState
+from .state import SessionPolicy, SessionState, restore_configured
 
 RESIDENCIES = ("keep_all", "active_path_only")
 DEFAULT_MAX_TURNS = 50  # model calls per turn; lash has none (docs/adr/0014)
@@ -79,8 +85,12 @@ def default_provider() -> Any:
     return select_provider().provider
 
 
-class LashCoreBuilder:
+class LashCoreBuilder(PromptLayerSink):
+    """Also: ``prompt_contribution`` / ``replace_prompt_slot`` / ``clear_prompt_slot`` /
+    ``prompt_template`` / ``prompt_layer`` set the core prompt layer (``prompt_layers.py``)."""
+
     def __init__(self) -> None:
+        self._plugins: list[Any] = []
         self._provider: Any = None
         self._model: str | None = None
         self._max_turns: int | None = DEFAULT_MAX_TURNS
@@ -92,6 +102,18 @@ class LashCoreBuilder:
         self._lease_ttl_ms = DEFAULT_LEASE_TTL_MS
         self._max_batch_attempts = DEFAULT_MAX_ATTEMPTS
         self._replay_bounds = (2048, 120.0)
+        self._child_store_factory: Callable[[str], Any] | None = None
+
+    def child_store_factory(self, factory: Callable[[str], Any]) -> LashCoreBuilder:
+        """Where child sessions live (lash ``LashCoreBuilder::child_store_factory``):
+        ``factory(child_session_id)`` returns a store, a DuckDB path or a DSN. Used for
+        sessions opened with ``.parent(...)`` and no ``.store(...)`` (``run_child`` too);
+        without it children share the core's store. A path or DSN is opened once per core."""
+        if not callable(factory):
+            raise ConfigurationError(
+                "child_store_factory takes a callable: child session id -> store, path or DSN")
+        self._child_store_factory = factory
+        return self
 
     def provider(self, provider: Any) -> LashCoreBuilder:
         if not hasattr(provider, "stream") or not hasattr(provider, "kind"):
@@ -130,6 +152,12 @@ class LashCoreBuilder:
 
     def system_prompt(self, prompt: str | None) -> LashCoreBuilder:
         self._system_prompt = prompt
+        return self
+
+    def plugin(self, plugin: Any) -> LashCoreBuilder:
+        """Attach a plugin to every session of this core (``lash_nb.SessionPlugin``)."""
+        PluginSet().add(plugin)  # a malformed plugin fails here, not at the first open
+        self._plugins.append(plugin)
         return self
 
     def residency(self, residency: str) -> LashCoreBuilder:
@@ -174,6 +202,8 @@ class LashCoreBuilder:
             lease_ttl_ms=self._lease_ttl_ms,
             replay=LiveReplayStore(*self._replay_bounds),
             max_batch_attempts=self._max_batch_attempts,
+            prompt=self._layer(), plugins=list(self._plugins),
+            child_store_factory=self._child_store_factory,
         )
 
 
@@ -183,7 +213,9 @@ class LashCore:
     def __init__(self, *, provider: Provider, policy: SessionPolicy, tools: list[Any],
                  store: SessionStore,
                  residency: str, retry_policy: RetryPolicy, lease_ttl_ms: int,
-                 replay: LiveReplayStore, max_batch_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+                 replay: LiveReplayStore, max_batch_attempts: int = DEFAULT_MAX_ATTEMPTS,
+                 prompt: PromptLayer | None = None, plugins: list[Any] | None = None,
+                 child_store_factory: Callable[[str], Any] | None = None) -> None:
         self.provider = provider
         self.policy = policy
         self.tool_providers = tools
@@ -194,6 +226,22 @@ class LashCore:
         self.lease_renew_s = min(LEASE_RENEW_INTERVAL_MS, lease_ttl_ms // 3) / 1000
         self.replay = replay
         self.max_batch_attempts = max_batch_attempts
+        self.prompt = prompt or PromptLayer()  # the core prompt layer
+        self.plugins = plugins or []
+        self.child_store_factory = child_store_factory
+        self._child_stores: dict[str, SessionStore] = {}  # opened from factory paths / DSNs
+
+    def child_store(self, child_session_id: str) -> SessionStore:
+        """The store of a child session: the factory's, else the core's."""
+        if self.child_store_factory is None:
+            return self.store
+        made = self.child_store_factory(child_session_id)
+        if isinstance(made, SessionStore) or made is None:
+            return made if made is not None else self.store
+        key = str(made)
+        if key not in self._child_stores:
+            self._child_stores[key] = open_store(made)
+        return self._child_stores[key]
 
     @staticmethod
     def builder() -> LashCoreBuilder:
@@ -201,6 +249,25 @@ class LashCore:
 
     def session(self, session_id: str) -> SessionBuilder:
         return SessionBuilder(self, session_id)
+
+    async def resume(self, parked: ParkedSession) -> LashSession:
+        """Open a session ``session.park()`` parked (lash ``LashCore::resume``);
+        ``SessionDeleted`` if it was deleted meanwhile."""
+        builder: SessionBuilder = resume_builder(self, parked)
+        session = await builder.open()
+        check_resumed(parked, session.state, session._open)
+        return session
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete a stored session with its queued work (lash ``LashCore::delete_session``);
+        refuses while it is open in this process (``SessionStillInUse``) or runs a turn
+        anywhere (``SessionExecutionBusy``). Other sessions are untouched."""
+        await delete_session(self.store, session_id)
+
+    async def vacuum(self) -> VacuumReport:
+        """Delete tombstoned nodes (``session.tombstone_branch``); a DuckDB file also gets
+        its free space back. Returns what was removed and the file size before and after."""
+        return await vacuum(self.store)
 
     async def list_sessions(self) -> list[Any]:
         sessions: list[Any] = await self.store.list_sessions()
@@ -210,6 +277,9 @@ class LashCore:
         for provider in self.tool_providers:  # MCP servers given to the builder
             if isinstance(provider, MCPServer):
                 await provider.aclose()
+        for child_store in self._child_stores.values():
+            await child_store.close()
+        self._child_stores.clear()
         await self.store.close()
 
     def __repr__(self) -> str:
@@ -217,8 +287,11 @@ class LashCore:
                 f"store={self.store!r})")
 
 
-class SessionBuilder:
+class SessionBuilder(PromptLayerSink):
+    """Also: the prompt-layer methods set the session prompt layer (``prompt_layers.py``)."""
+
     def __init__(self, core: LashCore, session_id: str) -> None:
+        self._plugins: list[Any] = []
         if not isinstance(session_id, str) or not session_id.strip():
             raise ConfigurationError("a session id must be a non-empty str")
         check_id(session_id, "session id")
@@ -230,6 +303,16 @@ class SessionBuilder:
         self._store: Any = None
         self._residency: str | None = None
         self._system_prompt: str | None = None
+        self._owner_id: str | None = None
+
+    def session_execution_owner_id(self, owner_id: str) -> SessionBuilder:
+        """Use this lease owner id instead of a fresh one per open. Only for hosts that
+        already serialise one execution lane (a durable workflow retrying a step): handles
+        opened with the same id are the same lease owner and do not exclude each other."""
+        if not isinstance(owner_id, str) or not owner_id.strip():
+            raise ConfigurationError("session_execution_owner_id needs a non-empty str")
+        self._owner_id = check_id(owner_id, "session execution owner id")
+        return self
 
     def parent(self, parent_session_id: str) -> SessionBuilder:
         self._parent = check_id(parent_session_id, "parent session id")
@@ -256,9 +339,25 @@ class SessionBuilder:
         self._system_prompt = prompt
         return self
 
+    def plugin(self, plugin: Any) -> SessionBuilder:
+        """Attach a plugin to this session (lash ``plugin::<P>(config)``; see
+        ``lash_nb.SessionPlugin``)."""
+        PluginSet().add(plugin)
+        self._plugins.append(plugin)
+        return self
+
     # ------------------------------------------------------------------ open
+    def _resolved_store(self) -> SessionStore:
+        """Explicit store, else (a child) the core's child store, else the core's store."""
+        if self._store is not None:
+            store: SessionStore = self._store
+            return store
+        if self._parent is not None:
+            return self._core.child_store(self._session_id)
+        return self._core.store
+
     async def open(self) -> LashSession:
-        store = self._store or self._core.store
+        store = self._resolved_store()
         residency = self._residency or self._core.residency
         scope = ReadScope.ACTIVE_PATH if residency == "active_path_only" else ReadScope.FULL_GRAPH
         persisted = await store.load_session(self._session_id, scope)
@@ -280,14 +379,14 @@ class SessionBuilder:
                 store, residency, recorded_provider=persisted.meta.provider_id or None,
                 graph=graph, ledger=list(persisted.ledger), turn_index=persisted.meta.turn_index,
                 head_revision=persisted.meta.head_revision, tool_state=persisted.meta.tool_state,
-                parent=persisted.meta.parent_session_id,
+                parent=persisted.meta.parent_session_id, stored_policy=persisted.meta.policy,
             )
             if persisted.open_turn_ids:
                 await session.writer.recover_open_turns()
         return session
 
     async def open_fresh(self) -> LashSession:
-        store = self._store or self._core.store
+        store = self._resolved_store()
         session = self._make(store, self._residency or self._core.residency, recorded_provider=None)
         session.state.graph.replace_required = True
         existing = await store.load_session(self._session_id, ReadScope.ACTIVE_PATH)
@@ -299,7 +398,7 @@ class SessionBuilder:
         return session
 
     async def open_with_state(self, state: Mapping[str, Any]) -> LashSession:
-        store = self._store or self._core.store
+        store = self._resolved_store()
         sid = state.get("session_id")
         if sid != self._session_id:
             raise StoreSessionMismatch(str(sid), self._session_id)
@@ -317,13 +416,15 @@ class SessionBuilder:
             graph=graph, ledger=ledger, turn_index=int(state.get("turn_index", 0)),
             head_revision=existing.meta.head_revision if existing else None,
             tool_state=state.get("tool_state"), parent=state.get("parent_session_id"),
+            stored_policy=state.get("policy"),
         )
         return session
 
     def _make(self, store: Any, residency: str, *, recorded_provider: str | None,
               graph: SessionGraph | None = None, ledger: list[TokenLedgerEntry] | None = None,
               turn_index: int = 0, head_revision: int | None = None,
-              tool_state: Mapping[str, Any] | None = None, parent: str | None = None) -> LashSession:
+              tool_state: Mapping[str, Any] | None = None, parent: str | None = None,
+              stored_policy: Mapping[str, Any] | None = None) -> LashSession:
         core = self._core
         provider = self._provider or core.provider
         mismatch = None
@@ -337,10 +438,18 @@ class SessionBuilder:
             or base.model,
             max_turns=base.max_turns,
             system_prompt=self._system_prompt if self._system_prompt is not None else base.system_prompt,
+            prompt=self._prompt,
         )
+        explicit = {name for name, value in (("model", self._model), ("prompt", self._prompt))
+                    if value is not None}
+        policy = restore_configured(policy, stored_policy, explicit=explicit)
         registry = ToolRegistry()
         for i, tp in enumerate(core.tool_providers):
             registry.add_source(tp, f"base:{i}")
+        surface = SessionSurface(core_layer=core.prompt)
+        for plugin in [*core.plugins, *self._plugins]:
+            surface.plugins.add(plugin)
+        surface.plugins.sync_tools(registry)  # before the stored membership is restored
         if tool_state:
             registry.restore_membership(tool_state)
         state = SessionState(
@@ -349,7 +458,7 @@ class SessionBuilder:
             turn_index=turn_index, head_revision=head_revision,
         )
         return LashSession(core, state, store=store, provider=provider, residency=residency,
-                           provider_mismatch=mismatch)
+                           provider_mismatch=mismatch, surface=surface, owner_id=self._owner_id)
 
 
 def _check_residency(value: str) -> str:

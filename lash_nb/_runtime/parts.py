@@ -8,7 +8,8 @@ its turns, drains and tool changes (so none of it reaches into ``LashSession``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from .._core.llm import Provider, RetryPolicy
 from .._core.queue import DEFAULT_MAX_ATTEMPTS
@@ -16,6 +17,7 @@ from .._store.base import SessionStore
 from .cancel import TurnCancelRegistry
 from .catalog import ToolCatalog
 from .feed import SessionFeed
+from .prompt_layers import SessionSurface
 from .state import SessionState
 from .writer import SessionWriter
 
@@ -32,6 +34,9 @@ class SessionParts:
     retry_policy: RetryPolicy
     closed: Callable[[], bool]
     max_batch_attempts: int = DEFAULT_MAX_ATTEMPTS  # claims of a queued batch before it parks
+    # core prompt layer, plugins, prompt cache, turn phase probe (prompt_layers.py)
+    surface: SessionSurface = field(default_factory=SessionSurface)
+    core: Any = None  # the LashCore that opened the session (child sessions open through it)
 
     @property
     def session_id(self) -> str:

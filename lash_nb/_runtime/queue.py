@@ -25,6 +25,7 @@ from collections.abc import Generator, Sequence
 from typing import Any
 
 from .._core.cancel import CancellationToken
+from .._core.graph import SessionGraph
 from .._core.queue import (
     ClaimBoundary,
     DeliveryPolicy,
@@ -222,6 +223,11 @@ async def _apply_session_commands(p: SessionParts, lease: Lease) -> None:
                 p.catalog.invalidate()
                 for src_id, provider in list(p.state.registry.sources.items()):
                     p.state.registry.add_source(provider, src_id)
+            elif command.get("kind") == "reset_session":
+                # lash ResetSession: an empty graph replaces the stored one with this commit;
+                # usage and turn count stay on the books (as open_fresh, ADR 26)
+                p.state.graph = SessionGraph()
+                p.state.graph.replace_required = True
         await p.writer.commit(p.writer.commit_base(lease, (), completed_claims=(claim,)))
         p.feed.queue_changed("completed", claim.batch_ids)
         p.feed.committed(kick=False)

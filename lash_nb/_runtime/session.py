@@ -14,21 +14,32 @@ from typing import Any, Protocol
 
 from .._core.events import TurnActivity
 from .._core.llm import Provider, RetryPolicy
+from .._core.prompt import PromptLayer
 from .._core.records import TurnInput, fresh_id
 from .._core.usage import SessionUsageReport, TokenLedgerEntry
-from .._store.base import SessionStore, lease_owner_id, watches_turn_cancel
+from .._store.base import SessionStore, lease_owner_id, watches_queue, watches_turn_cancel
 from .._tools.mcp import close_servers
 from .cancel import TurnCancelRegistry
 from .catalog import ToolCatalog
+from .config import SessionAdmin, SessionCommandAdmin, SessionConfigPatch
 from .feed import SessionFeed
+from .lifecycle import OpenHandles, ParkedSession, park
 from .observe import ObservableSession
 from .parts import SessionParts
+from .plugins import PluginOperations
+from .prompt_layers import SessionSurface, TurnPhaseProbe, render_for
 from .queue import Drainer, EnqueueBuilder, QueuedTurnBuilder
 from .replay import LiveReplayStore
+from .retention import tombstone_branch, track_open
 from .state import SessionPolicy, SessionReadView, SessionState
 from .tool_admin import ToolAdmin
 from .turn import TurnBuilder
 from .writer import SessionWriter
+
+# await_queued_work_batch reads the queue again after these waits (doubling), for changes
+# made by processes whose notifications cannot reach it; lash caps its poll at 400 ms
+AWAIT_FIRST_READ_S = 0.025
+AWAIT_READ_CAP_S = 0.4
 
 
 class CoreSettings(Protocol):
@@ -59,12 +70,16 @@ class LashSession:
         provider: Provider,
         residency: str = "keep_all",
         provider_mismatch: str | None = None,
+        surface: SessionSurface | None = None,
+        owner_id: str | None = None,
     ) -> None:
         self.core = core
         self.residency = residency
         self.provider_mismatch = provider_mismatch
-        self.owner_id = lease_owner_id(fresh_id())
-        self.closed = False
+        self.owner_id = owner_id or lease_owner_id(fresh_id())
+        self._open = handles = OpenHandles(state.session_id, store)
+        handles.add(self)
+        track_open(handles)
         writer = SessionWriter(state, store, owner_id=self.owner_id,
                                lease_ttl_ms=core.lease_ttl_ms, lease_renew_s=core.lease_renew_s,
                                residency=residency)
@@ -72,10 +87,39 @@ class LashSession:
             state=state, store=store, provider=provider, writer=writer,
             feed=SessionFeed(core.replay, state), catalog=ToolCatalog(state),
             cancels=TurnCancelRegistry(), retry_policy=core.retry_policy,
-            closed=lambda: self.closed, max_batch_attempts=core.max_batch_attempts,
+            closed=lambda: handles.closed, max_batch_attempts=core.max_batch_attempts, core=core,
+            surface=surface or SessionSurface(),
         )
+        self.parts.catalog.plugins = self.parts.surface.plugins
         self.drainer: Drainer = Drainer(self.parts)
         self.parts.feed.on_committed = self.drainer.kick
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def closed(self) -> bool:
+        return self._open.closed
+
+    @closed.setter
+    def closed(self, value: bool) -> None:
+        self._open.closed = value
+
+    def clone(self) -> LashSession:
+        """Another handle to this open (lash ``Clone``): same state, writer and queue.
+        ``close()`` / ``park()`` refuse (``SessionStillInUse``) while it is alive; drop it
+        with ``release()``."""
+        twin = object.__new__(LashSession)
+        twin.__dict__.update(self.__dict__)
+        self._open.add(twin)
+        return twin
+
+    def release(self) -> None:
+        """Drop this handle (lash: drop a clone); the open and its other handles go on."""
+        self._open.drop(self)
+
+    async def park(self) -> ParkedSession:
+        """Flush what the store lacks and close; ``core.resume(parked)`` opens it again.
+        Refuses with ``SessionStillInUse`` while another handle or a turn uses it."""
+        return await park(self)
 
     # ------------------------------------------------------------------ parts
     @property
@@ -139,20 +183,34 @@ class LashSession:
     async def await_queued_work_batch(
             self, batch_id: str, timeout: float | None = None,  # noqa: ASYNC109 (lash's signature)
     ) -> None:
-        """Return once ``batch_id`` is no longer pending (claimed, completed, cancelled or
-        parked failed). Polls the store 25 ms doubling to 400 ms, so drains by other processes
-        are seen."""
-        delay = 0.025
+        """Return once ``batch_id`` is done: completed by the commit of the turn that ran it,
+        cancelled, or parked failed (an unknown id returns at once). A claimed batch is still
+        awaited: the turn running it may yet fail and leave it pending (ADR 0065). A change
+        made in this process wakes the wait at once (PostgreSQL: any process's); the queue is
+        also read again 25 ms doubling to 400 ms, so drains by other processes are seen."""
+        store, sid = self.store, self.session_id
+        watch = await store.queue_changes() if watches_queue(store) else None
+        delay = AWAIT_FIRST_READ_S
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
-            pending = await self.store.list_queued_work(self.session_id)
-            if all(b.batch_id != batch_id or b.status == "failed" for b in pending):
+            seen = watch.version(sid) if watch is not None else 0
+            queued = await store.list_queued_work(sid, include_claimed=True)
+            if all(b.batch_id != batch_id or b.status == "failed" for b in queued):
                 return
-            if deadline is not None and loop.time() + delay > deadline:
-                raise TimeoutError(f"batch {batch_id!r} still pending after {timeout} s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.4)
+            wait = delay
+            if deadline is not None:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"batch {batch_id!r} still queued after {timeout} s; drain it "
+                        "(session.queued_turn().run(), the drainer or a worker) or wait longer")
+                wait = min(wait, left)
+            if watch is not None:
+                await watch.wait(sid, seen, wait)
+            else:
+                await asyncio.sleep(wait)
+            delay = min(delay * 2, AWAIT_READ_CAP_S)
 
     def cancel_running_turns(self, origin: str | None = "api", reason: str | None = None) -> int:
         """Signal every turn of this handle (running or waiting for the lock); thread-safe.
@@ -183,6 +241,30 @@ class LashSession:
     def tools(self) -> ToolAdmin:
         return ToolAdmin(self.parts, self.drainer)
 
+    # ------------------------------------------------------------------ configuration (config.py)
+    def admin(self) -> SessionAdmin:
+        return SessionAdmin(self)
+
+    async def configure(self, patch: SessionConfigPatch) -> None:
+        """Change provider, model or the session prompt layer for later turns; committed, so
+        a reopened session keeps model and prompt (``lash_nb._runtime.config``)."""
+        await self.admin().config().update(patch)
+
+    def commands(self) -> SessionCommandAdmin:
+        return SessionCommandAdmin(self)
+
+    def plugin_operations(self) -> PluginOperations:
+        return PluginOperations(self.parts.surface.plugins)
+
+    async def set_turn_phase_probe(self, probe: TurnPhaseProbe | None) -> None:
+        """Report each turn's phases to ``probe`` (``begin`` / ``end``), set between turns."""
+        async with self.writer.lock():
+            self.parts.surface.probe = probe
+
+    def rendered_prompt(self, turn_layer: PromptLayer | None = None) -> str | None:
+        """The system prompt the next turn would send (``None``: no system prompt)."""
+        return render_for(self.parts.surface, self.state, turn_id="", turn_layer=turn_layer)
+
     def observe(self) -> ObservableSession:
         return ObservableSession(self.state, self.core.replay)
 
@@ -211,7 +293,18 @@ class LashSession:
     def is_running(self) -> bool:
         return self.writer.running
 
+    async def tombstone_branch(self, node_id: str) -> int:
+        """Tombstone ``node_id`` and every node under it (a branch off the active path):
+        reads stop returning them now, ``core.vacuum()`` deletes them. Returns how many
+        nodes the store marked."""
+        return await tombstone_branch(self, node_id)
+
     async def close(self) -> None:
+        """Close the open; refuses with ``SessionStillInUse`` while other handles
+        (``clone()``) are alive. Closing a closed session does nothing."""
+        if self.closed:
+            return
+        self._open.claim_sole(self, "close", turns=False)
         self.drainer.pause()
         self.closed = True
         await close_servers(self.state.registry, prefix="live:")  # MCP servers it added

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .._core.graph import GraphView, SessionGraph, SessionNode, message_tree
+from .._core.prompt import PromptLayer
 from .._core.records import Message
 from .._core.text import check_id, clean_text
 from .._core.tools import ToolRegistry
 from .._core.usage import SessionUsageReport, TokenLedgerEntry
+from .._errors import LashWarning
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,8 @@ class SessionPolicy:
     model: str
     max_turns: int | None = None
     system_prompt: str | None = None
+    prompt: PromptLayer | None = None  # the session prompt layer (``_runtime/config.py``)
+    configured: tuple[str, ...] = ()  # fields a committed config patch set: a reopen keeps them
 
     def __post_init__(self) -> None:  # stored with the session (core/text.py)
         check_id(self.model, "model name")
@@ -31,7 +37,34 @@ class SessionPolicy:
             "model": self.model,
             "max_turns": self.max_turns,
             "system_prompt": self.system_prompt,
+            **({"prompt": self.prompt.to_json()} if self.prompt is not None else {}),
+            **({"configured": list(self.configured)} if self.configured else {}),
         }
+
+
+CONFIGURABLE = ("model", "prompt")  # what a committed config patch keeps (config.py)
+
+
+def restore_configured(policy: SessionPolicy, stored: Mapping[str, Any] | None, *,
+                       explicit: set[str]) -> SessionPolicy:
+    """The committed config patch of a stored policy over ``policy``, except the fields in
+    ``explicit`` (named by the session builder): a reopen, or a reload after another handle
+    configured the session, keeps what was configured (docs/adr/0041)."""
+    configured = [f for f in (stored or {}).get("configured") or () if f in CONFIGURABLE]
+    if not stored or not configured:
+        return policy
+    changes: dict[str, Any] = {}
+    if "model" in configured and "model" not in explicit and stored.get("model"):
+        changes["model"] = str(stored["model"])
+    if "prompt" in configured and "prompt" not in explicit:
+        try:
+            changes["prompt"] = PromptLayer.from_json(stored.get("prompt"))
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            # a layer this version cannot read (a newer one wrote it): open without it
+            warnings.warn(f"the stored prompt layer of this session could not be read ({err}); "
+                          "it is not used: set it again with session.configure(...)",
+                          LashWarning, stacklevel=2)
+    return replace(policy, **changes, configured=tuple(sorted(configured)))
 
 
 @dataclass

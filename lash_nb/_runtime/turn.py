@@ -18,11 +18,13 @@ from typing import Any
 
 from .._core.cancel import CancellationToken
 from .._core.events import TurnActivity
+from .._core.prompt import PromptContribution, PromptSlot
 from .._core.records import TurnInput, TurnOutput, TurnResult, fresh_id
 from .._core.text import check_id
 from .._errors import ConfigurationError, ProviderUnavailable, TurnIdMismatch
 from .cancel import absorb_interrupt, await_committed
 from .parts import SessionParts
+from .prompt_layers import PromptLayerSink
 from .turn_run import TurnRun
 
 
@@ -36,7 +38,7 @@ def as_turn_input(value: TurnInput | str) -> TurnInput:
     )
 
 
-class TurnBuilder:
+class TurnBuilder(PromptLayerSink):
     def __init__(self, parts: SessionParts, turn_input: TurnInput | str, *,
                  provider_mismatch: str | None = None) -> None:
         self._parts = parts
@@ -46,6 +48,19 @@ class TurnBuilder:
         self._turn_id: str | None = None
         self._provider: Any = None
         self._model: str | None = None
+        self._plugin_inputs: dict[str, Any] = {}
+
+    def system(self, text: str) -> TurnBuilder:
+        """Extra system prompt text for this turn only (an Intro contribution of the turn
+        layer; the session's prompt stays). ``%%lash --system "..."``."""
+        if not isinstance(text, str):
+            raise ConfigurationError(f"system(...) takes a str, got {type(text).__name__}")
+        return self.prompt_contribution(PromptContribution(PromptSlot.INTRO, text))
+
+    def plugin_input(self, plugin_id: str, value: Any) -> TurnBuilder:
+        """Input for one attached plugin, for this turn (lash ``with_plugin_input``)."""
+        self._plugin_inputs[check_id(plugin_id, "plugin id")] = value
+        return self
 
     def turn_id(self, turn_id: str) -> TurnBuilder:
         if not isinstance(turn_id, str) or not turn_id:
@@ -85,8 +100,10 @@ class TurnBuilder:
                 "drop one of them"
             )
         turn_input = self._input.with_trace_turn_id(turn_id)
+        p.surface.plugins.check_turn_inputs(self._plugin_inputs)  # before anything is written
         run = TurnRun(p, turn_input, turn_id, self._token, provider=self._provider,
-                      model=self._model, sink=sink, **kw)
+                      model=self._model, sink=sink, prompt=self._prompt,
+                      plugin_inputs=dict(self._plugin_inputs), **kw)
         return run, p.cancels.register(self._token, turn_id)
 
     async def run(self) -> TurnOutput:

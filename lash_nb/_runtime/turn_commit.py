@@ -44,6 +44,7 @@ class TurnBooks(Protocol):
     errors: list[TurnIssue]
     cumulative: TokenUsage
     estimated_usage: TokenUsage
+    children_usage: list[TokenLedgerEntry]
     claims: list[QueueClaim]
     outcome_emitted: bool
 
@@ -109,9 +110,11 @@ def turn_record(run: TurnBooks, result: TurnResult) -> TurnRecord:
     )
 
 def usage_rows(run: TurnBooks) -> tuple[UsageDelta, ...]:
+    children = tuple(UsageDelta(run.turn_id, e.source, e.model, e.usage)
+                     for e in run.children_usage)  # lash ChildUsage: rolled up (children.py)
     if run.cumulative.total() <= 0:
-        return ()
-    return usage_deltas(run.turn_id, run.model, run.cumulative, run.estimated_usage)
+        return children
+    return usage_deltas(run.turn_id, run.model, run.cumulative, run.estimated_usage) + children
 
 async def final_commit(run: TurnBooks, lease: Lease, result: TurnResult) -> None:
     p = run.parts

@@ -24,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .._core import events as ev
 from .._core import turn_machine as tm
@@ -33,6 +34,7 @@ from .._core.cancel import evidence as cancel_evidence
 from .._core.events import TurnActivity
 from .._core.graph import SessionNode
 from .._core.llm import LlmPart, LlmRequest, LlmResponse, LlmToolSpec, Provider
+from .._core.prompt import PromptLayer
 from .._core.queue import ClaimBoundary, QueueClaim
 from .._core.records import (
     AssistantOutput,
@@ -50,16 +52,21 @@ from .._core.records import (
     fresh_id,
     sanitize_assistant_output,
 )
-from .._core.usage import ZERO_USAGE, LlmCallRecord, TokenUsage
+from .._core.text import clean_text
+from .._core.usage import ZERO_USAGE, LlmCallRecord, TokenLedgerEntry, TokenUsage
 from .._errors import (
     HeadRevisionConflict,
+    PluginError,
     SessionExecutionLeaseLost,
 )
 from .._store.base import Lease, TurnStart
 from .._store.waits import observe_store_waits, stop_observing
 from .cancel import TaskBridge
+from .children import ChildScope, child_scope
 from .model_call import ModelCallFailed, call_model
 from .parts import SessionParts
+from .plugins import PluginCheckpointContext, PluginTurnContext
+from .prompt_layers import TurnPhase, render_for
 from .tool_batch import ToolBatch
 from .turn_commit import commit_terminal
 from .turn_records import (
@@ -94,6 +101,8 @@ class TurnRun:
         sink: Callable[[TurnActivity], None] | None = None,
         hold_lock: bool = False,
         attempt_prefix: str | None = None,
+        prompt: PromptLayer | None = None,
+        plugin_inputs: Mapping[str, Any] | None = None,
     ) -> None:
         self.parts = parts
         self.input = turn_input
@@ -116,6 +125,7 @@ class TurnRun:
         self.errors: list[TurnIssue] = []
         self.cumulative = ZERO_USAGE
         self.estimated_usage = ZERO_USAGE  # the part of ``cumulative`` that is estimated
+        self.children_usage: list[TokenLedgerEntry] = []  # child sessions its tools ran
         self.bridge = TaskBridge(token)  # token -> this task, in the cancellable window
         self.machine = tm.TurnMachine(max_turns=parts.state.policy.max_turns,
                                       input_blank=turn_input.is_blank() and not self.claims)
@@ -124,6 +134,10 @@ class TurnRun:
         self._batch: ToolBatch | None = None
         self.outcome_emitted = False
         self._tools: tuple[LlmToolSpec, ...] | None = None  # the catalog, read at the 1st call
+        self._system: str | None = None  # the rendered prompt layers, at the 1st call
+        self.prompt = prompt  # the turn's prompt layer (prompt_layers.py)
+        self.plugin_inputs: Mapping[str, Any] = plugin_inputs or {}
+        self._plugin_injections = 0
 
     # ------------------------------------------------------------------ events
     def emit(self, event: ev.TurnEvent, correlation_id: str) -> None:
@@ -164,11 +178,19 @@ class TurnRun:
         try:
             if self.parts.state.stale:
                 await w.reload()
+            phase = self.parts.surface.phase
+            phase(TurnPhase.BEFORE_TURN_HOOKS, True)
+            await self._turn_input_hooks()  # a plugin may replace the input; nothing written yet
+            phase(TurnPhase.BEFORE_TURN_HOOKS, False)
+            phase(TurnPhase.EFFECT_LOOP, True)
             outcome = await self._drive()
+            phase(TurnPhase.EFFECT_LOOP, False)
             result = self._assemble(outcome, started_ms, t0)
+            phase(TurnPhase.FINAL_COMMIT, True)
             result = await commit_terminal(
                 self, keeper, result,
                 lambda: self._assemble(TurnOutcome.stopped(TurnStop.RUNTIME_ERROR), started_ms, t0))
+            phase(TurnPhase.FINAL_COMMIT, False)
         except BaseException:
             keeper.stop()
             self.parts.state.stale = True
@@ -192,7 +214,11 @@ class TurnRun:
                 if kind is tm.Done:
                     return effect.outcome  # type: ignore[union-attr]
                 if kind in _REQUESTS:
-                    m.handle_response(await self._perform(effect))
+                    waiting = m.state.value  # the machine's phase, for a turn phase probe
+                    self.parts.surface.phase(waiting, True)
+                    response = await self._perform(effect)
+                    self.parts.surface.phase(waiting, False)
+                    m.handle_response(response)
                 else:
                     self._record(effect)
         except asyncio.CancelledError:
@@ -275,10 +301,20 @@ class TurnRun:
         self.emit_independent(ev.ModelRequestStarted(iteration))
         st = self.parts.state
         if self._tools is None:
-            self._tools = self.parts.catalog.specs()
+            surface = self.parts.surface
+            surface.phase(TurnPhase.PROMPT_BUILD, True)
+            try:
+                self._tools = self.parts.catalog.specs()
+                self._system = render_for(surface, st, turn_id=self.turn_id,
+                                          turn_layer=self.prompt,
+                                          plugin_inputs=self.plugin_inputs)
+            except PluginError as plugin_err:  # the turn still ends with an outcome (ADR 14)
+                self._tools = None
+                return tm.LlmFailed(str(plugin_err), "plugin_error", False)
+            surface.phase(TurnPhase.PROMPT_BUILD, False)
         request = LlmRequest(
             model=self.model, messages=st.graph.view(), tools=self._tools,
-            system_prompt=st.policy.system_prompt, session_id=st.session_id,
+            system_prompt=self._system, session_id=st.session_id,
             turn_id=self.turn_id, protocol_iteration=iteration,
         )
         response = await call_model(self, self.provider, request)
@@ -298,7 +334,10 @@ class TurnRun:
         self._batch = batch = ToolBatch(
             calls, registry=self.parts.state.registry, session_id=self.parts.session_id,
             turn_id=self.turn_id, emit=self.emit, records=self.tool_calls, token=self.token)
-        await batch.run()
+        scope = ChildScope(self.parts.core, self.parts.session_id, self.turn_id, self.emit,
+                           self.token, self.children_usage)
+        with child_scope(scope):  # run_child() inside a tool opens a child of this turn
+            await batch.run()
         self._append(batch.result_message())
         self._batch = None
         return tm.ToolsDone()
@@ -316,7 +355,7 @@ class TurnRun:
             claim = await store.claim_queued_work(
                 keeper.lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT, max_attempts=bound)
         if claim is None:
-            return False
+            return await self._plugin_checkpoint(kind, pending_text)
         self.claims.append(claim)
         if pending_text:
             self._append(Message.build(Role.ASSISTANT, [(PartKind.PROSE, pending_text)]))
@@ -327,6 +366,44 @@ class TurnRun:
                   for b in claim.batches]
         self.emit_independent(ev.QueuedInputAccepted(kind, inputs))
         self.parts.feed.queue_changed("claimed", claim.batch_ids)
+        return True
+
+    async def _turn_input_hooks(self) -> None:
+        plugins = self.parts.surface.plugins
+        if not plugins.plugins:
+            return
+        names = tuple(m.name for m in self.parts.state.registry.members())
+        sid, inputs = self.parts.session_id, self.plugin_inputs
+
+        def ctx(pid: str) -> PluginTurnContext:
+            return PluginTurnContext(sid, self.turn_id, inputs.get(pid), names)
+
+        self.input = await plugins.turn_input(self.input, ctx)
+
+    async def _plugin_checkpoint(self, kind: str, pending_text: str) -> bool:
+        """Plugin checkpoint hooks; injected text continues the turn (plugins.py). Bounded by
+        ``max_turns`` injections so a hook that always answers cannot loop forever."""
+        plugins = self.parts.surface.plugins
+        bound = self.parts.state.policy.max_turns or 50
+        if not plugins.plugins or self._plugin_injections >= bound:
+            return False
+        sid = self.parts.session_id
+
+        def ctx(pid: str) -> PluginCheckpointContext:
+            return PluginCheckpointContext(sid, self.turn_id, kind, self.plugin_inputs.get(pid))
+
+        try:
+            texts = await plugins.checkpoint(ctx)
+        except PluginError as err:
+            self.errors.append(TurnIssue("plugin", str(err), "plugin_error"))
+            return False
+        if not texts:
+            return False
+        self._plugin_injections += 1
+        if pending_text:
+            self._append(Message.build(Role.ASSISTANT, [(PartKind.PROSE, pending_text)]))
+        self._append(Message.build(Role.USER, [(PartKind.TEXT, clean_text(t)) for t in texts],
+                                   origin="plugin"))
         return True
 
     # ------------------------------------------------------------------ usage (model_call)
@@ -412,6 +489,7 @@ class TurnRun:
             assistant_output=AssistantOutput(safe, raw,
                                              tm.output_state(safe, stopped=outcome.is_stopped)),
             usage=self.cumulative,
+            children_usage=tuple(self.children_usage),
             llm_calls=tuple(self.llm_calls),
             tool_calls=tuple(self.tool_calls),
             execution=ExecutionSummary(bool(self.tool_calls), started_ms,

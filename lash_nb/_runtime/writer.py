@@ -43,7 +43,7 @@ from .._store.base import (
     SessionStore,
     watches_turn_cancel,
 )
-from .state import SessionState
+from .state import SessionPolicy, SessionState, restore_configured
 
 log = logging.getLogger("lash_nb.lease")  # acquired / busy / released DEBUG, lost / retaken WARNING
 
@@ -166,6 +166,8 @@ class SessionWriter:
             st.head_revision = persisted.meta.head_revision
             st.turn_index = persisted.meta.turn_index
             st.set_ledger(list(persisted.ledger))
+            # another handle's committed config patch: adopt it, never write ours over it
+            st.policy = restore_configured(st.policy, persisted.meta.policy, explicit=set())
         st.stale = False
 
     async def recover_open_turns(self) -> None:
@@ -188,13 +190,22 @@ class SessionWriter:
             await self.release_quietly(lease)
             raise
 
-    async def persist(self) -> None:
-        """Commit the session row now (e.g. a tool-membership change), under the lock."""
+    async def persist(self, policy: Callable[[SessionPolicy], SessionPolicy] | None = None) -> None:
+        """Commit the session row now (e.g. a tool-membership change), under the lock.
+        ``policy`` maps the current policy to a new one (a config patch): it is applied only
+        if the commit succeeds."""
         async with self.lock():
-            lease = await self.acquire_lease()
+            before = self.state.policy
+            lease = None
             try:
+                lease = await self.acquire_lease()
+                if self.state.stale:
+                    await self.reload()
+                if policy is not None:
+                    self.state.policy = policy(before)
                 await self.commit(self.commit_base(lease, (), release_lease=True))
             except BaseException:
+                self.state.policy = before
                 await self.release_quietly(lease)
                 raise
 

@@ -60,6 +60,7 @@ from .._core.queue import (
 )
 from .._core.records import ToolCallRecord
 from .._core.usage import LlmCallRecord, TokenLedgerEntry, TokenUsage
+from .queue_watch import QueueWatch
 
 SCHEMA_VERSION = 1
 DEFAULT_LEASE_TTL_MS = 30_000
@@ -265,6 +266,14 @@ class WorkNotifier(Protocol):
 
 
 @runtime_checkable
+class QueueChangeWatcher(Protocol):
+    """Wakes waiters when batches leave a session's queue (``queue_watch.py``): every
+    lash_nb store; PostgreSQL also hears other processes' changes."""
+
+    async def queue_changes(self) -> QueueWatch: ...
+
+
+@runtime_checkable
 class FileReleaser(Protocol):
     """Lets other processes open the store's file while this one is idle (DuckDB)."""
 
@@ -292,6 +301,10 @@ def notifies_work(store: object) -> TypeGuard[WorkNotifier]:
 
 def releases_file(store: object) -> TypeGuard[FileReleaser]:
     return _has(store, FileReleaser)
+
+
+def watches_queue(store: object) -> TypeGuard[QueueChangeWatcher]:
+    return _has(store, QueueChangeWatcher)
 
 
 def lease_is_held(lease: Lease, token: str | None, fencing: int) -> bool:

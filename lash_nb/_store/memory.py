@@ -46,6 +46,8 @@ from .base import (
     owner_is_dead,
     process_lost_record,
 )
+from .queue_watch import QueueWatch
+from .retention import VacuumReport
 
 
 def now_ms() -> int:
@@ -57,6 +59,7 @@ class _Session:
     meta: SessionMeta
     nodes: list[SessionNode] = dataclasses.field(default_factory=list)
     node_ids: set[str] = dataclasses.field(default_factory=set)
+    tombstoned: set[str] = dataclasses.field(default_factory=set)  # until vacuum()
     ledger: list[TokenLedgerEntry] = dataclasses.field(default_factory=list)
     turns: dict[str, TurnRecord] = dataclasses.field(default_factory=dict)
     open_turns: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -111,6 +114,7 @@ class MemoryStore:
         self._batches: dict[str, _BatchRow] = {}
         self._history: list[_FinishedBatch] = []  # read by the reports, like queue_history
         self._seq = itertools.count(1)
+        self._queue_watch = QueueWatch()  # wakes await_queued_work_batch
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._sessions)} sessions)"
@@ -123,7 +127,8 @@ class MemoryStore:
             s = self._sessions.get(session_id)
             if s is None:
                 return None
-            nodes = _active_path(s.nodes, s.meta.leaf_node_id) if scope is ReadScope.ACTIVE_PATH else list(s.nodes)
+            live = [n for n in s.nodes if n.node_id not in s.tombstoned] if s.tombstoned else s.nodes
+            nodes = _active_path(live, s.meta.leaf_node_id) if scope is ReadScope.ACTIVE_PATH else list(live)
             return PersistedSession(
                 s.meta, tuple(nodes), tuple(s.ledger), scope, tuple(s.open_turns)
             )
@@ -139,6 +144,28 @@ class MemoryStore:
             for bid in [b for b, r in self._batches.items() if r.batch.session_id == session_id]:
                 del self._batches[bid]
             self._history = [h for h in self._history if h.row.batch.session_id != session_id]
+            self._queue_watch.changed(session_id)
+
+    # ------------------------------------------------------------------ retention
+    async def tombstone_nodes(self, session_id: str, node_ids: Sequence[str]) -> int:
+        with self._lock:
+            s = self._sessions.get(session_id)
+            if s is None:
+                return 0
+            marked = (set(node_ids) & s.node_ids) - s.tombstoned
+            s.tombstoned |= marked
+            return len(marked)
+
+    async def vacuum(self) -> VacuumReport:
+        removed = 0
+        with self._lock:
+            for s in self._sessions.values():
+                if s.tombstoned:
+                    removed += len(s.tombstoned)
+                    s.nodes = [n for n in s.nodes if n.node_id not in s.tombstoned]
+                    s.node_ids -= s.tombstoned
+                    s.tombstoned = set()
+        return VacuumReport(removed)
 
     async def load_events(self, session_id: str, turn_id: str | None = None) -> list[TurnActivity]:
         with self._lock:
@@ -174,19 +201,21 @@ class MemoryStore:
                 self._sessions[commit.session_id] = s
             _apply_graph_and_rows(s, commit)
             _apply_turns(s, commit, t)
-            self._finish_claims(commit, t)
+            if self._finish_claims(commit, t):
+                self._queue_watch.changed(commit.session_id)
             s.meta = _next_meta(s.meta, commit, t)
             if commit.release_lease and commit.lease is not None:
                 self._release(commit.lease)
             return CommitResult(s.meta.head_revision)
 
-    def _finish_claims(self, commit: RuntimeCommit, t: int) -> None:
+    def _finish_claims(self, commit: RuntimeCommit, t: int) -> bool:
         done_by = (commit.turn.turn_id if commit.turn is not None else
                    commit.turn_started.turn_id if commit.turn_started is not None else None)
         for bid in completed_batch_ids(commit):
             done = self._batches.pop(bid, None)
             if done is not None:
                 self._history.append(_FinishedBatch(done, t, "completed", done_by))
+        return bool(completed_batch_ids(commit))
 
     # ------------------------------------------------------------------ leases
     def _lease_row(self, session_id: str) -> LeaseRow | None:
@@ -339,6 +368,7 @@ class MemoryStore:
                 return None
             del self._batches[batch_id]
             self._history.append(_FinishedBatch(row, now_ms(), "cancelled", None))
+            self._queue_watch.changed(session_id)
             return row.batch
 
     async def abandon_claim(self, claim: QueueClaim, *, error: str | None = None,
@@ -352,6 +382,10 @@ class MemoryStore:
                     row.error = clip_error(error) or row.error
                     if attempts_exhausted(row.attempts, max_attempts):
                         row.park(t)
+            self._queue_watch.changed(claim.session_id)
+
+    async def queue_changes(self) -> QueueWatch:
+        return self._queue_watch
 
     async def sessions_with_ready_work(self) -> list[str]:
         with self._lock:
@@ -390,6 +424,7 @@ def _apply_graph_and_rows(s: _Session, commit: RuntimeCommit) -> None:
     if commit.replace_graph is not None:
         s.nodes = list(commit.replace_graph)
         s.node_ids = {n.node_id for n in s.nodes}
+        s.tombstoned = set()  # the rows were rewritten, as the file stores do
     for n in commit.append_nodes:
         if n.node_id not in s.node_ids:
             s.nodes.append(n)

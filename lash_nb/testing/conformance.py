@@ -54,6 +54,7 @@ from .._store.base import (
     UsageDelta,
     lease_owner_id,
 )
+from .._store.retention import StoreMaintenance, maintains
 
 __all__ = [
     "CHECKS",
@@ -184,6 +185,42 @@ async def replace_graph_rewrites_all_nodes(opener: StoreOpener) -> None:
         got = await store.load_session("s1")
         assert got is not None
         _eq([n.node_id for n in got.nodes], ["z", "y"], "an appended node stored once")
+    finally:
+        await store.close()
+
+
+async def a_committed_config_patch_survives_a_reopen(opener: StoreOpener) -> None:
+    """``session.configure(...)`` commits the session policy (model, prompt layer, the fields
+    the patch set); a reopened store returns it unchanged, a later commit that carries the
+    same policy keeps it, and a reset (an empty replacing graph) leaves no node behind."""
+    policy = {"provider_id": "p2", "model": "large", "max_turns": 50, "system_prompt": None,
+              "prompt": {"slots": {"guidance": {"reset": True, "contributions": [
+                  {"slot": "guidance", "content": "Réponds en français.", "priority": 0,
+                   "title": "Langue"}]}}},
+              "configured": ["model", "prompt"]}
+    store = await _open(opener)
+    try:
+        lease = await _lease(store, "s1")
+        await store.commit(RuntimeCommit("s1", lease, provider_id="p1", model="small",
+                                         append_nodes=(node("a", None, "hi"),), leaf_node_id="a",
+                                         policy={"provider_id": "p1", "model": "small"}))
+        await store.commit(RuntimeCommit("s1", lease, provider_id="p2", model="large",
+                                         policy=policy, leaf_node_id="a"))
+    finally:
+        await store.close()
+    store = await _open(opener)
+    try:
+        got = await store.load_session("s1")
+        assert got is not None
+        _eq(dict(got.meta.policy), policy, "the committed policy after a reopen")
+        _eq((got.meta.provider_id, got.meta.model), ("p2", "large"), "provider and model")
+        lease = await _lease(store, "s1")
+        await store.commit(RuntimeCommit("s1", lease, replace_graph=(), leaf_node_id=None,
+                                         policy=policy))
+        got = await store.load_session("s1")
+        assert got is not None
+        _eq((list(got.nodes), got.meta.leaf_node_id), ([], None), "nodes after a reset")
+        _eq(dict(got.meta.policy), policy, "the policy after a reset")
     finally:
         await store.close()
 
@@ -605,14 +642,20 @@ async def cancel_rules(opener: StoreOpener) -> None:
         await store.close()
 
 
+async def _two_sessions(store: SessionStore) -> tuple[Lease, Lease]:
+    """Sessions ``s1`` (node ``a``) and ``s2`` (node ``b``); their leases."""
+    la, lb = await _lease(store, "s1"), await _lease(store, "s2")
+    await store.commit(RuntimeCommit("s1", la, append_nodes=(node("a", None, "one"),),
+                                     leaf_node_id="a"))
+    await store.commit(RuntimeCommit("s2", lb, append_nodes=(node("b", None, "two"),),
+                                     leaf_node_id="b"))
+    return la, lb
+
+
 async def sessions_are_isolated(opener: StoreOpener) -> None:
     store = await _open(opener)
     try:
-        la, lb = await _lease(store, "s1"), await _lease(store, "s2")
-        await store.commit(RuntimeCommit("s1", la, append_nodes=(node("a", None, "one"),),
-                                         leaf_node_id="a"))
-        await store.commit(RuntimeCommit("s2", lb, append_nodes=(node("b", None, "two"),),
-                                         leaf_node_id="b"))
+        la, _ = await _two_sessions(store)
         await store.enqueue(draft("s2", "for s2", delivery=EARLIEST))
         await store.enqueue(draft("s1", "for s1"))
         _eq(await store.sessions_with_ready_work(), ["s2", "s1"], "ordered by first enqueue")
@@ -646,11 +689,115 @@ async def events_round_trip_in_order(opener: StoreOpener) -> None:
         await store.close()
 
 
+# ---------------------------------------------------------------------------- children + retention
+async def parent_session_is_recorded_durably(opener: StoreOpener) -> None:
+    """lash ``SessionBuilder::parent``: the relation is part of the session row; a later
+    commit without a parent keeps it."""
+    store = await _open(opener)
+    lease = await _lease(store, "child")
+    await store.commit(RuntimeCommit("child", lease, parent_session_id="root",
+                                     append_nodes=(node("a", None, "hi"),), leaf_node_id="a"))
+    await store.commit(RuntimeCommit("child", lease, append_nodes=(node("b", "a", "more"),),
+                                     leaf_node_id="b"))
+    await store.close()
+    store = await _open(opener)
+    try:
+        got = await store.load_session("child")
+        assert got is not None
+        _eq(got.meta.parent_session_id, "root", "parent after reopen")
+        _eq({m.session_id: m.parent_session_id for m in await store.list_sessions()},
+            {"child": "root"}, "listed with its parent")
+    finally:
+        await store.close()
+
+
+def _keeper(store: SessionStore) -> StoreMaintenance | None:
+    return store if maintains(store) else None
+
+
+async def tombstoned_nodes_leave_reads_until_vacuum(opener: StoreOpener) -> None:
+    """lash ``StoreMaintenance``: a tombstoned node is gone from every read at once, its row
+    stays until ``vacuum()``, which removes exactly the tombstoned rows of every session."""
+    store = await _open(opener)
+    if _keeper(store) is None:  # an optional capability of third-party stores
+        await store.close()
+        return
+    lease, other = await _lease(store, "s1"), await _lease(store, "s2")
+    a, b, c = node("a", None, "hi"), node("b", "a", "old branch"), node("c", "b", "old reply")
+    d = node("d", "a", "new branch", turn_id="t2")
+    await store.commit(RuntimeCommit("s1", lease, append_nodes=(a, b, c), leaf_node_id="c"))
+    await store.commit(RuntimeCommit("s1", lease, append_nodes=(d,), leaf_node_id="d"))
+    await store.commit(RuntimeCommit("s2", other, append_nodes=(node("x", None, "keep"),),
+                                     leaf_node_id="x"))
+    try:
+        keeper = _keeper(store)
+        assert keeper is not None
+        _eq(await keeper.tombstone_nodes("s1", ["b", "c", "nope"]), 2, "tombstoned count")
+        _eq(await keeper.tombstone_nodes("s1", ["b"]), 0, "a tombstone is marked once")
+        full = await store.load_session("s1", ReadScope.FULL_GRAPH)
+        path = await store.load_session("s1", ReadScope.ACTIVE_PATH)
+        assert full is not None and path is not None
+        _eq([n.node_id for n in full.nodes], ["a", "d"], "full graph without tombstones")
+        _eq([n.node_id for n in path.nodes], ["a", "d"], "active path untouched")
+        await store.close()
+        store = await _open(opener)
+        full = await store.load_session("s1", ReadScope.FULL_GRAPH)
+        assert full is not None
+        _eq([n.node_id for n in full.nodes], ["a", "d"], "tombstones after reopen")
+        keeper = _keeper(store)
+        assert keeper is not None
+        report = await keeper.vacuum()
+        _eq(report.removed_node_count, 2, "vacuum removes the tombstoned rows")
+        _eq((await keeper.vacuum()).removed_node_count, 0, "a second vacuum finds nothing")
+        full = await store.load_session("s1", ReadScope.FULL_GRAPH)
+        kept = await store.load_session("s2", ReadScope.FULL_GRAPH)
+        assert full is not None and kept is not None
+        _eq([n.node_id for n in full.nodes], ["a", "d"], "live nodes after vacuum")
+        _eq(full.nodes[1], d, "a live node after vacuum")
+        _eq([n.node_id for n in kept.nodes], ["x"], "other session after vacuum")
+        _eq(full.meta.head_revision, 2, "vacuum is no commit")
+        lease = await _lease(store, "s1")
+        await store.commit(RuntimeCommit("s1", lease, append_nodes=(node("e", "d", "go on"),),
+                                         leaf_node_id="e", expected_head_revision=2))
+        path = await store.load_session("s1", ReadScope.ACTIVE_PATH)
+        assert path is not None
+        _eq([n.node_id for n in path.nodes], ["a", "d", "e"], "commits go on after vacuum")
+    finally:
+        await store.close()
+
+
+async def deleting_a_session_takes_its_queued_work_and_nothing_else(opener: StoreOpener) -> None:
+    """Deleting a session removes its pending and claimed batches and its lease; another
+    session keeps its graph and queue; the id can start over from revision 0."""
+    store = await _open(opener)
+    try:
+        la, _ = await _two_sessions(store)
+        await store.enqueue(draft("s1", "claimed"))
+        await store.enqueue(draft("s2", "kept"))
+        _eq(await _claim_texts(store, la), ["claimed"], "s1 claims")
+        await store.enqueue(draft("s1", "pending"))
+        await store.delete_session("s1")
+        _eq(await store.list_queued_work("s1", include_claimed=True), [], "s1 queue gone")
+        _eq(await store.sessions_with_ready_work(), ["s2"], "only s2 has work")
+        _eq(await _texts(store, "s2"), ["kept"], "s2 queue intact")
+        got = await store.load_session("s2")
+        assert got is not None
+        _eq([n.node_id for n in got.nodes], ["b"], "s2 graph intact")
+        fresh = await _lease(store, "s1", OWNER_B)  # no lease row survives the delete
+        res = await store.commit(RuntimeCommit("s1", fresh, expected_head_revision=0,
+                                               append_nodes=(node("n", None, "again"),),
+                                               leaf_node_id="n"))
+        _eq(res.head_revision, 1, "a deleted id starts over")
+    finally:
+        await store.close()
+
+
 CHECKS: dict[str, Check] = {
     f.__name__: f
     for f in (
         reopened_store_shows_same_graph_and_ledger,
         replace_graph_rewrites_all_nodes,
+        a_committed_config_patch_survives_a_reopen,
         every_turn_has_exactly_one_terminal_commit,
         usage_totals_equal_sum_of_per_call_usage,
         turn_commit_is_idempotent,
@@ -671,6 +818,9 @@ CHECKS: dict[str, Check] = {
         cancel_rules,
         sessions_are_isolated,
         events_round_trip_in_order,
+        parent_session_is_recorded_durably,
+        tombstoned_nodes_leave_reads_until_vacuum,
+        deleting_a_session_takes_its_queued_work_and_nothing_else,
     )
 }
 

@@ -1,10 +1,40 @@
-// Live turn view. State comes only from synced traits (see widgets/turn.py for their meaning);
-// the Stop button sends {type: "stop"}. Prose arrives as sanitised HTML rendered in Python
-// (markdown-it-py) in the `html` trait; until a row's HTML arrives its text is shown escaped.
+// Live turn view. State comes from synced traits (see widgets/turn.py for their meaning) and,
+// for the rows, from custom messages: {type: "delta"} (changed rows whole, a growing row as the
+// text appended at its offset, changed HTML) applied to the view's own copy, {type: "full"}
+// (the whole copy, the answer to our {type: "resync"}); the blocks/html/html_len traits are the
+// full state at the end. The Stop button sends {type: "stop"}. Prose arrives as sanitised HTML
+// rendered in Python (markdown-it-py); until a row's HTML arrives its text is shown escaped.
 // A finished turn is replaced by static HTML by the kernel, so this view only runs live turns.
 
 const LASH_LIVE = new Set(["starting", "running", "stopping"]);
 const LASH_ICONS = { running: "⟳", done: "✓", failed: "✗", cancelled: "■" };
+
+// Apply one delta message to a view's copy {blocks, html, html_len}. False when it does not
+// fit the copy (an append at another offset): the view then asks for a resync.
+export function lashApplyDelta(copy, d) {
+  if (d.reset) copy.blocks = d.reset.map((b) => ({ ...b }));
+  for (const [i, row] of d.rows || []) {
+    if (i > copy.blocks.length) return false;
+    copy.blocks[i] = { ...row };
+  }
+  for (const [i, offset, text] of d.append || []) {
+    const b = copy.blocks[i];
+    if (!b || typeof b.text !== "string" || b.text.length !== offset) return false;
+    b.text += text;
+  }
+  if (typeof d.count === "number" && copy.blocks.length !== d.count) return false;
+  Object.assign(copy.html, d.html || {});
+  Object.assign(copy.html_len, d.html_len || {});
+  return true;
+}
+
+export function lashCopyOf(state) {
+  return {
+    blocks: (state.blocks || []).map((b) => ({ ...b })),
+    html: { ...(state.html || {}) },
+    html_len: { ...(state.html_len || {}) },
+  };
+}
 
 function lashEl(tag, cls, text) {
   const e = document.createElement(tag);
@@ -65,6 +95,17 @@ function lashBlock(b, openState, html, htmlLen) {
     d.append(lashEl("summary", null, "reasoning"));
     d.append(lashEl("div", "lash-reasoning-text", b.text));
     return d;
+  }
+  if (b.kind === "tool" && b.child) {
+    // a tool call that runs a child session (run_child): its turn nests under the row
+    const wrap = lashEl("div", "lash-tool-wrap");
+    wrap.append(lashToolRow(b, openState[b.cid]));
+    const child = lashEl("div", "lash-child");
+    const head = "child session " + (b.child.session_id || "") + (b.child.outcome ? " · " + b.child.outcome : "");
+    child.append(lashEl("div", "lash-child-head", head));
+    for (const cb of b.child.blocks || []) child.append(lashBlock(cb, openState, {}, {}));
+    wrap.append(child);
+    return wrap;
   }
   if (b.kind === "tool") return lashToolRow(b, openState[b.cid]);
   return lashEl("div", "lash-" + b.kind, b.text);
@@ -143,10 +184,22 @@ function render({ model, el }) {
     prompt.textContent = p || "";
     prompt.style.display = p ? "" : "none";
   };
+  // the rows shown: the traits' full state, then the deltas applied to this copy
+  let copy = null;
+  const fromTraits = () => {
+    copy = lashCopyOf({ blocks: model.get("blocks"), html: model.get("html"), html_len: model.get("html_len") });
+  };
+  fromTraits();
+  let waiting = false; // a resync was asked: deltas until the {type: "full"} do not fit
+  const resync = () => {
+    if (waiting) return;
+    waiting = true;
+    try { model.send({ type: "resync" }); } catch (e) { waiting = false; /* saved state, no kernel */ }
+  };
   const drawBody = () => {
-    const blocks = model.get("blocks") || [];
-    const html = model.get("html") || {};
-    const htmlLen = model.get("html_len") || {};
+    const blocks = copy.blocks;
+    const html = copy.html;
+    const htmlLen = copy.html_len;
     const frag = document.createDocumentFragment();
     const now = performance.now();
     const starts = {};
@@ -189,16 +242,32 @@ function render({ model, el }) {
   const timer = setInterval(tick, 200);
   const drawAll = () => { drawHead(); drawBody(); drawFoot(); };
   drawAll();
+  if (LASH_LIVE.has(model.get("status"))) resync(); // deltas so far went to earlier views
+  model.on("msg:custom", (msg) => {
+    if (!msg || !LASH_LIVE.has(model.get("status"))) return;
+    if (msg.type === "full") {
+      copy = lashCopyOf(msg);
+      waiting = false;
+    } else if (msg.type === "delta") {
+      if (waiting) return;
+      if (!lashApplyDelta(copy, msg)) { resync(); return; }
+    } else {
+      return;
+    }
+    drawBody();
+  });
   model.on("change:status", () => {
     if (noAnswer) { clearTimeout(noAnswer); noAnswer = null; }
+    if (!LASH_LIVE.has(model.get("status"))) fromTraits(); // final: the exact full state
     drawHead(); drawBody(); drawFoot();
   });
   model.on("change:session_id", drawHead);
   model.on("change:turn_id", drawHead);
   model.on("change:prompt", drawHead);
-  model.on("change:blocks", drawBody);
-  model.on("change:html", drawBody);
-  model.on("change:html_len", drawBody);
+  const traitsChanged = () => { fromTraits(); drawBody(); };
+  model.on("change:blocks", traitsChanged);
+  model.on("change:html", traitsChanged);
+  model.on("change:html_len", traitsChanged);
   model.on("change:usage", drawFoot);
   model.on("change:retries", drawFoot);
   model.on("change:outcome", drawFoot);

@@ -5,6 +5,9 @@ Theory of operation (lash's frontend folding contract, observe spec §1.11 / §2
   correlation id; a tool call's start and completion update one row keyed ``tool:<call_id>``.
 - ``model_attempt_reset`` deletes exactly the prose and reasoning rows it lists (a retried
   attempt's text is retracted); nothing else is touched. Text is never deduplicated.
+- ``child_activity`` (a tool call running a child session, lash_nb ``run_child``) folds the
+  child's activity into a nested fold of its own, kept on the tool row as ``child``
+  (``{session_id, blocks, outcome, usage}``): the child turn shows under that tool row.
 - ``usage`` replaces the cumulative usage; ``retry_status`` appends to the retry log;
   ``turn_outcome`` sets the outcome (it is the last activity of a turn).
 - ``version`` increases on every change, so a caller can tell whether anything is new.
@@ -50,6 +53,7 @@ class TurnFold:
         self.version: int = 0
         self._local = 0
         self._tool_t0: dict[str, float] = {}  # cid -> when its start was folded (ms clock)
+        self._children: dict[str, TurnFold] = {}  # tool row cid -> the child turn it runs
 
     # ------------------------------------------------------------------ folding
     def apply(self, activity: Mapping[str, Any]) -> None:
@@ -113,6 +117,8 @@ class TurnFold:
             elif k == "tool":
                 dur = f", {b['duration_ms']:.0f} ms" if b.get("duration_ms") is not None else ""
                 out.append(f"- tool `{b['name']}` {b['status']}{dur}")
+                if b.get("child"):
+                    out.append(child_markdown(b["child"]))
             elif k == "prose" and b.get("interrupted"):
                 out.append(b["text"] + " _[interrupted]_")
             else:
@@ -199,6 +205,30 @@ def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     )
 
 
+def _child_activity(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    row = fold._row(cid, "tool", name="", status="running")
+    child = fold._children.get(cid)
+    if child is None:
+        child = fold._children[cid] = TurnFold()
+    activity = a.get("activity")
+    if isinstance(activity, Mapping):
+        child.apply(activity)
+    row["child"] = {"session_id": str(a.get("child_session_id") or ""),
+                    "blocks": [dict(b) for b in child.blocks], "outcome": child.outcome,
+                    "usage": dict(child.usage)}
+
+
+def child_markdown(child: Mapping[str, Any]) -> str:
+    """The child turn under its tool row, as a markdown quote."""
+    prose = "".join(str(b.get("text") or "") for b in child.get("blocks") or ()
+                    if b.get("kind") == "prose")
+    head = f"child session `{child.get('session_id', '')}`"
+    if child.get("outcome"):
+        head += f" · {child['outcome']}"
+    body = " ".join(prose.split())
+    return f"  > {head}" + (f": {body}" if body else "")
+
+
 def _usage(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     usage = dict(a.get("cumulative") or a.get("usage") or {})
     if a.get("estimated") or fold.usage.get("estimated"):
@@ -262,4 +292,5 @@ _HANDLERS = {
     "queued_work_started": _queued_work,
     "turn_outcome": _outcome,
     "store_wait": _store_wait,
+    "child_activity": _child_activity,
 }

@@ -112,8 +112,20 @@ def block_html(b: Mapping[str, Any], rendered: Mapping[str, str] | None = None) 
         return (f'<details class="lash-reasoning"><summary>reasoning</summary>'
                 f'<div class="lash-reasoning-text">{esc(b.get("text"))}</div></details>')
     if kind == "tool":
+        child = b.get("child")
+        if isinstance(child, Mapping):  # a tool call that ran a child session (run_child)
+            return tool_row_html(b) + child_html(child)
         return tool_row_html(b)
     return f'<div class="lash-{esc(kind)}">{esc(b.get("text"))}</div>'
+
+
+def child_html(child: Mapping[str, Any]) -> str:
+    """The child session's turn, nested under the tool row that ran it."""
+    head = f"child session {esc(child.get('session_id'))}"
+    if child.get("outcome"):
+        head += f" · {esc(child.get('outcome'))}"
+    inner = "".join(block_html(cb) for cb in child.get("blocks") or ())
+    return f'<div class="lash-child"><div class="lash-child-head">{head}</div>{inner}</div>'
 
 
 def turn_html(state: Mapping[str, Any]) -> str:

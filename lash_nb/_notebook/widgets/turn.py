@@ -4,9 +4,14 @@ Theory of operation
 - ``push(activity)`` folds one ``TurnActivity`` (object or JSON dict) into a Python-side
   :class:`TurnFold`. Nothing is sent to the browser yet.
 - The first push after a flush schedules one flush on the running event loop with
-  ``loop.call_later``, no sooner than ``interval_s`` after the previous flush. A flush copies
-  the changed parts of the fold into synced traits inside ``hold_sync()``: one comm message per
-  flush, so a 10,000-delta stream costs a few hundred messages, not 10,000. Prose is rendered
+  ``loop.call_later``, no sooner than ``interval_s`` after the previous flush. A flush sends
+  only what changed since the last one: the small traits inside ``hold_sync()``, and the rows
+  as one custom message ``{"type": "delta"}`` (new or changed rows whole, a growing prose or
+  reasoning row as the text appended at its offset, changed HTML): the traffic of a long
+  answer grows with its length, not with its length times the flushes. A 10,000-delta stream
+  costs a few hundred messages, not 10,000. The ``blocks`` / ``html`` / ``html_len`` traits
+  hold the full state at the final flush; a view opened mid-stream (or whose copy no longer
+  fits a delta) sends ``{"type": "resync"}`` and gets ``{"type": "full"}``. Prose is rendered
   to sanitised HTML in Python (markdown-it-py, ``markdown.py``) on the flush, only for the rows
   whose text changed; the browser never parses markdown itself.
   Without a running loop a push flushes only when ``interval_s`` has passed.
@@ -111,6 +116,11 @@ class TurnWidget(anywidget.AnyWidget):
         self._pending: asyncio.TimerHandle | None = None
         self._display: Any = None
         self._rendered: dict[str, tuple[int, str, float, float]] = {}  # cid -> (len, html, at, cost)
+        # what the views were sent (deltas are computed against it): per row (cid, the row
+        # without its text, its text then), and the HTML / covered lengths per prose row
+        self._sent_rows: list[tuple[str, dict[str, Any], str | None]] = []
+        self._sent_html: dict[str, str] = {}
+        self._sent_lens: dict[str, int] = {}
         self.render_interval_s = max(interval_s, 0.2)
         self.on_msg(self._on_custom)
 
@@ -189,12 +199,17 @@ class TurnWidget(anywidget.AnyWidget):
         if f.version == self._sent_version and not final:
             return False
         rendered, lens = self._render_prose(bool(final))
+        delta = None if final else self._delta(rendered, lens)
+        if delta is not None:
+            self.send(delta)
         with self.hold_sync():
-            self.blocks = [dict(b) for b in f.blocks]
-            if rendered != self.html:
-                self.html = rendered
-            if lens != self.html_len:
-                self.html_len = lens
+            if final:  # the full, exact state: what a saved or re-opened view reads
+                self.blocks = [dict(b) for b in f.blocks]
+                if rendered != self.html:
+                    self.html = rendered
+                if lens != self.html_len:
+                    self.html_len = lens
+                self._mark_sent(rendered, lens)
             if f.usage != self.usage:
                 self.usage = dict(f.usage)
             if len(f.retries) != len(self.retries):
@@ -216,6 +231,59 @@ class TurnWidget(anywidget.AnyWidget):
         if self._on_flush is not None:
             self._on_flush(self)
         return True
+
+    def _delta(self, rendered: dict[str, str], lens: dict[str, int]) -> dict[str, Any] | None:
+        """What changed since the last send, as a ``delta`` message (``None``: nothing)."""
+        rows = self.fold.blocks
+        sent = self._sent_rows
+        msg: dict[str, Any] = {"type": "delta", "count": len(rows)}
+        if len(rows) < len(sent) or any(sent[i][0] != rows[i]["cid"] for i in range(len(sent))):
+            msg["reset"] = [dict(b) for b in rows]  # rows went away (a retried answer)
+        else:
+            changed: list[Any] = []
+            grown: list[Any] = []
+            for i, b in enumerate(rows):
+                if i >= len(sent):
+                    changed.append([i, dict(b)])
+                    continue
+                _, rest, was = sent[i]
+                n = len(was) if was is not None else 0
+                text = b.get("text")
+                if any(b.get(k) != v for k, v in rest.items()) or len(b) - ("text" in b) != len(rest):
+                    changed.append([i, dict(b)])
+                elif isinstance(text, str) and len(text) > n:
+                    grown.append([i, n, text[n:]])
+            if changed:
+                msg["rows"] = changed
+            if grown:
+                msg["append"] = grown
+        html = {c: h for c, h in rendered.items() if self._sent_html.get(c) is not h}
+        html_len = {c: n for c, n in lens.items() if self._sent_lens.get(c) != n}
+        if html:
+            msg["html"] = html
+        if html_len:
+            msg["html_len"] = html_len
+        self._mark_sent(rendered, lens)
+        return msg if len(msg) > 2 else None
+
+    def _mark_sent(self, rendered: dict[str, str], lens: dict[str, int]) -> None:
+        self._sent_rows = [
+            (b["cid"], {k: v for k, v in b.items() if k != "text"},
+             b["text"] if isinstance(b.get("text"), str) else None)
+            for b in self.fold.blocks]
+        self._sent_html, self._sent_lens = dict(rendered), dict(lens)
+
+    def shown(self) -> dict[str, Any]:
+        """What the views were sent so far: ``blocks``, ``html``, ``html_len`` (mid-stream the
+        rows travel as deltas, so the traits hold them only at the end)."""
+        if self.finished:
+            return {"blocks": self.blocks, "html": self.html, "html_len": self.html_len}
+        rows = [dict(rest) if text is None else {**rest, "text": text}
+                for _, rest, text in self._sent_rows]
+        return {"blocks": rows, "html": dict(self._sent_html), "html_len": dict(self._sent_lens)}
+
+    def _full(self) -> dict[str, Any]:
+        return {"type": "full", **self.shown()}
 
     def _render_prose(self, final: bool) -> tuple[dict[str, str], dict[str, int]]:
         """HTML of each prose row and how many characters of its text it covers. A growing
@@ -256,9 +324,13 @@ class TurnWidget(anywidget.AnyWidget):
 
     # ------------------------------------------------------------------ browser side
     def _on_custom(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        if not isinstance(content, Mapping) or content.get("type") != "stop":
+        if not isinstance(content, Mapping):
             return
-        self.request_stop()
+        if content.get("type") == "resync" and not self.finished:
+            self._mark_sent(*self._render_prose(False))  # the views get everything now
+            self.send(self._full())
+        elif content.get("type") == "stop":
+            self.request_stop()
 
     def request_stop(self) -> None:
         """What the Stop button does; also callable from Python."""
@@ -281,10 +353,14 @@ class TurnWidget(anywidget.AnyWidget):
         return self.to_markdown()
 
     def state(self) -> dict[str, Any]:
-        """The trait values the views read (what ``turn_html`` renders)."""
-        return {k: getattr(self, k) for k in ("session_id", "turn_id", "prompt", "blocks", "usage",
-                                              "retries", "outcome", "status", "iterations",
-                                              "elapsed_ms", "html", "error")}
+        """What the views show (what ``turn_html`` renders): the trait values, with the rows
+        and HTML of :meth:`shown`."""
+        out = {k: getattr(self, k) for k in ("session_id", "turn_id", "prompt", "usage",
+                                             "retries", "outcome", "status", "iterations",
+                                             "elapsed_ms", "error")}
+        shown = self.shown()
+        out["blocks"], out["html"] = shown["blocks"], shown["html"]
+        return out
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         if self.finished:  # a finished turn is a record: no widget model needed to show it

@@ -11,6 +11,10 @@ Theory of operation
     only ever held a dead owner.
   - **heads** (head revision, next row seq, open turns, committed turn hashes, stored node
     ids) and **queue sizes** per session are loaded once per hold and then kept up to date.
+    **Early sizes** count a session's queued rows with the ``earliest_safe_boundary``
+    delivery policy or a session command: zero means a turn's checkpoint and a drain's
+    command claim have nothing to claim, so they read nothing. An enqueue adds to it,
+    anything that removes rows drops it (reloaded by one count when next needed).
   - **pending** commit deltas: logged in ``commit_log`` but not yet folded into the typed
     tables (``journal.py``). The heads of their sessions are then ahead of those tables, so
     they are never dropped while deltas are pending.
@@ -60,6 +64,7 @@ class Hold:
         self._in_file: dict[str, tuple[Any, ...]] = {}  # (owner, token, fencing) of the file row
         self.heads: dict[str, Head] = {}
         self.queue_sizes: dict[str, int] = {}
+        self.early_sizes: dict[str, int] = {}
         self._pending: list[Callable[[], None]] = []
         self.pending: list[Any] = []  # journal.Delta, in commit order
         self._rows_seen, self._rows = 0, 0  # pending_rows, counted incrementally
@@ -134,6 +139,7 @@ class Hold:
         self._dirty.discard(sid)
         self.heads.pop(sid, None)
         self.queue_sizes.pop(sid, None)
+        self.early_sizes.pop(sid, None)
 
     def flush(self, con: Any) -> None:
         """Write every dirty lease row (before the file is released)."""
@@ -179,13 +185,42 @@ class Hold:
             self.queue_sizes[sid] = int(con.execute(
                 "SELECT count(*) FROM queued_work_batches WHERE session_id = ?", [sid]
             ).fetchone()[0])
+            if self.queue_sizes[sid] == 0:
+                self.early_sizes[sid] = 0
         return self.queue_sizes[sid]
 
-    def bump_queue(self, sid: str, delta: int) -> None:
+    def early_size(self, con: Any, sid: str) -> int:
+        """Queued rows of ``sid`` with the ``earliest_safe_boundary`` policy or a session
+        command (an upper bound of what a checkpoint or a command claim could take)."""
+        if sid not in self.early_sizes:
+            self.early_sizes[sid] = int(con.execute(
+                "SELECT count(*) FROM queued_work_batches WHERE session_id = ? "
+                "AND failed_at_ms IS NULL AND (delivery_policy = 'earliest_safe_boundary' OR "
+                "list_contains(json_extract_string(items, '$[*].kind'), 'session_command'))", [sid]
+            ).fetchone()[0])
+        return self.early_sizes[sid]
+
+    def bump_queue(self, sid: str, delta: int, *, early: bool = False) -> None:
+        """After COMMIT: ``delta`` rows more (or fewer) queued for ``sid``; ``early``: the
+        added rows have the ``earliest_safe_boundary`` policy or a session command."""
         def apply() -> None:
-            if sid in self.queue_sizes:
-                self.queue_sizes[sid] = max(0, self.queue_sizes[sid] + delta)
+            before = self.queue_sizes.get(sid)
+            if before is not None:
+                self.queue_sizes[sid] = max(0, before + delta)
+            if delta < 0:  # which rows left is not known here: count again when needed
+                if self.queue_sizes.get(sid) == 0:
+                    self.early_sizes[sid] = 0
+                else:
+                    self.early_sizes.pop(sid, None)
+            elif sid in self.early_sizes:
+                self.early_sizes[sid] += delta if early else 0
         self.after_commit(apply)
+
+    def drop_early(self, sid: str) -> None:
+        """After COMMIT: rows of ``sid`` were parked (or changed policy): count again."""
+        def drop() -> None:
+            self.early_sizes.pop(sid, None)
+        self.after_commit(drop)
 
     # ------------------------------------------------------------------ transactions
     def after_commit(self, fn: Callable[[], None]) -> None:
@@ -201,6 +236,7 @@ class Hold:
         ahead = {d.session_id for d in self.pending}  # these heads are ahead of the tables
         self.heads = {sid: h for sid, h in self.heads.items() if sid in ahead}
         self.queue_sizes.clear()
+        self.early_sizes.clear()
 
     def dropped(self) -> None:
         """A statement outside a transaction failed: forget its after-commit updates."""

@@ -2,19 +2,25 @@
 
 A row is *claimed* only while its ``claim_generation`` equals the fencing number of the
 session's live lease; otherwise it is pending, whatever its ``claim_id`` says. Claim
-selection reads the session's rows in ``enqueue_seq`` order and applies
-``select_claim_prefix`` in Python inside the claiming transaction.
+selection reads only the head of the session's ready rows (``enqueue_seq`` order, at most
+one claim group's worth: a claim group is a prefix) and applies ``select_claim_prefix`` in
+Python. Nothing eligible: that one read, no transaction (this process holds the file, so
+nothing changes between the read and a write); a checkpoint or command claim with no
+``earliest_safe_boundary`` row or session command queued (``Hold.early_size``) reads
+nothing at all. A claim or
+a park is one transaction.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..._core.queue import (
     DEFAULT_MAX_ATTEMPTS,
     ClaimBoundary,
+    DeliveryPolicy,
     QueueClaim,
     QueuedWorkBatch,
     QueuedWorkDraft,
@@ -31,6 +37,11 @@ from .commit import finish_batches, now_ms
 from .hold import Hold
 from .leases import check_held, live_generation
 
+_INSERT = (
+    "INSERT INTO queued_work_batches (batch_id, session_id, source_key, delivery_policy, "
+    "slot_policy, merge_key, available_at_ms, enqueued_at_ms, items) "
+)
+
 
 def enqueue(con: Any, hold: Hold, d: QueuedWorkDraft) -> QueuedWorkBatch:
     if d.source_key is not None:
@@ -41,21 +52,59 @@ def enqueue(con: Any, hold: Hold, d: QueuedWorkDraft) -> QueuedWorkBatch:
         ))
         if row is not None:
             return rows.decode_batch(row)
+    row = rows.first(con.execute(
+        _INSERT + f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {rows.BATCH_COLS}",
+        _values(d, now_ms())))
+    _added(hold, d)
+    return rows.decode_batch(row)
+
+
+def enqueue_many(con: Any, hold: Hold, drafts: Sequence[QueuedWorkDraft]) -> list[QueuedWorkBatch]:
+    """``enqueue`` each draft in order (in the caller's transaction); a run of drafts without
+    a source key is one INSERT (a burst costs one statement, not one per batch)."""
+    out: list[QueuedWorkBatch] = []
+    i = 0
+    while i < len(drafts):
+        j = i
+        while j < len(drafts) and drafts[j].source_key is None:
+            j += 1
+        if j - i > 1:
+            out.extend(_insert_many(con, hold, drafts[i:j]))
+            i = j
+        else:  # keyed (idempotent by its key) or alone
+            out.append(enqueue(con, hold, drafts[i]))
+            i += 1
+    return out
+
+
+def _insert_many(con: Any, hold: Hold, drafts: Sequence[QueuedWorkDraft]) -> list[QueuedWorkBatch]:
+    t = now_ms()
+    cols = [list(c) for c in zip(*(_values(d, t) for d in drafts), strict=True)]
+    found = con.execute(
+        _INSERT + "SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[]), "
+        "unnest($4::VARCHAR[]), unnest($5::VARCHAR[]), unnest($6::VARCHAR[]), "
+        "unnest($7::BIGINT[]), unnest($8::BIGINT[]), unnest($9::VARCHAR[])::JSON "
+        f"RETURNING {rows.BATCH_COLS}", cols).fetchall()
+    by_id = {r[0]: r for r in found}
+    for d in drafts:
+        _added(hold, d)
+    return [rows.decode_batch(by_id[bid]) for bid in cols[0]]
+
+
+def _values(d: QueuedWorkDraft, t: int) -> list[Any]:
     batch_id = fresh_id("qwb:")
     items = [
         {"item_id": f"{batch_id}:item:{i}", "kind": kind, "payload": dict(payload)}
         for i, (kind, payload) in enumerate(d.items)
     ]
-    t = now_ms()
-    row = rows.first(con.execute(
-        "INSERT INTO queued_work_batches (batch_id, session_id, source_key, delivery_policy, "
-        "slot_policy, merge_key, available_at_ms, enqueued_at_ms, items) "
-        f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {rows.BATCH_COLS}",
-        [batch_id, d.session_id, d.source_key, d.delivery_policy.value, d.slot_policy.value,
-         d.merge_key, d.available_at_ms, t, rows.dumps(items)],
-    ))
-    hold.bump_queue(d.session_id, +1)
-    return rows.decode_batch(row)
+    return [batch_id, d.session_id, d.source_key, d.delivery_policy.value, d.slot_policy.value,
+            d.merge_key, d.available_at_ms, t, rows.dumps(items)]
+
+
+def _added(hold: Hold, d: QueuedWorkDraft) -> None:
+    early = d.delivery_policy is DeliveryPolicy.EARLIEST_SAFE_BOUNDARY or any(
+        kind == "session_command" for kind, _ in d.items)
+    hold.bump_queue(d.session_id, +1, early=early)
 
 
 def _session_rows(con: Any, sid: str) -> list[tuple[Any, ...]]:
@@ -69,10 +118,6 @@ def _session_rows(con: Any, sid: str) -> list[tuple[Any, ...]]:
 
 def _claimed(r: Sequence[Any], generation: int | None) -> bool:
     return r[10] is not None and r[11] == generation
-
-
-def _failed(r: Sequence[Any]) -> bool:
-    return r[15] is not None
 
 
 PARK_SQL = (
@@ -89,6 +134,13 @@ def list_queued(con: Any, hold: Hold, sid: str, include_claimed: bool) -> list[Q
                                include_claimed)
 
 
+_READY_SQL = (
+    f"SELECT {rows.BATCH_COLS} FROM queued_work_batches WHERE session_id = $sid "
+    "AND available_at_ms <= $t AND failed_at_ms IS NULL "
+    "AND (claim_id IS NULL OR claim_generation IS DISTINCT FROM $gen)"
+)
+
+
 def claim(
     con: Any,
     hold: Hold,
@@ -98,42 +150,68 @@ def claim(
     batch_ids: Sequence[str] | None,
     commands: bool,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    in_txn: Callable[[Callable[[Any], QueueClaim | None]], QueueClaim | None] | None = None,
 ) -> QueueClaim | None:
+    """The next claim group of ``lease``'s session, or ``None``. ``in_txn(job)`` runs the
+    writes in one transaction (``None``: the caller already opened one)."""
     t = now_ms()
     check_held(hold, con, lease)
-    if hold.queue_size(con, lease.session_id) == 0:
+    sid = lease.session_id
+    if hold.queue_size(con, sid) == 0:
         return None  # nothing queued: no statement at all (the common checkpoint case)
-    gen = lease.fencing
-    ready = [
-        rows.decode_batch(r) for r in _session_rows(con, lease.session_id)
-        if r[7] <= t and not _claimed(r, gen) and not _failed(r)
-    ]
-    for b in ready:  # claimed that often by runtimes that died: park it
-        if attempts_exhausted(b.attempts, max_attempts):
-            con.execute(PARK_SQL, {"t": t, "id": b.batch_id,
-                                   "error": failure_text(b.error, b.attempts)})
-    ready = [b for b in ready if not attempts_exhausted(b.attempts, max_attempts)]
+    if (commands or boundary is ClaimBoundary.ACTIVE_TURN_CHECKPOINT) and \
+            hold.early_size(con, sid) == 0:
+        return None  # only earliest_safe_boundary work or commands could go, and none is queued
+    params: dict[str, Any] = {"sid": sid, "t": t, "gen": lease.fencing}
     if batch_ids is not None:
-        by_id = {b.batch_id: b for b in ready}
+        sql = _READY_SQL + " AND list_contains($ids, batch_id) ORDER BY enqueue_seq"
+        params["ids"] = list(batch_ids)
+    else:  # a claim group is a prefix of at most max_batches rows
+        sql = _READY_SQL + " ORDER BY enqueue_seq LIMIT $n"
+        params["n"] = 1 if commands else max(1, max_batches)
+
+    def ready() -> list[QueuedWorkBatch]:
+        return [rows.decode_batch(r) for r in con.execute(sql, params).fetchall()]
+
+    def choose(found: list[QueuedWorkBatch]) -> list[QueuedWorkBatch]:
+        if batch_ids is None:
+            return select_claim_prefix(found, boundary, max_batches, commands=commands)
+        by_id = {b.batch_id: b for b in found}
         if not all(b in by_id for b in batch_ids):
-            return None
+            return []
         chosen = [by_id[b] for b in batch_ids]
-        if not validate_selected_group(chosen, boundary):
+        return chosen if validate_selected_group(chosen, boundary) else []
+
+    first = ready()
+    if not any(attempts_exhausted(b.attempts, max_attempts) for b in first) and not choose(first):
+        return None  # nothing eligible: no transaction
+
+    def write(c: Any) -> QueueClaim | None:
+        found = first
+        while True:  # claimed that often by runtimes that died: park them, look again
+            spent = [b for b in found if attempts_exhausted(b.attempts, max_attempts)]
+            if not spent:
+                break
+            for b in spent:
+                c.execute(PARK_SQL, {"t": t, "id": b.batch_id,
+                                     "error": failure_text(b.error, b.attempts)})
+            hold.drop_early(sid)
+            found = ready()
+        chosen = choose(found)
+        if not chosen:
             return None
-    else:
-        chosen = select_claim_prefix(ready, boundary, max_batches, commands=commands)
-    if not chosen:
-        return None
-    claim_id = f"qwc:{chosen[0].enqueue_seq}:{lease.fencing}:{fresh_id()}"
-    con.execute(
-        "UPDATE queued_work_batches SET claim_id = ?, claim_generation = ?, claimed_at_ms = ?, "
-        "attempts = attempts + 1 WHERE list_contains(?, batch_id)",
-        [claim_id, lease.fencing, t, [b.batch_id for b in chosen]],
-    )
-    # the claim's generation is durable with it (the expiry is written when the file is released)
-    hold.write_lease(con, lease.session_id, unless_holder_stored=True)
-    return QueueClaim(claim_id, lease.session_id, lease.fencing, boundary,
-                      tuple(dataclasses.replace(b, attempts=b.attempts + 1) for b in chosen))
+        claim_id = f"qwc:{chosen[0].enqueue_seq}:{lease.fencing}:{fresh_id()}"
+        c.execute(
+            "UPDATE queued_work_batches SET claim_id = ?, claim_generation = ?, "
+            "claimed_at_ms = ?, attempts = attempts + 1 WHERE list_contains(?, batch_id)",
+            [claim_id, lease.fencing, t, [b.batch_id for b in chosen]],
+        )
+        # the claim's generation is durable with it (the expiry is written at the release)
+        hold.write_lease(c, sid, unless_holder_stored=True)
+        return QueueClaim(claim_id, sid, lease.fencing, boundary,
+                          tuple(dataclasses.replace(b, attempts=b.attempts + 1) for b in chosen))
+
+    return write(con) if in_txn is None else in_txn(write)
 
 
 def cancel(con: Any, hold: Hold, sid: str, batch_id: str) -> QueuedWorkBatch | None:

@@ -25,9 +25,11 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from ..._core.events import TurnActivity
@@ -50,12 +52,14 @@ from ..base import (
     SessionMeta,
     TurnRecord,
 )
+from ..queue_watch import QueueWatch
+from ..retention import VacuumReport
 from . import commit as commits
-from . import leases, queued_work, reads, user_query
+from . import compact, leases, queued_work, reads, user_query
 from .arrow import import_arrow_in_background
 from .hold import Hold
 from .journal import fold
-from .lock import check_path, open_connection
+from .lock import BLOCK_SIZE, check_path, is_disk_full, is_lock_conflict, open_connection
 from .share import Line
 from .worker import ConnectionWorker, run_in_transaction
 
@@ -99,6 +103,8 @@ class DuckDBStore:
         check_path(self.path, read_only)
         self._key = os.path.realpath(self.path)
         self._closed = False
+        self._burst: list[tuple[QueuedWorkDraft, Future[QueuedWorkBatch]]] = []  # enqueue()
+        self._burst_lock = threading.Lock()
         with _SHARED_LOCK:  # stores of one file in one process share its worker (and hold)
             shared = _SHARED.get(self._key)
             if shared is not None and not shared.stopped:
@@ -296,9 +302,13 @@ class DuckDBStore:
             return commits.commit(con, hold, commit, lambda job: self._txn(con, job, hold))
 
         if commit.turn is not None:  # a finished turn: wait generously rather than lose it
-            return await asyncio.wrap_future(self._worker.submit(
+            result = await asyncio.wrap_future(self._worker.submit(
                 run, wait_s=self.commit_wait_s, terminal_commit=True))
-        return await asyncio.wrap_future(self._worker.submit(run))
+        else:
+            result = await asyncio.wrap_future(self._worker.submit(run))
+        if commit.completed_claims:  # its batches are done: wake who awaits them
+            self._worker.queue_watch.changed(commit.session_id)
+        return result
 
     async def list_sessions(self) -> list[SessionMeta]:
         return await self._run(reads.list_sessions)
@@ -317,6 +327,27 @@ class DuckDBStore:
             hold.after_commit(lambda: hold.forget(session_id))
 
         await self._run_held(delete, fold_first=True)
+        self._worker.queue_watch.changed(session_id)
+
+    # ------------------------------------------------------------------ retention
+    async def tombstone_nodes(self, session_id: str, node_ids: Sequence[str]) -> int:
+        return await self._run(lambda con: compact.tombstone(con, session_id, node_ids))
+
+    async def vacuum(self) -> VacuumReport:
+        """Delete tombstoned nodes, then give the free space back to the file system
+        (``compact.py``: a fresh copy swapped in while this process holds the file)."""
+        if self.read_only:
+            raise self._read_only_error()
+        return await asyncio.wrap_future(self._worker.submit(self._vacuum_job))
+
+    def _vacuum_job(self, con: Any) -> VacuumReport:
+        """One worker job: nothing else of this process runs between its steps."""
+        self._fold(con)
+        removed = self._txn(con, compact.delete_tombstoned)
+        before, after = compact.swap_in_copy(con, self.path, self._worker.hold, _block_size(con))
+        if after != before:  # the file under this connection was replaced: reopen it
+            self._worker.drop_connection()
+        return VacuumReport(removed, before, after)
 
     # ------------------------------------------------------------------ leases
     async def try_acquire_lease(
@@ -333,7 +364,64 @@ class DuckDBStore:
 
     # ------------------------------------------------------------------ queue
     async def enqueue(self, draft: QueuedWorkDraft) -> QueuedWorkBatch:
-        return await self._run_held(lambda con, hold: queued_work.enqueue(con, hold, draft))
+        """Enqueues that arrive while the store thread is busy are written together: one
+        transaction for the burst (one commit per enqueue at most, never more)."""
+        fut: Future[QueuedWorkBatch] = Future()
+        with self._burst_lock:
+            self._burst.append((draft, fut))
+            first = len(self._burst) == 1
+        if first:
+            self._submit_burst()
+        return await asyncio.wrap_future(fut)
+
+    def _submit_burst(self) -> None:
+        taken: list[tuple[QueuedWorkDraft, Future[QueuedWorkBatch]]] = []
+
+        def take() -> None:
+            if not taken:
+                with self._burst_lock:
+                    taken.extend(self._burst)
+                    self._burst = []
+
+        def job(con: Any) -> list[Any]:
+            take()  # once: a job run again after a lock conflict writes the same burst
+            hold = self._worker.hold
+            assert hold is not None
+            drafts = [d for d, _ in taken]
+            try:
+                return self._txn(con, lambda c: queued_work.enqueue_many(c, hold, drafts), hold)
+            except Exception as e:
+                if len(drafts) == 1 or is_lock_conflict(e) or is_disk_full(e):
+                    raise  # the worker waits for the file and runs the job again
+            out: list[Any] = []
+            for d in drafts:  # one bad draft fails alone: the others are written
+                try:
+                    out.append(self._txn(con, functools.partial(queued_work.enqueue, hold=hold, d=d),
+                                         hold))
+                except Exception as err:
+                    if is_lock_conflict(err):
+                        raise
+                    out.append(err)
+            return out
+
+        def settle(done: Future[list[Any]]) -> None:
+            take()  # the job never ran (the file could not be opened): fail the burst
+            err = done.exception()
+            results: list[Any] = [err] * len(taken) if err is not None else done.result()
+            for (_, fut), r in zip(taken, results, strict=True):
+                if isinstance(r, BaseException):
+                    fut.set_exception(r)
+                else:
+                    fut.set_result(r)
+
+        try:
+            submitted = self._worker.submit(job)
+        except BaseException as e:  # closed: fail this burst now, later enqueues start anew
+            failed: Future[list[Any]] = Future()
+            failed.set_exception(e)
+            settle(failed)
+            return
+        submitted.add_done_callback(settle)
 
     async def list_queued_work(
         self, session_id: str, *, include_claimed: bool = False
@@ -355,26 +443,36 @@ class DuckDBStore:
         def run(con: Any) -> QueueClaim | None:
             hold = self._worker.hold
             assert hold is not None
-            if hold.queue_size(con, lease.session_id) == 0:
-                # nothing queued (the common checkpoint case): no transaction at all
-                leases.check_held(hold, con, lease)
-                return None
-            return self._txn(con, lambda c: queued_work.claim(
-                c, hold, lease, boundary, max_batches, batch_ids, commands, max_attempts), hold)
+            # reads outside a transaction; a claim (or a park) is one transaction
+            return queued_work.claim(
+                con, hold, lease, boundary, max_batches, batch_ids, commands, max_attempts,
+                in_txn=lambda job: self._txn(con, job, hold))
 
         return await asyncio.wrap_future(self._worker.submit(run))
 
     async def cancel_queued_work_batch(
         self, session_id: str, batch_id: str
     ) -> QueuedWorkBatch | None:
-        return await self._run_held(
+        batch = await self._run_held(
             lambda con, hold: queued_work.cancel(con, hold, session_id, batch_id))
+        if batch is not None:
+            self._worker.queue_watch.changed(session_id)
+        return batch
 
     async def abandon_claim(self, claim: QueueClaim, *, error: str | None = None,
                             max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
         await self._run(lambda con: queued_work.abandon(con, claim, error, max_attempts))
+        self._worker.queue_watch.changed(claim.session_id)  # it may have parked a batch
+
+    async def queue_changes(self) -> QueueWatch:
+        return self._worker.queue_watch
 
     async def sessions_with_ready_work(self) -> list[str]:
         return await self._run_held(queued_work.sessions_with_ready_work)
 
 
+def _block_size(con: Any) -> int:
+    """The held file's block size, kept by its compacted copy (ADR 0034)."""
+    row = con.execute("SELECT block_size FROM pragma_database_size() "
+                      "WHERE database_name = current_database()").fetchone()
+    return int(row[0]) if row and row[0] else BLOCK_SIZE

@@ -46,6 +46,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from ..._errors import StoreError, StoreLockedError
+from ..queue_watch import QueueWatch
 from ..waits import StoreWaitObserver, current_observer, log
 from .hold import Hold, LeaseRow
 from .journal import fold
@@ -100,6 +101,7 @@ class ConnectionWorker:
         self.read_only = False
         self.opens = 0  # how many times the file was opened (benchmarks and tests read it)
         self.handovers = 0  # releases because another process waited
+        self.queue_watch = QueueWatch()  # every store of this file in this process
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         _live.add(self)
@@ -251,6 +253,18 @@ class ConnectionWorker:
         finally:
             if space is not None:
                 space.done()
+
+    def drop_connection(self) -> None:
+        """Close the connection as it is: no fold, no lease flush, no checkpoint (the file
+        under it was swapped: ``compact.py``). Only from a job on this worker's thread; the
+        next job reopens the path."""
+        con, self._con = self._con, None
+        self.hold = None
+        if con is not None:
+            with contextlib.suppress(Exception):
+                con.close()
+            if self.line is not None:
+                self.line.released()
 
     def _release(self, *, handover: bool = False) -> None:
         con, self._con = self._con, None

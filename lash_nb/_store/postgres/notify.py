@@ -2,8 +2,11 @@
 
 Theory of operation
 - Channels: ``lash_work`` (payload: session id; sent by enqueue, abandon, and a lease
-  release that leaves ready work) and ``lash_cancel`` (payload: ``<session>\\n<turn>``,
-  sent by ``request_turn_cancel`` together with a row in ``turn_cancel_requests``).
+  release that leaves ready work), ``lash_cancel`` (payload: ``<session>\\n<turn>``,
+  sent by ``request_turn_cancel`` together with a row in ``turn_cancel_requests``) and
+  ``lash_queue`` (payload: session id; sent by a commit that completes claimed batches, a
+  cancel and an abandon: it wakes ``await_queued_work_batch`` through the store's
+  ``QueueWatch``).
 - One dedicated autocommit connection per store LISTENs on both, on the store's io loop; it
   is opened on first use (``start``) and reopened by the next use after it breaks.
 - ``watch(session, turn, callback)``: registers the callback first, then (with the listener
@@ -25,8 +28,10 @@ Callback = Callable[[], None]
 
 
 class Listener:
-    def __init__(self, connect: Callable[[], Awaitable[Any]]) -> None:
+    def __init__(self, connect: Callable[[], Awaitable[Any]],
+                 on_queue: Callable[[str], None] | None = None) -> None:
         self._connect = connect
+        self._on_queue = on_queue
         self._con: Any = None
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
@@ -50,6 +55,7 @@ class Listener:
             con = await self._connect()
             await con.execute("LISTEN lash_work")
             await con.execute("LISTEN lash_cancel")
+            await con.execute("LISTEN lash_queue")
         except BaseException as e:
             if not ready.done():
                 ready.set_exception(e)
@@ -60,6 +66,10 @@ class Listener:
             async for n in con.notifies():
                 if n.channel == "lash_work":
                     self._wake_work()
+                elif n.channel == "lash_queue":
+                    if self._on_queue is not None:
+                        with contextlib.suppress(Exception):
+                            self._on_queue(n.payload)
                 elif n.channel == "lash_cancel":
                     sid, _, tid = n.payload.partition("\n")
                     self._fire(sid, tid)

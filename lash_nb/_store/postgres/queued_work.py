@@ -91,6 +91,23 @@ async def claim(
 ) -> QueueClaim | None:
     sid, gen = lease.session_id, lease.fencing
     max_attempts = max(1, max_attempts)
+    # one statement first: the lease is the caller's, and something could be claimed or
+    # parked (at a checkpoint or for a command: an early row); else no transaction at all
+    early = commands or boundary is ClaimBoundary.ACTIVE_TURN_CHECKPOINT
+    cur = await con.execute(
+        "SELECT (SELECT token = %(tok)s AND fencing = %(gen)s FROM execution_leases "
+        "WHERE session_id = %(sid)s), EXISTS (SELECT 1 FROM queued_work_batches "
+        "WHERE session_id = %(sid)s AND failed_at_ms IS NULL "
+        "AND (claim_id IS NULL OR claim_generation <> %(gen)s) "
+        "AND (available_at_ms <= lash_now_ms() OR attempts >= %(max)s)"
+        + (" AND (delivery_policy = 'earliest_safe_boundary' "
+           "OR items @> '[{\"kind\": \"session_command\"}]'::jsonb)" if early else "")
+        + ")", {"tok": lease.token, "gen": gen, "sid": sid, "max": max_attempts})
+    held, ready = await cur.fetchone() or (None, False)
+    if not held:
+        raise lost(sid)
+    if not ready:
+        return None
     async with con.transaction():
         cur = await con.execute(
             "SELECT token = %s AND fencing = %s "
@@ -146,6 +163,7 @@ HISTORY_SQL = (
     "WHERE batch_id = ANY(%(ids)s)"
 )
 DELETE_SQL = "DELETE FROM queued_work_batches WHERE batch_id = ANY(%s)"
+QUEUE_NOTIFY_SQL = "SELECT pg_notify('lash_queue', %s)"  # batches left the session's queue
 
 
 async def cancel(con: Any, sid: str, batch_id: str) -> QueuedWorkBatch | None:
@@ -161,6 +179,7 @@ async def cancel(con: Any, sid: str, batch_id: str) -> QueuedWorkBatch | None:
         await con.execute(HISTORY_SQL, {"t": row[n + 1], "state": "cancelled", "tid": None,
                                         "ids": [batch_id]})
         await con.execute(DELETE_SQL, [[batch_id]])
+        await con.execute(QUEUE_NOTIFY_SQL, [sid])
     return rows.decode_batch(row)
 
 
@@ -178,6 +197,7 @@ async def abandon(con: Any, c: QueueClaim, error: str | None = None,
             {"error": clip_error(error), "max": m, "why": failure_text(None, m),
              "claim": c.claim_id, "ids": list(c.batch_ids)})
         await con.execute("SELECT pg_notify('lash_work', %s)", [c.session_id])
+        await con.execute(QUEUE_NOTIFY_SQL, [c.session_id])
 
 
 async def sessions_with_ready_work(con: Any) -> list[str]:

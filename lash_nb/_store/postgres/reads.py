@@ -100,3 +100,15 @@ async def delete_session(con: Any, sid: str) -> None:
             "sessions",
         ):
             await con.execute(f"DELETE FROM {table} WHERE session_id = %s", [sid])
+
+
+async def tombstone_nodes(con: Any, sid: str, node_ids: list[str]) -> int:
+    cur = await con.execute(
+        "UPDATE graph_nodes SET tombstoned = true "
+        "WHERE session_id = %s AND NOT tombstoned AND node_id = ANY(%s)", [sid, node_ids])
+    return max(0, int(cur.rowcount))
+
+
+async def delete_tombstoned(con: Any) -> int:
+    cur = await con.execute("DELETE FROM graph_nodes WHERE tombstoned")
+    return max(0, int(cur.rowcount))

@@ -45,6 +45,8 @@ from ..base import (
     SessionMeta,
     TurnRecord,
 )
+from ..queue_watch import QueueWatch
+from ..retention import VacuumReport
 from . import leases, queued_work, reads
 from .commit import apply_commit
 from .io import IoLoop, Pool
@@ -86,7 +88,8 @@ class PostgresStore:
         self._pool_size = pool_size
         self._loop_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = (
             weakref.WeakKeyDictionary())
-        self._listener = Listener(self._connect)
+        self._queue_watch = QueueWatch()  # this process's changes, and lash_queue's
+        self._listener = Listener(self._connect, on_queue=self._queue_watch.changed)
         self._closed = False
         try:
             self._io.call(self._pool.run(lambda con: ensure_schema(con, self.where)))
@@ -218,7 +221,10 @@ class PostgresStore:
         return await self._run(lambda con: reads.load_session(con, session_id, scope))
 
     async def commit(self, commit: RuntimeCommit) -> CommitResult:
-        return await self._run(lambda con: apply_commit(con, commit))
+        result = await self._run(lambda con: apply_commit(con, commit))
+        if commit.completed_claims:  # lash_queue tells other processes
+            self._queue_watch.changed(commit.session_id)
+        return result
 
     async def list_sessions(self) -> list[SessionMeta]:
         return await self._run(reads.list_sessions)
@@ -231,6 +237,15 @@ class PostgresStore:
 
     async def delete_session(self, session_id: str) -> None:
         await self._run(lambda con: reads.delete_session(con, session_id))
+
+    # ------------------------------------------------------------------ retention
+    async def tombstone_nodes(self, session_id: str, node_ids: Sequence[str]) -> int:
+        ids = list(dict.fromkeys(node_ids))
+        return await self._run(lambda con: reads.tombstone_nodes(con, session_id, ids))
+
+    async def vacuum(self) -> VacuumReport:
+        """Delete tombstoned nodes (PostgreSQL's autovacuum gives the space back)."""
+        return VacuumReport(await self._run(reads.delete_tombstoned))
 
     # ------------------------------------------------------------------ leases
     async def try_acquire_lease(
@@ -267,16 +282,28 @@ class PostgresStore:
             con, lease, boundary, max_batches, batch_ids, commands, max_attempts))
 
     async def cancel_queued_work_batch(self, session_id: str, batch_id: str) -> QueuedWorkBatch | None:
-        return await self._run(lambda con: queued_work.cancel(con, session_id, batch_id))
+        batch = await self._run(lambda con: queued_work.cancel(con, session_id, batch_id))
+        if batch is not None:
+            self._queue_watch.changed(session_id)
+        return batch
 
     async def abandon_claim(self, claim: QueueClaim, *, error: str | None = None,
                             max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
         await self._run(lambda con: queued_work.abandon(con, claim, error, max_attempts))
+        self._queue_watch.changed(claim.session_id)
 
     async def sessions_with_ready_work(self) -> list[str]:
         return await self._run(queued_work.sessions_with_ready_work)
 
     # ------------------------------------------------------------------ LISTEN / NOTIFY
+    async def queue_changes(self) -> QueueWatch:
+        """The watch ``await_queued_work_batch`` waits on; starts the listener so changes by
+        other processes (``lash_queue``) wake it too (without it, the waiter's reads still
+        see them)."""
+        with contextlib.suppress(Exception):
+            await self._io.run(self._listener.start())
+        return self._queue_watch
+
     async def wait_for_work(self, timeout_s: float) -> bool:
         """Wait until work is enqueued anywhere (True) or ``timeout_s`` passes (False)."""
         loop = asyncio.get_running_loop()

@@ -1,0 +1,76 @@
+"""``%lash prompt``: show the rendered system prompt, or change the session prompt layer.
+
+- ``%lash prompt``: the system prompt the next turn sends (plain text; "no system prompt"
+  when the layers render nothing). Assigned (``p = %lash prompt``) it returns the text.
+- ``%lash prompt --set "..."``: the session's Intro text (replaces the Intro slot of the
+  session layer; committed, so a reopened session keeps it).
+- ``%lash prompt --add "..." [--slot guidance] [--title T]``: one more contribution.
+- ``%lash prompt --clear``: drop the session layer (the core layer and the builder's
+  ``system_prompt`` stay).
+
+A one-off instruction for one turn is ``%%lash --system "..."``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+
+from .._core.prompt import PromptContribution, PromptLayer, PromptSlot
+from .._core.text import clean_text
+from .._runtime.config import SessionConfigPatch
+from .parsing import interpolate, parse, parser
+
+if TYPE_CHECKING:
+    from .magics import LashMagics
+
+PROMPT = parser("prompt", "Show the rendered system prompt, or set the session prompt layer.")
+PROMPT.add_argument("--session", default=None)
+PROMPT.add_argument("--set", dest="set_text", default=None,
+                    help="the session's system prompt text (the Intro slot)")
+PROMPT.add_argument("--add", default=None, help="add a contribution to --slot")
+PROMPT.add_argument("--slot", default="guidance", choices=tuple(s.value for s in PromptSlot))
+PROMPT.add_argument("--title", default=None)
+PROMPT.add_argument("--clear", action="store_true", help="drop the session prompt layer")
+
+
+def prompt_args(m: LashMagics, argline: str, cell: str | None) -> Any:
+    a = parse(PROMPT, argline)
+    chosen = [name for name, on in (("--set", a.set_text is not None),
+                                    ("--add", a.add is not None), ("--clear", a.clear)) if on]
+    if len(chosen) > 1:
+        raise UsageError(f"%lash prompt takes one of --set, --add, --clear, got {' and '.join(chosen)}")
+    for name in ("set_text", "add"):
+        value = getattr(a, name)
+        if value is not None:
+            value = clean_text(interpolate(value, m.user_ns)).strip()
+            if not value:
+                raise UsageError("the prompt text is empty; write it in quotes, e.g. "
+                                 '%lash prompt --set "You are a careful analyst."')
+            setattr(a, name, value)
+    return a
+
+
+async def prompt(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
+    a = prompt_args(m, argline, cell)
+    b = await m.ctx.binding(a.session)
+    s = b.session
+    config = s.admin().config()
+    if a.set_text is not None:
+        await s.configure(SessionConfigPatch(prompt=(s.state.policy.prompt or PromptLayer())
+                                             .with_replaced_slot(PromptSlot.INTRO, [
+                                                 PromptContribution(PromptSlot.INTRO,
+                                                                    a.set_text)])))
+    elif a.add is not None:
+        await config.add_prompt_contribution(PromptContribution(a.slot, a.add, a.title))
+    elif a.clear:
+        await s.configure(SessionConfigPatch(prompt=PromptLayer()))
+    text = s.rendered_prompt()
+    if assigned:
+        return text
+    print(text if text is not None else "(no system prompt: set one with %lash prompt --set \"...\")")
+    return None
+
+
+ARGS = {"prompt": prompt_args}

@@ -1,0 +1,174 @@
+"""The live turn view's traffic (issue 21): a long answer streams as appended text, not as the
+whole row list again on every flush, and what a view ends up showing is exactly the turn that
+was committed.
+
+The comm is simulated: a recording comm counts the bytes the kernel would send. The view side
+is the real ``lashApplyDelta`` / ``lashCopyOf`` of ``static/turn.js``, run by node over the
+recorded messages (the glue around them, a few lines in ``render``, is mirrored in REPLAY).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lash_nb import LashCore
+from lash_nb._notebook.widgets.turn import TurnWidget
+from lash_nb.providers import Completed, FunctionProvider, LlmPart, LlmResponse, TextDelta
+from lash_nb.stores import DuckDBStore
+
+TURN_JS = Path(__file__).resolve().parent.parent / "lash_nb" / "_notebook" / "static" / "turn.js"
+
+
+class RecordingComm:
+    """Stands in for the kernel's comm: keeps every message the widget sends."""
+
+    comm_id = "recording"
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def on_msg(self, *_: Any) -> None:
+        pass
+
+    def send(self, data: Any = None, buffers: Any = None, **_: Any) -> None:
+        self.sent.append(json.loads(json.dumps(data)))
+
+    @property
+    def bytes(self) -> int:
+        return sum(len(json.dumps(m)) for m in self.sent)
+
+    def close(self, *a: Any, **k: Any) -> None:
+        pass
+
+
+def _widget() -> tuple[TurnWidget, RecordingComm]:
+    w = TurnWidget(session_id="s", interval_s=0.0)
+    w.render_interval_s = float("inf")  # HTML only for a new row and at the end: rows alone
+    comm = RecordingComm()
+    w.comm = comm
+    return w, comm
+
+
+def _prose(i: int, text: str) -> dict[str, Any]:
+    return {"id": str(i), "correlation_id": "p1", "type": "assistant_prose_delta", "text": text}
+
+
+def _stream_bytes(n: int) -> int:
+    w, comm = _widget()
+    for i in range(n):
+        w.push(_prose(i, "tok "))
+        w.flush()  # the worst case: a flush after every delta
+    return comm.bytes
+
+
+def test_the_traffic_of_a_long_answer_grows_with_its_length_not_its_square() -> None:
+    small, large = _stream_bytes(500), _stream_bytes(2000)
+    # linear: 4x the deltas costs about 4x the bytes (re-sending all rows was ~16x)
+    assert large <= 4.5 * small
+    w, comm = _widget()
+    for i in range(2000):
+        w.push(_prose(i, "tok "))
+        w.flush()
+    appended = [a for m in comm.sent if m.get("method") == "custom"
+                for a in m["content"].get("append", [])]
+    assert "".join(a[2] for a in appended) == "tok " * 1999  # the first came as a new row
+
+
+REPLAY = """
+import { lashApplyDelta, lashCopyOf } from %(module)s;
+import { readFileSync } from "node:fs";
+const log = JSON.parse(readFileSync(process.argv[1], "utf8"));
+const LIVE = new Set(["starting", "running", "stopping"]);
+// one view from the start, one opened mid-stream (its first state: the traits then); a view
+// waiting for its {type: "full"} ignores deltas, as render() does
+const views = [{ from: 0 }, { from: log.mid }];
+const out = [];
+for (const v of views) {
+  const attrs = { ...log.initial };
+  for (const m of log.messages.slice(0, v.from)) if (m.method === "update") Object.assign(attrs, m.state);
+  let copy = lashCopyOf(attrs);
+  let resyncs = 0;
+  let waiting = v.from !== 0;  // it sent {type: "resync"} when it opened
+  for (const m of log.messages.slice(v.from)) {
+    if (m.method === "update") {
+      Object.assign(attrs, m.state);
+      const rowsTrait = "blocks" in m.state || "html" in m.state || "html_len" in m.state;
+      if (rowsTrait || (m.state.status && !LIVE.has(m.state.status))) copy = lashCopyOf(attrs);
+    } else if (m.method === "custom" && LIVE.has(attrs.status)) {
+      const c = m.content;
+      if (c.type === "full") { copy = lashCopyOf(c); waiting = false; }
+      else if (c.type === "delta" && !waiting && !lashApplyDelta(copy, c)) resyncs += 1;
+    }
+  }
+  out.push({ copy, resyncs });
+}
+console.log(JSON.stringify(out));
+"""
+
+
+def _replay(tmp: Path, initial: dict[str, Any], messages: list[dict[str, Any]],
+            mid: int) -> list[dict[str, Any]]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (it runs static/turn.js)")
+    log = tmp / "messages.json"
+    log.write_text(json.dumps({"initial": initial, "messages": messages, "mid": mid}))
+    script = REPLAY % {"module": json.dumps(TURN_JS.as_uri())}
+    done = subprocess.run([node, "--input-type=module", "-e", script, str(log)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return list(json.loads(done.stdout))
+
+
+def test_every_view_ends_with_exactly_the_committed_turn(tmp_path: Path) -> None:
+    """A real turn (300 streamed prose deltas, then the commit) folded into the widget with a
+    flush after each activity; a view from the start and one opened mid-stream
+    (answered with a full copy) both end with the committed answer, and their copies while
+    streaming never needed a resync."""
+    words = ["word0"] + [f" word{i}" for i in range(1, 300)]
+
+    async def model(request: Any) -> Any:
+        for w in words:
+            yield TextDelta(w)
+        yield Completed(LlmResponse(parts=(LlmPart.text_part("".join(words)),)))
+
+    async def body() -> tuple[Any, Any]:
+        store = DuckDBStore(tmp_path / "nb.duckdb")
+        core = LashCore.builder().provider(FunctionProvider(model)).model("m").store(store).build()
+        s = await core.session("s").open()
+        out = await s.turn("write a long answer").run()
+        turns = await store.load_turns("s")
+        await core.close()
+        await store.close()
+        return out, turns
+
+    out, turns = asyncio.run(body())
+    committed = json.dumps(turns[-1].result)
+    w, comm = _widget()
+    initial = {"blocks": [], "html": {}, "html_len": {}, "status": "starting"}
+    half = len(out.activities) // 2
+    mid = -1
+    for k, a in enumerate(out.activities):
+        w.push(a)
+        w.flush()
+        if k == half:  # a second view opens here and asks for everything
+            mid = len(comm.sent)
+            w._on_custom(w, {"type": "resync"}, [])
+    w.finish(out.result)
+    assert comm.sent[mid]["content"]["type"] == "full"
+    replayed = _replay(tmp_path, initial, comm.sent, mid)
+    answer = out.result.assistant_message()
+    assert answer == "".join(words)
+    assert answer in committed  # the stored turn has the whole answer
+    for view in replayed:
+        prose = "".join(b["text"] for b in view["copy"]["blocks"] if b["kind"] == "prose")
+        assert prose == answer
+        assert view["copy"]["blocks"] == w.blocks  # equal to the final traits
+        assert view["resyncs"] == 0
