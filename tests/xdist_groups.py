@@ -100,7 +100,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     # the controlling process names the folder before it starts the workers (they inherit it)
-    if not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist"):
+    if not hasattr(config, "workerinput") and getattr(config.option, "dist", "no") == "loadgroup":
         folder = tempfile.mkdtemp(prefix="lash-xdist-groups-")
         config.stash[_groups_dir_key] = folder
         os.environ[GROUPS_DIR_ENV] = folder
