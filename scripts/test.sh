@@ -17,7 +17,7 @@
 # notebooks, browsers and many processes. A new test that is the only one to reach a
 # dependency is marked `floor`.
 #
-# Every run is parallel (pytest-xdist, JOBS workers; see PAR below and tests/conftest.py).
+# Every run is parallel (pytest-xdist, JOBS workers; see PAR below and tests/xdist_groups.py).
 #
 # As root with apt it first installs Debian chromium (browser test) and postgresql (PostgreSQL
 # store tests). Virtualenvs: .venv (newest; also the development one), .venv-lowest,
@@ -33,7 +33,7 @@ RUNS=${RUNS:-"static newest lowest py3.13"}
 FLOOR=(-m "(not slow and not browser) or floor")
 # in parallel (pytest-xdist): JOBS workers, 4 by default on 2 cores since many tests wait on
 # kernels, Jupyter servers and worker processes; JOBS=0 runs in one process. loadgroup keeps the
-# tests of one shared fixture on one worker, in the order tests/conftest.py gives (longest first)
+# tests of one shared fixture on one worker, in the order tests/xdist_groups.py gives (longest first)
 PAR=(-n "${JOBS:-4}" --dist loadgroup --no-loadscope-reorder)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
