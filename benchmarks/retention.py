@@ -10,14 +10,9 @@ vacuum, with the time the vacuum took. Nothing is asserted.
 
 from __future__ import annotations
 
-import os
-import sys
-
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-
 import argparse
 import asyncio
+import os
 import tempfile
 import time
 

@@ -28,8 +28,7 @@ from lash_nb._core.cancel import CancellationToken
 from lash_nb._core.tools import ToolContext, ToolRegistry
 from lash_nb._runtime.approval import Approvals
 from lash_nb._runtime.tool_batch import ToolBatch
-from lash_nb.providers import LlmPart
-from lash_nb.providers import FunctionProvider
+from lash_nb.providers import FunctionProvider, LlmPart
 from lash_nb.testing import tool_call
 
 CALLS = 20_000
