@@ -156,7 +156,7 @@ class Sandbox:
                 "check that ipykernel is installed in this Python") from err
         self._km, self._kc = km, kc
         atexit.register(self._kill_now)  # a sandbox never outlives the user's kernel
-        for code in (self._prelude, self._tools):
+        for code in (_OLD_MATPLOTLIB_INLINE, self._prelude, self._tools):
             if code:
                 await self._quiet(code)
         self.started_s = time.perf_counter() - t0
@@ -229,7 +229,8 @@ class Sandbox:
         self._host_s, self._host_busy = 0.0, False
         kc, lim = self._kc, self.limits
         t0 = time.perf_counter()
-        msg_id = kc.execute(code, store_history=False, allow_stdin=True, stop_on_error=False)
+        msg_id = _msg_id(kc.execute(code, store_history=False, allow_stdin=True,
+                                    stop_on_error=False))
         stdin = asyncio.ensure_future(self._serve_stdin(msg_id, on_request))
         try:
             if not await self._collect_in_wall_time(msg_id, out, on_output, t0):
@@ -384,13 +385,35 @@ class Sandbox:
     async def _quiet(self, code: str) -> None:
         await self._settle()  # one reader of the kernel's messages at a time
         kc = self._kc
-        msg_id = kc.execute(code, silent=True, store_history=False, allow_stdin=False)
+        msg_id = _msg_id(kc.execute(code, silent=True, store_history=False, allow_stdin=False))
         out = CellOutput(code)
         await asyncio.wait_for(self._collect(msg_id, out), self.limits.start_timeout_s)
         if out.status == "died":
             raise CodeExecutionUnavailable("the sandbox kernel died while it was prepared")
         if out.error:
             raise CodeExecutionUnavailable(f"the sandbox could not be prepared: {out.error[-500:]}")
+
+
+# matplotlib < 3.9 under IPython 9 draws a figure a cell shows as text only (its inline
+# backend is named but its PNG formatter not registered); ``%matplotlib inline`` registers it.
+# Newer matplotlib needs nothing, and nothing is imported when matplotlib is not installed.
+_OLD_MATPLOTLIB_INLINE = """
+import importlib.metadata as _lash_md
+try:
+    _lash_v = tuple(int(x) for x in _lash_md.version("matplotlib").split(".")[:2])
+except Exception:
+    _lash_v = None
+if _lash_v is not None and _lash_v < (3, 9):
+    get_ipython().run_line_magic("matplotlib", "inline")
+del _lash_md, _lash_v
+"""
+
+
+def _msg_id(sent: Any) -> str:
+    """The id of a message a kernel client sent: jupyter_client 8.0 returns it wrapped in a
+    finished future, later versions as the string itself (the lowest declared version is
+    8.0: without this, every cell there waited for replies to a future and timed out)."""
+    return sent if isinstance(sent, str) else str(sent.result())
 
 
 def _ms(t0: float) -> float:
