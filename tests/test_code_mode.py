@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from lash_nb import LashCore, TokenUsage, run_sync, tool
+from lash_nb._notebook.widgets.fold import TurnFold
 from lash_nb._runtime.code_mode.sandbox import Sandbox, SandboxLimits
 from lash_nb.providers import FunctionProvider, LlmPart, LlmRequest, LlmResponse
 from lash_nb.stores import DuckDBStore
@@ -403,6 +404,12 @@ def test_llm_query_is_a_child_turn_whose_usage_rolls_up_like_run_child(sandbox, 
     assert nested and {a["correlation_id"] for a in nested} == {f"cell:{r.turn_id}:1"}
     assert [(a.event.child_session_id, a.correlation_id) for a in out.activities
             if a.type == "child_usage"] == [(child_id, f"cell:{r.turn_id}:1")]
+    fold = TurnFold()  # what the live widget and the saved record fold
+    fold.apply_all([a.to_json() for a in out.activities])
+    assert fold.tool_rows() == []
+    (first, _) = [b for b in fold.blocks if b["kind"] == "cell"]
+    assert [(k["session_id"], [b["text"] for b in k["blocks"] if b["kind"] == "prose"])
+            for k in first["children"]] == [(child_id, ["POSITIVE"])]
 
 
 def test_stop_during_llm_query_stops_the_child_turn_and_still_rolls_its_usage_up(
