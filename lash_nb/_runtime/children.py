@@ -22,6 +22,8 @@ Theory of operation (lash ``SessionBuilder::parent``, ``TurnEvent::ChildUsage``,
   ``usage_frame`` therefore leaves ``child:`` rows out when it sums across sessions
   (docs/adr/0045).
 - Calling ``run_child`` outside a running tool call is a one-line ``ConfigurationError``.
+- A code-mode cell's ``llm_query`` runs a child turn the same way (``run_child_turn``), its
+  activities under the cell's correlation id (docs/adr/0072).
 """
 
 from __future__ import annotations
