@@ -412,6 +412,25 @@ def test_llm_query_is_a_child_turn_whose_usage_rolls_up_like_run_child(sandbox, 
             for k in first["children"]] == [(child_id, ["POSITIVE"])]
 
 
+def test_a_failing_llm_query_is_an_error_in_the_cell_and_the_turn_goes_on(sandbox):
+    """The helper model fails (a provider error): the cell sees one line naming the child
+    turn and how it ended, the model reads it and the turn still finishes."""
+    def model(request: LlmRequest):
+        if request.messages[0].text() == QUESTION:
+            raise RuntimeError("helper model is down")
+        code = f"print(llm_query({QUESTION!r}))" if steps(request) == 0 else "submit('gave up')"
+        return LlmResponse(parts=(LlmPart.text_part(cell(code)),),
+                           usage=TokenUsage(input_tokens=10, output_tokens=5))
+
+    out = run_sync(_turn(sandbox, model, "classify"))
+    (first, _) = completed(out)
+    assert first["status"] == "error"
+    assert f"llm_query failed: the child turn s.{out.result.turn_id}.q1 ended stopped: " \
+        in first["error"]
+    assert str(out.result.outcome) == "finished: final_value"
+    assert out.result.outcome.value == "gave up"
+
+
 def test_stop_during_llm_query_stops_the_child_turn_and_still_rolls_its_usage_up(
         sandbox, tmp_path):
     """A Stop while a cell waits on ``llm_query``: the child turn ends ``stopped: cancelled``

@@ -193,8 +193,13 @@ class CodeCells:
         scope = run.children_scope()
         child = await (run.parts.core.session(child_id).parent(run.parts.session_id)
                        .provider(run.provider).model(run.model).open())
-        tools = child.tools()
-        tools.set_membership_many({t["name"]: False for t in tools.all_tools() if t["member"]})
+        try:
+            tools = child.tools()
+            tools.set_membership_many({t["name"]: False for t in tools.all_tools()
+                                       if t["member"]})
+        except BaseException:
+            await child.close()
+            raise
         result = await run_child_turn(scope, child, clean_text(prompt),
                                       call_id=f"q{self._children}",
                                       correlation_id=self._cid(cell))
