@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from lash_nb import LashCore, TokenUsage, run_sync, tool
+from lash_nb._notebook.widgets.fold import TurnFold
 from lash_nb._runtime.code_mode.sandbox import Sandbox, SandboxLimits
 from lash_nb.providers import FunctionProvider, LlmPart, LlmRequest, LlmResponse
 from lash_nb.stores import DuckDBStore
@@ -339,24 +340,138 @@ def test_waiting_for_approval_does_not_count_against_the_cells_wall_time(sandbox
     assert observations(s)[0] == "[cell 1 ok]\narchived q3"
 
 
-def test_llm_query_is_a_child_call_whose_usage_rolls_into_the_turn(sandbox):
+QUESTION = "Is this review happy? I loved it."
+
+
+def test_llm_query_is_a_child_turn_whose_usage_rolls_up_like_run_child(sandbox, tmp_path):
+    """A cell's ``llm_query`` is one turn of a child session ``<session>.<turn>.q1`` (parent
+    recorded) with the session's provider and model, no tools and no history; its tokens are
+    the turn's children_usage and ``child:`` usage rows, not the turn's own usage, and a
+    total over all sessions counts them once."""
+    from lash_nb import reports
+
+    asked = []
+
     def model(request: LlmRequest):
-        if request.system_prompt is None:  # the child call: no code-mode prompt, no history
+        if request.messages[0].text() == QUESTION:  # the child turn
+            asked.append(request)
             return LlmResponse(parts=(LlmPart.text_part("POSITIVE"),),
                                usage=TokenUsage(input_tokens=7, output_tokens=3))
         step = steps(request)
-        code = "print(llm_query('Is this review happy? I loved it.'))" if step == 0 else (
-            "submit('done')")
+        code = f"print(llm_query({QUESTION!r}))" if step == 0 else "submit('done')"
         return LlmResponse(parts=(LlmPart.text_part(cell(code)),),
                            usage=TokenUsage(input_tokens=10, output_tokens=5))
 
-    s, out = run_sync(_turn(sandbox, model, "classify", keep=True))
-    assert observations(s)[0] == "[cell 1 ok]\nPOSITIVE"
-    assert out.result.usage.input_tokens == 10 + 7 + 10
-    assert out.result.usage.output_tokens == 5 + 3 + 5
-    child = [c for c in out.result.llm_calls if ":child:" in c.call_id]
-    assert [(c.usage.input_tokens, c.usage.output_tokens) for c in child] == [(7, 3)]
-    assert s.usage_report().usage.input_tokens == 27
+    @tool
+    def shout(text: str) -> str:
+        """Upper-case a text."""
+        return text.upper()
+
+    async def go():
+        store = DuckDBStore(str(tmp_path / "q.duckdb"))
+        s = await open_code(sandbox, model, tools=[shout], store=store)
+        out = await s.turn("classify").run()
+        child_id = f"s.{out.result.turn_id}.q1"
+        kid = await s.core.session(child_id).open()
+        facts = (observations(s), out, child_id, kid.state.parent_session_id,
+                 [m.text() for m in kid.read_view().messages()],
+                 reports.usage_frame(s, by="source"), reports.usage_frame(store, by="session"),
+                 s.usage_report().by_source)
+        await kid.close()
+        await s.close()
+        return facts
+
+    obs, out, child_id, parent, kid_messages, by_source, by_session, report = run_sync(go())
+    assert obs[0] == "[cell 1 ok]\nPOSITIVE"
+    r = out.result
+    assert r.usage == TokenUsage(20, 10)  # the parent's own two model calls
+    assert [(e.source, e.usage) for e in r.children_usage] == \
+        [(f"child:{child_id}", TokenUsage(7, 3))]
+    assert r.total_usage() == TokenUsage(27, 13)
+    assert report == {"turn": TokenUsage(20, 10), f"child:{child_id}": TokenUsage(7, 3)}
+    (req,) = asked
+    assert req.tools == ()  # the parent session offers `shout`; the child is offered nothing
+    assert [m.text() for m in req.messages] == [QUESTION]  # no history of the parent
+    assert req.model == out.result.llm_calls[0].model  # the session's model
+    assert parent == "s"
+    assert kid_messages == [QUESTION, "POSITIVE"]
+    rows = {x["source"]: (x["input_tokens"], x["output_tokens"])
+            for x in by_source.to_dict("records")}
+    assert rows == {"turn": (20, 10), f"child:{child_id}": (7, 3)}
+    totals = {x["session_id"]: x["input_tokens"] for x in by_session.to_dict("records")}
+    assert totals == {"s": 20, child_id: 7}  # counted once across sessions
+    nested = [a.to_json() for a in out.activities if a.type == "child_activity"]
+    assert nested and {a["correlation_id"] for a in nested} == {f"cell:{r.turn_id}:1"}
+    assert [(a.event.child_session_id, a.correlation_id) for a in out.activities
+            if a.type == "child_usage"] == [(child_id, f"cell:{r.turn_id}:1")]
+    fold = TurnFold()  # what the live widget and the saved record fold
+    fold.apply_all([a.to_json() for a in out.activities])
+    assert fold.tool_rows() == []
+    (first, _) = [b for b in fold.blocks if b["kind"] == "cell"]
+    assert [(k["session_id"], [b["text"] for b in k["blocks"] if b["kind"] == "prose"])
+            for k in first["children"]] == [(child_id, ["POSITIVE"])]
+
+
+def test_a_failing_llm_query_is_an_error_in_the_cell_and_the_turn_goes_on(sandbox):
+    """The helper model fails (a provider error): the cell sees one line naming the child
+    turn and how it ended, the model reads it and the turn still finishes."""
+    def model(request: LlmRequest):
+        if request.messages[0].text() == QUESTION:
+            raise RuntimeError("helper model is down")
+        code = f"print(llm_query({QUESTION!r}))" if steps(request) == 0 else "submit('gave up')"
+        return LlmResponse(parts=(LlmPart.text_part(cell(code)),),
+                           usage=TokenUsage(input_tokens=10, output_tokens=5))
+
+    out = run_sync(_turn(sandbox, model, "classify"))
+    (first, _) = completed(out)
+    assert first["status"] == "error"
+    assert f"llm_query failed: the child turn s.{out.result.turn_id}.q1 ended stopped: " \
+        in first["error"]
+    assert str(out.result.outcome) == "finished: final_value"
+    assert out.result.outcome.value == "gave up"
+
+
+def test_stop_during_llm_query_stops_the_child_turn_and_still_rolls_its_usage_up(
+        sandbox, tmp_path):
+    """A Stop while a cell waits on ``llm_query``: the child turn ends ``stopped: cancelled``
+    and its (estimated: the call was cut) usage is still the parent turn's children_usage."""
+    entered = asyncio.Event()
+
+    async def model(request: LlmRequest):
+        if request.messages[0].text() == QUESTION:
+            entered.set()
+            await asyncio.sleep(3600)
+        asked = [m.text() for m in request.messages if m.role.value == "user" and not m.origin]
+        code = f"print(llm_query({QUESTION!r}))" if asked[-1] == "ask" else "submit('next')"
+        return LlmResponse(parts=(LlmPart.text_part(cell(code)),),
+                           usage=TokenUsage(input_tokens=10, output_tokens=5))
+
+    async def go():
+        store = DuckDBStore(str(tmp_path / "stop.duckdb"))
+        s = await open_code(sandbox, model, store=store)
+        stream = s.turn("ask").stream()
+        task = asyncio.ensure_future(stream.finish())
+        await asyncio.wait_for(entered.wait(), 120)
+        s.cancel_running_turns(origin="widget_stop")
+        result = await asyncio.wait_for(task, 120)
+        child_id = f"s.{result.turn_id}.q1"
+        kid_turns = await store.load_turns(child_id)
+        kid = await s.core.session(child_id).open()
+        kid_usage = kid.usage_report().usage
+        await kid.close()
+        after = await s.turn("again").run()
+        report = s.usage_report().by_source
+        await s.close()
+        return result, child_id, kid_turns, kid_usage, after, report
+
+    result, child_id, kid_turns, kid_usage, after, report = run_sync(go())
+    assert str(result.outcome) == "stopped: cancelled"
+    assert [t.stop_reason for t in kid_turns] == ["cancelled"]
+    assert kid_usage.input_tokens > 0  # the cut call is billed at an estimate (ADR 20)
+    assert [(e.source, e.usage) for e in result.children_usage] == \
+        [(f"child:{child_id}", kid_usage)]
+    assert report[f"child:{child_id}"] == kid_usage  # committed with the stopped turn
+    assert str(after.result.outcome) == "finished: final_value"
 
 
 def test_stop_interrupts_a_running_cell_and_commits_cancelled_with_the_cells_so_far(

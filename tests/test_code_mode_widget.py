@@ -40,3 +40,39 @@ def test_the_saved_record_shows_the_cell_escaped_with_its_png_only():
     assert 'src="data:image/png;base64,iVBORw0KGgo="' in html
     assert "<script>" not in html  # a display that is not base64 is not shown
     assert "cell 1 · ok" in fold.to_markdown()
+
+
+def _asked(n: int, text: str, event_id: str) -> list[dict]:
+    """A cell's ``llm_query`` child turn ``s.t1.q<n>`` as the parent's stream forwards it."""
+    sid = f"s.t1.q{n}"
+    inner = [{"id": f"{sid}-1", "correlation_id": "p", "turn_id": "k", "type":
+              "assistant_prose_delta", "text": text},
+             {"id": f"{sid}-2", "correlation_id": "k", "turn_id": "k", "type": "turn_outcome",
+              "outcome": {"finished": {"assistant_message": {"text": text}}}}]
+    return [{"id": f"{event_id}-{i}", "correlation_id": CID, "type": "child_activity",
+             "call_id": f"q{n}", "child_session_id": sid, "activity": a}
+            for i, a in enumerate(inner)]
+
+
+def test_llm_query_child_turns_nest_under_their_cell_in_order():
+    """Two ``llm_query`` calls of one cell: each child turn nests under the cell row (not a
+    stray tool row), in the order asked; the cell's completion keeps them; the saved HTML
+    and the markdown show them after the cell's code, escaped."""
+    fold = TurnFold()
+    fold.apply_all([*ACTIVITIES, *_asked(1, "POSITIVE <i>", "c1"), *_asked(2, "NEGATIVE", "c2"),
+                    DONE])
+    assert [b["kind"] for b in fold.blocks] == ["prose", "cell"]
+    assert fold.tool_rows() == []
+    kids = fold.blocks[1]["children"]
+    assert [(k["session_id"], k["outcome"]) for k in kids] == [
+        ("s.t1.q1", "finished: assistant_message"), ("s.t1.q2", "finished: assistant_message")]
+    assert [[b["text"] for b in k["blocks"]] for k in kids] == [["POSITIVE <i>"], ["NEGATIVE"]]
+    assert fold.blocks[1]["status"] == "ok"
+    assert fold.prose == "Let me look."  # the children's prose is not the turn's
+    html = turn_html({"blocks": fold.blocks, "status": "done",
+                      "outcome": "finished: final_value"})
+    code_at, child_at = html.index('class="lash-cell-code"'), html.index('class="lash-child"')
+    assert code_at < child_at < html.index("s.t1.q2")
+    assert "POSITIVE &lt;i&gt;" in html and "<i>" not in html
+    assert "  > child session `s.t1.q1` · finished: assistant_message: POSITIVE <i>" \
+        in fold.to_markdown()

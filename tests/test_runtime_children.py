@@ -191,7 +191,7 @@ def test_run_child_outside_a_tool_call_is_one_line_error():
 
 def test_stopping_the_parent_turn_stops_the_child_turn():
     """lash cancel: a stop of the parent turn while its tool's sub-agent runs ends the child
-    turn ``stopped: cancelled`` too, and both commit."""
+    turn ``stopped: cancelled`` too, both commit, and the child's usage is rolled up."""
     async def body():
         entered = asyncio.Event()
 
@@ -215,4 +215,52 @@ def test_stopping_the_parent_turn_stops_the_child_turn():
         assert [t.stop_reason for t in kid_turns] == ["cancelled"]
         completed = [a.event for a in out.activities if isinstance(a.event, ToolCallCompleted)]
         assert len(completed) == 1
+        # a Stop loses no usage: the cut child call is billed at an estimate (ADR 20) on the
+        # child's books, and the stopped parent turn still rolls it up
+        kid = await core.session("boss.call_9").open()
+        billed = kid.usage_report().usage
+        assert billed.input_tokens > 0
+        assert [(e.source, e.usage) for e in out.result.children_usage] == \
+            [("child:boss.call_9", billed)]
+        assert s.usage_report().by_source["child:boss.call_9"] == billed
+        await core.close()
+    run(body())
+
+
+def test_a_cancelled_caller_stops_its_child_turn_and_keeps_the_books():
+    """The task awaiting a child turn is cancelled (a sandbox cell cut while its
+    ``llm_query`` waits): the child turn commits ``stopped: cancelled``, its usage is rolled
+    up to the parent under the caller's row, and the cancel reaches the caller."""
+    from lash_nb._core.cancel import CancellationToken
+    from lash_nb._runtime.children import ChildScope, run_child_turn
+
+    async def body():
+        entered = asyncio.Event()
+
+        async def slow(request):
+            entered.set()
+            await asyncio.sleep(3600)
+
+        store = MemoryStore()
+        core = LashCore.builder().provider(FunctionProvider(slow, kind="function")) \
+            .model("m").store(store).build()
+        emitted = []
+        scope = ChildScope(core, "boss", "t1", lambda e, cid: emitted.append((e, cid)),
+                           CancellationToken())
+        child = await core.session("boss.t1.q1").parent("boss").open()
+        task = asyncio.ensure_future(run_child_turn(
+            scope, child, "question", call_id="q1", correlation_id="cell:t1:1"))
+        await asyncio.wait_for(entered.wait(), 60)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert [t.stop_reason for t in await store.load_turns("boss.t1.q1")] == ["cancelled"]
+        kid = await core.session("boss.t1.q1").open()
+        billed = kid.usage_report().usage
+        assert billed.input_tokens > 0
+        assert [(e.source, e.usage) for e in scope.usage] == [("child:boss.t1.q1", billed)]
+        assert [(e.child_session_id, cid) for e, cid in emitted if isinstance(e, ChildUsage)] \
+            == [("boss.t1.q1", "cell:t1:1")]
+        assert {cid for _, cid in emitted} == {"cell:t1:1"}
+        await core.close()
     run(body())

@@ -22,10 +22,13 @@ Theory of operation (lash ``SessionBuilder::parent``, ``TurnEvent::ChildUsage``,
   ``usage_frame`` therefore leaves ``child:`` rows out when it sums across sessions
   (docs/adr/0045).
 - Calling ``run_child`` outside a running tool call is a one-line ``ConfigurationError``.
+- A code-mode cell's ``llm_query`` runs a child turn the same way (``run_child_turn``), its
+  activities under the cell's correlation id (docs/adr/0072).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,6 +42,7 @@ from .._core.text import check_id
 from .._core.tools import ToolContext
 from .._core.usage import TokenLedgerEntry
 from .._errors import ConfigurationError
+from .cancel import absorb_interrupt
 
 CHILD_SOURCE_PREFIX = "child:"
 
@@ -109,11 +113,28 @@ async def run_child(context: ToolContext, prompt: TurnInput | str, *,
     if model is not None:
         builder = builder.model(model)
     child = await builder.open()
-    call_id = context.call_id
+    return await run_child_turn(scope, child, prompt, call_id=context.call_id,
+                                correlation_id=f"tool:{context.call_id}")
+
+
+def current_scope() -> ChildScope | None:
+    """The parent turn whose host calls are running (see :func:`child_scope`), if any."""
+    return _SCOPE.get()
+
+
+async def run_child_turn(scope: ChildScope, child: Any, prompt: TurnInput | str, *,
+                         call_id: str, correlation_id: str) -> TurnResult:
+    """Run one turn of the opened child session ``child`` under ``scope``, close the child,
+    roll its usage up and return its result. Its activities reach the parent's stream as
+    ``ChildActivity`` rows under ``correlation_id`` (a tool row, a code cell). A stop of
+    the parent turn stops the child turn; when the awaiting task itself is cancelled the
+    child turn is stopped too, its committed usage is still rolled up, then the cancel is
+    raised again."""
+    child_id = child.session_id
 
     def forward(activity: ev.TurnActivity) -> None:
         scope.emit(ev.ChildActivity(call_id, child_id, _activity_json(activity)),
-                   f"tool:{call_id}")
+                   correlation_id)
 
     child_token = CancellationToken()
     parent = scope.token
@@ -122,18 +143,28 @@ async def run_child(context: ToolContext, prompt: TurnInput | str, *,
         child_token.cancel(parent.origin, parent.reason)
 
     parent.add_callback(stop_child)
+    cut = False
     try:
         stream = child.turn(prompt).cancel(child_token).stream()
-        async for activity in stream:
-            forward(activity)
+        while True:
+            try:
+                async for activity in stream:
+                    forward(activity)
+                break
+            except asyncio.CancelledError:  # the caller was cut: stop the child, keep its books
+                cut = True
+                child_token.cancel(parent.origin or "asyncio", parent.reason)
+                absorb_interrupt()
         result: TurnResult = await stream.finish()
     finally:
         parent.remove_callback(stop_child)
         await child.close()
     entries = rolled_up(child_id, child.state.policy.model, result)
     for e in entries:
-        scope.emit(ev.ChildUsage(child_id, e.source, e.model, e.usage), f"tool:{call_id}")
+        scope.emit(ev.ChildUsage(child_id, e.source, e.model, e.usage), correlation_id)
     scope.usage.extend(entries)
+    if cut:
+        raise asyncio.CancelledError
     return result
 
 

@@ -408,8 +408,12 @@ class TurnRun:
 
     def tool_scope(self) -> contextlib.AbstractContextManager[None]:
         """While tools run: ``run_child()`` inside a tool opens a child of this turn."""
-        return child_scope(ChildScope(self.parts.core, self.parts.session_id, self.turn_id,
-                                      self.emit, self.token, self.children_usage))
+        return child_scope(self.children_scope())
+
+    def children_scope(self) -> ChildScope:
+        """What a child session of this turn reports to (``run_child``, ``llm_query``)."""
+        return ChildScope(self.parts.core, self.parts.session_id, self.turn_id, self.emit,
+                          self.token, self.children_usage)
 
     def _window(self, view: Sequence[Message], reason: str, tokens: int | None) -> Window | None:
         """The context window this call uses (None: send the whole path); shown to the user."""

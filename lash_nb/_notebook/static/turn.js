@@ -176,12 +176,7 @@ function lashBlock(b, openState, html, htmlLen, approval) {
   if (b.kind === "tool" && b.child) {
     // a tool call that runs a child session (run_child): its turn nests under the row
     const wrap = lashEl("div", "lash-tool-wrap");
-    wrap.append(lashToolRow(b, openState[b.cid]));
-    const child = lashEl("div", "lash-child");
-    const head = "child session " + (b.child.session_id || "") + (b.child.outcome ? " · " + b.child.outcome : "");
-    child.append(lashEl("div", "lash-child-head", head));
-    for (const cb of b.child.blocks || []) child.append(lashBlock(cb, openState, {}, {}));
-    wrap.append(child);
+    wrap.append(lashToolRow(b, openState[b.cid]), lashChild(b.child, openState));
     return wrap;
   }
   if (b.kind === "tool") {
@@ -191,8 +186,21 @@ function lashBlock(b, openState, html, htmlLen, approval) {
     wrap.append(row, lashApprovalBar(b, approval.sent, approval.send));
     return wrap;
   }
-  if (b.kind === "cell") return lashCellRow(b);
+  if (b.kind === "cell") {
+    // a cell's llm_query calls are child turns: they nest under the cell row
+    const row = lashCellRow(b);
+    for (const k of b.children || []) row.append(lashChild(k, openState));
+    return row;
+  }
   return lashEl("div", "lash-" + b.kind, b.text);
+}
+
+function lashChild(c, openState) {
+  const child = lashEl("div", "lash-child");
+  const head = "child session " + (c.session_id || "") + (c.outcome ? " · " + c.outcome : "");
+  child.append(lashEl("div", "lash-child-head", head));
+  for (const cb of c.blocks || []) child.append(lashBlock(cb, openState, {}, {}));
+  return child;
 }
 
 function lashUsage(u, iterations, elapsed, cost) {

@@ -10,7 +10,9 @@ Theory of operation (lash's frontend folding contract, observe spec §1.11 / §2
   a decision moves it on (``approved`` -> running, ``denied`` -> denied, ``cancelled``).
 - ``child_activity`` (a tool call running a child session, lash_nb ``run_child``) folds the
   child's activity into a nested fold of its own, kept on the tool row as ``child``
-  (``{session_id, blocks, outcome, usage}``): the child turn shows under that tool row.
+  (``{session_id, blocks, outcome, usage}``): the child turn shows under that tool row. Under
+  a code cell's row (a cell's ``llm_query``) the children are a list ``children`` on the
+  cell row, one per child session, in the order they started.
 - ``usage`` replaces the cumulative usage; ``retry_status`` appends to the retry log;
   ``turn_outcome`` sets the outcome (it is the last activity of a turn).
 - ``version`` increases on every change, so a caller can tell whether anything is new.
@@ -251,6 +253,7 @@ def cell_markdown(b: Mapping[str, Any]) -> str:
         lines += ["```", str(b["output"]).rstrip("\n"), "```"]
     if b.get("error"):
         lines += ["```", str(b["error"]).rstrip("\n"), "```"]
+    lines += [child_markdown(k) for k in b.get("children") or ()]
     return "\n".join(lines)
 
 
@@ -288,16 +291,29 @@ def approval_note(b: Mapping[str, Any], before: str = "", after: str = "") -> st
 
 
 def _child_activity(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
-    row = fold._row(cid, "tool", name="", status="running")
-    child = fold._children.get(cid)
+    sid = str(a.get("child_session_id") or "")
+    pos = fold._index.get(cid)
+    in_cell = pos is not None and fold.blocks[pos]["kind"] == "cell"
+    row = fold.blocks[pos] if pos is not None else fold._row(cid, "tool", name="", status="running")
+    key = f"{cid}\n{sid}" if in_cell else cid  # a cell may ask several children (llm_query)
+    child = fold._children.get(key)
     if child is None:
-        child = fold._children[cid] = TurnFold()
+        child = fold._children[key] = TurnFold()
     activity = a.get("activity")
     if isinstance(activity, Mapping):
         child.apply(activity)
-    row["child"] = {"session_id": str(a.get("child_session_id") or ""),
-                    "blocks": [dict(b) for b in child.blocks], "outcome": child.outcome,
-                    "usage": dict(child.usage)}
+    folded = {"session_id": sid, "blocks": [dict(b) for b in child.blocks],
+              "outcome": child.outcome, "usage": dict(child.usage)}
+    if not in_cell:
+        row["child"] = folded
+        return
+    kids = list(row.get("children") or ())
+    same = [i for i, k in enumerate(kids) if k.get("session_id") == sid]
+    if same:
+        kids[same[0]] = folded
+    else:
+        kids.append(folded)
+    row["children"] = kids
 
 
 def child_markdown(child: Mapping[str, Any]) -> str:

@@ -124,8 +124,9 @@ def block_html(b: Mapping[str, Any], rendered: Mapping[str, str] | None = None) 
         if isinstance(child, Mapping):  # a tool call that ran a child session (run_child)
             return tool_row_html(b) + child_html(child)
         return tool_row_html(b)
-    if kind == "cell":
-        return cell_html(b)
+    if kind == "cell":  # its llm_query child turns nest under it
+        kids = "".join(child_html(k) for k in b.get("children") or () if isinstance(k, Mapping))
+        return cell_html(b, kids)
     return f'<div class="lash-{esc(kind)}">{esc(b.get("text"))}</div>'
 
 
@@ -141,7 +142,7 @@ def child_html(child: Mapping[str, Any]) -> str:
 _BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]+$")
 
 
-def cell_html(b: Mapping[str, Any]) -> str:
+def cell_html(b: Mapping[str, Any], children: str = "") -> str:
     """A code-mode cell: its code, output, error and images. Every text is escaped; of the
     rich outputs only PNG images are shown (as data URIs, nothing is fetched); an HTML table
     is shown by its text form, already in the output."""
@@ -162,7 +163,7 @@ def cell_html(b: Mapping[str, Any]) -> str:
     return (f'<details open class="lash-cell lash-cell-{esc(status)}"><summary>'
             f'<span class="lash-tool-name">cell {esc(b.get("cell"))}</span> '
             f'<span class="lash-tool-status">{esc(status)}</span> {dur_html}</summary>'
-            f'{"".join(parts)}{images}</details>')
+            f'{"".join(parts)}{images}{children}</details>')
 
 
 def turn_html(state: Mapping[str, Any]) -> str:

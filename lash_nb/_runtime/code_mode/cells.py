@@ -7,9 +7,11 @@ calls to the host:
 - ``tool``: one call through the turn's :class:`ToolBatch`, so membership, validation (and
   whatever gate the batch applies) are the ones model tool calls get; the call is a
   ``tool_call_started`` / ``tool_call_completed`` pair and a tool call record of the turn.
-- ``llm_query``: a child model call (no tools, no history) with the turn's provider and
-  model; its usage is added to the turn's usage (a ``usage`` event) and it is an LLM call
-  record ``<turn>:child:<n>`` of the turn.
+- ``llm_query``: one turn of a child session ``<session>.<turn>.q<n>`` (parent: this
+  session) with the turn's provider and model, no tools and no history (ADR 72). Its
+  activities nest under the cell's row (``ChildActivity`` with the cell's correlation id);
+  its usage rolls up as ``ChildUsage`` / ``children_usage`` / ``child:<id>`` usage rows like
+  a tool's ``run_child``; a Stop of the turn stops it and its usage is still rolled up.
 - ``submit``: the cell's final value.
 """
 
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from typing import Any, Protocol
 
 from ..._core import events as ev
@@ -29,11 +30,12 @@ from ..._core.code_mode import (
     code_system_prompt,
     observation_text,
 )
-from ..._core.llm import Completed, LlmPart, LlmRequest, Provider
+from ..._core.llm import LlmPart, Provider
 from ..._core.records import Message, PartKind, Role, ToolCallRecord, fresh_id
 from ..._core.secrets import scrub
-from ..._core.text import clean_text
-from ..._core.usage import LlmAttempt, LlmCallRecord, TokenUsage
+from ..._core.text import check_id, clean_text
+from ..._core.usage import LlmCallRecord, TokenUsage
+from ..children import ChildScope, run_child_turn
 from ..parts import SessionParts
 from ..tool_batch import ToolBatch
 from .mode import FRESH_NOTE, CodeMode
@@ -57,6 +59,8 @@ class CellRun(Protocol):
     def tool_batch(self, calls: list[LlmPart]) -> ToolBatch: ...
 
     def tool_scope(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def children_scope(self) -> ChildScope: ...
 
     def emit_independent(self, event: ev.TurnEvent) -> None: ...
 
@@ -179,35 +183,30 @@ class CodeCells:
         return record.output
 
     async def _llm_query(self, prompt: str) -> str:
+        """One turn of a child session ``<session>.<turn>.q<n>`` with the turn's provider and
+        model, no tools and no history; its usage rolls up like a tool's ``run_child``."""
         run = self.run
         self._children += 1
-        call_id = f"{run.turn_id}:child:{self._children}"
-        request = LlmRequest(model=run.model,
-                             messages=(Message.build(Role.USER, [(PartKind.TEXT, clean_text(prompt))]),),
-                             session_id=run.parts.session_id, turn_id=run.turn_id)
-        started, t0 = int(time.time() * 1000), time.perf_counter()
-        response = None
+        cell = self._cell.cell if self._cell is not None else 0
+        child_id = check_id(f"{run.parts.session_id}.{run.turn_id}.q{self._children}",
+                            "child session id")
+        scope = run.children_scope()
+        child = await (run.parts.core.session(child_id).parent(run.parts.session_id)
+                       .provider(run.provider).model(run.model).open())
         try:
-            async for item in run.provider.stream(request):
-                if isinstance(item, Completed):
-                    response = item.response
-        except Exception as err:
-            message = scrub(f"{type(err).__name__}: {err}")
-            run.llm_calls.append(LlmCallRecord(call_id, run.model, self._iteration, (LlmAttempt(
-                1, started, _ms(t0), "failed", error=message, error_kind="unknown"),)))
-            raise RuntimeError(f"llm_query failed: {message}") from None
-        if response is None:
-            raise RuntimeError("llm_query failed: the provider sent no final response")
-        run.llm_calls.append(LlmCallRecord(call_id, run.model, self._iteration, (LlmAttempt(
-            1, started, _ms(t0), "completed", usage=response.usage,
-            served_model=response.served_model),)))
-        run.cumulative = run.cumulative + response.usage
-        run.emit_independent(ev.Usage(self._iteration, response.usage, run.cumulative))
-        return clean_text("".join(p.text or "" for p in response.parts if p.kind == "text"))
-
-
-def _ms(t0: float) -> float:
-    return round((time.perf_counter() - t0) * 1000, 3)
+            tools = child.tools()
+            tools.set_membership_many({t["name"]: False for t in tools.all_tools()
+                                       if t["member"]})
+        except BaseException:
+            await child.close()
+            raise
+        result = await run_child_turn(scope, child, clean_text(prompt),
+                                      call_id=f"q{self._children}",
+                                      correlation_id=self._cid(cell))
+        if not result.outcome.is_finished:
+            raise RuntimeError(f"llm_query failed: the child turn {child_id} ended "
+                               f"{scrub(str(result.outcome))}")
+        return result.assistant_output.safe_text
 
 
 __all__ = ["CellRun", "CodeCells"]
