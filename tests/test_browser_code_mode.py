@@ -13,6 +13,8 @@ step), put in place of the offline provider before ``%lash open`` names it.
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from browser_harness import (
@@ -22,6 +24,7 @@ from browser_harness import (
     launch,
     playwright_or_skip,
     reopen_without_kernel,
+    wait_until,
     write_notebook,
 )
 
@@ -57,7 +60,8 @@ CELLS: list[str | tuple[str, str]] = [
     "%%lash\nPlease count slowly.",
     ("b = _magics().ctx.bindings['analyst']\n"
      "recs = await b.session.store.load_turns('analyst')\n"
-     "print('TURNS', [(t.outcome, t.stop_reason) for t in recs])"),
+     "print('TURNS', [(t.outcome, t.stop_reason) for t in recs])\n"
+     "print('SANDBOX', await b.session.parts.code_mode.sandbox.pid())"),
 ]
 # every code block the live widget (not the static record) draws, with its output, as seen
 WATCH_LIVE_CELLS = """() => {
@@ -74,6 +78,15 @@ WATCH_LIVE_CELLS = """() => {
 }"""
 EXPLORE_OUT = "sales (4, 2) ['region', 'revenue']"
 ANSWER_OUT = "{'east': 60.0, 'north': 110.0, 'south': 80.0}"
+
+
+def _running(pid: int) -> bool:
+    """The process is alive (a zombie waiting to be reaped has stopped running)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return re.search(r"^State:\s+Z", status, re.M) is None
 
 
 def _check_answer(turn, static: str) -> None:
@@ -139,11 +152,16 @@ def test_code_mode_cells_stream_stop_and_survive_a_reopen(tmp_path):
                 after = nb.cell(5).locator(".jp-OutputArea-output").filter(has_text="TURNS")
                 after.wait_for(timeout=60_000)
                 assert "[('finished', 'final_value'), ('stopped', 'cancelled')]" in after.inner_text()
+                sandbox = int(re.findall(r"SANDBOX (\d+)", after.inner_text())[0])
+                assert _running(sandbox)
 
                 saved = nb.save(expect_in_file="stopped: cancelled")
                 text = json.dumps(saved)
                 assert "Error displaying widget" not in text
                 reopen_without_kernel(nb, server)
+                # the sandbox kernel does not outlive the user's kernel
+                wait_until(lambda: not _running(sandbox), timeout=60,
+                           what="the sandbox kernel to exit with the notebook's kernel")
                 answer, slow = nb.cell(3), nb.cell(4)
                 _check_answer(answer, "")
                 _check_stopped(slow, "")
