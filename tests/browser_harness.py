@@ -138,9 +138,13 @@ class JupyterServer:
         """The notebook as it is on disk, read from the file, not through the contents API: a
         GET that lands while the server is writing the file finds it half written, and
         jupyter_server then moves it aside (``NAME.invalid``) and restores its backup under the
-        writer, whose save then fails ("No such file or directory"). Raises ``ValueError``
-        while the file is half written."""
-        return dict(json.loads((self.root / name).read_text(encoding="utf-8")))
+        writer, whose save then fails ("No such file or directory"). Multiline strings come
+        back joined, as the API gives them. Raises ``ValueError`` while the file is half
+        written."""
+        import nbformat
+
+        text = (self.root / name).read_text(encoding="utf-8")
+        return dict(nbformat.reads(text, as_version=4))
 
 
 def wait_until(predicate: Any, *, timeout: float, what: str) -> None:
