@@ -135,7 +135,16 @@ class JupyterServer:
             self.api("DELETE", f"/api/sessions/{s['id']}")
 
     def saved(self, name: str) -> dict[str, Any]:
-        return self.api("GET", f"/api/contents/{name}?content=1")["content"]
+        """The notebook as it is on disk, read from the file, not through the contents API: a
+        GET that lands while the server is writing the file finds it half written, and
+        jupyter_server then moves it aside (``NAME.invalid``) and restores its backup under the
+        writer, whose save then fails ("No such file or directory"). Multiline strings come
+        back joined, as the API gives them. Raises ``ValueError`` while the file is half
+        written."""
+        import nbformat
+
+        text = (self.root / name).read_text(encoding="utf-8")
+        return dict(nbformat.reads(text, as_version=4))
 
 
 def wait_until(predicate: Any, *, timeout: float, what: str) -> None:
@@ -191,7 +200,7 @@ class NotebookPage:
         def holds() -> bool:
             try:
                 nb = self.server.saved(self.name)
-            except urllib.error.HTTPError:  # 400 while the server is still writing the file
+            except ValueError:  # the server is still writing the file
                 return False
             return expect_in_file in json.dumps(nb, ensure_ascii=False)
 
