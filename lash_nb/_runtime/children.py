@@ -117,11 +117,6 @@ async def run_child(context: ToolContext, prompt: TurnInput | str, *,
                                 correlation_id=f"tool:{context.call_id}")
 
 
-def current_scope() -> ChildScope | None:
-    """The parent turn whose host calls are running (see :func:`child_scope`), if any."""
-    return _SCOPE.get()
-
-
 async def run_child_turn(scope: ChildScope, child: Any, prompt: TurnInput | str, *,
                          call_id: str, correlation_id: str) -> TurnResult:
     """Run one turn of the opened child session ``child`` under ``scope``, close the child,
