@@ -562,11 +562,12 @@ def _kill_a_worker_mid_turn(target, tmp_path):
                               stdout=subprocess.DEVNULL, stderr=open(tmp_path / "victim.log", "wb"),  # noqa: SIM115
                               env=env)
     try:
-        end = time.monotonic() + 120
-        while not flag.exists():
-            assert victim.poll() is None, (tmp_path / "victim.log").read_text()[-2000:]
-            assert time.monotonic() < end, "the worker never reached the model call"
-            time.sleep(0.05)
+        from browser_harness import wait_until
+
+        # a generous wait for an event (the flag file), not a bound on how long it takes
+        wait_until(lambda: flag.exists() or victim.poll() is not None, timeout=120,
+                   what="the worker to reach the model call")
+        assert victim.poll() is None, (tmp_path / "victim.log").read_text()[-2000:]
     finally:
         victim.send_signal(signal.SIGKILL)
         victim.wait(30)
