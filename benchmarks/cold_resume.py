@@ -10,8 +10,8 @@ rows, in one run with interleaved rounds (medians):
   ``read`` (every message of ``session.read_view().messages()``, decoded), on a file holding
   the 10,000-turn session (4 messages a turn: user text, a tool call, its result, the answer)
   and one other 1,000-turn session written in between;
-- a branched session (2,000 turns, rewound to turn 1,000, then 1,000 more) opened with
-  active path residency: open time and the node rows read (``graph_nodes`` rows fetched);
+- a branched session (2,000 turns, rewound to turn 1,000, then 1,000 more: 2,000 turns on
+  the path, 1,000 off it) opened with active path residency;
 - the raw floor: an independent ``duckdb.connect`` of the same file, the same content rows
   selected, ``json.loads`` of each;
 - openai-agents: ``SQLiteSession(...).get_items()`` on an equal 40,000-item history
@@ -109,6 +109,8 @@ async def _seed(path: str, turns: int) -> None:
 
 async def _lash_sample(path: str, sid: str) -> dict[str, Any]:
     t0 = time.perf_counter()
+    import duckdb  # noqa: F401  (imported apart, as for the raw floor)
+
     from lash_nb import LashCore
     from lash_nb._store.duckdb import DuckDBStore
 
@@ -120,17 +122,10 @@ async def _lash_sample(path: str, sid: str) -> dict[str, Any]:
     messages = list(session.read_view().messages())
     parts = sum(len(m.parts) for m in messages)
     t3, c3 = time.perf_counter(), time.process_time()
-    rows = _node_rows_read(store)
     await session.close()
     await core.close()
     return {"import": (t1 - t0) * 1e3, "open": (t2 - t1) * 1e3, "read": (t3 - t2) * 1e3,
-            "cpu": (c3 - c1) * 1e3, "messages": len(messages), "parts": parts, "rows": rows}
-
-
-def _node_rows_read(store: Any) -> int | None:
-    """graph_nodes rows the open fetched, if this tree counts them (newer trees do)."""
-    counter = getattr(store, "node_rows_read", None)
-    return int(counter) if counter is not None else None
+            "cpu": (c3 - c1) * 1e3, "messages": len(messages), "parts": parts}
 
 
 def _raw_sample(path: str, sid: str) -> dict[str, Any]:
@@ -261,12 +256,10 @@ def main() -> None:
           "process's CPU time over open+read, all threads)")
     for k, runs in got.items():
         med = {f: statistics.median(r[f] for r in runs) for f in ("import", "open", "read", "cpu")}
-        rows = runs[0].get("rows")
-        extra = f"   node rows read {rows:,}" if rows is not None else ""
         print(f"  {k:52s} open {med['open']:7.1f} ms   read {med['read']:7.1f} ms   "
               f"open+read {med['open'] + med['read']:7.1f} ms (cpu {med['cpu']:6.1f} ms)   "
               f"({runs[0]['messages']:,} messages;"
-              f" imports {med['import']:.0f} ms){extra}")
+              f" imports {med['import']:.0f} ms)")
 
 
 if __name__ == "__main__":

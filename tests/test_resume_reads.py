@@ -74,12 +74,6 @@ class _Result:
             self._fetched.add([tuple(r.values()) for r in table.to_pylist()])
         return table
 
-    def fetchnumpy(self) -> Any:
-        cols = self._result.fetchnumpy()
-        if self._fetched is not None:
-            self._fetched.add(list(zip(*(c.tolist() for c in cols.values()), strict=True)))
-        return cols
-
     def __getattr__(self, name: str) -> Any:
         return getattr(self._result, name)
 

@@ -213,13 +213,20 @@ class Part:
         kind = _PART_KINDS.get(d["kind"]) if type(d) is dict else None
         if kind is None:  # not a dict, or not a kind: the checking path (and its errors)
             return cls._from_mapping(d)
+        n = len(d)
+        if n == 3 and "content" in d:  # id, kind, content: text and prose
+            return _new_part(d["id"], kind, d["content"], None, None, False, False, None, None)
+        if n == 5 and "content" in d and "tool_call_id" in d and "tool_name" in d:
+            return _new_part(d["id"], kind, d["content"], d["tool_call_id"], d["tool_name"],
+                             False, False, None, None)  # a tool call or a plain result
         get = d.get
         replay, attachment = get("replay"), get("attachment")
         return _new_part(
             d["id"], kind, get("content", ""), get("tool_call_id"), get("tool_name"),
             bool(get("interrupted", False)), bool(get("is_error", False)),
             replay if type(replay) is str else None,
-            AttachmentRef.from_json(attachment) if isinstance(attachment, Mapping) else None)
+            AttachmentRef.from_json(attachment)
+            if attachment is not None and isinstance(attachment, Mapping) else None)
 
     @classmethod
     def _from_mapping(cls, d: Mapping[str, Any]) -> Part:
