@@ -325,6 +325,10 @@ def test_decoding_keeps_the_checks_for_rows_it_did_not_write() -> None:
         Part.from_json({"id": "p", "kind": "video", "content": ""})
     with pytest.raises(KeyError):
         Part.from_json({"kind": "text"})
+    with pytest.raises(ValueError):
+        Part.from_json({"id": "p", "kind": ["text"], "content": ""})
+    with pytest.raises(ValueError):
+        Message.from_json({"id": "m", "role": {"user": 1}, "parts": []})
     frozen = types.MappingProxyType({"id": "p", "kind": "text", "content": "hi",
                                      "replay": 5, "interrupted": 1})
     assert Part.from_json(frozen) == Part("p", PartKind.TEXT, "hi", interrupted=True)

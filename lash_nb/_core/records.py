@@ -210,7 +210,10 @@ class Part:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Part:
-        kind = _PART_KINDS.get(d["kind"]) if type(d) is dict else None
+        try:
+            kind = _PART_KINDS.get(d["kind"]) if type(d) is dict else None
+        except TypeError:  # an unhashable kind
+            kind = None
         if kind is None:  # not a dict, or not a kind: the checking path (and its errors)
             return cls._from_mapping(d)
         n = len(d)
@@ -275,7 +278,10 @@ class Message:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Message:
-        role = _ROLES.get(d["role"]) if type(d) is dict else None
+        try:
+            role = _ROLES.get(d["role"]) if type(d) is dict else None
+        except TypeError:  # an unhashable role
+            role = None
         if role is None:  # the checking path (and its errors)
             role = Role(d["role"])
         part = Part.from_json
@@ -299,7 +305,7 @@ class Message:
 # The decode path of a resume makes ~40,000 of these from rows we wrote: it fills the slots
 # directly (a frozen dataclass ``__init__`` sets each field through ``object.__setattr__``,
 # ~40% of that decode). Part and Message have no ``__post_init__``, so the objects are the
-# ones ``Part(...)`` / ``Message(...)`` make (tests/test_resume_decode.py compares them).
+# ones ``Part(...)`` / ``Message(...)`` make (tests/test_resume_reads.py compares them).
 _PART_KINDS = {k.value: k for k in PartKind}
 _ROLES = {r.value: r for r in Role}
 _new = object.__new__
