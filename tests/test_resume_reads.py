@@ -189,8 +189,8 @@ def test_a_linear_session_reads_each_row_once(tmp_path: Path) -> None:
     assert fetched.rows <= 42  # 40 rows, the root's run start and the leaf
 
 
-def test_a_clone_then_rewind_of_many_branches_reads_the_path_in_order(tmp_path: Path) -> None:
-    """Ten rewinds, each to a node on the newest branch: the path crosses ten runs."""
+def test_a_session_rewound_ten_times_reads_its_path_in_order(tmp_path: Path) -> None:
+    """Ten rewinds, each to a node on the newest branch: the path crosses a dozen runs."""
     path = tmp_path / "s.duckdb"
     batches = [chain("r", 3, None, "root")]
     expected = ["root 0", "root 1"]
