@@ -284,9 +284,11 @@ class Message:
             role = None
         if role is None:  # the checking path (and its errors)
             role = Role(d["role"])
+        parts = d.get("parts", ())
+        if type(parts) is list and len(parts) == 1:  # most messages: no list to build
+            return _new_message(d["id"], role, (Part.from_json(parts[0]),), d.get("origin"))
         part = Part.from_json
-        return _new_message(d["id"], role, tuple([part(p) for p in d.get("parts", ())]),
-                            d.get("origin"))
+        return _new_message(d["id"], role, tuple([part(p) for p in parts]), d.get("origin"))
 
     @classmethod
     def build(
