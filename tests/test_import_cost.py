@@ -158,3 +158,24 @@ def test_the_names_type_checkers_see_are_the_names_imported_at_run_time() -> Non
                     seen[alias.asname or alias.name] = f".{stmt.module}"
     assert seen == lash_nb._LAZY
     assert set(seen) | {"__version__", "load_ipython_extension"} == set(lash_nb.__all__)
+
+
+def test_the_kernel_version_is_read_from_the_running_kernel_not_from_installed_metadata(
+        monkeypatch: Any) -> None:
+    """In a kernel, loading names ipykernel's version only where Stop waits (ADR 23); reading
+    it through ``importlib.metadata`` scanned every installed distribution on each load."""
+    import importlib.metadata
+    import types
+
+    from lash_nb._notebook.extension import kernel_stop_notice
+
+    def scan(name: str) -> str:
+        raise AssertionError(f"scanned the installed distributions for {name}")
+
+    monkeypatch.setattr(importlib.metadata, "version", scan)
+    shell = types.SimpleNamespace(kernel=object())
+    monkeypatch.setitem(sys.modules, "ipykernel", types.SimpleNamespace(__version__="6.29.5"))
+    notice = kernel_stop_notice(shell)
+    assert notice is not None and "ipykernel 6.29.5 handles a widget's Stop only after" in notice
+    monkeypatch.setitem(sys.modules, "ipykernel", types.SimpleNamespace(__version__="7.4.0"))
+    assert kernel_stop_notice(shell) is None
