@@ -179,3 +179,23 @@ def test_the_kernel_version_is_read_from_the_running_kernel_not_from_installed_m
     assert notice is not None and "ipykernel 6.29.5 handles a widget's Stop only after" in notice
     monkeypatch.setitem(sys.modules, "ipykernel", types.SimpleNamespace(__version__="7.4.0"))
     assert kernel_stop_notice(shell) is None
+
+
+def test_load_ext_in_a_real_kernel_imports_nothing_heavy_until_the_first_turn(
+        tmp_path: Path) -> None:
+    """The same in the user's kernel (ipykernel imports more of its own first: only what the
+    load adds counts); the first ``%lash`` turn then works."""
+    from notebook_harness import KernelHarness
+
+    with KernelHarness(cwd=str(tmp_path)) as k:
+        k.run(LOADED + "base_now()\n")
+        loaded = k.run("%load_ext lash_nb")
+        assert loaded.error == ""
+        after = k.run("import json\nprint(json.dumps(loaded()))")
+        assert json.loads(after.stdout.strip()) == []
+        turn = k.run("%config LashMagics.store = ':memory:'\n"
+                     "%config LashMagics.offline_delay_s = 0\n"
+                     "r = %lash turn hello kernel\n"
+                     "print(str(r.outcome))")
+        assert turn.error == ""
+        assert turn.stdout.strip().splitlines()[-1] == "finished: assistant_message"
