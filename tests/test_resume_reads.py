@@ -216,6 +216,34 @@ def test_a_session_rewound_ten_times_reads_its_path_in_order(tmp_path: Path) -> 
     assert asyncio.run(load()) == expected
 
 
+def test_a_graph_written_whole_with_children_before_parents_still_opens_its_whole_path(
+        tmp_path: Path) -> None:
+    """A graph handed in whole (``open_with_state`` with a hand-made state) may list a node
+    before its parent; appends never do. The open must still find every message of the path."""
+    path = tmp_path / "s.duckdb"
+    a = chain("a", 4, None, "kept")
+    off = text_node("x", "a1", "abandoned")
+    shuffled = [a[3], off, a[1], a[0], a[2]]  # a3's parent a2 comes after it, and so on
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        store = DuckDBStore(path)
+        lease = await store.try_acquire_lease("s", lease_owner_id("test"))
+        await store.commit(RuntimeCommit("s", lease, replace_graph=tuple(shuffled),
+                                         leaf_node_id="a3"))
+        await store.close()
+        store = DuckDBStore(path)
+        got = await store.load_session("s", ReadScope.ACTIVE_PATH)
+        full = await store.load_session("s", ReadScope.FULL_GRAPH)
+        await store.close()
+        assert got is not None and full is not None
+        return ([n.message.text() for n in got.nodes if n.message is not None],
+                [n.node_id for n in full.nodes])
+
+    texts, stored_order = asyncio.run(scenario())
+    assert stored_order == ["a3", "x", "a1", "a0", "a2"]  # the rows really are out of order
+    assert texts == ["kept 0", "kept 1", "kept 2", "kept 3"]
+
+
 # --------------------------------------------------------------------------- decode equality
 
 

@@ -10,7 +10,9 @@ session's rows in ``seq`` order fall into runs where each node's parent is the r
 it; a run starts at a root, or where a rewind or a clone parented a node elsewhere. One
 statement returns just the run starts (with their parent's ``seq``) and the leaf's ``seq``;
 the path is a few ``seq`` ranges, walked run by run in Python, and a second statement
-fetches the rows in those ranges. A linear session is one range: every row, one pass.
+fetches the rows in those ranges. A linear session is one range: every row, one pass. A
+path with a node stored before its parent (only a graph written whole from outside, e.g.
+``open_with_state``, can have one) is walked by parent links over every row instead.
 """
 
 from __future__ import annotations
@@ -53,7 +55,11 @@ def load_session(con: Any, sid: str, scope: ReadScope) -> PersistedSession | Non
     nodes: tuple[SessionNode, ...] = ()
     if scope is ReadScope.FULL_GRAPH:
         nodes = _nodes(con, sid, None)
-    elif ranges := _path_ranges(con, sid, meta.leaf_node_id):
+    elif meta.leaf_node_id is None:
+        pass
+    elif (ranges := _path_ranges(con, sid, meta.leaf_node_id)) is None:
+        nodes = _walk(_nodes(con, sid, None), meta.leaf_node_id)
+    elif ranges:
         nodes = _nodes(con, sid, ranges)
     return PersistedSession(meta, nodes, ledger, scope, tuple(row[11] or ()))
 
@@ -88,23 +94,35 @@ def _nodes(con: Any, sid: str, ranges: list[tuple[int, int]] | None) -> tuple[Se
     return tuple(starmap(SessionNode, con.execute(sql + " ORDER BY seq", params).fetchall()))
 
 
-def _path_ranges(con: Any, sid: str, leaf: str | None) -> list[tuple[int, int]]:
+def _path_ranges(con: Any, sid: str, leaf: str) -> list[tuple[int, int]] | None:
     """The ``seq`` ranges of the active path from the root to ``leaf``, root first (empty:
-    no leaf, or a leaf that is not among the live rows)."""
-    if leaf is None:
-        return []
+    a leaf that is not among the live rows; None: the path has a node stored before its
+    parent, which appends never do but a graph written whole from outside may)."""
     found = con.execute(_RUNS_SQL, {"sid": sid, "leaf": leaf}).fetchall()
     starts = [r[0] for r in found if r[2]]
     parent_of = {r[0]: r[1] for r in found if r[2]}
     at = next((r[0] for r in found if r[3]), None)
     ranges: list[tuple[int, int]] = []
-    while at is not None and len(ranges) <= len(starts):
+    while at is not None:
         start = starts[bisect_right(starts, at) - 1]
         ranges.append((start, at))
-        up = parent_of[start]  # a parent after its child (never written) would be a cycle
-        at = up if up is not None and up < start else None
+        at = parent_of[start]
+        if at is not None and at >= start:
+            return None
     ranges.reverse()
     return ranges
+
+
+def _walk(nodes: tuple[SessionNode, ...], leaf: str) -> tuple[SessionNode, ...]:
+    """The path from the root to ``leaf`` by parent links, whatever the rows' order."""
+    by_id = {n.node_id: n for n in nodes}
+    path: list[SessionNode] = []
+    cur: str | None = leaf
+    while cur is not None and cur in by_id and len(path) < len(nodes):  # a cycle ends it
+        path.append(by_id[cur])
+        cur = path[-1].parent_node_id
+    path.reverse()
+    return tuple(path)
 
 
 def list_sessions(con: Any) -> list[SessionMeta]:
