@@ -37,6 +37,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -244,7 +245,8 @@ def parse_durable_pace(text: str) -> Metrics:
             out[f"size.{label}.new"] = num(m.group(2))
             if m.group(3):
                 out[f"size.{label}.old"] = num(m.group(3))
-        elif m := re.search(r"growth per turn, 10 -> (\d+) turns: " + NUM + r" kB/turn(?:.*baseline " + NUM + r")?", line):
+        elif m := re.search(r"growth per turn, 10 -> (\d+) turns: " + NUM + r" kB/turn(?:.*baseline " + NUM + ")?",
+                            line):
             out["size.turns"] = num(m.group(1))
             out["size.per_turn.new"] = num(m.group(2))
             if m.group(3):
@@ -384,9 +386,9 @@ def parse_vs_peers(text: str) -> Metrics:
     for line in text.splitlines():
         if m := re.match(r"## history = (\d+) turns", line):
             history = m.group(1)
-        elif history and (m := re.match(r"\s+(.+?)\s+median\s+" + NUM + " ms", line)):
-            if (who := short.get(m.group(1).strip())) is not None:
-                out[f"h{history}.{who}"] = num(m.group(2))
+        elif (history and (m := re.match(r"\s+(.+?)\s+median\s+" + NUM + " ms", line))
+              and (who := short.get(m.group(1).strip())) is not None):
+            out[f"h{history}.{who}"] = num(m.group(2))
     return out
 
 
@@ -604,7 +606,8 @@ def encoding_met(r: Results) -> tuple[bool, str]:
     if not got:
         r.get("request_encoding", "OpenAI-compatible.h10.new")
     worst = max(got, key=lambda k: got[k])
-    return got[worst] < 1, f"slowest per call {ms(got[worst])} ms ({worst.rsplit('.', 1)[0]}) < 1 ms: {yes(got[worst] < 1)}"
+    where = worst.rsplit(".", 1)[0]
+    return got[worst] < 1, f"slowest per call {ms(got[worst])} ms ({where}) < 1 ms: {yes(got[worst] < 1)}"
 
 
 def enqueue_met(r: Results) -> tuple[bool, str]:
@@ -649,18 +652,27 @@ def size_met(r: Results) -> tuple[bool, str]:
     return one < 300 and per <= 2, f"one turn < 300 kB: {yes(one < 300)}; <= 2 kB/turn: {yes(per <= 2)}{cond}"
 
 
+def cold_resume_prefix(r: Results) -> str | None:
+    """Where cold_resume.py's ``ROW resume`` numbers are, if it printed them."""
+    got = r.metrics.get(("cold_resume", "new"), {})
+    for pre in ("row.resume.10000", "row.resume"):
+        if f"{pre}.open_ms" in got:
+            return pre
+    return None
+
+
 def resume_now(side: str) -> Cell:
     def cell(r: Results) -> str:
-        if ("cold_resume", "new") in r.metrics and any(k.startswith("row.resume") for k in r.metrics[("cold_resume", "new")]):
-            pre = "row.resume.10000" if "row.resume.10000.open_ms" in r.metrics[("cold_resume", "new")] else "row.resume"
+        if (pre := cold_resume_prefix(r)) is not None:
             if side == "old":
                 return (f"fresh process: open {ms(old(r, 'cold_resume', pre + '.old_open_ms'))} ms, decoded "
                         f"{ms(old(r, 'cold_resume', pre + '.old_decode_ms'))} ms")
             return (f"fresh process: open {ms(r.get('cold_resume', pre + '.open_ms'))} ms, decoded "
                     f"{ms(r.get('cold_resume', pre + '.decode_ms'))} ms")
         g = lambda k: r.get("store", k, side)  # noqa: E731
-        return (f"store.py, in-process, 10,000 nodes linear: active path load cold {ms(g('linear.active_path.cold'))}"
-                f" ms; full graph load cold + read all {ms(g('linear.full_graph.cold') + g('linear.full_graph.read_all'))} ms")
+        full = g("linear.full_graph.cold") + g("linear.full_graph.read_all")
+        return (f"store.py, in-process, 10,000 nodes linear: active path load cold "
+                f"{ms(g('linear.active_path.cold'))} ms; full graph load cold + read all {ms(full)} ms")
     return cell
 
 
@@ -681,10 +693,8 @@ def resume_peer(r: Results) -> str:
 
 def resume_met(r: Results) -> tuple[bool, str]:
     floor = resume_floor(r)
-    cr = r.metrics.get(("cold_resume", "new"), {})
-    pre = "row.resume.10000" if "row.resume.10000.open_ms" in cr else "row.resume"
-    if f"{pre}.open_ms" in cr:
-        op, dec = cr[f"{pre}.open_ms"], cr[f"{pre}.decode_ms"]
+    if (pre := cold_resume_prefix(r)) is not None:
+        op, dec = r.get("cold_resume", f"{pre}.open_ms"), r.get("cold_resume", f"{pre}.decode_ms")
         how = "cold_resume.py"
     else:
         op = r.get("store", "linear.active_path.cold")
@@ -735,7 +745,8 @@ def widget_cell(side: str) -> Cell:
 def widget_met(r: Results) -> tuple[bool, str]:
     ratio = r.get("widget_stream", "linear.ratio")
     ok = ratio <= 4.4
-    return ok, f"4x the answer costs {ratio:.1f}x the bytes (linear: <= 4.4x): {yes(ok)}; final state exact: tested, not here"
+    return ok, (f"4x the answer costs {ratio:.1f}x the bytes (linear: <= 4.4x): {yes(ok)}; "
+                "final state exact: tested, not here")
 
 
 def load_cell(side: str) -> Cell:
@@ -788,7 +799,35 @@ def inmem_met(r: Results) -> tuple[bool, str]:
         k = f"; within 1.25x of before ({ms(before)} ms): {yes(kept)}"
     except Missing:
         kept, k = True, "; before: not measured"
-    return below and flat <= 1.5 and kept, f"below every peer: {yes(below)}; flat (late/early {flat:.2f} <= 1.5): {yes(flat <= 1.5)}{k}"
+    return below and flat <= 1.5 and kept, (f"below every peer: {yes(below)}; flat (late/early {flat:.2f} "
+                                             f"<= 1.5): {yes(flat <= 1.5)}{k}")
+
+
+def b2b_cell(side: str) -> Cell:
+    def cell(r: Results) -> str:
+        g = (lambda k: old(r, "durable_pace", k)) if side == "old" else (lambda k: r.get("durable_pace", k))
+        return (f"median {ms(g(f'b2b.{side}.median'))}, mean {ms(g(f'b2b.{side}.mean'))}, max "
+                f"{ms(g(f'b2b.{side}.max'))} ms = {g(f'b2b.ratio.{side}'):.2f}x floor")
+    return cell
+
+
+def b2b_met(r: Results) -> tuple[bool, str]:
+    ratio, top = r.get("durable_pace", "b2b.ratio.new"), r.get("durable_pace", "b2b.new.max")
+    return ratio <= 1.3, (f"mean {ratio:.2f}x floor <= 1.3: {yes(ratio <= 1.3)}; no fold on the path: not "
+                          f"measured here (max {ms(top)} ms)")
+
+
+def enqueue_cell(side: str) -> Cell:
+    def cell(r: Results) -> str:
+        g = (lambda k: old(r, "queue_pace", k)) if side == "old" else (lambda k: r.get("queue_pace", k))
+        return (f"burst {g(f'duckdb|enqueue burst of 1,000 (batches/s)|{side}'):,.0f}/s, one at a time "
+                f"{g(f'duckdb|enqueue one at a time (batches/s)|{side}'):,.0f}/s")
+    return cell
+
+
+def analysis_met(r: Results) -> tuple[bool, str]:
+    ratio = r.get("reports", "model.ratio")
+    return ratio <= 1.1, f"by model {ratio:.2f}x <= 1.1: {yes(ratio <= 1.1)}"
 
 
 HOT = pace_cells("hot_durable", "pace0")
@@ -804,17 +843,9 @@ ROWS: tuple[Row, ...] = (
         "below both peers, flat in history, < 10 ms", ("durable_pace",),
         PACE[0], PACE[1], PACE[2], PACE[3]),
     Row("b2b", "back-to-back durable turn, folds included", "mean <= 1.3x lash's floor (two JSON-row inserts)",
-        ("durable_pace",),
-        lambda r: (f"median {ms(r.get('durable_pace', 'b2b.new.median'))}, mean {ms(r.get('durable_pace', 'b2b.new.mean'))}, "
-                   f"max {ms(r.get('durable_pace', 'b2b.new.max'))} ms = {r.get('durable_pace', 'b2b.ratio.new'):.2f}x floor"),
-        lambda r: (f"median {ms(old(r, 'durable_pace', 'b2b.old.median'))}, mean {ms(old(r, 'durable_pace', 'b2b.old.mean'))}, "
-                   f"max {ms(old(r, 'durable_pace', 'b2b.old.max'))} ms = {old(r, 'durable_pace', 'b2b.ratio.old'):.2f}x floor"),
+        ("durable_pace",), b2b_cell("new"), b2b_cell("old"),
         lambda r: (f"floor median {ms(r.get('durable_pace', 'b2b.floor.median'))}, mean "
-                   f"{ms(r.get('durable_pace', 'b2b.floor.mean'))} ms"),
-        lambda r: (r.get("durable_pace", "b2b.ratio.new") <= 1.3,
-                   (f"mean {r.get('durable_pace', 'b2b.ratio.new'):.2f}x floor <= 1.3: "
-                   f"{yes(r.get('durable_pace', 'b2b.ratio.new') <= 1.3)}; no fold on the path: not measured "
-                   f"(max {ms(r.get('durable_pace', 'b2b.new.max'))} ms)"))),
+                   f"{ms(r.get('durable_pace', 'b2b.floor.mean'))} ms"), b2b_met),
     Row("plain_queued", "a plain turn while anything is queued (DuckDB)",
         "flat in depth, no extra transaction when nothing is eligible", ("queue_pace", "queue_statements"),
         both(queue_series("queue_pace", *PLAIN, side="new"), stmts("new", PLAIN_STMTS)),
@@ -824,7 +855,7 @@ ROWS: tuple[Row, ...] = (
         ("queue_pace", "queue_statements", "durable_pace"),
         both(queue_series("queue_pace", *DRAIN, side="new"), stmts("new", DRAIN_STMTS)),
         both(queue_series("queue_pace", *DRAIN, side="old"), stmts("old", DRAIN_STMTS)),
-        lambda r: f"one lash_nb commit ~{ms(r.get('durable_pace', 'b2b.new.median') / 2)} ms (half a back-to-back turn)",
+        lambda r: f"one lash_nb commit ~{ms(r.get('durable_pace', 'b2b.new.median') / 2)} ms (half a b2b turn)",
         drain_met),
     Row("encoding", "model request encoding per call with a real provider's wire format", "< 1 ms per call, flat",
         ("request_encoding",), encoding_cell("new"),
@@ -832,12 +863,8 @@ ROWS: tuple[Row, ...] = (
         fixed("-"), encoding_met),
     Row("enqueue", "enqueue on DuckDB", ">= 3,000/s for a burst, one commit per enqueue at most",
         ("queue_pace", "queue_statements"),
-        both(lambda r: (f"burst {r.get('queue_pace', 'duckdb|enqueue burst of 1,000 (batches/s)|new'):,.0f}/s, one at a "
-                        f"time {r.get('queue_pace', 'duckdb|enqueue one at a time (batches/s)|new'):,.0f}/s"),
-             stmts("new", ("a burst of 100 enqueues",))),
-        both(lambda r: (f"burst {old(r, 'queue_pace', 'duckdb|enqueue burst of 1,000 (batches/s)|old'):,.0f}/s, one at a "
-                        f"time {old(r, 'queue_pace', 'duckdb|enqueue one at a time (batches/s)|old'):,.0f}/s"),
-             stmts("old", ("a burst of 100 enqueues",))),
+        both(enqueue_cell("new"), stmts("new", ("a burst of 100 enqueues",))),
+        both(enqueue_cell("old"), stmts("old", ("a burst of 100 enqueues",))),
         fixed("-"), enqueue_met),
     Row("await", "await_queued_work_batch latency", "returns at the commit; < 10 ms in the same process",
         ("queue_pace",), await_cell("new"), await_cell("old"), fixed("-"), await_met),
@@ -861,8 +888,7 @@ ROWS: tuple[Row, ...] = (
         "keep: below SQLiteSession and SqliteSaver, no regression", ("hot_durable",), HOT[0], HOT[1], hot_peer, HOT[3]),
     Row("lead_analysis", "lead: usage_frame vs raw on an independent connection", "keep: <= 1.1x raw",
         ("reports",), frame_cell("new"), frame_cell("old"), frame_peer,
-        lambda r: (r.get("reports", "model.ratio") <= 1.1,
-                   f"by model {r.get('reports', 'model.ratio'):.2f}x <= 1.1: {yes(r.get('reports', 'model.ratio') <= 1.1)}")),
+        analysis_met),
 )
 
 
@@ -1054,10 +1080,9 @@ def md(text: str) -> str:
 def table(rows: tuple[Row, ...], r: Results) -> list[str]:
     out = ["| row | measure | goal | lash_nb now | before (old tree) | peer / floor, same run | met? |",
            "|---|---|---|---|---|---|---|"]
-    for row in rows:
-        out.append("| " + " | ".join(md(x) for x in (
-            row.key, row.measure, row.goal, cell(row.now, r), cell(row.before, r), cell(row.peer, r),
-            verdict(row, r))) + " |")
+    out.extend("| " + " | ".join(md(x) for x in (
+        row.key, row.measure, row.goal, cell(row.now, r), cell(row.before, r), cell(row.peer, r),
+        verdict(row, r))) + " |" for row in rows)
     return out
 
 
@@ -1085,7 +1110,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="comma-separated row keys (default: every row)")
     ap.add_argument("--keep-logs", default="", help="a folder for each script's stdout and stderr")
     ap.add_argument("--from-logs", default="", help="print the table from a --keep-logs folder; run nothing")
-    ap.add_argument("--list", action="store_true", help="print the rows, their scripts and the ROW lines wanted; run nothing")
+    ap.add_argument("--list", action="store_true",
+                    help="print the rows, their scripts and the ROW lines wanted; run nothing")
     args = ap.parse_args(argv)
     rows = ROWS
     if args.only:
@@ -1116,6 +1142,9 @@ def main(argv: list[str] | None = None) -> int:
             print(s, file=sys.stderr, flush=True)
 
         log(f"# {note}")
+        # a TERM (or an INT, which a background shell ignores) ends the running script and
+        # still removes the checkout: subprocess.run kills its child on the way out
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         try:
             for name in jobs:
                 run_job(JOBS[name], quick=args.quick, old_tree=old_tree, tmp=tmp, results=results, log=log)
