@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,7 @@ class Job:
     flag: str = "--against"
     timeout_s: float = 3600
     optional: bool = False  # the script may not exist yet: skipped without a failure
+    pairs: int = 1  # new/old runs alternated this many times (medians): for short scripts
 
 
 JOBS: dict[str, Job] = {j.name: j for j in (
@@ -89,16 +91,18 @@ JOBS: dict[str, Job] = {j.name: j for j in (
         before="pythonpath"),
     Job("widget_stream", "benchmarks/widget_stream.py", ("--n", "2000"), ("--n", "10000"),
         before="pythonpath"),
-    Job("load_ext", "benchmarks/load_ext.py", ("3",), ("7",), before="old_script"),
+    Job("load_ext", "benchmarks/load_ext.py", ("3",), ("7",), before="old_script", pairs=2),
     Job("store", "benchmarks/store.py", ("--turns", "30"), ("--turns", "200"), before="pythonpath"),
     Job("cold_resume", "benchmarks/cold_resume.py", (), (), before="flag", optional=True),
     Job("anchors_resume", "anchors:bench_resume.py", ("--quick",), ()),
-    Job("turn_overhead", "benchmarks/turn_overhead.py", ("--quick",), (), before="pythonpath"),
+    Job("turn_overhead", "benchmarks/turn_overhead.py", ("--quick",), (), before="pythonpath", pairs=3),
     Job("vs_peers", "benchmarks/vs_peers.py", ("--histories", "10,1000"), ("--histories", "10,1000,10000"),
         before="pythonpath"),
     Job("peer_checkpoint_size", "benchmarks/peer_checkpoint_size.py",
         ("--history", "1000", "--turns", "3"), ("--history", "10000", "--turns", "3")),
 )}
+README_JOBS = ("peer_checkpoint_size",)  # numbers only the README publishes: run when every row runs
+PAIR = "\n#-- next run of the same script --\n"  # between the stdouts of a job's alternated runs
 
 # the lines the runner would read from scripts that do not print ROW lines yet (for the lead)
 ROW_LINES: dict[str, list[str]] = {
@@ -327,6 +331,8 @@ def parse_widget_stream(text: str) -> Metrics:
             out["linear.n"], out["linear.mb_n"] = num(m.group(1)), num(m.group(2))
             out["linear.n4"], out["linear.mb_n4"] = num(m.group(3)), num(m.group(4))
             out["linear.ratio"] = num(m.group(5))
+            if h := re.search(r"rendered prose HTML " + NUM + " MB and " + NUM + " MB", line):
+                out["linear.html_n"], out["linear.html_n4"] = num(h.group(1)), num(h.group(2))
     return out
 
 
@@ -416,9 +422,15 @@ PARSERS: dict[str, Callable[[str], Metrics]] = {
 
 
 def parse(job: str, text: str) -> Metrics:
-    out = PARSERS[job](text)
-    out.update(parse_row_json(text))  # ROW lines win over human lines
-    return out
+    """The numbers of one job's stdout; of several alternated runs (joined by ``PAIR``), the
+    median of each number."""
+    runs = []
+    for part in text.split(PAIR):
+        got = PARSERS[job](part)
+        got.update(parse_row_json(part))  # ROW lines are kept apart from the human lines
+        runs.append(got)
+    keys = dict.fromkeys(k for got in runs for k in got)
+    return {k: statistics.median(got[k] for got in runs if k in got) for k in keys}
 
 
 # --------------------------------------------------------------------------- rows
@@ -686,23 +698,22 @@ def resume_floor(r: Results) -> float:
 
 
 def resume_peer(r: Results) -> str:
-    return (f"raw DuckDB + json.loads {ms(resume_floor(r))} ms (fresh process); openai-agents "
+    return (f"raw DuckDB, 40,000 rows + json.loads {ms(resume_floor(r))} ms (fresh process); openai-agents "
             f"{ms(r.get('anchors_resume', 'fresh|openai-agents'))} ms; LangGraph "
             f"{ms(r.get('anchors_resume', 'fresh|langgraph'))} ms")
 
 
 def resume_met(r: Results) -> tuple[bool, str]:
     floor = resume_floor(r)
-    if (pre := cold_resume_prefix(r)) is not None:
-        op, dec = r.get("cold_resume", f"{pre}.open_ms"), r.get("cold_resume", f"{pre}.decode_ms")
-        how = "cold_resume.py"
-    else:
-        op = r.get("store", "linear.active_path.cold")
-        dec = r.get("store", "linear.full_graph.cold") + r.get("store", "linear.full_graph.read_all")
-        how = "store.py (in-process; no fresh-process script yet)"
+    if (pre := cold_resume_prefix(r)) is None:
+        # store.py seeds 10,000 nodes (2,500 turns) and reads them in-process: not the issue's
+        # 10,000 turns (40,000 messages) in a fresh process, so it cannot judge this row
+        raise Missing("no ROW resume line from cold_resume.py; store.py's 10,000 nodes in-process "
+                      "are not the 40,000-message floor's condition")
+    op, dec = r.get("cold_resume", f"{pre}.open_ms"), r.get("cold_resume", f"{pre}.decode_ms")
     ok = op < 150 and dec <= 1.2 * floor
     return ok, (f"open < 150 ms: {yes(op < 150)}; decode {dec / floor:.2f}x the raw floor (<= 1.2): "
-                f"{yes(dec <= 1.2 * floor)}; path-only reads: not counted here [{how}]")
+                f"{yes(dec <= 1.2 * floor)}; path-only reads: not counted here")
 
 
 def frame_cell(side: str) -> Cell:
@@ -737,8 +748,14 @@ def frame_met(r: Results) -> tuple[bool, str]:
 def widget_cell(side: str) -> Cell:
     def cell(r: Results) -> str:
         g = lambda k: r.get("widget_stream", k, side)  # noqa: E731
-        return (f"paced: {g('linear.n'):,.0f} deltas {g('linear.mb_n'):.2f} MB, {g('linear.n4'):,.0f} deltas "
-                f"{g('linear.mb_n4'):.2f} MB ({g('linear.ratio'):.1f}x for 4x the answer)")
+        out = (f"paced: {g('linear.n'):,.0f} deltas {g('linear.mb_n'):.3f} MB, {g('linear.n4'):,.0f} deltas "
+               f"{g('linear.mb_n4'):.3f} MB ({g('linear.ratio'):.1f}x for 4x the answer)")
+        with contextlib.suppress(Missing):
+            html = (g("linear.html_n"), g("linear.html_n4"))
+            rest = (g("linear.mb_n") - html[0], g("linear.mb_n4") - html[1])
+            out += (f"; rendered prose HTML {html[0]:.3f} -> {html[1]:.3f} MB ({html[1] / html[0]:.1f}x), "
+                    f"the rest {rest[1] / rest[0]:.1f}x")
+        return out
     return cell
 
 
@@ -1005,8 +1022,14 @@ def run_job(job: Job, *, quick: bool, old_tree: Path | None, tmp: Path, results:
         log(f"# running {job.name} ({side}): {' '.join(argv[1:])}")
         run = run_script(job.name, side, argv, env=env, cwd=str(tmp), timeout_s=job.timeout_s)
         log(f"#   {'ok' if run.ok else 'FAILED (' + run.failure() + ')'} in {run.seconds:.0f} s")
-        results.runs[(job.name, side)] = run
-        results.metrics[(job.name, side)] = parse(job.name, run.stdout) if run.stdout else {}
+        earlier = results.runs.get((job.name, side))
+        if earlier is not None and earlier.ok and run.ok:  # alternated runs: keep every stdout
+            run.stdout = earlier.stdout + PAIR + run.stdout
+            run.seconds += earlier.seconds
+        if earlier is None or earlier.ok:  # a failure stays visible
+            results.runs[(job.name, side)] = run
+        got = results.runs[(job.name, side)]
+        results.metrics[(job.name, side)] = parse(job.name, got.stdout) if got.stdout else {}
         return run
 
     py = [sys.executable, "-P", str(script)]
@@ -1017,14 +1040,21 @@ def run_job(job: Job, *, quick: bool, old_tree: Path | None, tmp: Path, results:
             go("new", py + args, ROOT)
     else:
         go("new", py + args, ROOT)
-    if old_tree is not None and job.before == "pythonpath":
-        go("old", py + args, old_tree)
-    elif old_tree is not None and job.before == "old_script":
+    old_argv = py + args
+    if old_tree is not None and job.before == "old_script":
         own = script_path(job, old_tree)
-        if own.exists():
-            go("old", [sys.executable, "-P", str(own), *args], old_tree)
-        else:
+        if not own.exists():
             results.runs[(job.name, "old")] = Run(job.name, "old", [], note=f"{job.script} not in the old tree")
+            results.conditions[job.name] = cond
+            return
+        old_argv = [sys.executable, "-P", str(own), *args]
+    if old_tree is not None and job.before in ("pythonpath", "old_script"):
+        go("old", old_argv, old_tree)
+        for i in range(1, job.pairs):  # new, old | old, new | ... : the same drift for both
+            for side in (("old", "new") if i % 2 else ("new", "old")):
+                go(side, old_argv if side == "old" else py + args, old_tree if side == "old" else ROOT)
+        if job.pairs > 1:
+            cond += f" (x{job.pairs}, new and old alternated, medians)"
     results.conditions[job.name] = cond
 
 
@@ -1128,7 +1158,7 @@ def main(argv: list[str] | None = None) -> int:
             for line in lines:
                 print(f"  {JOBS[job].script}: {line}")
         return 0
-    jobs = list(dict.fromkeys(j for row in rows for j in row.jobs))
+    jobs = list(dict.fromkeys([*(j for row in rows for j in row.jobs), *(() if args.only else README_JOBS)]))
     tmp = Path(tempfile.mkdtemp(prefix="lash-issue21-"))
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     t0 = time.perf_counter()

@@ -61,12 +61,21 @@ SCENARIOS = {
 }
 
 
-def traffic(k: KernelHarness, n: int, opts: dict[str, object]) -> tuple[int, float, str]:
-    """(comm messages, MB sent, the cell's printed cpu/wall/flushes) for one fresh widget."""
+def html_bytes(update: dict[str, object]) -> int:
+    """Bytes of rendered prose HTML in one state update or delta message."""
+    inner = update.get("custom", update)
+    html = inner.get("html") if isinstance(inner, dict) else None
+    return len(json.dumps(html)) if html else 0
+
+
+def traffic(k: KernelHarness, n: int, opts: dict[str, object]) -> tuple[int, float, str, float]:
+    """(comm messages, MB sent, the cell's printed cpu/wall/flushes, MB of it rendered HTML)
+    for one fresh widget."""
     ex = k.run(CELL.format(n=n, **opts), timeout=600)
     model_id = ex.widget_ids()[0]
     size = sum(len(json.dumps(u)) for u in k.update_log[model_id]) / 1e6
-    return k.comm_updates[model_id], size, ex.stdout
+    html = sum(html_bytes(u) for u in k.update_log[model_id]) / 1e6
+    return k.comm_updates[model_id], size, ex.stdout, html
 
 
 def main() -> None:
@@ -79,15 +88,16 @@ def main() -> None:
     with KernelHarness() as k:
         for name, opts in SCENARIOS.items():
             n = min(n_all, int(opts.pop("n", n_all)))
-            msgs, size, out = traffic(k, n, opts)
+            msgs, size, out, _ = traffic(k, n, opts)
             cpu, wall, flushes = out.split()
             print(f"{name + ('' if n == n_all else f' ({n:,})'):<12} {msgs:>9,} {int(flushes):>8,} {size:>9.2f} "
                   f"{float(cpu) / n * 1e6:>14.1f} µs {float(wall):>7.2f}")
         paced = {"interval": 0.05, "per_tick": 20, "sleep": 0.01, "every": False}
-        _, small, _ = traffic(k, n_all, paced)
-        _, large, _ = traffic(k, 4 * n_all, paced)
+        _, small, _, small_html = traffic(k, n_all, paced)
+        _, large, _, large_html = traffic(k, 4 * n_all, paced)
         print(f"linear check: paced, {n_all:,} deltas {small:.3f} MB, {4 * n_all:,} deltas {large:.3f} MB, "
-              f"ratio {large / small:.2f} (linear in the answer: ~4)")
+              f"ratio {large / small:.2f} (linear in the answer: ~4); of it rendered prose HTML "
+              f"{small_html:.3f} MB and {large_html:.3f} MB")
 
 
 if __name__ == "__main__":

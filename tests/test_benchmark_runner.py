@@ -145,3 +145,10 @@ def test_a_number_that_was_not_printed_is_named_not_guessed(runner: ModuleType) 
     cells = line.strip("| ").split(" | ")
     assert cells[3].startswith("not parsed: reports")  # lash_nb now
     assert cells[-1].startswith("? (not parsed: reports")  # met? says it cannot tell
+
+
+def test_alternated_runs_of_one_script_give_the_median_of_each_number(runner: ModuleType) -> None:
+    runs = ["median over 3: 300 ms", "median over 3: 100 ms", "median over 3: 120 ms"]
+    got = runner.parse("load_ext", runner.PAIR.join(runs))
+    assert got["median_ms"] == 120.0
+    assert got["rounds"] == 3.0
