@@ -1036,7 +1036,8 @@ def run_job(job: Job, *, quick: bool, old_tree: Path | None, tmp: Path, results:
     if job.before == "flag" and old_tree is not None:
         run = go("new", py + args + [job.flag, str(old_tree)], ROOT)
         if not run.ok:  # the old tree may lack what the script drives: run the new side alone
-            results.runs[(job.name, "old")] = run
+            results.runs[(job.name, "old")] = results.runs.pop((job.name, "new"))
+            results.metrics.pop((job.name, "new"), None)
             go("new", py + args, ROOT)
     else:
         go("new", py + args, ROOT)

@@ -152,3 +152,21 @@ def test_alternated_runs_of_one_script_give_the_median_of_each_number(runner: Mo
     got = runner.parse("load_ext", runner.PAIR.join(runs))
     assert got["median_ms"] == 120.0
     assert got["rounds"] == 3.0
+
+
+def test_a_script_that_cannot_drive_the_old_tree_still_gives_the_new_numbers(runner: ModuleType,
+                                                                           tmp_path: Path) -> None:
+    script = tmp_path / "fake_load_ext.py"
+    script.write_text("import sys\n"
+                      "if '--against' in sys.argv:\n"
+                      "    sys.exit('the old tree has no load_ext')\n"
+                      "print('median over 3: 90 ms')\n")
+    job = runner.Job("load_ext", str(script), (), (), before="flag")
+    results = runner.Results()
+    runner.run_job(job, quick=True, old_tree=tmp_path, tmp=tmp_path, results=results, log=lambda s: None)
+    assert results.metrics[("load_ext", "new")]["median_ms"] == 90.0
+    assert results.runs[("load_ext", "old")].failure() == "exit 1: the old tree has no load_ext"
+    (line,) = [ln for ln in runner.table(runner.ROWS, results) if ln.startswith("| load_ext |")]
+    cells = line.strip("| ").split(" | ")
+    assert cells[3].startswith("90.0 ms to idle")
+    assert cells[4] == "load_ext (old) failed: exit 1: the old tree has no load_ext"
