@@ -498,7 +498,7 @@ def _hist(r: Results, job: str, prefix: str) -> list[str]:
 def pace_cells(job: str, pace: str) -> tuple[Cell, Cell, Cell, Verdict]:
     def series(r: Results, who: str, stat: str = "median") -> str:
         hs = _hist(r, job, pace)
-        get = (lambda k: old(r, job, k)) if who == "old" else (lambda k: r.get(job, k))
+        get = printed_by(r, job, who)
         return " / ".join(ms(get(f"{pace}.h{h}.{who}.{stat}")) for h in hs) + f" ms at {' / '.join(hs)} turns"
 
     def peer(r: Results) -> str:
@@ -535,13 +535,18 @@ def old(r: Results, job: str, key: str) -> float:
         raise
 
 
+def printed_by(r: Results, job: str, side: str) -> Callable[[str], float]:
+    """A getter of one side's numbers of a script that ran both trees in one run."""
+    return (lambda k: old(r, job, k)) if side == "old" else (lambda k: r.get(job, k))
+
+
 def yes(b: bool) -> str:
     return "yes" if b else "no"
 
 
 def queue_series(job: str, label: str, depths: tuple[int, ...], side: str, unit: str = "ms") -> Cell:
     def cell(r: Results) -> str:
-        get = (lambda k: old(r, job, k)) if side == "old" else (lambda k: r.get(job, k))
+        get = printed_by(r, job, side)
         vals = [get(f"duckdb|{label} {d}|{side}") for d in depths]
         return " / ".join(ms(v) for v in vals) + f" {unit} at depth " + " / ".join(f"{d:,}" for d in depths)
     return cell
@@ -635,7 +640,7 @@ AWAIT_EARLY = "duckdb|await: returned before the commit (of 10)"
 
 def await_cell(side: str) -> Cell:
     def cell(r: Results) -> str:
-        get = (lambda k: old(r, "queue_pace", k)) if side == "old" else (lambda k: r.get("queue_pace", k))
+        get = printed_by(r, "queue_pace", side)
         return (f"{ms(get(f'{AWAIT_MS}|{side}'))} ms after the drain returned; "
                 f"{get(f'{AWAIT_EARLY}|{side}'):.0f}/10 before the commit (DuckDB, same process)")
     return cell
@@ -650,7 +655,7 @@ def await_met(r: Results) -> tuple[bool, str]:
 
 def size_cell(side: str) -> Cell:
     def cell(r: Results) -> str:
-        g = (lambda k: old(r, "durable_pace", k)) if side == "old" else (lambda k: r.get("durable_pace", k))
+        g = printed_by(r, "durable_pace", side)
         return (f"empty {g(f'size.empty.{side}'):,.1f} kB, one turn {g(f'size.one.{side}'):,.1f} kB, "
                 f"{g(f'size.per_turn.{side}'):.2f} kB/turn over 10 -> "
                 f"{r.get('durable_pace', 'size.turns'):,.0f} turns")
@@ -822,7 +827,7 @@ def inmem_met(r: Results) -> tuple[bool, str]:
 
 def b2b_cell(side: str) -> Cell:
     def cell(r: Results) -> str:
-        g = (lambda k: old(r, "durable_pace", k)) if side == "old" else (lambda k: r.get("durable_pace", k))
+        g = printed_by(r, "durable_pace", side)
         return (f"median {ms(g(f'b2b.{side}.median'))}, mean {ms(g(f'b2b.{side}.mean'))}, max "
                 f"{ms(g(f'b2b.{side}.max'))} ms = {g(f'b2b.ratio.{side}'):.2f}x floor")
     return cell
@@ -836,7 +841,7 @@ def b2b_met(r: Results) -> tuple[bool, str]:
 
 def enqueue_cell(side: str) -> Cell:
     def cell(r: Results) -> str:
-        g = (lambda k: old(r, "queue_pace", k)) if side == "old" else (lambda k: r.get("queue_pace", k))
+        g = printed_by(r, "queue_pace", side)
         return (f"burst {g(f'duckdb|enqueue burst of 1,000 (batches/s)|{side}'):,.0f}/s, one at a time "
                 f"{g(f'duckdb|enqueue one at a time (batches/s)|{side}'):,.0f}/s")
     return cell
