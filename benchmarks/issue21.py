@@ -19,10 +19,11 @@ issue's goal is met, computed from the numbers the scripts printed.
 - Every cell is parsed from what the scripts print; a number that could not be parsed is shown
   as ``not parsed: <what>`` and its row's "met" says so rather than guessing.
 
-Machine-readable lines: a script may print lines ``ROW <key> <json object>`` (one JSON object of
-numbers, e.g. ``ROW pace {"history": 10, "new_median_ms": 13.1}``); the runner reads those first
-and falls back to the script's human lines. ``ROW_LINES`` below lists the lines this runner
-would read from the scripts that do not print them yet.
+Machine-readable lines: a script may print lines ``ROW <job> <json object>``, ``<job>`` being
+the script's name here (``JOBS``) and the object mapping this runner's keys for that script to
+numbers, e.g. ``ROW load_ext {"median_ms": 92.0, "rounds": 7}``; such numbers replace what the
+runner read from the human lines. ``ROW_LINES`` (``--list``) lists the lines wanted from the
+scripts that do not print them yet; the runner works without them.
 
 Timings on a shared 2-core machine swing: compare within one run (the scripts interleave rounds
 and print medians); counts (statements, bytes) are the solid evidence.
@@ -104,27 +105,27 @@ JOBS: dict[str, Job] = {j.name: j for j in (
 README_JOBS = ("peer_checkpoint_size",)  # numbers only the README publishes: run when every row runs
 PAIR = "\n#-- next run of the same script --\n"  # between the stdouts of a job's alternated runs
 
-# the lines the runner would read from scripts that do not print ROW lines yet (for the lead)
+# the lines wanted from scripts that do not print ROW lines yet (for the lead; the human lines
+# are parsed meanwhile). Values are examples; the keys are the ones the rows read.
 ROW_LINES: dict[str, list[str]] = {
     "durable_pace": [
-        ('ROW pace {"pace_s": 3, "history": 10, "new_median_ms": 0, "new_mean_ms": 0, '
-        '"old_median_ms": 0, "oai_median_ms": 0, "lg_median_ms": 0}   (one per history)'),
-        ('ROW b2b {"new_median_ms": 0, "new_mean_ms": 0, "new_max_ms": 0, "old_mean_ms": 0, '
-        '"floor_median_ms": 0, "floor_mean_ms": 0}'),
-        ('ROW file_size {"empty_kb": 0, "one_turn_kb": 0, "ten_turns_kb": 0, "turns": 10000, '
-        '"kb_per_turn": 0, "old_one_turn_kb": 0, "old_kb_per_turn": 0, "oai_empty_kb": 0, '
-        '"oai_ten_turns_kb": 0}'),
+        ('ROW durable_pace {"pace3.h10.new.median": 13.1, "pace3.h10.new.mean": 14.0, "pace3.h10.old.median": '
+        '86.5, "pace3.h10.oai.median": 28.4, "pace3.h10.lg.median": 29.0}  (one per history; pace0 with --pace 0)'),
+        ('ROW durable_pace {"b2b.new.median": 2.94, "b2b.new.mean": 3.40, "b2b.new.max": 24.5, "b2b.old.median": '
+        '3.42, "b2b.old.mean": 5.24, "b2b.old.max": 48.8, "b2b.floor.median": 1.50, "b2b.floor.mean": 1.76, '
+        '"b2b.ratio.new": 1.93, "b2b.ratio.old": 2.97}'),
+        ('ROW durable_pace {"size.empty.new": 77.8, "size.one.new": 274.4, "size.turns": 10000, '
+        '"size.per_turn.new": 2.31, "size.empty.old": 798.7, "size.one.old": 3682.3, "size.per_turn.old": 2.36, '
+        '"size.oai.empty": 24.6, "size.oai.ten": 32.8}  (kB)'),
     ],
     "queue_pace": [
-        ('ROW queue {"store": "duckdb", "plain_ms": {"0": 0, "1": 0, "1000": 0}, '
-        '"drain_overhead_ms": {"1": 0, "100": 0, "1000": 0}, "enqueue_one_per_s": 0, '
-        '"enqueue_burst_per_s": 0, "await_after_commit_ms": 0, "await_before_commit": 0, '
-        '"side": "new"}   (one per store and side)'),
+        ('ROW queue_pace {"duckdb|plain turn, depth 0|new": 8.1, "duckdb|plain turn, depth 0|old": 35.1, ...}  '
+        '(every "label|side" it prints today; labels as printed, spaces collapsed)'),
     ],
-    "load_ext": ['ROW load_ext {"median_ms": 0, "widgets_imported": 0, "rounds": 7}'],
+    "load_ext": ['ROW load_ext {"median_ms": 92.0, "rounds": 7, "rounds_importing_widgets": 0}'],
     "cold_resume": [
-        ('ROW resume {"history": 10000, "open_ms": 0, "decode_ms": 0, "active_path_rows_read": 0, '
-        '"raw_floor_ms": 0, "old_open_ms": 0, "old_decode_ms": 0}'),
+        ('ROW cold_resume {"history": 10000, "open_ms": 120.0, "decode_ms": 400.0, "old_open_ms": 220.0, '
+        '"old_decode_ms": 900.0, "active_path_rows_read": 50}  (ms; fresh process each)'),
     ],
 }
 
@@ -212,13 +213,11 @@ def flatten(prefix: str, obj: object, into: Metrics) -> None:
             flatten(f"{prefix}.{k}" if prefix else str(k), v, into)
 
 
-def parse_row_json(text: str) -> Metrics:
-    """Every ROW line's numbers as ``row.<key>[.<history|store|side>].<field>``."""
+def parse_row_json(job: str, text: str) -> Metrics:
+    """The numbers of every ``ROW <job> {...}`` line of this job, by the runner's keys."""
     out: Metrics = {}
-    for key, objs in row_lines(text).items():
-        for obj in objs:
-            tag = ".".join(str(obj[k]) for k in ("store", "side", "history", "pace_s") if k in obj)
-            flatten(f"row.{key}" + (f".{tag}" if tag else ""), obj, out)
+    for obj in row_lines(text).get(job, []):
+        flatten("", obj, out)
     return out
 
 
@@ -427,7 +426,7 @@ def parse(job: str, text: str) -> Metrics:
     runs = []
     for part in text.split(PAIR):
         got = PARSERS[job](part)
-        got.update(parse_row_json(part))  # ROW lines are kept apart from the human lines
+        got.update(parse_row_json(job, part))  # a ROW line's number replaces the human line's
         runs.append(got)
     keys = dict.fromkeys(k for got in runs for k in got)
     return {k: statistics.median(got[k] for got in runs if k in got) for k in keys}
@@ -669,23 +668,17 @@ def size_met(r: Results) -> tuple[bool, str]:
     return one < 300 and per <= 2, f"one turn < 300 kB: {yes(one < 300)}; <= 2 kB/turn: {yes(per <= 2)}{cond}"
 
 
-def cold_resume_prefix(r: Results) -> str | None:
-    """Where cold_resume.py's ``ROW resume`` numbers are, if it printed them."""
-    got = r.metrics.get(("cold_resume", "new"), {})
-    for pre in ("row.resume.10000", "row.resume"):
-        if f"{pre}.open_ms" in got:
-            return pre
-    return None
+def has_cold_resume(r: Results) -> bool:
+    """Whether cold_resume.py printed its ``ROW cold_resume`` line."""
+    return "open_ms" in r.metrics.get(("cold_resume", "new"), {})
 
 
 def resume_now(side: str) -> Cell:
     def cell(r: Results) -> str:
-        if (pre := cold_resume_prefix(r)) is not None:
-            if side == "old":
-                return (f"fresh process: open {ms(old(r, 'cold_resume', pre + '.old_open_ms'))} ms, decoded "
-                        f"{ms(old(r, 'cold_resume', pre + '.old_decode_ms'))} ms")
-            return (f"fresh process: open {ms(r.get('cold_resume', pre + '.open_ms'))} ms, decoded "
-                    f"{ms(r.get('cold_resume', pre + '.decode_ms'))} ms")
+        if has_cold_resume(r):
+            pre = "old_" if side == "old" else ""
+            g = printed_by(r, "cold_resume", side)
+            return f"fresh process: open {ms(g(pre + 'open_ms'))} ms, decoded {ms(g(pre + 'decode_ms'))} ms"
         g = lambda k: r.get("store", k, side)  # noqa: E731
         full = g("linear.full_graph.cold") + g("linear.full_graph.read_all")
         return (f"store.py, in-process, 10,000 nodes linear: active path load cold "
@@ -710,12 +703,12 @@ def resume_peer(r: Results) -> str:
 
 def resume_met(r: Results) -> tuple[bool, str]:
     floor = resume_floor(r)
-    if (pre := cold_resume_prefix(r)) is None:
+    if not has_cold_resume(r):
         # store.py seeds 10,000 nodes (2,500 turns) and reads them in-process: not the issue's
         # 10,000 turns (40,000 messages) in a fresh process, so it cannot judge this row
         raise Missing("no ROW resume line from cold_resume.py; store.py's 10,000 nodes in-process "
                       "are not the 40,000-message floor's condition")
-    op, dec = r.get("cold_resume", f"{pre}.open_ms"), r.get("cold_resume", f"{pre}.decode_ms")
+    op, dec = r.get("cold_resume", "open_ms"), r.get("cold_resume", "decode_ms")
     ok = op < 150 and dec <= 1.2 * floor
     return ok, (f"open < 150 ms: {yes(op < 150)}; decode {dec / floor:.2f}x the raw floor (<= 1.2): "
                 f"{yes(dec <= 1.2 * floor)}; path-only reads: not counted here")
@@ -1189,7 +1182,8 @@ def main(argv: list[str] | None = None) -> int:
                 remove_checkout(old_tree)
     if args.keep_logs:
         save_logs(Path(args.keep_logs), results)
-    print(f"# issue 21 rows, {'quick' if args.quick else 'full'} run started {started}, "
+    mode = "logged" if args.from_logs else "quick" if args.quick else "full"
+    print(f"# issue 21 rows, {mode} run started {started}, "
           f"{time.perf_counter() - t0:.0f} s; {note}; cpus={os.cpu_count()}, "
           f"load {', '.join(f'{x:.1f}' for x in os.getloadavg())} at the end")
     print("# conditions: " + "; ".join(f"{JOBS[k].script} {v}".strip() for k, v in results.conditions.items()))
