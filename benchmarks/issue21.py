@@ -19,8 +19,8 @@ issue's goal is met, computed from the numbers the scripts printed.
 - Every cell is parsed from what the scripts print; a number that could not be parsed is shown
   as ``not parsed: <what>`` and its row's "met" says so rather than guessing.
 
-Machine-readable lines: a script may print lines ``ROW <job> <json object>``, ``<job>`` being
-the script's name here (``JOBS``) and the object mapping this runner's keys for that script to
+Machine-readable lines: a script may print lines ``ROW <script> <json object>``, ``<script>``
+being its file name without ``.py`` and the object mapping this runner's keys for it to
 numbers, e.g. ``ROW load_ext {"median_ms": 92.0, "rounds": 7}``; such numbers replace what the
 runner read from the human lines. ``ROW_LINES`` (``--list``) lists the lines wanted from the
 scripts that do not print them yet; the runner works without them.
@@ -214,9 +214,10 @@ def flatten(prefix: str, obj: object, into: Metrics) -> None:
 
 
 def parse_row_json(job: str, text: str) -> Metrics:
-    """The numbers of every ``ROW <job> {...}`` line of this job, by the runner's keys."""
+    """The numbers of every ``ROW <script> {...}`` line of this job's script, by the runner's keys
+    (two jobs may run one script: ``durable_pace`` and ``hot_durable``)."""
     out: Metrics = {}
-    for obj in row_lines(text).get(job, []):
+    for obj in row_lines(text).get(Path(JOBS[job].script.split(":")[-1]).stem, []):
         flatten("", obj, out)
     return out
 

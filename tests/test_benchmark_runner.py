@@ -122,6 +122,9 @@ def test_a_row_line_wins_over_the_human_line(runner: ModuleType) -> None:
     got = runner.parse("load_ext", text)
     assert got == {"median_ms": 90.5, "rounds": 3.0, "rounds_importing_widgets": 0.0}
     assert runner.parse("load_ext", "ROW load_ext {not json}\n") == {}
+    # two jobs run durable_pace.py (3 s pace, no pause): both read its ROW lines
+    hot = runner.parse("hot_durable", 'ROW durable_pace {"pace0.h1000.new.median": 6.1}\n')
+    assert hot == {"pace0.h1000.new.median": 6.1}
 
 
 def test_a_failing_script_is_a_failed_row_not_a_crash(runner: ModuleType, tmp_path: Path) -> None:
