@@ -173,3 +173,35 @@ def test_a_script_that_cannot_drive_the_old_tree_still_gives_the_new_numbers(run
     cells = line.strip("| ").split(" | ")
     assert cells[3].startswith("90.0 ms to idle")
     assert cells[4] == "load_ext (old) failed: exit 1: the old tree has no load_ext"
+
+
+def test_reads_the_interleaved_load_ext_format_and_judges_above_the_floor(runner: ModuleType) -> None:
+    text = """round 1 lash_nb        to idle   95.0 ms, in kernel   40.0 ms, 12 modules imported, heavy: []
+medians over 3 interleaved rounds (a fresh kernel each):
+  floor          to idle   30.0 ms   in kernel    1.0 ms   modules imported 0
+  lash_nb        to idle   95.0 ms   in kernel   40.0 ms   modules imported 12   then the first %lash turn  800.0 ms
+  old            to idle  276.0 ms   in kernel  200.0 ms   modules imported 80   then the first %lash turn  300.0 ms
+"""
+    got = runner.parse("load_ext", text)
+    assert got["median_ms"] == 95.0 and got["floor.median_ms"] == 30.0 and got["old.median_ms"] == 276.0
+    assert got["rounds_importing_widgets"] == 0 and got["modules"] == 12
+    results = runner.Results()
+    results.runs[("load_ext", "new")] = runner.Run("load_ext", "new", [], returncode=0, stdout=text)
+    results.metrics[("load_ext", "new")] = got
+    (line,) = [ln for ln in runner.table(runner.ROWS, results) if ln.startswith("| load_ext |")]
+    cells = line.strip("| ").split(" | ")
+    assert cells[4].startswith("276 ms to idle")
+    assert cells[-1].startswith("met: 65.0 ms above the kernel's own %load_ext < 100 ms: yes")
+
+
+def test_reads_cold_resume_lines(runner: ModuleType) -> None:
+    text = """
+fresh process per sample, 2 interleaved rounds, medians (open = ...)
+  lash_nb new: 10,000-turn session  open 120.0 ms   read 300.0 ms   open+read 420.0 ms (cpu 400.0 ms)   (40,000
+  lash_nb new: branched session  open  60.0 ms   read 100.0 ms   open+read 160.0 ms (cpu 150.0 ms)   (8,000
+  lash_nb old: 10,000-turn session  open 250.0 ms   read 900.0 ms   open+read 1150.0 ms (cpu 1100.0 ms)   (40,000
+  raw floor: duckdb.connect + rows + json.loads  open 40.0 ms   read 360.0 ms   open+read 400.0 ms (cpu 390.0 ms)
+"""
+    got = runner.parse("cold_resume", text)
+    assert got == {"open_ms": 120.0, "decode_ms": 420.0, "history": 10000.0, "branched_open_ms": 60.0,
+                   "old_open_ms": 250.0, "old_decode_ms": 1150.0, "raw_floor_ms": 400.0}
