@@ -821,7 +821,8 @@ def widget_cell(side: str) -> Cell:
         with contextlib.suppress(Missing):
             html = (g("linear.html_n"), g("linear.html_n4"))
             rest = (g("linear.mb_n") - html[0], g("linear.mb_n4") - html[1])
-            out += (f"; rendered prose HTML {html[0]:.3f} -> {html[1]:.3f} MB ({html[1] / html[0]:.1f}x), "
+            grew = f"{html[1] / html[0]:.1f}x" if html[0] else "none at the smaller size"
+            out += (f"; rendered prose HTML {html[0]:.3f} -> {html[1]:.3f} MB ({grew}), "
                     f"the rest {rest[1] / rest[0]:.1f}x")
         return out
     return cell
