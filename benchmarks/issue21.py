@@ -91,7 +91,7 @@ class Newer:
 
 JOBS: dict[str, Job] = {j.name: j for j in (
     Job("durable_pace", "benchmarks/durable_pace.py",
-        ("--histories", "10,1000", "--rounds", "2", "--b2b", "80", "--size-turns", "200"),
+        ("--histories", "10,1000", "--rounds", "3", "--b2b", "80", "--size-turns", "200"),
         ("--histories", "10,1000,10000", "--rounds", "8", "--b2b", "400", "--size-turns", "10000"),
         before="flag", flag="--baseline"),
     Job("hot_durable", "benchmarks/durable_pace.py",
