@@ -396,3 +396,27 @@ def test_a_handle_whose_session_was_rebound_fails_before_its_next_turn_naming_th
             scripted("x", kind="prov-b")).open()).read_view().messages()]
         assert "must not run" not in texts and "still must not run" not in texts
     asyncio.run(body())
+
+
+def test_the_live_replay_keeps_its_count_and_age_bounds_on_every_append():
+    """The bounds are applied as events arrive (the append trims in place): the newest
+    ``max_events`` stay, and an event older than ``max_age_s`` is dropped."""
+    from lash_nb._runtime.replay import LiveReplayStore
+
+    store = LiveReplayStore(max_events=3, max_age_s=120.0)
+    for i in range(5):
+        store.append("s", i, "queue_changed", queue_kind="enqueued", batch_ids=(f"b{i}",))
+        assert len(store._buffers["s"].events) == min(i + 1, 3)  # trimmed by the append itself
+    kept = store.replay_after(store.cursor("s", 0, 0), "s")
+    assert not isinstance(kept, list)  # positions 1 and 2 are gone: a gap, not wrong data
+    assert kept.reason == "trimmed"
+    events = store.replay_after(store.cursor("s", 0, 2), "s")
+    assert isinstance(events, list)
+    assert [e.batch_ids for e in events] == [("b2",), ("b3",), ("b4",)]
+
+    aged = LiveReplayStore(max_events=10, max_age_s=-1.0)  # every event is already too old
+    aged.append("s", 1, "queue_changed", queue_kind="enqueued", batch_ids=("x",))
+    assert len(aged._buffers["s"].events) == 0
+    gap = aged.replay_after(aged.cursor("s", 0, 0), "s")
+    assert not isinstance(gap, list)
+    assert gap.reason == "trimmed"

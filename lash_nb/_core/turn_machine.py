@@ -258,10 +258,10 @@ class TurnMachine:
         return None
 
     def handle_response(self, response: Response) -> None:
-        if isinstance(response, (Cancelled, LeaseLost)):
+        move = _MOVES.get(type(response))  # one look-up by type: the common case
+        if move is None and isinstance(response, (Cancelled, LeaseLost)):
             self._interrupt(lease_lost=isinstance(response, LeaseLost))
             return
-        move = _MOVES.get(type(response))
         if move is None or self.state is not move[0]:
             raise TurnMachineError(
                 f"{type(response).__name__} is not accepted in state {self.state.value}")

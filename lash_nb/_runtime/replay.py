@@ -119,8 +119,13 @@ class LiveReplayStore:
             event = SessionObservationEvent(
                 session_id, revision, self.cursor(session_id, revision, buf.tail), kind, **fields
             )
-            buf.events.append((buf.tail, now, event))
-            self._trim(buf, now)
+            ev = buf.events
+            ev.append((buf.tail, now, event))
+            # ``_trim`` inlined (one append per turn event): the count, then the age bound
+            while len(ev) > self.max_events:
+                ev.popleft()
+            while ev and now - ev[0][1] > self.max_age_s:
+                ev.popleft()
             subscribers = list(buf.subscribers) if buf.subscribers else ()
         for sub in subscribers:
             sub.offer(event)

@@ -234,21 +234,24 @@ class TurnRun:
     async def _drive(self) -> TurnOutcome:
         """Perform the machine's effects until it is done."""
         m = self.machine
+        surface = self.parts.surface
         try:
             while True:
                 effect = m.poll_effect()
-                if effect is None:
-                    raise tm.TurnMachineError(f"the turn machine waits in {m.state.value}")
                 kind = type(effect)
                 if kind is tm.Done:
                     return effect.outcome  # type: ignore[union-attr]
                 if kind in _REQUESTS or isinstance(effect, ExecCell):
-                    waiting = m.state.value  # the machine's phase, for a turn phase probe
-                    self.parts.surface.phase(waiting, True)
-                    response = (await self._exec_cell(effect) if isinstance(effect, ExecCell)
-                                else await self._perform(effect))
-                    self.parts.surface.phase(waiting, False)
+                    if surface.probe is None:  # the common case: nobody times the phases
+                        response = await self._perform(effect)  # type: ignore[arg-type]
+                    else:
+                        waiting = m.state.value  # the machine's phase, for a turn phase probe
+                        surface.phase(waiting, True)
+                        response = await self._perform(effect)  # type: ignore[arg-type]
+                        surface.phase(waiting, False)
                     m.handle_response(response)
+                elif effect is None:
+                    raise tm.TurnMachineError(f"the turn machine waits in {m.state.value}")
                 else:
                     self._record(effect)
         except asyncio.CancelledError:
@@ -277,7 +280,7 @@ class TurnRun:
             assert effect is not None
             self._record(effect)
 
-    async def _perform(self, effect: tm.Effect) -> tm.Response:
+    async def _perform(self, effect: tm.Effect) -> tm.Response | CellDone | CodeUnavailable:
         """Carry out a request effect and answer it."""
         kind = type(effect)
         if kind is tm.LlmCall:
@@ -290,17 +293,20 @@ class TurnRun:
         if kind is tm.Seal:
             self.bridge.open = False
             return tm.Sealed(self.token.seal())
-        assert kind is tm.ProgressCommit
-        return await self._progress()
+        if kind is tm.ProgressCommit:
+            return await self._progress()
+        assert isinstance(effect, ExecCell)
+        return await self._exec_cell(effect)
 
     def _record(self, effect: tm.Effect) -> None:
-        if isinstance(effect, tm.Emit):
-            self.emit_independent(effect.event)
-        elif isinstance(effect, tm.AppendProse):
-            self._append(Message.build(Role.ASSISTANT, [(PartKind.PROSE, effect.text)]))
-        elif isinstance(effect, tm.AppendToolCallMessage):
+        kind = type(effect)  # the common records first, by type (effects are final classes)
+        if kind is tm.Emit:
+            self.emit_independent(effect.event)  # type: ignore[union-attr]
+        elif kind is tm.AppendToolCallMessage:
             assert self._response is not None
             self._append(assistant_message(self._response))
+        elif isinstance(effect, tm.AppendProse):
+            self._append(Message.build(Role.ASSISTANT, [(PartKind.PROSE, effect.text)]))
         elif isinstance(effect, tm.AppendNote):
             self._append(Message.build(Role.SYSTEM, [(PartKind.ERROR, effect.text)]))
         elif isinstance(effect, tm.RecordIssue):
