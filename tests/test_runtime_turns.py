@@ -316,3 +316,33 @@ def test_offline_provider_calls_a_named_tool_and_reports_its_result():
         assert out.result.assistant_message() == "weather returned sunny in Oslo."
         assert s.policy_snapshot().model == "lash-offline"
     run(body())
+
+
+def test_a_turn_records_the_same_commit_hash_as_the_documented_recipe():
+    """The stored ``commit_hash`` (what a re-run of the same turn is compared against) is the
+    SHA-256 of sorted JSON over turn id, outcome and each new message's role and parts (kind,
+    content, tool name). Spelled out here so a faster recipe cannot change a stored hash."""
+    import hashlib
+    import json
+
+    def model(request):
+        if request.messages[-1].tool_results():
+            return "done"
+        return [tool_call("echo_tool", '{"text": "abc"}', "call_1")]
+
+    async def body():
+        s = await core_with(FunctionProvider(model), echo_tool).session("s").open()
+        out = await s.turn("use the tool").run()
+        rows = await s.store.load_turns("s")
+        assert [r.turn_id for r in rows] == [out.result.turn_id]
+        new = list(s.read_view().messages())
+        assert [m.role.value for m in new] == ["user", "assistant", "user", "assistant"]
+        body_ = {
+            "turn_id": out.result.turn_id,
+            "outcome": {"finished": {"assistant_message": {"text": "done"}}},
+            "messages": [[m.role.value, [[p.kind.value, p.content, p.tool_name] for p in m.parts]]
+                         for m in new],
+        }
+        want = hashlib.sha256(json.dumps(body_, sort_keys=True).encode()).hexdigest()
+        assert rows[0].commit_hash == want
+    run(body())

@@ -130,12 +130,11 @@ def last_assistant_text(nodes: list[SessionNode]) -> str:
 
 def commit_hash(turn_id: str, result: TurnResult, nodes: list[SessionNode]) -> str:
     """Stable over regenerated ids and timestamps: turn id, outcome and message contents."""
-    body = {
-        "turn_id": turn_id,
-        "outcome": result.outcome.to_json(),
-        "messages": [
-            [n.message.role.value, [[p.kind.value, p.content, p.tool_name] for p in n.message.parts]]
-            for n in nodes if n.message is not None
-        ],
-    }
+    messages = []
+    for n in nodes:
+        m = n.message  # a property (decodes a lazily read node once): read it once
+        if m is not None:  # ``_value_``: the enum's value without the descriptor call
+            messages.append([m.role._value_,
+                             [[p.kind._value_, p.content, p.tool_name] for p in m.parts]])
+    body = {"turn_id": turn_id, "outcome": result.outcome.to_json(), "messages": messages}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()

@@ -362,7 +362,8 @@ class TurnRun:
             if self.code is not None:  # host tools are functions in the sandbox, not model tools
                 self._tools, self._system = (), self.code.system_prompt(self._system)
         view = st.graph.view()
-        window = self._window(view, "window", st.policy.context_window or st.learned_context_window)
+        tokens = st.policy.context_window or st.learned_context_window
+        window = self._window(view, "window", tokens) if tokens else None  # None: no window known
         messages = view if window is None else view[window.start:]
         request = LlmRequest(
             model=self.model, messages=messages, tools=self._tools,
@@ -371,7 +372,9 @@ class TurnRun:
             turn_id=self.turn_id, protocol_iteration=iteration,
         )
         response = await call_model(self, self.provider, request)
-        if _overflowed(response) and st.policy.on_context_overflow == "window":
+        if type(response) is LlmResponse:  # the common case: a reply (no overflow to handle)
+            pass
+        elif _overflowed(response) and st.policy.on_context_overflow == "window":
             # the provider refused the prompt as too long: it is the largest size known not to
             # fit; a call that sent the whole path is sent once more as a window (ADR 60)
             st.learned_context_window = learn_window(request.messages, self._system)
