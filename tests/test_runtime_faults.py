@@ -679,6 +679,37 @@ def test_a_stop_from_the_event_loop_reaches_a_turn_whose_model_and_tools_never_a
     run(body())
 
 
+def test_a_stop_lands_before_the_next_call_of_a_local_model_that_keeps_the_loop_long(monkeypatch):
+    """The turn lets the loop run before a model call once it has kept the loop
+    ``LOOP_TURN_EVERY_S``; a slow local model (here: the bound is 0, every call counts as
+    slow) gets a loop round before each call, so a Stop pressed during call 10 is the last
+    call made."""
+    from lash_nb._runtime import turn_run
+
+    monkeypatch.setattr(turn_run, "LOOP_TURN_EVERY_S", 0.0)
+    calls = {"n": 0}
+    holder = {}
+
+    def model(request):
+        calls["n"] += 1
+        if calls["n"] == 10:
+            asyncio.get_running_loop().call_soon(holder["token"].cancel, "stop_button")
+        if calls["n"] > 100:
+            return "ran on"
+        return [tool_call("poke")]
+
+    async def body():
+        core = core_with(FunctionProvider(model), poke, max_turns=None)
+        s = await core.session("s").open()
+        builder = s.turn("go")
+        holder["token"] = builder.token
+        out = await builder.run()
+        assert str(out.result.outcome) == "stopped: cancelled"
+        assert calls["n"] == 10
+        await core.close()
+    run(body())
+
+
 def test_a_batch_whose_turn_lost_its_lease_runs_again_with_its_prompt_shown_once(any_store):
     target, opener = any_store
     seen = []

@@ -94,6 +94,10 @@ from .turn_records import (
 )
 from .writer import LeaseKeeper
 
+# a turn whose model and tools never await lets the event loop run (a Stop, widgets, the
+# lease keeper) before a model call once it has kept the loop this long (ADR 0100)
+LOOP_TURN_EVERY_S = 0.005
+
 _REQUESTS = frozenset({tm.ProgressCommit, tm.LlmCall, tm.ToolCalls, tm.Checkpoint, tm.Seal})
 
 
@@ -163,6 +167,7 @@ class TurnRun:
         self.plugin_inputs: Mapping[str, Any] = plugin_inputs or {}
         self._plugin_injections = 0
         self.finish_reasons: dict[str, str] = {}  # call id -> terminal reason (tracing)
+        self._loop_ran_at = 0.0  # perf_counter when this turn last let the event loop run
 
     # ------------------------------------------------------------------ events
     def emit(self, event: ev.TurnEvent, correlation_id: str) -> None:
@@ -197,6 +202,7 @@ class TurnRun:
     async def _execute_locked(self) -> TurnResult:
         w = self.parts.writer
         started_ms, t0 = now_ms(), time.perf_counter()
+        self._loop_ran_at = t0  # the loop ran this task just now
         lease = self.lease or await w.acquire_lease()
         keeper = self._keeper = w.keep_lease(lease, self.token)
         unwatch = await w.watch_remote_cancel(self.turn_id, self.token)
@@ -334,10 +340,12 @@ class TurnRun:
         return tm.ProgressCommitted(cancelled=cancelled)
 
     async def _llm_call(self, iteration: int) -> tm.Response:
-        if iteration:
+        if iteration and time.perf_counter() - self._loop_ran_at >= LOOP_TURN_EVERY_S:
             # a local model and tools that never await would keep the loop (Stop, widgets,
-            # the lease keeper) from running for the whole turn: let it run once per call
+            # the lease keeper) from running for the whole turn: let it run before a call
+            # once the loop has waited LOOP_TURN_EVERY_S (each call, for a slow local model)
             await asyncio.sleep(0)
+            self._loop_ran_at = time.perf_counter()
         if self.token.cancelled:
             raise asyncio.CancelledError
         st = self.parts.state
