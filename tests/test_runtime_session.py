@@ -413,6 +413,10 @@ def test_the_live_replay_keeps_its_count_and_age_bounds_on_every_append():
     events = store.replay_after(store.cursor("s", 0, 2), "s")
     assert isinstance(events, list)
     assert [e.batch_ids for e in events] == [("b2",), ("b3",), ("b4",)]
+    # built on read (nobody subscribed): each carries the cursor of its own position
+    assert [(e.revision, e.cursor) for e in events] == [
+        (i, f"lashnb1:{store.nonce}:{i}:{i + 1}:s") for i in (2, 3, 4)]
+    assert store.replay_after(events[0].cursor, "s") == events[1:]
 
     aged = LiveReplayStore(max_events=10, max_age_s=-1.0)  # every event is already too old
     aged.append("s", 1, "queue_changed", queue_kind="enqueued", batch_ids=("x",))

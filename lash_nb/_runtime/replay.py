@@ -65,9 +65,14 @@ class LiveReplayGap:
     reason: str  # trimmed | unavailable | lagged
 
 
+# a buffered event: built at once when a subscriber waits for it, else kept as its parts
+# (revision, kind, fields) and built when a replay reads it (most are never read)
+_Entry = SessionObservationEvent | tuple[int, str, dict[str, Any]]
+
+
 @dataclass
 class _Buffer:
-    events: collections.deque[tuple[int, float, SessionObservationEvent]]
+    events: collections.deque[tuple[int, float, _Entry]]
     tail: int = 0
     revision: int = 0  # revision of the last appended event
     subscribers: list[_Subscription] = dataclasses.field(default_factory=list)
@@ -108,7 +113,7 @@ class LiveReplayStore:
             buf = self._buffers.get(session_id)
             return self.cursor(session_id, revision, buf.tail if buf else 0)
 
-    def append(self, session_id: str, revision: int, kind: str, **fields: Any) -> SessionObservationEvent:
+    def append(self, session_id: str, revision: int, kind: str, **fields: Any) -> None:
         now = time.monotonic()
         with self._lock:
             buf = self._buffers.get(session_id)
@@ -116,20 +121,32 @@ class LiveReplayStore:
                 buf = self._buffers[session_id] = _Buffer(collections.deque())
             buf.tail += 1
             buf.revision = revision
-            event = SessionObservationEvent(
-                session_id, revision, self.cursor(session_id, revision, buf.tail), kind, **fields
-            )
+            entry: _Entry
+            if buf.subscribers:
+                entry = event = SessionObservationEvent(
+                    session_id, revision, self.cursor(session_id, revision, buf.tail), kind,
+                    **fields)
+            else:  # nobody waits: the event (its cursor string too) is built if replayed
+                entry = (revision, kind, fields)
             ev = buf.events
-            ev.append((buf.tail, now, event))
+            ev.append((buf.tail, now, entry))
             # ``_trim`` inlined (one append per turn event): the count, then the age bound
             while len(ev) > self.max_events:
                 ev.popleft()
             while ev and now - ev[0][1] > self.max_age_s:
                 ev.popleft()
-            subscribers = list(buf.subscribers) if buf.subscribers else ()
+            if not buf.subscribers:
+                return
+            subscribers = list(buf.subscribers)
         for sub in subscribers:
             sub.offer(event)
-        return event
+
+    def _event(self, session_id: str, position: int, entry: _Entry) -> SessionObservationEvent:
+        if isinstance(entry, SessionObservationEvent):
+            return entry
+        revision, kind, fields = entry
+        return SessionObservationEvent(
+            session_id, revision, self.cursor(session_id, revision, position), kind, **fields)
 
     def _trim(self, buf: _Buffer, now: float) -> None:
         ev = buf.events
@@ -161,7 +178,7 @@ class LiveReplayStore:
         first = buf.events[0][0]
         if pos + 1 < first:
             return LiveReplayGap(session_id, cursor, latest, "trimmed")
-        return [e for p, _, e in buf.events if p > pos]
+        return [self._event(session_id, p, e) for p, _, e in buf.events if p > pos]
 
     def subscribe(self, cursor: str, session_id: str) -> _Subscription | LiveReplayGap:
         nonce, _rev, pos = parse_cursor(cursor, session_id)
