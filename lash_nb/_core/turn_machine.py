@@ -288,9 +288,9 @@ class TurnMachine:
             return
         stop = TERMINAL_STOPS.get(r.terminal_reason)
         if r.tool_calls:
-            self._push(AppendToolCallMessage())
+            self._effects.append(AppendToolCallMessage())
             self.state = State.AWAIT_TOOLS
-            self._push(ToolCalls(r.tool_calls))
+            self._effects.append(ToolCalls(r.tool_calls))
         elif stop is not None:
             self._terminal_stop(r, stop)
         elif not r.text and not r.has_reasoning and not self.after_tool_results:
@@ -333,7 +333,7 @@ class TurnMachine:
         else:
             safe = sanitize_assistant_output(text)
             if safe:
-                self._push(AppendProse(safe))
+                self._effects.append(AppendProse(safe))
             self._seal(TurnOutcome.assistant_message(safe))
 
     def _on_sealing(self, r: Sealed) -> None:
@@ -360,26 +360,26 @@ class TurnMachine:
             self._finish(TurnOutcome.stopped(TurnStop.CANCELLED))
 
     # ------------------------------------------------------------------ helpers
-    def _push(self, *effects: Effect) -> None:
+    def _push(self, *effects: Effect) -> None:  # one effect on a hot path: _effects.append
         self._effects.extend(effects)
 
     def _call_model(self) -> None:
         self.state = State.AWAIT_LLM
-        self._push(LlmCall(self.iteration))
+        self._effects.append(LlmCall(self.iteration))
 
     def _checkpoint(self, kind: str, text: str) -> None:
         self.state = State.AWAIT_CHECKPOINT
         self._checkpoint_at = (kind, text)
-        self._push(Checkpoint(kind, text if kind == "before_completion" else ""))
+        self._effects.append(Checkpoint(kind, text if kind == "before_completion" else ""))
 
     def _seal(self, outcome: TurnOutcome) -> None:
         self.state = State.SEALING
         self._pending = outcome
-        self._push(Seal())
+        self._effects.append(Seal())
 
     def _finish(self, outcome: TurnOutcome) -> None:
         self.state = State.DONE
-        self._push(Done(outcome))
+        self._effects.append(Done(outcome))
 
 
 # response type -> (the state that accepts it, its transition)
