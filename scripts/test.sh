@@ -107,10 +107,16 @@ run() {  # run NAME VENV PYTHON LOCK PYTEST_ARGS...
     status=1
     return
   fi
-  env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=30 "${PAR[@]}" "$@" 2>&1 | tee "$log"
+  # a hung test must fail the run, not hold CI forever: the run is stopped after RUN_TIMEOUT_S
+  # (40 min; a whole run takes ~8 min on a quiet 2-core machine, ~21 at load 20-30)
+  timeout --kill-after=60 "${RUN_TIMEOUT_S:-2400}" env -u PYTHONPATH "$venv/bin/python" -m pytest \
+    -q -p no:cacheprovider --durations=30 "${PAR[@]}" "$@" 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   local closing
   closing=$(grep -E '^(=+ )?[0-9]+ (passed|failed|skipped|deselected|errors?)|no tests ran' "$log" | tail -n1)
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    closing="stopped after RUN_TIMEOUT_S=${RUN_TIMEOUT_S:-2400} s: a test hung (the dots above stop where)"
+  fi
   SUMMARY+=("$name ($("$venv/bin/python" --version 2>&1), $((SECONDS - start)) s): ${closing:-no closing line} [exit $rc]")
   [ "$rc" = 0 ] || status=1
   rm -f "$log"
