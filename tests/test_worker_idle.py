@@ -100,14 +100,10 @@ def test_a_session_worker_writes_no_lease_after_its_last_turn_and_exits_when_idl
     path = str(tmp_path / "w.duckdb")
 
     async def body():
-        notebook = LashCore.builder().provider(FunctionProvider(lambda r: "hi")).model("m").store(
-            path).build()
-        s = await notebook.session("s").open()
-        await s.enqueue("overnight job").send()
-        await notebook.close()
-
         core = LashCore.builder().provider(FunctionProvider(lambda r: "done")).model("m").store(
             path).build()
+        async with await core.session("s").open() as s:  # the notebook queued it, then closed
+            await s.enqueue("overnight job").send()
         worker = Worker(core, session_id="s", poll_s=POLL_S, log=lambda m: None)
         counts = {"after_turns": 1, "try_acquire_lease": 0, "list_queued_work": 0,
                   "stopped_by_test": False}
