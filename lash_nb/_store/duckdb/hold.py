@@ -38,6 +38,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import claims as deferred
+
 _LEASE_SQL = "SELECT owner_id, token, fencing, expires_at_ms FROM execution_leases WHERE session_id = ?"
 
 
@@ -72,6 +74,7 @@ class Hold:
         self.carried: dict[str, Head] = {}  # the last hold's heads, checked before use
         self.queue_sizes: dict[str, int] = {}
         self.early_sizes: dict[str, int] = {}
+        self.claims = deferred.DeferredClaims()  # drain claims kept until their commit (claims.py)
         self._pending: list[Callable[[], None]] = []
         self.pending: list[Any] = []  # journal.Delta, in commit order
         self._rows_seen, self._rows = 0, 0  # pending_rows, counted incrementally
@@ -148,13 +151,15 @@ class Hold:
         self.carried.pop(sid, None)
         self.queue_sizes.pop(sid, None)
         self.early_sizes.pop(sid, None)
+        self.claims.forget(sid)
 
     def flush(self, con: Any) -> None:
-        """Write every dirty lease row (before the file is released)."""
-        if not self._dirty:
+        """Write every dirty lease row and unwritten claim (before the file is released)."""
+        if not self._dirty and not self.claims.unwritten:
             return
         con.execute("BEGIN TRANSACTION")
         try:
+            deferred.write_all(con, self)
             for sid in sorted(self._dirty):
                 self.write_lease(con, sid)
             con.execute("COMMIT")
@@ -225,9 +230,11 @@ class Hold:
             ).fetchone()[0])
         return self.early_sizes[sid]
 
-    def bump_queue(self, sid: str, delta: int, *, early: bool = False) -> None:
+    def bump_queue(self, sid: str, delta: int, *, early: bool = False,
+                   early_left: int | None = None) -> None:
         """After COMMIT: ``delta`` rows more (or fewer) queued for ``sid``; ``early``: the
-        added rows have the ``earliest_safe_boundary`` policy or a session command."""
+        added rows have the ``earliest_safe_boundary`` policy or a session command;
+        ``early_left``: how many of the removed rows had (when the caller knows)."""
         def apply() -> None:
             before = self.queue_sizes.get(sid)
             if before is not None:
@@ -235,6 +242,8 @@ class Hold:
             if delta < 0:  # which rows left is not known here: count again when needed
                 if self.queue_sizes.get(sid) == 0:
                     self.early_sizes[sid] = 0
+                elif early_left is not None and sid in self.early_sizes:
+                    self.early_sizes[sid] = max(0, self.early_sizes[sid] - early_left)
                 else:
                     self.early_sizes.pop(sid, None)
             elif sid in self.early_sizes:

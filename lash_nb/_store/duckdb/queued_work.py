@@ -7,8 +7,9 @@ one claim group's worth: a claim group is a prefix) and applies ``select_claim_p
 Python. Nothing eligible: that one read, no transaction (this process holds the file, so
 nothing changes between the read and a write); a checkpoint or command claim with no
 ``earliest_safe_boundary`` row or session command queued (``Hold.early_size``) reads
-nothing at all. A claim or
-a park is one transaction.
+nothing at all. A drain's claim (``IDLE`` boundary) is a mark in this hold, written with
+the session's next commit (``claims.py``, ADR 0084); a checkpoint claim or a park is one
+transaction.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ..._core.queue import (
 )
 from ..._core.records import fresh_id
 from ..base import Lease
+from . import claims as deferred
 from . import rows
 from .commit import finish_batches, now_ms
 from .hold import Hold
@@ -130,14 +132,20 @@ def list_queued(con: Any, hold: Hold, sid: str, include_claimed: bool) -> list[Q
     if hold.queue_size(con, sid) == 0:
         return []
     gen = live_generation(hold, con, sid, now_ms())
-    return rows.decode_listing(((r, _claimed(r, gen)) for r in _session_rows(con, sid)),
-                               include_claimed)
+    marks = hold.claims
+
+    def row(r: Sequence[Any]) -> tuple[Sequence[Any], bool]:
+        u = marks.of_batch(sid, r[0], gen) if sid in marks.unwritten else None
+        return (r, _claimed(r, gen)) if u is None else (deferred.overlay(r, u), True)
+
+    return rows.decode_listing((row(r) for r in _session_rows(con, sid)), include_claimed)
 
 
 _READY_SQL = (
     f"SELECT {rows.BATCH_COLS} FROM queued_work_batches WHERE session_id = $sid "
     "AND available_at_ms <= $t AND failed_at_ms IS NULL "
-    "AND (claim_id IS NULL OR claim_generation IS DISTINCT FROM $gen)"
+    "AND (claim_id IS NULL OR claim_generation IS DISTINCT FROM $gen) "
+    "AND NOT list_contains($marked, batch_id)"
 )
 
 
@@ -162,7 +170,13 @@ def claim(
     if (commands or boundary is ClaimBoundary.ACTIVE_TURN_CHECKPOINT) and \
             hold.early_size(con, sid) == 0:
         return None  # only earliest_safe_boundary work or commands could go, and none is queued
-    params: dict[str, Any] = {"sid": sid, "t": t, "gen": lease.fencing}
+    if deferred.has_stale(hold, sid, lease.fencing):
+        def stale(c: Any) -> QueueClaim | None:
+            deferred.write(c, hold, sid, lease.fencing, strict=False, other=True)
+            return None
+        (in_txn or (lambda job: job(con)))(stale)
+    params: dict[str, Any] = {"sid": sid, "t": t, "gen": lease.fencing,
+                              "marked": hold.claims.live_ids(sid, lease.fencing)}
     if batch_ids is not None:
         sql = _READY_SQL + " AND list_contains($ids, batch_id) ORDER BY enqueue_seq"
         params["ids"] = list(batch_ids)
@@ -183,8 +197,15 @@ def claim(
         return chosen if validate_selected_group(chosen, boundary) else []
 
     first = ready()
-    if not any(attempts_exhausted(b.attempts, max_attempts) for b in first) and not choose(first):
-        return None  # nothing eligible: no transaction
+    spent_first = any(attempts_exhausted(b.attempts, max_attempts) for b in first)
+    if not spent_first:
+        chosen = choose(first)
+        if not chosen:
+            return None  # nothing eligible: no transaction
+        if boundary is ClaimBoundary.IDLE:  # a mark now, rows with the next commit
+            c = _claim_of(chosen, lease, boundary)
+            deferred.remember(hold, c, t)
+            return c
 
     def write(c: Any) -> QueueClaim | None:
         found = first
@@ -196,22 +217,29 @@ def claim(
                 c.execute(PARK_SQL, {"t": t, "id": b.batch_id,
                                      "error": failure_text(b.error, b.attempts)})
             hold.drop_early(sid)
+            deferred.gone_after_commit(hold, sid, [b.batch_id for b in spent])
             found = ready()
         chosen = choose(found)
         if not chosen:
             return None
-        claim_id = f"qwc:{chosen[0].enqueue_seq}:{lease.fencing}:{fresh_id()}"
+        made = _claim_of(chosen, lease, boundary)
         c.execute(
             "UPDATE queued_work_batches SET claim_id = ?, claim_generation = ?, "
             "claimed_at_ms = ?, attempts = attempts + 1 WHERE list_contains(?, batch_id)",
-            [claim_id, lease.fencing, t, [b.batch_id for b in chosen]],
+            [made.claim_id, lease.fencing, t, list(made.batch_ids)],
         )
         # the claim's generation is durable with it (the expiry is written at the release)
         hold.write_lease(c, sid, unless_holder_stored=True)
-        return QueueClaim(claim_id, sid, lease.fencing, boundary,
-                          tuple(dataclasses.replace(b, attempts=b.attempts + 1) for b in chosen))
+        deferred.known_after_commit(hold, sid, made.claim_id, made.batch_ids)
+        return made
 
     return write(con) if in_txn is None else in_txn(write)
+
+
+def _claim_of(chosen: Sequence[QueuedWorkBatch], lease: Lease, boundary: ClaimBoundary) -> QueueClaim:
+    claim_id = f"qwc:{chosen[0].enqueue_seq}:{lease.fencing}:{fresh_id()}"
+    return QueueClaim(claim_id, lease.session_id, lease.fencing, boundary,
+                      tuple(dataclasses.replace(b, attempts=b.attempts + 1) for b in chosen))
 
 
 def cancel(con: Any, hold: Hold, sid: str, batch_id: str) -> QueuedWorkBatch | None:
@@ -220,17 +248,22 @@ def cancel(con: Any, hold: Hold, sid: str, batch_id: str) -> QueuedWorkBatch | N
         f"SELECT {rows.BATCH_COLS} FROM queued_work_batches WHERE batch_id = ? AND session_id = ?",
         [batch_id, sid],
     ))
-    if row is None or _claimed(row, live_generation(hold, con, sid, t)):
+    gen = live_generation(hold, con, sid, t)
+    if row is None or _claimed(row, gen) or hold.claims.of_batch(sid, batch_id, gen) is not None:
         return None
     finish_batches(con, [batch_id], "cancelled", None, t)
     hold.bump_queue(sid, -1)
     return rows.decode_batch(row)
 
 
-def abandon(con: Any, c: QueueClaim, error: str | None = None,
+def abandon(con: Any, hold: Hold, c: QueueClaim, error: str | None = None,
             max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
     """Release ``c`` without completing it: its batches are pending again with ``error`` as
-    their last error, or parked failed once they used up ``max_attempts`` claims."""
+    their last error, or parked failed once they used up ``max_attempts`` claims (an
+    unwritten claim is written first: its attempt counts)."""
+    if any(u.claim_id == c.claim_id for u in hold.claims.unwritten.get(c.session_id, ())):
+        deferred.write(con, hold, c.session_id, c.lease_generation, strict=False)
+    deferred.gone_after_commit(hold, c.session_id, c.batch_ids)
     con.execute(
         "UPDATE queued_work_batches SET claim_id = NULL, claimed_at_ms = NULL, "
         "error = coalesce($error, error, CASE WHEN attempts >= $max THEN $why END), "
@@ -244,6 +277,9 @@ def abandon(con: Any, c: QueueClaim, error: str | None = None,
 
 def sessions_with_ready_work(con: Any, hold: Hold) -> list[str]:
     hold.write_dirty_leases(con)  # the join below reads lease rows from the file
+    t = now_ms()
+    marked = [b for sid in hold.claims.unwritten
+              for b in hold.claims.live_ids(sid, live_generation(hold, con, sid, t))]
     return [r[0] for r in con.execute(
         """
         SELECT b.session_id FROM queued_work_batches b
@@ -251,7 +287,8 @@ def sessions_with_ready_work(con: Any, hold: Hold) -> list[str]:
             AND l.token IS NOT NULL AND l.expires_at_ms > $t
         WHERE b.available_at_ms <= $t AND b.failed_at_ms IS NULL
             AND NOT (b.claim_id IS NOT NULL AND b.claim_generation IS NOT DISTINCT FROM l.fencing)
+            AND NOT list_contains($marked, b.batch_id)
         GROUP BY b.session_id ORDER BY min(b.enqueue_seq)
         """,
-        {"t": now_ms()},
+        {"t": t, "marked": marked},
     ).fetchall()]

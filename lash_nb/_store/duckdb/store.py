@@ -478,7 +478,8 @@ class DuckDBStore:
 
     async def abandon_claim(self, claim: QueueClaim, *, error: str | None = None,
                             max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
-        await self._run(lambda con: queued_work.abandon(con, claim, error, max_attempts))
+        await self._run_held(lambda con, hold: queued_work.abandon(con, hold, claim, error,
+                                                                 max_attempts), fold_first=True)
         self._worker.queue_watch.changed(claim.session_id)  # it may have parked a batch
 
     async def queue_changes(self) -> QueueWatch:

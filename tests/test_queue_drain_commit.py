@@ -1,0 +1,206 @@
+"""A drain costs the commits of a plain turn (issue 21, ADR 0084): its claim is written with
+the turn's first commit, not in a transaction of its own, and that stays exactly-once.
+
+The user's situation: a notebook queues follow-ups and a drain runs them one by one; every
+drain used to pay one more fsync'd transaction than a plain turn (the claim). And the
+operator's: the kernel is killed right after the drain claimed its batch, or another
+process wants the file while the claim is only in memory. Counts, not times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from statement_counter import count_statements
+
+from lash_nb import LashCore
+from lash_nb.providers import FunctionProvider
+from lash_nb.stores import DuckDBStore
+
+
+async def _open(store: Any, model: Any = None, sid: str = "s") -> Any:
+    core = LashCore.builder().provider(FunctionProvider(model or (lambda r: "ok"))).model("m") \
+        .store(store).build()
+    return await core.session(sid).open()
+
+
+async def _statements_of(counting: list[str], coro: Any) -> list[str]:
+    start = len(counting)
+    await coro
+    return counting[start:]
+
+
+def _durable_writes(sql: list[str]) -> int:
+    """Transactions that reach the disk: each BEGIN..COMMIT block, and each write statement
+    run outside one (DuckDB autocommits it)."""
+    n, inside = 0, False
+    for q in sql:
+        if q.startswith("BEGIN"):
+            inside = True
+        elif q == "COMMIT":
+            inside, n = False, n + 1
+        elif not inside and not q.startswith("SELECT"):
+            n += 1
+    return n
+
+
+def test_a_drain_commits_as_often_as_a_plain_turn_at_depth_one_and_a_thousand(tmp_path: Path) -> None:
+    async def body() -> None:
+        store = DuckDBStore(tmp_path / "nb.duckdb", fold_idle_s=None)  # no idle fold inside a count
+        seen: list[str] = []
+        s = await _open(store, lambda r: seen.append(r.messages[-1].text()) or "done")
+        await s.turn("warm").run()
+        counting = count_statements(store)
+        plain = await _statements_of(counting, s.turn("plain").run())
+        await s.enqueue("first").send()
+        shallow = await _statements_of(counting, s.queued_turn().run())
+        await asyncio.gather(*(s.enqueue(f"deep {i}").send() for i in range(1000)))
+        deep = await _statements_of(counting, s.queued_turn().run())
+        assert _durable_writes(plain) == 2  # the progress commit and the final one
+        assert _durable_writes(shallow) == 2  # no transaction of its own for the claim
+        assert deep == shallow  # flat in depth
+        # beyond the plain turn's statements: reading the queue's head, the claim and the
+        # lease row (with the first commit), the history row and the delete (with the last)
+        extra = [q for q in deep if q not in plain and q not in ("BEGIN TRANSACTION", "COMMIT")]
+        expected = [
+            ("SELECT batch_id, session_id, enqueue_seq, source_key, delivery_policy, slot_policy, "
+            "merge_key, available_at_ms, enqueued_at_ms, items, claim_id, claim_generation, "
+            "claimed_at_ms, attempts, error, failed_at_ms FROM queued_work_batches WHERE "
+            "session_id = $sid AND available_at_ms <= $t AND failed_at_ms IS NULL"),
+            "UPDATE queued_work_batches SET claim_id",
+            "INSERT INTO execution_leases VALUES",
+            "INSERT INTO queue_history SELECT",
+            "DELETE FROM queued_work_batches WHERE",
+        ]
+        assert len(extra) == len(expected), extra
+        assert all(q.startswith(e) for q, e in zip(extra, expected, strict=True)), extra
+        assert seen[-2:] == ["first", "deep 0"]
+        history = store.query("SELECT final_state, attempts FROM queue_history ORDER BY enqueue_seq")
+        assert history.values.tolist() == [["completed", 1], ["completed", 1]]
+        assert len(await s.queued_work()) == 999
+        await store.close()
+
+    asyncio.run(body())
+
+
+def test_a_claim_kept_in_memory_is_in_the_file_before_anyone_else_can_read_it(tmp_path: Path) -> None:
+    """Between the claim and the turn's first commit the file may be handed to another
+    process, or a user may query it: the claim is written first, so the batch reads as
+    claimed and nobody else can take it."""
+    async def body() -> None:
+        path = tmp_path / "nb.duckdb"
+        store = DuckDBStore(path)
+        s = await _open(store)
+        batch = await s.enqueue("mine").send()
+        lease = await store.try_acquire_lease("s", "host:1:me")
+        claim = await store.claim_queued_work(lease)
+        assert claim is not None and claim.batch_ids == (batch.batch_id,)
+        [(claim_id, attempts)] = store.query(
+            "SELECT claim_id, attempts FROM queued_work_batches").values.tolist()
+        assert (claim_id, attempts) == (claim.claim_id, 1)
+        await store.release_file()
+        other = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", _OTHER_PROCESS, str(path)], capture_output=True, text=True,
+            timeout=300, env={**os.environ, "PYTHONPATH": _pythonpath()})
+        assert other.returncode == 0, other.stderr[-2000:]
+        assert other.stdout.split() == ["busy", "claimed", "0"]
+        assert (await store.list_queued_work("s", include_claimed=True))[0].claim_id == claim.claim_id
+        await store.close()
+
+    asyncio.run(body())
+
+
+_OTHER_PROCESS = """
+import asyncio, sys
+from lash_nb.stores import DuckDBStore
+
+async def main():
+    store = DuckDBStore(sys.argv[1])
+    got = await store.try_acquire_lease("s", "host:2:other")
+    print("busy" if type(got).__name__ == "LeaseBusy" else "leased")
+    [b] = await store.list_queued_work("s", include_claimed=True)
+    print(b.status)
+    print(len(await store.sessions_with_ready_work()))
+    await store.close()
+
+asyncio.run(main())
+"""
+
+_KILLED_AFTER_THE_CLAIM = """
+import asyncio, os, signal, sys
+from lash_nb import LashCore
+from lash_nb.providers import FunctionProvider
+from lash_nb._store.duckdb import commit as commits
+
+inner = commits.commit
+
+def commit(con, hold, c, in_txn):
+    if c.turn_started is not None:  # claimed, and about to write the turn's first commit
+        os.kill(os.getpid(), signal.SIGKILL)
+    return inner(con, hold, c, in_txn)
+
+commits.commit = commit
+
+def model(request):
+    raise AssertionError("the model is never called in this process")
+
+async def main():
+    core = LashCore.builder().provider(FunctionProvider(model)).model("m").store(sys.argv[1]).build()
+    s = await core.session("s").open()
+    await s.queued_turn().run()
+
+asyncio.run(main())
+"""
+
+
+def _pythonpath() -> str:
+    return os.pathsep.join(p for p in (str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH"))
+                           if p)
+
+
+def test_a_drain_killed_between_its_claim_and_its_first_commit_runs_the_batch_once_after_reopen(
+        tmp_path: Path) -> None:
+    path = str(tmp_path / "nb.duckdb")
+    seen: list[str] = []
+
+    def model(request: Any) -> str:
+        seen.append(request.messages[-1].text())
+        return "answered"
+
+    async def enqueue() -> str:
+        store = DuckDBStore(path)
+        s = await _open(store, model)
+        batch = await s.enqueue("the prompt").send()
+        await store.close()
+        return str(batch.batch_id)
+
+    batch_id = asyncio.run(enqueue())
+    victim = subprocess.run([sys.executable, "-c", _KILLED_AFTER_THE_CLAIM, path],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": _pythonpath()})
+    assert victim.returncode == -signal.SIGKILL, victim.stderr[-2000:]
+
+    async def reopen() -> None:
+        store = DuckDBStore(path)
+        s = await _open(store, model)
+        [pending] = await s.queued_work()
+        # nothing of the killed drain reached the file: no attempt counted, no turn
+        assert (pending.batch_id, pending.status, pending.attempts) == (batch_id, "pending", 0)
+        assert await store.load_turns("s") == []
+        out = await s.queued_turn().run()
+        assert out is not None and out.result.queued_batch_ids == (batch_id,)
+        assert await s.queued_turn().run() is None  # once
+        assert seen == ["the prompt"]
+        assert [t.outcome for t in await store.load_turns("s")] == ["finished"]
+        history = store.query("SELECT batch_id, final_state, attempts FROM queue_history")
+        assert history.values.tolist() == [[batch_id, "completed", 1]]
+        await store.close()
+
+    asyncio.run(reopen())
