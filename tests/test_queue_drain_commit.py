@@ -4,7 +4,8 @@ the turn's first commit, not in a transaction of its own, and that stays exactly
 The user's situation: a notebook queues follow-ups and a drain runs them one by one; every
 drain used to pay one more fsync'd transaction than a plain turn (the claim). And the
 operator's: the kernel is killed right after the drain claimed its batch, or another
-process wants the file while the claim is only in memory. Counts, not times.
+process wants the file while the claim is only in memory. And a script that queues a burst
+with ``gather``: one write, one wake-up of its loop per write. Counts, not times.
 """
 
 from __future__ import annotations
@@ -204,3 +205,55 @@ def test_a_drain_killed_between_its_claim_and_its_first_commit_runs_the_batch_on
         await store.close()
 
     asyncio.run(reopen())
+
+
+# ---------------------------------------------------------------------- enqueue bursts
+def test_a_burst_of_enqueues_wakes_the_waiting_loop_once_per_write_not_once_per_batch(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """A script queues 300 follow-ups with ``gather``: the store thread hands the results back
+    to the loop together (each cross-thread wake-up is a syscall and a GIL hand-off)."""
+    async def body() -> None:
+        store = DuckDBStore(tmp_path / "nb.duckdb")
+        s = await _open(store)
+        loop = asyncio.get_running_loop()
+        woken = []
+        inner = loop.call_soon_threadsafe
+
+        def call_soon_threadsafe(*a: Any, **kw: Any) -> Any:
+            woken.append(a[0])
+            return inner(*a, **kw)
+
+        monkeypatch.setattr(loop, "call_soon_threadsafe", call_soon_threadsafe)
+        got = await asyncio.gather(*(s.enqueue(f"burst {i}").send() for i in range(300)))
+        monkeypatch.undo()
+        assert [b.text for b in got] == [f"burst {i}" for i in range(300)]
+        assert len(woken) < 30, len(woken)  # one per write of the burst (was one per batch)
+        await store.close()
+
+    asyncio.run(body())
+
+
+def test_the_batches_a_burst_returns_are_the_ones_stored_with_or_without_arrow(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """The burst builds its batches from the drafts instead of reading them back: they must
+    equal what a listing (and a fresh process) reads, field by field, on both insert paths."""
+    from lash_nb._store.duckdb import arrow, queued_work
+
+    async def body(path: Path) -> None:
+        store = DuckDBStore(path)
+        s = await _open(store)
+        got = await asyncio.gather(
+            *(s.enqueue(f"burst {i}").send() for i in range(50)),
+            s.enqueue("soon").delivery_policy("earliest_safe_boundary").merge_key("m").send())
+        assert len({b.enqueue_seq for b in got}) == 51
+        listed = await store.list_queued_work("s")
+        assert sorted(got, key=lambda b: b.enqueue_seq) == listed
+        await store.close()
+        again = DuckDBStore(path)
+        assert await again.list_queued_work("s") == listed
+        await again.close()
+
+    arrow.import_arrow()
+    asyncio.run(body(tmp_path / "arrow.duckdb"))
+    monkeypatch.setattr(queued_work, "arrow_ready", lambda: False)
+    asyncio.run(body(tmp_path / "lists.duckdb"))

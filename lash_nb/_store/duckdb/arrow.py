@@ -29,6 +29,11 @@ def import_arrow() -> None:
         _DONE.set()
 
 
+def arrow_ready() -> bool:
+    """pyarrow is imported (a caller that can do without it never waits for the import)."""
+    return _DONE.is_set()
+
+
 def import_arrow_in_background() -> None:
     if not _DONE.is_set():
         threading.Thread(target=import_arrow, name="lash-arrow-import", daemon=True).start()

@@ -25,6 +25,7 @@ from ..._core.queue import (
     QueueClaim,
     QueuedWorkBatch,
     QueuedWorkDraft,
+    QueuedWorkItem,
     attempts_exhausted,
     clip_error,
     failure_text,
@@ -35,6 +36,7 @@ from ..._core.records import fresh_id
 from ..base import Lease
 from . import claims as deferred
 from . import rows
+from .arrow import arrow_ready
 from .commit import finish_batches, now_ms
 from .hold import Hold
 from .leases import check_held, live_generation
@@ -56,8 +58,8 @@ def enqueue(con: Any, hold: Hold, d: QueuedWorkDraft) -> QueuedWorkBatch:
             return rows.decode_batch(row)
     row = rows.first(con.execute(
         _INSERT + f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {rows.BATCH_COLS}",
-        _values(d, now_ms())))
-    _added(hold, d)
+        _values(d, now_ms())[0]))
+    _added(hold, [d])
     return rows.decode_batch(row)
 
 
@@ -79,34 +81,65 @@ def enqueue_many(con: Any, hold: Hold, drafts: Sequence[QueuedWorkDraft]) -> lis
     return out
 
 
+_BURST_NAMES = ("batch_id", "session_id", "source_key", "delivery_policy", "slot_policy",
+                "merge_key", "available_at_ms", "enqueued_at_ms", "items")
+
+
 def _insert_many(con: Any, hold: Hold, drafts: Sequence[QueuedWorkDraft]) -> list[QueuedWorkBatch]:
+    """One INSERT for the burst, through Arrow once pyarrow is imported (binding 9 lists of
+    Python values costs more than the insert); only ids and sequence numbers come back:
+    the batches are built from the drafts, as the memory store builds them."""
     t = now_ms()
-    cols = [list(c) for c in zip(*(_values(d, t) for d in drafts), strict=True)]
-    found = con.execute(
-        _INSERT + "SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[]), "
-        "unnest($4::VARCHAR[]), unnest($5::VARCHAR[]), unnest($6::VARCHAR[]), "
-        "unnest($7::BIGINT[]), unnest($8::BIGINT[]), unnest($9::VARCHAR[])::JSON "
-        f"RETURNING {rows.BATCH_COLS}", cols).fetchall()
-    by_id = {r[0]: r for r in found}
-    for d in drafts:
-        _added(hold, d)
-    return [rows.decode_batch(by_id[bid]) for bid in cols[0]]
+    built = [_values(d, t) for d in drafts]
+    cols = [list(c) for c in zip(*(v for v, _ in built), strict=True)]
+    if arrow_ready():
+        import pyarrow as pa
+
+        kinds = [pa.string()] * 6 + [pa.int64()] * 2 + [pa.string()]
+        con.register("lash_burst", pa.table([pa.array(c, type=k) for c, k in zip(cols, kinds, strict=True)],
+                                            names=list(_BURST_NAMES)))
+        try:
+            found = con.execute(
+                _INSERT + f"SELECT {', '.join(_BURST_NAMES[:-1])}, items::JSON FROM lash_burst "
+                "RETURNING batch_id, enqueue_seq").fetchall()
+        finally:
+            con.unregister("lash_burst")
+    else:
+        found = con.execute(
+            _INSERT + "SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[]), "
+            "unnest($4::VARCHAR[]), unnest($5::VARCHAR[]), unnest($6::VARCHAR[]), "
+            "unnest($7::BIGINT[]), unnest($8::BIGINT[]), unnest($9::VARCHAR[])::JSON "
+            "RETURNING batch_id, enqueue_seq", cols).fetchall()
+    seq = dict(found)
+    _added(hold, drafts)
+    return [QueuedWorkBatch(
+        batch_id=v[0], session_id=d.session_id, enqueue_seq=int(seq[v[0]]), source_key=d.source_key,
+        delivery_policy=d.delivery_policy, slot_policy=d.slot_policy, merge_key=d.merge_key,
+        available_at_ms=d.available_at_ms, enqueued_at_ms=t,
+        items=tuple(QueuedWorkItem(i["item_id"], i["kind"], i["payload"]) for i in items),
+    ) for d, (v, items) in zip(drafts, built, strict=True)]
 
 
-def _values(d: QueuedWorkDraft, t: int) -> list[Any]:
+def _values(d: QueuedWorkDraft, t: int) -> tuple[list[Any], list[dict[str, Any]]]:
+    """The row's values, and its items as written."""
     batch_id = fresh_id("qwb:")
     items = [
         {"item_id": f"{batch_id}:item:{i}", "kind": kind, "payload": dict(payload)}
         for i, (kind, payload) in enumerate(d.items)
     ]
     return [batch_id, d.session_id, d.source_key, d.delivery_policy.value, d.slot_policy.value,
-            d.merge_key, d.available_at_ms, t, rows.dumps(items)]
+            d.merge_key, d.available_at_ms, t, rows.dumps(items)], items
 
 
-def _added(hold: Hold, d: QueuedWorkDraft) -> None:
-    early = d.delivery_policy is DeliveryPolicy.EARLIEST_SAFE_BOUNDARY or any(
-        kind == "session_command" for kind, _ in d.items)
-    hold.bump_queue(d.session_id, +1, early=early)
+def _added(hold: Hold, drafts: Sequence[QueuedWorkDraft]) -> None:
+    """After COMMIT: the sessions' queue sizes grow by the drafts (one update per session)."""
+    grown: dict[tuple[str, bool], int] = {}
+    for d in drafts:
+        early = d.delivery_policy is DeliveryPolicy.EARLIEST_SAFE_BOUNDARY or any(
+            kind == "session_command" for kind, _ in d.items)
+        grown[(d.session_id, early)] = grown.get((d.session_id, early), 0) + 1
+    for (sid, early), n in grown.items():
+        hold.bump_queue(sid, +n, early=early)
 
 
 def _session_rows(con: Any, sid: str) -> list[tuple[Any, ...]]:
