@@ -8,7 +8,8 @@ history), medians of interleaved rounds:
   checkpoints, so the queue should cost nothing);
 - **drain overhead**: ``queued_turn().run()`` of one exclusive batch minus a plain turn, with
   1 / 100 / 1,000 batches queued behind it;
-- **enqueue**: one at a time (``await`` each) and a burst (``asyncio.gather`` of 1,000);
+- **enqueue**: one at a time (``await`` each) and a burst (``asyncio.gather`` of 1,000), the
+  burst also as CPU time of the process (less load-dependent than its rate);
 - **await_queued_work_batch**: a drain in the same process at a random delay (10-200 ms) of a
   turn whose model takes 30 ms; how long after ``queued_turn().run()`` returned the wait
   returned (negative: woken by the commit before the drain's own bookkeeping ended, or at the
@@ -87,9 +88,12 @@ async def one_round(make_store, results: defaultdict[str, list[float]], rnd: int
         await s.enqueue(f"one {i}").send()
     results["enqueue one at a time (batches/s)"].append(n / (time.perf_counter() - t))
     s = await fresh("burst")
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(s.enqueue(f"burst {i}").send() for i in range(1000)))
     results["enqueue burst of 1,000 (batches/s)"].append(1000 / (time.perf_counter() - t))
+    # CPU of every thread of this process: moves less with the machine's load than the rate
+    results["enqueue burst of 1,000: CPU ms, all threads"].append(
+        (time.process_time() - cpu) * 1000)
     # the awaited drains call a model that takes 30 ms: a wait that returns at the claim is
     # then seen returning before the commit
     async def slow(r):

@@ -257,3 +257,52 @@ def test_the_batches_a_burst_returns_are_the_ones_stored_with_or_without_arrow(
     asyncio.run(body(tmp_path / "arrow.duckdb"))
     monkeypatch.setattr(queued_work, "arrow_ready", lambda: False)
     asyncio.run(body(tmp_path / "lists.duckdb"))
+
+
+# ---------------------------------------------------------------------- PostgreSQL
+def test_postgres_a_drain_costs_a_plain_turn_plus_its_claim_flat_in_depth(
+        pg_dsn: str, monkeypatch: Any) -> None:
+    """On PostgreSQL other processes share the database, so the claim stays a transaction of
+    its own; everything else of a drain is a plain turn's (the lease is taken once, not
+    again when no session command ran)."""
+    import psycopg
+
+    from lash_nb.stores import PostgresStore
+
+    sent: list[str] = []
+    execute, transaction = psycopg.AsyncConnection.execute, psycopg.AsyncConnection.transaction
+
+    async def counted_execute(self: Any, query: Any, *a: Any, **kw: Any) -> Any:
+        sent.append(" ".join(str(query).split()))
+        return await execute(self, query, *a, **kw)
+
+    def counted_transaction(self: Any, *a: Any, **kw: Any) -> Any:
+        sent.append("BEGIN")
+        return transaction(self, *a, **kw)
+
+    async def body() -> None:
+        store = PostgresStore(pg_dsn)
+        try:
+            s = await _open(store)
+            await s.turn("warm").run()
+            monkeypatch.setattr(psycopg.AsyncConnection, "execute", counted_execute)
+            monkeypatch.setattr(psycopg.AsyncConnection, "transaction", counted_transaction)
+            plain = await _statements_of(sent, s.turn("plain").run())
+            await s.enqueue("first").send()
+            shallow = await _statements_of(sent, s.queued_turn().run())
+            monkeypatch.undo()
+            await asyncio.gather(*(s.enqueue(f"deep {i}").send() for i in range(1000)))
+            monkeypatch.setattr(psycopg.AsyncConnection, "execute", counted_execute)
+            monkeypatch.setattr(psycopg.AsyncConnection, "transaction", counted_transaction)
+            deep = await _statements_of(sent, s.queued_turn().run())
+            monkeypatch.undo()
+            assert deep == shallow  # flat in depth
+            begins = [q for q in deep if q == "BEGIN"]
+            assert len(begins) == sum(q == "BEGIN" for q in plain) + 1  # + the claim
+            leases = [q for q in deep if q.startswith("UPDATE execution_leases SET owner_id = %s")]
+            assert len(leases) == 1  # taken once
+            assert len(await s.queued_work()) == 999
+        finally:
+            await store.close()
+
+    asyncio.run(body())
