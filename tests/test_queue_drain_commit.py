@@ -90,6 +90,31 @@ def test_a_drain_commits_as_often_as_a_plain_turn_at_depth_one_and_a_thousand(tm
     asyncio.run(body())
 
 
+def test_a_drain_decodes_only_the_batch_it_runs_with_a_thousand_queued_behind_it(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    from lash_nb._store.duckdb import rows
+
+    async def body() -> None:
+        store = DuckDBStore(tmp_path / "nb.duckdb")
+        s = await _open(store)
+        await asyncio.gather(*(s.enqueue(f"q {i}").send() for i in range(1000)))
+        decoded: list[str] = []
+        inner = rows.decode_batch
+
+        def decode_batch(r: Any) -> Any:
+            decoded.append(r[0])
+            return inner(r)
+
+        monkeypatch.setattr(rows, "decode_batch", decode_batch)
+        out = await s.queued_turn().run()
+        monkeypatch.undo()
+        assert out is not None and len(decoded) == 1  # was 64: the claim's read, all decoded
+        assert decoded == list(out.result.queued_batch_ids)
+        await store.close()
+
+    asyncio.run(body())
+
+
 def test_a_claim_kept_in_memory_is_in_the_file_before_anyone_else_can_read_it(tmp_path: Path) -> None:
     """Between the claim and the turn's first commit the file may be handed to another
     process, or a user may query it: the claim is written first, so the batch reads as

@@ -26,6 +26,7 @@ from ..._core.queue import (
     QueuedWorkBatch,
     QueuedWorkDraft,
     QueuedWorkItem,
+    SlotPolicy,
     attempts_exhausted,
     clip_error,
     failure_text,
@@ -218,7 +219,11 @@ def claim(
         params["n"] = 1 if commands else max(1, max_batches)
 
     def ready() -> list[QueuedWorkBatch]:
-        return [rows.decode_batch(r) for r in con.execute(sql, params).fetchall()]
+        found = con.execute(sql, params).fetchall()
+        if batch_ids is None and found and found[0][5] == SlotPolicy.EXCLUSIVE.value and not any(
+                attempts_exhausted(int(r[13] or 0), max_attempts) for r in found):
+            found = found[:1]  # an exclusive head goes alone: the rows behind it stay undecoded
+        return [rows.decode_batch(r) for r in found]
 
     def choose(found: list[QueuedWorkBatch]) -> list[QueuedWorkBatch]:
         if batch_ids is None:
