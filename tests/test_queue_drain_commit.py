@@ -143,6 +143,42 @@ def test_a_claim_kept_in_memory_is_in_the_file_before_anyone_else_can_read_it(tm
     asyncio.run(body())
 
 
+def test_a_claim_a_failed_release_could_not_write_is_written_by_the_next_commit(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """The release that should write the claim fails (disk full, say): the claim and its
+    lease ride into the next hold of this process and the turn's first commit writes them."""
+    from lash_nb._store.base import RuntimeCommit, TurnStart
+    from lash_nb._store.duckdb import claims
+    from lash_nb.testing._conformance_kit import draft, turn_record
+
+    async def body() -> None:
+        store = DuckDBStore(tmp_path / "nb.duckdb")
+        await store.enqueue(draft("s", "mine"))
+        lease = await store.try_acquire_lease("s", "host:1:me")
+        claim = await store.claim_queued_work(lease)
+        assert claim is not None
+        failed: list[int] = []
+
+        def write_all(con: Any, hold: Any) -> None:
+            failed.append(1)
+            raise OSError("no space left on device")
+
+        monkeypatch.setattr(claims, "write_all", write_all)
+        await store.release_file()
+        monkeypatch.undo()
+        assert failed == [1] and not store.holding_file
+        await store.commit(RuntimeCommit("s", lease, turn_started=TurnStart("t1", 1)))
+        [(claim_id, attempts)] = store.query(
+            "SELECT claim_id, attempts FROM queued_work_batches").values.tolist()
+        assert (claim_id, attempts) == (claim.claim_id, 1)
+        await store.commit(RuntimeCommit("s", lease, turn=turn_record("t1"),
+                                         completed_claims=(claim,), release_lease=True))
+        assert await store.list_queued_work("s", include_claimed=True) == []
+        await store.close()
+
+    asyncio.run(body())
+
+
 _OTHER_PROCESS = """
 import asyncio, sys
 from lash_nb.stores import DuckDBStore
