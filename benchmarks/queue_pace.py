@@ -73,15 +73,19 @@ async def one_round(make_store, results: defaultdict[str, list[float]], rnd: int
     for depth in (1, 100, 1000):
         s = await fresh(f"drain{depth}")
         await _fill(s, depth)
-        overheads = []
+        overheads, cpu = [], []
         for i in range(12):  # a plain turn and a drain in pairs: load swings hit both alike
+            c = time.process_time()
             plain = (await _turns(s, 1))[0]
+            plain_cpu = time.process_time() - c
             await _fill(s, depth)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             await s.queued_turn().run()
             drain = (time.perf_counter() - t) * 1000
             overheads.append(drain - plain)
+            cpu.append((time.process_time() - c - plain_cpu) * 1000)
         results[f"drain overhead, depth {depth:>5}"].append(_med(overheads))
+        results[f"drain overhead, depth {depth:>5}: CPU ms"].append(_med(cpu))
     s = await fresh("one")
     n = 200
     t = time.perf_counter()

@@ -1,5 +1,6 @@
-"""A drain costs the commits of a plain turn (issue 21, ADR 0084): its claim is written with
-the turn's first commit, not in a transaction of its own, and that stays exactly-once.
+"""A drain costs the commits of a plain turn (issue 21, ADR 0084; the statement count is in
+``test_queue_pace.py``): its claim is written with the turn's first commit, not in a
+transaction of its own, and that stays exactly-once.
 
 The user's situation: a notebook queues follow-ups and a drain runs them one by one; every
 drain used to pay one more fsync'd transaction than a plain turn (the claim). And the
@@ -18,76 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from statement_counter import count_statements
+from test_queue_pace import _open, _statements_of
 
-from lash_nb import LashCore
-from lash_nb.providers import FunctionProvider
 from lash_nb.stores import DuckDBStore
-
-
-async def _open(store: Any, model: Any = None, sid: str = "s") -> Any:
-    core = LashCore.builder().provider(FunctionProvider(model or (lambda r: "ok"))).model("m") \
-        .store(store).build()
-    return await core.session(sid).open()
-
-
-async def _statements_of(counting: list[str], coro: Any) -> list[str]:
-    start = len(counting)
-    await coro
-    return counting[start:]
-
-
-def _durable_writes(sql: list[str]) -> int:
-    """Transactions that reach the disk: each BEGIN..COMMIT block, and each write statement
-    run outside one (DuckDB autocommits it)."""
-    n, inside = 0, False
-    for q in sql:
-        if q.startswith("BEGIN"):
-            inside = True
-        elif q == "COMMIT":
-            inside, n = False, n + 1
-        elif not inside and not q.startswith("SELECT"):
-            n += 1
-    return n
-
-
-def test_a_drain_commits_as_often_as_a_plain_turn_at_depth_one_and_a_thousand(tmp_path: Path) -> None:
-    async def body() -> None:
-        store = DuckDBStore(tmp_path / "nb.duckdb", fold_idle_s=None)  # no idle fold inside a count
-        seen: list[str] = []
-        s = await _open(store, lambda r: seen.append(r.messages[-1].text()) or "done")
-        await s.turn("warm").run()
-        counting = count_statements(store)
-        plain = await _statements_of(counting, s.turn("plain").run())
-        await s.enqueue("first").send()
-        shallow = await _statements_of(counting, s.queued_turn().run())
-        await asyncio.gather(*(s.enqueue(f"deep {i}").send() for i in range(1000)))
-        deep = await _statements_of(counting, s.queued_turn().run())
-        assert _durable_writes(plain) == 2  # the progress commit and the final one
-        assert _durable_writes(shallow) == 2  # no transaction of its own for the claim
-        assert deep == shallow  # flat in depth
-        # beyond the plain turn's statements: reading the queue's head, the claim and the
-        # lease row (with the first commit), the history row and the delete (with the last)
-        extra = [q for q in deep if q not in plain and q not in ("BEGIN TRANSACTION", "COMMIT")]
-        expected = [
-            ("SELECT batch_id, session_id, enqueue_seq, source_key, delivery_policy, slot_policy, "
-            "merge_key, available_at_ms, enqueued_at_ms, items, claim_id, claim_generation, "
-            "claimed_at_ms, attempts, error, failed_at_ms FROM queued_work_batches WHERE "
-            "session_id = $sid AND available_at_ms <= $t AND failed_at_ms IS NULL"),
-            "UPDATE queued_work_batches SET claim_id",
-            "INSERT INTO execution_leases VALUES",
-            "INSERT INTO queue_history SELECT",
-            "DELETE FROM queued_work_batches WHERE",
-        ]
-        assert len(extra) == len(expected), extra
-        assert all(q.startswith(e) for q, e in zip(extra, expected, strict=True)), extra
-        assert seen[-2:] == ["first", "deep 0"]
-        history = store.query("SELECT final_state, attempts FROM queue_history ORDER BY enqueue_seq")
-        assert history.values.tolist() == [["completed", 1], ["completed", 1]]
-        assert len(await s.queued_work()) == 999
-        await store.close()
-
-    asyncio.run(body())
 
 
 def test_a_drain_decodes_only_the_batch_it_runs_with_a_thousand_queued_behind_it(
