@@ -74,7 +74,7 @@ async def one_round(make_store, results: defaultdict[str, list[float]], rnd: int
         s = await fresh(f"drain{depth}")
         await _fill(s, depth)
         overheads, cpu = [], []
-        for i in range(12):  # a plain turn and a drain in pairs: load swings hit both alike
+        for _ in range(12):  # a plain turn and a drain in pairs: load swings hit both alike
             c = time.process_time()
             plain = (await _turns(s, 1))[0]
             plain_cpu = time.process_time() - c
