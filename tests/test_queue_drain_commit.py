@@ -301,3 +301,76 @@ def test_postgres_a_drain_costs_a_plain_turn_plus_its_claim_flat_in_depth(
             await store.close()
 
     asyncio.run(body())
+
+
+_KILLED_IN_THE_MODEL_CALL = """
+import asyncio, sys, time
+from lash_nb import LashCore
+from lash_nb.providers import FunctionProvider
+
+async def model(request):
+    with open(sys.argv[2], "w") as f:  # the claim is written by now, with the progress commit
+        f.write("in the model call")
+    await asyncio.sleep(3600)
+
+async def main():
+    core = LashCore.builder().provider(FunctionProvider(model)).model("m").store(sys.argv[1]).build()
+    s = await core.session("s").open()
+    await s.queued_turn().run()
+
+asyncio.run(main())
+"""
+
+
+def test_a_drain_killed_in_its_model_call_leaves_a_claim_the_next_lease_does_not_mistake_for_its_own(
+        tmp_path: Path) -> None:
+    """The claim reached the file with the progress commit, the lease row did not (it is
+    written at the release, which never came): the next process's lease must not take the
+    dead claim's generation, or the batch would look claimed by the new holder and never run."""
+    from browser_harness import wait_until
+
+    path, flag = str(tmp_path / "nb.duckdb"), tmp_path / "in-model-call"
+    seen: list[str] = []
+
+    def model(request: Any) -> str:
+        seen.append(request.messages[-1].text())
+        return "answered"
+
+    async def enqueue() -> str:
+        store = DuckDBStore(path)
+        s = await _open(store, model)
+        batch = await s.enqueue("the prompt").send()
+        await store.close()
+        return str(batch.batch_id)
+
+    batch_id = asyncio.run(enqueue())
+    victim = subprocess.Popen([sys.executable, "-c", _KILLED_IN_THE_MODEL_CALL, path, str(flag)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "PYTHONPATH": _pythonpath()})
+    try:
+        wait_until(lambda: flag.exists() or victim.poll() is not None, timeout=120,
+                   what="the drain to reach its model call")
+        assert victim.poll() is None
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(30)
+
+    async def reopen() -> None:
+        store = DuckDBStore(path)
+        # a worker's first move on the session: its lease, then a claim (no turn between)
+        lease = await store.try_acquire_lease("s", "host:1:worker")
+        [stale] = await store.list_queued_work("s")  # the dead claim does not hold it
+        assert (stale.batch_id, stale.status, stale.attempts) == (batch_id, "pending", 1)
+        claim = await store.claim_queued_work(lease)
+        assert claim is not None and claim.batch_ids == (batch_id,)
+        await store.abandon_claim(claim)
+        await store.release_lease(lease)
+        s = await _open(store, model)
+        out = await s.queued_turn().run()
+        assert out is not None and out.result.queued_batch_ids == (batch_id,)
+        assert seen == ["the prompt"]
+        history = store.query("SELECT final_state, attempts FROM queue_history")
+        assert history.values.tolist() == [["completed", 3]]  # killed, given back, completed
+        await store.close()
+
+    asyncio.run(reopen())

@@ -91,8 +91,8 @@ def test_a_drain_costs_the_same_statements_at_depth_one_and_a_thousand(tmp_path:
         assert _durable_writes(plain) == 2  # the progress commit and the final one
         assert _durable_writes(shallow) == 2  # no transaction of its own for the claim
         assert deep == shallow  # flat in depth
-        # beyond the plain turn's statements: reading the queue's head, the claim and the
-        # lease row (with the first commit), the history row and the delete (with the last)
+        # beyond the plain turn's statements: reading the queue's head, the claim (with the
+        # first commit), the history row and the delete (with the last)
         extra = [q for q in deep if q not in plain and q not in ("BEGIN TRANSACTION", "COMMIT")]
         expected = [
             ("SELECT batch_id, session_id, enqueue_seq, source_key, delivery_policy, slot_policy, "
@@ -100,7 +100,6 @@ def test_a_drain_costs_the_same_statements_at_depth_one_and_a_thousand(tmp_path:
             "claimed_at_ms, attempts, error, failed_at_ms FROM queued_work_batches WHERE "
             "session_id = $sid AND available_at_ms <= $t AND failed_at_ms IS NULL"),
             "UPDATE queued_work_batches SET claim_id",
-            "INSERT INTO execution_leases VALUES",
             "INSERT INTO queue_history SELECT",
             "DELETE FROM queued_work_batches WHERE",
         ]

@@ -4,13 +4,17 @@ Theory of operation
 - While this process holds the DuckDB file nobody else can read or write it, and a claim
   is only made under the session's live lease, so a claim is exclusive as soon as this hold
   remembers it. An ``IDLE`` claim (a drain's turn work, a session command) is therefore kept
-  *unwritten*: its rows (claim id, lease generation, ``claimed_at_ms``, ``attempts + 1``,
-  and the lease row naming that generation) are written inside the next transaction of its
-  session under that lease (for a drain, the turn's progress commit, before any model
-  call; for a command, the commit that completes it), or at the latest by ``Hold.flush``
-  (a release or hand-over, a user query, a vacuum). A drain then costs the commits of a
-  plain turn. A process killed before that commit leaves the batch as it was: pending,
-  no attempt counted, nothing of its turn written.
+  *unwritten*: its rows (claim id, lease generation, ``claimed_at_ms``, ``attempts + 1``)
+  are written inside the next transaction of its session under that lease (for a drain,
+  the turn's progress commit, before any model call; for a command, the commit that
+  completes it), or at the latest by ``Hold.flush`` (a release or hand-over, a user query,
+  a vacuum). A drain then costs the commits of a plain turn. A process killed before that
+  commit leaves the batch as it was: pending, no attempt counted, nothing of its turn
+  written.
+- The lease row is not written with the claim (it is written at the release, as for any
+  turn). A new hold loads a session's lease with its fencing raised past every claim
+  generation in the file (``hold.py``), so the lease taken after a crash never reuses the
+  generation of a claim left behind: that claim reads as stale, and its batch as pending.
 - Checkpoint claims (input joining a running turn) are written at once: the model sees
   that input before the turn's next commit, so its attempt must already count.
 - Readers of this hold see unwritten claims as written: listings show them claimed, claim
@@ -138,7 +142,6 @@ def write(con: Any, hold: Hold, sid: str, generation: int | None = None,
             raise ClaimSuperseded(
                 f"queued batches {list(u.batch_ids)!r} changed before claim {u.claim_id!r} was "
                 "written; the drain gives them back: run it again")
-    hold.write_lease(con, sid, unless_holder_stored=True)
 
     def written() -> None:
         left = [u for u in hold.claims.unwritten.get(sid, []) if u not in claims]

@@ -40,7 +40,14 @@ from typing import Any
 
 from . import claims as deferred
 
-_LEASE_SQL = "SELECT owner_id, token, fencing, expires_at_ms FROM execution_leases WHERE session_id = ?"
+# the lease row, its fencing raised to the highest claim generation of the session's queued
+# rows: a drain's claim is written without its lease row (claims.py), so after a crash the
+# next lease must still pass every claim generation, or an old claim would look live
+_LEASE_SQL = (
+    "SELECT l.owner_id, l.token, l.fencing, l.expires_at_ms, q.g FROM (SELECT "
+    "max(claim_generation) AS g FROM queued_work_batches WHERE session_id = $sid) q "
+    "LEFT JOIN execution_leases l ON l.session_id = $sid"
+)
 
 
 @dataclasses.dataclass
@@ -83,10 +90,12 @@ class Hold:
     # ------------------------------------------------------------------ leases
     def lease(self, con: Any, sid: str) -> LeaseRow | None:
         if sid not in self._leases:
-            row = con.execute(_LEASE_SQL, [sid]).fetchone()
-            self._leases[sid] = LeaseRow(row[0], row[1], int(row[2]), int(row[3])) if row else None
-            if row:
-                self._in_file[sid] = (row[0], row[1], int(row[2]))
+            owner, token, fencing, expires, claimed = con.execute(_LEASE_SQL, {"sid": sid}).fetchone()
+            if fencing is not None:
+                self._in_file[sid] = (owner, token, int(fencing))
+            top = max((int(g) for g in (fencing, claimed) if g is not None), default=None)
+            self._leases[sid] = None if top is None else LeaseRow(
+                owner, token, top, int(expires or 0))
         return self._leases[sid]
 
     def set_lease(self, sid: str, row: LeaseRow) -> None:
