@@ -161,9 +161,8 @@ def _pythonpath() -> str:
                            if p)
 
 
-def test_a_drain_killed_between_its_claim_and_its_first_commit_runs_the_batch_once_after_reopen(
-        tmp_path: Path) -> None:
-    path = str(tmp_path / "nb.duckdb")
+def _one_batch_queued(path: str) -> tuple[list[str], Any, str]:
+    """A file with one batch queued; a model that records the prompts it is shown."""
     seen: list[str] = []
 
     def model(request: Any) -> str:
@@ -177,7 +176,13 @@ def test_a_drain_killed_between_its_claim_and_its_first_commit_runs_the_batch_on
         await store.close()
         return str(batch.batch_id)
 
-    batch_id = asyncio.run(enqueue())
+    return seen, model, asyncio.run(enqueue())
+
+
+def test_a_drain_killed_between_its_claim_and_its_first_commit_runs_the_batch_once_after_reopen(
+        tmp_path: Path) -> None:
+    path = str(tmp_path / "nb.duckdb")
+    seen, model, batch_id = _one_batch_queued(path)
     victim = subprocess.run([sys.executable, "-c", _KILLED_AFTER_THE_CLAIM, path],
                             capture_output=True, text=True, timeout=300,
                             env={**os.environ, "PYTHONPATH": _pythonpath()})
@@ -330,20 +335,7 @@ def test_a_drain_killed_in_its_model_call_leaves_a_claim_the_next_lease_does_not
     from browser_harness import wait_until
 
     path, flag = str(tmp_path / "nb.duckdb"), tmp_path / "in-model-call"
-    seen: list[str] = []
-
-    def model(request: Any) -> str:
-        seen.append(request.messages[-1].text())
-        return "answered"
-
-    async def enqueue() -> str:
-        store = DuckDBStore(path)
-        s = await _open(store, model)
-        batch = await s.enqueue("the prompt").send()
-        await store.close()
-        return str(batch.batch_id)
-
-    batch_id = asyncio.run(enqueue())
+    seen, model, batch_id = _one_batch_queued(path)
     victim = subprocess.Popen([sys.executable, "-c", _KILLED_IN_THE_MODEL_CALL, path, str(flag)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, "PYTHONPATH": _pythonpath()})
