@@ -23,6 +23,13 @@ Theory of operation
   - **pending** commit deltas: logged in ``commit_log`` but not yet folded into the typed
     tables (``journal.py``). The heads of their sessions are then ahead of those tables, so
     they are never dropped while deltas are pending.
+- **Answers from memory on the caller's thread**: a claim that memory alone shows has
+  nothing to take (the session's lease held by the caller, its queue or its early size
+  known to be zero) is answered by :meth:`Hold.nothing_to_claim` on the event loop's thread,
+  without a trip to the store thread (a turn makes two such claims). It only reads: each
+  dict read is atomic, and a count is only ever lowered to zero after the COMMIT that emptied
+  it, so the answer was true at the moment it was read (a hold read just before a release
+  was authoritative until that release).
 - Updates that depend on a transaction are registered with :meth:`after_commit` and applied
   only once COMMIT succeeded; a failed job drops the derived caches (they reload lazily),
   never the leases.
@@ -37,6 +44,8 @@ import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
+
+from ..base import Lease, lease_is_held
 
 _LEASE_SQL = "SELECT owner_id, token, fencing, expires_at_ms FROM execution_leases WHERE session_id = ?"
 
@@ -224,6 +233,19 @@ class Hold:
                 "list_contains(json_extract_string(items, '$[*].kind'), 'session_command'))", [sid]
             ).fetchone()[0])
         return self.early_sizes[sid]
+
+    def nothing_to_claim(self, lease: Lease, *, early_only: bool) -> bool:
+        """True when memory alone shows that a claim by ``lease`` would return nothing: the
+        lease is held and its session's queue is empty (or, ``early_only``: a checkpoint or
+        command claim, no row it could take). False means "ask the store thread". Called from
+        the event loop's thread: reads only (see the module docstring)."""
+        sid = lease.session_id
+        row = self._leases.get(sid)
+        if row is None or not lease_is_held(lease, row.token, row.fencing):
+            return False  # not loaded, or lost: the store thread loads it or raises
+        if self.queue_sizes.get(sid) == 0:
+            return True
+        return early_only and self.early_sizes.get(sid) == 0
 
     def bump_queue(self, sid: str, delta: int, *, early: bool = False) -> None:
         """After COMMIT: ``delta`` rows more (or fewer) queued for ``sid``; ``early``: the

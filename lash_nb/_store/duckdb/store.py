@@ -457,6 +457,11 @@ class DuckDBStore:
         commands: bool = False,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> QueueClaim | None:
+        held = self._worker.hold
+        if held is not None and held.nothing_to_claim(
+                lease, early_only=commands or boundary is ClaimBoundary.ACTIVE_TURN_CHECKPOINT):
+            return None  # memory shows nothing to take: no trip to the store thread (hold.py)
+
         def run(con: Any) -> QueueClaim | None:
             hold = self._worker.hold
             assert hold is not None

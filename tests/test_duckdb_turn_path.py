@@ -1,0 +1,111 @@
+"""What a durable DuckDB turn puts on its own path (issue 21), counted, not timed.
+
+A data scientist runs cell after cell against a DuckDB file with nothing queued. Each trip to
+the store's thread is two thread wake-ups; on a busy 2-core machine each costs about as much
+as a statement, so a turn's path holds only the trips that write or decide something: the
+lease, the progress commit and the final commit. The checkpoint claims of a turn with
+nothing to claim (one before each answer) are answered from what the store knows while it holds the file. What must
+not change: work queued for the checkpoint is still claimed by that turn, and a claim with a
+lease that was lost still fails. Speed is printed by ``benchmarks/durable_pace.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lash_nb import LashCore
+from lash_nb._errors import SessionExecutionLeaseLost
+from lash_nb._store.base import ClaimBoundary, Lease, lease_owner_id
+from lash_nb.providers import FunctionProvider
+from lash_nb.stores import DuckDBStore
+
+
+def _count_trips(store: DuckDBStore) -> list[str]:
+    """The jobs handed to the store's thread from now on (by the name of the job)."""
+    worker = store._worker
+    submit = worker.submit
+    seen: list[str] = []
+
+    def counting(job: Any, **kw: Any) -> Any:
+        seen.append(getattr(job, "__qualname__", repr(job)))
+        return submit(job, **kw)
+
+    worker.submit = counting  # type: ignore[method-assign]
+    return seen
+
+
+async def _open(store: DuckDBStore, model: Any = None) -> Any:
+    core = LashCore.builder().provider(FunctionProvider(model or (lambda r: "ok"))).model("m") \
+        .store(store).build()
+    return await core.session("s").open()
+
+
+def test_a_turn_with_nothing_queued_goes_to_the_store_thread_only_to_lease_and_commit(
+        tmp_path: Path) -> None:
+    async def body() -> None:
+        store = DuckDBStore(tmp_path / "nb.duckdb", fold_idle_s=None)  # no idle fold in a count
+        s = await _open(store)
+        await s.turn("warm").run()
+        trips = _count_trips(store)
+        for i in range(3):
+            out = await s.turn(f"cell {i}").run()
+            assert out.result.assistant_message() == "ok"
+        # per turn: the lease, the progress commit, the final commit (each checkpoint claim
+        # used to be one more trip)
+        assert len(trips) == 9, trips
+        assert not any("claim" in t for t in trips)
+        await store.close()
+        reopened = DuckDBStore(tmp_path / "nb.duckdb", read_only=True)
+        try:
+            n = reopened.query("SELECT count(*) AS n FROM turns WHERE status = 'committed'")
+            assert int(n["n"].iloc[0]) == 4  # every turn is in the file
+        finally:
+            reopened.close_sync()
+
+    asyncio.run(body())
+
+
+def test_work_queued_for_the_checkpoint_is_still_claimed_by_the_next_turn(tmp_path: Path) -> None:
+    """The store knew the queue was empty; then someone queued input for the next checkpoint:
+    the next turn's model must see it (the memory answer may not hide it)."""
+    async def body() -> None:
+        store = DuckDBStore(tmp_path / "nb.duckdb", fold_idle_s=None)
+        seen: list[list[str]] = []
+
+        def model(request: Any) -> str:
+            seen.append([m.text() for m in request.messages if m.role.value == "user"])
+            return "ok"
+
+        s = await _open(store, model)
+        await s.turn("warm").run()  # the store now knows: nothing queued
+        steer = await s.enqueue("also this").delivery_policy("earliest_safe_boundary").send()
+        out = await s.turn("go").run()
+        assert steer.batch_id in out.result.queued_batch_ids
+        assert seen[-1][-2:] == ["go", "also this"]
+        assert await s.queued_work() == []
+        await store.close()
+
+    asyncio.run(body())
+
+
+def test_a_checkpoint_claim_with_a_lost_lease_still_fails(tmp_path: Path) -> None:
+    async def body() -> None:
+        store = DuckDBStore(tmp_path / "nb.duckdb", fold_idle_s=None)
+        lease = await store.try_acquire_lease("s", lease_owner_id("a"))
+        assert isinstance(lease, Lease)
+        boundary = ClaimBoundary.ACTIVE_TURN_CHECKPOINT
+        assert await store.claim_queued_work(lease, boundary=boundary) is None  # empty: known now
+        await store.release_lease(lease)
+        with pytest.raises(SessionExecutionLeaseLost):
+            await store.claim_queued_work(lease, boundary=boundary)
+        taken = await store.try_acquire_lease("s", lease_owner_id("b"))
+        assert isinstance(taken, Lease)
+        with pytest.raises(SessionExecutionLeaseLost):
+            await store.claim_queued_work(lease)
+        await store.close()
+
+    asyncio.run(body())
