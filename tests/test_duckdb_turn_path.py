@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from statement_counter import count_statements
 
 from lash_nb import LashCore
 from lash_nb._errors import SessionExecutionLeaseLost
 from lash_nb._store.base import ClaimBoundary, Lease, lease_owner_id
+from lash_nb._store.duckdb import worker as worker_mod
 from lash_nb.providers import FunctionProvider
 from lash_nb.stores import DuckDBStore
 
@@ -106,6 +108,73 @@ def test_a_checkpoint_claim_with_a_lost_lease_still_fails(tmp_path: Path) -> Non
         assert isinstance(taken, Lease)
         with pytest.raises(SessionExecutionLeaseLost):
             await store.claim_queued_work(lease)
+        await store.close()
+
+    asyncio.run(body())
+
+
+async def _until(cond: Any, timeout_s: float) -> bool:
+    """Wait (polling the event loop, no thread blocked) until ``cond()`` or the timeout."""
+    end = asyncio.get_running_loop().time() + timeout_s
+    while not cond():
+        if asyncio.get_running_loop().time() >= end:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+def test_a_turn_whose_model_answers_slowly_is_folded_once_after_it(tmp_path: Path) -> None:
+    """The notebook with a real model: the store is idle for seconds inside each turn. A fold
+    there used to write the turn's ``open`` row, which the final commit then replaced (a
+    ``turns`` row rewritten every turn: the file grew ~50% faster) and the final commit could
+    arrive while that fold ran. Now the turn is folded once, after its final commit."""
+    async def body() -> None:
+        store = DuckDBStore(tmp_path / "nb.duckdb", fold_idle_s=0.01)
+        seen_in_turn: list[int] = []
+
+        async def model(request: Any) -> str:
+            # a slow answer: 1 s, or until a fold emptied the log (the old behaviour)
+            await _until(lambda: store.unfolded_commits == 0, 1.0)
+            seen_in_turn.append(store.unfolded_commits)
+            return "ok"
+
+        s = await _open(store, model)
+        await s.turn("warm").run()
+        assert await _until(lambda: store.unfolded_commits == 0, 60.0)
+        sql = count_statements(store)
+        await s.turn("a question the model thinks about").run()
+        assert seen_in_turn[-1] == 1  # the progress commit was still in the log, unfolded
+        assert await _until(lambda: store.unfolded_commits == 0, 60.0)  # folded after the turn
+        log_rows = [i for i, q in enumerate(sql) if q.startswith("INSERT INTO commit_log")]
+        folds = [i for i, q in enumerate(sql) if q == "DELETE FROM commit_log"]
+        assert len(log_rows) == 2 and len(folds) == 1 and folds[0] > log_rows[1], sql
+        assert not any(q.startswith("INSERT OR REPLACE INTO turns") for q in sql[:log_rows[1]])
+        await store.close()
+
+    asyncio.run(body())
+
+
+def test_a_turn_in_flight_past_the_bound_is_folded_while_it_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bound: a turn that stays open long (a model thinking for minutes) does not keep
+    the log growing; after ``FOLD_IN_TURN_S`` idle the store folds anyway."""
+    monkeypatch.setattr(worker_mod, "FOLD_IN_TURN_S", 0.05)
+
+    async def body() -> None:
+        store = DuckDBStore(tmp_path / "nb.duckdb", fold_idle_s=0.01)
+        folded_in_turn: list[bool] = []
+
+        async def model(request: Any) -> str:
+            folded_in_turn.append(await _until(lambda: store.unfolded_commits == 0, 60.0))
+            return "ok"
+
+        s = await _open(store, model)
+        out = await s.turn("a long think").run()
+        assert folded_in_turn == [True]
+        assert out.result.assistant_message() == "ok"
+        assert await _until(lambda: store.unfolded_commits == 0, 60.0)
+        rows = store.query("SELECT status FROM turns")
+        assert rows["status"].tolist() == ["committed"]
         await store.close()
 
     asyncio.run(body())

@@ -289,6 +289,14 @@ class Hold:
         """A statement outside a transaction failed: forget its after-commit updates."""
         self._pending.clear()
 
+    def turn_in_flight(self) -> bool:
+        """A turn of a session with pending deltas is open (its progress commit is logged,
+        its final commit not yet): folding now would write the turn's ``open`` row, which its
+        final commit then replaces (a row rewritten in ``turns``, and a fold that may still be
+        running when the final commit arrives)."""
+        sids = {d.session_id for d in self.pending}
+        return any((h := self.heads.get(sid)) is not None and bool(h.open_turns) for sid in sids)
+
     @property
     def pending_rows(self) -> int:
         """Rows of the pending deltas, counted once per delta while ``pending`` only grows
