@@ -38,7 +38,7 @@ def shown(monkeypatch):
     return widgets
 
 
-def setup(ran):
+def open_session(ran):
     @tool(approval="ask")
     def drop_table(name: str) -> str:
         ran.append(name)
@@ -81,7 +81,7 @@ def test_approve_on_the_row_runs_the_tool_and_the_record_says_who(shown):
     ran = []
 
     async def body():
-        s = await setup(ran)
+        s = await open_session(ran)
         turn, w = await waiting_widget(s, shown)
         [row] = w.fold.tool_rows()
         assert row["approval"] == {"state": "pending", "policy": "ask"}
@@ -105,7 +105,7 @@ def test_deny_on_the_row_returns_a_denial_and_the_row_says_denied(shown):
     ran = []
 
     async def body():
-        s = await setup(ran)
+        s = await open_session(ran)
         turn, w = await waiting_widget(s, shown)
         click(w, {"type": "deny", "call_id": "nope"})  # no such waiting call: ignored
         assert w.decisions == []
@@ -129,7 +129,7 @@ def test_stop_while_the_row_waits_cancels_the_turn_and_closes_the_question(shown
     ran = []
 
     async def body():
-        s = await setup(ran)
+        s = await open_session(ran)
         turn, w = await waiting_widget(s, shown)
         click(w, {"type": "stop"})
         result = await asyncio.wait_for(turn, 30)
