@@ -13,10 +13,12 @@ zero-latency model. Systems run interleaved in rounds (shuffled order each round
   two autocommit INSERTs of one JSON row each, as large as the two ``commit_log`` rows of a
   lash turn.
 - **file size**: a new store, after one short turn, after 10 turns, and the growth per turn
-  over the back-to-back run (after a checkpoint), beside SQLiteSession's file.
+  over the back-to-back run (after a checkpoint), beside SQLiteSession's file; and the growth
+  per turn when the model takes 60 ms to answer (``--slow-turns``; the store is then idle
+  inside each turn, as with a real model).
 
     python benchmarks/durable_pace.py [--histories 10,1000,10000] [--rounds 8] [--pace 3]
-        [--baseline /path/to/old/checkout] [--b2b 400]
+        [--baseline /path/to/old/checkout] [--b2b 400] [--size-turns 1000] [--slow-turns 300]
 
 Peers come from ``../shared/anchors`` (``pip install -r ../shared/anchors/requirements.txt``);
 without them only lash_nb rows print.
@@ -63,13 +65,18 @@ def size_of(path: str) -> int:
 class Lash:
     """One lash_nb session on a DuckDB file (whatever ``lash_nb`` this process imports)."""
 
-    async def open(self, path: str, history: int) -> None:
+    async def open(self, path: str, history: int, latency_s: float = 0.0) -> None:
         from lash_nb import LashCore
         from lash_nb.providers import FunctionProvider
 
         t = _sibling("turn_overhead")
         self.path = path
-        self.core = (LashCore.builder().provider(FunctionProvider(t.model)).model("bench")
+        model = t.model
+        if latency_s:
+            async def model(request):  # a model that takes a moment to answer, like a real one
+                await asyncio.sleep(latency_s)
+                return t.model(request)
+        self.core = (LashCore.builder().provider(FunctionProvider(model)).model("bench")
                      .tools(t.get_weather).store(path).build())
         self.session = await self.core.session("bench").open()
         for i in range(history):
@@ -108,7 +115,7 @@ async def child() -> None:
             out = None
         elif op == "size":  # a new store with n turns, closed: its bytes
             one = Lash()
-            await one.open(cmd["path"], cmd["n"])
+            await one.open(cmd["path"], cmd["n"], cmd.get("latency_s", 0.0))
             await one.close()
             out = size_of(cmd["path"])
         else:
@@ -337,6 +344,25 @@ async def measure_sizes(args, tmp: str, common) -> None:
            if old_sizes else "")
     print(f"   lash_nb growth per turn, 10 -> {big[1]} turns: "
           f"{(big[2] - base) / (big[1] - 10) / 1e3:.2f} kB/turn{was}")
+    if args.slow_turns:  # a model answering in 60 ms: the store is idle inside each turn
+        lat, n = 0.06, args.slow_turns
+        lash = Lash()
+        await lash.open(f"{tmp}/slow10.duckdb", 10, lat)
+        await lash.close()
+        lash = Lash()
+        await lash.open(f"{tmp}/slow.duckdb", n, lat)
+        await lash.close()
+        per = (size_of(f"{tmp}/slow.duckdb") - size_of(f"{tmp}/slow10.duckdb")) / (n - 10)
+        was = ""
+        if args.baseline:
+            old = Remote(args.baseline)
+            o10 = old.call(op="size", path=f"{tmp}/slow10-base.duckdb", n=10, latency_s=lat)
+            on = old.call(op="size", path=f"{tmp}/slow-base.duckdb", n=n, latency_s=lat)
+            old.proc.stdin.close()  # type: ignore[union-attr]
+            old.proc.wait(timeout=60)
+            was = f"   (baseline {(on - o10) / (n - 10) / 1e3:.2f})"
+        print(f"   lash_nb growth per turn, 10 -> {n} turns, model answering in {lat * 1e3:.0f} ms: "
+              f"{per / 1e3:.2f} kB/turn{was}")
     if common is not None:
         oai = OaiSession()
         p = f"{tmp}/size-oai.sqlite"
@@ -359,6 +385,8 @@ async def main() -> None:
     ap.add_argument("--pace", type=float, default=3.0)
     ap.add_argument("--b2b", type=int, default=400)
     ap.add_argument("--size-turns", type=int, default=1000)
+    ap.add_argument("--slow-turns", type=int, default=300,
+                    help="turns with a 60 ms model for the size row (0: skip)")
     ap.add_argument("--baseline", default="")
     ap.add_argument("--only", default="size,pace,b2b")
     args = ap.parse_args()

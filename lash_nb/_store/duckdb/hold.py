@@ -4,7 +4,10 @@ Theory of operation
 - DuckDB lets one process hold a file: while this store's connection is open, nobody else
   can read or write it. So while *holding*, the store can trust memory for what only it can
   change, and skip the statements that would re-read it (each costs 0.3-3 ms):
-  - **leases** are authoritative in memory: acquire / renew / release touch no SQL; a dirty
+  - **leases** are authoritative in memory: acquire / renew / release touch no SQL (an
+    acquire whose row is in memory runs on the caller's thread, without a trip to the store
+    thread: every lease change holds ``lease_lock``, and a hold is *sealed* under it before
+    its last flush, so no caller's change can miss that flush; ADR 90); a dirty
     lease row is written inside the next transaction of its session (commits, claims) and,
     at the latest, just before the file is released (``flush``). So another process that
     opens the file after us sees every live lease. A crash loses unflushed lease rows, which
@@ -41,6 +44,7 @@ Theory of operation
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -75,6 +79,11 @@ class Hold:
         # sets one again, so a report's queries in a row pay the switch once
         self.query_threads = False
         self._leases: dict[str, LeaseRow | None] = {}
+        # lease rows change on the store thread and, for an acquire memory can answer, on
+        # the caller's thread (``leases.try_acquire_here``): every change holds this lock;
+        # ``sealed`` (set under it before the final lease flush) ends the callers' changes
+        self.lease_lock = threading.RLock()
+        self.sealed = False
         self._dirty: set[str] = set()
         self._in_file: dict[str, tuple[Any, ...]] = {}  # (owner, token, fencing) of the file row
         self.heads: dict[str, Head] = {}
@@ -89,23 +98,35 @@ class Hold:
     # ------------------------------------------------------------------ leases
     def lease(self, con: Any, sid: str) -> LeaseRow | None:
         if sid not in self._leases:
-            row = con.execute(_LEASE_SQL, [sid]).fetchone()
-            self._leases[sid] = LeaseRow(row[0], row[1], int(row[2]), int(row[3])) if row else None
-            if row:
-                self._in_file[sid] = (row[0], row[1], int(row[2]))
+            with self.lease_lock:
+                row = con.execute(_LEASE_SQL, [sid]).fetchone()
+                if row:
+                    self._in_file[sid] = (row[0], row[1], int(row[2]))
+                self._leases[sid] = (LeaseRow(row[0], row[1], int(row[2]), int(row[3]))
+                                     if row else None)
         return self._leases[sid]
 
+    def knows_lease(self, sid: str) -> bool:
+        """The lease row of ``sid`` is in memory (loaded, or known absent)."""
+        return sid in self._leases
+
+    def seal(self) -> None:
+        """From now on only the store thread changes lease rows (the hold is about to be
+        flushed and released, or its file swapped)."""
+        with self.lease_lock:
+            self.sealed = True
+
     def set_lease(self, sid: str, row: LeaseRow) -> None:
-        self._leases[sid] = row
-        self._dirty.add(sid)
+        with self.lease_lock:
+            self._leases[sid] = row
+            self._dirty.add(sid)
 
     def write_lease(self, con: Any, sid: str, *, unless_holder_stored: bool = False) -> None:
         """Write a dirty lease row inside the current transaction. ``unless_holder_stored``:
         skip it when the file already names this holder and fencing (only the expiry
         differs, and the release flush writes that)."""
-        if sid not in self._dirty:
-            return
-        row = self._leases.get(sid)
+        with self.lease_lock:
+            row = self._leases.get(sid) if sid in self._dirty else None
         if row is None:
             return
         holder = (row.owner_id, row.token, row.fencing)
@@ -119,19 +140,26 @@ class Hold:
         )
 
         def written() -> None:
-            self._dirty.discard(sid)
-            self._in_file[sid] = holder
+            with self.lease_lock:
+                if self._leases.get(sid) is row:  # not changed meanwhile on a caller's thread
+                    self._dirty.discard(sid)
+                self._in_file[sid] = holder
 
         self.after_commit(written)
 
     def dirty_rows(self) -> dict[str, LeaseRow]:
         """Lease rows not yet written (a release that could not write them carries them)."""
-        return {sid: row for sid in self._dirty if (row := self._leases.get(sid)) is not None}
+        with self.lease_lock:
+            return {sid: row for sid in self._dirty if (row := self._leases.get(sid)) is not None}
 
     def adopt(self, con: Any, rows: dict[str, LeaseRow]) -> None:
         """Take over lease rows a failed release could not write, each only while the file
         shows nobody else took that lease since (fencing holds across the gap)."""
         t = int(time.time() * 1000)
+        with self.lease_lock:
+            self._adopt(con, rows, t)
+
+    def _adopt(self, con: Any, rows: dict[str, LeaseRow], t: int) -> None:
         for sid, row in rows.items():
             stored = self.lease(con, sid)
             if stored is None:
@@ -146,13 +174,16 @@ class Hold:
                 self.set_lease(sid, row)
 
     def write_dirty_leases(self, con: Any) -> None:
-        for sid in sorted(self._dirty):
+        with self.lease_lock:
+            dirty = sorted(self._dirty)
+        for sid in dirty:
             self.write_lease(con, sid)
 
     def forget(self, sid: str) -> None:
-        self._leases.pop(sid, None)
-        self._in_file.pop(sid, None)
-        self._dirty.discard(sid)
+        with self.lease_lock:
+            self._leases.pop(sid, None)
+            self._in_file.pop(sid, None)
+            self._dirty.discard(sid)
         self.heads.pop(sid, None)
         self.carried.pop(sid, None)
         self.queue_sizes.pop(sid, None)
@@ -162,9 +193,11 @@ class Hold:
         """Write every dirty lease row (before the file is released)."""
         if not self._dirty:
             return
+        with self.lease_lock:
+            dirty = sorted(self._dirty)
         con.execute("BEGIN TRANSACTION")
         try:
-            for sid in sorted(self._dirty):
+            for sid in dirty:
                 self.write_lease(con, sid)
             con.execute("COMMIT")
         except BaseException:

@@ -370,6 +370,11 @@ class DuckDBStore:
     async def try_acquire_lease(
         self, session_id: str, owner_id: str, ttl_ms: int = DEFAULT_LEASE_TTL_MS
     ) -> Lease | LeaseBusy:
+        held = self._worker.hold
+        if held is not None:  # memory has the row: no trip to the store thread (ADR 90)
+            got = leases.try_acquire_here(held, session_id, owner_id, ttl_ms)
+            if got is not None:
+                return got
         return await self._run_memory(
             lambda con, hold: leases.try_acquire(hold, con, session_id, owner_id, ttl_ms))
 

@@ -278,7 +278,9 @@ class ConnectionWorker:
         under it was swapped: ``compact.py``). Only from a job on this worker's thread; the
         next job reopens the path."""
         con, self._con = self._con, None
-        self.hold = None
+        hold, self.hold = self.hold, None
+        if hold is not None:
+            hold.seal()
         if con is not None:
             with contextlib.suppress(Exception):
                 con.close()
@@ -288,6 +290,8 @@ class ConnectionWorker:
     def _release(self, *, handover: bool = False) -> None:
         con, self._con = self._con, None
         hold, self.hold = self.hold, None
+        if hold is not None:
+            hold.seal()  # callers change no lease row after this: the flush below has them all
         if con is not None and hold is not None:
             # others see typed tables and live leases once they can open the file; unfolded
             # commits stay in commit_log: the next open folds them
