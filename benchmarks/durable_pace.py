@@ -5,7 +5,8 @@ zero-latency model. Systems run interleaved in rounds (shuffled order each round
 
 - **pace** (``--pace`` s between a system's turns, default 3 s: the notebook case): lash_nb on
   a DuckDB file; with ``--baseline DIR``, lash_nb from another checkout (the code before a
-  change) in a child process, driven turn by turn from here; openai-agents ``Runner.run`` +
+  change) in a child process, driven turn by turn from here, and this checkout in a child
+  process of its own too (``--in-parent``: here, as before); openai-agents ``Runner.run`` +
   ``SQLiteSession``; LangGraph ``invoke`` + ``SqliteSaver`` (default durability). Every
   system holds ``H`` turns of history before the first measured turn.
 - **back to back**: lash_nb durable turns with nothing between them, folds included (mean,
@@ -18,7 +19,7 @@ zero-latency model. Systems run interleaved in rounds (shuffled order each round
   inside each turn, as with a real model).
 
     python benchmarks/durable_pace.py [--histories 10,1000,10000] [--rounds 8] [--pace 3]
-        [--baseline /path/to/old/checkout] [--b2b 400] [--size-turns 1000] [--slow-turns 300]
+        [--baseline /path/to/old/checkout] [--b2b 400] [--size-turns 1000] [--slow-turns 1000]
 
 Peers come from ``../shared/anchors`` (``pip install -r ../shared/anchors/requirements.txt``);
 without them only lash_nb rows print.
@@ -206,10 +207,16 @@ def stats(xs: list[float]) -> str:
             f"p90 {xs[max(0, int(len(xs) * 0.9) - 1)]:7.2f}  max {xs[-1]:7.2f}  n={len(xs)}")
 
 
+def this_checkout(args):
+    """This checkout's lash_nb: in a child process too when a baseline runs in one, so both
+    sides pay the same (the parent also holds the peers and the floor)."""
+    return Remote(str(HERE.parent)) if args.baseline and not args.in_parent else Lash()
+
+
 async def pace(args, tmp: str, common) -> None:
     for history in args.histories:
         systems: dict[str, object] = {}
-        lash = Lash()
+        lash = this_checkout(args)
         await lash.open(f"{tmp}/pace{history}.duckdb", history)
         systems["lash_nb (this checkout), DuckDB"] = lash
         if args.baseline:
@@ -247,7 +254,7 @@ async def pace(args, tmp: str, common) -> None:
 async def back_to_back(args, tmp: str) -> None:
     import duckdb
 
-    lash = Lash()
+    lash = this_checkout(args)
     path = f"{tmp}/b2b.duckdb"
     await lash.open(path, 10)
     old = None
@@ -277,7 +284,9 @@ async def back_to_back(args, tmp: str) -> None:
         random.Random(r).shuffle(order)
         for name in order:
             gc.collect()
-            if name == "lash":
+            if name == "lash" and isinstance(lash, Remote):
+                lash_ms += await lash.b2b(per)
+            elif name == "lash":
                 lash_ms += [await lash.turn() for _ in range(per)]
             elif name == "old":
                 assert old is not None
@@ -385,9 +394,11 @@ async def main() -> None:
     ap.add_argument("--pace", type=float, default=3.0)
     ap.add_argument("--b2b", type=int, default=400)
     ap.add_argument("--size-turns", type=int, default=1000)
-    ap.add_argument("--slow-turns", type=int, default=300,
+    ap.add_argument("--slow-turns", type=int, default=1000,
                     help="turns with a 60 ms model for the size row (0: skip)")
     ap.add_argument("--baseline", default="")
+    ap.add_argument("--in-parent", action="store_true",
+                    help="with --baseline: run this checkout in this process (not a child)")
     ap.add_argument("--only", default="size,pace,b2b")
     args = ap.parse_args()
     if args.child:
