@@ -9,11 +9,17 @@ kernel can); ``paced`` pushes them at ~2,000 deltas/s (a fast real model), so th
 coalescing shows; ``uncoalesced`` flushes after every delta, for comparison (1,000 deltas only:
 each message resends the growing text, so it is quadratic in bytes).
 
-Run: ``.venv/bin/python benchmarks/widget_stream.py``
+A linear check follows: the ``paced`` scenario at ``--n`` and at 4x ``--n`` deltas, in fresh
+widgets of the same kernel; traffic linear in the answer costs ~4x the bytes for 4x the deltas
+(a stream that re-sends the whole state each flush costs far more).
+
+Run: ``.venv/bin/python -P benchmarks/widget_stream.py [--n 10000]`` (the kernel imports the
+``lash_nb`` on PYTHONPATH: point it at another checkout to measure that one)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -55,20 +61,43 @@ SCENARIOS = {
 }
 
 
+def html_bytes(update: dict[str, object]) -> int:
+    """Bytes of rendered prose HTML in one state update or delta message."""
+    inner = update.get("custom", update)
+    html = inner.get("html") if isinstance(inner, dict) else None
+    return len(json.dumps(html)) if html else 0
+
+
+def traffic(k: KernelHarness, n: int, opts: dict[str, object]) -> tuple[int, float, str, float]:
+    """(comm messages, MB sent, the cell's printed cpu/wall/flushes, MB of it rendered HTML)
+    for one fresh widget."""
+    ex = k.run(CELL.format(n=n, **opts), timeout=600)
+    model_id = ex.widget_ids()[0]
+    size = sum(len(json.dumps(u)) for u in k.update_log[model_id]) / 1e6
+    html = sum(html_bytes(u) for u in k.update_log[model_id]) / 1e6
+    return k.comm_updates[model_id], size, ex.stdout, html
+
+
 def main() -> None:
-    print(f"widget_stream: {N:,} assistant_prose_delta activities per scenario")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=N, help="deltas per scenario (default 10,000)")
+    n_all = ap.parse_args().n
+    print(f"widget_stream: {n_all:,} assistant_prose_delta activities per scenario")
     print(f"{'scenario':<12} {'comm msgs':>9} {'flushes':>8} {'state MB':>9} "
           f"{'kernel CPU/delta':>17} {'wall s':>7}")
     with KernelHarness() as k:
         for name, opts in SCENARIOS.items():
-            n = int(opts.pop("n", N))
-            ex = k.run(CELL.format(n=n, **opts), timeout=600)
-            cpu, wall, flushes = ex.stdout.split()
-            model_id = ex.widget_ids()[0]
-            msgs = k.comm_updates[model_id]
-            size = sum(len(json.dumps(u)) for u in k.update_log[model_id]) / 1e6
-            print(f"{name + ('' if n == N else f' ({n:,})'):<12} {msgs:>9,} {int(flushes):>8,} {size:>9.2f} "
+            n = min(n_all, int(opts.pop("n", n_all)))
+            msgs, size, out, _ = traffic(k, n, opts)
+            cpu, wall, flushes = out.split()
+            print(f"{name + ('' if n == n_all else f' ({n:,})'):<12} {msgs:>9,} {int(flushes):>8,} {size:>9.2f} "
                   f"{float(cpu) / n * 1e6:>14.1f} µs {float(wall):>7.2f}")
+        paced = {"interval": 0.05, "per_tick": 20, "sleep": 0.01, "every": False}
+        _, small, _, small_html = traffic(k, n_all, paced)
+        _, large, _, large_html = traffic(k, 4 * n_all, paced)
+        print(f"linear check: paced, {n_all:,} deltas {small:.3f} MB, {4 * n_all:,} deltas {large:.3f} MB, "
+              f"ratio {large / small:.2f} (linear in the answer: ~4); of it rendered prose HTML "
+              f"{small_html:.3f} MB and {large_html:.3f} MB")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ Theory of operation
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,9 +63,10 @@ class SessionNode:
         self._raw = stored_content
 
     def _decode(self) -> None:
-        raw, self._raw = self._raw, None
+        raw = self._raw
         assert raw is not None
-        content = json.loads(raw)
+        content = _loads(raw)
+        self._raw = None
         if self.kind == "message":
             self._message = Message.from_json(content)
         else:
@@ -134,6 +135,18 @@ class SessionNode:
 
 
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _loads(text: str) -> Any:
+    """``json.loads(text)`` for the stored content of a node, a third cheaper: the C scanner
+    called directly (``loads`` wraps it in three Python calls). Text it does not take whole
+    (leading or trailing whitespace, bad JSON) goes to ``json.loads``, with its errors."""
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        end = -1
+    return value if end == len(text) else json.loads(text)
 
 
 class GraphView(Sequence[Message]):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 from collections.abc import Awaitable, Callable
+from importlib import import_module
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -20,33 +21,44 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Float, Unicode
 
 from .._errors import LashError
-from . import verbs_info as info
-from . import verbs_mcp, verbs_prompt
-from . import verbs_turn as turn
 from .context import NotebookContext
 
 Verb = Callable[["LashMagics", str, "str | None", bool], Awaitable[Any]]
 
-VERBS: dict[str, Verb] = {
-    "open": turn.open_,
-    "turn": turn.turn,
-    "enqueue": turn.enqueue,
-    "queue": turn.queue,
-    "drain": turn.drain,
-    "stop": turn.stop,
-    "tools": info.tools,
-    "mcp": verbs_mcp.mcp,
-    "prompt": verbs_prompt.prompt,
-    "usage": info.usage,
-    "sessions": info.sessions,
-    "graph": info.graph,
-    "sql": info.sql,
-    "replay": info.replay,
-    "help": info.help_,
+# each verb's home module, imported on the first %lash that names it: the verbs import the
+# runtime, the stores and the providers, which %load_ext does not (ADR 80)
+VERBS: dict[str, tuple[str, str]] = {
+    "open": ("verbs_turn", "open_"),
+    "turn": ("verbs_turn", "turn"),
+    "enqueue": ("verbs_turn", "enqueue"),
+    "queue": ("verbs_turn", "queue"),
+    "drain": ("verbs_turn", "drain"),
+    "stop": ("verbs_turn", "stop"),
+    "tools": ("verbs_info", "tools"),
+    "mcp": ("verbs_mcp", "mcp"),
+    "prompt": ("verbs_prompt", "prompt"),
+    "usage": ("verbs_info", "usage"),
+    "sessions": ("verbs_info", "sessions"),
+    "graph": ("verbs_info", "graph"),
+    "sql": ("verbs_info", "sql"),
+    "replay": ("verbs_info", "replay"),
+    "help": ("verbs_info", "help_"),
 }
 CELL_VERBS = ("turn", "enqueue", "sql")
-ARGS: dict[str, Callable[[LashMagics, str, str | None], Any]] = {
-    **turn.ARGS, **info.ARGS, "mcp": verbs_mcp.mcp_args, **verbs_prompt.ARGS}
+
+
+def verb_function(verb: str) -> Verb:
+    module, name = VERBS[verb]
+    found: Verb = getattr(import_module(f"{__package__}.{module}"), name)
+    return found
+
+
+def verb_args(verb: str) -> Callable[[LashMagics, str, str | None], Any]:
+    """The synchronous part of a verb: parse and check its arguments."""
+    module = import_module(f"{__package__}.{VERBS[verb][0]}")
+    found: Callable[[LashMagics, str, str | None], Any] = (
+        module.mcp_args if verb == "mcp" else module.ARGS[verb])
+    return found
 
 
 def _one_line(exc: BaseException) -> UsageError:
@@ -101,7 +113,7 @@ class LashMagics(Magics):
     async def dispatch(self, line: str, cell: str | None = None, *, assigned: bool = False) -> Any:
         verb, rest = route(line, cell)
         try:
-            return await VERBS[verb](self, rest, cell, assigned)
+            return await verb_function(verb)(self, rest, cell, assigned)
         except (LashError, ValueError) as exc:  # misuse: say what to do in one line
             raise _one_line(exc) from exc
 
@@ -109,7 +121,7 @@ class LashMagics(Magics):
         """Raise the verb's argument errors now, synchronously (the verb parses again)."""
         verb, rest = route(line, cell)
         try:
-            ARGS[verb](self, rest, cell)
+            verb_args(verb)(self, rest, cell)
         except (LashError, ValueError) as exc:
             raise _one_line(exc) from exc
 

@@ -46,6 +46,7 @@ class LoadedTables:
 
     def query(self, sql: str, params: Params | None = None) -> Any:
         if self._con is None:
+            import_arrow()  # pandas + pyarrow, never racing a DuckDB store's background import
             self._con = memory_connection()
             self._load(self._con)
         rel = self._con.sql(sql, params=dict(params)) if params else self._con.sql(sql)
@@ -55,6 +56,14 @@ class LoadedTables:
         if self._con is not None:
             self._con.close()
             self._con = None
+
+
+def import_arrow() -> None:
+    """pandas + pyarrow imported in the order and under the lock a DuckDB store's background
+    import uses (``_store/duckdb/arrow.py``): a report never races that import."""
+    from .._store.duckdb.arrow import import_arrow as imported
+
+    imported()
 
 
 def memory_connection() -> Any:

@@ -34,7 +34,7 @@ from typing import Any
 
 from .._core.text import clean_json
 from .._errors import LashWarning
-from .tables import insert_arrow
+from .tables import import_arrow, insert_arrow
 
 log = logging.getLogger("lash_nb.reports")
 TRACE_SCHEMA_VERSION = 2
@@ -95,6 +95,7 @@ def read_lash_trace(path: str | os.PathLike[str]) -> LashTrace:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no lash trace at {path}; pass the path of a trace JSONL file")
+    import_arrow()  # pandas + pyarrow, never racing a DuckDB store's background import
     try:
         from .trace_sql import read_with_duckdb
 

@@ -1,13 +1,24 @@
 """Session reads: load a session (full graph or active path), events, turns, sessions.
 
-A load reads the session's node rows as Arrow columns and makes nodes whose JSON content is
-decoded only when first read (``SessionNode(..., stored_content=...)``). Active-path
-residency walks the parent links from the leaf in Python (a recursive CTE costs ~1 ms per
-node in DuckDB) and keeps just the nodes on the path.
+A load fetches the session's node rows as tuples in ``SessionNode``'s argument order and
+makes nodes whose JSON content is decoded only when first read (``stored_content``). No
+pyarrow, pandas or NumPy on this path: in a fresh process their imports cost more than they
+save (NumPy columns save ~20 ms of CPU at 40,000 rows; importing NumPy costs ~60 ms).
+
+Active-path residency reads only the path's rows (ADR 0076). Nodes are appended, so the
+session's rows in ``seq`` order fall into runs where each node's parent is the row before
+it; a run starts at a root, or where a rewind or a clone parented a node elsewhere. One
+statement returns just the run starts (with their parent's ``seq``) and the leaf's ``seq``;
+the path is a few ``seq`` ranges, walked run by run in Python, and a second statement
+fetches the rows in those ranges. A linear session is one range: every row, one pass. A
+path with a node stored before its parent (only a graph written whole from outside, e.g.
+``open_with_state``, can have one) is walked by parent links over every row instead.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from itertools import starmap
 from typing import Any
 
 from ..._core.events import TurnActivity
@@ -41,42 +52,77 @@ def load_session(con: Any, sid: str, scope: ReadScope) -> PersistedSession | Non
         TokenLedgerEntry(r[0], r[1], TokenUsage(*(int(v) for v in r[2:7])))
         for r in con.execute(_LEDGER_SQL, [sid]).fetchall()
     )
-    active = scope is ReadScope.ACTIVE_PATH
-    ids, parents, kinds, contents, created, turns = _node_columns(con, sid, ordered=not active)
-    keep = _active_path(ids, parents, meta.leaf_node_id) if active else range(len(ids))
-    node = SessionNode
-    nodes = tuple(
-        node(ids[i], parents[i], kinds[i], None, None, created[i], turns[i], contents[i])
-        for i in keep
-    )
+    nodes: tuple[SessionNode, ...] = ()
+    if scope is ReadScope.FULL_GRAPH:
+        nodes = _nodes(con, sid, None)
+    elif meta.leaf_node_id is None:
+        pass
+    elif (ranges := _path_ranges(con, sid, meta.leaf_node_id)) is None:
+        nodes = _walk(_nodes(con, sid, None), meta.leaf_node_id)
+    elif ranges:
+        nodes = _nodes(con, sid, ranges)
     return PersistedSession(meta, nodes, ledger, scope, tuple(row[11] or ()))
 
 
-def _node_columns(con: Any, sid: str, *, ordered: bool) -> list[list[Any]]:
-    """The session's live nodes (in insertion order if ``ordered``), one Python list per
-    ``NODE_COLS`` column (through Arrow: ~2x faster than row tuples at 10,000 nodes)."""
-    table = con.sql(
-        f"SELECT {rows.NODE_COLS} FROM graph_nodes WHERE session_id = $sid AND NOT tombstoned"
-        + (" ORDER BY seq" if ordered else ""),
-        params={"sid": sid},
-    ).to_arrow_table()
-    return [c.to_pylist() for c in table.columns]
+_NODES_SQL = (f"SELECT {rows.NODE_ARGS} FROM graph_nodes "
+              "WHERE session_id = $sid AND NOT tombstoned")
+
+# the starts of the runs (a node whose parent is not the row before it), with the parent's
+# seq (NULL: a root, or a parent that is gone), and the leaf's row
+_RUNS_SQL = """
+WITH live AS (
+    SELECT seq, node_id, parent_node_id, lag(node_id, 1, '') OVER (ORDER BY seq) AS prev
+    FROM graph_nodes WHERE session_id = $sid AND NOT tombstoned)
+SELECT s.seq, p.seq, s.parent_node_id IS DISTINCT FROM s.prev, s.node_id = $leaf
+FROM live s LEFT JOIN live p ON p.node_id = s.parent_node_id
+WHERE s.parent_node_id IS DISTINCT FROM s.prev OR s.node_id = $leaf
+ORDER BY s.seq
+"""
 
 
-def _active_path(ids: list[str], parents: list[str | None], leaf: str | None) -> list[int]:
-    """Row indexes of the nodes from the root to ``leaf`` (contents of the other nodes are
-    never decoded)."""
-    index = {node_id: i for i, node_id in enumerate(ids)}
-    path: list[int] = []
-    cur = leaf
-    for _ in range(len(ids)):  # a parent cycle (never written by lash) ends the walk
-        i = index.get(cur) if cur is not None else None
-        if i is None:
-            break
-        path.append(i)
-        cur = parents[i]
+def _nodes(con: Any, sid: str, ranges: list[tuple[int, int]] | None) -> tuple[SessionNode, ...]:
+    """The live nodes in ``seq`` order: all, or those in ``ranges``."""
+    sql = _NODES_SQL
+    params: dict[str, Any] = {"sid": sid}
+    if ranges is not None and len(ranges) > 1:
+        sql += (" AND seq IN (SELECT unnest(range(r.lo, r.hi + 1)) FROM "
+                "(SELECT unnest($lo) AS lo, unnest($hi) AS hi) r)")
+        params["lo"], params["hi"] = [r[0] for r in ranges], [r[1] for r in ranges]
+    elif ranges is not None:
+        sql += " AND seq BETWEEN $lo AND $hi"
+        params["lo"], params["hi"] = ranges[0]
+    return tuple(starmap(SessionNode, con.execute(sql + " ORDER BY seq", params).fetchall()))
+
+
+def _path_ranges(con: Any, sid: str, leaf: str) -> list[tuple[int, int]] | None:
+    """The ``seq`` ranges of the active path from the root to ``leaf``, root first (empty:
+    a leaf that is not among the live rows; None: the path has a node stored before its
+    parent, which appends never do but a graph written whole from outside may)."""
+    found = con.execute(_RUNS_SQL, {"sid": sid, "leaf": leaf}).fetchall()
+    starts = [r[0] for r in found if r[2]]
+    parent_of = {r[0]: r[1] for r in found if r[2]}
+    at = next((r[0] for r in found if r[3]), None)
+    ranges: list[tuple[int, int]] = []
+    while at is not None:
+        start = starts[bisect_right(starts, at) - 1]
+        ranges.append((start, at))
+        at = parent_of[start]
+        if at is not None and at >= start:
+            return None
+    ranges.reverse()
+    return ranges
+
+
+def _walk(nodes: tuple[SessionNode, ...], leaf: str) -> tuple[SessionNode, ...]:
+    """The path from the root to ``leaf`` by parent links, whatever the rows' order."""
+    by_id = {n.node_id: n for n in nodes}
+    path: list[SessionNode] = []
+    cur: str | None = leaf
+    while cur is not None and cur in by_id and len(path) < len(nodes):  # a cycle ends it
+        path.append(by_id[cur])
+        cur = path[-1].parent_node_id
     path.reverse()
-    return path
+    return tuple(path)
 
 
 def list_sessions(con: Any) -> list[SessionMeta]:

@@ -142,6 +142,8 @@ def event_columns(
 # ---------------------------------------------------------------------------- decoding
 
 NODE_COLS = "node_id, parent_node_id, kind, content, epoch_ms(created_at), turn_id"
+# the same columns in ``SessionNode``'s argument order: ``SessionNode(*row)`` makes the node
+NODE_ARGS = "node_id, parent_node_id, kind, NULL, NULL, epoch_ms(created_at), turn_id, content"
 
 
 def decode_nodes(rows: Sequence[tuple[Any, ...]]) -> list[SessionNode]:

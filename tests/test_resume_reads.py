@@ -1,0 +1,425 @@
+"""Resuming a long session: what an open reads, and that what it decodes is what was written.
+
+The user's situation: a data scientist restarts the kernel the next morning and reopens a
+session that was rewound a few times (or cloned). With ``residency("active_path_only")`` the
+open must not pull the abandoned branches into the process; and whatever the open decodes,
+fast path or not, must be exactly the messages written: every part kind, attachments, tool
+calls, reasoning with its replay, interrupted and failed results.
+
+Evidence is counted (rows and cells that reach Python, modules importable), never timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lash_nb import LashCore
+from lash_nb._core.attachments import AttachmentRef
+from lash_nb._core.graph import SessionNode
+from lash_nb._core.records import Message, Part, PartKind, Role
+from lash_nb._store.base import ReadScope, RuntimeCommit, lease_owner_id
+from lash_nb._store.duckdb import DuckDBStore
+
+ROOT = Path(__file__).resolve().parents[1]
+T0 = 1_700_000_000_000
+
+
+# --------------------------------------------------------------------------- a counting connection
+
+
+class _Fetched:
+    """Rows (and their cells) that statements on ``graph_nodes`` handed to Python."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.cells: list[Any] = []
+
+    def add(self, rows: list[Any]) -> None:
+        self.rows += len(rows)
+        for r in rows:
+            self.cells.extend(r)
+
+
+class _Result:
+    def __init__(self, result: Any, fetched: _Fetched | None) -> None:
+        self._result, self._fetched = result, fetched
+
+    def _seen(self, rows: list[Any]) -> list[Any]:
+        if self._fetched is not None:
+            self._fetched.add(rows)
+        return rows
+
+    def fetchall(self) -> list[Any]:
+        return self._seen(self._result.fetchall())
+
+    def fetchone(self) -> Any:
+        row = self._result.fetchone()
+        if row is not None:
+            self._seen([row])
+        return row
+
+    def to_arrow_table(self) -> Any:  # the read of earlier versions
+        table = self._result.to_arrow_table()
+        if self._fetched is not None:
+            self._fetched.add([tuple(r.values()) for r in table.to_pylist()])
+        return table
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._result, name)
+
+
+class _Connection:
+    def __init__(self, con: Any, fetched: _Fetched) -> None:
+        self._con, self._fetched = con, fetched
+
+    def _watch(self, sql: str) -> _Fetched | None:
+        return self._fetched if "graph_nodes" in str(sql) else None
+
+    def execute(self, sql: str, *args: Any, **kw: Any) -> Any:
+        return _Result(self._con.execute(sql, *args, **kw), self._watch(sql))
+
+    def sql(self, sql: str, *args: Any, **kw: Any) -> Any:
+        return _Result(self._con.sql(sql, *args, **kw), self._watch(sql))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+
+def watch_node_reads(store: DuckDBStore) -> _Fetched:
+    fetched = _Fetched()
+    worker = store._worker
+
+    def install(con: Any) -> None:
+        worker._con = _Connection(con, fetched)
+
+    worker.submit(install).result()
+    return fetched
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+def text_node(node_id: str, parent: str | None, text: str) -> SessionNode:
+    msg = Message(node_id, Role.USER, (Part(f"{node_id}.p0", PartKind.TEXT, text),))
+    return SessionNode(node_id, parent, "message", msg, None, T0, "t1")
+
+
+def chain(prefix: str, n: int, parent: str | None, text: str) -> list[SessionNode]:
+    nodes = []
+    for i in range(n):
+        nodes.append(text_node(f"{prefix}{i}", parent, f"{text} {i}"))
+        parent = nodes[-1].node_id
+    return nodes
+
+
+async def write(path: Path, sid: str, batches: list[list[SessionNode]]) -> None:
+    """Each batch is one commit; the leaf is the last node of the last batch."""
+    store = DuckDBStore(path)
+    lease = await store.try_acquire_lease(sid, lease_owner_id("test"))
+    for nodes in batches:
+        await store.commit(RuntimeCommit(sid, lease, append_nodes=tuple(nodes),
+                                         leaf_node_id=nodes[-1].node_id))
+    await store.close()
+
+
+def rewound_twice() -> tuple[list[list[SessionNode]], list[str]]:
+    """30 turns, rewound to the 10th and 15 more, rewound to the 5th of those and 5 more:
+    the active path is 10 + 5 + 5 = 20 nodes; 30 nodes are off it."""
+    first = chain("a", 30, None, "first try")
+    second = chain("b", 15, "a9", "second try")
+    third = chain("c", 5, "b4", "on the path")
+    expected = [f"first try {i}" for i in range(10)] + [
+        f"second try {i}" for i in range(5)] + [f"on the path {i}" for i in range(5)]
+    return [first, second, third], expected
+
+
+def test_a_rewound_session_opened_with_the_active_path_reads_only_the_path_rows(
+        tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    batches, expected = rewound_twice()
+    asyncio.run(write(path, "s", batches))
+
+    async def reopen() -> tuple[list[str], _Fetched]:
+        store = DuckDBStore(path)  # the next morning: a new store on the file
+        fetched = watch_node_reads(store)
+        core = LashCore.builder().store(store).build()
+        session = await core.session("s").residency("active_path_only").open()
+        texts = [m.text() for m in session.read_view().messages()]
+        await session.close()
+        await core.close()
+        return texts, fetched
+
+    texts, fetched = asyncio.run(reopen())
+    assert texts == expected
+    # no cell of an abandoned branch reached Python: neither its text nor its id
+    off_path = {f"a{i}" for i in range(10, 30)} | {f"b{i}" for i in range(5, 15)}
+    off_texts = [f'"first try {i}"' for i in range(10, 30)] + [
+        f'"second try {i}"' for i in range(5, 15)]
+    leaked = [c for c in fetched.cells if isinstance(c, str) and (
+        c in off_path or any(t in c for t in off_texts))]
+    assert leaked == []
+    # the 20 path rows, plus the starts of its three runs and the leaf (see reads.py)
+    assert 20 <= fetched.rows <= 24, fetched.rows
+
+
+def test_a_linear_session_reads_each_row_once(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    asyncio.run(write(path, "s", [chain("n", 40, None, "turn")]))
+
+    async def load() -> tuple[int, _Fetched]:
+        store = DuckDBStore(path)
+        fetched = watch_node_reads(store)
+        got = await store.load_session("s", ReadScope.ACTIVE_PATH)
+        await store.close()
+        assert got is not None
+        return len(got.nodes), fetched
+
+    n, fetched = asyncio.run(load())
+    assert n == 40
+    assert fetched.rows <= 42  # 40 rows, the root's run start and the leaf
+
+
+def test_a_session_rewound_ten_times_reads_its_path_in_order(tmp_path: Path) -> None:
+    """Ten rewinds, each to a node on the newest branch: the path crosses a dozen runs."""
+    path = tmp_path / "s.duckdb"
+    batches = [chain("r", 3, None, "root")]
+    expected = ["root 0", "root 1"]
+    parent = "r1"
+    for k in range(10):
+        branch = chain(f"k{k}-", 4, parent, f"branch {k}")
+        batches.append(branch)
+        expected += [f"branch {k} 0", f"branch {k} 1"]
+        parent = branch[1].node_id
+    batches.append([text_node("leaf", parent, "leaf")])
+    expected.append("leaf")
+    asyncio.run(write(path, "s", batches))
+
+    async def load() -> list[str]:
+        store = DuckDBStore(path)
+        full = await store.load_session("s", ReadScope.FULL_GRAPH)
+        got = await store.load_session("s", ReadScope.ACTIVE_PATH)
+        await store.close()
+        assert got is not None and full is not None
+        assert len(full.nodes) == 3 + 40 + 1
+        return [n.message.text() for n in got.nodes if n.message is not None]
+
+    assert asyncio.run(load()) == expected
+
+
+def test_a_graph_written_whole_with_children_before_parents_still_opens_its_whole_path(
+        tmp_path: Path) -> None:
+    """A graph handed in whole (``open_with_state`` with a hand-made state) may list a node
+    before its parent; appends never do. The open must still find every message of the path."""
+    path = tmp_path / "s.duckdb"
+    a = chain("a", 4, None, "kept")
+    off = text_node("x", "a1", "abandoned")
+    shuffled = [a[3], off, a[1], a[0], a[2]]  # a3's parent a2 comes after it, and so on
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        store = DuckDBStore(path)
+        lease = await store.try_acquire_lease("s", lease_owner_id("test"))
+        await store.commit(RuntimeCommit("s", lease, replace_graph=tuple(shuffled),
+                                         leaf_node_id="a3"))
+        await store.close()
+        store = DuckDBStore(path)
+        got = await store.load_session("s", ReadScope.ACTIVE_PATH)
+        full = await store.load_session("s", ReadScope.FULL_GRAPH)
+        await store.close()
+        assert got is not None and full is not None
+        return ([n.message.text() for n in got.nodes if n.message is not None],
+                [n.node_id for n in full.nodes])
+
+    texts, stored_order = asyncio.run(scenario())
+    assert stored_order == ["a3", "x", "a1", "a0", "a2"]  # the rows really are out of order
+    assert texts == ["kept 0", "kept 1", "kept 2", "kept 3"]
+
+
+# --------------------------------------------------------------------------- decode equality
+
+
+def every_kind() -> list[SessionNode]:
+    image = AttachmentRef("ab" * 32, "image/png", 2048, "plot of sales", 640, 480)
+    table = AttachmentRef("cd" * 32, "text/csv", 512, None)
+    messages = [
+        Message("m1", Role.USER, (
+            Part("m1.p0", PartKind.TEXT, "Plot sales by month ünïcødé \u2028 \"quoted\""),
+            Part("m1.p1", PartKind.ATTACHMENT, "[image]", attachment=image),
+            Part("m1.p2", PartKind.ATTACHMENT, "[file]", attachment=table),
+        )),
+        Message("m2", Role.ASSISTANT, (
+            Part("m2.p0", PartKind.PROSE, "Let me look."),
+            Part("m2.p1", PartKind.REASONING, "thinking about months",
+                 replay='{"type":"thinking","signature":"sig=="}'),
+            Part("m2.p2", PartKind.REASONING, "", replay='{"encrypted":"x"}'),
+            Part("m2.p3", PartKind.TOOL_CALL, '{"month": 3}', "call_1", "sales",
+                 replay='{"id":"fc_1"}'),
+            Part("m2.p4", PartKind.TOOL_CALL, "{}", "call_2", "plot"),
+        )),
+        Message("m3", Role.USER, (
+            Part("m3.p0", PartKind.TOOL_RESULT, "42", "call_1", "sales"),
+            Part("m3.p1", PartKind.TOOL_RESULT, "ValueError: no month 13", "call_2", "plot",
+                 is_error=True),
+            Part("m3.p2", PartKind.TOOL_RESULT, "interrupted: the turn was stopped", "call_3",
+                 "slow", interrupted=True, is_error=True),
+            Part("m3.p3", PartKind.ATTACHMENT, "[image]", attachment=image),
+        )),
+        Message("m4", Role.ASSISTANT, (
+            Part("m4.p0", PartKind.PROSE, "Sales peak in March", interrupted=True),
+            Part("m4.p1", PartKind.ERROR, "provider said: overloaded"),
+        )),
+        Message("m5", Role.USER, (Part("m5.p0", PartKind.TEXT, "and April?"),),
+                origin="queued_input"),
+        Message("m6", Role.SYSTEM, (Part("m6.p0", PartKind.TEXT, "You are terse."),)),
+        Message("m7", Role.EVENT, ()),
+    ]
+    nodes = []
+    parent = None
+    for i, m in enumerate(messages):
+        nodes.append(SessionNode(m.id, parent, "message", m, None, T0 + i, f"t{i}"))
+        parent = m.id
+    nodes.append(SessionNode("e1", parent, "event", None,
+                             {"type": "compaction", "kept": [1, 2], "note": None}, T0 + 9, None))
+    return nodes
+
+
+def _store_target(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if kind == "duckdb":
+        return lambda: DuckDBStore(tmp_path / "s.duckdb")
+    from lash_nb._store.postgres import PostgresStore
+
+    dsn = request.getfixturevalue("pg_server").create_database()
+    return lambda: PostgresStore(dsn)
+
+
+@pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_every_part_kind_reads_back_equal_to_what_was_written(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    written = every_kind()
+    make = _store_target(kind, request, tmp_path)
+
+    async def scenario() -> list[tuple[str, Any]]:
+        store = make()
+        lease = await store.try_acquire_lease("s", lease_owner_id("test"))
+        await store.commit(RuntimeCommit("s", lease, append_nodes=tuple(written),
+                                         leaf_node_id=written[-1].node_id))
+        await store.close()
+        out = []
+        for scope in (ReadScope.FULL_GRAPH, ReadScope.ACTIVE_PATH):
+            store = make()  # reopened: nothing is cached from the write
+            got = await store.load_session("s", scope)
+            await store.close()
+            assert got is not None
+            out.append((scope.value, got.nodes))
+        return out
+
+    for scope, nodes in asyncio.run(scenario()):
+        assert [n.node_id for n in nodes] == [n.node_id for n in written], scope
+        for got, want in zip(nodes, written, strict=True):
+            assert got.message == want.message, (scope, got.node_id)
+            assert got.payload == want.payload, (scope, got.node_id)
+            assert (got.parent_node_id, got.kind, got.created_at_ms, got.turn_id) == (
+                want.parent_node_id, want.kind, want.created_at_ms, want.turn_id)
+            if want.message is not None:
+                assert got.message is not None
+                assert hash(got.message) == hash(want.message)
+                assert type(got.message.role) is Role
+                assert all(type(p.kind) is PartKind and type(p) is Part
+                           for p in got.message.parts)
+    # the decoded objects behave like the written ones, by hand
+    msg = nodes[1].message
+    assert msg is not None and msg.tool_calls()[0].tool_name == "sales"
+    assert msg.text() == "Let me look."
+    assert nodes[0].message is not None
+    image = nodes[0].message.parts[1].attachment
+    assert image is not None and (image.width, image.height, image.label) == (
+        640, 480, "plot of sales")
+
+
+def test_decoding_keeps_the_checks_for_rows_it_did_not_write() -> None:
+    """The fast path is for dicts of known kinds; anything else goes the checking way."""
+    with pytest.raises(ValueError, match="'speaker'"):
+        Message.from_json({"id": "m", "role": "speaker", "parts": []})
+    with pytest.raises(ValueError, match="'video'"):
+        Part.from_json({"id": "p", "kind": "video", "content": ""})
+    with pytest.raises(KeyError):
+        Part.from_json({"kind": "text"})
+    with pytest.raises(ValueError):
+        Part.from_json({"id": "p", "kind": ["text"], "content": ""})
+    with pytest.raises(ValueError):
+        Message.from_json({"id": "m", "role": {"user": 1}, "parts": []})
+    frozen = types.MappingProxyType({"id": "p", "kind": "text", "content": "hi",
+                                     "replay": 5, "interrupted": 1})
+    assert Part.from_json(frozen) == Part("p", PartKind.TEXT, "hi", interrupted=True)
+    assert Part.from_json({"id": "p", "kind": "prose", "replay": 5}) == Part(
+        "p", PartKind.PROSE, "")
+
+
+@pytest.mark.parametrize("stored", [
+    ' {"id": "m", "role": "user", "parts": []}',
+    '{"id": "m", "role": "user", "parts": []}\n',
+    '{"id":"m","role":"user","parts":[]}',
+])
+def test_stored_text_with_spaces_decodes_like_json_loads(stored: str) -> None:
+    node = SessionNode("m", None, "message", stored_content=stored)
+    assert node.message == Message("m", Role.USER, ())
+
+
+@pytest.mark.parametrize("stored", ['{"id": "m", "role": "user", "parts": []} x', "{", ""])
+def test_bad_stored_text_raises_as_json_loads_does_and_stays_stored(stored: str) -> None:
+    node = SessionNode("m", None, "message", stored_content=stored)
+    with pytest.raises(json.JSONDecodeError):
+        _ = node.message
+    assert node.content_text() == stored  # still there, not dropped by the failed decode
+
+
+# --------------------------------------------------------------------------- imports
+
+
+_CHILD = textwrap.dedent("""
+    import asyncio, importlib.abc, sys
+
+    class NoArrow(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("pyarrow", "pandas", "numpy"):
+                raise ImportError(f"{name} is not importable in this test")
+            return None
+
+    sys.meta_path.insert(0, NoArrow())
+    from lash_nb import LashCore
+    from lash_nb.stores import DuckDBStore
+
+    async def main():
+        store = DuckDBStore(sys.argv[1])
+        core = LashCore.builder().store(store).build()
+        for residency in ("active_path_only", "keep_all"):
+            session = await core.session("s").residency(residency).open()
+            print(len([m.text() for m in session.read_view().messages()]))
+            await session.close()
+        await core.close()
+
+    asyncio.run(main())
+""")
+
+
+def test_a_fresh_process_opens_and_reads_a_session_without_pyarrow_pandas_or_numpy(
+        tmp_path: Path) -> None:
+    """Their imports hold the interpreter for a large part of a cold resume; an open and a
+    first read need none of them (the first commit imports them)."""
+    path = tmp_path / "s.duckdb"
+    batches, _ = rewound_twice()
+    asyncio.run(write(path, "s", batches))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(path)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["20", "20"]
