@@ -371,6 +371,11 @@ class DuckDBStore:
     async def try_acquire_lease(
         self, session_id: str, owner_id: str, ttl_ms: int = DEFAULT_LEASE_TTL_MS
     ) -> Lease | LeaseBusy:
+        held = None if self._worker.stopped else self._worker.hold
+        if held is not None:  # memory has the row: no trip to the store thread (ADR 90)
+            got = leases.try_acquire_here(held, session_id, owner_id, ttl_ms)
+            if got is not None:
+                return got
         return await self._run_memory(
             lambda con, hold: leases.try_acquire(hold, con, session_id, owner_id, ttl_ms))
 
@@ -460,6 +465,11 @@ class DuckDBStore:
         commands: bool = False,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> QueueClaim | None:
+        held = None if self._worker.stopped else self._worker.hold
+        if held is not None and held.nothing_to_claim(
+                lease, early_only=commands or boundary is ClaimBoundary.ACTIVE_TURN_CHECKPOINT):
+            return None  # memory shows nothing to take: no trip to the store thread (hold.py)
+
         def run(con: Any) -> QueueClaim | None:
             hold = self._worker.hold
             assert hold is not None
