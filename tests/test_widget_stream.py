@@ -111,7 +111,9 @@ for (const v of views) {
       else if (c.type === "delta" && !waiting && !lashApplyDelta(copy, c)) resyncs += 1;
     }
   }
-  out.push({ copy, resyncs, live });
+  // what the browser counts as each prose row's length (html_len must cover all of it at the end)
+  const jsLen = Object.fromEntries(copy.blocks.filter((b) => b.kind === "prose").map((b) => [b.cid, b.text.length]));
+  out.push({ copy, resyncs, live, jsLen });
 }
 console.log(JSON.stringify(out));
 """
@@ -179,6 +181,7 @@ def test_every_view_ends_with_exactly_the_committed_turn(tmp_path: Path) -> None
         assert prose == answer
         assert view["copy"]["blocks"] == w.blocks  # equal to the final traits
         assert view["resyncs"] == 0
+        assert view["copy"]["html_len"] == view["jsLen"]  # no rendered text shown twice as plain
         # while streaming, each view showed what the kernel sent, built from the deltas alone
         assert view["live"]["blocks"] == live["blocks"] and view["live"]["html"] == live["html"]
     # the saved record (what a notebook shows the next morning) is the committed answer
@@ -275,3 +278,20 @@ def test_the_live_view_renders_finished_paragraphs_while_the_answer_streams(
     assert "<script>" not in html  # model text is escaped, as in the finished record
     text = shown["blocks"][0]["text"]
     assert text[:covered].endswith("text.\n\n") or covered == len(text)
+
+
+def test_a_code_block_with_blank_lines_is_not_cut_while_it_streams(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live view renders finished blocks as they close, but a blank line inside a fenced
+    code block does not close it: the code shows as one block, never as code then prose."""
+    from lash_nb._notebook.widgets import turn as turn_module
+
+    monkeypatch.setattr(turn_module, "time", _SlowModelClock())
+    w, _ = _widget()
+    w.render_interval_s = 0.2
+    pieces = ["Intro.\n\n", "```python\n", "x = 1\n", "\n", "\n", "y = 2\n", "```\n", "\n", "After"]
+    for i, piece in enumerate(pieces):
+        w.push(_prose(i, piece))
+        w.flush()
+    html = w.shown()["html"]["p1"]
+    assert html.count("<pre") == 1 and html.index(">x<") < html.index(">y<") < html.index("</pre>")
+    assert "<p>Intro.</p>" in html
