@@ -38,7 +38,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-_LEASE_SQL = "SELECT owner_id, token, fencing, expires_at_ms FROM execution_leases WHERE session_id = ?"
+from . import claims as deferred
+
+# the lease row, its fencing raised to the highest claim generation of the session's queued
+# rows: a drain's claim is written without its lease row (claims.py), so after a crash the
+# next lease must still pass every claim generation, or an old claim would look live
+_LEASE_SQL = (
+    "SELECT l.owner_id, l.token, l.fencing, l.expires_at_ms, q.g FROM (SELECT "
+    "max(claim_generation) AS g FROM queued_work_batches WHERE session_id = $sid) q "
+    "LEFT JOIN execution_leases l ON l.session_id = $sid"
+)
 
 
 @dataclasses.dataclass
@@ -72,6 +81,7 @@ class Hold:
         self.carried: dict[str, Head] = {}  # the last hold's heads, checked before use
         self.queue_sizes: dict[str, int] = {}
         self.early_sizes: dict[str, int] = {}
+        self.claims = deferred.DeferredClaims()  # drain claims kept until their commit (claims.py)
         self._pending: list[Callable[[], None]] = []
         self.pending: list[Any] = []  # journal.Delta, in commit order
         self._rows_seen, self._rows = 0, 0  # pending_rows, counted incrementally
@@ -80,10 +90,12 @@ class Hold:
     # ------------------------------------------------------------------ leases
     def lease(self, con: Any, sid: str) -> LeaseRow | None:
         if sid not in self._leases:
-            row = con.execute(_LEASE_SQL, [sid]).fetchone()
-            self._leases[sid] = LeaseRow(row[0], row[1], int(row[2]), int(row[3])) if row else None
-            if row:
-                self._in_file[sid] = (row[0], row[1], int(row[2]))
+            owner, token, fencing, expires, claimed = con.execute(_LEASE_SQL, {"sid": sid}).fetchone()
+            if fencing is not None:
+                self._in_file[sid] = (owner, token, int(fencing))
+            top = max((int(g) for g in (fencing, claimed) if g is not None), default=None)
+            self._leases[sid] = None if top is None else LeaseRow(
+                owner, token, top, int(expires or 0))
         return self._leases[sid]
 
     def set_lease(self, sid: str, row: LeaseRow) -> None:
@@ -148,13 +160,15 @@ class Hold:
         self.carried.pop(sid, None)
         self.queue_sizes.pop(sid, None)
         self.early_sizes.pop(sid, None)
+        self.claims.forget(sid)
 
     def flush(self, con: Any) -> None:
-        """Write every dirty lease row (before the file is released)."""
-        if not self._dirty:
+        """Write every dirty lease row and unwritten claim (before the file is released)."""
+        if not self._dirty and not self.claims.unwritten:
             return
         con.execute("BEGIN TRANSACTION")
         try:
+            deferred.write_all(con, self)
             for sid in sorted(self._dirty):
                 self.write_lease(con, sid)
             con.execute("COMMIT")
@@ -225,9 +239,11 @@ class Hold:
             ).fetchone()[0])
         return self.early_sizes[sid]
 
-    def bump_queue(self, sid: str, delta: int, *, early: bool = False) -> None:
+    def bump_queue(self, sid: str, delta: int, *, early: bool = False,
+                   early_left: int | None = None) -> None:
         """After COMMIT: ``delta`` rows more (or fewer) queued for ``sid``; ``early``: the
-        added rows have the ``earliest_safe_boundary`` policy or a session command."""
+        added rows have the ``earliest_safe_boundary`` policy or a session command;
+        ``early_left``: how many of the removed rows had (when the caller knows)."""
         def apply() -> None:
             before = self.queue_sizes.get(sid)
             if before is not None:
@@ -235,6 +251,8 @@ class Hold:
             if delta < 0:  # which rows left is not known here: count again when needed
                 if self.queue_sizes.get(sid) == 0:
                     self.early_sizes[sid] = 0
+                elif early_left is not None and sid in self.early_sizes:
+                    self.early_sizes[sid] = max(0, self.early_sizes[sid] - early_left)
                 else:
                     self.early_sizes.pop(sid, None)
             elif sid in self.early_sizes:

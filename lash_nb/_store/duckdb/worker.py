@@ -96,6 +96,7 @@ class ConnectionWorker:
         self.hold: Hold | None = None  # what we know while holding the file (hold.py)
         self._carry: dict[str, LeaseRow] = {}  # dirty leases a failed release could not write
         self._carry_heads: dict[str, Any] = {}  # the last hold's session heads (hold.py)
+        self._carry_claims: list[Any] = []  # unwritten claims a failed release left (claims.py)
         self._held_since = 0.0
         self._stopped = False
         self.users = 1  # DuckDBStore objects sharing this worker (store.py)
@@ -218,6 +219,9 @@ class ConnectionWorker:
         if self._carry:
             carry, self._carry = self._carry, {}
             self.hold.adopt(self._con, carry)
+        if self._carry_claims:
+            claims, self._carry_claims = self._carry_claims, []
+            self.hold.claims.adopt(claims, self.hold.dirty_rows())
 
     def _execute(self, job: Callable[[Any], T], spec: JobSpec) -> T:
         """Run ``job``; a lock conflict anywhere waits for the file and runs it again."""
@@ -286,6 +290,7 @@ class ConnectionWorker:
                 hold.flush(con)
             except Exception:  # written by the next hold of this process (``Hold.adopt``)
                 self._carry.update(hold.dirty_rows())
+                self._carry_claims = hold.claims.carry()
             if handover and _wal_bytes(self.path) < HANDOVER_WAL_BYTES:
                 # the next holder replays a small .wal faster than we checkpoint it
                 with contextlib.suppress(Exception):
