@@ -13,8 +13,9 @@ A linear check follows: the ``paced`` scenario at ``--n`` and at 4x ``--n`` delt
 widgets of the same kernel; traffic linear in the answer costs ~4x the bytes for 4x the deltas
 (a stream that re-sends the whole state each flush costs far more).
 
-Run: ``.venv/bin/python -P benchmarks/widget_stream.py [--n 10000]`` (the kernel imports the
-``lash_nb`` on PYTHONPATH: point it at another checkout to measure that one)
+Run: ``.venv/bin/python -P benchmarks/widget_stream.py [--n 10000] [--against OLD_CHECKOUT]``
+(the kernel imports the ``lash_nb`` on PYTHONPATH; ``--against`` runs the linear check of
+another checkout in a second kernel, interleaved with this one's)
 """
 
 from __future__ import annotations
@@ -62,10 +63,14 @@ SCENARIOS = {
 
 
 def html_bytes(update: dict[str, object]) -> int:
-    """Bytes of rendered prose HTML in one state update or delta message."""
+    """Bytes of rendered prose HTML in one state update or delta message (whole HTML, or the
+    new part of a splice)."""
     inner = update.get("custom", update)
-    html = inner.get("html") if isinstance(inner, dict) else None
-    return len(json.dumps(html)) if html else 0
+    if not isinstance(inner, dict):
+        return 0
+    html = inner.get("html")
+    splices = inner.get("html_splice") or []
+    return (len(json.dumps(html)) if html else 0) + sum(len(json.dumps(sp[3])) for sp in splices)
 
 
 def traffic(k: KernelHarness, n: int, opts: dict[str, object]) -> tuple[int, float, str, float]:
@@ -81,7 +86,10 @@ def traffic(k: KernelHarness, n: int, opts: dict[str, object]) -> tuple[int, flo
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=N, help="deltas per scenario (default 10,000)")
-    n_all = ap.parse_args().n
+    ap.add_argument("--against", default=None,
+                    help="another checkout: its linear check runs interleaved with this one's")
+    args = ap.parse_args()
+    n_all = args.n
     print(f"widget_stream: {n_all:,} assistant_prose_delta activities per scenario")
     print(f"{'scenario':<12} {'comm msgs':>9} {'flushes':>8} {'state MB':>9} "
           f"{'kernel CPU/delta':>17} {'wall s':>7}")
@@ -92,12 +100,27 @@ def main() -> None:
             cpu, wall, flushes = out.split()
             print(f"{name + ('' if n == n_all else f' ({n:,})'):<12} {msgs:>9,} {int(flushes):>8,} {size:>9.2f} "
                   f"{float(cpu) / n * 1e6:>14.1f} µs {float(wall):>7.2f}")
-        paced = {"interval": 0.05, "per_tick": 20, "sleep": 0.01, "every": False}
-        _, small, _, small_html = traffic(k, n_all, paced)
-        _, large, _, large_html = traffic(k, 4 * n_all, paced)
-        print(f"linear check: paced, {n_all:,} deltas {small:.3f} MB, {4 * n_all:,} deltas {large:.3f} MB, "
-              f"ratio {large / small:.2f} (linear in the answer: ~4); of it rendered prose HTML "
-              f"{small_html:.3f} MB and {large_html:.3f} MB")
+        kernels = [("this", k)]
+        other = None
+        if args.against:
+            other = KernelHarness(env={"PYTHONPATH": str(Path(args.against).resolve())})
+            kernels.insert(0, ("against", other.__enter__()))
+        try:
+            paced = {"interval": 0.05, "per_tick": 20, "sleep": 0.01, "every": False}
+            rows: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in kernels}
+            for n in (n_all, 4 * n_all):  # interleaved: each tree at n, then each at 4n
+                for name, kern in kernels:
+                    _, size, _, html = traffic(kern, n, paced)
+                    rows[name].append((size, html))
+            for name, ((small, small_html), (large, large_html)) in rows.items():
+                # this tree's line keeps the form benchmarks/issue21_lines.py parses
+                label = "linear check:" if name == "this" else f"linear check (against {args.against}):"
+                print(f"{label} paced, {n_all:,} deltas {small:.3f} MB, "
+                      f"{4 * n_all:,} deltas {large:.3f} MB, ratio {large / small:.2f} (linear in the "
+                      f"answer: ~4); of it rendered prose HTML {small_html:.3f} MB and {large_html:.3f} MB")
+        finally:
+            if other is not None:
+                other.__exit__(None, None, None)
 
 
 if __name__ == "__main__":

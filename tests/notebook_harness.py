@@ -280,6 +280,10 @@ def prose_of(state: dict[str, Any]) -> str:
     return "".join(b["text"] for b in state.get("blocks", []) if b["kind"] == "prose")
 
 
+def _u16(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
 def _apply_rows(state: dict[str, Any], msg: Any) -> None:
     """The live turn view's row messages (``{"type": "delta" | "full"}``, see
     ``static/turn.js``: ``lashApplyDelta``), applied to the recorded state as a view would."""
@@ -292,9 +296,14 @@ def _apply_rows(state: dict[str, Any], msg: Any) -> None:
     blocks = [dict(b) for b in (msg.get("reset") or state.get("blocks") or [])]
     for i, row in msg.get("rows", []):
         blocks[i:i + 1] = [dict(row)]
-    for i, offset, text in msg.get("append", []):
-        assert len(blocks[i]["text"]) == offset, "a delta that does not fit the view's copy"
+    for i, offset, text in msg.get("append", []):  # offsets in UTF-16 units, as JS counts
+        assert _u16(blocks[i]["text"]) == offset, "a delta that does not fit the view's copy"
         blocks[i]["text"] += text
     state["blocks"] = blocks
     state["html"] = {**state.get("html", {}), **msg.get("html", {})}
+    for cid, was, keep, text in msg.get("html_splice", []):  # finished blocks kept, rest new
+        old = state["html"][cid]
+        assert _u16(old) == was, "an HTML splice that does not fit the view's copy"
+        units = old.encode("utf-16-le", "surrogatepass")[:2 * keep]
+        state["html"][cid] = units.decode("utf-16-le", "surrogatepass") + text
     state["html_len"] = {**state.get("html_len", {}), **msg.get("html_len", {})}

@@ -9,6 +9,8 @@ written, then sends the recovery commit the runtime sends on open (``close_open_
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
 import signal
 import subprocess
@@ -27,6 +29,10 @@ pytestmark = pytest.mark.slow
 KILLS = 32
 EVENTS_PER_TURN = 60
 
+# One process imports everything once, then forks a committer per kill (32 interpreters
+# importing pandas, pyarrow and lash_nb were the longest test of the suite under load: 548 s).
+# It reads "fork" on stdin; the forked child opens the store and commits turns until killed
+# (it prints "ready PID" first); the forking process reaps it and prints "reaped PID".
 CHILD = textwrap.dedent("""
     import asyncio, os, sys
     import pandas, pyarrow  # imported before "ready" (pyarrow pulls in pandas at its first
@@ -45,7 +51,7 @@ CHILD = textwrap.dedent("""
         assert isinstance(lease, Lease), lease
         got = await store.load_session("s1")
         leaf = got.meta.leaf_node_id if got else None
-        print("ready", flush=True)
+        print(f"ready {os.getpid()}", flush=True)
         k = 0
         while True:
             k += 1
@@ -65,7 +71,16 @@ CHILD = textwrap.dedent("""
                 tool_calls=tools, events=events, turn=turn_record(tid, "h-" + tid)))
             leaf = rest[-1].node_id
 
-    asyncio.run(main())
+    for line in sys.stdin:
+        if line.strip() != "fork":
+            break
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            asyncio.run(main())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print(f"reaped {pid}", flush=True)
 """).replace("{EVENTS_PER_TURN}", str(EVENTS_PER_TURN)).replace("{{", "{").replace("}}", "}")
 
 
@@ -104,29 +119,48 @@ def test_killed_committer_never_leaves_half_a_commit(tmp_path: Path) -> None:
     DuckDBStore(path).close_sync()
     rng = random.Random(7)
     recoveries = 0
-    for _ in range(KILLS):
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)],
-                                 stdout=subprocess.PIPE, text=True)
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 0.25))  # the random kill moment, not a synchronisation
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
-        store = DuckDBStore(path, idle_release_s=None)
-        try:
-            check_invariants(store, recoveries)
-            lease = asyncio.run(store.try_acquire_lease("s1", lease_owner_id("recovery")))
-            assert isinstance(lease, Lease)  # the dead child's lease is reclaimed
-            head = asyncio.run(store.load_session("s1"))
-            leaf = head.meta.leaf_node_id if head else None
-            asyncio.run(store.commit(RuntimeCommit("s1", lease, leaf_node_id=leaf,
-                                                   close_open_turns=True, release_lease=True)))
-            recoveries += 1
-            after = asyncio.run(store.load_session("s1"))
-            assert after is not None and after.open_turn_ids == ()
-            open_rows = store.query("SELECT count(*) AS n FROM turns WHERE status = 'open'")
-            assert open_rows["n"].tolist() == [0]
-            finished, _ = check_invariants(store, recoveries)
-        finally:
-            store.close_sync()
+    forks = subprocess.Popen([sys.executable, "-c", CHILD, str(path)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert forks.stdin is not None and forks.stdout is not None
+    pid = None
+    try:
+        for _ in range(KILLS):
+            forks.stdin.write("fork\n")
+            forks.stdin.flush()
+            ready, pid = forks.stdout.readline().split()
+            assert ready == "ready"
+            time.sleep(rng.uniform(0.0, 0.25))  # the random kill moment, not a synchronisation
+            os.kill(int(pid), signal.SIGKILL)
+            assert forks.stdout.readline().split() == ["reaped", pid]  # gone: the file is free
+            pid = None
+            recoveries, finished = _recover(path, recoveries)
+    finally:
+        if pid is not None:  # a failed check left a committer running
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        forks.stdin.close()  # the forking process ends at the end of its input
+        forks.wait(timeout=60)
+        forks.stdout.close()
     assert finished > 0  # the child got through whole turns between kills
+
+
+def _recover(path: Path, recoveries: int) -> tuple[int, int]:
+    """Check the file after a kill, then send the recovery commit the runtime sends on open."""
+    store = DuckDBStore(path, idle_release_s=None)
+    try:
+        check_invariants(store, recoveries)
+        lease = asyncio.run(store.try_acquire_lease("s1", lease_owner_id("recovery")))
+        assert isinstance(lease, Lease)  # the dead child's lease is reclaimed
+        head = asyncio.run(store.load_session("s1"))
+        leaf = head.meta.leaf_node_id if head else None
+        asyncio.run(store.commit(RuntimeCommit("s1", lease, leaf_node_id=leaf,
+                                               close_open_turns=True, release_lease=True)))
+        recoveries += 1
+        after = asyncio.run(store.load_session("s1"))
+        assert after is not None and after.open_turn_ids == ()
+        open_rows = store.query("SELECT count(*) AS n FROM turns WHERE status = 'open'")
+        assert open_rows["n"].tolist() == [0]
+        finished, _ = check_invariants(store, recoveries)
+    finally:
+        store.close_sync()
+    return recoveries, finished

@@ -356,9 +356,6 @@ def approve_scratch(request):
     return request.args["name"].startswith("scratch_")
 
 
-# slow: 36-200 s here; after its turn the worker keeps re-checking the session and takes long to
-# count itself idle (a worker bug found at the end of the round, noted in the closing note)
-@pytest.mark.slow
 def test_a_worker_given_an_approver_runs_what_it_approves(tmp_path):
     from lash_nb._runtime.worker import load_approver, run_worker
 

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 from lash_nb import LashCore
+from lash_nb._notebook.widgets.markdown import render_markdown
+from lash_nb._notebook.widgets.snapshot import turn_html
 from lash_nb._notebook.widgets.turn import TurnWidget
 from lash_nb.providers import Completed, FunctionProvider, LlmPart, LlmResponse, TextDelta
 from lash_nb.stores import DuckDBStore
@@ -96,8 +98,10 @@ for (const v of views) {
   let copy = lashCopyOf(attrs);
   let resyncs = 0;
   let waiting = v.from !== 0;  // it sent {type: "resync"} when it opened
+  let live = null;  // the copy as it stood when the final status arrived (built from deltas)
   for (const m of log.messages.slice(v.from)) {
     if (m.method === "update") {
+      if (live === null && m.state.status && !LIVE.has(m.state.status)) live = lashCopyOf(copy);
       Object.assign(attrs, m.state);
       const rowsTrait = "blocks" in m.state || "html" in m.state || "html_len" in m.state;
       if (rowsTrait || (m.state.status && !LIVE.has(m.state.status))) copy = lashCopyOf(attrs);
@@ -107,7 +111,9 @@ for (const v of views) {
       else if (c.type === "delta" && !waiting && !lashApplyDelta(copy, c)) resyncs += 1;
     }
   }
-  out.push({ copy, resyncs });
+  // what the browser counts as each prose row's length (html_len must cover all of it at the end)
+  const jsLen = Object.fromEntries(copy.blocks.filter((b) => b.kind === "prose").map((b) => [b.cid, b.text.length]));
+  out.push({ copy, resyncs, live, jsLen });
 }
 console.log(JSON.stringify(out));
 """
@@ -132,7 +138,9 @@ def test_every_view_ends_with_exactly_the_committed_turn(tmp_path: Path) -> None
     flush after each activity; a view from the start and one opened mid-stream
     (answered with a full copy) both end with the committed answer, and their copies while
     streaming never needed a resync."""
-    words = ["word0"] + [f" word{i}" for i in range(1, 300)]
+    # markdown with emoji (one character in Python, two in the browser's strings)
+    words = ["word0"] + [(f" **w{i}** 😀" if i % 9 == 0 else f" word{i}") + ("\n\n" if i % 25 == 0 else "")
+                         for i in range(1, 300)]
 
     async def model(request: Any) -> Any:
         for w in words:
@@ -150,7 +158,7 @@ def test_every_view_ends_with_exactly_the_committed_turn(tmp_path: Path) -> None
         return out, turns
 
     out, turns = asyncio.run(body())
-    committed = json.dumps(turns[-1].result)
+    committed = json.dumps(turns[-1].result, ensure_ascii=False)
     w, comm = _widget()
     initial = {"blocks": [], "html": {}, "html_len": {}, "status": "starting"}
     half = len(out.activities) // 2
@@ -161,14 +169,129 @@ def test_every_view_ends_with_exactly_the_committed_turn(tmp_path: Path) -> None
         if k == half:  # a second view opens here and asks for everything
             mid = len(comm.sent)
             w._on_custom(w, {"type": "resync"}, [])
+    live = w.shown()
     w.finish(out.result)
     assert comm.sent[mid]["content"]["type"] == "full"
     replayed = _replay(tmp_path, initial, comm.sent, mid)
     answer = out.result.assistant_message()
     assert answer == "".join(words)
-    assert answer in committed  # the stored turn has the whole answer
+    assert json.dumps(answer, ensure_ascii=False)[1:-1] in committed  # the stored turn has it all
     for view in replayed:
         prose = "".join(b["text"] for b in view["copy"]["blocks"] if b["kind"] == "prose")
         assert prose == answer
         assert view["copy"]["blocks"] == w.blocks  # equal to the final traits
         assert view["resyncs"] == 0
+        assert view["copy"]["html_len"] == view["jsLen"]  # no rendered text shown twice as plain
+        # while streaming, each view showed what the kernel sent, built from the deltas alone
+        assert view["live"]["blocks"] == live["blocks"] and view["live"]["html"] == live["html"]
+    # the saved record (what a notebook shows the next morning) is the committed answer
+    # rendered whole, byte for byte the record of the same turn folded at once
+    assert w.html == {b["cid"]: render_markdown(answer) for b in w.blocks if b["kind"] == "prose"}
+    at_once = TurnWidget(session_id="s")
+    at_once.push_all(out.activities)
+    at_once.finish(out.result)
+    assert turn_html(w.state() | {"elapsed_ms": 0}) == turn_html(at_once.state() | {"elapsed_ms": 0})
+
+
+class _SlowModelClock:
+    """The widget's clock for a model that streams slowly (a few tokens per second): every
+    flush finds the last render long past, so every flush may re-render the prose (a render
+    itself takes no time on this clock). No real time is read or waited for."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        self.now += 60.0
+        return self.now
+
+    def perf_counter(self) -> float:
+        return 0.0
+
+
+def _paced(monkeypatch: pytest.MonkeyPatch, activities: list[dict[str, Any]]) -> tuple[TurnWidget, RecordingComm]:
+    from lash_nb._notebook.widgets import turn as turn_module
+
+    monkeypatch.setattr(turn_module, "time", _SlowModelClock())
+    w = TurnWidget(session_id="s", interval_s=0.0)
+    comm = RecordingComm()
+    w.comm = comm
+    for a in activities:
+        w.push(a)
+        w.flush()  # a slow model: each delta is its own flush
+    w.finish(outcome="finished: assistant_message")
+    return w, comm
+
+
+def _one_paragraph(n: int) -> list[dict[str, Any]]:
+    return [_prose(i, "**tok** " if i % 7 == 0 else "tok ") for i in range(n)]
+
+
+def _many_blocks(n: int) -> list[dict[str, Any]]:
+    """An answer of short markdown paragraphs (a list, a fenced code block with a blank line in
+    it) in four prose rows, a tool call between them."""
+    out: list[dict[str, Any]] = []
+    row = 0
+    for i in range(n):
+        piece = ["tok ", "*tok* ", "tok.\n\n", "- item\n", "- `x`\n\n", "```py\nx = 1\n\ny = 2\n```\n\n"][i % 6]
+        out.append({"id": str(i), "correlation_id": f"p{row}", "type": "assistant_prose_delta",
+                    "text": piece})
+        if i % (n // 4) == n // 4 - 1 and i < n - 1:
+            out.append({"id": f"t{i}", "correlation_id": f"t{i}", "type": "tool_call_started",
+                        "call_id": f"c{i}", "name": "lookup", "args": {"q": i}, "at_ms": 0})
+            out.append({"id": f"d{i}", "correlation_id": f"t{i}", "type": "tool_call_completed",
+                        "call_id": f"c{i}", "name": "lookup", "output": "ok", "at_ms": 1,
+                        "duration_ms": 1})
+            row += 1
+    return out
+
+
+@pytest.mark.parametrize("answer", [_one_paragraph, _many_blocks], ids=["one-paragraph", "many-blocks"])
+def test_a_slow_models_long_answer_costs_bytes_linear_in_its_length(
+        monkeypatch: pytest.MonkeyPatch, answer: Any) -> None:
+    """A model streams slowly, so every flush may re-render the prose: the rendered HTML must
+    not travel whole again on each flush (it did: 4x the answer cost ~16x the bytes)."""
+    small_w, small = _paced(monkeypatch, answer(600))
+    large_w, large = _paced(monkeypatch, answer(2400))
+    assert large.bytes <= 4.4 * small.bytes, (small.bytes, large.bytes)
+    # and the finished view is the whole answer rendered at once, not the pieces streamed
+    for w in (small_w, large_w):
+        prose = [b for b in w.blocks if b["kind"] == "prose"]
+        assert w.html == {b["cid"]: render_markdown(b["text"]) for b in prose}
+
+
+def test_the_live_view_renders_finished_paragraphs_while_the_answer_streams(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Markdown shows as it arrives: a finished paragraph is HTML before the answer ends, and
+    the paragraph still being written is covered in part or shown as text (never lost)."""
+    from lash_nb._notebook.widgets import turn as turn_module
+
+    monkeypatch.setattr(turn_module, "time", _SlowModelClock())
+    w, _ = _widget()
+    w.render_interval_s = 0.2
+    for i, piece in enumerate(["# Title\n\n", "Some **bold** text.\n\n", "<script>x</script> and more"]):
+        w.push(_prose(i, piece))
+        w.flush()
+    shown = w.shown()
+    html, covered = shown["html"]["p1"], shown["html_len"]["p1"]
+    assert "<h1>Title</h1>" in html and "<strong>bold</strong>" in html
+    assert "<script>" not in html  # model text is escaped, as in the finished record
+    text = shown["blocks"][0]["text"]
+    assert text[:covered].endswith("text.\n\n") or covered == len(text)
+
+
+def test_a_code_block_with_blank_lines_is_not_cut_while_it_streams(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live view renders finished blocks as they close, but a blank line inside a fenced
+    code block does not close it: the code shows as one block, never as code then prose."""
+    from lash_nb._notebook.widgets import turn as turn_module
+
+    monkeypatch.setattr(turn_module, "time", _SlowModelClock())
+    w, _ = _widget()
+    w.render_interval_s = 0.2
+    pieces = ["Intro.\n\n", "```python\n", "x = 1\n", "\n", "\n", "y = 2\n", "```\n", "\n", "After"]
+    for i, piece in enumerate(pieces):
+        w.push(_prose(i, piece))
+        w.flush()
+    html = w.shown()["html"]["p1"]
+    assert html.count("<pre") == 1 and html.index(">x<") < html.index(">y<") < html.index("</pre>")
+    assert "<p>Intro.</p>" in html

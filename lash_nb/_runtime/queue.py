@@ -169,8 +169,8 @@ class QueuedTurnBuilder:
             try:
                 if p.state.stale:
                     await w.reload()
-                await _apply_session_commands(p, lease)
-                lease = await w.try_lease() or lease
+                if await _apply_session_commands(p, lease):  # renewed after the commands ran
+                    lease = await w.try_lease() or lease
                 claim = await p.store.claim_queued_work(
                     lease, boundary=ClaimBoundary.IDLE, batch_ids=self._batch_ids,
                     max_attempts=p.max_batch_attempts)
@@ -217,12 +217,15 @@ async def _abandon_quietly(p: SessionParts, claim: QueueClaim, error: str) -> No
                         b.attempts, error[:300])
 
 
-async def _apply_session_commands(p: SessionParts, lease: Lease) -> None:
+async def _apply_session_commands(p: SessionParts, lease: Lease) -> int:
+    """Apply and commit every leading session command; how many ran."""
+    ran = 0
     while True:
         claim = await p.store.claim_queued_work(lease, boundary=ClaimBoundary.IDLE, commands=True,
                                                 max_attempts=p.max_batch_attempts)
         if claim is None:
-            return
+            return ran
+        ran += 1
         for command in claim.commands():
             if command.get("kind") == "refresh_tool_catalog":
                 p.catalog.invalidate()

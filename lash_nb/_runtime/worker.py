@@ -6,8 +6,14 @@ Theory of operation
 - Poll the store for sessions with ready work (``--all``) or watch one session; for each,
   open the session and run ``queued_turn()`` until it returns ``None``. Leases keep two
   workers (or a worker and a notebook) from running the same session at once; a busy
-  session is skipped and retried on the next poll. Pending work in a busy session is not
-  idleness: ``--exit-when-idle`` counts only polls that found nothing left to run.
+  session is skipped and retried on the next poll. A session is only probed (lease, claim)
+  when its queue lists a batch that is due: an idle worker reads, it does not write.
+- ``--exit-when-idle S``: the worker exits once S seconds have passed since it last ran a turn
+  or saw work it could not take yet, and no lane is inside a session. Busy means a turn ran, or
+  a due pending batch sat in a session another process held (a notebook's long turn: waiting
+  for it is not idleness, the batch must not be left behind). A probe that finds nothing is not
+  busy; neither are batches parked ``failed``, batches due later (``available_at_ms``; the next
+  worker runs them) or batches claimed by a live turn elsewhere (docs/adr/0092).
 - A claim held by a worker that dies is pinned to its lease generation; once the lease
   expires (TTL, or at once when the store can prove the owner's process is gone) the batch is
   pending again and the next worker runs it. The dead worker's turn never committed, so the
@@ -32,6 +38,7 @@ from typing import Any
 
 from .._store.base import notifies_work, releases_file
 from .core import LashCore
+from .turn_run import now_ms
 
 log = logging.getLogger("lash_nb.worker")
 
@@ -90,9 +97,11 @@ class Worker:
         self._stopping = asyncio.Event()
         self._active: dict[str, Any] = {}
         self._sessions: dict[str, Any] = {}  # opened handles, least recently used first
-        # a session had pending work this worker could not run yet (a notebook's turn held
-        # it): waiting for it is not idle, --exit-when-idle must not leave the work behind
-        self._waiting = False
+        # loop time of the last evidence of work: a turn ran, or due pending work sat in a
+        # session another process held (waiting for it is not idle: --exit-when-idle must not
+        # leave the work behind); None until run() starts
+        self._busy_at: float | None = None
+        self._max_idle_s: float | None = None
         self._log = log or (lambda msg: log_info(msg))
 
     def stop(self) -> None:
@@ -103,21 +112,29 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
-        idle = 0.0
+        self._max_idle_s = max_idle_s
+        self._busy_at = loop.time()
         lanes = [asyncio.ensure_future(self._lane(i)) for i in range(self.concurrency)]
+        stopping = asyncio.ensure_future(self._stopping.wait())
         try:
-            while not self._stopping.is_set():
-                before = self.stats.turns
-                await asyncio.sleep(self.poll_s)
-                busy = self.stats.turns != before or self._active or self._waiting
-                self._waiting = False
-                idle = 0.0 if busy else idle + self.poll_s
-                if max_idle_s is not None and idle >= max_idle_s:
-                    break
+            # the lanes decide idleness between their passes (``_idle_long_enough``): no
+            # sampling here, so a probe in flight neither counts as work nor hides idleness
+            await asyncio.wait([stopping, *lanes], return_when=asyncio.FIRST_COMPLETED)
         finally:
+            stopping.cancel()
             self._stopping.set()
             await self._wind_down(lanes)
         return self.stats
+
+    def _note_busy(self) -> None:
+        self._busy_at = asyncio.get_running_loop().time()
+
+    def _idle_long_enough(self) -> bool:
+        """``--exit-when-idle``: nothing ran and nothing waited for ``max_idle_s``, and no lane
+        is inside a session (its pass may yet run a turn)."""
+        if self._max_idle_s is None or self._busy_at is None or self._active:
+            return False
+        return asyncio.get_running_loop().time() - self._busy_at >= self._max_idle_s
 
     async def _lane(self, lane: int) -> None:
         while not self._stopping.is_set():
@@ -134,8 +151,12 @@ class Worker:
                 if sid in self._active:
                     continue
                 ran = await self._drain(sid) or ran
-            if not ran:
-                await self._idle_wait()
+            if ran:
+                continue
+            if self._idle_long_enough():
+                self.stop()
+                break
+            await self._idle_wait()
 
     async def _idle_wait(self) -> None:
         """Sleep ``poll_s`` or until stopped; a store with ``wait_for_work`` (PostgreSQL
@@ -168,16 +189,23 @@ class Worker:
                 self._sessions.pop(next(iter(self._sessions)))
             self._active[session_id] = session
             while not self._stopping.is_set():
+                due = await _due_batches(session)
+                if not due:  # nothing to take: no lease written, not busy
+                    break
                 out = await session.queued_turn().run()
                 if out is None:
+                    # due pending work, but the session is held elsewhere (a notebook's turn):
+                    # waiting for it is busy. Only claimed batches: a live turn elsewhere runs
+                    # them (the probe was for a dead claimer's lease), nothing to wait for.
+                    if any(b.status == "pending" for b in due):
+                        self._note_busy()
                     break
                 ran = True
+                self._note_busy()
                 self.stats.turns += 1
                 key = str(out.result.outcome)
                 self.stats.outcomes[key] = self.stats.outcomes.get(key, 0) + 1
                 self._log(f"{session_id} {out.result.turn_id} {key}")
-            if not ran and any(b.status == "pending" for b in await session.queued_work()):
-                self._waiting = True
         except Exception as err:  # one broken session must not stop the worker
             self._sessions.pop(session_id, None)
             self._log(f"{session_id}: {type(err).__name__}: {err}")
@@ -194,7 +222,21 @@ class Worker:
                         "worker_shutdown",
                         f"the worker was asked to stop and the turn outlived --grace {self.grace_s:g} s")
             await asyncio.wait(pending, timeout=30)
+        for lane in lanes:  # a lane that died ended the run: say why, once
+            if lane.done() and not lane.cancelled() and lane.exception() is not None:
+                err = lane.exception()
+                self._log(f"worker lane stopped: {type(err).__name__}: {err}")
         await self.core.store.close()
+
+
+async def _due_batches(session: Any) -> list[Any]:
+    """The session's batches a claim could take now: not parked ``failed``, due
+    (``available_at_ms`` passed), pending or claimed (a claim of a dead process is taken over
+    once its lease is gone, which only the lease probe can tell). One read, no write."""
+    t = now_ms()
+    return [b for b in await session.store.list_queued_work(session.session_id,
+                                                            include_claimed=True)
+            if b.status != "failed" and b.available_at_ms <= t]
 
 
 async def run_worker(store: str, *, session_id: str | None, provider: Any, model: str | None,

@@ -1,8 +1,9 @@
 // Live turn view. State comes from synced traits (see widgets/turn.py for their meaning) and,
 // for the rows, from custom messages: {type: "delta"} (changed rows whole, a growing row as the
 // text appended at its offset, changed HTML) applied to the view's own copy, {type: "full"}
-// (the whole copy, the answer to our {type: "resync"}); the blocks/html/html_len traits are the
-// full state at the end. The Stop button sends {type: "stop"}; a tool row waiting for approval
+// (the whole copy, the answer to our {type: "resync"}); a growing prose row's HTML comes as a
+// splice (its finished blocks kept, the rest replaced); the blocks/html/html_len traits are the
+// full state at the end. Offsets and lengths are in UTF-16 units (a JS string's length). The Stop button sends {type: "stop"}; a tool row waiting for approval
 // has Approve / Deny, which send {type: "approve" | "deny", call_id}. Prose arrives as sanitised
 // HTML rendered in Python (markdown-it-py); until a row's HTML arrives its text is shown escaped.
 // A finished turn is replaced by static HTML by the kernel, so this view only runs live turns.
@@ -25,6 +26,12 @@ export function lashApplyDelta(copy, d) {
   }
   if (typeof d.count === "number" && copy.blocks.length !== d.count) return false;
   Object.assign(copy.html, d.html || {});
+  // a prose row's HTML: keep its first `keep` units (its finished blocks), then the new part
+  for (const [cid, was, keep, text] of d.html_splice || []) {
+    const old = copy.html[cid];
+    if (typeof old !== "string" || old.length !== was) return false;
+    copy.html[cid] = old.slice(0, keep) + text;
+  }
   Object.assign(copy.html_len, d.html_len || {});
   return true;
 }

@@ -7,13 +7,16 @@ Theory of operation
   ``loop.call_later``, no sooner than ``interval_s`` after the previous flush. A flush sends
   only what changed since the last one: the small traits inside ``hold_sync()``, and the rows
   as one custom message ``{"type": "delta"}`` (new or changed rows whole, a growing prose or
-  reasoning row as the text appended at its offset, changed HTML): the traffic of a long
-  answer grows with its length, not with its length times the flushes. A 10,000-delta stream
+  reasoning row as the text appended at its offset, a growing prose row's HTML as a splice
+  ``[cid, its length, kept length, new part]`` that keeps its finished blocks; offsets in
+  UTF-16 units, as the browser counts): the traffic of a long answer grows with its length,
+  not with its length times the flushes. A 10,000-delta stream
   costs a few hundred messages, not 10,000. The ``blocks`` / ``html`` / ``html_len`` traits
   hold the full state at the final flush; a view opened mid-stream (or whose copy no longer
   fits a delta) sends ``{"type": "resync"}`` and gets ``{"type": "full"}``. Prose is rendered
-  to sanitised HTML in Python (markdown-it-py, ``markdown.py``) on the flush, only for the rows
-  whose text changed; the browser never parses markdown itself.
+  to sanitised HTML in Python (markdown-it-py, ``markdown.py``); the browser never parses
+  markdown itself. Live, a row's finished blocks are rendered once each and its open block
+  again only once it doubled (``live_prose.py``); at the end each row is rendered whole.
   Without a running loop a push flushes only when ``interval_s`` has passed.
 - ``finish(result)`` / ``fail(message)`` cancel any pending flush, set the final state and flush
   now. Then the displayed output is replaced (``update_display``) by a self-contained HTML
@@ -44,8 +47,8 @@ State the browser reads (synced traits) and what feeds them
   may carry ``interrupted: true``; tool rows ``{name, args, output, status:
   running|done|failed|cancelled, duration_ms}``.
 - ``html``: ``{cid: sanitised HTML}`` of each prose row; ``html_len``: ``{cid: n}``, the HTML
-  covers the first ``n`` characters of the row's text (a long growing answer is re-rendered
-  less often; the browser shows the rest as plain text until the next render).
+  covers the first ``n`` UTF-16 units of the row's text (a growing answer's open block is
+  re-rendered less often; the browser shows the rest as plain text until the next render).
 - ``usage`` (the latest cumulative ``usage`` activity; ``estimated: true`` is shown as such),
   ``retries``, ``iterations``, ``elapsed_ms`` (kernel-side; the browser extrapolates between
   flushes so the timer runs while a tool runs), ``error`` (the message of ``fail``).
@@ -73,6 +76,7 @@ import traitlets
 from ..._core.events import TurnActivity
 from .assets import css, esm
 from .fold import TurnFold, outcome_label
+from .live_prose import LiveProse, utf16_len
 from .markdown import render_markdown
 from .snapshot import FINAL_STATUSES, bundle, final_status, turn_html
 
@@ -130,11 +134,13 @@ class TurnWidget(anywidget.AnyWidget):
         self._started = time.monotonic()
         self._pending: asyncio.TimerHandle | None = None
         self._display: Any = None
-        self._rendered: dict[str, tuple[int, str, float, float]] = {}  # cid -> (len, html, at, cost)
+        self._rendered: dict[str, LiveProse] = {}  # cid -> the live HTML of a prose row
         # what the views were sent (deltas are computed against it): per row (cid, the row
-        # without its text, its text then), and the HTML / covered lengths per prose row
+        # without its text, its text then), and the HTML / covered lengths per prose row;
+        # per prose row also how much of that HTML was its finished blocks (a splice keeps it)
         self._sent_rows: list[tuple[str, dict[str, Any], str | None]] = []
         self._sent_html: dict[str, str] = {}
+        self._sent_stable: dict[str, int] = {}
         self._sent_lens: dict[str, int] = {}
         self.render_interval_s = max(interval_s, 0.2)
         self.on_msg(self._on_custom)
@@ -270,15 +276,28 @@ class TurnWidget(anywidget.AnyWidget):
                 if any(b.get(k) != v for k, v in rest.items()) or len(b) - ("text" in b) != len(rest):
                     changed.append([i, dict(b)])
                 elif isinstance(text, str) and len(text) > n:
-                    grown.append([i, n, text[n:]])
+                    grown.append([i, utf16_len(was or ""), text[n:]])  # offsets as JS counts
             if changed:
                 msg["rows"] = changed
             if grown:
                 msg["append"] = grown
-        html = {c: h for c, h in rendered.items() if self._sent_html.get(c) is not h}
+        html: dict[str, str] = {}
+        splices: list[Any] = []
+        for c, h in rendered.items():
+            old = self._sent_html.get(c)
+            if old is h or old == h:
+                continue
+            keep = self._sent_stable.get(c, 0) if old is not None else 0
+            if old is not None and h.startswith(old[:keep]):
+                # the finished blocks sent stay; only what follows them travels
+                splices.append([c, utf16_len(old), utf16_len(old[:keep]), h[keep:]])
+            else:
+                html[c] = h
         html_len = {c: n for c, n in lens.items() if self._sent_lens.get(c) != n}
         if html:
             msg["html"] = html
+        if splices:
+            msg["html_splice"] = splices
         if html_len:
             msg["html_len"] = html_len
         self._mark_sent(rendered, lens)
@@ -290,6 +309,8 @@ class TurnWidget(anywidget.AnyWidget):
              b["text"] if isinstance(b.get("text"), str) else None)
             for b in self.fold.blocks]
         self._sent_html, self._sent_lens = dict(rendered), dict(lens)
+        self._sent_stable = {c: p.stable_html_len for c, p in self._rendered.items()
+                             if rendered.get(c) is not None}
 
     def shown(self) -> dict[str, Any]:
         """What the views were sent so far: ``blocks``, ``html``, ``html_len`` (mid-stream the
@@ -304,28 +325,31 @@ class TurnWidget(anywidget.AnyWidget):
         return {"type": "full", **self.shown()}
 
     def _render_prose(self, final: bool) -> tuple[dict[str, str], dict[str, int]]:
-        """HTML of each prose row and how many characters of its text it covers. A growing
-        row is re-rendered at most every ``render_interval_s`` and never more often than 8
-        times its last render took (a long answer costs tens of ms per render); meanwhile the
-        browser shows the rendered part plus the newer text as plain text. Final: all fresh."""
+        """HTML of each prose row and how much of its text it covers (in UTF-16 units, as the
+        browser slices). Live, a row's HTML is its finished blocks, each rendered once when a
+        blank line outside a code fence closes it (a row followed by another row is finished
+        whole), then its open block, re-rendered only when it has doubled and at most every
+        ``render_interval_s`` / 8 times its last render: every character is rendered and sent
+        a bounded number of times, so a long answer's traffic is linear in its length. The
+        browser shows the text past the covered part as plain text. Final: each row rendered
+        whole, exactly what the saved record shows."""
         out: dict[str, str] = {}
         lens: dict[str, int] = {}
         now = time.monotonic()
-        for b in self.fold.blocks:
+        rows = self.fold.blocks
+        for k, b in enumerate(rows):
             if b["kind"] != "prose":
                 continue
             cid, text = b["cid"], b["text"]
-            cached = self._rendered.get(cid)
-            if cached is None or cached[0] != len(text):
-                due = (cached is None or final
-                       or now - cached[2] >= max(self.render_interval_s, 8 * cached[3]))
-                if due:
-                    t0 = time.perf_counter()
-                    rendered = render_markdown(text)
-                    cached = (len(text), rendered, now, time.perf_counter() - t0)
-                    self._rendered[cid] = cached
-            if cached is not None:
-                out[cid], lens[cid] = cached[1], cached[0]
+            if final:
+                out[cid], lens[cid] = render_markdown(text), utf16_len(text)
+                continue
+            live = self._rendered.get(cid)
+            if live is None or not live.fits(text):
+                live = self._rendered[cid] = LiveProse()
+            live.advance(text, k < len(rows) - 1, now, self.render_interval_s)
+            if live.html is not None:
+                out[cid], lens[cid] = live.html, live.covered
         return out, lens
 
     def _request_flush(self) -> None:

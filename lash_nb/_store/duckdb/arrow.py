@@ -35,6 +35,11 @@ def import_arrow() -> None:
         _DONE.set()
 
 
+def arrow_ready() -> bool:
+    """pyarrow is imported (a caller that can do without it never waits for the import)."""
+    return _DONE.is_set()
+
+
 def import_arrow_in_background(after_s: float = 2.0) -> None:
     if not _DONE.is_set():
         timer = threading.Timer(after_s, import_arrow)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..admission import Admission, LeaseRow, admit, completed_batch_ids
 from ..base import CommitResult, Lease, RuntimeCommit
+from . import claims as deferred
 from . import journal
 from .hold import Hold
 
@@ -42,7 +43,7 @@ def commit(
     if c.replace_graph is not None:
         journal.fold(con, hold)
         return in_txn(lambda cc: _apply(cc, hold, c, direct=True))
-    if c.completed_claims:
+    if c.completed_claims or deferred.due(hold, c):  # claims.py: a drain's claim rides along
         result = in_txn(lambda cc: _apply(cc, hold, c, direct=False))
     else:
         try:
@@ -64,12 +65,7 @@ def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitRes
     head = hold.head(con, sid)
     rev = head.rev
     claimed_ids = completed_batch_ids(c)
-    held: dict[str, str | None] = {}
-    if claimed_ids:
-        held = dict(con.execute(
-            "SELECT batch_id, claim_id FROM queued_work_batches WHERE list_contains(?, batch_id)",
-            [claimed_ids],
-        ).fetchall())
+    held = deferred.held(con, hold, sid, claimed_ids) if claimed_ids else {}
     live = hold.lease(con, sid) if c.lease is not None else None
     verdict = admit(
         c, revision=rev, prior_hash=head.committed.get(tid) if tid is not None else None,
@@ -82,6 +78,8 @@ def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitRes
         return CommitResult(int(rev or 0), duplicate=True)
     current = rev if rev is not None else 0
     # ---- write (checks are done; an error below leaves nothing behind)
+    if deferred.due(hold, c):  # a drain's claim is written with its turn's first commit
+        deferred.write(con, hold, sid, c.lease.fencing if c.lease else None)
     delta = journal.plan(
         c, exists=rev is not None, rev=current + 1, next_seq=head.next_seq,
         stored_nodes=head.nodes, open_turns=head.open_turns, committed=head.committed, t=t,
@@ -94,7 +92,8 @@ def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitRes
     if claimed_ids:  # queue rows are not logged: they change with the commit, here
         finish_batches(con, claimed_ids, "completed", tid or (
             c.turn_started.turn_id if c.turn_started else None), t)
-        hold.bump_queue(sid, -len(claimed_ids))
+        hold.bump_queue(sid, -len(claimed_ids), early_left=deferred.early_count(c.completed_claims))
+        deferred.gone_after_commit(hold, sid, claimed_ids)
     if c.release_lease and c.lease is not None:
         _release_after_commit(con, hold, c.lease)
 

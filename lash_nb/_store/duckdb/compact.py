@@ -55,6 +55,7 @@ def swap_in_copy(con: Any, path: str, hold: Hold | None, block_size: int) -> tup
     must close ``con`` right after (no checkpoint: ``disable_checkpoint_on_shutdown`` is set
     here) and reopen ``path``."""
     if hold is not None:
+        hold.seal()  # the file may be swapped: every lease row must be in the copy
         hold.flush(con)
     con.execute("CHECKPOINT")  # measured checkpointed: a .wal is not free space
     before = os.path.getsize(path)

@@ -4,7 +4,10 @@ Theory of operation
 - DuckDB lets one process hold a file: while this store's connection is open, nobody else
   can read or write it. So while *holding*, the store can trust memory for what only it can
   change, and skip the statements that would re-read it (each costs 0.3-3 ms):
-  - **leases** are authoritative in memory: acquire / renew / release touch no SQL; a dirty
+  - **leases** are authoritative in memory: acquire / renew / release touch no SQL (an
+    acquire whose row is in memory runs on the caller's thread, without a trip to the store
+    thread: every lease change holds ``lease_lock``, and a hold is *sealed* under it before
+    its last flush, so no caller's change can miss that flush; ADR 90); a dirty
     lease row is written inside the next transaction of its session (commits, claims) and,
     at the latest, just before the file is released (``flush``). So another process that
     opens the file after us sees every live lease. A crash loses unflushed lease rows, which
@@ -23,6 +26,13 @@ Theory of operation
   - **pending** commit deltas: logged in ``commit_log`` but not yet folded into the typed
     tables (``journal.py``). The heads of their sessions are then ahead of those tables, so
     they are never dropped while deltas are pending.
+- **Answers from memory on the caller's thread**: a claim that memory alone shows has
+  nothing to take (the session's lease held by the caller, its queue or its early size
+  known to be zero) is answered by :meth:`Hold.nothing_to_claim` on the event loop's thread,
+  without a trip to the store thread (a turn makes two such claims). It only reads: each
+  dict read is atomic, and a count is only ever lowered to zero after the COMMIT that emptied
+  it, so the answer was true at the moment it was read (a hold read just before a release
+  was authoritative until that release).
 - Updates that depend on a transaction are registered with :meth:`after_commit` and applied
   only once COMMIT succeeded; a failed job drops the derived caches (they reload lazily),
   never the leases.
@@ -34,11 +44,22 @@ Theory of operation
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-_LEASE_SQL = "SELECT owner_id, token, fencing, expires_at_ms FROM execution_leases WHERE session_id = ?"
+from ..base import Lease, lease_is_held
+from . import claims as deferred
+
+# the lease row, its fencing raised to the highest claim generation of the session's queued
+# rows: a drain's claim is written without its lease row (claims.py), so after a crash the
+# next lease must still pass every claim generation, or an old claim would look live
+_LEASE_SQL = (
+    "SELECT l.owner_id, l.token, l.fencing, l.expires_at_ms, q.g FROM (SELECT "
+    "max(claim_generation) AS g FROM queued_work_batches WHERE session_id = $sid) q "
+    "LEFT JOIN execution_leases l ON l.session_id = $sid"
+)
 
 
 @dataclasses.dataclass
@@ -66,12 +87,18 @@ class Hold:
         # sets one again, so a report's queries in a row pay the switch once
         self.query_threads = False
         self._leases: dict[str, LeaseRow | None] = {}
+        # lease rows change on the store thread and, for an acquire memory can answer, on
+        # the caller's thread (``leases.try_acquire_here``): every change holds this lock;
+        # ``sealed`` (set under it before the final lease flush) ends the callers' changes
+        self.lease_lock = threading.RLock()
+        self.sealed = False
         self._dirty: set[str] = set()
         self._in_file: dict[str, tuple[Any, ...]] = {}  # (owner, token, fencing) of the file row
         self.heads: dict[str, Head] = {}
         self.carried: dict[str, Head] = {}  # the last hold's heads, checked before use
         self.queue_sizes: dict[str, int] = {}
         self.early_sizes: dict[str, int] = {}
+        self.claims = deferred.DeferredClaims()  # drain claims kept until their commit (claims.py)
         self._pending: list[Callable[[], None]] = []
         self.pending: list[Any] = []  # journal.Delta, in commit order
         self._rows_seen, self._rows = 0, 0  # pending_rows, counted incrementally
@@ -80,23 +107,37 @@ class Hold:
     # ------------------------------------------------------------------ leases
     def lease(self, con: Any, sid: str) -> LeaseRow | None:
         if sid not in self._leases:
-            row = con.execute(_LEASE_SQL, [sid]).fetchone()
-            self._leases[sid] = LeaseRow(row[0], row[1], int(row[2]), int(row[3])) if row else None
-            if row:
-                self._in_file[sid] = (row[0], row[1], int(row[2]))
+            with self.lease_lock:
+                owner, token, fencing, expires, claimed = con.execute(
+                    _LEASE_SQL, {"sid": sid}).fetchone()
+                if fencing is not None:
+                    self._in_file[sid] = (owner, token, int(fencing))
+                top = max((int(g) for g in (fencing, claimed) if g is not None), default=None)
+                self._leases[sid] = None if top is None else LeaseRow(
+                    owner, token, top, int(expires or 0))
         return self._leases[sid]
 
+    def knows_lease(self, sid: str) -> bool:
+        """The lease row of ``sid`` is in memory (loaded, or known absent)."""
+        return sid in self._leases
+
+    def seal(self) -> None:
+        """From now on only the store thread changes lease rows (the hold is about to be
+        flushed and released, or its file swapped)."""
+        with self.lease_lock:
+            self.sealed = True
+
     def set_lease(self, sid: str, row: LeaseRow) -> None:
-        self._leases[sid] = row
-        self._dirty.add(sid)
+        with self.lease_lock:
+            self._leases[sid] = row
+            self._dirty.add(sid)
 
     def write_lease(self, con: Any, sid: str, *, unless_holder_stored: bool = False) -> None:
         """Write a dirty lease row inside the current transaction. ``unless_holder_stored``:
         skip it when the file already names this holder and fencing (only the expiry
         differs, and the release flush writes that)."""
-        if sid not in self._dirty:
-            return
-        row = self._leases.get(sid)
+        with self.lease_lock:
+            row = self._leases.get(sid) if sid in self._dirty else None
         if row is None:
             return
         holder = (row.owner_id, row.token, row.fencing)
@@ -110,19 +151,26 @@ class Hold:
         )
 
         def written() -> None:
-            self._dirty.discard(sid)
-            self._in_file[sid] = holder
+            with self.lease_lock:
+                if self._leases.get(sid) is row:  # not changed meanwhile on a caller's thread
+                    self._dirty.discard(sid)
+                self._in_file[sid] = holder
 
         self.after_commit(written)
 
     def dirty_rows(self) -> dict[str, LeaseRow]:
         """Lease rows not yet written (a release that could not write them carries them)."""
-        return {sid: row for sid in self._dirty if (row := self._leases.get(sid)) is not None}
+        with self.lease_lock:
+            return {sid: row for sid in self._dirty if (row := self._leases.get(sid)) is not None}
 
     def adopt(self, con: Any, rows: dict[str, LeaseRow]) -> None:
         """Take over lease rows a failed release could not write, each only while the file
         shows nobody else took that lease since (fencing holds across the gap)."""
         t = int(time.time() * 1000)
+        with self.lease_lock:
+            self._adopt(con, rows, t)
+
+    def _adopt(self, con: Any, rows: dict[str, LeaseRow], t: int) -> None:
         for sid, row in rows.items():
             stored = self.lease(con, sid)
             if stored is None:
@@ -137,25 +185,32 @@ class Hold:
                 self.set_lease(sid, row)
 
     def write_dirty_leases(self, con: Any) -> None:
-        for sid in sorted(self._dirty):
+        with self.lease_lock:
+            dirty = sorted(self._dirty)
+        for sid in dirty:
             self.write_lease(con, sid)
 
     def forget(self, sid: str) -> None:
-        self._leases.pop(sid, None)
-        self._in_file.pop(sid, None)
-        self._dirty.discard(sid)
+        with self.lease_lock:
+            self._leases.pop(sid, None)
+            self._in_file.pop(sid, None)
+            self._dirty.discard(sid)
         self.heads.pop(sid, None)
         self.carried.pop(sid, None)
         self.queue_sizes.pop(sid, None)
         self.early_sizes.pop(sid, None)
+        self.claims.forget(sid)
 
     def flush(self, con: Any) -> None:
-        """Write every dirty lease row (before the file is released)."""
-        if not self._dirty:
+        """Write every dirty lease row and unwritten claim (before the file is released)."""
+        if not self._dirty and not self.claims.unwritten:
             return
+        with self.lease_lock:
+            dirty = sorted(self._dirty)
         con.execute("BEGIN TRANSACTION")
         try:
-            for sid in sorted(self._dirty):
+            deferred.write_all(con, self)
+            for sid in dirty:
                 self.write_lease(con, sid)
             con.execute("COMMIT")
         except BaseException:
@@ -225,9 +280,24 @@ class Hold:
             ).fetchone()[0])
         return self.early_sizes[sid]
 
-    def bump_queue(self, sid: str, delta: int, *, early: bool = False) -> None:
+    def nothing_to_claim(self, lease: Lease, *, early_only: bool) -> bool:
+        """True when memory alone shows that a claim by ``lease`` would return nothing: the
+        lease is held and its session's queue is empty (or, ``early_only``: a checkpoint or
+        command claim, no row it could take). False means "ask the store thread". Called from
+        the event loop's thread: reads only (see the module docstring)."""
+        sid = lease.session_id
+        row = self._leases.get(sid)
+        if row is None or not lease_is_held(lease, row.token, row.fencing):
+            return False  # not loaded, or lost: the store thread loads it or raises
+        if self.queue_sizes.get(sid) == 0:
+            return True
+        return early_only and self.early_sizes.get(sid) == 0
+
+    def bump_queue(self, sid: str, delta: int, *, early: bool = False,
+                   early_left: int | None = None) -> None:
         """After COMMIT: ``delta`` rows more (or fewer) queued for ``sid``; ``early``: the
-        added rows have the ``earliest_safe_boundary`` policy or a session command."""
+        added rows have the ``earliest_safe_boundary`` policy or a session command;
+        ``early_left``: how many of the removed rows had (when the caller knows)."""
         def apply() -> None:
             before = self.queue_sizes.get(sid)
             if before is not None:
@@ -235,6 +305,8 @@ class Hold:
             if delta < 0:  # which rows left is not known here: count again when needed
                 if self.queue_sizes.get(sid) == 0:
                     self.early_sizes[sid] = 0
+                elif early_left is not None and sid in self.early_sizes:
+                    self.early_sizes[sid] = max(0, self.early_sizes[sid] - early_left)
                 else:
                     self.early_sizes.pop(sid, None)
             elif sid in self.early_sizes:
@@ -266,6 +338,14 @@ class Hold:
     def dropped(self) -> None:
         """A statement outside a transaction failed: forget its after-commit updates."""
         self._pending.clear()
+
+    def turn_in_flight(self) -> bool:
+        """A turn of a session with pending deltas is open (its progress commit is logged,
+        its final commit not yet): folding now would write the turn's ``open`` row, which its
+        final commit then replaces (a row rewritten in ``turns``, and a fold that may still be
+        running when the final commit arrives)."""
+        sids = {d.session_id for d in self.pending}
+        return any((h := self.heads.get(sid)) is not None and bool(h.open_turns) for sid in sids)
 
     @property
     def pending_rows(self) -> int:

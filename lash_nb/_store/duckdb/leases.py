@@ -28,7 +28,25 @@ def _is_held(row: LeaseRow | None, lease: Lease) -> bool:
     return row is not None and lease_is_held(lease, row.token, row.fencing)
 
 
+def try_acquire_here(hold: Hold, sid: str, owner_id: str, ttl_ms: int) -> Lease | LeaseBusy | None:
+    """:func:`try_acquire` on the caller's thread, when memory holds the session's lease row
+    and the hold is not sealed (ADR 90); ``None``: ask the store thread."""
+    if not hold.lease_lock.acquire(blocking=False):  # the store thread is changing leases
+        return None
+    try:
+        if hold.sealed or not hold.knows_lease(sid):
+            return None
+        return try_acquire(hold, None, sid, owner_id, ttl_ms)
+    finally:
+        hold.lease_lock.release()
+
+
 def try_acquire(hold: Hold, con: Any, sid: str, owner_id: str, ttl_ms: int) -> Lease | LeaseBusy:
+    with hold.lease_lock:
+        return _try_acquire(hold, con, sid, owner_id, ttl_ms)
+
+
+def _try_acquire(hold: Hold, con: Any, sid: str, owner_id: str, ttl_ms: int) -> Lease | LeaseBusy:
     t = now_ms()
     row = hold.lease(con, sid)
     if row is not None and row.token is not None and row.owner_id == owner_id:
@@ -54,25 +72,30 @@ def check_held(hold: Hold, con: Any, lease: Lease) -> None:
 
 
 def renew(hold: Hold, con: Any, lease: Lease, ttl_ms: int) -> Lease:
-    t = now_ms()
-    check_held(hold, con, lease)
-    hold.set_lease(lease.session_id, LeaseRow(lease.owner_id, lease.token, lease.fencing, t + ttl_ms))
-    return dataclasses.replace(lease, expires_at_ms=t + ttl_ms)
+    with hold.lease_lock:
+        t = now_ms()
+        check_held(hold, con, lease)
+        hold.set_lease(lease.session_id, LeaseRow(lease.owner_id, lease.token, lease.fencing,
+                                                  t + ttl_ms))
+        return dataclasses.replace(lease, expires_at_ms=t + ttl_ms)
 
 
 def release(hold: Hold, con: Any, lease: Lease) -> None:
-    row = hold.lease(con, lease.session_id)
-    if row is not None and row.token == lease.token and row.fencing == lease.fencing:
-        hold.set_lease(lease.session_id, LeaseRow(None, None, row.fencing, 0))
+    with hold.lease_lock:
+        row = hold.lease(con, lease.session_id)
+        if row is not None and row.token == lease.token and row.fencing == lease.fencing:
+            hold.set_lease(lease.session_id, LeaseRow(None, None, row.fencing, 0))
 
 
 def keep_through_wait(hold: Hold, con: Any, lease: Lease, grace_ms: int = 5_000) -> None:
     """A commit that waited (disk full) while this process held the file throughout: nobody
     else could take its lease meanwhile (they cannot open the file), so a lease that was
     live at the first attempt is kept live for the retry. Fencing still holds."""
-    row = hold.lease(con, lease.session_id)
-    if row is None or row.token != lease.token or row.fencing != lease.fencing:
-        return
-    t = now_ms()
-    if row.expires_at_ms < t + grace_ms:
-        hold.set_lease(lease.session_id, LeaseRow(row.owner_id, row.token, row.fencing, t + grace_ms))
+    with hold.lease_lock:
+        row = hold.lease(con, lease.session_id)
+        if row is None or row.token != lease.token or row.fencing != lease.fencing:
+            return
+        t = now_ms()
+        if row.expires_at_ms < t + grace_ms:
+            hold.set_lease(lease.session_id,
+                           LeaseRow(row.owner_id, row.token, row.fencing, t + grace_ms))

@@ -7,8 +7,9 @@ one claim group's worth: a claim group is a prefix) and applies ``select_claim_p
 Python. Nothing eligible: that one read, no transaction (this process holds the file, so
 nothing changes between the read and a write); a checkpoint or command claim with no
 ``earliest_safe_boundary`` row or session command queued (``Hold.early_size``) reads
-nothing at all. A claim or
-a park is one transaction.
+nothing at all. A drain's claim (``IDLE`` boundary) is a mark in this hold, written with
+the session's next commit (``claims.py``, ADR 0084); a checkpoint claim or a park is one
+transaction.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from ..._core.queue import (
     QueueClaim,
     QueuedWorkBatch,
     QueuedWorkDraft,
+    QueuedWorkItem,
+    SlotPolicy,
     attempts_exhausted,
     clip_error,
     failure_text,
@@ -32,7 +35,9 @@ from ..._core.queue import (
 )
 from ..._core.records import fresh_id
 from ..base import Lease
+from . import claims as deferred
 from . import rows
+from .arrow import arrow_ready
 from .commit import finish_batches, now_ms
 from .hold import Hold
 from .leases import check_held, live_generation
@@ -54,8 +59,8 @@ def enqueue(con: Any, hold: Hold, d: QueuedWorkDraft) -> QueuedWorkBatch:
             return rows.decode_batch(row)
     row = rows.first(con.execute(
         _INSERT + f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {rows.BATCH_COLS}",
-        _values(d, now_ms())))
-    _added(hold, d)
+        _values(d, now_ms())[0]))
+    _added(hold, [d])
     return rows.decode_batch(row)
 
 
@@ -77,34 +82,65 @@ def enqueue_many(con: Any, hold: Hold, drafts: Sequence[QueuedWorkDraft]) -> lis
     return out
 
 
+_BURST_NAMES = ("batch_id", "session_id", "source_key", "delivery_policy", "slot_policy",
+                "merge_key", "available_at_ms", "enqueued_at_ms", "items")
+
+
 def _insert_many(con: Any, hold: Hold, drafts: Sequence[QueuedWorkDraft]) -> list[QueuedWorkBatch]:
+    """One INSERT for the burst, through Arrow once pyarrow is imported (binding 9 lists of
+    Python values costs more than the insert); only ids and sequence numbers come back:
+    the batches are built from the drafts, as the memory store builds them."""
     t = now_ms()
-    cols = [list(c) for c in zip(*(_values(d, t) for d in drafts), strict=True)]
-    found = con.execute(
-        _INSERT + "SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[]), "
-        "unnest($4::VARCHAR[]), unnest($5::VARCHAR[]), unnest($6::VARCHAR[]), "
-        "unnest($7::BIGINT[]), unnest($8::BIGINT[]), unnest($9::VARCHAR[])::JSON "
-        f"RETURNING {rows.BATCH_COLS}", cols).fetchall()
-    by_id = {r[0]: r for r in found}
-    for d in drafts:
-        _added(hold, d)
-    return [rows.decode_batch(by_id[bid]) for bid in cols[0]]
+    built = [_values(d, t) for d in drafts]
+    cols = [list(c) for c in zip(*(v for v, _ in built), strict=True)]
+    if arrow_ready():
+        import pyarrow as pa
+
+        kinds = [pa.string()] * 6 + [pa.int64()] * 2 + [pa.string()]
+        con.register("lash_burst", pa.table([pa.array(c, type=k) for c, k in zip(cols, kinds, strict=True)],
+                                            names=list(_BURST_NAMES)))
+        try:
+            found = con.execute(
+                _INSERT + f"SELECT {', '.join(_BURST_NAMES[:-1])}, items::JSON FROM lash_burst "
+                "RETURNING batch_id, enqueue_seq").fetchall()
+        finally:
+            con.unregister("lash_burst")
+    else:
+        found = con.execute(
+            _INSERT + "SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[]), "
+            "unnest($4::VARCHAR[]), unnest($5::VARCHAR[]), unnest($6::VARCHAR[]), "
+            "unnest($7::BIGINT[]), unnest($8::BIGINT[]), unnest($9::VARCHAR[])::JSON "
+            "RETURNING batch_id, enqueue_seq", cols).fetchall()
+    seq = dict(found)
+    _added(hold, drafts)
+    return [QueuedWorkBatch(
+        batch_id=v[0], session_id=d.session_id, enqueue_seq=int(seq[v[0]]), source_key=d.source_key,
+        delivery_policy=d.delivery_policy, slot_policy=d.slot_policy, merge_key=d.merge_key,
+        available_at_ms=d.available_at_ms, enqueued_at_ms=t,
+        items=tuple(QueuedWorkItem(i["item_id"], i["kind"], i["payload"]) for i in items),
+    ) for d, (v, items) in zip(drafts, built, strict=True)]
 
 
-def _values(d: QueuedWorkDraft, t: int) -> list[Any]:
+def _values(d: QueuedWorkDraft, t: int) -> tuple[list[Any], list[dict[str, Any]]]:
+    """The row's values, and its items as written."""
     batch_id = fresh_id("qwb:")
     items = [
         {"item_id": f"{batch_id}:item:{i}", "kind": kind, "payload": dict(payload)}
         for i, (kind, payload) in enumerate(d.items)
     ]
     return [batch_id, d.session_id, d.source_key, d.delivery_policy.value, d.slot_policy.value,
-            d.merge_key, d.available_at_ms, t, rows.dumps(items)]
+            d.merge_key, d.available_at_ms, t, rows.dumps(items)], items
 
 
-def _added(hold: Hold, d: QueuedWorkDraft) -> None:
-    early = d.delivery_policy is DeliveryPolicy.EARLIEST_SAFE_BOUNDARY or any(
-        kind == "session_command" for kind, _ in d.items)
-    hold.bump_queue(d.session_id, +1, early=early)
+def _added(hold: Hold, drafts: Sequence[QueuedWorkDraft]) -> None:
+    """After COMMIT: the sessions' queue sizes grow by the drafts (one update per session)."""
+    grown: dict[tuple[str, bool], int] = {}
+    for d in drafts:
+        early = d.delivery_policy is DeliveryPolicy.EARLIEST_SAFE_BOUNDARY or any(
+            kind == "session_command" for kind, _ in d.items)
+        grown[(d.session_id, early)] = grown.get((d.session_id, early), 0) + 1
+    for (sid, early), n in grown.items():
+        hold.bump_queue(sid, +n, early=early)
 
 
 def _session_rows(con: Any, sid: str) -> list[tuple[Any, ...]]:
@@ -130,14 +166,20 @@ def list_queued(con: Any, hold: Hold, sid: str, include_claimed: bool) -> list[Q
     if hold.queue_size(con, sid) == 0:
         return []
     gen = live_generation(hold, con, sid, now_ms())
-    return rows.decode_listing(((r, _claimed(r, gen)) for r in _session_rows(con, sid)),
-                               include_claimed)
+    marks = hold.claims
+
+    def row(r: Sequence[Any]) -> tuple[Sequence[Any], bool]:
+        u = marks.of_batch(sid, r[0], gen) if sid in marks.unwritten else None
+        return (r, _claimed(r, gen)) if u is None else (deferred.overlay(r, u), True)
+
+    return rows.decode_listing((row(r) for r in _session_rows(con, sid)), include_claimed)
 
 
 _READY_SQL = (
     f"SELECT {rows.BATCH_COLS} FROM queued_work_batches WHERE session_id = $sid "
     "AND available_at_ms <= $t AND failed_at_ms IS NULL "
-    "AND (claim_id IS NULL OR claim_generation IS DISTINCT FROM $gen)"
+    "AND (claim_id IS NULL OR claim_generation IS DISTINCT FROM $gen) "
+    "AND NOT list_contains($marked, batch_id)"
 )
 
 
@@ -162,7 +204,13 @@ def claim(
     if (commands or boundary is ClaimBoundary.ACTIVE_TURN_CHECKPOINT) and \
             hold.early_size(con, sid) == 0:
         return None  # only earliest_safe_boundary work or commands could go, and none is queued
-    params: dict[str, Any] = {"sid": sid, "t": t, "gen": lease.fencing}
+    if deferred.has_stale(hold, sid, lease.fencing):
+        def stale(c: Any) -> QueueClaim | None:
+            deferred.write(c, hold, sid, lease.fencing, strict=False, other=True)
+            return None
+        (in_txn or (lambda job: job(con)))(stale)
+    params: dict[str, Any] = {"sid": sid, "t": t, "gen": lease.fencing,
+                              "marked": hold.claims.live_ids(sid, lease.fencing)}
     if batch_ids is not None:
         sql = _READY_SQL + " AND list_contains($ids, batch_id) ORDER BY enqueue_seq"
         params["ids"] = list(batch_ids)
@@ -171,7 +219,11 @@ def claim(
         params["n"] = 1 if commands else max(1, max_batches)
 
     def ready() -> list[QueuedWorkBatch]:
-        return [rows.decode_batch(r) for r in con.execute(sql, params).fetchall()]
+        found = con.execute(sql, params).fetchall()
+        if batch_ids is None and found and found[0][5] == SlotPolicy.EXCLUSIVE.value and not any(
+                attempts_exhausted(int(r[13] or 0), max_attempts) for r in found):
+            found = found[:1]  # an exclusive head goes alone: the rows behind it stay undecoded
+        return [rows.decode_batch(r) for r in found]
 
     def choose(found: list[QueuedWorkBatch]) -> list[QueuedWorkBatch]:
         if batch_ids is None:
@@ -183,8 +235,15 @@ def claim(
         return chosen if validate_selected_group(chosen, boundary) else []
 
     first = ready()
-    if not any(attempts_exhausted(b.attempts, max_attempts) for b in first) and not choose(first):
-        return None  # nothing eligible: no transaction
+    spent_first = any(attempts_exhausted(b.attempts, max_attempts) for b in first)
+    if not spent_first:
+        chosen = choose(first)
+        if not chosen:
+            return None  # nothing eligible: no transaction
+        if boundary is ClaimBoundary.IDLE:  # a mark now, rows with the next commit
+            c = _claim_of(chosen, lease, boundary)
+            deferred.remember(hold, c, t)
+            return c
 
     def write(c: Any) -> QueueClaim | None:
         found = first
@@ -196,22 +255,29 @@ def claim(
                 c.execute(PARK_SQL, {"t": t, "id": b.batch_id,
                                      "error": failure_text(b.error, b.attempts)})
             hold.drop_early(sid)
+            deferred.gone_after_commit(hold, sid, [b.batch_id for b in spent])
             found = ready()
         chosen = choose(found)
         if not chosen:
             return None
-        claim_id = f"qwc:{chosen[0].enqueue_seq}:{lease.fencing}:{fresh_id()}"
+        made = _claim_of(chosen, lease, boundary)
         c.execute(
             "UPDATE queued_work_batches SET claim_id = ?, claim_generation = ?, "
             "claimed_at_ms = ?, attempts = attempts + 1 WHERE list_contains(?, batch_id)",
-            [claim_id, lease.fencing, t, [b.batch_id for b in chosen]],
+            [made.claim_id, lease.fencing, t, list(made.batch_ids)],
         )
         # the claim's generation is durable with it (the expiry is written at the release)
         hold.write_lease(c, sid, unless_holder_stored=True)
-        return QueueClaim(claim_id, sid, lease.fencing, boundary,
-                          tuple(dataclasses.replace(b, attempts=b.attempts + 1) for b in chosen))
+        deferred.known_after_commit(hold, sid, made.claim_id, made.batch_ids)
+        return made
 
     return write(con) if in_txn is None else in_txn(write)
+
+
+def _claim_of(chosen: Sequence[QueuedWorkBatch], lease: Lease, boundary: ClaimBoundary) -> QueueClaim:
+    claim_id = f"qwc:{chosen[0].enqueue_seq}:{lease.fencing}:{fresh_id()}"
+    return QueueClaim(claim_id, lease.session_id, lease.fencing, boundary,
+                      tuple(dataclasses.replace(b, attempts=b.attempts + 1) for b in chosen))
 
 
 def cancel(con: Any, hold: Hold, sid: str, batch_id: str) -> QueuedWorkBatch | None:
@@ -220,17 +286,22 @@ def cancel(con: Any, hold: Hold, sid: str, batch_id: str) -> QueuedWorkBatch | N
         f"SELECT {rows.BATCH_COLS} FROM queued_work_batches WHERE batch_id = ? AND session_id = ?",
         [batch_id, sid],
     ))
-    if row is None or _claimed(row, live_generation(hold, con, sid, t)):
+    gen = live_generation(hold, con, sid, t)
+    if row is None or _claimed(row, gen) or hold.claims.of_batch(sid, batch_id, gen) is not None:
         return None
     finish_batches(con, [batch_id], "cancelled", None, t)
     hold.bump_queue(sid, -1)
     return rows.decode_batch(row)
 
 
-def abandon(con: Any, c: QueueClaim, error: str | None = None,
+def abandon(con: Any, hold: Hold, c: QueueClaim, error: str | None = None,
             max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
     """Release ``c`` without completing it: its batches are pending again with ``error`` as
-    their last error, or parked failed once they used up ``max_attempts`` claims."""
+    their last error, or parked failed once they used up ``max_attempts`` claims (an
+    unwritten claim is written first: its attempt counts)."""
+    if any(u.claim_id == c.claim_id for u in hold.claims.unwritten.get(c.session_id, ())):
+        deferred.write(con, hold, c.session_id, c.lease_generation, strict=False)
+    deferred.gone_after_commit(hold, c.session_id, c.batch_ids)
     con.execute(
         "UPDATE queued_work_batches SET claim_id = NULL, claimed_at_ms = NULL, "
         "error = coalesce($error, error, CASE WHEN attempts >= $max THEN $why END), "
@@ -244,6 +315,9 @@ def abandon(con: Any, c: QueueClaim, error: str | None = None,
 
 def sessions_with_ready_work(con: Any, hold: Hold) -> list[str]:
     hold.write_dirty_leases(con)  # the join below reads lease rows from the file
+    t = now_ms()
+    marked = [b for sid in hold.claims.unwritten
+              for b in hold.claims.live_ids(sid, live_generation(hold, con, sid, t))]
     return [r[0] for r in con.execute(
         """
         SELECT b.session_id FROM queued_work_batches b
@@ -251,7 +325,8 @@ def sessions_with_ready_work(con: Any, hold: Hold) -> list[str]:
             AND l.token IS NOT NULL AND l.expires_at_ms > $t
         WHERE b.available_at_ms <= $t AND b.failed_at_ms IS NULL
             AND NOT (b.claim_id IS NOT NULL AND b.claim_generation IS NOT DISTINCT FROM l.fencing)
+            AND NOT list_contains($marked, b.batch_id)
         GROUP BY b.session_id ORDER BY min(b.enqueue_seq)
         """,
-        {"t": now_ms()},
+        {"t": t, "marked": marked},
     ).fetchall()]

@@ -25,6 +25,7 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import threading
@@ -106,7 +107,7 @@ class DuckDBStore:
         check_path(self.path, read_only)
         self._key = os.path.realpath(self.path)
         self._closed = False
-        self._burst: list[tuple[QueuedWorkDraft, Future[QueuedWorkBatch]]] = []  # enqueue()
+        self._burst: list[_Waiting] = []  # enqueue()
         self._burst_lock = threading.Lock()
         with _SHARED_LOCK:  # stores of one file in one process share its worker (and hold)
             shared = _SHARED.get(self._key)
@@ -370,6 +371,11 @@ class DuckDBStore:
     async def try_acquire_lease(
         self, session_id: str, owner_id: str, ttl_ms: int = DEFAULT_LEASE_TTL_MS
     ) -> Lease | LeaseBusy:
+        held = None if self._worker.stopped else self._worker.hold
+        if held is not None:  # memory has the row: no trip to the store thread (ADR 90)
+            got = leases.try_acquire_here(held, session_id, owner_id, ttl_ms)
+            if got is not None:
+                return got
         return await self._run_memory(
             lambda con, hold: leases.try_acquire(hold, con, session_id, owner_id, ttl_ms))
 
@@ -383,16 +389,17 @@ class DuckDBStore:
     async def enqueue(self, draft: QueuedWorkDraft) -> QueuedWorkBatch:
         """Enqueues that arrive while the store thread is busy are written together: one
         transaction for the burst (one commit per enqueue at most, never more)."""
-        fut: Future[QueuedWorkBatch] = Future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[QueuedWorkBatch] = loop.create_future()
         with self._burst_lock:
-            self._burst.append((draft, fut))
+            self._burst.append((draft, loop, fut))
             first = len(self._burst) == 1
         if first:
             self._submit_burst()
-        return await asyncio.wrap_future(fut)
+        return await fut
 
     def _submit_burst(self) -> None:
-        taken: list[tuple[QueuedWorkDraft, Future[QueuedWorkBatch]]] = []
+        taken: list[_Waiting] = []
 
         def take() -> None:
             if not taken:
@@ -404,7 +411,7 @@ class DuckDBStore:
             take()  # once: a job run again after a lock conflict writes the same burst
             hold = self._worker.hold
             assert hold is not None
-            drafts = [d for d, _ in taken]
+            drafts = [d for d, _, _ in taken]
             try:
                 return self._txn(con, lambda c: queued_work.enqueue_many(c, hold, drafts), hold)
             except Exception as e:
@@ -425,11 +432,12 @@ class DuckDBStore:
             take()  # the job never ran (the file could not be opened): fail the burst
             err = done.exception()
             results: list[Any] = [err] * len(taken) if err is not None else done.result()
-            for (_, fut), r in zip(taken, results, strict=True):
-                if isinstance(r, BaseException):
-                    fut.set_exception(r)
-                else:
-                    fut.set_result(r)
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any]]] = {}
+            for (_, loop, fut), r in zip(taken, results, strict=True):
+                by_loop.setdefault(loop, []).append((fut, r))
+            for loop, settled in by_loop.items():  # one wake-up per loop, not one per enqueue
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody awaits
+                    loop.call_soon_threadsafe(_resolve, settled)
 
         try:
             submitted = self._worker.submit(job)
@@ -457,6 +465,11 @@ class DuckDBStore:
         commands: bool = False,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> QueueClaim | None:
+        held = None if self._worker.stopped else self._worker.hold
+        if held is not None and held.nothing_to_claim(
+                lease, early_only=commands or boundary is ClaimBoundary.ACTIVE_TURN_CHECKPOINT):
+            return None  # memory shows nothing to take: no trip to the store thread (hold.py)
+
         def run(con: Any) -> QueueClaim | None:
             hold = self._worker.hold
             assert hold is not None
@@ -478,7 +491,8 @@ class DuckDBStore:
 
     async def abandon_claim(self, claim: QueueClaim, *, error: str | None = None,
                             max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
-        await self._run(lambda con: queued_work.abandon(con, claim, error, max_attempts))
+        await self._run_held(lambda con, hold: queued_work.abandon(con, hold, claim, error,
+                                                                 max_attempts), fold_first=True)
         self._worker.queue_watch.changed(claim.session_id)  # it may have parked a batch
 
     async def queue_changes(self) -> QueueWatch:
@@ -486,6 +500,20 @@ class DuckDBStore:
 
     async def sessions_with_ready_work(self) -> list[str]:
         return await self._run_held(queued_work.sessions_with_ready_work)
+
+
+_Waiting = tuple[QueuedWorkDraft, asyncio.AbstractEventLoop, "asyncio.Future[QueuedWorkBatch]"]
+
+
+def _resolve(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    """On the awaiting loop: each enqueue's batch or error (a cancelled wait is left)."""
+    for fut, r in settled:
+        if fut.done():
+            continue
+        if isinstance(r, BaseException):
+            fut.set_exception(r)
+        else:
+            fut.set_result(r)
 
 
 def _block_size(con: Any) -> int:

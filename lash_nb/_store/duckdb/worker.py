@@ -22,7 +22,10 @@ Theory of operation
   returns; other jobs raise ``StoreFullError`` at once. Other file conditions become one-line
   errors (``lock.store_error``).
 - After the queue has stayed empty for ``fold_idle_s`` (default ``FOLD_IDLE_S``) the worker
-  folds pending commits into the typed tables (``journal.py``); after ``idle_release_s`` it
+  folds pending commits into the typed tables (``journal.py``), unless a turn is in flight
+  (between its progress and final commits: the model is answering): then it waits for the
+  turn's end, at most ``FOLD_IN_TURN_S`` idle, so a turn's rows are folded once, after it,
+  and no fold runs when its final commit arrives (ADR 88); after ``idle_release_s`` it
   releases the file as for a hand-over. ``idle_release_s=None`` holds it until
   :meth:`ConnectionWorker.stop` or a waiter.
 - Every job runs in its own transaction (``run_in_transaction``); a job that fails rolls
@@ -55,6 +58,7 @@ from .share import Line, Wait, describe_holder
 
 T = TypeVar("T")
 FOLD_IDLE_S = 0.05  # fold pending commits once the store has had no work this long
+FOLD_IN_TURN_S = 30.0  # ... or this long while a turn is in flight (a long model call)
 HANDOVER_POLL_S = 0.02  # while holding idle, look for waiters this often
 MIN_SLICE_S = 0.05  # a busy holder keeps the file at least this long before handing over
 HANDOVER_WAL_BYTES = 512 * 1024  # a hand-over below this .wal size skips the checkpoint
@@ -96,6 +100,7 @@ class ConnectionWorker:
         self.hold: Hold | None = None  # what we know while holding the file (hold.py)
         self._carry: dict[str, LeaseRow] = {}  # dirty leases a failed release could not write
         self._carry_heads: dict[str, Any] = {}  # the last hold's session heads (hold.py)
+        self._carry_claims: list[Any] = []  # unwritten claims a failed release left (claims.py)
         self._held_since = 0.0
         self._stopped = False
         self.users = 1  # DuckDBStore objects sharing this worker (store.py)
@@ -149,17 +154,22 @@ class ConnectionWorker:
 
     def _run(self) -> None:
         idle_since = time.monotonic()
+        deferred: float | None = None  # when an idle fold was first put off for a turn in flight
         while True:
             folding = (self._fold_idle is not None and self.hold is not None
                        and bool(self.hold.pending))
+            if not folding:
+                deferred = None
+            fold_due = idle_since + (self._fold_idle or 0.0)
+            if deferred is not None:  # the turn's end, or at the latest FOLD_IN_TURN_S
+                fold_due = max(fold_due, deferred + FOLD_IN_TURN_S)
             timeout = None
             if self._con is not None:
                 marks = []
                 if self._idle is not None:
                     marks.append(idle_since + self._idle)
                 if folding:
-                    assert self._fold_idle is not None
-                    marks.append(idle_since + self._fold_idle)
+                    marks.append(fold_due)
                 if self.line is not None and self.line.on:
                     marks.append(time.monotonic() + HANDOVER_POLL_S)
                 if marks:
@@ -172,7 +182,13 @@ class ConnectionWorker:
                     continue
                 if self._waited_on():
                     self._release(handover=True)
-                elif folding and now >= idle_since + (self._fold_idle or 0.0):
+                elif folding and now >= fold_due:
+                    assert self.hold is not None
+                    if self.hold.turn_in_flight() and (
+                            deferred is None or now < deferred + FOLD_IN_TURN_S):
+                        deferred = now if deferred is None else deferred
+                        continue  # fold once the turn's final commit is in
+                    deferred = None
                     try:
                         fold(self._con, self.hold)
                     except Exception as e:  # the log keeps the commits: the next open folds them
@@ -203,6 +219,8 @@ class ConnectionWorker:
             else:
                 fut.set_result(result)
             idle_since = time.monotonic()
+            if deferred is not None and (self.hold is None or not self.hold.turn_in_flight()):
+                deferred = None  # the turn ended: fold after the usual idle moment
             if (self._con is not None and idle_since - self._held_since >= MIN_SLICE_S
                     and self._waited_on()):
                 self._release(handover=True)
@@ -218,6 +236,9 @@ class ConnectionWorker:
         if self._carry:
             carry, self._carry = self._carry, {}
             self.hold.adopt(self._con, carry)
+        if self._carry_claims:
+            claims, self._carry_claims = self._carry_claims, []
+            self.hold.claims.adopt(claims, self.hold.dirty_rows())
 
     def _execute(self, job: Callable[[Any], T], spec: JobSpec) -> T:
         """Run ``job``; a lock conflict anywhere waits for the file and runs it again."""
@@ -261,7 +282,9 @@ class ConnectionWorker:
         under it was swapped: ``compact.py``). Only from a job on this worker's thread; the
         next job reopens the path."""
         con, self._con = self._con, None
-        self.hold = None
+        hold, self.hold = self.hold, None
+        if hold is not None:
+            hold.seal()
         if con is not None:
             with contextlib.suppress(Exception):
                 con.close()
@@ -271,6 +294,8 @@ class ConnectionWorker:
     def _release(self, *, handover: bool = False) -> None:
         con, self._con = self._con, None
         hold, self.hold = self.hold, None
+        if hold is not None:
+            hold.seal()  # callers change no lease row after this: the flush below has them all
         if con is not None and hold is not None:
             # others see typed tables and live leases once they can open the file; unfolded
             # commits stay in commit_log: the next open folds them
@@ -286,6 +311,7 @@ class ConnectionWorker:
                 hold.flush(con)
             except Exception:  # written by the next hold of this process (``Hold.adopt``)
                 self._carry.update(hold.dirty_rows())
+                self._carry_claims = hold.claims.carry()
             if handover and _wal_bytes(self.path) < HANDOVER_WAL_BYTES:
                 # the next holder replays a small .wal faster than we checkpoint it
                 with contextlib.suppress(Exception):

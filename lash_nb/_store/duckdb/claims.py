@@ -1,0 +1,194 @@
+"""Drain claims this hold keeps in memory until the turn's first commit (ADR 0084).
+
+Theory of operation
+- While this process holds the DuckDB file nobody else can read or write it, and a claim
+  is only made under the session's live lease, so a claim is exclusive as soon as this hold
+  remembers it. An ``IDLE`` claim (a drain's turn work, a session command) is therefore kept
+  *unwritten*: its rows (claim id, lease generation, ``claimed_at_ms``, ``attempts + 1``)
+  are written inside the next transaction of its session under that lease (for a drain,
+  the turn's progress commit, before any model call; for a command, the commit that
+  completes it), or at the latest by ``Hold.flush`` (a release or hand-over, a user query,
+  a vacuum). A drain then costs the commits of a plain turn. A process killed before that
+  commit leaves the batch as it was: pending, no attempt counted, nothing of its turn
+  written.
+- The lease row is not written with the claim (it is written at the release, as for any
+  turn). A new hold loads a session's lease with its fencing raised past every claim
+  generation in the file (``hold.py``), so the lease taken after a crash never reuses the
+  generation of a claim left behind: that claim reads as stale, and its batch as pending.
+- Checkpoint claims (input joining a running turn) are written at once: the model sees
+  that input before the turn's next commit, so its attempt must already count.
+- Readers of this hold see unwritten claims as written: listings show them claimed, claim
+  selection and ``sessions_with_ready_work`` skip their rows, a cancel refuses them.
+- ``known`` maps each batch claimed in this hold to the claim id the file has (or will
+  have) for it. Every writer of claim ids in this hold updates it after COMMIT, so the
+  completing commit checks its claims there instead of reading their rows; a new hold starts
+  empty and reads them.
+- Writing is guarded: only rows still pending take the claim. Fewer rows than the claim's
+  raise ``ClaimSuperseded`` (the transaction rolls back: the turn fails before its model
+  call and the drain abandons the claim). Only claims carried over a failed release can
+  meet that (``carry``): a hold's own unwritten rows cannot change under it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..._core.queue import DeliveryPolicy, QueueClaim, QueuedWorkBatch
+from ..._errors import ClaimSuperseded
+from ..base import RuntimeCommit
+
+if TYPE_CHECKING:
+    from .hold import Hold
+
+_WRITE_SQL = (
+    "UPDATE queued_work_batches SET claim_id = $claim, claim_generation = $gen, "
+    "claimed_at_ms = $t, attempts = attempts + 1 WHERE list_contains($ids, batch_id) "
+    "AND failed_at_ms IS NULL AND (claim_id IS NULL OR coalesce(claim_generation, -1) < $gen)"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Unwritten:
+    claim_id: str
+    session_id: str
+    generation: int
+    claimed_at_ms: int
+    batch_ids: tuple[str, ...]
+
+
+class DeferredClaims:
+    """What one hold knows of the claims it made (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.unwritten: dict[str, list[Unwritten]] = {}  # session -> claims not in the file
+        self.known: dict[str, dict[str, str]] = {}  # session -> batch id -> claim id
+
+    def remember(self, u: Unwritten) -> None:
+        """``u`` supersedes unwritten claims of an older generation on its batches (their
+        rows were claimable again: that generation is not live)."""
+        mine = set(u.batch_ids)
+        kept = [o for o in self.unwritten.get(u.session_id, []) if not mine & set(o.batch_ids)]
+        self.unwritten[u.session_id] = [*kept, u]
+        self.known.setdefault(u.session_id, {}).update(dict.fromkeys(u.batch_ids, u.claim_id))
+
+    def live_ids(self, sid: str, generation: int | None) -> list[str]:
+        """Batch ids of ``sid``'s unwritten claims of ``generation`` (the live one: only
+        those hold their batches, as a written claim does)."""
+        return [b for u in self.unwritten.get(sid, []) if u.generation == generation
+                for b in u.batch_ids]
+
+    def of_batch(self, sid: str, batch_id: str, generation: int | None) -> Unwritten | None:
+        return next((u for u in self.unwritten.get(sid, [])
+                     if batch_id in u.batch_ids and u.generation == generation), None)
+
+    def forget(self, sid: str) -> None:
+        self.unwritten.pop(sid, None)
+        self.known.pop(sid, None)
+
+    def carry(self) -> list[Unwritten]:
+        """Claims a failed release could not write, for the next hold (``adopt``)."""
+        return [u for claims in self.unwritten.values() for u in claims]
+
+    def adopt(self, carried: Sequence[Unwritten], leases: Mapping[str, Any]) -> None:
+        """Keep the carried claims whose lease generation the new hold adopted (nobody took
+        the session meanwhile, so nobody claimed their rows); they are written guarded."""
+        for u in carried:
+            row = leases.get(u.session_id)
+            if row is not None and row.token is not None and row.fencing == u.generation:
+                self.remember(u)
+
+
+def remember(hold: Hold, c: QueueClaim, claimed_at_ms: int) -> None:
+    hold.claims.remember(Unwritten(c.claim_id, c.session_id, c.lease_generation, claimed_at_ms,
+                                   c.batch_ids))
+
+
+def known_after_commit(hold: Hold, sid: str, claim_id: str, batch_ids: Sequence[str]) -> None:
+    """A claim written in the current transaction: known once it committed."""
+    hold.after_commit(lambda: hold.claims.known.setdefault(sid, {}).update(
+        dict.fromkeys(batch_ids, claim_id)))
+
+
+def gone_after_commit(hold: Hold, sid: str, batch_ids: Sequence[str]) -> None:
+    """Rows completed, cancelled, abandoned or parked in the current transaction."""
+    def drop() -> None:
+        known = hold.claims.known.get(sid, {})
+        for b in batch_ids:
+            known.pop(b, None)
+    hold.after_commit(drop)
+
+
+def due(hold: Hold, c: RuntimeCommit) -> bool:
+    """``c`` carries unwritten claims: its session has some under ``c``'s lease."""
+    return c.lease is not None and any(
+        u.generation == c.lease.fencing for u in hold.claims.unwritten.get(c.session_id, ()))
+
+
+def write(con: Any, hold: Hold, sid: str, generation: int | None = None,
+          *, strict: bool = True, other: bool = False) -> None:
+    """Write ``sid``'s unwritten claims (those of ``generation`` when given; ``other``: those
+    of any other generation) and the lease row naming their generation, in the caller's
+    transaction."""
+    claims = [u for u in hold.claims.unwritten.get(sid, [])
+              if generation is None or (u.generation == generation) != other]
+    if not claims:
+        return
+    for u in claims:
+        row = con.execute(_WRITE_SQL, {"claim": u.claim_id, "gen": u.generation,
+                                       "t": u.claimed_at_ms, "ids": list(u.batch_ids)}).fetchone()
+        if strict and (row is None or int(row[0]) != len(u.batch_ids)):
+            raise ClaimSuperseded(
+                f"queued batches {list(u.batch_ids)!r} changed before claim {u.claim_id!r} was "
+                "written; the drain gives them back: run it again")
+
+    def written() -> None:
+        left = [u for u in hold.claims.unwritten.get(sid, []) if u not in claims]
+        if left:
+            hold.claims.unwritten[sid] = left
+        else:
+            hold.claims.unwritten.pop(sid, None)
+    hold.after_commit(written)
+
+
+def has_stale(hold: Hold, sid: str, generation: int) -> bool:
+    """``sid`` has unwritten claims of a generation that is not ``generation``: a runtime of
+    this process lost its lease without committing them. They are written (each counts its
+    attempt, as a written claim of a dead runtime does) before the next claim reads."""
+    return any(u.generation != generation for u in hold.claims.unwritten.get(sid, ()))
+
+
+def write_all(con: Any, hold: Hold) -> None:
+    """Every unwritten claim (``Hold.flush``): nothing can have changed their rows."""
+    for sid in sorted(hold.claims.unwritten):
+        write(con, hold, sid, strict=False)
+
+
+def held(con: Any, hold: Hold, sid: str, batch_ids: list[str]) -> dict[str, str | None]:
+    """The claim id holding each of ``batch_ids`` now: from memory when this hold claimed
+    them all, else read."""
+    known = hold.claims.known.get(sid, {})
+    if all(b in known for b in batch_ids):
+        return {b: known[b] for b in batch_ids}
+    return dict(con.execute(
+        "SELECT batch_id, claim_id FROM queued_work_batches WHERE list_contains(?, batch_id)",
+        [batch_ids],
+    ).fetchall())
+
+
+def overlay(r: Sequence[Any], u: Unwritten) -> tuple[Any, ...]:
+    """A ``BATCH_COLS`` row as it reads once ``u`` is written."""
+    out = list(r)
+    out[10:14] = [u.claim_id, u.generation, u.claimed_at_ms, int(r[13]) + 1]
+    return tuple(out)
+
+
+def is_early(b: QueuedWorkBatch) -> bool:
+    """Counted in ``Hold.early_sizes``: claimable at a checkpoint, or a session command."""
+    return b.delivery_policy is DeliveryPolicy.EARLIEST_SAFE_BOUNDARY or any(
+        i.kind == "session_command" for i in b.items)
+
+
+def early_count(claims: Sequence[QueueClaim]) -> int:
+    return sum(1 for c in claims for b in c.batches if is_early(b))
