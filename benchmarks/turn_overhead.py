@@ -5,6 +5,11 @@ for one tool call -> the tool runs -> the model answers. Medians at history 10 a
 turns; goal < 1 ms median and flat (turn 10 vs turn 10,000 within 1.5x).
 
     python benchmarks/turn_overhead.py [--quick]
+
+Issue 21, branch inmem (2026-11-30), this turn with the in-memory store, 7 alternating rounds,
+CPU (process_time) per turn over 1,000 turns at 200-1,200 turns of history, medians over the
+rounds: 24d40b7 0.321 ms, main 0733004 0.464 ms, inmem f20ef64 0.432 ms; median wall per turn
+0.257 / 0.353 / 0.326 ms (2 shared cores; cProfile calls per turn 860 / 1,172 / ~1,036).
 """
 
 from __future__ import annotations
