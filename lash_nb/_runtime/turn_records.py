@@ -137,4 +137,8 @@ def commit_hash(turn_id: str, result: TurnResult, nodes: list[SessionNode]) -> s
             messages.append([m.role._value_,
                              [[p.kind._value_, p.content, p.tool_name] for p in m.parts]])
     body = {"turn_id": turn_id, "outcome": result.outcome.to_json(), "messages": messages}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(_HASH_JSON.encode(body).encode()).hexdigest()
+
+
+# what ``json.dumps(body, sort_keys=True, default=str)`` builds on every call, built once
+_HASH_JSON = json.JSONEncoder(sort_keys=True, default=str)
