@@ -129,6 +129,26 @@ def test_enqueue_wakes_a_waiting_store_in_another_connection(pg_dsn: str) -> Non
     assert asyncio.run(main()) == (False, True)
 
 
+def test_a_store_closed_while_its_listener_starts_or_waits_closes_and_drops_it(pg_dsn: str) -> None:
+    # psycopg 3.2.1 (the lowest we declare) could turn a cancelled notifies() wait into a wait
+    # for the next notification: a store closed just after a turn hung (a whole CI run stuck)
+    import psycopg
+
+    async def open_listen_close(i: int) -> None:
+        store = _store(pg_dsn)
+        waiting = asyncio.ensure_future(store.wait_for_work(30))  # starts the listener
+        await asyncio.sleep(0.001 * (i % 5))  # close while it connects, LISTENs or waits
+        await asyncio.wait_for(store.close(), 60)  # a hang guard, not a timing check
+        waiting.cancel()
+
+    for i in range(40):
+        asyncio.run(open_listen_close(i))
+    with psycopg.connect(pg_dsn, autocommit=True) as con:
+        left = con.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND query LIKE 'LISTEN%'").fetchone()
+    assert left == (0,)
+
+
 def test_cancel_request_reaches_a_watcher_in_another_store_and_one_made_later(pg_dsn: str) -> None:
     async def main() -> tuple[list[str], list[str], list[str]]:
         runner, stopper = _store(pg_dsn), _store(pg_dsn)

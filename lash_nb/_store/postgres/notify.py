@@ -15,6 +15,12 @@ Theory of operation
 - ``wait_for_work(timeout)``: resolves on a ``lash_work`` notification (True; each
   notification wakes one waiter of this process) or the timeout (False). Waiters live on
   their own loops; the listener wakes them thread-safely.
+- Closing never cancels a wait inside psycopg: psycopg 3.2.1 (the lowest version declared)
+  could turn a cancelled ``notifies()`` wait into a wait for the next notification, and a
+  store's close then hung. The listener waits in slices of ``LISTEN_SLICE_S`` and checks a
+  stop flag between them (and between notifications); ``close`` sets the flag and waits for
+  the listener to end on its own, cancelling it only past ``CLOSE_WAIT_S`` (and then waiting
+  no longer than ``CLOSE_WAIT_S`` again).
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ from typing import Any
 
 Callback = Callable[[], None]
 
+LISTEN_SLICE_S = 0.25  # how long one notifies() wait lasts: a close waits at most about this
+CLOSE_WAIT_S = 10.0  # a listener that has not stopped by then is cancelled (a broken server)
+
 
 class Listener:
     def __init__(self, connect: Callable[[], Awaitable[Any]],
@@ -35,6 +44,7 @@ class Listener:
         self._con: Any = None
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
+        self._stopping = False
         self._watchers: dict[tuple[str, str], dict[int, Callback]] = {}
         self._work_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[bool]]] = set()
         self._next = 0
@@ -63,22 +73,33 @@ class Listener:
         self._con = con
         ready.set_result(None)
         try:
-            async for n in con.notifies():
-                if n.channel == "lash_work":
-                    self._wake_work()
-                elif n.channel == "lash_queue":
-                    if self._on_queue is not None:
-                        with contextlib.suppress(Exception):
-                            self._on_queue(n.payload)
-                elif n.channel == "lash_cancel":
-                    sid, _, tid = n.payload.partition("\n")
-                    self._fire(sid, tid)
+            while not self.stopping():
+                async with contextlib.aclosing(con.notifies(timeout=LISTEN_SLICE_S)) as got:
+                    async for n in got:
+                        self._dispatch(n)
+                        if self.stopping():
+                            break
         except Exception:
             pass  # connection lost: the next start() reconnects; waiters fall back to timeouts
         finally:
             self._con = None
             with contextlib.suppress(Exception):
                 await con.close()
+
+    def stopping(self) -> bool:
+        """``close`` has asked the listener to end (it ends after its current slice)."""
+        return self._stopping
+
+    def _dispatch(self, n: Any) -> None:
+        if n.channel == "lash_work":
+            self._wake_work()
+        elif n.channel == "lash_queue":
+            if self._on_queue is not None:
+                with contextlib.suppress(Exception):
+                    self._on_queue(n.payload)
+        elif n.channel == "lash_cancel":
+            sid, _, tid = n.payload.partition("\n")
+            self._fire(sid, tid)
 
     def _wake_work(self) -> None:
         # one waiter per notification: n enqueues wake n idle lanes of this process, not all
@@ -116,11 +137,14 @@ class Listener:
         self._work_waiters.discard((loop, fut))
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-        self._task = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True  # the listener ends after its current slice (module docstring)
+        done, _ = await asyncio.wait({task}, timeout=CLOSE_WAIT_S)
+        if not done:
+            task.cancel()
+            await asyncio.wait({task}, timeout=CLOSE_WAIT_S)
 
 
 def _resolve(fut: asyncio.Future[bool]) -> None:
