@@ -63,7 +63,6 @@ from .._core.records import (
     fresh_id,
     sanitize_assistant_output,
 )
-from .._core.text import clean_text
 from .._core.usage import ZERO_USAGE, LlmCallRecord, TokenLedgerEntry, TokenUsage
 from .._errors import (
     CodeExecutionUnavailable,
@@ -79,11 +78,11 @@ from .children import ChildScope, child_scope
 from .code_mode.cells import CodeCells
 from .model_call import ModelCallFailed, call_model
 from .parts import SessionParts
-from .plugins import PluginCheckpointContext, PluginTurnContext
 from .prompt_layers import TurnPhase, render_for
 from .tool_batch import ToolBatch
 from .tracing import record_turn, tracing_enabled
 from .turn_commit import commit_terminal
+from .turn_plugins import checkpoint_texts, turn_input_hooks
 from .turn_records import (
     assistant_message,
     branch_before_attempts,
@@ -477,40 +476,19 @@ class TurnRun:
         return True
 
     async def _turn_input_hooks(self) -> None:
-        plugins = self.parts.surface.plugins
-        if not plugins.plugins:
-            return
-        names = tuple(m.name for m in self.parts.state.registry.members())
-        sid, inputs = self.parts.session_id, self.plugin_inputs
-
-        def ctx(pid: str) -> PluginTurnContext:
-            return PluginTurnContext(sid, self.turn_id, inputs.get(pid), names)
-
-        self.input = await plugins.turn_input(self.input, ctx)
+        self.input = await turn_input_hooks(self.parts, self.turn_id, self.input,
+                                            self.plugin_inputs)
 
     async def _plugin_checkpoint(self, kind: str, pending_text: str) -> bool:
-        """Plugin checkpoint hooks; injected text continues the turn (plugins.py). Bounded by
-        ``max_turns`` injections so a hook that always answers cannot loop forever."""
-        plugins = self.parts.surface.plugins
-        bound = self.parts.state.policy.max_turns or 50
-        if not plugins.plugins or self._plugin_injections >= bound:
-            return False
-        sid = self.parts.session_id
-
-        def ctx(pid: str) -> PluginCheckpointContext:
-            return PluginCheckpointContext(sid, self.turn_id, kind, self.plugin_inputs.get(pid))
-
-        try:
-            texts = await plugins.checkpoint(ctx)
-        except PluginError as err:
-            self.errors.append(TurnIssue("plugin", str(err), "plugin_error"))
-            return False
+        """Plugin checkpoint hooks; injected text continues the turn (turn_plugins.py)."""
+        texts = await checkpoint_texts(self.parts, self.turn_id, kind, self.plugin_inputs,
+                                       self._plugin_injections, self.errors)
         if not texts:
             return False
         self._plugin_injections += 1
         if pending_text:
             self._append(Message.build(Role.ASSISTANT, [(PartKind.PROSE, pending_text)]))
-        self._append(Message.build(Role.USER, [(PartKind.TEXT, clean_text(t)) for t in texts],
+        self._append(Message.build(Role.USER, [(PartKind.TEXT, t) for t in texts],
                                    origin="plugin"))
         return True
 
