@@ -366,3 +366,89 @@ def test_a_drain_killed_in_its_model_call_leaves_a_claim_the_next_lease_does_not
         await store.close()
 
     asyncio.run(reopen())
+
+
+# ---------------------------------------------------------------------- logged queue rows (ADR 0106)
+def test_before_the_fold_every_reader_sees_a_drained_batch_gone_and_its_key_free(
+        tmp_path: Path) -> None:
+    """A drain's claim and completion ride in its commits' log rows and fold later: until
+    then the listing, a cancel, the ready sessions, a recount and a keyed enqueue must all
+    read the batch as gone, as they did when the rows were deleted with the commit."""
+    async def body() -> None:
+        store = DuckDBStore(tmp_path / "nb.duckdb", fold_idle_s=None)  # no fold in between
+        s = await _open(store)
+        done = await s.enqueue("keyed").id("k").send()
+        behind = await s.enqueue("behind").send()
+        out = await s.queued_turn().run()
+        assert out is not None and out.result.queued_batch_ids == (done.batch_id,)
+        assert store.unfolded_commits > 0  # still only in the log
+        assert [b.batch_id for b in await s.queued_work()] == [behind.batch_id]
+        assert await store.cancel_queued_work_batch("s", done.batch_id) is None
+        hold = store._worker.hold
+        hold.queue_sizes.clear()  # a recount (after a rolled-back job, say)
+        hold.early_sizes.clear()
+        assert [b.batch_id for b in await s.queued_work()] == [behind.batch_id]
+        assert await store.sessions_with_ready_work() == ["s"]  # for `behind` only
+        again = await s.enqueue("keyed again").id("k").send()  # the key is free
+        assert again.batch_id != done.batch_id
+        out = await s.queued_turn().run()
+        assert out is not None and out.result.queued_batch_ids == (behind.batch_id,)
+        out = await s.queued_turn().run()
+        assert out is not None and out.result.queued_batch_ids == (again.batch_id,)
+        assert await s.queued_turn().run() is None
+        assert await store.sessions_with_ready_work() == []
+        history = store.query(  # folds: each batch completed once, its first attempt
+            "SELECT batch_id, final_state, attempts FROM queue_history ORDER BY enqueue_seq")
+        assert history.values.tolist() == [[done.batch_id, "completed", 1],
+                                           [behind.batch_id, "completed", 1],
+                                           [again.batch_id, "completed", 1]]
+        assert store.query("SELECT count(*) FROM queued_work_batches").values.tolist() == [[0]]
+        await store.close()
+
+    asyncio.run(body())
+
+
+_KILLED_AFTER_THE_DRAIN = """
+import asyncio, os, signal, sys
+from lash_nb import LashCore
+from lash_nb.providers import FunctionProvider
+from lash_nb.stores import DuckDBStore
+
+async def main():
+    store = DuckDBStore(sys.argv[1], fold_idle_s=None)  # the drain's rows stay in the log
+    core = LashCore.builder().provider(FunctionProvider(lambda r: "answered")).model("m") \\
+        .store(store).build()
+    s = await core.session("s").open()
+    out = await s.queued_turn().run()
+    assert out is not None and store.unfolded_commits >= 2
+    print("drained", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+
+
+def test_a_process_killed_after_its_drain_committed_but_before_the_fold_ran_the_batch_once(
+        tmp_path: Path) -> None:
+    """The completion is only in ``commit_log`` when the kernel dies: the next open folds it,
+    so the batch is completed once (history row, attempt 1), not run again."""
+    path = str(tmp_path / "nb.duckdb")
+    seen, model, batch_id = _one_batch_queued(path)
+    victim = subprocess.run([sys.executable, "-c", _KILLED_AFTER_THE_DRAIN, path],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": _pythonpath()})
+    assert victim.returncode == -signal.SIGKILL, victim.stderr[-2000:]
+    assert victim.stdout.split() == ["drained"]
+
+    async def reopen() -> None:
+        store = DuckDBStore(path)
+        s = await _open(store, model)
+        assert await s.queued_work() == []
+        assert await s.queued_turn().run() is None  # nothing to run again
+        assert seen == []
+        assert [t.outcome for t in await store.load_turns("s")] == ["finished"]
+        history = store.query("SELECT batch_id, final_state, attempts FROM queue_history")
+        assert history.values.tolist() == [[batch_id, "completed", 1]]
+        await store.close()
+
+    asyncio.run(reopen())

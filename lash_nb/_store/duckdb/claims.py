@@ -23,6 +23,19 @@ Theory of operation
   have) for it. Every writer of claim ids in this hold updates it after COMMIT, so the
   completing commit checks its claims there instead of reading their rows; a new hold starts
   empty and reads them.
+- A drain's claim and its completion are **logged, not written** (ADR 0106): the turn's
+  progress commit carries the claim in its ``commit_log`` row (``queue`` part of the delta)
+  and the final commit carries the completion (the batch ids, the turn, the time), each
+  one autocommit INSERT, as a plain turn's. The fold (``journal.py``: idle, release, before
+  every read of the typed tables) and ``recover`` after a crash write them into
+  ``queued_work_batches`` / ``queue_history`` in the log's order; both writes are
+  idempotent (the claim update is guarded by generation, the completion reads the rows it
+  deletes), so a queue part written early (``apply_done``) and folded again changes nothing.
+  Until the fold, this hold overlays them (``logged``, ``done``): a logged claim reads as an
+  unwritten one, a logged completion as a row already gone. A crash after the progress
+  commit leaves the claim in the log: the next open folds it (the attempt counts, as a
+  written claim's did) and raises the next lease's fencing past it, so the batch reads as
+  pending and runs again; after the final commit the completion is folded: it ran once.
 - Writing is guarded: only rows still pending take the claim. Fewer rows than the claim's
   raise ``ClaimSuperseded`` (the transaction rolls back: the turn fails before its model
   call and the drain abandons the claim). Only claims carried over a failed release can
@@ -56,6 +69,17 @@ class Unwritten:
     generation: int
     claimed_at_ms: int
     batch_ids: tuple[str, ...]
+    carried: bool = False  # left by a failed release: written guarded, in a transaction
+
+
+@dataclasses.dataclass(frozen=True)
+class Done:
+    """A completion logged in ``commit_log``: its rows are still in ``queued_work_batches``."""
+
+    batch_ids: tuple[str, ...]
+    turn_id: str | None
+    t: int
+    claims: tuple[Unwritten, ...] = ()  # logged claims of these rows (``apply_done`` writes them first)
 
 
 class DeferredClaims:
@@ -64,6 +88,8 @@ class DeferredClaims:
     def __init__(self) -> None:
         self.unwritten: dict[str, list[Unwritten]] = {}  # session -> claims not in the file
         self.known: dict[str, dict[str, str]] = {}  # session -> batch id -> claim id
+        self.logged: dict[str, list[Unwritten]] = {}  # claims in commit_log, not in the table
+        self.done: dict[str, list[Done]] = {}  # completions in commit_log, rows still there
 
     def remember(self, u: Unwritten) -> None:
         """``u`` supersedes unwritten claims of an older generation on its batches (their
@@ -76,16 +102,31 @@ class DeferredClaims:
     def live_ids(self, sid: str, generation: int | None) -> list[str]:
         """Batch ids of ``sid``'s unwritten claims of ``generation`` (the live one: only
         those hold their batches, as a written claim does)."""
-        return [b for u in self.unwritten.get(sid, []) if u.generation == generation
-                for b in u.batch_ids]
+        return [b for u in (*self.unwritten.get(sid, ()), *self.logged.get(sid, ()))
+                if u.generation == generation for b in u.batch_ids]
+
+    def hidden_ids(self, sid: str, generation: int | None) -> list[str]:
+        """Rows of ``sid`` a claim must skip: held by a live claim the table does not show
+        yet, or completed in the log."""
+        return [*self.live_ids(sid, generation), *self.done_ids(sid)]
+
+    def done_ids(self, sid: str) -> list[str]:
+        return [b for d in self.done.get(sid, ()) for b in d.batch_ids]
 
     def of_batch(self, sid: str, batch_id: str, generation: int | None) -> Unwritten | None:
-        return next((u for u in self.unwritten.get(sid, [])
+        return next((u for u in (*self.unwritten.get(sid, ()), *self.logged.get(sid, ()))
                      if batch_id in u.batch_ids and u.generation == generation), None)
+
+    def folded(self) -> None:
+        """After a fold's COMMIT: every logged queue part is in the tables."""
+        self.logged.clear()
+        self.done.clear()
 
     def forget(self, sid: str) -> None:
         self.unwritten.pop(sid, None)
         self.known.pop(sid, None)
+        self.logged.pop(sid, None)
+        self.done.pop(sid, None)
 
     def carry(self) -> list[Unwritten]:
         """Claims a failed release could not write, for the next hold (``adopt``)."""
@@ -97,7 +138,7 @@ class DeferredClaims:
         for u in carried:
             row = leases.get(u.session_id)
             if row is not None and row.token is not None and row.fencing == u.generation:
-                self.remember(u)
+                self.remember(dataclasses.replace(u, carried=True))
 
 
 def remember(hold: Hold, c: QueueClaim, claimed_at_ms: int) -> None:
@@ -124,6 +165,82 @@ def due(hold: Hold, c: RuntimeCommit) -> bool:
     """``c`` carries unwritten claims: its session has some under ``c``'s lease."""
     return c.lease is not None and any(
         u.generation == c.lease.fencing for u in hold.claims.unwritten.get(c.session_id, ()))
+
+
+def due_carried(hold: Hold, c: RuntimeCommit) -> bool:
+    """``c`` carries a claim a failed release left: it is written in a transaction, checked
+    (``write``), not logged."""
+    return c.lease is not None and any(
+        u.generation == c.lease.fencing and u.carried
+        for u in hold.claims.unwritten.get(c.session_id, ()))
+
+
+def log_due(hold: Hold, c: RuntimeCommit) -> list[list[Any]]:
+    """The due claims of ``c`` as its log row carries them (``queue.claims``); once that row
+    committed they are logged, no longer unwritten."""
+    sid, gen = c.session_id, c.lease.fencing if c.lease else None
+    claims = [u for u in hold.claims.unwritten.get(sid, []) if u.generation == gen]
+
+    def logged() -> None:
+        left = [u for u in hold.claims.unwritten.get(sid, []) if u not in claims]
+        if left:
+            hold.claims.unwritten[sid] = left
+        else:
+            hold.claims.unwritten.pop(sid, None)
+        hold.claims.logged.setdefault(sid, []).extend(claims)
+    hold.after_commit(logged)
+    return [[u.claim_id, u.generation, u.claimed_at_ms, list(u.batch_ids)] for u in claims]
+
+
+def log_done(hold: Hold, sid: str, batch_ids: Sequence[str], turn_id: str | None,
+             t: int) -> dict[str, Any]:
+    """A completion as the log row carries it (``queue.done``); overlaid once committed."""
+    def overlay_done() -> None:
+        marks = hold.claims
+        mine = set(batch_ids)  # a logged claim of rows gone is nothing to overlay
+        logged = marks.logged.get(sid, [])
+        covered = tuple(u for u in logged if mine.issuperset(u.batch_ids))
+        marks.done.setdefault(sid, []).append(Done(tuple(batch_ids), turn_id, t, covered))
+        left = [u for u in logged if u not in covered]
+        if left:
+            marks.logged[sid] = left
+        else:
+            marks.logged.pop(sid, None)
+    hold.after_commit(overlay_done)
+    return {"ids": list(batch_ids), "turn": turn_id, "t": t}
+
+
+def apply_logged(con: Any, part: Mapping[str, Any]) -> None:
+    """Write one delta's logged queue part into the tables (fold and recover; idempotent)."""
+    from .commit import finish_batches
+
+    for claim_id, gen, t, ids in part.get("claims", ()):
+        con.execute(_WRITE_SQL, {"claim": claim_id, "gen": gen, "t": t, "ids": ids})
+    done = part.get("done")
+    if done:
+        finish_batches(con, done["ids"], "completed", done["turn"], done["t"])
+
+
+def apply_done(con: Any, hold: Hold, sid: str) -> None:
+    """Write ``sid``'s logged completions now, in the caller's transaction (an enqueue that
+    reuses a completed batch's source key needs its row gone); the fold repeats them
+    harmlessly."""
+    from .commit import finish_batches
+
+    done = hold.claims.done.get(sid, [])
+    for d in done:
+        for u in d.claims:  # the attempt and claim time the history row reads
+            con.execute(_WRITE_SQL, {"claim": u.claim_id, "gen": u.generation,
+                                     "t": u.claimed_at_ms, "ids": list(u.batch_ids)})
+        finish_batches(con, list(d.batch_ids), "completed", d.turn_id, d.t)
+
+    def written() -> None:
+        left = [d for d in hold.claims.done.get(sid, []) if d not in done]
+        if left:
+            hold.claims.done[sid] = left
+        else:
+            hold.claims.done.pop(sid, None)
+    hold.after_commit(written)
 
 
 def write(con: Any, hold: Hold, sid: str, generation: int | None = None,
@@ -153,10 +270,29 @@ def write(con: Any, hold: Hold, sid: str, generation: int | None = None,
 
 
 def has_stale(hold: Hold, sid: str, generation: int) -> bool:
-    """``sid`` has unwritten claims of a generation that is not ``generation``: a runtime of
-    this process lost its lease without committing them. They are written (each counts its
-    attempt, as a written claim of a dead runtime does) before the next claim reads."""
-    return any(u.generation != generation for u in hold.claims.unwritten.get(sid, ()))
+    """``sid`` has unwritten (or logged) claims of a generation that is not ``generation``:
+    a runtime of this process lost its lease without completing them. They are written
+    (each counts its attempt, as a written claim of a dead runtime does) before the next
+    claim reads."""
+    return any(u.generation != generation for u in
+               (*hold.claims.unwritten.get(sid, ()), *hold.claims.logged.get(sid, ())))
+
+
+def write_stale_logged(con: Any, hold: Hold, sid: str, generation: int) -> None:
+    """Write ``sid``'s logged claims of a generation other than ``generation`` into the
+    table now (the fold repeats them harmlessly: the update is guarded by generation)."""
+    stale = [u for u in hold.claims.logged.get(sid, []) if u.generation != generation]
+    for u in stale:
+        con.execute(_WRITE_SQL, {"claim": u.claim_id, "gen": u.generation,
+                                 "t": u.claimed_at_ms, "ids": list(u.batch_ids)})
+
+    def written() -> None:
+        left = [u for u in hold.claims.logged.get(sid, []) if u not in stale]
+        if left:
+            hold.claims.logged[sid] = left
+        else:
+            hold.claims.logged.pop(sid, None)
+    hold.after_commit(written)
 
 
 def write_all(con: Any, hold: Hold) -> None:
@@ -171,10 +307,15 @@ def held(con: Any, hold: Hold, sid: str, batch_ids: list[str]) -> dict[str, str 
     known = hold.claims.known.get(sid, {})
     if all(b in known for b in batch_ids):
         return {b: known[b] for b in batch_ids}
-    return dict(con.execute(
+    found: dict[str, str | None] = dict(con.execute(
         "SELECT batch_id, claim_id FROM queued_work_batches WHERE list_contains(?, batch_id)",
         [batch_ids],
     ).fetchall())
+    for u in hold.claims.logged.get(sid, ()):  # the table does not show them yet
+        found.update((b, u.claim_id) for b in u.batch_ids if b in found)
+    for b in hold.claims.done_ids(sid):  # completed in the log: gone
+        found.pop(b, None)
+    return found
 
 
 def overlay(r: Sequence[Any], u: Unwritten) -> tuple[Any, ...]:

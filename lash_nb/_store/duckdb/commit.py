@@ -3,8 +3,9 @@
 The checks are the one admission rule (``_store/admission.py``: stamp, lease, CAS, claims);
 the head they need comes from memory while this process holds the file (``hold.py``). Then the
 commit's rows are planned as one delta (``journal.py``) and written as one ``commit_log``
-row (a single autocommit INSERT; in one transaction with the queue rows when it completes
-claims), or, when it replaces the graph, straight into the typed tables. Either way the
+row (a single autocommit INSERT; a drain's claim and completion ride in that row and fold
+later, ``claims.py``; in one transaction with the queue rows only for a claim a failed
+release carried over), or, when it replaces the graph, straight into the typed tables. Either way the
 in-memory head advances only once the write has succeeded.
 """
 
@@ -43,7 +44,7 @@ def commit(
     if c.replace_graph is not None:
         journal.fold(con, hold)
         return in_txn(lambda cc: _apply(cc, hold, c, direct=True))
-    if c.completed_claims or deferred.due(hold, c):  # claims.py: a drain's claim rides along
+    if deferred.due_carried(hold, c):  # claims.py: a carried claim is written, checked
         result = in_txn(lambda cc: _apply(cc, hold, c, direct=False))
     else:
         try:
@@ -78,20 +79,29 @@ def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitRes
         return CommitResult(int(rev or 0), duplicate=True)
     current = rev if rev is not None else 0
     # ---- write (checks are done; an error below leaves nothing behind)
-    if deferred.due(hold, c):  # a drain's claim is written with its turn's first commit
-        deferred.write(con, hold, sid, c.lease.fencing if c.lease else None)
     delta = journal.plan(
         c, exists=rev is not None, rev=current + 1, next_seq=head.next_seq,
         stored_nodes=head.nodes, open_turns=head.open_turns, committed=head.committed, t=t,
     )
+    done_tid = tid or (c.turn_started.turn_id if c.turn_started else None)
+    # a drain's claim rides with its turn's first commit, its completion with the last: in
+    # the log row (folded later, claims.py), or written here when the commit is not logged
+    logged = not direct and not deferred.due_carried(hold, c)
+    if deferred.due(hold, c):
+        if logged:
+            delta.queue["claims"] = deferred.log_due(hold, c)
+        else:
+            deferred.write(con, hold, sid, c.lease.fencing if c.lease else None)
+    if claimed_ids and logged:
+        delta.queue["done"] = deferred.log_done(hold, sid, claimed_ids, done_tid, t)
     if direct:
         journal.write(con, [delta])
     else:
         con.execute(journal.LOG_INSERT_SQL, [sid, delta.head_revision, t, delta.body()])
         hold.after_commit(lambda: hold.pending.append(delta))
-    if claimed_ids:  # queue rows are not logged: they change with the commit, here
-        finish_batches(con, claimed_ids, "completed", tid or (
-            c.turn_started.turn_id if c.turn_started else None), t)
+    if claimed_ids:
+        if not logged:
+            finish_batches(con, claimed_ids, "completed", done_tid, t)
         hold.bump_queue(sid, -len(claimed_ids), early_left=deferred.early_count(c.completed_claims))
         deferred.gone_after_commit(hold, sid, claimed_ids)
     if c.release_lease and c.lease is not None:

@@ -262,8 +262,9 @@ class Hold:
 
     def queue_size(self, con: Any, sid: str) -> int:
         if sid not in self.queue_sizes:
-            self.queue_sizes[sid] = int(con.execute(
-                "SELECT count(*) FROM queued_work_batches WHERE session_id = ?", [sid]
+            self.queue_sizes[sid] = int(con.execute(  # rows completed in the log are gone
+                "SELECT count(*) FROM queued_work_batches WHERE session_id = ? "
+                "AND NOT list_contains(?, batch_id)", [sid, self.claims.done_ids(sid)]
             ).fetchone()[0])
             if self.queue_sizes[sid] == 0:
                 self.early_sizes[sid] = 0
@@ -276,7 +277,8 @@ class Hold:
             self.early_sizes[sid] = int(con.execute(
                 "SELECT count(*) FROM queued_work_batches WHERE session_id = ? "
                 "AND failed_at_ms IS NULL AND (delivery_policy = 'earliest_safe_boundary' OR "
-                "list_contains(json_extract_string(items, '$[*].kind'), 'session_command'))", [sid]
+                "list_contains(json_extract_string(items, '$[*].kind'), 'session_command')) "
+                "AND NOT list_contains(?, batch_id)", [sid, self.claims.done_ids(sid)]
             ).fetchone()[0])
         return self.early_sizes[sid]
 

@@ -18,8 +18,8 @@ Theory of operation
 - After a crash, rows left in ``commit_log`` are decoded and folded when the file is next
   opened for writing (``recover``). A read-only open of such a file is refused with a
   message saying how to recover it.
-- A commit that completes queue claims writes its log row and the queue rows in one
-  transaction (queue tables are never logged). A commit that replaces the graph folds the
+- A drain's claim and completion ride in its commits' log rows (``queue``) and fold after
+  the typed tables, in log order (``claims.py``, ADR 0106). A commit that replaces the graph folds the
   log first and then writes its delta straight to the typed tables.
 - Forbidden: reading a typed table while deltas are pending; a delta that is neither in the
   log nor in the typed tables.
@@ -80,9 +80,15 @@ class Delta:
     opened: dict[str, int] = dataclasses.field(default_factory=dict)
     closed: list[str] = dataclasses.field(default_factory=list)
     next_seq: int = 0
+    # queue rows the commit changes, folded after its tables (claims.py): "claims" (a
+    # drain's claim, with its turn's first commit) and "done" (the batches it completes)
+    queue: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def body(self) -> str:  # a replaced graph is never logged (see DuckDBStore.commit)
-        return rows.dumps({"tables": self.tables, "turns": self.turns, "session": self.session})
+        data = {"tables": self.tables, "turns": self.turns, "session": self.session}
+        if self.queue:
+            data["queue"] = self.queue
+        return rows.dumps(data)
 
     def row_count(self) -> int:
         return sum(len(cols["seq"]) for cols in self.tables.values()) + len(self.turns) + 1
@@ -205,6 +211,11 @@ def write(con: Any, deltas: Sequence[Delta]) -> None:
     if turns:
         rows.insert(con, "turns", _columns(list(turns.values())), _TURN_UPSERT)
     rows.insert(con, "sessions", _columns(list(sessions.values())), _SESSION_UPSERT)
+    for d in deltas:  # in log order: a claim before the completion of its batches
+        if d.queue:
+            from .claims import apply_logged
+
+            apply_logged(con, d.queue)
 
 
 def _merge_session(prior: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
@@ -235,6 +246,7 @@ def fold(con: Any, hold: Any) -> None:
         write(c, hold.pending)
         c.execute("DELETE FROM commit_log")
         hold.after_commit(hold.pending.clear)
+        hold.after_commit(hold.claims.folded)
 
     try:
         run_in_transaction(con, job, hold=hold)
@@ -243,6 +255,7 @@ def fold(con: Any, hold: Any) -> None:
             raise
         quarantine.fold_each(lambda j: run_in_transaction(con, j, hold=hold), list(hold.pending))
         hold.pending.clear()
+        hold.claims.folded()
     checkpoint_if_large(con, hold)
 
 
@@ -277,7 +290,8 @@ def recover(con: Any) -> int:
     for sid, rev, body in found:
         try:
             data = json.loads(body)
-            deltas.append(Delta(sid, int(rev), data["tables"], data["turns"], data["session"]))
+            deltas.append(Delta(sid, int(rev), data["tables"], data["turns"], data["session"],
+                                queue=data.get("queue") or {}))
         except quarantine.data_errors(from_disk=True) as e:  # a row that does not decode
             quarantine.quarantine(lambda j: run_in_transaction(con, j), sid, int(rev),
                                   quarantine.turn_ids_of_body(body), e)

@@ -8,8 +8,10 @@ Python. Nothing eligible: that one read, no transaction (this process holds the 
 nothing changes between the read and a write); a checkpoint or command claim with no
 ``earliest_safe_boundary`` row or session command queued (``Hold.early_size``) reads
 nothing at all. A drain's claim (``IDLE`` boundary) is a mark in this hold, written with
-the session's next commit (``claims.py``, ADR 0084); a checkpoint claim or a park is one
-transaction.
+the session's next commit (``claims.py``, ADR 0084), in its ``commit_log`` row; its
+completion rides in the final commit's row (ADR 0106): both fold later, and until then this
+hold overlays them (a logged claim reads claimed, a logged completion's row reads gone). A
+checkpoint claim or a park is one transaction.
 """
 
 from __future__ import annotations
@@ -55,8 +57,10 @@ def enqueue(con: Any, hold: Hold, d: QueuedWorkDraft) -> QueuedWorkBatch:
             "WHERE session_id = ? AND source_key = ?",
             [d.session_id, d.source_key],
         ))
-        if row is not None:
+        if row is not None and row[0] not in hold.claims.done_ids(d.session_id):
             return rows.decode_batch(row)
+        if row is not None:  # completed in the log, still a row: its key is free once written
+            deferred.apply_done(con, hold, d.session_id)
     row = rows.first(con.execute(
         _INSERT + f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {rows.BATCH_COLS}",
         _values(d, now_ms())[0]))
@@ -167,12 +171,15 @@ def list_queued(con: Any, hold: Hold, sid: str, include_claimed: bool) -> list[Q
         return []
     gen = live_generation(hold, con, sid, now_ms())
     marks = hold.claims
+    overlaid = sid in marks.unwritten or sid in marks.logged
+    gone = set(marks.done_ids(sid))  # completed in the log
 
     def row(r: Sequence[Any]) -> tuple[Sequence[Any], bool]:
-        u = marks.of_batch(sid, r[0], gen) if sid in marks.unwritten else None
+        u = marks.of_batch(sid, r[0], gen) if overlaid else None
         return (r, _claimed(r, gen)) if u is None else (deferred.overlay(r, u), True)
 
-    return rows.decode_listing((row(r) for r in _session_rows(con, sid)), include_claimed)
+    return rows.decode_listing((row(r) for r in _session_rows(con, sid) if r[0] not in gone),
+                               include_claimed)
 
 
 _READY_SQL = (
@@ -207,10 +214,11 @@ def claim(
     if deferred.has_stale(hold, sid, lease.fencing):
         def stale(c: Any) -> QueueClaim | None:
             deferred.write(c, hold, sid, lease.fencing, strict=False, other=True)
+            deferred.write_stale_logged(c, hold, sid, lease.fencing)
             return None
         (in_txn or (lambda job: job(con)))(stale)
     params: dict[str, Any] = {"sid": sid, "t": t, "gen": lease.fencing,
-                              "marked": hold.claims.live_ids(sid, lease.fencing)}
+                              "marked": hold.claims.hidden_ids(sid, lease.fencing)}
     if batch_ids is not None:
         sql = _READY_SQL + " AND list_contains($ids, batch_id) ORDER BY enqueue_seq"
         params["ids"] = list(batch_ids)
@@ -287,7 +295,8 @@ def cancel(con: Any, hold: Hold, sid: str, batch_id: str) -> QueuedWorkBatch | N
         [batch_id, sid],
     ))
     gen = live_generation(hold, con, sid, t)
-    if row is None or _claimed(row, gen) or hold.claims.of_batch(sid, batch_id, gen) is not None:
+    if row is None or _claimed(row, gen) or hold.claims.of_batch(sid, batch_id, gen) is not None \
+            or batch_id in hold.claims.done_ids(sid):
         return None
     finish_batches(con, [batch_id], "cancelled", None, t)
     hold.bump_queue(sid, -1)
@@ -316,8 +325,9 @@ def abandon(con: Any, hold: Hold, c: QueueClaim, error: str | None = None,
 def sessions_with_ready_work(con: Any, hold: Hold) -> list[str]:
     hold.write_dirty_leases(con)  # the join below reads lease rows from the file
     t = now_ms()
-    marked = [b for sid in hold.claims.unwritten
-              for b in hold.claims.live_ids(sid, live_generation(hold, con, sid, t))]
+    marks = hold.claims
+    marked = [b for sid in {*marks.unwritten, *marks.logged, *marks.done}
+              for b in marks.hidden_ids(sid, live_generation(hold, con, sid, t))]
     return [r[0] for r in con.execute(
         """
         SELECT b.session_id FROM queued_work_batches b
