@@ -199,9 +199,9 @@ def log_done(hold: Hold, sid: str, batch_ids: Sequence[str], turn_id: str | None
         marks = hold.claims
         mine = set(batch_ids)  # a logged claim of rows gone is nothing to overlay
         logged = marks.logged.get(sid, [])
-        covered = tuple(u for u in logged if mine.issuperset(u.batch_ids))
-        marks.done.setdefault(sid, []).append(Done(tuple(batch_ids), turn_id, t, covered))
-        left = [u for u in logged if u not in covered]
+        touched = tuple(u for u in logged if mine.intersection(u.batch_ids))
+        marks.done.setdefault(sid, []).append(Done(tuple(batch_ids), turn_id, t, touched))
+        left = [u for u in logged if not mine.issuperset(u.batch_ids)]
         if left:
             marks.logged[sid] = left
         else:
