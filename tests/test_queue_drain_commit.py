@@ -452,3 +452,35 @@ def test_a_process_killed_after_its_drain_committed_but_before_the_fold_ran_the_
         await store.close()
 
     asyncio.run(reopen())
+
+
+def test_a_logged_claim_of_a_runtime_that_lost_its_lease_counts_its_attempt_before_the_fold(
+        tmp_path: Path) -> None:
+    """The drain's progress commit logged its claim, then its lease was lost (taken over by
+    another runtime of this process): the batch reads pending with that attempt counted, the
+    next claim takes it as its second attempt, and the fold does not count either twice."""
+    from lash_nb._store.base import RuntimeCommit, TurnStart
+    from lash_nb.testing._conformance_kit import draft, turn_record
+
+    async def body() -> None:
+        store = DuckDBStore(tmp_path / "nb.duckdb", fold_idle_s=None)
+        batch = await store.enqueue(draft("s", "mine"))
+        first = await store.try_acquire_lease("s", "host:1:first")
+        claim = await store.claim_queued_work(first)
+        assert claim is not None
+        await store.commit(RuntimeCommit("s", first, turn_started=TurnStart("t1", 1)))
+        assert store.unfolded_commits > 0  # the claim is only in the log
+        await store.release_lease(first)  # lost without completing
+        second = await store.try_acquire_lease("s", "host:1:second")
+        [pending] = await store.list_queued_work("s", include_claimed=True)
+        assert (pending.batch_id, pending.status, pending.attempts) == (batch.batch_id, "pending", 1)
+        again = await store.claim_queued_work(second)
+        assert again is not None and again.batch_ids == (batch.batch_id,)
+        assert again.batches[0].attempts == 2
+        await store.commit(RuntimeCommit("s", second, turn=turn_record("t2"),
+                                         completed_claims=(again,), release_lease=True))
+        history = store.query("SELECT final_state, attempts FROM queue_history")
+        assert history.values.tolist() == [["completed", 2]]
+        await store.close()
+
+    asyncio.run(body())

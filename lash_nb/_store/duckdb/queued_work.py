@@ -176,7 +176,12 @@ def list_queued(con: Any, hold: Hold, sid: str, include_claimed: bool) -> list[Q
 
     def row(r: Sequence[Any]) -> tuple[Sequence[Any], bool]:
         u = marks.of_batch(sid, r[0], gen) if overlaid else None
-        return (r, _claimed(r, gen)) if u is None else (deferred.overlay(r, u), True)
+        if u is not None:
+            return deferred.overlay(r, u), True
+        for old in marks.logged.get(sid, ()):  # a dead runtime's logged claim: its attempt counts
+            if r[0] in old.batch_ids and (r[11] is None or r[11] < old.generation):
+                r = deferred.overlay(r, old)
+        return r, _claimed(r, gen)
 
     return rows.decode_listing((row(r) for r in _session_rows(con, sid) if r[0] not in gone),
                                include_claimed)
