@@ -210,15 +210,42 @@ def log_done(hold: Hold, sid: str, batch_ids: Sequence[str], turn_id: str | None
     return {"ids": list(batch_ids), "turn": turn_id, "t": t}
 
 
-def apply_logged(con: Any, part: Mapping[str, Any]) -> None:
-    """Write one delta's logged queue part into the tables (fold and recover; idempotent)."""
-    from .commit import finish_batches
+_WRITE_MANY_SQL = (
+    "UPDATE queued_work_batches q SET claim_id = c.claim, claim_generation = c.gen, "
+    "claimed_at_ms = c.t, attempts = q.attempts + 1 FROM (SELECT unnest($ids::VARCHAR[]) AS id, "
+    "unnest($claims::VARCHAR[]) AS claim, unnest($gens::BIGINT[]) AS gen, "
+    "unnest($ts::BIGINT[]) AS t) c WHERE q.batch_id = c.id AND q.failed_at_ms IS NULL "
+    "AND (q.claim_id IS NULL OR coalesce(q.claim_generation, -1) < c.gen)"
+)
+_FINISH_MANY_SQL = (
+    "INSERT INTO queue_history SELECT b.batch_id, b.session_id, source_key, delivery_policy, "
+    "slot_policy, enqueue_seq, enqueued_at_ms, claimed_at_ms, d.t, 'completed', d.tid, "
+    "epoch_ms(enqueued_at_ms), epoch_ms(d.t), attempts FROM queued_work_batches b JOIN "
+    "(SELECT unnest($ids::VARCHAR[]) AS id, unnest($tids::VARCHAR[]) AS tid, "
+    "unnest($ts::BIGINT[]) AS t) d ON b.batch_id = d.id"
+)
 
-    for claim_id, gen, t, ids in part.get("claims", ()):
-        con.execute(_WRITE_SQL, {"claim": claim_id, "gen": gen, "t": t, "ids": ids})
-    done = part.get("done")
+
+def apply_logged(con: Any, parts: Sequence[Mapping[str, Any]]) -> None:
+    """Write the logged queue parts of deltas, in log order, into the tables (fold and
+    recover; idempotent): every claim, then every completion (a batch is claimed before it
+    completes and never after), each as one statement."""
+    claims = [c for p in parts for c in p.get("claims", ())]
+    ids = [b for c in claims for b in c[3]]
+    if len(ids) != len(set(ids)):  # a batch claimed twice (a dead runtime's claim, then
+        for claim_id, gen, t, batch_ids in claims:  # the next): one claim after the other
+            con.execute(_WRITE_SQL, {"claim": claim_id, "gen": gen, "t": t, "ids": batch_ids})
+    elif ids:
+        con.execute(_WRITE_MANY_SQL, {
+            "ids": ids, "claims": [c[0] for c in claims for _ in c[3]],
+            "gens": [c[1] for c in claims for _ in c[3]], "ts": [c[2] for c in claims for _ in c[3]]})
+    done = [p["done"] for p in parts if p.get("done")]
     if done:
-        finish_batches(con, done["ids"], "completed", done["turn"], done["t"])
+        gone = [b for d in done for b in d["ids"]]
+        con.execute(_FINISH_MANY_SQL, {
+            "ids": gone, "tids": [d["turn"] for d in done for _ in d["ids"]],
+            "ts": [d["t"] for d in done for _ in d["ids"]]})
+        con.execute("DELETE FROM queued_work_batches WHERE list_contains(?, batch_id)", [gone])
 
 
 def apply_done(con: Any, hold: Hold, sid: str) -> None:

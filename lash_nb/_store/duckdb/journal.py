@@ -211,11 +211,11 @@ def write(con: Any, deltas: Sequence[Delta]) -> None:
     if turns:
         rows.insert(con, "turns", _columns(list(turns.values())), _TURN_UPSERT)
     rows.insert(con, "sessions", _columns(list(sessions.values())), _SESSION_UPSERT)
-    for d in deltas:  # in log order: a claim before the completion of its batches
-        if d.queue:
-            from .claims import apply_logged
+    parts = [d.queue for d in deltas if d.queue]
+    if parts:  # in log order: a claim before the completion of its batches (claims.py)
+        from .claims import apply_logged
 
-            apply_logged(con, d.queue)
+        apply_logged(con, parts)
 
 
 def _merge_session(prior: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
