@@ -141,6 +141,19 @@ class DeferredClaims:
                 self.remember(dataclasses.replace(u, carried=True))
 
 
+def _keep(by_session: dict[str, list[Any]], sid: str, keep: Sequence[Any]) -> None:
+    """``sid``'s list in ``by_session`` becomes ``keep`` (dropped when empty)."""
+    if keep:
+        by_session[sid] = list(keep)
+    else:
+        by_session.pop(sid, None)
+
+
+def _write_one(con: Any, u: Unwritten) -> Any:
+    return con.execute(_WRITE_SQL, {"claim": u.claim_id, "gen": u.generation,
+                                    "t": u.claimed_at_ms, "ids": list(u.batch_ids)})
+
+
 def remember(hold: Hold, c: QueueClaim, claimed_at_ms: int) -> None:
     hold.claims.remember(Unwritten(c.claim_id, c.session_id, c.lease_generation, claimed_at_ms,
                                    c.batch_ids))
@@ -182,11 +195,8 @@ def log_due(hold: Hold, c: RuntimeCommit) -> list[list[Any]]:
     claims = [u for u in hold.claims.unwritten.get(sid, []) if u.generation == gen]
 
     def logged() -> None:
-        left = [u for u in hold.claims.unwritten.get(sid, []) if u not in claims]
-        if left:
-            hold.claims.unwritten[sid] = left
-        else:
-            hold.claims.unwritten.pop(sid, None)
+        _keep(hold.claims.unwritten, sid, [u for u in hold.claims.unwritten.get(sid, [])
+                                           if u not in claims])
         hold.claims.logged.setdefault(sid, []).extend(claims)
     hold.after_commit(logged)
     return [[u.claim_id, u.generation, u.claimed_at_ms, list(u.batch_ids)] for u in claims]
@@ -201,11 +211,7 @@ def log_done(hold: Hold, sid: str, batch_ids: Sequence[str], turn_id: str | None
         logged = marks.logged.get(sid, [])
         touched = tuple(u for u in logged if mine.intersection(u.batch_ids))
         marks.done.setdefault(sid, []).append(Done(tuple(batch_ids), turn_id, t, touched))
-        left = [u for u in logged if not mine.issuperset(u.batch_ids)]
-        if left:
-            marks.logged[sid] = left
-        else:
-            marks.logged.pop(sid, None)
+        _keep(marks.logged, sid, [u for u in logged if not mine.issuperset(u.batch_ids)])
     hold.after_commit(overlay_done)
     return {"ids": list(batch_ids), "turn": turn_id, "t": t}
 
@@ -257,17 +263,10 @@ def apply_done(con: Any, hold: Hold, sid: str) -> None:
     done = hold.claims.done.get(sid, [])
     for d in done:
         for u in d.claims:  # the attempt and claim time the history row reads
-            con.execute(_WRITE_SQL, {"claim": u.claim_id, "gen": u.generation,
-                                     "t": u.claimed_at_ms, "ids": list(u.batch_ids)})
+            _write_one(con, u)
         finish_batches(con, list(d.batch_ids), "completed", d.turn_id, d.t)
-
-    def written() -> None:
-        left = [d for d in hold.claims.done.get(sid, []) if d not in done]
-        if left:
-            hold.claims.done[sid] = left
-        else:
-            hold.claims.done.pop(sid, None)
-    hold.after_commit(written)
+    hold.after_commit(lambda: _keep(hold.claims.done, sid, [
+        d for d in hold.claims.done.get(sid, []) if d not in done]))
 
 
 def write(con: Any, hold: Hold, sid: str, generation: int | None = None,
@@ -280,20 +279,14 @@ def write(con: Any, hold: Hold, sid: str, generation: int | None = None,
     if not claims:
         return
     for u in claims:
-        row = con.execute(_WRITE_SQL, {"claim": u.claim_id, "gen": u.generation,
-                                       "t": u.claimed_at_ms, "ids": list(u.batch_ids)}).fetchone()
+        row = _write_one(con, u).fetchone()
         if strict and (row is None or int(row[0]) != len(u.batch_ids)):
             raise ClaimSuperseded(
                 f"queued batches {list(u.batch_ids)!r} changed before claim {u.claim_id!r} was "
                 "written; the drain gives them back: run it again")
 
-    def written() -> None:
-        left = [u for u in hold.claims.unwritten.get(sid, []) if u not in claims]
-        if left:
-            hold.claims.unwritten[sid] = left
-        else:
-            hold.claims.unwritten.pop(sid, None)
-    hold.after_commit(written)
+    hold.after_commit(lambda: _keep(hold.claims.unwritten, sid, [
+        u for u in hold.claims.unwritten.get(sid, []) if u not in claims]))
 
 
 def has_stale(hold: Hold, sid: str, generation: int) -> bool:
@@ -310,16 +303,9 @@ def write_stale_logged(con: Any, hold: Hold, sid: str, generation: int) -> None:
     table now (the fold repeats them harmlessly: the update is guarded by generation)."""
     stale = [u for u in hold.claims.logged.get(sid, []) if u.generation != generation]
     for u in stale:
-        con.execute(_WRITE_SQL, {"claim": u.claim_id, "gen": u.generation,
-                                 "t": u.claimed_at_ms, "ids": list(u.batch_ids)})
-
-    def written() -> None:
-        left = [u for u in hold.claims.logged.get(sid, []) if u not in stale]
-        if left:
-            hold.claims.logged[sid] = left
-        else:
-            hold.claims.logged.pop(sid, None)
-    hold.after_commit(written)
+        _write_one(con, u)
+    hold.after_commit(lambda: _keep(hold.claims.logged, sid, [
+        u for u in hold.claims.logged.get(sid, []) if u not in stale]))
 
 
 def write_all(con: Any, hold: Hold) -> None:
