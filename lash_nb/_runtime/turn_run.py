@@ -70,7 +70,7 @@ from .._errors import (
     PluginError,
     SessionExecutionLeaseLost,
 )
-from .._store.base import Lease, TurnStart
+from .._store.base import Lease, TurnStart, hints_empty_queue
 from .._store.waits import observe_store_waits, stop_observing
 from .attachments import input_message
 from .cancel import TaskBridge
@@ -98,6 +98,10 @@ from .writer import LeaseKeeper
 LOOP_TURN_EVERY_S = 0.005
 
 _REQUESTS = frozenset({tm.ProgressCommit, tm.LlmCall, tm.ToolCalls, tm.Checkpoint, tm.Seal})
+
+
+def _no_phase(name: str, begin: bool) -> None:
+    return None
 
 
 def now_ms() -> int:
@@ -167,6 +171,7 @@ class TurnRun:
         self._plugin_injections = 0
         self.finish_reasons: dict[str, str] = {}  # call id -> terminal reason (tracing)
         self._loop_ran_at = 0.0  # perf_counter when this turn last let the event loop run
+        self._children_scope: ChildScope | None = None
 
     # ------------------------------------------------------------------ events
     def emit(self, event: ev.TurnEvent, correlation_id: str) -> None:
@@ -208,7 +213,8 @@ class TurnRun:
         try:
             if self.parts.state.stale:
                 await w.reload()
-            phase = self.parts.surface.phase
+            surface = self.parts.surface
+            phase = surface.phase if surface.probe is not None else _no_phase  # nobody times
             phase(TurnPhase.BEFORE_TURN_HOOKS, True)
             await self._turn_input_hooks()  # a plugin may replace the input; nothing written yet
             phase(TurnPhase.BEFORE_TURN_HOOKS, False)
@@ -354,7 +360,9 @@ class TurnRun:
         self.emit_independent(ev.ModelRequestStarted(iteration))
         if self._tools is None:
             surface = self.parts.surface
-            surface.phase(TurnPhase.PROMPT_BUILD, True)
+            timed = surface.probe is not None
+            if timed:
+                surface.phase(TurnPhase.PROMPT_BUILD, True)
             try:
                 self._tools = self.parts.catalog.specs()
                 self._system = render_for(surface, st, turn_id=self.turn_id,
@@ -363,7 +371,8 @@ class TurnRun:
             except PluginError as plugin_err:  # the turn still ends with an outcome (ADR 14)
                 self._tools = None
                 return tm.LlmFailed(str(plugin_err), "plugin_error", False)
-            surface.phase(TurnPhase.PROMPT_BUILD, False)
+            if timed:
+                surface.phase(TurnPhase.PROMPT_BUILD, False)
             if self.code is not None:  # host tools are functions in the sandbox, not model tools
                 self._tools, self._system = (), self.code.system_prompt(self._system)
         view = st.graph.view()
@@ -425,9 +434,14 @@ class TurnRun:
         return child_scope(self.children_scope())
 
     def children_scope(self) -> ChildScope:
-        """What a child session of this turn reports to (``run_child``, ``llm_query``)."""
-        return ChildScope(self.parts.core, self.parts.session_id, self.turn_id, self.emit,
-                          self.token, self.children_usage)
+        """What a child session of this turn reports to (``run_child``, ``llm_query``): one
+        per turn, built at its first tool batch."""
+        scope = self._children_scope
+        if scope is None:
+            scope = self._children_scope = ChildScope(
+                self.parts.core, self.parts.session_id, self.turn_id, self.emit, self.token,
+                self.children_usage)
+        return scope
 
     def _window(self, view: Sequence[Message], reason: str, tokens: int | None) -> Window | None:
         """The context window this call uses (None: send the whole path); shown to the user."""
@@ -454,6 +468,11 @@ class TurnRun:
         keeper = self._keeper
         assert keeper is not None
         store, bound = self.parts.store, self.parts.max_batch_attempts
+        if hints_empty_queue(store) and store.surely_nothing_queued(keeper.lease):
+            # nothing to claim (no claim, no store call: the common case)
+            if not self.parts.surface.plugins.plugins:
+                return False
+            return await self._plugin_checkpoint(kind, pending_text)
         try:
             claim = await store.claim_queued_work(
                 keeper.lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT, max_attempts=bound)
