@@ -62,7 +62,7 @@ _SCOPE: contextvars.ContextVar[ChildScope | None] = contextvars.ContextVar(
     "lash_nb_child_scope", default=None)
 
 
-class child_scope:  # noqa: N801 (used as a function: ``with child_scope(scope):``)
+class child_scope:
     """Make ``scope`` current while the parent turn's tool calls run (a plain context
     manager, not a generator one: it runs once per tool batch of every turn)."""
 

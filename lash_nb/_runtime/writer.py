@@ -56,7 +56,7 @@ def new_commit(fields: dict[str, Any]) -> RuntimeCommit:
     """``RuntimeCommit(**fields)`` for the frozen dataclass without its 23 frozen-attribute
     sets (a turn makes two; the same object, equal to the constructor's: ADR 0103)."""
     unknown = fields.keys() - _COMMIT_DEFAULTS.keys() - _COMMIT_NEEDS
-    if unknown or not _COMMIT_NEEDS <= fields.keys():
+    if unknown or not fields.keys() >= _COMMIT_NEEDS:
         return RuntimeCommit(**fields)  # the constructor names the bad or missing field
     commit = object.__new__(RuntimeCommit)
     attrs = commit.__dict__
