@@ -98,10 +98,7 @@ from .writer import LeaseKeeper
 LOOP_TURN_EVERY_S = 0.005
 
 _REQUESTS = frozenset({tm.ProgressCommit, tm.LlmCall, tm.ToolCalls, tm.Checkpoint, tm.Seal})
-
-
-def _no_phase(name: str, begin: bool) -> None:
-    return None
+_RECORDS = frozenset({tm.Emit, tm.AppendToolCallMessage, tm.AppendProse})
 
 
 def now_ms() -> int:
@@ -214,19 +211,25 @@ class TurnRun:
             if self.parts.state.stale:
                 await w.reload()
             surface = self.parts.surface
-            phase = surface.phase if surface.probe is not None else _no_phase  # nobody times
-            phase(TurnPhase.BEFORE_TURN_HOOKS, True)
+            timed = surface.probe is not None  # the common case: nobody times phases
+            phase = surface.phase
+            if timed:
+                phase(TurnPhase.BEFORE_TURN_HOOKS, True)
             await self._turn_input_hooks()  # a plugin may replace the input; nothing written yet
-            phase(TurnPhase.BEFORE_TURN_HOOKS, False)
-            phase(TurnPhase.EFFECT_LOOP, True)
+            if timed:
+                phase(TurnPhase.BEFORE_TURN_HOOKS, False)
+                phase(TurnPhase.EFFECT_LOOP, True)
             outcome = await self._drive()
-            phase(TurnPhase.EFFECT_LOOP, False)
+            if timed:
+                phase(TurnPhase.EFFECT_LOOP, False)
             result = self._assemble(outcome, started_ms, t0)
-            phase(TurnPhase.FINAL_COMMIT, True)
+            if timed:
+                phase(TurnPhase.FINAL_COMMIT, True)
             result = await commit_terminal(
                 self, keeper, result,
                 lambda: self._assemble(TurnOutcome.stopped(TurnStop.RUNTIME_ERROR), started_ms, t0))
-            phase(TurnPhase.FINAL_COMMIT, False)
+            if timed:
+                phase(TurnPhase.FINAL_COMMIT, False)
         except BaseException:
             keeper.stop()
             self.parts.state.stale = True
@@ -252,7 +255,9 @@ class TurnRun:
                 kind = type(effect)
                 if kind is tm.Done:
                     return effect.outcome  # type: ignore[union-attr]
-                if kind in _REQUESTS or isinstance(effect, ExecCell):
+                if kind in _RECORDS:  # the common records first (effects are final classes)
+                    self._record(effect)  # type: ignore[arg-type]
+                elif kind in _REQUESTS or isinstance(effect, ExecCell):
                     timed = surface.probe is not None  # the common case: nobody times phases
                     if timed:
                         waiting = m.state.value  # the machine's phase, for a turn phase probe

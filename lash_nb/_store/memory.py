@@ -220,7 +220,7 @@ class MemoryStore:
                 prior_hash=_prior_hash(s, commit),
                 lease=self._lease_row(commit.session_id), now_ms=t,
                 held_claims={bid: row.claim_id for bid in completed
-                             if (row := self._batches.get(bid)) is not None},
+                             if (row := self._batches.get(bid)) is not None} if completed else {},
             )
             if verdict is Admission.DUPLICATE:
                 assert s is not None
@@ -487,9 +487,10 @@ def _apply_graph_and_rows(s: _Session, commit: RuntimeCommit) -> None:
         if n.node_id not in s.node_ids:
             s.nodes.append(n)
             s.node_ids.add(n.node_id)
-    s.ledger = merge_ledger(
-        s.ledger, (TokenLedgerEntry(d.source, d.model, d.usage) for d in commit.usage_deltas))
-    s.usage_rows.extend(commit.usage_deltas)
+    if commit.usage_deltas:  # a progress commit has none
+        s.ledger = merge_ledger(
+            s.ledger, (TokenLedgerEntry(d.source, d.model, d.usage) for d in commit.usage_deltas))
+        s.usage_rows.extend(commit.usage_deltas)
     s.llm_calls.extend(commit.llm_calls)
     s.tool_calls.extend(commit.tool_calls)
     s.events.extend(commit.events)
