@@ -70,7 +70,7 @@ from .._errors import (
     PluginError,
     SessionExecutionLeaseLost,
 )
-from .._store.base import Lease, TurnStart, hints_empty_queue
+from .._store.base import Lease, TurnStart, hints_empty_queue, watches_turn_cancel
 from .._store.waits import observe_store_waits, stop_observing
 from .attachments import input_message
 from .cancel import TaskBridge
@@ -99,6 +99,10 @@ LOOP_TURN_EVERY_S = 0.005
 
 _REQUESTS = frozenset({tm.ProgressCommit, tm.LlmCall, tm.ToolCalls, tm.Checkpoint, tm.Seal})
 _RECORDS = frozenset({tm.Emit, tm.AppendToolCallMessage, tm.AppendProse})
+
+
+def _noop() -> None:
+    return None
 
 
 def now_ms() -> int:
@@ -179,7 +183,11 @@ class TurnRun:
             self.sink(activity)
 
     def emit_independent(self, event: ev.TurnEvent) -> None:
-        self.emit(event, fresh_id("c"))
+        activity = TurnActivity(fresh_id("a"), fresh_id("c"), event, self.turn_id)  # ``emit``
+        self.activities.append(activity)
+        self.parts.feed.activity(activity)
+        if self.sink is not None:
+            self.sink(activity)
 
     # ------------------------------------------------------------------ entry
     async def execute(self) -> TurnResult:
@@ -206,7 +214,9 @@ class TurnRun:
         self._loop_ran_at = t0  # the loop ran this task just now
         lease = self.lease or await w.acquire_lease()
         keeper = self._keeper = w.keep_lease(lease, self.token)
-        unwatch = await w.watch_remote_cancel(self.turn_id, self.token)
+        # a store without cross-process cancel (memory, DuckDB): nothing to subscribe to
+        unwatch = (await w.watch_remote_cancel(self.turn_id, self.token)
+                   if watches_turn_cancel(self.parts.store) else _noop)
         try:
             if self.parts.state.stale:
                 await w.reload()
