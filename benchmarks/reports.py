@@ -3,9 +3,11 @@
 Builds a DuckDB store file (one usage delta, one turn and one model call per turn; 1,000
 turns per session, 4 models) with SQL on a DuckDB connection of its own, then times
 ``usage_frame(store, by="model")`` against the identical SQL on an independent DuckDB
-connection of the same file (every core, fetched through Arrow into pandas), in interleaved
-rounds (the store closes while the raw connection reads). ``--by-turn`` adds the row-heavy
-``by="turn"`` frame (one row per usage row out). Goal: ratio <= 1.1.
+connection of the same file (every core, fetched through Arrow into pandas with the frame's
+dtypes: the floor returns the very frame usage_frame does, checked), in interleaved rounds
+that alternate which side goes first (the store closes while the raw connection reads).
+``--by-turn`` adds the row-heavy ``by="turn"`` frame (one row per usage row out).
+Goal: ratio <= 1.1.
 
 Run: python -P benchmarks/reports.py [rows] [--by-turn]
 """
@@ -52,8 +54,21 @@ def timed(fn, repeat: int = 5) -> list[float]:
     return times
 
 
+def raw_frame(con, text: str):
+    """The floor: the same SQL, Arrow -> pandas, with the frame's documented dtypes
+    (naive store timestamps as tz-aware UTC, the cheapest way: pyarrow's own conversion)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    table = con.sql(text).to_arrow_table()
+    utc = {f.type: pd.DatetimeTZDtype(f.type.unit, "UTC") for f in table.schema
+           if pa.types.is_timestamp(f.type) and f.type.tz is None}
+    return table.to_pandas(types_mapper=utc.get)
+
+
 def main() -> None:
     import duckdb
+    from pandas.testing import assert_frame_equal
 
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "bench.duckdb")
@@ -72,21 +87,33 @@ def main() -> None:
         ours_turn: list[float] = []
         raw: list[float] = []
         raw_turn: list[float] = []
-        for _ in range(args_rounds()):
-            # lash_nb: the store holds the file (warm-up call reopens it after the raw round)
-            usage_frame(store, by="model")
-            ours += timed(lambda s=store: usage_frame(s, by="model"))
+        frames: dict[str, object] = {}
+
+        def lash_side() -> None:
+            # the store holds the file (the warm-up call reopens it after the raw side)
+            frames["model"] = usage_frame(store, by="model")
+            ours.extend(timed(lambda s=store: usage_frame(s, by="model")))
             if TURN_ROWS:
-                ours_turn += timed(lambda s=store: usage_frame(s, by="turn"), 2)
-            store.close_sync()
-            # an independent DuckDB connection (every core), the same SQL, Arrow -> pandas
+                frames["turn"] = usage_frame(store, by="turn")
+                ours_turn.extend(timed(lambda s=store: usage_frame(s, by="turn"), 2))
+
+        def raw_side() -> None:
+            # an independent DuckDB connection (every core), the same SQL and result frame
             raw_con = duckdb.connect(path, read_only=True)
-            raw_con.sql(same).to_arrow_table().to_pandas()
-            raw += timed(lambda c=raw_con: c.sql(same).to_arrow_table().to_pandas())
+            frames["raw_model"] = raw_frame(raw_con, same)
+            raw.extend(timed(lambda c=raw_con: raw_frame(c, same)))
             if TURN_ROWS:
-                raw_turn += timed(lambda c=raw_con: c.sql(turn_sql).to_arrow_table().to_pandas(), 2)
+                frames["raw_turn"] = raw_frame(raw_con, turn_sql)
+                raw_turn.extend(timed(lambda c=raw_con: raw_frame(c, turn_sql), 2))
             raw_con.close()
-            store = DuckDBStore(path)
+
+        for i in range(args_rounds()):  # alternating which side goes first
+            for side in ((lash_side, raw_side) if i % 2 == 0 else (raw_side, lash_side)):
+                if side is raw_side:
+                    store.close_sync()
+                side()
+                if side is raw_side:
+                    store = DuckDBStore(path)
         m_ours, m_raw = statistics.median(ours), statistics.median(raw)
         print(f"usage_frame(store, by='model'):                 median {m_ours:8.1f} ms")
         print(f"same SQL, independent DuckDB connection:        median {m_raw:8.1f} ms   "
@@ -99,13 +126,20 @@ def main() -> None:
         frame = usage_frame(store, by="model")
         assert int(frame["turns"].sum()) == ROWS and len(frame) == 4
         store.close_sync()
+        # a fair floor: the very frame usage_frame returns (checked after the timing)
+        for key in ("model", "turn") if TURN_ROWS else ("model",):
+            try:
+                assert_frame_equal(frames[key], frames["raw_" + key])
+                print(f"by {key}: the raw frame equals usage_frame's (values and dtypes)")
+            except AssertionError as e:
+                print(f"by {key}: the raw frame differs from usage_frame's: {str(e).splitlines()[0]}")
 
 
 TURN_ROWS = "--by-turn" in sys.argv
 
 
 def args_rounds() -> int:
-    return 5
+    return 10
 
 
 if __name__ == "__main__":

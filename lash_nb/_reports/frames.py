@@ -276,8 +276,11 @@ def conform(frame: Any, cols: Mapping[str, str]) -> Any:
 
     if frame.shape[1] == 0:
         frame = pd.DataFrame({c: pd.Series([], dtype=d) for c, d in cols.items()})
-    frame = frame[list(cols)]
-    casts = {c: d for c, d in cols.items() if str(frame[c].dtype) != d}
+    names = list(cols)
+    if list(frame.columns) != names:  # a copy only when the columns are not already so
+        frame = frame[names]
+    have = dict(zip(names, map(str, frame.dtypes), strict=True))
+    casts = {c: d for c, d in cols.items() if have[c] != d}
     for c in [c for c, d in casts.items() if d == TIME]:  # naive UTC -> tz-aware UTC
         col = frame[c]
         if str(col.dtype).startswith("datetime64") and getattr(col.dt, "tz", None) is None:

@@ -243,6 +243,16 @@ class DuckDBStore:
         self._fold(con)  # every commit is in the tables a user queries
         return user_query.frame(con, self._worker.hold, sql, params, allow_files)
 
+    def _report_frame(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        """One report ``SELECT`` written by ``lash_nb.reports`` (never user text: it runs
+        without the read-only transaction, ``user_query.report_frame``); timestamps UTC."""
+        def job(con: Any) -> Any:
+            con.complete()
+            self._fold(con)
+            return user_query.report_frame(con, self._worker.hold, sql, params)
+
+        return self._worker.submit(job, query=True).result()
+
     def quarantined_commits(self) -> Any:
         """Commits that could not be folded into the tables, kept as written (one row each:
         ``session_id``, ``head_revision``, ``turn_ids``, ``error``, ``written_at``,
