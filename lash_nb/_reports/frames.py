@@ -133,8 +133,9 @@ def usage_frame(
         cost, note = row_cost_sql("u", "p"), row_note_sql("u", "p")
         if by in ("model", "session", "day") and tables.session_id is None:
             # a child's tokens are rows of the child and rolled-up rows of its parent
-            # (children.py): a store-wide sum counts them once, where they were spent
-            rollup_sid = sid + " AND NOT starts_with(u.source, 'child:')"
+            # (children.py): a store-wide sum counts them once, where they were spent.
+            # left(): DuckDB ran starts_with() per row, ~15% of a 200,000-row roll-up
+            rollup_sid = sid + " AND left(u.source, 6) <> 'child:'"
         else:
             rollup_sid = sid
         text = (sql.usage_by_turn(sid, values, cost, note) if by == "turn"
