@@ -56,8 +56,10 @@ class LoadedTables:
             import_arrow()  # pandas + pyarrow, never racing a DuckDB store's background import
             self._con = memory_connection()
             self._load(self._con)
+        from .._store.duckdb.user_query import utc_frame
+
         rel = self._con.sql(sql, params=dict(params)) if params else self._con.sql(sql)
-        return rel.to_arrow_table().to_pandas()
+        return utc_frame(rel.to_arrow_table())  # naive times are UTC here too
 
     def close(self) -> None:
         if self._con is not None:
