@@ -69,11 +69,17 @@ def test_a_usage_report_read_while_turns_commit_shows_each_turn_whole(tmp_path):
         while not done.is_set():
             free_reads.append((usage_frame(store, by="turn"), usage_frame(store, by="model")))
 
+    def sql_reader() -> None:  # the user's own SQL at the same time, from a third thread
+        while not done.is_set():
+            n = store.query("SELECT count(*) AS n FROM llm_calls")["n"].iloc[0]
+            assert 0 <= n <= turns
+
     async def body() -> None:
         core = LashCore.builder().provider(FunctionProvider(model)).model("m").store(store).build()
         s = await core.session("s").open()
-        reader = threading.Thread(target=free_reader)
-        reader.start()
+        readers = [threading.Thread(target=free_reader), threading.Thread(target=sql_reader)]
+        for r in readers:
+            r.start()
         try:
             for i in range(turns):
                 current[0] = i
@@ -81,7 +87,8 @@ def test_a_usage_report_read_while_turns_commit_shows_each_turn_whole(tmp_path):
                 _whole(usage_frame(store, by="turn"), i + 1)
         finally:
             done.set()
-            await asyncio.to_thread(reader.join)
+            for r in readers:
+                await asyncio.to_thread(r.join)
         await core.close()
 
     asyncio.run(body())
@@ -125,6 +132,56 @@ def test_a_report_on_a_duckdb_store_opens_no_transaction_and_user_sql_keeps_its_
             "BEGIN TRANSACTION READ ONLY", "ROLLBACK"]
         with pytest.raises(QueryNotAllowed, match="read-only"):
             store.query("SELECT nextval('enqueue_seq')")
+    finally:
+        asyncio.run(core.close())
+
+
+def test_a_report_or_query_on_an_idle_store_runs_on_the_callers_thread(tmp_path, monkeypatch):
+    """A notebook reading reports between turns: the store's thread waits for work, so the
+    read runs on the calling thread (no two thread wake-ups, ADR 113); the same read while
+    the store's thread is busy waits for it and still answers."""
+    from lash_nb._store.duckdb import user_query
+
+    ran_on: list[str] = []
+    for name in ("frame", "report_frame"):
+        real = getattr(user_query, name)
+        monkeypatch.setattr(user_query, name, lambda *a, _r=real: (
+            ran_on.append(threading.current_thread().name), _r(*a))[1])
+
+    async def body() -> Any:
+        store = DuckDBStore(tmp_path / "r.duckdb")
+        core = LashCore.builder().provider(FunctionProvider(lambda r: _answer())).model("m") \
+            .store(store).build()
+        s = await core.session("s").open()
+        await s.turn("hi").turn_id("t0").run()
+        return core, store
+
+    core, store = asyncio.run(body())
+    try:
+        me = threading.current_thread().name
+        for _ in range(3):
+            assert len(usage_frame(store, by="model")) == 1
+            assert store.query("SELECT count(*) AS n FROM turns")["n"].tolist() == [1]
+        assert ran_on == [me] * 6
+        ran_on.clear()
+        # the store's thread busy with a job: the read is not run beside it
+        started, go_on = threading.Event(), threading.Event()
+
+        def busy_job(con: Any) -> None:
+            started.set()
+            assert go_on.wait(60)
+
+        blocker = store._worker.submit(busy_job)
+        assert started.wait(60)
+        got: list[Any] = []
+        reader = threading.Thread(target=lambda: got.append(usage_frame(store, by="turn")))
+        reader.start()
+        go_on.set()
+        reader.join(60)
+        blocker.result(60)
+        assert len(got) == 1
+        _whole(got[0], 1)
+        assert len(ran_on) == 1  # ran once, on whichever thread had the connection free
     finally:
         asyncio.run(core.close())
 
