@@ -112,10 +112,14 @@ def main() -> None:
                  "ours_turn": lambda: usage_frame(store, by="turn"),
                  "raw_turn": lambda: raw_frame(raw_con, turn_sql)}
 
+        cpu: dict[str, list[float]] = {}  # process CPU (every thread) per call
+
         def alternate(keys: list[str], rounds: int) -> None:
             for i in range(rounds):  # call by call, the order rotating from round to round
                 for key in keys[i % len(keys):] + keys[:i % len(keys)]:
+                    c0 = time.process_time()
                     times[key] += timed(sides[key], 1)
+                    cpu.setdefault(key, []).append((time.process_time() - c0) * 1000)
 
         model_sides = ["ours", "raw"]
         if plain != same:  # the floor of the first measurement, for comparison
@@ -129,6 +133,9 @@ def main() -> None:
         print(f"usage_frame(store, by='model'):                 median {m_ours:8.1f} ms")
         print(f"same SQL, independent DuckDB connection:        median {m_raw:8.1f} ms   "
               f"ratio {m_ours / m_raw:.2f} (goal <= 1.1)")
+        c_ours, c_raw = statistics.median(cpu["ours"]), statistics.median(cpu["raw"])
+        print(f"  process CPU per call (all threads; moves less with the machine's load): "
+              f"usage_frame {c_ours:.1f} ms, same SQL raw {c_raw:.1f} ms, ratio {c_ours / c_raw:.2f}")
         if times.get("raw_plain"):
             print(f"  (the roll-up without usage_frame's child-row filter, raw: median "
                   f"{statistics.median(times['raw_plain']):.1f} ms; no child rows here)")
