@@ -20,6 +20,7 @@ Theory of operation
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ from ..._core.queue import (
     QueueClaim,
     QueuedWorkBatch,
     QueuedWorkDraft,
+    QueuedWorkItem,
     clip_error,
     failure_text,
     select_claim_prefix,
@@ -46,30 +48,86 @@ _LIVE_GEN = (
 )
 
 
+_INSERT = (
+    "INSERT INTO queued_work_batches (batch_id, session_id, source_key, delivery_policy, "
+    "slot_policy, merge_key, available_at_ms, enqueued_at_ms, items) "
+)
+# the sessions' advisory locks, in the order given (sorted: two bursts never wait on each
+# other in a circle), and one ``lash_work`` per session, delivered at COMMIT
+_LOCK_AND_WAKE_SQL = (
+    "SELECT pg_advisory_xact_lock(hashtextextended(s, 7)), pg_notify('lash_work', s) "
+    "FROM unnest(%s::text[]) AS s"
+)
+
+
 async def enqueue(con: Any, d: QueuedWorkDraft) -> QueuedWorkBatch:
+    return (await enqueue_many(con, [d]))[0]
+
+
+async def enqueue_many(con: Any, drafts: Sequence[QueuedWorkDraft]) -> list[QueuedWorkBatch]:
+    """``drafts`` in one transaction, in order: one statement takes the sessions' locks and
+    queues their wake-ups, a run of drafts without a source key is one INSERT, a keyed draft
+    is looked up by its key first (idempotent, also within the burst)."""
+    values = [_values(d) for d in drafts]  # before any statement: nothing to roll back
+    out: list[QueuedWorkBatch] = []
     async with con.transaction():
-        await con.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", [d.session_id])
-        if d.source_key is not None:
-            cur = await con.execute(
-                f"SELECT {COLS} FROM queued_work_batches WHERE session_id = %s AND source_key = %s",
-                [d.session_id, d.source_key])
-            row = await cur.fetchone()
-            if row is not None:
-                return rows.decode_batch(row)
-        batch_id = fresh_id("qwb:")
-        items = [
-            {"item_id": f"{batch_id}:item:{i}", "kind": kind, "payload": dict(payload)}
-            for i, (kind, payload) in enumerate(d.items)
-        ]
+        await con.execute(_LOCK_AND_WAKE_SQL, [sorted({d.session_id for d in drafts})])
+        i = 0
+        while i < len(drafts):
+            j = i
+            while j < len(drafts) and drafts[j].source_key is None:
+                j += 1
+            if j > i:
+                out += await _insert_run(con, drafts[i:j], values[i:j])
+                i = j
+            else:
+                out.append(await _insert_keyed(con, drafts[i], values[i]))
+                i += 1
+    return out
+
+
+async def _insert_keyed(con: Any, d: QueuedWorkDraft, v: list[Any]) -> QueuedWorkBatch:
+    cur = await con.execute(
+        f"SELECT {COLS} FROM queued_work_batches WHERE session_id = %s AND source_key = %s",
+        [d.session_id, d.source_key])
+    row = await cur.fetchone()
+    if row is None:
         cur = await con.execute(
-            "INSERT INTO queued_work_batches (batch_id, session_id, source_key, delivery_policy, "
-            "slot_policy, merge_key, available_at_ms, enqueued_at_ms, items) "
-            f"VALUES (%s, %s, %s, %s, %s, %s, %s, lash_now_ms(), %s::jsonb) RETURNING {COLS}",
-            [batch_id, d.session_id, d.source_key, d.delivery_policy.value, d.slot_policy.value,
-             d.merge_key, d.available_at_ms, rows.dumps(items)])
+            _INSERT + f"VALUES (%s, %s, %s, %s, %s, %s, %s, lash_now_ms(), %s::jsonb) "
+            f"RETURNING {COLS}", v)
         row = await cur.fetchone()
-        await con.execute("SELECT pg_notify('lash_work', %s)", [d.session_id])
     return rows.decode_batch(row)
+
+
+async def _insert_run(con: Any, drafts: Sequence[QueuedWorkDraft],
+                      values: Sequence[list[Any]]) -> list[QueuedWorkBatch]:
+    """One INSERT from arrays (rows in array order, so ``enqueue_seq`` follows the calls);
+    only the server-drawn columns come back: the batches are built from what was sent."""
+    cols = [list(c) for c in zip(*values, strict=True)]
+    del cols[2]  # source_key: NULL for the whole run
+    cur = await con.execute(
+        _INSERT + "SELECT b, s, NULL, dp, sp, mk, av, lash_now_ms(), it::jsonb FROM unnest("
+        "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int8[], %s::text[]) "
+        "AS u(b, s, dp, sp, mk, av, it) RETURNING batch_id, enqueue_seq, enqueued_at_ms", cols)
+    drawn = {r[0]: (int(r[1]), int(r[2])) for r in await cur.fetchall()}
+    return [QueuedWorkBatch(
+        batch_id=v[0], session_id=d.session_id, enqueue_seq=drawn[v[0]][0], source_key=None,
+        delivery_policy=d.delivery_policy, slot_policy=d.slot_policy, merge_key=d.merge_key,
+        available_at_ms=d.available_at_ms, enqueued_at_ms=drawn[v[0]][1],
+        items=tuple(QueuedWorkItem(i["item_id"], i["kind"], i["payload"])
+                    for i in json.loads(v[7])),  # as read back: JSON's own types
+    ) for d, v in zip(drafts, values, strict=True)]
+
+
+def _values(d: QueuedWorkDraft) -> list[Any]:
+    """The row's values (``enqueued_at_ms`` is the server's clock, drawn by the INSERT)."""
+    batch_id = fresh_id("qwb:")
+    items = [
+        {"item_id": f"{batch_id}:item:{i}", "kind": kind, "payload": dict(payload)}
+        for i, (kind, payload) in enumerate(d.items)
+    ]
+    return [batch_id, d.session_id, d.source_key, d.delivery_policy.value, d.slot_policy.value,
+            d.merge_key, d.available_at_ms, rows.dumps(items)]
 
 
 async def list_queued(con: Any, sid: str, include_claimed: bool) -> list[QueuedWorkBatch]:
