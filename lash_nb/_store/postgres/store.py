@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
@@ -296,13 +297,14 @@ class PostgresStore:
                 drafts = [d for d, _ in taken]
                 results: list[Any]
                 try:
-                    results = await self._run(lambda con: queued_work.enqueue_many(con, drafts))
+                    results = await self._run(functools.partial(queued_work.enqueue_many,
+                                                                drafts=drafts))
                 except Exception as e:
                     if len(drafts) == 1 or not _rolled_back(e):
                         results = [e] * len(drafts)
                     else:  # one bad draft fails alone: the others are written, one by one
-                        results = [await _settle(self._run(
-                            lambda con, d=d: queued_work.enqueue(con, d))) for d in drafts]
+                        results = [await _settle(self._run(functools.partial(
+                            queued_work.enqueue, d=d))) for d in drafts]
                 for (_, fut), r in zip(taken, results, strict=True):
                     if fut.done():
                         continue  # the caller stopped waiting; the batch is written anyway
