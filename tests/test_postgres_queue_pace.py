@@ -276,3 +276,63 @@ def test_postgres_a_worker_whose_lease_was_taken_over_mid_claim_never_overwrites
 async def _take_over_and_claim(store: Any) -> Any:
     lease = await store.try_acquire_lease("s", "worker-b", ttl_ms=60_000)
     return await store.claim_queued_work(lease)
+
+
+_BURSTING = """
+import asyncio, sys
+from lash_nb._core.queue import DeliveryPolicy, QueuedWorkDraft, SlotPolicy
+from lash_nb.stores import PostgresStore
+
+async def main():
+    store = PostgresStore(sys.argv[1])
+    out = open(sys.argv[2], "a", buffering=1)  # one write per returned call
+    n = 0
+
+    async def one(i):
+        b = await store.enqueue(QueuedWorkDraft(
+            "s", None, DeliveryPolicy.AFTER_CURRENT_TURN_COMMIT, SlotPolicy.EXCLUSIVE, None, 0,
+            (("turn_input", {"items": [{"type": "text", "text": str(i)}]}),)))
+        out.write(b.batch_id + "\\n")
+
+    while True:
+        await asyncio.gather(*(one(n + i) for i in range(250)))
+        n += 250
+
+asyncio.run(main())
+"""
+
+
+def test_postgres_a_process_killed_mid_burst_keeps_every_batch_its_calls_returned(
+        pg: Any, tmp_path: Any) -> None:
+    """kill -9 while bursts are being written: every enqueue whose call returned is stored,
+    once; a burst is all or nothing (the calls of the burst cut short never returned)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    store = pg()
+    script, returned = tmp_path / "burst.py", tmp_path / "returned.txt"
+    script.write_text(_BURSTING)
+    returned.touch()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                    os.environ.get("PYTHONPATH")) if p))
+    child = subprocess.Popen([sys.executable, str(script), store.dsn, str(returned)], env=env,
+                             stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120  # a wait for a condition, not a timed assertion
+        while returned.read_text().count("\n") < 600 and time.monotonic() < deadline:
+            assert child.poll() is None, child.stderr.read() if child.stderr else ""
+            time.sleep(0.01)
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(30)
+    got = [line for line in returned.read_text().splitlines() if line]
+    assert len(got) >= 600
+    stored = [b.batch_id for b in asyncio.run(_listed(store))]
+    assert len(stored) == len(set(stored))
+    assert set(got) <= set(stored)  # returned means committed
+    assert len(stored) % 250 == 0  # whole bursts only (each burst: one transaction)
