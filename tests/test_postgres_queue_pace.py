@@ -336,3 +336,33 @@ def test_postgres_a_process_killed_mid_burst_keeps_every_batch_its_calls_returne
     assert len(stored) == len(set(stored))
     assert set(got) <= set(stored)  # returned means committed
     assert len(stored) % 250 == 0  # whole bursts only (each burst: one transaction)
+
+
+def test_postgres_an_abandon_and_a_release_are_one_statement_each_and_still_wake_workers(
+        pg: Any, monkeypatch: Any) -> None:
+    """A drain whose turn failed gives its claim back and lets the session go: each is one
+    autocommitted statement now (a transaction of 2 and of 3 before), the batch is pending
+    again with its error, and an idle worker elsewhere is woken by each."""
+    async def body() -> None:
+        store, worker = pg(), pg()
+        await worker._io.run(worker._listener.start())
+        batch = await store.enqueue(_draft(_text("fails once")))
+        lease = await store.try_acquire_lease("s", "worker-a")
+        claim = await store.claim_queued_work(lease)
+        assert claim is not None
+        before = worker._listener.work_notifications
+        with Sent(monkeypatch) as sql:
+            await store.abandon_claim(claim, error="model down")
+            await store.release_lease(lease)
+        assert len(sql) == 2 and "BEGIN" not in sql
+        [again] = await worker.list_queued_work("s")
+        assert (again.batch_id, again.attempts, again.error) == (batch.batch_id, 1, "model down")
+        other = await worker.try_acquire_lease("s", "worker-b")
+        assert other.fencing == lease.fencing + 1  # the lease was released, not expired
+        for _ in range(600):
+            if worker._listener.work_notifications >= before + 2:
+                break
+            await asyncio.sleep(0.05)
+        assert worker._listener.work_notifications == before + 2
+
+    asyncio.run(body())

@@ -270,16 +270,15 @@ async def abandon(con: Any, c: QueueClaim, error: str | None = None,
     """Release ``c`` without completing it: pending again with ``error`` as the last error,
     or parked failed once its batches used up ``max_attempts`` claims."""
     m = max(1, max_attempts)
-    async with con.transaction():
-        await con.execute(
-            "UPDATE queued_work_batches SET claim_id = NULL, claimed_at_ms = NULL, "
-            "error = coalesce(%(error)s, error, CASE WHEN attempts >= %(max)s THEN %(why)s END), "
-            "failed_at_ms = CASE WHEN attempts >= %(max)s THEN lash_now_ms() END "
-            "WHERE claim_id = %(claim)s AND batch_id = ANY(%(ids)s)",
-            {"error": clip_error(error), "max": m, "why": failure_text(None, m),
-             "claim": c.claim_id, "ids": list(c.batch_ids)})
-        await con.execute("SELECT pg_notify('lash_work', %s)", [c.session_id])
-        await con.execute(QUEUE_NOTIFY_SQL, [c.session_id])
+    # one statement (autocommitted: atomic, its notifications delivered at its end)
+    await con.execute(
+        "WITH released AS (UPDATE queued_work_batches SET claim_id = NULL, claimed_at_ms = NULL, "
+        "error = coalesce(%(error)s, error, CASE WHEN attempts >= %(max)s THEN %(why)s END), "
+        "failed_at_ms = CASE WHEN attempts >= %(max)s THEN lash_now_ms() END "
+        "WHERE claim_id = %(claim)s AND batch_id = ANY(%(ids)s) RETURNING 1) "
+        "SELECT pg_notify('lash_work', %(sid)s), pg_notify('lash_queue', %(sid)s)",
+        {"error": clip_error(error), "max": m, "why": failure_text(None, m),
+         "claim": c.claim_id, "ids": list(c.batch_ids), "sid": c.session_id})
 
 
 async def sessions_with_ready_work(con: Any) -> list[str]:
