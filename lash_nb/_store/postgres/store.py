@@ -9,6 +9,9 @@ Theory of operation
 - Leases are fenced rows locked ``FOR UPDATE`` and timed by the server clock; queue claims
   select ``FOR UPDATE SKIP LOCKED``; claims are pinned to the claimer's lease generation, so
   the claims of a dead worker are pending again once its lease expires.
+- Enqueues that gather on one event loop while its last burst is written are written
+  together: one transaction, one INSERT, one ``lash_work`` per session; each call
+  returns after that COMMIT (``enqueue``, ADR 0121).
 - LISTEN/NOTIFY (``notify.py``): ``wait_for_work`` wakes idle workers on enqueue;
   ``request_turn_cancel`` / ``watch_turn_cancel`` stop a turn running in another process.
 - ``query(sql, params)`` returns a ``pandas.DataFrame`` like ``DuckDBStore.query``; ``?`` and
