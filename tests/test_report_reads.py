@@ -105,19 +105,21 @@ def test_a_usage_report_read_while_turns_commit_shows_each_turn_whole(tmp_path):
             assert by_model["total_tokens"].tolist() == [TOTAL * by_model["turns"].iloc[0]]
 
 
+async def _one_turn(tmp_path: Any) -> tuple[Any, DuckDBStore]:
+    """A DuckDB store with one finished turn t0 of session s (model m)."""
+    store = DuckDBStore(tmp_path / "r.duckdb")
+    core = LashCore.builder().provider(FunctionProvider(lambda r: _answer())).model("m") \
+        .store(store).build()
+    s = await core.session("s").open()
+    await s.turn("hi").turn_id("t0").run()
+    return core, store
+
+
 def test_a_report_on_a_duckdb_store_opens_no_transaction_and_user_sql_keeps_its_read_only_one(tmp_path):
     """The fixed cost of a report was a BEGIN READ ONLY / ROLLBACK pair per query on the
     store's thread; the user's own SQL keeps it (ADR 13's guard against a write that the
     parser passes, like nextval)."""
-    async def body() -> Any:
-        store = DuckDBStore(tmp_path / "r.duckdb")
-        core = LashCore.builder().provider(FunctionProvider(lambda r: _answer())).model("m") \
-            .store(store).build()
-        s = await core.session("s").open()
-        await s.turn("hi").turn_id("t0").run()
-        return core, store
-
-    core, store = asyncio.run(body())
+    core, store = asyncio.run(_one_turn(tmp_path))
     try:
         seen = count_statements(store)
         turns_frame(store)  # the first read folds the turn's logged commits (transactions)
@@ -148,15 +150,7 @@ def test_a_report_or_query_on_an_idle_store_runs_on_the_callers_thread(tmp_path,
         monkeypatch.setattr(user_query, name, lambda *a, _r=real: (
             ran_on.append(threading.current_thread().name), _r(*a))[1])
 
-    async def body() -> Any:
-        store = DuckDBStore(tmp_path / "r.duckdb")
-        core = LashCore.builder().provider(FunctionProvider(lambda r: _answer())).model("m") \
-            .store(store).build()
-        s = await core.session("s").open()
-        await s.turn("hi").turn_id("t0").run()
-        return core, store
-
-    core, store = asyncio.run(body())
+    core, store = asyncio.run(_one_turn(tmp_path))
     try:
         me = threading.current_thread().name
         for _ in range(3):
