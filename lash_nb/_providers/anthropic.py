@@ -39,7 +39,7 @@ from lash_nb._core.llm import (
 from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._core.usage import TokenUsage
 
-from . import media
+from . import media, replay
 from .exchange import ATTEMPT_TIMEOUT_S, HttpProvider
 from .openai_compat import MESSAGES_MARK, MESSAGES_MARK_JSON
 from .sse import MAX_EVENT_BYTES, SseEvent
@@ -187,13 +187,8 @@ def _blocks(message: Message, thinking_model: str | None = None,
 def thinking_block(raw: str | None, model: str) -> dict[str, Any] | None:
     """The thinking / redacted_thinking block kept in a part's ``replay``, if it is
     Anthropic's, for ``model``, and whole (a thinking block needs its signature)."""
-    try:
-        data = json.loads(raw) if raw else None
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or data.get("api") != REPLAY_API or data.get("model") != model:
-        return None
-    block = data.get("block")
+    data = replay.kept(raw, REPLAY_API, model)
+    block = data.get("block") if data is not None else None
     if not isinstance(block, dict):
         return None
     if block.get("type") == "thinking" and isinstance(block.get("thinking"), str) and block.get("signature"):
@@ -311,7 +306,7 @@ class MessagesAccumulator:
             kept = {"type": "thinking", "thinking": joined, "signature": block.signature}
         else:
             return None
-        return json.dumps({"api": REPLAY_API, "model": self.request_model, "block": kept})
+        return replay.keep(REPLAY_API, self.request_model, "block", kept)
 
     def response(self, request_id: str | None) -> LlmResponse:
         parts: list[LlmPart] = []

@@ -36,7 +36,7 @@ from lash_nb._core.llm import (
 from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._core.usage import ZERO_USAGE, TokenUsage
 
-from . import media
+from . import media, replay
 from .exchange import ATTEMPT_TIMEOUT_S, BEARER, HttpProvider
 from .sse import MAX_EVENT_BYTES, SseEvent
 
@@ -133,15 +133,8 @@ def _json_object(raw: str | None, *, keep: bool = False) -> Any:
 
 
 def _signature(raw: str | None, model: str) -> str | None:
-    if not raw:
-        return None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or data.get("api") != REPLAY_API or data.get("model") != model:
-        return None
-    sig = data.get("thoughtSignature")
+    data = replay.kept(raw, REPLAY_API, model)
+    sig = data.get("thoughtSignature") if data is not None else None
     return sig if isinstance(sig, str) and sig else None
 
 
@@ -194,22 +187,22 @@ class GeminiAccumulator:
 
     def _part(self, part: Mapping[str, Any]) -> list[LlmStreamEvent]:
         signature = part.get("thoughtSignature")
-        replay = (json.dumps({"api": REPLAY_API, "model": self.model, "thoughtSignature": signature})
-                  if isinstance(signature, str) and signature else None)
+        kept = (replay.keep(REPLAY_API, self.model, "thoughtSignature", signature)
+                if isinstance(signature, str) and signature else None)
         call = part.get("functionCall")
         if isinstance(call, dict):
             args = call.get("args") if isinstance(call.get("args"), dict) else {}
             call_id = str(call.get("id") or f"call_{uuid.uuid4().hex[:16]}")
             self.parts.append(LlmPart("tool_call", call_id=call_id, tool_name=str(call.get("name") or ""),
-                                      input_json=json.dumps(args), replay=replay))
+                                      input_json=json.dumps(args), replay=kept))
             return []
         text = part.get("text")
         kind = "reasoning" if part.get("thought") else "text"
         last = self.parts[-1] if self.parts else None
         if last is not None and last.kind == kind:  # one run of text or thought is one part
-            self.parts[-1] = LlmPart(kind, last.text + (text or ""), replay=last.replay or replay)
-        elif text or replay:
-            self.parts.append(LlmPart(kind, text or "", replay=replay))
+            self.parts[-1] = LlmPart(kind, last.text + (text or ""), replay=last.replay or kept)
+        elif text or kept:
+            self.parts.append(LlmPart(kind, text or "", replay=kept))
         if not isinstance(text, str) or not text:
             return []
         return [ReasoningTextDelta(text) if kind == "reasoning" else TextDelta(text)]
