@@ -412,6 +412,3 @@ class Anthropic(HttpProvider[MessagesAccumulator]):
 
     def _finished(self, acc: MessagesAccumulator) -> bool:
         return acc.saw_stop
-
-    def _terminal(self, acc: MessagesAccumulator) -> bool:
-        return acc.saw_stop

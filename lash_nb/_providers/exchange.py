@@ -390,7 +390,8 @@ class HttpProvider(Generic[A]):
         return False
 
     def _terminal(self, acc: A) -> bool:
-        raise NotImplementedError
+        """Whether the answer came whole; by default, what :meth:`_finished` says."""
+        return self._finished(acc)
 
     def _stream_error(self, data: Mapping[str, Any], acc: A,
                       meta: dict[str, Any]) -> LlmTransportError:

@@ -315,9 +315,6 @@ class GoogleGemini(HttpProvider[GeminiAccumulator]):
     def _finished(self, acc: GeminiAccumulator) -> bool:
         return acc.terminal
 
-    def _terminal(self, acc: GeminiAccumulator) -> bool:
-        return acc.terminal
-
     def _fold(self, acc: GeminiAccumulator, data: Mapping[str, Any], event: SseEvent | None,
               meta: dict[str, Any]) -> list[LlmStreamEvent]:
         if data.get("error"):

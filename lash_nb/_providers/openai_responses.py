@@ -149,6 +149,3 @@ class OpenAIResponses(HttpProvider[ResponsesAccumulator]):
 
     def _finished(self, acc: ResponsesAccumulator) -> bool:
         return acc.terminal
-
-    def _terminal(self, acc: ResponsesAccumulator) -> bool:
-        return acc.terminal
