@@ -332,7 +332,7 @@ class OpenAICompatible(HttpProvider[ChatAccumulator]):
 
     def _fold(self, acc: ChatAccumulator, data: Mapping[str, Any], event: SseEvent | None,
               meta: dict[str, Any]) -> list[LlmStreamEvent]:
-        if event is not None and data.get("error"):  # a buffered body is folded as it is
+        if data.get("error"):  # in a stream or a buffered body: a gateway's 200 with an error
             raise self._stream_error(data, acc, meta)
         return acc.apply(data)
 
