@@ -181,6 +181,15 @@ def test_the_kernel_version_is_read_from_the_running_kernel_not_from_installed_m
     assert kernel_stop_notice(shell) is None
 
 
+def _first_turn_answers(k: Any) -> None:
+    turn = k.run("%config LashMagics.store = ':memory:'\n"
+                 "%config LashMagics.offline_delay_s = 0\n"
+                 "r = %lash turn hello kernel\n"
+                 "print(str(r.outcome))")
+    assert turn.error == ""
+    assert turn.stdout.strip().splitlines()[-1] == "finished: assistant_message"
+
+
 # registered before `%load_ext`: what the load cell had imported when it ended (its
 # post_run_cell), before the kernel went idle and the warm-up thread began (ADR 116)
 AT_CELL_END = """
@@ -204,12 +213,7 @@ def test_load_ext_in_a_real_kernel_imports_nothing_heavy_until_the_first_turn(
         assert loaded.error == ""
         after = k.run("import json\nprint(json.dumps(_at_end['load']))")
         assert json.loads(after.stdout.strip()) == []
-        turn = k.run("%config LashMagics.store = ':memory:'\n"
-                     "%config LashMagics.offline_delay_s = 0\n"
-                     "r = %lash turn hello kernel\n"
-                     "print(str(r.outcome))")
-        assert turn.error == ""
-        assert turn.stdout.strip().splitlines()[-1] == "finished: assistant_message"
+        _first_turn_answers(k)
 
 
 RUNTIME = ("lash_nb._runtime.core", "lash_nb._notebook.verbs_turn", "lash_nb._store.duckdb",
@@ -235,12 +239,7 @@ def test_after_load_ext_and_an_idle_pause_the_first_turn_finds_the_runtime_impor
             timeout=150)
         got = json.loads(waited.stdout.strip().splitlines()[-1])
         assert got == {"done": True, "at_end": [], "missing": []}
-        turn = k.run("%config LashMagics.store = ':memory:'\n"
-                     "%config LashMagics.offline_delay_s = 0\n"
-                     "r = %lash turn hello kernel\n"
-                     "print(str(r.outcome))")
-        assert turn.error == ""
-        assert turn.stdout.strip().splitlines()[-1] == "finished: assistant_message"
+        _first_turn_answers(k)
 
 
 def test_cells_sent_right_behind_load_ext_run_while_the_runtime_is_imported(
