@@ -26,7 +26,7 @@
 #
 # Every run is parallel (pytest-xdist, JOBS workers; see PAR below and tests/xdist_groups.py).
 # When both test runs are asked for, lowest runs beside newest (ADR 115), at a lower CPU
-# priority (nice LOWEST_NICE, 10 by default): newest is the long one and keeps the CPU when both
+# priority (nice LOWEST_NICE, 5 by default): newest is the long one and keeps most of the CPU when both
 # want it, lowest takes what newest leaves idle (kernels, browsers and worker processes
 # starting and waiting), so the command takes about as long as newest alone instead of
 # newest + lowest. Its output is printed when newest has ended. BESIDE=0 runs them one after
@@ -154,9 +154,9 @@ lowest() {
 beside_dir="" beside_pid=""
 start_lowest_beside() {
   beside_dir=$(mktemp -d)
-  echo "== lowest: started beside newest (nice ${LOWEST_NICE:-10}); its output follows newest's"
+  echo "== lowest: started beside newest (nice ${LOWEST_NICE:-5}); its output follows newest's"
   (
-    renice -n "${LOWEST_NICE:-10}" -p "$BASHPID" >/dev/null 2>&1
+    renice -n "${LOWEST_NICE:-5}" -p "$BASHPID" >/dev/null 2>&1
     SUMMARY=() status=0
     lowest
     printf '%s\n' "${SUMMARY[@]}" > "$beside_dir/summary"
