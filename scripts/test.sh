@@ -178,7 +178,9 @@ end_lowest_beside() {
   rm -rf "$beside_dir"
   beside_pid=""
 }
-trap '[ -n "$beside_pid" ] && kill -- "$beside_pid" 2>/dev/null' EXIT
+# the script stopped before newest ended (a signal, CI's timeout): stop lowest too (its
+# `timeout` wrapper passes the signal on to pytest)
+trap '[ -n "$beside_pid" ] && { pkill -TERM -P "$beside_pid"; kill "$beside_pid"; } 2>/dev/null' EXIT
 
 for r in $RUNS; do  # every name checked before anything starts in the background
   case $r in static|newest|py3.13|lowest) ;; *) echo "unknown run $r (static, newest, lowest)"; exit 2 ;; esac
