@@ -123,12 +123,14 @@ def chain(prefix: str, n: int, parent: str | None, text: str) -> list[SessionNod
 
 
 async def write(path: Path, sid: str, batches: list[list[SessionNode]]) -> None:
-    """Each batch is one commit; the leaf is the last node of the last batch."""
+    """Each batch is one commit; the leaf is the last node of the last batch (which lets the
+    lease go: a later open may take turns)."""
     store = DuckDBStore(path)
     lease = await store.try_acquire_lease(sid, lease_owner_id("test"))
-    for nodes in batches:
+    for i, nodes in enumerate(batches):
         await store.commit(RuntimeCommit(sid, lease, append_nodes=tuple(nodes),
-                                         leaf_node_id=nodes[-1].node_id))
+                                         leaf_node_id=nodes[-1].node_id,
+                                         release_lease=i == len(batches) - 1))
     await store.close()
 
 
@@ -423,3 +425,103 @@ def test_a_fresh_process_opens_and_reads_a_session_without_pyarrow_pandas_or_num
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["20", "20"]
+
+
+# --------------------------------------------------------------------------- node objects on demand
+
+
+class _Made:
+    """Ids of the ``SessionNode`` objects made while installed (the class is patched)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.ids: list[str] = []
+        init = SessionNode.__init__
+
+        def counting(node: SessionNode, node_id: str, *args: Any, **kw: Any) -> None:
+            self.ids.append(node_id)
+            init(node, node_id, *args, **kw)
+
+        monkeypatch.setattr(SessionNode, "__init__", counting)
+
+
+def _shape(nodes: list[SessionNode]) -> list[tuple[Any, ...]]:
+    return [(n.node_id, n.parent_node_id, n.kind, n.created_at_ms, n.turn_id,
+             n.message.text() if n.message else None) for n in nodes]
+
+
+def test_an_active_path_open_makes_no_node_objects_until_something_asks_for_nodes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next morning: reopen, read the history, take a turn. Node objects for the stored
+    path are made once, when nodes are asked for, and then they are the nodes written."""
+    from lash_nb.testing import scripted
+
+    path = tmp_path / "s.duckdb"
+    batches, expected = rewound_twice()
+    asyncio.run(write(path, "s", batches))
+    by_id = {n.node_id: n for b in batches for n in b}
+    path_ids = ["a" + str(i) for i in range(10)] + ["b" + str(i) for i in range(5)] + [
+        "c" + str(i) for i in range(5)]
+    made = _Made(monkeypatch)
+
+    async def scenario() -> None:
+        core = LashCore.builder().store(DuckDBStore(path)).provider(scripted("noted")).model(
+            "m").build()
+        session = await core.session("s").residency("active_path_only").open()
+        assert made.ids == []  # was 20: one per path row
+        before = session.read_view()
+        assert [m.text() for m in before.messages()] == expected
+        await session.turn("one more").run()
+        stored = set(path_ids)
+        assert [i for i in made.ids if i in stored] == []  # a read and a turn made none
+        after = session.read_view()
+        assert [m.text() for m in after.messages()][:20] == expected
+        assert [m.text() for m in after.messages()][20:] == ["one more", "noted"]
+        nodes = after.nodes()  # now they are made, once
+        assert sorted(i for i in made.ids if i in stored) == sorted(path_ids)
+        assert _shape(nodes[:20]) == _shape([by_id[i] for i in path_ids])
+        assert [n.parent_node_id for n in nodes[1:]] == [n.node_id for n in nodes[:-1]]
+        assert _shape(before.nodes()) == _shape(nodes[:20])  # a view from before: its 20
+        assert before.nodes()[5] is nodes[5]
+        await session.close()
+        await core.close()
+
+    asyncio.run(scenario())
+
+
+def test_graph_operations_on_an_active_path_open_match_a_full_open(tmp_path: Path) -> None:
+    """Rewind, clone, turns and a reopen give the same path whether the session was opened
+    with its active path only (nodes made on demand) or with the whole graph."""
+    from lash_nb.testing import scripted
+
+    results = {}
+    for residency in ("active_path_only", "keep_all"):
+        path = tmp_path / f"{residency}.duckdb"
+        batches, _ = rewound_twice()
+        asyncio.run(write(path, "s", batches))
+
+        async def scenario(path: Path = path, residency: str = residency) -> list[Any]:
+            core = LashCore.builder().store(DuckDBStore(path)).provider(
+                scripted("first", "second", "third")).model("m").build()
+            session = await core.session("s").residency(residency).open()
+            seen = [_shape(session.read_view().nodes())]
+            await session.turn("go on").run()
+            session.branch_to("b2")  # rewind into the stored path
+            await session.turn("again").run()
+            twin = session.clone()
+            seen.append([m.text() for m in twin.read_view().messages()])
+            twin.release()
+            ids = [n.node_id for n in session.read_view().nodes()]
+            seen.append(ids[:13])
+            await session.close()
+            session = await core.session("s").residency(residency).open()  # reopened
+            seen.append([m.text() for m in session.read_view().messages()])
+            seen.append(_shape(session.read_view().nodes())[:13])
+            await session.close()
+            await core.close()
+            return seen
+
+        results[residency] = asyncio.run(scenario())
+    lazy, full = results["active_path_only"], results["keep_all"]
+    assert lazy == full
+    assert lazy[1][-3:] == ["second try 2", "again", "second"]
+    assert lazy[2] == [f"a{i}" for i in range(10)] + ["b0", "b1", "b2"]
