@@ -525,3 +525,67 @@ def test_graph_operations_on_an_active_path_open_match_a_full_open(tmp_path: Pat
     assert lazy == full
     assert lazy[1][-3:] == ["second try 2", "again", "second"]
     assert lazy[2] == [f"a{i}" for i in range(10)] + ["b0", "b1", "b2"]
+
+
+# --------------------------------------------------------------------------- the background import
+
+
+_IMPORT_CHILD = textwrap.dedent("""
+    import asyncio, json, sys, threading
+    from lash_nb import LashCore
+    from lash_nb.stores import DuckDBStore
+    from lash_nb.testing import scripted
+
+    def importing():
+        return [t for t in threading.enumerate() if t.name == "lash-arrow-import"]
+
+    def state():
+        return {"thread": bool(importing()), "pyarrow": "pyarrow" in sys.modules,
+                "pandas": "pandas" in sys.modules}
+
+    async def main():
+        seen = {}
+        store = DuckDBStore(sys.argv[1])
+        core = LashCore.builder().store(store).provider(scripted("noted")).model("m").build()
+        seen["opened"] = state()
+        session = await core.session("s").residency("active_path_only").open()
+        texts = [m.text() for m in session.read_view().messages()]
+        await store.list_sessions()
+        await store.load_turns("s")
+        await store.load_events("s")
+        await session.queued_work()
+        seen["read"] = state()
+        await session.turn("one more").run()
+        for t in importing():
+            t.join(300)
+        seen["turn"] = state()
+        await session.close()
+        await core.close()  # folds the turn's commits: they need pyarrow
+        store = DuckDBStore(sys.argv[1], read_only=True)
+        got = await store.load_session("s")
+        seen["texts"] = [len(texts), len([n for n in got.nodes if n.message is not None])]
+        await store.close()
+        print(json.dumps(seen))
+
+    asyncio.run(main())
+""")
+
+
+def test_pyarrow_is_imported_in_the_background_when_a_write_is_coming_and_never_for_reads(
+        tmp_path: Path) -> None:
+    """A resume that only reads (open, the history, sessions, turns, events, the queue) does
+    not start the pandas + pyarrow import, whatever the time; the first turn does (its lease
+    comes before its commits), and the fold after it writes the turn's rows with it."""
+    path = tmp_path / "s.duckdb"
+    batches, _ = rewound_twice()
+    asyncio.run(write(path, "s", batches))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", _IMPORT_CHILD, str(path)], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    nothing = {"thread": False, "pyarrow": False, "pandas": False}
+    assert seen["opened"] == nothing  # was: an import timer started with the store
+    assert seen["read"] == nothing
+    assert seen["turn"] == {"thread": False, "pyarrow": True, "pandas": True}
+    assert seen["texts"] == [20, 50 + 2]  # the whole graph now holds the turn's two messages
