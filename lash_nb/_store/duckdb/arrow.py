@@ -48,10 +48,8 @@ def import_arrow_in_background() -> None:
     """Start :func:`import_arrow` on a background thread, once per process (a no-op once it
     was started or done)."""
     global _started
-    if _started or _DONE.is_set():
-        return
     with _LOCK_START:
-        if _started:
+        if _started or _DONE.is_set():
             return
         _started = True
     threading.Thread(target=_import_quietly, name="lash-arrow-import", daemon=True).start()
