@@ -589,3 +589,37 @@ def test_pyarrow_is_imported_in_the_background_when_a_write_is_coming_and_never_
     assert seen["read"] == nothing
     assert seen["turn"] == {"thread": False, "pyarrow": True, "pandas": True}
     assert seen["texts"] == [20, 50 + 2]  # the whole graph now holds the turn's two messages
+
+
+def test_a_graph_on_stored_rows_behaves_like_one_on_nodes() -> None:
+    """Rows as an active-path read hands them over (an event among the messages, a root whose
+    parent is gone): the same messages, nodes, errors and branches as the eager graph."""
+    from lash_nb._core.graph import SessionGraph, StoredPath
+
+    def msg(i: int) -> str:
+        return json.dumps({"id": f"m{i}", "role": "user", "parts": [
+            {"id": f"m{i}.p0", "kind": "text", "content": f"text {i}"}]})
+
+    rows = [("m0", None, T0, "t0", msg(0)), ("m1", None, T0 + 1, "t0", msg(1)),
+            ("e0", "event", T0 + 2, None, '{"type": "compaction"}'),
+            ("m2", None, T0 + 3, "t1", msg(2))]
+    eager_nodes = [SessionNode(r[0], p, r[1] or "message", None, None, r[2], r[3], r[4])
+                   for r, p in zip(rows, ["gone", "m0", "m1", "e0"], strict=True)]
+    lazy = SessionGraph.from_active_path(StoredPath(list(rows), "gone"))
+    eager = SessionGraph.from_active_path(eager_nodes)
+    for g in (lazy, eager):
+        assert [m.text() for m in g.messages()] == ["text 0", "text 1", "text 2"]
+        assert len(g) == 4 and "e0" in g and "nope" not in g
+        early = g.view()
+        with pytest.raises(ValueError, match="already in the session graph"):
+            g.append(text_node("m1", "m2", "again"))
+        g.append(text_node("x", "m2", "appended"))
+        assert [n.node_id for n in early.nodes()] == ["m0", "m1", "e0", "m2"]
+    assert lazy.nodes() == eager.nodes()
+    assert [n.parent_node_id for n in lazy.nodes()] == ["gone", "m0", "m1", "e0", "m2"]
+    assert lazy.get("e0") is not None and lazy.get("e0").payload == {"type": "compaction"}  # type: ignore[union-attr]
+    for g in (lazy, eager):
+        g.branch_to("m1")
+        g.append(text_node("y", "m1", "branch"))
+        assert [m.text() for m in g.messages()] == ["text 0", "text 1", "branch"]
+        assert g.orphaned_node_ids() == ["e0", "m2", "x"]
