@@ -449,8 +449,22 @@ def _shape(nodes: list[SessionNode]) -> list[tuple[Any, ...]]:
              n.message.text() if n.message else None) for n in nodes]
 
 
-def test_an_active_path_open_makes_no_node_objects_until_something_asks_for_nodes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _stable(nodes: list[SessionNode], stored: set[str]) -> list[tuple[Any, ...]]:
+    """``_shape`` of the stored nodes; a node made by a turn (fresh ids, the clock) by its
+    text, and whether its parent is the node before it."""
+    out = []
+    for i, n in enumerate(nodes):
+        if n.node_id in stored:
+            out.extend(_shape([n]))
+        else:
+            after = i > 0 and n.parent_node_id == nodes[i - 1].node_id
+            out.append(("new", n.kind, n.message.text() if n.message else None, after))
+    return out
+
+
+@pytest.mark.parametrize("residency", ["active_path_only", "keep_all"])
+def test_an_open_makes_no_node_objects_until_something_asks_for_nodes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, residency: str) -> None:
     """The next morning: reopen, read the history, take a turn. Node objects for the stored
     path are made once, when nodes are asked for, and then they are the nodes written."""
     from lash_nb.testing import scripted
@@ -466,18 +480,18 @@ def test_an_active_path_open_makes_no_node_objects_until_something_asks_for_node
     async def scenario() -> None:
         core = LashCore.builder().store(DuckDBStore(path)).provider(scripted("noted")).model(
             "m").build()
-        session = await core.session("s").residency("active_path_only").open()
-        assert made.ids == []  # was 20: one per path row
+        session = await core.session("s").residency(residency).open()
+        assert made.ids == []  # was one per row read: 20 (active path), 50 (keep_all)
         before = session.read_view()
         assert [m.text() for m in before.messages()] == expected
         await session.turn("one more").run()
-        stored = set(path_ids)
+        stored = set(path_ids) if residency == "active_path_only" else set(by_id)
         assert [i for i in made.ids if i in stored] == []  # a read and a turn made none
         after = session.read_view()
         assert [m.text() for m in after.messages()][:20] == expected
         assert [m.text() for m in after.messages()][20:] == ["one more", "noted"]
         nodes = after.nodes()  # now they are made, once
-        assert sorted(i for i in made.ids if i in stored) == sorted(path_ids)
+        assert sorted(i for i in made.ids if i in stored) == sorted(stored)
         assert _shape(nodes[:20]) == _shape([by_id[i] for i in path_ids])
         assert [n.parent_node_id for n in nodes[1:]] == [n.node_id for n in nodes[:-1]]
         assert _shape(before.nodes()) == _shape(nodes[:20])  # a view from before: its 20
@@ -488,43 +502,60 @@ def test_an_active_path_open_makes_no_node_objects_until_something_asks_for_node
     asyncio.run(scenario())
 
 
-def test_graph_operations_on_an_active_path_open_match_a_full_open(tmp_path: Path) -> None:
-    """Rewind, clone, turns and a reopen give the same path whether the session was opened
-    with its active path only (nodes made on demand) or with the whole graph."""
+@pytest.mark.parametrize("residency", ["active_path_only", "keep_all"])
+def test_graph_operations_on_stored_rows_match_a_graph_of_nodes_made_at_open(
+        tmp_path: Path, residency: str) -> None:
+    """Turns, rewind, clone and a reopen give the same messages and nodes whether the node
+    objects are made when first asked for (after a turn and a rewind) or right at the open."""
     from lash_nb.testing import scripted
 
     results = {}
-    for residency in ("active_path_only", "keep_all"):
-        path = tmp_path / f"{residency}.duckdb"
+    for made_at_open in (False, True):
+        path = tmp_path / f"{made_at_open}.duckdb"
         batches, _ = rewound_twice()
         asyncio.run(write(path, "s", batches))
+        ids = {n.node_id for b in batches for n in b}
 
-        async def scenario(path: Path = path, residency: str = residency) -> list[Any]:
+        async def scenario(path: Path = path, made_at_open: bool = made_at_open,
+                           ids: set[str] = ids) -> list[Any]:
             core = LashCore.builder().store(DuckDBStore(path)).provider(
                 scripted("first", "second", "third")).model("m").build()
             session = await core.session("s").residency(residency).open()
-            seen = [_shape(session.read_view().nodes())]
+            if made_at_open:
+                session.state.graph.nodes()
+            early = session.read_view()
+            seen: list[Any] = [[m.text() for m in early.messages()]]
             await session.turn("go on").run()
+            seen.append(len(session.state.graph))
             session.branch_to("b2")  # rewind into the stored path
             await session.turn("again").run()
+            seen.append(_stable(early.nodes(), ids))
             twin = session.clone()
             seen.append([m.text() for m in twin.read_view().messages()])
             twin.release()
-            ids = [n.node_id for n in session.read_view().nodes()]
-            seen.append(ids[:13])
+            seen.append(_stable(session.read_view().nodes(), ids))
+            orphans = session.state.graph.orphaned_node_ids()
+            seen.append((sorted(set(orphans) & ids), len(orphans)))
             await session.close()
             session = await core.session("s").residency(residency).open()  # reopened
             seen.append([m.text() for m in session.read_view().messages()])
-            seen.append(_shape(session.read_view().nodes())[:13])
+            seen.append(_stable(session.read_view().nodes(), ids))
             await session.close()
             await core.close()
             return seen
 
-        results[residency] = asyncio.run(scenario())
-    lazy, full = results["active_path_only"], results["keep_all"]
-    assert lazy == full
-    assert lazy[1][-3:] == ["second try 2", "again", "second"]
-    assert lazy[2] == [f"a{i}" for i in range(10)] + ["b0", "b1", "b2"]
+        results[made_at_open] = asyncio.run(scenario())
+    on_demand, at_open = results[False], results[True]
+    assert on_demand == at_open
+    assert on_demand[1] == (22 if residency == "active_path_only" else 52)
+    assert on_demand[3][-3:] == ["second try 2", "again", "second"]
+    assert [n[0] for n in on_demand[4]] == [f"a{i}" for i in range(10)] + [
+        "b0", "b1", "b2", "new", "new"]
+    assert on_demand[4][-2:] == [("new", "message", "again", True),
+                                 ("new", "message", "second", True)]
+    assert len(on_demand[2]) == 20 and on_demand[2][-1][0] == "c4"
+    assert on_demand[5][1] == len(on_demand[5][0]) + 2  # and the first turn: "go on", "first"
+    assert {"b3", "b4", "c0", "c4"} <= set(on_demand[5][0])
 
 
 # --------------------------------------------------------------------------- the background import
@@ -594,7 +625,7 @@ def test_pyarrow_is_imported_in_the_background_when_a_write_is_coming_and_never_
 def test_a_graph_on_stored_rows_behaves_like_one_on_nodes() -> None:
     """Rows as an active-path read hands them over (an event among the messages, a root whose
     parent is gone): the same messages, nodes, errors and branches as the eager graph."""
-    from lash_nb._core.graph import SessionGraph, StoredPath
+    from lash_nb._core.graph import SessionGraph, StoredNodes
 
     def msg(i: int) -> str:
         return json.dumps({"id": f"m{i}", "role": "user", "parts": [
@@ -605,7 +636,7 @@ def test_a_graph_on_stored_rows_behaves_like_one_on_nodes() -> None:
             ("m2", None, T0 + 3, "t1", msg(2))]
     eager_nodes = [SessionNode(r[0], p, r[1] or "message", None, None, r[2], r[3], r[4])
                    for r, p in zip(rows, ["gone", "m0", "m1", "e0"], strict=True)]
-    lazy = SessionGraph.from_active_path(StoredPath(list(rows), "gone"))
+    lazy = SessionGraph.from_active_path(StoredNodes(list(rows), "gone"))
     eager = SessionGraph.from_active_path(eager_nodes)
     for g in (lazy, eager):
         assert [m.text() for m in g.messages()] == ["text 0", "text 1", "text 2"]

@@ -10,7 +10,7 @@ Theory of operation
   which is what makes read views and model requests cheap at any history length.
 - ``replace_required`` is set when the next commit must rewrite the stored graph in full
   (open_fresh, active-path residency heal, healed orphan leaf).
-- A graph opened from a store's active-path read (:class:`StoredPath`: the path's rows kept
+- A graph opened from a store's active-path read (:class:`StoredNodes`: the path's rows kept
   as they were fetched) makes no node objects until something asks for nodes: its messages
   are decoded straight from the rows, and appends go to a tail. The first call that needs
   nodes (``nodes``, ``get``, ``branch_to``, ...) makes them all at once, reusing any message
@@ -155,12 +155,12 @@ def _loads(text: str) -> Any:
     return value if end == len(text) else json.loads(text)
 
 
-class StoredPath(Sequence[SessionNode]):
-    """An active path as a store read it, root first: one row per node, ``(node_id, kind or
-    None for "message", created_at_ms, turn_id, content as stored JSON text)``. Each node's
-    parent is the node before it (the root's is ``root_parent``), so parents are not fetched.
-    Node objects are made on first access (all at once); until then the rows are all there is.
-    """
+class StoredNodes(Sequence[SessionNode]):
+    """Node rows as a store read them, in stored order: ``(node_id, kind or None for
+    "message", created_at_ms, turn_id, content as stored JSON text, parent_node_id)``. An
+    active-path read leaves the parent out: its rows are the path, root first, each node
+    parented on the row before it (the root on ``root_parent``). Node objects are made on
+    first access, all at once; until then the rows are all there is."""
 
     __slots__ = ("_made", "root_parent", "rows")
 
@@ -179,36 +179,78 @@ class StoredPath(Sequence[SessionNode]):
         return iter(self.nodes())
 
     def __repr__(self) -> str:
-        return f"StoredPath({len(self.rows)} nodes)"
+        return f"StoredNodes({len(self.rows)} nodes)"
 
     @property
     def leaf_id(self) -> str | None:
         return self.rows[-1][0] if self.rows else None
 
-    def messages(self) -> list[Message]:
-        """The messages of the path, decoded from the rows (not kept here)."""
-        if self._made is not None:
-            return [m for n in self._made if n.kind == "message" and (m := n.message) is not None]
-        from_json = Message.from_json
-        return [from_json(_loads(r[4])) for r in self.rows if r[1] is None]
+    def walk(self, leaf: str) -> list[int] | None:
+        """Row indexes of the path from the root to ``leaf``, root first; None when ``leaf``
+        is not a row or the parent links loop (the eager graph handles those)."""
+        rows = self.rows
+        if not rows:
+            return None
+        if len(rows[0]) < 6:  # an active path: every row
+            return list(range(len(rows))) if rows[-1][0] == leaf else None
+        index: dict[str, int] | None = None
+        if rows[-1][0] == leaf:
+            at = len(rows) - 1
+        else:
+            index = {r[0]: i for i, r in enumerate(rows)}
+            if leaf not in index:
+                return None
+            at = index[leaf]
+        path = [at]
+        while (parent := rows[at][5]) is not None:
+            if at > 0 and rows[at - 1][0] == parent:  # appended: the row before it
+                at -= 1
+            else:
+                if index is None:
+                    index = {r[0]: i for i, r in enumerate(rows)}
+                if (found := index.get(parent)) is None:
+                    break  # a parent that is gone: this is the root
+                at = found
+            if len(path) == len(rows):
+                return None
+            path.append(at)
+        path.reverse()
+        return path
 
-    def nodes(self, decoded: Sequence[Message] | None = None) -> list[SessionNode]:
-        """The node objects (a new list each call; made once). ``decoded``: the path's
-        messages as :meth:`messages` returned them, taken instead of the stored text."""
+    def messages(self, path: Sequence[int] | None = None) -> list[Message]:
+        """The messages of the rows at ``path`` (None: every row), decoded (not kept here)."""
+        rows, from_json = self.rows, Message.from_json
+        if self._made is not None:
+            made = self._made if path is None else [self._made[i] for i in path]
+            return [m for n in made if n.kind == "message" and (m := n.message) is not None]
+        if path is None:
+            return [from_json(_loads(r[4])) for r in rows if r[1] is None]
+        return [from_json(_loads(r[4])) for i in path if (r := rows[i])[1] is None]
+
+    def nodes(self, path: Sequence[int] | None = None,
+              decoded: Sequence[Message] | None = None) -> list[SessionNode]:
+        """The node objects (a new list each call; made once). ``decoded``: the messages
+        :meth:`messages` returned for ``path``, taken instead of the stored text."""
         made = self._made
         if made is None:
-            made = []
+            rows = self.rows
+            at: dict[int, Message] = {}
+            if decoded is not None:
+                on = range(len(rows)) if path is None else path
+                at = dict(zip((i for i in on if rows[i][1] is None), decoded, strict=False))
+            whole = bool(rows) and len(rows[0]) > 5
             parent = self.root_parent
-            at = 0
-            for node_id, kind, created_at_ms, turn_id, content in self.rows:
-                if kind is None and decoded is not None:
-                    made.append(SessionNode(node_id, parent, "message", decoded[at], None,
-                                            created_at_ms, turn_id))
-                    at += 1
+            made = []
+            for i, r in enumerate(rows):
+                if whole:
+                    parent = r[5]
+                m = at.get(i) if at else None
+                if m is not None:
+                    made.append(SessionNode(r[0], parent, "message", m, None, r[2], r[3]))
                 else:
-                    made.append(SessionNode(node_id, parent, kind or "message", None, None,
-                                            created_at_ms, turn_id, content))
-                parent = node_id
+                    made.append(SessionNode(r[0], parent, r[1] or "message", None, None, r[2],
+                                            r[3], r[4]))
+                parent = r[0]
             self._made = made
         return list(made)
 
@@ -278,17 +320,28 @@ class SessionGraph:
     def from_active_path(cls, path: Sequence[SessionNode]) -> SessionGraph:
         """A graph of just an active path (root first, as an active-path load returns it):
         the leaf is its last node, so no walk over parent links is needed. A
-        :class:`StoredPath` whose nodes are not made yet is kept as it is (see the module)."""
+        :class:`StoredNodes` whose nodes are not made yet is kept as it is (see the module)."""
+        if isinstance(path, StoredNodes) and path.leaf_id is not None:
+            return cls.from_stored(path, path.leaf_id)
         g = cls()
-        if isinstance(path, StoredPath) and path._made is None:
-            g._stored, g._pending = path, _PendingPath(g)
-            g.leaf_node_id = path.leaf_id
-            return g
         for n in path:
             g._nodes[n.node_id] = n
         g._order = list(path)
         g._path = list(path)
         g.leaf_node_id = path[-1].node_id if path else None
+        return g
+
+    @classmethod
+    def from_stored(cls, stored: StoredNodes, leaf_node_id: str | None) -> SessionGraph:
+        """A graph of rows as a store read them (see the module): no node objects yet, when
+        the leaf is among them and the path to it is a plain walk; else made now."""
+        path = stored.walk(leaf_node_id) if leaf_node_id is not None and stored._made is None else None
+        if path is None:
+            return cls(stored.nodes(), leaf_node_id)
+        g = cls()
+        g._stored, g._pending, g.leaf_node_id = stored, _PendingPath(g), leaf_node_id
+        g._stored_path = None if path == list(range(len(stored))) else path
+        g._stored_path_len = len(path)
         return g
 
     def __init__(self, nodes: Sequence[SessionNode] = (), leaf_node_id: str | None = None) -> None:
@@ -303,7 +356,9 @@ class SessionGraph:
         self.replace_required = False
         self._path: list[SessionNode] = []
         self._path_msgs: list[Message] | None = None  # built on first read (_messages)
-        self._stored: StoredPath | None = None  # nodes not made yet: the path's stored rows,
+        self._stored: StoredNodes | None = None  # nodes not made yet: the stored rows,
+        self._stored_path: list[int] | None = None  # the path's rows among them (None: all),
+        self._stored_path_len = 0
         self._tail: list[SessionNode] = []  # then nodes appended since
         self._pending: _PendingPath | None = None
         self._ids: set[str] | None = None
@@ -340,7 +395,8 @@ class SessionGraph:
     def view(self) -> GraphView:
         msgs = self._messages()
         if self._pending is not None and self._stored is not None:
-            return GraphView(self._pending, len(self), msgs, len(msgs))
+            return GraphView(self._pending, self._stored_path_len + len(self._tail), msgs,
+                             len(msgs))
         return GraphView(self._path, len(self._path), msgs, len(msgs))
 
     def messages(self) -> list[Message]:
@@ -350,7 +406,7 @@ class SessionGraph:
         """The active path's messages, decoded the first time they are read."""
         if self._path_msgs is None:
             if self._stored is not None:
-                msgs = self._stored.messages()
+                msgs = self._stored.messages(self._stored_path)
                 msgs += [m for n in self._tail if n.kind == "message" and (m := n.message) is not None]
             else:
                 msgs = [m for n in self._path if n.kind == "message" and (m := n.message) is not None]
@@ -407,15 +463,18 @@ class SessionGraph:
 
     # ------------------------------------------------------------------ internals
     def _ready(self) -> None:
-        """Make the node objects of a graph opened from a :class:`StoredPath` (once)."""
+        """Make the node objects of a graph opened from a :class:`StoredNodes` (once)."""
         stored = self._stored
         if stored is None:
             return
-        path = stored.nodes(self._path_msgs)
+        made = stored.nodes(self._stored_path, self._path_msgs)
+        on = self._stored_path
+        path = list(made) if on is None else [made[i] for i in on]
         path += self._tail
-        self._stored, self._tail, self._ids = None, [], None
-        self._nodes = {n.node_id: n for n in path}
-        self._order = list(path)
+        made += self._tail
+        self._stored, self._stored_path, self._tail, self._ids = None, None, [], None
+        self._nodes = {n.node_id: n for n in made}
+        self._order = made
         self._path = path  # extended in place from here on, like any path list
         if self._pending is not None:
             self._pending.path, self._pending.graph = path, None

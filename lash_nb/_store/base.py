@@ -51,7 +51,7 @@ from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 from .._core.attachments import AttachmentRef
 from .._core.events import TurnActivity
-from .._core.graph import SessionGraph, SessionNode, StoredPath
+from .._core.graph import SessionGraph, SessionNode, StoredNodes
 from .._core.queue import (
     DEFAULT_MAX_ATTEMPTS,
     ClaimBoundary,
@@ -100,8 +100,9 @@ class PersistedSession:
         """The session graph of these nodes (an active path ending at the leaf is taken as
         is, without walking the parent links again)."""
         nodes, leaf = self.nodes, self.meta.leaf_node_id
-        last = nodes.leaf_id if isinstance(nodes, StoredPath) else nodes[-1].node_id if nodes else None
-        if self.scope is ReadScope.ACTIVE_PATH and nodes and last == leaf:
+        if isinstance(nodes, StoredNodes):  # rows: node objects made when asked for
+            return SessionGraph.from_stored(nodes, leaf)
+        if self.scope is ReadScope.ACTIVE_PATH and nodes and nodes[-1].node_id == leaf:
             return SessionGraph.from_active_path(nodes)
         return SessionGraph(nodes, leaf)
 

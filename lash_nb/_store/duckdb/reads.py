@@ -23,7 +23,7 @@ from itertools import starmap
 from typing import Any
 
 from ..._core.events import TurnActivity
-from ..._core.graph import SessionNode, StoredPath
+from ..._core.graph import SessionNode, StoredNodes
 from ..._core.usage import TokenLedgerEntry, TokenUsage
 from ..base import PersistedSession, ReadScope, SessionMeta, TurnRecord
 from . import rows
@@ -55,7 +55,7 @@ def load_session(con: Any, sid: str, scope: ReadScope) -> PersistedSession | Non
     )
     nodes: Sequence[SessionNode] = ()
     if scope is ReadScope.FULL_GRAPH:
-        nodes = _nodes(con, sid, None)
+        nodes = StoredNodes(con.execute(_GRAPH_SQL, {"sid": sid}).fetchall())
     elif meta.leaf_node_id is None:
         pass
     elif (found := _path_ranges(con, sid, meta.leaf_node_id)) is None:
@@ -82,10 +82,11 @@ ORDER BY s.seq
 """
 
 
-# an active path's rows as ``StoredPath`` keeps them: no parent (the row before it), the kind
-# only when it is not "message"
+# rows as ``StoredNodes`` keeps them: the kind only when it is not "message"; an active path
+# leaves the parent out (the row before it)
 _PATH_SQL = ("SELECT node_id, nullif(kind, 'message'), epoch_ms(created_at), turn_id, content "
              "FROM graph_nodes WHERE session_id = $sid AND NOT tombstoned")
+_GRAPH_SQL = _PATH_SQL.replace(", content ", ", content, parent_node_id ") + " ORDER BY seq"
 
 
 def _nodes(con: Any, sid: str, ranges: list[tuple[int, int]] | None) -> tuple[SessionNode, ...]:
@@ -94,11 +95,11 @@ def _nodes(con: Any, sid: str, ranges: list[tuple[int, int]] | None) -> tuple[Se
     return tuple(starmap(SessionNode, con.execute(sql, params).fetchall()))
 
 
-def _path(con: Any, sid: str, ranges: list[tuple[int, int]], root_parent: str | None) -> StoredPath:
+def _path(con: Any, sid: str, ranges: list[tuple[int, int]], root_parent: str | None) -> StoredNodes:
     """The rows of the active path (``ranges`` from :func:`_path_ranges`), kept as rows: the
     graph makes node objects only when something asks for them (``graph.py``)."""
     sql, params = _in_ranges(_PATH_SQL, sid, ranges)
-    return StoredPath(con.execute(sql, params).fetchall(), root_parent)
+    return StoredNodes(con.execute(sql, params).fetchall(), root_parent)
 
 
 def _in_ranges(sql: str, sid: str, ranges: list[tuple[int, int]] | None) -> tuple[str, dict[str, Any]]:

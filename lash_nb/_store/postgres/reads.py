@@ -2,7 +2,7 @@
 
 The active path is one recursive CTE from the leaf along ``parent_node_id`` (an index on
 ``(session_id, node_id)``), returned root first, as rows that the graph turns into node
-objects only when asked (``StoredPath``, ADR 0110). Row shapes and decoders are shared with
+objects only when asked (``StoredNodes``, ADR 0110). Row shapes and decoders are shared with
 the DuckDB store (``epoch_ms`` exists in both databases).
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..._core.events import TurnActivity
-from ..._core.graph import SessionNode, StoredPath
+from ..._core.graph import SessionNode, StoredNodes
 from ..._core.usage import TokenLedgerEntry, TokenUsage
 from ..base import PersistedSession, ReadScope, SessionMeta, TurnRecord
 from ..duckdb import rows
@@ -45,7 +45,7 @@ SELECT g.node_id, nullif(g.kind, 'message'), epoch_ms(g.created_at), g.turn_id, 
 FROM path p JOIN graph_nodes g ON g.session_id = %(sid)s AND g.node_id = p.node_id
 WHERE NOT p.is_cycle ORDER BY p.depth DESC
 """
-# the rows as ``StoredPath`` keeps them (each node's parent is the one before it), and then
+# the rows as ``StoredNodes`` keeps them (each node's parent is the one before it), and then
 # the root's own parent (None, or a parent that is gone)
 _ROOT_PARENT_SQL = "SELECT parent_node_id FROM graph_nodes WHERE session_id = %s AND node_id = %s"
 
@@ -67,12 +67,13 @@ async def load_session(con: Any, sid: str, scope: ReadScope) -> PersistedSession
         path_rows = await cur.fetchall()
         if path_rows:
             cur = await con.execute(_ROOT_PARENT_SQL, [sid, path_rows[0][0]])
-            nodes = StoredPath(path_rows, (await cur.fetchone() or (None,))[0])
+            nodes = StoredNodes(path_rows, (await cur.fetchone() or (None,))[0])
     elif scope is not ReadScope.ACTIVE_PATH:
         cur = await con.execute(
-            f"SELECT {rows.NODE_COLS} FROM graph_nodes WHERE session_id = %s AND NOT tombstoned "
+            "SELECT node_id, nullif(kind, 'message'), epoch_ms(created_at), turn_id, content, "
+            "parent_node_id FROM graph_nodes WHERE session_id = %s AND NOT tombstoned "
             "ORDER BY seq", [sid])
-        nodes = tuple(rows.decode_nodes(await cur.fetchall()))
+        nodes = StoredNodes(await cur.fetchall())
     return PersistedSession(meta, nodes, ledger, scope, tuple(row[11] or ()))
 
 
