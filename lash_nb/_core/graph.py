@@ -21,8 +21,11 @@ Theory of operation
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import ne
 from typing import Any
 
 from .records import Message
@@ -185,37 +188,40 @@ class StoredNodes(Sequence[SessionNode]):
     def leaf_id(self) -> str | None:
         return self.rows[-1][0] if self.rows else None
 
-    def walk(self, leaf: str) -> list[int] | None:
-        """Row indexes of the path from the root to ``leaf``, root first; None when ``leaf``
-        is not a row or the parent links loop (the eager graph handles those)."""
+    def walk(self, leaf: str) -> list[range] | None:
+        """The rows of the path from the root to ``leaf`` as runs of rows, root first; None
+        when ``leaf`` is not a row or the parent links loop (the eager graph handles those).
+        Appends leave each node's parent in the row before it, so the rows fall into runs;
+        the walk goes run by run (one step per rewind or clone, not one per node)."""
         rows = self.rows
-        if not rows:
+        n = len(rows)
+        if not n:
             return None
         if len(rows[0]) < 6:  # an active path: every row
-            return list(range(len(rows))) if rows[-1][0] == leaf else None
-        index: dict[str, int] | None = None
-        if rows[-1][0] == leaf:
-            at = len(rows) - 1
-        else:
-            index = {r[0]: i for i, r in enumerate(rows)}
-            if leaf not in index:
-                return None
-            at = index[leaf]
-        path = [at]
-        while (parent := rows[at][5]) is not None:
-            if at > 0 and rows[at - 1][0] == parent:  # appended: the row before it
-                at -= 1
-            else:
-                if index is None:
-                    index = {r[0]: i for i, r in enumerate(rows)}
-                if (found := index.get(parent)) is None:
-                    break  # a parent that is gone: this is the root
-                at = found
-            if len(path) == len(rows):
-                return None
-            path.append(at)
-        path.reverse()
-        return path
+            return [range(n)] if rows[-1][0] == leaf else None
+        ids = [r[0] for r in rows]
+        # row i starts a run when its parent is not the row before it
+        starts = [0, *compress(range(1, n), map(ne, (r[5] for r in rows[1:]), ids))]
+        index: dict[str, int] | None = None  # made on the first jump (a linear graph: none)
+        at: int | None = n - 1
+        if ids[-1] != leaf:
+            index = dict(zip(ids, range(n), strict=True))
+            at = index.get(leaf)
+        runs: list[range] = []
+        taken = 0
+        while at is not None:
+            start = starts[bisect_right(starts, at) - 1]
+            runs.append(range(start, at + 1))
+            taken += at + 1 - start
+            if taken > n:
+                return None  # the links loop
+            if (parent := rows[start][5]) is None:
+                break
+            if index is None:
+                index = dict(zip(ids, range(n), strict=True))
+            at = index.get(parent)  # None: a parent that is gone, so this is the root
+        runs.reverse()
+        return runs or None
 
     def messages(self, path: Sequence[int] | None = None) -> list[Message]:
         """The messages of the rows at ``path`` (None: every row), decoded (not kept here)."""
@@ -335,13 +341,14 @@ class SessionGraph:
     def from_stored(cls, stored: StoredNodes, leaf_node_id: str | None) -> SessionGraph:
         """A graph of rows as a store read them (see the module): no node objects yet, when
         the leaf is among them and the path to it is a plain walk; else made now."""
-        path = stored.walk(leaf_node_id) if leaf_node_id is not None and stored._made is None else None
-        if path is None:
+        runs = stored.walk(leaf_node_id) if leaf_node_id is not None and stored._made is None else None
+        if runs is None:
             return cls(stored.nodes(), leaf_node_id)
         g = cls()
         g._stored, g._pending, g.leaf_node_id = stored, _PendingPath(g), leaf_node_id
-        g._stored_path = None if path == list(range(len(stored))) else path
-        g._stored_path_len = len(path)
+        if runs != [range(len(stored))]:
+            g._stored_path = [i for run in runs for i in run]
+        g._stored_path_len = sum(map(len, runs))
         return g
 
     def __init__(self, nodes: Sequence[SessionNode] = (), leaf_node_id: str | None = None) -> None:
