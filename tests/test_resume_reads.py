@@ -654,3 +654,35 @@ def test_a_graph_on_stored_rows_behaves_like_one_on_nodes() -> None:
         g.append(text_node("y", "m1", "branch"))
         assert [m.text() for m in g.messages()] == ["text 0", "text 1", "branch"]
         assert g.orphaned_node_ids() == ["e0", "m2", "x"]
+
+
+def _rows6(links: list[tuple[str, str | None]]) -> list[tuple[Any, ...]]:
+    """Whole-graph rows (stored order) of text messages: ``(node_id, parent)`` pairs."""
+    return [(i, None, T0, "t1", json.dumps({"id": i, "role": "user", "parts": [
+        {"id": f"{i}.p0", "kind": "text", "content": f"text {i}"}]}), parent)
+        for i, parent in links]
+
+
+@pytest.mark.parametrize(("links", "leaf", "path"), [
+    ([("a", None), ("b", "a"), ("c", "b")], "c", "abc"),
+    ([("a", None), ("b", "a"), ("c", "b"), ("d", "a"), ("e", "d"), ("f", "c")], "e", "ade"),
+    ([("a", None), ("b", "a"), ("c", "b"), ("d", "a"), ("e", "d")], "c", "abc"),
+    ([("c", "b"), ("x", "a"), ("a", None), ("b", "a")], "c", "abc"),  # children first
+    ([("a", "gone"), ("b", "a")], "b", "ab"),  # a root whose parent was deleted
+    ([("a", "c"), ("b", "a"), ("c", "b")], "c", "abc"),  # the links loop
+    ([("a", None), ("b", "a")], "zzz", "ab"),  # a leaf that is not stored: healed to b
+    ([("a", None), ("b", "a")], None, "ab"),  # no leaf: the last node
+])
+def test_a_whole_graph_of_stored_rows_walks_to_the_same_path_as_one_of_nodes(
+        links: list[tuple[str, str | None]], leaf: str | None, path: str) -> None:
+    from lash_nb._core.graph import SessionGraph, StoredNodes
+
+    rows = _rows6(links)
+    eager = SessionGraph(StoredNodes(rows).nodes(), leaf)
+    lazy = SessionGraph.from_stored(StoredNodes(rows), leaf)
+    assert [m.text() for m in lazy.messages()] == [f"text {i}" for i in path]
+    for g in (eager, lazy):
+        assert "".join(n.node_id for n in g.active_path()) == path
+    assert (lazy.leaf_node_id, lazy.replace_required) == (eager.leaf_node_id, eager.replace_required)
+    assert lazy.nodes() == eager.nodes()
+    assert lazy.orphaned_node_ids() == eager.orphaned_node_ids()
