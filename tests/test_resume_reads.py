@@ -417,14 +417,19 @@ def test_a_fresh_process_opens_and_reads_a_session_without_pyarrow_pandas_or_num
         tmp_path: Path) -> None:
     """Their imports hold the interpreter for a large part of a cold resume; an open and a
     first read need none of them (the first commit imports them)."""
+    assert run_child(_CHILD, tmp_path).split() == ["20", "20"]
+
+
+def run_child(script: str, tmp_path: Path) -> str:
+    """``script`` in a fresh interpreter on a rewound session's file; its stdout."""
     path = tmp_path / "s.duckdb"
     batches, _ = rewound_twice()
     asyncio.run(write(path, "s", batches))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(path)], env=env,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", script, str(path)], env=env,
+                         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["20", "20"]
+    return out.stdout
 
 
 # --------------------------------------------------------------------------- node objects on demand
@@ -607,14 +612,7 @@ def test_pyarrow_is_imported_in_the_background_when_a_write_is_coming_and_never_
     """A resume that only reads (open, the history, sessions, turns, events, the queue) does
     not start the pandas + pyarrow import, whatever the time; the first turn does (its lease
     comes before its commits), and the fold after it writes the turn's rows with it."""
-    path = tmp_path / "s.duckdb"
-    batches, _ = rewound_twice()
-    asyncio.run(write(path, "s", batches))
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-c", _IMPORT_CHILD, str(path)], env=env,
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    seen = json.loads(run_child(_IMPORT_CHILD, tmp_path).strip().splitlines()[-1])
     nothing = {"thread": False, "pyarrow": False, "pandas": False}
     assert seen["opened"] == nothing  # was: an import timer started with the store
     assert seen["read"] == nothing
