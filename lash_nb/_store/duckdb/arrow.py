@@ -48,15 +48,13 @@ def import_arrow_in_background() -> None:
     """Start :func:`import_arrow` on a background thread, once per process (a no-op once it
     was started or done)."""
     global _started
+    if _DONE.is_set():
+        return
     with _LOCK_START:
         if _started or _DONE.is_set():
             return
         _started = True
     threading.Thread(target=_import_quietly, name="lash-arrow-import", daemon=True).start()
-
-
-def background_import_started() -> bool:
-    return _started
 
 
 def _import_quietly() -> None:
