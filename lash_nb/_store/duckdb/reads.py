@@ -1,9 +1,10 @@
 """Session reads: load a session (full graph or active path), events, turns, sessions.
 
-A load fetches the session's node rows as tuples in ``SessionNode``'s argument order and
-makes nodes whose JSON content is decoded only when first read (``stored_content``). No
-pyarrow, pandas or NumPy on this path: in a fresh process their imports cost more than they
-save (NumPy columns save ~20 ms of CPU at 40,000 rows; importing NumPy costs ~60 ms).
+A load fetches the session's node rows as tuples and hands them over as they are
+(``StoredNodes``, ADR 0110): the graph makes node objects only when something asks for
+nodes, and decodes the messages straight from the rows. No pyarrow, pandas or NumPy on this
+path: in a fresh process their imports cost more than they save (NumPy columns save ~20 ms of
+CPU at 40,000 rows; importing NumPy costs ~60 ms).
 
 Active-path residency reads only the path's rows (ADR 0076). Nodes are appended, so the
 session's rows in ``seq`` order fall into runs where each node's parent is the row before
@@ -12,7 +13,9 @@ statement returns just the run starts (with their parent's ``seq``) and the leaf
 the path is a few ``seq`` ranges, walked run by run in Python, and a second statement
 fetches the rows in those ranges. A linear session is one range: every row, one pass. A
 path with a node stored before its parent (only a graph written whole from outside, e.g.
-``open_with_state``, can have one) is walked by parent links over every row instead.
+``open_with_state``, can have one) is walked by parent links over every row instead (nodes
+made at once). A whole-graph read fetches every live row with its parent; the graph walks
+those rows run by run the same way (``StoredNodes.walk``).
 """
 
 from __future__ import annotations
