@@ -176,10 +176,10 @@ class StoredNodes(Sequence[SessionNode]):
         return len(self.rows)
 
     def __getitem__(self, i: Any) -> Any:
-        return self.nodes()[i]
+        return self._made[i] if self._made is not None else self.nodes()[i]
 
     def __iter__(self) -> Iterator[SessionNode]:
-        return iter(self.nodes())
+        return iter(self._made if self._made is not None else self.nodes())
 
     def __repr__(self) -> str:
         return f"StoredNodes({len(self.rows)} nodes)"
