@@ -223,11 +223,15 @@ class DuckDBStore:
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
         allow_files: bool = False,
     ) -> Any:
-        """Run a read-only query on the store's thread; rows come back as a
-        ``pandas.DataFrame``. Only reads run (``_store/user_sql.py``), in a read-only
-        transaction; files are read only with ``allow_files=True``."""
-        return self._worker.submit(
-            lambda con: self._frame(con, sql, params, allow_files), query=True).result()
+        """Run a read-only query on the store's connection (on the calling thread when the
+        store is idle, else on its thread); rows come back as a ``pandas.DataFrame``. Only
+        reads run (``_store/user_sql.py``), in a read-only transaction; files are read only
+        with ``allow_files=True``."""
+        def job(con: Any) -> Any:
+            return self._frame(con, sql, params, allow_files)
+
+        here = self._worker.run_here(job)  # an idle store: no trip to its thread (ADR 113)
+        return (here or self._worker.submit(job, query=True)).result()
 
     async def query_async(
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
@@ -241,6 +245,17 @@ class DuckDBStore:
         con.complete()  # a partly read execute() result would make con.sql refuse to run
         self._fold(con)  # every commit is in the tables a user queries
         return user_query.frame(con, self._worker.hold, sql, params, allow_files)
+
+    def _report_frame(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        """One report ``SELECT`` written by ``lash_nb.reports`` (never user text: it runs
+        without the read-only transaction, ``user_query.report_frame``); timestamps UTC."""
+        def job(con: Any) -> Any:
+            con.complete()
+            self._fold(con)
+            return user_query.report_frame(con, self._worker.hold, sql, params)
+
+        here = self._worker.run_here(job)  # an idle store: no trip to its thread (ADR 113)
+        return (here or self._worker.submit(job, query=True)).result()
 
     def quarantined_commits(self) -> Any:
         """Commits that could not be folded into the tables, kept as written (one row each:
