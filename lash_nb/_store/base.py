@@ -277,6 +277,15 @@ class QueueChangeWatcher(Protocol):
 
 
 @runtime_checkable
+class EmptyQueueHint(Protocol):
+    """Tells, without a claim, that a session surely has nothing to claim (the memory store:
+    no queued batch at all). A turn's checkpoints then skip their claims; ``False`` means
+    "maybe": the turn claims as usual (which also checks the lease)."""
+
+    def surely_nothing_queued(self, lease: Lease) -> bool: ...
+
+
+@runtime_checkable
 class FileReleaser(Protocol):
     """Lets other processes open the store's file while this one is idle (DuckDB)."""
 
@@ -320,6 +329,10 @@ def watches_turn_cancel(store: object) -> TypeGuard[TurnCancelChannel]:
 
 def notifies_work(store: object) -> TypeGuard[WorkNotifier]:
     return _has(store, WorkNotifier)
+
+
+def hints_empty_queue(store: object) -> TypeGuard[EmptyQueueHint]:
+    return _has(store, EmptyQueueHint)
 
 
 def releases_file(store: object) -> TypeGuard[FileReleaser]:
