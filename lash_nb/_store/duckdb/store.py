@@ -141,7 +141,6 @@ class DuckDBStore:
             )
             self._worker.read_only = read_only
             _SHARED[self._key] = self._worker
-        import_arrow_in_background()  # seconds on a busy machine; first statements need neither
         try:  # open now so a bad file is refused here, not at the first call
             self._worker.submit(lambda con: None).result()
         except BaseException:
@@ -308,6 +307,7 @@ class DuckDBStore:
     async def commit(self, commit: RuntimeCommit) -> CommitResult:
         if self.read_only:
             raise self._read_only_error()
+        import_arrow_in_background()  # this commit's fold will need pyarrow (arrow.py)
 
         first: list[Hold] = []
 
@@ -386,6 +386,8 @@ class DuckDBStore:
     async def try_acquire_lease(
         self, session_id: str, owner_id: str, ttl_ms: int = DEFAULT_LEASE_TTL_MS
     ) -> Lease | LeaseBusy:
+        if not self.read_only:
+            import_arrow_in_background()  # a commit follows; its fold needs pyarrow (arrow.py)
         held = None if self._worker.stopped else self._worker.hold
         if held is not None:  # memory has the row: no trip to the store thread (ADR 90)
             got = leases.try_acquire_here(held, session_id, owner_id, ttl_ms)
