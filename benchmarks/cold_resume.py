@@ -16,6 +16,7 @@ rows, in one run with interleaved rounds (medians):
   selected, ``json.loads`` of each;
 - openai-agents: ``SQLiteSession(...).get_items()`` on an equal 40,000-item history
   (built with ``../shared/anchors/common.py``; skipped if it is not there);
+- ``--keep-all``: the long session opened with ``keep_all`` residency too (the whole graph);
 - ``--against TREE``: the lash_nb rows again with ``PYTHONPATH=TREE`` (an older checkout),
   on a file written by that tree.
 
@@ -106,7 +107,7 @@ async def _seed(path: str, turns: int) -> None:
 # --------------------------------------------------------------------------- samples (child)
 
 
-async def _lash_sample(path: str, sid: str) -> dict[str, Any]:
+async def _lash_sample(path: str, sid: str, residency: str = "active_path_only") -> dict[str, Any]:
     t0 = time.perf_counter()
     import duckdb  # noqa: F401  (imported apart, as for the raw floor)
 
@@ -116,15 +117,16 @@ async def _lash_sample(path: str, sid: str) -> dict[str, Any]:
     t1, c1 = time.perf_counter(), time.process_time()
     store = DuckDBStore(path)
     core = LashCore.builder().store(store).build()
-    session = await core.session(sid).residency("active_path_only").open()
-    t2 = time.perf_counter()
+    session = await core.session(sid).residency(residency).open()
+    t2, c2 = time.perf_counter(), time.process_time()
     messages = list(session.read_view().messages())
     parts = sum(len(m.parts) for m in messages)
     t3, c3 = time.perf_counter(), time.process_time()
     await session.close()
     await core.close()
     return {"import": (t1 - t0) * 1e3, "open": (t2 - t1) * 1e3, "read": (t3 - t2) * 1e3,
-            "cpu": (c3 - c1) * 1e3, "messages": len(messages), "parts": parts}
+            "cpu": (c3 - c1) * 1e3, "open_cpu": (c2 - c1) * 1e3, "messages": len(messages),
+            "parts": parts}
 
 
 def _raw_sample(path: str, sid: str) -> dict[str, Any]:
@@ -176,7 +178,7 @@ def child(argv: list[str]) -> None:
         asyncio.run(_oai_seed(path, int(argv[2])))
         return
     if kind == "lash":
-        out = asyncio.run(_lash_sample(path, argv[2]))
+        out = asyncio.run(_lash_sample(path, *argv[2:4]))
     elif kind == "raw":
         out = _raw_sample(path, argv[2])
     else:
@@ -210,6 +212,8 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=10_000)
     ap.add_argument("--against", action="append", default=[],
                     help="an older lash_nb checkout to run as well (may be given twice)")
+    ap.add_argument("--keep-all", action="store_true",
+                    help="also open the long session with keep_all residency (the whole graph)")
     ap.add_argument("--child", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     if args.child:
@@ -237,6 +241,9 @@ def main() -> None:
     for name, tree in trees.items():
         cases[f"lash_nb {name}: {args.turns:,}-turn session"] = (["lash", files[name], SID], tree)
         cases[f"lash_nb {name}: branched session"] = (["lash", files[name], BRANCHED], tree)
+        if args.keep_all:
+            cases[f"lash_nb {name}: whole graph (keep_all)"] = (
+                ["lash", files[name], SID, "keep_all"], tree)
     cases["raw floor: duckdb.connect + rows + json.loads"] = (["raw", files["new"], SID], None)
     if oai:
         cases["openai-agents SQLiteSession.get_items()"] = (["oai", oai], None)
@@ -252,11 +259,13 @@ def main() -> None:
             got[k].append(_run(argv, tree))
     print(f"\nfresh process per sample, {args.rounds} interleaved rounds, medians "
           "(open = store + core + session.open(); read = every message decoded; cpu = the "
-          "process's CPU time over open+read, all threads)")
+          "process's CPU time over open+read, all threads, and over the open alone)")
     for k, runs in got.items():
-        med = {f: statistics.median(r[f] for r in runs) for f in ("import", "open", "read", "cpu")}
+        med = {f: statistics.median(r.get(f, 0.0) for r in runs)
+               for f in ("import", "open", "read", "cpu", "open_cpu")}
         print(f"  {k:52s} open {med['open']:7.1f} ms   read {med['read']:7.1f} ms   "
-              f"open+read {med['open'] + med['read']:7.1f} ms (cpu {med['cpu']:6.1f} ms)   "
+              f"open+read {med['open'] + med['read']:7.1f} ms (cpu {med['cpu']:6.1f} ms, "
+              f"of it open {med['open_cpu']:6.1f} ms)   "
               f"({runs[0]['messages']:,} messages;"
               f" imports {med['import']:.0f} ms)")
 

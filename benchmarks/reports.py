@@ -3,9 +3,12 @@
 Builds a DuckDB store file (one usage delta, one turn and one model call per turn; 1,000
 turns per session, 4 models) with SQL on a DuckDB connection of its own, then times
 ``usage_frame(store, by="model")`` against the identical SQL on an independent DuckDB
-connection of the same file (every core, fetched through Arrow into pandas), in interleaved
-rounds (the store closes while the raw connection reads). ``--by-turn`` adds the row-heavy
-``by="turn"`` frame (one row per usage row out). Goal: ratio <= 1.1.
+connection of a byte copy of the file (every core, fetched through Arrow into pandas with
+the frame's dtypes: the floor returns the very frame usage_frame does, checked), call by call,
+each side first in every other round (a copy: the store holds its own file while it is open,
+so both stay open and the machine's load drifts over both alike).
+``--by-turn`` adds the row-heavy ``by="turn"`` frame (one row per usage row out).
+Goal: ratio <= 1.1.
 
 Run: python -P benchmarks/reports.py [rows] [--by-turn]
 """
@@ -52,8 +55,40 @@ def timed(fn, repeat: int = 5) -> list[float]:
     return times
 
 
+def raw_frame(con, text: str):
+    """The floor: the same SQL, Arrow -> pandas, with the frame's documented dtypes
+    (naive store timestamps as tz-aware UTC, the cheapest way: pyarrow's own conversion)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    table = con.sql(text).to_arrow_table()
+    utc = {f.type: pd.DatetimeTZDtype(f.type.unit, "UTC") for f in table.schema
+           if pa.types.is_timestamp(f.type) and f.type.tz is None}
+    return table.to_pandas(types_mapper=utc.get)
+
+
+def sent_sql(store, by: str) -> str:
+    """The SQL text ``usage_frame(store, by=by)`` sends to the store (the floor runs the very
+    same text): caught on the store's query entry, whichever one this checkout's reports use."""
+    sent: list[str] = []
+    for name in ("query", "_report_frame"):
+        method = getattr(store, name, None)
+        if method is not None:
+            setattr(store, name, lambda text, *a, _m=method, **k: sent.append(text) or _m(text, *a, **k))
+    try:
+        usage_frame(store, by=by)
+    finally:
+        for name in ("query", "_report_frame"):
+            store.__dict__.pop(name, None)
+    assert len(sent) == 1, sent
+    return sent[0]
+
+
 def main() -> None:
+    import shutil
+
     import duckdb
+    from pandas.testing import assert_frame_equal
 
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "bench.duckdb")
@@ -62,50 +97,69 @@ def main() -> None:
         # store.query only reads (ADR 13): the rows go in through a connection of our own
         con = duckdb.connect(path)
         con.execute(BUILD)
-        con.close()
-        store = DuckDBStore(path)
+        con.close()  # checkpointed: the file holds every row, no .wal
+        copy = os.path.join(d, "raw.duckdb")
+        shutil.copyfile(path, copy)  # the floor reads the same bytes on a file of its own
         print(f"built {ROWS:,} usage rows, turns and model calls over {SESSIONS:,} sessions "
               f"in {time.perf_counter() - t0:.1f} s")
-        same = sql.usage_rollup("model", "", None, "")
-        turn_sql = sql.usage_by_turn("", None, "")
-        ours: list[float] = []
-        ours_turn: list[float] = []
-        raw: list[float] = []
-        raw_turn: list[float] = []
-        for _ in range(args_rounds()):
-            # lash_nb: the store holds the file (warm-up call reopens it after the raw round)
-            usage_frame(store, by="model")
-            ours += timed(lambda s=store: usage_frame(s, by="model"))
-            if TURN_ROWS:
-                ours_turn += timed(lambda s=store: usage_frame(s, by="turn"), 2)
-            store.close_sync()
-            # an independent DuckDB connection (every core), the same SQL, Arrow -> pandas
-            raw_con = duckdb.connect(path, read_only=True)
-            raw_con.sql(same).to_arrow_table().to_pandas()
-            raw += timed(lambda c=raw_con: c.sql(same).to_arrow_table().to_pandas())
-            if TURN_ROWS:
-                raw_turn += timed(lambda c=raw_con: c.sql(turn_sql).to_arrow_table().to_pandas(), 2)
-            raw_con.close()
-            store = DuckDBStore(path)
-        m_ours, m_raw = statistics.median(ours), statistics.median(raw)
+        store = DuckDBStore(path)
+        same, turn_sql = sent_sql(store, "model"), sent_sql(store, "turn")
+        plain = sql.usage_rollup("model", "", None, "")
+        raw_con = duckdb.connect(copy, read_only=True)  # an independent connection, every core
+        frames = {"model": usage_frame(store, by="model"), "raw_model": raw_frame(raw_con, same)}
+        times: dict[str, list[float]] = {"ours": [], "raw": [], "ours_turn": [], "raw_turn": []}
+        sides = {"ours": lambda: usage_frame(store, by="model"), "raw": lambda: raw_frame(raw_con, same),
+                 "ours_turn": lambda: usage_frame(store, by="turn"),
+                 "raw_turn": lambda: raw_frame(raw_con, turn_sql)}
+
+        cpu: dict[str, list[float]] = {}  # process CPU (every thread) per call
+
+        def alternate(keys: list[str], rounds: int) -> None:
+            for i in range(rounds):  # call by call, the order rotating from round to round
+                for key in keys[i % len(keys):] + keys[:i % len(keys)]:
+                    c0 = time.process_time()
+                    times[key] += timed(sides[key], 1)
+                    cpu.setdefault(key, []).append((time.process_time() - c0) * 1000)
+
+        model_sides = ["ours", "raw"]
+        if plain != same:  # the floor of the issue's first measurement, for comparison
+            sides["raw_plain"], times["raw_plain"] = (lambda: raw_frame(raw_con, plain)), []
+            model_sides.append("raw_plain")
+        alternate(model_sides, MODEL_ROUNDS)
+        if TURN_ROWS:
+            frames["turn"], frames["raw_turn"] = sides["ours_turn"](), sides["raw_turn"]()
+            alternate(["ours_turn", "raw_turn"], TURN_ROUNDS)
+        m_ours, m_raw = statistics.median(times["ours"]), statistics.median(times["raw"])
         print(f"usage_frame(store, by='model'):                 median {m_ours:8.1f} ms")
         print(f"same SQL, independent DuckDB connection:        median {m_raw:8.1f} ms   "
               f"ratio {m_ours / m_raw:.2f} (goal <= 1.1)")
+        c_ours, c_raw = statistics.median(cpu["ours"]), statistics.median(cpu["raw"])
+        print(f"  process CPU per call (all threads; moves less with the machine's load): "
+              f"usage_frame {c_ours:.1f} ms, same SQL raw {c_raw:.1f} ms, ratio {c_ours / c_raw:.2f}")
+        if times.get("raw_plain"):
+            print(f"  (the roll-up without usage_frame's child-row filter, raw: median "
+                  f"{statistics.median(times['raw_plain']):.1f} ms; no child rows here)")
         if TURN_ROWS:
-            t_ours, t_raw = statistics.median(ours_turn), statistics.median(raw_turn)
+            t_ours, t_raw = statistics.median(times["ours_turn"]), statistics.median(times["raw_turn"])
             print(f"usage_frame(store, by='turn') ({ROWS:,} rows out): median {t_ours:8.1f} ms")
             print(f"same SQL, independent connection, Arrow:        median {t_raw:8.1f} ms   "
                   f"ratio {t_ours / t_raw:.2f}")
         frame = usage_frame(store, by="model")
         assert int(frame["turns"].sum()) == ROWS and len(frame) == 4
         store.close_sync()
+        raw_con.close()
+        # a fair floor: the very frame usage_frame returns (checked after the timing)
+        for key in ("model", "turn") if TURN_ROWS else ("model",):
+            try:
+                assert_frame_equal(frames[key], frames["raw_" + key])
+                print(f"by {key}: the raw frame equals usage_frame's (values and dtypes)")
+            except AssertionError as e:
+                print(f"by {key}: the raw frame differs from usage_frame's: {str(e).splitlines()[0]}")
 
 
 TURN_ROWS = "--by-turn" in sys.argv
-
-
-def args_rounds() -> int:
-    return 5
+MODEL_ROUNDS = 60  # one call per side per round
+TURN_ROUNDS = 10
 
 
 if __name__ == "__main__":

@@ -10,6 +10,13 @@ Issue 21, branch inmem (2026-11-30), this turn with the in-memory store, 7 alter
 CPU (process_time) per turn over 1,000 turns at 200-1,200 turns of history, medians over the
 rounds: 24d40b7 0.321 ms, main 0733004 0.464 ms, inmem f20ef64 0.432 ms; median wall per turn
 0.257 / 0.353 / 0.326 ms (2 shared cores; cProfile calls per turn 860 / 1,172 / ~1,036).
+
+Issue 21, branch turnpy (2026-11-30), the same turn counted rather than timed (the machine's
+load was 5-22): CPython instructions per turn under callgrind, turns 50 -> 450, hash seed 0
+(``valgrind --tool=callgrind python -P <a script running N turns>``, N=450 minus N=50, / 400):
+24d40b7 1.895 M, main 6fe8357 2.143 M (1.13x), turnpy 2.008 M (1.06x); cProfile calls per turn
+843 / 1,020 / 965. Timed in the same loaded hour, 7 alternating rounds, median of the medians:
+0.297 / 0.443 / 0.374 ms.
 """
 
 from __future__ import annotations

@@ -25,6 +25,12 @@
 # dependency is marked `floor`.
 #
 # Every run is parallel (pytest-xdist, JOBS workers; see PAR below and tests/xdist_groups.py).
+# When both test runs are asked for, lowest runs beside newest (ADR 115), at a lower CPU
+# priority (nice LOWEST_NICE, 5 by default): newest is the long one and keeps most of the CPU when both
+# want it, lowest takes what newest leaves idle (kernels, browsers and worker processes
+# starting and waiting), so the command takes about as long as newest alone instead of
+# newest + lowest. Its output is printed when newest has ended. BESIDE=0 runs them one after
+# the other.
 #
 # As root with apt it first installs Debian chromium (browser test) and postgresql (PostgreSQL
 # store tests). Virtualenvs: .venv (static; also the development one), .venv-py3.13 (newest),
@@ -135,6 +141,55 @@ static() {  # ruff, then mypy; each prints its findings and its closing line
   [ "$ruff_rc" = 0 ] && [ "$mypy_rc" = 0 ] || status=1
 }
 
+lowest() {
+  if py=$(find_python 3.11); then
+    run lowest .venv-lowest "$py" requirements/ci-lowest.txt "${FLOOR[@]}"
+  else
+    SUMMARY+=("lowest: FAILED, no Python 3.11 on this machine (the oldest we claim)"); status=1
+  fi
+}
+
+# lowest beside newest: started in the background, in a subshell at a lower priority that
+# hands its summary line and status back through files (a subshell cannot append to SUMMARY)
+beside_dir="" beside_pid=""
+start_lowest_beside() {
+  beside_dir=$(mktemp -d)
+  echo "== lowest: started beside newest (nice ${LOWEST_NICE:-5}); its output follows newest's"
+  (
+    renice -n "${LOWEST_NICE:-5}" -p "$BASHPID" >/dev/null 2>&1
+    SUMMARY=() status=0
+    lowest
+    printf '%s\n' "${SUMMARY[@]}" > "$beside_dir/summary"
+    echo "$status" > "$beside_dir/status"
+  ) > "$beside_dir/log" 2>&1 &
+  beside_pid=$!
+}
+end_lowest_beside() {
+  [ -n "$beside_pid" ] || return 0
+  wait "$beside_pid"
+  cat "$beside_dir/log"
+  if [ -s "$beside_dir/summary" ]; then
+    mapfile -t lines < "$beside_dir/summary"
+    SUMMARY+=("${lines[@]}")
+  else
+    SUMMARY+=("lowest: FAILED, it ended without a summary (see its output above)")
+  fi
+  [ "$(cat "$beside_dir/status" 2>/dev/null)" = 0 ] || status=1
+  rm -rf "$beside_dir"
+  beside_pid=""
+}
+# the script stopped before newest ended (a signal, CI's timeout): stop lowest too (its
+# `timeout` wrapper passes the signal on to pytest)
+trap '[ -n "$beside_pid" ] && { pkill -TERM -P "$beside_pid"; kill "$beside_pid"; } 2>/dev/null' EXIT
+
+for r in $RUNS; do  # every name checked before anything starts in the background
+  case $r in static|newest|py3.13|lowest) ;; *) echo "unknown run $r (static, newest, lowest)"; exit 2 ;; esac
+done
+beside=""
+case " $RUNS " in
+  *" lowest "*) case " $RUNS " in *" newest "*|*" py3.13 "*) [ "${BESIDE:-1}" = 0 ] || beside=1 ;; esac ;;
+esac
+
 ran_newest=""
 for r in $RUNS; do
   case $r in
@@ -142,18 +197,14 @@ for r in $RUNS; do
     newest|py3.13)
       [ -n "$ran_newest" ] && continue
       ran_newest=1
+      [ -n "$beside" ] && start_lowest_beside
       if py=$(find_python 3.13); then
         run newest .venv-py3.13 "$py" requirements/ci-newest.txt "$@"
       else
         SUMMARY+=("newest: FAILED, no Python 3.13 on this machine (the newest we claim)"); status=1
-      fi ;;
-    lowest)
-      if py=$(find_python 3.11); then
-        run lowest .venv-lowest "$py" requirements/ci-lowest.txt "${FLOOR[@]}"
-      else
-        SUMMARY+=("lowest: FAILED, no Python 3.11 on this machine (the oldest we claim)"); status=1
-      fi ;;
-    *) echo "unknown run $r (static, newest, lowest)"; exit 2 ;;
+      fi
+      end_lowest_beside ;;
+    lowest) [ -n "$beside" ] || lowest ;;
   esac
 done
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,7 +101,11 @@ class KernelHarness:
     def start(self) -> KernelHarness:
         from jupyter_client.manager import KernelManager
 
-        self.km = KernelManager(kernel_name="python3")  # the native spec runs sys.executable
+        # the native spec runs sys.executable; IPC sockets, not TCP ports: a port picked free
+        # can be taken by another test's kernel before this one binds it (seen in parallel runs)
+        self._ipc_dir = tempfile.mkdtemp(prefix="lash-kernel-")  # absolute: the kernel's cwd differs
+        self.km = KernelManager(kernel_name="python3", transport="ipc",
+                                ip=os.path.join(self._ipc_dir, "k"))
         env = dict(os.environ)
         env.update(self.env)
         env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
@@ -114,6 +120,7 @@ class KernelHarness:
             self.kc.stop_channels()
         if self.km is not None:
             self.km.shutdown_kernel(now=True)
+            shutil.rmtree(self._ipc_dir, ignore_errors=True)
 
     def __enter__(self) -> KernelHarness:
         return self.start()

@@ -181,21 +181,85 @@ def test_the_kernel_version_is_read_from_the_running_kernel_not_from_installed_m
     assert kernel_stop_notice(shell) is None
 
 
+def _first_turn_answers(k: Any) -> None:
+    turn = k.run("%config LashMagics.store = ':memory:'\n"
+                 "%config LashMagics.offline_delay_s = 0\n"
+                 "r = %lash turn hello kernel\n"
+                 "print(str(r.outcome))")
+    assert turn.error == ""
+    assert turn.stdout.strip().splitlines()[-1] == "finished: assistant_message"
+
+
+# registered before `%load_ext`: what the load cell had imported when it ended (its
+# post_run_cell), before the kernel went idle and the warm-up thread began (ADR 116)
+AT_CELL_END = """
+_at_end = {}
+def _snapshot(result):
+    if result.info.raw_cell.startswith("%load_ext") and not _at_end:
+        _at_end["load"] = loaded()
+get_ipython().events.register("post_run_cell", _snapshot)
+"""
+
+
 def test_load_ext_in_a_real_kernel_imports_nothing_heavy_until_the_first_turn(
         tmp_path: Path) -> None:
     """The same in the user's kernel (ipykernel imports more of its own first: only what the
-    load adds counts); the first ``%lash`` turn then works."""
+    load adds counts), up to the end of the load cell; the first ``%lash`` turn then works."""
     from notebook_harness import KernelHarness
 
     with KernelHarness(cwd=str(tmp_path)) as k:
-        k.run(LOADED + "base_now()\n")
+        k.run(LOADED + "base_now()\n" + AT_CELL_END)
         loaded = k.run("%load_ext lash_nb")
         assert loaded.error == ""
-        after = k.run("import json\nprint(json.dumps(loaded()))")
+        after = k.run("import json\nprint(json.dumps(_at_end['load']))")
         assert json.loads(after.stdout.strip()) == []
-        turn = k.run("%config LashMagics.store = ':memory:'\n"
-                     "%config LashMagics.offline_delay_s = 0\n"
-                     "r = %lash turn hello kernel\n"
-                     "print(str(r.outcome))")
-        assert turn.error == ""
+        _first_turn_answers(k)
+
+
+RUNTIME = ("lash_nb._runtime.core", "lash_nb._notebook.verbs_turn", "lash_nb._store.duckdb",
+           "lash_nb._notebook.widgets.turn", "anywidget", "duckdb")
+
+
+def test_after_load_ext_and_an_idle_pause_the_first_turn_finds_the_runtime_imported(
+        tmp_path: Path) -> None:
+    """What a user does: load, read the next cell, run it. After the load cell has ended (and
+    imported nothing heavy by then), the kernel imports what the first turn needs while it
+    waits for the user; the event the extension sets says when that is done."""
+    from notebook_harness import KernelHarness
+
+    with KernelHarness(cwd=str(tmp_path)) as k:
+        k.run(LOADED + "base_now()\n" + AT_CELL_END)
+        assert k.run("%load_ext lash_nb").error == ""
+        waited = k.run(
+            "import json, sys\n"
+            "from lash_nb._notebook.extension import wait_until_warm\n"
+            "done = wait_until_warm(120)\n"
+            f"print(json.dumps({{'done': done, 'at_end': _at_end['load'],\n"
+            f"                  'missing': [m for m in {RUNTIME!r} if m not in sys.modules]}}))",
+            timeout=150)
+        got = json.loads(waited.stdout.strip().splitlines()[-1])
+        assert got == {"done": True, "at_end": [], "missing": []}
+        _first_turn_answers(k)
+
+
+def test_cells_sent_right_behind_load_ext_run_while_the_runtime_is_imported(
+        tmp_path: Path) -> None:
+    """A hurried user runs all cells: the turn and a cell importing lash_nb's names arrive
+    while the warm-up thread imports the runtime. Neither deadlocks nor sees a half-imported
+    module; the turn waits for the thread instead of importing beside it."""
+    from notebook_harness import KernelHarness
+
+    with KernelHarness(cwd=str(tmp_path)) as k:
+        load = k.submit("%load_ext lash_nb\n"
+                        "%config LashMagics.store = ':memory:'\n"
+                        "%config LashMagics.offline_delay_s = 0")
+        names = k.submit("import lash_nb\n"
+                         "from lash_nb import LashCore, TurnInput\n"
+                         "from lash_nb._notebook.widgets.turn import TurnWidget\n"
+                         "print(LashCore.__module__, TurnInput.__name__, TurnWidget.__name__)")
+        turn = k.submit("r = %lash turn hello right away\nprint(str(r.outcome))")
+        for ex in (load, names, turn):
+            k.wait(ex, timeout=120)
+            assert ex.status == "ok", ex.error
         assert turn.stdout.strip().splitlines()[-1] == "finished: assistant_message"
+        assert names.stdout.split() == ["lash_nb._runtime.core", "TurnInput", "TurnWidget"]

@@ -20,11 +20,16 @@ NEW_KERNEL = kernel_serves_widgets_mid_cell()
 def kernel(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("nb")
     with KernelHarness(cwd=str(cwd)) as k:
+        # the widget libraries when the load cell ends: after it, once the kernel is idle,
+        # lash_nb imports what the first turn needs in the background (ADR 116)
+        k.run("import sys\n_widgets = {}\n"
+              "def _at_end(result):\n"
+              "    if result.info.raw_cell.startswith('%load_ext') and not _widgets:\n"
+              "        _widgets['load'] = [m for m in ('anywidget', 'ipywidgets') if m in sys.modules]\n"
+              "get_ipython().events.register('post_run_cell', _at_end)")
         loaded = k.run("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.02")
         k.loaded_stderr = loaded.stderr
-        k.widgets_after_load = k.run(
-            "import sys\nprint([m for m in ('anywidget', 'ipywidgets') if m in sys.modules])"
-        ).stdout.strip()
+        k.widgets_after_load = k.run("print(_widgets['load'])").stdout.strip()
         k.run("%lash open s1 --store lash.duckdb --fresh")
         yield k
 

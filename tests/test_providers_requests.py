@@ -220,3 +220,23 @@ def test_one_client_serves_consecutive_calls_and_a_new_loop_gets_a_new_one() -> 
         asyncio.run(call_once())  # the old client belonged to a closed loop
         assert server.connections == 2
         assert server.errors == [] and len(server.requests) == 3
+
+
+def test_a_buffered_chat_body_that_reports_an_error_is_a_classified_failure_not_an_empty_answer() -> None:
+    """``streaming=False`` against a gateway that answers 200 with ``{"error": ...}`` (as an
+    upstream outage through OpenRouter does): the turn must see the failure, retryable and
+    without the key, not a finished turn with no text."""
+    body = {"error": {"message": f"upstream overloaded (key {KEY})", "code": 529}}
+    script = {"schema": "lash.provider-wire-script.v1", "name": "chat-buffered-error-200",
+              "endpoint": {"method": "POST", "path": "/chat/completions"},
+              "timeline": [{"at": 0, "event": "body", "data": json.dumps(body)}]}
+    provider = OpenAICompatible("https://h/v1", api_key=KEY, model="m-1", streaming=False,
+                                transport=ReplayTransport([script]))
+
+    async def run() -> list[Any]:
+        return [event async for event in provider.stream(request())]
+
+    with pytest.raises(LlmTransportError) as info:
+        asyncio.run(run())
+    assert info.value.kind is ProviderFailureKind.OVERLOADED and info.value.retryable
+    assert "upstream overloaded" in str(info.value) and KEY not in str(info.value)

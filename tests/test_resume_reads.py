@@ -123,12 +123,14 @@ def chain(prefix: str, n: int, parent: str | None, text: str) -> list[SessionNod
 
 
 async def write(path: Path, sid: str, batches: list[list[SessionNode]]) -> None:
-    """Each batch is one commit; the leaf is the last node of the last batch."""
+    """Each batch is one commit; the leaf is the last node of the last batch (which lets the
+    lease go: a later open may take turns)."""
     store = DuckDBStore(path)
     lease = await store.try_acquire_lease(sid, lease_owner_id("test"))
-    for nodes in batches:
+    for i, nodes in enumerate(batches):
         await store.commit(RuntimeCommit(sid, lease, append_nodes=tuple(nodes),
-                                         leaf_node_id=nodes[-1].node_id))
+                                         leaf_node_id=nodes[-1].node_id,
+                                         release_lease=i == len(batches) - 1))
     await store.close()
 
 
@@ -415,11 +417,270 @@ def test_a_fresh_process_opens_and_reads_a_session_without_pyarrow_pandas_or_num
         tmp_path: Path) -> None:
     """Their imports hold the interpreter for a large part of a cold resume; an open and a
     first read need none of them (the first commit imports them)."""
+    assert run_child(_CHILD, tmp_path).split() == ["20", "20"]
+
+
+def run_child(script: str, tmp_path: Path) -> str:
+    """``script`` in a fresh interpreter on a rewound session's file; its stdout."""
     path = tmp_path / "s.duckdb"
     batches, _ = rewound_twice()
     asyncio.run(write(path, "s", batches))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(path)], env=env,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", script, str(path)], env=env,
+                         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["20", "20"]
+    return out.stdout
+
+
+# --------------------------------------------------------------------------- node objects on demand
+
+
+class _Made:
+    """Ids of the ``SessionNode`` objects made while installed (the class is patched)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.ids: list[str] = []
+        init = SessionNode.__init__
+
+        def counting(node: SessionNode, node_id: str, *args: Any, **kw: Any) -> None:
+            self.ids.append(node_id)
+            init(node, node_id, *args, **kw)
+
+        monkeypatch.setattr(SessionNode, "__init__", counting)
+
+
+def _shape(nodes: list[SessionNode]) -> list[tuple[Any, ...]]:
+    return [(n.node_id, n.parent_node_id, n.kind, n.created_at_ms, n.turn_id,
+             n.message.text() if n.message else None) for n in nodes]
+
+
+def _stable(nodes: list[SessionNode], stored: set[str]) -> list[tuple[Any, ...]]:
+    """``_shape`` of the stored nodes; a node made by a turn (fresh ids, the clock) by its
+    text, and whether its parent is the node before it."""
+    out = []
+    for i, n in enumerate(nodes):
+        if n.node_id in stored:
+            out.extend(_shape([n]))
+        else:
+            after = i > 0 and n.parent_node_id == nodes[i - 1].node_id
+            out.append(("new", n.kind, n.message.text() if n.message else None, after))
+    return out
+
+
+@pytest.mark.parametrize("residency", ["active_path_only", "keep_all"])
+def test_an_open_makes_no_node_objects_until_something_asks_for_nodes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, residency: str) -> None:
+    """The next morning: reopen, read the history, take a turn. Node objects for the stored
+    path are made once, when nodes are asked for, and then they are the nodes written."""
+    from lash_nb.testing import scripted
+
+    path = tmp_path / "s.duckdb"
+    batches, expected = rewound_twice()
+    asyncio.run(write(path, "s", batches))
+    by_id = {n.node_id: n for b in batches for n in b}
+    path_ids = ["a" + str(i) for i in range(10)] + ["b" + str(i) for i in range(5)] + [
+        "c" + str(i) for i in range(5)]
+    made = _Made(monkeypatch)
+
+    async def scenario() -> None:
+        core = LashCore.builder().store(DuckDBStore(path)).provider(scripted("noted")).model(
+            "m").build()
+        session = await core.session("s").residency(residency).open()
+        assert made.ids == []  # was one per row read: 20 (active path), 50 (keep_all)
+        before = session.read_view()
+        assert [m.text() for m in before.messages()] == expected
+        await session.turn("one more").run()
+        stored = set(path_ids) if residency == "active_path_only" else set(by_id)
+        assert [i for i in made.ids if i in stored] == []  # a read and a turn made none
+        after = session.read_view()
+        assert [m.text() for m in after.messages()][:20] == expected
+        assert [m.text() for m in after.messages()][20:] == ["one more", "noted"]
+        nodes = after.nodes()  # now they are made, once
+        assert sorted(i for i in made.ids if i in stored) == sorted(stored)
+        assert _shape(nodes[:20]) == _shape([by_id[i] for i in path_ids])
+        assert [n.parent_node_id for n in nodes[1:]] == [n.node_id for n in nodes[:-1]]
+        assert _shape(before.nodes()) == _shape(nodes[:20])  # a view from before: its 20
+        assert before.nodes()[5] is nodes[5]
+        await session.close()
+        await core.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("residency", ["active_path_only", "keep_all"])
+def test_graph_operations_on_stored_rows_match_a_graph_of_nodes_made_at_open(
+        tmp_path: Path, residency: str) -> None:
+    """Turns, rewind, clone and a reopen give the same messages and nodes whether the node
+    objects are made when first asked for (after a turn and a rewind) or right at the open."""
+    from lash_nb.testing import scripted
+
+    results = {}
+    for made_at_open in (False, True):
+        path = tmp_path / f"{made_at_open}.duckdb"
+        batches, _ = rewound_twice()
+        asyncio.run(write(path, "s", batches))
+        ids = {n.node_id for b in batches for n in b}
+
+        async def scenario(path: Path = path, made_at_open: bool = made_at_open,
+                           ids: set[str] = ids) -> list[Any]:
+            core = LashCore.builder().store(DuckDBStore(path)).provider(
+                scripted("first", "second", "third")).model("m").build()
+            session = await core.session("s").residency(residency).open()
+            if made_at_open:
+                session.state.graph.nodes()
+            early = session.read_view()
+            seen: list[Any] = [[m.text() for m in early.messages()]]
+            await session.turn("go on").run()
+            seen.append(len(session.state.graph))
+            session.branch_to("b2")  # rewind into the stored path
+            await session.turn("again").run()
+            seen.append(_stable(early.nodes(), ids))
+            twin = session.clone()
+            seen.append([m.text() for m in twin.read_view().messages()])
+            twin.release()
+            seen.append(_stable(session.read_view().nodes(), ids))
+            orphans = session.state.graph.orphaned_node_ids()
+            seen.append((sorted(set(orphans) & ids), len(orphans)))
+            await session.close()
+            session = await core.session("s").residency(residency).open()  # reopened
+            seen.append([m.text() for m in session.read_view().messages()])
+            seen.append(_stable(session.read_view().nodes(), ids))
+            await session.close()
+            await core.close()
+            return seen
+
+        results[made_at_open] = asyncio.run(scenario())
+    on_demand, at_open = results[False], results[True]
+    assert on_demand == at_open
+    assert on_demand[1] == (22 if residency == "active_path_only" else 52)
+    assert on_demand[3][-3:] == ["second try 2", "again", "second"]
+    assert [n[0] for n in on_demand[4]] == [f"a{i}" for i in range(10)] + [
+        "b0", "b1", "b2", "new", "new"]
+    assert on_demand[4][-2:] == [("new", "message", "again", True),
+                                 ("new", "message", "second", True)]
+    assert len(on_demand[2]) == 20 and on_demand[2][-1][0] == "c4"
+    assert on_demand[5][1] == len(on_demand[5][0]) + 2  # and the first turn: "go on", "first"
+    assert {"b3", "b4", "c0", "c4"} <= set(on_demand[5][0])
+
+
+# --------------------------------------------------------------------------- the background import
+
+
+_IMPORT_CHILD = textwrap.dedent("""
+    import asyncio, json, sys, threading
+    from lash_nb import LashCore
+    from lash_nb.stores import DuckDBStore
+    from lash_nb.testing import scripted
+
+    def importing():
+        return [t for t in threading.enumerate() if t.name == "lash-arrow-import"]
+
+    def state():
+        return {"thread": bool(importing()), "pyarrow": "pyarrow" in sys.modules,
+                "pandas": "pandas" in sys.modules}
+
+    async def main():
+        seen = {}
+        store = DuckDBStore(sys.argv[1])
+        core = LashCore.builder().store(store).provider(scripted("noted")).model("m").build()
+        seen["opened"] = state()
+        session = await core.session("s").residency("active_path_only").open()
+        texts = [m.text() for m in session.read_view().messages()]
+        await store.list_sessions()
+        await store.load_turns("s")
+        await store.load_events("s")
+        await session.queued_work()
+        seen["read"] = state()
+        await session.turn("one more").run()
+        for t in importing():
+            t.join(300)
+        seen["turn"] = state()
+        await session.close()
+        await core.close()  # folds the turn's commits: they need pyarrow
+        store = DuckDBStore(sys.argv[1], read_only=True)
+        got = await store.load_session("s")
+        seen["texts"] = [len(texts), len([n for n in got.nodes if n.message is not None])]
+        await store.close()
+        print(json.dumps(seen))
+
+    asyncio.run(main())
+""")
+
+
+def test_pyarrow_is_imported_in_the_background_when_a_write_is_coming_and_never_for_reads(
+        tmp_path: Path) -> None:
+    """A resume that only reads (open, the history, sessions, turns, events, the queue) does
+    not start the pandas + pyarrow import, whatever the time; the first turn does (its lease
+    comes before its commits), and the fold after it writes the turn's rows with it."""
+    seen = json.loads(run_child(_IMPORT_CHILD, tmp_path).strip().splitlines()[-1])
+    nothing = {"thread": False, "pyarrow": False, "pandas": False}
+    assert seen["opened"] == nothing  # was: an import timer started with the store
+    assert seen["read"] == nothing
+    assert seen["turn"] == {"thread": False, "pyarrow": True, "pandas": True}
+    assert seen["texts"] == [20, 50 + 2]  # the whole graph now holds the turn's two messages
+
+
+def test_a_graph_on_stored_rows_behaves_like_one_on_nodes() -> None:
+    """Rows as an active-path read hands them over (an event among the messages, a root whose
+    parent is gone): the same messages, nodes, errors and branches as the eager graph."""
+    from lash_nb._core.graph import SessionGraph, StoredNodes
+
+    def msg(i: int) -> str:
+        return json.dumps({"id": f"m{i}", "role": "user", "parts": [
+            {"id": f"m{i}.p0", "kind": "text", "content": f"text {i}"}]})
+
+    rows = [("m0", None, T0, "t0", msg(0)), ("m1", None, T0 + 1, "t0", msg(1)),
+            ("e0", "event", T0 + 2, None, '{"type": "compaction"}'),
+            ("m2", None, T0 + 3, "t1", msg(2))]
+    eager_nodes = [SessionNode(r[0], p, r[1] or "message", None, None, r[2], r[3], r[4])
+                   for r, p in zip(rows, ["gone", "m0", "m1", "e0"], strict=True)]
+    lazy = SessionGraph.from_active_path(StoredNodes(list(rows), "gone"))
+    eager = SessionGraph.from_active_path(eager_nodes)
+    for g in (lazy, eager):
+        assert [m.text() for m in g.messages()] == ["text 0", "text 1", "text 2"]
+        assert len(g) == 4 and "e0" in g and "nope" not in g
+        early = g.view()
+        with pytest.raises(ValueError, match="already in the session graph"):
+            g.append(text_node("m1", "m2", "again"))
+        g.append(text_node("x", "m2", "appended"))
+        assert [n.node_id for n in early.nodes()] == ["m0", "m1", "e0", "m2"]
+    assert lazy.nodes() == eager.nodes()
+    assert [n.parent_node_id for n in lazy.nodes()] == ["gone", "m0", "m1", "e0", "m2"]
+    assert lazy.get("e0") is not None and lazy.get("e0").payload == {"type": "compaction"}  # type: ignore[union-attr]
+    for g in (lazy, eager):
+        g.branch_to("m1")
+        g.append(text_node("y", "m1", "branch"))
+        assert [m.text() for m in g.messages()] == ["text 0", "text 1", "branch"]
+        assert g.orphaned_node_ids() == ["e0", "m2", "x"]
+
+
+def _rows6(links: list[tuple[str, str | None]]) -> list[tuple[Any, ...]]:
+    """Whole-graph rows (stored order) of text messages: ``(node_id, parent)`` pairs."""
+    return [(i, None, T0, "t1", json.dumps({"id": i, "role": "user", "parts": [
+        {"id": f"{i}.p0", "kind": "text", "content": f"text {i}"}]}), parent)
+        for i, parent in links]
+
+
+@pytest.mark.parametrize(("links", "leaf", "path"), [
+    ([("a", None), ("b", "a"), ("c", "b")], "c", "abc"),
+    ([("a", None), ("b", "a"), ("c", "b"), ("d", "a"), ("e", "d"), ("f", "c")], "e", "ade"),
+    ([("a", None), ("b", "a"), ("c", "b"), ("d", "a"), ("e", "d")], "c", "abc"),
+    ([("c", "b"), ("x", "a"), ("a", None), ("b", "a")], "c", "abc"),  # children first
+    ([("a", "gone"), ("b", "a")], "b", "ab"),  # a root whose parent was deleted
+    ([("a", "c"), ("b", "a"), ("c", "b")], "c", "abc"),  # the links loop
+    ([("a", None), ("b", "a")], "zzz", "ab"),  # a leaf that is not stored: healed to b
+    ([("a", None), ("b", "a")], None, "ab"),  # no leaf: the last node
+])
+def test_a_whole_graph_of_stored_rows_walks_to_the_same_path_as_one_of_nodes(
+        links: list[tuple[str, str | None]], leaf: str | None, path: str) -> None:
+    from lash_nb._core.graph import SessionGraph, StoredNodes
+
+    rows = _rows6(links)
+    eager = SessionGraph(StoredNodes(rows).nodes(), leaf)
+    lazy = SessionGraph.from_stored(StoredNodes(rows), leaf)
+    assert [m.text() for m in lazy.messages()] == [f"text {i}" for i in path]
+    for g in (eager, lazy):
+        assert "".join(n.node_id for n in g.active_path()) == path
+    assert (lazy.leaf_node_id, lazy.replace_required) == (eager.leaf_node_id, eager.replace_required)
+    assert lazy.nodes() == eager.nodes()
+    assert lazy.orphaned_node_ids() == eager.orphaned_node_ids()

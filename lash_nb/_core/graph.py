@@ -10,13 +10,22 @@ Theory of operation
   which is what makes read views and model requests cheap at any history length.
 - ``replace_required`` is set when the next commit must rewrite the stored graph in full
   (open_fresh, active-path residency heal, healed orphan leaf).
+- A graph opened from a store's active-path read (:class:`StoredNodes`: the path's rows kept
+  as they were fetched) makes no node objects until something asks for nodes: its messages
+  are decoded straight from the rows, and appends go to a tail. The first call that needs
+  nodes (``nodes``, ``get``, ``branch_to``, ...) makes them all at once, reusing any message
+  already decoded, and from then on the graph is the plain one above. Views taken before
+  that resolve to the same list.
 """
 
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import ne
 from typing import Any
 
 from .records import Message
@@ -149,6 +158,126 @@ def _loads(text: str) -> Any:
     return value if end == len(text) else json.loads(text)
 
 
+class StoredNodes(Sequence[SessionNode]):
+    """Node rows as a store read them, in stored order: ``(node_id, kind or None for
+    "message", created_at_ms, turn_id, content as stored JSON text, parent_node_id)``. An
+    active-path read leaves the parent out: its rows are the path, root first, each node
+    parented on the row before it (the root on ``root_parent``). Node objects are made on
+    first access, all at once; until then the rows are all there is."""
+
+    __slots__ = ("_made", "root_parent", "rows")
+
+    def __init__(self, rows: list[tuple[Any, ...]], root_parent: str | None = None) -> None:
+        self.rows = rows
+        self.root_parent = root_parent
+        self._made: list[SessionNode] | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._made[i] if self._made is not None else self.nodes()[i]
+
+    def __iter__(self) -> Iterator[SessionNode]:
+        return iter(self._made if self._made is not None else self.nodes())
+
+    def __repr__(self) -> str:
+        return f"StoredNodes({len(self.rows)} nodes)"
+
+    @property
+    def leaf_id(self) -> str | None:
+        return self.rows[-1][0] if self.rows else None
+
+    def walk(self, leaf: str) -> list[range] | None:
+        """The rows of the path from the root to ``leaf`` as runs of rows, root first; None
+        when ``leaf`` is not a row or the parent links loop (the eager graph handles those).
+        Appends leave each node's parent in the row before it, so the rows fall into runs;
+        the walk goes run by run (one step per rewind or clone, not one per node)."""
+        rows = self.rows
+        n = len(rows)
+        if not n:
+            return None
+        if len(rows[0]) < 6:  # an active path: every row
+            return [range(n)] if rows[-1][0] == leaf else None
+        ids = [r[0] for r in rows]
+        # row i starts a run when its parent is not the row before it
+        starts = [0, *compress(range(1, n), map(ne, (r[5] for r in rows[1:]), ids))]
+        index: dict[str, int] | None = None  # made on the first jump (a linear graph: none)
+        at: int | None = n - 1
+        if ids[-1] != leaf:
+            index = dict(zip(ids, range(n), strict=True))
+            at = index.get(leaf)
+        runs: list[range] = []
+        taken = 0
+        while at is not None:
+            start = starts[bisect_right(starts, at) - 1]
+            runs.append(range(start, at + 1))
+            taken += at + 1 - start
+            if taken > n:
+                return None  # the links loop
+            if (parent := rows[start][5]) is None:
+                break
+            if index is None:
+                index = dict(zip(ids, range(n), strict=True))
+            at = index.get(parent)  # None: a parent that is gone, so this is the root
+        runs.reverse()
+        return runs or None
+
+    def messages(self, path: Sequence[int] | None = None) -> list[Message]:
+        """The messages of the rows at ``path`` (None: every row), decoded (not kept here)."""
+        rows, from_json = self.rows, Message.from_json
+        if self._made is not None:
+            made = self._made if path is None else [self._made[i] for i in path]
+            return [m for n in made if n.kind == "message" and (m := n.message) is not None]
+        if path is None:
+            return [from_json(_loads(r[4])) for r in rows if r[1] is None]
+        return [from_json(_loads(r[4])) for i in path if (r := rows[i])[1] is None]
+
+    def nodes(self, path: Sequence[int] | None = None,
+              decoded: Sequence[Message] | None = None) -> list[SessionNode]:
+        """The node objects (a new list each call; made once). ``decoded``: the messages
+        :meth:`messages` returned for ``path``, taken instead of the stored text."""
+        made = self._made
+        if made is None:
+            rows = self.rows
+            at: dict[int, Message] = {}
+            if decoded is not None:
+                on = range(len(rows)) if path is None else path
+                at = dict(zip((i for i in on if rows[i][1] is None), decoded, strict=False))
+            whole = bool(rows) and len(rows[0]) > 5
+            parent = self.root_parent
+            made = []
+            for i, r in enumerate(rows):
+                if whole:
+                    parent = r[5]
+                m = at.get(i) if at else None
+                if m is not None:
+                    made.append(SessionNode(r[0], parent, "message", m, None, r[2], r[3]))
+                else:
+                    made.append(SessionNode(r[0], parent, r[1] or "message", None, None, r[2],
+                                            r[3], r[4]))
+                parent = r[0]
+            self._made = made
+        return list(made)
+
+
+class _PendingPath:
+    """The path list of a graph whose nodes are not made yet (a view taken then asks it)."""
+
+    __slots__ = ("graph", "path")
+
+    def __init__(self, graph: SessionGraph) -> None:
+        self.graph: SessionGraph | None = graph
+        self.path: list[SessionNode] | None = None
+
+    def resolve(self) -> list[SessionNode]:
+        if self.path is None:
+            assert self.graph is not None
+            self.graph._ready()
+        assert self.path is not None
+        return self.path
+
+
 class GraphView(Sequence[Message]):
     """An O(1) snapshot of the active path's messages (a sequence of :class:`Message`).
 
@@ -157,7 +286,8 @@ class GraphView(Sequence[Message]):
 
     __slots__ = ("_m", "_msgs", "_n", "_path")
 
-    def __init__(self, path: list[SessionNode], n: int, msgs: list[Message], m: int) -> None:
+    def __init__(self, path: list[SessionNode] | _PendingPath, n: int, msgs: list[Message],
+                 m: int) -> None:
         self._path, self._n, self._msgs, self._m = path, n, msgs, m
 
     def __len__(self) -> int:
@@ -178,7 +308,10 @@ class GraphView(Sequence[Message]):
             yield msgs[i]
 
     def nodes(self) -> list[SessionNode]:
-        return self._path[: self._n]
+        path = self._path
+        if isinstance(path, _PendingPath):
+            path = path.resolve()
+        return path[: self._n]
 
     def backing(self) -> tuple[list[Message], int]:
         """The list this view reads and its length. While the list is the graph's path, it
@@ -192,13 +325,30 @@ class SessionGraph:
     @classmethod
     def from_active_path(cls, path: Sequence[SessionNode]) -> SessionGraph:
         """A graph of just an active path (root first, as an active-path load returns it):
-        the leaf is its last node, so no walk over parent links is needed."""
+        the leaf is its last node, so no walk over parent links is needed. A
+        :class:`StoredNodes` whose nodes are not made yet is kept as it is (see the module)."""
+        if isinstance(path, StoredNodes) and path.leaf_id is not None:
+            return cls.from_stored(path, path.leaf_id)
         g = cls()
         for n in path:
             g._nodes[n.node_id] = n
         g._order = list(path)
         g._path = list(path)
         g.leaf_node_id = path[-1].node_id if path else None
+        return g
+
+    @classmethod
+    def from_stored(cls, stored: StoredNodes, leaf_node_id: str | None) -> SessionGraph:
+        """A graph of rows as a store read them (see the module): no node objects yet, when
+        the leaf is among them and the path to it is a plain walk; else made now."""
+        runs = stored.walk(leaf_node_id) if leaf_node_id is not None and stored._made is None else None
+        if runs is None:
+            return cls(stored.nodes(), leaf_node_id)
+        g = cls()
+        g._stored, g._pending, g.leaf_node_id = stored, _PendingPath(g), leaf_node_id
+        if runs != [range(len(stored))]:
+            g._stored_path = [i for run in runs for i in run]
+        g._stored_path_len = sum(map(len, runs))
         return g
 
     def __init__(self, nodes: Sequence[SessionNode] = (), leaf_node_id: str | None = None) -> None:
@@ -213,28 +363,47 @@ class SessionGraph:
         self.replace_required = False
         self._path: list[SessionNode] = []
         self._path_msgs: list[Message] | None = None  # built on first read (_messages)
+        self._stored: StoredNodes | None = None  # nodes not made yet: the stored rows,
+        self._stored_path: list[int] | None = None  # the path's rows among them (None: all),
+        self._stored_path_len = 0
+        self._tail: list[SessionNode] = []  # then nodes appended since
+        self._pending: _PendingPath | None = None
+        self._ids: set[str] | None = None
         if self.leaf_node_id is not None and self.leaf_node_id not in self._nodes:
             self._heal_orphaned_leaf()
         self._rebuild_path()
 
     # ------------------------------------------------------------------ reads
     def __len__(self) -> int:
+        if self._stored is not None:
+            return len(self._stored) + len(self._tail)
         return len(self._order)
 
     def __contains__(self, node_id: object) -> bool:
+        if self._stored is not None:
+            if self._ids is None:
+                self._ids = {r[0] for r in self._stored.rows}
+                self._ids.update(n.node_id for n in self._tail)
+            return node_id in self._ids
         return node_id in self._nodes
 
     def get(self, node_id: str) -> SessionNode | None:
+        self._ready()
         return self._nodes.get(node_id)
 
     def nodes(self) -> list[SessionNode]:
+        self._ready()
         return list(self._order)
 
     def active_path(self) -> list[SessionNode]:
+        self._ready()
         return list(self._path)
 
     def view(self) -> GraphView:
         msgs = self._messages()
+        if self._pending is not None and self._stored is not None:
+            return GraphView(self._pending, self._stored_path_len + len(self._tail), msgs,
+                             len(msgs))
         return GraphView(self._path, len(self._path), msgs, len(msgs))
 
     def messages(self) -> list[Message]:
@@ -243,48 +412,81 @@ class SessionGraph:
     def _messages(self) -> list[Message]:
         """The active path's messages, decoded the first time they are read."""
         if self._path_msgs is None:
-            self._path_msgs = [m for n in self._path if n.kind == "message" and (m := n.message) is not None]
+            if self._stored is not None:
+                msgs = self._stored.messages(self._stored_path)
+                msgs += [m for n in self._tail if n.kind == "message" and (m := n.message) is not None]
+            else:
+                msgs = [m for n in self._path if n.kind == "message" and (m := n.message) is not None]
+            self._path_msgs = msgs
         return self._path_msgs
 
     def orphaned_node_ids(self) -> list[str]:
+        self._ready()
         on_path = {n.node_id for n in self._path}
         return [n.node_id for n in self._order if n.node_id not in on_path]
 
     def children(self, node_id: str | None) -> list[SessionNode]:
+        self._ready()
         return [n for n in self._order if n.parent_node_id == node_id]
 
     # ------------------------------------------------------------------ writes
     def append(self, node: SessionNode) -> SessionNode:
-        if node.node_id in self._nodes:
+        if node.node_id in self:
             raise ValueError(f"node id {node.node_id!r} already in the session graph")
         if node.parent_node_id != self.leaf_node_id:
             raise ValueError("appended nodes must parent on the current leaf")
-        self._nodes[node.node_id] = node
-        self._order.append(node)
         self.leaf_node_id = node.node_id
-        self._path.append(node)
+        if self._stored is not None:
+            self._tail.append(node)
+            if self._ids is not None:
+                self._ids.add(node.node_id)
+        else:
+            self._nodes[node.node_id] = node
+            self._order.append(node)
+            self._path.append(node)
         if self._path_msgs is not None and node.kind == "message" and node.message is not None:
             self._path_msgs.append(node.message)
         return node
 
     def branch_to(self, node_id: str | None) -> None:
         """Move the leaf to ``node_id`` (``None`` = before the first node)."""
+        self._ready()
         if node_id is not None and node_id not in self._nodes:
             raise KeyError(f"no node {node_id!r} in this session graph")
         self.leaf_node_id = node_id
         self._rebuild_path()
 
     def fork_current_path(self) -> SessionGraph:
+        self._ready()
         g = SessionGraph(self._path, self.leaf_node_id)
         return g
 
     def tombstone(self, node_ids: Sequence[str]) -> None:
+        self._ready()
         drop = set(node_ids) - {n.node_id for n in self._path}
         self._order = [n for n in self._order if n.node_id not in drop]
         for d in drop:
             self._nodes.pop(d, None)
 
     # ------------------------------------------------------------------ internals
+    def _ready(self) -> None:
+        """Make the node objects of a graph opened from a :class:`StoredNodes` (once)."""
+        stored = self._stored
+        if stored is None:
+            return
+        made = stored.nodes(self._stored_path, self._path_msgs)
+        on = self._stored_path
+        path = list(made) if on is None else [made[i] for i in on]
+        path += self._tail
+        made += self._tail
+        self._stored, self._stored_path, self._tail, self._ids = None, None, [], None
+        self._nodes = {n.node_id: n for n in made}
+        self._order = made
+        self._path = path  # extended in place from here on, like any path list
+        if self._pending is not None:
+            self._pending.path, self._pending.graph = path, None
+            self._pending = None
+
     def _heal_orphaned_leaf(self) -> None:
         for n in reversed(self._order):
             if n.kind == "message":

@@ -11,12 +11,23 @@ cell: on ipykernel >= 7.4 widget messages (Stop) are handled while it waits, and
 interrupt arrives as ``CancelledError`` in the turn (see ``runner.py``). Older kernels handle
 one message at a time: the turn still streams and the interrupt still stops it, but a Stop click
 waits for the cell, so loading says so in one line (ADR 23).
+
+In a kernel, once the cell that loaded the extension has ended and the kernel has said it is
+idle, a background thread imports what the first ``%lash`` turn needs (the turn verb, the
+runtime, the turn widget with anywidget, the DuckDB store): the load stays as quick to idle as
+before (ADR 80), and the first turn, a few seconds later, finds those modules imported
+(ADR 116). It imports only while the kernel is idle; a ``%lash`` that comes while it still
+imports stops it after the module in hand and waits for that, so the two never import
+lash_nb's modules at the same time. ``LASH_NB_WARM_IMPORTS=0`` turns the thread off.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
+import threading
+from importlib import import_module
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -60,11 +71,134 @@ def _magics() -> LashMagics:
 
 
 async def run_line(line: str, assigned: bool = False) -> Any:
-    return await _magics().dispatch(line, None, assigned=assigned)
+    magics = _magics()
+    wait_for_warm_imports()
+    return await magics.dispatch(line, None, assigned=assigned)
 
 
 async def run_cell(line: str, body: str) -> Any:
-    return await _magics().dispatch(line, body, assigned=False)
+    magics = _magics()
+    wait_for_warm_imports()
+    return await magics.dispatch(line, body, assigned=False)
+
+
+# what the first `%lash turn` imports beyond the extension: the turn verb, the runtime
+# (records, turn machine, memory store), the turn widget (anywidget, ipywidgets, markdown-it),
+# then the DuckDB store and duckdb (the default `LashMagics.store` is a file; last, as a
+# `:memory:` or PostgreSQL store does not need them); not pandas or pyarrow, which a turn
+# does not use
+WARM_MODULES = ("lash_nb._notebook.verbs_turn", "lash_nb._runtime.core",
+                "lash_nb._notebook.widgets.turn", "lash_nb._store.duckdb", "duckdb")
+WARM_WAIT_S = 120.0
+warmed = threading.Event()  # set when the warm-up thread has imported WARM_MODULES (or stopped)
+
+
+class _Warm:
+    """The warm-up's state, shared by the kernel's threads under one condition: the kernel is
+    idle (as last published on its shell channel), a cell waits for the warm-up, a ``%lash``
+    asked it to stop."""
+
+    def __init__(self) -> None:
+        self.cv = threading.Condition()
+        self.idle = False
+        self.waiters = 0
+        self.stop = False
+        self.thread: threading.Thread | None = None
+
+    def may_import(self) -> bool:
+        return self.stop or self.idle or self.waiters > 0
+
+    def run(self) -> None:
+        try:
+            for name in WARM_MODULES:
+                with self.cv:  # a cell the user runs meanwhile has the interpreter to itself
+                    self.cv.wait_for(self.may_import)
+                    if self.stop:
+                        break
+                try:
+                    import_module(name)
+                except Exception:  # the first turn imports it again and says why
+                    continue
+        finally:
+            warmed.set()
+
+    def kernel_status(self, idle: bool) -> None:
+        """On the IOPub thread, right after the status message went out."""
+        with self.cv:
+            self.idle = idle
+            if idle and self.thread is None:
+                self.thread = threading.Thread(target=self.run, name="lash_nb-warm-imports",
+                                               daemon=True)
+                self.thread.start()
+            self.cv.notify_all()
+
+
+_warm = _Warm()
+_warm_arranged = False
+
+
+def wait_for_warm_imports() -> None:
+    """Called by each ``%lash`` before it imports anything: a warm-up thread still importing
+    stops after the module in hand and this waits for it, so the cell's thread and it never
+    import lash_nb's modules at once (two threads importing modules that import each other
+    can deadlock); the turn imports what is left itself, only what it needs."""
+    thread = _warm.thread
+    if thread is None or thread is threading.current_thread() or not thread.is_alive():
+        return
+    with _warm.cv:
+        _warm.stop = True
+        _warm.cv.notify_all()
+    thread.join(WARM_WAIT_S)
+
+
+def wait_until_warm(timeout: float = WARM_WAIT_S) -> bool:
+    """From a cell: let the warm-up import while this cell waits, until it is done; False if
+    none was arranged (not a kernel, or ``LASH_NB_WARM_IMPORTS=0``) or it took over ``timeout``."""
+    with _warm.cv:
+        if not _warm_arranged:
+            return False
+        _warm.waiters += 1
+        _warm.cv.notify_all()
+    try:
+        return warmed.wait(timeout)
+    finally:
+        with _warm.cv:
+            _warm.waiters -= 1
+
+
+def warm_after_idle(ip: Any) -> bool:
+    """Arrange the warm-up: a thread that imports WARM_MODULES, started when the kernel next
+    publishes ``idle`` on its shell channel (the cell that loads the extension has ended and
+    its reply has gone out), importing only while the kernel stays idle, so it competes
+    neither with the load nor with a cell the user runs next. Only in a kernel (a terminal
+    shell has no idle to wait for, and a script's next line needs no head start); returns
+    whether it was arranged."""
+    global _warm_arranged
+    kernel = getattr(ip, "kernel", None)
+    publish = getattr(kernel, "_publish_status", None)
+    if (kernel is None or not callable(publish) or _warm_arranged
+            or os.environ.get("LASH_NB_WARM_IMPORTS", "1") == "0"):
+        return False
+    # the IOPub thread sends each status message; a callback queued behind it runs once it is
+    # sent, in the order the statuses were published
+    schedule = getattr(getattr(kernel, "iopub_thread", None), "schedule", None)
+
+    def publish_and_track(status: Any, *args: Any, **kwargs: Any) -> Any:
+        out = publish(status, *args, **kwargs)
+        channel = args[0] if args else kwargs.get("channel")
+        if channel == "shell" and status in ("busy", "idle"):
+            if warmed.is_set():
+                if vars(kernel).get("_publish_status") is publish_and_track:
+                    del kernel._publish_status  # the class's own method again
+            elif callable(schedule):
+                schedule(lambda: _warm.kernel_status(status == "idle"))
+            else:
+                _warm.kernel_status(status == "idle")
+        return out
+
+    kernel._publish_status = publish_and_track
+    _warm_arranged = True
+    return True
 
 
 STOP_NEEDS = (7, 4)
@@ -112,6 +246,7 @@ def load_ipython_extension(ip: Any) -> None:
     cleanup = ip.input_transformers_cleanup
     if transform_lash not in cleanup:
         cleanup.insert(0, transform_lash)
+    warm_after_idle(ip)
 
 
 def unload_ipython_extension(ip: Any) -> None:

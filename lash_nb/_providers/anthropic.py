@@ -18,8 +18,7 @@ provider's key is not kept for replay (scrubbing it would break its signature).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import aclosing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +31,6 @@ from lash_nb._core.llm import (
     LlmRequest,
     LlmResponse,
     LlmStreamEvent,
-    LlmTransportError,
     ReasoningTextDelta,
     TerminalReason,
     TextDelta,
@@ -40,12 +38,11 @@ from lash_nb._core.llm import (
 )
 from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._core.usage import TokenUsage
-from lash_nb._errors import ConfigurationError
 
-from . import classify, media
-from .exchange import ATTEMPT_TIMEOUT_S, HttpProvider, parse_json_event
+from . import media, replay
+from .exchange import ATTEMPT_TIMEOUT_S, HttpProvider
 from .openai_compat import MESSAGES_MARK, MESSAGES_MARK_JSON
-from .sse import MAX_EVENT_BYTES
+from .sse import MAX_EVENT_BYTES, SseEvent
 
 API_VERSION = "2023-06-01"
 BETA = "fine-grained-tool-streaming-2025-05-14"
@@ -190,13 +187,8 @@ def _blocks(message: Message, thinking_model: str | None = None,
 def thinking_block(raw: str | None, model: str) -> dict[str, Any] | None:
     """The thinking / redacted_thinking block kept in a part's ``replay``, if it is
     Anthropic's, for ``model``, and whole (a thinking block needs its signature)."""
-    try:
-        data = json.loads(raw) if raw else None
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or data.get("api") != REPLAY_API or data.get("model") != model:
-        return None
-    block = data.get("block")
+    data = replay.kept(raw, REPLAY_API, model)
+    block = data.get("block") if data is not None else None
     if not isinstance(block, dict):
         return None
     if block.get("type") == "thinking" and isinstance(block.get("thinking"), str) and block.get("signature"):
@@ -314,7 +306,7 @@ class MessagesAccumulator:
             kept = {"type": "thinking", "thinking": joined, "signature": block.signature}
         else:
             return None
-        return json.dumps({"api": REPLAY_API, "model": self.request_model, "block": kept})
+        return replay.keep(REPLAY_API, self.request_model, "block", kept)
 
     def response(self, request_id: str | None) -> LlmResponse:
         parts: list[LlmPart] = []
@@ -335,8 +327,10 @@ class MessagesAccumulator:
         )
 
 
-class Anthropic(HttpProvider):
+class Anthropic(HttpProvider[MessagesAccumulator]):
     """Anthropic Messages API provider; ``api_key`` falls back to ``$ANTHROPIC_API_KEY``."""
+
+    terminal_evidence = "message_stop"
 
     def __init__(
         self,
@@ -355,13 +349,11 @@ class Anthropic(HttpProvider):
         max_event_bytes: int = MAX_EVENT_BYTES,
         kind: str = "anthropic",
     ) -> None:
-        self.kind = kind
-        self.base_url = base_url.rstrip("/")
-        self.model = model
         self.max_tokens = max_tokens
         self.thinking_budget = thinking_budget
-        self._setup_http(kind=kind, api_key=api_key, api_key_env=api_key_env, headers=headers,
-                         transport=transport, timeout=timeout, chunk_timeout=chunk_timeout,
+        self._setup_http(kind=kind, base_url=base_url, model=model, api_key=api_key,
+                         api_key_env=api_key_env, headers=headers, transport=transport,
+                         timeout=timeout, chunk_timeout=chunk_timeout,
                          attempt_timeout=attempt_timeout, max_event_bytes=max_event_bytes)
         self._messages_cache = AnthropicMessagesCache()
 
@@ -372,9 +364,7 @@ class Anthropic(HttpProvider):
 
     def payload(self, request: LlmRequest, *,
                 _parts: tuple[str | None, list[Any]] | None = None) -> dict[str, Any]:
-        model = request.model or self.model
-        if not model:
-            raise ConfigurationError("anthropic: no model; pass model= to Anthropic(...) or the request")
+        model = self._model(request, "Anthropic(...)")
         system, messages = (anthropic_messages(request, model if self.thinking_budget else None)
                             if _parts is None else _parts)
         body: dict[str, Any] = {"model": model, "max_tokens": request.max_output_tokens or self.max_tokens,
@@ -391,12 +381,9 @@ class Anthropic(HttpProvider):
 
     def build_http_request(self, request: LlmRequest) -> httpx.Request:
         """The exact HTTP request :meth:`stream` sends (for inspection and tests)."""
-        headers = {"content-type": "application/json", "accept": "text/event-stream",
-                   "anthropic-version": API_VERSION, "anthropic-beta": BETA, **self._headers}
-        if self._secret:
-            headers["x-api-key"] = self._secret.reveal()
-        return httpx.Request("POST", f"{self.base_url}/v1/messages", headers=headers,
-                             content=self.body_bytes(request))
+        return self._post(f"{self.base_url}/v1/messages", self.body_bytes(request),
+                          auth=("x-api-key", ""),
+                          fixed={"anthropic-version": API_VERSION, "anthropic-beta": BETA})
 
     def body_bytes(self, request: LlmRequest) -> bytes:
         """``json.dumps(self.payload(request)).encode()``, with the history's messages encoded
@@ -413,33 +400,15 @@ class Anthropic(HttpProvider):
                 return b"".join((head.encode(), b"[", *chunks, b"]", tail.encode()))
         return json.dumps(self.payload(request)).encode()
 
-    async def stream(self, request: LlmRequest) -> AsyncIterator[LlmStreamEvent]:
-        http_request = self.build_http_request(request)
-        acc = MessagesAccumulator(request_model=request.model or self.model or "",
-                                  scrub_exact=self._exchange.scrubber.scrub_exact)
-        meta: dict[str, Any] = {"request_id": None}
-        guard = self._delta_scrub()
-        try:
-            async with aclosing(self._exchange.sse(http_request, key_hint=self._key_hint,
-                                                   meta=meta)) as events:
-                async for sse in events:
-                    if meta.get("draining"):
-                        continue  # only reading to the end so the connection can be reused
-                    data = parse_json_event(self.kind, sse, meta["request_id"], acc.started,
-                                            self._exchange.scrub)
-                    if not isinstance(data, dict):
-                        continue
-                    if data.get("type") == "error" or sse.event == "error":
-                        raise classify.classify_stream_error(
-                            data, provider=self.kind, request_id=meta["request_id"],
-                            output_started=acc.started, scrub=self._exchange.scrub)
-                    for event in guard.apply(acc.apply(data)):
-                        yield event
-                    if acc.saw_stop:
-                        meta["draining"] = True
-        except LlmTransportError as err:
-            for event in self._failed_stream(err, acc, guard, meta):
-                yield event
-            raise
-        for event in self._end_stream(acc, guard, meta, terminal=bool(acc.saw_stop), what="message_stop"):
-            yield event
+    def _accumulator(self, request: LlmRequest) -> MessagesAccumulator:
+        return MessagesAccumulator(request_model=request.model or self.model or "",
+                                   scrub_exact=self._exchange.scrubber.scrub_exact)
+
+    def _fold(self, acc: MessagesAccumulator, data: Mapping[str, Any], event: SseEvent | None,
+              meta: dict[str, Any]) -> list[LlmStreamEvent]:
+        if data.get("type") == "error" or (event is not None and event.event == "error"):
+            raise self._stream_error(data, acc, meta)
+        return acc.apply(data)
+
+    def _finished(self, acc: MessagesAccumulator) -> bool:
+        return acc.saw_stop

@@ -27,12 +27,21 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
-from typing import Any
+from contextlib import aclosing
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 
-from lash_nb._core.llm import Completed, LlmResponse, LlmStreamEvent, LlmTransportError, ProviderFailureKind
+from lash_nb._core.llm import (
+    Completed,
+    LlmRequest,
+    LlmResponse,
+    LlmStreamEvent,
+    LlmTransportError,
+    ProviderFailureKind,
+)
 from lash_nb._core.secrets import Scrubber
+from lash_nb._errors import ConfigurationError
 
 from . import classify
 from .redaction import LOG_SCRUB, DeltaScrub, scrubbed_response
@@ -279,11 +288,33 @@ class HttpExchange:
         return data
 
 
-class HttpProvider:
+class Accumulator(Protocol):
+    """What a provider's stream parser keeps: whether visible output started, and the final
+    response it folds the events into."""
+
+    started: bool
+
+    def response(self, request_id: str | None) -> LlmResponse: ...
+
+
+A = TypeVar("A", bound=Accumulator)
+BEARER = ("authorization", "Bearer ")  # (auth header, prefix of the key)
+
+
+class HttpProvider(Generic[A]):
     """What the HTTP providers share: the API key (from the argument or the environment,
-    kept in a :class:`Secret`), extra headers, and one :class:`HttpExchange`."""
+    kept in a :class:`Secret`), base URL, model, extra headers, one :class:`HttpExchange`,
+    and :meth:`stream`, one model call, whose steps a provider fills in with its wire format:
+    :meth:`build_http_request`, :meth:`_accumulator` (its parser), :meth:`_skips` (events
+    before parsing), :meth:`_fold` (one parsed event or body), :meth:`_finished` (the answer
+    is whole: read the rest of the body only to reuse the connection) and :meth:`_terminal`
+    (the evidence of a complete answer, named by ``terminal_evidence``)."""
 
     kind: str
+    base_url: str
+    model: str | None
+    streaming: bool = True
+    terminal_evidence: str
     _secret: Secret | None
     _key_hint: str
     _headers: dict[str, str]
@@ -298,11 +329,15 @@ class HttpProvider:
         return check_media(media_type, f"the {self.kind} provider", kind=self.kind, model=model)
 
     def _setup_http(
-        self, *, kind: str, api_key: str | None, api_key_env: str | None,
-        headers: Mapping[str, str] | None, transport: httpx.AsyncBaseTransport | None,
-        timeout: float | httpx.Timeout, chunk_timeout: float,
-        attempt_timeout: float | None = ATTEMPT_TIMEOUT_S, max_event_bytes: int = MAX_EVENT_BYTES,
+        self, *, kind: str, base_url: str, model: str | None, api_key: str | None,
+        api_key_env: str | None, headers: Mapping[str, str] | None,
+        transport: httpx.AsyncBaseTransport | None, timeout: float | httpx.Timeout,
+        chunk_timeout: float, attempt_timeout: float | None = ATTEMPT_TIMEOUT_S,
+        max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
+        self.kind = kind
+        self.base_url = base_url.rstrip("/")
+        self.model = model
         key = api_key if api_key is not None else (os.environ.get(api_key_env) if api_key_env else None)
         self._secret = Secret(key) if key else None
         self._key_hint = "the api_key= argument" + (f" or ${api_key_env}" if api_key_env else "")
@@ -316,6 +351,86 @@ class HttpProvider:
     def _key_state(self) -> str:
         return "set" if self._secret else "none"
 
+    def _model(self, request: LlmRequest, where: str = "the provider") -> str:
+        """The request's model, else the provider's; neither is a one-line error."""
+        model = request.model or self.model
+        if not model:
+            raise ConfigurationError(f"{self.kind}: no model; pass model= to {where} or the request")
+        return model
+
+    def _post(self, url: str, content: bytes, *, auth: tuple[str, str],
+              fixed: Mapping[str, str] | None = None) -> httpx.Request:
+        """A JSON POST: content type, accept, the API's ``fixed`` headers, the user's
+        headers, then the key in the ``auth`` header (name, prefix)."""
+        headers = {"content-type": "application/json",
+                   "accept": "text/event-stream" if self.streaming else "application/json",
+                   **(fixed or {}), **self._headers}
+        if self._secret:
+            headers[auth[0]] = auth[1] + self._secret.reveal()
+        return httpx.Request("POST", url, headers=headers, content=content)
+
+    def build_http_request(self, request: LlmRequest) -> httpx.Request:
+        """The exact HTTP request :meth:`stream` sends (for inspection and tests)."""
+        raise NotImplementedError
+
+    def _accumulator(self, request: LlmRequest) -> A:
+        raise NotImplementedError
+
+    def _skips(self, event: SseEvent, acc: A, meta: dict[str, Any]) -> bool:
+        """Whether to pass over ``event`` unparsed: by default, once the answer is whole."""
+        return bool(meta.get("draining"))
+
+    def _fold(self, acc: A, data: Mapping[str, Any], event: SseEvent | None,
+              meta: dict[str, Any]) -> list[LlmStreamEvent]:
+        """Fold one parsed SSE ``event`` (None: the buffered body) into ``acc``; raise the
+        classified failure an error event carries."""
+        raise NotImplementedError
+
+    def _finished(self, acc: A) -> bool:
+        return False
+
+    def _terminal(self, acc: A) -> bool:
+        """Whether the answer came whole; by default, what :meth:`_finished` says."""
+        return self._finished(acc)
+
+    def _stream_error(self, data: Mapping[str, Any], acc: A,
+                      meta: dict[str, Any]) -> LlmTransportError:
+        return classify.classify_stream_error(
+            data, provider=self.kind, request_id=meta["request_id"],
+            output_started=acc.started, scrub=self._exchange.scrub)
+
+    async def stream(self, request: LlmRequest) -> AsyncIterator[LlmStreamEvent]:
+        http_request = self.build_http_request(request)
+        acc = self._accumulator(request)
+        meta: dict[str, Any] = {"request_id": None}
+        guard = self._delta_scrub()
+        try:
+            if self.streaming:
+                async with aclosing(self._exchange.sse(http_request, key_hint=self._key_hint,
+                                                       meta=meta)) as events:
+                    async for sse in events:
+                        if self._skips(sse, acc, meta):
+                            continue  # after the end: read only so the connection is reused
+                        data = parse_json_event(self.kind, sse, meta["request_id"],
+                                                acc.started, self._exchange.scrub)
+                        if not isinstance(data, dict):
+                            continue
+                        for event in guard.apply(self._fold(acc, data, sse, meta)):
+                            yield event
+                        if self._finished(acc):  # a silent server only ends it now
+                            meta["draining"] = True
+            else:
+                body = await self._exchange.json(http_request, key_hint=self._key_hint, meta=meta)
+                for event in guard.apply(self._fold(acc, body, None, meta)):
+                    yield event
+        except LlmTransportError as err:
+            for event in self._failed_stream(err, acc, guard, meta):
+                yield event
+            raise
+        for event in self._end_stream(acc, guard, meta, terminal=self._terminal(acc),
+                                      what=self.terminal_evidence):
+            yield event
+
     def _delta_scrub(self) -> DeltaScrub:
         return DeltaScrub(self._exchange.scrubber)
 
@@ -323,7 +438,7 @@ class HttpProvider:
         return scrubbed_response(self._exchange.scrubber, response)
 
     @staticmethod
-    def _failed_stream(err: LlmTransportError, acc: Any, guard: DeltaScrub,
+    def _failed_stream(err: LlmTransportError, acc: Accumulator, guard: DeltaScrub,
                        meta: dict[str, Any]) -> list[LlmStreamEvent]:
         """A stream broke: name the request and whether output started on ``err``; the
         deltas the scrubber held back, to yield before re-raising it."""
@@ -331,7 +446,7 @@ class HttpProvider:
         err.request_id = err.request_id or meta["request_id"]
         return list(guard.flush(failed=True))
 
-    def _end_stream(self, acc: Any, guard: DeltaScrub, meta: dict[str, Any], *, terminal: bool,
+    def _end_stream(self, acc: Accumulator, guard: DeltaScrub, meta: dict[str, Any], *, terminal: bool,
                     what: str) -> Iterator[LlmStreamEvent]:
         """The end of a stream: the held-back deltas and ``Completed``, or (no ``what`` seen)
         the held-back deltas and a missing-terminal error."""

@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,18 +29,16 @@ from lash_nb._core.llm import (
     LlmRequest,
     LlmResponse,
     LlmStreamEvent,
-    LlmTransportError,
     ReasoningTextDelta,
     TerminalReason,
     TextDelta,
 )
 from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._core.usage import ZERO_USAGE, TokenUsage
-from lash_nb._errors import ConfigurationError
 
-from . import classify, media
-from .exchange import ATTEMPT_TIMEOUT_S, HttpProvider, parse_json_event
-from .sse import MAX_EVENT_BYTES
+from . import media, replay
+from .exchange import ATTEMPT_TIMEOUT_S, BEARER, HttpProvider
+from .sse import MAX_EVENT_BYTES, SseEvent
 
 REPLAY_API = "google"
 FINISH_REASONS = {
@@ -136,15 +133,8 @@ def _json_object(raw: str | None, *, keep: bool = False) -> Any:
 
 
 def _signature(raw: str | None, model: str) -> str | None:
-    if not raw:
-        return None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or data.get("api") != REPLAY_API or data.get("model") != model:
-        return None
-    sig = data.get("thoughtSignature")
+    data = replay.kept(raw, REPLAY_API, model)
+    sig = data.get("thoughtSignature") if data is not None else None
     return sig if isinstance(sig, str) and sig else None
 
 
@@ -197,22 +187,22 @@ class GeminiAccumulator:
 
     def _part(self, part: Mapping[str, Any]) -> list[LlmStreamEvent]:
         signature = part.get("thoughtSignature")
-        replay = (json.dumps({"api": REPLAY_API, "model": self.model, "thoughtSignature": signature})
-                  if isinstance(signature, str) and signature else None)
+        kept = (replay.keep(REPLAY_API, self.model, "thoughtSignature", signature)
+                if isinstance(signature, str) and signature else None)
         call = part.get("functionCall")
         if isinstance(call, dict):
             args = call.get("args") if isinstance(call.get("args"), dict) else {}
             call_id = str(call.get("id") or f"call_{uuid.uuid4().hex[:16]}")
             self.parts.append(LlmPart("tool_call", call_id=call_id, tool_name=str(call.get("name") or ""),
-                                      input_json=json.dumps(args), replay=replay))
+                                      input_json=json.dumps(args), replay=kept))
             return []
         text = part.get("text")
         kind = "reasoning" if part.get("thought") else "text"
         last = self.parts[-1] if self.parts else None
         if last is not None and last.kind == kind:  # one run of text or thought is one part
-            self.parts[-1] = LlmPart(kind, last.text + (text or ""), replay=last.replay or replay)
-        elif text or replay:
-            self.parts.append(LlmPart(kind, text or "", replay=replay))
+            self.parts[-1] = LlmPart(kind, last.text + (text or ""), replay=last.replay or kept)
+        elif text or kept:
+            self.parts.append(LlmPart(kind, text or "", replay=kept))
         if not isinstance(text, str) or not text:
             return []
         return [ReasoningTextDelta(text) if kind == "reasoning" else TextDelta(text)]
@@ -231,12 +221,14 @@ class GeminiAccumulator:
                            finish_reason=self.finish_reason or self.blocked)
 
 
-class GoogleGemini(HttpProvider):
+class GoogleGemini(HttpProvider[GeminiAccumulator]):
     """The Gemini API. ``api_key`` falls back to ``$GOOGLE_API_KEY``, then ``$GEMINI_API_KEY``
     (the google-genai SDK's order) and is sent as ``x-goog-api-key``, never in the URL.
     ``thinking_budget`` / ``include_thoughts`` set ``generationConfig.thinkingConfig``.
     ``code_assist_project`` switches to the Cloud Code Assist envelope (the key is then a
     bearer token)."""
+
+    terminal_evidence = "a finishReason"
 
     def __init__(
         self,
@@ -257,17 +249,15 @@ class GoogleGemini(HttpProvider):
         max_event_bytes: int = MAX_EVENT_BYTES,
         kind: str = "google",
     ) -> None:
-        self.kind = kind
-        self.base_url = base_url.rstrip("/")
-        self.model = model
         self.streaming = streaming
         self.include_thoughts = include_thoughts
         self.thinking_budget = thinking_budget
         self.code_assist_project = code_assist_project
         if api_key_env is None:
             api_key_env = "GOOGLE_API_KEY" if os.environ.get("GOOGLE_API_KEY") else "GEMINI_API_KEY"
-        self._setup_http(kind=kind, api_key=api_key, api_key_env=api_key_env, headers=headers,
-                         transport=transport, timeout=timeout, chunk_timeout=chunk_timeout,
+        self._setup_http(kind=kind, base_url=base_url, model=model, api_key=api_key,
+                         api_key_env=api_key_env, headers=headers, transport=transport,
+                         timeout=timeout, chunk_timeout=chunk_timeout,
                          attempt_timeout=attempt_timeout, max_event_bytes=max_event_bytes)
 
     def __repr__(self) -> str:
@@ -275,9 +265,7 @@ class GoogleGemini(HttpProvider):
                 f"api_key={self._key_state}, streaming={self.streaming})")
 
     def payload(self, request: LlmRequest) -> dict[str, Any]:
-        model = request.model or self.model
-        if not model:
-            raise ConfigurationError(f"{self.kind}: no model; pass model= to GoogleGemini(...) or the request")
+        model = self._model(request, "GoogleGemini(...)")
         body: dict[str, Any] = {"contents": google_contents(request, model)}
         system = [request.system_prompt] if request.system_prompt else []
         system += [p.content for m in request.messages if m.role is Role.SYSTEM
@@ -312,53 +300,24 @@ class GoogleGemini(HttpProvider):
         model = request.model or self.model or ""
         method = "streamGenerateContent" if self.streaming else "generateContent"
         query = "?alt=sse" if self.streaming else ""
-        headers = {"content-type": "application/json",
-                   "accept": "text/event-stream" if self.streaming else "application/json",
-                   **self._headers}
+        content = json.dumps(self.payload(request)).encode()
         if self.code_assist_project is not None:
-            url = f"{self.base_url}/v1internal:{method}{query}"
-            if self._secret:
-                headers["authorization"] = f"Bearer {self._secret.reveal()}"
-        else:
-            url = f"{self.base_url}/models/{model}:{method}{query}"
-            if self._secret:
-                headers["x-goog-api-key"] = self._secret.reveal()
-        return httpx.Request("POST", url, headers=headers,
-                             content=json.dumps(self.payload(request)).encode())
+            return self._post(f"{self.base_url}/v1internal:{method}{query}", content, auth=BEARER)
+        return self._post(f"{self.base_url}/models/{model}:{method}{query}", content,
+                          auth=("x-goog-api-key", ""))
 
-    async def stream(self, request: LlmRequest) -> AsyncIterator[LlmStreamEvent]:
-        http_request = self.build_http_request(request)
-        acc = GeminiAccumulator(model=request.model or self.model or "")
-        meta: dict[str, Any] = {"request_id": None}
-        guard = self._delta_scrub()
-        try:
-            if not self.streaming:
-                body = await self._exchange.json(http_request, key_hint=self._key_hint, meta=meta)
-                for event in guard.apply(self._apply(acc, body, meta)):
-                    yield event
-            else:
-                async with aclosing(self._exchange.sse(http_request, key_hint=self._key_hint,
-                                                       meta=meta)) as events:
-                    async for sse in events:
-                        data = parse_json_event(self.kind, sse, meta["request_id"], acc.started,
-                                                self._exchange.scrub)
-                        if isinstance(data, dict):
-                            for event in guard.apply(self._apply(acc, data, meta)):
-                                yield event
-                        if acc.terminal:  # later events may still carry usage; silence ends it
-                            meta["draining"] = True
-        except LlmTransportError as err:
-            for event in self._failed_stream(err, acc, guard, meta):
-                yield event
-            raise
-        for event in self._end_stream(acc, guard, meta, terminal=bool(acc.terminal), what="a finishReason"):
-            yield event
+    def _accumulator(self, request: LlmRequest) -> GeminiAccumulator:
+        return GeminiAccumulator(model=request.model or self.model or "")
 
-    def _apply(self, acc: GeminiAccumulator, data: Mapping[str, Any],
-               meta: dict[str, Any]) -> list[LlmStreamEvent]:
+    def _skips(self, event: SseEvent, acc: GeminiAccumulator, meta: dict[str, Any]) -> bool:
+        return False  # events after the finishReason may still carry usage
+
+    def _finished(self, acc: GeminiAccumulator) -> bool:
+        return acc.terminal
+
+    def _fold(self, acc: GeminiAccumulator, data: Mapping[str, Any], event: SseEvent | None,
+              meta: dict[str, Any]) -> list[LlmStreamEvent]:
         if data.get("error"):
-            raise classify.classify_stream_error(
-                data, provider=self.kind, request_id=meta["request_id"],
-                output_started=acc.started, scrub=self._exchange.scrub)
+            raise self._stream_error(data, acc, meta)
         inner = data.get("response")
         return acc.apply(inner if isinstance(inner, dict) else data)

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,23 +20,20 @@ import httpx
 
 from lash_nb._core.graph import GraphView
 from lash_nb._core.llm import (
-    Completed,
     LlmPart,
     LlmRequest,
     LlmResponse,
     LlmStreamEvent,
-    LlmTransportError,
     ReasoningTextDelta,
     TerminalReason,
     TextDelta,
 )
 from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._core.usage import ZERO_USAGE, TokenUsage
-from lash_nb._errors import ConfigurationError
 
-from . import classify, media
-from .exchange import ATTEMPT_TIMEOUT_S, HttpProvider, parse_json_event
-from .sse import MAX_EVENT_BYTES
+from . import media
+from .exchange import ATTEMPT_TIMEOUT_S, BEARER, HttpProvider
+from .sse import MAX_EVENT_BYTES, SseEvent
 
 FINISH_REASONS = {
     "stop": TerminalReason.STOP,
@@ -165,6 +161,14 @@ def _tool_choice(choice: str) -> Any:
     return {"type": "function", "function": {"name": choice}}
 
 
+def chat_tools(request: LlmRequest) -> dict[str, Any]:
+    """``tools`` and ``tool_choice`` of a Chat Completions body (also LiteLLM's arguments)."""
+    return {"tools": [{"type": "function", "function": {"name": t.name, "description": t.description,
+                                                        "parameters": dict(t.input_schema)}}
+                      for t in request.tools],
+            "tool_choice": _tool_choice(request.tool_choice)}
+
+
 @dataclass
 class _ToolSlot:
     call_id: str | None = None
@@ -247,10 +251,12 @@ class ChatAccumulator:
         )
 
 
-class OpenAICompatible(HttpProvider):
+class OpenAICompatible(HttpProvider[ChatAccumulator]):
     """A Chat Completions provider. ``api_key`` falls back to ``$api_key_env``; a server that
     needs no key (Ollama, a local vLLM) works without one. ``streaming=False`` sends
     ``stream: false`` and parses one JSON body."""
+
+    terminal_evidence = "a finish_reason"
 
     def __init__(
         self,
@@ -270,12 +276,10 @@ class OpenAICompatible(HttpProvider):
         max_tokens_field: str = "max_tokens",
         extra_body: Mapping[str, Any] | None = None,
     ) -> None:
-        self.kind = kind
-        self.base_url = base_url.rstrip("/")
-        self.model = model
         self.streaming = streaming
-        self._setup_http(kind=kind, api_key=api_key, api_key_env=api_key_env, headers=headers,
-                         transport=transport, timeout=timeout, chunk_timeout=chunk_timeout,
+        self._setup_http(kind=kind, base_url=base_url, model=model, api_key=api_key,
+                         api_key_env=api_key_env, headers=headers, transport=transport,
+                         timeout=timeout, chunk_timeout=chunk_timeout,
                          attempt_timeout=attempt_timeout, max_event_bytes=max_event_bytes)
         self._max_tokens_field = max_tokens_field
         self._extra_body = dict(extra_body or {})
@@ -287,20 +291,13 @@ class OpenAICompatible(HttpProvider):
                 f"model={self.model!r}, api_key={key}, streaming={self.streaming})")
 
     def payload(self, request: LlmRequest, *, _messages: Any = None) -> dict[str, Any]:
-        model = request.model or self.model
-        if not model:
-            raise ConfigurationError(f"{self.kind}: no model; pass model= to the provider or the request")
+        model = self._model(request)
         messages = chat_messages(request) if _messages is None else _messages
         body: dict[str, Any] = {"model": model, "messages": messages, "stream": self.streaming}
         if self.streaming:
             body["stream_options"] = {"include_usage": True}
         if request.tools:
-            body["tools"] = [
-                {"type": "function", "function": {"name": t.name, "description": t.description,
-                                                  "parameters": dict(t.input_schema)}}
-                for t in request.tools
-            ]
-            body["tool_choice"] = _tool_choice(request.tool_choice)
+            body.update(chat_tools(request))
         if request.max_output_tokens:
             body[self._max_tokens_field] = request.max_output_tokens
         body.update(self._extra_body)
@@ -308,13 +305,7 @@ class OpenAICompatible(HttpProvider):
 
     def build_http_request(self, request: LlmRequest) -> httpx.Request:
         """The exact HTTP request :meth:`stream` sends (for inspection and tests)."""
-        headers = {"content-type": "application/json",
-                   "accept": "text/event-stream" if self.streaming else "application/json",
-                   **self._headers}
-        if self._secret:
-            headers["authorization"] = f"Bearer {self._secret.reveal()}"
-        return httpx.Request("POST", f"{self.base_url}/chat/completions", headers=headers,
-                             content=self.body_bytes(request))
+        return self._post(f"{self.base_url}/chat/completions", self.body_bytes(request), auth=BEARER)
 
     def body_bytes(self, request: LlmRequest) -> bytes:
         """``json.dumps(self.payload(request)).encode()``, with the history's messages
@@ -330,41 +321,20 @@ class OpenAICompatible(HttpProvider):
                 return b"".join((head.encode(), b"[", system, sep, cached, b"]", tail.encode()))
         return json.dumps(self.payload(request)).encode()
 
-    async def stream(self, request: LlmRequest) -> AsyncIterator[LlmStreamEvent]:
-        http_request = self.build_http_request(request)
-        acc = ChatAccumulator()
-        meta: dict[str, Any] = {"request_id": None}
-        guard = self._delta_scrub()
-        try:
-            if not self.streaming:
-                body = await self._exchange.json(http_request, key_hint=self._key_hint, meta=meta)
-                for event in guard.apply(acc.apply(body)):
-                    yield event
-                for event in guard.flush():
-                    yield event
-                yield Completed(self._scrubbed(acc.response(meta["request_id"])))
-                return
-            async with aclosing(self._exchange.sse(http_request, key_hint=self._key_hint,
-                                                   meta=meta)) as events:
-                async for sse in events:
-                    if meta.get("draining"):
-                        continue  # only reading to the end so the connection can be reused
-                    if sse.data.strip() == "[DONE]":
-                        meta["draining"] = True
-                        continue
-                    chunk = parse_json_event(self.kind, sse, meta["request_id"], acc.started,
-                                            self._exchange.scrub)
-                    if not isinstance(chunk, dict):
-                        continue
-                    if chunk.get("error"):
-                        raise classify.classify_stream_error(
-                            chunk, provider=self.kind, request_id=meta["request_id"],
-                            output_started=acc.started, scrub=self._exchange.scrub)
-                    for event in guard.apply(acc.apply(chunk)):
-                        yield event
-        except LlmTransportError as err:
-            for event in self._failed_stream(err, acc, guard, meta):
-                yield event
-            raise
-        for event in self._end_stream(acc, guard, meta, terminal=bool(acc.finish_reason), what="a finish_reason"):
-            yield event
+    def _accumulator(self, request: LlmRequest) -> ChatAccumulator:
+        return ChatAccumulator()
+
+    def _skips(self, event: SseEvent, acc: ChatAccumulator, meta: dict[str, Any]) -> bool:
+        if event.data.strip() == "[DONE]":
+            meta["draining"] = True
+            return True
+        return bool(meta.get("draining"))
+
+    def _fold(self, acc: ChatAccumulator, data: Mapping[str, Any], event: SseEvent | None,
+              meta: dict[str, Any]) -> list[LlmStreamEvent]:
+        if data.get("error"):  # in a stream or a buffered body: a gateway's 200 with an error
+            raise self._stream_error(data, acc, meta)
+        return acc.apply(data)
+
+    def _terminal(self, acc: ChatAccumulator) -> bool:
+        return bool(acc.finish_reason) or not self.streaming  # a buffered body is whole

@@ -19,19 +19,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from lash_nb._core.llm import LlmRequest, LlmStreamEvent, LlmTransportError
-from lash_nb._errors import ConfigurationError
+from lash_nb._core.llm import LlmRequest, LlmStreamEvent
 
-from . import classify
-from .exchange import ATTEMPT_TIMEOUT_S, HttpProvider, parse_json_event
+from .exchange import ATTEMPT_TIMEOUT_S, BEARER, HttpProvider
 from .responses_parse import ResponsesAccumulator, responses_input
-from .sse import MAX_EVENT_BYTES
+from .sse import MAX_EVENT_BYTES, SseEvent
 
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5", "codex")
 
@@ -50,7 +47,7 @@ def _tool_choice(choice: str) -> Any:
     return {"type": "function", "name": choice}
 
 
-class OpenAIResponses(HttpProvider):
+class OpenAIResponses(HttpProvider[ResponsesAccumulator]):
     """The OpenAI Responses API. ``api_key`` falls back to ``$OPENAI_API_KEY``, ``base_url``
     to ``$OPENAI_BASE_URL`` (else ``https://api.openai.com/v1``), and the organization and
     project headers to ``$OPENAI_ORG_ID`` / ``$OPENAI_PROJECT_ID``, as the official SDK does.
@@ -58,6 +55,8 @@ class OpenAIResponses(HttpProvider):
     ``reasoning_effort`` (``minimal`` ... ``high``) and ``reasoning_summary`` (``auto``,
     ``concise``, ``detailed``, or None for no summaries) are sent to reasoning models only
     (``o*``, ``gpt-5*``, ``*codex*``), or to any model when ``reasoning=True``."""
+
+    terminal_evidence = "response.completed"
 
     def __init__(
         self,
@@ -80,10 +79,7 @@ class OpenAIResponses(HttpProvider):
         kind: str = "openai-responses",
         extra_body: Mapping[str, Any] | None = None,
     ) -> None:
-        self.kind = kind
         base = base_url or os.environ.get("OPENAI_BASE_URL", "").strip() or "https://api.openai.com/v1"
-        self.base_url = base.rstrip("/")
-        self.model = model
         self.reasoning_effort = reasoning_effort
         self.reasoning_summary = reasoning_summary
         self.reasoning = reasoning
@@ -94,7 +90,8 @@ class OpenAIResponses(HttpProvider):
             sdk_headers["OpenAI-Organization"] = org
         if proj:
             sdk_headers["OpenAI-Project"] = proj
-        self._setup_http(kind=kind, api_key=api_key, api_key_env=api_key_env,
+        self._setup_http(kind=kind, base_url=base, model=model, api_key=api_key,
+                         api_key_env=api_key_env,
                          headers={**sdk_headers, **dict(headers or {})}, transport=transport,
                          timeout=timeout, chunk_timeout=chunk_timeout,
                          attempt_timeout=attempt_timeout, max_event_bytes=max_event_bytes)
@@ -105,9 +102,7 @@ class OpenAIResponses(HttpProvider):
                 f"model={self.model!r}, api_key={self._key_state})")
 
     def payload(self, request: LlmRequest) -> dict[str, Any]:
-        model = request.model or self.model
-        if not model:
-            raise ConfigurationError(f"{self.kind}: no model; pass model= to the provider or the request")
+        model = self._model(request)
         body: dict[str, Any] = {"model": model, "input": responses_input(request, model),
                                 "stream": True, "store": False}
         if request.system_prompt:
@@ -132,48 +127,25 @@ class OpenAIResponses(HttpProvider):
 
     def build_http_request(self, request: LlmRequest) -> httpx.Request:
         """The exact HTTP request :meth:`stream` sends (for inspection and tests)."""
-        headers = {"content-type": "application/json", "accept": "text/event-stream",
-                   **self._headers}
-        if self._secret:
-            headers["authorization"] = f"Bearer {self._secret.reveal()}"
-        return httpx.Request("POST", f"{self.base_url}/responses", headers=headers,
-                             content=json.dumps(self.payload(request)).encode())
+        return self._post(f"{self.base_url}/responses", json.dumps(self.payload(request)).encode(),
+                          auth=BEARER)
 
-    async def stream(self, request: LlmRequest) -> AsyncIterator[LlmStreamEvent]:
-        http_request = self.build_http_request(request)
-        acc = ResponsesAccumulator(model=request.model or self.model or "",
-                                   scrub_exact=self._exchange.scrubber.scrub_exact)
-        meta: dict[str, Any] = {"request_id": None}
-        guard = self._delta_scrub()
-        try:
-            async with aclosing(self._exchange.sse(http_request, key_hint=self._key_hint,
-                                                   meta=meta)) as events:
-                async for sse in events:
-                    if acc.terminal or sse.data.strip() == "[DONE]":
-                        meta["draining"] = True  # read to the end so the connection is reused
-                        continue
-                    data = parse_json_event(self.kind, sse, meta["request_id"], acc.started,
-                                            self._exchange.scrub)
-                    if not isinstance(data, dict):
-                        continue
-                    failure = acc.failure(data)
-                    if failure is not None:
-                        raise classify.classify_stream_error(
-                            failure, provider=self.kind, request_id=meta["request_id"],
-                            output_started=acc.started, scrub=self._exchange.scrub)
-                    for event in guard.apply(acc.apply(data)):
-                        yield event
-                    if _finished(acc):  # the answer is whole: a silent server only ends it
-                        meta["draining"] = True
-        except LlmTransportError as err:
-            for event in self._failed_stream(err, acc, guard, meta):
-                yield event
-            raise
-        for event in self._end_stream(acc, guard, meta, terminal=bool(acc.terminal), what="response.completed"):
-            yield event
+    def _accumulator(self, request: LlmRequest) -> ResponsesAccumulator:
+        return ResponsesAccumulator(model=request.model or self.model or "",
+                                    scrub_exact=self._exchange.scrubber.scrub_exact)
 
+    def _skips(self, event: SseEvent, acc: ResponsesAccumulator, meta: dict[str, Any]) -> bool:
+        if acc.terminal or event.data.strip() == "[DONE]":
+            meta["draining"] = True
+            return True
+        return False
 
-def _finished(acc: ResponsesAccumulator) -> bool:
-    """Read after ``acc.apply`` changed it (a plain ``acc.terminal`` here reads, to a type
-    checker, as the ``False`` the loop's first test left)."""
-    return acc.terminal
+    def _fold(self, acc: ResponsesAccumulator, data: Mapping[str, Any], event: SseEvent | None,
+              meta: dict[str, Any]) -> list[LlmStreamEvent]:
+        failure = acc.failure(data)
+        if failure is not None:
+            raise self._stream_error(failure, acc, meta)
+        return acc.apply(data)
+
+    def _finished(self, acc: ResponsesAccumulator) -> bool:
+        return acc.terminal

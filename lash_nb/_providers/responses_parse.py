@@ -3,7 +3,6 @@ folded into deltas and one final response (see :mod:`.openai_responses`)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +19,7 @@ from lash_nb._core.llm import (
 from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._core.usage import ZERO_USAGE, TokenUsage
 
-from . import media
+from . import media, replay
 
 REPLAY_API = "openai-responses"
 _REASONING_KEYS = ("id", "summary", "content", "encrypted_content")
@@ -77,15 +76,8 @@ def _items(message: Message, model: str, blobs: Mapping[str, bytes]) -> list[dic
 def replay_item(raw: str | None, model: str) -> dict[str, Any] | None:
     """The reasoning item kept in a part's ``replay``, if it is ours, for ``model`` and
     carries its encrypted content (without it a stateless server cannot resolve the id)."""
-    if not raw:
-        return None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or data.get("api") != REPLAY_API or data.get("model") != model:
-        return None
-    item = data.get("item")
+    data = replay.kept(raw, REPLAY_API, model)
+    item = data.get("item") if data is not None else None
     if not isinstance(item, dict) or not item.get("encrypted_content"):
         return None
     return {"type": "reasoning", **{k: item[k] for k in _REASONING_KEYS if k in item}}
@@ -256,8 +248,7 @@ class ResponsesAccumulator:
         for entry in item.get("summary") or ():
             if isinstance(entry, dict) and isinstance(entry.get("text"), str):
                 entry["text"] = self.scrub_exact(entry["text"])
-        replay = json.dumps({"api": REPLAY_API, "model": self.model, "item": item})
-        return LlmPart.reasoning(text, replay)
+        return LlmPart.reasoning(text, replay.keep(REPLAY_API, self.model, "item", item))
 
     def _reason(self, parts: list[LlmPart]) -> TerminalReason:
         if self.status == "incomplete":

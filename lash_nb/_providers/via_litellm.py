@@ -34,7 +34,7 @@ from .._core.llm import Completed, LlmRequest, LlmStreamEvent, LlmTransportError
 from .._core.secrets import Scrubber
 from .._errors import ConfigurationError
 from . import classify
-from .openai_compat import ChatAccumulator, _tool_choice, chat_messages
+from .openai_compat import ChatAccumulator, chat_messages, chat_tools
 from .redaction import DeltaScrub, scrubbed_response
 
 KIND = "litellm"
@@ -88,11 +88,7 @@ class LiteLLMProvider:
             "num_retries": 0, "max_retries": 0,
         }
         if request.tools:
-            args["tools"] = [
-                {"type": "function", "function": {"name": t.name, "description": t.description,
-                                                  "parameters": dict(t.input_schema)}}
-                for t in request.tools]
-            args["tool_choice"] = _tool_choice(request.tool_choice)
+            args.update(chat_tools(request))
         if request.max_output_tokens:
             args["max_tokens"] = request.max_output_tokens
         if self.api_base:

@@ -133,8 +133,9 @@ def usage_frame(
         cost, note = row_cost_sql("u", "p"), row_note_sql("u", "p")
         if by in ("model", "session", "day") and tables.session_id is None:
             # a child's tokens are rows of the child and rolled-up rows of its parent
-            # (children.py): a store-wide sum counts them once, where they were spent
-            rollup_sid = sid + " AND NOT starts_with(u.source, 'child:')"
+            # (children.py): a store-wide sum counts them once, where they were spent.
+            # left(): DuckDB ran starts_with() per row, ~15% of a 200,000-row roll-up
+            rollup_sid = sid + " AND left(u.source, 6) <> 'child:'"
         else:
             rollup_sid = sid
         text = (sql.usage_by_turn(sid, values, cost, note) if by == "turn"
@@ -276,8 +277,11 @@ def conform(frame: Any, cols: Mapping[str, str]) -> Any:
 
     if frame.shape[1] == 0:
         frame = pd.DataFrame({c: pd.Series([], dtype=d) for c, d in cols.items()})
-    frame = frame[list(cols)]
-    casts = {c: d for c, d in cols.items() if str(frame[c].dtype) != d}
+    names = list(cols)
+    if list(frame.columns) != names:  # a copy only when the columns are not already so
+        frame = frame[names]
+    have = dict(zip(names, map(str, frame.dtypes), strict=True))
+    casts = {c: d for c, d in cols.items() if have[c] != d}
     for c in [c for c, d in casts.items() if d == TIME]:  # naive UTC -> tz-aware UTC
         col = frame[c]
         if str(col.dtype).startswith("datetime64") and getattr(col.dt, "tz", None) is None:

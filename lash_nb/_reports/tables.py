@@ -23,14 +23,21 @@ Params = Mapping[str, Any]
 
 
 class StoreTables:
-    """Report SQL over a store that offers ``query(sql, params)`` (DuckDB or PostgreSQL)."""
+    """Report SQL over a store that offers ``query(sql, params)`` (DuckDB or PostgreSQL).
+    A DuckDB store runs it as the report SQL it is (``user_query.report_frame``: no read-only
+    transaction, timestamps UTC from Arrow), which keeps a roll-up at the cost of its SQL."""
 
     def __init__(self, store: Any, session_id: str | None) -> None:
+        from .._store.duckdb import DuckDBStore
+
         self.store = store
         self.session_id = session_id
         self.dialect: str = getattr(store, "sql_dialect", "duckdb")
+        self._duckdb = isinstance(store, DuckDBStore)
 
     def query(self, sql: str, params: Params | None = None) -> Any:
+        if self._duckdb:
+            return self.store._report_frame(sql, dict(params) if params else None)
         return self.store.query(sql, dict(params) if params else None)
 
 
@@ -49,8 +56,10 @@ class LoadedTables:
             import_arrow()  # pandas + pyarrow, never racing a DuckDB store's background import
             self._con = memory_connection()
             self._load(self._con)
+        from .._store.duckdb.user_query import utc_frame
+
         rel = self._con.sql(sql, params=dict(params)) if params else self._con.sql(sql)
-        return rel.to_arrow_table().to_pandas()
+        return utc_frame(rel.to_arrow_table())  # naive times are UTC here too
 
     def close(self) -> None:
         if self._con is not None:

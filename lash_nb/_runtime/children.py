@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,14 +62,22 @@ _SCOPE: contextvars.ContextVar[ChildScope | None] = contextvars.ContextVar(
     "lash_nb_child_scope", default=None)
 
 
-@contextmanager
-def child_scope(scope: ChildScope) -> Iterator[None]:
-    """Make ``scope`` current while the parent turn's tool calls run."""
-    token = _SCOPE.set(scope)
-    try:
-        yield
-    finally:
-        _SCOPE.reset(token)
+class child_scope:
+    """Make ``scope`` current while the parent turn's tool calls run (a plain context
+    manager, not a generator one: it runs once per tool batch of every turn)."""
+
+    __slots__ = ("_scope", "_token")
+
+    def __init__(self, scope: ChildScope) -> None:
+        self._scope = scope
+        self._token: contextvars.Token[ChildScope | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _SCOPE.set(self._scope)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._token is not None
+        _SCOPE.reset(self._token)
 
 
 def child_source(child_session_id: str) -> str:

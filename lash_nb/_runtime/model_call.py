@@ -122,7 +122,9 @@ async def call_model(run: ModelCallRun, provider: Provider, request: LlmRequest,
             streamed = 0  # characters of prose and reasoning received
             try:
                 async for item in agen:
-                    if isinstance(item, TextDelta):
+                    if type(item) is Completed:  # a provider that does not stream: only this
+                        response = item.response
+                    elif isinstance(item, TextDelta):
                         streamed += len(item.text)
                         run.partial_prose.append(item.text)
                         run.emit(ev.AssistantProseDelta(item.text), prose.cid(item.item_id))

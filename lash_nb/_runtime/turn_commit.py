@@ -110,8 +110,8 @@ def turn_record(run: TurnBooks, result: TurnResult) -> TurnRecord:
     )
 
 def usage_rows(run: TurnBooks) -> tuple[UsageDelta, ...]:
-    children = tuple(UsageDelta(run.turn_id, e.source, e.model, e.usage)
-                     for e in run.children_usage)  # lash ChildUsage: rolled up (children.py)
+    children = tuple([UsageDelta(run.turn_id, e.source, e.model, e.usage)
+                      for e in run.children_usage])  # lash ChildUsage: rolled up (children.py)
     if run.cumulative.total() <= 0:
         return children
     return usage_deltas(run.turn_id, run.model, run.cumulative, run.estimated_usage) + children
@@ -128,16 +128,17 @@ async def final_commit(run: TurnBooks, lease: Lease, result: TurnResult) -> None
         turn_index=p.state.turn_index + 1,
         turn=record,
         usage_deltas=deltas,
-        llm_calls=tuple((run.turn_id, c) for c in run.llm_calls),
-        tool_calls=tuple((run.turn_id, c) for c in run.tool_calls),
+        llm_calls=tuple([(run.turn_id, c) for c in run.llm_calls]),
+        tool_calls=tuple([(run.turn_id, c) for c in run.tool_calls]),
         events=tuple(run.activities),
         completed_claims=tuple(run.claims),
         release_lease=True,
     ))
     st = p.state
     st.turn_index += 1
-    st.set_ledger(merge_ledger(st.ledger, (TokenLedgerEntry(d.source, d.model, d.usage)
-                                            for d in deltas)))
+    if deltas:  # a turn without usage leaves the ledger as it is
+        st.set_ledger(merge_ledger(st.ledger, (TokenLedgerEntry(d.source, d.model, d.usage)
+                                                for d in deltas)))
     object.__setattr__(result, "head_revision", res.head_revision)
     if run.claims:
         p.feed.queue_changed("completed", tuple(b for c in run.claims for b in c.batch_ids))

@@ -70,7 +70,7 @@ from .._errors import (
     PluginError,
     SessionExecutionLeaseLost,
 )
-from .._store.base import Lease, TurnStart
+from .._store.base import Lease, TurnStart, hints_empty_queue, watches_turn_cancel
 from .._store.waits import observe_store_waits, stop_observing
 from .attachments import input_message
 from .cancel import TaskBridge
@@ -98,6 +98,11 @@ from .writer import LeaseKeeper
 LOOP_TURN_EVERY_S = 0.005
 
 _REQUESTS = frozenset({tm.ProgressCommit, tm.LlmCall, tm.ToolCalls, tm.Checkpoint, tm.Seal})
+_RECORDS = frozenset({tm.Emit, tm.AppendToolCallMessage, tm.AppendProse})
+
+
+def _noop() -> None:
+    return None
 
 
 def now_ms() -> int:
@@ -167,6 +172,7 @@ class TurnRun:
         self._plugin_injections = 0
         self.finish_reasons: dict[str, str] = {}  # call id -> terminal reason (tracing)
         self._loop_ran_at = 0.0  # perf_counter when this turn last let the event loop run
+        self._children_scope: ChildScope | None = None
 
     # ------------------------------------------------------------------ events
     def emit(self, event: ev.TurnEvent, correlation_id: str) -> None:
@@ -177,7 +183,11 @@ class TurnRun:
             self.sink(activity)
 
     def emit_independent(self, event: ev.TurnEvent) -> None:
-        self.emit(event, fresh_id("c"))
+        activity = TurnActivity(fresh_id("a"), fresh_id("c"), event, self.turn_id)  # ``emit``
+        self.activities.append(activity)
+        self.parts.feed.activity(activity)
+        if self.sink is not None:
+            self.sink(activity)
 
     # ------------------------------------------------------------------ entry
     async def execute(self) -> TurnResult:
@@ -204,23 +214,32 @@ class TurnRun:
         self._loop_ran_at = t0  # the loop ran this task just now
         lease = self.lease or await w.acquire_lease()
         keeper = self._keeper = w.keep_lease(lease, self.token)
-        unwatch = await w.watch_remote_cancel(self.turn_id, self.token)
+        # a store without cross-process cancel (memory, DuckDB): nothing to subscribe to
+        unwatch = (await w.watch_remote_cancel(self.turn_id, self.token)
+                   if watches_turn_cancel(self.parts.store) else _noop)
         try:
             if self.parts.state.stale:
                 await w.reload()
-            phase = self.parts.surface.phase
-            phase(TurnPhase.BEFORE_TURN_HOOKS, True)
+            surface = self.parts.surface
+            timed = surface.probe is not None  # the common case: nobody times phases
+            phase = surface.phase
+            if timed:
+                phase(TurnPhase.BEFORE_TURN_HOOKS, True)
             await self._turn_input_hooks()  # a plugin may replace the input; nothing written yet
-            phase(TurnPhase.BEFORE_TURN_HOOKS, False)
-            phase(TurnPhase.EFFECT_LOOP, True)
+            if timed:
+                phase(TurnPhase.BEFORE_TURN_HOOKS, False)
+                phase(TurnPhase.EFFECT_LOOP, True)
             outcome = await self._drive()
-            phase(TurnPhase.EFFECT_LOOP, False)
+            if timed:
+                phase(TurnPhase.EFFECT_LOOP, False)
             result = self._assemble(outcome, started_ms, t0)
-            phase(TurnPhase.FINAL_COMMIT, True)
+            if timed:
+                phase(TurnPhase.FINAL_COMMIT, True)
             result = await commit_terminal(
                 self, keeper, result,
                 lambda: self._assemble(TurnOutcome.stopped(TurnStop.RUNTIME_ERROR), started_ms, t0))
-            phase(TurnPhase.FINAL_COMMIT, False)
+            if timed:
+                phase(TurnPhase.FINAL_COMMIT, False)
         except BaseException:
             keeper.stop()
             self.parts.state.stale = True
@@ -246,7 +265,9 @@ class TurnRun:
                 kind = type(effect)
                 if kind is tm.Done:
                     return effect.outcome  # type: ignore[union-attr]
-                if kind in _REQUESTS or isinstance(effect, ExecCell):
+                if kind in _RECORDS:  # the common records first (effects are final classes)
+                    self._record(effect)  # type: ignore[arg-type]
+                elif kind in _REQUESTS or isinstance(effect, ExecCell):
                     timed = surface.probe is not None  # the common case: nobody times phases
                     if timed:
                         waiting = m.state.value  # the machine's phase, for a turn phase probe
@@ -354,7 +375,9 @@ class TurnRun:
         self.emit_independent(ev.ModelRequestStarted(iteration))
         if self._tools is None:
             surface = self.parts.surface
-            surface.phase(TurnPhase.PROMPT_BUILD, True)
+            timed = surface.probe is not None
+            if timed:
+                surface.phase(TurnPhase.PROMPT_BUILD, True)
             try:
                 self._tools = self.parts.catalog.specs()
                 self._system = render_for(surface, st, turn_id=self.turn_id,
@@ -363,7 +386,8 @@ class TurnRun:
             except PluginError as plugin_err:  # the turn still ends with an outcome (ADR 14)
                 self._tools = None
                 return tm.LlmFailed(str(plugin_err), "plugin_error", False)
-            surface.phase(TurnPhase.PROMPT_BUILD, False)
+            if timed:
+                surface.phase(TurnPhase.PROMPT_BUILD, False)
             if self.code is not None:  # host tools are functions in the sandbox, not model tools
                 self._tools, self._system = (), self.code.system_prompt(self._system)
         view = st.graph.view()
@@ -425,9 +449,14 @@ class TurnRun:
         return child_scope(self.children_scope())
 
     def children_scope(self) -> ChildScope:
-        """What a child session of this turn reports to (``run_child``, ``llm_query``)."""
-        return ChildScope(self.parts.core, self.parts.session_id, self.turn_id, self.emit,
-                          self.token, self.children_usage)
+        """What a child session of this turn reports to (``run_child``, ``llm_query``): one
+        per turn, built at its first tool batch."""
+        scope = self._children_scope
+        if scope is None:
+            scope = self._children_scope = ChildScope(
+                self.parts.core, self.parts.session_id, self.turn_id, self.emit, self.token,
+                self.children_usage)
+        return scope
 
     def _window(self, view: Sequence[Message], reason: str, tokens: int | None) -> Window | None:
         """The context window this call uses (None: send the whole path); shown to the user."""
@@ -454,6 +483,11 @@ class TurnRun:
         keeper = self._keeper
         assert keeper is not None
         store, bound = self.parts.store, self.parts.max_batch_attempts
+        if hints_empty_queue(store) and store.surely_nothing_queued(keeper.lease):
+            # nothing to claim (no claim, no store call: the common case)
+            if not self.parts.surface.plugins.plugins:
+                return False
+            return await self._plugin_checkpoint(kind, pending_text)
         try:
             claim = await store.claim_queued_work(
                 keeper.lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT, max_attempts=bound)

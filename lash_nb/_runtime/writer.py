@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -44,6 +45,25 @@ from .._store.base import (
     watches_turn_cancel,
 )
 from .state import SessionPolicy, SessionState, restore_configured
+
+# RuntimeCommit's defaults; a commit this writer makes names every other field (ADR 0103)
+_COMMIT_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RuntimeCommit)
+                    if f.default is not dataclasses.MISSING}
+_COMMIT_NEEDS = frozenset(f.name for f in dataclasses.fields(RuntimeCommit)) - set(_COMMIT_DEFAULTS)
+
+
+def new_commit(fields: dict[str, Any]) -> RuntimeCommit:
+    """``RuntimeCommit(**fields)`` for the frozen dataclass without its 23 frozen-attribute
+    sets (a turn makes two; the same object, equal to the constructor's: ADR 0103)."""
+    unknown = fields.keys() - _COMMIT_DEFAULTS.keys() - _COMMIT_NEEDS
+    if unknown or not fields.keys() >= _COMMIT_NEEDS:
+        return RuntimeCommit(**fields)  # the constructor names the bad or missing field
+    commit = object.__new__(RuntimeCommit)
+    attrs = commit.__dict__
+    attrs.update(_COMMIT_DEFAULTS)
+    attrs.update(fields)
+    return commit
+
 
 log = logging.getLogger("lash_nb.lease")  # acquired / busy / released DEBUG, lost / retaken WARNING
 
@@ -130,7 +150,7 @@ class SessionWriter:
         else:
             fields["append_nodes"] = tuple(nodes)
         fields.update(kw)
-        return RuntimeCommit(**fields)
+        return new_commit(fields)
 
     async def commit(self, commit: RuntimeCommit) -> CommitResult:
         """Commit and apply the new head revision (only once the store accepted it)."""

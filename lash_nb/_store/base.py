@@ -51,7 +51,7 @@ from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 from .._core.attachments import AttachmentRef
 from .._core.events import TurnActivity
-from .._core.graph import SessionGraph, SessionNode
+from .._core.graph import SessionGraph, SessionNode, StoredNodes
 from .._core.queue import (
     DEFAULT_MAX_ATTEMPTS,
     ClaimBoundary,
@@ -91,7 +91,7 @@ class SessionMeta:
 @dataclass(frozen=True)
 class PersistedSession:
     meta: SessionMeta
-    nodes: tuple[SessionNode, ...]  # full graph: insertion order; active path: root first
+    nodes: Sequence[SessionNode]  # full graph: insertion order; active path: root first
     ledger: tuple[TokenLedgerEntry, ...]
     scope: ReadScope
     open_turn_ids: tuple[str, ...] = ()  # turns with a progress commit and no terminal one
@@ -100,6 +100,8 @@ class PersistedSession:
         """The session graph of these nodes (an active path ending at the leaf is taken as
         is, without walking the parent links again)."""
         nodes, leaf = self.nodes, self.meta.leaf_node_id
+        if isinstance(nodes, StoredNodes):  # rows: node objects made when asked for
+            return SessionGraph.from_stored(nodes, leaf)
         if self.scope is ReadScope.ACTIVE_PATH and nodes and nodes[-1].node_id == leaf:
             return SessionGraph.from_active_path(nodes)
         return SessionGraph(nodes, leaf)
@@ -275,6 +277,15 @@ class QueueChangeWatcher(Protocol):
 
 
 @runtime_checkable
+class EmptyQueueHint(Protocol):
+    """Tells, without a claim, that a session surely has nothing to claim (the memory store:
+    no queued batch at all). A turn's checkpoints then skip their claims; ``False`` means
+    "maybe": the turn claims as usual (which also checks the lease)."""
+
+    def surely_nothing_queued(self, lease: Lease) -> bool: ...
+
+
+@runtime_checkable
 class FileReleaser(Protocol):
     """Lets other processes open the store's file while this one is idle (DuckDB)."""
 
@@ -318,6 +329,10 @@ def watches_turn_cancel(store: object) -> TypeGuard[TurnCancelChannel]:
 
 def notifies_work(store: object) -> TypeGuard[WorkNotifier]:
     return _has(store, WorkNotifier)
+
+
+def hints_empty_queue(store: object) -> TypeGuard[EmptyQueueHint]:
+    return _has(store, EmptyQueueHint)
 
 
 def releases_file(store: object) -> TypeGuard[FileReleaser]:

@@ -214,12 +214,13 @@ class MemoryStore:
         with self._lock:
             s = self._sessions.get(commit.session_id)
             t = now_ms()
+            completed = completed_batch_ids(commit) if commit.completed_claims else ()
             verdict = admit(
                 commit, revision=s.meta.head_revision if s else None,
                 prior_hash=_prior_hash(s, commit),
                 lease=self._lease_row(commit.session_id), now_ms=t,
-                held_claims={bid: row.claim_id for bid in completed_batch_ids(commit)
-                             if (row := self._batches.get(bid)) is not None},
+                held_claims={bid: row.claim_id for bid in completed
+                             if (row := self._batches.get(bid)) is not None} if completed else {},
             )
             if verdict is Admission.DUPLICATE:
                 assert s is not None
@@ -232,21 +233,21 @@ class MemoryStore:
                 self._sessions[commit.session_id] = s
             _apply_graph_and_rows(s, commit)
             _apply_turns(s, commit, t)
-            if self._finish_claims(commit, t):
+            if completed:
+                self._finish_claims(commit, completed, t)
                 self._queue_watch.changed(commit.session_id)
             s.meta = _next_meta(s.meta, commit, t)
             if commit.release_lease and commit.lease is not None:
                 self._release(commit.lease)
             return CommitResult(s.meta.head_revision)
 
-    def _finish_claims(self, commit: RuntimeCommit, t: int) -> bool:
+    def _finish_claims(self, commit: RuntimeCommit, completed: Sequence[str], t: int) -> None:
         done_by = (commit.turn.turn_id if commit.turn is not None else
                    commit.turn_started.turn_id if commit.turn_started is not None else None)
-        for bid in completed_batch_ids(commit):
+        for bid in completed:
             done = self._batches.pop(bid, None)
             if done is not None:
                 self._history.append(_FinishedBatch(done, t, "completed", done_by))
-        return bool(completed_batch_ids(commit))
 
     # ------------------------------------------------------------------ leases
     def _lease_row(self, session_id: str) -> LeaseRow | None:
@@ -353,6 +354,12 @@ class MemoryStore:
                     claimed_at_ms=r.claimed_at_ms if claimed else None, attempts=r.attempts,
                     error=r.error, failed_at_ms=r.failed_at_ms))
             return out
+
+    def surely_nothing_queued(self, lease: Lease) -> bool:
+        """No batch is queued in this store and ``lease`` still holds its session (a lost
+        lease answers False: the claim then raises as usual)."""
+        with self._lock:
+            return not self._batches and self._lease_is_held(lease)
 
     async def claim_queued_work(
         self,
@@ -480,9 +487,10 @@ def _apply_graph_and_rows(s: _Session, commit: RuntimeCommit) -> None:
         if n.node_id not in s.node_ids:
             s.nodes.append(n)
             s.node_ids.add(n.node_id)
-    s.ledger = merge_ledger(
-        s.ledger, (TokenLedgerEntry(d.source, d.model, d.usage) for d in commit.usage_deltas))
-    s.usage_rows.extend(commit.usage_deltas)
+    if commit.usage_deltas:  # a progress commit has none
+        s.ledger = merge_ledger(
+            s.ledger, (TokenLedgerEntry(d.source, d.model, d.usage) for d in commit.usage_deltas))
+        s.usage_rows.extend(commit.usage_deltas)
     s.llm_calls.extend(commit.llm_calls)
     s.tool_calls.extend(commit.tool_calls)
     s.events.extend(commit.events)
@@ -503,16 +511,18 @@ def _apply_turns(s: _Session, commit: RuntimeCommit, t: int) -> None:
 
 
 def _next_meta(meta: SessionMeta, commit: RuntimeCommit, t: int) -> SessionMeta:
-    return dataclasses.replace(
-        meta,
+    # every field named (not dataclasses.replace: this runs twice per turn)
+    return SessionMeta(
+        session_id=meta.session_id,
         provider_id=commit.provider_id or meta.provider_id,
         model=commit.model or meta.model,
         parent_session_id=commit.parent_session_id or meta.parent_session_id,
         policy=dict(commit.policy) or meta.policy,
-        tool_state=commit.tool_state if commit.tool_state is not None else meta.tool_state,
-        turn_index=commit.turn_index,
-        leaf_node_id=commit.leaf_node_id,
         head_revision=meta.head_revision + 1,
+        leaf_node_id=commit.leaf_node_id,
+        turn_index=commit.turn_index,
+        tool_state=commit.tool_state if commit.tool_state is not None else meta.tool_state,
+        created_at_ms=meta.created_at_ms,
         updated_at_ms=t,
     )
 

@@ -4,7 +4,8 @@ policies, builders of nodes, turn records and queue drafts, and small assertion 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,15 @@ EXCL, JOIN = SlotPolicy.EXCLUSIVE, SlotPolicy.JOIN
 
 
 # ---------------------------------------------------------------------------- helpers
-async def _open(opener: StoreOpener) -> SessionStore:
+@asynccontextmanager
+async def _opened(opener: StoreOpener) -> AsyncIterator[SessionStore]:
+    """The store ``opener`` opens, closed when the block ends, a failed check's too."""
     opened = opener()
     store: SessionStore = await opened if inspect.isawaitable(opened) else opened
-    return store
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 def _eq(actual: Any, expected: Any, what: str) -> None:

@@ -22,7 +22,7 @@ from ._conformance_kit import (
     _claim_texts,
     _eq,
     _lease,
-    _open,
+    _opened,
     _raises,
     _texts,
     draft,
@@ -32,8 +32,7 @@ from ._conformance_kit import (
 
 # ---------------------------------------------------------------------------- queue
 async def source_keys_are_idempotent_until_the_batch_leaves(opener: StoreOpener) -> None:
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         first = await store.enqueue(draft("s1", "original", key="k"))
         again = await store.enqueue(draft("s1", "changed", key="k"))
         _eq((again.batch_id, again.text), (first.batch_id, "original"), "replayed source key")
@@ -52,26 +51,20 @@ async def source_keys_are_idempotent_until_the_batch_leaves(opener: StoreOpener)
         fresh = await store.enqueue(draft("s1", "after cancel", key="k"))
         _eq((fresh.batch_id != after.batch_id, fresh.text), (True, "after cancel"),
             "key free after cancel")
-    finally:
-        await store.close()
 
 
 async def queue_keeps_enqueue_order(opener: StoreOpener) -> None:
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         batches = [await store.enqueue(draft("s1", t)) for t in ("one", "two", "three")]
         seqs = [b.enqueue_seq for b in batches]
         _eq(seqs == sorted(seqs) and len(set(seqs)) == 3, True, "increasing enqueue_seq")
         _eq(await _texts(store, "s1"), ["one", "two", "three"], "listed in enqueue order")
         lease = await _lease(store, "s1")
         _eq(await _claim_texts(store, lease), ["one"], "exclusive head claimed first")
-    finally:
-        await store.close()
 
 
 async def claim_groups_follow_the_grouping_table(opener: StoreOpener) -> None:
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         lease = await _lease(store, "s1")
         for text, slot, delivery, merge in [
             ("j1", JOIN, AFTER, "m"), ("j2", JOIN, AFTER, "m"), ("j3", JOIN, AFTER, "other"),
@@ -91,13 +84,10 @@ async def claim_groups_follow_the_grouping_table(opener: StoreOpener) -> None:
         _eq(got, [f"n{i}" for i in range(64)], "a join group stops at 64 batches")
         got = await _claim_texts(store, lease2, max_batches=3)
         _eq(got, ["n64", "n65", "n66"], "max_batches")
-    finally:
-        await store.close()
 
 
 async def active_turn_checkpoint_takes_only_earliest_heads(opener: StoreOpener) -> None:
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         lease = await _lease(store, "s1")
         checkpoint = ClaimBoundary.ACTIVE_TURN_CHECKPOINT
         after = await store.enqueue(draft("s1", "after", delivery=AFTER))
@@ -107,16 +97,13 @@ async def active_turn_checkpoint_takes_only_earliest_heads(opener: StoreOpener) 
         await store.cancel_queued_work_batch("s1", after.batch_id)
         _eq(await _claim_texts(store, lease, boundary=checkpoint), ["steer"],
             "an earliest_safe_boundary head is taken")
-    finally:
-        await store.close()
 
 
 async def by_id_claims_honour_the_delivery_boundary(opener: StoreOpener) -> None:
     """lash ``queued_work_exact_claim_uses_selected_batch_ids``: a claim of selected batch
     ids takes exactly those, and at an active turn's checkpoint only if they may be
     delivered there."""
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         lease = await _lease(store, "s1")
         checkpoint = ClaimBoundary.ACTIVE_TURN_CHECKPOINT
         first = await store.enqueue(draft("s1", "first", delivery=EARLIEST))
@@ -128,13 +115,10 @@ async def by_id_claims_honour_the_delivery_boundary(opener: StoreOpener) -> None
         _eq(await _texts(store, "s1"), ["first"], "the head stays pending")
         _eq(await _claim_texts(store, lease, boundary=checkpoint, batch_ids=[first.batch_id]),
             ["first"], "an earliest_safe_boundary batch is claimed at a checkpoint by id")
-    finally:
-        await store.close()
 
 
 async def session_commands_are_claimed_first_and_alone(opener: StoreOpener) -> None:
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         lease = await _lease(store, "s1")
         await store.enqueue(draft("s1", "refresh", kind="session_command"))
         await store.enqueue(draft("s1", "reload", kind="session_command"))
@@ -148,13 +132,10 @@ async def session_commands_are_claimed_first_and_alone(opener: StoreOpener) -> N
         _eq([c["command"] for c in second.commands()], ["reload"], "then the next")
         _eq(await _claim_texts(store, lease, commands=True), None, "no command left")
         _eq(await _claim_texts(store, lease), ["work"], "then turn work")
-    finally:
-        await store.close()
 
 
 async def claimed_batch_is_not_claimed_twice(opener: StoreOpener) -> None:
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         lease = await _lease(store, "s1")
         b = await store.enqueue(draft("s1", "once"))
         claim = await store.claim_queued_work(lease)
@@ -167,13 +148,10 @@ async def claimed_batch_is_not_claimed_twice(opener: StoreOpener) -> None:
             "claimed list")
         await store.abandon_claim(claim)
         _eq(await _texts(store, "s1"), ["once"], "an abandoned claim is pending again")
-    finally:
-        await store.close()
 
 
 async def claims_of_an_expired_generation_are_reclaimable(opener: StoreOpener) -> None:
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         a = await _lease(store, "s1", OWNER_A)
         b1 = await store.enqueue(draft("s1", "work"))
         stale = await store.claim_queued_work(a)
@@ -190,16 +168,13 @@ async def claims_of_an_expired_generation_are_reclaimable(opener: StoreOpener) -
         await store.commit(RuntimeCommit("s1", b, turn=turn_record("t1"),
                                          completed_claims=(fresh,)))
         _eq(await store.list_queued_work("s1", include_claimed=True), [], "completed")
-    finally:
-        await store.close()
 
 
 async def a_batch_failing_max_attempts_times_is_parked_failed(opener: StoreOpener) -> None:
     """Each claim counts an attempt; at ``max_attempts`` claims without completing, the batch
     is parked ``failed`` with its last error, listed, and never claimed again, whether its
     claims were abandoned with an error or their runtimes died silently."""
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         poison = await store.enqueue(draft("s1", "poison"))
         await store.enqueue(draft("s1", "next"))
         lease = await _lease(store, "s1", OWNER_A)
@@ -242,13 +217,10 @@ async def a_batch_failing_max_attempts_times_is_parked_failed(opener: StoreOpene
         gone = await store.cancel_queued_work_batch("s2", crashy.batch_id)
         _eq(gone is not None and gone.batch_id, crashy.batch_id, "a failed batch can be cancelled")
         _eq(await store.list_queued_work("s2"), [], "cancelled")
-    finally:
-        await store.close()
 
 
 async def cancel_rules(opener: StoreOpener) -> None:
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         lease = await _lease(store, "s1")
         claimed = await store.enqueue(draft("s1", "claimed"))
         pending = await store.enqueue(draft("s1", "pending"))
@@ -263,5 +235,3 @@ async def cancel_rules(opener: StoreOpener) -> None:
         lease = await _lease(store, "s1")
         _eq(await _claim_texts(store, lease), ["claimed"], "a cancelled batch never returns")
         _eq(await _claim_texts(store, lease), None, "nothing else")
-    finally:
-        await store.close()

@@ -24,7 +24,7 @@ from ._conformance_kit import (
     _claim_texts,
     _eq,
     _lease,
-    _open,
+    _opened,
     _texts,
     _two_sessions,
     draft,
@@ -36,22 +36,18 @@ from ._conformance_kit import (
 async def parent_session_is_recorded_durably(opener: StoreOpener) -> None:
     """lash ``SessionBuilder::parent``: the relation is part of the session row; a later
     commit without a parent keeps it."""
-    store = await _open(opener)
-    lease = await _lease(store, "child")
-    await store.commit(RuntimeCommit("child", lease, parent_session_id="root",
-                                     append_nodes=(node("a", None, "hi"),), leaf_node_id="a"))
-    await store.commit(RuntimeCommit("child", lease, append_nodes=(node("b", "a", "more"),),
-                                     leaf_node_id="b"))
-    await store.close()
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
+        lease = await _lease(store, "child")
+        await store.commit(RuntimeCommit("child", lease, parent_session_id="root",
+                                         append_nodes=(node("a", None, "hi"),), leaf_node_id="a"))
+        await store.commit(RuntimeCommit("child", lease, append_nodes=(node("b", "a", "more"),),
+                                         leaf_node_id="b"))
+    async with _opened(opener) as store:
         got = await store.load_session("child")
         assert got is not None
         _eq(got.meta.parent_session_id, "root", "parent after reopen")
         _eq({m.session_id: m.parent_session_id for m in await store.list_sessions()},
             {"child": "root"}, "listed with its parent")
-    finally:
-        await store.close()
 
 
 def _keeper(store: SessionStore) -> StoreMaintenance | None:
@@ -61,20 +57,17 @@ def _keeper(store: SessionStore) -> StoreMaintenance | None:
 async def tombstoned_nodes_leave_reads_until_vacuum(opener: StoreOpener) -> None:
     """lash ``StoreMaintenance``: a tombstoned node is gone from every read at once, its row
     stays until ``vacuum()``, which removes exactly the tombstoned rows of every session."""
-    store = await _open(opener)
-    if _keeper(store) is None:  # an optional capability of third-party stores
-        await store.close()
-        return
-    lease, other = await _lease(store, "s1"), await _lease(store, "s2")
     a, b, c = node("a", None, "hi"), node("b", "a", "old branch"), node("c", "b", "old reply")
     d = node("d", "a", "new branch", turn_id="t2")
-    await store.commit(RuntimeCommit("s1", lease, append_nodes=(a, b, c), leaf_node_id="c"))
-    await store.commit(RuntimeCommit("s1", lease, append_nodes=(d,), leaf_node_id="d"))
-    await store.commit(RuntimeCommit("s2", other, append_nodes=(node("x", None, "keep"),),
-                                     leaf_node_id="x"))
-    try:
+    async with _opened(opener) as store:
         keeper = _keeper(store)
-        assert keeper is not None
+        if keeper is None:  # an optional capability of third-party stores
+            return
+        lease, other = await _lease(store, "s1"), await _lease(store, "s2")
+        await store.commit(RuntimeCommit("s1", lease, append_nodes=(a, b, c), leaf_node_id="c"))
+        await store.commit(RuntimeCommit("s1", lease, append_nodes=(d,), leaf_node_id="d"))
+        await store.commit(RuntimeCommit("s2", other, append_nodes=(node("x", None, "keep"),),
+                                         leaf_node_id="x"))
         _eq(await keeper.tombstone_nodes("s1", ["b", "c", "nope"]), 2, "tombstoned count")
         _eq(await keeper.tombstone_nodes("s1", ["b"]), 0, "a tombstone is marked once")
         full = await store.load_session("s1", ReadScope.FULL_GRAPH)
@@ -82,8 +75,7 @@ async def tombstoned_nodes_leave_reads_until_vacuum(opener: StoreOpener) -> None
         assert full is not None and path is not None
         _eq([n.node_id for n in full.nodes], ["a", "d"], "full graph without tombstones")
         _eq([n.node_id for n in path.nodes], ["a", "d"], "active path untouched")
-        await store.close()
-        store = await _open(opener)
+    async with _opened(opener) as store:
         full = await store.load_session("s1", ReadScope.FULL_GRAPH)
         assert full is not None
         _eq([n.node_id for n in full.nodes], ["a", "d"], "tombstones after reopen")
@@ -105,15 +97,12 @@ async def tombstoned_nodes_leave_reads_until_vacuum(opener: StoreOpener) -> None
         path = await store.load_session("s1", ReadScope.ACTIVE_PATH)
         assert path is not None
         _eq([n.node_id for n in path.nodes], ["a", "d", "e"], "commits go on after vacuum")
-    finally:
-        await store.close()
 
 
 async def deleting_a_session_takes_its_queued_work_and_nothing_else(opener: StoreOpener) -> None:
     """Deleting a session removes its pending and claimed batches and its lease; another
     session keeps its graph and queue; the id can start over from revision 0."""
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         la, _ = await _two_sessions(store)
         await store.enqueue(draft("s1", "claimed"))
         await store.enqueue(draft("s2", "kept"))
@@ -131,8 +120,6 @@ async def deleting_a_session_takes_its_queued_work_and_nothing_else(opener: Stor
                                                append_nodes=(node("n", None, "again"),),
                                                leaf_node_id="n"))
         _eq(res.head_revision, 1, "a deleted id starts over")
-    finally:
-        await store.close()
 
 
 def _blob(data: bytes, media_type: str) -> tuple[AttachmentRef, bytes]:
@@ -141,15 +128,13 @@ def _blob(data: bytes, media_type: str) -> tuple[AttachmentRef, bytes]:
 
 async def blobs_are_stored_once_and_pruned_when_unreferenced(opener: StoreOpener) -> None:
     """For a store that keeps attachment bytes (``BlobStore``); others pass trivially."""
-    store = await _open(opener)
-    blobs = store if stores_blobs(store) else None
-    if blobs is None:
-        await store.close()
-        return
     (a, da), (b, db), (c, dc) = (_blob(b"GIF89a-one", "image/gif"),
                                  _blob(b"%PDF-two", "application/pdf"),
                                  _blob(b"three", "text/plain"))
-    try:
+    async with _opened(opener) as store:
+        blobs = store if stores_blobs(store) else None
+        if blobs is None:
+            return
         await blobs.put_blobs([(a, da), (b, db)])
         await blobs.put_blobs([(a, da), (c, dc)])  # a again: no second row, no error
         _eq(await blobs.get_blobs([a.id, b.id, c.id, "0" * 64]),
@@ -166,12 +151,7 @@ async def blobs_are_stored_once_and_pruned_when_unreferenced(opener: StoreOpener
         _eq(await blobs.prune_blobs(older_than_s=-1), 1, "only the unreferenced blob goes")
         _eq(sorted(await blobs.get_blobs([a.id, b.id, c.id])), sorted([a.id, b.id]),
             "blobs a graph node or a queued batch names are kept")
-    finally:
-        await store.close()
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         reopened = store if stores_blobs(store) else None
         assert reopened is not None
         _eq(await reopened.get_blobs([a.id]), {a.id: da}, "a reopened store has the bytes")
-    finally:
-        await store.close()

@@ -55,7 +55,7 @@ from ._conformance_kit import (
     _claim_texts,
     _eq,
     _lease,
-    _open,
+    _opened,
     _raises,
     _texts,
     _two_sessions,
@@ -97,22 +97,20 @@ __all__ = [
 
 # ---------------------------------------------------------------------------- graph + ledger
 async def reopened_store_shows_same_graph_and_ledger(opener: StoreOpener) -> None:
-    store = await _open(opener)
-    lease = await _lease(store, "s1")
     a, b, c = node("a", None, "hi"), node("b", "a", "yes", role=Role.ASSISTANT), node("c", "b", "more")
     d = node("d", "a", "branch", turn_id="t2")
     u = [UsageDelta("t1", "turn", "m1", TokenUsage(10, 5)),
          UsageDelta("t1", "turn", "m2", TokenUsage(3, 1)),
          UsageDelta("t1", "turn", "m1", TokenUsage(1, 1, 0, 0, 1)),
          UsageDelta("t1", "tool", "m1", TokenUsage(0, 0, 0, 0, 7))]  # total 0: not in ledger
-    await store.commit(RuntimeCommit("s1", lease, provider_id="offline", model="m1",
-                                     append_nodes=(a, b, c), leaf_node_id="c",
-                                     usage_deltas=tuple(u), turn_index=1))
-    await store.commit(RuntimeCommit("s1", lease, append_nodes=(d,), leaf_node_id="d",
-                                     turn_index=2))
-    await store.close()
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
+        lease = await _lease(store, "s1")
+        await store.commit(RuntimeCommit("s1", lease, provider_id="offline", model="m1",
+                                         append_nodes=(a, b, c), leaf_node_id="c",
+                                         usage_deltas=tuple(u), turn_index=1))
+        await store.commit(RuntimeCommit("s1", lease, append_nodes=(d,), leaf_node_id="d",
+                                         turn_index=2))
+    async with _opened(opener) as store:
         full = await store.load_session("s1", ReadScope.FULL_GRAPH)
         path = await store.load_session("s1", ReadScope.ACTIVE_PATH)
         assert full is not None and path is not None
@@ -125,13 +123,10 @@ async def reopened_store_shows_same_graph_and_ledger(opener: StoreOpener) -> Non
                                 TokenLedgerEntry("turn", "m2", TokenUsage(3, 1))], "ledger")
         _eq(path.ledger, full.ledger, "ledger of the active-path read")
         _eq([m.session_id for m in await store.list_sessions()], ["s1"], "sessions")
-    finally:
-        await store.close()
 
 
 async def replace_graph_rewrites_all_nodes(opener: StoreOpener) -> None:
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         lease = await _lease(store, "s1")
         await store.commit(RuntimeCommit("s1", lease, append_nodes=(node("a", None, "x"),
                                          node("b", "a", "y")), leaf_node_id="b"))
@@ -146,8 +141,6 @@ async def replace_graph_rewrites_all_nodes(opener: StoreOpener) -> None:
         got = await store.load_session("s1")
         assert got is not None
         _eq([n.node_id for n in got.nodes], ["z", "y"], "an appended node stored once")
-    finally:
-        await store.close()
 
 
 async def a_committed_config_patch_survives_a_reopen(opener: StoreOpener) -> None:
@@ -159,18 +152,14 @@ async def a_committed_config_patch_survives_a_reopen(opener: StoreOpener) -> Non
                   {"slot": "guidance", "content": "Réponds en français.", "priority": 0,
                    "title": "Langue"}]}}},
               "configured": ["model", "prompt"]}
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         lease = await _lease(store, "s1")
         await store.commit(RuntimeCommit("s1", lease, provider_id="p1", model="small",
                                          append_nodes=(node("a", None, "hi"),), leaf_node_id="a",
                                          policy={"provider_id": "p1", "model": "small"}))
         await store.commit(RuntimeCommit("s1", lease, provider_id="p2", model="large",
                                          policy=policy, leaf_node_id="a"))
-    finally:
-        await store.close()
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         got = await store.load_session("s1")
         assert got is not None
         _eq(dict(got.meta.policy), policy, "the committed policy after a reopen")
@@ -182,13 +171,10 @@ async def a_committed_config_patch_survives_a_reopen(opener: StoreOpener) -> Non
         assert got is not None
         _eq((list(got.nodes), got.meta.leaf_node_id), ([], None), "nodes after a reset")
         _eq(dict(got.meta.policy), policy, "the policy after a reset")
-    finally:
-        await store.close()
 
 
 async def every_turn_has_exactly_one_terminal_commit(opener: StoreOpener) -> None:
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         lease = await _lease(store, "s1")
         await store.commit(RuntimeCommit("s1", lease, append_nodes=(node("a", None, "1"),),
                                          leaf_node_id="a", turn_started=TurnStart("t1", 1000)))
@@ -210,13 +196,10 @@ async def every_turn_has_exactly_one_terminal_commit(opener: StoreOpener) -> Non
         turns = await store.load_turns("s1")
         _eq([t.turn_id for t in turns], ["t1", "t2"], "one terminal record per turn")
         _eq(turns[1], turn_record("t2"), "the terminal record as committed")
-    finally:
-        await store.close()
 
 
 async def usage_totals_equal_sum_of_per_call_usage(opener: StoreOpener) -> None:
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         lease = await _lease(store, "s1")
         calls = [(100, 20, 50, 0, 5), (130, 40, 100, 10, 0), (7, 3, 0, 0, 0)]
         recs = tuple(("t1", LlmCallRecord(f"c{i}", "m1", i, (
@@ -227,13 +210,10 @@ async def usage_totals_equal_sum_of_per_call_usage(opener: StoreOpener) -> None:
         assert got is not None
         _eq(list(got.ledger), [TokenLedgerEntry("turn", "m1", TokenUsage(237, 63, 150, 10, 5))],
             "ledger = sum of the three calls")
-    finally:
-        await store.close()
 
 
 async def turn_commit_is_idempotent(opener: StoreOpener) -> None:
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         lease = await _lease(store, "s1")
         first = await store.commit(RuntimeCommit("s1", lease, turn=turn_record("t1", "h1"),
                                                  append_nodes=(node("a", None, "x"),),
@@ -249,13 +229,10 @@ async def turn_commit_is_idempotent(opener: StoreOpener) -> None:
         assert got is not None
         _eq(([n.node_id for n in got.nodes], got.meta.head_revision), (["a"], 1),
             "a duplicate writes nothing")
-    finally:
-        await store.close()
 
 
 async def head_revision_cas(opener: StoreOpener) -> None:
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         lease = await _lease(store, "s1")
         r = await store.commit(RuntimeCommit("s1", lease, expected_head_revision=0))
         _eq(r.head_revision, 1, "first commit on an empty head")
@@ -263,16 +240,13 @@ async def head_revision_cas(opener: StoreOpener) -> None:
             RuntimeCommit("s1", lease, expected_head_revision=0)), "stale expected revision")
         r = await store.commit(RuntimeCommit("s1", lease, expected_head_revision=1))
         _eq(r.head_revision, 2, "commit on the current revision")
-    finally:
-        await store.close()
 
 
 async def session_head_commits_need_the_lease(opener: StoreOpener) -> None:
     """lash ``session_execution_lease_contract``: a session-head commit without the session
     execution lease raises ``SessionExecutionLeaseExpired`` and writes nothing; the
     idempotent replay of a committed turn returns without a lease."""
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         await _raises(SessionExecutionLeaseExpired, store.commit(RuntimeCommit(
             "s1", None, append_nodes=(node("a", None, "x"),), leaf_node_id="a")),
             "a commit with no lease")
@@ -283,14 +257,11 @@ async def session_head_commits_need_the_lease(opener: StoreOpener) -> None:
         replay = await store.commit(RuntimeCommit("s1", None, turn=turn_record("t1", "h1")))
         _eq((replay.head_revision, replay.duplicate), (first.head_revision, True),
             "an idempotent replay needs no lease")
-    finally:
-        await store.close()
 
 
 # ---------------------------------------------------------------------------- leases
 async def lease_rules(opener: StoreOpener) -> None:
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         a = await _lease(store, "s1", OWNER_A)
         _eq(a.fencing, 1, "first fencing")
         busy = await store.try_acquire_lease("s1", OWNER_B)
@@ -309,13 +280,10 @@ async def lease_rules(opener: StoreOpener) -> None:
         await store.release_lease(b)
         c = await _lease(store, "s1", OWNER_A)
         _eq(c.fencing, 3, "released lease reacquired with fencing + 1")
-    finally:
-        await store.close()
 
 
 async def commit_with_lost_lease_writes_nothing(opener: StoreOpener) -> None:
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         a = await _lease(store, "s1")
         await store.commit(RuntimeCommit("s1", a, append_nodes=(node("a", None, "x"),),
                                          leaf_node_id="a"))
@@ -330,16 +298,13 @@ async def commit_with_lost_lease_writes_nothing(opener: StoreOpener) -> None:
         _eq(([n.node_id for n in got.nodes], got.meta.head_revision, got.ledger),
             (["a"], 1, ()), "nothing of the rejected commit")
         _eq(await store.load_turns("s1"), [], "no turn record")
-    finally:
-        await store.close()
 
 
 async def an_expired_lease_nobody_took_over_is_still_held(opener: StoreOpener) -> None:
     """A holder whose loop was blocked past the TTL: while no other owner acquired the
     session, its lease renews, claims and commits (same fencing); the batch it claimed is
     pending for others only while the lease is expired."""
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         a = await _lease(store, "s1", OWNER_A)
         await store.enqueue(draft("s1", "work"))
         claim = await store.claim_queued_work(a)
@@ -362,13 +327,10 @@ async def an_expired_lease_nobody_took_over_is_still_held(opener: StoreOpener) -
         _eq([t.turn_id for t in await store.load_turns("s1")], ["t1"], "committed turn")
         _eq(await _texts(store, "s1"), ["more"], "released: the late claim is pending again")
         await _raises(SessionExecutionLeaseLost, store.renew_lease(a), "renew after release")
-    finally:
-        await store.close()
 
 
 async def sessions_are_isolated(opener: StoreOpener) -> None:
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         la, _ = await _two_sessions(store)
         await store.enqueue(draft("s2", "for s2", delivery=EARLIEST))
         await store.enqueue(draft("s1", "for s1"))
@@ -384,13 +346,10 @@ async def sessions_are_isolated(opener: StoreOpener) -> None:
         assert got is not None
         _eq([n.node_id for n in got.nodes], ["b"], "other session intact")
         _eq(await _texts(store, "s2"), ["for s2"], "other queue intact")
-    finally:
-        await store.close()
 
 
 async def events_round_trip_in_order(opener: StoreOpener) -> None:
-    store = await _open(opener)
-    try:
+    async with _opened(opener) as store:
         lease = await _lease(store, "s1")
         e1 = TurnActivity("a1", "p1", AssistantProseDelta("Hel"), "t1")
         e2 = TurnActivity("a2", "p1", AssistantProseDelta("lo"), "t1")
@@ -399,8 +358,6 @@ async def events_round_trip_in_order(opener: StoreOpener) -> None:
         await store.commit(RuntimeCommit("s1", lease, events=(e3,)))
         _eq(await store.load_events("s1"), [e1, e2, e3], "all events in order")
         _eq(await store.load_events("s1", "t2"), [e3], "events of one turn")
-    finally:
-        await store.close()
 
 
 CHECKS: dict[str, Check] = {

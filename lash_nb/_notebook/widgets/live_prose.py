@@ -3,28 +3,36 @@ bounded number of times (issue 21: re-sending the whole rendered answer on every
 long answer's traffic grow with its square).
 
 A row's live HTML is two parts:
-- its finished blocks: the text up to the last blank line outside a code fence, rendered one
-  block run at a time as blank lines arrive and only ever appended to (the browser keeps what
-  it has and receives the new part);
+- its finished blocks: the text up to the last blank line that ends a block (outside a code
+  fence, and followed by a line that cannot continue what came before: not indented, not a
+  list item), rendered one block run at a time and only ever appended to (the browser keeps
+  what it has and receives the new part);
 - its open block (the paragraph, list or fence being written): re-rendered when it has doubled
   in length since its last render (and the caller's time gate allows), so its renders add up
   to at most about twice its length. Text past the covered part is shown as plain text.
 
-Rendering block runs apart can differ from rendering the row whole (a loose list split at its
-blank line shows as two lists, a link reference defined further down stays literal): that is
-the live view only. The finished turn is rendered whole (``TurnWidget._render_prose(final)``),
-the record a saved notebook shows. Lengths the browser uses are UTF-16 units, as JavaScript
-counts a string.
+The finished blocks read as the same text rendered whole: a loose list (items apart by blank
+lines) stays one list because a blank line before another item or an indented line does not
+end a run; runs share markdown-it's environment, so a link defined in an earlier run resolves
+in a later one; a definition arriving after the links that use it re-renders the finished
+blocks whole (sent as a replacement), while that costs at most twice the text rendered. The
+finished turn is rendered whole (``TurnWidget._render_prose(final)``), the record a saved
+notebook shows. Lengths the browser uses are UTF-16 units, as JavaScript counts a string.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 from .markdown import render_markdown
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.MULTILINE)
+# the start of a line after a blank line that may continue the block before it: indented (a
+# list item's next paragraph, indented code), a list item (a loose list), or not known yet
+_CONTINUES = re.compile(r"[ \t\n]|[-+*](?:[ \t\n]|\Z)|\d{1,9}(?:[.)](?:[ \t\n]|\Z)|\Z)|\Z")
+_SPACE = re.compile(r"\s+")
 
 
 def utf16_len(text: str) -> int:
@@ -36,8 +44,8 @@ def utf16_len(text: str) -> int:
 
 def block_end(text: str, start: int) -> int:
     """The end of the last finished block run in ``text[start:]``: just after the last blank
-    line that is not inside a code fence (``start`` itself is outside any fence). ``start``
-    when there is none."""
+    line that is not inside a code fence and is followed by a line that cannot continue the
+    block before it (``start`` itself is outside any fence). ``start`` when there is none."""
     hi = len(text)
     if text.rfind("\n\n", start, hi) < 0:
         return start
@@ -58,9 +66,15 @@ def block_end(text: str, start: int) -> int:
         if e < 0:
             return start
         inside = [o for o, c in spans if o < e + 2 <= c]
-        if not inside:
+        if inside:
+            hi = inside[0]
+            continue
+        after = e + 2
+        while after < len(text) and text[after] == "\n":
+            after += 1
+        if not _CONTINUES.match(text, after):
             return e + 2
-        hi = inside[0]
+        hi = e + 1  # a shorter run may still end at an earlier blank line
 
 
 class LiveProse:
@@ -79,6 +93,8 @@ class LiveProse:
         self.cost = 0.0
         self.html: str | None = None
         self.covered = 0
+        self.env: dict[str, Any] = {}  # markdown-it's, shared by the finished runs (references)
+        self.redone = 0  # characters rendered again for references defined after their use
 
     @property
     def stable_html_len(self) -> int:
@@ -87,6 +103,12 @@ class LiveProse:
     def fits(self, text: str) -> bool:
         """The row still begins with what was rendered (a retried answer may not)."""
         return text.startswith(self.source)
+
+    def _used_before(self, labels: set[str], start: int) -> bool:
+        """Whether text before ``start`` may use one of the newly defined reference labels
+        (markdown-it keeps them normalised: whitespace collapsed, case folded up)."""
+        before = _SPACE.sub(" ", self.source[:start]).upper()
+        return any(f"[{label}]" in before for label in labels)
 
     def advance(self, text: str, closed: bool, now: float, interval_s: float) -> None:
         """Bring the HTML up to ``text`` (``closed``: the row is followed by another, so all of
@@ -97,9 +119,15 @@ class LiveProse:
         changed = self.html is None
         if end > start:
             chunk = text[start:end]
-            self.stable_html += render_markdown(chunk)
+            known = set(self.env.get("references", ()))
+            self.stable_html += render_markdown(chunk, self.env)
             self.stable_u16 += utf16_len(chunk)
             self.source = text[:end]
+            new = set(self.env.get("references", ())) - known
+            if new and self.redone <= end and self._used_before(new, start):
+                self.env = {}
+                self.stable_html = render_markdown(self.source, self.env)
+                self.redone += end
             self.open_html, self.open_u16, self.bucket = "", 0, 0
             changed = True
         size = len(text) - end

@@ -66,9 +66,11 @@ def _parser() -> MarkdownIt:
     return md
 
 
-def render_markdown(text: str) -> str:
-    """Sanitised HTML for model prose (an unclosed fence mid-stream renders as code so far)."""
-    html: str = _parser().render(text or "")
+def render_markdown(text: str, env: dict[str, Any] | None = None) -> str:
+    """Sanitised HTML for model prose (an unclosed fence mid-stream renders as code so far).
+    ``env``: markdown-it's environment; its ``references`` (link reference definitions) are
+    kept across calls that share it, so a piece rendered later resolves links defined earlier."""
+    html: str = _parser().render(text or "", env)
     return html
 
 

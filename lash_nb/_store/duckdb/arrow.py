@@ -2,24 +2,28 @@
 
 pandas imports pyarrow, and pyarrow imports pandas at its first array. Two threads importing
 them in opposite orders break each other (``ImportError: cannot import name ... from partially
-initialized module``; with pandas 2.2 and pyarrow 15 on every first report). The store starts
-the import on a background thread two seconds after it opens (it takes seconds on a busy machine,
-and the first statements need neither: a resume reads its rows without them); every store
-path that touches pyarrow calls :func:`import_arrow` first, which waits for that import (or
+initialized module``; with pandas 2.2 and pyarrow 15 on every first report). Every store path
+that touches pyarrow calls :func:`import_arrow` first, which waits for an import under way (or
 does it) instead of racing it.
 
-Why later: the import holds the GIL for most of its 0.3-3 s, and started at once it ran beside
-the open and first read of a resumed session, nearly doubling a cold resume of 10,000 turns
-(ADR 0076). Two seconds later it runs while the user reads and types; a commit or report
-that comes first imports it itself.
+When: the import holds the GIL for most of its 0.3-3 s, so it must not run beside an open and
+the first reads (started at once it nearly doubled a cold resume of 10,000 turns; ADR 0076).
+Reads never need it. The first store path that does is the fold of a logged commit, which runs
+after the turn that wrote it. So the DuckDB store starts the import in the background when a
+write is coming: the first lease asked for or commit handed to a writable store (a turn takes a
+lease before its first commit and then waits for its model), never on a read (ADR 0109). A
+report or a query that comes first imports it itself, under the same lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 _LOCK = threading.Lock()
 _DONE = threading.Event()
+_LOCK_START = threading.Lock()
+_started = False
 
 
 def import_arrow() -> None:
@@ -40,8 +44,19 @@ def arrow_ready() -> bool:
     return _DONE.is_set()
 
 
-def import_arrow_in_background(after_s: float = 2.0) -> None:
-    if not _DONE.is_set():
-        timer = threading.Timer(after_s, import_arrow)
-        timer.name, timer.daemon = "lash-arrow-import", True
-        timer.start()
+def import_arrow_in_background() -> None:
+    """Start :func:`import_arrow` on a background thread, once per process (a no-op once it
+    was started or done)."""
+    global _started
+    if _DONE.is_set():
+        return
+    with _LOCK_START:
+        if _started or _DONE.is_set():
+            return
+        _started = True
+    threading.Thread(target=_import_quietly, name="lash-arrow-import", daemon=True).start()
+
+
+def _import_quietly() -> None:
+    with contextlib.suppress(Exception):  # a broken install fails where it is needed, loudly
+        import_arrow()

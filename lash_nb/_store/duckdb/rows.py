@@ -141,14 +141,8 @@ def event_columns(
 
 # ---------------------------------------------------------------------------- decoding
 
-NODE_COLS = "node_id, parent_node_id, kind, content, epoch_ms(created_at), turn_id"
-# the same columns in ``SessionNode``'s argument order: ``SessionNode(*row)`` makes the node
+# a node row's columns in ``SessionNode``'s argument order: ``SessionNode(*row)`` makes the node
 NODE_ARGS = "node_id, parent_node_id, kind, NULL, NULL, epoch_ms(created_at), turn_id, content"
-
-
-def decode_nodes(rows: Sequence[tuple[Any, ...]]) -> list[SessionNode]:
-    """Nodes from ``NODE_COLS`` rows; contents are decoded when first read."""
-    return [SessionNode(r[0], r[1], r[2], None, None, int(r[4]), r[5], r[3]) for r in rows]
 
 
 META_COLS = (

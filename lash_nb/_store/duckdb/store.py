@@ -141,7 +141,6 @@ class DuckDBStore:
             )
             self._worker.read_only = read_only
             _SHARED[self._key] = self._worker
-        import_arrow_in_background()  # seconds on a busy machine; first statements need neither
         try:  # open now so a bad file is refused here, not at the first call
             self._worker.submit(lambda con: None).result()
         except BaseException:
@@ -224,11 +223,15 @@ class DuckDBStore:
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
         allow_files: bool = False,
     ) -> Any:
-        """Run a read-only query on the store's thread; rows come back as a
-        ``pandas.DataFrame``. Only reads run (``_store/user_sql.py``), in a read-only
-        transaction; files are read only with ``allow_files=True``."""
-        return self._worker.submit(
-            lambda con: self._frame(con, sql, params, allow_files), query=True).result()
+        """Run a read-only query on the store's connection (on the calling thread when the
+        store is idle, else on its thread); rows come back as a ``pandas.DataFrame``. Only
+        reads run (``_store/user_sql.py``), in a read-only transaction; files are read only
+        with ``allow_files=True``."""
+        def job(con: Any) -> Any:
+            return self._frame(con, sql, params, allow_files)
+
+        here = self._worker.run_here(job)  # an idle store: no trip to its thread (ADR 113)
+        return (here or self._worker.submit(job, query=True)).result()
 
     async def query_async(
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
@@ -242,6 +245,17 @@ class DuckDBStore:
         con.complete()  # a partly read execute() result would make con.sql refuse to run
         self._fold(con)  # every commit is in the tables a user queries
         return user_query.frame(con, self._worker.hold, sql, params, allow_files)
+
+    def _report_frame(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        """One report ``SELECT`` written by ``lash_nb.reports`` (never user text: it runs
+        without the read-only transaction, ``user_query.report_frame``); timestamps UTC."""
+        def job(con: Any) -> Any:
+            con.complete()
+            self._fold(con)
+            return user_query.report_frame(con, self._worker.hold, sql, params)
+
+        here = self._worker.run_here(job)  # an idle store: no trip to its thread (ADR 113)
+        return (here or self._worker.submit(job, query=True)).result()
 
     def quarantined_commits(self) -> Any:
         """Commits that could not be folded into the tables, kept as written (one row each:
@@ -293,6 +307,7 @@ class DuckDBStore:
     async def commit(self, commit: RuntimeCommit) -> CommitResult:
         if self.read_only:
             raise self._read_only_error()
+        import_arrow_in_background()  # this commit's fold will need pyarrow (arrow.py)
 
         first: list[Hold] = []
 
@@ -371,6 +386,8 @@ class DuckDBStore:
     async def try_acquire_lease(
         self, session_id: str, owner_id: str, ttl_ms: int = DEFAULT_LEASE_TTL_MS
     ) -> Lease | LeaseBusy:
+        if not self.read_only:
+            import_arrow_in_background()  # a commit follows; its fold needs pyarrow (arrow.py)
         held = None if self._worker.stopped else self._worker.hold
         if held is not None:  # memory has the row: no trip to the store thread (ADR 90)
             got = leases.try_acquire_here(held, session_id, owner_id, ttl_ms)

@@ -10,6 +10,11 @@ Theory of operation
 - The store's own statements run on one thread (``lock.py``); a user query may scan millions
   of rows, so it gets every core. Switching costs ~10 ms per 1M-row roll-up here, so queries
   in a row (a report) switch once: the next store job switches back (``worker.py``).
+- Report SQL (:func:`report_frame`: text ``lash_nb.reports`` wrote, one ``SELECT``, its values
+  as parameters) skips the read-only transaction: nothing a user typed reaches it, and one
+  DuckDB statement is its own transaction, so it reads one snapshot (a whole commit or none;
+  the store's own writes also run on this thread, between queries). Its naive timestamps
+  (the store keeps UTC) come out tz-aware UTC from pyarrow, no pandas pass (ADR 112).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ _QUERY_THREADS = max(1, os.cpu_count() or 1)
 # SQL again and again, and the check (parse tree walk plus a catalog query, ~10 ms) would
 # cost a third of a 1M-row roll-up. A pass stays valid: the store never drops a table or
 # view, so the relations a text may name only grow. Bounded; oldest forgotten first.
-_PASSED: dict[tuple[str, bool], None] = {}
+_PASSED: dict[tuple[str, bool], int] = {}  # -> its number of statements
 _PASSED_MAX = 256
 
 
@@ -35,21 +40,10 @@ def frame(con: Any, hold: Any, sql: str, params: Any, allow_files: bool) -> Any:
     """The rows of a read-only query as a ``pandas.DataFrame``."""
     import duckdb
 
-    if hold is not None:
-        hold.flush(con)  # lease rows a user may query are in the file
-    import_arrow()  # not racing the store's background import
-    if hold is None or not hold.query_threads:
-        con.execute(f"SET threads = {_QUERY_THREADS}")
-        if hold is not None:  # the next store job sets one thread again (worker.py)
-            hold.query_threads = True
+    _prepare(con, hold)
     con.execute("BEGIN TRANSACTION READ ONLY")
     try:
-        if (sql, allow_files) not in _PASSED:
-            user_sql.check(sql, allow_files=allow_files, con=con,
-                           relations=lambda: relations(con))
-            _PASSED[(sql, allow_files)] = None
-            if len(_PASSED) > _PASSED_MAX:
-                del _PASSED[next(iter(_PASSED))]
+        _checked(con, sql, allow_files)
         rel = con.sql(sql, params=params) if params is not None else con.sql(sql)
         if rel is None:
             import pandas as pd
@@ -67,6 +61,54 @@ def frame(con: Any, hold: Any, sql: str, params: Any, allow_files: bool) -> Any:
         finally:
             if hold is None:
                 con.execute("SET threads = 1")
+
+
+def report_frame(con: Any, hold: Any, sql: str, params: Any) -> Any:
+    """The rows of one report ``SELECT`` (lash_nb's own text, never a user's: no read-only
+    transaction) as a ``pandas.DataFrame``, naive timestamps as UTC."""
+    _prepare(con, hold)
+    try:
+        if _checked(con, sql, False) != 1:
+            raise QueryNotAllowed("report SQL is one SELECT; use store.query for other SQL")
+        rel = con.sql(sql, params=params) if params is not None else con.sql(sql)
+        return utc_frame(rel.to_arrow_table())
+    finally:
+        if hold is None:
+            con.execute("SET threads = 1")
+
+
+def _prepare(con: Any, hold: Any) -> None:
+    if hold is not None:
+        hold.flush(con)  # lease rows a user may query are in the file
+    import_arrow()  # not racing the store's background import
+    if hold is None or not hold.query_threads:
+        con.execute(f"SET threads = {_QUERY_THREADS}")
+        if hold is not None:  # the next store job sets one thread again (worker.py)
+            hold.query_threads = True
+
+
+def _checked(con: Any, sql: str, allow_files: bool) -> int:
+    """How many statements ``sql`` has, once ``user_sql.check`` let it pass (remembered)."""
+    key = (sql, allow_files)
+    passed = _PASSED.get(key)
+    if passed is None:
+        checked = user_sql.check(sql, allow_files=allow_files, con=con,
+                                 relations=lambda: relations(con))
+        passed = _PASSED[key] = len(checked.statements or ())
+        if len(_PASSED) > _PASSED_MAX:
+            del _PASSED[next(iter(_PASSED))]
+    return passed
+
+
+def utc_frame(table: Any) -> Any:
+    """An Arrow table as a DataFrame, its naive timestamp columns (UTC in the store) tz-aware
+    UTC, converted so by pyarrow itself (no pandas pass over the column afterwards)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    utc = {f.type: pd.DatetimeTZDtype(f.type.unit, "UTC") for f in table.schema
+           if pa.types.is_timestamp(f.type) and f.type.tz is None}
+    return table.to_pandas(types_mapper=utc.get) if utc else table.to_pandas()
 
 
 def relations(con: Any) -> set[str]:

@@ -31,7 +31,11 @@ Theory of operation
 - Every job runs in its own transaction (``run_in_transaction``); a job that fails rolls
   back, so a store never holds part of a job. A write-write conflict with another
   connection of this process is retried.
-- Forbidden: any other thread using the connection; a job left half applied.
+- **Here**: a read that would wait only for the hop (``run_here``: the thread waits for work,
+  nothing is queued, the file is held) runs on the calling thread instead, holding ``busy``,
+  which this thread holds whenever it is not waiting for work (ADR 113). DuckDB refuses two
+  threads on one connection at once, not one after the other.
+- Forbidden: any other thread using the connection without ``busy``; a job left half applied.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ FOLD_IN_TURN_S = 30.0  # ... or this long while a turn is in flight (a long mode
 HANDOVER_POLL_S = 0.02  # while holding idle, look for waiters this often
 MIN_SLICE_S = 0.05  # a busy holder keeps the file at least this long before handing over
 HANDOVER_WAL_BYTES = 512 * 1024  # a hand-over below this .wal size skips the checkpoint
+HERE_WAIT_S = 0.01  # run_here waits this long for the thread to be waiting for work
 _STOP = object()
 _RELEASE = object()
 _live: weakref.WeakSet[ConnectionWorker] = weakref.WeakSet()
@@ -108,6 +113,8 @@ class ConnectionWorker:
         self.opens = 0  # how many times the file was opened (benchmarks and tests read it)
         self.handovers = 0  # releases because another process waited
         self.queue_watch = QueueWatch()  # every store of this file in this process
+        self.busy = threading.Lock()  # held by the thread except while it waits for work
+        self._here_at = 0.0  # when ``run_here`` last ran a job (idle counts from it too)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         _live.add(self)
@@ -129,6 +136,32 @@ class ConnectionWorker:
                        terminal_commit, query)
         self._queue.put((job, fut, spec))
         return fut
+
+    def run_here(self, job: Callable[[Any], T]) -> Future[T] | None:
+        """Run a read ``job`` on the calling thread when the worker's thread waits for work
+        with the file held and nothing queued (no two thread wake-ups); ``None`` when it
+        cannot, or when the job met a lock conflict or a broken connection (then ``submit``
+        it: the worker's thread waits for the file, or releases the connection)."""
+        # the thread may be finishing the bookkeeping of its last job: a short wait; a job
+        # still running then is what a submitted one would wait for as well
+        if self._con is None or not self._queue.empty() or not self.busy.acquire(timeout=HERE_WAIT_S):
+            return None
+        try:
+            con = self._con
+            if con is None or self.hold is None or self.hold.sealed or not self._queue.empty():
+                return None
+            fut: Future[T] = Future()
+            self._here_at = time.monotonic()
+            try:
+                fut.set_result(job(con))
+            except Exception as e:
+                if is_lock_conflict(e) or _connection_broken(e):
+                    return None
+                mapped = store_error(self.path, e, opening=False)
+                fut.set_exception(mapped)
+            return fut
+        finally:
+            self.busy.release()
 
     def release(self) -> Future[None]:
         """Release the file now (after queued jobs); the next job reopens it."""
@@ -153,6 +186,7 @@ class ConnectionWorker:
         return self.line is not None and self.line.others_waiting()
 
     def _run(self) -> None:
+        self.busy.acquire()  # released only while waiting for work (``run_here``)
         idle_since = time.monotonic()
         deferred: float | None = None  # when an idle fold was first put off for a turn in flight
         while True:
@@ -174,9 +208,12 @@ class ConnectionWorker:
                     marks.append(time.monotonic() + HANDOVER_POLL_S)
                 if marks:
                     timeout = max(0.0, min(marks) - time.monotonic())
+            self.busy.release()
             try:
                 job, fut, spec = self._queue.get(timeout=timeout)
             except queue.Empty:
+                self.busy.acquire()
+                idle_since = max(idle_since, self._here_at)
                 now = time.monotonic()
                 if self._con is None:
                     continue
@@ -197,6 +234,7 @@ class ConnectionWorker:
                 elif self._idle is not None and now >= idle_since + self._idle:
                     self._release()
                 continue
+            self.busy.acquire()
             if job is _STOP:
                 self._release()
                 if self.line is not None:

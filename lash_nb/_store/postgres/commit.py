@@ -18,7 +18,7 @@ from ..admission import Admission, LeaseRow, admit, completed_batch_ids
 from ..base import CommitResult, RuntimeCommit, TurnRecord, process_lost_record
 from ..duckdb import rows
 from .leases import RELEASE_SQL
-from .queued_work import DELETE_SQL, HISTORY_SQL, QUEUE_NOTIFY_SQL
+from .queued_work import FINISH_SQL
 
 _BUCKETS = ("input_tokens", "output_tokens", "cache_read_input_tokens",
             "cache_write_input_tokens", "reasoning_output_tokens")
@@ -154,10 +154,8 @@ async def _apply(con: Any, c: RuntimeCommit) -> CommitResult:
     seq = await _write_turns(con, c, head, seq, t)
     if claimed:
         done_by = tid or (c.turn_started.turn_id if c.turn_started else None)
-        await con.execute(HISTORY_SQL, {"t": t, "state": "completed", "tid": done_by,
-                                        "ids": claimed})
-        await con.execute(DELETE_SQL, [claimed])
-        await con.execute(QUEUE_NOTIFY_SQL, [sid])  # delivered at COMMIT
+        await con.execute(FINISH_SQL, {"t": t, "state": "completed", "tid": done_by,
+                                       "ids": claimed, "sid": sid})
     if tid is not None:
         await con.execute("DELETE FROM turn_cancel_requests WHERE session_id = %s AND turn_id = %s",
                           [sid, tid])

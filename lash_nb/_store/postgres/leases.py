@@ -75,6 +75,9 @@ WAKE_IF_READY_SQL = (
 
 
 async def release(con: Any, lease: Lease) -> None:
-    async with con.transaction():
-        await con.execute(RELEASE_SQL, [lease.session_id, lease.token, lease.fencing])
-        await con.execute(WAKE_IF_READY_SQL, [lease.session_id, lease.session_id])
+    # one statement (autocommitted: atomic, the wake-up delivered at its end)
+    await con.execute(
+        "WITH released AS (UPDATE execution_leases SET owner_id = NULL, token = NULL, "
+        "expires_at_ms = 0 WHERE session_id = %s AND token = %s AND fencing = %s RETURNING 1) "
+        + WAKE_IF_READY_SQL,
+        [lease.session_id, lease.token, lease.fencing, lease.session_id, lease.session_id])

@@ -5,14 +5,23 @@ Theory of operation
   session's live lease; otherwise it is pending, whatever its ``claim_id`` says. So the
   claims of a worker that died become pending once its lease expires (one lease TTL), or at
   once when ``owner_is_dead`` proves its process gone.
-- Claim: in one transaction, lock the lease row ``FOR SHARE`` (a new lease generation can
-  not start meanwhile) and check it is the caller's live lease, then select the ready rows
-  in ``enqueue_seq`` order ``FOR UPDATE SKIP LOCKED`` and apply ``select_claim_prefix``.
-  Under a live lease the only other writer that locks a session's batch rows is a cancel,
-  which deletes them, so skipping a locked row never reorders the queue.
-- Enqueue takes a per-session advisory lock before drawing ``enqueue_seq``, so within one
-  session sequence order is commit order: a claim never sees batch n+1 committed before
-  batch n. It notifies ``lash_work`` (delivered at commit) to wake idle workers.
+- Claim: one statement checks the lease and whether anything is ready (nothing ready: no
+  transaction). Then in one transaction: select the ready rows in ``enqueue_seq`` order
+  ``FOR UPDATE SKIP LOCKED``, apply ``select_claim_prefix``, and write the claim with an
+  UPDATE guarded by the caller's lease (token and fencing). The rows are locked before that
+  UPDATE reads the lease, so a newer lease that claimed any of them had committed before and
+  is seen: the guard fails, the transaction rolls back, nothing of a newer lease is
+  overwritten (ADR 0121: no lease lock for a claim). Parking batches that used up their
+  attempts is rare and keeps the lease row locked ``FOR SHARE`` for it. Under a live lease
+  the only other writer that locks a session's batch rows is a cancel, which deletes them,
+  so skipping a locked row never reorders the queue. A claim stays a transaction of its
+  own: other processes (listings, cancels, workers) see the batch claimed before the turn
+  runs.
+- Enqueue: a burst of enqueues (``PostgresStore.enqueue``) is one transaction: one statement
+  takes each session's advisory lock before ``enqueue_seq`` is drawn, so within one session
+  sequence order is commit order (a claim never sees batch n+1 committed before batch n),
+  and queues one ``lash_work`` per session (delivered at commit) to wake idle workers; a run
+  of unkeyed drafts is one INSERT from arrays.
 - Cancel locks the batch row (waiting, not skipping) and deletes it only when no live
   claim holds it: a cancelled batch never becomes a turn.
 """
@@ -20,6 +29,7 @@ Theory of operation
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +39,8 @@ from ..._core.queue import (
     QueueClaim,
     QueuedWorkBatch,
     QueuedWorkDraft,
+    QueuedWorkItem,
+    SlotPolicy,
     clip_error,
     failure_text,
     select_claim_prefix,
@@ -46,30 +58,86 @@ _LIVE_GEN = (
 )
 
 
+_INSERT = (
+    "INSERT INTO queued_work_batches (batch_id, session_id, source_key, delivery_policy, "
+    "slot_policy, merge_key, available_at_ms, enqueued_at_ms, items) "
+)
+# the sessions' advisory locks, in the order given (sorted: two bursts never wait on each
+# other in a circle), and one ``lash_work`` per session, delivered at COMMIT
+_LOCK_AND_WAKE_SQL = (
+    "SELECT pg_advisory_xact_lock(hashtextextended(s, 7)), pg_notify('lash_work', s) "
+    "FROM unnest(%s::text[]) AS s"
+)
+
+
 async def enqueue(con: Any, d: QueuedWorkDraft) -> QueuedWorkBatch:
+    return (await enqueue_many(con, [d]))[0]
+
+
+async def enqueue_many(con: Any, drafts: Sequence[QueuedWorkDraft]) -> list[QueuedWorkBatch]:
+    """``drafts`` in one transaction, in order: one statement takes the sessions' locks and
+    queues their wake-ups, a run of drafts without a source key is one INSERT, a keyed draft
+    is looked up by its key first (idempotent, also within the burst)."""
+    values = [_values(d) for d in drafts]  # before any statement: nothing to roll back
+    out: list[QueuedWorkBatch] = []
     async with con.transaction():
-        await con.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", [d.session_id])
-        if d.source_key is not None:
-            cur = await con.execute(
-                f"SELECT {COLS} FROM queued_work_batches WHERE session_id = %s AND source_key = %s",
-                [d.session_id, d.source_key])
-            row = await cur.fetchone()
-            if row is not None:
-                return rows.decode_batch(row)
-        batch_id = fresh_id("qwb:")
-        items = [
-            {"item_id": f"{batch_id}:item:{i}", "kind": kind, "payload": dict(payload)}
-            for i, (kind, payload) in enumerate(d.items)
-        ]
+        await con.execute(_LOCK_AND_WAKE_SQL, [sorted({d.session_id for d in drafts})])
+        i = 0
+        while i < len(drafts):
+            j = i
+            while j < len(drafts) and drafts[j].source_key is None:
+                j += 1
+            if j > i:
+                out += await _insert_run(con, drafts[i:j], values[i:j])
+                i = j
+            else:
+                out.append(await _insert_keyed(con, drafts[i], values[i]))
+                i += 1
+    return out
+
+
+async def _insert_keyed(con: Any, d: QueuedWorkDraft, v: list[Any]) -> QueuedWorkBatch:
+    cur = await con.execute(
+        f"SELECT {COLS} FROM queued_work_batches WHERE session_id = %s AND source_key = %s",
+        [d.session_id, d.source_key])
+    row = await cur.fetchone()
+    if row is None:
         cur = await con.execute(
-            "INSERT INTO queued_work_batches (batch_id, session_id, source_key, delivery_policy, "
-            "slot_policy, merge_key, available_at_ms, enqueued_at_ms, items) "
-            f"VALUES (%s, %s, %s, %s, %s, %s, %s, lash_now_ms(), %s::jsonb) RETURNING {COLS}",
-            [batch_id, d.session_id, d.source_key, d.delivery_policy.value, d.slot_policy.value,
-             d.merge_key, d.available_at_ms, rows.dumps(items)])
+            _INSERT + f"VALUES (%s, %s, %s, %s, %s, %s, %s, lash_now_ms(), %s::jsonb) "
+            f"RETURNING {COLS}", v)
         row = await cur.fetchone()
-        await con.execute("SELECT pg_notify('lash_work', %s)", [d.session_id])
     return rows.decode_batch(row)
+
+
+async def _insert_run(con: Any, drafts: Sequence[QueuedWorkDraft],
+                      values: Sequence[list[Any]]) -> list[QueuedWorkBatch]:
+    """One INSERT from arrays (rows in array order, so ``enqueue_seq`` follows the calls);
+    only the server-drawn columns come back: the batches are built from what was sent."""
+    cols = [list(c) for c in zip(*values, strict=True)]
+    del cols[2]  # source_key: NULL for the whole run
+    cur = await con.execute(
+        _INSERT + "SELECT b, s, NULL, dp, sp, mk, av, lash_now_ms(), it::jsonb FROM unnest("
+        "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int8[], %s::text[]) "
+        "AS u(b, s, dp, sp, mk, av, it) RETURNING batch_id, enqueue_seq, enqueued_at_ms", cols)
+    drawn = {r[0]: (int(r[1]), int(r[2])) for r in await cur.fetchall()}
+    return [QueuedWorkBatch(
+        batch_id=v[0], session_id=d.session_id, enqueue_seq=drawn[v[0]][0], source_key=None,
+        delivery_policy=d.delivery_policy, slot_policy=d.slot_policy, merge_key=d.merge_key,
+        available_at_ms=d.available_at_ms, enqueued_at_ms=drawn[v[0]][1],
+        items=tuple(QueuedWorkItem(i["item_id"], i["kind"], i["payload"])
+                    for i in json.loads(v[7])),  # as read back: JSON's own types
+    ) for d, v in zip(drafts, values, strict=True)]
+
+
+def _values(d: QueuedWorkDraft) -> list[Any]:
+    """The row's values (``enqueued_at_ms`` is the server's clock, drawn by the INSERT)."""
+    batch_id = fresh_id("qwb:")
+    items = [
+        {"item_id": f"{batch_id}:item:{i}", "kind": kind, "payload": dict(payload)}
+        for i, (kind, payload) in enumerate(d.items)
+    ]
+    return [batch_id, d.session_id, d.source_key, d.delivery_policy.value, d.slot_policy.value,
+            d.merge_key, d.available_at_ms, rows.dumps(items)]
 
 
 async def list_queued(con: Any, sid: str, include_claimed: bool) -> list[QueuedWorkBatch]:
@@ -91,38 +159,41 @@ async def claim(
 ) -> QueueClaim | None:
     sid, gen = lease.session_id, lease.fencing
     max_attempts = max(1, max_attempts)
-    # one statement first: the lease is the caller's, and something could be claimed or
-    # parked (at a checkpoint or for a command: an early row); else no transaction at all
+    # one statement first: the lease is the caller's, something could be claimed (at a
+    # checkpoint or for a command: an early row), something must be parked; else no
+    # transaction at all
     early = commands or boundary is ClaimBoundary.ACTIVE_TURN_CHECKPOINT
+    pending = ("FROM queued_work_batches WHERE session_id = %(sid)s AND failed_at_ms IS NULL "
+               "AND (claim_id IS NULL OR claim_generation <> %(gen)s)")
     cur = await con.execute(
         "SELECT (SELECT token = %(tok)s AND fencing = %(gen)s FROM execution_leases "
-        "WHERE session_id = %(sid)s), EXISTS (SELECT 1 FROM queued_work_batches "
-        "WHERE session_id = %(sid)s AND failed_at_ms IS NULL "
-        "AND (claim_id IS NULL OR claim_generation <> %(gen)s) "
+        f"WHERE session_id = %(sid)s), EXISTS (SELECT 1 {pending} "
         "AND (available_at_ms <= lash_now_ms() OR attempts >= %(max)s)"
         + (" AND (delivery_policy = 'earliest_safe_boundary' "
            "OR items @> '[{\"kind\": \"session_command\"}]'::jsonb)" if early else "")
-        + ")", {"tok": lease.token, "gen": gen, "sid": sid, "max": max_attempts})
-    held, ready = await cur.fetchone() or (None, False)
+        + f"), EXISTS (SELECT 1 {pending} AND attempts >= %(max)s)",
+        {"tok": lease.token, "gen": gen, "sid": sid, "max": max_attempts})
+    held, ready, spent = await cur.fetchone() or (None, False, False)
     if not held:
         raise lost(sid)
     if not ready:
         return None
     async with con.transaction():
-        cur = await con.execute(
-            "SELECT token = %s AND fencing = %s "
-            "FROM execution_leases WHERE session_id = %s FOR SHARE",
-            [lease.token, gen, sid])
-        ok = await cur.fetchone()
-        if not (ok and ok[0]):
-            raise lost(sid)
-        # claimed that often by runtimes that died: park them (never claimed again)
-        await con.execute(
-            "UPDATE queued_work_batches SET failed_at_ms = lash_now_ms(), claim_id = NULL, "
-            "claimed_at_ms = NULL, error = coalesce(error, %s) WHERE session_id = %s "
-            "AND failed_at_ms IS NULL AND attempts >= %s "
-            "AND (claim_id IS NULL OR claim_generation <> %s)",
-            [failure_text(None, max_attempts), sid, max_attempts, gen])
+        if spent:  # claimed that often by runtimes that died: park them (never claimed again)
+            # under the lease locked FOR SHARE: no newer lease can have claimed them meanwhile
+            cur = await con.execute(
+                "SELECT token = %s AND fencing = %s "
+                "FROM execution_leases WHERE session_id = %s FOR SHARE",
+                [lease.token, gen, sid])
+            ok = await cur.fetchone()
+            if not (ok and ok[0]):
+                raise lost(sid)
+            await con.execute(
+                "UPDATE queued_work_batches SET failed_at_ms = lash_now_ms(), claim_id = NULL, "
+                "claimed_at_ms = NULL, error = coalesce(error, %s) WHERE session_id = %s "
+                "AND failed_at_ms IS NULL AND attempts >= %s "
+                "AND (claim_id IS NULL OR claim_generation <> %s)",
+                [failure_text(None, max_attempts), sid, max_attempts, gen])
         ready_sql = (
             f"SELECT {COLS} FROM queued_work_batches WHERE session_id = %s "
             "AND available_at_ms <= lash_now_ms() AND failed_at_ms IS NULL "
@@ -143,26 +214,39 @@ async def claim(
             cur = await con.execute(
                 ready_sql + " ORDER BY enqueue_seq LIMIT %s FOR UPDATE SKIP LOCKED",
                 [sid, gen, limit])
-            ready = [rows.decode_batch(r) for r in await cur.fetchall()]
-            chosen = select_claim_prefix(ready, boundary, max_batches, commands=commands)
+            found = await cur.fetchall()
+            head = [rows.decode_batch(r) for r in found[:1]]
+            # only a head that joins others needs the rows behind it decoded
+            group = head and head[0].slot_policy is SlotPolicy.JOIN and not commands
+            ready_rows = head + [rows.decode_batch(r) for r in found[1:]] if group else head
+            chosen = select_claim_prefix(ready_rows, boundary, max_batches, commands=commands)
         if not chosen:
             return None
         claim_id = f"qwc:{chosen[0].enqueue_seq}:{gen}:{fresh_id()}"
-        await con.execute(
+        # the rows are locked by this transaction, so only a lease that is no longer the
+        # caller's leaves one unwritten: any newer lease committed before the rows were locked
+        # is seen by this statement (the claims of a newer lease are then never overwritten)
+        cur = await con.execute(
             "UPDATE queued_work_batches SET claim_id = %s, claim_generation = %s, "
-            "claimed_at_ms = lash_now_ms(), attempts = attempts + 1 WHERE batch_id = ANY(%s)",
-            [claim_id, gen, [b.batch_id for b in chosen]])
+            "claimed_at_ms = lash_now_ms(), attempts = attempts + 1 WHERE batch_id = ANY(%s) "
+            "AND EXISTS (SELECT 1 FROM execution_leases WHERE session_id = %s AND token = %s "
+            "AND fencing = %s)",
+            [claim_id, gen, [b.batch_id for b in chosen], sid, lease.token, gen])
+        if cur.rowcount != len(chosen):
+            raise lost(sid)  # rolls the claim back
     return QueueClaim(claim_id, sid, gen, boundary,
                       tuple(dataclasses.replace(b, attempts=b.attempts + 1) for b in chosen))
 
 
-HISTORY_SQL = (
-    "INSERT INTO queue_history SELECT batch_id, session_id, source_key, delivery_policy, "
-    "slot_policy, enqueue_seq, enqueued_at_ms, claimed_at_ms, %(t)s, %(state)s, %(tid)s, "
-    "epoch_ms(enqueued_at_ms), epoch_ms(%(t)s::bigint), attempts FROM queued_work_batches "
-    "WHERE batch_id = ANY(%(ids)s)"
+# batches leave the queue: their history rows, the delete, and ``lash_queue`` (delivered at
+# COMMIT) in one statement
+FINISH_SQL = (
+    "WITH gone AS (DELETE FROM queued_work_batches WHERE batch_id = ANY(%(ids)s) RETURNING *), "
+    "kept AS (INSERT INTO queue_history SELECT batch_id, session_id, source_key, "
+    "delivery_policy, slot_policy, enqueue_seq, enqueued_at_ms, claimed_at_ms, %(t)s, "
+    "%(state)s, %(tid)s, epoch_ms(enqueued_at_ms), epoch_ms(%(t)s::bigint), attempts FROM gone) "
+    "SELECT pg_notify('lash_queue', %(sid)s)"
 )
-DELETE_SQL = "DELETE FROM queued_work_batches WHERE batch_id = ANY(%s)"
 QUEUE_NOTIFY_SQL = "SELECT pg_notify('lash_queue', %s)"  # batches left the session's queue
 
 
@@ -176,10 +260,8 @@ async def cancel(con: Any, sid: str, batch_id: str) -> QueuedWorkBatch | None:
         n = rows.BATCH_NCOLS
         if row is None or row[n]:
             return None
-        await con.execute(HISTORY_SQL, {"t": row[n + 1], "state": "cancelled", "tid": None,
-                                        "ids": [batch_id]})
-        await con.execute(DELETE_SQL, [[batch_id]])
-        await con.execute(QUEUE_NOTIFY_SQL, [sid])
+        await con.execute(FINISH_SQL, {"t": row[n + 1], "state": "cancelled", "tid": None,
+                                       "ids": [batch_id], "sid": sid})
     return rows.decode_batch(row)
 
 
@@ -188,16 +270,15 @@ async def abandon(con: Any, c: QueueClaim, error: str | None = None,
     """Release ``c`` without completing it: pending again with ``error`` as the last error,
     or parked failed once its batches used up ``max_attempts`` claims."""
     m = max(1, max_attempts)
-    async with con.transaction():
-        await con.execute(
-            "UPDATE queued_work_batches SET claim_id = NULL, claimed_at_ms = NULL, "
-            "error = coalesce(%(error)s, error, CASE WHEN attempts >= %(max)s THEN %(why)s END), "
-            "failed_at_ms = CASE WHEN attempts >= %(max)s THEN lash_now_ms() END "
-            "WHERE claim_id = %(claim)s AND batch_id = ANY(%(ids)s)",
-            {"error": clip_error(error), "max": m, "why": failure_text(None, m),
-             "claim": c.claim_id, "ids": list(c.batch_ids)})
-        await con.execute("SELECT pg_notify('lash_work', %s)", [c.session_id])
-        await con.execute(QUEUE_NOTIFY_SQL, [c.session_id])
+    # one statement (autocommitted: atomic, its notifications delivered at its end)
+    await con.execute(
+        "WITH released AS (UPDATE queued_work_batches SET claim_id = NULL, claimed_at_ms = NULL, "
+        "error = coalesce(%(error)s, error, CASE WHEN attempts >= %(max)s THEN %(why)s END), "
+        "failed_at_ms = CASE WHEN attempts >= %(max)s THEN lash_now_ms() END "
+        "WHERE claim_id = %(claim)s AND batch_id = ANY(%(ids)s) RETURNING 1) "
+        "SELECT pg_notify('lash_work', %(sid)s), pg_notify('lash_queue', %(sid)s)",
+        {"error": clip_error(error), "max": m, "why": failure_text(None, m),
+         "claim": c.claim_id, "ids": list(c.batch_ids), "sid": c.session_id})
 
 
 async def sessions_with_ready_work(con: Any) -> list[str]:

@@ -1,15 +1,18 @@
 """Session reads: a session (full graph or active path), events, turns, the session list.
 
 The active path is one recursive CTE from the leaf along ``parent_node_id`` (an index on
-``(session_id, node_id)``), returned root first. Row shapes and decoders are shared with
+``(session_id, node_id)``), returned root first, as rows that the graph turns into node
+objects only when asked (``StoredNodes``, ADR 0110). Row shapes and decoders are shared with
 the DuckDB store (``epoch_ms`` exists in both databases).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..._core.events import TurnActivity
+from ..._core.graph import SessionNode, StoredNodes
 from ..._core.usage import TokenLedgerEntry, TokenUsage
 from ..base import PersistedSession, ReadScope, SessionMeta, TurnRecord
 from ..duckdb import rows
@@ -29,7 +32,7 @@ WHERE session_id = %s AND input_tokens + output_tokens + cache_read_input_tokens
 GROUP BY source, model ORDER BY min(seq)
 """
 
-_PATH_SQL = f"""
+_PATH_SQL = """
 WITH RECURSIVE path(node_id, parent_node_id, depth) AS (
     SELECT node_id, parent_node_id, 0 FROM graph_nodes
     WHERE session_id = %(sid)s AND node_id = %(leaf)s AND NOT tombstoned
@@ -38,10 +41,13 @@ WITH RECURSIVE path(node_id, parent_node_id, depth) AS (
     JOIN graph_nodes g ON g.session_id = %(sid)s AND g.node_id = p.parent_node_id
     WHERE NOT g.tombstoned AND p.depth < 1000000
 ) CYCLE node_id SET is_cycle USING cycle_path
-SELECT {rows.NODE_COLS.replace("node_id, parent_node_id", "g.node_id, g.parent_node_id")}
+SELECT g.node_id, nullif(g.kind, 'message'), epoch_ms(g.created_at), g.turn_id, g.content
 FROM path p JOIN graph_nodes g ON g.session_id = %(sid)s AND g.node_id = p.node_id
 WHERE NOT p.is_cycle ORDER BY p.depth DESC
 """
+# the rows as ``StoredNodes`` keeps them (each node's parent is the one before it), and then
+# the root's own parent (None, or a parent that is gone)
+_ROOT_PARENT_SQL = "SELECT parent_node_id FROM graph_nodes WHERE session_id = %s AND node_id = %s"
 
 
 async def load_session(con: Any, sid: str, scope: ReadScope) -> PersistedSession | None:
@@ -55,19 +61,20 @@ async def load_session(con: Any, sid: str, scope: ReadScope) -> PersistedSession
         TokenLedgerEntry(r[0], r[1], TokenUsage(*(int(v) for v in r[2:7])))
         for r in await cur.fetchall()
     )
-    if scope is ReadScope.ACTIVE_PATH:
-        if meta.leaf_node_id is None:
-            node_rows: list[Any] = []
-        else:
-            cur = await con.execute(_PATH_SQL, {"sid": sid, "leaf": meta.leaf_node_id})
-            node_rows = await cur.fetchall()
-    else:
+    nodes: Sequence[SessionNode] = ()
+    if scope is ReadScope.ACTIVE_PATH and meta.leaf_node_id is not None:
+        cur = await con.execute(_PATH_SQL, {"sid": sid, "leaf": meta.leaf_node_id})
+        path_rows = await cur.fetchall()
+        if path_rows:
+            cur = await con.execute(_ROOT_PARENT_SQL, [sid, path_rows[0][0]])
+            nodes = StoredNodes(path_rows, (await cur.fetchone() or (None,))[0])
+    elif scope is not ReadScope.ACTIVE_PATH:
         cur = await con.execute(
-            f"SELECT {rows.NODE_COLS} FROM graph_nodes WHERE session_id = %s AND NOT tombstoned "
+            "SELECT node_id, nullif(kind, 'message'), epoch_ms(created_at), turn_id, content, "
+            "parent_node_id FROM graph_nodes WHERE session_id = %s AND NOT tombstoned "
             "ORDER BY seq", [sid])
-        node_rows = await cur.fetchall()
-    return PersistedSession(meta, tuple(rows.decode_nodes(node_rows)), ledger, scope,
-                            tuple(row[11] or ()))
+        nodes = StoredNodes(await cur.fetchall())
+    return PersistedSession(meta, nodes, ledger, scope, tuple(row[11] or ()))
 
 
 async def list_sessions(con: Any) -> list[SessionMeta]:

@@ -9,6 +9,9 @@ Theory of operation
 - Leases are fenced rows locked ``FOR UPDATE`` and timed by the server clock; queue claims
   select ``FOR UPDATE SKIP LOCKED``; claims are pinned to the claimer's lease generation, so
   the claims of a dead worker are pending again once its lease expires.
+- Enqueues that gather on one event loop while its last burst is written are written
+  together: one transaction, one INSERT, one ``lash_work`` per session; each call
+  returns after that COMMIT (``enqueue``, ADR 0121).
 - LISTEN/NOTIFY (``notify.py``): ``wait_for_work`` wakes idle workers on enqueue;
   ``request_turn_cancel`` / ``watch_turn_cancel`` stop a turn running in another process.
 - ``query(sql, params)`` returns a ``pandas.DataFrame`` like ``DuckDBStore.query``; ``?`` and
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
@@ -90,6 +94,8 @@ class PostgresStore:
         self._pool_size = pool_size
         self._loop_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = (
             weakref.WeakKeyDictionary())
+        self._bursts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Burst] = (
+            weakref.WeakKeyDictionary())  # enqueue(): each loop's waiting burst
         self._queue_watch = QueueWatch()  # this process's changes, and lash_queue's
         self._listener = Listener(self._connect, on_queue=self._queue_watch.changed)
         self._closed = False
@@ -274,7 +280,47 @@ class PostgresStore:
 
     # ------------------------------------------------------------------ queue
     async def enqueue(self, draft: QueuedWorkDraft) -> QueuedWorkBatch:
-        return await self._run(lambda con: queued_work.enqueue(con, draft))
+        """Enqueues that arrive while this loop's last ones are being written are written
+        together: one transaction (and one ``lash_work`` per session) for the burst. Each
+        call returns once its batch is committed."""
+        loop = asyncio.get_running_loop()
+        burst = self._bursts.get(loop)
+        if burst is None:
+            burst = self._bursts[loop] = _Burst()
+        fut: asyncio.Future[QueuedWorkBatch] = loop.create_future()
+        burst.waiting.append((draft, fut))
+        if burst.writer is None:
+            burst.writer = loop.create_task(self._write_bursts(burst))
+        return await fut
+
+    async def _write_bursts(self, burst: _Burst) -> None:
+        try:
+            while burst.waiting:
+                taken, burst.waiting = burst.waiting, []
+                drafts = [d for d, _ in taken]
+                results: list[Any]
+                try:
+                    results = await self._run(functools.partial(queued_work.enqueue_many,
+                                                                drafts=drafts))
+                except Exception as e:
+                    if len(drafts) == 1 or not _rolled_back(e):
+                        results = [e] * len(drafts)
+                    else:  # one bad draft fails alone: the others are written, one by one
+                        results = [await _settle(self._run(functools.partial(
+                            queued_work.enqueue, d=d))) for d in drafts]
+                for (_, fut), r in zip(taken, results, strict=True):
+                    if fut.done():
+                        continue  # the caller stopped waiting; the batch is written anyway
+                    if isinstance(r, BaseException):
+                        fut.set_exception(r)
+                    else:
+                        fut.set_result(r)
+        finally:
+            burst.writer = None
+            for _, fut in burst.waiting if self._closed else ():
+                if not fut.done():
+                    fut.set_exception(StoreError(
+                        "this PostgresStore is closed; create a new PostgresStore(dsn)"))
 
     async def list_queued_work(
         self, session_id: str, *, include_claimed: bool = False
@@ -399,3 +445,29 @@ class PostgresStore:
             coro.close()
             raise StoreError("this PostgresStore is closed; create a new PostgresStore(dsn)")
         return await self._io.run(coro)
+
+
+class _Burst:
+    """One event loop's enqueues waiting to be written, and the task writing them."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[QueuedWorkDraft, asyncio.Future[QueuedWorkBatch]]] = []
+        self.writer: asyncio.Task[None] | None = None
+
+
+def _rolled_back(e: BaseException) -> bool:
+    """``e`` left nothing written: raised before any statement (a draft that cannot be
+    written) or refused by the server. A lost connection may have lost the COMMIT's answer,
+    not the COMMIT: writing the drafts again could queue them twice."""
+    import psycopg
+
+    if not isinstance(e, psycopg.Error):
+        return not isinstance(e, StoreError)
+    return not isinstance(e, (psycopg.OperationalError, psycopg.InterfaceError))
+
+
+async def _settle(job: Coroutine[Any, Any, T]) -> Any:
+    try:
+        return await job
+    except Exception as e:
+        return e
