@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,18 +99,26 @@ class KernelHarness:
     def start(self) -> KernelHarness:
         from jupyter_client.manager import KernelManager
 
-        # the native spec runs sys.executable; IPC sockets, not TCP ports: a port picked free
-        # can be taken by another test's kernel before this one binds it (seen in parallel runs)
-        self._ipc_dir = tempfile.mkdtemp(prefix="lash-kernel-")  # absolute: the kernel's cwd differs
-        self.km = KernelManager(kernel_name="python3", transport="ipc",
-                                ip=os.path.join(self._ipc_dir, "k"))
         env = dict(os.environ)
         env.update(self.env)
         env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-        self.km.start_kernel(cwd=self.cwd, env=env, extra_arguments=["--HistoryManager.enabled=False"])
-        self.kc = self.km.client()
-        self.kc.start_channels()
-        self.kc.wait_for_ready(timeout=60)
+        for attempt in range(3):
+            # the native spec runs sys.executable; TCP ports picked free can be taken by another
+            # test's kernel before this one binds them (parallel runs): that kernel dies at
+            # start, so start another on new ports (not IPC sockets: their small buffers made
+            # IOPub drop a flood of widget messages, the cell's idle among them)
+            self.km = KernelManager(kernel_name="python3")
+            self.km.start_kernel(cwd=self.cwd, env=env, extra_arguments=["--HistoryManager.enabled=False"])
+            self.kc = self.km.client()
+            self.kc.start_channels()
+            try:
+                self.kc.wait_for_ready(timeout=60)
+                return self
+            except RuntimeError:
+                if self.km.is_alive() or attempt == 2:
+                    raise
+                self.kc.stop_channels()
+                self.km.cleanup_resources()
         return self
 
     def stop(self) -> None:
@@ -120,7 +126,6 @@ class KernelHarness:
             self.kc.stop_channels()
         if self.km is not None:
             self.km.shutdown_kernel(now=True)
-            shutil.rmtree(self._ipc_dir, ignore_errors=True)
 
     def __enter__(self) -> KernelHarness:
         return self.start()
