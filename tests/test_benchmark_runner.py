@@ -205,3 +205,18 @@ fresh process per sample, 2 interleaved rounds, medians (open = ...)
     got = runner.parse("cold_resume", text)
     assert got == {"open_ms": 120.0, "decode_ms": 420.0, "history": 10000.0, "branched_open_ms": 60.0,
                    "old_open_ms": 250.0, "old_decode_ms": 1150.0, "raw_floor_ms": 400.0}
+
+
+def test_every_claim_the_runner_checks_is_a_number_the_readme_publishes(runner: ModuleType) -> None:
+    """The runner prints "the README's claims against this run": a claim it holds that the
+    README no longer says (the list had gone stale: 22.9 ms at the pace where the README said 4.6) would
+    check a number nobody publishes."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    claims = runner.CLAIMS
+    assert len(claims) >= 20
+    for claim in claims:
+        m = re.search(r"(\d[\d,]*(?:\.\d+)?)\s*(?:ms|kB|MB|x)\b", claim.text)
+        assert m is not None, claim.text
+        assert m.group(1) in readme, f"the README does not say {m.group(1)}: {claim.text}"
