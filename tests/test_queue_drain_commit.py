@@ -199,12 +199,17 @@ def test_a_drain_killed_between_its_claim_and_its_first_commit_runs_the_batch_on
         assert out is not None and out.result.queued_batch_ids == (batch_id,)
         assert await s.queued_turn().run() is None  # once
         assert seen == ["the prompt"]
-        assert [t.outcome for t in await store.load_turns("s")] == ["finished"]
-        history = store.query("SELECT batch_id, final_state, attempts FROM queue_history")
-        assert history.values.tolist() == [[batch_id, "completed", 1]]
-        await store.close()
+        await _ran_once_then_close(store, batch_id)
 
     asyncio.run(reopen())
+
+
+async def _ran_once_then_close(store: DuckDBStore, batch_id: str) -> None:
+    """One finished turn and one completed history row, first attempt; then close."""
+    assert [t.outcome for t in await store.load_turns("s")] == ["finished"]
+    history = store.query("SELECT batch_id, final_state, attempts FROM queue_history")
+    assert history.values.tolist() == [[batch_id, "completed", 1]]
+    await store.close()
 
 
 # ---------------------------------------------------------------------- enqueue bursts
@@ -446,10 +451,7 @@ def test_a_process_killed_after_its_drain_committed_but_before_the_fold_ran_the_
         assert await s.queued_work() == []
         assert await s.queued_turn().run() is None  # nothing to run again
         assert seen == []
-        assert [t.outcome for t in await store.load_turns("s")] == ["finished"]
-        history = store.query("SELECT batch_id, final_state, attempts FROM queue_history")
-        assert history.values.tolist() == [[batch_id, "completed", 1]]
-        await store.close()
+        await _ran_once_then_close(store, batch_id)
 
     asyncio.run(reopen())
 
