@@ -1,5 +1,5 @@
-"""A turn's commits at its end: the terminal commit, and what happens when the lease was
-taken over meanwhile (docs/adr/0014).
+"""A turn's commits: the progress commit that makes its input durable, the terminal commit,
+and what happens when the lease was taken over meanwhile (docs/adr/0014).
 
 Written against :class:`TurnBooks`, what a turn has recorded (``TurnRun`` is one), so the
 driver (``turn_run.py``) stays a driver.
@@ -15,7 +15,7 @@ from .._core import turn_machine as tm
 from .._core.events import TurnActivity
 from .._core.graph import SessionNode
 from .._core.queue import QueueClaim
-from .._core.records import ToolCallRecord, TurnIssue, TurnResult
+from .._core.records import Message, ToolCallRecord, TurnInput, TurnIssue, TurnResult
 from .._core.usage import LlmCallRecord, TokenLedgerEntry, TokenUsage, merge_ledger
 from .._errors import (
     ClaimSuperseded,
@@ -24,9 +24,10 @@ from .._errors import (
     SessionExecutionLeaseLost,
     TurnCommitConflict,
 )
-from .._store.base import Lease, ReadScope, TurnRecord, UsageDelta
+from .._store.base import Lease, ReadScope, TurnRecord, TurnStart, UsageDelta
+from .attachments import input_message
 from .parts import SessionParts
-from .turn_records import commit_hash, usage_deltas
+from .turn_records import branch_before_attempts, commit_hash, now_ms, usage_deltas
 from .writer import LeaseKeeper
 
 
@@ -47,8 +48,44 @@ class TurnBooks(Protocol):
     children_usage: list[TokenLedgerEntry]
     claims: list[QueueClaim]
     outcome_emitted: bool
+    input: TurnInput
+    attempt_prefix: str | None
 
     def emit_independent(self, event: ev.TurnEvent) -> None: ...
+
+    def append_message(self, message: Message) -> None: ...
+
+
+async def commit_progress(run: TurnBooks, keeper: LeaseKeeper) -> None:
+    """The turn's user message made durable before any model call (its attachments' bytes
+    first): CAS on the head revision; on a conflict, reload from the store and retry once,
+    unless the graph must be rewritten whole (never merged over another process' commit)."""
+    parts, w = run.parts, run.parts.writer
+    attachments = run.input.attachments()
+    if attachments:  # the bytes first, then the commit that references them
+        await parts.blobs.put(parts.store, attachments)
+    for attempt in (1, 2):
+        branch_before_attempts(parts.state.graph, run.turn_id, run.attempt_prefix)
+        run.append_message(input_message(run.input.items or ()))
+        try:
+            await w.commit(w.commit_base(
+                keeper.lease, run.new_nodes,
+                turn_started=TurnStart(run.turn_id, now_ms()), close_open_turns=True,
+            ))
+        except HeadRevisionConflict as err:
+            if parts.state.graph.replace_required:  # e.g. opened fresh: never merge
+                raise HeadRevisionConflict(
+                    f"session {parts.state.session_id!r} was changed by another process "
+                    "after this handle read it, and this turn would rewrite its graph; "
+                    "nothing was written: open it again (fresh to start over, or without "
+                    "fresh to continue its history)") from err
+            if attempt == 2:
+                raise
+            await w.reload()
+            run.new_nodes = []
+            continue
+        run.persisted_nodes = len(run.new_nodes)
+        return
 
 
 async def commit_terminal(run: TurnBooks, keeper: LeaseKeeper, result: TurnResult,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 from .._core.graph import SessionGraph, SessionNode
@@ -12,6 +13,10 @@ from .._core.records import Message, Part, PartKind, Role, TurnResult, append_as
 from .._core.text import clean_json
 from .._core.usage import BUCKETS, TokenUsage
 from .._store.base import UsageDelta
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def usage_deltas(turn_id: str, model: str, cumulative: TokenUsage,

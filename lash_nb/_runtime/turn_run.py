@@ -66,11 +66,10 @@ from .._core.records import (
 from .._core.usage import ZERO_USAGE, LlmCallRecord, TokenLedgerEntry, TokenUsage
 from .._errors import (
     CodeExecutionUnavailable,
-    HeadRevisionConflict,
     PluginError,
     SessionExecutionLeaseLost,
 )
-from .._store.base import Lease, TurnStart, hints_empty_queue, watches_turn_cancel
+from .._store.base import Lease, hints_empty_queue, watches_turn_cancel
 from .._store.waits import observe_store_waits, stop_observing
 from .attachments import input_message
 from .cancel import TaskBridge
@@ -81,15 +80,15 @@ from .parts import SessionParts
 from .prompt_layers import TurnPhase, render_for
 from .tool_batch import ToolBatch
 from .tracing import record_turn, tracing_enabled
-from .turn_commit import commit_terminal
+from .turn_commit import commit_progress, commit_terminal
 from .turn_plugins import checkpoint_texts, turn_input_hooks
 from .turn_records import (
     assistant_message,
-    branch_before_attempts,
     has_reasoning,
     input_id,
     joined_text,
     last_assistant_text,
+    now_ms,
 )
 from .writer import LeaseKeeper
 
@@ -105,8 +104,8 @@ def _noop() -> None:
     return None
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
+def _no_phase(name: str, begin: bool) -> None:
+    return None
 
 
 def _overflowed(response: LlmResponse | ModelCallFailed) -> bool:
@@ -183,11 +182,7 @@ class TurnRun:
             self.sink(activity)
 
     def emit_independent(self, event: ev.TurnEvent) -> None:
-        activity = TurnActivity(fresh_id("a"), fresh_id("c"), event, self.turn_id)  # ``emit``
-        self.activities.append(activity)
-        self.parts.feed.activity(activity)
-        if self.sink is not None:
-            self.sink(activity)
+        self.emit(event, fresh_id("c"))
 
     # ------------------------------------------------------------------ entry
     async def execute(self) -> TurnResult:
@@ -221,25 +216,20 @@ class TurnRun:
             if self.parts.state.stale:
                 await w.reload()
             surface = self.parts.surface
-            timed = surface.probe is not None  # the common case: nobody times phases
-            phase = surface.phase
-            if timed:
-                phase(TurnPhase.BEFORE_TURN_HOOKS, True)
+            # the common case: nobody times phases (no probe: no phase calls at all)
+            phase = surface.phase if surface.probe is not None else _no_phase
+            phase(TurnPhase.BEFORE_TURN_HOOKS, True)
             await self._turn_input_hooks()  # a plugin may replace the input; nothing written yet
-            if timed:
-                phase(TurnPhase.BEFORE_TURN_HOOKS, False)
-                phase(TurnPhase.EFFECT_LOOP, True)
+            phase(TurnPhase.BEFORE_TURN_HOOKS, False)
+            phase(TurnPhase.EFFECT_LOOP, True)
             outcome = await self._drive()
-            if timed:
-                phase(TurnPhase.EFFECT_LOOP, False)
+            phase(TurnPhase.EFFECT_LOOP, False)
             result = self._assemble(outcome, started_ms, t0)
-            if timed:
-                phase(TurnPhase.FINAL_COMMIT, True)
+            phase(TurnPhase.FINAL_COMMIT, True)
             result = await commit_terminal(
                 self, keeper, result,
                 lambda: self._assemble(TurnOutcome.stopped(TurnStop.RUNTIME_ERROR), started_ms, t0))
-            if timed:
-                phase(TurnPhase.FINAL_COMMIT, False)
+            phase(TurnPhase.FINAL_COMMIT, False)
         except BaseException:
             keeper.stop()
             self.parts.state.stale = True
@@ -350,7 +340,8 @@ class TurnRun:
 
     # ------------------------------------------------------------------ request effects
     async def _progress(self) -> tm.Response:
-        await self._progress_commit()
+        assert self._keeper is not None
+        await commit_progress(self, self._keeper)
         if self.claims:
             self.emit_independent(ev.QueuedWorkStarted("idle", list(self.claims[0].batch_ids)))
         cancelled = self.token.cancelled
@@ -547,9 +538,6 @@ class TurnRun:
         graph.append(node)
         self.new_nodes.append(node)
 
-    def _user_message(self) -> Message:
-        return input_message(self.input.items or ())
-
     def _settle_tools(self) -> None:
         batch = self._batch
         if batch is not None:
@@ -564,36 +552,6 @@ class TurnRun:
             self._append(Message(mid, Role.ASSISTANT, (Part(f"{mid}.p0", PartKind.PROSE, text,
                                                             interrupted=True),)))
         self.partial_prose = []
-
-    # ------------------------------------------------------------------ commits
-    async def _progress_commit(self) -> None:
-        w = self.parts.writer
-        assert self._keeper is not None
-        attachments = self.input.attachments()
-        if attachments:  # the bytes first, then the commit that references them
-            await self.parts.blobs.put(self.parts.store, attachments)
-        for attempt in (1, 2):
-            branch_before_attempts(self.parts.state.graph, self.turn_id, self.attempt_prefix)
-            self._append(self._user_message())
-            try:
-                await w.commit(w.commit_base(
-                    self._keeper.lease, self.new_nodes,
-                    turn_started=TurnStart(self.turn_id, now_ms()), close_open_turns=True,
-                ))
-            except HeadRevisionConflict as err:
-                if self.parts.state.graph.replace_required:  # e.g. opened fresh: never merge
-                    raise HeadRevisionConflict(
-                        f"session {self.parts.state.session_id!r} was changed by another process "
-                        "after this handle read it, and this turn would rewrite its graph; "
-                        "nothing was written: open it again (fresh to start over, or without "
-                        "fresh to continue its history)") from err
-                if attempt == 2:
-                    raise
-                await w.reload()
-                self.new_nodes = []
-                continue
-            self.persisted_nodes = len(self.new_nodes)
-            return
 
     def _assemble(self, outcome: TurnOutcome, started_ms: int, t0: float) -> TurnResult:
         if outcome.finish is not None:

@@ -38,7 +38,7 @@ from typing import Any
 
 from .._store.base import notifies_work, releases_file
 from .core import LashCore
-from .turn_run import now_ms
+from .turn_records import now_ms
 
 log = logging.getLogger("lash_nb.worker")
 
