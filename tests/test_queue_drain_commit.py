@@ -161,6 +161,15 @@ def _pythonpath() -> str:
                            if p)
 
 
+def _killed(path: str, script: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` on the store at ``path`` in a process that kills itself with -9."""
+    victim = subprocess.run([sys.executable, "-c", script, path],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": _pythonpath()})
+    assert victim.returncode == -signal.SIGKILL, victim.stderr[-2000:]
+    return victim
+
+
 def _one_batch_queued(path: str) -> tuple[list[str], Any, str]:
     """A file with one batch queued; a model that records the prompts it is shown."""
     seen: list[str] = []
@@ -183,10 +192,7 @@ def test_a_drain_killed_between_its_claim_and_its_first_commit_runs_the_batch_on
         tmp_path: Path) -> None:
     path = str(tmp_path / "nb.duckdb")
     seen, model, batch_id = _one_batch_queued(path)
-    victim = subprocess.run([sys.executable, "-c", _KILLED_AFTER_THE_CLAIM, path],
-                            capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PYTHONPATH": _pythonpath()})
-    assert victim.returncode == -signal.SIGKILL, victim.stderr[-2000:]
+    _killed(path, _KILLED_AFTER_THE_CLAIM)
 
     async def reopen() -> None:
         store = DuckDBStore(path)
@@ -439,10 +445,7 @@ def test_a_process_killed_after_its_drain_committed_but_before_the_fold_ran_the_
     so the batch is completed once (history row, attempt 1), not run again."""
     path = str(tmp_path / "nb.duckdb")
     seen, model, batch_id = _one_batch_queued(path)
-    victim = subprocess.run([sys.executable, "-c", _KILLED_AFTER_THE_DRAIN, path],
-                            capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PYTHONPATH": _pythonpath()})
-    assert victim.returncode == -signal.SIGKILL, victim.stderr[-2000:]
+    victim = _killed(path, _KILLED_AFTER_THE_DRAIN)
     assert victim.stdout.split() == ["drained"]
 
     async def reopen() -> None:
