@@ -81,7 +81,7 @@ def test_second_process_waits_until_the_first_goes_idle(tmp_path: Path) -> None:
     try:
         assert a.stdout is not None
         assert a.stdout.readline().split() == ["holding"]
-        store = DuckDBStore(path, lock_timeout_s=20)  # waits while A commits back to back
+        store = DuckDBStore(path, lock_timeout_s=120)  # waits while A commits back to back
         try:
             commits = int(a.stdout.readline().split()[1])
             got = asyncio.run(store.load_session("s1"))

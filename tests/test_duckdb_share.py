@@ -224,7 +224,9 @@ BUSY = textwrap.dedent("""
     threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
 
     async def main(path):
-        store = DuckDBStore(path, idle_release_s=None)
+        # waits as long as the waiters for the file back (a loaded machine once kept a waiter
+        # past the default 10 s between its start and its commit)
+        store = DuckDBStore(path, idle_release_s=None, lock_timeout_s=120)
         n = 0
         held = await store.try_acquire_lease("busy", lease_owner_id("busy"))
         while not stop.is_set():  # back to back, never idle

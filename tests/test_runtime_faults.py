@@ -351,9 +351,9 @@ def _store_of(target, opener):
     return target if not isinstance(target, str) else opener()
 
 
-def _poison_commits(store, marker="poison"):
+def _poison_commits(store, marker="poison", slow_s=0.0):
     """Make every commit that carries a user message containing ``marker`` fail, as a store
-    error would (the batch can never run)."""
+    error would (the batch can never run), after ``slow_s`` seconds."""
     real = store.commit
     refused = []
 
@@ -362,6 +362,8 @@ def _poison_commits(store, marker="poison"):
             if n.message is not None and marker in n.message.text():
                 refused.append(c.turn_started.turn_id if c.turn_started else None)
                 from lash_nb._errors import StoreError
+
+                await asyncio.sleep(slow_s)
 
                 raise StoreError(f"cannot store {marker!r} (simulated)")
         return await real(c)
@@ -437,6 +439,26 @@ def test_a_worker_does_not_retry_a_failing_batch_forever(any_store):
         [parked] = await check.queued_work()
         assert (parked.batch_id, parked.status, parked.attempts) == (poison.batch_id, "failed", 2)
         await check.store.close()
+    run(body())
+
+
+def test_a_worker_exiting_when_idle_does_not_leave_work_behind_a_slow_failing_batch(any_store):
+    # a loaded machine once made the two failing attempts outlast --exit-when-idle's second:
+    # the worker left with the good batch never run. A failed attempt is work, not idleness.
+    target, opener = any_store
+    from lash_nb._runtime.worker import Worker
+
+    async def body():
+        store = _store_of(target, opener)
+        refused = _poison_commits(store, slow_s=0.7)
+        core = (LashCore.builder().provider(FunctionProvider(lambda r: "done")).model("m")
+                .store(store).max_batch_attempts(2).build())
+        s = await core.session("s").open()
+        await s.enqueue("poison pill").send()
+        await s.enqueue("good work").send()
+        stats = await Worker(core, poll_s=0.02, log=lambda _: None).run(max_idle_s=1.0)
+        assert len(refused) == 2
+        assert stats.turns == 1 and stats.outcomes == {"finished: assistant_message": 1}
     run(body())
 
 

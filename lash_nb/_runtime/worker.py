@@ -175,7 +175,7 @@ class Worker:
 
     async def _drain(self, session_id: str) -> bool:
         self._active[session_id] = None  # reserve before awaiting: lanes never share a session
-        ran = False
+        ran = tried = False
         try:
             session = self._sessions.pop(session_id, None)
             if session is None:  # reuse opened handles: a stale one reloads on its first commit
@@ -192,6 +192,7 @@ class Worker:
                 due = await _due_batches(session)
                 if not due:  # nothing to take: no lease written, not busy
                     break
+                tried = True
                 out = await session.queued_turn().run()
                 if out is None:
                     # due pending work, but the session is held elsewhere (a notebook's turn):
@@ -207,6 +208,8 @@ class Worker:
                 self.stats.outcomes[key] = self.stats.outcomes.get(key, 0) + 1
                 self._log(f"{session_id} {out.result.turn_id} {key}")
         except Exception as err:  # one broken session must not stop the worker
+            if tried:  # a failed attempt is work: its batch is retried or parks, not left behind
+                self._note_busy()
             self._sessions.pop(session_id, None)
             self._log(f"{session_id}: {type(err).__name__}: {err}")
         finally:
