@@ -73,7 +73,7 @@ JOBS: dict[str, Job] = {j.name: j for j in (
     Job("load_ext", "benchmarks/load_ext.py", ("3",), ("7",), before="old_script", pairs=2,
         newer=Newer('"--against"', ("--rounds", "3"), ("--rounds", "7"), before="flag")),
     Job("store", "benchmarks/store.py", ("--turns", "30"), ("--turns", "200"), before="pythonpath"),
-    Job("cold_resume", "benchmarks/cold_resume.py", ("--rounds", "2"), ("--rounds", "5"), before="flag",
+    Job("cold_resume", "benchmarks/cold_resume.py", ("--rounds", "4"), ("--rounds", "5"), before="flag",
         optional=True),
     Job("anchors_resume", "anchors:bench_resume.py", ("--quick",), ()),
     Job("turn_overhead", "benchmarks/turn_overhead.py", ("--quick",), (), before="pythonpath", pairs=3),
