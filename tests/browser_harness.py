@@ -180,7 +180,9 @@ class NotebookPage:
         self.page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
 
     def run_cell(self, i: int) -> None:
-        """Click into cell ``i`` and press Shift+Enter (retried: Lab may drop the first one)."""
+        """Click into cell ``i`` and press Shift+Enter (retried: Lab may drop the first one).
+        A retry after a press that was only slow runs the cell twice: the wait for the prompt
+        to leave ``[ ]:`` is long enough for a loaded machine's browser (it was 5 s)."""
         cell = self.cell(i)
         prompt = cell.locator(".jp-InputPrompt")
         for _ in range(5):
@@ -189,7 +191,7 @@ class NotebookPage:
             self.page.keyboard.press("Shift+Enter")
             try:
                 self.page.wait_for_function("el => !/^\\[\\s*\\]:$/.test(el.textContent.trim())",
-                                            arg=prompt.element_handle(), timeout=5_000)
+                                            arg=prompt.element_handle(), timeout=15_000)
                 return
             except Exception:
                 continue

@@ -96,7 +96,10 @@ def test_a_fresh_virtualenv_from_the_binder_files_runs_the_quickstart(tmp_path):
     # what repo2docker does: requirements from the repository root, then postBuild
     repo = tmp_path / "repo"
     shutil.copytree(ROOT, repo, ignore=_NOT_IN_A_CLONE, symlinks=True)
-    _run([python, "-m", "pip", "install", "-q", "-r", "binder/requirements.txt"],
+    # --no-compile: byte-compiling every installed module (JupyterLab's whole tree) took ~30 s
+    # of the ~70 s the steps take on a quiet 2-core machine; the modules postBuild and the
+    # notebook import are compiled when imported, the rest are never used here
+    _run([python, "-m", "pip", "install", "-q", "--no-compile", "-r", "binder/requirements.txt"],
          cwd=repo, env=env, timeout=900)
     built = _run([str(repo / "binder" / "postBuild")], cwd=repo, env=env, timeout=300)
     assert f"postBuild: lash_nb {lash_nb.__version__} is installed with its widgets" in built

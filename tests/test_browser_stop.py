@@ -100,7 +100,8 @@ def lab(request, tmp_path):
 
 def _run_cell(page, cell) -> None:
     """Shift+Enter on a cell; Lab sometimes drops it right after the kernel turns idle, so
-    retry until the prompt leaves ``[ ]:``."""
+    retry until the prompt leaves ``[ ]:`` (15 s each: a retry after a press that was only slow
+    would run the cell twice)."""
     prompt = cell.locator(".jp-InputPrompt")
     for _ in range(5):
         cell.locator(".jp-InputArea-editor").click()
@@ -108,7 +109,7 @@ def _run_cell(page, cell) -> None:
         page.keyboard.press("Shift+Enter")
         try:
             page.wait_for_function("el => el.textContent.trim() !== '[ ]:'",
-                                   arg=prompt.element_handle(), timeout=5_000)
+                                   arg=prompt.element_handle(), timeout=15_000)
             return
         except Exception:
             continue

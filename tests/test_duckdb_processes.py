@@ -71,7 +71,7 @@ def spawn(path: Path, mode: str, arg: float = 0.3) -> subprocess.Popen[str]:
 def finish(child: subprocess.Popen[str]) -> None:
     assert child.stdin is not None
     child.stdin.close()
-    assert child.wait(timeout=20) == 0
+    assert child.wait(timeout=120) == 0
 
 
 def test_second_process_waits_until_the_first_goes_idle(tmp_path: Path) -> None:

@@ -47,9 +47,9 @@ def _cancellation(kernel, turn_id: str) -> str:
 def test_stop_button_message_cancels_a_lash_cell_and_the_store_has_the_cancelled_commit(kernel):
     ex = kernel.submit(LONG)
     model_id = kernel.wait_for_widget(ex, name="TurnWidget")
-    kernel.pump_until(lambda: len(prose_of(kernel.state(model_id))) > 30, timeout=30)
+    kernel.pump_until(lambda: len(prose_of(kernel.state(model_id))) > 30, timeout=120)
     kernel.send_custom(model_id, {"type": "stop"})
-    kernel.wait(ex, timeout=30)
+    kernel.wait(ex, timeout=120)
     assert ex.status == "ok", ex.error
     state = kernel.state(model_id)
     assert state["outcome"] == "stopped: cancelled"
@@ -69,9 +69,9 @@ def test_stop_button_message_cancels_a_lash_cell_and_the_store_has_the_cancelled
 def test_kernel_interrupt_ends_a_lash_cell_cleanly_as_cancelled(kernel):
     ex = kernel.submit(LONG)
     model_id = kernel.wait_for_widget(ex, name="TurnWidget")
-    kernel.pump_until(lambda: len(prose_of(kernel.state(model_id))) > 30, timeout=30)
+    kernel.pump_until(lambda: len(prose_of(kernel.state(model_id))) > 30, timeout=120)
     kernel.km.interrupt_kernel()
-    kernel.wait(ex, timeout=30)
+    kernel.wait(ex, timeout=120)
     assert ex.status == "ok", ex.error
     state = kernel.state(model_id)
     assert state["outcome"] == "stopped: cancelled"

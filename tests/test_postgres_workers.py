@@ -189,7 +189,7 @@ def test_stop_from_another_process_cancels_a_turn_running_in_a_worker(
         assert asyncio.run(stop()) is True
         row = _wait_until("the turn's terminal commit", lambda: store.query(
             "SELECT outcome, stop_reason, duration_ms FROM turns WHERE turn_id = ? "
-            "AND status = 'committed'", [turn_id]).to_dict("records"), timeout=20)
+            "AND status = 'committed'", [turn_id]).to_dict("records"), timeout=120)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)

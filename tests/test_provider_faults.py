@@ -131,11 +131,13 @@ def test_workers_that_failed_together_do_not_retry_together() -> None:
 
 
 def test_a_stream_kept_alive_by_comments_ends_at_the_attempt_deadline() -> None:
-    """Pings every 200 ms keep the per-read timeout (0.5 s) happy forever; the attempt
-    deadline (1 s) ends it. Before the fix the stream ran until the server stopped."""
+    """Pings every 200 ms keep the per-read timeout (2 s) happy forever; the attempt
+    deadline (4 s) ends it. Before the fix the stream ran until the server stopped. (The
+    per-read timeout is 10 pings long: with 0.5 s a loaded machine could hold the server's
+    thread past it, and the attempt would end on the read timeout instead.)"""
     with LoopbackServer([KEEPALIVE, KEEPALIVE]) as srv:
         provider = OpenAICompatible(srv.base_url + "/v1", api_key="k", model="gpt-test",
-                                    chunk_timeout=0.5, attempt_timeout=1.0)
+                                    chunk_timeout=2.0, attempt_timeout=4.0)
         policy = RetryPolicy(max_attempts=3, base_delay_s=0.0)
         out = asyncio.run(asyncio.wait_for(_turn(provider, policy), timeout=60))
         assert srv.remaining == 1 and srv.errors == []
@@ -143,13 +145,13 @@ def test_a_stream_kept_alive_by_comments_ends_at_the_attempt_deadline() -> None:
     attempts = out.result.llm_calls[0].attempts
     assert len(attempts) == 1  # a spent time budget is not retried
     assert attempts[0].error_kind == "timeout" and attempts[0].request_id == "req-ping"
-    assert "attempt_timeout=1 s" in attempts[0].error and "\n" not in attempts[0].error
+    assert "attempt_timeout=4 s" in attempts[0].error and "\n" not in attempts[0].error
 
 
 def test_the_attempt_deadline_is_classified_with_its_request_id() -> None:
     with LoopbackServer([KEEPALIVE]) as srv:
         provider = OpenAICompatible(srv.base_url + "/v1", api_key="k", model="gpt-test",
-                                    chunk_timeout=0.5, attempt_timeout=0.8)
+                                    chunk_timeout=2.0, attempt_timeout=3.0)
         err = asyncio.run(asyncio.wait_for(_error_of(provider), timeout=60))
     assert (err.kind, err.code, err.retryable) == (ProviderFailureKind.TIMEOUT, "attempt_timeout", False)
     assert err.request_id == "req-ping"

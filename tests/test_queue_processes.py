@@ -26,7 +26,9 @@ ENQUEUER = textwrap.dedent("""
     from lash_nb.stores import DuckDBStore
 
     async def main(path, tag, n):
-        store = DuckDBStore(path, idle_release_s=0.02, lock_timeout_s=60)
+        # the wait for the file is bounded by the test's own timeout (240 s), not by the other
+        # process' pace on a loaded machine
+        store = DuckDBStore(path, idle_release_s=0.02, lock_timeout_s=240)
         core = LashCore.builder().provider(OfflineProvider(delay_s=0)).store(store).build()
         session = await core.session("shared").open()
         for i in range(n):
@@ -127,7 +129,7 @@ def test_a_worker_killed_mid_turn_has_its_batch_run_by_another_with_one_finished
                 return turns
             return None
 
-        turns = _wait_until("the survivor to run the batch", drained, timeout=60)
+        turns = _wait_until("the survivor to run the batch", drained, timeout=180)
     finally:
         for p in (victim, survivor):
             if p is not None and p.poll() is None:

@@ -51,12 +51,14 @@ async def try_acquire(con: Any, sid: str, owner_id: str, ttl_ms: int) -> Lease |
 
 
 async def renew(con: Any, lease: Lease, ttl_ms: int) -> Lease:
-    async with con.transaction():
-        cur = await con.execute(
-            "UPDATE execution_leases SET expires_at_ms = lash_now_ms() + %s "
-            "WHERE session_id = %s AND token = %s AND fencing = %s RETURNING expires_at_ms",
-            [ttl_ms, lease.session_id, lease.token, lease.fencing])
-        row = await cur.fetchone()
+    # one autocommitted statement, no BEGIN ... COMMIT around it: the row lock ends with the
+    # statement's answer, so a loop blocked right after it (a sync call in an async tool)
+    # keeps no other process waiting on the lease row
+    cur = await con.execute(
+        "UPDATE execution_leases SET expires_at_ms = lash_now_ms() + %s "
+        "WHERE session_id = %s AND token = %s AND fencing = %s RETURNING expires_at_ms",
+        [ttl_ms, lease.session_id, lease.token, lease.fencing])
+    row = await cur.fetchone()
     if row is None:
         raise lost(lease.session_id)
     return dataclasses.replace(lease, expires_at_ms=int(row[0]))
