@@ -25,8 +25,10 @@ Theory of operation
   folds pending commits into the typed tables (``journal.py``), unless a turn is in flight
   (between its progress and final commits: the model is answering): then it waits for the
   turn's end, at most ``FOLD_IN_TURN_S`` idle, so a turn's rows are folded once, after it,
-  and no fold runs when its final commit arrives (ADR 88); after ``idle_release_s`` it
-  releases the file as for a hand-over. ``idle_release_s=None`` holds it until
+  and no fold runs when its final commit arrives (ADR 88). That fold gives way to a job
+  that arrives while it runs, or to a read waiting to run here (``journal.fold_idle``, ADR
+  0122): the job waits for one statement, the fold resumes at the next idle moment. After
+  ``idle_release_s`` it releases the file as for a hand-over. ``idle_release_s=None`` holds it until
   :meth:`ConnectionWorker.stop` or a waiter.
 - Every job runs in its own transaction (``run_in_transaction``); a job that fails rolls
   back, so a store never holds part of a job. A write-write conflict with another
@@ -56,7 +58,7 @@ from ..._errors import StoreError, StoreLockedError
 from ..queue_watch import QueueWatch
 from ..waits import StoreWaitObserver, current_observer, log
 from .hold import Hold, LeaseRow
-from .journal import fold
+from .journal import FOLD_FIRM_AFTER, FoldCounts, GaveWay, fold, fold_idle
 from .lock import is_disk_full, is_lock_conflict, store_error
 from .share import Line, Wait, describe_holder
 
@@ -112,6 +114,9 @@ class ConnectionWorker:
         self.read_only = False
         self.opens = 0  # how many times the file was opened (benchmarks and tests read it)
         self.handovers = 0  # releases because another process waited
+        self.folds = FoldCounts()  # what the folds of every hold did (journal.py)
+        self._gave_way = 0  # idle folds in a row that gave way with nothing folded
+        self._here_waiting = False  # a ``run_here`` caller waits for ``busy``: a fold gives way
         self.queue_watch = QueueWatch()  # every store of this file in this process
         self.busy = threading.Lock()  # held by the thread except while it waits for work
         self._here_at = 0.0  # when ``run_here`` last ran a job (idle counts from it too)
@@ -144,8 +149,14 @@ class ConnectionWorker:
         it: the worker's thread waits for the file, or releases the connection)."""
         # the thread may be finishing the bookkeeping of its last job: a short wait; a job
         # still running then is what a submitted one would wait for as well
-        if self._con is None or not self._queue.empty() or not self.busy.acquire(timeout=HERE_WAIT_S):
+        if self._con is None or not self._queue.empty():
             return None
+        self._here_waiting = True  # an idle fold gives way to it (``_work_waits``)
+        try:
+            if not self.busy.acquire(timeout=HERE_WAIT_S):
+                return None
+        finally:
+            self._here_waiting = False
         try:
             con = self._con
             if con is None or self.hold is None or self.hold.sealed or not self._queue.empty():
@@ -227,7 +238,8 @@ class ConnectionWorker:
                         continue  # fold once the turn's final commit is in
                     deferred = None
                     try:
-                        fold(self._con, self.hold)
+                        if self._fold_when_idle():
+                            idle_since = time.monotonic()  # work came: idle counts anew
                     except Exception as e:  # the log keeps the commits: the next open folds them
                         if is_lock_conflict(e):  # the file is not ours after all: wait in line
                             self._release()
@@ -263,9 +275,22 @@ class ConnectionWorker:
                     and self._waited_on()):
                 self._release(handover=True)
 
+    def _work_waits(self) -> bool:
+        return self._here_waiting or not self._queue.empty()
+
+    def _fold_when_idle(self) -> bool:
+        """Fold what is pending, giving way to work that arrives (``journal.fold_idle``);
+        True when it gave way."""
+        assert self.hold is not None
+        done, gave_way = fold_idle(self._con, self.hold, self._work_waits,
+                                   firm=self._gave_way >= FOLD_FIRM_AFTER)
+        self._gave_way = self._gave_way + 1 if gave_way and not done else 0
+        return gave_way
+
     def _open(self, wait_s: float, observer: StoreWaitObserver | None) -> None:
         self._con = self._connect(wait_s, observer)
         self.hold = Hold(self.path + ".wal" if self.path else "")
+        self.hold.counts = self.folds
         self.hold.carried, self._carry_heads = self._carry_heads, {}
         self.opens += 1
         self._held_since = time.monotonic()
@@ -388,6 +413,11 @@ def run_in_transaction(
         try:
             result = job(con)
             con.execute("COMMIT")
+        except GaveWay:  # an idle fold's slice: it changed nothing the hold keeps
+            if hold is not None:
+                hold.dropped()
+            _rollback(con)
+            raise
         except duckdb.TransactionException as e:
             _rollback(con, hold)
             if attempt == attempts - 1 or is_lock_conflict(e) or is_disk_full(e):
