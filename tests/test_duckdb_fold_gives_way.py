@@ -246,3 +246,34 @@ def test_a_process_killed_in_the_middle_of_a_sliced_fold_reopens_whole(tmp_path:
             await store.close()
 
     asyncio.run(reopen())
+
+
+def test_idle_folds_that_keep_giving_way_still_keep_up_with_the_turns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Turns come in blocks with gaps just long enough to start a fold, and every fold meets
+    the next block (here: work always waits). The log must not grow block after block until
+    the size bound folds it on a turn's path: every few fruitless tries one fold runs to the
+    end, and it folds everything that came meanwhile."""
+    monkeypatch.setattr(journal, "FOLD_SLICE", 3)
+
+    async def body() -> None:
+        store = DuckDBStore(tmp_path / "nb.duckdb", idle_release_s=None, fold_idle_s=None)
+        s = await _open(store)
+        worker = store._worker
+        monkeypatch.setattr(worker, "_work_waits", lambda: True)  # a turn always arrives
+        seen = []
+        for k in range(4 * (journal.FOLD_FIRM_AFTER + 1)):
+            await s.turn(f"block {k}").run()  # two logged commits
+            await asyncio.wrap_future(worker.submit(lambda con: worker._fold_when_idle()))
+            seen.append(store.unfolded_commits)
+        # at most what arrived since the last firm fold (it used to fold one slice of 3 per
+        # 4 blocks of 2 commits each: 2, 4, 6, 5, 7, ... growing)
+        assert max(seen) <= 2 * (journal.FOLD_FIRM_AFTER + 1), seen
+        assert seen[journal.FOLD_FIRM_AFTER::journal.FOLD_FIRM_AFTER + 1] == [0, 0, 0, 0], seen
+        assert worker.folds.idle == 4 and worker.folds.gave_way == 12
+        await store.close()
+        again = DuckDBStore(tmp_path / "nb.duckdb")
+        assert len(await again.load_turns("s")) == 16  # every turn, once
+        await again.close()
+
+    asyncio.run(body())
