@@ -277,3 +277,41 @@ def test_idle_folds_that_keep_giving_way_still_keep_up_with_the_turns(
         await again.close()
 
     asyncio.run(body())
+
+
+def test_after_a_fold_gave_way_the_next_starts_sooner_in_the_pause(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fold that gave way met turns coming back after a pause: the next one starts after a
+    fraction of the idle moment (here the moment is 1,000 s and the fraction 1/10,000, so only
+    the early start can fold within the test), and an early fold that gives way with nothing
+    folded puts the whole moment back (pauses too short for a fold)."""
+    from lash_nb._store.duckdb import worker as worker_mod
+
+    monkeypatch.setattr(worker_mod, "FOLD_EARLY", 1e-4)
+
+    async def body() -> None:
+        store = DuckDBStore(tmp_path / "nb.duckdb", idle_release_s=None, fold_idle_s=1000.0)
+        s = await _open(store)
+        worker = store._worker
+        for k in range(2):
+            await s.turn(f"cell {k}").run()
+        assert store.unfolded_commits == 4
+
+        def fold_meeting_a_turn(con: Any) -> bool:
+            worker._work_waits = lambda: True  # type: ignore[method-assign]
+            try:
+                return worker._fold_when_idle()
+            finally:
+                del worker._work_waits
+
+        assert await asyncio.wrap_future(worker.submit(fold_meeting_a_turn))  # it gave way
+        assert store.unfolded_commits == 4
+        assert await _until(lambda: store.unfolded_commits == 0)  # early: 0.1 s, not 1,000 s
+        assert worker.folds.idle == 1
+        await s.turn("cell 2").run()
+        assert worker._early  # folds that finish keep starting early
+        assert await asyncio.wrap_future(worker.submit(fold_meeting_a_turn))
+        assert not worker._early  # an early fold met a turn with nothing folded
+        await store.close()
+
+    asyncio.run(body())

@@ -27,9 +27,11 @@ Theory of operation
   turn's end, at most ``FOLD_IN_TURN_S`` idle, so a turn's rows are folded once, after it,
   and no fold runs when its final commit arrives (ADR 88). That fold gives way to a job
   that arrives while it runs, or to a read waiting to run here (``journal.fold_idle``, ADR
-  0122): the job waits for one statement, the fold resumes at the next idle moment. After
-  ``idle_release_s`` it releases the file as for a hand-over. ``idle_release_s=None`` holds it until
-  :meth:`ConnectionWorker.stop` or a waiter.
+  0122): the job waits for one statement, the fold resumes at the next idle moment, which
+  is then ``FOLD_EARLY`` of ``fold_idle_s`` (work comes back after pauses: fold early in
+  them; back to the whole moment once an early fold meets work with nothing folded). After
+  ``idle_release_s`` it releases the file as for a hand-over. ``idle_release_s=None`` holds
+  it until :meth:`ConnectionWorker.stop` or a waiter.
 - Every job runs in its own transaction (``run_in_transaction``); a job that fails rolls
   back, so a store never holds part of a job. A write-write conflict with another
   connection of this process is retried.
@@ -64,6 +66,7 @@ from .share import Line, Wait, describe_holder
 
 T = TypeVar("T")
 FOLD_IDLE_S = 0.05  # fold pending commits once the store has had no work this long
+FOLD_EARLY = 0.2  # ... times this once an idle fold met work that came back (see _fold_when_idle)
 FOLD_IN_TURN_S = 30.0  # ... or this long while a turn is in flight (a long model call)
 HANDOVER_POLL_S = 0.02  # while holding idle, look for waiters this often
 MIN_SLICE_S = 0.05  # a busy holder keeps the file at least this long before handing over
@@ -116,6 +119,7 @@ class ConnectionWorker:
         self.handovers = 0  # releases because another process waited
         self.folds = FoldCounts()  # what the folds of every hold did (journal.py)
         self._gave_way = 0  # idle folds in a row that gave way with nothing folded
+        self._early = False  # the next idle fold starts after FOLD_EARLY * fold_idle_s
         self._here_waiting = False  # a ``run_here`` caller waits for ``busy``: a fold gives way
         self.queue_watch = QueueWatch()  # every store of this file in this process
         self.busy = threading.Lock()  # held by the thread except while it waits for work
@@ -205,7 +209,7 @@ class ConnectionWorker:
                        and bool(self.hold.pending))
             if not folding:
                 deferred = None
-            fold_due = idle_since + (self._fold_idle or 0.0)
+            fold_due = idle_since + (self._fold_idle or 0.0) * (FOLD_EARLY if self._early else 1)
             if deferred is not None:  # the turn's end, or at the latest FOLD_IN_TURN_S
                 fold_due = max(fold_due, deferred + FOLD_IN_TURN_S)
             timeout = None
@@ -280,11 +284,17 @@ class ConnectionWorker:
 
     def _fold_when_idle(self) -> bool:
         """Fold what is pending, giving way to work that arrives (``journal.fold_idle``);
-        True when it gave way."""
+        True when it gave way. A fold that gave way met work coming back after an idle
+        moment (a loop of turns with pauses between them): the next starts earlier in the
+        next pause, where it has the time to finish; an early one that gave way with
+        nothing folded shows pauses too short for a fold: the next waits the whole moment."""
         assert self.hold is not None
+        early = self._early
         done, gave_way = fold_idle(self._con, self.hold, self._work_waits,
                                    firm=self._gave_way >= FOLD_FIRM_AFTER)
         self._gave_way = self._gave_way + 1 if gave_way and not done else 0
+        if gave_way:
+            self._early = bool(done) or not early
         return gave_way
 
     def _open(self, wait_s: float, observer: StoreWaitObserver | None) -> None:
