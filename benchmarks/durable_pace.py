@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import importlib.util
 import json
@@ -93,9 +94,21 @@ class Lash:
     def store(self):
         return self.session.store if hasattr(self.session, "store") else self.core.store
 
-    async def close(self) -> None:
+    def folds(self) -> dict[str, int] | None:
+        """What this store's folds did so far (None: a checkout without the counters) and
+        how many commits are still logged, not folded."""
         store = self.store()
+        counts = getattr(store._worker, "folds", None)
+        if counts is None:
+            return None
+        return {**dataclasses.asdict(counts), "pending": store.unfolded_commits}
+
+    async def close(self) -> float:
+        """Close the store (it folds what is pending first); how long that took, ms."""
+        store = self.store()
+        t0 = time.perf_counter()
         await store.close()
+        return (time.perf_counter() - t0) * 1000
 
 
 async def child() -> None:
@@ -111,9 +124,10 @@ async def child() -> None:
             out = await lash.turn()
         elif op == "b2b":
             out = [await lash.turn() for _ in range(cmd["n"])]
+        elif op == "folds":
+            out = lash.folds()
         elif op == "close":
-            await lash.close()
-            out = None
+            out = await lash.close()
         elif op == "size":  # a new store with n turns, closed: its bytes
             one = Lash()
             await one.open(cmd["path"], cmd["n"], cmd.get("latency_s", 0.0))
@@ -148,9 +162,13 @@ class Remote:
     async def b2b(self, n: int) -> list[float]:
         return self.call(op="b2b", n=n)
 
-    async def close(self) -> None:
-        self.call(op="close")
+    def folds(self) -> dict[str, int] | None:
+        return self.call(op="folds")
+
+    async def close(self) -> float:
+        ms = self.call(op="close")
         self.proc.wait(timeout=60)
+        return float(ms)
 
 
 def peers():
@@ -278,6 +296,7 @@ async def back_to_back(args, tmp: str) -> None:
     # short rounds (10 turns each), many of them: a shared machine's load comes in bursts of
     # seconds, and long rounds let one burst land on one system only
     per = min(10, max(1, args.b2b // 8))
+    folds_before = {"this": lash.folds(), "old": old.folds() if old else None}
     lash_ms: list[float] = []
     old_ms: list[float] = []
     floor_ms: list[float] = []
@@ -302,10 +321,27 @@ async def back_to_back(args, tmp: str) -> None:
     print(f"   {'floor: two JSON-row INSERTs (raw)':38s} {stats(floor_ms)}   rows {small} + {large} B")
     print(f"   lash mean / floor mean: {statistics.fmean(lash_ms) / statistics.fmean(floor_ms):.2f}x"
           + (f"   (baseline {statistics.fmean(old_ms) / statistics.fmean(floor_ms):.2f}x)" if old else ""))
+    for side, who in (("this", lash), ("old", old)):
+        if who is not None:
+            print(f"   {fold_line(folds_before[side], who.folds(), side)}")
     con.close()
-    await lash.close()
+    closed = [f"this checkout {await lash.close():.1f} ms"]
     if old:
-        await old.close()
+        closed.append(f"baseline {await old.close():.1f} ms")
+    print(f"   close after the run (folds what is still pending): {', '.join(closed)}")
+
+
+def fold_line(before: dict[str, int] | None, after: dict[str, int] | None, side: str) -> str:
+    """What the folds did during the measured turns (deferred work counted: the commits still
+    pending at the end are folded by the close, timed apart)."""
+    name = "this checkout" if side == "this" else "baseline checkout"
+    if before is None or after is None:
+        return f"folds, {name}: not counted by that checkout"
+    d = {k: after[k] - before[k] for k in ("idle", "slices", "gave_way", "firm", "full")}
+    return (f"folds during the measured turns, {name}: {d['idle']} idle folds emptied the log in "
+            f"{d['slices']} slices, {d['gave_way']} gave way to a turn ({d['firm']} slices run "
+            f"firm), {d['full']} full folds (reads, the bound); {after['pending']} commits still "
+            "pending at the end")
 
 
 _SIZES = (0, 0)

@@ -117,10 +117,20 @@ class DeferredClaims:
         return next((u for u in (*self.unwritten.get(sid, ()), *self.logged.get(sid, ()))
                      if batch_id in u.batch_ids and u.generation == generation), None)
 
-    def folded(self) -> None:
-        """After a fold's COMMIT: every logged queue part is in the tables."""
-        self.logged.clear()
-        self.done.clear()
+    def folded(self, parts: Sequence[Mapping[str, Any]] | None = None) -> None:
+        """After a fold's COMMIT: the logged queue ``parts`` (``Delta.queue``; default:
+        every one) are in the tables, no longer overlaid."""
+        if parts is None:
+            self.logged.clear()
+            self.done.clear()
+            return
+        claim_ids = {c[0] for p in parts for c in p.get("claims", ())}
+        done = {(tuple(d["ids"]), d["turn"], d["t"]) for p in parts if (d := p.get("done"))}
+        for sid in list(self.logged):
+            _keep(self.logged, sid, [u for u in self.logged[sid] if u.claim_id not in claim_ids])
+        for sid in list(self.done):
+            _keep(self.done, sid, [d for d in self.done[sid]
+                                   if (d.batch_ids, d.turn_id, d.t) not in done])
 
     def forget(self, sid: str) -> None:
         self.unwritten.pop(sid, None)

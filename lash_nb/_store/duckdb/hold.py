@@ -51,6 +51,7 @@ from typing import Any
 
 from ..base import Lease, lease_is_held
 from . import claims as deferred
+from .journal import FoldCounts
 
 # the lease row, its fencing raised to the highest claim generation of the session's queued
 # rows: a drain's claim is written without its lease row (claims.py), so after a crash the
@@ -101,6 +102,7 @@ class Hold:
         self.claims = deferred.DeferredClaims()  # drain claims kept until their commit (claims.py)
         self._pending: list[Callable[[], None]] = []
         self.pending: list[Any] = []  # journal.Delta, in commit order
+        self.counts = FoldCounts()  # the worker's, shared by its holds (benchmarks print it)
         self._rows_seen, self._rows = 0, 0  # pending_rows, counted incrementally
         self._rows_last: Any = None
 

@@ -8,13 +8,24 @@ Theory of operation
   and stored as **one JSON row** in ``commit_log`` by a single autocommit INSERT: atomic,
   durable at return, ~1.5 ms.
 - **Folding** writes pending deltas into the typed tables in one transaction (one Arrow
-  insert per table for all of them, one upsert for turns and one for sessions) and empties
-  ``commit_log`` in the same transaction. The store folds: when the worker has been idle a
-  moment (between turns), when the pending deltas grow past a large bound (1,024 commits
-  without a pause: a fold is never on an ordinary turn's path), before any read of the
-  typed tables (loads, ``query``, reports, deletes), and before the file is released. So
-  whoever reads the typed tables -- this process or another after the release -- sees
-  every commit.
+  insert per table for all of them, one upsert for turns and one for sessions) and deletes
+  their ``commit_log`` rows in the same transaction. The store folds: when the worker has
+  been idle a moment (between turns), when the pending deltas grow past a large bound
+  (1,024 commits without a pause), before any read of the typed tables (loads, ``query``,
+  reports, deletes), and before the file is released. So whoever reads the typed tables --
+  this process or another after the release -- sees every commit.
+- **An idle fold gives way** (``fold_idle``, ADR 0122): it folds the oldest ``FOLD_SLICE``
+  pending deltas per transaction and, before each statement, asks whether a job waits; if
+  one does, the slice rolls back (it wrote nothing that counts) and the job runs: a commit
+  that arrives mid-fold waits for one statement, not for the fold (~10-15 ms whatever the
+  number of deltas). Committed slices stay folded (a prefix of ``pending``: their log rows
+  are deleted by session and revision, their queue parts leave the hold's overlay). After
+  ``FOLD_FIRM_AFTER`` idle folds in a row gave way without folding anything, the next one
+  is *firm*: it folds everything pending, slice after slice, without giving way, so the log
+  never holds more than what came since the last firm fold, however the turns and the idle
+  moments interleave (one firm slice was not enough: 64 commits folded per 4 blocks of 10
+  turns, 80 commits, let the log grow until the size bound folded it on a turn's path). The other
+  folds (reads, releases, the bound) fold everything in one transaction.
 - After a crash, rows left in ``commit_log`` are decoded and folded when the file is next
   opened for writing (``recover``). A read-only open of such a file is refused with a
   message saying how to recover it.
@@ -32,7 +43,7 @@ import dataclasses
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..base import RuntimeCommit, process_lost_record
@@ -46,6 +57,11 @@ LOG_INSERT_SQL = "INSERT INTO commit_log VALUES (?, ?, epoch_ms(?::BIGINT), ?)"
 # for this many commits folds inside one (ADR 0033)
 FOLD_AFTER_DELTAS = 1024
 FOLD_AFTER_ROWS = 100_000
+# an idle fold writes at most this many deltas per transaction (a fold costs ~10 ms at 5
+# deltas, ~14 ms at 20: small slices would only add statements), and after this many idle
+# folds in a row gave way with nothing folded, the next folds everything without giving way
+FOLD_SLICE = 64
+FOLD_FIRM_AFTER = 3
 
 _APPEND_TABLES = ("graph_nodes", "usage_deltas", "llm_calls", "tool_calls", "turn_events")
 _TURN_UPSERT = "INSERT OR REPLACE INTO turns BY NAME SELECT * FROM batch"
@@ -63,6 +79,21 @@ ON CONFLICT (session_id) DO UPDATE SET
     turn_index = excluded.turn_index, updated_at = excluded.updated_at,
     next_seq = excluded.next_seq
 """
+
+
+class GaveWay(Exception):
+    """An idle fold rolled its slice back: a job waits (``fold_idle``)."""
+
+
+@dataclasses.dataclass
+class FoldCounts:
+    """What the folds of one store did (benchmarks print it; tests read it)."""
+
+    full: int = 0  # folds of everything at once: reads, releases, the bound, replaced graphs
+    idle: int = 0  # idle folds that emptied the log
+    slices: int = 0  # transactions idle folds committed
+    gave_way: int = 0  # idle folds that stopped for a job (a slice rolled back, or between two)
+    firm: int = 0  # idle slices run without giving way, after FOLD_FIRM_AFTER gave way in a row
 
 
 @dataclasses.dataclass
@@ -185,10 +216,12 @@ def _terminal_row(sid: str, turn: Any, seq: int, t: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- writing
 
 
-def write(con: Any, deltas: Sequence[Delta]) -> None:
-    """Apply deltas, in order, to the typed tables (inside the caller's transaction)."""
+def write(con: Any, deltas: Sequence[Delta], step: Callable[[], None] | None = None) -> None:
+    """Apply deltas, in order, to the typed tables (inside the caller's transaction);
+    ``step()`` runs before each statement (an idle fold's chance to give way)."""
     if not deltas:
         return
+    step = step or _no_step
     for d in deltas:
         if d.replace_graph:  # only ever alone in ``deltas`` (see DuckDBStore.commit)
             con.execute("DELETE FROM graph_nodes WHERE session_id = ?", [d.session_id])
@@ -200,6 +233,7 @@ def write(con: Any, deltas: Sequence[Delta]) -> None:
                 for name, values in cols.items():
                     merged.setdefault(name, []).extend(values)
         if merged:
+            step()
             rows.insert(con, table, merged)
     turns: dict[tuple[str, str], dict[str, Any]] = {}
     sessions: dict[str, dict[str, Any]] = {}
@@ -209,13 +243,20 @@ def write(con: Any, deltas: Sequence[Delta]) -> None:
         prior = sessions.get(d.session_id)
         sessions[d.session_id] = _merge_session(prior, d.session) if prior else dict(d.session)
     if turns:
+        step()
         rows.insert(con, "turns", _columns(list(turns.values())), _TURN_UPSERT)
+    step()
     rows.insert(con, "sessions", _columns(list(sessions.values())), _SESSION_UPSERT)
     parts = [d.queue for d in deltas if d.queue]
     if parts:  # in log order: a claim before the completion of its batches (claims.py)
         from .claims import apply_logged
 
+        step()
         apply_logged(con, parts)
+
+
+def _no_step() -> None:
+    pass
 
 
 def _merge_session(prior: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
@@ -241,6 +282,7 @@ def fold(con: Any, hold: Any) -> None:
         return
     log.debug("folding %d commit(s) of session(s) %s into the tables", len(hold.pending),
               ", ".join(sorted({d.session_id for d in hold.pending})))
+    hold.counts.full += 1
 
     def job(c: Any) -> None:
         write(c, hold.pending)
@@ -257,6 +299,77 @@ def fold(con: Any, hold: Any) -> None:
         hold.pending.clear()
         hold.claims.folded()
     checkpoint_if_large(con, hold)
+
+
+def fold_idle(con: Any, hold: Any, work_waits: Callable[[], bool], *, firm: bool = False,
+              size: int = 0) -> tuple[int, bool]:
+    """Fold the pending deltas oldest first, at most ``size`` (``FOLD_SLICE``) per
+    transaction, giving way as soon as ``work_waits()``: between slices, and between the
+    statements of a slice, which then rolls back (``firm``: never; every slice runs).
+    Returns (slices committed, gave way)."""
+    from .worker import run_in_transaction
+
+    size = size or FOLD_SLICE
+    done = 0
+
+    def step() -> None:
+        if not firm and work_waits():
+            raise GaveWay
+
+    while hold.pending:
+        part = hold.pending[:size]
+        whole = len(part) == len(hold.pending)
+
+        def job(c: Any, part: list[Delta] = part, whole: bool = whole) -> None:
+            write(c, part, step)
+            step()
+            _delete_logged(c, part, whole)
+            step()
+            hold.after_commit(lambda: _folded(hold, part))
+
+        if firm:
+            hold.counts.firm += 1
+        try:
+            run_in_transaction(con, job, hold=hold)
+        except GaveWay:
+            hold.counts.gave_way += 1
+            return done, True
+        except quarantine.data_errors() as e:
+            if quarantine.python_is_shutting_down(e):  # not the data's fault: the log keeps them
+                raise
+            quarantine.fold_each(lambda j: run_in_transaction(con, j, hold=hold), part)
+            _folded(hold, part)
+        done += 1
+        hold.counts.slices += 1
+        if hold.pending and not firm and work_waits():
+            hold.counts.gave_way += 1
+            return done, True
+    hold.counts.idle += 1
+    checkpoint_if_large(con, hold)
+    return done, False
+
+
+def _delete_logged(con: Any, part: Sequence[Delta], whole: bool) -> None:
+    """Delete the log rows of the deltas ``part`` (every row when it is all of them)."""
+    if whole:
+        con.execute("DELETE FROM commit_log")
+        return
+    con.execute(
+        "DELETE FROM commit_log USING (SELECT unnest($s::VARCHAR[]) AS s, "
+        "unnest($r::BIGINT[]) AS r) d WHERE commit_log.session_id = d.s "
+        "AND commit_log.head_revision = d.r",
+        {"s": [d.session_id for d in part], "r": [d.head_revision for d in part]})
+
+
+def _folded(hold: Any, part: Sequence[Delta]) -> None:
+    """After COMMIT: the deltas ``part`` (the oldest pending) are in the tables."""
+    n = len(part)
+    assert all(a is b for a, b in zip(hold.pending[:n], part, strict=True)), "not a prefix"
+    del hold.pending[:n]
+    if hold.pending:
+        hold.claims.folded([d.queue for d in part if d.queue])
+    else:
+        hold.claims.folded()
 
 
 def checkpoint_if_large(con: Any, hold: Any) -> None:

@@ -25,9 +25,13 @@ Theory of operation
   folds pending commits into the typed tables (``journal.py``), unless a turn is in flight
   (between its progress and final commits: the model is answering): then it waits for the
   turn's end, at most ``FOLD_IN_TURN_S`` idle, so a turn's rows are folded once, after it,
-  and no fold runs when its final commit arrives (ADR 88); after ``idle_release_s`` it
-  releases the file as for a hand-over. ``idle_release_s=None`` holds it until
-  :meth:`ConnectionWorker.stop` or a waiter.
+  and no fold runs when its final commit arrives (ADR 88). That fold gives way to a job
+  that arrives while it runs, or to a read waiting to run here (``journal.fold_idle``, ADR
+  0122): the job waits for one statement, the fold resumes at the next idle moment, which
+  is then ``FOLD_EARLY`` of ``fold_idle_s`` (work comes back after pauses: fold early in
+  them; back to the whole moment once an early fold meets work with nothing folded). After
+  ``idle_release_s`` it releases the file as for a hand-over. ``idle_release_s=None`` holds
+  it until :meth:`ConnectionWorker.stop` or a waiter.
 - Every job runs in its own transaction (``run_in_transaction``); a job that fails rolls
   back, so a store never holds part of a job. A write-write conflict with another
   connection of this process is retried.
@@ -56,12 +60,13 @@ from ..._errors import StoreError, StoreLockedError
 from ..queue_watch import QueueWatch
 from ..waits import StoreWaitObserver, current_observer, log
 from .hold import Hold, LeaseRow
-from .journal import fold
+from .journal import FOLD_FIRM_AFTER, FoldCounts, GaveWay, fold, fold_idle
 from .lock import is_disk_full, is_lock_conflict, store_error
 from .share import Line, Wait, describe_holder
 
 T = TypeVar("T")
 FOLD_IDLE_S = 0.05  # fold pending commits once the store has had no work this long
+FOLD_EARLY = 0.2  # ... times this once an idle fold met work that came back (see _fold_when_idle)
 FOLD_IN_TURN_S = 30.0  # ... or this long while a turn is in flight (a long model call)
 HANDOVER_POLL_S = 0.02  # while holding idle, look for waiters this often
 MIN_SLICE_S = 0.05  # a busy holder keeps the file at least this long before handing over
@@ -112,6 +117,10 @@ class ConnectionWorker:
         self.read_only = False
         self.opens = 0  # how many times the file was opened (benchmarks and tests read it)
         self.handovers = 0  # releases because another process waited
+        self.folds = FoldCounts()  # what the folds of every hold did (journal.py)
+        self._gave_way = 0  # idle folds in a row that gave way with nothing folded
+        self._early = False  # the next idle fold starts after FOLD_EARLY * fold_idle_s
+        self._here_waiting = False  # a ``run_here`` caller waits for ``busy``: a fold gives way
         self.queue_watch = QueueWatch()  # every store of this file in this process
         self.busy = threading.Lock()  # held by the thread except while it waits for work
         self._here_at = 0.0  # when ``run_here`` last ran a job (idle counts from it too)
@@ -144,8 +153,14 @@ class ConnectionWorker:
         it: the worker's thread waits for the file, or releases the connection)."""
         # the thread may be finishing the bookkeeping of its last job: a short wait; a job
         # still running then is what a submitted one would wait for as well
-        if self._con is None or not self._queue.empty() or not self.busy.acquire(timeout=HERE_WAIT_S):
+        if self._con is None or not self._queue.empty():
             return None
+        self._here_waiting = True  # an idle fold gives way to it (``_work_waits``)
+        try:
+            if not self.busy.acquire(timeout=HERE_WAIT_S):
+                return None
+        finally:
+            self._here_waiting = False
         try:
             con = self._con
             if con is None or self.hold is None or self.hold.sealed or not self._queue.empty():
@@ -194,7 +209,7 @@ class ConnectionWorker:
                        and bool(self.hold.pending))
             if not folding:
                 deferred = None
-            fold_due = idle_since + (self._fold_idle or 0.0)
+            fold_due = idle_since + (self._fold_idle or 0.0) * (FOLD_EARLY if self._early else 1)
             if deferred is not None:  # the turn's end, or at the latest FOLD_IN_TURN_S
                 fold_due = max(fold_due, deferred + FOLD_IN_TURN_S)
             timeout = None
@@ -227,7 +242,8 @@ class ConnectionWorker:
                         continue  # fold once the turn's final commit is in
                     deferred = None
                     try:
-                        fold(self._con, self.hold)
+                        if self._fold_when_idle():
+                            idle_since = time.monotonic()  # work came: idle counts anew
                     except Exception as e:  # the log keeps the commits: the next open folds them
                         if is_lock_conflict(e):  # the file is not ours after all: wait in line
                             self._release()
@@ -263,9 +279,28 @@ class ConnectionWorker:
                     and self._waited_on()):
                 self._release(handover=True)
 
+    def _work_waits(self) -> bool:
+        return self._here_waiting or not self._queue.empty()
+
+    def _fold_when_idle(self) -> bool:
+        """Fold what is pending, giving way to work that arrives (``journal.fold_idle``);
+        True when it gave way. A fold that gave way met work coming back after an idle
+        moment (a loop of turns with pauses between them): the next starts earlier in the
+        next pause, where it has the time to finish; an early one that gave way with
+        nothing folded shows pauses too short for a fold: the next waits the whole moment."""
+        assert self.hold is not None
+        early = self._early
+        done, gave_way = fold_idle(self._con, self.hold, self._work_waits,
+                                   firm=self._gave_way >= FOLD_FIRM_AFTER)
+        self._gave_way = self._gave_way + 1 if gave_way and not done else 0
+        if gave_way:
+            self._early = bool(done) or not early
+        return gave_way
+
     def _open(self, wait_s: float, observer: StoreWaitObserver | None) -> None:
         self._con = self._connect(wait_s, observer)
         self.hold = Hold(self.path + ".wal" if self.path else "")
+        self.hold.counts = self.folds
         self.hold.carried, self._carry_heads = self._carry_heads, {}
         self.opens += 1
         self._held_since = time.monotonic()
@@ -388,6 +423,11 @@ def run_in_transaction(
         try:
             result = job(con)
             con.execute("COMMIT")
+        except GaveWay:  # an idle fold's slice: it changed nothing the hold keeps
+            if hold is not None:
+                hold.dropped()
+            _rollback(con)
+            raise
         except duckdb.TransactionException as e:
             _rollback(con, hold)
             if attempt == attempts - 1 or is_lock_conflict(e) or is_disk_full(e):
