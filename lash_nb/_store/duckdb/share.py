@@ -18,9 +18,11 @@ Theory of operation
   *holding* (holder mark locked). Moves:
   - released -> waiting: :meth:`Line.join` draws the next ticket and locks its slot;
   - waiting -> holding: only when no live slot below ``t`` is locked (:meth:`Line.ahead`)
-    *and* DuckDB's connect succeeds; then :meth:`Line.leave` unlocks the slot and
-    :meth:`Line.acquired` takes the holder mark (the next waiter still cannot connect: DuckDB
-    refuses it until this process closes the file);
+    *and* DuckDB's connect succeeds (tried when the holder mark is free, or once a second:
+    while a lash process holds the file a waiter only probes, ADR 130); then
+    :meth:`Line.leave` unlocks the slot and :meth:`Line.acquired` takes the holder mark
+    (the next waiter still cannot connect: DuckDB refuses it until this process closes the
+    file);
   - holding -> released: the holder checks :meth:`Line.others_waiting` between jobs (and
     while idle); when someone waits it folds, flushes its leases and closes the connection
     (``worker.py``), dropping the holder mark. If it needs the file again it draws a new
