@@ -90,7 +90,10 @@ def test_a_holder_works_at_least_as_long_as_its_open_took_before_handing_over(
             time.sleep(0.01)
             jobs.append((store._worker.opens, time.monotonic()))
 
-        futures = [store._worker.submit(job) for _ in range(120)]
+        gate = threading.Event()  # all jobs queued before the first runs: never idle between
+        futures = [store._worker.submit(lambda con: gate.wait(timeout=60))]
+        futures += [store._worker.submit(job) for _ in range(120)]
+        gate.set()
         for f in futures:
             f.result(timeout=300)
     finally:
