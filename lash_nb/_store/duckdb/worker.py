@@ -11,7 +11,7 @@ Theory of operation
   for its *slice* (or is idle), it folds, writes dirty leases and closes the connection; its
   next job waits in line behind the waiters. So a worker draining a queue and a notebook
   share the file turn by turn, in arrival order. The slice is ``MIN_SLICE_S``, or as long
-  as this hold's open took if longer: a loaded machine slows the opens (DuckDB's connect
+  as this hold's open took if longer (at most ``MAX_SLICE_S``): a loaded machine slows the opens (DuckDB's connect
   replays the ``.wal``), and with a fixed slice two busy processes spent nearly all their
   time opening (ADR 130). A hand-over skips DuckDB's checkpoint at close while the ``.wal``
   is under ``HANDOVER_WAL_BYTES`` (every later open replays the whole ``.wal`` until a
@@ -68,6 +68,7 @@ FOLD_IDLE_S = 0.05  # fold pending commits once the store has had no work this l
 FOLD_IN_TURN_S = 30.0  # ... or this long while a turn is in flight (a long model call)
 HANDOVER_POLL_S = 0.02  # while holding idle, look for waiters this often
 MIN_SLICE_S = 0.05  # a busy holder keeps the file at least this long (or its open's time)
+MAX_SLICE_S = 2.0  # ... but no longer than this (an open that folded a crash's commits)
 HANDOVER_WAL_BYTES = 32 * 1024  # a hand-over below this .wal size skips the checkpoint
 HERE_WAIT_S = 0.01  # run_here waits this long for the thread to be waiting for work
 _STOP = object()
@@ -275,7 +276,8 @@ class ConnectionWorker:
         self._held_since = time.monotonic()
         # work at least as long as the open cost before handing over: at most half the
         # time of processes taking turns goes to opening, however slow the machine is
-        self._slice = max(MIN_SLICE_S, self.line.open_s if self.line is not None else 0.0)
+        opened_in = self.line.open_s if self.line is not None else 0.0
+        self._slice = max(MIN_SLICE_S, min(opened_in, MAX_SLICE_S))
         if self.line is not None:
             self.line.acquired()
         if self._carry:
