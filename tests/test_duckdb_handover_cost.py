@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 
 from lash_nb import LashCore
 from lash_nb._store.duckdb import worker as worker_mod
@@ -127,6 +128,7 @@ STUCK = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a second process and a 3 s wait
 def test_a_waiter_does_not_keep_trying_to_open_while_a_lash_process_holds_the_file(
         tmp_path: Path, monkeypatch: Any) -> None:
     # each refused duckdb.connect costs ~5 ms of CPU, taken from the holder on a busy machine
