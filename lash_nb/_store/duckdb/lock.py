@@ -100,8 +100,9 @@ def open_connection(
     try:
         while True:
             if not wait.my_turn():
-                wait.blocked()
+                wait.blocked(queued=True)
                 continue
+            wait.trying()
             try:
                 con = duckdb.connect(path, read_only=read_only, config=CONNECT_CONFIG)
             except duckdb.IOException as e:
@@ -138,6 +139,7 @@ def open_connection(
             except BaseException:
                 con.close()
                 raise
+            wait.opened()
             return con
     finally:
         wait.done()

@@ -18,9 +18,11 @@ Theory of operation
   *holding* (holder mark locked). Moves:
   - released -> waiting: :meth:`Line.join` draws the next ticket and locks its slot;
   - waiting -> holding: only when no live slot below ``t`` is locked (:meth:`Line.ahead`)
-    *and* DuckDB's connect succeeds; then :meth:`Line.leave` unlocks the slot and
-    :meth:`Line.acquired` takes the holder mark (the next waiter still cannot connect: DuckDB
-    refuses it until this process closes the file);
+    *and* DuckDB's connect succeeds (tried when the holder mark is free, or once a second:
+    while a lash process holds the file a waiter only probes, ADR 130); then
+    :meth:`Line.leave` unlocks the slot and :meth:`Line.acquired` takes the holder mark
+    (the next waiter still cannot connect: DuckDB refuses it until this process closes the
+    file);
   - holding -> released: the holder checks :meth:`Line.others_waiting` between jobs (and
     while idle); when someone waits it folds, flushes its leases and closes the connection
     (``worker.py``), dropping the holder mark. If it needs the file again it draws a new
@@ -69,6 +71,8 @@ NOTIFY_AFTER_S = 0.25  # shorter waits (a hand-over at the holder's next job) st
 NOTIFY_EVERY_S = 1.0
 WARN_AFTER_S = 2.0  # a wait this long is logged as a warning (shorter ones at info)
 _POLL_MAX_S = 0.05  # the holder hands over at its next job boundary: look again soon
+_POLL_LINE_S = 0.005  # waiting on the line or on a lash holder's mark: a probe (~1 us), not a connect
+_RETRY_HELD_S = 1.0  # while a lash process holds the mark, try DuckDB's connect this seldom
 _SPACE_POLL_S = 0.5
 
 _FDS: dict[str, list[int]] = {}  # sidecar realpath -> [fd, users]
@@ -97,6 +101,7 @@ class Line:
     def __init__(self, db_path: str) -> None:
         self.path = os.path.realpath(db_path) + SUFFIX
         self.fd: int | None = None
+        self.open_s = 0.0  # how long this process's last open took, without the wait (worker.py)
         self.error = ""  # why the sidecar could not be opened (the line is then off)
         self.acquired_seq = 0  # this process's latest place in the order of acquisitions
         if not _HAS_FCNTL:
@@ -256,6 +261,7 @@ class Wait:
         self.ticket = line.join() if line is not None and reason == "locked" else None
         self.holder: tuple[int | None, str] = (None, "another process")
         self._delay = 0.002
+        self._tried = float("-inf")  # when DuckDB's connect was last tried
         self._last: float | None = None
         self._warned = False
         self._correlation = fresh_id("store_wait")
@@ -265,11 +271,31 @@ class Wait:
         return time.monotonic() - self.start
 
     def my_turn(self) -> bool:
-        """Nobody who arrived earlier still waits (DuckDB's connect decides the rest)."""
-        return self.line is None or self.line.ahead(self.ticket) is None
+        """Nobody who arrived earlier still waits, and no lash process holds the file (its
+        mark is locked from its open to its close: DuckDB's connect would only fail, at
+        ~5 ms of CPU each, competing with the holder's work; a mark is still checked by a
+        connect every ``_RETRY_HELD_S``). DuckDB's connect decides the rest."""
+        if self.line is None:
+            return True
+        if self.line.ahead(self.ticket) is not None:
+            return False
+        return (self.line.holder() is None
+                or time.monotonic() - self._tried >= _RETRY_HELD_S)
 
-    def blocked(self, pid_from_error: int | None = None) -> None:
-        """Not yet: raise past the bound, else report now and then, and sleep a little."""
+    def trying(self) -> None:
+        """DuckDB's connect is being tried now."""
+        self._tried = time.monotonic()
+
+    def opened(self) -> None:
+        """The open that started at the last :meth:`trying` succeeded: its cost, for the
+        holder's slice (``worker.py``)."""
+        if self.line is not None:
+            self.line.open_s = time.monotonic() - self._tried
+
+    def blocked(self, pid_from_error: int | None = None, *, queued: bool = False) -> None:
+        """Not yet: raise past the bound, else report now and then, and sleep a little
+        (``queued``: behind the line or a lash holder's mark, both watched by a cheap probe,
+        so briefly; after a refused connect, a little longer each time)."""
         waited = self.waited_s
         if self.reason == "locked":
             self.holder = describe_holder(self.line, pid_from_error)
@@ -296,9 +322,13 @@ class Wait:
                             waited, who)
             self._last = now
             self._event(waited, done=False)
-        step = _SPACE_POLL_S if self.reason == "disk_full" else self._delay
+        if self.reason == "disk_full":
+            step = _SPACE_POLL_S
+        elif queued:
+            step = _POLL_LINE_S
+        else:
+            step, self._delay = self._delay, min(self._delay * 2, _POLL_MAX_S)
         time.sleep(max(0.0, min(step, self.timeout_s - waited)))
-        self._delay = min(self._delay * 2, _POLL_MAX_S)
 
     def leave(self) -> None:
         if self.line is not None:

@@ -8,11 +8,14 @@ Theory of operation
   file's line while another process holds it (``share.py``, ``lock.py``).
 - **Hand-over**: while holding, the worker looks at the line after every job and every
   ``HANDOVER_POLL_S`` while idle. When another process waits and this one has held the file
-  for ``MIN_SLICE_S`` (or is idle), it folds, writes dirty leases and closes the
-  connection; its next job waits in line behind the waiters. So a worker draining a queue
-  and a notebook share the file turn by turn, in arrival order. A hand-over skips DuckDB's
-  checkpoint at close while the ``.wal`` is small (the next holder replays it in less time
-  than the checkpoint takes); an idle release checkpoints, so a file at rest has no ``.wal``.
+  for its *slice* (or is idle), it folds, writes dirty leases and closes the connection; its
+  next job waits in line behind the waiters. So a worker draining a queue and a notebook
+  share the file turn by turn, in arrival order. The slice is ``MIN_SLICE_S``, or as long
+  as this hold's open took if longer (at most ``MAX_SLICE_S``): a loaded machine slows the opens (DuckDB's connect
+  replays the ``.wal``), and with a fixed slice two busy processes spent nearly all their
+  time opening (ADR 130). A hand-over skips DuckDB's checkpoint at close while the ``.wal``
+  is under ``HANDOVER_WAL_BYTES`` (every later open replays the whole ``.wal`` until a
+  checkpoint: ~0.2 ms per kB); an idle release checkpoints, so a file at rest has no ``.wal``.
 - **Lock conflicts inside a job** (DuckDB can refuse a commit on the ``.wal`` lock) release
   the connection and run the job again once the file is back: jobs are transactions, so a
   refused one left nothing behind. Each job waits at most its ``wait_s`` (``lock_timeout_s``;
@@ -69,8 +72,9 @@ FOLD_IDLE_S = 0.05  # fold pending commits once the store has had no work this l
 FOLD_EARLY = 0.2  # ... times this once an idle fold met work that came back (see _fold_when_idle)
 FOLD_IN_TURN_S = 30.0  # ... or this long while a turn is in flight (a long model call)
 HANDOVER_POLL_S = 0.02  # while holding idle, look for waiters this often
-MIN_SLICE_S = 0.05  # a busy holder keeps the file at least this long before handing over
-HANDOVER_WAL_BYTES = 512 * 1024  # a hand-over below this .wal size skips the checkpoint
+MIN_SLICE_S = 0.05  # a busy holder keeps the file at least this long (or its open's time)
+MAX_SLICE_S = 2.0  # ... but no longer than this (an open that folded a crash's commits)
+HANDOVER_WAL_BYTES = 32 * 1024  # a hand-over below this .wal size skips the checkpoint
 HERE_WAIT_S = 0.01  # run_here waits this long for the thread to be waiting for work
 _STOP = object()
 _RELEASE = object()
@@ -112,6 +116,7 @@ class ConnectionWorker:
         self._carry_heads: dict[str, Any] = {}  # the last hold's session heads (hold.py)
         self._carry_claims: list[Any] = []  # unwritten claims a failed release left (claims.py)
         self._held_since = 0.0
+        self._slice = MIN_SLICE_S  # how long this hold keeps the file while others wait
         self._stopped = False
         self.users = 1  # DuckDBStore objects sharing this worker (store.py)
         self.read_only = False
@@ -275,7 +280,7 @@ class ConnectionWorker:
             idle_since = time.monotonic()
             if deferred is not None and (self.hold is None or not self.hold.turn_in_flight()):
                 deferred = None  # the turn ended: fold after the usual idle moment
-            if (self._con is not None and idle_since - self._held_since >= MIN_SLICE_S
+            if (self._con is not None and idle_since - self._held_since >= self._slice
                     and self._waited_on()):
                 self._release(handover=True)
 
@@ -304,6 +309,10 @@ class ConnectionWorker:
         self.hold.carried, self._carry_heads = self._carry_heads, {}
         self.opens += 1
         self._held_since = time.monotonic()
+        # work at least as long as the open cost before handing over: at most half the
+        # time of processes taking turns goes to opening, however slow the machine is
+        opened_in = self.line.open_s if self.line is not None else 0.0
+        self._slice = max(MIN_SLICE_S, min(opened_in, MAX_SLICE_S))
         if self.line is not None:
             self.line.acquired()
         if self._carry:
