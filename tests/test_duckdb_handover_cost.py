@@ -9,7 +9,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from test_duckdb_share import STUCK  # a holder kept busy by one long job
 
 from lash_nb import LashCore
 from lash_nb._store.duckdb import worker as worker_mod
@@ -110,22 +110,6 @@ def test_a_holder_works_at_least_as_long_as_its_open_took_before_handing_over(
             f"hold {n} worked {last_job - open_ended:.2f} s after an open of {took:.2f} s")
 
 
-STUCK = textwrap.dedent("""
-    import asyncio, sys, threading
-    from lash_nb.stores import DuckDBStore
-
-    stop = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-
-    async def main(path):
-        store = DuckDBStore(path, lock_timeout_s=120)
-        # one long job (a slow query, say): no hand-over is possible inside it
-        job = store._worker.submit(lambda con: (print("holding", flush=True), stop.wait()))
-        await asyncio.wrap_future(job)
-        await store.close()
-
-    asyncio.run(main(sys.argv[1]))
-""")
 
 
 @pytest.mark.slow  # a second process and a 3 s wait

@@ -321,7 +321,6 @@ def test_waiters_get_the_file_between_a_busy_holders_commits_in_arrival_order(tm
 
 STUCK = textwrap.dedent("""
     import asyncio, sys, threading
-    from lash_nb._store.base import RuntimeCommit, lease_owner_id
     from lash_nb.stores import DuckDBStore
 
     stop = threading.Event()
