@@ -110,8 +110,6 @@ def test_a_holder_works_at_least_as_long_as_its_open_took_before_handing_over(
             f"hold {n} worked {last_job - open_ended:.2f} s after an open of {took:.2f} s")
 
 
-
-
 @pytest.mark.slow  # a second process and a 3 s wait
 def test_a_waiter_does_not_keep_trying_to_open_while_a_lash_process_holds_the_file(
         tmp_path: Path, monkeypatch: Any) -> None:
