@@ -274,7 +274,9 @@ def test_stop_badges_marks_cancelled_tools_and_a_refused_turn(frontend, tmp_path
                 assert "failed" not in row.inner_text()
 
                 refused = cells.nth(6)
-                refused.locator(".lash-status-failed").wait_for(timeout=60_000)
+                # the finished record, not the live widget's "failed" (its hidden Stop is
+                # still in the page until the record replaces it)
+                refused.locator(".lash-static .lash-status-failed").wait_for(timeout=60_000)
                 err = refused.locator(".lash-error").inner_text()
                 assert "SessionExecutionBusy" in err and "another-kernel" in err
                 assert refused.locator(".lash-stop").count() == 0
