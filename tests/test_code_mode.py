@@ -489,9 +489,14 @@ def test_stop_during_llm_query_stops_the_child_turn_and_still_rolls_its_usage_up
 
 def test_stop_interrupts_a_running_cell_and_commits_cancelled_with_the_cells_so_far(
         sandbox, tmp_path):
-    model = cells(cell("print('first cell')"),
-                  cell("import time\nprint('working', flush=True)\ntime.sleep(600)"),
-                  cell("submit('next turn works')"))
+    long_job = cells(cell("print('first cell')"),
+                     cell("import time\nprint('working', flush=True)\ntime.sleep(600)"))
+
+    def model(request: LlmRequest) -> str:
+        # the next turn's script starts over from its own prompt: it must not run the long
+        # job again (that cell sat out the 120 s wall time and the test still passed)
+        asked = [m.text() for m in request.messages if m.role.value == "user" and not m.origin]
+        return cell("submit('next turn works')") if asked[-1] == "and now?" else long_job(request)
 
     async def go():
         store = DuckDBStore(str(tmp_path / "s.duckdb"))
@@ -513,6 +518,8 @@ def test_stop_interrupts_a_running_cell_and_commits_cancelled_with_the_cells_so_
     assert [(e.cell, e.status) for e in done] == [(1, "ok"), (2, "cancelled")]
     assert done[1].output == "working\n"
     assert str(after.result.outcome) == "finished: final_value"
+    assert after.result.outcome.value == "next turn works"
+    assert [r["status"] for r in completed(after)] == ["ok"]  # no cell of the cut job again
 
 
 @tool
