@@ -24,7 +24,7 @@ import json
 from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import compress
+from itertools import compress, islice
 from operator import ne
 from typing import Any
 
@@ -296,9 +296,7 @@ class GraphView(Sequence[Message]):
         return self._msgs[i]
 
     def __iter__(self) -> Iterator[Message]:
-        msgs, m = self._msgs, self._m
-        for i in range(m):
-            yield msgs[i]
+        return islice(self._msgs, self._m)  # the list only grows: its first m stay put
 
     def nodes(self) -> list[SessionNode]:
         path = self._path
