@@ -43,20 +43,20 @@ def _msg(mid: str, role: Role, *parts: Part, origin: str | None = None) -> Messa
     return Message(mid, role, tuple(parts), origin)
 
 
-def _turn(i: int, tag: str) -> list[Message]:
+def _turn(i: int, tag: str, odd: str = ODD) -> list[Message]:
     """One turn of the common shapes: user text, a tool call, its result, the answer."""
     t = f"{tag}{i}"
     return [
-        _msg(f"{t}u", Role.USER, Part(f"{t}u.p0", PartKind.TEXT, f"question {i} {ODD}")),
+        _msg(f"{t}u", Role.USER, Part(f"{t}u.p0", PartKind.TEXT, f"question {i} {odd}")),
         _msg(f"{t}a", Role.ASSISTANT, Part(f"{t}a.p0", PartKind.TOOL_CALL,
-                                           json.dumps({"q": ODD, "n": i}), f"call_{t}", "look")),
+                                           json.dumps({"q": odd, "n": i}), f"call_{t}", "look")),
         _msg(f"{t}r", Role.USER, Part(f"{t}r.p0", PartKind.TOOL_RESULT, f"found {i}",
                                       f"call_{t}", "look")),
         _msg(f"{t}f", Role.ASSISTANT, Part(f"{t}f.p0", PartKind.PROSE, f"answer {i}")),
     ]
 
 
-def _unusual() -> list[Message]:
+def _unusual(odd: str = ODD) -> list[Message]:
     """The shapes the loop hands to ``Message.from_json``: each one once."""
     return [
         _msg("x1", Role.USER, Part("x1.p0", PartKind.TEXT, "look at this"),
@@ -72,7 +72,7 @@ def _unusual() -> list[Message]:
         _msg("x7", Role.SYSTEM, Part("x7.p0", PartKind.TEXT, "")),
         _msg("x8", Role.EVENT),
         _msg("x9", Role.ASSISTANT, Part("x9.p0", PartKind.ERROR, "overloaded")),
-        _msg("id with \"odd\" ü/\\", Role.USER, Part("odd.p0", PartKind.TEXT, ODD)),
+        _msg("id with \"odd\" ü/\\", Role.USER, Part("odd.p0", PartKind.TEXT, odd)),
     ]
 
 
@@ -84,24 +84,24 @@ def _nodes(messages: list[Message], parent: str | None, turn: str) -> list[Sessi
     return out
 
 
-def _session() -> tuple[list[list[SessionNode]], list[SessionNode], list[Message]]:
+def _session(odd: str = ODD) -> tuple[list[list[SessionNode]], list[SessionNode], list[Message]]:
     """Batches written in this process, the batch a dead process leaves unfolded, and the
     messages on the active path. 30 turns, then unusual messages and an event node; rewound
     to turn 20 (the rest stays off the path), 10 more turns there, then the unusual messages
     again (from the dead process)."""
-    first = [_turn(i, "a") for i in range(30)]
+    first = [_turn(i, "a", odd) for i in range(30)]
     batches = [_nodes([m for t in first[:20] for m in t], None, "t1")]
-    batches.append(_nodes([m for t in first[20:] for m in t] + _unusual(), batches[0][-1].node_id,
+    batches.append(_nodes([m for t in first[20:] for m in t] + _unusual(odd), batches[0][-1].node_id,
                           "t2"))
     event = SessionNode("e1", batches[1][-1].node_id, "event", None,
-                        {"type": "compaction", "note": ODD}, T0, "t2")
+                        {"type": "compaction", "note": odd}, T0, "t2")
     batches[1].append(event)
-    again = [_turn(i, "b") for i in range(10)]
+    again = [_turn(i, "b", odd) for i in range(10)]
     batches.append(_nodes([m for t in again for m in t], batches[0][-1].node_id, "t3"))
     late = [_msg(f"late-{m.id}", m.role, *(Part(f"late-{p.id}", p.kind, p.content, p.tool_call_id,
                                                  p.tool_name, p.interrupted, p.is_error, p.replay,
                                                  p.attachment) for p in m.parts),
-                 origin=m.origin) for m in _unusual() + _turn(99, "c")]
+                 origin=m.origin) for m in _unusual(odd) + _turn(99, "c", odd)]
     unfolded = _nodes(late, batches[2][-1].node_id, "t4")
     path = ([m for t in first[:20] for m in t] + [m for t in again for m in t] + late)
     return batches, unfolded, path
@@ -188,6 +188,43 @@ def test_a_varied_rewound_session_with_unfolded_commits_reads_back_exactly(
     assert got[0].text() == f"question 0 {ODD}"
     assert json.loads(got[1].parts[0].content) == {"q": ODD, "n": 0}
     assert got[-14].parts[1].attachment == IMAGE
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("residency", ["active_path_only", "keep_all"])
+def test_the_same_session_in_postgresql_reads_back_exactly(
+        residency: str, pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lash_nb._store.postgres import PostgresStore
+
+    batches, unfolded, expected = _session(ODD.replace("\x00", ""))  # jsonb refuses NUL
+    decoded: list[int] = []
+
+    def counting(texts: list[str]) -> list[Message]:
+        decoded.append(len(texts))
+        return messages_from_stored(texts)
+
+    monkeypatch.setattr(graph, "messages_from_stored", counting)
+
+    async def scenario() -> list[Message]:
+        store = PostgresStore(pg_dsn)
+        lease = await store.try_acquire_lease("s", lease_owner_id("test"))
+        written = [*batches, unfolded]
+        for i, nodes in enumerate(written):
+            await store.commit(RuntimeCommit("s", lease, append_nodes=tuple(nodes),
+                                             leaf_node_id=nodes[-1].node_id,
+                                             release_lease=i == len(written) - 1))
+        await store.close()
+        core = LashCore.builder().store(PostgresStore(pg_dsn)).build()  # nothing cached
+        session = await core.session("s").residency(residency).open()
+        got = list(session.read_view().messages())
+        await session.close()
+        await core.close()
+        return got
+
+    got = asyncio.run(scenario())
+    assert decoded == [len(expected)]
+    assert got == expected
+    assert [type(m.role) for m in got] == [Role] * len(expected)
 
 
 # --------------------------------------------------------------------------- the loop's edges
