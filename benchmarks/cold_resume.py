@@ -17,6 +17,9 @@ rows, in one run with interleaved rounds (medians):
 - openai-agents: ``SQLiteSession(...).get_items()`` on an equal 40,000-item history
   (built with ``../shared/anchors/common.py``; skipped if it is not there);
 - ``--keep-all``: the long session opened with ``keep_all`` residency too (the whole graph);
+- ``--floor-gc-off``: the raw floor's work again with the garbage collector off, beside the
+  floor (which keeps it on, as a plain script does); lash_nb pauses the collector for its
+  bulk fetch and decode (ADR 0132), so this row says how much of the gap that closes;
 - ``--against TREE``: the lash_nb rows again with ``PYTHONPATH=TREE`` (an older checkout),
   on a file written by that tree.
 
@@ -129,10 +132,14 @@ async def _lash_sample(path: str, sid: str, residency: str = "active_path_only")
             "parts": parts}
 
 
-def _raw_sample(path: str, sid: str) -> dict[str, Any]:
+def _raw_sample(path: str, sid: str, gc_off: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
     import duckdb
 
+    if gc_off:  # only the --floor-gc-off row; the floor itself runs with the collector on
+        import gc
+
+        gc.disable()
     t1, c1 = time.perf_counter(), time.process_time()
     con = duckdb.connect(path)
     got = con.execute("SELECT content FROM graph_nodes WHERE session_id = ? AND NOT tombstoned "
@@ -180,7 +187,7 @@ def child(argv: list[str]) -> None:
     if kind == "lash":
         out = asyncio.run(_lash_sample(path, *argv[2:4]))
     elif kind == "raw":
-        out = _raw_sample(path, argv[2])
+        out = _raw_sample(path, argv[2], argv[3:] == ["gc-off"])
     else:
         out = asyncio.run(_oai_sample(path))
     print(json.dumps(out))
@@ -214,6 +221,10 @@ def main() -> None:
                     help="an older lash_nb checkout to run as well (may be given twice)")
     ap.add_argument("--keep-all", action="store_true",
                     help="also open the long session with keep_all residency (the whole graph)")
+    ap.add_argument("--floor-gc-off", action="store_true",
+                    help="also the raw floor's work with the garbage collector switched off "
+                         "(lash_nb pauses it for its bulk fetch and decode, ADR 0132); the "
+                         "floor row is unchanged")
     ap.add_argument("--child", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     if args.child:
@@ -245,6 +256,9 @@ def main() -> None:
             cases[f"lash_nb {name}: whole graph (keep_all)"] = (
                 ["lash", files[name], SID, "keep_all"], tree)
     cases["raw floor: duckdb.connect + rows + json.loads"] = (["raw", files["new"], SID], None)
+    if args.floor_gc_off:
+        cases["(not the floor) the same, collector off"] = (
+            ["raw", files["new"], SID, "gc-off"], None)
     if oai:
         cases["openai-agents SQLiteSession.get_items()"] = (["oai", oai], None)
     got: dict[str, list[dict[str, Any]]] = {k: [] for k in cases}

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import compress
+from itertools import compress, islice
 from operator import ne
 from typing import Any
 
-from .records import Message
+from .gc_pause import gc_paused
+from .records import Message, loads_stored, messages_from_stored
 
 
 class SessionNode:
@@ -144,18 +145,7 @@ class SessionNode:
 
 
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
-_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-
-
-def _loads(text: str) -> Any:
-    """``json.loads(text)`` for the stored content of a node, a third cheaper: the C scanner
-    called directly (``loads`` wraps it in three Python calls). Text it does not take whole
-    (leading or trailing whitespace, bad JSON) goes to ``json.loads``, with its errors."""
-    try:
-        value, end = _scan(text, 0)
-    except StopIteration:
-        end = -1
-    return value if end == len(text) else json.loads(text)
+_loads = loads_stored  # json.loads of a stored text (records.py)
 
 
 class StoredNodes(Sequence[SessionNode]):
@@ -225,13 +215,16 @@ class StoredNodes(Sequence[SessionNode]):
 
     def messages(self, path: Sequence[int] | None = None) -> list[Message]:
         """The messages of the rows at ``path`` (None: every row), decoded (not kept here)."""
-        rows, from_json = self.rows, Message.from_json
+        rows = self.rows
         if self._made is not None:
             made = self._made if path is None else [self._made[i] for i in path]
             return [m for n in made if n.kind == "message" and (m := n.message) is not None]
         if path is None:
-            return [from_json(_loads(r[4])) for r in rows if r[1] is None]
-        return [from_json(_loads(r[4])) for i in path if (r := rows[i])[1] is None]
+            texts = [r[4] for r in rows if r[1] is None]
+        else:
+            texts = [r[4] for i in path if (r := rows[i])[1] is None]
+        with gc_paused():  # nothing decoded here can form a cycle (gc_pause.py)
+            return messages_from_stored(texts)
 
     def nodes(self, path: Sequence[int] | None = None,
               decoded: Sequence[Message] | None = None) -> list[SessionNode]:
@@ -303,9 +296,7 @@ class GraphView(Sequence[Message]):
         return self._msgs[i]
 
     def __iter__(self) -> Iterator[Message]:
-        msgs, m = self._msgs, self._m
-        for i in range(m):
-            yield msgs[i]
+        return islice(self._msgs, self._m)  # the list only grows: its first m stay put
 
     def nodes(self) -> list[SessionNode]:
         path = self._path

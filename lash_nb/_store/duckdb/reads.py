@@ -26,6 +26,7 @@ from itertools import starmap
 from typing import Any
 
 from ..._core.events import TurnActivity
+from ..._core.gc_pause import gc_paused
 from ..._core.graph import SessionNode, StoredNodes
 from ..._core.usage import TokenLedgerEntry, TokenUsage
 from ..base import PersistedSession, ReadScope, SessionMeta, TurnRecord
@@ -58,7 +59,8 @@ def load_session(con: Any, sid: str, scope: ReadScope) -> PersistedSession | Non
     )
     nodes: Sequence[SessionNode] = ()
     if scope is ReadScope.FULL_GRAPH:
-        nodes = StoredNodes(con.execute(_GRAPH_SQL, {"sid": sid}).fetchall())
+        with gc_paused():  # a row tuple per node: no cycles (gc_pause.py)
+            nodes = StoredNodes(con.execute(_GRAPH_SQL, {"sid": sid}).fetchall())
     elif meta.leaf_node_id is None:
         pass
     elif (found := _path_ranges(con, sid, meta.leaf_node_id)) is None:
@@ -102,7 +104,8 @@ def _path(con: Any, sid: str, ranges: list[tuple[int, int]], root_parent: str | 
     """The rows of the active path (``ranges`` from :func:`_path_ranges`), kept as rows: the
     graph makes node objects only when something asks for them (``graph.py``)."""
     sql, params = _in_ranges(_PATH_SQL, sid, ranges)
-    return StoredNodes(con.execute(sql, params).fetchall(), root_parent)
+    with gc_paused():  # a row tuple per node: no cycles (gc_pause.py)
+        return StoredNodes(con.execute(sql, params).fetchall(), root_parent)
 
 
 def _in_ranges(sql: str, sid: str, ranges: list[tuple[int, int]] | None) -> tuple[str, dict[str, Any]]:
