@@ -310,6 +310,7 @@ class DuckDBStore:
         import_arrow_in_background()  # this commit's fold will need pyarrow (arrow.py)
 
         first: list[Hold] = []
+        bound: list[bool] = []  # a commit run here passed the log's size bound
 
         def run(con: Any) -> CommitResult:
             hold = self._worker.hold
@@ -318,9 +319,22 @@ class DuckDBStore:
                 first.append(hold)
             elif hold is first[0] and commit.lease is not None:  # a retry (disk full), same hold
                 leases.keep_through_wait(hold, con, commit.lease)
-            return commits.commit(con, hold, commit, lambda job: self._txn(con, job, hold))
+            result = commits.commit(con, hold, commit, lambda job: self._txn(con, job, hold))
+            if self._worker.on_its_thread():
+                commits.fold_at_bound(con, hold)
+            elif commits.over_bound(hold):
+                bound.append(True)  # run here: the store's thread folds, nobody waits for it
+            return result
 
-        if commit.turn is not None:  # a finished turn: wait generously rather than lose it
+        terminal = commit.turn is not None  # a finished turn: wait generously rather than lose it
+        here = None
+        if commit.replace_graph is None:  # an idle store: commit here, no trip to its thread
+            here = self._worker.run_here(run, write=True, terminal_commit=terminal)
+        if here is not None:
+            result = here.result()
+            if bound:
+                self._worker.submit(self._fold_at_bound)
+        elif terminal:
             result = await asyncio.wrap_future(self._worker.submit(
                 run, wait_s=self.commit_wait_s, terminal_commit=True))
         else:
@@ -328,6 +342,11 @@ class DuckDBStore:
         if commit.completed_claims:  # its batches are done: wake who awaits them
             self._worker.queue_watch.changed(commit.session_id)
         return result
+
+    def _fold_at_bound(self, con: Any) -> None:
+        hold = self._worker.hold
+        if hold is not None:
+            commits.fold_at_bound(con, hold)
 
     async def list_sessions(self) -> list[SessionMeta]:
         return await self._run(reads.list_sessions)
