@@ -166,7 +166,8 @@ class ConnectionWorker:
         ``write`` (a commit, ADR 0131): also ``None`` while another process waits for the
         file (the thread decides hand-overs between jobs) or a user query left the
         connection on every core, and, with ``terminal_commit``, on a full disk (the thread
-        waits for space; the event loop must not). Ctrl-C is held until the job is done."""
+        waits for space; the event loop must not). A lock conflict queues a release first,
+        as the thread does for its own jobs. Ctrl-C is held until the job is done."""
         # the thread may be finishing the bookkeeping of its last job: a short wait; a job
         # still running then is what a submitted one would wait for as well
         if self._con is None or not self._queue.empty() or (write and self._waited_on()):
@@ -189,6 +190,9 @@ class ConnectionWorker:
                 with _sigint_held() if write else contextlib.nullcontext():
                     fut.set_result(job(con))
             except Exception as e:
+                if is_lock_conflict(e) and write:  # as on the thread (``_execute``): it lets
+                    self._queue.put((_RELEASE, Future(), None))  # the file go, the job waits
+                    return None  # for it in line and runs again
                 if is_lock_conflict(e) or _connection_broken(e):
                     return None
                 if terminal_commit and is_disk_full(e):
