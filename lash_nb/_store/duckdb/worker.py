@@ -41,7 +41,12 @@ Theory of operation
 - **Here**: a read that would wait only for the hop (``run_here``: the thread waits for work,
   nothing is queued, the file is held) runs on the calling thread instead, holding ``busy``,
   which this thread holds whenever it is not waiting for work (ADR 113). DuckDB refuses two
-  threads on one connection at once, not one after the other.
+  threads on one connection at once, not one after the other. A commit does the same (ADR
+  131) unless another process waits for the file (hand-overs stay this thread's, between
+  jobs); a lock conflict queues a release and the commit then waits in line here, a full
+  disk at a turn's terminal commit waits here (never on the caller's event loop), a size
+  bound's fold is queued here; Ctrl-C is held until the commit is recorded. The idle clock
+  counts from the last job run there: the fold and release times are computed anew.
 - Forbidden: any other thread using the connection without ``busy``; a job left half applied.
 """
 
@@ -170,7 +175,7 @@ class ConnectionWorker:
         as the thread does for its own jobs. Ctrl-C is held until the job is done."""
         # the thread may be finishing the bookkeeping of its last job: a short wait; a job
         # still running then is what a submitted one would wait for as well
-        if self._con is None or not self._queue.empty() or (write and self._waited_on()):
+        if self._con is None or not self._queue.empty():
             return None
         self._here_waiting = True  # an idle fold gives way to it (``_work_waits``)
         try:
