@@ -5,7 +5,7 @@ Theory of operation
   connection; the async methods await it, so the event loop never waits for another job.
   Two exceptions run on the caller's thread while that thread is idle (``run_here``): a
   read (``query``, reports; ADR 113) and a commit (ADR 131: the turn awaits it anyway, and
-  the hop cost about a third of what the commit's code did); the event loop then waits for
+  the two hops cost about as much as its own Python); the event loop then waits for
   that one commit's INSERT (~1 ms), never for a file, a full disk or a fold.
 - Each method is one transaction. ``commit`` follows ``base.py`` (stamp, lease, CAS,
   claims) and then writes one ``commit_log`` row that later folds into the typed tables
