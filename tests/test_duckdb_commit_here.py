@@ -282,3 +282,31 @@ def test_ctrl_c_during_a_commit_on_the_callers_thread_arrives_after_it_is_record
         assert con.execute("SELECT head_revision FROM sessions").fetchall() == [(2,)]
     finally:
         con.close()
+
+
+def test_the_size_bounds_fold_of_a_commit_run_here_runs_on_the_store_thread(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """Passes on the code before ADR 131 too (every commit, and so its fold, ran on the
+    store's thread); fails with ADR 131 if a commit run here folded the log itself."""
+    from lash_nb._store.duckdb import journal
+
+    monkeypatch.setattr(journal, "FOLD_AFTER_DELTAS", 3)
+    real = journal.fold
+    folded_on: list[str] = []
+
+    def spy(con: Any, hold: Any) -> None:
+        if hold.pending:
+            folded_on.append(threading.current_thread().name)
+        real(con, hold)
+
+    monkeypatch.setattr(journal, "fold", spy)
+    store = DuckDBStore(tmp_path / "nb.duckdb", fold_idle_s=None)  # only the bound folds
+    try:
+        held = asyncio.run(store.try_acquire_lease("s", lease_owner_id("me")))
+        for _ in range(3):
+            asyncio.run(store.commit(RuntimeCommit("s", held)))
+        store._worker.submit(lambda con: None).result(timeout=120)  # after the queued fold
+        assert store.unfolded_commits == 0
+        assert folded_on == [store._worker._thread.name]
+    finally:
+        store.close_sync()
