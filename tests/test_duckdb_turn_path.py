@@ -1,12 +1,13 @@
 """What a durable DuckDB turn puts on its own path (issue 21), counted, not timed.
 
-A data scientist runs cell after cell against a DuckDB file with nothing queued. Each trip to
-the store's thread is two thread wake-ups; on a busy 2-core machine each costs about as much
-as a statement, so a turn's path holds only the trips that write: the progress commit and
-the final commit. The lease and the checkpoint claims of a turn with nothing to claim (one
-before each answer) are answered from what the store knows while it holds the file. What must
-not change: work queued for the checkpoint is still claimed by that turn, and a claim with a
-lease that was lost still fails. Speed is printed by ``benchmarks/durable_pace.py``.
+A data scientist runs cell after cell against a DuckDB file with nothing queued. Each trip
+to the store's thread is two thread wake-ups; on a busy 2-core machine each costs about as
+much as a statement, so a turn's path holds none: the progress commit and the final commit
+run on the caller's thread while the store's thread is idle (ADR 131). The lease and the
+checkpoint claims of a turn with nothing to claim (one before each answer) are answered from
+what the store knows while it holds the file. What must not change: work queued for the
+checkpoint is still claimed by that turn, and a claim with a lease that was lost still
+fails. Speed is printed by ``benchmarks/durable_pace.py``.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ async def _open(store: DuckDBStore, model: Any = None) -> Any:
     return await core.session("s").open()
 
 
-def test_a_turn_with_nothing_queued_goes_to_the_store_thread_only_to_commit(
+def test_a_turn_with_nothing_queued_makes_no_trip_to_the_store_thread(
         tmp_path: Path) -> None:
     async def body() -> None:
         store = DuckDBStore(tmp_path / "nb.duckdb", fold_idle_s=None)  # no idle fold in a count
@@ -58,9 +59,10 @@ def test_a_turn_with_nothing_queued_goes_to_the_store_thread_only_to_commit(
         for i in range(3):
             out = await s.turn(f"cell {i}").run()
             assert out.result.assistant_message() == "ok"
-        # per turn: the progress commit and the final commit (the lease and each checkpoint
-        # claim used to be one more trip each)
-        assert trips == ["DuckDBStore.commit.<locals>.run"] * 6, trips
+        # the progress commit and the final commit run on the caller's thread while the
+        # store's thread is idle (ADR 131; they were a trip each, the lease and each
+        # checkpoint claim one more before ADR 90)
+        assert trips == [], trips
         await store.close()
         reopened = DuckDBStore(tmp_path / "nb.duckdb", read_only=True)
         try:

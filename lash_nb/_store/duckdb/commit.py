@@ -40,7 +40,8 @@ def commit(
 ) -> CommitResult:
     """Commit ``c`` as one ``commit_log`` row: alone (one autocommit INSERT), or in one
     transaction with the queue rows of the claims it completes. A commit that replaces the
-    graph folds the log first and writes straight into the typed tables."""
+    graph folds the log first and writes straight into the typed tables. Past the log's
+    size bound, the caller folds it (``fold_at_bound``)."""
     if c.replace_graph is not None:
         journal.fold(con, hold)
         return in_txn(lambda cc: _apply(cc, hold, c, direct=True))
@@ -53,10 +54,19 @@ def commit(
             hold.dropped()
             raise
         hold.committed()
-    if len(hold.pending) >= journal.FOLD_AFTER_DELTAS or hold.pending_rows >= journal.FOLD_AFTER_ROWS:
+    return result
+
+
+def over_bound(hold: Hold) -> bool:
+    """The pending deltas passed the size bound: fold them now (``journal.py``)."""
+    return len(hold.pending) >= journal.FOLD_AFTER_DELTAS or hold.pending_rows >= journal.FOLD_AFTER_ROWS
+
+
+def fold_at_bound(con: Any, hold: Hold) -> None:
+    """Fold the log once it passed the size bound (on the store's thread)."""
+    if over_bound(hold):
         with contextlib.suppress(Exception):  # the commit is durable in the log; the next fold retries
             journal.fold(con, hold)
-    return result
 
 
 def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitResult:

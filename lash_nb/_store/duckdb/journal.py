@@ -119,7 +119,7 @@ class Delta:
         data = {"tables": self.tables, "turns": self.turns, "session": self.session}
         if self.queue:
             data["queue"] = self.queue
-        return rows.dumps(data)
+        return rows.dumps_built(data)
 
     def row_count(self) -> int:
         return sum(len(cols["seq"]) for cols in self.tables.values()) + len(self.turns) + 1

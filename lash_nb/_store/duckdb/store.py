@@ -2,7 +2,11 @@
 
 Theory of operation
 - Every DuckDB call runs on the store's one worker thread (``worker.py``), which owns the
-  connection; the async methods await it, so the event loop never blocks on DuckDB.
+  connection; the async methods await it, so the event loop never waits for another job.
+  Two exceptions run on the caller's thread while that thread is idle (``run_here``): a
+  read (``query``, reports; ADR 113) and a commit (ADR 131: the turn awaits it anyway, and
+  the two hops cost about as much as its own Python); the event loop then waits for
+  that one commit's INSERT (~1 ms), never for a file, a full disk or a fold.
 - Each method is one transaction. ``commit`` follows ``base.py`` (stamp, lease, CAS,
   claims) and then writes one ``commit_log`` row that later folds into the typed tables
   (``journal.py``), so after a crash the file holds the state before or after a commit,
@@ -310,6 +314,7 @@ class DuckDBStore:
         import_arrow_in_background()  # this commit's fold will need pyarrow (arrow.py)
 
         first: list[Hold] = []
+        bound: list[bool] = []  # a commit run here passed the log's size bound
 
         def run(con: Any) -> CommitResult:
             hold = self._worker.hold
@@ -318,9 +323,22 @@ class DuckDBStore:
                 first.append(hold)
             elif hold is first[0] and commit.lease is not None:  # a retry (disk full), same hold
                 leases.keep_through_wait(hold, con, commit.lease)
-            return commits.commit(con, hold, commit, lambda job: self._txn(con, job, hold))
+            result = commits.commit(con, hold, commit, lambda job: self._txn(con, job, hold))
+            if self._worker.on_its_thread():
+                commits.fold_at_bound(con, hold)
+            elif commits.over_bound(hold):
+                bound.append(True)  # run here: the store's thread folds, nobody waits for it
+            return result
 
-        if commit.turn is not None:  # a finished turn: wait generously rather than lose it
+        terminal = commit.turn is not None  # a finished turn: wait generously rather than lose it
+        here = None
+        if commit.replace_graph is None:  # an idle store: commit here, no trip to its thread
+            here = self._worker.run_here(run, write=True, terminal_commit=terminal)
+        if here is not None:
+            result = here.result()
+            if bound:
+                self._worker.submit(self._fold_at_bound)
+        elif terminal:
             result = await asyncio.wrap_future(self._worker.submit(
                 run, wait_s=self.commit_wait_s, terminal_commit=True))
         else:
@@ -328,6 +346,11 @@ class DuckDBStore:
         if commit.completed_claims:  # its batches are done: wake who awaits them
             self._worker.queue_watch.changed(commit.session_id)
         return result
+
+    def _fold_at_bound(self, con: Any) -> None:
+        hold = self._worker.hold
+        if hold is not None:
+            commits.fold_at_bound(con, hold)
 
     async def list_sessions(self) -> list[SessionMeta]:
         return await self._run(reads.list_sessions)

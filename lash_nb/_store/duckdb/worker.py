@@ -41,12 +41,18 @@ Theory of operation
 - **Here**: a read that would wait only for the hop (``run_here``: the thread waits for work,
   nothing is queued, the file is held) runs on the calling thread instead, holding ``busy``,
   which this thread holds whenever it is not waiting for work (ADR 113). DuckDB refuses two
-  threads on one connection at once, not one after the other.
+  threads on one connection at once, not one after the other. A commit does the same (ADR
+  131) unless another process waits for the file (hand-overs stay this thread's, between
+  jobs); a lock conflict queues a release and the commit then waits in line here, a full
+  disk at a turn's terminal commit waits here (never on the caller's event loop), a size
+  bound's fold is queued here; Ctrl-C is held until the commit is recorded. The idle clock
+  counts from the last job run there: the fold and release times are computed anew.
 - Forbidden: any other thread using the connection without ``busy``; a job left half applied.
 """
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # signal without its enum wrapping
 import atexit
 import contextlib
 import dataclasses
@@ -55,7 +61,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -151,11 +157,22 @@ class ConnectionWorker:
         self._queue.put((job, fut, spec))
         return fut
 
-    def run_here(self, job: Callable[[Any], T]) -> Future[T] | None:
-        """Run a read ``job`` on the calling thread when the worker's thread waits for work
-        with the file held and nothing queued (no two thread wake-ups); ``None`` when it
-        cannot, or when the job met a lock conflict or a broken connection (then ``submit``
-        it: the worker's thread waits for the file, or releases the connection)."""
+    def on_its_thread(self) -> bool:
+        """True on the worker's own thread (a job run here is not)."""
+        return threading.current_thread() is self._thread
+
+    def run_here(self, job: Callable[[Any], T], *, write: bool = False,
+                 terminal_commit: bool = False) -> Future[T] | None:
+        """Run ``job`` on the calling thread when the worker's thread waits for work with
+        the file held and nothing queued (no two thread wake-ups); ``None`` when it cannot,
+        or when the job met a lock conflict or a broken connection (then ``submit`` it: the
+        worker's thread waits for the file, or releases the connection).
+
+        ``write`` (a commit, ADR 0131): also ``None`` while another process waits for the
+        file (the thread decides hand-overs between jobs) or a user query left the
+        connection on every core, and, with ``terminal_commit``, on a full disk (the thread
+        waits for space; the event loop must not). A lock conflict queues a release first,
+        as the thread does for its own jobs. Ctrl-C is held until the job is done."""
         # the thread may be finishing the bookkeeping of its last job: a short wait; a job
         # still running then is what a submitted one would wait for as well
         if self._con is None or not self._queue.empty():
@@ -170,15 +187,24 @@ class ConnectionWorker:
             con = self._con
             if con is None or self.hold is None or self.hold.sealed or not self._queue.empty():
                 return None
+            if write and (self.hold.query_threads or self._waited_on()):
+                return None
             fut: Future[T] = Future()
             self._here_at = time.monotonic()
             try:
-                fut.set_result(job(con))
+                with _sigint_held() if write else contextlib.nullcontext():
+                    fut.set_result(job(con))
             except Exception as e:
+                if is_lock_conflict(e) and write:  # as on the thread (``_execute``): it lets
+                    self._queue.put((_RELEASE, Future(), None))  # the file go, the job waits
+                    return None  # for it in line and runs again
                 if is_lock_conflict(e) or _connection_broken(e):
+                    return None
+                if terminal_commit and is_disk_full(e):
                     return None
                 mapped = store_error(self.path, e, opening=False)
                 fut.set_exception(mapped)
+            self._here_at = time.monotonic()
             return fut
         finally:
             self.busy.release()
@@ -233,12 +259,15 @@ class ConnectionWorker:
                 job, fut, spec = self._queue.get(timeout=timeout)
             except queue.Empty:
                 self.busy.acquire()
-                idle_since = max(idle_since, self._here_at)
                 now = time.monotonic()
                 if self._con is None:
                     continue
                 if self._waited_on():
                     self._release(handover=True)
+                elif self._here_at > idle_since:  # jobs ran here meanwhile: idle counts from
+                    idle_since = self._here_at    # the last one (the due times anew)
+                    if deferred is not None and not self.hold_turn_in_flight():
+                        deferred = None  # the turn ended: fold after the usual idle moment
                 elif folding and now >= fold_due:
                     assert self.hold is not None
                     if self.hold.turn_in_flight() and (
@@ -283,6 +312,9 @@ class ConnectionWorker:
             if (self._con is not None and idle_since - self._held_since >= self._slice
                     and self._waited_on()):
                 self._release(handover=True)
+
+    def hold_turn_in_flight(self) -> bool:
+        return self.hold is not None and self.hold.turn_in_flight()
 
     def _work_waits(self) -> bool:
         return self._here_waiting or not self._queue.empty()
@@ -405,6 +437,35 @@ class ConnectionWorker:
                 self.line.released()
             if handover:
                 self.handovers += 1
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block is done: a commit run on the main thread must
+    not stop between its INSERT and the bookkeeping that records it (the row would be in
+    ``commit_log`` and not in the hold, and the next fold would delete it unfolded). The
+    interrupt is delivered right after, as it came. Other threads get no signals. (The C
+    module: ``signal``'s enum wrapping formats the handler's repr, ~0.1 ms.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    try:
+        prior = _signal.getsignal(_signal.SIGINT)
+    except (ValueError, OSError):
+        prior = None
+    if prior is None:  # a handler not set from Python: nothing to hold it with
+        yield
+        return
+    came: list[Any] = []
+    _signal.signal(_signal.SIGINT, lambda signum, frame: came.append(frame))
+    try:
+        yield
+    finally:
+        _signal.signal(_signal.SIGINT, prior)
+        if came and callable(prior):
+            prior(_signal.SIGINT, came[0])
+        elif came and prior == _signal.SIG_DFL:
+            _signal.raise_signal(_signal.SIGINT)
 
 
 def _wal_bytes(path: str) -> int:
