@@ -82,6 +82,29 @@ def test_reads_see_logged_commits_and_fold_them(tmp_path: Path) -> None:
         store.close_sync()
 
 
+def test_a_logged_commit_records_when_it_was_written(tmp_path: Path) -> None:
+    """``commit_log.written_at`` is the commit's wall-clock time, to the millisecond (UTC),
+    as a row a crash left behind shows it."""
+    store = DuckDBStore(tmp_path / "lash.duckdb", idle_release_s=None, fold_idle_s=None)
+    try:
+        async def run() -> None:
+            lease = await store.try_acquire_lease("s", lease_owner_id("a"))
+            assert isinstance(lease, Lease)
+            for c in _turn("s", lease, 0, None):
+                await store.commit(c)
+        before = int(time.time() * 1000)
+        asyncio.run(run())
+        after = int(time.time() * 1000)
+        logged = store._worker.submit(lambda con: con.execute(
+            "SELECT head_revision, epoch_ms(written_at), typeof(written_at) FROM commit_log "
+            "ORDER BY head_revision").fetchall()).result(timeout=60)
+    finally:
+        store.close_sync()
+    assert [r[0] for r in logged] == [1, 2]
+    assert all(before <= r[1] <= after and r[2] == "TIMESTAMP" for r in logged), (before, logged, after)
+    assert logged[0][1] <= logged[1][1]
+
+
 def test_idle_store_folds_without_a_read(tmp_path: Path) -> None:
     store = DuckDBStore(tmp_path / "lash.duckdb", idle_release_s=None, fold_idle_s=0.05)
     try:

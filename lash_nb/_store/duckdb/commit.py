@@ -107,7 +107,7 @@ def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitRes
     if direct:
         journal.write(con, [delta])
     else:
-        con.execute(journal.LOG_INSERT_SQL, [sid, delta.head_revision, t, delta.body()])
+        con.execute(journal.LOG_INSERT_SQL, journal.log_params(sid, delta.head_revision, t, delta.body()))
         hold.after_commit(lambda: hold.pending.append(delta))
     if claimed_ids:
         if not logged:

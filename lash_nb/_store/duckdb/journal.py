@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import json
 import logging
 import os
@@ -51,7 +52,18 @@ from . import quarantine, rows
 
 log = logging.getLogger("lash_nb.store")
 
-LOG_INSERT_SQL = "INSERT INTO commit_log VALUES (?, ?, epoch_ms(?::BIGINT), ?)"
+# ``written_at`` is bound as a naive UTC datetime (``log_params``), not as
+# ``epoch_ms(?::BIGINT)``: the same TIMESTAMP, and DuckDB binds and runs the INSERT ~0.05-0.09
+# ms faster without the cast and the function (two INSERTs a turn; ADR 0133)
+LOG_INSERT_SQL = "INSERT INTO commit_log VALUES (?, ?, ?, ?)"
+_EPOCH = datetime.datetime(1970, 1, 1)
+_MS = datetime.timedelta(milliseconds=1)
+
+
+def log_params(sid: str, rev: int, t: int, body: str) -> list[Any]:
+    """The parameters of ``LOG_INSERT_SQL``: ``written_at`` is ``t`` (ms since the epoch,
+    UTC) as the TIMESTAMP ``epoch_ms(t)`` is."""
+    return [sid, rev, _EPOCH + t * _MS, body]
 # a safety bound on memory and log size, not the usual trigger: the worker folds when it has
 # been idle ``fold_idle_s`` (between turns); only a store committing without a 50 ms pause
 # for this many commits folds inside one (ADR 0033)
