@@ -61,9 +61,9 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..._errors import StoreError, StoreLockedError
 from ..queue_watch import QueueWatch
@@ -74,6 +74,22 @@ from .lock import is_disk_full, is_lock_conflict, store_error
 from .share import Line, Wait, describe_holder
 
 T = TypeVar("T")
+
+
+class Ran(Generic[T]):
+    """What ``run_here`` ran: its value, or the error it raised (mapped), as ``result()``
+    gives them, like a done ``Future`` without the lock and condition one builds (a commit
+    run here makes one)."""
+
+    __slots__ = ("_error", "_value")
+
+    def __init__(self, value: T | None, error: BaseException | None = None) -> None:
+        self._value, self._error = value, error
+
+    def result(self, timeout: float | None = None) -> T:
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]  # None only with an error
 FOLD_IDLE_S = 0.05  # fold pending commits once the store has had no work this long
 FOLD_EARLY = 0.2  # ... times this once an idle fold met work that came back (see _fold_when_idle)
 FOLD_IN_TURN_S = 30.0  # ... or this long while a turn is in flight (a long model call)
@@ -162,7 +178,7 @@ class ConnectionWorker:
         return threading.current_thread() is self._thread
 
     def run_here(self, job: Callable[[Any], T], *, write: bool = False,
-                 terminal_commit: bool = False) -> Future[T] | None:
+                 terminal_commit: bool = False) -> Ran[T] | None:
         """Run ``job`` on the calling thread when the worker's thread waits for work with
         the file held and nothing queued (no two thread wake-ups); ``None`` when it cannot,
         or when the job met a lock conflict or a broken connection (then ``submit`` it: the
@@ -189,11 +205,13 @@ class ConnectionWorker:
                 return None
             if write and (self.hold.query_threads or self._waited_on()):
                 return None
-            fut: Future[T] = Future()
             self._here_at = time.monotonic()
             try:
-                with _sigint_held() if write else contextlib.nullcontext():
-                    fut.set_result(job(con))
+                if write:
+                    with _sigint_held():
+                        ran: Ran[T] = Ran(job(con))
+                else:
+                    ran = Ran(job(con))
             except Exception as e:
                 if is_lock_conflict(e) and write:  # as on the thread (``_execute``): it lets
                     self._queue.put((_RELEASE, Future(), None))  # the file go, the job waits
@@ -202,10 +220,9 @@ class ConnectionWorker:
                     return None
                 if terminal_commit and is_disk_full(e):
                     return None
-                mapped = store_error(self.path, e, opening=False)
-                fut.set_exception(mapped)
+                ran = Ran(None, store_error(self.path, e, opening=False))
             self._here_at = time.monotonic()
-            return fut
+            return ran
         finally:
             self.busy.release()
 
@@ -439,29 +456,37 @@ class ConnectionWorker:
                 self.handovers += 1
 
 
-@contextlib.contextmanager
-def _sigint_held() -> Iterator[None]:
+class _sigint_held:
     """Hold Ctrl-C (SIGINT) until the block is done: a commit run on the main thread must
     not stop between its INSERT and the bookkeeping that records it (the row would be in
     ``commit_log`` and not in the hold, and the next fold would delete it unfolded). The
     interrupt is delivered right after, as it came. Other threads get no signals. (The C
-    module: ``signal``'s enum wrapping formats the handler's repr, ~0.1 ms.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    try:
-        prior = _signal.getsignal(_signal.SIGINT)
-    except (ValueError, OSError):
-        prior = None
-    if prior is None:  # a handler not set from Python: nothing to hold it with
-        yield
-        return
-    came: list[Any] = []
-    _signal.signal(_signal.SIGINT, lambda signum, frame: came.append(frame))
-    try:
-        yield
-    finally:
+    module: ``signal``'s enum wrapping formats the handler's repr, ~0.1 ms; a class, not a
+    ``contextlib.contextmanager`` generator: a commit made here enters one.)"""
+
+    __slots__ = ("_came", "_prior")
+
+    def __enter__(self) -> None:
+        self._prior: Any = None
+        if threading.current_thread() is not threading.main_thread():
+            return
+        try:
+            prior = _signal.getsignal(_signal.SIGINT)
+        except (ValueError, OSError):
+            return
+        if prior is None:  # a handler not set from Python: nothing to hold it with
+            return
+        came: list[Any] = []
+        self._came = came
+        _signal.signal(_signal.SIGINT, lambda signum, frame: came.append(frame))
+        self._prior = prior
+
+    def __exit__(self, *exc: object) -> None:
+        prior = self._prior
+        if prior is None:
+            return
         _signal.signal(_signal.SIGINT, prior)
+        came = self._came
         if came and callable(prior):
             prior(_signal.SIGINT, came[0])
         elif came and prior == _signal.SIG_DFL:
