@@ -55,3 +55,44 @@ def test_a_lash_cell_after_the_core_was_closed_says_how_to_open_it_again(sh):
     sh.run_cell("%lash open again --store again.duckdb")
     sh.run_cell("%%lash\nstill there?")
     assert _turn_outcomes(sh) == ["finished", "finished"]
+
+
+def _history_from_the_file(sh):
+    """Turns and messages of session 'again' as a new core reads them from the file."""
+    sh.run_cell("await session.core.close()\n"
+                "session = %lash open again --store again.duckdb\n"
+                "_v = session.read_view()")
+    view = sh.user_ns["_v"]
+    return view.turn_index, [m.role.value for m in view.messages()]
+
+
+@pytest.mark.parametrize("fresh", [True, False], ids=["after-open-fresh", "same-history"])
+def test_a_turn_id_used_before_in_the_session_is_refused_and_the_history_stays_whole(sh, fresh):
+    """Run All again: ``%lash turn --turn-id ID`` a second time in the same session (its turns
+    keep their ids across ``open --fresh``). The store already holds a turn under that id and
+    would not take a second; the turn must not run as if it were stored (it looked finished,
+    and the next turn was stored after messages that never were: reopened, the session had
+    lost its history)."""
+    sh.run_cell(f"session = %lash open again --store again.duckdb{' --fresh' if fresh else ''}")
+    sh.run_cell("%lash turn --turn-id oslo-1 What does weather say for 'Oslo'?")
+    if fresh:
+        sh.run_cell("session = %lash open again --store again.duckdb --fresh")
+    refused = ""
+    try:
+        sh.run_cell("%lash turn --turn-id oslo-1 What does weather say for 'Oslo'?")
+    except UsageError as err:
+        refused = str(err)
+    sh.run_cell("%lash turn and now?")
+    _, roles = _history_from_the_file(sh)
+    # fresh: the last graph holds only "and now?"; else the first question, oslo-1, and now?
+    assert roles == ["user", "assistant"] * (1 if fresh else 3)
+    assert _turn_outcomes(sh) == ["finished"] * 3
+    assert "'oslo-1' is already used" in refused
+
+
+def test_replay_takes_a_notebook_variable_as_the_turn_id(sh):
+    sh.run_cell("session = %lash open again --store again.duckdb")
+    sh.run_cell("oslo = %lash turn What does weather say for 'Oslo'?")
+    sh.run_cell("%lash turn something else")
+    shown = sh.run_cell("%lash replay {oslo.turn_id}")
+    assert shown.turn_id == sh.user_ns["oslo"].turn_id
