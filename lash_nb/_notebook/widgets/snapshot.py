@@ -332,6 +332,12 @@ CUT_STYLE = (  # :has() may not nest, so the rule hides the output node, not its
 CUT_TEXT = ("this turn did not end while the notebook was open (the kernel restarted, shut down "
             "or stopped, or the notebook was saved mid-turn); the store keeps what was "
             "committed: %lash open closes the turn there and %lash replay shows it")
+CUT_LOOK = (  # a few rules of turn.css, not all of it: the note is in every live turn's output
+    ".lash-cut { border: 1px solid rgba(127,127,127,.4); border-radius: 6px; padding: 8px 10px; "
+    "max-width: 900px; overflow-wrap: anywhere; } .lash-cut .lash-prompt { font-style: italic; "
+    "white-space: pre-wrap; max-height: 7.5em; overflow-y: auto; margin: 2px 0 6px; } "
+    ".lash-cut .lash-title { font-weight: 600; }"
+)
 NOTE_GONE = '<div class="lash-gone" hidden></div>'  # turn.css hides its output row
 
 
@@ -339,7 +345,7 @@ def cut_turn_note(note_id: str, session_id: str, prompt: str) -> tuple[str, str]
     """The note's ``text/html`` and ``text/plain``."""
     head = f"lash · {session_id}" if session_id else "lash turn"
     html_ = (f'<div class="lash-turn lash-snapshot lash-cut" data-panel="{esc(note_id)}">'
-             f"<style>{css('turn.css')}\n{CUT_STYLE}</style>"
+             f"<style>{CUT_STYLE}\n{CUT_LOOK}</style>"
              f'<div class="lash-head"><span class="lash-title">{esc(head)}</span></div>'
              + (f'<div class="lash-prompt">{esc(prompt)}</div>' if prompt else "")
              + f'<div class="lash-error">{esc(CUT_TEXT)}</div></div>')
