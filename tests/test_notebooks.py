@@ -112,11 +112,12 @@ def test_quickstart_runs_turns_with_tools_stops_one_and_resumes_from_the_file(tm
     assert "finished: assistant_message | weather returned cloudy, 12 C." in out
     assert "turns now: 5" in out
     # the widgets' final state is saved in the notebook: three finished turns, one stopped,
-    # and the replay of oslo-1 drawn from the store
+    # and the replay of the Oslo turn (`%lash replay {oslo.turn_id}`) drawn from the store
     turn_widgets = [s for s in widget_states(nb, "AnyModel") if "outcome" in s]
     assert sorted(s["outcome"] for s in turn_widgets) == (
         ["finished: assistant_message"] * 4 + ["stopped: cancelled"])
-    assert [s["turn_id"] for s in turn_widgets].count("oslo-1") == 2
+    oslo = [s["turn_id"] for s in turn_widgets if "'Oslo'" in s["prompt"]]
+    assert len(oslo) == 2 and len(set(oslo)) == 1, oslo
 
 
 @pytest.mark.slow  # runs a whole notebook in a kernel

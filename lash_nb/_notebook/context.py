@@ -67,6 +67,9 @@ class NotebookContext:
         from .._runtime.core import LashCore
 
         key = (store, provider, model)
+        if self.store_closed(store):  # the notebook closed a core of this store (and the
+            for k in [k for k in self.cores if k[0] == store]:  # store they share): start over
+                del self.cores[k]
         core = self.cores.get(key)
         if core is None:
             shared = next((c.store for (s, _, _), c in self.cores.items() if s == store), None)
@@ -79,6 +82,11 @@ class NotebookContext:
             core = builder.store(shared if shared is not None else store).build()
             self.cores[key] = core
         return core
+
+    def store_closed(self, store: str) -> bool:
+        """A core on ``store`` was closed in the notebook (``await core.close()``, as the
+        quickstart's restart section does): the store its cores share is closed too."""
+        return any(s == store and c.closed for (s, _, _), c in self.cores.items())
 
     async def open(
         self,
@@ -135,6 +143,11 @@ class NotebookContext:
         """The named (or bound) session, opening it with the defaults on first use."""
         key = name or self.current or self.defaults.session
         found = self.bindings.get(key)
+        if found is not None and self.store_closed(found.store):
+            raise ConfigurationError(
+                f"session {key!r} was closed with its core (core.close()); "
+                f"%lash open {key} opens it again from the store"
+            )
         if found is not None:
             return found
         binding = await self.open(key, tools=list(self.discover_tools()))

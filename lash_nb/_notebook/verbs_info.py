@@ -78,7 +78,7 @@ _VERBS = (
     ('`%lash sql [--allow-files] QUERY` / `%%lash sql`',
      'read-only SQL over the store, DataFrame out (`--allow-files`: `read_csv` and friends)'),
     ('`%lash replay [TURN]`',
-     're-render a committed turn'),
+     're-render a committed turn (`{r.turn_id}`: the id in a notebook variable)'),
 )
 HELP = (
     '**%lash** verbs (`%load_ext lash_nb`)\n\n| verb | what it does |\n|---|---|' + "\n"
@@ -193,6 +193,8 @@ async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
 
 async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = parse(REPLAY, argline)
+    if a.turn:  # `%lash replay {r.turn_id}`: a notebook variable, as in a prompt
+        a.turn = interpolate(a.turn, m.user_ns)
     b = await m.ctx.binding(a.session)
     sid = b.session.session_id
     records = await b.session.store.load_turns(sid)

@@ -257,6 +257,8 @@ async def turn(m: LashMagics, argline: str, cell: str | None, assigned: bool) ->
     a, prompt = turn_args(m, argline, cell)
     turn_input = attached_input(prompt, a.attach) if a.attach else None
     b = await m.ctx.binding(a.session)
+    if a.turn_id is not None:
+        await refuse_a_stored_turn_id(b.session, a.turn_id)
     coro = run_turn(b.session, prompt, turn_id=a.turn_id, interval_s=m.live_interval_s,
                     system=a.system, prices=prices_for_display(m.prices, m.user_ns),
                     turn_input=turn_input)
@@ -265,6 +267,17 @@ async def turn(m: LashMagics, argline: str, cell: str | None, assigned: bool) ->
         m.ctx.background[f"turn-{len(m.ctx.background) + 1}"] = task
         return task
     return await _keep(m, coro, a.out) if assigned else _quiet(await _keep(m, coro, a.out))
+
+
+async def refuse_a_stored_turn_id(session: Any, turn_id: str) -> None:
+    """``--turn-id`` names a turn the store already holds for this session (a cell run again;
+    turn ids stay taken across ``open --fresh``): the store would not take a second turn
+    under it, so nothing is sent."""
+    sid = session.session_id
+    if any(r.turn_id == turn_id for r in await session.store.load_turns(sid)):
+        raise UsageError(f"turn id {turn_id!r} is already used in session {sid!r} "
+                         f"(%lash replay {turn_id} shows that turn); give a new --turn-id "
+                         "or leave it out")
 
 
 async def _keep(m: LashMagics, coro: Any, out: str | None) -> Any:

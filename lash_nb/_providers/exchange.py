@@ -340,7 +340,7 @@ class HttpProvider(Generic[A]):
         self.model = model
         key = api_key if api_key is not None else (os.environ.get(api_key_env) if api_key_env else None)
         self._secret = Secret(key) if key else None
-        self._key_hint = "the api_key= argument" + (f" or ${api_key_env}" if api_key_env else "")
+        self._key_hint = "the api_key argument" + (f" or ${api_key_env}" if api_key_env else "")
         self._headers = dict(headers or {})
         self._exchange = HttpExchange(provider=kind, secret=self._secret, transport=transport,
                                       timeout=timeout, chunk_timeout=chunk_timeout,

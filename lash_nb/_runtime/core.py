@@ -271,6 +271,7 @@ class LashCore:
         self.max_batch_attempts = max_batch_attempts
         self.prompt = prompt or PromptLayer()  # the core prompt layer
         self.plugins = plugins or []
+        self._closed = False
         self.child_store_factory = child_store_factory
         self._child_stores: dict[str, SessionStore] = {}  # opened from factory paths / DSNs
 
@@ -316,7 +317,13 @@ class LashCore:
         sessions: list[Any] = await self.store.list_sessions()
         return sessions
 
+    @property
+    def closed(self) -> bool:
+        """``close()`` was called (its store is closed with it)."""
+        return self._closed
+
     async def close(self) -> None:
+        self._closed = True
         for provider in self.tool_providers:  # MCP servers given to the builder
             if isinstance(provider, MCPServer):
                 await provider.aclose()

@@ -401,7 +401,16 @@ function render({ model, el }) {
   model.on("change:outcome", drawFoot);
   model.on("change:iterations", drawFoot);
   model.on("change:elapsed_ms", () => { elapsedAt = performance.now(); drawFoot(); });
-  return () => clearInterval(timer);
+  // hide the cut-turn note displayed after this widget (widgets/snapshot.py cut_turn_note)
+  // while the view lives; a style rule, as update_display re-creates the note's DOM
+  const noteId = model.get("panel_id");
+  const noteStyle = document.createElement("style");
+  if (noteId) {
+    const sel = `.lash-cut[data-panel="${CSS.escape(noteId)}"]`;
+    noteStyle.textContent = `.jp-OutputArea-child:has(${sel}) { display: none; } ${sel} { display: none; }`;
+    document.head.append(noteStyle);
+  }
+  return () => { clearInterval(timer); noteStyle.remove(); };
 }
 
 export default { render };

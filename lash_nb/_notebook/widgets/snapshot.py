@@ -207,7 +207,7 @@ def bundle(html_text: str, markdown: str) -> dict[str, str]:
     return {"text/html": html_text, "text/markdown": markdown, "text/plain": markdown}
 
 
-__all__ = ["bundle", "final_status", "turn_html", "usage_line"]
+__all__ = ["bundle", "cut_turn_note", "final_status", "turn_html", "usage_line"]
 
 
 # ---------------------------------------------------------------------------- panels
@@ -317,3 +317,36 @@ def turn_fragment(state: Mapping[str, Any]) -> str:
     html_text = turn_html(state)
     start, end = html_text.find("<style>"), html_text.find("</style>")
     return html_text[:start] + html_text[end + len("</style>"):]
+
+
+# ---------------------------------------------------------------------------- a cut turn
+# A live turn is displayed as its widget, then this note. The widget's view hides the note while
+# it lives, and the turn's end empties it (NOTE_GONE). A notebook saved while the turn ran (the
+# kernel restarted, shut down or died mid-turn) keeps the widget output, which reads "Error
+# displaying widget: model not found" once the kernel is gone: the note then shows what was
+# asked and where the turn is, and its style hides that line of the widget output before it.
+CUT_STYLE = (  # :has() may not nest, so the rule hides the output node, not its whole row
+    ".jp-OutputArea-child:has(+ .jp-OutputArea-child .lash-cut) > "
+    ".jp-OutputArea-output.jupyter-widgets:not(:has(*)) { display: none; }"
+)
+CUT_TEXT = ("this turn did not end while the notebook was open (the kernel restarted, shut down "
+            "or stopped, or the notebook was saved mid-turn); the store keeps what was "
+            "committed: %lash open closes the turn there and %lash replay shows it")
+CUT_LOOK = (  # a few rules of turn.css, not all of it: the note is in every live turn's output
+    ".lash-cut { border: 1px solid rgba(127,127,127,.4); border-radius: 6px; padding: 8px 10px; "
+    "max-width: 900px; overflow-wrap: anywhere; } .lash-cut .lash-prompt { font-style: italic; "
+    "white-space: pre-wrap; max-height: 7.5em; overflow-y: auto; margin: 2px 0 6px; } "
+    ".lash-cut .lash-title { font-weight: 600; }"
+)
+NOTE_GONE = '<div class="lash-gone" hidden></div>'  # turn.css hides its output row
+
+
+def cut_turn_note(note_id: str, session_id: str, prompt: str) -> tuple[str, str]:
+    """The note's ``text/html`` and ``text/plain``."""
+    head = f"lash · {session_id}" if session_id else "lash turn"
+    html_ = (f'<div class="lash-turn lash-snapshot lash-cut" data-panel="{esc(note_id)}">'
+             f"<style>{CUT_STYLE}\n{CUT_LOOK}</style>"
+             f'<div class="lash-head"><span class="lash-title">{esc(head)}</span></div>'
+             + (f'<div class="lash-prompt">{esc(prompt)}</div>' if prompt else "")
+             + f'<div class="lash-error">{esc(CUT_TEXT)}</div></div>')
+    return html_, f"{head}: {CUT_TEXT}"

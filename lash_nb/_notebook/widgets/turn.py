@@ -78,7 +78,7 @@ from .assets import css, esm
 from .fold import TurnFold, outcome_label
 from .live_prose import LiveProse, utf16_len
 from .markdown import render_markdown
-from .snapshot import FINAL_STATUSES, bundle, final_status, turn_html
+from .snapshot import FINAL_STATUSES, NOTE_GONE, bundle, cut_turn_note, final_status, turn_html
 
 StopCallback = Callable[[], Any]
 DecideCallback = Callable[[str, bool], Any]  # (call_id, approved) -> whether it was taken
@@ -109,6 +109,7 @@ class TurnWidget(anywidget.AnyWidget):
     html = traitlets.Dict().tag(sync=True)
     html_len = traitlets.Dict().tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
+    panel_id = traitlets.Unicode("").tag(sync=True)  # the cut-turn note the view hides (show())
 
     def __init__(
         self,
@@ -134,6 +135,7 @@ class TurnWidget(anywidget.AnyWidget):
         self._started = time.monotonic()
         self._pending: asyncio.TimerHandle | None = None
         self._display: Any = None
+        self._note: Any = None
         self._rendered: dict[str, LiveProse] = {}  # cid -> the live HTML of a prose row
         # what the views were sent (deltas are computed against it): per row (cid, the row
         # without its text, its text then), and the HTML / covered lengths per prose row;
@@ -152,9 +154,17 @@ class TurnWidget(anywidget.AnyWidget):
 
     def show(self) -> TurnWidget:
         """Display with a display id, so ``finish`` can replace it by the static record."""
+        import uuid
+
         from IPython.display import display
 
+        from .panel import _Snapshot
+
+        self.panel_id = uuid.uuid4().hex[:12]
         self._display = display(self, display_id=True)
+        # read only if the notebook is saved before the turn ends (snapshot.cut_turn_note)
+        self._note = display(_Snapshot(*cut_turn_note(self.panel_id, self.session_id, self.prompt)),
+                             display_id=True)
         return self
 
     def set_stop_callback(self, on_stop: StopCallback | None) -> None:
@@ -213,6 +223,11 @@ class TurnWidget(anywidget.AnyWidget):
             self._pending.cancel()
             self._pending = None
         self.flush(final=status)
+        if self._note is not None:
+            from .panel import _Snapshot
+
+            self._note.update(_Snapshot(NOTE_GONE, ""))
+            self._note = None
         if self._display is not None:
             self._display.update(self)  # the static bundle (see _repr_mimebundle_)
 
