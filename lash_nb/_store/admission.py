@@ -6,7 +6,11 @@ row, the claim holding each batch the commit completes) and calls :func:`admit` 
 writes anything. The checks run in this order, each with one message for every store:
 
 1. idempotency stamp: the same turn id with the same hash is a duplicate (the store returns
-   the stored result); another hash raises ``TurnCommitConflict``;
+   the stored result); another hash raises ``TurnCommitConflict``. A turn's *start* (a
+   progress commit) under a turn id the session already committed raises it too: a re-run
+   under a taken id would write its user message, and its final commit would then be
+   answered as the duplicate of the earlier turn and write nothing, leaving the runtime's
+   graph ahead of the store (a deviation from lash, ADR 0134);
 2. held lease: a commit without a lease raises ``SessionExecutionLeaseExpired`` (lash
    ``session_execution_lease_contract``: session-head commits need the lease; an idempotent
    replay, step 1, does not); the commit's lease must still be the stored one (same token and fencing
@@ -50,12 +54,14 @@ class Admission(enum.Enum):
 
 def admit(c: RuntimeCommit, *, revision: int | None, prior_hash: str | None,
           lease: LeaseRow | None, now_ms: int,
-          held_claims: Mapping[str, str | None]) -> Admission:
+          held_claims: Mapping[str, str | None], started_committed: bool = False) -> Admission:
     """Check ``c`` against what the store read; raise the first failed check's error.
 
     ``revision`` is None when the session is not stored; ``prior_hash`` is the commit hash
-    stored for ``c.turn``'s turn id (None: not committed yet); ``held_claims`` maps each batch
-    id the commit completes to the claim id holding it now (missing: the batch is gone)."""
+    stored for ``c.turn``'s turn id (None: not committed yet); ``started_committed``: the
+    session already committed ``c.turn_started``'s turn id (a terminal row, not an open one);
+    ``held_claims`` maps each batch id the commit completes to the claim id holding it now
+    (missing: the batch is gone)."""
     sid = c.session_id
     if c.turn is not None and revision is not None and prior_hash is not None:
         if prior_hash == c.turn.commit_hash:
@@ -63,6 +69,11 @@ def admit(c: RuntimeCommit, *, revision: int | None, prior_hash: str | None,
         raise TurnCommitConflict(
             f"turn {c.turn.turn_id!r} of session {sid!r} was already committed with different "
             "content; use a new turn id")
+    if started_committed and c.turn is None and c.turn_started is not None:
+        raise TurnCommitConflict(
+            f"turn id {c.turn_started.turn_id!r} is already taken in session {sid!r} (a turn "
+            "was committed under it); nothing was written: run the turn with a new turn id, "
+            "or without one")
     if c.lease is None:
         raise SessionExecutionLeaseExpired(
             f"a commit to session {sid!r} needs the session execution lease; acquire it with "

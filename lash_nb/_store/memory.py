@@ -218,6 +218,8 @@ class MemoryStore:
             verdict = admit(
                 commit, revision=s.meta.head_revision if s else None,
                 prior_hash=_prior_hash(s, commit),
+                started_committed=s is not None and commit.turn_started is not None
+                and commit.turn_started.turn_id in s.turns,
                 lease=self._lease_row(commit.session_id), now_ms=t,
                 held_claims={bid: row.claim_id for bid in completed
                              if (row := self._batches.get(bid)) is not None} if completed else {},

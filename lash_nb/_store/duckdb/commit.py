@@ -82,6 +82,7 @@ def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitRes
         c, revision=rev, prior_hash=head.committed.get(tid) if tid is not None else None,
         lease=None if live is None else LeaseRow(live.token, live.fencing, live.expires_at_ms),
         now_ms=t, held_claims=held,
+        started_committed=c.turn_started is not None and c.turn_started.turn_id in head.committed,
     )
     if verdict is Admission.DUPLICATE:
         if c.release_lease and c.lease is not None:

@@ -140,6 +140,7 @@ async def _apply(con: Any, c: RuntimeCommit) -> CommitResult:
     verdict = admit(
         c, revision=head.rev, prior_hash=head.committed.get(tid) if tid is not None else None,
         lease=None if head.lease is None else LeaseRow(*head.lease), now_ms=t, held_claims=held,
+        started_committed=c.turn_started is not None and c.turn_started.turn_id in head.committed,
     )
     if verdict is Admission.DUPLICATE:
         if c.release_lease and c.lease is not None:
