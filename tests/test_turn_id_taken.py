@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from lash_nb import LashCore
+from lash_nb._core.usage import TokenUsage
 from lash_nb.errors import TurnCommitConflict
 from lash_nb.providers import FunctionProvider, LlmPart, LlmResponse
-from lash_nb._core.usage import TokenUsage
 
 STORE_PARAMS = ["memory", "duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
 
