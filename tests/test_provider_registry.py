@@ -19,7 +19,9 @@ from IPython.core.error import UsageError
 from notebook_harness import ReraisingShell
 
 from lash_nb import LashCore
+from lash_nb._core.llm import LlmRequest, LlmTransportError
 from lash_nb._providers import exchange
+from lash_nb._providers.registry import build_provider
 from lash_nb.providers import select_provider
 
 KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY", "LASH_OLLAMA_BASE_URL",
@@ -162,3 +164,24 @@ async def _one_call(provider: Any) -> None:
     with pytest.raises(LlmTransportError, match="HTTP 401"):
         async for _ in provider.stream(LlmRequest(model="", messages=())):
             pass
+
+
+def test_a_401_says_check_the_api_key_argument_or_the_variable(
+        requests: list[httpx.Request], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hint named ``the api_key= argument``: ``api_key=<word>`` is a credential shape, so
+    the scrubber replaced the next word and the user read "check the api_key= [redacted] or
+    $OPENAI_API_KEY", as if a key had been printed and hidden."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-HINT-0123456789abcdef")
+    provider = build_provider("openai", model="gpt-4.1-mini", offline_delay_s=0)
+
+    async def call() -> str:
+        with pytest.raises(LlmTransportError) as err:
+            async for _ in provider.stream(LlmRequest(model="gpt-4.1-mini", messages=())):
+                pass
+        return str(err.value)
+
+    message = asyncio.run(call())
+    assert len(requests) == 1
+    assert "HTTP 401" in message
+    assert "check the api_key argument or $OPENAI_API_KEY" in message
+    assert "[redacted]" not in message  # nothing secret was in it
