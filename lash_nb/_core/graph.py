@@ -75,7 +75,7 @@ class SessionNode:
     def _decode(self) -> None:
         raw = self._raw
         assert raw is not None
-        content = _loads(raw)
+        content = loads_stored(raw)
         self._raw = None
         if self.kind == "message":
             self._message = Message.from_json(content)
@@ -145,9 +145,6 @@ class SessionNode:
 
 
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
-_loads = loads_stored  # json.loads of a stored text (records.py)
-
-
 class StoredNodes(Sequence[SessionNode]):
     """Node rows as a store read them, in stored order: ``(node_id, kind or None for
     "message", created_at_ms, turn_id, content as stored JSON text, parent_node_id)``. An

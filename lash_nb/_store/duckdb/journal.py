@@ -64,6 +64,8 @@ def log_params(sid: str, rev: int, t: int, body: str) -> list[Any]:
     """The parameters of ``LOG_INSERT_SQL``: ``written_at`` is ``t`` (ms since the epoch,
     UTC) as the TIMESTAMP ``epoch_ms(t)`` is."""
     return [sid, rev, _EPOCH + t * _MS, body]
+
+
 # a safety bound on memory and log size, not the usual trigger: the worker folds when it has
 # been idle ``fold_idle_s`` (between turns); only a store committing without a 50 ms pause
 # for this many commits folds inside one (ADR 0033)

@@ -74,6 +74,16 @@ from .lock import is_disk_full, is_lock_conflict, store_error
 from .share import Line, Wait, describe_holder
 
 T = TypeVar("T")
+FOLD_IDLE_S = 0.05  # fold pending commits once the store has had no work this long
+FOLD_EARLY = 0.2  # ... times this once an idle fold met work that came back (see _fold_when_idle)
+FOLD_IN_TURN_S = 30.0  # ... or this long while a turn is in flight (a long model call)
+HANDOVER_POLL_S = 0.02  # while holding idle, look for waiters this often
+MIN_SLICE_S = 0.05  # a busy holder keeps the file at least this long (or its open's time)
+MAX_SLICE_S = 2.0  # ... but no longer than this (an open that folded a crash's commits)
+HANDOVER_WAL_BYTES = 32 * 1024  # a hand-over below this .wal size skips the checkpoint
+HERE_WAIT_S = 0.01  # run_here waits this long for the thread to be waiting for work
+_STOP = object()
+_RELEASE = object()
 
 
 class Ran(Generic[T]):
@@ -90,16 +100,8 @@ class Ran(Generic[T]):
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]  # None only with an error
-FOLD_IDLE_S = 0.05  # fold pending commits once the store has had no work this long
-FOLD_EARLY = 0.2  # ... times this once an idle fold met work that came back (see _fold_when_idle)
-FOLD_IN_TURN_S = 30.0  # ... or this long while a turn is in flight (a long model call)
-HANDOVER_POLL_S = 0.02  # while holding idle, look for waiters this often
-MIN_SLICE_S = 0.05  # a busy holder keeps the file at least this long (or its open's time)
-MAX_SLICE_S = 2.0  # ... but no longer than this (an open that folded a crash's commits)
-HANDOVER_WAL_BYTES = 32 * 1024  # a hand-over below this .wal size skips the checkpoint
-HERE_WAIT_S = 0.01  # run_here waits this long for the thread to be waiting for work
-_STOP = object()
-_RELEASE = object()
+
+
 _live: weakref.WeakSet[ConnectionWorker] = weakref.WeakSet()
 
 
@@ -283,7 +285,7 @@ class ConnectionWorker:
                     self._release(handover=True)
                 elif self._here_at > idle_since:  # jobs ran here meanwhile: idle counts from
                     idle_since = self._here_at    # the last one (the due times anew)
-                    if deferred is not None and not self.hold_turn_in_flight():
+                    if deferred is not None and not (self.hold is not None and self.hold.turn_in_flight()):
                         deferred = None  # the turn ended: fold after the usual idle moment
                 elif folding and now >= fold_due:
                     assert self.hold is not None
@@ -329,9 +331,6 @@ class ConnectionWorker:
             if (self._con is not None and idle_since - self._held_since >= self._slice
                     and self._waited_on()):
                 self._release(handover=True)
-
-    def hold_turn_in_flight(self) -> bool:
-        return self.hold is not None and self.hold.turn_in_flight()
 
     def _work_waits(self) -> bool:
         return self._here_waiting or not self._queue.empty()
