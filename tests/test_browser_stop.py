@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -124,8 +125,11 @@ def _kernel_idle(base: str) -> bool:
     """The notebook's kernel has started and is idle (asked over the server's REST API)."""
     import json
 
-    with urllib.request.urlopen(f"{base}/api/kernels?token={TOKEN}", timeout=5) as r:
-        kernels = json.load(r)
+    try:
+        with urllib.request.urlopen(f"{base}/api/kernels?token={TOKEN}", timeout=5) as r:
+            kernels = json.load(r)
+    except urllib.error.HTTPError:  # jupyter_server answers 500 while a kernel is starting
+        return False  # (as JupyterServer.kernels_idle in browser_harness.py)
     return bool(kernels) and all(k.get("execution_state") == "idle" for k in kernels)
 
 
