@@ -25,7 +25,8 @@ from lash_nb._providers.registry import build_provider
 from lash_nb.providers import select_provider
 
 KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY", "LASH_OLLAMA_BASE_URL",
-        "OLLAMA_HOST", "LASH_OLLAMA_MODEL", "LASH_MODEL")
+        "OLLAMA_HOST", "LASH_OLLAMA_MODEL", "LASH_MODEL", "OPENAI_BASE_URL", "OPENAI_ORG_ID",
+        "OPENAI_PROJECT_ID")
 
 
 @pytest.fixture
@@ -130,6 +131,38 @@ def test_notebook_openai_sends_max_completion_tokens_like_select_provider(
     by_env = select_provider().provider.payload(request)
     assert by_name["max_completion_tokens"] == by_env["max_completion_tokens"] == 50
     assert "max_tokens" not in by_name
+
+
+def test_notebook_openai_follows_openai_base_url_like_the_sdk(
+        sh: Any, monkeypatch: pytest.MonkeyPatch, requests: list[httpx.Request]) -> None:
+    """A user whose OpenAI traffic goes through a gateway sets ``OPENAI_BASE_URL`` (the
+    official SDK's variable, which ``--provider openai-responses`` already follows). The
+    turn went to api.openai.com instead, carrying the gateway's key there."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-gateway-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8400/v1/")
+    sh.run_cell("%config LashMagics.store = ':memory:'")
+    sh.run_cell("%lash open s1 --provider openai")
+    sh.run_cell("r = %lash turn hello")
+    assert str(sh.user_ns["r"].outcome) == "stopped: provider_error"  # the mocked 401
+    info = select_provider()
+    assert info.provider.kind == "openai-compatible"
+    asyncio.run(_one_call(info.provider))
+    assert [str(r.url) for r in requests] == ["http://127.0.0.1:8400/v1/chat/completions"] * 2
+
+
+@pytest.mark.parametrize("name", ["openai", "openai-responses"])
+def test_select_provider_takes_openai_base_url_from_the_environ_it_is_given(
+        name: str, requests: list[httpx.Request]) -> None:
+    """``select_provider(environ)`` (the worker's ``--provider env --model ...``, a script
+    choosing for another environment) builds from that mapping: the key came from it, the
+    base URL came from ``os.environ`` (openai-responses) or nowhere (openai)."""
+    env = {"OPENAI_API_KEY": "sk-gateway-key", "OPENAI_BASE_URL": "http://127.0.0.1:8400/v1",
+           "LASH_MODEL": f"{name}:gpt-5-mini"}
+    provider = select_provider(env).provider
+    asyncio.run(_one_call(provider))
+    path = "responses" if name == "openai-responses" else "chat/completions"
+    assert [str(r.url) for r in requests] == [f"http://127.0.0.1:8400/v1/{path}"]
+    assert requests[0].headers["authorization"] == "Bearer sk-gateway-key"
 
 
 def test_worker_provider_names_are_the_registry_names() -> None:

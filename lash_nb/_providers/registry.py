@@ -10,7 +10,8 @@ of that provider (ADR 28), so the ids below are fixed:
 name        provider id (kind)    key variable       endpoint
 ==========  ====================  =================  ==================================
 offline     offline               (none)             in process
-openai      openai-compatible     OPENAI_API_KEY     api.openai.com, max_completion_tokens
+openai      openai-compatible     OPENAI_API_KEY     $OPENAI_BASE_URL, else api.openai.com;
+                                                     max_completion_tokens
 anthropic   anthropic             ANTHROPIC_API_KEY  api.anthropic.com
 openrouter  openrouter            OPENROUTER_API_KEY openrouter.ai, X-Title: lash_nb
 ollama      ollama                (none)             $LASH_OLLAMA_BASE_URL, else $OLLAMA_HOST,
@@ -76,6 +77,7 @@ OPENROUTER_MODEL = "openai/gpt-4.1-mini"
 OPENAI_RESPONSES_MODEL = "gpt-5-mini"
 GOOGLE_MODEL = "gemini-2.5-flash"
 OLLAMA_MODEL = "llama3.2"
+OPENAI_BASE_URL = "https://api.openai.com/v1"
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 OLLAMA_BASE_URL = "http://localhost:11434/v1"
 
@@ -158,10 +160,14 @@ def build_provider(name: str, *, model: str | None = None,
         from .via_litellm import LiteLLMProvider
 
         return LiteLLMProvider(model)
+    # OpenAI's SDK variables, read from ``env`` like the key (not from os.environ)
+    openai_base = env.get("OPENAI_BASE_URL", "").strip() or OPENAI_BASE_URL
     if name == "openai-responses":
         from .openai_responses import OpenAIResponses
 
-        return OpenAIResponses(api_key=key, model=model)
+        return OpenAIResponses(openai_base, api_key=key, model=model,
+                               organization=env.get("OPENAI_ORG_ID", "").strip(),
+                               project=env.get("OPENAI_PROJECT_ID", "").strip())
     if name == "google":
         from .google import GoogleGemini
 
@@ -173,7 +179,7 @@ def build_provider(name: str, *, model: str | None = None,
     from .openai_compat import OpenAICompatible
 
     if name == "openai":
-        return OpenAICompatible("https://api.openai.com/v1", api_key=key, model=model,
+        return OpenAICompatible(openai_base, api_key=key, model=model,
                                 max_tokens_field="max_completion_tokens")
     if name == "openrouter":
         return OpenAICompatible(OPENROUTER_BASE_URL, api_key=key, api_key_env="OPENROUTER_API_KEY",
