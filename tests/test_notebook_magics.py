@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -192,6 +193,63 @@ def test_sql_refuses_writes_with_one_usage_error_and_keeps_the_rows(sh, tmp_path
         sh.run_cell(f"%lash sql SELECT x + 1 AS y FROM read_csv('{tmp_path / 'extra.csv'}')")
     got = sh.run_cell(f"%lash sql --allow-files SELECT x + 1 AS y FROM read_csv('{tmp_path / 'extra.csv'}')")
     assert got["y"].tolist() == [42]
+
+
+# what a user types -> the statement the refusal must name (DuckDB's parser types INSTALL
+# as LOAD, CHECKPOINT as CALL, USE as SET, TRUNCATE as DELETE, ANALYZE as VACUUM, IMPORT
+# DATABASE as PRAGMA; UPDATE EXTENSIONS has no type the duckdb package knows)
+SQL_REFUSALS = {
+    "INSTALL httpfs": "INSTALL",
+    "install httpfs": "INSTALL",
+    "FORCE INSTALL httpfs": "FORCE INSTALL",
+    "LOAD httpfs": "LOAD",
+    "UPDATE EXTENSIONS": "UPDATE EXTENSIONS",
+    "CHECKPOINT": "CHECKPOINT",
+    "FORCE CHECKPOINT": "FORCE CHECKPOINT",
+    "CALL range(3)": "CALL",
+    "USE memory": "USE",
+    "SET threads = 1": "SET",
+    "RESET threads": "RESET",
+    "PRAGMA threads = 1": "PRAGMA threads",
+    "VACUUM": "VACUUM",
+    "ANALYZE": "ANALYZE",
+    "TRUNCATE turns": "TRUNCATE",
+    "DELETE FROM turns": "DELETE",
+    "WITH x AS (SELECT 1) DELETE FROM turns": "DELETE",
+    "BEGIN TRANSACTION": "BEGIN",
+    "START TRANSACTION": "START TRANSACTION",
+    "COMMIT": "COMMIT",
+    "IMPORT DATABASE 'elsewhere'": "IMPORT",
+    "COPY FROM DATABASE memory TO other": "COPY",
+    "MERGE INTO turns USING turns AS t ON false WHEN MATCHED THEN DELETE": "MERGE",
+    "COMMENT ON TABLE turns IS 'mine'": "COMMENT",
+    "PREPARE p AS SELECT 1": "PREPARE",
+    "DEALLOCATE p": "DEALLOCATE",
+    "PIVOT turns ON status": "PIVOT",
+    "SELECT 1; INSTALL httpfs": "INSTALL",
+    "-- a note first\nCHECKPOINT": "CHECKPOINT",
+}
+
+
+def test_a_refused_sql_statement_is_named_as_the_user_wrote_it(sh, tmp_path):
+    """Typing ``%lash sql INSTALL httpfs`` said "LOAD is not allowed", ``CHECKPOINT`` said
+    "CALL", ``USE memory`` said "SET": the parser's statement type, not the user's words."""
+    sh.run_cell(f"%lash open sqlverbs --store {tmp_path / 'sql.duckdb'}")
+    sh.run_cell("r = %lash turn count me")
+    named, hints = {}, {}
+    for typed in SQL_REFUSALS:
+        magic = f"%%lash sql\n{typed}\n" if "\n" in typed else f"%lash sql {typed}"
+        with pytest.raises(UsageError) as e:
+            sh.run_cell(magic)
+        message = str(e.value)
+        assert "\n" not in message, typed
+        got = re.fullmatch(r"store queries only read; (.+?) is not allowed \((.+)\)", message)
+        named[typed] = got.group(1) if got else message
+        hints[typed] = got.group(2) if got else ""
+    assert named == SQL_REFUSALS
+    assert all(len(hint) > 20 for hint in hints.values()), hints  # each says what to do
+    frame = sh.run_cell("%lash sql SELECT count(*) AS n FROM graph_nodes")
+    assert int(frame["n"].iloc[0]) == 2  # nothing changed
 
 
 def test_open_with_a_real_provider_and_no_model_uses_the_providers_default_model(sh, monkeypatch):

@@ -57,8 +57,8 @@ DUCKDB_ATTACKS = [
     ("UPDATE lash_meta SET value = '9' WHERE key = 'schema_version'", "UPDATE"),
     ("SELECT 1; DELETE FROM tool_calls", "DELETE"),
     ("INSERT INTO lash_meta VALUES ('x', 'y')", "INSERT"),
-    ("BEGIN TRANSACTION", "TRANSACTION"),
-    ("COMMIT", "TRANSACTION"),
+    ("BEGIN TRANSACTION", "BEGIN"),
+    ("COMMIT", "COMMIT"),
     ("COPY turns TO '{tmp}/stolen.csv'", "COPY"),
     ("EXPORT DATABASE '{tmp}/exported'", "EXPORT"),
     ("ATTACH '{tmp}/other.duckdb' AS other", "ATTACH"),
@@ -73,8 +73,8 @@ DUCKDB_ATTACKS = [
     ("CREATE VIEW my_turns AS SELECT * FROM turns", "CREATE"),
     ("CREATE TEMP TABLE scratch AS SELECT 1", "CREATE"),
     ("SET threads = 1", "SET"),
-    ("PRAGMA threads = 1", "SET"),  # DuckDB parses an assigning PRAGMA as SET
-    ("INSTALL httpfs", "LOAD"),
+    ("PRAGMA threads = 1", "PRAGMA threads"),  # DuckDB parses it as SET
+    ("INSTALL httpfs", "INSTALL"),  # DuckDB parses it as LOAD
     ("WITH x AS (SELECT 1) DELETE FROM turns", "DELETE"),
     # a PIVOT anywhere is several statements to DuckDB (its parser says MULTI)
     ("SELECT * FROM (PIVOT (SELECT * FROM read_text('/etc/hostname')) ON filename)",
@@ -173,8 +173,8 @@ PG_ATTACKS = [
     ("DROP TABLE turns", "DROP"),
     ("UPDATE lash_meta SET value = '9' WHERE key = 'schema_version'", "UPDATE"),
     ("SELECT 1; DELETE FROM tool_calls", "DELETE"),
-    ("BEGIN", "TRANSACTION"),
-    ("COMMIT", "TRANSACTION"),
+    ("BEGIN", "BEGIN"),
+    ("COMMIT", "COMMIT"),
     ("COPY turns TO '/tmp/lash-stolen.csv'", "COPY"),
     ("SELECT pg_read_file('/etc/hostname')", "pg_read_file"),
     ("SELECT * FROM pg_ls_dir('/etc')", "pg_ls_dir"),

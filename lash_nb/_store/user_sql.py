@@ -6,7 +6,8 @@ Theory of operation (docs/adr/0013-user-sql-is-checked-by-duckdbs-parser-and-run
   ``SELECT`` (with ``WITH``, ``DESCRIBE``, ``SHOW``, ``SUMMARIZE``, ``FROM t``, ``VALUES``),
   ``EXPLAIN [ANALYZE]`` of a ``SELECT``, or ``PRAGMA`` of a pragma that only reports
   (``table_info``, ``show_tables``, ``database_size``, ...). Anything else is refused with
-  one line naming the statement type; nothing runs when one statement of several is refused.
+  one line naming the statement as written (its first keywords: ``INSTALL``, not DuckDB's
+  type ``LOAD``); nothing runs when one statement of several is refused.
 - Files stay closed unless the caller passes ``allow_files=True``: a table function must be
   one that reads no file (``range``, ``unnest``, ``json_each``, ``duckdb_*``, ``pragma_*``),
   and (DuckDB) a ``FROM`` name must be a table, a view or a CTE (no replacement scan of
@@ -61,22 +62,40 @@ _PG_NEVER = frozenset({
     "pg_switch_wal", "pg_promote", "pg_advisory_lock", "pg_advisory_lock_shared",
     "pg_try_advisory_lock", "pg_try_advisory_lock_shared", "dblink", "dblink_exec",
 })
+# what to do instead, by the statement the user wrote (see :func:`_named`)
+_EXTENSIONS = "extensions are installed and loaded by a duckdb connection of your own"
+_TRANSACTION = "every query already runs in its own read-only transaction"
+_NOT_YOURS = "the store's tables are not yours to change"
+_ROWS = "stored rows change only through sessions and turns"
+_OTHER_DB = "open other databases with a duckdb connection of your own"
+_SETTINGS = "settings of the store's connection are the store's"
+_UPKEEP = "the store checkpoints and maintains its own file"
 _WHAT_TO_DO = {
     "DELETE": "delete sessions with session APIs (store.delete_session)",
-    "UPDATE": "stored rows change only through sessions and turns",
-    "INSERT": "stored rows change only through sessions and turns",
-    "DROP": "the store's tables are not yours to change",
-    "ALTER": "the store's tables are not yours to change",
+    "TRUNCATE": "delete sessions with session APIs (store.delete_session)",
+    "UPDATE": _ROWS, "INSERT": _ROWS, "MERGE": _ROWS,
+    "DROP": _NOT_YOURS, "ALTER": _NOT_YOURS, "COMMENT": _NOT_YOURS,
     "CREATE": "query into a DataFrame and keep it in Python, or use a duckdb connection of your own",
-    "TRANSACTION": "every query already runs in its own read-only transaction",
+    "BEGIN": _TRANSACTION, "START TRANSACTION": _TRANSACTION, "COMMIT": _TRANSACTION,
+    "END": _TRANSACTION, "ROLLBACK": _TRANSACTION, "ABORT": _TRANSACTION,
     "COPY": "query into a DataFrame and write it with pandas (df.to_csv)",
     "EXPORT": "query into a DataFrame and write it with pandas (df.to_parquet)",
-    "ATTACH": "open other databases with a duckdb connection of your own",
-    "DETACH": "open other databases with a duckdb connection of your own",
-    "LOAD": "extensions are loaded by your own duckdb connection, not the store's",
-    "SET": "settings of the store's connection are the store's",
-    "MULTI": "PIVOT runs several statements; pivot the DataFrame with pandas (df.pivot_table)",
+    "ATTACH": _OTHER_DB, "DETACH": _OTHER_DB, "IMPORT": _OTHER_DB, "USE": _OTHER_DB,
+    "INSTALL": _EXTENSIONS, "FORCE INSTALL": _EXTENSIONS, "LOAD": _EXTENSIONS,
+    "UPDATE EXTENSIONS": _EXTENSIONS,
+    "SET": _SETTINGS, "RESET": _SETTINGS,
+    "CHECKPOINT": _UPKEEP, "FORCE CHECKPOINT": _UPKEEP, "VACUUM": _UPKEEP, "ANALYZE": _UPKEEP,
+    "CALL": "read a table function in a SELECT (SELECT * FROM range(3))",
+    "PREPARE": "write the query with its values ({var} puts in a notebook variable)",
+    "EXECUTE": "write the query with its values ({var} puts in a notebook variable)",
+    "DEALLOCATE": "write the query with its values ({var} puts in a notebook variable)",
+    "PIVOT": "PIVOT runs several statements; pivot the DataFrame with pandas (df.pivot_table)",
 }
+# by DuckDB's statement type, for a statement named by it (a WITH ... DELETE)
+_BY_TYPE = {"TRANSACTION": _TRANSACTION, "MERGE_INTO": _ROWS, "MULTI": _WHAT_TO_DO["PIVOT"]}
+# statements whose first word alone would name another (UPDATE) or none (FORCE)
+_TWO_WORDS = frozenset({("FORCE", "INSTALL"), ("FORCE", "CHECKPOINT"), ("START", "TRANSACTION"),
+                        ("UPDATE", "EXTENSIONS")})
 
 
 @dataclass(frozen=True)
@@ -111,14 +130,17 @@ def check(
         raise QueryNotAllowed("no SQL statement to run; write a SELECT over the store's tables")
     texts = []
     for st in statements:
-        kind = st.type.name
         text = st.query
+        try:
+            kind = st.type.name
+        except ValueError:  # a type the duckdb package cannot name (UPDATE EXTENSIONS)
+            _refuse("", text)
         if kind == "EXPLAIN":
             _check_explain(con, text)
-        elif kind == "PRAGMA":
+        elif kind == "PRAGMA" and _named(text, kind).startswith("PRAGMA "):
             _check_pragma(text)
         elif kind != "SELECT":
-            _refuse(kind)
+            _refuse(kind, text)
         if kind != "PRAGMA":
             tree = _tree(con, text if kind == "SELECT" else _explained(text))
             if tree is not None:
@@ -134,9 +156,38 @@ def check(
     return Checked(tuple(texts))
 
 
-def _refuse(kind: str) -> None:
-    hint = _WHAT_TO_DO.get(kind, "only SELECT, EXPLAIN, DESCRIBE, SHOW and PRAGMA table_info run")
-    raise QueryNotAllowed(f"store queries only read; {kind} is not allowed ({hint})")
+def _refuse(kind: str, text: str) -> None:
+    named = _named(text, kind)
+    hint = (_WHAT_TO_DO.get(named) or _BY_TYPE.get(kind) or _WHAT_TO_DO.get(kind)
+            or "only SELECT, EXPLAIN, DESCRIBE, SHOW and PRAGMA table_info run")
+    raise QueryNotAllowed(f"store queries only read; {named} is not allowed ({hint})")
+
+
+def _named(text: str, kind: str) -> str:
+    """The statement as the user wrote it (``INSTALL``, ``FORCE CHECKPOINT``, ``USE``), by
+    its first keywords: DuckDB's type is coarser (INSTALL is ``LOAD``, CHECKPOINT ``CALL``,
+    USE ``SET``). A statement that opens as a query (``WITH ... DELETE``) is named by type."""
+    import duckdb
+
+    tokens = [(pos, token) for pos, token in duckdb.tokenize(text)
+              if token != duckdb.token_type.comment][:2]
+    words = [_word(text, pos) for pos, _ in tokens]
+    first = words[0].upper() if tokens and tokens[0][1] == duckdb.token_type.keyword else ""
+    if first in ("", "WITH", "SELECT", "FROM", "VALUES"):
+        return {"": "this statement", "MULTI": "PIVOT", "MERGE_INTO": "MERGE"}.get(kind, kind)
+    if len(words) == 2 and words[1]:
+        if first == "PRAGMA":
+            return f"PRAGMA {words[1]}"
+        if (first, words[1].upper()) in _TWO_WORDS:
+            return f"{first} {words[1].upper()}"
+    return first
+
+
+def _word(text: str, pos: int) -> str:
+    end = pos
+    while end < len(text) and (text[end].isalnum() or text[end] == "_"):
+        end += 1
+    return text[pos:end]
 
 
 def _check_explain(con: Any, text: str) -> None:
