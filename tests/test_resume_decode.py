@@ -295,32 +295,100 @@ def test_a_bad_stored_text_raises_as_before(stored: str, error: type[Exception])
 # --------------------------------------------------------------------------- the collector
 
 
+def _automatic_collections(make: int) -> int:
+    """How many collections the collector starts on its own while ``make`` lists are made."""
+    started: list[int] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started.append(info["generation"])
+
+    gc.callbacks.append(note)
+    try:
+        kept = [[i] for i in range(make)]
+    finally:
+        gc.callbacks.remove(note)
+    del kept
+    return len(started)
+
+
 def _pause_on_another_thread(entered: threading.Event, leave: threading.Event,
-                             inside: list[bool]) -> None:
+                             inside: list[int]) -> None:
     with gc_paused():
         entered.set()
         leave.wait(60)
-        inside.append(gc.isenabled())
+        inside.append(_automatic_collections(50_000))
 
 
 def test_the_collector_is_left_as_it_was_found_by_reads_on_two_threads() -> None:
-    was = gc.isenabled()
+    was, thresholds = gc.isenabled(), gc.get_threshold()
     try:
         for start in (True, False):
             (gc.enable if start else gc.disable)()
-            inside: list[bool] = []
+            inside: list[int] = []  # collections started on their own meanwhile
             entered, leave = threading.Event(), threading.Event()
             t = threading.Thread(target=_pause_on_another_thread, args=(entered, leave, inside))
             t.start()
             assert entered.wait(60)
             with gc_paused():
-                inside.append(gc.isenabled())
+                inside.append(_automatic_collections(50_000))
                 assert messages_from_stored([_text()]) == [Message("m", Role.USER, (HI,))]
-            inside.append(gc.isenabled())  # the other thread still reads
+            inside.append(_automatic_collections(50_000))  # the other thread still reads
             leave.set()
             t.join(60)
-            assert inside == [False, False, False]
+            assert inside == [0, 0, 0]
             assert gc.isenabled() is start
+            assert gc.get_threshold() == thresholds
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_a_gc_disable_made_while_a_read_pauses_the_collector_is_kept() -> None:
+    """A notebook switches the collector off (``gc.disable()``, say before timing something)
+    while a background read holds the pause (the store's worker fetching a session, a queue
+    worker resuming one). The read ended and switched it back on behind the user's back."""
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        entered, leave = threading.Event(), threading.Event()
+        inside: list[int] = []
+        reader = threading.Thread(target=_pause_on_another_thread, args=(entered, leave, inside))
+        reader.start()
+        assert entered.wait(60)
+        gc.disable()  # the user's own call, on the notebook's thread, mid-read
+        leave.set()
+        reader.join(60)
+        assert gc.isenabled() is False
+        gc.enable()
+        with gc_paused():  # and on the same thread, inside the pause
+            gc.disable()
+        assert gc.isenabled() is False
+        with gc_paused():  # a gc.enable() made meanwhile is kept too
+            gc.enable()
+        assert gc.isenabled() is True
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_a_gc_set_threshold_made_while_a_read_pauses_the_collector_is_kept() -> None:
+    before = gc.get_threshold()
+    try:
+        with gc_paused():
+            gc.set_threshold(5000, 20, 20)
+        assert gc.get_threshold() == (5000, 20, 20)
+    finally:
+        gc.set_threshold(*before)
+
+
+def test_no_collection_runs_inside_a_pause_and_they_resume_after_it() -> None:
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        assert _automatic_collections(200_000) > 0  # the probe sees collections at all
+        with gc_paused():
+            assert _automatic_collections(200_000) == 0
+        assert gc.isenabled()
+        assert _automatic_collections(200_000) > 0
     finally:
         (gc.enable if was else gc.disable)()
 

@@ -8,11 +8,15 @@ whole heap (every module the kernel imported) several times: ~13 ms of the fetch
 the read leaves reference counting as it is (nothing acyclic is kept longer); the objects
 made meanwhile are looked at once by the next collection, as they would have been.
 
+How it pauses: the young generation's threshold is set to 0 (CPython then starts no
+collection on its own) and put back afterwards. ``gc.isenabled()`` is never touched, so the
+program's own ``gc.disable()`` / ``gc.enable()`` (on any thread, before, during or after a
+pause) is what the collector is left with; ``gc.collect()`` still collects. A program that
+sets the thresholds itself while a pause is on keeps its own: they are put back only when
+they are still the pause's.
+
 The pause is shared: reads on two threads (the store's worker fetching, the caller
-decoding) nest, and the collector comes back when the last one ends, only if it was
-enabled when the first began (a program that runs with the collector off keeps it off).
-A program that switches the collector off while a pause is on finds it back on when the
-pause ends; pauses are short (one read).
+decoding) nest, and the thresholds come back when the last one ends.
 """
 
 from __future__ import annotations
@@ -24,22 +28,24 @@ from contextlib import contextmanager
 
 _lock = threading.Lock()
 _depth = 0
-_restore = False
+_saved: tuple[int, ...] = ()
+_paused: tuple[int, ...] = ()
 
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """The collector off for the ``with`` body (see the module)."""
-    global _depth, _restore
+    """No automatic collection during the ``with`` body (see the module)."""
+    global _depth, _saved, _paused
     with _lock:
         if _depth == 0:
-            _restore = gc.isenabled()
-            gc.disable()
+            _saved = gc.get_threshold()
+            gc.set_threshold(0, *_saved[1:])
+            _paused = gc.get_threshold()
         _depth += 1
     try:
         yield
     finally:
         with _lock:
             _depth -= 1
-            if _depth == 0 and _restore:
-                gc.enable()
+            if _depth == 0 and gc.get_threshold() == _paused:
+                gc.set_threshold(*_saved)
