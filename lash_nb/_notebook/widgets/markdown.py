@@ -1,6 +1,7 @@
 """Model prose as sanitised HTML: markdown-it-py (GFM tables, strikethrough) + pygments.
 
-Model output is untrusted text. The renderer runs with ``html=False`` (raw HTML in the source
+Model output is untrusted text. Its terminal escapes and control characters are dropped
+(``untrusted.visible``), and the renderer runs with ``html=False`` (raw HTML in the source
 is escaped, never passed through), markdown-it's own link validation (no ``javascript:``,
 ``vbscript:``, ``file:`` or non-image ``data:`` URLs), and every link opens in a new tab with
 ``rel="noopener noreferrer"``; images are not rendered (``![a](u)`` stays text: loading a URL
@@ -19,6 +20,8 @@ from functools import lru_cache
 from typing import Any
 
 from markdown_it import MarkdownIt
+
+from .untrusted import visible
 
 
 @lru_cache(maxsize=64)
@@ -70,7 +73,7 @@ def render_markdown(text: str, env: dict[str, Any] | None = None) -> str:
     """Sanitised HTML for model prose (an unclosed fence mid-stream renders as code so far).
     ``env``: markdown-it's environment; its ``references`` (link reference definitions) are
     kept across calls that share it, so a piece rendered later resolves links defined earlier."""
-    html: str = _parser().render(text or "", env)
+    html: str = _parser().render(visible(text or ""), env)
     return html
 
 

@@ -8,8 +8,11 @@ turn therefore replaces its widget output (``update_display``) with the bundle b
 buttons), ``text/markdown`` and ``text/plain``. JupyterLab, Notebook 7, nbconvert, nbviewer,
 GitHub and VS Code all render one of those three.
 
-Every piece of outside text (prompt, tool arguments and output, errors) is HTML-escaped; prose
-is rendered by :func:`render_markdown`, which escapes raw HTML.
+Every piece of outside text (prompt, tool arguments and output, errors) is HTML-escaped, its
+terminal escapes and control characters dropped first (``untrusted.visible``); prose is
+rendered by :func:`render_markdown`, which does the same and escapes raw HTML. The markdown
+form has its raw HTML escaped (``untrusted.inert_markdown``); the plain form is the same
+text unescaped (plain text is never markup).
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ from typing import Any
 from .assets import css
 from .fold import approval_note
 from .markdown import render_markdown
+from .untrusted import visible
 
 FINAL_STATUSES = ("done", "stopped", "failed")
 
 
 def esc(text: Any) -> str:
-    return html.escape("" if text is None else str(text), quote=True)
+    return html.escape(visible("" if text is None else str(text)), quote=True)
 
 
 def style_block() -> str:
@@ -202,9 +206,10 @@ def turn_html(state: Mapping[str, Any]) -> str:
             f'<span class="lash-sep"> · </span>{badge}</div></div>')
 
 
-def bundle(html_text: str, markdown: str) -> dict[str, str]:
+def bundle(html_text: str, markdown: str, plain: str | None = None) -> dict[str, str]:
     """The kernel-free display bundle (no widget mime type)."""
-    return {"text/html": html_text, "text/markdown": markdown, "text/plain": markdown}
+    return {"text/html": html_text, "text/markdown": markdown,
+            "text/plain": markdown if plain is None else plain}
 
 
 __all__ = ["bundle", "cut_turn_note", "final_status", "turn_html", "usage_line"]

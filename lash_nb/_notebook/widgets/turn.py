@@ -79,6 +79,7 @@ from .fold import TurnFold, outcome_label
 from .live_prose import LiveProse, utf16_len
 from .markdown import render_markdown
 from .snapshot import FINAL_STATUSES, NOTE_GONE, bundle, cut_turn_note, final_status, turn_html
+from .untrusted import inert_markdown, visible
 
 StopCallback = Callable[[], Any]
 DecideCallback = Callable[[str, bool], Any]  # (call_id, approved) -> whether it was taken
@@ -414,6 +415,15 @@ class TurnWidget(anywidget.AnyWidget):
 
     # ------------------------------------------------------------------ fallbacks
     def to_markdown(self) -> str:
+        """The turn as markdown (``text/markdown``): escapes and control characters dropped,
+        raw HTML escaped so that no renderer builds it."""
+        return inert_markdown(self.to_text())
+
+    def to_text(self) -> str:
+        """The same markdown as plain text (``text/plain``): raw HTML kept as written."""
+        return visible(self._markdown_source())
+
+    def _markdown_source(self) -> str:
         head = f"**lash turn** `{self.turn_id}`" if self.turn_id else "**lash turn**"
         if self.prompt:
             head += "\n\n" + "\n".join("> " + line for line in self.prompt.splitlines())
@@ -440,13 +450,14 @@ class TurnWidget(anywidget.AnyWidget):
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         if self.finished:  # a finished turn is a record: no widget model needed to show it
-            return bundle(turn_html(self.state()), self.to_markdown())
+            plain = self.to_text()
+            return bundle(turn_html(self.state()), inert_markdown(plain), plain)
         bundle_ = super()._repr_mimebundle_(**kwargs)
         data = bundle_[0] if isinstance(bundle_, tuple) else bundle_
         if isinstance(data, dict):
-            md = self.to_markdown()
-            data["text/markdown"] = md
-            data["text/plain"] = md
+            plain = self.to_text()
+            data["text/markdown"] = inert_markdown(plain)
+            data["text/plain"] = plain
         return bundle_
 
 
