@@ -26,7 +26,7 @@ from lash_nb.providers import select_provider
 
 KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY", "LASH_OLLAMA_BASE_URL",
         "OLLAMA_HOST", "LASH_OLLAMA_MODEL", "LASH_MODEL", "OPENAI_BASE_URL", "OPENAI_ORG_ID",
-        "OPENAI_PROJECT_ID")
+        "OPENAI_PROJECT_ID", "ANTHROPIC_BASE_URL")
 
 
 @pytest.fixture
@@ -163,6 +163,25 @@ def test_select_provider_takes_openai_base_url_from_the_environ_it_is_given(
     path = "responses" if name == "openai-responses" else "chat/completions"
     assert [str(r.url) for r in requests] == [f"http://127.0.0.1:8400/v1/{path}"]
     assert requests[0].headers["authorization"] == "Bearer sk-gateway-key"
+
+
+def test_notebook_anthropic_follows_anthropic_base_url_like_the_sdk(
+        sh: Any, monkeypatch: pytest.MonkeyPatch, requests: list[httpx.Request]) -> None:
+    """``ANTHROPIC_BASE_URL`` is the Anthropic SDK's variable for a gateway or proxy: a user
+    who set it for the SDK had ``--provider anthropic`` send the prompt and the gateway's
+    key to api.anthropic.com instead."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-gateway-key")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:8401/")
+    sh.run_cell("%config LashMagics.store = ':memory:'")
+    sh.run_cell("%lash open s1 --provider anthropic")
+    sh.run_cell("r = %lash turn hello")
+    assert str(sh.user_ns["r"].outcome) == "stopped: provider_error"  # the mocked 401
+    env = {"ANTHROPIC_API_KEY": "sk-ant-gateway-key", "ANTHROPIC_BASE_URL": "http://127.0.0.1:8402",
+           "LASH_MODEL": "anthropic:claude-sonnet-4-20250514"}
+    asyncio.run(_one_call(select_provider(env).provider))  # the environ it is given
+    assert [str(r.url) for r in requests] == ["http://127.0.0.1:8401/v1/messages",
+                                              "http://127.0.0.1:8402/v1/messages"]
+    assert requests[0].headers["x-api-key"] == "sk-ant-gateway-key"
 
 
 def test_worker_provider_names_are_the_registry_names() -> None:

@@ -12,7 +12,8 @@ name        provider id (kind)    key variable       endpoint
 offline     offline               (none)             in process
 openai      openai-compatible     OPENAI_API_KEY     $OPENAI_BASE_URL, else api.openai.com;
                                                      max_completion_tokens
-anthropic   anthropic             ANTHROPIC_API_KEY  api.anthropic.com
+anthropic   anthropic             ANTHROPIC_API_KEY  $ANTHROPIC_BASE_URL, else
+                                                     api.anthropic.com
 openrouter  openrouter            OPENROUTER_API_KEY openrouter.ai, X-Title: lash_nb
 ollama      ollama                (none)             $LASH_OLLAMA_BASE_URL, else $OLLAMA_HOST,
                                                      else localhost:11434
@@ -78,6 +79,7 @@ OPENAI_RESPONSES_MODEL = "gpt-5-mini"
 GOOGLE_MODEL = "gemini-2.5-flash"
 OLLAMA_MODEL = "llama3.2"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 OLLAMA_BASE_URL = "http://localhost:11434/v1"
 
@@ -175,7 +177,9 @@ def build_provider(name: str, *, model: str | None = None,
     if name == "anthropic":
         from .anthropic import Anthropic
 
-        return Anthropic(api_key=key, model=model)
+        # the Anthropic SDK's variable for a gateway, read from ``env`` like the key
+        base = env.get("ANTHROPIC_BASE_URL", "").strip().rstrip("/") or ANTHROPIC_BASE_URL
+        return Anthropic(api_key=key, model=model, base_url=base)
     from .openai_compat import OpenAICompatible
 
     if name == "openai":
