@@ -184,6 +184,19 @@ def test_notebook_anthropic_follows_anthropic_base_url_like_the_sdk(
     assert requests[0].headers["x-api-key"] == "sk-ant-gateway-key"
 
 
+@pytest.mark.parametrize("name", ["openai", "openai-responses"])
+def test_openai_sends_the_organization_and_project_of_the_sdk_variables(
+        name: str, requests: list[httpx.Request]) -> None:
+    """A key scoped to an organization and project (``OPENAI_ORG_ID``, ``OPENAI_PROJECT_ID``,
+    which the official SDK sends as headers) is billed there only when they are sent:
+    ``openai-responses`` sent them, ``openai`` did not."""
+    env = {"OPENAI_API_KEY": "sk-test-key", "OPENAI_ORG_ID": "org-abc",
+           "OPENAI_PROJECT_ID": "proj_123", "LASH_MODEL": f"{name}:gpt-5-mini"}
+    asyncio.run(_one_call(select_provider(env).provider))
+    assert requests[0].headers["openai-organization"] == "org-abc"
+    assert requests[0].headers["openai-project"] == "proj_123"
+
+
 def test_worker_provider_names_are_the_registry_names() -> None:
     from lash_nb.__main__ import main
 

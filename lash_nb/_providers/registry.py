@@ -183,7 +183,11 @@ def build_provider(name: str, *, model: str | None = None,
     from .openai_compat import OpenAICompatible
 
     if name == "openai":
-        return OpenAICompatible(openai_base, api_key=key, model=model,
+        # the organization and project headers from the SDK's variables, as openai-responses
+        sdk = {h: v for h, var in (("OpenAI-Organization", "OPENAI_ORG_ID"),
+                                   ("OpenAI-Project", "OPENAI_PROJECT_ID"))
+               if (v := env.get(var, "").strip())}
+        return OpenAICompatible(openai_base, api_key=key, model=model, headers=sdk or None,
                                 max_tokens_field="max_completion_tokens")
     if name == "openrouter":
         return OpenAICompatible(OPENROUTER_BASE_URL, api_key=key, api_key_env="OPENROUTER_API_KEY",
