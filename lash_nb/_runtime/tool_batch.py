@@ -10,7 +10,9 @@ itself: they count in its retry bound.) Before a call runs its approval policy i
 waiting for its answer is cancelled by a stop like a running one.
 A tool that returns an image (a matplotlib figure, a PIL image, an object with
 ``_repr_png_``) gives a text result describing it and, once its bytes are stored, an
-attachment part after the results, so the model sees the picture.
+attachment part after the results, so the model sees the picture. A DataFrame is the text an
+attached one gets (whole as CSV when small, else a summary; ``attachments.table_text``), not
+pandas' console repr, which hides middle columns and rows behind ``...``.
 The text of an error a tool raised is scrubbed like a provider's error (the turn provider's
 key in any encoding, credential shapes) before the model, the widget or the store sees it:
 an HTTP client's error in a tool often names the request, key and all.
@@ -25,7 +27,7 @@ from typing import Any
 
 from .._core import events as ev
 from .._core.approval import ApprovalDecision, ApprovalPolicy, denial_text
-from .._core.attachments import Attachment, attachment_from, is_image_like
+from .._core.attachments import Attachment, attachment_from, is_image_like, is_table, table_text
 from .._core.cancel import CancellationToken
 from .._core.llm import LlmPart
 from .._core.records import Message, Part, PartKind, Role, ToolCallRecord, fresh_id
@@ -88,6 +90,8 @@ class ToolBatch:
                 self.images[call_id] = image
                 output = f"an image {image.ref.describe()}, attached below"
         try:
+            if success and is_table(output):  # every column and row, not pandas' console repr
+                output = table_text(output)
             output = clean_json(jsonable(output))  # tool output enters the session (core/text.py)
         except Exception as err:  # an output that cannot be shown as text
             output = (f"the tool returned a {type(output).__name__} that cannot be shown as "
