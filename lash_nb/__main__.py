@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -150,13 +151,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     _log_to_stderr()
     name, model = worker_model(args.provider, args.model)
+    tools, approver = load_tools(args.tools), load_approver(args.approver)
+    if (not args.store.startswith(("postgresql://", "postgres://")) and args.store != ":memory:"
+            and not os.path.exists(args.store)):
+        print(f"{args.store} did not exist: this worker created an empty store there; work "
+              "queued in another store does not reach it (check --store)", file=sys.stderr)
     stats = asyncio.run(run_worker(
         args.store, session_id=args.session,
         provider=worker_provider(name, model=model, delay_s=args.delay),
-        model=model, tools=load_tools(args.tools), concurrency=args.concurrency,
+        model=model, tools=tools, concurrency=args.concurrency,
         poll_s=args.poll, grace_s=args.grace, max_idle_s=args.exit_when_idle,
         lease_ttl_ms=args.lease_ttl_ms, max_attempts=args.max_attempts,
-        approver=load_approver(args.approver),
+        approver=approver,
     ))
     print(f"worker done: {stats.turns} turns {stats.outcomes}", file=sys.stderr)
     return 0

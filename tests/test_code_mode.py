@@ -690,3 +690,31 @@ def test_a_sandbox_dies_with_a_process_that_was_killed():
     while not _gone(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _gone(pid)
+
+
+@pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_submitted_value_with_nan_or_a_lone_surrogate_is_committed_and_reads_the_next_day(
+        sandbox, tmp_path, kind, request):
+    # a DataFrame's mean of an empty column and a name read from a file decoded with
+    # surrogateescape: the value crosses the bridge as JSON text, which spells both
+    if kind == "postgres":
+        target = request.getfixturevalue("pg_server").create_database()
+    else:
+        target = str(tmp_path / "v.duckdb")
+    code = "import math\nsubmit({'mean': math.nan, 'max': math.inf, 'file': 'caf\\udce9.csv'})"
+    expected = {"mean": "NaN", "max": "Infinity", "file": "caf\ufffd.csv"}
+
+    async def go():
+        s = await open_code(sandbox, cells(cell(code)), store=target)
+        out = await s.turn("summarise the file").run()
+        await s.close()
+        core = LashCore.builder().provider(FunctionProvider(cells(cell("submit(2)")))).store(target).build()
+        turns = await core.store.load_turns("s")
+        await core.close()
+        return out, turns
+
+    out, turns = run_sync(go())
+    assert str(out.result.outcome) == "finished: final_value"
+    assert out.result.outcome.value == expected
+    assert [t.outcome for t in turns] == ["finished"]
+    assert turns[0].result["outcome"] == {"finished": {"final_value": {"value": expected}}}

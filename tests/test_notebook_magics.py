@@ -387,3 +387,21 @@ def test_code_mode_open_shows_the_mode_and_the_shared_names_without_starting_a_k
     code = s.parts.code_mode
     assert [name for name, _ in code.shared()] == ["sales", "notes.csv"]
     assert not code.sandbox.started  # the kernel starts with the first turn
+
+
+def test_markdown_outputs_keep_their_text_for_readers_of_text_plain(sh):
+    # a saved notebook read where only text/plain counts (a terminal, `jupyter nbconvert
+    # --to script`, a notebook diff, an agent reading the .ipynb): the session card, the
+    # MCP list and the help said `<IPython.core.display.Markdown object>`
+    from lash_nb._notebook.verbs_turn import session_card
+
+    sh.run_cell("r = %lash turn hi")
+    m = sh.ip.magics_manager.registry["LashMagics"]
+    outputs = {"card": session_card(m.ctx.bindings["default"]),
+               "mcp": sh.run_cell("%lash mcp list"), "help": sh.run_cell("%lash help")}
+    for name, obj in outputs.items():
+        bundle, _ = sh.ip.display_formatter.format(obj)
+        assert bundle["text/plain"] == bundle["text/markdown"], name
+        assert "IPython.core.display" not in bundle["text/plain"], name
+    card, _ = sh.ip.display_formatter.format(outputs["card"])
+    assert "lash-offline" in card["text/plain"]

@@ -318,6 +318,34 @@ def test_offline_provider_calls_a_named_tool_and_reports_its_result():
     run(body())
 
 
+def test_offline_provider_echoes_a_tool_that_returned_a_long_log_without_streaming_it_for_hours():
+    """A new user's tool reads a log (80,000 lines) and the offline model answers with it:
+    word by word at the notebook's 0.03 s that was 480,000 deltas, about four hours; the
+    first 200 words stream, the rest is one delta, and the answer is still the whole echo."""
+    from lash_nb.providers import OfflineProvider
+
+    log = "line of the log 0123456789 abcdefghij\n" * 80_000
+
+    @tool
+    def read_log(name: str) -> str:
+        """Read a log file."""
+        return log
+
+    async def body():
+        core = LashCore.builder().provider(OfflineProvider(delay_s=0)).tools(read_log).build()
+        s = await core.session("s").open()
+        stream = s.turn("what does read_log say for 'app'?").stream()
+        deltas = [a.event.text for a in [a async for a in stream] if a.type == "assistant_prose_delta"]
+        out = await stream.finish()
+        return out, deltas
+
+    out, deltas = run(body())
+    assert out.assistant_message() == f"read_log returned {log}."
+    assert len(deltas) == 201
+    assert deltas[:3] == ["read_log ", "returned ", "line "]
+    assert "".join(deltas) == f"read_log returned {log}."
+
+
 def test_a_turn_records_the_same_commit_hash_as_the_documented_recipe():
     """The stored ``commit_hash`` (what a re-run of the same turn is compared against) is the
     SHA-256 of sorted JSON over turn id, outcome and each new message's role and parts (kind,

@@ -206,6 +206,26 @@ def test_a_server_that_does_not_start_is_a_one_line_error_and_adds_nothing():
     run(body())
 
 
+def test_a_server_that_dies_printing_a_credential_is_an_error_without_it():
+    # a server that logs its failed request on the way out: the error is shown in the
+    # notebook (and saved with it), so the credential must not be in its text
+    pytest.importorskip("mcp")
+
+    async def body():
+        _core, s = await open_session(Script())
+        bad = MCPServer.stdio("crm", sys.executable, "-c",
+                              "import sys; print('login failed: Authorization: Bearer "
+                              "sk-proj-MCPLEAK0123456789abcdef', file=sys.stderr)")
+        with pytest.raises(ToolServerError) as err:
+            await s.tools().add_server(bad)
+        await s.close()
+        return str(err.value)
+
+    msg = run(body())
+    assert "login failed: Authorization: [redacted]" in msg
+    assert "MCPLEAK" not in msg
+
+
 def test_an_unstarted_server_given_as_a_tool_is_a_one_line_error():
     from lash_nb._errors import ConfigurationError
 

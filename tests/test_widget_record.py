@@ -395,3 +395,30 @@ def test_estimated_usage_stays_marked_and_reads_estimated():
             "cumulative": {"input_tokens": 5, "output_tokens": 0}})
     w.finish(outcome="stopped: cancelled")
     assert "5 in · 0 out · estimated" in visible(w._repr_mimebundle_())
+
+
+def test_a_tool_that_returned_megabytes_shows_its_start_and_where_the_rest_is():
+    # a data scientist's tool returned df.to_csv() of a large frame (3 MB): the saved
+    # notebook held it in the record's HTML and in the widget's state (25 MB for one turn)
+    big = "2026-12-01,Oslo,21.5,sunny\n" * 120_000
+    w = TurnWidget(session_id="s1", turn_id="t1", prompt="read it")
+    w.push({"id": "1", "correlation_id": "tool:c1", "type": "tool_call_started", "call_id": "c1",
+            "name": "read_csv", "args": {"path": "sales.csv"}})
+    w.push({"id": "2", "correlation_id": "tool:c1", "type": "tool_call_completed", "call_id": "c1",
+            "name": "read_csv", "args": {"path": "sales.csv"}, "output": big,
+            "duration_ms": 12.0, "success": True})
+    w.push({"id": "3", "correlation_id": "tool:c2", "type": "tool_call_completed", "call_id": "c2",
+            "name": "stats", "args": {}, "output": {"rows": 120000, "mean": 21.5},
+            "duration_ms": 1.0, "success": True})
+    w.push(prose("p1", "The file has 120,000 rows."))
+    w.finish({"outcome": {"finished": {"assistant_message": {"text": ""}}}})
+    shown = w.blocks[0]["output"]
+    assert shown.startswith("2026-12-01,Oslo,21.5,sunny\n" * 100)
+    assert shown.endswith("… 3,220,000 more characters not shown here; the whole output is "
+                          "stored: %lash sql SELECT output FROM tool_calls WHERE call_id = 'c1'")
+    assert len(shown) < 21_000
+    assert w.blocks[1]["output"] == {"rows": 120000, "mean": 21.5}  # a small output is whole
+    html = visible(w._repr_mimebundle_())
+    assert len(html) < 40_000
+    assert "3,220,000 more characters not shown here" in html
+    assert "&quot;rows&quot;: 120000" in html

@@ -244,6 +244,11 @@ def _is_frame(obj: Any) -> bool:
         obj, "dtypes") and hasattr(obj, "shape")
 
 
+def is_table(obj: Any) -> bool:
+    """A two-dimensional frame (pandas or alike) that :func:`table_text` can write."""
+    return _is_frame(obj) and len(getattr(obj, "shape", ())) == 2
+
+
 def _is_pil(obj: Any) -> bool:
     return callable(getattr(type(obj), "save", None)) and hasattr(obj, "mode") and hasattr(
         obj, "size")
@@ -310,6 +315,7 @@ __all__ = [
     "attachment_from",
     "content_id",
     "is_image_like",
+    "is_table",
     "make_attachment",
     "sniff_media_type",
     "table_text",

@@ -8,6 +8,12 @@ Python ``str`` can hold have no form there:
   ``errors="surrogateescape"`` (``b"\\xff"`` -> ``"\\udcff"``);
 - NUL (U+0000), which PostgreSQL ``text`` and ``jsonb`` refuse.
 
+And one thing JSON-bound values can hold: a float NaN or infinity (``df["x"].mean()`` of an
+empty column, a ratio divided by zero), which is not JSON, which PostgreSQL ``jsonb`` refuses
+(the commit failed and the turn was lost) and which a provider's JSON parser may refuse.
+:func:`clean_json` writes them as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``,
+the words Python's ``json`` spells them with (ADR 139).
+
 :func:`clean_text` replaces each of them with U+FFFD (the replacement character); a high and
 low surrogate that do form a pair become the character they encode. :func:`clean_json` does
 the same to every string (keys too) inside JSON-bound values. They run where text enters a
@@ -22,6 +28,7 @@ with a one-line error, because silently changing an id would make a later lookup
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from .._errors import ConfigurationError
@@ -47,8 +54,9 @@ def is_clean(s: str) -> bool:
 
 
 def clean_json(value: Any) -> Any:
-    """``value`` with :func:`clean_text` applied to every string inside it (dict keys too);
-    containers are copied only when something in them changed."""
+    """``value`` with :func:`clean_text` applied to every string inside it (dict keys too)
+    and NaN / infinities spelled as strings; containers are copied only when something in
+    them changed."""
     t = type(value)
     if t is str:
         return clean_text(value)
@@ -57,7 +65,10 @@ def clean_json(value: Any) -> Any:
     return _walk(value)
 
 
-_encode = json.JSONEncoder(ensure_ascii=False, check_circular=False, default=repr).encode
+# allow_nan=False: a NaN or an infinity fails the encode and sends the value to the walk
+_encode = json.JSONEncoder(ensure_ascii=False, check_circular=False, default=repr,
+                           allow_nan=False).encode
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 
 def _looks_clean(value: Any) -> bool:
@@ -99,6 +110,8 @@ def _walk(value: Any) -> Any:
         return clean_text(str(value))
     if isinstance(value, (dict, list, tuple)):
         return _walk(dict(value) if isinstance(value, dict) else list(value))
+    if isinstance(value, float) and not math.isfinite(value):  # numpy's float64 too
+        return _NON_FINITE[repr(float(value))]
     return value
 
 

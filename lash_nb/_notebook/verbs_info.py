@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
-from IPython.display import Markdown
 
 from .._core.attachments import Attachment
 from .._errors import QueryNotAllowed
 from .._store.base import stores_blobs
+from .card import Card
 from .parsing import interpolate, parse, parser
 from .widgets.fold import outcome_label
 
@@ -239,7 +239,7 @@ def turn_prompt(session: Any, turn_id: str) -> str:
 
 
 async def help_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
-    return Markdown(HELP)
+    return Card(HELP)
 
 
 # the synchronous part of each verb: parse and check its arguments (``magics.check``)

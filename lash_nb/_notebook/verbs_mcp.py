@@ -15,9 +15,9 @@ import shlex
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
-from IPython.display import Markdown
 
 from .._tools.mcp import MCPServer
+from .card import Card
 from .parsing import interpolate, parse, parser
 
 if TYPE_CHECKING:
@@ -81,9 +81,9 @@ async def mcp(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
         rows.append(f"| {_cell(s.name)} | {s.transport} | `{_cell(s.target)}` | {_cell(state)} "
                     f"| {_cell(tools)} |")
     if len(rows) == 2:
-        return Markdown("no MCP servers; add one with `%lash mcp add NAME -- COMMAND ARGS` "
+        return Card("no MCP servers; add one with `%lash mcp add NAME -- COMMAND ARGS` "
                         "or `--url URL`")
-    return Markdown("\n".join(rows))
+    return Card("\n".join(rows))
 
 
 def _cell(text: str) -> str:

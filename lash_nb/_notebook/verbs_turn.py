@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from .._core.records import TurnInput
 from .._core.text import clean_text
 from .._providers.registry import NAMES as PROVIDERS
 from .._providers.registry import check_key, split_model_id
+from .card import Card
 from .costs import prices_for_display, session_cost
 from .parsing import interpolate, lookup_name, parse, parser, split_prompt
 from .runner import run_turn
@@ -75,7 +76,7 @@ STOP = parser("stop", "Cancel the running turns of the session.")
 STOP.add_argument("--session", default=None)
 
 
-def session_card(b: Any, prices: Any = None) -> Markdown:
+def session_card(b: Any, prices: Any = None) -> Card:
     s = b.session
     meta = [
         f"**lash session** `{s.session_id}`",
@@ -99,7 +100,7 @@ def session_card(b: Any, prices: Any = None) -> Markdown:
         meta.append(f"**code mode**: the model writes Python cells run in a sandbox kernel "
                     f"(started with the first turn, fresh: no earlier variables); shared: "
                     f"{shared}")
-    return Markdown("\n\n".join(meta))
+    return Card("\n\n".join(meta))
 
 
 def tools_line(rows: list[dict[str, Any]]) -> str:
@@ -374,7 +375,7 @@ async def drain(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     b = await m.ctx.binding(a.session)
     drainer = b.drainer(m.live_interval_s)
     drainer.prices = prices_for_display(m.prices, m.user_ns)
-    handle = display(Markdown("checking the queue…"), display_id=True) if not a.background else None
+    handle = display(Card("checking the queue…"), display_id=True) if not a.background else None
 
     def progress(p: Any) -> None:
         if handle is None:
@@ -384,7 +385,7 @@ async def drain(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
                   f"{_one_line(r['answer'])}" for r in p.ran]
         if p.current:
             lines.append(f"- running {', '.join(p.current)}…")
-        handle.update(Markdown("\n".join(lines)))
+        handle.update(Card("\n".join(lines)))
 
     async def go() -> list[Any]:
         results: list[Any] = await drainer.run(all=a.all, progress=progress)

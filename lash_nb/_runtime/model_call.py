@@ -105,7 +105,7 @@ async def call_model(run: ModelCallRun, provider: Provider, request: LlmRequest,
     """``call_id``: default ``<turn>:<iteration>``; a second call of one iteration (the
     windowed resend after a context overflow) names its own."""
     policy = run.retry_policy
-    scrub = provider.scrub if _scrubs(provider) else scrub_shapes
+    scrub = provider_scrub(provider)
     attempts: list[LlmAttempt] = []
     call_id = call_id or f"{run.turn_id}:{request.protocol_iteration}"
     attempt = 0
@@ -206,6 +206,12 @@ def _scrubs(provider: object) -> TypeGuard[ScrubsSecrets]:
     if known is None:
         known = _SCRUBS[cls] = issubclass(cls, ScrubsSecrets)
     return known
+
+
+def provider_scrub(provider: object) -> Callable[[str], str]:
+    """The scrubber for text that may hold this provider's key: its own ``scrub`` when it
+    has one, else credential shapes only."""
+    return provider.scrub if _scrubs(provider) else scrub_shapes
 
 
 def _scrub_error(err: LlmTransportError, scrub: Callable[[str], str]) -> None:

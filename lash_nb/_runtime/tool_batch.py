@@ -10,7 +10,12 @@ itself: they count in its retry bound.) Before a call runs its approval policy i
 waiting for its answer is cancelled by a stop like a running one.
 A tool that returns an image (a matplotlib figure, a PIL image, an object with
 ``_repr_png_``) gives a text result describing it and, once its bytes are stored, an
-attachment part after the results, so the model sees the picture.
+attachment part after the results, so the model sees the picture. A DataFrame is the text an
+attached one gets (whole as CSV when small, else a summary; ``attachments.table_text``), not
+pandas' console repr, which hides middle columns and rows behind ``...``.
+The text of an error a tool raised is scrubbed like a provider's error (the turn provider's
+key in any encoding, credential shapes) before the model, the widget or the store sees it:
+an HTTP client's error in a tool often names the request, key and all.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ from typing import Any
 
 from .._core import events as ev
 from .._core.approval import ApprovalDecision, ApprovalPolicy, denial_text
-from .._core.attachments import Attachment, attachment_from, is_image_like
+from .._core.attachments import Attachment, attachment_from, is_image_like, is_table, table_text
 from .._core.cancel import CancellationToken
 from .._core.llm import LlmPart
 from .._core.records import Message, Part, PartKind, Role, ToolCallRecord, fresh_id
+from .._core.secrets import scrub as scrub_shapes
 from .._core.text import clean_json
 from .._core.tools import ToolContext, ToolManifest, ToolProvider, ToolRegistry
 from .._errors import ToolArgumentsInvalid
@@ -42,8 +48,10 @@ def now_ms() -> int:
 class ToolBatch:
     def __init__(self, calls: list[LlmPart], *, registry: ToolRegistry, session_id: str,
                  turn_id: str, emit: Emit, records: list[ToolCallRecord],
-                 token: CancellationToken, approvals: Approvals | None = None) -> None:
+                 token: CancellationToken, approvals: Approvals | None = None,
+                 scrub: Callable[[str], str] = scrub_shapes) -> None:
         self.calls = calls
+        self.scrub = scrub  # for the text of errors tools raise
         self.approvals = approvals
         self.decisions: dict[str, ApprovalDecision] = {}  # call -> its approval (not always)
         self.questions: dict[str, ApprovalRequest] = {}  # call -> its open question
@@ -77,15 +85,17 @@ class ToolBatch:
             try:
                 image = attachment_from(output, name=f"{name} output")
             except Exception as err:  # e.g. past the size limit: the model is told why
-                output, success = f"the tool's image could not be attached: {error_text(err)}", False
+                output, success = f"the tool's image could not be attached: {self._error(err)}", False
             else:
                 self.images[call_id] = image
                 output = f"an image {image.ref.describe()}, attached below"
         try:
+            if success and is_table(output):  # every column and row, not pandas' console repr
+                output = table_text(output)
             output = clean_json(jsonable(output))  # tool output enters the session (core/text.py)
         except Exception as err:  # an output that cannot be shown as text
             output = (f"the tool returned a {type(output).__name__} that cannot be shown as "
-                      f"text: {error_text(err)}")
+                      f"text: {self._error(err)}")
             success = False
         self.results[call_id] = (as_text(output), success)
         self.records.append(ToolCallRecord(call_id, name, args, output, success, duration, started,
@@ -113,15 +123,18 @@ class ToolBatch:
         except asyncio.CancelledError as err:
             if self.token.cancelled or _being_cancelled():
                 raise
-            return error_text(err), False  # the tool's own, not a cancel of this turn
+            return self._error(err), False  # the tool's own, not a cancel of this turn
         except KeyboardInterrupt:
             # Ctrl-C / a kernel interrupt landed inside the tool: the user wants the turn
             # stopped. Cancel it here; letting it escape would stop the loop.
             self.token.cancel("keyboard_interrupt", f"KeyboardInterrupt in tool {name!r}")
             raise asyncio.CancelledError from None
         except BaseException as err:  # Exception, SystemExit, ...: an error result
-            return error_text(err), False
+            return self._error(err), False
         return output, True
+
+    def _error(self, err: BaseException) -> str:
+        return self.scrub(error_text(err))
 
     async def _approve(self, name: str, args: dict[str, Any], context: ToolContext,
                        provider: ToolProvider, manifest: ToolManifest) -> str | None:

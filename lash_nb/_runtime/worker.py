@@ -59,7 +59,18 @@ def _load(option: str, spec: str) -> Any:
     module, _, attr = spec.partition(":")
     if not attr:
         raise SystemExit(f"{option} takes module:attribute, got {spec!r}")
-    return getattr(importlib.import_module(module), attr)
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ImportError as err:
+        if err.name is None or not (module == err.name or module.startswith(err.name + ".")):
+            raise  # the module was found and failed inside: its own traceback says where
+        why = f"no module named {err.name!r}"
+    except AttributeError as err:
+        why = str(err)
+    raise SystemExit(
+        f"{option} {spec}: {why}; the worker imports it from its working folder and "
+        "PYTHONPATH: put the tools in a .py file there (a notebook's own cells cannot be "
+        "imported)")
 
 
 def load_tools(specs: Sequence[str]) -> list[Any]:

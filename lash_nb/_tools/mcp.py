@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._core.approval import ApprovalPolicy, policy_map
+from .._core.secrets import scrub
 from .._core.text import clean_json, clean_text
 from .._core.tools import ToolContext, ToolManifest
 from .._errors import ConfigurationError, ToolServerError
@@ -116,7 +117,10 @@ class MCPServer:
 
     @property
     def target(self) -> str:
-        return " ".join([self.command, *self.args]) if self.command is not None else str(self.url)
+        """The command line or URL, for errors and the repr: credential shapes in it (an
+        ``--api-key sk-...`` argument, ``?api_key=``) are ``[redacted]``."""
+        target = " ".join([self.command, *self.args]) if self.command is not None else str(self.url)
+        return scrub(target)
 
     async def start(self) -> MCPServer:
         """Connect, initialize and list the tools; a server that cannot start raises a
@@ -223,7 +227,8 @@ class MCPServer:
                 self._errlog.seek(0)
                 lines = [ln.strip() for ln in self._errlog.read().splitlines() if ln.strip()]
                 tail = lines[-1] if lines else ""
-        return (f"{text} (its last error output: {tail[:200]})" if tail else text).replace("\n", " ")
+        why = f"{text} (its last error output: {tail[:200]})" if tail else text
+        return scrub(why).replace("\n", " ")  # a server may log its request, key and all
 
     async def _list(self, session: Any) -> list[Any]:
         tools: list[Any] = []

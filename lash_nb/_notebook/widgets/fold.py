@@ -22,6 +22,7 @@ Pure: no widget, no I/O. The widget copies ``blocks`` / ``usage`` / ... into syn
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -211,10 +212,29 @@ def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
         call_id=a.get("call_id"),
         name=a.get("name", row.get("name", "")),
         args=a.get("args", row.get("args")),
-        output=a.get("output"),
+        output=shown_output(a.get("output"), a.get("call_id")),
         duration_ms=duration,
         status="done" if ok else "cancelled" if cancelled else "denied" if denied else "failed",
     )
+
+
+SHOWN_OUTPUT_CHARS = 20_000  # of a tool's output in the widget and the record (ADR 140)
+
+
+def shown_output(output: Any, call_id: Any) -> Any:
+    """A tool's output as the widget and the saved record show it: whole up to
+    ``SHOWN_OUTPUT_CHARS`` characters, else its start and where the whole output is."""
+    if output is None or isinstance(output, (bool, int, float)):
+        return output
+    text = output if isinstance(output, str) else json.dumps(output, indent=2,
+                                                             ensure_ascii=False, default=str)
+    if len(text) <= SHOWN_OUTPUT_CHARS:
+        return output
+    where = "SELECT output FROM tool_calls"
+    if isinstance(call_id, str) and call_id:
+        where += " WHERE call_id = '" + call_id.replace("'", "''") + "'"
+    return (f"{text[:SHOWN_OUTPUT_CHARS]}\n… {len(text) - SHOWN_OUTPUT_CHARS:,} more characters "
+            f"not shown here; the whole output is stored: %lash sql {where}")
 
 
 def _sandbox_started(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:

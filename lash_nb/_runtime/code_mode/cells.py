@@ -33,7 +33,7 @@ from ..._core.code_mode import (
 from ..._core.llm import LlmPart, Provider
 from ..._core.records import Message, PartKind, Role, ToolCallRecord, fresh_id
 from ..._core.secrets import scrub
-from ..._core.text import check_id, clean_text
+from ..._core.text import check_id, clean_json, clean_text
 from ..._core.usage import LlmCallRecord, TokenUsage
 from ..children import ChildScope, run_child_turn
 from ..parts import SessionParts
@@ -159,7 +159,8 @@ class CodeCells:
     async def _on_request(self, request: dict[str, Any]) -> Any:
         op = request.get("op")
         if op == "submit":
-            self._submitted = (request.get("value"),)
+            # JSON text from the sandbox can spell NaN and lone surrogates (ADR 12, 139)
+            self._submitted = (clean_json(request.get("value")),)
             return None
         if op == "tool":
             return await self._tool(str(request.get("name", "")), request.get("args") or {})

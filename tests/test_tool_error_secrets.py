@@ -1,0 +1,87 @@
+"""A tool that fails with a secret in its error text does not put the secret anywhere.
+
+A user's tool calls a web API with the same key the session's provider uses (or any key) and
+the HTTP client's error names the request: ``... Authorization: Bearer sk-...`` or a URL with
+``?api_key=...``. That error text becomes the tool's result: the model reads it, the live
+widget shows it, and the store keeps it. The provider's own key (in any encoding) and
+credential-shaped strings are removed from it, like from a provider's own error, and the rest
+of the error (what failed, the status) is kept so the model can still react to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from lash_nb import LashCore, tool
+from lash_nb.providers import OpenAICompatible
+from lash_nb.stores import DuckDBStore
+from lash_nb.testing import LoopbackServer
+
+KEY = "lnb-tool-echo-0c9e7d52b1"  # the session's provider key; shaped like no known key
+FOREIGN = "hunter2hunter2"  # another service's key, in a credential-shaped assignment
+
+
+def _chat_script(name: str, *events: str) -> dict[str, Any]:
+    """An OpenAI-compatible chat stream of ``events`` (SSE data lines)."""
+    timeline: list[dict[str, Any]] = [{"at": 0, "event": "response_start", "status": 200, "headers": [
+        {"name": "content-type", "value": "text/event-stream; charset=utf-8"}]}]
+    timeline += [{"at": i + 1, "event": "sse", "data": data} for i, data in enumerate(events)]
+    timeline += [{"at": 90, "event": "sse", "data": "[DONE]"}, {"at": 91, "event": "end"}]
+    return {"schema": "lash.provider-wire-script.v1", "name": name,
+            "provider_kind": "openai-compatible",
+            "endpoint": {"method": "POST", "path": "/chat/completions"}, "timeline": timeline}
+
+
+TOOL_CALL = _chat_script(
+    "calls-lookup",
+    '{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function",'
+    '"function":{"name":"lookup","arguments":"{\\"q\\": \\"x\\"}"}}]}}]}',
+    '{"choices":[{"finish_reason":"tool_calls","delta":{}}]}')
+TEXT = _chat_script("answers", '{"choices":[{"delta":{"content":"The search failed."}}]}',
+                    '{"choices":[{"finish_reason":"stop","delta":{}}]}')
+
+
+@tool
+def lookup(q: str) -> str:
+    """Search the web."""
+    raise RuntimeError(
+        f"401 Unauthorized for GET https://search.example/v1?q={q}&api_key={FOREIGN} "
+        f"(sent Authorization: Bearer {KEY}); the service said: bad key {KEY}")
+
+
+def test_a_tool_error_with_keys_in_it_reaches_no_model_request_event_row_or_file(tmp_path: Path) -> None:
+    async def body() -> tuple[Any, list[str], list[Any]]:
+        with LoopbackServer([TOOL_CALL, TEXT], time_scale=0) as srv:
+            store = DuckDBStore(tmp_path / "tools.duckdb", idle_release_s=None)
+            provider = OpenAICompatible(base_url=srv.base_url, api_key=KEY, model="openai/gpt-5.4")
+            core = LashCore.builder().provider(provider).tools(lookup).store(store).build()
+            s = await core.session("s").open()
+            stream = s.turn("find x").stream()
+            live = [repr(activity) async for activity in stream]
+            out = await stream.finish()
+            stored = [json.dumps([e.to_json() for e in await store.load_events("s")], default=str),
+                      json.dumps([t.result for t in await store.load_turns("s")], default=str),
+                      store.query("SELECT * FROM tool_calls").to_json(date_format="iso"),
+                      store.query("SELECT * FROM graph_nodes").to_json(date_format="iso")]
+            await core.close()
+            assert srv.errors == []
+            return out, live + stored, [r.body for r in srv.requests]
+
+    out, texts, requests = asyncio.run(body())
+    assert str(out.outcome) == "finished: assistant_message"
+    (call,) = out.tool_calls
+    assert call.success is False
+    # what failed is still there for the model and the reader
+    assert str(call.output).startswith("RuntimeError: 401 Unauthorized for GET https://search.example/v1?q=x")
+    assert "bad key [redacted]" in str(call.output)
+    sent_back = json.dumps(requests[1])  # the request that carried the tool's result
+    assert "401 Unauthorized" in sent_back
+    for text in [repr(out), sent_back, *texts]:
+        assert KEY not in text
+        assert FOREIGN not in text
+    raw = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    assert KEY.encode() not in raw
+    assert FOREIGN.encode() not in raw
