@@ -85,3 +85,71 @@ def test_a_tool_error_with_keys_in_it_reaches_no_model_request_event_row_or_file
     raw = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     assert KEY.encode() not in raw
     assert FOREIGN.encode() not in raw
+
+
+@tool
+def env_dump() -> dict[str, Any]:
+    """Show the environment the kernel runs with."""
+    return {"HOME": "/home/me", "OPENAI_API_KEY": KEY, "nested": [f"Bearer {KEY}"],
+            "NOTE": "a token-looking value kept as the tool returned it: tok_abcdef0123456789"}
+
+
+ENV_CALL = _chat_script(
+    "calls-env-dump",
+    '{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_2","type":"function",'
+    '"function":{"name":"env_dump","arguments":"{}"}}]}}]}',
+    '{"choices":[{"finish_reason":"tool_calls","delta":{}}]}')
+
+
+def test_a_tool_that_returns_the_provider_key_stores_and_shows_it_redacted(tmp_path: Path) -> None:
+    """A data scientist's tool returns ``dict(os.environ)`` (or a config) holding the
+    session provider's key. A successful output is the tool's data and keeps every other
+    value as returned, but the provider's own key (in any encoding) is the one secret lash
+    knows and promises never to store: it was in the tool_calls row, the graph, the events
+    and the file, and in every saved notebook that showed the turn."""
+    async def body() -> tuple[Any, list[str]]:
+        with LoopbackServer([ENV_CALL, TEXT], time_scale=0) as srv:
+            store = DuckDBStore(tmp_path / "env.duckdb", idle_release_s=None)
+            provider = OpenAICompatible(base_url=srv.base_url, api_key=KEY, model="openai/gpt-5.4")
+            core = LashCore.builder().provider(provider).tools(env_dump).store(store).build()
+            s = await core.session("s").open()
+            stream = s.turn("what is my environment?").stream()
+            live = [repr(activity) async for activity in stream]
+            out = await stream.finish()
+            stored = [json.dumps([e.to_json() for e in await store.load_events("s")], default=str),
+                      store.query("SELECT * FROM tool_calls").to_json(date_format="iso"),
+                      store.query("SELECT * FROM graph_nodes").to_json(date_format="iso")]
+            await core.close()
+            assert srv.errors == []
+            return out, live + stored
+
+    out, texts = asyncio.run(body())
+    (call,) = out.tool_calls
+    assert call.success is True
+    assert call.output == {"HOME": "/home/me", "OPENAI_API_KEY": "[redacted]",
+                           "nested": ["Bearer [redacted]"],
+                           "NOTE": "a token-looking value kept as the tool returned it: "
+                                   "tok_abcdef0123456789"}
+    for text in [repr(out), *texts]:
+        assert KEY not in text
+    raw = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    assert KEY.encode() not in raw
+
+
+def test_scrub_value_takes_every_encoding_of_the_key_out_of_keys_and_values_only() -> None:
+    """The check behind a tool's output: the key raw, base64'd (a Basic auth header a tool
+    echoed) and URL-quoted, in dict keys and nested lists, with a key whose raw form JSON
+    would escape too; a value without the key comes back as the same object."""
+    import base64
+
+    from lash_nb._core.secrets import Scrubber
+
+    odd = 'lnb"odd\\key-0123456789'
+    for key in (KEY, odd):
+        basic = base64.b64encode(f":{key}".encode()).decode()
+        value = {key: 1, "auth": [f"Basic {basic}", {"url": f"https://x/?k={key}"}], "n": 3.5}
+        assert Scrubber([key]).scrub_value(value) == {
+            "[redacted]": 1, "auth": ["Basic [redacted]", {"url": "https://x/?k=[redacted]"}],
+            "n": 3.5}
+        clean = {"rows": [{"a": 1, "b": "tok_abcdef0123456789"}]}
+        assert Scrubber([key]).scrub_value(clean) is clean

@@ -21,9 +21,10 @@ not scrub themselves.
 from __future__ import annotations
 
 import base64
+import json
 import re
-from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
 REDACTED = "[redacted]"
@@ -69,11 +70,26 @@ def _forms(value: str) -> list[str]:
     return sorted((f for f in forms if len(f) >= MIN_SECRET_LENGTH), key=len, reverse=True)
 
 
+def _walk_strings(value: Any, scrub: Callable[[str], str]) -> Any:
+    t = type(value)
+    if t is str:
+        return scrub(value)
+    if t is dict:
+        items = [(_walk_strings(k, scrub), _walk_strings(v, scrub)) for k, v in value.items()]
+        if all(a is k and b is v for (a, b), (k, v) in zip(items, value.items(), strict=True)):
+            return value
+        return dict(items)
+    if t is list or t is tuple:
+        out = [_walk_strings(v, scrub) for v in value]
+        return value if all(a is b for a, b in zip(out, value, strict=True)) else out
+    return value
+
+
 class Scrubber:
     """Replace known secret values (and their encodings) and credential shapes with
     ``[redacted]``. Immutable."""
 
-    __slots__ = ("__weakref__", "_forms")
+    __slots__ = ("__weakref__", "_forms", "_json_plain")
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         forms: list[str] = []
@@ -81,6 +97,9 @@ class Scrubber:
             if value and len(value) >= MIN_SECRET_LENGTH:
                 forms.extend(f for f in _forms(value) if f not in forms)
         self._forms = tuple(sorted(forms, key=len, reverse=True))
+        # no form has a character JSON escapes: a form inside a string of a value is in the
+        # value's JSON text as it is (``scrub_value``'s one C-speed check)
+        self._json_plain = all(json.dumps(f, ensure_ascii=False) == f'"{f}"' for f in self._forms)
 
     @property
     def knows_values(self) -> bool:
@@ -92,6 +111,18 @@ class Scrubber:
             if form in text:
                 text = text.replace(form, REDACTED)
         return text
+
+    def scrub_value(self, value: Any) -> Any:
+        """``value`` (JSON-like: dicts, lists, strings, numbers; a tool's output) with only
+        the known values taken out of its strings, dict keys too; a container is copied only
+        when something in it changed."""
+        if not self._forms:
+            return value
+        if type(value) is not str and self._json_plain:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+            if not any(form in text for form in self._forms):
+                return value
+        return _walk_strings(value, self.scrub_exact)
 
     def scrub(self, text: str) -> str:
         """Known values, then credential shapes."""

@@ -462,6 +462,11 @@ class HttpProvider(Generic[A]):
         runtime passes every provider-sent text it stores through this."""
         return self._exchange.scrub(text)
 
+    def scrub_value(self, value: Any) -> Any:
+        """``value`` (a tool's output: the user's data) without this provider's key, in any
+        encoding; every other value, credential-shaped or not, stays as it is."""
+        return self._exchange.scrubber.scrub_value(value)
+
     async def aclose(self) -> None:
         await self._exchange.aclose()
 

@@ -80,6 +80,11 @@ class LiteLLMProvider:
     def scrub(self, text: str) -> str:
         return self._scrubber.scrub(text)
 
+    def scrub_value(self, value: Any) -> Any:
+        """``value`` (a tool's output: the user's data) without this provider's key, in any
+        encoding; every other value, credential-shaped or not, stays as it is."""
+        return self._scrubber.scrub_value(value)
+
     def arguments(self, request: LlmRequest) -> dict[str, Any]:
         """The keyword arguments of ``litellm.acompletion`` (the key left out)."""
         args: dict[str, Any] = {

@@ -208,6 +208,13 @@ def _scrubs(provider: object) -> TypeGuard[ScrubsSecrets]:
     return known
 
 
+def provider_scrub_value(provider: object) -> Callable[[Any], Any] | None:
+    """The provider's ``scrub_value`` (its own key out of the user's data, e.g. a tool's
+    output), if it has one."""
+    scrub = getattr(provider, "scrub_value", None)
+    return scrub if callable(scrub) else None
+
+
 def provider_scrub(provider: object) -> Callable[[str], str]:
     """The scrubber for text that may hold this provider's key: its own ``scrub`` when it
     has one, else credential shapes only."""

@@ -16,6 +16,9 @@ pandas' console repr, which hides middle columns and rows behind ``...``.
 The text of an error a tool raised is scrubbed like a provider's error (the turn provider's
 key in any encoding, credential shapes) before the model, the widget or the store sees it:
 an HTTP client's error in a tool often names the request, key and all.
+A successful output is the tool's data: only the turn provider's own key (in any encoding)
+is taken out of it (a tool returning ``dict(os.environ)``), every other value stays as
+returned, credential-shaped or not.
 """
 
 from __future__ import annotations
@@ -49,9 +52,11 @@ class ToolBatch:
     def __init__(self, calls: list[LlmPart], *, registry: ToolRegistry, session_id: str,
                  turn_id: str, emit: Emit, records: list[ToolCallRecord],
                  token: CancellationToken, approvals: Approvals | None = None,
-                 scrub: Callable[[str], str] = scrub_shapes) -> None:
+                 scrub: Callable[[str], str] = scrub_shapes,
+                 scrub_output: Callable[[Any], Any] | None = None) -> None:
         self.calls = calls
         self.scrub = scrub  # for the text of errors tools raise
+        self.scrub_output = scrub_output  # the provider's own key out of a tool's output
         self.approvals = approvals
         self.decisions: dict[str, ApprovalDecision] = {}  # call -> its approval (not always)
         self.questions: dict[str, ApprovalRequest] = {}  # call -> its open question
@@ -93,6 +98,8 @@ class ToolBatch:
             if success and is_table(output):  # every column and row, not pandas' console repr
                 output = table_text(output)
             output = clean_json(jsonable(output))  # tool output enters the session (core/text.py)
+            if self.scrub_output is not None:  # the one secret lash knows is never stored
+                output = self.scrub_output(output)
         except Exception as err:  # an output that cannot be shown as text
             output = (f"the tool returned a {type(output).__name__} that cannot be shown as "
                       f"text: {self._error(err)}")

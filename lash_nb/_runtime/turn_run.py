@@ -75,7 +75,7 @@ from .attachments import input_message
 from .cancel import TaskBridge
 from .children import ChildScope, child_scope
 from .code_mode.cells import CodeCells
-from .model_call import ModelCallFailed, call_model, provider_scrub
+from .model_call import ModelCallFailed, call_model, provider_scrub, provider_scrub_value
 from .parts import SessionParts
 from .prompt_layers import TurnPhase, render_for
 from .tool_batch import ToolBatch
@@ -433,7 +433,8 @@ class TurnRun:
         return ToolBatch(
             calls, registry=self.parts.state.registry, session_id=self.parts.session_id,
             turn_id=self.turn_id, emit=self.emit, records=self.tool_calls, token=self.token,
-            approvals=self.parts.approvals, scrub=provider_scrub(self.provider))
+            approvals=self.parts.approvals, scrub=provider_scrub(self.provider),
+            scrub_output=provider_scrub_value(self.provider))
 
     def tool_scope(self) -> contextlib.AbstractContextManager[None]:
         """While tools run: ``run_child()`` inside a tool opens a child of this turn."""
