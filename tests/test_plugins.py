@@ -226,6 +226,36 @@ def test_a_plugin_that_raises_ends_the_turn_with_an_outcome() -> None:
     assert turns == 1
 
 
+def test_a_plugin_error_that_quotes_the_session_providers_key_stores_it_redacted() -> None:
+    """A plugin that builds its own client from the session's key and fails quotes it
+    plainly (no ``api_key=`` around it, no known key shape): only the exact value is known,
+    and it must not reach the turn's errors or the store."""
+    from lash_nb.providers import OpenAICompatible
+
+    key = "lnb-plugin-echo-5f3a9e21c7"
+
+    class Leaky:
+        plugin_id = "leaky"
+
+        def prompt_contributions(self, ctx: Any) -> list[PromptContribution]:
+            raise RuntimeError(f"client refused the key {key} for project 7")
+
+    async def body() -> tuple[list[str], str]:
+        store = MemoryStore()
+        provider = OpenAICompatible(base_url="http://127.0.0.1:9/v1", api_key=key, model="m")
+        core = LashCore.builder().provider(provider).store(store).build()
+        s = await core.session("s").plugin(Leaky()).open()
+        out = await s.turn("hello").run()
+        turns = await store.load_turns("s")
+        await core.close()
+        return [e.message for e in out.result.errors], repr([t.result for t in turns])
+
+    errors, stored = run(body())
+    assert errors == [("plugin 'leaky': prompt_contributions failed: client refused the key "
+                       "[redacted] for project 7")]
+    assert key not in stored
+
+
 def test_a_malformed_plugin_is_refused_at_the_builder() -> None:
     with pytest.raises(ConfigurationError, match="plugin_id"):
         LashCore.builder().plugin(object())

@@ -48,6 +48,15 @@ class HttpLogScrub(logging.Filter):
 LOG_SCRUB = HttpLogScrub()
 
 
+def scrub_known(text: str) -> str:
+    """``text`` without the key of any provider alive in this process (every encoding) and
+    without credential shapes: for text made where no one provider is at hand (a plugin's
+    exception)."""
+    for scrubber in list(LOG_SCRUB.scrubbers):
+        text = scrubber.scrub_exact(text)
+    return scrub_shapes(text)
+
+
 def scrubbed_response(scrubber: Scrubber, response: LlmResponse) -> LlmResponse:
     """The response with its server-sent ids and names scrubbed (they are stored) and the key
     removed from its text and tool arguments (the deltas were, by :class:`DeltaScrub`)."""

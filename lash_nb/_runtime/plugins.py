@@ -43,10 +43,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from .._core.prompt import PromptContribution, PromptLayer
 from .._core.records import TurnInput
-from .._core.secrets import scrub
 from .._core.text import check_id, clean_text
 from .._core.tools import ToolRegistry
 from .._errors import ConfigurationError, MissingPluginTurnInput, PluginError
+from .._providers.redaction import scrub_known
 from .._tools.function import as_tool_provider
 
 
@@ -251,9 +251,10 @@ async def _acall(plugin: SessionPlugin, method: str, *args: Any) -> Any:
 
 
 def _untrusted(err: BaseException) -> str:
-    """A plugin's exception text goes into turn issues and the store: scrub credential
-    shapes (a plugin's config may hold a key) and clean it (docs/adr/0017)."""
-    return scrub(clean_text(str(err)))[:2000]
+    """A plugin's exception text goes into turn issues and the store: scrub the keys of
+    this process's providers and credential shapes (a plugin's config may hold a key) and
+    clean it (docs/adr/0017)."""
+    return scrub_known(clean_text(str(err)))[:2000]
 
 
 def plugin_contexts(session_id: str, turn_id: str, inputs: Mapping[str, Any],
