@@ -107,7 +107,7 @@ def test_a_tool_that_returns_the_provider_key_stores_and_shows_it_redacted(tmp_p
     value as returned, but the provider's own key (in any encoding) is the one secret lash
     knows and promises never to store: it was in the tool_calls row, the graph, the events
     and the file, and in every saved notebook that showed the turn."""
-    async def body() -> tuple[Any, list[str]]:
+    async def body() -> tuple[Any, list[str], list[Any]]:
         with LoopbackServer([ENV_CALL, TEXT], time_scale=0) as srv:
             store = DuckDBStore(tmp_path / "env.duckdb", idle_release_s=None)
             provider = OpenAICompatible(base_url=srv.base_url, api_key=KEY, model="openai/gpt-5.4")
@@ -121,16 +121,18 @@ def test_a_tool_that_returns_the_provider_key_stores_and_shows_it_redacted(tmp_p
                       store.query("SELECT * FROM graph_nodes").to_json(date_format="iso")]
             await core.close()
             assert srv.errors == []
-            return out, live + stored
+            return out, live + stored, [r.body for r in srv.requests]
 
-    out, texts = asyncio.run(body())
+    out, texts, requests = asyncio.run(body())
     (call,) = out.tool_calls
     assert call.success is True
     assert call.output == {"HOME": "/home/me", "OPENAI_API_KEY": "[redacted]",
                            "nested": ["Bearer [redacted]"],
                            "NOTE": "a token-looking value kept as the tool returned it: "
                                    "tok_abcdef0123456789"}
-    for text in [repr(out), *texts]:
+    sent_back = json.dumps(requests[1])  # the request that carried the tool's result
+    assert "/home/me" in sent_back and "tok_abcdef0123456789" in sent_back
+    for text in [repr(out), sent_back, *texts]:
         assert KEY not in text
     raw = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     assert KEY.encode() not in raw
