@@ -91,7 +91,7 @@ def _as_json(activity: Mapping[str, Any] | TurnActivity) -> Mapping[str, Any]:
 
 
 class TurnWidget(anywidget.AnyWidget):
-    _esm = esm("turn.js")
+    _esm = esm("kernel.js", "turn.js")
     _css = css("turn.css")
 
     session_id = traitlets.Unicode("").tag(sync=True)
