@@ -2,18 +2,21 @@
 
 A ``%%lash`` cell streams a slow answer; the user restarts the kernel from the Kernel menu
 mid-turn. The turn's widget stays on the page, and it used to keep saying "running", its clock
-ticking and its Stop button live, though the kernel that owned the turn was gone: a click on
-Stop did nothing a user could see. Now the widget says its kernel is gone, has no Stop, keeps
+ticking and its Stop button live, though the kernel that owned the turn was gone (a click on
+Stop only changed the badge to "kernel not connected"). Now the widget says its kernel is gone, has no Stop, keeps
 every row it had streamed, and the cut-turn note (``snapshot.cut_turn_note``) below it says
 where the turn is and what to run. A turn that had finished before the restart keeps its
 record as it was. The tool catalog and the queue panels say the kernel is gone and disable
-their toggles and buttons (they did nothing). The same holds when the kernel is shut down from the menu and another one
-started.
+their toggles and buttons (they did nothing). The same holds when the kernel is shut down from
+the menu and another one started, restarted by another client (the REST API), or killed.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
 
 import pytest
 from browser_harness import (
@@ -153,6 +156,44 @@ def test_a_kernel_shut_down_mid_turn_then_started_again_leaves_no_stale_widget(t
             except Exception:
                 if nb.page is not None:
                     nb.screenshot(ARTIFACTS / "kernel-gone-shutdown-failure-jupyterlab.png",
+                                  scroll_to=DONE)
+                raise
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+
+
+def _kill_kernel(server: JupyterServer) -> None:
+    """SIGKILL the notebook's kernel process (a child of the test's own server), as a crash
+    does; jupyter_server then starts a new kernel under the same id."""
+    assert server.proc is not None
+    found = subprocess.run(["pgrep", "-P", str(server.proc.pid), "-f", "ipykernel_launcher"],
+                           capture_output=True, text=True, check=False).stdout.split()
+    assert len(found) == 1, found
+    os.kill(int(found[0]), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("how", ["restarted_by_another_client", "killed"])
+def test_a_kernel_restarted_elsewhere_or_killed_mid_turn_leaves_no_stale_widget(how, tmp_path):
+    write_notebook(tmp_path / "gone.ipynb", CELLS)
+    server = JupyterServer("jupyterlab", tmp_path).start("light")
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            nb = NotebookPage(browser, server, "gone.ipynb")
+            try:
+                record, prose = _start_both_turns(nb, server)
+                if how == "killed":
+                    _kill_kernel(server)
+                else:  # the REST API, as another tab, a script or jupyter console does
+                    kernel = server.api("GET", "/api/kernels")[0]["id"]
+                    server.api("POST", f"/api/kernels/{kernel}/restart")
+                wait_until(server.kernels_idle, timeout=90, what="the new kernel")
+                _assert_shows_the_kernel_is_gone(nb, record, prose)
+            except Exception:
+                if nb.page is not None:
+                    nb.screenshot(ARTIFACTS / f"kernel-gone-{how}-failure-jupyterlab.png",
                                   scroll_to=DONE)
                 raise
             finally:
