@@ -200,3 +200,47 @@ def test_a_kernel_restarted_elsewhere_or_killed_mid_turn_leaves_no_stale_widget(
                 browser.close()
     finally:
         server.stop()
+
+
+TOOL_CELLS: list[str | tuple[str, str]] = [
+    "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.05",
+    ('import asyncio\nfrom lash_nb import tool\n\n@tool\nasync def survey(city: str) -> str:\n'
+     '    """Survey a city (takes its time)."""\n    await asyncio.sleep(600)\n'
+     '    return f"{city} surveyed"'),
+    "%lash open gone --store gone.duckdb --fresh --tools survey",
+    "%%lash\nplease survey 'Oslo'",
+]
+
+
+def test_a_tool_running_when_the_kernel_restarts_reads_cut_not_running(tmp_path):
+    write_notebook(tmp_path / "tool.ipynb", TOOL_CELLS)
+    server = JupyterServer("jupyterlab", tmp_path).start("light")
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            nb = NotebookPage(browser, server, "tool.ipynb")
+            try:
+                nb.open()
+                nb.run_all()
+                live = nb.cell(3).locator(".lash-turn:not(.lash-static):not(.lash-cut)")
+                row = live.locator(".lash-tool")
+                row.filter(has_text="survey").locator(".lash-tool-status").filter(
+                    has_text="running").wait_for(timeout=120_000)
+                _menu(nb, "Kernel", "Restart Kernel…")
+                nb.page.locator(".jp-Dialog-button", has_text=re.compile(r"^Restart$")).click()
+                live.locator(".lash-status").filter(has_text="kernel gone").wait_for(timeout=60_000)
+                assert row.count() == 1 and "Oslo" in row.inner_text()  # the row is kept
+                assert row.locator(".lash-tool-status").inner_text() == "cut"
+                assert row.locator(".lash-tool-clock").count() == 0
+                assert live.locator(".lash-stop").is_hidden()
+                nb.cell(3).locator(".lash-cut").wait_for(state="visible", timeout=10_000)
+                nb.screenshot(ARTIFACTS / "kernel-gone-tool-jupyterlab.png", scroll_to=3)
+            except Exception:
+                if nb.page is not None:
+                    nb.screenshot(ARTIFACTS / "kernel-gone-tool-failure-jupyterlab.png",
+                                  scroll_to=3)
+                raise
+            finally:
+                browser.close()
+    finally:
+        server.stop()

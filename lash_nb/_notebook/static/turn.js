@@ -12,7 +12,7 @@
 // the cut-turn note under it (widgets/snapshot.py cut_turn_note) shown.
 
 const LASH_LIVE = new Set(["starting", "running", "stopping"]);
-const LASH_ICONS = { running: "⟳", done: "✓", failed: "✗", cancelled: "■", waiting: "?", denied: "⊘" };
+const LASH_ICONS = { running: "⟳", done: "✓", failed: "✗", cancelled: "■", waiting: "?", denied: "⊘", cut: "■" };
 
 // Apply one delta message to a view's copy {blocks, html, html_len}. False when it does not
 // fit the copy (an append at another offset): the view then asks for a resync.
@@ -124,7 +124,7 @@ function lashToolRow(b, open) {
   const args = lashJson(b.args);
   s.append(lashEl("span", "lash-tool-args", args.length > 80 ? args.slice(0, 77) + "…" : args));
   s.append(lashEl("span", "lash-tool-status", b.status));
-  const note = lashApprovalNote(b.approval);
+  const note = b.status === "cut" ? "" : lashApprovalNote(b.approval);
   if (note) s.append(lashEl("span", "lash-tool-approval", note));
   if (b.duration_ms !== null && b.duration_ms !== undefined) {
     s.append(lashEl("span", "lash-tool-dur", Math.round(b.duration_ms) + " ms"));
@@ -425,6 +425,10 @@ function render({ model, el }) {
     goneElapsed = model.get("elapsed_ms") + (performance.now() - elapsedAt);
     gone = true;
     if (noAnswer) { clearTimeout(noAnswer); noAnswer = null; }
+    // a tool or cell that was running (or waiting for approval) ends with its kernel: "cut"
+    for (const b of copy.blocks) {
+      if ((b.kind === "tool" || b.kind === "cell") && (b.status === "running" || b.status === "waiting")) b.status = "cut";
+    }
     // the note shows; its title and prompt would repeat this view's
     if (noteSel) noteStyle.textContent = `${noteSel} .lash-head, ${noteSel} .lash-prompt { display: none; }`;
     drawAll();
