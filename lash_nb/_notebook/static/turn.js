@@ -253,7 +253,7 @@ function render({ model, el }) {
   let elapsedAt = performance.now();
   let toolStarts = {};
   let noAnswer = null;
-  let gone = false; // the kernel that ran the turn is gone (see onKernelGone below)
+  let gone = false; // the kernel that ran the turn is gone (lashWatchKernel, at the end)
   const live = () => !gone && LASH_LIVE.has(model.get("status"));
   stop.addEventListener("click", () => {
     stop.disabled = true;
