@@ -1,6 +1,10 @@
 // Shared by the panels (tool catalog, queue): element helper, hiding the panel's kernel-free
 // snapshot output while this live view exists, and "kernel not connected" when a button's
 // message gets no answer (a widget restored from saved state after the kernel is gone).
+// When the kernel that owns the panel goes (kernel.js) the panel says so and its controls are
+// disabled: PANEL_GONE.
+
+const PANEL_GONE = "kernel gone: run the cell again to use this panel";
 
 function pEl(tag, cls, text) {
   const e = document.createElement(tag);

@@ -9,6 +9,7 @@ function render({ model, el }) {
   const drain = pEl("button", "lash-drain", "▶ Drain");
   drain.title = "Run the pending batches as turns now";
   const say = (text) => { status.textContent = text; };
+  let gone = false; // the kernel that owns the queue is gone: no drain, no cancel
   drain.addEventListener("click", () => {
     if (drain.disabled) return;
     drain.disabled = true;
@@ -37,10 +38,11 @@ function render({ model, el }) {
     const extra = ["claimed", "failed"].filter((k) => counts[k]).map((k) => `, ${counts[k]} ${k}`).join("");
     title.textContent = `Queue${sid ? " · " + sid : ""}: ${counts.pending} pending${extra}`;
     const st = model.get("status") || "";
-    const draining = model.get("draining");
-    status.textContent = st;
-    drain.disabled = draining || !counts.pending || st.endsWith("…");
+    const draining = model.get("draining") && !gone;
+    status.textContent = gone ? PANEL_GONE : st;
+    drain.disabled = gone || draining || !counts.pending || st.endsWith("…");
     drain.textContent = draining ? "draining…" : "▶ Drain";
+    refresh.disabled = gone;
     const p = model.get("progress") || {};
     progress.textContent = p.total ? `${p.done || 0} of ${p.total} batches done` : "";
     progress.style.display = p.total ? "" : "none";
@@ -52,7 +54,7 @@ function render({ model, el }) {
       const tr = pEl("tr", b.status ? "lash-row-" + b.status : null);
       tr.dataset.batch = b.batch_id;
       const cancel = pEl("button", "lash-cancel", "✕ cancel");
-      cancel.disabled = b.claimed || draining;
+      cancel.disabled = gone || b.claimed || draining;
       cancel.title = b.claimed ? "already claimed by a running drain" : "Cancel this batch";
       cancel.addEventListener("click", () => { cancel.disabled = true; pSend(model, { type: "cancel", batch_id: b.batch_id }, say); });
       const c0 = pEl("td"); c0.append(pEl("code", null, b.batch_id));
@@ -79,7 +81,8 @@ function render({ model, el }) {
   drawRan();
   for (const k of ["batches", "status", "session_id", "draining", "progress"]) model.on(`change:${k}`, draw);
   model.on("change:ran", drawRan);
-  return unhide;
+  const unwatch = lashWatchKernel(model, () => { gone = true; draw(); });
+  return () => { unhide(); unwatch(); };
 }
 
 export default { render };

@@ -25,6 +25,7 @@ function render({ model, el }) {
   const msg = pEl("div", "lash-error");
   const say = (text) => { msg.textContent = text; msg.style.display = ""; };
   refresh.addEventListener("click", () => pSend(model, { type: "refresh" }, say));
+  let gone = false; // the kernel that owns the panel is gone: nothing can toggle
   head.append(pEl("span", null, "Tool catalog"), count, refresh);
   const table = pEl("table", "lash-table");
   root.append(head, msg, table);
@@ -35,8 +36,9 @@ function render({ model, el }) {
     const tools = model.get("tools") || [];
     const members = tools.filter((t) => t.member).length;
     count.textContent = `${members} of ${tools.length} active`;
-    msg.textContent = model.get("message") || "";
+    msg.textContent = gone ? PANEL_GONE : model.get("message") || "";
     msg.style.display = msg.textContent ? "" : "none";
+    refresh.disabled = gone;
     const rows = [];
     const hr = pEl("tr");
     for (const h of ["active", "tool", "arguments", "description"]) hr.append(pEl("th", null, h));
@@ -60,6 +62,7 @@ function render({ model, el }) {
       const box = document.createElement("input");
       box.type = "checkbox";
       box.checked = !!t.member;
+      box.disabled = gone;
       box.addEventListener("change", () => {
         box.disabled = true;
         pSend(model, { type: "toggle", name: t.name, member: box.checked }, (text) => {
@@ -86,7 +89,8 @@ function render({ model, el }) {
   draw();
   model.on("change:tools", draw);
   model.on("change:message", draw);
-  return unhide;
+  const unwatch = lashWatchKernel(model, () => { gone = true; draw(); });
+  return () => { unhide(); unwatch(); };
 }
 
 export default { render };

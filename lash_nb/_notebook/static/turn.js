@@ -7,9 +7,12 @@
 // has Approve / Deny, which send {type: "approve" | "deny", call_id}. Prose arrives as sanitised
 // HTML rendered in Python (markdown-it-py); until a row's HTML arrives its text is shown escaped.
 // A finished turn is replaced by static HTML by the kernel, so this view only runs live turns.
+// When the kernel that runs the turn is gone (restarted, shut down, dead: kernel.js) before the
+// turn ended, the view stops: status "kernel gone", no Stop, no clock, the rows it had kept, and
+// the cut-turn note under it (widgets/snapshot.py cut_turn_note) shown.
 
 const LASH_LIVE = new Set(["starting", "running", "stopping"]);
-const LASH_ICONS = { running: "⟳", done: "✓", failed: "✗", cancelled: "■", waiting: "?", denied: "⊘" };
+const LASH_ICONS = { running: "⟳", done: "✓", failed: "✗", cancelled: "■", waiting: "?", denied: "⊘", cut: "■" };
 
 // Apply one delta message to a view's copy {blocks, html, html_len}. False when it does not
 // fit the copy (an append at another offset): the view then asks for a resync.
@@ -121,7 +124,7 @@ function lashToolRow(b, open) {
   const args = lashJson(b.args);
   s.append(lashEl("span", "lash-tool-args", args.length > 80 ? args.slice(0, 77) + "…" : args));
   s.append(lashEl("span", "lash-tool-status", b.status));
-  const note = lashApprovalNote(b.approval);
+  const note = b.status === "cut" ? "" : lashApprovalNote(b.approval);
   if (note) s.append(lashEl("span", "lash-tool-approval", note));
   if (b.duration_ms !== null && b.duration_ms !== undefined) {
     s.append(lashEl("span", "lash-tool-dur", Math.round(b.duration_ms) + " ms"));
@@ -250,6 +253,8 @@ function render({ model, el }) {
   let elapsedAt = performance.now();
   let toolStarts = {};
   let noAnswer = null;
+  let gone = false; // the kernel that ran the turn is gone (lashWatchKernel, at the end)
+  const live = () => !gone && LASH_LIVE.has(model.get("status"));
   stop.addEventListener("click", () => {
     stop.disabled = true;
     status.textContent = "stopping";
@@ -260,7 +265,7 @@ function render({ model, el }) {
       return;
     }
     noAnswer = setTimeout(() => {
-      if (model.get("status") !== "stopping" && LASH_LIVE.has(model.get("status"))) {
+      if (model.get("status") !== "stopping" && live()) {
         status.textContent = "kernel not connected: Stop was not delivered";
       }
     }, 5000);
@@ -269,7 +274,7 @@ function render({ model, el }) {
   // Approve / Deny: like Stop, a click without a kernel says so instead of failing silently
   const approval = {
     sent: {},
-    live: () => LASH_LIVE.has(model.get("status")) && model.get("status") !== "stopping",
+    live: () => live() && model.get("status") !== "stopping",
     send: (kind, callId, bar) => {
       try {
         model.send({ type: kind, call_id: callId });
@@ -294,11 +299,11 @@ function render({ model, el }) {
     const sid = model.get("session_id");
     const tid = model.get("turn_id");
     title.textContent = "lash" + (sid ? " · " + sid : "") + (tid ? " · " + tid : "");
-    const st = model.get("status");
+    const st = gone ? "gone" : model.get("status");
     const asking = st === "running" && copy !== null && copy.blocks.some((b) => b.status === "waiting");
-    status.textContent = asking ? "waiting for approval" : st;
+    status.textContent = gone ? "kernel gone: the turn was cut" : asking ? "waiting for approval" : st;
     status.className = "lash-status lash-status-" + st.replace(/[^a-z]/g, "");
-    stop.style.display = LASH_LIVE.has(st) ? "" : "none";
+    stop.style.display = live() ? "" : "none";
     stop.disabled = st === "stopping";
     const p = model.get("prompt");
     prompt.textContent = p || "";
@@ -329,7 +334,7 @@ function render({ model, el }) {
     toolStarts = starts;
     body.replaceChildren(frag);
     drawHead(); // "waiting for approval" follows the rows
-    if (!blocks.length && LASH_LIVE.has(model.get("status"))) body.append(lashEl("span", "lash-wait", "waiting for the model…"));
+    if (!blocks.length && live()) body.append(lashEl("span", "lash-wait", "waiting for the model…"));
   };
   const drawFoot = () => {
     const retries = model.get("retries") || [];
@@ -342,7 +347,8 @@ function render({ model, el }) {
       retry.style.display = "none";
     }
     let elapsed = model.get("elapsed_ms");
-    if (LASH_LIVE.has(model.get("status"))) elapsed += performance.now() - elapsedAt;
+    if (live()) elapsed += performance.now() - elapsedAt;
+    else if (gone) elapsed = goneElapsed;
     usage.textContent = lashUsage(model.get("usage"), model.get("iterations"), elapsed, model.get("cost"));
     const o = model.get("outcome");
     badge.textContent = o;
@@ -350,7 +356,7 @@ function render({ model, el }) {
     badge.style.display = o ? "" : "none";
   };
   const tick = () => {
-    if (!LASH_LIVE.has(model.get("status"))) return;
+    if (!live()) return;
     drawFoot();
     const now = performance.now();
     for (const c of body.querySelectorAll(".lash-tool-running")) {
@@ -364,7 +370,7 @@ function render({ model, el }) {
   drawAll();
   if (LASH_LIVE.has(model.get("status"))) resync(); // deltas so far went to earlier views
   model.on("msg:custom", (msg) => {
-    if (!msg || !LASH_LIVE.has(model.get("status"))) return;
+    if (!msg || !live()) return;
     if (msg.type === "full") {
       copy = lashCopyOf(msg);
       waiting = false;
@@ -377,6 +383,7 @@ function render({ model, el }) {
     drawBody();
   });
   model.on("change:status", () => {
+    if (gone) return; // no kernel sends this: keep the rows as they were
     if (noAnswer) { clearTimeout(noAnswer); noAnswer = null; }
     if (!LASH_LIVE.has(model.get("status"))) fromTraits(); // final: the exact full state
     drawHead(); drawBody(); drawFoot();
@@ -405,12 +412,28 @@ function render({ model, el }) {
   // while the view lives; a style rule, as update_display re-creates the note's DOM
   const noteId = model.get("panel_id");
   const noteStyle = document.createElement("style");
+  const noteSel = noteId ? `.lash-cut[data-panel="${CSS.escape(noteId)}"]` : "";
   if (noteId) {
-    const sel = `.lash-cut[data-panel="${CSS.escape(noteId)}"]`;
-    noteStyle.textContent = `.jp-OutputArea-child:has(${sel}) { display: none; } ${sel} { display: none; }`;
+    noteStyle.textContent = `.jp-OutputArea-child:has(${noteSel}) { display: none; } ${noteSel} { display: none; }`;
     document.head.append(noteStyle);
   }
-  return () => { clearInterval(timer); noteStyle.remove(); };
+  // the kernel is gone mid-turn: freeze the view as it is and show the note; a finished turn's
+  // view (its record is on the way, or already drawn) has nothing to stop
+  let goneElapsed = 0;
+  const unwatch = lashWatchKernel(model, () => {
+    if (!LASH_LIVE.has(model.get("status"))) return;
+    goneElapsed = model.get("elapsed_ms") + (performance.now() - elapsedAt);
+    gone = true;
+    if (noAnswer) { clearTimeout(noAnswer); noAnswer = null; }
+    // a tool or cell that was running (or waiting for approval) ends with its kernel: "cut"
+    for (const b of copy.blocks) {
+      if ((b.kind === "tool" || b.kind === "cell") && (b.status === "running" || b.status === "waiting")) b.status = "cut";
+    }
+    // the note shows; its title and prompt would repeat this view's
+    if (noteSel) noteStyle.textContent = `${noteSel} .lash-head, ${noteSel} .lash-prompt { display: none; }`;
+    drawAll();
+  });
+  return () => { clearInterval(timer); noteStyle.remove(); unwatch(); };
 }
 
 export default { render };

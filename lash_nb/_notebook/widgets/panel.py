@@ -7,7 +7,8 @@ without buttons, ``text/html`` + ``text/plain``) under a display id, then itself
 was. The widget's JS hides the snapshot while the widget lives; a saved notebook opened with no
 kernel shows the snapshot (and the snapshot's style hides JupyterLab's "model not found" line of
 the widget output next to it). A widget restored from saved widget state with no kernel says
-"kernel not connected" when a button gets no answer (see ``queue.js`` / ``tools.js``).
+"kernel not connected" when a button gets no answer (see ``queue.js`` / ``tools.js``); a live
+panel whose kernel is restarted or shut down says so and disables its controls (ADR 137).
 """
 
 from __future__ import annotations

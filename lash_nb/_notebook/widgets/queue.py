@@ -60,7 +60,7 @@ def batch_row(batch: Any) -> dict[str, Any]:
 
 
 class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
-    _esm = esm("panel.js", "queue.js")
+    _esm = esm("kernel.js", "panel.js", "queue.js")
     _css = css("turn.css")
 
     session_id = traitlets.Unicode("").tag(sync=True)

@@ -43,7 +43,7 @@ def _row(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class ToolCatalogWidget(anywidget.AnyWidget, PanelSnapshot):
-    _esm = esm("panel.js", "tools.js")
+    _esm = esm("kernel.js", "panel.js", "tools.js")
     _css = css("turn.css")
 
     tools = traitlets.List(traitlets.Dict()).tag(sync=True)

@@ -37,6 +37,10 @@ Theory of operation
   turn refused before its first event). Stop in a final state is ignored. A stopped turn never
   shows ``done``; its partial prose is marked interrupted and its running tool rows become
   ``cancelled`` with the time they ran.
+- A kernel restarted, shut down or dead mid-turn never reaches a final state, so its widget
+  stays on the page. The view sees it go (``static/kernel.js``) and stops by itself: it says
+  "kernel gone: the turn was cut", shows no Stop and no clock, keeps the rows it has and stops
+  hiding the cut-turn note (ADR 137). Nothing in Python takes part: there is no kernel left.
 
 State the browser reads (synced traits) and what feeds them
 - ``session_id``, ``turn_id``, ``prompt``: set by the runner (``runner.py``).
@@ -92,7 +96,7 @@ def _as_json(activity: Mapping[str, Any] | TurnActivity) -> Mapping[str, Any]:
 
 
 class TurnWidget(anywidget.AnyWidget):
-    _esm = esm("turn.js")
+    _esm = esm("kernel.js", "turn.js")
     _css = css("turn.css")
 
     session_id = traitlets.Unicode("").tag(sync=True)

@@ -1,0 +1,246 @@
+"""A live turn whose kernel is gone stops pretending to run (real Chromium, Lab 4 and Notebook 7).
+
+A ``%%lash`` cell streams a slow answer; the user restarts the kernel from the Kernel menu
+mid-turn. The turn's widget stays on the page, and it used to keep saying "running", its clock
+ticking and its Stop button live, though the kernel that owned the turn was gone (a click on
+Stop only changed the badge to "kernel not connected"). Now the widget says its kernel is gone, has no Stop, keeps
+every row it had streamed, and the cut-turn note (``snapshot.cut_turn_note``) below it says
+where the turn is and what to run. A turn that had finished before the restart keeps its
+record as it was. The tool catalog and the queue panels say the kernel is gone and disable
+their toggles and buttons (they did nothing). The same holds when the kernel is shut down from
+the menu and another one started, restarted by another client (the REST API), or killed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+
+import pytest
+from browser_harness import (
+    ARTIFACTS,
+    FRONTENDS,
+    JupyterServer,
+    NotebookPage,
+    launch,
+    playwright_or_skip,
+    wait_until,
+    write_notebook,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+sync_playwright = playwright_or_skip()
+
+LONG = "please echo " + " ".join(f"word{i}" for i in range(300))
+CELLS: list[str | tuple[str, str]] = [
+    "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.3",
+    ('from lash_nb import tool\n\n@tool\ndef weather(city: str) -> str:\n'
+     '    """Current weather for a city."""\n    return f"sunny in {city}"'),
+    "%lash open gone --store gone.duckdb --fresh --tools weather",
+    "%lash tools",
+    "%lash queue",
+    "%%lash\nplease echo short answer",
+    f"%%lash\n{LONG}",
+]
+DONE, LIVE = 5, 6  # the cells of the turn that finishes and of the one the kernel outlives
+
+
+@pytest.fixture(params=sorted(FRONTENDS))
+def frontend(request):
+    if request.param == "notebook7":
+        pytest.importorskip("notebook", minversion="7")
+    return request.param
+
+
+def _menu(nb: NotebookPage, menu: str, item: str) -> None:
+    nb.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{menu}$")).click()
+    nb.page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")).click()
+
+
+def _start_both_turns(nb: NotebookPage, server: JupyterServer) -> tuple[str, str]:
+    """Run the notebook; return the finished turn's record text and the live turn's prose once
+    the live turn has streamed a few words."""
+    nb.open()
+    nb.run_all()
+    done = nb.cell(DONE).locator(".lash-static .lash-outcome")
+    done.wait_for(timeout=120_000)
+    live = nb.cell(LIVE).locator(".lash-turn:not(.lash-static):not(.lash-cut)")
+    live.locator(".lash-prose").filter(has_text="word3").wait_for(timeout=120_000)
+    assert live.locator(".lash-status").inner_text() == "running"
+    assert nb.cell(3).locator(".lash-tools input[type=checkbox]").is_enabled()
+    assert nb.cell(4).locator(".lash-queue button[title='Reload the queue']").is_enabled()
+    assert nb.cell(LIVE).locator(".lash-cut").is_hidden()  # the note is hidden while the turn lives
+    return nb.cell(DONE).locator(".jp-OutputArea").inner_text(), live.locator(".lash-prose").inner_text()
+
+
+def _assert_shows_the_kernel_is_gone(nb: NotebookPage, record: str, prose: str) -> None:
+    live = nb.cell(LIVE).locator(".lash-turn:not(.lash-static):not(.lash-cut)")
+    status = live.locator(".lash-status")
+    status.filter(has_text="kernel gone").wait_for(timeout=30_000)
+    assert live.locator(".lash-stop").is_hidden()  # no button that cannot work
+    # every row already streamed is still there
+    before = re.findall(r"word\d+", prose)
+    now = re.findall(r"word\d+", live.locator(".lash-prose").inner_text())
+    assert len(before) >= 4 and now[: len(before)] == before
+    # the cut-turn note says where the turn is and what to run
+    note = nb.cell(LIVE).locator(".lash-cut")
+    note.wait_for(state="visible", timeout=10_000)
+    assert "%lash replay" in note.inner_text()
+    assert note.locator(".lash-prompt").is_hidden()  # the widget above shows the prompt
+    # the clock is stopped: the footer reads the same a moment later
+    foot = live.locator(".lash-usage").inner_text()
+    nb.page.wait_for_timeout(1500)
+    assert live.locator(".lash-usage").inner_text() == foot
+    # the turn that finished before keeps its record as it was, and no note
+    assert nb.cell(DONE).locator(".jp-OutputArea").inner_text() == record
+    assert nb.cell(DONE).locator(".lash-cut").count() == 0
+    assert "finished: assistant_message" in record
+    # the panels: no control that cannot work, and a line that says why
+    tools = nb.cell(3).locator(".lash-tools")
+    tools.locator(".lash-error").filter(has_text="kernel gone").wait_for(state="attached",
+                                                                     timeout=10_000)
+    boxes = tools.locator("input[type=checkbox]")
+    assert boxes.count() == 1 and boxes.first.is_checked() and boxes.first.is_disabled()
+    queue = nb.cell(4).locator(".lash-queue")
+    assert "kernel gone" in (queue.locator(".lash-panel-head").text_content() or "")
+    assert all(b.is_disabled() for b in queue.locator("button").all())
+
+
+def test_a_kernel_restart_mid_turn_leaves_no_stale_running_widget(frontend, tmp_path):
+    write_notebook(tmp_path / "gone.ipynb", CELLS)
+    server = JupyterServer(frontend, tmp_path).start("light")
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            nb = NotebookPage(browser, server, "gone.ipynb")
+            try:
+                record, prose = _start_both_turns(nb, server)
+                # Kernel > Restart Kernel…, confirmed in the dialog, as a user does
+                _menu(nb, "Kernel", "Restart Kernel…")
+                nb.page.locator(".jp-Dialog-button", has_text=re.compile(r"^Restart$")).click()
+                wait_until(server.kernels_idle, timeout=90, what="the restarted kernel")
+                _assert_shows_the_kernel_is_gone(nb, record, prose)
+                nb.screenshot(ARTIFACTS / f"kernel-gone-restart-{frontend}.png", scroll_to=DONE)
+            except Exception:
+                if nb.page is not None:
+                    nb.screenshot(ARTIFACTS / f"kernel-gone-failure-{frontend}.png", scroll_to=DONE)
+                raise
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+
+
+def test_a_kernel_shut_down_mid_turn_then_started_again_leaves_no_stale_widget(tmp_path):
+    write_notebook(tmp_path / "gone.ipynb", CELLS)
+    server = JupyterServer("jupyterlab", tmp_path).start("light")
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            nb = NotebookPage(browser, server, "gone.ipynb")
+            try:
+                record, prose = _start_both_turns(nb, server)
+                _menu(nb, "Kernel", "Shut Down Kernel")
+                wait_until(lambda: not server.api("GET", "/api/kernels"), timeout=60,
+                           what="the kernel to shut down")
+                _assert_shows_the_kernel_is_gone(nb, record, prose)
+                # Kernel > Restart Kernel… starts a new one; the widget stays as it is
+                _menu(nb, "Kernel", "Restart Kernel…")
+                dialog = nb.page.locator(".jp-Dialog-button", has_text=re.compile(r"^Restart$"))
+                if dialog.count():
+                    dialog.click()
+                wait_until(server.kernels_idle, timeout=90, what="a new kernel")
+                _assert_shows_the_kernel_is_gone(nb, record, prose)
+            except Exception:
+                if nb.page is not None:
+                    nb.screenshot(ARTIFACTS / "kernel-gone-shutdown-failure-jupyterlab.png",
+                                  scroll_to=DONE)
+                raise
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+
+
+def _kill_kernel(server: JupyterServer) -> None:
+    """SIGKILL the notebook's kernel process (a child of the test's own server), as a crash
+    does; jupyter_server then starts a new kernel under the same id."""
+    assert server.proc is not None
+    found = subprocess.run(["pgrep", "-P", str(server.proc.pid), "-f", "ipykernel_launcher"],
+                           capture_output=True, text=True, check=False).stdout.split()
+    assert len(found) == 1, found
+    os.kill(int(found[0]), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("how", ["restarted_by_another_client", "killed"])
+def test_a_kernel_restarted_elsewhere_or_killed_mid_turn_leaves_no_stale_widget(how, tmp_path):
+    write_notebook(tmp_path / "gone.ipynb", CELLS)
+    server = JupyterServer("jupyterlab", tmp_path).start("light")
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            nb = NotebookPage(browser, server, "gone.ipynb")
+            try:
+                record, prose = _start_both_turns(nb, server)
+                if how == "killed":
+                    _kill_kernel(server)
+                else:  # the REST API, as another tab, a script or jupyter console does
+                    kernel = server.api("GET", "/api/kernels")[0]["id"]
+                    server.api("POST", f"/api/kernels/{kernel}/restart")
+                wait_until(server.kernels_idle, timeout=90, what="the new kernel")
+                _assert_shows_the_kernel_is_gone(nb, record, prose)
+            except Exception:
+                if nb.page is not None:
+                    nb.screenshot(ARTIFACTS / f"kernel-gone-{how}-failure-jupyterlab.png",
+                                  scroll_to=DONE)
+                raise
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+
+
+TOOL_CELLS: list[str | tuple[str, str]] = [
+    "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.05",
+    ('import asyncio\nfrom lash_nb import tool\n\n@tool\nasync def survey(city: str) -> str:\n'
+     '    """Survey a city (takes its time)."""\n    await asyncio.sleep(600)\n'
+     '    return f"{city} surveyed"'),
+    "%lash open gone --store gone.duckdb --fresh --tools survey",
+    "%%lash\nplease survey 'Oslo'",
+]
+
+
+def test_a_tool_running_when_the_kernel_restarts_reads_cut_not_running(tmp_path):
+    write_notebook(tmp_path / "tool.ipynb", TOOL_CELLS)
+    server = JupyterServer("jupyterlab", tmp_path).start("light")
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            nb = NotebookPage(browser, server, "tool.ipynb")
+            try:
+                nb.open()
+                nb.run_all()
+                live = nb.cell(3).locator(".lash-turn:not(.lash-static):not(.lash-cut)")
+                row = live.locator(".lash-tool")
+                row.filter(has_text="survey").locator(".lash-tool-status").filter(
+                    has_text="running").wait_for(timeout=120_000)
+                _menu(nb, "Kernel", "Restart Kernel…")
+                nb.page.locator(".jp-Dialog-button", has_text=re.compile(r"^Restart$")).click()
+                live.locator(".lash-status").filter(has_text="kernel gone").wait_for(timeout=60_000)
+                assert row.count() == 1 and "Oslo" in row.inner_text()  # the row is kept
+                assert row.locator(".lash-tool-status").inner_text() == "cut"
+                assert row.locator(".lash-tool-clock").count() == 0
+                assert live.locator(".lash-stop").is_hidden()
+                nb.cell(3).locator(".lash-cut").wait_for(state="visible", timeout=10_000)
+                nb.screenshot(ARTIFACTS / "kernel-gone-tool-jupyterlab.png", scroll_to=3)
+            except Exception:
+                if nb.page is not None:
+                    nb.screenshot(ARTIFACTS / "kernel-gone-tool-failure-jupyterlab.png",
+                                  scroll_to=3)
+                raise
+            finally:
+                browser.close()
+    finally:
+        server.stop()
