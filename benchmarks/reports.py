@@ -169,7 +169,7 @@ TURN_ROWS = "--by-turn" in sys.argv
 # one call per side per round. 60 rounds (~1 s at 200,000 rows) left the median ratio at the
 # mercy of a few busy seconds of the shared machine: it read 1.03 to 1.18 from run to run
 MODEL_ROUNDS = 300
-TURN_ROUNDS = 10
+TURN_ROUNDS = 20  # one frame of a million rows per side per round
 WARMUP = 5  # untimed calls per side before the rounds
 
 
