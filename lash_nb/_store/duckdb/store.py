@@ -250,13 +250,15 @@ class DuckDBStore:
         self._fold(con)  # every commit is in the tables a user queries
         return user_query.frame(con, self._worker.hold, sql, params, allow_files)
 
-    def _report_frame(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+    def _report_frame(self, sql: str, params: dict[str, Any] | None = None,
+                      to_frame: Callable[[Any], Any] | None = None) -> Any:
         """One report ``SELECT`` written by ``lash_nb.reports`` (never user text: it runs
-        without the read-only transaction, ``user_query.report_frame``); timestamps UTC."""
+        without the read-only transaction, ``user_query.report_frame``); timestamps UTC.
+        ``to_frame``: the report's Arrow table -> frame step (``user_query.report_frame``)."""
         def job(con: Any) -> Any:
             con.complete()
             self._fold(con)
-            return user_query.report_frame(con, self._worker.hold, sql, params)
+            return user_query.report_frame(con, self._worker.hold, sql, params, to_frame)
 
         here = self._worker.run_here(job)  # an idle store: no trip to its thread (ADR 113)
         return (here or self._worker.submit(job, query=True)).result()

@@ -20,6 +20,7 @@ Theory of operation
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from ..._errors import QueryNotAllowed
@@ -63,15 +64,17 @@ def frame(con: Any, hold: Any, sql: str, params: Any, allow_files: bool) -> Any:
                 con.execute("SET threads = 1")
 
 
-def report_frame(con: Any, hold: Any, sql: str, params: Any) -> Any:
+def report_frame(con: Any, hold: Any, sql: str, params: Any,
+                 to_frame: Callable[[Any], Any] | None = None) -> Any:
     """The rows of one report ``SELECT`` (lash_nb's own text, never a user's: no read-only
-    transaction) as a ``pandas.DataFrame``, naive timestamps as UTC."""
+    transaction) as a ``pandas.DataFrame``, naive timestamps as UTC; ``to_frame`` (an Arrow
+    table -> the frame; default :func:`utc_frame`) lets a report also shape its columns."""
     _prepare(con, hold)
     try:
         if _checked(con, sql, False) != 1:
             raise QueryNotAllowed("report SQL is one SELECT; use store.query for other SQL")
         rel = con.sql(sql, params=params) if params is not None else con.sql(sql)
-        return utc_frame(rel.to_arrow_table())
+        return (to_frame or utc_frame)(rel.to_arrow_table())
     finally:
         if hold is None:
             con.execute("SET threads = 1")
