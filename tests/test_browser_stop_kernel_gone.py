@@ -174,7 +174,12 @@ def _kill_kernel(server: JupyterServer) -> None:
     os.kill(int(found[0]), signal.SIGKILL)
 
 
-@pytest.mark.parametrize("how", ["restarted_by_another_client", "killed"])
+# "restarted_by_another_client" (POST /api/kernels/<id>/restart mid-turn) is not run: with
+# jupyter_server 2.21.1 the server sometimes logs "Kernel restarted" and then never reports the
+# new kernel's status (the REST API and JupyterLab's own status bar stay "busy" for good, and no
+# "starting" reaches the page), so the case fails or passes by that race, not by lash's code
+# (ADR 137). The kill below goes through the same "starting" signal.
+@pytest.mark.parametrize("how", ["killed"])
 def test_a_kernel_restarted_elsewhere_or_killed_mid_turn_leaves_no_stale_widget(how, tmp_path):
     write_notebook(tmp_path / "gone.ipynb", CELLS)
     server = JupyterServer("jupyterlab", tmp_path).start("light")

@@ -177,7 +177,6 @@ def test_the_kernel_version_is_read_from_the_running_kernel_not_from_installed_m
     monkeypatch.setitem(sys.modules, "ipykernel", types.SimpleNamespace(__version__="6.29.5"))
     notice = kernel_stop_notice(shell)
     assert notice is not None and "ipykernel 6.29.5 handles a widget's Stop only after" in notice
-    assert "the browser may show a turn only once it has ended" in notice
     monkeypatch.setitem(sys.modules, "ipykernel", types.SimpleNamespace(__version__="7.4.0"))
     assert kernel_stop_notice(shell) is None
 

@@ -84,48 +84,47 @@ def test_the_traffic_of_a_long_answer_grows_with_its_length_not_its_square() -> 
 
 
 REPLAY = """
-import { lashApplyDelta, lashCopyOf } from %(module)s;
+import { lashCopyOf, lashViewMessage } from %(module)s;
 import { readFileSync } from "node:fs";
 const log = JSON.parse(readFileSync(process.argv[1], "utf8"));
 const LIVE = new Set(["starting", "running", "stopping"]);
-// one view from the start, one opened mid-stream (its first state: the traits then); a view
-// waiting for its {type: "full"} ignores deltas, as render() does
-const views = [{ from: 0 }, { from: log.mid }];
+// each view opens at message `from` (its first state: the traits then) and, as render() does
+// on a live turn, asks for a resync at once; `answered: false` is ipykernel 6.x, which
+// handles the resync only after the cell: no {type: "full"} reaches the view while it streams
 const out = [];
-for (const v of views) {
+for (const v of log.views) {
   const attrs = { ...log.initial };
   for (const m of log.messages.slice(0, v.from)) if (m.method === "update") Object.assign(attrs, m.state);
-  let copy = lashCopyOf(attrs);
+  const view = { copy: lashCopyOf(attrs), seq: 0, waiting: LIVE.has(attrs.status) };
   let resyncs = 0;
-  let waiting = v.from !== 0;  // it sent {type: "resync"} when it opened
   let live = null;  // the copy as it stood when the final status arrived (built from deltas)
   for (const m of log.messages.slice(v.from)) {
     if (m.method === "update") {
-      if (live === null && m.state.status && !LIVE.has(m.state.status)) live = lashCopyOf(copy);
+      if (live === null && m.state.status && !LIVE.has(m.state.status)) live = lashCopyOf(view.copy);
       Object.assign(attrs, m.state);
       const rowsTrait = "blocks" in m.state || "html" in m.state || "html_len" in m.state;
-      if (rowsTrait || (m.state.status && !LIVE.has(m.state.status))) copy = lashCopyOf(attrs);
+      if (rowsTrait || (m.state.status && !LIVE.has(m.state.status))) view.copy = lashCopyOf(attrs);
     } else if (m.method === "custom" && LIVE.has(attrs.status)) {
-      const c = m.content;
-      if (c.type === "full") { copy = lashCopyOf(c); waiting = false; }
-      else if (c.type === "delta" && !waiting && !lashApplyDelta(copy, c)) resyncs += 1;
+      if (m.content.type === "full" && !v.answered) continue;
+      if (lashViewMessage(view, m.content) === "resync") resyncs += 1;
     }
   }
   // what the browser counts as each prose row's length (html_len must cover all of it at the end)
-  const jsLen = Object.fromEntries(copy.blocks.filter((b) => b.kind === "prose").map((b) => [b.cid, b.text.length]));
-  out.push({ copy, resyncs, live, jsLen });
+  const prose = view.copy.blocks.filter((b) => b.kind === "prose");
+  const jsLen = Object.fromEntries(prose.map((b) => [b.cid, b.text.length]));
+  out.push({ copy: view.copy, resyncs, live, jsLen });
 }
 console.log(JSON.stringify(out));
 """
 
 
 def _replay(tmp: Path, initial: dict[str, Any], messages: list[dict[str, Any]],
-            mid: int) -> list[dict[str, Any]]:
+            views: list[dict[str, Any]]) -> list[dict[str, Any]]:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed (it runs static/turn.js)")
     log = tmp / "messages.json"
-    log.write_text(json.dumps({"initial": initial, "messages": messages, "mid": mid}))
+    log.write_text(json.dumps({"initial": initial, "messages": messages, "views": views}))
     script = REPLAY % {"module": json.dumps(TURN_JS.as_uri())}
     done = subprocess.run([node, "--input-type=module", "-e", script, str(log)],
                           capture_output=True, text=True, timeout=120)
@@ -172,7 +171,8 @@ def test_every_view_ends_with_exactly_the_committed_turn(tmp_path: Path) -> None
     live = w.shown()
     w.finish(out.result)
     assert comm.sent[mid]["content"]["type"] == "full"
-    replayed = _replay(tmp_path, initial, comm.sent, mid)
+    replayed = _replay(tmp_path, initial, comm.sent,
+                       [{"from": 0, "answered": True}, {"from": mid, "answered": True}])
     answer = out.result.assistant_message()
     assert answer == "".join(words)
     assert json.dumps(answer, ensure_ascii=False)[1:-1] in committed  # the stored turn has it all
@@ -191,6 +191,30 @@ def test_every_view_ends_with_exactly_the_committed_turn(tmp_path: Path) -> None
     at_once.push_all(out.activities)
     at_once.finish(out.result)
     assert turn_html(w.state() | {"elapsed_ms": 0}) == turn_html(at_once.state() | {"elapsed_ms": 0})
+
+
+def test_a_view_whose_resync_is_not_answered_while_the_cell_runs_still_streams(tmp_path: Path) -> None:
+    """ipykernel 6.x handles a widget's messages only after the cell: the resync a live view
+    sends when it opens is answered after the turn. The view dropped every delta until that
+    answer, so a browser on 6.29 showed no streamed text at all, then the finished record
+    (tests/test_browser_stop.py in the lowest-versions environment). A view from the start
+    applies the deltas that follow its copy; a view opened mid-stream sees a gap and waits."""
+    w, comm = _widget()
+    for i in range(300):
+        w.push(_prose(i, f"w{i} " + ("\n\n" if i % 40 == 39 else "")))
+        w.flush()
+        if i == 150:
+            mid = len(comm.sent)
+    live = w.shown()
+    initial = {"blocks": [], "html": {}, "html_len": {}, "status": "starting"}
+    first, late = _replay(tmp_path, initial, comm.sent,
+                          [{"from": 0, "answered": False}, {"from": mid, "answered": False}])
+    assert "".join(b["text"] for b in live["blocks"] if b["kind"] == "prose").startswith("w0 w1 ")
+    assert first["copy"]["blocks"] == live["blocks"]  # streamed, from the deltas alone
+    assert first["copy"]["html"] == live["html"]
+    assert first["resyncs"] == 0
+    assert late["copy"]["blocks"] == []  # it missed the start: nothing wrong is shown
+    assert late["resyncs"] > 0
 
 
 class _SlowModelClock:

@@ -225,9 +225,8 @@ def kernel_stop_notice(ip: Any) -> str | None:
         return None
     return (
         f"lash_nb: ipykernel {running} handles a widget's Stop only after the cell "
-        "ends, and the browser may show a turn only once it has ended; stop a running turn "
-        "with the kernel's interrupt button, or pip install -U 'ipykernel>=7.4' and restart "
-        "the kernel"
+        "ends; stop a running turn with the kernel's interrupt button, or "
+        "pip install -U 'ipykernel>=7.4' and restart the kernel"
     )
 
 

@@ -39,6 +39,30 @@ export function lashApplyDelta(copy, d) {
   return true;
 }
 
+// What a view does with one custom message from the kernel; `view` is {copy, seq, waiting}
+// (seq: the last delta its copy holds, 0 for the traits' state at the turn's start). Returns
+// "draw" (the copy changed), "resync" (ask for the whole state) or "" (nothing to do). A
+// delta that follows the copy is applied even while a resync is unanswered: ipykernel 6.x
+// answers it only after the cell, and dropping deltas until then showed nothing live.
+export function lashViewMessage(view, msg) {
+  if (msg.type === "full") {
+    view.copy = lashCopyOf(msg);
+    view.seq = typeof msg.seq === "number" ? msg.seq : view.seq;
+    view.waiting = false;
+    return "draw";
+  }
+  if (msg.type !== "delta") return "";
+  if (typeof msg.seq === "number") {
+    if (msg.seq <= view.seq) return ""; // a full copy already holds it
+    if (msg.seq !== view.seq + 1) return "resync"; // one went by before this view opened
+  } else if (view.waiting) {
+    return "";
+  }
+  if (!lashApplyDelta(view.copy, msg)) return "resync";
+  if (typeof msg.seq === "number") view.seq = msg.seq;
+  return "draw";
+}
+
 export function lashCopyOf(state) {
   return {
     blocks: (state.blocks || []).map((b) => ({ ...b })),
@@ -310,15 +334,17 @@ function render({ model, el }) {
     prompt.style.display = p ? "" : "none";
   };
   // the rows shown: the traits' full state, then the deltas applied to this copy
+  // seq: the last delta the copy holds (the traits hold the state before the first one);
+  // waiting: a resync was asked and its {type: "full"} has not come (lashViewMessage)
+  const view = { copy: null, seq: 0, waiting: false };
   const fromTraits = () => {
-    copy = lashCopyOf({ blocks: model.get("blocks"), html: model.get("html"), html_len: model.get("html_len") });
+    copy = view.copy = lashCopyOf({ blocks: model.get("blocks"), html: model.get("html"), html_len: model.get("html_len") });
   };
   fromTraits();
-  let waiting = false; // a resync was asked: deltas until the {type: "full"} do not fit
   const resync = () => {
-    if (waiting) return;
-    waiting = true;
-    try { model.send({ type: "resync" }); } catch (e) { waiting = false; /* saved state, no kernel */ }
+    if (view.waiting) return;
+    view.waiting = true;
+    try { model.send({ type: "resync" }); } catch (e) { view.waiting = false; /* saved state, no kernel */ }
   };
   const drawBody = () => {
     const blocks = copy.blocks;
@@ -371,16 +397,10 @@ function render({ model, el }) {
   if (LASH_LIVE.has(model.get("status"))) resync(); // deltas so far went to earlier views
   model.on("msg:custom", (msg) => {
     if (!msg || !live()) return;
-    if (msg.type === "full") {
-      copy = lashCopyOf(msg);
-      waiting = false;
-    } else if (msg.type === "delta") {
-      if (waiting) return;
-      if (!lashApplyDelta(copy, msg)) { resync(); return; }
-    } else {
-      return;
-    }
-    drawBody();
+    const did = lashViewMessage(view, msg);
+    copy = view.copy;
+    if (did === "resync") resync();
+    if (did === "draw") drawBody();
   });
   model.on("change:status", () => {
     if (gone) return; // no kernel sends this: keep the rows as they were

@@ -13,7 +13,11 @@ Theory of operation
   not with its length times the flushes. A 10,000-delta stream
   costs a few hundred messages, not 10,000. The ``blocks`` / ``html`` / ``html_len`` traits
   hold the full state at the final flush; a view opened mid-stream (or whose copy no longer
-  fits a delta) sends ``{"type": "resync"}`` and gets ``{"type": "full"}``. Prose is rendered
+  fits a delta) sends ``{"type": "resync"}`` and gets ``{"type": "full"}``. Deltas are
+  numbered (``seq``; a full copy names the last one it holds): a view applies each delta that
+  follows its copy even while its resync is unanswered, since ipykernel 6.x answers it only
+  after the cell (a view that dropped deltas until then showed nothing live), and asks for a
+  full copy when one is missing (it opened mid-stream). Prose is rendered
   to sanitised HTML in Python (markdown-it-py, ``markdown.py``); the browser never parses
   markdown itself. Live, a row's finished blocks are rendered once each and its open block
   again only once it doubled (``live_prose.py``); at the end each row is rendered whole.
@@ -146,6 +150,7 @@ class TurnWidget(anywidget.AnyWidget):
         # without its text, its text then), and the HTML / covered lengths per prose row;
         # per prose row also how much of that HTML was its finished blocks (a splice keeps it)
         self._sent_rows: list[tuple[str, dict[str, Any], str | None]] = []
+        self._seq = 0  # deltas sent so far: each carries its number, a full copy the last one
         self._sent_html: dict[str, str] = {}
         self._sent_stable: dict[str, int] = {}
         self._sent_lens: dict[str, int] = {}
@@ -245,6 +250,7 @@ class TurnWidget(anywidget.AnyWidget):
         rendered, lens = self._render_prose(bool(final))
         delta = None if final else self._delta(rendered, lens)
         if delta is not None:
+            self._seq = delta["seq"]
             self.send(delta)
         with self.hold_sync():
             if final:  # the full, exact state: what a saved or re-opened view reads
@@ -280,7 +286,7 @@ class TurnWidget(anywidget.AnyWidget):
         """What changed since the last send, as a ``delta`` message (``None``: nothing)."""
         rows = self.fold.blocks
         sent = self._sent_rows
-        msg: dict[str, Any] = {"type": "delta", "count": len(rows)}
+        msg: dict[str, Any] = {"type": "delta", "count": len(rows), "seq": self._seq + 1}
         if len(rows) < len(sent) or any(sent[i][0] != rows[i]["cid"] for i in range(len(sent))):
             msg["reset"] = [dict(b) for b in rows]  # rows went away (a retried answer)
         else:
@@ -342,7 +348,7 @@ class TurnWidget(anywidget.AnyWidget):
         return {"blocks": rows, "html": dict(self._sent_html), "html_len": dict(self._sent_lens)}
 
     def _full(self) -> dict[str, Any]:
-        return {"type": "full", **self.shown()}
+        return {"type": "full", "seq": self._seq, **self.shown()}
 
     def _render_prose(self, final: bool) -> tuple[dict[str, str], dict[str, int]]:
         """HTML of each prose row and how much of its text it covers (in UTF-16 units, as the
