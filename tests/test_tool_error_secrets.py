@@ -44,22 +44,18 @@ TEXT = _chat_script("answers", '{"choices":[{"delta":{"content":"The search fail
                     '{"choices":[{"finish_reason":"stop","delta":{}}]}')
 
 
-@tool
-def lookup(q: str) -> str:
-    """Search the web."""
-    raise RuntimeError(
-        f"401 Unauthorized for GET https://search.example/v1?q={q}&api_key={FOREIGN} "
-        f"(sent Authorization: Bearer {KEY}); the service said: bad key {KEY}")
-
-
-def test_a_tool_error_with_keys_in_it_reaches_no_model_request_event_row_or_file(tmp_path: Path) -> None:
+def _run_turn(tmp_path: Path, scripts: list[dict[str, Any]], fn: Any,
+              prompt: str) -> tuple[Any, list[str], list[Any]]:
+    """One turn with ``fn`` as the tool against the scripted server: the result, every text
+    the turn left (live activities, stored events, turn results, tool_calls and graph rows)
+    and the bodies of the requests the server got."""
     async def body() -> tuple[Any, list[str], list[Any]]:
-        with LoopbackServer([TOOL_CALL, TEXT], time_scale=0) as srv:
+        with LoopbackServer(scripts, time_scale=0) as srv:
             store = DuckDBStore(tmp_path / "tools.duckdb", idle_release_s=None)
             provider = OpenAICompatible(base_url=srv.base_url, api_key=KEY, model="openai/gpt-5.4")
-            core = LashCore.builder().provider(provider).tools(lookup).store(store).build()
+            core = LashCore.builder().provider(provider).tools(fn).store(store).build()
             s = await core.session("s").open()
-            stream = s.turn("find x").stream()
+            stream = s.turn(prompt).stream()
             live = [repr(activity) async for activity in stream]
             out = await stream.finish()
             stored = [json.dumps([e.to_json() for e in await store.load_events("s")], default=str),
@@ -70,7 +66,19 @@ def test_a_tool_error_with_keys_in_it_reaches_no_model_request_event_row_or_file
             assert srv.errors == []
             return out, live + stored, [r.body for r in srv.requests]
 
-    out, texts, requests = asyncio.run(body())
+    return asyncio.run(body())
+
+
+@tool
+def lookup(q: str) -> str:
+    """Search the web."""
+    raise RuntimeError(
+        f"401 Unauthorized for GET https://search.example/v1?q={q}&api_key={FOREIGN} "
+        f"(sent Authorization: Bearer {KEY}); the service said: bad key {KEY}")
+
+
+def test_a_tool_error_with_keys_in_it_reaches_no_model_request_event_row_or_file(tmp_path: Path) -> None:
+    out, texts, requests = _run_turn(tmp_path, [TOOL_CALL, TEXT], lookup, "find x")
     assert str(out.outcome) == "finished: assistant_message"
     (call,) = out.tool_calls
     assert call.success is False
@@ -107,23 +115,7 @@ def test_a_tool_that_returns_the_provider_key_stores_and_shows_it_redacted(tmp_p
     value as returned, but the provider's own key (in any encoding) is the one secret lash
     knows and promises never to store: it was in the tool_calls row, the graph, the events
     and the file, and in every saved notebook that showed the turn."""
-    async def body() -> tuple[Any, list[str], list[Any]]:
-        with LoopbackServer([ENV_CALL, TEXT], time_scale=0) as srv:
-            store = DuckDBStore(tmp_path / "env.duckdb", idle_release_s=None)
-            provider = OpenAICompatible(base_url=srv.base_url, api_key=KEY, model="openai/gpt-5.4")
-            core = LashCore.builder().provider(provider).tools(env_dump).store(store).build()
-            s = await core.session("s").open()
-            stream = s.turn("what is my environment?").stream()
-            live = [repr(activity) async for activity in stream]
-            out = await stream.finish()
-            stored = [json.dumps([e.to_json() for e in await store.load_events("s")], default=str),
-                      store.query("SELECT * FROM tool_calls").to_json(date_format="iso"),
-                      store.query("SELECT * FROM graph_nodes").to_json(date_format="iso")]
-            await core.close()
-            assert srv.errors == []
-            return out, live + stored, [r.body for r in srv.requests]
-
-    out, texts, requests = asyncio.run(body())
+    out, texts, requests = _run_turn(tmp_path, [ENV_CALL, TEXT], env_dump, "what is my environment?")
     (call,) = out.tool_calls
     assert call.success is True
     assert call.output == {"HOME": "/home/me", "OPENAI_API_KEY": "[redacted]",
