@@ -23,6 +23,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 CHROMIUM = "/usr/bin/chromium"
 TOKEN = "lashbrowsertest"
 REPO = Path(__file__).resolve().parent.parent
@@ -37,6 +39,15 @@ CHROME_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu",
                "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run"]
 
+
+
+@pytest.fixture(params=sorted(FRONTENDS))
+def frontend(request: Any) -> str:
+    """Each frontend in turn (a test module's ``frontend`` argument; conftest loads this
+    module as a plugin); Notebook 7 only where it is installed."""
+    if request.param == "notebook7":
+        pytest.importorskip("notebook", minversion="7")
+    return str(request.param)
 
 def write_notebook(path: Path, cells: list[str | tuple[str, str]]) -> None:
     """``cells``: code sources, or ``("markdown", text)``."""

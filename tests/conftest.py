@@ -1,5 +1,6 @@
-"""The PostgreSQL fixtures (``pg_server``, ``pg_dsn``) and the MCP test servers
-(``mcp_servers``) are available to every test module; ``xdist_groups`` keeps the tests that
-share a fixture on one pytest-xdist worker (scripts/test.sh runs the suite in parallel)."""
+"""The PostgreSQL fixtures (``pg_server``, ``pg_dsn``), the MCP test servers (``mcp_servers``)
+and the browser tests' ``frontend`` (``browser_harness``) are available to every test module;
+``xdist_groups`` keeps the tests that share a fixture on one pytest-xdist worker
+(scripts/test.sh runs the suite in parallel)."""
 
-pytest_plugins = ["pg_fixture", "mcp_servers", "xdist_groups"]
+pytest_plugins = ["pg_fixture", "mcp_servers", "xdist_groups", "browser_harness"]

@@ -24,7 +24,6 @@ from browser_harness import (
     CHROMIUM,
     CONTRAST_JS,
     DOCS_IMG,
-    FRONTENDS,
     JupyterServer,
     NotebookPage,
     launch,
@@ -68,13 +67,6 @@ RECORD_CELLS: list[str | tuple[str, str]] = [
     "%lash usage --by turn --plot",
 ]
 TOOL_ANSWER = "weather returned sunny, 21 °C in Paris."
-
-
-@pytest.fixture(params=sorted(FRONTENDS))
-def frontend(request):
-    if request.param == "notebook7":
-        pytest.importorskip("notebook", minversion="7")
-    return request.param
 
 
 def readme_picture(name):

@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 from browser_harness import (
     ARTIFACTS,
-    FRONTENDS,
     JupyterServer,
     NotebookPage,
     launch,
@@ -49,13 +48,6 @@ CELLS: list[str | tuple[str, str]] = [
     f"%%lash\n{LONG}",
 ]
 DONE, LIVE = 5, 6  # the cells of the turn that finishes and of the one the kernel outlives
-
-
-@pytest.fixture(params=sorted(FRONTENDS))
-def frontend(request):
-    if request.param == "notebook7":
-        pytest.importorskip("notebook", minversion="7")
-    return request.param
 
 
 def _menu(nb: NotebookPage, menu: str, item: str) -> None:
