@@ -77,7 +77,7 @@ def test_reads_durable_pace_lines(runner: ModuleType) -> None:
    openai-agents + SQLiteSession          median   28.40 ms  mean   29.00  p90   30.00  max   31.00  n=8
    LangGraph + SqliteSaver                median   29.00 ms  mean   30.00  p90   31.00  max   32.00  n=8
 
-## back-to-back durable turns, history 10 -> 410, folds included
+## back-to-back durable turns, history 10 -> 410, rounds of 10, idle folds settled before each round (their work below)
    lash_nb (this checkout)                median    2.94 ms  mean    3.40  p90    4.00  max   24.50  n=400
    floor: two JSON-row INSERTs (raw)      median    1.50 ms  mean    1.76  p90    2.00  max    5.00  n=400
    lash mean / floor mean: 1.93x   (baseline 2.97x)

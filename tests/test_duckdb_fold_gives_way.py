@@ -308,6 +308,7 @@ def test_after_a_fold_gave_way_the_next_starts_sooner_in_the_pause(
         assert store.unfolded_commits == 4
         assert await _until(lambda: store.unfolded_commits == 0)  # early: 0.1 s, not 1,000 s
         assert worker.folds.idle == 1
+        assert worker.folds.seconds > 0  # the fold's work is timed (durable_pace prints it)
         await s.turn("cell 2").run()
         assert worker._early  # folds that finish keep starting early
         assert await asyncio.wrap_future(worker.submit(fold_meeting_a_turn))

@@ -44,6 +44,7 @@ import datetime
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -108,6 +109,7 @@ class FoldCounts:
     slices: int = 0  # transactions idle folds committed
     gave_way: int = 0  # idle folds that stopped for a job (a slice rolled back, or between two)
     firm: int = 0  # idle slices run without giving way, after FOLD_FIRM_AFTER gave way in a row
+    seconds: float = 0.0  # wall time spent folding, slices that gave way included
 
 
 @dataclasses.dataclass
@@ -290,13 +292,20 @@ def _columns(items: list[dict[str, Any]]) -> dict[str, list[Any]]:
 def fold(con: Any, hold: Any) -> None:
     """Write the pending deltas to the typed tables and empty the log, in one transaction
     (one at a time, quarantining any that cannot be written, if that fails: quarantine.py)."""
-    from .worker import run_in_transaction
-
     if not hold.pending:
         return
     log.debug("folding %d commit(s) of session(s) %s into the tables", len(hold.pending),
               ", ".join(sorted({d.session_id for d in hold.pending})))
     hold.counts.full += 1
+    t0 = time.perf_counter()
+    try:
+        _fold_all(con, hold)
+    finally:
+        hold.counts.seconds += time.perf_counter() - t0
+
+
+def _fold_all(con: Any, hold: Any) -> None:
+    from .worker import run_in_transaction
 
     def job(c: Any) -> None:
         write(c, hold.pending)
@@ -321,9 +330,17 @@ def fold_idle(con: Any, hold: Any, work_waits: Callable[[], bool], *, firm: bool
     transaction, giving way as soon as ``work_waits()``: between slices, and between the
     statements of a slice, which then rolls back (``firm``: never; every slice runs).
     Returns (slices committed, gave way)."""
+    t0 = time.perf_counter()
+    try:
+        return _fold_slices(con, hold, work_waits, firm, size or FOLD_SLICE)
+    finally:
+        hold.counts.seconds += time.perf_counter() - t0
+
+
+def _fold_slices(con: Any, hold: Any, work_waits: Callable[[], bool], firm: bool,
+                 size: int) -> tuple[int, bool]:
     from .worker import run_in_transaction
 
-    size = size or FOLD_SLICE
     done = 0
 
     def step() -> None:

@@ -1,0 +1,233 @@
+"""Where a back-to-back durable turn's time goes, and why threads cannot hide it.
+
+``durable_pace.py --only b2b`` compares a lash_nb turn with its floor (two autocommit
+JSON-row INSERTs). This script splits the lash_nb turn itself, in one process, rounds
+interleaved:
+
+1. **the turn as shipped**: its two ``commit_log`` INSERTs (timed at the connection) and the
+   Python around them (turn minus INSERTs);
+2. **the same turn with the ``commit_log`` INSERTs skipped** (a throwaway store whose log
+   misses its rows): the Python alone, with no DuckDB statement in between;
+3. **the floor**: the two INSERTs raw, as ``durable_pace.py`` measures them.
+
+(1) minus (2) is what running DuckDB between the Python costs the Python (caches, the CPU).
+The Python a turn may spend for the mean to stay within 1.3x the floor is 0.3 x the floor.
+
+4. **Can a thread hide the INSERT?** A waiting worker thread runs a job while this thread runs
+   ~0.3 ms of pure Python. A job that releases the GIL (``time.sleep``, ``hashlib`` on 3 MB)
+   overlaps: the pair takes about the longer of the two. If DuckDB's ``execute`` released it,
+   an INSERT would overlap the same way; the pair's time says whether it does.
+
+    python benchmarks/b2b_anatomy.py [--turns 400]
+
+Internal hooks are patched from here (``commit._apply``, ``SessionWriter.commit``): this
+script reads the code it measures and may need a touch when those names change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import hashlib
+import importlib.util
+import json
+import queue
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+LOG_INSERT = "INSERT INTO commit_log"
+
+
+def _sibling(name: str):
+    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class Probe:
+    """Times (or skips) the ``commit_log`` INSERTs of the commits run while it is on."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.skip = False
+        self.insert_s = 0.0
+        self.sizes: list[int] = []  # the log rows' body lengths, in commit order
+
+    def install(self) -> None:
+        from lash_nb._store.duckdb import commit
+
+        probe, apply = self, commit._apply
+
+        class Con:
+            def __init__(self, con) -> None:
+                self._con = con
+
+            def execute(self, sql, *args):
+                if not (probe.on and sql.startswith(LOG_INSERT)):
+                    return self._con.execute(sql, *args)
+                probe.sizes.append(len(args[0][3]))
+                if probe.skip:
+                    return None
+                t0 = time.perf_counter()
+                try:
+                    return self._con.execute(sql, *args)
+                finally:
+                    probe.insert_s += time.perf_counter() - t0
+
+            def __getattr__(self, name):
+                return getattr(self._con, name)
+
+        def timed_apply(con, hold, c, *, direct):
+            return apply(Con(con), hold, c, direct=direct)
+
+        commit._apply = timed_apply
+
+
+def stats(xs: list[float]) -> str:
+    return f"median {statistics.median(xs):6.3f} ms  mean {statistics.fmean(xs):6.3f}"
+
+
+async def turns(args) -> None:
+    dp = _sibling("durable_pace")
+    probe = Probe()
+    probe.install()
+    tmp = tempfile.mkdtemp()
+    real, skipped = dp.Lash(), dp.Lash()
+    await real.open(f"{tmp}/real.duckdb", 10)
+    await skipped.open(f"{tmp}/skipped.duckdb", 10)
+    import duckdb
+
+    con = duckdb.connect(f"{tmp}/floor.duckdb", config={"threads": 1})
+    con.execute("CREATE TABLE log (session_id VARCHAR, head_revision BIGINT, written_at TIMESTAMP, body JSON)")
+    rev = [0]
+
+    def floor_turn() -> float:
+        t0 = time.perf_counter()
+        for body in rows:
+            rev[0] += 1
+            con.execute("INSERT INTO log VALUES (?, ?, epoch_ms(?::BIGINT), ?)", ["s", rev[0], 0, body])
+        return (time.perf_counter() - t0) * 1000
+
+    probe.on = True  # warm both stores; the floor's rows are as long as a turn's two
+    for _ in range(10):
+        await real.turn()
+        await skipped.turn()
+    probe.on = False
+    small, large = probe.sizes[-2:]
+    rows = [json.dumps({"x": "a" * (small - 8)}), json.dumps({"x": "b" * (large - 8)})]
+    turn_ms, insert_ms, bare_ms, floor_ms = [], [], [], []
+    per = 10
+    for r in range(max(1, args.turns // per)):
+        for side in (("real", "skipped", "floor") if r % 2 else ("floor", "skipped", "real")):
+            await real.settle()  # no idle fold works beside a round (durable_pace.py)
+            await skipped.settle()
+            gc.collect()
+            for _ in range(per):
+                if side == "floor":
+                    floor_ms.append(floor_turn())
+                    continue
+                probe.on, probe.skip, probe.insert_s = True, side == "skipped", 0.0
+                ms = await (real if side == "real" else skipped).turn()
+                probe.on = False
+                if side == "real":
+                    turn_ms.append(ms)
+                    insert_ms.append(probe.insert_s * 1000)
+                else:
+                    bare_ms.append(ms)
+    python_ms = [t - i for t, i in zip(turn_ms, insert_ms, strict=True)]
+    fl = statistics.fmean(floor_ms)
+    print(f"## a back-to-back durable turn, split ({len(turn_ms)} turns a side, rounds interleaved)")
+    print(f"   {'turn as shipped':42s} {stats(turn_ms)}")
+    print(f"   {'  its two commit_log INSERTs':42s} {stats(insert_ms)}")
+    print(f"   {'  its Python (turn minus INSERTs)':42s} {stats(python_ms)}")
+    print(f"   {'turn with the INSERTs skipped (Python only)':42s} {stats(bare_ms)}")
+    print(f"   {'floor: two JSON-row INSERTs (raw)':42s} {stats(floor_ms)}   rows {small} + {large} B")
+    print(f"   turn mean / floor mean {statistics.fmean(turn_ms) / fl:.2f}x; Python a turn may spend "
+          f"for 1.3x: {0.3 * fl:.3f} ms (mean), spent {statistics.fmean(python_ms):.3f} ms, of which "
+          f"{statistics.fmean(python_ms) - statistics.fmean(bare_ms):.3f} ms is the slowdown DuckDB "
+          f"between the Python causes")
+    await real.close()
+    await skipped.close()
+    con.close()
+
+
+def overlap(args) -> None:
+    import duckdb
+
+    tmp = tempfile.mkdtemp()
+    con = duckdb.connect(f"{tmp}/overlap.duckdb", config={"threads": 1})
+    con.execute("CREATE TABLE log (session_id VARCHAR, head_revision BIGINT, written_at TIMESTAMP, body JSON)")
+    body = json.dumps({"x": "a" * 1288})
+    blob = b"x" * 3_000_000
+    n = [0]
+
+    def insert() -> None:
+        n[0] += 1
+        con.execute("INSERT INTO log VALUES (?, ?, epoch_ms(?::BIGINT), ?)", ["s", n[0], 0, body])
+
+    def python(k: int = 20_000) -> int:
+        s = 0
+        for i in range(k):
+            s += i
+        return s
+
+    jobs = {"time.sleep(0.6 ms)": lambda: time.sleep(0.0006),
+            "hashlib.sha256(3 MB)": lambda: hashlib.sha256(blob).digest(),
+            "DuckDB INSERT (autocommit)": insert}
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    done: queue.SimpleQueue = queue.SimpleQueue()
+    started = threading.Event()
+
+    def worker() -> None:
+        while True:
+            job = todo.get()
+            started.set()
+            job()
+            done.put(None)
+
+    threading.Thread(target=worker, daemon=True).start()
+    py_alone = []
+    for _ in range(100):
+        t0 = time.perf_counter()
+        python()
+        py_alone.append((time.perf_counter() - t0) * 1000)
+    py = statistics.median(py_alone)
+    print(f"\n## can a worker thread hide a job behind this thread's Python ({py:.3f} ms of it)?")
+    for name, job in jobs.items():
+        alone, pair = [], []
+        for _ in range(args.pairs):  # alone and paired in turns: a burst of load hits both
+            t0 = time.perf_counter()
+            job()
+            alone.append((time.perf_counter() - t0) * 1000)
+            started.clear()
+            t0 = time.perf_counter()
+            todo.put(job)
+            started.wait()
+            python()
+            done.get()
+            pair.append((time.perf_counter() - t0) * 1000)
+        a, p = statistics.median(alone), statistics.median(pair)
+        hidden = max(0.0, (a + py - p) / min(a, py)) if min(a, py) else 0.0
+        print(f"   {name:28s} alone {a:6.3f} ms   with the Python beside it {p:6.3f} ms   "
+              f"(sum {a + py:6.3f}, longer {max(a, py):6.3f}: {min(hidden, 1.0):4.0%} of the shorter hidden)")
+    con.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--turns", type=int, default=400)
+    ap.add_argument("--pairs", type=int, default=200)
+    args = ap.parse_args()
+    asyncio.run(turns(args))
+    overlap(args)
+
+
+if __name__ == "__main__":
+    main()
