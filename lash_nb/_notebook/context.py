@@ -62,6 +62,7 @@ class NotebookContext:
     current: str | None = None
     background: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
     last_result: Any = None
+    last_opened: Binding | None = None  # where a session named later goes (its store)
 
     def core_for(self, store: str, provider: str, model: str) -> Any:
         from .._runtime.core import LashCore
@@ -137,6 +138,7 @@ class NotebookContext:
         binding = Binding(session, core, store, provider, model, tool_names, fresh)
         self.bindings[name] = binding
         self.current = name
+        self.last_opened = binding
         return binding
 
     async def binding(self, name: str | None = None) -> Binding:
@@ -150,11 +152,30 @@ class NotebookContext:
             )
         if found is not None:
             return found
-        binding = await self.open(key, tools=list(self.discover_tools()))
+        # a session named for one cell (or the first cell after a delete) goes to the store
+        # the notebook already uses, with its provider, not to the configured default file;
+        # the notebook stays bound to the session it was bound to
+        kept = self.current
+        bound = self.bindings.get(kept) if kept is not None else None
+        like = bound or self.last_opened
+        same: dict[str, Any] = {}
+        if like is not None:
+            same = {"store": like.store, "provider": like.provider}
+            if like.model != self.defaults.model:
+                same["model"] = like.model
+        binding = await self.open(key, tools=list(self.discover_tools()), **same)
         binding.auto_opened = True
+        if bound is not None:
+            self.current = kept
         where = "in memory" if binding.store == ":memory:" else f"in {binding.store!r}"
-        print(f"no session was open: opened session {key!r} {where} "
-              f"(provider {binding.provider}); %lash open NAME --store PATH picks another")
+        if like is None:
+            print(f"no session was open: opened session {key!r} {where} "
+                  f"(provider {binding.provider}); %lash open NAME --store PATH picks another")
+        else:
+            whose = ("the store this notebook used last" if bound is None else
+                     f"the store of session {self.current!r}")
+            print(f"session {key!r} was not open: opened it {where} (provider "
+                  f"{binding.provider}), {whose}; %lash open NAME --store PATH picks another")
         return binding
 
     def discover_tools(self) -> list[Any]:
