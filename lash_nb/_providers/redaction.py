@@ -57,6 +57,15 @@ def scrub_known(text: str) -> str:
     return scrub_shapes(text)
 
 
+def scrub_known_values(text: str) -> str:
+    """``text`` without the key of any provider alive in this process (every encoding the
+    scrubber knows), credential shapes left alone: for model text once a renderer has
+    decoded it (markdown's character references and backslash escapes)."""
+    for scrubber in list(LOG_SCRUB.scrubbers):
+        text = scrubber.scrub_exact(text)
+    return text
+
+
 def scrubbed_response(scrubber: Scrubber, response: LlmResponse) -> LlmResponse:
     """The response with its server-sent ids and names scrubbed (they are stored) and the key
     removed from its text and tool arguments (the deltas were, by :class:`DeltaScrub`)."""
