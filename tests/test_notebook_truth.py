@@ -199,3 +199,13 @@ def test_a_misspelled_choice_or_provider_gets_did_you_mean(sh):
     assert str(info.value) == ("unknown provider 'opnai'; did you mean openai? use --provider one "
                                "of offline, openai, anthropic, openrouter, ollama, "
                                "openai-responses, google, litellm")
+
+
+@pytest.mark.parametrize("name", ["1bad", "my var", "r.x", "class"])
+def test_an_output_variable_that_is_not_a_python_name_is_refused_before_the_turn(sh, name):
+    sh.run_cell("%lash open s1 --store t.duckdb")
+    with pytest.raises(UsageError) as info:
+        sh.run_cell(f"%%lash -o '{name}'\nhello\n")
+    assert str(info.value) == (f"-o {name!r} is not a Python variable name; "
+                               "give one such as -o r (the turn was not run)")
+    assert sh.run_cell("%lash sql SELECT count(*) AS n FROM turns")["n"].tolist() == [0]

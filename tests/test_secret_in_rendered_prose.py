@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 from IPython.utils.capture import capture_output
-from markdown_it import MarkdownIt
 from ipywidgets.widgets.widget import _instances
+from markdown_it import MarkdownIt
 from notebook_harness import ReraisingShell
 
 KEY = "sk-proj-ECHOq7Zx93hfTT0aBcDe"
