@@ -209,3 +209,19 @@ def test_an_output_variable_that_is_not_a_python_name_is_refused_before_the_turn
     assert str(info.value) == (f"-o {name!r} is not a Python variable name; "
                                "give one such as -o r (the turn was not run)")
     assert sh.run_cell("%lash sql SELECT count(*) AS n FROM turns")["n"].tolist() == [0]
+
+
+def test_a_background_cell_leaves_no_pending_task_in_the_saved_output(sh):
+    """The cell's Out was ``<Task pending ... coro=<_keep() running at .../verbs_turn.py>>``,
+    saved with the notebook beside a record that says the turn is done."""
+    sh.run_cell("%lash open s1 --store t.duckdb")
+    sh.run_cell("%lash enqueue --id k1 queued one")
+    assert sh.run_cell("%%lash --background -o rb\nhello\n") is None
+    assert sh.run_cell("%lash drain --background") is None
+    sh.run_cell("from lash_nb._notebook.extension import _magics\n"
+                "import asyncio\nawait asyncio.gather(*_magics().ctx.background.values())")
+    assert str(sh.user_ns["rb"].outcome) == "finished: assistant_message"
+    assert sh.run_cell("%lash sql SELECT count(*) AS n FROM turns")["n"].tolist() == [2]
+    # assigned, the line form still hands back the task to await
+    task = sh.run_cell("t = %lash turn --background again\nt")
+    assert sh.run_cell("await t").turn_id == task.result().turn_id

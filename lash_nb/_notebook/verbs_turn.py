@@ -270,7 +270,7 @@ async def turn(m: LashMagics, argline: str, cell: str | None, assigned: bool) ->
     if a.background:
         task = asyncio.ensure_future(_keep(m, coro, a.out))
         m.ctx.background[f"turn-{len(m.ctx.background) + 1}"] = task
-        return task
+        return task if assigned else None  # a task's repr saved as Out reads "pending"
     return await _keep(m, coro, a.out) if assigned else _quiet(await _keep(m, coro, a.out))
 
 
@@ -400,7 +400,7 @@ async def drain(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     if a.background:
         task = asyncio.ensure_future(go())
         m.ctx.background[f"drain-{len(m.ctx.background) + 1}"] = task
-        return task
+        return task if assigned else None
     results = await go()
     return results if assigned else None
 
