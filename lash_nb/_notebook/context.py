@@ -12,7 +12,12 @@ from typing import Any, Protocol
 
 from .._errors import ConfigurationError, SessionStillInUse
 from .._providers.registry import NAMES as PROVIDERS
-from .._providers.registry import build_provider, check_key, split_model_id
+from .._providers.registry import (
+    build_provider,
+    check_key,
+    environment_fingerprint,
+    split_model_id,
+)
 
 
 class Defaults(Protocol):
@@ -63,6 +68,8 @@ class NotebookContext:
     background: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
     last_result: Any = None
     last_opened: Binding | None = None  # where a session named later goes (its store)
+    core_env: dict[tuple[str, str, str], str] = field(default_factory=dict)  # provider env digest
+    retired: list[Any] = field(default_factory=list)  # cores replaced after an env change
 
     def core_for(self, store: str, provider: str, model: str) -> Any:
         from .._runtime.core import LashCore
@@ -72,6 +79,12 @@ class NotebookContext:
             for k in [k for k in self.cores if k[0] == store]:  # store they share): start over
                 del self.cores[k]
         core = self.cores.get(key)
+        env = environment_fingerprint(provider)
+        if core is not None and self.core_env.get(key, "") != env:
+            # a key or base URL changed in os.environ since (the fix a 401 asks for): a new
+            # core with a new provider; sessions bound to the old one keep it until reopened
+            self.retired.append(core)
+            core = None
         if core is None:
             shared = next((c.store for (s, _, _), c in self.cores.items() if s == store), None)
             builder = LashCore.builder().provider(
@@ -82,6 +95,7 @@ class NotebookContext:
             # one store object per path: a DuckDB file is held by one connection per process
             core = builder.store(shared if shared is not None else store).build()
             self.cores[key] = core
+            self.core_env[key] = env
         return core
 
     def store_closed(self, store: str) -> bool:
@@ -205,7 +219,8 @@ class NotebookContext:
         for b in self.bindings.values():
             with contextlib.suppress(SessionStillInUse):  # a user's clone() must not keep
                 await b.session.close()  # the kernel from closing its stores (ADR 47)
-        for core in self.cores.values():
+        for core in [*self.cores.values(), *self.retired]:
             await core.close()
         self.bindings.clear()
         self.cores.clear()
+        self.retired.clear()

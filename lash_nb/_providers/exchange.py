@@ -57,6 +57,9 @@ ATTEMPT_TIMEOUT_S = 1200.0  # one attempt, start to finish (ADR 0016)
 _PAGE_TYPES = ("text/html", "application/xhtml+xml")
 # the names of the user's headers whose values are credentials (scrubbed like the key)
 _SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|passw|signature", re.IGNORECASE)
+# the variable the registry reads each kind's base URL from (named in the one-line error)
+_BASE_URL_VARIABLES = {"openai-compatible": "OPENAI_BASE_URL", "openai-responses": "OPENAI_BASE_URL",
+                       "anthropic": "ANTHROPIC_BASE_URL", "ollama": "LASH_OLLAMA_BASE_URL"}
 _URL_PASSWORD = re.compile(r"(?<=//)([^/@:]*):[^/@]*@")
 
 
@@ -367,6 +370,14 @@ class HttpProvider(Generic[A]):
     ) -> None:
         self.kind = kind
         self.base_url = base_url.rstrip("/")
+        if not self.base_url.lower().startswith(("http://", "https://")):
+            # httpx would refuse every request ("unsupported protocol"), retried as a
+            # network error turn after turn; say it once, where it is set
+            var = _BASE_URL_VARIABLES.get(kind)
+            raise ConfigurationError(
+                f"{kind}: base_url {base_url!r} does not start with http:// or https://; write "
+                "it in full (e.g. http://localhost:8000/v1)"
+                + (f", in {var} if it comes from there" if var else ""))
         self.model = model
         key = api_key if api_key is not None else (os.environ.get(api_key_env) if api_key_env else None)
         self._secret = Secret(key) if key else None
