@@ -114,3 +114,37 @@ def test_a_key_echoed_in_a_form_markdown_decodes_is_not_in_the_record(
     assert all(KEY not in json.dumps(w.get_state(), default=str) for w in widgets)
     sh.run_cell("from lash_nb._notebook.extension import _magics\nawait _magics().ctx.close()")
     assert KEY.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+
+
+def test_a_replay_in_a_kernel_that_only_has_the_key_in_its_environment_renders_no_key(
+        tmp_path: Path, monkeypatch) -> None:
+    """The next morning: the store holds the echoed answer in its encoded form, the kernel was
+    restarted and the session opened with no keyed provider alive; the key is in the
+    environment, as the notebook's provider would read it."""
+    from lash_nb import LashCore, run_sync
+    from lash_nb.providers import FunctionProvider
+
+    key = "sk-proj-REPLAYq7Zx93hfTT0aBcDe"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+
+    async def yesterday() -> None:
+        echo = FunctionProvider(lambda request: f"Your key is {_decimal(key)}.")
+        core = LashCore.builder().provider(echo).store("old.duckdb").build()
+        s = await core.session("old").open()
+        await s.turn("echo my key").run()
+        await core.close()
+
+    run_sync(yesterday())
+    shell = ReraisingShell()
+    try:
+        shell.run_cell("%load_ext lash_nb._notebook.extension")
+        shell.run_cell("%lash open old --store old.duckdb --provider offline")
+        record = shell.run_cell("%lash replay")
+        data = record._repr_mimebundle_()
+        data = data[0] if isinstance(data, tuple) else data
+        assert "Your key is" in data["text/html"]
+        assert key not in html.unescape(data["text/html"])
+        assert key not in _shown(data["text/markdown"])
+    finally:
+        shell.close()

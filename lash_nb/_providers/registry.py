@@ -45,6 +45,8 @@ from typing import TYPE_CHECKING
 from lash_nb._errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from .anthropic import Anthropic
     from .google import GoogleGemini
     from .offline import OfflineProvider
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
     from .openai_responses import OpenAIResponses
     from .via_litellm import LiteLLMProvider
 
-    BuiltProvider = (OfflineProvider | OpenAICompatible | Anthropic | OpenAIResponses | GoogleGemini
+    BuiltProvider: TypeAlias = (OfflineProvider | OpenAICompatible | Anthropic | OpenAIResponses | GoogleGemini
                      | LiteLLMProvider)
 
 NAMES = ("offline", "openai", "anthropic", "openrouter", "ollama", "openai-responses", "google",
