@@ -156,7 +156,8 @@ class NotebookContext:
         return binding
 
     async def binding(self, name: str | None = None) -> Binding:
-        """The named (or bound) session, opening it with the defaults on first use."""
+        """The named (or bound) session, opened on first use in the store and with the
+        provider of the bound session (or the last one opened), else with the defaults."""
         key = name or self.current or self.defaults.session
         found = self.bindings.get(key)
         if found is not None and self.store_closed(found.store):
