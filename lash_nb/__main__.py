@@ -143,29 +143,54 @@ def main(argv: Sequence[str] | None = None) -> int:
               else f"{args.path}: already at schema version {new}")
         return 0
     if args.command == "demo":
+        from ._errors import LashError
         from ._runtime.demo import run_demo
 
-        asyncio.run(run_demo(args.store, args.delay))
+        try:
+            asyncio.run(run_demo(args.store, args.delay))
+        except LashError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         return 0
+    from ._errors import LashError
     from ._runtime.worker import load_approver, load_tools, run_worker
 
+    _check_worker_ranges(work, args)
     _log_to_stderr()
     name, model = worker_model(args.provider, args.model)
     tools, approver = load_tools(args.tools), load_approver(args.approver)
     if (not args.store.startswith(("postgresql://", "postgres://")) and args.store != ":memory:"
-            and not os.path.exists(args.store)):
+            and not os.path.exists(args.store)
+            and os.path.isdir(os.path.dirname(os.path.abspath(args.store)))):
         print(f"{args.store} did not exist: this worker created an empty store there; work "
               "queued in another store does not reach it (check --store)", file=sys.stderr)
-    stats = asyncio.run(run_worker(
-        args.store, session_id=args.session,
-        provider=worker_provider(name, model=model, delay_s=args.delay),
-        model=model, tools=tools, concurrency=args.concurrency,
-        poll_s=args.poll, grace_s=args.grace, max_idle_s=args.exit_when_idle,
-        lease_ttl_ms=args.lease_ttl_ms, max_attempts=args.max_attempts,
-        approver=approver,
-    ))
+    try:
+        stats = asyncio.run(run_worker(
+            args.store, session_id=args.session,
+            provider=worker_provider(name, model=model, delay_s=args.delay),
+            model=model, tools=tools, concurrency=args.concurrency,
+            poll_s=args.poll, grace_s=args.grace, max_idle_s=args.exit_when_idle,
+            lease_ttl_ms=args.lease_ttl_ms, max_attempts=args.max_attempts,
+            approver=approver,
+        ))
+    except LashError as e:  # a store it cannot open, a refused setting: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"worker done: {stats.turns} turns {stats.outcomes}", file=sys.stderr)
     return 0
+
+
+def _check_worker_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Numbers a worker cannot run with are refused before anything is opened (a worker with
+    ``--concurrency 0`` would sit idle forever beside queued work)."""
+    if args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
+    if args.max_attempts is not None and args.max_attempts < 1:
+        parser.error("--max-attempts must be at least 1")
+    if args.poll <= 0:
+        parser.error("--poll must be more than 0 seconds")
+    if args.grace < 0:
+        parser.error("--grace must be 0 seconds or more")
 
 
 if __name__ == "__main__":

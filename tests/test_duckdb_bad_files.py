@@ -186,3 +186,20 @@ def test_a_sidecar_that_cannot_be_opened_is_named_in_one_line(tmp_path: Path) ->
     msg = _one_line(e.value)
     assert "lash.duckdb.lash-share" in msg and "Is a directory" in msg
     assert path.read_bytes() == before
+
+
+def test_a_store_path_under_a_file_or_through_a_dangling_link_says_which(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    with pytest.raises(StoreError) as e:
+        DuckDBStore(notes / "lash.duckdb")  # "notes.txt/lash.duckdb": a file, not a folder
+    assert _one_line(e.value) == (f"{notes} is a file, not a folder; put the store in a "
+                                  "folder (e.g. lash.duckdb beside it)")
+    link = tmp_path / "lash.duckdb"
+    link.symlink_to(tmp_path / "moved" / "lash.duckdb")  # the store was moved away
+    with pytest.raises(StoreError) as e:
+        DuckDBStore(link)
+    assert _one_line(e.value) == (f"{link} links to {tmp_path / 'moved' / 'lash.duckdb'}, "
+                                  "which does not exist; fix the link or point at the file")
+    assert notes.read_text() == "my notes\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "lash.duckdb", "notes.txt"]  # nothing created

@@ -199,3 +199,49 @@ def test_a_misspelled_choice_or_provider_gets_did_you_mean(sh):
     assert str(info.value) == ("unknown provider 'opnai'; did you mean openai? use --provider one "
                                "of offline, openai, anthropic, openrouter, ollama, "
                                "openai-responses, google, litellm")
+
+
+@pytest.mark.parametrize("name", ["1bad", "my var", "r.x", "class"])
+def test_an_output_variable_that_is_not_a_python_name_is_refused_before_the_turn(sh, name):
+    sh.run_cell("%lash open s1 --store t.duckdb")
+    with pytest.raises(UsageError) as info:
+        sh.run_cell(f"%%lash -o '{name}'\nhello\n")
+    assert str(info.value) == (f"-o {name!r} is not a Python variable name; "
+                               "give one such as -o r (the turn was not run)")
+    assert sh.run_cell("%lash sql SELECT count(*) AS n FROM turns")["n"].tolist() == [0]
+
+
+def test_a_background_cell_leaves_no_pending_task_in_the_saved_output(sh):
+    """The cell's Out was ``<Task pending ... coro=<_keep() running at .../verbs_turn.py>>``,
+    saved with the notebook beside a record that says the turn is done."""
+    sh.run_cell("%lash open s1 --store t.duckdb")
+    sh.run_cell("%lash enqueue --id k1 queued one")
+    assert sh.run_cell("%%lash --background -o rb\nhello\n") is None
+    assert sh.run_cell("%lash drain --background") is None
+    sh.run_cell("from lash_nb._notebook.extension import _magics\n"
+                "import asyncio\nawait asyncio.gather(*_magics().ctx.background.values())")
+    assert str(sh.user_ns["rb"].outcome) == "finished: assistant_message"
+    assert sh.run_cell("%lash sql SELECT count(*) AS n FROM turns")["n"].tolist() == [2]
+    # assigned, the line form still hands back the task to await
+    task = sh.run_cell("t = %lash turn --background again\nt")
+    assert sh.run_cell("await t").turn_id == task.result().turn_id
+
+
+def test_a_drained_turn_that_waited_for_a_running_turn_records_its_own_duration(sh):
+    """The drain's view was shown while the session's background turn still ran; its footer
+    counted the wait (5.7 s in the saved record, 0.5 s in the store and in %lash replay)."""
+    from ipywidgets.widgets.widget import _instances
+
+    sh.run_cell("%config LashMagics.offline_delay_s = 0.01")
+    sh.run_cell("%lash open s1 --store t.duckdb")
+    sh.run_cell("%lash enqueue --id k1 queued one")
+    words = " ".join(f"w{i}" for i in range(60))
+    sh.run_cell(f"%%lash --background\nplease echo {words}\n")
+    results = sh.run_cell("rs = %lash drain\nrs")  # waits for the background turn first
+    drained = results[0].turn_id
+    sh.run_cell("from lash_nb._notebook.extension import _magics")
+    records = sh.run_cell("await _magics().ctx.bindings['s1'].session.store.load_turns('s1')")
+    stored = {r.turn_id: r.duration_ms for r in records}
+    shown = [w.elapsed_ms for w in list(_instances.values())
+             if type(w).__name__ == "TurnWidget" and w.turn_id == drained]
+    assert shown == [stored[drained]]

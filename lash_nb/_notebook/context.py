@@ -12,7 +12,12 @@ from typing import Any, Protocol
 
 from .._errors import ConfigurationError, SessionStillInUse
 from .._providers.registry import NAMES as PROVIDERS
-from .._providers.registry import build_provider, check_key, split_model_id
+from .._providers.registry import (
+    build_provider,
+    check_key,
+    environment_fingerprint,
+    split_model_id,
+)
 
 
 class Defaults(Protocol):
@@ -62,6 +67,9 @@ class NotebookContext:
     current: str | None = None
     background: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
     last_result: Any = None
+    last_opened: Binding | None = None  # where a session named later goes (its store)
+    core_env: dict[tuple[str, str, str], str] = field(default_factory=dict)  # provider env digest
+    retired: list[Any] = field(default_factory=list)  # cores replaced after an env change
 
     def core_for(self, store: str, provider: str, model: str) -> Any:
         from .._runtime.core import LashCore
@@ -71,6 +79,12 @@ class NotebookContext:
             for k in [k for k in self.cores if k[0] == store]:  # store they share): start over
                 del self.cores[k]
         core = self.cores.get(key)
+        env = environment_fingerprint(provider)
+        if core is not None and self.core_env.get(key, "") != env:
+            # a key or base URL changed in os.environ since (the fix a 401 asks for): a new
+            # core with a new provider; sessions bound to the old one keep it until reopened
+            self.retired.append(core)
+            core = None
         if core is None:
             shared = next((c.store for (s, _, _), c in self.cores.items() if s == store), None)
             builder = LashCore.builder().provider(
@@ -81,6 +95,7 @@ class NotebookContext:
             # one store object per path: a DuckDB file is held by one connection per process
             core = builder.store(shared if shared is not None else store).build()
             self.cores[key] = core
+            self.core_env[key] = env
         return core
 
     def store_closed(self, store: str) -> bool:
@@ -137,10 +152,12 @@ class NotebookContext:
         binding = Binding(session, core, store, provider, model, tool_names, fresh)
         self.bindings[name] = binding
         self.current = name
+        self.last_opened = binding
         return binding
 
     async def binding(self, name: str | None = None) -> Binding:
-        """The named (or bound) session, opening it with the defaults on first use."""
+        """The named (or bound) session, opened on first use in the store and with the
+        provider of the bound session (or the last one opened), else with the defaults."""
         key = name or self.current or self.defaults.session
         found = self.bindings.get(key)
         if found is not None and self.store_closed(found.store):
@@ -150,11 +167,30 @@ class NotebookContext:
             )
         if found is not None:
             return found
-        binding = await self.open(key, tools=list(self.discover_tools()))
+        # a session named for one cell (or the first cell after a delete) goes to the store
+        # the notebook already uses, with its provider, not to the configured default file;
+        # the notebook stays bound to the session it was bound to
+        kept = self.current
+        bound = self.bindings.get(kept) if kept is not None else None
+        like = bound or self.last_opened
+        same: dict[str, Any] = {}
+        if like is not None:
+            same = {"store": like.store, "provider": like.provider}
+            if like.model != self.defaults.model:
+                same["model"] = like.model
+        binding = await self.open(key, tools=list(self.discover_tools()), **same)
         binding.auto_opened = True
+        if bound is not None:
+            self.current = kept
         where = "in memory" if binding.store == ":memory:" else f"in {binding.store!r}"
-        print(f"no session was open: opened session {key!r} {where} "
-              f"(provider {binding.provider}); %lash open NAME --store PATH picks another")
+        if like is None:
+            print(f"no session was open: opened session {key!r} {where} "
+                  f"(provider {binding.provider}); %lash open NAME --store PATH picks another")
+        else:
+            whose = ("the store this notebook used last" if bound is None else
+                     f"the store of session {self.current!r}")
+            print(f"session {key!r} was not open: opened it {where} (provider "
+                  f"{binding.provider}), {whose}; %lash open NAME --store PATH picks another")
         return binding
 
     def discover_tools(self) -> list[Any]:
@@ -184,7 +220,8 @@ class NotebookContext:
         for b in self.bindings.values():
             with contextlib.suppress(SessionStillInUse):  # a user's clone() must not keep
                 await b.session.close()  # the kernel from closing its stores (ADR 47)
-        for core in self.cores.values():
+        for core in [*self.cores.values(), *self.retired]:
             await core.close()
         self.bindings.clear()
         self.cores.clear()
+        self.retired.clear()

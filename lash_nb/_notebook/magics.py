@@ -65,10 +65,15 @@ def _one_line(exc: BaseException) -> UsageError:
     return UsageError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
+HELP_FLAGS = ("-h", "--help")
+
+
 def route(line: str, cell: str | None) -> tuple[str, str]:
     """``(verb, rest)``; a ``%%lash`` cell without a verb is a turn."""
     stripped = line.strip()
     first, _, rest = stripped.partition(" ")
+    if first in HELP_FLAGS:  # "%%lash --help": the turn forms; "%lash -h": every verb
+        return "help", "turn" if cell is not None else ""
     if cell is not None and (not first or first.startswith("-")):
         return "turn", stripped
     if not first:
@@ -82,6 +87,8 @@ def route(line: str, cell: str | None) -> tuple[str, str]:
             f"%%lash {first} takes no cell body; use the line form %lash {first}, "
             "or write the prompt in a plain %%lash cell"
         )
+    if rest.split(maxsplit=1)[:1] in (["-h"], ["--help"]):  # as any command line takes it;
+        return "help", first  # only right after the verb: a prompt or query may say --help
     return first, rest.strip()
 
 

@@ -66,7 +66,7 @@ async def run_turn(
         widget.fail(f"{type(err).__name__}: {err}")
         raise
     widget.cost = turn_cost(result, prices)
-    widget.finish(result)
+    widget.finish(result, elapsed_ms=recorded_ms(result))
     return result
 
 
@@ -135,5 +135,13 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
     if not shown:
         widget.show()
     widget.cost = turn_cost(out.result, prices)
-    widget.finish(out.result)
+    widget.finish(out.result, elapsed_ms=recorded_ms(out.result))
     return out.result
+
+
+def recorded_ms(result: Any) -> float | None:
+    """The turn's duration as the store keeps it (what ``%lash replay`` shows), for the
+    record's footer: the view's own clock also counts a wait before the turn started (a
+    drain waiting for the session's running turn)."""
+    duration = getattr(result, "duration_ms", None)
+    return float(duration) if isinstance(duration, (int, float)) and duration > 0 else None

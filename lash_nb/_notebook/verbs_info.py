@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -239,7 +240,21 @@ def turn_prompt(session: Any, turn_id: str) -> str:
 
 
 async def help_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
-    return Card(HELP)
+    """``%lash help`` (every verb), ``%lash help VERB`` / ``%lash VERB --help`` (its rows)."""
+    verb = argline.split(maxsplit=1)[0] if argline.strip() else ""
+    rows = [(forms, what) for forms, what in _VERBS if _names(forms, verb)] if verb else []
+    if not rows:
+        return Card(HELP)
+    return Card(f"**%lash {verb}**\n\n| verb | what it does |\n|---|---|\n"
+                + "".join(f"| {forms} | {what} |\n" for forms, what in rows)
+                + "\n`%lash help` lists every verb.")
+
+
+def _names(forms: str, verb: str) -> bool:
+    """The help row's forms are those of ``verb`` (a ``%%lash`` cell is a turn)."""
+    if verb == "turn" and forms.startswith("`%%lash ["):
+        return True
+    return re.search(rf"`%lash {re.escape(verb)}(?![\w-])", forms) is not None
 
 
 # the synchronous part of each verb: parse and check its arguments (``magics.check``)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import keyword
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -213,6 +214,9 @@ async def open_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
 def turn_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
     opts, prompt = split_prompt(argline, with_value=TURN_VALUES, flags=TURN_FLAGS)
     a = parse(TURN, opts)
+    if a.out is not None and (not a.out.isidentifier() or keyword.iskeyword(a.out)):
+        raise UsageError(f"-o {a.out!r} is not a Python variable name; give one such as -o r "
+                         "(the turn was not run)")
     if cell is not None:
         prompt = cell if not prompt else f"{prompt}\n{cell}"
     # cleaned here as the session would (ADR 12): the widget shows the prompt before the
@@ -266,7 +270,7 @@ async def turn(m: LashMagics, argline: str, cell: str | None, assigned: bool) ->
     if a.background:
         task = asyncio.ensure_future(_keep(m, coro, a.out))
         m.ctx.background[f"turn-{len(m.ctx.background) + 1}"] = task
-        return task
+        return task if assigned else None  # a task's repr saved as Out reads "pending"
     return await _keep(m, coro, a.out) if assigned else _quiet(await _keep(m, coro, a.out))
 
 
@@ -396,7 +400,7 @@ async def drain(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     if a.background:
         task = asyncio.ensure_future(go())
         m.ctx.background[f"drain-{len(m.ctx.background) + 1}"] = task
-        return task
+        return task if assigned else None
     results = await go()
     return results if assigned else None
 

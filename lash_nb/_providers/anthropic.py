@@ -40,7 +40,7 @@ from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._core.usage import TokenUsage
 
 from . import media, replay
-from .exchange import ATTEMPT_TIMEOUT_S, HttpProvider
+from .exchange import ATTEMPT_TIMEOUT_S, HttpProvider, shown_url
 from .openai_compat import MESSAGES_MARK, MESSAGES_MARK_JSON
 from .sse import MAX_EVENT_BYTES, SseEvent
 
@@ -359,7 +359,7 @@ class Anthropic(HttpProvider[MessagesAccumulator]):
 
     def __repr__(self) -> str:
         key = self._key_state
-        return (f"Anthropic(base_url={self.base_url!r}, model={self.model!r}, api_key={key}, "
+        return (f"Anthropic(base_url={shown_url(self.base_url)!r}, model={self.model!r}, api_key={key}, "
                 f"max_tokens={self.max_tokens})")
 
     def payload(self, request: LlmRequest, *,

@@ -19,6 +19,9 @@ The API key lives in a :class:`Secret`; it is sent only in the auth header. Ever
 from what the server sent (messages, the request id) passes the exchange's
 :class:`~lash_nb._core.secrets.Scrubber`, which knows the key and common credential shapes;
 :mod:`.redaction` applies it to model deltas, the final response and httpx's log records.
+The scrubber also knows the other credentials a provider sends: a user and password in the
+base URL (httpx sends them as basic auth) and the values of the user's headers whose names
+say they carry one (``X-Gateway-Key``, ``Authorization``, a token, a cookie; ADR 146).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import aclosing
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -51,6 +55,34 @@ DRAIN_S = 1.0  # seconds to wait for the end of a body whose terminal event arri
 ERROR_BODY_LIMIT = 256 * 1024  # bytes of a non-2xx body read for classification
 ATTEMPT_TIMEOUT_S = 1200.0  # one attempt, start to finish (ADR 0016)
 _PAGE_TYPES = ("text/html", "application/xhtml+xml")
+# the names of the user's headers whose values are credentials (scrubbed like the key)
+_SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|passw|signature", re.IGNORECASE)
+# the variable the registry reads each kind's base URL from (named in the one-line error)
+_BASE_URL_VARIABLES = {"openai-compatible": "OPENAI_BASE_URL", "openai-responses": "OPENAI_BASE_URL",
+                       "anthropic": "ANTHROPIC_BASE_URL", "ollama": "LASH_OLLAMA_BASE_URL"}
+_URL_PASSWORD = re.compile(r"(?<=//)([^/@:]*):[^/@]*@")
+
+
+def credentials(base_url: str, headers: Mapping[str, str] | None) -> list[str]:
+    """The secrets a provider sends besides its key: the base URL's password (quoted as in
+    the URL and unquoted, and ``user:password``, whose base64 is the basic-auth header) and
+    the values of credential headers (whole, and the token after a scheme word)."""
+    from urllib.parse import unquote, urlsplit
+
+    out: list[str] = []
+    parts = urlsplit(base_url)
+    if parts.password:
+        user, password = unquote(parts.username or ""), unquote(parts.password)
+        out += [parts.password, password, f"{user}:{password}"]
+    for name, value in (headers or {}).items():
+        if _SECRET_HEADER.search(name) and isinstance(value, str):
+            out += [value, value.split(" ", 1)[-1]]
+    return out
+
+
+def shown_url(url: str) -> str:
+    """``url`` for a repr: a password in it reads ``[redacted]``."""
+    return _URL_PASSWORD.sub(r"\1:[redacted]@", url)
 
 
 class Secret:
@@ -82,6 +114,7 @@ class HttpExchange:
         provider: str,
         secret: Secret | None,
         transport: httpx.AsyncBaseTransport | None,
+        also: Iterable[str] = (),
         timeout: float | httpx.Timeout,
         chunk_timeout: float | None,
         attempt_timeout: float | None = ATTEMPT_TIMEOUT_S,
@@ -89,7 +122,7 @@ class HttpExchange:
     ) -> None:
         self.provider = provider
         self._secret = secret
-        self.scrubber = Scrubber([secret.reveal()] if secret else ())
+        self.scrubber = Scrubber([*([secret.reveal()] if secret else ()), *also])
         self.scrub = self.scrubber.scrub
         LOG_SCRUB.watch(self.scrubber)
         self._attempt_timeout = attempt_timeout
@@ -337,12 +370,21 @@ class HttpProvider(Generic[A]):
     ) -> None:
         self.kind = kind
         self.base_url = base_url.rstrip("/")
+        if not self.base_url.lower().startswith(("http://", "https://")):
+            # httpx would refuse every request ("unsupported protocol"), retried as a
+            # network error turn after turn; say it once, where it is set
+            var = _BASE_URL_VARIABLES.get(kind)
+            raise ConfigurationError(
+                f"{kind}: base_url {base_url!r} does not start with http:// or https://; write "
+                "it in full (e.g. http://localhost:8000/v1)"
+                + (f", in {var} if it comes from there" if var else ""))
         self.model = model
         key = api_key if api_key is not None else (os.environ.get(api_key_env) if api_key_env else None)
         self._secret = Secret(key) if key else None
         self._key_hint = "the api_key argument" + (f" or ${api_key_env}" if api_key_env else "")
         self._headers = dict(headers or {})
         self._exchange = HttpExchange(provider=kind, secret=self._secret, transport=transport,
+                                      also=credentials(self.base_url, self._headers),
                                       timeout=timeout, chunk_timeout=chunk_timeout,
                                       attempt_timeout=attempt_timeout,
                                       max_event_bytes=max_event_bytes)

@@ -37,7 +37,7 @@ from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._core.usage import ZERO_USAGE, TokenUsage
 
 from . import media, replay
-from .exchange import ATTEMPT_TIMEOUT_S, BEARER, HttpProvider
+from .exchange import ATTEMPT_TIMEOUT_S, BEARER, HttpProvider, shown_url
 from .sse import MAX_EVENT_BYTES, SseEvent
 
 REPLAY_API = "google"
@@ -261,7 +261,7 @@ class GoogleGemini(HttpProvider[GeminiAccumulator]):
                          attempt_timeout=attempt_timeout, max_event_bytes=max_event_bytes)
 
     def __repr__(self) -> str:
-        return (f"GoogleGemini(base_url={self.base_url!r}, model={self.model!r}, "
+        return (f"GoogleGemini(base_url={shown_url(self.base_url)!r}, model={self.model!r}, "
                 f"api_key={self._key_state}, streaming={self.streaming})")
 
     def payload(self, request: LlmRequest) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from lash_nb._core.records import Message, PartKind, Role
 from lash_nb._core.usage import ZERO_USAGE, TokenUsage
 
 from . import media
-from .exchange import ATTEMPT_TIMEOUT_S, BEARER, HttpProvider
+from .exchange import ATTEMPT_TIMEOUT_S, BEARER, HttpProvider, shown_url
 from .sse import MAX_EVENT_BYTES, SseEvent
 
 FINISH_REASONS = {
@@ -287,7 +287,7 @@ class OpenAICompatible(HttpProvider[ChatAccumulator]):
 
     def __repr__(self) -> str:
         key = self._key_state
-        return (f"OpenAICompatible(kind={self.kind!r}, base_url={self.base_url!r}, "
+        return (f"OpenAICompatible(kind={self.kind!r}, base_url={shown_url(self.base_url)!r}, "
                 f"model={self.model!r}, api_key={key}, streaming={self.streaming})")
 
     def payload(self, request: LlmRequest, *, _messages: Any = None) -> dict[str, Any]:

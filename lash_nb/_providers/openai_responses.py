@@ -26,7 +26,7 @@ import httpx
 
 from lash_nb._core.llm import LlmRequest, LlmStreamEvent
 
-from .exchange import ATTEMPT_TIMEOUT_S, BEARER, HttpProvider
+from .exchange import ATTEMPT_TIMEOUT_S, BEARER, HttpProvider, shown_url
 from .responses_parse import ResponsesAccumulator, responses_input
 from .sse import MAX_EVENT_BYTES, SseEvent
 
@@ -98,7 +98,7 @@ class OpenAIResponses(HttpProvider[ResponsesAccumulator]):
         self._extra_body = dict(extra_body or {})
 
     def __repr__(self) -> str:
-        return (f"OpenAIResponses(kind={self.kind!r}, base_url={self.base_url!r}, "
+        return (f"OpenAIResponses(kind={self.kind!r}, base_url={shown_url(self.base_url)!r}, "
                 f"model={self.model!r}, api_key={self._key_state})")
 
     def payload(self, request: LlmRequest) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import weakref
 
 from lash_nb._core.llm import LlmResponse, LlmStreamEvent, ReasoningTextDelta, TextDelta
@@ -55,6 +56,31 @@ def scrub_known(text: str) -> str:
     for scrubber in list(LOG_SCRUB.scrubbers):
         text = scrubber.scrub_exact(text)
     return scrub_shapes(text)
+
+
+def scrub_known_values(text: str) -> str:
+    """``text`` without the key of any provider alive in this process and the keys in the
+    provider variables of the environment (every encoding the scrubber knows), credential
+    shapes left alone: for model text once a renderer has decoded it (markdown's character
+    references and backslash escapes), also text stored before a kernel restart."""
+    for scrubber in [*LOG_SCRUB.scrubbers, _environment_scrubber()]:
+        text = scrubber.scrub_exact(text)
+    return text
+
+
+_ENV_SCRUBBER: tuple[tuple[str, ...], Scrubber] = ((), Scrubber())
+
+
+def _environment_scrubber() -> Scrubber:
+    """A scrubber of the provider keys set in ``os.environ`` now (rebuilt when they change)."""
+    global _ENV_SCRUBBER
+    from .registry import KEY_FALLBACKS, KEY_VARIABLES
+
+    names = {*KEY_VARIABLES.values(), *(v for vs in KEY_FALLBACKS.values() for v in vs)}
+    values = tuple(sorted(v for n in names if (v := os.environ.get(n, "").strip())))
+    if values != _ENV_SCRUBBER[0]:
+        _ENV_SCRUBBER = (values, Scrubber(values))
+    return _ENV_SCRUBBER[1]
 
 
 def scrubbed_response(scrubber: Scrubber, response: LlmResponse) -> LlmResponse:

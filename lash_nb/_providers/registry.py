@@ -45,6 +45,8 @@ from typing import TYPE_CHECKING
 from lash_nb._errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from .anthropic import Anthropic
     from .google import GoogleGemini
     from .offline import OfflineProvider
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
     from .openai_responses import OpenAIResponses
     from .via_litellm import LiteLLMProvider
 
-    BuiltProvider = (OfflineProvider | OpenAICompatible | Anthropic | OpenAIResponses | GoogleGemini
+    BuiltProvider: TypeAlias = (OfflineProvider | OpenAICompatible | Anthropic | OpenAIResponses | GoogleGemini
                      | LiteLLMProvider)
 
 NAMES = ("offline", "openai", "anthropic", "openrouter", "ollama", "openai-responses", "google",
@@ -60,6 +62,10 @@ NAMES = ("offline", "openai", "anthropic", "openrouter", "ollama", "openai-respo
 KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY",
                  "openrouter": "OPENROUTER_API_KEY", "openai-responses": "OPENAI_API_KEY",
                  "google": "GEMINI_API_KEY"}
+# every variable build_provider reads: a change to one means a different provider
+ENV_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY", "GEMINI_API_KEY",
+                 "GOOGLE_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
+                 "ANTHROPIC_BASE_URL", "LASH_OLLAMA_BASE_URL", "OLLAMA_HOST", "LASH_OLLAMA_MODEL")
 # a provider whose key may also come from another variable (the google-genai SDK's order)
 KEY_FALLBACKS = {"google": ("GOOGLE_API_KEY", "GEMINI_API_KEY")}
 
@@ -139,6 +145,21 @@ def check_key(name: str, environ: Mapping[str, str] | None = None, *,
             f"--provider {name} needs {var}, which is not set; set it in the environment "
             f"(os.environ[{var!r}] = ...) and {again}, or use --provider offline"
         )
+
+
+def environment_fingerprint(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """A digest of the variables ``build_provider(name)`` reads (keys among them, so a digest
+    and not the values): equal digests build the same provider. The offline provider reads
+    none."""
+    if name == "offline":
+        return ""
+    import hashlib
+
+    env = os.environ if environ is None else environ
+    digest = hashlib.sha256()
+    for var in ENV_VARIABLES:
+        digest.update(f"{var}={env.get(var, '')}\0".encode())
+    return digest.hexdigest()
 
 
 def build_provider(name: str, *, model: str | None = None,

@@ -11,17 +11,28 @@ come from ``turn.css`` and follow the theme).
 
 The same function serves the live widget (prose blocks are rendered on each flush) and the
 saved, kernel-free HTML of a finished turn.
+
+Rendering decodes: a character reference (``&#115;``) or a backslash before punctuation in the
+text becomes the character. The text was scrubbed of the provider's key when it arrived, but a
+server that echoes the key in such a form would have it rebuilt here, so the rendered HTML loses
+the key of every provider of the process again, and :func:`without_revealed_keys` does the
+same for the record's markdown and plain text (ADR 145).
 """
 
 from __future__ import annotations
 
 import html
+import re
 from functools import lru_cache
 from typing import Any
 
 from markdown_it import MarkdownIt
 
+from ..._providers.redaction import scrub_known_values
 from .untrusted import visible
+
+# CommonMark: a backslash before ASCII punctuation is that character
+_BACKSLASH_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
 @lru_cache(maxsize=64)
@@ -74,7 +85,18 @@ def render_markdown(text: str, env: dict[str, Any] | None = None) -> str:
     ``env``: markdown-it's environment; its ``references`` (link reference definitions) are
     kept across calls that share it, so a piece rendered later resolves links defined earlier."""
     html: str = _parser().render(visible(text or ""), env)
-    return html
+    return scrub_known_values(html)
 
 
-__all__ = ["render_markdown"]
+def without_revealed_keys(text: str) -> str:
+    """``text`` (markdown) as it is, unless a reader's renderer would decode a provider's key
+    out of it (character references, backslash escapes): then decoded, without the key."""
+    text = scrub_known_values(text)
+    if "&" not in text and "\\" not in text:
+        return text
+    seen = html.unescape(_BACKSLASH_ESCAPE.sub(r"\1", text))
+    clean = scrub_known_values(seen)
+    return text if clean == seen else clean
+
+
+__all__ = ["render_markdown", "without_revealed_keys"]

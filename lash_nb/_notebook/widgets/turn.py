@@ -85,7 +85,7 @@ from ..._core.events import TurnActivity
 from .assets import css, esm
 from .fold import TurnFold, outcome_label
 from .live_prose import LiveProse, utf16_len
-from .markdown import render_markdown
+from .markdown import render_markdown, without_revealed_keys
 from .snapshot import FINAL_STATUSES, NOTE_GONE, bundle, cut_turn_note, final_status, turn_html
 from .untrusted import inert_markdown, visible
 
@@ -431,7 +431,7 @@ class TurnWidget(anywidget.AnyWidget):
 
     def to_text(self) -> str:
         """The same markdown as plain text (``text/plain``): raw HTML kept as written."""
-        return visible(self._markdown_source())
+        return without_revealed_keys(visible(self._markdown_source()))
 
     def _markdown_source(self) -> str:
         head = f"**lash turn** `{self.turn_id}`" if self.turn_id else "**lash turn**"

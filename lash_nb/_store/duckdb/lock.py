@@ -61,7 +61,13 @@ def check_path(path: str, read_only: bool) -> None:
         )
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
+        if os.path.exists(parent):
+            raise StorePathError(f"{parent} is a file, not a folder; put the store in a folder "
+                                 "(e.g. lash.duckdb beside it)")
         raise StorePathError(f"folder {parent} does not exist; create it or choose another path")
+    if os.path.islink(path) and not os.path.exists(path):  # the file it named was moved
+        raise StorePathError(f"{path} links to {os.readlink(path)}, which does not exist; fix "
+                             "the link or point at the file")
     if os.path.exists(path):
         with open(path, "rb") as f:
             head = f.read(12)

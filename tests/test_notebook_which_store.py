@@ -1,0 +1,86 @@
+"""A hurried user names a session the notebook has not opened yet, or deletes one: the turn
+lands in the store the notebook already uses, the notebook stays bound to the session it was
+bound to, and a delete that found nothing says so instead of "deleted"."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+from IPython.core.error import UsageError
+from IPython.utils.capture import capture_output
+from notebook_harness import ReraisingShell
+
+
+@pytest.fixture
+def sh(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shell = ReraisingShell()
+    shell.run_cell("%load_ext lash_nb._notebook.extension")
+    shell.run_cell("%config LashMagics.offline_delay_s = 0")
+    yield shell
+    shell.close()
+
+
+def _sessions_in(path) -> set[str]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {row[0] for row in con.execute("SELECT session_id FROM sessions").fetchall()}
+    finally:
+        con.close()
+
+
+def test_a_cell_naming_a_new_session_runs_it_in_the_store_the_notebook_opened(sh, tmp_path):
+    sh.run_cell("%lash open s1 --store notes.duckdb")
+    sh.run_cell("a = %lash turn first")
+    with capture_output() as cap:
+        sh.run_cell("%%lash --session s2\nhello s2\n")
+    # the notice is true: s1 was open, and it names the file s2 went to
+    assert "no session was open" not in cap.stdout
+    assert ("session 's2' was not open: opened it in 'notes.duckdb' (provider offline), the "
+            "store of session 's1'; %lash open NAME --store PATH picks another") in cap.stdout
+    # the plain cell after it still runs on s1: --session is for that cell only
+    r = sh.run_cell("b = %lash turn second\nb")
+    assert r.session_id == "s1"
+    sh.run_cell("from lash_nb._notebook.extension import _magics\nawait _magics().ctx.close()")
+    assert not (tmp_path / "lash.duckdb").exists()  # nothing went to the default file
+    assert _sessions_in(tmp_path / "notes.duckdb") == {"s1", "s2"}
+
+
+def test_after_deleting_the_bound_session_the_next_cell_stays_in_its_store(sh, tmp_path):
+    sh.run_cell("%lash open s1 --store notes.duckdb")
+    sh.run_cell("a = %lash turn first")
+    sh.run_cell("%lash sessions --delete s1 --yes")
+    with capture_output() as cap:
+        sh.run_cell("%%lash\nafter the delete\n")
+    assert "in 'notes.duckdb'" in cap.stdout
+    sh.run_cell("from lash_nb._notebook.extension import _magics\nawait _magics().ctx.close()")
+    assert not (tmp_path / "lash.duckdb").exists()
+    assert _sessions_in(tmp_path / "notes.duckdb") == {"default"}
+
+
+def test_deleting_a_session_the_store_does_not_hold_says_so_and_deletes_nothing(sh, tmp_path):
+    sh.run_cell("%lash open s1 --store notes.duckdb")
+    sh.run_cell("a = %lash turn first")
+    with pytest.raises(UsageError) as info, capture_output() as cap:
+        sh.run_cell("%lash sessions --delete sl --yes")  # a typo of s1
+    assert str(info.value) == ("no session 'sl' in 'notes.duckdb'; nothing was deleted "
+                               "(%lash sessions lists the stored sessions)")
+    assert "deleted session" not in cap.stdout
+    sh.run_cell("b = %lash turn second")  # s1 is still open and whole
+    sh.run_cell("from lash_nb._notebook.extension import _magics\nawait _magics().ctx.close()")
+    con = duckdb.connect(str(tmp_path / "notes.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM turns WHERE session_id = 's1'").fetchone() == (2,)
+    con.close()
+
+
+def test_a_session_with_only_queued_work_can_still_be_deleted(sh, tmp_path):
+    sh.run_cell("%lash open s1 --store notes.duckdb")
+    sh.run_cell("%lash enqueue --session s3 for later")
+    with capture_output() as cap:
+        sh.run_cell("%lash sessions --delete s3 --yes")
+    assert "deleted session 's3'" in cap.stdout
+    sh.run_cell("from lash_nb._notebook.extension import _magics\nawait _magics().ctx.close()")
+    con = duckdb.connect(str(tmp_path / "notes.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM queued_work_batches WHERE session_id = 's3'"
+                       ).fetchone() == (0,)
+    con.close()

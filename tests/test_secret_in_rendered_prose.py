@@ -1,0 +1,150 @@
+"""A server that echoes the key back in the model's text, written so that markdown decodes it
+(HTML character references, backslash escapes): the raw text holds no key, but the rendered
+answer would. The key must not reach the turn's record (HTML, markdown read by a renderer,
+plain text) or the live widget's state, as it does not reach the store.
+
+The server is a small ``http.server`` speaking OpenAI's streamed chat completions; the notebook
+is an IPython shell with ``%lash open --provider openai`` pointed at it by
+``OPENAI_BASE_URL``, the key only in the environment.
+"""
+
+from __future__ import annotations
+
+import html
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from IPython.utils.capture import capture_output
+from ipywidgets.widgets.widget import _instances
+from markdown_it import MarkdownIt
+from notebook_harness import ReraisingShell
+
+KEY = "sk-proj-ECHOq7Zx93hfTT0aBcDe"
+
+
+def _decimal(text: str) -> str:
+    return "".join(f"&#{ord(c)};" for c in text)
+
+
+ENCODINGS = {
+    "decimal": _decimal(KEY),
+    "hex": "".join(f"&#x{ord(c):x};" for c in KEY),
+    "mixed": KEY[:4] + _decimal(KEY[4:12]) + KEY[12:],
+    "backslash": KEY.replace("-", "\\-"),
+}
+
+
+class _Echo(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        key = self.headers["Authorization"].split(" ", 1)[1]
+        encoding = body["messages"][-1]["content"].split()[-1]
+        echoed = ENCODINGS[encoding].replace(KEY, key) if key == KEY else key
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        base = {"id": "c1", "object": "chat.completion.chunk", "model": body["model"]}
+        half = len(echoed) // 2
+        for delta in ({"role": "assistant", "content": "Your key is "},
+                      {"content": echoed[:half]}, {"content": echoed[half:] + " (echoed)."}):
+            chunk = {**base, "choices": [{"index": 0, "delta": delta}]}
+            self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        end = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+               "usage": {"prompt_tokens": 5, "completion_tokens": 9}}
+        self.wfile.write(b"data: " + json.dumps(end).encode() + b"\n\ndata: [DONE]\n\n")
+
+
+@pytest.fixture
+def echo_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def sh(tmp_path, monkeypatch, echo_server):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", echo_server)
+    shell = ReraisingShell()
+    shell.run_cell("%load_ext lash_nb._notebook.extension")
+    yield shell
+    shell.close()
+
+
+def _shown(text: str) -> str:
+    """What a reader of ``text`` as markdown sees: rendered by CommonMark, entities decoded."""
+    return html.unescape(MarkdownIt("commonmark").render(text))
+
+
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+def test_a_key_echoed_in_a_form_markdown_decodes_is_not_in_the_record(
+        sh, tmp_path: Path, encoding: str) -> None:
+    sh.run_cell("%lash open echo --store echo.duckdb --provider openai --model gpt-4.1-mini")
+    with capture_output() as cap:
+        sh.run_cell(f"%%lash -o r\nplease echo my key {encoding}\n")
+    result = sh.user_ns["r"]
+    assert str(result.outcome) == "finished: assistant_message"
+    assert "Your key is" in result.assistant_output.safe_text  # the echo came back
+    bundles = [o.data for o in cap.outputs]
+    records = [b for b in bundles if "text/html" in b and "Your key is" in b["text/html"]]
+    assert records, bundles
+    for data in bundles:
+        for mime, text in data.items():
+            assert KEY not in text, (mime, text[:500])
+        if "text/markdown" in data:
+            assert KEY not in _shown(data["text/markdown"])
+        if "text/html" in data:
+            assert KEY not in html.unescape(data["text/html"])
+    # the live widget's state (saved with the notebook when widget state is saved)
+    widgets = [w for w in list(_instances.values()) if type(w).__name__ == "TurnWidget"]
+    shown = [html.unescape(" ".join(w.html.values())) for w in widgets]  # the rendered prose
+    assert any("Your key is" in s for s in shown)
+    assert all(KEY not in s for s in shown)
+    assert all(KEY not in json.dumps(w.get_state(), default=str) for w in widgets)
+    sh.run_cell("from lash_nb._notebook.extension import _magics\nawait _magics().ctx.close()")
+    assert KEY.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+
+
+def test_a_replay_in_a_kernel_that_only_has_the_key_in_its_environment_renders_no_key(
+        tmp_path: Path, monkeypatch) -> None:
+    """The next morning: the store holds the echoed answer in its encoded form, the kernel was
+    restarted and the session opened with no keyed provider alive; the key is in the
+    environment, as the notebook's provider would read it."""
+    from lash_nb import LashCore, run_sync
+    from lash_nb.providers import FunctionProvider
+
+    key = "sk-proj-REPLAYq7Zx93hfTT0aBcDe"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+
+    async def yesterday() -> None:
+        echo = FunctionProvider(lambda request: f"Your key is {_decimal(key)}.")
+        core = LashCore.builder().provider(echo).store("old.duckdb").build()
+        s = await core.session("old").open()
+        await s.turn("echo my key").run()
+        await core.close()
+
+    run_sync(yesterday())
+    shell = ReraisingShell()
+    try:
+        shell.run_cell("%load_ext lash_nb._notebook.extension")
+        shell.run_cell("%lash open old --store old.duckdb --provider offline")
+        record = shell.run_cell("%lash replay")
+        data = record._repr_mimebundle_()
+        data = data[0] if isinstance(data, tuple) else data
+        assert "Your key is" in data["text/html"]
+        assert key not in html.unescape(data["text/html"])
+        assert key not in _shown(data["text/markdown"])
+    finally:
+        shell.close()
