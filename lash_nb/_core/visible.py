@@ -28,6 +28,15 @@ _ESCAPES = re.compile(
 _CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
                        "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
+# an escape sequence whose last bytes have not come yet (text that is still arriving)
+_UNFINISHED = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*"
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c\n]*\x1b?"
+    r"|(?:\x1b[PX^_]|[\x90\x98\x9e\x9f])[^\x1b\x9c]*\x1b?"
+    r"|\x1b[ -/]*"
+)
+_INTRODUCERS = "\x1b\x9b\x9d\x90\x98\x9e\x9f"
+
 
 def visible(text: str) -> str:
     """``text`` without escape sequences, control characters (tab, newlines kept) and
@@ -37,4 +46,17 @@ def visible(text: str) -> str:
     return _CONTROLS.sub("", _ESCAPES.sub("", text))
 
 
-__all__ = ["visible"]
+def visible_so_far(text: str) -> str:
+    """:func:`visible` of text that is still arriving (a streamed answer): an escape sequence
+    cut at its end is held back, since its last bytes may come with the next piece. Shown
+    as it grows, the text grows by appending, with no remnant (``3`` of ``ESC [3``) shown
+    and taken back."""
+    if not _CONTROLS.search(text):
+        return text
+    last = max(text.rfind(c) for c in _INTRODUCERS)
+    if last >= 0 and _UNFINISHED.fullmatch(text, last):
+        text = text[:last]
+    return visible(text)
+
+
+__all__ = ["visible", "visible_so_far"]
