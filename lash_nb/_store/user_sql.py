@@ -149,7 +149,7 @@ def check(
             _check_explain(con, text)
         elif kind == "PRAGMA" and _named(text, kind).startswith("PRAGMA "):
             _check_pragma(text)
-        elif kind == "CALL" and _named(text, kind) == "CALL":
+        elif kind == "CALL" and dialect == "duckdb" and _named(text, kind) == "CALL":
             kind, select = "SELECT", _called(con, text)
         elif kind != "SELECT":
             _refuse(kind, text)
