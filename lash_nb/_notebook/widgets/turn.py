@@ -86,12 +86,12 @@ import anywidget
 import traitlets
 
 from ..._core.events import TurnActivity
+from ..._core.visible import visible, visible_so_far
 from .assets import css, esm
 from .fold import TurnFold, outcome_label
 from .live_prose import LiveProse, utf16_len
 from .markdown import render_markdown
 from .snapshot import FINAL_STATUSES, NOTE_GONE, bundle, cut_turn_note, final_status, turn_html
-from ..._core.visible import visible, visible_so_far
 from .untrusted import inert_markdown
 
 StopCallback = Callable[[], Any]
@@ -166,7 +166,8 @@ class TurnWidget(anywidget.AnyWidget):
         self._sent_html: dict[str, str] = {}
         self._sent_stable: dict[str, int] = {}
         self._sent_lens: dict[str, int] = {}
-        self._clean: dict[int, tuple[str, bool, str]] = {}  # id(raw) -> (raw, so far, shown)
+        self._clean: dict[int, tuple[str, str]] = {}  # id(raw) -> (raw, shown)
+        self._streams: dict[str, str] = {}  # cid -> a streaming text that was clean
         self.render_interval_s = max(interval_s, 0.2)
         self.on_msg(self._on_custom)
 
@@ -372,34 +373,46 @@ class TurnWidget(anywidget.AnyWidget):
         """The folded rows as the views show them, as the record does: every string without
         terminal escapes, control and bidi characters (``visible``). Live, the text still
         streaming (prose, reasoning, a cell's output) holds back an escape cut at its end
-        (``visible_so_far``). A string unchanged since the last flush is not scanned again."""
-        old: dict[int, tuple[str, bool, str]] = self._clean
-        new: dict[int, tuple[str, bool, str]] = {}
+        (``visible_so_far``). A string unchanged since the last flush is not scanned again,
+        and of a clean streaming text only what it grew by."""
+        old: dict[int, tuple[str, str]] = self._clean
+        new: dict[int, tuple[str, str]] = {}
+        streams: dict[str, str] = {}
 
-        def clean(raw: str, so_far: bool) -> str:
+        def clean(raw: str) -> str:
             hit = old.get(id(raw))
-            if hit is not None and hit[0] is raw and hit[1] == so_far:
-                out = hit[2]
-            else:
-                out = visible_so_far(raw) if so_far else visible(raw)
-            new[id(raw)] = (raw, so_far, out)
+            out = hit[1] if hit is not None and hit[0] is raw else visible(raw)
+            new[id(raw)] = (raw, out)
             return out
 
-        def walk(value: Any, so_far: bool = False) -> Any:
+        def walk(value: Any) -> Any:
             if isinstance(value, str):
-                return clean(value, so_far)
+                return clean(value)
             if isinstance(value, Mapping):
-                return {clean(k, False) if isinstance(k, str) else k: walk(v)
+                return {clean(k) if isinstance(k, str) else k: walk(v)
                         for k, v in value.items()}
             if isinstance(value, (list, tuple)):
                 return [walk(v) for v in value]
             return value
 
+        def grown(cid: str, raw: str) -> str:
+            before = self._streams.get(cid)  # the text at the last flush, when it was clean
+            if before is not None and raw.startswith(before):
+                tail = raw[len(before):]
+                shown = visible_so_far(tail)  # no escape can start in the clean part before
+                out = raw if shown is tail else before + shown
+            else:
+                out = visible_so_far(raw)
+            if out is raw:
+                streams[cid] = raw
+            return out
+
         rows = []
         for b in self.fold.blocks:
-            streaming = None if final else _STREAMING.get(b["kind"])
-            rows.append({k: walk(v, k == streaming) for k, v in b.items()})
-        self._clean = new
+            field = None if final else _STREAMING.get(b["kind"])
+            rows.append({k: grown(b["cid"], v) if k == field and isinstance(v, str)
+                         else walk(v) for k, v in b.items()})
+        self._clean, self._streams = new, streams
         return rows
 
     def _render_prose(self, rows: list[dict[str, Any]],
