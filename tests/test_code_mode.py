@@ -718,3 +718,40 @@ def test_a_submitted_value_with_nan_or_a_lone_surrogate_is_committed_and_reads_t
     assert out.result.outcome.value == expected
     assert [t.outcome for t in turns] == ["finished"]
     assert turns[0].result["outcome"] == {"finished": {"final_value": {"value": expected}}}
+
+
+@tool
+def read_name(path: str) -> str:
+    """A file name as the disk has it (undecodable bytes kept as surrogates)."""
+    raise ValueError(f"cannot open {path}\ud800")
+
+
+def test_an_error_or_output_holding_a_high_lone_surrogate_reaches_the_model_and_the_user(
+        sandbox, tmp_path):
+    """A cell that raises, or prints, text holding a high lone surrogate (``"\\ud800"``: a
+    name decoded with ``surrogatepass``, a slice through an emoji's UTF-16 pair). The sandbox
+    kernel could not encode the message (UTF-8 has no form for it), so the cell read ``ok``
+    with no error, and a print came back as the kernel's own serialisation traceback. Now the
+    cell shows the real error and output (the surrogate as U+FFFD) and the turn commits."""
+    model = cells(cell("print('name caf\\ud800.csv')\nraise ValueError('bad byte \\ud800 in name')"),
+                  cell("read_name(path='caf\\udce9.csv')"),
+                  cell("submit('after')"))
+
+    async def go():
+        s = await open_code(sandbox, model, tools=[read_name],
+                            store=DuckDBStore(str(tmp_path / "u.duckdb")))
+        out = await s.turn("read the file").run()
+        turns = await s.store.load_turns("s")
+        return s, out, turns
+
+    s, out, turns = run_sync(go())
+    first, second, third = completed(out)
+    assert first["status"] == "error"
+    assert first["output"] == "name caf\ufffd.csv\n"
+    assert first["error"].splitlines()[-1] == "ValueError: bad byte \ufffd in name"
+    assert second["status"] == "error" and third["status"] == "ok"
+    assert second["error"].splitlines()[-1] == (
+        "HostCallError: tool 'read_name' failed: ValueError: cannot open caf\ufffd.csv\ufffd")
+    assert observations(s)[0].endswith("ValueError: bad byte \ufffd in name")
+    assert str(out.result.outcome) == "finished: final_value"
+    assert [t.outcome for t in turns] == ["finished"]

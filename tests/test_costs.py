@@ -106,3 +106,14 @@ def test_the_snapshot_is_dated_and_names_its_source() -> None:
     assert lookup("openai/gpt-4.1-mini") == lookup("gpt-4.1-mini") is not None  # OpenRouter ids
     assert lookup("models/gemini-2.5-flash") is not None
     assert lookup("no-such-model-anywhere") is None
+
+
+def test_the_models_unpriced_by_design_are_the_placeholders_of_lash_nbs_own_providers() -> None:
+    from lash_nb._providers.offline import OFFLINE_MODEL
+    from lash_nb._reports.prices import unpriced_by_design
+
+    assert unpriced_by_design(OFFLINE_MODEL) == "offline provider"
+    assert unpriced_by_design("lash-offline-large") == "offline provider"
+    assert unpriced_by_design(FunctionProvider.default_model) == "function provider"
+    assert unpriced_by_design("my-own-model") is None
+    assert unpriced_by_design("gpt-4.1-mini") is None

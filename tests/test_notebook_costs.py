@@ -83,10 +83,31 @@ def test_usage_cost_uses_the_users_table_from_a_notebook_variable(sh):
     assert frame["price_note"].isna().all()
 
 
-def test_usage_cost_with_the_default_prices_is_nan_with_the_reason_for_the_offline_model(sh):
+def test_usage_cost_of_the_offline_model_is_na_with_one_short_note_and_no_warning(sh):
+    """The offline model has no price by design: ``%lash usage --cost`` warned "no price for
+    model(s) lash-offline ... add them to prices" on every call, advice that does not apply."""
+    import warnings
+
     sh.run_cell("r = %lash turn hi")
-    with pytest.warns(UserWarning, match="lash-offline"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
         frame = sh.run_cell("%lash usage --cost --by turn")
+        by_model = sh.run_cell("%lash usage --cost")
+    for f in (frame, by_model):
+        assert math.isnan(f["cost"].iloc[0])  # n/a, never $0 (ADR 31)
+        assert list(f["price_note"]) == ["no price by design (offline provider)"]
+
+
+def test_usage_cost_still_warns_for_a_real_providers_model_without_a_price(sh, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    sh.run_cell("s = %lash open mine --provider openai --model my-own-model")
+    sh.user_ns["FunctionProvider"] = FunctionProvider
+    sh.user_ns["answer"] = LlmResponse(parts=(LlmPart.text_part("ok"),),
+                                       usage=TokenUsage(100, 50, 0, 0, 0))
+    sh.run_cell("s.provider = FunctionProvider(lambda _r: answer)")  # no network in a test
+    sh.run_cell("r = %lash turn hi")
+    with pytest.warns(UserWarning, match=r"no price for model\(s\) my-own-model"):
+        frame = sh.run_cell("%lash usage --cost")
     assert math.isnan(frame["cost"].iloc[0])
     assert list(frame["price_note"]) == ["no price for this model"]
 
@@ -101,7 +122,7 @@ def test_the_session_card_shows_the_cost_so_far(sh):
     # both turns, read from the store: (5 + 36) * 1000 + (22 + 22) * 2000 = 129,000 micro-dollars
     assert "cost so far $0.1290" in card
     unpriced = session_card(m.ctx.bindings["default"], resolve_prices("default", sh.user_ns)).data
-    assert "cost n/a: no price for this model (lash-offline)" in unpriced
+    assert "cost n/a: no price by design (offline provider) (lash-offline)" in unpriced
 
 
 def test_a_price_name_that_is_neither_a_variable_nor_a_file_is_one_line_and_keeps_the_turns(sh):

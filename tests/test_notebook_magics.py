@@ -206,7 +206,10 @@ SQL_REFUSALS = {
     "UPDATE EXTENSIONS": "UPDATE EXTENSIONS",
     "CHECKPOINT": "CHECKPOINT",
     "FORCE CHECKPOINT": "FORCE CHECKPOINT",
-    "CALL range(3)": "CALL",
+    "CALL checkpoint()": "CALL checkpoint",
+    "CALL force_checkpoint()": "CALL force_checkpoint",
+    "CALL query('DELETE FROM turns')": "CALL query",
+    "call enable_logging()": "CALL enable_logging",
     "USE memory": "USE",
     "SET threads = 1": "SET",
     "RESET threads": "RESET",
@@ -248,6 +251,28 @@ def test_a_refused_sql_statement_is_named_as_the_user_wrote_it(sh, tmp_path):
         hints[typed] = got.group(2) if got else ""
     assert named == SQL_REFUSALS
     assert all(len(hint) > 20 for hint in hints.values()), hints  # each says what to do
+    frame = sh.run_cell("%lash sql SELECT count(*) AS n FROM graph_nodes")
+    assert int(frame["n"].iloc[0]) == 2  # nothing changed
+
+
+def test_sql_runs_a_read_only_call_or_pragma_and_refuses_one_that_writes(sh, tmp_path):
+    """``%lash sql CALL pragma_table_info('turns')`` (what DuckDB's docs show to list a
+    table's columns) only reads, yet it was refused as "CALL is not allowed". A CALL of a
+    table function that reads runs; one that writes or runs other SQL is refused, named."""
+    sh.run_cell(f"%lash open sqlcall --store {tmp_path / 'sql.duckdb'}")
+    sh.run_cell("r = %lash turn count me")
+    for typed in ("CALL pragma_table_info('turns')", "PRAGMA table_info('turns')",
+                  "%%lash sql\n-- the columns\nCALL pragma_table_info('turns');\n"):
+        frame = sh.run_cell(typed if typed.startswith("%%") else f"%lash sql {typed}")
+        assert {"turn_id", "session_id", "outcome"} <= set(frame["name"]), typed
+    frame = sh.run_cell("%lash sql CALL range(3)")
+    assert frame.iloc[:, 0].tolist() == [0, 1, 2]
+    with pytest.raises(UsageError, match=r"^store queries only read; CALL checkpoint is not "
+                                         r"allowed \(the store checkpoints"):
+        sh.run_cell("%lash sql CALL checkpoint()")
+    (tmp_path / "extra.csv").write_text("x\n41\n")
+    with pytest.raises(UsageError, match=r"^store queries do not read files; read_csv\(\) is off"):
+        sh.run_cell(f"%lash sql CALL read_csv('{tmp_path / 'extra.csv'}')")
     frame = sh.run_cell("%lash sql SELECT count(*) AS n FROM graph_nodes")
     assert int(frame["n"].iloc[0]) == 2  # nothing changed
 

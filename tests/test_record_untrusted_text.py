@@ -149,3 +149,59 @@ def test_inert_markdown_leaves_no_raw_html_for_a_renderer_to_build(markdown: str
     assert raw == []
     rendered = MarkdownIt("commonmark", {"html": True}).enable(["table"]).render(out)
     assert f"<{tag}" not in rendered
+
+
+# ------------------------------------------------------------- bidirectional controls
+# A "Trojan source" tool output: the bidi overrides and isolates make a browser draw the
+# comment over the check, so the user reads `if access_level != "user": # Check if admin`
+# where the text says the string is 'user<RLO> <LRI>// Check if admin<PDI> <LRI>'; the marks
+# (RLM around "1 - 2") make it read "2 - 1".
+CHECK_CODE = '''
+from lash_nb import tool
+
+@tool
+def check_code(path: str) -> str:
+    """The code of a file under review."""
+    return ('if access_level != "user\\u202e \\u2066// Check if admin\\u2069 \\u2066":\\n'
+            "    total = \\u200f1 - 2\\u200f\\u202a\\u202b\\u202c\\u202d\\u2067\\u2068 \\u200e")
+'''
+BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+SHOWN_CODE = ('if access_level != "user // Check if admin ":', "total = 1 - 2")
+
+
+@pytest.fixture
+def bidi_outputs(tmp_path, monkeypatch) -> dict[str, str]:
+    monkeypatch.chdir(tmp_path)
+    sh = ReraisingShell()
+    try:
+        sh.run_cell("%load_ext lash_nb._notebook.extension")
+        sh.run_cell("%config LashMagics.offline_delay_s = 0")
+        sh.run_cell(CHECK_CODE)
+        sh.run_cell("%lash open review --store review.duckdb")
+        with capture_output() as cap:
+            sh.run_cell("r = %lash turn What does check_code say for 'auth.py'?")
+        # the store keeps the output as the tool wrote it; only what is shown is neutralised
+        assert "\u202e" in sh.user_ns["r"].tool_calls[0].output
+        graph = str(sh.run_cell("%lash graph"))
+    finally:
+        sh.close()
+    finished = [o.data for o in cap.outputs if "lash-static" in o.data.get("text/html", "")]
+    assert finished, "the turn's record was displayed"
+    return {**finished[-1], "graph": graph}
+
+
+def test_a_trojan_source_tool_output_has_no_bidi_controls_wherever_it_is_shown(
+        bidi_outputs: dict[str, str]) -> None:
+    for form in ("text/html", "text/markdown", "text/plain", "graph"):
+        assert BIDI.findall(bidi_outputs[form]) == [], form
+    text = "".join(Tags(bidi_outputs["text/html"]).text)
+    assert all(line in text for line in SHOWN_CODE)  # the words are there, in their order
+    assert all(line in bidi_outputs["text/plain"] for line in SHOWN_CODE)
+    assert "check_code returned" in bidi_outputs["graph"]
+
+
+def test_visible_drops_bidi_controls_and_keeps_right_to_left_text() -> None:
+    from lash_nb._notebook.widgets.untrusted import visible
+
+    assert visible("a\u202eb\u202cc \u2067d\u2069 \u200fe\u200e f\u061c") == "abc d e f"
+    assert visible("שלום עולם, مرحبا") == "שלום עולם, مرحبا"

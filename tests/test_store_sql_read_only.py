@@ -76,6 +76,9 @@ DUCKDB_ATTACKS = [
     ("PRAGMA threads = 1", "PRAGMA threads"),  # DuckDB parses it as SET
     ("INSTALL httpfs", "INSTALL"),  # DuckDB parses it as LOAD
     ("WITH x AS (SELECT 1) DELETE FROM turns", "DELETE"),
+    ("CALL checkpoint()", "CALL checkpoint"),
+    ("CALL query('DELETE FROM turns')", "CALL query"),
+    ("CALL read_text('/etc/hostname')", "read_text"),
     # a PIVOT anywhere is several statements to DuckDB (its parser says MULTI)
     ("SELECT * FROM (PIVOT (SELECT * FROM read_text('/etc/hostname')) ON filename)",
      "pivot_table"),
@@ -225,3 +228,14 @@ def test_postgres_query_refuses_what_is_not_a_read_and_changes_nothing(pg_server
             "n"].tolist() == [2]
     finally:
         asyncio.run(core.close())
+
+
+def test_a_call_is_checked_as_a_table_function_on_duckdb_only() -> None:
+    """DuckDB runs ``CALL f()`` as ``SELECT * FROM f()``; PostgreSQL's CALL runs a procedure,
+    which may write: there it stays refused."""
+    from lash_nb._store import user_sql
+
+    assert user_sql.check("CALL pragma_table_info('turns')").statements == (
+        "CALL pragma_table_info('turns')",)
+    with pytest.raises(QueryNotAllowed, match=r"^store queries only read; CALL is not allowed"):
+        user_sql.check("CALL pragma_table_info('turns')", dialect="postgres")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -319,3 +320,73 @@ def test_a_code_block_with_blank_lines_is_not_cut_while_it_streams(monkeypatch: 
     html = w.shown()["html"]["p1"]
     assert html.count("<pre") == 1 and html.index(">x<") < html.index(">y<") < html.index("</pre>")
     assert "<p>Intro.</p>" in html
+
+
+UNSHOWN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def test_the_live_view_shows_a_tools_terminal_output_cleaned_as_the_record_does(tmp_path: Path) -> None:
+    """A tool prints a coloured log (ANSI codes, a bell, an erase-line, a bidi override); the
+    model quotes it, an escape split across two deltas; a server error carries escapes. While
+    the turn runs the view showed the escapes as text (``[31;1mFAILED``) and only the finished
+    record was clean. Now nothing the kernel sends carries an escape, a control or a bidi
+    character, a half-received escape is never shown as its remnant (``3``), and the view built
+    from the deltas shows the text the record shows."""
+    w, comm = _widget()
+    w.prompt = "why is it \x1b[1mred\x1b[0m?"
+    steps: list[dict[str, Any]] = [
+        {"id": "t", "correlation_id": "t1", "type": "tool_call_started", "call_id": "c1",
+         "name": "build_log", "args": {"job": "\x1b[1mci\x1b[0m"}, "at_ms": 0},
+        {"id": "d", "correlation_id": "t1", "type": "tool_call_completed", "call_id": "c1",
+         "name": "build_log", "at_ms": 5, "duration_ms": 5,
+         "output": "\x1b[31;1mFAILED\x1b[0m test_parse\x07\nrun \u202e7\u202c took 3s\x1b[K"},
+        _prose(1, "The log says \x1b[3"), _prose(2, "1mFAILED\x1b"),
+        _prose(3, "[0m for \u2066run 7\u2069"), _prose(4, "."),
+        {"id": "e", "type": "error", "message": "server: \x1b[2Jbad\u202e gateway"},
+    ]
+    mid = -1
+    for k, a in enumerate(steps):
+        w.push(a)
+        w.flush()
+        if k == 3:  # a second view opens here and asks for everything
+            mid = len(comm.sent)
+            w._on_custom(w, {"type": "resync"}, [])
+    live = w.shown()
+    sent_while_running = list(comm.sent)
+    w.finish(outcome="finished: assistant_message")
+
+    assert [s for m in sent_while_running for s in _strings(m) if UNSHOWN.search(s)] == []
+    answer = "The log says FAILED for run 7."
+    prose_texts = [b["text"] for m in sent_while_running for b in _strings_rows(m)
+                   if b.get("kind") == "prose"]
+    assert prose_texts and all(answer.startswith(t) for t in prose_texts)  # no "3" remnant
+    initial = {"blocks": [], "html": {}, "html_len": {}, "status": "starting"}
+    replayed = _replay(tmp_path, initial, comm.sent,
+                       [{"from": 0, "answered": True}, {"from": mid, "answered": True}])
+    for view in replayed:
+        tool, prose, error = view["live"]["blocks"]
+        assert tool["output"] == "FAILED test_parse\nrun 7 took 3s"
+        assert tool["args"] == {"job": "ci"}
+        assert prose["text"] == answer
+        assert error["text"] == "server: bad gateway"
+        assert view["live"]["blocks"] == live["blocks"] == w.blocks  # live == the record's rows
+    assert w.prompt == "why is it red?"
+    page = turn_html(w.state())
+    assert "FAILED test_parse" in page and answer in page
+
+
+def _strings_rows(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The whole rows a message carries (new or changed rows, a reset, a full copy)."""
+    content = message.get("content") or message.get("state") or {}
+    rows = [r for _, r in content.get("rows", [])] + list(content.get("reset", []))
+    return rows + list(content.get("blocks", []))

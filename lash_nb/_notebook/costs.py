@@ -119,7 +119,7 @@ def turn_cost(result: Any, prices: Any) -> dict[str, Any]:
         return _unpriced(f"prices could not be read ({err})")
     total, notes, unpriced = 0.0, [], []
     for model, usage in by_model.items():
-        cost, note = price_usage(usage, table.get(model), tiers.get(model))
+        cost, note = price_usage(usage, table.get(model), tiers.get(model), model=model)
         if cost is None:
             notes.append(note or "no price")
             unpriced.append(model)

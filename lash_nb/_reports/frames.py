@@ -22,7 +22,15 @@ from typing import Any, Literal
 from .._core.usage import BUCKETS
 from .._errors import LashWarning
 from . import sql
-from .prices import combine, load_prices, price_sources, prices_sql, row_cost_sql, row_note_sql
+from .prices import (
+    combine,
+    load_prices,
+    price_sources,
+    prices_sql,
+    row_cost_sql,
+    row_note_sql,
+    unpriced_by_design,
+)
 from .tables import open_tables, session_filter
 
 UsageBy = Literal["turn", "model", "source", "session", "day"]
@@ -145,8 +153,10 @@ def usage_frame(
         frame = tables.query(text, {**params, **price_params}, cols)
         if values is not None:
             missing = tables.query(sql.unpriced_models(sid, values), {**params, **price_params})
-            if len(missing):
-                names = ", ".join(sorted(missing["model"].astype(str)))
+            unknown = sorted(m for m in set(missing["model"].astype(str))
+                             if unpriced_by_design(m) is None)
+            if unknown:  # the offline provider's model has no price by design: its note says so
+                names = ", ".join(unknown)
                 warnings.warn(
                     f"no price for model(s) {names}; their cost is NaN (add them to prices, "
                     'e.g. prices=["default", {model: {...}}])',

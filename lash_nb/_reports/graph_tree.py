@@ -3,7 +3,8 @@
 ``GraphTree.from_frame(graph_frame(source))`` draws one session. A chain of messages stays at
 one indentation level; only a node with several children (a branch point) indents its
 children, drawn with ``├─`` / ``└─``. ``●`` marks the active path (the conversation the model
-sees), ``○`` the other branches. Text is cut to one line of ``width`` characters. The same
+sees), ``○`` the other branches. Text is cut to one line of ``width`` characters, without
+terminal escapes, control or bidi characters (``_core/visible.py``). The same
 drawing is the plain-text and (escaped, ``<pre>``) HTML form, so a saved notebook shows it
 without a kernel.
 """
@@ -14,6 +15,8 @@ import html
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from .._core.visible import visible
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class GraphTree:
             mark = "●" if r.get("on_active_path") else "○"
             who = r.get("role") or r.get("kind") or "?"
             turn = f" [{r['turn_id']}]" if r.get("turn_id") else ""
-            text = " ".join(str(r.get("text") or "").split())
+            text = " ".join(visible(str(r.get("text") or "")).split())
             if len(text) > width:
                 text = text[: width - 1] + "…"
             return f"{mark} {who}{turn} {text}".rstrip()

@@ -7,6 +7,13 @@ makes it NaN for a row whose input reached the first tier. ``price_note`` says w
 left a cost NaN. Reasoning tokens are part of output tokens, so they have no price of their
 own (price them under ``output_tokens``).
 
+The placeholder models of lash_nb's own providers (``lash-offline`` and the offline provider's
+other ``lash-offline-*`` ids; ``function-model``, a ``FunctionProvider``'s when it is given no
+model) have no price by
+design: nothing bills them. Their cost is NaN too, with the note ``no price by design
+(offline provider)`` and no warning (ADR 31). A ``FunctionProvider`` given a real model's
+name is priced, and warned about, as that model.
+
 ``prices`` is a mapping, a CSV path, ``"default"`` (the snapshot) or a list of these, later
 ones overriding earlier ones model by model: ``["default", {"my-model": {...}}]``.
 """
@@ -28,6 +35,22 @@ PRICED_BUCKETS = (
 
 PriceTable = dict[str, dict[str, float]]
 DEFAULT = "default"
+# the models of the providers that bill nothing (offline.OFFLINE_MODEL and its variants,
+# FunctionProvider.default_model; tests/test_costs.py holds them equal)
+OFFLINE_PREFIX, FUNCTION_MODEL = "lash-offline", "function-model"
+
+
+def unpriced_by_design(model: str) -> str | None:
+    """The lash_nb provider that serves ``model`` and bills nothing, else None."""
+    if model.startswith(OFFLINE_PREFIX):
+        return "offline provider"
+    return "function provider" if model == FUNCTION_MODEL else None
+
+
+def no_price_note(model: str) -> str:
+    """Why a model without a price has none: by design, or not known."""
+    by = unpriced_by_design(model)
+    return f"no price by design ({by})" if by else "no price for this model"
 
 
 def is_default(prices: Any) -> bool:
@@ -161,18 +184,22 @@ def row_note_sql(usage: str = "u", price: str = "p") -> str:
         f"WHEN {usage}.{b} <> 0 AND {price}.{b} IS NULL THEN 'no price for {b}'"
         for b in PRICED_BUCKETS
     )
-    return (f"CASE WHEN {price}.model IS NULL THEN 'no price for this model' "
+    by_design = (f"WHEN {price}.model IS NULL AND {usage}.model LIKE '{OFFLINE_PREFIX}%' "
+                 f"THEN '{no_price_note(OFFLINE_PREFIX)}' "
+                 f"WHEN {price}.model IS NULL AND {usage}.model = '{FUNCTION_MODEL}' "
+                 f"THEN '{no_price_note(FUNCTION_MODEL)}'")
+    return (f"CASE {by_design} WHEN {price}.model IS NULL THEN 'no price for this model' "
             f"WHEN {_over_tier(usage, price)} THEN 'tiered price: the input reached ' || "
             f"CAST({price}.tier_start AS VARCHAR) || ' tokens; price it by hand' {missing} END")
 
 
 def price_usage(usage: Mapping[str, int], price: Mapping[str, float] | None,
-                tier_start: int | None = None) -> tuple[float | None, str | None]:
+                tier_start: int | None = None, *, model: str = "") -> tuple[float | None, str | None]:
     """(cost in dollars, None) of one usage row, or (None, why): the rule of
     :func:`row_cost_sql` and :func:`row_note_sql`, for a row that is not in a database (a
     turn just finished)."""
     if price is None:
-        return None, "no price for this model"
+        return None, no_price_note(model)
     whole_input = sum(int(usage.get(b) or 0) for b in PRICED_BUCKETS if b != "output_tokens")
     if tier_start is not None and whole_input >= tier_start:
         return None, f"tiered price: the input reached {tier_start} tokens; price it by hand"

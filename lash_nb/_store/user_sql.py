@@ -4,8 +4,11 @@ Theory of operation (docs/adr/0013-user-sql-is-checked-by-duckdbs-parser-and-run
 - :func:`check` decides with DuckDB's own parser (``extract_statements``, ``tokenize``,
   ``json_serialize_sql``), never with regexes over the text. Every statement must be a read:
   ``SELECT`` (with ``WITH``, ``DESCRIBE``, ``SHOW``, ``SUMMARIZE``, ``FROM t``, ``VALUES``),
-  ``EXPLAIN [ANALYZE]`` of a ``SELECT``, or ``PRAGMA`` of a pragma that only reports
-  (``table_info``, ``show_tables``, ``database_size``, ...). Anything else is refused with
+  ``EXPLAIN [ANALYZE]`` of a ``SELECT``, ``PRAGMA`` of a pragma that only reports
+  (``table_info``, ``show_tables``, ``database_size``, ...), or ``CALL`` of a table function
+  that reads (``CALL pragma_table_info('turns')``): DuckDB runs ``CALL f(...)`` as
+  ``SELECT * FROM f(...)``, so that ``SELECT`` is what is checked, by the rules below (ADR
+  144). Anything else is refused with
   one line naming the statement as written (its first keywords: ``INSTALL``, not DuckDB's
   type ``LOAD``); nothing runs when one statement of several is refused.
 - Files stay closed unless the caller passes ``allow_files=True``: a table function must be
@@ -85,7 +88,7 @@ _WHAT_TO_DO = {
     "UPDATE EXTENSIONS": _EXTENSIONS,
     "SET": _SETTINGS, "RESET": _SETTINGS,
     "CHECKPOINT": _UPKEEP, "FORCE CHECKPOINT": _UPKEEP, "VACUUM": _UPKEEP, "ANALYZE": _UPKEEP,
-    "CALL": "read a table function in a SELECT (SELECT * FROM range(3))",
+    "CALL": "CALL runs a table function that reads, e.g. CALL pragma_table_info('turns')",
     "PREPARE": "write the query with its values ({var} puts in a notebook variable)",
     "EXECUTE": "write the query with its values ({var} puts in a notebook variable)",
     "DEALLOCATE": "write the query with its values ({var} puts in a notebook variable)",
@@ -93,6 +96,12 @@ _WHAT_TO_DO = {
 }
 # by DuckDB's statement type, for a statement named by it (a WITH ... DELETE)
 _BY_TYPE = {"TRANSACTION": _TRANSACTION, "MERGE_INTO": _ROWS, "MULTI": _WHAT_TO_DO["PIVOT"]}
+# what to do instead of a CALL of a function that is never allowed, by its name
+_CALL_INSTEAD = {
+    "checkpoint": _UPKEEP, "force_checkpoint": _UPKEEP,
+    "query": "write the query itself", "query_table": "write the query itself",
+    "json_execute_serialized_sql": "write the query itself",
+}
 # statements whose first word alone would name another (UPDATE) or none (FORCE)
 _TWO_WORDS = frozenset({("FORCE", "INSTALL"), ("FORCE", "CHECKPOINT"), ("START", "TRANSACTION"),
                         ("UPDATE", "EXTENSIONS")})
@@ -135,14 +144,17 @@ def check(
             kind = st.type.name
         except ValueError:  # a type the duckdb package cannot name (UPDATE EXTENSIONS)
             _refuse("", text)
+        select = text if kind == "SELECT" else None  # the SELECT whose tree is checked
         if kind == "EXPLAIN":
             _check_explain(con, text)
         elif kind == "PRAGMA" and _named(text, kind).startswith("PRAGMA "):
             _check_pragma(text)
+        elif kind == "CALL" and dialect == "duckdb" and _named(text, kind) == "CALL":
+            kind, select = "SELECT", _called(con, text)
         elif kind != "SELECT":
             _refuse(kind, text)
         if kind != "PRAGMA":
-            tree = _tree(con, text if kind == "SELECT" else _explained(text))
+            tree = _tree(con, select if select is not None else _explained(text))
             if tree is not None:
                 _check_tree(tree, allow_files, None if allow_files else relations)
             elif dialect == "duckdb" and not allow_files:
@@ -188,6 +200,26 @@ def _word(text: str, pos: int) -> str:
     while end < len(text) and (text[end].isalnum() or text[end] == "_"):
         end += 1
     return text[pos:end]
+
+
+def _called(con: Any, text: str) -> str:
+    """The ``SELECT * FROM f(...)`` that DuckDB runs for ``CALL f(...)``; a function that is
+    never allowed is refused here, named as the user wrote the statement (``CALL checkpoint``)."""
+    import duckdb
+
+    tokens = [pos for pos, kind in duckdb.tokenize(text) if kind != duckdb.token_type.comment]
+    name = _word(text, tokens[1]).lower() if len(tokens) > 1 else ""
+    if name in _NEVER or name in _PG_NEVER:
+        hint = _CALL_INSTEAD.get(name, _SETTINGS)
+        raise QueryNotAllowed(f"store queries only read; CALL {name} is not allowed ({hint})")
+    select = "SELECT * FROM " + text[tokens[1]:] if len(tokens) > 1 else ""
+    try:
+        got = con.extract_statements(select)
+    except duckdb.Error:
+        got = []
+    if len(got) != 1 or got[0].type.name != "SELECT":
+        _refuse("CALL", text)
+    return select
 
 
 def _check_explain(con: Any, text: str) -> None:

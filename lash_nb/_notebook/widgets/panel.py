@@ -18,10 +18,12 @@ from typing import Any
 
 import traitlets
 
+from ..._core.visible import visible
+
 
 class _Snapshot:
     def __init__(self, html: str, text: str) -> None:
-        self.html, self.text = html, text
+        self.html, self.text = html, visible(text)  # the HTML escapes its outside text itself
 
     def _repr_mimebundle_(self, **_kw: Any) -> dict[str, str]:
         return {"text/html": self.html, "text/plain": self.text}
@@ -56,7 +58,7 @@ class PanelSnapshot(traitlets.HasTraits):
             self._snapshot_display = display(self.snapshot(), display_id=True)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
         if isinstance(data, dict):
-            data["text/plain"] = self.snapshot_text()
+            data["text/plain"] = visible(self.snapshot_text())
         return bundle
 
 

@@ -54,6 +54,10 @@ State the browser reads (synced traits) and what feeds them
 - ``blocks``: folded rows ``{cid, kind: prose|reasoning|tool|error|notice, ...}``; prose rows
   may carry ``interrupted: true``; tool rows ``{name, args, output, status:
   running|done|failed|cancelled, duration_ms}``.
+  Every string in them, and ``prompt`` / ``outcome`` / ``error``, is the text the record shows:
+  no terminal escapes, control or bidi characters (``_core/visible.py``, ADR 135, 142, 143);
+  the fold keeps the text as it came. A streaming text's escape cut at its end waits for its
+  last bytes (the view never shows a remnant and takes it back).
 - ``html``: ``{cid: sanitised HTML}`` of each prose row; ``html_len``: ``{cid: n}``, the HTML
   covers the first ``n`` UTF-16 units of the row's text (a growing answer's open block is
   re-rendered less often; the browser shows the rest as plain text until the next render).
@@ -82,15 +86,19 @@ import anywidget
 import traitlets
 
 from ..._core.events import TurnActivity
+from ..._core.visible import visible, visible_so_far
 from .assets import css, esm
 from .fold import TurnFold, outcome_label
 from .live_prose import LiveProse, utf16_len
 from .markdown import render_markdown, without_revealed_keys
 from .snapshot import FINAL_STATUSES, NOTE_GONE, bundle, cut_turn_note, final_status, turn_html
-from .untrusted import inert_markdown, visible
+from .untrusted import inert_markdown
 
 StopCallback = Callable[[], Any]
 DecideCallback = Callable[[str, bool], Any]  # (call_id, approved) -> whether it was taken
+
+
+_STREAMING = {"prose": "text", "reasoning": "text", "cell": "output"}  # the field that grows
 
 
 def _as_json(activity: Mapping[str, Any] | TurnActivity) -> Mapping[str, Any]:
@@ -119,6 +127,10 @@ class TurnWidget(anywidget.AnyWidget):
     html_len = traitlets.Dict().tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
     panel_id = traitlets.Unicode("").tag(sync=True)  # the cut-turn note the view hides (show())
+
+    @traitlets.validate("prompt", "outcome", "error")
+    def _visible(self, proposal: Any) -> str:
+        return visible(str(proposal["value"]))  # shown live as it is shown in the record
 
     def __init__(
         self,
@@ -154,6 +166,8 @@ class TurnWidget(anywidget.AnyWidget):
         self._sent_html: dict[str, str] = {}
         self._sent_stable: dict[str, int] = {}
         self._sent_lens: dict[str, int] = {}
+        self._clean: dict[int, tuple[str, str]] = {}  # id(raw) -> (raw, shown)
+        self._streams: dict[str, str] = {}  # cid -> a streaming text that was clean
         self.render_interval_s = max(interval_s, 0.2)
         self.on_msg(self._on_custom)
 
@@ -247,23 +261,25 @@ class TurnWidget(anywidget.AnyWidget):
         f = self.fold
         if f.version == self._sent_version and not final:
             return False
-        rendered, lens = self._render_prose(bool(final))
-        delta = None if final else self._delta(rendered, lens)
+        rows = self._rows(bool(final))
+        rendered, lens = self._render_prose(rows, bool(final))
+        delta = None if final else self._delta(rows, rendered, lens)
         if delta is not None:
             self._seq = delta["seq"]
             self.send(delta)
         with self.hold_sync():
             if final:  # the full, exact state: what a saved or re-opened view reads
-                self.blocks = [dict(b) for b in f.blocks]
+                self.blocks = rows
                 if rendered != self.html:
                     self.html = rendered
                 if lens != self.html_len:
                     self.html_len = lens
-                self._mark_sent(rendered, lens)
+                self._mark_sent(rows, rendered, lens)
             if f.usage != self.usage:
                 self.usage = dict(f.usage)
             if len(f.retries) != len(self.retries):
-                self.retries = list(f.retries)
+                self.retries = [{k: visible(v) if isinstance(v, str) else v for k, v in r.items()}
+                                for r in f.retries]
             if f.outcome != self.outcome:
                 self.outcome = f.outcome
             if f.turn_id and f.turn_id != self.turn_id:
@@ -282,9 +298,9 @@ class TurnWidget(anywidget.AnyWidget):
             self._on_flush(self)
         return True
 
-    def _delta(self, rendered: dict[str, str], lens: dict[str, int]) -> dict[str, Any] | None:
+    def _delta(self, rows: list[dict[str, Any]], rendered: dict[str, str],
+               lens: dict[str, int]) -> dict[str, Any] | None:
         """What changed since the last send, as a ``delta`` message (``None``: nothing)."""
-        rows = self.fold.blocks
         sent = self._sent_rows
         msg: dict[str, Any] = {"type": "delta", "count": len(rows), "seq": self._seq + 1}
         if len(rows) < len(sent) or any(sent[i][0] != rows[i]["cid"] for i in range(len(sent))):
@@ -297,12 +313,14 @@ class TurnWidget(anywidget.AnyWidget):
                     changed.append([i, dict(b)])
                     continue
                 _, rest, was = sent[i]
-                n = len(was) if was is not None else 0
-                text = b.get("text")
+                text, was = b.get("text"), was or ""
                 if any(b.get(k) != v for k, v in rest.items()) or len(b) - ("text" in b) != len(rest):
                     changed.append([i, dict(b)])
-                elif isinstance(text, str) and len(text) > n:
-                    grown.append([i, utf16_len(was or ""), text[n:]])  # offsets as JS counts
+                elif isinstance(text, str) and text != was:
+                    if text.startswith(was):  # offsets as JS counts
+                        grown.append([i, utf16_len(was), text[len(was):]])
+                    else:  # taken back (code mode cut the prose at its cell): the row again
+                        changed.append([i, dict(b)])
             if changed:
                 msg["rows"] = changed
             if grown:
@@ -326,14 +344,15 @@ class TurnWidget(anywidget.AnyWidget):
             msg["html_splice"] = splices
         if html_len:
             msg["html_len"] = html_len
-        self._mark_sent(rendered, lens)
+        self._mark_sent(rows, rendered, lens)
         return msg if len(msg) > 2 else None
 
-    def _mark_sent(self, rendered: dict[str, str], lens: dict[str, int]) -> None:
+    def _mark_sent(self, rows: list[dict[str, Any]], rendered: dict[str, str],
+                   lens: dict[str, int]) -> None:
         self._sent_rows = [
             (b["cid"], {k: v for k, v in b.items() if k != "text"},
              b["text"] if isinstance(b.get("text"), str) else None)
-            for b in self.fold.blocks]
+            for b in rows]
         self._sent_html, self._sent_lens = dict(rendered), dict(lens)
         self._sent_stable = {c: p.stable_html_len for c, p in self._rendered.items()
                              if rendered.get(c) is not None}
@@ -350,7 +369,54 @@ class TurnWidget(anywidget.AnyWidget):
     def _full(self) -> dict[str, Any]:
         return {"type": "full", "seq": self._seq, **self.shown()}
 
-    def _render_prose(self, final: bool) -> tuple[dict[str, str], dict[str, int]]:
+    def _rows(self, final: bool) -> list[dict[str, Any]]:
+        """The folded rows as the views show them, as the record does: every string without
+        terminal escapes, control and bidi characters (``visible``). Live, the text still
+        streaming (prose, reasoning, a cell's output) holds back an escape cut at its end
+        (``visible_so_far``). A string unchanged since the last flush is not scanned again,
+        and of a clean streaming text only what it grew by."""
+        old: dict[int, tuple[str, str]] = self._clean
+        new: dict[int, tuple[str, str]] = {}
+        streams: dict[str, str] = {}
+
+        def clean(raw: str) -> str:
+            hit = old.get(id(raw))
+            out = hit[1] if hit is not None and hit[0] is raw else visible(raw)
+            new[id(raw)] = (raw, out)
+            return out
+
+        def walk(value: Any) -> Any:
+            if isinstance(value, str):
+                return clean(value)
+            if isinstance(value, Mapping):
+                return {clean(k) if isinstance(k, str) else k: walk(v)
+                        for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [walk(v) for v in value]
+            return value
+
+        def grown(cid: str, raw: str) -> str:
+            before = self._streams.get(cid)  # the text at the last flush, when it was clean
+            if before is not None and raw.startswith(before):
+                tail = raw[len(before):]
+                shown = visible_so_far(tail)  # no escape can start in the clean part before
+                out = raw if shown is tail else before + shown
+            else:
+                out = visible_so_far(raw)
+            if out is raw:
+                streams[cid] = raw
+            return out
+
+        rows = []
+        for b in self.fold.blocks:
+            field = None if final else _STREAMING.get(b["kind"])
+            rows.append({k: grown(b["cid"], v) if k == field and isinstance(v, str)
+                         else walk(v) for k, v in b.items()})
+        self._clean, self._streams = new, streams
+        return rows
+
+    def _render_prose(self, rows: list[dict[str, Any]],
+                      final: bool) -> tuple[dict[str, str], dict[str, int]]:
         """HTML of each prose row and how much of its text it covers (in UTF-16 units, as the
         browser slices). Live, a row's HTML is its finished blocks, each rendered once when a
         blank line outside a code fence closes it (a row followed by another row is finished
@@ -362,7 +428,6 @@ class TurnWidget(anywidget.AnyWidget):
         out: dict[str, str] = {}
         lens: dict[str, int] = {}
         now = time.monotonic()
-        rows = self.fold.blocks
         for k, b in enumerate(rows):
             if b["kind"] != "prose":
                 continue
@@ -396,7 +461,8 @@ class TurnWidget(anywidget.AnyWidget):
             return
         kind = content.get("type")
         if kind == "resync" and not self.finished:
-            self._mark_sent(*self._render_prose(False))  # the views get everything now
+            rows = self._rows(False)
+            self._mark_sent(rows, *self._render_prose(rows, False))  # the views get it all now
             self.send(self._full())
         elif kind == "stop":
             self.request_stop()

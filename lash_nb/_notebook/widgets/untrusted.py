@@ -1,11 +1,5 @@
-"""Outside text made fit to show: no terminal escapes, no control characters, no live markup.
-
-Tool output, model output, prompts and errors are untrusted (ADR 0135). A tool that prints
-for a terminal writes ANSI colour codes, cursor moves, hyperlinks (OSC 8) and bells; shown
-in a page those are garbage (``[31mFAILED[0m``) and invisible characters kept in the saved
-notebook. :func:`visible` drops every escape sequence (ECMA-48: CSI, OSC, DCS/SOS/PM/APC
-strings, two-character escapes, and their 8-bit forms) and every other C0 and C1 control
-character except tab, line feed and carriage return. The store keeps the text as it came.
+"""Outside text made fit to show: :func:`visible` (``_core/visible.py``: no terminal escapes,
+no control or bidi characters) and markdown with no live markup.
 
 The record's markdown form (``text/markdown``) is read by renderers that may pass raw HTML
 through. :func:`inert_markdown` makes the markdown's raw HTML text: markdown-it (CommonMark,
@@ -22,22 +16,10 @@ import re
 from functools import lru_cache
 from typing import Any
 
-_ESCAPES = re.compile(
-    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, erase
-    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"  # OSC: titles, hyperlinks
-    r"|(?:\x1b[PX^_]|[\x90\x98\x9e\x9f])[^\x1b\x9c]*(?:\x1b\\|\x9c)?"  # DCS, SOS, PM, APC
-    r"|\x1b[ -/]*[0-~]"  # two-character escapes (charset, keypad, reset)
-)
-_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+from ..._core.visible import visible
+
 _RAW_LT = re.compile(r"(?<!\\)((?:\\\\)*)<")
 _PASSES = 8
-
-
-def visible(text: str) -> str:
-    """``text`` without escape sequences and control characters (tab, newlines kept)."""
-    if not _CONTROLS.search(text):  # every escape starts with one (ESC or a C1 control)
-        return text
-    return _CONTROLS.sub("", _ESCAPES.sub("", text))
 
 
 def inert_markdown(markdown: str) -> str:

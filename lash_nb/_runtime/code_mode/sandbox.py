@@ -156,7 +156,7 @@ class Sandbox:
                 "check that ipykernel is installed in this Python") from err
         self._km, self._kc = km, kc
         atexit.register(self._kill_now)  # a sandbox never outlives the user's kernel
-        for code in (_OLD_MATPLOTLIB_INLINE, self._prelude, self._tools):
+        for code in (_SURROGATE_SAFE_PACK, _OLD_MATPLOTLIB_INLINE, self._prelude, self._tools):
             if code:
                 await self._quiet(code)
         self.started_s = time.perf_counter() - t0
@@ -393,6 +393,26 @@ class Sandbox:
         if out.error:
             raise CodeExecutionUnavailable(f"the sandbox could not be prepared: {out.error[-500:]}")
 
+
+# A message holding a high lone surrogate (``"\ud800"``: text decoded with surrogatepass, a
+# slice through an emoji's UTF-16 pair) has no UTF-8 form: the kernel's packer raised and the
+# message was lost, so a cell that raised such an error read "ok" with no error, and a print
+# came back as the packer's traceback. Such a message goes as ASCII JSON (the surrogate as a
+# ``\ud800`` escape); the host reads it and replaces the surrogate (``clean_text``).
+_SURROGATE_SAFE_PACK = """
+def _lash_safe_pack(session=get_ipython().kernel.session):
+    import json
+    from jupyter_client.jsonutil import json_default
+    pack = session.pack
+    def safe(obj):
+        try:
+            return pack(obj)
+        except ValueError:
+            return json.dumps(obj, default=json_default, ensure_ascii=True).encode()
+    session.pack = safe
+_lash_safe_pack()
+del _lash_safe_pack
+"""
 
 # matplotlib < 3.9 under IPython 9 draws a figure a cell shows as text only (its inline
 # backend is named but its PNG formatter not registered); ``%matplotlib inline`` registers it.
