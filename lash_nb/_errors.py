@@ -16,7 +16,8 @@ from their public home, ``lash_nb.errors`` (a new class here must be added there
     ├── StoreSessionMismatch          state / store belongs to another session id
     ├── SessionStillInUse             close / park / delete while another handle or a turn
     │                                 of the same open still uses the session
-    ├── SessionDeleted                resume / open of a session that was deleted
+    ├── SessionDeleted                resume of a deleted session; a commit on a session
+    │                                 deleted (or created anew) elsewhere since it was read
     ├── SessionExecutionBusy          another runtime holds the session lease   (retryable)
     ├── SessionExecutionLeaseLost     the lease expired under a running turn    (retryable)
     │   └── SessionExecutionLeaseExpired  a session-head commit came with no lease
