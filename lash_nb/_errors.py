@@ -16,7 +16,8 @@ from their public home, ``lash_nb.errors`` (a new class here must be added there
     ├── StoreSessionMismatch          state / store belongs to another session id
     ├── SessionStillInUse             close / park / delete while another handle or a turn
     │                                 of the same open still uses the session
-    ├── SessionDeleted                resume / open of a session that was deleted
+    ├── SessionDeleted                resume of a deleted session; a commit on a session
+    │                                 deleted (or created anew) elsewhere since it was read
     ├── SessionExecutionBusy          another runtime holds the session lease   (retryable)
     ├── SessionExecutionLeaseLost     the lease expired under a running turn    (retryable)
     │   └── SessionExecutionLeaseExpired  a session-head commit came with no lease
@@ -115,14 +116,30 @@ class SessionStillInUse(LashError):
 
 
 class SessionDeleted(LashError):
-    """lash ``StoreError::SessionDeleted``: the session was deleted while parked."""
+    """lash ``StoreError::SessionDeleted``: the session was deleted while parked; also (ADR
+    0148) a commit of a handle whose session another handle or process deleted
+    (``elsewhere="deleted"``), or deleted and created anew (``"recreated"``), since it read
+    it: nothing was written."""
 
-    def __init__(self, session_id: str) -> None:
-        super().__init__(
-            f"session {session_id!r} was deleted; core.session({session_id!r}).open_fresh() "
-            "starts a new one under that id"
-        )
+    def __init__(self, session_id: str, *, elsewhere: str | None = None) -> None:
+        sid = session_id
+        if elsewhere is None:
+            text = (f"session {sid!r} was deleted; core.session({sid!r}).open_fresh() "
+                    "starts a new one under that id")
+        elif elsewhere == "deleted":
+            text = (f"session {sid!r} was deleted from the store (by another process or "
+                    f"handle) after this one opened it; nothing was written: %lash open {sid} "
+                    f"--fresh (core.session({sid!r}).open_fresh()) starts it anew, or open "
+                    "another session")
+        else:
+            text = (f"session {sid!r} was deleted from the store and created anew (or "
+                    "started fresh) by another process or handle after this one opened it; "
+                    f"nothing was written to its history, which is not this one's: %lash open "
+                    f"{sid} shows it, %lash open {sid} --fresh replaces it, or open another "
+                    "session")
+        super().__init__(text)
         self.session_id = session_id
+        self.elsewhere = elsewhere
 
 
 class SessionExecutionBusy(LashError):

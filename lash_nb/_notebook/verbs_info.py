@@ -171,6 +171,18 @@ def sql_args(m: LashMagics, argline: str, cell: str | None) -> tuple[str, bool]:
         query = query[len("--allow-files"):].strip()
     if not query:
         raise UsageError("no query; write %lash sql SELECT ... or a %%lash sql cell")
+    from .._store.user_sql import check, statement_count
+
+    n = statement_count(query)
+    if n is not None and n > 1:  # only the last one's rows would show (ADR 0149)
+        try:  # a write among them is named as the store names it
+            check(query, allow_files=True)
+        except QueryNotAllowed as err:
+            raise UsageError(str(err)) from err
+        raise UsageError(
+            f"%lash sql runs one statement and this query has {n}; nothing ran: write one "
+            "%lash sql per statement (or join them with UNION ALL, or a WITH), or run each "
+            "with store.query()")
     return query, allow_files
 
 

@@ -416,7 +416,12 @@ async def stop(m: LashMagics, argline: str, cell: str | None, assigned: bool) ->
     n = b.session.cancel_running_turns("magic")
     if assigned:
         return n
-    print(f"cancelled {n} running turn(s)")
+    if n:
+        print(f"cancelled {n} running turn(s)")
+        return None
+    from .running_elsewhere import nothing_running_here
+
+    print(await nothing_running_here(b.core.store, b.session.session_id))
     return None
 
 

@@ -32,6 +32,7 @@ from .._core.graph import SessionGraph
 from .._errors import (
     HeadRevisionConflict,
     ProviderUnavailable,
+    SessionDeleted,
     SessionExecutionBusy,
     SessionExecutionLeaseLost,
 )
@@ -177,6 +178,11 @@ class SessionWriter:
             # another handle or process rebound the session: never write our provider back
             st.stale = True
             raise ProviderUnavailable(recorded, st.policy.provider_id, st.session_id)
+        if persisted is None and st.head_revision is not None:
+            # this handle's session was stored, and is gone: deleted by another handle or
+            # process; an empty view here would make the next commit recreate it holding
+            # only the new turns (ADR 0148). The handle stays stale: every turn refuses
+            raise SessionDeleted(st.session_id, elsewhere="deleted")
         if persisted is None:
             st.graph = SessionGraph()
             st.head_revision, st.turn_index = None, 0

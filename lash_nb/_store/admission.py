@@ -16,9 +16,16 @@ writes anything. The checks run in this order, each with one message for every s
    replay, step 1, does not); the commit's lease must still be the stored one (same token and fencing
    number: nobody released it or took the session over; its expiry does not matter to the
    holder, docs/adr/0014), else ``SessionExecutionLeaseLost``;
-3. head revision: ``expected_head_revision`` (when given) must be the stored head, else
+3. the session is still the one the commit continues (ADR 0148): a commit that expects a
+   head revision above 0 of a session the store no longer has raises ``SessionDeleted``
+   (deleted since the handle read it; without this the runtime's reload took the empty
+   store as its view and recreated the session holding only its new turns); an appending
+   commit whose graph hangs from nodes the stored session lacks (its leaf, its first
+   node's parent: :func:`anchors`) raises it too (deleted and created anew, or replaced
+   whole, by another handle: its history is not this handle's);
+4. head revision: ``expected_head_revision`` (when given) must be the stored head, else
    ``HeadRevisionConflict``;
-4. claim ownership: every completed batch must still be held by the commit's claim, else
+5. claim ownership: every completed batch must still be held by the commit's claim, else
    ``ClaimSuperseded``.
 """
 
@@ -31,6 +38,7 @@ from dataclasses import dataclass
 from .._errors import (
     ClaimSuperseded,
     HeadRevisionConflict,
+    SessionDeleted,
     SessionExecutionLeaseExpired,
     SessionExecutionLeaseLost,
     TurnCommitConflict,
@@ -54,14 +62,16 @@ class Admission(enum.Enum):
 
 def admit(c: RuntimeCommit, *, revision: int | None, prior_hash: str | None,
           lease: LeaseRow | None, now_ms: int,
-          held_claims: Mapping[str, str | None], started_committed: bool = False) -> Admission:
+          held_claims: Mapping[str, str | None], started_committed: bool = False,
+          missing_anchors: bool = False) -> Admission:
     """Check ``c`` against what the store read; raise the first failed check's error.
 
     ``revision`` is None when the session is not stored; ``prior_hash`` is the commit hash
     stored for ``c.turn``'s turn id (None: not committed yet); ``started_committed``: the
     session already committed ``c.turn_started``'s turn id (a terminal row, not an open one);
     ``held_claims`` maps each batch id the commit completes to the claim id holding it now
-    (missing: the batch is gone)."""
+    (missing: the batch is gone); ``missing_anchors``: the stored session lacks one of
+    :func:`anchors` of ``c``."""
     sid = c.session_id
     if c.turn is not None and revision is not None and prior_hash is not None:
         if prior_hash == c.turn.commit_hash:
@@ -80,6 +90,10 @@ def admit(c: RuntimeCommit, *, revision: int | None, prior_hash: str | None,
             "store.try_acquire_lease(session_id, owner_id) and pass it in the RuntimeCommit")
     if not (lease is not None and lease_is_held(c.lease, lease.token, lease.fencing)):
         raise lease_lost(sid)
+    if revision is None and c.expected_head_revision:
+        raise SessionDeleted(sid, elsewhere="deleted")
+    if revision is not None and missing_anchors and c.replace_graph is None:
+        raise SessionDeleted(sid, elsewhere="recreated")
     current = revision or 0
     if c.expected_head_revision is not None and c.expected_head_revision != current:
         raise HeadRevisionConflict(
@@ -91,6 +105,18 @@ def admit(c: RuntimeCommit, *, revision: int | None, prior_hash: str | None,
                 raise ClaimSuperseded(
                     f"queued batch {bid!r} is no longer held by claim {claim.claim_id!r}")
     return Admission.ADMIT
+
+
+def anchors(c: RuntimeCommit) -> list[str]:
+    """The node ids an appending commit takes as already stored: its leaf and the parents
+    of its nodes, unless the commit brings them itself. A store whose session lacks one
+    holds another graph than the one this commit continues (``missing_anchors``)."""
+    if c.replace_graph is not None:
+        return []
+    brought = {n.node_id for n in c.append_nodes}
+    wanted = [n.parent_node_id for n in c.append_nodes]
+    wanted.append(c.leaf_node_id)
+    return list(dict.fromkeys(i for i in wanted if i is not None and i not in brought))
 
 
 def lease_lost(session_id: str) -> SessionExecutionLeaseLost:

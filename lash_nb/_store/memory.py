@@ -34,7 +34,7 @@ from .._core.queue import (
 from .._core.records import fresh_id
 from .._core.usage import TokenLedgerEntry, merge_ledger
 from .._errors import SessionExecutionLeaseLost
-from .admission import Admission, LeaseRow, admit, completed_batch_ids
+from .admission import Admission, LeaseRow, admit, anchors, completed_batch_ids
 from .base import (
     DEFAULT_LEASE_TTL_MS,
     CommitResult,
@@ -220,6 +220,7 @@ class MemoryStore:
                 prior_hash=_prior_hash(s, commit),
                 started_committed=s is not None and commit.turn_started is not None
                 and commit.turn_started.turn_id in s.turns,
+                missing_anchors=s is not None and not s.node_ids.issuperset(anchors(commit)),
                 lease=self._lease_row(commit.session_id), now_ms=t,
                 held_claims={bid: row.claim_id for bid in completed
                              if (row := self._batches.get(bid)) is not None} if completed else {},

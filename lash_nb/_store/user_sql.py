@@ -168,6 +168,19 @@ def check(
     return Checked(tuple(texts))
 
 
+def statement_count(sql: str) -> int | None:
+    """How many statements DuckDB's parser finds in ``sql`` (a ``;`` in a string or a
+    comment, or a trailing one, adds none); None when it cannot parse it (a syntax error, or
+    PostgreSQL text: the store reports those)."""
+    import duckdb
+
+    with _PARSER_LOCK:
+        try:
+            return len(_parser().extract_statements(sql))
+        except duckdb.Error:
+            return None
+
+
 def _refuse(kind: str, text: str) -> None:
     named = _named(text, kind)
     hint = (_WHAT_TO_DO.get(named) or _BY_TYPE.get(kind) or _WHAT_TO_DO.get(kind)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..admission import Admission, LeaseRow, admit, completed_batch_ids
+from ..admission import Admission, LeaseRow, admit, anchors, completed_batch_ids
 from ..base import CommitResult, Lease, RuntimeCommit
 from . import claims as deferred
 from . import journal
@@ -83,6 +83,7 @@ def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitRes
         lease=None if live is None else LeaseRow(live.token, live.fencing, live.expires_at_ms),
         now_ms=t, held_claims=held,
         started_committed=c.turn_started is not None and c.turn_started.turn_id in head.committed,
+        missing_anchors=rev is not None and not head.nodes.issuperset(anchors(c)),
     )
     if verdict is Admission.DUPLICATE:
         if c.release_lease and c.lease is not None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..._errors import HeadRevisionConflict
-from ..admission import Admission, LeaseRow, admit, completed_batch_ids
+from ..admission import Admission, LeaseRow, admit, anchors, completed_batch_ids
 from ..base import CommitResult, RuntimeCommit, TurnRecord, process_lost_record
 from ..duckdb import rows
 from .leases import RELEASE_SQL
@@ -80,6 +80,7 @@ class _Head:
     open_turns: list[tuple[int, str, int]]  # seq, turn id, started_at_ms
     committed: dict[str, str]  # turn id -> commit hash
     stored_nodes: set[str]
+    missing_anchors: bool = False
 
 
 async def _read_head(con: Any, c: RuntimeCommit) -> _Head:
@@ -111,11 +112,15 @@ async def _read_head(con: Any, c: RuntimeCommit) -> _Head:
                 head.open_turns.append((int(seq), tid, int(started)))
             else:
                 head.committed[tid] = chash or ""
-    if c.append_nodes and c.replace_graph is None:
+    # the appended nodes already stored (a retried commit), and the nodes the commit hangs
+    # from (admission ``anchors``), in the one query
+    hung = anchors(c) if head.rev is not None else []
+    if (c.append_nodes or hung) and c.replace_graph is None:
         cur = await con.execute(
             "SELECT node_id FROM graph_nodes WHERE session_id = %s AND node_id = ANY(%s)",
-            [sid, [n.node_id for n in c.append_nodes]])
+            [sid, [n.node_id for n in c.append_nodes] + hung])
         head.stored_nodes = {r[0] for r in await cur.fetchall()}
+    head.missing_anchors = not head.stored_nodes.issuperset(hung)
     return head
 
 
@@ -141,6 +146,7 @@ async def _apply(con: Any, c: RuntimeCommit) -> CommitResult:
         c, revision=head.rev, prior_hash=head.committed.get(tid) if tid is not None else None,
         lease=None if head.lease is None else LeaseRow(*head.lease), now_ms=t, held_claims=held,
         started_committed=c.turn_started is not None and c.turn_started.turn_id in head.committed,
+        missing_anchors=head.missing_anchors,
     )
     if verdict is Admission.DUPLICATE:
         if c.release_lease and c.lease is not None:

@@ -1,0 +1,52 @@
+"""What ``%lash stop`` says when no turn of this kernel was running: whether the store shows
+the session's turn running in another process (a worker, another notebook), and what the
+user can do about it there. Read from the store's tables (``query_async``); a store without
+queries (the in-memory one) has no other process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+from .._core.visible import visible
+
+
+async def nothing_running_here(store: Any, session_id: str) -> str:
+    """The one line ``%lash stop`` prints when it cancelled nothing in this kernel."""
+    sid = session_id
+    here = f"no turn of session {sid!r} was running in this kernel"
+    run = getattr(store, "query_async", None)
+    if run is None:
+        return f"{here}; nothing to stop"
+    q = sid.replace("'", "''")
+    frame = await run(
+        f"SELECT (SELECT count(*) FROM turns WHERE session_id = '{q}' AND status = 'open') "
+        f"AS open_turns, (SELECT owner_id FROM execution_leases WHERE session_id = '{q}' AND "
+        f"token IS NOT NULL AND expires_at_ms > {int(time.time() * 1000)}) AS holder")
+    open_turns, holder = int(frame["open_turns"].iloc[0]), frame["holder"].iloc[0]
+    if isinstance(holder, str) and holder:
+        return f"{here}; {_held_by(holder)}"
+    if open_turns:
+        return (f"{here}; the store shows a turn of it left open by a process that ended "
+                f"mid-turn (no live owner): %lash open {sid} closes it there")
+    return f"{here}, nor in another process; nothing to stop"
+
+
+def _held_by(owner_id: str) -> str:
+    host, _, rest = owner_id.partition(":")
+    pid = rest.partition(":")[0]
+    if not pid.isdigit():
+        return (f"the store shows its turn running under owner {' '.join(visible(owner_id).split())!r} "
+                "(another process), which %lash stop here cannot cancel: let it finish there, "
+                "or stop it where it runs")
+    if int(pid) == os.getpid():
+        return ("the store shows it running under another handle of this kernel; stop that "
+                "handle's turn (session.cancel_running_turns())")
+    where = f"process pid {pid}" + ("" if host == socket.gethostname()
+                                    else f" on host {' '.join(visible(host).split())}")
+    return (f"the store shows its turn running in {where} (a worker or another notebook), "
+            "which %lash stop here cannot cancel: let it finish there, or stop that process "
+            f"(Ctrl-C in its terminal, or kill -TERM {pid}; a lash_nb worker then cancels its "
+            "turn after its --grace seconds)")
