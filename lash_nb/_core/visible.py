@@ -53,10 +53,15 @@ def visible_so_far(text: str) -> str:
     and taken back."""
     if not _CONTROLS.search(text):
         return text
+    return visible(text[:unfinished_escape_start(text)])
+
+
+def unfinished_escape_start(text: str) -> int:
+    """Where an escape sequence cut at the end of ``text`` starts (``len(text)``: none)."""
     last = max(text.rfind(c) for c in _INTRODUCERS)
     if last >= 0 and _UNFINISHED.fullmatch(text, last):
-        text = text[:last]
-    return visible(text)
+        return last
+    return len(text)
 
 
-__all__ = ["visible", "visible_so_far"]
+__all__ = ["unfinished_escape_start", "visible", "visible_so_far"]
