@@ -57,7 +57,9 @@ State the browser reads (synced traits) and what feeds them
   Every string in them, and ``prompt`` / ``outcome`` / ``error``, is the text the record shows:
   no terminal escapes, control or bidi characters (``_core/visible.py``, ADR 135, 142, 143);
   the fold keeps the text as it came. A streaming text's escape cut at its end waits for its
-  last bytes (the view never shows a remnant and takes it back).
+  last bytes (the view never shows a remnant and takes it back). A prose or reasoning row
+  past 100,000 characters and a prompt past 20,000 are cut, with a line saying how much is
+  left out and the ``%lash sql`` that reads it whole (``long_text.py``, ADR 151).
 - ``html``: ``{cid: sanitised HTML}`` of each prose row; ``html_len``: ``{cid: n}``, the HTML
   covers the first ``n`` UTF-16 units of the row's text (a growing answer's open block is
   re-rendered less often; the browser shows the rest as plain text until the next render).
