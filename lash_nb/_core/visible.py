@@ -18,6 +18,7 @@ it was written. The store keeps the text as it came; this runs where it is shown
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _ESCAPES = re.compile(
     r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, erase
@@ -53,10 +54,27 @@ def visible_so_far(text: str) -> str:
     and taken back."""
     if not _CONTROLS.search(text):
         return text
+    return visible(text[:unfinished_escape_start(text)])
+
+
+def visible_json(value: Any) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings, numbers) with :func:`visible` applied to
+    every string in it, keys included."""
+    if isinstance(value, str):
+        return visible(value)
+    if isinstance(value, dict):
+        return {visible_json(k): visible_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [visible_json(v) for v in value]
+    return value
+
+
+def unfinished_escape_start(text: str) -> int:
+    """Where an escape sequence cut at the end of ``text`` starts (``len(text)``: none)."""
     last = max(text.rfind(c) for c in _INTRODUCERS)
     if last >= 0 and _UNFINISHED.fullmatch(text, last):
-        text = text[:last]
-    return visible(text)
+        return last
+    return len(text)
 
 
-__all__ = ["visible", "visible_so_far"]
+__all__ = ["unfinished_escape_start", "visible", "visible_json", "visible_so_far"]

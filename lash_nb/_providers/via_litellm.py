@@ -15,7 +15,9 @@ Theory of operation
   classified by the one classifier (``classify.classify_http_error``): 429, quota, 5xx,
   overload, auth, and ``context_overflow`` (LiteLLM's ``ContextWindowExceededError`` or the
   provider's wording). Connection errors and timeouts retry. Every message is scrubbed of the
-  key (when one is passed) and of credential shapes.
+  key (when one is passed), of a password in ``api_base`` and of the values of credential
+  headers in ``extra`` (ADR 146, 153), and of credential shapes; the repr and a connection
+  error show ``api_base`` with ``[redacted]`` for its password.
 - LiteLLM is told to use its bundled price map (``LITELLM_LOCAL_MODEL_COST_MAP``, unless set):
   importing it would otherwise fetch one from the network.
 - Keys: ``api_key=`` if given, else whatever LiteLLM reads from the environment for the model's
@@ -34,6 +36,7 @@ from .._core.llm import Completed, LlmRequest, LlmStreamEvent, LlmTransportError
 from .._core.secrets import Scrubber
 from .._errors import ConfigurationError
 from . import classify
+from .exchange import credentials, shown_url
 from .openai_compat import ChatAccumulator, chat_messages, chat_tools
 from .redaction import DeltaScrub, scrubbed_response
 
@@ -54,6 +57,16 @@ def _litellm() -> Any:
             "LiteLLMProvider needs LiteLLM; pip install 'lash-nb-core[litellm]'") from err
 
 
+def _headers(extra: Mapping[str, Any]) -> dict[str, str]:
+    """The headers LiteLLM sends besides its own: ``extra_headers`` and ``headers``."""
+    out: dict[str, str] = {}
+    for name in ("extra_headers", "headers"):
+        given = extra.get(name)
+        if isinstance(given, Mapping):
+            out.update({str(k): v for k, v in given.items() if isinstance(v, str)})
+    return out
+
+
 class LiteLLMProvider:
     """A model through LiteLLM: ``LiteLLMProvider("bedrock/anthropic.claude-3-5-sonnet...")``.
     ``api_base`` / ``api_key`` go to LiteLLM as given; ``extra`` adds LiteLLM arguments."""
@@ -71,11 +84,16 @@ class LiteLLMProvider:
         self.timeout = timeout
         self._api_key = api_key
         self._extra = dict(extra or {})
-        self._scrubber = Scrubber([api_key] if api_key else [])
+        # a gateway's password in api_base and its key in a header are secrets too (ADR 153)
+        also = credentials(api_base or "", _headers(self._extra))
+        key = self._extra.get("api_key")
+        self._scrubber = Scrubber([*([api_key] if api_key else []), *also,
+                                   *([key] if isinstance(key, str) and key else [])])
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "from the environment"
-        return f"LiteLLMProvider(model={self.model!r}, api_base={self.api_base!r}, api_key={key})"
+        base = shown_url(self.api_base) if self.api_base else None
+        return f"LiteLLMProvider(model={self.model!r}, api_base={base!r}, api_key={key})"
 
     def scrub(self, text: str) -> str:
         return self._scrubber.scrub(text)
@@ -145,7 +163,7 @@ class LiteLLMProvider:
             if output_started:
                 return classify.dropped_stream_error(KIND, exc, request_id=None,
                                                      output_started=True, scrub=self.scrub)
-            return classify.connect_error(KIND, exc, self.api_base or self.model,
+            return classify.connect_error(KIND, exc, shown_url(self.api_base or self.model),
                                           scrub=self.scrub)
         body = json.dumps({"error": {"message": message,
                                      "code": getattr(exc, "code", None) or name}})

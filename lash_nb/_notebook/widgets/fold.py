@@ -29,6 +29,7 @@ from typing import Any
 
 from ..._core.code_mode import OPEN_TAG
 from ..._core.records import TurnOutcome
+from .long_text import shown_prose
 
 TEXT_KINDS = {"assistant_prose_delta": "prose", "reasoning_delta": "reasoning"}
 
@@ -115,11 +116,15 @@ class TurnFold:
     def tool_rows(self) -> list[dict[str, Any]]:
         return [b for b in self.blocks if b["kind"] == "tool"]
 
-    def to_markdown(self) -> str:
-        """Plain markdown of the folded turn, for nbconvert / GitHub (no widget there)."""
+    def to_markdown(self, turn_id: str = "") -> str:
+        """Plain markdown of the folded turn, for nbconvert / GitHub (no widget there). A long
+        prose or reasoning row is cut as the widget shows it (``long_text``, ADR 151)."""
         out: list[str] = []
         for b in self.blocks:
             k = b["kind"]
+            if k in ("prose", "reasoning"):
+                b = {**b, "text": shown_prose(b["text"], turn_id=turn_id or self.turn_id,
+                                              cid=b["cid"], kind=k)}
             if k == "prose" and not b.get("interrupted"):
                 out.append(b["text"])
             elif k == "reasoning":

@@ -53,11 +53,15 @@ def _formatter() -> Any:
     return HtmlFormatter(nowrap=True, classprefix="lash-hl-")
 
 
+HIGHLIGHTED_CHARS = 20_000  # a longer code block is shown as plain code (ADR 151)
+
+
 def _highlight(code: str, lang: str, _attrs: Any) -> str:
     from pygments import highlight
 
     name = lang.split()[0] if lang else ""
-    lexer = _lexer(name) if name else None
+    # a highlighted block's HTML is about ten times its text (a span per token)
+    lexer = _lexer(name) if name and len(code) <= HIGHLIGHTED_CHARS else None
     if lexer is None:
         return ""  # markdown-it escapes and wraps it as plain code
     body = highlight(code, lexer, _formatter())

@@ -18,6 +18,9 @@ A ``NotebookDrain`` (``drain.py``) reports instead through ``show_drain_progress
 ``DrainProgress``) and ``show_drain_activity(a)`` (each activity of the running turn); both are
 shown the same way.
 Rows may carry ``status`` (``failed``) and ``error``; they are shown (a failed batch's error).
+The synced ``batches``, ``status`` and ``session_id`` hold outside text (queued prompts, a
+server's error) as the snapshot shows it: no terminal escapes, control or bidi characters
+(``visible``, ADR 152); a cancel names the batch by the id it was shown.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from ..._core.visible import visible, visible_json
 from .actions import call_action, kernel_loop, run_action
 from .assets import css, esm
 from .panel import PanelSnapshot
@@ -70,6 +74,10 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
     progress = traitlets.Dict().tag(sync=True)
     ran = traitlets.List(traitlets.Dict()).tag(sync=True)
 
+    @traitlets.validate("session_id", "batches", "status")
+    def _visible(self, proposal: Any) -> Any:
+        return visible_json(proposal["value"])  # shown live as the snapshot shows it (ADR 152)
+
     def __init__(
         self,
         *,
@@ -83,6 +91,7 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
         self._loop = kernel_loop()
         self.actions: list[tuple[str, str]] = []
         self.ignored_drains = 0
+        self._ids: dict[str, str] = {}  # the batch id a row shows -> the batch's own id
         self._init_panel()
         self.on_msg(self._on_custom)
 
@@ -90,7 +99,9 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
         rows = self._load()
         if inspect.isawaitable(rows):
             rows = await rows
-        self.batches = [batch_row(b) for b in rows]
+        batches = [batch_row(b) for b in rows]
+        self._ids = {visible(b["batch_id"]): b["batch_id"] for b in batches}
+        self.batches = batches
         if self.progress.get("total"):
             gone = self.progress["total"] - sum(1 for b in self.batches if b["batch_id"] in self._drain_ids)
             self.progress = {**self.progress, "done": max(0, gone)}
@@ -118,6 +129,7 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
 
     def cancel(self, batch_id: str) -> None:
         assert self._cancel is not None
+        batch_id = self._ids.get(batch_id, batch_id)  # the browser sends the id it was shown
         self.actions.append(("cancel", batch_id))
         self._run(lambda: self._cancel(batch_id) if self._cancel else None, f"cancelling {batch_id}…")
 

@@ -8,6 +8,10 @@ Displayed with a kernel-free snapshot of the table (``panel.py``).
 A catalog entry may carry ``orphaned: true`` (a tool listed in the session, e.g. after a
 kernel restart, whose function is not defined in this kernel): the row says so ("no
 implementation in this kernel") instead of looking like a usable tool.
+
+The synced ``tools`` and ``message`` hold outside text (an MCP server's names, descriptions
+and schema, its errors) as the snapshot shows it: no terminal escapes, control or bidi
+characters (``visible``, ADR 152); a toggle names the tool by the name it was shown.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from ..._core.visible import visible, visible_json
 from .actions import call_action, kernel_loop
 from .assets import css, esm
 from .panel import PanelSnapshot
@@ -49,18 +54,25 @@ class ToolCatalogWidget(anywidget.AnyWidget, PanelSnapshot):
     tools = traitlets.List(traitlets.Dict()).tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)
 
+    @traitlets.validate("tools", "message")
+    def _visible(self, proposal: Any) -> Any:
+        return visible_json(proposal["value"])  # shown live as the snapshot shows it (ADR 152)
+
     def __init__(self, *, load: Loader, set_membership: Toggle | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._load = load
         self._set_membership = set_membership
         self._loop = kernel_loop()
         self.toggles: list[tuple[str, bool]] = []
+        self._names: dict[str, str] = {}  # the name a row shows -> the tool's own name
         self._init_panel()
         self.refresh()
         self.on_msg(self._on_custom)
 
     def refresh(self) -> None:
-        self.tools = [_row(e) for e in self._load()]
+        rows = [_row(e) for e in self._load()]
+        self._names = {visible(r["name"]): r["name"] for r in rows}
+        self.tools = rows
         self.update_snapshot()
 
     def _on_custom(self, _w: Any, content: Any, _buffers: Any) -> None:
@@ -75,6 +87,7 @@ class ToolCatalogWidget(anywidget.AnyWidget, PanelSnapshot):
     def toggle(self, name: str, member: bool) -> None:
         """What clicking a membership checkbox does."""
         assert self._set_membership is not None
+        name = self._names.get(name, name)  # the browser sends the name it was shown
         self.toggles.append((name, member))
         set_membership = self._set_membership
         call_action(self._loop, lambda: set_membership(name, member), self._done)

@@ -57,7 +57,9 @@ State the browser reads (synced traits) and what feeds them
   Every string in them, and ``prompt`` / ``outcome`` / ``error``, is the text the record shows:
   no terminal escapes, control or bidi characters (``_core/visible.py``, ADR 135, 142, 143);
   the fold keeps the text as it came. A streaming text's escape cut at its end waits for its
-  last bytes (the view never shows a remnant and takes it back).
+  last bytes (the view never shows a remnant and takes it back). A prose or reasoning row
+  past 100,000 characters and a prompt past 20,000 are cut, with a line saying how much is
+  left out and the ``%lash sql`` that reads it whole (``long_text.py``, ADR 151).
 - ``html``: ``{cid: sanitised HTML}`` of each prose row; ``html_len``: ``{cid: n}``, the HTML
   covers the first ``n`` UTF-16 units of the row's text (a growing answer's open block is
   re-rendered less often; the browser shows the rest as plain text until the next render).
@@ -90,6 +92,7 @@ from ..._core.visible import visible, visible_so_far
 from .assets import css, esm
 from .fold import TurnFold, outcome_label
 from .live_prose import LiveProse, utf16_len
+from .long_text import SHOWN_PROMPT_CHARS, SHOWN_PROSE_CHARS, ProseCut, shown_prompt
 from .markdown import render_markdown, without_revealed_keys
 from .snapshot import FINAL_STATUSES, NOTE_GONE, bundle, cut_turn_note, final_status, turn_html
 from .untrusted import inert_markdown
@@ -128,9 +131,20 @@ class TurnWidget(anywidget.AnyWidget):
     error = traitlets.Unicode("").tag(sync=True)
     panel_id = traitlets.Unicode("").tag(sync=True)  # the cut-turn note the view hides (show())
 
+    _whole_prompt = ""  # the prompt as it was set; ``prompt`` is what the views show
+
     @traitlets.validate("prompt", "outcome", "error")
     def _visible(self, proposal: Any) -> str:
-        return visible(str(proposal["value"]))  # shown live as it is shown in the record
+        value = str(proposal["value"])
+        if proposal["trait"].name == "prompt":  # a long prompt is cut (ADR 151)
+            self._whole_prompt = value
+            value = shown_prompt(value, self.turn_id)
+        return visible(value)  # shown live as it is shown in the record
+
+    @traitlets.observe("turn_id")
+    def _named(self, _change: Any) -> None:
+        if len(self._whole_prompt) > SHOWN_PROMPT_CHARS:  # its note names the turn now
+            self.prompt = self._whole_prompt
 
     def __init__(
         self,
@@ -168,6 +182,7 @@ class TurnWidget(anywidget.AnyWidget):
         self._sent_lens: dict[str, int] = {}
         self._clean: dict[int, tuple[str, str]] = {}  # id(raw) -> (raw, shown)
         self._streams: dict[str, str] = {}  # cid -> a streaming text that was clean
+        self._cuts: dict[str, ProseCut] = {}  # cid -> how a long row is cut (ADR 151)
         self.render_interval_s = max(interval_s, 0.2)
         self.on_msg(self._on_custom)
 
@@ -409,11 +424,25 @@ class TurnWidget(anywidget.AnyWidget):
 
         rows = []
         for b in self.fold.blocks:
+            b = self._cut(b, final)
             field = None if final else _STREAMING.get(b["kind"])
             rows.append({k: grown(b["cid"], v) if k == field and isinstance(v, str)
                          else walk(v) for k, v in b.items()})
         self._clean, self._streams = new, streams
         return rows
+
+    def _cut(self, b: dict[str, Any], final: bool) -> dict[str, Any]:
+        """A prose or reasoning row past ``SHOWN_PROSE_CHARS``: its start and a note (ADR 151).
+        Live the note does not count (the row's text stays the same while the rest arrives)."""
+        text = b.get("text")
+        if b["kind"] not in ("prose", "reasoning") or not isinstance(text, str) \
+                or len(text) <= SHOWN_PROSE_CHARS:
+            return b
+        cut = self._cuts.get(b["cid"])
+        if cut is None or not cut.fits(text):
+            cut = self._cuts[b["cid"]] = ProseCut(text)
+        return {**b, "text": cut.text(text, final=final, turn_id=self.turn_id or self.fold.turn_id,
+                                      cid=b["cid"], kind=b["kind"])}
 
     def _render_prose(self, rows: list[dict[str, Any]],
                       final: bool) -> tuple[dict[str, str], dict[str, int]]:
@@ -507,7 +536,7 @@ class TurnWidget(anywidget.AnyWidget):
             from .attachments import cards_markdown
 
             head += "\n\n" + cards_markdown(self.attachments)
-        body = self.fold.to_markdown()
+        body = self.fold.to_markdown(self.turn_id)
         return f"{head}\n\n{body}" if body else head
 
     def _repr_markdown_(self) -> str:

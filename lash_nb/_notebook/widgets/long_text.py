@@ -1,0 +1,140 @@
+"""A long prompt or answer as the widget and the saved record show it (ADR 151).
+
+A tool's output is shown up to 20,000 characters (ADR 140, ``fold.shown_output``). The
+answer's prose (and reasoning) is shown whole up to :data:`SHOWN_PROSE_CHARS` and the prompt
+up to :data:`SHOWN_PROMPT_CHARS`; past that the text is cut and one line, a paragraph of its
+own, says how many characters were left out and the ``%lash sql`` query that reads the whole
+text from the store. The store, the ``TurnResult`` and what the model is sent keep it whole.
+
+Where the cut falls: at a line end (else a space) near the limit; never between the halves of
+a surrogate pair, inside a character reference (``&amp;``) or inside a terminal escape
+(``visible`` would leave its tail as text). The cut prose must leave the page after it whole:
+a code fence open at the cut would make the note, and every row and footer of the record's
+markdown after it, code. The fence is closed (with the marker that opened it), and when the
+note still does not stand alone the text is cut back to the start of the block that holds it.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from ..._core.visible import unfinished_escape_start
+
+SHOWN_PROSE_CHARS = 100_000  # of one prose / reasoning row (ADR 151)
+SHOWN_PROMPT_CHARS = 20_000  # of the prompt (ADR 151), as a tool's output (ADR 140)
+
+_NEAR = 2_000  # how far back from the limit a line end is looked for
+_ENTITY_TAIL = re.compile(r"&#?[A-Za-z0-9]{0,32}$")
+_PROBE = "lash-cut-probe"
+LIVE_NOTE = ("… the rest is not shown here while it arrives; the finished turn says how much "
+             "and where to read it whole")
+
+
+def cut_point(text: str, limit: int) -> int:
+    """Where to cut ``text`` to at most ``limit`` characters (``len(text)`` when it fits)."""
+    if len(text) <= limit:
+        return len(text)
+    head = text[:limit]
+    line = head.rfind("\n", max(0, limit - _NEAR))
+    if line > 0:
+        head = head[:line]
+    else:
+        space = head.rfind(" ", max(0, limit - 200))
+        head = head[:space] if space > 0 else head
+    head = head[:unfinished_escape_start(head)]
+    entity = _ENTITY_TAIL.search(head)
+    if entity is not None:
+        head = head[:entity.start()]
+    if head and "\ud800" <= head[-1] <= "\udbff":  # the first half of a pair (surrogatepass)
+        head = head[:-1]
+    return len(head)
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def left_out(count: int, what: str, query: str) -> str:
+    return (f"… {count:,} more characters not shown here; the whole {what} is stored: "
+            f"%lash sql {query}")
+
+
+def shown_prompt(text: str, turn_id: str = "") -> str:
+    """The prompt whole up to :data:`SHOWN_PROMPT_CHARS`, else its start and the note."""
+    end = cut_point(text, SHOWN_PROMPT_CHARS)
+    if end == len(text):
+        return text
+    where = f" WHERE turn_id = {_quoted(turn_id)} AND role = 'user'" if turn_id else \
+        " WHERE role = 'user'"
+    query = (f"SELECT json_extract_string(content, '$.parts[0].content') AS prompt FROM "
+             f"graph_nodes{where} ORDER BY seq {'LIMIT 1' if turn_id else 'DESC LIMIT 1'}")
+    return f"{text[:end]}\n{left_out(len(text) - end, 'prompt', query)}"
+
+
+class ProseCut:
+    """The cut of one growing prose or reasoning row, kept while the row only grows (a live
+    turn's flushes then cost a prefix comparison, not a markdown parse)."""
+
+    __slots__ = ("end", "head", "shown")
+
+    def __init__(self, text: str) -> None:
+        end = cut_point(text, SHOWN_PROSE_CHARS)
+        self.head = text[:SHOWN_PROSE_CHARS]  # the row still starts with it: the cut holds
+        self.end = end
+        self.shown = closed_markdown(text[:end])
+
+    def fits(self, text: str) -> bool:
+        return text.startswith(self.head)
+
+    def text(self, raw: str, *, final: bool, turn_id: str, cid: str, kind: str) -> str:
+        if not final:
+            return f"{self.shown}\n\n{LIVE_NOTE}"
+        what = "reasoning" if kind == "reasoning" else "answer"
+        where = f"turn_id = {_quoted(turn_id)} AND " if turn_id else ""
+        query = (f"SELECT string_agg(payload->>'text', '' ORDER BY seq) AS text FROM "
+                 f"turn_events WHERE {where}correlation_id = {_quoted(cid)}")
+        return f"{self.shown}\n\n{left_out(len(raw) - self.end, what, query)}"
+
+
+def shown_prose(text: str, *, turn_id: str, cid: str, kind: str = "prose") -> str:
+    """A finished prose (or reasoning) row whole up to :data:`SHOWN_PROSE_CHARS`, else its
+    start and the note."""
+    if len(text) <= SHOWN_PROSE_CHARS:
+        return text
+    return ProseCut(text).text(text, final=True, turn_id=turn_id, cid=cid, kind=kind)
+
+
+def closed_markdown(text: str) -> str:
+    """``text`` (markdown cut anywhere) after which a paragraph stands on its own."""
+    if _stands_alone(text):
+        return text
+    tokens = _parser().parse(text)
+    fence = next((t for t in reversed(tokens) if t.type == "fence" and t.level == 0), None)
+    if fence is not None:
+        closed = text.rstrip("\n") + "\n" + str(fence.markup)
+        if _stands_alone(closed):
+            return closed
+    blocks = [t for t in tokens if t.level == 0 and t.map]
+    if not blocks:
+        return ""
+    start = blocks[-1].map[0] if blocks[-1].map else 0
+    return "\n".join(text.split("\n")[:start]).rstrip("\n")
+
+
+def _stands_alone(text: str) -> bool:
+    tokens = _parser().parse(f"{text}\n\n{_PROBE}")
+    return (len(tokens) >= 3 and tokens[-2].type == "inline" and tokens[-2].content == _PROBE
+            and tokens[-3].type == "paragraph_open" and tokens[-3].level == 0)
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Any:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+
+
+__all__ = ["SHOWN_PROMPT_CHARS", "SHOWN_PROSE_CHARS", "ProseCut", "cut_point", "shown_prompt",
+           "shown_prose"]
