@@ -11,10 +11,11 @@ instead of printing a traceback (the jupysql ``_testing.py`` idea), for magic te
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -276,6 +277,21 @@ class ReraisingShell:
         from IPython.core.interactiveshell import InteractiveShell
 
         InteractiveShell.clear_instance()
+
+
+@contextlib.contextmanager
+def lash_shell(cwd: Any, monkeypatch: Any, *cells: str) -> Iterator[ReraisingShell]:
+    """A shell working in ``cwd`` with lash_nb loaded and the offline provider at full speed,
+    after running ``cells``; closed at the end."""
+    monkeypatch.chdir(cwd)
+    shell = ReraisingShell()
+    try:
+        for cell in ("%load_ext lash_nb._notebook.extension", "%config LashMagics.offline_delay_s = 0",
+                     *cells):
+            shell.run_cell(cell)
+        yield shell
+    finally:
+        shell.close()
 
 
 def offline_shell() -> ReraisingShell:

@@ -5,61 +5,36 @@ without ``http://`` is refused at open in one line instead of retried as a netwo
 
 from __future__ import annotations
 
-import http.server
-import json
-import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
-from notebook_harness import ReraisingShell
+from local_openai import ChatHandler, serve
+from notebook_harness import lash_shell
 
 GOOD = "sk-test-the-right-key-0002"
 
 
-class _Gate(http.server.BaseHTTPRequestHandler):
+class _Gate(ChatHandler):
     """Answers only requests carrying the right key; tells each answer's path apart."""
 
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def answer(self, body: dict[str, Any]) -> tuple[int, str]:
         if self.headers.get("Authorization") != f"Bearer {GOOD}":
-            out = json.dumps({"error": {"message": "invalid api key"}}).encode()
-            self.send_response(401)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        base = {"id": "c1", "object": "chat.completion.chunk", "model": body["model"]}
-        for chunk in ({**base, "choices": [{"index": 0, "delta": {"content": f"ok via {self.path}"}}]},
-                      {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": 5, "completion_tokens": 3}}):
-            self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-        self.wfile.write(b"data: [DONE]\n\n")
+            return 401, "invalid api key"
+        return 200, f"ok via {self.path}"
 
 
 @pytest.fixture
 def port() -> Iterator[int]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Gate)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield int(server.server_address[1])
-    server.shutdown()
-    server.server_close()
+    with serve(_Gate) as p:
+        yield p
 
 
 @pytest.fixture
 def sh(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    shell = ReraisingShell()
-    shell.run_cell("%load_ext lash_nb._notebook.extension")
-    yield shell
-    shell.close()
+    with lash_shell(tmp_path, monkeypatch) as shell:
+        yield shell
 
 
 def test_a_key_fixed_in_the_notebook_is_used_after_open_again(sh, port, monkeypatch):

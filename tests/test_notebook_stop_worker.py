@@ -54,15 +54,22 @@ def test_stop_while_a_worker_runs_the_sessions_turn_names_the_worker(sh, tmp_pat
     assert f"kill -TERM {worker.pid}" in line, line
 
 
-def test_stop_with_nothing_running_anywhere_says_so(sh, tmp_path, capsys):
-    sh.run_cell(f"%config LashMagics.store = '{tmp_path / 'quiet.duckdb'}'")
+NOTHING_ANYWHERE = ("no turn of session 's' was running in this kernel, nor in another process; "
+                    "nothing to stop")
+
+
+def _stop_after_a_finished_turn(sh, store, capsys) -> str:
+    """``%lash stop`` on session ``s`` of ``store`` once its one turn has finished: the line."""
+    sh.run_cell(f"%config LashMagics.store = '{store}'")
     sh.run_cell("%lash open s")
     sh.run_cell("%lash turn done already")
     capsys.readouterr()
     sh.run_cell("%lash stop")
-    assert capsys.readouterr().out.strip() == (
-        "no turn of session 's' was running in this kernel, nor in another process; "
-        "nothing to stop")
+    return capsys.readouterr().out.strip()
+
+
+def test_stop_with_nothing_running_anywhere_says_so(sh, tmp_path, capsys):
+    assert _stop_after_a_finished_turn(sh, tmp_path / "quiet.duckdb", capsys) == NOTHING_ANYWHERE
 
 
 @pytest.mark.postgres
@@ -73,14 +80,7 @@ def test_stop_on_postgresql_with_another_owner_holding_the_session_names_it(sh, 
 
     from lash_nb.stores import PostgresStore
 
-    sh.run_cell(f"%config LashMagics.store = '{pg_dsn}'")
-    sh.run_cell("%lash open s")
-    sh.run_cell("%lash turn done already")
-    capsys.readouterr()
-    sh.run_cell("%lash stop")
-    assert capsys.readouterr().out.strip() == (
-        "no turn of session 's' was running in this kernel, nor in another process; "
-        "nothing to stop")
+    assert _stop_after_a_finished_turn(sh, pg_dsn, capsys) == NOTHING_ANYWHERE
 
     async def hold() -> None:
         other = PostgresStore(pg_dsn)

@@ -8,17 +8,13 @@ import duckdb
 import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
-from notebook_harness import ReraisingShell
+from notebook_harness import lash_shell
 
 
 @pytest.fixture
 def sh(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    shell = ReraisingShell()
-    shell.run_cell("%load_ext lash_nb._notebook.extension")
-    shell.run_cell("%config LashMagics.offline_delay_s = 0")
-    yield shell
-    shell.close()
+    with lash_shell(tmp_path, monkeypatch) as shell:
+        yield shell
 
 
 def _sessions_in(path) -> set[str]:

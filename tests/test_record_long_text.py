@@ -15,7 +15,7 @@ import re
 import pytest
 from IPython.utils.capture import capture_output
 from markdown_it import MarkdownIt
-from notebook_harness import ReraisingShell
+from notebook_harness import lash_shell
 
 READ_LOG = '''
 from lash_nb import tool
@@ -31,14 +31,8 @@ NOTE = re.compile(r"… ([\d,]+) more characters not shown here; the whole (answ
 
 @pytest.fixture
 def sh(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    shell = ReraisingShell()
-    shell.run_cell("%load_ext lash_nb._notebook.extension")
-    shell.run_cell("%config LashMagics.offline_delay_s = 0")
-    shell.run_cell(READ_LOG)
-    shell.run_cell("%lash open s1 --store t.duckdb")
-    yield shell
-    shell.close()
+    with lash_shell(tmp_path, monkeypatch, READ_LOG, "%lash open s1 --store t.duckdb") as shell:
+        yield shell
 
 
 def _record(sh, cell: str) -> dict[str, str]:

@@ -10,14 +10,14 @@ The server is a small ``http.server`` speaking OpenAI's streamed chat completion
 from __future__ import annotations
 
 import base64
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from IPython.utils.capture import capture_output
+from local_openai import ChatHandler, serve
 from notebook_harness import ReraisingShell
 
 from lash_nb import LashCore, run_sync
@@ -29,39 +29,40 @@ BASIC = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
 GATEWAY_KEY = "gw-live-4f9a1c77e2b8d0"
 
 
-class _Echo(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
+class _Echo(ChatHandler):
+    """Echoes the credentials it was sent: in the answer, or in a 401 when asked to fail."""
 
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def answer(self, body: dict[str, Any]) -> tuple[int, str]:
         seen = f"{self.headers.get('Authorization')} {self.headers.get('X-Gateway-Key')}"
         if "fail" in body["messages"][-1]["content"]:
-            out = json.dumps({"error": {"message": f"refused: {seen}"}}).encode()
-            self.send_response(401)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        base = {"id": "c1", "object": "chat.completion.chunk", "model": body["model"]}
-        for chunk in ({**base, "choices": [{"index": 0, "delta": {"content": f"I saw {seen}."}}]},
-                      {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": 5, "completion_tokens": 9}}):
-            self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-        self.wfile.write(b"data: [DONE]\n\n")
+            return 401, f"refused: {seen}"
+        return 200, f"I saw {seen}."
 
 
 @pytest.fixture
 def port() -> Iterator[int]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield int(server.server_address[1])
-    server.shutdown()
-    server.server_close()
+    with serve(_Echo) as p:
+        yield p
+
+
+def echo_then_refusal(provider: Any, tmp_path: Any, retry: Any = None) -> tuple[Any, Any, list[str]]:
+    """Two turns on a DuckDB store through the echoing server: one it answers ("I saw ..."),
+    one it refuses with a 401 naming what it saw; the texts a user may read (the provider's
+    and the core's repr, both results as JSON)."""
+    async def body():
+        builder = LashCore.builder().provider(provider)
+        if retry is not None:
+            builder = builder.retry_policy(retry)
+        core = builder.store(DuckDBStore(tmp_path / "gw.duckdb", idle_release_s=None)).build()
+        s = await core.session("gw").open()
+        ok = await s.turn("hello").run()
+        refused = await s.turn("please fail").run()
+        texts = [repr(provider), repr(core), json.dumps(ok.result.to_json(), default=str),
+                 json.dumps(refused.result.to_json(), default=str)]
+        await core.close()
+        return ok, refused, texts
+
+    return run_sync(body())
 
 
 def _leaks(text: str) -> list[str]:
@@ -78,18 +79,7 @@ def test_a_gateway_password_in_the_base_url_and_a_key_header_are_kept_out(port, 
                                 model="gpt-test", api_key="sk-test-gatewaykey-0001",
                                 headers={"X-Gateway-Key": GATEWAY_KEY})
 
-    async def body():
-        core = LashCore.builder().provider(provider).store(
-            DuckDBStore(tmp_path / "gw.duckdb", idle_release_s=None)).build()
-        s = await core.session("gw").open()
-        ok = await s.turn("hello").run()
-        refused = await s.turn("please fail").run()
-        texts = [repr(provider), repr(core), json.dumps(ok.result.to_json(), default=str),
-                 json.dumps(refused.result.to_json(), default=str)]
-        await core.close()
-        return ok, refused, texts
-
-    ok, refused, texts = run_sync(body())
+    ok, refused, texts = echo_then_refusal(provider, tmp_path)
     assert "I saw" in ok.result.assistant_output.safe_text  # the echo came back
     assert str(refused.result.outcome) == "stopped: provider_error"
     assert "refused:" in json.dumps(refused.result.to_json(), default=str)

@@ -23,11 +23,17 @@ from typing import Any
 
 import httpx
 import pytest
-from test_secrets_in_url_and_headers import GATEWAY_KEY, PASSWORD, _file_leaks, _leaks, port
+from test_secrets_in_url_and_headers import (
+    GATEWAY_KEY,
+    PASSWORD,
+    _file_leaks,
+    _leaks,
+    echo_then_refusal,
+    port,
+)
 
 from lash_nb import LashCore, run_sync
 from lash_nb.providers import LiteLLMProvider, RetryPolicy
-from lash_nb.stores import DuckDBStore
 
 __all__ = ["port"]  # the echoing server's fixture
 
@@ -88,19 +94,7 @@ def test_a_password_in_api_base_and_a_key_header_stay_out_of_results_store_and_r
         litellm, port, tmp_path):
     provider = _provider(f"http://alice:{PASSWORD}@127.0.0.1:{port}/v1")
 
-    async def body():
-        core = LashCore.builder().provider(provider).retry_policy(
-            RetryPolicy(max_attempts=1)).store(
-            DuckDBStore(tmp_path / "gw.duckdb", idle_release_s=None)).build()
-        s = await core.session("gw").open()
-        ok = await s.turn("hello").run()
-        refused = await s.turn("please fail").run()
-        texts = [repr(provider), repr(core), json.dumps(ok.result.to_json(), default=str),
-                 json.dumps(refused.result.to_json(), default=str)]
-        await core.close()
-        return ok, refused, texts
-
-    ok, refused, texts = run_sync(body())
+    ok, refused, texts = echo_then_refusal(provider, tmp_path, RetryPolicy(max_attempts=1))
     assert "I saw" in ok.result.assistant_output.safe_text  # the echo came back
     assert str(refused.result.outcome) == "stopped: provider_error"
     assert "refused:" in texts[3]

@@ -1,0 +1,55 @@
+"""A local OpenAI-compatible chat server for tests: a request handler base whose subclasses
+decide per request (``answer``), replying with a streamed completion or a JSON error, and
+``serve`` (the port it listens on, in a thread, for as long as the ``with`` lasts)."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+
+class ChatHandler(http.server.BaseHTTPRequestHandler):
+    """``answer(body)`` returns ``(200, text)`` to stream ``text`` as the model's answer, or
+    ``(status, message)`` for an OpenAI-style error body."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def answer(self, body: dict[str, Any]) -> tuple[int, str]:
+        raise NotImplementedError
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        status, text = self.answer(body)
+        if status != 200:
+            out = json.dumps({"error": {"message": text}}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        base = {"id": "c1", "object": "chat.completion.chunk", "model": body["model"]}
+        for chunk in ({**base, "choices": [{"index": 0, "delta": {"content": text}}]},
+                      {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                       "usage": {"prompt_tokens": 5, "completion_tokens": 3}}):
+            self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        self.wfile.write(b"data: [DONE]\n\n")
+
+
+@contextlib.contextmanager
+def serve(handler: type[ChatHandler]) -> Iterator[int]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
