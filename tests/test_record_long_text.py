@@ -164,3 +164,30 @@ def test_a_cut_markdown_is_closed_so_that_the_note_stands_alone(markdown, last):
     tokens = MarkdownIt("commonmark").parse(closed + "\n\nthe note")
     assert [t.type for t in tokens[-3:]] == ["paragraph_open", "inline", "paragraph_close"]
     assert tokens[-3].level == 0
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def store_arg(request, tmp_path):
+    if request.param == "duckdb":
+        return "t.duckdb"
+    return request.getfixturevalue("pg_dsn")
+
+
+def test_the_notes_queries_read_the_whole_text_on_duckdb_and_postgresql(tmp_path, monkeypatch,
+                                                                         store_arg):
+    """The note's query is run through ``%lash sql`` on the store the turn is in, which may be
+    PostgreSQL (``%lash open --store postgresql://...``), and which may hold another session
+    whose turn has the same id."""
+    csv = "".join(f"2026-12-{i % 28 + 1:02d},Oslo,{i}\n" for i in range(15_000))
+    other = "".join(f"2026-11-{i % 28 + 1:02d},Bergen,{i}\n" for i in range(15_000))
+    with lash_shell(tmp_path, monkeypatch, READ_LOG, f"%lash open s0 --store {store_arg}") as sh:
+        sh.user_ns["other"] = other
+        _record(sh, "%lash turn {other}")  # s0's turn t1, also long: the same ids as s1's
+        sh.run_cell(f"%lash open s1 --store {store_arg}")
+        sh.user_ns["csv"] = csv
+        record = _record(sh, "r = %lash turn {csv}")
+        answer = sh.user_ns["r"].assistant_message()
+        notes = {m.group(2): m.group(3) for m in NOTE.finditer(record["text/plain"])}
+        assert set(notes) == {"prompt", "answer"}
+        assert _query(sh, notes["prompt"]) == csv
+        assert _query(sh, notes["answer"]) == answer

@@ -116,7 +116,7 @@ class TurnFold:
     def tool_rows(self) -> list[dict[str, Any]]:
         return [b for b in self.blocks if b["kind"] == "tool"]
 
-    def to_markdown(self, turn_id: str = "") -> str:
+    def to_markdown(self, turn_id: str = "", session_id: str = "") -> str:
         """Plain markdown of the folded turn, for nbconvert / GitHub (no widget there). A long
         prose or reasoning row is cut as the widget shows it (``long_text``, ADR 151)."""
         out: list[str] = []
@@ -124,7 +124,7 @@ class TurnFold:
             k = b["kind"]
             if k in ("prose", "reasoning"):
                 b = {**b, "text": shown_prose(b["text"], turn_id=turn_id or self.turn_id,
-                                              cid=b["cid"], kind=k)}
+                                              cid=b["cid"], kind=k, session_id=session_id)}
             if k == "prose" and not b.get("interrupted"):
                 out.append(b["text"])
             elif k == "reasoning":

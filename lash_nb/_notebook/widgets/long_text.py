@@ -61,15 +61,23 @@ def left_out(count: int, what: str, query: str) -> str:
             f"%lash sql {query}")
 
 
-def shown_prompt(text: str, turn_id: str = "") -> str:
-    """The prompt whole up to :data:`SHOWN_PROMPT_CHARS`, else its start and the note."""
+def _which(session_id: str, turn_id: str) -> str:
+    """The ``WHERE`` terms naming the turn: a store holds many sessions, each with its own
+    ``t1``."""
+    return "".join(f"{column} = {_quoted(value)} AND " for column, value in
+                   (("session_id", session_id), ("turn_id", turn_id)) if value)
+
+
+def shown_prompt(text: str, turn_id: str = "", session_id: str = "") -> str:
+    """The prompt whole up to :data:`SHOWN_PROMPT_CHARS`, else its start and the note. The
+    note's query is SQL both stores run (``->`` and ``->>`` on DuckDB's JSON and
+    PostgreSQL's JSONB; ``json_extract_string`` is DuckDB's only)."""
     end = cut_point(text, SHOWN_PROMPT_CHARS)
     if end == len(text):
         return text
-    where = f" WHERE turn_id = {_quoted(turn_id)} AND role = 'user'" if turn_id else \
-        " WHERE role = 'user'"
-    query = (f"SELECT json_extract_string(content, '$.parts[0].content') AS prompt FROM "
-             f"graph_nodes{where} ORDER BY seq {'LIMIT 1' if turn_id else 'DESC LIMIT 1'}")
+    query = (f"SELECT content->'parts'->0->>'content' AS prompt FROM graph_nodes WHERE "
+             f"{_which(session_id, turn_id)}role = 'user' ORDER BY seq "
+             f"{'LIMIT 1' if turn_id else 'DESC LIMIT 1'}")
     return f"{text[:end]}\n{left_out(len(text) - end, 'prompt', query)}"
 
 
@@ -88,22 +96,24 @@ class ProseCut:
     def fits(self, text: str) -> bool:
         return text.startswith(self.head)
 
-    def text(self, raw: str, *, final: bool, turn_id: str, cid: str, kind: str) -> str:
+    def text(self, raw: str, *, final: bool, turn_id: str, cid: str, kind: str,
+             session_id: str = "") -> str:
         if not final:
             return f"{self.shown}\n\n{LIVE_NOTE}"
         what = "reasoning" if kind == "reasoning" else "answer"
-        where = f"turn_id = {_quoted(turn_id)} AND " if turn_id else ""
         query = (f"SELECT string_agg(payload->>'text', '' ORDER BY seq) AS text FROM "
-                 f"turn_events WHERE {where}correlation_id = {_quoted(cid)}")
+                 f"turn_events WHERE {_which(session_id, turn_id)}correlation_id = {_quoted(cid)}")
         return f"{self.shown}\n\n{left_out(len(raw) - self.end, what, query)}"
 
 
-def shown_prose(text: str, *, turn_id: str, cid: str, kind: str = "prose") -> str:
+def shown_prose(text: str, *, turn_id: str, cid: str, kind: str = "prose",
+                session_id: str = "") -> str:
     """A finished prose (or reasoning) row whole up to :data:`SHOWN_PROSE_CHARS`, else its
     start and the note."""
     if len(text) <= SHOWN_PROSE_CHARS:
         return text
-    return ProseCut(text).text(text, final=True, turn_id=turn_id, cid=cid, kind=kind)
+    return ProseCut(text).text(text, final=True, turn_id=turn_id, cid=cid, kind=kind,
+                               session_id=session_id)
 
 
 def closed_markdown(text: str) -> str:

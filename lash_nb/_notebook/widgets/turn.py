@@ -138,10 +138,10 @@ class TurnWidget(anywidget.AnyWidget):
         value = str(proposal["value"])
         if proposal["trait"].name == "prompt":  # a long prompt is cut (ADR 151)
             self._whole_prompt = value
-            value = shown_prompt(value, self.turn_id)
+            value = shown_prompt(value, self.turn_id, self.session_id)
         return visible(value)  # shown live as it is shown in the record
 
-    @traitlets.observe("turn_id")
+    @traitlets.observe("turn_id", "session_id")
     def _named(self, _change: Any) -> None:
         if len(self._whole_prompt) > SHOWN_PROMPT_CHARS:  # its note names the turn now
             self.prompt = self._whole_prompt
@@ -442,7 +442,7 @@ class TurnWidget(anywidget.AnyWidget):
         if cut is None or not cut.fits(text):
             cut = self._cuts[b["cid"]] = ProseCut(text)
         return {**b, "text": cut.text(text, final=final, turn_id=self.turn_id or self.fold.turn_id,
-                                      cid=b["cid"], kind=b["kind"])}
+                                      cid=b["cid"], kind=b["kind"], session_id=self.session_id)}
 
     def _render_prose(self, rows: list[dict[str, Any]],
                       final: bool) -> tuple[dict[str, str], dict[str, int]]:
@@ -536,7 +536,7 @@ class TurnWidget(anywidget.AnyWidget):
             from .attachments import cards_markdown
 
             head += "\n\n" + cards_markdown(self.attachments)
-        body = self.fold.to_markdown(self.turn_id)
+        body = self.fold.to_markdown(self.turn_id, self.session_id)
         return f"{head}\n\n{body}" if body else head
 
     def _repr_markdown_(self) -> str:
