@@ -102,3 +102,47 @@ def test_a_check_that_fails_before_its_reopen_closes_every_store_it_opened() -> 
         if RefusesLeases.closes != opened:
             left_open[check] = (opened, RefusesLeases.closes)
     assert left_open == {}
+
+
+def _admit_before_adr_148(c: Any, *, revision: int | None, missing_anchors: bool = False,
+                          **kw: Any) -> Any:
+    """The admission rule as it was before ADR 0148: a missing session counted as revision
+    0 (a head conflict, on which the runtime reloaded and recreated it), and nothing
+    looked at the nodes a commit hangs from."""
+    from lash_nb._errors import HeadRevisionConflict
+    from lash_nb._store.admission import admit
+
+    if revision is None and c.expected_head_revision and c.lease is not None:
+        raise HeadRevisionConflict(f"session {c.session_id!r} head moved to 0")
+    return admit(c, revision=revision, missing_anchors=False, **kw)
+
+
+def test_a_store_that_lets_a_deleted_session_be_recreated_fails_the_kit(monkeypatch) -> None:
+    """A third-party store that counts a deleted session as revision 0 (the runtime then
+    reloads the empty store and recreates the session with only the handle's new turns)
+    fails the ADR 0148 check, at the refusal it expected."""
+    import lash_nb._store.memory as memory
+
+    monkeypatch.setattr(memory, "admit", _admit_before_adr_148)
+    check = "a_commit_on_a_session_deleted_or_recreated_elsewhere_is_refused"
+    info, opened = _run(check, CountingStore)
+    assert "the next turn on a deleted session" in str(info.value)
+    assert "HeadRevisionConflict" in str(info.value)
+    assert CountingStore.closes == opened
+
+
+def test_a_store_that_appends_onto_a_recreated_session_fails_the_kit(monkeypatch) -> None:
+    """A store that refuses a deleted session but never looks at the nodes a commit hangs
+    from lets the old handle append under a leaf the new ``s1`` does not hold."""
+    import lash_nb._store.memory as memory
+    from lash_nb._store.admission import admit
+
+    def no_anchors(c: Any, **kw: Any) -> Any:
+        return admit(c, **{**kw, "missing_anchors": False})
+
+    monkeypatch.setattr(memory, "admit", no_anchors)
+    check = "a_commit_on_a_session_deleted_or_recreated_elsewhere_is_refused"
+    info, opened = _run(check, CountingStore)
+    assert str(info.value) == ("the next turn on a session deleted and created anew: expected "
+                               "SessionDeleted")
+    assert CountingStore.closes == opened

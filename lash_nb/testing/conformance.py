@@ -34,6 +34,7 @@ from .._core.records import Role
 from .._core.usage import LlmAttempt, LlmCallRecord, TokenLedgerEntry, TokenUsage
 from .._errors import (
     HeadRevisionConflict,
+    SessionDeleted,
     SessionExecutionLeaseExpired,
     SessionExecutionLeaseLost,
     TurnCommitConflict,
@@ -348,6 +349,63 @@ async def sessions_are_isolated(opener: StoreOpener) -> None:
         _eq(await _texts(store, "s2"), ["for s2"], "other queue intact")
 
 
+async def _refused_as(store: Any, commit: RuntimeCommit, elsewhere: str, what: str) -> None:
+    try:
+        await store.commit(commit)
+    except SessionDeleted as e:
+        _eq(e.elsewhere, elsewhere, f"{what}: SessionDeleted.elsewhere")
+        return
+    except Exception as e:  # the runtime retries a HeadRevisionConflict: the old failure
+        raise AssertionError(f"{what}: expected SessionDeleted, got {e!r}") from e
+    raise AssertionError(f"{what}: expected SessionDeleted")
+
+
+async def a_commit_on_a_session_deleted_or_recreated_elsewhere_is_refused(
+        opener: StoreOpener) -> None:
+    """ADR 0148: a handle read ``s1`` at head revision 2; another handle deletes it. The
+    handle's next turn (the lease taken again, its commit expecting revision 2 and hanging
+    its node from its leaf ``a``) raises ``SessionDeleted`` and writes nothing, not a
+    ``HeadRevisionConflict`` (on which the runtime reloads the empty store and recreates the
+    session with only its new turns). Deleted and created anew by another owner with as many
+    commits: the revision matches, but the leaf is not the new graph's; refused too."""
+    def next_turn(lease: Any) -> RuntimeCommit:
+        return RuntimeCommit("s1", lease, expected_head_revision=2,
+                             append_nodes=(node("b", "a", "mine", "t2"),), leaf_node_id="b",
+                             turn_started=TurnStart("t2", 2000))
+
+    async with _opened(opener) as store:
+        lease = await _lease(store, "s1")
+        await store.commit(RuntimeCommit("s1", lease, append_nodes=(node("a", None, "one"),),
+                                         leaf_node_id="a", turn_started=TurnStart("t1", 1000)))
+        await store.commit(RuntimeCommit("s1", lease, turn=turn_record("t1"), leaf_node_id="a",
+                                         release_lease=True))
+        await store.delete_session("s1")
+        await _refused_as(store, next_turn(await _lease(store, "s1")), "deleted",
+                          "the next turn on a deleted session")
+        _eq(await store.load_session("s1"), None, "the refused commit wrote no session")
+        _eq((await store.load_turns("s1"), await store.load_events("s1")), ([], []),
+            "the refused commit wrote no turn or event")
+        again = await _lease(store, "s1")
+        await _raises(SessionDeleted, store.commit(next_turn(again)),
+                      "the turn after the refused one")
+        _eq(await store.load_session("s1"), None, "still no session")
+        await store.release_lease(again)  # the old handle gives up; another owner starts s1
+        theirs = await _lease(store, "s1", OWNER_B)
+        await store.commit(RuntimeCommit("s1", theirs, expected_head_revision=0,
+                                         append_nodes=(node("x", None, "theirs", "t1"),),
+                                         leaf_node_id="x", turn_started=TurnStart("t1", 3000)))
+        await store.commit(RuntimeCommit("s1", theirs, turn=turn_record("t1", "hx"),
+                                         leaf_node_id="x", release_lease=True))
+        await _refused_as(store, next_turn(await _lease(store, "s1")), "recreated",
+                          "the next turn on a session deleted and created anew")
+        got = await store.load_session("s1")
+        assert got is not None
+        _eq(([n.node_id for n in got.nodes], got.meta.head_revision, got.meta.leaf_node_id),
+            (["x"], 2, "x"), "the new session's graph and head, untouched")
+        _eq([(t.turn_id, t.commit_hash) for t in await store.load_turns("s1")], [("t1", "hx")],
+            "the new session's turns only")
+
+
 async def events_round_trip_in_order(opener: StoreOpener) -> None:
     async with _opened(opener) as store:
         lease = await _lease(store, "s1")
@@ -385,6 +443,7 @@ CHECKS: dict[str, Check] = {
         a_batch_failing_max_attempts_times_is_parked_failed,
         cancel_rules,
         sessions_are_isolated,
+        a_commit_on_a_session_deleted_or_recreated_elsewhere_is_refused,
         events_round_trip_in_order,
         parent_session_is_recorded_durably,
         tombstoned_nodes_leave_reads_until_vacuum,
