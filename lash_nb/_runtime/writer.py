@@ -43,6 +43,7 @@ from .._store.base import (
     ReadScope,
     RuntimeCommit,
     SessionStore,
+    forgets_leases,
     watches_turn_cancel,
 )
 from .state import SessionPolicy, SessionState, restore_configured
@@ -79,6 +80,9 @@ class SessionWriter:
         self.lease_renew_s = lease_renew_s
         self.residency = residency
         self._lock: asyncio.Lock | None = None
+        # the store said this handle's session was deleted (ADR 0148): the lease the refused
+        # turn took is forgotten, not left released, so the deleted session keeps no row
+        self.deleted = False
 
     # ------------------------------------------------------------------ lock
     def lock(self) -> asyncio.Lock:
@@ -112,7 +116,10 @@ class SessionWriter:
         if lease is None:
             return
         with contextlib.suppress(Exception):
-            await self.store.release_lease(lease)
+            if self.deleted and forgets_leases(self.store):
+                await self.store.forget_lease(lease)
+            else:
+                await self.store.release_lease(lease)
             log.debug("session %s: lease %d released by %s", lease.session_id, lease.fencing,
                       lease.owner_id)
 
@@ -155,7 +162,11 @@ class SessionWriter:
 
     async def commit(self, commit: RuntimeCommit) -> CommitResult:
         """Commit and apply the new head revision (only once the store accepted it)."""
-        res = await self.store.commit(commit)
+        try:
+            res = await self.store.commit(commit)
+        except SessionDeleted as e:
+            self.deleted = e.elsewhere == "deleted"
+            raise
         self.applied(res.head_revision)
         if commit.release_lease and commit.lease is not None:
             log.debug("session %s: lease %d released by %s with revision %d",
@@ -167,6 +178,7 @@ class SessionWriter:
         self.state.head_revision = head_revision
         self.state.graph.replace_required = False
         self.state.stale = False
+        self.deleted = False
 
     async def reload(self) -> None:
         scope = (ReadScope.ACTIVE_PATH if self.residency == "active_path_only"
@@ -182,6 +194,7 @@ class SessionWriter:
             # this handle's session was stored, and is gone: deleted by another handle or
             # process; an empty view here would make the next commit recreate it holding
             # only the new turns (ADR 0148). The handle stays stale: every turn refuses
+            self.deleted = True
             raise SessionDeleted(st.session_id, elsewhere="deleted")
         if persisted is None:
             st.graph = SessionGraph()

@@ -286,6 +286,17 @@ class EmptyQueueHint(Protocol):
 
 
 @runtime_checkable
+class LeaseForgetter(Protocol):
+    """Releases a lease taken on a session that turned out deleted (ADR 0148): the handle
+    took it to commit, the store refused with ``SessionDeleted``. Where the session is still
+    not stored and has no queued work, its lease row is deleted rather than kept released,
+    so a deleted session leaves no row behind; else (created anew, work enqueued meanwhile)
+    it is an ordinary release. A store without it keeps the released row."""
+
+    async def forget_lease(self, lease: Lease) -> None: ...
+
+
+@runtime_checkable
 class FileReleaser(Protocol):
     """Lets other processes open the store's file while this one is idle (DuckDB)."""
 
@@ -325,6 +336,10 @@ def _has(store: object, capability: type) -> bool:
 
 def watches_turn_cancel(store: object) -> TypeGuard[TurnCancelChannel]:
     return _has(store, TurnCancelChannel)
+
+
+def forgets_leases(store: object) -> TypeGuard[LeaseForgetter]:
+    return _has(store, LeaseForgetter)
 
 
 def notifies_work(store: object) -> TypeGuard[WorkNotifier]:

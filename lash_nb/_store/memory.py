@@ -299,6 +299,19 @@ class MemoryStore:
         with self._lock:
             self._release(lease)
 
+    async def forget_lease(self, lease: Lease) -> None:
+        """``release_lease``; the row goes when the session is not stored and has no queued
+        work (``base.LeaseForgetter``, ADR 0148)."""
+        with self._lock:
+            sid = lease.session_id
+            row = self._leases.get(sid)
+            if (row is not None and row.token == lease.token and row.fencing == lease.fencing
+                    and sid not in self._sessions
+                    and not any(r.batch.session_id == sid for r in self._batches.values())):
+                del self._leases[sid]
+            else:
+                self._release(lease)
+
     def _release(self, lease: Lease) -> None:
         row = self._leases.get(lease.session_id)
         if row is not None and row.token == lease.token and row.fencing == lease.fencing:

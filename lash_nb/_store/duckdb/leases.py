@@ -87,6 +87,28 @@ def release(hold: Hold, con: Any, lease: Lease) -> None:
             hold.set_lease(lease.session_id, LeaseRow(None, None, row.fencing, 0))
 
 
+def forget(hold: Hold, con: Any, lease: Lease) -> None:
+    """``release``, except that the row is deleted when the session is not stored and has
+    no queued work (``base.LeaseForgetter``, ADR 0148). Runs in a transaction after the
+    pending commits were folded (the tables say whether the session is stored)."""
+    sid = lease.session_id
+    taken = con.execute(
+        "SELECT EXISTS (SELECT 1 FROM sessions WHERE session_id = $sid) OR EXISTS (SELECT 1 "
+        "FROM queued_work_batches WHERE session_id = $sid)", {"sid": sid}).fetchone()
+    with hold.lease_lock:
+        if (taken is not None and taken[0]) or not _is_held(hold.lease(con, sid), lease):
+            release(hold, con, lease)
+            return
+        con.execute("DELETE FROM execution_leases WHERE session_id = ?", [sid])
+
+        def gone() -> None:
+            with hold.lease_lock:
+                if _is_held(hold.lease(con, sid), lease):  # nobody took it meanwhile
+                    hold.forget(sid)
+
+        hold.after_commit(gone)
+
+
 def keep_through_wait(hold: Hold, con: Any, lease: Lease, grace_ms: int = 5_000) -> None:
     """A commit that waited (disk full) while this process held the file throughout: nobody
     else could take its lease meanwhile (they cannot open the file), so a lease that was

@@ -427,6 +427,11 @@ class DuckDBStore:
     async def release_lease(self, lease: Lease) -> None:
         await self._run_memory(lambda con, hold: leases.release(hold, con, lease))
 
+    async def forget_lease(self, lease: Lease) -> None:
+        """``release_lease``; the row goes when the session is not stored and has no queued
+        work (``base.LeaseForgetter``, ADR 0148)."""
+        await self._run_held(lambda con, hold: leases.forget(hold, con, lease), fold_first=True)
+
     # ------------------------------------------------------------------ queue
     async def enqueue(self, draft: QueuedWorkDraft) -> QueuedWorkBatch:
         """Enqueues that arrive while the store thread is busy are written together: one

@@ -83,3 +83,15 @@ async def release(con: Any, lease: Lease) -> None:
         "expires_at_ms = 0 WHERE session_id = %s AND token = %s AND fencing = %s RETURNING 1) "
         + WAKE_IF_READY_SQL,
         [lease.session_id, lease.token, lease.fencing, lease.session_id, lease.session_id])
+
+
+async def forget(con: Any, lease: Lease) -> None:
+    """``release``, except that the row is deleted when the session is not stored and has
+    no queued work (``base.LeaseForgetter``, ADR 0148)."""
+    cur = await con.execute(
+        "DELETE FROM execution_leases WHERE session_id = %(sid)s AND token = %(tok)s AND "
+        "fencing = %(gen)s AND NOT EXISTS (SELECT 1 FROM sessions WHERE session_id = %(sid)s) "
+        "AND NOT EXISTS (SELECT 1 FROM queued_work_batches WHERE session_id = %(sid)s) "
+        "RETURNING 1", {"sid": lease.session_id, "tok": lease.token, "gen": lease.fencing})
+    if await cur.fetchone() is None:
+        await release(con, lease)

@@ -278,6 +278,11 @@ class PostgresStore:
     async def release_lease(self, lease: Lease) -> None:
         await self._run(lambda con: leases.release(con, lease))
 
+    async def forget_lease(self, lease: Lease) -> None:
+        """``release_lease``; the row goes when the session is not stored and has no queued
+        work (``base.LeaseForgetter``, ADR 0148)."""
+        await self._run(lambda con: leases.forget(con, lease))
+
     # ------------------------------------------------------------------ queue
     async def enqueue(self, draft: QueuedWorkDraft) -> QueuedWorkBatch:
         """Enqueues that arrive while this loop's last ones are being written are written
