@@ -17,6 +17,7 @@ import time
 import pytest
 from lifecycle_support import STORE_KINDS, echo_core, run, store_for, texts
 
+from lash_nb._store.base import ReadScope
 from lash_nb.errors import ConfigurationError, SessionExecutionBusy, SessionStillInUse
 from lash_nb.stores import DuckDBStore, MemoryStore
 
@@ -236,5 +237,37 @@ def test_vacuum_leaves_a_small_duckdb_store_as_it_is(tmp_path):
         assert store.opens == opens  # not swapped: the file was never closed
         await s.turn("again").run()
         assert texts(await core.session("s").open())[-1] == "echo: again"
+        await core.close()
+    run(body())
+
+
+@pytest.mark.parametrize("vacuumed", [False, True], ids=["tombstoned", "vacuumed"])
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_a_turn_goes_on_after_the_store_api_tombstoned_the_sessions_leaf(kind, vacuumed,
+                                                                       tmp_path, request):
+    """The user tombstoned the session's leaf with the store's own API
+    (``store.tombstone_nodes``; ``tombstone_branch`` refuses the active path) and vacuumed.
+    The session was neither deleted nor created anew: the next turn is not refused as such
+    (ADR 0148). As in lash (appends parent on the runtime's leaf; the store keeps what the
+    host's retention left), this handle's turn and a reopened handle's turn are stored."""
+    async def body():
+        store = store_for(kind, tmp_path, request)
+        core = echo_core(store)
+        s = await core.session("s").open()
+        await s.turn("first").run()
+        await s.turn("second").run()
+        leaf = s.state.graph.leaf_node_id
+        assert await store.tombstone_nodes("s", [leaf]) == 1
+        if vacuumed:
+            assert (await core.vacuum()).removed_node_count == 1
+        await s.turn("third").run()
+        stored = await store.load_session("s", ReadScope.FULL_GRAPH)
+        assert stored is not None
+        assert [n.message.text() for n in stored.nodes][-2:] == ["third", "echo: third"]
+        assert leaf not in [n.node_id for n in stored.nodes]
+        again = await core.session("s").open()
+        assert texts(again)[-2:] == ["third", "echo: third"]
+        await again.turn("fourth").run()
+        assert texts(await core.session("s").open())[-2:] == ["fourth", "echo: fourth"]
         await core.close()
     run(body())

@@ -107,13 +107,19 @@ def admit(c: RuntimeCommit, *, revision: int | None, prior_hash: str | None,
     return Admission.ADMIT
 
 
-def anchors(c: RuntimeCommit) -> list[str]:
+def anchors(c: RuntimeCommit, stored_leaf: str | None = None) -> list[str]:
     """The node ids an appending commit takes as already stored: its leaf and the parents
     of its nodes, unless the commit brings them itself. A store whose session lacks one
-    holds another graph than the one this commit continues (``missing_anchors``)."""
+    holds another graph than the one this commit continues (``missing_anchors``).
+    ``stored_leaf``, the stored head's own leaf, is not one: the session ends there by the
+    store's own word, so a commit hanging from it continues this session even when the host's
+    retention removed that node's row (``tombstone_nodes`` then ``vacuum``); node ids are
+    fresh, so a session created anew never has the old handle's leaf as its leaf."""
     if c.replace_graph is not None:
         return []
     brought = {n.node_id for n in c.append_nodes}
+    if stored_leaf is not None:
+        brought.add(stored_leaf)
     wanted = [n.parent_node_id for n in c.append_nodes]
     wanted.append(c.leaf_node_id)
     return list(dict.fromkeys(i for i in wanted if i is not None and i not in brought))

@@ -220,7 +220,8 @@ class MemoryStore:
                 prior_hash=_prior_hash(s, commit),
                 started_committed=s is not None and commit.turn_started is not None
                 and commit.turn_started.turn_id in s.turns,
-                missing_anchors=s is not None and not s.node_ids.issuperset(anchors(commit)),
+                missing_anchors=s is not None and not s.node_ids.issuperset(
+                    anchors(commit, s.meta.leaf_node_id)),
                 lease=self._lease_row(commit.session_id), now_ms=t,
                 held_claims={bid: row.claim_id for bid in completed
                              if (row := self._batches.get(bid)) is not None} if completed else {},

@@ -83,7 +83,7 @@ def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitRes
         lease=None if live is None else LeaseRow(live.token, live.fencing, live.expires_at_ms),
         now_ms=t, held_claims=held,
         started_committed=c.turn_started is not None and c.turn_started.turn_id in head.committed,
-        missing_anchors=rev is not None and not head.nodes.issuperset(anchors(c)),
+        missing_anchors=rev is not None and not head.nodes.issuperset(anchors(c, head.leaf)),
     )
     if verdict is Admission.DUPLICATE:
         if c.release_lease and c.lease is not None:
@@ -120,7 +120,7 @@ def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitRes
         _release_after_commit(con, hold, c.lease)
 
     def advance() -> None:
-        head.rev, head.next_seq = delta.head_revision, delta.next_seq
+        head.rev, head.next_seq, head.leaf = delta.head_revision, delta.next_seq, c.leaf_node_id
         if c.replace_graph is not None:
             head.nodes = set()
         head.nodes.update(delta.nodes)

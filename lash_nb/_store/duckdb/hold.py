@@ -79,6 +79,7 @@ class Head:
     committed: dict[str, str]  # turn id -> commit hash
     nodes: set[str]
     born: Any = None  # the sessions row's created_at when loaded (a recreated session differs)
+    leaf: str | None = None  # the stored leaf_node_id (admission ``anchors``)
 
 
 class Hold:
@@ -226,7 +227,8 @@ class Hold:
         head = self.heads.get(sid)
         if head is None:
             row = con.execute(
-                "SELECT head_revision, next_seq, created_at FROM sessions WHERE session_id = ?",
+                "SELECT head_revision, next_seq, created_at, leaf_node_id FROM sessions "
+                "WHERE session_id = ?",
                 [sid]).fetchone()
             kept = self.carried.pop(sid, None)
             if kept is not None and row is not None and kept.born is not None and (
@@ -247,6 +249,7 @@ class Hold:
                 committed={t[0]: t[3] or "" for t in turns if t[1] != "open"},
                 nodes={n[0] for n in nodes},
                 born=row[2] if row else None,
+                leaf=row[3] if row else None,
             )
             self.heads[sid] = head
         return head

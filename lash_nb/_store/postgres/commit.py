@@ -86,11 +86,11 @@ class _Head:
 async def _read_head(con: Any, c: RuntimeCommit) -> _Head:
     sid = c.session_id
     cur = await con.execute(
-        "SELECT head_revision, next_seq, lash_now_ms() FROM sessions WHERE session_id = %s "
-        "FOR UPDATE", [sid])
+        "SELECT head_revision, next_seq, lash_now_ms(), leaf_node_id FROM sessions "
+        "WHERE session_id = %s FOR UPDATE", [sid])
     srow = await cur.fetchone()
     if srow is None:
-        cur = await con.execute("SELECT NULL, 1, lash_now_ms()")
+        cur = await con.execute("SELECT NULL, 1, lash_now_ms(), NULL")
         srow = await cur.fetchone()
     lease = None
     if c.lease is not None or c.release_lease:
@@ -114,7 +114,7 @@ async def _read_head(con: Any, c: RuntimeCommit) -> _Head:
                 head.committed[tid] = chash or ""
     # the appended nodes already stored (a retried commit), and the nodes the commit hangs
     # from (admission ``anchors``), in the one query
-    hung = anchors(c) if head.rev is not None else []
+    hung = anchors(c, srow[3]) if head.rev is not None else []
     if (c.append_nodes or hung) and c.replace_graph is None:
         cur = await con.execute(
             "SELECT node_id FROM graph_nodes WHERE session_id = %s AND node_id = ANY(%s)",
