@@ -180,3 +180,38 @@ def test_the_footer_prices_a_turn_as_usage_frame_does_without_reading_the_store(
         assert w.cost["note"] == f"{row['price_note']} ({model})"
     else:
         assert w.cost["usd"] == pytest.approx(row["cost"])
+
+
+def test_a_price_csv_with_a_short_row_never_blocks_a_turn_and_usage_names_the_row(sh, monkeypatch):
+    """A hand-written prices CSV whose second row lacks its last cell: the turn still runs
+    (the footer says why there is no cost) and ``%lash usage --cost`` is one line naming the
+    model and the bucket, not an AttributeError traceback."""
+    shown: list[TurnWidget] = []
+    monkeypatch.setattr(TurnWidget, "show", lambda self: (shown.append(self), self)[1])
+    with open("prices.csv", "w") as f:
+        f.write("model,input_tokens,output_tokens\nother-model,1,2\nlash-offline,1000\n")
+    sh.run_cell("%config LashMagics.prices = 'prices.csv'")
+    sh.run_cell("r = %lash turn hi")
+    assert str(sh.user_ns["r"].outcome) == "finished: assistant_message"
+    assert shown[-1].cost["usd"] is None
+    assert "'lash-offline'" in shown[-1].cost["text"]
+    assert "output_tokens" in shown[-1].cost["text"]
+    with pytest.raises(UsageError, match="output_tokens") as err:
+        sh.run_cell("%lash usage --cost")
+    assert "\n" not in str(err.value)
+    assert int(sh.run_cell("%lash usage --by model")["turns"].iloc[0]) == 1
+
+
+@pytest.mark.parametrize("value", ["abc", [1.0], {"usd": 1.0}, math.inf, True])
+def test_a_price_that_is_not_a_finite_number_is_one_line_naming_model_and_bucket(sh, value):
+    """``--prices`` from a notebook variable with a word, a list, a dict, infinity or a bool
+    where a number belongs: one line naming the model and the bucket, the turns kept."""
+    sh.run_cell("r = %lash turn hi")
+    sh.user_ns["mine"] = {"lash-offline": {"input_tokens": value, "output_tokens": 1.0}}
+    with pytest.raises(UsageError) as err:
+        sh.run_cell("%lash usage --cost --prices mine")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "prices['lash-offline']['input_tokens']" in msg
+    assert "US dollars per million tokens" in msg
+    assert int(sh.run_cell("%lash usage --by model")["turns"].iloc[0]) == 1
