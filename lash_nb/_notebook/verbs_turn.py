@@ -338,7 +338,7 @@ async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
         from .._reports.frames import utc_from_ms
         from .widgets.queue import batch_row
 
-        rows = [batch_row(x) for x in await s.queued_work()]
+        rows = [batch_row(x) for x in await s.queued_work(include_claimed=True)]
         cols = ["batch_id", "text", "source_key", "delivery_policy", "slot_policy", "merge_key",
                 "enqueued_at", "claimed"]
         frame = pd.DataFrame(rows, columns=[c for c in cols if c != "enqueued_at"])
@@ -349,7 +349,7 @@ async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     from .widgets.queue import QueueWidget  # anywidget loads with the first widget
 
     drainer = b.drainer(m.live_interval_s)
-    w = QueueWidget(session_id=s.session_id, load=s.queued_work,
+    w = QueueWidget(session_id=s.session_id, load=lambda: s.queued_work(include_claimed=True),
                     cancel=s.cancel_queued_work_batch,
                     drain=lambda: drainer.run(all=True, progress=widget_progress(w), show=False,
                                               activity=getattr(w, "show_drain_activity", None)))

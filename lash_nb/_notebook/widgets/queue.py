@@ -36,7 +36,7 @@ from ..._core.visible import visible, visible_json
 from .actions import call_action, kernel_loop, run_action
 from .assets import css, esm
 from .panel import PanelSnapshot
-from .snapshot import queue_html, turn_fragment
+from .snapshot import queue_counts, queue_html, turn_fragment
 
 Loader = Callable[[], Any]  # -> Sequence[batch] or an awaitable of it
 
@@ -236,9 +236,10 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
         return queue_html(self.panel_id, self.session_id, self.batches, self.status, self.ran)
 
     def snapshot_text(self) -> str:
-        lines = [f"{len(self.batches)} pending batch(es)"] + [
+        lines = [f"{queue_counts(self.batches)} batch(es)"] + [
             f"- {b['batch_id']} {b['delivery_policy']}/{b['slot_policy']}: {b['text'][:60]}"
-            + (f" [{b['status']}: {b['error']}]" if b.get("error") else "")
+            + (f" [{b['status']}: {b['error']}]" if b.get("error") else
+               f" [{b['status']}]" if b.get("status") not in (None, "", "pending") else "")
             for b in self.batches
         ]
         return "\n".join(lines)
