@@ -6,6 +6,7 @@ import asyncio
 import difflib
 import keyword
 import os
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from IPython.display import display
 
 from .._core.records import TurnInput
 from .._core.text import clean_text
+from .._core.visible import visible
 from .._providers.registry import NAMES as PROVIDERS
 from .._providers.registry import check_key, split_model_id
 from .card import Card
@@ -321,11 +323,17 @@ async def enqueue(m: LashMagics, argline: str, cell: str | None, assigned: bool)
         builder = builder.slot_policy(a.slot)
     if a.merge_key:
         builder = builder.merge_key(a.merge_key)
+    # an id makes the enqueue idempotent: a batch already queued under it is returned as is
+    before = ({q.batch_id for q in await b.session.queued_work(include_claimed=True)}
+              if a.id else set())
     batch = await builder.send()
-    if assigned:
-        return batch
-    print(f"queued {batch.batch_id} ({batch.delivery_policy.value}/{batch.slot_policy.value})")
-    return None
+    if batch.batch_id in before:
+        text = visible(textwrap.shorten(batch.text, 60, placeholder="…"))
+        print(f"already queued with --id {a.id} as {batch.batch_id} ({text!r}); "
+              "not queued again: use another --id to queue this prompt")
+    elif not assigned:
+        print(f"queued {batch.batch_id} ({batch.delivery_policy.value}/{batch.slot_policy.value})")
+    return batch if assigned else None
 
 
 async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
