@@ -215,3 +215,23 @@ def test_a_price_that_is_not_a_finite_number_is_one_line_naming_model_and_bucket
     assert "prices['lash-offline']['input_tokens']" in msg
     assert "US dollars per million tokens" in msg
     assert int(sh.run_cell("%lash usage --by model")["turns"].iloc[0]) == 1
+
+
+def test_usage_by_day_plot_labels_each_bar_with_its_date_only(sh):
+    """A bar per day reads "2026-12-01", not "2026-12-01 00:00:00+00:00" (the saved chart
+    is what the user reads the next morning)."""
+    import datetime as dt
+
+    sh.run_cell("r = %lash turn hi")
+    chart = sh.run_cell("%lash usage --by day --plot")
+    today = dt.datetime.now(dt.UTC).date()
+    assert chart.labels[0] in (str(today), str(today - dt.timedelta(days=1)))  # around midnight
+    assert len(chart.labels[0]) == len("2026-12-01")
+
+
+def test_usage_plot_with_cost_is_one_line_not_a_silent_table(sh):
+    """``--plot --cost`` returned the cost DataFrame and dropped ``--plot`` without a word."""
+    sh.run_cell("r = %lash turn hi")
+    with pytest.raises(UsageError, match="--plot") as err:
+        sh.run_cell("%lash usage --by day --plot --cost")
+    assert "\n" not in str(err.value) and "--cost" in str(err.value)
