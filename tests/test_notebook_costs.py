@@ -235,3 +235,25 @@ def test_usage_plot_with_cost_is_one_line_not_a_silent_table(sh):
     with pytest.raises(UsageError, match="--plot") as err:
         sh.run_cell("%lash usage --by day --plot --cost")
     assert "\n" not in str(err.value) and "--cost" in str(err.value)
+
+
+def test_a_price_csv_saved_by_excel_with_a_bom_reads(sh):
+    """Excel's "CSV UTF-8" starts the file with a byte-order mark; the header's first name
+    was then '\\ufeffmodel' and the file was refused for lacking the 'model' column it has."""
+    with open("excel.csv", "wb") as f:
+        f.write(b"\xef\xbb\xbfmodel,input_tokens,output_tokens\r\nlash-offline,1000,2000\r\n")
+    sh.run_cell("r = %lash turn hi")
+    row = sh.run_cell("%lash usage --cost --prices excel.csv").iloc[0]
+    # the offline model answers "hi" with 5 input and 22 output tokens: 5*1000 + 22*2000 per 1e6
+    assert row["cost"] == pytest.approx(0.049)
+
+
+def test_a_price_csv_with_semicolons_names_the_header_it_found(sh):
+    with open("semi.csv", "w") as f:
+        f.write("model;input_tokens;output_tokens\nlash-offline;1000;2000\n")
+    sh.run_cell("r = %lash turn hi")
+    with pytest.raises(UsageError) as err:
+        sh.run_cell("%lash usage --cost --prices semi.csv")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "model;input_tokens;output_tokens" in msg and "comma" in msg

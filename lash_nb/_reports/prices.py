@@ -136,12 +136,13 @@ def _usd(model: str, bucket: str, value: Any) -> float:
 
 
 def _from_csv(path: str) -> PriceTable:
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: Excel's "CSV UTF-8"
         reader = csv.DictReader(f)
         if reader.fieldnames is None or "model" not in reader.fieldnames:
+            found = ",".join(reader.fieldnames or ())[:120]
             raise ValueError(
-                f"{path} needs a header row with a 'model' column and bucket columns "
-                f"({', '.join(PRICED_BUCKETS)})"
+                f"{path} needs a comma-separated header row with a 'model' column and bucket "
+                f"columns ({', '.join(PRICED_BUCKETS)}); its first row is {found!r}"
             )
         table: PriceTable = {}
         for row in reader:
