@@ -223,12 +223,11 @@ def _check_unparsed(text: str, allow_files: bool) -> None:
     import duckdb
 
     tokens = [pos for pos, kind in duckdb.tokenize(text) if kind != duckdb.token_type.comment]
-    words = [text[a:b].strip().strip('"') for a, b in
-             zip(tokens, [*tokens[1:], len(text)], strict=True)]
+    words = [_name_at(text, pos) or text[pos] for pos in tokens]
     if words and words[0].upper() not in _PG_READ_OPENINGS:
         _refuse("", text)
     for name, after in itertools.pairwise(words):
-        if not after.startswith("("):
+        if after != "(":
             continue
         name = name.lower()
         if name in _NEVER or name in _PG_NEVER:
@@ -237,6 +236,14 @@ def _check_unparsed(text: str, allow_files: bool) -> None:
             raise QueryNotAllowed(
                 f"store queries do not read files; {name}() is off (pass allow_files=True "
                 "to store.query to read server files)")
+
+
+def _name_at(text: str, pos: int) -> str:
+    """The word or the double-quoted name that starts at ``pos`` (without its quotes)."""
+    if text.startswith('"', pos):
+        end = text.find('"', pos + 1)
+        return text[pos + 1:end] if end > pos else ""
+    return _word(text, pos)
 
 
 def _word(text: str, pos: int) -> str:
