@@ -180,3 +180,80 @@ def test_the_footer_prices_a_turn_as_usage_frame_does_without_reading_the_store(
         assert w.cost["note"] == f"{row['price_note']} ({model})"
     else:
         assert w.cost["usd"] == pytest.approx(row["cost"])
+
+
+def test_a_price_csv_with_a_short_row_never_blocks_a_turn_and_usage_names_the_row(sh, monkeypatch):
+    """A hand-written prices CSV whose second row lacks its last cell: the turn still runs
+    (the footer says why there is no cost) and ``%lash usage --cost`` is one line naming the
+    model and the bucket, not an AttributeError traceback."""
+    shown: list[TurnWidget] = []
+    monkeypatch.setattr(TurnWidget, "show", lambda self: (shown.append(self), self)[1])
+    with open("prices.csv", "w") as f:
+        f.write("model,input_tokens,output_tokens\nother-model,1,2\nlash-offline,1000\n")
+    sh.run_cell("%config LashMagics.prices = 'prices.csv'")
+    sh.run_cell("r = %lash turn hi")
+    assert str(sh.user_ns["r"].outcome) == "finished: assistant_message"
+    assert shown[-1].cost["usd"] is None
+    assert "'lash-offline'" in shown[-1].cost["text"]
+    assert "output_tokens" in shown[-1].cost["text"]
+    with pytest.raises(UsageError, match="output_tokens") as err:
+        sh.run_cell("%lash usage --cost")
+    assert "\n" not in str(err.value)
+    assert int(sh.run_cell("%lash usage --by model")["turns"].iloc[0]) == 1
+
+
+@pytest.mark.parametrize("value", ["abc", [1.0], {"usd": 1.0}, math.inf, True])
+def test_a_price_that_is_not_a_finite_number_is_one_line_naming_model_and_bucket(sh, value):
+    """``--prices`` from a notebook variable with a word, a list, a dict, infinity or a bool
+    where a number belongs: one line naming the model and the bucket, the turns kept."""
+    sh.run_cell("r = %lash turn hi")
+    sh.user_ns["mine"] = {"lash-offline": {"input_tokens": value, "output_tokens": 1.0}}
+    with pytest.raises(UsageError) as err:
+        sh.run_cell("%lash usage --cost --prices mine")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "prices['lash-offline']['input_tokens']" in msg
+    assert "US dollars per million tokens" in msg
+    assert int(sh.run_cell("%lash usage --by model")["turns"].iloc[0]) == 1
+
+
+def test_usage_by_day_plot_labels_each_bar_with_its_date_only(sh):
+    """A bar per day reads "2026-12-01", not "2026-12-01 00:00:00+00:00" (the saved chart
+    is what the user reads the next morning)."""
+    import datetime as dt
+
+    sh.run_cell("r = %lash turn hi")
+    chart = sh.run_cell("%lash usage --by day --plot")
+    today = dt.datetime.now(dt.UTC).date()
+    assert chart.labels[0] in (str(today), str(today - dt.timedelta(days=1)))  # around midnight
+    assert len(chart.labels[0]) == len("2026-12-01")
+
+
+def test_usage_plot_with_cost_is_one_line_not_a_silent_table(sh):
+    """``--plot --cost`` returned the cost DataFrame and dropped ``--plot`` without a word."""
+    sh.run_cell("r = %lash turn hi")
+    with pytest.raises(UsageError, match="--plot") as err:
+        sh.run_cell("%lash usage --by day --plot --cost")
+    assert "\n" not in str(err.value) and "--cost" in str(err.value)
+
+
+def test_a_price_csv_saved_by_excel_with_a_bom_reads(sh):
+    """Excel's "CSV UTF-8" starts the file with a byte-order mark; the header's first name
+    was then '\\ufeffmodel' and the file was refused for lacking the 'model' column it has."""
+    with open("excel.csv", "wb") as f:
+        f.write(b"\xef\xbb\xbfmodel,input_tokens,output_tokens\r\nlash-offline,1000,2000\r\n")
+    sh.run_cell("r = %lash turn hi")
+    row = sh.run_cell("%lash usage --cost --prices excel.csv").iloc[0]
+    # the offline model answers "hi" with 5 input and 22 output tokens: 5*1000 + 22*2000 per 1e6
+    assert row["cost"] == pytest.approx(0.049)
+
+
+def test_a_price_csv_with_semicolons_names_the_header_it_found(sh):
+    with open("semi.csv", "w") as f:
+        f.write("model;input_tokens;output_tokens\nlash-offline;1000;2000\n")
+    sh.run_cell("r = %lash turn hi")
+    with pytest.raises(UsageError) as err:
+        sh.run_cell("%lash usage --cost --prices semi.csv")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "model;input_tokens;output_tokens" in msg and "comma" in msg

@@ -174,3 +174,29 @@ def test_a_kernel_interrupt_of_a_lash_cell_leaves_the_background_drain_running()
         assert [str(o.result.outcome) for o in s.drainer.drained] == ["finished: assistant_message"]
 
     asyncio.run(body())
+
+
+def test_a_drain_that_finds_the_session_held_elsewhere_says_the_batches_are_left_not_nothing(
+        tmp_path, capsys):
+    """``%lash drain --all`` while a worker (another runtime) holds the session used to end on
+    "nothing to drain in s1" with the batches still queued: the user read an empty queue."""
+    from notebook_harness import lash_shell
+
+    mp = pytest.MonkeyPatch()
+    try:
+        with lash_shell(tmp_path, mp, "%config LashMagics.store = 'q.duckdb'",
+                        "%lash open s1") as sh:
+            for i in range(2):
+                sh.run_cell(f"%lash enqueue job {i}")
+            sh.run_cell("from lash_nb._notebook.extension import _magics\n"
+                        "b = _magics().ctx.bindings['s1']\n"
+                        "await b.session.store.try_acquire_lease('s1', 'another-kernel', 600_000)")
+            capsys.readouterr()
+            sh.run_cell("%lash drain --all")
+            said = capsys.readouterr().out
+            assert "nothing to drain" not in said, said
+            assert "2 batch(es) left in the queue" in said, said
+            assert "%lash queue" in said, said
+            assert len(sh.run_cell("%lash queue --df")) == 2  # nothing was run or lost
+    finally:
+        mp.undo()

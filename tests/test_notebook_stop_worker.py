@@ -92,3 +92,32 @@ def test_stop_on_postgresql_with_another_owner_holding_the_session_names_it(sh, 
     line = capsys.readouterr().out.strip()
     assert line.startswith("no turn of session 's' was running in this kernel; the store shows "
                            "its turn running in process pid 4242 on host elsewhere-host"), line
+
+
+def test_stop_after_the_worker_was_killed_mid_turn_says_it_is_gone_not_to_kill_it(
+        sh, tmp_path, capsys):
+    """kill -9 of a worker mid-turn leaves its lease row until it expires; ``%lash stop`` read
+    it and told the user to ``kill -TERM`` a process that no longer exists."""
+    path = tmp_path / "shared.duckdb"
+    sh.run_cell(f"%config LashMagics.store = '{path}'")
+    sh.run_cell("%lash open s")
+    sh.run_cell("%lash enqueue " + " ".join(f"word{i}" for i in range(400)))
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "lash_nb", "worker", "--store", str(path), "--session", "s",
+         "--delay", "0.05", "--poll", "0.05"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until("the worker to be inside the turn", lambda: len(sh.run_cell(
+            "%lash sql SELECT turn_id FROM turns WHERE status = 'open'")))
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(60)
+    capsys.readouterr()
+    sh.run_cell("%lash stop")
+    line = capsys.readouterr().out.strip()
+    assert "\n" not in line, line
+    assert "kill -TERM" not in line, line
+    assert f"pid {worker.pid}" in line and "no longer runs" in line, line
+    assert "%lash open s" in line, line
+    sh.run_cell("r = %lash turn after the worker died")
+    assert str(sh.user_ns["r"].outcome) == "finished: assistant_message"

@@ -239,3 +239,53 @@ def test_a_call_is_checked_as_a_table_function_on_duckdb_only() -> None:
         "CALL pragma_table_info('turns')",)
     with pytest.raises(QueryNotAllowed, match=r"^store queries only read; CALL is not allowed"):
         user_sql.check("CALL pragma_table_info('turns')", dialect="postgres")
+
+
+@pytest.mark.postgres
+def test_postgres_only_syntax_does_not_carry_a_write_a_file_read_or_a_lock_past_the_check(
+        pg_server: PgServer, tmp_path: Path) -> None:
+    """Text DuckDB's parser cannot read (``TO PROGRAM``, ``FROM ONLY``) used to go to
+    PostgreSQL unchecked: ``COPY (SELECT 1) TO PROGRAM '...'`` ran a shell command on the
+    database server, ``pg_read_file`` read a server file and ``pg_advisory_lock`` took a lock
+    the pooled connection kept; ``query_to_xml`` ran SQL text the check never saw."""
+    import psycopg
+
+    tmp_path.chmod(0o777)  # the server's user could write here
+    ran = tmp_path / "ran"
+    dsn = pg_server.create_database()
+    core = _core(dsn)
+    try:
+        assert asyncio.run(_turn(core, "add 2 and 3")) == "finished"
+        store = core.store
+        for attack, named in [
+            (f"COPY (SELECT 1) TO PROGRAM 'id > {ran}'", "COPY"),
+            (f"COPY (SELECT * FROM ONLY turns) TO '{ran}'", "COPY"),
+            ("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE", "SET"),
+            ("LOCK TABLE ONLY turns", "LOCK"),
+            ("SELECT pg_read_file('/etc/hostname') AS f FROM ONLY turns", "pg_read_file"),
+            ("SELECT pg_catalog.pg_read_file('/etc/hostname') FROM ONLY turns", "pg_read_file"),
+            ("SELECT pg_advisory_lock(4242) FROM ONLY turns", "pg_advisory_lock"),
+            ("SELECT pg_read_file/**/('/etc/hostname') FROM ONLY turns", "pg_read_file"),
+            ('SELECT "pg_read_file" (\'/etc/hostname\') FROM ONLY turns', "pg_read_file"),
+            ("/* note */ COPY (SELECT 1) TO STDOUT", "COPY"),
+            ("SELECT query_to_xml('SELECT pg_read_file(''/etc/hostname'')', true, true, '')",
+             "query_to_xml"),
+            ("SELECT query_to_xml('SELECT 1', true, true, '') FROM ONLY turns", "query_to_xml"),
+            ("SELECT * FROM ts_stat('SELECT to_tsvector(result) FROM turns')", "ts_stat"),
+        ]:
+            before = _snapshot(store)
+            with pytest.raises(QueryNotAllowed) as e:
+                store.query(attack)
+            assert "\n" not in str(e.value) and named in str(e.value), attack
+            assert _snapshot(store) == before, attack
+        assert not ran.exists()
+        with psycopg.connect(dsn) as other:
+            held = other.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                 "AND objid = 4242").fetchone()
+        assert held == (0,)
+        # PostgreSQL-only reads still run
+        assert store.query("SELECT count(*) AS n FROM ONLY turns")["n"].tolist() == [1]
+        assert store.query("TABLE lash_meta")["key"].tolist() != []
+        assert asyncio.run(_turn(core, "add again")) == "finished"
+    finally:
+        asyncio.run(core.close())

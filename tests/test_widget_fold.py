@@ -177,3 +177,32 @@ def test_queue_cancel_runs_the_async_callback_and_reloads():
     w = asyncio.run(main())
     assert [(b["batch_id"], b["text"]) for b in w.batches] == [("b2", "second")]
     assert w.actions == [("cancel", "b1")]
+
+
+def test_queue_cancel_of_a_batch_a_worker_claimed_meanwhile_says_it_was_not_cancelled():
+    """The panel showed the batch pending; a worker claimed it before the click reached the
+    store. The store keeps it (it runs), and the panel must not read as if it was cancelled."""
+    from lash_nb import LashCore
+    from lash_nb._providers.offline import OfflineProvider
+    from lash_nb._store.base import Lease
+
+    async def main() -> tuple[QueueWidget, str]:
+        core = LashCore.builder().provider(OfflineProvider(delay_s=0)).store(":memory:").build()
+        s = await core.session("s1").open()
+        first = await s.enqueue("first").send()
+        await s.enqueue("second").send()
+        w = QueueWidget(load=lambda: s.queued_work(include_claimed=True),
+                        cancel=s.cancel_queued_work_batch)
+        await w.refresh_async()
+        lease = await core.store.try_acquire_lease("s1", "worker-elsewhere", 60_000)
+        assert isinstance(lease, Lease)
+        assert await core.store.claim_queued_work(lease, max_batches=1) is not None
+        w._on_custom(w, {"type": "cancel", "batch_id": first.batch_id}, [])
+        for _ in range(20):
+            await asyncio.sleep(0)
+        return w, first.batch_id
+
+    w, first = asyncio.run(main())
+    assert [b["batch_id"] for b in w.batches] == [first, w.batches[1]["batch_id"]]  # still there
+    assert w.batches[0]["claimed"] is True
+    assert "not cancelled" in w.status and first in w.status

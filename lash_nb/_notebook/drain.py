@@ -39,17 +39,23 @@ class DrainProgress:
     current: tuple[str, ...] = ()  # batch ids of the turn running now ("" while counting)
     running: bool = True
     ran: tuple[dict[str, Any], ...] = field(default=())  # one row per finished turn
+    left: int = 0  # batches still queued when the drain found none it could run
 
     def label(self) -> str:
         if self.running:
             return f"draining {self.session_id}: {self.done} of {self.total} batch(es) done"
-        return (f"drained {self.done} batch(es) of {self.session_id} in {self.turns} turn(s)"
-                if self.turns else f"nothing to drain in {self.session_id}")
+        done = (f"drained {self.done} batch(es) of {self.session_id} in {self.turns} turn(s)"
+                if self.turns else f"nothing drained in {self.session_id}")
+        if self.left:
+            return (f"{done}; {self.left} batch(es) left in the queue: another process (a "
+                    "worker, another notebook) runs the session, or they are not ready yet; "
+                    "%lash queue shows them")
+        return done if self.turns else f"nothing to drain in {self.session_id}"
 
     def to_json(self) -> dict[str, Any]:
         return {"session_id": self.session_id, "done": self.done, "total": self.total,
                 "turns": self.turns, "current": list(self.current), "running": self.running,
-                "ran": [dict(r) for r in self.ran], "label": self.label()}
+                "ran": [dict(r) for r in self.ran], "left": self.left, "label": self.label()}
 
 
 def ran_row(result: Any) -> dict[str, Any]:
@@ -99,6 +105,7 @@ class NotebookDrain:
                     out = await _quiet_turn(s, activity)
                     result = None if out is None else out.result
                 if result is None:  # claimed elsewhere (a worker) or not ready yet
+                    p = replace(p, left=len(await s.queued_work(include_claimed=True)))
                     break
                 results.append(result)
                 done = p.done + max(1, len(result.queued_batch_ids))

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from .._core.visible import visible
+from .._store.base import owner_is_dead
 
 
 async def nothing_running_here(store: Any, session_id: str) -> str:
@@ -26,6 +27,12 @@ async def nothing_running_here(store: Any, session_id: str) -> str:
         f"AS open_turns, (SELECT owner_id FROM execution_leases WHERE session_id = '{q}' AND "
         f"token IS NOT NULL AND expires_at_ms > {int(time.time() * 1000)}) AS holder")
     open_turns, holder = int(frame["open_turns"].iloc[0]), frame["holder"].iloc[0]
+    if isinstance(holder, str) and holder and owner_is_dead(holder):
+        pid = holder.split(":")[1]
+        return (f"{here}; the process that ran its turn (pid {pid}, a worker or another "
+                f"notebook) no longer runs: it died mid-turn, nothing is left to stop, and "
+                f"%lash open {sid} (or the next turn) closes that turn stopped and frees the "
+                "session; a queued batch it ran stays in %lash queue to run again")
     if isinstance(holder, str) and holder:
         return f"{here}; {_held_by(holder)}"
     if open_turns:

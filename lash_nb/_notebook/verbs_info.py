@@ -106,6 +106,9 @@ async def tools(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
 async def usage(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = parse(USAGE, argline)
     b = await m.ctx.binding(a.session)
+    if a.plot and (a.cost or a.prices is not None):
+        raise UsageError("%lash usage --plot draws tokens and --cost gives a cost table; use "
+                         "one (df = %lash usage --cost, then df.plot.bar(x=..., y='cost'))")
     if a.cost or a.prices is not None:
         from .. import reports
         from .costs import resolve_prices

@@ -6,6 +6,7 @@ import asyncio
 import difflib
 import keyword
 import os
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from IPython.display import display
 
 from .._core.records import TurnInput
 from .._core.text import clean_text
+from .._core.visible import visible
 from .._providers.registry import NAMES as PROVIDERS
 from .._providers.registry import check_key, split_model_id
 from .card import Card
@@ -321,11 +323,17 @@ async def enqueue(m: LashMagics, argline: str, cell: str | None, assigned: bool)
         builder = builder.slot_policy(a.slot)
     if a.merge_key:
         builder = builder.merge_key(a.merge_key)
+    # an id makes the enqueue idempotent: a batch already queued under it is returned as is
+    before = ({q.batch_id for q in await b.session.queued_work(include_claimed=True)}
+              if a.id else set())
     batch = await builder.send()
-    if assigned:
-        return batch
-    print(f"queued {batch.batch_id} ({batch.delivery_policy.value}/{batch.slot_policy.value})")
-    return None
+    if batch.batch_id in before:
+        text = visible(textwrap.shorten(batch.text, 60, placeholder="…"))
+        print(f"already queued with --id {a.id} as {batch.batch_id} ({text!r}); "
+              "not queued again: use another --id to queue this prompt")
+    elif not assigned:
+        print(f"queued {batch.batch_id} ({batch.delivery_policy.value}/{batch.slot_policy.value})")
+    return batch if assigned else None
 
 
 async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
@@ -338,7 +346,7 @@ async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
         from .._reports.frames import utc_from_ms
         from .widgets.queue import batch_row
 
-        rows = [batch_row(x) for x in await s.queued_work()]
+        rows = [batch_row(x) for x in await s.queued_work(include_claimed=True)]
         cols = ["batch_id", "text", "source_key", "delivery_policy", "slot_policy", "merge_key",
                 "enqueued_at", "claimed"]
         frame = pd.DataFrame(rows, columns=[c for c in cols if c != "enqueued_at"])
@@ -349,7 +357,7 @@ async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     from .widgets.queue import QueueWidget  # anywidget loads with the first widget
 
     drainer = b.drainer(m.live_interval_s)
-    w = QueueWidget(session_id=s.session_id, load=s.queued_work,
+    w = QueueWidget(session_id=s.session_id, load=lambda: s.queued_work(include_claimed=True),
                     cancel=s.cancel_queued_work_batch,
                     drain=lambda: drainer.run(all=True, progress=widget_progress(w), show=False,
                                               activity=getattr(w, "show_drain_activity", None)))

@@ -164,7 +164,8 @@ def _is_frame(obj: Any) -> bool:
 def _labels(frame: Any, keys: Sequence[str]) -> tuple[str, ...]:
     if not len(frame):
         return ()
-    parts = [frame[k].astype(str).fillna("-") for k in keys]
+    parts = [(frame[k].dt.strftime("%Y-%m-%d") if k == "day" and hasattr(frame[k], "dt")
+              else frame[k].astype(str)).fillna("-") for k in keys]
     joined = parts[0]
     for p in parts[1:]:
         joined = joined + " · " + p

@@ -20,6 +20,7 @@ ones overriding earlier ones model by model: ``["default", {"my-model": {...}}]`
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -117,26 +118,44 @@ def _check(model: str, buckets: Mapping[str, Any]) -> dict[str, float]:
             )
         if value is None or value == "":
             continue
-        number = float(value)
-        if math.isnan(number) or number < 0:
-            raise ValueError(f"prices[{model!r}][{bucket!r}] must be a number >= 0, got {value!r}")
-        out[bucket] = number
+        out[bucket] = _usd(model, bucket, value)
     return out
 
 
+def _usd(model: str, bucket: str, value: Any) -> float:
+    """One price cell as a finite number >= 0 (a CSV gives text); else one line naming it."""
+    number = math.nan
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError):
+            number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(
+            f"prices[{model!r}][{bucket!r}] must be a finite number >= 0 (US dollars per million "
+            f"tokens), got {value!r}; leave the bucket out when it has no price")
+    return number
+
+
 def _from_csv(path: str) -> PriceTable:
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: Excel's "CSV UTF-8"
         reader = csv.DictReader(f)
         if reader.fieldnames is None or "model" not in reader.fieldnames:
+            found = ",".join(reader.fieldnames or ())[:120]
             raise ValueError(
-                f"{path} needs a header row with a 'model' column and bucket columns "
-                f"({', '.join(PRICED_BUCKETS)})"
+                f"{path} needs a comma-separated header row with a 'model' column and bucket "
+                f"columns ({', '.join(PRICED_BUCKETS)}); its first row is {found!r}"
             )
         table: PriceTable = {}
         for row in reader:
             model = (row.pop("model") or "").strip()
             if not model:
                 continue
+            missing = [k.strip() for k, v in row.items() if k and v is None]
+            extra = [c for c in row.pop(None, None) or [] if c and c.strip()]
+            if missing or extra:
+                raise ValueError(
+                    f"{path} line {reader.line_num}: the row of {model!r} has "
+                    + (f"no cell for {', '.join(missing)}" if missing else "more cells than the header")
+                    + "; give every row one cell per header column (an empty cell: no price)")
             table[model] = _check(model, {k.strip(): v.strip() for k, v in row.items() if k})
         return table
 

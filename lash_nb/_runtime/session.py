@@ -168,11 +168,13 @@ class LashSession:
     def queued_turn(self) -> QueuedTurnBuilder:
         return QueuedTurnBuilder(self.parts)
 
-    async def queued_work(self) -> list[Any]:
-        """Batches of this session in enqueue order, claimed ones excluded: pending ones and
-        ones parked ``failed`` after ``max_batch_attempts`` (``batch.status``, ``.attempts``,
-        ``.error``; cancel a failed batch to remove it)."""
-        return list(await self.store.list_queued_work(self.session_id))
+    async def queued_work(self, *, include_claimed: bool = False) -> list[Any]:
+        """Batches of this session in enqueue order, claimed ones excluded unless
+        ``include_claimed`` (a batch a drain or a worker runs now, ``batch.claim_id`` set):
+        pending ones and ones parked ``failed`` after ``max_batch_attempts``
+        (``batch.status``, ``.attempts``, ``.error``; cancel a failed batch to remove it)."""
+        return list(await self.store.list_queued_work(self.session_id,
+                                                      include_claimed=include_claimed))
 
     async def cancel_queued_work_batch(self, batch_id: str) -> Any:
         """Remove a pending batch and return it; ``None`` if it is unknown, already claimed,

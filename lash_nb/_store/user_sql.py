@@ -20,12 +20,14 @@ Theory of operation (docs/adr/0013-user-sql-is-checked-by-duckdbs-parser-and-run
   transaction that cannot write (DuckDB ``BEGIN TRANSACTION READ ONLY``, PostgreSQL
   ``BEGIN READ ONLY``) and always rolls it back.
 - The same check serves the PostgreSQL store (its dialect is the one DuckDB's parser was
-  derived from). A PostgreSQL statement DuckDB cannot parse is left to the read-only
+  derived from). A PostgreSQL statement DuckDB cannot parse must open as a read and call no
+  refused function, by DuckDB's tokenizer (ADR 157); the rest is left to the read-only
   transaction, one statement per call.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from collections.abc import Callable
@@ -64,7 +66,12 @@ _PG_NEVER = frozenset({
     "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile",
     "pg_switch_wal", "pg_promote", "pg_advisory_lock", "pg_advisory_lock_shared",
     "pg_try_advisory_lock", "pg_try_advisory_lock_shared", "dblink", "dblink_exec",
+    # run SQL given as text, which no check here sees
+    "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "ts_stat",
 })
+# how a PostgreSQL statement DuckDB cannot parse may begin: one that reads (the read-only
+# transaction refuses a write in it); anything else (COPY ... TO PROGRAM) is refused
+_PG_READ_OPENINGS = frozenset({"SELECT", "WITH", "VALUES", "TABLE", "SHOW", "EXPLAIN", "("})
 # what to do instead, by the statement the user wrote (see :func:`_named`)
 _EXTENSIONS = "extensions are installed and loaded by a duckdb connection of your own"
 _TRANSACTION = "every query already runs in its own read-only transaction"
@@ -133,6 +140,7 @@ def check(
         statements = con.extract_statements(sql)
     except duckdb.Error:
         if dialect == "postgres":
+            _check_unparsed(sql, allow_files)
             return Checked(None)
         raise  # a syntax error is the user's to fix; the store shows it as such
     if not statements:
@@ -206,6 +214,36 @@ def _named(text: str, kind: str) -> str:
         if (first, words[1].upper()) in _TWO_WORDS:
             return f"{first} {words[1].upper()}"
     return first
+
+
+def _check_unparsed(text: str, allow_files: bool) -> None:
+    """PostgreSQL text DuckDB's parser cannot read, checked by DuckDB's tokenizer: it must
+    open as a read, and call no function the parsed rules refuse (a call is a name followed
+    by ``(``; a quoted or schema-qualified name counts)."""
+    import duckdb
+
+    tokens = [pos for pos, kind in duckdb.tokenize(text) if kind != duckdb.token_type.comment]
+    words = [_name_at(text, pos) or text[pos] for pos in tokens]
+    if words and words[0].upper() not in _PG_READ_OPENINGS:
+        _refuse("", text)
+    for name, after in itertools.pairwise(words):
+        if after != "(":
+            continue
+        name = name.lower()
+        if name in _NEVER or name in _PG_NEVER:
+            raise QueryNotAllowed(f"store queries only read; {name}() is not allowed in them")
+        if name in _PG_FILES and not allow_files:
+            raise QueryNotAllowed(
+                f"store queries do not read files; {name}() is off (pass allow_files=True "
+                "to store.query to read server files)")
+
+
+def _name_at(text: str, pos: int) -> str:
+    """The word or the double-quoted name that starts at ``pos`` (without its quotes)."""
+    if text.startswith('"', pos):
+        end = text.find('"', pos + 1)
+        return text[pos + 1:end] if end > pos else ""
+    return _word(text, pos)
 
 
 def _word(text: str, pos: int) -> str:

@@ -55,7 +55,7 @@ function render({ model, el }) {
       tr.dataset.batch = b.batch_id;
       const cancel = pEl("button", "lash-cancel", "✕ cancel");
       cancel.disabled = gone || b.claimed || draining;
-      cancel.title = b.claimed ? "already claimed by a running drain" : "Cancel this batch";
+      cancel.title = b.claimed ? "already claimed: a drain or a worker runs it" : "Cancel this batch";
       cancel.addEventListener("click", () => { cancel.disabled = true; pSend(model, { type: "cancel", batch_id: b.batch_id }, say); });
       const c0 = pEl("td"); c0.append(pEl("code", null, b.batch_id));
       const c6 = pEl("td"); c6.append(cancel);

@@ -36,7 +36,7 @@ from ..._core.visible import visible, visible_json
 from .actions import call_action, kernel_loop, run_action
 from .assets import css, esm
 from .panel import PanelSnapshot
-from .snapshot import queue_html, turn_fragment
+from .snapshot import queue_counts, queue_html, turn_fragment
 
 Loader = Callable[[], Any]  # -> Sequence[batch] or an awaitable of it
 
@@ -92,6 +92,7 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
         self.actions: list[tuple[str, str]] = []
         self.ignored_drains = 0
         self._ids: dict[str, str] = {}  # the batch id a row shows -> the batch's own id
+        self._not_cancelled: str | None = None  # the batch a cancel found claimed or gone
         self._init_panel()
         self.on_msg(self._on_custom)
 
@@ -131,7 +132,20 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
         assert self._cancel is not None
         batch_id = self._ids.get(batch_id, batch_id)  # the browser sends the id it was shown
         self.actions.append(("cancel", batch_id))
-        self._run(lambda: self._cancel(batch_id) if self._cancel else None, f"cancelling {batch_id}…")
+        self._run(lambda: self._cancel_one(batch_id), f"cancelling {batch_id}…",
+                  lambda exc: self._cancelled(batch_id, exc))
+
+    async def _cancel_one(self, batch_id: str) -> None:
+        got = self._cancel(batch_id) if self._cancel else None
+        if inspect.isawaitable(got):
+            got = await got
+        self._not_cancelled = batch_id if got is None else None
+
+    def _cancelled(self, batch_id: str, exc: BaseException | None) -> None:
+        self._done(exc)
+        if exc is None and self._not_cancelled == batch_id:
+            self.status = (f"{visible(batch_id)} was not cancelled: a drain or a worker claimed "
+                           "it first, or it already ran")
 
     def drain(self) -> None:
         assert self._drain is not None
@@ -236,9 +250,10 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
         return queue_html(self.panel_id, self.session_id, self.batches, self.status, self.ran)
 
     def snapshot_text(self) -> str:
-        lines = [f"{len(self.batches)} pending batch(es)"] + [
+        lines = [f"{queue_counts(self.batches)} batch(es)"] + [
             f"- {b['batch_id']} {b['delivery_policy']}/{b['slot_policy']}: {b['text'][:60]}"
-            + (f" [{b['status']}: {b['error']}]" if b.get("error") else "")
+            + (f" [{b['status']}: {b['error']}]" if b.get("error") else
+               f" [{b['status']}]" if b.get("status") not in (None, "", "pending") else "")
             for b in self.batches
         ]
         return "\n".join(lines)
