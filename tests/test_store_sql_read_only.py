@@ -181,6 +181,8 @@ PG_ATTACKS = [
     ("COPY turns TO '/tmp/lash-stolen.csv'", "COPY"),
     ("SELECT pg_read_file('/etc/hostname')", "pg_read_file"),
     ("SELECT * FROM pg_ls_dir('/etc')", "pg_ls_dir"),
+    ("SELECT * FROM pg_ls_replslotdir('slot')", "pg_ls_replslotdir"),
+    ("SELECT pg_file_unlink('postgresql.auto.conf')", "pg_file_unlink"),
     ("CREATE TABLE scratch (a int)", "CREATE"),
     ("SET search_path = public", "SET"),
 ]
