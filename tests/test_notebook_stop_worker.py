@@ -28,15 +28,19 @@ def wait_until(what, check, timeout=120.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_stop_while_a_worker_runs_the_sessions_turn_names_the_worker(sh, tmp_path, capsys):
-    path = tmp_path / "shared.duckdb"
+def _worker_with_a_long_turn(sh, path) -> subprocess.Popen:
+    """Session ``s`` of ``path`` open here, a long prompt queued, and a worker draining it."""
     sh.run_cell(f"%config LashMagics.store = '{path}'")
     sh.run_cell("%lash open s")
     sh.run_cell("%lash enqueue " + " ".join(f"word{i}" for i in range(400)))
-    worker = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "lash_nb", "worker", "--store", str(path), "--session", "s",
          "--delay", "0.05", "--poll", "0.05"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_stop_while_a_worker_runs_the_sessions_turn_names_the_worker(sh, tmp_path, capsys):
+    worker = _worker_with_a_long_turn(sh, tmp_path / "shared.duckdb")
     try:
         wait_until("the worker to be inside the turn", lambda: len(sh.run_cell(
             "%lash sql SELECT turn_id FROM turns WHERE status = 'open'")))
@@ -98,14 +102,7 @@ def test_stop_after_the_worker_was_killed_mid_turn_says_it_is_gone_not_to_kill_i
         sh, tmp_path, capsys):
     """kill -9 of a worker mid-turn leaves its lease row until it expires; ``%lash stop`` read
     it and told the user to ``kill -TERM`` a process that no longer exists."""
-    path = tmp_path / "shared.duckdb"
-    sh.run_cell(f"%config LashMagics.store = '{path}'")
-    sh.run_cell("%lash open s")
-    sh.run_cell("%lash enqueue " + " ".join(f"word{i}" for i in range(400)))
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "lash_nb", "worker", "--store", str(path), "--session", "s",
-         "--delay", "0.05", "--poll", "0.05"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = _worker_with_a_long_turn(sh, tmp_path / "shared.duckdb")
     try:
         wait_until("the worker to be inside the turn", lambda: len(sh.run_cell(
             "%lash sql SELECT turn_id FROM turns WHERE status = 'open'")))

@@ -231,13 +231,17 @@ def _check_unparsed(text: str, allow_files: bool) -> None:
     for name, after in itertools.pairwise(words):
         if after != "(":
             continue
-        name = name.lower()
-        if name in _NEVER or name in _PG_NEVER:
-            raise QueryNotAllowed(f"store queries only read; {name}() is not allowed in them")
-        if name in _PG_FILES and not allow_files:
-            raise QueryNotAllowed(
-                f"store queries do not read files; {name}() is off (pass allow_files=True "
-                "to store.query to read server files)")
+        _check_function(name.lower(), allow_files)
+
+
+def _check_function(name: str, allow_files: bool) -> None:
+    """Refuse a call of ``name`` (lower case) that no store query may make."""
+    if name in _NEVER or name in _PG_NEVER:
+        raise QueryNotAllowed(f"store queries only read; {name}() is not allowed in them")
+    if name in _PG_FILES and not allow_files:
+        raise QueryNotAllowed(
+            f"store queries do not read files; {name}() is off (pass allow_files=True "
+            "to store.query to read server files)")
 
 
 def _name_at(text: str, pos: int) -> str:
@@ -359,12 +363,7 @@ def _check_tree(
                     ctes.add(str(entry["key"]).lower())
         stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
     for name, is_table in functions:
-        if name in _NEVER or name in _PG_NEVER:
-            raise QueryNotAllowed(f"store queries only read; {name}() is not allowed in them")
-        if name in _PG_FILES and not allow_files:
-            raise QueryNotAllowed(
-                f"store queries do not read files; {name}() is off (pass allow_files=True "
-                "to store.query to read server files)")
+        _check_function(name, allow_files)
         if not is_table or allow_files:
             continue
         if name in _SAFE_TABLE_FUNCTIONS or name.startswith(("duckdb_", "pragma_")):
