@@ -13,20 +13,21 @@ from typing import Any
 
 
 class ChatHandler(http.server.BaseHTTPRequestHandler):
-    """``answer(body)`` returns ``(200, text)`` to stream ``text`` as the model's answer, or
-    ``(status, message)`` for an OpenAI-style error body."""
+    """``answer(body)`` returns ``(200, text)`` to stream ``text`` as the model's answer (a
+    list of strings: one delta each), or ``(status, message)`` for an OpenAI-style error
+    body."""
 
     def log_message(self, *args: object) -> None:
         pass
 
-    def answer(self, body: dict[str, Any]) -> tuple[int, str]:
+    def answer(self, body: dict[str, Any]) -> tuple[int, str | list[str]]:
         raise NotImplementedError
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         status, text = self.answer(body)
         if status != 200:
-            out = json.dumps({"error": {"message": text}}).encode()
+            out = json.dumps({"error": {"message": str(text)}}).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(out)))
@@ -37,7 +38,9 @@ class ChatHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
         base = {"id": "c1", "object": "chat.completion.chunk", "model": body["model"]}
-        for chunk in ({**base, "choices": [{"index": 0, "delta": {"content": text}}]},
+        pieces = [text] if isinstance(text, str) else text
+        for chunk in (*({**base, "choices": [{"index": 0, "delta": {"content": piece}}]}
+                        for piece in pieces),
                       {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
                        "usage": {"prompt_tokens": 5, "completion_tokens": 3}}):
             self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")

@@ -5,17 +5,19 @@ runs. The view showed ``[31;1mFAILED[0m`` until the turn ended and the record re
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-from browser_harness import CHROMIUM, JupyterServer, NotebookPage, launch, wait_until, write_notebook
+from browser_harness import (
+    JupyterServer,
+    NotebookPage,
+    launch,
+    playwright_or_skip,
+    wait_until,
+    write_notebook,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-sync_playwright = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-).sync_playwright
-if not Path(CHROMIUM).exists():
-    pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+sync_playwright = playwright_or_skip()
 
 CELLS: list[str | tuple[str, str]] = [
     "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.1",

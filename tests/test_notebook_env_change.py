@@ -19,7 +19,7 @@ GOOD = "sk-test-the-right-key-0002"
 class _Gate(ChatHandler):
     """Answers only requests carrying the right key; tells each answer's path apart."""
 
-    def answer(self, body: dict[str, Any]) -> tuple[int, str]:
+    def answer(self, body: dict[str, Any]) -> tuple[int, str | list[str]]:
         if self.headers.get("Authorization") != f"Bearer {GOOD}":
             return 401, "invalid api key"
         return 200, f"ok via {self.path}"

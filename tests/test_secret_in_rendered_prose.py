@@ -11,17 +11,17 @@ is an IPython shell with ``%lash open --provider openai`` pointed at it by
 from __future__ import annotations
 
 import html
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from IPython.utils.capture import capture_output
 from ipywidgets.widgets.widget import _instances
+from local_openai import ChatHandler, serve
 from markdown_it import MarkdownIt
-from notebook_harness import ReraisingShell
+from notebook_harness import ReraisingShell, lash_shell
 
 KEY = "sk-proj-ECHOq7Zx93hfTT0aBcDe"
 
@@ -38,48 +38,30 @@ ENCODINGS = {
 }
 
 
-class _Echo(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
+class _Echo(ChatHandler):
+    """Streams the request's key back, in the encoding the prompt's last word names, split
+    across two deltas."""
 
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def answer(self, body: dict[str, Any]) -> tuple[int, str | list[str]]:
         key = self.headers["Authorization"].split(" ", 1)[1]
         encoding = body["messages"][-1]["content"].split()[-1]
         echoed = ENCODINGS[encoding].replace(KEY, key) if key == KEY else key
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        base = {"id": "c1", "object": "chat.completion.chunk", "model": body["model"]}
         half = len(echoed) // 2
-        for delta in ({"role": "assistant", "content": "Your key is "},
-                      {"content": echoed[:half]}, {"content": echoed[half:] + " (echoed)."}):
-            chunk = {**base, "choices": [{"index": 0, "delta": delta}]}
-            self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-        end = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-               "usage": {"prompt_tokens": 5, "completion_tokens": 9}}
-        self.wfile.write(b"data: " + json.dumps(end).encode() + b"\n\ndata: [DONE]\n\n")
+        return 200, ["Your key is ", echoed[:half], echoed[half:] + " (echoed)."]
 
 
 @pytest.fixture
 def echo_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with serve(_Echo) as port:
+        yield f"http://127.0.0.1:{port}/v1"
 
 
 @pytest.fixture
 def sh(tmp_path, monkeypatch, echo_server):
-    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", echo_server)
-    shell = ReraisingShell()
-    shell.run_cell("%load_ext lash_nb._notebook.extension")
-    yield shell
-    shell.close()
+    with lash_shell(tmp_path, monkeypatch) as shell:
+        yield shell
 
 
 def _shown(text: str) -> str:

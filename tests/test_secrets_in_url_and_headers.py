@@ -32,7 +32,7 @@ GATEWAY_KEY = "gw-live-4f9a1c77e2b8d0"
 class _Echo(ChatHandler):
     """Echoes the credentials it was sent: in the answer, or in a 401 when asked to fail."""
 
-    def answer(self, body: dict[str, Any]) -> tuple[int, str]:
+    def answer(self, body: dict[str, Any]) -> tuple[int, str | list[str]]:
         seen = f"{self.headers.get('Authorization')} {self.headers.get('X-Gateway-Key')}"
         if "fail" in body["messages"][-1]["content"]:
             return 401, f"refused: {seen}"
