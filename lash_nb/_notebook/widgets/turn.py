@@ -88,7 +88,7 @@ import anywidget
 import traitlets
 
 from ..._core.events import TurnActivity
-from ..._core.visible import visible, visible_so_far
+from ..._core.visible import visible, visible_json, visible_so_far
 from .assets import css, esm
 from .fold import TurnFold, outcome_label
 from .live_prose import LiveProse, utf16_len
@@ -293,8 +293,7 @@ class TurnWidget(anywidget.AnyWidget):
             if f.usage != self.usage:
                 self.usage = dict(f.usage)
             if len(f.retries) != len(self.retries):
-                self.retries = [{k: visible(v) if isinstance(v, str) else v for k, v in r.items()}
-                                for r in f.retries]
+                self.retries = [visible_json(r) for r in f.retries]
             if f.outcome != self.outcome:
                 self.outcome = f.outcome
             if f.turn_id and f.turn_id != self.turn_id:
