@@ -74,10 +74,9 @@ _ENV_SCRUBBER: tuple[tuple[str, ...], Scrubber] = ((), Scrubber())
 def _environment_scrubber() -> Scrubber:
     """A scrubber of the provider keys set in ``os.environ`` now (rebuilt when they change)."""
     global _ENV_SCRUBBER
-    from .registry import KEY_FALLBACKS, KEY_VARIABLES
+    from .registry import KEY_NAMES
 
-    names = {*KEY_VARIABLES.values(), *(v for vs in KEY_FALLBACKS.values() for v in vs)}
-    values = tuple(sorted(v for n in names if (v := os.environ.get(n, "").strip())))
+    values = tuple(sorted(v for n in KEY_NAMES if (v := os.environ.get(n, "").strip())))
     if values != _ENV_SCRUBBER[0]:
         _ENV_SCRUBBER = (values, Scrubber(values))
     return _ENV_SCRUBBER[1]

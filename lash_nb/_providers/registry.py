@@ -62,12 +62,15 @@ NAMES = ("offline", "openai", "anthropic", "openrouter", "ollama", "openai-respo
 KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY",
                  "openrouter": "OPENROUTER_API_KEY", "openai-responses": "OPENAI_API_KEY",
                  "google": "GEMINI_API_KEY"}
-# every variable build_provider reads: a change to one means a different provider
-ENV_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY", "GEMINI_API_KEY",
-                 "GOOGLE_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
-                 "ANTHROPIC_BASE_URL", "LASH_OLLAMA_BASE_URL", "OLLAMA_HOST", "LASH_OLLAMA_MODEL")
 # a provider whose key may also come from another variable (the google-genai SDK's order)
 KEY_FALLBACKS = {"google": ("GOOGLE_API_KEY", "GEMINI_API_KEY")}
+# every variable a key is read from
+KEY_NAMES = tuple(dict.fromkeys((*KEY_VARIABLES.values(),
+                                 *(v for vs in KEY_FALLBACKS.values() for v in vs))))
+# every variable build_provider reads (the keys and these settings): a change to one means a
+# different provider
+ENV_VARIABLES = (*KEY_NAMES, "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
+                 "ANTHROPIC_BASE_URL", "LASH_OLLAMA_BASE_URL", "OLLAMA_HOST", "LASH_OLLAMA_MODEL")
 
 # the provider id (kind) each name builds: a session records the kind (ADR 28)
 KINDS = {"offline": "offline", "openai": "openai-compatible", "anthropic": "anthropic",
