@@ -8,12 +8,17 @@ interleaved:
    Python around them (turn minus INSERTs);
 2. **the same turn with the ``commit_log`` INSERTs skipped** (a throwaway store whose log
    misses its rows): the Python alone, with no DuckDB statement in between;
-3. **the floor**: the two INSERTs raw, as ``durable_pace.py`` measures them.
+3. **the floor**: the two INSERTs raw, as ``durable_pace.py`` measures them;
+4. **the same turn on the in-memory store**: the runtime's own Python, with no DuckDB store.
 
 (1) minus (2) is what running DuckDB between the Python costs the Python (caches, the CPU).
 The Python a turn may spend for the mean to stay within 1.3x the floor is 0.3 x the floor.
+To split that cost, the skipped INSERTs are also replaced by a wait as long as one INSERT:
+``time.sleep`` (the CPU idles, as it does while DuckDB waits for fsync) and a busy loop (it
+stays awake and touches no memory). Python slower after the sleep than after the busy loop is
+the price of an idle CPU waking up, which no change to the Python avoids.
 
-4. **Can a thread hide the INSERT?** A waiting worker thread runs a job while this thread runs
+5. **Can a thread hide the INSERT?** A waiting worker thread runs a job while this thread runs
    ~0.3 ms of pure Python. A job that releases the GIL (``time.sleep``, ``hashlib`` on 3 MB)
    overlaps: the pair takes about the longer of the two. If DuckDB's ``execute`` released it,
    an INSERT would overlap the same way; the pair's time says whether it does.
@@ -49,6 +54,8 @@ class Probe:
     def __init__(self) -> None:
         self.on = False
         self.skip = False
+        self.stand_in = ""  # with skip: "sleep" or "spin" for wait_s in place of each INSERT
+        self.wait_s = 0.0
         self.insert_s = 0.0
         self.sizes: list[int] = []  # the log rows' body lengths, in commit order
 
@@ -66,6 +73,14 @@ class Probe:
                     return self._con.execute(sql, *args)
                 probe.sizes.append(len(args[0][3]))
                 if probe.skip:
+                    if probe.stand_in:
+                        t0 = time.perf_counter()
+                        if probe.stand_in == "sleep":
+                            time.sleep(probe.wait_s)
+                        else:
+                            while time.perf_counter() - t0 < probe.wait_s:
+                                pass
+                        probe.insert_s += time.perf_counter() - t0
                     return None
                 t0 = time.perf_counter()
                 try:
@@ -82,6 +97,22 @@ class Probe:
         commit._apply = timed_apply
 
 
+async def in_memory(dp):
+    """``dp.Lash`` on the in-memory store: the same tools, model and prompts."""
+    from lash_nb import LashCore
+    from lash_nb.providers import FunctionProvider
+
+    t = dp._sibling("turn_overhead")
+    lash = dp.Lash()
+    lash.core = (LashCore.builder().provider(FunctionProvider(t.model)).model("bench")
+                 .tools(t.get_weather).build())
+    lash.session = await lash.core.session("bench").open()
+    for i in range(10):
+        await lash.session.turn(dp.user_text(i)).run()
+    lash.i = 10
+    return lash
+
+
 def stats(xs: list[float]) -> str:
     return f"median {statistics.median(xs):6.3f} ms  mean {statistics.fmean(xs):6.3f}"
 
@@ -96,6 +127,7 @@ async def turns(args) -> None:
     real, skipped = dp.Lash(), dp.Lash()
     await real.open(f"{tmp}/real.duckdb", 10)
     await skipped.open(f"{tmp}/skipped.duckdb", 10)
+    memory = await in_memory(dp)
     import duckdb
 
     con = duckdb.connect(f"{tmp}/floor.duckdb", config={"threads": 1})
@@ -116,10 +148,17 @@ async def turns(args) -> None:
     probe.on = False
     small, large = probe.sizes[-2:]
     rows = [json.dumps({"x": "a" * (small - 8)}), json.dumps({"x": "b" * (large - 8)})]
-    turn_ms, insert_ms, bare_ms, floor_ms = [], [], [], []
+    turn_ms, insert_ms, bare_ms, floor_ms, memory_ms = [], [], [], [], []
+    after: dict[str, list[float]] = {"sleep": [], "spin": []}  # turn minus its stand-ins
+    probe.on, probe.insert_s = True, 0.0  # one INSERT's length, for the stand-ins
+    for _ in range(20):
+        await real.turn()
+    probe.on = False
+    probe.wait_s = probe.insert_s / 40
     per = 10
     for r in range(max(1, args.turns // per)):
-        for side in (("real", "skipped", "floor") if r % 2 else ("floor", "skipped", "real")):
+        order = ("real", "skipped", "sleep", "floor", "memory", "spin")
+        for side in (order if r % 2 else order[::-1]):
             await real.settle()  # no idle fold works beside a round (durable_pace.py)
             await skipped.settle()
             gc.collect()
@@ -127,14 +166,20 @@ async def turns(args) -> None:
                 if side == "floor":
                     floor_ms.append(floor_turn())
                     continue
-                probe.on, probe.skip, probe.insert_s = True, side == "skipped", 0.0
+                if side == "memory":
+                    memory_ms.append(await memory.turn())
+                    continue
+                probe.on, probe.skip, probe.insert_s = True, side != "real", 0.0
+                probe.stand_in = side if side in after else ""
                 ms = await (real if side == "real" else skipped).turn()
                 probe.on = False
                 if side == "real":
                     turn_ms.append(ms)
                     insert_ms.append(probe.insert_s * 1000)
-                else:
+                elif side == "skipped":
                     bare_ms.append(ms)
+                else:
+                    after[side].append(ms - probe.insert_s * 1000)
     python_ms = [t - i for t, i in zip(turn_ms, insert_ms, strict=True)]
     fl = statistics.fmean(floor_ms)
     print(f"## a back-to-back durable turn, split ({len(turn_ms)} turns a side, rounds interleaved)")
@@ -143,10 +188,21 @@ async def turns(args) -> None:
     print(f"   {'  its Python (turn minus INSERTs)':42s} {stats(python_ms)}")
     print(f"   {'turn with the INSERTs skipped (Python only)':42s} {stats(bare_ms)}")
     print(f"   {'floor: two JSON-row INSERTs (raw)':42s} {stats(floor_ms)}   rows {small} + {large} B")
+    print(f"   {'the same turn on the in-memory store':42s} {stats(memory_ms)}")
     print(f"   turn mean / floor mean {statistics.fmean(turn_ms) / fl:.2f}x; Python a turn may spend "
           f"for 1.3x: {0.3 * fl:.3f} ms (mean), spent {statistics.fmean(python_ms):.3f} ms, of which "
           f"{statistics.fmean(python_ms) - statistics.fmean(bare_ms):.3f} ms is the slowdown DuckDB "
           f"between the Python causes")
+    print(f"   the same Python with each INSERT replaced by a wait as long ({probe.wait_s * 1000:.3f} ms):")
+    print(f"   {'  after time.sleep (the CPU idles)':42s} {stats(after['sleep'])}")
+    print(f"   {'  after a busy loop (the CPU stays awake)':42s} {stats(after['spin'])}")
+    print(f"   an idle wait costs the Python after it "
+          f"{statistics.fmean(after['sleep']) - statistics.fmean(after['spin']):.3f} ms a turn (mean) "
+          f"of the slowdown above")
+    slowdown = statistics.fmean(python_ms) - statistics.fmean(bare_ms)
+    floor_python = statistics.fmean(memory_ms) + slowdown
+    print(f"   estimate: a DuckDB store whose own Python cost nothing leaves the in-memory turn plus "
+          f"the slowdown, {floor_python:.3f} ms of Python: {(fl + floor_python) / fl:.2f}x the floor")
     await real.close()
     await skipped.close()
     con.close()
