@@ -1,7 +1,8 @@
 """A server that echoes the key back in the model's text, written so that markdown decodes it
-(HTML character references, backslash escapes): the raw text holds no key, but the rendered
-answer would. The key must not reach the turn's record (HTML, markdown read by a renderer,
-plain text) or the live widget's state, as it does not reach the store.
+(HTML character references, backslash escapes) or spread over markup (``sk-proj-**ECHO**q7``,
+which a browser shows as one word): the raw text holds no key, but the rendered answer would.
+The key must not reach the turn's record (HTML, markdown read by a renderer, plain text) or the
+live widget's state, as it does not reach the store.
 
 The server is a small ``http.server`` speaking OpenAI's streamed chat completions; the notebook
 is an IPython shell with ``%lash open --provider openai`` pointed at it by
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,8 @@ ENCODINGS = {
     "hex": "".join(f"&#x{ord(c):x};" for c in KEY),
     "mixed": KEY[:4] + _decimal(KEY[4:12]) + KEY[12:],
     "backslash": KEY.replace("-", "\\-"),
+    "emphasis": KEY[:8] + "**" + KEY[8:12] + "**" + KEY[12:],
+    "code": KEY[:8] + "`" + KEY[8:12] + "`" + KEY[12:],
 }
 
 
@@ -64,9 +68,14 @@ def sh(tmp_path, monkeypatch, echo_server):
         yield shell
 
 
+def _seen(rendered: str) -> str:
+    """The text a browser shows for HTML ``rendered``: its tags gone, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]*>", "", rendered))
+
+
 def _shown(text: str) -> str:
-    """What a reader of ``text`` as markdown sees: rendered by CommonMark, entities decoded."""
-    return html.unescape(MarkdownIt("commonmark").render(text))
+    """What a reader of ``text`` as markdown sees: rendered by CommonMark, as a browser shows it."""
+    return _seen(MarkdownIt("commonmark").render(text))
 
 
 @pytest.mark.parametrize("encoding", sorted(ENCODINGS))
@@ -87,10 +96,10 @@ def test_a_key_echoed_in_a_form_markdown_decodes_is_not_in_the_record(
         if "text/markdown" in data:
             assert KEY not in _shown(data["text/markdown"])
         if "text/html" in data:
-            assert KEY not in html.unescape(data["text/html"])
+            assert KEY not in _seen(data["text/html"])
     # the live widget's state (saved with the notebook when widget state is saved)
     widgets = [w for w in list(_instances.values()) if type(w).__name__ == "TurnWidget"]
-    shown = [html.unescape(" ".join(w.html.values())) for w in widgets]  # the rendered prose
+    shown = [_seen(" ".join(w.html.values())) for w in widgets]  # the rendered prose
     assert any("Your key is" in s for s in shown)
     assert all(KEY not in s for s in shown)
     assert all(KEY not in json.dumps(w.get_state(), default=str) for w in widgets)
@@ -126,7 +135,7 @@ def test_a_replay_in_a_kernel_that_only_has_the_key_in_its_environment_renders_n
         data = record._repr_mimebundle_()
         data = data[0] if isinstance(data, tuple) else data
         assert "Your key is" in data["text/html"]
-        assert key not in html.unescape(data["text/html"])
+        assert key not in _seen(data["text/html"])
         assert key not in _shown(data["text/markdown"])
     finally:
         shell.close()

@@ -16,7 +16,10 @@ Rendering decodes: a character reference (``&#115;``) or a backslash before punc
 text becomes the character. The text was scrubbed of the provider's key when it arrived, but a
 server that echoes the key in such a form would have it rebuilt here, so the rendered HTML loses
 the key of every provider of the process again, and :func:`without_revealed_keys` does the
-same for the record's markdown and plain text (ADR 145).
+same for the record's markdown and plain text (ADR 145). Markup can also spread a key over
+elements (``sk-proj-**ECHO**q7...``: no text holds it, the browser shows it whole); a rendering
+whose shown text (tags dropped, entities decoded) reveals a key is replaced by that text without
+the key, as plain text.
 """
 
 from __future__ import annotations
@@ -33,6 +36,13 @@ from .untrusted import visible
 
 # CommonMark: a backslash before ASCII punctuation is that character
 _BACKSLASH_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _shown_text(rendered: str) -> str:
+    """What a browser shows of ``rendered`` (HTML this module made): tags dropped, entities
+    decoded."""
+    return html.unescape(_TAG.sub("", rendered))
 
 
 @lru_cache(maxsize=64)
@@ -88,19 +98,28 @@ def render_markdown(text: str, env: dict[str, Any] | None = None) -> str:
     """Sanitised HTML for model prose (an unclosed fence mid-stream renders as code so far).
     ``env``: markdown-it's environment; its ``references`` (link reference definitions) are
     kept across calls that share it, so a piece rendered later resolves links defined earlier."""
-    html: str = _parser().render(visible(text or ""), env)
-    return scrub_known_values(html)
+    rendered: str = scrub_known_values(_parser().render(visible(text or ""), env))
+    shown = _shown_text(rendered)
+    clean = scrub_known_values(shown)
+    if clean != shown:  # a key spread over elements: shown as plain text, without it
+        return f'<div class="lash-plain" style="white-space: pre-wrap">{html.escape(clean)}</div>\n'
+    return rendered
 
 
 def without_revealed_keys(text: str) -> str:
     """``text`` (markdown) as it is, unless a reader's renderer would decode a provider's key
     out of it (character references, backslash escapes): then decoded, without the key."""
     text = scrub_known_values(text)
-    if "&" not in text and "\\" not in text:
+    if "&" in text or "\\" in text:
+        seen = html.unescape(_BACKSLASH_ESCAPE.sub(r"\1", text))
+        clean = scrub_known_values(seen)
+        if clean != seen:
+            return clean
+    if not any(c in text for c in "*_`[~<"):  # no markup to spread a key over elements
         return text
-    seen = html.unescape(_BACKSLASH_ESCAPE.sub(r"\1", text))
-    clean = scrub_known_values(seen)
-    return text if clean == seen else clean
+    shown = _shown_text(_parser().render(text))
+    clean = scrub_known_values(shown)
+    return text if clean == shown else clean
 
 
 __all__ = ["render_markdown", "without_revealed_keys"]
