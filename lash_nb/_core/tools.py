@@ -83,6 +83,8 @@ class ToolRegistry:
     entries: dict[str, _Entry] = field(default_factory=dict)
     generation: int = 0
     _live_counter: int = 0
+    # ``shared_state_json``'s last answer and what it was made of (field, not slot: dataclass)
+    _shared: tuple[Any, dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
     def add_source(self, provider: ToolProvider, source_id: str | None = None) -> str:
         manifests = list(provider.tool_manifests())
@@ -168,6 +170,19 @@ class ToolRegistry:
             if e.manifest.name == name and e.member and e.source_id:
                 return self.sources[e.source_id], e.manifest
         return None
+
+    def shared_state_json(self) -> dict[str, Any]:
+        """``state_json()``, the same object as last time while nothing it shows changed (the
+        generation, and each entry's manifest, source and membership): a commit carries the
+        state every time, and a store tells an unchanged one by identity and does not write
+        it again. Read it, never change it (``state_json()`` gives a copy to change)."""
+        key = (self.generation, tuple((tid, e.manifest, e.source_id is None, e.member)
+                                      for tid, e in self.entries.items()))
+        if self._shared is not None and self._shared[0] == key:
+            return self._shared[1]
+        state = self.state_json()
+        self._shared = (key, state)
+        return state
 
     def state_json(self) -> dict[str, Any]:
         tools: dict[str, Any] = {}

@@ -149,7 +149,7 @@ class SessionWriter:
             "model": st.policy.model,
             "parent_session_id": st.parent_session_id,
             "policy": st.policy.to_json(),
-            "tool_state": st.registry.state_json(),
+            "tool_state": st.registry.shared_state_json(),
             "turn_index": st.turn_index,
             "leaf_node_id": st.graph.leaf_node_id,
         }

@@ -91,10 +91,13 @@ def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitRes
         return CommitResult(int(rev or 0), duplicate=True)
     current = rev if rev is not None else 0
     # ---- write (checks are done; an error below leaves nothing behind)
+    wrote = head.logged_tools if head.logged_tools and head.logged_tools[0] == rev else None
     delta = journal.plan(
         c, exists=rev is not None, rev=current + 1, next_seq=head.next_seq,
         stored_nodes=head.nodes, open_turns=head.open_turns, committed=head.committed, t=t,
+        tools_unchanged=wrote is not None and c.tool_state is wrote[1],
     )
+    tools_now = c.tool_state if c.tool_state is not None else (wrote[1] if wrote else None)
     done_tid = tid or (c.turn_started.turn_id if c.turn_started else None)
     # a drain's claim rides with its turn's first commit, its completion with the last: in
     # the log row (folded later, claims.py), or written here when the commit is not logged
@@ -121,6 +124,7 @@ def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitRes
 
     def advance() -> None:
         head.rev, head.next_seq, head.leaf = delta.head_revision, delta.next_seq, c.leaf_node_id
+        head.logged_tools = (delta.head_revision, tools_now) if tools_now is not None else None
         if c.replace_graph is not None:
             head.nodes = set()
         head.nodes.update(delta.nodes)

@@ -80,6 +80,10 @@ class Head:
     nodes: set[str]
     born: Any = None  # the sessions row's created_at when loaded (a recreated session differs)
     leaf: str | None = None  # the stored leaf_node_id (admission ``anchors``)
+    # (revision, tool state) the session row holds at that revision, as this process wrote it:
+    # a commit whose tool state is that very object (``ToolRegistry.shared_state_json``) on
+    # that revision logs none (None: unchanged, journal.py), not the whole catalog again
+    logged_tools: tuple[int, Any] | None = None
 
 
 class Hold:

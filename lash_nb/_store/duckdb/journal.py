@@ -143,9 +143,10 @@ class Delta:
 
 def plan(
     c: RuntimeCommit, *, exists: bool, rev: int, next_seq: int, stored_nodes: set[str],
-    open_turns: dict[str, int], committed: dict[str, str], t: int,
+    open_turns: dict[str, int], committed: dict[str, str], t: int, tools_unchanged: bool = False,
 ) -> Delta:
-    """The delta of commit ``c`` on a head (checks are the caller's, already done)."""
+    """The delta of commit ``c`` on a head (checks are the caller's, already done).
+    ``tools_unchanged``: the session row already holds ``c.tool_state`` (not written again)."""
     sid = c.session_id
     seq = next_seq
     tables: dict[str, dict[str, list[Any]]] = {}
@@ -199,7 +200,8 @@ def plan(
         "parent_session_id": c.parent_session_id,
         "policy": rows.dumps(dict(c.policy)) if c.policy else ("{}" if not exists else None),
         "head_revision": rev, "leaf_node_id": c.leaf_node_id, "turn_index": c.turn_index,
-        "tool_state": rows.dumps(c.tool_state) if c.tool_state is not None else None,
+        "tool_state": (rows.dumps(c.tool_state) if c.tool_state is not None and not tools_unchanged
+                       else None),
         "created_at": t, "updated_at": t, "next_seq": seq,
     }
     return Delta(sid, rev, tables, turns, session, c.replace_graph is not None,
