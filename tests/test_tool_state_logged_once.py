@@ -61,8 +61,10 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _tools(state: dict) -> dict[str, bool]:
-    """tool name -> member, from a stored tool state."""
+def _tools(state: dict | str) -> dict[str, bool]:
+    """tool name -> member, from a stored tool state (JSON text or decoded)."""
+    if isinstance(state, str):
+        state = json.loads(state)
     return {row["manifest"]["name"]: row.get("member", True) for row in state["tools"].values()}
 
 
@@ -86,7 +88,7 @@ def test_tool_changes_mid_session_survive_a_kill_and_unchanged_ones_are_not_logg
     finally:
         con.close()
     states = [b["session"]["tool_state"] for b in bodies]
-    written = [(i, _tools(json.loads(s))) for i, s in enumerate(states) if s is not None]
+    written = [(i, _tools(s)) for i, s in enumerate(states) if s is not None]
     # the first commit, the first after the switch-off (turn 4) and after the add (turn 5)
     assert written == [
         (0, {"add": True, "shout": True}),
@@ -98,7 +100,7 @@ def test_tool_changes_mid_session_survive_a_kill_and_unchanged_ones_are_not_logg
     store = DuckDBStore(path, idle_release_s=None)
     try:
         stored = store.query("SELECT tool_state FROM sessions")["tool_state"].tolist()
-        assert [_tools(json.loads(s)) for s in stored] == [{"add": True, "later": True, "shout": False}]
+        assert [_tools(s) for s in stored] == [{"add": True, "later": True, "shout": False}]
 
         @tool
         def add(a: int, b: int) -> int:
@@ -148,9 +150,64 @@ def test_a_tool_state_a_user_changes_is_not_the_one_commits_share(tmp_path: Path
             session.tools().state()["tools"].clear()
             session.export_state()["tool_state"]["tools"].clear()
             await session.turn("second").run()
-            return json.loads(store.query("SELECT tool_state FROM sessions")["tool_state"][0])
+            return store.query("SELECT tool_state FROM sessions")["tool_state"][0]
         finally:
             await store.close()
 
     stored = asyncio.run(body())
     assert _tools(stored) == {"add": True}
+
+
+def test_on_postgresql_tool_changes_stick_and_another_process_does_not_lose_its_own(pg_dsn: str) -> None:
+    """Two processes (two stores) on one PostgreSQL session, in turn: each one's tool change is
+    what the session holds after its commit, and a commit that changes nothing keeps it."""
+    from lash_nb._providers.offline import OfflineProvider
+    from lash_nb._store.postgres import PostgresStore
+
+    @tool
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    @tool
+    def shout(text: str) -> str:
+        """The text in capitals."""
+        return text.upper()
+
+    def stored(store) -> dict[str, bool]:
+        return _tools(store.query("SELECT tool_state FROM sessions")["tool_state"][0])
+
+    async def body() -> list[dict[str, bool]]:
+        seen = []
+        a, b = PostgresStore(pg_dsn), PostgresStore(pg_dsn)
+        try:
+            core_a = LashCore.builder().provider(OfflineProvider(delay_s=0)).tools(add, shout).store(a).build()
+            core_b = LashCore.builder().provider(OfflineProvider(delay_s=0)).tools(add, shout).store(b).build()
+            sa = await core_a.session("s").open()
+            await sa.turn("one").run()
+            await sa.turn("two").run()
+            seen.append(stored(a))
+            sa.tools().set_membership("shout", False)
+            await sa.turn("three").run()
+            seen.append(stored(a))
+            await sa.close()
+            sb = await core_b.session("s").open()  # restores shout switched off
+            sb.tools().set_membership("shout", True)
+            await sb.turn("four").run()
+            seen.append(stored(b))
+            await sb.close()
+            sa = await core_a.session("s").open()  # restores B's state: shout on
+            sa.tools().set_membership("add", False)
+            await sa.turn("five").run()
+            seen.append(stored(a))
+        finally:
+            await a.close()
+            await b.close()
+        return seen
+
+    assert asyncio.run(body()) == [
+        {"add": True, "shout": True},
+        {"add": True, "shout": False},
+        {"add": True, "shout": True},
+        {"add": False, "shout": True},
+    ]

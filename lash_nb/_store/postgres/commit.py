@@ -124,14 +124,32 @@ async def _read_head(con: Any, c: RuntimeCommit) -> _Head:
     return head
 
 
-async def apply_commit(con: Any, c: RuntimeCommit) -> CommitResult:
+WROTE_TOOLS_MAX = 256
+
+
+async def apply_commit(con: Any, c: RuntimeCommit,
+                       wrote_tools: dict[str, tuple[int, Any]] | None = None) -> CommitResult:
+    """Commit ``c`` in one transaction. ``wrote_tools``: session id -> (revision, tool state)
+    this store wrote, kept here: a commit on that very revision with that very tool state
+    object (``ToolRegistry.shared_state_json``) leaves the stored one as it is (ADR 164)."""
+    known: list[tuple[int, Any]] = []
     async with con.transaction():
-        return await _apply(con, c)
+        result = await _apply(con, c, (wrote_tools or {}).get(c.session_id), known)
+    if wrote_tools is not None and not result.duplicate:
+        wrote_tools.pop(c.session_id, None)
+        if known:
+            wrote_tools[c.session_id] = known[0]
+            if len(wrote_tools) > WROTE_TOOLS_MAX:  # a worker's many sessions: the oldest go
+                del wrote_tools[next(iter(wrote_tools))]
+    return result
 
 
-async def _apply(con: Any, c: RuntimeCommit) -> CommitResult:
+async def _apply(con: Any, c: RuntimeCommit, wrote: tuple[int, Any] | None = None,
+                 known: list[tuple[int, Any]] | None = None) -> CommitResult:
     sid = c.session_id
     head = await _read_head(con, c)
+    if wrote is not None and wrote[0] != head.rev:  # another process committed since
+        wrote = None
     t, exists = head.t, head.rev is not None
     current = head.rev or 0
     tid = c.turn.turn_id if c.turn is not None else None
@@ -166,9 +184,13 @@ async def _apply(con: Any, c: RuntimeCommit) -> CommitResult:
     if tid is not None:
         await con.execute("DELETE FROM turn_cancel_requests WHERE session_id = %s AND turn_id = %s",
                           [sid, tid])
-    await _write_session(con, c, exists, seq, t)
+    same_tools = wrote is not None and c.tool_state is wrote[1]
+    await _write_session(con, c, exists, seq, t, tools_unchanged=same_tools)
     if c.release_lease and c.lease is not None:
         await con.execute(RELEASE_SQL, [sid, c.lease.token, c.lease.fencing])
+    tools_now = c.tool_state if c.tool_state is not None else (wrote[1] if wrote else None)
+    if known is not None and tools_now is not None:
+        known.append((current + 1, tools_now))
     return CommitResult(current + 1)
 
 
@@ -229,12 +251,14 @@ async def _terminal(con: Any, sid: str, turn: TurnRecord, seq: int, t: int, upda
             "'committed')", p)
 
 
-async def _write_session(con: Any, c: RuntimeCommit, exists: bool, next_seq: int, t: int) -> None:
+async def _write_session(con: Any, c: RuntimeCommit, exists: bool, next_seq: int, t: int,
+                         tools_unchanged: bool = False) -> None:
     p = {
         "sid": c.session_id, "provider_id": c.provider_id, "model": c.model,
         "parent": c.parent_session_id,
         "policy": rows.dumps(dict(c.policy)) if c.policy else None,
-        "tool_state": rows.dumps(c.tool_state) if c.tool_state is not None else None,
+        "tool_state": (rows.dumps(c.tool_state) if c.tool_state is not None and not tools_unchanged
+                       else None),
         "turn_index": c.turn_index, "leaf": c.leaf_node_id, "t": t, "next_seq": next_seq,
     }
     if exists:

@@ -99,6 +99,7 @@ class PostgresStore:
         self._queue_watch = QueueWatch()  # this process's changes, and lash_queue's
         self._listener = Listener(self._connect, on_queue=self._queue_watch.changed)
         self._closed = False
+        self._wrote_tools: dict[str, tuple[int, Any]] = {}  # commit.py: the tool state written
         try:
             self._io.call(self._pool.run(lambda con: ensure_schema(con, self.where)))
         except BaseException:
@@ -229,7 +230,7 @@ class PostgresStore:
         return await self._run(lambda con: reads.load_session(con, session_id, scope))
 
     async def commit(self, commit: RuntimeCommit) -> CommitResult:
-        result = await self._run(lambda con: apply_commit(con, commit))
+        result = await self._run(lambda con: apply_commit(con, commit, self._wrote_tools))
         if commit.completed_claims:  # lash_queue tells other processes
             self._queue_watch.changed(commit.session_id)
         return result
