@@ -11,8 +11,10 @@ Theory of operation
   ``None`` when nothing ran. A turn that raises (or ends without completing its claim)
   abandons the claim with its error: one failed attempt. After ``max_batch_attempts``
   (default 3) the batch is parked ``failed`` and listed with its error; it is never retried
-  forever. A turn cut by a worker asked to stop (cancel origin ``worker_shutdown``) is not
-  an attempt: it hands its batches back before its final commit (docs/adr/0158).
+  forever. Two ends are not attempts (docs/adr/0158): a turn cut by a worker asked to stop
+  (cancel origin ``worker_shutdown``) hands its batches back before its final commit, and a
+  commit refused with ``SessionDeleted`` (the handle's session was deleted or created anew
+  elsewhere; nothing was written) hands the claim back.
 - The :class:`Drainer` (on by default in notebooks, off for plain library use) runs drains as
   tasks on the session's loop after each commit and on enqueue while idle, one at a time,
   never blocking cells. ``pause()`` / ``resume()``.
@@ -37,7 +39,7 @@ from .._core.queue import (
 )
 from .._core.records import TurnInput, TurnOutput
 from .._core.text import check_id
-from .._errors import ConfigurationError, InvalidTurnInput
+from .._errors import ConfigurationError, InvalidTurnInput, SessionDeleted
 from .._store.base import Lease
 from .attachments import check_attachments
 from .parts import SessionParts
@@ -193,6 +195,11 @@ class QueuedTurnBuilder:
                           lease=lease, claim=claim, hold_lock=True, attempt_prefix=attempts)
             try:
                 result = await run_to_completion(run, p, key)
+            except SessionDeleted:
+                # deleted (or deleted and created anew) since this handle read it: the store
+                # wrote nothing of the turn; the refusal is the handle's, not the batch's
+                await _abandon_quietly(p, claim, None, count_attempt=False)
+                raise
             except BaseException as err:
                 # counted as a failed attempt; parked failed after max_batch_attempts
                 await _abandon_quietly(p, claim, error_text(err))

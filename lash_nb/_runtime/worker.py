@@ -32,6 +32,9 @@ Theory of operation
   batch from the queue panel still removes it. The worker
   logs each batch it returned and exits; ``stats.returned`` lists them (the CLI exits 75,
   EX_TEMPFAIL, when there are any, else 0).
+- A cached handle whose session was deleted, or deleted and created anew, elsewhere is
+  refused at its turn's first commit (``SessionDeleted``, docs/adr/0148): the claim goes
+  back uncounted and the worker opens the session again at once (no attempt spent).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._errors import SessionDeleted
 from .._store.base import notifies_work, releases_file
 from .core import LashCore
 from .turn_records import now_ms
@@ -209,6 +213,7 @@ class Worker:
         try:
             # reuse opened handles: a stale one reloads on its first commit
             session = self._sessions.pop(session_id, None)
+            cached = session is not None
             if session is None:
                 session = await self._open(session_id)
             self._sessions[session_id] = session
@@ -220,7 +225,19 @@ class Worker:
                 if not due:  # nothing to take: no lease written, not busy
                     break
                 tried = True
-                out = await session.queued_turn().run()
+                try:
+                    out = await session.queued_turn().run()
+                except SessionDeleted:
+                    if not cached:
+                        raise
+                    # deleted (and maybe created anew) elsewhere since this handle opened
+                    # it: the claim went back uncounted; open the stored session again
+                    self._log(f"{session_id}: deleted or created anew elsewhere since this "
+                              "worker opened it; opened it again (no attempt spent)")
+                    session = self._sessions[session_id] = await self._open(session_id)
+                    self._active[session_id] = session
+                    cached = False
+                    continue
                 if out is None:
                     # due pending work, but the session is held elsewhere (a notebook's turn):
                     # waiting for it is busy. Only claimed batches: a live turn elsewhere runs
