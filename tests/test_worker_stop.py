@@ -22,11 +22,13 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import test_notebook_magics
 
 from lash_nb import LashCore
 from lash_nb.providers import OfflineProvider
 
 pytestmark = pytest.mark.slow  # a few worker processes each
+sh = test_notebook_magics.sh  # the IPython shell fixture, shared
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG = " ".join(f"word{i}" for i in range(150))
@@ -232,3 +234,24 @@ def test_a_worker_stopped_while_idle_exits_0_and_says_nothing_returned(tmp_path:
     log = (tmp_path / "idle.log").read_text()
     assert "returned to the queue" not in log
     assert f"s {batch_id}:g" in log
+
+
+def test_after_ctrl_c_of_the_worker_the_notebook_sees_the_batch_queued_and_drain_answers_it(
+        sh: Any, tmp_path: Path) -> None:
+    """The user's side: Ctrl-C in the worker's terminal; then in the notebook ``%lash queue
+    --df`` lists the prompt as waiting (not claimed) and ``%lash drain`` answers it."""
+    path = tmp_path / "shared.duckdb"
+    reader = _Reader(str(path))
+    batch_id = _enqueue(str(path), LONG)
+    status, log = _stop_mid_turn(str(path), reader, tmp_path / "ctrl-c.log", signal.SIGINT)
+    sh.run_cell(f"%config LashMagics.store = '{path}'")
+    sh.run_cell("%lash open s")
+    queued = sh.run_cell("%lash queue --df")
+    assert queued[["batch_id", "text", "claimed"]].values.tolist() == [[batch_id, LONG, False]]
+    assert status == EX_TEMPFAIL, log
+    sh.run_cell("r = %lash drain")
+    [answered] = sh.user_ns["r"]
+    assert str(answered.outcome) == "finished: assistant_message"
+    assert answered.queued_batch_ids == (batch_id,)
+    assert answered.assistant_output.safe_text.startswith(f"You said: {LONG}")
+    assert sh.run_cell("%lash queue --df").values.tolist() == []
