@@ -122,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.add_argument("--lease-ttl-ms", type=int, default=None,
                       help="session lease TTL: a dead worker's claims run elsewhere after it")
     work.add_argument("--max-attempts", type=int, default=None, metavar="N",
-                      help="tries per queued batch before it is parked failed (default 3)")
+                      help="tries per queued batch before it is parked failed (default 3); "
+                           "a turn cut by a worker's stop is not a try")
     work.add_argument("--exit-when-idle", type=float, default=None, metavar="S",
                       help="exit after S idle seconds (scripts and tests)")
     mig = sub.add_parser("migrate-store", help="move a lash DuckDB file to this schema version")
