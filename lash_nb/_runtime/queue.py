@@ -11,7 +11,7 @@ Theory of operation
   ``None`` when nothing ran. A turn that raises (or ends without completing its claim)
   abandons the claim with its error: one failed attempt. After ``max_batch_attempts``
   (default 3) the batch is parked ``failed`` and listed with its error; it is never retried
-  forever. Two ends are not attempts (docs/adr/0158): a turn cut by a worker asked to stop
+  forever. Two ends are not attempts (docs/adr/0158, 0159): a turn cut by a worker asked to stop
   (cancel origin ``worker_shutdown``) hands its batches back before its final commit, and a
   commit refused with ``SessionDeleted`` (the handle's session was deleted or created anew
   elsewhere; nothing was written) hands the claim back.

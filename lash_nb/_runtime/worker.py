@@ -29,12 +29,13 @@ Theory of operation
   lease generation, branching before the cut turn's nodes: one run to completion
   (docs/adr/0158). A person's Stop of that turn (``%lash stop`` or the Stop button where
   it runs, ``request_turn_cancel``) still completes its batch, and cancelling a pending
-  batch from the queue panel still removes it. The worker
-  logs each batch it returned and exits; ``stats.returned`` lists them (the CLI exits 75,
-  EX_TEMPFAIL, when there are any, else 0).
+  batch from the queue panel still removes it. The worker logs each batch it returned and
+  exits; ``stats.returned`` lists them (the CLI exits 75, EX_TEMPFAIL, when there are any,
+  else 0).
 - A cached handle whose session was deleted, or deleted and created anew, elsewhere is
   refused at its turn's first commit (``SessionDeleted``, docs/adr/0148): the claim goes
-  back uncounted and the worker opens the session again at once (no attempt spent).
+  back uncounted and the worker opens the session again at once (no attempt spent,
+  docs/adr/0159).
 """
 
 from __future__ import annotations
