@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._core.llm import Provider
 
+EX_TEMPFAIL = 75  # sysexits.h: a worker's stop cut a turn and handed its batch back to be retried
+
 
 def _prune_blobs(target: str, older_than_s: float) -> int:
     from ._errors import LashError
@@ -112,11 +114,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="answers tool calls whose approval is 'ask' (default: they are denied)")
     work.add_argument("--concurrency", type=int, default=1)
     work.add_argument("--poll", type=float, default=0.2, help="seconds between polls when idle")
-    work.add_argument("--grace", type=float, default=5.0, help="seconds a turn may finish on SIGTERM")
+    work.add_argument("--grace", type=float, default=5.0,
+                      help="on SIGTERM / SIGINT, seconds a running turn may finish (default 5); "
+                           "a turn still running then is cut and its batch goes back to the "
+                           "queue, its attempt not counted, for the next worker; the exit "
+                           "status is then 75 (EX_TEMPFAIL), else 0")
     work.add_argument("--lease-ttl-ms", type=int, default=None,
                       help="session lease TTL: a dead worker's claims run elsewhere after it")
     work.add_argument("--max-attempts", type=int, default=None, metavar="N",
-                      help="tries per queued batch before it is parked failed (default 3)")
+                      help="tries per queued batch before it is parked failed (default 3); "
+                           "a turn cut by a worker's stop is not a try")
     work.add_argument("--exit-when-idle", type=float, default=None, metavar="S",
                       help="exit after S idle seconds (scripts and tests)")
     mig = sub.add_parser("migrate-store", help="move a lash DuckDB file to this schema version")
@@ -176,8 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LashError as e:  # a store it cannot open, a refused setting: one line, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"worker done: {stats.turns} turns {stats.outcomes}", file=sys.stderr)
-    return 0
+    returned = (f"; {len(stats.returned)} batch(es) cut by the stop returned to the queue: "
+                + ", ".join(b for _, b in stats.returned)) if stats.returned else ""
+    print(f"worker done: {stats.turns} turns {stats.outcomes}{returned}", file=sys.stderr)
+    return EX_TEMPFAIL if stats.returned else 0
 
 
 def _check_worker_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -5,7 +5,6 @@ its claims run by the others; and a Stop from another process cancels a turn run
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -190,9 +189,14 @@ def test_stop_from_another_process_cancels_a_turn_running_in_a_worker(
         row = _wait_until("the turn's terminal commit", lambda: store.query(
             "SELECT outcome, stop_reason, duration_ms FROM turns WHERE turn_id = ? "
             "AND status = 'committed'", [turn_id]).to_dict("records"), timeout=120)
+        # the user's Stop ends the batch for good (a worker's own stop would return it)
+        left = store.query("SELECT batch_id FROM queued_work_batches")["batch_id"].tolist()
+        history = store.query("SELECT final_state, turn_id FROM queue_history").values.tolist()
     finally:
         worker.send_signal(signal.SIGTERM)
-        worker.wait(30)
+        status = worker.wait(30)
         store.close_sync()
     assert (row[0]["outcome"], row[0]["stop_reason"]) == ("stopped", "cancelled")
-    assert os.path.exists(tmp_path / "worker.log")
+    assert left == [] and history == [["completed", turn_id]]
+    log = (tmp_path / "worker.log").read_text()
+    assert status == 0 and "returned to the queue" not in log, log

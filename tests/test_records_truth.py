@@ -150,6 +150,7 @@ def test_a_worker_stopped_mid_turn_records_worker_shutdown_and_its_grace(tmp_pat
         assert rec.stop_reason == "cancelled"
         c = rec.result["cancellation"]
         assert (c["origin"], c["reason"]) == (
-            "worker_shutdown", "the worker was asked to stop and the turn outlived --grace 0 s")
+            "worker_shutdown", ("the worker was asked to stop and the turn outlived --grace 0 s; "
+                                "its queued batch went back to the queue"))
 
     asyncio.run(body())

@@ -15,6 +15,11 @@ Theory of operation
   stopped it and why). Callers name the origin; :data:`ORIGINS` gives the standard reason
   for each origin lash_nb itself uses, and :func:`evidence` fills a missing reason (or a
   missing origin: a bare ``token.cancel()``) so a stored record never says ``null``.
+- Hand-back: an origin in :data:`HANDS_BACK` stops the process, not the work (a worker asked
+  to stop). A queued turn cut by it still commits ``stopped: cancelled`` (the record says
+  what ran), but its claimed batches go back to the queue uncounted instead of being
+  completed (docs/adr/0158). Every other origin is a person stopping that turn: its batches
+  are completed, as in lash.
 """
 
 from __future__ import annotations
@@ -36,9 +41,14 @@ ORIGINS: dict[str, str] = {
     "asyncio": "the task awaiting the turn was cancelled",
     "token": "the turn's CancellationToken was cancelled without an origin",
     "remote": "a cancel request arrived from another process (request_turn_cancel)",
-    "worker_shutdown": "the worker was asked to stop and the turn outlived its grace period",
+    "worker_shutdown": ("the worker was asked to stop and the turn outlived its grace period; "
+                        "its queued batch went back to the queue"),
     "lease_lost": "the session execution lease was lost",
 }
+
+
+# origins that stop the process, not the work: a queued turn they cut hands its batches back
+HANDS_BACK = frozenset({"worker_shutdown"})
 
 
 def evidence(origin: str | None, reason: str | None) -> tuple[str, str]:

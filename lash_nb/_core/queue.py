@@ -25,6 +25,9 @@ Theory of operation
   is *failed*: parked in the queue with its error, listed, never claimed again (by the
   abandon that reaches the bound, or by the next claim when the runtime died). Cancelling a
   failed batch removes it (``queue_history`` says ``cancelled``); re-enqueue it to run again.
+  A claim *handed back* (``abandon_claim(..., count_attempt=False)``: a worker asked to stop,
+  a handle refused because its session was deleted elsewhere; docs/adr/0158, 0159) leaves the
+  batch pending with the attempts and error it had before that claim.
 - Forbidden: a claimed batch claimed again under the same live generation; a cancelled batch
   becoming a turn (cancel deletes it in the same transaction that checks it is unclaimed); a
   failed batch claimed.

@@ -532,6 +532,8 @@ class TurnResult:
 class TurnOutput:
     result: TurnResult
     activities: tuple[Any, ...] = field(default=())
+    # a queued turn cut by a worker asked to stop: the batches it handed back to the queue
+    returned_batch_ids: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"TurnOutput({self.result!r}, activities={len(self.activities)})"

@@ -55,5 +55,6 @@ def _held_by(owner_id: str) -> str:
                                     else f" on host {' '.join(visible(host).split())}")
     return (f"the store shows its turn running in {where} (a worker or another notebook), "
             "which %lash stop here cannot cancel: let it finish there, or stop that process "
-            f"(Ctrl-C in its terminal, or kill -TERM {pid}; a lash_nb worker then cancels its "
-            "turn after its --grace seconds)")
+            f"(Ctrl-C in its terminal, or kill -TERM {pid}; a lash_nb worker then cuts its "
+            "turn after its --grace seconds and returns the batch to the queue, where "
+            "%lash queue can cancel it)")

@@ -11,7 +11,10 @@ Theory of operation
   ``None`` when nothing ran. A turn that raises (or ends without completing its claim)
   abandons the claim with its error: one failed attempt. After ``max_batch_attempts``
   (default 3) the batch is parked ``failed`` and listed with its error; it is never retried
-  forever.
+  forever. Two ends are not attempts (docs/adr/0158, 0159): a turn cut by a worker asked to stop
+  (cancel origin ``worker_shutdown``) hands its batches back before its final commit, and a
+  commit refused with ``SessionDeleted`` (the handle's session was deleted or created anew
+  elsewhere; nothing was written) hands the claim back.
 - The :class:`Drainer` (on by default in notebooks, off for plain library use) runs drains as
   tasks on the session's loop after each commit and on enqueue while idle, one at a time,
   never blocking cells. ``pause()`` / ``resume()``.
@@ -36,7 +39,7 @@ from .._core.queue import (
 )
 from .._core.records import TurnInput, TurnOutput
 from .._core.text import check_id
-from .._errors import ConfigurationError, InvalidTurnInput
+from .._errors import ConfigurationError, InvalidTurnInput, SessionDeleted
 from .._store.base import Lease
 from .attachments import check_attachments
 from .parts import SessionParts
@@ -192,29 +195,38 @@ class QueuedTurnBuilder:
                           lease=lease, claim=claim, hold_lock=True, attempt_prefix=attempts)
             try:
                 result = await run_to_completion(run, p, key)
+            except SessionDeleted:
+                # deleted (or deleted and created anew) since this handle read it: the store
+                # wrote nothing of the turn; the refusal is the handle's, not the batch's
+                await _abandon_quietly(p, claim, None, count_attempt=False)
+                raise
             except BaseException as err:
                 # counted as a failed attempt; parked failed after max_batch_attempts
                 await _abandon_quietly(p, claim, error_text(err))
                 raise
-            if not set(claim.batch_ids) <= set(result.queued_batch_ids):
+            if not set(claim.batch_ids) <= {*result.queued_batch_ids, *run.handed_back}:
                 # the turn ended without completing its claim (lease_lost): an attempt failed
                 await _abandon_quietly(p, claim, "; ".join(e.message for e in result.errors)
                                        or str(result.outcome))
-            return TurnOutput(result, tuple(run.activities))
+            return TurnOutput(result, tuple(run.activities), tuple(run.handed_back))
 
 
-async def _abandon_quietly(p: SessionParts, claim: QueueClaim, error: str) -> None:
+async def _abandon_quietly(p: SessionParts, claim: QueueClaim, error: str | None, *,
+                           count_attempt: bool = True) -> None:
     bound = p.max_batch_attempts
     try:
-        await p.store.abandon_claim(claim, error=error, max_attempts=bound)
+        await p.store.abandon_claim(claim, error=error, max_attempts=bound,
+                                    count_attempt=count_attempt)
     except Exception:  # the claim dies with its lease generation anyway
         return
     p.feed.queue_changed("abandoned", claim.batch_ids)
+    if not count_attempt:
+        return
     for b in claim.batches:  # ``attempts`` counts this claim
         if b.attempts >= bound:
             log.warning("queued batch %s of session %s failed %d times and is parked: %s "
                         "(cancel it, or enqueue it again once fixed)", b.batch_id, p.session_id,
-                        b.attempts, error[:300])
+                        b.attempts, (error or "")[:300])
 
 
 async def _apply_session_commands(p: SessionParts, lease: Lease) -> int:

@@ -30,7 +30,7 @@ from typing import Any
 
 from .._core import events as ev
 from .._core import turn_machine as tm
-from .._core.cancel import CancellationToken
+from .._core.cancel import HANDS_BACK, CancellationToken
 from .._core.cancel import evidence as cancel_evidence
 from .._core.code_mode import (
     AppendProtocolNote,
@@ -143,6 +143,7 @@ class TurnRun:
         self.sink = sink
         self.hold_lock = hold_lock  # the caller (a queued drain) already holds the writer lock
         self.attempt_prefix = attempt_prefix  # turn ids of earlier attempts of the same work
+        self.handed_back: list[str] = []  # batches returned to the queue uncounted (_hand_back)
         self.activities: list[TurnActivity] = []
         self.llm_calls: list[LlmCallRecord] = []
         self.tool_calls: list[ToolCallRecord] = []
@@ -224,6 +225,9 @@ class TurnRun:
             phase(TurnPhase.EFFECT_LOOP, True)
             outcome = await self._drive()
             phase(TurnPhase.EFFECT_LOOP, False)
+            if (self.claims and outcome.stop is TurnStop.CANCELLED
+                    and self.token.origin in HANDS_BACK):
+                await self._hand_back()
             result = self._assemble(outcome, started_ms, t0)
             phase(TurnPhase.FINAL_COMMIT, True)
             result = await commit_terminal(
@@ -302,6 +306,21 @@ class TurnRun:
             return self._finish_records()
         finally:
             self.bridge.open = False
+
+    async def _hand_back(self) -> None:
+        """A worker asked to stop cut this queued turn: its claimed batches go back to the
+        queue uncounted, while this turn still holds the lease (nobody can claim them before
+        the final commit releases it), and that commit completes none (docs/adr/0158)."""
+        claims, self.claims = self.claims, []
+        store, bound = self.parts.store, self.parts.max_batch_attempts
+        for c in claims:
+            try:
+                await store.abandon_claim(c, max_attempts=bound, count_attempt=False)
+            except Exception:  # the claim dies with the lease generation: an attempt counted
+                continue
+            self.handed_back.extend(c.batch_ids)
+        if self.handed_back:
+            self.parts.feed.queue_changed("abandoned", tuple(self.handed_back))
 
     def _finish_records(self) -> TurnOutcome:
         """Carry out the record effects the machine asks for after a cancel."""

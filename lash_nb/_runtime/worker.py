@@ -21,8 +21,21 @@ Theory of operation
 - A batch whose turn keeps failing (raises, loses its lease, kills its worker) is parked
   ``failed`` with its error after ``--max-attempts`` claims (default 3): the worker logs the
   error and moves on; it never retries one batch forever.
-- SIGTERM / SIGINT: stop taking work; let the current turn finish for ``grace_s`` seconds,
-  then cancel it (it commits ``stopped: cancelled``, completing its batch); exit.
+- SIGTERM / SIGINT (``stop()``): stop taking work; let the current turn finish for
+  ``grace_s`` seconds, then cut it (cancel origin ``worker_shutdown``). A stop is not the
+  user's Stop: the cut turn commits ``stopped: cancelled`` (the record says what ran and
+  why), but its batch goes back to the queue before that commit, its attempt uncounted
+  (a deploy restarting workers never parks work), and the next worker runs it under a new
+  lease generation, branching before the cut turn's nodes: one run to completion
+  (docs/adr/0158). A person's Stop of that turn (``%lash stop`` or the Stop button where
+  it runs, ``request_turn_cancel``) still completes its batch, and cancelling a pending
+  batch from the queue panel still removes it. The worker logs each batch it returned and
+  exits; ``stats.returned`` lists them (the CLI exits 75, EX_TEMPFAIL, when there are any,
+  else 0).
+- A cached handle whose session was deleted, or deleted and created anew, elsewhere is
+  refused at its turn's first commit (``SessionDeleted``, docs/adr/0148): the claim goes
+  back uncounted and the worker opens the session again at once (no attempt spent,
+  docs/adr/0159).
 """
 
 from __future__ import annotations
@@ -36,6 +49,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._errors import SessionDeleted
 from .._store.base import notifies_work, releases_file
 from .core import LashCore
 from .turn_records import now_ms
@@ -53,6 +67,8 @@ def log_info(message: str) -> None:
 class WorkerStats:
     turns: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    # (session id, batch id) of batches a stop cut and handed back to the queue
+    returned: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _load(option: str, spec: str) -> Any:
@@ -184,17 +200,23 @@ class Worker:
             for w in waits:
                 w.cancel()
 
+    async def _open(self, session_id: str) -> Any:
+        session = await self.core.session(session_id).open()
+        approvals = session.approvals()
+        approvals.unattended = True
+        if self.approver is not None:
+            approvals.set_approver(self.approver)
+        return session
+
     async def _drain(self, session_id: str) -> bool:
         self._active[session_id] = None  # reserve before awaiting: lanes never share a session
         ran = tried = False
         try:
+            # reuse opened handles: a stale one reloads on its first commit
             session = self._sessions.pop(session_id, None)
-            if session is None:  # reuse opened handles: a stale one reloads on its first commit
-                session = await self.core.session(session_id).open()
-                approvals = session.approvals()
-                approvals.unattended = True
-                if self.approver is not None:
-                    approvals.set_approver(self.approver)
+            cached = session is not None
+            if session is None:
+                session = await self._open(session_id)
             self._sessions[session_id] = session
             while len(self._sessions) > 256:
                 self._sessions.pop(next(iter(self._sessions)))
@@ -204,7 +226,19 @@ class Worker:
                 if not due:  # nothing to take: no lease written, not busy
                     break
                 tried = True
-                out = await session.queued_turn().run()
+                try:
+                    out = await session.queued_turn().run()
+                except SessionDeleted:
+                    if not cached:
+                        raise
+                    # deleted (and maybe created anew) elsewhere since this handle opened
+                    # it: the claim went back uncounted; open the stored session again
+                    self._log(f"{session_id}: deleted or created anew elsewhere since this "
+                              "worker opened it; opened it again (no attempt spent)")
+                    session = self._sessions[session_id] = await self._open(session_id)
+                    self._active[session_id] = session
+                    cached = False
+                    continue
                 if out is None:
                     # due pending work, but the session is held elsewhere (a notebook's turn):
                     # waiting for it is busy. Only claimed batches: a live turn elsewhere runs
@@ -217,7 +251,11 @@ class Worker:
                 self.stats.turns += 1
                 key = str(out.result.outcome)
                 self.stats.outcomes[key] = self.stats.outcomes.get(key, 0) + 1
-                self._log(f"{session_id} {out.result.turn_id} {key}")
+                returned = out.returned_batch_ids
+                self.stats.returned.extend((session_id, b) for b in returned)
+                self._log(f"{session_id} {out.result.turn_id} {key}" + (
+                    f"; the worker's stop cut it: batch {', '.join(returned)} returned to "
+                    "the queue (the next worker or %lash drain runs it)" if returned else ""))
         except Exception as err:  # one broken session must not stop the worker
             if tried:  # a failed attempt is work: its batch is retried or parks, not left behind
                 self._note_busy()
@@ -234,12 +272,17 @@ class Worker:
                 if session is not None:
                     session.cancel_running_turns(
                         "worker_shutdown",
-                        f"the worker was asked to stop and the turn outlived --grace {self.grace_s:g} s")
+                        f"the worker was asked to stop and the turn outlived --grace "
+                        f"{self.grace_s:g} s; its queued batch went back to the queue")
             await asyncio.wait(pending, timeout=30)
         for lane in lanes:  # a lane that died ended the run: say why, once
             if lane.done() and not lane.cancelled() and lane.exception() is not None:
                 err = lane.exception()
                 self._log(f"worker lane stopped: {type(err).__name__}: {err}")
+        if self.stats.returned:
+            self._log(f"worker stopped: {len(self.stats.returned)} batch(es) returned to the "
+                      "queue, their attempts not counted: "
+                      + ", ".join(f"{s} {b}" for s, b in self.stats.returned))
         await self.core.store.close()
 
 

@@ -37,7 +37,9 @@ Theory of operation
   fencing number and are live only while that lease generation holds the session. Each
   claim counts an attempt; a batch claimed ``max_attempts`` times without completing is
   parked ``failed`` with its last error (``abandon_claim(claim, error=...)`` records it),
-  listed by ``list_queued_work`` and never claimed again.
+  listed by ``list_queued_work`` and never claimed again. ``abandon_claim(claim,
+  count_attempt=False)`` hands a claim back uncounted (its claimer was stopped on purpose,
+  not failed: docs/adr/0158): attempts as before the claim, error unchanged, never parked.
 """
 
 from __future__ import annotations
@@ -224,7 +226,8 @@ class SessionStore(Protocol):
     ) -> QueuedWorkBatch | None: ...
 
     async def abandon_claim(self, claim: QueueClaim, *, error: str | None = None,
-                            max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None: ...
+                            max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+                            count_attempt: bool = True) -> None: ...
 
     async def sessions_with_ready_work(self) -> list[str]: ...
 

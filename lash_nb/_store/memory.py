@@ -447,13 +447,17 @@ class MemoryStore:
             return row.batch
 
     async def abandon_claim(self, claim: QueueClaim, *, error: str | None = None,
-                            max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+                            max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+                            count_attempt: bool = True) -> None:
         with self._lock:
             t = now_ms()
             for bid in claim.batch_ids:
                 row = self._batches.get(bid)
                 if row is not None and row.claim_id == claim.claim_id:
                     row.claim_id, row.claimed_at_ms = None, None
+                    if not count_attempt:  # handed back: as it was before this claim
+                        row.attempts = max(0, row.attempts - 1)
+                        continue
                     row.error = clip_error(error) or row.error
                     if attempts_exhausted(row.attempts, max_attempts):
                         row.park(t)

@@ -219,6 +219,46 @@ async def a_batch_failing_max_attempts_times_is_parked_failed(opener: StoreOpene
         _eq(await store.list_queued_work("s2"), [], "cancelled")
 
 
+async def a_claim_handed_back_leaves_the_batch_as_it_was(opener: StoreOpener) -> None:
+    """``abandon_claim(claim, count_attempt=False)`` (a worker asked to stop hands its turn's
+    batch back, docs/adr/0158): the batch is pending again with the attempts and error it had
+    before that claim, however often it happens, and it is never parked for it. Handed back
+    right after the claim, and after a progress commit under the claim's lease."""
+    from .._store.base import TurnStart
+
+    async with _opened(opener) as store:
+        b = await store.enqueue(draft("s1", "deploy-proof"))
+        for i, owner in enumerate((OWNER_A, OWNER_B, OWNER_A, OWNER_B)):
+            lease = await _lease(store, "s1", owner)
+            claim = await store.claim_queued_work(lease, max_attempts=2)
+            _eq(claim is not None and claim.batch_ids, (b.batch_id,), f"claim {i + 1}")
+            assert claim is not None
+            if i % 2:  # the turn's user message was made durable under the claim
+                await store.commit(RuntimeCommit("s1", lease, turn_started=TurnStart(
+                    f"t{i}", 1_700_000_000_000)))
+            await store.abandon_claim(claim, max_attempts=2, count_attempt=False)
+            [head] = await store.list_queued_work("s1", include_claimed=True)
+            _eq((head.batch_id, head.status, head.attempts, head.error),
+                (b.batch_id, "pending", 0, None), f"handed back {i + 1} time(s)")
+            _eq(await store.sessions_with_ready_work(), ["s1"], "ready again")
+            await store.release_lease(lease)
+        lease = await _lease(store, "s1", OWNER_A)
+        claim = await store.claim_queued_work(lease, max_attempts=2)
+        assert claim is not None
+        await store.abandon_claim(claim, error="boom", max_attempts=2)
+        claim = await store.claim_queued_work(lease, max_attempts=2)
+        assert claim is not None
+        await store.abandon_claim(claim, error="ignored", max_attempts=2, count_attempt=False)
+        [head] = await store.list_queued_work("s1")
+        _eq((head.status, head.attempts, head.error), ("pending", 1, "boom"),
+            "a hand-back keeps a failed attempt's count and error")
+        claim = await store.claim_queued_work(lease, max_attempts=2)
+        assert claim is not None
+        await store.commit(RuntimeCommit("s1", lease, turn=turn_record("t9"),
+                                         completed_claims=(claim,), release_lease=True))
+        _eq(await store.list_queued_work("s1", include_claimed=True), [], "then it completes")
+
+
 async def cancel_rules(opener: StoreOpener) -> None:
     async with _opened(opener) as store:
         lease = await _lease(store, "s1")

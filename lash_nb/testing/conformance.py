@@ -66,6 +66,7 @@ from ._conformance_kit import (
 )
 from ._conformance_queue import (
     a_batch_failing_max_attempts_times_is_parked_failed,
+    a_claim_handed_back_leaves_the_batch_as_it_was,
     active_turn_checkpoint_takes_only_earliest_heads,
     by_id_claims_honour_the_delivery_boundary,
     cancel_rules,
@@ -441,6 +442,7 @@ CHECKS: dict[str, Check] = {
         claimed_batch_is_not_claimed_twice,
         claims_of_an_expired_generation_are_reclaimable,
         a_batch_failing_max_attempts_times_is_parked_failed,
+        a_claim_handed_back_leaves_the_batch_as_it_was,
         cancel_rules,
         sessions_are_isolated,
         a_commit_on_a_session_deleted_or_recreated_elsewhere_is_refused,

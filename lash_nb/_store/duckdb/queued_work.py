@@ -309,18 +309,21 @@ def cancel(con: Any, hold: Hold, sid: str, batch_id: str) -> QueuedWorkBatch | N
 
 
 def abandon(con: Any, hold: Hold, c: QueueClaim, error: str | None = None,
-            max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+            max_attempts: int = DEFAULT_MAX_ATTEMPTS, *, count_attempt: bool = True) -> None:
     """Release ``c`` without completing it: its batches are pending again with ``error`` as
     their last error, or parked failed once they used up ``max_attempts`` claims (an
-    unwritten claim is written first: its attempt counts)."""
+    unwritten claim is written first: its attempt counts). ``count_attempt=False`` hands it
+    back: attempts as before the claim, error unchanged, never parked."""
     if any(u.claim_id == c.claim_id for u in hold.claims.unwritten.get(c.session_id, ())):
         deferred.write(con, hold, c.session_id, c.lease_generation, strict=False)
     deferred.gone_after_commit(hold, c.session_id, c.batch_ids)
+    released = ("error = coalesce($error, error, CASE WHEN attempts >= $max THEN $why END), "
+                "failed_at_ms = CASE WHEN attempts >= $max THEN $t END" if count_attempt
+                else "attempts = greatest(attempts - 1, 0)")
     con.execute(
-        "UPDATE queued_work_batches SET claim_id = NULL, claimed_at_ms = NULL, "
-        "error = coalesce($error, error, CASE WHEN attempts >= $max THEN $why END), "
-        "failed_at_ms = CASE WHEN attempts >= $max THEN $t END "
+        f"UPDATE queued_work_batches SET claim_id = NULL, claimed_at_ms = NULL, {released} "
         "WHERE claim_id = $claim AND list_contains($ids, batch_id)",
+        {"claim": c.claim_id, "ids": list(c.batch_ids)} if not count_attempt else
         {"error": clip_error(error), "max": max(1, max_attempts), "t": now_ms(),
          "why": failure_text(None, max(1, max_attempts)), "claim": c.claim_id,
          "ids": list(c.batch_ids)},

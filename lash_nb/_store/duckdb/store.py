@@ -537,9 +537,10 @@ class DuckDBStore:
         return batch
 
     async def abandon_claim(self, claim: QueueClaim, *, error: str | None = None,
-                            max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
-        await self._run_held(lambda con, hold: queued_work.abandon(con, hold, claim, error,
-                                                                 max_attempts), fold_first=True)
+                            max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+                            count_attempt: bool = True) -> None:
+        await self._run_held(lambda con, hold: queued_work.abandon(
+            con, hold, claim, error, max_attempts, count_attempt=count_attempt), fold_first=True)
         self._worker.queue_watch.changed(claim.session_id)  # it may have parked a batch
 
     async def queue_changes(self) -> QueueWatch:

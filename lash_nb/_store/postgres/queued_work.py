@@ -266,15 +266,21 @@ async def cancel(con: Any, sid: str, batch_id: str) -> QueuedWorkBatch | None:
 
 
 async def abandon(con: Any, c: QueueClaim, error: str | None = None,
-                  max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+                  max_attempts: int = DEFAULT_MAX_ATTEMPTS, *, count_attempt: bool = True) -> None:
     """Release ``c`` without completing it: pending again with ``error`` as the last error,
-    or parked failed once its batches used up ``max_attempts`` claims."""
+    or parked failed once its batches used up ``max_attempts`` claims. ``count_attempt=False``
+    hands it back: attempts as before the claim, error unchanged, never parked."""
     m = max(1, max_attempts)
+    if count_attempt:
+        released = ("error = coalesce(%(error)s, error, CASE WHEN attempts >= %(max)s THEN "
+                    "%(why)s END), failed_at_ms = CASE WHEN attempts >= %(max)s THEN "
+                    "lash_now_ms() END")
+    else:
+        released = "attempts = greatest(attempts - 1, 0)"
     # one statement (autocommitted: atomic, its notifications delivered at its end)
     await con.execute(
         "WITH released AS (UPDATE queued_work_batches SET claim_id = NULL, claimed_at_ms = NULL, "
-        "error = coalesce(%(error)s, error, CASE WHEN attempts >= %(max)s THEN %(why)s END), "
-        "failed_at_ms = CASE WHEN attempts >= %(max)s THEN lash_now_ms() END "
+        f"{released} "
         "WHERE claim_id = %(claim)s AND batch_id = ANY(%(ids)s) RETURNING 1) "
         "SELECT pg_notify('lash_work', %(sid)s), pg_notify('lash_queue', %(sid)s)",
         {"error": clip_error(error), "max": m, "why": failure_text(None, m),

@@ -353,8 +353,10 @@ class PostgresStore:
         return batch
 
     async def abandon_claim(self, claim: QueueClaim, *, error: str | None = None,
-                            max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
-        await self._run(lambda con: queued_work.abandon(con, claim, error, max_attempts))
+                            max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+                            count_attempt: bool = True) -> None:
+        await self._run(lambda con: queued_work.abandon(con, claim, error, max_attempts,
+                                                        count_attempt=count_attempt))
         self._queue_watch.changed(claim.session_id)
 
     async def sessions_with_ready_work(self) -> list[str]:
