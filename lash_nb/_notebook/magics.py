@@ -17,7 +17,7 @@ from importlib import import_module
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Float, Unicode
 
 from .._errors import LashError
@@ -132,6 +132,10 @@ class LashMagics(Magics):
         except (LashError, ValueError) as exc:
             raise _one_line(exc) from exc
 
+    # IPython's own expansion ($x, {expression}) would rewrite a prompt before lash sees it,
+    # and only where the transformer does not reach (a line in a block, run_line_magic): lash's
+    # documented {name} substitution is the only one, wherever the line stands (ADR 160)
+    @no_var_expand
     @line_cell_magic
     def lash(self, line: str, cell: str | None = None) -> Any:
         """Agent sessions in the notebook; ``%lash help`` lists the verbs."""
