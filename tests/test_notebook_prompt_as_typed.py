@@ -35,7 +35,8 @@ def user_prompts(sh) -> list[str]:
     f"for _ in range(1):\n    %lash turn {PASTED}",
     f"if True:\n    r = %lash turn {PASTED}",
     f"get_ipython().run_line_magic('lash', {'turn ' + PASTED!r})",
-], ids=["top-level", "in-a-for-loop", "assigned-in-an-if", "run_line_magic"])
+    f"def ask():\n    r = %lash turn {PASTED}\n    return r\nask()",
+], ids=["top-level", "in-a-for-loop", "assigned-in-an-if", "run_line_magic", "in-a-function"])
 def test_a_line_turn_sends_the_prompt_as_typed(sh, cell):
     sh.run_cell(cell)
     assert user_prompts(sh) == [SENT]

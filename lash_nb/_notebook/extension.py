@@ -6,6 +6,10 @@ The transformer rewrites, before IPython's own magic handling:
 - each top-level line ``%lash ARGS`` into ``await run_line(ARGS, False)`` and
   ``name = %lash ARGS`` into ``name = await run_line(ARGS, True)``.
 
+After IPython's own handling, a ``%lash`` line inside a block (``for``, ``if``, ``with``,
+``try``: IPython made it ``get_ipython().run_line_magic('lash', ARGS)``) is awaited the same
+way, unless it stands in a function or class body, which cannot await (ADR 160).
+
 ipykernel transforms a cell before deciding whether it is async, so the cell becomes an awaiting
 cell: on ipykernel >= 7.4 widget messages (Stop) are handled while it waits, and a kernel
 interrupt arrives as ``CancelledError`` in the turn (see ``runner.py``). Older kernels handle
@@ -23,12 +27,13 @@ lash_nb's modules at the same time. ``LASH_NB_WARM_IMPORTS=0`` turns the thread 
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import sys
 import threading
 from importlib import import_module
-from typing import Any
+from typing import Any, TypeGuard
 
 from IPython.core.error import UsageError
 
@@ -57,6 +62,56 @@ def transform_lash(lines: list[str]) -> list[str]:
         rest = m.group("rest") or ""
         out.append(f"{assign}await {ENTRY}.run_line({rest!r}, {bool(assign)})\n")
     return out
+
+
+def await_lash_in_blocks(lines: list[str]) -> list[str]:
+    """An ``input_transformers_post`` step: each ``get_ipython().run_line_magic('lash', ARGS)``
+    outside any function, lambda or class body becomes ``(await run_line(ARGS, ASSIGNED))``,
+    ASSIGNED being whether its value is used. In a kernel the magic call would otherwise run
+    the turn as a background task: the cell ends at once and shows none of the answers."""
+    src = "".join(lines)
+    if "run_line_magic" not in src:
+        return lines
+    try:
+        tree = ast.parse(src)
+    except SyntaxError:
+        return lines
+    edits: list[tuple[int, int, int, str]] = []  # (line index, start, end, replacement)
+
+    def visit(node: ast.AST, parent: ast.AST | None) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            return  # a body that cannot await at the top of a cell
+        if _is_lash_magic_call(node) and node.lineno == node.end_lineno:
+            args = node.args[1]
+            assigned = not isinstance(parent, ast.Expr)
+            new = f"(await {ENTRY}.run_line({ast.get_source_segment(src, args)}, {assigned}))"
+            end = node.end_col_offset if node.end_col_offset is not None else node.col_offset
+            edits.append((node.lineno - 1, node.col_offset, end, new))
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child, node)
+
+    visit(tree, None)
+    if not edits:
+        return lines
+    out = src.splitlines(keepends=True)
+    for row, start, end, new in sorted(edits, reverse=True):
+        raw = out[row].encode()  # ast's columns count UTF-8 bytes
+        out[row] = (raw[:start] + new.encode() + raw[end:]).decode()
+    return out
+
+
+def _is_lash_magic_call(node: ast.AST) -> TypeGuard[ast.Call]:
+    """``get_ipython().run_line_magic('lash', <a string>)``, as IPython writes a magic line."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "run_line_magic" and len(node.args) == 2
+            and not node.keywords):
+        return False
+    owner, (name, args) = node.func.value, node.args
+    return (isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name)
+            and owner.func.id == "get_ipython" and not owner.args
+            and isinstance(name, ast.Constant) and name.value == "lash"
+            and isinstance(args, ast.Constant) and isinstance(args.value, str))
 
 
 def _magics() -> LashMagics:
@@ -246,6 +301,8 @@ def load_ipython_extension(ip: Any) -> None:
     cleanup = ip.input_transformers_cleanup
     if transform_lash not in cleanup:
         cleanup.insert(0, transform_lash)
+    if await_lash_in_blocks not in ip.input_transformers_post:
+        ip.input_transformers_post.append(await_lash_in_blocks)
     warm_after_idle(ip)
 
 
@@ -253,3 +310,5 @@ def unload_ipython_extension(ip: Any) -> None:
     cleanup = ip.input_transformers_cleanup
     if transform_lash in cleanup:
         cleanup.remove(transform_lash)
+    if await_lash_in_blocks in ip.input_transformers_post:
+        ip.input_transformers_post.remove(await_lash_in_blocks)
