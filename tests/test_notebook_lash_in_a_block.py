@@ -11,7 +11,7 @@ iteration: the cell ended at once, showed none of the answers, the turns ran aft
 from __future__ import annotations
 
 import pytest
-from notebook_harness import KernelHarness
+from notebook_harness import KernelHarness, prose_of
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def kernel(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("nb")
     with KernelHarness(cwd=str(cwd)) as k:
-        k.run("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0")
+        k.run("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.02")
         k.run("%lash open loop --store loop.duckdb --fresh")
         yield k
 
@@ -51,6 +51,26 @@ def test_an_assigned_turn_in_an_if_block_gives_the_result(kernel):
     assert ex.stdout.strip() == "TurnResult finished: assistant_message"
 
 
+def test_the_kernel_interrupt_stops_the_turn_and_ends_the_loop(kernel):
+    """Interrupt means stop the cell: the running turn commits ``stopped: cancelled`` (as at
+    the top of a cell) and the loop does not go on to start the next item's turn."""
+    words = " ".join(f"w{i}" for i in range(400))
+    ex = kernel.submit(f"for i in range(3):\n    %lash turn please echo {words}\nprint('after')")
+    model_id = kernel.wait_for_widget(ex, name="TurnWidget")
+    kernel.pump_until(lambda: len(prose_of(kernel.state(model_id))) > 30, timeout=120)
+    kernel.km.interrupt_kernel()
+    kernel.wait(ex, timeout=120)
+    assert ex.status == "error" and ex.error.startswith("KeyboardInterrupt"), ex.error
+    assert "after" not in ex.stdout
+    assert [kernel.state(w).get("outcome") for w in ex.widget_ids()] == ["stopped: cancelled"]
+    rows = kernel.run(
+        "b = __import__('lash_nb._notebook.extension', fromlist=['x'])._magics()"
+        ".ctx.bindings['loop']\n"
+        "print([(t.outcome, t.result['cancellation']['origin']) for t in "
+        "await b.session.store.load_turns('loop') if t.outcome != 'finished'])")
+    assert rows.stdout.strip() == "[('stopped', 'kernel_interrupt')]"
+
+
 def test_a_lash_line_inside_a_function_still_runs(kernel):
     """A function body cannot await: the line stays a magic call there (a background task in
     a kernel, with its notice), as before."""
@@ -67,5 +87,5 @@ def test_the_rewrite_leaves_strings_and_function_bodies_alone():
             "    if i:\n", f"        {call}\n", "def f():\n", f"    return {call}\n"]
     out = await_lash_in_blocks(cell)
     assert out[0] == cell[0] and out[5:] == cell[5:]
-    assert out[2] == f"    r = (await {ENTRY}.run_line('turn hi é', True))\n"
-    assert out[4] == f"        (await {ENTRY}.run_line('turn hi é', False))\n"
+    assert out[2] == f"    r = (await {ENTRY}.run_block_line('turn hi é', True))\n"
+    assert out[4] == f"        (await {ENTRY}.run_block_line('turn hi é', False))\n"

@@ -67,7 +67,7 @@ def transform_lash(lines: list[str]) -> list[str]:
 def await_lash_in_blocks(lines: list[str]) -> list[str]:
     """An ``input_transformers_post`` step: each ``get_ipython().run_line_magic('lash', ARGS)``
     outside any function, lambda or class body becomes ``(await run_line(ARGS, ASSIGNED))``,
-    ASSIGNED being whether its value is used. In a kernel the magic call would otherwise run
+    ASSIGNED being whether its value is used (:func:`run_block_line`). In a kernel the magic call would otherwise run
     the turn as a background task: the cell ends at once and shows none of the answers."""
     src = "".join(lines)
     if "run_line_magic" not in src:
@@ -84,7 +84,8 @@ def await_lash_in_blocks(lines: list[str]) -> list[str]:
         if _is_lash_magic_call(node) and node.lineno == node.end_lineno:
             args = node.args[1]
             assigned = not isinstance(parent, ast.Expr)
-            new = f"(await {ENTRY}.run_line({ast.get_source_segment(src, args)}, {assigned}))"
+            new = (f"(await {ENTRY}.run_block_line({ast.get_source_segment(src, args)}, "
+                   f"{assigned}))")
             end = node.end_col_offset if node.end_col_offset is not None else node.col_offset
             edits.append((node.lineno - 1, node.col_offset, end, new))
             return
@@ -129,6 +130,22 @@ async def run_line(line: str, assigned: bool = False) -> Any:
     magics = _magics()
     wait_for_warm_imports()
     return await magics.dispatch(line, None, assigned=assigned)
+
+
+async def run_block_line(line: str, assigned: bool = False) -> Any:
+    """A ``%lash`` line inside a block of the cell (a loop's body): :func:`run_line`, and when
+    the kernel's interrupt stopped its turn (committed ``stopped: cancelled`` as at the top of
+    a cell), ``KeyboardInterrupt`` then, so the cell ends there: a loop does not go on to the
+    next item's turn, and a Run All stops (ADR 160)."""
+    magics = _magics()
+    before = magics.ctx.last_result
+    out = await run_line(line, assigned)
+    after = magics.ctx.last_result
+    cancellation = getattr(after, "cancellation", None) if after is not before else None
+    if cancellation and cancellation.get("origin") == "kernel_interrupt":
+        raise KeyboardInterrupt(f"the kernel's interrupt stopped turn {after.turn_id!r} "
+                                "(committed stopped: cancelled); the rest of the cell was not run")
+    return out
 
 
 async def run_cell(line: str, body: str) -> Any:
