@@ -56,3 +56,69 @@ def test_an_enqueued_prompt_in_a_block_is_queued_as_typed(sh):
 def test_a_system_prompt_set_in_a_block_is_kept_as_typed(sh):
     sh.run_cell("if True:\n    %lash prompt --set 'Answer in $x USD, never {rows[0]}.'")
     assert "Answer in $x USD, never {rows[0]}." in sh.user_ns["s"].rendered_prompt()
+
+
+# pasted code in a %%lash cell: lash's own {name} substitution would change it where the name
+# is defined in the notebook (here `name` and `rows`), silently
+CODE = 'def greet(name):\n    return f"Hello {name}, {rows}"  # \\{not} {missing}\n'
+
+
+def test_a_raw_cell_sends_pasted_code_exactly_as_typed(sh):
+    sh.run_cell(f"%%lash --raw\nWhy does this fail?\n{CODE}")
+    assert user_prompts(sh) == [f"Why does this fail?\n{CODE}".strip()]
+
+
+def test_a_raw_line_turn_and_a_raw_enqueue_keep_braces_and_backslashes(sh):
+    sh.run_cell("%lash turn --raw echo {name} \\{rows} {missing}")
+    sh.run_cell("%lash enqueue --raw --id k1 later {name} \\{rows}")
+    sh.run_cell("q = %lash queue --df")
+    assert user_prompts(sh) == ["echo {name} \\{rows} {missing}"]
+    assert list(sh.user_ns["q"]["text"]) == ["later {name} \\{rows}"]
+
+
+def test_a_raw_turn_keeps_its_system_text_as_typed(sh):
+    from lash_nb import SessionConfigPatch
+    from lash_nb.providers import FunctionProvider
+
+    seen: list[str | None] = []
+
+    def fn(request):
+        seen.append(request.system_prompt)
+        return "ok"
+
+    sh.user_ns["_patch"] = SessionConfigPatch(provider=FunctionProvider(fn, kind="recorder"))
+    sh.run_cell("await s.configure(_patch)")
+    sh.run_cell('%lash turn --raw --system "Quote {name} verbatim." hi')
+    assert seen == ["Quote {name} verbatim."]
+
+
+def test_a_substitution_says_which_names_it_replaced(sh):
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as cap:
+        sh.run_cell(f"%%lash\nWhy does this fail?\n{CODE.replace(' {missing}', '')}")
+    assert user_prompts(sh)[0].endswith('return f"Hello Ada, [\'a\', \'b\']"  # {not}')
+    assert cap.stdout.strip() == ("lash: {name}, {rows} in the prompt were replaced by the "
+                                  "notebook's values; --raw sends the text as typed")
+
+
+def test_one_substituted_name_is_said_in_the_singular(sh):
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as cap:
+        sh.run_cell("%lash enqueue weather for {name} and {{name}} again")
+    assert cap.stdout.splitlines()[0] == ("lash: {name} in the prompt was replaced by the "
+                                          "notebook's value; --raw sends the text as typed")
+
+
+def test_a_prompt_without_substitution_prints_nothing(sh):
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as cap:
+        sh.run_cell("%lash turn plain words, {1: 2} and \\{name}")
+    assert cap.stdout == ""
+
+
+def test_a_raw_session_prompt_is_kept_as_typed(sh):
+    sh.run_cell("%lash prompt --raw --set 'Format rows as {name}: {value}.'")
+    assert "Format rows as {name}: {value}." in sh.user_ns["s"].rendered_prompt()
