@@ -55,7 +55,8 @@ def test_the_kernel_interrupt_stops_the_turn_and_ends_the_loop(kernel):
     """Interrupt means stop the cell: the running turn commits ``stopped: cancelled`` (as at
     the top of a cell) and the loop does not go on to start the next item's turn."""
     words = " ".join(f"w{i}" for i in range(400))
-    ex = kernel.submit(f"for i in range(3):\n    %lash turn please echo {words}\nprint('after')")
+    ex = kernel.submit(f"for i in range(3):\n    %lash turn please echo {words}\nprint('after')",
+                       stop_on_error=False)
     model_id = kernel.wait_for_widget(ex, name="TurnWidget")
     kernel.pump_until(lambda: len(prose_of(kernel.state(model_id))) > 30, timeout=120)
     kernel.km.interrupt_kernel()

@@ -28,11 +28,13 @@ lash_nb's modules at the same time. ``LASH_NB_WARM_IMPORTS=0`` turns the thread 
 from __future__ import annotations
 
 import ast
+import asyncio
 import os
 import re
 import sys
 import threading
 from importlib import import_module
+from types import FrameType
 from typing import Any, TypeGuard
 
 from IPython.core.error import UsageError
@@ -45,13 +47,21 @@ _LINE = re.compile(r"^(?P<assign>[A-Za-z_][\w.]*\s*=\s*)?%lash(?:[ \t]+(?P<rest>
 
 
 def transform_lash(lines: list[str]) -> list[str]:
-    if not lines:
+    if not any("%lash" in line for line in lines):
         return lines
-    first = lines[0]
+    unawaited = _unawaited()
+    if unawaited is False:  # the magic runs the turn itself, synchronously
+        return lines
+    start = next((i for i, line in enumerate(lines) if line.strip()), 0)  # as IPython skips
+    first = lines[start]  # blank lines above a cell magic
     if first.startswith("%%lash") and (len(first.rstrip("\n")) == 6 or first[6] in " \t\n"):
         args = first[6:].strip()
-        body = "".join(lines[1:])
+        if unawaited:
+            return [f"{ENTRY}.refuse_unawaited({args!r})\n"]
+        body = "".join(lines[start + 1:])
         return [f"await {ENTRY}.run_cell({args!r}, {body!r})\n"]
+    if first.startswith("%%"):  # another cell magic's body: that magic reads it (%%writefile,
+        return lines  # %%markdown as text; %%time, %%capture transform it again when run)
     out = []
     for line in lines:
         m = _LINE.match(line.rstrip("\n"))
@@ -60,8 +70,38 @@ def transform_lash(lines: list[str]) -> list[str]:
             continue
         assign = m.group("assign") or ""
         rest = m.group("rest") or ""
-        out.append(f"{assign}await {ENTRY}.run_line({rest!r}, {bool(assign)})\n")
+        call = (f"{ENTRY}.refuse_unawaited({rest!r})" if unawaited else
+                f"await {ENTRY}.run_line({rest!r}, {bool(assign)})")
+        out.append(f"{assign}{call}\n")
     return out
+
+
+def _unawaited() -> bool | None:
+    """None for a cell's own code (its ``%lash`` lines are awaited). Otherwise the code is
+    transformed while a cell runs, by a magic that runs it without awaiting it (``%%time``,
+    ``%time``, ``%%timeit``, ``%%capture``): True where an event loop runs (a kernel: the
+    line cannot wait for a turn there), False where none does (a terminal shell: the magic
+    runs the turn synchronously)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    running = InteractiveShell.run_code.__code__
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None and frame.f_code is not running:
+        frame = frame.f_back
+    if frame is None:
+        return None
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def refuse_unawaited(line: str) -> None:
+    """What a ``%lash`` line becomes under ``%%time`` and the like in a kernel."""
+    raise UsageError("%lash cannot run inside %%time, %time, %%timeit or %%capture in a "
+                     "kernel: they run the line without awaiting it; run %lash in a cell of "
+                     "its own (the turn's record shows how long it took)")
 
 
 def await_lash_in_blocks(lines: list[str]) -> list[str]:
@@ -71,6 +111,9 @@ def await_lash_in_blocks(lines: list[str]) -> list[str]:
     the turn as a background task: the cell ends at once and shows none of the answers."""
     src = "".join(lines)
     if "run_line_magic" not in src:
+        return lines
+    unawaited = _unawaited()
+    if unawaited is False:
         return lines
     try:
         tree = ast.parse(src)
@@ -84,8 +127,9 @@ def await_lash_in_blocks(lines: list[str]) -> list[str]:
         if _is_lash_magic_call(node) and node.lineno == node.end_lineno:
             args = node.args[1]
             assigned = not isinstance(parent, ast.Expr)
-            new = (f"(await {ENTRY}.run_block_line({ast.get_source_segment(src, args)}, "
-                   f"{assigned}))")
+            text = ast.get_source_segment(src, args)
+            new = (f"{ENTRY}.refuse_unawaited({text})" if unawaited else
+                   f"(await {ENTRY}.run_block_line({text}, {assigned}))")
             end = node.end_col_offset if node.end_col_offset is not None else node.col_offset
             edits.append((node.lineno - 1, node.col_offset, end, new))
             return
