@@ -72,6 +72,12 @@ def test_the_kernel_interrupt_stops_the_turn_and_ends_the_loop(kernel):
     assert rows.stdout.strip() == "[('stopped', 'kernel_interrupt')]"
 
 
+def test_a_lash_cell_below_a_blank_line_is_awaited_too(kernel):
+    ex = kernel.run("\n%%lash\nhello after a blank line", timeout=120)
+    assert "background task" not in ex.stdout
+    assert "You said: hello after a blank line" in shown(ex)
+
+
 def test_a_lash_line_inside_a_function_still_runs(kernel):
     """A function body cannot await: the line stays a magic call there (a background task in
     a kernel, with its notice), as before."""

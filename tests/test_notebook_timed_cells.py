@@ -52,3 +52,9 @@ def test_refusal_is_a_usage_error_not_a_syntax_error():
     with pytest.raises(UsageError) as info:
         refuse_unawaited("turn hi")
     assert f"UsageError: {info.value}" == REFUSED
+
+
+def test_another_cell_magics_body_is_left_as_typed(tmp_path, monkeypatch):
+    with lash_shell(tmp_path, monkeypatch) as sh:
+        sh.run_cell("%%writefile notes.md\nask with:\n%lash turn hello\n")
+    assert (tmp_path / "notes.md").read_text() == "ask with:\n%lash turn hello\n"
