@@ -98,7 +98,7 @@ def test_a_substitution_says_which_names_it_replaced(sh):
     with capture_output() as cap:
         sh.run_cell(f"%%lash\nWhy does this fail?\n{CODE.replace(' {missing}', '')}")
     assert user_prompts(sh)[0].endswith('return f"Hello Ada, [\'a\', \'b\']"  # {not}')
-    assert cap.stdout.strip() == ("lash: {name}, {rows} in the prompt were replaced by the "
+    assert cap.stdout.strip() == ("lash: {name}, {rows} were replaced by the "
                                   "notebook's values; --raw sends the text as typed")
 
 
@@ -107,7 +107,7 @@ def test_one_substituted_name_is_said_in_the_singular(sh):
 
     with capture_output() as cap:
         sh.run_cell("%lash enqueue weather for {name} and {{name}} again")
-    assert cap.stdout.splitlines()[0] == ("lash: {name} in the prompt was replaced by the "
+    assert cap.stdout.splitlines()[0] == ("lash: {name} was replaced by the "
                                           "notebook's value; --raw sends the text as typed")
 
 
@@ -122,3 +122,40 @@ def test_a_prompt_without_substitution_prints_nothing(sh):
 def test_a_raw_session_prompt_is_kept_as_typed(sh):
     sh.run_cell("%lash prompt --raw --set 'Format rows as {name}: {value}.'")
     assert "Format rows as {name}: {value}." in sh.user_ns["s"].rendered_prompt()
+
+
+def test_an_enqueue_per_row_of_a_loop_gets_one_id_per_row(sh):
+    """``--id row-{i}`` in a loop: each row is queued under its own id (the id stayed
+    ``row-{i}``, so rows 1 and 2 were "already queued" as row 0); the note is said once."""
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as cap:
+        sh.run_cell("for i in range(3):\n"
+                    "    %lash enqueue --id row-{i} --merge-key m{i} summarise row {i}")
+    sh.run_cell("q = %lash queue --df")
+    q = sh.user_ns["q"]
+    assert list(q["text"]) == ["summarise row 0", "summarise row 1", "summarise row 2"]
+    assert list(q["source_key"]) == ["host:row-0", "host:row-1", "host:row-2"]
+    assert list(q["merge_key"]) == ["m0", "m1", "m2"]
+    notes = [line for line in cap.stdout.splitlines() if line.startswith("lash: ")]
+    assert notes == [("lash: {i} was replaced by the notebook's value; --raw sends the text "
+                      "as typed")]
+
+
+def test_a_turn_id_takes_a_notebook_value_and_raw_keeps_it_as_typed(sh):
+    sh.run_cell("run = 7")
+    r = sh.run_cell("r = %lash turn --turn-id t-{run} hello\nr")
+    assert r.turn_id == "t-7"
+    r = sh.run_cell("r = %lash turn --raw --turn-id t-{run} hello\nr")
+    assert r.turn_id == "t-{run}"
+
+
+def test_the_note_is_said_again_in_the_next_cell(sh):
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as first:
+        sh.run_cell("%lash turn hello {name}")
+    with capture_output() as second:
+        sh.run_cell("%lash turn hello {name}")
+    assert first.stdout.startswith("lash: {name} was replaced")
+    assert second.stdout.startswith("lash: {name} was replaced")

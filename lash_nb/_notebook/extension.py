@@ -359,6 +359,7 @@ def load_ipython_extension(ip: Any) -> None:
             setattr(magics, key, value)
     ip.register_magics(magics)
     ip.configurables.append(magics)
+    ip.events.register("pre_run_cell", magics.cell_started)
     cleanup = ip.input_transformers_cleanup
     if transform_lash not in cleanup:
         cleanup.insert(0, transform_lash)
@@ -368,6 +369,9 @@ def load_ipython_extension(ip: Any) -> None:
 
 
 def unload_ipython_extension(ip: Any) -> None:
+    magics = ip.magics_manager.registry.get("LashMagics")
+    if magics is not None and magics.cell_started in ip.events.callbacks["pre_run_cell"]:
+        ip.events.unregister("pre_run_cell", magics.cell_started)
     cleanup = ip.input_transformers_cleanup
     if transform_lash in cleanup:
         cleanup.remove(transform_lash)

@@ -108,6 +108,11 @@ class LashMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.ctx = NotebookContext(self)
+        self.cells_run = 0  # counted by pre_run_cell: which lines share a cell (a loop's)
+        self.said: tuple[int, list[str]] | None = None  # the last {name} note (parsing.py)
+
+    def cell_started(self, *_info: Any) -> None:
+        self.cells_run += 1
 
     @property
     def user_ns(self) -> dict[str, Any]:

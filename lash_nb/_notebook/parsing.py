@@ -189,11 +189,18 @@ def prompt_text(text: str, ns: Mapping[str, Any], *, raw: bool,
     return out
 
 
-def say_replaced(replaced: list[str]) -> None:
+def say_replaced(replaced: list[str], magics: Any = None) -> None:
     """One line after a prompt whose ``{name}`` fields took notebook values: pasted code
-    holding ``{name}`` changes where that name is defined, so it is never silent."""
-    if replaced:
-        fields = ", ".join(f"{{{n}}}" for n in replaced)
-        were = "was replaced by the notebook's value" if len(replaced) == 1 else (
-            "were replaced by the notebook's values")
-        print(f"lash: {fields} in the prompt {were}; --raw sends the text as typed")
+    holding ``{name}`` changes where that name is defined, so it is never silent. Said once
+    per cell for the same names (``magics.cells_run``), not at each turn of a loop."""
+    if not replaced:
+        return
+    if magics is not None:
+        said = (magics.cells_run, list(replaced))
+        if getattr(magics, "said", None) == said:
+            return
+        magics.said = said
+    fields = ", ".join(f"{{{n}}}" for n in replaced)
+    were = "was replaced by the notebook's value" if len(replaced) == 1 else (
+        "were replaced by the notebook's values")
+    print(f"lash: {fields} {were}; --raw sends the text as typed")

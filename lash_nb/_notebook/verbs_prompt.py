@@ -58,7 +58,7 @@ def prompt_args(m: LashMagics, argline: str, cell: str | None) -> Any:
 
 async def prompt(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = prompt_args(m, argline, cell)
-    say_replaced(a.replaced)
+    say_replaced(a.replaced, m)
     b = await m.ctx.binding(a.session)
     s = b.session
     config = s.admin().config()

@@ -232,6 +232,8 @@ def turn_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
     prompt = clean_text(prompt_text(prompt.strip(), m.user_ns, raw=a.raw, replaced=a.replaced))
     if not prompt and not a.attach:
         raise UsageError("the prompt is empty; write it after %lash turn or in the %%lash cell body")
+    if a.turn_id is not None:  # a loop's turn ids: --turn-id t-{i}
+        a.turn_id = prompt_text(a.turn_id, m.user_ns, raw=a.raw, replaced=a.replaced)
     if a.system is not None:
         a.system = clean_text(prompt_text(a.system, m.user_ns, raw=a.raw,
                                           replaced=a.replaced)).strip()
@@ -269,7 +271,7 @@ def attached_input(prompt: str, targets: list[tuple[str, Any]]) -> TurnInput:
 
 async def turn(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a, prompt = turn_args(m, argline, cell)
-    say_replaced(a.replaced)
+    say_replaced(a.replaced, m)
     turn_input = attached_input(prompt, a.attach) if a.attach else None
     b = await m.ctx.binding(a.session)
     if a.turn_id is not None:
@@ -316,13 +318,17 @@ def enqueue_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, st
     prompt = clean_text(prompt_text(prompt.strip(), m.user_ns, raw=a.raw, replaced=a.replaced))
     if not prompt and not a.attach:
         raise UsageError("the prompt is empty; write it after %lash enqueue")
+    for key in ("id", "merge_key"):  # a loop's keys: --id row-{i}
+        if getattr(a, key) is not None:
+            setattr(a, key, prompt_text(getattr(a, key), m.user_ns, raw=a.raw,
+                                        replaced=a.replaced))
     a.attach = attach_targets(m, a.attach)
     return a, prompt
 
 
 async def enqueue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a, prompt = enqueue_args(m, argline, cell)
-    say_replaced(a.replaced)
+    say_replaced(a.replaced, m)
     b = await m.ctx.binding(a.session)
     builder = b.session.enqueue(attached_input(prompt, a.attach) if a.attach else prompt)
     if a.id:
