@@ -84,6 +84,7 @@ def test_a_lash_line_inside_a_function_still_runs(kernel):
     ex = kernel.run("def ask():\n    t = %lash turn from a function\n    return t\n"
                     "t = ask()\nr = await t\nprint(r.outcome)", timeout=120)
     assert ex.stdout.strip().endswith("finished: assistant_message")
+    assert "a for/if/with block of it, not in a function (or await the task)" in ex.stdout
 
 
 def test_the_rewrite_leaves_strings_and_function_bodies_alone():

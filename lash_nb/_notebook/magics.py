@@ -154,6 +154,6 @@ class LashMagics(Magics):
             return get_asyncio_loop().run_until_complete(coro)
         task = asyncio.ensure_future(coro)
         print("%lash runs as a background task here (returned): this line was not rewritten into "
-              "an await. Put %load_ext lash_nb in a cell of its own, and write %lash at the top "
-              "level of a cell (or await the task)")
+              "an await. Put %load_ext lash_nb in a cell of its own, and write %lash in the cell "
+              "itself or a for/if/with block of it, not in a function (or await the task)")
         return task
