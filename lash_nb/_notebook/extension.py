@@ -8,7 +8,10 @@ The transformer rewrites, before IPython's own magic handling:
 
 After IPython's own handling, a ``%lash`` line inside a block (``for``, ``if``, ``with``,
 ``try``: IPython made it ``get_ipython().run_line_magic('lash', ARGS)``) is awaited the same
-way, unless it stands in a function or class body, which cannot await (ADR 160).
+way, unless it stands in a function or class body, which cannot await (ADR 160). Code that
+``%%time``, ``%time``, ``%%timeit`` or ``%%capture`` transform while the cell runs is not
+awaited: in a kernel its ``%lash`` line is refused in one line, in a terminal shell the magic
+runs the turn synchronously. Another cell magic's body is left as typed.
 
 ipykernel transforms a cell before deciding whether it is async, so the cell becomes an awaiting
 cell: on ipykernel >= 7.4 widget messages (Stop) are handled while it waits, and a kernel
@@ -106,9 +109,10 @@ def refuse_unawaited(line: str) -> None:
 
 def await_lash_in_blocks(lines: list[str]) -> list[str]:
     """An ``input_transformers_post`` step: each ``get_ipython().run_line_magic('lash', ARGS)``
-    outside any function, lambda or class body becomes ``(await run_line(ARGS, ASSIGNED))``,
-    ASSIGNED being whether its value is used (:func:`run_block_line`). In a kernel the magic call would otherwise run
-    the turn as a background task: the cell ends at once and shows none of the answers."""
+    outside any function, lambda or class body becomes ``(await run_block_line(ARGS,
+    ASSIGNED))``, ASSIGNED being whether its value is used. In a kernel the magic call would
+    otherwise run the turn as a background task: the cell ends at once and shows none of the
+    answers."""
     src = "".join(lines)
     if "run_line_magic" not in src:
         return lines
