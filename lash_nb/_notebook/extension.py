@@ -47,6 +47,7 @@ from .magics import LashMagics
 
 ENTRY = "__import__('lash_nb._notebook.extension', fromlist=['run_line'])"
 _LINE = re.compile(r"^(?P<assign>[A-Za-z_][\w.]*\s*=\s*)?%lash(?:[ \t]+(?P<rest>.*?))?[ \t]*$")
+_LASH_CALL = re.compile(r"""run_line_magic\(\s*['"]lash['"]""")
 
 
 def transform_lash(lines: list[str]) -> list[str]:
@@ -114,7 +115,7 @@ def await_lash_in_blocks(lines: list[str]) -> list[str]:
     otherwise run the turn as a background task: the cell ends at once and shows none of the
     answers."""
     src = "".join(lines)
-    if "run_line_magic" not in src:
+    if _LASH_CALL.search(src) is None:  # most cells: no parse, no stack walk
         return lines
     unawaited = _unawaited()
     if unawaited is False:
