@@ -135,14 +135,18 @@ class KernelHarness:
         self.stop()
 
     # ------------------------------------------------------------------ execution
-    def submit(self, code: str) -> Execution:
-        msg_id = self.kc.execute(code, store_history=False)
+    def submit(self, code: str, *, stop_on_error: bool = True) -> Execution:
+        """``stop_on_error=False`` for a cell expected to fail: otherwise the kernel aborts
+        the execute requests that reach it just after the error (ipykernel's abort window),
+        and the test's next cell comes back "aborted" on a loaded machine."""
+        msg_id = self.kc.execute(code, store_history=False, stop_on_error=stop_on_error)
         ex = Execution(msg_id)
         self.executions[msg_id] = ex
         return ex
 
-    def execute(self, code: str, *, timeout: float = 60.0) -> Execution:
-        ex = self.submit(code)
+    def execute(self, code: str, *, timeout: float = 60.0, stop_on_error: bool = True
+                ) -> Execution:
+        ex = self.submit(code, stop_on_error=stop_on_error)
         self.wait(ex, timeout=timeout)
         return ex
 

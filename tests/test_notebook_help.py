@@ -42,7 +42,7 @@ def test_help_in_a_lash_cell_shows_the_turn_forms_and_runs_no_turn(sh, tmp_path)
     card = sh.run_cell("%%lash --help\nwhat is the weather?\n")
     rows = _rows(card)
     assert [r.split(" | ")[0] for r in rows] == [
-        "| `%%lash [--session S] [-o VAR] [--background] [--system TEXT] [--attach fig,df]`",
+        "| `%%lash [--session S] [-o VAR] [--background] [--system TEXT] [--attach fig,df] [--raw]`",
         "| `%lash turn PROMPT` / `r = %lash turn PROMPT`"]
     assert list(tmp_path.iterdir()) == []
 

@@ -80,3 +80,41 @@ def test_a_session_with_only_queued_work_can_still_be_deleted(sh, tmp_path):
     assert con.execute("SELECT count(*) FROM queued_work_batches WHERE session_id = 's3'"
                        ).fetchone() == (0,)
     con.close()
+
+
+def test_opening_again_a_session_open_in_another_store_reopens_it_there(sh, tmp_path):
+    """Two sessions in one notebook, switched with ``%lash open NAME`` (the way back after a
+    code-mode side session): the plain open rebinds the session where it is open, with its
+    turns, not a new empty one in the configured default file."""
+    sh.run_cell("%lash open analysis --store work.duckdb")
+    sh.run_cell("a = %lash turn first")
+    sh.run_cell("%lash open side --store work.duckdb")
+    s = sh.run_cell("s = %lash open analysis\ns")
+    assert [m.text() for m in s.read_view().messages() if m.role == "user"] == ["first"]
+    r = sh.run_cell("r = %lash turn second\nr")
+    assert r.session_id == "analysis"
+    sh.run_cell("from lash_nb._notebook.extension import _magics\nawait _magics().ctx.close()")
+    assert not (tmp_path / "lash.duckdb").exists()
+    con = duckdb.connect(str(tmp_path / "work.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM turns WHERE session_id = 'analysis'"
+                       ).fetchone() == (2,)
+    con.close()
+
+
+def test_opening_again_keeps_the_provider_it_is_open_with(sh):
+    sh.run_cell("%lash open analysis --store work.duckdb --provider ollama")
+    sh.run_cell("%lash open side --store work.duckdb")
+    sh.run_cell("%lash open analysis")
+    b = sh.run_cell("from lash_nb._notebook.extension import _magics\n"
+                    "_magics().ctx.bindings['analysis']")
+    assert (b.store, b.provider) == ("work.duckdb", "ollama")
+    sh.run_cell("await _magics().ctx.close()")
+
+
+def test_an_explicit_store_or_provider_on_the_open_again_still_wins(sh, tmp_path):
+    sh.run_cell("%lash open analysis --store work.duckdb --provider ollama")
+    sh.run_cell("%lash open analysis --store other.duckdb --provider offline")
+    b = sh.run_cell("from lash_nb._notebook.extension import _magics\n"
+                    "_magics().ctx.bindings['analysis']")
+    assert (b.store, b.provider) == ("other.duckdb", "offline")
+    sh.run_cell("await _magics().ctx.close()")

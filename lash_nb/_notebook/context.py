@@ -121,12 +121,17 @@ class NotebookContext:
         or functions) are attached to the session before it is returned."""
         d = self.defaults
         name = name or d.session
-        store = store or d.store
+        # a session open in this kernel opens again where it is open and with its provider
+        # and model, unless the line names others: not a new, empty session in the
+        # configured default file (ADR 161)
+        was = self.bindings.get(name)
+        store = store or (was.store if was is not None else d.store)
         if store.startswith("~"):  # as a shell reads it; postgresql:// and :memory: stay
             store = os.path.expanduser(store)  # noqa: ASYNC240  (reads $HOME, not the disk)
-        explicit, provider = provider, provider or d.provider
+        kept = was is not None and provider is None and model is None
+        explicit, provider = provider, provider or (was.provider if kept and was else d.provider)
         named_model = model  # --model given: it wins over a configured model (ADR 41)
-        model = d.model if model is None else model
+        model = (was.model if kept and was else d.model) if model is None else model
         if model and provider in PROVIDERS:  # a provider:model id names the provider too
             provider, model = split_model_id(model, provider=explicit, default=provider)
             provider = provider or d.provider

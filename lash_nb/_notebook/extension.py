@@ -6,6 +6,13 @@ The transformer rewrites, before IPython's own magic handling:
 - each top-level line ``%lash ARGS`` into ``await run_line(ARGS, False)`` and
   ``name = %lash ARGS`` into ``name = await run_line(ARGS, True)``.
 
+After IPython's own handling, a ``%lash`` line inside a block (``for``, ``if``, ``with``,
+``try``: IPython made it ``get_ipython().run_line_magic('lash', ARGS)``) is awaited the same
+way, unless it stands in a function or class body, which cannot await (ADR 160). Code that
+``%%time``, ``%time``, ``%%timeit`` or ``%%capture`` transform while the cell runs is not
+awaited: in a kernel its ``%lash`` line is refused in one line, in a terminal shell the magic
+runs the turn synchronously. Another cell magic's body is left as typed.
+
 ipykernel transforms a cell before deciding whether it is async, so the cell becomes an awaiting
 cell: on ipykernel >= 7.4 widget messages (Stop) are handled while it waits, and a kernel
 interrupt arrives as ``CancelledError`` in the turn (see ``runner.py``). Older kernels handle
@@ -23,12 +30,15 @@ lash_nb's modules at the same time. ``LASH_NB_WARM_IMPORTS=0`` turns the thread 
 
 from __future__ import annotations
 
+import ast
+import asyncio
 import os
 import re
 import sys
 import threading
 from importlib import import_module
-from typing import Any
+from types import FrameType
+from typing import Any, TypeGuard
 
 from IPython.core.error import UsageError
 
@@ -37,16 +47,25 @@ from .magics import LashMagics
 
 ENTRY = "__import__('lash_nb._notebook.extension', fromlist=['run_line'])"
 _LINE = re.compile(r"^(?P<assign>[A-Za-z_][\w.]*\s*=\s*)?%lash(?:[ \t]+(?P<rest>.*?))?[ \t]*$")
+_LASH_CALL = re.compile(r"""run_line_magic\(\s*['"]lash['"]""")
 
 
 def transform_lash(lines: list[str]) -> list[str]:
-    if not lines:
+    if not any("%lash" in line for line in lines):
         return lines
-    first = lines[0]
+    unawaited = _unawaited()
+    if unawaited is False:  # the magic runs the turn itself, synchronously
+        return lines
+    start = next((i for i, line in enumerate(lines) if line.strip()), 0)  # as IPython skips
+    first = lines[start]  # blank lines above a cell magic
     if first.startswith("%%lash") and (len(first.rstrip("\n")) == 6 or first[6] in " \t\n"):
         args = first[6:].strip()
-        body = "".join(lines[1:])
+        if unawaited:
+            return [f"{ENTRY}.refuse_unawaited({args!r})\n"]
+        body = "".join(lines[start + 1:])
         return [f"await {ENTRY}.run_cell({args!r}, {body!r})\n"]
+    if first.startswith("%%"):  # another cell magic's body: that magic reads it (%%writefile,
+        return lines  # %%markdown as text; %%time, %%capture transform it again when run)
     out = []
     for line in lines:
         m = _LINE.match(line.rstrip("\n"))
@@ -55,8 +74,94 @@ def transform_lash(lines: list[str]) -> list[str]:
             continue
         assign = m.group("assign") or ""
         rest = m.group("rest") or ""
-        out.append(f"{assign}await {ENTRY}.run_line({rest!r}, {bool(assign)})\n")
+        call = (f"{ENTRY}.refuse_unawaited({rest!r})" if unawaited else
+                f"await {ENTRY}.run_line({rest!r}, {bool(assign)})")
+        out.append(f"{assign}{call}\n")
     return out
+
+
+def _unawaited() -> bool | None:
+    """None for a cell's own code (its ``%lash`` lines are awaited). Otherwise the code is
+    transformed while a cell runs, by a magic that runs it without awaiting it (``%%time``,
+    ``%time``, ``%%timeit``, ``%%capture``): True where an event loop runs (a kernel: the
+    line cannot wait for a turn there), False where none does (a terminal shell: the magic
+    runs the turn synchronously)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    running = InteractiveShell.run_code.__code__
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None and frame.f_code is not running:
+        frame = frame.f_back
+    if frame is None:
+        return None
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def refuse_unawaited(line: str) -> None:
+    """What a ``%lash`` line becomes under ``%%time`` and the like in a kernel."""
+    raise UsageError("%lash cannot run inside %%time, %time, %%timeit or %%capture in a "
+                     "kernel: they run the line without awaiting it; run %lash in a cell of "
+                     "its own (the turn's record shows how long it took)")
+
+
+def await_lash_in_blocks(lines: list[str]) -> list[str]:
+    """An ``input_transformers_post`` step: each ``get_ipython().run_line_magic('lash', ARGS)``
+    outside any function, lambda or class body becomes ``(await run_block_line(ARGS,
+    ASSIGNED))``, ASSIGNED being whether its value is used. In a kernel the magic call would
+    otherwise run the turn as a background task: the cell ends at once and shows none of the
+    answers."""
+    src = "".join(lines)
+    if _LASH_CALL.search(src) is None:  # most cells: no parse, no stack walk
+        return lines
+    unawaited = _unawaited()
+    if unawaited is False:
+        return lines
+    try:
+        tree = ast.parse(src)
+    except SyntaxError:
+        return lines
+    edits: list[tuple[int, int, int, str]] = []  # (line index, start, end, replacement)
+
+    def visit(node: ast.AST, parent: ast.AST | None) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            return  # a body that cannot await at the top of a cell
+        if _is_lash_magic_call(node) and node.lineno == node.end_lineno:
+            args = node.args[1]
+            assigned = not isinstance(parent, ast.Expr)
+            text = ast.get_source_segment(src, args)
+            new = (f"{ENTRY}.refuse_unawaited({text})" if unawaited else
+                   f"(await {ENTRY}.run_block_line({text}, {assigned}))")
+            end = node.end_col_offset if node.end_col_offset is not None else node.col_offset
+            edits.append((node.lineno - 1, node.col_offset, end, new))
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child, node)
+
+    visit(tree, None)
+    if not edits:
+        return lines
+    out = src.splitlines(keepends=True)
+    for row, start, end, new in sorted(edits, reverse=True):
+        raw = out[row].encode()  # ast's columns count UTF-8 bytes
+        out[row] = (raw[:start] + new.encode() + raw[end:]).decode()
+    return out
+
+
+def _is_lash_magic_call(node: ast.AST) -> TypeGuard[ast.Call]:
+    """``get_ipython().run_line_magic('lash', <a string>)``, as IPython writes a magic line."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "run_line_magic" and len(node.args) == 2
+            and not node.keywords):
+        return False
+    owner, (name, args) = node.func.value, node.args
+    return (isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name)
+            and owner.func.id == "get_ipython" and not owner.args
+            and isinstance(name, ast.Constant) and name.value == "lash"
+            and isinstance(args, ast.Constant) and isinstance(args.value, str))
 
 
 def _magics() -> LashMagics:
@@ -74,6 +179,22 @@ async def run_line(line: str, assigned: bool = False) -> Any:
     magics = _magics()
     wait_for_warm_imports()
     return await magics.dispatch(line, None, assigned=assigned)
+
+
+async def run_block_line(line: str, assigned: bool = False) -> Any:
+    """A ``%lash`` line inside a block of the cell (a loop's body): :func:`run_line`, and when
+    the kernel's interrupt stopped its turn (committed ``stopped: cancelled`` as at the top of
+    a cell), ``KeyboardInterrupt`` then, so the cell ends there: a loop does not go on to the
+    next item's turn, and a Run All stops (ADR 160)."""
+    magics = _magics()
+    before = magics.ctx.last_result
+    out = await run_line(line, assigned)
+    after = magics.ctx.last_result
+    cancellation = getattr(after, "cancellation", None) if after is not before else None
+    if cancellation and cancellation.get("origin") == "kernel_interrupt":
+        raise KeyboardInterrupt(f"the kernel's interrupt stopped turn {after.turn_id!r} "
+                                "(committed stopped: cancelled); the rest of the cell was not run")
+    return out
 
 
 async def run_cell(line: str, body: str) -> Any:
@@ -243,13 +364,21 @@ def load_ipython_extension(ip: Any) -> None:
             setattr(magics, key, value)
     ip.register_magics(magics)
     ip.configurables.append(magics)
+    ip.events.register("pre_run_cell", magics.cell_started)
     cleanup = ip.input_transformers_cleanup
     if transform_lash not in cleanup:
         cleanup.insert(0, transform_lash)
+    if await_lash_in_blocks not in ip.input_transformers_post:
+        ip.input_transformers_post.append(await_lash_in_blocks)
     warm_after_idle(ip)
 
 
 def unload_ipython_extension(ip: Any) -> None:
+    magics = ip.magics_manager.registry.get("LashMagics")
+    if magics is not None and magics.cell_started in ip.events.callbacks["pre_run_cell"]:
+        ip.events.unregister("pre_run_cell", magics.cell_started)
     cleanup = ip.input_transformers_cleanup
     if transform_lash in cleanup:
         cleanup.remove(transform_lash)
+    if await_lash_in_blocks in ip.input_transformers_post:
+        ip.input_transformers_post.remove(await_lash_in_blocks)

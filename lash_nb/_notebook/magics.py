@@ -17,7 +17,7 @@ from importlib import import_module
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Float, Unicode
 
 from .._errors import LashError
@@ -108,6 +108,11 @@ class LashMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.ctx = NotebookContext(self)
+        self.cells_run = 0  # counted by pre_run_cell: which lines share a cell (a loop's)
+        self.said: tuple[int, list[str]] | None = None  # the last {name} note (parsing.py)
+
+    def cell_started(self, *_info: Any) -> None:
+        self.cells_run += 1
 
     @property
     def user_ns(self) -> dict[str, Any]:
@@ -132,6 +137,10 @@ class LashMagics(Magics):
         except (LashError, ValueError) as exc:
             raise _one_line(exc) from exc
 
+    # IPython's own expansion ($x, {expression}) would rewrite a prompt before lash sees it,
+    # and only where the transformer does not reach (a line in a block, run_line_magic): lash's
+    # documented {name} substitution is the only one, wherever the line stands (ADR 160)
+    @no_var_expand
     @line_cell_magic
     def lash(self, line: str, cell: str | None = None) -> Any:
         """Agent sessions in the notebook; ``%lash help`` lists the verbs."""
@@ -145,6 +154,6 @@ class LashMagics(Magics):
             return get_asyncio_loop().run_until_complete(coro)
         task = asyncio.ensure_future(coro)
         print("%lash runs as a background task here (returned): this line was not rewritten into "
-              "an await. Put %load_ext lash_nb in a cell of its own, and write %lash at the top "
-              "level of a cell (or await the task)")
+              "an await. Put %load_ext lash_nb in a cell of its own, and write %lash in the cell "
+              "itself or a for/if/with block of it, not in a function (or await the task)")
         return task

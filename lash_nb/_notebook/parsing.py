@@ -145,7 +145,13 @@ def interpolate(text: str, ns: Mapping[str, Any]) -> str:
     A name that is not defined raises a one-line ``UsageError`` (the prompt is not sent);
     ``\\{name}`` is the literal text ``{name}``. Braces around anything that is not a name
     (JSON, ``{1, 2}``) are left exactly as written."""
+    return substitute(text, ns)[0]
+
+
+def substitute(text: str, ns: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """:func:`interpolate`, and the names it replaced (each once, in order)."""
     missing: list[str] = []
+    replaced: list[str] = []
 
     def sub(m: re.Match[str]) -> str:
         if m.group(1):  # escaped: \{name} -> {name}
@@ -155,6 +161,8 @@ def interpolate(text: str, ns: Mapping[str, Any]) -> str:
         if not found:
             missing.append(name)
             return m.group(0)
+        if name not in replaced:
+            replaced.append(name)
         return str(value)
 
     out = _FIELD.sub(sub, text)
@@ -167,4 +175,32 @@ def interpolate(text: str, ns: Mapping[str, Any]) -> str:
             f"{{{name}}} in the prompt names nothing defined in the notebook; {what}, "
             f"or write \\{{{name}}} to send the braces as text"
         )
+    return out, replaced
+
+
+def prompt_text(text: str, ns: Mapping[str, Any], *, raw: bool,
+                replaced: list[str]) -> str:
+    """A prompt (or system text) as sent: as typed with ``--raw``, else with lash's
+    ``{name}`` substitution, the names it replaced added to ``replaced`` (ADR 160)."""
+    if raw:
+        return text
+    out, names = substitute(text, ns)
+    replaced.extend(n for n in names if n not in replaced)
     return out
+
+
+def say_replaced(replaced: list[str], magics: Any = None) -> None:
+    """One line after a prompt whose ``{name}`` fields took notebook values: pasted code
+    holding ``{name}`` changes where that name is defined, so it is never silent. Said once
+    per cell for the same names (``magics.cells_run``), not at each turn of a loop."""
+    if not replaced:
+        return
+    if magics is not None:
+        said = (magics.cells_run, list(replaced))
+        if getattr(magics, "said", None) == said:
+            return
+        magics.said = said
+    fields = ", ".join(f"{{{n}}}" for n in replaced)
+    were = "was replaced by the notebook's value" if len(replaced) == 1 else (
+        "were replaced by the notebook's values")
+    print(f"lash: {fields} {were}; --raw sends the text as typed")

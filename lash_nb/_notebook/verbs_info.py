@@ -48,19 +48,20 @@ _VERBS = (
      ("open a session and bind it (attaches the notebook's `@tool` functions, or the "
       '`--tools` named); `--mode code`: the model works in Python cells in a sandbox kernel, '
       '`--share` copies DataFrames or files into it')),
-    ('`%%lash [--session S] [-o VAR] [--background] [--system TEXT] [--attach fig,df]`',
-     ('the cell body is the prompt (`{var}` interpolation, `\\{var}` for literal braces); '
+    ('`%%lash [--session S] [-o VAR] [--background] [--system TEXT] [--attach fig,df] [--raw]`',
+     ('the cell body is the prompt (`{var}` interpolation, `\\{var}` for literal braces, '
+      '`--raw` sends it as typed); '
       'live widget with Stop; `--attach` shows the model notebook objects or files')),
     ('`%lash turn PROMPT` / `r = %lash turn PROMPT`',
      'the line form; assigned, it returns the TurnResult'),
     (('`%lash enqueue [--id K] [--delivery earliest\\|after-commit] [--slot exclusive\\|join] '
-      '[--merge-key K] [--attach a,b] PROMPT`'),
+      '[--merge-key K] [--attach a,b] [--raw] PROMPT`'),
      'queue work'),
     ('`%lash queue [--df]`',
      'pending batches (widget with cancel / drain buttons)'),
     ('`%lash drain [--all] [--background]`',
      'run queued work now, with N of M progress'),
-    ('`%lash prompt [--set TEXT \\| --add TEXT [--slot S] [--title T] \\| --clear]`',
+    ('`%lash prompt [--set TEXT \\| --add TEXT [--slot S] [--title T] \\| --clear] [--raw]`',
      'the rendered system prompt / set the session prompt layer (kept on reopen)'),
     ('`%lash stop`',
      'cancel the running turns'),

@@ -20,7 +20,7 @@ from IPython.core.error import UsageError
 from .._core.prompt import PromptContribution, PromptLayer, PromptSlot
 from .._core.text import clean_text
 from .._runtime.config import SessionConfigPatch
-from .parsing import interpolate, parse, parser
+from .parsing import parse, parser, prompt_text, say_replaced
 
 if TYPE_CHECKING:
     from .magics import LashMagics
@@ -33,6 +33,8 @@ PROMPT.add_argument("--add", default=None, help="add a contribution to --slot")
 PROMPT.add_argument("--slot", default="guidance", choices=tuple(s.value for s in PromptSlot))
 PROMPT.add_argument("--title", default=None)
 PROMPT.add_argument("--clear", action="store_true", help="drop the session prompt layer")
+PROMPT.add_argument("--raw", action="store_true",
+                    help="keep the --set / --add text exactly as typed (no {name} substitution)")
 
 
 def prompt_args(m: LashMagics, argline: str, cell: str | None) -> Any:
@@ -41,10 +43,12 @@ def prompt_args(m: LashMagics, argline: str, cell: str | None) -> Any:
                                     ("--add", a.add is not None), ("--clear", a.clear)) if on]
     if len(chosen) > 1:
         raise UsageError(f"%lash prompt takes one of --set, --add, --clear, got {' and '.join(chosen)}")
+    a.replaced = []
     for name in ("set_text", "add"):
         value = getattr(a, name)
         if value is not None:
-            value = clean_text(interpolate(value, m.user_ns)).strip()
+            value = clean_text(prompt_text(value, m.user_ns, raw=a.raw,
+                                           replaced=a.replaced)).strip()
             if not value:
                 raise UsageError("the prompt text is empty; write it in quotes, e.g. "
                                  '%lash prompt --set "You are a careful analyst."')
@@ -54,6 +58,7 @@ def prompt_args(m: LashMagics, argline: str, cell: str | None) -> Any:
 
 async def prompt(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = prompt_args(m, argline, cell)
+    say_replaced(a.replaced, m)
     b = await m.ctx.binding(a.session)
     s = b.session
     config = s.admin().config()

@@ -20,7 +20,7 @@ from .._providers.registry import NAMES as PROVIDERS
 from .._providers.registry import check_key, split_model_id
 from .card import Card
 from .costs import prices_for_display, session_cost
-from .parsing import interpolate, lookup_name, parse, parser, split_prompt
+from .parsing import lookup_name, parse, parser, prompt_text, say_replaced, split_prompt
 from .runner import run_turn
 
 if TYPE_CHECKING:
@@ -45,12 +45,15 @@ OPEN.add_argument("--share", default=None,
                        "into the sandbox")
 
 TURN_VALUES = ("--session", "-o", "--turn-id", "--system", "--attach")
-TURN_FLAGS = ("--background",)
+TURN_FLAGS = ("--background", "--raw")
 TURN = parser("turn", "Run a turn; the prompt is the rest of the line (or the cell body).")
 TURN.add_argument("--session", default=None)
 TURN.add_argument("-o", dest="out", default=None, help="store the TurnResult in this variable")
 TURN.add_argument("--turn-id", default=None)
 TURN.add_argument("--background", action="store_true", help="return a task at once")
+TURN.add_argument("--raw", action="store_true",
+                  help="send the prompt and --system text exactly as typed (no {name} "
+                       "substitution: pasted code)")
 TURN.add_argument("--system", default=None,
                   help="extra system prompt text for this turn only (a turn prompt layer)")
 TURN.add_argument("--attach", default=None,
@@ -65,6 +68,8 @@ ENQ.add_argument("--delivery", default=None, help="earliest|after-commit")
 ENQ.add_argument("--slot", default=None, help="exclusive|join")
 ENQ.add_argument("--merge-key", default=None)
 ENQ.add_argument("--attach", default=None, help="notebook names or file paths, as for turn")
+ENQ.add_argument("--raw", action="store_true",
+                 help="queue the prompt exactly as typed (no {name} substitution)")
 
 QUEUE = parser("queue", "Show the pending batches (a live widget, or --df for a DataFrame).")
 QUEUE.add_argument("--session", default=None)
@@ -223,11 +228,15 @@ def turn_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
         prompt = cell if not prompt else f"{prompt}\n{cell}"
     # cleaned here as the session would (ADR 12): the widget shows the prompt before the
     # session sees it, and a lone surrogate cannot be sent to the front end
-    prompt = clean_text(interpolate(prompt.strip(), m.user_ns))
+    a.replaced = []
+    prompt = clean_text(prompt_text(prompt.strip(), m.user_ns, raw=a.raw, replaced=a.replaced))
     if not prompt and not a.attach:
         raise UsageError("the prompt is empty; write it after %lash turn or in the %%lash cell body")
+    if a.turn_id is not None:  # a loop's turn ids: --turn-id t-{i}
+        a.turn_id = prompt_text(a.turn_id, m.user_ns, raw=a.raw, replaced=a.replaced)
     if a.system is not None:
-        a.system = clean_text(interpolate(a.system, m.user_ns)).strip()
+        a.system = clean_text(prompt_text(a.system, m.user_ns, raw=a.raw,
+                                          replaced=a.replaced)).strip()
         if not a.system:
             raise UsageError('--system is empty; write the text in quotes, e.g. --system "Be brief."')
     a.attach = attach_targets(m, a.attach)
@@ -262,6 +271,7 @@ def attached_input(prompt: str, targets: list[tuple[str, Any]]) -> TurnInput:
 
 async def turn(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a, prompt = turn_args(m, argline, cell)
+    say_replaced(a.replaced, m)
     turn_input = attached_input(prompt, a.attach) if a.attach else None
     b = await m.ctx.binding(a.session)
     if a.turn_id is not None:
@@ -300,19 +310,25 @@ def _quiet(_result: Any) -> None:
 
 
 def enqueue_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
-    opts, prompt = split_prompt(argline, with_value=ENQ_VALUES, flags=())
+    opts, prompt = split_prompt(argline, with_value=ENQ_VALUES, flags=("--raw",))
     a = parse(ENQ, opts)
     if cell is not None:
         prompt = f"{prompt}\n{cell}".strip()
-    prompt = clean_text(interpolate(prompt.strip(), m.user_ns))
+    a.replaced = []
+    prompt = clean_text(prompt_text(prompt.strip(), m.user_ns, raw=a.raw, replaced=a.replaced))
     if not prompt and not a.attach:
         raise UsageError("the prompt is empty; write it after %lash enqueue")
+    for key in ("id", "merge_key"):  # a loop's keys: --id row-{i}
+        if getattr(a, key) is not None:
+            setattr(a, key, prompt_text(getattr(a, key), m.user_ns, raw=a.raw,
+                                        replaced=a.replaced))
     a.attach = attach_targets(m, a.attach)
     return a, prompt
 
 
 async def enqueue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a, prompt = enqueue_args(m, argline, cell)
+    say_replaced(a.replaced, m)
     b = await m.ctx.binding(a.session)
     builder = b.session.enqueue(attached_input(prompt, a.attach) if a.attach else prompt)
     if a.id:

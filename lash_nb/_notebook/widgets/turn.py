@@ -201,9 +201,12 @@ class TurnWidget(anywidget.AnyWidget):
 
         self.panel_id = uuid.uuid4().hex[:12]
         self._display = display(self, display_id=True)
-        # read only if the notebook is saved before the turn ends (snapshot.cut_turn_note)
-        self._note = display(_Snapshot(*cut_turn_note(self.panel_id, self.session_id, self.prompt)),
-                             display_id=True)
+        # read only if the notebook is saved before the turn ends (snapshot.cut_turn_note);
+        # a shell without a kernel (a terminal) saves no notebook and prints every display
+        # once, so there the note would only say, falsely, that the turn did not end
+        if _in_kernel():
+            self._note = display(_Snapshot(*cut_turn_note(self.panel_id, self.session_id,
+                                                          self.prompt)), display_id=True)
         return self
 
     def set_stop_callback(self, on_stop: StopCallback | None) -> None:
@@ -563,6 +566,13 @@ class TurnWidget(anywidget.AnyWidget):
             data["text/markdown"] = inert_markdown(plain)
             data["text/plain"] = plain
         return bundle_
+
+
+def _in_kernel() -> bool:
+    """Whether this IPython runs in a kernel, whose outputs a notebook keeps."""
+    from IPython import get_ipython
+
+    return getattr(get_ipython(), "kernel", None) is not None
 
 
 __all__ = ["TurnWidget"]
