@@ -69,12 +69,15 @@ def test_on_ipykernel_6_a_late_stop_click_changes_nothing_and_spares_the_next_tu
 
 
 def test_the_kernel_interrupt_stops_a_turn_on_every_supported_kernel(kernel):
-    ex = kernel.submit(LONG)
+    ex = kernel.submit(LONG, stop_on_error=False)
     model_id = kernel.wait_for_widget(ex, name="TurnWidget")
     kernel.pump_until(lambda: len(prose_of(kernel.state(model_id))) > 30, timeout=60)
     kernel.km.interrupt_kernel()
     kernel.wait(ex, timeout=60)
-    assert ex.status == "ok", ex.error
+    # the cell ends as an interrupted cell does, in one line (ADR 167)
+    assert ex.status == "error" and ex.error.startswith("TurnInterrupted: the kernel's interrupt")
+    error = next(m["content"] for m in ex.outputs if m["msg_type"] == "error")
+    assert len(error["traceback"]) == 1, error["traceback"]
     assert kernel.state(model_id)["outcome"] == "stopped: cancelled"
     assert "word119" not in prose_of(kernel.state(model_id))
     assert kernel.run("print('next cell')").stdout.strip() == "next cell"

@@ -66,19 +66,31 @@ def test_stop_button_message_cancels_a_lash_cell_and_the_store_has_the_cancelled
     assert kernel.run("print(1 + 1)").stdout.strip() == "2"
 
 
-def test_kernel_interrupt_ends_a_lash_cell_cleanly_as_cancelled(kernel):
+def test_kernel_interrupt_commits_the_turn_and_stops_the_cells_queued_after_it(kernel):
+    """Run All, then the interrupt button during a turn: the turn commits ``stopped:
+    cancelled`` with its record, the cell ends as an interrupted cell does (one line, no
+    traceback) and the cells queued after it do not run: no further model call."""
     ex = kernel.submit(LONG)
+    after = kernel.submit("%%lash -o r2\nthis cell comes after the interrupted one\n")
     model_id = kernel.wait_for_widget(ex, name="TurnWidget")
     kernel.pump_until(lambda: len(prose_of(kernel.state(model_id))) > 30, timeout=120)
     kernel.km.interrupt_kernel()
     kernel.wait(ex, timeout=120)
-    assert ex.status == "ok", ex.error
+    kernel.wait(after, timeout=120)
+    assert ex.status == "error"
+    error = next(m["content"] for m in ex.outputs if m["msg_type"] == "error")
+    assert error["ename"] == "TurnInterrupted"
+    assert len(error["traceback"]) == 1, error["traceback"]
+    assert error["traceback"][0].startswith("KeyboardInterrupt: the kernel's interrupt stopped turn")
+    assert after.status == "aborted"
+    assert kernel.run("print('r2' in globals())").stdout.strip() == "False"
     state = kernel.state(model_id)
     assert state["outcome"] == "stopped: cancelled"
     assert _turn_rows(kernel, state["turn_id"]) == "[('stopped', 'cancelled')]"
     assert _cancellation(kernel, state["turn_id"]) == \
         "kernel_interrupt | the kernel was interrupted (the notebook's interrupt button or SIGINT)"
     assert kernel.run("print('next cell')").stdout.strip() == "next cell"
+    assert kernel.run("print(r.outcome)").stdout.strip() == "stopped: cancelled"  # -o r was kept
 
 
 def test_a_finished_lash_cell_saves_its_final_state_in_widget_traits(kernel):

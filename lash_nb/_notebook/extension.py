@@ -175,32 +175,49 @@ def _magics() -> LashMagics:
     return magics
 
 
-async def run_line(line: str, assigned: bool = False) -> Any:
-    magics = _magics()
-    wait_for_warm_imports()
-    return await magics.dispatch(line, None, assigned=assigned)
+class TurnInterrupted(KeyboardInterrupt):
+    """The kernel's interrupt stopped a turn this cell ran. The turn committed ``stopped:
+    cancelled`` and its record is shown; the cell then ends as an interrupted cell does, so a
+    loop in it goes no further and the cells queued after it (Run All) are not run: no
+    further model call (ADR 167). IPython shows it in one line."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"KeyboardInterrupt: {self}"]
 
 
-async def run_block_line(line: str, assigned: bool = False) -> Any:
-    """A ``%lash`` line inside a block of the cell (a loop's body): :func:`run_line`, and when
-    the kernel's interrupt stopped its turn (committed ``stopped: cancelled`` as at the top of
-    a cell), ``KeyboardInterrupt`` then, so the cell ends there: a loop does not go on to the
-    next item's turn, and a Run All stops (ADR 160)."""
-    magics = _magics()
-    before = magics.ctx.last_result
-    out = await run_line(line, assigned)
+def _end_if_interrupted(magics: LashMagics, before: Any) -> None:
+    """Raise :class:`TurnInterrupted` when the turn the last ``%lash`` ran (the one it left in
+    ``ctx.last_result``) was stopped by the kernel's interrupt."""
     after = magics.ctx.last_result
     cancellation = getattr(after, "cancellation", None) if after is not before else None
     if cancellation and cancellation.get("origin") == "kernel_interrupt":
-        raise KeyboardInterrupt(f"the kernel's interrupt stopped turn {after.turn_id!r} "
-                                "(committed stopped: cancelled); the rest of the cell was not run")
+        raise TurnInterrupted(
+            f"the kernel's interrupt stopped turn {after.turn_id!r} (committed stopped: "
+            "cancelled); the rest of the cell and the cells after it were not run")
+
+
+async def run_line(line: str, assigned: bool = False) -> Any:
+    magics = _magics()
+    wait_for_warm_imports()
+    before = magics.ctx.last_result
+    out = await magics.dispatch(line, None, assigned=assigned)
+    _end_if_interrupted(magics, before)
     return out
+
+
+async def run_block_line(line: str, assigned: bool = False) -> Any:
+    """A ``%lash`` line inside a block of the cell (a loop's body): :func:`run_line`, which
+    ends the cell when the kernel's interrupt stopped its turn (ADR 160, 167)."""
+    return await run_line(line, assigned)
 
 
 async def run_cell(line: str, body: str) -> Any:
     magics = _magics()
     wait_for_warm_imports()
-    return await magics.dispatch(line, body, assigned=False)
+    before = magics.ctx.last_result
+    out = await magics.dispatch(line, body, assigned=False)
+    _end_if_interrupted(magics, before)
+    return out
 
 
 # what the first `%lash turn` imports beyond the extension: the turn verb, the runtime

@@ -8,7 +8,9 @@ Theory of operation
 - A kernel interrupt arrives as ``asyncio.CancelledError`` at the awaited ``queue.get`` of the
   stream. ``TurnStream.follow`` cancels THIS turn's token (not the session's other turns: a
   queued drain in the background keeps running), un-cancels the cell's task and keeps
-  consuming until the committed ``stopped: cancelled`` result, so the cell ends cleanly.
+  consuming until the committed ``stopped: cancelled`` result and its record. The cell then
+  ends as an interrupted cell does (``extension.TurnInterrupted``, one line), so a Run All
+  stops there (ADR 167).
 - ``background=True`` runs the same coroutine as a task and returns it at once; then only the
   Stop button (or ``%lash stop``) stops the turn: a kernel interrupt does not reach a task.
 """
