@@ -310,6 +310,56 @@ def test_servers_die_with_the_process_that_started_them(mcp_servers, tmp_path):
         assert wait_until(lambda pids=pids: not any(alive(p) for p in pids), 60), how
 
 
+_LAUNCHER = textwrap.dedent("""\
+    #!/bin/sh
+    # a launcher like npx or a wrapper script: starts a helper, then the server, and waits
+    sleep 600 </dev/null >/dev/null 2>&1 &
+    echo $! > "$1"
+    "$2" "$3"
+""")
+_QUIET_SERVER = textwrap.dedent("""
+    from mcp.server.mcpserver import MCPServer
+    app = MCPServer("quiet")
+
+    @app.tool()
+    def ping() -> str:
+        return "pong"
+
+    app.run()
+""")
+
+
+def test_a_servers_helper_processes_die_with_the_process_that_started_it(tmp_path):
+    # the kernel exits (shut down, restarted) without closing the session: the server's
+    # whole process group goes, not only the launcher lash started (a helper it spawned, a
+    # browser of a browsing server, was left running before)
+    pytest.importorskip("mcp")
+    launcher, server, helper = tmp_path / "launch.sh", tmp_path / "quiet.py", tmp_path / "helper.pid"
+    launcher.write_text(_LAUNCHER)
+    launcher.chmod(0o755)
+    server.write_text(_QUIET_SERVER)
+    code = textwrap.dedent(f"""
+        import asyncio, sys
+        from lash_nb import MCPServer
+
+        async def main():
+            await MCPServer.stdio("quiet", {str(launcher)!r}, {str(helper)!r}, sys.executable,
+                                  {str(server)!r}).start()
+            sys.exit(0)  # no close: a kernel shutting down
+
+        asyncio.run(main())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+    assert out.returncode == 0, out.stderr
+    pid = int(helper.read_text())
+    try:
+        assert wait_until(lambda: not alive(pid), 30)
+    finally:
+        if alive(pid):
+            os.kill(pid, 9)
+
+
 def test_stop_during_an_mcp_call_ends_the_turn_and_the_server_still_answers(mcp_servers):
     js = need(mcp_servers, "everything")
     model = Script([tool_call("trigger-long-running-operation", '{"duration": 60, "steps": 2}',

@@ -18,7 +18,8 @@ Theory of operation
   tool output.
 - Life: stopped by ``aclose()``, by the session's ``close()`` (servers added with
   ``add_server``) or the core's ``close()`` (servers given to the builder). At process exit
-  (a kernel shut down or restarted) any child still running is terminated.
+  (a kernel shut down or restarted) any child still running is terminated with its process
+  group (a launcher's helpers too).
 """
 
 from __future__ import annotations
@@ -209,9 +210,19 @@ class MCPServer:
 
         @contextlib.asynccontextmanager
         async def tracked() -> Any:
-            async with cm as streams:
-                self._pids |= _children() - before  # for the exit-time clean-up
-                yield streams
+            pids: set[int] = set()
+            try:
+                async with cm as streams:
+                    # the SDK starts the server as a session leader: a new child that is one
+                    pids = {p for p in _children() - before if _leads_session(p)}
+                    self._pids |= pids  # for the exit-time clean-up
+                    yield streams
+            finally:
+                # the SDK stopped the server; a helper its launcher (npx, a shell script)
+                # started lives on in its process group: end it now, while the group id
+                # cannot belong to anyone else
+                _kill_groups(pids)
+                self._pids -= pids
 
         return tracked()
 
@@ -355,10 +366,40 @@ def _children() -> set[int]:
     return out
 
 
-def _kill(pids: set[int]) -> None:
+def _leads_session(pid: int) -> bool:
+    try:
+        return os.getsid(pid) == pid
+    except OSError:
+        return False
+
+
+def _kill_groups(pids: set[int]) -> None:
+    """SIGTERM to what is left of each server's process group (the server stopped)."""
     for pid in pids:
         with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGTERM)
+            os.killpg(pid, signal.SIGTERM)
+
+
+def _kill(pids: set[int]) -> None:
+    """SIGTERM to each server still our child, with its process group (the SDK starts each
+    server in a session of its own): a launcher and the helpers it started go together."""
+    for pid in pids:
+        if not _our_child(pid):
+            continue  # gone, and the pid may be someone else's now
+        with contextlib.suppress(OSError):
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGTERM)
+            else:
+                os.kill(pid, signal.SIGTERM)
+
+
+def _our_child(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return not os.path.isdir("/proc")  # no /proc to ask: as before
+    return fields[0] != "Z" and fields[1] == str(os.getpid())
 
 
 @atexit.register
