@@ -310,6 +310,59 @@ def test_servers_die_with_the_process_that_started_them(mcp_servers, tmp_path):
         assert wait_until(lambda pids=pids: not any(alive(p) for p in pids), 60), how
 
 
+_LATIN1_SERVER = textwrap.dedent("""
+    # a hand-written stdio server whose 'latin1' tool answers with a Latin-1 byte (a file
+    # read as bytes and passed on), not UTF-8
+    import json, sys
+    out = sys.stdout.buffer
+
+    def send(obj):
+        out.write(json.dumps(obj).encode() + b"\\n")
+        out.flush()
+
+    for line in sys.stdin.buffer:
+        msg = json.loads(line)
+        method, rid = msg.get("method"), msg.get("id")
+        if method == "initialize":
+            send({"jsonrpc": "2.0", "id": rid, "result": {
+                "protocolVersion": msg["params"]["protocolVersion"],
+                "capabilities": {"tools": {}}, "serverInfo": {"name": "raw", "version": "1"}}})
+        elif method == "tools/list":
+            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [
+                {"name": "latin1", "inputSchema": {"type": "object"}},
+                {"name": "ok", "inputSchema": {"type": "object"}}]}})
+        elif method == "tools/call" and msg["params"]["name"] == "latin1":
+            out.write(b'{"jsonrpc":"2.0","id":%d,"result":{"content":'
+                      b'[{"type":"text","text":"caf\\xe9 au lait"}]}}\\n' % rid)
+            out.flush()
+        elif method == "tools/call":
+            send({"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": "fine"}]}})
+        elif rid is not None:
+            send({"jsonrpc": "2.0", "id": rid, "result": {}})
+""")
+
+
+def test_a_server_answering_with_bytes_that_are_not_utf8_answers_and_keeps_answering(tmp_path):
+    # before, the SDK's strict decoding stopped reading the server at that byte: the call
+    # waited for its timeout, every later call too, and the server still showed "running"
+    pytest.importorskip("mcp")
+    script = tmp_path / "latin1.py"
+    script.write_text(_LATIN1_SERVER)
+    model = Script([tool_call("latin1", "{}", "c1")], [tool_call("ok", "{}", "c2")])
+
+    async def body():
+        _core, s = await open_session(model)
+        server = MCPServer.stdio("raw", sys.executable, str(script), timeout_s=30)
+        await s.tools().add_server(server)
+        out = await s.turn("read the menu").run()
+        await s.close()
+        return out
+
+    out = run(body())
+    assert model.results == [("caf\ufffd au lait", False), ("fine", False)]
+    assert [c.status for c in out.result.tool_calls] == ["success", "success"]
+
+
 _LAUNCHER = textwrap.dedent("""\
     #!/bin/sh
     # a launcher like npx or a wrapper script: starts a helper, then the server, and waits

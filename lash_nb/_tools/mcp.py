@@ -12,10 +12,10 @@ Theory of operation
   again and calls every ``on_tools_changed`` callback (``session.tools().add_server``
   re-adds the source, so the catalog follows).
 - Results: structured content (a JSON object) when the server gives one, else the text
-  parts joined (images and resources are named, not inlined). A result flagged
-  ``isError``, a protocol error and a dead server raise :class:`ToolServerError`, which the
-  turn gives the model as an error result. Server text is cleaned by the turn like any
-  tool output.
+  parts joined (images and resources are named, not inlined). A result flagged ``isError``,
+  a protocol error and a dead server raise :class:`ToolServerError`, which the turn gives
+  the model as an error result. Server text is cleaned by the turn like any tool output;
+  bytes a stdio server sends that are not UTF-8 read as U+FFFD.
 - Life: stopped by ``aclose()``, by the session's ``close()`` (servers added with
   ``add_server``) or the core's ``close()`` (servers given to the builder). At process exit
   (a kernel shut down or restarted) any child still running is terminated with its process
@@ -203,8 +203,10 @@ class MCPServer:
         from mcp.client.stdio import StdioServerParameters, stdio_client
 
         self._errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115
+        # "replace": one byte that is not UTF-8 (a file passed on as read) would stop the
+        # SDK's reader, and every call would wait for its timeout
         params = StdioServerParameters(command=self.command, args=self.args, env=self.env,
-                                       cwd=self.cwd)
+                                       cwd=self.cwd, encoding_error_handler="replace")
         before = _children()
         cm = stdio_client(params, errlog=self._errlog)
 
