@@ -310,6 +310,89 @@ def test_servers_die_with_the_process_that_started_them(mcp_servers, tmp_path):
         assert wait_until(lambda pids=pids: not any(alive(p) for p in pids), 60), how
 
 
+_CRASHING_SERVER = textwrap.dedent("""
+    # a server on the official SDK whose 'export' tool dies mid-call, saying why on stderr
+    import os, sys
+    from mcp.server.mcpserver import MCPServer
+    app = MCPServer("crasher")
+
+    @app.tool()
+    def export(table: str) -> str:
+        print("fatal: database is locked (Authorization: Bearer sk-proj-CRASHLEAK0123456789)",
+              file=sys.stderr, flush=True)
+        os._exit(3)
+
+    @app.tool()
+    def count(table: str) -> int:
+        return 3
+
+    @app.tool()
+    async def wait(table: str) -> str:
+        import asyncio
+        await asyncio.sleep(3600)
+        return "never"
+
+    app.run()
+""")
+
+
+def test_a_server_that_dies_mid_call_says_why_and_reads_stopped_afterwards(tmp_path):
+    # before: every call answered "Connection closed" (no reason, nothing to do) and the
+    # server still showed "running" in %lash mcp list
+    pytest.importorskip("mcp")
+    script = tmp_path / "crasher.py"
+    script.write_text(_CRASHING_SERVER)
+    model = Script([tool_call("export", '{"table": "sales"}', "c1")],
+                   [tool_call("count", '{"table": "sales"}', "c2")])
+
+    async def body():
+        _core, s = await open_session(model)
+        server = MCPServer.stdio("db", sys.executable, str(script), timeout_s=30)
+        await s.tools().add_server(server)
+        out = await s.turn("export sales").run()
+        await s.close()
+        return out, server
+
+    out, server = run(body())
+    (died, died_error), (later, later_error) = model.results
+    assert died_error and later_error
+    assert "MCP server 'db' stopped during the call" in died
+    assert "fatal: database is locked" in died and "add it again" in died
+    assert "MCP server 'db' is not running" in later and "database is locked" in later
+    assert not server.running
+    assert "database is locked" in server.error  # what %lash mcp list shows as its state
+    for text in (died, later, server.error, repr(out)):
+        assert "CRASHLEAK" not in text
+
+
+def test_a_server_removed_during_a_call_ends_the_call_saying_so(tmp_path):
+    # %lash mcp remove (or aclose) while a turn waits on one of its tools: the call ends
+    # at once as stopped by us, and the server does not read as having crashed
+    pytest.importorskip("mcp")
+    script = tmp_path / "crasher.py"
+    script.write_text(_CRASHING_SERVER)
+    model = Script([tool_call("wait", '{"table": "sales"}', "c1")])
+
+    async def body():
+        _core, s = await open_session(model)
+        server = MCPServer.stdio("db", sys.executable, str(script), timeout_s=600)
+        await s.tools().add_server(server)
+        stream = s.turn("wait for sales").stream()
+        async for activity in stream:
+            if activity.type == "tool_call_started":
+                [(sid, _)] = s.tools().servers()
+                s.tools().remove_source(sid)
+                await server.aclose()
+        out = await stream.finish()
+        await s.close()
+        return out, server
+
+    out, server = run(body())
+    assert str(out.outcome) == "finished: assistant_message"
+    assert model.results == [("ToolServerError: MCP server 'db' was stopped during the call", True)]
+    assert not server.running and server.error is None
+
+
 _LATIN1_SERVER = textwrap.dedent("""
     # a hand-written stdio server whose 'latin1' tool answers with a Latin-1 byte (a file
     # read as bytes and passed on), not UTF-8

@@ -303,18 +303,22 @@ class MCPServer:
         session = self._session
         if session is None:
             why = f" ({self.error})" if self.error else ""
-            raise ToolServerError(f"MCP server {self.name!r} is not running{why}; "
-                                  "start it again with session.tools().add_server(...)")
+            raise ToolServerError(f"MCP server {self.name!r} is not running{why}; start it "
+                                  f"again (%lash mcp remove {self.name}, then %lash mcp add; "
+                                  "or session.tools().add_server(...))")
         if asyncio.get_running_loop() is not self._loop:
             raise ToolServerError(f"MCP server {self.name!r} was started on another event loop; "
                                   "start it where the session's turns run")
         tool_name = self._names.get(name, name)
         from mcp import MCPError
+        from mcp.types import CONNECTION_CLOSED
 
         try:
             result = await session.call_tool(tool_name, dict(args),
                                              read_timeout_seconds=self.timeout_s)
         except MCPError as err:
+            if err.code == CONNECTION_CLOSED:
+                raise self._lost(err) from None
             raise ToolServerError(f"MCP server {self.name!r}: {err}") from None
         except (OSError, EOFError) as err:
             raise ToolServerError(f"MCP server {self.name!r} failed: {self._why(err)}") from None
@@ -325,6 +329,22 @@ class MCPServer:
         if result.structured_content is not None:
             return result.structured_content
         return text
+
+    def _lost(self, err: BaseException) -> ToolServerError:
+        """The connection closed under a call (a stdio server exited, crashed, was killed):
+        the server reads stopped, with why (its last error output), and is let go."""
+        if self._stop is None or self._stop.is_set():  # we stopped it (removed, closed)
+            return ToolServerError(f"MCP server {self.name!r} was stopped during the call")
+        why = self._why(err)
+        self.error = f"it stopped during a call: {why}"
+        self._session = None
+        if self._stop is not None:
+            self._stop.set()  # its task leaves the SDK's context, which reaps the process
+        _RUNNING.discard(self)
+        return ToolServerError(
+            f"MCP server {self.name!r} stopped during the call ({why}); add it again to use "
+            f"its tools (%lash mcp remove {self.name}, then %lash mcp add; or "
+            "session.tools().add_server(...))")
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
