@@ -243,6 +243,9 @@ class WireScriptError(ConfigurationError):
 class ToolNameConflict(ConfigurationError):
     """A tool source brings a name another live source (or itself) already has."""
 
+    tool_name: str | None = None  # the name, when another source has it
+    taken_by: str | None = None  # that source's id
+
 
 class ToolArgumentsInvalid(LashError):
     """Raised by a tool before it runs; the turn shows the message to the model."""

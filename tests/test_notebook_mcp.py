@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from IPython.core.error import UsageError
 from mcp_servers import need
@@ -53,3 +55,37 @@ def test_mcp_usage_errors_are_one_line(sh):
     with pytest.raises(UsageError, match=r"^%lash mcp --approval 'maybe' is not one of "
                                          r"always, ask, never; see %lash help$"):
         sh.run_cell("%lash mcp add clock --approval maybe -- /bin/false")
+
+
+_WEATHER_SERVER = """
+from mcp.server.mcpserver import MCPServer
+app = MCPServer("forecasts")
+
+@app.tool()
+def weather(city: str) -> str:
+    return "sunny in " + city
+
+app.run()
+"""
+
+
+def test_a_server_tool_named_like_a_notebook_tool_is_refused_with_the_prefix_to_use(sh, tmp_path):
+    # the advice was @tool(name=...) / session.tools().remove_source('live:1'): neither
+    # renames a server's tool, and a notebook user adds servers with %lash mcp add
+    pytest.importorskip("mcp")
+    script = tmp_path / "forecasts.py"
+    script.write_text(_WEATHER_SERVER)
+    sh.run_cell("from lash_nb import tool\n@tool\ndef weather(city: str) -> str:\n"
+                "    'The weather in a city.'\n    return 'rain in ' + city\n")
+    sh.run_cell("%lash open s1")
+    with pytest.raises(UsageError) as err:
+        sh.run_cell(f"%lash mcp add forecasts -- {sys.executable} {script}")
+    msg = str(err.value)
+    assert msg == ("MCP server 'forecasts' has a tool named 'weather', which the session "
+                   "already has (source 'live:1'); add the server with a prefix: "
+                   "%lash mcp add forecasts --prefix forecasts_ -- ..., or "
+                   "MCPServer.stdio(..., prefix='forecasts_')")
+    assert "no MCP servers" in sh.run_cell("%lash mcp list").data  # nothing was added
+    sh.run_cell(f"%lash mcp add forecasts --prefix forecasts_ -- {sys.executable} {script}")
+    listing = sh.run_cell("%lash mcp list").data
+    assert "| forecasts | stdio |" in listing and "forecasts_weather" in listing
