@@ -72,7 +72,11 @@ class ProviderUnconfigured(ConfigurationError):
 
 
 class InvalidTurnInput(ConfigurationError):
-    pass
+    """A turn input that cannot be sent (empty, an attachment past a limit, ...)."""
+
+    limit: str | None = None  # the attachment limit passed: "max_bytes" / "max_turn_bytes"
+    size: int = 0  # the bytes asked for
+    fact: str = ""  # the message without its advice
 
 
 class TurnIdMismatch(ConfigurationError):
