@@ -89,3 +89,32 @@ def test_a_server_tool_named_like_a_notebook_tool_is_refused_with_the_prefix_to_
     sh.run_cell(f"%lash mcp add forecasts --prefix forecasts_ -- {sys.executable} {script}")
     listing = sh.run_cell("%lash mcp list").data
     assert "| forecasts | stdio |" in listing and "forecasts_weather" in listing
+
+
+DSN_PASSWORD = "s3cret-pw-4471"
+TOKEN = "tok_live_9f8e7d6c5b4a"
+
+
+def test_credentials_on_the_server_command_line_are_not_shown(sh, tmp_path):
+    # the official postgres server takes its DSN as an argument; others take --token,
+    # --api-key or a URL with ?token=: %lash mcp list (saved with the notebook), the
+    # server's repr and a start error showed them as typed
+    pytest.importorskip("mcp")
+    script = tmp_path / "forecasts.py"
+    script.write_text(_WEATHER_SERVER)
+    sh.run_cell("%lash open s1 --no-tools")
+    sh.run_cell(f"db = %lash mcp add db -- {sys.executable} {script} "
+                f"postgresql://me:{DSN_PASSWORD}@db.internal/sales --token {TOKEN} "
+                f"--client-secret={TOKEN}")
+    listing = sh.run_cell("%lash mcp list").data
+    shown = (f"{script} postgresql://me:[redacted]@db.internal/sales --token [redacted] "
+             "--client-secret=[redacted]")
+    assert shown in listing
+    with pytest.raises(UsageError) as err:
+        sh.run_cell(f"%lash mcp add web --url 'https://mcp.example.invalid/mcp?token={TOKEN}'")
+    with pytest.raises(UsageError) as err2:
+        sh.run_cell(f"%lash mcp add bad -- /bin/false --api-key {TOKEN}")
+    assert "https://mcp.example.invalid/mcp?token=[redacted]" in str(err.value)
+    assert "/bin/false --api-key [redacted]" in str(err2.value)
+    for text in (listing, repr(sh.user_ns["db"]), str(err.value), str(err2.value)):
+        assert DSN_PASSWORD not in text and TOKEN not in text

@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._core.approval import ApprovalPolicy, policy_map
-from .._core.secrets import scrub
+from .._core.secrets import scrub_command, scrub_urls
 from .._core.text import clean_json, clean_text
 from .._core.tools import ToolContext, ToolManifest
 from .._errors import ConfigurationError, ToolServerError
@@ -119,9 +119,11 @@ class MCPServer:
     @property
     def target(self) -> str:
         """The command line or URL, for errors and the repr: credential shapes in it (an
-        ``--api-key sk-...`` argument, ``?api_key=``) are ``[redacted]``."""
-        target = " ".join([self.command, *self.args]) if self.command is not None else str(self.url)
-        return scrub(target)
+        ``--token X`` / ``--api-key=X`` argument, a URL's password, ``?token=``) are
+        ``[redacted]``."""
+        if self.command is not None:
+            return scrub_command([self.command, *self.args])
+        return scrub_urls(str(self.url))
 
     async def start(self) -> MCPServer:
         """Connect, initialize and list the tools; a server that cannot start raises a
@@ -241,7 +243,7 @@ class MCPServer:
                 lines = [ln.strip() for ln in self._errlog.read().splitlines() if ln.strip()]
                 tail = lines[-1] if lines else ""
         why = f"{text} (its last error output: {tail[:200]})" if tail else text
-        return scrub(why).replace("\n", " ")  # a server may log its request, key and all
+        return scrub_urls(why).replace("\n", " ")  # a server may log its request, key and all
 
     async def _list(self, session: Any) -> list[Any]:
         tools: list[Any] = []
