@@ -13,6 +13,8 @@ A tool that returns an image (a matplotlib figure, a PIL image, an object with
 attachment part after the results, so the model sees the picture. A DataFrame is the text an
 attached one gets (whole as CSV when small, else a summary; ``attachments.table_text``), not
 pandas' console repr, which hides middle columns and rows behind ``...``.
+A tool that holds the event loop for a second or more without awaiting (``time.sleep`` in an
+``async def``) is named in one warning of the ``lash_nb.tools`` logger: Stop waited for it.
 The text of an error a tool raised is scrubbed like a provider's error (the turn provider's
 key in any encoding, credential shapes) before the model, the widget or the store sees it:
 an HTTP client's error in a tool often names the request, key and all.
@@ -24,6 +26,7 @@ returned, credential-shaped or not.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +45,11 @@ from .approval import ApprovalRequest, Approvals
 from .turn_records import as_text, error_text, jsonable, parse_args
 
 Emit = Callable[[ev.TurnEvent, str], None]
+log = logging.getLogger("lash_nb.tools")
+# a call's probe is due _PROBE_S after it starts; reached HELD_WARN_S late, the tool held the
+# loop that long (one timer per call: the cost of knowing)
+_PROBE_S = 0.05
+HELD_WARN_S = 1.0
 
 
 def now_ms() -> int:
@@ -125,6 +133,10 @@ class ToolBatch:
             refused = await self._approve(name, args, context, provider, manifest)
             if refused is not None:
                 return refused, False
+        loop = asyncio.get_running_loop()
+        held: list[float] = []  # when the loop got to the probe
+        probe = loop.call_later(_PROBE_S, lambda: held.append(loop.time()))
+        due = loop.time() + _PROBE_S
         try:
             output = await provider.execute(name, args, context)
         except asyncio.CancelledError as err:
@@ -138,6 +150,10 @@ class ToolBatch:
             raise asyncio.CancelledError from None
         except BaseException as err:  # Exception, SystemExit, ...: an error result
             return self._error(err), False
+        finally:
+            probe.cancel()
+            _tell_if_held(name, (held[0] if held else loop.time()) - due,
+                          inline=getattr(provider, "inline", False) is True)
         return output, True
 
     def _error(self, err: BaseException) -> str:
@@ -224,6 +240,21 @@ class ToolBatch:
                 parts.append(Part(f"{mid}.p{len(parts)}", PartKind.ATTACHMENT,
                                   image.ref.describe(), attachment=image.ref))
         return Message(mid, Role.USER, tuple(parts))
+
+
+def _tell_if_held(name: str, lag: float, *, inline: bool) -> None:
+    """One warning when a tool kept the loop from a callback due during its call for
+    ``HELD_WARN_S`` or more: nothing else ran meanwhile (Stop, widgets, other tools)."""
+    if lag < HELD_WARN_S:
+        return
+    if inline:
+        log.warning("tool %r held the event loop for %.1f s (it runs inline): Stop and the "
+                    "live widget waited for it; drop inline=True (it then runs on a thread)",
+                    name, lag)
+        return
+    log.warning("tool %r held the event loop for %.1f s without awaiting (time.sleep or "
+                "blocking I/O in an async def?): Stop and the live widget waited for it; "
+                "make it a plain def (it then runs on a thread) or await its I/O", name, lag)
 
 
 def _being_cancelled() -> bool:
