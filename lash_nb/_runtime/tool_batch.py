@@ -15,6 +15,8 @@ attached one gets (whole as CSV when small, else a summary; ``attachments.table_
 pandas' console repr, which hides middle columns and rows behind ``...``.
 A tool that holds the event loop for a second or more without awaiting (``time.sleep`` in an
 ``async def``) is named in one warning of the ``lash_nb.tools`` logger: Stop waited for it.
+A stop during a plain function's call is warned about too: the call ends ``interrupted``,
+but its thread cannot be stopped and the function runs on until it returns.
 The text of an error a tool raised is scrubbed like a provider's error (the turn provider's
 key in any encoding, credential shapes) before the model, the widget or the store sees it:
 an HTTP client's error in a tool often names the request, key and all.
@@ -77,6 +79,7 @@ class ToolBatch:
         self.results: dict[str, tuple[str, bool]] = {}
         self.images: dict[str, Attachment] = {}  # call id -> the image its tool returned
         self.clock: dict[str, tuple[int, float]] = {}  # running call -> (started_ms, t0)
+        self.on_thread: set[str] = set()  # calls whose function was started on a worker thread
 
     async def run(self) -> None:
         if len(self.calls) == 1:
@@ -137,6 +140,8 @@ class ToolBatch:
         held: list[float] = []  # when the loop got to the probe
         probe = loop.call_later(_PROBE_S, lambda: held.append(loop.time()))
         due = loop.time() + _PROBE_S
+        if getattr(provider, "runs_on_thread", False) is True:
+            self.on_thread.add(call_id)
         try:
             output = await provider.execute(name, args, context)
         except asyncio.CancelledError as err:
@@ -215,6 +220,10 @@ class ToolBatch:
             cid = c.call_id or ""
             if cid in self.results:
                 continue
+            if cid in self.on_thread:
+                log.warning("tool %r was stopped while its function ran on a thread: Python "
+                            "cannot stop a thread, so the function runs on until it returns and "
+                            "what it does still happens (its result is dropped)", c.tool_name)
             started, t0 = self.clock.get(cid, (now_ms(), time.perf_counter()))
             ran = round((time.perf_counter() - t0) * 1000, 3)
             args = parse_args(c.input_json)

@@ -189,6 +189,11 @@ class FunctionTool:
         self.__doc__ = fn.__doc__
         self.__name__ = self.name
 
+    @property
+    def runs_on_thread(self) -> bool:
+        """A plain function (not ``inline``): a stop cannot cut it, only stop waiting for it."""
+        return not self.is_async and not self.inline
+
     def tool_manifests(self) -> Sequence[ToolManifest]:
         return (self.manifest,)
 
