@@ -446,6 +446,62 @@ def test_a_server_answering_with_bytes_that_are_not_utf8_answers_and_keeps_answe
     assert [c.status for c in out.result.tool_calls] == ["success", "success"]
 
 
+_ECHOING_SERVER = textwrap.dedent("""
+    # a hand-written stdio server (like a chat-API server) whose 'post' tool fails naming
+    # the token it was given in its environment, in its error result and on stderr
+    import json, os, sys
+    token = os.environ["SLACK_BOT_TOKEN"]
+
+    def send(obj):
+        sys.stdout.write(json.dumps(obj) + "\\n")
+        sys.stdout.flush()
+
+    for line in sys.stdin:
+        msg = json.loads(line)
+        method, rid = msg.get("method"), msg.get("id")
+        if method == "initialize":
+            send({"jsonrpc": "2.0", "id": rid, "result": {
+                "protocolVersion": msg["params"]["protocolVersion"],
+                "capabilities": {"tools": {}}, "serverInfo": {"name": "chat", "version": "1"}}})
+        elif method == "tools/list":
+            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [
+                {"name": "post", "inputSchema": {"type": "object"}}]}})
+        elif method == "tools/call":
+            print(f"chat.postMessage failed: invalid_auth for {token}", file=sys.stderr, flush=True)
+            send({"jsonrpc": "2.0", "id": rid, "result": {"isError": True, "content": [
+                {"type": "text", "text": f"invalid_auth: the token {token} was revoked"}]}})
+        elif rid is not None:
+            send({"jsonrpc": "2.0", "id": rid, "result": {}})
+""")
+SLACK_TOKEN = "xoxb-1234-5678-QWERTYqwerty"  # no credential shape the scrubber knows
+
+
+def test_a_server_error_naming_a_secret_from_its_env_reaches_no_model_or_record(tmp_path):
+    # MCPServer.stdio(..., env={"SLACK_BOT_TOKEN": ...}): the value is a secret lash was
+    # handed; the server's error result put it in the model's request and the store
+    pytest.importorskip("mcp")
+    script = tmp_path / "chat.py"
+    script.write_text(_ECHOING_SERVER)
+    model = Script([tool_call("post", "{}", "c1")])
+
+    async def body():
+        _core, s = await open_session(model)
+        server = MCPServer.stdio("chat", sys.executable, str(script),
+                                 env={"SLACK_BOT_TOKEN": SLACK_TOKEN, "CHANNEL": "general"})
+        await s.tools().add_server(server)
+        out = await s.turn("post hello").run()
+        await s.close()
+        return out, server
+
+    out, server = run(body())
+    [(text, is_error)] = model.results
+    assert is_error
+    assert text == ("ToolServerError: MCP server 'chat', tool 'post': invalid_auth: the token "
+                    "[redacted] was revoked")
+    for shown in (repr(out), repr(server), str(server.error)):
+        assert SLACK_TOKEN not in shown
+
+
 _LAUNCHER = textwrap.dedent("""\
     #!/bin/sh
     # a launcher like npx or a wrapper script: starts a helper, then the server, and waits

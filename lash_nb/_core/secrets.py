@@ -201,6 +201,13 @@ _SECRET_WORD = (r"(?:[A-Za-z0-9]+[_.-])*(?:token|key|apikey|secret|passw(?:or)?d
                 r"|authorization|credentials?|signature|sig|pat)(?:[_.-][A-Za-z0-9]+)*")
 _SECRET_QUERY = re.compile(rf"([?&;]{_SECRET_WORD}=)[^&#;\s]+", re.IGNORECASE)
 _SECRET_OPTION = re.compile(rf"-{{1,2}}{_SECRET_WORD}", re.IGNORECASE)
+_SECRET_NAME = re.compile(_SECRET_WORD, re.IGNORECASE)
+
+
+def secret_named(name: str) -> bool:
+    """Whether a variable or option name says it holds a secret (``SLACK_BOT_TOKEN``,
+    ``api-key``, ``DB_PASSWORD``; not ``KEYBOARD``)."""
+    return _SECRET_NAME.fullmatch(name) is not None
 
 
 def scrub_urls(text: str) -> str:

@@ -15,7 +15,9 @@ Theory of operation
   parts joined (images and resources are named, not inlined). A result flagged ``isError``,
   a protocol error and a dead server raise :class:`ToolServerError`, which the turn gives
   the model as an error result. Server text is cleaned by the turn like any tool output;
-  bytes a stdio server sends that are not UTF-8 read as U+FFFD.
+  bytes a stdio server sends that are not UTF-8 read as U+FFFD. Its error texts (and its
+  last error output) lose the values of its secret-named ``env`` variables
+  (``SLACK_BOT_TOKEN``), URL passwords and credential shapes.
 - Life: stopped by ``aclose()``, by the session's ``close()`` (servers added with
   ``add_server``) or the core's ``close()`` (servers given to the builder). At process exit
   (a kernel shut down or restarted) any child still running is terminated with its process
@@ -36,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._core.approval import ApprovalPolicy, policy_map
-from .._core.secrets import scrub_command, scrub_urls
+from .._core.secrets import Scrubber, scrub_command, scrub_urls, secret_named
 from .._core.text import clean_json, clean_text
 from .._core.tools import ToolContext, ToolManifest
 from .._errors import ConfigurationError, ToolServerError
@@ -74,6 +76,9 @@ class MCPServer:
         self.name = name
         self.command, self.args = command, list(args)
         self.env, self.cwd = dict(env) if env else None, cwd
+        # the values of its secret-named variables (SLACK_BOT_TOKEN=...): never in its errors
+        self._secrets = Scrubber(v for k, v in (self.env or {}).items()
+                                 if secret_named(k) and isinstance(v, str))
         self.url = url
         self.prefix = prefix
         self.timeout_s = timeout_s
@@ -243,7 +248,11 @@ class MCPServer:
                 lines = [ln.strip() for ln in self._errlog.read().splitlines() if ln.strip()]
                 tail = lines[-1] if lines else ""
         why = f"{text} (its last error output: {tail[:200]})" if tail else text
-        return scrub_urls(why).replace("\n", " ")  # a server may log its request, key and all
+        return self._scrub(why).replace("\n", " ")  # a server may log its request, key and all
+
+    def _scrub(self, text: str) -> str:
+        """The server's own secrets (its env), URL passwords and credential shapes out."""
+        return scrub_urls(self._secrets.scrub_exact(text))
 
     async def _list(self, session: Any) -> list[Any]:
         tools: list[Any] = []
@@ -321,13 +330,13 @@ class MCPServer:
         except MCPError as err:
             if err.code == CONNECTION_CLOSED:
                 raise self._lost(err) from None
-            raise ToolServerError(f"MCP server {self.name!r}: {err}") from None
+            raise ToolServerError(f"MCP server {self.name!r}: {self._scrub(str(err))}") from None
         except (OSError, EOFError) as err:
             raise ToolServerError(f"MCP server {self.name!r} failed: {self._why(err)}") from None
         text = _content_text(result.content)
         if result.is_error:
             raise ToolServerError(f"MCP server {self.name!r}, tool {tool_name!r}: "
-                                  f"{text or 'an error with no text'}")
+                                  f"{self._scrub(text) or 'an error with no text'}")
         if result.structured_content is not None:
             return result.structured_content
         return text
