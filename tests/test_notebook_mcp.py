@@ -118,3 +118,40 @@ def test_credentials_on_the_server_command_line_are_not_shown(sh, tmp_path):
     assert "/bin/false --api-key [redacted]" in str(err2.value)
     for text in (listing, repr(sh.user_ns["db"]), str(err.value), str(err2.value)):
         assert DSN_PASSWORD not in text and TOKEN not in text
+
+
+_KEYED_SERVER = """
+import os
+from mcp.server.mcpserver import MCPServer
+app = MCPServer("keyed")
+
+@app.tool()
+def weather(city: str) -> str:
+    key = os.environ.get("WEATHER_API_KEY")
+    return f"{city}: " + ("no key" if key is None else f"key of {len(key)} characters")
+
+app.run()
+"""
+
+
+def test_mcp_add_passes_a_kernel_variable_to_the_server_with_env(sh, tmp_path, monkeypatch):
+    # a server reads its API key from its environment; the SDK starts it with only HOME,
+    # PATH and a few others, and %lash mcp add had no way to hand it the key
+    pytest.importorskip("mcp")
+    script = tmp_path / "keyed.py"
+    script.write_text(_KEYED_SERVER)
+    monkeypatch.setenv("WEATHER_API_KEY", "wk-live-0123456789")
+    sh.run_cell("%lash open s1 --no-tools")
+    with pytest.raises(UsageError, match=r"^%lash mcp add: --env NOPE_TOKEN: NOPE_TOKEN is not "
+                                         r"set in the kernel's environment; set it \(os.environ"):
+        sh.run_cell(f"%lash mcp add w --env NOPE_TOKEN -- {sys.executable} {script}")
+    sh.run_cell(f"%lash mcp add w --env WEATHER_API_KEY -- {sys.executable} {script}")
+    sh.run_cell("r = %lash turn What does weather say for 'Oslo'?")
+    assert sh.user_ns["r"].tool_calls[0].output == {"result": "Oslo: key of 18 characters"}
+    sh.run_cell("%lash mcp remove w")
+    sh.run_cell("other = 'abc-1234'")
+    sh.run_cell(f"%lash mcp add w --env WEATHER_API_KEY={{other}} -- {sys.executable} {script}")
+    sh.run_cell("r = %lash turn What does weather say for 'Lima'?")
+    assert sh.user_ns["r"].tool_calls[0].output == {"result": "Lima: key of 8 characters"}
+    listing = sh.run_cell("%lash mcp list").data
+    assert "abc-1234" not in listing and "wk-live" not in listing
