@@ -19,6 +19,7 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import typing
 import warnings
@@ -65,6 +66,30 @@ def _annotated_description(annotation: Any) -> str | None:
     return None
 
 
+def _defined(fn: Callable[..., Any]) -> tuple[Any, frozenset[str]]:
+    """What gives a callable's name, docstring and type hints (the function under a
+    ``functools.partial``, a callable object's ``__call__``), and the keyword arguments a
+    partial binds (not offered to the model)."""
+    bound: set[str] = set()
+    while isinstance(fn, functools.partial):
+        bound |= set(fn.keywords)
+        fn = fn.func
+    plain = inspect.isfunction(fn) or inspect.ismethod(fn) or inspect.isbuiltin(fn)
+    if not plain and not isinstance(fn, type) and callable(fn):
+        return _Object(fn, type(fn).__call__), frozenset(bound)
+    return fn, frozenset(bound)
+
+
+class _Object:
+    """A callable object seen as a function: its class's name and docstring (else its
+    ``__call__``'s), its ``__call__``'s type hints."""
+
+    def __init__(self, obj: Any, call: Any) -> None:
+        self.__name__ = type(obj).__name__
+        self.__doc__ = type(obj).__doc__ or call.__doc__
+        self.hints_of = call
+
+
 class ArgumentsModel:
     """A function's parameters as a pydantic model: the JSON schema and the validator."""
 
@@ -72,8 +97,9 @@ class ArgumentsModel:
         import pydantic
 
         sig = inspect.signature(fn)
+        defined, bound = _defined(fn)
         try:
-            hints = typing.get_type_hints(fn, include_extras=True)
+            hints = typing.get_type_hints(getattr(defined, "hints_of", defined), include_extras=True)
         except Exception as err:
             raise ConfigurationError(
                 f"tool {name!r}: its type hints cannot be resolved ({type(err).__name__}: {err}); "
@@ -84,6 +110,8 @@ class ArgumentsModel:
         self.positional: list[str] = []  # positional-only parameters, in order
         self.var_keyword = False
         for pname, p in sig.parameters.items():
+            if pname in bound:
+                continue  # bound by a partial: not the model's to give
             if p.kind is p.VAR_KEYWORD:
                 self.var_keyword = True
                 continue
@@ -167,10 +195,11 @@ class FunctionTool:
             raise ConfigurationError(f"@tool needs a function, got {type(fn).__name__}")
         if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 1:
             raise ConfigurationError("max_retries must be a positive int (invalid calls per turn)")
-        summary, param_docs = parse_docstring(fn.__doc__)
+        defined, _bound = _defined(fn)
+        summary, param_docs = parse_docstring(defined.__doc__)
         self.fn = fn
         self.inline = inline
-        self.name = name or fn.__name__
+        self.name = name or defined.__name__
         self.max_retries = max_retries
         self.approval = None if approval is None else approval_policy(
             approval, what=f"@tool approval of {self.name!r}")
@@ -186,7 +215,7 @@ class FunctionTool:
             input_schema=self.arguments.schema,
         )
         self._invalid: OrderedDict[tuple[str, str], int] = OrderedDict()
-        self.__doc__ = fn.__doc__
+        self.__doc__ = defined.__doc__
         self.__name__ = self.name
 
     @property
