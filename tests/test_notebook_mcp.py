@@ -145,7 +145,11 @@ def test_mcp_add_passes_a_kernel_variable_to_the_server_with_env(sh, tmp_path, m
     with pytest.raises(UsageError, match=r"^%lash mcp add: --env NOPE_TOKEN: NOPE_TOKEN is not "
                                          r"set in the kernel's environment; set it \(os.environ"):
         sh.run_cell(f"%lash mcp add w --env NOPE_TOKEN -- {sys.executable} {script}")
-    sh.run_cell(f"%lash mcp add w --env WEATHER_API_KEY -- {sys.executable} {script}")
+    with pytest.raises(UsageError, match=r"--timeout 0 is not a number of seconds above 0"):
+        sh.run_cell(f"%lash mcp add w --timeout 0 -- {sys.executable} {script}")
+    sh.run_cell(f"w = %lash mcp add w --env WEATHER_API_KEY --timeout 300 -- {sys.executable} "
+                f"{script}")
+    assert sh.user_ns["w"].timeout_s == 300
     sh.run_cell("r = %lash turn What does weather say for 'Oslo'?")
     assert sh.user_ns["r"].tool_calls[0].output == {"result": "Oslo: key of 18 characters"}
     sh.run_cell("%lash mcp remove w")

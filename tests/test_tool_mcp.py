@@ -393,6 +393,30 @@ def test_a_server_removed_during_a_call_ends_the_call_saying_so(tmp_path):
     assert not server.running and server.error is None
 
 
+def test_a_call_past_the_servers_timeout_says_how_long_and_how_to_wait_longer(tmp_path):
+    # it said only "Request 'tools/call' timed out": not after how long, nor what to change
+    pytest.importorskip("mcp")
+    script = tmp_path / "crasher.py"
+    script.write_text(_CRASHING_SERVER)
+    model = Script([tool_call("wait", '{"table": "sales"}', "c1")],
+                   [tool_call("count", '{"table": "sales"}', "c2")])
+
+    async def body():
+        _core, s = await open_session(model)
+        server = MCPServer.stdio("db", sys.executable, str(script), timeout_s=1.5)
+        await s.tools().add_server(server)
+        await s.turn("wait for sales").run()
+        await s.close()
+
+    run(body())
+    (late, late_error), (count, count_error) = model.results
+    assert late_error and late == (
+        "ToolServerError: MCP server 'db': tool 'wait' gave no answer in 1.5 s; a slower tool "
+        "needs a longer timeout (%lash mcp add db --timeout S ..., or "
+        "MCPServer.stdio(..., timeout_s=S))")
+    assert (count, count_error) == ('{"result": 3}', False)  # the server still answers
+
+
 _LATIN1_SERVER = textwrap.dedent("""
     # a hand-written stdio server whose 'latin1' tool answers with a Latin-1 byte (a file
     # read as bytes and passed on), not UTF-8

@@ -66,8 +66,8 @@ _VERBS = (
      'cancel the running turns'),
     ('`%lash tools`',
      'tool catalog by source, with membership toggles'),
-    (('`%lash mcp add NAME [--prefix P] [--approval ask] [--env VAR[=VALUE]] -- COMMAND ARGS` / '
-      '`... --url URL`'),
+    (('`%lash mcp add NAME [--prefix P] [--approval ask] [--env VAR[=VALUE]] [--timeout S] -- '
+      'COMMAND ARGS` / `... --url URL`'),
      ('start an MCP server (stdio / streamable HTTP); its tools join the catalog; `--env` gives '
       'it a variable of the kernel (a stdio server gets only HOME, PATH and a few others)')),
     ('`%lash mcp list` / `%lash mcp remove NAME`',

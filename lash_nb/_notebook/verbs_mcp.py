@@ -2,7 +2,8 @@
 
 ``%lash mcp add NAME [--prefix P] [--approval always|ask|never] [--env NAME[=VALUE]]... --
 COMMAND ARGS...`` starts a stdio server (``--approval ask``: each call of its tools waits for
-Approve / Deny; ``--env``: a variable of the kernel's environment, or a value, it is given),
+Approve / Deny; ``--env``: a variable of the kernel's environment, or a value, it is given;
+``--timeout S``: seconds a start or a call may take, 60 by default),
 ``%lash mcp add NAME --url URL`` connects to a streamable HTTP one (``{var}`` in the command
 or URL is a notebook variable, as in prompts); both put the server's
 tools into the session's catalog (``%lash tools`` toggles them). ``%lash mcp list`` shows the
@@ -33,6 +34,7 @@ MCP.add_argument("--url", default=None)
 MCP.add_argument("--prefix", default="")
 MCP.add_argument("--approval", default=None, choices=("always", "ask", "never"))
 MCP.add_argument("--env", action="append", default=[])
+MCP.add_argument("--timeout", type=float, default=60.0)
 MCP.add_argument("--session", default=None)
 
 
@@ -52,6 +54,9 @@ def mcp_args(m: LashMagics, argline: str, cell: str | None) -> Any:
         raise UsageError("%lash mcp add NAME needs -- COMMAND ARGS (stdio) or --url URL (HTTP), "
                          "one of them")
     a.env = server_env(a.env, ns)
+    if not a.timeout > 0:
+        raise UsageError(f"%lash mcp add: --timeout {a.timeout:g} is not a number of seconds "
+                         "above 0; give e.g. --timeout 300")
     if a.env and a.url:
         raise UsageError("%lash mcp add: --env is for a server started with -- COMMAND ARGS, "
                          "not one reached with --url")
@@ -88,9 +93,10 @@ async def mcp(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
         if a.name in servers:
             raise UsageError(f"an MCP server {a.name!r} is already added; "
                              f"%lash mcp remove {a.name} first")
-        server = (MCPServer.http(a.name, a.url, prefix=a.prefix, approval=a.approval) if a.url else
+        server = (MCPServer.http(a.name, a.url, prefix=a.prefix, approval=a.approval,
+                                 timeout_s=a.timeout) if a.url else
                   MCPServer.stdio(a.name, *a.command, prefix=a.prefix, approval=a.approval,
-                                  env=a.env or None))
+                                  env=a.env or None, timeout_s=a.timeout))
         await admin.add_server(server)
         names = ", ".join(t.name for t in server.tool_manifests()) or "(none)"
         print(f"MCP server {a.name!r} started ({server.transport}): {names}")

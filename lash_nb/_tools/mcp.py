@@ -322,7 +322,7 @@ class MCPServer:
                                   "start it where the session's turns run")
         tool_name = self._names.get(name, name)
         from mcp import MCPError
-        from mcp.types import CONNECTION_CLOSED
+        from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 
         try:
             result = await session.call_tool(tool_name, dict(args),
@@ -330,6 +330,12 @@ class MCPServer:
         except MCPError as err:
             if err.code == CONNECTION_CLOSED:
                 raise self._lost(err) from None
+            if err.code == REQUEST_TIMEOUT:
+                raise ToolServerError(
+                    f"MCP server {self.name!r}: tool {tool_name!r} gave no answer in "
+                    f"{self.timeout_s:g} s; a slower tool needs a longer timeout (%lash mcp add "
+                    f"{self.name} --timeout S ..., or MCPServer.{self.transport}(..., "
+                    "timeout_s=S))") from None
             raise ToolServerError(f"MCP server {self.name!r}: {self._scrub(str(err))}") from None
         except (OSError, EOFError) as err:
             raise ToolServerError(f"MCP server {self.name!r} failed: {self._why(err)}") from None
