@@ -226,6 +226,29 @@ def test_a_server_that_dies_printing_a_credential_is_an_error_without_it():
     assert "MCPLEAK" not in msg
 
 
+def test_a_node_server_that_does_not_start_shows_its_error_not_nodes_version():
+    # most MCP servers run on node (npx ...); an uncaught error ends with a stack and
+    # "Node.js v20.x": the one line of error output shown was that version line
+    import shutil
+    pytest.importorskip("mcp")
+    if shutil.which("node") is None:
+        pytest.skip("needs node")
+
+    async def body():
+        _core, s = await open_session(Script())
+        bad = MCPServer.stdio("gh", "node", "-e", "throw new Error("
+                              "'GITHUB_PERSONAL_ACCESS_TOKEN environment variable is not set')")
+        with pytest.raises(ToolServerError) as err:
+            await s.tools().add_server(bad)
+        await s.close()
+        return str(err.value)
+
+    msg = run(body())
+    assert msg.endswith("(its last error output: Error: GITHUB_PERSONAL_ACCESS_TOKEN environment "
+                        "variable is not set); check the command or URL (run it in a terminal "
+                        "to see)")
+
+
 def test_an_unstarted_server_given_as_a_tool_is_a_one_line_error():
     from lash_nb._errors import ConfigurationError
 

@@ -244,9 +244,7 @@ class MCPServer:
         tail = ""
         if self._errlog is not None:
             with contextlib.suppress(Exception):
-                self._errlog.seek(0)
-                lines = [ln.strip() for ln in self._errlog.read().splitlines() if ln.strip()]
-                tail = lines[-1] if lines else ""
+                tail = _last_error_line(self._errlog)
         why = f"{text} (its last error output: {tail[:200]})" if tail else text
         return self._scrub(why).replace("\n", " ")  # a server may log its request, key and all
 
@@ -374,6 +372,22 @@ async def close_servers(registry: Any, *, prefix: str) -> None:
     for sid, provider in list(registry.sources.items()):
         if isinstance(provider, MCPServer) and sid.startswith(prefix):
             await provider.aclose()
+
+
+_NOT_THE_ERROR = re.compile(r"Node\.js v[\d.]+|at .*|\^+|\s*")  # node's trailer, frames, carets
+
+
+def _last_error_line(errlog: Any) -> str:
+    """The last line of a server's error output that says something: not node's closing
+    ``Node.js v20.x``, a stack frame or a caret line (the error is above them). Reads the
+    last 16 KB only: a chatty server's log may be large."""
+    errlog.flush()
+    errlog.seek(0, os.SEEK_END)
+    size = errlog.tell()
+    errlog.seek(max(0, size - 16_384))  # a cut first line (or character) is not the last
+    lines = [ln.strip() for ln in errlog.read().splitlines()]
+    said = [ln for ln in lines if not _NOT_THE_ERROR.fullmatch(ln)]
+    return said[-1] if said else ""
 
 
 def _content_text(content: Sequence[Any]) -> str:
