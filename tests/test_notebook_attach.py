@@ -49,6 +49,14 @@ def test_a_line_turn_attaches_a_file_path(sh, tmp_path):
     assert "It received: [image dot.gif: image/gif, 20 bytes, 1x1]" in text
 
 
+def test_a_file_whose_name_has_a_comma_is_attached_whole(sh, tmp_path):
+    # --attach splits on commas; "report, final.txt" was read as "report" and " final.txt"
+    (tmp_path / "report, final.txt").write_text("Q3 revenue up 4%\n")
+    sh.run_cell("r = %lash turn --attach 'report, final.txt' what does it say?")
+    text = sh.user_ns["r"].assistant_output.safe_text
+    assert "It received: [file report, final.txt: text/plain, 17 bytes]" in text
+
+
 def test_an_attachment_alone_is_a_turn(sh):
     sh.run_cell(SETUP)
     sh.run_cell("r = %lash turn --attach df")

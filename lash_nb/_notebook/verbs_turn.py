@@ -238,9 +238,12 @@ def turn_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
 
 def attach_targets(m: LashMagics, spec: str | None) -> list[tuple[str, Any]]:
     """``--attach fig,df,plot.png`` -> ``[(name, object or path)]``: a name defined in the
-    notebook (dotted attributes allowed) wins, else an existing file path."""
+    notebook (dotted attributes allowed) wins, else an existing file path. A file whose name
+    has a comma (``--attach 'report, final.pdf'``) is taken whole."""
     out: list[tuple[str, Any]] = []
-    for token in (t.strip() for t in (spec or "").split(",")):
+    whole = os.path.expanduser((spec or "").strip())
+    tokens = [whole] if "," in whole and os.path.isfile(whole) else (spec or "").split(",")
+    for token in (t.strip() for t in tokens):
         if not token:
             continue
         found, value = lookup_name(token, m.user_ns)
