@@ -549,6 +549,68 @@ def test_a_server_error_naming_a_secret_from_its_env_reaches_no_model_or_record(
         assert SLACK_TOKEN not in shown
 
 
+_STORM_SERVER = textwrap.dedent("""
+    # a hand-written server whose 'storm' tool sends 300 tools/list_changed notifications at
+    # once; 'lists' says how many times it was asked for its tool list
+    import json, sys
+    lists = 0
+
+    def send(obj):
+        sys.stdout.write(json.dumps(obj) + "\\n")
+        sys.stdout.flush()
+
+    for line in sys.stdin:
+        msg = json.loads(line)
+        method, rid = msg.get("method"), msg.get("id")
+        if method == "initialize":
+            send({"jsonrpc": "2.0", "id": rid, "result": {
+                "protocolVersion": msg["params"]["protocolVersion"],
+                "capabilities": {"tools": {"listChanged": True}},
+                "serverInfo": {"name": "storm", "version": "1"}}})
+        elif method == "tools/list":
+            lists += 1
+            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [
+                {"name": "storm", "inputSchema": {"type": "object"}},
+                {"name": "lists", "inputSchema": {"type": "object"}}]}})
+        elif method == "tools/call" and msg["params"]["name"] == "storm":
+            for _ in range(300):
+                sys.stdout.write('{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}\\n')
+            send({"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": "ok"}]}})
+        elif method == "tools/call":
+            send({"jsonrpc": "2.0", "id": rid, "result": {"content": [
+                {"type": "text", "text": str(lists)}]}})
+        elif rid is not None:
+            send({"jsonrpc": "2.0", "id": rid, "result": {}})
+""")
+
+
+def test_a_burst_of_tool_list_changes_lists_the_tools_again_a_few_times_not_once_each(tmp_path):
+    # each notification started its own tools/list and catalog rebuild: a server (or a loop
+    # in one) could keep the kernel busy rebuilding the catalog
+    pytest.importorskip("mcp")
+    script = tmp_path / "storm.py"
+    script.write_text(_STORM_SERVER)
+
+    async def body():
+        _core, s = await open_session(Script())
+        server = MCPServer.stdio("storm", sys.executable, str(script))
+        await s.tools().add_server(server)
+        from lash_nb._core.tools import ToolContext
+        ctx = ToolContext("s", "t", "c")
+        await server.execute("storm", {}, ctx)
+        counts = [await server.execute("lists", {}, ctx)]
+        while True:  # until the relisting has settled
+            await asyncio.sleep(0.3)
+            counts.append(await server.execute("lists", {}, ctx))
+            if counts[-1] == counts[-2]:
+                break
+        await s.close()
+        return int(counts[-1])
+
+    lists = run(body())
+    assert 2 <= lists <= 4  # the start's, then one or two for the whole burst
+
+
 _LAUNCHER = textwrap.dedent("""\
     #!/bin/sh
     # a launcher like npx or a wrapper script: starts a helper, then the server, and waits

@@ -10,7 +10,8 @@ Theory of operation
   servers with one tool name are refused at registration like any two tools), the server's
   input schema as is. A ``notifications/tools/list_changed`` from the server lists the tools
   again and calls every ``on_tools_changed`` callback (``session.tools().add_server``
-  re-adds the source, so the catalog follows).
+  re-adds the source, so the catalog follows); one listing runs at a time, and the changes
+  announced meanwhile make one more.
 - Results: structured content (a JSON object) when the server gives one, else the text
   parts joined (images and resources are named, not inlined). A result flagged ``isError``,
   a protocol error and a dead server raise :class:`ToolServerError`, which the turn gives
@@ -93,6 +94,8 @@ class MCPServer:
         self._errlog: Any = None
         self._pids: set[int] = set()
         self._names: dict[str, str] = {}  # manifest name -> the server's tool name
+        self._relisting: asyncio.Task[None] | None = None  # listing its tools again
+        self._relist_again = False  # a change was announced while it listed
         self.error: str | None = None  # why it stopped, when it stopped on its own
 
     @classmethod
@@ -271,19 +274,28 @@ class MCPServer:
         from mcp import types
 
         if isinstance(message, types.ToolListChangedNotification):
-            asyncio.get_running_loop().create_task(self._relist())
+            # one listing at a time: changes announced while it runs make one more listing
+            # (a burst of notifications is two listings, not one each)
+            if self._relisting is not None and not self._relisting.done():
+                self._relist_again = True
+            else:
+                self._relisting = asyncio.get_running_loop().create_task(self._relist())
 
     async def _relist(self) -> None:
-        session = self._session
-        if session is None:
-            return
-        try:
-            self._tools = await self._list(session)
-        except Exception as err:
-            self.error = f"listing its tools again failed: {self._why(err)}"
-            return
-        for callback in list(self.on_tools_changed):
-            callback()
+        again = True
+        while again:
+            self._relist_again = False
+            session = self._session
+            if session is None:
+                return
+            try:
+                self._tools = await self._list(session)
+            except Exception as err:
+                self.error = f"listing its tools again failed: {self._why(err)}"
+                return
+            for callback in list(self.on_tools_changed):
+                callback()
+            again = self._relist_again
 
     # ------------------------------------------------------------------ tool provider
     def tool_manifests(self) -> Sequence[ToolManifest]:
