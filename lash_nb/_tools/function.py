@@ -203,7 +203,7 @@ class FunctionTool:
         self.max_retries = max_retries
         self.approval = None if approval is None else approval_policy(
             approval, what=f"@tool approval of {self.name!r}")
-        self.is_async = inspect.iscoroutinefunction(fn)
+        self.is_async = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
         params = inspect.signature(fn).parameters
         self.context_name = next((n for n in _CONTEXT_NAMES if n in params), None)
         self.wants_context = self.context_name is not None
@@ -262,13 +262,16 @@ class FunctionTool:
         if self.context_name is not None:
             kwargs[self.context_name] = context
         if self.is_async:
-            return await self.fn(*positional, **kwargs)
+            called = self.fn(*positional, **kwargs)
+            if inspect.isasyncgen(called):  # an async generator: what it yields
+                return [item async for item in called]
+            return await called
         # a sync tool runs on a worker thread so the loop (widgets, Stop) stays live;
         # inline=True runs it on the loop for trivial functions
         if self.inline:
-            result = self.fn(*positional, **kwargs)
+            result = _drained(self.fn, *positional, **kwargs)
         else:
-            result = await asyncio.to_thread(self.fn, *positional, **kwargs)
+            result = await asyncio.to_thread(_drained, self.fn, *positional, **kwargs)
         if inspect.isawaitable(result):
             return await result
         return result
@@ -278,6 +281,13 @@ class FunctionTool:
 
     def __repr__(self) -> str:
         return f"<tool {self.name}: {self.manifest.description[:50]!r}>"
+
+
+def _drained(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(...)``; a generator's items as a list (its body runs here, on the tool's thread),
+    not the generator object, whose repr is all the model would read."""
+    result = fn(*args, **kwargs)
+    return list(result) if inspect.isgenerator(result) else result
 
 
 def tool(
@@ -290,8 +300,9 @@ def tool(
     ``@tool(name=..., description=..., max_retries=...)``. Arguments are validated and
     coerced to the annotated types before the function runs; a tool takes ``max_retries``
     invalid calls per turn. Sync functions run on a worker thread (``inline=True``: on the
-    event loop). ``approval``: ``"always"`` (run), ``"ask"`` (wait for Approve / Deny) or
-    ``"never"`` (deny); unset, the session's default applies (``session.approvals()``)."""
+    event loop). A generator (``yield``, sync or async) gives the list of what it yields.
+    ``approval``: ``"always"`` (run), ``"ask"`` (wait for Approve / Deny) or ``"never"``
+    (deny); unset, the session's default applies (``session.approvals()``)."""
     if fn is None:
         return lambda f: FunctionTool(f, name=name, description=description, inline=inline,
                                       max_retries=max_retries, approval=approval)
