@@ -72,7 +72,11 @@ class ProviderUnconfigured(ConfigurationError):
 
 
 class InvalidTurnInput(ConfigurationError):
-    pass
+    """A turn input that cannot be sent (empty, an attachment past a limit, ...)."""
+
+    limit: str | None = None  # the attachment limit passed: "max_bytes" / "max_turn_bytes"
+    size: int = 0  # the bytes asked for
+    fact: str = ""  # the message without its advice
 
 
 class TurnIdMismatch(ConfigurationError):
@@ -242,6 +246,9 @@ class WireScriptError(ConfigurationError):
 
 class ToolNameConflict(ConfigurationError):
     """A tool source brings a name another live source (or itself) already has."""
+
+    tool_name: str | None = None  # the name, when another source has it
+    taken_by: str | None = None  # that source's id
 
 
 class ToolArgumentsInvalid(LashError):

@@ -49,6 +49,14 @@ def test_a_line_turn_attaches_a_file_path(sh, tmp_path):
     assert "It received: [image dot.gif: image/gif, 20 bytes, 1x1]" in text
 
 
+def test_a_file_whose_name_has_a_comma_is_attached_whole(sh, tmp_path):
+    # --attach splits on commas; "report, final.txt" was read as "report" and " final.txt"
+    (tmp_path / "report, final.txt").write_text("Q3 revenue up 4%\n")
+    sh.run_cell("r = %lash turn --attach 'report, final.txt' what does it say?")
+    text = sh.user_ns["r"].assistant_output.safe_text
+    assert "It received: [file report, final.txt: text/plain, 17 bytes]" in text
+
+
 def test_an_attachment_alone_is_a_turn(sh):
     sh.run_cell(SETUP)
     sh.run_cell("r = %lash turn --attach df")
@@ -70,6 +78,37 @@ def test_an_attachment_past_the_limit_is_a_one_line_error(sh):
     with pytest.raises(UsageError) as e:
         sh.run_cell("%%lash --attach blob\nlook\n")
     assert "more than the 5000000 allowed" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_an_attachment_past_the_limit_says_how_to_raise_it_in_the_notebook(sh, tmp_path):
+    # the advice was "pass limits=AttachmentLimits(max_bytes=...)", which no magic takes
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.7\n" + bytes(5_999_991))  # 6,000,000 bytes
+    with pytest.raises(UsageError) as e:
+        sh.run_cell("%%lash --attach report.pdf\nsummarise it\n")
+    assert str(e.value) == (
+        "attachment report.pdf has 6000000 bytes, more than the 5000000 allowed; attach a "
+        "smaller one or raise the limit: %config LashMagics.attach_max_bytes = 6000000")
+    m = sh.ip.magics_manager.registry["LashMagics"]
+    assert m.ctx.last_result is None  # nothing ran
+    sh.run_cell("%config LashMagics.attach_max_bytes = 6000000")
+    sh.run_cell("%%lash --attach report.pdf -o r\nsummarise it\n")
+    text = sh.user_ns["r"].assistant_output.safe_text
+    assert "[file report.pdf: application/pdf, 6000000 bytes]" in text
+
+
+def test_attachments_past_the_turn_limit_say_how_to_raise_it_in_the_notebook(sh):
+    sh.run_cell("a = b'%PDF-' + bytes(3_999_995)\nb = a + b'x'\nc = b + b'x'")  # 4 MB each
+    sh.run_cell("%config LashMagics.attach_turn_max_bytes = 10000000")
+    with pytest.raises(UsageError) as e:
+        sh.run_cell("%%lash --attach a,b,c\ncompare them\n")
+    assert str(e.value) == (
+        "the attachments of this turn have 12000003 bytes, more than the 10000000 allowed per "
+        "turn; attach fewer or raise the limit: %config LashMagics.attach_turn_max_bytes = "
+        "12000003")
+    sh.run_cell("%config LashMagics.attach_turn_max_bytes = 12000003")
+    sh.run_cell("%%lash --attach a,b,c -o r\ncompare them\n")
+    text = sh.user_ns["r"].assistant_output.safe_text
+    assert all(f"[file {n}: application/pdf, " in text for n in "abc")
 
 
 def test_the_saved_record_shows_a_thumbnail_not_the_whole_image() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from IPython.core.error import UsageError
 from mcp_servers import need
@@ -53,3 +55,107 @@ def test_mcp_usage_errors_are_one_line(sh):
     with pytest.raises(UsageError, match=r"^%lash mcp --approval 'maybe' is not one of "
                                          r"always, ask, never; see %lash help$"):
         sh.run_cell("%lash mcp add clock --approval maybe -- /bin/false")
+
+
+_WEATHER_SERVER = """
+from mcp.server.mcpserver import MCPServer
+app = MCPServer("forecasts")
+
+@app.tool()
+def weather(city: str) -> str:
+    return "sunny in " + city
+
+app.run()
+"""
+
+
+def test_a_server_tool_named_like_a_notebook_tool_is_refused_with_the_prefix_to_use(sh, tmp_path):
+    # the advice was @tool(name=...) / session.tools().remove_source('live:1'): neither
+    # renames a server's tool, and a notebook user adds servers with %lash mcp add
+    pytest.importorskip("mcp")
+    script = tmp_path / "forecasts.py"
+    script.write_text(_WEATHER_SERVER)
+    sh.run_cell("from lash_nb import tool\n@tool\ndef weather(city: str) -> str:\n"
+                "    'The weather in a city.'\n    return 'rain in ' + city\n")
+    sh.run_cell("%lash open s1")
+    with pytest.raises(UsageError) as err:
+        sh.run_cell(f"%lash mcp add forecasts -- {sys.executable} {script}")
+    msg = str(err.value)
+    assert msg == ("MCP server 'forecasts' has a tool named 'weather', which the session "
+                   "already has (source 'live:1'); add the server with a prefix: "
+                   "%lash mcp add forecasts --prefix forecasts_ -- ..., or "
+                   "MCPServer.stdio(..., prefix='forecasts_')")
+    assert "no MCP servers" in sh.run_cell("%lash mcp list").data  # nothing was added
+    sh.run_cell(f"%lash mcp add forecasts --prefix forecasts_ -- {sys.executable} {script}")
+    listing = sh.run_cell("%lash mcp list").data
+    assert "| forecasts | stdio |" in listing and "forecasts_weather" in listing
+
+
+DSN_PASSWORD = "s3cret-pw-4471"
+TOKEN = "tok_live_9f8e7d6c5b4a"
+
+
+def test_credentials_on_the_server_command_line_are_not_shown(sh, tmp_path):
+    # the official postgres server takes its DSN as an argument; others take --token,
+    # --api-key or a URL with ?token=: %lash mcp list (saved with the notebook), the
+    # server's repr and a start error showed them as typed
+    pytest.importorskip("mcp")
+    script = tmp_path / "forecasts.py"
+    script.write_text(_WEATHER_SERVER)
+    sh.run_cell("%lash open s1 --no-tools")
+    sh.run_cell(f"db = %lash mcp add db -- {sys.executable} {script} "
+                f"postgresql://me:{DSN_PASSWORD}@db.internal/sales --token {TOKEN} "
+                f"--client-secret={TOKEN}")
+    listing = sh.run_cell("%lash mcp list").data
+    shown = (f"{script} postgresql://me:[redacted]@db.internal/sales --token [redacted] "
+             "--client-secret=[redacted]")
+    assert shown in listing
+    with pytest.raises(UsageError) as err:
+        sh.run_cell(f"%lash mcp add web --url 'https://mcp.example.invalid/mcp?token={TOKEN}'")
+    with pytest.raises(UsageError) as err2:
+        sh.run_cell(f"%lash mcp add bad -- /bin/false --api-key {TOKEN}")
+    assert "https://mcp.example.invalid/mcp?token=[redacted]" in str(err.value)
+    assert "/bin/false --api-key [redacted]" in str(err2.value)
+    for text in (listing, repr(sh.user_ns["db"]), str(err.value), str(err2.value)):
+        assert DSN_PASSWORD not in text and TOKEN not in text
+
+
+_KEYED_SERVER = """
+import os
+from mcp.server.mcpserver import MCPServer
+app = MCPServer("keyed")
+
+@app.tool()
+def weather(city: str) -> str:
+    key = os.environ.get("WEATHER_API_KEY")
+    return f"{city}: " + ("no key" if key is None else f"key of {len(key)} characters")
+
+app.run()
+"""
+
+
+def test_mcp_add_passes_a_kernel_variable_to_the_server_with_env(sh, tmp_path, monkeypatch):
+    # a server reads its API key from its environment; the SDK starts it with only HOME,
+    # PATH and a few others, and %lash mcp add had no way to hand it the key
+    pytest.importorskip("mcp")
+    script = tmp_path / "keyed.py"
+    script.write_text(_KEYED_SERVER)
+    monkeypatch.setenv("WEATHER_API_KEY", "wk-live-0123456789")
+    sh.run_cell("%lash open s1 --no-tools")
+    with pytest.raises(UsageError, match=r"^%lash mcp add: --env NOPE_TOKEN: NOPE_TOKEN is not "
+                                         r"set in the kernel's environment; set it \(os.environ"):
+        sh.run_cell(f"%lash mcp add w --env NOPE_TOKEN -- {sys.executable} {script}")
+    with pytest.raises(UsageError, match=r"--timeout 0 is not a number of seconds above 0"):
+        sh.run_cell(f"%lash mcp add w --timeout 0 -- {sys.executable} {script}")
+    sh.run_cell(f"w = %lash mcp add w --env WEATHER_API_KEY --timeout 300 -- {sys.executable} "
+                f"{script}")
+    assert sh.user_ns["w"].timeout_s == 300
+    sh.run_cell("r = %lash turn What does weather say for 'Oslo'?")
+    assert sh.user_ns["r"].tool_calls[0].output == {"result": "Oslo: key of 18 characters"}
+    sh.run_cell("%lash mcp remove w")
+    sh.run_cell("other = 'abc-1234'")
+    sh.run_cell(f"%lash mcp add w --env WEATHER_API_KEY={{other}} -- {sys.executable} {script}")
+    sh.run_cell("r = %lash turn What does weather say for 'Lima'?")
+    assert sh.user_ns["r"].tool_calls[0].output == {"result": "Lima: key of 8 characters"}
+    listing = sh.run_cell("%lash mcp list").data
+    assert "abc-1234" not in listing and "wk-live" not in listing

@@ -83,6 +83,9 @@ def test_a_tool_row_stopped_mid_call_reads_interrupted_with_its_running_time(tmp
         [row] = [b for b in k.state(mid)["blocks"] if b["kind"] == "tool"]
         assert row["status"] == "cancelled"
         assert row["duration_ms"] > 0
+        # the cell says the function itself was not stopped (a thread cannot be)
+        assert ("tool 'slow_lookup' was stopped while its function ran on a thread: Python "
+                "cannot stop a thread") in ex.stderr
         k.run("release.set()")
         out = k.run(
             "s = __import__('lash_nb._notebook.extension', fromlist=['x'])._magics().ctx.bindings['s1'].session\n"

@@ -83,3 +83,17 @@ def test_the_key_is_not_in_an_executed_notebook(tmp_path, monkeypatch):
     assert "status 401" in text or "401" in text
     assert KEY not in text
     assert KEY.encode() not in _all_bytes(tmp_path)
+
+
+def test_a_command_line_shows_no_option_value_url_password_or_query_secret_named_so() -> None:
+    from lash_nb._core.secrets import scrub_command
+
+    assert scrub_command(["npx", "-y", "@modelcontextprotocol/server-postgres",
+                          "postgresql://me:pw-771@db/sales"]) == (
+        "npx -y @modelcontextprotocol/server-postgres postgresql://me:[redacted]@db/sales")
+    assert scrub_command(["srv", "--token", "t1", "--github-token", "t2", "--api-key=t3",
+                          "--client-secret", "t4", "--port", "8080", "--keyboard", "us"]) == (
+        "srv --token [redacted] --github-token [redacted] --api-key=[redacted] "
+        "--client-secret [redacted] --port 8080 --keyboard us")
+    assert scrub_command(["srv", "https://h/mcp?api_key=k1&X-Amz-Signature=s1&page=2"]) == (
+        "srv https://h/mcp?api_key=[redacted]&X-Amz-Signature=[redacted]&page=2")

@@ -167,6 +167,30 @@ def test_an_approver_that_raises_denies_and_says_so():
     assert ran == []
 
 
+def test_an_approver_that_fails_with_a_credential_in_its_error_logs_it_without(caplog):
+    # an approver that posts to a chat webhook fails with the request in its error; the
+    # warning is printed under the notebook cell (and saved with it)
+    ran = []
+
+    def approver(request):
+        raise RuntimeError("POST https://hooks.example/approve?token=whk-55aa66bb77 failed; "
+                           "sent Authorization: Bearer xoxb-1122-3344-ffee with it")
+
+    async def body():
+        s = await session(model_calling(), make_drop(ran))
+        s.approvals().set_approver(approver)
+        await s.turn("clean up").run()
+
+    import logging
+    with caplog.at_level(logging.WARNING, logger="lash_nb.tools"):
+        run(body())
+    [line] = [r.getMessage() for r in caplog.records if r.name == "lash_nb.tools"]
+    assert line == ("the approver failed for tool drop_table: RuntimeError: POST "
+                    "https://hooks.example/approve?token=[redacted] failed; sent "
+                    "Authorization: [redacted] with it")
+    assert ran == []
+
+
 def test_an_approver_answering_none_leaves_the_question_to_the_script():
     ran = []
 

@@ -226,6 +226,29 @@ def test_a_server_that_dies_printing_a_credential_is_an_error_without_it():
     assert "MCPLEAK" not in msg
 
 
+def test_a_node_server_that_does_not_start_shows_its_error_not_nodes_version():
+    # most MCP servers run on node (npx ...); an uncaught error ends with a stack and
+    # "Node.js v20.x": the one line of error output shown was that version line
+    import shutil
+    pytest.importorskip("mcp")
+    if shutil.which("node") is None:
+        pytest.skip("needs node")
+
+    async def body():
+        _core, s = await open_session(Script())
+        bad = MCPServer.stdio("gh", "node", "-e", "throw new Error("
+                              "'GITHUB_PERSONAL_ACCESS_TOKEN environment variable is not set')")
+        with pytest.raises(ToolServerError) as err:
+            await s.tools().add_server(bad)
+        await s.close()
+        return str(err.value)
+
+    msg = run(body())
+    assert msg.endswith("(its last error output: Error: GITHUB_PERSONAL_ACCESS_TOKEN environment "
+                        "variable is not set); check the command or URL (run it in a terminal "
+                        "to see)")
+
+
 def test_an_unstarted_server_given_as_a_tool_is_a_one_line_error():
     from lash_nb._errors import ConfigurationError
 
@@ -308,6 +331,334 @@ def test_servers_die_with_the_process_that_started_them(mcp_servers, tmp_path):
         pids = [int(p) for p in out.stdout.split(",") if p.strip()]
         assert pids, out.stderr
         assert wait_until(lambda pids=pids: not any(alive(p) for p in pids), 60), how
+
+
+_CRASHING_SERVER = textwrap.dedent("""
+    # a server on the official SDK whose 'export' tool dies mid-call, saying why on stderr
+    import os, sys
+    from mcp.server.mcpserver import MCPServer
+    app = MCPServer("crasher")
+
+    @app.tool()
+    def export(table: str) -> str:
+        print("fatal: database is locked (Authorization: Bearer sk-proj-CRASHLEAK0123456789)",
+              file=sys.stderr, flush=True)
+        os._exit(3)
+
+    @app.tool()
+    def count(table: str) -> int:
+        return 3
+
+    @app.tool()
+    async def wait(table: str) -> str:
+        import asyncio
+        await asyncio.sleep(3600)
+        return "never"
+
+    app.run()
+""")
+
+
+def test_a_server_that_dies_mid_call_says_why_and_reads_stopped_afterwards(tmp_path):
+    # before: every call answered "Connection closed" (no reason, nothing to do) and the
+    # server still showed "running" in %lash mcp list
+    pytest.importorskip("mcp")
+    script = tmp_path / "crasher.py"
+    script.write_text(_CRASHING_SERVER)
+    model = Script([tool_call("export", '{"table": "sales"}', "c1")],
+                   [tool_call("count", '{"table": "sales"}', "c2")])
+
+    async def body():
+        _core, s = await open_session(model)
+        server = MCPServer.stdio("db", sys.executable, str(script), timeout_s=30)
+        await s.tools().add_server(server)
+        out = await s.turn("export sales").run()
+        await s.close()
+        return out, server
+
+    out, server = run(body())
+    (died, died_error), (later, later_error) = model.results
+    assert died_error and later_error
+    assert "MCP server 'db' stopped during the call" in died
+    assert "fatal: database is locked" in died and "add it again" in died
+    assert "MCP server 'db' is not running" in later and "database is locked" in later
+    assert not server.running
+    assert "database is locked" in server.error  # what %lash mcp list shows as its state
+    for text in (died, later, server.error, repr(out)):
+        assert "CRASHLEAK" not in text
+
+
+def test_a_server_removed_during_a_call_ends_the_call_saying_so(tmp_path):
+    # %lash mcp remove (or aclose) while a turn waits on one of its tools: the call ends
+    # at once as stopped by us, and the server does not read as having crashed
+    pytest.importorskip("mcp")
+    script = tmp_path / "crasher.py"
+    script.write_text(_CRASHING_SERVER)
+    model = Script([tool_call("wait", '{"table": "sales"}', "c1")])
+
+    async def body():
+        _core, s = await open_session(model)
+        server = MCPServer.stdio("db", sys.executable, str(script), timeout_s=600)
+        await s.tools().add_server(server)
+        stream = s.turn("wait for sales").stream()
+        async for activity in stream:
+            if activity.type == "tool_call_started":
+                [(sid, _)] = s.tools().servers()
+                s.tools().remove_source(sid)
+                await server.aclose()
+        out = await stream.finish()
+        await s.close()
+        return out, server
+
+    out, server = run(body())
+    assert str(out.outcome) == "finished: assistant_message"
+    assert model.results == [("ToolServerError: MCP server 'db' was stopped during the call", True)]
+    assert not server.running and server.error is None
+
+
+def test_a_call_past_the_servers_timeout_says_how_long_and_how_to_wait_longer(tmp_path):
+    # it said only "Request 'tools/call' timed out": not after how long, nor what to change
+    pytest.importorskip("mcp")
+    script = tmp_path / "crasher.py"
+    script.write_text(_CRASHING_SERVER)
+    model = Script([tool_call("wait", '{"table": "sales"}', "c1")],
+                   [tool_call("count", '{"table": "sales"}', "c2")])
+
+    async def body():
+        _core, s = await open_session(model)
+        server = MCPServer.stdio("db", sys.executable, str(script), timeout_s=1.5)
+        await s.tools().add_server(server)
+        await s.turn("wait for sales").run()
+        await s.close()
+
+    run(body())
+    (late, late_error), (count, count_error) = model.results
+    assert late_error and late == (
+        "ToolServerError: MCP server 'db': tool 'wait' gave no answer in 1.5 s; a slower tool "
+        "needs a longer timeout (%lash mcp add db --timeout S ..., or "
+        "MCPServer.stdio(..., timeout_s=S))")
+    assert (count, count_error) == ('{"result": 3}', False)  # the server still answers
+
+
+_LATIN1_SERVER = textwrap.dedent("""
+    # a hand-written stdio server whose 'latin1' tool answers with a Latin-1 byte (a file
+    # read as bytes and passed on), not UTF-8
+    import json, sys
+    out = sys.stdout.buffer
+
+    def send(obj):
+        out.write(json.dumps(obj).encode() + b"\\n")
+        out.flush()
+
+    for line in sys.stdin.buffer:
+        msg = json.loads(line)
+        method, rid = msg.get("method"), msg.get("id")
+        if method == "initialize":
+            send({"jsonrpc": "2.0", "id": rid, "result": {
+                "protocolVersion": msg["params"]["protocolVersion"],
+                "capabilities": {"tools": {}}, "serverInfo": {"name": "raw", "version": "1"}}})
+        elif method == "tools/list":
+            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [
+                {"name": "latin1", "inputSchema": {"type": "object"}},
+                {"name": "ok", "inputSchema": {"type": "object"}}]}})
+        elif method == "tools/call" and msg["params"]["name"] == "latin1":
+            out.write(b'{"jsonrpc":"2.0","id":%d,"result":{"content":'
+                      b'[{"type":"text","text":"caf\\xe9 au lait"}]}}\\n' % rid)
+            out.flush()
+        elif method == "tools/call":
+            send({"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": "fine"}]}})
+        elif rid is not None:
+            send({"jsonrpc": "2.0", "id": rid, "result": {}})
+""")
+
+
+def test_a_server_answering_with_bytes_that_are_not_utf8_answers_and_keeps_answering(tmp_path):
+    # before, the SDK's strict decoding stopped reading the server at that byte: the call
+    # waited for its timeout, every later call too, and the server still showed "running"
+    pytest.importorskip("mcp")
+    script = tmp_path / "latin1.py"
+    script.write_text(_LATIN1_SERVER)
+    model = Script([tool_call("latin1", "{}", "c1")], [tool_call("ok", "{}", "c2")])
+
+    async def body():
+        _core, s = await open_session(model)
+        server = MCPServer.stdio("raw", sys.executable, str(script), timeout_s=30)
+        await s.tools().add_server(server)
+        out = await s.turn("read the menu").run()
+        await s.close()
+        return out
+
+    out = run(body())
+    assert model.results == [("caf\ufffd au lait", False), ("fine", False)]
+    assert [c.status for c in out.result.tool_calls] == ["success", "success"]
+
+
+_ECHOING_SERVER = textwrap.dedent("""
+    # a hand-written stdio server (like a chat-API server) whose 'post' tool fails naming
+    # the token it was given in its environment, in its error result and on stderr
+    import json, os, sys
+    token = os.environ["SLACK_BOT_TOKEN"]
+
+    def send(obj):
+        sys.stdout.write(json.dumps(obj) + "\\n")
+        sys.stdout.flush()
+
+    for line in sys.stdin:
+        msg = json.loads(line)
+        method, rid = msg.get("method"), msg.get("id")
+        if method == "initialize":
+            send({"jsonrpc": "2.0", "id": rid, "result": {
+                "protocolVersion": msg["params"]["protocolVersion"],
+                "capabilities": {"tools": {}}, "serverInfo": {"name": "chat", "version": "1"}}})
+        elif method == "tools/list":
+            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [
+                {"name": "post", "inputSchema": {"type": "object"}}]}})
+        elif method == "tools/call":
+            print(f"chat.postMessage failed: invalid_auth for {token}", file=sys.stderr, flush=True)
+            send({"jsonrpc": "2.0", "id": rid, "result": {"isError": True, "content": [
+                {"type": "text", "text": f"invalid_auth: the token {token} was revoked"}]}})
+        elif rid is not None:
+            send({"jsonrpc": "2.0", "id": rid, "result": {}})
+""")
+SLACK_TOKEN = "xoxb-1234-5678-QWERTYqwerty"  # no credential shape the scrubber knows
+
+
+def test_a_server_error_naming_a_secret_from_its_env_reaches_no_model_or_record(tmp_path):
+    # MCPServer.stdio(..., env={"SLACK_BOT_TOKEN": ...}): the value is a secret lash was
+    # handed; the server's error result put it in the model's request and the store
+    pytest.importorskip("mcp")
+    script = tmp_path / "chat.py"
+    script.write_text(_ECHOING_SERVER)
+    model = Script([tool_call("post", "{}", "c1")])
+
+    async def body():
+        _core, s = await open_session(model)
+        server = MCPServer.stdio("chat", sys.executable, str(script),
+                                 env={"SLACK_BOT_TOKEN": SLACK_TOKEN, "CHANNEL": "general"})
+        await s.tools().add_server(server)
+        out = await s.turn("post hello").run()
+        await s.close()
+        return out, server
+
+    out, server = run(body())
+    [(text, is_error)] = model.results
+    assert is_error
+    assert text == ("ToolServerError: MCP server 'chat', tool 'post': invalid_auth: the token "
+                    "[redacted] was revoked")
+    for shown in (repr(out), repr(server), str(server.error)):
+        assert SLACK_TOKEN not in shown
+
+
+_STORM_SERVER = textwrap.dedent("""
+    # a hand-written server whose 'storm' tool sends 300 tools/list_changed notifications at
+    # once; 'lists' says how many times it was asked for its tool list
+    import json, sys
+    lists = 0
+
+    def send(obj):
+        sys.stdout.write(json.dumps(obj) + "\\n")
+        sys.stdout.flush()
+
+    for line in sys.stdin:
+        msg = json.loads(line)
+        method, rid = msg.get("method"), msg.get("id")
+        if method == "initialize":
+            send({"jsonrpc": "2.0", "id": rid, "result": {
+                "protocolVersion": msg["params"]["protocolVersion"],
+                "capabilities": {"tools": {"listChanged": True}},
+                "serverInfo": {"name": "storm", "version": "1"}}})
+        elif method == "tools/list":
+            lists += 1
+            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [
+                {"name": "storm", "inputSchema": {"type": "object"}},
+                {"name": "lists", "inputSchema": {"type": "object"}}]}})
+        elif method == "tools/call" and msg["params"]["name"] == "storm":
+            for _ in range(300):
+                sys.stdout.write('{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}\\n')
+            send({"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": "ok"}]}})
+        elif method == "tools/call":
+            send({"jsonrpc": "2.0", "id": rid, "result": {"content": [
+                {"type": "text", "text": str(lists)}]}})
+        elif rid is not None:
+            send({"jsonrpc": "2.0", "id": rid, "result": {}})
+""")
+
+
+def test_a_burst_of_tool_list_changes_lists_the_tools_again_a_few_times_not_once_each(tmp_path):
+    # each notification started its own tools/list and catalog rebuild: a server (or a loop
+    # in one) could keep the kernel busy rebuilding the catalog
+    pytest.importorskip("mcp")
+    script = tmp_path / "storm.py"
+    script.write_text(_STORM_SERVER)
+
+    async def body():
+        _core, s = await open_session(Script())
+        server = MCPServer.stdio("storm", sys.executable, str(script))
+        await s.tools().add_server(server)
+        from lash_nb._core.tools import ToolContext
+        ctx = ToolContext("s", "t", "c")
+        await server.execute("storm", {}, ctx)
+        counts = [await server.execute("lists", {}, ctx)]
+        while True:  # until the relisting has settled
+            await asyncio.sleep(0.3)
+            counts.append(await server.execute("lists", {}, ctx))
+            if counts[-1] == counts[-2]:
+                break
+        await s.close()
+        return int(counts[-1])
+
+    lists = run(body())
+    assert 2 <= lists <= 4  # the start's, then one or two for the whole burst
+
+
+_LAUNCHER = textwrap.dedent("""\
+    #!/bin/sh
+    # a launcher like npx or a wrapper script: starts a helper, then the server, and waits
+    sleep 600 </dev/null >/dev/null 2>&1 &
+    echo $! > "$1"
+    "$2" "$3"
+""")
+_QUIET_SERVER = textwrap.dedent("""
+    from mcp.server.mcpserver import MCPServer
+    app = MCPServer("quiet")
+
+    @app.tool()
+    def ping() -> str:
+        return "pong"
+
+    app.run()
+""")
+
+
+def test_a_servers_helper_processes_die_with_the_process_that_started_it(tmp_path):
+    # the kernel exits (shut down, restarted) without closing the session: the server's
+    # whole process group goes, not only the launcher lash started (a helper it spawned, a
+    # browser of a browsing server, was left running before)
+    pytest.importorskip("mcp")
+    launcher, server, helper = tmp_path / "launch.sh", tmp_path / "quiet.py", tmp_path / "helper.pid"
+    launcher.write_text(_LAUNCHER)
+    launcher.chmod(0o755)
+    server.write_text(_QUIET_SERVER)
+    code = textwrap.dedent(f"""
+        import asyncio, sys
+        from lash_nb import MCPServer
+
+        async def main():
+            await MCPServer.stdio("quiet", {str(launcher)!r}, {str(helper)!r}, sys.executable,
+                                  {str(server)!r}).start()
+            sys.exit(0)  # no close: a kernel shutting down
+
+        asyncio.run(main())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+    assert out.returncode == 0, out.stderr
+    pid = int(helper.read_text())
+    try:
+        assert wait_until(lambda: not alive(pid), 30)
+    finally:
+        if alive(pid):
+            os.kill(pid, 9)
 
 
 def test_stop_during_an_mcp_call_ends_the_turn_and_the_server_still_answers(mcp_servers):

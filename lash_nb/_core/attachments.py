@@ -147,15 +147,28 @@ def image_size(data: bytes, media_type: str) -> tuple[int | None, int | None]:
     return None, None
 
 
+def too_large(what: str, size: int, limit: int, *, per_turn: bool = False) -> InvalidTurnInput:
+    """The one-line error of a limit passed; ``err.limit`` names the limit
+    (``"max_bytes"`` / ``"max_turn_bytes"``), ``err.size`` what was asked, and ``err.fact``
+    is the message without the advice, for a front end with its own way to raise it."""
+    if per_turn:
+        fact = (f"the attachments of this turn have {size} bytes, more than the {limit} "
+                "allowed per turn")
+        advice = "attach fewer or pass limits=AttachmentLimits(max_turn_bytes=...)"
+    else:
+        fact = f"attachment {what} has {size} bytes, more than the {limit} allowed"
+        advice = "attach a smaller one or pass limits=AttachmentLimits(max_bytes=...)"
+    err = InvalidTurnInput(f"{fact}; {advice}")
+    err.limit, err.size, err.fact = ("max_turn_bytes" if per_turn else "max_bytes"), size, fact
+    return err
+
+
 def make_attachment(
     data: bytes, media_type: str, *, label: str | None = None,
     preview: bytes | str | None = None, limits: AttachmentLimits = DEFAULT_LIMITS,
 ) -> Attachment:
     if len(data) > limits.max_bytes:
-        what = label or media_type
-        raise InvalidTurnInput(
-            f"attachment {what} has {len(data)} bytes, more than the {limits.max_bytes} allowed; "
-            "attach a smaller one or pass limits=AttachmentLimits(max_bytes=...)")
+        raise too_large(label or media_type, len(data), limits.max_bytes)
     if not data:
         raise InvalidTurnInput(f"attachment {label or media_type} is empty; attach something")
     mt = media_type.strip().lower()
@@ -221,9 +234,7 @@ def _from_path(path: str, name: str | None, media_type: str | None,
         raise InvalidTurnInput(f"attachment path {path} is not a file; check the path")
     size = os.path.getsize(path)
     if size > limits.max_bytes:
-        raise InvalidTurnInput(
-            f"attachment {path} has {size} bytes, more than the {limits.max_bytes} allowed; "
-            "attach a smaller one or pass limits=AttachmentLimits(max_bytes=...)")
+        raise too_large(name or path, size, limits.max_bytes)
     with open(path, "rb") as f:
         data = f.read()
     mt = media_type or sniff_media_type(data) or mimetypes.guess_type(path)[0]
@@ -319,4 +330,5 @@ __all__ = [
     "make_attachment",
     "sniff_media_type",
     "table_text",
+    "too_large",
 ]

@@ -191,6 +191,49 @@ def scrub(text: str) -> str:
     return DEFAULT.scrub(text)
 
 
+# what a command line or a URL carries besides credential shapes: the password of a URL
+# (``postgresql://me:pw@host``), a query parameter named like a secret (``?token=...``) and
+# the value of an option named like one (``--token X``, ``--client-secret=X``)
+_URL_PASSWORD = re.compile(r"(?<=://)([^/@:\s]*):[^/@\s]+@")
+# a name with a secret word as one of its parts (``api-key``, ``X-Amz-Signature``, not
+# ``keyboard``)
+_SECRET_WORD = (r"(?:[A-Za-z0-9]+[_.-])*(?:token|key|apikey|secret|passw(?:or)?d|pwd|auth"
+                r"|authorization|credentials?|signature|sig|pat)(?:[_.-][A-Za-z0-9]+)*")
+_SECRET_QUERY = re.compile(rf"([?&;]{_SECRET_WORD}=)[^&#;\s]+", re.IGNORECASE)
+_SECRET_OPTION = re.compile(rf"-{{1,2}}{_SECRET_WORD}", re.IGNORECASE)
+_SECRET_NAME = re.compile(_SECRET_WORD, re.IGNORECASE)
+
+
+def secret_named(name: str) -> bool:
+    """Whether a variable or option name says it holds a secret (``SLACK_BOT_TOKEN``,
+    ``api-key``, ``DB_PASSWORD``; not ``KEYBOARD``)."""
+    return _SECRET_NAME.fullmatch(name) is not None
+
+
+def scrub_urls(text: str) -> str:
+    """Credential shapes, and a URL's password and secret-named query values."""
+    text = _URL_PASSWORD.sub(rf"\1:{REDACTED}@", text)
+    return scrub(_SECRET_QUERY.sub(rf"\1{REDACTED}", text))
+
+
+def scrub_command(words: Iterable[str]) -> str:
+    """A command line (``command``, ``args``) to show: :func:`scrub_urls` of it, with the value
+    of every option named like a secret (``--token X``, ``--api-key=X``) ``[redacted]``."""
+    out: list[str] = []
+    hide = False
+    for word in words:
+        name, eq, _value = word.partition("=")
+        if hide:
+            word, hide = REDACTED, False
+        elif _SECRET_OPTION.fullmatch(name):
+            if eq:
+                word = f"{name}={REDACTED}"
+            else:
+                hide = True
+        out.append(word)
+    return scrub_urls(" ".join(out))
+
+
 @runtime_checkable
 class ScrubsSecrets(Protocol):
     """A provider that knows its own secrets and can remove them from text it produced."""

@@ -122,10 +122,12 @@ class ToolRegistry:
             if e.source_id is None or e.source_id == source_id:
                 continue
             if e.manifest.name in seen or e.manifest.id in seen.values():
-                raise ToolNameConflict(
+                err = ToolNameConflict(
                     f"a tool named {e.manifest.name!r} is already registered (source "
                     f"{e.source_id!r}); rename the new one with @tool(name=...) or remove the "
                     f"old one with session.tools().remove_source({e.source_id!r})")
+                err.tool_name, err.taken_by = e.manifest.name, e.source_id  # for a source's own advice
+                raise err
 
     def remove_source(self, source_id: str) -> int:
         if source_id not in self.sources:

@@ -9,13 +9,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import InvalidTurnInput
 from .attachments import (
     DEFAULT_LIMITS,
     Attachment,
     AttachmentLimits,
     AttachmentRef,
     attachment_from,
+    too_large,
 )
 from .text import check_id, clean_text
 
@@ -98,10 +98,7 @@ class TurnInput:
         total = sum(a.ref.byte_len for a in self.attachments()) + (
             item.attachment.ref.byte_len if item.attachment else 0)
         if total > limits.max_turn_bytes:
-            raise InvalidTurnInput(
-                f"the attachments of this turn have {total} bytes, more than the "
-                f"{limits.max_turn_bytes} allowed per turn; attach fewer or pass "
-                "limits=AttachmentLimits(max_turn_bytes=...)")
+            raise too_large("", total, limits.max_turn_bytes, per_turn=True)
         return TurnInput((*self.items, item), self.trace_turn_id)
 
     def attachments(self) -> tuple[Attachment, ...]:

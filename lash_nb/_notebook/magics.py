@@ -18,7 +18,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from traitlets import Float, Unicode
+from traitlets import Float, Int, Unicode
 
 from .._errors import LashError
 from .context import NotebookContext
@@ -104,6 +104,10 @@ class LashMagics(Magics):
     prices = Unicode("default", help="costs shown: default (bundled snapshot), none, a CSV path "
                      "or a notebook variable holding {model: {bucket: usd_per_million}}"
                      ).tag(config=True)
+    attach_max_bytes = Int(5_000_000, help="bytes allowed per --attach object or file"
+                           ).tag(config=True)
+    attach_turn_max_bytes = Int(20_000_000, help="bytes allowed for all of a turn's --attach"
+                                ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)

@@ -67,8 +67,10 @@ _VERBS = (
      'cancel the running turns'),
     ('`%lash tools`',
      'tool catalog by source, with membership toggles'),
-    ('`%lash mcp add NAME [--prefix P] [--approval ask] -- COMMAND ARGS` / `... --url URL`',
-     'start an MCP server (stdio / streamable HTTP); its tools join the catalog'),
+    (('`%lash mcp add NAME [--prefix P] [--approval ask] [--env VAR[=VALUE]] [--timeout S] -- '
+      'COMMAND ARGS` / `... --url URL`'),
+     ('start an MCP server (stdio / streamable HTTP); its tools join the catalog; `--env` gives '
+      'it a variable of the kernel (a stdio server gets only HOME, PATH and a few others)')),
     ('`%lash mcp list` / `%lash mcp remove NAME`',
      "the session's MCP servers / stop one and drop its tools"),
     ('`%lash usage [--by turn\\|model\\|source\\|session\\|day] [--plot] [--cost [--prices P]]`',
@@ -86,7 +88,8 @@ HELP = (
     '**%lash** verbs (`%load_ext lash_nb`)\n\n| verb | what it does |\n|---|---|' + "\n"
     + "".join(f"| {verb} | {what} |\n" for verb, what in _VERBS)
     + "\nDefaults: `%config LashMagics.session|store|provider|model|residency|offline_delay_s|"
-    "live_interval_s|prices`\nor `[tool.lash_nb]` in pyproject.toml."
+    "live_interval_s|prices|attach_max_bytes|attach_turn_max_bytes`\nor `[tool.lash_nb]` in "
+    "pyproject.toml."
 )
 
 

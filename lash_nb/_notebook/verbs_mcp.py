@@ -1,7 +1,9 @@
 """``%lash mcp``: MCP servers as tool sources of the bound session.
 
-``%lash mcp add NAME [--prefix P] [--approval always|ask|never] -- COMMAND ARGS...`` starts a
-stdio server (``--approval ask``: each call of its tools waits for Approve / Deny),
+``%lash mcp add NAME [--prefix P] [--approval always|ask|never] [--env NAME[=VALUE]]... --
+COMMAND ARGS...`` starts a stdio server (``--approval ask``: each call of its tools waits for
+Approve / Deny; ``--env``: a variable of the kernel's environment, or a value, it is given;
+``--timeout S``: seconds a start or a call may take, 60 by default),
 ``%lash mcp add NAME --url URL`` connects to a streamable HTTP one (``{var}`` in the command
 or URL is a notebook variable, as in prompts); both put the server's
 tools into the session's catalog (``%lash tools`` toggles them). ``%lash mcp list`` shows the
@@ -11,6 +13,7 @@ with the session (``%lash open`` of another, kernel shutdown).
 
 from __future__ import annotations
 
+import os
 import shlex
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +33,8 @@ MCP.add_argument("name", nargs="?", default=None)
 MCP.add_argument("--url", default=None)
 MCP.add_argument("--prefix", default="")
 MCP.add_argument("--approval", default=None, choices=("always", "ask", "never"))
+MCP.add_argument("--env", action="append", default=[])
+MCP.add_argument("--timeout", type=float, default=60.0)
 MCP.add_argument("--session", default=None)
 
 
@@ -48,7 +53,35 @@ def mcp_args(m: LashMagics, argline: str, cell: str | None) -> Any:
     if a.action == "add" and bool(a.command) == bool(a.url):
         raise UsageError("%lash mcp add NAME needs -- COMMAND ARGS (stdio) or --url URL (HTTP), "
                          "one of them")
+    a.env = server_env(a.env, ns)
+    if not a.timeout > 0:
+        raise UsageError(f"%lash mcp add: --timeout {a.timeout:g} is not a number of seconds "
+                         "above 0; give e.g. --timeout 300")
+    if a.env and a.url:
+        raise UsageError("%lash mcp add: --env is for a server started with -- COMMAND ARGS, "
+                         "not one reached with --url")
     return a
+
+
+def server_env(specs: list[str], ns: dict[str, Any]) -> dict[str, str]:
+    """``--env NAME`` (the kernel's ``os.environ[NAME]``) or ``--env NAME=VALUE`` (``{var}``
+    in VALUE is a notebook variable): the SDK starts a stdio server with only a few variables
+    (HOME, PATH, ...), so a key it reads from its environment must be handed to it."""
+    env: dict[str, str] = {}
+    for spec in specs:
+        name, eq, value = spec.partition("=")
+        if not name.isidentifier():
+            raise UsageError(f"%lash mcp add: --env {spec.partition('=')[0]!r} is not a "
+                             "variable name; give --env NAME or --env NAME=VALUE")
+        if eq:
+            env[name] = interpolate(value, ns)
+        elif name in os.environ:
+            env[name] = os.environ[name]
+        else:
+            raise UsageError(f"%lash mcp add: --env {name}: {name} is not set in the kernel's "
+                             f"environment; set it (os.environ[{name!r}] = ...) or give "
+                             f"--env {name}=VALUE")
+    return env
 
 
 async def mcp(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
@@ -60,8 +93,10 @@ async def mcp(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
         if a.name in servers:
             raise UsageError(f"an MCP server {a.name!r} is already added; "
                              f"%lash mcp remove {a.name} first")
-        server = (MCPServer.http(a.name, a.url, prefix=a.prefix, approval=a.approval) if a.url else
-                  MCPServer.stdio(a.name, *a.command, prefix=a.prefix, approval=a.approval))
+        server = (MCPServer.http(a.name, a.url, prefix=a.prefix, approval=a.approval,
+                                 timeout_s=a.timeout) if a.url else
+                  MCPServer.stdio(a.name, *a.command, prefix=a.prefix, approval=a.approval,
+                                  env=a.env or None, timeout_s=a.timeout))
         await admin.add_server(server)
         names = ", ".join(t.name for t in server.tool_manifests()) or "(none)"
         print(f"MCP server {a.name!r} started ({server.transport}): {names}")

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.display import display
 
+from .._core.attachments import AttachmentLimits
 from .._core.records import TurnInput
 from .._core.text import clean_text
 from .._core.visible import visible
+from .._errors import InvalidTurnInput
 from .._providers.registry import NAMES as PROVIDERS
 from .._providers.registry import check_key, split_model_id
 from .card import Card
@@ -245,9 +247,12 @@ def turn_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
 
 def attach_targets(m: LashMagics, spec: str | None) -> list[tuple[str, Any]]:
     """``--attach fig,df,plot.png`` -> ``[(name, object or path)]``: a name defined in the
-    notebook (dotted attributes allowed) wins, else an existing file path."""
+    notebook (dotted attributes allowed) wins, else an existing file path. A file whose name
+    has a comma (``--attach 'report, final.pdf'``) is taken whole."""
     out: list[tuple[str, Any]] = []
-    for token in (t.strip() for t in (spec or "").split(",")):
+    whole = os.path.expanduser((spec or "").strip())
+    tokens = [whole] if "," in whole and os.path.isfile(whole) else (spec or "").split(",")
+    for token in (t.strip() for t in tokens):
         if not token:
             continue
         found, value = lookup_name(token, m.user_ns)
@@ -262,17 +267,29 @@ def attach_targets(m: LashMagics, spec: str | None) -> list[tuple[str, Any]]:
     return out
 
 
-def attached_input(prompt: str, targets: list[tuple[str, Any]]) -> TurnInput:
+def attached_input(m: LashMagics, prompt: str, targets: list[tuple[str, Any]]) -> TurnInput:
+    """The turn input with ``--attach``'s objects, within ``%config LashMagics.attach_max_bytes``
+    / ``attach_turn_max_bytes`` (past one: a one-line error saying which to raise)."""
+    limits = AttachmentLimits(max_bytes=m.attach_max_bytes,
+                              max_turn_bytes=m.attach_turn_max_bytes)
     ti = TurnInput.text(prompt) if prompt else TurnInput.empty()
-    for name, value in targets:
-        ti = ti.attach(value, name=name)
+    try:
+        for name, value in targets:
+            ti = ti.attach(value, name=name, limits=limits)
+    except InvalidTurnInput as err:
+        if err.limit is None:
+            raise
+        trait = "attach_max_bytes" if err.limit == "max_bytes" else "attach_turn_max_bytes"
+        fix = "attach a smaller one" if err.limit == "max_bytes" else "attach fewer"
+        raise UsageError(f"{err.fact}; {fix} or raise the limit: "
+                         f"%config LashMagics.{trait} = {err.size}") from None
     return ti
 
 
 async def turn(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a, prompt = turn_args(m, argline, cell)
     say_replaced(a.replaced, m)
-    turn_input = attached_input(prompt, a.attach) if a.attach else None
+    turn_input = attached_input(m, prompt, a.attach) if a.attach else None
     b = await m.ctx.binding(a.session)
     if a.turn_id is not None:
         await refuse_a_stored_turn_id(b.session, a.turn_id)
@@ -330,7 +347,7 @@ async def enqueue(m: LashMagics, argline: str, cell: str | None, assigned: bool)
     a, prompt = enqueue_args(m, argline, cell)
     say_replaced(a.replaced, m)
     b = await m.ctx.binding(a.session)
-    builder = b.session.enqueue(attached_input(prompt, a.attach) if a.attach else prompt)
+    builder = b.session.enqueue(attached_input(m, prompt, a.attach) if a.attach else prompt)
     if a.id:
         builder = builder.id(a.id)
     if a.delivery:

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._core.approval import ApprovalDecision, ApprovalPolicy, approval_policy
+from .._core.secrets import scrub_urls
 from .._core.text import clean_text
 from .._errors import ConfigurationError
 
@@ -234,8 +235,8 @@ async def _ask_callback(approver: Approver, request: ApprovalRequest) -> None:
     except asyncio.CancelledError:
         raise
     except Exception as err:  # a broken approver must not run the tool: deny, say why
-        log.warning("the approver failed for tool %s: %s: %s", request.tool,
-                    type(err).__name__, err)
+        log.warning("the approver failed for tool %s: %s: %s", request.tool,  # shown in the
+                    type(err).__name__, scrub_urls(clean_text(str(err))))  # notebook: scrubbed
         request.deny(f"the approver failed ({type(err).__name__})")
         return
     if answer is True:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._core.tools import ToolManifest, ToolProvider, ToolRegistry
-from .._errors import LashError
+from .._errors import LashError, ToolNameConflict
 from .._tools.function import FunctionTool, as_tool_provider
 from .._tools.mcp import MCPServer
 from .parts import SessionParts
@@ -110,6 +110,17 @@ class ToolAdmin:
         await server.start()
         try:
             source = self.add_provider(server)
+        except ToolNameConflict as err:
+            await server.aclose()
+            if err.tool_name is None:
+                raise
+            name, fix = server.name, f"{server.name}_"
+            rest = "--url ..." if server.transport == "http" else "-- ..."
+            raise ToolNameConflict(
+                f"MCP server {name!r} has a tool named {err.tool_name!r}, which the session "
+                f"already has (source {err.taken_by!r}); add the server with a prefix: "
+                f"%lash mcp add {name} --prefix {fix} {rest}, or "
+                f"MCPServer.{server.transport}(..., prefix={fix!r})") from None
         except BaseException:
             await server.aclose()
             raise

@@ -13,6 +13,10 @@ A tool that returns an image (a matplotlib figure, a PIL image, an object with
 attachment part after the results, so the model sees the picture. A DataFrame is the text an
 attached one gets (whole as CSV when small, else a summary; ``attachments.table_text``), not
 pandas' console repr, which hides middle columns and rows behind ``...``.
+A tool that holds the event loop for a second or more without awaiting (``time.sleep`` in an
+``async def``) is named in one warning of the ``lash_nb.tools`` logger: Stop waited for it.
+A stop during a plain function's call is warned about too: the call ends ``interrupted``,
+but its thread cannot be stopped and the function runs on until it returns.
 The text of an error a tool raised is scrubbed like a provider's error (the turn provider's
 key in any encoding, credential shapes) before the model, the widget or the store sees it:
 an HTTP client's error in a tool often names the request, key and all.
@@ -24,6 +28,7 @@ returned, credential-shaped or not.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +47,11 @@ from .approval import ApprovalRequest, Approvals
 from .turn_records import as_text, error_text, jsonable, parse_args
 
 Emit = Callable[[ev.TurnEvent, str], None]
+log = logging.getLogger("lash_nb.tools")
+# a call's probe is due _PROBE_S after it starts; reached HELD_WARN_S late, the tool held the
+# loop that long (one timer per call: the cost of knowing)
+_PROBE_S = 0.05
+HELD_WARN_S = 1.0
 
 
 def now_ms() -> int:
@@ -69,6 +79,7 @@ class ToolBatch:
         self.results: dict[str, tuple[str, bool]] = {}
         self.images: dict[str, Attachment] = {}  # call id -> the image its tool returned
         self.clock: dict[str, tuple[int, float]] = {}  # running call -> (started_ms, t0)
+        self.on_thread: set[str] = set()  # calls whose function was started on a worker thread
 
     async def run(self) -> None:
         if len(self.calls) == 1:
@@ -125,6 +136,12 @@ class ToolBatch:
             refused = await self._approve(name, args, context, provider, manifest)
             if refused is not None:
                 return refused, False
+        loop = asyncio.get_running_loop()
+        held: list[float] = []  # when the loop got to the probe
+        probe = loop.call_later(_PROBE_S, lambda: held.append(loop.time()))
+        due = loop.time() + _PROBE_S
+        if getattr(provider, "runs_on_thread", False) is True:
+            self.on_thread.add(call_id)
         try:
             output = await provider.execute(name, args, context)
         except asyncio.CancelledError as err:
@@ -138,6 +155,10 @@ class ToolBatch:
             raise asyncio.CancelledError from None
         except BaseException as err:  # Exception, SystemExit, ...: an error result
             return self._error(err), False
+        finally:
+            probe.cancel()
+            _tell_if_held(name, (held[0] if held else loop.time()) - due,
+                          inline=getattr(provider, "inline", False) is True)
         return output, True
 
     def _error(self, err: BaseException) -> str:
@@ -199,6 +220,10 @@ class ToolBatch:
             cid = c.call_id or ""
             if cid in self.results:
                 continue
+            if cid in self.on_thread:
+                log.warning("tool %r was stopped while its function ran on a thread: Python "
+                            "cannot stop a thread, so the function runs on until it returns and "
+                            "what it does still happens (its result is dropped)", c.tool_name)
             started, t0 = self.clock.get(cid, (now_ms(), time.perf_counter()))
             ran = round((time.perf_counter() - t0) * 1000, 3)
             args = parse_args(c.input_json)
@@ -224,6 +249,21 @@ class ToolBatch:
                 parts.append(Part(f"{mid}.p{len(parts)}", PartKind.ATTACHMENT,
                                   image.ref.describe(), attachment=image.ref))
         return Message(mid, Role.USER, tuple(parts))
+
+
+def _tell_if_held(name: str, lag: float, *, inline: bool) -> None:
+    """One warning when a tool kept the loop from a callback due during its call for
+    ``HELD_WARN_S`` or more: nothing else ran meanwhile (Stop, widgets, other tools)."""
+    if lag < HELD_WARN_S:
+        return
+    if inline:
+        log.warning("tool %r held the event loop for %.1f s (it runs inline): Stop and the "
+                    "live widget waited for it; drop inline=True (it then runs on a thread)",
+                    name, lag)
+        return
+    log.warning("tool %r held the event loop for %.1f s without awaiting (time.sleep or "
+                "blocking I/O in an async def?): Stop and the live widget waited for it; "
+                "make it a plain def (it then runs on a thread) or await its I/O", name, lag)
 
 
 def _being_cancelled() -> bool:

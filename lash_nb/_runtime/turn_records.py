@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -38,6 +39,36 @@ def joined_text(response: LlmResponse) -> str:
         if p.kind == "text" and p.text:
             text = append_assistant_text_part(text, p.text)
     return text
+
+
+def unique_call_ids(response: LlmResponse) -> LlmResponse:
+    """``response`` with every tool call's id unique within it: some OpenAI-compatible servers
+    give the parallel calls of one reply one id (DeepSeek, GLM, Kimi) or none, and results,
+    records and approval questions are kept by id. A repeated id gets ``_2``, ``_3``, ... (a
+    missing one a fresh id), so the stored message and its results agree. The same object
+    when nothing repeats (the common case costs one set)."""
+    ids = [p.call_id for p in response.parts if p.kind == "tool_call"]
+    if len(set(ids)) == len(ids) and all(ids):
+        return response
+    seen: set[str] = {i for i in ids if i}
+    used: set[str] = set()
+    parts = []
+    for p in response.parts:
+        if p.kind == "tool_call":
+            cid = p.call_id or ""
+            if not cid:
+                cid = fresh_id("call_")
+            elif cid in used:
+                n = 2
+                while f"{cid}_{n}" in seen:
+                    n += 1
+                cid = f"{cid}_{n}"
+                seen.add(cid)
+            used.add(cid)
+            if cid != p.call_id:
+                p = dataclasses.replace(p, call_id=cid)
+        parts.append(p)
+    return dataclasses.replace(response, parts=tuple(parts))
 
 
 def has_reasoning(response: LlmResponse) -> bool:

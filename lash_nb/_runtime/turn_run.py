@@ -89,6 +89,7 @@ from .turn_records import (
     joined_text,
     last_assistant_text,
     now_ms,
+    unique_call_ids,
 )
 from .writer import LeaseKeeper
 
@@ -433,7 +434,7 @@ class TurnRun:
             self.finish_reasons[self.llm_calls[-1].call_id] = response.terminal_reason.value
         self.emit_independent(ev.Usage(iteration, response.usage, self.cumulative))
         self.partial_prose = []
-        self._response = response
+        self._response = response = unique_call_ids(response)
         return tm.LlmReplied(joined_text(response), len(response.tool_calls()),
                              has_reasoning(response), response.terminal_reason)
 

@@ -19,6 +19,7 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import typing
 import warnings
@@ -65,6 +66,30 @@ def _annotated_description(annotation: Any) -> str | None:
     return None
 
 
+def _defined(fn: Callable[..., Any]) -> tuple[Any, frozenset[str]]:
+    """What gives a callable's name, docstring and type hints (the function under a
+    ``functools.partial``, a callable object's ``__call__``), and the keyword arguments a
+    partial binds (not offered to the model)."""
+    bound: set[str] = set()
+    while isinstance(fn, functools.partial):
+        bound |= set(fn.keywords)
+        fn = fn.func
+    plain = inspect.isfunction(fn) or inspect.ismethod(fn) or inspect.isbuiltin(fn)
+    if not plain and not isinstance(fn, type) and callable(fn):
+        return _Object(fn, type(fn).__call__), frozenset(bound)
+    return fn, frozenset(bound)
+
+
+class _Object:
+    """A callable object seen as a function: its class's name and docstring (else its
+    ``__call__``'s), its ``__call__``'s type hints."""
+
+    def __init__(self, obj: Any, call: Any) -> None:
+        self.__name__ = type(obj).__name__
+        self.__doc__ = type(obj).__doc__ or call.__doc__
+        self.hints_of = call
+
+
 class ArgumentsModel:
     """A function's parameters as a pydantic model: the JSON schema and the validator."""
 
@@ -72,8 +97,9 @@ class ArgumentsModel:
         import pydantic
 
         sig = inspect.signature(fn)
+        defined, bound = _defined(fn)
         try:
-            hints = typing.get_type_hints(fn, include_extras=True)
+            hints = typing.get_type_hints(getattr(defined, "hints_of", defined), include_extras=True)
         except Exception as err:
             raise ConfigurationError(
                 f"tool {name!r}: its type hints cannot be resolved ({type(err).__name__}: {err}); "
@@ -84,6 +110,8 @@ class ArgumentsModel:
         self.positional: list[str] = []  # positional-only parameters, in order
         self.var_keyword = False
         for pname, p in sig.parameters.items():
+            if pname in bound:
+                continue  # bound by a partial: not the model's to give
             if p.kind is p.VAR_KEYWORD:
                 self.var_keyword = True
                 continue
@@ -167,14 +195,15 @@ class FunctionTool:
             raise ConfigurationError(f"@tool needs a function, got {type(fn).__name__}")
         if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 1:
             raise ConfigurationError("max_retries must be a positive int (invalid calls per turn)")
-        summary, param_docs = parse_docstring(fn.__doc__)
+        defined, _bound = _defined(fn)
+        summary, param_docs = parse_docstring(defined.__doc__)
         self.fn = fn
         self.inline = inline
-        self.name = name or fn.__name__
+        self.name = name or defined.__name__
         self.max_retries = max_retries
         self.approval = None if approval is None else approval_policy(
             approval, what=f"@tool approval of {self.name!r}")
-        self.is_async = inspect.iscoroutinefunction(fn)
+        self.is_async = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
         params = inspect.signature(fn).parameters
         self.context_name = next((n for n in _CONTEXT_NAMES if n in params), None)
         self.wants_context = self.context_name is not None
@@ -186,8 +215,13 @@ class FunctionTool:
             input_schema=self.arguments.schema,
         )
         self._invalid: OrderedDict[tuple[str, str], int] = OrderedDict()
-        self.__doc__ = fn.__doc__
+        self.__doc__ = defined.__doc__
         self.__name__ = self.name
+
+    @property
+    def runs_on_thread(self) -> bool:
+        """A plain function (not ``inline``): a stop cannot cut it, only stop waiting for it."""
+        return not self.is_async and not self.inline
 
     def tool_manifests(self) -> Sequence[ToolManifest]:
         return (self.manifest,)
@@ -228,13 +262,16 @@ class FunctionTool:
         if self.context_name is not None:
             kwargs[self.context_name] = context
         if self.is_async:
-            return await self.fn(*positional, **kwargs)
+            called = self.fn(*positional, **kwargs)
+            if inspect.isasyncgen(called):  # an async generator: what it yields
+                return [item async for item in called]
+            return await called
         # a sync tool runs on a worker thread so the loop (widgets, Stop) stays live;
         # inline=True runs it on the loop for trivial functions
         if self.inline:
-            result = self.fn(*positional, **kwargs)
+            result = _drained(self.fn, *positional, **kwargs)
         else:
-            result = await asyncio.to_thread(self.fn, *positional, **kwargs)
+            result = await asyncio.to_thread(_drained, self.fn, *positional, **kwargs)
         if inspect.isawaitable(result):
             return await result
         return result
@@ -244,6 +281,13 @@ class FunctionTool:
 
     def __repr__(self) -> str:
         return f"<tool {self.name}: {self.manifest.description[:50]!r}>"
+
+
+def _drained(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(...)``; a generator's items as a list (its body runs here, on the tool's thread),
+    not the generator object, whose repr is all the model would read."""
+    result = fn(*args, **kwargs)
+    return list(result) if inspect.isgenerator(result) else result
 
 
 def tool(
@@ -256,8 +300,9 @@ def tool(
     ``@tool(name=..., description=..., max_retries=...)``. Arguments are validated and
     coerced to the annotated types before the function runs; a tool takes ``max_retries``
     invalid calls per turn. Sync functions run on a worker thread (``inline=True``: on the
-    event loop). ``approval``: ``"always"`` (run), ``"ask"`` (wait for Approve / Deny) or
-    ``"never"`` (deny); unset, the session's default applies (``session.approvals()``)."""
+    event loop). A generator (``yield``, sync or async) gives the list of what it yields.
+    ``approval``: ``"always"`` (run), ``"ask"`` (wait for Approve / Deny) or ``"never"``
+    (deny); unset, the session's default applies (``session.approvals()``)."""
     if fn is None:
         return lambda f: FunctionTool(f, name=name, description=description, inline=inline,
                                       max_retries=max_retries, approval=approval)

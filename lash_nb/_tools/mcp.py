@@ -10,15 +10,19 @@ Theory of operation
   servers with one tool name are refused at registration like any two tools), the server's
   input schema as is. A ``notifications/tools/list_changed`` from the server lists the tools
   again and calls every ``on_tools_changed`` callback (``session.tools().add_server``
-  re-adds the source, so the catalog follows).
+  re-adds the source, so the catalog follows); one listing runs at a time, and the changes
+  announced meanwhile make one more.
 - Results: structured content (a JSON object) when the server gives one, else the text
-  parts joined (images and resources are named, not inlined). A result flagged
-  ``isError``, a protocol error and a dead server raise :class:`ToolServerError`, which the
-  turn gives the model as an error result. Server text is cleaned by the turn like any
-  tool output.
+  parts joined (images and resources are named, not inlined). A result flagged ``isError``,
+  a protocol error and a dead server raise :class:`ToolServerError`, which the turn gives
+  the model as an error result. Server text is cleaned by the turn like any tool output;
+  bytes a stdio server sends that are not UTF-8 read as U+FFFD. Its error texts (and its
+  last error output) lose the values of its secret-named ``env`` variables
+  (``SLACK_BOT_TOKEN``), URL passwords and credential shapes.
 - Life: stopped by ``aclose()``, by the session's ``close()`` (servers added with
   ``add_server``) or the core's ``close()`` (servers given to the builder). At process exit
-  (a kernel shut down or restarted) any child still running is terminated.
+  (a kernel shut down or restarted) any child still running is terminated with its process
+  group (a launcher's helpers too).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._core.approval import ApprovalPolicy, policy_map
-from .._core.secrets import scrub
+from .._core.secrets import Scrubber, scrub_command, scrub_urls, secret_named
 from .._core.text import clean_json, clean_text
 from .._core.tools import ToolContext, ToolManifest
 from .._errors import ConfigurationError, ToolServerError
@@ -73,6 +77,9 @@ class MCPServer:
         self.name = name
         self.command, self.args = command, list(args)
         self.env, self.cwd = dict(env) if env else None, cwd
+        # the values of its secret-named variables (SLACK_BOT_TOKEN=...): never in its errors
+        self._secrets = Scrubber(v for k, v in (self.env or {}).items()
+                                 if secret_named(k) and isinstance(v, str))
         self.url = url
         self.prefix = prefix
         self.timeout_s = timeout_s
@@ -87,6 +94,8 @@ class MCPServer:
         self._errlog: Any = None
         self._pids: set[int] = set()
         self._names: dict[str, str] = {}  # manifest name -> the server's tool name
+        self._relisting: asyncio.Task[None] | None = None  # listing its tools again
+        self._relist_again = False  # a change was announced while it listed
         self.error: str | None = None  # why it stopped, when it stopped on its own
 
     @classmethod
@@ -118,9 +127,11 @@ class MCPServer:
     @property
     def target(self) -> str:
         """The command line or URL, for errors and the repr: credential shapes in it (an
-        ``--api-key sk-...`` argument, ``?api_key=``) are ``[redacted]``."""
-        target = " ".join([self.command, *self.args]) if self.command is not None else str(self.url)
-        return scrub(target)
+        ``--token X`` / ``--api-key=X`` argument, a URL's password, ``?token=``) are
+        ``[redacted]``."""
+        if self.command is not None:
+            return scrub_command([self.command, *self.args])
+        return scrub_urls(str(self.url))
 
     async def start(self) -> MCPServer:
         """Connect, initialize and list the tools; a server that cannot start raises a
@@ -202,16 +213,28 @@ class MCPServer:
         from mcp.client.stdio import StdioServerParameters, stdio_client
 
         self._errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115
+        # "replace": one byte that is not UTF-8 (a file passed on as read) would stop the
+        # SDK's reader, and every call would wait for its timeout
         params = StdioServerParameters(command=self.command, args=self.args, env=self.env,
-                                       cwd=self.cwd)
+                                       cwd=self.cwd, encoding_error_handler="replace")
         before = _children()
         cm = stdio_client(params, errlog=self._errlog)
 
         @contextlib.asynccontextmanager
         async def tracked() -> Any:
-            async with cm as streams:
-                self._pids |= _children() - before  # for the exit-time clean-up
-                yield streams
+            pids: set[int] = set()
+            try:
+                async with cm as streams:
+                    # the SDK starts the server as a session leader: a new child that is one
+                    pids = {p for p in _children() - before if _leads_session(p)}
+                    self._pids |= pids  # for the exit-time clean-up
+                    yield streams
+            finally:
+                # the SDK stopped the server; a helper its launcher (npx, a shell script)
+                # started lives on in its process group: end it now, while the group id
+                # cannot belong to anyone else
+                _kill_groups(pids)
+                self._pids -= pids
 
         return tracked()
 
@@ -224,11 +247,13 @@ class MCPServer:
         tail = ""
         if self._errlog is not None:
             with contextlib.suppress(Exception):
-                self._errlog.seek(0)
-                lines = [ln.strip() for ln in self._errlog.read().splitlines() if ln.strip()]
-                tail = lines[-1] if lines else ""
+                tail = _last_error_line(self._errlog)
         why = f"{text} (its last error output: {tail[:200]})" if tail else text
-        return scrub(why).replace("\n", " ")  # a server may log its request, key and all
+        return self._scrub(why).replace("\n", " ")  # a server may log its request, key and all
+
+    def _scrub(self, text: str) -> str:
+        """The server's own secrets (its env), URL passwords and credential shapes out."""
+        return scrub_urls(self._secrets.scrub_exact(text))
 
     async def _list(self, session: Any) -> list[Any]:
         tools: list[Any] = []
@@ -249,19 +274,28 @@ class MCPServer:
         from mcp import types
 
         if isinstance(message, types.ToolListChangedNotification):
-            asyncio.get_running_loop().create_task(self._relist())
+            # one listing at a time: changes announced while it runs make one more listing
+            # (a burst of notifications is two listings, not one each)
+            if self._relisting is not None and not self._relisting.done():
+                self._relist_again = True
+            else:
+                self._relisting = asyncio.get_running_loop().create_task(self._relist())
 
     async def _relist(self) -> None:
-        session = self._session
-        if session is None:
-            return
-        try:
-            self._tools = await self._list(session)
-        except Exception as err:
-            self.error = f"listing its tools again failed: {self._why(err)}"
-            return
-        for callback in list(self.on_tools_changed):
-            callback()
+        again = True
+        while again:
+            self._relist_again = False
+            session = self._session
+            if session is None:
+                return
+            try:
+                self._tools = await self._list(session)
+            except Exception as err:
+                self.error = f"listing its tools again failed: {self._why(err)}"
+                return
+            for callback in list(self.on_tools_changed):
+                callback()
+            again = self._relist_again
 
     # ------------------------------------------------------------------ tool provider
     def tool_manifests(self) -> Sequence[ToolManifest]:
@@ -290,28 +324,54 @@ class MCPServer:
         session = self._session
         if session is None:
             why = f" ({self.error})" if self.error else ""
-            raise ToolServerError(f"MCP server {self.name!r} is not running{why}; "
-                                  "start it again with session.tools().add_server(...)")
+            raise ToolServerError(f"MCP server {self.name!r} is not running{why}; start it "
+                                  f"again (%lash mcp remove {self.name}, then %lash mcp add; "
+                                  "or session.tools().add_server(...))")
         if asyncio.get_running_loop() is not self._loop:
             raise ToolServerError(f"MCP server {self.name!r} was started on another event loop; "
                                   "start it where the session's turns run")
         tool_name = self._names.get(name, name)
         from mcp import MCPError
+        from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 
         try:
             result = await session.call_tool(tool_name, dict(args),
                                              read_timeout_seconds=self.timeout_s)
         except MCPError as err:
-            raise ToolServerError(f"MCP server {self.name!r}: {err}") from None
+            if err.code == CONNECTION_CLOSED:
+                raise self._lost(err) from None
+            if err.code == REQUEST_TIMEOUT:
+                raise ToolServerError(
+                    f"MCP server {self.name!r}: tool {tool_name!r} gave no answer in "
+                    f"{self.timeout_s:g} s; a slower tool needs a longer timeout (%lash mcp add "
+                    f"{self.name} --timeout S ..., or MCPServer.{self.transport}(..., "
+                    "timeout_s=S))") from None
+            raise ToolServerError(f"MCP server {self.name!r}: {self._scrub(str(err))}") from None
         except (OSError, EOFError) as err:
             raise ToolServerError(f"MCP server {self.name!r} failed: {self._why(err)}") from None
         text = _content_text(result.content)
         if result.is_error:
             raise ToolServerError(f"MCP server {self.name!r}, tool {tool_name!r}: "
-                                  f"{text or 'an error with no text'}")
+                                  f"{self._scrub(text) or 'an error with no text'}")
         if result.structured_content is not None:
             return result.structured_content
         return text
+
+    def _lost(self, err: BaseException) -> ToolServerError:
+        """The connection closed under a call (a stdio server exited, crashed, was killed):
+        the server reads stopped, with why (its last error output), and is let go."""
+        if self._stop is None or self._stop.is_set():  # we stopped it (removed, closed)
+            return ToolServerError(f"MCP server {self.name!r} was stopped during the call")
+        why = self._why(err)
+        self.error = f"it stopped during a call: {why}"
+        self._session = None
+        if self._stop is not None:
+            self._stop.set()  # its task leaves the SDK's context, which reaps the process
+        _RUNNING.discard(self)
+        return ToolServerError(
+            f"MCP server {self.name!r} stopped during the call ({why}); add it again to use "
+            f"its tools (%lash mcp remove {self.name}, then %lash mcp add; or "
+            "session.tools().add_server(...))")
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -324,6 +384,22 @@ async def close_servers(registry: Any, *, prefix: str) -> None:
     for sid, provider in list(registry.sources.items()):
         if isinstance(provider, MCPServer) and sid.startswith(prefix):
             await provider.aclose()
+
+
+_NOT_THE_ERROR = re.compile(r"Node\.js v[\d.]+|at .*|\^+|\s*")  # node's trailer, frames, carets
+
+
+def _last_error_line(errlog: Any) -> str:
+    """The last line of a server's error output that says something: not node's closing
+    ``Node.js v20.x``, a stack frame or a caret line (the error is above them). Reads the
+    last 16 KB only: a chatty server's log may be large."""
+    errlog.flush()
+    errlog.seek(0, os.SEEK_END)
+    size = errlog.tell()
+    errlog.seek(max(0, size - 16_384))  # a cut first line (or character) is not the last
+    lines = [ln.strip() for ln in errlog.read().splitlines()]
+    said = [ln for ln in lines if not _NOT_THE_ERROR.fullmatch(ln)]
+    return said[-1] if said else ""
 
 
 def _content_text(content: Sequence[Any]) -> str:
@@ -355,10 +431,40 @@ def _children() -> set[int]:
     return out
 
 
-def _kill(pids: set[int]) -> None:
+def _leads_session(pid: int) -> bool:
+    try:
+        return os.getsid(pid) == pid
+    except OSError:
+        return False
+
+
+def _kill_groups(pids: set[int]) -> None:
+    """SIGTERM to what is left of each server's process group (the server stopped)."""
     for pid in pids:
         with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGTERM)
+            os.killpg(pid, signal.SIGTERM)
+
+
+def _kill(pids: set[int]) -> None:
+    """SIGTERM to each server still our child, with its process group (the SDK starts each
+    server in a session of its own): a launcher and the helpers it started go together."""
+    for pid in pids:
+        if not _our_child(pid):
+            continue  # gone, and the pid may be someone else's now
+        with contextlib.suppress(OSError):
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGTERM)
+            else:
+                os.kill(pid, signal.SIGTERM)
+
+
+def _our_child(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return not os.path.isdir("/proc")  # no /proc to ask: as before
+    return fields[0] != "Z" and fields[1] == str(os.getpid())
 
 
 @atexit.register
