@@ -103,6 +103,13 @@ def session_card(b: Any, prices: Any = None) -> Card:
     if cost:
         turns += f" · cost so far {cost['text']}" if cost["usd"] is not None else f" · {cost['text']}"
     meta.append(f"{turns} · `%lash help` for the verbs")
+    lost = s.state.lost_turns
+    if lost:
+        meta.append(
+            f"**{len(lost)} turn{'s' if len(lost) > 1 else ''} did not finish**: the process "
+            "running it ended before it committed (a kernel that died or was killed); recorded "
+            "`stopped: runtime_error`, with what it had saved: "
+            + ", ".join(f"`%lash replay {t}`" for t in lost))
     meta.append(tools_line(s.tools().all_tools()))
     code = s.parts.code_mode
     if code is not None:

@@ -452,8 +452,9 @@ class SessionBuilder(PromptLayerSink):
                 head_revision=persisted.meta.head_revision, tool_state=persisted.meta.tool_state,
                 parent=persisted.meta.parent_session_id, stored_policy=persisted.meta.policy,
             )
-            if persisted.open_turn_ids:
-                await session.writer.recover_open_turns()
+            if persisted.open_turn_ids and await session.writer.recover_open_turns():
+                # closed as stopped: runtime_error (process_lost) by this open: say so
+                session.state.lost_turns = tuple(persisted.open_turn_ids)
         return session
 
     async def open_fresh(self) -> LashSession:

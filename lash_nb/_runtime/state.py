@@ -86,6 +86,8 @@ class SessionState:
     head_revision: int | None = None  # None: never persisted
     stale: bool = False  # a commit failed: reload from the store before the next turn
     learned_context_window: int | None = None  # estimated tokens of a prompt that overflowed
+    # turns this handle's open closed as process_lost: their process died before they committed
+    lost_turns: tuple[str, ...] = ()
     _report: SessionUsageReport | None = None
 
     def usage_report(self) -> SessionUsageReport:

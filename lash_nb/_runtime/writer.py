@@ -209,11 +209,12 @@ class SessionWriter:
             st.policy = restore_configured(st.policy, persisted.meta.policy, explicit=set())
         st.stale = False
 
-    async def recover_open_turns(self) -> None:
-        """Close turns whose runtime died mid-turn (progress commit, no terminal commit)."""
+    async def recover_open_turns(self) -> bool:
+        """Close turns whose runtime died mid-turn (progress commit, no terminal commit);
+        False when a live holder of the session still runs them."""
         lease = await self.try_lease()
         if lease is None:
-            return  # the holder is alive: it is still running them
+            return False  # the holder is alive: it is still running them
         try:
             for attempt in (1, 2):
                 try:
@@ -224,7 +225,8 @@ class SessionWriter:
                         raise
                     await self.reload()  # another runtime committed meanwhile
                     continue
-                return
+                return True
+            return False
         except BaseException:
             await self.release_quietly(lease)
             raise
