@@ -141,3 +141,37 @@ def test_two_ask_calls_with_one_id_are_two_questions_and_both_can_be_answered() 
     assert calls["/b"].approval.decision == "denied" and "keep /b" in str(calls["/b"].output)
     assert sorted(model.results)[0] == "removed /a"
     assert len(model.results) == 2 and "keep /b" in sorted(model.results)[1]
+
+
+# a reply whose tool call has no id (some local servers): lash_nb names it
+NO_ID = _chat_script(
+    "one-call-no-id",
+    '{"choices":[{"delta":{"tool_calls":[{"index":0,"type":"function",'
+    '"function":{"name":"look","arguments":"{\\"path\\": \\"/a\\"}"}}]}}]}',
+    '{"choices":[{"finish_reason":"tool_calls","delta":{}}]}')
+
+
+def test_calls_without_ids_in_two_turns_get_ids_unique_in_the_session(tmp_path: Path) -> None:
+    """A server that sends no ids, two turns: the session's history must not hold two calls
+    under one id (a provider the session switches to later, Anthropic among them, refuses a
+    conversation whose tool_use ids repeat)."""
+    RAN.clear()
+
+    async def body() -> list[str]:
+        with LoopbackServer([NO_ID, TEXT, NO_ID, TEXT], time_scale=0) as srv:
+            provider = OpenAICompatible(base_url=srv.base_url, api_key="k-test-000000",
+                                        model="llama")
+            core = LashCore.builder().provider(provider).tools(look).build()
+            s = await core.session("s").open()
+            for _ in range(2):
+                out = await s.turn("look at /a").run()
+                assert str(out.result.outcome) == "finished: assistant_message"
+            ids = [p.tool_call_id for m in s.read_view().messages() for p in m.parts
+                   if p.kind.value == "tool_call"]
+            await core.close()
+            assert srv.errors == []
+            return ids
+
+    ids = asyncio.run(body())
+    assert len(ids) == 2 and len(set(ids)) == 2, ids
+    assert all(ids)

@@ -240,9 +240,10 @@ class ChatAccumulator:
             parts.append(LlmPart.reasoning("".join(self.reasoning)))
         if self.text:
             parts.append(LlmPart.text_part("".join(self.text)))
-        for i, slot in enumerate(self.slots):
-            parts.append(LlmPart.tool_call(slot.call_id or f"call_{i}", slot.name,
-                                           "".join(slot.args) or "{}"))
+        # a call sent without an id gets one unique in any session (a provider switched to
+        # later refuses a history whose call ids repeat)
+        parts.extend(LlmPart.tool_call(slot.call_id or f"call_{uuid.uuid4().hex[:16]}",
+                                       slot.name, "".join(slot.args) or "{}") for slot in self.slots)
         reason = FINISH_REASONS.get(self.finish_reason or "", TerminalReason.UNKNOWN)
         return LlmResponse(
             parts=tuple(parts), usage=self.usage, terminal_reason=reason,
