@@ -1,6 +1,7 @@
 """A local OpenAI-compatible chat server for tests: a request handler base whose subclasses
 decide per request (``answer``), replying with a streamed completion or a JSON error, and
-``serve`` (the port it listens on, in a thread, for as long as the ``with`` lasts)."""
+``serve`` (the port it listens on, in a thread, for as long as the ``with`` lasts); and
+``chat_script``, a recorded Chat Completions stream for ``lash_nb.testing.LoopbackServer``."""
 
 from __future__ import annotations
 
@@ -56,3 +57,15 @@ def serve(handler: type[ChatHandler]) -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def chat_script(name: str, *events: str) -> dict[str, Any]:
+    """A wire script (``lash.provider-wire-script.v1``) of an OpenAI-compatible chat stream
+    sending ``events`` (SSE data lines), then ``[DONE]``."""
+    timeline: list[dict[str, Any]] = [{"at": 0, "event": "response_start", "status": 200, "headers": [
+        {"name": "content-type", "value": "text/event-stream; charset=utf-8"}]}]
+    timeline += [{"at": i + 1, "event": "sse", "data": data} for i, data in enumerate(events)]
+    timeline += [{"at": 90, "event": "sse", "data": "[DONE]"}, {"at": 91, "event": "end"}]
+    return {"schema": "lash.provider-wire-script.v1", "name": name,
+            "provider_kind": "openai-compatible",
+            "endpoint": {"method": "POST", "path": "/chat/completions"}, "timeline": timeline}

@@ -256,6 +256,19 @@ class KernelHarness:
         self.kc.shell_channel.send(msg)
 
 
+def wait_until(what: str, probe: Callable[[], Any], timeout: float = 120.0) -> Any:
+    """``probe()``'s first truthy value, asked every 0.1 s (a worker process or a store in
+    another process offers no event to wait on); ``AssertionError`` naming ``what`` after
+    ``timeout`` s."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = probe()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 class ReraisingShell:
     """An ``InteractiveShell`` whose ``run_cell`` raises the cell's exception."""
 

@@ -7,24 +7,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from notebook_harness import lash_shell
+from notebook_harness import lash_shell, wait_until
 
 pytestmark = pytest.mark.slow  # a worker process on a busy machine
-
-
-def _wait_until(what: str, probe: Any, timeout: float = 120.0) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = probe()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_the_queue_panel_keeps_a_batch_a_worker_took_and_after_kill_9_each_runs_once(
@@ -46,7 +35,7 @@ def test_the_queue_panel_keeps_a_batch_a_worker_took_and_after_kill_9_each_runs_
                 open_turns = sh.run_cell("%lash sql SELECT turn_id FROM turns WHERE status = 'open'")
                 return len(open_turns) > 0
 
-            _wait_until("the worker to be inside its first turn", mid_turn)
+            wait_until("the worker to be inside its first turn", mid_turn)
             live = sh.run_cell("%lash queue --df")
             assert list(live["batch_id"]) == ids  # the batch the worker runs is still in view
             assert list(live["claimed"]) == [True, False, False]

@@ -8,24 +8,14 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import test_notebook_magics
+from notebook_harness import wait_until
 
 sh = test_notebook_magics.sh  # the IPython shell fixture, shared
 
 pytestmark = pytest.mark.slow
-
-
-def wait_until(what, check, timeout=120.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _worker_with_a_long_turn(sh, path) -> subprocess.Popen:

@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from local_openai import chat_script
+
 from lash_nb import LashCore, tool
 from lash_nb.providers import FunctionProvider, OpenAICompatible
 from lash_nb.stores import DuckDBStore
@@ -38,25 +40,15 @@ def remove(path: str) -> str:
     return f"removed {path}"
 
 
-def _chat_script(name: str, *events: str) -> dict[str, Any]:
-    timeline: list[dict[str, Any]] = [{"at": 0, "event": "response_start", "status": 200, "headers": [
-        {"name": "content-type", "value": "text/event-stream; charset=utf-8"}]}]
-    timeline += [{"at": i + 1, "event": "sse", "data": data} for i, data in enumerate(events)]
-    timeline += [{"at": 90, "event": "sse", "data": "[DONE]"}, {"at": 91, "event": "end"}]
-    return {"schema": "lash.provider-wire-script.v1", "name": name,
-            "provider_kind": "openai-compatible",
-            "endpoint": {"method": "POST", "path": "/chat/completions"}, "timeline": timeline}
-
-
 # two parallel calls of one reply, both with the id "call_0" (as DeepSeek and GLM send them)
-SAME_ID = _chat_script(
+SAME_ID = chat_script(
     "two-calls-one-id",
     '{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_0","type":"function",'
     '"function":{"name":"look","arguments":"{\\"path\\": \\"/a\\"}"}}]}}]}',
     '{"choices":[{"delta":{"tool_calls":[{"index":1,"id":"call_0","type":"function",'
     '"function":{"name":"look","arguments":"{\\"path\\": \\"/b\\"}"}}]}}]}',
     '{"choices":[{"finish_reason":"tool_calls","delta":{}}]}')
-TEXT = _chat_script("answers", '{"choices":[{"delta":{"content":"Both seen."}}]}',
+TEXT = chat_script("answers", '{"choices":[{"delta":{"content":"Both seen."}}]}',
                     '{"choices":[{"finish_reason":"stop","delta":{}}]}')
 
 
@@ -144,7 +136,7 @@ def test_two_ask_calls_with_one_id_are_two_questions_and_both_can_be_answered() 
 
 
 # a reply whose tool call has no id (some local servers): lash_nb names it
-NO_ID = _chat_script(
+NO_ID = chat_script(
     "one-call-no-id",
     '{"choices":[{"delta":{"tool_calls":[{"index":0,"type":"function",'
     '"function":{"name":"look","arguments":"{\\"path\\": \\"/a\\"}"}}]}}]}',

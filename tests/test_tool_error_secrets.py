@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from local_openai import chat_script
+
 from lash_nb import LashCore, tool
 from lash_nb.providers import OpenAICompatible
 from lash_nb.stores import DuckDBStore
@@ -24,23 +26,12 @@ KEY = "lnb-tool-echo-0c9e7d52b1"  # the session's provider key; shaped like no k
 FOREIGN = "hunter2hunter2"  # another service's key, in a credential-shaped assignment
 
 
-def _chat_script(name: str, *events: str) -> dict[str, Any]:
-    """An OpenAI-compatible chat stream of ``events`` (SSE data lines)."""
-    timeline: list[dict[str, Any]] = [{"at": 0, "event": "response_start", "status": 200, "headers": [
-        {"name": "content-type", "value": "text/event-stream; charset=utf-8"}]}]
-    timeline += [{"at": i + 1, "event": "sse", "data": data} for i, data in enumerate(events)]
-    timeline += [{"at": 90, "event": "sse", "data": "[DONE]"}, {"at": 91, "event": "end"}]
-    return {"schema": "lash.provider-wire-script.v1", "name": name,
-            "provider_kind": "openai-compatible",
-            "endpoint": {"method": "POST", "path": "/chat/completions"}, "timeline": timeline}
-
-
-TOOL_CALL = _chat_script(
+TOOL_CALL = chat_script(
     "calls-lookup",
     '{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function",'
     '"function":{"name":"lookup","arguments":"{\\"q\\": \\"x\\"}"}}]}}]}',
     '{"choices":[{"finish_reason":"tool_calls","delta":{}}]}')
-TEXT = _chat_script("answers", '{"choices":[{"delta":{"content":"The search failed."}}]}',
+TEXT = chat_script("answers", '{"choices":[{"delta":{"content":"The search failed."}}]}',
                     '{"choices":[{"finish_reason":"stop","delta":{}}]}')
 
 
@@ -102,7 +93,7 @@ def env_dump() -> dict[str, Any]:
             "NOTE": "a token-looking value kept as the tool returned it: tok_abcdef0123456789"}
 
 
-ENV_CALL = _chat_script(
+ENV_CALL = chat_script(
     "calls-env-dump",
     '{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_2","type":"function",'
     '"function":{"name":"env_dump","arguments":"{}"}}]}}]}',

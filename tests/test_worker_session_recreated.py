@@ -9,27 +9,17 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import test_notebook_magics
+from notebook_harness import wait_until
 
 sh = test_notebook_magics.sh  # the IPython shell fixture, shared
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def wait_until(what, check, timeout=60.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _worker(path: Path, log: Path) -> subprocess.Popen[bytes]:

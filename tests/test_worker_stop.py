@@ -15,14 +15,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 import test_notebook_magics
+from notebook_harness import wait_until
 
 from lash_nb import LashCore
 from lash_nb.providers import OfflineProvider
@@ -39,16 +38,6 @@ def _worker(store: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "lash_nb", "worker", "--store", store, "--all", "--poll", "0.05",
          *extra], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
-
-
-def _wait_until(what: str, probe: Callable[[], Any], timeout: float = 120.0) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = probe()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class _Reader:
@@ -87,7 +76,7 @@ class _Reader:
             got[0] = self.query(sql)
             return got[0] is not None
 
-        _wait_until(f"the store to answer {sql!r}", probe)
+        wait_until(f"the store to answer {sql!r}", probe)
         return list(got[0] or [])
 
     def close(self) -> None:
@@ -126,7 +115,7 @@ def _stop_mid_turn(store: str, reader: _Reader, log: Path, sig: signal.Signals,
     """Start a worker, wait until it is inside the turn, send ``sig``; its exit status and log."""
     worker = _worker(store, log, "--delay", "0.2", "--grace", "0", *extra)
     try:
-        _wait_until("the worker to be inside the turn", lambda: reader.query(
+        wait_until("the worker to be inside the turn", lambda: reader.query(
             "SELECT turn_id FROM turns WHERE status = 'open'"))
         worker.send_signal(sig)
         status = worker.wait(120)
@@ -223,7 +212,7 @@ def test_a_worker_stopped_while_idle_exits_0_and_says_nothing_returned(tmp_path:
     batch_id = _enqueue(store, "short")
     worker = _worker(store, tmp_path / "idle.log")
     try:
-        _wait_until("the batch to run", lambda: reader.query(
+        wait_until("the batch to run", lambda: reader.query(
             "SELECT 1 FROM queue_history WHERE final_state = 'completed'"))
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(120) == 0
