@@ -61,6 +61,24 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@tool
+def add(a: int, b: int) -> int:
+    """Add two numbers."""
+    return a + b
+
+
+@tool
+def shout(text: str) -> str:
+    """The text in capitals."""
+    return text.upper()
+
+
+@tool
+def later(x: int) -> int:
+    """Added once the session ran a while."""
+    return x
+
+
 def _tools(state: dict | str) -> dict[str, bool]:
     """tool name -> member, from a stored tool state (JSON text or decoded)."""
     if isinstance(state, str):
@@ -102,21 +120,6 @@ def test_tool_changes_mid_session_survive_a_kill_and_unchanged_ones_are_not_logg
         stored = store.query("SELECT tool_state FROM sessions")["tool_state"].tolist()
         assert [_tools(s) for s in stored] == [{"add": True, "later": True, "shout": False}]
 
-        @tool
-        def add(a: int, b: int) -> int:
-            """Add two numbers."""
-            return a + b
-
-        @tool
-        def shout(text: str) -> str:
-            """The text in capitals."""
-            return text.upper()
-
-        @tool
-        def later(x: int) -> int:
-            """Added once the session ran a while."""
-            return x
-
         core = LashCore.builder().tools(add, shout, later).store(store).build()
 
         async def reopen() -> tuple[dict[str, bool], int]:
@@ -134,11 +137,6 @@ def test_tool_changes_mid_session_survive_a_kill_and_unchanged_ones_are_not_logg
 def test_a_tool_state_a_user_changes_is_not_the_one_commits_share(tmp_path: Path) -> None:
     """``session.tools().state()`` and ``export_state()`` are the user's copies: emptying them
     changes neither the session nor what its next commit stores."""
-    @tool
-    def add(a: int, b: int) -> int:
-        """Add two numbers."""
-        return a + b
-
     path = tmp_path / "lash.duckdb"
 
     async def body() -> dict:
@@ -163,16 +161,6 @@ def test_on_postgresql_tool_changes_stick_and_another_process_does_not_lose_its_
     what the session holds after its commit, and a commit that changes nothing keeps it."""
     from lash_nb._providers.offline import OfflineProvider
     from lash_nb._store.postgres import PostgresStore
-
-    @tool
-    def add(a: int, b: int) -> int:
-        """Add two numbers."""
-        return a + b
-
-    @tool
-    def shout(text: str) -> str:
-        """The text in capitals."""
-        return text.upper()
 
     def stored(store) -> dict[str, bool]:
         return _tools(store.query("SELECT tool_state FROM sessions")["tool_state"][0])
