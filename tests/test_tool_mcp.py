@@ -335,7 +335,8 @@ def test_servers_die_with_the_process_that_started_them(mcp_servers, tmp_path):
 
 _CRASHING_SERVER = textwrap.dedent("""
     # a server on the official SDK whose 'export' tool dies mid-call, saying why on stderr
-    import os, sys
+    import os, sys, time
+    time.sleep(float(os.environ.get("SLOW_START_S", "0")))  # a launcher fetching the server
     from mcp.server.mcpserver import MCPServer
     app = MCPServer("crasher")
 
@@ -426,7 +427,10 @@ def test_a_call_past_the_servers_timeout_says_how_long_and_how_to_wait_longer(tm
 
     async def body():
         _core, s = await open_session(model)
-        server = MCPServer.stdio("db", sys.executable, str(script), timeout_s=1.5)
+        # the start takes longer than a call may: a call's timeout is not the start's (npx
+        # fetching a server takes seconds); it failed "did not start: no answer in 1.5 s"
+        server = MCPServer.stdio("db", sys.executable, str(script), timeout_s=1.5,
+                                 env={**os.environ, "SLOW_START_S": "3"})
         await s.tools().add_server(server)
         await s.turn("wait for sales").run()
         await s.close()

@@ -58,6 +58,11 @@ def _need_mcp() -> Any:
     return mcp
 
 
+# how long a start may take at least, whatever the calls' timeout: a server started by a
+# launcher (npx, uvx) may first download itself, and a short ``--timeout`` is for the calls
+START_WAIT_S = 60.0
+
+
 class MCPServer:
     """A Model Context Protocol server whose tools join a session's catalog.
 
@@ -145,7 +150,7 @@ class MCPServer:
         self.error = None
         self._task = self._loop.create_task(self._run(ready), name=f"mcp:{self.name}")
         try:
-            await asyncio.wait_for(asyncio.shield(ready), self.timeout_s)
+            await asyncio.wait_for(asyncio.shield(ready), max(self.timeout_s, START_WAIT_S))
         except BaseException as err:
             await self.aclose()
             if isinstance(err, asyncio.CancelledError):
@@ -242,8 +247,8 @@ class MCPServer:
         while isinstance(err, BaseExceptionGroup) and err.exceptions:
             err = err.exceptions[0]
         text = f"{type(err).__name__}: {err}".strip().rstrip(":")
-        if isinstance(err, asyncio.TimeoutError):
-            text = f"no answer in {self.timeout_s:g} s"
+        if isinstance(err, asyncio.TimeoutError):  # a start's wait (a call's has its own text)
+            text = f"no answer in {max(self.timeout_s, START_WAIT_S):g} s"
         tail = ""
         if self._errlog is not None:
             with contextlib.suppress(Exception):
