@@ -86,6 +86,9 @@ class SessionState:
     head_revision: int | None = None  # None: never persisted
     stale: bool = False  # a commit failed: reload from the store before the next turn
     learned_context_window: int | None = None  # estimated tokens of a prompt that overflowed
+    # the last queued turn this handle committed that completed its batches: its nodes are an
+    # answered exchange (the next turn need not ask the queue, turn_commit.py)
+    answered_turn_id: str | None = None
     _report: SessionUsageReport | None = None
 
     def usage_report(self) -> SessionUsageReport:
