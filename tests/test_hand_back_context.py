@@ -37,13 +37,23 @@ class _Recording(OfflineProvider):
             yield event
 
 
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """The store a worker process and the notebook share, and a reader of its tables."""
+    store = (str(request.getfixturevalue("pg_dsn")) if request.param == "postgres"
+             else str(tmp_path / "shared.duckdb"))
+    reader = ws._Reader(store)
+    yield store, reader
+    reader.close()
+
+
 @pytest.mark.slow
 def test_after_a_worker_stop_a_direct_turn_does_not_see_the_cut_prompt_and_the_rerun_sees_it_once(
-        tmp_path: Path) -> None:
-    """A real ``python -m lash_nb worker`` on a DuckDB file is stopped (SIGTERM) in the middle
-    of the user's queued prompt; the user then asks something directly, then drains."""
-    store = str(tmp_path / "shared.duckdb")
-    reader = ws._Reader(store)
+        shared: tuple[str, Any], tmp_path: Path) -> None:
+    """A real ``python -m lash_nb worker`` (DuckDB file, PostgreSQL) is stopped (SIGTERM) in
+    the middle of the user's queued prompt; the user then asks something directly, then
+    drains."""
+    store, reader = shared
     batch_id = ws._enqueue(store, ws.LONG)
     status, log = ws._stop_mid_turn(store, reader, tmp_path / "stopped.log", signal.SIGTERM)
     assert status == ws.EX_TEMPFAIL, log
@@ -81,17 +91,18 @@ def _hanging(hang: dict[str, bool], seen: list[list[tuple[str, str]]]) -> Functi
 
 
 @pytest.fixture(params=["memory", "duckdb"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+def local_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     return MemoryStore() if request.param == "memory" else str(tmp_path / "q.duckdb")
 
 
 @pytest.mark.parametrize("first", [False, True], ids=["after-a-turn", "first-turn"])
-def test_turns_before_the_rerun_leave_the_handed_back_attempt_aside(store: Any, first: bool) -> None:
+def test_turns_before_the_rerun_leave_the_handed_back_attempt_aside(local_store: Any,
+                                                                    first: bool) -> None:
     """In process, every store: the batch cut by a worker's stop is the session's first turn,
     or follows an answered one. A direct turn, then another queued prompt targeted by id, run
     before the handed-back batch: none of them sees the cut prompt or its partial answer;
     the re-run sees its prompt once, after them."""
-    hang, seen = {"on": False}, []
+    hang, seen, store = {"on": False}, [], local_store
 
     async def body() -> None:
         core = LashCore.builder().provider(_hanging(hang, seen)).model("m").store(store).build()
