@@ -379,6 +379,22 @@ class SessionGraph:
         self._ready()
         return self._nodes.get(node_id)
 
+    def leaf_turn_id(self) -> str | None:
+        """The turn id of the leaf node, read without making a stored graph's nodes."""
+        stored, leaf = self._stored, self.leaf_node_id
+        if leaf is None:
+            return None
+        if stored is not None:
+            if self._tail:
+                return self._tail[-1].turn_id
+            on = self._stored_path
+            i = (on[-1] if on else None) if on is not None else len(stored.rows) - 1
+            if i is not None and 0 <= i < len(stored.rows) and stored.rows[i][0] == leaf:
+                turn_id: str | None = stored.rows[i][3]
+                return turn_id
+        node = self.get(leaf)
+        return node.turn_id if node is not None else None
+
     def nodes(self) -> list[SessionNode]:
         self._ready()
         return list(self._order)

@@ -27,7 +27,7 @@ import logging
 from collections.abc import Generator, Sequence
 from typing import Any
 
-from .._core.cancel import CancellationToken
+from .._core.cancel import HANDS_BACK, CancellationToken
 from .._core.graph import SessionGraph
 from .._core.queue import (
     ClaimBoundary,
@@ -163,6 +163,11 @@ class QueuedTurnBuilder:
     def __await__(self) -> Generator[Any, None, TurnOutput | None]:
         return self.run().__await__()
 
+    def _handed_back(self) -> bool:
+        """A worker asked to stop cancelled this drain before its turn started: it claims
+        nothing (or hands the claim back) rather than start a turn only to cut it."""
+        return self._token.cancelled and self._token.origin in HANDS_BACK
+
     async def _run(self, p: SessionParts, key: int) -> TurnOutput | None:
         w = p.writer
         async with w.lock():  # held through the turn: TurnRun(hold_lock=True)
@@ -174,9 +179,15 @@ class QueuedTurnBuilder:
                     await w.reload()
                 if await _apply_session_commands(p, lease):  # renewed after the commands ran
                     lease = await w.try_lease() or lease
-                claim = await p.store.claim_queued_work(
-                    lease, boundary=ClaimBoundary.IDLE, batch_ids=self._batch_ids,
-                    max_attempts=p.max_batch_attempts)
+                claim = None
+                if not self._handed_back():
+                    claim = await p.store.claim_queued_work(
+                        lease, boundary=ClaimBoundary.IDLE, batch_ids=self._batch_ids,
+                        max_attempts=p.max_batch_attempts)
+                if claim is not None and self._handed_back():
+                    # the worker's stop came during the claim: no turn started, nothing ran
+                    await _abandon_quietly(p, claim, None, count_attempt=False)
+                    claim = None
             except BaseException:
                 await w.release_quietly(lease)
                 raise

@@ -88,6 +88,9 @@ class SessionState:
     learned_context_window: int | None = None  # estimated tokens of a prompt that overflowed
     # turns this handle's open closed as process_lost: their process died before they committed
     lost_turns: tuple[str, ...] = ()
+    # the last queued turn this handle committed that completed its batches: its nodes are an
+    # answered exchange (the next turn need not ask the queue, turn_commit.py)
+    answered_turn_id: str | None = None
     _report: SessionUsageReport | None = None
 
     def usage_report(self) -> SessionUsageReport:

@@ -24,10 +24,17 @@ from .._errors import (
     SessionExecutionLeaseLost,
     TurnCommitConflict,
 )
-from .._store.base import Lease, ReadScope, TurnRecord, TurnStart, UsageDelta
+from .._store.base import Lease, ReadScope, TurnRecord, TurnStart, UsageDelta, hints_empty_queue
 from .attachments import input_message
 from .parts import SessionParts
-from .turn_records import branch_before_attempts, commit_hash, now_ms, usage_deltas
+from .turn_records import (
+    branch_before_attempts,
+    branch_before_unanswered,
+    commit_hash,
+    now_ms,
+    queued_attempt_batch,
+    usage_deltas,
+)
 from .writer import LeaseKeeper
 
 
@@ -65,6 +72,7 @@ async def commit_progress(run: TurnBooks, keeper: LeaseKeeper) -> None:
     if attachments:  # the bytes first, then the commit that references them
         await parts.blobs.put(parts.store, attachments)
     for attempt in (1, 2):
+        await _branch_before_unanswered(parts, keeper.lease, run.attempt_prefix)
         branch_before_attempts(parts.state.graph, run.turn_id, run.attempt_prefix)
         run.append_message(input_message(run.input.items or ()))
         try:
@@ -86,6 +94,24 @@ async def commit_progress(run: TurnBooks, keeper: LeaseKeeper) -> None:
             continue
         run.persisted_nodes = len(run.new_nodes)
         return
+
+
+async def _branch_before_unanswered(parts: SessionParts, lease: Lease,
+                                    own_prefix: str | None) -> None:
+    """The path ends with an attempt of queued work: if its batch is still queued (a worker's
+    stop handed it back, or its process died), leave that attempt aside: its prompt is not
+    answered yet (one queue read, only then; docs/adr/0165)."""
+    st = parts.state
+    leaf_turn = st.graph.leaf_turn_id()
+    if (queued_attempt_batch(leaf_turn) is None or leaf_turn == st.answered_turn_id
+            or (own_prefix is not None and leaf_turn is not None
+                and leaf_turn.startswith(own_prefix))):
+        return  # not queued work, this handle's run that completed it, or this batch's own
+    store = parts.store
+    if hints_empty_queue(store) and store.surely_nothing_queued(lease):
+        return
+    queued = await store.list_queued_work(parts.session_id, include_claimed=True)
+    branch_before_unanswered(st.graph, {b.batch_id for b in queued})
 
 
 async def commit_terminal(run: TurnBooks, keeper: LeaseKeeper, result: TurnResult,
@@ -178,5 +204,6 @@ async def final_commit(run: TurnBooks, lease: Lease, result: TurnResult) -> None
                                                 for d in deltas)))
     object.__setattr__(result, "head_revision", res.head_revision)
     if run.claims:
+        st.answered_turn_id = run.turn_id
         p.feed.queue_changed("completed", tuple(b for c in run.claims for b in c.batch_ids))
     p.feed.committed()

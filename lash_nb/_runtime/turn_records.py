@@ -144,6 +144,32 @@ def branch_before_attempts(graph: SessionGraph, turn_id: str, prefix: str | None
         graph.branch_to(first.parent_node_id)
 
 
+def queued_attempt_batch(turn_id: str | None) -> str | None:
+    """The batch id a queued turn's default id (``<batch>:g<lease generation>``) names."""
+    if turn_id is None or not turn_id.startswith("qwb:"):
+        return None
+    batch, sep, generation = turn_id.rpartition(":g")
+    return batch if sep and generation.isdigit() and batch.count(":") == 1 else None
+
+
+def branch_before_unanswered(graph: SessionGraph, queued: set[str]) -> None:
+    """Nodes ending the active path that an attempt of a batch still in the queue wrote (a
+    worker's stop cut it and handed the batch back, or its process died): that prompt is not
+    answered yet, so it is not part of the conversation. Branch to before them, attempt after
+    attempt; they stay in the graph on a side branch (docs/adr/0165)."""
+    while graph.leaf_node_id is not None:
+        node = graph.get(graph.leaf_node_id)
+        batch = queued_attempt_batch(node.turn_id) if node is not None else None
+        if batch is None or batch not in queued:
+            return
+        first = node
+        while node is not None and queued_attempt_batch(node.turn_id) == batch:
+            first = node
+            node = graph.get(node.parent_node_id) if node.parent_node_id is not None else None
+        assert first is not None
+        graph.branch_to(first.parent_node_id)
+
+
 def as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 

@@ -225,6 +225,10 @@ class Worker:
                 due = await _due_batches(session)
                 if not due:  # nothing to take: no lease written, not busy
                     break
+                if self._stopping.is_set():
+                    # stopped during that read: its sweep of running turns may have passed,
+                    # so a turn started now would run on uncut; the next worker takes it
+                    break
                 tried = True
                 try:
                     out = await session.queued_turn().run()
