@@ -92,7 +92,8 @@ def test_lease_of_an_owner_on_another_host_blocks_until_its_ttl_runs_out(pg_dsn:
         store = _store(pg_dsn)
         try:
             remote = "some-other-host:4242:worker"  # owner_is_dead can never prove it gone
-            held = await store.try_acquire_lease("s1", remote, ttl_ms=300)
+            # long enough to outlast the next four calls on a loaded machine (300 ms did not)
+            held = await store.try_acquire_lease("s1", remote, ttl_ms=3000)
             batch = await store.enqueue(_draft("s1", "work"))
             assert isinstance(held, Lease)
             assert await store.claim_queued_work(held) is not None
