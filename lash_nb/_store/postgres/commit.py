@@ -9,6 +9,7 @@ whole transaction back, so a store never holds part of a commit.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -136,11 +137,14 @@ async def apply_commit(con: Any, c: RuntimeCommit,
     async with con.transaction():
         result = await _apply(con, c, (wrote_tools or {}).get(c.session_id), known)
     if wrote_tools is not None and not result.duplicate:
-        wrote_tools.pop(c.session_id, None)
-        if known:
-            wrote_tools[c.session_id] = known[0]
-            if len(wrote_tools) > WROTE_TOOLS_MAX:  # a worker's many sessions: the oldest go
-                del wrote_tools[next(iter(wrote_tools))]
+        # committed: the map is only a saving, and a store shared by threads may change it
+        # meanwhile; whatever goes wrong here writes the state whole next time
+        with contextlib.suppress(Exception):
+            wrote_tools.pop(c.session_id, None)
+            if known:
+                wrote_tools[c.session_id] = known[0]
+                if len(wrote_tools) > WROTE_TOOLS_MAX:  # a worker's many sessions: oldest go
+                    del wrote_tools[next(iter(wrote_tools))]
     return result
 
 
