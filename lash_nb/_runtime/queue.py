@@ -23,7 +23,6 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Generator, Sequence
 from typing import Any
 
@@ -32,7 +31,6 @@ from .._core.graph import SessionGraph
 from .._core.queue import (
     ClaimBoundary,
     DeliveryPolicy,
-    QueueClaim,
     QueuedWorkBatch,
     QueuedWorkDraft,
     SlotPolicy,
@@ -41,13 +39,12 @@ from .._core.records import TurnInput, TurnOutput
 from .._core.text import check_id
 from .._errors import ConfigurationError, InvalidTurnInput, SessionDeleted
 from .._store.base import Lease
+from .abandon import abandon_quietly
 from .attachments import check_attachments
 from .parts import SessionParts
 from .turn import as_turn_input, run_to_completion
 from .turn_records import error_text
 from .turn_run import TurnRun
-
-log = logging.getLogger("lash_nb.queue")
 
 
 class EnqueueBuilder:
@@ -186,7 +183,7 @@ class QueuedTurnBuilder:
                         max_attempts=p.max_batch_attempts)
                 if claim is not None and self._handed_back():
                     # the worker's stop came during the claim: no turn started, nothing ran
-                    await _abandon_quietly(p, claim, None, count_attempt=False)
+                    await abandon_quietly(p, claim, None, count_attempt=False)
                     claim = None
             except BaseException:
                 await w.release_quietly(lease)
@@ -209,35 +206,17 @@ class QueuedTurnBuilder:
             except SessionDeleted:
                 # deleted (or deleted and created anew) since this handle read it: the store
                 # wrote nothing of the turn; the refusal is the handle's, not the batch's
-                await _abandon_quietly(p, claim, None, count_attempt=False)
+                await abandon_quietly(p, claim, None, count_attempt=False)
                 raise
             except BaseException as err:
                 # counted as a failed attempt; parked failed after max_batch_attempts
-                await _abandon_quietly(p, claim, error_text(err))
+                await abandon_quietly(p, claim, error_text(err))
                 raise
             if not set(claim.batch_ids) <= {*result.queued_batch_ids, *run.handed_back}:
                 # the turn ended without completing its claim (lease_lost): an attempt failed
-                await _abandon_quietly(p, claim, "; ".join(e.message for e in result.errors)
+                await abandon_quietly(p, claim, "; ".join(e.message for e in result.errors)
                                        or str(result.outcome))
             return TurnOutput(result, tuple(run.activities), tuple(run.handed_back))
-
-
-async def _abandon_quietly(p: SessionParts, claim: QueueClaim, error: str | None, *,
-                           count_attempt: bool = True) -> None:
-    bound = p.max_batch_attempts
-    try:
-        await p.store.abandon_claim(claim, error=error, max_attempts=bound,
-                                    count_attempt=count_attempt)
-    except Exception:  # the claim dies with its lease generation anyway
-        return
-    p.feed.queue_changed("abandoned", claim.batch_ids)
-    if not count_attempt:
-        return
-    for b in claim.batches:  # ``attempts`` counts this claim
-        if b.attempts >= bound:
-            log.warning("queued batch %s of session %s failed %d times and is parked: %s "
-                        "(cancel it, or enqueue it again once fixed)", b.batch_id, p.session_id,
-                        b.attempts, (error or "")[:300])
 
 
 async def _apply_session_commands(p: SessionParts, lease: Lease) -> int:

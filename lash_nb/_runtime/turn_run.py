@@ -71,6 +71,7 @@ from .._errors import (
 )
 from .._store.base import Lease, hints_empty_queue, watches_turn_cancel
 from .._store.waits import observe_store_waits, stop_observing
+from .abandon import abandon_quietly
 from .attachments import input_message
 from .cancel import TaskBridge
 from .children import ChildScope, child_scope
@@ -309,19 +310,12 @@ class TurnRun:
             self.bridge.open = False
 
     async def _hand_back(self) -> None:
-        """A worker asked to stop cut this queued turn: its claimed batches go back to the
-        queue uncounted, while this turn still holds the lease (nobody can claim them before
-        the final commit releases it), and that commit completes none (docs/adr/0158)."""
+        """A worker's stop cut this queued turn: its batches go back to the queue uncounted
+        while it holds the lease, and its final commit completes none (docs/adr/0158)."""
         claims, self.claims = self.claims, []
-        store, bound = self.parts.store, self.parts.max_batch_attempts
-        for c in claims:
-            try:
-                await store.abandon_claim(c, max_attempts=bound, count_attempt=False)
-            except Exception:  # the claim dies with the lease generation: an attempt counted
-                continue
-            self.handed_back.extend(c.batch_ids)
-        if self.handed_back:
-            self.parts.feed.queue_changed("abandoned", tuple(self.handed_back))
+        for c in claims:  # one the store refuses dies with the lease generation (counted)
+            if await abandon_quietly(self.parts, c, None, count_attempt=False):
+                self.handed_back.extend(c.batch_ids)
 
     def _finish_records(self) -> TurnOutcome:
         """Carry out the record effects the machine asks for after a cancel."""
