@@ -360,12 +360,18 @@ _CRASHING_SERVER = textwrap.dedent("""
 """)
 
 
-def test_a_server_that_dies_mid_call_says_why_and_reads_stopped_afterwards(tmp_path):
-    # before: every call answered "Connection closed" (no reason, nothing to do) and the
-    # server still showed "running" in %lash mcp list
+def _crasher(tmp_path):
+    """The crashing server's script in ``tmp_path`` (skips without the mcp SDK)."""
     pytest.importorskip("mcp")
     script = tmp_path / "crasher.py"
     script.write_text(_CRASHING_SERVER)
+    return script
+
+
+def test_a_server_that_dies_mid_call_says_why_and_reads_stopped_afterwards(tmp_path):
+    # before: every call answered "Connection closed" (no reason, nothing to do) and the
+    # server still showed "running" in %lash mcp list
+    script = _crasher(tmp_path)
     model = Script([tool_call("export", '{"table": "sales"}', "c1")],
                    [tool_call("count", '{"table": "sales"}', "c2")])
 
@@ -392,9 +398,7 @@ def test_a_server_that_dies_mid_call_says_why_and_reads_stopped_afterwards(tmp_p
 def test_a_server_removed_during_a_call_ends_the_call_saying_so(tmp_path):
     # %lash mcp remove (or aclose) while a turn waits on one of its tools: the call ends
     # at once as stopped by us, and the server does not read as having crashed
-    pytest.importorskip("mcp")
-    script = tmp_path / "crasher.py"
-    script.write_text(_CRASHING_SERVER)
+    script = _crasher(tmp_path)
     model = Script([tool_call("wait", '{"table": "sales"}', "c1")])
 
     async def body():
@@ -419,9 +423,7 @@ def test_a_server_removed_during_a_call_ends_the_call_saying_so(tmp_path):
 
 def test_a_call_past_the_servers_timeout_says_how_long_and_how_to_wait_longer(tmp_path):
     # it said only "Request 'tools/call' timed out": not after how long, nor what to change
-    pytest.importorskip("mcp")
-    script = tmp_path / "crasher.py"
-    script.write_text(_CRASHING_SERVER)
+    script = _crasher(tmp_path)
     model = Script([tool_call("wait", '{"table": "sales"}', "c1")],
                    [tool_call("count", '{"table": "sales"}', "c2")])
 
