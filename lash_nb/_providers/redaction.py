@@ -68,6 +68,13 @@ def scrub_known_values(text: str) -> str:
     return text
 
 
+def knows_keys() -> bool:
+    """Whether :func:`scrub_known_values` has any key to remove (a keyed provider alive, or
+    a provider key in the environment)."""
+    return (any(s.knows_values for s in list(LOG_SCRUB.scrubbers))
+            or _environment_scrubber().knows_values)
+
+
 _ENV_SCRUBBER: tuple[tuple[str, ...], Scrubber] = ((), Scrubber())
 
 

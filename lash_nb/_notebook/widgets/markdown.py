@@ -31,7 +31,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
-from ..._providers.redaction import scrub_known_values
+from ..._providers.redaction import knows_keys, scrub_known_values
 from .untrusted import visible
 
 # CommonMark: a backslash before ASCII punctuation is that character
@@ -99,6 +99,8 @@ def render_markdown(text: str, env: dict[str, Any] | None = None) -> str:
     ``env``: markdown-it's environment; its ``references`` (link reference definitions) are
     kept across calls that share it, so a piece rendered later resolves links defined earlier."""
     rendered: str = scrub_known_values(_parser().render(visible(text or ""), env))
+    if not knows_keys():  # nothing to look for (the offline provider, no key set)
+        return rendered
     shown = _shown_text(rendered)
     clean = scrub_known_values(shown)
     if clean != shown:  # a key spread over elements: shown as plain text, without it
@@ -109,6 +111,8 @@ def render_markdown(text: str, env: dict[str, Any] | None = None) -> str:
 def without_revealed_keys(text: str) -> str:
     """``text`` (markdown) as it is, unless a reader's renderer would decode a provider's key
     out of it (character references, backslash escapes): then decoded, without the key."""
+    if not knows_keys():
+        return text
     text = scrub_known_values(text)
     if "&" in text or "\\" in text:
         seen = html.unescape(_BACKSLASH_ESCAPE.sub(r"\1", text))
