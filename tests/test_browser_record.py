@@ -367,6 +367,7 @@ def test_with_saved_widget_state_a_restored_panel_says_the_kernel_is_not_connect
                 assert "widgets" in saved["metadata"]
                 server.shut_down_sessions()
                 nb.reopen()
+                nb.cell(4).scroll_into_view_if_needed()  # a cell out of view is not drawn
                 box = nb.cell(4).locator(".lash-tools input[type=checkbox]")
                 box.wait_for(timeout=60_000)  # the panel, restored from the saved state
                 assert not nb.cell(4).locator(".lash-snapshot").is_visible()
