@@ -106,7 +106,10 @@ def test_a_holder_works_at_least_as_long_as_its_open_took_before_handing_over(
         opened_at, open_ended = opens[n][0], opens[n][1]
         last_job = max(t for h, t in jobs if h == hold)
         took = open_ended - opened_at
-        assert last_job - open_ended >= took, (
+        # the worker checks its slice after the job's future is set, a thread switch (up to
+        # the 5 ms switch interval on a loaded machine) after the job's own timestamp: allow
+        # a tenth of the open; a fixed slice worked 0.05 s after a 0.3 s open
+        assert last_job - open_ended >= 0.9 * took, (
             f"hold {n} worked {last_job - open_ended:.2f} s after an open of {took:.2f} s")
 
 
