@@ -191,3 +191,49 @@ def test_the_notes_queries_read_the_whole_text_on_duckdb_and_postgresql(tmp_path
         assert set(notes) == {"prompt", "answer"}
         assert _query(sh, notes["prompt"]) == csv
         assert _query(sh, notes["answer"]) == answer
+
+
+ASK_HELPER = '''
+from lash_nb import ToolContext, run_child, tool
+
+@tool
+async def ask_helper(job: str, context: ToolContext) -> str:
+    """Ask a helper agent to summarise a job's log."""
+    log = "".join(f"step {i} of {job}: ok & <fine>\\n" for i in range(40_000))
+    result = await run_child(context, "Summarise this log:\\n" + log)
+    return f"the helper read {len(result.assistant_message()):,} characters"
+'''
+
+
+def test_a_child_sessions_echoed_log_is_saved_cut_under_its_tool_row(tmp_path, monkeypatch):
+    """A tool ran a helper agent (``run_child``) on a whole log, which the offline model
+    echoed: the parent's answer is short, but the child's answer nests under the tool row in
+    the widget and the record (1.6 MB of HTML). It is cut as the parent's answer is, and its
+    note's query reads it whole from the child session."""
+    from lash_nb._notebook.widgets.turn import TurnWidget
+
+    sent: list[dict] = []
+    original = TurnWidget.send
+
+    def spy(self, content, buffers=None):
+        sent.append(content)
+        return original(self, content, buffers)
+
+    with lash_shell(tmp_path, monkeypatch, READ_LOG, ASK_HELPER,
+                    "%lash open s1 --store t.duckdb") as sh:
+        TurnWidget.send = spy
+        try:
+            record = _record(sh, "r = %lash turn What does ask_helper say for 'ci'?")
+        finally:
+            TurnWidget.send = original
+        assert "the helper read" in sh.user_ns["r"].assistant_message()
+        for form in ("text/html", "text/markdown", "text/plain"):
+            assert len(record[form]) < 250_000, form
+        assert max(len(str(m)) for m in sent) < 250_000  # the live widget's messages too
+        notes = [m for m in NOTE.finditer(record["text/markdown"]) if m.group(2) == "answer"]
+        assert len(notes) == 1
+        whole = _query(sh, notes[0].group(3).rstrip())
+        assert len(whole) > 900_000 and "step 39999 of ci: ok & <fine>" in whole
+        assert f"{len(whole):,}" in sh.user_ns["r"].assistant_message()
+        assert "s1.call_" in notes[0].group(3)  # the child session's rows, not the parent's
+        assert notes[0].group(1) in record["text/html"]

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..._core.code_mode import OPEN_TAG
 from ..._core.records import TurnOutcome
-from .long_text import shown_prose
+from .long_text import SHOWN_PROSE_CHARS, ProseCut, shown_prose
 
 TEXT_KINDS = {"assistant_prose_delta": "prose", "reasoning_delta": "reasoning"}
 
@@ -62,6 +62,7 @@ class TurnFold:
         self._local = 0
         self._tool_t0: dict[str, float] = {}  # cid -> when its start was folded (ms clock)
         self._children: dict[str, TurnFold] = {}  # tool row cid -> the child turn it runs
+        self._child_cuts: dict[str, ProseCut] = {}  # a child's long prose row, as it grows
 
     # ------------------------------------------------------------------ folding
     def apply(self, activity: Mapping[str, Any]) -> None:
@@ -327,7 +328,8 @@ def _child_activity(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     activity = a.get("activity")
     if isinstance(activity, Mapping):
         child.apply(activity)
-    folded = {"session_id": sid, "blocks": [dict(b) for b in child.blocks],
+    folded = {"session_id": sid, "blocks": [_child_block(fold, key, sid, child, b)
+                                            for b in child.blocks],
               "outcome": child.outcome, "usage": dict(child.usage)}
     if not in_cell:
         row["child"] = folded
@@ -339,6 +341,23 @@ def _child_activity(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     else:
         kids.append(folded)
     row["children"] = kids
+
+
+def _child_block(fold: TurnFold, key: str, sid: str, child: TurnFold,
+                 b: dict[str, Any]) -> dict[str, Any]:
+    """A row of a child turn as its parent shows it: a long prose or reasoning row is cut as
+    the parent's own (ADR 151), its note's query reading the child session's events, so the
+    widget, the saved record and its markdown never carry a child's echoed log whole."""
+    text = b.get("text")
+    if b["kind"] not in ("prose", "reasoning") or not isinstance(text, str) \
+            or len(text) <= SHOWN_PROSE_CHARS:
+        return dict(b)
+    at = f"{key}\n{b['cid']}"
+    cut = fold._child_cuts.get(at)
+    if cut is None or not cut.fits(text):
+        cut = fold._child_cuts[at] = ProseCut(text)
+    return {**b, "text": cut.text(text, final=bool(child.outcome), turn_id=child.turn_id,
+                                  cid=b["cid"], kind=b["kind"], session_id=sid)}
 
 
 def child_markdown(child: Mapping[str, Any]) -> str:
