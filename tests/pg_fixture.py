@@ -28,6 +28,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -40,6 +41,7 @@ class PgServer:
     pg_ctl: str | None = None
     user: str | None = None
     log_path: str | None = None
+    opts: str | None = None  # the server's ``pg_ctl -o`` options (to start it again)
 
     def dsn_for(self, dbname: str) -> str:
         return self.dsn.rsplit("/", 1)[0] + "/" + dbname
@@ -52,6 +54,35 @@ class PgServer:
         with psycopg.connect(self.dsn, autocommit=True) as con:
             con.execute(f'CREATE DATABASE "{name}"')
         return self.dsn_for(name)
+
+    # a server of its own (``own_pg_server``) is stopped and started by its tests
+    def _ctl(self, *args: str) -> None:
+        assert self.data_dir is not None and self.pg_ctl is not None, "not a server we started"
+        _run([self.pg_ctl, "-D", self.data_dir, *args], self.user)
+
+    def restart(self, mode: str = "fast") -> None:
+        """``pg_ctl restart -m <mode>``: every connection is cut, the server comes back."""
+        # -l: the restarted server writes its log there, not into our pipe (run() would wait)
+        self._ctl("-m", mode, "-o", self.opts or "", "-l", self.log_path or os.devnull, "-w",
+                  "restart")
+
+    def halt(self, mode: str = "fast") -> None:
+        """``pg_ctl stop -m <mode>``; :meth:`start` brings it back on the same port."""
+        self._ctl("-m", mode, "-w", "stop")
+
+    def start(self) -> None:
+        self._ctl("-o", self.opts or "", "-l", self.log_path or os.devnull, "-w", "start")
+
+    def terminate_backends(self, dbname: str) -> int:
+        """``pg_terminate_backend`` on every other connection to ``dbname``, as an admin
+        would; returns how many were ended."""
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as con:
+            rows = con.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()", [dbname]).fetchall()
+        return sum(1 for (ok,) in rows if ok)
 
     def stop(self) -> None:
         if self.data_dir is None or self.pg_ctl is None:
@@ -112,7 +143,7 @@ def start_postgres(*, fast: bool = True) -> PgServer:
         opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     log = os.path.join(base, "pg.log")
     server = PgServer(f"postgresql://postgres@127.0.0.1:{port}/postgres", data,
-                      f"{bindir}/pg_ctl", user, log)
+                      f"{bindir}/pg_ctl", user, log, opts)
     try:
         _run([f"{bindir}/pg_ctl", "-D", data, "-o", opts, "-l", log, "-w", "start"], user)
     except PgUnavailable:
@@ -212,3 +243,20 @@ def pg_server() -> PgServer:
 def pg_dsn(pg_server: PgServer) -> str:
     """The DSN of a fresh, empty database on the test server."""
     return pg_server.create_database()
+
+
+@pytest.fixture
+def own_pg_server() -> Iterator[PgServer]:
+    """A server of the test's own (own data dir and port), which it may restart, stop and
+    start without disturbing other tests; stopped at the end of the test. Skips under
+    ``LASH_PG_DSN`` (a server somebody else runs is not ours to restart)."""
+    if os.environ.get("LASH_PG_DSN"):
+        pytest.skip("LASH_PG_DSN names a server this test may not restart")
+    try:
+        server = start_postgres()
+    except PgUnavailable as e:
+        pytest.skip(f"PostgreSQL could not start: {e}")
+    try:
+        yield server
+    finally:
+        server.stop()

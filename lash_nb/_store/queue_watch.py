@@ -39,6 +39,14 @@ class QueueWatch:
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
                 loop.call_soon_threadsafe(_resolve, fut)
 
+    def changed_all(self) -> None:
+        """Every session may have changed (the store's listener missed notifications while
+        its connection was down): every waiter reads its queue again."""
+        with self._lock:
+            sids = set(self._versions) | set(self._waiters)
+        for sid in sids:
+            self.changed(sid)
+
     async def wait(self, session_id: str, since: int, timeout_s: float) -> bool:
         """True once the session's counter is past ``since``; False after ``timeout_s``."""
         loop = asyncio.get_running_loop()

@@ -128,6 +128,40 @@ async def _read_head(con: Any, c: RuntimeCommit) -> _Head:
 WROTE_TOOLS_MAX = 256
 
 
+async def apply_again(con: Any, c: RuntimeCommit,
+                      wrote_tools: dict[str, tuple[int, Any]] | None = None) -> CommitResult:
+    """``c`` again, on a new connection, after the connection died under ``apply_commit``:
+    its COMMIT may have reached the server with only the answer lost (docs/adr/0170). A
+    commit found stored is answered with the stored head (``duplicate``) and not written
+    twice: a turn's terminal commit by its commit hash (admission's DUPLICATE), any other by
+    its appended nodes (fresh ids) or, with none, its started turn's row. Else it is
+    applied now, under the same checks (the head revision CAS among them)."""
+    if c.turn is None and await _stored_already(con, c):
+        if wrote_tools is not None:
+            wrote_tools.pop(c.session_id, None)  # not known what it holds: write it whole next
+        cur = await con.execute("SELECT head_revision FROM sessions WHERE session_id = %s",
+                                [c.session_id])
+        row = await cur.fetchone()
+        return CommitResult(int(row[0]) if row else 0, duplicate=True)
+    return await apply_commit(con, c, wrote_tools)
+
+
+async def _stored_already(con: Any, c: RuntimeCommit) -> bool:
+    sid = c.session_id
+    if c.append_nodes:
+        ids = list({n.node_id for n in c.append_nodes})
+        cur = await con.execute(
+            "SELECT count(*) FROM graph_nodes WHERE session_id = %s AND node_id = ANY(%s)",
+            [sid, ids])
+        row = await cur.fetchone()
+        return int(row[0]) == len(ids)
+    if c.turn_started is not None:
+        cur = await con.execute("SELECT 1 FROM turns WHERE session_id = %s AND turn_id = %s",
+                                [sid, c.turn_started.turn_id])
+        return await cur.fetchone() is not None
+    return False
+
+
 async def apply_commit(con: Any, c: RuntimeCommit,
                        wrote_tools: dict[str, tuple[int, Any]] | None = None) -> CommitResult:
     """Commit ``c`` in one transaction. ``wrote_tools``: session id -> (revision, tool state)

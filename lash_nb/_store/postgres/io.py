@@ -6,8 +6,16 @@ Theory of operation
   connection of a store lives on one private loop in a daemon thread (``IoLoop``); the
   store's coroutines submit jobs there and await the result from their own loop.
 - ``Pool``: up to ``size`` connections, opened lazily; a job borrows one for one
-  transaction. A connection left broken (server restart, network) is closed and replaced
-  on its next borrow. Jobs beyond ``size`` wait for a free connection.
+  transaction. Jobs beyond ``size`` wait for a free connection.
+- A server restart, ``pg_terminate_backend`` or a dropped network leaves pooled connections
+  dead (docs/adr/0170). An idle connection the server has written to (its FATAL goodbye, or
+  end of file: an idle session is owed nothing) is closed and replaced when borrowed, which
+  costs no round trip. A connection that dies under a job raises ``StoreError`` naming the
+  server, unless the caller gave a ``retry``: a job that is safe to run again (a read, an
+  idempotent write, or the caller's check of whether its COMMIT went through). The retry
+  runs once, on a new connection, and waits up to ``patience_s`` for the server to accept
+  connections again (a restart takes a few seconds); a ``patient`` job waits so for its
+  first connection too.
 - Forbidden: touching a connection from any other thread or loop.
 """
 
@@ -16,7 +24,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
+import select
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -60,14 +71,19 @@ class IoLoop:
 
 
 class Pool:
-    """A few connections on the io loop; ``run(job)`` runs ``job(con)`` on a free one."""
+    """A few connections on the io loop; ``run(job)`` runs ``job(con)`` on a free one.
+    ``lost(e, advice)``: the error a job raises when its connection died under it."""
 
-    def __init__(self, connect: Callable[[], Awaitable[Any]], size: int) -> None:
+    def __init__(self, connect: Callable[[], Awaitable[Any]], size: int, *,
+                 lost: Callable[[BaseException, str], BaseException] | None = None,
+                 patience_s: float = 10.0) -> None:
         self._connect = connect
         self._size = max(1, size)
         self._idle: list[Any] = []
         self._open = 0
         self._free: asyncio.Condition | None = None
+        self._lost = lost
+        self.patience_s = patience_s
 
     def _cond(self) -> asyncio.Condition:
         if self._free is None:
@@ -80,9 +96,11 @@ class Pool:
             while True:
                 while self._idle:
                     con = self._idle.pop()
-                    if not con.closed and not con.broken:
+                    if not con.closed and not con.broken and not _said_goodbye(con):
                         return con
                     self._open -= 1
+                    if not con.closed:
+                        await _close_quietly(con)
                 if self._open < self._size:
                     self._open += 1
                     break
@@ -95,6 +113,19 @@ class Pool:
                 cond.notify()
             raise
 
+    async def _borrow_patiently(self) -> Any:
+        """A connection, trying again while the server refuses them, for ``patience_s``."""
+        deadline = time.monotonic() + self.patience_s
+        pause = 0.1
+        while True:
+            try:
+                return await self._borrow()
+            except Exception:
+                if time.monotonic() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
     async def _give_back(self, con: Any) -> None:
         cond = self._cond()
         async with cond:
@@ -104,16 +135,47 @@ class Pool:
                 self._idle.append(con)
             cond.notify()
 
-    async def run(self, job: Callable[[Any], Awaitable[T]]) -> T:
-        con = await self._borrow()
+    async def run(self, job: Callable[[Any], Awaitable[T]], *,
+                  retry: Callable[[Any], Awaitable[T]] | None = None,
+                  advice: str = "run it again", patient: bool = False) -> T:
+        """``job(con)``. When the connection dies under it: ``retry(con)`` on a new one if
+        given (once), else the ``lost`` error with ``advice`` (what the caller can do).
+        ``patient``: while the server refuses connections, try again for ``patience_s``
+        before the first run too (a turn's commit: its work is lost otherwise)."""
+        try:
+            return await self._run_once(job, self._borrow_patiently if patient else self._borrow)
+        except BaseException as e:
+            if not isinstance(e, _Dead):
+                raise
+            if retry is None:
+                raise self._lost_error(e.__cause__, advice) from e.__cause__
+            cause = e.__cause__
+        try:
+            return await self._run_once(retry, self._borrow_patiently)
+        except _Dead as again:
+            raise self._lost_error(again.__cause__, advice) from again.__cause__
+        except BaseException as again:
+            if again.__context__ is None:
+                again.__context__ = cause
+            raise
+
+    def _lost_error(self, e: BaseException | None, advice: str) -> BaseException:
+        assert e is not None
+        return e if self._lost is None else self._lost(e, advice)
+
+    async def _run_once(self, job: Callable[[Any], Awaitable[T]],
+                        borrow: Callable[[], Awaitable[Any]]) -> T:
+        con = await borrow()
         try:
             return await job(con)
-        except BaseException:
+        except BaseException as e:
             if not con.closed and con.info.transaction_status != 0:  # not IDLE
                 try:
                     await con.rollback()
                 except Exception:
                     await con.close()
+            if isinstance(e, Exception) and (con.closed or con.broken):
+                raise _Dead() from e
             raise
         finally:
             await self._give_back(con)
@@ -121,8 +183,27 @@ class Pool:
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for con in idle:
-            await con.close()
+            await _close_quietly(con)
         self._open -= len(idle)
+
+
+class _Dead(Exception):
+    """Inside ``Pool``: the job's connection died under it (``__cause__``: the error)."""
+
+
+def _said_goodbye(con: Any) -> bool:
+    """An idle connection with something to read: the server ended the session (a FATAL
+    message before closing, or end of file). No round trip: a poll of the socket."""
+    try:
+        readable, _, _ = select.select([con.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+async def _close_quietly(con: Any) -> None:
+    with contextlib.suppress(Exception):
+        await con.close()
 
 
 @atexit.register

@@ -7,8 +7,16 @@ Theory of operation
   ``lash_queue`` (payload: session id; sent by a commit that completes claimed batches, a
   cancel and an abandon: it wakes ``await_queued_work_batch`` through the store's
   ``QueueWatch``).
-- One dedicated autocommit connection per store LISTENs on both, on the store's io loop; it
-  is opened on first use (``start``) and reopened by the next use after it breaks.
+- One dedicated autocommit connection per store LISTENs on all three, on the store's io
+  loop; it is opened on first use (``start``; a failure there raises, and the next use
+  tries again).
+- Once up, the listener outlives the connection (docs/adr/0170): when the server restarts or
+  ends it, the listener connects again (pauses from ``RECONNECT_FIRST_S`` doubling up to
+  ``RECONNECT_MAX_S``) until ``close``. Notifications sent while it was away are lost, so
+  once it listens again it wakes every work waiter, calls ``on_reconnect`` (the store's
+  ``QueueWatch`` wakes every queue waiter: each reads its queue again) and fires the
+  watches whose Stop request is in ``turn_cancel_requests``. A wake-up too many costs a
+  read; a missed one cost a waiter its whole timeout, every time, for good.
 - ``watch(session, turn, callback)``: registers the callback first, then (with the listener
   running) checks ``turn_cancel_requests``; so a request sent before the turn started, or
   while the watch was being set up, is never lost. The callback runs on the io thread.
@@ -34,13 +42,17 @@ Callback = Callable[[], None]
 
 LISTEN_SLICE_S = 0.25  # how long one notifies() wait lasts: a close waits at most about this
 CLOSE_WAIT_S = 10.0  # a listener that has not stopped by then is cancelled (a broken server)
+RECONNECT_FIRST_S = 0.1  # the first pause before connecting again after the connection died
+RECONNECT_MAX_S = 2.0  # the longest pause between two tries while the server is away
 
 
 class Listener:
     def __init__(self, connect: Callable[[], Awaitable[Any]],
-                 on_queue: Callable[[str], None] | None = None) -> None:
+                 on_queue: Callable[[str], None] | None = None,
+                 on_reconnect: Callable[[], None] | None = None) -> None:
         self._connect = connect
         self._on_queue = on_queue
+        self._on_reconnect = on_reconnect
         self._con: Any = None
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
@@ -49,6 +61,7 @@ class Listener:
         self._work_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[bool]]] = set()
         self._next = 0
         self.work_notifications = 0
+        self.reconnects = 0  # how many times the listener connected again after a loss
 
     # ------------------------------------------------------------------ io loop side
     async def start(self) -> None:
@@ -62,16 +75,35 @@ class Listener:
 
     async def _listen(self, ready: asyncio.Future[None]) -> None:
         try:
-            con = await self._connect()
-            await con.execute("LISTEN lash_work")
-            await con.execute("LISTEN lash_cancel")
-            await con.execute("LISTEN lash_queue")
+            con = await self._subscribe()
         except BaseException as e:
             if not ready.done():
                 ready.set_exception(e)
             return
-        self._con = con
         ready.set_result(None)
+        while True:
+            await self._serve(con)
+            con = await self._resubscribe()
+            if con is None:
+                return
+            self.reconnects += 1
+            self._catch_up()
+            await self._fire_pending(con)
+
+    async def _subscribe(self) -> Any:
+        con = await self._connect()
+        try:
+            for channel in ("lash_work", "lash_cancel", "lash_queue"):
+                await con.execute(f"LISTEN {channel}")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await con.close()
+            raise
+        self._con = con
+        return con
+
+    async def _serve(self, con: Any) -> None:
+        """Dispatch notifications until ``close`` or the connection dies."""
         try:
             while not self.stopping():
                 async with contextlib.aclosing(con.notifies(timeout=LISTEN_SLICE_S)) as got:
@@ -80,11 +112,51 @@ class Listener:
                         if self.stopping():
                             break
         except Exception:
-            pass  # connection lost: the next start() reconnects; waiters fall back to timeouts
+            pass  # connection lost: _resubscribe connects again
         finally:
             self._con = None
             with contextlib.suppress(Exception):
                 await con.close()
+
+    async def _resubscribe(self) -> Any:
+        """A new LISTEN connection once the server takes one; None when closing."""
+        pause = RECONNECT_FIRST_S
+        while not self.stopping():
+            await asyncio.sleep(pause)
+            if self.stopping():
+                return None
+            try:
+                return await self._subscribe()
+            except Exception:
+                pause = min(pause * 2, RECONNECT_MAX_S)
+        return None
+
+    def _catch_up(self) -> None:
+        """Wake everyone who may have missed a notification while the listener was away."""
+        while self._work_waiters:
+            loop, fut = self._work_waiters.pop()
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, fut)
+        if self._on_reconnect is not None:
+            with contextlib.suppress(Exception):
+                self._on_reconnect()
+
+    async def _fire_pending(self, con: Any) -> None:
+        """The watched turns whose Stop request was sent while the listener was away."""
+        keys = list(self._watchers)
+        if not keys:
+            return
+        try:
+            cur = await con.execute(
+                "SELECT session_id, turn_id FROM turn_cancel_requests r "
+                "JOIN unnest(%s::text[], %s::text[]) AS w(s, t) "
+                "ON r.session_id = w.s AND r.turn_id = w.t",
+                [[k[0] for k in keys], [k[1] for k in keys]])
+            found = await cur.fetchall()
+        except Exception:
+            return  # the connection died again: the next reconnect checks again
+        for sid, tid in found:
+            self._fire(sid, tid)
 
     def stopping(self) -> bool:
         """``close`` has asked the listener to end (it ends after its current slice)."""

@@ -14,6 +14,11 @@ Theory of operation
   returns after that COMMIT (``enqueue``, ADR 0121).
 - LISTEN/NOTIFY (``notify.py``): ``wait_for_work`` wakes idle workers on enqueue;
   ``request_turn_cancel`` / ``watch_turn_cancel`` stop a turn running in another process.
+- A lost connection (server restart, ``pg_terminate_backend``, network; docs/adr/0170): the
+  pool replaces dead idle connections before use; a call whose connection dies under it is
+  run again on a new one when that is safe (reads, idempotent writes, a commit after
+  checking whether it is stored already), else it raises a one-line ``StoreError`` naming
+  the server and what to do. Nothing is half-written: every call is one transaction.
 - ``query(sql, params)`` returns a ``pandas.DataFrame`` like ``DuckDBStore.query``; ``?`` and
   ``$name`` placeholders are accepted as in DuckDB.
 """
@@ -54,13 +59,17 @@ from ..queue_watch import QueueWatch
 from ..retention import VacuumReport
 from . import blobs as blob_rows
 from . import leases, queued_work, reads
-from .commit import apply_commit
+from .commit import apply_again, apply_commit
 from .io import IoLoop, Pool
 from .notify import Listener
 from .query import frame, translate
 from .schema import ensure_schema
 
 T = TypeVar("T")
+_AGAIN = "the server restarted or ended the connection; run it again once the server is back"
+# a lost COMMIT answer: the batch may be queued (never written twice by lash_nb itself)
+_ENQUEUE = ("the batch may or may not be queued: list the queue (%lash queue) before "
+            "enqueueing it again")
 
 
 def describe_dsn(dsn: str) -> str:
@@ -90,14 +99,15 @@ class PostgresStore:
         self.where = describe_dsn(dsn)
         self._timeout = connect_timeout_s
         self._io = IoLoop(f"lash-pg:{self.where}")
-        self._pool = Pool(self._connect, pool_size)  # io loop: schema, query(), cancel watch
+        self._pool = self._new_pool(pool_size)  # io loop: schema, query(), cancel watch
         self._pool_size = pool_size
         self._loop_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = (
             weakref.WeakKeyDictionary())
         self._bursts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Burst] = (
             weakref.WeakKeyDictionary())  # enqueue(): each loop's waiting burst
         self._queue_watch = QueueWatch()  # this process's changes, and lash_queue's
-        self._listener = Listener(self._connect, on_queue=self._queue_watch.changed)
+        self._listener = Listener(self._connect, on_queue=self._queue_watch.changed,
+                                  on_reconnect=self._queue_watch.changed_all)
         self._closed = False
         self._wrote_tools: dict[str, tuple[int, Any]] = {}  # commit.py: the tool state written
         try:
@@ -126,7 +136,22 @@ class PostgresStore:
             con.adapters.register_loader(name, TextLoader)
         return con
 
-    async def _run(self, job: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+    def _new_pool(self, size: int) -> Pool:
+        return Pool(self._connect, size, lost=self._lost, patience_s=self._timeout)
+
+    def _lost(self, e: BaseException, advice: str) -> StoreError:
+        text = str(e).strip()
+        first = text.splitlines()[0][:200] if text else type(e).__name__
+        return StoreError(f"lost the connection to PostgreSQL at {self.where} ({first}); "
+                          f"{advice}")
+
+    async def _run(self, job: Callable[[Any], Coroutine[Any, Any, T]], *,
+                   retry: bool | Callable[[Any], Coroutine[Any, Any, T]] = False,
+                   advice: str = _AGAIN, patient: bool = False) -> T:
+        """``job`` on a pooled connection of this loop. ``retry``: True when ``job`` may run
+        again after its connection died (a read, an idempotent write), or the job to run
+        instead; ``advice``: what the caller can do when it cannot; ``patient``: wait up to
+        the connect timeout for a server that refuses connections (``io.Pool``)."""
         # store calls run on connections of the caller's own loop: a hop to the io thread
         # per call costs milliseconds of GIL hand-over under load
         if self._closed:
@@ -134,8 +159,9 @@ class PostgresStore:
         loop = asyncio.get_running_loop()
         pool = self._loop_pools.get(loop)
         if pool is None:
-            pool = self._loop_pools[loop] = Pool(self._connect, self._pool_size)
-        return await pool.run(job)
+            pool = self._loop_pools[loop] = self._new_pool(self._pool_size)
+        again = job if retry is True else retry or None
+        return await pool.run(job, retry=again, advice=advice, patient=patient)
 
     def query(
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
@@ -186,7 +212,7 @@ class PostgresStore:
             finally:
                 await con.execute("ROLLBACK")
 
-        return await self._pool.run(job)
+        return await self._pool.run(job, retry=job)
 
     async def _close_loop_pools(self) -> None:
         here = asyncio.get_running_loop()
@@ -227,30 +253,38 @@ class PostgresStore:
     async def load_session(
         self, session_id: str, scope: ReadScope = ReadScope.FULL_GRAPH
     ) -> PersistedSession | None:
-        return await self._run(lambda con: reads.load_session(con, session_id, scope))
+        return await self._run(lambda con: reads.load_session(con, session_id, scope),
+                               retry=True)
 
     async def commit(self, commit: RuntimeCommit) -> CommitResult:
-        result = await self._run(lambda con: apply_commit(con, commit, self._wrote_tools))
+        result = await self._run(
+            lambda con: apply_commit(con, commit, self._wrote_tools),
+            retry=lambda con: apply_again(con, commit, self._wrote_tools),
+            advice="the server did not come back; whether the turn was stored shows when the "
+                   "session is opened again (%lash open), after the server is back",
+            patient=True)  # a turn's work is lost if its commit gives up at once
         if commit.completed_claims:  # lash_queue tells other processes
             self._queue_watch.changed(commit.session_id)
         return result
 
     async def list_sessions(self) -> list[SessionMeta]:
-        return await self._run(reads.list_sessions)
+        return await self._run(reads.list_sessions, retry=True)
 
     async def load_events(self, session_id: str, turn_id: str | None = None) -> list[TurnActivity]:
-        return await self._run(lambda con: reads.load_events(con, session_id, turn_id))
+        return await self._run(lambda con: reads.load_events(con, session_id, turn_id),
+                               retry=True)
 
     async def load_turns(self, session_id: str) -> list[TurnRecord]:
-        return await self._run(lambda con: reads.load_turns(con, session_id))
+        return await self._run(lambda con: reads.load_turns(con, session_id), retry=True)
 
     async def delete_session(self, session_id: str) -> None:
-        await self._run(lambda con: reads.delete_session(con, session_id))
+        await self._run(lambda con: reads.delete_session(con, session_id), retry=True)
 
     # ------------------------------------------------------------------ retention
     async def tombstone_nodes(self, session_id: str, node_ids: Sequence[str]) -> int:
         ids = list(dict.fromkeys(node_ids))
-        return await self._run(lambda con: reads.tombstone_nodes(con, session_id, ids))
+        return await self._run(lambda con: reads.tombstone_nodes(con, session_id, ids),
+                               retry=True)
 
     async def vacuum(self) -> VacuumReport:
         """Delete tombstoned nodes (PostgreSQL's autovacuum gives the space back)."""
@@ -259,10 +293,10 @@ class PostgresStore:
 
     # ------------------------------------------------------------------ blobs
     async def put_blobs(self, blobs: Sequence[tuple[AttachmentRef, bytes]]) -> None:
-        await self._run(lambda con: blob_rows.put(con, blobs))
+        await self._run(lambda con: blob_rows.put(con, blobs), retry=True)
 
     async def get_blobs(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
-        return await self._run(lambda con: blob_rows.get(con, blob_ids))
+        return await self._run(lambda con: blob_rows.get(con, blob_ids), retry=True)
 
     async def prune_blobs(self, *, older_than_s: float = 3600.0) -> int:
         return await self._run(lambda con: blob_rows.prune(con, older_than_s))
@@ -271,18 +305,20 @@ class PostgresStore:
     async def try_acquire_lease(
         self, session_id: str, owner_id: str, ttl_ms: int = DEFAULT_LEASE_TTL_MS
     ) -> Lease | LeaseBusy:
-        return await self._run(lambda con: leases.try_acquire(con, session_id, owner_id, ttl_ms))
+        # the same owner acquiring again gets the same lease back: safe to run again
+        return await self._run(
+            lambda con: leases.try_acquire(con, session_id, owner_id, ttl_ms), retry=True)
 
     async def renew_lease(self, lease: Lease, ttl_ms: int = DEFAULT_LEASE_TTL_MS) -> Lease:
-        return await self._run(lambda con: leases.renew(con, lease, ttl_ms))
+        return await self._run(lambda con: leases.renew(con, lease, ttl_ms), retry=True)
 
     async def release_lease(self, lease: Lease) -> None:
-        await self._run(lambda con: leases.release(con, lease))
+        await self._run(lambda con: leases.release(con, lease), retry=True)
 
     async def forget_lease(self, lease: Lease) -> None:
         """``release_lease``; the row goes when the session is not stored and has no queued
         work (``base.LeaseForgetter``, ADR 0148)."""
-        await self._run(lambda con: leases.forget(con, lease))
+        await self._run(lambda con: leases.forget(con, lease), retry=True)
 
     # ------------------------------------------------------------------ queue
     async def enqueue(self, draft: QueuedWorkDraft) -> QueuedWorkBatch:
@@ -307,13 +343,13 @@ class PostgresStore:
                 results: list[Any]
                 try:
                     results = await self._run(functools.partial(queued_work.enqueue_many,
-                                                                drafts=drafts))
+                                                                drafts=drafts), advice=_ENQUEUE)
                 except Exception as e:
                     if len(drafts) == 1 or not _rolled_back(e):
                         results = [e] * len(drafts)
                     else:  # one bad draft fails alone: the others are written, one by one
                         results = [await _settle(self._run(functools.partial(
-                            queued_work.enqueue, d=d))) for d in drafts]
+                            queued_work.enqueue, d=d), advice=_ENQUEUE)) for d in drafts]
                 for (_, fut), r in zip(taken, results, strict=True):
                     if fut.done():
                         continue  # the caller stopped waiting; the batch is written anyway
@@ -331,7 +367,8 @@ class PostgresStore:
     async def list_queued_work(
         self, session_id: str, *, include_claimed: bool = False
     ) -> list[QueuedWorkBatch]:
-        return await self._run(lambda con: queued_work.list_queued(con, session_id, include_claimed))
+        return await self._run(
+            lambda con: queued_work.list_queued(con, session_id, include_claimed), retry=True)
 
     async def claim_queued_work(
         self,
@@ -344,10 +381,14 @@ class PostgresStore:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> QueueClaim | None:
         return await self._run(lambda con: queued_work.claim(
-            con, lease, boundary, max_batches, batch_ids, commands, max_attempts))
+            con, lease, boundary, max_batches, batch_ids, commands, max_attempts),
+            advice="nothing ran; a batch whose claim was written goes back to the queue when "
+                   "the lease ends: drain again once the server is back")
 
     async def cancel_queued_work_batch(self, session_id: str, batch_id: str) -> QueuedWorkBatch | None:
-        batch = await self._run(lambda con: queued_work.cancel(con, session_id, batch_id))
+        batch = await self._run(
+            lambda con: queued_work.cancel(con, session_id, batch_id),
+            advice="list the queue (%lash queue) and cancel again if the batch is still there")
         if batch is not None:
             self._queue_watch.changed(session_id)
         return batch
@@ -356,11 +397,12 @@ class PostgresStore:
                             max_attempts: int = DEFAULT_MAX_ATTEMPTS,
                             count_attempt: bool = True) -> None:
         await self._run(lambda con: queued_work.abandon(con, claim, error, max_attempts,
-                                                        count_attempt=count_attempt))
+                                                        count_attempt=count_attempt),
+                        advice="the batch goes back to the queue when the lease ends")
         self._queue_watch.changed(claim.session_id)
 
     async def sessions_with_ready_work(self) -> list[str]:
-        return await self._run(queued_work.sessions_with_ready_work)
+        return await self._run(queued_work.sessions_with_ready_work, retry=True)
 
     # ------------------------------------------------------------------ LISTEN / NOTIFY
     async def queue_changes(self) -> QueueWatch:
@@ -407,7 +449,7 @@ class PostgresStore:
                 await con.execute("SELECT pg_notify('lash_cancel', %s)",
                                   [f"{session_id}\n{turn_id}"])
 
-        await self._run(job)
+        await self._run(job, retry=True)  # the row is kept once; a second NOTIFY is harmless
 
     async def watch_turn_cancel(
         self, session_id: str, turn_id: str, callback: Callable[[], None]
@@ -435,7 +477,7 @@ class PostgresStore:
                     [session_id, turn_id])
                 return await cur.fetchone() is not None
 
-            if await self._pool.run(pending):
+            if await self._pool.run(pending, retry=pending):
                 once()
             return key
 

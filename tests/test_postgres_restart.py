@@ -1,0 +1,157 @@
+"""A team's PostgreSQL goes away and comes back under a notebook session, as it does for
+maintenance (``pg_ctl restart``, ``pg_ctl stop -m fast`` then start) or when an admin ends
+lash's connections (``pg_terminate_backend``). Each test runs a server of its own
+(``own_pg_server``: own data dir and port) so it can restart it.
+
+Before docs/adr/0170 the first store call of each pooled connection after a restart failed
+with psycopg's ``AdminShutdown`` traceback (a ``%%lash`` turn, ``%lash sql``, the usage
+frame, the queue panel), and a lost COMMIT answer surfaced as a raw ``OperationalError``.
+
+What is counted (turn rows, user messages) is read with a connection of the test's own,
+not through lash_nb.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import psycopg
+import pytest
+from notebook_harness import lash_shell, wait_until
+from pg_faults import CommitEater
+from pg_fixture import PgServer
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def _go_away(server: PgServer, dsn: str, how: str) -> None:
+    if how == "restart":
+        server.restart()
+    elif how == "stop_start":
+        server.halt()
+        server.start()
+    else:
+        assert server.terminate_backends(dsn.rsplit("/", 1)[1]) >= 1
+
+
+def _rows(dsn: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as con:
+        return con.execute(sql, params).fetchall()
+
+
+def _turns(dsn: str) -> list[tuple[str, str]]:
+    return [(t, s) for t, s in _rows(
+        dsn, "SELECT turn_id, status FROM turns WHERE session_id = 's' ORDER BY seq")]
+
+
+def _prompts(dsn: str, text: str) -> int:
+    """How many user messages of session ``s`` hold ``text``."""
+    return int(_rows(dsn, "SELECT count(*) FROM graph_nodes WHERE session_id = 's' AND "
+                          "role = 'user' AND content::text LIKE %s", [f"%{text}%"])[0][0])
+
+
+@pytest.mark.parametrize("how", ["restart", "stop_start", "terminate"])
+def test_a_notebook_goes_on_after_the_server_went_away_between_cells(
+        own_pg_server, tmp_path, monkeypatch, how):
+    dsn = own_pg_server.create_database()
+    with lash_shell(tmp_path, monkeypatch, f"%lash open s --store {dsn}",
+                    "%%lash\nfirst question", "%lash enqueue a question for later") as sh:
+        _go_away(own_pg_server, dsn, how)
+        sh.run_cell("%%lash\nsecond question")
+        _go_away(own_pg_server, dsn, how)
+        frame = sh.run_cell("%lash sql SELECT count(*) AS n FROM turns WHERE status = 'committed'")
+        _go_away(own_pg_server, dsn, how)
+        usage = sh.run_cell("%lash usage")
+        _go_away(own_pg_server, dsn, how)
+        panel = sh.run_cell("%lash queue")
+        text = sh.ip.display_formatter.format(panel)[0]["text/plain"]
+    assert int(frame["n"][0]) == 2
+    stored = _rows(dsn, "SELECT sum(input_tokens + output_tokens) FROM usage_deltas")[0][0]
+    assert int(usage["total_tokens"].sum()) == int(stored) > 0  # both turns' usage
+    assert _rows(dsn, "SELECT count(DISTINCT turn_id) FROM usage_deltas")[0][0] == 2
+    assert text.startswith("1 pending batch(es)"), text
+    assert "a question for later" in text
+    assert [s for _, s in _turns(dsn)] == ["committed", "committed"]
+    assert _prompts(dsn, "second question") == 1
+
+
+@pytest.mark.parametrize("how", ["restart", "stop_start"])
+def test_a_turn_whose_server_goes_away_while_the_model_streams_commits_once(
+        own_pg_server, tmp_path, monkeypatch, how):
+    """The server goes away after the turn's progress commit, while the (offline) model
+    streams for seconds; for ``stop_start`` it stays down for two seconds, maybe past the
+    end of the stream: the final commit waits for it."""
+    dsn = own_pg_server.create_database()
+    prompt = " ".join(f"word{i}" for i in range(150))
+    went_away = threading.Event()
+    with lash_shell(tmp_path, monkeypatch, "%config LashMagics.offline_delay_s = 0.03",
+                    f"%lash open s --store {dsn}", "%%lash\nfirst question") as sh:
+        def go_away_once_streaming() -> None:
+            wait_until("the turn to be open (its progress commit stored)",
+                       lambda: "open" in [s for _, s in _turns(dsn)], timeout=60)
+            if how == "restart":
+                own_pg_server.restart()
+            else:
+                own_pg_server.halt()
+                time.sleep(2)
+                own_pg_server.start()
+            went_away.set()
+
+        t = threading.Thread(target=go_away_once_streaming)
+        t.start()
+        sh.run_cell("%%lash\n" + prompt)
+        t.join()
+        sh.run_cell(f"%lash open s --store {dsn}")  # reopened once the server is back
+        again = sh.run_cell("%lash sql SELECT count(*) AS n FROM turns")
+    assert went_away.is_set()  # the server did go away during the turn
+    assert [s for _, s in _turns(dsn)] == ["committed", "committed"]
+    assert int(again["n"][0]) == 2
+    assert _prompts(dsn, "word149") == 1
+
+
+@pytest.mark.parametrize("commit", [
+    pytest.param("UPDATE turns SET status = 'committed'", id="final_commit"),
+    pytest.param("INSERT INTO turns (session_id, turn_id, status", id="progress_commit"),
+])
+def test_a_turn_whose_commit_answer_is_lost_is_stored_once(
+        own_pg_server, tmp_path, monkeypatch, commit):
+    """The COMMIT reaches the server and is applied; its answer never arrives (the
+    connection dies). The turn must neither fail nor be written twice."""
+    dsn = own_pg_server.create_database()
+    eater = CommitEater(int(dsn.rsplit(":", 1)[1].split("/")[0]))
+    try:
+        with lash_shell(tmp_path, monkeypatch, f"%lash open s --store {eater.dsn(dsn)}",
+                        "%%lash\nfirst question") as sh:
+            eater.eat_next_commit(commit)
+            sh.run_cell("%%lash\nsecond question")
+            assert eater.eaten == 1
+            sh.run_cell("%%lash\nthird question")
+            sh.run_cell(f"%lash open s --store {eater.dsn(dsn)}")
+            graph = sh.run_cell("%lash sql SELECT count(*) AS n FROM graph_nodes "
+                                "WHERE role = 'user'")
+    finally:
+        eater.close()
+    assert [s for _, s in _turns(dsn)] == ["committed"] * 3
+    assert _prompts(dsn, "second question") == 1
+    assert int(graph["n"][0]) == 3
+
+
+def test_lash_open_while_the_server_is_down_says_where_and_what_to_do(
+        own_pg_server, tmp_path, monkeypatch):
+    from IPython.core.error import UsageError
+
+    dsn = own_pg_server.create_database()
+    secret = "hunter2-not-shown"
+    with_password = dsn.replace("postgres@", f"postgres:{secret}@")
+    own_pg_server.halt()
+    port = dsn.rsplit(":", 1)[1].split("/")[0]
+    with lash_shell(tmp_path, monkeypatch) as sh:
+        with pytest.raises(UsageError) as got:
+            sh.run_cell(f"%lash open s --store {with_password}")
+    line = str(got.value)
+    assert "\n" not in line, line
+    assert f"127.0.0.1:{port}" in line, line
+    assert secret not in line
+    assert "server is running" in line, line
