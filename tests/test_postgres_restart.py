@@ -147,11 +147,32 @@ def test_lash_open_while_the_server_is_down_says_where_and_what_to_do(
     with_password = dsn.replace("postgres@", f"postgres:{secret}@")
     own_pg_server.halt()
     port = dsn.rsplit(":", 1)[1].split("/")[0]
-    with lash_shell(tmp_path, monkeypatch) as sh:
-        with pytest.raises(UsageError) as got:
-            sh.run_cell(f"%lash open s --store {with_password}")
+    with lash_shell(tmp_path, monkeypatch) as sh, pytest.raises(UsageError) as got:
+        sh.run_cell(f"%lash open s --store {with_password}")
     line = str(got.value)
     assert "\n" not in line, line
     assert f"127.0.0.1:{port}" in line, line
     assert secret not in line
     assert "server is running" in line, line
+
+
+def test_a_drain_whose_claim_answer_is_lost_runs_each_batch_once(
+        own_pg_server, tmp_path, monkeypatch):
+    """The claim's COMMIT is applied, its answer lost: the store finds its claim (by the
+    claim id it drew) instead of failing or claiming the next batch ahead of it."""
+    dsn = own_pg_server.create_database()
+    eater = CommitEater(int(dsn.rsplit(":", 1)[1].split("/")[0]))
+    try:
+        with lash_shell(tmp_path, monkeypatch, f"%lash open s --store {eater.dsn(dsn)}",
+                        "%lash enqueue first queued", "%lash enqueue second queued") as sh:
+            eater.eat_next_commit("UPDATE queued_work_batches SET claim_id")
+            sh.run_cell("%lash drain")  # one batch a drain
+            assert eater.eaten == 1
+            sh.run_cell("%lash drain")
+    finally:
+        eater.close()
+    history = _rows(dsn, "SELECT final_state, attempts FROM queue_history ORDER BY enqueue_seq")
+    assert history == [("completed", 1), ("completed", 1)]
+    assert [s for _, s in _turns(dsn)] == ["committed", "committed"]
+    assert _prompts(dsn, "first queued") == 1 and _prompts(dsn, "second queued") == 1
+    assert _rows(dsn, "SELECT count(*) FROM queued_work_batches") == [(0,)]

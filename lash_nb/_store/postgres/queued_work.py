@@ -156,7 +156,10 @@ async def claim(
     batch_ids: Sequence[str] | None,
     commands: bool,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    nonce: str | None = None,
 ) -> QueueClaim | None:
+    """``nonce``: the claim id's last part (drawn by the caller, so that after a lost
+    connection :func:`claimed_already` can find the claim if its COMMIT went through)."""
     sid, gen = lease.session_id, lease.fencing
     max_attempts = max(1, max_attempts)
     # one statement first: the lease is the caller's, something could be claimed (at a
@@ -222,7 +225,7 @@ async def claim(
             chosen = select_claim_prefix(ready_rows, boundary, max_batches, commands=commands)
         if not chosen:
             return None
-        claim_id = f"qwc:{chosen[0].enqueue_seq}:{gen}:{fresh_id()}"
+        claim_id = f"qwc:{chosen[0].enqueue_seq}:{gen}:{nonce or fresh_id()}"
         # the rows are locked by this transaction, so only a lease that is no longer the
         # caller's leaves one unwritten: any newer lease committed before the rows were locked
         # is seen by this statement (the claims of a newer lease are then never overwritten)
@@ -236,6 +239,22 @@ async def claim(
             raise lost(sid)  # rolls the claim back
     return QueueClaim(claim_id, sid, gen, boundary,
                       tuple(dataclasses.replace(b, attempts=b.attempts + 1) for b in chosen))
+
+
+async def claimed_already(con: Any, lease: Lease, boundary: ClaimBoundary,
+                          nonce: str) -> QueueClaim | None:
+    """The claim :func:`claim` wrote with ``nonce``, if its COMMIT went through before the
+    connection died (only its answer lost); None when nothing was claimed under it."""
+    cur = await con.execute(
+        f"SELECT {COLS}, claim_id FROM queued_work_batches WHERE session_id = %s "
+        "AND claim_generation = %s AND claim_id LIKE %s ORDER BY enqueue_seq",
+        [lease.session_id, lease.fencing, f"qwc:%:{lease.fencing}:{nonce}"])
+    found = await cur.fetchall()
+    if not found:
+        return None
+    n = rows.BATCH_NCOLS
+    return QueueClaim(found[0][n], lease.session_id, lease.fencing, boundary,
+                      tuple(rows.decode_batch(r[:n]) for r in found))
 
 
 # batches leave the queue: their history rows, the delete, and ``lash_queue`` (delivered at

@@ -42,6 +42,7 @@ from ..._core.queue import (
     QueuedWorkBatch,
     QueuedWorkDraft,
 )
+from ..._core.records import fresh_id
 from ..._errors import QueryNotAllowed, StoreError
 from .. import user_sql
 from ..base import (
@@ -380,8 +381,16 @@ class PostgresStore:
         commands: bool = False,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> QueueClaim | None:
+        nonce = fresh_id()  # finds the claim again if the connection dies (ADR 0170)
+
+        async def again(con: Any) -> QueueClaim | None:
+            got = await queued_work.claimed_already(con, lease, boundary, nonce)
+            return got if got is not None else await queued_work.claim(
+                con, lease, boundary, max_batches, batch_ids, commands, max_attempts, nonce)
+
         return await self._run(lambda con: queued_work.claim(
-            con, lease, boundary, max_batches, batch_ids, commands, max_attempts),
+            con, lease, boundary, max_batches, batch_ids, commands, max_attempts, nonce),
+            retry=again,
             advice="nothing ran; a batch whose claim was written goes back to the queue when "
                    "the lease ends: drain again once the server is back")
 
