@@ -176,3 +176,39 @@ def test_a_drain_whose_claim_answer_is_lost_runs_each_batch_once(
     assert [s for _, s in _turns(dsn)] == ["committed", "committed"]
     assert _prompts(dsn, "first queued") == 1 and _prompts(dsn, "second queued") == 1
     assert _rows(dsn, "SELECT count(*) FROM queued_work_batches") == [(0,)]
+
+
+def test_a_turn_whose_cancel_watch_fails_gives_its_lease_back(pg_dsn):
+    """The store fails while a turn subscribes to cross-process Stops (its io connection
+    could not reach the server). The turn fails with that one-line error, and its lease is
+    released, not renewed on by a keeper nobody stops (a worker's claim then stayed claimed
+    by a live lease and its session never ran again)."""
+    import asyncio
+
+    from lash_nb._errors import StoreError
+    from lash_nb._runtime.core import LashCore
+    from lash_nb._store.base import Lease
+    from lash_nb.providers import OfflineProvider
+
+    async def main() -> tuple[str, Any]:
+        core = LashCore.builder().provider(OfflineProvider(delay_s=0)).store(pg_dsn).build()
+        other = LashCore.builder().provider(OfflineProvider(delay_s=0)).store(pg_dsn).build()
+        try:
+            session = await core.session("s").open()
+            await session.turn("first question").run()
+
+            async def unreachable(*_: Any) -> Any:
+                raise StoreError("cannot connect to PostgreSQL at the test's server")
+
+            core.store.watch_turn_cancel = unreachable  # what the io thread's call raised
+            with pytest.raises(StoreError) as got:
+                await session.turn("second question").run()
+            return str(got.value), await other.store.try_acquire_lease("s", "someone-else")
+        finally:
+            await core.store.close()
+            await other.store.close()
+
+    message, lease = asyncio.run(main())
+    assert "\n" not in message
+    assert isinstance(lease, Lease), lease  # free: the failed turn released it
+    assert [s for _, s in _turns(pg_dsn)] == ["committed"]

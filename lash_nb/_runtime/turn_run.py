@@ -212,10 +212,13 @@ class TurnRun:
         self._loop_ran_at = t0  # the loop ran this task just now
         lease = self.lease or await w.acquire_lease()
         keeper = self._keeper = w.keep_lease(lease, self.token)
-        # a store without cross-process cancel (memory, DuckDB): nothing to subscribe to
-        unwatch = (await w.watch_remote_cancel(self.turn_id, self.token)
-                   if watches_turn_cancel(self.parts.store) else _noop)
+        unwatch: Callable[[], None] = _noop
         try:
+            # a store without cross-process cancel (memory, DuckDB): nothing to subscribe to;
+            # inside the try: a store that fails here must not leave the keeper renewing the
+            # lease of a turn that never ran (its claim then never came back: ADR 0170)
+            if watches_turn_cancel(self.parts.store):
+                unwatch = await w.watch_remote_cancel(self.turn_id, self.token)
             if self.parts.state.stale:
                 await w.reload()
             surface = self.parts.surface

@@ -13,9 +13,10 @@ Theory of operation
   costs no round trip. A connection that dies under a job raises ``StoreError`` naming the
   server, unless the caller gave a ``retry``: a job that is safe to run again (a read, an
   idempotent write, or the caller's check of whether its COMMIT went through). The retry
-  runs once, on a new connection, and waits up to ``patience_s`` for the server to accept
-  connections again (a restart takes a few seconds); a ``patient`` job waits so for its
-  first connection too.
+  runs once, on a new connection.
+- A server that refuses connections is tried again for ``patience_s()`` (the store gives its
+  connect timeout once it has reached the server, none before: a restart takes seconds,
+  while a wrong DSN or a server that was never up says so at once).
 - Forbidden: touching a connection from any other thread or loop.
 """
 
@@ -76,14 +77,14 @@ class Pool:
 
     def __init__(self, connect: Callable[[], Awaitable[Any]], size: int, *,
                  lost: Callable[[BaseException, str], BaseException] | None = None,
-                 patience_s: float = 10.0) -> None:
+                 patience_s: Callable[[], float] = lambda: 0.0) -> None:
         self._connect = connect
         self._size = max(1, size)
         self._idle: list[Any] = []
         self._open = 0
         self._free: asyncio.Condition | None = None
         self._lost = lost
-        self.patience_s = patience_s
+        self._patience_s = patience_s
 
     def _cond(self) -> asyncio.Condition:
         if self._free is None:
@@ -114,8 +115,8 @@ class Pool:
             raise
 
     async def _borrow_patiently(self) -> Any:
-        """A connection, trying again while the server refuses them, for ``patience_s``."""
-        deadline = time.monotonic() + self.patience_s
+        """A connection, trying again while the server refuses them, for ``patience_s()``."""
+        deadline = time.monotonic() + self._patience_s()
         pause = 0.1
         while True:
             try:
@@ -137,13 +138,11 @@ class Pool:
 
     async def run(self, job: Callable[[Any], Awaitable[T]], *,
                   retry: Callable[[Any], Awaitable[T]] | None = None,
-                  advice: str = "run it again", patient: bool = False) -> T:
+                  advice: str = "run it again") -> T:
         """``job(con)``. When the connection dies under it: ``retry(con)`` on a new one if
-        given (once), else the ``lost`` error with ``advice`` (what the caller can do).
-        ``patient``: while the server refuses connections, try again for ``patience_s``
-        before the first run too (a turn's commit: its work is lost otherwise)."""
+        given (once), else the ``lost`` error with ``advice`` (what the caller can do)."""
         try:
-            return await self._run_once(job, self._borrow_patiently if patient else self._borrow)
+            return await self._run_once(job, self._borrow_patiently)
         except BaseException as e:
             if not isinstance(e, _Dead):
                 raise

@@ -18,7 +18,9 @@ Theory of operation
   pool replaces dead idle connections before use; a call whose connection dies under it is
   run again on a new one when that is safe (reads, idempotent writes, a commit after
   checking whether it is stored already), else it raises a one-line ``StoreError`` naming
-  the server and what to do. Nothing is half-written: every call is one transaction.
+  the server and what to do. Nothing is half-written: every call is one transaction. Once
+  this store has reached the server, a call waits up to ``connect_timeout_s`` for a server
+  that refuses connections (a restart) before it fails.
 - ``query(sql, params)`` returns a ``pandas.DataFrame`` like ``DuckDBStore.query``; ``?`` and
   ``$name`` placeholders are accepted as in DuckDB.
 """
@@ -99,6 +101,7 @@ class PostgresStore:
         self.dsn = dsn
         self.where = describe_dsn(dsn)
         self._timeout = connect_timeout_s
+        self._reached = False  # connected once: a refused connection is then a restart
         self._io = IoLoop(f"lash-pg:{self.where}")
         self._pool = self._new_pool(pool_size)  # io loop: schema, query(), cancel watch
         self._pool_size = pool_size
@@ -135,10 +138,17 @@ class PostgresStore:
                 "that the server is running") from e
         for name in ("json", "jsonb"):  # JSON columns come back as text, as from DuckDB
             con.adapters.register_loader(name, TextLoader)
+        self._reached = True
         return con
 
     def _new_pool(self, size: int) -> Pool:
-        return Pool(self._connect, size, lost=self._lost, patience_s=self._timeout)
+        return Pool(self._connect, size, lost=self._lost, patience_s=self._patience)
+
+    def _patience(self) -> float:
+        """How long a call waits for a server that refuses connections: the connect timeout
+        once this store has reached it (a restart), none before (a wrong DSN, a server down
+        at open: the error comes at once)."""
+        return self._timeout if self._reached else 0.0
 
     def _lost(self, e: BaseException, advice: str) -> StoreError:
         text = str(e).strip()
@@ -148,11 +158,10 @@ class PostgresStore:
 
     async def _run(self, job: Callable[[Any], Coroutine[Any, Any, T]], *,
                    retry: bool | Callable[[Any], Coroutine[Any, Any, T]] = False,
-                   advice: str = _AGAIN, patient: bool = False) -> T:
+                   advice: str = _AGAIN) -> T:
         """``job`` on a pooled connection of this loop. ``retry``: True when ``job`` may run
         again after its connection died (a read, an idempotent write), or the job to run
-        instead; ``advice``: what the caller can do when it cannot; ``patient``: wait up to
-        the connect timeout for a server that refuses connections (``io.Pool``)."""
+        instead; ``advice``: what the caller can do when it cannot."""
         # store calls run on connections of the caller's own loop: a hop to the io thread
         # per call costs milliseconds of GIL hand-over under load
         if self._closed:
@@ -162,7 +171,7 @@ class PostgresStore:
         if pool is None:
             pool = self._loop_pools[loop] = self._new_pool(self._pool_size)
         again = job if retry is True else retry or None
-        return await pool.run(job, retry=again, advice=advice, patient=patient)
+        return await pool.run(job, retry=again, advice=advice)
 
     def query(
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
@@ -262,8 +271,7 @@ class PostgresStore:
             lambda con: apply_commit(con, commit, self._wrote_tools),
             retry=lambda con: apply_again(con, commit, self._wrote_tools),
             advice="the server did not come back; whether the turn was stored shows when the "
-                   "session is opened again (%lash open), after the server is back",
-            patient=True)  # a turn's work is lost if its commit gives up at once
+                   "session is opened again (%lash open), after the server is back")
         if commit.completed_claims:  # lash_queue tells other processes
             self._queue_watch.changed(commit.session_id)
         return result
