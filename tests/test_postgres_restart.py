@@ -111,6 +111,43 @@ def test_a_turn_whose_server_goes_away_while_the_model_streams_commits_once(
     assert _prompts(dsn, "word149") == 1
 
 
+def test_a_turn_whose_server_stays_down_fails_in_one_line_and_the_reopened_session_goes_on(
+        own_pg_server, tmp_path, monkeypatch):
+    """The server stops while the model streams and stays down past the store's wait: the
+    turn fails with one line naming the server and what to do. Once the server is back the
+    session opens again and its next turn runs (before, the lease the failed turn could not
+    release made it "already running a turn in another runtime"); the failed turn shows as
+    lost, its prompt stored once."""
+    from IPython.core.error import UsageError
+
+    dsn = own_pg_server.create_database()
+    port = dsn.rsplit(":", 1)[1].split("/")[0]
+    with lash_shell(tmp_path, monkeypatch, "%config LashMagics.offline_delay_s = 0.03",
+                    f"%lash open s --store {dsn}", "%%lash\nfirst question") as sh:
+        def stop_once_streaming() -> None:
+            wait_until("the turn to be open (its progress commit stored)",
+                       lambda: "open" in [s for _, s in _turns(dsn)], timeout=60)
+            own_pg_server.halt()
+
+        t = threading.Thread(target=stop_once_streaming)
+        t.start()
+        with pytest.raises(UsageError) as got:
+            sh.run_cell("%%lash\n" + " ".join(f"word{i}" for i in range(100)))
+        t.join()
+        own_pg_server.start()
+        sh.run_cell(f"%lash open s --store {dsn}")
+        sh.run_cell("%%lash\nthird question")
+    line = str(got.value)
+    assert "\n" not in line, line
+    assert f"127.0.0.1:{port}" in line and "run it again" in line, line
+    rows = _rows(dsn, "SELECT status, outcome, stop_reason FROM turns WHERE session_id = 's' "
+                      "ORDER BY seq")
+    assert [r[0] for r in rows] == ["committed"] * 3
+    assert rows[1][1:] == ("stopped", "runtime_error")  # closed as lost by the next commit
+    assert rows[2][1:] == ("finished", "assistant_message")
+    assert _prompts(dsn, "word99") == 1 and _prompts(dsn, "third question") == 1
+
+
 @pytest.mark.parametrize("commit", [
     pytest.param("UPDATE turns SET status = 'committed'", id="final_commit"),
     pytest.param("INSERT INTO turns (session_id, turn_id, status", id="progress_commit"),

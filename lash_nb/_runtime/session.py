@@ -318,6 +318,7 @@ class LashSession:
         self._open.claim_sole(self, "close", turns=False)
         self.drainer.pause()
         self.closed = True
+        await self.parts.writer.release_quietly(self.parts.writer.unreleased)
         await close_servers(self.state.registry, prefix="live:")  # MCP servers it added
         if self.parts.code_mode is not None:
             await self.parts.code_mode.close()  # its sandbox kernel, unless shared

@@ -21,7 +21,6 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
@@ -83,6 +82,9 @@ class SessionWriter:
         # the store said this handle's session was deleted (ADR 0148): the lease the refused
         # turn took is forgotten, not left released, so the deleted session keeps no row
         self.deleted = False
+        # a lease whose release failed (the store was unreachable): released on close, so
+        # the next open of the session in this process is not told it is busy (ADR 0170)
+        self.unreleased: Lease | None = None
 
     # ------------------------------------------------------------------ lock
     def lock(self) -> asyncio.Lock:
@@ -115,13 +117,18 @@ class SessionWriter:
     async def release_quietly(self, lease: Lease | None) -> None:
         if lease is None:
             return
-        with contextlib.suppress(Exception):
+        try:
             if self.deleted and forgets_leases(self.store):
                 await self.store.forget_lease(lease)
             else:
                 await self.store.release_lease(lease)
-            log.debug("session %s: lease %d released by %s", lease.session_id, lease.fencing,
-                      lease.owner_id)
+        except Exception:
+            self.unreleased = lease
+            return
+        if self.unreleased is not None and self.unreleased.fencing == lease.fencing:
+            self.unreleased = None
+        log.debug("session %s: lease %d released by %s", lease.session_id, lease.fencing,
+                  lease.owner_id)
 
     async def watch_remote_cancel(self, turn_id: str,
                                   token: CancellationToken) -> Callable[[], None]:

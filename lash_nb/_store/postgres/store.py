@@ -133,6 +133,11 @@ class PostgresStore:
                 self.dsn, autocommit=True, connect_timeout=max(1, int(self._timeout)))
         except psycopg.OperationalError as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if self._reached:  # it was up: a restart or an outage, not a wrong DSN
+                raise StoreError(
+                    f"cannot connect to PostgreSQL at {self.where} ({first}) after waiting "
+                    f"{self._timeout:g} s for it to come back; nothing is half-written: once "
+                    "the server is up, run it again") from e
             raise StoreError(
                 f"cannot connect to PostgreSQL at {self.where} ({first}); check the DSN and "
                 "that the server is running") from e
