@@ -249,3 +249,31 @@ def test_a_turn_whose_cancel_watch_fails_gives_its_lease_back(pg_dsn):
     assert "\n" not in message
     assert isinstance(lease, Lease), lease  # free: the failed turn released it
     assert [s for _, s in _turns(pg_dsn)] == ["committed"]
+
+
+def test_a_pooled_connection_is_kept_in_a_process_with_many_open_files(pg_dsn):
+    """The dead-connection check polls the socket; in a kernel holding more than 1024 file
+    descriptors (``select``'s limit) a live connection is still kept, not replaced on each
+    call."""
+    import os
+    import resource
+
+    from lash_nb.stores import PostgresStore
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the hard file limit ({hard}) is below 1200")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        store = PostgresStore(pg_dsn)
+        try:
+            pids = [int(store.query("SELECT pg_backend_pid() AS pid")["pid"][0])
+                    for _ in range(3)]
+        finally:
+            store.close_sync()
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert len(set(pids)) == 1, pids  # one connection, reused

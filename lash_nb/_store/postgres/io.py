@@ -192,12 +192,21 @@ class _Dead(Exception):
 
 def _said_goodbye(con: Any) -> bool:
     """An idle connection with something to read: the server ended the session (a FATAL
-    message before closing, or end of file). No round trip: a poll of the socket."""
+    message before closing, or end of file). No round trip: a poll of the socket (``poll``,
+    not ``select``: a kernel may hold more than 1024 descriptors). Unknown: alive (a dead
+    one is then found by its job, which the caller may run again)."""
     try:
-        readable, _, _ = select.select([con.fileno()], [], [], 0)
+        fd = con.fileno()
+        if _POLL is None:
+            return bool(select.select([fd], [], [], 0)[0])  # Windows
+        p = _POLL()
+        p.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(p.poll(0))
     except (OSError, ValueError):
-        return True
-    return bool(readable)
+        return False
+
+
+_POLL = getattr(select, "poll", None)
 
 
 async def _close_quietly(con: Any) -> None:
