@@ -20,10 +20,10 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 sys.path.insert(0, os.path.join(os.path.dirname(_HERE), "tests"))
 
-import argparse
-import asyncio
-import statistics
-import time
+import argparse  # noqa: E402  (after the path fix: this folder's queue.py shadows asyncio's)
+import asyncio  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
 
 
 async def run(dsn: str, calls: int, rounds: int) -> None:
