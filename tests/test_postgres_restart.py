@@ -277,3 +277,24 @@ def test_a_pooled_connection_is_kept_in_a_process_with_many_open_files(pg_dsn):
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert len(set(pids)) == 1, pids  # one connection, reused
+
+
+def test_an_enqueue_whose_commit_answer_is_lost_queues_the_batch_once(
+        own_pg_server, tmp_path, monkeypatch, capsys):
+    """The enqueue's COMMIT is applied, its answer lost: the store finds the batch by the id
+    it drew before the transaction and answers with it, instead of failing ("may or may not
+    be queued") or queueing it twice."""
+    dsn = own_pg_server.create_database()
+    eater = CommitEater(int(dsn.rsplit(":", 1)[1].split("/")[0]))
+    try:
+        with lash_shell(tmp_path, monkeypatch, f"%lash open s --store {eater.dsn(dsn)}") as sh:
+            eater.eat_next_commit("INSERT INTO queued_work_batches")
+            capsys.readouterr()
+            sh.run_cell("%lash enqueue asked once")
+            said = capsys.readouterr().out
+            assert eater.eaten == 1
+    finally:
+        eater.close()
+    queued = _rows(dsn, "SELECT batch_id, items::text FROM queued_work_batches")
+    assert len(queued) == 1 and "asked once" in queued[0][1]
+    assert f"queued {queued[0][0]} " in said, said

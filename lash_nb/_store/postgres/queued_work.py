@@ -74,11 +74,19 @@ async def enqueue(con: Any, d: QueuedWorkDraft) -> QueuedWorkBatch:
     return (await enqueue_many(con, [d]))[0]
 
 
-async def enqueue_many(con: Any, drafts: Sequence[QueuedWorkDraft]) -> list[QueuedWorkBatch]:
+def draw(drafts: Sequence[QueuedWorkDraft]) -> list[list[Any]]:
+    """The rows' values, batch ids included, drawn before any statement (nothing to roll
+    back if a draft cannot be written; :func:`enqueue_again` finds them by id)."""
+    return [_values(d) for d in drafts]
+
+
+async def enqueue_many(con: Any, drafts: Sequence[QueuedWorkDraft],
+                       values: Sequence[list[Any]] | None = None) -> list[QueuedWorkBatch]:
     """``drafts`` in one transaction, in order: one statement takes the sessions' locks and
     queues their wake-ups, a run of drafts without a source key is one INSERT, a keyed draft
-    is looked up by its key first (idempotent, also within the burst)."""
-    values = [_values(d) for d in drafts]  # before any statement: nothing to roll back
+    is looked up by its key first (idempotent, also within the burst). ``values``: from
+    :func:`draw` (drawn here when not given)."""
+    values = list(values) if values is not None else draw(drafts)
     out: list[QueuedWorkBatch] = []
     async with con.transaction():
         await con.execute(_LOCK_AND_WAKE_SQL, [sorted({d.session_id for d in drafts})])
@@ -93,6 +101,33 @@ async def enqueue_many(con: Any, drafts: Sequence[QueuedWorkDraft]) -> list[Queu
             else:
                 out.append(await _insert_keyed(con, drafts[i], values[i]))
                 i += 1
+    return out
+
+
+async def enqueue_again(con: Any, drafts: Sequence[QueuedWorkDraft],
+                        values: Sequence[list[Any]]) -> list[QueuedWorkBatch]:
+    """The burst again, after the connection died under :func:`enqueue_many`: its COMMIT
+    may have gone through with only the answer lost (docs/adr/0170). The burst is one
+    transaction, stored whole or not at all; a batch drawn for it found by id (queued, or
+    already run: ``queue_history``) means it was stored, and its batches are answered
+    without writing them twice. Else it is written now (a keyed draft is looked up by its
+    key either way)."""
+    ids = [v[0] for v in values]
+    cur = await con.execute(
+        "SELECT batch_id, enqueue_seq, enqueued_at_ms FROM queued_work_batches "
+        "WHERE batch_id = ANY(%s) UNION ALL SELECT batch_id, enqueue_seq, enqueued_at_ms "
+        "FROM queue_history WHERE session_id = ANY(%s) AND batch_id = ANY(%s)",
+        [ids, sorted({d.session_id for d in drafts}), ids])
+    drawn = {r[0]: (int(r[1]), int(r[2])) for r in await cur.fetchall()}
+    if not drawn:
+        return await enqueue_many(con, drafts, values)
+    out = []
+    for d, v in zip(drafts, values, strict=True):
+        if v[0] in drawn:
+            out.append(_built(d, v, *drawn[v[0]]))
+        else:  # a keyed draft answered by the batch already queued under its key
+            async with con.transaction():
+                out.append(await _insert_keyed(con, d, v))
     return out
 
 
@@ -120,13 +155,19 @@ async def _insert_run(con: Any, drafts: Sequence[QueuedWorkDraft],
         "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int8[], %s::text[]) "
         "AS u(b, s, dp, sp, mk, av, it) RETURNING batch_id, enqueue_seq, enqueued_at_ms", cols)
     drawn = {r[0]: (int(r[1]), int(r[2])) for r in await cur.fetchall()}
-    return [QueuedWorkBatch(
-        batch_id=v[0], session_id=d.session_id, enqueue_seq=drawn[v[0]][0], source_key=None,
-        delivery_policy=d.delivery_policy, slot_policy=d.slot_policy, merge_key=d.merge_key,
-        available_at_ms=d.available_at_ms, enqueued_at_ms=drawn[v[0]][1],
+    return [_built(d, v, *drawn[v[0]]) for d, v in zip(drafts, values, strict=True)]
+
+
+def _built(d: QueuedWorkDraft, v: list[Any], enqueue_seq: int,
+           enqueued_at_ms: int) -> QueuedWorkBatch:
+    """The batch written from ``d`` and its values ``v``, with the server-drawn columns."""
+    return QueuedWorkBatch(
+        batch_id=v[0], session_id=d.session_id, enqueue_seq=enqueue_seq,
+        source_key=d.source_key, delivery_policy=d.delivery_policy, slot_policy=d.slot_policy,
+        merge_key=d.merge_key, available_at_ms=d.available_at_ms, enqueued_at_ms=enqueued_at_ms,
         items=tuple(QueuedWorkItem(i["item_id"], i["kind"], i["payload"])
                     for i in json.loads(v[7])),  # as read back: JSON's own types
-    ) for d, v in zip(drafts, values, strict=True)]
+    )
 
 
 def _values(d: QueuedWorkDraft) -> list[Any]:

@@ -70,7 +70,7 @@ from .schema import ensure_schema
 
 T = TypeVar("T")
 _AGAIN = "the server restarted or ended the connection; run it again once the server is back"
-# a lost COMMIT answer: the batch may be queued (never written twice by lash_nb itself)
+# the connection died twice (the retry too): the batch may be queued, or not
 _ENQUEUE = ("the batch may or may not be queued: list the queue (%lash queue) before "
             "enqueueing it again")
 
@@ -356,8 +356,12 @@ class PostgresStore:
                 drafts = [d for d, _ in taken]
                 results: list[Any]
                 try:
-                    results = await self._run(functools.partial(queued_work.enqueue_many,
-                                                                drafts=drafts), advice=_ENQUEUE)
+                    values = queued_work.draw(drafts)  # ids first: a lost answer finds them
+                    results = await self._run(
+                        functools.partial(queued_work.enqueue_many, drafts=drafts, values=values),
+                        retry=functools.partial(queued_work.enqueue_again, drafts=drafts,
+                                                values=values),
+                        advice=_ENQUEUE)
                 except Exception as e:
                     if len(drafts) == 1 or not _rolled_back(e):
                         results = [e] * len(drafts)
