@@ -298,3 +298,28 @@ def test_an_enqueue_whose_commit_answer_is_lost_queues_the_batch_once(
     queued = _rows(dsn, "SELECT batch_id, items::text FROM queued_work_batches")
     assert len(queued) == 1 and "asked once" in queued[0][1]
     assert f"queued {queued[0][0]} " in said, said
+
+
+def test_queue_waiters_are_woken_when_the_listener_is_back_after_a_restart(own_pg_server):
+    """Notifications sent while the server restarted are lost; once the store's listener
+    listens again it wakes every queue waiter (each reads its queue again) rather than
+    leave them to their timeouts."""
+    import asyncio
+
+    from lash_nb.stores import PostgresStore
+
+    dsn = own_pg_server.create_database()
+
+    async def main() -> bool:
+        store = PostgresStore(dsn)
+        try:
+            watch = await store.queue_changes()  # starts the listener
+            since = watch.version("s")
+            waiting = asyncio.ensure_future(watch.wait("s", since, 120))
+            await asyncio.sleep(0)  # the waiter is registered
+            await asyncio.to_thread(own_pg_server.restart)
+            return await waiting
+        finally:
+            await store.close()
+
+    assert asyncio.run(main()) is True  # woken, not timed out

@@ -143,12 +143,10 @@ class Pool:
         given (once), else the ``lost`` error with ``advice`` (what the caller can do)."""
         try:
             return await self._run_once(job, self._borrow_patiently)
-        except BaseException as e:
-            if not isinstance(e, _Dead):
-                raise
-            if retry is None:
-                raise self._lost_error(e.__cause__, advice) from e.__cause__
+        except _Dead as e:
             cause = e.__cause__
+            if retry is None:
+                raise self._lost_error(cause, advice) from cause
         try:
             return await self._run_once(retry, self._borrow_patiently)
         except _Dead as again:
