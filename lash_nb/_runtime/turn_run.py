@@ -12,9 +12,9 @@ Theory of operation
    the model as a user message), the seal, and the record effects (events, messages,
    issues).
 3. Cancellation (``cancel.py``): only between the progress commit and the seal (the
-   bridge's window) does a token cancel cancel this task; the awaits of the effect in flight are abandoned and the
-   machine is told ``Cancelled``; it decides how to settle (partial prose kept as
-   interrupted, every tool call given a result). The final commit is never cancelled.
+   bridge's window) does a token cancel cancel this task; the effect in flight is abandoned,
+   the machine told ``Cancelled`` decides how to settle (partial prose kept as interrupted,
+   every tool call given a result). The final commit is never cancelled.
 4. Final commit (atomic): new nodes, terminal turn record, usage, call rows, events, completed
    queue claims, lease release. Then the observation ``committed`` is published.
 """
@@ -64,11 +64,7 @@ from .._core.records import (
     sanitize_assistant_output,
 )
 from .._core.usage import ZERO_USAGE, LlmCallRecord, TokenLedgerEntry, TokenUsage
-from .._errors import (
-    CodeExecutionUnavailable,
-    PluginError,
-    SessionExecutionLeaseLost,
-)
+from .._errors import CodeExecutionUnavailable, PluginError, SessionExecutionLeaseLost
 from .._store.base import Lease, hints_empty_queue, watches_turn_cancel
 from .._store.waits import observe_store_waits, stop_observing
 from .abandon import abandon_quietly
@@ -214,9 +210,8 @@ class TurnRun:
         keeper = self._keeper = w.keep_lease(lease, self.token)
         unwatch: Callable[[], None] = _noop
         try:
-            # a store without cross-process cancel (memory, DuckDB): nothing to subscribe to;
-            # inside the try: a store that fails here must not leave the keeper renewing the
-            # lease of a turn that never ran (its claim then never came back: ADR 0170)
+            # memory, DuckDB: no cross-process cancel; in the try: a failure here must not leave
+            # the keeper renewing the lease of a turn that never ran (ADR 0170)
             if watches_turn_cancel(self.parts.store):
                 unwatch = await w.watch_remote_cancel(self.turn_id, self.token)
             if self.parts.state.stale:
