@@ -8,7 +8,8 @@ A :class:`Scrubber` removes two things:
   or without padding, alone or as the password of HTTP basic auth);
 - common credential shapes in free text, whoever's they are: ``sk-...`` / ``sk-ant-...`` keys,
   ``Bearer <token>``, ``Authorization: ...`` / ``x-api-key: ...`` headers, ``api_key=...`` and
-  similar assignments, and a few well-known vendor prefixes (``AIza``, ``ghp_``, ``AKIA``).
+  similar assignments, the password of a URL (``https://user:password@host``), and a few
+  well-known vendor prefixes (``AIza``, ``ghp_``, ``AKIA``).
 
 Each match becomes ``[redacted]``. ``scrub`` costs one substring test per exact form when no
 secret is present, and one regular-expression scan, so it is cheap on short error texts. Model
@@ -39,6 +40,7 @@ _SHAPES = re.compile(
                     |client[_-]?secret|secret[_-]?key|password|passwd))
         (?P<asep>["']?\s*[:=]\s*["']?)[^\s"',;&]+
     | (?P<bearer>\bbearer\s+)[A-Za-z0-9._~+/\-]{6,}=*
+    | (?P<userinfo>(?<=://)[^/@:\s"'<>]*:)[^/@\s"'<>]+@
     | (?<![A-Za-z0-9])sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{12,}
     | \bAIza[0-9A-Za-z_\-]{30,}
     | \bgh[pousr]_[A-Za-z0-9]{30,}
@@ -55,6 +57,8 @@ def _shape(match: re.Match[str]) -> str:
         return f"{match.group('assign')}{match.group('asep')}{REDACTED}"
     if match.group("bearer"):
         return f"{match.group('bearer')}{REDACTED}"
+    if match.group("userinfo"):
+        return f"{match.group('userinfo')}{REDACTED}@"
     return REDACTED
 
 

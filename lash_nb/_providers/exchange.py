@@ -44,7 +44,7 @@ from lash_nb._core.llm import (
     LlmTransportError,
     ProviderFailureKind,
 )
-from lash_nb._core.secrets import Scrubber
+from lash_nb._core.secrets import Scrubber, secret_named
 from lash_nb._errors import ConfigurationError
 
 from . import classify
@@ -63,17 +63,29 @@ _BASE_URL_VARIABLES = {"openai-compatible": "OPENAI_BASE_URL", "openai-responses
 _URL_PASSWORD = re.compile(r"(?<=//)([^/@:]*):[^/@]*@")
 
 
+def _secret_query(name: str) -> bool:
+    """Whether a base URL's query parameter carries a credential: a secret-named one
+    (``api-key``, ``key``, ``token``, ``sig``) or Azure Functions' ``code``."""
+    return secret_named(name) or name.lower() == "code"
+
+
 def credentials(base_url: str, headers: Mapping[str, str] | None) -> list[str]:
     """The secrets a provider sends besides its key: the base URL's password (quoted as in
-    the URL and unquoted, and ``user:password``, whose base64 is the basic-auth header) and
-    the values of credential headers (whole, and the token after a scheme word)."""
-    from urllib.parse import unquote, urlsplit
+    the URL and unquoted, and ``user:password``, whose base64 is the basic-auth header), the
+    values of its query parameters named like a credential (``?api-key=...``, ``?code=...``;
+    quoted and unquoted) and the values of credential headers (whole, and the token after a
+    scheme word)."""
+    from urllib.parse import unquote, unquote_plus, urlsplit
 
     out: list[str] = []
     parts = urlsplit(base_url)
     if parts.password:
         user, password = unquote(parts.username or ""), unquote(parts.password)
         out += [parts.password, password, f"{user}:{password}"]
+    for pair in re.split(r"[&;]", parts.query):
+        name, eq, value = pair.partition("=")
+        if eq and value and _secret_query(unquote_plus(name)):
+            out += [value, unquote_plus(value)]
     for name, value in (headers or {}).items():
         if _SECRET_HEADER.search(name) and isinstance(value, str):
             out += [value, value.split(" ", 1)[-1]]
@@ -81,8 +93,17 @@ def credentials(base_url: str, headers: Mapping[str, str] | None) -> list[str]:
 
 
 def shown_url(url: str) -> str:
-    """``url`` for a repr: a password in it reads ``[redacted]``."""
-    return _URL_PASSWORD.sub(r"\1:[redacted]@", url)
+    """``url`` for a repr or a message: its password and the values of its query parameters
+    named like a credential read ``[redacted]``."""
+    url = _URL_PASSWORD.sub(r"\1:[redacted]@", url)
+    head, mark, query = url.partition("?")
+    if not mark:
+        return url
+    pairs = []
+    for pair in re.split(r"([&;])", query):
+        name, eq, _value = pair.partition("=")
+        pairs.append(f"{name}=[redacted]" if eq and _secret_query(name) else pair)
+    return f"{head}?{''.join(pairs)}"
 
 
 class Secret:
@@ -345,6 +366,8 @@ class HttpProvider(Generic[A]):
 
     kind: str
     base_url: str
+    _base: str
+    _base_query: str
     model: str | None
     streaming: bool = True
     terminal_evidence: str
@@ -369,14 +392,19 @@ class HttpProvider(Generic[A]):
         max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
         self.kind = kind
-        self.base_url = base_url.rstrip("/")
+        # a query (a gateway's ``?api-key=``, Azure's ``?api-version=``) goes after the
+        # path each request adds: ``_base`` is the URL without it, ``_base_query`` the query
+        root, mark, query = base_url.strip().partition("?")
+        self._base = root.partition("#")[0].rstrip("/")
+        self._base_query = query.partition("#")[0] if mark else ""
+        self.base_url = self._base + (f"?{self._base_query}" if self._base_query else "")
         if not self.base_url.lower().startswith(("http://", "https://")):
             # httpx would refuse every request ("unsupported protocol"), retried as a
             # network error turn after turn; say it once, where it is set
             var = _BASE_URL_VARIABLES.get(kind)
             raise ConfigurationError(
-                f"{kind}: base_url {base_url!r} does not start with http:// or https://; write "
-                "it in full (e.g. http://localhost:8000/v1)"
+                f"{kind}: base_url {shown_url(base_url)!r} does not start with http:// or "
+                "https://; write it in full (e.g. http://localhost:8000/v1)"
                 + (f", in {var} if it comes from there" if var else ""))
         self.model = model
         key = api_key if api_key is not None else (os.environ.get(api_key_env) if api_key_env else None)
@@ -409,6 +437,8 @@ class HttpProvider(Generic[A]):
                    **(fixed or {}), **self._headers}
         if self._secret:
             headers[auth[0]] = auth[1] + self._secret.reveal()
+        if self._base_query:  # as written in base_url, after the request's own query
+            url += ("&" if "?" in url else "?") + self._base_query
         return httpx.Request("POST", url, headers=headers, content=content)
 
     def build_http_request(self, request: LlmRequest) -> httpx.Request:
