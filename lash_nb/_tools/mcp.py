@@ -19,6 +19,9 @@ Theory of operation
   bytes a stdio server sends that are not UTF-8 read as U+FFFD. Its error texts (and its
   last error output) lose the values of its secret-named ``env`` variables
   (``SLACK_BOT_TOKEN``), URL passwords and credential shapes.
+- A stdio server's stderr is read into :class:`~lash_nb._tools.error_output.ErrorOutput`
+  (bounded, scrubbed as above, never on disk): ``error_output`` and ``%lash mcp log`` show
+  it, and an error quotes its last line that says something.
 - Life: stopped by ``aclose()``, by the session's ``close()`` (servers added with
   ``add_server``) or the core's ``close()`` (servers given to the builder). At process exit
   (a kernel shut down or restarted) any child still running is terminated with its process
@@ -33,7 +36,6 @@ import contextlib
 import os
 import re
 import signal
-import tempfile
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -43,6 +45,7 @@ from .._core.secrets import Scrubber, scrub_command, scrub_urls, secret_named
 from .._core.text import clean_json, clean_text
 from .._core.tools import ToolContext, ToolManifest
 from .._errors import ConfigurationError, ToolServerError
+from .error_output import ErrorOutput
 
 _RUNNING: weakref.WeakSet[MCPServer] = weakref.WeakSet()
 _TOOL_NAME = re.compile(r"[^A-Za-z0-9_-]")
@@ -96,7 +99,7 @@ class MCPServer:
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._errlog: Any = None
+        self._errors: ErrorOutput | None = None  # a stdio server's stderr
         self._pids: set[int] = set()
         self._names: dict[str, str] = {}  # manifest name -> the server's tool name
         self._relisting: asyncio.Task[None] | None = None  # listing its tools again
@@ -138,6 +141,13 @@ class MCPServer:
             return scrub_command([self.command, *self.args])
         return scrub_urls(str(self.url))
 
+    @property
+    def error_output(self) -> str:
+        """What a stdio server wrote to its stderr since it was last started: its last lines,
+        ``[N earlier lines dropped]`` first when there were more, without its secrets (an
+        HTTP server's is where it runs: empty)."""
+        return self._errors.text() if self._errors is not None else ""
+
     async def start(self) -> MCPServer:
         """Connect, initialize and list the tools; a server that cannot start raises a
         one-line :class:`ToolServerError` with its last error output."""
@@ -155,6 +165,7 @@ class MCPServer:
             await self.aclose()
             if isinstance(err, asyncio.CancelledError):
                 raise
+            await self._settle()
             raise ToolServerError(
                 f"MCP server {self.name!r} ({self.target}) did not start: {self._why(err)}; "
                 "check the command or URL (run it in a terminal to see)") from None
@@ -204,6 +215,8 @@ class MCPServer:
             if not ready.done():
                 ready.set_exception(err if isinstance(err, Exception) else ToolServerError(repr(err)))
             elif self._stop is not None and not self._stop.is_set():
+                if isinstance(err, Exception):
+                    await self._settle()
                 self.error = self._why(err)
             if not isinstance(err, Exception):
                 raise
@@ -217,24 +230,27 @@ class MCPServer:
             return streamable_http_client(str(self.url))
         from mcp.client.stdio import StdioServerParameters, stdio_client
 
-        self._errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115
+        errors = self._errors = ErrorOutput(self.name, self._scrub)
+        assert errors.writer is not None
         # "replace": one byte that is not UTF-8 (a file passed on as read) would stop the
         # SDK's reader, and every call would wait for its timeout
         params = StdioServerParameters(command=self.command, args=self.args, env=self.env,
                                        cwd=self.cwd, encoding_error_handler="replace")
         before = _children()
-        cm = stdio_client(params, errlog=self._errlog)
+        cm = stdio_client(params, errlog=errors.writer)
 
         @contextlib.asynccontextmanager
         async def tracked() -> Any:
             pids: set[int] = set()
             try:
                 async with cm as streams:
+                    errors.spawned()  # the server has its stderr; ours would keep it open
                     # the SDK starts the server as a session leader: a new child that is one
                     pids = {p for p in _children() - before if _leads_session(p)}
                     self._pids |= pids  # for the exit-time clean-up
                     yield streams
             finally:
+                errors.spawned()  # also when it could not be spawned
                 # the SDK stopped the server; a helper its launcher (npx, a shell script)
                 # started lives on in its process group: end it now, while the group id
                 # cannot belong to anyone else
@@ -249,12 +265,15 @@ class MCPServer:
         text = f"{type(err).__name__}: {err}".strip().rstrip(":")
         if isinstance(err, asyncio.TimeoutError):  # a start's wait (a call's has its own text)
             text = f"no answer in {max(self.timeout_s, START_WAIT_S):g} s"
-        tail = ""
-        if self._errlog is not None:
-            with contextlib.suppress(Exception):
-                tail = _last_error_line(self._errlog)
+        tail = _last_error_line(self._errors.lines()) if self._errors is not None else ""
         why = f"{text} (its last error output: {tail[:200]})" if tail else text
         return self._scrub(why).replace("\n", " ")  # a server may log its request, key and all
+
+    async def _settle(self) -> None:
+        """Let the reader of a stdio server's stderr take in what the server wrote before it
+        exited (at most a second), so an error can quote its last words."""
+        if self._errors is not None:
+            await asyncio.to_thread(self._errors.wait, 1.0)
 
     def _scrub(self, text: str) -> str:
         """The server's own secrets (its env), URL passwords and credential shapes out."""
@@ -344,6 +363,7 @@ class MCPServer:
                                              read_timeout_seconds=self.timeout_s)
         except MCPError as err:
             if err.code == CONNECTION_CLOSED:
+                await self._settle()
                 raise self._lost(err) from None
             if err.code == REQUEST_TIMEOUT:
                 raise ToolServerError(
@@ -353,6 +373,7 @@ class MCPServer:
                     "timeout_s=S))") from None
             raise ToolServerError(f"MCP server {self.name!r}: {self._scrub(str(err))}") from None
         except (OSError, EOFError) as err:
+            await self._settle()
             raise ToolServerError(f"MCP server {self.name!r} failed: {self._why(err)}") from None
         text = _content_text(result.content)
         if result.is_error:
@@ -394,17 +415,13 @@ async def close_servers(registry: Any, *, prefix: str) -> None:
 _NOT_THE_ERROR = re.compile(r"Node\.js v[\d.]+|at .*|\^+|\s*")  # node's trailer, frames, carets
 
 
-def _last_error_line(errlog: Any) -> str:
+def _last_error_line(lines: Sequence[str]) -> str:
     """The last line of a server's error output that says something: not node's closing
-    ``Node.js v20.x``, a stack frame or a caret line (the error is above them). Reads the
-    last 16 KB only: a chatty server's log may be large."""
-    errlog.flush()
-    errlog.seek(0, os.SEEK_END)
-    size = errlog.tell()
-    errlog.seek(max(0, size - 16_384))  # a cut first line (or character) is not the last
-    lines = [ln.strip() for ln in errlog.read().splitlines()]
-    said = [ln for ln in lines if not _NOT_THE_ERROR.fullmatch(ln)]
-    return said[-1] if said else ""
+    ``Node.js v20.x``, a stack frame or a caret line (the error is above them)."""
+    for line in reversed(lines):
+        if not _NOT_THE_ERROR.fullmatch(line.strip()):
+            return line.strip()
+    return ""
 
 
 def _content_text(content: Sequence[Any]) -> str:
