@@ -100,7 +100,9 @@ async def mcp(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
                                   env=a.env or None, timeout_s=a.timeout))
         await admin.add_server(server)
         names = ", ".join(t.name for t in server.tool_manifests()) or "(none)"
-        print(f"MCP server {a.name!r} started ({server.transport}): {names}")
+        left = (f"; left out (their inputSchema is not an object schema): "
+                f"{', '.join(sorted(server.left_out))}") if server.left_out else ""
+        print(f"MCP server {a.name!r} started ({server.transport}): {names}{left}")
         return server if assigned else None
     if a.action == "log":
         if a.name not in servers:
@@ -121,6 +123,8 @@ async def mcp(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
     rows = ["| server | transport | command / URL | state | tools |", "|---|---|---|---|---|"]
     for _sid, s in admin.servers():
         state = "running" if s.running else f"stopped{': ' + s.error if s.error else ''}"
+        if s.left_out:
+            state += f" (left out: {', '.join(sorted(s.left_out))})"
         tools = ", ".join(t.name for t in s.tool_manifests())
         rows.append(f"| {_cell(s.name)} | {s.transport} | `{_cell(s.target)}` | {_cell(state)} "
                     f"| {_cell(tools)} |")

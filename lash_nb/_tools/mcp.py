@@ -8,7 +8,9 @@ Theory of operation
   the same event loop.
 - Manifests: id ``mcp:<server>:<tool>``, name ``<prefix><tool>`` (no prefix by default; two
   servers with one tool name are refused at registration like any two tools), the server's
-  input schema as is. A ``notifications/tools/list_changed`` from the server lists the tools
+  input schema as is. A tool whose input schema is not an object schema is left out of the
+  listing (:mod:`.mcp_listing`), named in ``left_out`` and in one warning on ``lash_nb.mcp``;
+  the server's other tools work. A ``notifications/tools/list_changed`` from the server lists the tools
   again and calls every ``on_tools_changed`` callback (``session.tools().add_server``
   re-adds the source, so the catalog follows); one listing runs at a time, and the changes
   announced meanwhile make one more.
@@ -33,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -46,9 +49,10 @@ from .._core.text import clean_json, clean_text
 from .._core.tools import ToolContext, ToolManifest
 from .._errors import ConfigurationError, ToolServerError
 from .error_output import ErrorOutput
+from .mcp_listing import ToolListFilter, shown_name
 
 _RUNNING: weakref.WeakSet[MCPServer] = weakref.WeakSet()
-_TOOL_NAME = re.compile(r"[^A-Za-z0-9_-]")
+log = logging.getLogger("lash_nb.mcp")  # a tool left out of a server's listing, once
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -105,6 +109,10 @@ class MCPServer:
         self._relisting: asyncio.Task[None] | None = None  # listing its tools again
         self._relist_again = False  # a change was announced while it listed
         self.error: str | None = None  # why it stopped, when it stopped on its own
+        # its tools the last listing left out (their schema is no object schema): name -> why
+        self.left_out: dict[str, str] = {}
+        self._listing_left_out: dict[str, str] = {}
+        self._warned: set[str] = set()
 
     @classmethod
     def stdio(cls, name: str, command: str, *args: str, env: Mapping[str, str] | None = None,
@@ -202,6 +210,7 @@ class MCPServer:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 read, write = await stack.enter_async_context(self._transport())
+                read = ToolListFilter(read, self.name, self._leave_out)
                 session = await stack.enter_async_context(
                     ClientSession(read, write, message_handler=self._on_message))
                 await session.initialize()
@@ -279,9 +288,18 @@ class MCPServer:
         """The server's own secrets (its env), URL passwords and credential shapes out."""
         return scrub_urls(self._secrets.scrub_exact(text))
 
+    def _leave_out(self, name: str, reason: str) -> None:
+        """A ``tools/list`` answer had an entry it cannot offer (:class:`ToolListFilter`)."""
+        if name:
+            self._listing_left_out[name] = reason
+        if reason not in self._warned:
+            self._warned.add(reason)
+            log.warning(reason)
+
     async def _list(self, session: Any) -> list[Any]:
         tools: list[Any] = []
         cursor = None
+        self._listing_left_out = {}
         while True:
             if cursor is None:
                 page = await session.list_tools()
@@ -292,6 +310,7 @@ class MCPServer:
             tools.extend(page.tools)
             cursor = page.next_cursor
             if not cursor:
+                self.left_out = self._listing_left_out
                 return tools
 
     async def _on_message(self, message: Any) -> None:
@@ -328,7 +347,7 @@ class MCPServer:
         out = []
         self._names = {}
         for t in self._tools:
-            name = _TOOL_NAME.sub("_", f"{self.prefix}{t.name}")[:64]
+            name = shown_name(f"{self.prefix}{t.name}")
             self._names[name] = t.name
             schema = clean_json(dict(t.input_schema or {"type": "object"}))
             out.append(ToolManifest(f"mcp:{self.name}:{clean_text(t.name)}", name,
