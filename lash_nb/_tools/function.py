@@ -4,7 +4,10 @@ Theory of operation
 - At decoration the signature becomes a pydantic model (one field per parameter, its
   docstring description and default); the manifest's input schema is that model's JSON
   schema with shared types under ``$defs`` and no generated titles. Unknown arguments are
-  refused (``additionalProperties: false``) unless the function takes ``**kwargs``.
+  refused (``additionalProperties: false``) unless the function takes ``**kwargs`` (then
+  they are passed on, coerced to its annotation when it has one). A model gives named
+  arguments only: ``*args`` stays empty, and a function with nothing but ``*args`` (or
+  ``*args, **kwargs``: a decorator without ``functools.wraps``) is refused at decoration.
 - On every call the model's arguments are validated and coerced to the declared types
   (``"3"`` -> ``3`` for ``n: int``, a dict -> ``Point`` for ``p: Point``) before the function
   runs. Invalid arguments raise :class:`~lash_nb._errors.ToolArgumentsInvalid`, which the
@@ -109,13 +112,20 @@ class ArgumentsModel:
         self.names: dict[str, str] = {}  # model field -> parameter name
         self.positional: list[str] = []  # positional-only parameters, in order
         self.var_keyword = False
+        star: str | None = None  # the *args parameter
+        extra: Any = None  # the annotation of **kwargs
+        double = ""  # the **kwargs parameter
         for pname, p in sig.parameters.items():
             if pname in bound:
                 continue  # bound by a partial: not the model's to give
             if p.kind is p.VAR_KEYWORD:
-                self.var_keyword = True
+                self.var_keyword, double = True, pname
+                extra = hints.get(pname)
                 continue
-            if p.kind is p.VAR_POSITIONAL or pname in _CONTEXT_NAMES:
+            if p.kind is p.VAR_POSITIONAL:
+                star = pname
+                continue
+            if pname in _CONTEXT_NAMES:
                 continue
             if p.kind is p.POSITIONAL_ONLY:
                 self.positional.append(pname)
@@ -128,10 +138,16 @@ class ArgumentsModel:
             fields[field_name] = (annotation, pydantic.Field(default, alias=pname,
                                                              description=description))
             self.names[field_name] = pname
+        if star is not None and not fields:
+            _refuse_star_only(name, star, hints.get(star), double=double)
         config = pydantic.ConfigDict(extra="allow" if self.var_keyword else "forbid",
                                      arbitrary_types_allowed=True, populate_by_name=False)
+        # typed **kwargs: the extra arguments are validated and coerced to their annotation
+        annotations = {} if extra in (None, Any) else {"__pydantic_extra__": dict[str, extra]}
+        base = type(f"{name}_base", (pydantic.BaseModel,),
+                    {"__annotations__": annotations, "model_config": config})
         try:
-            self.model = pydantic.create_model(f"{name}_arguments", __config__=config, **fields)
+            self.model = pydantic.create_model(f"{name}_arguments", __base__=base, **fields)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a default JSON cannot show is left out
                 schema = self.model.model_json_schema(by_alias=True)
@@ -143,7 +159,7 @@ class ArgumentsModel:
             ) from None
         schema = _strip_titles(schema)
         schema.pop("description", None)  # a model docstring is not the tool's
-        if self.var_keyword:
+        if self.var_keyword and not annotations:
             schema.pop("additionalProperties", None)
         self.schema: dict[str, Any] = {"type": "object", **schema}
         self._validate = self.model.model_validate
@@ -161,6 +177,21 @@ class ArgumentsModel:
             kwargs.update(model.__pydantic_extra__)
         positional = [kwargs.pop(p) for p in self.positional]
         return positional, kwargs
+
+
+def _refuse_star_only(name: str, star: str, annotation: Any, *, double: str) -> None:
+    """A function whose only parameters are ``*args`` (and ``**kwargs``): a one-line error."""
+    if double:
+        raise ConfigurationError(
+            f"tool {name!r} takes only (*{star}, **{double}), which tells a model nothing of "
+            "what to give: a decorator without @functools.wraps(fn) hides the function's "
+            "parameters; add it to the decorator, or name the parameters")
+    kind = getattr(annotation, "__name__", None) if annotation not in (None, Any) else None
+    kind = kind or "str"
+    raise ConfigurationError(
+        f"tool {name!r} takes only *{star}, which a model cannot give (it calls a tool with "
+        f"named arguments); name the parameters, e.g. def {name}({star}: list[{kind}]) or "
+        f"def {name}(a: {kind}, b: {kind})")
 
 
 def _describe(err: Any) -> str:
