@@ -103,8 +103,8 @@ def test_tools_without_an_object_schema_are_left_out_and_the_rest_work(odd, capl
         assert "\n" not in message and "\u202e" not in message
     warned = [r.getMessage() for r in caplog.records if r.name == "lash_nb.mcp"]
     assert sorted(warned) == sorted([*server.left_out.values(),
-                                     "MCP server 'odd': an entry of its tool list is not a "
-                                     'tool ("not a tool at all"); left out'])
+                                     ("MCP server 'odd': an entry of its tool list is not a "
+                                      'tool ("not a tool at all"); left out')])
 
 
 def test_lash_mcp_add_names_the_tools_it_left_out(odd, tmp_path, monkeypatch, capsys):

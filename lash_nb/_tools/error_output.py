@@ -26,7 +26,7 @@ import re
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import IO
+from typing import TextIO, cast
 
 from .._core.text import clean_text
 
@@ -48,7 +48,7 @@ class ErrorOutput:
         self._dropped = 0
         self._lock = threading.Lock()
         read, write = os.pipe()
-        self.writer: IO[str] | None = os.fdopen(write, "w", encoding="utf-8")
+        self.writer: TextIO | None = cast(TextIO, os.fdopen(write, "w", encoding="utf-8"))
         self._thread = threading.Thread(target=self._pump, args=(read,), daemon=True,
                                         name=f"mcp-stderr:{name}")
         self._thread.start()

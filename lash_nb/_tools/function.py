@@ -144,10 +144,11 @@ class ArgumentsModel:
                                      arbitrary_types_allowed=True, populate_by_name=False)
         # typed **kwargs: the extra arguments are validated and coerced to their annotation
         annotations = {} if extra in (None, Any) else {"__pydantic_extra__": dict[str, extra]}
-        base = type(f"{name}_base", (pydantic.BaseModel,),
-                    {"__annotations__": annotations, "model_config": config})
+        base: type[pydantic.BaseModel] = type(f"{name}_base", (pydantic.BaseModel,),
+                                              {"__annotations__": annotations,
+                                               "model_config": config})
         try:
-            self.model = pydantic.create_model(f"{name}_arguments", __base__=base, **fields)
+            self.model: type[pydantic.BaseModel] = pydantic.create_model(f"{name}_arguments", __base__=base, **fields)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a default JSON cannot show is left out
                 schema = self.model.model_json_schema(by_alias=True)
