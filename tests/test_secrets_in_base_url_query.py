@@ -160,3 +160,32 @@ def test_the_worker_with_a_mistyped_base_url_prints_no_password(tmp_path):
     assert done.returncode == 2
     assert "does not start with http:// or https://" in done.stderr
     assert _leaks(done.stdout + done.stderr) == []
+
+
+AT_PASSWORD = "p@ss-w0rd"  # an '@' left unescaped: the URL's last '@' ends the password
+
+
+def test_a_password_with_an_unescaped_at_sign_is_redacted_whole(port, tmp_path):
+    provider = OpenAICompatible(base_url=f"http://alice:{AT_PASSWORD}@127.0.0.1:{port}/v1",
+                                model="gpt-test", api_key="sk-test-querykey-0005")
+    assert repr(provider).startswith(
+        "OpenAICompatible(kind='openai-compatible', base_url='http://alice:[redacted]@127.0.0.1:")
+    runs, texts = _turns(provider, tmp_path, ["hello", "status 401"])
+    assert "I was called at" in runs[0].result.assistant_output.safe_text
+    assert [t for t in texts if "ss-w0rd" in t] == []
+    data = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert b"ss-w0rd" not in data
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("upstream http://bob:p@ss@10.0.0.9/v1 refused",
+     "upstream http://bob:[redacted]@10.0.0.9/v1 refused"),
+    ("dsn postgresql://me:a@b@db:5432/x and mail me@example.com",
+     "dsn postgresql://me:[redacted]@db:5432/x and mail me@example.com"),
+    ("http://host:8080/path?next=a@b stays", "http://host:8080/path?next=a@b stays"),
+])
+def test_a_url_password_with_an_at_sign_in_server_text_is_redacted_whole(text, shown):
+    from lash_nb._core.secrets import scrub, scrub_urls
+
+    assert scrub(text) == shown
+    assert scrub_urls(text) == shown

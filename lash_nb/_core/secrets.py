@@ -40,7 +40,7 @@ _SHAPES = re.compile(
                     |client[_-]?secret|secret[_-]?key|password|passwd))
         (?P<asep>["']?\s*[:=]\s*["']?)[^\s"',;&]+
     | (?P<bearer>\bbearer\s+)[A-Za-z0-9._~+/\-]{6,}=*
-    | (?P<userinfo>(?<=://)[^/@:\s"'<>]*:)[^/@\s"'<>]+@
+    | (?P<userinfo>(?<=://)[^/@:\s"'<>]*:)[^/?\#\s"'<>]*@
     | (?<![A-Za-z0-9])sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{12,}
     | \bAIza[0-9A-Za-z_\-]{30,}
     | \bgh[pousr]_[A-Za-z0-9]{30,}
@@ -198,7 +198,7 @@ def scrub(text: str) -> str:
 # what a command line or a URL carries besides credential shapes: the password of a URL
 # (``postgresql://me:pw@host``), a query parameter named like a secret (``?token=...``) and
 # the value of an option named like one (``--token X``, ``--client-secret=X``)
-_URL_PASSWORD = re.compile(r"(?<=://)([^/@:\s]*):[^/@\s]+@")
+_URL_PASSWORD = re.compile(r"(?<=://)([^/@:\s]*):[^/?#\s]*@")  # to the authority's last '@'
 # a name with a secret word as one of its parts (``api-key``, ``X-Amz-Signature``, not
 # ``keyboard``)
 _SECRET_WORD = (r"(?:[A-Za-z0-9]+[_.-])*(?:token|key|apikey|secret|passw(?:or)?d|pwd|auth"

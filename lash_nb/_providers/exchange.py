@@ -60,7 +60,7 @@ _SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|passw|signature", re.
 # the variable the registry reads each kind's base URL from (named in the one-line error)
 _BASE_URL_VARIABLES = {"openai-compatible": "OPENAI_BASE_URL", "openai-responses": "OPENAI_BASE_URL",
                        "anthropic": "ANTHROPIC_BASE_URL", "ollama": "LASH_OLLAMA_BASE_URL"}
-_URL_PASSWORD = re.compile(r"(?<=//)([^/@:]*):[^/@]*@")
+_URL_PASSWORD = re.compile(r"(?<=//)([^/@:]*):[^/?#]*@")  # to the authority's last '@'
 
 
 def _secret_query(name: str) -> bool:
