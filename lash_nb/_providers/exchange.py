@@ -92,6 +92,25 @@ def credentials(base_url: str, headers: Mapping[str, str] | None) -> list[str]:
     return out
 
 
+_NOT_IN_A_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\x7f]")
+
+
+def header_value(kind: str, what: str, value: Any, hint: str) -> Any:
+    """A key or header value as it is sent: without surrounding whitespace (a key read from
+    a file keeps its newline, which httpx refuses); one still holding a line break, a control
+    character or a letter outside ASCII is a one-line error that does not quote it (the
+    refusal httpx would give at every request does)."""
+    if not isinstance(value, str):
+        return value
+    value = value.strip()
+    if _NOT_IN_A_HEADER.search(value):
+        raise ConfigurationError(
+            f"{kind}: {what} has a character an HTTP header cannot carry (a line break, a "
+            f"control character or a letter outside ASCII); set {hint} again, as the one line "
+            "the service gave")
+    return value
+
+
 def shown_url(url: str) -> str:
     """``url`` for a repr or a message: its password and the values of its query parameters
     named like a credential read ``[redacted]``."""
@@ -408,9 +427,11 @@ class HttpProvider(Generic[A]):
                 + (f", in {var} if it comes from there" if var else ""))
         self.model = model
         key = api_key if api_key is not None else (os.environ.get(api_key_env) if api_key_env else None)
-        self._secret = Secret(key) if key else None
         self._key_hint = "the api_key argument" + (f" or ${api_key_env}" if api_key_env else "")
-        self._headers = dict(headers or {})
+        key = header_value(kind, "api_key", key, self._key_hint) if key else key
+        self._secret = Secret(key) if key else None
+        self._headers = {name: header_value(kind, f"header {name!r}", value, "it")
+                         for name, value in (headers or {}).items()}
         self._exchange = HttpExchange(provider=kind, secret=self._secret, transport=transport,
                                       also=credentials(self.base_url, self._headers),
                                       timeout=timeout, chunk_timeout=chunk_timeout,
