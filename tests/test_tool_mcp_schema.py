@@ -124,3 +124,81 @@ def test_lash_mcp_add_names_the_tools_it_left_out(odd, tmp_path, monkeypatch, ca
         sh.run_cell("%lash mcp remove odd")
     finally:
         sh.close()
+
+
+_CROWDED_SERVER = textwrap.dedent("""
+    # a hand-written stdio server whose tool names collide once cut to what a model API takes
+    # ('a.b' and 'a_b'), with a tool whose description is 2 MB and one whose schema is 1 MB
+    import json, sys
+
+    def send(obj):
+        sys.stdout.write(json.dumps(obj) + "\\n")
+        sys.stdout.flush()
+
+    TOOLS = [
+        {"name": "a.b", "inputSchema": {"type": "object"}},
+        {"name": "a_b", "inputSchema": {"type": "object"}},
+        {"name": "wordy", "description": "Does a thing. " + "x" * 2_000_000,
+         "inputSchema": {"type": "object"}},
+        {"name": "vast", "inputSchema": {"type": "object", "properties": {
+            "p": {"type": "string", "description": "y" * 1_000_000}}}},
+    ]
+    for line in sys.stdin:
+        msg = json.loads(line)
+        method, rid = msg.get("method"), msg.get("id")
+        if method == "initialize":
+            send({"jsonrpc": "2.0", "id": rid, "result": {
+                "protocolVersion": msg["params"]["protocolVersion"],
+                "capabilities": {"tools": {}}, "serverInfo": {"name": "crowded", "version": "1"}}})
+        elif method == "tools/list":
+            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": TOOLS}})
+        elif method == "tools/call":
+            send({"jsonrpc": "2.0", "id": rid, "result": {"content": [
+                {"type": "text", "text": "called " + msg["params"]["name"]}]}})
+        elif rid is not None:
+            send({"jsonrpc": "2.0", "id": rid, "result": {}})
+""")
+
+
+def test_colliding_names_and_oversized_tools_leave_out_one_tool_each_not_the_server(tmp_path,
+                                                                                      caplog):
+    # before: the server was refused whole ("lists two tools named 'a_b'; give one another
+    # name (@tool(name=...))", which cannot rename a server's tool), and once it was not,
+    # 3 MB of description and schema went with every model call
+    pytest.importorskip("mcp")
+    script = tmp_path / "crowded.py"
+    script.write_text(_CROWDED_SERVER)
+    offered: list[dict[str, int]] = []
+    replies = [[tool_call("a_b", "{}", "c1")]]
+    results: list[str] = []
+
+    def model(request):
+        offered.append({t.name: len(t.description) + len(json.dumps(dict(t.input_schema)))
+                        for t in request.tools})
+        results.extend(r.content for r in request.messages[-1].tool_results())
+        return replies.pop(0) if replies else "done"
+
+    async def body():
+        core = LashCore.builder().provider(FunctionProvider(model)).model("m").build()
+        s = await core.session("s").open()
+        server = MCPServer.stdio("crowded", sys.executable, str(script))
+        await s.tools().add_server(server)
+        await s.turn("go").run()
+        await s.close()
+        await core.close()
+        return server
+
+    with caplog.at_level(logging.WARNING, logger="lash_nb.mcp"):
+        server = asyncio.run(body())
+    assert sorted(offered[0]) == ["a_b", "wordy"]
+    assert results == ["called a.b"]  # the first of the two names keeps it
+    assert offered[0]["wordy"] < 5000  # the description is cut
+    assert server.left_out == {
+        "a_b": ("MCP server 'crowded': tool 'a_b' left out: its name reads 'a_b' for a model, "
+                "as tool 'a.b' does, which keeps it; the server must name its tools apart"),
+        "vast": ("MCP server 'crowded': tool 'vast' left out: its inputSchema is 1000078 "
+                 "characters of JSON, more than the 65536 a model is sent for one tool; its "
+                 "other tools work"),
+    }
+    assert sorted(r.getMessage() for r in caplog.records if r.name == "lash_nb.mcp") == sorted(
+        server.left_out.values())

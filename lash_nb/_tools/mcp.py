@@ -49,10 +49,11 @@ from .._core.text import clean_json, clean_text
 from .._core.tools import ToolContext, ToolManifest
 from .._errors import ConfigurationError, ToolServerError
 from .error_output import ErrorOutput
-from .mcp_listing import ToolListFilter, shown_name
+from .mcp_listing import ToolListFilter, printable, shown_name
 
 _RUNNING: weakref.WeakSet[MCPServer] = weakref.WeakSet()
 log = logging.getLogger("lash_nb.mcp")  # a tool left out of a server's listing, once
+MAX_DESCRIPTION = 4096  # characters of a tool's description a model is sent
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -348,10 +349,19 @@ class MCPServer:
         self._names = {}
         for t in self._tools:
             name = shown_name(f"{self.prefix}{t.name}")
+            if name in self._names:  # 'a.b' after 'a_b': one name for a model, the first keeps it
+                self._leave_out(name, (
+                    f"MCP server {self.name!r}: tool {name!r} left out: its name reads {name!r} "
+                    f"for a model, as tool {printable(self._names[name])!r} does, which keeps "
+                    "it; the server must name its tools apart"))
+                continue
             self._names[name] = t.name
             schema = clean_json(dict(t.input_schema or {"type": "object"}))
+            description = clean_text(t.description or "")
+            if len(description) > MAX_DESCRIPTION:  # it goes with every model call
+                description = description[:MAX_DESCRIPTION] + " [cut]"
             out.append(ToolManifest(f"mcp:{self.name}:{clean_text(t.name)}", name,
-                                    clean_text(t.description or ""), schema))
+                                    description, schema))
         return out
 
     def approval_for(self, name: str) -> ApprovalPolicy | None:

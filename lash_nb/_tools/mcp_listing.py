@@ -2,7 +2,9 @@
 
 The SDK validates a ``tools/list`` answer whole: one tool whose ``inputSchema`` is not an
 object schema (``{"type": "string"}``, an array, none) made it refuse the list, so the server
-did not start and none of its tools could be used. :class:`ToolListFilter` sits on the
+did not start and none of its tools could be used. A schema of more than
+:data:`MAX_SCHEMA_CHARS` characters of JSON is left out too: it would go with every model
+call. :class:`ToolListFilter` sits on the
 server's read stream (the SDK's ``ReadStream`` protocol) and takes such entries out of every
 ``tools/list`` answer before the SDK sees it; :func:`left_out_reason` says, in one line, why
 one was left out. The rest of the list, and every other message, pass unchanged.
@@ -19,11 +21,17 @@ from .._core.text import clean_text
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _SHOWN = 80  # characters of a refused schema quoted in the warning
+MAX_SCHEMA_CHARS = 65536  # JSON of one tool's input schema, sent with every model call
 
 
 def shown_name(name: str) -> str:
     """A server's tool name as the catalog would spell it (letters, digits, ``_``, ``-``)."""
     return _UNSAFE.sub("_", name)[:64]
+
+
+def printable(name: str) -> str:
+    """A server's tool name to quote in a message: printable ASCII, the rest ``_``."""
+    return re.sub(r"[^\x21-\x7e]", "_", name)[:64]
 
 
 def _quoted(value: Any) -> str:
@@ -51,6 +59,11 @@ def left_out_reason(server: str, entry: Any) -> tuple[str, str] | None:
         return name, (f"MCP server {server!r}: tool {name!r} left out: its inputSchema is "
                       f"{_quoted(entry['inputSchema'])}, not an object schema "
                       f'({{"type": "object", ...}}); {fix}')
+    size = len(json.dumps(entry["inputSchema"], default=str))
+    if size > MAX_SCHEMA_CHARS:
+        return name, (f"MCP server {server!r}: tool {name!r} left out: its inputSchema is "
+                      f"{size} characters of JSON, more than the {MAX_SCHEMA_CHARS} a model is "
+                      "sent for one tool; its other tools work")
     output = entry.get("outputSchema")
     if output is not None and not _object_schema(output):
         return name, (f"MCP server {server!r}: tool {name!r} left out: its outputSchema is "
