@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import re
 import typing
 import warnings
 from collections import OrderedDict
@@ -180,6 +181,20 @@ class ArgumentsModel:
         return positional, kwargs
 
 
+_API_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _api_name(name: str) -> str:
+    """``name`` when every model API takes it as a tool name (OpenAI's rule, the narrowest:
+    letters, digits, ``_``, ``-``, 64 at most); else a one-line error suggesting one."""
+    if _API_NAME.fullmatch(name):
+        return name
+    suggested = re.sub(r"[^A-Za-z0-9_-]", "_", name).strip("_")[:64] or "tool"
+    raise ConfigurationError(
+        f"tool name {name!r} is not one model APIs take (letters, digits, '_' and '-', at most "
+        f"64); name it e.g. @tool(name={suggested!r})")
+
+
 def _refuse_star_only(name: str, star: str, annotation: Any, *, double: str) -> None:
     """A function whose only parameters are ``*args`` (and ``**kwargs``): a one-line error."""
     if double:
@@ -231,7 +246,7 @@ class FunctionTool:
         summary, param_docs = parse_docstring(defined.__doc__)
         self.fn = fn
         self.inline = inline
-        self.name = name or defined.__name__
+        self.name = _api_name(name or defined.__name__)
         self.max_retries = max_retries
         self.approval = None if approval is None else approval_policy(
             approval, what=f"@tool approval of {self.name!r}")
