@@ -189,3 +189,16 @@ def test_a_url_password_with_an_at_sign_in_server_text_is_redacted_whole(text, s
 
     assert scrub(text) == shown
     assert scrub_urls(text) == shown
+
+
+@pytest.mark.parametrize("query", ["code=qk-secret-7788", "access_code=qk-secret-7788",
+                                   "x-functions-key=qk-secret-7788"])
+def test_an_mcp_url_with_a_function_key_in_its_query_is_shown_without_it(query):
+    # an MCP server hosted on Azure Functions is reached at .../mcp?code=FUNCTION_KEY
+    from lash_nb import MCPServer
+
+    server = MCPServer.http("fn", f"https://fn.example/runtime/webhooks/mcp?{query}")
+    assert "qk-secret-7788" not in repr(server) and "qk-secret-7788" not in server.target
+    assert server.target.endswith("=[redacted]")
+    provider = OpenAICompatible(base_url=f"https://fn.example/v1?{query}", model="m")
+    assert "qk-secret-7788" not in repr(provider)

@@ -201,9 +201,13 @@ def scrub(text: str) -> str:
 _URL_PASSWORD = re.compile(r"(?<=://)([^/@:\s]*):[^/?#\s]*@")  # to the authority's last '@'
 # a name with a secret word as one of its parts (``api-key``, ``X-Amz-Signature``, not
 # ``keyboard``)
-_SECRET_WORD = (r"(?:[A-Za-z0-9]+[_.-])*(?:token|key|apikey|secret|passw(?:or)?d|pwd|auth"
-                r"|authorization|credentials?|signature|sig|pat)(?:[_.-][A-Za-z0-9]+)*")
-_SECRET_QUERY = re.compile(rf"([?&;]{_SECRET_WORD}=)[^&#;\s]+", re.IGNORECASE)
+_SECRET_PARTS = (r"token|key|apikey|secret|passw(?:or)?d|pwd|auth|authorization|credentials?"
+                 r"|signature|sig|pat")
+_SECRET_WORD = rf"(?:[A-Za-z0-9]+[_.-])*(?:{_SECRET_PARTS})(?:[_.-][A-Za-z0-9]+)*"
+# in a URL's query ``code`` is a secret too (an Azure Functions key: ``?code=...``)
+_QUERY_WORD = rf"(?:[A-Za-z0-9]+[_.-])*(?:{_SECRET_PARTS}|code)(?:[_.-][A-Za-z0-9]+)*"
+_SECRET_QUERY = re.compile(rf"([?&;]{_QUERY_WORD}=)[^&#;\s]+", re.IGNORECASE)
+_SECRET_QUERY_NAME = re.compile(_QUERY_WORD, re.IGNORECASE)
 _SECRET_OPTION = re.compile(rf"-{{1,2}}{_SECRET_WORD}", re.IGNORECASE)
 _SECRET_NAME = re.compile(_SECRET_WORD, re.IGNORECASE)
 
@@ -212,6 +216,12 @@ def secret_named(name: str) -> bool:
     """Whether a variable or option name says it holds a secret (``SLACK_BOT_TOKEN``,
     ``api-key``, ``DB_PASSWORD``; not ``KEYBOARD``)."""
     return _SECRET_NAME.fullmatch(name) is not None
+
+
+def secret_query_named(name: str) -> bool:
+    """Whether a URL's query parameter name says it holds a secret (``api-key``, ``sig``,
+    ``code``, ``access_code``; not ``api-version``)."""
+    return _SECRET_QUERY_NAME.fullmatch(name) is not None
 
 
 def scrub_urls(text: str) -> str:

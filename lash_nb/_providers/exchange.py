@@ -44,7 +44,7 @@ from lash_nb._core.llm import (
     LlmTransportError,
     ProviderFailureKind,
 )
-from lash_nb._core.secrets import Scrubber, secret_named
+from lash_nb._core.secrets import Scrubber, secret_query_named
 from lash_nb._errors import ConfigurationError
 
 from . import classify
@@ -63,12 +63,6 @@ _BASE_URL_VARIABLES = {"openai-compatible": "OPENAI_BASE_URL", "openai-responses
 _URL_PASSWORD = re.compile(r"(?<=//)([^/@:]*):[^/?#]*@")  # to the authority's last '@'
 
 
-def _secret_query(name: str) -> bool:
-    """Whether a base URL's query parameter carries a credential: a secret-named one
-    (``api-key``, ``key``, ``token``, ``sig``) or Azure Functions' ``code``."""
-    return secret_named(name) or name.lower() == "code"
-
-
 def credentials(base_url: str, headers: Mapping[str, str] | None) -> list[str]:
     """The secrets a provider sends besides its key: the base URL's password (quoted as in
     the URL and unquoted, and ``user:password``, whose base64 is the basic-auth header), the
@@ -84,7 +78,7 @@ def credentials(base_url: str, headers: Mapping[str, str] | None) -> list[str]:
         out += [parts.password, password, f"{user}:{password}"]
     for pair in re.split(r"[&;]", parts.query):
         name, eq, value = pair.partition("=")
-        if eq and value and _secret_query(unquote_plus(name)):
+        if eq and value and secret_query_named(unquote_plus(name)):
             out += [value, unquote_plus(value)]
     for name, value in (headers or {}).items():
         if _SECRET_HEADER.search(name) and isinstance(value, str):
@@ -121,7 +115,7 @@ def shown_url(url: str) -> str:
     pairs = []
     for pair in re.split(r"([&;])", query):
         name, eq, _value = pair.partition("=")
-        pairs.append(f"{name}=[redacted]" if eq and _secret_query(name) else pair)
+        pairs.append(f"{name}=[redacted]" if eq and secret_query_named(name) else pair)
     return f"{head}?{''.join(pairs)}"
 
 
