@@ -202,3 +202,33 @@ def test_an_mcp_url_with_a_function_key_in_its_query_is_shown_without_it(query):
     assert server.target.endswith("=[redacted]")
     provider = OpenAICompatible(base_url=f"https://fn.example/v1?{query}", model="m")
     assert "qk-secret-7788" not in repr(provider)
+
+
+def test_a_worker_draining_through_a_gateway_with_url_credentials_prints_and_stores_none(
+        port, tmp_path):
+    # python -m lash_nb worker with OPENAI_BASE_URL holding a password and a query key; the
+    # server echoes them in an answer, a 401 and a 500 (retried, each retry a stderr line)
+    from lash_nb.testing import scripted
+
+    async def enqueue() -> None:
+        core = (LashCore.builder().provider(scripted("x")).model("gpt-test")
+                .store(DuckDBStore(tmp_path / "w.duckdb", idle_release_s=None)).build())
+        s = await core.session("w").open()
+        for prompt in ("hello", "status 401", "status 500"):
+            await s.enqueue(prompt).send()
+        await core.close()
+
+    run_sync(enqueue())
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test-querykey-0006",
+           "OPENAI_BASE_URL": f"http://alice:{PASSWORD}@127.0.0.1:{port}/v1?api-key={QUERY_KEY}"}
+    done = subprocess.run([sys.executable, "-m", "lash_nb", "worker", "--store",
+                           str(tmp_path / "w.duckdb"), "--provider", "openai", "--model",
+                           "gpt-test", "--max-attempts", "1", "--exit-when-idle", "0.5"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (f"returned HTTP 500 (http): refused POST http://127.0.0.1:{port}/v1/chat/"
+            "completions?api-key=[redacted]") in done.stderr  # the retry's line
+    assert "worker done: 3 turns {'finished: assistant_message': 1, 'stopped: provider_error': 2}" \
+        in done.stderr
+    assert _leaks(done.stdout + done.stderr) == []
+    assert _file_leaks(tmp_path) == []
