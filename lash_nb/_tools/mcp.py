@@ -8,12 +8,14 @@ Theory of operation
   the same event loop.
 - Manifests: id ``mcp:<server>:<tool>``, name ``<prefix><tool>`` (no prefix by default; two
   servers with one tool name are refused at registration like any two tools), the server's
-  input schema as is. A tool whose input schema is not an object schema is left out of the
-  listing (:mod:`.mcp_listing`), named in ``left_out`` and in one warning on ``lash_nb.mcp``;
-  the server's other tools work. A ``notifications/tools/list_changed`` from the server lists the tools
-  again and calls every ``on_tools_changed`` callback (``session.tools().add_server``
-  re-adds the source, so the catalog follows); one listing runs at a time, and the changes
-  announced meanwhile make one more.
+  input schema as is, its description cut at :data:`MAX_DESCRIPTION` characters. A tool whose
+  input schema is not an object schema (or is too large), and the second of two tools whose
+  names read the same for a model, are left out (:mod:`.mcp_listing`), named in ``left_out``
+  and in one warning on ``lash_nb.mcp``; the server's other tools work.
+  A ``notifications/tools/list_changed`` from the server lists the tools again and calls
+  every ``on_tools_changed`` callback (``session.tools().add_server`` re-adds the source, so
+  the catalog follows); one listing runs at a time, and the changes announced meanwhile
+  make one more.
 - Results: structured content (a JSON object) when the server gives one, else the text
   parts joined (images and resources are named, not inlined). A result flagged ``isError``,
   a protocol error and a dead server raise :class:`ToolServerError`, which the turn gives
@@ -110,7 +112,7 @@ class MCPServer:
         self._relisting: asyncio.Task[None] | None = None  # listing its tools again
         self._relist_again = False  # a change was announced while it listed
         self.error: str | None = None  # why it stopped, when it stopped on its own
-        # its tools the last listing left out (their schema is no object schema): name -> why
+        # its tools the last listing left out (no object schema, a name taken): name -> why
         self.left_out: dict[str, str] = {}
         self._listing_left_out: dict[str, str] = {}
         self._warned: set[str] = set()
