@@ -28,12 +28,17 @@ TOKEN = "xoxb-9876-5432-ChattyToken"  # no credential shape: only its value give
 _CHATTY_SERVER = textwrap.dedent("""
     # a hand-written stdio server that logs LINES lines to stderr when started (every 10th
     # naming its token), one line of LONG characters with no newline when LONG is set, and
-    # 'called <n>' on stderr at each call of its tool 'ping'
+    # 'called <n>' on stderr at each call of its tool 'ping'; SPINNER redraws of a spinner on
+    # one line with '\\r' ending in an error, when SPINNER is set
     import json, os, sys
     token = os.environ.get("SLACK_BOT_TOKEN", "")
     err = sys.stderr
     for i in range(int(os.environ.get("LINES", "0"))):
         err.write(f"debug {i}: polling with {token}\\n" if i % 10 == 0 else f"debug {i}: idle\\n")
+    if os.environ.get("SPINNER"):
+        for i in range(int(os.environ["SPINNER"])):
+            err.write("\\r" + "|/-\\\\"[i % 4] + " fetching")
+        err.write(f"\\rnpm error 404 Not Found - GET https://registry.example/nope {token}\\r\\n")
     if os.environ.get("LONG"):
         err.write("x" * int(os.environ["LONG"]) + token + "\\n")
     err.write("ready\\n")
@@ -164,3 +169,20 @@ def test_lash_mcp_log_shows_the_servers_error_output(chatty, tmp_path, monkeypat
         sh.run_cell("%lash mcp remove chatty")
     finally:
         sh.close()
+
+
+def test_a_spinner_redrawn_with_carriage_returns_keeps_what_the_line_ends_with(chatty):
+    # npx draws its download spinner with '\r' on one line; the error a terminal shows last
+    # on that line is what the error output keeps, not 8 KB of spinner cut short
+    async def body():
+        server = MCPServer.stdio("chatty", sys.executable, str(chatty),
+                                 env={"SLACK_BOT_TOKEN": TOKEN, "SPINNER": "3000"})
+        await server.start()
+        try:
+            await _wait_for(lambda: "ready" in server.error_output, "ready")
+            return server.error_output
+        finally:
+            await server.aclose()
+
+    assert asyncio.run(body()).splitlines() == [
+        "npm error 404 Not Found - GET https://registry.example/nope [redacted]", "ready"]

@@ -6,8 +6,9 @@ Theory of operation
   process's copy, so the reader sees the end when the server (and any helper that inherited
   its stderr) exits.
 - One daemon thread reads the pipe (whatever the event loop is doing; a notebook may restart
-  its loop), decodes it as UTF-8 with U+FFFD for bad bytes and splits it into lines. Each
-  line is scrubbed (the caller's ``scrub``: the server's secret-named ``env`` values, URL
+  its loop), decodes it as UTF-8 with U+FFFD for bad bytes and splits it into lines. A
+  carriage return redraws its line (a spinner, a progress bar): what follows the last one is
+  what a terminal shows, and what is kept. Each line is scrubbed (the caller's ``scrub``: the server's secret-named ``env`` values, URL
   passwords, credential shapes) and cleaned of control characters before it is kept.
 - Bounds: the last :data:`MAX_LINES` lines and :data:`MAX_CHARS` characters; older lines
   are dropped and counted, and :meth:`ErrorOutput.text` opens with
@@ -79,7 +80,7 @@ class ErrorOutput:
         cutting = False  # reading the rest of a line already kept cut
         with open(fd, "rb", buffering=0) as pipe:
             while chunk := pipe.read(_READ):
-                pending += decoder.decode(chunk)
+                pending = _redrawn(pending + decoder.decode(chunk))
                 *done, pending = pending.split("\n")
                 for line in done:
                     if cutting:
@@ -96,6 +97,7 @@ class ErrorOutput:
             self._add(pending)
 
     def _add(self, line: str, *, cut: bool = False) -> None:
+        line = _redrawn(line.rstrip("\r"))
         long = cut or len(line) > LINE_LIMIT
         text = _CONTROLS.sub("", clean_text(self._scrub(line[:2 * LINE_LIMIT])))
         if long:
@@ -108,3 +110,16 @@ class ErrorOutput:
                                                    and len(self._lines) > 1):
                 self._chars -= len(self._lines.popleft()) + 1
                 self._dropped += 1
+
+
+def _redrawn(text: str) -> str:
+    """``text`` with each line's redraws dropped: what its last carriage return (not one
+    that ends it, as in ``\\r\\n``) is followed by, as a terminal shows it."""
+    if "\r" not in text:
+        return text
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        at = line.rstrip("\r").rfind("\r")
+        if at >= 0:
+            lines[i] = line[at + 1:]
+    return "\n".join(lines)
