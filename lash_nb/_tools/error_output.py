@@ -8,8 +8,9 @@ Theory of operation
 - One daemon thread reads the pipe (whatever the event loop is doing; a notebook may restart
   its loop), decodes it as UTF-8 with U+FFFD for bad bytes and splits it into lines. A
   carriage return redraws its line (a spinner, a progress bar): what follows the last one is
-  what a terminal shows, and what is kept. Each line is scrubbed (the caller's ``scrub``: the server's secret-named ``env`` values, URL
-  passwords, credential shapes) and cleaned of control characters before it is kept.
+  what a terminal shows, and what is kept. Each line is scrubbed (the caller's ``scrub``:
+  the server's secret-named ``env`` values, URL passwords, credential shapes) and cleaned of
+  control characters before it is kept.
 - Bounds: the last :data:`MAX_LINES` lines and :data:`MAX_CHARS` characters; older lines
   are dropped and counted, and :meth:`ErrorOutput.text` opens with
   ``[N earlier lines dropped]``. A line longer than :data:`LINE_LIMIT` is kept cut, with
