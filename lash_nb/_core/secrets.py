@@ -8,7 +8,8 @@ A :class:`Scrubber` removes two things:
   or without padding, alone or as the password of HTTP basic auth);
 - common credential shapes in free text, whoever's they are: ``sk-...`` / ``sk-ant-...`` keys,
   ``Bearer <token>``, ``Authorization: ...`` / ``x-api-key: ...`` headers, ``api_key=...`` and
-  similar assignments, and a few well-known vendor prefixes (``AIza``, ``ghp_``, ``AKIA``).
+  similar assignments, the password of a URL (``https://user:password@host``), and a few
+  well-known vendor prefixes (``AIza``, ``ghp_``, ``AKIA``).
 
 Each match becomes ``[redacted]``. ``scrub`` costs one substring test per exact form when no
 secret is present, and one regular-expression scan, so it is cheap on short error texts. Model
@@ -39,6 +40,7 @@ _SHAPES = re.compile(
                     |client[_-]?secret|secret[_-]?key|password|passwd))
         (?P<asep>["']?\s*[:=]\s*["']?)[^\s"',;&]+
     | (?P<bearer>\bbearer\s+)[A-Za-z0-9._~+/\-]{6,}=*
+    | (?P<userinfo>(?<=://)[^/@:\s"'<>]*:)[^/?\#\s"'<>]*@
     | (?<![A-Za-z0-9])sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{12,}
     | \bAIza[0-9A-Za-z_\-]{30,}
     | \bgh[pousr]_[A-Za-z0-9]{30,}
@@ -55,6 +57,8 @@ def _shape(match: re.Match[str]) -> str:
         return f"{match.group('assign')}{match.group('asep')}{REDACTED}"
     if match.group("bearer"):
         return f"{match.group('bearer')}{REDACTED}"
+    if match.group("userinfo"):
+        return f"{match.group('userinfo')}{REDACTED}@"
     return REDACTED
 
 
@@ -194,12 +198,16 @@ def scrub(text: str) -> str:
 # what a command line or a URL carries besides credential shapes: the password of a URL
 # (``postgresql://me:pw@host``), a query parameter named like a secret (``?token=...``) and
 # the value of an option named like one (``--token X``, ``--client-secret=X``)
-_URL_PASSWORD = re.compile(r"(?<=://)([^/@:\s]*):[^/@\s]+@")
+_URL_PASSWORD = re.compile(r"(?<=://)([^/@:\s]*):[^/?#\s]*@")  # to the authority's last '@'
 # a name with a secret word as one of its parts (``api-key``, ``X-Amz-Signature``, not
 # ``keyboard``)
-_SECRET_WORD = (r"(?:[A-Za-z0-9]+[_.-])*(?:token|key|apikey|secret|passw(?:or)?d|pwd|auth"
-                r"|authorization|credentials?|signature|sig|pat)(?:[_.-][A-Za-z0-9]+)*")
-_SECRET_QUERY = re.compile(rf"([?&;]{_SECRET_WORD}=)[^&#;\s]+", re.IGNORECASE)
+_SECRET_PARTS = (r"token|key|apikey|secret|passw(?:or)?d|pwd|auth|authorization|credentials?"
+                 r"|signature|sig|pat")
+_SECRET_WORD = rf"(?:[A-Za-z0-9]+[_.-])*(?:{_SECRET_PARTS})(?:[_.-][A-Za-z0-9]+)*"
+# in a URL's query ``code`` is a secret too (an Azure Functions key: ``?code=...``)
+_QUERY_WORD = rf"(?:[A-Za-z0-9]+[_.-])*(?:{_SECRET_PARTS}|code)(?:[_.-][A-Za-z0-9]+)*"
+_SECRET_QUERY = re.compile(rf"([?&;]{_QUERY_WORD}=)[^&#;\s]+", re.IGNORECASE)
+_SECRET_QUERY_NAME = re.compile(_QUERY_WORD, re.IGNORECASE)
 _SECRET_OPTION = re.compile(rf"-{{1,2}}{_SECRET_WORD}", re.IGNORECASE)
 _SECRET_NAME = re.compile(_SECRET_WORD, re.IGNORECASE)
 
@@ -208,6 +216,12 @@ def secret_named(name: str) -> bool:
     """Whether a variable or option name says it holds a secret (``SLACK_BOT_TOKEN``,
     ``api-key``, ``DB_PASSWORD``; not ``KEYBOARD``)."""
     return _SECRET_NAME.fullmatch(name) is not None
+
+
+def secret_query_named(name: str) -> bool:
+    """Whether a URL's query parameter name says it holds a secret (``api-key``, ``sig``,
+    ``code``, ``access_code``; not ``api-version``)."""
+    return _SECRET_QUERY_NAME.fullmatch(name) is not None
 
 
 def scrub_urls(text: str) -> str:

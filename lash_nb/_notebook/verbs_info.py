@@ -71,8 +71,9 @@ _VERBS = (
       'COMMAND ARGS` / `... --url URL`'),
      ('start an MCP server (stdio / streamable HTTP); its tools join the catalog; `--env` gives '
       'it a variable of the kernel (a stdio server gets only HOME, PATH and a few others)')),
-    ('`%lash mcp list` / `%lash mcp remove NAME`',
-     "the session's MCP servers / stop one and drop its tools"),
+    ('`%lash mcp list` / `%lash mcp log NAME` / `%lash mcp remove NAME`',
+     ("the session's MCP servers / what one wrote to its stderr (the last lines, its secrets "
+      "redacted) / stop one and drop its tools")),
     ('`%lash usage [--by turn\\|model\\|source\\|session\\|day] [--plot] [--cost [--prices P]]`',
      'usage DataFrame (computed in the store) or a chart; `--cost` adds US dollars and why a cost is n/a'),
     ('`%lash sessions` / `%lash graph [--df]`',

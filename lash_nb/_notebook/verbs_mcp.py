@@ -7,8 +7,9 @@ Approve / Deny; ``--env``: a variable of the kernel's environment, or a value, i
 ``%lash mcp add NAME --url URL`` connects to a streamable HTTP one (``{var}`` in the command
 or URL is a notebook variable, as in prompts); both put the server's
 tools into the session's catalog (``%lash tools`` toggles them). ``%lash mcp list`` shows the
-session's servers; ``%lash mcp remove NAME`` stops one and takes its tools out. Servers stop
-with the session (``%lash open`` of another, kernel shutdown).
+session's servers; ``%lash mcp log NAME`` what a stdio one wrote to its stderr (its last
+lines, without its secrets); ``%lash mcp remove NAME`` stops one and takes its tools out.
+Servers stop with the session (``%lash open`` of another, kernel shutdown).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
     from .magics import LashMagics
 
 MCP = parser("mcp", "MCP servers as tool sources: add NAME -- COMMAND ARGS | add NAME --url URL "
-                    "| list | remove NAME")
-MCP.add_argument("action", choices=("add", "list", "remove"))
+                    "| list | log NAME | remove NAME")
+MCP.add_argument("action", choices=("add", "list", "log", "remove"))
 MCP.add_argument("name", nargs="?", default=None)
 MCP.add_argument("--url", default=None)
 MCP.add_argument("--prefix", default="")
@@ -48,7 +49,7 @@ def mcp_args(m: LashMagics, argline: str, cell: str | None) -> Any:
         a.command = [interpolate(w, ns) for w in shlex.split(tail)] if sep else []
     except ValueError as err:
         raise UsageError(f"%lash mcp add: the command after -- does not parse ({err})") from None
-    if a.action in ("add", "remove") and not a.name:
+    if a.action in ("add", "log", "remove") and not a.name:
         raise UsageError(f"%lash mcp {a.action} needs a server NAME; see %lash help")
     if a.action == "add" and bool(a.command) == bool(a.url):
         raise UsageError("%lash mcp add NAME needs -- COMMAND ARGS (stdio) or --url URL (HTTP), "
@@ -99,8 +100,18 @@ async def mcp(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
                                   env=a.env or None, timeout_s=a.timeout))
         await admin.add_server(server)
         names = ", ".join(t.name for t in server.tool_manifests()) or "(none)"
-        print(f"MCP server {a.name!r} started ({server.transport}): {names}")
+        left = (f"; left out (their inputSchema is not an object schema): "
+                f"{', '.join(sorted(server.left_out))}") if server.left_out else ""
+        print(f"MCP server {a.name!r} started ({server.transport}): {names}{left}")
         return server if assigned else None
+    if a.action == "log":
+        if a.name not in servers:
+            raise UsageError(f"no MCP server {a.name!r}; %lash mcp list shows them")
+        server = servers[a.name][1]
+        print(server.error_output or (
+            f"MCP server {a.name!r} wrote no error output" if server.transport == "stdio" else
+            f"MCP server {a.name!r} is reached over HTTP: its error output is where it runs"))
+        return None
     if a.action == "remove":
         if a.name not in servers:
             raise UsageError(f"no MCP server {a.name!r}; %lash mcp list shows them")
@@ -112,6 +123,8 @@ async def mcp(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
     rows = ["| server | transport | command / URL | state | tools |", "|---|---|---|---|---|"]
     for _sid, s in admin.servers():
         state = "running" if s.running else f"stopped{': ' + s.error if s.error else ''}"
+        if s.left_out:
+            state += f" (left out: {', '.join(sorted(s.left_out))})"
         tools = ", ".join(t.name for t in s.tool_manifests())
         rows.append(f"| {_cell(s.name)} | {s.transport} | `{_cell(s.target)}` | {_cell(state)} "
                     f"| {_cell(tools)} |")

@@ -381,7 +381,7 @@ class Anthropic(HttpProvider[MessagesAccumulator]):
 
     def build_http_request(self, request: LlmRequest) -> httpx.Request:
         """The exact HTTP request :meth:`stream` sends (for inspection and tests)."""
-        return self._post(f"{self.base_url}/v1/messages", self.body_bytes(request),
+        return self._post(f"{self._base}/v1/messages", self.body_bytes(request),
                           auth=("x-api-key", ""),
                           fixed={"anthropic-version": API_VERSION, "anthropic-beta": BETA})
 

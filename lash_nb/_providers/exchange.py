@@ -44,7 +44,7 @@ from lash_nb._core.llm import (
     LlmTransportError,
     ProviderFailureKind,
 )
-from lash_nb._core.secrets import Scrubber
+from lash_nb._core.secrets import Scrubber, secret_query_named
 from lash_nb._errors import ConfigurationError
 
 from . import classify
@@ -60,29 +60,63 @@ _SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|passw|signature", re.
 # the variable the registry reads each kind's base URL from (named in the one-line error)
 _BASE_URL_VARIABLES = {"openai-compatible": "OPENAI_BASE_URL", "openai-responses": "OPENAI_BASE_URL",
                        "anthropic": "ANTHROPIC_BASE_URL", "ollama": "LASH_OLLAMA_BASE_URL"}
-_URL_PASSWORD = re.compile(r"(?<=//)([^/@:]*):[^/@]*@")
+_URL_PASSWORD = re.compile(r"(?<=//)([^/@:]*):[^/?#]*@")  # to the authority's last '@'
 
 
 def credentials(base_url: str, headers: Mapping[str, str] | None) -> list[str]:
     """The secrets a provider sends besides its key: the base URL's password (quoted as in
-    the URL and unquoted, and ``user:password``, whose base64 is the basic-auth header) and
-    the values of credential headers (whole, and the token after a scheme word)."""
-    from urllib.parse import unquote, urlsplit
+    the URL and unquoted, and ``user:password``, whose base64 is the basic-auth header), the
+    values of its query parameters named like a credential (``?api-key=...``, ``?code=...``;
+    quoted and unquoted) and the values of credential headers (whole, and the token after a
+    scheme word)."""
+    from urllib.parse import unquote, unquote_plus, urlsplit
 
     out: list[str] = []
     parts = urlsplit(base_url)
     if parts.password:
         user, password = unquote(parts.username or ""), unquote(parts.password)
         out += [parts.password, password, f"{user}:{password}"]
+    for pair in re.split(r"[&;]", parts.query):
+        name, eq, value = pair.partition("=")
+        if eq and value and secret_query_named(unquote_plus(name)):
+            out += [value, unquote_plus(value)]
     for name, value in (headers or {}).items():
         if _SECRET_HEADER.search(name) and isinstance(value, str):
             out += [value, value.split(" ", 1)[-1]]
     return out
 
 
+_NOT_IN_A_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\x7f]")
+
+
+def header_value(kind: str, what: str, value: Any, hint: str) -> Any:
+    """A key or header value as it is sent: without surrounding whitespace (a key read from
+    a file keeps its newline, which httpx refuses); one still holding a line break, a control
+    character or a letter outside ASCII is a one-line error that does not quote it (the
+    refusal httpx would give at every request does)."""
+    if not isinstance(value, str):
+        return value
+    value = value.strip()
+    if _NOT_IN_A_HEADER.search(value):
+        raise ConfigurationError(
+            f"{kind}: {what} has a character an HTTP header cannot carry (a line break, a "
+            f"control character or a letter outside ASCII); set {hint} again, as the one line "
+            "the service gave")
+    return value
+
+
 def shown_url(url: str) -> str:
-    """``url`` for a repr: a password in it reads ``[redacted]``."""
-    return _URL_PASSWORD.sub(r"\1:[redacted]@", url)
+    """``url`` for a repr or a message: its password and the values of its query parameters
+    named like a credential read ``[redacted]``."""
+    url = _URL_PASSWORD.sub(r"\1:[redacted]@", url)
+    head, mark, query = url.partition("?")
+    if not mark:
+        return url
+    pairs = []
+    for pair in re.split(r"([&;])", query):
+        name, eq, _value = pair.partition("=")
+        pairs.append(f"{name}=[redacted]" if eq and secret_query_named(name) else pair)
+    return f"{head}?{''.join(pairs)}"
 
 
 class Secret:
@@ -345,6 +379,8 @@ class HttpProvider(Generic[A]):
 
     kind: str
     base_url: str
+    _base: str
+    _base_query: str
     model: str | None
     streaming: bool = True
     terminal_evidence: str
@@ -369,20 +405,27 @@ class HttpProvider(Generic[A]):
         max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
         self.kind = kind
-        self.base_url = base_url.rstrip("/")
+        # a query (a gateway's ``?api-key=``, Azure's ``?api-version=``) goes after the
+        # path each request adds: ``_base`` is the URL without it, ``_base_query`` the query
+        root, mark, query = base_url.strip().partition("?")
+        self._base = root.partition("#")[0].rstrip("/")
+        self._base_query = query.partition("#")[0] if mark else ""
+        self.base_url = self._base + (f"?{self._base_query}" if self._base_query else "")
         if not self.base_url.lower().startswith(("http://", "https://")):
             # httpx would refuse every request ("unsupported protocol"), retried as a
             # network error turn after turn; say it once, where it is set
             var = _BASE_URL_VARIABLES.get(kind)
             raise ConfigurationError(
-                f"{kind}: base_url {base_url!r} does not start with http:// or https://; write "
-                "it in full (e.g. http://localhost:8000/v1)"
+                f"{kind}: base_url {shown_url(base_url)!r} does not start with http:// or "
+                "https://; write it in full (e.g. http://localhost:8000/v1)"
                 + (f", in {var} if it comes from there" if var else ""))
         self.model = model
         key = api_key if api_key is not None else (os.environ.get(api_key_env) if api_key_env else None)
-        self._secret = Secret(key) if key else None
         self._key_hint = "the api_key argument" + (f" or ${api_key_env}" if api_key_env else "")
-        self._headers = dict(headers or {})
+        key = header_value(kind, "api_key", key, self._key_hint) if key else key
+        self._secret = Secret(key) if key else None
+        self._headers = {name: header_value(kind, f"header {name!r}", value, "it")
+                         for name, value in (headers or {}).items()}
         self._exchange = HttpExchange(provider=kind, secret=self._secret, transport=transport,
                                       also=credentials(self.base_url, self._headers),
                                       timeout=timeout, chunk_timeout=chunk_timeout,
@@ -409,6 +452,8 @@ class HttpProvider(Generic[A]):
                    **(fixed or {}), **self._headers}
         if self._secret:
             headers[auth[0]] = auth[1] + self._secret.reveal()
+        if self._base_query:  # as written in base_url, after the request's own query
+            url += ("&" if "?" in url else "?") + self._base_query
         return httpx.Request("POST", url, headers=headers, content=content)
 
     def build_http_request(self, request: LlmRequest) -> httpx.Request:

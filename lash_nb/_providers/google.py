@@ -302,8 +302,8 @@ class GoogleGemini(HttpProvider[GeminiAccumulator]):
         query = "?alt=sse" if self.streaming else ""
         content = json.dumps(self.payload(request)).encode()
         if self.code_assist_project is not None:
-            return self._post(f"{self.base_url}/v1internal:{method}{query}", content, auth=BEARER)
-        return self._post(f"{self.base_url}/models/{model}:{method}{query}", content,
+            return self._post(f"{self._base}/v1internal:{method}{query}", content, auth=BEARER)
+        return self._post(f"{self._base}/models/{model}:{method}{query}", content,
                           auth=("x-goog-api-key", ""))
 
     def _accumulator(self, request: LlmRequest) -> GeminiAccumulator:

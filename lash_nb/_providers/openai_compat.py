@@ -306,7 +306,7 @@ class OpenAICompatible(HttpProvider[ChatAccumulator]):
 
     def build_http_request(self, request: LlmRequest) -> httpx.Request:
         """The exact HTTP request :meth:`stream` sends (for inspection and tests)."""
-        return self._post(f"{self.base_url}/chat/completions", self.body_bytes(request), auth=BEARER)
+        return self._post(f"{self._base}/chat/completions", self.body_bytes(request), auth=BEARER)
 
     def body_bytes(self, request: LlmRequest) -> bytes:
         """``json.dumps(self.payload(request)).encode()``, with the history's messages

@@ -127,7 +127,7 @@ class OpenAIResponses(HttpProvider[ResponsesAccumulator]):
 
     def build_http_request(self, request: LlmRequest) -> httpx.Request:
         """The exact HTTP request :meth:`stream` sends (for inspection and tests)."""
-        return self._post(f"{self.base_url}/responses", json.dumps(self.payload(request)).encode(),
+        return self._post(f"{self._base}/responses", json.dumps(self.payload(request)).encode(),
                           auth=BEARER)
 
     def _accumulator(self, request: LlmRequest) -> ResponsesAccumulator:

@@ -4,7 +4,10 @@ Theory of operation
 - At decoration the signature becomes a pydantic model (one field per parameter, its
   docstring description and default); the manifest's input schema is that model's JSON
   schema with shared types under ``$defs`` and no generated titles. Unknown arguments are
-  refused (``additionalProperties: false``) unless the function takes ``**kwargs``.
+  refused (``additionalProperties: false``) unless the function takes ``**kwargs`` (then
+  they are passed on, coerced to its annotation when it has one). A model gives named
+  arguments only: ``*args`` stays empty, and a function with nothing but ``*args`` (or
+  ``*args, **kwargs``: a decorator without ``functools.wraps``) is refused at decoration.
 - On every call the model's arguments are validated and coerced to the declared types
   (``"3"`` -> ``3`` for ``n: int``, a dict -> ``Point`` for ``p: Point``) before the function
   runs. Invalid arguments raise :class:`~lash_nb._errors.ToolArgumentsInvalid`, which the
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import re
 import typing
 import warnings
 from collections import OrderedDict
@@ -109,13 +113,20 @@ class ArgumentsModel:
         self.names: dict[str, str] = {}  # model field -> parameter name
         self.positional: list[str] = []  # positional-only parameters, in order
         self.var_keyword = False
+        star: str | None = None  # the *args parameter
+        extra: Any = None  # the annotation of **kwargs
+        double = ""  # the **kwargs parameter
         for pname, p in sig.parameters.items():
             if pname in bound:
                 continue  # bound by a partial: not the model's to give
             if p.kind is p.VAR_KEYWORD:
-                self.var_keyword = True
+                self.var_keyword, double = True, pname
+                extra = hints.get(pname)
                 continue
-            if p.kind is p.VAR_POSITIONAL or pname in _CONTEXT_NAMES:
+            if p.kind is p.VAR_POSITIONAL:
+                star = pname
+                continue
+            if pname in _CONTEXT_NAMES:
                 continue
             if p.kind is p.POSITIONAL_ONLY:
                 self.positional.append(pname)
@@ -128,10 +139,17 @@ class ArgumentsModel:
             fields[field_name] = (annotation, pydantic.Field(default, alias=pname,
                                                              description=description))
             self.names[field_name] = pname
+        if star is not None and not fields:
+            _refuse_star_only(name, star, hints.get(star), double=double)
         config = pydantic.ConfigDict(extra="allow" if self.var_keyword else "forbid",
                                      arbitrary_types_allowed=True, populate_by_name=False)
+        # typed **kwargs: the extra arguments are validated and coerced to their annotation
+        annotations = {} if extra in (None, Any) else {"__pydantic_extra__": dict[str, extra]}
+        base: type[pydantic.BaseModel] = type(f"{name}_base", (pydantic.BaseModel,),
+                                              {"__annotations__": annotations,
+                                               "model_config": config})
         try:
-            self.model = pydantic.create_model(f"{name}_arguments", __config__=config, **fields)
+            self.model: type[pydantic.BaseModel] = pydantic.create_model(f"{name}_arguments", __base__=base, **fields)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a default JSON cannot show is left out
                 schema = self.model.model_json_schema(by_alias=True)
@@ -143,7 +161,7 @@ class ArgumentsModel:
             ) from None
         schema = _strip_titles(schema)
         schema.pop("description", None)  # a model docstring is not the tool's
-        if self.var_keyword:
+        if self.var_keyword and not annotations:
             schema.pop("additionalProperties", None)
         self.schema: dict[str, Any] = {"type": "object", **schema}
         self._validate = self.model.model_validate
@@ -161,6 +179,35 @@ class ArgumentsModel:
             kwargs.update(model.__pydantic_extra__)
         positional = [kwargs.pop(p) for p in self.positional]
         return positional, kwargs
+
+
+_API_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _api_name(name: str) -> str:
+    """``name`` when every model API takes it as a tool name (OpenAI's rule, the narrowest:
+    letters, digits, ``_``, ``-``, 64 at most); else a one-line error suggesting one."""
+    if _API_NAME.fullmatch(name):
+        return name
+    suggested = re.sub(r"[^A-Za-z0-9_-]", "_", name).strip("_")[:64] or "tool"
+    raise ConfigurationError(
+        f"tool name {name!r} is not one model APIs take (letters, digits, '_' and '-', at most "
+        f"64); name it e.g. @tool(name={suggested!r})")
+
+
+def _refuse_star_only(name: str, star: str, annotation: Any, *, double: str) -> None:
+    """A function whose only parameters are ``*args`` (and ``**kwargs``): a one-line error."""
+    if double:
+        raise ConfigurationError(
+            f"tool {name!r} takes only (*{star}, **{double}), which tells a model nothing of "
+            "what to give: a decorator without @functools.wraps(fn) hides the function's "
+            "parameters; add it to the decorator, or name the parameters")
+    kind = getattr(annotation, "__name__", None) if annotation not in (None, Any) else None
+    kind = kind or "str"
+    raise ConfigurationError(
+        f"tool {name!r} takes only *{star}, which a model cannot give (it calls a tool with "
+        f"named arguments); name the parameters, e.g. def {name}({star}: list[{kind}]) or "
+        f"def {name}(a: {kind}, b: {kind})")
 
 
 def _describe(err: Any) -> str:
@@ -199,7 +246,7 @@ class FunctionTool:
         summary, param_docs = parse_docstring(defined.__doc__)
         self.fn = fn
         self.inline = inline
-        self.name = name or defined.__name__
+        self.name = _api_name(name or defined.__name__)
         self.max_retries = max_retries
         self.approval = None if approval is None else approval_policy(
             approval, what=f"@tool approval of {self.name!r}")

@@ -8,10 +8,14 @@ Theory of operation
   the same event loop.
 - Manifests: id ``mcp:<server>:<tool>``, name ``<prefix><tool>`` (no prefix by default; two
   servers with one tool name are refused at registration like any two tools), the server's
-  input schema as is. A ``notifications/tools/list_changed`` from the server lists the tools
-  again and calls every ``on_tools_changed`` callback (``session.tools().add_server``
-  re-adds the source, so the catalog follows); one listing runs at a time, and the changes
-  announced meanwhile make one more.
+  input schema as is, its description cut at :data:`MAX_DESCRIPTION` characters. A tool whose
+  input schema is not an object schema (or is too large), and the second of two tools whose
+  names read the same for a model, are left out (:mod:`.mcp_listing`), named in ``left_out``
+  and in one warning on ``lash_nb.mcp``; the server's other tools work.
+  A ``notifications/tools/list_changed`` from the server lists the tools again and calls
+  every ``on_tools_changed`` callback (``session.tools().add_server`` re-adds the source, so
+  the catalog follows); one listing runs at a time, and the changes announced meanwhile
+  make one more.
 - Results: structured content (a JSON object) when the server gives one, else the text
   parts joined (images and resources are named, not inlined). A result flagged ``isError``,
   a protocol error and a dead server raise :class:`ToolServerError`, which the turn gives
@@ -19,6 +23,9 @@ Theory of operation
   bytes a stdio server sends that are not UTF-8 read as U+FFFD. Its error texts (and its
   last error output) lose the values of its secret-named ``env`` variables
   (``SLACK_BOT_TOKEN``), URL passwords and credential shapes.
+- A stdio server's stderr is read into :class:`~lash_nb._tools.error_output.ErrorOutput`
+  (bounded, scrubbed as above, never on disk): ``error_output`` and ``%lash mcp log`` show
+  it, and an error quotes its last line that says something.
 - Life: stopped by ``aclose()``, by the session's ``close()`` (servers added with
   ``add_server``) or the core's ``close()`` (servers given to the builder). At process exit
   (a kernel shut down or restarted) any child still running is terminated with its process
@@ -30,10 +37,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import logging
 import os
 import re
 import signal
-import tempfile
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -43,9 +50,12 @@ from .._core.secrets import Scrubber, scrub_command, scrub_urls, secret_named
 from .._core.text import clean_json, clean_text
 from .._core.tools import ToolContext, ToolManifest
 from .._errors import ConfigurationError, ToolServerError
+from .error_output import ErrorOutput
+from .mcp_listing import ToolListFilter, printable, shown_name
 
 _RUNNING: weakref.WeakSet[MCPServer] = weakref.WeakSet()
-_TOOL_NAME = re.compile(r"[^A-Za-z0-9_-]")
+log = logging.getLogger("lash_nb.mcp")  # a tool left out of a server's listing, once
+MAX_DESCRIPTION = 4096  # characters of a tool's description a model is sent
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -96,12 +106,16 @@ class MCPServer:
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._errlog: Any = None
+        self._errors: ErrorOutput | None = None  # a stdio server's stderr
         self._pids: set[int] = set()
         self._names: dict[str, str] = {}  # manifest name -> the server's tool name
         self._relisting: asyncio.Task[None] | None = None  # listing its tools again
         self._relist_again = False  # a change was announced while it listed
         self.error: str | None = None  # why it stopped, when it stopped on its own
+        # its tools the last listing left out (no object schema, a name taken): name -> why
+        self.left_out: dict[str, str] = {}
+        self._listing_left_out: dict[str, str] = {}
+        self._warned: set[str] = set()
 
     @classmethod
     def stdio(cls, name: str, command: str, *args: str, env: Mapping[str, str] | None = None,
@@ -138,6 +152,13 @@ class MCPServer:
             return scrub_command([self.command, *self.args])
         return scrub_urls(str(self.url))
 
+    @property
+    def error_output(self) -> str:
+        """What a stdio server wrote to its stderr since it was last started: its last lines,
+        ``[N earlier lines dropped]`` first when there were more, without its secrets (an
+        HTTP server's is where it runs: empty)."""
+        return self._errors.text() if self._errors is not None else ""
+
     async def start(self) -> MCPServer:
         """Connect, initialize and list the tools; a server that cannot start raises a
         one-line :class:`ToolServerError` with its last error output."""
@@ -155,6 +176,7 @@ class MCPServer:
             await self.aclose()
             if isinstance(err, asyncio.CancelledError):
                 raise
+            await self._settle()
             raise ToolServerError(
                 f"MCP server {self.name!r} ({self.target}) did not start: {self._why(err)}; "
                 "check the command or URL (run it in a terminal to see)") from None
@@ -191,6 +213,7 @@ class MCPServer:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 read, write = await stack.enter_async_context(self._transport())
+                read = ToolListFilter(read, self.name, self._leave_out)
                 session = await stack.enter_async_context(
                     ClientSession(read, write, message_handler=self._on_message))
                 await session.initialize()
@@ -204,6 +227,8 @@ class MCPServer:
             if not ready.done():
                 ready.set_exception(err if isinstance(err, Exception) else ToolServerError(repr(err)))
             elif self._stop is not None and not self._stop.is_set():
+                if isinstance(err, Exception):
+                    await self._settle()
                 self.error = self._why(err)
             if not isinstance(err, Exception):
                 raise
@@ -217,24 +242,27 @@ class MCPServer:
             return streamable_http_client(str(self.url))
         from mcp.client.stdio import StdioServerParameters, stdio_client
 
-        self._errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115
+        errors = self._errors = ErrorOutput(self.name, self._scrub)
+        assert errors.writer is not None
         # "replace": one byte that is not UTF-8 (a file passed on as read) would stop the
         # SDK's reader, and every call would wait for its timeout
         params = StdioServerParameters(command=self.command, args=self.args, env=self.env,
                                        cwd=self.cwd, encoding_error_handler="replace")
         before = _children()
-        cm = stdio_client(params, errlog=self._errlog)
+        cm = stdio_client(params, errlog=errors.writer)
 
         @contextlib.asynccontextmanager
         async def tracked() -> Any:
             pids: set[int] = set()
             try:
                 async with cm as streams:
+                    errors.spawned()  # the server has its stderr; ours would keep it open
                     # the SDK starts the server as a session leader: a new child that is one
                     pids = {p for p in _children() - before if _leads_session(p)}
                     self._pids |= pids  # for the exit-time clean-up
                     yield streams
             finally:
+                errors.spawned()  # also when it could not be spawned
                 # the SDK stopped the server; a helper its launcher (npx, a shell script)
                 # started lives on in its process group: end it now, while the group id
                 # cannot belong to anyone else
@@ -249,20 +277,32 @@ class MCPServer:
         text = f"{type(err).__name__}: {err}".strip().rstrip(":")
         if isinstance(err, asyncio.TimeoutError):  # a start's wait (a call's has its own text)
             text = f"no answer in {max(self.timeout_s, START_WAIT_S):g} s"
-        tail = ""
-        if self._errlog is not None:
-            with contextlib.suppress(Exception):
-                tail = _last_error_line(self._errlog)
+        tail = _last_error_line(self._errors.lines()) if self._errors is not None else ""
         why = f"{text} (its last error output: {tail[:200]})" if tail else text
         return self._scrub(why).replace("\n", " ")  # a server may log its request, key and all
+
+    async def _settle(self) -> None:
+        """Let the reader of a stdio server's stderr take in what the server wrote before it
+        exited (at most a second), so an error can quote its last words."""
+        if self._errors is not None:
+            await asyncio.to_thread(self._errors.wait, 1.0)
 
     def _scrub(self, text: str) -> str:
         """The server's own secrets (its env), URL passwords and credential shapes out."""
         return scrub_urls(self._secrets.scrub_exact(text))
 
+    def _leave_out(self, name: str, reason: str) -> None:
+        """A ``tools/list`` answer had an entry it cannot offer (:class:`ToolListFilter`)."""
+        if name:
+            self._listing_left_out[name] = reason
+        if reason not in self._warned:
+            self._warned.add(reason)
+            log.warning(reason)
+
     async def _list(self, session: Any) -> list[Any]:
         tools: list[Any] = []
         cursor = None
+        self._listing_left_out = {}
         while True:
             if cursor is None:
                 page = await session.list_tools()
@@ -273,6 +313,7 @@ class MCPServer:
             tools.extend(page.tools)
             cursor = page.next_cursor
             if not cursor:
+                self.left_out = self._listing_left_out
                 return tools
 
     async def _on_message(self, message: Any) -> None:
@@ -309,11 +350,20 @@ class MCPServer:
         out = []
         self._names = {}
         for t in self._tools:
-            name = _TOOL_NAME.sub("_", f"{self.prefix}{t.name}")[:64]
+            name = shown_name(f"{self.prefix}{t.name}")
+            if name in self._names:  # 'a.b' after 'a_b': one name for a model, the first keeps it
+                self._leave_out(name, (
+                    f"MCP server {self.name!r}: tool {name!r} left out: its name reads {name!r} "
+                    f"for a model, as tool {printable(self._names[name])!r} does, which keeps "
+                    "it; the server must name its tools apart"))
+                continue
             self._names[name] = t.name
             schema = clean_json(dict(t.input_schema or {"type": "object"}))
+            description = clean_text(t.description or "")
+            if len(description) > MAX_DESCRIPTION:  # it goes with every model call
+                description = description[:MAX_DESCRIPTION] + " [cut]"
             out.append(ToolManifest(f"mcp:{self.name}:{clean_text(t.name)}", name,
-                                    clean_text(t.description or ""), schema))
+                                    description, schema))
         return out
 
     def approval_for(self, name: str) -> ApprovalPolicy | None:
@@ -344,6 +394,7 @@ class MCPServer:
                                              read_timeout_seconds=self.timeout_s)
         except MCPError as err:
             if err.code == CONNECTION_CLOSED:
+                await self._settle()
                 raise self._lost(err) from None
             if err.code == REQUEST_TIMEOUT:
                 raise ToolServerError(
@@ -353,6 +404,7 @@ class MCPServer:
                     "timeout_s=S))") from None
             raise ToolServerError(f"MCP server {self.name!r}: {self._scrub(str(err))}") from None
         except (OSError, EOFError) as err:
+            await self._settle()
             raise ToolServerError(f"MCP server {self.name!r} failed: {self._why(err)}") from None
         text = _content_text(result.content)
         if result.is_error:
@@ -394,17 +446,13 @@ async def close_servers(registry: Any, *, prefix: str) -> None:
 _NOT_THE_ERROR = re.compile(r"Node\.js v[\d.]+|at .*|\^+|\s*")  # node's trailer, frames, carets
 
 
-def _last_error_line(errlog: Any) -> str:
+def _last_error_line(lines: Sequence[str]) -> str:
     """The last line of a server's error output that says something: not node's closing
-    ``Node.js v20.x``, a stack frame or a caret line (the error is above them). Reads the
-    last 16 KB only: a chatty server's log may be large."""
-    errlog.flush()
-    errlog.seek(0, os.SEEK_END)
-    size = errlog.tell()
-    errlog.seek(max(0, size - 16_384))  # a cut first line (or character) is not the last
-    lines = [ln.strip() for ln in errlog.read().splitlines()]
-    said = [ln for ln in lines if not _NOT_THE_ERROR.fullmatch(ln)]
-    return said[-1] if said else ""
+    ``Node.js v20.x``, a stack frame or a caret line (the error is above them)."""
+    for line in reversed(lines):
+        if not _NOT_THE_ERROR.fullmatch(line.strip()):
+            return line.strip()
+    return ""
 
 
 def _content_text(content: Sequence[Any]) -> str:
