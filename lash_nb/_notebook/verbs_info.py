@@ -205,13 +205,16 @@ async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
             f"%lash sql needs a DuckDB store, the session uses {type(b.core.store).__name__}; "
             "open it with %lash open --store lash.duckdb"
         )
+    from .._reports.frames import utc_times
+
     try:
-        return run(query, allow_files=True) if allow_files else run(query)
+        frame = run(query, allow_files=True) if allow_files else run(query)
     except QueryNotAllowed as err:  # a write or a file read: the store's own one line
         raise UsageError(str(err)) from err
     except Exception as err:  # a SQL mistake is the user's: one line, the cause kept
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UsageError(f"SQL error: {first}; tables are described in docs/store-schema.md") from err
+    return utc_times(frame)  # the store keeps UTC: every time says so (ADR 173)
 
 
 async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
