@@ -166,3 +166,21 @@ def test_the_open_and_sessions_help_say_which_store_they_use(sh):
     assert "without `--store`, in the store of the session in use" in open_help
     sessions_help = sh.run_cell("%lash help sessions")._repr_markdown_()
     assert "the sessions stored in the store of the session in use" in sessions_help
+
+
+def test_a_store_configured_after_the_first_open_is_where_the_next_new_name_goes(sh, tmp_path):
+    """Setting the store with %config is a choice made now: it wins over the store in use."""
+    sh.run_cell("%lash open a --store team.duckdb")
+    sh.run_cell("%config LashMagics.store = 'other.duckdb'")
+    with capture_output() as cap:
+        sh.run_cell("%lash open c")
+    card = cap.outputs[0].data["text/markdown"]
+    assert "store `other.duckdb` ·" in card and "the store of session" not in card
+    sh.run_cell("x = %lash turn first")
+    with capture_output() as cap:
+        sh.run_cell("%lash open d")  # and then the store in use again: other.duckdb
+    assert ("store `other.duckdb` (the store of session `c`; `--store PATH` picks another)"
+            in cap.outputs[0].data["text/markdown"])
+    sh.run_cell("y = %lash turn second")
+    sh.run_cell("from lash_nb._notebook.extension import _magics\nawait _magics().ctx.close()")
+    assert _sessions_in(tmp_path / "other.duckdb") == {"c", "d"}

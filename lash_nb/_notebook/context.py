@@ -50,6 +50,7 @@ class Binding:
     fresh: bool = False
     auto_opened: bool = False
     store_from: str | None = None  # whose store a new name took ("session 'a'"), ADR 169
+    configured_store: str = ""  # %config LashMagics.store when it was opened
     drain: Any = None  # the session's NotebookDrain (one drain at a time), made on first use
 
     def drainer(self, interval_s: float) -> Any:
@@ -159,7 +160,7 @@ class NotebookContext:
         for t in tools:
             admin.add_provider(t)
         binding = Binding(session, core, store, provider, model, tool_names, fresh,
-                          store_from=store_from)
+                          store_from=store_from, configured_store=d.store)
         self.bindings[name] = binding
         self.current = name
         self.last_opened = binding
@@ -171,11 +172,11 @@ class NotebookContext:
         if was is not None:
             return was, None
         bound = self.bindings.get(self.current) if self.current is not None else None
-        if bound is not None:
-            return bound, f"the store of session `{self.current}`"
-        if self.last_opened is not None:
-            return self.last_opened, "the store this notebook used last"
-        return None, None
+        like, whose = ((bound, f"the store of session `{self.current}`") if bound is not None
+                       else (self.last_opened, "the store this notebook used last"))
+        if like is None or like.configured_store != self.defaults.store:
+            return None, None  # none open, or %config LashMagics.store set since: that wins
+        return like, whose
 
     async def binding(self, name: str | None = None) -> Binding:
         """The named (or bound) session, opened on first use in the store and with the
