@@ -1,4 +1,5 @@
-"""A notebook opened the next day shows no empty output rows (JupyterLab, Chromium).
+"""A notebook opened the next day shows no empty output rows (JupyterLab 4 and Notebook 7,
+Chromium).
 
 A user runs a turn, queues work, looks at the queue and tool panels and a usage chart, and
 starts a long turn; the kernel restarts while it runs; the notebook is saved, the kernel shut
@@ -56,9 +57,9 @@ def _rows(nb: NotebookPage) -> list[dict]:
     return list(nb.panel.evaluate(ROWS_JS))
 
 
-def test_a_notebook_reopened_without_its_kernel_has_no_empty_output_rows(tmp_path):
+def test_a_notebook_reopened_without_its_kernel_has_no_empty_output_rows(frontend, tmp_path):
     write_notebook(tmp_path / "day1.ipynb", CELLS)
-    server = JupyterServer("jupyterlab", tmp_path).start("light")
+    server = JupyterServer(frontend, tmp_path).start("light")
     try:
         with sync_playwright() as pw:
             browser = launch(pw)
