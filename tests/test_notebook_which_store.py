@@ -118,3 +118,69 @@ def test_an_explicit_store_or_provider_on_the_open_again_still_wins(sh, tmp_path
                     "_magics().ctx.bindings['analysis']")
     assert (b.store, b.provider) == ("other.duckdb", "offline")
     sh.run_cell("await _magics().ctx.close()")
+
+
+def test_opening_a_new_name_without_store_goes_to_the_store_of_the_session_in_use(sh, tmp_path):
+    """A user working in a team file opens a second session by name only: it goes to the team
+    file, beside the first, and the card says where and why, not to ./lash.duckdb."""
+    team = tmp_path / "team.duckdb"
+    sh.run_cell(f"%lash open a --store {team}")
+    sh.run_cell("x = %lash turn first")
+    with capture_output() as cap:
+        sh.run_cell("%lash open b")
+    card = cap.outputs[0].data["text/markdown"]
+    assert f"store `{team}` (the store of session `a`; `--store PATH` picks another)" in card
+    r = sh.run_cell("r = %lash turn second\nr")
+    assert r.session_id == "b"
+    sh.run_cell("from lash_nb._notebook.extension import _magics\nawait _magics().ctx.close()")
+    assert not (tmp_path / "lash.duckdb").exists()
+    assert _sessions_in(team) == {"a", "b"}
+
+
+def test_the_first_open_of_a_notebook_still_uses_the_configured_store(sh, tmp_path):
+    with capture_output() as cap:
+        sh.run_cell("%lash open a")
+    card = cap.outputs[0].data["text/markdown"]
+    assert "store `lash.duckdb` ·" in card and "the store of session" not in card
+    sh.run_cell("x = %lash turn first")
+    sh.run_cell("from lash_nb._notebook.extension import _magics\nawait _magics().ctx.close()")
+    assert _sessions_in(tmp_path / "lash.duckdb") == {"a"}
+
+
+def test_a_new_name_after_the_bound_session_was_deleted_goes_to_the_store_used_last(sh, tmp_path):
+    sh.run_cell("%lash open a --store team.duckdb")
+    sh.run_cell("x = %lash turn first")
+    sh.run_cell("%lash sessions --delete a --yes")
+    with capture_output() as cap:
+        sh.run_cell("%lash open b")
+    card = cap.outputs[0].data["text/markdown"]
+    assert "store `team.duckdb` (the store this notebook used last;" in card
+    sh.run_cell("y = %lash turn second")
+    sh.run_cell("from lash_nb._notebook.extension import _magics\nawait _magics().ctx.close()")
+    assert not (tmp_path / "lash.duckdb").exists()
+    assert _sessions_in(tmp_path / "team.duckdb") == {"b"}
+
+
+def test_the_open_and_sessions_help_say_which_store_they_use(sh):
+    open_help = sh.run_cell("%lash open --help")._repr_markdown_()
+    assert "without `--store`, in the store of the session in use" in open_help
+    sessions_help = sh.run_cell("%lash help sessions")._repr_markdown_()
+    assert "the sessions stored in the store of the session in use" in sessions_help
+
+
+def test_a_store_configured_after_the_first_open_is_where_the_next_new_name_goes(sh, tmp_path):
+    """Setting the store with %config is a choice made now: it wins over the store in use."""
+    sh.run_cell("%lash open a --store team.duckdb")
+    sh.run_cell("%config LashMagics.store = 'other.duckdb'")
+    with capture_output() as cap:
+        sh.run_cell("%lash open c")
+    card = cap.outputs[0].data["text/markdown"]
+    assert "store `other.duckdb` ·" in card and "the store of session" not in card
+    sh.run_cell("x = %lash turn first")
+    with capture_output() as cap:
+        sh.run_cell("%lash open d")  # and then the store in use again: other.duckdb
+    assert ("store `other.duckdb` (the store of session `c`; `--store PATH` picks another)"
+            in cap.outputs[0].data["text/markdown"])
+    sh.run_cell("y = %lash turn second")
+    sh.run_cell("from lash_nb._notebook.extension import _magics\nawait _magics().ctx.close()")
+    assert _sessions_in(tmp_path / "other.duckdb") == {"c", "d"}

@@ -195,7 +195,8 @@ def test_graph_frame_lists_nodes_with_parents_and_the_active_path(store_arg):
         g = graph_frame(s)
         assert g["role"].tolist() == ["user", "assistant", "user", "assistant", "user",
                                       "assistant"]
-        assert g["text"].tolist() == ["one", "first", "two", '{"a": 2, "b": 3}', "5", "five"]
+        assert g["text"].tolist() == ["one", "first", "two", 'call add {"a": 2, "b": 3}',
+                                      "add returned: 5", "five"]
         assert g["parent_node_id"].iloc[1:].tolist() == g["node_id"].iloc[:-1].tolist()
         assert g["parent_node_id"].isna().tolist() == [True] + [False] * 5
         assert g["on_active_path"].all()

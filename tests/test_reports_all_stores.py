@@ -374,9 +374,9 @@ def test_graph_frame_reads_each_node_text_and_the_active_path(built):
     assert f["session_id"].tolist() == ["s1"] * 8 + ["s2"] * 2
     assert f["role"].tolist() == ["user", "assistant"] * 5
     assert f["text"].tolist() == [
-        "weather in Paris?", '{"city": "Paris"}', "sunny é", "It is sunny.",
-        "stop here", "partial ", "and tomorrow?", "Cloudy.",
-        "count to five please", "started "]
+        "weather in Paris?", 'call weather {"city": "Paris"}', "weather returned: sunny é",
+        "It is sunny.", "stop here", "stopped: partial ", "and tomorrow?", "Cloudy.",
+        "count to five please", "stopped: started "]
     assert f["turn_id"].tolist() == ["t1"] * 4 + ["t2"] * 2 + ["t3"] * 2 + ["e1"] * 2
     assert f["on_active_path"].all()
     assert f["seq"].dtype == "int64"
@@ -739,3 +739,49 @@ def test_tool_calls_frame_shows_who_approved_or_denied_on_every_store(name, requ
         {"turn_id": "t2", "name": "guarded", "success": False, "approval": "denied", "approved_by": "api"},
         {"turn_id": "t2", "name": "plain", "success": True, "approval": None, "approved_by": None},
     ]
+
+
+@pytest.mark.parametrize("name", STORE_PARAMS)
+def test_the_graph_names_every_tool_call_and_result_on_every_store(name, request, tmp_path):
+    """A reply's call with no name (a provider that sent none), a call of a tool the kernel
+    does not have (an MCP server's, gone) and a call cut by Stop: each node of ``%lash graph``
+    says it is a call or a result, and of which tool, not only its arguments."""
+    replies = iter([
+        LlmResponse(parts=(LlmPart.tool_call("c1", "", "{}"),),
+                    terminal_reason=TerminalReason.TOOL_USE),
+        LlmResponse(parts=(LlmPart.tool_call("c2", "docs__search", '{"q": "x"}'),),
+                    terminal_reason=TerminalReason.TOOL_USE),
+        LlmResponse(parts=(LlmPart.tool_call("c3", "slow_tool", '{"city": "Oslo"}'),),
+                    terminal_reason=TerminalReason.TOOL_USE),
+    ])
+
+    async def until_tool_started(s):
+        cursor = s.observe().current_observation().cursor
+        async for ev in s.observe().subscribe_from_cursor(cursor):
+            if getattr(ev, "kind", "") == "turn_activity" and \
+                    ev.activity.type == "tool_call_started" and ev.activity.event.name == "slow_tool":
+                return
+
+    async def body():
+        core = LashCore.builder().provider(FunctionProvider(lambda req: next(replies))) \
+            .model("m").tools(slow_tool).store(_target(name, request, tmp_path)).build()
+        s = await core.session("s").open()
+        task = asyncio.ensure_future(s.turn("go").turn_id("t").run())
+        await asyncio.wait_for(until_tool_started(s), 30)
+        s.cancel_running_turns()
+        await asyncio.wait_for(task, 30)
+        got = reports.graph_frame(s)
+        await core.close()
+        return got
+
+    f = asyncio.run(body())
+    assert f["text"].tolist() == [
+        "go",
+        "call (unnamed tool) {}",
+        "(unnamed tool) failed: unknown tool ''; available tools: slow_tool",
+        'call docs__search {"q": "x"}',
+        "docs__search failed: unknown tool 'docs__search'; available tools: slow_tool",
+        'call slow_tool {"city": "Oslo"}',
+        "slow_tool: interrupted: the turn was stopped",
+    ]
+    assert f["role"].tolist() == ["user"] + ["assistant", "user"] * 3

@@ -49,6 +49,8 @@ class Binding:
     tool_names: tuple[str, ...] | None = None  # --tools as given (None: discovered)
     fresh: bool = False
     auto_opened: bool = False
+    store_from: str | None = None  # whose store a new name took ("session 'a'"), ADR 169
+    configured_store: str = ""  # %config LashMagics.store when it was opened
     drain: Any = None  # the session's NotebookDrain (one drain at a time), made on first use
 
     def drainer(self, interval_s: float) -> Any:
@@ -125,7 +127,10 @@ class NotebookContext:
         # and model, unless the line names others: not a new, empty session in the
         # configured default file (ADR 161)
         was = self.bindings.get(name)
-        store = store or (was.store if was is not None else d.store)
+        # a new name goes to the store the notebook is working in (the bound session's, else
+        # the one opened last), not to the configured default file; the card says so (ADR 169)
+        like, store_from = self._store_source(was) if store is None else (None, None)
+        store = store or (like.store if like is not None else d.store)
         if store.startswith("~"):  # as a shell reads it; postgresql:// and :memory: stay
             store = os.path.expanduser(store)  # noqa: ASYNC240  (reads $HOME, not the disk)
         kept = was is not None and provider is None and model is None
@@ -154,11 +159,24 @@ class NotebookContext:
         admin = session.tools()
         for t in tools:
             admin.add_provider(t)
-        binding = Binding(session, core, store, provider, model, tool_names, fresh)
+        binding = Binding(session, core, store, provider, model, tool_names, fresh,
+                          store_from=store_from, configured_store=d.store)
         self.bindings[name] = binding
         self.current = name
         self.last_opened = binding
         return binding
+
+    def _store_source(self, was: Binding | None) -> tuple[Binding | None, str | None]:
+        """The open session whose store a ``%lash open NAME`` without ``--store`` takes, and
+        how the card names it (None: the session itself, or the configured default)."""
+        if was is not None:
+            return was, None
+        bound = self.bindings.get(self.current) if self.current is not None else None
+        like, whose = ((bound, f"the store of session `{self.current}`") if bound is not None
+                       else (self.last_opened, "the store this notebook used last"))
+        if like is None or like.configured_store != self.defaults.store:
+            return None, None  # none open, or %config LashMagics.store set since: that wins
+        return like, whose
 
     async def binding(self, name: str | None = None) -> Binding:
         """The named (or bound) session, opened on first use in the store and with the

@@ -33,7 +33,8 @@ SESSION_ONLY = parser("graph", "The session graph as a tree (branches shown), or
 SESSION_ONLY.add_argument("--session", default=None)
 SESSION_ONLY.add_argument("--df", action="store_true", help="one row per node instead of the tree")
 
-SESSIONS = parser("sessions", "Stored sessions; --delete ID --yes deletes one.")
+SESSIONS = parser("sessions", "The sessions stored in the store of the session in use; "
+                  "--delete ID --yes deletes one.")
 SESSIONS.add_argument("--delete", default=None, metavar="ID", help="delete this session")
 SESSIONS.add_argument("--yes", action="store_true", help="confirm --delete")
 
@@ -46,8 +47,9 @@ _VERBS = (
     (('`%lash open [SESSION] [--fresh] [--store PATH] [--provider P] [--model M] '
       '[--residency R] [--tools f,g \\| --no-tools] [--mode code [--share df,path]]`'),
      ("open a session and bind it (attaches the notebook's `@tool` functions, or the "
-      '`--tools` named); `--mode code`: the model works in Python cells in a sandbox kernel, '
-      '`--share` copies DataFrames or files into it')),
+      '`--tools` named); without `--store`, in the store of the session in use (the '
+      'configured store for the first open); `--mode code`: the model works in Python cells '
+      'in a sandbox kernel, `--share` copies DataFrames or files into it')),
     ('`%%lash [--session S] [-o VAR] [--background] [--system TEXT] [--attach fig,df] [--raw]`',
      ('the cell body is the prompt (`{var}` interpolation, `\\{var}` for literal braces, '
       '`--raw` sends it as typed); '
@@ -77,7 +79,8 @@ _VERBS = (
     ('`%lash usage [--by turn\\|model\\|source\\|session\\|day] [--plot] [--cost [--prices P]]`',
      'usage DataFrame (computed in the store) or a chart; `--cost` adds US dollars and why a cost is n/a'),
     ('`%lash sessions` / `%lash graph [--df]`',
-     'stored sessions / the session graph as a tree with its branches'),
+     ('the sessions stored in the store of the session in use / the session graph as a tree '
+      'with its branches')),
     ('`%lash sessions --delete ID --yes`',
      'delete a stored session with its turns, usage and queued work (needs --yes)'),
     ('`%lash sql [--allow-files] QUERY` / `%%lash sql`',
@@ -203,13 +206,16 @@ async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
             f"%lash sql needs a DuckDB store, the session uses {type(b.core.store).__name__}; "
             "open it with %lash open --store lash.duckdb"
         )
+    from .._reports.frames import utc_times
+
     try:
-        return run(query, allow_files=True) if allow_files else run(query)
+        frame = run(query, allow_files=True) if allow_files else run(query)
     except QueryNotAllowed as err:  # a write or a file read: the store's own one line
         raise UsageError(str(err)) from err
     except Exception as err:  # a SQL mistake is the user's: one line, the cause kept
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UsageError(f"SQL error: {first}; tables are described in docs/store-schema.md") from err
+    return utc_times(frame)  # the store keeps UTC: every time says so (ADR 173)
 
 
 async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:

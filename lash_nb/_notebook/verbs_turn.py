@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 OPEN = parser("open", "Open (or resume) a session and bind it to this notebook.")
 OPEN.add_argument("session", nargs="?", default=None)
 OPEN.add_argument("--fresh", action="store_true", help="start over (replace the stored graph)")
-OPEN.add_argument("--store", default=None, help="DuckDB path, :memory: or postgresql:// DSN")
+OPEN.add_argument("--store", default=None,
+                  help="DuckDB path, :memory: or postgresql:// DSN; default: the store of the "
+                       "session in use (the configured store for the notebook's first open)")
 OPEN.add_argument("--provider", default=None,
                   help="offline|openai|anthropic|openrouter|ollama|openai-responses|google")
 OPEN.add_argument("--model", default=None, help="a model, or provider:model (openai:gpt-4.1-mini)")
@@ -90,7 +92,9 @@ def session_card(b: Any, prices: Any = None) -> Card:
     s = b.session
     meta = [
         f"**lash session** `{s.session_id}`",
-        f"store `{b.store}` · provider `{b.provider}` · model `{s.policy_snapshot().model}`",
+        f"store `{b.store}`"
+        + (f" ({b.store_from}; `--store PATH` picks another)" if b.store_from else "")
+        + f" · provider `{b.provider}` · model `{s.policy_snapshot().model}`",
     ]
     # a fresh session counts the turns of its new graph; a resumed one every turn it has had
     on_graph = len({n.turn_id for n in s.read_view().nodes() if n.turn_id})

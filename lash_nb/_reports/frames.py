@@ -240,7 +240,9 @@ def llm_calls_frame(source: Any) -> Any:
 
 def graph_frame(source: Any) -> Any:
     """The session graph: one row per node; ``parent_node_id`` is the edge to its parent and
-    ``on_active_path`` marks the leaf's path (the conversation the model sees)."""
+    ``on_active_path`` marks the leaf's path (the conversation the model sees). ``text`` is
+    the node's parts, first 200 characters: a tool call reads ``call NAME ARGS``, a result
+    ``NAME returned: OUTPUT`` (``failed:`` for an error), text a stop cut ``stopped: ...``."""
     with open_tables(source) as tables:
         sid, params = session_filter(tables)
         return tables.query(sql.graph(sid, tables.dialect), params, GRAPH_COLUMNS)
@@ -368,3 +370,32 @@ def utc_from_ms(values: Any) -> Any:
 
     return pd.Series(pd.to_datetime(pd.Series(values, dtype="float64"), unit="ms", utc=True)
                      .astype(TIME))
+
+
+def utc_times(frame: Any) -> Any:
+    """``%lash sql``'s frame with every timestamp column labelled UTC (ADR 173): a naive one
+    holds the store's UTC wall time and is localized as UTC; a zoned one (a TIMESTAMPTZ,
+    given in the connection's time zone) is converted to UTC. Other columns are untouched."""
+    import pandas as pd
+
+    for name in frame.columns.unique():
+        col = frame[name]
+        if isinstance(col, pd.DataFrame):  # duplicate names: each column by position
+            for i in [j for j, n in enumerate(frame.columns) if n == name]:
+                frame.isetitem(i, _utc(frame.iloc[:, i]))
+            continue
+        fixed = _utc(col)
+        if fixed is not col:
+            frame[name] = fixed
+    return frame
+
+
+def _utc(col: Any) -> Any:
+    import pandas as pd
+
+    dtype = col.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return col if str(dtype.tz) == "UTC" else col.dt.tz_convert("UTC")
+    if pd.api.types.is_datetime64_dtype(dtype):
+        return col.dt.tz_localize("UTC")
+    return col

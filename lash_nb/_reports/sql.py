@@ -247,13 +247,40 @@ ORDER BY enqueue_seq
 """
 
 
-# the text of a message node: its parts' content joined by spaces, cut to 200 characters
+def _part_label(field: str, flag: str) -> str:
+    """What one part of a message node reads as in the graph: a tool call and a tool result
+    say so and name their tool (``(unnamed tool)`` for a call a provider sent without one);
+    reasoning and text a stop cut say so. ``field`` reads a part's key as text, ``flag`` tests
+    a boolean key."""
+    def f(key: str) -> str:
+        return field.format(key=key)
+
+    tool = f"coalesce(nullif({f('tool_name')}, ''), '(unnamed tool)')"
+    content = f"coalesce({f('content')}, '')"
+    cut, failed = flag.format(key="interrupted"), flag.format(key="is_error")
+    return (
+        f"CASE {f('kind')}"
+        f" WHEN 'tool_call' THEN 'call ' || {tool} || ' ' || {content}"
+        f" WHEN 'tool_result' THEN {tool} || CASE WHEN {cut} THEN ': '"
+        f" WHEN {failed} THEN ' failed: ' ELSE ' returned: ' END || {content}"
+        f" WHEN 'reasoning' THEN 'reasoning: ' || {content}"
+        f" ELSE CASE WHEN {cut} THEN 'stopped: ' ELSE '' END || {f('content')} END"
+    )
+
+
+# a message's parts as DuckDB structs, read once (a key read per use cost twice as much)
+_PARTS = ("json_transform(json_extract(g.content, '$.parts'), '[{\"kind\": \"VARCHAR\", "
+          "\"content\": \"VARCHAR\", \"tool_name\": \"VARCHAR\", \"interrupted\": "
+          "\"BOOLEAN\", \"is_error\": \"BOOLEAN\"}]')")
+
+# the text of a message node: its parts' labels joined by spaces, cut to 200 characters
 _NODE_TEXT = {
-    DUCKDB: "array_to_string(json_extract_string(g.content, '$.parts[*].content'), ' ')",
+    DUCKDB: f"array_to_string([{_part_label('p.{key}', 'p.{key}')} FOR p IN {_PARTS}], ' ')",
     POSTGRES: (
-        "coalesce((SELECT string_agg(e.part ->> 'content', ' ' ORDER BY e.i) FROM "
-        "jsonb_array_elements(CASE WHEN jsonb_typeof(g.content -> 'parts') = 'array' THEN "
-        "g.content -> 'parts' END) WITH ORDINALITY AS e(part, i)), '')"
+        "coalesce((SELECT string_agg("
+        + _part_label("(e.part ->> '{key}')", "(e.part ->> '{key}') = 'true'")
+        + ", ' ' ORDER BY e.i) FROM jsonb_array_elements(CASE WHEN jsonb_typeof(g.content -> "
+        "'parts') = 'array' THEN g.content -> 'parts' END) WITH ORDINALITY AS e(part, i)), '')"
     ),
 }
 

@@ -219,11 +219,13 @@ __all__ = ["bundle", "cut_turn_note", "final_status", "turn_html", "usage_line"]
 # A panel (tool catalog, queue) is a live control, so it cannot be replaced when "finished".
 # It is displayed as two outputs: this snapshot (kept current with update_display) and the
 # widget. While the widget lives it hides the snapshot; in a saved notebook without widget state
-# the snapshot shows the panel as it was, and its style hides Lab's "model not found" text of
-# the widget output right after it.
-PANEL_STYLE = (  # :has() may not nest, so the rule hides the output node, not its whole row
-    ".jp-OutputArea-child:has(.lash-snapshot) + .jp-OutputArea-child > "
-    ".jp-OutputArea-output.jupyter-widgets:not(:has(*)) { display: none; }"
+# the snapshot shows the panel as it was, and its style hides the whole row of the widget
+# output right after it ("model not found", and its "[N]:" prompt: an empty row otherwise).
+# The widget renderer puts ``jupyter-widgets`` on its own node only when it failed (a view it
+# made is a child node): a live or restored panel's row does not match.
+PANEL_STYLE = (  # :has() may not nest: the renderer's class, not its children, says it failed
+    ".jp-OutputArea-child:has(.lash-snapshot) + "
+    ".jp-OutputArea-child:has(> .jp-OutputArea-output.jupyter-widgets) { display: none; }"
 )
 
 

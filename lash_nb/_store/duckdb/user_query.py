@@ -50,7 +50,7 @@ def frame(con: Any, hold: Any, sql: str, params: Any, allow_files: bool) -> Any:
             import pandas as pd
 
             return pd.DataFrame()
-        return rel.to_arrow_table().to_pandas()
+        return _by_position(rel.to_arrow_table())
     except duckdb.TransactionException as e:
         if "read-only" not in str(e):
             raise
@@ -101,6 +101,17 @@ def _checked(con: Any, sql: str, allow_files: bool) -> int:
         if len(_PASSED) > _PASSED_MAX:
             del _PASSED[next(iter(_PASSED))]
     return passed
+
+
+def _by_position(table: Any) -> Any:
+    """An Arrow table as a DataFrame; a name given twice (``SELECT 1 AS a, 2 AS a``, allowed in
+    SQL) is kept, built by position: pyarrow before 16 refuses duplicate names."""
+    names = table.column_names
+    if len(set(names)) == len(names):
+        return table.to_pandas()
+    frame = table.rename_columns([f"c{i}" for i in range(len(names))]).to_pandas()
+    frame.columns = names
+    return frame
 
 
 def utc_frame(table: Any) -> Any:
