@@ -141,7 +141,7 @@ class Worker:
         grace; another during the grace cuts them now (a second Ctrl-C: docs/adr/0172)."""
         if not self._stopping.is_set():
             self.stop()
-            if self._active:
+            if self._active and self.grace_s > 0:  # at --grace 0 the cut comes at once
                 self._log(f"worker stopping: the running turn may finish for up to "
                           f"{self.grace_s:g} s (--grace); signal again (Ctrl-C) to cut it now, "
                           "its batch goes back to the queue")
