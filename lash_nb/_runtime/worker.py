@@ -28,7 +28,8 @@ Theory of operation
   (a deploy restarting workers never parks work), and the next worker runs it under a new
   lease generation, branching before the cut turn's nodes: one run to completion
   (docs/adr/0158). A person's Stop of that turn (``%lash stop`` or the Stop button where
-  it runs, ``request_turn_cancel``) still completes its batch, and cancelling a pending
+  it runs, ``request_turn_cancel``) still completes its batch, also when it meets the
+  worker's cut before the turn handed the batch back (docs/adr/0172), and cancelling a pending
   batch from the queue panel still removes it. The worker logs each batch it returned and
   exits; ``stats.returned`` lists them (the CLI exits 75, EX_TEMPFAIL, when there are any,
   else 0). A second signal during the grace (Ctrl-C twice) cuts the running turns at once,
