@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import test_worker_stop as ws
+from notebook_harness import wait_until
 
 from lash_nb import LashCore, TurnInput
 from lash_nb._core.cancel import CancellationToken
@@ -152,3 +153,35 @@ def test_a_handle_that_had_not_read_the_cut_attempt_answers_the_traced_prompt_un
         assert calls == ["the question", "the question"]
 
     asyncio.run(body())
+
+
+@pytest.mark.slow
+def test_a_traced_prompt_whose_worker_was_killed_is_answered_by_the_next_worker(
+        shared: tuple[str, Any], tmp_path: Path) -> None:
+    """``kill -9`` of the worker in the middle of the traced prompt: its open turn is closed
+    under the caller's id when the next worker opens the session, which takes the id too (docs/adr/0134); the next
+    worker answers under ``<id>:g<N>``. Before, it was refused and the batch parked."""
+    store, reader = shared
+    batch_id = _enqueue_traced(store, ws.LONG)
+    worker = ws._worker(store, tmp_path / "killed.log", "--delay", "0.2", "--max-attempts", "2")
+    try:
+        wait_until("the worker to be inside the turn", lambda: reader.query(
+            "SELECT turn_id FROM turns WHERE status = 'open'"))
+    finally:
+        worker.kill()
+        worker.wait(30)
+    last = ws._worker(store, tmp_path / "last.log", "--max-attempts", "2")
+    try:
+        wait_until("the next worker to end the batch", lambda: reader.query(
+            "SELECT 1 FROM queue_history"), timeout=180)
+    finally:
+        last.send_signal(signal.SIGTERM)
+        last.wait(60)
+    history = reader.settled("SELECT batch_id, final_state, attempts, turn_id FROM queue_history")
+    assert [(h["batch_id"], h["final_state"], h["attempts"]) for h in history] == [
+        (batch_id, "completed", 2)], history  # the killed claim counts (ADR 2), the re-run ran
+    attempts = {t["turn_id"]: t["stop_reason"] for t in _attempts(reader)}
+    assert attempts.pop(TRACE) != "assistant_message"  # closed as its process died
+    [(answered, reason)] = attempts.items()
+    assert answered == history[0]["turn_id"] and answered.startswith(f"{TRACE}:g")
+    assert reason == "assistant_message"
