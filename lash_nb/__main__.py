@@ -118,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="on SIGTERM / SIGINT, seconds a running turn may finish (default 5); "
                            "a turn still running then is cut and its batch goes back to the "
                            "queue, its attempt not counted, for the next worker; the exit "
-                           "status is then 75 (EX_TEMPFAIL), else 0")
+                           "status is then 75 (EX_TEMPFAIL), else 0; a second signal (Ctrl-C "
+                           "twice) cuts it at once")
     work.add_argument("--lease-ttl-ms", type=int, default=None,
                       help="session lease TTL: a dead worker's claims run elsewhere after it")
     work.add_argument("--max-attempts", type=int, default=None, metavar="N",

@@ -29,6 +29,7 @@ from their public home, ``lash_nb.errors`` (a new class here must be added there
     │   ├── StorePathError            a folder, a read-only directory, ...
     │   ├── HeadRevisionConflict      the stored head moved under a commit
     │   ├── TurnCommitConflict        same turn id committed with different content
+    │   │   └── TurnIdTaken           a turn started under a turn id already committed
     │   └── ClaimSuperseded           a queue claim was taken over by a newer lease
     ├── QueueRequiresStore            queue operations need a persistent store
     ├── CursorError                   malformed or foreign observation cursor
@@ -222,6 +223,11 @@ class HeadRevisionConflict(StoreError):
 
 class TurnCommitConflict(StoreError):
     pass
+
+
+class TurnIdTaken(TurnCommitConflict):
+    """A turn started under a turn id the session already committed (docs/adr/0134):
+    nothing was written."""
 
 
 class ClaimSuperseded(StoreError):

@@ -34,6 +34,7 @@ from ._errors import (
     ToolServerError,
     TurnCommitConflict,
     TurnIdMismatch,
+    TurnIdTaken,
     WireScriptError,
 )
 
@@ -69,5 +70,6 @@ __all__ = [
     "ToolServerError",
     "TurnCommitConflict",
     "TurnIdMismatch",
+    "TurnIdTaken",
     "WireScriptError",
 ]

@@ -43,7 +43,8 @@ SURFACE: dict[str, list[str]] = {
         "SessionExecutionLeaseLost", "SessionStillInUse", "StoreDamagedError",
         "StoreError", "StoreFullError", "StoreLockedError", "StorePathError", "StoreSchemaError",
         "StoreSessionMismatch", "ToolArgumentsInvalid", "ToolNameConflict", "ToolServerError",
-        "TurnCommitConflict", "TurnIdMismatch", "WireScriptError",
+        "TurnCommitConflict", "TurnIdMismatch", "TurnIdTaken",
+        "WireScriptError",
     ],
     "lash_nb.events": [
         "AssistantProseDelta", "ChildActivity", "ChildUsage", "CodeCellCompleted",

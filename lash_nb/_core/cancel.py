@@ -19,7 +19,9 @@ Theory of operation
   to stop). A queued turn cut by it still commits ``stopped: cancelled`` (the record says
   what ran), but its claimed batches go back to the queue uncounted instead of being
   completed (docs/adr/0158). Every other origin is a person stopping that turn: its batches
-  are completed, as in lash.
+  are completed, as in lash. A person's Stop that arrives after a hand-back origin but before
+  the turn acted on it (``hand_back()``) takes its place: the person's word ends the batch
+  and the record names the person (docs/adr/0172).
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ ORIGINS: dict[str, str] = {
 HANDS_BACK = frozenset({"worker_shutdown"})
 
 
+def _stops_the_work(origin: str | None) -> bool:
+    """A person (or their code) stopping the turn: not a hand-back origin, nor the lease
+    keeper's ``lease_lost``."""
+    return origin not in HANDS_BACK and origin != "lease_lost"
+
+
 def evidence(origin: str | None, reason: str | None) -> tuple[str, str]:
     """``(origin, reason)`` for a cancelled turn's record: never empty."""
     origin = origin or "token"
@@ -58,12 +66,14 @@ def evidence(origin: str | None, reason: str | None) -> tuple[str, str]:
 
 
 class CancellationToken:
-    __slots__ = ("_callbacks", "_cancelled", "_lock", "_origin", "_reason", "_sealed", "_waiters")
+    __slots__ = ("_callbacks", "_cancelled", "_handed_back", "_lock", "_origin", "_reason",
+                 "_sealed", "_waiters")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cancelled = False
         self._sealed = False
+        self._handed_back = False
         self._origin: str | None = None
         self._reason: str | None = None
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
@@ -86,6 +96,12 @@ class CancellationToken:
 
     def cancel(self, origin: str | None = None, reason: str | None = None) -> bool:
         with self._lock:
+            if self._cancelled and _stops_the_work(origin) and self._origin in HANDS_BACK \
+                    and not self._handed_back:
+                # a person's Stop right after a worker's stop, before the turn handed its
+                # batch back: the person's word decides (the turn is already stopping)
+                self._origin, self._reason = clean_json(origin), clean_json(reason)
+                return True
             if self._cancelled or self._sealed:
                 return False
             self._cancelled = True
@@ -98,6 +114,13 @@ class CancellationToken:
         for cb in callbacks:
             cb()
         return True
+
+    def hand_back(self) -> bool:
+        """The turn cut by this token is about to hand its queued work back: True if a
+        hand-back origin stopped it; from now on a later Stop changes nothing."""
+        with self._lock:
+            self._handed_back = self._cancelled and self._origin in HANDS_BACK
+            return self._handed_back
 
     def seal(self) -> bool:
         """Mark the work complete; False if a cancel already won."""

@@ -24,7 +24,7 @@ import json
 from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import compress, islice
+from itertools import chain, compress, islice
 from operator import ne
 from typing import Any
 
@@ -398,6 +398,13 @@ class SessionGraph:
     def nodes(self) -> list[SessionNode]:
         self._ready()
         return list(self._order)
+
+    def turn_ids(self) -> Iterator[str | None]:
+        """Each node's turn id, read without making a stored graph's nodes."""
+        stored = self._stored
+        if stored is None:
+            return (n.turn_id for n in self._order)
+        return chain((r[3] for r in stored.rows), (n.turn_id for n in self._tail))
 
     def active_path(self) -> list[SessionNode]:
         self._ready()

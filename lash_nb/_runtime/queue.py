@@ -14,7 +14,10 @@ Theory of operation
   forever. Two ends are not attempts (docs/adr/0158, 0159): a turn cut by a worker asked to stop
   (cancel origin ``worker_shutdown``) hands its batches back before its final commit, and a
   commit refused with ``SessionDeleted`` (the handle's session was deleted or created anew
-  elsewhere; nothing was written) hands the claim back.
+  elsewhere; nothing was written) hands the claim back, as does a start refused because a
+  batch's trace / drain id was taken by an earlier attempt this handle had not read (the
+  drain then claims it again). A batch's first attempt runs under its trace / drain id, a
+  later one under ``<id>:g<lease generation>`` (docs/adr/0168).
 - The :class:`Drainer` (on by default in notebooks, off for plain library use) runs drains as
   tasks on the session's loop after each commit and on enqueue while idle, one at a time,
   never blocking cells. ``pause()`` / ``resume()``.
@@ -37,13 +40,13 @@ from .._core.queue import (
 )
 from .._core.records import TurnInput, TurnOutput
 from .._core.text import check_id
-from .._errors import ConfigurationError, InvalidTurnInput, SessionDeleted
+from .._errors import ConfigurationError, InvalidTurnInput, SessionDeleted, TurnIdTaken
 from .._store.base import Lease
 from .abandon import abandon_quietly
 from .attachments import check_attachments
 from .parts import SessionParts
 from .turn import as_turn_input, run_to_completion
-from .turn_records import error_text
+from .turn_records import error_text, queued_turn_id
 from .turn_run import TurnRun
 
 
@@ -136,6 +139,7 @@ class QueuedTurnBuilder:
         self._token = CancellationToken()
         self._batch_ids: list[str] | None = None
         self._drain_id: str | None = None
+        self._id_taken = False  # the trace / drain id was refused as taken: use <id>:g<N>
 
     def batch_ids(self, ids: Sequence[str]) -> QueuedTurnBuilder:
         self._batch_ids = list(ids)
@@ -153,7 +157,14 @@ class QueuedTurnBuilder:
         p = self._parts
         key = p.cancels.register(self._token)
         try:
-            return await self._run(p, key)
+            try:
+                return await self._run(p, key)
+            except TurnIdTaken:
+                # the batch's trace / drain id was taken by an attempt this handle had not
+                # read (the claim went back uncounted, the handle reloads): run it again,
+                # now under ``<id>:g<N>`` (docs/adr/0168)
+                self._id_taken = True
+                return await self._run(p, key)
         finally:
             p.cancels.unregister(key)
 
@@ -194,18 +205,26 @@ class QueuedTurnBuilder:
             p.feed.queue_changed("claimed", claim.batch_ids)
             turn_input = claim.turn_input()
             # the lease generation makes a re-run after a dead runtime a new turn (the dead one's
-            # open turn was closed as process_lost under the batch's first turn id)
-            attempts = f"{claim.batches[0].batch_id}:g"
-            turn_id = turn_input.trace_turn_id or self._drain_id or f"{attempts}{lease.fencing}"
+            # open turn was closed as process_lost under the batch's first turn id); a trace /
+            # drain id is the first attempt's, then ``<id>:g<N>`` (docs/adr/0168)
+            base = turn_input.trace_turn_id or self._drain_id
+            if base is None:
+                attempts = f"{claim.batches[0].batch_id}:g"
+                turn_id = f"{attempts}{lease.fencing}"
+            else:
+                attempts = f"{base}:g"
+                turn_id = (f"{attempts}{lease.fencing}" if self._id_taken
+                           else queued_turn_id(p.state.graph, base, lease.fencing))
             p.cancels.set_turn_id(key, turn_id)
             # an earlier attempt that died left its user message at the leaf: branch before it
             run = TurnRun(p, turn_input.with_trace_turn_id(turn_id), turn_id, self._token,
                           lease=lease, claim=claim, hold_lock=True, attempt_prefix=attempts)
             try:
                 result = await run_to_completion(run, p, key)
-            except SessionDeleted:
-                # deleted (or deleted and created anew) since this handle read it: the store
-                # wrote nothing of the turn; the refusal is the handle's, not the batch's
+            except (SessionDeleted, TurnIdTaken):
+                # deleted (or deleted and created anew) since this handle read it, or the
+                # turn id was taken by an attempt it had not read: the store wrote nothing of
+                # the turn; the refusal is the handle's, not the batch's
                 await abandon_quietly(p, claim, None, count_attempt=False)
                 raise
             except BaseException as err:

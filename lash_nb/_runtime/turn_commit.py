@@ -31,6 +31,7 @@ from .turn_records import (
     branch_before_attempts,
     branch_before_unanswered,
     commit_hash,
+    is_attempt,
     now_ms,
     queued_attempt_batch,
     usage_deltas,
@@ -104,8 +105,7 @@ async def _branch_before_unanswered(parts: SessionParts, lease: Lease,
     st = parts.state
     leaf_turn = st.graph.leaf_turn_id()
     if (queued_attempt_batch(leaf_turn) is None or leaf_turn == st.answered_turn_id
-            or (own_prefix is not None and leaf_turn is not None
-                and leaf_turn.startswith(own_prefix))):
+            or (own_prefix is not None and is_attempt(leaf_turn, own_prefix))):
         return  # not queued work, this handle's run that completed it, or this batch's own
     store = parts.store
     if hints_empty_queue(store) and store.surely_nothing_queued(lease):

@@ -125,19 +125,37 @@ def error_text(err: BaseException) -> str:
     return f"{name}: {message}" if message else name
 
 
+def is_attempt(turn_id: str | None, prefix: str) -> bool:
+    """``turn_id`` is an attempt of the queued work whose attempts are ``<base>:g<N>``
+    (``prefix`` is ``<base>:g``); an enqueued trace id or a drain id is itself the first
+    attempt's id (``<trace>``, then ``<trace>:g<N>``: docs/adr/0168)."""
+    return turn_id is not None and (turn_id.startswith(prefix) or (
+        prefix.endswith(":g") and turn_id == prefix[:-2]))
+
+
+def queued_turn_id(graph: SessionGraph, base: str, fencing: int) -> str:
+    """The turn id a queued turn given a trace id or a drain id ``base`` runs under: ``base``
+    itself, unless the session holds a turn of it already (an attempt a worker's stop cut,
+    or one whose process died: ADR 134 refuses a start under a committed id); then
+    ``<base>:g<lease generation>``, which names the caller's id and is new (docs/adr/0168)."""
+    prefix = f"{base}:g"
+    if any(is_attempt(t, prefix) for t in graph.turn_ids()):
+        return f"{prefix}{fencing}"
+    return base
+
+
 def branch_before_attempts(graph: SessionGraph, turn_id: str, prefix: str | None) -> None:
     """A re-run of queued work whose earlier attempt stopped after its progress commit (its
     process was killed, or it lost its lease): that attempt's nodes end the active path.
     Branch to just before them, so the model sees the input once; they stay in the graph on
     a side branch, and the attempt's turn row says how it ended. Only queued work is re-run
-    by the runtime: its batch is still queued, so no attempt of it completed; a trace / drain
-    id is the same for every attempt."""
+    by the runtime: its batch is still queued, so no attempt of it completed."""
     if prefix is None:
         return
     first = None
     node = graph.get(graph.leaf_node_id) if graph.leaf_node_id is not None else None
     while node is not None and node.turn_id is not None and (
-            node.turn_id == turn_id or node.turn_id.startswith(prefix)):
+            node.turn_id == turn_id or is_attempt(node.turn_id, prefix)):
         first = node  # walk up from the leaf: only the trailing nodes are read
         node = graph.get(node.parent_node_id) if node.parent_node_id is not None else None
     if first is not None:

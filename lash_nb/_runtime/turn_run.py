@@ -30,7 +30,7 @@ from typing import Any
 
 from .._core import events as ev
 from .._core import turn_machine as tm
-from .._core.cancel import HANDS_BACK, CancellationToken
+from .._core.cancel import CancellationToken
 from .._core.cancel import evidence as cancel_evidence
 from .._core.code_mode import (
     AppendProtocolNote,
@@ -226,7 +226,7 @@ class TurnRun:
             outcome = await self._drive()
             phase(TurnPhase.EFFECT_LOOP, False)
             if (self.claims and outcome.stop is TurnStop.CANCELLED
-                    and self.token.origin in HANDS_BACK):
+                    and self.token.hand_back()):
                 await self._hand_back()
             result = self._assemble(outcome, started_ms, t0)
             phase(TurnPhase.FINAL_COMMIT, True)

@@ -28,10 +28,12 @@ Theory of operation
   (a deploy restarting workers never parks work), and the next worker runs it under a new
   lease generation, branching before the cut turn's nodes: one run to completion
   (docs/adr/0158). A person's Stop of that turn (``%lash stop`` or the Stop button where
-  it runs, ``request_turn_cancel``) still completes its batch, and cancelling a pending
+  it runs, ``request_turn_cancel``) still completes its batch, also when it meets the
+  worker's cut before the turn handed the batch back (docs/adr/0172), and cancelling a pending
   batch from the queue panel still removes it. The worker logs each batch it returned and
   exits; ``stats.returned`` lists them (the CLI exits 75, EX_TEMPFAIL, when there are any,
-  else 0).
+  else 0). A second signal during the grace (Ctrl-C twice) cuts the running turns at once,
+  the same way: committed, batches handed back uncounted (docs/adr/0172).
 - A cached handle whose session was deleted, or deleted and created anew, elsewhere is
   refused at its turn's first commit (``SessionDeleted``, docs/adr/0148): the claim goes
   back uncounted and the worker opens the session again at once (no attempt spent,
@@ -122,6 +124,7 @@ class Worker:
         self.concurrency = max(1, concurrency)
         self.stats = WorkerStats()
         self._stopping = asyncio.Event()
+        self._hurry = asyncio.Event()  # a second signal: cut the running turns now
         self._active: dict[str, Any] = {}
         self._sessions: dict[str, Any] = {}  # opened handles, least recently used first
         # loop time of the last evidence of work: a turn ran, or due pending work sat in a
@@ -134,11 +137,25 @@ class Worker:
     def stop(self) -> None:
         self._stopping.set()
 
+    def _signalled(self) -> None:
+        """SIGTERM / SIGINT: the first stops taking work and gives the running turns their
+        grace; another during the grace cuts them now (a second Ctrl-C: docs/adr/0172)."""
+        if not self._stopping.is_set():
+            self.stop()
+            if self._active and self.grace_s > 0:  # at --grace 0 the cut comes at once
+                self._log(f"worker stopping: the running turn may finish for up to "
+                          f"{self.grace_s:g} s (--grace); signal again (Ctrl-C) to cut it now, "
+                          "its batch goes back to the queue")
+            return
+        if not self._hurry.is_set():
+            self._hurry.set()
+            self._log("worker asked again to stop: cutting the running turn now")
+
     async def run(self, *, max_idle_s: float | None = None) -> WorkerStats:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.stop)
+                loop.add_signal_handler(sig, self._signalled)
         self._max_idle_s = max_idle_s
         self._busy_at = loop.time()
         lanes = [asyncio.ensure_future(self._lane(i)) for i in range(self.concurrency)]
@@ -270,14 +287,15 @@ class Worker:
         return ran
 
     async def _wind_down(self, lanes: list[asyncio.Task[None]]) -> None:
-        _done, pending = await asyncio.wait(lanes, timeout=self.grace_s)
+        pending = await self._grace(lanes)
         if pending:
+            why = ("the worker was asked to stop twice" if self._hurry.is_set() else
+                   f"the worker was asked to stop and the turn outlived --grace "
+                   f"{self.grace_s:g} s")
             for session in list(self._active.values()):
                 if session is not None:
                     session.cancel_running_turns(
-                        "worker_shutdown",
-                        f"the worker was asked to stop and the turn outlived --grace "
-                        f"{self.grace_s:g} s; its queued batch went back to the queue")
+                        "worker_shutdown", f"{why}; its queued batch went back to the queue")
             await asyncio.wait(pending, timeout=30)
         for lane in lanes:  # a lane that died ended the run: say why, once
             if lane.done() and not lane.cancelled() and lane.exception() is not None:
@@ -288,6 +306,25 @@ class Worker:
                       "queue, their attempts not counted: "
                       + ", ".join(f"{s} {b}" for s, b in self.stats.returned))
         await self.core.store.close()
+
+
+    async def _grace(self, lanes: list[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
+        """Wait for the lanes up to ``grace_s``, or until a second signal; those still
+        running."""
+        pending = {lane for lane in lanes if not lane.done()}
+        if not pending or self._hurry.is_set():
+            return pending
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + self.grace_s
+        hurry = asyncio.ensure_future(self._hurry.wait())
+        try:
+            while pending and not hurry.done() and (remaining := ends - loop.time()) > 0:
+                await asyncio.wait([*pending, hurry], timeout=remaining,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                pending = {lane for lane in lanes if not lane.done()}
+        finally:
+            hurry.cancel()
+        return {lane for lane in lanes if not lane.done()}
 
 
 async def _due_batches(session: Any) -> list[Any]:

@@ -42,6 +42,7 @@ from .._errors import (
     SessionExecutionLeaseExpired,
     SessionExecutionLeaseLost,
     TurnCommitConflict,
+    TurnIdTaken,
 )
 from .base import RuntimeCommit, lease_is_held
 
@@ -80,7 +81,7 @@ def admit(c: RuntimeCommit, *, revision: int | None, prior_hash: str | None,
             f"turn {c.turn.turn_id!r} of session {sid!r} was already committed with different "
             "content; use a new turn id")
     if started_committed and c.turn is None and c.turn_started is not None:
-        raise TurnCommitConflict(
+        raise TurnIdTaken(
             f"turn id {c.turn_started.turn_id!r} is already taken in session {sid!r} (a turn "
             "was committed under it); nothing was written: run the turn with a new turn id, "
             "or without one")

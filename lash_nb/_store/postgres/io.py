@@ -18,6 +18,10 @@ Theory of operation
   connect timeout once it has reached the server, none before: a restart takes seconds,
   while a wrong DSN or a server that was never up says so at once).
 - Forbidden: touching a connection from any other thread or loop.
+- Closing: the store closes its pools and stops the loop; the stopped loop cancels the jobs
+  still on it (a query in flight, a listener started as the store closed), lets them end
+  (``SETTLE_S`` at most) and closes itself, so no task is left pending on a dead loop. A job
+  submitted after that is refused with ``StoreError`` (a stopped loop would never run it).
 """
 
 from __future__ import annotations
@@ -33,23 +37,35 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from ..._errors import StoreError
+
 T = TypeVar("T")
+SETTLE_S = 5.0  # how long a stopped io loop lets its cancelled jobs end before it closes
 _live: weakref.WeakSet[IoLoop] = weakref.WeakSet()
 
 
 class IoLoop:
     def __init__(self, name: str) -> None:
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
-        self._thread.start()
         self.closed = False
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
         _live.add(self)
+
+    def _serve(self) -> None:
+        try:
+            self.loop.run_forever()
+        finally:
+            _settle(self.loop)
 
     @property
     def in_thread(self) -> bool:
         return threading.current_thread() is self._thread
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        if self.closed:  # a stopped loop would never run it: the caller would wait forever
+            coro.close()
+            raise StoreError("this PostgresStore is closed; create a new PostgresStore(dsn)")
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     async def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -71,6 +87,27 @@ class IoLoop:
             self._thread.join(5)
 
 
+def _settle(loop: asyncio.AbstractEventLoop) -> None:
+    """The io loop stopped (its store closed): cancel the jobs still on it (a query in flight,
+    a listener started as the store closed), let them end, for at most ``SETTLE_S``, and close
+    the loop. A task left pending on a stopped loop is reported "Task was destroyed but it is
+    pending!" when it is collected, and the loop itself as unclosed."""
+    try:
+        ends = time.monotonic() + SETTLE_S
+        while (left := ends - time.monotonic()) > 0:
+            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            if not tasks:
+                break
+            for task in tasks:
+                task.cancel()
+            loop.run_until_complete(asyncio.wait(tasks, timeout=left))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    except Exception:
+        pass  # closing must not fail; the tasks still pending are reported when collected
+    finally:
+        loop.close()
+
+
 class Pool:
     """A few connections on the io loop; ``run(job)`` runs ``job(con)`` on a free one.
     ``lost(e, advice)``: the error a job raises when its connection died under it."""
@@ -85,6 +122,7 @@ class Pool:
         self._free: asyncio.Condition | None = None
         self._lost = lost
         self._patience_s = patience_s
+        self._closed = False  # a connection given back after close is closed, not kept
 
     def _cond(self) -> asyncio.Condition:
         if self._free is None:
@@ -130,6 +168,9 @@ class Pool:
     async def _give_back(self, con: Any) -> None:
         cond = self._cond()
         async with cond:
+            if self._closed and not con.closed:
+                with contextlib.suppress(Exception):
+                    await con.close()
             if con.closed or con.broken:
                 self._open -= 1
             else:
@@ -178,6 +219,7 @@ class Pool:
             await self._give_back(con)
 
     async def close(self) -> None:
+        self._closed = True
         idle, self._idle = self._idle, []
         for con in idle:
             await _close_quietly(con)

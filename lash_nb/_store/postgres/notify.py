@@ -38,6 +38,8 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..._errors import StoreError
+
 Callback = Callable[[], None]
 
 LISTEN_SLICE_S = 0.25  # how long one notifies() wait lasts: a close waits at most about this
@@ -65,7 +67,10 @@ class Listener:
 
     # ------------------------------------------------------------------ io loop side
     async def start(self) -> None:
-        """Make sure the LISTEN connection is up (runs on the io loop)."""
+        """Make sure the LISTEN connection is up (runs on the io loop); refused once the
+        store closes it (a listener started then would outlive the store)."""
+        if self._stopping:
+            raise StoreError("this PostgresStore is closed; create a new PostgresStore(dsn)")
         if self._task is not None and not self._task.done() and self._ready is not None:
             await asyncio.shield(self._ready)
             return
