@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -141,6 +142,17 @@ class JupyterServer:
             return False
         return bool(kernels) and all(k.get("execution_state") == "idle" for k in kernels)
 
+    def kill_kernel(self) -> None:
+        """SIGKILL the notebook's kernel process (a child of this server), as a crash does;
+        jupyter_server then starts a new kernel under the same id. A restart asked through the
+        REST API mid-turn is not used: jupyter_server sometimes never reports the new kernel's
+        status after it (ADR 137), while a kill goes through the same "starting" signal."""
+        assert self.proc is not None
+        found = subprocess.run(["pgrep", "-P", str(self.proc.pid), "-f", "ipykernel_launcher"],
+                               capture_output=True, text=True, check=False).stdout.split()
+        assert len(found) == 1, found
+        os.kill(int(found[0]), signal.SIGKILL)
+
     def shut_down_sessions(self) -> None:
         for s in self.api("GET", "/api/sessions"):
             self.api("DELETE", f"/api/sessions/{s['id']}")
@@ -184,6 +196,16 @@ class NotebookPage:
 
     def cell(self, i: int) -> Any:
         return self.panel.locator(".jp-Cell").nth(i)
+
+    def menu(self, menu: str, item: str) -> None:
+        self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{menu}$")).click()
+        self.page.locator(".lm-Menu-itemLabel",
+                          has_text=re.compile(f"^{re.escape(item)}$")).click()
+
+    def restart_kernel(self) -> None:
+        """Kernel > Restart Kernel…, confirmed in the dialog, as a user does."""
+        self.menu("Kernel", "Restart Kernel…")
+        self.page.locator(".jp-Dialog-button", has_text=re.compile(r"^Restart$")).click()
 
     def run_all(self) -> None:
         """Run > Run All Cells, from the menu bar."""

@@ -15,10 +15,7 @@ here: a jupyter_server race, ADR 137).
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,11 +45,6 @@ CELLS: list[str | tuple[str, str]] = [
     f"%%lash\n{LONG}",
 ]
 DONE, LIVE = 5, 6  # the cells of the turn that finishes and of the one the kernel outlives
-
-
-def _menu(nb: NotebookPage, menu: str, item: str) -> None:
-    nb.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{menu}$")).click()
-    nb.page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")).click()
 
 
 def _start_both_turns(nb: NotebookPage, server: JupyterServer) -> tuple[str, str]:
@@ -154,9 +146,7 @@ def test_a_kernel_restart_mid_turn_leaves_no_stale_running_widget(frontend, tmp_
     with _page(tmp_path, CELLS, "gone.ipynb", frontend,
                failure=f"kernel-gone-failure-{frontend}.png", scroll_to=DONE) as (nb, server):
         record, prose = _start_both_turns(nb, server)
-        # Kernel > Restart Kernel…, confirmed in the dialog, as a user does
-        _menu(nb, "Kernel", "Restart Kernel…")
-        nb.page.locator(".jp-Dialog-button", has_text=re.compile(r"^Restart$")).click()
+        nb.restart_kernel()  # Kernel > Restart Kernel…, confirmed, as a user does
         wait_until(server.kernels_idle, timeout=90, what="the restarted kernel")
         _assert_shows_the_kernel_is_gone(nb, record, prose)
         nb.screenshot(ARTIFACTS / f"kernel-gone-restart-{frontend}.png", scroll_to=DONE)
@@ -166,7 +156,7 @@ def test_a_kernel_shut_down_mid_turn_then_started_again_leaves_no_stale_widget(t
     with _page(tmp_path, CELLS, "gone.ipynb",
                failure="kernel-gone-shutdown-failure-jupyterlab.png", scroll_to=DONE) as (nb, server):
         record, prose = _start_both_turns(nb, server)
-        _menu(nb, "Kernel", "Shut Down Kernel")
+        nb.menu("Kernel", "Shut Down Kernel")
         wait_until(lambda: not server.api("GET", "/api/kernels"), timeout=60,
                    what="the kernel to shut down")
         # a shutdown is a request the kernel may still serve: when it stopped the turn
@@ -175,7 +165,7 @@ def test_a_kernel_shut_down_mid_turn_then_started_again_leaves_no_stale_widget(t
         if cut:
             _assert_shows_the_kernel_is_gone(nb, record, prose)
         # Kernel > Restart Kernel… starts a new one; the widget stays as it is
-        _menu(nb, "Kernel", "Restart Kernel…")
+        nb.menu("Kernel", "Restart Kernel…")
         dialog = nb.page.locator(".jp-Dialog-button", has_text=re.compile(r"^Restart$"))
         if dialog.count():
             dialog.click()
@@ -184,16 +174,6 @@ def test_a_kernel_shut_down_mid_turn_then_started_again_leaves_no_stale_widget(t
             _assert_shows_the_kernel_is_gone(nb, record, prose)
         else:
             _assert_stopped_by_the_shutdown(nb, record)
-
-
-def _kill_kernel(server: JupyterServer) -> None:
-    """SIGKILL the notebook's kernel process (a child of the test's own server), as a crash
-    does; jupyter_server then starts a new kernel under the same id."""
-    assert server.proc is not None
-    found = subprocess.run(["pgrep", "-P", str(server.proc.pid), "-f", "ipykernel_launcher"],
-                           capture_output=True, text=True, check=False).stdout.split()
-    assert len(found) == 1, found
-    os.kill(int(found[0]), signal.SIGKILL)
 
 
 # "restarted_by_another_client" (POST /api/kernels/<id>/restart mid-turn) is not run: with
@@ -207,7 +187,7 @@ def test_a_kernel_restarted_elsewhere_or_killed_mid_turn_leaves_no_stale_widget(
                failure=f"kernel-gone-{how}-failure-jupyterlab.png", scroll_to=DONE) as (nb, server):
         record, prose = _start_both_turns(nb, server)
         if how == "killed":
-            _kill_kernel(server)
+            server.kill_kernel()
         else:  # the REST API, as another tab, a script or jupyter console does
             kernel = server.api("GET", "/api/kernels")[0]["id"]
             server.api("POST", f"/api/kernels/{kernel}/restart")
@@ -234,8 +214,7 @@ def test_a_tool_running_when_the_kernel_restarts_reads_cut_not_running(tmp_path)
         row = live.locator(".lash-tool")
         row.filter(has_text="survey").locator(".lash-tool-status").filter(
             has_text="running").wait_for(timeout=120_000)
-        _menu(nb, "Kernel", "Restart Kernel…")
-        nb.page.locator(".jp-Dialog-button", has_text=re.compile(r"^Restart$")).click()
+        nb.restart_kernel()
         live.locator(".lash-status").filter(has_text="kernel gone").wait_for(timeout=60_000)
         assert row.count() == 1 and "Oslo" in row.inner_text()  # the row is kept
         assert row.locator(".lash-tool-status").inner_text() == "cut"
