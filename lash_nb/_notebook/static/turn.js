@@ -126,7 +126,7 @@ function lashApprovalNote(a) {
 function lashApprovalBar(b, sent, send) {
   const bar = lashEl("div", "lash-approval");
   bar.dataset.callId = b.call_id || "";
-  bar.append(lashEl("span", "lash-approval-ask", `run ${b.name || "tool"}?`));
+  bar.append(lashEl("span", "lash-approval-ask", `run ${b.name || "(unnamed tool)"}?`));
   for (const [kind, label] of [["approve", "✓ Approve"], ["deny", "✗ Deny"]]) {
     const btn = lashEl("button", "lash-" + kind, label);
     btn.type = "button";
@@ -144,7 +144,7 @@ function lashToolRow(b, open) {
   if (open) d.open = true;
   const s = lashEl("summary");
   s.append(lashEl("span", "lash-tool-icon", LASH_ICONS[b.status] || "•"));
-  s.append(lashEl("span", "lash-tool-name", b.name || "tool"));
+  s.append(lashEl("span", "lash-tool-name", b.name || "(unnamed tool)"));
   const args = lashJson(b.args);
   s.append(lashEl("span", "lash-tool-args", args.length > 80 ? args.slice(0, 77) + "…" : args));
   s.append(lashEl("span", "lash-tool-status", b.status));

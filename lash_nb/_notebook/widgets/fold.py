@@ -132,7 +132,8 @@ class TurnFold:
                 out.append("> _reasoning:_ " + " ".join(b["text"].split()))
             elif k == "tool":
                 dur = f", {b['duration_ms']:.0f} ms" if b.get("duration_ms") is not None else ""
-                out.append(f"- tool `{b['name']}` {b['status']}{dur}{approval_note(b, ' (', ')')}")
+                name = b["name"] or "(unnamed tool)"
+                out.append(f"- tool `{name}` {b['status']}{dur}{approval_note(b, ' (', ')')}")
                 if b.get("child"):
                     out.append(child_markdown(b["child"]))
             elif k == "cell":

@@ -90,6 +90,7 @@ def _json(v: Any) -> str:
         return str(v)
 
 
+UNNAMED = "(unnamed tool)"  # a call a provider sent without a name, as %lash graph says
 TOOL_ICONS = {"running": "⟳", "done": "✓", "failed": "✗", "cancelled": "■", "waiting": "?",
               "denied": "⊘"}
 
@@ -106,7 +107,7 @@ def tool_row_html(b: Mapping[str, Any]) -> str:
     approval_html = f' <span class="lash-tool-approval">{esc(note)}</span>' if note else ""
     return (f'<details class="lash-tool lash-tool-{esc(status)}"><summary>'
             f'<span class="lash-tool-icon">{TOOL_ICONS.get(status, "•")}</span> '
-            f'<span class="lash-tool-name">{esc(b.get("name") or "tool")}</span> '
+            f'<span class="lash-tool-name">{esc(b.get("name") or UNNAMED)}</span> '
             f'<span class="lash-tool-args">{esc(short)}</span> '
             f'<span class="lash-tool-status">{esc(status)}</span>{approval_html} {dur_html}</summary>'
             f'<pre class="lash-tool-argsfull">{esc(args)}</pre>{out_html}</details>')
