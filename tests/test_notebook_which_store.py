@@ -184,3 +184,19 @@ def test_a_store_configured_after_the_first_open_is_where_the_next_new_name_goes
     sh.run_cell("y = %lash turn second")
     sh.run_cell("from lash_nb._notebook.extension import _magics\nawait _magics().ctx.close()")
     assert _sessions_in(tmp_path / "other.duckdb") == {"c", "d"}
+
+
+def test_a_cell_naming_a_new_session_after_a_configured_store_goes_there(sh, tmp_path):
+    """``%%lash --session NEW`` follows the same rule as ``%lash open NEW``: a store set with
+    %config after the session in use was opened wins over that session's store."""
+    sh.run_cell("%lash open a --store team.duckdb")
+    sh.run_cell("%config LashMagics.store = 'other.duckdb'")
+    with capture_output() as cap:
+        sh.run_cell("%%lash --session b\nhello b\n")
+    assert ("session 'b' was not open: opened it in 'other.duckdb' (provider offline), the "
+            "store set with %config LashMagics.store") in cap.stdout
+    r = sh.run_cell("r = %lash turn still a\nr")
+    assert r.session_id == "a"  # --session is for that cell only
+    sh.run_cell("from lash_nb._notebook.extension import _magics\nawait _magics().ctx.close()")
+    assert _sessions_in(tmp_path / "other.duckdb") == {"b"}
+    assert _sessions_in(tmp_path / "team.duckdb") == {"a"}

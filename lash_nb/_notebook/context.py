@@ -197,8 +197,11 @@ class NotebookContext:
         bound = self.bindings.get(kept) if kept is not None else None
         like = bound or self.last_opened
         same: dict[str, Any] = {}
+        configured = like is not None and like.configured_store != self.defaults.store
         if like is not None:
-            same = {"store": like.store, "provider": like.provider}
+            same = {"provider": like.provider}
+            if not configured:  # a %config LashMagics.store set since wins (ADR 169)
+                same["store"] = like.store
             if like.model != self.defaults.model:
                 same["model"] = like.model
         binding = await self.open(key, tools=list(self.discover_tools()), **same)
@@ -210,7 +213,8 @@ class NotebookContext:
             print(f"no session was open: opened session {key!r} {where} "
                   f"(provider {binding.provider}); %lash open NAME --store PATH picks another")
         else:
-            whose = ("the store this notebook used last" if bound is None else
+            whose = ("the store set with %config LashMagics.store" if configured else
+                     "the store this notebook used last" if bound is None else
                      f"the store of session {self.current!r}")
             print(f"session {key!r} was not open: opened it {where} (provider "
                   f"{binding.provider}), {whose}; %lash open NAME --store PATH picks another")
