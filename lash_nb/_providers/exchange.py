@@ -44,7 +44,7 @@ from lash_nb._core.llm import (
     LlmTransportError,
     ProviderFailureKind,
 )
-from lash_nb._core.secrets import Scrubber, secret_query_named
+from lash_nb._core.secrets import Scrubber, scrub_urls, secret_query_named
 from lash_nb._errors import ConfigurationError
 
 from . import classify
@@ -60,7 +60,6 @@ _SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|passw|signature", re.
 # the variable the registry reads each kind's base URL from (named in the one-line error)
 _BASE_URL_VARIABLES = {"openai-compatible": "OPENAI_BASE_URL", "openai-responses": "OPENAI_BASE_URL",
                        "anthropic": "ANTHROPIC_BASE_URL", "ollama": "LASH_OLLAMA_BASE_URL"}
-_URL_PASSWORD = re.compile(r"(?<=//)([^/@:]*):[^/?#]*@")  # to the authority's last '@'
 
 
 def credentials(base_url: str, headers: Mapping[str, str] | None) -> list[str]:
@@ -107,16 +106,8 @@ def header_value(kind: str, what: str, value: Any, hint: str) -> Any:
 
 def shown_url(url: str) -> str:
     """``url`` for a repr or a message: its password and the values of its query parameters
-    named like a credential read ``[redacted]``."""
-    url = _URL_PASSWORD.sub(r"\1:[redacted]@", url)
-    head, mark, query = url.partition("?")
-    if not mark:
-        return url
-    pairs = []
-    for pair in re.split(r"([&;])", query):
-        name, eq, _value = pair.partition("=")
-        pairs.append(f"{name}=[redacted]" if eq and secret_query_named(name) else pair)
-    return f"{head}?{''.join(pairs)}"
+    named like a credential read ``[redacted]`` (``scrub_urls``, as MCP servers show theirs)."""
+    return scrub_urls(url)
 
 
 class Secret:

@@ -31,6 +31,7 @@ from ..._core.code_mode import OPEN_TAG
 from ..._core.records import TurnOutcome
 from .long_text import SHOWN_PROSE_CHARS, ProseCut, shown_prose
 
+UNNAMED = "(unnamed tool)"  # a call a provider sent without a name, as %lash graph says
 TEXT_KINDS = {"assistant_prose_delta": "prose", "reasoning_delta": "reasoning"}
 
 
@@ -132,7 +133,7 @@ class TurnFold:
                 out.append("> _reasoning:_ " + " ".join(b["text"].split()))
             elif k == "tool":
                 dur = f", {b['duration_ms']:.0f} ms" if b.get("duration_ms") is not None else ""
-                name = b["name"] or "(unnamed tool)"
+                name = b["name"] or UNNAMED
                 out.append(f"- tool `{name}` {b['status']}{dur}{approval_note(b, ' (', ')')}")
                 if b.get("child"):
                     out.append(child_markdown(b["child"]))

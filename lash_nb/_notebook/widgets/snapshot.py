@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .assets import css
-from .fold import approval_note
+from .fold import UNNAMED, approval_note
 from .markdown import render_markdown
 from .untrusted import visible
 
@@ -90,7 +90,6 @@ def _json(v: Any) -> str:
         return str(v)
 
 
-UNNAMED = "(unnamed tool)"  # a call a provider sent without a name, as %lash graph says
 TOOL_ICONS = {"running": "⟳", "done": "✓", "failed": "✗", "cancelled": "■", "waiting": "?",
               "denied": "⊘"}
 
