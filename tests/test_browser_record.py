@@ -371,15 +371,32 @@ def test_with_saved_widget_state_a_restored_panel_says_the_kernel_is_not_connect
                 reopen_without_kernel(nb, server)
                 nb.cell(4).scroll_into_view_if_needed()  # a cell out of view is not drawn
                 box = nb.cell(4).locator(".lash-tools input[type=checkbox]")
-                box.wait_for(timeout=60_000)  # the panel, restored from the saved state
-                assert not nb.cell(4).locator(".lash-snapshot").is_visible()
+                snapshot = nb.cell(4).locator(".lash-snapshot")
+                # the panel, restored from the saved state. jupyterlab-manager restores twice
+                # when a new kernel connects (from the kernel alone, and from the kernel then
+                # the notebook); when the first ends first, the saved models are not there yet
+                # and the output reads "model not found": the panel's static form shows then
+                # (the failed row hidden), and a reload restores it (the race may hit again)
+                failed = nb.cell(4).locator(".jp-OutputArea-output.jupyter-widgets",
+                                            has_text="model not found")
+                for reload in range(3):
+                    box.or_(failed).first.wait_for(state="attached", timeout=60_000)
+                    if box.count() or reload == 2:
+                        break
+                    assert snapshot.is_visible()  # the failed row hidden, the static form read
+                    nb.page.reload()
+                    nb.cell(4).wait_for(timeout=60_000)
+                    nb.cell(4).scroll_into_view_if_needed()
+                box.wait_for(timeout=30_000)
+                assert not snapshot.is_visible()
                 box.click()
                 nb.cell(4).locator(".lash-tools .lash-error").filter(
                     has_text="kernel not connected").wait_for(timeout=30_000)
                 assert box.is_checked() and box.is_enabled()  # shown as it still is
                 nb.screenshot(ARTIFACTS / "restored-panel-jupyterlab.png", scroll_to=4)
             except Exception:
-                if nb.page is not None:
+                if nb.page is not None:  # CI keeps the output, not the artifacts
+                    print("cell 4 on failure:", nb.cell(4).inner_html(timeout=5_000)[-3000:])
                     nb.screenshot(ARTIFACTS / "restored-failure-jupyterlab.png")
                 raise
             finally:
