@@ -138,8 +138,8 @@ class JupyterServer:
     def kernels_idle(self) -> bool:
         try:
             kernels = self.api("GET", "/api/kernels")
-        except urllib.error.HTTPError:  # jupyter_server answers 500 while a kernel is starting
-            return False
+        except (urllib.error.URLError, TimeoutError):  # jupyter_server answers 500 while a
+            return False  # kernel is starting; a loaded machine's server may not answer in time
         return bool(kernels) and all(k.get("execution_state") == "idle" for k in kernels)
 
     def kill_kernel(self) -> None:
@@ -232,11 +232,14 @@ class NotebookPage:
 
     def save(self, expect_in_file: str) -> dict[str, Any]:
         """Ctrl+S; returns the notebook as saved once the file holds ``expect_in_file``."""
+        found: list[dict[str, Any]] = []
+
         def holds() -> bool:
             try:
                 nb = self.server.saved(self.name)
             except ValueError:  # the server is still writing the file
                 return False
+            found[:] = [nb]  # the file read once: a second read may meet the next save's write
             return expect_in_file in json.dumps(nb, ensure_ascii=False)
 
         for attempt in range(3):  # a key press right after a click is sometimes not seen
@@ -245,7 +248,7 @@ class NotebookPage:
             self.page.keyboard.press("Control+s")
             try:
                 wait_until(holds, timeout=15, what=f"the saved file to hold {expect_in_file!r}")
-                return self.server.saved(self.name)
+                return found[0]
             except AssertionError:
                 if attempt == 2:
                     raise

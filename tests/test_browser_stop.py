@@ -137,8 +137,8 @@ def _kernel_idle(base: str) -> bool:
     try:
         with urllib.request.urlopen(f"{base}/api/kernels?token={TOKEN}", timeout=5) as r:
             kernels = json.load(r)
-    except urllib.error.HTTPError:  # jupyter_server answers 500 while a kernel is starting
-        return False  # (as JupyterServer.kernels_idle in browser_harness.py)
+    except (urllib.error.URLError, TimeoutError):  # 500 while a kernel is starting, or no
+        return False  # answer in time on a loaded machine (as JupyterServer.kernels_idle)
     return bool(kernels) and all(k.get("execution_state") == "idle" for k in kernels)
 
 
