@@ -25,7 +25,7 @@ sync_playwright = playwright_or_skip()
 
 LONG = "please echo " + " ".join(f"word{i}" for i in range(300))
 CELLS: list[str | tuple[str, str]] = [
-    "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.3",
+    "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.1",  # 30 s to restart in
     "%lash open cut --store cut.duckdb --fresh",
     f"%%lash\n{LONG}",
 ]

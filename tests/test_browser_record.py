@@ -294,7 +294,8 @@ QUEUE_CELLS: list[str | tuple[str, str]] = [
 ]
 
 
-def test_drain_shows_progress_and_the_turns_it_ran_and_a_double_click_runs_once(frontend, tmp_path):
+def test_drain_shows_progress_and_the_turns_it_ran_and_a_double_click_runs_once(tmp_path):
+    frontend = "jupyterlab"  # the panel is the same widget in Notebook 7 (ADR 178)
     ARTIFACTS.mkdir(exist_ok=True)
     write_notebook(tmp_path / "inbox.ipynb", QUEUE_CELLS)
     server = JupyterServer(frontend, tmp_path).start("light")

@@ -142,7 +142,8 @@ def _assert_stopped_by_the_shutdown(nb: NotebookPage, record: str | None) -> Non
         assert nb.cell(DONE).locator(".jp-OutputArea").inner_text() == record
 
 
-def test_a_kernel_restart_mid_turn_leaves_no_stale_running_widget(frontend, tmp_path):
+def test_a_kernel_restart_mid_turn_leaves_no_stale_running_widget(tmp_path):
+    frontend = "jupyterlab"  # the same widget manager and kernel menu in Notebook 7 (ADR 178)
     with _page(tmp_path, CELLS, "gone.ipynb", frontend,
                failure=f"kernel-gone-failure-{frontend}.png", scroll_to=DONE) as (nb, server):
         record, prose = _start_both_turns(nb, server)
