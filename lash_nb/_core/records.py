@@ -475,6 +475,13 @@ class TurnResult:
             return self.outcome.text
         return None
 
+    @property
+    def text(self) -> str:
+        """The answer's text as shown (the ``text=`` of the repr): the whole answer of a
+        finished turn, what had streamed of a stopped one, ``""`` when the model said nothing.
+        ``assistant_message()`` is lash's: ``None`` unless the turn finished with an answer."""
+        return self.assistant_output.safe_text
+
     def total_usage(self) -> TokenUsage:
         total = self.usage
         for e in self.children_usage:
@@ -534,6 +541,11 @@ class TurnOutput:
     activities: tuple[Any, ...] = field(default=())
     # a queued turn cut by a worker asked to stop: the batches it handed back to the queue
     returned_batch_ids: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """``result.text``: the answer's text as shown."""
+        return self.result.text
 
     def __repr__(self) -> str:
         return f"TurnOutput({self.result!r}, activities={len(self.activities)})"

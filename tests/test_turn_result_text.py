@@ -1,0 +1,44 @@
+"""``out.text``: the answer's text, as the repr shows it (``TurnResult(... text='…')``).
+
+A user who ran a turn in a script or a notebook, saw ``text='You said: …'`` in the repr and
+typed ``out.text`` got a bare ``AttributeError`` (only ``out.result.assistant_message()`` gave
+the answer)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from lash_nb import CancellationToken, LashCore
+from lash_nb.providers import OfflineProvider
+
+
+async def _turns(store: str) -> tuple[object, object]:
+    core = LashCore.builder().provider(OfflineProvider(delay_s=0)).store(store).build()
+    session = await core.session("s1").open()
+    try:
+        done = await session.turn("hello there").run()
+        slow = LashCore.builder().provider(OfflineProvider(delay_s=0.05)).store(store).build()
+        token = CancellationToken()
+        turn = asyncio.ensure_future(
+            (await slow.session("s2").open()).turn("please echo " + " ".join(
+                f"word{i}" for i in range(200))).cancel(token).run())
+        await asyncio.sleep(0.5)  # a few words streamed
+        token.cancel("the user pressed Stop")
+        stopped = await turn
+    finally:
+        await session.close()
+    return done, stopped
+
+
+def test_the_text_the_repr_shows_is_out_text_finished_and_stopped(tmp_path):
+    done, stopped = asyncio.run(_turns(str(tmp_path / "t.duckdb")))
+    # the offline model's whole answer to a prompt that names no tool
+    assert done.text == ("You said: hello there (This is the offline model; it echoes prompts "
+                         "and calls tools you name.)")
+    assert done.result.text == done.text == done.result.assistant_message()
+    assert "text='You said: hello there (This is" in repr(done)
+    # a stopped turn: what had streamed, while lash's assistant_message() says there is no answer
+    assert str(stopped.result.outcome).startswith("stopped")
+    assert stopped.result.assistant_message() is None
+    assert stopped.text.startswith("You said: please echo word0")
+    assert "word199" not in stopped.text
