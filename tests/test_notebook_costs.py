@@ -257,3 +257,19 @@ def test_a_price_csv_with_semicolons_names_the_header_it_found(sh):
     msg = str(err.value)
     assert "\n" not in msg
     assert "model;input_tokens;output_tokens" in msg and "comma" in msg
+
+
+def test_lash_replay_shows_the_cost_the_turn_showed_when_it_finished(sh, monkeypatch):
+    """``%lash replay`` redraws a stored turn; its footer left the cost out (priced or n/a)."""
+    shown: list[TurnWidget] = []
+    monkeypatch.setattr(TurnWidget, "show", lambda self: (shown.append(self), self)[1])
+    sh.user_ns["mine"] = MINE
+    sh.run_cell("%config LashMagics.prices = 'mine'")
+    sh.run_cell("r = %lash turn hi")
+    live = _record(shown[-1])
+    replayed = sh.run_cell("%lash replay")
+    assert replayed.cost["text"] == "$0.0490"  # 5 * 1000 + 22 * 2000 micro-dollars
+    assert "$0.0490" in live and "$0.0490" in _record(replayed)
+    sh.run_cell("%config LashMagics.prices = 'default'")
+    unpriced = _record(sh.run_cell("%lash replay"))
+    assert "cost n/a: no price by design (offline provider) (lash-offline)" in unpriced

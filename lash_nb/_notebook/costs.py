@@ -20,6 +20,7 @@ import math
 import os
 import warnings
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -128,6 +129,21 @@ def turn_cost(result: Any, prices: Any) -> dict[str, Any]:
     if unpriced:
         return _unpriced(f"{sorted(notes)[0]} ({', '.join(sorted(unpriced))})")
     return {"usd": total, "note": "", "text": dollars(total)}
+
+
+def stored_turn_cost(result: Mapping[str, Any], prices: Any) -> dict[str, Any]:
+    """``turn_cost`` of a turn read back from the store (its result's JSON, as ``%lash
+    replay`` has it): the same footer as the turn had when it finished."""
+    from .._core.usage import TokenUsage
+
+    def call_usage(call: Mapping[str, Any]) -> TokenUsage:  # the attempt that completed
+        done = [a.get("usage") for a in call.get("attempts") or () if a.get("usage")]
+        return TokenUsage.from_json(done[-1] if done else None)
+
+    calls = [SimpleNamespace(model=str(c.get("model")), usage=call_usage(c))
+             for c in result.get("llm_calls") or () if isinstance(c, Mapping)]
+    return turn_cost(SimpleNamespace(usage=TokenUsage.from_json(result.get("usage")),
+                                     llm_calls=calls), prices)
 
 
 def _usage_by_model(result: Any) -> dict[str, dict[str, int]]:

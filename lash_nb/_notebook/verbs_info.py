@@ -11,6 +11,7 @@ from .._core.attachments import Attachment
 from .._errors import QueryNotAllowed
 from .._store.base import stores_blobs
 from .card import Card
+from .costs import prices_for_display, stored_turn_cost
 from .parsing import interpolate, parse, parser
 from .widgets.fold import outcome_label
 
@@ -239,6 +240,8 @@ async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) 
                    attachments=attachment_cards(await turn_attachments(b.session, rec.turn_id)))
     w.push_all(events)
     outcome = rec.result.get("outcome") if isinstance(rec.result, dict) else None
+    if isinstance(rec.result, dict):  # the footer's cost, as the turn showed it when it ended
+        w.cost = stored_turn_cost(rec.result, prices_for_display(m.prices, m.user_ns))
     w.finish(outcome=outcome_label(outcome) if outcome else f"{rec.outcome}: {rec.stop_reason}",
              elapsed_ms=float(rec.duration_ms or 0.0))
     return w
