@@ -89,6 +89,12 @@ def _walk_strings(value: Any, scrub: Callable[[str], str]) -> Any:
     return value
 
 
+def scrub_strings(value: Any, scrub: Callable[[str], str]) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings, numbers) with ``scrub`` applied to every
+    string in it, dict keys too; a container is copied only when something in it changed."""
+    return _walk_strings(value, scrub)
+
+
 class Scrubber:
     """Replace known secret values (and their encodings) and credential shapes with
     ``[redacted]``. Immutable."""

@@ -1,0 +1,264 @@
+"""A tool that returns something huge does not put it into every later request, the store or
+the notebook (docs/adr/0174).
+
+A data scientist's ``@tool def read_log(): return open("big.log").read()`` on a large log,
+``df.to_string()`` of a big frame, a dict of a million rows: the model is sent the head and the
+tail of the output's text, with one line between them saying how much was left out; the store,
+the live events, the reopened session's next requests and the notebook record hold that same
+bounded form. ``@tool(max_output=...)`` and ``LashCore.builder().max_tool_output(...)`` raise
+(or lower) the bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from local_openai import chat_script
+
+from lash_nb import LashCore, tool
+from lash_nb._errors import ConfigurationError
+from lash_nb.providers import FunctionProvider, OpenAICompatible
+from lash_nb.stores import DuckDBStore
+from lash_nb.testing import LoopbackServer, tool_call
+
+KEY = "lnb-bound-key-6f1e0a9c77"  # the session provider's key; shaped like no known key
+LINE = "2026-12-01T10:00:00 INFO worker-3 processed a batch\n"  # 52 characters
+assert len(LINE) == 52
+BIG_LOG = LINE * 100_000  # 5,200,000 characters, 100,000 lines
+MARKER = re.compile(r"\[… lash left out ([\d,]+) of the ([\d,]+) (characters|bytes)"
+                    r"(?: \(([\d,]+) lines\))? this tool returned; max_output=([\d,]+) …\]")
+
+
+def _n(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def _split(output: str) -> tuple[str, re.Match[str], str]:
+    """The head, the marker and the tail of a cut output (exactly one marker)."""
+    found = list(MARKER.finditer(output))
+    assert len(found) == 1, output[:200]
+    m = found[0]
+    head, tail = output[:m.start()], output[m.end():]
+    assert head.endswith("\n") and tail.startswith("\n")  # the marker is a line of its own
+    return head[:-1], m, tail[1:]
+
+
+CALL_READ = chat_script(
+    "calls-read-log",
+    '{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function",'
+    '"function":{"name":"read_log","arguments":"{}"}}]}}]}',
+    '{"choices":[{"finish_reason":"tool_calls","delta":{}}]}')
+ANSWER = chat_script("answers", '{"choices":[{"delta":{"content":"The log is fine."}}]}',
+                     '{"choices":[{"finish_reason":"stop","delta":{}}]}')
+ANSWER_AGAIN = chat_script("answers-again", '{"choices":[{"delta":{"content":"Still fine."}}]}',
+                           '{"choices":[{"finish_reason":"stop","delta":{}}]}')
+
+
+@tool
+def read_log() -> str:
+    """Read the worker's log."""
+    return BIG_LOG
+
+
+def _tool_message_content(body: dict[str, Any]) -> str:
+    (msg,) = [m for m in body["messages"] if m.get("role") == "tool"]
+    content = msg["content"]
+    return content if isinstance(content, str) else "".join(p["text"] for p in content)
+
+
+def test_a_tool_returning_a_5_mb_log_sends_stores_and_shows_its_head_and_tail(tmp_path: Path) -> None:
+    """The session with the big log output is reopened and asked again: the request of the
+    reopened session, the tool_calls row, the events and the record all hold the bounded
+    output, and the file does not hold the log. Before: every request after the call carried
+    5.2 MB, and the store kept it several times."""
+    path = tmp_path / "logs.duckdb"
+
+    async def body() -> tuple[Any, list[Any], list[str], Any, int]:
+        with LoopbackServer([CALL_READ, ANSWER, ANSWER_AGAIN], time_scale=0) as srv:
+            provider = OpenAICompatible(base_url=srv.base_url, api_key=KEY, model="openai/gpt-5.4")
+            core = LashCore.builder().provider(provider).tools(read_log).store(
+                DuckDBStore(path, idle_release_s=None)).build()
+            s = await core.session("s").open()
+            out = (await s.turn("is the log fine?").run()).result
+            await core.close()
+            store = DuckDBStore(path, idle_release_s=None)
+            core = LashCore.builder().provider(provider).tools(read_log).store(store).build()
+            s = await core.session("s").open()
+            await s.turn("and now?").run()
+            rows = store.query("SELECT output FROM tool_calls")["output"].tolist()
+            events = await store.load_events("s", out.turn_id)
+            from lash_nb._notebook.widgets.turn import TurnWidget
+
+            w = TurnWidget(session_id="s", turn_id=out.turn_id, prompt="is the log fine?")
+            w.push_all(events)
+            w.finish(outcome="finished")
+            await core.close()
+            assert srv.errors == []
+            return out, [r.body for r in srv.requests], rows, w, len(events)
+
+    out, requests, rows, widget, _ = asyncio.run(body())
+    (call,) = out.tool_calls
+    assert call.success is True
+    head, m, tail = _split(call.output)
+    left, total, unit, lines, bound = m.groups()
+    assert (unit, _n(total), _n(bound)) == ("characters", 5_200_000, 65_536)
+    assert BIG_LOG.startswith(head) and BIG_LOG.endswith(tail)
+    assert head.endswith("\n") and tail.endswith(LINE)  # cut at line ends
+    assert len(head) + len(tail) <= 65_536
+    assert len(head) + len(tail) > 60_000  # not much less than the bound either
+    assert _n(left) == 5_200_000 - len(head) - len(tail)
+    assert _n(lines) == (5_200_000 - len(head) - len(tail)) // 52
+    # the model got that form right after the call and, from the reopened session, again
+    after_call, reopened = _tool_message_content(requests[1]), _tool_message_content(requests[2])
+    assert after_call == call.output and reopened == call.output
+    for r in requests:
+        assert len(json.dumps(r)) < 100_000
+    # the store kept the bounded form; the file is far smaller than one copy of the log
+    assert [json.loads(r) if r.startswith('"') else r for r in rows] == [call.output]
+    assert path.stat().st_size < 5_200_000
+    # the notebook record says the output was cut before the model saw it
+    shown = widget.blocks[0]["output"]
+    assert m.group(0) in shown
+    assert len(shown) < 21_000
+
+
+def _request_results(model_seen: list[Any]) -> list[str]:
+    return [r.content for req in model_seen for r in req.messages[-1].tool_results()]
+
+
+def _run(fn: Any, *, builder_bound: int | None = None) -> tuple[Any, list[str]]:
+    seen: list[Any] = []
+
+    def model(request: Any) -> Any:
+        seen.append(request)
+        return [tool_call(fn.name, "{}", "c1")] if len(seen) == 1 else "done"
+
+    async def body() -> Any:
+        b = LashCore.builder().provider(FunctionProvider(model)).model("m").tools(fn)
+        if builder_bound is not None:
+            b = b.max_tool_output(builder_bound)
+        core = b.build()
+        s = await core.session("s").open()
+        out = (await s.turn("go").run()).result
+        await core.close()
+        return out
+
+    out = asyncio.run(body())
+    return out, _request_results(seen)
+
+
+def test_max_output_on_the_tool_sets_its_bound() -> None:
+    @tool(max_output=1_000)
+    def numbers() -> str:
+        """Numbers, one per line."""
+        return "".join(f"{i:04d}\n" for i in range(2_000))  # 10,000 characters
+
+    out, sent = _run(numbers)
+    (text,) = sent
+    head, m, tail = _split(text)
+    assert _n(m.group(5)) == 1_000 and _n(m.group(2)) == 10_000
+    assert head.startswith("0000\n0001\n") and tail.endswith("1998\n1999\n")
+    assert len(head) + len(tail) <= 1_000
+    assert _n(m.group(1)) == 10_000 - len(head) - len(tail)
+    assert out.tool_calls[0].output == text
+
+
+def test_a_small_output_is_untouched_and_a_raised_bound_keeps_a_big_one_whole() -> None:
+    @tool
+    def small() -> dict[str, Any]:
+        """A small result."""
+        return {"rows": 3, "mean": 1.5}
+
+    out, sent = _run(small)
+    assert out.tool_calls[0].output == {"rows": 3, "mean": 1.5}
+    assert json.loads(sent[0]) == {"rows": 3, "mean": 1.5}
+
+    @tool
+    def medium() -> str:
+        """100,000 characters."""
+        return "x" * 100_000
+
+    out, sent = _run(medium, builder_bound=200_000)
+    assert sent == ["x" * 100_000]
+    out, sent = _run(medium, builder_bound=10_000)  # the session's bound, lowered
+    assert MARKER.search(sent[0]) is not None and len(sent[0]) < 10_200
+
+
+def test_a_dict_of_a_million_items_a_list_and_bytes_are_bounded_too() -> None:
+    @tool
+    def rows() -> dict[str, int]:
+        """A million counters."""
+        return {f"k{i}": i for i in range(1_000_000)}
+
+    _out, (text,) = _run(rows)
+    head, m, tail = _split(text)
+    assert head.startswith('{"k0": 0, "k1": 1, ') and tail.endswith('"k999999": 999999}')
+    assert m.group(3) == "characters" and _n(m.group(2)) > 10_000_000
+    assert len(text) < 66_000
+
+    @tool
+    def raw() -> bytes:
+        """A binary file."""
+        return b"\x00\x01ab" * 1_000_000  # 4,000,000 bytes
+
+    _out, (text,) = _run(raw)
+    head, m, tail = _split(text)
+    assert head.startswith("b'\\x00\\x01ab\\x00\\x01ab") and tail.endswith("\\x00\\x01ab'")
+    assert (m.group(3), _n(m.group(2))) == ("bytes", 4_000_000)
+    assert len(text) < 66_000
+
+    @tool
+    def many() -> list[int]:
+        """Many numbers."""
+        return list(range(1_000_000))
+
+    _out, (text,) = _run(many)
+    head, m, tail = _split(text)
+    assert head.startswith("[0, 1, 2, ") and tail.endswith("999998, 999999]")
+
+
+def test_a_key_at_the_cut_is_not_half_kept() -> None:
+    """The provider key is taken out of the output before the head and tail are cut, so a key
+    across the cut leaves no piece of it."""
+    seen: list[Any] = []
+
+    @tool(max_output=1_000)
+    def dump() -> str:
+        """A config dump."""
+        return "a" * 490 + KEY + "b" * 5_000 + KEY + "c" * 480
+
+    class Keyed(FunctionProvider):
+        def scrub_value(self, value: Any) -> Any:
+            from lash_nb._core.secrets import Scrubber
+
+            return Scrubber([KEY]).scrub_value(value)
+
+    def model(request: Any) -> Any:
+        seen.append(request)
+        return [tool_call("dump", "{}", "c1")] if len(seen) == 1 else "done"
+
+    async def body() -> Any:
+        core = LashCore.builder().provider(Keyed(model)).model("m").tools(dump).build()
+        s = await core.session("s").open()
+        out = (await s.turn("go").run()).result
+        await core.close()
+        return out
+
+    asyncio.run(body())
+    (text,) = _request_results(seen)
+    assert MARKER.search(text) is not None
+    for piece in (KEY[:6], KEY[-6:], KEY[8:14]):
+        assert piece not in text
+
+
+def test_max_output_must_be_a_positive_int() -> None:
+    for bad in (0, -5, 1.5, "big", True):
+        with pytest.raises(ConfigurationError, match="max_output"):
+            tool(max_output=bad)(lambda: "x")
+    with pytest.raises(ConfigurationError, match="max_tool_output"):
+        LashCore.builder().max_tool_output(0)
