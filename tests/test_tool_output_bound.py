@@ -262,3 +262,64 @@ def test_max_output_must_be_a_positive_int() -> None:
             tool(max_output=bad)(lambda: "x")
     with pytest.raises(ConfigurationError, match="max_tool_output"):
         LashCore.builder().max_tool_output(0)
+
+
+def test_a_huge_output_with_nul_lone_surrogates_and_colour_codes_is_cut_clean(tmp_path: Path) -> None:
+    """A test runner's coloured log, with a NUL and a byte decoded with surrogateescape, long
+    enough to be cut: the cut falls inside a colour code on both sides. The kept text has no
+    NUL and no lone surrogate (the store takes it), and no remnant of a cut escape (``[3`` or
+    ``0m`` shown as text once the widget drops escapes)."""
+    from lash_nb._core.visible import visible
+
+    unit = "\x1b[31mE\x1b[0m"  # 10 characters: a red E
+    text = "\x00start \udcff " + unit * 5_000 + " end\x00"
+
+    # each half is 503: the head's end falls 494 characters into the units, inside the fifth
+    # character of ESC [31m; the tail's start 49,502, inside its third
+    @tool(max_output=1_006)
+    def run_tests() -> str:
+        """Run the tests."""
+        return text
+
+    seen: list[Any] = []
+
+    def model(request: Any) -> Any:
+        seen.append(request)
+        return [tool_call("run_tests", "{}", "c1")] if len(seen) == 1 else "done"
+
+    async def body() -> Any:
+        store = DuckDBStore(tmp_path / "t.duckdb", idle_release_s=None)
+        core = LashCore.builder().provider(FunctionProvider(model)).model("m").tools(
+            run_tests).store(store).build()
+        s = await core.session("s").open()
+        await s.turn("run the tests").run()
+        rows = store.query("SELECT output FROM tool_calls")["output"].tolist()
+        await core.close()
+        return rows
+
+    (row,) = asyncio.run(body())
+    (sent,) = _request_results(seen)
+    assert json.loads(row) == sent
+    head, m, tail = _split(sent)
+    assert "\x00" not in sent
+    sent.encode("utf-8")  # no lone surrogate
+    assert head.startswith("\ufffdstart \ufffd \x1b[31mE\x1b[0m")
+    assert head.endswith("\x1b[31mE\x1b[0m")  # not "\x1b[3"
+    assert tail.startswith("E\x1b[0m\x1b[31mE")  # not "31mE": the cut red code is left out
+    assert tail.endswith("\x1b[31mE\x1b[0m end\ufffd")
+    shown = visible(head) + "|" + visible(tail)
+    assert re.fullmatch(r"\ufffdstart \ufffd E+\|E+ end\ufffd", shown), shown
+    assert _n(m.group(2)) == len(text)
+    assert _n(m.group(1)) == len(text) - len(head) - len(tail)  # U+FFFD: one for one
+
+
+def test_an_output_just_past_the_bound_is_cut_once_and_keeps_the_rest() -> None:
+    @tool(max_output=1_000)
+    def short() -> str:
+        """1,001 characters."""
+        return "a" * 500 + "b" + "c" * 500
+
+    _out, (text,) = _run(short)
+    head, m, tail = _split(text)
+    assert (head, tail) == ("a" * 500, "c" * 500)
+    assert (_n(m.group(1)), _n(m.group(2)), _n(m.group(4))) == (1, 1_001, 0)

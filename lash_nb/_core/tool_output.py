@@ -13,6 +13,9 @@ Theory of operation
 - What is bounded is what the session keeps: the model's request, the tool-call record, the
   live events, the store and the notebook record all hold the bounded form; a value that fits
   is kept as it was (a dict stays a dict).
+- The cut leaves no remnant of a terminal escape (``ESC [31m`` cut after ``ESC [3``) and no
+  half of a surrogate pair on either side; NUL and lone surrogates are then replaced by the
+  turn's cleaning (``_core/text.py``), which runs on the bounded form only.
 - Secrets at a cut: before a half is cut, it is scrubbed (the caller's ``scrub``) together
   with :data:`EDGE` characters past the cut, so a key across the cut is removed whole, not
   half kept. Only what is kept (and the edges) is scrubbed: a 100 MB log is not searched.
@@ -29,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._errors import ConfigurationError
+from .visible import escape_end, unfinished_escape_start
 
 DEFAULT_MAX_OUTPUT = 65_536  # characters the model is sent of one tool output (ADR 174)
 EDGE = 512  # characters scrubbed past each cut, so a secret across it goes whole
@@ -78,16 +82,24 @@ def _halves(limit: int) -> tuple[int, int]:
 def _cut(text: str, limit: int, scrub: Callable[[str], str] | None) -> str:
     n = len(text)
     h, t = _halves(limit)
-    head, tail = text[:h + EDGE], text[n - t - EDGE:]
+    head, tail = text[:h + EDGE], text[max(n - t - EDGE, 0):]
     if scrub is not None:
         head, tail = scrub(head), scrub(tail)
-    head, tail = head[:h], tail[-t:] if t else ""
+    head, at = head[:h], max(len(tail) - t, 0)
     line = head.rfind("\n", h - h // 8)
     if line >= 0:
         head = head[:line + 1]
-    line = tail.find("\n", 0, t // 8)
-    if line >= 0:
-        tail = tail[line + 1:]
+    line = tail.find("\n", at, at + t // 8)
+    at = line + 1 if line >= 0 else at
+    # no half of a terminal escape at either side of the cut (ADR 135 shows text without
+    # escapes, but their remnants would be text), no half of a surrogate pair
+    head = head[:unfinished_escape_start(head)]
+    at = escape_end(tail, at)
+    if head and "\ud800" <= head[-1] <= "\udbff":
+        head = head[:-1]
+    if at < len(tail) and "\udc00" <= tail[at] <= "\udfff":
+        at += 1
+    tail = tail[at:]
     left = n - len(head) - len(tail)
     lines = text.count("\n", len(head), n - len(tail))
     return (f"{head}\n[… lash left out {left:,} of the {n:,} characters ({lines:,} lines) this "
