@@ -30,7 +30,7 @@ KEY = "lnb-bound-key-6f1e0a9c77"  # the session provider's key; shaped like no k
 LINE = "2026-12-01T10:00:00 INFO worker-3 processed a batch\n"  # 52 characters
 assert len(LINE) == 52
 BIG_LOG = LINE * 100_000  # 5,200,000 characters, 100,000 lines
-MARKER = re.compile(r"\[… lash left out ([\d,]+) of the ([\d,]+) (characters|bytes)"
+MARKER = re.compile(r"\[… lash left out ([\d,]+) of the ([\d,]+) (characters|bytes|items)"
                     r"(?: \(([\d,]+) lines\))? this tool returned; max_output=([\d,]+) …\]")
 
 
@@ -198,7 +198,11 @@ def test_a_dict_of_a_million_items_a_list_and_bytes_are_bounded_too() -> None:
     _out, (text,) = _run(rows)
     head, m, tail = _split(text)
     assert head.startswith('{"k0": 0, "k1": 1, ') and tail.endswith('"k999999": 999999}')
-    assert m.group(3) == "characters" and _n(m.group(2)) > 10_000_000
+    assert (m.group(3), _n(m.group(2))) == ("items", 1_000_000)
+    # the items wholly or partly shown are the ones not counted as left out; a partly shown
+    # one at each side may show no '"k' (the tail's last item shows only its end)
+    keys = head.count('"k') + tail.count('"k')
+    assert 1_000_000 - keys - 2 <= _n(m.group(1)) <= 1_000_000 - keys
     assert len(text) < 66_000
 
     @tool
@@ -220,6 +224,17 @@ def test_a_dict_of_a_million_items_a_list_and_bytes_are_bounded_too() -> None:
     _out, (text,) = _run(many)
     head, m, tail = _split(text)
     assert head.startswith("[0, 1, 2, ") and tail.endswith("999998, 999999]")
+    assert (m.group(3), _n(m.group(2))) == ("items", 1_000_000)
+
+    @tool
+    def few_big() -> list[str]:
+        """Three long texts: more characters than the bound, fewer items than it could hold."""
+        return ["a" * 40_000, "b" * 40_000, "c" * 40_000]
+
+    _out, (text,) = _run(few_big)
+    head, m, tail = _split(text)
+    assert head.startswith('["aaaa') and tail.endswith('cccc"]')
+    assert (m.group(3), _n(m.group(2))) == ("characters", 120_012)
 
 
 def test_a_key_at_the_cut_is_not_half_kept() -> None:

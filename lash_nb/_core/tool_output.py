@@ -19,9 +19,11 @@ Theory of operation
 - Secrets at a cut: before a half is cut, it is scrubbed (the caller's ``scrub``) together
   with :data:`EDGE` characters past the cut, so a key across the cut is removed whole, not
   half kept. Only what is kept (and the edges) is scrubbed: a 100 MB log is not searched.
-- Memory and time: a str or bytes output is measured and sliced, never copied whole; any
-  other value is encoded to JSON once (C speed) to be measured, and that text is dropped
-  once cut.
+- Memory and time: a str or bytes output is measured and sliced, never copied whole. A list,
+  tuple or dict with more items than its text could hold (three characters each at least)
+  has only the items at its two ends encoded, and the line counts the items left out
+  (``[… lash left out 999,000 of the 1,000,000 items ...]``). Any other value is encoded to
+  JSON once (C speed) to be measured, and that text is dropped once cut.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ DEFAULT_MAX_OUTPUT = 65_536  # characters the model is sent of one tool output (
 EDGE = 512  # characters scrubbed past each cut, so a secret across it goes whole
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode
 # the line a cut output holds (a display that shows only part of the output quotes it)
-CUT_LINE = re.compile(r"\[… lash left out [\d,]+ of the [\d,]+ (?:characters|bytes) "
-                      r"\([\d,]+ lines\) this tool returned; max_output=[\d,]+ …\]")
+CUT_LINE = re.compile(r"\[… lash left out [\d,]+ of the [\d,]+ (?:(?:characters|bytes) "
+                      r"\([\d,]+ lines\)|items) this tool returned; max_output=[\d,]+ …\]")
 
 
 def check_max_output(value: Any, what: str) -> int:
@@ -63,6 +65,10 @@ def bounded(value: Any, limit: int, *, scrub: Callable[[str], str] | None = None
         if isinstance(value, str):
             value = str(value)
         else:
+            if type(value) in (list, tuple, dict) and 3 * len(value) > limit + 2:
+                cut = _bounded_items(value, limit, scrub)
+                if cut is not None:
+                    return cut
             try:
                 text = _ENCODE(value)
             except (TypeError, ValueError, RecursionError):
@@ -72,6 +78,59 @@ def bounded(value: Any, limit: int, *, scrub: Callable[[str], str] | None = None
             else:
                 return value if len(text) <= limit else _cut(text, limit, scrub)
     return value if len(value) <= limit else _cut(value, limit, scrub)
+
+
+def _encoded(items: Any, chars: int, *, pairs: bool) -> list[str] | None:
+    """The JSON texts of ``items`` in order until they hold ``chars`` characters (None: one
+    of them JSON cannot hold)."""
+    out: list[str] = []
+    size = 0
+    try:
+        for item in items:
+            text = _ENCODE({item[0]: item[1]})[1:-1] if pairs else _ENCODE(item)
+            out.append(text)
+            size += len(text) + 2
+            if size >= chars:
+                break
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return out
+
+
+def _bounded_items(value: list[Any] | tuple[Any, ...] | dict[Any, Any], limit: int,
+                   scrub: Callable[[str], str] | None) -> str | None:
+    """A list, tuple or dict with more items than its text could hold in ``limit``
+    characters (each takes three at least): only the items at its two ends are encoded, and
+    the line counts the items left out. None: it is not that simple (an item JSON cannot
+    hold, or the two ends meet); the caller encodes it whole."""
+    n = len(value)
+    h, t = _halves(limit)
+    pairs = type(value) is dict
+    items: Any = value.items() if pairs else value  # type: ignore[union-attr]
+    first = _encoded(items, h + EDGE, pairs=pairs)
+    last = _encoded(reversed(items), t + EDGE, pairs=pairs)
+    if first is None or last is None or len(first) + len(last) >= n:
+        return None
+    opening, closing = ("{", "}") if pairs else ("[", "]")
+    head, tail = opening + ", ".join(first), ", ".join(reversed(last)) + closing
+    if scrub is not None:
+        head, tail = scrub(head), scrub(tail)
+    head, tail = head[:h], tail[max(len(tail) - t, 0):]
+    shown = _reached(first, h) + _reached(last, t)
+    return (f"{head}\n[… lash left out {n - shown:,} of the {n:,} items this "
+            f"tool returned; max_output={limit:,} …]\n{tail}")
+
+
+def _reached(texts: list[str], chars: int) -> int:
+    """How many of the items ``texts`` (after a one-character bracket, ", " between them) a
+    cut ``chars`` characters in shows, wholly or in part."""
+    at, count = 1, 0
+    for text in texts:
+        if at >= chars:
+            break
+        count += 1
+        at += len(text) + 2
+    return count
 
 
 def _halves(limit: int) -> tuple[int, int]:
