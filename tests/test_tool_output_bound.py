@@ -338,3 +338,18 @@ def test_an_output_just_past_the_bound_is_cut_once_and_keeps_the_rest() -> None:
     head, m, tail = _split(text)
     assert (head, tail) == ("a" * 500, "c" * 500)
     assert (_n(m.group(1)), _n(m.group(2)), _n(m.group(4))) == (1, 1_001, 0)
+
+
+def test_a_tool_error_with_a_huge_message_is_bounded_like_an_output() -> None:
+    """A tool that fails quoting what it read (``ValueError(f"bad row: {whole_file}")``)."""
+    @tool(max_output=2_000)
+    def parse() -> str:
+        """Parse the file."""
+        raise ValueError("bad row in:\n" + "x,y,z\n" * 100_000)
+
+    out, (text,) = _run(parse)
+    (call,) = out.tool_calls
+    assert call.success is False and call.output == text
+    head, m, tail = _split(text)
+    assert head.startswith("ValueError: bad row in:\nx,y,z\n") and tail.endswith("x,y,z\n")
+    assert _n(m.group(2)) == len("ValueError: bad row in:\n") + 600_000
