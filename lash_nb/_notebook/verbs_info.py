@@ -69,10 +69,11 @@ _VERBS = (
      'cancel the running turns'),
     ('`%lash tools`',
      'tool catalog by source, with membership toggles'),
-    (('`%lash mcp add NAME [--prefix P] [--approval ask] [--env VAR[=VALUE]] [--timeout S] -- '
-      'COMMAND ARGS` / `... --url URL`'),
+    (('`%lash mcp add NAME [--prefix P] [--approval ask] [--env VAR[=VALUE]] [--timeout S] '
+      '[--max-output N] -- COMMAND ARGS` / `... --url URL`'),
      ('start an MCP server (stdio / streamable HTTP); its tools join the catalog; `--env` gives '
-      'it a variable of the kernel (a stdio server gets only HOME, PATH and a few others)')),
+      'it a variable of the kernel (a stdio server gets only HOME, PATH and a few others); '
+      '`--max-output`: characters of one result the model is sent (65,536)')),
     ('`%lash mcp list` / `%lash mcp log NAME` / `%lash mcp remove NAME`',
      ("the session's MCP servers / what one wrote to its stderr (the last lines, its secrets "
       "redacted) / stop one and drop its tools")),
