@@ -353,3 +353,34 @@ def test_a_tool_error_with_a_huge_message_is_bounded_like_an_output() -> None:
     head, m, tail = _split(text)
     assert head.startswith("ValueError: bad row in:\nx,y,z\n") and tail.endswith("x,y,z\n")
     assert _n(m.group(2)) == len("ValueError: bad row in:\n") + 600_000
+
+
+def test_a_notebook_sets_the_bound_with_config_and_a_tool_keeps_its_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``%config LashMagics.max_tool_output`` is the bound of the sessions opened after it;
+    ``@tool(max_output=...)`` still wins; the offline model reads the cut output."""
+    from notebook_harness import ReraisingShell
+
+    monkeypatch.chdir(tmp_path)
+    sh = ReraisingShell()
+    try:
+        sh.run_cell("%load_ext lash_nb._notebook.extension")
+        sh.run_cell("%config LashMagics.offline_delay_s = 0")
+        sh.run_cell("%config LashMagics.store = ':memory:'")
+        sh.run_cell("%config LashMagics.max_tool_output = 3000")
+        sh.run_cell("from lash_nb import tool\n"
+                    "@tool\ndef tail_log() -> str:\n    'The log.'\n"
+                    "    return ''.join(f'line {i}\\n' for i in range(10_000))\n"
+                    "@tool(max_output=500)\ndef head_log() -> str:\n    'The log, briefly.'\n"
+                    "    return ''.join(f'line {i}\\n' for i in range(10_000))\n")
+        sh.run_cell("%lash open s1")
+        sh.run_cell("r = %lash turn Run tail_log please")
+        out = sh.user_ns["r"].tool_calls[0].output
+        head, m, tail = _split(out)
+        assert _n(m.group(5)) == 3_000 and head.startswith("line 0\nline 1\n")
+        assert tail.endswith("line 9999\n") and len(head) + len(tail) <= 3_000
+        sh.run_cell("r = %lash turn Run head_log please")
+        _head, m, _tail = _split(sh.user_ns["r"].tool_calls[0].output)
+        assert _n(m.group(5)) == 500
+    finally:
+        sh.close()

@@ -368,6 +368,7 @@ class SessionBuilder(PromptLayerSink):
         self._limits: SandboxLimits | None = None
         self._shares: dict[str, Any] = {}
         self._owner_id: str | None = None
+        self._max_tool_output: int | None = None  # None: the core's
 
     def session_execution_owner_id(self, owner_id: str) -> SessionBuilder:
         """Use this lease owner id instead of a fresh one per open. Only for hosts that
@@ -397,6 +398,11 @@ class SessionBuilder(PromptLayerSink):
 
     def residency(self, residency: str) -> SessionBuilder:
         self._residency = _check_residency(residency)
+        return self
+
+    def max_tool_output(self, chars: int) -> SessionBuilder:
+        """This session's bound on a tool's output, over the core's (ADR 174)."""
+        self._max_tool_output = check_max_output(chars, "max_tool_output")
         return self
 
     def system_prompt(self, prompt: str | None) -> SessionBuilder:
@@ -523,7 +529,7 @@ class SessionBuilder(PromptLayerSink):
             prompt=self._prompt,
             context_window=base.context_window,
             on_context_overflow=base.on_context_overflow,
-            max_tool_output=base.max_tool_output,
+            max_tool_output=self._max_tool_output or base.max_tool_output,
         )
         explicit = {name for name, value in (("model", self._model), ("prompt", self._prompt))
                     if value is not None}
