@@ -41,6 +41,8 @@ _SERVER = textwrap.dedent("""
                                "structuredContent": {"auth": {"token": token},
                                                      "headers": [f"X-Token: {token}"],
                                                      "rows": 3}},
+        "whoami": lambda: {"content": [{"type": "text", "text":
+            f"started as {' '.join(sys.argv[1:])}; connecting with {sys.argv[-1]}"}]},
         "big_dump": lambda: {"content": [{"type": "text", "text":
             "".join(f"row {i:06d} value={i * 7}\\n" for i in range(60_000))
             + f"last line names {token}\\n"}]},
@@ -153,6 +155,33 @@ def test_a_huge_server_result_is_bounded_and_its_token_at_the_tail_scrubbed(
     assert TOKEN not in text and out.tool_calls[0].output == text
 
 
+ARG_TOKEN = "Qp4-arg-77Hx2Lw9"  # handed on the command line: --token ARG_TOKEN
+
+
+def test_a_secret_handed_as_an_option_is_not_echoed_back(server_script: Path, tmp_path: Path) -> None:
+    """``%lash mcp add cfg -- python server.py --token X``: the server says what it was
+    started with, and the value alone, with no shape around it."""
+    seen: list[str] = []
+
+    def model(request: Any) -> Any:
+        seen.extend(r.content for r in request.messages[-1].tool_results())
+        return [tool_call("whoami", "{}", "c1")] if not seen else "done"
+
+    async def body() -> Any:
+        core = LashCore.builder().provider(FunctionProvider(model)).model("m").build()
+        s = await core.session("s").open()
+        server = MCPServer.stdio("cfg", sys.executable, str(server_script), "--token",
+                                 ARG_TOKEN, env={"API_TOKEN": TOKEN, "OTHER": OTHER})
+        await s.tools().add_server(server)
+        out = (await s.turn("who are you?").run()).result
+        await core.close()
+        return out
+
+    out = asyncio.run(body())
+    assert seen == ["started as --token [redacted]; connecting with [redacted]"]
+    assert ARG_TOKEN not in repr(out)
+
+
 def test_max_output_of_a_server_must_be_a_positive_int() -> None:
     with pytest.raises(ConfigurationError, match="max_output"):
         MCPServer.stdio("x", "true", max_output=0)
@@ -194,3 +223,11 @@ def test_mcp_add_with_env_and_max_output_in_a_notebook(server_script: Path, tmp_
             assert TOKEN not in shown
     finally:
         sh.close()
+
+
+def test_an_http_servers_url_secrets_are_taken_out_of_what_it_says() -> None:
+    """``%lash mcp add web --url 'https://me:PASSWORD@host/mcp?api_key=KEY'``: a result naming
+    the key or the password alone (no URL around it) reads ``[redacted]`` there."""
+    server = MCPServer.http("web", "https://me:pw-55aa77bb@mcp.example.test/mcp?api_key=K3y-991122")
+    assert server.scrub_result("key K3y-991122, password pw-55aa77bb, region eu") == (
+        "key [redacted], password [redacted], region eu")

@@ -22,9 +22,10 @@ Theory of operation
   the model as an error result. Server text is cleaned by the turn like any tool output;
   bytes a stdio server sends that are not UTF-8 read as U+FFFD. Its error texts (and its
   last error output) lose the values of its secret-named ``env`` variables
-  (``SLACK_BOT_TOKEN``), URL passwords and credential shapes; so do its successful results,
-  which the turn bounds (``max_output``) and then scrubs with :meth:`MCPServer.scrub_result`
-  before the model, the events or the store see them (ADR 174).
+  (``SLACK_BOT_TOKEN``) and of its secret-named options (``--token X``, a URL's password or
+  ``?key=``) wherever they appear, URL passwords and credential shapes; so do its successful
+  results, which the turn bounds (``max_output``) and then scrubs with
+  :meth:`MCPServer.scrub_result` before the model, the events or the store see them (ADR 174).
 - A stdio server's stderr is read into :class:`~lash_nb._tools.error_output.ErrorOutput`
   (bounded, scrubbed as above, never on disk): ``error_output`` and ``%lash mcp log`` show
   it, and an error quotes its last line that says something.
@@ -48,7 +49,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._core.approval import ApprovalPolicy, policy_map
-from .._core.secrets import Scrubber, scrub_command, scrub_urls, secret_named
+from .._core.secrets import (
+    Scrubber,
+    command_secrets,
+    scrub_command,
+    scrub_urls,
+    secret_named,
+    url_secrets,
+)
 from .._core.text import clean_json, clean_text
 from .._core.tool_output import check_max_output
 from .._core.tools import ToolContext, ToolManifest
@@ -96,9 +104,13 @@ class MCPServer:
         self.name = name
         self.command, self.args = command, list(args)
         self.env, self.cwd = dict(env) if env else None, cwd
-        # the values of its secret-named variables (SLACK_BOT_TOKEN=...): never in its errors
-        self._secrets = Scrubber(v for k, v in (self.env or {}).items()
-                                 if secret_named(k) and isinstance(v, str))
+        # what it was handed as secrets: the values of its secret-named variables
+        # (SLACK_BOT_TOKEN=...), of secret-named options (--token X) and a URL's password and
+        # secret-named query values: never in its errors or results, in any encoding
+        handed = [v for k, v in (self.env or {}).items() if secret_named(k) and isinstance(v, str)]
+        handed += command_secrets([command, *self.args]) if command is not None else url_secrets(
+            str(url))
+        self._secrets = Scrubber(handed)
         self.url = url
         self.prefix = prefix
         self.timeout_s = timeout_s
