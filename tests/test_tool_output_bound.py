@@ -125,6 +125,8 @@ def test_a_tool_returning_a_5_mb_log_sends_stores_and_shows_its_head_and_tail(tm
     shown = widget.blocks[0]["output"]
     assert m.group(0) in shown
     assert len(shown) < 21_000
+    html = widget._repr_mimebundle_()["text/html"]  # the record the saved notebook keeps
+    assert m.group(0) in html and len(html) < 80_000
 
 
 def _request_results(model_seen: list[Any]) -> list[str]:
