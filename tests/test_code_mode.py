@@ -755,3 +755,26 @@ def test_an_error_or_output_holding_a_high_lone_surrogate_reaches_the_model_and_
     assert observations(s)[0].endswith("ValueError: bad byte \ufffd in name")
     assert str(out.result.outcome) == "finished: final_value"
     assert [t.outcome for t in turns] == ["finished"]
+
+
+@tool
+def readings() -> list[int]:
+    """A sensor's readings."""
+    return list(range(100_000))
+
+
+def test_a_cell_gets_a_huge_tool_output_whole_while_the_record_holds_it_bounded(sandbox):
+    # ADR 174: the bound is for what the model reads and the session keeps; code in a cell
+    # works on the value (lash's RLM engine bounds the record, not the value)
+    model = cells(cell("r = readings()\nprint(len(r), sum(r))"), cell("submit(len(r))"))
+
+    async def go():
+        s = await open_code(sandbox, model, tools=[readings])
+        return s, await s.turn("how many readings?").run()
+
+    s, out = run_sync(go())
+    assert out.result.outcome.value == 100_000
+    assert "100000 4999950000" in observations(s)[0]
+    (call,) = out.result.tool_calls
+    assert isinstance(call.output, str) and len(call.output) < 66_000
+    assert "[… lash left out " in call.output and call.output.startswith("[0, 1, 2, ")

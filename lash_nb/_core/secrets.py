@@ -89,6 +89,12 @@ def _walk_strings(value: Any, scrub: Callable[[str], str]) -> Any:
     return value
 
 
+def scrub_strings(value: Any, scrub: Callable[[str], str]) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings, numbers) with ``scrub`` applied to every
+    string in it, dict keys too; a container is copied only when something in it changed."""
+    return _walk_strings(value, scrub)
+
+
 class Scrubber:
     """Replace known secret values (and their encodings) and credential shapes with
     ``[redacted]``. Immutable."""
@@ -246,6 +252,34 @@ def scrub_command(words: Iterable[str]) -> str:
                 hide = True
         out.append(word)
     return scrub_urls(" ".join(out))
+
+
+def command_secrets(words: Iterable[str]) -> list[str]:
+    """The values :func:`scrub_command` hides in a command line (``--token X``,
+    ``--api-key=X``) and those :func:`url_secrets` finds in its words: what a program started
+    with them was handed, to take out of what it says (exactly, in any encoding)."""
+    out: list[str] = []
+    take = False
+    for word in words:
+        name, eq, value = word.partition("=")
+        if take:
+            out.append(word)
+            take = False
+        elif _SECRET_OPTION.fullmatch(name):
+            if eq:
+                out.append(value)
+            else:
+                take = True
+        out.extend(url_secrets(word))
+    return out
+
+
+def url_secrets(text: str) -> list[str]:
+    """The password and the secret-named query values of the URLs in ``text`` (those
+    :func:`scrub_urls` hides)."""
+    found = [m.group(0)[len(m.group(1)) + 1:-1] for m in _URL_PASSWORD.finditer(text)]
+    found += [m.group(0)[len(m.group(1)):] for m in _SECRET_QUERY.finditer(text)]
+    return [v for v in found if v]
 
 
 @runtime_checkable

@@ -77,4 +77,16 @@ def unfinished_escape_start(text: str) -> int:
     return len(text)
 
 
-__all__ = ["unfinished_escape_start", "visible", "visible_json", "visible_so_far"]
+def escape_end(text: str, at: int, *, back: int = 512) -> int:
+    """Where text starting at ``at`` may begin without the remnant of an escape sequence: the
+    end of one that starts before ``at`` (within ``back`` characters) and runs past it, else
+    ``at``. A cut's second half starts there (``_core/tool_output.py``)."""
+    start = max(0, at - back)
+    last = max(text.rfind(c, start, at) for c in _INTRODUCERS)
+    if last < 0:
+        return at
+    found = _ESCAPES.match(text, last)
+    return found.end() if found is not None and found.end() > at else at
+
+
+__all__ = ["escape_end", "unfinished_escape_start", "visible", "visible_json", "visible_so_far"]

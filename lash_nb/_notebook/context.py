@@ -29,6 +29,7 @@ class Defaults(Protocol):
     offline_delay_s: float
     live_interval_s: float
     prices: str
+    max_tool_output: int
     shell: Any  # the IPython shell (its user_ns holds the notebook's @tool functions)
 
 
@@ -150,7 +151,8 @@ class NotebookContext:
         if old is not None:
             await old.session.close()
         core = self.core_for(store, provider, model)
-        builder = core.session(name).residency(residency or d.residency)
+        builder = core.session(name).residency(residency or d.residency).max_tool_output(
+            d.max_tool_output)
         if named_model:
             builder = builder.model(named_model)
         if mode is not None:

@@ -108,6 +108,9 @@ class LashMagics(Magics):
                            ).tag(config=True)
     attach_turn_max_bytes = Int(20_000_000, help="bytes allowed for all of a turn's --attach"
                                 ).tag(config=True)
+    max_tool_output = Int(65_536, help="characters of a tool's output the model is sent, in "
+                          "sessions opened after it is set (a tool's own max_output wins)"
+                          ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)

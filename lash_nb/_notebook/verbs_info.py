@@ -70,10 +70,11 @@ _VERBS = (
      'cancel the running turns'),
     ('`%lash tools`',
      'tool catalog by source, with membership toggles'),
-    (('`%lash mcp add NAME [--prefix P] [--approval ask] [--env VAR[=VALUE]] [--timeout S] -- '
-      'COMMAND ARGS` / `... --url URL`'),
+    (('`%lash mcp add NAME [--prefix P] [--approval ask] [--env VAR[=VALUE]] [--timeout S] '
+      '[--max-output N] -- COMMAND ARGS` / `... --url URL`'),
      ('start an MCP server (stdio / streamable HTTP); its tools join the catalog; `--env` gives '
-      'it a variable of the kernel (a stdio server gets only HOME, PATH and a few others)')),
+      'it a variable of the kernel (a stdio server gets only HOME, PATH and a few others); '
+      '`--max-output`: characters of one result the model is sent (65,536)')),
     ('`%lash mcp list` / `%lash mcp log NAME` / `%lash mcp remove NAME`',
      ("the session's MCP servers / what one wrote to its stderr (the last lines, its secrets "
       "redacted) / stop one and drop its tools")),
@@ -93,8 +94,8 @@ HELP = (
     '**%lash** verbs (`%load_ext lash_nb`)\n\n| verb | what it does |\n|---|---|' + "\n"
     + "".join(f"| {verb} | {what} |\n" for verb, what in _VERBS)
     + "\nDefaults: `%config LashMagics.session|store|provider|model|residency|offline_delay_s|"
-    "live_interval_s|prices|attach_max_bytes|attach_turn_max_bytes`\nor `[tool.lash_nb]` in "
-    "pyproject.toml."
+    "live_interval_s|prices|attach_max_bytes|attach_turn_max_bytes|max_tool_output`\nor "
+    "`[tool.lash_nb]` in pyproject.toml."
 )
 
 

@@ -3,7 +3,8 @@
 ``%lash mcp add NAME [--prefix P] [--approval always|ask|never] [--env NAME[=VALUE]]... --
 COMMAND ARGS...`` starts a stdio server (``--approval ask``: each call of its tools waits for
 Approve / Deny; ``--env``: a variable of the kernel's environment, or a value, it is given;
-``--timeout S``: seconds a start or a call may take, 60 by default),
+``--timeout S``: seconds a start or a call may take, 60 by default; ``--max-output N``:
+characters of one result the model is sent, the session's 65,536 by default),
 ``%lash mcp add NAME --url URL`` connects to a streamable HTTP one (``{var}`` in the command
 or URL is a notebook variable, as in prompts); both put the server's
 tools into the session's catalog (``%lash tools`` toggles them). ``%lash mcp list`` shows the
@@ -36,6 +37,7 @@ MCP.add_argument("--prefix", default="")
 MCP.add_argument("--approval", default=None, choices=("always", "ask", "never"))
 MCP.add_argument("--env", action="append", default=[])
 MCP.add_argument("--timeout", type=float, default=60.0)
+MCP.add_argument("--max-output", type=int, default=None)
 MCP.add_argument("--session", default=None)
 
 
@@ -58,6 +60,9 @@ def mcp_args(m: LashMagics, argline: str, cell: str | None) -> Any:
     if not a.timeout > 0:
         raise UsageError(f"%lash mcp add: --timeout {a.timeout:g} is not a number of seconds "
                          "above 0; give e.g. --timeout 300")
+    if a.max_output is not None and a.max_output < 1:
+        raise UsageError(f"%lash mcp add: --max-output {a.max_output} is not a number of "
+                         "characters above 0; give e.g. --max-output 200000")
     if a.env and a.url:
         raise UsageError("%lash mcp add: --env is for a server started with -- COMMAND ARGS, "
                          "not one reached with --url")
@@ -95,9 +100,10 @@ async def mcp(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
             raise UsageError(f"an MCP server {a.name!r} is already added; "
                              f"%lash mcp remove {a.name} first")
         server = (MCPServer.http(a.name, a.url, prefix=a.prefix, approval=a.approval,
-                                 timeout_s=a.timeout) if a.url else
+                                 timeout_s=a.timeout, max_output=a.max_output) if a.url else
                   MCPServer.stdio(a.name, *a.command, prefix=a.prefix, approval=a.approval,
-                                  env=a.env or None, timeout_s=a.timeout))
+                                  env=a.env or None, timeout_s=a.timeout,
+                                  max_output=a.max_output))
         await admin.add_server(server)
         names = ", ".join(t.name for t in server.tool_manifests()) or "(none)"
         left = (f"; left out (their inputSchema is not an object schema): "

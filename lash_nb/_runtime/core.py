@@ -23,6 +23,7 @@ from .._core.llm import Provider, RetryPolicy
 from .._core.prompt import PromptLayer
 from .._core.queue import DEFAULT_MAX_ATTEMPTS
 from .._core.text import check_id
+from .._core.tool_output import DEFAULT_MAX_OUTPUT, check_max_output
 from .._core.tools import ToolRegistry
 from .._core.usage import TokenLedgerEntry, TokenUsage
 from .._errors import ConfigurationError, StoreSessionMismatch
@@ -112,6 +113,7 @@ class LashCoreBuilder(PromptLayerSink):
         self._store: Any = None
         self._system_prompt: str | None = None
         self._context: tuple[int | None, str] = (None, "window")
+        self._max_tool_output = DEFAULT_MAX_OUTPUT
         self._residency = "keep_all"
         self._retry = RetryPolicy()
         self._lease_ttl_ms = DEFAULT_LEASE_TTL_MS
@@ -194,6 +196,13 @@ class LashCoreBuilder(PromptLayerSink):
         self._context = (tokens, on_overflow)
         return self
 
+    def max_tool_output(self, chars: int) -> LashCoreBuilder:
+        """Characters of a tool's output the model is sent, and the session keeps (default
+        65,536): past it, the output's head and tail around a line saying what was left out.
+        A tool's own ``@tool(max_output=...)`` (an MCP server's ``max_output``) wins (ADR 174)."""
+        self._max_tool_output = check_max_output(chars, "max_tool_output")
+        return self
+
     def retry_policy(self, policy: RetryPolicy) -> LashCoreBuilder:
         self._retry = policy
         return self
@@ -237,7 +246,8 @@ class LashCoreBuilder(PromptLayerSink):
             provider=provider,
             policy=SessionPolicy(provider.kind, model, self._max_turns, self._system_prompt,
                                  context_window=self._context[0],
-                                 on_context_overflow=self._context[1]),
+                                 on_context_overflow=self._context[1],
+                                 max_tool_output=self._max_tool_output),
             tools=list(self._tools),
             store=open_store(self._store),
             residency=self._residency,
@@ -358,6 +368,7 @@ class SessionBuilder(PromptLayerSink):
         self._limits: SandboxLimits | None = None
         self._shares: dict[str, Any] = {}
         self._owner_id: str | None = None
+        self._max_tool_output: int | None = None  # None: the core's
 
     def session_execution_owner_id(self, owner_id: str) -> SessionBuilder:
         """Use this lease owner id instead of a fresh one per open. Only for hosts that
@@ -387,6 +398,11 @@ class SessionBuilder(PromptLayerSink):
 
     def residency(self, residency: str) -> SessionBuilder:
         self._residency = _check_residency(residency)
+        return self
+
+    def max_tool_output(self, chars: int) -> SessionBuilder:
+        """This session's bound on a tool's output, over the core's (ADR 174)."""
+        self._max_tool_output = check_max_output(chars, "max_tool_output")
         return self
 
     def system_prompt(self, prompt: str | None) -> SessionBuilder:
@@ -513,6 +529,7 @@ class SessionBuilder(PromptLayerSink):
             prompt=self._prompt,
             context_window=base.context_window,
             on_context_overflow=base.on_context_overflow,
+            max_tool_output=self._max_tool_output or base.max_tool_output,
         )
         explicit = {name for name, value in (("model", self._model), ("prompt", self._prompt))
                     if value is not None}

@@ -11,6 +11,7 @@ from .._core.graph import GraphView, SessionGraph, SessionNode, message_tree
 from .._core.prompt import PromptLayer
 from .._core.records import Message
 from .._core.text import check_id, clean_text
+from .._core.tool_output import DEFAULT_MAX_OUTPUT
 from .._core.tools import ToolRegistry
 from .._core.usage import SessionUsageReport, TokenLedgerEntry
 from .._errors import LashWarning
@@ -30,6 +31,9 @@ class SessionPolicy:
     # (ADR 60; lash_nb/_core/context_window.py). Process configuration, not stored.
     context_window: int | None = None
     on_context_overflow: str = "window"
+    # characters of a tool's output the model is sent (a tool's own max_output wins; ADR 174).
+    # Process configuration, not stored.
+    max_tool_output: int = DEFAULT_MAX_OUTPUT
 
     def __post_init__(self) -> None:  # stored with the session (core/text.py)
         check_id(self.model, "model name")

@@ -21,8 +21,14 @@ The text of an error a tool raised is scrubbed like a provider's error (the turn
 key in any encoding, credential shapes) before the model, the widget or the store sees it:
 an HTTP client's error in a tool often names the request, key and all.
 A successful output is the tool's data: only the turn provider's own key (in any encoding)
-is taken out of it (a tool returning ``dict(os.environ)``), every other value stays as
-returned, credential-shaped or not.
+is taken out of it (a tool returning ``dict(os.environ)``), and a source's own secrets when it
+knows them (``scrub_result``: an MCP server's ``env`` values, URL passwords and credential
+shapes, since its text comes from another program); every other value stays as returned.
+Every output is bounded (``_core/tool_output.py``, ADR 174) before it is cleaned and scrubbed:
+past ``max_output`` characters (the tool's, its server's, else the session's) the model, the
+record, the events and the store get its head and tail around a line saying what was left
+out. A code-mode cell's host call gets the whole (cleaned, scrubbed) value; its record is
+bounded like any.
 """
 
 from __future__ import annotations
@@ -40,7 +46,9 @@ from .._core.cancel import CancellationToken
 from .._core.llm import LlmPart
 from .._core.records import Message, Part, PartKind, Role, ToolCallRecord, fresh_id
 from .._core.secrets import scrub as scrub_shapes
+from .._core.secrets import scrub_strings
 from .._core.text import clean_json
+from .._core.tool_output import DEFAULT_MAX_OUTPUT, bounded
 from .._core.tools import ToolContext, ToolManifest, ToolProvider, ToolRegistry
 from .._errors import ToolArgumentsInvalid
 from .approval import ApprovalRequest, Approvals
@@ -63,8 +71,13 @@ class ToolBatch:
                  turn_id: str, emit: Emit, records: list[ToolCallRecord],
                  token: CancellationToken, approvals: Approvals | None = None,
                  scrub: Callable[[str], str] = scrub_shapes,
-                 scrub_output: Callable[[Any], Any] | None = None) -> None:
+                 scrub_output: Callable[[Any], Any] | None = None,
+                 max_output: int = DEFAULT_MAX_OUTPUT, keep_whole: bool = False) -> None:
         self.calls = calls
+        self.max_output = max_output  # the session's bound; a tool's own max_output wins
+        # a code-mode cell's host calls: call id -> the whole output the cell is given
+        self.whole: dict[str, Any] | None = {} if keep_whole else None
+        self.sources: dict[str, ToolProvider] = {}  # call id -> the provider that ran it
         self.scrub = scrub  # for the text of errors tools raise
         self.scrub_output = scrub_output  # the provider's own key out of a tool's output
         self.approvals = approvals
@@ -108,9 +121,7 @@ class ToolBatch:
         try:
             if success and is_table(output):  # every column and row, not pandas' console repr
                 output = table_text(output)
-            output = clean_json(jsonable(output))  # tool output enters the session (core/text.py)
-            if self.scrub_output is not None:  # the one secret lash knows is never stored
-                output = self.scrub_output(output)
+            output = self._shaped(call_id, output)
         except Exception as err:  # an output that cannot be shown as text
             output = (f"the tool returned a {type(output).__name__} that cannot be shown as "
                       f"text: {self._error(err)}")
@@ -121,12 +132,36 @@ class ToolBatch:
         self.emit(ev.ToolCallCompleted(call_id, name, args, output, duration, success,
                                        "success" if success else "failure"), cid)
 
+    def _shaped(self, call_id: str, output: Any) -> Any:
+        """``output`` as the session keeps it: bounded, cleaned (core/text.py), without the
+        provider's key and the source's own secrets (the module docstring)."""
+        source = self.sources.get(call_id)
+        limit = getattr(source, "max_output", None) or self.max_output
+        own = getattr(source, "scrub_result", None)
+        own = own if callable(own) else None
+        provider = self.scrub_output
+
+        def scrub_text(text: str) -> str:
+            text = own(text) if own is not None else text
+            return provider(text) if provider is not None else text
+
+        def scrubbed(value: Any) -> Any:
+            value = clean_json(value)  # tool output enters the session (core/text.py)
+            if own is not None:
+                value = scrub_strings(value, own)
+            return provider(value) if provider is not None else value  # the one secret lash knows
+
+        if self.whole is not None:
+            self.whole[call_id] = scrubbed(jsonable(output))
+        return scrubbed(bounded(output, limit, scrub=scrub_text))
+
     async def _execute(self, name: str, args: dict[str, Any], call_id: str) -> tuple[Any, bool]:
         found = self.registry.provider_for(name)
         if found is None:
             names = ", ".join(m.name for m in self.registry.members()) or "(none)"
             return f"unknown tool {name!r}; available tools: {names}", False
         provider, manifest = found
+        self.sources[call_id] = provider
         if not getattr(provider, "validates_arguments", False):
             missing = [r for r in manifest.input_schema.get("required", ()) if r not in args]
             if missing:

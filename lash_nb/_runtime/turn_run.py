@@ -439,14 +439,16 @@ class TurnRun:
         except CodeExecutionUnavailable as err:  # a restart failed
             return CodeUnavailable(str(err))
 
-    def tool_batch(self, calls: list[LlmPart]) -> ToolBatch:
+    def tool_batch(self, calls: list[LlmPart], *, keep_whole: bool = False) -> ToolBatch:
         """A batch of this turn's tool calls: the model's, or a code-mode cell's host calls
-        (one dispatch: membership, validation, approval, records)."""
+        (one dispatch: membership, validation, approval, records; ``keep_whole``: the cell is
+        given each whole output, the records hold it bounded)."""
         return ToolBatch(
             calls, registry=self.parts.state.registry, session_id=self.parts.session_id,
             turn_id=self.turn_id, emit=self.emit, records=self.tool_calls, token=self.token,
             approvals=self.parts.approvals, scrub=provider_scrub(self.provider),
-            scrub_output=provider_scrub_value(self.provider))
+            scrub_output=provider_scrub_value(self.provider),
+            max_output=self.parts.state.policy.max_tool_output, keep_whole=keep_whole)
 
     def tool_scope(self) -> contextlib.AbstractContextManager[None]:
         """While tools run: ``run_child()`` inside a tool opens a child of this turn."""

@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._core.approval import ApprovalPolicy, approval_policy
+from .._core.tool_output import check_max_output
 from .._core.tools import ToolContext, ToolManifest, ToolProvider
 from .._errors import ConfigurationError, ToolArgumentsInvalid
 from .docstrings import parse_docstring
@@ -236,7 +237,7 @@ class FunctionTool:
     def __init__(
         self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None,
         inline: bool = False, max_retries: int = DEFAULT_MAX_RETRIES,
-        approval: str | ApprovalPolicy | None = None,
+        approval: str | ApprovalPolicy | None = None, max_output: int | None = None,
     ) -> None:
         if not callable(fn):
             raise ConfigurationError(f"@tool needs a function, got {type(fn).__name__}")
@@ -248,6 +249,9 @@ class FunctionTool:
         self.inline = inline
         self.name = _api_name(name or defined.__name__)
         self.max_retries = max_retries
+        # characters of its output the model is sent (None: the session's; ADR 174)
+        self.max_output = None if max_output is None else check_max_output(
+            max_output, f"@tool max_output of {self.name!r}")
         self.approval = None if approval is None else approval_policy(
             approval, what=f"@tool approval of {self.name!r}")
         self.is_async = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
@@ -340,7 +344,7 @@ def _drained(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 def tool(
     fn: Callable[..., Any] | None = None, *, name: str | None = None,
     description: str | None = None, inline: bool = False, max_retries: int = DEFAULT_MAX_RETRIES,
-    approval: str | ApprovalPolicy | None = None,
+    approval: str | ApprovalPolicy | None = None, max_output: int | None = None,
 ) -> Any:
     """Turn a typed function into a tool; the docstring gives the description and the
     per-argument descriptions (Google, NumPy or Sphinx style). Use as ``@tool`` or
@@ -349,12 +353,18 @@ def tool(
     invalid calls per turn. Sync functions run on a worker thread (``inline=True``: on the
     event loop). A generator (``yield``, sync or async) gives the list of what it yields.
     ``approval``: ``"always"`` (run), ``"ask"`` (wait for Approve / Deny) or ``"never"``
-    (deny); unset, the session's default applies (``session.approvals()``)."""
+    (deny); unset, the session's default applies (``session.approvals()``).
+    ``max_output``: characters of its output the model is sent and the session keeps (unset:
+    the session's, 65,536 by default); past it, the head and the tail around a line saying
+    how much was left out (ADR 174)."""
+    if max_output is not None:  # a bad value fails at the decorator, not at the function
+        check_max_output(max_output, "@tool max_output")
     if fn is None:
         return lambda f: FunctionTool(f, name=name, description=description, inline=inline,
-                                      max_retries=max_retries, approval=approval)
+                                      max_retries=max_retries, approval=approval,
+                                      max_output=max_output)
     return FunctionTool(fn, name=name, description=description, inline=inline,
-                        max_retries=max_retries, approval=approval)
+                        max_retries=max_retries, approval=approval, max_output=max_output)
 
 
 def as_tool_provider(obj: Any) -> ToolProvider:

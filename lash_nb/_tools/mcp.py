@@ -22,7 +22,10 @@ Theory of operation
   the model as an error result. Server text is cleaned by the turn like any tool output;
   bytes a stdio server sends that are not UTF-8 read as U+FFFD. Its error texts (and its
   last error output) lose the values of its secret-named ``env`` variables
-  (``SLACK_BOT_TOKEN``), URL passwords and credential shapes.
+  (``SLACK_BOT_TOKEN``) and of its secret-named options (``--token X``, a URL's password or
+  ``?key=``) wherever they appear, URL passwords and credential shapes; so do its successful
+  results, which the turn bounds (``max_output``) and then scrubs with
+  :meth:`MCPServer.scrub_result` before the model, the events or the store see them (ADR 174).
 - A stdio server's stderr is read into :class:`~lash_nb._tools.error_output.ErrorOutput`
   (bounded, scrubbed as above, never on disk): ``error_output`` and ``%lash mcp log`` show
   it, and an error quotes its last line that says something.
@@ -46,8 +49,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._core.approval import ApprovalPolicy, policy_map
-from .._core.secrets import Scrubber, scrub_command, scrub_urls, secret_named
+from .._core.secrets import (
+    Scrubber,
+    command_secrets,
+    scrub_command,
+    scrub_urls,
+    secret_named,
+    url_secrets,
+)
 from .._core.text import clean_json, clean_text
+from .._core.tool_output import check_max_output
 from .._core.tools import ToolContext, ToolManifest
 from .._errors import ConfigurationError, ToolServerError
 from .error_output import ErrorOutput
@@ -83,7 +94,8 @@ class MCPServer:
     def __init__(self, name: str, *, command: str | None = None, args: Sequence[str] = (),
                  env: Mapping[str, str] | None = None, cwd: str | None = None,
                  url: str | None = None, prefix: str = "", timeout_s: float = 60.0,
-                 approval: str | ApprovalPolicy | Mapping[str, Any] | None = None) -> None:
+                 approval: str | ApprovalPolicy | Mapping[str, Any] | None = None,
+                 max_output: int | None = None) -> None:
         if not isinstance(name, str) or not name or not set(name) <= _NAME_OK:
             raise ConfigurationError(
                 f"MCP server name {name!r} must be letters, digits, '_', '-' or '.'")
@@ -92,12 +104,19 @@ class MCPServer:
         self.name = name
         self.command, self.args = command, list(args)
         self.env, self.cwd = dict(env) if env else None, cwd
-        # the values of its secret-named variables (SLACK_BOT_TOKEN=...): never in its errors
-        self._secrets = Scrubber(v for k, v in (self.env or {}).items()
-                                 if secret_named(k) and isinstance(v, str))
+        # what it was handed as secrets: the values of its secret-named variables
+        # (SLACK_BOT_TOKEN=...), of secret-named options (--token X) and a URL's password and
+        # secret-named query values: never in its errors or results, in any encoding
+        handed = [v for k, v in (self.env or {}).items() if secret_named(k) and isinstance(v, str)]
+        handed += command_secrets([command, *self.args]) if command is not None else url_secrets(
+            str(url))
+        self._secrets = Scrubber(handed)
         self.url = url
         self.prefix = prefix
         self.timeout_s = timeout_s
+        # characters of one result the model is sent (None: the session's; ADR 174)
+        self.max_output = None if max_output is None else check_max_output(
+            max_output, f"max_output of MCP server {name!r}")
         # approval: one policy for all its tools or {server tool name: policy, "*": rest}
         self.approval, self._approval_named = policy_map(approval, what=f"approval of MCP server {name!r}")
         self.on_tools_changed: list[Callable[[], None]] = []
@@ -120,19 +139,23 @@ class MCPServer:
     @classmethod
     def stdio(cls, name: str, command: str, *args: str, env: Mapping[str, str] | None = None,
               cwd: str | None = None, prefix: str = "", timeout_s: float = 60.0,
-              approval: str | ApprovalPolicy | Mapping[str, Any] | None = None) -> MCPServer:
+              approval: str | ApprovalPolicy | Mapping[str, Any] | None = None,
+              max_output: int | None = None) -> MCPServer:
         """A server started as ``command args...``, speaking MCP on its stdin/stdout.
         ``approval``: ``"ask"`` / ``"never"`` / ``"always"`` for all its tools, or
-        ``{"write_file": "ask", "*": "always"}`` by the server's tool names."""
+        ``{"write_file": "ask", "*": "always"}`` by the server's tool names. ``max_output``:
+        characters of one result the model is sent (unset: the session's, 65,536)."""
         return cls(name, command=command, args=args, env=env, cwd=cwd, prefix=prefix,
-                   timeout_s=timeout_s, approval=approval)
+                   timeout_s=timeout_s, approval=approval, max_output=max_output)
 
     @classmethod
     def http(cls, name: str, url: str, *, prefix: str = "", timeout_s: float = 60.0,
-             approval: str | ApprovalPolicy | Mapping[str, Any] | None = None) -> MCPServer:
+             approval: str | ApprovalPolicy | Mapping[str, Any] | None = None,
+             max_output: int | None = None) -> MCPServer:
         """A running server reached over streamable HTTP at ``url`` (e.g. ``.../mcp``);
-        ``approval`` as in :meth:`stdio`."""
-        return cls(name, url=url, prefix=prefix, timeout_s=timeout_s, approval=approval)
+        ``approval`` and ``max_output`` as in :meth:`stdio`."""
+        return cls(name, url=url, prefix=prefix, timeout_s=timeout_s, approval=approval,
+                   max_output=max_output)
 
     # ------------------------------------------------------------------ life
     @property
@@ -290,6 +313,11 @@ class MCPServer:
     def _scrub(self, text: str) -> str:
         """The server's own secrets (its env), URL passwords and credential shapes out."""
         return scrub_urls(self._secrets.scrub_exact(text))
+
+    def scrub_result(self, text: str) -> str:
+        """A string of one of its successful results without its secrets (as its errors):
+        the turn applies it to every string of the result, after bounding it (ADR 174)."""
+        return self._scrub(text)
 
     def _leave_out(self, name: str, reason: str) -> None:
         """A ``tools/list`` answer had an entry it cannot offer (:class:`ToolListFilter`)."""

@@ -29,6 +29,7 @@ from typing import Any
 
 from ..._core.code_mode import OPEN_TAG
 from ..._core.records import TurnOutcome
+from ..._core.tool_output import CUT_LINE
 from .long_text import SHOWN_PROSE_CHARS, ProseCut, shown_prose
 
 UNNAMED = "(unnamed tool)"  # a call a provider sent without a name, as %lash graph says
@@ -241,8 +242,11 @@ def shown_output(output: Any, call_id: Any) -> Any:
     where = "SELECT output FROM tool_calls"
     if isinstance(call_id, str) and call_id:
         where += " WHERE call_id = '" + call_id.replace("'", "''") + "'"
+    # an output the turn cut (ADR 174): its line saying so is past what is shown; quote it
+    cut = CUT_LINE.search(text, max(0, SHOWN_OUTPUT_CHARS - 200))
+    said = f"\nwhat the tool returned was cut before the model saw it: {cut.group(0)}" if cut else ""
     return (f"{text[:SHOWN_OUTPUT_CHARS]}\n… {len(text) - SHOWN_OUTPUT_CHARS:,} more characters "
-            f"not shown here; the whole output is stored: %lash sql {where}")
+            f"not shown here; the whole output is stored: %lash sql {where}{said}")
 
 
 def _sandbox_started(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:

@@ -56,7 +56,7 @@ class CellRun(Protocol):
 
     def emit(self, event: ev.TurnEvent, correlation_id: str) -> None: ...
 
-    def tool_batch(self, calls: list[LlmPart]) -> ToolBatch: ...
+    def tool_batch(self, calls: list[LlmPart], *, keep_whole: bool = False) -> ToolBatch: ...
 
     def tool_scope(self) -> contextlib.AbstractContextManager[None]: ...
 
@@ -171,7 +171,7 @@ class CodeCells:
     async def _tool(self, name: str, args: Any) -> Any:
         run = self.run
         call = LlmPart.tool_call(fresh_id("call_"), name, json.dumps(args, default=str))
-        batch = run.tool_batch([call])  # the dispatch model tool calls get
+        batch = run.tool_batch([call], keep_whole=True)  # the dispatch model tool calls get
         try:
             with run.tool_scope():
                 await batch.run()
@@ -181,7 +181,8 @@ class CodeCells:
         record = run.tool_calls[-1]
         if not record.success:
             raise RuntimeError(f"tool {name!r} failed: {record.output}")
-        return record.output
+        assert batch.whole is not None
+        return batch.whole.get(record.call_id, record.output)  # the record's is bounded
 
     async def _llm_query(self, prompt: str) -> str:
         """One turn of a child session ``<session>.<turn>.q<n>`` with the turn's provider and
