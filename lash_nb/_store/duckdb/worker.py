@@ -78,6 +78,7 @@ FOLD_IDLE_S = 0.05  # fold pending commits once the store has had no work this l
 FOLD_EARLY = 0.2  # ... times this once an idle fold met work that came back (see _fold_when_idle)
 FOLD_IN_TURN_S = 30.0  # ... or this long while a turn is in flight (a long model call)
 HANDOVER_POLL_S = 0.02  # while holding idle, look for waiters this often
+REST_CHECKPOINT_S = 1.0  # a store at rest this long checkpoints: the file alone holds it all
 MIN_SLICE_S = 0.05  # a busy holder keeps the file at least this long (or its open's time)
 MAX_SLICE_S = 2.0  # ... but no longer than this (an open that folded a crash's commits)
 HANDOVER_WAL_BYTES = 32 * 1024  # a hand-over below this .wal size skips the checkpoint
@@ -254,6 +255,7 @@ class ConnectionWorker:
         self.busy.acquire()  # released only while waiting for work (``run_here``)
         idle_since = time.monotonic()
         deferred: float | None = None  # when an idle fold was first put off for a turn in flight
+        rested = False  # checkpointed since the last job (a copy of the file alone is whole)
         while True:
             folding = (self._fold_idle is not None and self.hold is not None
                        and bool(self.hold.pending))
@@ -269,6 +271,8 @@ class ConnectionWorker:
                     marks.append(idle_since + self._idle)
                 if folding:
                     marks.append(fold_due)
+                elif not rested:
+                    marks.append(idle_since + REST_CHECKPOINT_S)
                 if self.line is not None and self.line.on:
                     marks.append(time.monotonic() + HANDOVER_POLL_S)
                 if marks:
@@ -285,6 +289,7 @@ class ConnectionWorker:
                     self._release(handover=True)
                 elif self._here_at > idle_since:  # jobs ran here meanwhile: idle counts from
                     idle_since = self._here_at    # the last one (the due times anew)
+                    rested = False
                     if deferred is not None and not (self.hold is not None and self.hold.turn_in_flight()):
                         deferred = None  # the turn ended: fold after the usual idle moment
                 elif folding and now >= fold_due:
@@ -302,6 +307,9 @@ class ConnectionWorker:
                             self._release()
                 elif self._idle is not None and now >= idle_since + self._idle:
                     self._release()
+                elif not folding and not rested and now >= idle_since + REST_CHECKPOINT_S:
+                    rested = True
+                    self._checkpoint_at_rest()
                 continue
             self.busy.acquire()
             if job is _STOP:
@@ -326,11 +334,21 @@ class ConnectionWorker:
             else:
                 fut.set_result(result)
             idle_since = time.monotonic()
+            rested = False
             if deferred is not None and (self.hold is None or not self.hold.turn_in_flight()):
                 deferred = None  # the turn ended: fold after the usual idle moment
             if (self._con is not None and idle_since - self._held_since >= self._slice
                     and self._waited_on()):
                 self._release(handover=True)
+
+    def _checkpoint_at_rest(self) -> None:
+        """Write what the ``.wal`` holds into the file once the store rests, so that a copy
+        of the file taken while this process keeps it open holds every folded commit (ADR
+        175). Nothing is lost if it fails (a full disk): the ``.wal`` still holds it."""
+        if self.hold is None or self.hold.pending or _wal_bytes(self.path) == 0:
+            return
+        with contextlib.suppress(Exception):
+            self._con.execute("CHECKPOINT")
 
     def _work_waits(self) -> bool:
         return self._here_waiting or not self._queue.empty()
