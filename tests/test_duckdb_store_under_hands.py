@@ -5,10 +5,13 @@ where the behaviour depends on the process holding the file."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 from pathlib import Path
+from typing import Any
 
 from notebook_harness import KernelHarness, wait_until
+from test_duckdb_bad_files import _mounted
 
 from lash_nb import LashCore
 from lash_nb.providers import OfflineProvider
@@ -23,11 +26,19 @@ def _questions_in(path: Path, sid: str) -> list[str]:
                 .store(DuckDBStore(path, idle_release_s=0)).build())
         try:
             s = await core.session(sid).open()
-            return [m.text() for m in s.read_view().messages() if m.role == "user"]
+            return [m.text() for m in s.read_view().messages() if m.role == "user" and m.text()]
         finally:
             await core.close()
 
     return asyncio.run(body())
+
+
+def _answers_in(path: Path) -> list[str]:
+    store = DuckDBStore(path, read_only=True)
+    try:
+        return [str(r) for r in store.query("SELECT result FROM turns ORDER BY started_at")["result"]]
+    finally:
+        store.close_sync()
 
 
 def _copy_holds(src: Path, dest: Path, n: int) -> bool:
@@ -58,3 +69,75 @@ def test_a_copy_of_the_file_taken_while_the_kernel_rests_holds_every_turn(tmp_pa
     assert _questions_in(shared / "team.duckdb", "team") == [f"question number {i}" for i in range(3)]
     assert _questions_in(tmp_path / "team.duckdb", "team") == [
         f"question number {i}" for i in range(4)]
+
+
+FILL_TOOL = '''
+import contextlib
+from lash_nb import tool
+
+@tool
+def fill_the_disk() -> str:
+    """Fills the disk the store is on (as a big download in another tab would)."""
+    with open({filler!r}, "wb") as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"\\0" * 65536)
+            f.flush()
+    return "the disk is full now"
+'''
+
+
+def _fill(filler: Path) -> None:
+    with open(filler, "wb") as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"\0" * 65536)
+            f.flush()
+
+
+def _rows(k: KernelHarness, ex: Any) -> list[str]:
+    return [b.get("text", "") for mid in ex.widget_ids()
+            for b in k.state(mid).get("blocks", []) if b.get("cid") == "~store_wait"]
+
+
+def test_a_turn_that_meets_a_full_disk_says_it_is_not_saved_until_space_returns(
+        tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    filler = small / "filler"
+    with _mounted("tmpfs", small):
+        with KernelHarness(cwd=str(tmp_path)) as k:
+            _full_disk_session(k, filler)
+        # a fresh process finds every turn the notebook showed as saved
+        questions = _questions_in(small / "nb.duckdb", "nb")
+        answers = _answers_in(small / "nb.duckdb")
+    assert questions == ["a first question", "please call fill_the_disk",
+                         "a question after freeing space"]
+    assert any("the disk is full now" in a for a in answers)  # the answer was kept
+
+
+def _full_disk_session(k: KernelHarness, filler: Path) -> None:
+    k.run("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0")
+    k.run(FILL_TOOL.format(filler=str(filler)))
+    k.run("%lash open nb --store small/nb.duckdb --tools fill_the_disk")
+    k.run("%%lash\na first question")
+    # the first commit fits; the tool fills the disk; the finished turn cannot be saved
+    ex = k.submit("%%lash\nplease call fill_the_disk")
+    k.pump_until(lambda: any("not saved yet" in r for r in _rows(k, ex)), timeout=60)
+    row = _rows(k, ex)[0]
+    assert "the disk holding the store is full" in row and "free space there" in row
+    assert ex.reply is None  # the cell waits for space: nothing was thrown away
+    filler.unlink()  # the user frees space
+    k.wait(ex, timeout=60)
+    assert ex.status == "ok"
+    assert _rows(k, ex)[0].startswith("saved once disk space returned")
+    assert "held by another process" not in ex.stderr  # it was the disk, not a process
+    assert "is full" in ex.stderr
+    # full again: a new turn is refused at once, in one line, and nothing is lost
+    _fill(filler)
+    refused = k.execute("%%lash\na question with no room " + "z" * 200_000,
+                        stop_on_error=False)
+    assert refused.status == "error"
+    line = refused.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line, line
+    assert "is full" in line and "free space" in line
+    filler.unlink()
+    k.run("%%lash\na question after freeing space")  # the session goes on
