@@ -10,10 +10,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from notebook_harness import KernelHarness, wait_until
 from test_duckdb_bad_files import _mounted
 
-from lash_nb import LashCore
+from lash_nb import LashCore, tool
+from lash_nb._errors import StoreError
 from lash_nb.providers import OfflineProvider
 from lash_nb.stores import DuckDBStore
 
@@ -141,3 +143,45 @@ def _full_disk_session(k: KernelHarness, filler: Path) -> None:
     assert "is full" in line and "free space" in line
     filler.unlink()
     k.run("%%lash\na question after freeing space")  # the session goes on
+
+
+def test_a_turn_whose_commit_gave_up_on_a_full_disk_leaves_no_unsaved_answer_in_view(
+        tmp_path: Path) -> None:
+    """``commit_wait_s`` passed with the disk still full: the turn raises; the session's view
+    must then hold what the store holds, not the answer that was never written."""
+    small = tmp_path / "small"
+    small.mkdir()
+    filler = small / "filler"
+
+    @tool
+    def fill_the_disk() -> str:
+        """Fills the disk the store is on."""
+        _fill(filler)
+        return "the disk is full now"
+
+    async def notebook() -> tuple[str, list[str], list[str]]:
+        store = DuckDBStore(small / "nb.duckdb", commit_wait_s=2)
+        core = (LashCore.builder().provider(OfflineProvider(delay_s=0)).store(store)
+                .tools(fill_the_disk).build())
+        s = await core.session("nb").open()
+        await s.turn("a first question").run()
+        with pytest.raises(StoreError) as e:
+            await s.turn("please call fill_the_disk").run()
+        seen = [m.text() for m in s.read_view().messages()]
+        filler.unlink()
+        await s.turn("a question after freeing space").run()
+        after = [m.text() for m in s.read_view().messages()]
+        await core.close()
+        return str(e.value), seen, after
+
+    with _mounted("tmpfs", small):
+        error, seen, after = asyncio.run(notebook())
+        stored = _questions_in(small / "nb.duckdb", "nb")
+        answers = _answers_in(small / "nb.duckdb")
+    assert "is full" in error and "was not written" in error and "\n" not in error
+    assert not any("the disk is full now" in t for t in seen)  # never stored: never shown
+    assert not any("the disk is full now" in t for t in after)
+    assert not any("the disk is full now" in a for a in answers)
+    assert stored == ["a first question", "please call fill_the_disk",
+                      "a question after freeing space"]
+    assert [t for t in after if t in stored] == stored
