@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,8 @@ from lash_nb import LashCore, tool
 from lash_nb._errors import StoreError
 from lash_nb.providers import OfflineProvider
 from lash_nb.stores import DuckDBStore
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _questions_in(path: Path, sid: str) -> list[str]:
@@ -185,3 +190,60 @@ def test_a_turn_whose_commit_gave_up_on_a_full_disk_leaves_no_unsaved_answer_in_
     assert stored == ["a first question", "please call fill_the_disk",
                       "a question after freeing space"]
     assert [t for t in after if t in stored] == stored
+
+
+def _queue_three(path: Path) -> None:
+    async def body() -> None:
+        core = LashCore.builder().provider(OfflineProvider(delay_s=0)).store(DuckDBStore(path)).build()
+        s = await core.session("w").open()
+        await s.turn("hello").run()
+        for i in range(3):
+            await s.enqueue(f"queued question {i} " + "q" * 200_000).send()
+        await core.close()
+
+    asyncio.run(body())
+
+
+def _worker(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lash_nb", "worker", "--store", str(path), "--all",
+         "--exit-when-idle", "5"],
+        capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+def test_a_worker_on_a_full_disk_stops_with_status_75_and_leaves_the_queue_whole(
+        tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    path = small / "w.duckdb"
+    with _mounted("tmpfs", small):
+        _queue_three(path)
+        _fill(small / "filler")
+        full = _worker(path)
+        store = DuckDBStore(path, read_only=True)  # reading works on the full disk
+        try:
+            attempts = list(store.query(
+                "SELECT attempts FROM queued_work_batches ORDER BY enqueue_seq")["attempts"])
+        finally:
+            store.close_sync()
+        (small / "filler").unlink()
+        again = _worker(path)  # space freed: the next worker answers all three, once each
+        store = DuckDBStore(path, read_only=True)
+        try:
+            turns = store.query("SELECT outcome FROM turns ORDER BY started_at")
+        finally:
+            store.close_sync()
+        questions = _questions_in(path, "w")
+    # exit status 75 (EX_TEMPFAIL: start it again), not 0 ("done") with the work undone
+    assert full.returncode == 75, full.stderr
+    said = [line for line in full.stderr.splitlines() if "is full" in line]
+    assert said and len(said) <= 2, full.stderr  # said, not repeated every poll
+    assert "free space there" in said[-1] and "start the worker again" in said[-1]
+    assert "the queued work stays in the queue" in said[-1]
+    assert "Traceback" not in full.stderr
+    assert attempts == [0, 0, 0]  # nothing claimed, nothing spent
+    assert again.returncode == 0, again.stderr
+    assert list(turns["outcome"]) == ["finished"] * 4
+    assert [q[:17] for q in questions] == ["hello", "queued question 0", "queued question 1",
+                                          "queued question 2"]
