@@ -247,3 +247,31 @@ def test_a_worker_on_a_full_disk_stops_with_status_75_and_leaves_the_queue_whole
     assert list(turns["outcome"]) == ["finished"] * 4
     assert [q[:17] for q in questions] == ["hello", "queued question 0", "queued question 1",
                                           "queued question 2"]
+
+
+def test_a_store_made_read_only_under_the_kernel_refuses_a_turn_in_one_line_and_still_reads(
+        tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    with KernelHarness(cwd=str(tmp_path)) as k:
+        k.run("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0")
+        k.run("%lash open team --store shared/team.duckdb")
+        k.run("%%lash\nquestion number 0")
+        k.run("%%lash\nquestion number 1")
+        # the user reads the answer; the store rests (its .wal written into the file) ...
+        wait_until("the store at rest", lambda: not (shared / "team.duckdb.wal").exists(),
+                   timeout=60)
+        with _mounted("ro", shared):  # ... and an admin makes the folder read-only
+            refused = k.execute("%%lash\nquestion number 2", stop_on_error=False)
+            read = k.execute("%%lash sql\nSELECT count(*) AS stored_turns FROM turns",
+                             stop_on_error=False)
+        k.run("%%lash\nquestion number 3")  # writable again: the session goes on
+    assert refused.status == "error"
+    shown = refused.error + refused.stderr
+    assert "Traceback" not in shown and "TransactionException" not in shown, shown
+    assert "became read-only" in shown and "nothing of this was written" in shown, shown
+    assert "make it writable again" in shown
+    assert read.status == "ok", read.stderr
+    assert "stored_turns" in str(read.data("text/html") or read.data("text/plain"))
+    assert _questions_in(shared / "team.duckdb", "team") == [
+        "question number 0", "question number 1", "question number 3"]
