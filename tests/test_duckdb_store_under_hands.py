@@ -275,3 +275,32 @@ def test_a_store_made_read_only_under_the_kernel_refuses_a_turn_in_one_line_and_
     assert "stored_turns" in str(read.data("text/html") or read.data("text/plain"))
     assert _questions_in(shared / "team.duckdb", "team") == [
         "question number 0", "question number 1", "question number 3"]
+
+
+def test_a_store_moved_under_the_kernel_refuses_the_next_turn_and_keeps_the_earlier_ones(
+        tmp_path: Path) -> None:
+    with KernelHarness(cwd=str(tmp_path)) as k:
+        k.run("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0")
+        k.run("%lash open team --store team.duckdb")
+        k.run("%%lash\nquestion number 0")
+        wait_until("the store at rest", lambda: not (tmp_path / "team.duckdb.wal").exists(),
+                   timeout=60)
+        (tmp_path / "team.duckdb").rename(tmp_path / "moved.duckdb")  # tidying the folder
+        refused = k.execute("%%lash\nquestion number 1", stop_on_error=False)
+        (tmp_path / "moved.duckdb").rename(tmp_path / "kept.duckdb")
+        k.execute("%lash open other --store other.duckdb")  # a second store: then delete it
+        k.run("%%lash\na question in the other store")
+        wait_until("the other store at rest",
+                   lambda: not (tmp_path / "other.duckdb.wal").exists(), timeout=60)
+        (tmp_path / "other.duckdb").unlink()
+        gone = k.execute("%%lash\nanother question in the other store", stop_on_error=False)
+    for ex in (refused, gone):
+        assert ex.status == "error"
+        shown = ex.error + ex.stderr
+        assert "Traceback" not in shown, shown
+        assert "is not the file this process opened any more" in shown, shown
+        assert "nothing of this was written" in shown
+    # before: the turn was answered, written into the renamed file's inode and a .wal left
+    # under the old name; after the deletion every later turn went to a file nobody can open
+    assert _questions_in(tmp_path / "kept.duckdb", "team") == ["question number 0"]
+    assert not (tmp_path / "other.duckdb").exists()

@@ -321,6 +321,7 @@ class DuckDBStore:
         def run(con: Any) -> CommitResult:
             hold = self._worker.hold
             assert hold is not None
+            self._worker.check_file()
             if not first:
                 first.append(hold)
             elif hold is first[0] and commit.lease is not None:  # a retry (disk full), same hold
@@ -458,6 +459,7 @@ class DuckDBStore:
             take()  # once: a job run again after a lock conflict writes the same burst
             hold = self._worker.hold
             assert hold is not None
+            self._worker.check_file()
             drafts = [d for d, _, _ in taken]
             try:
                 return self._txn(con, lambda c: queued_work.enqueue_many(c, hold, drafts), hold)

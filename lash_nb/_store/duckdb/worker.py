@@ -65,7 +65,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Generic, TypeVar
 
-from ..._errors import StoreError, StoreLockedError
+from ..._errors import StoreError, StoreLockedError, StorePathError
 from ..queue_watch import QueueWatch
 from ..waits import StoreWaitObserver, current_observer, log
 from .hold import Hold, LeaseRow
@@ -146,6 +146,7 @@ class ConnectionWorker:
         self.users = 1  # DuckDBStore objects sharing this worker (store.py)
         self.read_only = False
         self.opens = 0  # how many times the file was opened (benchmarks and tests read it)
+        self._file_id: tuple[int, int] | None = None  # the held file's (device, inode)
         self.handovers = 0  # releases because another process waited
         self.folds = FoldCounts()  # what the folds of every hold did (journal.py)
         self._gave_way = 0  # idle folds in a row that gave way with nothing folded
@@ -341,6 +342,18 @@ class ConnectionWorker:
                     and self._waited_on()):
                 self._release(handover=True)
 
+    def check_file(self) -> None:
+        """Refuse a write when the file at ``path`` is not the one this connection holds:
+        moved, deleted or replaced while open, a commit would go where no later open finds
+        it (ADR 175). A ``stat``, ~2 µs."""
+        if self._con is None or self._file_id is None:
+            return
+        if _file_id(self.path) != self._file_id:
+            raise StorePathError(
+                f"{self.path} is not the file this process opened any more (moved, deleted "
+                "or replaced while open); nothing of this was written: put the file back "
+                "there, or restart the kernel and open the store where it is now")
+
     def _checkpoint_at_rest(self) -> None:
         """Write what the ``.wal`` holds into the file once the store rests, so that a copy
         of the file taken while this process keeps it open holds every folded commit (ADR
@@ -375,6 +388,7 @@ class ConnectionWorker:
         self.hold.carried, self._carry_heads = self._carry_heads, {}
         self.opens += 1
         self._held_since = time.monotonic()
+        self._file_id = _file_id(self.path)
         # work at least as long as the open cost before handing over: at most half the
         # time of processes taking turns goes to opening, however slow the machine is
         opened_in = self.line.open_s if self.line is not None else 0.0
@@ -508,6 +522,14 @@ class _sigint_held:
             prior(_signal.SIGINT, came[0])
         elif came and prior == _signal.SIG_DFL:
             _signal.raise_signal(_signal.SIGINT)
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path) if path else None
+    except OSError:
+        return (-1, -1)  # gone: never equal to a held file's id
+    return None if st is None else (st.st_dev, st.st_ino)
 
 
 def _wal_bytes(path: str) -> int:
