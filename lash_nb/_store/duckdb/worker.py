@@ -34,7 +34,12 @@ Theory of operation
   is then ``FOLD_EARLY`` of ``fold_idle_s`` (work comes back after pauses: fold early in
   them; back to the whole moment once an early fold meets work with nothing folded). After
   ``idle_release_s`` it releases the file as for a hand-over. ``idle_release_s=None`` holds
-  it until :meth:`ConnectionWorker.stop` or a waiter.
+  it until :meth:`ConnectionWorker.stop` or a waiter. After ``REST_CHECKPOINT_S`` with no job
+  and nothing pending it checkpoints once, so a copy of the file alone holds every folded
+  commit (ADR 175).
+- **The file under the path**: a write (commit, enqueue) first checks that the path still
+  names the file this connection opened (``check_file``); moved, deleted or replaced, the
+  write is refused (ADR 175).
 - Every job runs in its own transaction (``run_in_transaction``); a job that fails rolls
   back, so a store never holds part of a job. A write-write conflict with another
   connection of this process is retried.
