@@ -304,3 +304,89 @@ def test_a_store_moved_under_the_kernel_refuses_the_next_turn_and_keeps_the_earl
     # under the old name; after the deletion every later turn went to a file nobody can open
     assert _questions_in(tmp_path / "kept.duckdb", "team") == ["question number 0"]
     assert not (tmp_path / "other.duckdb").exists()
+
+
+BACKUP_CELL = '''
+import os, subprocess, sys
+done = subprocess.run([sys.executable, "-m", "lash_nb", "backup", "team.duckdb",
+                       "shared/team.duckdb"], capture_output=True, text=True,
+                      env={{**os.environ, "PYTHONPATH": {root!r}}})
+print(done.returncode, done.stdout, done.stderr)
+'''
+
+
+def test_python_m_lash_nb_backup_copies_a_store_the_kernel_is_using_whole(tmp_path: Path) -> None:
+    (tmp_path / "shared").mkdir()
+    with KernelHarness(cwd=str(tmp_path)) as k:
+        k.run("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0")
+        k.run("%lash open team --store team.duckdb")
+        for i in range(3):
+            k.run(f"%%lash\nquestion number {i}")
+        # right after the turns, from the notebook itself (the kernel keeps the file)
+        out = k.run(BACKUP_CELL.format(root=str(ROOT))).stdout
+        again = k.run(BACKUP_CELL.format(root=str(ROOT))).stdout  # the copy is not replaced
+        k.run("%%lash\nquestion number 3")  # the kernel goes on with its store
+    assert out.startswith("0 team.duckdb copied whole to shared/team.duckdb"), out
+    assert again.startswith("2 ") and "shared/team.duckdb exists" in again, again
+    assert "--overwrite" in again
+    assert not list((tmp_path / "shared").glob("*.wal"))  # the copy is one file
+    assert _questions_in(tmp_path / "shared" / "team.duckdb", "team") == [
+        f"question number {i}" for i in range(3)]
+    assert _questions_in(tmp_path / "team.duckdb", "team") == [
+        f"question number {i}" for i in range(4)]
+
+
+def test_a_backup_taken_while_a_worker_drains_opens_with_whole_turns(tmp_path: Path) -> None:
+    path = tmp_path / "team.duckdb"
+
+    async def queue() -> None:
+        core = LashCore.builder().provider(OfflineProvider(delay_s=0)).store(DuckDBStore(path)).build()
+        s = await core.session("w").open()
+        for i in range(30):
+            await s.enqueue(f"queued question {i}").send()
+        await core.close()
+
+    asyncio.run(queue())
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "lash_nb", "worker", "--store", str(path), "--all",
+         "--delay", "0.01", "--exit-when-idle", "2"],
+        stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    copies = []
+    try:
+        for n in range(3):  # while it drains
+            dest = tmp_path / f"copy{n}.duckdb"
+            done = subprocess.run([sys.executable, "-m", "lash_nb", "backup", str(path), str(dest)],
+                                  capture_output=True, text=True, timeout=120,
+                                  env=dict(os.environ, PYTHONPATH=str(ROOT)))
+            assert done.returncode == 0, done.stderr
+            copies.append(dest)
+    finally:
+        worker.communicate(timeout=300)
+    for dest in copies:
+        store = DuckDBStore(dest, read_only=True)  # opens without a .wal: nothing to replay
+        try:
+            turns = store.query("SELECT outcome, result FROM turns WHERE outcome IS NOT NULL "
+                                "ORDER BY started_at")
+            pending = store.query("SELECT count(*) AS n FROM queued_work_batches")["n"].iloc[0]
+        finally:
+            store.close_sync()
+        # every answered batch is a finished turn in the copy, the rest still queued: the
+        # copy is one moment of the store, not a mix of two
+        assert set(turns["outcome"]) <= {"finished"}
+        assert len(turns) + pending == 30, (len(turns), pending)
+
+
+def test_a_backup_to_the_store_itself_or_a_missing_folder_is_one_line_and_writes_nothing(
+        tmp_path: Path) -> None:
+    path = tmp_path / "team.duckdb"
+    store = DuckDBStore(path)
+    try:
+        for dest, said in [(path, "is the store itself"),
+                           (tmp_path / "nope" / "team.duckdb", "does not exist; create it"),
+                           (tmp_path, "is a folder; pass a file path such as")]:
+            with pytest.raises(StoreError) as e:
+                asyncio.run(store.backup(dest))
+            assert said in str(e.value) and "\n" not in str(e.value)
+    finally:
+        store.close_sync()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["team.duckdb", "team.duckdb.lash-share"]

@@ -60,9 +60,9 @@ from ..base import (
 )
 from ..queue_watch import QueueWatch
 from ..retention import VacuumReport
+from . import backup, compact, leases, queued_work, reads, user_query
 from . import blobs as blob_rows
 from . import commit as commits
-from . import compact, leases, queued_work, reads, user_query
 from .arrow import import_arrow_in_background
 from .blobs import BLOB_GRACE_S
 from .hold import Hold
@@ -273,6 +273,21 @@ class DuckDBStore:
             return user_query.quarantined(con)
 
         return self._worker.submit(job).result()
+
+    async def backup(self, dest: str | os.PathLike[str], *, overwrite: bool = False) -> int:
+        """Copy the whole store to ``dest`` (a new DuckDB file) while processes use it: every
+        commit stored so far, consistent, nothing of it left in a ``.wal`` (``backup.py``,
+        ADR 175). Returns the copy's size in bytes."""
+        if self.read_only:
+            raise self._read_only_error()
+        target = backup.check_dest(self.path, os.fspath(dest), overwrite=overwrite)
+
+        def job(con: Any) -> int:
+            hold = self._worker.hold
+            assert hold is not None
+            return backup.copy_held(con, hold, self.path, target)
+
+        return await asyncio.wrap_future(self._worker.submit(job))
 
     async def release_file(self) -> None:
         """Let other processes have the file now (a polling worker calls this when idle);
