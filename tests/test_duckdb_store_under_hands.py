@@ -392,3 +392,21 @@ def test_a_backup_to_the_store_itself_or_a_missing_folder_is_one_line_and_writes
     finally:
         store.close_sync()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["team.duckdb", "team.duckdb.lash-share"]
+
+
+def test_a_store_path_with_spaces_and_unicode_works_and_a_missing_folder_is_one_line(
+        tmp_path: Path) -> None:
+    """Regression cover (this passed before): a folder a person named, and a typo'd folder."""
+    with KernelHarness(cwd=str(tmp_path)) as k:
+        k.run("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0")
+        missing = k.execute('%lash open a --store "my notes/équipe données 📊.duckdb"',
+                            stop_on_error=False)
+        (tmp_path / "my notes").mkdir()
+        k.run('%lash open a --store "my notes/équipe données 📊.duckdb"')
+        k.run("%%lash\nune question, s'il vous plaît")
+    assert missing.status == "error"
+    line = (missing.error + missing.stderr).strip()
+    assert "\n" not in line and "Traceback" not in line, line
+    assert f"folder {tmp_path / 'my notes'} does not exist; create it" in line
+    assert _questions_in(tmp_path / "my notes" / "équipe données 📊.duckdb", "a") == [
+        "une question, s'il vous plaît"]
