@@ -1,4 +1,5 @@
-"""Command line: ``python -m lash_nb demo``, ``worker``, ``migrate-store`` and ``prune-blobs``."""
+"""Command line: ``python -m lash_nb demo``, ``worker``, ``migrate-store``, ``prune-blobs`` and
+``backup``."""
 
 from __future__ import annotations
 
@@ -35,6 +36,37 @@ def _prune_blobs(target: str, older_than_s: float) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{target}: {n} unreferenced blob(s) deleted")
+    return 0
+
+
+def _backup(path: str, dest: str, *, overwrite: bool) -> int:
+    """A whole, consistent copy of a DuckDB store that processes hold open (ADR 175): this
+    process waits in the file's line, the holder hands it over between its steps."""
+    from ._errors import LashError
+
+    if path.startswith(("postgresql://", "postgres://")):
+        print("error: backup copies a DuckDB file; back up PostgreSQL with pg_dump",
+              file=sys.stderr)
+        return 2
+    if not os.path.isfile(path):
+        print(f"error: {path} is not a file; pass the store's .duckdb file", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        from ._store.duckdb import DuckDBStore
+
+        store = DuckDBStore(path)
+        try:
+            return await store.backup(dest, overwrite=overwrite)
+        finally:
+            await store.close()
+
+    try:
+        size = asyncio.run(run())
+    except LashError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{path} copied whole to {dest} ({size} bytes); open the copy with --store {dest}")
     return 0
 
 
@@ -135,7 +167,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     prune.add_argument("--older-than", type=float, default=3600.0, metavar="S",
                        help="keep blobs stored in the last S seconds (default 3600: a turn "
                             "may be about to commit them)")
+    back = sub.add_parser("backup", help="copy a DuckDB store whole while processes use it")
+    back.add_argument("store", help="the DuckDB file")
+    back.add_argument("dest", help="the new file (e.g. shared/team.duckdb)")
+    back.add_argument("--overwrite", action="store_true", help="replace dest if it exists")
     args = ap.parse_args(argv)
+    if args.command == "backup":
+        return _backup(args.store, args.dest, overwrite=args.overwrite)
     if args.command == "prune-blobs":
         return _prune_blobs(args.store, args.older_than)
     if args.command == "migrate-store":
@@ -184,6 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LashError as e:  # a store it cannot open, a refused setting: one line, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if stats.disk_full is not None:
+        print(f"worker stopped: {stats.disk_full}; the queued work stays in the queue: "
+              "start the worker again once there is room", file=sys.stderr)
+        return EX_TEMPFAIL
     returned = (f"; {len(stats.returned)} batch(es) cut by the stop returned to the queue: "
                 + ", ".join(b for _, b in stats.returned)) if stats.returned else ""
     print(f"worker done: {stats.turns} turns {stats.outcomes}{returned}", file=sys.stderr)

@@ -64,7 +64,12 @@ from .._core.records import (
     sanitize_assistant_output,
 )
 from .._core.usage import ZERO_USAGE, LlmCallRecord, TokenLedgerEntry, TokenUsage
-from .._errors import CodeExecutionUnavailable, PluginError, SessionExecutionLeaseLost
+from .._errors import (
+    CodeExecutionUnavailable,
+    PluginError,
+    SessionExecutionLeaseLost,
+    StoreError,
+)
 from .._store.base import Lease, hints_empty_queue, watches_turn_cancel
 from .._store.waits import observe_store_waits, stop_observing
 from .abandon import abandon_quietly
@@ -234,10 +239,12 @@ class TurnRun:
                 self, keeper, result,
                 lambda: self._assemble(TurnOutcome.stopped(TurnStop.RUNTIME_ERROR), started_ms, t0))
             phase(TurnPhase.FINAL_COMMIT, False)
-        except BaseException:
+        except BaseException as e:
             keeper.stop()
             self.parts.state.stale = True
             await w.release_quietly(keeper.lease)
+            if isinstance(e, StoreError):  # a commit the store refused wrote nothing
+                self._forget_unsaved()
             raise
         finally:
             unwatch()
@@ -247,6 +254,15 @@ class TurnRun:
                         prompt="\n".join(i.text for i in self.input.items),
                         finish_reasons=self.finish_reasons)
         return result
+
+    def _forget_unsaved(self) -> None:
+        """Take this turn's nodes that no commit wrote off the session's view, which then
+        shows what the store holds (ADR 175); the handle is stale: the next turn reloads."""
+        unsaved = self.new_nodes[self.persisted_nodes:]
+        if unsaved:
+            graph = self.parts.state.graph
+            graph.branch_to(unsaved[0].parent_node_id)
+            graph.tombstone([n.node_id for n in unsaved])
 
     # ------------------------------------------------------------------ the driver
     async def _drive(self) -> TurnOutcome:

@@ -410,12 +410,21 @@ def _queued_work(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
 
 
 def _store_wait(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
-    """One status row, updated in place while the turn waits for another process's store lock."""
+    """One status row, updated in place while the turn waits for another process's store lock,
+    or for disk space: then the finished turn is not saved yet, and the row says so and what
+    frees it, until the last event says it was saved."""
     pid = a.get("holder_pid", a.get("pid"))
     waited = a.get("waited_s", a.get("waited_seconds"))
-    text = "waiting for the store" + (f", held by pid {pid}" if pid is not None else "")
-    if isinstance(waited, (int, float)):
-        text += f" ({waited:.1f} s)"
+    secs = f"{waited:.1f} s" if isinstance(waited, (int, float)) else None
+    if a.get("reason") == "disk_full":
+        if a.get("done"):
+            text = "saved once disk space returned" + (f" (after {secs})" if secs else "")
+        else:
+            text = ("not saved yet: the disk holding the store is full; free space there and "
+                    "this turn is saved" + (f" (waiting {secs})" if secs else ""))
+    else:
+        text = ("waiting for the store" + (f", held by pid {pid}" if pid is not None else "")
+                + (f" ({secs})" if secs else ""))
     row = fold._row("~store_wait", "notice", text="")
     row["text"] = text
 

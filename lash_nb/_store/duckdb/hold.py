@@ -43,6 +43,7 @@ Theory of operation
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -221,7 +222,9 @@ class Hold:
                 self.write_lease(con, sid)
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            # a failed COMMIT has rolled back already: its error is the one to raise
+            with contextlib.suppress(Exception):
+                con.execute("ROLLBACK")
             self._pending.clear()
             raise
         self.committed()

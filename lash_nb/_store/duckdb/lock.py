@@ -164,6 +164,11 @@ def is_disk_full(e: BaseException) -> bool:
     return "No space left on device" in str(e) or "Disk quota exceeded" in str(e)
 
 
+def is_read_only(e: BaseException) -> bool:
+    """The file or its folder cannot be written (now): a read-only mount, lost permission."""
+    return "Read-only file system" in str(e) or "Permission denied" in str(e)
+
+
 def _pid_in(e: BaseException) -> int | None:
     m = _PID.search(str(e))
     return int(m.group(1)) if m else None
@@ -192,10 +197,15 @@ def store_error(path: str, e: BaseException, *, opening: bool = True) -> BaseExc
         return StoreFullError(path)
     if any(d in msg for d in _DAMAGE):
         return StoreDamagedError(path, first)
-    if opening and ("Read-only file system" in msg or "Permission denied" in msg):
+    if opening and is_read_only(e):
         return StorePathError(
             f"cannot write {path} ({first}); move it to a writable folder, or open it with "
             "read_only=True to only read it"
+        )
+    if is_read_only(e):  # made read-only while open (chmod, a remount): reads still work
+        return StorePathError(
+            f"cannot write {path} ({first}): it or its folder became read-only, and nothing "
+            "of this was written; make it writable again and retry (reading it still works)"
         )
     return e
 

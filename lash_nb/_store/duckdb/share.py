@@ -327,8 +327,13 @@ class Wait:
                 log.info("waiting for %s, held by %s", self.path, who)
             elif not self._warned and waited >= WARN_AFTER_S:
                 self._warned = True
-                log.warning("still waiting for %s after %.0f s, held by %s", self.path,
-                            waited, who)
+                if self.reason == "disk_full":
+                    log.warning("still waiting for disk space for %s after %.0f s; the "
+                                "finished turn is saved once there is room (free some there)",
+                                self.path, waited)
+                else:
+                    log.warning("still waiting for %s after %.0f s, held by %s", self.path,
+                                waited, who)
             self._last = now
             self._event(waited, done=False)
         if self.reason == "disk_full":

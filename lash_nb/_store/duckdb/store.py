@@ -60,9 +60,9 @@ from ..base import (
 )
 from ..queue_watch import QueueWatch
 from ..retention import VacuumReport
+from . import backup, compact, leases, queued_work, reads, user_query
 from . import blobs as blob_rows
 from . import commit as commits
-from . import compact, leases, queued_work, reads, user_query
 from .arrow import import_arrow_in_background
 from .blobs import BLOB_GRACE_S
 from .hold import Hold
@@ -274,6 +274,21 @@ class DuckDBStore:
 
         return self._worker.submit(job).result()
 
+    async def backup(self, dest: str | os.PathLike[str], *, overwrite: bool = False) -> int:
+        """Copy the whole store to ``dest`` (a new DuckDB file) while processes use it: every
+        commit stored so far, consistent, nothing of it left in a ``.wal`` (``backup.py``,
+        ADR 175). Returns the copy's size in bytes."""
+        if self.read_only:
+            raise self._read_only_error()
+        target = backup.check_dest(self.path, os.fspath(dest), overwrite=overwrite)
+
+        def job(con: Any) -> int:
+            hold = self._worker.hold
+            assert hold is not None
+            return backup.copy_held(con, hold, self.path, target)
+
+        return await asyncio.wrap_future(self._worker.submit(job))
+
     async def release_file(self) -> None:
         """Let other processes have the file now (a polling worker calls this when idle);
         the next call reopens it."""
@@ -321,6 +336,7 @@ class DuckDBStore:
         def run(con: Any) -> CommitResult:
             hold = self._worker.hold
             assert hold is not None
+            self._worker.check_file()
             if not first:
                 first.append(hold)
             elif hold is first[0] and commit.lease is not None:  # a retry (disk full), same hold
@@ -458,6 +474,7 @@ class DuckDBStore:
             take()  # once: a job run again after a lock conflict writes the same burst
             hold = self._worker.hold
             assert hold is not None
+            self._worker.check_file()
             drafts = [d for d, _, _ in taken]
             try:
                 return self._txn(con, lambda c: queued_work.enqueue_many(c, hold, drafts), hold)

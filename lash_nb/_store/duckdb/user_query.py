@@ -82,7 +82,13 @@ def report_frame(con: Any, hold: Any, sql: str, params: Any,
 
 def _prepare(con: Any, hold: Any) -> None:
     if hold is not None:
-        hold.flush(con)  # lease rows a user may query are in the file
+        try:
+            hold.flush(con)  # lease rows a user may query are in the file
+        except Exception as e:  # a file that cannot be written now is still read (ADR 175)
+            from .lock import is_disk_full, is_read_only
+
+            if not (is_read_only(e) or is_disk_full(e)):
+                raise
     import_arrow()  # not racing the store's background import
     if hold is None or not hold.query_threads:
         con.execute(f"SET threads = {_QUERY_THREADS}")
