@@ -73,6 +73,9 @@ class NotebookContext:
     last_opened: Binding | None = None  # where a session named later goes (its store)
     core_env: dict[tuple[str, str, str], str] = field(default_factory=dict)  # provider env digest
     retired: list[Any] = field(default_factory=list)  # cores replaced after an env change
+    # what the last %lash open asked for when it failed ("'c' in colleague.duckdb"), until one
+    # succeeds: no session is then opened in the default store in its place
+    failed_open: str | None = None
 
     def core_for(self, store: str, provider: str, model: str) -> Any:
         from .._runtime.core import LashCore
@@ -198,6 +201,11 @@ class NotebookContext:
         kept = self.current
         bound = self.bindings.get(kept) if kept is not None else None
         like = bound or self.last_opened
+        if like is None and self.failed_open is not None:  # not another file in its place
+            raise ConfigurationError(
+                f"no session is open: %lash open {self.failed_open} failed (see its error); "
+                f"open a store that works, or %lash open {key} to use "
+                f"{self.defaults.store!r}")
         same: dict[str, Any] = {}
         configured = like is not None and like.configured_store != self.defaults.store
         if like is not None:

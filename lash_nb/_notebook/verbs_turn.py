@@ -222,9 +222,14 @@ def shared_values(m: LashMagics, names: str | None) -> dict[str, Any]:
 async def open_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = open_args(m, argline, cell)
     name, tools, tool_names = a.session, a.tool_list, a.tool_names
-    b = await m.ctx.open(name, fresh=a.fresh, store=a.store, provider=a.provider,
-                         model=a.model, residency=a.residency, tools=tools, tool_names=tool_names,
-                         mode=a.mode, shares=a.shares)
+    try:
+        b = await m.ctx.open(name, fresh=a.fresh, store=a.store, provider=a.provider,
+                             model=a.model, residency=a.residency, tools=tools,
+                             tool_names=tool_names, mode=a.mode, shares=a.shares)
+    except Exception:
+        m.ctx.failed_open = f"{name or m.ctx.defaults.session} in {a.store or m.ctx.defaults.store}"
+        raise
+    m.ctx.failed_open = None
     if assigned:
         return b.session
     display(session_card(b, prices_for_display(m.prices, m.user_ns)))
