@@ -20,7 +20,6 @@ Theory of operation
 
 from __future__ import annotations
 
-import json
 from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from operator import ne
 from typing import Any
 
 from .gc_pause import gc_paused
+from .json_text import encoder
 from .records import Message, loads_stored, messages_from_stored
 
 
@@ -144,7 +144,7 @@ class SessionNode:
         return cls(node_id, parent_node_id, kind, None, content, created_at_ms, turn_id)
 
 
-_dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_dumps = encoder(separators=(",", ":"), default=str)  # built once (json_text.py)
 class StoredNodes(Sequence[SessionNode]):
     """Node rows as a store read them, in stored order: ``(node_id, kind or None for
     "message", created_at_ms, turn_id, content as stored JSON text, parent_node_id)``. An

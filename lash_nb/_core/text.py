@@ -27,11 +27,11 @@ with a one-line error, because silently changing an id would make a later lookup
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 from .._errors import ConfigurationError
+from .json_text import encoder
 
 REPLACEMENT = "\ufffd"
 
@@ -66,8 +66,7 @@ def clean_json(value: Any) -> Any:
 
 
 # allow_nan=False: a NaN or an infinity fails the encode and sends the value to the walk
-_encode = json.JSONEncoder(ensure_ascii=False, check_circular=False, default=repr,
-                           allow_nan=False).encode
+_encode = encoder(ensure_ascii=False, check_circular=False, default=repr, allow_nan=False)
 _NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from .._core.graph import SessionGraph, SessionNode
+from .._core.json_text import encoder
 from .._core.llm import LlmResponse
 from .._core.records import Message, Part, PartKind, Role, TurnResult, append_assistant_text_part, fresh_id
 from .._core.text import clean_json
@@ -106,7 +107,7 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     try:
-        json.dumps(value)
+        _check_json(value)
         return value
     except (TypeError, ValueError, RecursionError):
         text = str(value)
@@ -189,7 +190,10 @@ def branch_before_unanswered(graph: SessionGraph, queued: set[str]) -> None:
 
 
 def as_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+    return value if isinstance(value, str) else _check_json(value)
+
+
+_check_json = encoder()  # ``json.dumps`` with its defaults, built once (json_text.py)
 
 
 def input_id(source_key: str | None, batch_id: str) -> str:
@@ -217,8 +221,8 @@ def commit_hash(turn_id: str, result: TurnResult, nodes: list[SessionNode]) -> s
             messages.append([m.role._value_,
                              [[p.kind._value_, p.content, p.tool_name] for p in m.parts]])
     body = {"turn_id": turn_id, "outcome": result.outcome.to_json(), "messages": messages}
-    return hashlib.sha256(_HASH_JSON.encode(body).encode()).hexdigest()
+    return hashlib.sha256(_hash_json(body).encode()).hexdigest()
 
 
-# what ``json.dumps(body, sort_keys=True, default=str)`` builds on every call, built once
-_HASH_JSON = json.JSONEncoder(sort_keys=True, default=str)
+# ``json.dumps(body, sort_keys=True, default=str)``, its C encoder built once (json_text.py)
+_hash_json = encoder(sort_keys=True, default=str)

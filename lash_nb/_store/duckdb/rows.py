@@ -9,6 +9,7 @@ from typing import Any
 
 from ..._core.events import TurnActivity
 from ..._core.graph import SessionNode
+from ..._core.json_text import encoder
 from ..._core.queue import DeliveryPolicy, QueuedWorkBatch, QueuedWorkItem, SlotPolicy
 from ..._core.records import ToolCallRecord
 from ..._core.usage import BUCKETS, LlmCallRecord
@@ -19,12 +20,13 @@ from .schema import ADDED_DEFAULTS, arrow_schemas
 _SCHEMAS: dict[str, Any] | None = None
 
 
-_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+# the C encoders built once (``json_text.py``): the same text as ``JSONEncoder(...).encode``
+_encode = encoder(separators=(",", ":"), default=str)
 
 
 # a commit's log body: dicts and lists the store built itself from JSON values, never a
 # cycle, so no check for one (~30% of the encoding of a turn's final commit)
-_encode_built = json.JSONEncoder(separators=(",", ":"), default=str, check_circular=False).encode
+_encode_built = encoder(separators=(",", ":"), default=str, check_circular=False)
 
 
 def dumps(value: Any) -> str:

@@ -1,0 +1,60 @@
+"""JSON text from the C encoder built once, not once per call.
+
+``json.JSONEncoder.encode`` builds a new C encoder (``_json.make_encoder``) on every call:
+~1.2 µs, most of the cost of encoding a small value, and a durable turn encodes ~20 of them
+(its events' payloads, its nodes' contents, the two log rows). :func:`encoder` returns an
+``encode`` whose text is the same as ``json.JSONEncoder(**options).encode``'s for every
+value, the errors too:
+
+- without the circular-reference check the C encoder keeps no state: one serves every call
+  and every thread;
+- with it, its ``markers`` (the containers being encoded) are per call in the stdlib. Here
+  each thread keeps its own encoder; a call that fails (its containers stay in the markers)
+  drops it, and a call made while one runs on the same thread (a ``default`` that encodes)
+  uses a new ``JSONEncoder``, as every call did before.
+
+Without the C module (another Python) it is ``JSONEncoder(**options).encode`` itself.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from json import encoder as _stdlib
+from typing import Any
+
+
+def encoder(**options: Any) -> Callable[[Any], str]:
+    """``json.JSONEncoder(**options).encode``, the same text, without building an encoder
+    per call (``indent`` is not supported: the compact forms only)."""
+    spec = json.JSONEncoder(**options)
+    make: Any = getattr(_stdlib, "c_make_encoder", None)  # None without the C module
+    if make is None or options.get("indent") is not None:
+        return spec.encode
+    quote: Any = _stdlib.encode_basestring_ascii if spec.ensure_ascii else _stdlib.encode_basestring
+
+    def build(markers: dict[int, Any] | None) -> Any:
+        return make(markers, spec.default, quote, None, spec.key_separator,
+                    spec.item_separator, spec.sort_keys, spec.skipkeys, spec.allow_nan)
+
+    join = "".join
+    if not spec.check_circular:
+        shared = build(None)
+
+        def encode_unchecked(value: Any) -> str:
+            return join(shared(value, 0))
+
+        return encode_unchecked
+
+    local = threading.local()
+
+    def encode(value: Any) -> str:
+        enc = local.__dict__.pop("enc", None)  # taken while it runs: a nested call builds anew
+        if enc is None:
+            enc = build({})
+        text = join(enc(value, 0))  # a failed call's containers stay in its markers: not kept
+        local.enc = enc
+        return text
+
+    return encode
