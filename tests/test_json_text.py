@@ -194,3 +194,24 @@ def test_a_stored_turn_is_the_text_the_standard_encoder_writes(tmp_path):
         for payload in data["tables"].get("turn_events", {}).get("payload", []):
             assert payload == node.encode(json.loads(payload))
     assert "\\u00fc" in rows[0]  # ü, escaped as before (ensure_ascii)
+
+
+@pytest.mark.parametrize("other", [
+    lambda *args: (_ for _ in ()).throw(TypeError("takes 10 arguments")),  # a new signature
+    lambda *args: (lambda value, level: ["[]"]),  # another meaning of the same arguments
+])
+def test_a_python_whose_c_encoder_differs_gets_the_stdlib_encoder(monkeypatch, other):
+    """``c_make_encoder`` is private: a Python that changes it must not break lash_nb's
+    import or its stored text."""
+    from json import encoder as stdlib
+    from types import SimpleNamespace
+
+    from lash_nb._core import json_text
+
+    # what json_text sees of json.encoder; the stdlib itself keeps its own constructor
+    monkeypatch.setattr(json_text, "_stdlib", SimpleNamespace(
+        c_make_encoder=other, encode_basestring=stdlib.encode_basestring,
+        encode_basestring_ascii=stdlib.encode_basestring_ascii))
+    value = {"b": [1, 2.5, "é"], "a": None}
+    assert ([encoder(**options)(value) for options in OPTIONS]
+            == [json.JSONEncoder(**options).encode(value) for options in OPTIONS])

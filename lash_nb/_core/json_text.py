@@ -38,9 +38,15 @@ def encoder(**options: Any) -> Callable[[Any], str]:
         return make(markers, spec.default, quote, None, spec.key_separator,
                     spec.item_separator, spec.sort_keys, spec.skipkeys, spec.allow_nan)
 
+    try:  # a private constructor: a Python whose signature differs gets the stdlib's own
+        probe = build(None if not spec.check_circular else {})
+        if "".join(probe(["", 0], 0)) != spec.encode(["", 0]):
+            return spec.encode
+    except TypeError:
+        return spec.encode
     join = "".join
     if not spec.check_circular:
-        shared = build(None)
+        shared = probe
 
         def encode_unchecked(value: Any) -> str:
             return join(shared(value, 0))
