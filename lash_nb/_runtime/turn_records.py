@@ -8,10 +8,25 @@ import json
 import time
 from typing import Any
 
+from .._core import turn_machine as tm
+from .._core.cancel import evidence as cancel_evidence
 from .._core.graph import SessionGraph, SessionNode
 from .._core.json_text import encoder
 from .._core.llm import LlmResponse
-from .._core.records import Message, Part, PartKind, Role, TurnResult, append_assistant_text_part, fresh_id
+from .._core.records import (
+    AssistantOutput,
+    ExecutionSummary,
+    Message,
+    Part,
+    PartKind,
+    Role,
+    TurnOutcome,
+    TurnResult,
+    TurnStop,
+    append_assistant_text_part,
+    fresh_id,
+    sanitize_assistant_output,
+)
 from .._core.text import clean_json
 from .._core.usage import BUCKETS, TokenUsage
 from .._store.base import UsageDelta
@@ -226,3 +241,35 @@ def commit_hash(turn_id: str, result: TurnResult, nodes: list[SessionNode]) -> s
 
 # ``json.dumps(body, sort_keys=True, default=str)``, its C encoder built once (json_text.py)
 _hash_json = encoder(sort_keys=True, default=str)
+
+
+def assemble_result(run: Any, outcome: TurnOutcome, started_ms: int, t0: float) -> TurnResult:
+    """The ``TurnResult`` of what the turn ``run`` (a ``TurnRun``) gathered; ``t0``: its
+    ``perf_counter`` start."""
+    if outcome.finish is not None:
+        raw = outcome.text or ""
+    else:
+        raw = "".join(run.partial_prose) or last_assistant_text(run.new_nodes)
+    safe = sanitize_assistant_output(raw)
+    cancellation = None
+    if outcome.stop is TurnStop.CANCELLED:
+        origin, reason = cancel_evidence(run.token.origin, run.token.reason)
+        cancellation = {"request_id": f"internal:{run.turn_id}",
+                        "origin": origin, "reason": reason}
+    return TurnResult(
+        session_id=run.parts.session_id,
+        turn_id=run.turn_id,
+        outcome=outcome,
+        assistant_output=AssistantOutput(safe, raw,
+                                         tm.output_state(safe, stopped=outcome.is_stopped)),
+        usage=run.cumulative,
+        children_usage=tuple(run.children_usage),
+        llm_calls=tuple(run.llm_calls),
+        tool_calls=tuple(run.tool_calls),
+        execution=ExecutionSummary(bool(run.tool_calls), started_ms,
+                                   round((time.perf_counter() - t0) * 1000, 3)),
+        errors=tuple(run.errors),
+        cancellation=cancellation,
+        queued_batch_ids=tuple(b for c in run.claims for b in c.batch_ids),
+    )
+

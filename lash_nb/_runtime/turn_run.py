@@ -31,7 +31,6 @@ from typing import Any
 from .._core import events as ev
 from .._core import turn_machine as tm
 from .._core.cancel import CancellationToken
-from .._core.cancel import evidence as cancel_evidence
 from .._core.code_mode import (
     AppendProtocolNote,
     CellDone,
@@ -48,8 +47,6 @@ from .._core.llm import LlmPart, LlmRequest, LlmResponse, LlmToolSpec, Provider,
 from .._core.prompt import PromptLayer
 from .._core.queue import ClaimBoundary, QueueClaim
 from .._core.records import (
-    AssistantOutput,
-    ExecutionSummary,
     Message,
     Part,
     PartKind,
@@ -61,7 +58,6 @@ from .._core.records import (
     TurnResult,
     TurnStop,
     fresh_id,
-    sanitize_assistant_output,
 )
 from .._core.usage import ZERO_USAGE, LlmCallRecord, TokenLedgerEntry, TokenUsage
 from .._errors import (
@@ -85,11 +81,11 @@ from .tracing import record_turn, tracing_enabled
 from .turn_commit import commit_progress, commit_terminal
 from .turn_plugins import checkpoint_texts, turn_input_hooks
 from .turn_records import (
+    assemble_result,
     assistant_message,
     has_reasoning,
     input_id,
     joined_text,
-    last_assistant_text,
     now_ms,
     unique_call_ids,
 )
@@ -233,11 +229,12 @@ class TurnRun:
             if (self.claims and outcome.stop is TurnStop.CANCELLED
                     and self.token.hand_back()):
                 await self._hand_back()
-            result = self._assemble(outcome, started_ms, t0)
+            result = assemble_result(self, outcome, started_ms, t0)
             phase(TurnPhase.FINAL_COMMIT, True)
             result = await commit_terminal(
                 self, keeper, result,
-                lambda: self._assemble(TurnOutcome.stopped(TurnStop.RUNTIME_ERROR), started_ms, t0))
+                lambda: assemble_result(self, TurnOutcome.stopped(TurnStop.RUNTIME_ERROR), started_ms,
+                                        t0))
             phase(TurnPhase.FINAL_COMMIT, False)
         except BaseException as e:
             keeper.stop()
@@ -583,34 +580,6 @@ class TurnRun:
             self._append(Message(mid, Role.ASSISTANT, (Part(f"{mid}.p0", PartKind.PROSE, text,
                                                             interrupted=True),)))
         self.partial_prose = []
-
-    def _assemble(self, outcome: TurnOutcome, started_ms: int, t0: float) -> TurnResult:
-        if outcome.finish is not None:
-            raw = outcome.text or ""
-        else:
-            raw = "".join(self.partial_prose) or last_assistant_text(self.new_nodes)
-        safe = sanitize_assistant_output(raw)
-        cancellation = None
-        if outcome.stop is TurnStop.CANCELLED:
-            origin, reason = cancel_evidence(self.token.origin, self.token.reason)
-            cancellation = {"request_id": f"internal:{self.turn_id}",
-                            "origin": origin, "reason": reason}
-        return TurnResult(
-            session_id=self.parts.session_id,
-            turn_id=self.turn_id,
-            outcome=outcome,
-            assistant_output=AssistantOutput(safe, raw,
-                                             tm.output_state(safe, stopped=outcome.is_stopped)),
-            usage=self.cumulative,
-            children_usage=tuple(self.children_usage),
-            llm_calls=tuple(self.llm_calls),
-            tool_calls=tuple(self.tool_calls),
-            execution=ExecutionSummary(bool(self.tool_calls), started_ms,
-                                       round((time.perf_counter() - t0) * 1000, 3)),
-            errors=tuple(self.errors),
-            cancellation=cancellation,
-            queued_batch_ids=tuple(b for c in self.claims for b in c.batch_ids),
-        )
 
 
 __all__ = ["TurnRun"]
