@@ -52,6 +52,7 @@ class Binding:
     auto_opened: bool = False
     store_from: str | None = None  # whose store a new name took ("session 'a'"), ADR 169
     configured_store: str = ""  # %config LashMagics.store when it was opened
+    read_only: bool = False  # %lash open --read-only: a DuckDB file only read
     drain: Any = None  # the session's NotebookDrain (one drain at a time), made on first use
 
     def drainer(self, interval_s: float) -> Any:
@@ -77,10 +78,18 @@ class NotebookContext:
     # succeeds: no session is then opened in the default store in its place
     failed_open: str | None = None
 
-    def core_for(self, store: str, provider: str, model: str) -> Any:
+    def core_for(self, store: str, provider: str, model: str, *, read_only: bool = False) -> Any:
         from .._runtime.core import LashCore
 
         key = (store, provider, model)
+        other = next((c for (s, _, _), c in self.cores.items()
+                      if s == store and not c.closed
+                      and bool(getattr(c.store, "read_only", False)) != read_only), None)
+        if other is not None:  # one connection per file and process, opened one way
+            how = "for reading only" if read_only else "for writing"
+            raise ConfigurationError(
+                f"{store} is open {'for writing' if read_only else 'read-only'} in this kernel; "
+                f"use that session, or restart the kernel to open it {how}")
         if self.store_closed(store):  # the notebook closed a core of this store (and the
             for k in [k for k in self.cores if k[0] == store]:  # store they share): start over
                 del self.cores[k]
@@ -98,6 +107,10 @@ class NotebookContext:
             )
             if model:
                 builder = builder.model(model)
+            if shared is None and read_only:
+                from .._store.duckdb import DuckDBStore
+
+                shared = DuckDBStore(store, read_only=True)
             # one store object per path: a DuckDB file is held by one connection per process
             core = builder.store(shared if shared is not None else store).build()
             self.cores[key] = core
@@ -122,6 +135,7 @@ class NotebookContext:
         tool_names: tuple[str, ...] | None = None,
         mode: str | None = None,
         shares: Mapping[str, Any] | None = None,
+        read_only: bool = False,
     ) -> Binding:
         """Open (resume or, with ``fresh``, start over) and bind; ``tools`` (tool providers
         or functions) are attached to the session before it is returned."""
@@ -153,7 +167,7 @@ class NotebookContext:
         old = self.bindings.get(name)
         if old is not None:
             await old.session.close()
-        core = self.core_for(store, provider, model)
+        core = self.core_for(store, provider, model, read_only=read_only)
         builder = core.session(name).residency(residency or d.residency).max_tool_output(
             d.max_tool_output)
         if named_model:
@@ -165,7 +179,7 @@ class NotebookContext:
         for t in tools:
             admin.add_provider(t)
         binding = Binding(session, core, store, provider, model, tool_names, fresh,
-                          store_from=store_from, configured_store=d.store)
+                          store_from=store_from, configured_store=d.store, read_only=read_only)
         self.bindings[name] = binding
         self.current = name
         self.last_opened = binding
@@ -212,6 +226,7 @@ class NotebookContext:
             same = {"provider": like.provider}
             if not configured:  # a %config LashMagics.store set since wins (ADR 169)
                 same["store"] = like.store
+                same["read_only"] = like.read_only  # the file is open that way here
             if like.model != self.defaults.model:
                 same["model"] = like.model
         binding = await self.open(key, tools=list(self.discover_tools()), **same)

@@ -42,6 +42,9 @@ OPEN.add_argument("--tools", default=None,
                   help="comma-separated functions of the notebook to attach as tools "
                        "(plain functions get @tool semantics); default: every @tool object")
 OPEN.add_argument("--no-tools", action="store_true", help="attach no notebook tools")
+OPEN.add_argument("--read-only", action="store_true",
+                  help="only read a DuckDB store (a colleague's file, a read-only folder): "
+                       "history, %%lash sql, usage; turns are refused")
 OPEN.add_argument("--mode", default=None, choices=("standard", "code"),
                   help="code: the model writes Python cells run in a sandbox kernel")
 OPEN.add_argument("--share", default=None,
@@ -195,6 +198,11 @@ def open_args(m: LashMagics, argline: str, cell: str | None) -> Any:
         names = ",".join(previous.tool_names)  # reopening keeps the explicit --tools
     a.tool_list, a.tool_names = ([], ()) if a.no_tools else notebook_tools(m, names)
     a.shares = shared_values(m, a.share)
+    if a.read_only and a.fresh:
+        raise UsageError("--fresh replaces the stored session and --read-only writes nothing; "
+                         "drop one of them")
+    if a.read_only and (a.store or m.store).startswith(("postgresql:", "postgres:", ":memory:")):
+        raise UsageError("--read-only opens a DuckDB file; give --store PATH.duckdb")
     if a.shares and a.mode != "code":
         raise UsageError("--share copies data into code mode's sandbox; add --mode code")
     return a
@@ -225,7 +233,8 @@ async def open_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     try:
         b = await m.ctx.open(name, fresh=a.fresh, store=a.store, provider=a.provider,
                              model=a.model, residency=a.residency, tools=tools,
-                             tool_names=tool_names, mode=a.mode, shares=a.shares)
+                             tool_names=tool_names, mode=a.mode, shares=a.shares,
+                             read_only=a.read_only)
     except Exception:
         m.ctx.failed_open = f"{name or m.ctx.defaults.session} in {a.store or m.ctx.defaults.store}"
         raise

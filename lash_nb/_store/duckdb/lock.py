@@ -88,7 +88,7 @@ def check_path(path: str, read_only: bool) -> None:
         raise StorePathError(
             f"{path} cannot be written here (folder {parent} or the file is read-only, and "
             "DuckDB writes a .wal beside the file); copy it to a writable folder, or open it "
-            "with read_only=True to only read it"
+            "with read_only=True (%lash open ... --read-only) to only read it"
         )
 
 
@@ -165,8 +165,11 @@ def is_disk_full(e: BaseException) -> bool:
 
 
 def is_read_only(e: BaseException) -> bool:
-    """The file or its folder cannot be written (now): a read-only mount, lost permission."""
-    return "Read-only file system" in str(e) or "Permission denied" in str(e)
+    """The file or its folder cannot be written (now): a read-only mount, lost permission,
+    or a store opened ``read_only=True`` (DuckDB's "attached in read-only mode")."""
+    msg = str(e)
+    return ("Read-only file system" in msg or "Permission denied" in msg
+            or "attached in read-only mode" in msg)
 
 
 def _pid_in(e: BaseException) -> int | None:
@@ -200,7 +203,7 @@ def store_error(path: str, e: BaseException, *, opening: bool = True) -> BaseExc
     if opening and is_read_only(e):
         return StorePathError(
             f"cannot write {path} ({first}); move it to a writable folder, or open it with "
-            "read_only=True to only read it"
+            "read_only=True (%lash open ... --read-only) to only read it"
         )
     if is_read_only(e):  # made read-only while open (chmod, a remount): reads still work
         return StorePathError(
@@ -220,7 +223,7 @@ def _classify(path: str, msg: str) -> StoreError:
     if "Read-only file system" in msg or "Permission denied" in msg:
         return StorePathError(
             f"cannot write {path} ({msg.splitlines()[0][:160]}); move it to a writable "
-            "folder, or open it with read_only=True to only read it"
+            "folder, or open it with read_only=True (%lash open ... --read-only) to only read it"
         )
     return StorePathError(
         f"cannot open {path} ({msg.splitlines()[0][:160]}); check the path and its folder's "

@@ -128,7 +128,7 @@ class DuckDBStore:
             if not line.on and line.possible and not read_only:  # DuckDB's .wal needs it too
                 raise StorePathError(
                     f"cannot open {line.path} beside the store ({line.error}); use a writable "
-                    "folder, or read_only=True to only read it"
+                    "folder, or read_only=True (%lash open ... --read-only) to only read it"
                 )
             self._worker = ConnectionWorker(
                 lambda wait_s, observer: open_connection(
