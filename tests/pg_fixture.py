@@ -110,6 +110,32 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_templates: dict[str, str] = {}  # bindir -> a data dir from initdb that this process copies
+
+
+def _init_data(bindir: str, data: str, user: str | None) -> None:
+    """A new cluster in ``data``: a copy of one ``initdb`` ran once in this process (initdb
+    was most of a server's start, ~1 s of CPU, and a worker process starts up to a dozen
+    servers of tests that stop and restart their own). The copy never ran as a server; the
+    port and socket folder come from the start options."""
+    template = _templates.get(bindir)
+    if template is None:
+        base = tempfile.mkdtemp(prefix="lash-pg-template-")
+        if user is not None:
+            pw = pwd.getpwnam(user)
+            os.chown(base, pw.pw_uid, pw.pw_gid)
+        template = os.path.join(base, "data")
+        try:
+            _run([f"{bindir}/initdb", "-D", template, "-A", "trust", "-U", "postgres",
+                  "-E", "UTF8", "--no-instructions", "--no-sync"], user)
+        except PgUnavailable:
+            shutil.rmtree(base, ignore_errors=True)
+            raise
+        atexit.register(shutil.rmtree, base, True)
+        _templates[bindir] = template
+    _run(["cp", "-a", template, data], user)
+
+
 def start_postgres(*, fast: bool = True) -> PgServer:
     """Start a throwaway server (``fast``: fsync off, for tests). Raises PgUnavailable."""
     if os.environ.get("LASH_PG_DSN"):
@@ -136,8 +162,7 @@ def start_postgres(*, fast: bool = True) -> PgServer:
         os.chown(base, pw.pw_uid, pw.pw_gid)
     data = os.path.join(base, "data")
     port = _free_port()
-    _run([f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8",
-          "--no-instructions", "--no-sync"], user)
+    _init_data(bindir, data, user)
     opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=200"
     if fast:
         opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"

@@ -4,6 +4,7 @@ one home, and nothing applies nest_asyncio."""
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from pathlib import Path
 
@@ -40,7 +41,8 @@ HOMES = {
 }
 
 
-def _imports(path: Path) -> list[tuple[str, int]]:
+@functools.cache  # four tests read every module's imports: each file is parsed once
+def _imports(path: Path) -> tuple[tuple[str, int], ...]:
     tree = ast.parse(path.read_text(), str(path))
     out = []
     for node in ast.walk(tree):
@@ -54,7 +56,7 @@ def _imports(path: Path) -> list[tuple[str, int]]:
             else:
                 mod = node.module or ""
             out.append((mod, node.lineno))
-    return out
+    return tuple(out)
 
 
 def _layer(path: Path) -> str | None:

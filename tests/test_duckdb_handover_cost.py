@@ -34,19 +34,24 @@ def _someone_always_waits(monkeypatch: Any) -> None:
 
 def test_many_hand_overs_leave_the_next_holder_a_small_wal(tmp_path: Path, monkeypatch: Any) -> None:
     # every open replays the whole .wal since the last checkpoint: it grew by each holder's
-    # writes up to 512 kB (~0.2 ms per kB at each open) before this fix
+    # writes up to 512 kB (~0.2 ms per kB at each open) before this fix. Prompts of 2 kB (a
+    # pasted paragraph) grow the .wal ~2.7 kB a batch: 40 batches left a 115 kB .wal with
+    # the old 512 kB bound, ~34 kB with this one (300 short prompts took 35x as long in a
+    # loaded run for the same check)
     path = tmp_path / "lash.duckdb"
     DuckDBStore(path).close_sync()
     _someone_always_waits(monkeypatch)
-    monkeypatch.setattr(worker_mod, "MIN_SLICE_S", 0.0)  # hand over after every job
+    monkeypatch.setattr(worker_mod, "MIN_SLICE_S", 0.0)  # hand over after every job,
+    monkeypatch.setattr(worker_mod, "MAX_SLICE_S", 0.0)  # however long the open took
+    pasted = "a pasted paragraph of notes. " * 70
 
     async def enqueue() -> tuple[int, int]:
         store = DuckDBStore(path, idle_release_s=None)
         core = LashCore.builder().provider(OfflineProvider(delay_s=0)).store(store).build()
         s = await core.session("shared").open()
         biggest = 0
-        for i in range(300):
-            await s.enqueue(f"batch {i}").id(f"b-{i}").send()
+        for i in range(40):
+            await s.enqueue(f"batch {i}: {pasted}").id(f"b-{i}").send()
             if os.path.exists(f"{path}.wal"):
                 biggest = max(biggest, os.path.getsize(f"{path}.wal"))
         handovers = store._worker.handovers
@@ -58,7 +63,7 @@ def test_many_hand_overs_leave_the_next_holder_a_small_wal(tmp_path: Path, monke
     assert biggest <= 64 * 1024, f"a holder found a {biggest // 1024} kB .wal to replay"
     store = DuckDBStore(path)
     try:
-        assert store.query("SELECT count(*) AS n FROM queued_work_batches")["n"][0] == 300
+        assert store.query("SELECT count(*) AS n FROM queued_work_batches")["n"][0] == 40
     finally:
         store.close_sync()
 

@@ -181,7 +181,10 @@ def _built(name: str, request: Any, tmp_path_factory: Any) -> dict[str, Any]:
     return _BUILT[name]
 
 
-@pytest.fixture(params=STORE_PARAMS)
+# module-scoped: tests/xdist_groups.py then keeps each store's tests on one worker, which builds
+# the scenario once (function-scoped, every worker that drew one of them built it again: four
+# builds of each store in a parallel run)
+@pytest.fixture(scope="module", params=STORE_PARAMS)
 def built(request: Any, tmp_path_factory: Any) -> dict[str, Any]:
     return _built(request.param, request, tmp_path_factory)
 
@@ -460,7 +463,7 @@ def _magic_frames(name: str, request: Any, tmp_path_factory: Any) -> dict[str, A
     return out
 
 
-@pytest.fixture(params=STORE_PARAMS)
+@pytest.fixture(scope="module", params=STORE_PARAMS)  # one worker per store, as ``built``
 def magic(request: Any, tmp_path_factory: Any) -> dict[str, Any]:
     return _magic_frames(request.param, request, tmp_path_factory)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from mcp_servers import need
+from mcp_stdio import stdio_server
 
 from lash_nb import LashCore, MCPServer
 from lash_nb._errors import ToolNameConflict, ToolServerError
@@ -446,36 +447,18 @@ def test_a_call_past_the_servers_timeout_says_how_long_and_how_to_wait_longer(tm
     assert (count, count_error) == ('{"result": 3}', False)  # the server still answers
 
 
-_LATIN1_SERVER = textwrap.dedent("""
-    # a hand-written stdio server whose 'latin1' tool answers with a Latin-1 byte (a file
-    # read as bytes and passed on), not UTF-8
-    import json, sys
-    out = sys.stdout.buffer
-
-    def send(obj):
-        out.write(json.dumps(obj).encode() + b"\\n")
-        out.flush()
-
-    for line in sys.stdin.buffer:
-        msg = json.loads(line)
-        method, rid = msg.get("method"), msg.get("id")
-        if method == "initialize":
-            send({"jsonrpc": "2.0", "id": rid, "result": {
-                "protocolVersion": msg["params"]["protocolVersion"],
-                "capabilities": {"tools": {}}, "serverInfo": {"name": "raw", "version": "1"}}})
-        elif method == "tools/list":
-            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [
-                {"name": "latin1", "inputSchema": {"type": "object"}},
-                {"name": "ok", "inputSchema": {"type": "object"}}]}})
-        elif method == "tools/call" and msg["params"]["name"] == "latin1":
-            out.write(b'{"jsonrpc":"2.0","id":%d,"result":{"content":'
-                      b'[{"type":"text","text":"caf\\xe9 au lait"}]}}\\n' % rid)
-            out.flush()
-        elif method == "tools/call":
-            send({"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": "fine"}]}})
-        elif rid is not None:
-            send({"jsonrpc": "2.0", "id": rid, "result": {}})
-""")
+# a hand-written stdio server whose 'latin1' tool answers with a Latin-1 byte (a file read
+# as bytes and passed on), not UTF-8
+_LATIN1_SERVER = stdio_server(
+    "raw", tools='[{"name": n, "inputSchema": {"type": "object"}} for n in ("latin1", "ok")]',
+    on_call=r"""
+        if name == "latin1":
+            sys.stdout.buffer.write(b'{"jsonrpc":"2.0","id":%d,"result":{"content":'
+                                    b'[{"type":"text","text":"caf\xe9 au lait"}]}}\n' % rid)
+            sys.stdout.buffer.flush()
+        else:
+            answer(rid, "fine")
+    """)
 
 
 def test_a_server_answering_with_bytes_that_are_not_utf8_answers_and_keeps_answering(tmp_path):
@@ -499,33 +482,15 @@ def test_a_server_answering_with_bytes_that_are_not_utf8_answers_and_keeps_answe
     assert [c.status for c in out.result.tool_calls] == ["success", "success"]
 
 
-_ECHOING_SERVER = textwrap.dedent("""
-    # a hand-written stdio server (like a chat-API server) whose 'post' tool fails naming
-    # the token it was given in its environment, in its error result and on stderr
-    import json, os, sys
-    token = os.environ["SLACK_BOT_TOKEN"]
-
-    def send(obj):
-        sys.stdout.write(json.dumps(obj) + "\\n")
-        sys.stdout.flush()
-
-    for line in sys.stdin:
-        msg = json.loads(line)
-        method, rid = msg.get("method"), msg.get("id")
-        if method == "initialize":
-            send({"jsonrpc": "2.0", "id": rid, "result": {
-                "protocolVersion": msg["params"]["protocolVersion"],
-                "capabilities": {"tools": {}}, "serverInfo": {"name": "chat", "version": "1"}}})
-        elif method == "tools/list":
-            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [
-                {"name": "post", "inputSchema": {"type": "object"}}]}})
-        elif method == "tools/call":
-            print(f"chat.postMessage failed: invalid_auth for {token}", file=sys.stderr, flush=True)
-            send({"jsonrpc": "2.0", "id": rid, "result": {"isError": True, "content": [
-                {"type": "text", "text": f"invalid_auth: the token {token} was revoked"}]}})
-        elif rid is not None:
-            send({"jsonrpc": "2.0", "id": rid, "result": {}})
-""")
+# a hand-written stdio server (like a chat-API server) whose 'post' tool fails naming the
+# token it was given in its environment, in its error result and on stderr
+_ECHOING_SERVER = stdio_server(
+    "chat", prelude='token = os.environ["SLACK_BOT_TOKEN"]',
+    tools='[{"name": "post", "inputSchema": {"type": "object"}}]',
+    on_call="""
+        print(f"chat.postMessage failed: invalid_auth for {token}", file=sys.stderr, flush=True)
+        answer(rid, f"invalid_auth: the token {token} was revoked", is_error=True)
+    """)
 SLACK_TOKEN = "xoxb-1234-5678-QWERTYqwerty"  # no credential shape the scrubber knows
 
 
@@ -555,39 +520,19 @@ def test_a_server_error_naming_a_secret_from_its_env_reaches_no_model_or_record(
         assert SLACK_TOKEN not in shown
 
 
-_STORM_SERVER = textwrap.dedent("""
-    # a hand-written server whose 'storm' tool sends 300 tools/list_changed notifications at
-    # once; 'lists' says how many times it was asked for its tool list
-    import json, sys
-    lists = 0
-
-    def send(obj):
-        sys.stdout.write(json.dumps(obj) + "\\n")
-        sys.stdout.flush()
-
-    for line in sys.stdin:
-        msg = json.loads(line)
-        method, rid = msg.get("method"), msg.get("id")
-        if method == "initialize":
-            send({"jsonrpc": "2.0", "id": rid, "result": {
-                "protocolVersion": msg["params"]["protocolVersion"],
-                "capabilities": {"tools": {"listChanged": True}},
-                "serverInfo": {"name": "storm", "version": "1"}}})
-        elif method == "tools/list":
-            lists += 1
-            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [
-                {"name": "storm", "inputSchema": {"type": "object"}},
-                {"name": "lists", "inputSchema": {"type": "object"}}]}})
-        elif method == "tools/call" and msg["params"]["name"] == "storm":
+# a hand-written server whose 'storm' tool sends 300 tools/list_changed notifications at
+# once; 'lists' says how many times it was asked for its tool list
+_STORM_SERVER = stdio_server(
+    "storm", prelude="lists = 0", on_list="lists += 1", list_changed=True,
+    tools='[{"name": n, "inputSchema": {"type": "object"}} for n in ("storm", "lists")]',
+    on_call=r"""
+        if name == "storm":
             for _ in range(300):
-                sys.stdout.write('{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}\\n')
-            send({"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": "ok"}]}})
-        elif method == "tools/call":
-            send({"jsonrpc": "2.0", "id": rid, "result": {"content": [
-                {"type": "text", "text": str(lists)}]}})
-        elif rid is not None:
-            send({"jsonrpc": "2.0", "id": rid, "result": {}})
-""")
+                sys.stdout.write('{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}\n')
+            answer(rid, "ok")
+        else:
+            answer(rid, str(lists))
+    """)
 
 
 def test_a_burst_of_tool_list_changes_lists_the_tools_again_a_few_times_not_once_each(tmp_path):

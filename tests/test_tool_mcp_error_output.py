@@ -14,9 +14,9 @@ import asyncio
 import os
 import sys
 import tempfile
-import textwrap
 
 import pytest
+from mcp_stdio import stdio_server
 from notebook_harness import ReraisingShell
 
 from lash_nb import MCPServer
@@ -25,12 +25,12 @@ pytestmark = pytest.mark.slow  # starts servers
 
 TOKEN = "xoxb-9876-5432-ChattyToken"  # no credential shape: only its value gives it away
 
-_CHATTY_SERVER = textwrap.dedent("""
-    # a hand-written stdio server that logs LINES lines to stderr when started (every 10th
-    # naming its token), one line of LONG characters with no newline when LONG is set, and
-    # 'called <n>' on stderr at each call of its tool 'ping'; SPINNER redraws of a spinner on
-    # one line with '\\r' ending in an error, when SPINNER is set
-    import json, os, sys
+# a hand-written stdio server that logs LINES lines to stderr when started (every 10th naming
+# its token), one line of LONG characters with no newline when LONG is set, and 'called <n>'
+# on stderr at each call of its tool 'ping'; SPINNER redraws of a spinner on one line with
+# '\r' ending in an error, when SPINNER is set
+_CHATTY_SERVER = stdio_server(
+    "chatty", prelude="""
     token = os.environ.get("SLACK_BOT_TOKEN", "")
     err = sys.stderr
     for i in range(int(os.environ.get("LINES", "0"))):
@@ -44,29 +44,13 @@ _CHATTY_SERVER = textwrap.dedent("""
     err.write("ready\\n")
     err.flush()
     calls = 0
-
-    def send(obj):
-        sys.stdout.write(json.dumps(obj) + "\\n")
-        sys.stdout.flush()
-
-    for line in sys.stdin:
-        msg = json.loads(line)
-        method, rid = msg.get("method"), msg.get("id")
-        if method == "initialize":
-            send({"jsonrpc": "2.0", "id": rid, "result": {
-                "protocolVersion": msg["params"]["protocolVersion"],
-                "capabilities": {"tools": {}}, "serverInfo": {"name": "chatty", "version": "1"}}})
-        elif method == "tools/list":
-            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [
-                {"name": "ping", "inputSchema": {"type": "object"}}]}})
-        elif method == "tools/call":
-            calls += 1
-            print(f"called {calls} with {token}", file=err, flush=True)
-            send({"jsonrpc": "2.0", "id": rid, "result": {"content": [
-                {"type": "text", "text": "pong"}]}})
-        elif rid is not None:
-            send({"jsonrpc": "2.0", "id": rid, "result": {}})
-""")
+    """,
+    tools='[{"name": "ping", "inputSchema": {"type": "object"}}]',
+    on_call="""
+        calls += 1
+        print(f"called {calls} with {token}", file=err, flush=True)
+        answer(rid, "pong")
+    """)
 
 
 @pytest.fixture

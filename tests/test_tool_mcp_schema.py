@@ -12,9 +12,9 @@ import asyncio
 import json
 import logging
 import sys
-import textwrap
 
 import pytest
+from mcp_stdio import stdio_server
 from notebook_harness import ReraisingShell
 
 from lash_nb import LashCore, MCPServer
@@ -23,15 +23,10 @@ from lash_nb.testing import tool_call
 
 pytestmark = pytest.mark.slow  # starts servers
 
-_SERVER = textwrap.dedent("""
-    # a hand-written stdio server with one good tool and tools whose inputSchema is not an
-    # object schema; every call answers 'called <name>'
-    import json, sys
-
-    def send(obj):
-        sys.stdout.write(json.dumps(obj) + "\\n")
-        sys.stdout.flush()
-
+# a hand-written stdio server with one good tool and tools whose inputSchema is not an
+# object schema; every call answers 'called <name>'
+_SERVER = stdio_server(
+    "odd", prelude="""
     TOOLS = [
         {"name": "good", "description": "fine", "inputSchema": {
             "type": "object", "properties": {"x": {"type": "string"}}}},
@@ -41,21 +36,8 @@ _SERVER = textwrap.dedent("""
         {"name": "list\\u202eit", "inputSchema": {"type": "array", "items": {}}},
         "not a tool at all",
     ]
-    for line in sys.stdin:
-        msg = json.loads(line)
-        method, rid = msg.get("method"), msg.get("id")
-        if method == "initialize":
-            send({"jsonrpc": "2.0", "id": rid, "result": {
-                "protocolVersion": msg["params"]["protocolVersion"],
-                "capabilities": {"tools": {}}, "serverInfo": {"name": "odd", "version": "1"}}})
-        elif method == "tools/list":
-            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": TOOLS}})
-        elif method == "tools/call":
-            send({"jsonrpc": "2.0", "id": rid, "result": {"content": [
-                {"type": "text", "text": "called " + msg["params"]["name"]}]}})
-        elif rid is not None:
-            send({"jsonrpc": "2.0", "id": rid, "result": {}})
-""")
+    """,
+    tools="TOOLS", on_call='answer(rid, "called " + name)')
 
 
 @pytest.fixture
@@ -126,15 +108,10 @@ def test_lash_mcp_add_names_the_tools_it_left_out(odd, tmp_path, monkeypatch, ca
         sh.close()
 
 
-_CROWDED_SERVER = textwrap.dedent("""
-    # a hand-written stdio server whose tool names collide once cut to what a model API takes
-    # ('a.b' and 'a_b'), with a tool whose description is 2 MB and one whose schema is 1 MB
-    import json, sys
-
-    def send(obj):
-        sys.stdout.write(json.dumps(obj) + "\\n")
-        sys.stdout.flush()
-
+# a hand-written stdio server whose tool names collide once cut to what a model API takes
+# ('a.b' and 'a_b'), with a tool whose description is 2 MB and one whose schema is 1 MB
+_CROWDED_SERVER = stdio_server(
+    "crowded", prelude="""
     TOOLS = [
         {"name": "a.b", "inputSchema": {"type": "object"}},
         {"name": "a_b", "inputSchema": {"type": "object"}},
@@ -143,21 +120,8 @@ _CROWDED_SERVER = textwrap.dedent("""
         {"name": "vast", "inputSchema": {"type": "object", "properties": {
             "p": {"type": "string", "description": "y" * 1_000_000}}}},
     ]
-    for line in sys.stdin:
-        msg = json.loads(line)
-        method, rid = msg.get("method"), msg.get("id")
-        if method == "initialize":
-            send({"jsonrpc": "2.0", "id": rid, "result": {
-                "protocolVersion": msg["params"]["protocolVersion"],
-                "capabilities": {"tools": {}}, "serverInfo": {"name": "crowded", "version": "1"}}})
-        elif method == "tools/list":
-            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": TOOLS}})
-        elif method == "tools/call":
-            send({"jsonrpc": "2.0", "id": rid, "result": {"content": [
-                {"type": "text", "text": "called " + msg["params"]["name"]}]}})
-        elif rid is not None:
-            send({"jsonrpc": "2.0", "id": rid, "result": {}})
-""")
+    """,
+    tools="TOOLS", on_call='answer(rid, "called " + name)')
 
 
 def test_colliding_names_and_oversized_tools_leave_out_one_tool_each_not_the_server(tmp_path,
