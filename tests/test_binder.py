@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import venv
 from pathlib import Path
 
 import pytest
@@ -55,32 +56,21 @@ def _run(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> s
     return done.stdout
 
 
-def _binder_venv(runtime: str, env_dir: Path) -> list[str]:
-    """A virtualenv of the Python ``runtime`` (``python-3.11``) names: this one if it is that
-    version, else ``python3.11`` on PATH (the base interpreter either way). Returns the pip
-    command that installs into it: the pip of the Python that made it (``pip --python``), so
-    the venv is made without ensurepip, which installed and byte-compiled a pip of the same
-    version into it first (4-5 s of CPU); a Python without pip gives the venv its own."""
+def _binder_venv(runtime: str, env_dir: Path) -> None:
+    """A virtualenv with pip from the Python ``runtime`` (``python-3.11``) names: this one if
+    it is that version, else ``python3.11`` on PATH."""
     version = runtime.removeprefix("python-")
     if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
-        python: str | None = sys.executable
-    else:
-        python = shutil.which(f"python{version}")
-        ok = python is not None and subprocess.run(
-            [python, "-c", "import venv"], capture_output=True, timeout=60).returncode == 0
-        assert ok, (f"binder/runtime.txt names {runtime}: put python{version} on PATH to run "
-                    f"this test from Python {sys.version_info.major}.{sys.version_info.minor}")
-    assert python is not None
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    # the interpreter itself, not a shim (pyenv's) that finds it nor a virtualenv made from it
-    python = _run([python, "-c", "import sys; print(sys._base_executable)"],
-                  cwd=env_dir.parent, env=env, timeout=120).strip()
-    has_pip = subprocess.run([python, "-m", "pip", "--python", python, "--version"], env=env,
-                             capture_output=True, timeout=120).returncode == 0
-    _run([python, "-m", "venv", "--symlinks", *(["--without-pip"] if has_pip else []),
-          str(env_dir)], cwd=env_dir.parent, env=env, timeout=300)
-    target = str(env_dir / "bin" / "python")
-    return [python, "-m", "pip", "--python", target] if has_pip else [target, "-m", "pip"]
+        venv.EnvBuilder(with_pip=True, symlinks=True).create(env_dir)
+        return
+    python = shutil.which(f"python{version}")
+    ok = python is not None and subprocess.run(
+        [python, "-c", "import venv"], capture_output=True, timeout=60).returncode == 0
+    assert ok, (f"binder/runtime.txt names {runtime}: put python{version} on PATH to run this "
+                f"test from Python {sys.version_info.major}.{sys.version_info.minor}")
+    _run([str(python), "-m", "venv", "--symlinks", str(env_dir)], cwd=env_dir.parent,
+         env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")},
+         timeout=300)
 
 
 # what a clone holds, not what a checkout accumulates (virtualenvs, builds, caches)
@@ -98,7 +88,7 @@ def test_a_fresh_virtualenv_from_the_binder_files_runs_the_quickstart(tmp_path):
     # (scripts/test.sh runs the whole suite on the newest Python: it finds that one beside it)
     runtime = (BINDER / "runtime.txt").read_text().strip()
     env_dir = tmp_path / "venv"
-    pip = _binder_venv(runtime, env_dir)
+    _binder_venv(runtime, env_dir)
     bin_dir = env_dir / "bin"
     env = _clean_env(bin_dir)
     python = str(bin_dir / "python")
@@ -109,7 +99,7 @@ def test_a_fresh_virtualenv_from_the_binder_files_runs_the_quickstart(tmp_path):
     # --no-compile: byte-compiling every installed module (JupyterLab's whole tree) took ~30 s
     # of the ~70 s the steps take on a quiet 2-core machine; the modules postBuild and the
     # notebook import are compiled when imported, the rest are never used here
-    _run([*pip, "install", "-q", "--no-compile", "-r", "binder/requirements.txt"],
+    _run([python, "-m", "pip", "install", "-q", "--no-compile", "-r", "binder/requirements.txt"],
          cwd=repo, env=env, timeout=900)
     built = _run([str(repo / "binder" / "postBuild")], cwd=repo, env=env, timeout=300)
     assert f"postBuild: lash_nb {lash_nb.__version__} is installed with its widgets" in built
