@@ -46,11 +46,13 @@ REPLAY.add_argument("--session", default=None)
 # (verb, what it does): one markdown table row each
 _VERBS = (
     (('`%lash open [SESSION] [--fresh] [--store PATH] [--provider P] [--model M] '
-      '[--residency R] [--tools f,g \\| --no-tools] [--mode code [--share df,path]]`'),
+      '[--residency R] [--tools f,g \\| --no-tools] [--mode code [--share df,path]] '
+      '[--read-only]`'),
      ("open a session and bind it (attaches the notebook's `@tool` functions, or the "
       '`--tools` named); without `--store`, in the store of the session in use (the '
       'configured store for the first open); `--mode code`: the model works in Python cells '
-      'in a sandbox kernel, `--share` copies DataFrames or files into it')),
+      'in a sandbox kernel, `--share` copies DataFrames or files into it; `--read-only`: '
+      "read a DuckDB file you cannot write (history, `%lash sql`, usage; no turns)")),
     ('`%%lash [--session S] [-o VAR] [--background] [--system TEXT] [--attach fig,df] [--raw]`',
      ('the cell body is the prompt (`{var}` interpolation, `\\{var}` for literal braces, '
       '`--raw` sends it as typed); '
