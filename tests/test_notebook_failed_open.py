@@ -9,22 +9,16 @@ or ran the turn into a file the user never asked for."""
 from __future__ import annotations
 
 import pytest
-import test_notebook_magics
 from IPython.core.error import UsageError
+from notebook_harness import lash_shell
 
 from lash_nb._errors import LashError
 
-ReraisingShell = test_notebook_magics.ReraisingShell
-
 
 @pytest.fixture
-def sh(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    shell = ReraisingShell()
-    shell.run_cell("%load_ext lash_nb._notebook.extension")
-    shell.run_cell("%config LashMagics.offline_delay_s = 0")
-    yield shell
-    shell.close()
+def sh(tmp_path, monkeypatch):  # the default store: lash.duckdb in the notebook's folder
+    with lash_shell(tmp_path, monkeypatch) as shell:
+        yield shell
 
 
 def test_after_a_failed_open_sql_and_turns_say_so_and_touch_no_other_file(sh, tmp_path):

@@ -9,15 +9,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import test_notebook_magics
 from IPython.core.error import UsageError
+from notebook_harness import lash_shell
 from test_duckdb_bad_files import _mounted
 
 from lash_nb import LashCore
 from lash_nb._errors import LashError
 from lash_nb.providers import OfflineProvider
-
-ReraisingShell = test_notebook_magics.ReraisingShell
 
 
 async def _colleagues_store(path: str) -> None:
@@ -29,13 +27,9 @@ async def _colleagues_store(path: str) -> None:
 
 
 @pytest.fixture
-def sh(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    shell = ReraisingShell()
-    shell.run_cell("%load_ext lash_nb._notebook.extension")
-    shell.run_cell("%config LashMagics.offline_delay_s = 0")
-    yield shell
-    shell.close()
+def sh(tmp_path, monkeypatch):  # the default store: lash.duckdb in the notebook's folder
+    with lash_shell(tmp_path, monkeypatch) as shell:
+        yield shell
 
 
 def test_a_colleagues_store_in_a_read_only_folder_reads_with_read_only(sh, tmp_path):

@@ -11,12 +11,12 @@ import asyncio
 import json
 import re
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
-from notebook_harness import ReraisingShell
+from mcp_stdio import stdio_server
+from notebook_harness import lash_shell
 
 from lash_nb import LashCore, MCPServer
 from lash_nb._errors import ConfigurationError
@@ -27,46 +27,29 @@ from lash_nb.testing import tool_call
 TOKEN = "zq7-Wm2pLx9Rt4Kv8Nc3"  # the server's API_TOKEN; no credential shape the scrubber knows
 OTHER = "hunter2hunter2"  # another password, in a secret-named assignment the server prints
 
-_SERVER = textwrap.dedent("""
-    # a hand-written stdio server whose tools answer successfully with what it was given
-    import json, os, sys
-    token = os.environ["API_TOKEN"]
-    TOOLS = {
-        "config_dump": lambda: {"content": [{"type": "text", "text": (
-            f"endpoint = https://api.example.test/v2?key={token}\\n"
-            f"api_token = {token}\\n"
-            f"db = postgresql://etl:{os.environ['OTHER']}@db.internal/sales\\n"
-            "region = eu-north-1")}]},
-        "structured": lambda: {"content": [{"type": "text", "text": "see structured"}],
-                               "structuredContent": {"auth": {"token": token},
-                                                     "headers": [f"X-Token: {token}"],
-                                                     "rows": 3}},
-        "whoami": lambda: {"content": [{"type": "text", "text":
-            f"started as {' '.join(sys.argv[1:])}; connecting with {sys.argv[-1]}"}]},
-        "big_dump": lambda: {"content": [{"type": "text", "text":
-            "".join(f"row {i:06d} value={i * 7}\\n" for i in range(60_000))
-            + f"last line names {token}\\n"}]},
-    }
-
-    def send(obj):
-        sys.stdout.write(json.dumps(obj) + "\\n")
-        sys.stdout.flush()
-
-    for line in sys.stdin:
-        msg = json.loads(line)
-        method, rid = msg.get("method"), msg.get("id")
-        if method == "initialize":
-            send({"jsonrpc": "2.0", "id": rid, "result": {
-                "protocolVersion": msg["params"]["protocolVersion"],
-                "capabilities": {"tools": {}}, "serverInfo": {"name": "cfg", "version": "1"}}})
-        elif method == "tools/list":
-            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [
-                {"name": n, "inputSchema": {"type": "object"}} for n in TOOLS]}})
-        elif method == "tools/call":
-            send({"jsonrpc": "2.0", "id": rid, "result": TOOLS[msg["params"]["name"]]()})
-        elif rid is not None:
-            send({"jsonrpc": "2.0", "id": rid, "result": {}})
-""")
+_SERVER = stdio_server(  # its tools answer successfully with what it was given
+    "cfg",
+    prelude="""
+        token = os.environ["API_TOKEN"]
+        TOOLS = {
+            "config_dump": lambda: {"content": [{"type": "text", "text": (
+                f"endpoint = https://api.example.test/v2?key={token}\\n"
+                f"api_token = {token}\\n"
+                f"db = postgresql://etl:{os.environ['OTHER']}@db.internal/sales\\n"
+                "region = eu-north-1")}]},
+            "structured": lambda: {"content": [{"type": "text", "text": "see structured"}],
+                                   "structuredContent": {"auth": {"token": token},
+                                                         "headers": [f"X-Token: {token}"],
+                                                         "rows": 3}},
+            "whoami": lambda: {"content": [{"type": "text", "text":
+                f"started as {' '.join(sys.argv[1:])}; connecting with {sys.argv[-1]}"}]},
+            "big_dump": lambda: {"content": [{"type": "text", "text":
+                "".join(f"row {i:06d} value={i * 7}\\n" for i in range(60_000))
+                + f"last line names {token}\\n"}]},
+        }
+    """,
+    tools='[{"name": n, "inputSchema": {"type": "object"}} for n in TOOLS]',
+    on_call='send({"jsonrpc": "2.0", "id": rid, "result": TOOLS[name]()})')
 MARKER = re.compile(r"\[… lash left out ([\d,]+) of the ([\d,]+) characters \(([\d,]+) lines\) "
                     r"this tool returned; max_output=([\d,]+) …\]")
 
@@ -196,12 +179,7 @@ def test_mcp_add_with_env_and_max_output_in_a_notebook(server_script: Path, tmp_
     """The notebook user's way: ``%lash mcp add --env API_TOKEN=... --max-output N``; the
     offline model calls the tool and echoes what it returned in its answer, which the record
     shows: neither holds the token."""
-    monkeypatch.chdir(tmp_path)
-    sh = ReraisingShell()
-    try:
-        sh.run_cell("%load_ext lash_nb._notebook.extension")
-        sh.run_cell("%config LashMagics.offline_delay_s = 0")
-        sh.run_cell("%config LashMagics.store = ':memory:'")
+    with lash_shell(tmp_path, monkeypatch, "%config LashMagics.store = ':memory:'") as sh:
         sh.run_cell("%lash open s1 --no-tools")
         sh.run_cell(f"tok = {TOKEN!r}")
         sh.run_cell(f"srv = %lash mcp add cfg --env API_TOKEN={{tok}} --env OTHER=x "
@@ -221,8 +199,6 @@ def test_mcp_add_with_env_and_max_output_in_a_notebook(server_script: Path, tmp_
             sh.run_cell(f"%lash mcp add c2 --max-output 0 -- {sys.executable} {server_script}")
         for shown in (repr(r), repr(r2), r.assistant_output.safe_text):
             assert TOKEN not in shown
-    finally:
-        sh.close()
 
 
 def test_an_http_servers_url_secrets_are_taken_out_of_what_it_says() -> None:

@@ -361,15 +361,10 @@ def test_a_notebook_sets_the_bound_with_config_and_a_tool_keeps_its_own(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``%config LashMagics.max_tool_output`` is the bound of the sessions opened after it;
     ``@tool(max_output=...)`` still wins; the offline model reads the cut output."""
-    from notebook_harness import ReraisingShell
+    from notebook_harness import lash_shell
 
-    monkeypatch.chdir(tmp_path)
-    sh = ReraisingShell()
-    try:
-        sh.run_cell("%load_ext lash_nb._notebook.extension")
-        sh.run_cell("%config LashMagics.offline_delay_s = 0")
-        sh.run_cell("%config LashMagics.store = ':memory:'")
-        sh.run_cell("%config LashMagics.max_tool_output = 3000")
+    with lash_shell(tmp_path, monkeypatch, "%config LashMagics.store = ':memory:'",
+                    "%config LashMagics.max_tool_output = 3000") as sh:
         sh.run_cell("from lash_nb import tool\n"
                     "@tool\ndef tail_log() -> str:\n    'The log.'\n"
                     "    return ''.join(f'line {i}\\n' for i in range(10_000))\n"
@@ -384,5 +379,3 @@ def test_a_notebook_sets_the_bound_with_config_and_a_tool_keeps_its_own(
         sh.run_cell("r = %lash turn Run head_log please")
         _head, m, _tail = _split(sh.user_ns["r"].tool_calls[0].output)
         assert _n(m.group(5)) == 500
-    finally:
-        sh.close()
