@@ -71,8 +71,8 @@ RECORD_CELLS: list[str | tuple[str, str]] = [
     # widget is seen before the record replaces it
     ('@tool\ndef build_log(job: str) -> str:\n    """The whole build log of a CI job."""\n'
      '    return "".join(f"{i:06d} compiling module_{i} ok\\n" for i in range(100_000))'),
-    "%lash open trip --store trip.duckdb --tools weather,build_log\n"
-    "%config LashMagics.offline_delay_s = 0.03",
+    ("%lash open trip --store trip.duckdb --tools weather,build_log\n"
+     "%config LashMagics.offline_delay_s = 0.03"),
     "%%lash\nWhat does build_log say for 'ci'?",
     "%lash replay",
     "%lash open other --store no_such_folder/other.duckdb",  # last: Run All stops at its error
