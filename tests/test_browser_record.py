@@ -66,8 +66,23 @@ RECORD_CELLS: list[str | tuple[str, str]] = [
     f"%%lash\n{TABLE_PROMPT}",
     "%lash tools",
     "%lash usage --by turn --plot",
+    # a tool that returns a 3 MB build log: the session keeps its head and tail around a line
+    # saying what was left out (ADR 174); the turn's words come slower here, so the live
+    # widget is seen before the record replaces it
+    ('@tool\ndef build_log(job: str) -> str:\n    """The whole build log of a CI job."""\n'
+     '    return "".join(f"{i:06d} compiling module_{i} ok\\n" for i in range(100_000))'),
+    ("%lash open trip --store trip.duckdb --tools weather,build_log\n"
+     "%config LashMagics.offline_delay_s = 0.03"),
+    "%%lash\nWhat does build_log say for 'ci'?",
+    "%lash replay",
+    "%lash open other --store no_such_folder/other.duckdb",  # last: Run All stops at its error
 ]
 TOOL_ANSWER = "weather returned sunny, 21 °C in Paris."
+BUILD_LOG = "".join(f"{i:06d} compiling module_{i} ok\n" for i in range(100_000))
+# the line the session put in place of what it left out of the log
+CUT = re.compile(r"\[… lash left out ([\d,]+) of the ([\d,]+) characters \(([\d,]+) lines\) "
+                 r"this tool returned; max_output=65,536 …\]")
+LIVE = ".lash-turn:not(.lash-static):not(.lash-snapshot)"
 
 
 def readme_picture(name):
@@ -83,19 +98,57 @@ def _widget_outputs(nb: dict) -> list[int]:
             if WIDGET_MIME in o.get("data", {})]
 
 
+def _drawn(cell):
+    """``cell`` scrolled into view once its output is drawn: Lab does not draw a cell out of
+    view (content-visibility), and its inner text is empty until it does."""
+    cell.scroll_into_view_if_needed()
+    area = cell.locator(".jp-OutputArea")
+    area.page.wait_for_function("el => el.innerText.trim() !== ''", arg=area.element_handle(),
+                                timeout=60_000)
+    return cell
+
+
 def _check_answers(page, cells) -> None:
-    turn1, turn2 = cells.nth(4), cells.nth(5)
+    turn1, turn2 = _drawn(cells.nth(4)), cells.nth(5)
     assert TOOL_ANSWER in (turn1.locator(".lash-prose").inner_text())
     assert turn1.locator(".lash-tool-done .lash-tool-name").inner_text() == "weather"
     assert turn1.locator(".lash-outcome").inner_text() == "finished: assistant_message"
     assert turn1.locator(".lash-status").inner_text() == "done"
     assert "in ·" in turn1.locator(".lash-usage").inner_text() or " out" in turn1.locator(".lash-usage").inner_text()
+    _drawn(turn2)
     table = turn2.locator(".lash-prose table")
     assert table.locator("td").all_inner_texts()[:3] == ["Paris", "sunny", "21"]
     assert turn2.locator(".lash-prose ul ul li").all_inner_texts() == [
         "umbrella for Oslo", "sunglasses for Paris"]
     assert '<script>alert("x")</script>' in turn2.locator(".lash-prose").inner_text()
     assert page.evaluate("() => document.querySelectorAll('.jp-OutputArea script').length") == 0
+
+
+def _check_huge_output(cells) -> None:
+    """The 3 MB log's turn, its replay and the failed open, as the user reads them."""
+    turn, replay, failed = cells.nth(10), cells.nth(11), cells.nth(12)
+    outputs = []
+    for record in (turn, replay):
+        _drawn(record)
+        row = record.locator(".lash-static .lash-tool-done").filter(has_text="build_log")
+        output = row.locator(".lash-tool-output").text_content()
+        cut = CUT.search(output)
+        assert cut is not None, output[-600:]
+        left_out, total, lines = (int(g.replace(",", "")) for g in cut.groups())
+        assert total == len(BUILD_LOG)  # counted from what the tool returned
+        assert 0 < len(BUILD_LOG) - left_out <= 65_536 and lines < BUILD_LOG.count("\n")
+        assert "more characters not shown here; the whole output is stored: %lash sql" in output
+        assert output.startswith("000000 compiling module_0 ok\n000001 compiling")
+        # the answer echoes what the model was sent: the log's two ends around the same line
+        prose = record.locator(".lash-prose").inner_text()
+        assert cut.group(0) in prose and "099999 compiling module_99999 ok" in prose
+        assert "050000 compiling" not in prose  # the middle was left out
+        outputs.append(output)
+        if record is replay:
+            assert "cost n/a" in replay.locator(".lash-usage").inner_text()
+    assert outputs[0] == outputs[1]  # the replay shows the tool row as the turn did
+    error = _drawn(failed).locator(".jp-OutputArea-output").inner_text().strip()
+    assert "no_such_folder" in error and "does not exist" in error and "\n" not in error, error
 
 
 def _no_widget_errors(page) -> None:
@@ -115,15 +168,23 @@ def test_a_saved_notebook_reads_after_the_kernel_is_gone_and_through_nbconvert(f
                 page = nb.open()
                 nb.run_all()
                 cells = nb.panel.locator(".jp-Cell")
-                cells.nth(7).locator(".jp-OutputArea-output").first.wait_for(timeout=120_000)
+                # the live widget, while the log's turn streams: its tool row holds the cut line
+                live = cells.nth(10).locator(f"{LIVE} .lash-tool-output")
+                live.filter(has_text=CUT).wait_for(state="attached", timeout=180_000)
+                cells.nth(12).locator(".jp-OutputArea-output").first.wait_for(timeout=120_000)
                 cells.nth(5).locator(".lash-static .lash-outcome").wait_for(timeout=60_000)
                 _check_answers(page, cells)
                 assert cells.nth(6).locator(".lash-tools input[type=checkbox]").count() == 1
                 assert not cells.nth(6).locator(".lash-snapshot").is_visible()  # live panel only
                 nb.screenshot(ARTIFACTS / f"record-live-{frontend}.png")
 
-                saved = nb.save(expect_in_file=TOOL_ANSWER)
+                saved = nb.save(expect_in_file="does not exist; create it")  # the last output
+                assert TOOL_ANSWER in json.dumps(saved, ensure_ascii=False)
                 assert _widget_outputs(saved) == [6]  # only the live tool panel is a widget
+                # the two records of the 3 MB log keep its ends, not the whole log
+                size = (tmp_path / "trip.ipynb").stat().st_size
+                assert size < len(BUILD_LOG) / 2, size
+                assert "050000 compiling" not in (tmp_path / "trip.ipynb").read_text()
                 server.shut_down_sessions()
                 wait_until(lambda: not server.api("GET", "/api/kernels"), timeout=30,
                            what="the kernel to shut down")
@@ -139,6 +200,9 @@ def test_a_saved_notebook_reads_after_the_kernel_is_gone_and_through_nbconvert(f
                     "() => ![...document.querySelectorAll('.jp-OutputArea-output')]"
                     ".some(e => e.textContent.startsWith('Loading widget'))", timeout=60_000)
                 _no_widget_errors(page)
+                _check_huge_output(cells)
+                _no_widget_errors(page)  # the cells drawn now, at the notebook's end
+                nb.screenshot(ARTIFACTS / f"record-huge-output-{frontend}.png", scroll_to=10)
                 cells.nth(7).scroll_into_view_if_needed()  # Lab renders cells as they come into view
                 chart = cells.nth(7).locator(".jp-RenderedVegaCommon5")  # Vega-Lite, not the fallback
                 chart.locator("svg text").filter(has_text="tokens per turn").wait_for(timeout=60_000)
@@ -198,6 +262,7 @@ def test_a_saved_notebook_reads_after_the_kernel_is_gone_and_through_nbconvert(f
     assert out.returncode == 0, out.stderr[-2000:]
     html = (tmp_path / "trip-export.html").read_text()
     assert TOOL_ANSWER in html
+    assert CUT.search(html) and "099999 compiling module_99999 ok" in html
     assert "<td>Paris</td>" in html and "umbrella for Oslo" in html
     assert "finished: assistant_message" in html
     assert "Error displaying widget" not in html and "model not found" not in html

@@ -49,7 +49,7 @@ def test_a_colleagues_store_in_a_read_only_folder_reads_with_read_only(sh, tmp_p
         assert len(usage) == 2
         with pytest.raises((UsageError, LashError)) as turn:
             sh.run_cell("%%lash\none more question")
-        assert "read_only" in str(turn.value) and "\n" not in str(turn.value)
+        assert "--read-only" in str(turn.value) and "\n" not in str(turn.value)
         # the file is as the colleague left it
         frame = sh.run_cell("%%lash sql\nSELECT count(*) AS n FROM turns")
         assert int(frame["n"].iloc[0]) == 2
@@ -69,3 +69,22 @@ def test_a_file_open_for_writing_in_the_kernel_is_not_opened_read_only_beside_it
     sh.run_cell("%%lash\nstill works")  # the open session is untouched
     frame = sh.run_cell("%%lash sql\nSELECT count(*) AS n FROM turns")
     assert int(frame["n"].iloc[0]) == 1
+
+
+def test_a_turn_or_an_enqueue_on_a_read_only_session_says_how_to_write_in_notebook_words(
+        sh, tmp_path):
+    """A turn on a session opened with --read-only was refused by the store's own line, "open
+    DuckDBStore without it to write" (advice for the library, which no %lash verb follows),
+    after a failed turn record was drawn. It is refused before anything runs, in one line that
+    names the flag and the %lash open that writes."""
+    asyncio.run(_colleagues_store(str(tmp_path / "team.duckdb")))
+    sh.run_cell("%lash open team --store team.duckdb --read-only")
+    for cell in ("%%lash\none more question", "%lash enqueue one more question"):
+        with pytest.raises((UsageError, LashError)) as refused:
+            sh.run_cell(cell)
+        said = str(refused.value)
+        assert "\n" not in said, said
+        assert "--read-only" in said and "%lash open team --store team.duckdb" in said, said
+        assert "DuckDBStore" not in said and "read_only=True" not in said, said
+    frame = sh.run_cell("%%lash sql\nSELECT count(*) AS n FROM turns")
+    assert int(frame["n"].iloc[0]) == 2  # the colleague's two turns, nothing added

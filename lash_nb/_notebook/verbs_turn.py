@@ -316,6 +316,7 @@ async def turn(m: LashMagics, argline: str, cell: str | None, assigned: bool) ->
     say_replaced(a.replaced, m)
     turn_input = attached_input(m, prompt, a.attach) if a.attach else None
     b = await m.ctx.binding(a.session)
+    refuse_read_only(b)
     if a.turn_id is not None:
         await refuse_a_stored_turn_id(b.session, a.turn_id)
     coro = run_turn(b.session, prompt, turn_id=a.turn_id, interval_s=m.live_interval_s,
@@ -326,6 +327,18 @@ async def turn(m: LashMagics, argline: str, cell: str | None, assigned: bool) ->
         m.ctx.background[f"turn-{len(m.ctx.background) + 1}"] = task
         return task if assigned else None  # a task's repr saved as Out reads "pending"
     return await _keep(m, coro, a.out) if assigned else _quiet(await _keep(m, coro, a.out))
+
+
+def refuse_read_only(b: Any) -> None:
+    """A session opened with ``--read-only`` takes no turn and no queued prompt: refused before
+    anything runs (the store's own refusal came after a failed turn was drawn, and named the
+    library's ``read_only=True``)."""
+    if b.read_only:
+        sid = b.session.session_id
+        raise UsageError(f"session {sid!r} was opened with --read-only and takes no turns; to add "
+                         f"turns, restart the kernel and run %lash open {sid} --store {b.store} "
+                         "without --read-only (on a writable copy of the file if it is not "
+                         "yours)")
 
 
 async def refuse_a_stored_turn_id(session: Any, turn_id: str) -> None:
@@ -372,6 +385,7 @@ async def enqueue(m: LashMagics, argline: str, cell: str | None, assigned: bool)
     a, prompt = enqueue_args(m, argline, cell)
     say_replaced(a.replaced, m)
     b = await m.ctx.binding(a.session)
+    refuse_read_only(b)
     builder = b.session.enqueue(attached_input(m, prompt, a.attach) if a.attach else prompt)
     if a.id:
         builder = builder.id(a.id)
