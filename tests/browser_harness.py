@@ -101,7 +101,7 @@ class JupyterServer:
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.root,
                                      env=env)
         self.base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180  # a loaded machine took over 60 s once
         while True:
             try:
                 self.api("GET", "/api/status")

@@ -20,7 +20,7 @@ from notebook_harness import lash_shell
 READ_LOG = '''
 from lash_nb import tool
 
-@tool
+@tool(max_output=2_000_000)  # the whole log reaches the model, which echoes it (ADR 174)
 def read_log(name: str) -> str:
     """The whole log of a job."""
     return "log of ci:\\n```python\\n" + "".join(f"step {i}: ok & <fine>\\n" for i in range(40_000))
