@@ -64,10 +64,13 @@ def _stop(worker: subprocess.Popen[bytes]) -> int:
 
 
 def _assert_each_batch_answered_once(dsn: str, batch_ids: list[str]) -> None:
-    turns = _rows(dsn, "SELECT turn_id, status, outcome FROM turns")
-    answered = [t.rsplit(":g", 1)[0] for t, _, _ in turns]  # <first batch id>:g<generation>
-    assert sorted(answered) == sorted(batch_ids)  # every batch once, none twice
-    assert {(s, o) for _, s, o in turns} == {("committed", "finished")}
+    turns = _rows(dsn, "SELECT turn_id, status, outcome, stop_reason FROM turns")
+    # <first batch id>:g<generation>: an attempt cut on its way (its lease lost while a loaded
+    # machine could not renew it in time) is committed stopped and the batch runs again
+    answered = [t.rsplit(":g", 1)[0] for t, _, o, _ in turns if o == "finished"]
+    assert sorted(answered) == sorted(batch_ids), turns  # every batch once, none twice
+    assert {s for _, s, _, _ in turns} == {"committed"}, turns
+    assert {o for _, _, o, _ in turns} <= {"finished", "stopped"}, turns
     history = _rows(dsn, "SELECT batch_id, final_state FROM queue_history")
     assert sorted(b for b, _ in history) == sorted(batch_ids)
     assert {f for _, f in history} == {"completed"}
