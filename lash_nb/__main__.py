@@ -7,8 +7,8 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._core.llm import Provider
@@ -16,34 +16,45 @@ if TYPE_CHECKING:
 EX_TEMPFAIL = 75  # sysexits.h: a worker's stop cut a turn and handed its batch back to be retried
 
 
+def _on_store(make: Callable[[], Any], job: Callable[[Any], Awaitable[Any]],
+              done: Callable[[Any], str]) -> int:
+    """``job(store)`` on the store ``make()`` opens (closed after); ``done(result)`` printed,
+    or one ``error:`` line (status 2) for a LashError."""
+    from ._errors import LashError
+
+    async def run() -> Any:
+        store = make()
+        try:
+            return await job(store)
+        finally:
+            await store.close()
+
+    try:
+        result = asyncio.run(run())
+    except LashError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(done(result))
+    return 0
+
+
 def _prune_blobs(target: str, older_than_s: float) -> int:
     from ._errors import LashError
     from ._runtime.core import open_store
     from ._store.base import stores_blobs
 
-    async def run() -> int:
-        store = open_store(target)
-        try:
-            if not stores_blobs(store):
-                raise LashError(f"{target} keeps no attachments; nothing to prune")
-            return await store.prune_blobs(older_than_s=older_than_s)
-        finally:
-            await store.close()
+    async def prune(store: Any) -> int:
+        if not stores_blobs(store):
+            raise LashError(f"{target} keeps no attachments; nothing to prune")
+        return int(await store.prune_blobs(older_than_s=older_than_s))
 
-    try:
-        n = asyncio.run(run())
-    except LashError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"{target}: {n} unreferenced blob(s) deleted")
-    return 0
+    return _on_store(lambda: open_store(target), prune,
+                     lambda n: f"{target}: {n} unreferenced blob(s) deleted")
 
 
 def _backup(path: str, dest: str, *, overwrite: bool) -> int:
     """A whole, consistent copy of a DuckDB store that processes hold open (ADR 175): this
     process waits in the file's line, the holder hands it over between its steps."""
-    from ._errors import LashError
-
     if path.startswith(("postgresql://", "postgres://")):
         print("error: backup copies a DuckDB file; back up PostgreSQL with pg_dump",
               file=sys.stderr)
@@ -51,23 +62,11 @@ def _backup(path: str, dest: str, *, overwrite: bool) -> int:
     if not os.path.isfile(path):
         print(f"error: {path} is not a file; pass the store's .duckdb file", file=sys.stderr)
         return 2
+    from ._store.duckdb import DuckDBStore
 
-    async def run() -> int:
-        from ._store.duckdb import DuckDBStore
-
-        store = DuckDBStore(path)
-        try:
-            return await store.backup(dest, overwrite=overwrite)
-        finally:
-            await store.close()
-
-    try:
-        size = asyncio.run(run())
-    except LashError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"{path} copied whole to {dest} ({size} bytes); open the copy with --store {dest}")
-    return 0
+    return _on_store(lambda: DuckDBStore(path), lambda s: s.backup(dest, overwrite=overwrite),
+                     lambda size: f"{path} copied whole to {dest} ({size} bytes); open the "
+                                  f"copy with --store {dest}")
 
 
 def worker_provider(name: str, *, model: str | None, delay_s: float) -> Provider:

@@ -74,25 +74,21 @@ def _forms(value: str) -> list[str]:
     return sorted((f for f in forms if len(f) >= MIN_SECRET_LENGTH), key=len, reverse=True)
 
 
-def _walk_strings(value: Any, scrub: Callable[[str], str]) -> Any:
+def scrub_strings(value: Any, scrub: Callable[[str], str]) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings, numbers) with ``scrub`` applied to every
+    string in it, dict keys too; a container is copied only when something in it changed."""
     t = type(value)
     if t is str:
         return scrub(value)
     if t is dict:
-        items = [(_walk_strings(k, scrub), _walk_strings(v, scrub)) for k, v in value.items()]
+        items = [(scrub_strings(k, scrub), scrub_strings(v, scrub)) for k, v in value.items()]
         if all(a is k and b is v for (a, b), (k, v) in zip(items, value.items(), strict=True)):
             return value
         return dict(items)
     if t is list or t is tuple:
-        out = [_walk_strings(v, scrub) for v in value]
+        out = [scrub_strings(v, scrub) for v in value]
         return value if all(a is b for a, b in zip(out, value, strict=True)) else out
     return value
-
-
-def scrub_strings(value: Any, scrub: Callable[[str], str]) -> Any:
-    """``value`` (JSON-like: dicts, lists, strings, numbers) with ``scrub`` applied to every
-    string in it, dict keys too; a container is copied only when something in it changed."""
-    return _walk_strings(value, scrub)
 
 
 class Scrubber:
@@ -132,7 +128,7 @@ class Scrubber:
             text = json.dumps(value, ensure_ascii=False, default=str)
             if not any(form in text for form in self._forms):
                 return value
-        return _walk_strings(value, self.scrub_exact)
+        return scrub_strings(value, self.scrub_exact)
 
     def scrub(self, text: str) -> str:
         """Known values, then credential shapes."""
