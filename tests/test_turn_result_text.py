@@ -19,12 +19,12 @@ async def _turns(store: str) -> tuple[object, object]:
         done = await session.turn("hello there").run()
         slow = LashCore.builder().provider(OfflineProvider(delay_s=0.05)).store(store).build()
         token = CancellationToken()
-        turn = asyncio.ensure_future(
-            (await slow.session("s2").open()).turn("please echo " + " ".join(
-                f"word{i}" for i in range(200))).cancel(token).run())
-        await asyncio.sleep(0.5)  # a few words streamed
-        token.cancel("the user pressed Stop")
-        stopped = await turn
+        stream = (await slow.session("s2").open()).turn("please echo " + " ".join(
+            f"word{i}" for i in range(200))).cancel(token).stream()
+        async for activity in stream:  # Stop once a word of the echo has streamed
+            if activity.type == "assistant_prose_delta" and "word0" in activity.event.text:
+                token.cancel("the user pressed Stop")
+        stopped = await stream.finish()
     finally:
         await session.close()
     return done, stopped
@@ -38,7 +38,7 @@ def test_the_text_the_repr_shows_is_out_text_finished_and_stopped(tmp_path):
     assert done.result.text == done.text == done.result.assistant_message()
     assert "text='You said: hello there (This is" in repr(done)
     # a stopped turn: what had streamed, while lash's assistant_message() says there is no answer
-    assert str(stopped.result.outcome).startswith("stopped")
-    assert stopped.result.assistant_message() is None
+    assert str(stopped.outcome).startswith("stopped")
+    assert stopped.assistant_message() is None
     assert stopped.text.startswith("You said: please echo word0")
     assert "word199" not in stopped.text
