@@ -5,6 +5,8 @@
 ``marker`` has its ``COMMIT`` delivered to the server, which commits it; the server's
 answer is dropped and the client's connection closed, as when a network or a server dies
 after the COMMIT went out. The client cannot know whether it was stored.
+``drop_next_statement(marker)``: the next statement containing ``marker`` never reaches the
+server; the client's connection is closed instead (the server never ran it).
 
 The client must not negotiate TLS or GSS (``sslmode=disable&gssencmode=disable`` in the DSN
 of :meth:`dsn`): the proxy reads the frontend protocol's messages (type byte, length,
@@ -29,6 +31,8 @@ class CommitEater:
         self.port = int(self._sock.getsockname()[1])
         self._lock = threading.Lock()
         self._marker: str | None = None
+        self._drop: str | None = None
+        self.dropped = 0  # how many statements were dropped with their connection
         self.eaten = 0  # how many COMMIT answers were dropped
         self.eaten_event = threading.Event()
         self._closed = False
@@ -46,6 +50,10 @@ class CommitEater:
         with self._lock:
             self._marker = marker
             self.eaten_event.clear()
+
+    def drop_next_statement(self, marker: str) -> None:
+        with self._lock:
+            self._drop = marker
 
     def close(self) -> None:
         self._closed = True
@@ -92,6 +100,9 @@ class CommitEater:
                 head = _read_exact(link.client, 5)
                 kind, n = head[:1], struct.unpack("!i", head[1:])[0]
                 body = _read_exact(link.client, n - 4)
+                if self._statement_to_drop(kind, body):
+                    link.close()
+                    return
                 if self._commit_to_eat(link, kind, body):
                     link.dropping = True
                     link.server.sendall(head + body)
@@ -106,6 +117,20 @@ class CommitEater:
             pass
         finally:
             link.close()
+
+    def _statement_to_drop(self, kind: bytes, body: bytes) -> bool:
+        if kind == b"Q":
+            text = body.rstrip(b"\0").decode(errors="replace")
+        elif kind == b"P":  # Parse: statement name, query text, ...
+            text = body.partition(b"\0")[2].partition(b"\0")[0].decode(errors="replace")
+        else:
+            return False
+        with self._lock:
+            if self._drop is None or self._drop not in text:
+                return False
+            self._drop = None
+            self.dropped += 1
+        return True
 
     def _commit_to_eat(self, link: _Link, kind: bytes, body: bytes) -> bool:
         text = ""

@@ -323,3 +323,45 @@ def test_queue_waiters_are_woken_when_the_listener_is_back_after_a_restart(own_p
             await store.close()
 
     assert asyncio.run(main()) is True  # woken, not timed out
+
+
+@pytest.mark.parametrize("count_attempt", [True, False], ids=["failed_attempt", "hand_back"])
+def test_a_claim_released_as_its_connection_dies_is_pending_again_at_once(
+        own_pg_server, count_attempt):
+    """A drain's turn failed (or a worker asked to stop hands its batch back) and the
+    connection dies as the claim is released: the release runs again on a new connection
+    (it is idempotent: it matches the claim id, which the first run cleared), so the batch
+    is pending again now, with its attempt counted or not as asked, instead of waiting for
+    the lease to end with an attempt counted either way."""
+    import asyncio
+
+    from lash_nb.stores import PostgresStore
+    from lash_nb.testing._conformance_kit import _lease, draft
+
+    dsn = own_pg_server.create_database()
+    eater = CommitEater(int(dsn.rsplit(":", 1)[1].split("/")[0]))
+
+    async def go() -> None:
+        store = PostgresStore(eater.dsn(dsn))
+        try:
+            batch = await store.enqueue(draft("s", "the work"))
+            lease = await _lease(store, "s")
+            claim = await store.claim_queued_work(lease)
+            assert claim is not None and claim.batch_ids == (batch.batch_id,)
+            eater.drop_next_statement("WITH released AS")
+            await store.abandon_claim(claim, error="the model failed",
+                                      count_attempt=count_attempt)
+            assert eater.dropped == 1
+            pending = await store.list_queued_work("s")
+            assert [b.batch_id for b in pending] == [batch.batch_id]
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(go())
+    finally:
+        eater.close()
+    [(claim_id, attempts, error)] = _rows(
+        dsn, "SELECT claim_id, attempts, error FROM queued_work_batches")
+    assert claim_id is None
+    assert (attempts, error) == ((1, "the model failed") if count_attempt else (0, None))

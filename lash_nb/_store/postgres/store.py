@@ -422,8 +422,11 @@ class PostgresStore:
     async def abandon_claim(self, claim: QueueClaim, *, error: str | None = None,
                             max_attempts: int = DEFAULT_MAX_ATTEMPTS,
                             count_attempt: bool = True) -> None:
+        # idempotent (it matches the claim id, which it clears): run again on a new
+        # connection when the first one dies under it, applied or not
         await self._run(lambda con: queued_work.abandon(con, claim, error, max_attempts,
                                                         count_attempt=count_attempt),
+                        retry=True,
                         advice="the batch goes back to the queue when the lease ends")
         self._queue_watch.changed(claim.session_id)
 
