@@ -122,7 +122,6 @@ class JobSpec:
     stop: WaitStop | None = None  # the calling turn's stop check, captured at submit
 
 
-
 class ConnectionWorker:
     def __init__(
         self,
