@@ -221,9 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LashError as e:  # a store it cannot open, a refused setting: one line, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if stats.disk_full is not None:
-        print(f"worker stopped: {stats.disk_full}; the queued work stays in the queue: "
-              "start the worker again once there is room", file=sys.stderr)
+    if stats.store_refused is not None:
+        print(f"worker stopped: {stats.store_refused}; the queued work stays in the queue: "
+              "start the worker again once the store can be written there", file=sys.stderr)
         return EX_TEMPFAIL
     returned = (f"; {len(stats.returned)} batch(es) cut by the stop returned to the queue: "
                 + ", ".join(b for _, b in stats.returned)) if stats.returned else ""

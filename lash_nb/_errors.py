@@ -27,6 +27,8 @@ from their public home, ``lash_nb.errors`` (a new class here must be added there
     │   ├── StoreFullError            the disk holding the store is full
     │   ├── StoreSchemaError          not a lash store / another schema version
     │   ├── StorePathError            a folder, a read-only directory, ...
+    │   ├── TurnNotSaved              a turn answered, its final commit refused: the answer
+    │   │                             is in ``.result``, not in the store (docs/adr/0181)
     │   ├── HeadRevisionConflict      the stored head moved under a commit
     │   ├── TurnCommitConflict        same turn id committed with different content
     │   │   └── TurnIdTaken           a turn started under a turn id already committed
@@ -215,6 +217,23 @@ class StoreSchemaError(StoreError):
 
 class StorePathError(StoreError):
     pass
+
+
+class TurnNotSaved(StoreError):
+    """A turn answered but its final commit was refused (a full disk, a read-only or moved
+    file, after waiting ``commit_wait_s`` or until a Stop or interrupt ended the wait):
+    nothing of it was written, and the session's view holds what the store holds. The
+    answer the model produced is kept here: ``result`` (a ``TurnResult``: ``.text``) and
+    ``activities``; ``cause`` is the store's error; ``stopped_by`` names who ended the wait
+    (``widget_stop``, ``kernel_interrupt``, ...) or is None (it ran out)."""
+
+    def __init__(self, turn_id: str, cause: BaseException, result: object,
+                 activities: tuple[object, ...] = (), stopped_by: str | None = None) -> None:
+        super().__init__(
+            f"turn {turn_id!r} answered but was NOT saved: {cause}; its answer is kept only "
+            "in this turn's record and result, not in the store")
+        self.turn_id, self.cause, self.result = turn_id, cause, result
+        self.activities, self.stopped_by = activities, stopped_by
 
 
 class HeadRevisionConflict(StoreError):

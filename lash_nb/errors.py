@@ -35,6 +35,7 @@ from ._errors import (
     TurnCommitConflict,
     TurnIdMismatch,
     TurnIdTaken,
+    TurnNotSaved,
     WireScriptError,
 )
 
@@ -71,5 +72,6 @@ __all__ = [
     "TurnCommitConflict",
     "TurnIdMismatch",
     "TurnIdTaken",
+    "TurnNotSaved",
     "WireScriptError",
 ]

@@ -43,7 +43,7 @@ SURFACE: dict[str, list[str]] = {
         "SessionExecutionLeaseLost", "SessionStillInUse", "StoreDamagedError",
         "StoreError", "StoreFullError", "StoreLockedError", "StorePathError", "StoreSchemaError",
         "StoreSessionMismatch", "ToolArgumentsInvalid", "ToolNameConflict", "ToolServerError",
-        "TurnCommitConflict", "TurnIdMismatch", "TurnIdTaken",
+        "TurnCommitConflict", "TurnIdMismatch", "TurnIdTaken", "TurnNotSaved",
         "WireScriptError",
     ],
     "lash_nb.events": [

@@ -22,6 +22,9 @@ Theory of operation
   are completed, as in lash. A person's Stop that arrives after a hand-back origin but before
   the turn acted on it (``hand_back()``) takes its place: the person's word ends the batch
   and the record names the person (docs/adr/0172).
+- Every ``cancel()`` call is counted (``asks``, ``last_ask``), the refused ones too: a turn
+  whose final commit waits for its store (a full disk, a read-only or moved file) ends that
+  wait on a Stop or interrupt that came after the wait began (docs/adr/0181).
 """
 
 from __future__ import annotations
@@ -66,8 +69,8 @@ def evidence(origin: str | None, reason: str | None) -> tuple[str, str]:
 
 
 class CancellationToken:
-    __slots__ = ("_callbacks", "_cancelled", "_handed_back", "_lock", "_origin", "_reason",
-                 "_sealed", "_waiters")
+    __slots__ = ("_asks", "_callbacks", "_cancelled", "_handed_back", "_last_ask", "_lock",
+                 "_origin", "_reason", "_sealed", "_waiters")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -78,6 +81,18 @@ class CancellationToken:
         self._reason: str | None = None
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._callbacks: list[Callable[[], Any]] = []
+        self._asks = 0
+        self._last_ask: str | None = None
+
+    @property
+    def asks(self) -> int:
+        """How many times ``cancel()`` was called, refused calls included."""
+        return self._asks
+
+    @property
+    def last_ask(self) -> str | None:
+        """The origin of the latest ``cancel()`` call (``token`` when it named none)."""
+        return self._last_ask
 
     @property
     def cancelled(self) -> bool:
@@ -96,6 +111,8 @@ class CancellationToken:
 
     def cancel(self, origin: str | None = None, reason: str | None = None) -> bool:
         with self._lock:
+            self._asks += 1
+            self._last_ask = clean_json(origin) or "token"
             if self._cancelled and _stops_the_work(origin) and self._origin in HANDS_BACK \
                     and not self._handed_back:
                 # a person's Stop right after a worker's stop, before the turn handed its

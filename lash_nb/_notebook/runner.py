@@ -13,6 +13,10 @@ Theory of operation
   stops there (ADR 167).
 - ``background=True`` runs the same coroutine as a task and returns it at once; then only the
   Stop button (or ``%lash stop``) stops the turn: a kernel interrupt does not reach a task.
+- A turn whose final commit the store refused (``TurnNotSaved``: a full disk, a read-only or
+  moved file, after its wait ran out or a Stop / interrupt ended it) ends its view with the
+  answer it streamed, the badge ``NOT saved`` and the error's one line, then raises: the
+  saved notebook's record keeps the answer, marked (ADR 181).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from .._errors import TurnNotSaved
 from .costs import turn_cost
 
 
@@ -64,6 +69,9 @@ async def run_turn(
         stream.consumer_cancel_origin = ("kernel_interrupt", None)
         widget.turn_id = stream.turn_id or widget.turn_id
         result = await stream.follow(widget.push)
+    except TurnNotSaved as err:  # answered, not stored: the answer stays in view, marked
+        show_not_saved(widget, err, prices)
+        raise
     except Exception as err:  # refused or broken before an outcome: the view ends showing why
         widget.fail(f"{type(err).__name__}: {err}")
         raise
@@ -139,6 +147,16 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
     widget.cost = turn_cost(out.result, prices)
     widget.finish(out.result, elapsed_ms=recorded_ms(out.result))
     return out.result
+
+
+def show_not_saved(widget: Any, err: TurnNotSaved, prices: Any) -> None:
+    """End the view of a turn that answered but was not saved: its rows stay, the badge and
+    the last row say it is not in the store and what to do."""
+    from .widgets.fold import not_saved
+
+    widget.cost = turn_cost(err.result, prices)
+    not_saved(widget.fold)
+    widget.fail(str(err))
 
 
 def recorded_ms(result: Any) -> float | None:

@@ -17,7 +17,7 @@ from .._core.attachments import AttachmentLimits
 from .._core.records import TurnInput
 from .._core.text import clean_text
 from .._core.visible import visible
-from .._errors import InvalidTurnInput
+from .._errors import InvalidTurnInput, TurnNotSaved
 from .._providers.registry import NAMES as PROVIDERS
 from .._providers.registry import check_key, split_model_id
 from .card import Card
@@ -353,7 +353,21 @@ async def refuse_a_stored_turn_id(session: Any, turn_id: str) -> None:
 
 
 async def _keep(m: LashMagics, coro: Any, out: str | None) -> Any:
-    result = await coro
+    try:
+        result = await coro
+    except TurnNotSaved as err:  # answered, not stored: -o and %lash last still have it
+        m.ctx.last_result = err.result
+        if out:
+            m.user_ns[out] = err.result
+        if err.stopped_by == "kernel_interrupt":  # an interrupted cell: one line (ADR 167)
+            from .extension import TurnInterrupted
+
+            raise TurnInterrupted(
+                f"the kernel's interrupt ended the wait to save turn {err.turn_id!r}: it "
+                f"answered but was NOT saved ({err.cause}); its answer is in the record "
+                "above" + (f" and in {out}" if out else "") + "; the cells after it were "
+                "not run") from None
+        raise
     m.ctx.last_result = result
     if out:
         m.user_ns[out] = result

@@ -7,11 +7,13 @@ driver (``turn_run.py``) stays a driver.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from .._core import events as ev
 from .._core import turn_machine as tm
+from .._core.cancel import CancellationToken
 from .._core.events import TurnActivity
 from .._core.graph import SessionNode
 from .._core.queue import QueueClaim
@@ -23,8 +25,10 @@ from .._errors import (
     LashError,
     SessionExecutionLeaseLost,
     TurnCommitConflict,
+    TurnNotSaved,
 )
 from .._store.base import Lease, ReadScope, TurnRecord, TurnStart, UsageDelta, hints_empty_queue
+from .._store.waits import unwatch_wait_stop, watch_wait_stop
 from .attachments import input_message
 from .parts import SessionParts
 from .turn_records import (
@@ -144,6 +148,25 @@ async def commit_terminal(run: TurnBooks, keeper: LeaseKeeper, result: TurnResul
     if fresh is not None:
         await _close_lost_turn(run, fresh, lost)
     return lost
+
+@contextlib.contextmanager
+def waits_end_on_stop(token: CancellationToken) -> Iterator[None]:
+    """While the final commit runs: a Stop or an interrupt asked from now on (the turn may
+    have been stopped before: that ask is not this one) ends the store's wait for disk space
+    or for its file (docs/adr/0181)."""
+    asks = token.asks
+    mark = watch_wait_stop(lambda: token.last_ask if token.asks > asks else None)
+    try:
+        yield
+    finally:
+        unwatch_wait_stop(mark)
+
+
+def not_saved(run: TurnBooks, refused: BaseException, result: TurnResult) -> TurnNotSaved:
+    """The error of a turn whose final commit the store refused: it carries the answer."""
+    return TurnNotSaved(run.turn_id, refused, result, tuple(run.activities),
+                        getattr(refused, "stopped_by", None))
+
 
 async def _close_lost_turn(run: TurnBooks, lease: Lease, result: TurnResult) -> None:
     """Record the terminal row (with its usage and calls, not its messages) of a turn

@@ -16,7 +16,11 @@ Theory of operation
    the machine told ``Cancelled`` decides how to settle (partial prose kept as interrupted,
    every tool call given a result). The final commit is never cancelled.
 4. Final commit (atomic): new nodes, terminal turn record, usage, call rows, events, completed
-   queue claims, lease release. Then the observation ``committed`` is published.
+   queue claims, lease release. Then the observation ``committed`` is published. A store
+   that cannot take it now (full disk, read-only or moved file) makes it wait; a Stop or an
+   interrupt asked after the wait began ends it (``watch_wait_stop``). Refused, it wrote
+   nothing: the turn raises ``TurnNotSaved`` carrying the answer, and its unsaved nodes leave
+   the session's view (docs/adr/0175, 0181).
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ from .._errors import (
     PluginError,
     SessionExecutionLeaseLost,
     StoreError,
+    StoreFullError,
+    StorePathError,
 )
 from .._store.base import Lease, hints_empty_queue, watches_turn_cancel
 from .._store.waits import observe_store_waits, stop_observing
@@ -78,7 +84,7 @@ from .parts import SessionParts
 from .prompt_layers import TurnPhase, render_for
 from .tool_batch import ToolBatch
 from .tracing import record_turn, tracing_enabled
-from .turn_commit import commit_progress, commit_terminal
+from .turn_commit import commit_progress, commit_terminal, not_saved, waits_end_on_stop
 from .turn_plugins import checkpoint_texts, turn_input_hooks
 from .turn_records import (
     assemble_result,
@@ -210,6 +216,7 @@ class TurnRun:
         lease = self.lease or await w.acquire_lease()
         keeper = self._keeper = w.keep_lease(lease, self.token)
         unwatch: Callable[[], None] = _noop
+        unsaved: TurnResult | None = None  # the answer while its final commit runs
         try:
             # memory, DuckDB: no cross-process cancel; in the try: a failure here must not leave
             # the keeper renewing the lease of a turn that never ran (ADR 0170)
@@ -231,10 +238,13 @@ class TurnRun:
                 await self._hand_back()
             result = assemble_result(self, outcome, started_ms, t0)
             phase(TurnPhase.FINAL_COMMIT, True)
-            result = await commit_terminal(
-                self, keeper, result,
-                lambda: assemble_result(self, TurnOutcome.stopped(TurnStop.RUNTIME_ERROR), started_ms,
-                                        t0))
+            unsaved = result
+            with waits_end_on_stop(self.token):
+                result = await commit_terminal(
+                    self, keeper, result,
+                    lambda: assemble_result(self, TurnOutcome.stopped(TurnStop.RUNTIME_ERROR),
+                                            started_ms, t0))
+            unsaved = None
             phase(TurnPhase.FINAL_COMMIT, False)
         except BaseException as e:
             keeper.stop()
@@ -242,6 +252,8 @@ class TurnRun:
             await w.release_quietly(keeper.lease)
             if isinstance(e, StoreError):  # a commit the store refused wrote nothing
                 self._forget_unsaved()
+                if unsaved is not None:  # the answer was paid for: the caller keeps it
+                    raise not_saved(self, e, unsaved) from e
             raise
         finally:
             unwatch()
@@ -515,6 +527,8 @@ class TurnRun:
                 raise
             claim = await store.claim_queued_work(
                 keeper.lease, boundary=ClaimBoundary.ACTIVE_TURN_CHECKPOINT, max_attempts=bound)
+        except (StoreFullError, StorePathError):  # a store that cannot take a claim now: none;
+            claim = None  # the work stays queued, the final commit waits for it (ADR 181)
         if claim is None:
             return await self._plugin_checkpoint(kind, pending_text)
         self.claims.append(claim)

@@ -34,10 +34,12 @@ Theory of operation
   exits; ``stats.returned`` lists them (the CLI exits 75, EX_TEMPFAIL, when there are any,
   else 0). A second signal during the grace (Ctrl-C twice) cuts the running turns at once,
   the same way: committed, batches handed back uncounted (docs/adr/0172).
-- A full disk (``StoreFullError``: a claim or a turn's first commit refused at once, or a
-  finished turn's commit that waited ``commit_wait_s`` for space) stops the worker: the
-  batches stay queued, ``stats.disk_full`` holds the error, the CLI prints it once and exits
-  75 (docs/adr/0175) instead of logging it at every poll or exiting 0 at ``--exit-when-idle``.
+- A store that cannot be written (a full disk, ``StoreFullError``; a read-only, moved or
+  deleted file, ``StorePathError``: a claim or a turn's first commit refused at once, or a
+  finished turn's commit that waited ``commit_wait_s`` for it, ``TurnNotSaved``) stops the
+  worker: the batches stay queued (a refused commit completes none), ``stats.store_refused``
+  holds the error, the CLI prints it once and exits 75 (docs/adr/0175, 0181) instead of
+  logging it at every poll or exiting 0 at ``--exit-when-idle``.
 - A cached handle whose session was deleted, or deleted and created anew, elsewhere is
   refused at its turn's first commit (``SessionDeleted``, docs/adr/0148): the claim goes
   back uncounted and the worker opens the session again at once (no attempt spent,
@@ -55,7 +57,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import SessionDeleted, StoreFullError
+from .._errors import SessionDeleted, StoreFullError, StorePathError, TurnNotSaved
 from .._store.base import notifies_work, releases_file
 from .core import LashCore
 from .turn_records import now_ms
@@ -75,8 +77,9 @@ class WorkerStats:
     outcomes: dict[str, int] = field(default_factory=dict)
     # (session id, batch id) of batches a stop cut and handed back to the queue
     returned: list[tuple[str, str]] = field(default_factory=list)
-    # the full disk that stopped the worker (its one-line error); its work stays queued
-    disk_full: str | None = None
+    # the store error (full disk, read-only or moved file) that stopped the worker, in one
+    # line; its work stays queued
+    store_refused: str | None = None
 
 
 def _load(option: str, spec: str) -> Any:
@@ -193,7 +196,7 @@ class Worker:
                 sids = ([self.session_id] if self.session_id
                         else await self.core.store.sessions_with_ready_work())
             except Exception as err:  # e.g. StoreLockedError: another process holds the file
-                if not self._stopped_by_full_disk(err):
+                if not self._stopped_by_store(err):
                     self._log(f"lane {lane}: {type(err).__name__}: {err}")
                 sids = []
             for sid in sids:
@@ -288,20 +291,22 @@ class Worker:
             if tried:  # a failed attempt is work: its batch is retried or parks, not left behind
                 self._note_busy()
             self._sessions.pop(session_id, None)
-            if not self._stopped_by_full_disk(err):
+            if not self._stopped_by_store(err):
                 self._log(f"{session_id}: {type(err).__name__}: {err}")
         finally:
             self._active.pop(session_id, None)
         return ran
 
-    def _stopped_by_full_disk(self, err: BaseException) -> bool:
-        """A full disk stops the worker (ADR 175): every claim and first commit would fail
-        at once, polled forever; the queue keeps its batches (a claim refused wrote
-        nothing). The CLI says so once and exits 75 to be started again."""
-        if not isinstance(err, StoreFullError):
+    def _stopped_by_store(self, err: BaseException) -> bool:
+        """A store that cannot be written stops the worker (ADR 175, 181): every claim and
+        first commit would fail at once, polled forever; the queue keeps its batches (a
+        refused claim or final commit wrote nothing). The CLI says so once and exits 75 to
+        be started again."""
+        cause = err.cause if isinstance(err, TurnNotSaved) else err
+        if not isinstance(cause, (StoreFullError, StorePathError)):
             return False
-        if self.stats.disk_full is None:
-            self.stats.disk_full = str(err)
+        if self.stats.store_refused is None:
+            self.stats.store_refused = str(cause)
         self.stop()
         return True
 

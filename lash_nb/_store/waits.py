@@ -6,6 +6,11 @@ picks it up when a call is made (:func:`current_observer`, in the caller's conte
 turn sees only its own waits) and calls it from whatever thread waits, with a
 :class:`~lash_nb._core.events.StoreWait` event and one correlation id per wait. Observers must
 be thread-safe and must not raise. Waits are also logged on ``lash_nb.store``.
+
+A turn's final commit may wait long (``commit_wait_s``) for disk space or for its file; the
+turn also sets a *stop check* (:func:`watch_wait_stop`): a function the waiting thread calls
+at each poll, returning who asked to stop the wait (``widget_stop``, ``kernel_interrupt``, ...)
+or ``None`` (docs/adr/0181).
 """
 
 from __future__ import annotations
@@ -20,6 +25,21 @@ StoreWaitObserver = Callable[[StoreWait, str], None]
 log = logging.getLogger("lash_nb.store")
 _observer: contextvars.ContextVar[StoreWaitObserver | None] = contextvars.ContextVar(
     "lash_nb_store_wait_observer", default=None)
+WaitStop = Callable[[], "str | None"]
+_stop: contextvars.ContextVar[WaitStop | None] = contextvars.ContextVar(
+    "lash_nb_store_wait_stop", default=None)
+
+
+def watch_wait_stop(fn: WaitStop | None) -> contextvars.Token[WaitStop | None]:
+    return _stop.set(fn)
+
+
+def unwatch_wait_stop(token: contextvars.Token[WaitStop | None]) -> None:
+    _stop.reset(token)
+
+
+def current_wait_stop() -> WaitStop | None:
+    return _stop.get()
 
 
 def observe_store_waits(fn: StoreWaitObserver | None) -> contextvars.Token[StoreWaitObserver | None]:

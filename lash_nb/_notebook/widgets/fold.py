@@ -409,24 +409,49 @@ def _queued_work(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     fold._append("notice", f"queued work started ({a.get('boundary')}): {ids}")
 
 
+# a finished turn's commit waiting for its store: reason -> (what blocks it and what frees
+# it, the row once saved); ADR 175, 181
+_NOT_SAVED_YET = {
+    "disk_full": ("the disk holding the store is full; free space there",
+                  "saved once disk space returned"),
+    "read_only": ("the store's file or folder became read-only; make it writable again",
+                  "saved once the store was writable again"),
+    "moved": ("the store's file was moved or deleted; put it back where it was",
+              "saved once the store's file was back"),
+}
+
+
 def _store_wait(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     """One status row, updated in place while the turn waits for another process's store lock,
-    or for disk space: then the finished turn is not saved yet, and the row says so and what
-    frees it, until the last event says it was saved."""
+    or for what its file cannot take now (disk space, a read-only or moved file): then the
+    finished turn is not saved yet, and the row says so, what frees it and that Stop gives
+    up saving it, until the last event says it was saved."""
     pid = a.get("holder_pid", a.get("pid"))
     waited = a.get("waited_s", a.get("waited_seconds"))
     secs = f"{waited:.1f} s" if isinstance(waited, (int, float)) else None
-    if a.get("reason") == "disk_full":
+    said = _NOT_SAVED_YET.get(str(a.get("reason")))
+    if said is not None:
         if a.get("done"):
-            text = "saved once disk space returned" + (f" (after {secs})" if secs else "")
+            text = said[1] + (f" (after {secs})" if secs else "")
         else:
-            text = ("not saved yet: the disk holding the store is full; free space there and "
-                    "this turn is saved" + (f" (waiting {secs})" if secs else ""))
+            text = (f"not saved yet: {said[0]} and this turn is saved (Stop leaves it "
+                    "unsaved)" + (f" (waiting {secs})" if secs else ""))
     else:
         text = ("waiting for the store" + (f", held by pid {pid}" if pid is not None else "")
                 + (f" ({secs})" if secs else ""))
     row = fold._row("~store_wait", "notice", text="")
     row["text"] = text
+
+
+def not_saved(fold: TurnFold) -> None:
+    """The finished turn's commit was refused: its answer stays in view, its waiting row goes
+    (the error row the caller adds says why and what to do)."""
+    pos = fold._index.get("~store_wait")
+    if pos is not None:
+        del fold.blocks[pos]
+        fold._reindex()
+    fold.outcome = f"NOT saved ({fold.outcome})" if fold.outcome else "NOT saved"
+    fold.version += 1
 
 
 def _context_windowed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:

@@ -53,6 +53,27 @@ _PID = re.compile(r"\(PID (\d+)\)")
 _DUCK_MAGIC = b"DUCK"
 
 
+class ReadOnlyPath(StorePathError):
+    """The file or its folder cannot be written (now): a finished turn's commit waits for it
+    to be writable again (``worker.py``, docs/adr/0181)."""
+
+
+class NotTheHeldFile(StorePathError):
+    """The path names another file than the one held (moved, deleted, replaced)."""
+
+
+def unwritable(e: BaseException) -> str | None:
+    """What a finished turn's commit waits for when ``e`` refused it (a ``Wait`` reason:
+    ``disk_full``, ``read_only``, ``moved``), or None: ``e`` is not that."""
+    if isinstance(e, StoreFullError) or is_disk_full(e):
+        return "disk_full"
+    if isinstance(e, NotTheHeldFile):
+        return "moved"
+    if isinstance(e, ReadOnlyPath):
+        return "read_only"
+    return None
+
+
 def check_path(path: str, read_only: bool) -> None:
     """Refuse paths DuckDB cannot use, before DuckDB touches anything."""
     if os.path.isdir(path):
@@ -82,10 +103,10 @@ def check_path(path: str, read_only: bool) -> None:
             f"{path} does not exist and read_only=True cannot create it; open it writable once"
         )
     elif not os.access(parent, os.W_OK):
-        raise StorePathError(f"folder {parent} is read-only; choose a writable path")
+        raise ReadOnlyPath(f"folder {parent} is read-only; choose a writable path")
     if os.path.exists(path) and not read_only and not (
             os.access(parent, os.W_OK) and os.access(path, os.W_OK)):
-        raise StorePathError(
+        raise ReadOnlyPath(
             f"{path} cannot be written here (folder {parent} or the file is read-only, and "
             "DuckDB writes a .wal beside the file); copy it to a writable folder, or open it "
             "with read_only=True (%lash open ... --read-only) to only read it"
@@ -201,12 +222,12 @@ def store_error(path: str, e: BaseException, *, opening: bool = True) -> BaseExc
     if any(d in msg for d in _DAMAGE):
         return StoreDamagedError(path, first)
     if opening and is_read_only(e):
-        return StorePathError(
+        return ReadOnlyPath(
             f"cannot write {path} ({first}); move it to a writable folder, or open it with "
             "read_only=True (%lash open ... --read-only) to only read it"
         )
     if is_read_only(e):  # made read-only while open (chmod, a remount): reads still work
-        return StorePathError(
+        return ReadOnlyPath(
             f"cannot write {path} ({first}): it or its folder became read-only, and nothing "
             "of this was written; make it writable again and retry (reading it still works)"
         )
@@ -221,7 +242,7 @@ def _classify(path: str, msg: str) -> StoreError:
     if is_disk_full(Exception(msg)):
         return StoreFullError(path)
     if "Read-only file system" in msg or "Permission denied" in msg:
-        return StorePathError(
+        return ReadOnlyPath(
             f"cannot write {path} ({msg.splitlines()[0][:160]}); move it to a writable "
             "folder, or open it with read_only=True (%lash open ... --read-only) to only read it"
         )

@@ -40,6 +40,7 @@ Theory of operation
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import sys
@@ -48,8 +49,8 @@ import time
 
 from ..._core.events import StoreWait
 from ..._core.records import fresh_id
-from ..._errors import StoreFullError, StoreLockedError
-from ..waits import StoreWaitObserver, log, notify
+from ..._errors import StoreError, StoreFullError, StoreLockedError, StorePathError
+from ..waits import StoreWaitObserver, WaitStop, log, notify
 
 try:
     import fcntl
@@ -73,7 +74,23 @@ WARN_AFTER_S = 2.0  # a wait this long is logged as a warning (shorter ones at i
 _POLL_MAX_S = 0.05  # the holder hands over at its next job boundary: look again soon
 _POLL_LINE_S = 0.005  # waiting on the line or on a lash holder's mark: a probe (~1 us), not a connect
 _RETRY_HELD_S = 1.0  # while a lash process holds the mark, try DuckDB's connect this seldom
-_SPACE_POLL_S = 0.5
+_SPACE_POLL_S = 0.5  # a finished turn's commit is tried again this often (disk, file) ...
+_STOP_POLL_S = 0.05  # ... and its stop check (a Stop, an interrupt) looked at this often
+# a finished turn's commit waits for what its file cannot take now (docs/adr/0181):
+# reason -> (the log's first warning, its later one)
+_UNWRITABLE = {
+    "disk_full": ("the disk holding %s is full; the commit waits for space (free some there)",
+                  ("still waiting for disk space for %s after %.0f s; the finished turn is "
+                  "saved once there is room (free some there)")),
+    "read_only": (("%s or its folder became read-only; the finished turn's commit waits until "
+                  "it is writable again"),
+                  ("still waiting for %s to be writable again after %.0f s; the finished turn "
+                  "is saved once it is")),
+    "moved": (("%s is not the file this process opened any more (moved or deleted); the "
+              "finished turn's commit waits for it to be put back"),
+              ("still waiting for %s to be put back after %.0f s; the finished turn is saved "
+              "once it is")),
+}
 
 _FDS: dict[str, list[int]] = {}  # sidecar realpath -> [fd, users]
 _FDS_LOCK = threading.Lock()
@@ -259,13 +276,16 @@ def describe_holder(line: Line | None, pid_from_error: int | None) -> tuple[int 
 
 class Wait:
     """One wait of one store call: for the file (``locked``: in the line, in arrival order)
-    or for disk space (``disk_full``). Bounded by ``timeout_s``; visible after
+    or, at a finished turn's commit, for disk space (``disk_full``), a writable file
+    (``read_only``) or the file back at its path (``moved``), until ``timeout_s`` or the
+    ``stop`` check names who stopped it. Visible after
     ``NOTIFY_AFTER_S`` (observer event every second, a log line at start and end)."""
 
     def __init__(self, path: str, line: Line | None, timeout_s: float,
-                 observer: StoreWaitObserver | None, *, reason: str = "locked") -> None:
+                 observer: StoreWaitObserver | None, *, reason: str = "locked",
+                 stop: WaitStop | None = None) -> None:
         self.path, self.line, self.timeout_s = path, line, timeout_s
-        self.observer, self.reason = observer, reason
+        self.observer, self.reason, self.stop = observer, reason, stop
         self.start = time.monotonic()
         self.ticket = line.join() if line is not None and reason == "locked" else None
         self.holder: tuple[int | None, str] = (None, "another process")
@@ -309,40 +329,67 @@ class Wait:
         if self.reason == "locked":
             self.holder = describe_holder(self.line, pid_from_error)
         pid, who = self.holder
-        if waited >= self.timeout_s:
+        stopped_by = self.stop() if self.stop is not None else None
+        if waited >= self.timeout_s or stopped_by is not None:
             self.leave()
             self._last = None  # nothing to announce at done(): the caller gets the error
-            if self.reason == "disk_full":
-                log.error("gave up waiting for disk space for %s after %.1f s", self.path, waited)
-                raise StoreFullError(self.path, f"the commit waited {waited:.0f} s and was not written")
+            if self.reason in _UNWRITABLE:
+                log.log(logging.WARNING if stopped_by else logging.ERROR,
+                        "gave up waiting to commit to %s after %.1f s (%s)", self.path, waited,
+                        f"stopped: {stopped_by}" if stopped_by else self.reason)
+                error = self.gave_up(waited, stopped_by)
+                error.stopped_by = stopped_by  # type: ignore[attr-defined]  # TurnNotSaved reads it
+                raise error
             log.error("gave up waiting for %s after %.1f s: held by %s", self.path, waited, who)
             raise StoreLockedError(self.path, pid, waited, who)
         now = time.monotonic()
         quiet = NOTIFY_AFTER_S if self.reason == "locked" else 0.0
         if waited >= quiet and (self._last is None or now - self._last >= NOTIFY_EVERY_S):
-            if self.reason == "disk_full" and self._last is None:
-                log.warning("the disk holding %s is full; the commit waits for space "
-                            "(free some there)", self.path)
+            said = _UNWRITABLE.get(self.reason)
+            if said is not None and self._last is None:
+                log.warning(said[0], self.path)
             elif self._last is None:  # a hand-over is usually this short: info, not warning
                 log.info("waiting for %s, held by %s", self.path, who)
             elif not self._warned and waited >= WARN_AFTER_S:
                 self._warned = True
-                if self.reason == "disk_full":
-                    log.warning("still waiting for disk space for %s after %.0f s; the "
-                                "finished turn is saved once there is room (free some there)",
-                                self.path, waited)
+                if said is not None:
+                    log.warning(said[1], self.path, waited)
                 else:
                     log.warning("still waiting for %s after %.0f s, held by %s", self.path,
                                 waited, who)
             self._last = now
             self._event(waited, done=False)
-        if self.reason == "disk_full":
-            step = _SPACE_POLL_S
-        elif queued:
+        if self.reason in _UNWRITABLE:
+            self._sleep_unless_stopped(min(_SPACE_POLL_S, self.timeout_s - waited))
+            return
+        if queued:
             step = _POLL_LINE_S
         else:
             step, self._delay = self._delay, min(self._delay * 2, _POLL_MAX_S)
         time.sleep(max(0.0, min(step, self.timeout_s - waited)))
+
+    def _sleep_unless_stopped(self, seconds: float) -> None:
+        end = time.monotonic() + max(0.0, seconds)
+        while (left := end - time.monotonic()) > 0:
+            if self.stop is not None and self.stop() is not None:
+                return
+            time.sleep(min(_STOP_POLL_S, left))
+
+    def gave_up(self, waited: float, stopped_by: str | None) -> StoreError:
+        """The one-line error of a finished turn's commit that waited in vain: nothing of it
+        was written, and what would have let it through."""
+        how = (f"the wait was stopped ({stopped_by}) after {waited:.1f} s" if stopped_by
+               else f"the commit waited {waited:.0f} s")
+        if self.reason == "disk_full":
+            return StoreFullError(self.path, f"{how} and was not written")
+        if self.reason == "read_only":
+            return StorePathError(
+                f"cannot write {self.path}: it or its folder became read-only; {how} and "
+                "nothing of it was written: make it writable again and retry")
+        return StorePathError(
+            f"{self.path} is not the file this process opened any more (moved, deleted or "
+            f"replaced while open); {how} and nothing of it was written: put the file back "
+            "there, or restart the kernel and open the store where it is now")
 
     def leave(self) -> None:
         if self.line is not None:

@@ -20,9 +20,11 @@ Theory of operation
   the connection and run the job again once the file is back: jobs are transactions, so a
   refused one left nothing behind. Each job waits at most its ``wait_s`` (``lock_timeout_s``;
   a turn's terminal commit gets ``commit_wait_s``), then raises ``StoreLockedError``.
-- **Disk full** during a turn's terminal commit: the job waits for space (visibly, up to
-  ``commit_wait_s``) on the same connection (DuckDB keeps it usable) and commits once space
-  returns; other jobs raise ``StoreFullError`` at once. Other file conditions become one-line
+- **Disk full, a read-only file, a moved one** during a turn's terminal commit: the job
+  waits (visibly, up to ``commit_wait_s``, or until the turn's stop check names who stopped
+  it: a Stop, a kernel interrupt) on the same connection (DuckDB keeps it usable; a released
+  file is opened again) and commits once space returns, the file is writable or back at its
+  path; other jobs raise at once (ADR 11, 175, 181). Other file conditions become one-line
   errors (``lock.store_error``).
 - After the queue has stayed empty for ``fold_idle_s`` (default ``FOLD_IDLE_S``) the worker
   folds pending commits into the typed tables (``journal.py``), unless a turn is in flight
@@ -57,7 +59,6 @@ Theory of operation
 
 from __future__ import annotations
 
-import _signal  # type: ignore[import-not-found]  # signal without its enum wrapping
 import atexit
 import contextlib
 import dataclasses
@@ -70,13 +71,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Generic, TypeVar
 
-from ..._errors import StoreError, StoreLockedError, StorePathError
+from ..._errors import StoreError, StoreLockedError
 from ..queue_watch import QueueWatch
-from ..waits import StoreWaitObserver, current_observer, log
+from ..waits import StoreWaitObserver, WaitStop, current_observer, current_wait_stop, log
 from .hold import Hold, LeaseRow
 from .journal import FOLD_FIRM_AFTER, FoldCounts, GaveWay, fold, fold_idle
-from .lock import is_disk_full, is_lock_conflict, store_error
+from .lock import NotTheHeldFile, is_disk_full, is_lock_conflict, store_error, unwritable
 from .share import Line, Wait, describe_holder
+from .sigint import sigint_held
 
 T = TypeVar("T")
 FOLD_IDLE_S = 0.05  # fold pending commits once the store has had no work this long
@@ -115,8 +117,9 @@ _live: weakref.WeakSet[ConnectionWorker] = weakref.WeakSet()
 class JobSpec:
     wait_s: float  # how long this job may wait for the file
     observer: StoreWaitObserver | None  # the calling turn's, captured at submit
-    terminal_commit: bool = False  # a finished turn: wait for disk space too
+    terminal_commit: bool = False  # a finished turn: wait for disk space, the file too
     query: bool = False  # a user query: runs on every core (user_query.py)
+    stop: WaitStop | None = None  # the calling turn's stop check, captured at submit
 
 
 class ConnectionWorker:
@@ -178,7 +181,7 @@ class ConnectionWorker:
             raise StoreError("this DuckDBStore is closed; create a new DuckDBStore(path)")
         fut: Future[T] = Future()
         spec = JobSpec(self.lock_timeout_s if wait_s is None else wait_s, current_observer(),
-                       terminal_commit, query)
+                       terminal_commit, query, current_wait_stop() if terminal_commit else None)
         self._queue.put((job, fut, spec))
         return fut
 
@@ -217,7 +220,7 @@ class ConnectionWorker:
             self._here_at = time.monotonic()
             try:
                 if write:
-                    with _sigint_held():
+                    with sigint_held():
                         ran: Ran[T] = Ran(job(con))
                 else:
                     ran = Ran(job(con))
@@ -227,9 +230,10 @@ class ConnectionWorker:
                     return None  # for it in line and runs again
                 if is_lock_conflict(e) or _connection_broken(e):
                     return None
-                if terminal_commit and is_disk_full(e):
-                    return None
-                ran = Ran(None, store_error(self.path, e, opening=False))
+                mapped = store_error(self.path, e, opening=False)
+                if terminal_commit and unwritable(mapped) is not None:
+                    return None  # the store's thread waits for it (never the event loop)
+                ran = Ran(None, mapped)
             self._here_at = time.monotonic()
             return ran
         finally:
@@ -354,7 +358,7 @@ class ConnectionWorker:
         if self._con is None or self._file_id is None:
             return
         if _file_id(self.path) != self._file_id:
-            raise StorePathError(
+            raise NotTheHeldFile(
                 f"{self.path} is not the file this process opened any more (moved, deleted "
                 "or replaced while open); nothing of this was written: put the file back "
                 "there, or restart the kernel and open the store where it is now")
@@ -408,17 +412,19 @@ class ConnectionWorker:
             self.hold.claims.adopt(claims, self.hold.dirty_rows())
 
     def _execute(self, job: Callable[[Any], T], spec: JobSpec) -> T:
-        """Run ``job``; a lock conflict anywhere waits for the file and runs it again."""
+        """Run ``job``; a lock conflict anywhere waits for the file and runs it again; a
+        terminal commit also waits for what its file cannot take now (``unwritable``)."""
         start = time.monotonic()
-        space: Wait | None = None
+        waiting: Wait | None = None
         try:
             while True:
-                if self._con is None:
-                    self._open(max(0.0, spec.wait_s - (time.monotonic() - start)), spec.observer)
-                if not spec.query and self.hold is not None and self.hold.query_threads:
-                    self._con.execute("SET threads = 1")  # back to one for the store's own
-                    self.hold.query_threads = False
                 try:
+                    if self._con is None:
+                        self._open(max(0.0, spec.wait_s - (time.monotonic() - start)),
+                                   spec.observer)
+                    if not spec.query and self.hold is not None and self.hold.query_threads:
+                        self._con.execute("SET threads = 1")  # back to one for the store's own
+                        self.hold.query_threads = False
                     return job(self._con)
                 except Exception as e:
                     if is_lock_conflict(e):
@@ -430,19 +436,25 @@ class ConnectionWorker:
                                  self.path, str(e).splitlines()[0][:120])
                         self._release()
                         continue
-                    if spec.terminal_commit and is_disk_full(e):
-                        if space is None:
-                            space = Wait(self.path, None, spec.wait_s, spec.observer,
-                                         reason="disk_full")
-                        space.blocked()
-                        continue
                     mapped = store_error(self.path, e, opening=False)
+                    reason = unwritable(mapped) if spec.terminal_commit else None
+                    if reason is not None:
+                        if waiting is None:
+                            waiting = Wait(self.path, None, spec.wait_s, spec.observer,
+                                           reason=reason, stop=spec.stop)
+                        waiting.reason = reason  # one wait, one row: what blocks it now
+                        try:
+                            waiting.blocked()
+                        except StoreError as gave_up:
+                            waiting = None
+                            raise gave_up from e
+                        continue
                     if mapped is e:
                         raise
                     raise mapped from e
         finally:
-            if space is not None:
-                space.done()
+            if waiting is not None:
+                waiting.done()
 
     def drop_connection(self) -> None:
         """Close the connection as it is: no fold, no lease flush, no checkpoint (the file
@@ -490,43 +502,6 @@ class ConnectionWorker:
                 self.line.released()
             if handover:
                 self.handovers += 1
-
-
-class _sigint_held:
-    """Hold Ctrl-C (SIGINT) until the block is done: a commit run on the main thread must
-    not stop between its INSERT and the bookkeeping that records it (the row would be in
-    ``commit_log`` and not in the hold, and the next fold would delete it unfolded). The
-    interrupt is delivered right after, as it came. Other threads get no signals. (The C
-    module: ``signal``'s enum wrapping formats the handler's repr, ~0.1 ms; a class, not a
-    ``contextlib.contextmanager`` generator: a commit made here enters one.)"""
-
-    __slots__ = ("_came", "_prior")
-
-    def __enter__(self) -> None:
-        self._prior: Any = None
-        if threading.current_thread() is not threading.main_thread():
-            return
-        try:
-            prior = _signal.getsignal(_signal.SIGINT)
-        except (ValueError, OSError):
-            return
-        if prior is None:  # a handler not set from Python: nothing to hold it with
-            return
-        came: list[Any] = []
-        self._came = came
-        _signal.signal(_signal.SIGINT, lambda signum, frame: came.append(frame))
-        self._prior = prior
-
-    def __exit__(self, *exc: object) -> None:
-        prior = self._prior
-        if prior is None:
-            return
-        _signal.signal(_signal.SIGINT, prior)
-        came = self._came
-        if came and callable(prior):
-            prior(_signal.SIGINT, came[0])
-        elif came and prior == _signal.SIG_DFL:
-            _signal.raise_signal(_signal.SIGINT)
 
 
 def _file_id(path: str) -> tuple[int, int] | None:
