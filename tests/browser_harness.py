@@ -2,25 +2,23 @@
 
 ``JupyterServer`` serves a test's folder from ``jupyter lab`` or ``jupyter notebook`` on
 127.0.0.1 with a token and a user-settings directory of its own (so the theme is the test's
-choice). ``chromium()`` gives a test the browser. ``NotebookPage`` opens a notebook, waits for
-an idle kernel, runs Run > Run All Cells from the menu, saves with Ctrl+S (checked on disk),
-shuts the kernel down and reopens the notebook.
+choice). ``NotebookPage`` opens a notebook, waits for an idle kernel, runs Run > Run All Cells
+from the menu, saves with Ctrl+S (checked on disk through the contents API), shuts the kernel
+down and reopens the notebook. ``CONTRAST_JS`` measures, in the page, the WCAG contrast of
+every piece of text under a selector against the background it is drawn on (colours resolved
+by painting them on a canvas, so ``rgba``, ``color-mix`` and theme variables all count).
 
-One Jupyter server per frontend and one Chromium serve the browser tests that run one after
-another in a pytest process (an xdist worker): starting them took ~5 s of a loaded machine's
-CPU per test. What a test could leave behind does not carry over: each test's notebooks are in
-its own folder (its kernels' working directory), each page has a browser context of its own,
-and when a test ends its pages are closed, its kernels shut down (waited for) and the user
-settings emptied. A server that does not come back clean is stopped, and the next test starts
-another. Both are stopped when the next test is not a browser test, and at the end.
-``CONTRAST_JS`` measures, in the page, the WCAG contrast of every piece of text under a
-selector against the background it is drawn on (colours resolved by painting them on a
-canvas, so ``rgba``, ``color-mix`` and theme variables all count).
+One Jupyter server per frontend serves the browser tests that run one after another in a
+pytest process (an xdist worker): starting one took ~3.5 s of CPU per test, more on a loaded
+machine. What a test could leave behind does not carry over: its notebooks are in its own
+folder (its kernels' working directory), each test has its own Chromium (pages, storage), and
+when it ends its kernels are shut down (their processes waited for) and the user settings
+emptied; a server that does not come back clean is stopped, and the next test starts another.
+The servers are stopped when the next test is not a browser test, and at the end (ADR 183).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -360,69 +358,16 @@ def launch(pw: Any) -> Any:
     return pw.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
 
 
-class ChromiumView:
-    """This process's Chromium as one test sees it: ``new_page()`` opens a page in a browser
-    context of its own (no cookies, storage or cache from another page), ``close()`` closes
-    the pages the test opened (and their contexts)."""
-
-    def __init__(self, browser: Any) -> None:
-        self._browser = browser
-        self._pages: list[Any] = []
-
-    def new_page(self, **options: Any) -> Any:
-        page = self._browser.new_page(**options)
-        self._pages.append(page)
-        return page
-
-    def close(self) -> None:
-        pages, self._pages = self._pages, []
-        for page in pages:
-            with contextlib.suppress(Exception):  # closed by the test, or the browser is gone
-                page.close()
-
-
-_playwright: Any = None
-_chromium: Any = None
-
-
-@contextlib.contextmanager
-def chromium() -> Iterator[ChromiumView]:
-    """Chromium for one test (launched on first use in this process); the test's pages are
-    closed after it."""
-    global _playwright, _chromium
-    if _chromium is not None and not _chromium.is_connected():
-        _chromium = None
-    if _chromium is None:
-        if _playwright is None:
-            from playwright.sync_api import sync_playwright
-
-            _playwright = sync_playwright().start()
-        _chromium = launch(_playwright)
-    view = ChromiumView(_chromium)
-    try:
-        yield view
-    finally:
-        view.close()
-
-
 def stop_shared() -> None:
-    """Stop this process's Jupyter servers and Chromium."""
-    global _playwright, _chromium
+    """Stop this process's Jupyter servers."""
     for server in _servers.values():
         server.stop()
     _servers.clear()
-    if _chromium is not None:
-        with contextlib.suppress(Exception):  # already gone
-            _chromium.close()
-    if _playwright is not None:
-        with contextlib.suppress(Exception):
-            _playwright.stop()
-    _playwright = _chromium = None
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    """The shared server and browser end with the last of a run of browser tests."""
+    """The shared servers end with the last of a run of browser tests."""
     yield
     if nextitem is None or nextitem.get_closest_marker("browser") is None:
         stop_shared()

@@ -3,18 +3,17 @@ row that runs it (JupyterLab 4, headless Chromium), and the saved notebook keeps
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from browser_harness import (
-    JupyterServer,
-    NotebookPage,
-    chromium,
-    playwright_or_skip,
-    wait_until,
-    write_notebook,
-)
+from browser_harness import CHROMIUM, JupyterServer, NotebookPage, launch, wait_until, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-playwright_or_skip()
+sync_playwright = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
+).sync_playwright
+if not Path(CHROMIUM).exists():
+    pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
 CELLS: list[str | tuple[str, str]] = [
     "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.08",
@@ -34,7 +33,8 @@ def test_live_widget_nests_the_child_turn_under_its_tool_row(tmp_path):
     write_notebook(tmp_path / "kids.ipynb", CELLS)
     server = JupyterServer("jupyterlab", tmp_path).start("light")
     try:
-        with chromium() as browser:
+        with sync_playwright() as pw:
+            browser = launch(pw)
             nb = NotebookPage(browser, server, "kids.ipynb")
             page = nb.open()
             nb.run_all()

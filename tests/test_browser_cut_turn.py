@@ -13,7 +13,7 @@ import pytest
 from browser_harness import (
     JupyterServer,
     NotebookPage,
-    chromium,
+    launch,
     playwright_or_skip,
     reopen_without_kernel,
     wait_until,
@@ -21,7 +21,7 @@ from browser_harness import (
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-playwright_or_skip()
+sync_playwright = playwright_or_skip()
 
 LONG = "please echo " + " ".join(f"word{i}" for i in range(300))
 CELLS: list[str | tuple[str, str]] = [
@@ -40,7 +40,8 @@ def test_a_turn_cut_by_a_kernel_restart_reads_after_a_reopen(tmp_path):
     write_notebook(tmp_path / "cut.ipynb", CELLS)
     server = JupyterServer("jupyterlab", tmp_path).start("light")
     try:
-        with chromium() as browser:
+        with sync_playwright() as pw:
+            browser = launch(pw)
             try:
                 nb = NotebookPage(browser, server, "cut.ipynb")
                 page = nb.open()

@@ -16,17 +16,18 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from browser_harness import (
     ARTIFACTS,
+    CHROMIUM,
     CONTRAST_JS,
     DOCS_IMG,
     JupyterServer,
     NotebookPage,
-    chromium,
+    launch,
     low_contrast,
-    playwright_or_skip,
     reopen_without_kernel,
     wait_until,
     write_notebook,
@@ -34,7 +35,12 @@ from browser_harness import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-playwright_or_skip()
+if not Path(CHROMIUM).exists():
+    pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:
+    pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 TABLE_PROMPT = """Please tidy up my notes:
@@ -155,7 +161,8 @@ def test_a_saved_notebook_reads_after_the_kernel_is_gone_and_through_nbconvert(f
     write_notebook(tmp_path / "trip.ipynb", RECORD_CELLS)
     server = JupyterServer(frontend, tmp_path).start("light")
     try:
-        with chromium() as browser:
+        with sync_playwright() as pw:
+            browser = launch(pw)
             nb = NotebookPage(browser, server, "trip.ipynb")
             try:
                 page = nb.open()
@@ -287,7 +294,8 @@ def test_stop_badges_marks_cancelled_tools_and_a_refused_turn(frontend, tmp_path
     theme = "dark" if frontend == "jupyterlab" else "light"
     server = JupyterServer(frontend, tmp_path).start(theme)
     try:
-        with chromium() as browser:
+        with sync_playwright() as pw:
+            browser = launch(pw)
             nb = NotebookPage(browser, server, "stops.ipynb")
             try:
                 page = nb.open()
@@ -357,7 +365,8 @@ def test_drain_shows_progress_and_the_turns_it_ran_and_a_double_click_runs_once(
     write_notebook(tmp_path / "inbox.ipynb", QUEUE_CELLS)
     server = JupyterServer(frontend, tmp_path).start("light")
     try:
-        with chromium() as browser:
+        with sync_playwright() as pw:
+            browser = launch(pw)
             nb = NotebookPage(browser, server, "inbox.ipynb")
             try:
                 page = nb.open()
@@ -414,7 +423,8 @@ def test_with_saved_widget_state_a_restored_panel_says_the_kernel_is_not_connect
     (d / "plugin.jupyterlab-settings").write_text(json.dumps({"saveState": True}))
     server.start("light")
     try:
-        with chromium() as browser:
+        with sync_playwright() as pw:
+            browser = launch(pw)
             nb = NotebookPage(browser, server, "state.ipynb")
             try:
                 nb.open()
@@ -472,7 +482,8 @@ def test_after_a_kernel_restart_the_tools_panel_shows_tools_without_implementati
     write_notebook(tmp_path / "restart.ipynb", cells)
     server = JupyterServer("jupyterlab", tmp_path).start("light")
     try:
-        with chromium() as browser:
+        with sync_playwright() as pw:
+            browser = launch(pw)
             nb = NotebookPage(browser, server, "restart.ipynb")
             try:
                 nb.open()

@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser_harness import chromium, wait_until
+from browser_harness import wait_until
 
 # floor: the lowest-versions run includes it, the one browser test there: on ipykernel 6.29 a
 # live view that waited for its resync's answer (sent only after the cell) streamed nothing
@@ -26,7 +26,7 @@ TOKEN = "lashbrowsertest"
 if not Path(CHROMIUM).exists():
     pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 try:
-    import playwright.sync_api  # noqa: F401  (skip the module without it)
+    from playwright.sync_api import sync_playwright
 except ImportError:
     pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
 
@@ -145,7 +145,13 @@ def _kernel_idle(base: str) -> bool:
 def test_clicking_stop_in_the_browser_cancels_the_turn_and_the_next_cell_runs(lab):
     base, _root, url = lab
     ARTIFACTS.mkdir(exist_ok=True)
-    with chromium() as browser:  # the harness's Chromium (the same flags), shared in this process
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless=new", "--no-sandbox", "--disable-gpu",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         try:
             page.goto(f"{base}{url}{TOKEN}")
