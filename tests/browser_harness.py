@@ -1,12 +1,20 @@
 """Drive JupyterLab 4 / Notebook 7 in headless Chromium the way a user does.
 
-``JupyterServer`` starts ``jupyter lab`` or ``jupyter notebook`` on 127.0.0.1 with a token and
-its own user-settings directory (so the theme is the test's choice). ``NotebookPage`` opens a
-notebook, waits for an idle kernel, runs Run > Run All Cells from the menu, saves with Ctrl+S
-(checked on disk through the contents API), shuts the kernel down and reopens the notebook.
-``CONTRAST_JS`` measures, in the page, the WCAG contrast of every piece of text under a
-selector against the background it is drawn on (colours resolved by painting them on a
-canvas, so ``rgba``, ``color-mix`` and theme variables all count).
+``JupyterServer`` serves a test's folder from ``jupyter lab`` or ``jupyter notebook`` on
+127.0.0.1 with a token and a user-settings directory of its own (so the theme is the test's
+choice). ``NotebookPage`` opens a notebook, waits for an idle kernel, runs Run > Run All Cells
+from the menu, saves with Ctrl+S (checked on disk through the contents API), shuts the kernel
+down and reopens the notebook. ``CONTRAST_JS`` measures, in the page, the WCAG contrast of
+every piece of text under a selector against the background it is drawn on (colours resolved
+by painting them on a canvas, so ``rgba``, ``color-mix`` and theme variables all count).
+
+One Jupyter server per frontend serves the browser tests that run one after another in a
+pytest process (an xdist worker): starting one took ~3.5 s of CPU per test, more on a loaded
+machine. What a test could leave behind does not carry over: its notebooks are in its own
+folder (its kernels' working directory), each test has its own Chromium (pages, storage), and
+when it ends its kernels are shut down (their processes waited for) and the user settings
+emptied; a server that does not come back clean is stopped, and the next test starts another.
+The servers are stopped when the next test is not a browser test, and at the end (ADR 183).
 """
 
 from __future__ import annotations
@@ -14,13 +22,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +82,108 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class _ServerProcess:
+    """A ``jupyter lab`` / ``jupyter notebook`` process serving ``root`` (the folder that holds
+    the tests' folders), with its user settings in ``settings``."""
+
+    def __init__(self, frontend: str, root: Path) -> None:
+        self.frontend, self.root = frontend, root
+        self.app, _url, self.extra = FRONTENDS[frontend]
+        self.settings = root / f".jupyter-settings-{frontend}"
+        self.log_path = root / f"{frontend}.log"
+        port = _free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        self.settings.mkdir(parents=True, exist_ok=True)  # a test may have written to it
+        self.log = open(self.log_path, "w")  # noqa: SIM115  (closed by stop())
+        cmd = [sys.executable, "-m", "jupyter", self.app, "--no-browser", "--ip=127.0.0.1",
+               f"--port={port}", f"--IdentityProvider.token={TOKEN}",
+               f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False", *self.extra]
+        if os.geteuid() == 0:
+            cmd.append("--allow-root")
+        env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(self.settings))
+        env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=root,
+                                     env=env)
+        deadline = time.monotonic() + 180  # a loaded machine took over 60 s once
+        while True:
+            try:
+                _api(self.base, "GET", "/api/status")
+                return
+            except OSError as e:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"jupyter {self.app} did not start: "
+                                       f"{self.log_path.read_text()[-2000:]}") from e
+                time.sleep(0.25)  # polling a server that offers no readiness event
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kernel_processes(self) -> list[str]:
+        return subprocess.run(["pgrep", "-P", str(self.proc.pid), "-f", "ipykernel_launcher"],
+                              capture_output=True, text=True, check=False).stdout.split()
+
+    def clean(self) -> bool:
+        """Shut every session and kernel down and wait until their processes are gone. False
+        when the server did not get there."""
+        try:
+            for s in _api(self.base, "GET", "/api/sessions"):
+                _api(self.base, "DELETE", f"/api/sessions/{s['id']}")
+            for k in _api(self.base, "GET", "/api/kernels"):
+                _api(self.base, "DELETE", f"/api/kernels/{k['id']}")
+            deadline = time.monotonic() + 60
+            while _api(self.base, "GET", "/api/kernels") or self.kernel_processes():
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.25)  # the server offers no event for a kernel's exit
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+_servers: dict[str, _ServerProcess] = {}  # frontend -> this process's server
+
+
+def _server_for(frontend: str, root: Path) -> _ServerProcess:
+    server = _servers.get(frontend)
+    if server is not None and (server.root != root or not server.alive()):
+        server.stop()
+        server = None
+    if server is None:
+        server = _servers[frontend] = _ServerProcess(frontend, root)
+    return server
+
+
+def _api(base: str, method: str, path: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{base}{path}", data=data, method=method,
+                                 headers={"Authorization": f"token {TOKEN}",
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        raw = r.read()
+    return json.loads(raw) if raw else None
+
+
 class JupyterServer:
+    """``root`` (a test's ``tmp_path``) served by this process's server for ``frontend``,
+    which serves ``root``'s parent (pytest's folder of the tests' folders): notebooks are named
+    relative to ``root``, and a notebook's kernel runs in ``root``. ``stop()`` closes nothing
+    a later test uses: it shuts down the kernels (sessions) the test started, waits until their
+    processes are gone and empties the user settings."""
+
     def __init__(self, frontend: str, root: Path) -> None:
         self.frontend, self.root = frontend, root
         self.app, self.url, self.extra = FRONTENDS[frontend]
-        self.settings = root / ".settings"
+        self.settings = root.parent / f".jupyter-settings-{frontend}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.base = ""
 
@@ -88,52 +196,26 @@ class JupyterServer:
             json.dumps({"fetchNews": "false", "checkForUpdates": False}))
 
     def start(self, theme: str = "light") -> JupyterServer:
+        server = _server_for(self.frontend, self.root.parent)
+        self.proc, self.base = server.proc, server.base
         self.set_theme(theme)
-        port = _free_port()
-        self.log = open(self.root / f"{self.frontend}.log", "w")  # noqa: SIM115  (closed by stop())
-        cmd = [sys.executable, "-m", "jupyter", self.app, "--no-browser", "--ip=127.0.0.1",
-               f"--port={port}", f"--IdentityProvider.token={TOKEN}",
-               f"--ServerApp.root_dir={self.root}", "--ServerApp.open_browser=False", *self.extra]
-        if os.geteuid() == 0:
-            cmd.append("--allow-root")
-        env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(self.settings))
-        env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.root,
-                                     env=env)
-        self.base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180  # a loaded machine took over 60 s once
-        while True:
-            try:
-                self.api("GET", "/api/status")
-                return self
-            except OSError as e:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.stop()
-                    log = (self.root / f"{self.frontend}.log").read_text()[-2000:]
-                    raise RuntimeError(f"jupyter {self.app} did not start: {log}") from e
-                time.sleep(0.25)  # polling a server that offers no readiness event
+        return self
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-            self.proc = None
-            self.log.close()
+        server = _servers.get(self.frontend)
+        mine = self.proc is not None and server is not None and server.proc is self.proc
+        if mine and server is not None and not server.clean():  # the next test gets its own
+            server.stop()
+            del _servers[self.frontend]
+        self.proc = None
+        shutil.rmtree(self.settings, ignore_errors=True)
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"{self.base}{path}", data=data, method=method,
-                                     headers={"Authorization": f"token {TOKEN}",
-                                              "Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            raw = r.read()
-        return json.loads(raw) if raw else None
+        return _api(self.base, method, path, body)
 
     def notebook_url(self, name: str) -> str:
-        return self.base + self.url.format(name=name) + TOKEN
+        path = urllib.parse.quote(f"{self.root.name}/{name}")
+        return self.base + self.url.format(name=path) + TOKEN
 
     def kernels_idle(self) -> bool:
         try:
@@ -274,6 +356,25 @@ class NotebookPage:
 
 def launch(pw: Any) -> Any:
     return pw.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+
+
+def stop_shared() -> None:
+    """Stop this process's Jupyter servers."""
+    for server in _servers.values():
+        server.stop()
+    _servers.clear()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """The shared servers end with the last of a run of browser tests."""
+    yield
+    if nextitem is None or nextitem.get_closest_marker("browser") is None:
+        stop_shared()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    stop_shared()
 
 
 def playwright_or_skip() -> Any:

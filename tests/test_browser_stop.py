@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
-from browser_harness import wait_until
+from browser_harness import FRONTENDS, JupyterServer, wait_until
 
 # floor: the lowest-versions run includes it, the one browser test there: on ipykernel 6.29 a
 # live view that waited for its resync's answer (sent only after the cell) streamed nothing
@@ -21,7 +14,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.floor]
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-TOKEN = "lashbrowsertest"
 
 if not Path(CHROMIUM).exists():
     pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
@@ -55,50 +47,14 @@ def _notebook(path: Path) -> None:
     path.write_text(json.dumps(nb))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-FRONTENDS = {  # app -> (jupyter subcommand, notebook URL path, extra args)
-    "jupyterlab": ("lab", "/lab/tree/stop.ipynb?reset&token=", ["--LabApp.news_url="]),
-    "notebook7": ("notebook", "/notebooks/stop.ipynb?token=", []),
-}
-
-
 @pytest.fixture(params=sorted(FRONTENDS))
 def lab(request, tmp_path):
-    app, url, extra = FRONTENDS[request.param]
-    if app == "notebook":
+    if request.param == "notebook7":
         pytest.importorskip("notebook", minversion="7")
     _notebook(tmp_path / "stop.ipynb")
-    port = _free_port()
-    log = open(tmp_path / "lab.log", "w")  # noqa: SIM115  (the server writes it; closed after the run)
-    cmd = [sys.executable, "-m", "jupyter", app, "--no-browser", "--ip=127.0.0.1",
-           f"--port={port}", f"--IdentityProvider.token={TOKEN}",
-           f"--ServerApp.root_dir={tmp_path}", "--ServerApp.open_browser=False", *extra]
-    if os.geteuid() == 0:
-        cmd.append("--allow-root")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180  # a loaded machine's lowest run took over 60 s once
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail(f"JupyterLab did not start: {(tmp_path / 'lab.log').read_text()[-2000:]}")
-            time.sleep(0.25)  # polling a server that offers no readiness event
-    yield base, tmp_path, url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    server = JupyterServer(request.param, tmp_path).start("light")  # the harness's (ADR 183)
+    yield server
+    server.stop()
 
 
 def _run_cell(page, cell) -> None:
@@ -126,24 +82,8 @@ def _stop_mid_cell() -> bool:
     return tuple(int(p) for p in ipykernel.__version__.split(".")[:2]) >= (7, 4)
 
 
-def request_name(url: str) -> str:
-    return "lab" if url.startswith("/lab") else "notebook7"
-
-
-def _kernel_idle(base: str) -> bool:
-    """The notebook's kernel has started and is idle (asked over the server's REST API)."""
-    import json
-
-    try:
-        with urllib.request.urlopen(f"{base}/api/kernels?token={TOKEN}", timeout=5) as r:
-            kernels = json.load(r)
-    except (urllib.error.URLError, TimeoutError):  # 500 while a kernel is starting, or no
-        return False  # answer in time on a loaded machine (as JupyterServer.kernels_idle)
-    return bool(kernels) and all(k.get("execution_state") == "idle" for k in kernels)
-
-
 def test_clicking_stop_in_the_browser_cancels_the_turn_and_the_next_cell_runs(lab):
-    base, _root, url = lab
+    name = "lab" if lab.frontend == "jupyterlab" else "notebook7"
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
@@ -154,11 +94,11 @@ def test_clicking_stop_in_the_browser_cancels_the_turn_and_the_next_cell_runs(la
         )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         try:
-            page.goto(f"{base}{url}{TOKEN}")
+            page.goto(lab.notebook_url("stop.ipynb"))
             panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
             panel.locator(".jp-Cell").first.wait_for(timeout=60_000)
             # the server offers no readiness event to await
-            wait_until(lambda: _kernel_idle(base), timeout=60, what="the kernel to become idle")
+            wait_until(lab.kernels_idle, timeout=60, what="the kernel to become idle")
             cells = panel.locator(".jp-Cell")
             _run_cell(page, cells.nth(0))
             _run_cell(page, cells.nth(1))
@@ -168,7 +108,7 @@ def test_clicking_stop_in_the_browser_cancels_the_turn_and_the_next_cell_runs(la
             _run_cell(page, cells.nth(2))
             prose = cells.nth(2).locator(".lash-prose")
             prose.filter(has_text="word3").wait_for(timeout=60_000)  # the view redraws per flush
-            page.screenshot(path=str(ARTIFACTS / f"browser-mid-stream-{request_name(url)}.png"))
+            page.screenshot(path=str(ARTIFACTS / f"browser-mid-stream-{name}.png"))
             # streamed: the live view showed the text while the turn ran, not the record after it
             assert cells.nth(2).locator(".lash-status-running").count() == 1
             assert "word119" not in (prose.first.text_content() or "")
@@ -182,7 +122,7 @@ def test_clicking_stop_in_the_browser_cancels_the_turn_and_the_next_cell_runs(la
             text = prose.text_content() or ""
             assert text.startswith("You said: please echo word0")
             assert "word119" not in text
-            page.screenshot(path=str(ARTIFACTS / f"browser-stopped-{request_name(url)}.png"))
+            page.screenshot(path=str(ARTIFACTS / f"browser-stopped-{name}.png"))
 
             _run_cell(page, cells.nth(3))
             out = cells.nth(3).locator(".jp-OutputArea-output").filter(has_text="TURNS")
