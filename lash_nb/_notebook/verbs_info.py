@@ -217,9 +217,20 @@ async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
     except QueryNotAllowed as err:  # a write or a file read: the store's own one line
         raise UsageError(str(err)) from err
     except Exception as err:  # a SQL mistake is the user's: one line, the cause kept
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UsageError(f"SQL error: {first}; tables are described in docs/store-schema.md") from err
+        raise UsageError(f"SQL error: {_sql_error_line(err)}") from err
     return utc_times(frame)  # the store keeps UTC: every time says so (ADR 173)
+
+
+def _sql_error_line(err: Exception) -> str:
+    """DuckDB's first line, with its 'Candidate bindings' / 'Did you mean' line (a typo's
+    answer) and, for a name it does not know, how to list what the store has."""
+    lines = [line.strip() for line in str(err).strip().splitlines()]
+    if not lines or not lines[0]:
+        return type(err).__name__
+    hints = [line for line in lines[1:] if line.startswith(("Candidate bindings", "Did you mean"))]
+    if lines[0].startswith(("Binder Error", "Catalog Error")):
+        hints.append("SHOW TABLES lists the tables, DESCRIBE <table> its columns")
+    return "; ".join([lines[0].rstrip("!"), *hints])
 
 
 async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
