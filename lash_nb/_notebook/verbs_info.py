@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -212,13 +213,30 @@ async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
         )
     from .._reports.frames import utc_times
 
+    run_async = getattr(b.core.store, "query_async", None)
     try:
-        frame = run(query, allow_files=True) if allow_files else run(query)
+        if run_async is None:
+            frame = run(query, allow_files=True) if allow_files else run(query)
+        else:  # awaited: the kernel's interrupt reaches it and stops the query
+            frame = await run_async(query, allow_files=allow_files)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()  # the cell ends as an interrupted cell does, in one line
+        raise QueryInterrupted("the kernel's interrupt stopped the query (nothing in the store "
+                               "changed); the rest of the cell was not run") from None
     except QueryNotAllowed as err:  # a write or a file read: the store's own one line
         raise UsageError(str(err)) from err
     except Exception as err:  # a SQL mistake is the user's: one line, the cause kept
         raise UsageError(f"SQL error: {_sql_error_line(err)}") from err
     return utc_times(frame)  # the store keeps UTC: every time says so (ADR 173)
+
+
+class QueryInterrupted(KeyboardInterrupt):
+    """The kernel's interrupt stopped a ``%lash sql`` query; shown in one line."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"KeyboardInterrupt: {self}"]
 
 
 def _sql_error_line(err: Exception) -> str:
