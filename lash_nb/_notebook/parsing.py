@@ -72,7 +72,7 @@ def unknown_option(token: str, options: Iterable[str], prog: str = "%lash") -> s
 
 
 def split_prompt(
-    argline: str, *, with_value: tuple[str, ...], flags: tuple[str, ...]
+    argline: str, *, with_value: tuple[str, ...], flags: tuple[str, ...], prog: str = "%lash"
 ) -> tuple[str, str]:
     """``"--id k1 say 'hi'"`` -> ``("--id k1", "say 'hi'")``: options first, the raw prompt after
     (quotes and spacing of the prompt are kept)."""
@@ -95,7 +95,7 @@ def split_prompt(
                 raise UsageError(f"{name} needs a value, e.g. {name} VALUE")
             pos = value.end()
         elif tok.startswith("-") and not _is_number(tok):
-            raise UsageError(unknown_option(tok, (*with_value, *flags)))
+            raise UsageError(unknown_option(tok, (*with_value, *flags), prog))
         else:
             opts, prompt = argline[:m.start(1)].strip(), argline[m.start(1):].strip()
             _refuse_trailing_options(prompt, (*with_value, *flags))

@@ -246,7 +246,8 @@ async def open_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
 
 
 def turn_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
-    opts, prompt = split_prompt(argline, with_value=TURN_VALUES, flags=TURN_FLAGS)
+    opts, prompt = split_prompt(argline, with_value=TURN_VALUES, flags=TURN_FLAGS,
+                                prog="%lash turn" if cell is None else "%%lash")
     a = parse(TURN, opts)
     if a.out is not None and (not a.out.isidentifier() or keyword.iskeyword(a.out)):
         raise UsageError(f"-o {a.out!r} is not a Python variable name; give one such as -o r "
@@ -365,7 +366,8 @@ def _quiet(_result: Any) -> None:
 
 
 def enqueue_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
-    opts, prompt = split_prompt(argline, with_value=ENQ_VALUES, flags=("--raw",))
+    opts, prompt = split_prompt(argline, with_value=ENQ_VALUES, flags=("--raw",),
+                                prog="%lash enqueue")
     a = parse(ENQ, opts)
     if cell is not None:
         prompt = f"{prompt}\n{cell}".strip()
