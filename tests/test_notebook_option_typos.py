@@ -47,3 +47,18 @@ def test_an_unknown_option_names_the_verb_it_was_given_to(sh, cell, says):
     assert says in str(e.value), str(e.value)
     assert len(sh.run_cell("%lash queue --df")) == 0
     assert sh.run_cell("%lash sessions").empty  # no turn ran
+
+
+@pytest.mark.parametrize(("cell", "says"), [
+    ("%lash sql SELECT '{nosuch}' AS x", "{nosuch} in the query names nothing defined"),
+    ("%lash replay {nosuch.turn_id}", "{nosuch.turn_id} in the turn id names nothing defined"),
+    ("%lash turn about {nosuch}", "{nosuch} in the prompt names nothing defined"),
+])
+def test_an_undefined_name_says_where_it_was_written(sh, cell, says):
+    """``{name}`` works in a query and a turn id as in a prompt; the error said "in the
+    prompt" for each."""
+    sh.run_cell("%lash open q")
+    sh.run_cell("%lash turn hello")
+    with pytest.raises(UsageError) as e:
+        sh.run_cell(cell)
+    assert str(e.value).startswith(says), str(e.value)

@@ -181,7 +181,7 @@ async def graph(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
 
 def sql_args(m: LashMagics, argline: str, cell: str | None) -> tuple[str, bool]:
     query = argline if cell is None else f"{argline}\n{cell}"
-    query = interpolate(query.strip(), m.user_ns)
+    query = interpolate(query.strip(), m.user_ns, where="the query")
     allow_files = query.startswith("--allow-files")
     if allow_files:
         query = query[len("--allow-files"):].strip()
@@ -254,7 +254,7 @@ def _sql_error_line(err: Exception) -> str:
 async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = parse(REPLAY, argline)
     if a.turn:  # `%lash replay {r.turn_id}`: a notebook variable, as in a prompt
-        a.turn = interpolate(a.turn, m.user_ns)
+        a.turn = interpolate(a.turn, m.user_ns, where="the turn id")
     b = await m.ctx.binding(a.session)
     sid = b.session.session_id
     records = await b.session.store.load_turns(sid)
