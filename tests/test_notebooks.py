@@ -264,6 +264,15 @@ def test_the_real_providers_notebook_names_every_provider_the_magic_takes():
     assert [n for n in NAMES if f"`{n}`" not in said] == []
 
 
+def test_the_retention_notebook_explains_vacuum_just_before_the_cell_that_runs_it():
+    """Its vacuum paragraph stood between the refused delete and the delete with --yes."""
+    nb = json.loads((NOTEBOOKS / "07-child-sessions-and-retention.ipynb").read_text(encoding="utf-8"))
+    cells = ["".join(c["source"]) for c in nb["cells"]]
+    at = next(i for i, text in enumerate(cells) if text.startswith("`vacuum()` deletes"))
+    assert "vacuum()" in cells[at + 1] and nb["cells"][at + 1]["cell_type"] == "code"
+    assert "--delete scratch --yes" in cells[at - 1]
+
+
 def test_committed_notebooks_have_no_outputs_or_execution_counts():
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         nb = json.loads(path.read_text(encoding="utf-8"))
