@@ -36,3 +36,27 @@ def test_the_usage_chart_of_a_store_with_no_turns_says_no_data(tmp_path, monkeyp
         assert data["text/plain"] == "<tokens per turn: 1 bars>"
     finally:
         sh.close()
+
+
+def test_usage_of_a_session_with_no_turns_says_so_above_its_empty_table(tmp_path, monkeypatch,
+                                                                        capsys):
+    monkeypatch.chdir(tmp_path)
+    sh = ReraisingShell()
+    try:
+        sh.run_cell("%load_ext lash_nb._notebook.extension")
+        sh.run_cell("%lash open trip --store t.duckdb")
+        capsys.readouterr()
+        for cell in ("%lash usage", "%lash usage --by turn", "%lash usage --cost"):
+            assert sh.run_cell(cell).empty
+            said = capsys.readouterr().out  # the line, then the shell's echo of the table
+            assert said.splitlines()[0] == ("no usage in session 'trip' yet: a turn's tokens "
+                                            "show here once it has run (%%lash, %lash turn)"), said
+        sh.run_cell("df = %lash usage")  # assigned: the frame alone
+        assert sh.user_ns["df"].empty and "no usage" not in capsys.readouterr().out
+        sh.run_cell("%config LashMagics.offline_delay_s = 0")
+        sh.run_cell("r = %lash turn hello")
+        capsys.readouterr()
+        assert len(sh.run_cell("%lash usage")) == 1
+        assert "no usage" not in capsys.readouterr().out
+    finally:
+        sh.close()

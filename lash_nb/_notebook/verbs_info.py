@@ -129,19 +129,28 @@ async def usage(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
         prices = resolve_prices(a.prices if a.prices is not None else m.prices, m.user_ns)
         if prices is None:
             raise UsageError("--cost with prices 'none' has nothing to price; pass --prices default")
-        return reports.usage_frame(b.session, by=a.by or "model", prices=prices)
+        return _told_if_empty(reports.usage_frame(b.session, by=a.by or "model", prices=prices),
+                              b, assigned)
     if a.plot or a.by is not None:
         from .. import reports
 
         if a.plot:
             return reports.usage_chart(b.session, by=a.by or "turn")
-        return reports.usage_frame(b.session, by=a.by)
+        return _told_if_empty(reports.usage_frame(b.session, by=a.by), b, assigned)
     from .._reports.frames import estimated_usage_flags
 
     frame = b.session.usage_report().to_dataframe()  # one row per (source, model)
     flags = estimated_usage_flags(b.session)
     frame["estimated"] = [flags.get((str(s), str(m)), False)
                           for s, m in zip(frame["source"], frame["model"], strict=True)]
+    return _told_if_empty(frame, b, assigned)
+
+
+def _told_if_empty(frame: Any, b: Any, assigned: bool) -> Any:
+    """A usage table with no rows says why above it (a bare header read as a failure)."""
+    if frame.empty and not assigned:
+        print(f"no usage in session {b.session.session_id!r} yet: a turn's tokens show here "
+              "once it has run (%%lash, %lash turn)")
     return frame
 
 
