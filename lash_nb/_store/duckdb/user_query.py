@@ -18,7 +18,8 @@ Theory of operation
 - A user's query can be stopped (``query_async`` awaited by a task that is cancelled: a
   kernel interrupt in a ``%lash sql`` cell). DuckDB ignores SIGINT, so the caller interrupts
   the connection, only while the user's own statement runs (:class:`Statement`: never a
-  commit or fold of the same connection), until the job ends; the transaction is rolled back.
+  commit or fold of the same connection), until the job ends; the transaction is rolled back
+  (ADR 184).
 """
 
 from __future__ import annotations
