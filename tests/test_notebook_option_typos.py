@@ -62,3 +62,17 @@ def test_an_undefined_name_says_where_it_was_written(sh, cell, says):
     with pytest.raises(UsageError) as e:
         sh.run_cell(cell)
     assert str(e.value).startswith(says), str(e.value)
+
+
+def test_the_provider_setting_names_every_provider_open_takes(sh, capsys):
+    """``%config LashMagics`` listed five of the eight providers ``%lash open --provider``
+    takes (its error names them all)."""
+    with pytest.raises(UsageError) as e:
+        sh.run_cell("%lash open s --provider nosuch")
+    named = str(e.value).rsplit("one of ", 1)[1].split(", ")
+    assert len(named) == 8 and "litellm" in named, named
+    capsys.readouterr()
+    sh.run_cell("%config LashMagics")
+    config_text = capsys.readouterr().out
+    after = config_text.split("LashMagics.provider", 1)[1].split("LashMagics.", 1)[0]
+    assert [n for n in named if n not in after] == [], after

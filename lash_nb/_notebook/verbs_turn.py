@@ -34,8 +34,7 @@ OPEN.add_argument("--fresh", action="store_true", help="start over (replace the 
 OPEN.add_argument("--store", default=None,
                   help="DuckDB path, :memory: or postgresql:// DSN; default: the store of the "
                        "session in use (the configured store for the notebook's first open)")
-OPEN.add_argument("--provider", default=None,
-                  help="offline|openai|anthropic|openrouter|ollama|openai-responses|google")
+OPEN.add_argument("--provider", default=None, help="|".join(PROVIDERS))
 OPEN.add_argument("--model", default=None, help="a model, or provider:model (openai:gpt-4.1-mini)")
 OPEN.add_argument("--residency", default=None, choices=("keep_all", "active_path_only"))
 OPEN.add_argument("--tools", default=None,
