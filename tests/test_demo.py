@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,12 @@ def test_the_demo_prints_what_it_stored_and_marks_the_estimate(tmp_path: Path) -
     assert f"total {total} tokens" in first
     # the cut model call of the stopped turn is billed at an estimate; the line says so
     assert estimated and "estimate" in stopped[0]
+    # every turn's line gives its tokens, the drained ones too, and they add up to the total
+    per_turn = [int(n) for n in re.findall(r"\((\d+) tokens", first)]
+    assert len(per_turn) == turns and sum(per_turn) == total, (per_turn, total)
+    # an answer cut for the line says so
+    drained = [ln for ln in first.splitlines() if ln.startswith("  drained ")]
+    assert len(drained) == 2 and all(ln.endswith(("…", ".")) for ln in drained), drained
 
     second = _demo(tmp_path)
     assert "session 'demo' has 5 earlier turns" in second

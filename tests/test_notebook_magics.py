@@ -109,7 +109,8 @@ def test_argument_errors_become_one_line_usage_errors_with_the_cause_kept(sh):
     with pytest.raises(UsageError) as info:
         sh.run_cell("%lash enqueue --delivery sideways later")
     assert str(info.value) == ("unknown delivery policy 'sideways'; use one of: "
-                               "earliest_safe_boundary, after_current_turn_commit")
+                               "earliest (earliest_safe_boundary), "
+                               "after-commit (after_current_turn_commit)")
     assert type(info.value.__cause__) is ValueError
 
 

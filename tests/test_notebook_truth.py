@@ -116,7 +116,8 @@ def test_a_misspelled_option_gets_did_you_mean(sh):
     assert str(info.value) == "unknown option --fesh for %lash open; did you mean --fresh? see %lash help"
     with pytest.raises(UsageError) as info:
         sh.run_cell("%lash turn --sesion s2 hello")
-    assert str(info.value) == "unknown option --sesion for %lash; did you mean --session? see %lash help"
+    assert str(info.value) == ("unknown option --sesion for %lash turn; did you mean --session? "
+                               "see %lash help")
     with pytest.raises(UsageError, match=r"^unknown option --dff for %lash queue; did you mean --df\?"):
         sh.run_cell("%lash queue --dff")
 

@@ -169,6 +169,15 @@ def test_usage_analysis_notebook_reports_the_store_and_an_imported_lash_trace(tm
               if "data" in o and "application/vnd.vegalite.v5+json" in o["data"]]
     assert len(charts) == 5
     assert all("<svg" in d["image/svg+xml"] for d in charts)
+    # the `{name}` in SQL example shows rows: the weather calls of section 1, in order
+    # (Paris, Oslo, then the two queued questions about Lima); it showed an empty table
+    # when the tools ran under its 1 ms threshold
+    sql = [o["data"]["text/plain"] for c in nb.cells if "%lash sql" in c.source
+           and "{" in c.source for o in c.get("outputs", []) if "data" in o]
+    assert len(sql) == 1
+    assert re.findall(r'"(Paris|Oslo|Lima)"', sql[0]) == ["Paris", "Oslo", "Lima", "Lima"]
+    # the bundled price snapshot is not denied in the prose (README: prices "default")
+    assert not [c for c in nb.cells if c.cell_type == "markdown" and "nothing is bundled" in c.source]
 
 
 @pytest.mark.slow  # runs a whole notebook in a kernel
@@ -244,6 +253,26 @@ def test_real_providers_notebook_runs_its_ollama_section_against_a_local_server(
 # --------------------------------------------------------------------------- stripped in git
 
 
+def test_the_real_providers_notebook_names_every_provider_the_magic_takes():
+    """Its prose said "two wire protocols" and listed five ``--provider`` names; the magic
+    takes more (``%lash open --provider gemini`` lists them in its error)."""
+    from lash_nb._providers.registry import NAMES
+
+    nb = json.loads((NOTEBOOKS / "04-real-providers.ipynb").read_text(encoding="utf-8"))
+    said = next("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"
+                and "`--provider` is one of" in "".join(c["source"]))
+    assert [n for n in NAMES if f"`{n}`" not in said] == []
+
+
+def test_the_retention_notebook_explains_vacuum_just_before_the_cell_that_runs_it():
+    """Its vacuum paragraph stood between the refused delete and the delete with --yes."""
+    nb = json.loads((NOTEBOOKS / "07-child-sessions-and-retention.ipynb").read_text(encoding="utf-8"))
+    cells = ["".join(c["source"]) for c in nb["cells"]]
+    at = next(i for i, text in enumerate(cells) if text.startswith("`vacuum()` deletes"))
+    assert "vacuum()" in cells[at + 1] and nb["cells"][at + 1]["cell_type"] == "code"
+    assert "--delete scratch --yes" in cells[at - 1]
+
+
 def test_committed_notebooks_have_no_outputs_or_execution_counts():
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         nb = json.loads(path.read_text(encoding="utf-8"))
@@ -281,6 +310,9 @@ def test_tools_notebook_validates_arguments_and_uses_an_mcp_server(tmp_path, no_
     nb = execute("05-tools-and-mcp.ipynb", tmp_path)
     out = texts(nb)
     assert error_outputs(nb) == []
+    # nothing under any cell: the MCP tool's first call once printed "held the event loop
+    # ... make it a plain def" (the SDK's jsonschema import, on the loop)
+    assert stderr_outputs(nb) == []
     # the date string was converted before the function ran: 2026-01-01 -> 2026-12-25
     assert "days_until returned 358 days (got a date)." in out
     # a bad date is an error result the model reads; the turn still finishes
@@ -394,6 +426,11 @@ def test_code_mode_notebook_answers_a_dataframe_question_in_code_offline(tmp_pat
     # two turns of two cells each, committed as started/completed pairs
     assert re.search(r"code_cell_completed\s+4$", out, re.M)
     assert re.search(r"code_cell_started\s+4$", out, re.M)
+    # the markdown above that query names every event type the query shows (it said "a pair")
+    shown = set(re.findall(r"\b(code_cell_\w+)\s+\d+$", out, re.M))
+    said = next(c.source for c in nb.cells if c.cell_type == "markdown"
+                and "What was committed" in c.source)
+    assert shown and all(f"`{t}`" in said for t in shown), (shown, said)
     # the saved record of the %%lash turn shows its two cells (code and output), no widget
     records = [o["data"]["text/html"] for c in nb.cells for o in c.get("outputs", [])
                if "data" in o and "lash-cell" in o["data"].get("text/html", "")]

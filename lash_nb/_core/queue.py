@@ -35,6 +35,7 @@ Theory of operation
 
 from __future__ import annotations
 
+import difflib
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -101,8 +102,12 @@ def _parse_enum(cls: Any, value: Any, what: str, aliases: Mapping[str, str]) -> 
         for member in cls:
             if member.value == v:
                 return member
-    names = ", ".join(m.value for m in cls)
-    raise ValueError(f"unknown {what} {value!r}; use one of: {names}")
+    short = {wire: alias for alias, wire in aliases.items()}  # the magic's words
+    names = [f"{short[m.value]} ({m.value})" if m.value in short else m.value for m in cls]
+    close = difflib.get_close_matches(str(value).strip().lower(),
+                                      [*aliases, *(m.value for m in cls)], n=1)
+    meant = f"; did you mean {close[0]}?" if close else ";"
+    raise ValueError(f"unknown {what} {value!r}{meant} use one of: {', '.join(names)}")
 
 
 @dataclass(frozen=True, slots=True)

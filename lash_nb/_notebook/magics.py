@@ -21,6 +21,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from traitlets import Float, Int, Unicode
 
 from .._errors import LashError
+from .._providers.registry import NAMES as PROVIDERS
 from .context import NotebookContext
 
 Verb = Callable[["LashMagics", str, "str | None", bool], Awaitable[Any]]
@@ -96,7 +97,7 @@ def route(line: str, cell: str | None) -> tuple[str, str]:
 class LashMagics(Magics):
     session = Unicode("default", help="session id used when no session is named").tag(config=True)
     store = Unicode("lash.duckdb", help="DuckDB path, ':memory:' or postgresql:// DSN").tag(config=True)
-    provider = Unicode("offline", help="offline|openai|anthropic|openrouter|ollama").tag(config=True)
+    provider = Unicode("offline", help="|".join(PROVIDERS)).tag(config=True)
     model = Unicode("", help="model id ('' = the provider's default)").tag(config=True)
     residency = Unicode("keep_all", help="keep_all|active_path_only").tag(config=True)
     offline_delay_s = Float(0.03, help="seconds between offline-provider deltas").tag(config=True)

@@ -72,7 +72,7 @@ def unknown_option(token: str, options: Iterable[str], prog: str = "%lash") -> s
 
 
 def split_prompt(
-    argline: str, *, with_value: tuple[str, ...], flags: tuple[str, ...]
+    argline: str, *, with_value: tuple[str, ...], flags: tuple[str, ...], prog: str = "%lash"
 ) -> tuple[str, str]:
     """``"--id k1 say 'hi'"`` -> ``("--id k1", "say 'hi'")``: options first, the raw prompt after
     (quotes and spacing of the prompt are kept)."""
@@ -95,7 +95,7 @@ def split_prompt(
                 raise UsageError(f"{name} needs a value, e.g. {name} VALUE")
             pos = value.end()
         elif tok.startswith("-") and not _is_number(tok):
-            raise UsageError(unknown_option(tok, (*with_value, *flags)))
+            raise UsageError(unknown_option(tok, (*with_value, *flags), prog))
         else:
             opts, prompt = argline[:m.start(1)].strip(), argline[m.start(1):].strip()
             _refuse_trailing_options(prompt, (*with_value, *flags))
@@ -139,16 +139,17 @@ def lookup_name(path: str, ns: Mapping[str, Any]) -> tuple[bool, Any]:
     return _lookup(path, ns)
 
 
-def interpolate(text: str, ns: Mapping[str, Any]) -> str:
+def interpolate(text: str, ns: Mapping[str, Any], *, where: str = "the prompt") -> str:
     """Replace ``{name}`` and ``{{name}}`` (dotted attributes allowed) by ``str(value)``.
 
     A name that is not defined raises a one-line ``UsageError`` (the prompt is not sent);
     ``\\{name}`` is the literal text ``{name}``. Braces around anything that is not a name
     (JSON, ``{1, 2}``) are left exactly as written."""
-    return substitute(text, ns)[0]
+    return substitute(text, ns, where=where)[0]
 
 
-def substitute(text: str, ns: Mapping[str, Any]) -> tuple[str, list[str]]:
+def substitute(text: str, ns: Mapping[str, Any], *,
+               where: str = "the prompt") -> tuple[str, list[str]]:
     """:func:`interpolate`, and the names it replaced (each once, in order)."""
     missing: list[str] = []
     replaced: list[str] = []
@@ -171,9 +172,10 @@ def substitute(text: str, ns: Mapping[str, Any]) -> tuple[str, list[str]]:
         root = name.split(".")[0]
         what = (f"{root!r} has no attribute {name.split('.', 1)[1]!r}" if root in ns else
                 f"define {root!r} first")
+        keep = "send the braces as text" if where == "the prompt" else "keep the braces"
         raise UsageError(
-            f"{{{name}}} in the prompt names nothing defined in the notebook; {what}, "
-            f"or write \\{{{name}}} to send the braces as text"
+            f"{{{name}}} in {where} names nothing defined in the notebook; {what}, "
+            f"or write \\{{{name}}} to {keep}"
         )
     return out, replaced
 

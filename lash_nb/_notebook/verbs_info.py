@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -128,19 +129,28 @@ async def usage(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
         prices = resolve_prices(a.prices if a.prices is not None else m.prices, m.user_ns)
         if prices is None:
             raise UsageError("--cost with prices 'none' has nothing to price; pass --prices default")
-        return reports.usage_frame(b.session, by=a.by or "model", prices=prices)
+        return _told_if_empty(reports.usage_frame(b.session, by=a.by or "model", prices=prices),
+                              b, assigned)
     if a.plot or a.by is not None:
         from .. import reports
 
         if a.plot:
             return reports.usage_chart(b.session, by=a.by or "turn")
-        return reports.usage_frame(b.session, by=a.by)
+        return _told_if_empty(reports.usage_frame(b.session, by=a.by), b, assigned)
     from .._reports.frames import estimated_usage_flags
 
     frame = b.session.usage_report().to_dataframe()  # one row per (source, model)
     flags = estimated_usage_flags(b.session)
     frame["estimated"] = [flags.get((str(s), str(m)), False)
                           for s, m in zip(frame["source"], frame["model"], strict=True)]
+    return _told_if_empty(frame, b, assigned)
+
+
+def _told_if_empty(frame: Any, b: Any, assigned: bool) -> Any:
+    """A usage table with no rows says why above it (a bare header read as a failure)."""
+    if frame.empty and not assigned:
+        print(f"no usage in session {b.session.session_id!r} yet: a turn's tokens show here "
+              "once it has run (%%lash, %lash turn)")
     return frame
 
 
@@ -180,7 +190,7 @@ async def graph(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
 
 def sql_args(m: LashMagics, argline: str, cell: str | None) -> tuple[str, bool]:
     query = argline if cell is None else f"{argline}\n{cell}"
-    query = interpolate(query.strip(), m.user_ns)
+    query = interpolate(query.strip(), m.user_ns, where="the query")
     allow_files = query.startswith("--allow-files")
     if allow_files:
         query = query[len("--allow-files"):].strip()
@@ -212,20 +222,48 @@ async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
         )
     from .._reports.frames import utc_times
 
+    run_async = getattr(b.core.store, "query_async", None)
     try:
-        frame = run(query, allow_files=True) if allow_files else run(query)
+        if run_async is None:
+            frame = run(query, allow_files=True) if allow_files else run(query)
+        else:  # awaited: the kernel's interrupt reaches it and stops the query
+            frame = await run_async(query, allow_files=allow_files)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()  # the cell ends as an interrupted cell does, in one line
+        raise QueryInterrupted("the kernel's interrupt stopped the query (nothing in the store "
+                               "changed); the rest of the cell was not run") from None
     except QueryNotAllowed as err:  # a write or a file read: the store's own one line
         raise UsageError(str(err)) from err
     except Exception as err:  # a SQL mistake is the user's: one line, the cause kept
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UsageError(f"SQL error: {first}; tables are described in docs/store-schema.md") from err
+        raise UsageError(f"SQL error: {_sql_error_line(err)}") from err
     return utc_times(frame)  # the store keeps UTC: every time says so (ADR 173)
+
+
+class QueryInterrupted(KeyboardInterrupt):
+    """The kernel's interrupt stopped a ``%lash sql`` query; shown in one line."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"KeyboardInterrupt: {self}"]
+
+
+def _sql_error_line(err: Exception) -> str:
+    """DuckDB's first line, with its 'Candidate bindings' / 'Did you mean' line (a typo's
+    answer) and, for a name it does not know, how to list what the store has."""
+    lines = [line.strip() for line in str(err).strip().splitlines()]
+    if not lines or not lines[0]:
+        return type(err).__name__
+    hints = [line for line in lines[1:] if line.startswith(("Candidate bindings", "Did you mean"))]
+    if lines[0].startswith(("Binder Error", "Catalog Error")):
+        hints.append("SHOW TABLES lists the tables, DESCRIBE <table> its columns")
+    return "; ".join([lines[0].rstrip("!"), *hints])
 
 
 async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = parse(REPLAY, argline)
     if a.turn:  # `%lash replay {r.turn_id}`: a notebook variable, as in a prompt
-        a.turn = interpolate(a.turn, m.user_ns)
+        a.turn = interpolate(a.turn, m.user_ns, where="the turn id")
     b = await m.ctx.binding(a.session)
     sid = b.session.session_id
     records = await b.session.store.load_turns(sid)

@@ -46,9 +46,10 @@ def mcp_args(m: LashMagics, argline: str, cell: str | None) -> Any:
     a = parse(MCP, head.strip())
     ns = m.user_ns
     if a.url:
-        a.url = interpolate(a.url, ns)
+        a.url = interpolate(a.url, ns, where="the URL")
     try:
-        a.command = [interpolate(w, ns) for w in shlex.split(tail)] if sep else []
+        a.command = ([interpolate(w, ns, where="the command") for w in shlex.split(tail)]
+                     if sep else [])
     except ValueError as err:
         raise UsageError(f"%lash mcp add: the command after -- does not parse ({err})") from None
     if a.action in ("add", "log", "remove") and not a.name:
@@ -80,7 +81,7 @@ def server_env(specs: list[str], ns: dict[str, Any]) -> dict[str, str]:
             raise UsageError(f"%lash mcp add: --env {spec.partition('=')[0]!r} is not a "
                              "variable name; give --env NAME or --env NAME=VALUE")
         if eq:
-            env[name] = interpolate(value, ns)
+            env[name] = interpolate(value, ns, where="--env")
         elif name in os.environ:
             env[name] = os.environ[name]
         else:

@@ -34,8 +34,7 @@ OPEN.add_argument("--fresh", action="store_true", help="start over (replace the 
 OPEN.add_argument("--store", default=None,
                   help="DuckDB path, :memory: or postgresql:// DSN; default: the store of the "
                        "session in use (the configured store for the notebook's first open)")
-OPEN.add_argument("--provider", default=None,
-                  help="offline|openai|anthropic|openrouter|ollama|openai-responses|google")
+OPEN.add_argument("--provider", default=None, help="|".join(PROVIDERS))
 OPEN.add_argument("--model", default=None, help="a model, or provider:model (openai:gpt-4.1-mini)")
 OPEN.add_argument("--residency", default=None, choices=("keep_all", "active_path_only"))
 OPEN.add_argument("--tools", default=None,
@@ -246,7 +245,8 @@ async def open_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
 
 
 def turn_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
-    opts, prompt = split_prompt(argline, with_value=TURN_VALUES, flags=TURN_FLAGS)
+    opts, prompt = split_prompt(argline, with_value=TURN_VALUES, flags=TURN_FLAGS,
+                                prog="%lash turn" if cell is None else "%%lash")
     a = parse(TURN, opts)
     if a.out is not None and (not a.out.isidentifier() or keyword.iskeyword(a.out)):
         raise UsageError(f"-o {a.out!r} is not a Python variable name; give one such as -o r "
@@ -379,7 +379,8 @@ def _quiet(_result: Any) -> None:
 
 
 def enqueue_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
-    opts, prompt = split_prompt(argline, with_value=ENQ_VALUES, flags=("--raw",))
+    opts, prompt = split_prompt(argline, with_value=ENQ_VALUES, flags=("--raw",),
+                                prog="%lash enqueue")
     a = parse(ENQ, opts)
     if cell is not None:
         prompt = f"{prompt}\n{cell}".strip()

@@ -119,6 +119,8 @@ class Chart:
     def _repr_mimebundle_(self, **_kw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         # the fallback is image/svg+xml, not text/html: JupyterLab ranks HTML above Vega and
         # would never show the Vega-Lite chart; SVG ranks below it, and nbconvert inlines it
+        if not self.labels:  # Vega-Lite draws no data as a bare frame: the SVG says "no data"
+            return {"image/svg+xml": self.to_svg(), "text/plain": f"<{self.title}: no data>"}, {}
         data = {VEGALITE: self.to_vegalite(), "image/svg+xml": self.to_svg(),
                 "text/plain": f"<{self.title}: {len(self.labels)} bars>"}
         # JupyterLab passes embed_options to vega-embed: SVG text, themed by Lab (dark too)

@@ -54,11 +54,18 @@ async def _stream_turn(session, prompt: str, *, stop_after: int | None = None): 
         elif activity.type == "tool_call_completed":
             _out(f"  [tool {event.name} -> {event.output!r} in {event.duration_ms:.1f} ms]\n")
     result = await stream.finish()
+    _out(f"\n  = {result.outcome}  ({_tokens(result)}, turn {result.turn_id})\n")
+    return result
+
+
+def _tokens(result) -> str:  # type: ignore[no-untyped-def]
     # a cut model call that reported no usage is billed at an estimate (ADR 20): say so
     estimate = any(a.estimated for c in result.llm_calls for a in c.attempts)
-    tokens = f"{result.usage.total()} tokens{', partly estimated' if estimate else ''}"
-    _out(f"\n  = {result.outcome}  ({tokens}, turn {result.turn_id})\n")
-    return result
+    return f"{result.usage.total()} tokens{', partly estimated' if estimate else ''}"
+
+
+def _cut(text: str, limit: int = 70) -> str:
+    return text if len(text) <= limit else text[:limit].rstrip() + "…"
 
 
 async def run_demo(store: str, delay_s: float) -> None:
@@ -75,8 +82,9 @@ async def run_demo(store: str, delay_s: float) -> None:
     await session.enqueue("queued: and a second thought").id("q-2").send()
     print(f"\nqueued {len(await session.queued_work())} batches (first {first.batch_id}); draining")
     while (out := await session.queued_turn().run()) is not None:
-        print(f"  drained {out.result.turn_id}: {out.result.outcome}: "
-              f"{out.result.assistant_output.safe_text[:70]}")
+        r = out.result
+        print(f"  drained {', '.join(r.queued_batch_ids)} as turn {r.turn_id}: {r.outcome}  "
+              f"({_tokens(r)}): {_cut(r.assistant_output.safe_text)}")
     await core.close()
     again = await LashCore.builder().provider(OfflineProvider(delay_s=0)).tools(weather, add) \
         .store(store).build().session("demo").open()

@@ -27,6 +27,7 @@ Theory of operation (docs/adr/0013-user-sql-is-checked-by-duckdbs-parser-and-run
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import json
 import threading
@@ -378,9 +379,11 @@ def _check_tree(
         known = {r.lower() for r in relations()} | ctes
         for t in tables:
             if t.lower() not in known:
+                close = difflib.get_close_matches(t.lower(), sorted(known - ctes), n=1)
+                meant = f"; did you mean {close[0]}?" if close else ";"
                 raise QueryNotAllowed(
-                    f"no table or view {t!r} in the store (files are not read unless "
-                    "allow_files=True); tables are described in docs/store-schema.md"
+                    f"no table or view {t!r} in the store{meant} SHOW TABLES lists them "
+                    "(files are read only with allow_files=True, %lash sql --allow-files)"
                 )
 
 

@@ -40,10 +40,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import importlib
 import logging
 import os
 import re
 import signal
+import sys
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -342,6 +344,11 @@ class MCPServer:
             cursor = page.next_cursor
             if not cursor:
                 self.left_out = self._listing_left_out
+                if "jsonschema" not in sys.modules and any(t.output_schema for t in tools):
+                    # the SDK checks such a tool's result with jsonschema, imported on the
+                    # first call: on the loop, that import held it 1.5 s; load it here instead
+                    with contextlib.suppress(ImportError):  # the SDK then says so itself
+                        await asyncio.to_thread(importlib.import_module, "jsonschema")
                 return tools
 
     async def _on_message(self, message: Any) -> None:

@@ -113,6 +113,7 @@ class DuckDBStore:
         self._closed = False
         self._burst: list[_Waiting] = []  # enqueue()
         self._burst_lock = threading.Lock()
+        self._statement = user_query.Statement()  # a user's query, to interrupt
         with _SHARED_LOCK:  # stores of one file in one process share its worker (and hold)
             shared = _SHARED.get(self._key)
             if shared is not None and not shared.stopped:
@@ -241,14 +242,15 @@ class DuckDBStore:
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
         allow_files: bool = False,
     ) -> Any:
-        return await asyncio.wrap_future(
-            self._worker.submit(lambda con: self._frame(con, sql, params, allow_files), query=True)
-        )
+        """``query`` on the store's thread; cancelling the awaiting task stops the query."""
+        return await user_query.interruptible(self._worker.submit(
+            lambda con: self._frame(con, sql, params, allow_files), query=True), self._statement)
 
     def _frame(self, con: Any, sql: str, params: Any, allow_files: bool) -> Any:
         con.complete()  # a partly read execute() result would make con.sql refuse to run
         self._fold(con)  # every commit is in the tables a user queries
-        return user_query.frame(con, self._worker.hold, sql, params, allow_files)
+        return user_query.frame(con, self._worker.hold, sql, params, allow_files,
+                                self._statement)
 
     def _report_frame(self, sql: str, params: dict[str, Any] | None = None,
                       to_frame: Callable[[Any], Any] | None = None) -> Any:

@@ -15,13 +15,22 @@ Theory of operation
   DuckDB statement is its own transaction, so it reads one snapshot (a whole commit or none;
   the store's own writes also run on this thread, between queries). Its naive timestamps
   (the store keeps UTC) come out tz-aware UTC from pyarrow, no pandas pass (ADR 112).
+- A user's query can be stopped (``query_async`` awaited by a task that is cancelled: a
+  kernel interrupt in a ``%lash sql`` cell). DuckDB ignores SIGINT, so the caller interrupts
+  the connection, only while the user's own statement runs (:class:`Statement`: never a
+  commit or fold of the same connection), until the job ends; the transaction is rolled back
+  (ADR 184).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
-from collections.abc import Callable
-from typing import Any
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from ..._errors import QueryNotAllowed
 from .. import user_sql
@@ -35,9 +44,54 @@ _QUERY_THREADS = max(1, os.cpu_count() or 1)
 # view, so the relations a text may name only grow. Bounded; oldest forgotten first.
 _PASSED: dict[tuple[str, bool], int] = {}  # -> its number of statements
 _PASSED_MAX = 256
+T = TypeVar("T")
 
 
-def frame(con: Any, hold: Any, sql: str, params: Any, allow_files: bool) -> Any:
+class Statement:
+    """The connection while a user's statement runs on it, so that statement alone can be
+    interrupted from another thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._con: Any = None
+
+    @contextlib.contextmanager
+    def running(self, con: Any) -> Iterator[None]:
+        with self._lock:
+            self._con = con
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._con = None
+
+    def interrupt(self) -> None:
+        with self._lock:  # held: the statement cannot end and a commit start meanwhile
+            if self._con is not None:
+                self._con.interrupt()
+
+
+async def interruptible(job: Future[T], statement: Statement) -> T:
+    """Await a user query's job; cancelled, interrupt its statement until the job is over
+    (DuckDB starts a statement with the flag cleared: ask again), then cancelled."""
+    waiting = asyncio.wrap_future(job)
+    try:
+        # the loop wakes every 0.1 s: a SIGINT taken by another thread (DuckDB's) runs its
+        # Python handler (ipykernel's interrupt: it cancels the cell) only when this one wakes
+        while not waiting.done():
+            await asyncio.wait({waiting}, timeout=0.1)  # never cancels ``waiting`` itself
+        return waiting.result()
+    except asyncio.CancelledError:
+        while not waiting.done():
+            statement.interrupt()
+            await asyncio.wait({waiting}, timeout=0.05)
+        if not waiting.cancelled():
+            waiting.exception()  # what the interrupted job raised is the interrupt's
+        raise
+
+
+def frame(con: Any, hold: Any, sql: str, params: Any, allow_files: bool,
+          statement: Statement | None = None) -> Any:
     """The rows of a read-only query as a ``pandas.DataFrame``."""
     import duckdb
 
@@ -45,12 +99,14 @@ def frame(con: Any, hold: Any, sql: str, params: Any, allow_files: bool) -> Any:
     con.execute("BEGIN TRANSACTION READ ONLY")
     try:
         _checked(con, sql, allow_files)
-        rel = con.sql(sql, params=params) if params is not None else con.sql(sql)
-        if rel is None:
+        with statement.running(con) if statement is not None else contextlib.nullcontext():
+            rel = con.sql(sql, params=params) if params is not None else con.sql(sql)
+            table = None if rel is None else rel.to_arrow_table()
+        if table is None:
             import pandas as pd
 
             return pd.DataFrame()
-        return _by_position(rel.to_arrow_table())
+        return _by_position(table)
     except duckdb.TransactionException as e:
         if "read-only" not in str(e):
             raise
@@ -92,6 +148,9 @@ def _prepare(con: Any, hold: Any) -> None:
     import_arrow()  # not racing the store's background import
     if hold is None or not hold.query_threads:
         con.execute(f"SET threads = {_QUERY_THREADS}")
+        # DuckDB's bar for a slow query is an ipywidget, shown from the store's thread in
+        # whichever cell runs then; a saved notebook keeps it as a dead widget
+        con.execute("SET enable_progress_bar = false")
         if hold is not None:  # the next store job sets one thread again (worker.py)
             hold.query_threads = True
 
