@@ -186,16 +186,19 @@ def gone_after_commit(hold: Hold, sid: str, batch_ids: Sequence[str]) -> None:
 
 def due(hold: Hold, c: RuntimeCommit) -> bool:
     """``c`` carries unwritten claims: its session has some under ``c``'s lease."""
-    return c.lease is not None and any(
-        u.generation == c.lease.fencing for u in hold.claims.unwritten.get(c.session_id, ()))
+    unwritten = hold.claims.unwritten.get(c.session_id)  # none: the common case, no scan
+    if not unwritten or c.lease is None:
+        return False
+    return any(u.generation == c.lease.fencing for u in unwritten)
 
 
 def due_carried(hold: Hold, c: RuntimeCommit) -> bool:
     """``c`` carries a claim a failed release left: it is written in a transaction, checked
     (``write``), not logged."""
-    return c.lease is not None and any(
-        u.generation == c.lease.fencing and u.carried
-        for u in hold.claims.unwritten.get(c.session_id, ()))
+    unwritten = hold.claims.unwritten.get(c.session_id)
+    if not unwritten or c.lease is None:
+        return False
+    return any(u.generation == c.lease.fencing and u.carried for u in unwritten)
 
 
 def log_due(hold: Hold, c: RuntimeCommit) -> list[list[Any]]:

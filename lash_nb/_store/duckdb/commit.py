@@ -75,7 +75,7 @@ def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitRes
     tid = c.turn.turn_id if c.turn is not None else None
     head = hold.head(con, sid)
     rev = head.rev
-    claimed_ids = completed_batch_ids(c)
+    claimed_ids = completed_batch_ids(c) if c.completed_claims else []
     held = deferred.held(con, hold, sid, claimed_ids) if claimed_ids else {}
     live = hold.lease(con, sid) if c.lease is not None else None
     verdict = admit(

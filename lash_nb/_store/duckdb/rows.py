@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -63,92 +64,71 @@ def insert(con: Any, table: str, columns: Mapping[str, Sequence[Any]], statement
     con.execute(statement or f"INSERT INTO {table} BY NAME SELECT * FROM batch")
 
 
+# a commit's rows are built as one tuple per row and turned into columns at once
+# (``_columns``): one comprehension a table, not one per column (~60 in a turn's final commit)
+NODE_COLUMNS = ("session_id", "seq", "node_id", "parent_node_id", "kind", "role", "content",
+                "created_at", "turn_id")
+USAGE_COLUMNS = ("session_id", "turn_id", "seq", "source", "model", "created_at", "estimated",
+                 *BUCKETS)
+LLM_CALL_COLUMNS = ("session_id", "turn_id", "call_id", "model", "protocol_iteration", "attempt",
+                    "started_at", "duration_ms", "outcome", "request_id", "served_model", "error",
+                    "error_kind", "seq", "estimated", *BUCKETS)
+TOOL_CALL_COLUMNS = ("session_id", "turn_id", "call_id", "name", "args", "output", "success",
+                     "duration_ms", "started_at", "interrupted", "seq")
+EVENT_COLUMNS = ("session_id", "turn_id", "seq", "activity_id", "correlation_id", "type",
+                 "payload", "created_at")
+_buckets = operator.attrgetter(*BUCKETS)  # a usage's buckets as a tuple, in BUCKETS order
+_NO_USAGE = (0,) * len(BUCKETS)
+
+
+def _columns(names: tuple[str, ...], rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """Row tuples (values in ``names`` order) as insert columns."""
+    if not rows:
+        return {name: [] for name in names}
+    return dict(zip(names, map(list, zip(*rows, strict=True)), strict=True))
+
+
 def node_columns(sid: str, seq0: int, nodes: Sequence[SessionNode]) -> dict[str, list[Any]]:
-    return {
-        "session_id": [sid] * len(nodes),
-        "seq": list(range(seq0, seq0 + len(nodes))),
-        "node_id": [n.node_id for n in nodes],
-        "parent_node_id": [n.parent_node_id for n in nodes],
-        "kind": [n.kind for n in nodes],
-        "role": [n.role for n in nodes],
-        "content": [n.content_text() for n in nodes],
-        "created_at": [n.created_at_ms for n in nodes],
-        "turn_id": [n.turn_id for n in nodes],
-    }
+    return _columns(NODE_COLUMNS, [
+        (sid, seq, n.node_id, n.parent_node_id, n.kind, n.role, n.content_text(),
+         n.created_at_ms, n.turn_id)
+        for seq, n in enumerate(nodes, seq0)])
 
 
 def usage_columns(sid: str, seq0: int, t: int, deltas: Sequence[UsageDelta]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {
-        "session_id": [sid] * len(deltas),
-        "turn_id": [d.turn_id for d in deltas],
-        "seq": list(range(seq0, seq0 + len(deltas))),
-        "source": [d.source for d in deltas],
-        "model": [d.model for d in deltas],
-        "created_at": [t] * len(deltas),
-        "estimated": [bool(getattr(d, "estimated", False)) for d in deltas],
-    }
-    for b in BUCKETS:
-        out[b] = [getattr(d.usage, b) for d in deltas]
-    return out
+    return _columns(USAGE_COLUMNS, [
+        (sid, d.turn_id, seq, d.source, d.model, t, bool(getattr(d, "estimated", False)),
+         *_buckets(d.usage))
+        for seq, d in enumerate(deltas, seq0)])
 
 
 def llm_call_columns(
     sid: str, seq0: int, calls: Sequence[tuple[str, LlmCallRecord]]
 ) -> dict[str, list[Any]]:
-    rows = [(tid, c, a) for tid, c in calls for a in c.attempts]
-    out: dict[str, list[Any]] = {
-        "session_id": [sid] * len(rows),
-        "turn_id": [r[0] for r in rows],
-        "call_id": [r[1].call_id for r in rows],
-        "model": [r[1].model for r in rows],
-        "protocol_iteration": [r[1].protocol_iteration for r in rows],
-        "attempt": [r[2].ordinal for r in rows],
-        "started_at": [r[2].started_at_ms for r in rows],
-        "duration_ms": [float(r[2].duration_ms) for r in rows],
-        "outcome": [r[2].outcome for r in rows],
-        "request_id": [r[2].request_id for r in rows],
-        "served_model": [r[2].served_model for r in rows],
-        "error": [r[2].error for r in rows],
-        "error_kind": [r[2].error_kind for r in rows],
-        "seq": list(range(seq0, seq0 + len(rows))),
-        "estimated": [bool(getattr(r[2], "estimated", False)) for r in rows],
-    }
-    for b in BUCKETS:
-        out[b] = [getattr(r[2].usage, b) if r[2].usage else 0 for r in rows]
-    return out
+    return _columns(LLM_CALL_COLUMNS, [
+        (sid, tid, c.call_id, c.model, c.protocol_iteration, a.ordinal, a.started_at_ms,
+         float(a.duration_ms), a.outcome, a.request_id, a.served_model, a.error, a.error_kind,
+         seq, bool(getattr(a, "estimated", False)),
+         *(_buckets(a.usage) if a.usage is not None else _NO_USAGE))
+        for seq, (tid, c, a) in enumerate(
+            [(tid, c, a) for tid, c in calls for a in c.attempts], seq0)])
 
 
 def tool_call_columns(
     sid: str, seq0: int, calls: Sequence[tuple[str, ToolCallRecord]]
 ) -> dict[str, list[Any]]:
-    return {
-        "session_id": [sid] * len(calls),
-        "turn_id": [tid for tid, _ in calls],
-        "call_id": [c.call_id for _, c in calls],
-        "name": [c.tool for _, c in calls],
-        "args": [dumps(c.args) for _, c in calls],
-        "output": [dumps(c.output) for _, c in calls],
-        "success": [bool(c.success) for _, c in calls],
-        "duration_ms": [float(c.duration_ms) for _, c in calls],
-        "started_at": [c.started_at_ms for _, c in calls],
-        "interrupted": [bool(c.interrupted) for _, c in calls],
-        "seq": list(range(seq0, seq0 + len(calls))),
-    }
+    return _columns(TOOL_CALL_COLUMNS, [
+        (sid, tid, c.call_id, c.tool, dumps(c.args), dumps(c.output), bool(c.success),
+         float(c.duration_ms), c.started_at_ms, bool(c.interrupted), seq)
+        for seq, (tid, c) in enumerate(calls, seq0)])
 
 
 def event_columns(
     sid: str, seq0: int, t: int, events: Sequence[TurnActivity]
 ) -> dict[str, list[Any]]:
-    return {
-        "session_id": [sid] * len(events),
-        "turn_id": [e.turn_id for e in events],
-        "seq": list(range(seq0, seq0 + len(events))),
-        "activity_id": [e.id for e in events],
-        "correlation_id": [e.correlation_id for e in events],
-        "type": [e.type for e in events],
-        "payload": [dumps(e.event.to_json()) for e in events],
-        "created_at": [t] * len(events),
-    }
+    return _columns(EVENT_COLUMNS, [
+        (sid, e.turn_id, seq, e.id, e.correlation_id, e.event.type, dumps(e.event.to_json()), t)
+        for seq, e in enumerate(events, seq0)])
 
 
 # ---------------------------------------------------------------------------- decoding
