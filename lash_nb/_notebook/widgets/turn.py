@@ -541,9 +541,6 @@ class TurnWidget(anywidget.AnyWidget):
         body = self.fold.to_markdown(self.turn_id, self.session_id)
         return f"{head}\n\n{body}" if body else head
 
-    def _repr_markdown_(self) -> str:
-        return self.to_markdown()
-
     def state(self) -> dict[str, Any]:
         """What the views show (what ``turn_html`` renders): the trait values, with the rows
         and HTML of :meth:`shown`."""
@@ -558,7 +555,7 @@ class TurnWidget(anywidget.AnyWidget):
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         if self.finished:  # a finished turn is a record: no widget model needed to show it
             plain = self.to_text()
-            return bundle(turn_html(self.state()), inert_markdown(plain), plain)
+            return bundle(turn_html(self.state()), plain)
         bundle_ = super()._repr_mimebundle_(**kwargs)
         data = bundle_[0] if isinstance(bundle_, tuple) else bundle_
         if isinstance(data, dict):
