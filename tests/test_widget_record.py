@@ -471,3 +471,32 @@ def test_an_output_the_session_kept_whole_is_stored_whole_even_when_it_quotes_a_
     assert text.startswith(head + "\n") and head.endswith(" ok") and len(head) <= 20_000
     assert note == (f"{len(text) - len(head):,} more characters not shown here; the whole "
                     "output is stored: %lash sql SELECT output FROM tool_calls WHERE call_id = 'c1'")
+
+
+def _rules(sheet: str) -> list[tuple[str, list[tuple[str, str, bool]]]]:
+    """Each rule of a style sheet: its selector and its declarations, whitespace aside."""
+    tinycss2 = pytest.importorskip("tinycss2")  # nbconvert's (bleach[css]), as JupyterLab's
+
+    def words(tokens: list) -> str:
+        return " ".join(tinycss2.serialize(tokens).split())
+
+    return [(words(r.prelude),
+             [(d.name, words(d.value), d.important) for d in tinycss2.parse_declaration_list(
+                 r.content, skip_comments=True, skip_whitespace=True)])
+            for r in tinycss2.parse_stylesheet(sheet, skip_comments=True, skip_whitespace=True)]
+
+
+def test_a_records_style_block_is_turn_css_on_one_line_with_every_rule():
+    """Every saved record carries the style block: it was 9.7 kB over 110 lines (a JSON
+    string each in the .ipynb), comments included (ADR 182)."""
+    from lash_nb._notebook.widgets.assets import STATIC
+
+    w = TurnWidget(session_id="s1", turn_id="t1", prompt="hi")
+    w.push(prose("p1", "hello"))
+    w.finish(outcome="finished: assistant_message")
+    page = w._repr_mimebundle_()["text/html"]
+    sheet = page[page.index("<style>") + len("<style>"):page.index("</style>")]
+    assert "\n" not in sheet and "/*" not in sheet
+    whole = (STATIC / "turn.css").read_text(encoding="utf-8")
+    assert _rules(sheet) == _rules(whole) and len(_rules(whole)) > 80
+    assert len(sheet) < 0.9 * len(whole)

@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .assets import css
+from .assets import compact_css
 from .fold import UNNAMED, approval_note
 from .markdown import render_markdown
 from .untrusted import visible
@@ -36,7 +36,7 @@ def esc(text: Any) -> str:
 
 
 def style_block() -> str:
-    return f"<style>{css('turn.css')}</style>"
+    return f"<style>{compact_css('turn.css')}</style>"
 
 
 def outcome_class(outcome: str) -> str:
@@ -237,7 +237,7 @@ PANEL_STYLE = (  # :has() may not nest: the renderer's class, not its children, 
 
 def _panel(panel_id: str, title: str, note: str, table: str) -> str:
     return (f'<div class="lash-panel lash-snapshot" data-panel="{esc(panel_id)}">'
-            f"<style>{css('turn.css')}\n{PANEL_STYLE}</style>"
+            f"<style>{compact_css('turn.css')}\n{PANEL_STYLE}</style>"
             f'<div class="lash-panel-head"><span>{esc(title)}</span><span class="lash-sep"> · </span>'
             f'<span class="lash-muted">{esc(note)}</span></div>{table}</div>')
 
