@@ -4,8 +4,9 @@ read back as a user reads the file (ADR 182).
 The session keeps the log's two ends (65,536 characters, ADR 174) and the offline model
 echoes what it was sent. Before: the tool row showed 20,000 characters cut mid-word, said
 "the whole output is stored" (it is not), and the saved cell held the answer three times
-(``text/html``, ``text/markdown``, ``text/plain``). The note's ``%lash sql`` is run as the
-user would copy it, in the same kernel.
+(``text/html``, ``text/markdown``, ``text/plain``) and twice more in the widget state
+nbclient saves. The note's ``%lash sql`` is run as the user would copy it, in the same
+kernel.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def test_a_big_tool_outputs_turn_saves_its_start_what_the_store_kept_and_the_ans
     with client.setup_kernel():
         for i, cell in enumerate(nb.cells):
             client.execute_cell(cell, i)
+        client.set_widgets_metadata()  # what client.execute() does at its end
         nbformat.write(nb, tmp_path / "ci.ipynb")
         saved = json.loads((tmp_path / "ci.ipynb").read_text(encoding="utf-8"))
         turn = saved["cells"][4]
@@ -92,3 +94,12 @@ def test_a_big_tool_outputs_turn_saves_its_start_what_the_store_kept_and_the_ans
     assert "- tool `build_log` done" in plain  # the terminal's markdown text, rows and all
     short = _outputs_text(saved["cells"][3])
     assert short.count("You said: hello there") == 2
+    # nor in the widget state nbclient saves: the turn widgets' final rows were messages to
+    # their views, which the records replaced (their outcome is there, not their rows)
+    file = (tmp_path / "ci.ipynb").read_text(encoding="utf-8")
+    assert file.count(LAST_LINE) == 2 and file.count("You said: hello there") == 2
+    states = [m["state"] for m in saved["metadata"]["widgets"][
+        "application/vnd.jupyter.widget-state+json"]["state"].values()]
+    turns = [s for s in states if "outcome" in s]
+    assert sorted(s["outcome"] for s in turns) == ["finished: assistant_message"] * 2
+    assert all(s.get("blocks", []) == [] and s.get("html", {}) == {} for s in turns)
