@@ -137,7 +137,12 @@ def _check_huge_output(cells) -> None:
         left_out, total, lines = (int(g.replace(",", "")) for g in cut.groups())
         assert total == len(BUILD_LOG)  # counted from what the tool returned
         assert 0 < len(BUILD_LOG) - left_out <= 65_536 and lines < BUILD_LOG.count("\n")
-        assert "more characters not shown here; the whole output is stored: %lash sql" in output
+        # whole lines of the log, then what the store holds (ADR 182): not the whole output
+        head, note = output.split("\n… ", 1)
+        assert BUILD_LOG.startswith(head + "\n") and head.endswith(" ok")
+        assert (f"lash kept {len(BUILD_LOG) - left_out:,} of the {total:,} characters this "
+                "tool returned") in note and "%lash sql SELECT output FROM tool_calls" in note
+        assert "whole output" not in output
         assert output.startswith("000000 compiling module_0 ok\n000001 compiling")
         # the answer echoes what the model was sent: the log's two ends around the same line
         prose = record.locator(".lash-prose").inner_text()
@@ -147,8 +152,43 @@ def _check_huge_output(cells) -> None:
         if record is replay:
             assert "cost n/a" in replay.locator(".lash-usage").inner_text()
     assert outputs[0] == outputs[1]  # the replay shows the tool row as the turn did
+    _check_opened_row(turn)
     error = _drawn(failed).locator(".jp-OutputArea-output").inner_text().strip()
     assert "no_such_folder" in error and "does not exist" in error and "\n" not in error, error
+
+
+def _open_row(record):
+    """The 3 MB log's tool row of ``record``, opened as a user opens it (a click)."""
+    row = record.locator(".lash-static .lash-tool-done").filter(has_text="build_log")
+    row.scroll_into_view_if_needed()
+    if row.get_attribute("open") is None:
+        row.locator("summary").click()
+    return row
+
+
+BOX_JS = """el => { const s = getComputedStyle(el), r = el.getBoundingClientRect();
+  return {maxHeight: s.maxHeight, overflowY: s.overflowY, userSelect: s.userSelect,
+          height: r.height, fontSize: parseFloat(s.fontSize), scrollHeight: el.scrollHeight,
+          clientHeight: el.clientHeight, scrollTop: el.scrollTop}; }"""
+
+
+def _check_opened_row(record) -> None:
+    """An opened row of 20,000 characters is a box of 20 lines' height that scrolls, not a
+    page of its own (ADR 182); its text selects and a wheel scrolls it."""
+    row = _open_row(record)
+    box = row.locator(".lash-tool-output")
+    got = box.evaluate(BOX_JS)
+    assert got["maxHeight"] != "none" and got["overflowY"] == "auto", got
+    assert got["height"] <= 20 * got["fontSize"] + 12, got  # 20em and its padding
+    assert got["scrollHeight"] > 10 * got["clientHeight"], got  # the rest scrolls
+    assert got["userSelect"] != "none", got
+    box.hover()
+    record.page.mouse.wheel(0, 600)
+    record.page.wait_for_function("el => el.scrollTop > 0", arg=box.element_handle(),
+                                  timeout=10_000)
+    box.select_text()
+    picked = record.page.evaluate("() => window.getSelection().toString()")
+    assert picked.startswith("000000 compiling module_0 ok\n") and "lash kept" in picked
 
 
 def _no_widget_errors(page) -> None:
@@ -222,10 +262,12 @@ def test_a_saved_notebook_reads_after_the_kernel_is_gone_and_through_nbconvert(f
                 page.wait_for_function(
                     "() => ![...document.querySelectorAll('.jp-OutputArea-output')]"
                     ".some(e => e.textContent.startsWith('Loading widget'))", timeout=60_000)
+                _open_row(_drawn(cells.nth(10)))  # its box's text, on the dark theme too
                 rows = page.evaluate(CONTRAST_JS, ".lash-turn *, .lash-snapshot *, "
                                      ".jp-OutputArea-output svg text")
                 assert len(rows) > 30
                 assert low_contrast(rows) == []
+                nb.screenshot(ARTIFACTS / f"record-huge-output-dark-{frontend}.png", scroll_to=10)
                 nb.hide_sidebar()
                 nb.screenshot(ARTIFACTS / f"record-reopened-dark-{frontend}.png", scroll_to=3)
                 if frontend == "jupyterlab":  # the README's picture: only when asked to refresh it
@@ -243,6 +285,10 @@ def test_a_saved_notebook_reads_after_the_kernel_is_gone_and_through_nbconvert(f
                 cells.nth(5).locator(".jp-OutputArea-output").first.wait_for(timeout=60_000)
                 assert cells.nth(5).locator(".jp-mod-trusted").count() == 0  # really untrusted
                 _check_answers(page, cells)
+                # the record's <style> is sanitised away; the row's inline bound stays
+                box = _open_row(_drawn(cells.nth(10))).locator(".lash-tool-output")
+                got = box.evaluate(BOX_JS)
+                assert got["maxHeight"] != "none" and got["scrollHeight"] > 10 * got["clientHeight"], got
                 nb.screenshot(ARTIFACTS / f"record-untrusted-dark-{frontend}.png", scroll_to=4)
             except Exception:
                 if nb.page is not None:

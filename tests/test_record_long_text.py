@@ -52,7 +52,8 @@ def test_an_echoed_megabyte_answer_is_saved_cut_with_a_note_and_the_store_keeps_
     record = _record(sh, "r = %lash turn What does read_log say for 'ci'?")
     whole = sh.user_ns["r"].assistant_message()
     assert len(whole) > 900_000  # the model echoed the whole log (as the store keeps it)
-    for form in ("text/html", "text/markdown", "text/plain"):
+    assert "text/markdown" not in record  # one copy fewer (ADR 182)
+    for form in ("text/html", "text/plain"):
         assert len(record[form]) < 250_000, form  # was 15 MB in all for the user's turn
     plain = record["text/plain"]
     notes = [m for m in NOTE.finditer(plain) if m.group(2) == "answer"]
@@ -63,13 +64,13 @@ def test_an_echoed_megabyte_answer_is_saved_cut_with_a_note_and_the_store_keeps_
     shown = plain[plain.index("read_log returned"):notes[0].start()].rstrip("\n`")
     assert whole.startswith(shown)
     assert count == len(whole) - len(shown)
-    assert notes[0].group(0) in record["text/markdown"]
     assert notes[0].group(1) in record["text/html"]
 
 
 def test_a_cut_inside_a_code_fence_leaves_the_rest_of_the_markdown_and_html_as_markdown(sh):
     record = _record(sh, "r = %lash turn What does read_log say for 'ci'?")
-    page = MarkdownIt("commonmark", {"html": True}).render(record["text/markdown"])
+    # the text form read as markdown (raw HTML off: plain text is never markup)
+    page = MarkdownIt("commonmark", {"html": False}).render(record["text/plain"])
     # the note is a paragraph and the footer is bold, not code the open fence swallowed
     assert re.search(r"<p>… [\d,]+ more characters not shown here", page)
     assert "<strong>finished: assistant_message</strong>" in page
@@ -85,7 +86,7 @@ def test_a_300000_character_prompt_is_saved_once_cut_and_the_store_keeps_it(sh):
     assert len(csv) > 300_000
     sh.user_ns["csv"] = csv
     record = _record(sh, "r = %lash turn {csv}")
-    for form in ("text/html", "text/markdown", "text/plain"):
+    for form in ("text/html", "text/plain"):
         assert len(record[form]) < 250_000, form  # was 610,000 characters each
     notes = {m.group(2): m for m in NOTE.finditer(record["text/plain"])}
     assert set(notes) == {"prompt", "answer"}  # the model's echo of it is cut as well
@@ -227,10 +228,10 @@ def test_a_child_sessions_echoed_log_is_saved_cut_under_its_tool_row(tmp_path, m
         finally:
             TurnWidget.send = original
         assert "the helper read" in sh.user_ns["r"].assistant_message()
-        for form in ("text/html", "text/markdown", "text/plain"):
+        for form in ("text/html", "text/plain"):
             assert len(record[form]) < 250_000, form
         assert max(len(str(m)) for m in sent) < 250_000  # the live widget's messages too
-        notes = [m for m in NOTE.finditer(record["text/markdown"]) if m.group(2) == "answer"]
+        notes = [m for m in NOTE.finditer(record["text/plain"]) if m.group(2) == "answer"]
         assert len(notes) == 1
         whole = _query(sh, notes[0].group(3).rstrip())
         assert len(whole) > 900_000 and "step 39999 of ci: ok & <fine>" in whole

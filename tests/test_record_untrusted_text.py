@@ -1,5 +1,5 @@
 """Untrusted text in a finished turn's record: no terminal escapes, no control characters,
-no live markup from the model or a tool, in any of the record's three forms.
+no live markup from the model or a tool, in any form of the record.
 
 The user's situation: a tool prints a coloured build log (ANSI colour codes, a terminal
 hyperlink, a bell) and the model's answer quotes raw HTML. The saved notebook showed
@@ -91,19 +91,15 @@ def test_the_html_record_has_no_escapes_or_control_characters_and_no_live_model_
     assert SHOWN_ASK in text
 
 
-def test_the_markdown_copy_has_no_escapes_and_its_raw_html_renders_as_text(
+def test_the_text_copy_has_no_escapes_and_no_markdown_copy_can_build_the_raw_html(
         record: dict[str, str]) -> None:
-    copy, plain = record["text/markdown"], record["text/plain"]
-    for form in (copy, plain):
-        assert CONTROL.findall(form) == []
-        assert [g for g in GARBAGE if g in form] == []
-    # a renderer that passes raw HTML through (CommonMark with html on)
-    rendered = MarkdownIt("commonmark", {"html": True}).render(copy)
-    tags = Tags(rendered)
-    assert {"script", "img", "b"} & tags.tags == set()
-    assert [a for a in tags.attrs if a.startswith("on")] == []
-    assert SHOWN_ASK in "".join(tags.text)  # the user still reads what the model wrote
-    assert SHOWN_ASK in plain  # plain text is never markup: kept as written
+    # the record has no text/markdown (ADR 182): no renderer that passes raw HTML through
+    # builds the model's <img onerror> from it; the plain text is never markup
+    assert "text/markdown" not in record
+    plain = record["text/plain"]
+    assert CONTROL.findall(plain) == []
+    assert [g for g in GARBAGE if g in plain] == []
+    assert SHOWN_ASK in plain  # kept as written
 
 
 # ------------------------------------------------------------------- the two functions
@@ -192,7 +188,7 @@ def bidi_outputs(tmp_path, monkeypatch) -> dict[str, str]:
 
 def test_a_trojan_source_tool_output_has_no_bidi_controls_wherever_it_is_shown(
         bidi_outputs: dict[str, str]) -> None:
-    for form in ("text/html", "text/markdown", "text/plain", "graph"):
+    for form in ("text/html", "text/plain", "graph"):
         assert BIDI.findall(bidi_outputs[form]) == [], form
     text = "".join(Tags(bidi_outputs["text/html"]).text)
     assert all(line in text for line in SHOWN_CODE)  # the words are there, in their order

@@ -136,6 +136,6 @@ def test_a_replay_in_a_kernel_that_only_has_the_key_in_its_environment_renders_n
         data = data[0] if isinstance(data, tuple) else data
         assert "Your key is" in data["text/html"]
         assert key not in _seen(data["text/html"])
-        assert key not in _shown(data["text/markdown"])
+        assert key not in _shown(data["text/plain"])
     finally:
         shell.close()

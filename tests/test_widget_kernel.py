@@ -86,12 +86,15 @@ def test_stop_after_the_turn_finished_changes_nothing(kernel):
     assert kernel.comm_updates[model_id] == before
 
 
-def test_finished_display_carries_a_markdown_fallback_of_the_final_turn(kernel):
+def test_finished_display_carries_the_final_turn_as_markdown_text(kernel):
     ex = kernel.run(SYNTHETIC_TURN.replace("n < 3000", "n < 3"))
-    fallbacks = ex.data("text/markdown")
-    assert fallbacks[-1].startswith("**lash turn** `t1`")
-    assert "w1 w2 w3" in fallbacks[-1]
-    assert "**finished: assistant_message**" in fallbacks[-1]
+    (record,) = [m["content"]["data"] for m in ex.outputs if m["msg_type"] == "update_display_data"
+                 and "lash-static" in m["content"]["data"].get("text/html", "")]
+    assert sorted(record) == ["text/html", "text/plain"]  # no third copy as text/markdown
+    text = record["text/plain"]
+    assert text.startswith("**lash turn** `t1`")
+    assert "w1 w2 w3" in text
+    assert "**finished: assistant_message**" in text
 
 
 def test_a_finished_turn_replaces_its_widget_output_by_static_html(kernel):

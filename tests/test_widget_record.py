@@ -4,9 +4,11 @@ the truth (stopped is not done, cancelled tools show the time they ran, refused 
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
+from lash_nb._core.tool_output import bounded
 from lash_nb._notebook.runner import run_turn
 from lash_nb._notebook.widgets.markdown import render_markdown
 from lash_nb._notebook.widgets.turn import TurnWidget
@@ -91,7 +93,8 @@ def test_a_finished_turn_displays_static_html_without_the_widget_mime_type():
     assert "finished: assistant_message" in html
     assert "weather?" in html
     assert "<button" not in html and "<script" not in html
-    assert "It is **sunny** in Paris." in data["text/markdown"]
+    assert "It is **sunny** in Paris." in data["text/plain"]  # the markdown, as text
+    assert "text/markdown" not in data  # a third copy no front end picks over the HTML
 
 
 def test_a_stopped_turn_says_stopped_and_marks_its_partial_prose_interrupted():
@@ -414,11 +417,86 @@ def test_a_tool_that_returned_megabytes_shows_its_start_and_where_the_rest_is():
     w.finish({"outcome": {"finished": {"assistant_message": {"text": ""}}}})
     shown = w.blocks[0]["output"]
     assert shown.startswith("2026-12-01,Oslo,21.5,sunny\n" * 100)
-    assert shown.endswith("… 3,220,000 more characters not shown here; the whole output is "
+    # cut at the end of its 740th line (740 * 27 - 1 = 19,979 characters), not mid-line
+    assert shown.startswith("2026-12-01,Oslo,21.5,sunny\n" * 739 + "2026-12-01,Oslo,21.5,sunny\n… ")
+    assert shown.endswith("… 3,220,021 more characters not shown here; the whole output is "
                           "stored: %lash sql SELECT output FROM tool_calls WHERE call_id = 'c1'")
     assert len(shown) < 21_000
     assert w.blocks[1]["output"] == {"rows": 120000, "mean": 21.5}  # a small output is whole
     html = visible(w._repr_mimebundle_())
     assert len(html) < 40_000
-    assert "3,220,000 more characters not shown here" in html
+    assert "3,220,021 more characters not shown here" in html
     assert "&quot;rows&quot;: 120000" in html
+
+
+BUILD_LOG = "".join(f"{i:06d} compiling module_{i} ok\n" for i in range(100_000))  # 3.3 MB
+CUT = re.compile(r"\[… lash left out [\d,]+ of the [\d,]+ characters \([\d,]+ lines\) this "
+                 r"tool returned; max_output=65,536 …\]")
+
+
+def _tool_output_shown(output: str) -> str:
+    w = TurnWidget(session_id="s1", turn_id="t1", prompt="read the build log")
+    w.push({"id": "1", "correlation_id": "tool:c1", "type": "tool_call_completed", "call_id": "c1",
+            "name": "build_log", "args": {"job": "ci"}, "output": output, "duration_ms": 5.0,
+            "success": True})
+    w.finish(outcome="finished: assistant_message")
+    return str(w.blocks[0]["output"])
+
+
+def test_an_output_the_session_cut_is_shown_to_a_line_end_and_says_what_the_store_kept():
+    """Since ADR 174 the session keeps 65,536 characters of a 3.3 MB log (its two ends): the
+    row said "the whole output is stored", and was cut mid-word at 20,000 characters."""
+    kept = bounded(BUILD_LOG, 65_536)  # what the session keeps, stores and sends (ADR 174)
+    line = CUT.search(kept)
+    assert line is not None
+    shown = _tool_output_shown(kept)
+    head, note = shown.split("\n… ", 1)
+    assert BUILD_LOG.startswith(head + "\n") and 18_000 < len(head) <= 20_000  # whole lines
+    assert note.startswith(f"{len(kept) - len(head):,} more characters not shown here; ")
+    kept_chars = len(kept) - len(line.group(0)) - 2  # its two ends, without the line between
+    assert (f"lash kept {kept_chars:,} of the {len(BUILD_LOG):,} characters this tool "
+            "returned") in note
+    assert "whole output" not in shown
+    assert "%lash sql SELECT output FROM tool_calls WHERE call_id = 'c1'" in note
+    assert note.endswith("\n" + line.group(0))  # what was left out, as the model read it
+
+
+def test_an_output_the_session_kept_whole_is_stored_whole_even_when_it_quotes_a_cut_line():
+    # 30,000 characters of a log that mentions lash's line (a log of an earlier run): the
+    # session kept it whole, and the note says so
+    quoted = "[… lash left out 10 of the 70,000 characters (1 lines) this tool returned; max_output=65,536 …]"
+    text = BUILD_LOG[:100] + quoted + "\n" + BUILD_LOG[:30_000]
+    shown = _tool_output_shown(text)
+    head, note = shown.split("\n… ", 1)
+    assert text.startswith(head + "\n") and head.endswith(" ok") and len(head) <= 20_000
+    assert note == (f"{len(text) - len(head):,} more characters not shown here; the whole "
+                    "output is stored: %lash sql SELECT output FROM tool_calls WHERE call_id = 'c1'")
+
+
+def _rules(sheet: str) -> list[tuple[str, list[tuple[str, str, bool]]]]:
+    """Each rule of a style sheet: its selector and its declarations, whitespace aside."""
+    tinycss2 = pytest.importorskip("tinycss2")  # nbconvert's (bleach[css]), as JupyterLab's
+
+    def words(tokens: list) -> str:
+        return " ".join(tinycss2.serialize(tokens).split())
+
+    return [(words(r.prelude),
+             [(d.name, words(d.value), d.important) for d in tinycss2.parse_declaration_list(
+                 r.content, skip_comments=True, skip_whitespace=True)])
+            for r in tinycss2.parse_stylesheet(sheet, skip_comments=True, skip_whitespace=True)]
+
+
+def test_a_records_style_block_is_turn_css_on_one_line_with_every_rule():
+    """Every saved record carries the style block: it was 9.7 kB over 110 lines (a JSON
+    string each in the .ipynb), comments included (ADR 182)."""
+    from lash_nb._notebook.widgets.assets import STATIC
+
+    w = TurnWidget(session_id="s1", turn_id="t1", prompt="hi")
+    w.push(prose("p1", "hello"))
+    w.finish(outcome="finished: assistant_message")
+    page = w._repr_mimebundle_()["text/html"]
+    sheet = page[page.index("<style>") + len("<style>"):page.index("</style>")]
+    assert "\n" not in sheet and "/*" not in sheet
+    whole = (STATIC / "turn.css").read_text(encoding="utf-8")
+    assert _rules(sheet) == _rules(whole) and len(_rules(whole)) > 80
+    assert len(sheet) < 0.9 * len(whole)

@@ -98,15 +98,19 @@ for (const v of log.views) {
   for (const m of log.messages.slice(0, v.from)) if (m.method === "update") Object.assign(attrs, m.state);
   const view = { copy: lashCopyOf(attrs), seq: 0, waiting: LIVE.has(attrs.status) };
   let resyncs = 0;
-  let live = null;  // the copy as it stood when the final status arrived (built from deltas)
+  let live = null;  // the copy as it stood when the final state arrived (built from deltas)
   for (const m of log.messages.slice(v.from)) {
     if (m.method === "update") {
       if (live === null && m.state.status && !LIVE.has(m.state.status)) live = lashCopyOf(view.copy);
       Object.assign(attrs, m.state);
       const rowsTrait = "blocks" in m.state || "html" in m.state || "html_len" in m.state;
-      if (rowsTrait || (m.state.status && !LIVE.has(m.state.status))) view.copy = lashCopyOf(attrs);
+      // render() reads the traits; a final status rebuilds from them only when they hold rows
+      if (rowsTrait || (m.state.status && !LIVE.has(m.state.status) && (attrs.blocks || []).length)) {
+        view.copy = lashCopyOf(attrs);
+      }
     } else if (m.method === "custom" && LIVE.has(attrs.status)) {
-      if (m.content.type === "full" && !v.answered) continue;
+      if (m.content.final && live === null) live = lashCopyOf(view.copy);
+      if (m.content.type === "full" && !m.content.final && !v.answered) continue;
       if (lashViewMessage(view, m.content) === "resync") resyncs += 1;
     }
   }
@@ -172,6 +176,11 @@ def test_every_view_ends_with_exactly_the_committed_turn(tmp_path: Path) -> None
     live = w.shown()
     w.finish(out.result)
     assert comm.sent[mid]["content"]["type"] == "full"
+    # the final rows reach the views as a message, not as synced state a saved notebook's
+    # widget state would keep for a widget its record replaced (ADR 182)
+    assert comm.sent[-2]["content"]["final"] is True
+    assert not any(k in m["state"] for m in comm.sent if m.get("method") == "update"
+                   for k in ("blocks", "html", "html_len"))
     replayed = _replay(tmp_path, initial, comm.sent,
                        [{"from": 0, "answered": True}, {"from": mid, "answered": True}])
     answer = out.result.assistant_message()

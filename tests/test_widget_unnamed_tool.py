@@ -40,4 +40,4 @@ def test_a_call_without_a_name_reads_unnamed_tool_in_the_saved_record():
     assert row["status"] == "failed"
     bundle = w._repr_mimebundle_()
     assert '<span class="lash-tool-name">(unnamed tool)</span>' in bundle["text/html"]
-    assert "- tool `(unnamed tool)` failed" in bundle["text/markdown"]
+    assert "- tool `(unnamed tool)` failed" in bundle["text/plain"]

@@ -405,7 +405,9 @@ function render({ model, el }) {
   model.on("change:status", () => {
     if (gone) return; // no kernel sends this: keep the rows as they were
     if (noAnswer) { clearTimeout(noAnswer); noAnswer = null; }
-    if (!LASH_LIVE.has(model.get("status"))) fromTraits(); // final: the exact full state
+    // final: the exact full state came as the final {type: "full"} (the traits hold no rows,
+    // ADR 182); a saved state from before that holds them
+    if (!LASH_LIVE.has(model.get("status")) && (model.get("blocks") || []).length) fromTraits();
     drawHead(); drawBody(); drawFoot();
   });
   model.on("change:session_id", drawHead);

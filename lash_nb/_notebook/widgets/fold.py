@@ -29,8 +29,8 @@ from typing import Any
 
 from ..._core.code_mode import OPEN_TAG
 from ..._core.records import TurnOutcome
-from ..._core.tool_output import CUT_LINE
-from .long_text import SHOWN_PROSE_CHARS, ProseCut, shown_prose
+from ..._core.tool_output import cut_line
+from .long_text import SHOWN_PROSE_CHARS, ProseCut, cut_point, shown_prose
 
 UNNAMED = "(unnamed tool)"  # a call a provider sent without a name, as %lash graph says
 TEXT_KINDS = {"assistant_prose_delta": "prose", "reasoning_delta": "reasoning"}
@@ -232,7 +232,10 @@ SHOWN_OUTPUT_CHARS = 20_000  # of a tool's output in the widget and the record (
 
 def shown_output(output: Any, call_id: Any) -> Any:
     """A tool's output as the widget and the saved record show it: whole up to
-    ``SHOWN_OUTPUT_CHARS`` characters, else its start and where the whole output is."""
+    ``SHOWN_OUTPUT_CHARS`` characters, else its start (to a line end near the limit) and a
+    line saying what the store holds and the query that reads it: the whole output, or, when
+    the session cut it (ADR 174), how much of it lash kept, and the line saying what it left
+    out (ADR 182)."""
     if output is None or isinstance(output, (bool, int, float)):
         return output
     text = output if isinstance(output, str) else json.dumps(output, indent=2,
@@ -242,11 +245,15 @@ def shown_output(output: Any, call_id: Any) -> Any:
     where = "SELECT output FROM tool_calls"
     if isinstance(call_id, str) and call_id:
         where += " WHERE call_id = '" + call_id.replace("'", "''") + "'"
-    # an output the turn cut (ADR 174): its line saying so is past what is shown; quote it
-    cut = CUT_LINE.search(text, max(0, SHOWN_OUTPUT_CHARS - 200))
-    said = f"\nwhat the tool returned was cut before the model saw it: {cut.group(0)}" if cut else ""
-    return (f"{text[:SHOWN_OUTPUT_CHARS]}\n… {len(text) - SHOWN_OUTPUT_CHARS:,} more characters "
-            f"not shown here; the whole output is stored: %lash sql {where}{said}")
+    end = cut_point(text, SHOWN_OUTPUT_CHARS)
+    shown = f"{text[:end]}\n… {len(text) - end:,} more characters not shown here; "
+    cut = cut_line(text)
+    if cut is None:
+        return f"{shown}the whole output is stored: %lash sql {where}"
+    line, kept, total, unit = cut
+    said = f"\n{line.group(0)}" if line.end() > end else ""  # past what is shown: quoted
+    return (f"{shown}lash kept {kept:,} of the {total:,} {unit} this tool returned (its start "
+            f"and end, what the model read), stored: %lash sql {where}{said}")
 
 
 def _sandbox_started(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:

@@ -5,14 +5,14 @@ notebook reads "Error displaying widget: model not found" once the kernel is gon
 turn therefore replaces its widget output (``update_display``) with the bundle built here:
 ``text/html`` (semantic HTML + one ``<style>`` block scoped to ``.lash-*`` classes, colours from
 ``--jp-*`` theme variables with fallbacks that read on light and dark backgrounds; no script, no
-buttons), ``text/markdown`` and ``text/plain``. JupyterLab, Notebook 7, nbconvert, nbviewer,
-GitHub and VS Code all render one of those three.
+buttons) and ``text/plain`` (the turn as markdown text, ADR 182). JupyterLab, Notebook 7,
+nbconvert, nbviewer, GitHub and VS Code render the HTML; a terminal prints the text.
 
 Every piece of outside text (prompt, tool arguments and output, errors) is HTML-escaped, its
 terminal escapes and control characters dropped first (``untrusted.visible``); prose is
-rendered by :func:`render_markdown`, which does the same and escapes raw HTML. The markdown
-form has its raw HTML escaped (``untrusted.inert_markdown``); the plain form is the same
-text unescaped (plain text is never markup).
+rendered by :func:`render_markdown`, which does the same and escapes raw HTML. The plain
+form keeps the model's markdown as written (plain text is never markup); the live widget's
+``text/markdown`` has its raw HTML escaped (``untrusted.inert_markdown``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .assets import css
+from .assets import compact_css
 from .fold import UNNAMED, approval_note
 from .markdown import render_markdown
 from .untrusted import visible
@@ -36,7 +36,7 @@ def esc(text: Any) -> str:
 
 
 def style_block() -> str:
-    return f"<style>{css('turn.css')}</style>"
+    return f"<style>{compact_css('turn.css')}</style>"
 
 
 def outcome_class(outcome: str) -> str:
@@ -90,6 +90,7 @@ def _json(v: Any) -> str:
         return str(v)
 
 
+BOX = "max-height: 20em; overflow: auto"  # an opened tool row's output (turn.css has it too)
 TOOL_ICONS = {"running": "⟳", "done": "✓", "failed": "✗", "cancelled": "■", "waiting": "?",
               "denied": "⊘"}
 
@@ -101,7 +102,10 @@ def tool_row_html(b: Mapping[str, Any]) -> str:
     dur = b.get("duration_ms")
     dur_html = f'<span class="lash-tool-dur">{float(dur):.0f} ms</span>' if dur is not None else ""
     out = b.get("output")
-    out_html = f'<pre class="lash-tool-output">{esc(_json(out))}</pre>' if out is not None else ""
+    # the bound in the tag too: a page that sanitises the style block away (an untrusted
+    # notebook) keeps allowed inline styles, and 20,000 characters stay a box (ADR 182)
+    out_html = (f'<pre class="lash-tool-output" style="{BOX}">{esc(_json(out))}</pre>'
+                if out is not None else "")
     note = approval_note(b)
     approval_html = f' <span class="lash-tool-approval">{esc(note)}</span>' if note else ""
     return (f'<details class="lash-tool lash-tool-{esc(status)}"><summary>'
@@ -206,10 +210,12 @@ def turn_html(state: Mapping[str, Any]) -> str:
             f'<span class="lash-sep"> · </span>{badge}</div></div>')
 
 
-def bundle(html_text: str, markdown: str, plain: str | None = None) -> dict[str, str]:
-    """The kernel-free display bundle (no widget mime type)."""
-    return {"text/html": html_text, "text/markdown": markdown,
-            "text/plain": markdown if plain is None else plain}
+def bundle(html_text: str, plain: str) -> dict[str, str]:
+    """The kernel-free display bundle (no widget mime type): the HTML every notebook front end
+    renders, and the markdown text as plain text for the rest (a terminal, a reader without
+    HTML). No ``text/markdown``: no front end picks it over ``text/html``, and it was one
+    more copy of the answer in the saved file (ADR 182)."""
+    return {"text/html": html_text, "text/plain": plain}
 
 
 __all__ = ["bundle", "cut_turn_note", "final_status", "turn_html", "usage_line"]
@@ -231,7 +237,7 @@ PANEL_STYLE = (  # :has() may not nest: the renderer's class, not its children, 
 
 def _panel(panel_id: str, title: str, note: str, table: str) -> str:
     return (f'<div class="lash-panel lash-snapshot" data-panel="{esc(panel_id)}">'
-            f"<style>{css('turn.css')}\n{PANEL_STYLE}</style>"
+            f"<style>{compact_css('turn.css')}\n{PANEL_STYLE}</style>"
             f'<div class="lash-panel-head"><span>{esc(title)}</span><span class="lash-sep"> · </span>'
             f'<span class="lash-muted">{esc(note)}</span></div>{table}</div>')
 

@@ -11,9 +11,11 @@ Theory of operation
   ``[cid, its length, kept length, new part]`` that keeps its finished blocks; offsets in
   UTF-16 units, as the browser counts): the traffic of a long answer grows with its length,
   not with its length times the flushes. A 10,000-delta stream
-  costs a few hundred messages, not 10,000. The ``blocks`` / ``html`` / ``html_len`` traits
-  hold the full state at the final flush; a view opened mid-stream (or whose copy no longer
-  fits a delta) sends ``{"type": "resync"}`` and gets ``{"type": "full"}``. Deltas are
+  costs a few hundred messages, not 10,000. The final flush sends the full state to every view
+  as ``{"type": "full", "final": true}``; the ``blocks`` / ``html`` / ``html_len`` traits hold
+  it on the Python side only (not synced: a saved notebook's widget state would keep the
+  answer for a widget the record replaced, ADR 182); a view opened mid-stream (or whose copy
+  no longer fits a delta) sends ``{"type": "resync"}`` and gets ``{"type": "full"}``. Deltas are
   numbered (``seq``; a full copy names the last one it holds): a view applies each delta that
   follows its copy even while its resync is unanswered, since ipykernel 6.x answers it only
   after the cell (a view that dropped deltas until then showed nothing live), and asks for a
@@ -80,6 +82,7 @@ tool durations then use; ``tool_call_completed`` with ``cancelled: true`` or out
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -285,13 +288,12 @@ class TurnWidget(anywidget.AnyWidget):
         if delta is not None:
             self._seq = delta["seq"]
             self.send(delta)
+        if final:  # the full, exact state, to every view (before the final status)
+            self.send({"type": "full", "final": True, "seq": self._seq, "blocks": rows,
+                       "html": rendered, "html_len": lens})
         with self.hold_sync():
-            if final:  # the full, exact state: what a saved or re-opened view reads
-                self.blocks = rows
-                if rendered != self.html:
-                    self.html = rendered
-                if lens != self.html_len:
-                    self.html_len = lens
+            if final:  # and on the Python side, where the record is built from it
+                self._unsynced(blocks=rows, html=rendered, html_len=lens)
                 self._mark_sent(rows, rendered, lens)
             if f.usage != self.usage:
                 self.usage = dict(f.usage)
@@ -363,6 +365,16 @@ class TurnWidget(anywidget.AnyWidget):
             msg["html_len"] = html_len
         self._mark_sent(rows, rendered, lens)
         return msg if len(msg) > 2 else None
+
+    def _unsynced(self, **values: Any) -> None:
+        """Set traits on the Python side only: the views got them as a message. Once the
+        record replaces the widget, no output shows it; as synced state the final rows stayed
+        in a saved notebook's widget state (nbclient stores it by default), the answer twice
+        more for a widget nothing shows (ADR 182). A value JSON does not round-trip is synced
+        as before (the lock only holds back a value equal to it)."""
+        with self._lock_property(**json.loads(json.dumps(values, default=str))):
+            for name, value in values.items():
+                setattr(self, name, value)
 
     def _mark_sent(self, rows: list[dict[str, Any]], rendered: dict[str, str],
                    lens: dict[str, int]) -> None:
@@ -541,9 +553,6 @@ class TurnWidget(anywidget.AnyWidget):
         body = self.fold.to_markdown(self.turn_id, self.session_id)
         return f"{head}\n\n{body}" if body else head
 
-    def _repr_markdown_(self) -> str:
-        return self.to_markdown()
-
     def state(self) -> dict[str, Any]:
         """What the views show (what ``turn_html`` renders): the trait values, with the rows
         and HTML of :meth:`shown`."""
@@ -558,7 +567,7 @@ class TurnWidget(anywidget.AnyWidget):
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         if self.finished:  # a finished turn is a record: no widget model needed to show it
             plain = self.to_text()
-            return bundle(turn_html(self.state()), inert_markdown(plain), plain)
+            return bundle(turn_html(self.state()), plain)
         bundle_ = super()._repr_mimebundle_(**kwargs)
         data = bundle_[0] if isinstance(bundle_, tuple) else bundle_
         if isinstance(data, dict):
