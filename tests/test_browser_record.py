@@ -535,6 +535,7 @@ UNSAVED_CELLS: list[str | tuple[str, str]] = [
     "%%lash\nplease call tidy_the_folder",  # the user puts the file back: saved
     "%%lash -o out\nplease call tidy_the_folder",  # the user presses Stop: NOT saved
     "print(out.text)",  # Run All stops before this one
+    "%%lash\nplease call tidy_the_folder",  # the kernel's interrupt ends the wait
 ]
 MOVED_ANSWER = "tidy_the_folder returned the store file was moved."
 
@@ -563,14 +564,26 @@ def _check_unsaved_record(cells) -> None:
     said = unsaved.locator(".lash-error").inner_text()
     assert "NOT saved" in said and "put the file back" in said, said
     assert unsaved.locator(".lash-stop").count() == 0
-    # what the cell itself printed: no traceback; it ends with the error's one line, after
-    # the store's two log lines (the wait began, the wait was stopped)
-    errors = unsaved.locator(".jp-OutputArea-output[data-mime-type*='stderr'], "
-                             ".jp-OutputArea-output[data-mime-type*='error']").all_inner_texts()
+    _ends_with_one_line(unsaved, "UsageError: turn ")
+    assert MOVED_ANSWER in _drawn(cells.nth(5)).locator(".jp-OutputArea-output").inner_text()
+    interrupted = _drawn(cells.nth(6))
+    assert interrupted.locator(".lash-outcome").inner_text() == (
+        "NOT saved (finished: assistant_message)")
+    assert MOVED_ANSWER in interrupted.locator(".lash-prose").inner_text()
+    assert "kernel_interrupt" in interrupted.locator(".lash-error").inner_text()
+    _ends_with_one_line(interrupted, "KeyboardInterrupt: the kernel's interrupt ended the wait")
+
+
+def _ends_with_one_line(cell, start: str) -> None:
+    """What the cell printed: no traceback; it ends with the error's one line, after the
+    store's two log lines (the wait began, the wait was stopped)."""
+    errors = cell.locator(".jp-OutputArea-output[data-mime-type*='stderr'], "
+                          ".jp-OutputArea-output[data-mime-type*='error']").all_inner_texts()
     lines = [line for t in errors for line in t.strip().splitlines() if line.strip()]
     assert not any("Traceback" in line or line.startswith("  File ") for line in lines), lines
-    assert [line for line in lines if "Error" in line.split(":")[0]] == lines[-1:], lines
-    assert lines[-1].startswith("UsageError: turn ") and "NOT saved" in lines[-1], lines
+    assert [line for line in lines if "Error" in line.split(":")[0]
+            or "Interrupt" in line.split(":")[0]] == lines[-1:], lines
+    assert lines[-1].startswith(start) and "NOT saved" in lines[-1], lines
     assert len(lines) <= 3, "\n".join(lines)
 
 
@@ -600,8 +613,17 @@ def test_a_turn_whose_store_file_was_moved_waits_then_is_saved_or_kept_marked_no
                 cells.nth(4).locator(f"{LIVE} .lash-stop").click()
                 cells.nth(4).locator(".lash-static .lash-outcome").wait_for(timeout=60_000)
                 wait_until(server.kernels_idle, timeout=60, what="the cell to end")
-                _check_unsaved_record(cells)
                 assert cells.nth(5).locator(".jp-OutputArea-output").count() == 0  # not run
+                nb.run_cell(5)  # -o out holds the unsaved answer
+                cells.nth(5).locator(".jp-OutputArea-output").wait_for(timeout=60_000)
+                # 3. the file back, the turn again, and the kernel's interrupt ends its wait
+                (tmp_path / "moved.duckdb").rename(tmp_path / "team.duckdb")
+                nb.run_cell(6)
+                _waiting_row(cells.nth(6))
+                nb.menu("Kernel", "Interrupt Kernel")
+                cells.nth(6).locator(".lash-static .lash-outcome").wait_for(timeout=60_000)
+                wait_until(server.kernels_idle, timeout=60, what="the cell to end")
+                _check_unsaved_record(cells)
                 nb.screenshot(ARTIFACTS / f"unsaved-live-light-{frontend}.png", scroll_to=3)
 
                 nb.save(expect_in_file="NOT saved (finished")
@@ -633,9 +655,9 @@ def test_a_turn_whose_store_file_was_moved_waits_then_is_saved_or_kept_marked_no
                 browser.close()
     finally:
         server.stop()
-    # the store (moved away again by the second turn's tool; the kernel was shut down with it
+    # the store (moved away again by the last turn's tool; the kernel was shut down with it
     # open, so it is opened for writing to fold its last commits in): the first answer saved
-    # once, the stopped one's never, both prompts stored
+    # once, the stopped and the interrupted one's never
     from lash_nb.stores import DuckDBStore
 
     store = DuckDBStore(tmp_path / "moved.duckdb")
@@ -644,5 +666,5 @@ def test_a_turn_whose_store_file_was_moved_waits_then_is_saved_or_kept_marked_no
     finally:
         store.close_sync()
     answers = [str(r) for r in rows["result"]]
-    assert len(answers) == 2, rows
+    assert len(answers) == 3, rows  # the three turns' prompts
     assert sum(MOVED_ANSWER in a for a in answers) == 1, answers
