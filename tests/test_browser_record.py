@@ -568,3 +568,149 @@ def test_after_a_kernel_restart_the_tools_panel_shows_tools_without_implementati
                 browser.close()
     finally:
         server.stop()
+
+
+# a notebook-defined tool moves the store's file away while the turn runs: the turn finishes,
+# its final commit finds no file at the path and waits (ADR 181)
+UNSAVED_CELLS: list[str | tuple[str, str]] = [
+    "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.05",
+    ('import os\nfrom lash_nb import tool\n\n@tool\ndef tidy_the_folder() -> str:\n'
+     '    """Moves the store\'s file away, as tidying a folder does."""\n'
+     '    os.rename("team.duckdb", "moved.duckdb")\n    return "the store file was moved"'),
+    "%lash open team --store team.duckdb --fresh --tools tidy_the_folder",
+    "%%lash\nplease call tidy_the_folder",  # the user puts the file back: saved
+    "%%lash -o out\nplease call tidy_the_folder",  # the user presses Stop: NOT saved
+    "print(out.text)",  # Run All stops before this one
+    "%%lash\nplease call tidy_the_folder",  # the kernel's interrupt ends the wait
+]
+MOVED_ANSWER = "tidy_the_folder returned the store file was moved."
+
+
+def _waiting_row(cell):
+    row = cell.locator(f"{LIVE} .lash-notice").filter(has_text="not saved yet")
+    row.wait_for(timeout=180_000)
+    said = row.inner_text()
+    assert "moved or deleted" in said and "put it back" in said, said
+    assert "Stop leaves it unsaved" in said, said
+    return row
+
+
+def _check_unsaved_record(cells) -> None:
+    """Cell 3 saved once the file was back, cell 4 stopped while waiting: NOT saved, its answer
+    readable, the cell's error one line."""
+    saved, unsaved = _drawn(cells.nth(3)), _drawn(cells.nth(4))
+    assert saved.locator(".lash-outcome").inner_text() == "finished: assistant_message"
+    assert MOVED_ANSWER in saved.locator(".lash-prose").inner_text()
+    notice = saved.locator(".lash-notice").inner_text()
+    assert notice.startswith("saved once the store's file was back"), notice
+    assert "not saved yet" not in saved.inner_text()
+    assert unsaved.locator(".lash-outcome").inner_text() == "NOT saved (finished: assistant_message)"
+    assert MOVED_ANSWER in unsaved.locator(".lash-prose").inner_text()
+    assert "not saved yet" not in unsaved.inner_text()  # the waiting row went
+    said = unsaved.locator(".lash-error").inner_text()
+    assert "NOT saved" in said and "put the file back" in said, said
+    assert unsaved.locator(".lash-stop").count() == 0
+    _ends_with_one_line(unsaved, "UsageError: turn ")
+    assert MOVED_ANSWER in _drawn(cells.nth(5)).locator(".jp-OutputArea-output").inner_text()
+    interrupted = _drawn(cells.nth(6))
+    assert interrupted.locator(".lash-outcome").inner_text() == (
+        "NOT saved (finished: assistant_message)")
+    assert MOVED_ANSWER in interrupted.locator(".lash-prose").inner_text()
+    assert "kernel_interrupt" in interrupted.locator(".lash-error").inner_text()
+    _ends_with_one_line(interrupted, "KeyboardInterrupt: the kernel's interrupt ended the wait")
+
+
+def _ends_with_one_line(cell, start: str) -> None:
+    """What the cell printed: no traceback; it ends with the error's one line, after the
+    store's two log lines (the wait began, the wait was stopped)."""
+    errors = cell.locator(".jp-OutputArea-output[data-mime-type*='stderr'], "
+                          ".jp-OutputArea-output[data-mime-type*='error']").all_inner_texts()
+    lines = [line for t in errors for line in t.strip().splitlines() if line.strip()]
+    assert not any("Traceback" in line or line.startswith("  File ") for line in lines), lines
+    assert [line for line in lines if "Error" in line.split(":")[0]
+            or "Interrupt" in line.split(":")[0]] == lines[-1:], lines
+    assert lines[-1].startswith(start) and "NOT saved" in lines[-1], lines
+    assert len(lines) <= 3, "\n".join(lines)
+
+
+def test_a_turn_whose_store_file_was_moved_waits_then_is_saved_or_kept_marked_not_saved(tmp_path):
+    """ADR 181 as a user sees it in JupyterLab: the waiting row, the file put back (saved), a
+    Stop during the wait (the answer kept, marked NOT saved), and the saved record after the
+    kernel is gone, readable in the light and the dark theme."""
+    frontend = "jupyterlab"
+    ARTIFACTS.mkdir(exist_ok=True)
+    write_notebook(tmp_path / "unsaved.ipynb", UNSAVED_CELLS)
+    server = JupyterServer(frontend, tmp_path).start("light")
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            nb = NotebookPage(browser, server, "unsaved.ipynb")
+            try:
+                nb.open()
+                nb.run_all()
+                cells = nb.panel.locator(".jp-Cell")
+                # 1. the file is put back while the turn waits: the row then says saved
+                _waiting_row(cells.nth(3))
+                nb.screenshot(ARTIFACTS / f"unsaved-waiting-light-{frontend}.png", scroll_to=3)
+                (tmp_path / "moved.duckdb").rename(tmp_path / "team.duckdb")
+                cells.nth(3).locator(".lash-static .lash-outcome").wait_for(timeout=60_000)
+                # 2. again, and the user gives up waiting: Stop
+                _waiting_row(cells.nth(4))
+                cells.nth(4).locator(f"{LIVE} .lash-stop").click()
+                cells.nth(4).locator(".lash-static .lash-outcome").wait_for(timeout=60_000)
+                wait_until(server.kernels_idle, timeout=60, what="the cell to end")
+                assert cells.nth(5).locator(".jp-OutputArea-output").count() == 0  # not run
+                nb.run_cell(5)  # -o out holds the unsaved answer
+                cells.nth(5).locator(".jp-OutputArea-output").wait_for(timeout=60_000)
+                # 3. the file back, the turn again, and the kernel's interrupt ends its wait
+                (tmp_path / "moved.duckdb").rename(tmp_path / "team.duckdb")
+                nb.run_cell(6)
+                _waiting_row(cells.nth(6))
+                nb.menu("Kernel", "Interrupt Kernel")
+                cells.nth(6).locator(".lash-static .lash-outcome").wait_for(timeout=60_000)
+                wait_until(server.kernels_idle, timeout=60, what="the cell to end")
+                _check_unsaved_record(cells)
+                nb.screenshot(ARTIFACTS / f"unsaved-live-light-{frontend}.png", scroll_to=3)
+
+                nb.save(expect_in_file="NOT saved (finished")
+                page = reopen_without_kernel(nb, server)
+                for theme in ("light", "dark"):
+                    if theme == "dark":
+                        server.set_theme("dark")
+                        page = nb.reopen()
+                        page.wait_for_function(
+                            "() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000)
+                    cells = nb.panel.locator(".jp-Cell")
+                    cells.nth(4).locator(".lash-static .lash-outcome").wait_for(timeout=60_000)
+                    page.wait_for_function(
+                        "() => ![...document.querySelectorAll('.jp-OutputArea-output')]"
+                        ".some(e => e.textContent.startsWith('Loading widget'))", timeout=60_000)
+                    _check_unsaved_record(cells)
+                    _no_widget_errors(page)
+                    rows = page.evaluate(CONTRAST_JS, ".lash-turn *, .jp-OutputArea-output pre")
+                    assert any("NOT saved" in r["text"] for r in rows), rows
+                    assert low_contrast(rows) == [], (theme, low_contrast(rows))
+                    nb.hide_sidebar()
+                    nb.screenshot(ARTIFACTS / f"unsaved-reopened-{theme}-{frontend}.png",
+                                  scroll_to=3)
+            except Exception:
+                if nb.page is not None:
+                    nb.screenshot(ARTIFACTS / f"unsaved-failure-{frontend}.png")
+                raise
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+    # the store (moved away again by the last turn's tool; the kernel was shut down with it
+    # open, so it is opened for writing to fold its last commits in): the first answer saved
+    # once, the stopped and the interrupted one's never
+    from lash_nb.stores import DuckDBStore
+
+    store = DuckDBStore(tmp_path / "moved.duckdb")
+    try:
+        rows = store.query("SELECT outcome, result FROM turns ORDER BY started_at")
+    finally:
+        store.close_sync()
+    answers = [str(r) for r in rows["result"]]
+    assert len(answers) == 3, rows  # the three turns' prompts
+    assert sum(MOVED_ANSWER in a for a in answers) == 1, answers
