@@ -25,6 +25,7 @@ import asyncio
 from typing import Any
 
 from .._errors import TurnNotSaved
+from .._store.waits import not_shown, shown_to_a_person
 from .costs import turn_cost
 
 
@@ -57,6 +58,7 @@ async def run_turn(
         on_stop=lambda: session.cancel_running_turns("widget_stop"),
         on_decide=lambda call_id, ok: session.approvals().decide(call_id, ok, by="user"),
     ).show()
+    shown = shown_to_a_person(True)  # the store's waits of this turn are on its row
     try:
         builder = session.turn(turn_input if turn_input is not None else prompt)
         if turn_id:
@@ -75,6 +77,8 @@ async def run_turn(
     except Exception as err:  # refused or broken before an outcome: the view ends showing why
         widget.fail(f"{type(err).__name__}: {err}")
         raise
+    finally:
+        not_shown(shown)
     widget.cost = turn_cost(result, prices)
     widget.finish(result, elapsed_ms=recorded_ms(result))
     return result

@@ -11,6 +11,12 @@ A turn's final commit may wait long (``commit_wait_s``) for disk space or for it
 turn also sets a *stop check* (:func:`watch_wait_stop`): a function the waiting thread calls
 at each poll, returning who asked to stop the wait (``widget_stop``, ``kernel_interrupt``, ...)
 or ``None`` (docs/adr/0181).
+
+A notebook turn shown on a widget says its wait on its own row, and after it the cell's one
+line or the saved record says how it ended; there the store's log lines for a finished turn's
+wait (disk, read-only, moved) would stay under the cell as stale warnings. The notebook marks
+such a turn (:func:`shown_to_a_person`) and the store logs those lines at INFO for it; a
+worker or a plain API call still gets them as warnings (docs/adr/0181).
 """
 
 from __future__ import annotations
@@ -28,6 +34,23 @@ _observer: contextvars.ContextVar[StoreWaitObserver | None] = contextvars.Contex
 WaitStop = Callable[[], "str | None"]
 _stop: contextvars.ContextVar[WaitStop | None] = contextvars.ContextVar(
     "lash_nb_store_wait_stop", default=None)
+
+
+_shown: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "lash_nb_store_wait_shown", default=False)
+
+
+def shown_to_a_person(shown: bool) -> contextvars.Token[bool]:
+    """Mark the turns started from here as shown on a widget (their waits there)."""
+    return _shown.set(shown)
+
+
+def not_shown(token: contextvars.Token[bool]) -> None:
+    _shown.reset(token)
+
+
+def waits_shown() -> bool:
+    return _shown.get()
 
 
 def watch_wait_stop(fn: WaitStop | None) -> contextvars.Token[WaitStop | None]:

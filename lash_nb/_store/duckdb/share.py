@@ -283,8 +283,10 @@ class Wait:
 
     def __init__(self, path: str, line: Line | None, timeout_s: float,
                  observer: StoreWaitObserver | None, *, reason: str = "locked",
-                 stop: WaitStop | None = None) -> None:
+                 stop: WaitStop | None = None, shown: bool = False) -> None:
         self.path, self.line, self.timeout_s = path, line, timeout_s
+        # a widget shows this wait (and the cell or record how it ended): its lines are INFO
+        self._warning = logging.INFO if shown else logging.WARNING
         self.observer, self.reason, self.stop = observer, reason, stop
         self.start = time.monotonic()
         self.ticket = line.join() if line is not None and reason == "locked" else None
@@ -334,7 +336,8 @@ class Wait:
             self.leave()
             self._last = None  # nothing to announce at done(): the caller gets the error
             if self.reason in _UNWRITABLE:
-                log.log(logging.WARNING if stopped_by else logging.ERROR,
+                shown = self._warning == logging.INFO
+                log.log(logging.INFO if shown else logging.WARNING if stopped_by else logging.ERROR,
                         "gave up waiting to commit to %s after %.1f s (%s)", self.path, waited,
                         f"stopped: {stopped_by}" if stopped_by else self.reason)
                 error = self.gave_up(waited, stopped_by)
@@ -347,13 +350,13 @@ class Wait:
         if waited >= quiet and (self._last is None or now - self._last >= NOTIFY_EVERY_S):
             said = _UNWRITABLE.get(self.reason)
             if said is not None and self._last is None:
-                log.warning(said[0], self.path)
+                log.log(self._warning, said[0], self.path)
             elif self._last is None:  # a hand-over is usually this short: info, not warning
                 log.info("waiting for %s, held by %s", self.path, who)
             elif not self._warned and waited >= WARN_AFTER_S:
                 self._warned = True
                 if said is not None:
-                    log.warning(said[1], self.path, waited)
+                    log.log(self._warning, said[1], self.path, waited)
                 else:
                     log.warning("still waiting for %s after %.0f s, held by %s", self.path,
                                 waited, who)

@@ -73,7 +73,14 @@ from typing import Any, Generic, TypeVar
 
 from ..._errors import StoreError, StoreLockedError
 from ..queue_watch import QueueWatch
-from ..waits import StoreWaitObserver, WaitStop, current_observer, current_wait_stop, log
+from ..waits import (
+    StoreWaitObserver,
+    WaitStop,
+    current_observer,
+    current_wait_stop,
+    log,
+    waits_shown,
+)
 from .hold import Hold, LeaseRow
 from .journal import FOLD_FIRM_AFTER, FoldCounts, GaveWay, fold, fold_idle
 from .lock import NotTheHeldFile, is_disk_full, is_lock_conflict, store_error, unwritable
@@ -120,6 +127,7 @@ class JobSpec:
     terminal_commit: bool = False  # a finished turn: wait for disk space, the file too
     query: bool = False  # a user query: runs on every core (user_query.py)
     stop: WaitStop | None = None  # the calling turn's stop check, captured at submit
+    shown: bool = False  # the calling turn's waits are on a widget (``waits.waits_shown``)
 
 
 class ConnectionWorker:
@@ -181,7 +189,8 @@ class ConnectionWorker:
             raise StoreError("this DuckDBStore is closed; create a new DuckDBStore(path)")
         fut: Future[T] = Future()
         spec = JobSpec(self.lock_timeout_s if wait_s is None else wait_s, current_observer(),
-                       terminal_commit, query, current_wait_stop() if terminal_commit else None)
+                       terminal_commit, query, current_wait_stop() if terminal_commit else None,
+                       terminal_commit and waits_shown())
         self._queue.put((job, fut, spec))
         return fut
 
@@ -441,7 +450,7 @@ class ConnectionWorker:
                     if reason is not None:
                         if waiting is None:
                             waiting = Wait(self.path, None, spec.wait_s, spec.observer,
-                                           reason=reason, stop=spec.stop)
+                                           reason=reason, stop=spec.stop, shown=spec.shown)
                         waiting.reason = reason  # one wait, one row: what blocks it now
                         try:
                             waiting.blocked()
