@@ -286,7 +286,7 @@ class Wait:
                  stop: WaitStop | None = None, shown: bool = False) -> None:
         self.path, self.line, self.timeout_s = path, line, timeout_s
         # a widget shows this wait (and the cell or record how it ended): its lines are INFO
-        self._warning = logging.INFO if shown else logging.WARNING
+        self._shown = shown
         self.observer, self.reason, self.stop = observer, reason, stop
         self.start = time.monotonic()
         self.ticket = line.join() if line is not None and reason == "locked" else None
@@ -336,8 +336,8 @@ class Wait:
             self.leave()
             self._last = None  # nothing to announce at done(): the caller gets the error
             if self.reason in _UNWRITABLE:
-                shown = self._warning == logging.INFO
-                log.log(logging.INFO if shown else logging.WARNING if stopped_by else logging.ERROR,
+                log.log(logging.INFO if self._shown else logging.WARNING if stopped_by
+                        else logging.ERROR,
                         "gave up waiting to commit to %s after %.1f s (%s)", self.path, waited,
                         f"stopped: {stopped_by}" if stopped_by else self.reason)
                 error = self.gave_up(waited, stopped_by)
@@ -350,13 +350,13 @@ class Wait:
         if waited >= quiet and (self._last is None or now - self._last >= NOTIFY_EVERY_S):
             said = _UNWRITABLE.get(self.reason)
             if said is not None and self._last is None:
-                log.log(self._warning, said[0], self.path)
+                log.log(self._unwritable_level(), said[0], self.path)
             elif self._last is None:  # a hand-over is usually this short: info, not warning
                 log.info("waiting for %s, held by %s", self.path, who)
             elif not self._warned and waited >= WARN_AFTER_S:
                 self._warned = True
                 if said is not None:
-                    log.log(self._warning, said[1], self.path, waited)
+                    log.log(self._unwritable_level(), said[1], self.path, waited)
                 else:
                     log.warning("still waiting for %s after %.0f s, held by %s", self.path,
                                 waited, who)
@@ -370,6 +370,9 @@ class Wait:
         else:
             step, self._delay = self._delay, min(self._delay * 2, _POLL_MAX_S)
         time.sleep(max(0.0, min(step, self.timeout_s - waited)))
+
+    def _unwritable_level(self) -> int:
+        return logging.INFO if self._shown else logging.WARNING
 
     def _sleep_unless_stopped(self, seconds: float) -> None:
         end = time.monotonic() + max(0.0, seconds)
