@@ -21,9 +21,16 @@ the price of an idle CPU waking up, which no change to the Python avoids.
 5. **Can a thread hide the INSERT?** A waiting worker thread runs a job while this thread runs
    ~0.3 ms of pure Python. A job that releases the GIL (``time.sleep``, ``hashlib`` on 3 MB)
    overlaps: the pair takes about the longer of the two. If DuckDB's ``execute`` released it,
-   an INSERT would overlap the same way; the pair's time says whether it does.
+   an INSERT would overlap the same way; the pair's time says whether it does. It needs a
+   free core and this thread to get the GIL back as soon as its Python ends: on a loaded
+   machine even ``hashlib`` shows no overlap there.
+6. **Is the GIL free while DuckDB inserts?** A spinner thread's rate while this thread runs
+   INSERTs, against its rate alone. A GIL held through ``execute`` would stop it (0%); it
+   keeps running (DuckDB 2.0 releases the GIL while the statement runs and waits for the
+   disk). So an INSERT could overlap the turn's Python: what stops a turn from doing that is
+   the order lash keeps (the user message durable before the model is called), not DuckDB.
 
-    python benchmarks/b2b_anatomy.py [--turns 400]
+    python benchmarks/b2b_anatomy.py [--turns 400] [--only turns|overlap|gil]
 
 Internal hooks are patched from here (``commit._apply``, ``SessionWriter.commit``): this
 script reads the code it measures and may need a touch when those names change.
@@ -42,6 +49,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -270,13 +278,73 @@ def overlap(args) -> None:
     con.close()
 
 
+def gil(args) -> None:
+    """Does DuckDB's ``execute`` let other Python run while the INSERT waits for the disk?
+
+    A spinner thread counts loop iterations, first while this thread sleeps (the GIL is free
+    all the time), then while this thread runs the INSERTs one after the other. Its rate
+    during the INSERTs, as a share of its rate alone, is the share of the INSERTs' time the
+    GIL was free. (The pair test below answers a different question: whether a second
+    thread finishes sooner, which also needs a free core and this thread to get the GIL
+    back at once.)"""
+    import duckdb
+
+    tmp = tempfile.mkdtemp()
+    con = duckdb.connect(f"{tmp}/gil.duckdb", config={"threads": 1})
+    con.execute("CREATE TABLE log (session_id VARCHAR, head_revision BIGINT, written_at TIMESTAMP, body JSON)")
+    body = json.dumps({"x": "b" * 7000})
+    n = [0]
+
+    def spin_while(work: Callable[[], None]) -> tuple[float, float]:
+        stop, count = threading.Event(), [0]
+
+        def spinner() -> None:
+            k = 0
+            while not stop.is_set():
+                k += 1
+            count[0] = k
+
+        th = threading.Thread(target=spinner)
+        th.start()
+        t0 = time.perf_counter()
+        work()
+        took = time.perf_counter() - t0
+        stop.set()
+        th.join()
+        return count[0] / took, took
+
+    def inserts() -> None:
+        for _ in range(args.gil_inserts):
+            n[0] += 1
+            con.execute("INSERT INTO log VALUES (?, ?, epoch_ms(?::BIGINT), ?)", ["s", n[0], 0, body])
+
+    shares, per_insert = [], []
+    for _ in range(5):
+        during, took = spin_while(inserts)
+        alone, _ = spin_while(lambda t=took: time.sleep(t))
+        shares.append(during / alone)
+        per_insert.append(took / args.gil_inserts * 1000)
+    print(f"\n## is the GIL free while DuckDB inserts? ({args.gil_inserts} autocommit INSERTs of 7 kB, 5 rounds)")
+    print(f"   a spinner thread ran at {statistics.median(shares):.0%} of its rate alone (median; rounds "
+          f"{', '.join(f'{s:.0%}' for s in shares)}); one INSERT took {statistics.median(per_insert):.3f} ms "
+          f"with the spinner beside it (this thread waits for the GIL after each, up to "
+          f"{sys.getswitchinterval() * 1000:.0f} ms)")
+    con.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--turns", type=int, default=400)
     ap.add_argument("--pairs", type=int, default=200)
+    ap.add_argument("--gil-inserts", type=int, default=100)
+    ap.add_argument("--only", choices=("turns", "overlap", "gil"))
     args = ap.parse_args()
-    asyncio.run(turns(args))
-    overlap(args)
+    if args.only in (None, "turns"):
+        asyncio.run(turns(args))
+    if args.only in (None, "overlap"):
+        overlap(args)
+    if args.only in (None, "gil"):
+        gil(args)
 
 
 if __name__ == "__main__":
