@@ -66,6 +66,7 @@ class Probe:
         self.wait_s = 0.0
         self.insert_s = 0.0
         self.sizes: list[int] = []  # the log rows' body lengths, in commit order
+        self.marks: list[tuple[float, float]] = []  # (clock, insert_s) as each commit starts, ends
 
     def install(self) -> None:
         from lash_nb._store.duckdb import commit
@@ -100,7 +101,11 @@ class Probe:
                 return getattr(self._con, name)
 
         def timed_apply(con, hold, c, *, direct):
-            return apply(Con(con), hold, c, direct=direct)
+            probe.marks.append((time.perf_counter(), probe.insert_s))
+            try:
+                return apply(Con(con), hold, c, direct=direct)
+            finally:
+                probe.marks.append((time.perf_counter(), probe.insert_s))
 
         commit._apply = timed_apply
 
@@ -119,6 +124,12 @@ async def in_memory(dp):
         await lash.session.turn(dp.user_text(i)).run()
     lash.i = 10
     return lash
+
+
+PHASES = ("before the first commit (the user message, the context)",
+          "first commit: its Python", "first commit: its INSERT",
+          "between the commits (two model calls, the tool, the events)",
+          "final commit: its Python", "final commit: its INSERT", "after the final commit")
 
 
 def stats(xs: list[float]) -> str:
@@ -157,6 +168,7 @@ async def turns(args) -> None:
     small, large = probe.sizes[-2:]
     rows = [json.dumps({"x": "a" * (small - 8)}), json.dumps({"x": "b" * (large - 8)})]
     turn_ms, insert_ms, bare_ms, floor_ms, memory_ms = [], [], [], [], []
+    phases: list[list[float]] = []  # per real turn, seconds: see PHASES
     after: dict[str, list[float]] = {"sleep": [], "spin": []}  # turn minus its stand-ins
     probe.on, probe.insert_s = True, 0.0  # one INSERT's length, for the stand-ins
     for _ in range(20):
@@ -179,11 +191,18 @@ async def turns(args) -> None:
                     continue
                 probe.on, probe.skip, probe.insert_s = True, side != "real", 0.0
                 probe.stand_in = side if side in after else ""
+                probe.marks.clear()
+                t0 = time.perf_counter()
                 ms = await (real if side == "real" else skipped).turn()
+                t1 = time.perf_counter()
                 probe.on = False
                 if side == "real":
                     turn_ms.append(ms)
                     insert_ms.append(probe.insert_s * 1000)
+                    if len(probe.marks) == 4:  # the turn's two commits
+                        (s0, i0), (e0, i1), (s1, i2), (e1, i3) = probe.marks
+                        phases.append([s0 - t0, e0 - s0 - (i1 - i0), i1 - i0, s1 - e0,
+                                       e1 - s1 - (i3 - i2), i3 - i2, t1 - e1])
                 elif side == "skipped":
                     bare_ms.append(ms)
                 else:
@@ -201,6 +220,14 @@ async def turns(args) -> None:
           f"for 1.3x: {0.3 * fl:.3f} ms (mean), spent {statistics.fmean(python_ms):.3f} ms, of which "
           f"{statistics.fmean(python_ms) - statistics.fmean(bare_ms):.3f} ms is the slowdown DuckDB "
           f"between the Python causes")
+    cols = [statistics.median(c) * 1000 for c in zip(*phases, strict=True)]
+    print(f"   the real turn in order (medians of {len(phases)} turns with two commits, ms):")
+    for name, ms in zip(PHASES, cols, strict=True):
+        print(f"     {name:62s} {ms:6.3f}")
+    print(f"   the Python between the two commits, which no reordering may run beside an INSERT (the "
+          f"user message is durable before the model is called, the answer before the turn returns): "
+          f"{cols[3]:.3f} ms median, against {0.3 * statistics.median(floor_ms):.3f} ms, 0.3x the "
+          f"floor's median")
     print(f"   the same Python with each INSERT replaced by a wait as long ({probe.wait_s * 1000:.3f} ms):")
     print(f"   {'  after time.sleep (the CPU idles)':42s} {stats(after['sleep'])}")
     print(f"   {'  after a busy loop (the CPU stays awake)':42s} {stats(after['spin'])}")
