@@ -142,7 +142,7 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
     except TurnNotSaved as err:  # answered, not stored: the record a %%lash turn shows
         feeder.cancel()
         widget.fold.reset()  # the error's activities are complete; the feed may lag
-        widget.prompt = prompt_of(err.result.queued_batch_ids) or widget.prompt
+        widget.prompt = prompt_of(getattr(err.result, "queued_batch_ids", ())) or widget.prompt
         widget.push_all(err.activities)
         if not shown:
             widget.show()
