@@ -8,12 +8,13 @@ like any finished turn (docs/adr/0181, 0185)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from notebook_harness import KernelHarness
+from notebook_harness import KernelHarness, wait_until
 from test_duckdb_store_under_hands import _questions_in
 
 from lash_nb import LashCore
@@ -121,3 +122,33 @@ def test_a_turn_whose_let_go_file_was_deleted_refuses_and_creates_no_store(tmp_p
     said = asyncio.run(notebook())
     assert not path.exists()
     assert "moved or deleted" in said and "\n" not in said, said
+
+
+def test_a_worker_whose_let_go_file_was_moved_stops_in_one_line_and_creates_no_store(
+        tmp_path: Path) -> None:
+    """A worker lets the file go when idle; the user moves the file away meanwhile. Before,
+    the worker's next poll created a new, empty store at the path and polled it until idle
+    (the work queued in the moved file never ran, and nobody was told)."""
+    from test_unsaved_final_commit import _queue
+
+    path = tmp_path / "w.duckdb"
+    _queue(path, "a first question")
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "lash_nb", "worker", "--store", str(path), "--all",
+         "--exit-when-idle", "20"],
+        stderr=log.open("wb"), env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        wait_until("the worker's first turn", lambda: "finished" in log.read_text(), timeout=120)
+        _colleague_reads(path)  # the worker has let the file go after this
+        path.rename(tmp_path / "moved.duckdb")
+        code = worker.wait(timeout=120)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    said = log.read_text()
+    assert not path.exists()
+    assert code == 75, said  # EX_TEMPFAIL: start it again once the file is back
+    stopped = [line for line in said.splitlines() if line.startswith("worker stopped:")]
+    assert len(stopped) == 1 and "moved or deleted" in stopped[0], said
+    assert "Traceback" not in said, said

@@ -405,8 +405,8 @@ class ConnectionWorker:
             # store at the path and the sessions would go on without their history (ADR 185)
             raise NotTheHeldFile(
                 f"{self.path} was moved or deleted after this process let it go; nothing was "
-                "written there: put it back, or open the store where it is now (a new store "
-                "at this path needs the kernel restarted)")
+                "written there: put it back, or open the store where it is now (restart the "
+                "kernel or process to start a new store at this path)")
         self._con = self._connect(wait_s, observer)
         self.hold = Hold(self.path + ".wal" if self.path else "")
         self.hold.counts = self.folds
