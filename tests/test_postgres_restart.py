@@ -365,3 +365,49 @@ def test_a_claim_released_as_its_connection_dies_is_pending_again_at_once(
         dsn, "SELECT claim_id, attempts, error FROM queued_work_batches")
     assert claim_id is None
     assert (attempts, error) == ((1, "the model failed") if count_attempt else (0, None))
+
+
+@pytest.mark.parametrize("fault", ["statement_dropped", "commit_answer_lost"])
+def test_a_cancel_whose_connection_dies_cancels_the_batch_once_and_says_so(own_pg_server, fault):
+    """The user cancels a queued prompt (the queue widget's cancel, or
+    ``session.cancel_queued_work_batch``) and the connection dies under it: before the server
+    ran it, or after its COMMIT was applied with the answer lost. Either way the cancel runs
+    again on a new connection and answers with the batch it cancelled: no error, the batch
+    cancelled once (one history row), never run."""
+    import asyncio
+
+    from lash_nb import LashCore
+    from lash_nb.providers import OfflineProvider
+    from lash_nb.stores import PostgresStore
+
+    dsn = own_pg_server.create_database()
+    eater = CommitEater(int(dsn.rsplit(":", 1)[1].split("/")[0]))
+    marker = "lash_now_ms() FROM queued_work_batches b WHERE batch_id"
+
+    async def go() -> tuple[Any, str, list[str]]:
+        core = (LashCore.builder().provider(OfflineProvider(delay_s=0))
+                .store(PostgresStore(eater.dsn(dsn))).build())
+        try:
+            s = await core.session("s").open()
+            batch = await s.enqueue("a prompt the user takes back").send()
+            if fault == "statement_dropped":
+                eater.drop_next_statement(marker)
+            else:
+                eater.eat_next_commit(marker)
+            got = await s.cancel_queued_work_batch(batch.batch_id)
+            assert (eater.dropped, eater.eaten) == (
+                (1, 0) if fault == "statement_dropped" else (0, 1))
+            left = [b.batch_id for b in await s.queued_work(include_claimed=True)]
+            return got, batch.batch_id, left
+        finally:
+            await core.close()
+
+    try:
+        got, batch_id, left = asyncio.run(go())
+    finally:
+        eater.close()
+    assert got is not None and got.batch_id == batch_id
+    assert left == []
+    assert _rows(dsn, "SELECT batch_id, final_state FROM queue_history") == [
+        (batch_id, "cancelled")]
+    assert _rows(dsn, "SELECT count(*) FROM queued_work_batches") == [(0,)]

@@ -30,6 +30,7 @@ class Defaults(Protocol):
     live_interval_s: float
     prices: str
     max_tool_output: int
+    commit_wait_s: float
     shell: Any  # the IPython shell (its user_ns holds the notebook's @tool functions)
 
 
@@ -61,6 +62,10 @@ class Binding:
 
             self.drain = NotebookDrain(self.session, interval_s=interval_s)
         return self.drain
+
+
+def _is_duckdb_path(store: str) -> bool:
+    return store != ":memory:" and not store.startswith(("postgresql://", "postgres://"))
 
 
 @dataclass
@@ -107,15 +112,22 @@ class NotebookContext:
             )
             if model:
                 builder = builder.model(model)
-            if shared is None and read_only:
+            if shared is None and (read_only or _is_duckdb_path(store)):
                 from .._store.duckdb import DuckDBStore
 
-                shared = DuckDBStore(store, read_only=True)
+                shared = (DuckDBStore(store, read_only=True) if read_only
+                          else DuckDBStore(store, commit_wait_s=self.defaults.commit_wait_s))
             # one store object per path: a DuckDB file is held by one connection per process
             core = builder.store(shared if shared is not None else store).build()
             self.cores[key] = core
             self.core_env[key] = env
         return core
+
+    def set_commit_wait(self, seconds: float) -> None:
+        """``%config LashMagics.commit_wait_s``: the DuckDB stores open here take it now."""
+        for core in self.cores.values():
+            if hasattr(core.store, "commit_wait_s"):
+                core.store.commit_wait_s = seconds
 
     def store_closed(self, store: str) -> bool:
         """A core on ``store`` was closed in the notebook (``await core.close()``, as the

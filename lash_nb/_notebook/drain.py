@@ -25,6 +25,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from .._errors import TurnNotSaved
 from .runner import run_queued
 
 Progress = Callable[["DrainProgress"], Any]
@@ -99,11 +100,18 @@ class NotebookDrain:
                 if not pending:
                     break
                 tell(replace(p, total=p.done + len(pending), current=(pending[0].batch_id,)))
-                if show:
-                    result = await run_queued(s, interval_s=self.interval_s, prices=self.prices)
-                else:
-                    out = await _quiet_turn(s, activity)
-                    result = None if out is None else out.result
+                try:
+                    if show:
+                        result = await run_queued(s, interval_s=self.interval_s,
+                                                  prices=self.prices)
+                    else:
+                        out = await _quiet_turn(s, activity)
+                        result = None if out is None else out.result
+                except TurnNotSaved as err:  # answered, not stored: the progress says so
+                    row = ran_row(err.result)
+                    row["outcome"] = f"NOT saved ({row['outcome']})"
+                    tell(replace(p, turns=p.turns + 1, current=(), ran=(*p.ran, row)))
+                    raise
                 if result is None:  # claimed elsewhere (a worker) or not ready yet
                     p = replace(p, left=len(await s.queued_work(include_claimed=True)))
                     break

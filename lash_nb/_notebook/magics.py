@@ -18,7 +18,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from traitlets import Float, Int, Unicode
+from traitlets import Float, Int, TraitError, Unicode, observe, validate
 
 from .._errors import LashError
 from .._providers.registry import NAMES as PROVIDERS
@@ -112,6 +112,26 @@ class LashMagics(Magics):
     max_tool_output = Int(65_536, help="characters of a tool's output the model is sent, in "
                           "sessions opened after it is set (a tool's own max_output wins)"
                           ).tag(config=True)
+
+    commit_wait_s = Float(600.0, help="seconds a finished turn's commit waits for a full disk "
+                          "or a read-only, moved or busy DuckDB file before the turn is left NOT "
+                          "saved (Stop or the kernel's interrupt end the wait sooner)"
+                          ).tag(config=True)
+
+    @validate("commit_wait_s")
+    def _check_commit_wait(self, proposal: Any) -> float:
+        value = float(proposal["value"])
+        if not 0 < value < float("inf"):
+            raise TraitError(f"LashMagics.commit_wait_s must be a number of seconds above 0 "
+                             f"(e.g. 60), not {proposal['value']!r}; it stays "
+                             f"{self.commit_wait_s:g}")
+        return value
+
+    @observe("commit_wait_s")
+    def _commit_wait_changed(self, change: Any) -> None:
+        ctx = getattr(self, "ctx", None)  # None: set by the config while being built
+        if ctx is not None:
+            ctx.set_commit_wait(change["new"])  # the stores this notebook has open take it
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)

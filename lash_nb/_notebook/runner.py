@@ -120,8 +120,13 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
     feeder = asyncio.ensure_future(feed())
     # the turn runs as its own task: a kernel interrupt cancels this cell's await, not the
     # turn, which is then stopped as a %%lash cell's is (committed stopped: cancelled with
-    # origin kernel_interrupt, its batch done) instead of dying uncommitted
-    turn = asyncio.ensure_future(session.queued_turn().run())
+    # origin kernel_interrupt, its batch done) instead of dying uncommitted; its store waits
+    # are on its row, as a %%lash turn's (the task copies this context)
+    marked = shown_to_a_person(True)
+    try:
+        turn = asyncio.ensure_future(session.queued_turn().run())
+    finally:
+        not_shown(marked)
     try:
         while True:
             try:
@@ -134,6 +139,15 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
+    except TurnNotSaved as err:  # answered, not stored: the record a %%lash turn shows
+        feeder.cancel()
+        widget.fold.reset()  # the error's activities are complete; the feed may lag
+        widget.prompt = prompt_of(getattr(err.result, "queued_batch_ids", ())) or widget.prompt
+        widget.push_all(err.activities)
+        if not shown:
+            widget.show()
+        show_not_saved(widget, err, prices)
+        raise
     except Exception as err:  # refused or broken: a view already shown ends showing why
         if shown:
             widget.fail(f"{type(err).__name__}: {err}")

@@ -97,7 +97,8 @@ HELP = (
     '**%lash** verbs (`%load_ext lash_nb`)\n\n| verb | what it does |\n|---|---|' + "\n"
     + "".join(f"| {verb} | {what} |\n" for verb, what in _VERBS)
     + "\nDefaults: `%config LashMagics.session|store|provider|model|residency|offline_delay_s|"
-    "live_interval_s|prices|attach_max_bytes|attach_turn_max_bytes|max_tool_output`\nor "
+    "live_interval_s|prices|attach_max_bytes|attach_turn_max_bytes|max_tool_output|"
+    "commit_wait_s`\nor "
     "`[tool.lash_nb]` in pyproject.toml."
 )
 

@@ -356,22 +356,29 @@ async def _keep(m: LashMagics, coro: Any, out: str | None) -> Any:
     try:
         result = await coro
     except TurnNotSaved as err:  # answered, not stored: -o and %lash last still have it
-        m.ctx.last_result = err.result
-        if out:
-            m.user_ns[out] = err.result
-        if err.stopped_by == "kernel_interrupt":  # an interrupted cell: one line (ADR 167)
-            from .extension import TurnInterrupted
-
-            raise TurnInterrupted(
-                f"the kernel's interrupt ended the wait to save turn {err.turn_id!r}: it "
-                f"answered but was NOT saved ({err.cause}); its answer is in the record "
-                "above" + (f" and in {out}" if out else "") + "; the cells after it were "
-                "not run") from None
+        kept_unsaved(m, err, out)
         raise
     m.ctx.last_result = result
     if out:
         m.user_ns[out] = result
     return result
+
+
+def kept_unsaved(m: LashMagics, err: TurnNotSaved, out: str | None = None) -> None:
+    """A turn answered and was not saved (ADR 181): ``%lash last`` and ``-o`` get its
+    result; a wait the kernel's interrupt ended ends the cell as an interrupted one, in one
+    line (ADR 167); else the caller raises ``err`` (one ``UsageError`` line)."""
+    m.ctx.last_result = err.result
+    if out:
+        m.user_ns[out] = err.result
+    if err.stopped_by == "kernel_interrupt":
+        from .extension import TurnInterrupted
+
+        raise TurnInterrupted(
+            f"the kernel's interrupt ended the wait to save turn {err.turn_id!r}: it "
+            f"answered but was NOT saved ({err.cause}); its answer is in the record "
+            "above" + (f" and in {out}" if out else "") + "; the cells after it were "
+            "not run") from None
 
 
 def _quiet(_result: Any) -> None:
@@ -487,7 +494,11 @@ async def drain(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
         handle.update(Card("\n".join(lines)))
 
     async def go() -> list[Any]:
-        results: list[Any] = await drainer.run(all=a.all, progress=progress)
+        try:
+            results: list[Any] = await drainer.run(all=a.all, progress=progress)
+        except TurnNotSaved as err:  # as a %%lash turn's (ADR 185)
+            kept_unsaved(m, err)
+            raise
         if results:
             m.ctx.last_result = results[-1]
         return results

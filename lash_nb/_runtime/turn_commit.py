@@ -134,8 +134,10 @@ async def commit_terminal(run: TurnBooks, keeper: LeaseKeeper, result: TurnResul
         except SessionExecutionLeaseLost:
             if attempt == 2 or not await keeper.recover():
                 break
-        except conflicts:
+        except conflicts as e:
             if not keeper.replaced:
+                if not await _lease_still_held(keeper):
+                    raise _taken_over(run) from e
                 raise
             break  # someone committed meanwhile (maybe closing this turn as process_lost)
     fresh = keeper.lease if keeper.replaced else None
@@ -148,6 +150,27 @@ async def commit_terminal(run: TurnBooks, keeper: LeaseKeeper, result: TurnResul
     if fresh is not None:
         await _close_lost_turn(run, fresh, lost)
     return lost
+
+async def _lease_still_held(keeper: LeaseKeeper) -> bool:
+    """The turn's lease is still the stored one (a renewal of it passes)."""
+    try:
+        keeper.lease = await keeper.writer.store.renew_lease(keeper.lease,
+                                                             keeper.writer.lease_ttl_ms)
+    except SessionExecutionLeaseLost:
+        return False
+    return True
+
+
+def _taken_over(run: TurnBooks) -> TurnCommitConflict:
+    """A final commit refused because another process took the session while this turn
+    could not reach the store (its lease ran out during a long wait for its file, ADR 185)
+    and committed to it: said in the user's terms, not as the store's conflict."""
+    sid = run.parts.session_id
+    return TurnCommitConflict(
+        f"another process committed to session {sid!r} while this turn could not reach the "
+        "store and its lease ran out (it closed this turn unanswered); this answer was not "
+        "written over its turns: run the prompt again to store it")
+
 
 @contextlib.contextmanager
 def waits_end_on_stop(token: CancellationToken) -> Iterator[None]:

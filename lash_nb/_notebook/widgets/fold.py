@@ -436,16 +436,19 @@ def _store_wait(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     pid = a.get("holder_pid", a.get("pid"))
     waited = a.get("waited_s", a.get("waited_seconds"))
     secs = f"{waited:.1f} s" if isinstance(waited, (int, float)) else None
+    # a wait's first event comes as it begins: "waiting 0.0 s" would read as a count that
+    # does not move; the seconds show from the first whole one (ADR 185)
+    so_far = secs if isinstance(waited, (int, float)) and waited >= 1 else None
     said = _NOT_SAVED_YET.get(str(a.get("reason")))
     if said is not None:
         if a.get("done"):
             text = said[1] + (f" (after {secs})" if secs else "")
         else:
             text = (f"not saved yet: {said[0]} and this turn is saved (Stop leaves it "
-                    "unsaved)" + (f" (waiting {secs})" if secs else ""))
+                    "unsaved)" + (f" (waiting {so_far})" if so_far else " (waiting)"))
     else:
         text = ("waiting for the store" + (f", held by pid {pid}" if pid is not None else "")
-                + (f" ({secs})" if secs else ""))
+                + (f" ({so_far})" if so_far else ""))
     row = fold._row("~store_wait", "notice", text="")
     row["text"] = text
 

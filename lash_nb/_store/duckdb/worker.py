@@ -400,6 +400,13 @@ class ConnectionWorker:
         return gave_way
 
     def _open(self, wait_s: float, observer: StoreWaitObserver | None) -> None:
+        if self._file_id is not None and _file_id(self.path) == _GONE:
+            # this worker held the file and let it go; DuckDB would create a new, empty
+            # store at the path and the sessions would go on without their history (ADR 185)
+            raise NotTheHeldFile(
+                f"{self.path} was moved or deleted after this process let it go; nothing was "
+                "written there: put it back, or open the store where it is now (restart the "
+                "kernel or process to start a new store at this path)")
         self._con = self._connect(wait_s, observer)
         self.hold = Hold(self.path + ".wal" if self.path else "")
         self.hold.counts = self.folds
@@ -513,11 +520,14 @@ class ConnectionWorker:
                 self.handovers += 1
 
 
+_GONE = (-1, -1)
+
+
 def _file_id(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path) if path else None
     except OSError:
-        return (-1, -1)  # gone: never equal to a held file's id
+        return _GONE  # never equal to a held file's id
     return None if st is None else (st.st_dev, st.st_ino)
 
 

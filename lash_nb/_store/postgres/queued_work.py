@@ -310,7 +310,10 @@ FINISH_SQL = (
 QUEUE_NOTIFY_SQL = "SELECT pg_notify('lash_queue', %s)"  # batches left the session's queue
 
 
-async def cancel(con: Any, sid: str, batch_id: str) -> QueuedWorkBatch | None:
+async def cancel(con: Any, sid: str, batch_id: str,
+                 seen: list[QueuedWorkBatch] | None = None) -> QueuedWorkBatch | None:
+    """Cancel a pending batch; ``seen`` gets the batch before the COMMIT is sent (when its
+    answer is lost, :func:`cancel_again` knows what the first run cancelled)."""
     async with con.transaction():
         cur = await con.execute(
             f"SELECT {COLS}, claim_id IS NOT NULL AND claim_generation = {_LIVE_GEN}, "
@@ -322,7 +325,24 @@ async def cancel(con: Any, sid: str, batch_id: str) -> QueuedWorkBatch | None:
             return None
         await con.execute(FINISH_SQL, {"t": row[n + 1], "state": "cancelled", "tid": None,
                                        "ids": [batch_id], "sid": sid})
-    return rows.decode_batch(row)
+        batch = rows.decode_batch(row)
+        if seen is not None:
+            seen.append(batch)
+    return batch
+
+
+async def cancel_again(con: Any, sid: str, batch_id: str,
+                       seen: list[QueuedWorkBatch]) -> QueuedWorkBatch | None:
+    """:func:`cancel` run again after its connection died: a first run whose COMMIT was
+    applied (the batch is in the history as cancelled, and that run had read it) answers
+    with the batch it cancelled; else the cancel runs now. Never a second history row."""
+    got = await cancel(con, sid, batch_id)
+    if got is not None or not seen:
+        return got
+    cur = await con.execute(
+        "SELECT 1 FROM queue_history WHERE batch_id = %s AND session_id = %s "
+        "AND final_state = 'cancelled'", [batch_id, sid])
+    return seen[-1] if await cur.fetchone() is not None else None
 
 
 async def abandon(con: Any, c: QueueClaim, error: str | None = None,

@@ -412,8 +412,10 @@ class PostgresStore:
                    "the lease ends: drain again once the server is back")
 
     async def cancel_queued_work_batch(self, session_id: str, batch_id: str) -> QueuedWorkBatch | None:
+        seen: list[QueuedWorkBatch] = []  # what a run read before its COMMIT went out
         batch = await self._run(
-            lambda con: queued_work.cancel(con, session_id, batch_id),
+            lambda con: queued_work.cancel(con, session_id, batch_id, seen),
+            retry=lambda con: queued_work.cancel_again(con, session_id, batch_id, seen),
             advice="list the queue (%lash queue) and cancel again if the batch is still there")
         if batch is not None:
             self._queue_watch.changed(session_id)
