@@ -53,7 +53,8 @@ _VERBS = (
       '`--tools` named); without `--store`, in the store of the session in use (the '
       'configured store for the first open); `--mode code`: the model works in Python cells '
       'in a sandbox kernel, `--share` copies DataFrames or files into it; `--read-only`: '
-      "read a DuckDB file you cannot write (history, `%lash sql`, usage; no turns)")),
+      "read a DuckDB file you cannot write (history, `%lash sql`, usage; no turns); "
+      "`{var}` in SESSION or PATH is a notebook variable")),
     ('`%%lash [--session S] [-o VAR] [--background] [--system TEXT] [--attach fig,df] [--raw]`',
      ('the cell body is the prompt (`{var}` interpolation, `\\{var}` for literal braces, '
       '`--raw` sends it as typed); '
