@@ -12,7 +12,7 @@ from typing import Any
 
 KEYS = (
     "session", "store", "provider", "model", "residency", "offline_delay_s", "live_interval_s",
-    "prices", "attach_max_bytes", "attach_turn_max_bytes", "max_tool_output",
+    "prices", "attach_max_bytes", "attach_turn_max_bytes", "max_tool_output", "sql_rows",
 )
 
 

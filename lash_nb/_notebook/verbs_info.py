@@ -224,9 +224,14 @@ async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
     from .._reports.frames import utc_times
 
     run_async = getattr(b.core.store, "query_async", None)
+    head = getattr(b.core.store, "query_head_async", None)
+    cap = 0 if assigned else max(0, m.sql_rows)  # assigned: every row, as ever
+    total = None
     try:
         if run_async is None:
             frame = run(query, allow_files=True) if allow_files else run(query)
+        elif cap and head is not None:  # shown: the first rows, the rest only counted
+            frame, total = await head(query, cap, allow_files=allow_files)
         else:  # awaited: the kernel's interrupt reaches it and stops the query
             frame = await run_async(query, allow_files=allow_files)
     except asyncio.CancelledError:
@@ -239,6 +244,11 @@ async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
         raise UsageError(str(err)) from err
     except Exception as err:  # a SQL mistake is the user's: one line, the cause kept
         raise UsageError(f"SQL error: {_sql_error_line(err)}") from err
+    if cap and total is None and len(frame) > cap:  # a store that cannot count first
+        frame, total = frame.head(cap), len(frame)
+    if total is not None and total > len(frame):
+        print(f"lash: showing the first {len(frame)} of {total:,} rows; to get them all "
+              "assign it: df = %lash sql ... (or set %config LashMagics.sql_rows = 0)")
     return utc_times(frame)  # the store keeps UTC: every time says so (ADR 173)
 
 

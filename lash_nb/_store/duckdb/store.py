@@ -246,11 +246,29 @@ class DuckDBStore:
         return await user_query.interruptible(self._worker.submit(
             lambda con: self._frame(con, sql, params, allow_files), query=True), self._statement)
 
+    async def query_head_async(
+        self, sql: str, rows: int, params: Sequence[Any] | dict[str, Any] | None = None, *,
+        allow_files: bool = False,
+    ) -> tuple[Any, int]:
+        """The first ``rows`` rows of ``query`` as a ``pandas.DataFrame`` and how many rows
+        the query has (counted in the database: the rest never reaches Python); cancelling
+        the awaiting task stops it. A bare ``%lash sql`` shows this."""
+        def job(con: Any) -> tuple[Any, int]:
+            self._ready(con)
+            return user_query.head_frame(con, self._worker.hold, sql, params, allow_files,
+                                         self._statement, rows)
+
+        return await user_query.interruptible(self._worker.submit(job, query=True),
+                                              self._statement)
+
     def _frame(self, con: Any, sql: str, params: Any, allow_files: bool) -> Any:
-        con.complete()  # a partly read execute() result would make con.sql refuse to run
-        self._fold(con)  # every commit is in the tables a user queries
+        self._ready(con)
         return user_query.frame(con, self._worker.hold, sql, params, allow_files,
                                 self._statement)
+
+    def _ready(self, con: Any) -> None:
+        con.complete()  # a partly read execute() result would make con.sql refuse to run
+        self._fold(con)  # every commit is in the tables a user queries
 
     def _report_frame(self, sql: str, params: dict[str, Any] | None = None,
                       to_frame: Callable[[Any], Any] | None = None) -> Any:
