@@ -261,7 +261,7 @@ async def open_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
                              model=a.model, residency=a.residency, tools=tools,
                              tool_names=tool_names, mode=a.mode, shares=a.shares,
                              read_only=a.read_only)
-    except Exception:
+    except BaseException:  # an interrupted wait too: no other file opened in its place
         m.ctx.failed_open = f"{name or m.ctx.defaults.session} in {a.store or m.ctx.defaults.store}"
         raise
     m.ctx.failed_open = None
