@@ -76,3 +76,30 @@ def test_a_bare_query_shows_a_bounded_head_and_an_assigned_one_holds_every_row(t
     three = cells[7]
     assert f"showing the first 3 of {TOTAL:,} rows" in _text(three)
     assert sizes[7] < size_bare
+
+
+def test_the_head_keeps_the_querys_order_and_names_and_counts_the_rest(tmp_path) -> None:
+    """The store's side: the first rows in the query's own order, a name given twice kept
+    twice, and the count of every row (fewer rows than asked: all of them)."""
+    import asyncio
+
+    from lash_nb.stores import DuckDBStore
+
+    async def body() -> list:
+        store = DuckDBStore(tmp_path / "h.duckdb")
+        try:
+            ordered = await store.query_head_async(
+                "SELECT range AS i FROM range(1000) ORDER BY i DESC", 3)
+            twice = await store.query_head_async("SELECT 1 AS a, 2 AS a FROM range(10)", 4)
+            few = await store.query_head_async("SELECT 7 AS n", 50)
+            return [(ordered[0]["i"].tolist(), ordered[1]),
+                    (list(twice[0].columns), twice[0].values.tolist(), twice[1]),
+                    (few[0]["n"].tolist(), few[1])]
+        finally:
+            await store.close()
+
+    assert asyncio.run(body()) == [
+        ([999, 998, 997], 1000),
+        (["a", "a"], [[1, 2]] * 4, 10),
+        ([7], 1),
+    ]

@@ -87,3 +87,27 @@ def test_the_interrupt_ends_a_blocking_query_in_one_line(tmp_path) -> None:
         assert after.stdout.strip() == "[1]"
         k.run("r = %lash turn and on", timeout=60)
         assert k.run("print(r.outcome)").stdout.strip() == "finished: assistant_message"
+
+
+def test_ctrl_c_in_a_script_stops_store_query_and_the_store_answers_after(tmp_path) -> None:
+    """A script's Ctrl-C (``_thread.interrupt_main``: SIGINT as Python sees it) during a
+    blocking ``store.query``: ``StoreInterrupted``, a ``KeyboardInterrupt``; the next query
+    runs."""
+    code = f"""
+import _thread, threading
+from lash_nb.errors import StoreInterrupted
+from lash_nb.stores import DuckDBStore
+store = DuckDBStore({str(tmp_path / 's.duckdb')!r})
+threading.Timer(1.0, _thread.interrupt_main).start()
+try:
+    store.query({LONG!r})
+    print("not stopped")
+except StoreInterrupted as e:
+    print("stopped:", isinstance(e, KeyboardInterrupt), e)
+print(store.query("SELECT 41 + 1 AS n")["n"].tolist())
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    lines = done.stdout.splitlines()
+    said = "stopped: True the interrupt stopped the query (nothing in the store changed)"
+    assert lines[:2] == [said, "[42]"], (done.stdout, done.stderr[-2000:])

@@ -69,7 +69,8 @@ _VERBS = (
     ('`%lash drain [--all] [--background]`',
      'run queued work now, with N of M progress'),
     ('`%lash prompt [--set TEXT \\| --add TEXT [--slot S] [--title T] \\| --clear] [--raw]`',
-     'the rendered system prompt / set the session prompt layer (kept on reopen)'),
+     ('the rendered system prompt / set the session prompt layer (kept on reopen; a change '
+      'says what changed in one line)')),
     ('`%lash stop`',
      'cancel the running turns'),
     ('`%lash tools`',
@@ -90,7 +91,9 @@ _VERBS = (
     ('`%lash sessions --delete ID --yes`',
      'delete a stored session with its turns, usage and queued work (needs --yes)'),
     ('`%lash sql [--allow-files] QUERY` / `%%lash sql`',
-     'read-only SQL over the store, DataFrame out (`--allow-files`: `read_csv` and friends)'),
+     ('read-only SQL over the store, DataFrame out (`--allow-files`: `read_csv` and friends); '
+      'shown, its first `sql_rows` rows (50) and how many it has; `df = %lash sql ...` holds '
+      'every row')),
     ('`%lash replay [TURN]`',
      're-render a committed turn (`{r.turn_id}`: the id in a notebook variable)'),
 )
@@ -98,7 +101,7 @@ HELP = (
     '**%lash** verbs (`%load_ext lash_nb`)\n\n| verb | what it does |\n|---|---|' + "\n"
     + "".join(f"| {verb} | {what} |\n" for verb, what in _VERBS)
     + "\nDefaults: `%config LashMagics.session|store|provider|model|residency|offline_delay_s|"
-    "live_interval_s|prices|attach_max_bytes|attach_turn_max_bytes|max_tool_output`\nor "
+    "live_interval_s|prices|attach_max_bytes|attach_turn_max_bytes|max_tool_output|sql_rows`\nor "
     "`[tool.lash_nb]` in pyproject.toml."
 )
 
