@@ -123,13 +123,13 @@ def _log_to_stderr() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     from ._version import __version__
 
-    ap = argparse.ArgumentParser(prog="python -m lash_nb", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m lash_nb", description=__doc__, allow_abbrev=False)
     ap.add_argument("--version", action="version", version=f"lash_nb {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the main job end to end with the offline provider")
+    demo = sub.add_parser("demo", allow_abbrev=False, help="run the main job end to end with the offline provider")
     demo.add_argument("--store", default="lash-demo.duckdb", help="DuckDB file (default lash-demo.duckdb)")
     demo.add_argument("--delay", type=float, default=0.02, help="seconds between streamed words")
-    work = sub.add_parser("worker", help="drain queued work from a store")
+    work = sub.add_parser("worker", allow_abbrev=False, help="drain queued work from a store")
     work.add_argument("--store", required=True, help="DuckDB path or postgresql:// DSN")
     scope = work.add_mutually_exclusive_group()
     scope.add_argument("--session", help="drain only this session")
@@ -158,15 +158,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                            "a turn cut by a worker's stop is not a try")
     work.add_argument("--exit-when-idle", type=float, default=None, metavar="S",
                       help="exit after S idle seconds (scripts and tests)")
-    mig = sub.add_parser("migrate-store", help="move a lash DuckDB file to this schema version")
+    mig = sub.add_parser("migrate-store", allow_abbrev=False, help="move a lash DuckDB file to this schema version")
     mig.add_argument("path", help="the DuckDB file")
-    prune = sub.add_parser("prune-blobs",
+    prune = sub.add_parser("prune-blobs", allow_abbrev=False,
                            help="delete attachment bytes nothing references any more")
     prune.add_argument("store", help="the DuckDB file or postgresql:// DSN")
     prune.add_argument("--older-than", type=float, default=3600.0, metavar="S",
                        help="keep blobs stored in the last S seconds (default 3600: a turn "
                             "may be about to commit them)")
-    back = sub.add_parser("backup", help="copy a DuckDB store whole while processes use it")
+    back = sub.add_parser("backup", allow_abbrev=False, help="copy a DuckDB store whole while processes use it")
     back.add_argument("store", help="the DuckDB file")
     back.add_argument("dest", help="the new file (e.g. shared/team.duckdb)")
     back.add_argument("--overwrite", action="store_true", help="replace dest if it exists")

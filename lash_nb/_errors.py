@@ -44,6 +44,9 @@ from their public home, ``lash_nb.errors`` (a new class here must be added there
                                       ipykernel missing, or it did not come up)
 
     LashWarning (a UserWarning)       something was skipped or is NaN; the call still worked
+    StoreInterrupted (a KeyboardInterrupt)  the interrupt (Ctrl-C, a kernel's) ended a
+                                      blocking store call: a query, a wait for the file;
+                                      nothing stored changed (shown in one line)
 
 Provider failures inside a turn never raise: the turn ends ``stopped: provider_error`` and
 is committed. Exceptions are for API misuse and infrastructure that cannot go on.
@@ -303,3 +306,14 @@ class PluginError(LashError):
         self.plugin_id = plugin_id
 class CodeExecutionUnavailable(LashError):
     """Code mode's sandbox kernel cannot be started (lash ``CodeExecutionUnavailable``)."""
+
+
+class StoreInterrupted(KeyboardInterrupt):
+    """The interrupt (Ctrl-C, a kernel's Interrupt) ended a blocking store call: a query
+    (DuckDB's statement was stopped) or a wait for a file another process holds. Nothing
+    stored changed. A ``KeyboardInterrupt``, so a script stops and Run All stops; IPython
+    shows it in one line."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"KeyboardInterrupt: {self}"]
+

@@ -34,7 +34,9 @@ def test_a_misspelled_policy_names_the_one_meant_and_queues_nothing(sh, option, 
 
 
 @pytest.mark.parametrize(("cell", "says"), [
-    ("%lash turn --bogus hello", "unknown option --bogus for %lash turn; see %lash help"),
+    ("%lash turn --bogus hello", ("unknown option --bogus for %lash turn; its options: "
+                                  "--session, -o, --turn-id, --system, --attach, --background, "
+                                  "--raw; see %lash help")),
     ("%%lash --sesion s2\nhello", "unknown option --sesion for %%lash; did you mean --session?"),
     ("%lash enqueue --merge-kee k hello", ("unknown option --merge-kee for %lash enqueue; "
                                            "did you mean --merge-key?")),

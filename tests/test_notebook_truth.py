@@ -113,11 +113,15 @@ def test_after_a_restart_stored_tools_without_a_function_are_shown_as_not_implem
 def test_a_misspelled_option_gets_did_you_mean(sh):
     with pytest.raises(UsageError) as info:
         sh.run_cell("%lash open s1 --fesh")
-    assert str(info.value) == "unknown option --fesh for %lash open; did you mean --fresh? see %lash help"
+    assert str(info.value) == (
+        "unknown option --fesh for %lash open; did you mean --fresh? its options: --fresh, "
+        "--store, --provider, --model, --residency, --tools, --no-tools, --read-only, --mode, "
+        "--share; see %lash help")
     with pytest.raises(UsageError) as info:
         sh.run_cell("%lash turn --sesion s2 hello")
     assert str(info.value) == ("unknown option --sesion for %lash turn; did you mean --session? "
-                               "see %lash help")
+                               "its options: --session, -o, --turn-id, --system, --attach, "
+                               "--background, --raw; see %lash help")
     with pytest.raises(UsageError, match=r"^unknown option --dff for %lash queue; did you mean --df\?"):
         sh.run_cell("%lash queue --dff")
 

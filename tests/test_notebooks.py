@@ -344,6 +344,11 @@ def test_configure_notebook_switches_model_layers_prompts_and_runs_a_plugin(tmp_
     assert '(no system prompt: set one with %lash prompt --set "...")' in out
     assert ("You are a careful analyst.\n\n## Guidance\n\n### Numbers\n\n"
             "Round every number to two decimals.") in out
+    # the cell that sets the intro and adds a slot says so in a line each, the prompt not
+    # twice (each change printed the whole prompt); the next cell's %lash prompt shows it
+    changes = next(c for c in nb.cells if c.source.startswith("%lash prompt --set"))
+    said = "".join(o.get("text", "") for o in changes.outputs)
+    assert len(said.splitlines()) == 2 and said.count("You are a careful analyst.") <= 1, said
     # the turn layer from Python rendered under the Environment section
     assert "## Environment\n\n### Data\n\ndf has 3 columns: city, day, temp_f" in out
     # the plugin's tool: (451 - 32) * 5 / 9 = 232.77... -> "232.8 °C"; its prompt and operation

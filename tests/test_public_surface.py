@@ -41,7 +41,8 @@ SURFACE: dict[str, list[str]] = {
         "ProviderUnavailable", "ProviderUnconfigured", "QueryNotAllowed", "QueueRequiresStore",
         "SessionDeleted", "SessionExecutionBusy", "SessionExecutionLeaseExpired",
         "SessionExecutionLeaseLost", "SessionStillInUse", "StoreDamagedError",
-        "StoreError", "StoreFullError", "StoreLockedError", "StorePathError", "StoreSchemaError",
+        "StoreError", "StoreFullError", "StoreInterrupted", "StoreLockedError", "StorePathError",
+        "StoreSchemaError",
         "StoreSessionMismatch", "ToolArgumentsInvalid", "ToolNameConflict", "ToolServerError",
         "TurnCommitConflict", "TurnIdMismatch", "TurnIdTaken", "TurnNotSaved",
         "WireScriptError",
@@ -136,7 +137,8 @@ def test_every_lash_error_has_its_public_home_in_lash_nb_errors() -> None:
     import lash_nb.errors as errors
 
     defined = {n for n, obj in vars(tree).items()
-               if inspect.isclass(obj) and issubclass(obj, (tree.LashError, tree.LashWarning))}
+               if inspect.isclass(obj)
+               and issubclass(obj, (tree.LashError, tree.LashWarning, tree.StoreInterrupted))}
     assert defined == set(errors.__all__)
 
 

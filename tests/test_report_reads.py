@@ -141,7 +141,8 @@ def test_a_report_on_a_duckdb_store_opens_no_transaction_and_user_sql_keeps_its_
 def test_a_report_or_query_on_an_idle_store_runs_on_the_callers_thread(tmp_path, monkeypatch):
     """A notebook reading reports between turns: the store's thread waits for work, so the
     read runs on the calling thread (no two thread wake-ups, ADR 113); the same read while
-    the store's thread is busy waits for it and still answers."""
+    the store's thread is busy waits for it and still answers. A user's ``store.query`` does
+    so from any thread but the main one (ADR 186)."""
     from lash_nb._store.duckdb import user_query
     from lash_nb._store.duckdb import worker as worker_mod
 
@@ -161,8 +162,17 @@ def test_a_report_or_query_on_an_idle_store_runs_on_the_callers_thread(tmp_path,
         me = threading.current_thread().name
         for _ in range(3):
             assert len(usage_frame(store, by="model")) == 1
-            assert store.query("SELECT count(*) AS n FROM turns")["n"].tolist() == [1]
-        assert ran_on == [me] * 6
+        assert ran_on == [me] * 3
+        ran_on.clear()
+        # a user's query from the main thread runs on the store's thread, where Ctrl-C can
+        # stop it (ADR 186); from another thread, in place
+        assert store.query("SELECT count(*) AS n FROM turns")["n"].tolist() == [1]
+        assert ran_on == [store._worker._thread.name]
+        ran_on.clear()
+        side = threading.Thread(target=lambda: store.query("SELECT 1 AS n"), name="side")
+        side.start()
+        side.join(60)
+        assert ran_on == ["side"]
         ran_on.clear()
         # the store's thread busy with a job: the read is not run beside it
         started, go_on = threading.Event(), threading.Event()

@@ -13,6 +13,7 @@ from typing import Any
 KEYS = (
     "session", "store", "provider", "model", "residency", "offline_delay_s", "live_interval_s",
     "prices", "attach_max_bytes", "attach_turn_max_bytes", "max_tool_output", "commit_wait_s",
+    "sql_rows",
 )
 
 

@@ -109,6 +109,9 @@ class LashMagics(Magics):
                            ).tag(config=True)
     attach_turn_max_bytes = Int(20_000_000, help="bytes allowed for all of a turn's --attach"
                                 ).tag(config=True)
+    sql_rows = Int(50, help="rows a bare %lash sql shows (the first ones; the rest are counted, "
+                   "not loaded); df = %lash sql ... holds every row; 0 shows every row"
+                   ).tag(config=True)
     max_tool_output = Int(65_536, help="characters of a tool's output the model is sent, in "
                           "sessions opened after it is set (a tool's own max_output wins)"
                           ).tag(config=True)

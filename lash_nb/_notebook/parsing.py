@@ -28,7 +28,11 @@ _CHOICE = re.compile(r"argument (\S+): invalid choice: '([^']*)' \(choose from (
 
 
 def parser(verb: str, description: str) -> MagicArgumentParser:
-    return MagicArgumentParser(prog=f"%lash {verb}", description=description, add_help=False)
+    p = MagicArgumentParser(prog=f"%lash {verb}", description=description, add_help=False)
+    # a prefix is not the option (``--stor`` is not ``--store``): it hid typos, and a prefix
+    # that works today is ambiguous once an option with the same start is added
+    p.allow_abbrev = False
+    return p
 
 
 def split_options(argline: str, prog: str = "%lash") -> list[str]:
@@ -62,13 +66,16 @@ def parse(p: MagicArgumentParser, argline: str) -> Any:
 
 
 def unknown_option(token: str, options: Iterable[str], prog: str = "%lash") -> str:
-    """The one-line error for an unknown option (or stray argument), with "did you mean"."""
+    """The one-line error for an unknown option (or stray argument), with "did you mean" and
+    the verb's options."""
     if not token.startswith("-"):
         return f"{prog} got an unexpected argument {token!r}; see %lash help"
     name = token.split("=", 1)[0]
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    known = list(dict.fromkeys(options))
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]}? " if close else ""
-    return f"unknown option {name} for {prog}; {hint}see %lash help"
+    listed = f"its options: {', '.join(known)}; " if known else ""
+    return f"unknown option {name} for {prog}; {hint}{listed}see %lash help"
 
 
 def split_prompt(

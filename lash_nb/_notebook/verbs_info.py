@@ -53,7 +53,8 @@ _VERBS = (
       '`--tools` named); without `--store`, in the store of the session in use (the '
       'configured store for the first open); `--mode code`: the model works in Python cells '
       'in a sandbox kernel, `--share` copies DataFrames or files into it; `--read-only`: '
-      "read a DuckDB file you cannot write (history, `%lash sql`, usage; no turns)")),
+      "read a DuckDB file you cannot write (history, `%lash sql`, usage; no turns); "
+      "`{var}` in SESSION or PATH is a notebook variable")),
     ('`%%lash [--session S] [-o VAR] [--background] [--system TEXT] [--attach fig,df] [--raw]`',
      ('the cell body is the prompt (`{var}` interpolation, `\\{var}` for literal braces, '
       '`--raw` sends it as typed); '
@@ -68,7 +69,8 @@ _VERBS = (
     ('`%lash drain [--all] [--background]`',
      'run queued work now, with N of M progress'),
     ('`%lash prompt [--set TEXT \\| --add TEXT [--slot S] [--title T] \\| --clear] [--raw]`',
-     'the rendered system prompt / set the session prompt layer (kept on reopen)'),
+     ('the rendered system prompt / set the session prompt layer (kept on reopen; a change '
+      'says what changed in one line)')),
     ('`%lash stop`',
      'cancel the running turns'),
     ('`%lash tools`',
@@ -89,7 +91,9 @@ _VERBS = (
     ('`%lash sessions --delete ID --yes`',
      'delete a stored session with its turns, usage and queued work (needs --yes)'),
     ('`%lash sql [--allow-files] QUERY` / `%%lash sql`',
-     'read-only SQL over the store, DataFrame out (`--allow-files`: `read_csv` and friends)'),
+     ('read-only SQL over the store, DataFrame out (`--allow-files`: `read_csv` and friends); '
+      'shown, its first `sql_rows` rows (50) and how many it has; `df = %lash sql ...` holds '
+      'every row')),
     ('`%lash replay [TURN]`',
      're-render a committed turn (`{r.turn_id}`: the id in a notebook variable)'),
 )
@@ -98,7 +102,7 @@ HELP = (
     + "".join(f"| {verb} | {what} |\n" for verb, what in _VERBS)
     + "\nDefaults: `%config LashMagics.session|store|provider|model|residency|offline_delay_s|"
     "live_interval_s|prices|attach_max_bytes|attach_turn_max_bytes|max_tool_output|"
-    "commit_wait_s`\nor "
+    "commit_wait_s|sql_rows`\nor "
     "`[tool.lash_nb]` in pyproject.toml."
 )
 
@@ -224,9 +228,14 @@ async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
     from .._reports.frames import utc_times
 
     run_async = getattr(b.core.store, "query_async", None)
+    head = getattr(b.core.store, "query_head_async", None)
+    cap = 0 if assigned else max(0, m.sql_rows)  # assigned: every row, as ever
+    total = None
     try:
         if run_async is None:
             frame = run(query, allow_files=True) if allow_files else run(query)
+        elif cap and head is not None:  # shown: the first rows, the rest only counted
+            frame, total = await head(query, cap, allow_files=allow_files)
         else:  # awaited: the kernel's interrupt reaches it and stops the query
             frame = await run_async(query, allow_files=allow_files)
     except asyncio.CancelledError:
@@ -239,6 +248,11 @@ async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
         raise UsageError(str(err)) from err
     except Exception as err:  # a SQL mistake is the user's: one line, the cause kept
         raise UsageError(f"SQL error: {_sql_error_line(err)}") from err
+    if cap and total is None and len(frame) > cap:  # a store that cannot count first
+        frame, total = frame.head(cap), len(frame)
+    if total is not None and total > len(frame):
+        print(f"lash: showing the first {len(frame)} of {total:,} rows; to get them all "
+              "assign it: df = %lash sql ... (or set %config LashMagics.sql_rows = 0)")
     return utc_times(frame)  # the store keeps UTC: every time says so (ADR 173)
 
 

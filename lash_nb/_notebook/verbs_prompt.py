@@ -8,6 +8,10 @@
 - ``%lash prompt --clear``: drop the session layer (the core layer and the builder's
   ``system_prompt`` stay).
 
+A change prints one line saying what changed (assigned, it returns the rendered prompt);
+``%lash prompt`` prints the prompt itself. Each change printed the whole prompt, so a cell
+that sets the intro and adds a slot showed the intro twice.
+
 A one-off instruction for one turn is ``%%lash --system "..."``.
 """
 
@@ -62,19 +66,27 @@ async def prompt(m: LashMagics, argline: str, cell: str | None, assigned: bool) 
     b = await m.ctx.binding(a.session)
     s = b.session
     config = s.admin().config()
+    changed = None
     if a.set_text is not None:
         await s.configure(SessionConfigPatch(prompt=(s.state.policy.prompt or PromptLayer())
                                              .with_replaced_slot(PromptSlot.INTRO, [
                                                  PromptContribution(PromptSlot.INTRO,
                                                                     a.set_text)])))
+        changed = "the session prompt's intro is set"
     elif a.add is not None:
         await config.add_prompt_contribution(PromptContribution(a.slot, a.add, a.title))
+        titled = f" under {a.title!r}" if a.title else ""
+        changed = f"added to the {a.slot} slot of the session prompt{titled}"
     elif a.clear:
         await s.configure(SessionConfigPatch(prompt=PromptLayer()))
+        changed = "the session prompt layer is cleared"
     text = s.rendered_prompt()
     if assigned:
         return text
-    print(text if text is not None else "(no system prompt: set one with %lash prompt --set \"...\")")
+    if changed is not None:  # one line: the whole prompt again per change said it twice
+        print(f"lash: {changed}; %lash prompt shows what the next turn sends")
+    else:
+        print(text if text is not None else "(no system prompt: set one with %lash prompt --set \"...\")")
     return None
 
 

@@ -22,7 +22,15 @@ from .._providers.registry import NAMES as PROVIDERS
 from .._providers.registry import check_key, split_model_id
 from .card import Card
 from .costs import prices_for_display, session_cost
-from .parsing import lookup_name, parse, parser, prompt_text, say_replaced, split_prompt
+from .parsing import (
+    interpolate,
+    lookup_name,
+    parse,
+    parser,
+    prompt_text,
+    say_replaced,
+    split_prompt,
+)
 from .runner import run_turn
 
 if TYPE_CHECKING:
@@ -179,6 +187,7 @@ def notebook_tools(m: LashMagics, names: str | None) -> tuple[list[Any], tuple[s
 def open_args(m: LashMagics, argline: str, cell: str | None) -> Any:
     """Parse and check ``%lash open`` (sync: errors raise wherever the magic is called)."""
     a = parse(OPEN, argline)
+    _named(m, a)
     a.session = a.session or m.session
     provider = a.provider or m.provider
     model = m.model if a.model is None else a.model
@@ -205,6 +214,24 @@ def open_args(m: LashMagics, argline: str, cell: str | None) -> Any:
     if a.shares and a.mode != "code":
         raise UsageError("--share copies data into code mode's sandbox; add --mode code")
     return a
+
+
+def _named(m: LashMagics, a: Any) -> None:
+    """The session name and ``--store`` as given, ``{name}`` being a notebook variable; an
+    empty one (``""``, a variable that came out empty) is refused: it opened the default."""
+    if a.session is not None:
+        a.session = interpolate(a.session, m.user_ns, where="the session name").strip()
+        if not a.session:
+            raise UsageError(
+                "%lash open got an empty session name (an empty variable?); give one, e.g. "
+                f"%lash open analysis, or none for the session {m.session!r}")
+    if a.store is not None:
+        a.store = interpolate(a.store, m.user_ns, where="the store path").strip()
+        if not a.store:
+            raise UsageError(
+                "--store is empty (an empty variable?); give a DuckDB path, e.g. --store "
+                "lash.duckdb, a postgresql:// DSN or :memory:, or leave --store out for the "
+                "store in use")
 
 
 def shared_values(m: LashMagics, names: str | None) -> dict[str, Any]:
@@ -234,7 +261,7 @@ async def open_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
                              model=a.model, residency=a.residency, tools=tools,
                              tool_names=tool_names, mode=a.mode, shares=a.shares,
                              read_only=a.read_only)
-    except Exception:
+    except BaseException:  # an interrupted wait too: no other file opened in its place
         m.ctx.failed_open = f"{name or m.ctx.defaults.session} in {a.store or m.ctx.defaults.store}"
         raise
     m.ctx.failed_open = None

@@ -32,7 +32,7 @@ from ..._errors import (
     StorePathError,
     StoreSchemaError,
 )
-from ..waits import StoreWaitObserver
+from ..waits import StoreWaitObserver, WaitStop
 from .schema import ADD_COLUMNS_DDL, ADDED_PROBE, DDL, MIGRATIONS, SCHEMA_VERSION, TABLES
 from .share import Line, Wait
 
@@ -116,6 +116,7 @@ def check_path(path: str, read_only: bool) -> None:
 def open_connection(
     path: str, *, read_only: bool, lock_timeout_s: float, check: bool = True,
     line: Line | None = None, observer: StoreWaitObserver | None = None,
+    stop: WaitStop | None = None,
 ) -> Any:
     """Connect, waiting in the file's line (``share.py``) while another process holds it;
     validate or create the schema (unless ``check`` is False: :func:`migrate` opens files of
@@ -123,7 +124,7 @@ def open_connection(
     import duckdb
 
     check_path(path, read_only)
-    wait = Wait(path, line, lock_timeout_s, observer)
+    wait = Wait(path, line, lock_timeout_s, observer, stop=stop)
     try:
         while True:
             if not wait.my_turn():

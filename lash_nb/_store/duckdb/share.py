@@ -343,7 +343,12 @@ class Wait:
                 error = self.gave_up(waited, stopped_by)
                 error.stopped_by = stopped_by  # type: ignore[attr-defined]  # TurnNotSaved reads it
                 raise error
-            log.error("gave up waiting for %s after %.1f s: held by %s", self.path, waited, who)
+            if stopped_by is not None:  # the caller says how it ended (sigint.py)
+                log.info("stopped waiting for %s after %.1f s (%s): held by %s", self.path,
+                         waited, stopped_by, who)
+            else:
+                log.error("gave up waiting for %s after %.1f s: held by %s", self.path, waited,
+                          who)
             raise StoreLockedError(self.path, pid, waited, who)
         now = time.monotonic()
         quiet = NOTIFY_AFTER_S if self.reason == "locked" else 0.0

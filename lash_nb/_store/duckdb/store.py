@@ -46,7 +46,7 @@ from ..._core.queue import (
     QueuedWorkBatch,
     QueuedWorkDraft,
 )
-from ..._errors import StoreError, StorePathError
+from ..._errors import StoreError, StoreInterrupted, StoreLockedError, StorePathError
 from ..base import (
     DEFAULT_LEASE_TTL_MS,
     CommitResult,
@@ -69,6 +69,11 @@ from .hold import Hold
 from .journal import fold
 from .lock import BLOCK_SIZE, check_path, is_disk_full, is_lock_conflict, open_connection
 from .share import Line
+from .sigint import (
+    Interrupted,
+    result_unless_interrupted,
+    sigint_raises,
+)
 from .worker import ConnectionWorker, run_in_transaction
 
 T = TypeVar("T")
@@ -132,9 +137,9 @@ class DuckDBStore:
                     "folder, or read_only=True (%lash open ... --read-only) to only read it"
                 )
             self._worker = ConnectionWorker(
-                lambda wait_s, observer: open_connection(
+                lambda wait_s, observer, stop: open_connection(
                     self.path, read_only=read_only, lock_timeout_s=wait_s, line=line,
-                    observer=observer,
+                    observer=observer, stop=stop,
                 ),
                 idle_release_s=idle_release_s,
                 fold_idle_s=fold_idle_s,
@@ -146,8 +151,20 @@ class DuckDBStore:
             )
             self._worker.read_only = read_only
             _SHARED[self._key] = self._worker
+        stopped = threading.Event()  # the caller's interrupt ends a wait for the file
         try:  # open now so a bad file is refused here, not at the first call
-            self._worker.submit(lambda con: None).result()
+            with sigint_raises():
+                result_unless_interrupted(self._worker.submit(
+                    lambda con: None,
+                    open_stop=lambda: "interrupt" if stopped.is_set() else None,
+                ), stopped.set)
+        except (Interrupted, KeyboardInterrupt) as e:
+            self._stop()
+            error = e.error if isinstance(e, Interrupted) else None
+            held = f", held by {error.holder}" if isinstance(error, StoreLockedError) else ""
+            raise StoreInterrupted(
+                f"the interrupt stopped the wait for {self.path}{held}; nothing was opened or "
+                "changed: open it again once that process lets it go") from None
         except BaseException:
             self._stop()
             raise
@@ -228,15 +245,27 @@ class DuckDBStore:
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
         allow_files: bool = False,
     ) -> Any:
-        """Run a read-only query on the store's connection (on the calling thread when the
-        store is idle, else on its thread); rows come back as a ``pandas.DataFrame``. Only
-        reads run (``_store/user_sql.py``), in a read-only transaction; files are read only
-        with ``allow_files=True``."""
+        """Run a read-only query on the store's connection (on the store's thread; from a
+        thread other than the main one, on the calling thread when the store is idle); rows
+        come back as a ``pandas.DataFrame``. Only reads run (``_store/user_sql.py``), in a
+        read-only transaction; files are read only with ``allow_files=True``. Ctrl-C (a
+        kernel's interrupt) stops it: :class:`~lash_nb.errors.StoreInterrupted`."""
         def job(con: Any) -> Any:
             return self._frame(con, sql, params, allow_files)
 
-        here = self._worker.run_here(job)  # an idle store: no trip to its thread (ADR 113)
-        return (here or self._worker.submit(job, query=True)).result()
+        try:
+            if threading.current_thread() is not threading.main_thread():
+                here = self._worker.run_here(job)  # an idle store: no trip to its thread
+                if here is not None:  # (ADR 113); no Ctrl-C lands on this thread
+                    return here.result()
+            # on the main thread the query runs on the store's: DuckDB running a statement
+            # here does not stop for Ctrl-C (it sat out a kernel's interrupt), the wait does
+            with sigint_raises():  # in any cell (sigint.py)
+                return result_unless_interrupted(self._worker.submit(job, query=True),
+                                                 self._statement.interrupt)
+        except (Interrupted, KeyboardInterrupt):
+            pass
+        raise StoreInterrupted("the interrupt stopped the query (nothing in the store changed)")
 
     async def query_async(
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
@@ -246,11 +275,29 @@ class DuckDBStore:
         return await user_query.interruptible(self._worker.submit(
             lambda con: self._frame(con, sql, params, allow_files), query=True), self._statement)
 
+    async def query_head_async(
+        self, sql: str, rows: int, params: Sequence[Any] | dict[str, Any] | None = None, *,
+        allow_files: bool = False,
+    ) -> tuple[Any, int]:
+        """The first ``rows`` rows of ``query`` as a ``pandas.DataFrame`` and how many rows
+        the query has (counted in the database: the rest never reaches Python); cancelling
+        the awaiting task stops it. A bare ``%lash sql`` shows this."""
+        def job(con: Any) -> tuple[Any, int]:
+            self._ready(con)
+            return user_query.head_frame(con, self._worker.hold, sql, params, allow_files,
+                                         self._statement, rows)
+
+        return await user_query.interruptible(self._worker.submit(job, query=True),
+                                              self._statement)
+
     def _frame(self, con: Any, sql: str, params: Any, allow_files: bool) -> Any:
-        con.complete()  # a partly read execute() result would make con.sql refuse to run
-        self._fold(con)  # every commit is in the tables a user queries
+        self._ready(con)
         return user_query.frame(con, self._worker.hold, sql, params, allow_files,
                                 self._statement)
+
+    def _ready(self, con: Any) -> None:
+        con.complete()  # a partly read execute() result would make con.sql refuse to run
+        self._fold(con)  # every commit is in the tables a user queries
 
     def _report_frame(self, sql: str, params: dict[str, Any] | None = None,
                       to_frame: Callable[[Any], Any] | None = None) -> Any:

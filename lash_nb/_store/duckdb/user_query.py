@@ -93,6 +93,20 @@ async def interruptible(job: Future[T], statement: Statement) -> T:
 def frame(con: Any, hold: Any, sql: str, params: Any, allow_files: bool,
           statement: Statement | None = None) -> Any:
     """The rows of a read-only query as a ``pandas.DataFrame``."""
+    return _read(con, hold, sql, params, allow_files, statement, None)[0]
+
+
+def head_frame(con: Any, hold: Any, sql: str, params: Any, allow_files: bool,
+               statement: Statement | None, rows: int) -> tuple[Any, int]:
+    """The first ``rows`` rows of a read-only query as a ``pandas.DataFrame``, and how many
+    rows it has: the query runs with a ``LIMIT`` and once more as a ``count(*)`` in the same
+    read-only transaction (one snapshot), so the rest never reaches Python (DuckDB reads no
+    column the count does not need)."""
+    return _read(con, hold, sql, params, allow_files, statement, rows)
+
+
+def _read(con: Any, hold: Any, sql: str, params: Any, allow_files: bool,
+          statement: Statement | None, rows: int | None) -> tuple[Any, int]:
     import duckdb
 
     _prepare(con, hold)
@@ -101,12 +115,20 @@ def frame(con: Any, hold: Any, sql: str, params: Any, allow_files: bool,
         _checked(con, sql, allow_files)
         with statement.running(con) if statement is not None else contextlib.nullcontext():
             rel = con.sql(sql, params=params) if params is not None else con.sql(sql)
-            table = None if rel is None else rel.to_arrow_table()
-        if table is None:
-            import pandas as pd
+            if rel is None:
+                import pandas as pd
 
-            return pd.DataFrame()
-        return _by_position(table)
+                return pd.DataFrame(), 0
+            if rows is None:
+                table = rel.to_arrow_table()
+                return _by_position(table), table.num_rows
+            table = rel.limit(rows).to_arrow_table()
+            total = (table.num_rows if table.num_rows < rows
+                     else int(rel.aggregate("count(*)").fetchall()[0][0]))
+            names = list(rel.columns)  # a limited relation renames a twice-given name
+        if table.column_names != names:
+            table = table.rename_columns(names)
+        return _by_position(table), total
     except duckdb.TransactionException as e:
         if "read-only" not in str(e):
             raise

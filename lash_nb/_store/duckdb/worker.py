@@ -128,12 +128,13 @@ class JobSpec:
     query: bool = False  # a user query: runs on every core (user_query.py)
     stop: WaitStop | None = None  # the calling turn's stop check, captured at submit
     shown: bool = False  # the calling turn's waits are on a widget (``waits.waits_shown``)
+    open_stop: WaitStop | None = None  # ends this job's wait to open the file (sigint.py)
 
 
 class ConnectionWorker:
     def __init__(
         self,
-        connect: Callable[[float, StoreWaitObserver | None], Any],
+        connect: Callable[[float, StoreWaitObserver | None, WaitStop | None], Any],
         *,
         idle_release_s: float | None,
         fold_idle_s: float | None = FOLD_IDLE_S,
@@ -184,13 +185,14 @@ class ConnectionWorker:
         return self._con is not None
 
     def submit(self, job: Callable[[Any], T], *, wait_s: float | None = None,
-               terminal_commit: bool = False, query: bool = False) -> Future[T]:
+               terminal_commit: bool = False, query: bool = False,
+               open_stop: WaitStop | None = None) -> Future[T]:
         if self._stopped:
             raise StoreError("this DuckDBStore is closed; create a new DuckDBStore(path)")
         fut: Future[T] = Future()
         spec = JobSpec(self.lock_timeout_s if wait_s is None else wait_s, current_observer(),
                        terminal_commit, query, current_wait_stop() if terminal_commit else None,
-                       terminal_commit and waits_shown())
+                       terminal_commit and waits_shown(), open_stop)
         self._queue.put((job, fut, spec))
         return fut
 
@@ -399,7 +401,8 @@ class ConnectionWorker:
             self._early = bool(done) or not early
         return gave_way
 
-    def _open(self, wait_s: float, observer: StoreWaitObserver | None) -> None:
+    def _open(self, wait_s: float, observer: StoreWaitObserver | None,
+              stop: WaitStop | None = None) -> None:
         if self._file_id is not None and _file_id(self.path) == _GONE:
             # this worker held the file and let it go; DuckDB would create a new, empty
             # store at the path and the sessions would go on without their history (ADR 185)
@@ -407,7 +410,7 @@ class ConnectionWorker:
                 f"{self.path} was moved or deleted after this process let it go; nothing was "
                 "written there: put it back, or open the store where it is now (restart the "
                 "kernel or process to start a new store at this path)")
-        self._con = self._connect(wait_s, observer)
+        self._con = self._connect(wait_s, observer, stop)
         self.hold = Hold(self.path + ".wal" if self.path else "")
         self.hold.counts = self.folds
         self.hold.carried, self._carry_heads = self._carry_heads, {}
@@ -437,7 +440,7 @@ class ConnectionWorker:
                 try:
                     if self._con is None:
                         self._open(max(0.0, spec.wait_s - (time.monotonic() - start)),
-                                   spec.observer)
+                                   spec.observer, spec.open_stop)
                     if not spec.query and self.hold is not None and self.hold.query_threads:
                         self._con.execute("SET threads = 1")  # back to one for the store's own
                         self.hold.query_threads = False
