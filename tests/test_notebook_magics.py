@@ -306,7 +306,7 @@ def test_a_cell_body_on_a_line_only_verb_is_refused(sh):
 def test_help_lists_every_verb(sh):
     md = sh.run_cell("%lash help")
     for verb in ("open", "turn", "enqueue", "queue", "drain", "stop", "tools", "usage",
-                 "sessions", "graph", "sql", "replay"):
+                 "sessions", "graph", "sql", "replay", "last"):
         assert f"%lash {verb}" in md.data
 
 

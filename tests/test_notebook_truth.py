@@ -46,6 +46,18 @@ def test_replay_shows_the_prompt_and_the_recorded_duration(sh):
     assert w.elapsed_ms >= 50  # five deltas 10 ms apart were streamed
 
 
+def test_lash_last_is_the_last_turns_result_and_says_so_before_any_turn(sh):
+    # the README and the NOT saved record point at %lash last (there was no such verb)
+    with pytest.raises(UsageError, match="no turn has run in this kernel yet"):
+        sh.run_cell("%lash last")
+    sh.run_cell("%lash open s1 --store t.duckdb")
+    sh.run_cell("r1 = %lash turn please echo one")
+    sh.run_cell("r2 = %lash turn please echo two")
+    sh.run_cell("got = %lash last")
+    assert sh.user_ns["got"] is sh.user_ns["r2"]
+    assert "two" in sh.user_ns["got"].text
+
+
 def test_open_fresh_counts_the_turns_of_the_fresh_graph(sh):
     sh.run_cell("%lash open s1 --store t.duckdb")
     sh.run_cell("a = %lash turn one")

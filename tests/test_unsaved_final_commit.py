@@ -218,6 +218,7 @@ def test_the_kernel_interrupt_ends_a_full_disk_wait_in_one_line_and_keeps_the_an
             k.km.interrupt_kernel()
             k.wait(ex, timeout=60)  # before: the interrupt was ignored for commit_wait_s
             shown = k.run("print(repr(out.text))").stdout
+            last = k.run("r = %lash last\nprint(repr(r.text))").stdout  # no -o needed
             state = _final(k, ex)
             filler.unlink()
             k.run("%%lash\na question after freeing space")  # the next cell runs
@@ -231,6 +232,7 @@ def test_the_kernel_interrupt_ends_a_full_disk_wait_in_one_line_and_keeps_the_an
     assert said.startswith("KeyboardInterrupt: the kernel's interrupt ended the wait to save")
     assert "NOT saved" in said and "is full" in said and "free space there" in said
     assert "fill_the_disk returned the disk is full now." in shown
+    assert "fill_the_disk returned the disk is full now." in last
     assert "fill_the_disk returned the disk is full now." in _prose(state)
     assert state["outcome"].startswith("NOT saved")
     assert questions == ["a first question", "please call fill_the_disk",

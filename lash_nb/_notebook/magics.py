@@ -43,6 +43,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "graph": ("verbs_info", "graph"),
     "sql": ("verbs_info", "sql"),
     "replay": ("verbs_info", "replay"),
+    "last": ("verbs_info", "last"),
     "help": ("verbs_info", "help_"),
 }
 CELL_VERBS = ("turn", "enqueue", "sql")

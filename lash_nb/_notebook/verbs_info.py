@@ -40,6 +40,8 @@ SESSIONS = parser("sessions", "The sessions stored in the store of the session i
 SESSIONS.add_argument("--delete", default=None, metavar="ID", help="delete this session")
 SESSIONS.add_argument("--yes", action="store_true", help="confirm --delete")
 
+LAST = parser("last", "The result of the last turn run in this kernel, saved or not.")
+
 REPLAY = parser("replay", "Re-render a committed turn from the store.")
 REPLAY.add_argument("turn", nargs="?", default=None)
 REPLAY.add_argument("--session", default=None)
@@ -96,6 +98,9 @@ _VERBS = (
       'every row')),
     ('`%lash replay [TURN]`',
      're-render a committed turn (`{r.turn_id}`: the id in a notebook variable)'),
+    ('`%lash last`',
+     ('the result of the last turn this kernel ran (`r = %lash last`; `r.text`), also one '
+      'left NOT saved')),
 )
 HELP = (
     '**%lash** verbs (`%load_ext lash_nb`)\n\n| verb | what it does |\n|---|---|' + "\n"
@@ -275,6 +280,17 @@ def _sql_error_line(err: Exception) -> str:
     return "; ".join([lines[0].rstrip("!"), *hints])
 
 
+async def last(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
+    """``r = %lash last``: the ``TurnResult`` of the last turn this kernel ran (a cell, a
+    drain), also one whose final commit the store refused (ADR 181: NOT saved; the store
+    does not have it, so ``%lash replay`` cannot show it)."""
+    parse(LAST, argline)
+    if m.ctx.last_result is None:
+        raise UsageError("no turn has run in this kernel yet; run a %%lash cell first "
+                         "(%lash replay shows a stored turn of an earlier kernel)")
+    return m.ctx.last_result
+
+
 async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = parse(REPLAY, argline)
     if a.turn:  # `%lash replay {r.turn_id}`: a notebook variable, as in a prompt
@@ -350,5 +366,6 @@ ARGS = {
     "graph": lambda m, line, cell: parse(SESSION_ONLY, line),
     "sql": sql_args,
     "replay": lambda m, line, cell: parse(REPLAY, line),
+    "last": lambda m, line, cell: parse(LAST, line),
     "help": lambda m, line, cell: None,
 }
