@@ -52,7 +52,7 @@ from .._core.tool_output import DEFAULT_MAX_OUTPUT, bounded
 from .._core.tools import ToolContext, ToolManifest, ToolProvider, ToolRegistry
 from .._errors import ToolArgumentsInvalid
 from .approval import ApprovalRequest, Approvals
-from .turn_records import as_text, error_text, jsonable, parse_args
+from .turn_records import args_problem, as_text, error_text, jsonable, parse_args
 
 Emit = Callable[[ev.TurnEvent, str], None]
 log = logging.getLogger("lash_nb.tools")
@@ -107,7 +107,11 @@ class ToolBatch:
         self.emit(ev.ToolCallStarted(call_id, name, args), cid)
         started, t0 = now_ms(), time.perf_counter()
         self.clock[call_id] = (started, t0)
-        output, success = await self._execute(name, args, call_id)
+        broken = args_problem(call.input_json, name)
+        if broken is not None:  # never run a call on arguments the model did not send
+            output, success = self.scrub(broken), False
+        else:
+            output, success = await self._execute(name, args, call_id)
         started, t0 = self.clock[call_id]  # an approved call's clock starts at its approval
         duration = round((time.perf_counter() - t0) * 1000, 3)
         if success and is_image_like(output):
