@@ -34,9 +34,10 @@ bounded like any.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 from .._core import events as ev
@@ -56,9 +57,9 @@ from .turn_records import args_problem, as_text, error_text, jsonable, parse_arg
 
 Emit = Callable[[ev.TurnEvent, str], None]
 log = logging.getLogger("lash_nb.tools")
-# a call's probe is due _PROBE_S after it starts; reached HELD_WARN_S late, the tool held the
-# loop that long (one timer per call: the cost of knowing)
-_PROBE_S = 0.05
+# a tool whose longest step (the time between two of its awaits) reached HELD_WARN_S held the
+# loop that long: its own steps are timed, so a call that waited while another tool of the
+# same reply blocked the loop is not named
 HELD_WARN_S = 1.0
 
 
@@ -175,14 +176,11 @@ class ToolBatch:
             refused = await self._approve(name, args, context, provider, manifest)
             if refused is not None:
                 return refused, False
-        loop = asyncio.get_running_loop()
-        held: list[float] = []  # when the loop got to the probe
-        probe = loop.call_later(_PROBE_S, lambda: held.append(loop.time()))
-        due = loop.time() + _PROBE_S
         if getattr(provider, "runs_on_thread", False) is True:
             self.on_thread.add(call_id)
+        stepped = _Stepped(provider.execute(name, args, context))
         try:
-            output = await provider.execute(name, args, context)
+            output = await stepped
         except asyncio.CancelledError as err:
             if self.token.cancelled or _being_cancelled():
                 raise
@@ -195,9 +193,7 @@ class ToolBatch:
         except BaseException as err:  # Exception, SystemExit, ...: an error result
             return self._error(err), False
         finally:
-            probe.cancel()
-            _tell_if_held(name, (held[0] if held else loop.time()) - due,
-                          inline=getattr(provider, "inline", False) is True)
+            _tell_if_held(name, stepped.longest, inline=getattr(provider, "inline", False) is True)
         return output, True
 
     def _error(self, err: BaseException) -> str:
@@ -290,9 +286,46 @@ class ToolBatch:
         return Message(mid, Role.USER, tuple(parts))
 
 
+class _Stepped:
+    """Awaits a coroutine step by step and keeps its longest step: how long it held the event
+    loop without awaiting (nothing else ran meanwhile: Stop, widgets, other tools)."""
+
+    __slots__ = ("coro", "longest")
+
+    def __init__(self, awaitable: Awaitable[Any]) -> None:
+        # a provider's execute may return any awaitable (a future, a task): drive it through
+        # a coroutine of our own, whose steps are then its steps
+        self.coro = awaitable if inspect.iscoroutine(awaitable) else _awaited(awaitable)
+        self.longest = 0.0
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro = self.coro
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            t0 = time.perf_counter()
+            try:
+                out = coro.send(value) if error is None else coro.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                self.longest = max(self.longest, time.perf_counter() - t0)
+            try:
+                value, error = (yield out), None
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as err:  # a cancel, thrown in at the await: the tool's to see
+                value, error = None, err
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
 def _tell_if_held(name: str, lag: float, *, inline: bool) -> None:
-    """One warning when a tool kept the loop from a callback due during its call for
-    ``HELD_WARN_S`` or more: nothing else ran meanwhile (Stop, widgets, other tools)."""
+    """One warning when a tool's own code ran ``HELD_WARN_S`` or more without awaiting:
+    nothing else ran meanwhile (Stop, widgets, other tools)."""
     if lag < HELD_WARN_S:
         return
     if inline:
