@@ -17,6 +17,11 @@ Theory of operation
   ``@tool(max_retries=...)``). The call that reaches the bound, and every later call of that
   tool in the same turn, is refused without running and tells the model to stop calling it
   (ADR 35). The count is kept per (session, turn) for the last few hundred turns.
+- Return value: converted the way pydantic writes JSON (a pydantic model or a dataclass
+  as an object, dates as ISO text, enums as their values, sets as lists), so the model reads
+  JSON and the store holds an object, not Python's repr. What pydantic cannot write (a
+  DataFrame, a figure, bytes) and a container past :data:`_PLAIN_ITEMS` items (bounded by
+  items where it enters the session) are returned as they are.
 """
 
 from __future__ import annotations
@@ -315,8 +320,8 @@ class FunctionTool:
         if self.is_async:
             called = self.fn(*positional, **kwargs)
             if inspect.isasyncgen(called):  # an async generator: what it yields
-                return [item async for item in called]
-            return await called
+                return _plain([item async for item in called])
+            return _plain(await called)
         # a sync tool runs on a worker thread so the loop (widgets, Stop) stays live;
         # inline=True runs it on the loop for trivial functions
         if self.inline:
@@ -324,14 +329,32 @@ class FunctionTool:
         else:
             result = await asyncio.to_thread(_drained, self.fn, *positional, **kwargs)
         if inspect.isawaitable(result):
-            return await result
-        return result
+            return _plain(await result)
+        return _plain(result)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<tool {self.name}: {self.manifest.description[:50]!r}>"
+
+
+_PLAIN_ITEMS = 10_000  # a longer list or dict is left to the session's bound, cut by items
+
+
+def _plain(value: Any) -> Any:
+    """A function's return as JSON holds it, where pydantic can write it (the module
+    docstring); else ``value`` itself."""
+    if value is None or isinstance(value, (str, int, float, bytes, bytearray, memoryview)):
+        return value
+    if isinstance(value, (list, tuple, dict, set, frozenset)) and len(value) > _PLAIN_ITEMS:
+        return value
+    from pydantic_core import to_jsonable_python
+
+    try:
+        return to_jsonable_python(value)
+    except Exception:  # a DataFrame, a figure, bytes that are not UTF-8: shown as before
+        return value
 
 
 def _drained(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
