@@ -40,3 +40,18 @@ def test_the_quoted_text_is_then_set(sh):
     sh.run_cell('%lash prompt --set "You are terse."')
     sh.run_cell("p = %lash prompt")
     assert "You are terse." in sh.user_ns["p"]
+
+
+def test_an_unquoted_system_text_on_the_cell_line_is_refused_and_no_turn_runs(sh):
+    """``%%lash --system be brief`` sent the system prompt "be" and the prompt "brief" plus
+    the cell: half of the user's instruction reached the model as their question."""
+    sh.run_cell("%lash open q")
+    with pytest.raises(UsageError) as e:
+        sh.run_cell("%%lash --system be brief and kind\nwhat is a p-value?\n")
+    line = str(e.value)
+    assert "\n" not in line
+    assert '--system "be brief and kind"' in line, line
+    assert sh.run_cell("%lash sessions").empty  # no turn ran
+    # a quoted system text with a prompt on the line stays allowed (the line starts the prompt)
+    sh.run_cell('%%lash --system "be brief" Summarize:\nthe p-value\n')
+    assert not sh.run_cell("%lash sessions").empty
