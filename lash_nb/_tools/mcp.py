@@ -198,7 +198,14 @@ class MCPServer:
         try:
             await asyncio.wait_for(asyncio.shield(ready), max(self.timeout_s, START_WAIT_S))
         except BaseException as err:
+            task = self._task
+            if task is not None and not ready.done():  # it never started: nothing to stop
+                task.cancel()  # gracefully (aclose would wait 10 s for it)
+                with contextlib.suppress(BaseException):
+                    await task
             await self.aclose()
+            if ready.done() and not ready.cancelled():
+                ready.exception()  # read: reported once, as the error below
             if isinstance(err, asyncio.CancelledError):
                 raise
             await self._settle()
