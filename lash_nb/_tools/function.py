@@ -100,6 +100,21 @@ class _Object:
         self.hints_of = call
 
 
+def _context_param(params: Mapping[str, inspect.Parameter], hints: Mapping[str, Any]) -> str | None:
+    """The parameter annotated ``ToolContext`` (``Optional`` too), else one named ``context``
+    or ``ctx`` with no annotation (or ``Any``); a ``context: str`` is the model's argument
+    like any other."""
+    for pname in params:
+        hint = hints.get(pname)
+        if typing.get_origin(hint) is typing.Annotated:
+            hint = typing.get_args(hint)[0]
+        if hint is ToolContext or ToolContext in typing.get_args(hint):
+            return pname
+    return next((n for n in _CONTEXT_NAMES
+                 if n in params and (params[n].annotation is inspect.Parameter.empty
+                                     or hints.get(n) is Any)), None)
+
+
 class ArgumentsModel:
     """A function's parameters as a pydantic model: the JSON schema and the validator."""
 
@@ -115,6 +130,8 @@ class ArgumentsModel:
                 f"tool {name!r}: its type hints cannot be resolved ({type(err).__name__}: {err}); "
                 "define the types it names before decorating it"
             ) from None
+        # the parameter the call's ToolContext is passed in (not the model's to give)
+        self.context_name = _context_param(sig.parameters, hints)
         fields: dict[str, Any] = {}
         self.names: dict[str, str] = {}  # model field -> parameter name
         self.positional: list[str] = []  # positional-only parameters, in order
@@ -132,7 +149,7 @@ class ArgumentsModel:
             if p.kind is p.VAR_POSITIONAL:
                 star = pname
                 continue
-            if pname in _CONTEXT_NAMES:
+            if pname == self.context_name:
                 continue
             if p.kind is p.POSITIONAL_ONLY:
                 self.positional.append(pname)
@@ -260,10 +277,9 @@ class FunctionTool:
         self.approval = None if approval is None else approval_policy(
             approval, what=f"@tool approval of {self.name!r}")
         self.is_async = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
-        params = inspect.signature(fn).parameters
-        self.context_name = next((n for n in _CONTEXT_NAMES if n in params), None)
-        self.wants_context = self.context_name is not None
         self.arguments = ArgumentsModel(fn, param_docs, self.name)
+        self.context_name = self.arguments.context_name
+        self.wants_context = self.context_name is not None
         self.manifest = ToolManifest(
             id=f"tool:{self.name}",
             name=self.name,
@@ -375,8 +391,10 @@ def tool(
     coerced to the annotated types before the function runs; a tool takes ``max_retries``
     invalid calls per turn. Sync functions run on a worker thread (``inline=True``: on the
     event loop). A generator (``yield``, sync or async) gives the list of what it yields.
-    ``approval``: ``"always"`` (run), ``"ask"`` (wait for Approve / Deny) or ``"never"``
-    (deny); unset, the session's default applies (``session.approvals()``).
+    A parameter annotated ``ToolContext`` (or named ``context`` / ``ctx`` without a type)
+    receives the call's context and is not offered to the model. ``approval``:
+    ``"always"`` (run), ``"ask"`` (wait for Approve / Deny) or ``"never"`` (deny); unset,
+    the session's default applies (``session.approvals()``).
     ``max_output``: characters of its output the model is sent and the session keeps (unset:
     the session's, 65,536 by default); past it, the head and the tail around a line saying
     how much was left out (ADR 174)."""
