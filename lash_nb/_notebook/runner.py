@@ -3,8 +3,9 @@
 Theory of operation
 - The cell awaits :func:`run_turn` (the ``%%lash`` input transformer makes the cell a top-level
   ``await``), so on ipykernel >= 7.4 the widget's Stop message is handled while the turn runs.
-- Stop -> ``session.cancel_running_turns()`` -> the turn commits ``stopped: cancelled`` -> the
-  stream ends -> ``finish`` -> the cell returns normally.
+- Stop -> this widget's turn is cancelled (its own token, not the session's other turns: a
+  ``--background`` turn of another cell keeps running) -> the turn commits ``stopped:
+  cancelled`` -> the stream ends -> ``finish`` -> the cell returns normally.
 - A kernel interrupt arrives as ``asyncio.CancelledError`` at the awaited ``queue.get`` of the
   stream. ``TurnStream.follow`` cancels THIS turn's token (not the session's other turns: a
   queued drain in the background keeps running), un-cancels the cell's task and keeps
@@ -49,13 +50,19 @@ async def run_turn(
     from .widgets.attachments import attachment_cards
     from .widgets.turn import TurnWidget  # anywidget loads with the first widget, not %load_ext
 
+    streams: list[Any] = []  # this widget's turn, once made: what its Stop stops
+
+    def stop() -> None:
+        for stream in streams:
+            stream.token.cancel("widget_stop", None)
+
     widget = TurnWidget(
         attachments=attachment_cards(turn_input.attachments()) if turn_input is not None else [],
         session_id=session.session_id,
         turn_id=turn_id or "",
         prompt=prompt if show_prompt else "",
         interval_s=interval_s,
-        on_stop=lambda: session.cancel_running_turns("widget_stop"),
+        on_stop=stop,
         on_decide=lambda call_id, ok: session.approvals().decide(call_id, ok, by="user"),
     ).show()
     shown = shown_to_a_person(True)  # the store's waits of this turn are on its row
@@ -66,6 +73,7 @@ async def run_turn(
         if system:
             builder = builder.system(system)  # a turn prompt layer (``%%lash --system``)
         stream = builder.stream()
+        streams.append(stream)
         # in a cell, a cancelled await is the kernel's interrupt (the cell's task is cancelled);
         # follow() then stops THIS turn only, never a background drain of the session
         stream.consumer_cancel_origin = ("kernel_interrupt", None)
