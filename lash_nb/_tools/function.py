@@ -19,14 +19,18 @@ Theory of operation
   (ADR 35). The count is kept per (session, turn) for the last few hundred turns.
 - Return value: converted the way pydantic writes JSON (a pydantic model or a dataclass
   as an object, dates as ISO text, enums as their values, sets as lists), so the model reads
-  JSON and the store holds an object, not Python's repr. What pydantic cannot write (a
-  DataFrame, a figure, bytes) and a container past :data:`_PLAIN_ITEMS` items (bounded by
-  items where it enters the session) are returned as they are.
+  JSON and the store holds an object, not Python's repr. A numpy array or scalar becomes
+  numbers (``tolist()``: numpy's repr elides an array's middle with "..."), a pandas Series
+  a one-column DataFrame (shown as a DataFrame is). Inside a container or a model, a value
+  none of these covers becomes its ``str()``, the rest stays JSON. What pydantic cannot write
+  at the top (a DataFrame, a figure, bytes) and a container past :data:`_PLAIN_ITEMS` items
+  (bounded by items where it enters the session) are returned as they are.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import inspect
 import re
@@ -363,14 +367,44 @@ def _plain(value: Any) -> Any:
     docstring); else ``value`` itself."""
     if value is None or isinstance(value, (str, int, float, bytes, bytearray, memoryview)):
         return value
-    if isinstance(value, (list, tuple, dict, set, frozenset)) and len(value) > _PLAIN_ITEMS:
+    if _is_series(value):
+        return value.to_frame()
+    if _is_numpy(value):
+        value = value.tolist()
+    containers = (list, tuple, dict, set, frozenset)
+    if isinstance(value, containers) and len(value) > _PLAIN_ITEMS:
         return value
     from pydantic_core import to_jsonable_python
 
     try:
         return to_jsonable_python(value)
     except Exception:  # a DataFrame, a figure, bytes that are not UTF-8: shown as before
+        pass
+    if not isinstance(value, containers) and not dataclasses.is_dataclass(value) and not hasattr(
+            type(value), "model_dump"):
         return value
+    try:  # a value inside it pydantic cannot write: that one as numbers or text
+        return to_jsonable_python(value, fallback=_inner)
+    except Exception:
+        return value
+
+
+def _inner(value: Any) -> Any:
+    """A value inside a returned container that pydantic cannot write."""
+    if _is_numpy(value):
+        return value.tolist()
+    if _is_series(value):
+        return value.tolist()
+    return str(value)
+
+
+def _is_numpy(value: Any) -> bool:
+    return type(value).__module__ == "numpy" and callable(getattr(value, "tolist", None))
+
+
+def _is_series(value: Any) -> bool:
+    return type(value).__name__ == "Series" and type(value).__module__.startswith("pandas") \
+        and callable(getattr(value, "to_frame", None))
 
 
 def _drained(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
