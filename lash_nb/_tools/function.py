@@ -30,10 +30,13 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import inspect
 import re
+import threading
 import typing
 import warnings
 from collections import OrderedDict
@@ -347,7 +350,8 @@ class FunctionTool:
         if self.inline:
             result = _drained(self.fn, *positional, **kwargs)
         else:
-            result = await asyncio.to_thread(_drained, self.fn, *positional, **kwargs)
+            result = await _on_daemon_thread(self.name, _drained, self.fn, *positional,
+                                             **kwargs)
         if inspect.isawaitable(result):
             return _plain(await result)
         return _plain(result)
@@ -407,7 +411,38 @@ def _is_series(value: Any) -> bool:
         and callable(getattr(value, "to_frame", None))
 
 
-def _drained(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+async def _on_daemon_thread(label: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``fn(...)`` on a thread of its own, as ``asyncio.to_thread`` (the caller's context
+    vars), but a daemon thread: a call a stop left running (Python cannot stop a thread) does
+    not hold the interpreter's exit, as the loop's default executor's threads do (a script
+    that stopped a turn hung in ``asyncio.run`` until the tool returned)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if done.done():  # the call was cancelled meanwhile: its result is dropped
+            return
+        if error is None:
+            done.set_result(value)
+        else:
+            done.set_exception(error)
+
+    def work() -> None:
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            value = context.run(fn, *args, **kwargs)
+        except BaseException as err:  # given to the awaiting call, as to_thread gives it
+            error = err
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=work, name=f"lash-tool-{label}", daemon=True).start()
+    return await done
+
+
+def _drained(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """``fn(...)``; a generator's items as a list (its body runs here, on the tool's thread),
     not the generator object, whose repr is all the model would read."""
     result = fn(*args, **kwargs)
