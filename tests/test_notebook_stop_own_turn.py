@@ -35,3 +35,24 @@ def test_stop_on_a_waiting_turn_leaves_the_other_cells_turn_running(tmp_path):
         assert k.state(second_id)["outcome"] == "stopped: cancelled"
         assert k.state(first_id)["outcome"] == "finished: assistant_message"
         assert "word119" in prose_of(k.state(first_id))  # the whole answer
+
+
+def test_stop_on_a_drain_leaves_another_cells_waiting_turn_alone(tmp_path):
+    """The same for a drain: ``%lash drain --background`` streams the queued answer, the user
+    asks a question in the next cell (its turn waits for the drain) and stops the drain. Its
+    Stop cut every turn of the session: the question was stopped before it began."""
+    with KernelHarness(cwd=str(tmp_path)) as k:
+        k.run("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.03")
+        k.run("%lash open s1 --store lash.duckdb --fresh")
+        k.run("%lash enqueue please echo " + " ".join(f"word{i}" for i in range(120)))
+        drain = k.submit("%lash drain --background")
+        drain_id = k.wait_for_widget(drain, name="TurnWidget")
+        k.pump_until(lambda: len(prose_of(k.state(drain_id))) > 30, timeout=120)
+        later = k.submit("%%lash\nand a question typed meanwhile\n")
+        later_id = k.wait_for_widget(later, name="TurnWidget")
+        k.send_custom(drain_id, {"type": "stop"})
+        k.wait(later, timeout=120)
+        k.pump_until(lambda: bool(k.state(drain_id).get("outcome")), timeout=120)
+        assert k.state(drain_id)["outcome"] == "stopped: cancelled"
+        assert k.state(later_id)["outcome"] == "finished: assistant_message"
+        assert "and a question typed meanwhile" in prose_of(k.state(later_id))

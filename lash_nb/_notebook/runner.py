@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from .._core.cancel import CancellationToken
 from .._errors import TurnNotSaved
 from .._store.waits import not_shown, shown_to_a_person
 from .costs import turn_cost
@@ -105,7 +106,8 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
     shown = widget is not None
     if widget is None:
         widget = TurnWidget(session_id=session.session_id, interval_s=interval_s)
-    widget.set_stop_callback(lambda: session.cancel_running_turns("widget_stop"))
+    token = CancellationToken()  # this drain's turn: what its Stop and an interrupt stop
+    widget.set_stop_callback(lambda: token.cancel("widget_stop", None))
     widget.set_decide_callback(lambda call_id, ok: session.approvals().decide(call_id, ok, by="user"))
     # what was asked: the texts of the batches the turn claims, shown as its prompt (the
     # activity stream names the batches only by id)
@@ -129,7 +131,7 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
     # the turn runs as its own task: a kernel interrupt cancels this cell's await, not the
     # turn, which is then stopped as a %%lash cell's is (committed stopped: cancelled with
     # origin kernel_interrupt, its batch done) instead of dying uncommitted
-    turn = asyncio.ensure_future(session.queued_turn().run())
+    turn = asyncio.ensure_future(session.queued_turn().cancel(token).run())
     try:
         while True:
             try:
@@ -138,7 +140,7 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
             except asyncio.CancelledError:
                 if turn.done():
                     raise
-                session.cancel_running_turns("kernel_interrupt")
+                token.cancel("kernel_interrupt", None)
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
