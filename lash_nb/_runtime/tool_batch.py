@@ -42,7 +42,14 @@ from typing import Any
 
 from .._core import events as ev
 from .._core.approval import ApprovalDecision, ApprovalPolicy, denial_text
-from .._core.attachments import Attachment, attachment_from, is_image_like, is_table, table_text
+from .._core.attachments import (
+    Attachment,
+    TextWithImages,
+    attachment_from,
+    is_image_like,
+    is_table,
+    table_text,
+)
 from .._core.cancel import CancellationToken
 from .._core.llm import LlmPart
 from .._core.records import Message, Part, PartKind, Role, ToolCallRecord, fresh_id
@@ -91,7 +98,7 @@ class ToolBatch:
         self.emit = emit
         self.records = records  # the turn's tool call records (appended to)
         self.results: dict[str, tuple[str, bool]] = {}
-        self.images: dict[str, Attachment] = {}  # call id -> the image its tool returned
+        self.images: dict[str, list[Attachment]] = {}  # call id -> the images its tool returned
         self.clock: dict[str, tuple[int, float]] = {}  # running call -> (started_ms, t0)
         self.on_thread: set[str] = set()  # calls whose function was started on a worker thread
 
@@ -109,19 +116,23 @@ class ToolBatch:
         started, t0 = now_ms(), time.perf_counter()
         self.clock[call_id] = (started, t0)
         broken = args_problem(call.input_json, name)
+        output: Any
         if broken is not None:  # never run a call on arguments the model did not send
             output, success = self.scrub(broken), False
         else:
             output, success = await self._execute(name, args, call_id)
         started, t0 = self.clock[call_id]  # an approved call's clock starts at its approval
         duration = round((time.perf_counter() - t0) * 1000, 3)
-        if success and is_image_like(output):
+        if success and isinstance(output, TextWithImages):  # an MCP result's pictures
+            self.images[call_id] = list(output.images)
+            output = output.text
+        elif success and is_image_like(output):
             try:
                 image = attachment_from(output, name=f"{name} output")
             except Exception as err:  # e.g. past the size limit: the model is told why
                 output, success = f"the tool's image could not be attached: {self._error(err)}", False
             else:
-                self.images[call_id] = image
+                self.images[call_id] = [image]
                 output = f"an image {image.ref.describe()}, attached below"
         try:
             if success and is_table(output):  # every column and row, not pandas' console repr
@@ -280,7 +291,7 @@ class ToolBatch:
             parts.append(Part(f"{mid}.p{i}", PartKind.TOOL_RESULT, text, cid, c.tool_name,
                               interrupted=cid not in self.results, is_error=not ok))
         if with_images:
-            for image in self.images.values():
+            for image in (i for images in self.images.values() for i in images):
                 parts.append(Part(f"{mid}.p{len(parts)}", PartKind.ATTACHMENT,
                                   image.ref.describe(), attachment=image.ref))
         return Message(mid, Role.USER, tuple(parts))
