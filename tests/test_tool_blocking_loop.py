@@ -70,3 +70,33 @@ def test_an_async_tool_that_awaits_is_not_named(caplog: Any) -> None:
         out = _turn("fetch_awaiting")
     assert out.result.tool_calls[0].output == "page of https://example.org"
     assert [r.getMessage() for r in caplog.records if r.name == "lash_nb.tools"] == []
+
+
+@tool
+def lookup(key: str) -> str:
+    """Look a key up (a plain def: it runs on a thread)."""
+    time.sleep(0.3)
+    return f"value of {key}"
+
+
+def test_only_the_tool_that_blocked_the_loop_is_named_among_parallel_calls(caplog: Any) -> None:
+    # one reply calls three tools; the blocking one comes last, so the other two were
+    # already waiting (on a thread, on a sleep) while it held the loop: they did nothing
+    # wrong, and telling the user to make a plain def of a plain def misleads
+    calls = [tool_call("lookup", '{"key": "k"}', "c1"),
+             tool_call("fetch_awaiting", '{"url": "https://a.example"}', "c2"),
+             tool_call("fetch_blocking", '{"url": "https://b.example"}', "c3")]
+
+    async def body() -> Any:
+        core = LashCore.builder().provider(FunctionProvider(Script(calls))).model("m").tools(
+            lookup, fetch_awaiting, fetch_blocking).build()
+        s = await core.session("s").open()
+        out = await s.turn("fetch them").run()
+        await core.close()
+        return out
+
+    with caplog.at_level(logging.WARNING, logger="lash_nb.tools"):
+        out = asyncio.run(body())
+    assert [c.success for c in out.result.tool_calls] == [True, True, True]
+    named = [r.getMessage().split("'")[1] for r in caplog.records if r.name == "lash_nb.tools"]
+    assert named == ["fetch_blocking"]

@@ -124,3 +124,33 @@ def test_untyped_kwargs_alone_take_any_named_values():
 
     run_sync(body())
     assert seen == [{"color": "red", "n": 2}]
+
+
+def test_a_parameter_named_fn_reaches_a_plain_function() -> None:
+    """``def apply(fn: str)`` failed with "got multiple values for argument 'fn'": the
+    helper that ran it on a thread took its own ``fn`` from the keyword arguments."""
+    import asyncio
+
+    from lash_nb import LashCore, tool
+    from lash_nb.providers import FunctionProvider
+    from lash_nb.testing import tool_call
+
+    @tool
+    def apply(fn: str, label: str = "x") -> str:
+        """Apply a named function."""
+        return f"applied {fn} as {label}"
+
+    def model(request):  # type: ignore[no-untyped-def]
+        if request.messages[-1].tool_results():
+            return "done"
+        return [tool_call("apply", '{"fn": "sqrt", "label": "root"}', "c1")]
+
+    async def body():  # type: ignore[no-untyped-def]
+        core = LashCore.builder().provider(FunctionProvider(model)).model("m").tools(apply).build()
+        s = await core.session("s").open()
+        out = await s.turn("go").run()
+        await core.close()
+        return out
+
+    out = asyncio.run(body())
+    assert out.result.tool_calls[0].output == "applied sqrt as root"

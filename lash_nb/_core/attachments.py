@@ -216,6 +216,15 @@ def attachment_from(
         "figure, a PIL image, a DataFrame or an object with _repr_png_")
 
 
+@dataclass(frozen=True, slots=True)
+class TextWithImages:
+    """A tool result made of text and images (an MCP result with image content): the model
+    reads ``text`` and is shown ``images`` after the results, as a Python tool's picture."""
+
+    text: str
+    images: tuple[Attachment, ...]
+
+
 def is_image_like(obj: Any) -> bool:
     """True for what a tool may return as an image: an :class:`Attachment` of an image, a
     matplotlib figure, a PIL image, or an object with ``_repr_png_`` (not text or data)."""

@@ -62,7 +62,24 @@ def parse(p: MagicArgumentParser, argline: str) -> Any:
             raise UsageError(f"{p.prog}: {msg}; see %lash help") from err
         first = msg[len(_UNRECOGNIZED):].split()[0]
         options = [o for a in p._actions for o in a.option_strings]
-        raise UsageError(unknown_option(first, options, p.prog)) from err
+        raise UsageError(_words_after_value(p, argv, first)
+                         or unknown_option(first, options, p.prog)) from err
+
+
+def _words_after_value(p: MagicArgumentParser, argv: list[str], stray: str) -> str | None:
+    """``--set You are terse.``: the words after an option's one value are its text, typed
+    without quotes; the line that says so (None when ``stray`` follows no such value)."""
+    takes_value = {o for a in p._actions if a.nargs is None and a.option_strings
+                   and a.const is None for o in a.option_strings}
+    for i, tok in enumerate(argv):
+        if tok == stray and i >= 2 and argv[i - 2] in takes_value:
+            end = i
+            while end < len(argv) and not argv[end].startswith("-"):
+                end += 1
+            option, words = argv[i - 2], " ".join(argv[i - 1:end])
+            return (f"{p.prog}: {option} takes one value; put text with spaces in quotes: "
+                    f"{option} \"{words}\"")
+    return None
 
 
 def unknown_option(token: str, options: Iterable[str], prog: str = "%lash") -> str:

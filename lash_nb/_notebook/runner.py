@@ -3,8 +3,9 @@
 Theory of operation
 - The cell awaits :func:`run_turn` (the ``%%lash`` input transformer makes the cell a top-level
   ``await``), so on ipykernel >= 7.4 the widget's Stop message is handled while the turn runs.
-- Stop -> ``session.cancel_running_turns()`` -> the turn commits ``stopped: cancelled`` -> the
-  stream ends -> ``finish`` -> the cell returns normally.
+- Stop -> this widget's turn is cancelled (its own token, not the session's other turns: a
+  ``--background`` turn of another cell keeps running) -> the turn commits ``stopped:
+  cancelled`` -> the stream ends -> ``finish`` -> the cell returns normally.
 - A kernel interrupt arrives as ``asyncio.CancelledError`` at the awaited ``queue.get`` of the
   stream. ``TurnStream.follow`` cancels THIS turn's token (not the session's other turns: a
   queued drain in the background keeps running), un-cancels the cell's task and keeps
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from .._core.cancel import CancellationToken
 from .._errors import TurnNotSaved
 from .._store.waits import not_shown, shown_to_a_person
 from .costs import turn_cost
@@ -49,13 +51,19 @@ async def run_turn(
     from .widgets.attachments import attachment_cards
     from .widgets.turn import TurnWidget  # anywidget loads with the first widget, not %load_ext
 
+    streams: list[Any] = []  # this widget's turn, once made: what its Stop stops
+
+    def stop() -> None:
+        for stream in streams:
+            stream.token.cancel("widget_stop", None)
+
     widget = TurnWidget(
         attachments=attachment_cards(turn_input.attachments()) if turn_input is not None else [],
         session_id=session.session_id,
         turn_id=turn_id or "",
         prompt=prompt if show_prompt else "",
         interval_s=interval_s,
-        on_stop=lambda: session.cancel_running_turns("widget_stop"),
+        on_stop=stop,
         on_decide=lambda call_id, ok: session.approvals().decide(call_id, ok, by="user"),
     ).show()
     shown = shown_to_a_person(True)  # the store's waits of this turn are on its row
@@ -66,6 +74,7 @@ async def run_turn(
         if system:
             builder = builder.system(system)  # a turn prompt layer (``%%lash --system``)
         stream = builder.stream()
+        streams.append(stream)
         # in a cell, a cancelled await is the kernel's interrupt (the cell's task is cancelled);
         # follow() then stops THIS turn only, never a background drain of the session
         stream.consumer_cancel_origin = ("kernel_interrupt", None)
@@ -97,7 +106,8 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
     shown = widget is not None
     if widget is None:
         widget = TurnWidget(session_id=session.session_id, interval_s=interval_s)
-    widget.set_stop_callback(lambda: session.cancel_running_turns("widget_stop"))
+    token = CancellationToken()  # this drain's turn: what its Stop and an interrupt stop
+    widget.set_stop_callback(lambda: token.cancel("widget_stop", None))
     widget.set_decide_callback(lambda call_id, ok: session.approvals().decide(call_id, ok, by="user"))
     # what was asked: the texts of the batches the turn claims, shown as its prompt (the
     # activity stream names the batches only by id)
@@ -124,7 +134,7 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
     # are on its row, as a %%lash turn's (the task copies this context)
     marked = shown_to_a_person(True)
     try:
-        turn = asyncio.ensure_future(session.queued_turn().run())
+        turn = asyncio.ensure_future(session.queued_turn().cancel(token).run())
     finally:
         not_shown(marked)
     try:
@@ -135,7 +145,7 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
             except asyncio.CancelledError:
                 if turn.done():
                     raise
-                session.cancel_running_turns("kernel_interrupt")
+                token.cancel("kernel_interrupt", None)
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()

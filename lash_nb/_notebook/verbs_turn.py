@@ -279,6 +279,7 @@ def turn_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
         raise UsageError(f"-o {a.out!r} is not a Python variable name; give one such as -o r "
                          "(the turn was not run)")
     if cell is not None:
+        _refuse_unquoted_system(a.system, opts, prompt)
         prompt = cell if not prompt else f"{prompt}\n{cell}"
     # cleaned here as the session would (ADR 12): the widget shows the prompt before the
     # session sees it, and a lone surrogate cannot be sent to the front end
@@ -295,6 +296,19 @@ def turn_args(m: LashMagics, argline: str, cell: str | None) -> tuple[Any, str]:
             raise UsageError('--system is empty; write the text in quotes, e.g. --system "Be brief."')
     a.attach = attach_targets(m, a.attach)
     return a, prompt
+
+
+def _refuse_unquoted_system(system: str | None, opts: str, words: str) -> None:
+    """``%%lash --system be brief``: the words after an unquoted ``--system`` value on the
+    cell's line would go to the model as the start of the prompt; they are the rest of the
+    system text, typed without quotes (a quoted value may be followed by a prompt's start)."""
+    if system is None or not words or opts.rstrip()[-1:] in ("'", '"') or "--system=" in opts:
+        return
+    if not opts.rstrip().endswith(system):
+        return  # another option came after --system: its value was not the last thing typed
+    raise UsageError(f'%%lash: --system takes one value, and "{words}" after it would start '
+                     f'the prompt; put the system text in quotes: --system "{system} {words}" '
+                     f"(the prompt is the cell)")
 
 
 def attach_targets(m: LashMagics, spec: str | None) -> list[tuple[str, Any]]:

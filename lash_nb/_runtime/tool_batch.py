@@ -34,14 +34,22 @@ bounded like any.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 from .._core import events as ev
 from .._core.approval import ApprovalDecision, ApprovalPolicy, denial_text
-from .._core.attachments import Attachment, attachment_from, is_image_like, is_table, table_text
+from .._core.attachments import (
+    Attachment,
+    TextWithImages,
+    attachment_from,
+    is_image_like,
+    is_table,
+    table_text,
+)
 from .._core.cancel import CancellationToken
 from .._core.llm import LlmPart
 from .._core.records import Message, Part, PartKind, Role, ToolCallRecord, fresh_id
@@ -52,13 +60,13 @@ from .._core.tool_output import DEFAULT_MAX_OUTPUT, bounded
 from .._core.tools import ToolContext, ToolManifest, ToolProvider, ToolRegistry
 from .._errors import ToolArgumentsInvalid
 from .approval import ApprovalRequest, Approvals
-from .turn_records import as_text, error_text, jsonable, parse_args
+from .turn_records import args_problem, as_text, error_text, jsonable, parse_args
 
 Emit = Callable[[ev.TurnEvent, str], None]
 log = logging.getLogger("lash_nb.tools")
-# a call's probe is due _PROBE_S after it starts; reached HELD_WARN_S late, the tool held the
-# loop that long (one timer per call: the cost of knowing)
-_PROBE_S = 0.05
+# a tool whose longest step (the time between two of its awaits) reached HELD_WARN_S held the
+# loop that long: its own steps are timed, so a call that waited while another tool of the
+# same reply blocked the loop is not named
 HELD_WARN_S = 1.0
 
 
@@ -90,7 +98,7 @@ class ToolBatch:
         self.emit = emit
         self.records = records  # the turn's tool call records (appended to)
         self.results: dict[str, tuple[str, bool]] = {}
-        self.images: dict[str, Attachment] = {}  # call id -> the image its tool returned
+        self.images: dict[str, list[Attachment]] = {}  # call id -> the images its tool returned
         self.clock: dict[str, tuple[int, float]] = {}  # running call -> (started_ms, t0)
         self.on_thread: set[str] = set()  # calls whose function was started on a worker thread
 
@@ -107,16 +115,24 @@ class ToolBatch:
         self.emit(ev.ToolCallStarted(call_id, name, args), cid)
         started, t0 = now_ms(), time.perf_counter()
         self.clock[call_id] = (started, t0)
-        output, success = await self._execute(name, args, call_id)
+        broken = args_problem(call.input_json, name)
+        output: Any
+        if broken is not None:  # never run a call on arguments the model did not send
+            output, success = self.scrub(broken), False
+        else:
+            output, success = await self._execute(name, args, call_id)
         started, t0 = self.clock[call_id]  # an approved call's clock starts at its approval
         duration = round((time.perf_counter() - t0) * 1000, 3)
-        if success and is_image_like(output):
+        if success and isinstance(output, TextWithImages):  # an MCP result's pictures
+            self.images[call_id] = list(output.images)
+            output = output.text
+        elif success and is_image_like(output):
             try:
                 image = attachment_from(output, name=f"{name} output")
             except Exception as err:  # e.g. past the size limit: the model is told why
                 output, success = f"the tool's image could not be attached: {self._error(err)}", False
             else:
-                self.images[call_id] = image
+                self.images[call_id] = [image]
                 output = f"an image {image.ref.describe()}, attached below"
         try:
             if success and is_table(output):  # every column and row, not pandas' console repr
@@ -171,14 +187,11 @@ class ToolBatch:
             refused = await self._approve(name, args, context, provider, manifest)
             if refused is not None:
                 return refused, False
-        loop = asyncio.get_running_loop()
-        held: list[float] = []  # when the loop got to the probe
-        probe = loop.call_later(_PROBE_S, lambda: held.append(loop.time()))
-        due = loop.time() + _PROBE_S
         if getattr(provider, "runs_on_thread", False) is True:
             self.on_thread.add(call_id)
+        stepped = _Stepped(provider.execute(name, args, context))
         try:
-            output = await provider.execute(name, args, context)
+            output = await stepped
         except asyncio.CancelledError as err:
             if self.token.cancelled or _being_cancelled():
                 raise
@@ -191,9 +204,7 @@ class ToolBatch:
         except BaseException as err:  # Exception, SystemExit, ...: an error result
             return self._error(err), False
         finally:
-            probe.cancel()
-            _tell_if_held(name, (held[0] if held else loop.time()) - due,
-                          inline=getattr(provider, "inline", False) is True)
+            _tell_if_held(name, stepped.longest, inline=getattr(provider, "inline", False) is True)
         return output, True
 
     def _error(self, err: BaseException) -> str:
@@ -280,15 +291,52 @@ class ToolBatch:
             parts.append(Part(f"{mid}.p{i}", PartKind.TOOL_RESULT, text, cid, c.tool_name,
                               interrupted=cid not in self.results, is_error=not ok))
         if with_images:
-            for image in self.images.values():
+            for image in (i for images in self.images.values() for i in images):
                 parts.append(Part(f"{mid}.p{len(parts)}", PartKind.ATTACHMENT,
                                   image.ref.describe(), attachment=image.ref))
         return Message(mid, Role.USER, tuple(parts))
 
 
+class _Stepped:
+    """Awaits a coroutine step by step and keeps its longest step: how long it held the event
+    loop without awaiting (nothing else ran meanwhile: Stop, widgets, other tools)."""
+
+    __slots__ = ("coro", "longest")
+
+    def __init__(self, awaitable: Awaitable[Any]) -> None:
+        # a provider's execute may return any awaitable (a future, a task): drive it through
+        # a coroutine of our own, whose steps are then its steps
+        self.coro = awaitable if inspect.iscoroutine(awaitable) else _awaited(awaitable)
+        self.longest = 0.0
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro = self.coro
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            t0 = time.perf_counter()
+            try:
+                out = coro.send(value) if error is None else coro.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                self.longest = max(self.longest, time.perf_counter() - t0)
+            try:
+                value, error = (yield out), None
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as err:  # a cancel, thrown in at the await: the tool's to see
+                value, error = None, err
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
 def _tell_if_held(name: str, lag: float, *, inline: bool) -> None:
-    """One warning when a tool kept the loop from a callback due during its call for
-    ``HELD_WARN_S`` or more: nothing else ran meanwhile (Stop, widgets, other tools)."""
+    """One warning when a tool's own code ran ``HELD_WARN_S`` or more without awaiting:
+    nothing else ran meanwhile (Stop, widgets, other tools)."""
     if lag < HELD_WARN_S:
         return
     if inline:

@@ -116,6 +116,25 @@ def parse_args(raw: str | None) -> dict[str, Any]:
     return clean_json(value) if isinstance(value, dict) else {}
 
 
+def args_problem(raw: str | None, tool: str) -> str | None:
+    """What the model reads when a call's arguments are not a JSON object (a stream cut at
+    ``max_tokens``, a server sending a string or a list), else None. Such a call does not run:
+    with no arguments, a tool whose parameters have defaults would do what nobody asked."""
+    if not raw:
+        return None  # some servers send "" for a call without arguments
+    try:
+        value = json.loads(raw)
+    except ValueError as err:
+        what = f"not a JSON object ({err})"
+    else:
+        if isinstance(value, dict):
+            return None
+        what = f"not a JSON object (a JSON {type(value).__name__ if value is not None else 'null'})"
+    shown = raw if len(raw) <= 300 else raw[:300] + "…"
+    return (f"the arguments of this call are {what}: {shown}; call {tool!r} again with its "
+            f"arguments as one JSON object")
+
+
 def jsonable(value: Any) -> Any:
     """``value`` if JSON can hold it, else its ``str()`` (which may raise: the caller turns
     that into an error result)."""

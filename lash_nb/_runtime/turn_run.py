@@ -505,7 +505,8 @@ class TurnRun:
         with self.tool_scope():
             await batch.run()
         if batch.images:  # a tool returned a picture: its bytes before the commit naming it
-            await self.parts.blobs.put(self.parts.store, batch.images.values())
+            await self.parts.blobs.put(self.parts.store,
+                                       [i for images in batch.images.values() for i in images])
         self._append(batch.result_message(with_images=bool(batch.images)))
         self._batch = None
         return tm.ToolsDone()

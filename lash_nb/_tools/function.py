@@ -17,14 +17,26 @@ Theory of operation
   ``@tool(max_retries=...)``). The call that reaches the bound, and every later call of that
   tool in the same turn, is refused without running and tells the model to stop calling it
   (ADR 35). The count is kept per (session, turn) for the last few hundred turns.
+- Return value: converted the way pydantic writes JSON (a pydantic model or a dataclass
+  as an object, dates as ISO text, enums as their values, sets as lists), so the model reads
+  JSON and the store holds an object, not Python's repr. A numpy array or scalar becomes
+  numbers (``tolist()``: numpy's repr elides an array's middle with "..."), a pandas Series
+  a one-column DataFrame (shown as a DataFrame is). Inside a container or a model, a value
+  none of these covers becomes its ``str()``, the rest stays JSON. What pydantic cannot write
+  at the top (a DataFrame, a figure, bytes) and a container past :data:`_PLAIN_ITEMS` items
+  (bounded by items where it enters the session) are returned as they are.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import dataclasses
 import functools
 import inspect
 import re
+import threading
 import typing
 import warnings
 from collections import OrderedDict
@@ -95,6 +107,21 @@ class _Object:
         self.hints_of = call
 
 
+def _context_param(params: Mapping[str, inspect.Parameter], hints: Mapping[str, Any]) -> str | None:
+    """The parameter annotated ``ToolContext`` (``Optional`` too), else one named ``context``
+    or ``ctx`` with no annotation (or ``Any``); a ``context: str`` is the model's argument
+    like any other."""
+    for pname in params:
+        hint = hints.get(pname)
+        if typing.get_origin(hint) is typing.Annotated:
+            hint = typing.get_args(hint)[0]
+        if hint is ToolContext or ToolContext in typing.get_args(hint):
+            return pname
+    return next((n for n in _CONTEXT_NAMES
+                 if n in params and (params[n].annotation is inspect.Parameter.empty
+                                     or hints.get(n) is Any)), None)
+
+
 class ArgumentsModel:
     """A function's parameters as a pydantic model: the JSON schema and the validator."""
 
@@ -110,6 +137,8 @@ class ArgumentsModel:
                 f"tool {name!r}: its type hints cannot be resolved ({type(err).__name__}: {err}); "
                 "define the types it names before decorating it"
             ) from None
+        # the parameter the call's ToolContext is passed in (not the model's to give)
+        self.context_name = _context_param(sig.parameters, hints)
         fields: dict[str, Any] = {}
         self.names: dict[str, str] = {}  # model field -> parameter name
         self.positional: list[str] = []  # positional-only parameters, in order
@@ -127,7 +156,7 @@ class ArgumentsModel:
             if p.kind is p.VAR_POSITIONAL:
                 star = pname
                 continue
-            if pname in _CONTEXT_NAMES:
+            if pname == self.context_name:
                 continue
             if p.kind is p.POSITIONAL_ONLY:
                 self.positional.append(pname)
@@ -255,10 +284,9 @@ class FunctionTool:
         self.approval = None if approval is None else approval_policy(
             approval, what=f"@tool approval of {self.name!r}")
         self.is_async = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
-        params = inspect.signature(fn).parameters
-        self.context_name = next((n for n in _CONTEXT_NAMES if n in params), None)
-        self.wants_context = self.context_name is not None
         self.arguments = ArgumentsModel(fn, param_docs, self.name)
+        self.context_name = self.arguments.context_name
+        self.wants_context = self.context_name is not None
         self.manifest = ToolManifest(
             id=f"tool:{self.name}",
             name=self.name,
@@ -315,17 +343,18 @@ class FunctionTool:
         if self.is_async:
             called = self.fn(*positional, **kwargs)
             if inspect.isasyncgen(called):  # an async generator: what it yields
-                return [item async for item in called]
-            return await called
+                return _plain([item async for item in called])
+            return _plain(await called)
         # a sync tool runs on a worker thread so the loop (widgets, Stop) stays live;
         # inline=True runs it on the loop for trivial functions
         if self.inline:
             result = _drained(self.fn, *positional, **kwargs)
         else:
-            result = await asyncio.to_thread(_drained, self.fn, *positional, **kwargs)
+            result = await _on_daemon_thread(self.name, _drained, self.fn, *positional,
+                                             **kwargs)
         if inspect.isawaitable(result):
-            return await result
-        return result
+            return _plain(await result)
+        return _plain(result)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -334,7 +363,86 @@ class FunctionTool:
         return f"<tool {self.name}: {self.manifest.description[:50]!r}>"
 
 
-def _drained(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+_PLAIN_ITEMS = 10_000  # a longer list or dict is left to the session's bound, cut by items
+
+
+def _plain(value: Any) -> Any:
+    """A function's return as JSON holds it, where pydantic can write it (the module
+    docstring); else ``value`` itself."""
+    if value is None or isinstance(value, (str, int, float, bytes, bytearray, memoryview)):
+        return value
+    if _is_series(value):
+        return value.to_frame()
+    if _is_numpy(value):
+        value = value.tolist()
+    containers = (list, tuple, dict, set, frozenset)
+    if isinstance(value, containers) and len(value) > _PLAIN_ITEMS:
+        return value
+    from pydantic_core import to_jsonable_python
+
+    try:
+        return to_jsonable_python(value)
+    except Exception:  # a DataFrame, a figure, bytes that are not UTF-8: shown as before
+        pass
+    if not isinstance(value, containers) and not dataclasses.is_dataclass(value) and not hasattr(
+            type(value), "model_dump"):
+        return value
+    try:  # a value inside it pydantic cannot write: that one as numbers or text
+        return to_jsonable_python(value, fallback=_inner)
+    except Exception:
+        return value
+
+
+def _inner(value: Any) -> Any:
+    """A value inside a returned container that pydantic cannot write."""
+    if _is_numpy(value):
+        return value.tolist()
+    if _is_series(value):
+        return value.tolist()
+    return str(value)
+
+
+def _is_numpy(value: Any) -> bool:
+    return type(value).__module__ == "numpy" and callable(getattr(value, "tolist", None))
+
+
+def _is_series(value: Any) -> bool:
+    return type(value).__name__ == "Series" and type(value).__module__.startswith("pandas") \
+        and callable(getattr(value, "to_frame", None))
+
+
+async def _on_daemon_thread(label: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``fn(...)`` on a thread of its own, as ``asyncio.to_thread`` (the caller's context
+    vars), but a daemon thread: a call a stop left running (Python cannot stop a thread) does
+    not hold the interpreter's exit, as the loop's default executor's threads do (a script
+    that stopped a turn hung in ``asyncio.run`` until the tool returned)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if done.done():  # the call was cancelled meanwhile: its result is dropped
+            return
+        if error is None:
+            done.set_result(value)
+        else:
+            done.set_exception(error)
+
+    def work() -> None:
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            value = context.run(fn, *args, **kwargs)
+        except BaseException as err:  # given to the awaiting call, as to_thread gives it
+            error = err
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=work, name=f"lash-tool-{label}", daemon=True).start()
+    return await done
+
+
+def _drained(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """``fn(...)``; a generator's items as a list (its body runs here, on the tool's thread),
     not the generator object, whose repr is all the model would read."""
     result = fn(*args, **kwargs)
@@ -352,8 +460,10 @@ def tool(
     coerced to the annotated types before the function runs; a tool takes ``max_retries``
     invalid calls per turn. Sync functions run on a worker thread (``inline=True``: on the
     event loop). A generator (``yield``, sync or async) gives the list of what it yields.
-    ``approval``: ``"always"`` (run), ``"ask"`` (wait for Approve / Deny) or ``"never"``
-    (deny); unset, the session's default applies (``session.approvals()``).
+    A parameter annotated ``ToolContext`` (or named ``context`` / ``ctx`` without a type)
+    receives the call's context and is not offered to the model. ``approval``:
+    ``"always"`` (run), ``"ask"`` (wait for Approve / Deny) or ``"never"`` (deny); unset,
+    the session's default applies (``session.approvals()``).
     ``max_output``: characters of its output the model is sent and the session keeps (unset:
     the session's, 65,536 by default); past it, the head and the tail around a line saying
     how much was left out (ADR 174)."""

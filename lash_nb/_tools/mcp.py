@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import base64
 import contextlib
 import importlib
 import logging
@@ -51,6 +52,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._core.approval import ApprovalPolicy, policy_map
+from .._core.attachments import Attachment, TextWithImages, make_attachment
 from .._core.secrets import (
     Scrubber,
     command_secrets,
@@ -62,7 +64,7 @@ from .._core.secrets import (
 from .._core.text import clean_json, clean_text
 from .._core.tool_output import check_max_output
 from .._core.tools import ToolContext, ToolManifest
-from .._errors import ConfigurationError, ToolServerError
+from .._errors import ConfigurationError, LashError, ToolServerError
 from .error_output import ErrorOutput
 from .mcp_listing import ToolListFilter, printable, shown_name
 
@@ -198,7 +200,14 @@ class MCPServer:
         try:
             await asyncio.wait_for(asyncio.shield(ready), max(self.timeout_s, START_WAIT_S))
         except BaseException as err:
+            task = self._task
+            if task is not None and not ready.done():  # it never started: nothing to stop
+                task.cancel()  # gracefully (aclose would wait 10 s for it)
+                with contextlib.suppress(BaseException):
+                    await task
             await self.aclose()
+            if ready.done() and not ready.cancelled():
+                ready.exception()  # read: reported once, as the error below
             if isinstance(err, asyncio.CancelledError):
                 raise
             await self._settle()
@@ -441,13 +450,15 @@ class MCPServer:
         except (OSError, EOFError) as err:
             await self._settle()
             raise ToolServerError(f"MCP server {self.name!r} failed: {self._why(err)}") from None
-        text = _content_text(result.content)
         if result.is_error:
+            text = _content_text(result.content)
             raise ToolServerError(f"MCP server {self.name!r}, tool {tool_name!r}: "
                                   f"{self._scrub(text) or 'an error with no text'}")
         if result.structured_content is not None:
             return result.structured_content
-        return text
+        images: list[Attachment] = []
+        text = _content_text(result.content, images=images, tool=tool_name)
+        return TextWithImages(text, tuple(images)) if images else text
 
     def _lost(self, err: BaseException) -> ToolServerError:
         """The connection closed under a call (a stdio server exited, crashed, was killed):
@@ -490,12 +501,17 @@ def _last_error_line(lines: Sequence[str]) -> str:
     return ""
 
 
-def _content_text(content: Sequence[Any]) -> str:
+def _content_text(content: Sequence[Any], *, images: list[Attachment] | None = None,
+                  tool: str = "") -> str:
+    """A result's content as text; with ``images``, each image it holds is appended there
+    (decoded; the text says it is attached below) instead of being named only."""
     out = []
     for c in content:
         kind = getattr(c, "type", "")
         if kind == "text":
             out.append(c.text)
+        elif kind == "image" and images is not None and (image := _image_of(c, tool, images)):
+            out.append(f"[image {image.ref.describe()}, attached below]")
         elif kind in ("image", "audio"):
             out.append(f"[{kind} {getattr(c, 'mime_type', '')}, {len(getattr(c, 'data', '') or '')} base64 chars]")
         elif kind == "resource":
@@ -506,6 +522,19 @@ def _content_text(content: Sequence[Any]) -> str:
         else:
             out.append(f"[{kind or type(c).__name__}]")
     return "\n".join(out)
+
+
+def _image_of(content: Any, tool: str, images: list[Attachment]) -> Attachment | None:
+    """The attachment of an MCP image content (None: not base64, or past the attachment
+    limit: then it is only named, as before)."""
+    try:
+        data = base64.b64decode(getattr(content, "data", "") or "", validate=True)
+        image = make_attachment(data, str(getattr(content, "mime_type", "") or "image/png"),
+                                label=f"{tool} image {len(images) + 1}")
+    except (ValueError, LashError):
+        return None
+    images.append(image)
+    return image
 
 
 def _children() -> set[int]:
