@@ -32,7 +32,7 @@ def count_statements(store: Any, into: list[str] | None = None) -> list[str]:
     seen: list[str] = [] if into is None else into
     worker = store._worker
     connect = worker._connect
-    worker._connect = lambda wait_s, observer: Counting(connect(wait_s, observer), seen)
+    worker._connect = lambda *args: Counting(connect(*args), seen)
 
     def install(con: Any) -> None:
         if worker._con is not None:

@@ -152,3 +152,49 @@ def test_a_worker_whose_let_go_file_was_moved_stops_in_one_line_and_creates_no_s
     stopped = [line for line in said.splitlines() if line.startswith("worker stopped:")]
     assert len(stopped) == 1 and "moved or deleted" in stopped[0], said
     assert "Traceback" not in said, said
+
+
+HOLDER = ("import sys, duckdb; con = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+          "sys.stdin.read(); con.close()")
+
+
+def test_a_file_moved_while_the_reopen_waits_for_another_process_is_not_recreated(
+        tmp_path: Path) -> None:
+    """The move lands while this process waits in line for the file (another process holds
+    it): the check before the wait saw the file, so each attempt checks again (a full run
+    under load met this: a new, empty store at the path, and the next commit read the
+    session as deleted)."""
+    path, moved = tmp_path / "nb.duckdb", tmp_path / "moved.duckdb"
+    store = DuckDBStore(path, lock_timeout_s=120)
+
+    async def notebook() -> str:
+        core = LashCore.builder().provider(FunctionProvider(lambda r: "an answer")).store(store).build()
+        s = await core.session("nb").open()
+        await s.turn("a first question").run()
+        await store.release_file()
+        holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], cwd=ROOT,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        waits: list[Any] = []
+        turn = asyncio.ensure_future(s.turn("a second question").stream().follow(waits.append))
+        try:
+            while not any(getattr(a.event, "type", "") == "store_wait" for a in waits):
+                assert not turn.done(), turn.result()
+                await asyncio.sleep(0.02)
+            path.rename(moved)  # the user's mv, while this process waits for the holder
+            assert holder.stdin is not None
+            holder.stdin.close()  # the holder lets the file go
+            holder.wait(timeout=60)
+            try:
+                await turn
+            except Exception as e:  # the test reads its message
+                return f"{type(e).__name__}: {e}"
+            return "no error"
+        finally:
+            holder.kill()
+            await core.close()
+
+    said = asyncio.run(notebook())
+    assert not path.exists()  # no new, empty store at the old path
+    assert "moved or deleted" in said and "\n" not in said, said
+    assert _questions_in(moved, "nb") == ["a first question"]

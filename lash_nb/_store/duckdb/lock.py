@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ..._errors import (
@@ -60,6 +61,14 @@ class ReadOnlyPath(StorePathError):
 
 class NotTheHeldFile(StorePathError):
     """The path names another file than the one held (moved, deleted, replaced)."""
+
+
+def let_go_file_gone(path: str) -> NotTheHeldFile:
+    """The file this process held and let go is no longer at ``path`` (ADR 185)."""
+    return NotTheHeldFile(
+        f"{path} was moved or deleted after this process let it go; nothing was "
+        "written there: put it back, or open the store where it is now (restart the "
+        "kernel or process to start a new store at this path)")
 
 
 def unwritable(e: BaseException) -> str | None:
@@ -116,11 +125,13 @@ def check_path(path: str, read_only: bool) -> None:
 def open_connection(
     path: str, *, read_only: bool, lock_timeout_s: float, check: bool = True,
     line: Line | None = None, observer: StoreWaitObserver | None = None,
-    stop: WaitStop | None = None,
+    stop: WaitStop | None = None, held_before: Callable[[], bool] | None = None,
 ) -> Any:
     """Connect, waiting in the file's line (``share.py``) while another process holds it;
     validate or create the schema (unless ``check`` is False: :func:`migrate` opens files of
-    older versions). A lock conflict at any step of the open waits the same way."""
+    older versions). A lock conflict at any step of the open waits the same way.
+    ``held_before()`` true: this process held the file and let it go; a path with no file
+    then is refused at each attempt (DuckDB would create a new, empty store: ADR 185)."""
     import duckdb
 
     check_path(path, read_only)
@@ -131,6 +142,8 @@ def open_connection(
                 wait.blocked(queued=True)
                 continue
             wait.trying()
+            if held_before is not None and held_before() and not os.path.exists(path):
+                raise let_go_file_gone(path)  # moved while this open waited in the line
             try:
                 con = duckdb.connect(path, read_only=read_only, config=CONNECT_CONFIG)
             except duckdb.IOException as e:

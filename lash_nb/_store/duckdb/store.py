@@ -139,7 +139,7 @@ class DuckDBStore:
             self._worker = ConnectionWorker(
                 lambda wait_s, observer, stop: open_connection(
                     self.path, read_only=read_only, lock_timeout_s=wait_s, line=line,
-                    observer=observer, stop=stop,
+                    observer=observer, stop=stop, held_before=self._held_before,
                 ),
                 idle_release_s=idle_release_s,
                 fold_idle_s=fold_idle_s,
@@ -337,6 +337,12 @@ class DuckDBStore:
             return backup.copy_held(con, hold, self.path, target)
 
         return await asyncio.wrap_future(self._worker.submit(job))
+
+    def _held_before(self) -> bool:
+        """This store's worker held the file once (ADR 185: a path with no file then is not
+        opened as a new store). False before the worker exists."""
+        worker = getattr(self, "_worker", None)
+        return worker is not None and worker.held_a_file
 
     async def release_file(self) -> None:
         """Let other processes have the file now (a polling worker calls this when idle);

@@ -83,7 +83,14 @@ from ..waits import (
 )
 from .hold import Hold, LeaseRow
 from .journal import FOLD_FIRM_AFTER, FoldCounts, GaveWay, fold, fold_idle
-from .lock import NotTheHeldFile, is_disk_full, is_lock_conflict, store_error, unwritable
+from .lock import (
+    NotTheHeldFile,
+    is_disk_full,
+    is_lock_conflict,
+    let_go_file_gone,
+    store_error,
+    unwritable,
+)
 from .share import Line, Wait, describe_holder
 from .sigint import sigint_held
 
@@ -401,15 +408,16 @@ class ConnectionWorker:
             self._early = bool(done) or not early
         return gave_way
 
+    @property
+    def held_a_file(self) -> bool:  # it opened the file once (and may have let it go since)
+        return self._file_id is not None
+
     def _open(self, wait_s: float, observer: StoreWaitObserver | None,
               stop: WaitStop | None = None) -> None:
-        if self._file_id is not None and _file_id(self.path) == _GONE:
+        if self.held_a_file and _file_id(self.path) == _GONE:
             # this worker held the file and let it go; DuckDB would create a new, empty
             # store at the path and the sessions would go on without their history (ADR 185)
-            raise NotTheHeldFile(
-                f"{self.path} was moved or deleted after this process let it go; nothing was "
-                "written there: put it back, or open the store where it is now (restart the "
-                "kernel or process to start a new store at this path)")
+            raise let_go_file_gone(self.path)
         self._con = self._connect(wait_s, observer, stop)
         self.hold = Hold(self.path + ".wal" if self.path else "")
         self.hold.counts = self.folds
