@@ -275,6 +275,17 @@ class TurnWidget(anywidget.AnyWidget):
             self._note = None
         if self._display is not None:
             self._display.update(self)  # the static bundle (see _repr_mimebundle_)
+        self.close()
+
+    def close(self) -> None:
+        """Close the widget model: once the record replaces the view, no output shows it, and
+        a front end that saves widget state (JupyterLab's "save widget state", Notebook 7's)
+        would keep its ``_esm`` and ``_css`` (about 32 kB) for every finished turn (ADR 189).
+        The Python side stays: the traits, the record (``_repr_mimebundle_``, which
+        ipywidgets' ``close`` would replace by ``None``: a closed widget displays as a record,
+        as ``%lash replay`` returns one)."""
+        super().close()
+        self.__dict__.pop("_repr_mimebundle_", None)
 
     def flush(self, *, final: str | bool = False) -> bool:
         """Send the changed state now. Returns False when nothing changed."""
