@@ -185,9 +185,18 @@ def by_jupyterlab(ns: list[int], save_state: bool) -> dict[int, dict[str, Any]]:
 
                         wait_until(all_saved, timeout=900, what=f"{n} records in {name}")
                         page.save(expect_in_file="%%lash")  # once more, the kernel idle
-                        path = root / name
-                        out[n] = anatomy(json.loads(path.read_text(encoding="utf-8")),
-                                         path.stat().st_size)
+                        raw: list[bytes] = []
+
+                        def read(path: Path = root / name, raw: list[bytes] = raw) -> bool:
+                            raw[:] = [path.read_bytes()]  # once: a save may be writing it
+                            try:
+                                json.loads(raw[0])
+                            except ValueError:
+                                return False
+                            return True
+
+                        wait_until(read, timeout=60, what=f"{name} written whole")
+                        out[n] = anatomy(json.loads(raw[0]), len(raw[0]))
                         page.page.close()
                         server.shut_down_sessions()
                         wait_until(lambda: not server.api("GET", "/api/kernels"), timeout=60,
