@@ -297,6 +297,21 @@ class ReraisingShell:
 
 
 @contextlib.contextmanager
+def widgets_made() -> Iterator[list[Any]]:
+    """Every ipywidget constructed inside the block, closed or not (a finished turn's widget
+    closes its model, ADR 189, and leaves ipywidgets' table of open widgets)."""
+    from ipywidgets import Widget
+
+    made: list[Any] = []
+    before = Widget._widget_construction_callback
+    Widget.on_widget_constructed(made.append)
+    try:
+        yield made
+    finally:
+        Widget._widget_construction_callback = before
+
+
+@contextlib.contextmanager
 def lash_shell(cwd: Any, monkeypatch: Any, *cells: str) -> Iterator[ReraisingShell]:
     """A shell working in ``cwd`` with lash_nb loaded and the offline provider at full speed,
     after running ``cells``; closed at the end."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
-from notebook_harness import ReraisingShell
+from notebook_harness import ReraisingShell, widgets_made
 
 
 @pytest.fixture
@@ -247,18 +247,16 @@ def test_a_background_cell_leaves_no_pending_task_in_the_saved_output(sh):
 def test_a_drained_turn_that_waited_for_a_running_turn_records_its_own_duration(sh):
     """The drain's view was shown while the session's background turn still ran; its footer
     counted the wait (5.7 s in the saved record, 0.5 s in the store and in %lash replay)."""
-    from ipywidgets.widgets.widget import _instances
-
     sh.run_cell("%config LashMagics.offline_delay_s = 0.01")
     sh.run_cell("%lash open s1 --store t.duckdb")
     sh.run_cell("%lash enqueue --id k1 queued one")
     words = " ".join(f"w{i}" for i in range(60))
     sh.run_cell(f"%%lash --background\nplease echo {words}\n")
-    results = sh.run_cell("rs = %lash drain\nrs")  # waits for the background turn first
+    with widgets_made() as made:
+        results = sh.run_cell("rs = %lash drain\nrs")  # waits for the background turn first
     drained = results[0].turn_id
     sh.run_cell("from lash_nb._notebook.extension import _magics")
     records = sh.run_cell("await _magics().ctx.bindings['s1'].session.store.load_turns('s1')")
     stored = {r.turn_id: r.duration_ms for r in records}
-    shown = [w.elapsed_ms for w in list(_instances.values())
-             if type(w).__name__ == "TurnWidget" and w.turn_id == drained]
+    shown = [w.elapsed_ms for w in made if type(w).__name__ == "TurnWidget" and w.turn_id == drained]
     assert shown == [stored[drained]]

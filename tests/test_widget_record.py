@@ -486,9 +486,22 @@ def _rules(sheet: str) -> list[tuple[str, list[tuple[str, str, bool]]]]:
             for r in tinycss2.parse_stylesheet(sheet, skip_comments=True, skip_whitespace=True)]
 
 
-def test_a_records_style_block_is_turn_css_on_one_line_with_every_rule():
-    """Every saved record carries the style block: it was 9.7 kB over 110 lines (a JSON
-    string each in the .ipynb), comments included (ADR 182)."""
+def test_compact_css_is_turn_css_on_one_line_with_every_rule():
+    """The sheet records take their rules from: it was 9.7 kB over 110 lines (a JSON string
+    each in the .ipynb), comments included (ADR 182)."""
+    from lash_nb._notebook.widgets.assets import STATIC, compact_css
+
+    sheet = compact_css("turn.css")
+    assert "\n" not in sheet and "/*" not in sheet
+    whole = (STATIC / "turn.css").read_text(encoding="utf-8")
+    assert _rules(sheet) == _rules(whole) and len(_rules(whole)) > 80
+    assert len(sheet) < 0.9 * len(whole)
+
+
+def test_a_records_style_block_is_rules_of_turn_css_and_not_all_of_them():
+    """A short turn's record carried all of turn.css (8.6 kB of its 9.9 kB, ADR 182); it
+    carries the rules of turn.css its own markup can use, word for word (ADR 189). That no
+    rule it needs is left out is measured in Chromium (tests/test_browser_record_style.py)."""
     from lash_nb._notebook.widgets.assets import STATIC
 
     w = TurnWidget(session_id="s1", turn_id="t1", prompt="hi")
@@ -498,5 +511,18 @@ def test_a_records_style_block_is_turn_css_on_one_line_with_every_rule():
     sheet = page[page.index("<style>") + len("<style>"):page.index("</style>")]
     assert "\n" not in sheet and "/*" not in sheet
     whole = (STATIC / "turn.css").read_text(encoding="utf-8")
-    assert _rules(sheet) == _rules(whole) and len(_rules(whole)) > 80
-    assert len(sheet) < 0.9 * len(whole)
+    by_selector: dict[str, list[list[tuple]]] = {}
+    for prelude, decls in _rules(whole):
+        for sel in prelude.split(", "):
+            by_selector.setdefault(sel, []).append(decls)
+    for prelude, decls in _rules(sheet):
+        for sel in prelude.split(","):
+            # the same declarations, less custom properties nothing in the record uses
+            assert any(set(decls) <= set(d) and all(x[0].startswith("--") for x in
+                                                  set(d) - set(decls))
+                       for d in by_selector[sel.strip()]), (sel, decls)
+    shown = {sel.strip() for prelude, _ in _rules(sheet) for sel in prelude.split(",")}
+    assert {".lash-turn", ".lash-head", ".lash-status-done", ".lash-foot"} <= shown
+    # a short answer has no tool row, no code cell, no live Stop button
+    assert not {s for s in shown if "lash-tool" in s or "lash-cell" in s or "lash-stop" in s}
+    assert len(sheet) < 0.4 * len(whole)

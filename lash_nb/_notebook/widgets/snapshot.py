@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .assets import compact_css
+from .assets import css_for
 from .fold import UNNAMED, approval_note
 from .markdown import render_markdown
 from .untrusted import visible
@@ -35,8 +35,10 @@ def esc(text: Any) -> str:
     return html.escape(visible("" if text is None else str(text)), quote=True)
 
 
-def style_block() -> str:
-    return f"<style>{compact_css('turn.css')}</style>"
+def style_block(markup: str) -> str:
+    """The ``<style>`` a record carries: the rules of ``turn.css`` its own markup can use
+    (``assets.css_for``, ADR 189)."""
+    return f"<style>{css_for('turn.css', markup)}</style>"
 
 
 def outcome_class(outcome: str) -> str:
@@ -202,12 +204,13 @@ def turn_html(state: Mapping[str, Any]) -> str:
     from .attachments import cards_html  # (imports esc from here)
 
     prompt_html += cards_html(state.get("attachments") or ())
-    return (f'<div class="lash-turn lash-static" data-status="{esc(status)}">{style_block()}'
-            f'<div class="lash-head"><span class="lash-title">{esc(title)}</span> '
-            f'<span class="lash-status lash-status-{esc(status)}">{esc(status)}</span></div>'
-            f'{prompt_html}<div class="lash-body">{body}</div>{retry}'
-            f'<div class="lash-foot"><span class="lash-usage">{esc(usage)}</span>'
-            f'<span class="lash-sep"> · </span>{badge}</div></div>')
+    opening = f'<div class="lash-turn lash-static" data-status="{esc(status)}">'
+    inner = (f'<div class="lash-head"><span class="lash-title">{esc(title)}</span> '
+             f'<span class="lash-status lash-status-{esc(status)}">{esc(status)}</span></div>'
+             f'{prompt_html}<div class="lash-body">{body}</div>{retry}'
+             f'<div class="lash-foot"><span class="lash-usage">{esc(usage)}</span>'
+             f'<span class="lash-sep"> · </span>{badge}</div></div>')
+    return opening + style_block(opening + inner) + inner
 
 
 def bundle(html_text: str, plain: str) -> dict[str, str]:
@@ -236,10 +239,10 @@ PANEL_STYLE = (  # :has() may not nest: the renderer's class, not its children, 
 
 
 def _panel(panel_id: str, title: str, note: str, table: str) -> str:
-    return (f'<div class="lash-panel lash-snapshot" data-panel="{esc(panel_id)}">'
-            f"<style>{compact_css('turn.css')}\n{PANEL_STYLE}</style>"
-            f'<div class="lash-panel-head"><span>{esc(title)}</span><span class="lash-sep"> · </span>'
-            f'<span class="lash-muted">{esc(note)}</span></div>{table}</div>')
+    opening = f'<div class="lash-panel lash-snapshot" data-panel="{esc(panel_id)}">'
+    inner = (f'<div class="lash-panel-head"><span>{esc(title)}</span><span class="lash-sep"> · </span>'
+             f'<span class="lash-muted">{esc(note)}</span></div>{table}</div>')
+    return opening + f"<style>{css_for('turn.css', opening + inner)}\n{PANEL_STYLE}</style>" + inner
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence[str] = ()) -> str:
@@ -351,7 +354,9 @@ CUT_LOOK = (  # a few rules of turn.css, not all of it: the note is in every liv
     "white-space: pre-wrap; max-height: 7.5em; overflow-y: auto; margin: 2px 0 6px; } "
     ".lash-cut .lash-title { font-weight: 600; }"
 )
-NOTE_GONE = '<div class="lash-gone" hidden></div>'  # turn.css hides its output row
+# its own rule of turn.css hides its output row: a record next to it carries only its own rules
+_GONE = '<div class="lash-gone" hidden></div>'
+NOTE_GONE = f"<style>{css_for('turn.css', _GONE)}</style>{_GONE}"
 
 
 def cut_turn_note(note_id: str, session_id: str, prompt: str) -> tuple[str, str]:

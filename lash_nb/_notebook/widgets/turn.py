@@ -28,8 +28,11 @@ Theory of operation
   now. Then the displayed output is replaced (``update_display``) by a self-contained HTML
   bundle (``snapshot.py``): a saved notebook shows the finished turn with no kernel and no
   widget state, in JupyterLab, Notebook 7, nbconvert, nbviewer, GitHub and VS Code. The live
-  widget exists only while the turn runs; ``_repr_mimebundle_`` of a finished widget is the
-  same static bundle (``%lash replay`` returns one).
+  widget exists only while the turn runs: once the record replaced it, the widget closes its
+  model (and its Layout's), so a notebook saved with widget state keeps none of a finished
+  turn (ADR 189); ``_repr_mimebundle_`` of a finished widget is the same static bundle
+  (``%lash replay`` returns one). The record carries the rules of ``turn.css`` its own markup
+  uses (``assets.css_for``).
 - The Stop button sends the custom message ``{"type": "stop"}``. The handler sets
   ``status = "stopping"`` and calls the stop callback (the session's thread-safe
   ``cancel_running_turns``). On ipykernel >= 7.4 the handler runs while the cell awaits the turn.
@@ -275,6 +278,19 @@ class TurnWidget(anywidget.AnyWidget):
             self._note = None
         if self._display is not None:
             self._display.update(self)  # the static bundle (see _repr_mimebundle_)
+        self.close()
+
+    def close(self) -> None:
+        """Close the widget model: once the record replaces the view, no output shows it, and
+        a front end that saves widget state (JupyterLab's "save widget state", Notebook 7's)
+        would keep its ``_esm`` and ``_css`` (about 32 kB) for every finished turn (ADR 189).
+        The Python side stays: the traits, the record (``_repr_mimebundle_``, which
+        ipywidgets' ``close`` would replace by ``None``: a closed widget displays as a record,
+        as ``%lash replay`` returns one). Its Layout model closes with it."""
+        layout = self.layout  # ipywidgets gave the widget a Layout model of its own
+        super().close()
+        layout.close()
+        self.__dict__.pop("_repr_mimebundle_", None)
 
     def flush(self, *, final: str | bool = False) -> bool:
         """Send the changed state now. Returns False when nothing changed."""
