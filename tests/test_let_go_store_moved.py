@@ -198,3 +198,46 @@ def test_a_file_moved_while_the_reopen_waits_for_another_process_is_not_recreate
     assert not path.exists()  # no new, empty store at the old path
     assert "moved or deleted" in said and "\n" not in said, said
     assert _questions_in(moved, "nb") == ["a first question"]
+
+
+def test_a_file_moved_while_duckdb_opens_the_path_leaves_no_new_store_there(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """The move lands between the last check and DuckDB's open of the path (a loaded full
+    run met this: DuckDB created a new file, the store gave it a schema and a fresh lease,
+    and the finished turn read its session as deleted). The test moves the file at the
+    instant the store calls ``duckdb.connect``."""
+    import duckdb
+
+    path, moved = tmp_path / "nb.duckdb", tmp_path / "moved.duckdb"
+    store = DuckDBStore(path)
+    real_connect = duckdb.connect
+    armed: list[bool] = []
+
+    def connect(database: Any = ":memory:", *args: Any, **kwargs: Any) -> Any:
+        if armed and str(database) == str(path):
+            armed.clear()
+            path.rename(moved)  # the user's mv, as DuckDB opens the path
+        return real_connect(database, *args, **kwargs)
+
+    async def notebook() -> tuple[str, list[Any]]:
+        core = LashCore.builder().provider(FunctionProvider(lambda r: "an answer")).store(store).build()
+        s = await core.session("nb").open()
+        await s.turn("a first question").run()
+        await store.release_file()
+        monkeypatch.setattr(duckdb, "connect", connect)
+        armed.append(True)
+        try:
+            await s.turn("a second question").run()
+            said = "no error"
+        except Exception as e:  # the test reads its message
+            said = f"{type(e).__name__}: {e}"
+        left = sorted(p.name for p in tmp_path.iterdir())
+        moved.rename(path)  # put back: the session goes on
+        await s.turn("a third question").run()
+        await core.close()
+        return said, left
+
+    said, left = asyncio.run(notebook())
+    assert "moved or deleted" in said and "\n" not in said, said
+    assert "nb.duckdb" not in left and not any("lash-fresh" in n for n in left), left
+    assert _questions_in(path, "nb") == ["a first question", "a third question"]

@@ -160,6 +160,9 @@ def open_connection(
                 raise _classify(path, str(e)) from e
             if not check:
                 return con
+            if held_before is not None and held_before() and _version(con) is None:
+                _drop_fresh(con, path)  # the move landed while DuckDB opened the path
+                raise let_go_file_gone(path)
             try:
                 ensure_schema(con, path, read_only)
                 if read_only:
@@ -336,6 +339,32 @@ def _ensure_added_columns(con: Any, path: str, read_only: bool) -> None:
             "open it once without read_only=True (or run python -m lash_nb migrate-store) first"
         )
     con.execute(ADD_COLUMNS_DDL)
+
+
+def _drop_fresh(con: Any, path: str) -> None:
+    """Close ``con`` and take away the file DuckDB just created at ``path`` (no lash store:
+    the held one was moved while the open ran, ADR 185). It is first renamed aside and only
+    removed if it is still that file: a file put back at the path meanwhile stays."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    con.close()
+    if st is None:
+        return
+    aside = f"{path}.lash-fresh-{os.getpid()}"
+    try:
+        os.rename(path, aside)
+    except OSError:
+        return
+    try:
+        now = os.stat(aside)
+        if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+            os.remove(aside)
+            return
+    except OSError:
+        return
+    os.rename(aside, path)  # not the file it created: put back as found
 
 
 def _version(con: Any) -> str | None:
