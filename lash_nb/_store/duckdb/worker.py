@@ -83,14 +83,7 @@ from ..waits import (
 )
 from .hold import Hold, LeaseRow
 from .journal import FOLD_FIRM_AFTER, FoldCounts, GaveWay, fold, fold_idle
-from .lock import (
-    NotTheHeldFile,
-    is_disk_full,
-    is_lock_conflict,
-    let_go_file_gone,
-    store_error,
-    unwritable,
-)
+from .lock import NotTheHeldFile, is_disk_full, is_lock_conflict, store_error, unwritable
 from .share import Line, Wait, describe_holder
 from .sigint import sigint_held
 
@@ -414,10 +407,8 @@ class ConnectionWorker:
 
     def _open(self, wait_s: float, observer: StoreWaitObserver | None,
               stop: WaitStop | None = None) -> None:
-        if self.held_a_file and _file_id(self.path) == _GONE:
-            # this worker held the file and let it go; DuckDB would create a new, empty
-            # store at the path and the sessions would go on without their history (ADR 185)
-            raise let_go_file_gone(self.path)
+        # a file this worker let go and that is gone from the path is refused by the
+        # connect (``open_connection(held_before=...)``, ADR 185)
         self._con = self._connect(wait_s, observer, stop)
         self.hold = Hold(self.path + ".wal" if self.path else "")
         self.hold.counts = self.folds
@@ -531,14 +522,11 @@ class ConnectionWorker:
                 self.handovers += 1
 
 
-_GONE = (-1, -1)
-
-
 def _file_id(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path) if path else None
     except OSError:
-        return _GONE  # never equal to a held file's id
+        return (-1, -1)  # gone: never equal to a held file's id
     return None if st is None else (st.st_dev, st.st_ino)
 
 
