@@ -25,6 +25,17 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+def _main_thread_handler() -> Any:
+    """SIGINT's handler as Python reads it, on the main thread; None elsewhere, unreadable,
+    or not set from Python."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return _signal.getsignal(_signal.SIGINT)
+    except (ValueError, OSError):
+        return None
+
+
 class sigint_held:
     """Hold Ctrl-C (SIGINT) until the block is done: a commit run on the main thread must
     not stop between its INSERT and the bookkeeping that records it (the row would be in
@@ -37,13 +48,8 @@ class sigint_held:
 
     def __enter__(self) -> None:
         self._prior: Any = None
-        if threading.current_thread() is not threading.main_thread():
-            return
-        try:
-            prior = _signal.getsignal(_signal.SIGINT)
-        except (ValueError, OSError):
-            return
-        if prior is None:  # a handler not set from Python: nothing to hold it with
+        prior = _main_thread_handler()
+        if prior is None:  # another thread, or a handler not set from Python
             return
         came: list[Any] = []
         self._came = came
@@ -96,12 +102,7 @@ class sigint_raises:
 
     def __enter__(self) -> None:
         self._prior: Any = None
-        if threading.current_thread() is not threading.main_thread():
-            return
-        try:
-            prior = _signal.getsignal(_signal.SIGINT)
-        except (ValueError, OSError):
-            return
+        prior = _main_thread_handler()
         if not callable(prior) or prior is _signal.default_int_handler:
             return  # ignored, the OS default, or raising already
         _signal.signal(_signal.SIGINT, _signal.default_int_handler)
