@@ -281,12 +281,9 @@ class TurnWidget(anywidget.AnyWidget):
         self.close()
 
     def close(self) -> None:
-        """Close the widget model: once the record replaces the view, no output shows it, and
-        a front end that saves widget state (JupyterLab's "save widget state", Notebook 7's)
-        would keep its ``_esm`` and ``_css`` (about 32 kB) for every finished turn (ADR 189).
-        The Python side stays: the traits, the record (``_repr_mimebundle_``, which
-        ipywidgets' ``close`` would replace by ``None``: a closed widget displays as a record,
-        as ``%lash replay`` returns one). Its Layout model closes with it."""
+        """Close the model and its Layout's: no output shows a finished view, and saved widget
+        state would keep its ``_esm`` and ``_css`` per turn (ADR 189). The record stays
+        (ipywidgets' ``close`` sets ``_repr_mimebundle_`` to ``None``: undone here)."""
         layout = self.layout  # ipywidgets gave the widget a Layout model of its own
         super().close()
         layout.close()
