@@ -107,6 +107,19 @@ class Scrubber:
         # value's JSON text as it is (``scrub_value``'s one C-speed check)
         self._json_plain = all(json.dumps(f, ensure_ascii=False) == f'"{f}"' for f in self._forms)
 
+    @classmethod
+    def joined(cls, scrubbers: Iterable[Scrubber]) -> Scrubber:
+        """One scrubber of every value the given ones know (their forms, longest first)."""
+        joined = cls()
+        forms = {f for s in scrubbers for f in s._forms}
+        joined._forms = tuple(sorted(forms, key=len, reverse=True))
+        joined._json_plain = all(json.dumps(f, ensure_ascii=False) == f'"{f}"' for f in forms)
+        return joined
+
+    @property
+    def forms(self) -> tuple[str, ...]:
+        return self._forms
+
     @property
     def knows_values(self) -> bool:
         return bool(self._forms)
@@ -190,6 +203,22 @@ class StreamScrub:
 
 
 DEFAULT = Scrubber()
+
+# The keys this process knows (every keyed provider alive, the provider variables of the
+# environment): lash_nb._providers.redaction sets it when it is imported. Text a user or a
+# tool hands to a session loses them (InputItem, a tool's output).
+_known_keys: Callable[[str], str] | None = None
+
+
+def know_keys(scrub_exact: Callable[[str], str]) -> None:
+    global _known_keys
+    _known_keys = scrub_exact
+
+
+def scrub_known_keys(text: str) -> str:
+    """``text`` without the keys this process knows (exact values in every encoding; no
+    shapes: the text is the user's data)."""
+    return _known_keys(text) if _known_keys is not None and text else text
 
 
 def scrub(text: str) -> str:

@@ -17,6 +17,7 @@ from .attachments import (
     attachment_from,
     too_large,
 )
+from .secrets import scrub_known_keys
 from .text import check_id, clean_text
 
 
@@ -30,8 +31,8 @@ class InputItem:
     attachment: Attachment | None = None
 
     def __post_init__(self) -> None:  # text enters a session here (core/text.py)
-        if type(self.text) is str:
-            object.__setattr__(self, "text", clean_text(self.text))
+        if type(self.text) is str:  # a key pasted into a prompt is not stored or sent (ADR 196)
+            object.__setattr__(self, "text", scrub_known_keys(clean_text(self.text)))
 
     @classmethod
     def of_attachment(cls, attachment: Attachment) -> InputItem:

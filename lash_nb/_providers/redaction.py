@@ -9,9 +9,10 @@ import dataclasses
 import logging
 import os
 import weakref
+from typing import Any
 
 from lash_nb._core.llm import LlmResponse, LlmStreamEvent, ReasoningTextDelta, TextDelta
-from lash_nb._core.secrets import MIN_SECRET_LENGTH, Scrubber, StreamScrub
+from lash_nb._core.secrets import MIN_SECRET_LENGTH, Scrubber, StreamScrub, know_keys
 from lash_nb._core.secrets import scrub as scrub_shapes
 
 # httpx logs each response line at INFO, httpcore the response headers at DEBUG
@@ -62,30 +63,52 @@ def scrub_known_values(text: str) -> str:
     """``text`` without the key of any provider alive in this process and the keys in the
     provider variables of the environment (every encoding the scrubber knows), credential
     shapes left alone: for model text once a renderer has decoded it (markdown's character
-    references and backslash escapes), also text stored before a kernel restart."""
-    for scrubber in [*LOG_SCRUB.scrubbers, _environment_scrubber()]:
-        text = scrubber.scrub_exact(text)
-    return text
+    references and backslash escapes), also text stored before a kernel restart, and for what
+    a user or a tool hands a session (a prompt, a tool's output: ADR 196)."""
+    return known_scrubber().scrub_exact(text)
+
+
+def scrub_known_in(value: Any) -> Any:
+    """:func:`scrub_known_values` over a JSON-like value (a tool's output): strings and dict
+    keys at any depth; the same object back when no known key is in it."""
+    return known_scrubber().scrub_value(value)
 
 
 def knows_keys() -> bool:
     """Whether :func:`scrub_known_values` has any key to remove (a keyed provider alive, or
     a provider key in the environment)."""
-    return (any(s.knows_values for s in list(LOG_SCRUB.scrubbers))
-            or _environment_scrubber().knows_values)
+    return known_scrubber().knows_values
 
 
-_ENV_SCRUBBER: tuple[tuple[str, ...], Scrubber] = ((), Scrubber())
+_KNOWN: tuple[tuple[tuple[str, ...], ...], Scrubber] = ((), Scrubber())
+
+
+def known_scrubber() -> Scrubber:
+    """One scrubber of the keys of every provider alive in this process and of the provider
+    variables set in ``os.environ`` now; rebuilt only when that set changes (the check
+    compares the scrubbers' forms, the same tuples while nothing changed)."""
+    global _KNOWN
+    scrubbers = [_environment_scrubber(), *LOG_SCRUB.scrubbers]
+    key = tuple(s.forms for s in scrubbers)
+    if key != _KNOWN[0]:
+        _KNOWN = (key, Scrubber.joined(scrubbers))
+    return _KNOWN[1]
+
+
+_ENV_SCRUBBER: tuple[tuple[str | None, ...], Scrubber] = ((), Scrubber())
+_KEY_NAMES: tuple[str, ...] = ()
 
 
 def _environment_scrubber() -> Scrubber:
     """A scrubber of the provider keys set in ``os.environ`` now (rebuilt when they change)."""
-    global _ENV_SCRUBBER
-    from .registry import KEY_NAMES
+    global _ENV_SCRUBBER, _KEY_NAMES
+    if not _KEY_NAMES:
+        from .registry import KEY_NAMES  # registry imports this module
 
-    values = tuple(sorted(v for n in KEY_NAMES if (v := os.environ.get(n, "").strip())))
-    if values != _ENV_SCRUBBER[0]:
-        _ENV_SCRUBBER = (values, Scrubber(values))
+        _KEY_NAMES = KEY_NAMES
+    raw = tuple(map(os.environ.get, _KEY_NAMES))
+    if raw != _ENV_SCRUBBER[0]:
+        _ENV_SCRUBBER = (raw, Scrubber(v.strip() for v in raw if v and v.strip()))
     return _ENV_SCRUBBER[1]
 
 
@@ -144,3 +167,6 @@ class DeltaScrub:
             if held and not (failed and len(held) >= MIN_SECRET_LENGTH):
                 out.append(cls(held, self._items.get(name)))
         return out
+
+
+know_keys(scrub_known_values)  # a prompt loses them too (lash_nb._core.turn_input)

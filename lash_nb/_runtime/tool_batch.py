@@ -18,12 +18,15 @@ A tool that holds the event loop for a second or more without awaiting (``time.s
 A stop during a plain function's call is warned about too: the call ends ``interrupted``,
 but its thread cannot be stopped and the function runs on until it returns.
 The text of an error a tool raised is scrubbed like a provider's error (the turn provider's
-key in any encoding, credential shapes) before the model, the widget or the store sees it:
-an HTTP client's error in a tool often names the request, key and all.
-A successful output is the tool's data: only the turn provider's own key (in any encoding)
-is taken out of it (a tool returning ``dict(os.environ)``), and a source's own secrets when it
-knows them (``scrub_result``: an MCP server's ``env`` values, URL passwords and credential
-shapes, since its text comes from another program); every other value stays as returned.
+key in any encoding, credential shapes) and loses every other key this process knows (ADR
+196) before the model, the widget or the store sees it: an HTTP client's error in a tool
+often names the request, key and all.
+A successful output is the tool's data: only keys are taken out of it (a tool returning
+``dict(os.environ)``): the turn provider's own, every other provider key this process knows
+(a keyed provider alive, a provider variable of the environment: ADR 196), each in any
+encoding, and a source's own secrets when it knows them (``scrub_result``: an MCP server's
+``env`` values, URL passwords and credential shapes, since its text comes from another
+program); every other value stays as returned.
 Every output is bounded (``_core/tool_output.py``, ADR 174) before it is cleaned and scrubbed:
 past ``max_output`` characters (the tool's, its server's, else the session's) the model, the
 record, the events and the store get its head and tail around a line saying what was left
@@ -59,6 +62,7 @@ from .._core.text import clean_json
 from .._core.tool_output import DEFAULT_MAX_OUTPUT, bounded
 from .._core.tools import ToolContext, ToolManifest, ToolProvider, ToolRegistry
 from .._errors import ToolArgumentsInvalid
+from .._providers.redaction import scrub_known_in, scrub_known_values
 from .approval import ApprovalRequest, Approvals
 from .turn_records import args_problem, as_text, error_text, jsonable, parse_args
 
@@ -118,7 +122,7 @@ class ToolBatch:
         broken = args_problem(call.input_json, name)
         output: Any
         if broken is not None:  # never run a call on arguments the model did not send
-            output, success = self.scrub(broken), False
+            output, success = scrub_known_values(self.scrub(broken)), False
         else:
             output, success = await self._execute(name, args, call_id)
         started, t0 = self.clock[call_id]  # an approved call's clock starts at its approval
@@ -159,13 +163,15 @@ class ToolBatch:
 
         def scrub_text(text: str) -> str:
             text = own(text) if own is not None else text
-            return provider(text) if provider is not None else text
+            text = provider(text) if provider is not None else text
+            return scrub_known_values(text)
 
         def scrubbed(value: Any) -> Any:
             value = clean_json(value)  # tool output enters the session (core/text.py)
             if own is not None:
                 value = scrub_strings(value, own)
-            return provider(value) if provider is not None else value  # the one secret lash knows
+            value = provider(value) if provider is not None else value
+            return scrub_known_in(value)  # the keys lash knows (ADR 196)
 
         if self.whole is not None:
             self.whole[call_id] = scrubbed(jsonable(output))
@@ -208,7 +214,7 @@ class ToolBatch:
         return output, True
 
     def _error(self, err: BaseException) -> str:
-        return self.scrub(error_text(err))
+        return scrub_known_values(self.scrub(error_text(err)))
 
     async def _approve(self, name: str, args: dict[str, Any], context: ToolContext,
                        provider: ToolProvider, manifest: ToolManifest) -> str | None:
