@@ -95,21 +95,35 @@ def known_scrubber() -> Scrubber:
     return _KNOWN[1]
 
 
-_ENV_SCRUBBER: tuple[tuple[str | None, ...], Scrubber] = ((), Scrubber())
-_KEY_NAMES: tuple[str, ...] = ()
+_ENV_SCRUBBER: tuple[tuple[object, ...], Scrubber] = ((), Scrubber())
+_ENV_READ: Any = None  # reads the provider key variables' raw values (set on first use)
 
 
 def _environment_scrubber() -> Scrubber:
-    """A scrubber of the provider keys set in ``os.environ`` now (rebuilt when they change)."""
-    global _ENV_SCRUBBER, _KEY_NAMES
-    if not _KEY_NAMES:
+    """A scrubber of the provider keys set in ``os.environ`` now (rebuilt when they change).
+    Runs for every prompt and tool output (ADR 196), so the check reads CPython's mapping
+    under ``os.environ`` (``_data``, by encoded name: ~0.3 us) where it has one;
+    ``os.environ.get`` raises and catches a KeyError inside for each unset name (~3 us)."""
+    global _ENV_SCRUBBER, _ENV_READ
+    if _ENV_READ is None:
+        _ENV_READ = _env_reader()
+    raw = _ENV_READ()
+    if raw != _ENV_SCRUBBER[0]:
         from .registry import KEY_NAMES  # registry imports this module
 
-        _KEY_NAMES = KEY_NAMES
-    raw = tuple(map(os.environ.get, _KEY_NAMES))
-    if raw != _ENV_SCRUBBER[0]:
-        _ENV_SCRUBBER = (raw, Scrubber(v.strip() for v in raw if v and v.strip()))
+        values = (os.environ.get(n, "").strip() for n in KEY_NAMES)
+        _ENV_SCRUBBER = (raw, Scrubber(v for v in values if v))
     return _ENV_SCRUBBER[1]
+
+
+def _env_reader() -> Any:
+    from .registry import KEY_NAMES
+
+    data, encode = getattr(os.environ, "_data", None), getattr(os.environ, "encodekey", None)
+    if isinstance(data, dict) and callable(encode):
+        keys = tuple(encode(n) for n in KEY_NAMES)
+        return lambda: tuple(map(data.get, keys))
+    return lambda: tuple(map(os.environ.get, KEY_NAMES))
 
 
 def scrubbed_response(scrubber: Scrubber, response: LlmResponse) -> LlmResponse:
