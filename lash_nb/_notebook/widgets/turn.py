@@ -95,12 +95,21 @@ import traitlets
 
 from ..._core.events import TurnActivity
 from ..._core.visible import visible, visible_json, visible_so_far
+from . import cells
 from .assets import css, esm
 from .fold import TurnFold, outcome_label
 from .live_prose import LiveProse, utf16_len
 from .long_text import SHOWN_PROMPT_CHARS, SHOWN_PROSE_CHARS, ProseCut, shown_prompt
 from .markdown import render_markdown, without_revealed_keys
-from .snapshot import FINAL_STATUSES, NOTE_GONE, bundle, cut_turn_note, final_status, turn_html
+from .snapshot import (
+    FINAL_STATUSES,
+    NOTE_GONE,
+    bundle,
+    cut_turn_note,
+    final_status,
+    still_running_text,
+    turn_html,
+)
 from .untrusted import inert_markdown
 
 StopCallback = Callable[[], Any]
@@ -213,7 +222,18 @@ class TurnWidget(anywidget.AnyWidget):
         if _in_kernel():
             self._note = display(_Snapshot(*cut_turn_note(self.panel_id, self.session_id,
                                                           self.prompt)), display_id=True)
+            cells.watch(self)
         return self
+
+    def still_running_at(self, count: int | None) -> None:
+        """A cell ended while this turn runs: its note (hidden while the view lives) says so,
+        what a run of the whole notebook, which ends there, saves of the turn (ADR 191)."""
+        if self._note is None or self.finished:
+            return
+        from .panel import _Snapshot
+
+        self._note.update(_Snapshot(*cut_turn_note(self.panel_id, self.session_id, self.prompt,
+                                                   still_running_text(count))))
 
     def set_stop_callback(self, on_stop: StopCallback | None) -> None:
         self._on_stop = on_stop
@@ -271,13 +291,21 @@ class TurnWidget(anywidget.AnyWidget):
             self._pending.cancel()
             self._pending = None
         self.flush(final=status)
-        if self._note is not None:
-            from .panel import _Snapshot
+        cells.forget(self)
+        note, shown = self._note, self._display
+        self._note = None
 
-            self._note.update(_Snapshot(NOTE_GONE, ""))
-            self._note = None
-        if self._display is not None:
-            self._display.update(self)  # the static bundle (see _repr_mimebundle_)
+        def publish() -> None:
+            if note is not None:
+                from .panel import _Snapshot
+
+                note.update(_Snapshot(NOTE_GONE, ""))
+            if shown is not None:
+                shown.update(self)  # the static bundle (see _repr_mimebundle_)
+
+        if note is not None or shown is not None:
+            # under the cell running now: a notebook run by nbclient saves it (ADR 191)
+            cells.sent_where_seen(publish)
         self.close()
 
     def close(self) -> None:
