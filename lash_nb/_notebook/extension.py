@@ -382,7 +382,7 @@ def load_ipython_extension(ip: Any) -> None:
     ip.register_magics(magics)
     ip.configurables.append(magics)
     ip.events.register("pre_run_cell", magics.cell_started)
-    from .widgets import cells  # a turn's outputs go out under the cell that runs (ADR 191)
+    from . import cells  # a turn's outputs go out under the cell that runs (ADR 191)
 
     ip.events.register("pre_run_cell", cells.cell_started)
     ip.events.register("post_run_cell", cells.cell_ended)
@@ -399,7 +399,7 @@ def unload_ipython_extension(ip: Any) -> None:
     magics = ip.magics_manager.registry.get("LashMagics")
     if magics is not None and magics.cell_started in ip.events.callbacks["pre_run_cell"]:
         ip.events.unregister("pre_run_cell", magics.cell_started)
-    from .widgets import cells
+    from . import cells
 
     for event, callback in (("pre_run_cell", cells.cell_started),
                             ("post_run_cell", cells.cell_ended)):

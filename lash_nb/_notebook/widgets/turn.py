@@ -95,9 +95,9 @@ import traitlets
 
 from ..._core.events import TurnActivity
 from ..._core.visible import visible, visible_json, visible_so_far
-from . import cells
+from .. import cells
 from .assets import css, esm
-from .fold import TurnFold, outcome_label
+from .fold import TurnFold, never_started, outcome_label
 from .live_prose import LiveProse, utf16_len
 from .long_text import SHOWN_PROMPT_CHARS, SHOWN_PROSE_CHARS, ProseCut, shown_prompt
 from .markdown import render_markdown, without_revealed_keys
@@ -186,6 +186,8 @@ class TurnWidget(anywidget.AnyWidget):
         self._pending: asyncio.TimerHandle | None = None
         self._display: Any = None
         self._note: Any = None
+        self.queued_behind = False  # another turn of the session ran when this one was asked
+        self._stopped_waiting = False
         self._rendered: dict[str, LiveProse] = {}  # cid -> the live HTML of a prose row
         # what the views were sent (deltas are computed against it): per row (cid, the row
         # without its text, its text then), and the HTML / covered lengths per prose row;
@@ -284,6 +286,7 @@ class TurnWidget(anywidget.AnyWidget):
             self.fold.version += 1
         if self.fold.outcome.startswith("stopped"):
             self.fold.settle_stopped()
+            never_started(self.fold, waited=self._stopped_waiting)
         self._finalize(final_status(self.fold.outcome) if self.fold.outcome else "done")
 
     def _finalize(self, status: str) -> None:
@@ -569,6 +572,8 @@ class TurnWidget(anywidget.AnyWidget):
         if self.finished:
             return
         self.stop_requests += 1
+        # no activity yet, behind the session's running turn: it has not started
+        self._stopped_waiting |= self.queued_behind and self.status == "starting"
         self.status = "stopping"
         if self._on_stop is not None:
             self._on_stop()
