@@ -129,3 +129,26 @@ def test_a_turn_still_running_when_the_run_ended_says_so_in_the_saved_file(tmp_p
         "turn: end the notebook with a %lash wait cell to keep its record. The store keeps "
         "what was committed: %lash open closes the turn there and %lash replay shows it")
     assert "still running when cell [4] ended" in note["text/html"]
+
+
+def test_a_background_turn_left_not_saved_reads_not_saved_in_the_file_nbclient_wrote(tmp_path):
+    """The turn answers, its store file is moved away by its own tool and its final commit is
+    refused after a 1 s wait: the saved file shows its answer marked NOT saved, and ``%lash
+    wait`` names the error."""
+    from test_unsaved_final_commit import MOVE_TOOL
+
+    path = tmp_path / "nightly.ipynb"
+    store, moved = tmp_path / "nightly.duckdb", tmp_path / "moved.duckdb"
+    _notebook(path, [SETUP[0] + "\n%config LashMagics.commit_wait_s = 1",
+                     MOVE_TOOL.format(path=str(store), moved=str(moved)),
+                     "%lash open nightly --store nightly.duckdb --fresh --tools tidy_the_folder",
+                     "%%lash --background\nplease call tidy_the_folder", "%lash wait"])
+    _run(path)
+    record = _outputs(path, 3)[0]["data"]
+    assert "application/vnd.jupyter.widget-view+json" not in record
+    assert "NOT saved" in record["text/html"] and "NOT saved" in record["text/plain"]
+    assert "the store file was moved" in record["text/plain"]  # the tool's row, as answered
+    waited = "".join(o.get("text", "") for o in _outputs(path, 4))
+    assert waited.startswith("waited for 1 background turn: it ended (see its record above); "
+                             "ended with an error: TurnNotSaved: "), waited
+    assert waited.count("\n") == 1
