@@ -87,3 +87,43 @@ def test_background_records_land_in_their_cells_once_and_read_after_a_reopen(tmp
                 browser.close()
     finally:
         server.stop()
+
+
+def test_a_turn_asked_behind_a_running_one_says_what_it_waits_for(tmp_path):
+    """A ``%%lash`` cell run while a ``--background`` turn streams waits for it: its view read
+    "waiting for the model…" though nothing had been sent; it says which turn it waits for,
+    then answers, and both records read after a save, shutdown and reopen."""
+    cells: list[str | tuple[str, str]] = [
+        *CELLS[:2], f"%%lash --background\nplease echo first {WORDS} {WORDS}",
+        "%%lash\nand a second question"]
+    write_notebook(tmp_path / "behind.ipynb", cells)
+    server = JupyterServer("jupyterlab", tmp_path).start("light")
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            try:
+                nb = NotebookPage(browser, server, "behind.ipynb")
+                nb.open()
+                for i in range(3):
+                    nb.run_cell(i)
+                nb.cell(2).locator(".lash-turn .lash-prose").first.wait_for(timeout=120_000)
+                nb.run_cell(3)
+                wait = nb.cell(3).locator(".lash-turn .lash-wait")
+                wait.wait_for(timeout=60_000)
+                assert wait.inner_text() == ("waiting for the turn running before it in this "
+                                             "session to end…")
+                assert not nb.cell(2).locator(".lash-turn.lash-static").count()  # still running
+                record = nb.cell(3).locator(".lash-turn.lash-static")
+                record.wait_for(timeout=120_000)
+                assert "You said: and a second question" in record.inner_text()
+                nb.save(expect_in_file="You said: and a second question")
+                reopen_without_kernel(nb, server)
+                nb.cell(3).locator(".lash-turn.lash-static").wait_for(timeout=60_000)
+                for i, asked in ((2, "please echo first word0"), (3, "and a second question")):
+                    shown = _shown(nb, i)
+                    assert f"You said: {asked}" in shown and "finished: assistant_message" in shown
+                    assert "waiting for" not in shown
+            finally:
+                browser.close()
+    finally:
+        server.stop()

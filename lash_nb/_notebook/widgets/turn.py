@@ -145,6 +145,8 @@ class TurnWidget(anywidget.AnyWidget):
     html_len = traitlets.Dict().tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
     panel_id = traitlets.Unicode("").tag(sync=True)  # the cut-turn note the view hides (show())
+    # another turn of the session ran when this one was asked: it waits for that one first
+    queued_behind = traitlets.Bool(False).tag(sync=True)
 
     _whole_prompt = ""  # the prompt as it was set; ``prompt`` is what the views show
 
@@ -186,7 +188,6 @@ class TurnWidget(anywidget.AnyWidget):
         self._pending: asyncio.TimerHandle | None = None
         self._display: Any = None
         self._note: Any = None
-        self.queued_behind = False  # another turn of the session ran when this one was asked
         self._stopped_waiting = False
         self._rendered: dict[str, LiveProse] = {}  # cid -> the live HTML of a prose row
         # what the views were sent (deltas are computed against it): per row (cid, the row
