@@ -382,6 +382,11 @@ def load_ipython_extension(ip: Any) -> None:
     ip.register_magics(magics)
     ip.configurables.append(magics)
     ip.events.register("pre_run_cell", magics.cell_started)
+    from . import cells  # a turn's outputs go out under the cell that runs (ADR 191)
+
+    ip.events.register("pre_run_cell", cells.cell_started)
+    ip.events.register("post_run_cell", cells.cell_ended)
+    cells.cell_started()  # %load_ext runs in a cell
     cleanup = ip.input_transformers_cleanup
     if transform_lash not in cleanup:
         cleanup.insert(0, transform_lash)
@@ -394,6 +399,12 @@ def unload_ipython_extension(ip: Any) -> None:
     magics = ip.magics_manager.registry.get("LashMagics")
     if magics is not None and magics.cell_started in ip.events.callbacks["pre_run_cell"]:
         ip.events.unregister("pre_run_cell", magics.cell_started)
+    from . import cells
+
+    for event, callback in (("pre_run_cell", cells.cell_started),
+                            ("post_run_cell", cells.cell_ended)):
+        if callback in ip.events.callbacks[event]:
+            ip.events.unregister(event, callback)
     cleanup = ip.input_transformers_cleanup
     if transform_lash in cleanup:
         cleanup.remove(transform_lash)

@@ -35,6 +35,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "queue": ("verbs_turn", "queue"),
     "drain": ("verbs_turn", "drain"),
     "stop": ("verbs_turn", "stop"),
+    "wait": ("verbs_turn", "wait"),
     "tools": ("verbs_info", "tools"),
     "mcp": ("verbs_mcp", "mcp"),
     "prompt": ("verbs_prompt", "prompt"),

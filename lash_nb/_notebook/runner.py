@@ -66,6 +66,8 @@ async def run_turn(
         on_stop=stop,
         on_decide=lambda call_id, ok: session.approvals().decide(call_id, ok, by="user"),
     ).show()
+    running = getattr(session, "is_running", None)  # a turn waits for the running one to end
+    widget.queued_behind = bool(running()) if callable(running) else False
     shown = shown_to_a_person(True)  # the store's waits of this turn are on its row
     try:
         builder = session.turn(turn_input if turn_input is not None else prompt)

@@ -75,6 +75,9 @@ _VERBS = (
       'says what changed in one line)')),
     ('`%lash stop`',
      'cancel the running turns'),
+    ('`%lash wait`',
+     ('wait until the background turns and drains have ended: the last cell of a notebook run '
+      'by `jupyter nbconvert --execute` or papermill, so that their records are saved')),
     ('`%lash tools`',
      'tool catalog by source, with membership toggles'),
     (('`%lash mcp add NAME [--prefix P] [--approval ask] [--env VAR[=VALUE]] [--timeout S] '

@@ -94,6 +94,10 @@ DRAIN.add_argument("--session", default=None)
 DRAIN.add_argument("--all", action="store_true", help="keep draining until the queue is empty")
 DRAIN.add_argument("--background", action="store_true")
 
+WAIT = parser("wait", "Wait until this notebook's background turns and drains have ended: the "
+                      "last cell of a notebook run by nbconvert --execute or papermill, so that "
+                      "their records are saved.")
+
 STOP = parser("stop", "Cancel the running turns of the session.")
 STOP.add_argument("--session", default=None)
 
@@ -572,6 +576,37 @@ async def stop(m: LashMagics, argline: str, cell: str | None, assigned: bool) ->
     return None
 
 
+async def wait(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
+    """Wait for the ``--background`` turns and drains of this kernel: a notebook run by
+    nbclient shuts the kernel down after its last cell, the turns still running with it, and
+    saves no record of them (ADR 191). A kernel interrupt ends the wait, not the turns."""
+    parse(WAIT, argline)
+    running = {name: task for name, task in m.ctx.background.items()
+               if not name.startswith("queue-") and not task.done()}  # a panel's feed never ends
+    if not running:
+        print("no background turn or drain is running")
+        return len(running) if assigned else None
+    await asyncio.wait(running.values())
+    n = len(running)
+    counts = [(sum(name.startswith(f"{kind}-") for name in running), kind)
+              for kind in ("turn", "drain")]
+    items = [f"{k} {kind}{'s' if k > 1 else ''}" for k, kind in counts if k]
+    what = " and ".join([items[0].replace(" ", " background ", 1), *items[1:]])
+    failed = [_failure(task) for task in running.values()
+             if not task.cancelled() and task.exception() is not None]
+    line = (f"waited for {what}: " + ("it ended" if n == 1 else "all ended")
+            + (" (see its record above)" if n == 1 else " (see their records above)"))
+    if failed:
+        line += "; ended with an error: " + ", ".join(failed)
+    print(line)
+    return n if assigned else None
+
+
+def _failure(task: asyncio.Task[Any]) -> str:
+    err = task.exception()
+    return _one_line(visible(f"{type(err).__name__}: {err}"), 160)
+
+
 # the synchronous part of each verb: parse and check its arguments (``magics.check``)
 ARGS = {
     "open": open_args,
@@ -580,4 +615,5 @@ ARGS = {
     "queue": lambda m, line, cell: parse(QUEUE, line),
     "drain": lambda m, line, cell: parse(DRAIN, line),
     "stop": lambda m, line, cell: parse(STOP, line),
+    "wait": lambda m, line, cell: parse(WAIT, line),
 }

@@ -360,7 +360,12 @@ function render({ model, el }) {
     toolStarts = starts;
     body.replaceChildren(frag);
     drawHead(); // "waiting for approval" follows the rows
-    if (!blocks.length && live()) body.append(lashEl("span", "lash-wait", "waiting for the model…"));
+    if (!blocks.length && live()) {
+      // asked while another turn of the session ran: it starts when that one ends (ADR 191)
+      const behind = model.get("queued_behind") && model.get("status") === "starting";
+      body.append(lashEl("span", "lash-wait", behind
+        ? "waiting for the turn running before it in this session to end…" : "waiting for the model…"));
+    }
   };
   const drawFoot = () => {
     const retries = model.get("retries") || [];
@@ -410,6 +415,7 @@ function render({ model, el }) {
     if (!LASH_LIVE.has(model.get("status")) && (model.get("blocks") || []).length) fromTraits();
     drawHead(); drawBody(); drawFoot();
   });
+  model.on("change:queued_behind", drawBody);
   model.on("change:session_id", drawHead);
   model.on("change:turn_id", drawHead);
   model.on("change:prompt", drawHead);

@@ -453,6 +453,19 @@ def _store_wait(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     row["text"] = text
 
 
+def never_started(fold: TurnFold, *, waited: bool) -> None:
+    """A stopped turn that made no model request and shows nothing: a row says it never got
+    as far as the model, so nothing was spent (its footer alone read "0.0 s · stopped:
+    cancelled"). ``waited``: Stop came while it waited for the session's running turn."""
+    if not fold.outcome.startswith("stopped") or fold.iterations or any(
+            b["kind"] != "notice" for b in fold.blocks):
+        return
+    fold._append("notice", (
+        "stopped while it waited for the turn running before it in this session: it never "
+        "started, the model never saw it and nothing was spent") if waited else (
+        "stopped before it reached the model: the model never saw it and nothing was spent"))
+
+
 def not_saved(fold: TurnFold) -> None:
     """The finished turn's commit was refused: its answer stays in view, its waiting row goes
     (the error row the caller adds says why and what to do)."""

@@ -359,12 +359,24 @@ _GONE = '<div class="lash-gone" hidden></div>'
 NOTE_GONE = f"<style>{css_for('turn.css', _GONE)}</style>{_GONE}"
 
 
-def cut_turn_note(note_id: str, session_id: str, prompt: str) -> tuple[str, str]:
+def still_running_text(count: int | None) -> str:
+    """The note of a turn still running when cell ``[count]`` ended (ADR 191): a run of the
+    whole notebook ends there, and the note is what its saved file keeps of the turn."""
+    cell = f"cell [{count}]" if count is not None else "a cell"
+    return (f"this turn was still running when {cell} ended, the last cell that ended before "
+            "this notebook was saved; a run of the whole notebook (jupyter nbconvert --execute, "
+            "papermill) shuts the kernel down after its last cell and cuts such a turn: end the "
+            "notebook with a %lash wait cell to keep its record. The store keeps what was "
+            "committed: %lash open closes the turn there and %lash replay shows it")
+
+
+def cut_turn_note(note_id: str, session_id: str, prompt: str,
+                  text: str = CUT_TEXT) -> tuple[str, str]:
     """The note's ``text/html`` and ``text/plain``."""
     head = f"lash · {session_id}" if session_id else "lash turn"
     html_ = (f'<div class="lash-turn lash-snapshot lash-cut" data-panel="{esc(note_id)}">'
              f"<style>{CUT_STYLE}\n{CUT_LOOK}</style>"
              f'<div class="lash-head"><span class="lash-title">{esc(head)}</span></div>'
              + (f'<div class="lash-prompt">{esc(prompt)}</div>' if prompt else "")
-             + f'<div class="lash-error">{esc(CUT_TEXT)}</div></div>')
-    return html_, f"{head}: {CUT_TEXT}"
+             + f'<div class="lash-error">{esc(text)}</div></div>')
+    return html_, f"{head}: {text}"

@@ -95,12 +95,21 @@ import traitlets
 
 from ..._core.events import TurnActivity
 from ..._core.visible import visible, visible_json, visible_so_far
+from .. import cells
 from .assets import css, esm
-from .fold import TurnFold, outcome_label
+from .fold import TurnFold, never_started, outcome_label
 from .live_prose import LiveProse, utf16_len
 from .long_text import SHOWN_PROMPT_CHARS, SHOWN_PROSE_CHARS, ProseCut, shown_prompt
 from .markdown import render_markdown, without_revealed_keys
-from .snapshot import FINAL_STATUSES, NOTE_GONE, bundle, cut_turn_note, final_status, turn_html
+from .snapshot import (
+    FINAL_STATUSES,
+    NOTE_GONE,
+    bundle,
+    cut_turn_note,
+    final_status,
+    still_running_text,
+    turn_html,
+)
 from .untrusted import inert_markdown
 
 StopCallback = Callable[[], Any]
@@ -136,6 +145,8 @@ class TurnWidget(anywidget.AnyWidget):
     html_len = traitlets.Dict().tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
     panel_id = traitlets.Unicode("").tag(sync=True)  # the cut-turn note the view hides (show())
+    # another turn of the session ran when this one was asked: it waits for that one first
+    queued_behind = traitlets.Bool(False).tag(sync=True)
 
     _whole_prompt = ""  # the prompt as it was set; ``prompt`` is what the views show
 
@@ -177,6 +188,7 @@ class TurnWidget(anywidget.AnyWidget):
         self._pending: asyncio.TimerHandle | None = None
         self._display: Any = None
         self._note: Any = None
+        self._stopped_waiting = False
         self._rendered: dict[str, LiveProse] = {}  # cid -> the live HTML of a prose row
         # what the views were sent (deltas are computed against it): per row (cid, the row
         # without its text, its text then), and the HTML / covered lengths per prose row;
@@ -213,7 +225,18 @@ class TurnWidget(anywidget.AnyWidget):
         if _in_kernel():
             self._note = display(_Snapshot(*cut_turn_note(self.panel_id, self.session_id,
                                                           self.prompt)), display_id=True)
+            cells.watch(self)
         return self
+
+    def still_running_at(self, count: int | None) -> None:
+        """A cell ended while this turn runs: its note (hidden while the view lives) says so,
+        what a run of the whole notebook, which ends there, saves of the turn (ADR 191)."""
+        if self._note is None or self.finished:
+            return
+        from .panel import _Snapshot
+
+        self._note.update(_Snapshot(*cut_turn_note(self.panel_id, self.session_id, self.prompt,
+                                                   still_running_text(count))))
 
     def set_stop_callback(self, on_stop: StopCallback | None) -> None:
         self._on_stop = on_stop
@@ -264,6 +287,7 @@ class TurnWidget(anywidget.AnyWidget):
             self.fold.version += 1
         if self.fold.outcome.startswith("stopped"):
             self.fold.settle_stopped()
+            never_started(self.fold, waited=self._stopped_waiting)
         self._finalize(final_status(self.fold.outcome) if self.fold.outcome else "done")
 
     def _finalize(self, status: str) -> None:
@@ -271,13 +295,21 @@ class TurnWidget(anywidget.AnyWidget):
             self._pending.cancel()
             self._pending = None
         self.flush(final=status)
-        if self._note is not None:
-            from .panel import _Snapshot
+        cells.forget(self)
+        note, shown = self._note, self._display
+        self._note = None
 
-            self._note.update(_Snapshot(NOTE_GONE, ""))
-            self._note = None
-        if self._display is not None:
-            self._display.update(self)  # the static bundle (see _repr_mimebundle_)
+        def publish() -> None:
+            if note is not None:
+                from .panel import _Snapshot
+
+                note.update(_Snapshot(NOTE_GONE, ""))
+            if shown is not None:
+                shown.update(self)  # the static bundle (see _repr_mimebundle_)
+
+        if note is not None or shown is not None:
+            # under the cell running now: a notebook run by nbclient saves it (ADR 191)
+            cells.sent_where_seen(publish)
         self.close()
 
     def close(self) -> None:
@@ -541,6 +573,8 @@ class TurnWidget(anywidget.AnyWidget):
         if self.finished:
             return
         self.stop_requests += 1
+        # no activity yet, behind the session's running turn: it has not started
+        self._stopped_waiting |= self.queued_behind and self.status == "starting"
         self.status = "stopping"
         if self._on_stop is not None:
             self._on_stop()
