@@ -122,6 +122,16 @@ class LashMagics(Magics):
                           "saved (Stop or the kernel's interrupt end the wait sooner)"
                           ).tag(config=True)
 
+    @validate("session", "store")
+    def _check_named(self, proposal: Any) -> str:
+        value: str = proposal["value"]
+        if not value.strip():  # an empty one meant the built-in default, silently (ADR 192)
+            name = proposal["trait"].name
+            raise TraitError(f"LashMagics.{name} is empty; give one, e.g. "
+                             f"{'analysis' if name == 'session' else 'lash.duckdb'}; it stays "
+                             f"{getattr(self, name)!r}")
+        return value
+
     @validate("commit_wait_s")
     def _check_commit_wait(self, proposal: Any) -> float:
         value = float(proposal["value"])
