@@ -100,7 +100,7 @@ _VERBS = (
      're-render a committed turn (`{r.turn_id}`: the id in a notebook variable)'),
     ('`%lash last`',
      ('the result of the last turn this kernel ran (`r = %lash last`; `r.text`), also one '
-      'left NOT saved')),
+      'left NOT saved; `r.tool_tracebacks`: the traceback of each tool call that raised')),
 )
 HELP = (
     '**%lash** verbs (`%load_ext lash_nb`)\n\n| verb | what it does |\n|---|---|' + "\n"
