@@ -95,3 +95,42 @@ def test_the_postgres_head_keeps_order_names_and_parameters(pg_dsn: str) -> None
         (["a", "a"], [[1, 2]] * 4, 10),
         ([7], 1),
     ]
+
+
+ENDLESS = {"duckdb": "SELECT range AS i FROM range(100000000000)",
+           "postgres": "SELECT generate_series(1, 100000000000) AS i"}  # streams
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+def test_a_cancelled_head_stops_while_it_counts_and_the_store_answers_next(
+        kind: str, tmp_path, request) -> None:
+    """The count is the query's own run now: a cancel (the kernel's interrupt of a bare
+    ``%lash sql``) must stop it there, and nothing of it may stay running."""
+    from lash_nb.stores import DuckDBStore, PostgresStore
+
+    async def body() -> list:
+        store = (DuckDBStore(tmp_path / "c.duckdb") if kind == "duckdb"
+                 else PostgresStore(request.getfixturevalue("pg_dsn")))
+        try:
+            task = asyncio.ensure_future(store.query_head_async(ENDLESS[kind], 5))
+            await asyncio.sleep(1.0)  # into the counting (the first rows come at once)
+            assert not task.done()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            out = [(await store.query_async("SELECT 42 AS x"))["x"].tolist()]
+            if kind == "postgres":
+                running = []
+                for _ in range(100):  # the server's own view, until the cancel reached it
+                    running = (await store.query_async(
+                        "SELECT query FROM pg_stat_activity WHERE state = 'active' AND "
+                        "query LIKE '%lash_head%' AND pid <> pg_backend_pid()"))["query"]
+                    if not len(running):
+                        break
+                    await asyncio.sleep(0.1)
+                out.append(list(running))
+            return out
+        finally:
+            await store.close()
+
+    assert asyncio.run(body()) == ([[42]] if kind == "duckdb" else [[42], []])
