@@ -24,28 +24,40 @@ def test_bad_keys_and_values_are_one_line_each_and_the_good_ones_apply(tmp_path)
                     'offline_delay = 0\n'
                     'colour = "red"\n'
                     'session = ""\n'
-                    'store = "notes.duckdb"\n')
+                    'store = "notes.duckdb"\n'
+                    'live-interval-s = true\n'
+                    'max_tool_output = 1000\n'
+                    'max-tool-output = 2000\n')
     with KernelHarness(cwd=str(tmp_path)) as k:
         ex = k.execute("%load_ext lash_nb", stop_on_error=False)
         assert ex.status == "ok", ex.error
         lines = ex.stderr.strip().splitlines()
-        assert len(lines) == 5, lines
+        assert len(lines) == 7, lines
         by_key = {line.split("[tool.lash_nb] ", 1)[1].split()[0]: line for line in lines}
         assert set(by_key) == {"commit-wait-s", "comit-wait-s", "offline_delay", "colour",
-                               "session"}, lines
+                               "session", "live-interval-s", "sets"}, lines
         for line in lines:
             assert line.startswith(f"lash_nb: {toml} [tool.lash_nb] "), line
-        assert "'soon' is not a number of seconds above 0, so it stays 600.0" in (
+        assert '= "soon" is not a number of seconds above 0, so it stays 600.0;' in (
             by_key["commit-wait-s"])
-        assert by_key["commit-wait-s"].endswith("write e.g. commit-wait-s = 60")
+        assert by_key["commit-wait-s"].endswith("write e.g. commit-wait-s = 600.0")
         assert by_key["comit-wait-s"].endswith("did you mean commit-wait-s?")
         assert by_key["offline_delay"].endswith("did you mean offline_delay_s?")
         assert "is ignored; the keys are session, store" in by_key["colour"]
-        assert "'' is not a session name in quotes, not empty, so it stays 'default'" in (
-            by_key["session"])
+        assert by_key["session"].endswith('session = "" is not a session name in quotes, not '
+                                          'empty, so it stays "default"; write e.g. session = '
+                                          '"default"')
+        # a TOML true is not 1 second
+        assert by_key["live-interval-s"].endswith(
+            "live-interval-s = true is not a number, so it stays 0.05; write e.g. "
+            "live-interval-s = 0.05")
+        assert by_key["sets"].endswith("sets max_tool_output twice (max_tool_output and "
+                                       "max-tool-output); the last one, max-tool-output, is "
+                                       "used: remove the other")
         # the good settings are in force and the magics work
-        got = k.run(f"m = {MAGICS}\nprint(m.sql_rows, m.commit_wait_s, m.store, m.session)")
-        assert got.stdout.split() == ["7", "600.0", "notes.duckdb", "default"]
+        got = k.run(f"m = {MAGICS}\nprint(m.sql_rows, m.commit_wait_s, m.store, m.session, "
+                    "m.live_interval_s, m.max_tool_output)")
+        assert got.stdout.split() == ["7", "600.0", "notes.duckdb", "default", "0.05", "2000"]
         k.run("%lash turn hello")
         assert (tmp_path / "notes.duckdb").is_file()
     assert "soon" in toml.read_text()  # the user's file is left as written

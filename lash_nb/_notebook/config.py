@@ -11,6 +11,7 @@ one line naming the file, the key and what to write instead (ADR 192).
 from __future__ import annotations
 
 import difflib
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,10 @@ def read_pyproject(start: Path | None = None) -> PyprojectSettings:
     for raw, value in table.items():
         key = raw.replace("-", "_")
         if key in KEYS:
+            if key in out.spelled:  # ``sql-rows`` and ``sql_rows`` both: TOML allows it
+                out.notes.append(f"lash_nb: {path} [tool.lash_nb] sets {key} twice "
+                                 f"({out.spelled[key]} and {raw}); the last one, {raw}, is "
+                                 "used: remove the other")
             out.values[key] = value
             out.spelled[key] = raw
             continue
@@ -88,19 +93,24 @@ def pyproject_defaults(start: Path | None = None) -> dict[str, Any]:
     return read_pyproject(start).values
 
 
-# what each kind of setting takes, and an example of it
-_KINDS = {"Float": ("a number", "30"), "Int": ("a whole number", "50"),
-          "Unicode": ("text in quotes", '"..."')}
-_OWN = {"commit_wait_s": ("a number of seconds above 0", "60"),
-        "session": ("a session name in quotes, not empty", '"analysis"'),
-        "store": ("a DuckDB path, a postgresql:// DSN or \":memory:\" in quotes, not empty",
-                  '"lash.duckdb"')}
+# what each kind of setting takes
+_KINDS = {"Float": "a number", "Int": "a whole number", "Unicode": "text in quotes"}
+_OWN = {"commit_wait_s": "a number of seconds above 0",
+        "session": "a session name in quotes, not empty",
+        "store": 'a DuckDB path, a postgresql:// DSN or ":memory:" in quotes, not empty'}
 
 
-def bad_value(settings: PyprojectSettings, key: str, value: Any, *, trait: str,
-              kept: Any) -> str:
+def bad_value(settings: PyprojectSettings, key: str, value: Any, *, trait: str, kept: Any,
+              default: Any) -> str:
     """The line for a value the setting cannot take (``commit-wait-s = "soon"``); ``trait``
-    is the setting's trait class name (``Float``)."""
-    kind, example = _OWN.get(key) or _KINDS.get(trait, ("another value", '"..."'))
-    return (f"{settings.where(key)} = {value!r} is not {kind}, so it stays {kept!r}; write e.g. "
-            f"{settings.spelled.get(key, key)} = {example}")
+    is the setting's trait class name (``Float``), ``default`` its built-in value (the
+    example to write, unless empty)."""
+    kind = _OWN.get(key) or _KINDS.get(trait, "another value")
+    example = _toml(default) if default not in ("", None) else '"..."'
+    return (f"{settings.where(key)} = {_toml(value)} is not {kind}, so it stays "
+            f"{_toml(kept)}; write e.g. {settings.spelled.get(key, key)} = {example}")
+
+
+def _toml(value: Any) -> str:
+    """A value as it is written in the file (``"soon"``, ``true``), near enough for a line."""
+    return json.dumps(value, ensure_ascii=False, default=str)

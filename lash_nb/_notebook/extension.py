@@ -377,12 +377,14 @@ def take_pyproject(magics: LashMagics, configured: Any) -> None:
     for key, value in settings.values.items():
         if key in configured:
             continue
-        kept = getattr(magics, key)
+        kept, trait = getattr(magics, key), type(magics.traits()[key]).__name__
         try:
+            if isinstance(value, bool) and trait in ("Float", "Int"):  # traitlets takes it as 1
+                raise TraitError(key)
             setattr(magics, key, value)
         except TraitError:
-            notes.append(bad_value(settings, key, value, kept=kept,
-                                   trait=type(magics.traits()[key]).__name__))
+            notes.append(bad_value(settings, key, value, kept=kept, trait=trait,
+                                   default=magics.traits()[key].default_value))
     for note in notes:
         print(note, file=sys.stderr)
 
