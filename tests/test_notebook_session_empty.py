@@ -62,6 +62,12 @@ def test_an_empty_session_name_is_refused_by_every_verb(tmp_path) -> None:
             assert ex.status == "error", cell
             line = ex.stderr.strip() or ex.error
             assert line.startswith("UsageError: --delete is empty (an empty variable?)"), line
+        # from a function (the magic called, not awaited): refused there, not in a task
+        ex = k.execute("def f():\n    return get_ipython().run_line_magic('lash', "
+                       "'usage --session {name}')\nf()", stop_on_error=False)
+        assert ex.status == "error", ex.stdout
+        assert "background task" not in ex.stdout, ex.stdout
+        assert "--session is empty (an empty variable?)" in ex.stderr + ex.error
         # nothing opened, run, queued or deleted
         assert k.run(f"print({BINDINGS})").stdout.strip() == "['work']"
         assert k.run(STORED).stdout.strip() == before

@@ -175,7 +175,10 @@ class LashMagics(Magics):
         """Raise the verb's argument errors now, synchronously (the verb parses again)."""
         verb, rest = route(line, cell)
         try:
-            verb_args(verb)(self, rest, cell)
+            parsed = verb_args(verb)(self, rest, cell)
+            if verb != "open":  # open reads its name itself; the others where they bind
+                self.ctx.session_named(getattr(parsed[0] if isinstance(parsed, tuple)
+                                               else parsed, "session", None))
         except (LashError, ValueError) as exc:
             raise _one_line(exc) from exc
 
