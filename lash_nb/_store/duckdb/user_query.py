@@ -118,8 +118,8 @@ def _head(rel: Any, rows: int) -> tuple[Any, int]:
     kept: list[Any] = []
     total = 0
     for batch in reader:
-        if total < rows:
-            kept.append(batch.slice(0, rows - total))
+        if total < rows:  # a copy of those rows: a slice would hold the whole batch
+            kept.append(batch.take(pa.array(range(min(rows - total, batch.num_rows)))))
         total += batch.num_rows
     return pa.Table.from_batches(kept, schema=reader.schema), total
 
