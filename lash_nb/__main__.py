@@ -171,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     back.add_argument("dest", help="the new file (e.g. shared/team.duckdb)")
     back.add_argument("--overwrite", action="store_true", help="replace dest if it exists")
     args = ap.parse_args(argv)
+    _refuse_empty_names(sub.choices[args.command], args)
     if args.command == "backup":
         return _backup(args.store, args.dest, overwrite=args.overwrite)
     if args.command == "prune-blobs":
@@ -229,6 +230,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 + ", ".join(b for _, b in stats.returned)) if stats.returned else ""
     print(f"worker done: {stats.turns} turns {stats.outcomes}{returned}", file=sys.stderr)
     return EX_TEMPFAIL if stats.returned else 0
+
+
+# the options and arguments that name a store or a session, with an example of each
+_NAMES = {"store": "lash.duckdb", "session": "analysis", "dest": "copy.duckdb",
+          "path": "lash.duckdb"}
+
+
+def _refuse_empty_names(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--session "$NAME"`` with NAME unset drained every session, ``--store ""`` opened an
+    in-memory DuckDB: an empty name is refused before anything is opened (ADR 192)."""
+    for dest, example in _NAMES.items():
+        value = getattr(args, dest, None)
+        if value is not None and not value.strip():
+            option = next((o for a in parser._actions if a.dest == dest
+                           for o in a.option_strings), dest)
+            parser.error(f"{option} is empty (an empty variable?); give one, e.g. "
+                         f"{option} {example}" if option.startswith("-") else
+                         f"the {dest} is empty (an empty variable?); give one, e.g. {example}")
 
 
 def _check_worker_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

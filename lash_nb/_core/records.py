@@ -409,6 +409,10 @@ class ToolCallRecord:
     # the approval decision when the call's policy was ``ask`` or ``never`` (None: it ran
     # under ``always``, nobody was asked); see ``lash_nb._core.approval``
     approval: ApprovalDecision | None = None
+    # the scrubbed traceback of the error the tool raised, for the user debugging it: kept
+    # in the process that ran the call only (not in ``to_json``: never stored, never sent
+    # to the model, whose result is the one ``Type: message`` line; ADR 192)
+    traceback: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def status(self) -> str:
@@ -495,6 +499,13 @@ class TurnResult:
     @property
     def duration_ms(self) -> float:
         return self.execution.duration_ms
+
+    @property
+    def tool_tracebacks(self) -> dict[str, str]:
+        """Call id -> the traceback of each tool call of this turn that raised (scrubbed,
+        lash_nb's own frames left out); only on the result the running process made: the
+        store keeps the one line (ADR 192)."""
+        return {c.call_id: c.traceback for c in self.tool_calls if c.traceback is not None}
 
     def to_json(self) -> dict[str, Any]:
         out = self._to_json()

@@ -211,8 +211,9 @@ class NotebookContext:
 
     async def binding(self, name: str | None = None) -> Binding:
         """The named (or bound) session, opened on first use in the store and with the
-        provider of the bound session (or the last one opened), else with the defaults."""
-        key = name or self.current or self.defaults.session
+        provider of the bound session (or the last one opened), else with the defaults.
+        ``name`` is a verb's ``--session`` as typed (see :meth:`session_named`)."""
+        key = self.session_named(name) or self.current or self.defaults.session
         found = self.bindings.get(key)
         if found is not None and self.store_closed(found.store):
             raise ConfigurationError(
@@ -270,8 +271,21 @@ class NotebookContext:
                 found.setdefault(id(v), v)
         return list(found.values())
 
+    def session_named(self, name: str | None) -> str | None:
+        """A verb's ``--session`` as typed: ``{name}`` is a notebook variable, an empty one is
+        refused (it meant the session in use); None when not given."""
+        if name is None:
+            return None
+        from .parsing import given_name
+
+        shell = self.defaults.shell
+        in_use = self.current or self.defaults.session
+        return given_name(name, shell.user_ns if shell is not None else {}, option="--session",
+                          example="analysis",
+                          otherwise=f"leave --session out for the session in use ({in_use!r})")
+
     def sync_binding(self, name: str | None = None) -> Binding:
-        key = name or self.current
+        key = self.session_named(name) or self.current
         if key is None or key not in self.bindings:
             raise ConfigurationError(
                 f"no open session {key or ''!r}; run %lash open [SESSION] first".replace(" ''", "")

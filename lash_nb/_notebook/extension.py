@@ -41,8 +41,9 @@ from types import FrameType
 from typing import Any, TypeGuard
 
 from IPython.core.error import UsageError
+from traitlets import TraitError
 
-from .config import pyproject_defaults
+from .config import bad_value, read_pyproject
 from .magics import LashMagics
 
 ENTRY = "__import__('lash_nb._notebook.extension', fromlist=['run_line'])"
@@ -368,6 +369,26 @@ def kernel_stop_notice(ip: Any) -> str | None:
     )
 
 
+def take_pyproject(magics: LashMagics, configured: Any) -> None:
+    """``[tool.lash_nb]``'s settings that ``%config`` did not set already; a key or value it
+    cannot take is one line on stderr, and loading goes on with the rest (ADR 192)."""
+    settings = read_pyproject()
+    notes = list(settings.notes)
+    for key, value in settings.values.items():
+        if key in configured:
+            continue
+        kept, trait = getattr(magics, key), type(magics.traits()[key]).__name__
+        try:
+            if isinstance(value, bool) and trait in ("Float", "Int"):  # traitlets takes it as 1
+                raise TraitError(key)
+            setattr(magics, key, value)
+        except TraitError:
+            notes.append(bad_value(settings, key, value, kept=kept, trait=trait,
+                                   default=magics.traits()[key].default_value))
+    for note in notes:
+        print(note, file=sys.stderr)
+
+
 def load_ipython_extension(ip: Any) -> None:
     if "LashMagics" in ip.magics_manager.registry:
         return
@@ -375,10 +396,7 @@ def load_ipython_extension(ip: Any) -> None:
     if notice is not None:
         print(notice, file=sys.stderr)
     magics = LashMagics(ip)
-    configured = ip.config.get("LashMagics", {})
-    for key, value in pyproject_defaults().items():
-        if key not in configured:
-            setattr(magics, key, value)
+    take_pyproject(magics, ip.config.get("LashMagics", {}))
     ip.register_magics(magics)
     ip.configurables.append(magics)
     ip.events.register("pre_run_cell", magics.cell_started)

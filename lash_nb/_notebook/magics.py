@@ -123,6 +123,16 @@ class LashMagics(Magics):
                           "saved (Stop or the kernel's interrupt end the wait sooner)"
                           ).tag(config=True)
 
+    @validate("session", "store")
+    def _check_named(self, proposal: Any) -> str:
+        value: str = proposal["value"]
+        if not value.strip():  # an empty one meant the built-in default, silently (ADR 192)
+            name = proposal["trait"].name
+            raise TraitError(f"LashMagics.{name} is empty; give one, e.g. "
+                             f"{'analysis' if name == 'session' else 'lash.duckdb'}; it stays "
+                             f"{getattr(self, name)!r}")
+        return value
+
     @validate("commit_wait_s")
     def _check_commit_wait(self, proposal: Any) -> float:
         value = float(proposal["value"])
@@ -166,7 +176,10 @@ class LashMagics(Magics):
         """Raise the verb's argument errors now, synchronously (the verb parses again)."""
         verb, rest = route(line, cell)
         try:
-            verb_args(verb)(self, rest, cell)
+            parsed = verb_args(verb)(self, rest, cell)
+            if verb != "open":  # open reads its name itself; the others where they bind
+                self.ctx.session_named(getattr(parsed[0] if isinstance(parsed, tuple)
+                                               else parsed, "session", None))
         except (LashError, ValueError) as exc:
             raise _one_line(exc) from exc
 

@@ -230,3 +230,16 @@ def say_replaced(replaced: list[str], magics: Any = None) -> None:
     were = "was replaced by the notebook's value" if len(replaced) == 1 else (
         "were replaced by the notebook's values")
     print(f"lash: {fields} {were}; --raw sends the text as typed")
+
+
+def given_name(value: str, ns: Mapping[str, Any], *, option: str, example: str,
+               otherwise: str) -> str:
+    """A session or store name as given (``--session``, ``--delete``): ``{name}`` is a notebook
+    variable; an empty or blank one is refused in one line, as ``%lash open ""`` is (ADR 186,
+    192): it is almost surely a variable that came out empty, and an empty name meant the
+    default, so the verb acted on a session the user did not name."""
+    out = interpolate(value, ns, where=f"{option}").strip()
+    if not out:
+        raise UsageError(f"{option} is empty (an empty variable?); give a name, e.g. "
+                         f"{option} {example}, or {otherwise}")
+    return out

@@ -13,7 +13,7 @@ from .._errors import QueryNotAllowed
 from .._store.base import stores_blobs
 from .card import Card
 from .costs import prices_for_display, stored_turn_cost
-from .parsing import interpolate, parse, parser
+from .parsing import given_name, interpolate, parse, parser
 from .widgets.fold import outcome_label
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ _VERBS = (
      're-render a committed turn (`{r.turn_id}`: the id in a notebook variable)'),
     ('`%lash last`',
      ('the result of the last turn this kernel ran (`r = %lash last`; `r.text`), also one '
-      'left NOT saved')),
+      'left NOT saved; `r.tool_tracebacks`: the traceback of each tool call that raised')),
 )
 HELP = (
     '**%lash** verbs (`%load_ext lash_nb`)\n\n| verb | what it does |\n|---|---|' + "\n"
@@ -174,7 +174,9 @@ async def sessions(m: LashMagics, argline: str, cell: str | None, assigned: bool
     if a.delete is not None:
         from .verbs_retention import delete_session
 
-        return await delete_session(m, a.delete, yes=a.yes)
+        name = given_name(a.delete, m.user_ns, option="--delete", example="old-run",
+                          otherwise="leave --delete out to list the stored sessions")
+        return await delete_session(m, name, yes=a.yes)
     if a.yes:
         raise UsageError("%lash sessions: --yes confirms --delete ID; give both")
     b = await m.ctx.binding(None)

@@ -64,7 +64,14 @@ from .._core.tools import ToolContext, ToolManifest, ToolProvider, ToolRegistry
 from .._errors import ToolArgumentsInvalid
 from .._providers.redaction import scrub_known_in, scrub_known_values
 from .approval import ApprovalRequest, Approvals
-from .turn_records import args_problem, as_text, error_text, jsonable, parse_args
+from .turn_records import (
+    args_problem,
+    as_text,
+    error_text,
+    jsonable,
+    parse_args,
+    tool_traceback,
+)
 
 Emit = Callable[[ev.TurnEvent, str], None]
 log = logging.getLogger("lash_nb.tools")
@@ -105,6 +112,7 @@ class ToolBatch:
         self.images: dict[str, list[Attachment]] = {}  # call id -> the images its tool returned
         self.clock: dict[str, tuple[int, float]] = {}  # running call -> (started_ms, t0)
         self.on_thread: set[str] = set()  # calls whose function was started on a worker thread
+        self.tracebacks: dict[str, str] = {}  # call id -> the scrubbed traceback it raised
 
     async def run(self) -> None:
         if len(self.calls) == 1:
@@ -148,7 +156,8 @@ class ToolBatch:
             success = False
         self.results[call_id] = (as_text(output), success)
         self.records.append(ToolCallRecord(call_id, name, args, output, success, duration, started,
-                                           approval=self.decisions.get(call_id)))
+                                           approval=self.decisions.get(call_id),
+                                           traceback=self.tracebacks.get(call_id)))
         self.emit(ev.ToolCallCompleted(call_id, name, args, output, duration, success,
                                        "success" if success else "failure"), cid)
 
@@ -201,20 +210,29 @@ class ToolBatch:
         except asyncio.CancelledError as err:
             if self.token.cancelled or _being_cancelled():
                 raise
-            return self._error(err), False  # the tool's own, not a cancel of this turn
+            return self._raised(name, call_id, err), False  # the tool's own, not a cancel
         except KeyboardInterrupt:
             # Ctrl-C / a kernel interrupt landed inside the tool: the user wants the turn
             # stopped. Cancel it here; letting it escape would stop the loop.
             self.token.cancel("keyboard_interrupt", f"KeyboardInterrupt in tool {name!r}")
             raise asyncio.CancelledError from None
         except BaseException as err:  # Exception, SystemExit, ...: an error result
-            return self._error(err), False
+            return self._raised(name, call_id, err), False
         finally:
             _tell_if_held(name, stepped.longest, inline=getattr(provider, "inline", False) is True)
         return output, True
 
     def _error(self, err: BaseException) -> str:
         return scrub_known_values(self.scrub(error_text(err)))
+
+    def _raised(self, name: str, call_id: str, err: BaseException) -> str:
+        """The one line the model gets for an error the tool raised; its traceback, scrubbed
+        the same way, is kept for the call's record and logged at INFO (ADR 192)."""
+        if not isinstance(err, ToolArgumentsInvalid):  # the model's mistake, not the tool's
+            text = self.scrub(tool_traceback(err))
+            self.tracebacks[call_id] = text
+            log.info("tool %r (call %s, turn %s) raised:\n%s", name, call_id, self.turn_id, text)
+        return self._error(err)
 
     async def _approve(self, name: str, args: dict[str, Any], context: ToolContext,
                        provider: ToolProvider, manifest: ToolManifest) -> str | None:

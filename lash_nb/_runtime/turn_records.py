@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import time
 from typing import Any
 
@@ -27,7 +28,7 @@ from .._core.records import (
     fresh_id,
     sanitize_assistant_output,
 )
-from .._core.text import clean_json
+from .._core.text import clean_json, clean_text
 from .._core.usage import BUCKETS, TokenUsage
 from .._store.base import UsageDelta
 
@@ -158,6 +159,40 @@ def error_text(err: BaseException) -> str:
     except Exception as inner:
         message = f"<str() of the error raised {type(inner).__name__}>"
     return f"{name}: {message}" if message else name
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+TRACEBACK_MAX_CHARS = 20_000
+
+
+def tool_traceback(err: BaseException) -> str:
+    """The traceback of an error a tool raised, as Python prints it, without lash_nb's own
+    frames (the call into the tool: the user's function and what it called are what the
+    user debugs; all are kept when every frame is lash_nb's), cleaned, and at most
+    ``TRACEBACK_MAX_CHARS`` (its end, where the error is). Not scrubbed: the caller does."""
+    import traceback
+
+    try:
+        te = traceback.TracebackException.from_exception(err)
+        for link in _chain(te):
+            theirs = [f for f in link.stack if not f.filename.startswith(_PACKAGE)]
+            if theirs:
+                link.stack = traceback.StackSummary.from_list(theirs)
+        text = "".join(te.format())
+    except Exception:  # a str() or repr() that raises: the one line, as the record has it
+        text = error_text(err) + "\n"
+    if len(text) > TRACEBACK_MAX_CHARS:
+        text = "[start of the traceback cut]\n" + text[-TRACEBACK_MAX_CHARS:]
+    return clean_text(text)
+
+
+def _chain(te: Any) -> list[Any]:
+    """``te`` and the exceptions it was raised from or during (each once)."""
+    out: list[Any] = []
+    while te is not None and all(te is not seen for seen in out):
+        out.append(te)
+        te = te.__cause__ or (None if te.__suppress_context__ else te.__context__)
+    return out
 
 
 def is_attempt(turn_id: str | None, prefix: str) -> bool:

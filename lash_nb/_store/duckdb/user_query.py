@@ -99,10 +99,29 @@ def frame(con: Any, hold: Any, sql: str, params: Any, allow_files: bool,
 def head_frame(con: Any, hold: Any, sql: str, params: Any, allow_files: bool,
                statement: Statement | None, rows: int) -> tuple[Any, int]:
     """The first ``rows`` rows of a read-only query as a ``pandas.DataFrame``, and how many
-    rows it has: the query runs with a ``LIMIT`` and once more as a ``count(*)`` in the same
-    read-only transaction (one snapshot), so the rest never reaches Python (DuckDB reads no
-    column the count does not need)."""
+    rows it has, from one run of the query (:func:`_head`)."""
     return _read(con, hold, sql, params, allow_files, statement, rows)
+
+
+_HEAD_BATCH = 65_536  # rows per Arrow batch while counting: a few MB of a wide row at a time
+
+
+def _head(rel: Any, rows: int) -> tuple[Any, int]:
+    """The first ``rows`` rows of ``rel`` as an Arrow table and how many rows it has, from
+    one run: the rows stream as Arrow record batches, the first ones kept and the others
+    only counted and dropped, so the rest never becomes Python objects and a query whose
+    rows change between runs (``random()``) states the total of the rows it shows. (It ran
+    twice before, with a ``LIMIT`` and as a ``count(*)``, ADR 192.)"""
+    import pyarrow as pa
+
+    reader = rel.to_arrow_reader(_HEAD_BATCH)
+    kept: list[Any] = []
+    total = 0
+    for batch in reader:
+        if total < rows:  # a copy of those rows: a slice would hold the whole batch
+            kept.append(batch.take(pa.array(range(min(rows - total, batch.num_rows)))))
+        total += batch.num_rows
+    return pa.Table.from_batches(kept, schema=reader.schema), total
 
 
 def _read(con: Any, hold: Any, sql: str, params: Any, allow_files: bool,
@@ -122,10 +141,8 @@ def _read(con: Any, hold: Any, sql: str, params: Any, allow_files: bool,
             if rows is None:
                 table = rel.to_arrow_table()
                 return _by_position(table), table.num_rows
-            table = rel.limit(rows).to_arrow_table()
-            total = (table.num_rows if table.num_rows < rows
-                     else int(rel.aggregate("count(*)").fetchall()[0][0]))
-            names = list(rel.columns)  # a limited relation renames a twice-given name
+            table, total = _head(rel, rows)
+            names = list(rel.columns)
         if table.column_names != names:
             table = table.rename_columns(names)
         return _by_position(table), total

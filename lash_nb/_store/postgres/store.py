@@ -193,7 +193,20 @@ class PostgresStore:
     ) -> Any:
         return await self._io.run(self._query(sql, params, allow_files))
 
-    async def _query(self, sql: str, params: Any, allow_files: bool) -> Any:
+    async def query_head_async(
+        self, sql: str, rows: int, params: Sequence[Any] | dict[str, Any] | None = None, *,
+        allow_files: bool = False,
+    ) -> tuple[Any, int]:
+        """The first ``rows`` rows of the query as a ``pandas.DataFrame`` and how many rows it
+        has, from one run: a server-side cursor fetches the first rows and ``MOVE`` counts
+        the rest on the server (none of them reaches Python). A bare ``%lash sql`` shows
+        this (ADR 192)."""
+        out: tuple[Any, int] = await self._io.run(
+            self._query(sql, params, allow_files, head=rows))
+        return out
+
+    async def _query(self, sql: str, params: Any, allow_files: bool, *,
+                     head: int | None = None) -> Any:
         checked = user_sql.check(sql, allow_files=allow_files, dialect="postgres")
         statements = checked.statements or (sql,)
         if params and len(statements) > 1:
@@ -206,14 +219,18 @@ class PostgresStore:
 
             await con.execute("BEGIN READ ONLY")
             try:
-                result = None
+                if head is not None and len(calls) == 1:
+                    found = await _head(con, *calls[0], head)
+                    if found is not None:
+                        return found
+                result: Any = None
                 for text, args in calls:
                     # prepared: PostgreSQL then refuses a second statement in ``text`` (one the
                     # parser could not see could COMMIT this transaction and then write)
                     cur = await con.execute(text, args, prepare=True)
                     names = [d.name for d in cur.description] if cur.description else []
                     result = frame(names, await cur.fetchall() if names else [])
-                return result
+                return result if head is None else (result.head(head), len(result))
             except psycopg.errors.ReadOnlySqlTransaction as e:
                 raise QueryNotAllowed(
                     f"store queries only read; PostgreSQL refused it ({str(e).splitlines()[0]})"
@@ -552,3 +569,24 @@ async def _settle(job: Coroutine[Any, Any, T]) -> Any:
         return await job
     except Exception as e:
         return e
+
+
+async def _head(con: Any, text: str, args: Any, rows: int) -> tuple[Any, int] | None:
+    """``query_head_async``'s read of one statement, in the caller's read-only transaction:
+    through a cursor (``FETCH`` its first rows, ``MOVE`` past the rest: the count), so the
+    query runs once and the rest stays on the server. None for a statement a cursor cannot
+    run (``SHOW``, ``EXPLAIN``): the caller reads it whole and cuts it."""
+    import psycopg
+
+    await con.execute("SAVEPOINT lash_head")
+    try:  # prepared: a second statement hidden in ``text`` is refused, as in _query
+        await con.execute(f"DECLARE lash_head NO SCROLL CURSOR FOR {text}", args, prepare=True)
+    except psycopg.errors.SyntaxError:
+        await con.execute("ROLLBACK TO SAVEPOINT lash_head")
+        return None
+    cur = await con.execute(f"FETCH FORWARD {int(rows)} FROM lash_head")
+    names = [d.name for d in cur.description] if cur.description else []
+    got = await cur.fetchall()
+    moved = await con.execute("MOVE FORWARD ALL IN lash_head")
+    rest = int((moved.statusmessage or "MOVE 0").split()[-1])
+    return frame(names, got), len(got) + rest
