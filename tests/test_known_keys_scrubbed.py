@@ -29,7 +29,8 @@ from lash_nb.stores import DuckDBStore
 from lash_nb.testing import LoopbackServer
 
 SESSION_KEY = "lnb-session-key-4d1f0a9c"  # the session provider's key
-ANTHROPIC = "sk-ant-env-only-7Hq2pLx9Vd4Rk8Wm"  # in the environment, used by no session here
+ANTHROPIC = "envkey-only-7Hq2pLx9Vd4Rk8Wm"  # in the environment, used by no session here;
+# not shaped like a known key, so only knowing the value can take it out
 PLAIN = "plain-value-not-a-key-2718"  # an ordinary environment value: must stay
 
 TOOL_CALL = chat_script(
@@ -109,6 +110,8 @@ def test_a_key_in_any_encoding_inside_a_tools_output_or_error_is_redacted(
     out, requests, stored = _run(tmp_path / "second", failing, "go")
     assert out.tool_calls[0].success is False
     assert out.tool_calls[0].output == "RuntimeError: could not log in with [redacted]"
+    (kept,) = out.tool_tracebacks.values()  # the traceback kept for the user (ADR 192)
+    assert "could not log in with [redacted]" in kept and ANTHROPIC not in kept
     assert ANTHROPIC.encode() not in stored and ANTHROPIC not in requests[1]
 
 

@@ -229,7 +229,7 @@ class ToolBatch:
         """The one line the model gets for an error the tool raised; its traceback, scrubbed
         the same way, is kept for the call's record and logged at INFO (ADR 192)."""
         if not isinstance(err, ToolArgumentsInvalid):  # the model's mistake, not the tool's
-            text = self.scrub(tool_traceback(err))
+            text = scrub_known_values(self.scrub(tool_traceback(err)))
             self.tracebacks[call_id] = text
             log.info("tool %r (call %s, turn %s) raised:\n%s", name, call_id, self.turn_id, text)
         return self._error(err)
