@@ -11,10 +11,16 @@ by painting them on a canvas, so ``rgba``, ``color-mix`` and theme variables all
 One Jupyter server per frontend serves the browser tests that run one after another in a
 pytest process (an xdist worker): starting one took ~3.5 s of CPU per test, more on a loaded
 machine. What a test could leave behind does not carry over: its notebooks are in its own
-folder (its kernels' working directory), each test has its own Chromium (pages, storage), and
-when it ends its kernels are shut down (their processes waited for) and the user settings
-emptied; a server that does not come back clean is stopped, and the next test starts another.
-The servers are stopped when the next test is not a browser test, and at the end (ADR 183).
+folder (its kernels' working directory), each page it opens has a browser context of its own
+(cookies, storage, cache), and when it ends its kernels are shut down (their processes waited
+for) and the user settings emptied; a server that does not come back clean is stopped, and the
+next test starts another. The servers are stopped when the next test is not a browser test,
+and at the end (ADR 183).
+
+One Chromium, with its Playwright driver, serves them the same way (``chromium()``, ADR 194):
+launching both for each test cost CPU that went into no page. A test's contexts are closed when
+its block ends; a test that fails, a context that does not close, or a browser that is gone or
+still holds a context stops them, and the next test launches new ones.
 """
 
 from __future__ import annotations
