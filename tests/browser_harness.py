@@ -11,14 +11,22 @@ by painting them on a canvas, so ``rgba``, ``color-mix`` and theme variables all
 One Jupyter server per frontend serves the browser tests that run one after another in a
 pytest process (an xdist worker): starting one took ~3.5 s of CPU per test, more on a loaded
 machine. What a test could leave behind does not carry over: its notebooks are in its own
-folder (its kernels' working directory), each test has its own Chromium (pages, storage), and
-when it ends its kernels are shut down (their processes waited for) and the user settings
-emptied; a server that does not come back clean is stopped, and the next test starts another.
-The servers are stopped when the next test is not a browser test, and at the end (ADR 183).
+folder (its kernels' working directory), each page it opens has a browser context of its own
+(cookies, storage, cache), and when it ends its kernels are shut down (their processes waited
+for) and the user settings emptied; a server that does not come back clean is stopped, and the
+next test starts another. The servers are stopped when the next test is not a browser test,
+and at the end (ADR 183).
+
+One Chromium, with its Playwright driver, serves them the same way (``chromium()``, ADR 194):
+launching both for each test cost CPU that went into no page. A test's contexts are closed when
+its block ends; a test that fails, a context that does not close, or a browser that is gone or
+still holds a context stops them, and the next test launches new ones.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import re
@@ -355,11 +363,133 @@ class NotebookPage:
 
 
 def launch(pw: Any) -> Any:
+    """A Chromium of its own (``chromium()`` gives a test the shared one)."""
     return pw.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
 
 
+class _SharedChromium:
+    """This pytest process's Playwright driver and the Chromium it launched.
+
+    Playwright's sync API runs its event loop in a greenlet beside the caller's and leaves that
+    loop marked as the thread's running loop after each call; while the driver lives between
+    tests, ``idle()`` clears the mark (so a test's own ``asyncio.run`` works outside its
+    ``with chromium()`` as it did when each test stopped its own driver) and ``in_use()`` sets
+    it again before the next call."""
+
+    def __init__(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        self._manager = sync_playwright()
+        self.playwright = self._manager.start()
+        self.loop = self._manager._loop
+        try:
+            self.browser = launch(self.playwright)
+        except BaseException:
+            self._manager.__exit__()
+            raise
+
+    def alive(self) -> bool:
+        """Connected (its driver and Chromium running) and holding no context of a test."""
+        return bool(self.browser.is_connected()) and not self.browser.contexts
+
+    def in_use(self) -> None:
+        asyncio._set_running_loop(self.loop)
+
+    def idle(self) -> None:
+        asyncio._set_running_loop(None)
+
+    def stop(self) -> None:
+        """Chromium closed (its processes waited for by the driver), then the driver."""
+        self.in_use()
+        try:
+            self.browser.close()
+        except Exception:  # a browser (or driver) already gone; else it goes with its driver
+            pass
+        finally:
+            try:
+                self._manager.__exit__()
+            finally:
+                self.idle()
+
+
+_chromium: list[_SharedChromium] = []  # this process's, while a run of browser tests lasts
+
+
+class TestBrowser:
+    """A test's view of the shared Chromium: ``new_page`` opens each page in a browser context
+    of its own (as ``Browser.new_page`` does: no cookies, storage or cache from any other page
+    or test); ``close`` closes every context the test opened. The browser itself stays."""
+
+    __test__ = False  # not a test class, whatever its name
+
+    def __init__(self, browser: Any) -> None:
+        self._browser = browser
+        self._contexts: list[Any] = []
+
+    @property
+    def launched(self) -> Any:
+        """The shared Chromium (a Playwright ``Browser``)."""
+        return self._browser
+
+    def new_page(self, **options: Any) -> Any:
+        page = self._browser.new_page(**options)
+        self._contexts.append(page.context)
+        return page
+
+    def close(self) -> bool:
+        """False when a context did not close (the browser is then not handed on)."""
+        closed = True
+        for context in self._contexts:
+            try:
+                context.close()
+            except Exception:  # reported by the result: the browser is replaced
+                closed = False
+        self._contexts.clear()
+        return closed
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[TestBrowser]:
+    """This test's browser: the pytest process's shared Chromium (launched for the first
+    browser test of a run of them, stopped with the Jupyter servers by ``stop_shared``), with
+    a fresh browser context for each page the test opens. Launching a Chromium and its
+    Playwright driver for every test cost ~1-1.5 s of CPU each (ADR 194).
+
+    What a test leaves cannot reach the next: its contexts are closed when the block ends
+    (closing a context ends its pages, also a hung or crashed one); when the block raises, a
+    context does not close, or the browser is gone or still holds a context, the browser and
+    its driver are stopped and the next test launches new ones."""
+    shared = _chromium[0] if _chromium else None
+    if shared is not None:
+        shared.in_use()
+        if not shared.alive():
+            _stop_chromium()
+            shared = None
+    if shared is None:
+        shared = _SharedChromium()
+        _chromium.append(shared)
+    browser = TestBrowser(shared.browser)
+    passed = False
+    try:
+        yield browser
+        passed = True
+    finally:
+        shared.in_use()  # the test may have cleared it (its own asyncio.run inside the block)
+        closed = browser.close()
+        if passed and closed and shared.alive():
+            shared.idle()
+        else:
+            _stop_chromium()
+
+
+def _stop_chromium() -> None:
+    while _chromium:
+        _chromium.pop().stop()
+
+
 def stop_shared() -> None:
-    """Stop this process's Jupyter servers."""
+    """Stop this process's Chromium and Jupyter servers."""
+    _stop_chromium()
     for server in _servers.values():
         server.stop()
     _servers.clear()

@@ -3,10 +3,15 @@
 ``LASH_CPU_PROBE=<folder>`` (e.g. ``LASH_CPU_PROBE=/tmp/cpu bash scripts/test.sh``) makes each
 pytest process (each xdist worker) append a line per test to ``<folder>/py3XX-<pid>.tsv``:
 the node id, the test's wall seconds, the CPU seconds (user + sys) of the process itself and
-those of the child processes it reaped during the test (kernels, workers, Chromium). A child
-that outlives its test (the shared Jupyter servers, with every kernel they started) counts with
-the test that stops it. A pytest a test starts inherits the variable and writes a file of its
-own, whose CPU is also in that test's line. Without the variable nothing is measured.
+those of the child processes it reaped during the test (kernels, workers). A child that
+outlives its test (the shared Jupyter servers, with every kernel they started; the shared
+Chromium and its Playwright driver) counts with the test that stops it. A pytest a test starts
+inherits the variable and writes a file of its own, whose CPU is also in that test's line.
+Without the variable nothing is measured.
+
+Processes nobody waits for are not counted: Chromium's renderers outlive the processes that
+start them (they are reparented to init), about half of Chromium's CPU (ADR 194).
+``scripts/cpu_total.py COMMAND`` counts them too, for the whole command.
 """
 
 from __future__ import annotations

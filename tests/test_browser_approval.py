@@ -14,7 +14,7 @@ from browser_harness import (
     CONTRAST_JS,
     JupyterServer,
     NotebookPage,
-    launch,
+    chromium,
     low_contrast,
     playwright_or_skip,
     reopen_without_kernel,
@@ -22,7 +22,7 @@ from browser_harness import (
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-sync_playwright = playwright_or_skip()
+playwright_or_skip()
 
 CELLS: list[str | tuple[str, str]] = [
     "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.01",
@@ -71,8 +71,7 @@ def test_approve_deny_and_stop_while_asking_in_chromium_and_the_saved_record(tmp
     write_notebook(tmp_path / "approvals.ipynb", CELLS)
     server = JupyterServer("jupyterlab", tmp_path).start("dark")
     try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
+        with chromium() as browser:
             nb = NotebookPage(browser, server, "approvals.ipynb")
             try:
                 nb.open()

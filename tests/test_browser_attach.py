@@ -10,14 +10,14 @@ from browser_harness import (
     ARTIFACTS,
     JupyterServer,
     NotebookPage,
-    launch,
+    chromium,
     playwright_or_skip,
     wait_until,
     write_notebook,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-sync_playwright = playwright_or_skip()
+playwright_or_skip()
 
 CELLS: list[str | tuple[str, str]] = [
     "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.15",
@@ -46,8 +46,7 @@ def test_the_live_widget_and_the_saved_record_show_the_attachments(tmp_path):
     write_notebook(tmp_path / "rain.ipynb", CELLS)
     server = JupyterServer("jupyterlab", tmp_path).start("light")
     try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
+        with chromium() as browser:
             nb = NotebookPage(browser, server, "rain.ipynb")
             try:
                 nb.open()

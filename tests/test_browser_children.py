@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser_harness import CHROMIUM, JupyterServer, NotebookPage, launch, wait_until, write_notebook
+from browser_harness import CHROMIUM, JupyterServer, NotebookPage, chromium, wait_until, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-sync_playwright = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-).sync_playwright
+pytest.importorskip("playwright.sync_api",
+                    reason="playwright is not installed (pip install playwright)")
 if not Path(CHROMIUM).exists():
     pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
@@ -33,8 +32,7 @@ def test_live_widget_nests_the_child_turn_under_its_tool_row(tmp_path):
     write_notebook(tmp_path / "kids.ipynb", CELLS)
     server = JupyterServer("jupyterlab", tmp_path).start("light")
     try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
+        with chromium() as browser:
             nb = NotebookPage(browser, server, "kids.ipynb")
             page = nb.open()
             nb.run_all()

@@ -21,7 +21,7 @@ from browser_harness import (
     ARTIFACTS,
     JupyterServer,
     NotebookPage,
-    launch,
+    chromium,
     playwright_or_skip,
     reopen_without_kernel,
     wait_until,
@@ -29,7 +29,7 @@ from browser_harness import (
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-sync_playwright = playwright_or_skip()
+playwright_or_skip()
 
 MODEL = '''import pandas as pd
 from lash_nb import LashCore, Role
@@ -124,8 +124,7 @@ def test_code_mode_cells_stream_stop_and_survive_a_reopen(tmp_path):
     write_notebook(tmp_path / "code.ipynb", CELLS)
     server = JupyterServer("jupyterlab", tmp_path).start("light")
     try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
+        with chromium() as browser:
             nb = NotebookPage(browser, server, "code.ipynb")
             try:
                 page = nb.open()

@@ -15,7 +15,7 @@ import pytest
 from browser_harness import (
     JupyterServer,
     NotebookPage,
-    launch,
+    chromium,
     playwright_or_skip,
     reopen_without_kernel,
     wait_until,
@@ -23,7 +23,7 @@ from browser_harness import (
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-sync_playwright = playwright_or_skip()
+playwright_or_skip()
 
 LONG = "please echo " + " ".join(f"word{i}" for i in range(300))
 CELLS: list[str | tuple[str, str]] = [
@@ -42,8 +42,7 @@ def test_a_turn_cut_by_a_kernel_restart_reads_after_a_reopen(tmp_path):
     write_notebook(tmp_path / "cut.ipynb", CELLS)
     server = JupyterServer("jupyterlab", tmp_path).start("light")
     try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
+        with chromium() as browser:
             try:
                 nb = NotebookPage(browser, server, "cut.ipynb")
                 page = nb.open()

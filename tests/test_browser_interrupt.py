@@ -10,7 +10,7 @@ import pytest
 from browser_harness import (
     JupyterServer,
     NotebookPage,
-    launch,
+    chromium,
     playwright_or_skip,
     reopen_without_kernel,
     wait_until,
@@ -18,7 +18,7 @@ from browser_harness import (
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-sync_playwright = playwright_or_skip()
+playwright_or_skip()
 
 LONG = "please echo " + " ".join(f"word{i}" for i in range(300))
 CELLS: list[str | tuple[str, str]] = [
@@ -37,8 +37,7 @@ def test_the_interrupt_during_run_all_records_the_turn_and_runs_no_later_cell(tm
     write_notebook(tmp_path / "stop.ipynb", CELLS)
     server = JupyterServer("jupyterlab", tmp_path).start("light")
     try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
+        with chromium() as browser:
             try:
                 nb = NotebookPage(browser, server, "stop.ipynb")
                 nb.open()

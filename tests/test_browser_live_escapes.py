@@ -10,14 +10,14 @@ import pytest
 from browser_harness import (
     JupyterServer,
     NotebookPage,
-    launch,
+    chromium,
     playwright_or_skip,
     wait_until,
     write_notebook,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-sync_playwright = playwright_or_skip()
+playwright_or_skip()
 
 CELLS: list[str | tuple[str, str]] = [
     "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.1",
@@ -39,8 +39,7 @@ def test_the_live_widget_shows_a_tools_coloured_output_as_the_record_does(tmp_pa
     write_notebook(tmp_path / "ci.ipynb", CELLS)
     server = JupyterServer("jupyterlab", tmp_path).start("light")
     try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
+        with chromium() as browser:
             nb = NotebookPage(browser, server, "ci.ipynb")
             page = nb.open()
             nb.run_all()

@@ -8,12 +8,12 @@ rest of the answer behind a horizontal scrollbar.
 from __future__ import annotations
 
 import pytest
-from browser_harness import launch, playwright_or_skip
+from browser_harness import chromium, playwright_or_skip
 from IPython.utils.capture import capture_output
 from notebook_harness import ReraisingShell
 
 pytestmark = [pytest.mark.browser]
-sync_playwright = playwright_or_skip()
+playwright_or_skip()
 
 TOKEN = "https://example.com/" + "a1b2c3d4" * 300  # 2,420 characters, no break opportunity
 
@@ -37,8 +37,7 @@ def _record_html(tmp_path, monkeypatch) -> str:
 
 def test_a_long_token_wraps_in_the_saved_record(tmp_path, monkeypatch):
     html = _record_html(tmp_path, monkeypatch)
-    with sync_playwright() as pw:
-        browser = launch(pw)
+    with chromium() as browser:
         try:
             page = browser.new_page(viewport={"width": 1000, "height": 800})
             page.set_content(f"<html><body style='margin:0; width:800px'>{html}</body></html>")

@@ -13,14 +13,14 @@ import pytest
 from browser_harness import (
     JupyterServer,
     NotebookPage,
-    launch,
+    chromium,
     playwright_or_skip,
     reopen_without_kernel,
     write_notebook,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-sync_playwright = playwright_or_skip()
+playwright_or_skip()
 
 CITIES = ("Oslo", "Rome", "Lima")
 CELLS: list[str | tuple[str, str]] = [
@@ -43,8 +43,7 @@ def test_the_turns_of_a_loop_read_in_their_cell_live_and_after_a_reopen(tmp_path
     write_notebook(tmp_path / "loop.ipynb", CELLS)
     server = JupyterServer("jupyterlab", tmp_path).start("light")
     try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
+        with chromium() as browser:
             try:
                 nb = NotebookPage(browser, server, "loop.ipynb")
                 nb.open()

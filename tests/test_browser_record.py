@@ -26,7 +26,7 @@ from browser_harness import (
     DOCS_IMG,
     JupyterServer,
     NotebookPage,
-    launch,
+    chromium,
     low_contrast,
     reopen_without_kernel,
     wait_until,
@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 if not Path(CHROMIUM).exists():
     pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 try:
-    from playwright.sync_api import sync_playwright
+    import playwright.sync_api  # noqa: F401  (browser_harness.chromium() drives it)
 except ImportError:
     pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
 
@@ -201,8 +201,7 @@ def test_a_saved_notebook_reads_after_the_kernel_is_gone_and_through_nbconvert(f
     write_notebook(tmp_path / "trip.ipynb", RECORD_CELLS)
     server = JupyterServer(frontend, tmp_path).start("light")
     try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
+        with chromium() as browser:
             nb = NotebookPage(browser, server, "trip.ipynb")
             try:
                 page = nb.open()
@@ -340,8 +339,7 @@ def test_stop_badges_marks_cancelled_tools_and_a_refused_turn(frontend, tmp_path
     theme = "dark" if frontend == "jupyterlab" else "light"
     server = JupyterServer(frontend, tmp_path).start(theme)
     try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
+        with chromium() as browser:
             nb = NotebookPage(browser, server, "stops.ipynb")
             try:
                 page = nb.open()
@@ -411,8 +409,7 @@ def test_drain_shows_progress_and_the_turns_it_ran_and_a_double_click_runs_once(
     write_notebook(tmp_path / "inbox.ipynb", QUEUE_CELLS)
     server = JupyterServer(frontend, tmp_path).start("light")
     try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
+        with chromium() as browser:
             nb = NotebookPage(browser, server, "inbox.ipynb")
             try:
                 page = nb.open()
@@ -469,8 +466,7 @@ def test_with_saved_widget_state_a_restored_panel_says_the_kernel_is_not_connect
     (d / "plugin.jupyterlab-settings").write_text(json.dumps({"saveState": True}))
     server.start("light")
     try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
+        with chromium() as browser:
             nb = NotebookPage(browser, server, "state.ipynb")
             try:
                 nb.open()
@@ -528,8 +524,7 @@ def test_after_a_kernel_restart_the_tools_panel_shows_tools_without_implementati
     write_notebook(tmp_path / "restart.ipynb", cells)
     server = JupyterServer("jupyterlab", tmp_path).start("light")
     try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
+        with chromium() as browser:
             nb = NotebookPage(browser, server, "restart.ipynb")
             try:
                 nb.open()
@@ -645,8 +640,7 @@ def test_a_turn_whose_store_file_was_moved_waits_then_is_saved_or_kept_marked_no
     write_notebook(tmp_path / "unsaved.ipynb", UNSAVED_CELLS)
     server = JupyterServer(frontend, tmp_path).start("light")
     try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
+        with chromium() as browser:
             nb = NotebookPage(browser, server, "unsaved.ipynb")
             try:
                 nb.open()

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 import pytest
-from browser_harness import CHROMIUM, launch
+from browser_harness import CHROMIUM, chromium
 
 from lash_nb._notebook.widgets.assets import compact_css
 from lash_nb._notebook.widgets.snapshot import NOTE_GONE, queue_html, tools_html, turn_html
@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.browser]
 if not Path(CHROMIUM).exists():
     pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 try:
-    from playwright.sync_api import sync_playwright
+    import playwright.sync_api  # noqa: F401  (browser_harness.chromium() drives it)
 except ImportError:
     pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
 
@@ -123,8 +123,7 @@ def test_each_record_looks_as_with_the_whole_sheet_alone_and_among_the_others():
     for r in recs:  # each carries fewer rules than the whole sheet
         own = r[r.index("<style>") + 7:r.index("</style>")]
         assert len(own) < len(compact_css("turn.css")), own[:200]
-    with sync_playwright() as pw:
-        browser = launch(pw)
+    with chromium() as browser:
         try:
             page = browser.new_page()
             for theme in ("", DARK):

@@ -16,7 +16,7 @@ import pytest
 from browser_harness import (
     JupyterServer,
     NotebookPage,
-    launch,
+    chromium,
     playwright_or_skip,
     reopen_without_kernel,
     wait_until,
@@ -24,7 +24,7 @@ from browser_harness import (
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-sync_playwright = playwright_or_skip()
+playwright_or_skip()
 
 LONG = "please echo " + " ".join(f"word{i}" for i in range(400))
 CELLS: list[str | tuple[str, str]] = [
@@ -67,8 +67,7 @@ def test_a_notebook_reopened_without_its_kernel_has_no_empty_output_rows(fronten
     write_notebook(tmp_path / "day1.ipynb", CELLS)
     server = JupyterServer(frontend, tmp_path).start("light")
     try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
+        with chromium() as browser:
             try:
                 nb = NotebookPage(browser, server, "day1.ipynb")
                 page = nb.open()

@@ -24,7 +24,7 @@ from browser_harness import (
     CONTRAST_JS,
     JupyterServer,
     NotebookPage,
-    launch,
+    chromium,
     low_contrast,
     reopen_without_kernel,
     wait_until,
@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 if not Path(CHROMIUM).exists():
     pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 try:
-    from playwright.sync_api import sync_playwright
+    import playwright.sync_api  # noqa: F401  (browser_harness.chromium() drives it)
 except ImportError:
     pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
 
@@ -139,8 +139,7 @@ def test_a_saved_notebook_grows_per_turn_by_its_records_and_every_turn_reads(fro
     (d / "plugin.jupyterlab-settings").write_text(json.dumps({"saveState": True}))
     server.start("light")
     try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
+        with chromium() as browser:
             nb = NotebookPage(browser, server, "many.ipynb")
             try:
                 nb.open()

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from browser_harness import FRONTENDS, JupyterServer, wait_until
+from browser_harness import FRONTENDS, JupyterServer, chromium, wait_until
 
 # floor: the lowest-versions run includes it, the one browser test there: on ipykernel 6.29 a
 # live view that waited for its resync's answer (sent only after the cell) streamed nothing
@@ -18,7 +18,7 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 if not Path(CHROMIUM).exists():
     pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 try:
-    from playwright.sync_api import sync_playwright
+    import playwright.sync_api  # noqa: F401  (browser_harness.chromium() drives it)
 except ImportError:
     pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
 
@@ -85,13 +85,7 @@ def _stop_mid_cell() -> bool:
 def test_clicking_stop_in_the_browser_cancels_the_turn_and_the_next_cell_runs(lab):
     name = "lab" if lab.frontend == "jupyterlab" else "notebook7"
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless=new", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         try:
             page.goto(lab.notebook_url("stop.ipynb"))

@@ -24,14 +24,14 @@ from browser_harness import (
     ARTIFACTS,
     JupyterServer,
     NotebookPage,
-    launch,
+    chromium,
     playwright_or_skip,
     wait_until,
     write_notebook,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-sync_playwright = playwright_or_skip()
+playwright_or_skip()
 
 LONG = "please echo " + " ".join(f"word{i}" for i in range(300))
 CELLS: list[str | tuple[str, str]] = [
@@ -105,8 +105,7 @@ def _page(tmp_path: Path, cells: list[str | tuple[str, str]], name: str,
     write_notebook(tmp_path / name, cells)
     server = JupyterServer(frontend, tmp_path).start("light")
     try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
+        with chromium() as browser:
             nb = NotebookPage(browser, server, name)
             try:
                 yield nb, server
