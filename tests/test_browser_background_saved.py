@@ -13,14 +13,14 @@ import pytest
 from browser_harness import (
     JupyterServer,
     NotebookPage,
-    launch,
+    chromium,
     playwright_or_skip,
     reopen_without_kernel,
     write_notebook,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-sync_playwright = playwright_or_skip()
+playwright_or_skip()
 
 WORDS = " ".join(f"word{i}" for i in range(60))
 CELLS: list[str | tuple[str, str]] = [
@@ -55,8 +55,7 @@ def test_background_records_land_in_their_cells_once_and_read_after_a_reopen(tmp
     write_notebook(tmp_path / "bg.ipynb", CELLS)
     server = JupyterServer("jupyterlab", tmp_path).start("light")
     try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
+        with chromium() as browser:
             try:
                 nb = NotebookPage(browser, server, "bg.ipynb")
                 nb.open()
@@ -99,8 +98,7 @@ def test_a_turn_asked_behind_a_running_one_says_what_it_waits_for(tmp_path):
     write_notebook(tmp_path / "behind.ipynb", cells)
     server = JupyterServer("jupyterlab", tmp_path).start("light")
     try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
+        with chromium() as browser:
             try:
                 nb = NotebookPage(browser, server, "behind.ipynb")
                 nb.open()
