@@ -123,7 +123,10 @@ def _log_to_stderr() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     from ._version import __version__
 
-    ap = argparse.ArgumentParser(prog="python -m lash_nb", description=__doc__, allow_abbrev=False)
+    ap = argparse.ArgumentParser(
+        prog="python -m lash_nb", allow_abbrev=False,
+        description="lash_nb from a terminal: run the demo, drain queued work with a worker, or "
+                    "look after a DuckDB store (migrate, prune attachment bytes, back up).")
     ap.add_argument("--version", action="version", version=f"lash_nb {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", allow_abbrev=False, help="run the main job end to end with the offline provider")

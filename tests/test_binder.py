@@ -119,3 +119,71 @@ def test_a_fresh_virtualenv_from_the_binder_files_runs_the_quickstart(tmp_path):
     assert "stopped: cancelled | 'You said: Tell me a'" in out
     assert "turns now: 5" in out
     assert (work / "quickstart.duckdb").is_file()
+
+
+def _installed_by(requirement_lines: list[str]) -> set[str]:
+    """The distributions (normalised names) that ``pip install`` of these requirement lines
+    brings in, read from the metadata of the development virtualenv (which has them all):
+    ``.[extra,...]`` is this repository with those extras, then every requirement's own
+    requirements, their markers evaluated for this Python and no extra."""
+    import tomllib
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    todo: list[str] = []
+    seen: set[str] = set()
+    for line in requirement_lines:
+        if line.startswith("."):
+            seen.add("lash-nb-core")
+            extras = line.partition("[")[2].rstrip("]").split(",") if "[" in line else []
+            todo += project["dependencies"]
+            for extra in filter(None, extras):
+                todo += project["optional-dependencies"][extra.strip()]
+        else:
+            todo.append(line)
+    while todo:
+        req = Requirement(todo.pop())
+        name = canonicalize_name(req.name)
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        if name == "lash-nb-core":  # a self-reference with extras (the test extra's)
+            for extra in req.extras:
+                todo += project["optional-dependencies"][extra]
+            continue
+        if name in seen:
+            continue
+        seen.add(name)
+        todo += metadata.requires(req.name) or []
+    return seen
+
+
+def test_the_binder_requirements_install_what_every_notebook_imports():
+    """`pip install -r binder/requirements.txt` is how README says to open the notebooks: a
+    notebook that imports a package it does not install stops Run All at that cell (05 needs
+    mcp for its MCP server, 08 matplotlib for its figures)."""
+    import re
+    import sys
+    from importlib import metadata
+
+    from packaging.utils import canonicalize_name
+
+    lines = [ln.split("#")[0].strip() for ln in (BINDER / "requirements.txt").read_text().splitlines()]
+    installed = _installed_by([ln for ln in lines if ln])
+    providers = dict(metadata.packages_distributions(), lash_nb=["lash-nb-core"])
+    missing = []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        import nbformat
+
+        nb = nbformat.read(path, as_version=4)
+        sources = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        written = set(re.findall(r"(\w+)\.py\b", sources))  # modules the notebook writes itself
+        for module in sorted(set(re.findall(r"^\s*(?:from|import)\s+(\w+)", sources, re.M))):
+            if module in sys.stdlib_module_names or module in written:
+                continue
+            dists = {canonicalize_name(d) for d in providers.get(module, [])}
+            if not dists & installed:
+                missing.append(f"{path.name}: {module}")
+    assert not missing, f"binder/requirements.txt does not install: {missing}"

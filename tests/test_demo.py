@@ -62,3 +62,14 @@ def test_the_demo_prints_what_it_stored_and_marks_the_estimate(tmp_path: Path) -
     assert "session 'demo' has 5 earlier turns" in second
     turns, total, _ = _stored(tmp_path / "lash-demo.duckdb")
     assert turns == 10 and f"{turns} turns" in second and f"total {total} tokens" in second
+
+
+def test_the_command_lines_help_reads_as_text_not_as_docstring_markup(tmp_path: Path) -> None:
+    """``python -m lash_nb --help`` opened with "Command line: ``python -m lash_nb demo``,
+    ``worker``, ...": the module docstring, reST backticks and all."""
+    run = subprocess.run([sys.executable, "-m", "lash_nb", "--help"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert run.returncode == 0, run.stderr
+    assert "``" not in run.stdout
+    assert "demo" in run.stdout and "worker" in run.stdout

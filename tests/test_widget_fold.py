@@ -206,3 +206,20 @@ def test_queue_cancel_of_a_batch_a_worker_claimed_meanwhile_says_it_was_not_canc
     assert [b["batch_id"] for b in w.batches] == [first, w.batches[1]["batch_id"]]  # still there
     assert w.batches[0]["claimed"] is True
     assert "not cancelled" in w.status and first in w.status
+
+
+def test_a_retry_wait_reads_as_a_person_would_write_it():
+    """A provider that could not be reached showed "retry 3/4 after 1.8340989156865222s" live
+    and in the saved record: the backoff is jittered, and the float went out as it came."""
+    from lash_nb._notebook.widgets.snapshot import turn_html
+
+    f = TurnFold()
+    f.apply_all([
+        {"id": "1", "correlation_id": "1", "type": "retry_status",
+         "wait_seconds": 1.8340989156865222, "attempt": 3, "max_attempts": 4,
+         "reason": "could not reach the server"},
+    ])
+    assert f.retries[0]["wait_seconds"] == 1.8
+    html = turn_html({"blocks": f.blocks, "status": "failed", "retries": f.retries,
+                      "outcome": "stopped: provider_error"})
+    assert "retry 3/4 after 1.8s: could not reach the server" in html

@@ -49,11 +49,13 @@ ORIGINS: dict[str, str] = {
     "worker_shutdown": ("the worker was asked to stop and the turn outlived its grace period; "
                         "its queued batch went back to the queue"),
     "lease_lost": "the session execution lease was lost",
+    "kernel_shutdown": ("the kernel was shut down or restarted while the turn ran; a queued "
+                        "batch went back to the queue"),
 }
 
 
 # origins that stop the process, not the work: a queued turn they cut hands its batches back
-HANDS_BACK = frozenset({"worker_shutdown"})
+HANDS_BACK = frozenset({"worker_shutdown", "kernel_shutdown"})
 
 
 def _stops_the_work(origin: str | None) -> bool:

@@ -20,7 +20,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Float, Int, TraitError, Unicode, observe, validate
 
-from .._errors import LashError
+from .._errors import LashError, SessionExecutionBusy
 from .._providers.registry import NAMES as PROVIDERS
 from .context import NotebookContext
 
@@ -65,6 +65,10 @@ def verb_args(verb: str) -> Callable[[LashMagics, str, str | None], Any]:
 
 
 def _one_line(exc: BaseException) -> UsageError:
+    if isinstance(exc, SessionExecutionBusy):
+        from .running_elsewhere import busy_line
+
+        return UsageError(busy_line(exc.session_id, exc.holder))
     return UsageError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 

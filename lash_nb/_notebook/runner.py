@@ -86,7 +86,7 @@ async def run_turn(
         show_not_saved(widget, err, prices)
         raise
     except Exception as err:  # refused or broken before an outcome: the view ends showing why
-        widget.fail(f"{type(err).__name__}: {err}")
+        widget.fail(f"{type(err).__name__}: {refusal(err)}")
         raise
     finally:
         not_shown(shown)
@@ -177,6 +177,17 @@ async def run_queued(session: Any, *, interval_s: float = 0.05, widget: Any = No
     widget.cost = turn_cost(out.result, prices)
     widget.finish(out.result, elapsed_ms=recorded_ms(out.result))
     return out.result
+
+
+def refusal(err: BaseException) -> str:
+    """What a refused turn's view says: the error, a busy session in a notebook's words."""
+    from .._errors import SessionExecutionBusy
+
+    if isinstance(err, SessionExecutionBusy):
+        from .running_elsewhere import busy_line
+
+        return busy_line(err.session_id, err.holder)
+    return str(err)
 
 
 def show_not_saved(widget: Any, err: TurnNotSaved, prices: Any) -> None:

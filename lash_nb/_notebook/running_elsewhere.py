@@ -58,3 +58,22 @@ def _held_by(owner_id: str) -> str:
             f"(Ctrl-C in its terminal, or kill -TERM {pid}; a lash_nb worker then cuts its "
             "turn after its --grace seconds and returns the batch to the queue, where "
             "%lash queue can cancel it)")
+
+
+def busy_line(session_id: str, holder: str | None) -> str:
+    """A turn refused with ``SessionExecutionBusy`` (another process holds the session's
+    execution lease), in a notebook's words: which process, and the magic that queues the
+    input instead of the Python call the library's message names."""
+    host, _, rest = (holder or "").partition(":")
+    pid = rest.partition(":")[0]
+    if pid.isdigit():
+        where = f"process pid {pid}" + ("" if host == socket.gethostname()
+                                        else f" on host {' '.join(visible(host).split())}")
+        where += " (another notebook or a worker)"
+    elif holder:
+        where = f"another process (owner {' '.join(visible(holder).split())!r})"
+    else:
+        where = "another process (another notebook or a worker)"
+    return (f"session {session_id!r} is running a turn in {where}; run this cell again once "
+            "that turn has finished, or queue the input to run after it with %lash enqueue "
+            "PROMPT")

@@ -392,10 +392,11 @@ def _usage(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
 
 
 def _retry(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
-    fold.retries = [
-        *fold.retries,
-        {k: a.get(k) for k in ("attempt", "max_attempts", "wait_seconds", "reason")},
-    ]
+    row = {k: a.get(k) for k in ("attempt", "max_attempts", "wait_seconds", "reason")}
+    wait = row["wait_seconds"]
+    if isinstance(wait, (int, float)):  # a jittered backoff: tenths, as a person writes it
+        row["wait_seconds"] = round(float(wait), 1)
+    fold.retries = [*fold.retries, row]
 
 
 def _model_request(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
