@@ -13,9 +13,10 @@ and waiting) opens the file, which makes the notebook hand it over, and closes i
 notebook's next turn, which opens the file again.
 
 Prints, per checkout and pace (median / max over rounds): the notebook's release at the
-hand-over (timed around ``ConnectionWorker._release``), the ``.wal`` left beside the file
-after it, the colleague's open, the notebook's next turn (its reopen included), and as the
-peer from the same run a turn with no hand-over (the round's second turn). Nothing is
+hand-over (timed around ``ConnectionWorker._release``), the ``.wal`` before it and the one
+it left beside the file, the colleague's open, the notebook's next turn (its reopen included), and as the
+peer from the same run a turn with no hand-over (the round's last turn; with ``--turns 1``
+the turn right after the previous round's reopen). Nothing is
 asserted.
 """
 
@@ -54,14 +55,16 @@ def child(rounds: int, turns: int, pace: float) -> dict[str, Any]:
     from lash_nb.providers import OfflineProvider
     from lash_nb.stores import DuckDBStore
 
-    released: list[tuple[float, int]] = []
+    released: list[tuple[float, int, int]] = []
     real = worker.ConnectionWorker._release
 
     def timed(self: Any, *, handover: bool = False) -> None:
+        wal = worker._wal_bytes(self.path)
         t = time.perf_counter()
         real(self, handover=handover)
         if handover:
-            released.append(((time.perf_counter() - t) * 1000, worker._wal_bytes(self.path)))
+            released.append(((time.perf_counter() - t) * 1000, wal,
+                             worker._wal_bytes(self.path)))
 
     worker.ConnectionWorker._release = timed  # type: ignore[method-assign]
     other = subprocess.Popen([sys.executable, "-c", COLLEAGUE], stdin=subprocess.PIPE,
@@ -81,7 +84,7 @@ def child(rounds: int, turns: int, pace: float) -> dict[str, Any]:
             for i in range(turns):
                 t = time.perf_counter()
                 await s.turn(f"question {r}.{i} " + "x" * 500).run()
-                if i == 1:
+                if i == turns - 1:  # (the first of a round may reopen the file)
                     plain.append((time.perf_counter() - t) * 1000)
             await asyncio.sleep(pace)
             other.stdin.write(path + "\n")  # type: ignore[union-attr]
@@ -96,7 +99,9 @@ def child(rounds: int, turns: int, pace: float) -> dict[str, Any]:
         asyncio.run(run(os.path.join(d, "bench.duckdb")))
     other.stdin.close()
     other.wait(timeout=60)
-    return {"release_ms": [m for m, _ in released], "wal_kb": [w / 1024 for _, w in released],
+    return {"release_ms": [r[0] for r in released],
+            "wal_kb_before": [r[1] / 1024 for r in released],
+            "wal_kb_left": [r[2] / 1024 for r in released],
             "colleague_open_ms": opens, "next_turn_ms": after, "plain_turn_ms": plain}
 
 
