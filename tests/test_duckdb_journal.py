@@ -193,6 +193,15 @@ def test_killed_process_loses_no_logged_turn(tmp_path: Path) -> None:
         assert used_in > 0 and (used_in, used_out) == (per_call["i"][0], per_call["o"][0])
     finally:
         store.close_sync()
+    # the reopen let the file go (closed): moved alone, it holds every turn (ADR 193)
+    (tmp_path / "moved").mkdir()
+    path.rename(tmp_path / "moved" / "lash.duckdb")
+    moved = DuckDBStore(tmp_path / "moved" / "lash.duckdb")
+    try:
+        turns = asyncio.run(moved.load_turns("s"))
+        assert [(t.outcome, t.stop_reason) for t in turns] == [("finished", "assistant_message")] * 5
+    finally:
+        moved.close_sync()
 
 
 def _v1_file(path: Path) -> None:

@@ -20,7 +20,7 @@ Theory of operation
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, compress, islice
@@ -357,6 +357,7 @@ class SessionGraph:
         self._tail: list[SessionNode] = []  # then nodes appended since
         self._pending: _PendingPath | None = None
         self._ids: set[str] | None = None
+        self._turns: list[str] | None = None  # the distinct turn ids, sorted (made on demand)
         if self.leaf_node_id is not None and self.leaf_node_id not in self._nodes:
             self._heal_orphaned_leaf()
         self._rebuild_path()
@@ -405,6 +406,18 @@ class SessionGraph:
         if stored is None:
             return (n.turn_id for n in self._order)
         return chain((r[3] for r in stored.rows), (n.turn_id for n in self._tail))
+
+    def has_turn(self, turn_id: str, *, or_prefix: bool = False) -> bool:
+        """A node of turn ``turn_id`` is in the graph (``or_prefix``: or of a turn whose id
+        starts with it). The distinct turn ids are sorted once, on the first call, and kept
+        as nodes are appended, so a later call costs O(log turns), not a read of the whole
+        history (a worker asks before each queued turn, ``queued_turn_id``)."""
+        turns = self._turns
+        if turns is None:
+            turns = self._turns = sorted({t for t in self.turn_ids() if t is not None})
+        i = bisect_left(turns, turn_id)
+        return i < len(turns) and (turns[i].startswith(turn_id) if or_prefix
+                                   else turns[i] == turn_id)
 
     def active_path(self) -> list[SessionNode]:
         self._ready()
@@ -457,6 +470,11 @@ class SessionGraph:
             self._path.append(node)
         if self._path_msgs is not None and node.kind == "message" and node.message is not None:
             self._path_msgs.append(node.message)
+        turns, turn_id = self._turns, node.turn_id
+        if turns is not None and turn_id is not None and not (turns and turns[-1] == turn_id):
+            i = bisect_left(turns, turn_id)
+            if i == len(turns) or turns[i] != turn_id:
+                turns.insert(i, turn_id)
         return node
 
     def branch_to(self, node_id: str | None) -> None:
@@ -478,6 +496,7 @@ class SessionGraph:
         self._order = [n for n in self._order if n.node_id not in drop]
         for d in drop:
             self._nodes.pop(d, None)
+        self._turns = None  # a turn's last node may be gone: sorted again when next asked
 
     # ------------------------------------------------------------------ internals
     def _ready(self) -> None:

@@ -209,7 +209,7 @@ def queued_turn_id(graph: SessionGraph, base: str, fencing: int) -> str:
     or one whose process died: ADR 134 refuses a start under a committed id); then
     ``<base>:g<lease generation>``, which names the caller's id and is new (docs/adr/0168)."""
     prefix = f"{base}:g"
-    if any(is_attempt(t, prefix) for t in graph.turn_ids()):
+    if graph.has_turn(base) or graph.has_turn(prefix, or_prefix=True):  # ``is_attempt``'s rule
         return f"{prefix}{fencing}"
     return base
 

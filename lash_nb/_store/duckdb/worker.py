@@ -13,9 +13,9 @@ Theory of operation
   share the file turn by turn, in arrival order. The slice is ``MIN_SLICE_S``, or as long
   as this hold's open took if longer (at most ``MAX_SLICE_S``): a loaded machine slows the opens (DuckDB's connect
   replays the ``.wal``), and with a fixed slice two busy processes spent nearly all their
-  time opening (ADR 130). A hand-over skips DuckDB's checkpoint at close while the ``.wal``
-  is under ``HANDOVER_WAL_BYTES`` (every later open replays the whole ``.wal`` until a
-  checkpoint: ~0.2 ms per kB); an idle release checkpoints, so a file at rest has no ``.wal``.
+  time opening (ADR 130). Every let-go (a hand-over, an idle release, a stop) checkpoints
+  before it closes, so the file it leaves holds every commit and no ``.wal`` (ADR 193: a
+  user may move or copy the file alone the moment it is let go).
 - **Lock conflicts inside a job** (DuckDB can refuse a commit on the ``.wal`` lock) release
   the connection and run the job again once the file is back: jobs are transactions, so a
   refused one left nothing behind. Each job waits at most its ``wait_s`` (``lock_timeout_s``;
@@ -95,7 +95,6 @@ HANDOVER_POLL_S = 0.02  # while holding idle, look for waiters this often
 REST_CHECKPOINT_S = 1.0  # a store at rest this long checkpoints: the file alone holds it all
 MIN_SLICE_S = 0.05  # a busy holder keeps the file at least this long (or its open's time)
 MAX_SLICE_S = 2.0  # ... but no longer than this (an open that folded a crash's commits)
-HANDOVER_WAL_BYTES = 32 * 1024  # a hand-over below this .wal size skips the checkpoint
 HERE_WAIT_S = 0.01  # run_here waits this long for the thread to be waiting for work
 _STOP = object()
 _RELEASE = object()
@@ -509,10 +508,12 @@ class ConnectionWorker:
             except Exception:  # written by the next hold of this process (``Hold.adopt``)
                 self._carry.update(hold.dirty_rows())
                 self._carry_claims = hold.claims.carry()
-            if handover and _wal_bytes(self.path) < HANDOVER_WAL_BYTES:
-                # the next holder replays a small .wal faster than we checkpoint it
+            if not self.read_only and _wal_bytes(self.path):
+                # the file alone holds every commit before anyone else has it: a user who
+                # moves or copies it then leaves nothing in a .wal behind (ADR 193); a
+                # failed checkpoint loses nothing (the .wal keeps it)
                 with contextlib.suppress(Exception):
-                    con.execute("PRAGMA disable_checkpoint_on_shutdown")
+                    con.execute("CHECKPOINT")
         if con is not None:
             with contextlib.suppress(Exception):
                 con.close()
