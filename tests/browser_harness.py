@@ -243,6 +243,21 @@ class JupyterServer:
         assert len(found) == 1, found
         os.kill(int(found[0]), signal.SIGKILL)
 
+    def kernel_pid(self) -> int | None:
+        """The pid of this server's one kernel process (None while there is not exactly one)."""
+        assert self.proc is not None
+        found = subprocess.run(["pgrep", "-P", str(self.proc.pid), "-f", "ipykernel_launcher"],
+                               capture_output=True, text=True, check=False).stdout.split()
+        return int(found[0]) if len(found) == 1 else None
+
+    def restarted_from(self, old_pid: int | None) -> bool:
+        """A kernel restart has ended: a new kernel process runs and the API says it is idle.
+        "idle" alone is not enough: since ADR 195 the old kernel commits its running turn
+        before it shuts down and reports idle itself, while jupyter_client's restart is still
+        under way (a DELETE of the session then fails with a 500)."""
+        pid = self.kernel_pid()
+        return pid is not None and pid != old_pid and self.kernels_idle()
+
     def shut_down_sessions(self) -> None:
         for s in self.api("GET", "/api/sessions"):
             self.api("DELETE", f"/api/sessions/{s['id']}")
