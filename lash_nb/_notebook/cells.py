@@ -11,9 +11,10 @@ Theory of operation
   ran, when none runs): JupyterLab applies it the same way (by display id), nbclient now reads
   it. Sent while no cell runs (a run between two cells), it is sent again at the start of the
   next cell, under that cell: the front end applies the same update twice.
-- ``cell_ended``: each turn view still running when a cell ends is told the cell's number;
-  its cut-turn note then says it was still running then (the note is hidden while the view
-  lives; a run of the whole notebook shuts the kernel down after its last cell and leaves it).
+- ``cell_ended``: the cut-turn note of each turn still running when a cell ends is told the
+  cell's number and says the turn was still running then (``widgets/cut_note.py``; the note is
+  hidden while the view lives; a run of the whole notebook shuts the kernel down after its last
+  cell and leaves it).
 - Outside a kernel (a terminal) nothing is sent twice: a shell prints each display.
 """
 
@@ -26,7 +27,7 @@ from typing import Any
 
 _running = False
 _again: list[Callable[[], None]] = []  # finals sent while no cell ran: sent again with the next
-_live: weakref.WeakSet[Any] = weakref.WeakSet()  # turn views shown and not finished
+_live: weakref.WeakSet[Any] = weakref.WeakSet()  # notes of turns shown and not finished
 
 
 def _display_pub() -> Any:
@@ -34,6 +35,11 @@ def _display_pub() -> Any:
 
     shell = get_ipython()
     return None if getattr(shell, "kernel", None) is None else shell.display_pub
+
+
+def in_kernel() -> bool:
+    """Whether this IPython runs in a kernel, whose outputs a notebook keeps."""
+    return _display_pub() is not None
 
 
 @contextlib.contextmanager
@@ -60,13 +66,13 @@ def sent_where_seen(send: Callable[[], None]) -> None:
         _again.append(send)
 
 
-def watch(view: Any) -> None:
-    """A turn view shown in a kernel: told each cell end until it finishes (``forget``)."""
-    _live.add(view)
+def watch(note: Any) -> None:
+    """A running turn's cut-turn note: told each cell end until the turn ends (``forget``)."""
+    _live.add(note)
 
 
-def forget(view: Any) -> None:
-    _live.discard(view)
+def forget(note: Any) -> None:
+    _live.discard(note)
 
 
 def cell_started(*_info: Any) -> None:
@@ -82,10 +88,10 @@ def cell_ended(result: Any = None) -> None:
     global _running
     _running = False
     count = getattr(result, "execution_count", None)
-    for view in list(_live):
+    for note in list(_live):
         with contextlib.suppress(Exception):
-            view.still_running_at(count)
+            note.still_running_at(count)
 
 
-__all__ = ["cell_ended", "cell_started", "forget", "sent_where_seen", "under_the_running_cell",
-           "watch"]
+__all__ = ["cell_ended", "cell_started", "forget", "in_kernel", "sent_where_seen",
+           "under_the_running_cell", "watch"]

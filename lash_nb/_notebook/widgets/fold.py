@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..._core.code_mode import OPEN_TAG
+from ..._core.events import TurnActivity
 from ..._core.records import TurnOutcome
 from ..._core.tool_output import cut_line
 from .long_text import SHOWN_PROSE_CHARS, ProseCut, cut_point, shown_prose
@@ -67,7 +68,9 @@ class TurnFold:
         self._child_cuts: dict[str, ProseCut] = {}  # a child's long prose row, as it grows
 
     # ------------------------------------------------------------------ folding
-    def apply(self, activity: Mapping[str, Any]) -> None:
+    def apply(self, activity: Mapping[str, Any] | TurnActivity) -> None:
+        if not isinstance(activity, Mapping):  # an activity object: its JSON form
+            activity = activity.to_json()
         kind = activity.get("type", "")
         cid = str(activity.get("correlation_id") or activity.get("id") or "")
         if activity.get("turn_id") and not self.turn_id:

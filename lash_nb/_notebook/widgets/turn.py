@@ -46,10 +46,10 @@ Theory of operation
   turn refused before its first event). Stop in a final state is ignored. A stopped turn never
   shows ``done``; its partial prose is marked interrupted and its running tool rows become
   ``cancelled`` with the time they ran.
-- A kernel restarted, shut down or dead mid-turn never reaches a final state, so its widget
-  stays on the page. The view sees it go (``static/kernel.js``) and stops by itself: it says
-  "kernel gone: the turn was cut", shows no Stop and no clock, keeps the rows it has and stops
-  hiding the cut-turn note (ADR 137). Nothing in Python takes part: there is no kernel left.
+- A restart or shutdown from the menu stops the turn first (``shutdown.py``, ADR 195); a kernel
+  that died (or outran that wait) leaves its widget on the page, which sees it go
+  (``static/kernel.js``), says "kernel gone: the turn was cut", drops Stop and the clock and
+  shows the cut-turn note (ADR 137).
 
 State the browser reads (synced traits) and what feeds them
 - ``session_id``, ``turn_id``, ``prompt``: set by the runner (``runner.py``).
@@ -93,23 +93,15 @@ from typing import Any
 import anywidget
 import traitlets
 
-from ..._core.events import TurnActivity
 from ..._core.visible import visible, visible_json, visible_so_far
 from .. import cells
 from .assets import css, esm
+from .cut_note import CutNote
 from .fold import TurnFold, never_started, outcome_label
 from .live_prose import LiveProse, utf16_len
 from .long_text import SHOWN_PROMPT_CHARS, SHOWN_PROSE_CHARS, ProseCut, shown_prompt
 from .markdown import render_markdown, without_revealed_keys
-from .snapshot import (
-    FINAL_STATUSES,
-    NOTE_GONE,
-    bundle,
-    cut_turn_note,
-    final_status,
-    still_running_text,
-    turn_html,
-)
+from .snapshot import FINAL_STATUSES, bundle, final_status, turn_html
 from .untrusted import inert_markdown
 
 StopCallback = Callable[[], Any]
@@ -117,12 +109,6 @@ DecideCallback = Callable[[str, bool], Any]  # (call_id, approved) -> whether it
 
 
 _STREAMING = {"prose": "text", "reasoning": "text", "cell": "output"}  # the field that grows
-
-
-def _as_json(activity: Mapping[str, Any] | TurnActivity) -> Mapping[str, Any]:
-    if isinstance(activity, Mapping):
-        return activity
-    return activity.to_json()
 
 
 class TurnWidget(anywidget.AnyWidget):
@@ -187,7 +173,7 @@ class TurnWidget(anywidget.AnyWidget):
         self._started = time.monotonic()
         self._pending: asyncio.TimerHandle | None = None
         self._display: Any = None
-        self._note: Any = None
+        self._note: CutNote | None = None
         self._stopped_waiting = False
         self._rendered: dict[str, LiveProse] = {}  # cid -> the live HTML of a prose row
         # what the views were sent (deltas are computed against it): per row (cid, the row
@@ -215,28 +201,15 @@ class TurnWidget(anywidget.AnyWidget):
 
         from IPython.display import display
 
-        from .panel import _Snapshot
-
         self.panel_id = uuid.uuid4().hex[:12]
         self._display = display(self, display_id=True)
-        # read only if the notebook is saved before the turn ends (snapshot.cut_turn_note);
-        # a shell without a kernel (a terminal) saves no notebook and prints every display
-        # once, so there the note would only say, falsely, that the turn did not end
-        if _in_kernel():
-            self._note = display(_Snapshot(*cut_turn_note(self.panel_id, self.session_id,
-                                                          self.prompt)), display_id=True)
-            cells.watch(self)
+        # read only if the notebook is saved before the turn ends (cut_note.py); a shell
+        # without a kernel (a terminal) saves no notebook and prints every display once, so
+        # there the note would only say, falsely, that the turn did not end
+        if cells.in_kernel():
+            self._note = CutNote(self.panel_id, self.session_id, self.prompt)
+            cells.watch(self._note)
         return self
-
-    def still_running_at(self, count: int | None) -> None:
-        """A cell ended while this turn runs: its note (hidden while the view lives) says so,
-        what a run of the whole notebook, which ends there, saves of the turn (ADR 191)."""
-        if self._note is None or self.finished:
-            return
-        from .panel import _Snapshot
-
-        self._note.update(_Snapshot(*cut_turn_note(self.panel_id, self.session_id, self.prompt,
-                                                   still_running_text(count))))
 
     def set_stop_callback(self, on_stop: StopCallback | None) -> None:
         self._on_stop = on_stop
@@ -247,14 +220,14 @@ class TurnWidget(anywidget.AnyWidget):
     def push(self, activity: Any) -> None:
         if self.finished:
             return
-        self.fold.apply(_as_json(activity))
+        self.fold.apply(activity)
         if self.status == "starting":
             self.status = "running"
         self._request_flush()
 
     def push_all(self, activities: Any) -> None:
         for a in activities:
-            self.fold.apply(_as_json(a))
+            self.fold.apply(a)
         self._request_flush()
 
     def fail(self, message: str) -> None:
@@ -274,9 +247,6 @@ class TurnWidget(anywidget.AnyWidget):
         """Final flush. ``result`` is a ``TurnResult`` (or its JSON); ``outcome`` overrides;
         ``elapsed_ms`` is the recorded duration (a replayed turn), else the widget's clock."""
         self._recorded_elapsed_ms = elapsed_ms
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
         if outcome is None and result is not None:
             raw = getattr(result, "outcome", None)
             if raw is None and isinstance(result, Mapping):
@@ -295,15 +265,14 @@ class TurnWidget(anywidget.AnyWidget):
             self._pending.cancel()
             self._pending = None
         self.flush(final=status)
-        cells.forget(self)
         note, shown = self._note, self._display
         self._note = None
+        if note is not None:
+            cells.forget(note)
 
         def publish() -> None:
             if note is not None:
-                from .panel import _Snapshot
-
-                note.update(_Snapshot(NOTE_GONE, ""))
+                note.gone()
             if shown is not None:
                 shown.update(self)  # the static bundle (see _repr_mimebundle_)
 
@@ -622,13 +591,6 @@ class TurnWidget(anywidget.AnyWidget):
             data["text/markdown"] = inert_markdown(plain)
             data["text/plain"] = plain
         return bundle_
-
-
-def _in_kernel() -> bool:
-    """Whether this IPython runs in a kernel, whose outputs a notebook keeps."""
-    from IPython import get_ipython
-
-    return getattr(get_ipython(), "kernel", None) is not None
 
 
 __all__ = ["TurnWidget"]

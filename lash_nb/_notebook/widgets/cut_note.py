@@ -1,0 +1,41 @@
+"""The cut-turn note shown under a live turn view (``snapshot.cut_turn_note``, ADR 137).
+
+The view hides it while it lives; a notebook saved before the turn ends keeps it, so the
+saved file says the turn was cut instead of showing a widget it cannot load. While the turn
+runs, each cell end updates it to name that cell (``cells.cell_ended``: a run of the whole
+notebook ends there, ADR 191); once the turn's record replaces the view it becomes an empty,
+hidden output (``gone``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .snapshot import NOTE_GONE, cut_turn_note, still_running_text
+
+
+class CutNote:
+    """The note's display (shown at once, with a display id) and its updates."""
+
+    def __init__(self, panel_id: str, session_id: str, prompt: str) -> None:
+        from IPython.display import display
+
+        self._ids = (panel_id, session_id, prompt)
+        self._handle: Any = display(_snapshot(*cut_turn_note(*self._ids)), display_id=True)
+
+    def still_running_at(self, count: int | None) -> None:
+        """Cell ``[count]`` ended while the turn runs (called by ``cells.cell_ended``)."""
+        self._handle.update(_snapshot(*cut_turn_note(*self._ids, still_running_text(count))))
+
+    def gone(self) -> None:
+        """The record replaced the view: nothing of the note stays to read."""
+        self._handle.update(_snapshot(NOTE_GONE, ""))
+
+
+def _snapshot(html: str, plain: str) -> Any:
+    from .panel import _Snapshot
+
+    return _Snapshot(html, plain)
+
+
+__all__ = ["CutNote"]
