@@ -88,11 +88,6 @@ def read_pyproject(start: Path | None = None) -> PyprojectSettings:
     return out
 
 
-def pyproject_defaults(start: Path | None = None) -> dict[str, Any]:
-    """The ``[tool.lash_nb]`` table of the nearest pyproject.toml (unknown keys dropped)."""
-    return read_pyproject(start).values
-
-
 # what each kind of setting takes
 _KINDS = {"Float": "a number", "Int": "a whole number", "Unicode": "text in quotes"}
 _OWN = {"commit_wait_s": "a number of seconds above 0",
