@@ -256,6 +256,37 @@ def test_a_plugin_error_that_quotes_the_session_providers_key_stores_it_redacted
     assert key not in stored
 
 
+def test_a_plugin_error_that_quotes_a_key_from_the_environment_stores_it_redacted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin reads ``OPENAI_API_KEY`` from the environment for a client of its own (the
+    session runs on the offline provider, which has no key) and its error quotes the value.
+    ADR 196 took environment keys out of prompts and tool output, but a plugin's error
+    text only lost the keys of providers alive in the process: this one reached the turn's
+    errors and the store."""
+    key = "envkey-plugin-quoted-8c2e61"  # not shaped like a known key: only the value tells
+
+    class Leaky:
+        plugin_id = "leaky"
+
+        def prompt_contributions(self, ctx: Any) -> list[PromptContribution]:
+            raise RuntimeError(f"client refused {key} for project 7")
+
+    async def body() -> tuple[list[str], str]:
+        store = MemoryStore()
+        core = LashCore.builder().provider(scripted("ok")).store(store).build()
+        s = await core.session("s").plugin(Leaky()).open()
+        out = await s.turn("hello").run()
+        turns = await store.load_turns("s")
+        await core.close()
+        return [e.message for e in out.result.errors], repr([t.result for t in turns])
+
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    errors, stored = run(body())
+    assert errors == [("plugin 'leaky': prompt_contributions failed: client refused "
+                       "[redacted] for project 7")]
+    assert key not in stored
+
+
 def test_a_malformed_plugin_is_refused_at_the_builder() -> None:
     with pytest.raises(ConfigurationError, match="plugin_id"):
         LashCore.builder().plugin(object())

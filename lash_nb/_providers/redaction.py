@@ -38,10 +38,7 @@ class HttpLogScrub(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        clean = text
-        for scrubber in list(self.scrubbers):
-            clean = scrubber.scrub_exact(clean)
-        clean = scrub_shapes(clean)
+        clean = scrub_known(text)
         if clean != text:
             record.msg, record.args = clean, ()
         return True
@@ -51,12 +48,12 @@ LOG_SCRUB = HttpLogScrub()
 
 
 def scrub_known(text: str) -> str:
-    """``text`` without the key of any provider alive in this process (every encoding) and
-    without credential shapes: for text made where no one provider is at hand (a plugin's
-    exception)."""
-    for scrubber in list(LOG_SCRUB.scrubbers):
-        text = scrubber.scrub_exact(text)
-    return scrub_shapes(text)
+    """``text`` without the key of any provider alive in this process, the keys in the
+    provider variables of the environment (every encoding) and credential shapes: for text
+    made where no one provider is at hand (a plugin's exception). The environment's keys
+    were missing here until ADR 196's follow-up: a plugin reading ``OPENAI_API_KEY`` for a
+    client of its own quoted it into the turn's errors and the store."""
+    return scrub_shapes(known_scrubber().scrub_exact(text))
 
 
 def scrub_known_values(text: str) -> str:
