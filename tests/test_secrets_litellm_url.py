@@ -48,6 +48,12 @@ class APIConnectionError(Exception):
     pass
 
 
+class APIError(_StatusError):
+    """What LiteLLM raises when it could not connect (1.60 and 1.110 alike): a status 500
+    error whose cause is OpenAI's ``APIConnectionError``, itself caused by the transport's
+    connect error. No server answered, whatever the status says."""
+
+
 async def _acompletion(*, model: str, messages: list[Any], api_base: str,
                        api_key: str | None = None, extra_headers: dict[str, str] | None = None,
                        **rest: Any) -> Any:
@@ -60,7 +66,11 @@ async def _acompletion(*, model: str, messages: list[Any], api_base: str,
         response = await client.send(request, stream=True)
     except httpx.ConnectError as err:
         await client.aclose()
-        raise APIConnectionError(f"Connection error: {err}") from err
+        try:
+            raise APIConnectionError("Connection error.") from err
+        except APIConnectionError as conn:
+            raise APIError(500, "litellm.APIError: APIError: OpenAIException - Connection "
+                                "error.") from conn
     if response.status_code >= 400:
         body = (await response.aread()).decode()
         await client.aclose()
@@ -122,3 +132,8 @@ def test_an_unreachable_api_base_is_named_without_its_password(litellm, tmp_path
     assert str(out.result.outcome) == "stopped: provider_error"
     assert f"127.0.0.1:{closed}" in text  # the error still says where it could not reach
     assert _leaks(text) == []
+    (error,) = out.result.errors
+    # no server answered: not "HTTP 500 ... a server error", as LiteLLM's status said
+    assert error.message.startswith(f"litellm could not reach http://alice:[redacted]@127.0.0.1:"
+                                    f"{closed}/v1 ")
+    assert "HTTP 500" not in error.message

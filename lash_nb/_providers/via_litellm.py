@@ -152,14 +152,18 @@ class LiteLLMProvider:
     def _classify(self, exc: BaseException, *, output_started: bool) -> LlmTransportError:
         name = type(exc).__name__
         message = self.scrub(str(exc))
-        if name in ("Timeout", "APITimeoutError") or isinstance(exc, TimeoutError):
+        causes = _causes(exc)
+        if causes & _TIMEOUTS or isinstance(exc, TimeoutError):
             return classify.timeout_error(KIND, "response", self.timeout,
                                           output_started=output_started)
         status = getattr(exc, "status_code", None)
         if name == "ContextWindowExceededError":
             status = 400 if not isinstance(status, int) else status
             message = f"context_length_exceeded: {message}"
-        if name == "APIConnectionError" or not isinstance(status, int) or status < 400:
+        # LiteLLM reports a connection it could not make as a status 500 error (APIError in
+        # 1.60, InternalServerError in 1.110) caused by OpenAI's APIConnectionError: no
+        # server answered, so it is not "a server error" (the status alone said so)
+        if causes & _NOT_CONNECTED or not isinstance(status, int) or status < 400:
             if output_started:
                 return classify.dropped_stream_error(KIND, exc, request_id=None,
                                                      output_started=True, scrub=self.scrub)
@@ -175,3 +179,23 @@ class LiteLLMProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+_TIMEOUTS = frozenset({"Timeout", "APITimeoutError", "TimeoutException", "ReadTimeout",
+                       "ConnectTimeout", "TimeoutError"})
+_NOT_CONNECTED = frozenset({"APIConnectionError", "ConnectError", "ConnectionError",
+                            "ClientConnectorError", "RemoteProtocolError"})
+
+
+def _causes(exc: BaseException) -> frozenset[str]:
+    """The class names (each class's whole MRO) of ``exc`` and of what caused it, as LiteLLM
+    chains them (its exception, its provider error, the SDK's, the transport's, the
+    socket's); a cycle or a chain longer than 12 stops the walk."""
+    names: set[str] = set()
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen and len(seen) < 12:
+        seen.add(id(link))
+        names.update(c.__name__ for c in type(link).__mro__)
+        link = link.__cause__ or link.__context__
+    return frozenset(names)
