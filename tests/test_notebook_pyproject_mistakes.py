@@ -55,7 +55,8 @@ def test_bad_keys_and_values_are_one_line_each_and_the_good_ones_apply(tmp_path)
                                           '"default"')
         # a TOML true is not 1 second
         assert by_key["live-interval-s"].endswith(
-            "live-interval-s = true is not a number, so it stays 0.05; write e.g. "
+            "live-interval-s = true is not a number of seconds above 0, so it stays 0.05; "
+            "write e.g. "
             "live-interval-s = 0.05")
         assert by_key["sets"].endswith("sets max_tool_output twice (max_tool_output and "
                                        "max-tool-output); the last one, max-tool-output, is "

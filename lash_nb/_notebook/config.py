@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,7 @@ def read_pyproject(start: Path | None = None) -> PyprojectSettings:
 # what each kind of setting takes
 _KINDS = {"Float": "a number", "Int": "a whole number", "Unicode": "text in quotes"}
 _OWN = {"commit_wait_s": "a number of seconds above 0",
+        "live_interval_s": "a number of seconds above 0",
         "session": "a session name in quotes, not empty",
         "store": 'a DuckDB path, a postgresql:// DSN or ":memory:" in quotes, not empty'}
 
@@ -107,5 +109,8 @@ def bad_value(settings: PyprojectSettings, key: str, value: Any, *, trait: str, 
 
 
 def _toml(value: Any) -> str:
-    """A value as it is written in the file (``"soon"``, ``true``), near enough for a line."""
+    """A value as it is written in the file (``"soon"``, ``true``, ``nan``), near enough for
+    a line."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # nan, inf, -inf: as TOML writes them (JSON has NaN, Infinity)
     return json.dumps(value, ensure_ascii=False, default=str)

@@ -41,7 +41,7 @@ from types import FrameType
 from typing import Any, TypeGuard
 
 from IPython.core.error import UsageError
-from traitlets import TraitError
+from traitlets import Float, Int, TraitError
 
 from .config import bad_value, read_pyproject
 from .magics import LashMagics
@@ -378,14 +378,14 @@ def take_pyproject(magics: LashMagics, configured: Any) -> None:
     for key, value in settings.values.items():
         if key in configured:
             continue
-        kept, trait = getattr(magics, key), type(magics.traits()[key]).__name__
+        kept, trait = getattr(magics, key), magics.traits()[key]
         try:
-            if isinstance(value, bool) and trait in ("Float", "Int"):  # traitlets takes it as 1
+            if isinstance(value, bool) and isinstance(trait, Float | Int):  # traitlets: 1
                 raise TraitError(key)
             setattr(magics, key, value)
         except TraitError:
-            notes.append(bad_value(settings, key, value, kept=kept, trait=trait,
-                                   default=magics.traits()[key].default_value))
+            notes.append(bad_value(settings, key, value, kept=kept, trait=type(trait).__name__,
+                                   default=trait.default_value))
     for note in notes:
         print(note, file=sys.stderr)
 
