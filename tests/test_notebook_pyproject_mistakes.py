@@ -80,6 +80,6 @@ def test_a_pyproject_that_does_not_parse_says_so_in_one_line(tmp_path) -> None:
         lines = _said(ex.stderr)
         assert len(lines) == 1, lines
         assert lines[0].startswith(f"lash_nb: {toml} could not be read ("), lines
-        assert lines[0].endswith("its [tool.lash_nb] settings are not used: fix the file and "
-                                 "restart the kernel"), lines
+        assert lines[0].endswith("its [tool.lash_nb] settings were not read: they are not "
+                                 "used; fix the file and run %reload_ext lash_nb"), lines
         assert k.run(f"print({MAGICS}.sql_rows)").stdout.strip() == "50"

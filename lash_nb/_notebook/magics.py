@@ -173,6 +173,7 @@ class LashMagics(Magics):
         self.ctx = NotebookContext(self)
         self.cells_run = 0  # counted by pre_run_cell: which lines share a cell (a loop's)
         self.said: tuple[int, list[str]] | None = None  # the last {name} note (parsing.py)
+        self.from_pyproject: dict[str, Any] = {}  # the settings [tool.lash_nb] gave (config.py)
 
     def cell_started(self, *_info: Any) -> None:
         self.cells_run += 1
