@@ -39,9 +39,9 @@ def test_reload_ext_reads_the_edited_table_and_keeps_the_open_session(tmp_path) 
                         'store = "other.duckdb"\noffline-delay-s = 0.5\n')
         ex = k.run("%reload_ext lash_nb")
         assert _lash_lines(ex.stdout) == [
-            f"lash_nb: read [tool.lash_nb] of {toml} again: sql_rows = 3 (was 7); "
+            (f"lash_nb: read [tool.lash_nb] of {toml} again: sql_rows = 3 (was 7); "
             'store = "other.duckdb" (was "lash.duckdb"); live_interval_s = 0.05 (was 0.2); '
-            "%config sets offline_delay_s, which wins over the file; open sessions stay open"]
+            "%config sets offline_delay_s, which wins over the file; open sessions stay open")]
         assert _lash_lines(ex.stderr) == []
         assert k.run(SETTINGS).stdout.split() == ["3", "other.duckdb", "0.05", "0.0"]
 
@@ -69,12 +69,12 @@ def test_reload_ext_with_a_half_edited_file_keeps_the_settings_read_before(tmp_p
         assert said[0].endswith("its [tool.lash_nb] settings were not read: the ones read from "
                                 "it before stay; fix the file and run %reload_ext lash_nb"), said
         assert _lash_lines(ex.stdout) == [
-            f"lash_nb: read [tool.lash_nb] of {toml} again: no setting changed; open sessions "
-            "stay open"]
+            (f"lash_nb: read [tool.lash_nb] of {toml} again: no setting changed; open sessions "
+            "stay open")]
         assert k.run(f"print({MAGICS}.sql_rows)").stdout.strip() == "7"
         toml.write_text("[tool.lash_nb]\n")  # fixed: the key is gone, the default is back
         ex = k.run("%reload_ext lash_nb")
         assert _lash_lines(ex.stdout) == [
-            f"lash_nb: read [tool.lash_nb] of {toml} again: sql_rows = 50 (was 7); open "
-            "sessions stay open"]
+            (f"lash_nb: read [tool.lash_nb] of {toml} again: sql_rows = 50 (was 7); open "
+            "sessions stay open")]
         assert k.run(f"print({MAGICS}.sql_rows)").stdout.strip() == "50"
