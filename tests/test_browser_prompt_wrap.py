@@ -17,23 +17,17 @@ from pathlib import Path
 import pytest
 from browser_harness import (
     ARTIFACTS,
-    CHROMIUM,
     JupyterServer,
     NotebookPage,
     chromium,
+    playwright_or_skip,
     wait_until,
 )
 from IPython.utils.capture import capture_output
 from notebook_harness import ReraisingShell
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-if not Path(CHROMIUM).exists():
-    pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
-try:
-    import playwright.sync_api  # noqa: F401  (browser_harness.chromium() drives it)
-except ImportError:
-    pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
+playwright_or_skip()
 
 TOKEN = "https://example.com/r/" + "a1b2c3d4" * 40  # 342 characters, no break opportunity
 PROMPT = (

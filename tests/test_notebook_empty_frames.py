@@ -7,15 +7,18 @@ Assigned (``df = %lash queue --df``), the empty frame is for code and nothing is
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from notebook_harness import lash_shell
 
 
-def _said(out: str) -> str:
-    """What the cell printed above its displayed value (the shell prints ``Out[n]:`` then the
-    frame)."""
-    return out.split("Out[", 1)[0]
+def _shown(sh: Any, capsys: pytest.CaptureFixture[str], cell: str) -> tuple[Any, str]:
+    """The cell's value and what it printed above it (the shell then prints ``Out[n]:`` and
+    the frame)."""
+    capsys.readouterr()
+    value = sh.run_cell(cell)
+    return value, capsys.readouterr().out.split("Out[", 1)[0]
 
 
 COLUMNS = ["batch_id", "text", "source_key", "delivery_policy", "slot_policy", "merge_key",
@@ -26,16 +29,11 @@ def test_an_empty_queue_frame_says_which_session_and_how_to_fill_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     with lash_shell(tmp_path, monkeypatch, "%lash open reviews --store :memory:") as sh:
-        capsys.readouterr()
-        shown = sh.run_cell("%lash queue --df")
-        said = _said(capsys.readouterr().out)
-        sh.run_cell("q = %lash queue --df")
-        assigned_said = _said(capsys.readouterr().out)
+        shown, said = _shown(sh, capsys, "%lash queue --df")
+        _, assigned_said = _shown(sh, capsys, "q = %lash queue --df")
         assigned = sh.user_ns["q"]
         sh.run_cell("%lash enqueue --id r1 review the first file")
-        capsys.readouterr()
-        one = sh.run_cell("%lash queue --df")
-        one_said = _said(capsys.readouterr().out)
+        one, one_said = _shown(sh, capsys, "%lash queue --df")
     assert said == ("the queue of session 'reviews' is empty: no batch pending, running or "
                     "failed (%lash enqueue PROMPT queues one)\n")
     assert list(shown.columns) == COLUMNS and len(shown) == 0  # still a frame for code
@@ -48,11 +46,8 @@ def test_the_empty_queue_line_names_the_session_asked_for(
         capsys: pytest.CaptureFixture[str]) -> None:
     with lash_shell(tmp_path, monkeypatch, "%lash open busy --store lash.duckdb",
                     "%lash enqueue one prompt", "%lash open idle") as sh:
-        capsys.readouterr()
-        sh.run_cell("%lash queue --df --session idle")
-        idle = _said(capsys.readouterr().out)
-        busy = sh.run_cell("%lash queue --df --session busy")
-        busy_said = _said(capsys.readouterr().out)
+        _, idle = _shown(sh, capsys, "%lash queue --df --session idle")
+        busy, busy_said = _shown(sh, capsys, "%lash queue --df --session busy")
     assert idle.startswith("the queue of session 'idle' is empty"), idle
     assert busy_said == "" and len(busy) == 1
 
@@ -61,13 +56,9 @@ def test_an_empty_graph_frame_says_the_session_has_no_nodes_yet(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     with lash_shell(tmp_path, monkeypatch, "%lash open fresh --store :memory:") as sh:
-        capsys.readouterr()
-        empty = sh.run_cell("%lash graph --df")
-        said = _said(capsys.readouterr().out)
+        empty, said = _shown(sh, capsys, "%lash graph --df")
         sh.run_cell("%%lash\nhello")
-        capsys.readouterr()
-        full = sh.run_cell("%lash graph --df")
-        full_said = _said(capsys.readouterr().out)
+        full, full_said = _shown(sh, capsys, "%lash graph --df")
     assert said == ("the graph of session 'fresh' has no nodes yet: a turn's messages show "
                     "here once it has run\n")
     assert len(empty) == 0 and list(empty.columns) == list(full.columns)
