@@ -55,7 +55,8 @@ def test_bad_keys_and_values_are_one_line_each_and_the_good_ones_apply(tmp_path)
                                           '"default"')
         # a TOML true is not 1 second
         assert by_key["live-interval-s"].endswith(
-            "live-interval-s = true is not a number, so it stays 0.05; write e.g. "
+            "live-interval-s = true is not a number of seconds above 0, so it stays 0.05; "
+            "write e.g. "
             "live-interval-s = 0.05")
         assert by_key["sets"].endswith("sets max_tool_output twice (max_tool_output and "
                                        "max-tool-output); the last one, max-tool-output, is "
@@ -79,6 +80,6 @@ def test_a_pyproject_that_does_not_parse_says_so_in_one_line(tmp_path) -> None:
         lines = _said(ex.stderr)
         assert len(lines) == 1, lines
         assert lines[0].startswith(f"lash_nb: {toml} could not be read ("), lines
-        assert lines[0].endswith("its [tool.lash_nb] settings are not used: fix the file and "
-                                 "restart the kernel"), lines
+        assert lines[0].endswith("its [tool.lash_nb] settings were not read: they are not "
+                                 "used; fix the file and run %reload_ext lash_nb"), lines
         assert k.run(f"print({MAGICS}.sql_rows)").stdout.strip() == "50"

@@ -6,16 +6,25 @@ Precedence (strongest first): an option on the magic line, ``%config LashMagics.
 A mistake in the table (a file that does not parse, an unknown or misspelt key, a value of the
 wrong kind) never stops ``%load_ext lash_nb``: the good settings are used and each mistake is
 one line naming the file, the key and what to write instead (ADR 192).
+
+``%reload_ext lash_nb`` reads the table again (ADR 199): a key the file sets now is taken, a
+key it set before and no longer sets goes back to the built-in default, a key ``%config`` set
+keeps ``%config``'s value (and the line says so when the file says otherwise). The magics
+object stays, so the sessions the notebook has open stay open.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import math
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from traitlets import Float, Int, TraitError
 
 KEYS = (
     "session", "store", "provider", "model", "residency", "offline_delay_s", "live_interval_s",
@@ -33,6 +42,7 @@ class PyprojectSettings:
     values: dict[str, Any] = field(default_factory=dict)
     spelled: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    unreadable: str | None = None  # why the file could not be read (it does not parse)
 
     def where(self, key: str) -> str:
         return f"lash_nb: {self.path} [tool.lash_nb] {self.spelled.get(key, key)}"
@@ -57,9 +67,7 @@ def read_pyproject(start: Path | None = None) -> PyprojectSettings:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        reason = " ".join(str(err).split()) or type(err).__name__
-        out.notes.append(f"lash_nb: {path} could not be read ({reason}); its [tool.lash_nb] "
-                         "settings are not used: fix the file and restart the kernel")
+        out.unreadable = " ".join(str(err).split()) or type(err).__name__
         return out
     tool = data.get("tool", {})
     table = tool.get("lash_nb", {}) if isinstance(tool, dict) else {}
@@ -91,6 +99,7 @@ def read_pyproject(start: Path | None = None) -> PyprojectSettings:
 # what each kind of setting takes
 _KINDS = {"Float": "a number", "Int": "a whole number", "Unicode": "text in quotes"}
 _OWN = {"commit_wait_s": "a number of seconds above 0",
+        "live_interval_s": "a number of seconds above 0",
         "session": "a session name in quotes, not empty",
         "store": 'a DuckDB path, a postgresql:// DSN or ":memory:" in quotes, not empty'}
 
@@ -107,5 +116,69 @@ def bad_value(settings: PyprojectSettings, key: str, value: Any, *, trait: str, 
 
 
 def _toml(value: Any) -> str:
-    """A value as it is written in the file (``"soon"``, ``true``), near enough for a line."""
+    """A value as it is written in the file (``"soon"``, ``true``, ``nan``), near enough for
+    a line."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # nan, inf, -inf: as TOML writes them (JSON has NaN, Infinity)
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def take_pyproject(magics: Any, configured: Any
+                   ) -> tuple[PyprojectSettings, dict[str, tuple[Any, Any]]]:
+    """``[tool.lash_nb]``'s settings that ``%config`` did not set (``configured``: the
+    shell's ``LashMagics`` config, which ``%config`` writes into); a key or value it cannot
+    take is one line on stderr, and loading goes on with the rest (ADR 192). A key it took
+    the last time and the file no longer sets goes back to its built-in default. Returns
+    what the file holds and the settings that changed: key -> (before, after)."""
+    settings = read_pyproject()
+    notes = list(settings.notes)
+    before: dict[str, Any] = dict(magics.from_pyproject)
+    if settings.unreadable is not None:  # half an edit: the settings read before stay
+        kept = "the ones read from it before stay" if before else "they are not used"
+        print(f"lash_nb: {settings.path} could not be read ({settings.unreadable}); its "
+              f"[tool.lash_nb] settings were not read: {kept}; fix the file and run "
+              "%reload_ext lash_nb", file=sys.stderr)
+        return settings, {}
+    taken: dict[str, Any] = {}
+    changed: dict[str, tuple[Any, Any]] = {}
+    for key in [*settings.values, *(k for k in before if k not in settings.values)]:
+        if key in configured:
+            continue
+        kept, trait = getattr(magics, key), magics.traits()[key]
+        value = settings.values.get(key, trait.default_value)
+        try:
+            if isinstance(value, bool) and isinstance(trait, Float | Int):  # traitlets: 1
+                raise TraitError(key)
+            setattr(magics, key, value)
+        except TraitError:
+            notes.append(bad_value(settings, key, value, kept=kept, trait=type(trait).__name__,
+                                   default=trait.default_value))
+            if key in before:
+                taken[key] = before[key]  # the file's earlier value is still in force
+            continue
+        if key in settings.values:
+            taken[key] = value
+        if getattr(magics, key) != kept:
+            changed[key] = (kept, getattr(magics, key))
+    magics.from_pyproject = taken
+    for note in notes:
+        print(note, file=sys.stderr)
+    return settings, changed
+
+
+def reread_pyproject(magics: Any, configured: Any) -> str:
+    """What ``%reload_ext lash_nb`` does with the table and the line it prints: the settings
+    that changed, and those the file sets but ``%config`` holds (its value wins: without a
+    word, an edit of the file that ``%config`` overrides looks ignored)."""
+    settings, changed = take_pyproject(magics, configured)
+    if settings.path is None:
+        head = (f"lash_nb: no pyproject.toml in {Path.cwd()} or a folder above it; "
+                "[tool.lash_nb] sets nothing")
+    else:
+        head = f"lash_nb: read [tool.lash_nb] of {settings.path} again"
+    said = [f"{k} = {_toml(new)} (was {_toml(old)})" for k, (old, new) in changed.items()]
+    held = [k for k, v in settings.values.items()
+            if k in configured and getattr(magics, k) != v]
+    if held:
+        said.append(f"%config sets {', '.join(held)}, which wins over the file")
+    return f"{head}: {'; '.join(said) if said else 'no setting changed'}; open sessions stay open"

@@ -41,9 +41,8 @@ from types import FrameType
 from typing import Any, TypeGuard
 
 from IPython.core.error import UsageError
-from traitlets import TraitError
 
-from .config import bad_value, read_pyproject
+from .config import reread_pyproject, take_pyproject
 from .magics import LashMagics
 from .shutdown import commit_turns_at_shutdown
 
@@ -370,28 +369,10 @@ def kernel_stop_notice(ip: Any) -> str | None:
     )
 
 
-def take_pyproject(magics: LashMagics, configured: Any) -> None:
-    """``[tool.lash_nb]``'s settings that ``%config`` did not set already; a key or value it
-    cannot take is one line on stderr, and loading goes on with the rest (ADR 192)."""
-    settings = read_pyproject()
-    notes = list(settings.notes)
-    for key, value in settings.values.items():
-        if key in configured:
-            continue
-        kept, trait = getattr(magics, key), type(magics.traits()[key]).__name__
-        try:
-            if isinstance(value, bool) and trait in ("Float", "Int"):  # traitlets takes it as 1
-                raise TraitError(key)
-            setattr(magics, key, value)
-        except TraitError:
-            notes.append(bad_value(settings, key, value, kept=kept, trait=trait,
-                                   default=magics.traits()[key].default_value))
-    for note in notes:
-        print(note, file=sys.stderr)
-
-
 def load_ipython_extension(ip: Any) -> None:
-    if "LashMagics" in ip.magics_manager.registry:
+    loaded = ip.magics_manager.registry.get("LashMagics")
+    if loaded is not None:  # %reload_ext lash_nb: the same magics, its sessions stay open
+        print(reread_pyproject(loaded, ip.config.get("LashMagics", {})))
         return
     notice = kernel_stop_notice(ip)
     if notice is not None:

@@ -50,6 +50,30 @@ VERBS: dict[str, tuple[str, str]] = {
 CELL_VERBS = ("turn", "enqueue", "sql")
 
 
+class Seconds(Float[float, float]):
+    """A setting in seconds above 0 (``commit_wait_s``, ``live_interval_s``). Zero, a negative
+    number, NaN and infinity were taken silently (a negative ``live_interval_s`` sent every
+    delta of a turn to the front end, ADR 199), and text got traitlets' line, which said what
+    was wrong but not what to write. Checked here, before the value is set, so the line says
+    the value kept (a ``@validate`` runs after ``%config`` has set it)."""
+
+    def __init__(self, default: float, *, example: str, help: str) -> None:
+        super().__init__(default, help=help)
+        self.example = example
+
+    def validate(self, obj: Any, value: Any) -> float:
+        try:  # a bool is no number of seconds (traitlets takes True as 1)
+            seconds = float("nan") if isinstance(value, bool) else float(
+                super().validate(obj, value))
+        except TraitError:
+            seconds = float("nan")
+        if not 0 < seconds < float("inf"):
+            raise TraitError(f"LashMagics.{self.name} must be a number of seconds above 0 "
+                             f"(e.g. {self.example}), not {value!r}; it stays "
+                             f"{getattr(obj, str(self.name)):g}")
+        return seconds
+
+
 def verb_function(verb: str) -> Verb:
     module, name = VERBS[verb]
     found: Verb = getattr(import_module(f"{__package__}.{module}"), name)
@@ -107,7 +131,8 @@ class LashMagics(Magics):
     model = Unicode("", help="model id ('' = the provider's default)").tag(config=True)
     residency = Unicode("keep_all", help="keep_all|active_path_only").tag(config=True)
     offline_delay_s = Float(0.03, help="seconds between offline-provider deltas").tag(config=True)
-    live_interval_s = Float(0.05, help="minimum seconds between widget flushes").tag(config=True)
+    live_interval_s = Seconds(0.05, example="0.05", help="minimum seconds between widget "
+                              "flushes").tag(config=True)
     prices = Unicode("default", help="costs shown: default (bundled snapshot), none, a CSV path "
                      "or a notebook variable holding {model: {bucket: usd_per_million}}"
                      ).tag(config=True)
@@ -122,10 +147,10 @@ class LashMagics(Magics):
                           "sessions opened after it is set (a tool's own max_output wins)"
                           ).tag(config=True)
 
-    commit_wait_s = Float(600.0, help="seconds a finished turn's commit waits for a full disk "
-                          "or a read-only, moved or busy DuckDB file before the turn is left NOT "
-                          "saved (Stop or the kernel's interrupt end the wait sooner)"
-                          ).tag(config=True)
+    commit_wait_s = Seconds(600.0, example="60", help="seconds a finished turn's commit waits "
+                            "for a full disk or a read-only, moved or busy DuckDB file before the "
+                            "turn is left NOT saved (Stop or the kernel's interrupt end the wait "
+                            "sooner)").tag(config=True)
 
     @validate("session", "store")
     def _check_named(self, proposal: Any) -> str:
@@ -135,15 +160,6 @@ class LashMagics(Magics):
             raise TraitError(f"LashMagics.{name} is empty; give one, e.g. "
                              f"{'analysis' if name == 'session' else 'lash.duckdb'}; it stays "
                              f"{getattr(self, name)!r}")
-        return value
-
-    @validate("commit_wait_s")
-    def _check_commit_wait(self, proposal: Any) -> float:
-        value = float(proposal["value"])
-        if not 0 < value < float("inf"):
-            raise TraitError(f"LashMagics.commit_wait_s must be a number of seconds above 0 "
-                             f"(e.g. 60), not {proposal['value']!r}; it stays "
-                             f"{self.commit_wait_s:g}")
         return value
 
     @observe("commit_wait_s")
@@ -157,6 +173,7 @@ class LashMagics(Magics):
         self.ctx = NotebookContext(self)
         self.cells_run = 0  # counted by pre_run_cell: which lines share a cell (a loop's)
         self.said: tuple[int, list[str]] | None = None  # the last {name} note (parsing.py)
+        self.from_pyproject: dict[str, Any] = {}  # the settings [tool.lash_nb] gave (config.py)
 
     def cell_started(self, *_info: Any) -> None:
         self.cells_run += 1

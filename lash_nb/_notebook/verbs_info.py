@@ -160,10 +160,15 @@ async def usage(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
 
 
 def _told_if_empty(frame: Any, b: Any, assigned: bool) -> Any:
-    """A usage table with no rows says why above it (a bare header read as a failure)."""
+    return told_if_empty(frame, assigned, f"no usage in session {b.session.session_id!r} yet: "
+                         "a turn's tokens show here once it has run (%%lash, %lash turn)")
+
+
+def told_if_empty(frame: Any, assigned: bool, line: str) -> Any:
+    """A shown table with no rows says why above it, naming its session: a bare header read
+    as a failure. Assigned (``df = %lash ...``), the empty frame is for code: no line."""
     if frame.empty and not assigned:
-        print(f"no usage in session {b.session.session_id!r} yet: a turn's tokens show here "
-              "once it has run (%%lash, %lash turn)")
+        print(line)
     return frame
 
 
@@ -198,7 +203,8 @@ async def graph(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     b = await m.ctx.binding(a.session)
     frame = reports.graph_frame(b.session)
     if a.df:
-        return frame
+        return told_if_empty(frame, assigned, f"the graph of session {b.session.session_id!r} "
+                             "has no nodes yet: a turn's messages show here once it has run")
     tree = GraphTree.from_frame(frame)  # names the session from its rows: none in a new one
     return GraphTree(b.session.session_id, tree.lines, tree.nodes, tree.branch_points, frame)
 

@@ -108,7 +108,11 @@ async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
         frame = pd.DataFrame(rows, columns=[c for c in cols if c != "enqueued_at"])
         frame.insert(cols.index("enqueued_at"), "enqueued_at",
                      utc_from_ms([r["enqueued_at_ms"] for r in rows]))
-        return frame
+        from .verbs_info import told_if_empty
+
+        return told_if_empty(frame, assigned, f"the queue of session {s.session_id!r} is empty: "
+                             "no batch pending, running or failed (%lash enqueue PROMPT queues "
+                             "one)")
 
     from .widgets.queue import QueueWidget  # anywidget loads with the first widget
 

@@ -92,6 +92,7 @@ def _json(v: Any) -> str:
         return str(v)
 
 
+WORDS = "word-break: normal"  # a prompt's rows break between words (turn.css has it too)
 BOX = "max-height: 20em; overflow: auto"  # an opened tool row's output (turn.css has it too)
 TOOL_ICONS = {"running": "⟳", "done": "✓", "failed": "✗", "cancelled": "■", "waiting": "?",
               "denied": "⊘"}
@@ -199,8 +200,10 @@ def turn_html(state: Mapping[str, Any]) -> str:
                        float(state.get("elapsed_ms") or 0.0), state.get("cost"))
     badge = (f'<span class="lash-outcome {outcome_class(outcome)}">{esc(outcome)}</span>'
              if outcome else "")
-    # <pre>: the prompt keeps its lines where the style block is sanitised away (untrusted)
-    prompt_html = f'<pre class="lash-prompt">{esc(prompt)}</pre>' if prompt else ""
+    # <pre>: the prompt keeps its lines where the style block is sanitised away (untrusted);
+    # its word-break inline too: there the front end's rule for a <pre> (break-all) applies
+    prompt_html = (f'<pre class="lash-prompt" style="{WORDS}">{esc(prompt)}</pre>'
+                   if prompt else "")
     from .attachments import cards_html  # (imports esc from here)
 
     prompt_html += cards_html(state.get("attachments") or ())
