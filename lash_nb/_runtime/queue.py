@@ -40,7 +40,13 @@ from .._core.queue import (
 )
 from .._core.records import TurnInput, TurnOutput
 from .._core.text import check_id
-from .._errors import ConfigurationError, InvalidTurnInput, SessionDeleted, TurnIdTaken
+from .._errors import (
+    ConfigurationError,
+    InvalidTurnInput,
+    ProviderUnavailable,
+    SessionDeleted,
+    TurnIdTaken,
+)
 from .._store.base import Lease
 from .abandon import abandon_quietly
 from .attachments import check_attachments
@@ -155,6 +161,9 @@ class QueuedTurnBuilder:
 
     async def run(self) -> TurnOutput | None:
         p = self._parts
+        if p.provider_mismatch:  # as a plain turn: never answer with a provider it was not
+            raise ProviderUnavailable(p.state.policy.provider_id, p.provider_mismatch,
+                                      p.session_id)  # recorded with; nothing claimed (0201)
         key = p.cancels.register(self._token)
         try:
             try:

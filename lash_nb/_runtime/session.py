@@ -78,7 +78,6 @@ class LashSession:
     ) -> None:
         self.core = core
         self.residency = residency
-        self.provider_mismatch = provider_mismatch
         self.owner_id = owner_id or lease_owner_id(fresh_id())
         self._open = handles = OpenHandles(state.session_id, store)
         handles.add(self)
@@ -92,7 +91,7 @@ class LashSession:
             cancels=TurnCancelRegistry(), retry_policy=core.retry_policy,
             closed=lambda: handles.closed, max_batch_attempts=core.max_batch_attempts, core=core,
             surface=surface or SessionSurface(),
-            code_mode=code_mode,
+            code_mode=code_mode, provider_mismatch=provider_mismatch,
         )
         self.parts.catalog.plugins = self.parts.surface.plugins
         self.drainer: Drainer = Drainer(self.parts)
@@ -106,6 +105,16 @@ class LashSession:
     @closed.setter
     def closed(self, value: bool) -> None:
         self._open.closed = value
+
+    @property
+    def provider_mismatch(self) -> str | None:
+        """The live provider's kind when the session was recorded with another (turns refuse
+        until a provider is named); on the parts, so a queued turn refuses too (ADR 0201)."""
+        return self.parts.provider_mismatch
+
+    @provider_mismatch.setter
+    def provider_mismatch(self, value: str | None) -> None:
+        self.parts.provider_mismatch = value
 
     def clone(self) -> LashSession:
         """Another handle to this open (lash ``Clone``): same state, writer and queue.
