@@ -55,6 +55,16 @@ from .turn import as_turn_input, run_to_completion
 from .turn_records import error_text, queued_turn_id
 from .turn_run import TurnRun
 
+HOST_KEY = "host:"  # an enqueue id ``k`` is the batch's source key ``host:k``
+
+
+def batch_named(queued: Sequence[QueuedWorkBatch], name: str) -> str:
+    """The id of the batch ``name`` means: a batch id, or the id a queued batch was enqueued
+    with (``.id(k)``); else ``name`` as given (gone from the queue, or never there)."""
+    if any(b.batch_id == name for b in queued):
+        return name
+    return next((b.batch_id for b in queued if b.source_key == HOST_KEY + name), name)
+
 
 class EnqueueBuilder:
     def __init__(self, parts: SessionParts, drainer: Drainer, turn_input: TurnInput | str) -> None:
@@ -102,7 +112,7 @@ class EnqueueBuilder:
             await p.blobs.put(p.store, attachments)
         draft = QueuedWorkDraft(
             session_id=p.session_id,
-            source_key=f"host:{self._id}" if self._id is not None else None,
+            source_key=HOST_KEY + self._id if self._id is not None else None,
             delivery_policy=self._delivery,
             slot_policy=self._slot,
             merge_key=self._merge_key,
