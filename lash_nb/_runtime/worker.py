@@ -144,6 +144,7 @@ class Worker:
         self._active: dict[str, Any] = {}
         self._sessions: dict[str, Any] = {}  # opened handles, least recently used first
         self._provider_said: set[tuple[str, str]] = set()  # (session, recorded provider)
+        self._tools_said: set[str] = set()  # sessions whose missing tools were named
         # loop time of the last evidence of work: a turn ran, or due pending work sat in a
         # session another process held (waiting for it is not idle: --exit-when-idle must not
         # leave the work behind); None until run() starts
@@ -237,6 +238,13 @@ class Worker:
 
     async def _open(self, session_id: str) -> Any:
         session = await self.core.session(session_id).open()
+        missing = sorted(t["name"] for t in session.tools().all_tools()
+                         if t["orphaned"] and t["member"])
+        if missing and session_id not in self._tools_said:  # once: each reopen would repeat it
+            self._tools_said.add(session_id)
+            self._log(f"session {session_id!r}: its tools {', '.join(missing)} are not in this "
+                      "worker, so its turns here run without them; start the worker with "
+                      "--tools module:attr naming them")
         approvals = session.approvals()
         approvals.unattended = True
         if self.approver is not None:
