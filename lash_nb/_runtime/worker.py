@@ -238,13 +238,16 @@ class Worker:
 
     async def _open(self, session_id: str) -> Any:
         session = await self.core.session(session_id).open()
-        missing = sorted(t["name"] for t in session.tools().all_tools()
-                         if t["orphaned"] and t["member"])
+        missing = [t for t in session.tools().all_tools() if t["orphaned"] and t["member"]]
         if missing and session_id not in self._tools_said:  # once: each reopen would repeat it
             self._tools_said.add(session_id)
-            self._log(f"session {session_id!r}: its tools {', '.join(missing)} are not in this "
-                      "worker, so its turns here run without them; start the worker with "
-                      "--tools module:attr naming them")
+            python = sorted(t["name"] for t in missing if t["id"].startswith("tool:"))
+            other = sorted(t["name"] for t in missing if not t["id"].startswith("tool:"))
+            how = ([f"{', '.join(python)} (give them with --tools module:attr)"] if python else []
+                   ) + ([f"{', '.join(other)} (an MCP server's: a worker starts none)"]
+                        if other else [])
+            self._log(f"session {session_id!r}: its tools {'; '.join(how)} are not in this "
+                      "worker, so its turns here run without them")
         approvals = session.approvals()
         approvals.unattended = True
         if self.approver is not None:
