@@ -97,10 +97,12 @@ class ProviderUnavailable(LashError):
     def __init__(self, provider_id: str, live: str, session_id: str) -> None:
         super().__init__(
             f"session {session_id!r} was recorded with provider {provider_id!r} but the live "
-            f"provider is {live!r}; open it with a {provider_id!r} provider, or use "
-            "open_fresh() to start over with this one"
+            f"provider is {live!r}; name one when you open it (core.session({session_id!r})"
+            ".provider(p), a worker's --provider) or switch with session.configure("
+            "SessionConfigPatch(provider=p)); the conversation is kept either way"
         )
         self.provider_id = provider_id
+        self.live = live
         self.session_id = session_id
 
 

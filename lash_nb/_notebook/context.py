@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -249,7 +250,8 @@ class NotebookContext:
         where = "in memory" if binding.store == ":memory:" else f"in {binding.store!r}"
         if like is None:
             print(f"no session was open: opened session {key!r} {where} "
-                  f"(provider {binding.provider}); %lash open NAME --store PATH picks another")
+                  f"(provider {binding.provider}); %lash open NAME --store PATH picks another"
+                  + _opened_in_python(binding.session.store))
         else:
             whose = ("the store set with %config LashMagics.store" if configured else
                      "the store this notebook used last" if bound is None else
@@ -303,3 +305,17 @@ class NotebookContext:
         self.bindings.clear()
         self.cores.clear()
         self.retired.clear()
+
+
+def _opened_in_python(bound: Any) -> str:
+    """The sessions this kernel opened with the Python API in a store file (the magics know
+    only their own): the ``%lash open`` that binds each, so a query is not run on the wrong
+    file without the user knowing (ADR 0201)."""
+    from .._runtime.retention import opens_here
+
+    found = sorted({(sid, path) for sid, store in opens_here()
+                    if store is not bound and isinstance(path := getattr(store, "path", None), str)})
+    if not found:
+        return ""
+    return ("; opened in Python here, not bound: " + ", ".join(
+        f"%lash open {sid} --store {shlex.quote(path)}" for sid, path in found[:3]))

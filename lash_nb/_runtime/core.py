@@ -551,6 +551,7 @@ class SessionBuilder(PromptLayerSink):
             session_id=self._session_id, policy=policy, graph=graph or SessionGraph(),
             registry=registry, parent_session_id=self._parent or parent, ledger=ledger or [],
             turn_index=turn_index, head_revision=head_revision,
+            stored_provider_id=recorded_provider,
         )
         code_mode = None
         if mode == MODE_CODE:

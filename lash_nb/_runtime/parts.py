@@ -43,6 +43,9 @@ class SessionParts:
     surface: SessionSurface = field(default_factory=SessionSurface)
     core: Any = None  # the LashCore that opened the session (child sessions open through it)
     code_mode: CodeMode | None = None  # the session runs lash's RLM protocol (code mode)
+    # the live provider's kind when the session was recorded with another and nobody named
+    # one: plain and queued turns are refused (ProviderUnavailable) until one is (ADR 0201)
+    provider_mismatch: str | None = None
 
     @property
     def session_id(self) -> str:

@@ -40,7 +40,13 @@ from .._core.queue import (
 )
 from .._core.records import TurnInput, TurnOutput
 from .._core.text import check_id
-from .._errors import ConfigurationError, InvalidTurnInput, SessionDeleted, TurnIdTaken
+from .._errors import (
+    ConfigurationError,
+    InvalidTurnInput,
+    ProviderUnavailable,
+    SessionDeleted,
+    TurnIdTaken,
+)
 from .._store.base import Lease
 from .abandon import abandon_quietly
 from .attachments import check_attachments
@@ -48,6 +54,16 @@ from .parts import SessionParts
 from .turn import as_turn_input, run_to_completion
 from .turn_records import error_text, queued_turn_id
 from .turn_run import TurnRun
+
+HOST_KEY = "host:"  # an enqueue id ``k`` is the batch's source key ``host:k``
+
+
+def batch_named(queued: Sequence[QueuedWorkBatch], name: str) -> str:
+    """The id of the batch ``name`` means: a batch id, or the id a queued batch was enqueued
+    with (``.id(k)``); else ``name`` as given (gone from the queue, or never there)."""
+    if any(b.batch_id == name for b in queued):
+        return name
+    return next((b.batch_id for b in queued if b.source_key == HOST_KEY + name), name)
 
 
 class EnqueueBuilder:
@@ -96,7 +112,7 @@ class EnqueueBuilder:
             await p.blobs.put(p.store, attachments)
         draft = QueuedWorkDraft(
             session_id=p.session_id,
-            source_key=f"host:{self._id}" if self._id is not None else None,
+            source_key=HOST_KEY + self._id if self._id is not None else None,
             delivery_policy=self._delivery,
             slot_policy=self._slot,
             merge_key=self._merge_key,
@@ -155,6 +171,9 @@ class QueuedTurnBuilder:
 
     async def run(self) -> TurnOutput | None:
         p = self._parts
+        if p.provider_mismatch:  # as a plain turn: never answer with a provider it was not
+            raise ProviderUnavailable(p.state.policy.provider_id, p.provider_mismatch,
+                                      p.session_id)  # recorded with; nothing claimed (0201)
         key = p.cancels.register(self._token)
         try:
             try:

@@ -33,6 +33,12 @@ def track_open(handles: OpenHandles) -> None:
     _OPENS.add(handles)
 
 
+def opens_here() -> list[tuple[str, SessionStore]]:
+    """``(session id, store)`` of every open of this process that is not closed: a notebook
+    names the ones it opened with the Python API, which its magics do not know (ADR 0201)."""
+    return [(h.session_id, h.store) for h in list(_OPENS) if not h.closed and h.alive()]
+
+
 def open_here(store: SessionStore, session_id: str) -> bool:
     """An open of ``session_id`` on ``store`` in this process that is not closed."""
     return any(not h.closed and h.session_id == session_id and h.store is store and h.alive()

@@ -30,7 +30,7 @@ from .observe import ObservableSession
 from .parts import SessionParts
 from .plugins import PluginOperations
 from .prompt_layers import SessionSurface, TurnPhaseProbe, render_for
-from .queue import Drainer, EnqueueBuilder, QueuedTurnBuilder
+from .queue import Drainer, EnqueueBuilder, QueuedTurnBuilder, batch_named
 from .replay import LiveReplayStore
 from .retention import tombstone_branch, track_open
 from .state import SessionPolicy, SessionReadView, SessionState
@@ -78,7 +78,6 @@ class LashSession:
     ) -> None:
         self.core = core
         self.residency = residency
-        self.provider_mismatch = provider_mismatch
         self.owner_id = owner_id or lease_owner_id(fresh_id())
         self._open = handles = OpenHandles(state.session_id, store)
         handles.add(self)
@@ -92,7 +91,7 @@ class LashSession:
             cancels=TurnCancelRegistry(), retry_policy=core.retry_policy,
             closed=lambda: handles.closed, max_batch_attempts=core.max_batch_attempts, core=core,
             surface=surface or SessionSurface(),
-            code_mode=code_mode,
+            code_mode=code_mode, provider_mismatch=provider_mismatch,
         )
         self.parts.catalog.plugins = self.parts.surface.plugins
         self.drainer: Drainer = Drainer(self.parts)
@@ -106,6 +105,16 @@ class LashSession:
     @closed.setter
     def closed(self, value: bool) -> None:
         self._open.closed = value
+
+    @property
+    def provider_mismatch(self) -> str | None:
+        """The live provider's kind when the session was recorded with another (turns refuse
+        until a provider is named); on the parts, so a queued turn refuses too (ADR 0201)."""
+        return self.parts.provider_mismatch
+
+    @provider_mismatch.setter
+    def provider_mismatch(self, value: str | None) -> None:
+        self.parts.provider_mismatch = value
 
     def clone(self) -> LashSession:
         """Another handle to this open (lash ``Clone``): same state, writer and queue.
@@ -178,10 +187,16 @@ class LashSession:
 
     async def cancel_queued_work_batch(self, batch_id: str) -> Any:
         """Remove a pending batch and return it; ``None`` if it is unknown, already claimed,
-        completed or cancelled."""
+        completed or cancelled. ``batch_id`` is the batch's id or the id it was enqueued with
+        (``.id(k)``, ``%lash enqueue --id k``; docs/adr/0201)."""
         if not isinstance(batch_id, str):
             raise TypeError(f"batch_id must be a str (a QueuedWorkBatch.batch_id), got {type(batch_id).__name__}")
         batch = await self.store.cancel_queued_work_batch(self.session_id, batch_id)
+        if batch is None:  # maybe the id it was enqueued with
+            named = batch_named(await self.store.list_queued_work(self.session_id), batch_id)
+            if named != batch_id:
+                batch = await self.store.cancel_queued_work_batch(self.session_id, named)
+                batch_id = named
         if batch is not None:
             self.parts.feed.queue_changed("cancelled", (batch_id,))
         return batch
@@ -190,7 +205,8 @@ class LashSession:
             self, batch_id: str, timeout: float | None = None,  # noqa: ASYNC109 (lash's signature)
     ) -> None:
         """Return once ``batch_id`` is done: completed by the commit of the turn that ran it,
-        cancelled, or parked failed (an unknown id returns at once). A claimed batch is still
+        cancelled, or parked failed (an unknown id returns at once). ``batch_id`` is the
+        batch's id or the id it was enqueued with (``.id(k)``: docs/adr/0201). A claimed batch is still
         awaited: the turn running it may yet fail and leave it pending (ADR 0065). A change
         made in this process wakes the wait at once (PostgreSQL: any process's); the queue is
         also read again 25 ms doubling to 400 ms, so drains by other processes are seen."""
@@ -202,6 +218,7 @@ class LashSession:
         while True:
             seen = watch.version(sid) if watch is not None else 0
             queued = await store.list_queued_work(sid, include_claimed=True)
+            batch_id = batch_named(queued, batch_id)
             if all(b.batch_id != batch_id or b.status == "failed" for b in queued):
                 return
             wait = delay

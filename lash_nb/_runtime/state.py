@@ -88,6 +88,9 @@ class SessionState:
     ledger: list[TokenLedgerEntry] = field(default_factory=list)
     turn_index: int = 0
     head_revision: int | None = None  # None: never persisted
+    # the provider id the store held when this handle last read or wrote the session: one
+    # that differs at a reload was rebound elsewhere; our own (named at open) is not (ADR 0201)
+    stored_provider_id: str | None = None
     stale: bool = False  # a commit failed: reload from the store before the next turn
     learned_context_window: int | None = None  # estimated tokens of a prompt that overflowed
     # turns this handle's open closed as process_lost: their process died before they committed

@@ -108,6 +108,7 @@ class ToolBatch:
         self.turn_id = turn_id
         self.emit = emit
         self.records = records  # the turn's tool call records (appended to)
+        self._first_record = len(records)  # this batch's records start here
         self.results: dict[str, tuple[str, bool]] = {}
         self.images: dict[str, list[Attachment]] = {}  # call id -> the images its tool returned
         self.clock: dict[str, tuple[int, float]] = {}  # running call -> (started_ms, t0)
@@ -306,7 +307,12 @@ class ToolBatch:
 
     def result_message(self, *, with_images: bool = False) -> Message:
         """The results in call order; ``with_images``: then the returned images (only once
-        their bytes are stored)."""
+        their bytes are stored). The batch's records are put in call order too (they were
+        appended as calls finished): ``result.tool_calls`` and the stored rows list the
+        reply's calls as the model made them (docs/adr/0201)."""
+        order = {c.call_id: i for i, c in enumerate(self.calls)}
+        self.records[self._first_record:] = sorted(
+            self.records[self._first_record:], key=lambda r: order.get(r.call_id, len(order)))
         mid = fresh_id("m")
         parts = []
         for i, c in enumerate(self.calls):

@@ -57,7 +57,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import SessionDeleted, StoreFullError, StorePathError, TurnNotSaved
+from .._errors import (
+    ProviderUnavailable,
+    SessionDeleted,
+    StoreFullError,
+    StorePathError,
+    TurnNotSaved,
+)
+from .._providers.registry import KINDS
 from .._store.base import notifies_work, releases_file
 from .core import LashCore
 from .turn_records import now_ms
@@ -136,6 +143,8 @@ class Worker:
         self._hurry = asyncio.Event()  # a second signal: cut the running turns now
         self._active: dict[str, Any] = {}
         self._sessions: dict[str, Any] = {}  # opened handles, least recently used first
+        self._provider_said: set[tuple[str, str]] = set()  # (session, recorded provider)
+        self._tools_said: set[str] = set()  # sessions whose missing tools were named
         # loop time of the last evidence of work: a turn ran, or due pending work sat in a
         # session another process held (waiting for it is not idle: --exit-when-idle must not
         # leave the work behind); None until run() starts
@@ -229,6 +238,16 @@ class Worker:
 
     async def _open(self, session_id: str) -> Any:
         session = await self.core.session(session_id).open()
+        missing = [t for t in session.tools().all_tools() if t["orphaned"] and t["member"]]
+        if missing and session_id not in self._tools_said:  # once: each reopen would repeat it
+            self._tools_said.add(session_id)
+            python = sorted(t["name"] for t in missing if t["id"].startswith("tool:"))
+            other = sorted(t["name"] for t in missing if not t["id"].startswith("tool:"))
+            how = ([f"{', '.join(python)} (give them with --tools module:attr)"] if python else []
+                   ) + ([f"{', '.join(other)} (an MCP server's: a worker starts none)"]
+                        if other else [])
+            self._log(f"session {session_id!r}: its tools {'; '.join(how)} are not in this "
+                      "worker, so its turns here run without them")
         approvals = session.approvals()
         approvals.unattended = True
         if self.approver is not None:
@@ -259,6 +278,13 @@ class Worker:
                 tried = True
                 try:
                     out = await session.queued_turn().run()
+                except ProviderUnavailable as err:
+                    # recorded with another provider: running it here would answer with a
+                    # model it was not recorded with. Nothing was claimed; not reopened from
+                    # the cache, so a session switched to this provider meanwhile runs (0201)
+                    self._sessions.pop(session_id, None)
+                    self._say_provider_once(session_id, err)
+                    break
                 except SessionDeleted:
                     if not cached:
                         raise
@@ -296,6 +322,18 @@ class Worker:
         finally:
             self._active.pop(session_id, None)
         return ran
+
+    def _say_provider_once(self, session_id: str, err: ProviderUnavailable) -> None:
+        """One line per session and recorded provider, not one per poll."""
+        said = (session_id, err.provider_id)
+        if said in self._provider_said:
+            return
+        self._provider_said.add(said)
+        name = next((n for n, kind in KINDS.items() if kind == err.provider_id), None)
+        fix = f"--provider {name}" if name else "a --provider for it"
+        self._log(f"session {session_id!r}: its queued work stays queued: it was recorded with "
+                  f"provider {err.provider_id!r} and this worker runs {err.live!r}; start a "
+                  f"worker with {fix}, or drain it where it was opened (%lash drain)")
 
     def _stopped_by_store(self, err: BaseException) -> bool:
         """A store that cannot be written stops the worker (ADR 175, 181): every claim and

@@ -10,9 +10,11 @@ Theory of operation
   runs turns and never publishes observations (``feed.py``); callers commit through
   :meth:`commit`, which applies the new head only once the store accepted it.
 - A reload that finds the session rebound to another provider (by another handle or
-  process) raises ``ProviderUnavailable`` naming that provider and leaves the handle stale,
-  so no turn of this handle writes its own provider id back (lash
-  ``refreshed_head_provider_id_mismatch_fails_before_turn``).
+  process: the stored id is neither this handle's nor the one it last read or wrote) raises
+  ``ProviderUnavailable`` naming that provider and leaves the handle stale, so no turn of
+  this handle writes its own provider id back (lash
+  ``refreshed_head_provider_id_mismatch_fails_before_turn``). A worker that only committed
+  turns left the id as it was: a handle that named its own provider at open runs on (ADR 0201).
 - A :class:`LeaseKeeper` renews the lease every renew interval while a turn runs (reviving
   one that merely expired); when another owner took the session over it takes a fresh lease
   once the session is free, else cancels the turn's token (origin ``lease_lost``).
@@ -175,6 +177,7 @@ class SessionWriter:
             self.deleted = e.elsewhere == "deleted"
             raise
         self.applied(res.head_revision)
+        self.state.stored_provider_id = commit.provider_id
         if commit.release_lease and commit.lease is not None:
             log.debug("session %s: lease %d released by %s with revision %d",
                       commit.session_id, commit.lease.fencing, commit.lease.owner_id,
@@ -193,7 +196,7 @@ class SessionWriter:
         persisted = await self.store.load_session(self.state.session_id, scope)
         st = self.state
         recorded = persisted.meta.provider_id if persisted is not None else ""
-        if recorded and recorded != st.policy.provider_id:
+        if recorded and recorded not in (st.policy.provider_id, st.stored_provider_id):
             # another handle or process rebound the session: never write our provider back
             st.stale = True
             raise ProviderUnavailable(recorded, st.policy.provider_id, st.session_id)
@@ -212,6 +215,7 @@ class SessionWriter:
             st.head_revision = persisted.meta.head_revision
             st.turn_index = persisted.meta.turn_index
             st.set_ledger(list(persisted.ledger))
+            st.stored_provider_id = recorded or st.stored_provider_id
             # another handle's committed config patch: adopt it, never write ours over it
             st.policy = restore_configured(st.policy, persisted.meta.policy, explicit=set())
         st.stale = False

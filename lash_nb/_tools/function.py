@@ -22,7 +22,8 @@ Theory of operation
   JSON and the store holds an object, not Python's repr. A numpy array or scalar becomes
   numbers (``tolist()``: numpy's repr elides an array's middle with "..."), a pandas Series
   a one-column DataFrame (shown as a DataFrame is). Inside a container or a model, a value
-  none of these covers becomes its ``str()``, the rest stays JSON. What pydantic cannot write
+  none of these covers becomes its ``str()``, the rest stays JSON (bytes that are not UTF-8
+  too: pydantic fails on them rather than calling back). What pydantic cannot write
   at the top (a DataFrame, a figure, bytes) and a container past :data:`_PLAIN_ITEMS` items
   (bounded by items where it enters the session) are returned as they are.
 """
@@ -390,7 +391,28 @@ def _plain(value: Any) -> Any:
     try:  # a value inside it pydantic cannot write: that one as numbers or text
         return to_jsonable_python(value, fallback=_inner)
     except Exception:
+        pass
+    try:  # bytes that are not UTF-8 inside it (pydantic fails on them): their str() (0201)
+        return to_jsonable_python(_bytes_as_text(value), fallback=_inner)
+    except Exception:
         return value
+
+
+def _bytes_as_text(value: Any) -> Any:
+    """``value`` with the bytes inside its lists, tuples, sets and dicts that are not UTF-8
+    replaced by their ``str()`` (``b'\\x89PNG...'``); other values as they are."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return str(data)
+        return data
+    if isinstance(value, dict):
+        return {k: _bytes_as_text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_bytes_as_text(v) for v in value]
+    return value
 
 
 def _inner(value: Any) -> Any:
