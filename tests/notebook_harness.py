@@ -85,9 +85,11 @@ class Execution:
 class KernelHarness:
     """One kernel per instance; use as a context manager."""
 
-    def __init__(self, *, cwd: str | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *, cwd: str | None = None, env: dict[str, str] | None = None,
+                 args: list[str] | None = None) -> None:
         self.cwd = cwd
         self.env = env or {}
+        self.args = args or []  # more of the kernel's command line (--LashMagics.x=...)
         self.km: Any = None
         self.kc: Any = None
         self.executions: dict[str, Execution] = {}
@@ -109,7 +111,8 @@ class KernelHarness:
             # start, so start another on new ports (not IPC sockets: their small buffers made
             # IOPub drop a flood of widget messages, the cell's idle among them)
             self.km = KernelManager(kernel_name="python3")
-            self.km.start_kernel(cwd=self.cwd, env=env, extra_arguments=["--HistoryManager.enabled=False"])
+            self.km.start_kernel(cwd=self.cwd, env=env, extra_arguments=[
+                "--HistoryManager.enabled=False", *self.args])
             self.kc = self.km.client()
             self.kc.start_channels()
             try:
