@@ -126,7 +126,12 @@ async def tools(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
                 admin.add_provider(t)
                 known.add(t.name)
     from .widgets.tools import ToolCatalogWidget  # anywidget loads with the first widget
-    return ToolCatalogWidget(load=admin.all_tools, set_membership=admin.set_membership)
+    panel = ToolCatalogWidget(load=admin.all_tools, set_membership=admin.set_membership)
+    if not panel.tools and not assigned:  # its table would be a bare header
+        print(f"session {b.session.session_id!r} has no tools yet: a @tool function defined in "
+              "the notebook joins when %lash tools runs again, an MCP server's tools with "
+              "%lash mcp add")
+    return panel
 
 
 async def usage(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:

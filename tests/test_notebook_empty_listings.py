@@ -1,8 +1,9 @@
-"""``%lash sessions`` of a store with no stored session says so above its empty table, naming
-the store and what fills it, as ``%lash usage``, ``queue --df`` and ``graph --df`` do
-(ADR 199, 203). Before, it showed a bare header: read as a failure, or as a store lost (a
-session opened but not yet turned is not stored, so the session in use is not listed either).
-Assigned (``s = %lash sessions``), the empty frame is for code and nothing is printed.
+"""``%lash sessions`` of a store with no stored session and ``%lash tools`` of a session with
+no tool say so above their empty table, naming the store or the session and what fills it, as
+``%lash usage``, ``queue --df`` and ``graph --df`` do (ADR 199, 203). Before, each showed a
+bare header: read as a failure, or as a store lost (a session opened but not yet turned is not
+stored, so even the session in use is not listed). Assigned (``s = %lash sessions``), the
+value is for code and nothing is printed.
 """
 
 from __future__ import annotations
@@ -37,3 +38,21 @@ def test_sessions_of_an_empty_store_say_which_store_and_what_fills_it(tmp_path: 
     assert after.stdout == "" and listed == "['notes']"
     assert memory.stdout == ("no session is stored in memory yet: a session is stored with its "
                              "first turn (%%lash, %lash turn); the session in use is 'scratch'\n")
+
+
+@pytest.mark.slow  # a real kernel
+def test_tools_of_a_session_with_no_tool_say_how_one_joins(tmp_path: Path) -> None:
+    with KernelHarness(cwd=str(tmp_path)) as k:
+        k.run("%load_ext lash_nb")
+        k.run("%lash open bare --store :memory:")
+        shown = k.run("%lash tools")
+        assigned = k.run("w = %lash tools")
+        k.run("from lash_nb import tool\n\n@tool\ndef add(a: int, b: int) -> int:\n"
+              "    '''Add two numbers.'''\n    return a + b")
+        joined = k.run("%lash tools")
+    assert shown.stdout == ("session 'bare' has no tools yet: a @tool function defined in the "
+                            "notebook joins when %lash tools runs again, an MCP server's tools "
+                            "with %lash mcp add\n")
+    assert len(shown.widget_ids()) == 1  # the panel is still shown, below the line
+    assert assigned.stdout == ""
+    assert joined.stdout == "" and "<code>add</code>" in joined.data("text/html")[0]
