@@ -370,3 +370,12 @@ def _apply_rows(state: dict[str, Any], msg: Any) -> None:
         units = old.encode("utf-16-le", "surrogatepass")[:2 * keep]
         state["html"][cid] = units.decode("utf-16-le", "surrogatepass") + text
     state["html_len"] = {**state.get("html_len", {}), **msg.get("html_len", {})}
+
+
+def load_lines(k: KernelHarness) -> list[str]:
+    """``%load_ext lash_nb`` in kernel ``k``, which must succeed, and the lines it said on
+    stderr but the one an ipykernel older than 7.4 gets (ADR 23)."""
+    ex = k.execute("%load_ext lash_nb", stop_on_error=False)
+    assert ex.status == "ok", ex.error
+    return [line for line in ex.stderr.strip().splitlines()
+            if line.startswith("lash_nb: ") and not line.startswith("lash_nb: ipykernel ")]

@@ -14,15 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from notebook_harness import KernelHarness
+from notebook_harness import KernelHarness, load_lines
 
 MAGICS = "get_ipython().magics_manager.registry['LashMagics']"
-
-
-def _said(stderr: str) -> list[str]:
-    """The load's lines but the one an ipykernel older than 7.4 gets (ADR 23)."""
-    return [line for line in stderr.strip().splitlines()
-            if line.startswith("lash_nb: ") and not line.startswith("lash_nb: ipykernel ")]
 
 
 def _profile(tmp_path: Path, text: str) -> tuple[dict[str, str], Path]:
@@ -50,9 +44,7 @@ def test_bad_values_in_a_profiles_config_are_one_line_each_and_the_good_ones_app
     work = tmp_path / "work"
     work.mkdir()
     with KernelHarness(cwd=str(work), env=env) as k:
-        ex = k.execute("%load_ext lash_nb", stop_on_error=False)
-        assert ex.status == "ok", ex.error
-        lines = _said(ex.stderr)
+        lines = load_lines(k)
         got = k.run(f"m = {MAGICS}\nprint(m.live_interval_s, m.commit_wait_s, m.session, "
                     "m.sql_rows, m.max_tool_output, repr(m.model), m.store, "
                     "m.attach_turn_max_bytes, m.offline_delay_s)").stdout.split()
@@ -60,17 +52,17 @@ def test_bad_values_in_a_profiles_config_are_one_line_each_and_the_good_ones_app
     at = f"lash_nb: {config} sets LashMagics."
     assert sorted(lines) == sorted([
         (f"{at}live_interval_s = -1, which is not a number of seconds above 0, so it stays "
-        "0.05; write e.g. c.LashMagics.live_interval_s = 0.05"),
+         "0.05; write e.g. c.LashMagics.live_interval_s = 0.05"),
         (f"{at}commit_wait_s = 'soon', which is not a number of seconds above 0, so it stays "
-        "600; write e.g. c.LashMagics.commit_wait_s = 60"),
+         "600; write e.g. c.LashMagics.commit_wait_s = 60"),
         (f"{at}session = '', which is not a session name in quotes, not empty, so it stays "
-        "'default'; write e.g. c.LashMagics.session = 'analysis'"),
+         "'default'; write e.g. c.LashMagics.session = 'analysis'"),
         (f"{at}sql_rows = -3, which is not a whole number of rows, 0 or more (0 shows every "
-        "row), so it stays 50; write e.g. c.LashMagics.sql_rows = 50"),
+         "row), so it stays 50; write e.g. c.LashMagics.sql_rows = 50"),
         (f"{at}max_tool_output = 0, which is not a whole number of characters above 0, so it "
-        "stays 65536; write e.g. c.LashMagics.max_tool_output = 65536"),
+         "stays 65536; write e.g. c.LashMagics.max_tool_output = 65536"),
         (f"{at}model = 5, which is not text in quotes, so it stays ''; write e.g. "
-        "c.LashMagics.model = '...'"),
+         "c.LashMagics.model = '...'"),
         f"{at}sql_row, which is not a lash_nb setting and is ignored; did you mean sql_rows?",
     ]), lines
     assert got == ["0.05", "600.0", "default", "50", "65536", "''", "notes.duckdb", "1000",
@@ -85,17 +77,15 @@ def test_bad_values_on_the_kernels_command_line_say_so_as_typed(tmp_path: Path) 
     args = ["--LashMagics.commit_wait_s=soon", "--LashMagics.sql_rows=-1",
             "--LashMagics.store=notes.duckdb", "--LashMagics.live_interval_s=0.2"]
     with KernelHarness(cwd=str(tmp_path), env=env, args=args) as k:
-        ex = k.execute("%load_ext lash_nb", stop_on_error=False)
-        assert ex.status == "ok", ex.error
-        lines = _said(ex.stderr)
+        lines = load_lines(k)
         got = k.run(f"m = {MAGICS}\nprint(m.commit_wait_s, m.sql_rows, m.store, "
                     "m.live_interval_s)").stdout.split()
     assert lines == [
         ("lash_nb: the command line sets --LashMagics.commit_wait_s=soon, which is not a number "
-        "of seconds above 0, so it stays 600; write e.g. --LashMagics.commit_wait_s=60"),
+         "of seconds above 0, so it stays 600; write e.g. --LashMagics.commit_wait_s=60"),
         ("lash_nb: the command line sets --LashMagics.sql_rows=-1, which is not a whole number "
         "of rows, 0 or more (0 shows every row), so it stays 50; write e.g. "
-        "--LashMagics.sql_rows=50"),
+         "--LashMagics.sql_rows=50"),
     ], lines
     assert got == ["600.0", "50", "notes.duckdb", "0.2"]
 
@@ -108,9 +98,7 @@ def test_a_refused_config_value_leaves_the_setting_to_pyproject_at_load_and_relo
     toml = tmp_path / "pyproject.toml"
     toml.write_text("[tool.lash_nb]\nsql-rows = 7\ncommit-wait-s = 90\n")
     with KernelHarness(cwd=str(tmp_path), env=env) as k:
-        ex = k.execute("%load_ext lash_nb", stop_on_error=False)
-        assert ex.status == "ok", ex.error
-        lines = _said(ex.stderr)
+        lines = load_lines(k)
         loaded = k.run(f"print({MAGICS}.sql_rows, {MAGICS}.commit_wait_s)").stdout.split()
         refused = k.execute("%config LashMagics.sql_rows = -1", stop_on_error=False)
         toml.write_text("[tool.lash_nb]\nsql-rows = 9\ncommit-wait-s = 90\n")
