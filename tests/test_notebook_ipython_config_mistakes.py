@@ -115,3 +115,16 @@ def test_a_refused_config_value_leaves_the_setting_to_pyproject_at_load_and_relo
                         "%config sets commit_wait_s, which wins over the file; open sessions "
                         "stay open"), reloaded
     assert after == "9"
+
+
+@pytest.mark.slow  # a real kernel
+def test_a_bad_config_run_before_loading_says_to_write_config_again(tmp_path: Path) -> None:
+    env, _ = _profile(tmp_path, "c.LashMagics.commit_wait_s = 30\n")
+    with KernelHarness(cwd=str(tmp_path), env=env) as k:
+        k.run("%config LashMagics.sql_rows = -2")  # no magics to refuse it yet
+        lines = load_lines(k)
+        got = k.run(f"print({MAGICS}.sql_rows, {MAGICS}.commit_wait_s)").stdout.split()
+    assert lines == [("lash_nb: IPython's config sets LashMagics.sql_rows = -2, which is not a "
+                     "whole number of rows, 0 or more (0 shows every row), so it stays 50; "
+                     "write e.g. %config LashMagics.sql_rows = 50")], lines
+    assert got == ["50", "30.0"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,6 @@ def _file_with(key: str) -> str | None:
             text = Path(name).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue
-        if "LashMagics" in text and key in text:
+        if "LashMagics" in text and re.search(rf"\b{key}\b", text):  # .py or .json
             return str(name)
     return None
