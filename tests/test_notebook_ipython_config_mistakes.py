@@ -128,3 +128,20 @@ def test_a_bad_config_run_before_loading_says_to_write_config_again(tmp_path: Pa
                      "whole number of rows, 0 or more (0 shows every row), so it stays 50; "
                      "write e.g. %config LashMagics.sql_rows = 50")], lines
     assert got == ["50", "30.0"]
+
+
+@pytest.mark.slow  # a real kernel
+def test_a_refused_config_after_a_good_one_keeps_the_good_one_over_the_file(
+        tmp_path: Path) -> None:
+    toml = tmp_path / "pyproject.toml"
+    toml.write_text("[tool.lash_nb]\nsql-rows = 7\n")
+    with KernelHarness(cwd=str(tmp_path)) as k:
+        load_lines(k)
+        k.run("%config LashMagics.sql_rows = 3")
+        k.execute("%config LashMagics.sql_rows = -1", stop_on_error=False)
+        toml.write_text("[tool.lash_nb]\nsql-rows = 9\n")
+        reloaded = k.run("%reload_ext lash_nb").stdout.strip()
+        after = k.run(f"print({MAGICS}.sql_rows)").stdout.strip()
+    assert reloaded == (f"lash_nb: read [tool.lash_nb] of {toml} again: %config sets sql_rows, "
+                        "which wins over the file; open sessions stay open"), reloaded
+    assert after == "3"

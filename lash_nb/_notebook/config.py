@@ -26,7 +26,7 @@ from typing import Any
 
 from traitlets import TraitError
 
-from .settings import accepted, kind_of, refusal, take_ipython_config, without_lash
+from .settings import kind_of, refusal, take_ipython_config, without_lash
 
 KEYS = (
     "session", "store", "provider", "model", "residency", "offline_delay_s", "live_interval_s",
@@ -157,12 +157,13 @@ def take_pyproject(magics: Any, configured: Any
     return settings, changed
 
 
-def reread_pyproject(magics: Any, configured: Any) -> str:
+def reread_pyproject(magics: Any) -> str:
     """What ``%reload_ext lash_nb`` does with the table and the line it prints: the settings
     that changed, and those the file sets but ``%config`` holds (its value wins: without a
-    word, an edit of the file that ``%config`` overrides looks ignored). A value ``%config``
-    gave that the magics refused holds nothing: the file's value applies."""
-    configured = accepted(magics, configured)
+    word, an edit of the file that ``%config`` overrides looks ignored). What ``%config`` holds
+    is the magics' own config: the values they took (the shell's config keeps a value the
+    magics refused too, as ``%config`` writes it there before they check it)."""
+    configured = magics.config.get("LashMagics", {})
     settings, changed = take_pyproject(magics, configured)
     if settings.path is None:
         head = (f"lash_nb: no pyproject.toml in {Path.cwd()} or a folder above it; "
@@ -186,7 +187,7 @@ def configured_magics(ip: Any, make: Any) -> Any:
     given = ip.config.get("LashMagics", {})
     magics = make(ip, config=without_lash(ip.config))
     refused, unknown = take_ipython_config(magics, given)
-    take_pyproject(magics, accepted(magics, given))
+    take_pyproject(magics, magics.config.get("LashMagics", {}))  # the values taken
     for line in [*unknown, *(refusal(magics, key, given[key]) for key in refused)]:
         print(line, file=sys.stderr)
     return magics

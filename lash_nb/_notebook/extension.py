@@ -372,7 +372,7 @@ def kernel_stop_notice(ip: Any) -> str | None:
 def load_ipython_extension(ip: Any) -> None:
     loaded = ip.magics_manager.registry.get("LashMagics")
     if loaded is not None:  # %reload_ext lash_nb: the same magics, its sessions stay open
-        print(reread_pyproject(loaded, ip.config.get("LashMagics", {})))
+        print(reread_pyproject(loaded))
         return
     notice = kernel_stop_notice(ip)
     if notice is not None:

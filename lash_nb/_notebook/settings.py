@@ -1,11 +1,10 @@
 """The kinds of ``LashMagics`` setting that check their values, and IPython's config taken one
 setting at a time.
 
-Each kind checks a value in its trait's ``validate``, which runs before the value is set: the
-line it raises names the value kept, and a value can be tried without setting it (which is how
-a ``%reload_ext`` tells a refused ``%config`` value from one in force). Each carries ``kind``,
-the words every line uses for what it takes (``a whole number of rows, 0 or more``), so
-``%config``, ``[tool.lash_nb]`` and ``ipython_config.py`` say the same (ADR 203).
+Each kind checks a value in its trait's ``validate``, which runs before the value is set, so
+the line it raises names the value kept. Each carries ``kind``, the words every line uses for
+what it takes (``a whole number of rows, 0 or more``), so ``%config``, ``[tool.lash_nb]`` and
+``ipython_config.py`` say the same (ADR 203).
 
 IPython's config (a profile's ``ipython_config.py``, ``--LashMagics.x=...`` on the kernel's
 command line, a ``%config`` run before ``%load_ext``) reached the magics whole, in
@@ -114,21 +113,6 @@ def _value(trait: TraitType[Any, Any], raw: Any, current: Any) -> Any:
     if isinstance(raw, DeferredConfig):
         return raw.get_value(trait)
     return raw
-
-
-def accepted(magics: Any, given: Any) -> dict[str, Any]:
-    """The settings of ``given`` (IPython's ``LashMagics`` config, which ``%config`` writes
-    into even when the magics refuse the value) that the magics take: the ones that win over
-    ``[tool.lash_nb]``."""
-    traits, out = magics.traits(config=True), {}
-    for key, raw in given.items():
-        if key in traits:
-            try:
-                traits[key].validate(magics, _value(traits[key], raw, getattr(magics, key)))
-            except TraitError:
-                continue
-            out[key] = raw
-    return out
 
 
 def without_lash(config: Any) -> Config:
