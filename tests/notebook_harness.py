@@ -85,9 +85,11 @@ class Execution:
 class KernelHarness:
     """One kernel per instance; use as a context manager."""
 
-    def __init__(self, *, cwd: str | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *, cwd: str | None = None, env: dict[str, str] | None = None,
+                 args: list[str] | None = None) -> None:
         self.cwd = cwd
         self.env = env or {}
+        self.args = args or []  # more of the kernel's command line (--LashMagics.x=...)
         self.km: Any = None
         self.kc: Any = None
         self.executions: dict[str, Execution] = {}
@@ -109,7 +111,8 @@ class KernelHarness:
             # start, so start another on new ports (not IPC sockets: their small buffers made
             # IOPub drop a flood of widget messages, the cell's idle among them)
             self.km = KernelManager(kernel_name="python3")
-            self.km.start_kernel(cwd=self.cwd, env=env, extra_arguments=["--HistoryManager.enabled=False"])
+            self.km.start_kernel(cwd=self.cwd, env=env, extra_arguments=[
+                "--HistoryManager.enabled=False", *self.args])
             self.kc = self.km.client()
             self.kc.start_channels()
             try:
@@ -367,3 +370,12 @@ def _apply_rows(state: dict[str, Any], msg: Any) -> None:
         units = old.encode("utf-16-le", "surrogatepass")[:2 * keep]
         state["html"][cid] = units.decode("utf-16-le", "surrogatepass") + text
     state["html_len"] = {**state.get("html_len", {}), **msg.get("html_len", {})}
+
+
+def load_lines(k: KernelHarness) -> list[str]:
+    """``%load_ext lash_nb`` in kernel ``k``, which must succeed, and the lines it said on
+    stderr but the one an ipykernel older than 7.4 gets (ADR 23)."""
+    ex = k.execute("%load_ext lash_nb", stop_on_error=False)
+    assert ex.status == "ok", ex.error
+    return [line for line in ex.stderr.strip().splitlines()
+            if line.startswith("lash_nb: ") and not line.startswith("lash_nb: ipykernel ")]

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from traitlets import Float, Int, TraitError
+from traitlets import TraitError
+
+from .settings import kind_of, refusal, take_ipython_config, without_lash
 
 KEYS = (
     "session", "store", "provider", "model", "residency", "offline_delay_s", "live_interval_s",
@@ -96,22 +98,14 @@ def read_pyproject(start: Path | None = None) -> PyprojectSettings:
     return out
 
 
-# what each kind of setting takes
-_KINDS = {"Float": "a number", "Int": "a whole number", "Unicode": "text in quotes"}
-_OWN = {"commit_wait_s": "a number of seconds above 0",
-        "live_interval_s": "a number of seconds above 0",
-        "session": "a session name in quotes, not empty",
-        "store": 'a DuckDB path, a postgresql:// DSN or ":memory:" in quotes, not empty'}
-
-
-def bad_value(settings: PyprojectSettings, key: str, value: Any, *, trait: str, kept: Any,
-              default: Any) -> str:
-    """The line for a value the setting cannot take (``commit-wait-s = "soon"``); ``trait``
-    is the setting's trait class name (``Float``), ``default`` its built-in value (the
-    example to write, unless empty)."""
-    kind = _OWN.get(key) or _KINDS.get(trait, "another value")
+def bad_value(settings: PyprojectSettings, key: str, value: Any, *, trait: Any,
+              kept: Any) -> str:
+    """The line for a value the setting cannot take (``commit-wait-s = "soon"``): what the
+    setting takes, in the words ``%config``'s line uses, and its built-in value as the example
+    to write (unless empty)."""
+    default = trait.default_value
     example = _toml(default) if default not in ("", None) else '"..."'
-    return (f"{settings.where(key)} = {_toml(value)} is not {kind}, so it stays "
+    return (f"{settings.where(key)} = {_toml(value)} is not {kind_of(trait)}, so it stays "
             f"{_toml(kept)}; write e.g. {settings.spelled.get(key, key)} = {example}")
 
 
@@ -147,12 +141,9 @@ def take_pyproject(magics: Any, configured: Any
         kept, trait = getattr(magics, key), magics.traits()[key]
         value = settings.values.get(key, trait.default_value)
         try:
-            if isinstance(value, bool) and isinstance(trait, Float | Int):  # traitlets: 1
-                raise TraitError(key)
-            setattr(magics, key, value)
+            setattr(magics, key, value)  # each kind refuses a TOML true (traitlets: 1)
         except TraitError:
-            notes.append(bad_value(settings, key, value, kept=kept, trait=type(trait).__name__,
-                                   default=trait.default_value))
+            notes.append(bad_value(settings, key, value, kept=kept, trait=trait))
             if key in before:
                 taken[key] = before[key]  # the file's earlier value is still in force
             continue
@@ -166,10 +157,13 @@ def take_pyproject(magics: Any, configured: Any
     return settings, changed
 
 
-def reread_pyproject(magics: Any, configured: Any) -> str:
+def reread_pyproject(magics: Any) -> str:
     """What ``%reload_ext lash_nb`` does with the table and the line it prints: the settings
     that changed, and those the file sets but ``%config`` holds (its value wins: without a
-    word, an edit of the file that ``%config`` overrides looks ignored)."""
+    word, an edit of the file that ``%config`` overrides looks ignored). What ``%config`` holds
+    is the magics' own config: the values they took (the shell's config keeps a value the
+    magics refused too, as ``%config`` writes it there before they check it)."""
+    configured = magics.config.get("LashMagics", {})
     settings, changed = take_pyproject(magics, configured)
     if settings.path is None:
         head = (f"lash_nb: no pyproject.toml in {Path.cwd()} or a folder above it; "
@@ -182,3 +176,18 @@ def reread_pyproject(magics: Any, configured: Any) -> str:
     if held:
         said.append(f"%config sets {', '.join(held)}, which wins over the file")
     return f"{head}: {'; '.join(said) if said else 'no setting changed'}; open sessions stay open"
+
+
+def configured_magics(ip: Any, make: Any) -> Any:
+    """The magics ``make`` builds (``LashMagics``), set from IPython's config and then
+    ``[tool.lash_nb]``, each setting on its own: a bad value in ``ipython_config.py``, on the
+    kernel's command line or in a ``%config`` run before loading is one line and the others
+    apply (traitlets, given the config whole, refused the load). A value IPython's config sets
+    and the magics take wins over the file; a refused one leaves the key to the file."""
+    given = ip.config.get("LashMagics", {})
+    magics = make(ip, config=without_lash(ip.config))
+    refused, unknown = take_ipython_config(magics, given)
+    take_pyproject(magics, magics.config.get("LashMagics", {}))  # the values taken
+    for line in [*unknown, *(refusal(magics, key, given[key]) for key in refused)]:
+        print(line, file=sys.stderr)
+    return magics

@@ -42,7 +42,7 @@ from typing import Any, TypeGuard
 
 from IPython.core.error import UsageError
 
-from .config import reread_pyproject, take_pyproject
+from .config import configured_magics, reread_pyproject
 from .magics import LashMagics
 from .shutdown import commit_turns_at_shutdown
 
@@ -372,13 +372,12 @@ def kernel_stop_notice(ip: Any) -> str | None:
 def load_ipython_extension(ip: Any) -> None:
     loaded = ip.magics_manager.registry.get("LashMagics")
     if loaded is not None:  # %reload_ext lash_nb: the same magics, its sessions stay open
-        print(reread_pyproject(loaded, ip.config.get("LashMagics", {})))
+        print(reread_pyproject(loaded))
         return
     notice = kernel_stop_notice(ip)
     if notice is not None:
         print(notice, file=sys.stderr)
-    magics = LashMagics(ip)
-    take_pyproject(magics, ip.config.get("LashMagics", {}))
+    magics: LashMagics = configured_magics(ip, LashMagics)  # a bad value: one line (ADR 203)
     ip.register_magics(magics)
     ip.configurables.append(magics)
     ip.events.register("pre_run_cell", magics.cell_started)

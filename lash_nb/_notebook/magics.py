@@ -18,11 +18,12 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from traitlets import Float, Int, TraitError, Unicode, observe, validate
+from traitlets import Unicode, observe
 
 from .._errors import LashError, SessionExecutionBusy
 from .._providers.registry import NAMES as PROVIDERS
 from .context import NotebookContext
+from .settings import Count, Named, Seconds
 
 Verb = Callable[["LashMagics", str, "str | None", bool], Awaitable[Any]]
 
@@ -48,30 +49,6 @@ VERBS: dict[str, tuple[str, str]] = {
     "help": ("verbs_info", "help_"),
 }
 CELL_VERBS = ("turn", "enqueue", "sql")
-
-
-class Seconds(Float[float, float]):
-    """A setting in seconds above 0 (``commit_wait_s``, ``live_interval_s``). Zero, a negative
-    number, NaN and infinity were taken silently (a negative ``live_interval_s`` sent every
-    delta of a turn to the front end, ADR 199), and text got traitlets' line, which said what
-    was wrong but not what to write. Checked here, before the value is set, so the line says
-    the value kept (a ``@validate`` runs after ``%config`` has set it)."""
-
-    def __init__(self, default: float, *, example: str, help: str) -> None:
-        super().__init__(default, help=help)
-        self.example = example
-
-    def validate(self, obj: Any, value: Any) -> float:
-        try:  # a bool is no number of seconds (traitlets takes True as 1)
-            seconds = float("nan") if isinstance(value, bool) else float(
-                super().validate(obj, value))
-        except TraitError:
-            seconds = float("nan")
-        if not 0 < seconds < float("inf"):
-            raise TraitError(f"LashMagics.{self.name} must be a number of seconds above 0 "
-                             f"(e.g. {self.example}), not {value!r}; it stays "
-                             f"{getattr(obj, str(self.name)):g}")
-        return seconds
 
 
 def verb_function(verb: str) -> Verb:
@@ -125,42 +102,36 @@ def route(line: str, cell: str | None) -> tuple[str, str]:
 
 @magics_class
 class LashMagics(Magics):
-    session = Unicode("default", help="session id used when no session is named").tag(config=True)
-    store = Unicode("lash.duckdb", help="DuckDB path, ':memory:' or postgresql:// DSN").tag(config=True)
+    session = Named("default", what="a session name", example="analysis",
+                    help="session id used when no session is named").tag(config=True)
+    store = Named("lash.duckdb", what='a DuckDB path, a postgresql:// DSN or ":memory:"',
+                  example="lash.duckdb", help="DuckDB path, ':memory:' or postgresql:// DSN"
+                  ).tag(config=True)
     provider = Unicode("offline", help="|".join(PROVIDERS)).tag(config=True)
     model = Unicode("", help="model id ('' = the provider's default)").tag(config=True)
     residency = Unicode("keep_all", help="keep_all|active_path_only").tag(config=True)
-    offline_delay_s = Float(0.03, help="seconds between offline-provider deltas").tag(config=True)
+    offline_delay_s = Seconds(0.03, example="0.03", zero=True, help="seconds between "
+                              "offline-provider deltas (0: no pause)").tag(config=True)
     live_interval_s = Seconds(0.05, example="0.05", help="minimum seconds between widget "
                               "flushes").tag(config=True)
     prices = Unicode("default", help="costs shown: default (bundled snapshot), none, a CSV path "
                      "or a notebook variable holding {model: {bucket: usd_per_million}}"
                      ).tag(config=True)
-    attach_max_bytes = Int(5_000_000, help="bytes allowed per --attach object or file"
-                           ).tag(config=True)
-    attach_turn_max_bytes = Int(20_000_000, help="bytes allowed for all of a turn's --attach"
-                                ).tag(config=True)
-    sql_rows = Int(50, help="rows a bare %lash sql shows (the first ones; the rest are counted, "
-                   "not loaded); df = %lash sql ... holds every row; 0 shows every row"
-                   ).tag(config=True)
-    max_tool_output = Int(65_536, help="characters of a tool's output the model is sent, in "
-                          "sessions opened after it is set (a tool's own max_output wins)"
-                          ).tag(config=True)
+    attach_max_bytes = Count(5_000_000, unit="bytes", help="bytes allowed per --attach object "
+                             "or file").tag(config=True)
+    attach_turn_max_bytes = Count(20_000_000, unit="bytes", help="bytes allowed for all of a "
+                                  "turn's --attach").tag(config=True)
+    sql_rows = Count(50, unit="rows", zero="shows every row", help="rows a bare %lash sql "
+                     "shows (the first ones; the rest are counted, not loaded); df = %lash sql "
+                     "... holds every row; 0 shows every row").tag(config=True)
+    max_tool_output = Count(65_536, unit="characters", help="characters of a tool's output the "
+                            "model is sent, in sessions opened after it is set (a tool's own "
+                            "max_output wins)").tag(config=True)
 
     commit_wait_s = Seconds(600.0, example="60", help="seconds a finished turn's commit waits "
                             "for a full disk or a read-only, moved or busy DuckDB file before the "
                             "turn is left NOT saved (Stop or the kernel's interrupt end the wait "
                             "sooner)").tag(config=True)
-
-    @validate("session", "store")
-    def _check_named(self, proposal: Any) -> str:
-        value: str = proposal["value"]
-        if not value.strip():  # an empty one meant the built-in default, silently (ADR 192)
-            name = proposal["trait"].name
-            raise TraitError(f"LashMagics.{name} is empty; give one, e.g. "
-                             f"{'analysis' if name == 'session' else 'lash.duckdb'}; it stays "
-                             f"{getattr(self, name)!r}")
-        return value
 
     @observe("commit_wait_s")
     def _commit_wait_changed(self, change: Any) -> None:

@@ -126,7 +126,12 @@ async def tools(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
                 admin.add_provider(t)
                 known.add(t.name)
     from .widgets.tools import ToolCatalogWidget  # anywidget loads with the first widget
-    return ToolCatalogWidget(load=admin.all_tools, set_membership=admin.set_membership)
+    panel = ToolCatalogWidget(load=admin.all_tools, set_membership=admin.set_membership)
+    if not panel.tools and not assigned:  # its table would be a bare header
+        print(f"session {b.session.session_id!r} has no tools yet: a @tool function defined in "
+              "the notebook joins when %lash tools runs again, an MCP server's tools with "
+              "%lash mcp add")
+    return panel
 
 
 async def usage(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
@@ -192,7 +197,12 @@ async def sessions(m: LashMagics, argline: str, cell: str | None, assigned: bool
             "parent_session_id"]
     frame = pd.DataFrame([{c: getattr(x, c) for c in cols} for x in metas], columns=cols)
     frame["updated_at"] = utc_from_ms([x.updated_at_ms for x in metas])
-    return frame
+    from .._core.secrets import scrub_urls
+
+    where = "memory" if b.store == ":memory:" else repr(scrub_urls(b.store))  # a DSN's password
+    return told_if_empty(frame, assigned, f"no session is stored in {where} yet: a session is "
+                         "stored with its first turn (%%lash, %lash turn); the session in use "
+                         f"is {b.session.session_id!r}")
 
 
 async def graph(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
@@ -245,7 +255,7 @@ async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
 
     run_async = getattr(b.core.store, "query_async", None)
     head = getattr(b.core.store, "query_head_async", None)
-    cap = 0 if assigned else max(0, m.sql_rows)  # assigned: every row, as ever
+    cap = 0 if assigned else m.sql_rows  # assigned, or sql_rows = 0: every row
     total = None
     try:
         if run_async is None:
