@@ -58,12 +58,13 @@ from .._core.llm import LlmPart
 from .._core.records import Message, Part, PartKind, Role, ToolCallRecord, fresh_id
 from .._core.secrets import scrub as scrub_shapes
 from .._core.secrets import scrub_strings
-from .._core.text import clean_json
+from .._core.text import clean_json, clean_text
 from .._core.tool_output import DEFAULT_MAX_OUTPUT, bounded
 from .._core.tools import ToolContext, ToolManifest, ToolProvider, ToolRegistry
 from .._errors import ToolArgumentsInvalid
 from .._providers.redaction import scrub_known_in, scrub_known_values
 from .approval import ApprovalRequest, Approvals
+from .tool_print import Printed, capturing
 from .turn_records import (
     args_problem,
     as_text,
@@ -129,10 +130,13 @@ class ToolBatch:
         self.clock[call_id] = (started, t0)
         broken = args_problem(call.input_json, name)
         output: Any
+        printed = None
         if broken is not None:  # never run a call on arguments the model did not send
             output, success = scrub_known_values(self.scrub(broken)), False
         else:
-            output, success = await self._execute(name, args, call_id)
+            with capturing(self._printed(call_id, name)) as taken:
+                output, success = await self._execute(name, args, call_id)
+            printed = self._logs(taken.text(self._scrub_log))
         started, t0 = self.clock[call_id]  # an approved call's clock starts at its approval
         duration = round((time.perf_counter() - t0) * 1000, 3)
         if success and isinstance(output, TextWithImages):  # an MCP result's pictures
@@ -157,9 +161,30 @@ class ToolBatch:
         self.results[call_id] = (as_text(output), success)
         self.records.append(ToolCallRecord(call_id, name, args, output, success, duration, started,
                                            approval=self.decisions.get(call_id),
+                                           printed=printed,
                                            traceback=self.tracebacks.get(call_id)))
         self.emit(ev.ToolCallCompleted(call_id, name, args, output, duration, success,
-                                       "success" if success else "failure"), cid)
+                                       "success" if success else "failure", printed), cid)
+
+    def _printed(self, call_id: str, name: str) -> Printed:
+        """The call's capture of what it prints (``tool_print.py``), bounded like its output,
+        its whole lines shown live on its row."""
+        found = self.registry.provider_for(name)
+        limit = (getattr(found[0], "max_output", None) if found else None) or self.max_output
+        cid = f"tool:{call_id}"
+
+        def live(text: str) -> None:
+            self.emit(ev.ToolCallPrinted(call_id, name, self._logs(text) or ""), cid)
+
+        return Printed(limit, live=live, loop=asyncio.get_running_loop())
+
+    def _scrub_log(self, text: str) -> str:
+        return scrub_known_values(self.scrub(text))
+
+    def _logs(self, text: str | None) -> str | None:
+        """Printed text as the session keeps it: cleaned (core/text.py), without credential
+        shapes and every key this process knows, as an error's text (ADR 197)."""
+        return None if text is None else self._scrub_log(clean_text(text))
 
     def _shaped(self, call_id: str, output: Any) -> Any:
         """``output`` as the session keeps it: bounded, cleaned (core/text.py), without the

@@ -23,6 +23,7 @@ Pure: no widget, no I/O. The widget copies ``blocks`` / ``usage`` / ... into syn
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -139,6 +140,8 @@ class TurnFold:
                 dur = f", {b['duration_ms']:.0f} ms" if b.get("duration_ms") is not None else ""
                 name = b["name"] or UNNAMED
                 out.append(f"- tool `{name}` {b['status']}{dur}{approval_note(b, ' (', ')')}")
+                if b.get("printed"):
+                    out.append(printed_markdown(str(b["printed"])))
                 if b.get("child"):
                     out.append(child_markdown(b["child"]))
             elif k == "cell":
@@ -226,6 +229,8 @@ def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
         args=a.get("args", row.get("args")),
         output=shown_output(a.get("output"), a.get("call_id")),
         duration_ms=duration,
+        printed=shown_printed(a.get("printed"), a.get("call_id")) if a.get("printed") else
+        row.get("printed"),
         status="done" if ok else "cancelled" if cancelled else "denied" if denied else "failed",
     )
 
@@ -257,6 +262,36 @@ def shown_output(output: Any, call_id: Any) -> Any:
     said = f"\n{line.group(0)}" if line.end() > end else ""  # past what is shown: quoted
     return (f"{shown}lash kept {kept:,} of the {total:,} {unit} this tool returned (its start "
             f"and end, what the model read), stored: %lash sql {where}{said}")
+
+
+def _tool_printed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    """Lines a running call printed, on its row as they come; the completion's whole text
+    replaces them (ADR 197)."""
+    row = fold._row(cid, "tool", name=a.get("name", ""), status="running")
+    before = str(row.get("printed") or "")
+    if len(before) <= SHOWN_OUTPUT_CHARS:  # else already cut: the rest comes at the end
+        row["printed"] = shown_printed(before + str(a.get("text") or ""), a.get("call_id"))
+
+
+def shown_printed(text: Any, call_id: Any) -> str:
+    """What a call printed as the widget and the record show it: whole up to
+    ``SHOWN_OUTPUT_CHARS`` characters, else its start and a line saying where the rest is."""
+    text = str(text)
+    if len(text) <= SHOWN_OUTPUT_CHARS:
+        return text
+    where = "SELECT printed FROM tool_calls"
+    if isinstance(call_id, str) and call_id:
+        where += " WHERE call_id = '" + call_id.replace("'", "''") + "'"
+    end = cut_point(text, SHOWN_OUTPUT_CHARS)
+    return (f"{text[:end]}\n… {len(text) - end:,} more characters not shown here; what lash "
+            f"kept of what this tool printed: %lash sql {where}")
+
+
+def printed_markdown(text: str) -> str:
+    """A call's printed text as an indented code block of the record's markdown: a fence
+    longer than any backtick run in it, so the text cannot end the block."""
+    fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", text)), default=0))
+    return f"  printed:\n{fence}\n{text.rstrip(chr(10))}\n{fence}"
 
 
 def _sandbox_started(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
@@ -505,6 +540,7 @@ _HANDLERS = {
     "model_attempt_reset": _reset,
     "tool_call_started": _tool_started,
     "tool_call_completed": _tool_completed,
+    "tool_call_printed": _tool_printed,
     "tool_approval": _tool_approval,
     "usage": _usage,
     "retry_status": _retry,

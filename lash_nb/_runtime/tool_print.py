@@ -1,0 +1,224 @@
+"""What a tool prints during its call, taken from ``sys.stdout`` / ``sys.stderr`` for that call
+alone (docs/adr/0197).
+
+Theory of operation
+- A call being captured has a :class:`Printed` in the context variable ``_CAPTURE``. The batch
+  sets it around the call's ``execute`` (``capturing``): an ``async def`` tool runs in that
+  context (its task, or a copy of it for each call of a concurrent batch), a plain function's
+  thread gets a copy of it (``_on_daemon_thread`` runs the function in
+  ``contextvars.copy_context()``), so what the call prints reaches its own ``Printed`` and
+  nothing else does: another cell, another turn, a bystander task or thread (their context
+  has no ``Printed``) writes to the stream as before.
+- While at least one call is captured, ``sys.stdout`` and ``sys.stderr`` are :class:`_Tee`
+  objects that send a write to the current context's ``Printed`` or, with none, to the stream
+  they replaced (attributes too: ipykernel's ``set_parent``, ``fileno``...). The last call to
+  end puts the replaced streams back, if nobody replaced the tees meanwhile. ``warnings`` and
+  a ``logging`` handler created without a stream (``lastResort``, a ``StreamHandler()`` made
+  while a tee is in place) write to ``sys.stderr`` when they write, so they are taken too; a
+  ``StreamHandler`` that holds the stream it replaced writes through the tee while a call runs
+  (its ``stream`` is swapped and put back), so ``logging.basicConfig()`` output is taken too.
+- A ``Printed`` keeps its first ``limit // 2 + EDGE`` characters and its last
+  ``limit - limit // 2 + EDGE`` (``_core/tool_output.py``'s cut needs those), counting the
+  characters and lines between: a tool printing megabytes holds ``limit`` characters, and
+  :meth:`Printed.text` gives the whole text or its two ends around the line saying what was
+  left out, as a tool's output is cut (ADR 174).
+- Live: a ``Printed`` with a ``live`` callback hands it its whole lines as they come (up to
+  the head it keeps), at most every ``LIVE_EVERY_S`` on the loop, so a tool printing a line a
+  millisecond makes a few activities, not thousands. A partial last line waits for the next
+  write or the call's end (the completion carries the whole text).
+- A write after the call ended (a tool's thread a stop left running, a task it spawned) goes
+  to the stream the tee replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .._core.tool_output import EDGE, cut_ends, joined
+
+LIVE_EVERY_S = 0.2
+_CAPTURE: contextvars.ContextVar[Printed | None] = contextvars.ContextVar(
+    "lash_tool_printed", default=None)
+_lock = threading.Lock()  # the tees' install count and the streams they replaced
+_installed = 0
+_replaced: dict[str, Any] = {}
+_handlers: list[tuple[logging.StreamHandler[Any], Any]] = []
+
+
+class Printed:
+    """The text one tool call printed, bounded (the module docstring)."""
+
+    def __init__(self, limit: int, *, live: Callable[[str], None] | None = None,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.limit = limit
+        self._head_max = limit // 2 + EDGE
+        self._tail_max = limit - limit // 2 + EDGE
+        self._head: list[str] = []
+        self._head_len = 0
+        self._tail: deque[str] = deque()
+        self._tail_len = 0
+        self.chars = 0
+        self.lines = 0
+        self.closed = False
+        self._lock = threading.Lock()
+        self._live = live
+        self._loop = loop
+        self._sent = 0  # characters of the head handed to ``live``
+        self._timer: asyncio.TimerHandle | None = None
+        self._scheduled = False
+
+    def write(self, text: str) -> None:
+        if not text:
+            return
+        with self._lock:
+            self.chars += len(text)
+            self.lines += text.count("\n")
+            room = self._head_max - self._head_len
+            if room > 0:
+                self._head.append(text[:room])
+                self._head_len += min(room, len(text))
+                text = text[room:]
+            if text:
+                self._tail.append(text)
+                self._tail_len += len(text)
+                while self._tail_len - len(self._tail[0]) >= self._tail_max:
+                    self._tail_len -= len(self._tail.popleft())
+            wake = self._live is not None and not self._scheduled and self._sent < self._head_len
+            if wake:
+                self._scheduled = True
+        if wake and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody shows it
+                self._loop.call_soon_threadsafe(self._arm)
+
+    def _arm(self) -> None:
+        if not self.closed and self._loop is not None:
+            self._timer = self._loop.call_later(LIVE_EVERY_S, self._flush)
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._scheduled = False
+            head = "".join(self._head)
+            end = head.rfind("\n", self._sent) + 1
+            new, self._sent = head[self._sent:end], max(self._sent, end)
+        if new and not self.closed and self._live is not None:
+            self._live(new)
+
+    def close(self) -> None:
+        """The call ended: no more live text; later writes go to the replaced stream."""
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def text(self, scrub: Callable[[str], str] | None = None) -> str | None:
+        """What the call printed (None: nothing), whole or cut to ``limit`` around a line
+        saying what was left out; ``scrub`` runs on the two ends with their edges first."""
+        with self._lock:
+            head, tail = "".join(self._head), "".join(self._tail)
+            n, lines = self.chars, self.lines
+        if not n:
+            return None
+        if n <= self.limit:
+            return head + tail
+        head, tail = cut_ends(head, tail[max(len(tail) - self._tail_max, 0):], self.limit,
+                              scrub)
+        left = lines - head.count("\n") - tail.count("\n")
+        return joined(head, tail, n, left, self.limit, verb="printed")
+
+
+class _Tee:
+    """``sys.stdout`` / ``sys.stderr`` while a call is captured (the module docstring)."""
+
+    def __init__(self, inner: Any) -> None:
+        object.__setattr__(self, "_inner", inner)
+
+    def write(self, text: str) -> int:
+        printed = _CAPTURE.get()
+        if printed is None or printed.closed:
+            n = self._inner.write(text)
+            return n if isinstance(n, int) else len(text)
+        printed.write(str(text))
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        printed = _CAPTURE.get()
+        if printed is None or printed.closed:
+            self._inner.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._inner, name, value)
+
+
+def _install() -> None:
+    global _installed
+    with _lock:
+        _installed += 1
+        if _installed > 1:
+            return
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            _replaced[name] = stream
+            setattr(sys, name, _Tee(stream))
+        streams = {id(s): getattr(sys, n) for n, s in _replaced.items()}
+        for handler in _stream_handlers():
+            tee = streams.get(id(handler.stream))
+            if tee is not None:
+                _handlers.append((handler, handler.stream))
+                handler.stream = tee
+
+
+def _uninstall() -> None:
+    global _installed
+    with _lock:
+        _installed -= 1
+        if _installed:
+            return
+        for name, stream in _replaced.items():
+            if isinstance(getattr(sys, name), _Tee):  # not if someone replaced ours meanwhile
+                setattr(sys, name, stream)
+        _replaced.clear()
+        for handler, stream in _handlers:
+            if isinstance(handler.stream, _Tee):
+                handler.stream = stream
+        _handlers.clear()
+
+
+def _stream_handlers() -> Iterator[logging.StreamHandler[Any]]:
+    loggers: list[Any] = [logging.getLogger()]
+    loggers += [lg for lg in list(logging.Logger.manager.loggerDict.values())
+                if isinstance(lg, logging.Logger)]
+    for lg in loggers:
+        for handler in list(lg.handlers):
+            if isinstance(handler, logging.StreamHandler) and not isinstance(
+                    handler, logging.FileHandler):
+                yield handler
+
+
+@contextlib.contextmanager
+def capturing(printed: Printed) -> Iterator[Printed]:
+    """Take what the code run inside (and what it starts in this context) prints."""
+    _install()
+    token = _CAPTURE.set(printed)
+    try:
+        yield printed
+    finally:
+        _CAPTURE.reset(token)
+        printed.close()
+        _uninstall()
+
+
+__all__ = ["LIVE_EVERY_S", "Printed", "capturing"]
