@@ -64,7 +64,7 @@ from .._core.tools import ToolContext, ToolManifest, ToolProvider, ToolRegistry
 from .._errors import ToolArgumentsInvalid
 from .._providers.redaction import scrub_known_in, scrub_known_values
 from .approval import ApprovalRequest, Approvals
-from .tool_print import Printed, capturing
+from .tool_print import Printed
 from .turn_records import (
     args_problem,
     as_text,
@@ -134,7 +134,7 @@ class ToolBatch:
         if broken is not None:  # never run a call on arguments the model did not send
             output, success = scrub_known_values(self.scrub(broken)), False
         else:
-            with capturing(self._printed(call_id, name)) as taken:
+            with self._printed(call_id, name) as taken:
                 output, success = await self._execute(name, args, call_id)
             printed = self._logs(taken.text(self._scrub_log))
         started, t0 = self.clock[call_id]  # an approved call's clock starts at its approval

@@ -3,7 +3,7 @@ alone (docs/adr/0197).
 
 Theory of operation
 - A call being captured has a :class:`Printed` in the context variable ``_CAPTURE``. The batch
-  sets it around the call's ``execute`` (``capturing``): an ``async def`` tool runs in that
+  sets it around the call's ``execute`` (``with Printed(...)``): an ``async def`` tool runs in that
   context (its task, or a copy of it for each call of a concurrent batch), a plain function's
   thread gets a copy of it (``_on_daemon_thread`` runs the function in
   ``contextvars.copy_context()``), so what the call prints reaches its own ``Printed`` and
@@ -39,7 +39,7 @@ import logging
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from .._core.tool_output import EDGE, cut_ends, joined
@@ -49,8 +49,10 @@ _CAPTURE: contextvars.ContextVar[Printed | None] = contextvars.ContextVar(
     "lash_tool_printed", default=None)
 _lock = threading.Lock()  # the tees' install count and the streams they replaced
 _installed = 0
-_replaced: dict[str, Any] = {}
+_replaced: tuple[Any, Any] | None = None  # sys.stdout, sys.stderr as the first call found them
 _handlers: list[tuple[logging.StreamHandler[Any], Any]] = []
+_tees: list[_Tee | None] = [None, None]
+_known: tuple[Any, list[logging.StreamHandler[Any]]] = (None, [])  # logging's handler list
 
 
 class Printed:
@@ -74,6 +76,7 @@ class Printed:
         self._sent = 0  # characters of the head handed to ``live``
         self._timer: asyncio.TimerHandle | None = None
         self._scheduled = False
+        self._token: contextvars.Token[Printed | None] | None = None
 
     def write(self, text: str) -> None:
         if not text:
@@ -110,6 +113,18 @@ class Printed:
             new, self._sent = head[self._sent:end], max(self._sent, end)
         if new and not self.closed and self._live is not None:
             self._live(new)
+
+    def __enter__(self) -> Printed:
+        """Take what the code run inside (and what it starts in this context) prints."""
+        _install()
+        self._token = _CAPTURE.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _CAPTURE.reset(self._token)
+        self.close()
+        _uninstall()
 
     def close(self) -> None:
         """The call ended: no more live text; later writes go to the replaced stream."""
@@ -164,61 +179,68 @@ class _Tee:
 
 
 def _install() -> None:
-    global _installed
+    global _installed, _replaced
     with _lock:
         _installed += 1
         if _installed > 1:
             return
-        for name in ("stdout", "stderr"):
-            stream = getattr(sys, name)
-            _replaced[name] = stream
-            setattr(sys, name, _Tee(stream))
-        streams = {id(s): getattr(sys, n) for n, s in _replaced.items()}
+        out, err = _replaced = (sys.stdout, sys.stderr)
+        sys.stdout, sys.stderr = _tee(0, out), _tee(1, err)
         for handler in _stream_handlers():
-            tee = streams.get(id(handler.stream))
-            if tee is not None:
-                _handlers.append((handler, handler.stream))
-                handler.stream = tee
+            stream = handler.stream
+            if stream is out or stream is err:
+                _handlers.append((handler, stream))
+                handler.stream = _tees[0 if stream is out else 1]
+
+
+def _tee(i: int, stream: Any) -> _Tee:
+    """The tee of ``stream``: the one made last time when it is the same stream."""
+    tee = _tees[i]
+    if tee is None or tee._inner is not stream:
+        tee = _tees[i] = _Tee(stream)
+    return tee
 
 
 def _uninstall() -> None:
-    global _installed
+    global _installed, _replaced
     with _lock:
         _installed -= 1
-        if _installed:
+        if _installed or _replaced is None:
             return
-        for name, stream in _replaced.items():
-            if isinstance(getattr(sys, name), _Tee):  # not if someone replaced ours meanwhile
-                setattr(sys, name, stream)
-        _replaced.clear()
+        # not if someone replaced a tee meanwhile: theirs stays
+        if sys.stdout is _tees[0]:
+            sys.stdout = _replaced[0]
+        if sys.stderr is _tees[1]:
+            sys.stderr = _replaced[1]
+        _replaced = None
         for handler, stream in _handlers:
             if isinstance(handler.stream, _Tee):
                 handler.stream = stream
         _handlers.clear()
 
 
-def _stream_handlers() -> Iterator[logging.StreamHandler[Any]]:
-    loggers: list[Any] = [logging.getLogger()]
-    loggers += [lg for lg in list(logging.Logger.manager.loggerDict.values())
-                if isinstance(lg, logging.Logger)]
-    for lg in loggers:
-        for handler in list(lg.handlers):
-            if isinstance(handler, logging.StreamHandler) and not isinstance(
-                    handler, logging.FileHandler):
-                yield handler
+def _stream_handlers() -> list[logging.StreamHandler[Any]]:
+    """Every stream handler alive: ``logging``'s own list of the handlers it made (a few,
+    where walking the loggers of a kernel that imported pandas and matplotlib costs 100 us a
+    call), or, without that list, the handlers of every logger."""
+    global _known
+    made = getattr(logging, "_handlerList", None)
+    if isinstance(made, list):
+        if not made:
+            return []
+        key = (len(made), made[-1])
+        if _known[0] == key:  # no handler made or gone since the last call
+            return _known[1]
+        handlers = [ref() for ref in list(made)]
+        found = [h for h in handlers if isinstance(h, logging.StreamHandler)
+                 and not isinstance(h, logging.FileHandler)]
+        _known = (key, found)
+        return found
+    else:  # another Python: the loggers' handlers
+        loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+        handlers = [h for lg in loggers if isinstance(lg, logging.Logger) for h in lg.handlers]
+    return [h for h in handlers if isinstance(h, logging.StreamHandler)
+            and not isinstance(h, logging.FileHandler)]
 
 
-@contextlib.contextmanager
-def capturing(printed: Printed) -> Iterator[Printed]:
-    """Take what the code run inside (and what it starts in this context) prints."""
-    _install()
-    token = _CAPTURE.set(printed)
-    try:
-        yield printed
-    finally:
-        _CAPTURE.reset(token)
-        printed.close()
-        _uninstall()
-
-
-__all__ = ["LIVE_EVERY_S", "Printed", "capturing"]
+__all__ = ["LIVE_EVERY_S", "Printed"]

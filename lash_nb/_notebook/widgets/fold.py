@@ -273,10 +273,10 @@ def _tool_printed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
         row["printed"] = shown_printed(before + str(a.get("text") or ""), a.get("call_id"))
 
 
-def shown_printed(text: Any, call_id: Any) -> str:
+def shown_printed(printed: Any, call_id: Any) -> str:
     """What a call printed as the widget and the record show it: whole up to
     ``SHOWN_OUTPUT_CHARS`` characters, else its start and a line saying where the rest is."""
-    text = str(text)
+    text = str(printed)
     if len(text) <= SHOWN_OUTPUT_CHARS:
         return text
     where = "SELECT printed FROM tool_calls"
