@@ -226,3 +226,97 @@ def test_a_key_the_process_knows_and_odd_characters_leave_what_a_tool_printed(
     printed = out.result.tool_calls[0].printed
     assert KEY not in printed
     assert printed == "using key [redacted] \ufffd and \ufffd done\n"
+
+
+def test_a_call_cut_by_a_stop_keeps_what_it_printed_and_its_row_showed_it_live() -> None:
+    """The tool printed a line, then waited; the user stopped the turn. The interrupted call
+    keeps the line, and a ``tool_call_printed`` activity showed it on the row meanwhile."""
+    from lash_nb import CancellationToken
+
+    started = asyncio.Event()
+
+    @tool
+    async def waits() -> str:
+        """Print, then wait for ever."""
+        print("loading 3 files")
+        print("file 1 of 3")
+        started.set()
+        await asyncio.sleep(3600)
+        return "never"
+
+    async def body() -> Any:
+        core = LashCore.builder().provider(FunctionProvider(Script(tool_call("waits", "{}", "c1")))
+                                           ).model("m").tools(waits).build()
+        s = await core.session("s").open()
+        token = CancellationToken()
+        turn = asyncio.ensure_future(s.turn("go").cancel(token).run())
+        await started.wait()
+        await asyncio.sleep(0.6)  # past the live rows' flush (0.2 s)
+        token.cancel()
+        out = await turn
+        await core.close()
+        return out
+
+    out = asyncio.run(body())
+    (call,) = out.result.tool_calls
+    assert call.interrupted is True
+    assert call.printed == "loading 3 files\nfile 1 of 3\n"
+    live = [a.event.text for a in out.activities if a.event.type == "tool_call_printed"]
+    assert "".join(live) == "loading 3 files\nfile 1 of 3\n"
+    assert all(a.correlation_id == "tool:c1" for a in out.activities
+               if a.event.type == "tool_call_printed")
+
+
+def test_printed_text_on_a_row_is_shown_as_text_in_the_record_and_its_markdown() -> None:
+    """What a tool printed is outside text: markup in it is shown, not run, and a fence in
+    it does not end the record markdown's code block."""
+    from lash_nb._notebook.widgets.fold import TurnFold
+    from lash_nb._notebook.widgets.snapshot import tool_row_html
+
+    fold = TurnFold()
+    cid = "tool:c1"
+    fold.apply({"type": "tool_call_started", "id": "a1", "correlation_id": cid,
+                "call_id": "c1", "name": "t", "args": {}})
+    fold.apply({"type": "tool_call_printed", "id": "a2", "correlation_id": cid,
+                "call_id": "c1", "name": "t", "text": "half <b>way</b>\n"})
+    assert fold.blocks[0]["printed"] == "half <b>way</b>\n"  # live, before the completion
+    done = "half <b>way</b>\n<script>alert(1)</script>\n```\nafter the fence\n"
+    fold.apply({"type": "tool_call_completed", "id": "a3", "correlation_id": cid,
+                "call_id": "c1", "name": "t", "args": {}, "output": "ok", "duration_ms": 1.0,
+                "success": True, "printed": done})
+    html = tool_row_html(fold.blocks[0])
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
+    assert "· printed" in html
+    markdown = fold.to_markdown()
+    assert "  printed:\n````\nhalf <b>way</b>\n<script>alert(1)</script>\n```\nafter the fence\n````" \
+        in markdown
+
+
+def test_a_file_written_before_the_printed_column_opens_read_only_and_gains_it_when_written(
+        tmp_path: Path) -> None:
+    """Yesterday's file (main's schema: no ``tool_calls.printed``) is still read with
+    ``read_only=True`` (before, a missing added column refused that open); the next writable
+    open adds the column, its old rows read NULL and the new call's lines are kept."""
+    path = tmp_path / "old.duckdb"
+    writer = DuckDBStore(path, idle_release_s=None)
+    _run([crunch], [tool_call("crunch", '{"job": "old"}', "c1")], store=writer)
+    writer.close_sync()
+    con = duckdb.connect(str(path))
+    con.execute("ALTER TABLE tool_calls DROP COLUMN printed")
+    con.close()
+
+    reader = DuckDBStore(path, read_only=True)
+    try:
+        assert reader.query("SELECT call_id FROM tool_calls")["call_id"].tolist() == ["c1"]
+    finally:
+        reader.close_sync()
+
+    _run([crunch], [tool_call("crunch", '{"job": "new"}', "c2")],
+         store=DuckDBStore(path, idle_release_s=None))
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        rows = con.execute("SELECT call_id, printed FROM tool_calls ORDER BY seq").fetchall()
+    finally:
+        con.close()
+    assert rows[0] == ("c1", None)
+    assert rows[1][0] == "c2" and rows[1][1].startswith("step 1/2 new\n")

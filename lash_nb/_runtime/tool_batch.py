@@ -32,6 +32,10 @@ past ``max_output`` characters (the tool's, its server's, else the session's) th
 record, the events and the store get its head and tail around a line saying what was left
 out. A code-mode cell's host call gets the whole (cleaned, scrubbed) value; its record is
 bounded like any.
+What a call prints while it runs (``tool_print.py``: stdout, stderr, warnings, logging) is
+kept on its record and completion, bounded by the same ``max_output``, cleaned and scrubbed as
+an error's text; its whole lines stream as ``tool_call_printed`` activities; the model is not
+sent it (ADR 197).
 """
 
 from __future__ import annotations
@@ -114,6 +118,7 @@ class ToolBatch:
         self.clock: dict[str, tuple[int, float]] = {}  # running call -> (started_ms, t0)
         self.on_thread: set[str] = set()  # calls whose function was started on a worker thread
         self.tracebacks: dict[str, str] = {}  # call id -> the scrubbed traceback it raised
+        self.printed: dict[str, Printed] = {}  # call id -> what it printed (ADR 197)
 
     async def run(self) -> None:
         if len(self.calls) == 1:
@@ -130,13 +135,11 @@ class ToolBatch:
         self.clock[call_id] = (started, t0)
         broken = args_problem(call.input_json, name)
         output: Any
-        printed = None
         if broken is not None:  # never run a call on arguments the model did not send
             output, success = scrub_known_values(self.scrub(broken)), False
         else:
-            with self._printed(call_id, name) as taken:
-                output, success = await self._execute(name, args, call_id)
-            printed = self._logs(taken.text(self._scrub_log))
+            output, success = await self._execute(name, args, call_id)
+        printed = self._printed_text(call_id)
         started, t0 = self.clock[call_id]  # an approved call's clock starts at its approval
         duration = round((time.perf_counter() - t0) * 1000, 3)
         if success and isinstance(output, TextWithImages):  # an MCP result's pictures
@@ -166,25 +169,32 @@ class ToolBatch:
         self.emit(ev.ToolCallCompleted(call_id, name, args, output, duration, success,
                                        "success" if success else "failure", printed), cid)
 
-    def _printed(self, call_id: str, name: str) -> Printed:
+    def _printing(self, call_id: str, name: str, provider: ToolProvider) -> Printed:
         """The call's capture of what it prints (``tool_print.py``), bounded like its output,
         its whole lines shown live on its row."""
-        found = self.registry.provider_for(name)
-        limit = (getattr(found[0], "max_output", None) if found else None) or self.max_output
+        limit = getattr(provider, "max_output", None) or self.max_output
         cid = f"tool:{call_id}"
 
         def live(text: str) -> None:
-            self.emit(ev.ToolCallPrinted(call_id, name, self._logs(text) or ""), cid)
+            self.emit(ev.ToolCallPrinted(call_id, name, self._logs(text)), cid)
 
-        return Printed(limit, live=live, loop=asyncio.get_running_loop())
+        taken = self.printed[call_id] = Printed(limit, live=live,
+                                                loop=asyncio.get_running_loop())
+        return taken
+
+    def _printed_text(self, call_id: str) -> str | None:
+        """What the call printed as the session keeps it (None: nothing, or it never ran)."""
+        taken = self.printed.get(call_id)
+        text = None if taken is None else taken.text(self._scrub_log)
+        return None if text is None else self._logs(text)
 
     def _scrub_log(self, text: str) -> str:
         return scrub_known_values(self.scrub(text))
 
-    def _logs(self, text: str | None) -> str | None:
+    def _logs(self, text: str) -> str:
         """Printed text as the session keeps it: cleaned (core/text.py), without credential
         shapes and every key this process knows, as an error's text (ADR 197)."""
-        return None if text is None else self._scrub_log(clean_text(text))
+        return self._scrub_log(clean_text(text))
 
     def _shaped(self, call_id: str, output: Any) -> Any:
         """``output`` as the session keeps it: bounded, cleaned (core/text.py), without the
@@ -231,7 +241,9 @@ class ToolBatch:
             self.on_thread.add(call_id)
         stepped = _Stepped(provider.execute(name, args, context))
         try:
-            output = await stepped
+            # only the tool's own run: lash's warnings about it stay under the cell
+            with self._printing(call_id, name, provider):
+                output = await stepped
         except asyncio.CancelledError as err:
             if self.token.cancelled or _being_cancelled():
                 raise
@@ -323,11 +335,13 @@ class ToolBatch:
             ran = round((time.perf_counter() - t0) * 1000, 3)
             args = parse_args(c.input_json)
             self._close_question(cid, c.tool_name or "")
+            printed = self._printed_text(cid)  # what it printed before the stop
             self.records.append(ToolCallRecord(cid, c.tool_name or "", args, "interrupted",
                                                False, ran, started, True,
-                                               approval=self.decisions.get(cid)))
+                                               approval=self.decisions.get(cid),
+                                               printed=printed))
             self.emit(ev.ToolCallCompleted(cid, c.tool_name or "", args, "interrupted", ran,
-                                           False, "cancelled"), f"tool:{cid}")
+                                           False, "cancelled", printed), f"tool:{cid}")
 
     def result_message(self, *, with_images: bool = False) -> Message:
         """The results in call order; ``with_images``: then the returned images (only once

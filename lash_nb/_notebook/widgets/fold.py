@@ -229,10 +229,10 @@ def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
         args=a.get("args", row.get("args")),
         output=shown_output(a.get("output"), a.get("call_id")),
         duration_ms=duration,
-        printed=shown_printed(a.get("printed"), a.get("call_id")) if a.get("printed") else
-        row.get("printed"),
         status="done" if ok else "cancelled" if cancelled else "denied" if denied else "failed",
     )
+    if a.get("printed"):  # the whole of what it printed replaces the live lines (ADR 197)
+        row["printed"] = shown_printed(a["printed"], a.get("call_id"))
 
 
 SHOWN_OUTPUT_CHARS = 20_000  # of a tool's output in the widget and the record (ADR 140)
