@@ -24,8 +24,9 @@ duckdb = pytest.importorskip("duckdb")
 pytestmark = pytest.mark.slow  # a kernel, three turns
 
 KEY = "envkey-notebook-3Fv8Qa1Lm6Zs"  # a provider key of the kernel's environment
-TOOLS = '''import os, sys, asyncio, logging, warnings
+TOOLS = '''import os, sys, asyncio, logging, threading, warnings
 from lash_nb import tool
+tool_halfway, cell_halfway = threading.Event(), threading.Event()
 
 @tool
 def crunch(job: str) -> str:
@@ -36,6 +37,11 @@ def crunch(job: str) -> str:
     warnings.warn("WARNED " + job, UserWarning, stacklevel=1)
     logging.getLogger("mytool").warning("LOGGED %s", job)
     print("token", os.environ["ANTHROPIC_API_KEY"])
+    if job == "delta":  # the background call and the next cell print in turns
+        print("SLOW 0", job)
+        tool_halfway.set()
+        cell_halfway.wait(60)
+        print("SLOW 1", job)
     print("PROGRESS 2/2", job)
     return "done " + job
 
@@ -58,6 +64,9 @@ CELLS = [
     "%lash open p --store p.duckdb --fresh --tools crunch,acrunch",
     "%%lash\nplease crunch job=alpha",
     "%%lash --background\nplease crunch job=delta",
+("while not tool_halfway.is_set():\n    await asyncio.sleep(0.05)\n"
+     "for i in range(8):\n    print('FOREGROUND', i)\n    await asyncio.sleep(0.05)\n"
+     "    if i == 3:\n        cell_halfway.set()"),
     "%lash wait",
     API,
 ]
@@ -99,9 +108,13 @@ def test_what_a_tool_printed_is_on_its_row_in_the_saved_notebook_and_in_the_stor
     bg = _record(saved[4])["text/html"]
     assert "PROGRESS 1/2 delta" in bg and "PROGRESS 2/2 delta" in bg and "alpha" not in bg
 
+    # the cell that ran while the background call printed keeps its own lines, and only them
+    assert _streams(saved[5]) == "".join(f"FOREGROUND {i}\n" for i in range(8))
+    assert "FOREGROUND" not in bg and "SLOW 0 delta\nSLOW 1 delta" in bg
+
     # a turn of the Python API keeps them on its records
-    assert "API PRINTED 'APRINT gamma\\n'" in _streams(saved[6])
-    assert "APRINT" not in _streams(saved[6]).replace("API PRINTED 'APRINT", "")
+    assert "API PRINTED 'APRINT gamma\\n'" in _streams(saved[7])
+    assert "APRINT" not in _streams(saved[7]).replace("API PRINTED 'APRINT", "")
 
     # the key the tool printed is nowhere in the notebook or the store
     assert KEY not in file
@@ -118,6 +131,49 @@ def test_what_a_tool_printed_is_on_its_row_in_the_saved_notebook_and_in_the_stor
     for job, printed in rows:
         assert printed.startswith(f"PROGRESS 1/2 {job}\n  col | n\n    a | 1\n")
         assert f"STDERR careful with {job}\n" in printed and f"LOGGED {job}" in printed
-        assert printed.endswith(f"token [redacted]\nPROGRESS 2/2 {job}\n")
+        assert f"token [redacted]\n" in printed and printed.endswith(f"PROGRESS 2/2 {job}\n")
+        assert "FOREGROUND" not in printed
         other = "delta" if job == "alpha" else "alpha"
         assert other not in printed
+
+
+LIVE_TOOL = '''import os, time
+from lash_nb import tool
+
+@tool
+def load(name: str) -> str:
+    """Load a data set, telling how far it got."""
+    print("loading", name, "part 1 of 2")
+    while not os.path.exists("go-on"):  # the test lets it finish once it saw the line
+        time.sleep(0.05)
+    print("loading", name, "part 2 of 2")
+    return "loaded " + name
+'''
+
+
+def test_a_running_tools_printed_lines_show_on_its_row_in_the_live_widget(tmp_path: Path) -> None:
+    """The row of a call still running shows the lines it printed so far (the widget's rows
+    as the browser receives them), and the finished row all of them; nothing goes under
+    the cell. Before: the lines were stream output of the cell, the row had none."""
+    from notebook_harness import KernelHarness
+
+    with KernelHarness(cwd=str(tmp_path)) as k:
+        for cell in ("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0", LIVE_TOOL,
+                     "%lash open live --fresh --tools load"):
+            assert k.run(cell).status == "ok"
+        ex = k.submit("%%lash\nplease load name=sales")
+        model_id = k.wait_for_widget(ex, name="TurnWidget")
+
+        def row() -> dict[str, Any]:
+            rows = [b for b in k.state(model_id).get("blocks") or () if b.get("kind") == "tool"]
+            return rows[0] if rows else {}
+
+        k.pump_until(lambda: bool(row().get("printed")), timeout=120)
+        running = row()
+        (tmp_path / "go-on").write_text("")
+        k.wait(ex, timeout=120)
+    assert running["status"] == "running"
+    assert running["printed"] == "loading sales part 1 of 2\n"
+    assert row()["status"] == "done"
+    assert row()["printed"] == "loading sales part 1 of 2\nloading sales part 2 of 2\n"
+    assert "loading" not in ex.stdout + ex.stderr

@@ -148,21 +148,17 @@ def test_calls_running_at_once_keep_only_their_own_lines_and_other_code_keeps_it
             await asyncio.sleep(0.01)
         return "b"
 
-    @tool
-    def thread_c(n: int) -> str:
-        """C."""
-        both.wait()
-        for i in range(n):
-            print(f"C{i}")
-        return "c"
+    def on_thread(letter: str) -> Any:
+        def lines(n: int) -> str:
+            """Print n lines (both threads at once)."""
+            both.wait()
+            for i in range(n):
+                print(f"{letter}{i}")
+            return letter.lower()
 
-    @tool
-    def thread_d(n: int) -> str:
-        """D."""
-        both.wait()
-        for i in range(n):
-            print(f"D{i}")
-        return "d"
+        return tool(lines, name=f"thread_{letter.lower()}")
+
+    thread_c, thread_d = on_thread("C"), on_thread("D")
 
     async def bystanders() -> None:
         def elsewhere() -> None:

@@ -250,9 +250,7 @@ def shown_output(output: Any, call_id: Any) -> Any:
                                                              ensure_ascii=False, default=str)
     if len(text) <= SHOWN_OUTPUT_CHARS:
         return output
-    where = "SELECT output FROM tool_calls"
-    if isinstance(call_id, str) and call_id:
-        where += " WHERE call_id = '" + call_id.replace("'", "''") + "'"
+    where = _query("output", call_id)
     end = cut_point(text, SHOWN_OUTPUT_CHARS)
     shown = f"{text[:end]}\n… {len(text) - end:,} more characters not shown here; "
     cut = cut_line(text)
@@ -279,12 +277,17 @@ def shown_printed(printed: Any, call_id: Any) -> str:
     text = str(printed)
     if len(text) <= SHOWN_OUTPUT_CHARS:
         return text
-    where = "SELECT printed FROM tool_calls"
-    if isinstance(call_id, str) and call_id:
-        where += " WHERE call_id = '" + call_id.replace("'", "''") + "'"
     end = cut_point(text, SHOWN_OUTPUT_CHARS)
     return (f"{text[:end]}\n… {len(text) - end:,} more characters not shown here; what lash "
-            f"kept of what this tool printed: %lash sql {where}")
+            f"kept of what this tool printed: %lash sql {_query('printed', call_id)}")
+
+
+def _query(column: str, call_id: Any) -> str:
+    """The ``%lash sql`` query that reads a call's stored ``column``."""
+    where = f"SELECT {column} FROM tool_calls"
+    if isinstance(call_id, str) and call_id:
+        where += " WHERE call_id = '" + call_id.replace("'", "''") + "'"
+    return where
 
 
 def printed_markdown(text: str) -> str:
