@@ -131,7 +131,7 @@ def test_what_a_tool_printed_is_on_its_row_in_the_saved_notebook_and_in_the_stor
     for job, printed in rows:
         assert printed.startswith(f"PROGRESS 1/2 {job}\n  col | n\n    a | 1\n")
         assert f"STDERR careful with {job}\n" in printed and f"LOGGED {job}" in printed
-        assert f"token [redacted]\n" in printed and printed.endswith(f"PROGRESS 2/2 {job}\n")
+        assert "token [redacted]\n" in printed and printed.endswith(f"PROGRESS 2/2 {job}\n")
         assert "FOREGROUND" not in printed
         other = "delta" if job == "alpha" else "alpha"
         assert other not in printed
