@@ -316,3 +316,25 @@ def test_a_file_written_before_the_printed_column_opens_read_only_and_gains_it_w
         con.close()
     assert rows[0] == ("c1", None)
     assert rows[1][0] == "c2" and rows[1][1].startswith("step 1/2 new\n")
+
+
+@pytest.mark.postgres
+def test_a_postgresql_store_keeps_what_a_tool_printed_and_an_older_database_gains_the_column(
+        pg_dsn: str) -> None:
+    """A database a lash_nb before this column made (``printed`` dropped here) gains it at the
+    next open; the call's lines are in the row."""
+    import psycopg
+
+    from lash_nb._store.postgres import PostgresStore
+
+    _run([crunch], [tool_call("crunch", '{"job": "old"}', "c1")], store=PostgresStore(pg_dsn))
+    with psycopg.connect(pg_dsn, autocommit=True) as con:
+        (kept,) = con.execute("SELECT printed FROM tool_calls").fetchone()
+        assert kept.startswith("step 1/2 old\n") and kept.endswith("step 2/2 old\n")
+        con.execute("ALTER TABLE tool_calls DROP COLUMN printed")  # as an older lash_nb made it
+    _run([crunch], [tool_call("crunch", '{"job": "new"}', "c2")], store=PostgresStore(pg_dsn))
+    with psycopg.connect(pg_dsn) as con:
+        rows = con.execute("SELECT call_id, printed FROM tool_calls ORDER BY seq").fetchall()
+    assert rows[0] == ("c1", None)
+    assert rows[1][0] == "c2" and rows[1][1].startswith("step 1/2 new\n")
+    assert "WARNING crunch" not in rows[1][1]  # no handler of this test on that logger now

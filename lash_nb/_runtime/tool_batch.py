@@ -41,6 +41,7 @@ sent it (ADR 197).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import time
@@ -173,14 +174,13 @@ class ToolBatch:
         """The call's capture of what it prints (``tool_print.py``), bounded like its output,
         its whole lines shown live on its row."""
         limit = getattr(provider, "max_output", None) or self.max_output
-        cid = f"tool:{call_id}"
-
-        def live(text: str) -> None:
-            self.emit(ev.ToolCallPrinted(call_id, name, self._logs(text)), cid)
-
-        taken = self.printed[call_id] = Printed(limit, live=live,
-                                                loop=asyncio.get_running_loop())
+        taken = self.printed[call_id] = Printed(
+            limit, live=functools.partial(self._live, call_id, name),
+            loop=asyncio.get_running_loop())
         return taken
+
+    def _live(self, call_id: str, name: str, text: str) -> None:
+        self.emit(ev.ToolCallPrinted(call_id, name, self._logs(text)), f"tool:{call_id}")
 
     def _printed_text(self, call_id: str) -> str | None:
         """What the call printed as the session keeps it (None: nothing, or it never ran)."""

@@ -56,32 +56,42 @@ _known: tuple[Any, list[logging.StreamHandler[Any]]] = (None, [])  # logging's h
 
 
 class Printed:
-    """The text one tool call printed, bounded (the module docstring)."""
+    """The text one tool call printed, bounded (the module docstring). Its buffers are made
+    at the first write: most calls print nothing, and each costs a turn's time."""
+
+    __slots__ = ("limit", "_head_max", "_tail_max", "_head", "_head_len", "_tail", "_tail_len",
+                 "chars", "lines", "closed", "_lock", "_live", "_loop", "_sent", "_timer",
+                 "_scheduled", "_token")
 
     def __init__(self, limit: int, *, live: Callable[[str], None] | None = None,
                  loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.limit = limit
-        self._head_max = limit // 2 + EDGE
-        self._tail_max = limit - limit // 2 + EDGE
-        self._head: list[str] = []
-        self._head_len = 0
-        self._tail: deque[str] = deque()
-        self._tail_len = 0
         self.chars = 0
-        self.lines = 0
         self.closed = False
         self._lock = threading.Lock()
         self._live = live
         self._loop = loop
-        self._sent = 0  # characters of the head handed to ``live``
         self._timer: asyncio.TimerHandle | None = None
-        self._scheduled = False
         self._token: contextvars.Token[Printed | None] | None = None
+
+    def _start(self) -> None:
+        """The buffers, at the first write (under the lock)."""
+        self._head_max = self.limit // 2 + EDGE
+        self._tail_max = self.limit - self.limit // 2 + EDGE
+        self._head: list[str] = []
+        self._head_len = 0
+        self._tail: deque[str] = deque()
+        self._tail_len = 0
+        self.lines = 0
+        self._sent = 0  # characters of the head handed to ``live``
+        self._scheduled = False
 
     def write(self, text: str) -> None:
         if not text:
             return
         with self._lock:
+            if not self.chars:
+                self._start()
             self.chars += len(text)
             self.lines += text.count("\n")
             room = self._head_max - self._head_len
@@ -135,11 +145,11 @@ class Printed:
     def text(self, scrub: Callable[[str], str] | None = None) -> str | None:
         """What the call printed (None: nothing), whole or cut to ``limit`` around a line
         saying what was left out; ``scrub`` runs on the two ends with their edges first."""
+        if not self.chars:
+            return None
         with self._lock:
             head, tail = "".join(self._head), "".join(self._tail)
             n, lines = self.chars, self.lines
-        if not n:
-            return None
         if n <= self.limit:
             return head + tail
         head, tail = cut_ends(head, tail[max(len(tail) - self._tail_max, 0):], self.limit,
