@@ -3,8 +3,9 @@ alone (docs/adr/0197).
 
 Theory of operation
 - A call being captured has a :class:`Printed` in the context variable ``_CAPTURE``. The batch
-  sets it around the call's ``execute`` (``with Printed(...)``): an ``async def`` tool runs in that
-  context (its task, or a copy of it for each call of a concurrent batch), a plain function's
+  sets it around the awaited call only (``with Printed(...)`` in ``ToolBatch._execute``): an
+  ``async def`` tool runs in that context (its task, or a copy of it for each call of a
+  concurrent batch), a plain function's
   thread gets a copy of it (``_on_daemon_thread`` runs the function in
   ``contextvars.copy_context()``), so what the call prints reaches its own ``Printed`` and
   nothing else does: another cell, another turn, a bystander task or thread (their context
@@ -59,9 +60,25 @@ class Printed:
     """The text one tool call printed, bounded (the module docstring). Its buffers are made
     at the first write: most calls print nothing, and each costs a turn's time."""
 
-    __slots__ = ("limit", "_head_max", "_tail_max", "_head", "_head_len", "_tail", "_tail_len",
-                 "chars", "lines", "closed", "_lock", "_live", "_loop", "_sent", "_timer",
-                 "_scheduled", "_token")
+    __slots__ = (
+        "_head",
+        "_head_len",
+        "_head_max",
+        "_live",
+        "_lock",
+        "_loop",
+        "_scheduled",
+        "_sent",
+        "_tail",
+        "_tail_len",
+        "_tail_max",
+        "_timer",
+        "_token",
+        "chars",
+        "closed",
+        "limit",
+        "lines",
+    )
 
     def __init__(self, limit: int, *, live: Callable[[str], None] | None = None,
                  loop: asyncio.AbstractEventLoop | None = None) -> None:
