@@ -76,6 +76,7 @@ def test_what_a_plain_tool_prints_is_kept_with_its_call_and_not_sent_to_the_mode
     """The notebook's ``logging.basicConfig()`` made its handler on the stderr of the time
     (pytest's own capture of logging and warnings is not what a kernel has: the kernel test
     shows ``warnings`` and an unconfigured ``logging`` taken too)."""
+    stdout, stderr = sys.stdout, sys.stderr
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.getLogger("crunch").addHandler(handler)
@@ -84,6 +85,8 @@ def test_what_a_plain_tool_prints_is_kept_with_its_call_and_not_sent_to_the_mode
         out, model = _run([crunch], [tool_call("crunch", '{"job": "alpha"}', "c1")], store=store)
     finally:
         logging.getLogger("crunch").removeHandler(handler)
+    # once the call ended, the streams and the handler's stream are what they were
+    assert (sys.stdout, sys.stderr, handler.stream) == (stdout, stderr, stderr)
     (call,) = out.result.tool_calls
     assert call.output == "done alpha"
     printed = call.printed

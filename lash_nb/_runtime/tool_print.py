@@ -247,27 +247,26 @@ def _uninstall() -> None:
 
 
 def _stream_handlers() -> list[logging.StreamHandler[Any]]:
-    """Every stream handler alive: ``logging``'s own list of the handlers it made (a few,
-    where walking the loggers of a kernel that imported pandas and matplotlib costs 100 us a
-    call), or, without that list, the handlers of every logger."""
+    """Every stream handler alive whose stream is its own attribute (not ``lastResort``, whose
+    ``stream`` is ``sys.stderr`` when it writes; not a file): ``logging``'s own list of the
+    handlers it made (a few, where walking the loggers of a kernel that imported pandas and
+    matplotlib costs 100 us a call), or, without that list, the handlers of every logger."""
     global _known
     made = getattr(logging, "_handlerList", None)
     if isinstance(made, list):
-        if not made:
-            return []
-        key = (len(made), made[-1])
+        key = (len(made), made[-1] if made else None)
         if _known[0] == key:  # no handler made or gone since the last call
             return _known[1]
         handlers = [ref() for ref in list(made)]
-        found = [h for h in handlers if isinstance(h, logging.StreamHandler)
-                 and not isinstance(h, logging.FileHandler)]
-        _known = (key, found)
-        return found
     else:  # another Python: the loggers' handlers
         loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
         handlers = [h for lg in loggers if isinstance(lg, logging.Logger) for h in lg.handlers]
-    return [h for h in handlers if isinstance(h, logging.StreamHandler)
-            and not isinstance(h, logging.FileHandler)]
+        key = None
+    found = [h for h in handlers if isinstance(h, logging.StreamHandler)
+             and not isinstance(h, logging.FileHandler) and "stream" in vars(h)]
+    if key is not None:
+        _known = (key, found)
+    return found
 
 
 __all__ = ["LIVE_EVERY_S", "Printed"]
