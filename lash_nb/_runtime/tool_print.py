@@ -154,10 +154,14 @@ class Printed:
         _uninstall()
 
     def close(self) -> None:
-        """The call ended: no more live text; later writes go to the replaced stream."""
+        """The call ended: no more live text; later writes go to the replaced stream. The
+        live callback is dropped: it holds the batch, which holds this capture, and that
+        cycle would keep the batch for the garbage collector instead of freeing it."""
         self.closed = True
+        self._live = self._loop = None
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
 
     def text(self, scrub: Callable[[str], str] | None = None) -> str | None:
         """What the call printed (None: nothing), whole or cut to ``limit`` around a line
