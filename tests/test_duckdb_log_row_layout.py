@@ -104,7 +104,8 @@ def test_a_turns_log_rows_keep_their_tables_columns_and_values(tmp_path: Path) -
 
     tools = tables["tool_calls"]
     assert list(tools) == ["session_id", "turn_id", "call_id", "name", "args", "output",
-                           "success", "duration_ms", "started_at", "interrupted", "seq"]
+                           "success", "duration_ms", "started_at", "interrupted", "seq", "printed"]
+    assert tools["printed"] == [None]  # the tool printed nothing (ADR 197)
     assert (tools["call_id"], tools["name"], tools["args"], tools["output"]) == (
         ["c1"], ["weather"], ['{"city":"Oslo"}'], ['"sunny in Oslo"'])
     assert (tools["success"], tools["interrupted"], tools["seq"]) == ([True], [False], [9])

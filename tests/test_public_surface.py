@@ -52,7 +52,8 @@ SURFACE: dict[str, list[str]] = {
         "CodeCellOutput", "CodeCellStarted", "CodeSandboxStarted", "ContextWindowed", "Error",
         "ModelAttemptReset", "ModelRequestStarted",
         "QueuedInputAccepted", "QueuedWorkStarted", "ReasoningDelta", "RetryStatus",
-        "ToolApproval", "ToolCallCompleted", "ToolCallStarted", "TurnActivity", "TurnEvent", "TurnOutcomeEvent",
+        "ToolApproval", "ToolCallCompleted", "ToolCallPrinted", "ToolCallStarted", "TurnActivity",
+        "TurnEvent", "TurnOutcomeEvent",
         "Usage",
     ],
     "lash_nb.providers": [

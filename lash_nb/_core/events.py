@@ -93,6 +93,20 @@ class ToolCallCompleted(TurnEvent):
     # lash's tool outcome status: success | failure | cancelled (None in events stored before
     # lash_nb recorded it; read those as success / failure from ``success``)
     status: str | None = None
+    # lash_nb addition: what the call printed (stdout, stderr, warnings, logging), cleaned,
+    # scrubbed and bounded; None: nothing (ADR 197). Not sent to the model.
+    printed: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallPrinted(TurnEvent):
+    """lash_nb addition: whole lines a running call printed, as they come (on the call's
+    row, ``tool:<call_id>``); the completion's ``printed`` has all of it (ADR 197)."""
+
+    type: ClassVar[str] = "tool_call_printed"
+    call_id: str
+    name: str
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +284,7 @@ EVENT_TYPES: dict[str, type[TurnEvent]] = {
         ModelAttemptReset,
         ToolCallStarted,
         ToolCallCompleted,
+        ToolCallPrinted,
         ToolApproval,
         Usage,
         ChildUsage,

@@ -409,6 +409,10 @@ class ToolCallRecord:
     # the approval decision when the call's policy was ``ask`` or ``never`` (None: it ran
     # under ``always``, nobody was asked); see ``lash_nb._core.approval``
     approval: ApprovalDecision | None = None
+    # what the call printed while it ran (stdout, stderr, warnings, logging), cleaned,
+    # scrubbed and bounded like its output; None: nothing. Stored (``tool_calls.printed``),
+    # shown on the call's row, never sent to the model (ADR 197)
+    printed: str | None = None
     # the scrubbed traceback of the error the tool raised, for the user debugging it: kept
     # in the process that ran the call only (not in ``to_json``: never stored, never sent
     # to the model, whose result is the one ``Type: message`` line; ADR 192)
@@ -433,6 +437,7 @@ class ToolCallRecord:
             "started_at_ms": self.started_at_ms,
             "interrupted": self.interrupted,
             **({"approval": self.approval.to_json()} if self.approval is not None else {}),
+            **({"printed": self.printed} if self.printed is not None else {}),
         }
 
 

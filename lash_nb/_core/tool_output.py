@@ -156,7 +156,17 @@ def _halves(limit: int) -> tuple[int, int]:
 def _cut(text: str, limit: int, scrub: Callable[[str], str] | None) -> str:
     n = len(text)
     h, t = _halves(limit)
-    head, tail = text[:h + EDGE], text[max(n - t - EDGE, 0):]
+    head, tail = cut_ends(text[:h + EDGE], text[max(n - t - EDGE, 0):], limit, scrub)
+    lines = text.count("\n", len(head), n - len(tail))
+    return joined(head, tail, n, lines, limit)
+
+
+def cut_ends(head: str, tail: str, limit: int,
+             scrub: Callable[[str], str] | None) -> tuple[str, str]:
+    """What is kept of a text too long for ``limit``, given its first ``limit // 2 + EDGE``
+    and its last ``limit - limit // 2 + EDGE`` characters: each scrubbed with its edge, then
+    cut on a line end when one is near, never inside an escape or a surrogate pair."""
+    h, t = _halves(limit)
     if scrub is not None:
         head, tail = scrub(head), scrub(tail)
     head, at = head[:h], max(len(tail) - t, 0)
@@ -173,11 +183,15 @@ def _cut(text: str, limit: int, scrub: Callable[[str], str] | None) -> str:
         head = head[:-1]
     if at < len(tail) and "\udc00" <= tail[at] <= "\udfff":
         at += 1
-    tail = tail[at:]
+    return head, tail[at:]
+
+
+def joined(head: str, tail: str, n: int, lines: int, limit: int, *,
+           verb: str = "returned") -> str:
+    """``head``, the line saying what was left out of the ``n`` characters, and ``tail``."""
     left = n - len(head) - len(tail)
-    lines = text.count("\n", len(head), n - len(tail))
     return (f"{head}\n[… lash left out {left:,} of the {n:,} characters ({lines:,} lines) this "
-            f"tool returned; max_output={limit:,} …]\n{tail}")
+            f"tool {verb}; max_output={limit:,} …]\n{tail}")
 
 
 def _fit(data: memoryview, chars: int, *, from_end: bool) -> int:

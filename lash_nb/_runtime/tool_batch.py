@@ -32,11 +32,16 @@ past ``max_output`` characters (the tool's, its server's, else the session's) th
 record, the events and the store get its head and tail around a line saying what was left
 out. A code-mode cell's host call gets the whole (cleaned, scrubbed) value; its record is
 bounded like any.
+What a call prints while it runs (``tool_print.py``: stdout, stderr, warnings, logging) is
+kept on its record and completion, bounded by the same ``max_output``, cleaned and scrubbed as
+an error's text; its whole lines stream as ``tool_call_printed`` activities; the model is not
+sent it (ADR 197).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import time
@@ -58,12 +63,13 @@ from .._core.llm import LlmPart
 from .._core.records import Message, Part, PartKind, Role, ToolCallRecord, fresh_id
 from .._core.secrets import scrub as scrub_shapes
 from .._core.secrets import scrub_strings
-from .._core.text import clean_json
+from .._core.text import clean_json, clean_text
 from .._core.tool_output import DEFAULT_MAX_OUTPUT, bounded
 from .._core.tools import ToolContext, ToolManifest, ToolProvider, ToolRegistry
 from .._errors import ToolArgumentsInvalid
 from .._providers.redaction import scrub_known_in, scrub_known_values
 from .approval import ApprovalRequest, Approvals
+from .tool_print import Printed
 from .turn_records import (
     args_problem,
     as_text,
@@ -114,6 +120,7 @@ class ToolBatch:
         self.clock: dict[str, tuple[int, float]] = {}  # running call -> (started_ms, t0)
         self.on_thread: set[str] = set()  # calls whose function was started on a worker thread
         self.tracebacks: dict[str, str] = {}  # call id -> the scrubbed traceback it raised
+        self.printed: dict[str, Printed] = {}  # call id -> what it printed (ADR 197)
 
     async def run(self) -> None:
         if len(self.calls) == 1:
@@ -134,6 +141,7 @@ class ToolBatch:
             output, success = scrub_known_values(self.scrub(broken)), False
         else:
             output, success = await self._execute(name, args, call_id)
+        printed = self._printed_text(call_id)
         started, t0 = self.clock[call_id]  # an approved call's clock starts at its approval
         duration = round((time.perf_counter() - t0) * 1000, 3)
         if success and isinstance(output, TextWithImages):  # an MCP result's pictures
@@ -158,9 +166,36 @@ class ToolBatch:
         self.results[call_id] = (as_text(output), success)
         self.records.append(ToolCallRecord(call_id, name, args, output, success, duration, started,
                                            approval=self.decisions.get(call_id),
+                                           printed=printed,
                                            traceback=self.tracebacks.get(call_id)))
         self.emit(ev.ToolCallCompleted(call_id, name, args, output, duration, success,
-                                       "success" if success else "failure"), cid)
+                                       "success" if success else "failure", printed), cid)
+
+    def _printing(self, call_id: str, name: str, provider: ToolProvider) -> Printed:
+        """The call's capture of what it prints (``tool_print.py``), bounded like its output,
+        its whole lines shown live on its row."""
+        limit = getattr(provider, "max_output", None) or self.max_output
+        taken = self.printed[call_id] = Printed(
+            limit, live=functools.partial(self._live, call_id, name),
+            loop=asyncio.get_running_loop())
+        return taken
+
+    def _live(self, call_id: str, name: str, text: str) -> None:
+        self.emit(ev.ToolCallPrinted(call_id, name, self._logs(text)), f"tool:{call_id}")
+
+    def _printed_text(self, call_id: str) -> str | None:
+        """What the call printed as the session keeps it (None: nothing, or it never ran)."""
+        taken = self.printed.get(call_id)
+        text = None if taken is None else taken.text(self._scrub_log)
+        return None if text is None else self._logs(text)
+
+    def _scrub_log(self, text: str) -> str:
+        return scrub_known_values(self.scrub(text))
+
+    def _logs(self, text: str) -> str:
+        """Printed text as the session keeps it: cleaned (core/text.py), without credential
+        shapes and every key this process knows, as an error's text (ADR 197)."""
+        return self._scrub_log(clean_text(text))
 
     def _shaped(self, call_id: str, output: Any) -> Any:
         """``output`` as the session keeps it: bounded, cleaned (core/text.py), without the
@@ -207,7 +242,9 @@ class ToolBatch:
             self.on_thread.add(call_id)
         stepped = _Stepped(provider.execute(name, args, context))
         try:
-            output = await stepped
+            # only the tool's own run: lash's warnings about it stay under the cell
+            with self._printing(call_id, name, provider):
+                output = await stepped
         except asyncio.CancelledError as err:
             if self.token.cancelled or _being_cancelled():
                 raise
@@ -299,11 +336,13 @@ class ToolBatch:
             ran = round((time.perf_counter() - t0) * 1000, 3)
             args = parse_args(c.input_json)
             self._close_question(cid, c.tool_name or "")
+            printed = self._printed_text(cid)  # what it printed before the stop
             self.records.append(ToolCallRecord(cid, c.tool_name or "", args, "interrupted",
                                                False, ran, started, True,
-                                               approval=self.decisions.get(cid)))
+                                               approval=self.decisions.get(cid),
+                                               printed=printed))
             self.emit(ev.ToolCallCompleted(cid, c.tool_name or "", args, "interrupted", ran,
-                                           False, "cancelled"), f"tool:{cid}")
+                                           False, "cancelled", printed), f"tool:{cid}")
 
     def result_message(self, *, with_images: bool = False) -> Message:
         """The results in call order; ``with_images``: then the returned images (only once

@@ -148,6 +148,7 @@ function lashToolRow(b, open) {
   const args = lashJson(b.args);
   s.append(lashEl("span", "lash-tool-args", args.length > 80 ? args.slice(0, 77) + "…" : args));
   s.append(lashEl("span", "lash-tool-status", b.status));
+  if (b.printed) s.append(lashEl("span", "lash-tool-said", "· printed"));
   const note = b.status === "cut" ? "" : lashApprovalNote(b.approval);
   if (note) s.append(lashEl("span", "lash-tool-approval", note));
   if (b.duration_ms !== null && b.duration_ms !== undefined) {
@@ -157,6 +158,7 @@ function lashToolRow(b, open) {
   }
   d.append(s);
   d.append(lashEl("pre", "lash-tool-argsfull", args));
+  if (b.printed) d.append(lashEl("div", "lash-tool-printed-head", "printed"), lashEl("pre", "lash-tool-printed", b.printed));
   if (b.output !== null && b.output !== undefined) d.append(lashEl("pre", "lash-tool-output", lashJson(b.output)));
   return d;
 }

@@ -23,6 +23,7 @@ Pure: no widget, no I/O. The widget copies ``blocks`` / ``usage`` / ... into syn
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -139,6 +140,8 @@ class TurnFold:
                 dur = f", {b['duration_ms']:.0f} ms" if b.get("duration_ms") is not None else ""
                 name = b["name"] or UNNAMED
                 out.append(f"- tool `{name}` {b['status']}{dur}{approval_note(b, ' (', ')')}")
+                if b.get("printed"):
+                    out.append(printed_markdown(str(b["printed"])))
                 if b.get("child"):
                     out.append(child_markdown(b["child"]))
             elif k == "cell":
@@ -228,6 +231,8 @@ def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
         duration_ms=duration,
         status="done" if ok else "cancelled" if cancelled else "denied" if denied else "failed",
     )
+    if a.get("printed"):  # the whole of what it printed replaces the live lines (ADR 197)
+        row["printed"] = shown_printed(a["printed"], a.get("call_id"))
 
 
 SHOWN_OUTPUT_CHARS = 20_000  # of a tool's output in the widget and the record (ADR 140)
@@ -245,9 +250,7 @@ def shown_output(output: Any, call_id: Any) -> Any:
                                                              ensure_ascii=False, default=str)
     if len(text) <= SHOWN_OUTPUT_CHARS:
         return output
-    where = "SELECT output FROM tool_calls"
-    if isinstance(call_id, str) and call_id:
-        where += " WHERE call_id = '" + call_id.replace("'", "''") + "'"
+    where = _query("output", call_id)
     end = cut_point(text, SHOWN_OUTPUT_CHARS)
     shown = f"{text[:end]}\n… {len(text) - end:,} more characters not shown here; "
     cut = cut_line(text)
@@ -257,6 +260,41 @@ def shown_output(output: Any, call_id: Any) -> Any:
     said = f"\n{line.group(0)}" if line.end() > end else ""  # past what is shown: quoted
     return (f"{shown}lash kept {kept:,} of the {total:,} {unit} this tool returned (its start "
             f"and end, what the model read), stored: %lash sql {where}{said}")
+
+
+def _tool_printed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    """Lines a running call printed, on its row as they come; the completion's whole text
+    replaces them (ADR 197)."""
+    row = fold._row(cid, "tool", name=a.get("name", ""), status="running")
+    before = str(row.get("printed") or "")
+    if len(before) <= SHOWN_OUTPUT_CHARS:  # else already cut: the rest comes at the end
+        row["printed"] = shown_printed(before + str(a.get("text") or ""), a.get("call_id"))
+
+
+def shown_printed(printed: Any, call_id: Any) -> str:
+    """What a call printed as the widget and the record show it: whole up to
+    ``SHOWN_OUTPUT_CHARS`` characters, else its start and a line saying where the rest is."""
+    text = str(printed)
+    if len(text) <= SHOWN_OUTPUT_CHARS:
+        return text
+    end = cut_point(text, SHOWN_OUTPUT_CHARS)
+    return (f"{text[:end]}\n… {len(text) - end:,} more characters not shown here; what lash "
+            f"kept of what this tool printed: %lash sql {_query('printed', call_id)}")
+
+
+def _query(column: str, call_id: Any) -> str:
+    """The ``%lash sql`` query that reads a call's stored ``column``."""
+    where = f"SELECT {column} FROM tool_calls"
+    if isinstance(call_id, str) and call_id:
+        where += " WHERE call_id = '" + call_id.replace("'", "''") + "'"
+    return where
+
+
+def printed_markdown(text: str) -> str:
+    """A call's printed text as an indented code block of the record's markdown: a fence
+    longer than any backtick run in it, so the text cannot end the block."""
+    fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", text)), default=0))
+    return f"  printed:\n{fence}\n{text.rstrip(chr(10))}\n{fence}"
 
 
 def _sandbox_started(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
@@ -505,6 +543,7 @@ _HANDLERS = {
     "model_attempt_reset": _reset,
     "tool_call_started": _tool_started,
     "tool_call_completed": _tool_completed,
+    "tool_call_printed": _tool_printed,
     "tool_approval": _tool_approval,
     "usage": _usage,
     "retry_status": _retry,

@@ -111,12 +111,18 @@ def tool_row_html(b: Mapping[str, Any]) -> str:
                 if out is not None else "")
     note = approval_note(b)
     approval_html = f' <span class="lash-tool-approval">{esc(note)}</span>' if note else ""
+    printed = b.get("printed")
+    # what the call printed (ADR 197): said in the summary, shown in a box of its own
+    printed_html = (f'<div class="lash-tool-printed-head">printed</div><pre class="lash-tool-printed" '
+                    f'style="{BOX}">{esc(printed)}</pre>' if printed else "")
+    said = ' <span class="lash-tool-said">· printed</span>' if printed else ""
     return (f'<details class="lash-tool lash-tool-{esc(status)}"><summary>'
             f'<span class="lash-tool-icon">{TOOL_ICONS.get(status, "•")}</span> '
             f'<span class="lash-tool-name">{esc(b.get("name") or UNNAMED)}</span> '
             f'<span class="lash-tool-args">{esc(short)}</span> '
-            f'<span class="lash-tool-status">{esc(status)}</span>{approval_html} {dur_html}</summary>'
-            f'<pre class="lash-tool-argsfull">{esc(args)}</pre>{out_html}</details>')
+            f'<span class="lash-tool-status">{esc(status)}</span>{said}{approval_html} {dur_html}'
+            f'</summary><pre class="lash-tool-argsfull">{esc(args)}</pre>{printed_html}{out_html}'
+            '</details>')
 
 
 def block_html(b: Mapping[str, Any], rendered: Mapping[str, str] | None = None) -> str:

@@ -34,7 +34,15 @@ from ..._errors import (
     StoreSchemaError,
 )
 from ..waits import StoreWaitObserver, WaitStop
-from .schema import ADD_COLUMNS_DDL, ADDED_PROBE, DDL, MIGRATIONS, SCHEMA_VERSION, TABLES
+from .schema import (
+    ADD_COLUMNS_DDL,
+    ADDED_PROBE,
+    DDL,
+    MIGRATIONS,
+    READ_PROBE,
+    SCHEMA_VERSION,
+    TABLES,
+)
 from .share import Line, Wait
 
 # one thread: the store's statements are small, and DuckDB's thread hand-offs cost more
@@ -334,6 +342,11 @@ def _ensure_added_columns(con: Any, path: str, read_only: bool) -> None:
     except duckdb.BinderException:
         pass
     if read_only:
+        try:
+            con.execute(READ_PROBE).fetchall()
+            return  # only columns the reads never need are missing (ADR 197)
+        except duckdb.BinderException:
+            pass
         raise StoreSchemaError(
             f"{path} was written by an older lash_nb and lacks the usage 'estimated' columns; "
             "open it once without read_only=True (or run python -m lash_nb migrate-store) first"

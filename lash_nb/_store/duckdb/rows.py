@@ -74,7 +74,7 @@ LLM_CALL_COLUMNS = ("session_id", "turn_id", "call_id", "model", "protocol_itera
                     "started_at", "duration_ms", "outcome", "request_id", "served_model", "error",
                     "error_kind", "seq", "estimated", *BUCKETS)
 TOOL_CALL_COLUMNS = ("session_id", "turn_id", "call_id", "name", "args", "output", "success",
-                     "duration_ms", "started_at", "interrupted", "seq")
+                     "duration_ms", "started_at", "interrupted", "seq", "printed")
 EVENT_COLUMNS = ("session_id", "turn_id", "seq", "activity_id", "correlation_id", "type",
                  "payload", "created_at")
 _buckets = operator.attrgetter(*BUCKETS)  # a usage's buckets as a tuple, in BUCKETS order
@@ -119,7 +119,7 @@ def tool_call_columns(
 ) -> dict[str, list[Any]]:
     return _columns(TOOL_CALL_COLUMNS, [
         (sid, tid, c.call_id, c.tool, dumps(c.args), dumps(c.output), bool(c.success),
-         float(c.duration_ms), c.started_at_ms, bool(c.interrupted), seq)
+         float(c.duration_ms), c.started_at_ms, bool(c.interrupted), seq, c.printed)
         for seq, (tid, c) in enumerate(calls, seq0)])
 
 

@@ -39,7 +39,8 @@ See ``docs/store-schema.md`` for the same description with example queries.
     that reported nothing are an estimate).
 ``tool_calls``
     ``call_id``, ``name``, ``args`` JSON, ``output`` JSON, ``success``, ``duration_ms``,
-    ``started_at``, ``interrupted``, ``seq``.
+    ``started_at``, ``interrupted``, ``seq``, ``printed`` (what the call printed, bounded;
+    NULL: nothing, or a call stored before lash_nb kept it; ADR 197).
 ``turn_events``
     The turn activity stream: ``seq``, ``activity_id``, ``correlation_id``, ``type``,
     ``payload`` JSON (the event fields), ``created_at`` (commit time).
@@ -106,12 +107,18 @@ COMMIT_LOG_DDL = """CREATE TABLE commit_log (
 ADDED_COLUMNS = (
     ("usage_deltas", "estimated", "BOOLEAN DEFAULT false"),
     ("llm_calls", "estimated", "BOOLEAN DEFAULT false"),
+    ("tool_calls", "printed", "VARCHAR"),  # ADR 197
 )
-ADDED_DEFAULTS = {(table, column): False for table, column, _ in ADDED_COLUMNS}
+ADDED_DEFAULTS: dict[tuple[str, str], Any] = {
+    (table, column): False if "BOOLEAN" in ddl else None for table, column, ddl in ADDED_COLUMNS}
 ADD_COLUMNS_DDL = "\n".join(
     f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {c} {d};" for t, c, d in ADDED_COLUMNS)
 ADDED_PROBE = " UNION ALL ".join(
-    f"SELECT NULL FROM {t} WHERE {c} AND false" for t, c, _ in ADDED_COLUMNS)
+    f"SELECT NULL FROM (SELECT {c} FROM {t} WHERE false)" for t, c, _ in ADDED_COLUMNS)
+# the added columns the reads need (a read-only open of a file without them is refused; a
+# file lacking only ``tool_calls.printed`` opens read-only, its calls printed nothing known)
+READ_PROBE = " UNION ALL ".join(
+    f"SELECT NULL FROM (SELECT {c} FROM {t} WHERE false)" for t, c, _ in ADDED_COLUMNS[:2])
 QUEUE_ATTEMPTS_DDL = """ALTER TABLE queued_work_batches ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE queued_work_batches ADD COLUMN error VARCHAR;
 ALTER TABLE queued_work_batches ADD COLUMN failed_at_ms BIGINT;
@@ -319,7 +326,7 @@ def arrow_schemas() -> dict[str, Any]:
         "tool_calls": pa.schema([
             ("session_id", s), ("turn_id", s), ("call_id", s), ("name", s), ("args", s),
             ("output", s), ("success", b), ("duration_ms", f), ("started_at", ts),
-            ("interrupted", b), ("seq", i),
+            ("interrupted", b), ("seq", i), ("printed", s),
         ]),
         "turn_events": pa.schema([
             ("session_id", s), ("turn_id", s), ("seq", i), ("activity_id", s),

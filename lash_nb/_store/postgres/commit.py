@@ -41,7 +41,7 @@ _INSERTS: dict[str, tuple[tuple[str, str], ...]] = {
     "tool_calls": (("session_id", "text"), ("turn_id", "text"), ("call_id", "text"),
                    ("name", "text"), ("args", "jsonb"), ("output", "jsonb"),
                    ("success", "bool"), ("duration_ms", "float8"), ("started_at", "ts"),
-                   ("interrupted", "bool"), ("seq", "int8")),
+                   ("interrupted", "bool"), ("seq", "int8"), ("printed", "text")),
     "turn_events": (("session_id", "text"), ("turn_id", "text"), ("seq", "int8"),
                     ("activity_id", "text"), ("correlation_id", "text"), ("type", "text"),
                     ("payload", "jsonb"), ("created_at", "ts")),

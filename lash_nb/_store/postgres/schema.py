@@ -210,6 +210,7 @@ INSERT INTO lash_meta VALUES ('schema_version', '{SCHEMA_VERSION}');
 ADD_COLUMNS_DDL = """
 ALTER TABLE usage_deltas ADD COLUMN IF NOT EXISTS estimated BOOLEAN NOT NULL DEFAULT false;
 ALTER TABLE llm_calls ADD COLUMN IF NOT EXISTS estimated BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE tool_calls ADD COLUMN IF NOT EXISTS printed TEXT;
 """
 
 # one advisory lock key, so two processes opening an empty database create the schema once
@@ -238,10 +239,10 @@ async def ensure_schema(con: Any, where: str) -> None:
                 )
             cur = await con.execute(
                 "SELECT count(*) FROM information_schema.columns WHERE table_schema = "
-                "current_schema() AND column_name = 'estimated' AND table_name = ANY(%s)",
-                [["usage_deltas", "llm_calls"]])
+                "current_schema() AND (table_name, column_name) IN (('usage_deltas', "
+                "'estimated'), ('llm_calls', 'estimated'), ('tool_calls', 'printed'))")
             have = await cur.fetchone()
-            if not have or have[0] < 2:  # ALTER locks the table: only when a column is missing
+            if not have or have[0] < 3:  # ALTER locks the table: only when a column is missing
                 await con.execute(ADD_COLUMNS_DDL)
             return
         cur = await con.execute(
