@@ -14,30 +14,23 @@ from __future__ import annotations
 import pytest
 from notebook_harness import KernelHarness, kernel_serves_widgets_mid_cell
 
-SETUP = '''
+SETUP = """
 from lash_nb import LashCore, tool
-from lash_nb.providers import FunctionProvider
 from lash_nb.stores import DuckDBStore
-from lash_nb.testing import tool_call
+from lash_nb.testing import scripted, tool_call
 
 DROPPED = []
 
 @tool(approval="ask")
 def drop_table(name: str) -> str:
-    """Drop a table."""
+    "Drop a table."
     DROPPED.append(name)
     return f"dropped {name}"
-
-def model(request):
-    results = request.messages[-1].tool_results()
-    if results:
-        return "model read: " + results[0].content
-    return [tool_call("drop_table", '{"name": "sales"}', "c1")]
-
-core = (LashCore.builder().provider(FunctionProvider(model)).model("m").tools(drop_table)
-        .store(DuckDBStore("api.duckdb")).build())
-'''
-TURN = ('s = await core.session({sid!r}).open()\n'
+"""
+TURN = ('core = (LashCore.builder().tools(drop_table).store(DuckDBStore("api.duckdb")).model("m")\n'
+        '        .provider(scripted([tool_call("drop_table", \'{{"name": "sales"}}\', "c1")], "done"))'
+        '.build())\n'
+        's = await core.session({sid!r}).open()\n'
         'out = await s.turn("drop the sales table").run()\n'
         'call = out.result.tool_calls[0]\n'
         'print(out.result.outcome.to_json(), call.approval.decision, call.approval.by, DROPPED)')
@@ -101,4 +94,5 @@ def test_on_an_older_kernel_the_cell_says_which_tool_waits_and_the_interrupt_end
         "recs = await s.store.load_turns('told')\n"
         "print(DROPPED, [(t.stop_reason, [c['approval']['decision'] + ' by ' + c['approval']['by']\n"
         "                  for c in t.result['tool_calls']]) for t in recs])")
-    assert check.stdout.strip() == "[] [('cancelled', ['cancelled by asyncio'])]"  # the API's origin for a cancelled await
+    # an API turn's cancelled await is recorded by asyncio's origin (not kernel_interrupt)
+    assert check.stdout.strip() == "[] [('cancelled', ['cancelled by asyncio'])]"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import html
 import sys
-from typing import Any
 
 from .._runtime.approval import ApprovalRequest, waiting_line
 from .extension import STOP_NEEDS, _ipykernel_version
@@ -55,7 +54,7 @@ def _serves_widgets_mid_cell() -> bool:
 
 
 def _show_buttons(request: ApprovalRequest) -> None:
-    import ipywidgets
+    import ipywidgets  # type: ignore[import-untyped]  # no py.typed; only this module uses it
     from IPython.display import display
 
     line = (f"{waiting_line(request)}; answer here, or interrupt the kernel to stop the turn "
