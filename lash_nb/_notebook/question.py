@@ -59,11 +59,11 @@ def _show_buttons(request: ApprovalRequest) -> None:
 
     line = (f"{waiting_line(request)}; answer here, or interrupt the kernel to stop the turn "
             "(set s.approvals().set_approver(fn) before a turn to answer in code)")
-    approve = ipywidgets.Button(description="Approve", button_style="success")
+    approve = ipywidgets.Button(description="Approve", button_style="primary")
     deny = ipywidgets.Button(description="Deny", button_style="danger")
     approve.on_click(lambda _b: request.approve(by="user"))
     deny.on_click(lambda _b: request.deny(by="user"))
-    text = ipywidgets.HTML(f"<code>{html.escape(line)}</code>")
+    text = ipywidgets.HTML(f'<div style="white-space: normal">{html.escape(line)}</div>')
     box = ipywidgets.VBox([text, ipywidgets.HBox([approve, deny])])
     handle = display(box, display_id=True)
 
