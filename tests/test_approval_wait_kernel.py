@@ -34,6 +34,9 @@ TURN = ('core = (LashCore.builder().tools(drop_table).store(DuckDBStore("api.duc
         'out = await s.turn("drop the sales table").run()\n'
         'call = out.result.tool_calls[0]\n'
         'print(out.result.outcome.to_json(), call.approval.decision, call.approval.by, DROPPED)')
+RECORDS = ("recs = await s.store.load_turns({sid!r})\n"
+           "print([(t.stop_reason, [c['approval']['decision'] + ' by ' + c['approval']['by']\n"
+           "                        for c in t.result['tool_calls']]) for t in recs])")
 WAITING = ("lash_nb: turn {turn} of session {sid!r} waits for approval of tool 'drop_table' "
            "(call c1) with arguments {{\"name\": \"sales\"}}")
 
@@ -90,9 +93,24 @@ def test_on_an_older_kernel_the_cell_says_which_tool_waits_and_the_interrupt_end
     assert ex.widget_ids() == []  # no buttons that could not work
     kernel.km.interrupt_kernel()
     kernel.wait(ex, timeout=60)
-    check = kernel.run(
-        "recs = await s.store.load_turns('told')\n"
-        "print(DROPPED, [(t.stop_reason, [c['approval']['decision'] + ' by ' + c['approval']['by']\n"
-        "                  for c in t.result['tool_calls']]) for t in recs])")
     # an API turn's cancelled await is recorded by asyncio's origin (not kernel_interrupt)
-    assert check.stdout.strip() == "[] [('cancelled', ['cancelled by asyncio'])]"
+    assert kernel.run(RECORDS.format(sid="told")).stdout.strip() == (
+        "[('cancelled', ['cancelled by asyncio'])]")
+    assert kernel.run("print(DROPPED)").stdout.strip() == "[]"
+
+
+@pytest.mark.skipif(not kernel_serves_widgets_mid_cell(),
+                    reason="ipykernel < 7.4 shows no buttons (the test above)")
+def test_an_interrupt_while_the_buttons_show_leaves_the_question_and_its_end_as_text(kernel):
+    ex = kernel.submit(TURN.format(sid="cut"), stop_on_error=False)
+    box = kernel.wait_for_widget(ex, timeout=60)
+    kernel.pump_until(lambda: len(_children(kernel, box)) == 2, timeout=30)
+    kernel.km.interrupt_kernel()
+    kernel.wait(ex, timeout=60)
+    [done] = [m["content"]["data"]["text/plain"] for m in ex.outputs
+              if m["msg_type"] == "update_display_data"]
+    turn = done.split("lash_nb: turn ")[1].split(" ")[0]
+    # the API cannot tell the kernel's interrupt from a cancelled task: asyncio is the origin
+    assert done == WAITING.format(turn=turn, sid="cut") + ": cancelled by asyncio"
+    assert kernel.run(RECORDS.format(sid="cut")).stdout.strip() == (
+        "[('cancelled', ['cancelled by asyncio'])]")  # the tool never ran
