@@ -10,24 +10,14 @@ text, no dead buttons.
 
 from __future__ import annotations
 
+import browser_harness as bh
 import pytest
-from browser_harness import (
-    ARTIFACTS,
-    CONTRAST_JS,
-    JupyterServer,
-    NotebookPage,
-    chromium,
-    low_contrast,
-    playwright_or_skip,
-    reopen_without_kernel,
-    write_notebook,
-)
 from notebook_harness import kernel_serves_widgets_mid_cell
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not kernel_serves_widgets_mid_cell(),
                                  reason="ipykernel < 7.4 takes the click after the cell")]
-playwright_or_skip()
+bh.playwright_or_skip()
 
 CELLS: list[str | tuple[str, str]] = [
     ('from lash_nb import LashCore, tool\nfrom lash_nb.stores import DuckDBStore\n'
@@ -46,12 +36,12 @@ QUESTION = ("waits for approval of tool 'drop_table' (call c1) with arguments "
 
 
 def test_a_python_api_cell_waiting_for_approval_shows_approve_and_the_click_answers(tmp_path):
-    ARTIFACTS.mkdir(exist_ok=True)
-    write_notebook(tmp_path / "api_approval.ipynb", CELLS)
-    server = JupyterServer("jupyterlab", tmp_path).start("light")
+    bh.ARTIFACTS.mkdir(exist_ok=True)
+    bh.write_notebook(tmp_path / "api_approval.ipynb", CELLS)
+    server = bh.JupyterServer("jupyterlab", tmp_path).start("light")
     try:
-        with chromium() as browser:
-            nb = NotebookPage(browser, server, "api_approval.ipynb")
+        with bh.chromium() as browser:
+            nb = bh.NotebookPage(browser, server, "api_approval.ipynb")
             try:
                 nb.open()
                 nb.run_cell(0)
@@ -62,9 +52,9 @@ def test_a_python_api_cell_waiting_for_approval_shows_approve_and_the_click_answ
                 assert cell.locator("button", has_text="Deny").count() == 1
                 output = cell.locator(".jp-OutputArea-output").first
                 assert QUESTION in output.inner_text()
-                rows = nb.page.evaluate(CONTRAST_JS, ".jp-Cell .jupyter-widgets *")
-                assert len(rows) >= 3 and low_contrast(rows) == []
-                nb.screenshot(ARTIFACTS / "approval-api-waiting.png", scroll_to=1)
+                rows = nb.page.evaluate(bh.CONTRAST_JS, ".jp-Cell .jupyter-widgets *")
+                assert len(rows) >= 3 and bh.low_contrast(rows) == []
+                nb.screenshot(bh.ARTIFACTS / "approval-api-waiting.png", scroll_to=1)
                 approve.click()
                 printed = cell.locator(".jp-OutputArea-output").filter(has_text="DECIDED")
                 printed.wait_for(timeout=60_000)
@@ -72,10 +62,10 @@ def test_a_python_api_cell_waiting_for_approval_shows_approve_and_the_click_answ
                 assert cell.locator(".jp-OutputArea button").count() == 0  # they went with the answer
                 assert f"{QUESTION}: approved by user" in cell.locator(
                     ".jp-OutputArea").inner_text()
-                nb.screenshot(ARTIFACTS / "approval-api-answered.png", scroll_to=1)
+                nb.screenshot(bh.ARTIFACTS / "approval-api-answered.png", scroll_to=1)
 
                 nb.save(expect_in_file="approved by user")
-                reopen_without_kernel(nb, server)
+                bh.reopen_without_kernel(nb, server)
                 cell = nb.cell(1)
                 cell.locator(".jp-OutputArea-output").filter(has_text="DECIDED").wait_for(
                     timeout=60_000)
@@ -84,7 +74,7 @@ def test_a_python_api_cell_waiting_for_approval_shows_approve_and_the_click_answ
                 assert "Error displaying widget" not in text and "Loading widget" not in text
             except Exception:
                 if nb.page is not None:
-                    nb.screenshot(ARTIFACTS / "approval-api-failure.png")
+                    nb.screenshot(bh.ARTIFACTS / "approval-api-failure.png")
                 raise
             finally:
                 browser.close()
