@@ -57,23 +57,25 @@ def _show_buttons(request: ApprovalRequest) -> None:
     import ipywidgets  # type: ignore[import-untyped]  # no py.typed; only this module uses it
     from IPython.display import display
 
-    line = (f"{waiting_line(request)}; answer here, or interrupt the kernel to stop the turn "
+    head = waiting_line(request)
+    line = (f"{head}; answer here, or interrupt the kernel to stop the turn "
             "(set s.approvals().set_approver(fn) before a turn to answer in code)")
     approve = ipywidgets.Button(description="Approve", button_style="primary")
     deny = ipywidgets.Button(description="Deny", button_style="danger")
     approve.on_click(lambda _b: request.approve(by="user"))
     deny.on_click(lambda _b: request.deny(by="user"))
     text = ipywidgets.HTML(f'<div style="white-space: normal">{html.escape(line)}</div>')
-    box = ipywidgets.VBox([text, ipywidgets.HBox([approve, deny])])
+    row = ipywidgets.HBox([approve, deny])
+    box = ipywidgets.VBox([text, row])
     handle = display(box, display_id=True)
 
     async def settle() -> None:
         decision = await request
-        for w in (approve, deny, text, box):
-            w.close()
-        done = f"{line.split('; answer here')[0]}: {decision.decision} by {decision.by}"
+        for w in (approve, deny, text, row, box):
+            w.close()  # no live model left behind: the saved output is the text below
         if handle is not None:
-            handle.update({"text/plain": done}, raw=True)
+            handle.update({"text/plain": f"{head}: {decision.decision} by {decision.by}"},
+                          raw=True)
 
     closer = asyncio.ensure_future(settle())  # ends with the question: a stop decides it too
     _settling.add(closer)

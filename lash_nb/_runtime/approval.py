@@ -88,7 +88,7 @@ class ApprovalRequest:
         self._future: asyncio.Future[ApprovalDecision] = loop.create_future()
         self._lock = threading.Lock()
         self._decision: ApprovalDecision | None = None
-        self.awaited = False  # a script awaited ``approvals().next()`` when it opened
+        self._awaited = False  # a script awaited ``approvals().next()`` when it opened
 
     @property
     def decision(self) -> ApprovalDecision | None:
@@ -225,7 +225,7 @@ class Approvals:
     def open(self, request: ApprovalRequest) -> None:
         self._open[request.call_id] = request
         waiters, self._waiters = self._waiters, []
-        request.awaited = any(not w.done() for w in waiters)
+        request._awaited = any(not w.done() for w in waiters)
         for w in waiters:
             if not w.done():
                 w.set_result(None)
@@ -244,7 +244,7 @@ class Approvals:
         task = None
         if approver is not None and not request.decided:
             task = asyncio.ensure_future(_ask_callback(approver, request))
-        elif not request.decided and not request.awaited and not waits_shown():
+        elif not request.decided and not request._awaited and not waits_shown():
             task = asyncio.ensure_future(_tell_unanswered(request))  # the wait is not silent
         try:
             decision: ApprovalDecision = await request
