@@ -17,6 +17,14 @@ Theory of operation
   origin, the call is recorded interrupted.
 - Unattended (a queue worker): an ``ask`` call with no approver callback is denied by
   ``worker`` at once rather than parking the turn (docs/adr/0055).
+- A wait is never silent (docs/adr/0204): a question nothing can answer (no approver, not a
+  worker, its turn not shown on a live widget with Approve / Deny, no script awaiting
+  ``next()`` when it opened) and still open after :data:`NOTICE_AFTER_S` is told to a
+  person. In a running ipykernel the notebook's presenter shows it under the awaiting cell
+  (Approve / Deny buttons on ipykernel >= 7.4, else the one line saying what to do);
+  elsewhere, and when the presenter cannot, one warning on ``lash_nb.tools`` names the tool,
+  its arguments (scrubbed, bounded), the call id and the ways to answer. The turn still waits:
+  a script may answer from another task or thread.
 - States of a request: open -> decided (approved | denied | cancelled). Nothing leaves
   ``decided``; a late decision is refused (``decide`` returns False).
 """
@@ -25,8 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import inspect
+import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -36,12 +47,24 @@ from .._core.approval import ApprovalDecision, ApprovalPolicy, approval_policy
 from .._core.secrets import scrub_urls
 from .._core.text import clean_text
 from .._errors import ConfigurationError
+from .._providers.redaction import scrub_known
+from .._store.waits import waits_shown
 
 log = logging.getLogger("lash_nb.tools")
 
 Approver = Callable[["ApprovalRequest"], Any]
 """``approver(request)`` -> ``True`` (approve), ``False`` (deny), ``None`` (leave the question
 open for the widget or a script), or an awaitable of one of these."""
+Presenter = Callable[["ApprovalRequest"], bool]
+"""Shows a question nothing else answers to a person; True when it did (ADR 204)."""
+
+# a question answered within this long (a script polling ``pending()``, another thread's
+# ``decide``) is not told about: the notice is for a wait that would otherwise look like a hang
+NOTICE_AFTER_S = 1.0
+ARGS_SHOWN = 200  # characters of a call's arguments a notice quotes
+# the kernel's presenter: the notebook layer, loaded by name and only in a running ipykernel,
+# since a Python-API user of a notebook need not have run %load_ext (ADR 204)
+KERNEL_PRESENTER = "lash_nb._notebook.question"
 
 
 def now_ms() -> int:
@@ -65,6 +88,7 @@ class ApprovalRequest:
         self._future: asyncio.Future[ApprovalDecision] = loop.create_future()
         self._lock = threading.Lock()
         self._decision: ApprovalDecision | None = None
+        self._awaited = False  # a script awaited ``approvals().next()`` when it opened
 
     @property
     def decision(self) -> ApprovalDecision | None:
@@ -201,6 +225,7 @@ class Approvals:
     def open(self, request: ApprovalRequest) -> None:
         self._open[request.call_id] = request
         waiters, self._waiters = self._waiters, []
+        request._awaited = any(not w.done() for w in waiters)
         for w in waiters:
             if not w.done():
                 w.set_result(None)
@@ -219,6 +244,8 @@ class Approvals:
         task = None
         if approver is not None and not request.decided:
             task = asyncio.ensure_future(_ask_callback(approver, request))
+        elif not request.decided and not request._awaited and not waits_shown():
+            task = asyncio.ensure_future(_tell_unanswered(request))  # the wait is not silent
         try:
             decision: ApprovalDecision = await request
             return decision
@@ -247,4 +274,57 @@ async def _ask_callback(approver: Approver, request: ApprovalRequest) -> None:
         request.deny(f"the approver answered {type(answer).__name__}, not True/False/None")
 
 
-__all__ = ["ApprovalRequest", "Approvals", "Approver"]
+def shown_args(args: Any) -> str:
+    """A call's arguments for a notice: JSON on one line, every key this process knows and
+    credential shapes taken out (the model wrote them: outside text), at most
+    :data:`ARGS_SHOWN` characters."""
+    try:
+        text = json.dumps(args, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(args)
+    text = scrub_urls(scrub_known(clean_text(text)))
+    if len(text) > ARGS_SHOWN:
+        text = f"{text[:ARGS_SHOWN]}… ({len(text):,} characters)"
+    return text
+
+
+def waiting_line(request: ApprovalRequest) -> str:
+    """What waits: the session, turn, tool, call and arguments (the start of every notice)."""
+    return (f"lash_nb: turn {request.turn_id} of session {request.session_id!r} waits for "
+            f"approval of tool {request.tool!r} (call {request.call_id}) with arguments "
+            f"{shown_args(request.args)}")
+
+
+def unanswered_line(request: ApprovalRequest) -> str:
+    """The warning of a question nothing answers, outside a kernel's cell (a script)."""
+    return (f"{waiting_line(request)}; nothing is set to answer it: call "
+            f"session.approvals().decide({request.call_id!r}, True) (or False) from another "
+            "task or thread, or set session.approvals().set_approver(fn) before the turn; "
+            "Ctrl-C or session.cancel_running_turns() stops the turn")
+
+
+def _kernel_presenter() -> Presenter | None:
+    if "ipykernel" not in sys.modules or threading.current_thread() is not threading.main_thread():
+        return None  # no kernel, or a turn on run_sync's own loop thread: no cell to show it in
+    try:
+        module = importlib.import_module(KERNEL_PRESENTER)
+    except ImportError:  # lash-nb-core without the notebook extras
+        return None
+    present: Presenter = module.present
+    return present
+
+
+async def _tell_unanswered(request: ApprovalRequest) -> None:
+    await asyncio.sleep(NOTICE_AFTER_S)
+    if request.decided:
+        return
+    present = _kernel_presenter()
+    try:
+        if present is not None and present(request):
+            return
+    except Exception:  # a notice must never break the turn; the log line still goes out
+        log.debug("the kernel's approval notice failed", exc_info=True)
+    log.warning("%s", unanswered_line(request))
+
+
+__all__ = ["ApprovalRequest", "Approvals", "Approver", "Presenter"]

@@ -16,7 +16,9 @@ A notebook turn shown on a widget says its wait on its own row, and after it the
 line or the saved record says how it ended; there the store's log lines for a finished turn's
 wait (disk, read-only, moved) would stay under the cell as stale warnings. The notebook marks
 such a turn (:func:`shown_to_a_person`) and the store logs those lines at INFO for it; a
-worker or a plain API call still gets them as warnings (docs/adr/0181).
+worker or a plain API call still gets them as warnings (docs/adr/0181). The same mark says
+the turn's tool calls waiting for approval show Approve / Deny on its widget, so the runtime
+does not tell about them elsewhere (docs/adr/0204).
 """
 
 from __future__ import annotations
