@@ -489,3 +489,47 @@ def test_a_logged_claim_of_a_runtime_that_lost_its_lease_counts_its_attempt_befo
         await store.close()
 
     asyncio.run(body())
+
+
+def test_a_memory_drain_looks_at_the_same_rows_at_depth_one_and_a_thousand(monkeypatch: Any) -> None:
+    """A notebook on the memory store queues a thousand follow-ups: each drain's claim looks
+    at its exclusive head, not at the 63 rows behind it (ADR 200), unless one of them was
+    claimed before and may have used up its attempts: then it is parked as before."""
+    from lash_nb._store import memory
+    from lash_nb.stores import MemoryStore
+
+    looked: list[int] = []
+    inner = memory.attempts_exhausted
+
+    def attempts_exhausted(attempts: int, max_attempts: int) -> bool:
+        looked.append(attempts)
+        return inner(attempts, max_attempts)
+
+    async def looks_per_drain(depth: int) -> int:
+        s = await _open(MemoryStore())
+        await asyncio.gather(*(s.enqueue(f"q {i}").send() for i in range(depth)))
+        monkeypatch.setattr(memory, "attempts_exhausted", attempts_exhausted)
+        looked.clear()
+        out = await s.queued_turn().run()
+        monkeypatch.undo()
+        assert out is not None and len(await s.queued_work()) == depth - 1
+        return len(looked)
+
+    async def body() -> None:
+        assert await looks_per_drain(1000) == await looks_per_drain(2)  # 66 against 4 before ADR 200
+
+        store = MemoryStore()  # a batch behind the head that runtimes died holding is parked
+        s = await _open(store)
+        head, spent = await s.enqueue("head").send(), await s.enqueue("spent").send()
+        for owner in ("host:1:a", "host:1:b"):
+            lease = await store.try_acquire_lease("s", owner)
+            claim = await store.claim_queued_work(lease, batch_ids=[spent.batch_id])
+            assert claim is not None and claim.batch_ids == (spent.batch_id,)
+            await store.renew_lease(lease, ttl_ms=0)  # its process died
+        lease = await store.try_acquire_lease("s", "host:1:c")
+        claim = await store.claim_queued_work(lease, max_attempts=2)
+        assert claim is not None and claim.batch_ids == (head.batch_id,)
+        listed = {b.batch_id: b.status for b in await store.list_queued_work("s", include_claimed=True)}
+        assert listed[spent.batch_id] == "failed"
+
+    asyncio.run(body())
