@@ -533,3 +533,47 @@ def test_a_memory_drain_looks_at_the_same_rows_at_depth_one_and_a_thousand(monke
         assert listed[spent.batch_id] == "failed"
 
     asyncio.run(body())
+
+
+def test_a_duckdb_drain_reads_the_same_rows_at_depth_twenty_and_a_thousand(tmp_path: Path) -> None:
+    """A notebook queues a thousand follow-ups on DuckDB: each drain's claim read the first 64
+    ready rows of the session, sorting every queued row of it to find them (~0.9 ms at 1,000).
+    Now it reads a window of the hold's queue index (ADR 200): as many rows at any depth."""
+    from lash_nb._store.duckdb.rows import BATCH_COLS
+
+    async def matched(depth: int) -> int:
+        store = DuckDBStore(tmp_path / f"d{depth}.duckdb", fold_idle_s=None)
+        s = await _open(store)
+        await s.turn("warm").run()
+        await asyncio.gather(*(s.enqueue(f"q {i}").send() for i in range(depth)))
+        seen: list[tuple[str, Any]] = []
+
+        def install(con: Any) -> None:
+            inner = con.execute
+
+            class Recording:
+                def execute(self, sql: str, *args: Any) -> Any:
+                    seen.append((sql, args))
+                    return inner(sql, *args)
+
+                def __getattr__(self, name: str) -> Any:
+                    return getattr(con, name)
+
+            store._worker._con = Recording()
+
+        store._worker.submit(install).result()
+        out = await s.queued_turn().run()
+        assert out is not None and len(await s.queued_work()) == depth - 1
+        [(sql, args)] = [(q, a) for q, a in seen  # the claim's read (not the listing's)
+                         if q.startswith(f"SELECT {BATCH_COLS} FROM") and "$t" in q]
+        where = sql[len(f"SELECT {BATCH_COLS} FROM"):].split(" ORDER BY")[0]
+        params = {k: v for k, v in args[0].items() if f"${k}" in where}  # not the LIMIT's
+        rows = store._worker.submit(
+            lambda con: con.execute(f"SELECT count(*) FROM {where}", params).fetchone()[0]).result()
+        await store.close()
+        return int(rows)
+
+    async def body() -> None:
+        assert await matched(1000) == await matched(20)  # 1000 against 20 before ADR 200
+
+    asyncio.run(body())
