@@ -565,7 +565,7 @@ def test_a_duckdb_drain_reads_the_same_rows_at_depth_twenty_and_a_thousand(tmp_p
         out = await s.queued_turn().run()
         assert out is not None and len(await s.queued_work()) == depth - 1
         [(sql, args)] = [(q, a) for q, a in seen  # the claim's read (not the listing's)
-                         if q.startswith(f"SELECT {BATCH_COLS} FROM") and "$t" in q]
+                         if q.startswith(f"SELECT {BATCH_COLS} FROM") and "$sid" in q]
         where = sql[len(f"SELECT {BATCH_COLS} FROM"):].split(" ORDER BY")[0]
         params = {k: v for k, v in args[0].items() if f"${k}" in where}  # not the LIMIT's
         rows = store._worker.submit(

@@ -91,15 +91,16 @@ def test_a_drain_costs_the_same_statements_at_depth_one_and_a_thousand(tmp_path:
         assert _durable_writes(plain) == 2  # the progress commit and the final one
         assert _durable_writes(shallow) == 2  # no transaction of its own for the claim
         assert deep == shallow  # flat in depth
-        # beyond the plain turn's statements only the read of the queue's head: the claim
-        # rides in the first commit's log row, the completion in the last's (ADR 0106)
+        # beyond the plain turn's statements only the read of the queue's head (a window of
+        # the session's rows, ADR 200): the claim rides in the first commit's log row, the
+        # completion in the last's (ADR 0106)
         assert not any(q.startswith("BEGIN") for q in deep), deep
         extra = [q for q in deep if q not in plain]
         assert len(extra) == 1 and extra[0].startswith(
             "SELECT batch_id, session_id, enqueue_seq, source_key, delivery_policy, slot_policy, "
             "merge_key, available_at_ms, enqueued_at_ms, items, claim_id, claim_generation, "
             "claimed_at_ms, attempts, error, failed_at_ms FROM queued_work_batches WHERE "
-            "session_id = $sid AND available_at_ms <= $t AND failed_at_ms IS NULL"), extra
+            "session_id = $sid AND enqueue_seq BETWEEN $lo AND $hi"), extra
         # before any fold: the listing already shows both batches gone
         assert len(await s.queued_work()) == 999
         assert store.unfolded_commits > 0
