@@ -276,7 +276,7 @@ class Hold:
         return {sid: h for sid, h in self.heads.items() if h.born is not None}
 
     def queue_size(self, con: Any, sid: str) -> int:
-        if sid not in self.queue_sizes or sid not in self.queue_index:
+        if sid not in self.queue_index:
             # the session's rows in order, with the queue index (queue_index.py): one read
             found = con.execute(
                 "SELECT batch_id, enqueue_seq, failed_at_ms IS NULL, attempts > 0 OR claim_id IS "
@@ -289,8 +289,13 @@ class Hold:
             self.queue_index[sid] = QueueIndex(
                 (b, int(seq), bool(tried) or b in marked) for b, seq, ready, tried in rows if ready)
             self.queue_sizes[sid] = len(rows)
-            if self.queue_sizes[sid] == 0:
-                self.early_sizes[sid] = 0
+        elif sid not in self.queue_sizes:  # a failed job dropped the count, not the index
+            self.queue_sizes[sid] = int(con.execute(  # rows completed in the log are gone
+                "SELECT count(*) FROM queued_work_batches WHERE session_id = ? "
+                "AND NOT list_contains(?, batch_id)", [sid, self.claims.done_ids(sid)]
+            ).fetchone()[0])
+        if self.queue_sizes[sid] == 0:
+            self.early_sizes[sid] = 0
         return self.queue_sizes[sid]
 
     def indexed(self, sid: str, rows: list[tuple[str, int]]) -> None:
@@ -381,7 +386,7 @@ class Hold:
         self.heads = {sid: h for sid, h in self.heads.items() if sid in ahead}
         self.queue_sizes.clear()
         self.early_sizes.clear()
-        self.queue_index.clear()
+        # the queue indexes stay: they change only after a COMMIT (a superset either way)
 
     def dropped(self) -> None:
         """A statement outside a transaction failed: forget its after-commit updates."""

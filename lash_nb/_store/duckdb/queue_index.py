@@ -9,7 +9,9 @@ file nobody else adds rows, so the hold can keep each session's row ids in ``enq
 order and read only a window of them (``BETWEEN`` the first few seqs that are not hidden):
 
 - **Loaded** with the session's queue size (the same statement, ``Hold.queue_size``),
-  dropped with it (a failed job, ``forget``), reloaded when next needed.
+  dropped by ``forget`` and when a fold quarantines a commit (its completed batches are
+  pending again), reloaded when next needed. A failed job keeps it (it changes only after a
+  COMMIT): an idle fold that gives way rolls back, and a reload reads every row.
 - **A superset**: an enqueue appends (the sequence only grows), a completion, a cancel, a
   park removes, after COMMIT. A row that left another way (an abandon that parked it, a
   keyed enqueue that wrote a logged completion) lingers until then: it only widens the
