@@ -304,3 +304,27 @@ def test_an_enqueue_on_a_closed_store_fails_with_one_line_and_the_next_store_wor
         await again.close()
 
     asyncio.run(body())
+
+
+def test_a_listing_of_the_queue_is_freed_by_its_caller_not_by_the_next_drain(tmp_path: Path) -> None:
+    """A notebook lists its 1,000 queued batches (the queue panel does) and then drains one:
+    the store's thread kept the listing until its next job, so the drain paid for freeing
+    1,000 batches (~0.3 ms, ADR 200). Once the caller lets the listing go, it is gone."""
+    import time
+    import weakref
+
+    async def body() -> None:
+        store = DuckDBStore(tmp_path / "nb.duckdb")
+        s = await _open(store)
+        await asyncio.gather(*(s.enqueue(f"q {i}").send() for i in range(1000)))
+        listing = await s.queued_work()
+        assert len(listing) == 1000
+        first = weakref.ref(listing[0])
+        del listing
+        deadline = time.monotonic() + 10
+        while first() is not None and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert first() is None, "the store's thread still holds the listing"
+        await store.close()
+
+    asyncio.run(body())
