@@ -226,6 +226,33 @@ def test_postgres_a_drain_claims_in_three_statements_and_finishes_in_one(
     asyncio.run(body())
 
 
+def test_postgres_a_drain_locks_only_the_batch_it_runs_however_deep_the_queue(pg: Any) -> None:
+    """A worker drains one of a notebook's 200 queued follow-ups: its claim locks the head row
+    alone, not the 63 rows behind it that it will not run (a row lock is a write: the row's
+    ``xmax`` names the locker, a WAL record and a dirty page per row). Before ADR 200 the claim
+    locked 64 rows at any depth past 63. A join head still takes the join batches behind it."""
+    async def body() -> None:
+        store = pg()
+        s = await _open(store)
+        await asyncio.gather(*(s.enqueue(f"q {i}").send() for i in range(200)))
+        out = await s.queued_turn().run()
+        assert out is not None and out.result.queued_batch_ids
+        locked = store.query(
+            "SELECT count(*) AS n FROM queued_work_batches WHERE xmax::text <> '0'")
+        assert int(locked["n"][0]) == 0, "rows the drain did not run were locked"
+        assert len(await s.queued_work()) == 199
+
+        j = await _open(store, "j")
+        joined = [await j.enqueue(f"part {i}").slot_policy("join").send() for i in range(3)]
+        alone = await j.enqueue("alone").send()
+        out = await j.queued_turn().run()
+        assert out is not None
+        assert sorted(out.result.queued_batch_ids) == sorted(b.batch_id for b in joined)
+        assert [b.batch_id for b in await j.queued_work()] == [alone.batch_id]
+
+    asyncio.run(body())
+
+
 def test_postgres_a_worker_whose_lease_was_taken_over_mid_claim_never_overwrites_the_new_claim(
         pg: Any, monkeypatch: Any) -> None:
     """Worker A checked its lease; before its claim transaction, its lease expires and worker B

@@ -489,3 +489,91 @@ def test_a_logged_claim_of_a_runtime_that_lost_its_lease_counts_its_attempt_befo
         await store.close()
 
     asyncio.run(body())
+
+
+def test_a_memory_drain_looks_at_the_same_rows_at_depth_one_and_a_thousand(monkeypatch: Any) -> None:
+    """A notebook on the memory store queues a thousand follow-ups: each drain's claim looks
+    at its exclusive head, not at the 63 rows behind it (ADR 200), unless one of them was
+    claimed before and may have used up its attempts: then it is parked as before."""
+    from lash_nb._store import memory
+    from lash_nb.stores import MemoryStore
+
+    looked: list[int] = []
+    inner = memory.attempts_exhausted
+
+    def attempts_exhausted(attempts: int, max_attempts: int) -> bool:
+        looked.append(attempts)
+        return inner(attempts, max_attempts)
+
+    async def looks_per_drain(depth: int) -> int:
+        s = await _open(MemoryStore())
+        await asyncio.gather(*(s.enqueue(f"q {i}").send() for i in range(depth)))
+        monkeypatch.setattr(memory, "attempts_exhausted", attempts_exhausted)
+        looked.clear()
+        out = await s.queued_turn().run()
+        monkeypatch.undo()
+        assert out is not None and len(await s.queued_work()) == depth - 1
+        return len(looked)
+
+    async def body() -> None:
+        assert await looks_per_drain(1000) == await looks_per_drain(2)  # 66 against 4 before ADR 200
+
+        store = MemoryStore()  # a batch behind the head that runtimes died holding is parked
+        s = await _open(store)
+        head, spent = await s.enqueue("head").send(), await s.enqueue("spent").send()
+        for owner in ("host:1:a", "host:1:b"):
+            lease = await store.try_acquire_lease("s", owner)
+            claim = await store.claim_queued_work(lease, batch_ids=[spent.batch_id])
+            assert claim is not None and claim.batch_ids == (spent.batch_id,)
+            await store.renew_lease(lease, ttl_ms=0)  # its process died
+        lease = await store.try_acquire_lease("s", "host:1:c")
+        claim = await store.claim_queued_work(lease, max_attempts=2)
+        assert claim is not None and claim.batch_ids == (head.batch_id,)
+        listed = {b.batch_id: b.status for b in await store.list_queued_work("s", include_claimed=True)}
+        assert listed[spent.batch_id] == "failed"
+
+    asyncio.run(body())
+
+
+def test_a_duckdb_drain_reads_the_same_rows_at_depth_twenty_and_a_thousand(tmp_path: Path) -> None:
+    """A notebook queues a thousand follow-ups on DuckDB: each drain's claim read the first 64
+    ready rows of the session, sorting every queued row of it to find them (~0.9 ms at 1,000).
+    Now it reads a window of the hold's queue index (ADR 200): as many rows at any depth."""
+    from lash_nb._store.duckdb.rows import BATCH_COLS
+
+    async def matched(depth: int) -> int:
+        store = DuckDBStore(tmp_path / f"d{depth}.duckdb", fold_idle_s=None)
+        s = await _open(store)
+        await s.turn("warm").run()
+        await asyncio.gather(*(s.enqueue(f"q {i}").send() for i in range(depth)))
+        seen: list[tuple[str, Any]] = []
+
+        def install(con: Any) -> None:
+            inner = con.execute
+
+            class Recording:
+                def execute(self, sql: str, *args: Any) -> Any:
+                    seen.append((sql, args))
+                    return inner(sql, *args)
+
+                def __getattr__(self, name: str) -> Any:
+                    return getattr(con, name)
+
+            store._worker._con = Recording()
+
+        store._worker.submit(install).result()
+        out = await s.queued_turn().run()
+        assert out is not None and len(await s.queued_work()) == depth - 1
+        [(sql, args)] = [(q, a) for q, a in seen  # the claim's read (not the listing's)
+                         if q.startswith(f"SELECT {BATCH_COLS} FROM") and "$sid" in q]
+        where = sql[len(f"SELECT {BATCH_COLS} FROM"):].split(" ORDER BY")[0]
+        params = {k: v for k, v in args[0].items() if f"${k}" in where}  # not the LIMIT's
+        rows = store._worker.submit(
+            lambda con: con.execute(f"SELECT count(*) FROM {where}", params).fetchone()[0]).result()
+        await store.close()
+        return int(rows)
+
+    async def body() -> None:
+        assert await matched(1000) == await matched(20)  # 1000 against 20 before ADR 200
+
+    asyncio.run(body())

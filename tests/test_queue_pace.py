@@ -91,15 +91,16 @@ def test_a_drain_costs_the_same_statements_at_depth_one_and_a_thousand(tmp_path:
         assert _durable_writes(plain) == 2  # the progress commit and the final one
         assert _durable_writes(shallow) == 2  # no transaction of its own for the claim
         assert deep == shallow  # flat in depth
-        # beyond the plain turn's statements only the read of the queue's head: the claim
-        # rides in the first commit's log row, the completion in the last's (ADR 0106)
+        # beyond the plain turn's statements only the read of the queue's head (a window of
+        # the session's rows, ADR 200): the claim rides in the first commit's log row, the
+        # completion in the last's (ADR 0106)
         assert not any(q.startswith("BEGIN") for q in deep), deep
         extra = [q for q in deep if q not in plain]
         assert len(extra) == 1 and extra[0].startswith(
             "SELECT batch_id, session_id, enqueue_seq, source_key, delivery_policy, slot_policy, "
             "merge_key, available_at_ms, enqueued_at_ms, items, claim_id, claim_generation, "
             "claimed_at_ms, attempts, error, failed_at_ms FROM queued_work_batches WHERE "
-            "session_id = $sid AND available_at_ms <= $t AND failed_at_ms IS NULL"), extra
+            "session_id = $sid AND enqueue_seq BETWEEN $lo AND $hi"), extra
         # before any fold: the listing already shows both batches gone
         assert len(await s.queued_work()) == 999
         assert store.unfolded_commits > 0
@@ -301,5 +302,29 @@ def test_an_enqueue_on_a_closed_store_fails_with_one_line_and_the_next_store_wor
         await asyncio.wait_for(s2.enqueue("after").send(), 30)  # no burst left hanging
         assert [b.text for b in await s2.queued_work()] == ["kept", "after"]
         await again.close()
+
+    asyncio.run(body())
+
+
+def test_a_listing_of_the_queue_is_freed_by_its_caller_not_by_the_next_drain(tmp_path: Path) -> None:
+    """A notebook lists its 1,000 queued batches (the queue panel does) and then drains one:
+    the store's thread kept the listing until its next job, so the drain paid for freeing
+    1,000 batches (~0.3 ms, ADR 200). Once the caller lets the listing go, it is gone."""
+    import time
+    import weakref
+
+    async def body() -> None:
+        store = DuckDBStore(tmp_path / "nb.duckdb")
+        s = await _open(store)
+        await asyncio.gather(*(s.enqueue(f"q {i}").send() for i in range(1000)))
+        listing = await s.queued_work()
+        assert len(listing) == 1000
+        first = weakref.ref(listing[0])
+        del listing
+        deadline = time.monotonic() + 10
+        while first() is not None and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert first() is None, "the store's thread still holds the listing"
+        await store.close()
 
     asyncio.run(body())

@@ -25,6 +25,7 @@ from .._core.queue import (
     QueuedWorkBatch,
     QueuedWorkDraft,
     QueuedWorkItem,
+    SlotPolicy,
     attempts_exhausted,
     clip_error,
     failure_text,
@@ -116,6 +117,9 @@ class MemoryStore:
         self._leases: dict[str, _LeaseRow] = {}
         self._batches: dict[str, _BatchRow] = {}
         self._history: list[_FinishedBatch] = []  # read by the reports, like queue_history
+        # session -> batches claimed at least once (a superset, pruned when read): a claim
+        # with none behind its exclusive head has nothing to park there and stops at it
+        self._tried: dict[str, set[str]] = {}
         self._seq = itertools.count(1)
         self._blobs: dict[str, tuple[AttachmentRef, bytes, int]] = {}  # id -> (ref, bytes, at)
         self._queue_watch = QueueWatch()  # wakes await_queued_work_batch
@@ -403,6 +407,7 @@ class MemoryStore:
             for r in chosen:
                 r.claim_id, r.claim_generation, r.claimed_at_ms = claim_id, lease.fencing, t
                 r.attempts += 1
+            self._tried.setdefault(lease.session_id, set()).update(r.batch.batch_id for r in chosen)
             return QueueClaim(
                 claim_id, lease.session_id, lease.fencing, boundary,
                 tuple(dataclasses.replace(r.batch, attempts=r.attempts, error=r.error)
@@ -420,6 +425,7 @@ class MemoryStore:
         rows: Any = (self._batches.values() if batch_ids is None else
                      [r for b in batch_ids if (r := self._batches.get(b)) is not None])
         limit = 1 if commands else max(1, max_batches)
+        alone = batch_ids is None and not commands and not self._tried_rows(sid)
         out: list[_BatchRow] = []
         for r in rows:  # the dict keeps enqueue order (rows are added with rising seq)
             if (r.batch.session_id != sid or r.batch.available_at_ms > t
@@ -430,11 +436,25 @@ class MemoryStore:
                 r.park(t)
                 continue
             out.append(r)
+            if alone and r.batch.slot_policy is SlotPolicy.EXCLUSIVE:
+                break  # it goes alone, and no row behind it was ever claimed: none to park
             if batch_ids is None and (len(out) >= limit or (
                     boundary is ClaimBoundary.ACTIVE_TURN_CHECKPOINT and
                     r.batch.delivery_policy is not DeliveryPolicy.EARLIEST_SAFE_BOUNDARY)):
                 break  # a group is complete, or the head cannot go at a checkpoint
         return out
+
+    def _tried_rows(self, sid: str) -> set[str]:
+        """``sid``'s pending rows that were claimed before (only they can have used up their
+        attempts), pruned of the rows that left or were parked since."""
+        tried = {b for b in self._tried.get(sid, ())
+                 if (r := self._batches.get(b)) is not None and r.failed_at_ms is None
+                 and r.attempts > 0}
+        if tried:
+            self._tried[sid] = tried
+        else:
+            self._tried.pop(sid, None)
+        return tried
 
     async def cancel_queued_work_batch(self, session_id: str, batch_id: str) -> QueuedWorkBatch | None:
         with self._lock:

@@ -119,6 +119,7 @@ def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitRes
             finish_batches(con, claimed_ids, "completed", done_tid, t)
         hold.bump_queue(sid, -len(claimed_ids), early_left=deferred.early_count(c.completed_claims))
         deferred.gone_after_commit(hold, sid, claimed_ids)
+        hold.unindexed(sid, claimed_ids)
     if c.release_lease and c.lease is not None:
         _release_after_commit(con, hold, c.lease)
 

@@ -53,6 +53,7 @@ from typing import Any
 from ..base import Lease, lease_is_held
 from . import claims as deferred
 from .journal import FoldCounts
+from .queue_index import QueueIndex
 
 # the lease row, its fencing raised to the highest claim generation of the session's queued
 # rows: a drain's claim is written without its lease row (claims.py), so after a crash the
@@ -105,6 +106,7 @@ class Hold:
         self.carried: dict[str, Head] = {}  # the last hold's heads, checked before use
         self.queue_sizes: dict[str, int] = {}
         self.early_sizes: dict[str, int] = {}
+        self.queue_index: dict[str, QueueIndex] = {}  # loaded with queue_sizes (queue_index.py)
         self.claims = deferred.DeferredClaims()  # drain claims kept until their commit (claims.py)
         self._pending: list[Callable[[], None]] = []
         self.pending: list[Any] = []  # journal.Delta, in commit order
@@ -207,6 +209,7 @@ class Hold:
         self.carried.pop(sid, None)
         self.queue_sizes.pop(sid, None)
         self.early_sizes.pop(sid, None)
+        self.queue_index.pop(sid, None)
         self.claims.forget(sid)
 
     def flush(self, con: Any) -> None:
@@ -273,14 +276,49 @@ class Hold:
         return {sid: h for sid, h in self.heads.items() if h.born is not None}
 
     def queue_size(self, con: Any, sid: str) -> int:
-        if sid not in self.queue_sizes:
+        if sid not in self.queue_index:
+            # the session's rows in order, with the queue index (queue_index.py): one read
+            found = con.execute(
+                "SELECT batch_id, enqueue_seq, failed_at_ms IS NULL, attempts > 0 OR claim_id IS "
+                "NOT NULL FROM queued_work_batches WHERE session_id = ? ORDER BY enqueue_seq",
+                [sid]).fetchall()
+            gone = set(self.claims.done_ids(sid))  # rows completed in the log are gone
+            rows = [r for r in found if r[0] not in gone]
+            marked = {b for u in (*self.claims.unwritten.get(sid, ()),
+                                  *self.claims.logged.get(sid, ())) for b in u.batch_ids}
+            self.queue_index[sid] = QueueIndex(
+                (b, int(seq), bool(tried) or b in marked) for b, seq, ready, tried in rows if ready)
+            self.queue_sizes[sid] = len(rows)
+        elif sid not in self.queue_sizes:  # a failed job dropped the count, not the index
             self.queue_sizes[sid] = int(con.execute(  # rows completed in the log are gone
                 "SELECT count(*) FROM queued_work_batches WHERE session_id = ? "
                 "AND NOT list_contains(?, batch_id)", [sid, self.claims.done_ids(sid)]
             ).fetchone()[0])
-            if self.queue_sizes[sid] == 0:
-                self.early_sizes[sid] = 0
+        if self.queue_sizes[sid] == 0:
+            self.early_sizes[sid] = 0
         return self.queue_sizes[sid]
+
+    def indexed(self, sid: str, rows: list[tuple[str, int]]) -> None:
+        """After COMMIT: ``rows`` (batch id, enqueue seq) were enqueued for ``sid``."""
+        def add() -> None:
+            index = self.queue_index.get(sid)
+            if index is not None:
+                index.add(rows)
+        self.after_commit(add)
+
+    def unindexed(self, sid: str, batch_ids: list[str]) -> None:
+        """After COMMIT: ``batch_ids`` left ``sid``'s queue (completed, cancelled, parked)."""
+        def remove() -> None:
+            index = self.queue_index.get(sid)
+            if index is not None:
+                index.remove(batch_ids)
+        self.after_commit(remove)
+
+    def tried(self, sid: str, batch_ids: tuple[str, ...]) -> None:
+        """``batch_ids`` are being claimed: their attempts grow (now, whatever the commit)."""
+        index = self.queue_index.get(sid)
+        if index is not None:
+            index.tried.update(batch_ids)
 
     def early_size(self, con: Any, sid: str) -> int:
         """Queued rows of ``sid`` with the ``earliest_safe_boundary`` policy or a session
@@ -348,6 +386,7 @@ class Hold:
         self.heads = {sid: h for sid, h in self.heads.items() if sid in ahead}
         self.queue_sizes.clear()
         self.early_sizes.clear()
+        # the queue indexes stay: they change only after a COMMIT (a superset either way)
 
     def dropped(self) -> None:
         """A statement outside a transaction failed: forget its after-commit updates."""

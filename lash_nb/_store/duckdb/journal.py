@@ -323,6 +323,7 @@ def _fold_all(con: Any, hold: Any) -> None:
         quarantine.fold_each(lambda j: run_in_transaction(con, j, hold=hold), list(hold.pending))
         hold.pending.clear()
         hold.claims.folded()
+        hold.queue_index.clear()  # a quarantined completion's batch is pending again
     checkpoint_if_large(con, hold)
 
 
@@ -372,6 +373,7 @@ def _fold_slices(con: Any, hold: Any, work_waits: Callable[[], bool], firm: bool
                 raise
             quarantine.fold_each(lambda j: run_in_transaction(con, j, hold=hold), part)
             _folded(hold, part)
+            hold.queue_index.clear()  # a quarantined completion's batch is pending again
         done += 1
         hold.counts.slices += 1
         if hold.pending and not firm and work_waits():

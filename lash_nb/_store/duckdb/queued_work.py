@@ -64,7 +64,7 @@ def enqueue(con: Any, hold: Hold, d: QueuedWorkDraft) -> QueuedWorkBatch:
     row = rows.first(con.execute(
         _INSERT + f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {rows.BATCH_COLS}",
         _values(d, now_ms())[0]))
-    _added(hold, [d])
+    _added(hold, [d], [(row[0], int(row[2]))])
     return rows.decode_batch(row)
 
 
@@ -116,7 +116,7 @@ def _insert_many(con: Any, hold: Hold, drafts: Sequence[QueuedWorkDraft]) -> lis
             "unnest($7::BIGINT[]), unnest($8::BIGINT[]), unnest($9::VARCHAR[])::JSON "
             "RETURNING batch_id, enqueue_seq", cols).fetchall()
     seq = dict(found)
-    _added(hold, drafts)
+    _added(hold, drafts, [(v[0], int(seq[v[0]])) for v, _ in built])
     return [QueuedWorkBatch(
         batch_id=v[0], session_id=d.session_id, enqueue_seq=int(seq[v[0]]), source_key=d.source_key,
         delivery_policy=d.delivery_policy, slot_policy=d.slot_policy, merge_key=d.merge_key,
@@ -136,15 +136,20 @@ def _values(d: QueuedWorkDraft, t: int) -> tuple[list[Any], list[dict[str, Any]]
             d.merge_key, d.available_at_ms, t, rows.dumps(items)], items
 
 
-def _added(hold: Hold, drafts: Sequence[QueuedWorkDraft]) -> None:
-    """After COMMIT: the sessions' queue sizes grow by the drafts (one update per session)."""
+def _added(hold: Hold, drafts: Sequence[QueuedWorkDraft], made: Sequence[tuple[str, int]]) -> None:
+    """After COMMIT: the sessions' queue sizes grow by the drafts (one update per session),
+    their queue indexes by the rows ``made`` (batch id, enqueue seq; the drafts' order)."""
     grown: dict[tuple[str, bool], int] = {}
-    for d in drafts:
+    rows_of: dict[str, list[tuple[str, int]]] = {}
+    for d, row in zip(drafts, made, strict=True):
         early = d.delivery_policy is DeliveryPolicy.EARLIEST_SAFE_BOUNDARY or any(
             kind == "session_command" for kind, _ in d.items)
         grown[(d.session_id, early)] = grown.get((d.session_id, early), 0) + 1
+        rows_of.setdefault(d.session_id, []).append(row)
     for (sid, early), n in grown.items():
         hold.bump_queue(sid, +n, early=early)
+    for sid, made_here in rows_of.items():
+        hold.indexed(sid, made_here)
 
 
 def _session_rows(con: Any, sid: str) -> list[tuple[Any, ...]]:
@@ -195,6 +200,14 @@ _READY_SQL = (
 )
 
 
+# a window of the session's queue index: its rows between two seqs (a few; LIMIT 64, not 1:
+# a small LIMIT makes DuckDB materialize late, which costs more than these rows)
+_WINDOW_SQL = (
+    f"SELECT {rows.BATCH_COLS} FROM queued_work_batches WHERE session_id = $sid "
+    "AND enqueue_seq BETWEEN $lo AND $hi ORDER BY enqueue_seq LIMIT 64"
+)
+
+
 def claim(
     con: Any,
     hold: Hold,
@@ -231,6 +244,17 @@ def claim(
         sql = _READY_SQL + " ORDER BY enqueue_seq LIMIT $n"
         params["n"] = 1 if commands else max(1, max_batches)
 
+    if boundary is ClaimBoundary.IDLE and batch_ids is None and not commands:
+        alone = _head_alone(con, hold, sid, params)
+        if alone is not None:  # the head goes alone and nothing behind it can be parked
+            chosen = select_claim_prefix(alone, boundary, max_batches)
+            if not chosen:
+                return None  # a session command heads the queue: no turn work goes first
+            c = _claim_of(chosen, lease, boundary)
+            deferred.remember(hold, c, t)
+            hold.tried(sid, c.batch_ids)
+            return c
+
     def ready() -> list[QueuedWorkBatch]:
         found = con.execute(sql, params).fetchall()
         if batch_ids is None and found and found[0][5] == SlotPolicy.EXCLUSIVE.value and not any(
@@ -256,6 +280,7 @@ def claim(
         if boundary is ClaimBoundary.IDLE:  # a mark now, rows with the next commit
             c = _claim_of(chosen, lease, boundary)
             deferred.remember(hold, c, t)
+            hold.tried(sid, c.batch_ids)
             return c
 
     def write(c: Any) -> QueueClaim | None:
@@ -269,11 +294,13 @@ def claim(
                                      "error": failure_text(b.error, b.attempts)})
             hold.drop_early(sid)
             deferred.gone_after_commit(hold, sid, [b.batch_id for b in spent])
+            hold.unindexed(sid, [b.batch_id for b in spent])  # failed: never ready again
             found = ready()
         chosen = choose(found)
         if not chosen:
             return None
         made = _claim_of(chosen, lease, boundary)
+        hold.tried(sid, made.batch_ids)
         c.execute(
             "UPDATE queued_work_batches SET claim_id = ?, claim_generation = ?, "
             "claimed_at_ms = ?, attempts = attempts + 1 WHERE list_contains(?, batch_id)",
@@ -285,6 +312,30 @@ def claim(
         return made
 
     return write(con) if in_txn is None else in_txn(write)
+
+
+def _head_alone(con: Any, hold: Hold, sid: str,
+                params: dict[str, Any]) -> list[QueuedWorkBatch] | None:
+    """The session's first ready row, read from a window of its queue index
+    (``queue_index.py``), when it is an exclusive head and no row of the session was ever
+    claimed (none can have used up its attempts: nothing to park). None: the claim reads the
+    first 64 ready rows as before (a join head, rows tried, nothing ready in the window).
+    Every row of the session before the window is hidden; the window's rows are read whole
+    and checked here as ``_READY_SQL`` checks them (a shorter statement: less to plan)."""
+    index = hold.queue_index.get(sid)
+    if index is None or index.tried:
+        return None
+    hidden = set(params["marked"])
+    window = index.window(hidden)
+    if window is None:
+        return None
+    found = con.execute(_WINDOW_SQL, {"sid": sid, "lo": window[0], "hi": window[1]}).fetchall()
+    t, gen = params["t"], params["gen"]
+    head = next((r for r in found if r[7] <= t and r[15] is None
+                 and (r[10] is None or r[11] != gen) and r[0] not in hidden), None)
+    if head is None or head[5] != SlotPolicy.EXCLUSIVE.value:
+        return None
+    return [rows.decode_batch(head)]
 
 
 def _claim_of(chosen: Sequence[QueuedWorkBatch], lease: Lease, boundary: ClaimBoundary) -> QueueClaim:
@@ -305,6 +356,7 @@ def cancel(con: Any, hold: Hold, sid: str, batch_id: str) -> QueuedWorkBatch | N
         return None
     finish_batches(con, [batch_id], "cancelled", None, t)
     hold.bump_queue(sid, -1)
+    hold.unindexed(sid, [batch_id])
     return rows.decode_batch(row)
 
 

@@ -353,6 +353,11 @@ class ConnectionWorker:
                 fut.set_exception(e)
             else:
                 fut.set_result(result)
+            # drop this thread's references at once: a big result (a listing of 1,000 batches)
+            # is then freed by its caller, not by the next job rebinding these names (a drain
+            # right after a listing paid for freeing it, ADR 200)
+            del job, fut, spec
+            result = None
             idle_since = time.monotonic()
             rested = False
             if deferred is not None and (self.hold is None or not self.hold.turn_in_flight()):

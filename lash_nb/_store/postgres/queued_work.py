@@ -254,15 +254,17 @@ async def claim(
             if not validate_selected_group(chosen, boundary):
                 return None
         else:
-            limit = 1 if commands else max(1, max_batches)
+            # the head alone, locked; only a head that joins others reads (and locks) the rows
+            # behind it, so a claim locks one row however deep the queue (ADR 200)
             cur = await con.execute(
-                ready_sql + " ORDER BY enqueue_seq LIMIT %s FOR UPDATE SKIP LOCKED",
-                [sid, gen, limit])
-            found = await cur.fetchall()
-            head = [rows.decode_batch(r) for r in found[:1]]
-            # only a head that joins others needs the rows behind it decoded
-            group = head and head[0].slot_policy is SlotPolicy.JOIN and not commands
-            ready_rows = head + [rows.decode_batch(r) for r in found[1:]] if group else head
+                ready_sql + " ORDER BY enqueue_seq LIMIT 1 FOR UPDATE SKIP LOCKED", [sid, gen])
+            ready_rows = [rows.decode_batch(r) for r in await cur.fetchall()]
+            if (ready_rows and ready_rows[0].slot_policy is SlotPolicy.JOIN and not commands
+                    and max_batches > 1):
+                cur = await con.execute(
+                    ready_sql + " AND enqueue_seq > %s ORDER BY enqueue_seq LIMIT %s "
+                    "FOR UPDATE SKIP LOCKED", [sid, gen, ready_rows[0].enqueue_seq, max_batches - 1])
+                ready_rows += [rows.decode_batch(r) for r in await cur.fetchall()]
             chosen = select_claim_prefix(ready_rows, boundary, max_batches, commands=commands)
         if not chosen:
             return None
