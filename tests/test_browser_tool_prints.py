@@ -212,3 +212,79 @@ def test_what_a_tool_prints_is_on_its_row_live_saved_and_reopened(frontend, tmp_
                 browser.close()
     finally:
         server.stop()
+
+
+TICKS = '''import os, time
+from lash_nb import tool
+
+@tool
+def watch(site: str) -> str:
+    """Watch a site, a line now and then, until told to stop."""
+    for i in range(40):
+        print(f"line {i:03d} of {site}")
+    for i in range(600):  # until the test has read the box (it writes "go")
+        if os.path.exists("go"):
+            break
+        print(f"tick {i:03d}")
+        time.sleep(0.25)
+    return "watched " + site
+'''
+TICK_CELLS: list[str | tuple[str, str]] = [
+    "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.02",
+    TICKS,
+    "%lash open ticks --store ticks.duckdb --fresh --tools watch",
+    "%%lash\nWhat does watch say for 'gate'?",
+]
+LAST_TICK_JS = """el => { const m = el.textContent.match(/tick (\\d+)\\n?$/); return m ? +m[1] : -1; }"""
+AT_END_JS = "el => [el.scrollTop, el.scrollTop + el.clientHeight >= el.scrollHeight - 2]"
+
+
+def test_a_printing_tools_box_stays_where_the_user_scrolled_it(tmp_path):
+    """A tool still printing: the user scrolls its printed box to the newest lines; the box
+    stays there as more lines come (each redraw made a new box, back at its top)."""
+    frontend = "jupyterlab"  # the same widget script in Notebook 7
+    write_notebook(tmp_path / "ticks.ipynb", TICK_CELLS)
+    server = JupyterServer(frontend, tmp_path).start("light")
+    try:
+        with chromium() as browser:
+            nb = NotebookPage(browser, server, "ticks.ipynb")
+            try:
+                page = nb.open()
+                nb.run_all()
+                row = nb.cell(3).locator(f"{LIVE} .lash-tool-running")
+                box = row.locator(".lash-tool-printed")
+                row.locator(".lash-tool-said").wait_for(timeout=180_000)
+                row.locator("summary").click()  # the row is redrawn as lines come: no scroll first
+                box.filter(has_text="tick 001").wait_for(timeout=60_000)
+                box.hover()
+                page.mouse.wheel(0, 5000)  # down to the newest lines, as a user reads them
+                page.wait_for_function(
+                    "() => { const b = document.querySelector('.lash-turn:not(.lash-static) "
+                    ".lash-tool-printed'); return b && b.scrollTop > 0; }", timeout=10_000)
+                seen = box.evaluate(LAST_TICK_JS)
+                box.filter(has_text=f"tick {seen + 3:03d}").wait_for(timeout=60_000)
+                top, at_end = box.evaluate(AT_END_JS)
+                nb.screenshot(ARTIFACTS / "tool-prints-scrolled-live.png", scroll_to=3)
+                assert top > 0 and at_end, (top, at_end)
+                # scrolled back up to an older line: the box stays there, it does not follow
+                box.hover()
+                page.mouse.wheel(0, -60)
+                page.wait_for_function(
+                    "() => { const b = document.querySelector('.lash-turn:not(.lash-static) "
+                    ".lash-tool-printed'); return b && b.scrollTop + b.clientHeight "
+                    "< b.scrollHeight - 20; }", timeout=10_000)
+                before, _ = box.evaluate(AT_END_JS)
+                seen = box.evaluate(LAST_TICK_JS)
+                box.filter(has_text=f"tick {seen + 3:03d}").wait_for(timeout=60_000)
+                after, at_end = box.evaluate(AT_END_JS)
+                assert after == before and not at_end, (before, after)
+                (tmp_path / "go").write_text("")
+                nb.cell(3).locator(".lash-static .lash-tool-done").wait_for(timeout=120_000)
+            except Exception:
+                if nb.page is not None:
+                    nb.screenshot(ARTIFACTS / "tool-prints-scrolled-failure.png")
+                raise
+            finally:
+                browser.close()
+    finally:
+        server.stop()
