@@ -239,6 +239,21 @@ LAST_TICK_JS = """el => { const m = el.textContent.match(/tick (\\d+)\\n?$/); re
 AT_END_JS = "el => [el.scrollTop, el.scrollTop + el.clientHeight >= el.scrollHeight - 2]"
 
 
+def _wheel_until(page, box, dy: int, condition: str) -> None:
+    """Wheel over ``box`` until ``condition`` (on its element ``b``) holds, at most 5 times."""
+    check = ("() => { const b = document.querySelector('.lash-turn:not(.lash-static) "
+             f".lash-tool-printed'); return !!b && ({condition}); }}")
+    for _ in range(5):
+        box.hover()
+        page.mouse.wheel(0, dy)
+        try:
+            page.wait_for_function(check, timeout=3_000)
+            return
+        except Exception:
+            continue
+    raise AssertionError(f"the wheel did not bring the box to {condition}")
+
+
 def test_a_printing_tools_box_stays_where_the_user_scrolled_it(tmp_path):
     """A tool still printing: the user scrolls its printed box to the newest lines; the box
     stays there as more lines come (each redraw made a new box, back at its top)."""
@@ -256,26 +271,20 @@ def test_a_printing_tools_box_stays_where_the_user_scrolled_it(tmp_path):
                 row.locator(".lash-tool-said").wait_for(timeout=180_000)
                 row.locator("summary").click()  # the row is redrawn as lines come: no scroll first
                 box.filter(has_text="tick 001").wait_for(timeout=60_000)
-                box.hover()
-                page.mouse.wheel(0, 5000)  # down to the newest lines, as a user reads them
-                page.wait_for_function(
-                    "() => { const b = document.querySelector('.lash-turn:not(.lash-static) "
-                    ".lash-tool-printed'); return b && b.scrollTop > 0; }", timeout=10_000)
+                # down to the newest lines, as a user reads them: a wheel's smooth scroll that
+                # a redraw cuts short stops where it was (the user scrolls again)
+                _wheel_until(page, box, 5000, "b.scrollTop + b.clientHeight >= b.scrollHeight - 2")
                 seen = box.evaluate(LAST_TICK_JS)
                 box.filter(has_text=f"tick {seen + 3:03d}").wait_for(timeout=60_000)
                 top, at_end = box.evaluate(AT_END_JS)
                 nb.screenshot(ARTIFACTS / "tool-prints-scrolled-live.png", scroll_to=3)
                 assert top > 0 and at_end, (top, at_end)
                 # scrolled back up to an older line: the box stays there, it does not follow
-                box.hover()
-                page.mouse.wheel(0, -60)
-                page.wait_for_function(
-                    "() => { const b = document.querySelector('.lash-turn:not(.lash-static) "
-                    ".lash-tool-printed'); return b && b.scrollTop + b.clientHeight "
-                    "< b.scrollHeight - 20; }", timeout=10_000)
+                _wheel_until(page, box, -200, "b.scrollTop + b.clientHeight < b.scrollHeight - 20")
+                seen = box.evaluate(LAST_TICK_JS)  # a redraw ends any scroll still under way
+                box.filter(has_text=f"tick {seen + 1:03d}").wait_for(timeout=60_000)
                 before, _ = box.evaluate(AT_END_JS)
-                seen = box.evaluate(LAST_TICK_JS)
-                box.filter(has_text=f"tick {seen + 3:03d}").wait_for(timeout=60_000)
+                box.filter(has_text=f"tick {seen + 4:03d}").wait_for(timeout=60_000)
                 after, at_end = box.evaluate(AT_END_JS)
                 assert after == before and not at_end, (before, after)
                 (tmp_path / "go").write_text("")
