@@ -244,9 +244,9 @@ def _wheel_until(page, box, dy: int, condition: str) -> None:
     check = ("() => { const b = document.querySelector('.lash-turn:not(.lash-static) "
              f".lash-tool-printed'); return !!b && ({condition}); }}")
     for _ in range(5):
-        box.hover()
-        page.mouse.wheel(0, dy)
-        try:
+        try:  # the hover too: the box may be redrawn (detached) under it
+            box.hover(timeout=3_000)
+            page.mouse.wheel(0, dy)
             page.wait_for_function(check, timeout=3_000)
             return
         except Exception:
