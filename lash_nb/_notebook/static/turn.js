@@ -163,6 +163,27 @@ function lashToolRow(b, open) {
   return d;
 }
 
+// where the user scrolled each box of a row (what a tool printed, its output) to: a redraw
+// makes new boxes, which start at their top, so a tool printing a line every 0.2 s threw the
+// reader back up each time (ADR 205); a box read to its end follows the new lines
+function lashScrolls(body) {
+  const at = {};
+  for (const el of body.querySelectorAll("[data-cid] > pre")) {
+    if (el.scrollTop > 0) {
+      at[el.parentElement.dataset.cid + " " + el.className] =
+        { top: el.scrollTop, end: el.scrollTop + el.clientHeight >= el.scrollHeight - 2 };
+    }
+  }
+  return at;
+}
+
+function lashRestoreScrolls(body, at) {
+  for (const el of body.querySelectorAll("[data-cid] > pre")) {
+    const s = at[el.parentElement.dataset.cid + " " + el.className];
+    if (s) el.scrollTop = s.end ? el.scrollHeight : s.top;
+  }
+}
+
 function lashCellRow(b) {
   // code mode: the cell's code, its output as it streams, its error and PNG images
   const d = lashEl("details", "lash-cell lash-cell-" + b.status);
@@ -360,7 +381,9 @@ function render({ model, el }) {
       if (b.kind === "tool" && b.status === "running") starts[b.cid] = toolStarts[b.cid] || now;
     }
     toolStarts = starts;
+    const scrolled = lashScrolls(body);
     body.replaceChildren(frag);
+    lashRestoreScrolls(body, scrolled);
     drawHead(); // "waiting for approval" follows the rows
     if (!blocks.length && live()) {
       // asked while another turn of the session ran: it starts when that one ends (ADR 191)
