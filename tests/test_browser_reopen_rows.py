@@ -38,9 +38,9 @@ CELLS: list[str | tuple[str, str]] = [
     f"%%lash\n{LONG}",
 ]
 
-# every output row a reader can see, with its prompt and whether it shows anything
+# every output row of cell i a reader can see, with its prompt and whether it shows anything
 ROWS_JS = r"""
-(panel) => [...panel.querySelectorAll('.jp-Cell')].flatMap((cell, i) =>
+(panel, i) => [[...panel.querySelectorAll('.jp-Cell')][i]].flatMap((cell) =>
   [...cell.querySelectorAll('.jp-OutputArea-child')].filter((row) => {
     const r = row.getBoundingClientRect();
     return r.height > 0 && getComputedStyle(row).display !== 'none';
@@ -56,7 +56,14 @@ ROWS_JS = r"""
 
 
 def _rows(nb: NotebookPage) -> list[dict]:
-    return list(nb.panel.evaluate(ROWS_JS))
+    """Each cell's rows read while the cell is in view: Notebook 7 skips rendering the cells
+    far from the viewport (their rows keep a height, but ``innerText`` is empty), so a row
+    read from afar looked empty once a cell above grew by a line."""
+    rows: list[dict] = []
+    for i in range(len(CELLS)):
+        nb.cell(i).scroll_into_view_if_needed()
+        rows += nb.panel.evaluate(ROWS_JS, i)
+    return rows
 
 
 def _empty(rows: list[dict]) -> list[dict]:
