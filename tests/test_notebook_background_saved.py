@@ -128,11 +128,38 @@ def test_a_turn_still_running_when_the_run_ended_says_so_in_the_saved_file(tmp_p
     note = _outputs(path, 2)[1]["data"]
     assert note["text/plain"] == (
         "lash · nightly: this turn was still running when cell [4] ended, the last cell that "
-        "ended before this notebook was saved; a run of the whole notebook (jupyter nbconvert "
-        "--execute, papermill) shuts the kernel down after its last cell and cuts such a "
-        "turn: end the notebook with a %lash wait cell to keep its record. The store keeps "
-        "what was committed: %lash open closes the turn there and %lash replay shows it")
+        "ended before this notebook was saved; a run of the whole notebook shuts the kernel "
+        "down after its last cell: end the notebook with a %lash wait cell to keep the turn's "
+        "record in it. If the kernel was restarted or shut down (the Kernel menu, the end of "
+        "a jupyter nbconvert --execute or papermill run), that stopped the turn and the store "
+        "keeps what it had streamed; if the kernel was killed or died, the next %lash open "
+        "closes the turn with what it had committed (its prompt at least). %lash replay "
+        "shows the stored turn")
     assert "still running when cell [4] ended" in note["text/html"]
+    # what the note says of the run's shutdown is what the store holds (ADR 195, ADR 198)
+    turns = _stored_turns(tmp_path / "nightly.duckdb")
+    assert [(t["outcome"], t["stop_reason"]) for t in turns] == [("stopped", "cancelled")]
+    result = json.loads(turns[0]["result"])
+    assert result["cancellation"]["origin"] in ("kernel_shutdown", "kernel_interrupt")
+    # the run ends at once: what had streamed is the answer's start, however short
+    assert "You said: please echo w0 w1".startswith(result["assistant_output"]["safe_text"])
+
+
+def _stored_turns(path: Path) -> list[dict]:
+    import asyncio
+
+    from lash_nb import LashCore
+    from lash_nb.providers import OfflineProvider
+
+    async def body() -> list[dict]:
+        core = LashCore.builder().provider(OfflineProvider(delay_s=0)).store(str(path)).build()
+        try:
+            df = core.store.query("SELECT outcome, stop_reason, result FROM turns ORDER BY seq")
+            return [dict(r) for r in df.to_dict("records")]
+        finally:
+            await core.close()
+
+    return asyncio.run(body())
 
 
 def test_a_background_turn_left_not_saved_reads_not_saved_in_the_file_nbclient_wrote(tmp_path):

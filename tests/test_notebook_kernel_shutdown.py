@@ -45,6 +45,12 @@ def _stored_turns(path: Path, sid: str) -> list[dict]:
 def _shut_down_mid_turn(tmp_path: Path, *, restart: bool) -> str:
     """Run a slow ``%%lash`` turn, ask the kernel to shut down (restart) once it streamed some
     words, as the Kernel menu does; return the prose the widget had shown."""
+    return _shut_down_mid_turn_with_note(tmp_path, restart=restart)[0]
+
+
+def _shut_down_mid_turn_with_note(tmp_path: Path, *, restart: bool) -> tuple[str, str]:
+    """The prose shown, and the cut-turn note's text the cell holds (what the browser shows
+    and the saved notebook keeps once the kernel is gone)."""
     k = KernelHarness(cwd=str(tmp_path)).start()
     try:
         k.run("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.05")
@@ -53,6 +59,7 @@ def _shut_down_mid_turn(tmp_path: Path, *, restart: bool) -> str:
         model_id = k.wait_for_widget(ex, name="TurnWidget", timeout=60)
         k.pump_until(lambda: "word5 " in prose_of(k.state(model_id)), timeout=60)
         shown = prose_of(k.state(model_id))
+        notes = [t for t in ex.data("text/plain") if "did not end" in t]
     finally:
         assert k.kc is not None and k.km is not None
         k.kc.stop_channels()
@@ -60,7 +67,7 @@ def _shut_down_mid_turn(tmp_path: Path, *, restart: bool) -> str:
             k.km.restart_kernel(now=False)  # a shutdown_request with restart, as the menu sends
         k.km.shutdown_kernel(now=False)
         k.kc = k.km = None
-    return shown
+    return shown, notes[-1] if notes else ""
 
 
 def test_a_kernel_shut_down_mid_turn_keeps_the_streamed_answer(tmp_path: Path) -> None:
@@ -129,3 +136,19 @@ def test_a_drain_cut_by_a_kernel_shutdown_gives_its_batch_back(tmp_path: Path) -
         assert pending[0]["attempts"] == 0 and done == [], (pending, done)
     else:  # the interrupt came first: a person's stop, the batch is done (ADR 167)
         assert pending == [] and [d["final_state"] for d in done] == ["completed"], done
+
+
+def test_the_note_of_a_turn_cut_by_a_restart_says_what_the_restart_did(tmp_path: Path) -> None:
+    """The note under the cut turn said "%lash open closes the turn there" after a restart,
+    though the restart had committed the turn: the next open closes nothing. The note now
+    says what a restart does and what a kill does, and the store shows the restart's part."""
+    _, note = _shut_down_mid_turn_with_note(tmp_path, restart=True)
+    assert "If the kernel was restarted or shut down" in note, note
+    assert "that stopped the turn and the store keeps what it had streamed" in note, note
+    assert "closes the turn there" not in note, note
+    # and that is what happened: the turn is committed with its words, nothing is left open
+    import json
+
+    turns = _stored_turns(tmp_path / "k.duckdb", "k")
+    assert [(t["outcome"], t["stop_reason"]) for t in turns] == [("stopped", "cancelled")]
+    assert "word5" in json.loads(turns[0]["result"])["assistant_output"]["safe_text"]

@@ -2,6 +2,10 @@
 laptop closed): ``%lash open`` closes that turn as ``stopped: runtime_error`` (its process is
 gone) and the session card says so, naming the turn, instead of "0 turn(s) so far" as if the
 question had never been asked.
+
+The card then read "0 turn(s) so far" beside "1 turn did not finish": it counted the turns
+that ended with their own final commit only. The lost turn now counts among the session's
+turns (ADR 198), on that open and every later one.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from IPython.utils.capture import capture_output
-from notebook_harness import lash_shell
+from notebook_harness import KernelHarness, lash_shell, prose_of
 
 CHILD = textwrap.dedent("""
     import asyncio, sys, time
@@ -61,7 +65,7 @@ def test_the_card_of_a_session_reopened_after_its_kernel_died_mid_turn_names_the
                     "turns = await b.session.store.load_turns('work')")
         [lost] = sh.user_ns["turns"]
         assert (lost.outcome, lost.stop_reason) == ("stopped", "runtime_error")
-        assert "1 turn did not finish" in card, card
+        assert "1 turn(s) so far" in card and "**1 of these did not finish**" in card, card
         assert lost.turn_id in card
         assert f"%lash replay {lost.turn_id}" in card
         # what the card offers: the lost turn's record, its prompt and how it ended
@@ -70,3 +74,36 @@ def test_the_card_of_a_session_reopened_after_its_kernel_died_mid_turn_names_the
         data = data[0] if isinstance(data, tuple) else data
         assert "call add with a=1 and b=2" in data["text/plain"]
         assert "runtime_error" in data["text/plain"]
+
+
+def _card(ex) -> str:
+    return "\n".join(ex.data("text/markdown"))
+
+
+def test_a_kernel_killed_mid_turn_leaves_a_card_whose_count_holds_the_lost_turn(
+        tmp_path: Path) -> None:
+    """kill -9 of the kernel while a ``%%lash`` turn streams (not a menu restart, which
+    commits the turn): the next kernel's card counts that turn and says it did not finish;
+    opened again, it still counts it."""
+    k = KernelHarness(cwd=str(tmp_path)).start()
+    try:
+        k.run("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.2")
+        k.run("%lash open k --store k.duckdb")
+        ex = k.submit("%%lash\nplease echo " + " ".join(f"word{i}" for i in range(300)))
+        model_id = k.wait_for_widget(ex, name="TurnWidget", timeout=120)
+        k.pump_until(lambda: "word3 " in prose_of(k.state(model_id)), timeout=120)
+    finally:
+        assert k.kc is not None and k.km is not None
+        k.kc.stop_channels()
+        k.km.signal_kernel(signal.SIGKILL)  # kill -9: nothing of the kernel runs any more
+        k.km.shutdown_kernel(now=True)  # reaps the dead process, frees its ports
+        k.kc = k.km = None
+
+    with KernelHarness(cwd=str(tmp_path)) as k2:
+        k2.run("%load_ext lash_nb")
+        first = _card(k2.run("%lash open k --store k.duckdb"))
+        assert "1 turn(s) so far" in first, first
+        assert "**1 of these did not finish**" in first, first
+        assert "stopped: runtime_error" in first, first
+        again = _card(k2.run("%lash open k --store k.duckdb"))
+        assert "1 turn(s) so far" in again and "did not finish" not in again, again

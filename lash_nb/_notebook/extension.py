@@ -44,7 +44,6 @@ from IPython.core.error import UsageError
 
 from .config import configured_magics, reread_pyproject
 from .magics import LashMagics
-from .shutdown import commit_turns_at_shutdown
 
 ENTRY = "__import__('lash_nb._notebook.extension', fromlist=['run_line'])"
 _LINE = re.compile(r"^(?P<assign>[A-Za-z_][\w.]*\s*=\s*)?%lash(?:[ \t]+(?P<rest>.*?))?[ \t]*$")
@@ -392,15 +391,6 @@ def load_ipython_extension(ip: Any) -> None:
     if await_lash_in_blocks not in ip.input_transformers_post:
         ip.input_transformers_post.append(await_lash_in_blocks)
     warm_after_idle(ip)
-    if getattr(ip, "kernel", None) is not None:  # a restart commits the running turns first
-        commit_turns_at_shutdown(ip.kernel, lambda: _open_sessions(ip))
-
-
-def _open_sessions(ip: Any) -> list[Any]:
-    """The sessions the loaded extension has open (none once it is unloaded)."""
-    magics = ip.magics_manager.registry.get("LashMagics")
-    ctx = getattr(magics, "ctx", None)
-    return [b.session for b in ctx.bindings.values()] if ctx is not None else []
 
 
 def unload_ipython_extension(ip: Any) -> None:

@@ -94,11 +94,12 @@ def session_card(b: Any, prices: Any = None) -> Card:
         turns += f" · cost so far {cost['text']}" if cost["usd"] is not None else f" · {cost['text']}"
     meta.append(f"{turns} · `%lash help` for the verbs")
     lost = s.state.lost_turns
-    if lost:
+    if lost:  # counted in the turns above since ADR 198: say they are among them
         meta.append(
-            f"**{len(lost)} turn{'s' if len(lost) > 1 else ''} did not finish**: the process "
-            "running it ended before it committed (a kernel that died or was killed); recorded "
-            "`stopped: runtime_error`, with what it had saved: "
+            f"**{len(lost)} of these did not finish**: the kernel (or process) running "
+            f"{'each' if len(lost) > 1 else 'it'} was killed or died before the turn's final "
+            "commit (a restart from the Kernel menu commits a running turn first); recorded "
+            "`stopped: runtime_error` with what it had committed, its prompt at least: "
             + ", ".join(f"`%lash replay {t}`" for t in lost))
     meta.append(tools_line(s.tools().all_tools()))
     code = s.parts.code_mode

@@ -25,6 +25,12 @@ The per-session registry behind ``cancel_running_turns()`` and the Stop button:
 - Scope: one registry per opened session handle (and the clones that share it); another
   ``open()`` of the same session id has its own registry.
 - Thread-safe: the Stop button may call it from a comm handler on any thread.
+
+The process's registries (:func:`cancel_every_turn`, :func:`turns_running`): every registry
+of the process is known, so a process that ends (a kernel asked to shut down or restart,
+``kernel_shutdown.py``) reaches every turn of every handle, whoever opened it (a magic, the
+Python API, a drain). Once it was called, a turn registered later is cancelled as it
+registers: a drain does not start its next batch in a process that is ending.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import asyncio
 import contextlib
 import itertools
 import threading
+import weakref
 from typing import Any, TypeVar
 
 from .._core.cancel import CancellationToken
@@ -103,6 +110,8 @@ class TurnCancelRegistry:
         self._ids = itertools.count(1)
         self._tokens: dict[int, CancellationToken] = {}
         self._turn_ids: dict[int, str] = {}
+        with _PROCESS_LOCK:
+            _REGISTRIES.add(self)
 
     def register(self, token: CancellationToken, turn_id: str | None = None) -> int:
         with self._lock:
@@ -110,7 +119,9 @@ class TurnCancelRegistry:
             self._tokens[key] = token
             if turn_id is not None:
                 self._turn_ids[key] = turn_id
-            return key
+        if _ENDING:  # the process is ending: this turn stops before it does anything
+            token.cancel(*_ENDING[0])
+        return key
 
     def set_turn_id(self, key: int, turn_id: str) -> None:
         with self._lock:
@@ -141,3 +152,27 @@ class TurnCancelRegistry:
     def __len__(self) -> int:
         with self._lock:
             return len(self._tokens)
+
+
+_PROCESS_LOCK = threading.Lock()
+_REGISTRIES: weakref.WeakSet[TurnCancelRegistry] = weakref.WeakSet()  # every handle's
+_ENDING: list[tuple[str, str | None]] = []  # the origin and reason once the process ends
+
+
+def _registries() -> list[TurnCancelRegistry]:
+    with _PROCESS_LOCK:
+        return list(_REGISTRIES)
+
+
+def cancel_every_turn(origin: str, reason: str | None = None) -> int:
+    """The process is ending: cancel every turn of every session handle it holds, and every
+    turn registered from now on; returns how many were signalled. Thread-safe."""
+    with _PROCESS_LOCK:
+        if not _ENDING:
+            _ENDING.append((origin, reason))
+    return sum(r.cancel_all(origin, reason) for r in _registries())
+
+
+def turns_running() -> bool:
+    """A turn of this process has not left its registry yet (its final commit is not done)."""
+    return any(len(r) for r in _registries())

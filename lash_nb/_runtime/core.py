@@ -468,9 +468,10 @@ class SessionBuilder(PromptLayerSink):
                 head_revision=persisted.meta.head_revision, tool_state=persisted.meta.tool_state,
                 parent=persisted.meta.parent_session_id, stored_policy=persisted.meta.policy,
             )
-            if persisted.open_turn_ids and await session.writer.recover_open_turns():
+            lost = persisted.open_turn_ids
+            if lost and await session.writer.recover_open_turns(len(lost)):
                 # closed as stopped: runtime_error (process_lost) by this open: say so
-                session.state.lost_turns = tuple(persisted.open_turn_ids)
+                session.state.lost_turns = tuple(lost)
         return session
 
     async def open_fresh(self) -> LashSession:

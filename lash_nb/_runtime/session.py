@@ -25,6 +25,7 @@ from .catalog import ToolCatalog
 from .code_mode.mode import CodeMode
 from .config import SessionAdmin, SessionCommandAdmin, SessionConfigPatch
 from .feed import SessionFeed
+from .kernel_shutdown import watch_kernel_shutdown
 from .lifecycle import OpenHandles, ParkedSession, park
 from .observe import ObservableSession
 from .parts import SessionParts
@@ -96,6 +97,7 @@ class LashSession:
         self.parts.catalog.plugins = self.parts.surface.plugins
         self.drainer: Drainer = Drainer(self.parts)
         self.parts.feed.on_committed = self.drainer.kick
+        watch_kernel_shutdown()  # in a kernel, a restart commits this handle's turns (ADR 198)
 
     # ------------------------------------------------------------------ lifecycle
     @property

@@ -220,19 +220,26 @@ class SessionWriter:
             st.policy = restore_configured(st.policy, persisted.meta.policy, explicit=set())
         st.stale = False
 
-    async def recover_open_turns(self) -> bool:
+    async def recover_open_turns(self, closing: int = 0) -> bool:
         """Close turns whose runtime died mid-turn (progress commit, no terminal commit);
-        False when a live holder of the session still runs them."""
+        False when a live holder of the session still runs them. ``closing``: how many the
+        open read; they count among the session's turns (``turn_index``), as a turn that
+        ended by itself does, so a card never says "0 turns" beside a turn that did not
+        finish (ADR 198). After a conflict another runtime's commit closed them."""
         lease = await self.try_lease()
         if lease is None:
             return False  # the holder is alive: it is still running them
+        st = self.state
         try:
             for attempt in (1, 2):
+                counted = st.turn_index
+                st.turn_index = counted + (closing if attempt == 1 else 0)
                 try:
                     await self.commit(self.commit_base(lease, (), close_open_turns=True,
                                                        release_lease=True))
-                except HeadRevisionConflict:
-                    if attempt == 2:
+                except BaseException as err:
+                    st.turn_index = counted
+                    if attempt == 2 or not isinstance(err, HeadRevisionConflict):
                         raise
                     await self.reload()  # another runtime committed meanwhile
                     continue

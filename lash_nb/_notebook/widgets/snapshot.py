@@ -354,9 +354,15 @@ CUT_STYLE = (  # :has() may not nest, so the rule hides the output node, not its
     ".jp-OutputArea-child:has(+ .jp-OutputArea-child .lash-cut) > "
     ".jp-OutputArea-output.jupyter-widgets:not(:has(*)) { display: none; }"
 )
-CUT_TEXT = ("this turn did not end while the notebook was open (the kernel restarted, shut down "
-            "or stopped, or the notebook was saved mid-turn); the store keeps what was "
-            "committed: %lash open closes the turn there and %lash replay shows it")
+# written before the turn ends, so true of each way it may end (ADR 198): a restart or shutdown
+# commits the turn as it stands (ADR 195), a kill leaves it to the next open (ADR 4)
+HOW_IT_ENDED = ("If the kernel was restarted or shut down (the Kernel menu, the end of a jupyter "
+                "nbconvert --execute or papermill run), that stopped the turn and the store "
+                "keeps what it had streamed; if the kernel was killed or died, the next %lash "
+                "open closes the turn with what it had committed (its prompt at least). %lash "
+                "replay shows the stored turn")
+CUT_TEXT = ("this turn did not end before its kernel went or this notebook was saved. "
+            + HOW_IT_ENDED)
 CUT_LOOK = (  # a few rules of turn.css, not all of it: the note is in every live turn's output
     ".lash-cut { border: 1px solid rgba(127,127,127,.4); border-radius: 6px; padding: 8px 10px; "
     "max-width: 900px; overflow-wrap: anywhere; } .lash-cut .lash-prompt { font-style: italic; "
@@ -373,10 +379,9 @@ def still_running_text(count: int | None) -> str:
     whole notebook ends there, and the note is what its saved file keeps of the turn."""
     cell = f"cell [{count}]" if count is not None else "a cell"
     return (f"this turn was still running when {cell} ended, the last cell that ended before "
-            "this notebook was saved; a run of the whole notebook (jupyter nbconvert --execute, "
-            "papermill) shuts the kernel down after its last cell and cuts such a turn: end the "
-            "notebook with a %lash wait cell to keep its record. The store keeps what was "
-            "committed: %lash open closes the turn there and %lash replay shows it")
+            "this notebook was saved; a run of the whole notebook shuts the kernel down after "
+            "its last cell: end the notebook with a %lash wait cell to keep the turn's record "
+            "in it. " + HOW_IT_ENDED)
 
 
 def cut_turn_note(note_id: str, session_id: str, prompt: str,

@@ -46,10 +46,10 @@ Theory of operation
   turn refused before its first event). Stop in a final state is ignored. A stopped turn never
   shows ``done``; its partial prose is marked interrupted and its running tool rows become
   ``cancelled`` with the time they ran.
-- A restart or shutdown from the menu stops the turn first (``shutdown.py``, ADR 195); a kernel
-  that died (or outran that wait) leaves its widget on the page, which sees it go
-  (``static/kernel.js``), says "kernel gone: the turn was cut", drops Stop and the clock and
-  shows the cut-turn note (ADR 137).
+- A restart or shutdown from the menu stops the turn first (``_runtime/kernel_shutdown.py``,
+  ADR 195, 198); a kernel that died (or outran that wait) leaves its widget on the page, which
+  sees it go (``static/kernel.js``), says "kernel gone: the turn was cut", drops Stop and the
+  clock and shows the cut-turn note (ADR 137).
 
 State the browser reads (synced traits) and what feeds them
 - ``session_id``, ``turn_id``, ``prompt``: set by the runner (``runner.py``).
