@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ CHILD = textwrap.dedent("""
     @tool
     def add(a: int, b: int) -> int:
         \"\"\"Add two numbers.\"\"\"
-        print("in the tool", flush=True)
+        open(sys.argv[2], "w").close()  # not print: a tool's prints go to its row (ADR 197)
         time.sleep(600)  # the kernel dies here
         return a + b
 
@@ -46,11 +47,14 @@ CHILD = textwrap.dedent("""
 @pytest.mark.slow
 def test_the_card_of_a_session_reopened_after_its_kernel_died_mid_turn_names_the_lost_turn(
         tmp_path: Path, monkeypatch) -> None:
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "work.duckdb")],
-                             stdout=subprocess.PIPE, text=True)
-    assert child.stdout is not None
+    in_tool = tmp_path / "in-the-tool"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "work.duckdb"),
+                              str(in_tool)])
     try:
-        assert child.stdout.readline().strip() == "in the tool"  # the prompt is committed
+        deadline = time.monotonic() + 120
+        while not in_tool.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert in_tool.exists(), "the child's turn never reached its tool"  # prompt committed
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
