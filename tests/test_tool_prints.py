@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 import threading
 from pathlib import Path
@@ -184,10 +185,42 @@ def test_calls_running_at_once_keep_only_their_own_lines_and_other_code_keeps_it
     assert printed["b"] == "".join(f"B{i}\n" for i in range(5))
     assert printed["c"] == "".join(f"C{i}\n" for i in range(200))
     assert printed["d"] == "".join(f"D{i}\n" for i in range(200))
-    seen = capsys.readouterr()  # the bystanders' lines went where they always go, and only they
+    # the bystanders' lines went where they always go; no widget shows this turn (a script),
+    # so each call's lines went there too, to their own stream, each whole
+    seen = capsys.readouterr()
     assert sorted(seen.out.splitlines()) == sorted(
-        [f"TASK{i}" for i in range(5)] + [f"THREAD{i}" for i in range(5)])
-    assert seen.err == ""
+        [f"TASK{i}" for i in range(5)] + [f"THREAD{i}" for i in range(5)]
+        + [f"{x}{i}" for x, n in (("A", 5), ("C", 200), ("D", 200)) for i in range(n)])
+    assert seen.err.splitlines() == [f"B{i}" for i in range(5)]
+
+
+def test_a_turn_no_widget_shows_still_prints_its_tools_lines_and_a_widgets_turn_does_not(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's log, a script's terminal, a Python-API cell's output: a tool's prints were
+    written there before ADR 197 and still are (a script author whose prints vanished would
+    think the tool never ran), every known key taken out. A turn on a live widget (%%lash)
+    shows them on the tool's row instead, so there they leave the stream."""
+    from lash_nb._store.waits import not_shown, shown_to_a_person
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+
+    @tool
+    def leaky() -> str:
+        """Print a line with a key in it."""
+        print("using", os.environ["OPENAI_API_KEY"], "for the upload")
+        return "ok"
+
+    out, _ = _run([leaky], [tool_call("leaky", "{}", "k")])
+    assert out.result.tool_calls[0].printed == "using [redacted] for the upload\n"
+    assert capsys.readouterr().out == "using [redacted] for the upload\n"
+
+    token = shown_to_a_person(True)  # what the notebook's runner marks around a %%lash turn
+    try:
+        out, _ = _run([leaky], [tool_call("leaky", "{}", "k")])
+    finally:
+        not_shown(token)
+    assert out.result.tool_calls[0].printed == "using [redacted] for the upload\n"
+    assert capsys.readouterr().out == ""
 
 
 def test_a_tool_printing_megabytes_keeps_its_start_and_end_around_a_line_saying_so(

@@ -68,6 +68,7 @@ from .._core.tool_output import DEFAULT_MAX_OUTPUT, bounded
 from .._core.tools import ToolContext, ToolManifest, ToolProvider, ToolRegistry
 from .._errors import ToolArgumentsInvalid
 from .._providers.redaction import scrub_known_in, scrub_known_values
+from .._store.waits import waits_shown
 from .approval import ApprovalRequest, Approvals
 from .tool_print import Printed
 from .turn_records import (
@@ -177,7 +178,9 @@ class ToolBatch:
         limit = getattr(provider, "max_output", None) or self.max_output
         taken = self.printed[call_id] = Printed(
             limit, live=functools.partial(self._live, call_id, name),
-            loop=asyncio.get_running_loop())
+            loop=asyncio.get_running_loop(),
+            # no widget shows this turn's rows: the lines also go where they went before
+            echo=None if waits_shown() else scrub_known_values)
         return taken
 
     def _live(self, call_id: str, name: str, text: str) -> None:

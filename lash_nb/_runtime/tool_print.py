@@ -29,6 +29,11 @@ Theory of operation
   write or the call's end (the completion carries the whole text).
 - A write after the call ended (a tool's thread a stop left running, a task it spawned) goes
   to the stream the tee replaced.
+- Echo: a call whose turn no widget shows (a script, a worker, a Python-API turn awaited in a
+  cell) still writes what it prints to the stream the tee replaced, as it did before ADR 197
+  (a worker's log, a terminal, the cell's output), every key the process knows taken out;
+  it is kept on the call as well. Only a turn on a live widget (its row shows the lines)
+  takes them off the stream.
 """
 
 from __future__ import annotations
@@ -76,13 +81,16 @@ class Printed:
         "_token",
         "chars",
         "closed",
+        "echo",
         "limit",
         "lines",
     )
 
     def __init__(self, limit: int, *, live: Callable[[str], None] | None = None,
-                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+                 loop: asyncio.AbstractEventLoop | None = None,
+                 echo: Callable[[str], str] | None = None) -> None:
         self.limit = limit
+        self.echo = echo  # with a scrub: also write to the replaced stream (the docstring)
         self.chars = 0
         self.closed = False
         self._lock = threading.Lock()
@@ -191,6 +199,8 @@ class _Tee:
             n = self._inner.write(text)
             return n if isinstance(n, int) else len(text)
         printed.write(str(text))
+        if printed.echo is not None:
+            self._inner.write(printed.echo(str(text)))
         return len(text)
 
     def writelines(self, lines: Any) -> None:
@@ -199,7 +209,7 @@ class _Tee:
 
     def flush(self) -> None:
         printed = _CAPTURE.get()
-        if printed is None or printed.closed:
+        if printed is None or printed.closed or printed.echo is not None:
             self._inner.flush()
 
     def __getattr__(self, name: str) -> Any:
