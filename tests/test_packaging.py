@@ -184,9 +184,7 @@ def test_a_worker_only_install_drains_a_queue_without_ipython(dist, tmp_path):
 
 # declared but not imported by lash_nb, each for a reason a maintainer can check
 NOT_IMPORTED = {
-    # the widget front end (jupyterlab_widgets, widget protocol 2.1) that anywidget's views
-    # render in; anywidget alone would accept ipywidgets 7
-    "ipywidgets",
+    # (ipywidgets is imported since ADR 204: the Approve / Deny under a Python-API cell)
     # the kernel the magics and widgets run in; lash_nb reads its version (ADR 23)
     "ipykernel",
 }

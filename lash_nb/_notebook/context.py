@@ -313,8 +313,10 @@ def _opened_in_python(bound: Any) -> str:
     file without the user knowing (ADR 0201)."""
     from .._runtime.retention import opens_here
 
-    found = sorted({(sid, path) for sid, store in opens_here()
-                    if store is not bound and isinstance(path := getattr(store, "path", None), str)})
+    # the newest first: the session just opened in the cell above is the one meant
+    found = list(dict.fromkeys(
+        (sid, path) for sid, store in opens_here()
+        if store is not bound and isinstance(path := getattr(store, "path", None), str)))
     if not found:
         return ""
     return ("; opened in Python here, not bound: " + ", ".join(

@@ -21,6 +21,7 @@ Theory of operation (lash ``LashSession::{clone, close, park}``, ``LashCore::res
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,11 +41,15 @@ class SessionHandle(Protocol):
     def writer(self) -> SessionWriter: ...
 
 
+_OPEN_ORDER = itertools.count()
+
+
 class OpenHandles:
     """The live handles of one open and whether the open was consumed (closed/parked)."""
 
     def __init__(self, session_id: str, store: Any) -> None:
         self._live: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.opened = next(_OPEN_ORDER)  # the process's opens in order (newest named first)
         self.closed = False
         self.session_id = session_id
         self.store = store

@@ -34,9 +34,11 @@ def track_open(handles: OpenHandles) -> None:
 
 
 def opens_here() -> list[tuple[str, SessionStore]]:
-    """``(session id, store)`` of every open of this process that is not closed: a notebook
-    names the ones it opened with the Python API, which its magics do not know (ADR 0201)."""
-    return [(h.session_id, h.store) for h in list(_OPENS) if not h.closed and h.alive()]
+    """``(session id, store)`` of every open of this process that is not closed, the newest
+    first: a notebook names the ones it opened with the Python API, which its magics do not
+    know (ADR 0201)."""
+    opens = sorted(_OPENS, key=lambda h: h.opened, reverse=True)  # the newest first
+    return [(h.session_id, h.store) for h in opens if not h.closed and h.alive()]
 
 
 def open_here(store: SessionStore, session_id: str) -> bool:
