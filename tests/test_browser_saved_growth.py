@@ -12,6 +12,7 @@ light and the dark theme (its colours pass the contrast check), and in an untrus
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -98,17 +99,25 @@ def _without_turn_outputs(nb: dict[str, Any], cells: range) -> dict[str, Any]:
     return nb
 
 
+def _widget_state(nb: dict[str, Any]) -> dict[str, Any]:
+    widgets = nb.get("metadata", {}).get("widgets", {})
+    return dict(widgets.get("application/vnd.jupyter.widget-state+json", {}).get("state", {}))
+
+
 def _save_when(nb: NotebookPage, server: JupyterServer, upto: int) -> dict[str, Any]:
-    """Ctrl+S until the saved file holds a record in every turn cell before ``upto`` and the
-    kernel is idle; the notebook as saved then."""
+    """Ctrl+S until the saved file holds a record in every turn cell before ``upto``, the
+    kernel is idle and no widget model is left in the saved state; the notebook as saved
+    then. A finished turn's widget closes its model just after its record is shown (ADR 189):
+    a save landing between the two kept that model (seen 2 in 11 runs on Notebook 7); one
+    that never closes still fails here, after the wait."""
     found: list[dict[str, Any]] = []
 
     def saved() -> bool:
         found[:] = [nb.save(expect_in_file="%%lash")]
         return all(_records(c) for c in found[0]["cells"][len(HEAD):upto]) \
-            and server.kernels_idle()
+            and server.kernels_idle() and not _widget_state(found[0])
 
-    wait_until(saved, timeout=300, what=f"records in the cells before {upto}")
+    wait_until(saved, timeout=300, what=f"records in the cells before {upto}, no live model")
     return found[0]
 
 
@@ -119,7 +128,12 @@ def _check_every_turn_reads(nb: NotebookPage, *, styled: bool) -> None:
         record = cell.locator(".lash-turn")
         record.wait_for(timeout=60_000)
         assert record.count() == 1
-        assert prompt.splitlines()[0].lstrip("> ") in record.inner_text()
+        # Notebook 7 renders a cell scrolled into view at its next frame: its text is empty
+        # until then, so the prompt is waited for, not read at once
+        first = prompt.splitlines()[0].lstrip("> ")
+        with contextlib.suppress(AssertionError):  # the assert below says what it read
+            wait_until(lambda r=record, f=first: f in r.inner_text(), timeout=30, what="the prompt")
+        assert first in record.inner_text()
         assert record.locator(".lash-prose").inner_text().strip()
         assert record.locator(".lash-status").inner_text() == "done"
         if styled:  # the record's own style block applies: the badge is a rounded pill
