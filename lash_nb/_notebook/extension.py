@@ -354,13 +354,18 @@ def _ipykernel_version() -> str:
     return version("ipykernel")
 
 
+def serves_widgets_mid_cell() -> bool:
+    """Whether the running ipykernel hands a widget's message to a cell that awaits."""
+    return tuple(int(p) for p in re.findall(r"\d+", _ipykernel_version())[:2]) >= STOP_NEEDS
+
+
 def kernel_stop_notice(ip: Any) -> str | None:
     """One line for kernels where a widget click waits for the running cell (ADR 23)."""
     if getattr(ip, "kernel", None) is None:
         return None  # a terminal or a test shell: no widgets to click
-    running = _ipykernel_version()
-    if tuple(int(p) for p in re.findall(r"\d+", running)[:2]) >= STOP_NEEDS:
+    if serves_widgets_mid_cell():
         return None
+    running = _ipykernel_version()
     return (
         f"lash_nb: ipykernel {running} handles a widget's Stop only after the cell "
         "ends; stop a running turn with the kernel's interrupt button, or "

@@ -23,7 +23,7 @@ import html
 import sys
 
 from .._runtime.approval import ApprovalRequest, waiting_line
-from .extension import STOP_NEEDS, _ipykernel_version
+from .extension import _ipykernel_version, serves_widgets_mid_cell
 
 _settling: set[asyncio.Future[None]] = set()  # the buttons' closers, held until they run
 
@@ -35,7 +35,7 @@ def present(request: ApprovalRequest) -> bool:
     ip = get_ipython()
     if ip is None or getattr(ip, "kernel", None) is None:
         return False
-    if not _serves_widgets_mid_cell():
+    if not serves_widgets_mid_cell():
         print(f"{waiting_line(request)}; this ipykernel {_ipykernel_version()} cannot take an "
               "answer while the cell awaits: interrupt the kernel (the turn ends stopped: "
               "cancelled), then set s.approvals().set_approver(fn), or run the turn as a task "
@@ -45,12 +45,6 @@ def present(request: ApprovalRequest) -> bool:
         return True
     _show_buttons(request)
     return True
-
-
-def _serves_widgets_mid_cell() -> bool:
-    import re
-
-    return tuple(int(p) for p in re.findall(r"\d+", _ipykernel_version())[:2]) >= STOP_NEEDS
 
 
 def _show_buttons(request: ApprovalRequest) -> None:

@@ -153,7 +153,7 @@ class LiteLLMProvider:
         name = type(exc).__name__
         message = self.scrub(str(exc))
         causes = _causes(exc)
-        if causes & _TIMEOUTS or isinstance(exc, TimeoutError):
+        if causes & _TIMEOUTS:  # the MRO names: a TimeoutError subclass too
             return classify.timeout_error(KIND, "response", self.timeout,
                                           output_started=output_started)
         status = getattr(exc, "status_code", None)
