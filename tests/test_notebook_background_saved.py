@@ -141,8 +141,11 @@ def test_a_turn_still_running_when_the_run_ended_says_so_in_the_saved_file(tmp_p
     assert [(t["outcome"], t["stop_reason"]) for t in turns] == [("stopped", "cancelled")]
     result = json.loads(turns[0]["result"])
     assert result["cancellation"]["origin"] in ("kernel_shutdown", "kernel_interrupt")
-    # the run ends at once: what had streamed is the answer's start, however short
-    assert "You said: please echo w0 w1".startswith(result["assistant_output"]["safe_text"])
+    # the shutdown cut the answer: what had streamed is a start of it, never the whole (how
+    # much streamed before the kernel went down depends on the machine's load)
+    whole = "You said: please echo " + " ".join(f"w{i}" for i in range(400))
+    streamed = result["assistant_output"]["safe_text"]
+    assert whole.startswith(streamed) and len(streamed) < len(whole), streamed
 
 
 def _stored_turns(path: Path) -> list[dict]:
