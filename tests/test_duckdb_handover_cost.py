@@ -6,6 +6,7 @@ all their time opening (a 2 x 500 enqueue test passed 240 s)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -52,7 +53,7 @@ def test_many_hand_overs_leave_the_next_holder_a_small_wal(tmp_path: Path, monke
         biggest = 0
         for i in range(40):
             await s.enqueue(f"batch {i}: {pasted}").id(f"b-{i}").send()
-            if os.path.exists(f"{path}.wal"):
+            with contextlib.suppress(FileNotFoundError):  # a let-go's checkpoint removes it
                 biggest = max(biggest, os.path.getsize(f"{path}.wal"))
         handovers = store._worker.handovers
         await store.close()
