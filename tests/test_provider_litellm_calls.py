@@ -24,7 +24,7 @@ pytest.importorskip("litellm")
 
 from local_openai import ChatHandler, serve
 
-from lash_nb import LashCore, run_sync
+from lash_nb import LashCore, run_sync, tool
 from lash_nb.errors import ConfigurationError
 from lash_nb.providers import LiteLLMProvider, RetryPolicy
 
@@ -38,31 +38,50 @@ BASIC = "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
 
 class _Gateway(ChatHandler):
     """Answers "Hello there." unless the prompt asks otherwise: ``slow`` waits 3 s first,
-    ``cut`` sends one piece of text and closes the connection without a finish_reason.
-    Every request's ``Authorization`` header is kept in ``seen``."""
+    ``cut`` sends one piece of text and closes the connection without a finish_reason,
+    ``weather`` calls the ``weather`` tool (its arguments in two deltas) and then answers
+    with the tool's output. Every request's ``Authorization`` header is kept in ``seen``."""
 
     seen: ClassVar[list[str | None]] = []
 
     def answer(self, body: dict[str, Any]) -> tuple[int, str | list[str]]:
-        if "slow" in body["messages"][-1]["content"]:
+        last = body["messages"][-1]
+        if last["role"] == "tool":
+            return 200, f"The tool says: {last['content']}"
+        if "slow" in last["content"]:
             time.sleep(3)
         return 200, ["Hello ", "there."]
 
     def do_POST(self) -> None:
         type(self).seen.append(self.headers.get("Authorization"))
         raw = self.rfile.read(int(self.headers["Content-Length"]))
-        if "cut" not in json.loads(raw)["messages"][-1]["content"]:
+        last = json.loads(raw)["messages"][-1]
+        chunks: list[dict[str, Any]]
+        cut = False
+        if last["role"] == "user" and "weather" in last["content"]:
+            call = {"index": 0, "id": "call_1", "type": "function",
+                    "function": {"name": "weather", "arguments": '{"city": '}}
+            chunks = [{"delta": {"tool_calls": [call]}},
+                      {"delta": {"tool_calls": [{"index": 0,
+                                                 "function": {"arguments": '"Oslo"}'}}]}},
+                      {"delta": {}, "finish_reason": "tool_calls"}]
+        elif last["role"] == "user" and "cut" in last["content"]:
+            chunks = [{"delta": {"content": "The first half"}}]
+            cut = True  # no finish_reason, no [DONE]: the connection closes (HTTP/1.0)
+        else:
             self.rfile = io.BytesIO(raw)  # ChatHandler reads the body again
             super().do_POST()
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        chunk = {"id": "c1", "object": "chat.completion.chunk", "model": "gpt-test",
-                 "choices": [{"index": 0, "delta": {"content": "The first half"}}]}
-        self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        for choice in chunks:
+            chunk = {"id": "c1", "object": "chat.completion.chunk", "model": "gpt-test",
+                     "choices": [{"index": 0, **choice}]}
+            self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        if not cut:
+            self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
-        self.close_connection = True
 
 
 @pytest.fixture
@@ -72,9 +91,15 @@ def gateway() -> Any:
         yield port
 
 
+@tool
+def weather(city: str) -> str:
+    """Today's weather in a city."""
+    return f"sunny in {city}"
+
+
 def _turn(provider: LiteLLMProvider, prompt: str, attempts: int = 1) -> Any:
     async def body() -> Any:
-        core = (LashCore.builder().provider(provider)
+        core = (LashCore.builder().provider(provider).tools(weather)
                 .retry_policy(RetryPolicy(max_attempts=attempts, base_delay_s=0.01,
                                           max_delay_s=0.01)).build())
         s = await core.session("gw").open()
@@ -152,3 +177,12 @@ def test_a_gateway_slower_than_the_timeout_is_a_timeout(gateway):
     (error,) = result.errors
     assert error.code == "timeout" and error.retryable is True
     assert "timed out (limit 1 s)" in error.message
+
+
+def test_a_tool_call_streamed_in_pieces_runs_the_tool_and_the_answer_follows(gateway):
+    provider = LiteLLMProvider("openai/gpt-test", api_key=KEY, timeout=10.0,
+                               api_base=f"http://127.0.0.1:{gateway}/v1")
+    result = _turn(provider, "what is the weather in Oslo?")
+    assert str(result.outcome) == "finished: assistant_message"
+    assert result.assistant_message() == "The tool says: sunny in Oslo"
+    assert len(_Gateway.seen) == 2  # the call, then the answer with the tool's output
