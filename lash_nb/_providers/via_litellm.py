@@ -91,7 +91,7 @@ def _basic_auth(api_base: str | None) -> tuple[str | None, str | None]:
     if not api_base:
         return api_base, None
     parts = urlsplit(api_base)
-    if parts.username is None and parts.password is None:
+    if not (parts.username or parts.password):  # as httpx: "http://@host" sends none
         return api_base, None
     pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
     host = parts.netloc.rpartition("@")[2]
@@ -266,8 +266,8 @@ def _chain(exc: BaseException) -> list[BaseException]:
         seen.add(id(link))
         out.append(link)
         original = getattr(link, "original_exception", None)
-        link = link.__cause__ or link.__context__ or (
-            original if isinstance(original, BaseException) else None)
+        link = link.__cause__ or (original if isinstance(original, BaseException)
+                                  else None) or link.__context__
     return out
 
 
