@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate the CI lock files on purpose (review the diff, then commit it):
-#   requirements/ci-newest.txt  the newest versions pyproject.toml allows (every Python >= 3.11)
+#   requirements/ci-newest.txt  the newest versions pyproject.toml allows (every Python >= 3.11),
+#                               the litellm extra's too (ADR 209: what `pip install
+#                               lash-nb-core[litellm]` gives today is a tested one)
 #   requirements/ci-lowest.txt  the lowest versions of each direct dependency (Python 3.11), and
 #                               the litellm extra at its floor (too large for the test extra,
 #                               but a declared floor is a tested one: ADR 202)
@@ -16,7 +18,7 @@ if [ $# -gt 0 ]; then
   upgrade=()
   for p in "$@"; do upgrade+=(--upgrade-package "$p"); done
 fi
-"$uv" pip compile -q pyproject.toml --extra test --universal --python-version 3.11 \
+"$uv" pip compile -q pyproject.toml --extra test --extra litellm --universal --python-version 3.11 \
   "${upgrade[@]}" --no-header -o requirements/ci-newest.txt
 "$uv" pip compile -q pyproject.toml --extra test --extra litellm --resolution lowest-direct --python-version 3.11 \
   --python-platform x86_64-unknown-linux-gnu "${upgrade[@]}" --no-header -o requirements/ci-lowest.txt

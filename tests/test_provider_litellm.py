@@ -7,13 +7,11 @@ when it is not installed. Before ADR 202 no run had it, and the floor was never 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("litellm")
-
 from test_providers_replay import LOOKUP, check, collect
 
 from lash_nb import LashCore
@@ -25,6 +23,12 @@ from lash_nb.testing import LoopbackServer
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "wire-scripts"
 LOCAL = Path(__file__).resolve().parent / "wire_scripts"
 KEY = "sk-litellm-test-0123456789abcdef"
+# looked up, not imported: LiteLLM 1.110 takes seconds of CPU to import, and every test
+# worker collects this file; the provider imports it at its first call, on the one worker
+# that runs the LiteLLM tests (one xdist group)
+pytestmark = [pytest.mark.skipif(importlib.util.find_spec("litellm") is None,
+                                 reason="LiteLLM is not installed (extra litellm)"),
+              pytest.mark.xdist_group("litellm")]
 
 
 def _request(model: str, *, tools: bool = False) -> LlmRequest:

@@ -36,6 +36,7 @@ from lash_nb import LashCore, run_sync
 from lash_nb.providers import LiteLLMProvider, RetryPolicy
 
 __all__ = ["port"]  # the echoing server's fixture
+pytestmark = pytest.mark.xdist_group("litellm")  # one worker imports LiteLLM (ADR 209)
 
 
 class _StatusError(Exception):

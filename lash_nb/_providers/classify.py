@@ -302,8 +302,9 @@ def dropped_stream_error(
     provider: str, exc: BaseException, *, request_id: str | None, output_started: bool,
     scrub: Scrub = DEFAULT_SCRUB,
 ) -> LlmTransportError:
+    said = " ".join(str(exc).split())  # one line: some SDKs put the cause on the next
     return LlmTransportError(
-        scrub(f"{provider} stream dropped ({type(exc).__name__}: {exc}); the runtime retries"),
+        scrub(f"{provider} stream dropped ({type(exc).__name__}: {said}); the runtime retries"),
         kind=ProviderFailureKind.STREAM, retryable=True, request_id=request_id,
         output_started=output_started,
     )

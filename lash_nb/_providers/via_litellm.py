@@ -17,7 +17,16 @@ Theory of operation
   provider's wording). Connection errors and timeouts retry. Every message is scrubbed of the
   key (when one is passed), of a password in ``api_base`` and of the values of credential
   headers in ``extra`` (ADR 146, 153), and of credential shapes; the repr and a connection
-  error show ``api_base`` with ``[redacted]`` for its password.
+  error show ``api_base`` with ``[redacted]`` for its password. A failure LiteLLM raises
+  before sending anything (no key anywhere: the OpenAI SDK's own error, wrapped as status 500)
+  is one line saying what to set, not retried; a stream cut after some text (LiteLLM's
+  ``MidStreamFallbackError``, its cause in ``original_exception``) is a dropped stream.
+- A user and password in ``api_base`` are sent as basic auth, taken out of the URL into an
+  ``Authorization`` header LiteLLM passes on (``extra_headers``): what httpx (LiteLLM 1.60's
+  transport), requests and lash_nb's own HTTP providers do with them. LiteLLM 1.110's aiohttp
+  transport refuses a URL's credentials beside the ``Authorization`` header it sets for the
+  key, so left in the URL every call failed (ADR 209). Beside an explicit ``Authorization``
+  header in ``extra`` they are a ``ConfigurationError``: two values for one header.
 - LiteLLM is told to use its bundled price map (``LITELLM_LOCAL_MODEL_COST_MAP``, unless set):
   importing it would otherwise fetch one from the network.
 - Keys: ``api_key=`` if given, else whatever LiteLLM reads from the environment for the model's
@@ -26,13 +35,21 @@ Theory of operation
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
-from .._core.llm import Completed, LlmRequest, LlmStreamEvent, LlmTransportError
+from .._core.llm import (
+    Completed,
+    LlmRequest,
+    LlmStreamEvent,
+    LlmTransportError,
+    ProviderFailureKind,
+)
 from .._core.secrets import Scrubber
 from .._errors import ConfigurationError
 from . import classify
@@ -67,6 +84,21 @@ def _headers(extra: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def _basic_auth(api_base: str | None) -> tuple[str | None, str | None]:
+    """``api_base`` without its user and password, and the ``Authorization`` value they make
+    (``Basic base64(user:password)``, unquoted as httpx does); ``(api_base, None)`` when the
+    URL carries none."""
+    if not api_base:
+        return api_base, None
+    parts = urlsplit(api_base)
+    if not (parts.username or parts.password):  # as httpx: "http://@host" sends none
+        return api_base, None
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    host = parts.netloc.rpartition("@")[2]
+    return (urlunsplit(parts._replace(netloc=host)),
+            "Basic " + base64.b64encode(pair.encode()).decode())
+
+
 class LiteLLMProvider:
     """A model through LiteLLM: ``LiteLLMProvider("bedrock/anthropic.claude-3-5-sonnet...")``.
     ``api_base`` / ``api_key`` go to LiteLLM as given; ``extra`` adds LiteLLM arguments."""
@@ -84,8 +116,15 @@ class LiteLLMProvider:
         self.timeout = timeout
         self._api_key = api_key
         self._extra = dict(extra or {})
+        self._send_base, self._basic = _basic_auth(api_base)
+        headers = _headers(self._extra)
+        if self._basic and any(name.lower() == "authorization" for name in headers):
+            raise ConfigurationError(
+                f"LiteLLMProvider: api_base {shown_url(api_base or '')} carries a user and "
+                "password (basic auth) and extra sets an Authorization header too: both are "
+                "the Authorization header; keep one")
         # a gateway's password in api_base and its key in a header are secrets too (ADR 153)
-        also = credentials(api_base or "", _headers(self._extra))
+        also = credentials(api_base or "", headers)
         key = self._extra.get("api_key")
         self._scrubber = Scrubber([*([api_key] if api_key else []), *also,
                                    *([key] if isinstance(key, str) and key else [])])
@@ -114,8 +153,8 @@ class LiteLLMProvider:
             args.update(chat_tools(request))
         if request.max_output_tokens:
             args["max_tokens"] = request.max_output_tokens
-        if self.api_base:
-            args["api_base"] = self.api_base
+        if self._send_base:
+            args["api_base"] = self._send_base  # its user and password go as a header
         args.update(self._extra)
         return args
 
@@ -124,6 +163,9 @@ class LiteLLMProvider:
         args = self.arguments(request)
         if self._api_key:
             args["api_key"] = self._api_key
+        if self._basic:
+            args["extra_headers"] = {**(args.get("extra_headers") or {}),
+                                     "Authorization": self._basic}
         acc = ChatAccumulator()
         guard = DeltaScrub(self._scrubber)  # a key split across deltas is held back, as HTTP's
         failure: LlmTransportError | None = None
@@ -156,6 +198,15 @@ class LiteLLMProvider:
         if causes & _TIMEOUTS:  # the MRO names: a TimeoutError subclass too
             return classify.timeout_error(KIND, "response", self.timeout,
                                           output_started=output_started)
+        if "MidStreamFallbackError" in causes:  # the server's stream ended early (1.110)
+            cut = getattr(exc, "original_exception", None)  # what it says, once
+            return classify.dropped_stream_error(KIND, cut if isinstance(cut, BaseException)
+                                                 else exc, request_id=None,
+                                                 output_started=output_started,
+                                                 scrub=self.scrub)
+        unsent = _refused_before_sending(exc)
+        if unsent is not None and not output_started:
+            return self._not_sent(unsent)
         status = getattr(exc, "status_code", None)
         if name == "ContextWindowExceededError":
             status = 400 if not isinstance(status, int) else status
@@ -171,11 +222,28 @@ class LiteLLMProvider:
                                           scrub=self.scrub)
         body = json.dumps({"error": {"message": message,
                                      "code": getattr(exc, "code", None) or name}})
+        hint = "the key LiteLLM uses for this model"
+        if self._basic:
+            hint = ("the user and password in api_base (sent as basic auth, in the "
+                    f"Authorization header) and {hint}")
         err = classify.classify_http_error(status, httpx.Headers(), body, provider=KIND,
-                                           key_hint="the key LiteLLM uses for this model",
-                                           scrub=self.scrub)
+                                           key_hint=hint, scrub=self.scrub)
         err.output_started = output_started
         return err
+
+    def _not_sent(self, cause: BaseException) -> LlmTransportError:
+        """LiteLLM (or the SDK inside it) refused the call before any request went out: a
+        setting is wrong, and every retry would fail the same way."""
+        said = " ".join(self.scrub(str(cause)).split())[:240]
+        credential = any(w in said.lower() for w in ("api_key", "credential", "api key"))
+        kind = (ProviderFailureKind.AUTH if credential
+                else ProviderFailureKind.VALIDATION)
+        what = ("give LiteLLMProvider its api_key or set the key variable LiteLLM reads for "
+                f"{self.model}" if credential else "check its api_base, api_key and extra")
+        return LlmTransportError(
+            f"{KIND} did not send the request ({type(cause).__name__}: {said}); no server was "
+            f"asked: {what}; retrying will not help",
+            kind=kind, retryable=False, code="not_sent")
 
     async def aclose(self) -> None:
         return None
@@ -187,15 +255,43 @@ _NOT_CONNECTED = frozenset({"APIConnectionError", "ConnectError", "ConnectionErr
                             "ClientConnectorError", "RemoteProtocolError"})
 
 
-def _causes(exc: BaseException) -> frozenset[str]:
-    """The class names (each class's whole MRO) of ``exc`` and of what caused it, as LiteLLM
-    chains them (its exception, its provider error, the SDK's, the transport's, the
-    socket's); a cycle or a chain longer than 12 stops the walk."""
-    names: set[str] = set()
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it, as LiteLLM chains them (its exception, its provider error,
+    the SDK's, the transport's, the socket's; a ``MidStreamFallbackError`` keeps its cause in
+    ``original_exception``); a cycle or a chain longer than 12 stops the walk."""
+    out: list[BaseException] = []
     seen: set[int] = set()
     link: BaseException | None = exc
     while link is not None and id(link) not in seen and len(seen) < 12:
         seen.add(id(link))
-        names.update(c.__name__ for c in type(link).__mro__)
-        link = link.__cause__ or link.__context__
-    return frozenset(names)
+        out.append(link)
+        original = getattr(link, "original_exception", None)
+        link = link.__cause__ or (original if isinstance(original, BaseException)
+                                  else None) or link.__context__
+    return out
+
+
+def _causes(exc: BaseException) -> frozenset[str]:
+    """The class names (each class's whole MRO) of ``exc`` and of its causes."""
+    return frozenset(c.__name__ for link in _chain(exc) for c in type(link).__mro__)
+
+
+# a server's answer somewhere below LiteLLM's own exception (whose classes derive from the
+# OpenAI SDK's status errors whether or not a server answered)
+_ANSWERED = frozenset({"HTTPStatusError", "APIStatusError", "ClientResponseError"})
+
+
+def _refused_before_sending(exc: BaseException) -> BaseException | None:
+    """The root cause when the call failed before any request went out: the OpenAI SDK's own
+    ``OpenAIError`` (no key: "Missing credentials") or a plain ``ValueError`` (aiohttp: a
+    URL's credentials beside an Authorization header), with no server's answer in the chain.
+    None otherwise (a subclass, a decode error of an answer, is not one)."""
+    chain = _chain(exc)
+    if any(c.__name__ in _ANSWERED for link in chain[1:] for c in type(link).__mro__):
+        return None
+    root = chain[-1]
+    if type(root) is ValueError or (type(root).__name__ == "OpenAIError"
+                                    and type(root).__module__.split(".")[0] == "openai"):
+        return root
+    return None
+
