@@ -96,7 +96,7 @@ def _whole_sheet(record: str) -> str:
                   record, count=1, flags=re.S)
 
 
-# one JSON string, not a tree of ~300,000 values: Playwright hands an object over value by
+# one JSON string, not a tree of ~117,000 values: Playwright hands an object over value by
 # value (its driver and its Python side walk each one), a string whole (ADR 208)
 STYLES_JS = """() => JSON.stringify([...document.querySelectorAll('.rec')].map(rec =>
   [...rec.querySelectorAll('*')].filter(e => e.tagName !== 'STYLE').map(e => {
