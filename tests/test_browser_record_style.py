@@ -96,12 +96,19 @@ def _whole_sheet(record: str) -> str:
                   record, count=1, flags=re.S)
 
 
-STYLES_JS = """() => [...document.querySelectorAll('.rec')].map(rec =>
+# one JSON string, not a tree of ~117,000 values: Playwright hands an object over value by
+# value (its driver and its Python side walk each one), a string whole (ADR 208)
+STYLES_JS = """() => JSON.stringify([...document.querySelectorAll('.rec')].map(rec =>
   [...rec.querySelectorAll('*')].filter(e => e.tagName !== 'STYLE').map(e => {
     const s = getComputedStyle(e), out = {};
     for (const p of s) if (!p.startsWith('--')) out[p] = s.getPropertyValue(p);
     return [e.tagName + '.' + e.className, out];
-  }))"""
+  })))"""
+
+
+def _styles(page) -> list:
+    """Each record's elements on ``page``: [tag.class, {property: computed value}] each."""
+    return json.loads(page.evaluate(STYLES_JS))
 DARK = ("--jp-content-font-color1: rgba(255,255,255,1); --jp-content-font-color2: "
         "rgba(255,255,255,0.7); --jp-border-color2: #424242; --jp-layout-color2: #424242; "
         "--jp-success-color1: #388e3c; --jp-error-color1: #d32f2f; --jp-warn-color1: #f57c00; "
@@ -130,10 +137,10 @@ def test_each_record_looks_as_with_the_whole_sheet_alone_and_among_the_others():
                 reference = []
                 for r in recs:
                     page.set_content(_page([_whole_sheet(r)], theme))
-                    reference += page.evaluate(STYLES_JS)
+                    reference += _styles(page)
                 for order in (list(range(len(recs))), list(reversed(range(len(recs))))):
                     page.set_content(_page([recs[i] for i in order], theme))
-                    got = dict(zip(order, page.evaluate(STYLES_JS), strict=True))
+                    got = dict(zip(order, _styles(page), strict=True))
                     for i in order:
                         assert len(got[i]) == len(reference[i]) > 5
                         for (tag, style), (rtag, rstyle) in zip(got[i], reference[i], strict=True):

@@ -10,6 +10,7 @@ not from running the code.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
@@ -90,6 +91,17 @@ def widget_states(nb: Any, model_name: str) -> list[dict[str, Any]]:
 def no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in KEY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def real_providers_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``04-real-providers.ipynb`` run once without keys: what it prints and what the strip
+    script removes are read from the same run, as a user runs it once (ADR 208). Each test
+    gets a copy of the executed notebook."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in KEY_VARIABLES:
+            mp.delenv(name, raising=False)
+        return execute("04-real-providers.ipynb", tmp_path_factory.mktemp("real-providers"))
 
 
 def test_every_notebook_in_the_folder_has_a_test_here():
@@ -181,8 +193,8 @@ def test_usage_analysis_notebook_reports_the_store_and_an_imported_lash_trace(tm
 
 
 @pytest.mark.slow  # runs a whole notebook in a kernel
-def test_real_providers_notebook_skips_the_key_cells_cleanly_without_keys(tmp_path, no_keys):
-    nb = execute("04-real-providers.ipynb", tmp_path)
+def test_real_providers_notebook_skips_the_key_cells_cleanly_without_keys(real_providers_run):
+    nb = copy.deepcopy(real_providers_run)
     out = texts(nb)
     assert error_outputs(nb) == []
     assert stderr_outputs(nb) == []
@@ -286,8 +298,9 @@ def test_committed_notebooks_have_no_outputs_or_execution_counts():
 
 
 @pytest.mark.slow  # runs a whole notebook in a kernel
-def test_strip_script_removes_outputs_counts_and_widget_state_and_keeps_sources(tmp_path, no_keys):
-    executed = execute("04-real-providers.ipynb", tmp_path)
+def test_strip_script_removes_outputs_counts_and_widget_state_and_keeps_sources(
+        tmp_path, real_providers_run):
+    executed = copy.deepcopy(real_providers_run)
     path = tmp_path / "executed.ipynb"
     nbformat.write(executed, path)
     assert subprocess.run([sys.executable, str(STRIP), "--check", str(path)]).returncode == 1
