@@ -50,12 +50,19 @@ def test_a_question_of_a_drained_turn_shows_on_the_panel_and_approve_answers_it(
     assert q["tool"] == "drop_table"
     assert q["args"] == '{"name": "sales"}'
     assert k.run("print(DROPPED)").stdout.strip() == "[]"  # it waits: nothing ran yet
+    # the batch being run is not done yet: the progress line agrees with the status line
+    # (before, a queue refresh counted the claimed batch as done: "1 of 1 batches done")
+    k.run("%lash enqueue another batch")
+    k.pump_until(lambda: len(k.state(mid)["batches"]) == 2, timeout=30)
+    assert k.state(mid)["progress"] == {"done": 0, "total": 1}
+    assert k.state(mid)["status"] == "draining s1: 0 of 1 batch(es) done…"
     k.send_custom(mid, {"type": "decide", "call_id": q["call_id"], "ok": True})
     _drained(k, mid)
     assert k.state(mid)["questions"] == []
-    assert k.state(mid)["status"] == "ran 1 turn; 1 of 1 batches done"
+    assert k.state(mid)["status"] == "ran 2 turns; 2 of 2 batches done"
     assert k.run(RECORDS).stdout.strip().splitlines() == [
-        "[('assistant_message', None, ['approved by user'])]", "['sales'] 0"]
+        "[('assistant_message', None, ['approved by user']), ('assistant_message', None, [])]",
+        "['sales'] 0"]
 
 
 def test_deny_on_the_panel_is_a_result_the_model_reads(panel):

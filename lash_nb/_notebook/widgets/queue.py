@@ -114,7 +114,7 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
         batches = [batch_row(b) for b in rows]
         self._ids = {visible(b["batch_id"]): b["batch_id"] for b in batches}
         self.batches = batches
-        if self.progress.get("total"):
+        if self.progress.get("total") and self._drain_ids:  # a NotebookDrain counts its own
             gone = self.progress["total"] - sum(1 for b in self.batches if b["batch_id"] in self._drain_ids)
             self.progress = {**self.progress, "done": max(0, gone)}
         self.update_snapshot()
