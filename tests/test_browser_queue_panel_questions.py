@@ -1,0 +1,95 @@
+"""The queue panel's Drain, a tool asking for approval, Approve and Stop, in real Chromium.
+
+An agent engineer queues two prompts that each make the model call an ``ask`` tool, shows
+``%lash queue`` and clicks Drain (JupyterLab 4). The first turn's question shows on the panel:
+she clicks Approve, the tool runs. The second waits too: she clicks the panel's Stop, the turn
+ends ``stopped: cancelled`` and the drain ends there. Before ADR 212 the panel said
+"draining…" with no button to answer or stop. Saved, the kernel shut down and the notebook
+reopened: the panel's snapshot lists what ran, with no live button.
+"""
+
+from __future__ import annotations
+
+import pytest
+from browser_harness import (
+    ARTIFACTS,
+    JupyterServer,
+    NotebookPage,
+    chromium,
+    playwright_or_skip,
+    reopen_without_kernel,
+    write_notebook,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+playwright_or_skip()
+
+CELLS: list[str | tuple[str, str]] = [
+    "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.01",
+    ('from lash_nb import tool\n\nDROPPED = []\n\n@tool(approval="ask")\n'
+     'def drop_table(name: str) -> str:\n    """Drop a table."""\n'
+     '    DROPPED.append(name)\n    return f"dropped {name}"'),
+    "s = %lash open panel --store panel.duckdb --fresh --tools drop_table",
+    "%lash enqueue Please drop_table 'sales'\n%lash enqueue Please drop_table 'prod'",
+    "%lash queue",
+    ("recs = await s.store.load_turns('panel')\n"
+     "print('DECISIONS', DROPPED, [(t.stop_reason, [c['approval']['decision'] + ' by ' + "
+     "c['approval']['by'] for c in t.result['tool_calls']]) for t in recs])"),
+]
+PANEL = 4
+
+
+def test_the_queue_panel_answers_a_drained_turns_question_and_stops_the_drain(tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    write_notebook(tmp_path / "panel.ipynb", CELLS)
+    server = JupyterServer("jupyterlab", tmp_path).start()
+    try:
+        with chromium() as browser:
+            nb = NotebookPage(browser, server, "panel.ipynb")
+            try:
+                nb.open()
+                for i in range(PANEL + 1):
+                    nb.run_cell(i)
+                panel = nb.cell(PANEL).locator(".lash-queue")
+                panel.locator("tr[data-batch]").nth(1).wait_for(timeout=60_000)
+                assert not panel.locator(".lash-stop").is_visible()  # nothing to stop yet
+                panel.locator(".lash-drain").click()
+                ask = panel.locator(".lash-approval")
+                ask.wait_for(timeout=60_000)
+                assert ask.locator(".lash-approval-ask").inner_text() == (
+                    'run drop_table? {"name": "sales"}')
+                assert panel.locator(".lash-stop").is_visible()
+                nb.screenshot(ARTIFACTS / "queue-panel-question.png", scroll_to=PANEL)
+                ask.locator(".lash-approve").click()
+                second = panel.locator(".lash-approval-ask").filter(has_text='"prod"')
+                second.wait_for(timeout=60_000)
+                panel.locator(".lash-stop").click()
+                panel.locator(".lash-drain").filter(has_text="Drain").wait_for(timeout=60_000)
+                assert panel.locator(".lash-approval").count() == 0
+                assert not panel.locator(".lash-stop").is_visible()
+                ran = panel.locator(".lash-ran-turn")
+                assert ran.count() == 2
+                assert ran.nth(0).locator(".lash-tool-approval").inner_text() == "approved by user"
+                assert ran.nth(1).locator(".lash-outcome").inner_text() == "stopped: cancelled"
+                nb.run_cell(PANEL + 1)
+                out = nb.cell(PANEL + 1).locator(".jp-OutputArea-output").filter(
+                    has_text="DECISIONS")
+                out.wait_for(timeout=60_000)
+                assert out.inner_text().strip() == (
+                    "DECISIONS ['sales'] [('assistant_message', ['approved by user']), "
+                    "('cancelled', ['cancelled by widget_stop'])]")
+                nb.save(expect_in_file="approved by user")
+                reopen_without_kernel(nb, server)
+                snap = nb.cell(PANEL).locator(".lash-snapshot")
+                snap.locator(".lash-ran-turn, .lash-turn").first.wait_for(timeout=60_000)
+                assert "approved by user" in snap.inner_text()
+                assert nb.cell(PANEL).locator(".lash-approval button").count() == 0
+                nb.screenshot(ARTIFACTS / "queue-panel-reopened.png", scroll_to=PANEL)
+            except Exception:
+                if nb.page is not None:
+                    nb.screenshot(ARTIFACTS / "queue-panel-failure.png")
+                raise
+            finally:
+                browser.close()
+    finally:
+        server.stop()
