@@ -64,11 +64,13 @@ def test_the_queue_panel_answers_a_drained_turns_question_and_stops_the_drain(tm
                 second = panel.locator(".lash-approval-ask").filter(has_text='"prod"')
                 second.wait_for(timeout=60_000)
                 panel.locator(".lash-stop").click()
-                panel.locator(".lash-drain").filter(has_text="Drain").wait_for(timeout=60_000)
+                panel.locator(".lash-drain", has_text="▶ Drain").wait_for(timeout=60_000)
+                panel.locator(".lash-muted", has_text="ran 2 turns").wait_for(timeout=60_000)
                 assert panel.locator(".lash-approval").count() == 0
                 assert not panel.locator(".lash-stop").is_visible()
                 ran = panel.locator(".lash-ran-turn")
                 assert ran.count() == 2
+                assert panel.locator("tr[data-batch]").count() == 0  # both batches are done
                 assert ran.nth(0).locator(".lash-tool-approval").inner_text() == "approved by user"
                 assert ran.nth(1).locator(".lash-outcome").inner_text() == "stopped: cancelled"
                 nb.run_cell(PANEL + 1)
