@@ -20,15 +20,13 @@ from browser_harness import (
     reopen_without_kernel,
     write_notebook,
 )
+from test_browser_approval import CELLS as APPROVAL_CELLS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 playwright_or_skip()
 
 CELLS: list[str | tuple[str, str]] = [
-    "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.01",
-    ('from lash_nb import tool\n\nDROPPED = []\n\n@tool(approval="ask")\n'
-     'def drop_table(name: str) -> str:\n    """Drop a table."""\n'
-     '    DROPPED.append(name)\n    return f"dropped {name}"'),
+    *APPROVAL_CELLS[:2],  # %load_ext, and drop_table: an ask tool that records what it dropped
     "s = %lash open panel --store panel.duckdb --fresh --tools drop_table",
     "%lash enqueue Please drop_table 'sales'\n%lash enqueue Please drop_table 'prod'",
     "%lash queue",
