@@ -49,6 +49,8 @@ from .._core.text import clean_text
 from .._errors import ConfigurationError
 from .._providers.redaction import scrub_known
 from .._store.waits import waits_shown
+from .kernel_shutdown import running_kernel
+from .sync import on_private_loop
 
 log = logging.getLogger("lash_nb.tools")
 
@@ -299,9 +301,6 @@ def unanswered_line(request: ApprovalRequest) -> str:
     """The warning of a question nothing answers, outside a kernel's cell (a script), or in
     a cell that waits in ``run_sync``: that cell holds the kernel, so nothing but the
     interrupt reaches it (ADR 212)."""
-    from .kernel_shutdown import running_kernel
-    from .sync import on_private_loop
-
     if on_private_loop() and running_kernel() is not None:
         return (f"{waiting_line(request)}; this cell waits in run_sync, which holds the kernel: "
                 "nothing can answer the question until the cell ends. Interrupt the kernel "
