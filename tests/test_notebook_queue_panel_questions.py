@@ -83,3 +83,29 @@ def test_stop_on_the_panel_ends_the_waiting_turn_and_the_drain(panel):
     out = k.run(RECORDS).stdout.strip().splitlines()
     # the person's stop: the turn is committed cancelled, its batch done, the drain ends there
     assert out == ["[('cancelled', 'widget_stop', ['cancelled by widget_stop'])]", "[] 1"]
+
+
+def test_lash_stop_during_a_drain_ends_the_drain_not_only_its_turn(tmp_path):
+    """`%lash stop` while `%lash drain --all --background` runs: before, it stopped the running
+    turn and the drain went on to run every other batch (3 more turns, billed). Now the drain
+    ends there, and its last line says what is left and how to run it."""
+    with KernelHarness(cwd=str(tmp_path)) as k:
+        k.run("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.1")
+        k.run("s = %lash open s1 --store lash.duckdb")
+        k.run("\n".join(f"%lash enqueue job {i} " + " ".join(f"w{j}" for j in range(40))
+                        for i in range(4)))
+        k.run("t = %lash drain --all --background")
+        k.pump_until(lambda: "1" == k.run(
+            "print(len(await s.queued_work(include_claimed=True)) - len(await s.queued_work()))"
+        ).stdout.strip(), timeout=60)  # a batch is being run
+        assert k.run("%lash stop").stdout.strip() == "cancelled 1 running turn(s)"
+        k.run("await t")
+        out = k.run("recs = await s.store.load_turns('s1')\n"
+                    "print([(r.stop_reason, (r.result.get('cancellation') or {}).get('origin'))"
+                    " for r in recs], len(await s.queued_work()))\n"
+                    "print(s and __import__('lash_nb._notebook.extension', fromlist=['x'])"
+                    "._magics().ctx.bindings['s1'].drain.last.label())").stdout.strip()
+        assert out.splitlines() == [
+            "[('cancelled', 'magic')] 3",
+            "drained 1 batch(es) of s1 in 1 turn(s); stopped by %lash stop: 3 batch(es) left "
+            "in the queue; %lash drain runs them"]

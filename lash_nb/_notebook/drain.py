@@ -46,12 +46,18 @@ class DrainProgress:
     running: bool = True
     ran: tuple[dict[str, Any], ...] = field(default=())  # one row per finished turn
     left: int = 0  # batches still queued when the drain found none it could run
+    stopped_by: str = ""  # a person's stop ended the drain (its cancellation origin)
 
     def label(self) -> str:
         if self.running:
             return f"draining {self.session_id}: {self.done} of {self.total} batch(es) done"
         done = (f"drained {self.done} batch(es) of {self.session_id} in {self.turns} turn(s)"
                 if self.turns else f"nothing drained in {self.session_id}")
+        if self.stopped_by:
+            who = STOPPED_BY.get(self.stopped_by, self.stopped_by)
+            return (f"{done}; stopped by {who}" + (
+                f": {self.left} batch(es) left in the queue; %lash drain runs them"
+                if self.left else ""))
         if self.left:
             return (f"{done}; {self.left} batch(es) left in the queue: another process (a "
                     "worker, another notebook) runs the session, or they are not ready yet; "
@@ -137,16 +143,25 @@ class NotebookDrain:
                 done = p.done + max(1, len(result.queued_batch_ids))
                 tell(replace(p, done=done, total=max(p.total, done), turns=p.turns + 1,
                              current=(), ran=(*p.ran, ran_row(result))))
-                if not all or _interrupted(result) or self._stopped:
-                    break  # the kernel's interrupt (or the panel's Stop) ends the drain
+                stopped = _stopped_by(result) or ("widget_stop" if self._stopped else "")
+                if stopped:  # a person's stop ends the drain, not only its turn (ADR 212)
+                    p = replace(p, stopped_by=stopped, left=len(await s.queued_work()))
+                if not all or stopped:
+                    break
         finally:
             self.running, self._token = False, None
             tell(replace(p, running=False, current=()))
         return results
 
 
-def _interrupted(result: Any) -> bool:
-    return ((getattr(result, "cancellation", None) or {}).get("origin") == "kernel_interrupt")
+# who stopped a drained turn, when it is a person: the drain ends there too
+STOPPED_BY = {"kernel_interrupt": "the kernel's interrupt", "magic": "%lash stop",
+              "widget_stop": "Stop", "api": "session.cancel_running_turns()"}
+
+
+def _stopped_by(result: Any) -> str:
+    origin = str((getattr(result, "cancellation", None) or {}).get("origin") or "")
+    return origin if origin in STOPPED_BY else ""
 
 
 async def _quiet_turn(session: Any, activity: Callable[[Any], Any] | None,
