@@ -93,9 +93,9 @@ def test_on_an_older_kernel_the_cell_says_which_tool_waits_and_the_interrupt_end
     assert ex.widget_ids() == []  # no buttons that could not work
     kernel.km.interrupt_kernel()
     kernel.wait(ex, timeout=60)
-    # an API turn's cancelled await is recorded by asyncio's origin (not kernel_interrupt)
+    # the kernel's interrupt is recorded as such, as a %%lash cell's is (ADR 212)
     assert kernel.run(RECORDS.format(sid="told")).stdout.strip() == (
-        "[('cancelled', ['cancelled by asyncio'])]")
+        "[('cancelled', ['cancelled by kernel_interrupt'])]")
     assert kernel.run("print(DROPPED)").stdout.strip() == "[]"
 
 
@@ -110,7 +110,37 @@ def test_an_interrupt_while_the_buttons_show_leaves_the_question_and_its_end_as_
     [done] = [m["content"]["data"]["text/plain"] for m in ex.outputs
               if m["msg_type"] == "update_display_data"]
     turn = done.split("lash_nb: turn ")[1].split(" ")[0]
-    # the API cannot tell the kernel's interrupt from a cancelled task: asyncio is the origin
-    assert done == WAITING.format(turn=turn, sid="cut") + ": cancelled by asyncio"
+    # the kernel's interrupt is recorded as such, not as asyncio's cancel (ADR 212)
+    assert done == WAITING.format(turn=turn, sid="cut") + ": cancelled by kernel_interrupt"
     assert kernel.run(RECORDS.format(sid="cut")).stdout.strip() == (
-        "[('cancelled', ['cancelled by asyncio'])]")  # the tool never ran
+        "[('cancelled', ['cancelled by kernel_interrupt'])]")  # the tool never ran
+
+
+def test_a_run_sync_turn_in_a_cell_says_the_kernel_is_held_and_what_to_do(tmp_path):
+    """``run_sync(s.turn(...).run())`` in a cell holds the kernel's main thread: no button,
+    no other cell, no ``decide`` can answer until the cell ends. Before ADR 212 the line told
+    the user to call ``decide`` "from another task or thread", which a held kernel cannot
+    run, and the interrupt was recorded as ``asyncio``."""
+    with KernelHarness(cwd=str(tmp_path)) as k:
+        k.run(SETUP + "from lash_nb import run_sync")
+        code = TURN.format(sid="held").replace("await core.session('held').open()",
+                                               "run_sync(core.session('held').open())")
+        code = code.replace('await s.turn("drop the sales table").run()',
+                            'run_sync(s.turn("drop the sales table").run())')
+        ex = k.submit(code, stop_on_error=False)
+        k.pump_until(lambda: "waits for approval" in ex.stderr, timeout=60)
+        line = ex.stderr.strip()
+        turn = line.split("lash_nb: turn ")[1].split(" ")[0]
+        assert line == WAITING.format(turn=turn, sid="held") + (
+            "; this cell waits in run_sync, which holds the kernel: nothing can answer the "
+            "question until the cell ends. Interrupt the kernel (the turn ends stopped: "
+            "cancelled, the tool does not run), then run the turn with "
+            "out = await s.turn(...).run() (Approve / Deny show under the cell), or set "
+            "s.approvals().set_approver(fn) before run_sync")
+        k.km.interrupt_kernel()
+        k.wait(ex, timeout=60)
+        assert ex.error == "KeyboardInterrupt: "
+        out = k.run(RECORDS.format(sid="held").replace("await s.store", "run_sync(s.store")
+                    .replace("('held')", "('held'))")).stdout.strip()
+        assert out == "[('cancelled', ['cancelled by kernel_interrupt'])]"
+        assert k.run("print(DROPPED)").stdout.strip() == "[]"

@@ -10,8 +10,8 @@ the shutdown request cancelled the cell, but a streamed turn, a task and a drain
 ADR 195's shutdown hook covered the sessions ``%lash open`` opened only. Now opening any
 session in a running kernel hooks its shutdown (ADR 198).
 
-An awaited or streamed turn may be stopped by that interrupt first (origin ``asyncio``: the
-cell's await was cancelled) or by the shutdown (``kernel_shutdown``); either way the store
+An awaited or streamed turn may be stopped by that interrupt first (origin
+``kernel_interrupt``: the cell's await was cancelled by it, ADR 212) or by the shutdown (``kernel_shutdown``); either way the store
 keeps what it had streamed. A task or a drain is not the cell's: only the shutdown stops it.
 """
 
@@ -108,7 +108,8 @@ def test_an_api_turn_of_a_cell_keeps_its_streamed_answer_when_the_kernel_stops(
         tmp_path: Path, kind: str, restart: bool) -> None:
     _stop_kernel_mid_turn(tmp_path, kind, restart=restart)
     result = _the_stopped_turn(tmp_path)
-    assert result["cancellation"]["origin"] in ("kernel_shutdown", "asyncio")
+    # the interrupt jupyter_client sends first is the kernel's interrupt (ADR 212)
+    assert result["cancellation"]["origin"] in ("kernel_shutdown", "kernel_interrupt")
 
 
 def test_an_api_turn_running_as_a_task_is_committed_by_a_kernel_restart(tmp_path: Path) -> None:

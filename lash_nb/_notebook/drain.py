@@ -13,7 +13,10 @@ Theory of operation
 - ``show=True`` (a cell) streams each turn into its own live turn widget; ``show=False`` (a
   button callback, whose output has no cell to go to) runs them quietly and reports through
   ``progress``, and through ``activity(a)`` with every ``TurnActivity`` of the turns as they
-  stream (from the session's observation), so a widget can show the running turn.
+  stream (from the session's observation), so a widget can show the running turn. Such a
+  turn is marked shown to a person (its rows, and a tool call's question, are on the widget:
+  ADR 212), and :meth:`NotebookDrain.stop` (the panel's Stop) cancels the running turn
+  (``widget_stop``: a person's stop, its batch done) and ends the drain there.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from .._core.cancel import CancellationToken
 from .._errors import TurnNotSaved
+from .._store.waits import not_shown, shown_to_a_person
 from .runner import run_queued
 
 Progress = Callable[["DrainProgress"], Any]
@@ -41,12 +46,18 @@ class DrainProgress:
     running: bool = True
     ran: tuple[dict[str, Any], ...] = field(default=())  # one row per finished turn
     left: int = 0  # batches still queued when the drain found none it could run
+    stopped_by: str = ""  # a person's stop ended the drain (its cancellation origin)
 
     def label(self) -> str:
         if self.running:
             return f"draining {self.session_id}: {self.done} of {self.total} batch(es) done"
         done = (f"drained {self.done} batch(es) of {self.session_id} in {self.turns} turn(s)"
                 if self.turns else f"nothing drained in {self.session_id}")
+        if self.stopped_by:
+            who = STOPPED_BY.get(self.stopped_by, self.stopped_by)
+            return (f"{done}; stopped by {who}" + (
+                f": {self.left} batch(es) left in the queue; %lash drain runs them"
+                if self.left else ""))
         if self.left:
             return (f"{done}; {self.left} batch(es) left in the queue: another process (a "
                     "worker, another notebook) runs the session, or they are not ready yet; "
@@ -76,6 +87,18 @@ class NotebookDrain:
         self.prices: Any = None  # the magics' prices (costs.resolve_prices): a drained turn's cost
         self.running = False
         self.last: DrainProgress | None = None
+        self._token: CancellationToken | None = None  # the quiet drain's running turn
+        self._stopped = False
+
+    def stop(self) -> bool:
+        """The panel's Stop: cancel the running turn (``widget_stop``) and run no more
+        batches. False when no drain runs."""
+        if not self.running:
+            return False
+        self._stopped = True
+        if self._token is not None:
+            self._token.cancel("widget_stop", None)
+        return True
 
     async def run(self, *, all: bool = True, progress: Progress | None = None,
                   show: bool = True, activity: Callable[[Any], Any] | None = None) -> list[Any]:
@@ -83,7 +106,7 @@ class NotebookDrain:
         if self.running:
             raise UsageError(f"a drain of session {self.session.session_id!r} is already "
                              "running; wait for it to finish (or %lash stop its turn)")
-        self.running = True
+        self.running, self._stopped = True, False
         s = self.session
         p = DrainProgress(s.session_id)
         results: list[Any] = []
@@ -95,9 +118,9 @@ class NotebookDrain:
                 progress(new)
 
         try:
-            while True:
+            while not self._stopped:
                 pending = await s.queued_work()
-                if not pending:
+                if not pending or self._stopped:  # a Stop while the queue was read
                     break
                 tell(replace(p, total=p.done + len(pending), current=(pending[0].batch_id,)))
                 try:
@@ -105,7 +128,8 @@ class NotebookDrain:
                         result = await run_queued(s, interval_s=self.interval_s,
                                                   prices=self.prices)
                     else:
-                        out = await _quiet_turn(s, activity)
+                        self._token = CancellationToken()
+                        out = await _quiet_turn(s, activity, self._token)
                         result = None if out is None else out.result
                 except TurnNotSaved as err:  # answered, not stored: the progress says so
                     row = ran_row(err.result)
@@ -119,23 +143,35 @@ class NotebookDrain:
                 done = p.done + max(1, len(result.queued_batch_ids))
                 tell(replace(p, done=done, total=max(p.total, done), turns=p.turns + 1,
                              current=(), ran=(*p.ran, ran_row(result))))
-                if not all or _interrupted(result):
-                    break  # the kernel's interrupt stops the drain, not only its turn
+                stopped = _stopped_by(result) or ("widget_stop" if self._stopped else "")
+                if stopped:  # a person's stop ends the drain, not only its turn (ADR 212)
+                    p = replace(p, stopped_by=stopped, left=len(await s.queued_work()))
+                if not all or stopped:
+                    break
         finally:
-            self.running = False
+            self.running, self._token = False, None
             tell(replace(p, running=False, current=()))
         return results
 
 
-def _interrupted(result: Any) -> bool:
-    return ((getattr(result, "cancellation", None) or {}).get("origin") == "kernel_interrupt")
+# who stopped a drained turn, when it is a person: the drain ends there too
+STOPPED_BY = {"kernel_interrupt": "the kernel's interrupt", "magic": "%lash stop",
+              "widget_stop": "Stop", "api": "session.cancel_running_turns()"}
 
 
-async def _quiet_turn(session: Any, activity: Callable[[Any], Any] | None) -> Any:
+def _stopped_by(result: Any) -> str:
+    origin = str((getattr(result, "cancellation", None) or {}).get("origin") or "")
+    return origin if origin in STOPPED_BY else ""
+
+
+async def _quiet_turn(session: Any, activity: Callable[[Any], Any] | None,
+                      token: CancellationToken) -> Any:
     """One queued turn with no widget; its activities go to ``activity`` as they happen (live
-    from the observation; any the feed had not handed over yet, from the finished run)."""
+    from the observation; any the feed had not handed over yet, from the finished run). With
+    ``activity`` a widget shows the turn: its store waits and approval questions are there."""
+    turn = session.queued_turn().cancel(token)
     if activity is None:
-        return await session.queued_turn().run()
+        return await turn.run()
     sent: set[str] = set()
 
     def forward(a: Any) -> None:
@@ -152,9 +188,11 @@ async def _quiet_turn(session: Any, activity: Callable[[Any], Any] | None) -> An
                 forward(event.activity)
 
     feeder = asyncio.ensure_future(feed())
+    shown = shown_to_a_person(True)
     try:
-        out = await session.queued_turn().run()
+        out = await turn.run()
     finally:
+        not_shown(shown)
         feeder.cancel()
     for a in out.activities if out is not None else ():
         forward(a)

@@ -120,7 +120,9 @@ async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     w = QueueWidget(session_id=s.session_id, load=lambda: s.queued_work(include_claimed=True),
                     cancel=s.cancel_queued_work_batch,
                     drain=lambda: drainer.run(all=True, progress=widget_progress(w), show=False,
-                                              activity=getattr(w, "show_drain_activity", None)))
+                                              activity=getattr(w, "show_drain_activity", None)),
+                    stop=drainer.stop,  # the panel's Stop and Approve / Deny (ADR 212)
+                    decide=lambda call_id, ok: s.approvals().decide(call_id, ok, by="user"))
     await w.refresh_async()
     observe = s.observe()
     task = asyncio.ensure_future(w.follow(observe.subscribe_from_cursor(observe.current_observation().cursor)))

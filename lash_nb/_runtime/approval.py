@@ -49,6 +49,8 @@ from .._core.text import clean_text
 from .._errors import ConfigurationError
 from .._providers.redaction import scrub_known
 from .._store.waits import waits_shown
+from .kernel_shutdown import running_kernel
+from .sync import on_private_loop
 
 log = logging.getLogger("lash_nb.tools")
 
@@ -296,7 +298,15 @@ def waiting_line(request: ApprovalRequest) -> str:
 
 
 def unanswered_line(request: ApprovalRequest) -> str:
-    """The warning of a question nothing answers, outside a kernel's cell (a script)."""
+    """The warning of a question nothing answers, outside a kernel's cell (a script), or in
+    a cell that waits in ``run_sync``: that cell holds the kernel, so nothing but the
+    interrupt reaches it (ADR 212)."""
+    if on_private_loop() and running_kernel() is not None:
+        return (f"{waiting_line(request)}; this cell waits in run_sync, which holds the kernel: "
+                "nothing can answer the question until the cell ends. Interrupt the kernel "
+                "(the turn ends stopped: cancelled, the tool does not run), then run the turn "
+                "with out = await s.turn(...).run() (Approve / Deny show under the cell), or "
+                "set s.approvals().set_approver(fn) before run_sync")
     return (f"{waiting_line(request)}; nothing is set to answer it: call "
             f"session.approvals().decide({request.call_id!r}, True) (or False) from another "
             "task or thread, or set session.approvals().set_approver(fn) before the turn; "

@@ -43,6 +43,7 @@ import weakref
 from typing import Any, TypeVar
 
 from .._core.cancel import CancellationToken
+from .interrupts import cancel_origin
 
 T = TypeVar("T")
 
@@ -90,10 +91,10 @@ async def await_committed(task: asyncio.Task[T], token: CancellationToken,
     while True:
         try:
             return await asyncio.shield(task)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as err:
             if task.done():
                 raise
-            token.cancel(origin, None)
+            token.cancel(cancel_origin(err, origin), None)  # the kernel's interrupt says so
             absorb_interrupt()
 
 

@@ -472,6 +472,8 @@ class SessionBuilder(PromptLayerSink):
             if lost and await session.writer.recover_open_turns(len(lost)):
                 # closed as stopped: runtime_error (process_lost) by this open: say so
                 session.state.lost_turns = tuple(lost)
+            elif lost:  # a live lease holds them: the first turn's progress commit closes them
+                session.state.unclosed_turns = tuple(lost)
         return session
 
     async def open_fresh(self) -> LashSession:

@@ -95,6 +95,10 @@ class SessionState:
     learned_context_window: int | None = None  # estimated tokens of a prompt that overflowed
     # turns this handle's open closed as process_lost: their process died before they committed
     lost_turns: tuple[str, ...] = ()
+    # turns another process left open (no final commit) when this handle last read the
+    # session, and that it could not close then (their lease was live): the next progress
+    # commit closes them, and counts them among the session's turns (ADR 212)
+    unclosed_turns: tuple[str, ...] = ()
     # the last queued turn this handle committed that completed its batches: its nodes are an
     # answered exchange (the next turn need not ask the queue, turn_commit.py)
     answered_turn_id: str | None = None

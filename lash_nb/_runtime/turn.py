@@ -24,6 +24,7 @@ from .._core.text import check_id
 from .._errors import ConfigurationError, ProviderUnavailable, TurnIdMismatch
 from .attachments import check_attachments
 from .cancel import absorb_interrupt, await_committed
+from .interrupts import cancel_origin
 from .parts import SessionParts
 from .prompt_layers import PromptLayerSink
 from .turn_run import TurnRun
@@ -183,8 +184,8 @@ class TurnStream:
             raise StopAsyncIteration
         try:
             item = await self._queue.get()
-        except asyncio.CancelledError:
-            self._run.token.cancel(*self.consumer_cancel_origin)
+        except asyncio.CancelledError as err:
+            self._run.token.cancel(*self._consumer_origin(err))
             raise
         if item is _END:
             self._done = True
@@ -205,10 +206,15 @@ class TurnStream:
                 async for activity in self:
                     on_activity(activity)
                 break
-            except asyncio.CancelledError:
-                self._run.token.cancel(*self.consumer_cancel_origin)
+            except asyncio.CancelledError as err:
+                self._run.token.cancel(*self._consumer_origin(err))
                 absorb_interrupt()
         return await self.finish()
 
     def cancel(self) -> bool:
         return self._run.token.cancel("stream", None)
+
+    def _consumer_origin(self, err: asyncio.CancelledError) -> tuple[str, str | None]:
+        origin, reason = self.consumer_cancel_origin
+        found = cancel_origin(err, origin)
+        return (found, None) if found != origin else (origin, reason)

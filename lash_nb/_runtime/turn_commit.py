@@ -80,12 +80,18 @@ async def commit_progress(run: TurnBooks, keeper: LeaseKeeper) -> None:
         await _branch_before_unanswered(parts, keeper.lease, run.attempt_prefix)
         branch_before_attempts(parts.state.graph, run.turn_id, run.attempt_prefix)
         run.append_message(input_message(run.input.items or ()))
+        # turns another process left open close with this commit: they count (ADR 212)
+        st, closing = parts.state, [t for t in parts.state.unclosed_turns if t != run.turn_id]
+        counted = st.turn_index
+        st.turn_index = counted + len(closing)
         try:
             await w.commit(w.commit_base(
                 keeper.lease, run.new_nodes,
                 turn_started=TurnStart(run.turn_id, now_ms()), close_open_turns=True,
             ))
+            st.unclosed_turns = ()
         except HeadRevisionConflict as err:
+            st.turn_index = counted
             if parts.state.graph.replace_required:  # e.g. opened fresh: never merge
                 raise HeadRevisionConflict(
                     f"session {parts.state.session_id!r} was changed by another process "
@@ -97,6 +103,9 @@ async def commit_progress(run: TurnBooks, keeper: LeaseKeeper) -> None:
             await w.reload()
             run.new_nodes = []
             continue
+        except BaseException:
+            st.turn_index = counted
+            raise
         run.persisted_nodes = len(run.new_nodes)
         return
 
@@ -245,6 +254,7 @@ async def final_commit(run: TurnBooks, lease: Lease, result: TurnResult) -> None
     ))
     st = p.state
     st.turn_index += 1
+    st.unclosed_turns = tuple(t for t in st.unclosed_turns if t != run.turn_id)
     if deltas:  # a turn without usage leaves the ledger as it is
         st.set_ledger(merge_ledger(st.ledger, (TokenLedgerEntry(d.source, d.model, d.usage)
                                                 for d in deltas)))

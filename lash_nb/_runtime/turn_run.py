@@ -145,6 +145,7 @@ class TurnRun:
         self.retry_policy = parts.retry_policy
         self.lease = lease
         self.claims: list[QueueClaim] = [claim] if claim else []
+        self._own_claims = len(self.claims)  # the claims after these joined at a checkpoint
         self.sink = sink
         self.hold_lock = hold_lock  # the caller (a queued drain) already holds the writer lock
         self.attempt_prefix = attempt_prefix  # turn ids of earlier attempts of the same work
@@ -233,9 +234,8 @@ class TurnRun:
             phase(TurnPhase.EFFECT_LOOP, True)
             outcome = await self._drive()
             phase(TurnPhase.EFFECT_LOOP, False)
-            if (self.claims and outcome.stop is TurnStop.CANCELLED
-                    and self.token.hand_back()):
-                await self._hand_back()
+            if self.claims and outcome.stop is TurnStop.CANCELLED:  # a worker's stop: all back
+                await self._hand_back(keep=0 if self.token.hand_back() else self._own_claims)
             result = assemble_result(self, outcome, started_ms, t0)
             phase(TurnPhase.FINAL_COMMIT, True)
             unsaved = result
@@ -332,10 +332,10 @@ class TurnRun:
         finally:
             self.bridge.open = False
 
-    async def _hand_back(self) -> None:
-        """A worker's stop cut this queued turn: its batches go back to the queue uncounted
-        while it holds the lease, and its final commit completes none (docs/adr/0158)."""
-        claims, self.claims = self.claims, []
+    async def _hand_back(self, keep: int = 0) -> None:
+        """Batches back to the queue uncounted: a worker's stop all (ADR 158), a person's
+        those that joined at a checkpoint, not the turn's own ``keep`` (ADR 212)."""
+        claims, self.claims = self.claims[keep:], self.claims[:keep]
         for c in claims:  # one the store refuses dies with the lease generation (counted)
             if await abandon_quietly(self.parts, c, None, count_attempt=False):
                 self.handed_back.extend(c.batch_ids)

@@ -209,11 +209,13 @@ class SessionWriter:
         if persisted is None:
             st.graph = SessionGraph()
             st.head_revision, st.turn_index = None, 0
+            st.unclosed_turns = ()
             st.set_ledger([])
         else:
             st.graph = persisted.graph()
             st.head_revision = persisted.meta.head_revision
             st.turn_index = persisted.meta.turn_index
+            st.unclosed_turns = tuple(persisted.open_turn_ids)
             st.set_ledger(list(persisted.ledger))
             st.stored_provider_id = recorded or st.stored_provider_id
             # another handle's committed config patch: adopt it, never write ours over it
@@ -237,6 +239,7 @@ class SessionWriter:
                 try:
                     await self.commit(self.commit_base(lease, (), close_open_turns=True,
                                                        release_lease=True))
+                    st.unclosed_turns = ()
                 except BaseException as err:
                     st.turn_index = counted
                     if attempt == 2 or not isinstance(err, HeadRevisionConflict):

@@ -1,5 +1,7 @@
 // Queue: pending batches, a cancel button per batch, a drain button with progress and the
-// turns the drain ran (their HTML comes rendered and sanitised from Python).
+// turns the drain ran (their HTML comes rendered and sanitised from Python). While it drains:
+// a Stop button ({type: "stop"}), and Approve / Deny for each tool call of the running turn
+// that waits for approval ({type: "decide", call_id, ok}; ADR 212).
 
 function render({ model, el }) {
   const root = pEl("div", "lash-panel lash-queue");
@@ -18,11 +20,18 @@ function render({ model, el }) {
   const refresh = pEl("button", null, "↻");
   refresh.title = "Reload the queue";
   refresh.addEventListener("click", () => pSend(model, { type: "refresh" }, say));
-  head.append(title, status, drain, refresh);
+  const stop = pEl("button", "lash-stop", "■ Stop");
+  stop.title = "Stop the running turn and the drain";
+  stop.addEventListener("click", () => {
+    stop.disabled = true;
+    pSend(model, { type: "stop" }, say);
+  });
+  head.append(title, status, drain, stop, refresh);
+  const asks = pEl("div", "lash-asks");
   const progress = pEl("div", "lash-progress");
   const table = pEl("table", "lash-table");
   const ran = pEl("div", "lash-ran");
-  root.append(head, progress, table, ran);
+  root.append(head, asks, progress, table, ran);
   el.append(root);
   const unhide = pHideSnapshot(model);
 
@@ -42,6 +51,8 @@ function render({ model, el }) {
     status.textContent = gone ? PANEL_GONE : st;
     drain.disabled = gone || draining || !counts.pending || st.endsWith("…");
     drain.textContent = draining ? "draining…" : "▶ Drain";
+    stop.style.display = draining ? "" : "none";
+    if (!draining) stop.disabled = false;
     refresh.disabled = gone;
     const p = model.get("progress") || {};
     progress.textContent = p.total ? `${p.done || 0} of ${p.total} batches done` : "";
@@ -77,11 +88,32 @@ function render({ model, el }) {
     }
     ran.replaceChildren(frag);
   };
+  const drawAsks = () => {
+    const bars = [];
+    for (const q of (gone ? [] : model.get("questions") || [])) {
+      const bar = pEl("div", "lash-approval");
+      bar.dataset.call = q.call_id;
+      bar.append(pEl("span", "lash-approval-ask", `run ${q.tool || "(unnamed tool)"}? ${q.args || ""}`));
+      for (const [label, cls, ok] of [["Approve", "lash-approve", true], ["Deny", "lash-deny", false]]) {
+        const b = pEl("button", cls, label);
+        b.addEventListener("click", () => {
+          for (const x of bar.querySelectorAll("button")) x.disabled = true;
+          bar.append(pEl("span", "lash-approval-sent", `${ok ? "approve" : "deny"} sent…`));
+          pSend(model, { type: "decide", call_id: q.call_id, ok }, say);
+        });
+        bar.append(b);
+      }
+      bars.push(bar);
+    }
+    asks.replaceChildren(...bars);
+  };
   draw();
   drawRan();
+  drawAsks();
+  model.on("change:questions", drawAsks);
   for (const k of ["batches", "status", "session_id", "draining", "progress"]) model.on(`change:${k}`, draw);
   model.on("change:ran", drawRan);
-  const unwatch = lashWatchKernel(model, () => { gone = true; draw(); });
+  const unwatch = lashWatchKernel(model, () => { gone = true; draw(); drawAsks(); });
   return () => { unhide(); unwatch(); };
 }
 

@@ -17,6 +17,12 @@ its *drain view* and reports through it:
 A ``NotebookDrain`` (``drain.py``) reports instead through ``show_drain_progress(p)`` (its
 ``DrainProgress``) and ``show_drain_activity(a)`` (each activity of the running turn); both are
 shown the same way.
+The drain's running turn may wait for a tool call's approval: its waiting calls are synced as
+``questions`` (``[{call_id, tool, args}]``, the arguments one line, scrubbed and bounded as an
+approval notice quotes them) and the panel shows Approve / Deny for each; a click sends
+``{"type": "decide", "call_id", "ok"}``, decided ``by: user`` as a turn widget's buttons do.
+While it drains the panel shows Stop, ``{"type": "stop"}``: the ``stop`` callback (the
+``NotebookDrain``'s) cancels the running turn and ends the drain (ADR 212).
 Rows may carry ``status`` (``failed``) and ``error``; they are shown (a failed batch's error).
 The synced ``batches``, ``status`` and ``session_id`` hold outside text (queued prompts, a
 server's error) as the snapshot shows it: no terminal escapes, control or bidi characters
@@ -26,6 +32,7 @@ server's error) as the snapshot shows it: no terminal escapes, control or bidi c
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -73,8 +80,9 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
     draining = traitlets.Bool(False).tag(sync=True)
     progress = traitlets.Dict().tag(sync=True)
     ran = traitlets.List(traitlets.Dict()).tag(sync=True)
+    questions = traitlets.List(traitlets.Dict()).tag(sync=True)
 
-    @traitlets.validate("session_id", "batches", "status")
+    @traitlets.validate("session_id", "batches", "status", "questions")
     def _visible(self, proposal: Any) -> Any:
         return visible_json(proposal["value"])  # shown live as the snapshot shows it (ADR 152)
 
@@ -84,10 +92,13 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
         load: Loader,
         cancel: Callable[[str], Any] | None = None,
         drain: Callable[..., Any] | None = None,
+        stop: Callable[[], Any] | None = None,
+        decide: Callable[[str, bool], Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._load, self._cancel, self._drain = load, cancel, drain
+        self._stop, self._decide = stop, decide
         self._loop = kernel_loop()
         self.actions: list[tuple[str, str]] = []
         self.ignored_drains = 0
@@ -103,7 +114,7 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
         batches = [batch_row(b) for b in rows]
         self._ids = {visible(b["batch_id"]): b["batch_id"] for b in batches}
         self.batches = batches
-        if self.progress.get("total"):
+        if self.progress.get("total") and self._drain_ids:  # a NotebookDrain counts its own
             gone = self.progress["total"] - sum(1 for b in self.batches if b["batch_id"] in self._drain_ids)
             self.progress = {**self.progress, "done": max(0, gone)}
         self.update_snapshot()
@@ -127,6 +138,20 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
             self.cancel(str(content.get("batch_id")))
         elif kind == "drain" and self._drain is not None:
             self.drain()
+        elif kind == "stop" and self._stop is not None and self.draining:
+            self.actions.append(("stop", ""))
+            self.status = "stopping the drain…"
+            self._stop()
+        elif kind == "decide":
+            self.decide(str(content.get("call_id") or ""), content.get("ok") is True)
+
+    def decide(self, call_id: str, ok: bool) -> bool:
+        """Approve / Deny of a question the panel shows (a call of the running drained turn
+        that waits): decided ``by: user``. False for a call that does not wait."""
+        if self._decide is None or call_id not in {q["call_id"] for q in self.questions}:
+            return False
+        self.actions.append(("approve" if ok else "deny", call_id))
+        return bool(self._decide(call_id, ok))
 
     def cancel(self, batch_id: str) -> None:
         assert self._cancel is not None
@@ -227,6 +252,18 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
         live.push(data)
         if data.get("type") == "turn_outcome":
             live.finish()
+        self._ask(live)
+
+    def _ask(self, live: Any) -> None:
+        """The running turn's calls that wait for approval, as the panel's questions."""
+        from ..._runtime.approval import shown_args
+
+        asks = [] if live.finished else [
+            {"call_id": str(r.get("call_id") or ""), "tool": str(r.get("name") or ""),
+             "args": shown_args(_parsed(r.get("args")))}
+            for r in live.fold.tool_rows() if r.get("status") == "waiting"]
+        if asks != self.questions:
+            self.questions = asks
 
     def _run(self, call: Callable[[], Any], busy: str,
              done: Callable[[BaseException | None], Any] | None = None) -> None:
@@ -238,7 +275,7 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
         self.refresh()
 
     def _drained(self, exc: BaseException | None) -> None:
-        self.draining = False
+        self.draining, self.questions = False, []
         p = self.progress
         ran = f"ran {len(self.ran)} turn{'s' if len(self.ran) != 1 else ''}"
         self.status = (f"{type(exc).__name__}: {exc}" if exc else
@@ -272,6 +309,16 @@ def _arity(fn: Callable[..., Any]) -> int:
     except (TypeError, ValueError):
         return 0
     return sum(1 for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def _parsed(args: Any) -> Any:
+    """A call's arguments as the model sent them: JSON text read back, else as given."""
+    if isinstance(args, str):
+        try:
+            return json.loads(args)
+        except ValueError:
+            return args
+    return {} if args is None else args
 
 
 def _payload_kind(ev: Any) -> str:
