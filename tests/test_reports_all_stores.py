@@ -581,7 +581,7 @@ def test_a_fresh_store_gives_empty_frames_with_the_documented_dtypes(name, reque
     got = asyncio.run(body())
     shapes = {k: f.shape for k, f in got.items()}
     assert shapes == {"usage": (0, 15), "model": (0, 10), "day": (0, 10), "turns": (0, 15),
-                      "llm_calls": (0, 19), "tool_calls": (0, 13), "queue": (0, 15),
+                      "llm_calls": (0, 19), "tool_calls": (0, 14), "queue": (0, 15),
                       "graph": (0, 10)}
     assert str(got["usage"]["started_at"].dtype) == UTC
     assert str(got["day"]["day"].dtype) == UTC
