@@ -67,6 +67,7 @@ class TurnFold:
         self._tool_t0: dict[str, float] = {}  # cid -> when its start was folded (ms clock)
         self._children: dict[str, TurnFold] = {}  # tool row cid -> the child turn it runs
         self._child_cuts: dict[str, ProseCut] = {}  # a child's long prose row, as it grows
+        self._printed_cut: set[str] = set()  # running calls whose live lines the row stopped
 
     # ------------------------------------------------------------------ folding
     def apply(self, activity: Mapping[str, Any] | TurnActivity) -> None:
@@ -263,23 +264,39 @@ def shown_output(output: Any, call_id: Any) -> Any:
 
 
 def _tool_printed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
-    """Lines a running call printed, on its row as they come; the completion's whole text
-    replaces them (ADR 197)."""
+    """Lines a running call printed, on its row as they come, until the row holds what it
+    shows or the call printed past what live lines carry (``more``); then a line saying the
+    rest comes when the call ends, which replaces them (ADR 197, ADR 210)."""
     row = fold._row(cid, "tool", name=a.get("name", ""), status="running")
-    before = str(row.get("printed") or "")
-    if len(before) <= SHOWN_OUTPUT_CHARS:  # else already cut: the rest comes at the end
-        row["printed"] = shown_printed(before + str(a.get("text") or ""), a.get("call_id"))
+    if cid in fold._printed_cut:
+        return
+    text = str(row.get("printed") or "") + str(a.get("text") or "")
+    if len(text) > SHOWN_OUTPUT_CHARS or a.get("more"):
+        fold._printed_cut.add(cid)
+        end = cut_point(text, SHOWN_OUTPUT_CHARS)
+        text = (f"{text[:end].removesuffix(chr(10))}\n… the tool prints more than this row "
+                f"shows while it runs; when the call ends the row shows what lash kept of it, "
+                f"stored: %lash sql {_query('printed', a.get('call_id'))}")
+    row["printed"] = text
 
 
 def shown_printed(printed: Any, call_id: Any) -> str:
     """What a call printed as the widget and the record show it: whole up to
-    ``SHOWN_OUTPUT_CHARS`` characters, else its start and a line saying where the rest is."""
+    ``SHOWN_OUTPUT_CHARS`` characters, else its start and a line saying what the store holds:
+    all it printed, or what lash kept of it and the line saying what it left out (ADR 210)."""
     text = str(printed)
     if len(text) <= SHOWN_OUTPUT_CHARS:
         return text
     end = cut_point(text, SHOWN_OUTPUT_CHARS)
-    return (f"{text[:end]}\n… {len(text) - end:,} more characters not shown here; what lash "
-            f"kept of what this tool printed: %lash sql {_query('printed', call_id)}")
+    shown = f"{text[:end]}\n… {len(text) - end:,} more characters not shown here; "
+    where = _query("printed", call_id)
+    cut = cut_line(text, printed=True)
+    if cut is None:
+        return f"{shown}all this tool printed is stored: %lash sql {where}"
+    line, kept, total, _ = cut
+    said = f"\n{line.group(0)}" if line.end() > end else ""  # past what is shown: quoted
+    return (f"{shown}lash kept {kept:,} of the {total:,} characters this tool printed (its "
+            f"start and end), stored: %lash sql {where}{said}")
 
 
 def _query(column: str, call_id: Any) -> str:
