@@ -67,4 +67,4 @@ def test_a_progress_bar_shows_on_the_row_as_a_terminal_shows_it() -> None:
     assert f"epoch 1\n{bar}\nloss 0.12\n" in markdown and " 50%|" not in markdown
     # what the call printed is stored as it came: every state of the bar
     stored = out.result.tool_calls[0].printed
-    assert stored.count("\r") == 23 and " 50%|#####     | 50/100" in stored
+    assert stored.count("\r") == 2 * 11 + 2 and " 50%|#####     | 50/100" in stored

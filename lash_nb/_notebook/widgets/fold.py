@@ -32,7 +32,13 @@ from ..._core.code_mode import OPEN_TAG
 from ..._core.events import TurnActivity
 from ..._core.records import TurnOutcome
 from ..._core.tool_output import cut_line
-from .long_text import SHOWN_PROSE_CHARS, ProseCut, cut_point, shown_prose
+from .long_text import (
+    SHOWN_PROSE_CHARS,
+    ProseCut,
+    as_a_terminal_shows,
+    cut_point,
+    shown_prose,
+)
 
 UNNAMED = "(unnamed tool)"  # a call a provider sent without a name, as %lash graph says
 TEXT_KINDS = {"assistant_prose_delta": "prose", "reasoning_delta": "reasoning"}
@@ -270,7 +276,7 @@ def _tool_printed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     row = fold._row(cid, "tool", name=a.get("name", ""), status="running")
     if cid in fold._printed_cut:
         return
-    text = str(row.get("printed") or "") + str(a.get("text") or "")
+    text = str(row.get("printed") or "") + as_a_terminal_shows(str(a.get("text") or ""))
     if len(text) > SHOWN_OUTPUT_CHARS or a.get("more"):
         fold._printed_cut.add(cid)
         end = cut_point(text, SHOWN_OUTPUT_CHARS)
@@ -283,18 +289,20 @@ def _tool_printed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
 def shown_printed(printed: Any, call_id: Any) -> str:
     """What a call printed as the widget and the record show it: whole up to
     ``SHOWN_OUTPUT_CHARS`` characters, else its start and a line saying what the store holds:
-    all it printed, or what lash kept of it and the line saying what it left out (ADR 210)."""
-    text = str(printed)
+    all it printed, or what lash kept of it and the line saying what it left out; each line
+    as a terminal shows it (a progress bar's last state; the store keeps every one; ADR 210)."""
+    cut = cut_line(str(printed), printed=True)  # where the capture put it: before the redraws
+    text = as_a_terminal_shows(str(printed))
     if len(text) <= SHOWN_OUTPUT_CHARS:
         return text
     end = cut_point(text, SHOWN_OUTPUT_CHARS)
     shown = f"{text[:end]}\n… {len(text) - end:,} more characters not shown here; "
     where = _query("printed", call_id)
-    cut = cut_line(text, printed=True)
     if cut is None:
         return f"{shown}all this tool printed is stored: %lash sql {where}"
     line, kept, total, _ = cut
-    said = f"\n{line.group(0)}" if line.end() > end else ""  # past what is shown: quoted
+    # past what is shown: quoted
+    said = "" if line.group(0) in text[:end] else f"\n{line.group(0)}"
     return (f"{shown}lash kept {kept:,} of the {total:,} characters this tool printed (its "
             f"start and end), stored: %lash sql {where}{said}")
 
