@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from typing import Any
 
 from lash_nb import LashCore, tool
@@ -68,3 +69,52 @@ def test_a_progress_bar_shows_on_the_row_as_a_terminal_shows_it() -> None:
     # what the call printed is stored as it came: every state of the bar
     stored = out.result.tool_calls[0].printed
     assert stored.count("\r") == 2 * 11 + 2 and " 50%|#####     | 50/100" in stored
+
+
+def test_a_progress_bar_moves_on_the_row_while_the_tool_runs() -> None:
+    """The bar's line has no line end until it is done; its row shows it as it is redrawn
+    (up to the last full redraw), not only once the line ends. Before: live rows carried whole
+    lines only, so the row showed "epoch 1" and no bar until the epoch ended."""
+    rows: list[str] = []
+    seen = threading.Condition()
+
+    def shows(what: str) -> bool:
+        with seen:
+            return seen.wait_for(lambda: bool(rows) and what in rows[-1], timeout=10)
+
+    @tool
+    def fit() -> str:
+        """Fit a model, with a progress bar."""
+        print("epoch 1")
+        for i in range(0, 60, 10):
+            sys.stderr.write(f"\r{i:3d}%|{'#' * (i // 10):10s}| {i}/100")
+        halfway = shows(" 40%|####      | 40/100")
+        for i in range(60, 101, 10):
+            sys.stderr.write(f"\r{i:3d}%|{'#' * (i // 10):10s}| {i}/100")
+        sys.stderr.write("\n")
+        return f"fitted, row seen halfway: {halfway}"
+
+    replies = [[tool_call("fit", "{}", "c1")]]
+
+    async def body() -> Any:
+        core = LashCore.builder().provider(FunctionProvider(
+            lambda request: replies.pop(0) if replies else "done")).model("m").tools(fit).build()
+        s = await core.session("s").open()
+        fold = TurnFold()
+        stream = s.turn("go").stream()
+        async for activity in stream:
+            fold.apply(activity)
+            if activity.type == "tool_call_printed":
+                with seen:
+                    rows.append(next(b for b in fold.blocks if b["kind"] == "tool")["printed"])
+                    seen.notify_all()
+        result = await stream.finish()
+        await core.close()
+        return result, fold
+
+    result, fold = asyncio.run(body())
+    assert result.tool_calls[0].output == "fitted, row seen halfway: True"
+    # the row while the tool waited: the last full redraw of the bar under "epoch 1"
+    assert any(r == "epoch 1\n 40%|####      | 40/100" for r in rows), rows
+    (row,) = [b for b in fold.blocks if b["kind"] == "tool"]
+    assert row["printed"] == "epoch 1\n100%|##########| 100/100\n"
