@@ -26,7 +26,8 @@ Theory of operation
 - Live: a ``Printed`` with a ``live`` callback hands it its whole lines as they come (up to
   the head it keeps), at most every ``LIVE_EVERY_S`` on the loop, so a tool printing a line a
   millisecond makes a few activities, not thousands. A partial last line waits for the next
-  write or the call's end (the completion carries the whole text). Once the tool printed past
+  write or the call's end (the completion carries the whole text), but for what comes before
+  its last carriage return: a progress bar redrawn (``\\r`` then the bar) moves on the row. Once the tool printed past
   that head, the callback is told so once (``more``): its live lines stop there while the
   tool goes on, and a row that shows them says so (ADR 210).
 - A write after the call ended (a tool's thread a stop left running, a task it spawned) goes
@@ -150,7 +151,8 @@ class Printed:
         with self._lock:
             self._scheduled = False
             head = "".join(self._head)
-            end = head.rfind("\n", self._sent) + 1
+            # whole lines, and a line being redrawn (a progress bar) up to its last redraw
+            end = max(head.rfind("\n", self._sent), head.rfind("\r", self._sent)) + 1
             new, self._sent = head[self._sent:end], max(self._sent, end)
             more = self._more == 1
             if more:

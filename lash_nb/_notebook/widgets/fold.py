@@ -276,7 +276,8 @@ def _tool_printed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     row = fold._row(cid, "tool", name=a.get("name", ""), status="running")
     if cid in fold._printed_cut:
         return
-    text = str(row.get("printed") or "") + as_a_terminal_shows(str(a.get("text") or ""))
+    # a bar redrawn over the row's last line writes over it, as a terminal does
+    text = as_a_terminal_shows(str(row.get("printed") or "") + str(a.get("text") or ""))
     if len(text) > SHOWN_OUTPUT_CHARS or a.get("more"):
         fold._printed_cut.add(cid)
         end = cut_point(text, SHOWN_OUTPUT_CHARS)
