@@ -710,14 +710,20 @@ def guarded(city: str) -> str:
     return f"ran for {city}"
 
 
-@pytest.mark.parametrize("name", STORE_PARAMS)
-def test_tool_calls_frame_shows_who_approved_or_denied_on_every_store(name, request, tmp_path):
+def _two_calls(first: tuple[str, str], second: tuple[str, str]) -> Any:
+    """A model that calls two tools (call id, tool name) on Oslo and Rome, then says ok."""
     def model(req):
         if req.messages[-1].tool_results():
             return LlmResponse(parts=(LlmPart.text_part("ok"),))
-        return LlmResponse(parts=(LlmPart.tool_call("call-g", "guarded", '{"city": "Oslo"}'),
-                                  LlmPart.tool_call("call-p", "plain", '{"city": "Rome"}')),
+        return LlmResponse(parts=(LlmPart.tool_call(*first, '{"city": "Oslo"}'),
+                                  LlmPart.tool_call(*second, '{"city": "Rome"}')),
                            terminal_reason=TerminalReason.TOOL_USE)
+    return model
+
+
+@pytest.mark.parametrize("name", STORE_PARAMS)
+def test_tool_calls_frame_shows_who_approved_or_denied_on_every_store(name, request, tmp_path):
+    model = _two_calls(("call-g", "guarded"), ("call-p", "plain"))
 
     @tool
     def plain(city: str) -> str:
@@ -797,12 +803,7 @@ def test_tool_calls_frame_shows_what_each_call_printed_on_every_store(name, requ
     """A data scientist reads their tool calls in pandas: each row carries what that call
     printed, as ``%lash sql SELECT printed FROM tool_calls`` does (ADR 210); a call that
     printed nothing reads a missing value. Before, the frame had no such column."""
-    def model(req):
-        if req.messages[-1].tool_results():
-            return LlmResponse(parts=(LlmPart.text_part("ok"),))
-        return LlmResponse(parts=(LlmPart.tool_call("call-l", "load", '{"city": "Oslo"}'),
-                                  LlmPart.tool_call("call-q", "plain", '{"city": "Rome"}')),
-                           terminal_reason=TerminalReason.TOOL_USE)
+    model = _two_calls(("call-l", "load"), ("call-q", "plain"))
 
     @tool
     def load(city: str) -> str:

@@ -71,6 +71,16 @@ def _turn(tool_fn: Any, live: Live) -> Any:
     return asyncio.run(body())
 
 
+def _print_in_two(live: Live, first: int, total: int) -> None:
+    """Lines 0 .. ``first`` - 1, then (once the row showed some) the rest up to ``total``."""
+    for i in range(first):
+        print(LINE.format(i))
+    live.wait_next()
+    for i in range(first, total):
+        print(LINE.format(i))
+    live.wait_next(timeout=3)  # the lines past what live rows carry: none may come
+
+
 def _tool_row(fold: TurnFold) -> dict[str, Any]:
     (row,) = [b for b in fold.blocks if b["kind"] == "tool"]
     return row
@@ -86,12 +96,7 @@ def test_a_tool_printing_past_what_lash_keeps_says_so_on_its_row_and_in_the_reco
     @tool
     def check_sales() -> str:
         """Check the sales table, telling how far it got."""
-        for i in range(500):  # 25,500 characters: more than the row shows
-            print(LINE.format(i))
-        live.wait_next()
-        for i in range(500, 2000):
-            print(LINE.format(i))
-        live.wait_next(timeout=3)  # the lines past what live rows carry: none may come
+        _print_in_two(live, 500, 2000)  # 25,500 characters first: more than the row shows
         return "checked"
 
     result = _turn(check_sales, live)
@@ -130,12 +135,7 @@ def test_live_lines_that_stop_at_what_lash_keeps_say_so_while_the_tool_prints() 
     @tool(max_output=10_000)
     def check_small() -> str:
         """Check the sales table, telling how far it got."""
-        for i in range(50):
-            print(LINE.format(i))
-        live.wait_next()
-        for i in range(50, 1000):
-            print(LINE.format(i))
-        live.wait_next(timeout=3)  # the lines past what live rows carry: none may come
+        _print_in_two(live, 50, 1000)
         return "checked"
 
     _turn(check_small, live)
