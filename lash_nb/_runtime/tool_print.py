@@ -26,10 +26,11 @@ Theory of operation
 - Live: a ``Printed`` with a ``live`` callback hands it its whole lines as they come (up to
   the head it keeps), at most every ``LIVE_EVERY_S`` on the loop, so a tool printing a line a
   millisecond makes a few activities, not thousands. A partial last line waits for the next
-  write or the call's end (the completion carries the whole text), but for what comes before
-  its last carriage return: a progress bar redrawn (``\\r`` then the bar) moves on the row. Once the tool printed past
-  that head, the callback is told so once (``more``): its live lines stop there while the
-  tool goes on, and a row that shows them says so (ADR 210).
+  write or the call's end (the completion carries the whole text), but for what comes
+  before its last carriage return: a progress bar redrawn (``\\r`` then the bar) moves on
+  the row. Once the tool printed past that head, the callback is told so once (``more``):
+  its live lines stop there while the tool goes on, and a row that shows them says so
+  (ADR 210).
 - A write after the call ended (a tool's thread a stop left running, a task it spawned) goes
   to the stream the tee replaced.
 - Echo: a call whose turn no widget shows (a script, a worker, a Python-API turn awaited in a

@@ -73,7 +73,9 @@ class TurnFold:
         self._tool_t0: dict[str, float] = {}  # cid -> when its start was folded (ms clock)
         self._children: dict[str, TurnFold] = {}  # tool row cid -> the child turn it runs
         self._child_cuts: dict[str, ProseCut] = {}  # a child's long prose row, as it grows
-        self._printed_cut: set[str] = set()  # running calls whose live lines the row stopped
+        # a running call's live lines as they came (the row shows them redrawn); gone once
+        # the row stopped taking them (past what it shows)
+        self._printed_live: dict[str, str] = {}
 
     # ------------------------------------------------------------------ folding
     def apply(self, activity: Mapping[str, Any] | TurnActivity) -> None:
@@ -238,6 +240,7 @@ def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
         duration_ms=duration,
         status="done" if ok else "cancelled" if cancelled else "denied" if denied else "failed",
     )
+    fold._printed_live.pop(cid, None)
     if a.get("printed"):  # the whole of what it printed replaces the live lines (ADR 197)
         row["printed"] = shown_printed(a["printed"], a.get("call_id"))
 
@@ -274,12 +277,14 @@ def _tool_printed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     shows or the call printed past what live lines carry (``more``); then a line saying the
     rest comes when the call ends, which replaces them (ADR 197, ADR 210)."""
     row = fold._row(cid, "tool", name=a.get("name", ""), status="running")
-    if cid in fold._printed_cut:
-        return
-    # a bar redrawn over the row's last line writes over it, as a terminal does
-    text = as_a_terminal_shows(str(row.get("printed") or "") + str(a.get("text") or ""))
+    came = fold._printed_live.get(cid, "" if not row.get("printed") else None)
+    if came is None:
+        return  # the row stopped taking them
+    # all of it shown again: a bar's redraw writes over what the row showed, as in a terminal
+    came = fold._printed_live[cid] = came + str(a.get("text") or "")
+    text = as_a_terminal_shows(came)
     if len(text) > SHOWN_OUTPUT_CHARS or a.get("more"):
-        fold._printed_cut.add(cid)
+        del fold._printed_live[cid]
         end = cut_point(text, SHOWN_OUTPUT_CHARS)
         text = (f"{text[:end].removesuffix(chr(10))}\n… the tool prints more than this row "
                 f"shows while it runs; when the call ends the row shows what lash kept of it, "
