@@ -119,7 +119,10 @@ def test_a_tool_printing_past_what_lash_keeps_says_so_on_its_row_and_in_the_reco
     row = _tool_row(fold)["printed"]
     assert _lines(row) == [LINE.format(i) for i in range(len(_lines(row)))]
     assert len(row) < 21_000
-    assert re.search(r"lash kept [\d,]+ of the 102,000 characters this tool printed", row), row[-600:]
+    kept = re.search(r"lash kept ([\d,]+) of the 102,000 characters this tool printed", row)
+    assert kept, row[-600:]
+    left = re.search(r"left out ([\d,]+) of", cut)
+    assert int(kept[1].replace(",", "")) + int(left[1].replace(",", "")) == 102_000
     assert cut in row and "SELECT printed FROM tool_calls WHERE call_id = 'c1'" in row
     # the saved record: its HTML box and its markdown say the same
     assert cut in tool_row_html(_tool_row(fold))
