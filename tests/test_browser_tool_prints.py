@@ -15,6 +15,7 @@ in a bounded scroll box that wraps, with readable contrast.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -115,9 +116,10 @@ def _check_survey_row(row) -> None:
 
 
 def _check_chatty_row(row) -> None:
-    """20,000 lines: the row shows the first 20,000 characters of what lash kept (the whole
-    lines of the head), then a line saying how much more there is and the ``%lash sql`` that
-    reads it, in a box of 20 lines' height that scrolls."""
+    """20,000 lines (640,000 characters): the row shows the first 20,000 characters of what
+    lash kept (the whole lines of the head), then a line saying how much more there is, how
+    much lash kept of the 640,000 characters, the ``%lash sql`` that reads it and the line
+    saying what lash left out (ADR 210), in a box of 20 lines' height that scrolls."""
     text = _opened(row).locator(".lash-tool-printed").text_content()
     head, note = text.split("\n… ", 1)
     lines = head.splitlines()
@@ -126,7 +128,10 @@ def _check_chatty_row(row) -> None:
     # what lash kept: the head and the tail around its cut line, at most max_output and that line
     assert 20_000 < len(head) + 1 + more <= 65_536 + 200, (len(head), more)
     sql = "%lash sql SELECT printed FROM tool_calls WHERE call_id = 'call_"
-    assert f"what lash kept of what this tool printed: {sql}" in note
+    assert re.search(r"lash kept [\d,]+ of the 640,000 characters this tool printed \(its "
+                     r"start and end\), stored: " + re.escape(sql), note), note
+    assert re.search(r"\n\[… lash left out [\d,]+ of the 640,000 characters \([\d,]+ lines\) "
+                     r"this tool printed; max_output=65,536 …\]$", note), note
     assert "019999 gauge reading" not in text  # never the whole of what was printed
     box = row.locator(".lash-tool-printed").evaluate(BOX_JS)
     assert box["maxHeight"] != "none" and box["overflowY"] == "auto", box

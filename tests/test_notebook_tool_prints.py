@@ -12,6 +12,7 @@ none of it, and a key the tool printed was in the cell's output. Now the tool ro
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,50 @@ def test_a_running_tools_printed_lines_show_on_its_row_in_the_live_widget(tmp_pa
     assert row()["status"] == "done"
     assert row()["printed"] == "loading sales part 1 of 2\nloading sales part 2 of 2\n"
     assert "loading" not in ex.stdout + ex.stderr
+
+
+FD_TOOL = '''import os, subprocess
+from lash_nb import tool
+
+@tool
+def shell(cmd: str) -> str:
+    """Run a command, as a tool that shells out does."""
+    print("PY before", cmd)
+    subprocess.run(["echo", "SUBPROCESS " + cmd], check=True)
+    os.write(2, b"FD2 " + cmd.encode() + b"\\n")  # as a C library writing to stderr does
+    print("PY after", cmd)
+    return "ran " + cmd
+'''
+
+
+def test_what_a_tool_writes_to_the_file_descriptors_is_loose_under_the_cell(tmp_path: Path) -> None:
+    """What ADR 210 says a user sees of a subprocess's output (or a C library's) in a
+    ``%%lash`` cell: not taken per call (a file descriptor is the process's, shared by every
+    call running at once), not on the row nor stored, but not lost either: ipykernel
+    forwards it as the cell's stream output; Python's own prints stay on the row."""
+    from notebook_harness import KernelHarness
+
+    # ipykernel forwards the descriptors' output unless it runs under pytest (it reads
+    # PYTEST_CURRENT_TEST): the kernel is started as a user's is, without it
+    under_pytest = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    try:
+        k = KernelHarness(cwd=str(tmp_path)).start()
+    finally:
+        if under_pytest is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = under_pytest
+    try:
+        for cell in ("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0", FD_TOOL,
+                     "%lash open fd --fresh --tools shell"):
+            assert k.run(cell).status == "ok"
+        ex = k.submit("%%lash\nplease shell cmd=ls")
+        model_id = k.wait_for_widget(ex, name="TurnWidget")
+        k.wait(ex, timeout=120)
+        k.pump_until(lambda: "FD2 ls" in ex.stderr and "SUBPROCESS ls" in ex.stdout, timeout=30)
+        (row,) = [b for b in k.state(model_id).get("blocks") or () if b.get("kind") == "tool"]
+        stored = k.run("x = %lash sql SELECT printed FROM tool_calls\nprint(x.printed[0])")
+    finally:
+        k.stop()
+    assert row["printed"] == "PY before ls\nPY after ls\n"
+    assert "SUBPROCESS ls\n" in ex.stdout and "PY" not in ex.stdout + ex.stderr
+    assert "FD2 ls\n" in ex.stderr
+    assert stored.stdout.strip().splitlines()[-2:] == ["PY before ls", "PY after ls"]

@@ -182,8 +182,9 @@ def test_turns_and_tool_calls_frames_show_outcomes_and_calls(store_arg):
             "args_bytes": [len('{"a":2,"b":3}')], "output_bytes": [1],
             "success": [True], "interrupted": [False], "status": ["success"],
             "approval": [None], "approved_by": [None],  # it ran under "always": nobody asked
+            "printed": [None],  # it printed nothing
         }).astype(dict.fromkeys(["session_id", "turn_id", "call_id", "name", "status", "approval",
-                                 "approved_by"], TEXT))
+                                 "approved_by", "printed"], TEXT))
         assert_frame_equal(calls.drop(columns=["started_at", "duration_ms"]), expected_calls)
         await core.close()
     run(body())

@@ -329,13 +329,15 @@ def test_tool_calls_frame_sizes_the_json_as_the_store_wrote_it(built):
     f = _ids(built["tool_calls"], built)
     assert list(f.columns) == [
         "session_id", "turn_id", "call_id", "name", "args_bytes", "output_bytes", "success",
-        "interrupted", "status", "started_at", "duration_ms", "approval", "approved_by"]
+        "interrupted", "status", "started_at", "duration_ms", "approval", "approved_by",
+        "printed"]
     # '{"city":"Paris"}' is 16 bytes; '"sunny \\u00e9"' (non-ASCII escaped) is 14
     assert_frame_equal(f.drop(columns=["started_at", "duration_ms"]), _expected({
         "session_id": ["s1"], "turn_id": ["t1"], "call_id": ["call-w1"], "name": ["weather"],
         "args_bytes": [16], "output_bytes": [14], "success": [True], "interrupted": [False],
-        "status": ["success"], "approval": [None], "approved_by": [None],
-    }, ("session_id", "turn_id", "call_id", "name", "status", "approval", "approved_by")))
+        "status": ["success"], "approval": [None], "approved_by": [None], "printed": [None],
+    }, ("session_id", "turn_id", "call_id", "name", "status", "approval", "approved_by",
+        "printed")))
     _assert_utc(f, "started_at")
 
 
@@ -579,7 +581,7 @@ def test_a_fresh_store_gives_empty_frames_with_the_documented_dtypes(name, reque
     got = asyncio.run(body())
     shapes = {k: f.shape for k, f in got.items()}
     assert shapes == {"usage": (0, 15), "model": (0, 10), "day": (0, 10), "turns": (0, 15),
-                      "llm_calls": (0, 19), "tool_calls": (0, 13), "queue": (0, 15),
+                      "llm_calls": (0, 19), "tool_calls": (0, 14), "queue": (0, 15),
                       "graph": (0, 10)}
     assert str(got["usage"]["started_at"].dtype) == UTC
     assert str(got["day"]["day"].dtype) == UTC
@@ -708,14 +710,20 @@ def guarded(city: str) -> str:
     return f"ran for {city}"
 
 
-@pytest.mark.parametrize("name", STORE_PARAMS)
-def test_tool_calls_frame_shows_who_approved_or_denied_on_every_store(name, request, tmp_path):
+def _two_calls(first: tuple[str, str], second: tuple[str, str]) -> Any:
+    """A model that calls two tools (call id, tool name) on Oslo and Rome, then says ok."""
     def model(req):
         if req.messages[-1].tool_results():
             return LlmResponse(parts=(LlmPart.text_part("ok"),))
-        return LlmResponse(parts=(LlmPart.tool_call("call-g", "guarded", '{"city": "Oslo"}'),
-                                  LlmPart.tool_call("call-p", "plain", '{"city": "Rome"}')),
+        return LlmResponse(parts=(LlmPart.tool_call(*first, '{"city": "Oslo"}'),
+                                  LlmPart.tool_call(*second, '{"city": "Rome"}')),
                            terminal_reason=TerminalReason.TOOL_USE)
+    return model
+
+
+@pytest.mark.parametrize("name", STORE_PARAMS)
+def test_tool_calls_frame_shows_who_approved_or_denied_on_every_store(name, request, tmp_path):
+    model = _two_calls(("call-g", "guarded"), ("call-p", "plain"))
 
     @tool
     def plain(city: str) -> str:
@@ -788,3 +796,39 @@ def test_the_graph_names_every_tool_call_and_result_on_every_store(name, request
         "slow_tool: interrupted: the turn was stopped",
     ]
     assert f["role"].tolist() == ["user"] + ["assistant", "user"] * 3
+
+
+@pytest.mark.parametrize("name", STORE_PARAMS)
+def test_tool_calls_frame_shows_what_each_call_printed_on_every_store(name, request, tmp_path):
+    """A data scientist reads their tool calls in pandas: each row carries what that call
+    printed, as ``%lash sql SELECT printed FROM tool_calls`` does (ADR 210); a call that
+    printed nothing reads a missing value. Before, the frame had no such column."""
+    model = _two_calls(("call-l", "load"), ("call-q", "plain"))
+
+    @tool
+    def load(city: str) -> str:
+        print(f"loading {city}: 3 files")
+        print("  rows | 120 é")
+        return "loaded"
+
+    @tool
+    def plain(city: str) -> str:
+        return city
+
+    async def body():
+        core = LashCore.builder().provider(FunctionProvider(model)).model("m") \
+            .tools(load, plain).store(_target(name, request, tmp_path)).build()
+        s = await core.session("s").open()
+        await s.turn("go").turn_id("t1").run()
+        got = reports.tool_calls_frame(s)
+        await core.close()
+        return got
+
+    f = asyncio.run(body()).sort_values("call_id")
+    assert list(f.columns)[-1] == "printed"
+    assert str(f["printed"].dtype) == ("str" if pd.__version__ >= "3" else "object")
+    f = f.astype(object).where(f.notna(), None)  # a missing text reads None on pandas 2 and 3
+    assert f[["call_id", "printed"]].to_dict("records") == [
+        {"call_id": "call-l", "printed": "loading Oslo: 3 files\n  rows | 120 é\n"},
+        {"call_id": "call-q", "printed": None},
+    ]

@@ -92,8 +92,9 @@ def test_trace_tool_call_pair_becomes_one_row():
         "started_at": pd.to_datetime(["2026-03-01 10:00:02.750"]).astype("datetime64[us]").tz_localize("UTC"),
         "duration_ms": [40.0],
         "approval": [None], "approved_by": [None],  # a lash trace records no approvals
+        "printed": [None],  # nor what a tool printed
     }).astype(dict.fromkeys(["session_id", "turn_id", "call_id", "name", "status", "approval",
-                             "approved_by"], STR))
+                             "approved_by", "printed"], STR))
     assert_frame_equal(frame, expected)
 
 

@@ -26,6 +26,7 @@ import pytest
 
 from lash_nb import LashCore, tool
 from lash_nb.providers import FunctionProvider
+from lash_nb.reports import tool_calls_frame
 from lash_nb.stores import DuckDBStore
 from lash_nb.testing import tool_call
 
@@ -343,6 +344,9 @@ def test_a_file_written_before_the_printed_column_opens_read_only_and_gains_it_w
     reader = DuckDBStore(path, read_only=True)
     try:
         assert reader.query("SELECT call_id FROM tool_calls")["call_id"].tolist() == ["c1"]
+        # its tool-calls frame reads too, with nothing known printed (ADR 210)
+        frame = tool_calls_frame(reader)
+        assert frame["call_id"].tolist() == ["c1"] and frame["printed"].isna().all()
     finally:
         reader.close_sync()
 

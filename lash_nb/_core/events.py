@@ -101,12 +101,16 @@ class ToolCallCompleted(TurnEvent):
 @dataclass(frozen=True, slots=True)
 class ToolCallPrinted(TurnEvent):
     """lash_nb addition: whole lines a running call printed, as they come (on the call's
-    row, ``tool:<call_id>``); the completion's ``printed`` has all of it (ADR 197)."""
+    row, ``tool:<call_id>``), and a line being redrawn (``\\r``, a progress bar) up to its
+    last redraw; the completion's ``printed`` has all of it (ADR 197). Live
+    lines carry at most the first half of the call's bound: ``more`` (True, once) says the
+    call printed past it, the rest comes with the completion (ADR 210)."""
 
     type: ClassVar[str] = "tool_call_printed"
     call_id: str
     name: str
     text: str
+    more: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,21 +39,24 @@ from .visible import escape_end, unfinished_escape_start
 DEFAULT_MAX_OUTPUT = 65_536  # characters the model is sent of one tool output (ADR 174)
 EDGE = 512  # characters scrubbed past each cut, so a secret across it goes whole
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode
-# the line a cut output holds (a display that shows only part of the output quotes it)
+# the line a cut output holds (a display that shows only part of the output quotes it); a
+# cut printed text holds it with "printed" (``tool_print.py``, ADR 197)
 CUT_LINE = re.compile(r"\[… lash left out ([\d,]+) of the ([\d,]+) (?:(characters|bytes) "
-                      r"\([\d,]+ lines\)|(items)) this tool returned; max_output=([\d,]+) …\]")
+                      r"\([\d,]+ lines\)|(items)) this tool (returned|printed); "
+                      r"max_output=([\d,]+) …\]")
 
 
-def cut_line(text: str) -> tuple[re.Match[str], int, int, str] | None:
+def cut_line(text: str, *, printed: bool = False) -> tuple[re.Match[str], int, int, str] | None:
     """The line :func:`bounded` put in ``text`` (an output it cut), with how many of what
     the tool returned were kept, of how many, and their unit (``characters``, ``bytes`` or
     ``items``). None when ``text`` is no such output: no line, or a line where the cut does
     not put it (near the middle of a text about ``max_output`` long; a whole output may
-    quote the line of an earlier one)."""
+    quote the line of an earlier one). ``printed``: the line of what a tool printed, cut."""
+    verb = "printed" if printed else "returned"
     for m in CUT_LINE.finditer(text):
-        left, total, limit = (int(m.group(i).replace(",", "")) for i in (1, 2, 5))
+        left, total, limit = (int(m.group(i).replace(",", "")) for i in (1, 2, 6))
         head = limit // 2
-        if (0 < left <= total and head // 2 <= m.start() <= head + 3
+        if (m.group(5) == verb and 0 < left <= total and head // 2 <= m.start() <= head + 3
                 and len(text) <= limit + len(m.group(0)) + 5):
             return m, total - left, total, m.group(3) or m.group(4)
     return None

@@ -62,6 +62,7 @@ TOOL_CALLS_COLUMNS = {
     "session_id": STR, "turn_id": STR, "call_id": STR, "name": STR, "args_bytes": INT,
     "output_bytes": INT, "success": BOOL, "interrupted": BOOL, "status": STR,
     "started_at": TIME, "duration_ms": FLOAT, "approval": STR, "approved_by": STR,
+    "printed": STR,
 }
 LLM_CALLS_COLUMNS = {
     "session_id": STR, "turn_id": STR, "call_id": STR, "model": STR,
@@ -194,12 +195,15 @@ def tool_calls_frame(source: Any) -> Any:
     success, interrupted, status (lash's success | failure | cancelled), started_at,
     duration_ms (for a cancelled call: how long it ran until the cancel), approval
     (``approved`` | ``denied`` | ``cancelled``; empty when the call ran under ``always``)
-    and approved_by (``user``, ``api``, ``policy``, ``worker`` or a cancel's origin)."""
+    and approved_by (``user``, ``api``, ``policy``, ``worker`` or a cancel's origin), printed
+    (what the call printed while it ran, as ``tool_calls.printed`` holds it: bounded like its
+    output, keys taken out; missing when it printed nothing, ADR 197 / 210)."""
     from .trace import LashTrace
 
     with open_tables(source) as tables:
         sid, params = session_filter(tables)
-        frame = tables.query(sql.tool_calls(sid, tables.dialect), params)
+        frame = tables.query(sql.tool_calls(sid, tables.dialect, printed=_has_printed(tables)),
+                             params)
         # a lash trace has no approvals; elsewhere they live in the turn records
         turns = None if isinstance(source, LashTrace) else tables.query(
             sql.approved_turns(sid), params)
@@ -211,6 +215,16 @@ def tool_calls_frame(source: Any) -> Any:
     frame = frame.assign(approval=[decided.get(k, (None, None))[0] for k in keys],
                          approved_by=[decided.get(k, (None, None))[1] for k in keys])
     return conform(frame, TOOL_CALLS_COLUMNS)
+
+
+def _has_printed(tables: Any) -> bool:
+    """Whether ``tool_calls`` has its ``printed`` column: not in a DuckDB file written before
+    it (ADR 197) and opened read-only, which cannot add it; every other open adds it."""
+    if not getattr(getattr(tables, "store", None), "read_only", False):
+        return True
+    found = tables.query("SELECT count(*) AS n FROM information_schema.columns "
+                         "WHERE table_name = 'tool_calls' AND column_name = 'printed'")
+    return bool(int(found["n"].iloc[0]))
 
 
 def _approvals(turns: Any) -> dict[tuple[str, str, str], tuple[str, str]]:

@@ -164,10 +164,12 @@ ORDER BY t.started_at, t.session_id{C}, t.seq
 """
 
 
-def tool_calls(sid: str, dialect: str = DUCKDB) -> str:
+def tool_calls(sid: str, dialect: str = DUCKDB, *, printed: bool = True) -> str:
     """On PostgreSQL ``args`` and ``output`` come back as text (``args_json``,
     ``output_json``) and their size is measured in Python: ``jsonb`` prints JSON with spaces
-    and unescaped non-ASCII characters, so its text is not the text lash_nb wrote."""
+    and unescaped non-ASCII characters, so its text is not the text lash_nb wrote.
+    ``printed=False``: a file written before ``tool_calls.printed`` (ADR 197), opened read-only,
+    has no such column; its calls read NULL."""
     if dialect == POSTGRES:
         sizes = "args::text AS args_json, output::text AS output_json"
     else:
@@ -179,7 +181,7 @@ SELECT session_id, turn_id, call_id, name,
     success, interrupted,
     CASE WHEN interrupted THEN 'cancelled' WHEN success THEN 'success' ELSE 'failure' END
         AS status,
-    started_at, duration_ms
+    started_at, duration_ms, {"printed" if printed else "CAST(NULL AS VARCHAR) AS printed"}
 FROM tool_calls WHERE true{sid}
 ORDER BY started_at, session_id{C}, seq
 """

@@ -183,8 +183,9 @@ class ToolBatch:
             echo=None if waits_shown() else scrub_known_values)
         return taken
 
-    def _live(self, call_id: str, name: str, text: str) -> None:
-        self.emit(ev.ToolCallPrinted(call_id, name, self._logs(text)), f"tool:{call_id}")
+    def _live(self, call_id: str, name: str, text: str, more: bool) -> None:
+        self.emit(ev.ToolCallPrinted(call_id, name, self._logs(text), True if more else None),
+                  f"tool:{call_id}")
 
     def _printed_text(self, call_id: str) -> str | None:
         """What the call printed as the session keeps it (None: nothing, or it never ran)."""

@@ -26,7 +26,11 @@ Theory of operation
 - Live: a ``Printed`` with a ``live`` callback hands it its whole lines as they come (up to
   the head it keeps), at most every ``LIVE_EVERY_S`` on the loop, so a tool printing a line a
   millisecond makes a few activities, not thousands. A partial last line waits for the next
-  write or the call's end (the completion carries the whole text).
+  write or the call's end (the completion carries the whole text), but for what comes
+  before its last carriage return: a progress bar redrawn (``\\r`` then the bar) moves on
+  the row. Once the tool printed past that head, the callback is told so once (``more``):
+  its live lines stop there while the tool goes on, and a row that shows them says so
+  (ADR 210).
 - A write after the call ended (a tool's thread a stop left running, a task it spawned) goes
   to the stream the tee replaced.
 - Echo: a call whose turn no widget shows (a script, a worker, a Python-API turn awaited in a
@@ -72,6 +76,7 @@ class Printed:
         "_live",
         "_lock",
         "_loop",
+        "_more",
         "_scheduled",
         "_sent",
         "_tail",
@@ -86,7 +91,7 @@ class Printed:
         "lines",
     )
 
-    def __init__(self, limit: int, *, live: Callable[[str], None] | None = None,
+    def __init__(self, limit: int, *, live: Callable[[str, bool], None] | None = None,
                  loop: asyncio.AbstractEventLoop | None = None,
                  echo: Callable[[str], str] | None = None) -> None:
         self.limit = limit
@@ -110,6 +115,7 @@ class Printed:
         self.lines = 0
         self._sent = 0  # characters of the head handed to ``live``
         self._scheduled = False
+        self._more = 0  # 1: past the head (live lines end there), 2: ``live`` was told
 
     def write(self, text: str) -> None:
         if not text:
@@ -125,11 +131,13 @@ class Printed:
                 self._head_len += min(room, len(text))
                 text = text[room:]
             if text:
+                self._more = self._more or 1
                 self._tail.append(text)
                 self._tail_len += len(text)
                 while self._tail_len - len(self._tail[0]) >= self._tail_max:
                     self._tail_len -= len(self._tail.popleft())
-            wake = self._live is not None and not self._scheduled and self._sent < self._head_len
+            wake = (self._live is not None and not self._scheduled
+                    and (self._sent < self._head_len or self._more == 1))
             if wake:
                 self._scheduled = True
         if wake and self._loop is not None:
@@ -144,10 +152,14 @@ class Printed:
         with self._lock:
             self._scheduled = False
             head = "".join(self._head)
-            end = head.rfind("\n", self._sent) + 1
+            # whole lines, and a line being redrawn (a progress bar) up to its last redraw
+            end = max(head.rfind("\n", self._sent), head.rfind("\r", self._sent)) + 1
             new, self._sent = head[self._sent:end], max(self._sent, end)
-        if new and not self.closed and self._live is not None:
-            self._live(new)
+            more = self._more == 1
+            if more:
+                self._more = 2
+        if (new or more) and not self.closed and self._live is not None:
+            self._live(new, more)
 
     def __enter__(self) -> Printed:
         """Take what the code run inside (and what it starts in this context) prints."""

@@ -32,7 +32,13 @@ from ..._core.code_mode import OPEN_TAG
 from ..._core.events import TurnActivity
 from ..._core.records import TurnOutcome
 from ..._core.tool_output import cut_line
-from .long_text import SHOWN_PROSE_CHARS, ProseCut, cut_point, shown_prose
+from .long_text import (
+    SHOWN_PROSE_CHARS,
+    ProseCut,
+    as_a_terminal_shows,
+    cut_point,
+    shown_prose,
+)
 
 UNNAMED = "(unnamed tool)"  # a call a provider sent without a name, as %lash graph says
 TEXT_KINDS = {"assistant_prose_delta": "prose", "reasoning_delta": "reasoning"}
@@ -67,6 +73,9 @@ class TurnFold:
         self._tool_t0: dict[str, float] = {}  # cid -> when its start was folded (ms clock)
         self._children: dict[str, TurnFold] = {}  # tool row cid -> the child turn it runs
         self._child_cuts: dict[str, ProseCut] = {}  # a child's long prose row, as it grows
+        # a running call's live lines as they came (the row shows them redrawn); gone once
+        # the row stopped taking them (past what it shows)
+        self._printed_live: dict[str, str] = {}
 
     # ------------------------------------------------------------------ folding
     def apply(self, activity: Mapping[str, Any] | TurnActivity) -> None:
@@ -231,6 +240,7 @@ def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
         duration_ms=duration,
         status="done" if ok else "cancelled" if cancelled else "denied" if denied else "failed",
     )
+    fold._printed_live.pop(cid, None)
     if a.get("printed"):  # the whole of what it printed replaces the live lines (ADR 197)
         row["printed"] = shown_printed(a["printed"], a.get("call_id"))
 
@@ -263,23 +273,44 @@ def shown_output(output: Any, call_id: Any) -> Any:
 
 
 def _tool_printed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
-    """Lines a running call printed, on its row as they come; the completion's whole text
-    replaces them (ADR 197)."""
+    """Lines a running call printed, on its row as they come, until the row holds what it
+    shows or the call printed past what live lines carry (``more``); then a line saying the
+    rest comes when the call ends, which replaces them (ADR 197, ADR 210)."""
     row = fold._row(cid, "tool", name=a.get("name", ""), status="running")
-    before = str(row.get("printed") or "")
-    if len(before) <= SHOWN_OUTPUT_CHARS:  # else already cut: the rest comes at the end
-        row["printed"] = shown_printed(before + str(a.get("text") or ""), a.get("call_id"))
+    came = fold._printed_live.get(cid, "" if not row.get("printed") else None)
+    if came is None:
+        return  # the row stopped taking them
+    # all of it shown again: a bar's redraw writes over what the row showed, as in a terminal
+    came = fold._printed_live[cid] = came + str(a.get("text") or "")
+    text = as_a_terminal_shows(came)
+    if len(text) > SHOWN_OUTPUT_CHARS or a.get("more"):
+        del fold._printed_live[cid]
+        end = cut_point(text, SHOWN_OUTPUT_CHARS)
+        text = (f"{text[:end].removesuffix(chr(10))}\n… the tool prints more than this row "
+                f"shows while it runs; when the call ends the row shows what lash kept of it, "
+                f"stored: %lash sql {_query('printed', a.get('call_id'))}")
+    row["printed"] = text
 
 
 def shown_printed(printed: Any, call_id: Any) -> str:
     """What a call printed as the widget and the record show it: whole up to
-    ``SHOWN_OUTPUT_CHARS`` characters, else its start and a line saying where the rest is."""
-    text = str(printed)
+    ``SHOWN_OUTPUT_CHARS`` characters, else its start and a line saying what the store holds:
+    all it printed, or what lash kept of it and the line saying what it left out; each line
+    as a terminal shows it (a progress bar's last state; the store keeps every one; ADR 210)."""
+    cut = cut_line(str(printed), printed=True)  # where the capture put it: before the redraws
+    text = as_a_terminal_shows(str(printed))
     if len(text) <= SHOWN_OUTPUT_CHARS:
         return text
     end = cut_point(text, SHOWN_OUTPUT_CHARS)
-    return (f"{text[:end]}\n… {len(text) - end:,} more characters not shown here; what lash "
-            f"kept of what this tool printed: %lash sql {_query('printed', call_id)}")
+    shown = f"{text[:end]}\n… {len(text) - end:,} more characters not shown here; "
+    where = _query("printed", call_id)
+    if cut is None:
+        return f"{shown}all this tool printed is stored: %lash sql {where}"
+    line, kept, total, _ = cut
+    # past what is shown: quoted
+    said = "" if line.group(0) in text[:end] else f"\n{line.group(0)}"
+    return (f"{shown}lash kept {kept:,} of the {total:,} characters this tool printed (its "
+            f"start and end), stored: %lash sql {where}{said}")
 
 
 def _query(column: str, call_id: Any) -> str:

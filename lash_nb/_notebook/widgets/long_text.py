@@ -52,6 +52,22 @@ def cut_point(text: str, limit: int) -> int:
     return len(head)
 
 
+def as_a_terminal_shows(text: str) -> str:
+    """Each line of ``text`` as a terminal or a cell's stream output shows it (ADR 210): a
+    carriage return goes back to the line's start and what follows writes over what was
+    there (a ``tqdm`` bar redrawn shows its last state); ``\\r\\n`` is a line end."""
+    if "\r" not in text:
+        return text
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if "\r" in line:
+            shown = ""
+            for part in line.rstrip("\r").split("\r"):
+                shown = part + shown[len(part):]
+            lines[i] = shown
+    return "\n".join(lines)
+
+
 def _quoted(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
