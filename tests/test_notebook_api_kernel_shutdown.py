@@ -11,8 +11,9 @@ ADR 195's shutdown hook covered the sessions ``%lash open`` opened only. Now ope
 session in a running kernel hooks its shutdown (ADR 198).
 
 An awaited or streamed turn may be stopped by that interrupt first (origin
-``kernel_interrupt``: the cell's await was cancelled by it, ADR 212) or by the shutdown (``kernel_shutdown``); either way the store
-keeps what it had streamed. A task or a drain is not the cell's: only the shutdown stops it.
+``kernel_interrupt``: the cell's await was cancelled by it, ADR 212) or by the shutdown
+(``kernel_shutdown``); either way the store keeps what it had streamed. A task or a drain
+is not the cell's: only the shutdown stops it.
 """
 
 from __future__ import annotations

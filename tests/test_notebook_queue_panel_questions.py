@@ -95,9 +95,9 @@ def test_lash_stop_during_a_drain_ends_the_drain_not_only_its_turn(tmp_path):
         k.run("\n".join(f"%lash enqueue job {i} " + " ".join(f"w{j}" for j in range(40))
                         for i in range(4)))
         k.run("t = %lash drain --all --background")
-        k.pump_until(lambda: "1" == k.run(
+        k.pump_until(lambda: k.run(
             "print(len(await s.queued_work(include_claimed=True)) - len(await s.queued_work()))"
-        ).stdout.strip(), timeout=60)  # a batch is being run
+        ).stdout.strip() == "1", timeout=60)  # a batch is being run
         assert k.run("%lash stop").stdout.strip() == "cancelled 1 running turn(s)"
         k.run("await t")
         out = k.run("recs = await s.store.load_turns('s1')\n"
@@ -107,5 +107,5 @@ def test_lash_stop_during_a_drain_ends_the_drain_not_only_its_turn(tmp_path):
                     "._magics().ctx.bindings['s1'].drain.last.label())").stdout.strip()
         assert out.splitlines() == [
             "[('cancelled', 'magic')] 3",
-            "drained 1 batch(es) of s1 in 1 turn(s); stopped by %lash stop: 3 batch(es) left "
-            "in the queue; %lash drain runs them"]
+            ("drained 1 batch(es) of s1 in 1 turn(s); stopped by %lash stop: 3 batch(es) left "
+             "in the queue; %lash drain runs them")]
