@@ -251,7 +251,7 @@ async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
             f"%lash sql needs a DuckDB store, the session uses {type(b.core.store).__name__}; "
             "open it with %lash open --store lash.duckdb"
         )
-    from .._reports.frames import utc_times
+    from .._reports.frames import shown_text, utc_times
 
     run_async = getattr(b.core.store, "query_async", None)
     head = getattr(b.core.store, "query_head_async", None)
@@ -279,7 +279,8 @@ async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
     if total is not None and total > len(frame):
         print(f"lash: showing the first {len(frame)} of {total:,} rows; to get them all "
               "assign it: df = %lash sql ... (or set %config LashMagics.sql_rows = 0)")
-    return utc_times(frame)  # the store keeps UTC: every time says so (ADR 173)
+    frame = utc_times(frame)  # the store keeps UTC: every time says so (ADR 173)
+    return frame if assigned else shown_text(frame)  # shown: no escapes (ADR 211)
 
 
 class QueryInterrupted(KeyboardInterrupt):
