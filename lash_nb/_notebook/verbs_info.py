@@ -336,8 +336,11 @@ async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) 
     outcome = rec.result.get("outcome") if isinstance(rec.result, dict) else None
     if isinstance(rec.result, dict):  # the footer's cost, as the turn showed it when it ended
         w.cost = stored_turn_cost(rec.result, prices_for_display(m.prices, m.user_ns))
+    lost = isinstance(rec.result, dict) and any(  # its process died mid-turn (ADR 211)
+        isinstance(e, dict) and e.get("code") == "process_lost"
+        for e in rec.result.get("errors") or ())
     w.finish(outcome=outcome_label(outcome) if outcome else f"{rec.outcome}: {rec.stop_reason}",
-             elapsed_ms=float(rec.duration_ms or 0.0))
+             elapsed_ms=float(rec.duration_ms or 0.0), lost=lost)
     return w
 
 
