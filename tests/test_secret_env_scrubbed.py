@@ -123,16 +123,19 @@ def test_a_tool_failing_with_an_environment_secret_in_its_message_logs_and_keeps
 
 def test_values_that_are_not_secrets_stay_though_their_variable_is_named_like_one(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A path, a number, a switch: no secret, and taking them out would only garble output."""
+    """A path, a number, a switch, a word: no secret, and taking them out of every prompt and
+    output would only garble them."""
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/home/me/gcp/service.json")
     monkeypatch.setenv("TOKEN_TTL_SECONDS", "86400000")
     monkeypatch.setenv("USE_AUTH", "true")
+    monkeypatch.setenv("AUTH_MODE", "disabled")
 
     @tool(name="connect")
     def show() -> str:
         """Show the settings."""
         return " ".join(os.environ[n] for n in
-                        ("GOOGLE_APPLICATION_CREDENTIALS", "TOKEN_TTL_SECONDS", "USE_AUTH"))
+                        ("GOOGLE_APPLICATION_CREDENTIALS", "TOKEN_TTL_SECONDS", "USE_AUTH",
+                         "AUTH_MODE"))
 
     model = Model("connect", "{}")
 
@@ -144,7 +147,7 @@ def test_values_that_are_not_secrets_stay_though_their_variable_is_named_like_on
         return out.result
 
     result = asyncio.run(body())
-    assert result.tool_calls[0].output == "/home/me/gcp/service.json 86400000 true"
+    assert result.tool_calls[0].output == "/home/me/gcp/service.json 86400000 true disabled"
 
 
 @pytest.mark.slow

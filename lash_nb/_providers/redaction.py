@@ -115,8 +115,8 @@ def _environment_scrubber() -> Scrubber:
 def environment_secrets(env: dict[str, str]) -> list[str]:
     """The values of ``env`` that are secrets: a provider key variable's value; the value of
     a variable named like a secret (``HF_TOKEN``, ``AWS_SECRET_ACCESS_KEY``, ``DB_PASSWORD``,
-    ``JUPYTER_TOKEN``) unless it cannot be one (shorter than 8 characters, a number, a
-    path, a URL: ``GOOGLE_APPLICATION_CREDENTIALS=/home/me/key.json`` names a file); the
+    ``JUPYTER_TOKEN``) unless it cannot be one (:func:`_may_be_secret`:
+    ``GOOGLE_APPLICATION_CREDENTIALS=/home/me/key.json`` names a file); the
     password and secret-named query values of a URL in any variable (``DATABASE_URL``)."""
     from .registry import KEY_NAMES  # registry imports this module
 
@@ -133,8 +133,12 @@ def environment_secrets(env: dict[str, str]) -> list[str]:
 
 
 def _may_be_secret(value: str) -> bool:
+    """Not a value no one keeps secret: short, a number, a path, a URL, or a word (letters
+    only, under 16: ``USE_AUTH=disabled``, ``AUTH_PROVIDER=keycloak``), which taken out of
+    every prompt and output would garble prose."""
     return (len(value) >= 8 and not value.isdigit() and "://" not in value
-            and not value.startswith(("/", "~", "./", "../")))
+            and not value.startswith(("/", "~", "./", "../"))
+            and not (value.isalpha() and len(value) < 16))
 
 
 def _env_reader() -> Any:
