@@ -19,7 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from notebook_harness import KernelHarness
+
+pytestmark = pytest.mark.slow  # a script killed, then a kernel
 
 SCRIPT = """
 import asyncio, time
