@@ -251,7 +251,7 @@ async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
             f"%lash sql needs a DuckDB store, the session uses {type(b.core.store).__name__}; "
             "open it with %lash open --store lash.duckdb"
         )
-    from .._reports.frames import utc_times
+    from .._reports.frames import shown_text, utc_times
 
     run_async = getattr(b.core.store, "query_async", None)
     head = getattr(b.core.store, "query_head_async", None)
@@ -279,7 +279,8 @@ async def sql(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> 
     if total is not None and total > len(frame):
         print(f"lash: showing the first {len(frame)} of {total:,} rows; to get them all "
               "assign it: df = %lash sql ... (or set %config LashMagics.sql_rows = 0)")
-    return utc_times(frame)  # the store keeps UTC: every time says so (ADR 173)
+    frame = utc_times(frame)  # the store keeps UTC: every time says so (ADR 173)
+    return frame if assigned else shown_text(frame)  # shown: no escapes (ADR 211)
 
 
 class QueryInterrupted(KeyboardInterrupt):
@@ -335,8 +336,11 @@ async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) 
     outcome = rec.result.get("outcome") if isinstance(rec.result, dict) else None
     if isinstance(rec.result, dict):  # the footer's cost, as the turn showed it when it ended
         w.cost = stored_turn_cost(rec.result, prices_for_display(m.prices, m.user_ns))
+    lost = isinstance(rec.result, dict) and any(  # its process died mid-turn (ADR 211)
+        isinstance(e, dict) and e.get("code") == "process_lost"
+        for e in rec.result.get("errors") or ())
     w.finish(outcome=outcome_label(outcome) if outcome else f"{rec.outcome}: {rec.stop_reason}",
-             elapsed_ms=float(rec.duration_ms or 0.0))
+             elapsed_ms=float(rec.duration_ms or 0.0), lost=lost)
     return w
 
 

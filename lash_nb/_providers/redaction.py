@@ -12,7 +12,7 @@ import weakref
 from typing import Any
 
 from lash_nb._core.llm import LlmResponse, LlmStreamEvent, ReasoningTextDelta, TextDelta
-from lash_nb._core.secrets import MIN_SECRET_LENGTH, Scrubber, StreamScrub, know_keys
+from lash_nb._core.secrets import MIN_SECRET_LENGTH, Scrubber, StreamScrub, know_keys, secret_named, url_secrets
 from lash_nb._core.secrets import scrub as scrub_shapes
 
 # httpx logs each response line at INFO, httpcore the response headers at DEBUG
@@ -93,34 +93,59 @@ def known_scrubber() -> Scrubber:
 
 
 _ENV_SCRUBBER: tuple[tuple[object, ...], Scrubber] = ((), Scrubber())
-_ENV_READ: Any = None  # reads the provider key variables' raw values (set on first use)
+_ENV_READ: Any = None  # reads the environment's raw values (set on first use)
 
 
 def _environment_scrubber() -> Scrubber:
-    """A scrubber of the provider keys set in ``os.environ`` now (rebuilt when they change).
-    Runs for every prompt and tool output (ADR 196), so the check reads CPython's mapping
-    under ``os.environ`` (``_data``, by encoded name: ~0.3 us) where it has one;
-    ``os.environ.get`` raises and catches a KeyError inside for each unset name (~3 us)."""
+    """A scrubber of the secrets set in ``os.environ`` now (rebuilt when it changes): the
+    provider key variables (ADR 196), every variable named like a secret whose value looks
+    like one, and the password of a URL in any variable (ADR 211; :func:`environment_secrets`).
+    Runs for every prompt and tool output, so the check compares CPython's raw values under
+    ``os.environ`` (``_data``: one tuple of references, ~1.5 us for 40 variables) where it
+    has one, and decodes only when a value changed."""
     global _ENV_SCRUBBER, _ENV_READ
     if _ENV_READ is None:
         _ENV_READ = _env_reader()
     raw = _ENV_READ()
     if raw != _ENV_SCRUBBER[0]:
-        from .registry import KEY_NAMES  # registry imports this module
-
-        values = (os.environ.get(n, "").strip() for n in KEY_NAMES)
-        _ENV_SCRUBBER = (raw, Scrubber(v for v in values if v))
+        _ENV_SCRUBBER = (raw, Scrubber(environment_secrets(dict(os.environ))))
     return _ENV_SCRUBBER[1]
 
 
-def _env_reader() -> Any:
-    from .registry import KEY_NAMES
+def environment_secrets(env: dict[str, str]) -> list[str]:
+    """The values of ``env`` that are secrets: a provider key variable's value; the value of
+    a variable named like a secret (``HF_TOKEN``, ``AWS_SECRET_ACCESS_KEY``, ``DB_PASSWORD``,
+    ``JUPYTER_TOKEN``) unless it cannot be one (:func:`_may_be_secret`:
+    ``GOOGLE_APPLICATION_CREDENTIALS=/home/me/key.json`` names a file); the
+    password and secret-named query values of a URL in any variable (``DATABASE_URL``)."""
+    from .registry import KEY_NAMES  # registry imports this module
 
-    data, encode = getattr(os.environ, "_data", None), getattr(os.environ, "encodekey", None)
-    if isinstance(data, dict) and callable(encode):
-        keys = tuple(encode(n) for n in KEY_NAMES)
-        return lambda: tuple(map(data.get, keys))
-    return lambda: tuple(map(os.environ.get, KEY_NAMES))
+    out: list[str] = []
+    for name, raw in env.items():
+        value = raw.strip()
+        if not value:
+            continue
+        if name in KEY_NAMES or (secret_named(name) and _may_be_secret(value)):
+            out.append(value)
+        if "://" in value:
+            out.extend(url_secrets(value))
+    return out
+
+
+def _may_be_secret(value: str) -> bool:
+    """Not a value no one keeps secret: short, a number, a path, a URL, or a word (letters
+    only, under 16: ``USE_AUTH=disabled``, ``AUTH_PROVIDER=keycloak``), which taken out of
+    every prompt and output would garble prose."""
+    return (len(value) >= 8 and not value.isdigit() and "://" not in value
+            and not value.startswith(("/", "~", "./", "../"))
+            and not (value.isalpha() and len(value) < 16))
+
+
+def _env_reader() -> Any:
+    data = getattr(os.environ, "_data", None)
+    if isinstance(data, dict):
+        return lambda: tuple(data.values())
+    return lambda: tuple(os.environ.items())
 
 
 def scrubbed_response(scrubber: Scrubber, response: LlmResponse) -> LlmResponse:

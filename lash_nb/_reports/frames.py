@@ -404,6 +404,28 @@ def utc_times(frame: Any) -> Any:
     return frame
 
 
+def shown_text(frame: Any) -> Any:
+    """A frame to show (a bare ``%lash sql``): its text cells without terminal escapes,
+    control characters or bidi controls, as the live widget and the record show outside
+    text (``_core.visible``, ADR 135, 142, 211); a frame with none comes back as it is.
+    Only what is shown: ``df = %lash sql ...`` and the store keep the text as it came."""
+    import pandas as pd
+
+    from .._core.visible import visible
+
+    def clean(v: Any) -> Any:
+        return visible(v) if isinstance(v, str) else v
+
+    for i in range(frame.shape[1]):
+        col = frame.iloc[:, i]
+        if not (col.dtype == object or pd.api.types.is_string_dtype(col.dtype)):
+            continue
+        fixed = col.map(clean, na_action="ignore")
+        if not fixed.equals(col):
+            frame.isetitem(i, fixed.astype(col.dtype))
+    return frame
+
+
 def _utc(col: Any) -> Any:
     import pandas as pd
 

@@ -526,10 +526,21 @@ def _store_wait(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     row["text"] = text
 
 
-def never_started(fold: TurnFold, *, waited: bool) -> None:
+PROCESS_LOST = ("the process running this turn was killed or exited before the turn's final "
+                "commit: only its prompt was saved; what it did after (model calls, tool "
+                "calls, their tokens and cost) is not in the store")
+
+
+def never_started(fold: TurnFold, *, waited: bool, lost: bool = False) -> None:
     """A stopped turn that made no model request and shows nothing: a row says it never got
     as far as the model, so nothing was spent (its footer alone read "0.0 s · stopped:
-    cancelled"). ``waited``: Stop came while it waited for the session's running turn."""
+    cancelled"). ``waited``: Stop came while it waited for the session's running turn.
+    ``lost``: a turn whose process died (``process_lost``, replayed from the store) shows
+    nothing because nothing after its first commit was kept, not because it did nothing:
+    its row says that instead (ADR 211)."""
+    if lost:
+        fold._append("notice", PROCESS_LOST)
+        return
     if not fold.outcome.startswith("stopped") or fold.iterations or any(
             b["kind"] != "notice" for b in fold.blocks):
         return

@@ -243,9 +243,10 @@ class TurnWidget(anywidget.AnyWidget):
         self._finalize("failed")
 
     def finish(self, result: Any = None, *, outcome: str | None = None,
-               elapsed_ms: float | None = None) -> None:
+               elapsed_ms: float | None = None, lost: bool = False) -> None:
         """Final flush. ``result`` is a ``TurnResult`` (or its JSON); ``outcome`` overrides;
-        ``elapsed_ms`` is the recorded duration (a replayed turn), else the widget's clock."""
+        ``elapsed_ms`` is the recorded duration (a replayed turn), else the widget's clock;
+        ``lost``: the turn's process died before its final commit (a replayed record)."""
         self._recorded_elapsed_ms = elapsed_ms
         if outcome is None and result is not None:
             raw = getattr(result, "outcome", None)
@@ -257,7 +258,7 @@ class TurnWidget(anywidget.AnyWidget):
             self.fold.version += 1
         if self.fold.outcome.startswith("stopped"):
             self.fold.settle_stopped()
-            never_started(self.fold, waited=self._stopped_waiting)
+            never_started(self.fold, waited=self._stopped_waiting, lost=lost)
         self._finalize(final_status(self.fold.outcome) if self.fold.outcome else "done")
 
     def _finalize(self, status: str) -> None:

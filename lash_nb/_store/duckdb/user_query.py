@@ -118,10 +118,12 @@ def _head(rel: Any, rows: int) -> tuple[Any, int]:
     kept: list[Any] = []
     total = 0
     for batch in reader:
-        if total < rows:  # a copy of those rows: a slice would hold the whole batch
-            kept.append(batch.take(pa.array(range(min(rows - total, batch.num_rows)))))
+        if total < rows:  # a copy of those rows: a slice would hold the whole batch; the
+            # intervals first: pyarrow 15's take() made them null
+            part = durations(pa.Table.from_batches([batch]))
+            kept.append(part.take(pa.array(range(min(rows - total, batch.num_rows)))))
         total += batch.num_rows
-    return pa.Table.from_batches(kept, schema=reader.schema), total
+    return (pa.concat_tables(kept) if kept else durations(reader.schema.empty_table())), total
 
 
 def _read(con: Any, hold: Any, sql: str, params: Any, allow_files: bool,
@@ -209,13 +211,56 @@ def _checked(con: Any, sql: str, allow_files: bool) -> int:
 
 def _by_position(table: Any) -> Any:
     """An Arrow table as a DataFrame; a name given twice (``SELECT 1 AS a, 2 AS a``, allowed in
-    SQL) is kept, built by position: pyarrow before 16 refuses duplicate names."""
+    SQL) is kept, built by position: pyarrow before 16 refuses duplicate names. Decimals and
+    intervals become numbers and time spans first (:func:`plain_numbers`)."""
+    table = plain_numbers(table)
     names = table.column_names
     if len(set(names)) == len(names):
         return table.to_pandas()
     frame = table.rename_columns([f"c{i}" for i in range(len(names))]).to_pandas()
     frame.columns = names
     return frame
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+_MONTH_US = 30 * 86_400_000_000  # a month of an INTERVAL as DuckDB's own .df() counts it
+
+
+def plain_numbers(table: Any) -> Any:
+    """``table`` with its DECIMAL columns as int64 (a scale of 0, values that fit) or float64
+    (a scale, a value past int64, no value at all), and its INTERVAL columns as durations
+    (ADR 211): ``sum()`` of a BIGINT is a HUGEINT, which Arrow carries as ``decimal128(38,
+    0)`` and pandas as ``Decimal`` objects that do not plot, describe or aggregate as numbers;
+    an interval became objects ``to_parquet`` refuses. The PostgreSQL store's frames already
+    did this (``_store/postgres/query.py``; its ``numeric`` has no scale to go by, so there
+    whole values decide)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = durations(table)
+    for i, field in enumerate(table.schema):
+        kind = field.type
+        if pa.types.is_decimal(kind):
+            col = table.column(i)
+            low, high = (v.as_py() for v in pc.min_max(col).values())
+            fits = low is not None and _INT64[0] <= low <= high <= _INT64[1]
+            col = col.cast(pa.int64() if kind.scale == 0 and fits else pa.float64(), safe=False)
+            table = table.set_column(i, pa.field(field.name, col.type), col)
+    return table
+
+
+def durations(table: Any) -> Any:
+    """``table`` with its INTERVAL columns as ``duration[us]``, a month counted 30 days as
+    DuckDB's own ``.df()`` counts it."""
+    import pyarrow as pa
+
+    for i, field in enumerate(table.schema):
+        if pa.types.is_interval(field.type):
+            col = pa.array([None if v is None else v.months * _MONTH_US + v.days * 86_400_000_000
+                            + v.nanoseconds // 1000 for v in table.column(i).to_pylist()],
+                           pa.duration("us"))
+            table = table.set_column(i, pa.field(field.name, col.type), col)
+    return table
 
 
 def utc_frame(table: Any) -> Any:
