@@ -240,18 +240,40 @@ TICK_CELLS: list[str | tuple[str, str]] = [
     "%lash open ticks --store ticks.duckdb --fresh --tools watch",
     "%%lash\nWhat does watch say for 'gate'?",
 ]
-LAST_TICK_JS = """el => { const m = el.textContent.match(/tick (\\d+)\\n?$/); return m ? +m[1] : -1; }"""
-AT_END_JS = "el => [el.scrollTop, el.scrollTop + el.clientHeight >= el.scrollHeight - 2]"
+BOX = ".lash-turn:not(.lash-static):not(.lash-snapshot) .lash-tool-running .lash-tool-printed"
+# Read in one call in the page: a locator's evaluate finds the element, then runs on it in a
+# second call, and an element a redraw took off the page in between reads scrollTop 0
+# (the flaky before=486, after=0 of ADR 206)
+LAST_TICK = r"b.textContent.match(/tick (\d+)\n?$/)[1] * 1"
+AT_END = "[b.scrollTop, b.scrollTop + b.clientHeight >= b.scrollHeight - 2]"
+# the box's scrolls that have ended (Chromium's scrollend), counted on the document: a wheel's
+# smooth scroll goes on after the wheel event, the box is read once it stopped
+COUNT_ENDS = """() => { window.lashTestEnds = 0; document.addEventListener("scrollend", (e) => {
+  if (e.target.classList && e.target.classList.contains("lash-tool-printed")) window.lashTestEnds++;
+}, true); }"""
+SELECTED = """() => { const s = getSelection(), b = document.querySelector(%r);
+  return [s.toString(), !!b && s.rangeCount > 0 && b.contains(s.getRangeAt(0).commonAncestorContainer)]; }"""
+
+
+def _box(page, expr: str):
+    return page.evaluate(f"() => {{ const b = document.querySelector({BOX!r}); return {expr}; }}")
+
+
+def _ticked(box, n: int) -> None:
+    """Wait for the line ``tick n`` (n - 1 more lines and redraws after the last one seen)."""
+    box.filter(has_text=f"tick {n:03d}").wait_for(timeout=60_000)
 
 
 def _wheel_until(page, box, dy: int, condition: str) -> None:
-    """Wheel over ``box`` until ``condition`` (on its element ``b``) holds, at most 5 times."""
-    check = ("() => { const b = document.querySelector('.lash-turn:not(.lash-static) "
-             f".lash-tool-printed'); return !!b && ({condition}); }}")
+    """Wheel over ``box`` until ``condition`` (on the element ``b``) holds once the scroll has
+    ended, at most 5 times."""
+    check = f"() => {{ const b = document.querySelector({BOX!r}); return !!b && ({condition}); }}"
     for _ in range(5):
+        ends = page.evaluate("() => window.lashTestEnds")
         try:  # the hover too: the box may be redrawn (detached) under it
             box.hover(timeout=3_000)
             page.mouse.wheel(0, dy)
+            page.wait_for_function(f"() => window.lashTestEnds > {ends}", timeout=5_000)
             page.wait_for_function(check, timeout=3_000)
             return
         except Exception:
@@ -259,10 +281,11 @@ def _wheel_until(page, box, dy: int, condition: str) -> None:
     raise AssertionError(f"the wheel did not bring the box to {condition}")
 
 
-def test_a_printing_tools_box_stays_where_the_user_scrolled_it(tmp_path):
-    """A tool still printing: the user scrolls its printed box to the newest lines; the box
-    stays there as more lines come (each redraw made a new box, back at its top)."""
-    frontend = "jupyterlab"  # the same widget script in Notebook 7
+def test_a_printing_tools_box_stays_where_the_user_scrolled_it(frontend, tmp_path):
+    """A tool still printing: the user opens its row, scrolls its printed box to the newest
+    lines and the box follows them as more come; scrolled up to an older line it stays there;
+    a word they select in it stays selected (each redraw made a new box: back at its top,
+    a wheel cut short, the selection gone, ADR 205, 206)."""
     write_notebook(tmp_path / "ticks.ipynb", TICK_CELLS)
     server = JupyterServer(frontend, tmp_path).start("light")
     try:
@@ -270,33 +293,38 @@ def test_a_printing_tools_box_stays_where_the_user_scrolled_it(tmp_path):
             nb = NotebookPage(browser, server, "ticks.ipynb")
             try:
                 page = nb.open()
+                page.evaluate(COUNT_ENDS)
                 nb.run_all()
                 row = nb.cell(3).locator(f"{LIVE} .lash-tool-running")
                 box = row.locator(".lash-tool-printed")
                 row.locator(".lash-tool-said").wait_for(timeout=180_000)
                 row.locator("summary").click()  # the row is redrawn as lines come: no scroll first
-                box.filter(has_text="tick 001").wait_for(timeout=60_000)
-                # down to the newest lines, as a user reads them: a wheel's smooth scroll that
-                # a redraw cuts short stops where it was (the user scrolls again)
+                _ticked(box, 1)
+                # down to the newest lines, as a user reads them; they follow the new lines
                 _wheel_until(page, box, 5000, "b.scrollTop + b.clientHeight >= b.scrollHeight - 2")
-                seen = box.evaluate(LAST_TICK_JS)
-                box.filter(has_text=f"tick {seen + 3:03d}").wait_for(timeout=60_000)
-                top, at_end = box.evaluate(AT_END_JS)
-                nb.screenshot(ARTIFACTS / "tool-prints-scrolled-live.png", scroll_to=3)
+                _ticked(box, _box(page, LAST_TICK) + 3)
+                top, at_end = _box(page, AT_END)
+                nb.screenshot(ARTIFACTS / f"tool-prints-scrolled-live-{frontend}.png", scroll_to=3)
                 assert top > 0 and at_end, (top, at_end)
                 # scrolled back up to an older line: the box stays there, it does not follow
-                _wheel_until(page, box, -200, "b.scrollTop + b.clientHeight < b.scrollHeight - 20")
-                seen = box.evaluate(LAST_TICK_JS)  # a redraw ends any scroll still under way
-                box.filter(has_text=f"tick {seen + 1:03d}").wait_for(timeout=60_000)
-                before, _ = box.evaluate(AT_END_JS)
-                box.filter(has_text=f"tick {seen + 4:03d}").wait_for(timeout=60_000)
-                after, at_end = box.evaluate(AT_END_JS)
+                _wheel_until(page, box, -200,
+                                      "b.scrollTop + b.clientHeight < b.scrollHeight - 20")
+                before, _ = _box(page, AT_END)
+                _ticked(box, _box(page, LAST_TICK) + 3)
+                after, at_end = _box(page, AT_END)
                 assert after == before and not at_end, (before, after)
+                # a word selected there (a double click) stays selected as lines come
+                box.dblclick(position={"x": 20, "y": 30})
+                word, inside = page.evaluate(SELECTED % BOX)
+                assert word.strip() and inside, (word, inside)
+                _ticked(box, _box(page, LAST_TICK) + 3)
+                assert page.evaluate(SELECTED % BOX) == [word, True]
+                assert _box(page, AT_END)[0] == before
                 (tmp_path / "go").write_text("")
                 nb.cell(3).locator(".lash-static .lash-tool-done").wait_for(timeout=120_000)
             except Exception:
                 if nb.page is not None:
-                    nb.screenshot(ARTIFACTS / "tool-prints-scrolled-failure.png")
+                    nb.screenshot(ARTIFACTS / f"tool-prints-scrolled-failure-{frontend}.png")
                 raise
             finally:
                 browser.close()

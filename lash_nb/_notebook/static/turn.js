@@ -131,7 +131,8 @@ function lashApprovalBar(b, sent, send) {
     const btn = lashEl("button", "lash-" + kind, label);
     btn.type = "button";
     btn.disabled = !!sent[b.call_id];
-    btn.addEventListener("click", () => send(kind, b.call_id, bar));
+    // the bar on the page at the click: a redraw keeps the bar shown, not this one (ADR 206)
+    btn.addEventListener("click", () => send(kind, b.call_id, btn.parentElement));
     bar.append(btn);
   }
   if (sent[b.call_id]) bar.append(lashEl("span", "lash-approval-sent", sent[b.call_id] + " sent…"));
@@ -163,15 +164,59 @@ function lashToolRow(b, open) {
   return d;
 }
 
-// where the user scrolled each box of a row (what a tool printed, its output) to: a redraw
-// makes new boxes, which start at their top, so a tool printing a line every 0.2 s threw the
-// reader back up each time (ADR 205); a box read to its end follows the new lines
+// A redraw keeps the nodes on the page: the rows drawn anew (`next`, off the page) are folded
+// into the ones shown (`cur`) node by node, a node kept while it is the same kind (tag, row id)
+// and only what changed written to it (ADR 206). Drawn anew, a tool's box was a new element at
+// its top: the user's scroll was carried over only when it was read before the redraw (a wheel
+// still scrolling, or a scroll the page had not yet been told of, was lost, ADR 205), and the
+// text they had selected, a click opening a row just before, went with the old nodes. A
+// button is always the new one (its click handler is). A row's open state is the page's (the
+// user's click), never the redraw's.
+function lashSameNode(a, b) {
+  if (a.nodeType !== b.nodeType) return false;
+  if (a.nodeType !== Node.ELEMENT_NODE) return true;
+  return a.tagName === b.tagName && a.tagName !== "BUTTON" &&
+    a.dataset.cid === b.dataset.cid && a.dataset.callId === b.dataset.callId;
+}
+
+function lashMorph(cur, next) {
+  if (cur.nodeType !== Node.ELEMENT_NODE) {
+    const was = cur.nodeValue, now = next.nodeValue;
+    // appended text (a printing tool's box): appendData keeps a selection in it
+    if (now.length > was.length && now.startsWith(was)) cur.appendData(now.slice(was.length));
+    else if (now !== was) cur.nodeValue = now;
+    return;
+  }
+  const own = (name) => name === "open" && cur.tagName === "DETAILS";
+  for (const { name } of [...cur.attributes]) {
+    if (!own(name) && !next.hasAttribute(name)) cur.removeAttribute(name);
+  }
+  for (const { name, value } of [...next.attributes]) {
+    if (!own(name) && cur.getAttribute(name) !== value) cur.setAttribute(name, value);
+  }
+  lashMorphChildren(cur, next);
+}
+
+function lashMorphChildren(cur, next) {
+  const kids = [...next.childNodes];
+  kids.forEach((k, i) => {
+    const c = cur.childNodes[i];
+    if (!c) cur.append(k);
+    else if (lashSameNode(c, k)) lashMorph(c, k);
+    else c.replaceWith(k);
+  });
+  while (cur.childNodes.length > kids.length) cur.lastChild.remove();
+}
+
+// the boxes of the rows (what a tool printed, its output, a cell's output) scrolled away from
+// their top, by row id and box: one read to its end follows the new lines, as a terminal does;
+// a box that had to be made anew (its row changed kind) gets the same place
 function lashScrolls(body) {
   const at = {};
   for (const el of body.querySelectorAll("[data-cid] > pre")) {
     if (el.scrollTop > 0) {
       at[el.parentElement.dataset.cid + " " + el.className] =
-        { top: el.scrollTop, end: el.scrollTop + el.clientHeight >= el.scrollHeight - 2 };
+        { el, top: el.scrollTop, end: el.scrollTop + el.clientHeight >= el.scrollHeight - 2 };
     }
   }
   return at;
@@ -180,7 +225,9 @@ function lashScrolls(body) {
 function lashRestoreScrolls(body, at) {
   for (const el of body.querySelectorAll("[data-cid] > pre")) {
     const s = at[el.parentElement.dataset.cid + " " + el.className];
-    if (s) el.scrollTop = s.end ? el.scrollHeight : s.top;
+    if (!s) continue;
+    if (s.el !== el) el.scrollTop = s.end ? el.scrollHeight : s.top;
+    else if (s.end && el.scrollTop + el.clientHeight < el.scrollHeight - 2) el.scrollTop = el.scrollHeight;
   }
 }
 
@@ -382,7 +429,9 @@ function render({ model, el }) {
     }
     toolStarts = starts;
     const scrolled = lashScrolls(body);
-    body.replaceChildren(frag);
+    const next = lashEl("div");
+    next.append(frag);
+    lashMorphChildren(body, next);
     lashRestoreScrolls(body, scrolled);
     drawHead(); // "waiting for approval" follows the rows
     if (!blocks.length && live()) {
