@@ -403,6 +403,12 @@ async def run_worker(store: str, *, session_id: str | None, provider: Any, model
                      tools: Sequence[Any], concurrency: int, poll_s: float, grace_s: float,
                      max_idle_s: float | None, lease_ttl_ms: int | None = None,
                      max_attempts: int | None = None, approver: Any = None) -> WorkerStats:
+    if not store.startswith(("postgresql://", "postgres://")) and store != ":memory:":
+        # its commits fold with pyarrow: imported before it takes the DuckDB file, never
+        # while another process waits in the file's line for it (ADR 0213)
+        from .._store.duckdb.arrow import import_arrow
+
+        import_arrow()
     builder = LashCore.builder().provider(provider).store(store).tools(*tools)
     if lease_ttl_ms:
         builder = builder.lease_ttl_ms(lease_ttl_ms)
