@@ -54,6 +54,9 @@ Theory of operation
   disk at a turn's terminal commit waits here (never on the caller's event loop), a size
   bound's fold is queued here; Ctrl-C is held until the commit is recorded. The idle clock
   counts from the last job run there: the fold and release times are computed anew.
+- **No import while holding** (ADR 0213): a job that needs pandas/pyarrow before their
+  import is done raises ``ArrowNotReady`` (``arrow.py``); the thread waits for the import,
+  handing the file over to waiters meanwhile, and runs the job again.
 - Forbidden: any other thread using the connection without ``busy``; a job left half applied.
 """
 
