@@ -46,7 +46,8 @@ def _slow_import_env(tmp_path: Path) -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=f"{stub}{os.pathsep}{ROOT}", SLOW_IMPORT_DIR=str(tmp_path))
 
 
-def _a_finished_turn(path: Path) -> None:
+def _session_s(path: Path, *, turn: str = "", queued: str = "") -> None:
+    """Session ``s`` of a new store at ``path``: a finished ``turn``, or a ``queued`` prompt."""
     import asyncio
 
     from lash_nb import LashCore
@@ -55,17 +56,37 @@ def _a_finished_turn(path: Path) -> None:
     async def body() -> None:
         core = LashCore.builder().provider(OfflineProvider(delay_s=0)).store(DuckDBStore(path)).build()
         s = await core.session("s").open()
-        await s.turn("a first question").run()
+        if turn:
+            await s.turn(turn).run()
+        if queued:
+            await s.enqueue(queued).send()
         await core.close()
 
     asyncio.run(body())
+
+
+def _read_while_it_imports(tmp_path: Path, holder: subprocess.Popen[bytes] | subprocess.Popen[str],
+                           path: Path, sql: str) -> tuple[int, bool]:
+    """``n`` of ``sql``, read as the notebook does (waiting in the file's line, 60 s at most)
+    while ``holder`` is inside its pandas import, and whether it still was once the read was
+    done; then its import goes on."""
+    try:
+        wait_until("the other process to be importing pandas", (tmp_path / "importing").exists)
+        store = DuckDBStore(path, lock_timeout_s=60)
+        try:
+            n = int(store.query(sql)["n"].iloc[0])
+        finally:
+            store.close_sync()
+        return n, holder.poll() is None
+    finally:
+        (tmp_path / "go").touch()
 
 
 def test_a_scripts_first_query_hands_the_file_over_while_it_imports_pandas(tmp_path: Path) -> None:
     """A colleague's script opens the store and queries it (its first query imports pandas
     and pyarrow for the DataFrame); the notebook reads the store meanwhile."""
     path = tmp_path / "shared.duckdb"
-    _a_finished_turn(path)
+    _session_s(path, turn="a first question")
     script = subprocess.Popen(
         [sys.executable, "-c", ("import sys; from lash_nb.stores import DuckDBStore; "
                                 "s = DuckDBStore(sys.argv[1], lock_timeout_s=120); "
@@ -74,16 +95,9 @@ def test_a_scripts_first_query_hands_the_file_over_while_it_imports_pandas(tmp_p
         cwd=ROOT, env=_slow_import_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     try:
-        wait_until("the script to be importing pandas", (tmp_path / "importing").exists)
-        # the notebook's read, while the script is still inside the import
-        store = DuckDBStore(path, lock_timeout_s=60)
-        try:
-            seen = int(store.query("SELECT count(*) AS n FROM turns")["n"].iloc[0])
-        finally:
-            store.close_sync()
-        importing = script.poll() is None
+        seen, importing = _read_while_it_imports(tmp_path, script, path,
+                                                 "SELECT count(*) AS n FROM turns")
     finally:
-        (tmp_path / "go").touch()
         out, err = script.communicate(timeout=120)
     assert importing  # the notebook read the file while the script's import went on
     assert seen == 1
@@ -97,35 +111,17 @@ def test_a_starting_worker_leaves_the_file_free_while_it_imports_pandas(tmp_path
     meanwhile. Before, it took the file first and its first queue queries then waited for the
     import (DuckDB binds a list parameter only once pandas is imported), holding the file.
     Its turn is then run and saved once."""
-    import asyncio
-
-    from lash_nb import LashCore
-    from lash_nb.providers import OfflineProvider
-
     path = tmp_path / "shared.duckdb"
-
-    async def queue() -> None:
-        core = LashCore.builder().provider(OfflineProvider(delay_s=0)).store(DuckDBStore(path)).build()
-        s = await core.session("s").open()
-        await s.enqueue("a queued question").send()
-        await core.close()
-
-    asyncio.run(queue())
+    _session_s(path, queued="a queued question")
     log = tmp_path / "worker.log"
     worker = subprocess.Popen(
         [sys.executable, "-m", "lash_nb", "worker", "--store", str(path), "--session", "s",
          "--poll", "0.05", "--exit-when-idle", "1"],
         cwd=ROOT, env=_slow_import_env(tmp_path), stderr=log.open("wb"))
     try:
-        wait_until("the worker to be importing pandas", (tmp_path / "importing").exists)
-        store = DuckDBStore(path, lock_timeout_s=60)  # the notebook, while the worker imports
-        try:
-            queued = int(store.query("SELECT count(*) AS n FROM queued_work_batches")["n"].iloc[0])
-        finally:
-            store.close_sync()
-        importing = worker.poll() is None
+        queued, importing = _read_while_it_imports(tmp_path, worker, path,
+                                                   "SELECT count(*) AS n FROM queued_work_batches")
     finally:
-        (tmp_path / "go").touch()
         code = worker.wait(timeout=120)
     said = log.read_text()
     assert importing and queued == 1
