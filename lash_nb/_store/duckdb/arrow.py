@@ -70,8 +70,12 @@ def mark_holder_thread() -> None:
 
 
 def arrow_settled() -> bool:
-    """The import is over: done, or failed (:func:`need_arrow` then raises why)."""
-    return _DONE.is_set() or _FAILED.is_set()
+    """The import is over: done, or failed (:func:`need_arrow` then raises why); else it is
+    started in the background, if it was not (an idle fold waits for it)."""
+    if _DONE.is_set() or _FAILED.is_set():
+        return True
+    import_arrow_in_background()
+    return False
 
 
 def await_arrow(meanwhile: Callable[[], bool], poll_s: float = 0.02) -> float:
