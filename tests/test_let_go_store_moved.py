@@ -128,15 +128,19 @@ def test_a_worker_whose_let_go_file_was_moved_stops_in_one_line_and_creates_no_s
         tmp_path: Path) -> None:
     """A worker lets the file go when idle; the user moves the file away meanwhile. Before,
     the worker's next poll created a new, empty store at the path and polled it until idle
-    (the work queued in the moved file never ran, and nobody was told)."""
+    (the work queued in the moved file never ran, and nobody was told).
+
+    No ``--exit-when-idle``: the worker must stop because of the move, however long the
+    colleague's read and the move take (with ``--exit-when-idle 20`` a loaded run saw the
+    worker exit 0 before the move: ADR 0213); a worker that never notices runs into the
+    ``wait`` timeout below."""
     from test_unsaved_final_commit import _queue
 
     path = tmp_path / "w.duckdb"
     _queue(path, "a first question")
     log = tmp_path / "worker.log"
     worker = subprocess.Popen(
-        [sys.executable, "-m", "lash_nb", "worker", "--store", str(path), "--all",
-         "--exit-when-idle", "20"],
+        [sys.executable, "-m", "lash_nb", "worker", "--store", str(path), "--all"],
         stderr=log.open("wb"), env=dict(os.environ, PYTHONPATH=str(ROOT)))
     try:
         wait_until("the worker's first turn", lambda: "finished" in log.read_text(), timeout=120)

@@ -73,6 +73,17 @@ def open_store(store: Any) -> SessionStore:
     )
 
 
+def import_before_writing(store: str) -> None:
+    """A process that will write to the DuckDB file at ``store`` (a worker: it commits and
+    folds) imports pandas and pyarrow before it opens the file, not while holding it (ADR
+    0213); other stores need neither."""
+    if store.startswith(("postgresql://", "postgres://")) or store == ":memory:":
+        return
+    from .._store.duckdb.arrow import import_arrow
+
+    import_arrow()
+
+
 def model_for_kind(kind: str, model: str) -> str:
     """``model`` for a provider of ``kind``: a matching ``provider:`` prefix dropped (one
     parser: the provider registry's)."""

@@ -66,7 +66,7 @@ from .._errors import (
 )
 from .._providers.registry import KINDS
 from .._store.base import notifies_work, releases_file
-from .core import LashCore
+from .core import LashCore, import_before_writing
 from .turn_records import now_ms
 
 log = logging.getLogger("lash_nb.worker")
@@ -403,6 +403,7 @@ async def run_worker(store: str, *, session_id: str | None, provider: Any, model
                      tools: Sequence[Any], concurrency: int, poll_s: float, grace_s: float,
                      max_idle_s: float | None, lease_ttl_ms: int | None = None,
                      max_attempts: int | None = None, approver: Any = None) -> WorkerStats:
+    import_before_writing(store)  # never while a notebook waits in the file's line for it
     builder = LashCore.builder().provider(provider).store(store).tools(*tools)
     if lease_ttl_ms:
         builder = builder.lease_ttl_ms(lease_ttl_ms)

@@ -13,17 +13,81 @@ after the turn that wrote it. So the DuckDB store starts the import in the backg
 write is coming: the first lease asked for or commit handed to a writable store (a turn takes a
 lease before its first commit and then waits for its model), never on a read (ADR 0109). A
 report or a query that comes first imports it itself, under the same lock.
+
+Never while holding the file (ADR 0213): under load the import takes 10 s and more, and a
+process waiting in the file's line gave up meanwhile. A store job needs the import through
+:func:`need_arrow`; on a thread that holds a DuckDB file (:func:`holding_file`: the store's
+thread, a job run on the caller's) before the import is done, it starts the import in the
+background and raises :class:`ArrowNotReady`; the store's thread then waits for the import,
+handing the file over to whoever waits meanwhile, and runs the job again (``worker.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
+from collections.abc import Callable, Iterator
 
 _LOCK = threading.Lock()
 _DONE = threading.Event()
 _LOCK_START = threading.Lock()
+_FAILED = threading.Event()  # the background import raised: the next import_arrow says why
 _started = False
+_HOLDING = threading.local()  # ``depth``: this thread runs a job on a held DuckDB file
+
+
+class ArrowNotReady(Exception):
+    """A job on a held DuckDB file needs pandas and pyarrow before their import is done (the
+    holder imports them with the file let go to waiters, then runs the job again)."""
+
+
+@contextlib.contextmanager
+def holding_file() -> Iterator[None]:
+    """This thread holds a DuckDB file meanwhile: :func:`need_arrow` never imports here."""
+    depth = getattr(_HOLDING, "depth", 0)
+    _HOLDING.depth = depth + 1
+    try:
+        yield
+    finally:
+        _HOLDING.depth = depth
+
+
+def need_arrow() -> None:
+    """pandas and pyarrow, for a store job: imported here, or :class:`ArrowNotReady` on a
+    thread holding a DuckDB file (the import then runs in the background)."""
+    if _DONE.is_set():
+        return
+    if getattr(_HOLDING, "depth", 0) and not _FAILED.is_set():
+        import_arrow_in_background()
+        raise ArrowNotReady("pandas and pyarrow are still being imported")
+    import_arrow()
+
+
+def mark_holder_thread() -> None:
+    """This thread (a store's own) holds its file whenever it runs a job: for its life."""
+    _HOLDING.depth = 1
+
+
+def arrow_settled() -> bool:
+    """The import is over: done, or failed (:func:`need_arrow` then raises why); else it is
+    started in the background, if it was not (an idle fold waits for it)."""
+    if _DONE.is_set() or _FAILED.is_set():
+        return True
+    import_arrow_in_background()
+    return False
+
+
+def await_arrow(meanwhile: Callable[[], bool], poll_s: float = 0.02) -> float:
+    """Wait for the background import (started if it was not), calling ``meanwhile()`` every
+    ``poll_s`` (a holder hands its file over there) until the import is over or it returns
+    True; how long it waited (not counted as a wait for the file: ``worker.py``)."""
+    start = time.monotonic()
+    import_arrow_in_background()
+    while not (_DONE.wait(poll_s) or _FAILED.is_set()):
+        if meanwhile():
+            break
+    return time.monotonic() - start
 
 
 def import_arrow() -> None:
@@ -58,5 +122,7 @@ def import_arrow_in_background() -> None:
 
 
 def _import_quietly() -> None:
-    with contextlib.suppress(Exception):  # a broken install fails where it is needed, loudly
+    try:
         import_arrow()
+    except Exception:  # a broken install fails where it is needed, loudly
+        _FAILED.set()

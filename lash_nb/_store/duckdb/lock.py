@@ -449,3 +449,26 @@ def migrate(path: str, *, lock_timeout_s: float = 10.0) -> tuple[int, int]:
         return start, current
     finally:
         con.close()
+
+
+def file_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path) if path else None
+    except OSError:
+        return (-1, -1)  # gone: never equal to a held file's id
+    return None if st is None else (st.st_dev, st.st_ino)
+
+
+def wal_bytes(path: str) -> int:
+    try:
+        return os.path.getsize(path + ".wal")
+    except OSError:
+        return 0
+
+
+def connection_broken(e: BaseException) -> bool:
+    import duckdb
+
+    return isinstance(e, (duckdb.FatalException, duckdb.InternalException)) or (
+        isinstance(e, duckdb.Error) and "invalidated" in str(e)
+    )

@@ -25,6 +25,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .arrow import arrow_ready
+
 log = logging.getLogger("lash_nb.store")
 
 DDL = """CREATE TABLE IF NOT EXISTS commit_quarantine (
@@ -46,12 +48,14 @@ def data_errors(*, from_disk: bool = False) -> tuple[type[BaseException], ...]:
     fail to decode in Python; a delta this process planned may not -- that is a bug, and
     it propagates rather than quarantining every commit."""
     import duckdb
-    import pyarrow as pa
 
     found: tuple[type[BaseException], ...] = (
         duckdb.ConversionException, duckdb.InvalidInputException, duckdb.ConstraintException,
-        duckdb.TypeMismatchException, duckdb.OutOfRangeException, pa.ArrowInvalid,
-        pa.ArrowTypeError)
+        duckdb.TypeMismatchException, duckdb.OutOfRangeException)
+    if arrow_ready():  # else no pyarrow error was possible: never import it here (ADR 0213)
+        import pyarrow as pa
+
+        found += (pa.ArrowInvalid, pa.ArrowTypeError)
     if from_disk:
         found += (ValueError, TypeError, KeyError, AttributeError)
     return found

@@ -15,7 +15,7 @@ from ..._core.queue import DeliveryPolicy, QueuedWorkBatch, QueuedWorkItem, Slot
 from ..._core.records import ToolCallRecord
 from ..._core.usage import BUCKETS, LlmCallRecord
 from ..base import SessionMeta, TurnRecord, UsageDelta
-from .arrow import import_arrow
+from .arrow import need_arrow
 from .schema import ADDED_DEFAULTS, arrow_schemas
 
 _SCHEMAS: dict[str, Any] | None = None
@@ -49,7 +49,7 @@ def insert(con: Any, table: str, columns: Mapping[str, Sequence[Any]], statement
     """Insert one Arrow batch (one statement, never one per row). ``statement`` is the SQL
     that reads it as ``batch`` (default: ``INSERT INTO <table> BY NAME``)."""
     global _SCHEMAS
-    import_arrow()  # not racing the store's background import
+    need_arrow()  # not racing the store's background import; never holding the file (ADR 0213)
     import pyarrow as pa
 
     if _SCHEMAS is None:

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 from ..._errors import QueryNotAllowed
 from .. import user_sql
 from . import quarantine
-from .arrow import import_arrow
+from .arrow import need_arrow
 
 _QUERY_THREADS = max(1, os.cpu_count() or 1)
 # texts that passed ``user_sql.check`` here (with their allow_files): a report runs the same
@@ -186,7 +186,7 @@ def _prepare(con: Any, hold: Any) -> None:
 
             if not (is_read_only(e) or is_disk_full(e)):
                 raise
-    import_arrow()  # not racing the store's background import
+    need_arrow()  # not racing the store's background import; never holding the file (ADR 0213)
     if hold is None or not hold.query_threads:
         con.execute(f"SET threads = {_QUERY_THREADS}")
         # DuckDB's bar for a slow query is an ipywidget, shown from the store's thread in

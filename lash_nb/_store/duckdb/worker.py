@@ -54,6 +54,9 @@ Theory of operation
   disk at a turn's terminal commit waits here (never on the caller's event loop), a size
   bound's fold is queued here; Ctrl-C is held until the commit is recorded. The idle clock
   counts from the last job run there: the fold and release times are computed anew.
+- **No import while holding** (ADR 0213): a job that needs pandas/pyarrow before their
+  import is done raises ``ArrowNotReady`` (``arrow.py``); the thread waits for the import,
+  handing the file over to waiters meanwhile, and runs the job again.
 - Forbidden: any other thread using the connection without ``busy``; a job left half applied.
 """
 
@@ -62,7 +65,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
-import os
 import queue
 import threading
 import time
@@ -81,9 +83,19 @@ from ..waits import (
     log,
     waits_shown,
 )
+from .arrow import ArrowNotReady, arrow_settled, await_arrow, holding_file, mark_holder_thread
 from .hold import Hold, LeaseRow
 from .journal import FOLD_FIRM_AFTER, FoldCounts, GaveWay, fold, fold_idle
-from .lock import NotTheHeldFile, is_disk_full, is_lock_conflict, store_error, unwritable
+from .lock import (
+    NotTheHeldFile,
+    connection_broken,
+    file_id,
+    is_disk_full,
+    is_lock_conflict,
+    store_error,
+    unwritable,
+    wal_bytes,
+)
 from .share import Line, Wait, describe_holder
 from .sigint import sigint_held
 
@@ -229,16 +241,15 @@ class ConnectionWorker:
                 return None
             self._here_at = time.monotonic()
             try:
-                if write:
-                    with sigint_held():
-                        ran: Ran[T] = Ran(job(con))
-                else:
-                    ran = Ran(job(con))
+                with holding_file(), sigint_held() if write else contextlib.nullcontext():
+                    ran: Ran[T] = Ran(job(con))
+            except ArrowNotReady:  # the store's thread imports with the file free to waiters
+                return None
             except Exception as e:
                 if is_lock_conflict(e) and write:  # as on the thread (``_execute``): it lets
                     self._queue.put((_RELEASE, Future(), None))  # the file go, the job waits
                     return None  # for it in line and runs again
-                if is_lock_conflict(e) or _connection_broken(e):
+                if is_lock_conflict(e) or connection_broken(e):
                     return None
                 mapped = store_error(self.path, e, opening=False)
                 if terminal_commit and unwritable(mapped) is not None:
@@ -271,14 +282,20 @@ class ConnectionWorker:
     def _waited_on(self) -> bool:
         return self.line is not None and self.line.others_waiting()
 
+    def _hand_over_if_waited_on(self) -> bool:
+        if self._con is not None and self._waited_on():
+            self._release(handover=True)
+        return False  # the job waits for the import either way
+
     def _run(self) -> None:
+        mark_holder_thread()  # its jobs never import pandas/pyarrow holding the file (arrow.py)
         self.busy.acquire()  # released only while waiting for work (``run_here``)
         idle_since = time.monotonic()
         deferred: float | None = None  # when an idle fold was first put off for a turn in flight
         rested = False  # checkpointed since the last job (a copy of the file alone is whole)
         while True:
             folding = (self._fold_idle is not None and self.hold is not None
-                       and bool(self.hold.pending))
+                       and bool(self.hold.pending) and arrow_settled())  # (arrow.py)
             if not folding:
                 deferred = None
             fold_due = idle_since + (self._fold_idle or 0.0) * (FOLD_EARLY if self._early else 1)
@@ -348,7 +365,7 @@ class ConnectionWorker:
             try:
                 result = self._execute(job, spec)
             except BaseException as e:  # handed to the caller through the future
-                if _connection_broken(e):
+                if connection_broken(e):
                     self._release()
                 fut.set_exception(e)
             else:
@@ -372,7 +389,7 @@ class ConnectionWorker:
         it (ADR 175). A ``stat``, ~2 µs."""
         if self._con is None or self._file_id is None:
             return
-        if _file_id(self.path) != self._file_id:
+        if file_id(self.path) != self._file_id:
             raise NotTheHeldFile(
                 f"{self.path} is not the file this process opened any more (moved, deleted "
                 "or replaced while open); nothing of this was written: put the file back "
@@ -382,7 +399,7 @@ class ConnectionWorker:
         """Write what the ``.wal`` holds into the file once the store rests, so that a copy
         of the file taken while this process keeps it open holds every folded commit (ADR
         175). Nothing is lost if it fails (a full disk): the ``.wal`` still holds it."""
-        if self.hold is None or self.hold.pending or _wal_bytes(self.path) == 0:
+        if self.hold is None or self.hold.pending or wal_bytes(self.path) == 0:
             return
         with contextlib.suppress(Exception):
             self._con.execute("CHECKPOINT")
@@ -419,7 +436,7 @@ class ConnectionWorker:
         self.hold.carried, self._carry_heads = self._carry_heads, {}
         self.opens += 1
         self._held_since = time.monotonic()
-        self._file_id = _file_id(self.path)
+        self._file_id = file_id(self.path)
         # work at least as long as the open cost before handing over: at most half the
         # time of processes taking turns goes to opening, however slow the machine is
         opened_in = self.line.open_s if self.line is not None else 0.0
@@ -448,6 +465,9 @@ class ConnectionWorker:
                         self._con.execute("SET threads = 1")  # back to one for the store's own
                         self.hold.query_threads = False
                     return job(self._con)
+                except ArrowNotReady:  # imported with the file handed to waiters, then again
+                    start += await_arrow(self._hand_over_if_waited_on)
+                    continue
                 except Exception as e:
                     if is_lock_conflict(e):
                         waited = time.monotonic() - start
@@ -499,7 +519,10 @@ class ConnectionWorker:
             hold.seal()  # callers change no lease row after this: the flush below has them all
         if con is not None and hold is not None:
             # others see typed tables and live leases once they can open the file; unfolded
-            # commits stay in commit_log: the next open folds them
+            # commits stay in commit_log: the next open folds them (so does a let-go that a
+            # waiter meets while the fold's pyarrow is still being imported: ADR 0213)
+            if hold.pending and not handover:
+                await_arrow(self._waited_on)
             folded = True
             try:
                 fold(con, hold)
@@ -513,7 +536,7 @@ class ConnectionWorker:
             except Exception:  # written by the next hold of this process (``Hold.adopt``)
                 self._carry.update(hold.dirty_rows())
                 self._carry_claims = hold.claims.carry()
-            if not self.read_only and _wal_bytes(self.path):
+            if not self.read_only and wal_bytes(self.path):
                 # the file alone holds every commit before anyone else has it: a user who
                 # moves or copies it then leaves nothing in a .wal behind (ADR 193); a
                 # failed checkpoint loses nothing (the .wal keeps it)
@@ -526,29 +549,6 @@ class ConnectionWorker:
                 self.line.released()
             if handover:
                 self.handovers += 1
-
-
-def _file_id(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path) if path else None
-    except OSError:
-        return (-1, -1)  # gone: never equal to a held file's id
-    return None if st is None else (st.st_dev, st.st_ino)
-
-
-def _wal_bytes(path: str) -> int:
-    try:
-        return os.path.getsize(path + ".wal")
-    except OSError:
-        return 0
-
-
-def _connection_broken(e: BaseException) -> bool:
-    import duckdb
-
-    return isinstance(e, (duckdb.FatalException, duckdb.InternalException)) or (
-        isinstance(e, duckdb.Error) and "invalidated" in str(e)
-    )
 
 
 def run_in_transaction(
