@@ -50,6 +50,7 @@ from ..._core.records import fresh_id
 from ..base import Lease
 from ..duckdb import rows
 from .leases import lost
+from .schema import EARLY_SQL
 
 COLS = rows.BATCH_COLS  # same column names as the DuckDB store; items decoded from text
 _LIVE_GEN = (
@@ -213,9 +214,8 @@ async def claim(
         "SELECT (SELECT token = %(tok)s AND fencing = %(gen)s FROM execution_leases "
         f"WHERE session_id = %(sid)s), EXISTS (SELECT 1 {pending} "
         "AND (available_at_ms <= lash_now_ms() OR attempts >= %(max)s)"
-        + (" AND (delivery_policy = 'earliest_safe_boundary' "
-           "OR items @> '[{\"kind\": \"session_command\"}]'::jsonb)" if early else "")
-        + f"), EXISTS (SELECT 1 {pending} AND attempts >= %(max)s)",
+        + (f" AND {EARLY_SQL}" if early else "")
+        + f"), EXISTS (SELECT 1 {pending} AND attempts > 0 AND attempts >= %(max)s)",
         {"tok": lease.token, "gen": gen, "sid": sid, "max": max_attempts})
     held, ready, spent = await cur.fetchone() or (None, False, False)
     if not held:
@@ -235,7 +235,7 @@ async def claim(
             await con.execute(
                 "UPDATE queued_work_batches SET failed_at_ms = lash_now_ms(), claim_id = NULL, "
                 "claimed_at_ms = NULL, error = coalesce(error, %s) WHERE session_id = %s "
-                "AND failed_at_ms IS NULL AND attempts >= %s "
+                "AND failed_at_ms IS NULL AND attempts > 0 AND attempts >= %s "
                 "AND (claim_id IS NULL OR claim_generation <> %s)",
                 [failure_text(None, max_attempts), sid, max_attempts, gen])
         ready_sql = (
