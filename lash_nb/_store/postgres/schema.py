@@ -15,7 +15,9 @@ with skewed clocks agree.
 schema; an older lash database is moved forward at open, in one transaction under the
 schema lock, by statements that are safe to run twice (``MIGRATIONS``; 1 -> 2 adds the queue
 attempt columns, 2 -> 3 the ``blobs`` table of attachments); anything else is refused with
-``StoreSchemaError``.
+``StoreSchemaError``. Columns (``ADD_COLUMNS_DDL``) and indexes (``ADD_INDEXES_DDL``) added
+within version 3 are created at an open that finds one missing, so a database an older
+lash_nb made gains them, and an older lash_nb still opens a database that has them.
 """
 
 from __future__ import annotations
