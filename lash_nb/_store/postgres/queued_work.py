@@ -50,6 +50,7 @@ from ..._core.records import fresh_id
 from ..base import Lease
 from ..duckdb import rows
 from .leases import lost
+from .schema import EARLY_SQL
 
 COLS = rows.BATCH_COLS  # same column names as the DuckDB store; items decoded from text
 _LIVE_GEN = (
@@ -189,6 +190,23 @@ async def list_queued(con: Any, sid: str, include_claimed: bool) -> list[QueuedW
     return rows.decode_listing(((r, bool(r[n])) for r in await cur.fetchall()), include_claimed)
 
 
+# The session written as a range, read in (session, enqueue) order: an order only the
+# session's indexes give (``queued_work_pending``, ``queued_work_early``). With ``session_id =``
+# the planner folds the session away and may read the whole table in ``enqueue_seq`` order
+# (the primary key) or as it lies, stepping over every other session's rows queued before
+# the head: it assumes a session's rows are spread evenly, and they are not (ADR 207). The
+# range holds exactly the session's rows: text comparison is deterministic (ties broken
+# bytewise), so only ``sid`` is both >= and <= ``sid``.
+_IN_ORDER = "session_id >= %(sid)s AND session_id <= %(sid)s"
+_HEAD_FIRST = "ORDER BY session_id, enqueue_seq"
+
+
+def _pending(session: str) -> str:
+    """The session's rows a claim may take: not parked, not claimed under the live lease."""
+    return (f"FROM queued_work_batches WHERE {session} AND failed_at_ms IS NULL "
+            "AND (claim_id IS NULL OR claim_generation <> %(gen)s)")
+
+
 async def claim(
     con: Any,
     lease: Lease,
@@ -207,15 +225,14 @@ async def claim(
     # checkpoint or for a command: an early row), something must be parked; else no
     # transaction at all
     early = commands or boundary is ClaimBoundary.ACTIVE_TURN_CHECKPOINT
-    pending = ("FROM queued_work_batches WHERE session_id = %(sid)s AND failed_at_ms IS NULL "
-               "AND (claim_id IS NULL OR claim_generation <> %(gen)s)")
+    pending = _pending("session_id = %(sid)s")
     cur = await con.execute(
         "SELECT (SELECT token = %(tok)s AND fencing = %(gen)s FROM execution_leases "
-        f"WHERE session_id = %(sid)s), EXISTS (SELECT 1 {pending} "
+        f"WHERE session_id = %(sid)s), (SELECT true {_pending(_IN_ORDER)} "
         "AND (available_at_ms <= lash_now_ms() OR attempts >= %(max)s)"
-        + (" AND (delivery_policy = 'earliest_safe_boundary' "
-           "OR items @> '[{\"kind\": \"session_command\"}]'::jsonb)" if early else "")
-        + f"), EXISTS (SELECT 1 {pending} AND attempts >= %(max)s)",
+        + (f" AND {EARLY_SQL}" if early else "")
+        + f" {_HEAD_FIRST} LIMIT 1) IS NOT NULL, "
+        f"EXISTS (SELECT 1 {pending} AND attempts > 0 AND attempts >= %(max)s)",
         {"tok": lease.token, "gen": gen, "sid": sid, "max": max_attempts})
     held, ready, spent = await cur.fetchone() or (None, False, False)
     if not held:
@@ -235,18 +252,15 @@ async def claim(
             await con.execute(
                 "UPDATE queued_work_batches SET failed_at_ms = lash_now_ms(), claim_id = NULL, "
                 "claimed_at_ms = NULL, error = coalesce(error, %s) WHERE session_id = %s "
-                "AND failed_at_ms IS NULL AND attempts >= %s "
+                "AND failed_at_ms IS NULL AND attempts > 0 AND attempts >= %s "
                 "AND (claim_id IS NULL OR claim_generation <> %s)",
                 [failure_text(None, max_attempts), sid, max_attempts, gen])
-        ready_sql = (
-            f"SELECT {COLS} FROM queued_work_batches WHERE session_id = %s "
-            "AND available_at_ms <= lash_now_ms() AND failed_at_ms IS NULL "
-            "AND (claim_id IS NULL OR claim_generation <> %s)"
-        )
+        ready_sql = f"SELECT {COLS} {_pending(_IN_ORDER)} AND available_at_ms <= lash_now_ms()"
+        args: dict[str, Any] = {"sid": sid, "gen": gen}
         if batch_ids is not None:
             cur = await con.execute(
-                ready_sql + " AND batch_id = ANY(%s) ORDER BY enqueue_seq FOR UPDATE SKIP LOCKED",
-                [sid, gen, list(batch_ids)])
+                ready_sql + " AND batch_id = ANY(%(ids)s) ORDER BY enqueue_seq "
+                "FOR UPDATE SKIP LOCKED", {**args, "ids": list(batch_ids)})
             by_id = {b.batch_id: b for b in map(rows.decode_batch, await cur.fetchall())}
             if not all(b in by_id for b in batch_ids):
                 return None
@@ -257,13 +271,14 @@ async def claim(
             # the head alone, locked; only a head that joins others reads (and locks) the rows
             # behind it, so a claim locks one row however deep the queue (ADR 200)
             cur = await con.execute(
-                ready_sql + " ORDER BY enqueue_seq LIMIT 1 FOR UPDATE SKIP LOCKED", [sid, gen])
+                ready_sql + f" {_HEAD_FIRST} LIMIT 1 FOR UPDATE SKIP LOCKED", args)
             ready_rows = [rows.decode_batch(r) for r in await cur.fetchall()]
             if (ready_rows and ready_rows[0].slot_policy is SlotPolicy.JOIN and not commands
                     and max_batches > 1):
                 cur = await con.execute(
-                    ready_sql + " AND enqueue_seq > %s ORDER BY enqueue_seq LIMIT %s "
-                    "FOR UPDATE SKIP LOCKED", [sid, gen, ready_rows[0].enqueue_seq, max_batches - 1])
+                    ready_sql + f" AND enqueue_seq > %(after)s {_HEAD_FIRST} LIMIT %(n)s "
+                    "FOR UPDATE SKIP LOCKED",
+                    {**args, "after": ready_rows[0].enqueue_seq, "n": max_batches - 1})
                 ready_rows += [rows.decode_batch(r) for r in await cur.fetchall()]
             chosen = select_claim_prefix(ready_rows, boundary, max_batches, commands=commands)
         if not chosen:

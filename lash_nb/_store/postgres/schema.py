@@ -15,7 +15,9 @@ with skewed clocks agree.
 schema; an older lash database is moved forward at open, in one transaction under the
 schema lock, by statements that are safe to run twice (``MIGRATIONS``; 1 -> 2 adds the queue
 attempt columns, 2 -> 3 the ``blobs`` table of attachments); anything else is refused with
-``StoreSchemaError``.
+``StoreSchemaError``. Columns (``ADD_COLUMNS_DDL``) and indexes (``ADD_INDEXES_DDL``) added
+within version 3 are created at an open that finds one missing, so a database an older
+lash_nb made gains them, and an older lash_nb still opens a database that has them.
 """
 
 from __future__ import annotations
@@ -213,6 +215,25 @@ ALTER TABLE llm_calls ADD COLUMN IF NOT EXISTS estimated BOOLEAN NOT NULL DEFAUL
 ALTER TABLE tool_calls ADD COLUMN IF NOT EXISTS printed TEXT;
 """
 
+# Indexes added within this schema version, the same way: a claim's probes and its head read
+# go through them, so a drain reads the rows it may take, not every queued row of the session
+# (ADR 207). Each predicate is written in the claim's statements word for word (the planner
+# uses a partial index only for a query whose WHERE implies it). ``queued_work_pending``: the
+# rows not parked, in queue order; ``queued_work_claimed``: the rows claimed at least once and
+# not parked (the only rows that can have used up their attempts: a claim is what counts one);
+# ``queued_work_early``: the rows a checkpoint or a command claim may take ahead of the queue.
+EARLY_SQL = ("(delivery_policy = 'earliest_safe_boundary' "
+             "OR items @> '[{\"kind\": \"session_command\"}]'::jsonb)")
+ADDED_INDEXES = ("queued_work_pending", "queued_work_claimed", "queued_work_early")
+ADD_INDEXES_DDL = f"""
+CREATE INDEX IF NOT EXISTS queued_work_pending ON queued_work_batches (session_id, enqueue_seq)
+    WHERE failed_at_ms IS NULL;
+CREATE INDEX IF NOT EXISTS queued_work_claimed ON queued_work_batches (session_id)
+    WHERE failed_at_ms IS NULL AND attempts > 0;
+CREATE INDEX IF NOT EXISTS queued_work_early ON queued_work_batches (session_id, enqueue_seq)
+    WHERE failed_at_ms IS NULL AND {EARLY_SQL};
+"""
+
 # one advisory lock key, so two processes opening an empty database create the schema once
 _SCHEMA_LOCK = 0x1A5B_0001
 
@@ -244,6 +265,11 @@ async def ensure_schema(con: Any, where: str) -> None:
             have = await cur.fetchone()
             if not have or have[0] < 3:  # ALTER locks the table: only when a column is missing
                 await con.execute(ADD_COLUMNS_DDL)
+            cur = await con.execute(
+                "SELECT count(to_regclass(i)) FROM unnest(%s::text[]) AS i", [list(ADDED_INDEXES)])
+            have = await cur.fetchone()
+            if not have or have[0] < len(ADDED_INDEXES):  # a build locks the table's writes
+                await con.execute(ADD_INDEXES_DDL)
             return
         cur = await con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() "
@@ -258,3 +284,4 @@ async def ensure_schema(con: Any, where: str) -> None:
             )
         await con.execute(DDL)
         await con.execute(ADD_COLUMNS_DDL)
+        await con.execute(ADD_INDEXES_DDL)
