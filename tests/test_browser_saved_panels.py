@@ -76,17 +76,12 @@ def _unreadable(rows: list[dict]) -> list[dict]:
     return [r for r in rows if BAD.search(r["text"]) or (not r["text"] and not r["media"])]
 
 
-def _reopen(nb: NotebookPage, kernel: dict[str, bool]) -> None:
-    """The saved notebook in a new page whose kernel connection waits while
-    ``kernel["connect"]`` is false: the page as it reads before its kernel is there."""
+def _reopen_before_the_kernel(nb: NotebookPage) -> None:
+    """The saved notebook in a new page whose kernel connection is held open with nothing
+    behind it: the page as it reads until its kernel is there."""
     nb.page.close()
     nb.page = nb.browser.new_page(viewport={"width": 1280, "height": 1000})
-
-    def channels(ws) -> None:
-        if kernel["connect"]:
-            ws.connect_to_server()  # else the socket is held open with nothing behind it
-
-    nb.page.route_web_socket(re.compile(r"/api/kernels/.*/channels"), channels)
+    nb.page.route_web_socket(re.compile(r"/api/kernels/.*/channels"), lambda _ws: None)
     nb.page.goto(nb.server.notebook_url(nb.name))
     nb.panel.locator(".jp-Cell").first.wait_for(timeout=90_000)
 
@@ -116,8 +111,7 @@ def test_saved_panels_read_as_their_snapshots_before_and_after_the_kernel_is_bac
                        what="the kernel to shut down")
 
             # the next morning, before the kernel is connected
-            kernel = {"connect": False}
-            _reopen(nb, kernel)
+            _reopen_before_the_kernel(nb)
             nb.cell(QUEUE).locator(".lash-snapshot").wait_for(timeout=60_000)
             nb.page.wait_for_function(SETTLED_JS, arg=nb.panel.element_handle(), timeout=60_000)
             rows = _rows(nb)
@@ -127,14 +121,11 @@ def test_saved_panels_read_as_their_snapshots_before_and_after_the_kernel_is_bac
             assert "ran 2 turns" in snap.inner_text() and snap.locator(".lash-turn").count() == 2
             assert "Tool catalog" in nb.cell(TOOLS).locator(".lash-snapshot").inner_text()
 
-            # and once its new kernel is connected (the old panels' models are gone)
-            kernel["connect"] = True
-            nb.page.reload()
-            nb.panel.locator(".jp-Cell").first.wait_for(timeout=90_000)
-            wait_until(server.kernels_idle, timeout=90, what="an idle kernel")
+            # and reopened once more, its new kernel connected (the old panels' models are gone)
+            nb.reopen()
             nb.page.wait_for_function(
-                "(p) => [...p.querySelectorAll('.jp-OutputArea-output.lm-Panel')]"
-                ".every((o) => o.textContent.includes('model not found'))",
+                "(p) => { const o = [...p.querySelectorAll('.jp-OutputArea-output.lm-Panel')];"
+                " return o.length >= 2 && o.every((e) => e.textContent.includes('model not found')); }",
                 arg=nb.panel.element_handle(), timeout=60_000)
             rows = _rows(nb)
             assert _unreadable(rows) == [], rows
