@@ -16,19 +16,13 @@ from __future__ import annotations
 
 import re
 
+import browser_harness as bh
 import pytest
-from browser_harness import (
-    JupyterServer,
-    NotebookPage,
-    chromium,
-    playwright_or_skip,
-    wait_until,
-    write_notebook,
-)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-playwright_or_skip()
+bh.playwright_or_skip()
 
+QUEUE, TOOLS = 4, 5  # the cells of the two panels
 CELLS: list[str | tuple[str, str]] = [
     "%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.05",
     "%lash open day --store day.duckdb --fresh",
@@ -39,7 +33,6 @@ CELLS: list[str | tuple[str, str]] = [
     "%lash sessions",
     "%lash usage --by turn",
 ]
-QUEUE, TOOLS = 4, 5
 
 # every output row of the notebook: whether a reader sees it, and what it reads
 ROWS_JS = r"""
@@ -64,7 +57,7 @@ SETTLED_JS = r"""
 BAD = re.compile(r"Loading widget|Error displaying widget|model not found")
 
 
-def _rows(nb: NotebookPage) -> list[dict]:
+def _rows(nb: bh.NotebookPage) -> list[dict]:
     rows: list[dict] = []
     for i in range(len(CELLS)):  # read while in view: far cells may not be rendered
         nb.cell(i).scroll_into_view_if_needed()
@@ -76,7 +69,7 @@ def _unreadable(rows: list[dict]) -> list[dict]:
     return [r for r in rows if BAD.search(r["text"]) or (not r["text"] and not r["media"])]
 
 
-def _reopen_before_the_kernel(nb: NotebookPage) -> None:
+def _reopen_before_the_kernel(nb: bh.NotebookPage) -> None:
     """The saved notebook in a new page whose kernel connection is held open with nothing
     behind it: the page as it reads until its kernel is there."""
     nb.page.close()
@@ -87,11 +80,11 @@ def _reopen_before_the_kernel(nb: NotebookPage) -> None:
 
 
 def test_saved_panels_read_as_their_snapshots_before_and_after_the_kernel_is_back(frontend, tmp_path):
-    write_notebook(tmp_path / "day.ipynb", CELLS)
-    server = JupyterServer(frontend, tmp_path).start("light")
+    bh.write_notebook(tmp_path / "day.ipynb", CELLS)
+    server = bh.JupyterServer(frontend, tmp_path).start("light")
     try:
-        with chromium() as browser:
-            nb = NotebookPage(browser, server, "day.ipynb")
+        with bh.chromium() as browser:
+            nb = bh.NotebookPage(browser, server, "day.ipynb")
             nb.open()
             for i in range(len(CELLS)):
                 nb.run_cell(i)
@@ -103,11 +96,11 @@ def test_saved_panels_read_as_their_snapshots_before_and_after_the_kernel_is_bac
             assert queue.locator(".lash-ran-turn").count() == 2
             assert nb.cell(TOOLS).locator(".lash-tools").count() == 1  # the live catalog
             assert not nb.cell(QUEUE).locator(".lash-snapshot").is_visible()  # live panel only
-            wait_until(server.kernels_idle, timeout=60, what="the cells to end")
+            bh.wait_until(server.kernels_idle, timeout=60, what="the cells to end")
             assert _unreadable(_rows(nb)) == []
             nb.save(expect_in_file="ran 2 turns")
             server.shut_down_sessions()
-            wait_until(lambda: not server.api("GET", "/api/kernels"), timeout=30,
+            bh.wait_until(lambda: not server.api("GET", "/api/kernels"), timeout=30,
                        what="the kernel to shut down")
 
             # the next morning, before the kernel is connected
