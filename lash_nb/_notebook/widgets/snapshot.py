@@ -238,12 +238,15 @@ __all__ = ["bundle", "cut_turn_note", "final_status", "turn_html", "usage_line"]
 # It is displayed as two outputs: this snapshot (kept current with update_display) and the
 # widget. While the widget lives it hides the snapshot; in a saved notebook without widget state
 # the snapshot shows the panel as it was, and its style hides the whole row of the widget
-# output right after it ("model not found", and its "[N]:" prompt: an empty row otherwise).
-# The widget renderer puts ``jupyter-widgets`` on its own node only when it failed (a view it
-# made is a child node): a live or restored panel's row does not match.
-PANEL_STYLE = (  # :has() may not nest: the renderer's class, not its children, says it failed
+# output right after it, whatever that output reads while it has no view: "Loading widget..."
+# until the page's kernel is connected (a kernel slow to start, none at all), "Error displaying
+# widget: model not found" after, and its "[N]:" prompt (an empty row otherwise). The widget
+# renderer (a Lumino panel, ``lm-Panel``) holds only that text then; a view it made is a child
+# node, so a live or restored panel's row does not match (ADR 214).
+PANEL_STYLE = (  # :has() may not nest: the row has a renderer, and not one with a child node
     ".jp-OutputArea-child:has(.lash-snapshot) + "
-    ".jp-OutputArea-child:has(> .jp-OutputArea-output.jupyter-widgets) { display: none; }"
+    ".jp-OutputArea-child:has(> .jp-OutputArea-output.lm-Panel)"
+    ":not(:has(> .jp-OutputArea-output > *)) { display: none; }"
 )
 
 
