@@ -19,7 +19,7 @@ from lash_nb import LashCore
 from lash_nb._errors import ConfigurationError, LashError
 from lash_nb.providers import OfflineProvider
 
-READS = ["usage", "graph", "graph --df", "queue", "replay", "tools", "prompt", "mcp list"]
+READS = ["usage", "graph", "graph --df", "queue", "drain", "replay", "tools", "prompt", "mcp list"]
 
 
 @pytest.mark.parametrize("verb", READS)
@@ -180,3 +180,19 @@ def test_a_session_named_on_a_read_in_a_fresh_kernel_creates_no_store_file(
             sh.run_cell("%lash usage --session analysis")
         assert "'lash.duckdb' does not exist yet" in str(refused.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stored_bidi_name_opens_in_the_notebook_and_its_card_shows_it_escaped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code = STORED_BEFORE.replace("import asyncio, sys", "import asyncio, sys\n"
+                                 "from lash_nb._runtime.core import SessionBuilder\n"
+                                 "SessionBuilder._refuse_new_name = lambda self: None")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "old.duckdb"), BIDI], check=True)
+    with lash_shell(tmp_path, monkeypatch) as sh:
+        sh.user_ns["name"] = BIDI
+        capsys.readouterr()
+        sh.run_cell("%lash open {name} --store old.duckdb")
+        card = capsys.readouterr().out
+        assert "1 turn(s) so far" in card and "\u202e" not in card, card
+        assert "report\\u202eexe.csv" in card, card
