@@ -123,3 +123,24 @@ def check_id(value: Any, what: str) -> Any:
             "pass an id of plain text (ids are never rewritten)"
         )
     return value
+
+
+def check_new_name(value: str, what: str) -> str:
+    """``value`` if every character is printable (``str.isprintable``: letters, digits,
+    punctuation, symbols, the space); else a one-line ConfigurationError naming the first
+    other one by its code point, never echoing it: a bidi override (U+202E) or an escape
+    shown on a card or a listing makes a name read as another (ADR 0215). Checked where a
+    name is created, not where a stored one is opened."""
+    bad = next((c for c in value if not c.isprintable()), None)
+    if bad is not None:
+        raise ConfigurationError(
+            f"{what} {value!r} holds U+{ord(bad):04X}, a control, format or separator "
+            "character (a bidi override, a zero-width space, an escape, a line break); a new "
+            "name is letters, digits, punctuation, symbols and spaces")
+    return value
+
+
+def shown_name(value: str) -> str:
+    """A name as a line shows it: as is when printable, else its escaped ``repr`` (a stored
+    name from before :func:`check_new_name` must not turn the rest of a line around)."""
+    return value if value.isprintable() else repr(value)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import os
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .._errors import ConfigurationError, SessionStillInUse
+from .._core.text import shown_name
+from .._errors import ConfigurationError, LashError, SessionStillInUse
 from .._providers.registry import NAMES as PROVIDERS
 from .._providers.registry import (
     build_provider,
@@ -65,6 +67,13 @@ class Binding:
         return self.drain
 
 
+def magic_spelling(line: str) -> str:
+    """A store's line as a ``%lash`` user reads it: the Python API's ``read_only=True`` is
+    ``--read-only`` here (ADR 0215)."""
+    return line.replace("read_only=True (%lash open ... --read-only)", "--read-only").replace(
+        "read_only=True", "--read-only")
+
+
 def _is_duckdb_path(store: str) -> bool:
     return store != ":memory:" and not store.startswith(("postgresql://", "postgres://"))
 
@@ -116,8 +125,12 @@ class NotebookContext:
             if shared is None and (read_only or _is_duckdb_path(store)):
                 from .._store.duckdb import DuckDBStore
 
-                shared = (DuckDBStore(store, read_only=True) if read_only
-                          else DuckDBStore(store, commit_wait_s=self.defaults.commit_wait_s))
+                try:
+                    shared = (DuckDBStore(store, read_only=True) if read_only
+                              else DuckDBStore(store, commit_wait_s=self.defaults.commit_wait_s))
+                except LashError as err:  # the store's advice, in the option's spelling here
+                    err.args = (magic_spelling(str(err)), *err.args[1:])
+                    raise
             # one store object per path: a DuckDB file is held by one connection per process
             core = builder.store(shared if shared is not None else store).build()
             self.cores[key] = core
@@ -210,10 +223,12 @@ class NotebookContext:
             return None, None  # none open, or %config LashMagics.store set since: that wins
         return like, whose
 
-    async def binding(self, name: str | None = None) -> Binding:
+    async def binding(self, name: str | None = None, *, stored: bool = False) -> Binding:
         """The named (or bound) session, opened on first use in the store and with the
         provider of the bound session (or the last one opened), else with the defaults.
-        ``name`` is a verb's ``--session`` as typed (see :meth:`session_named`)."""
+        ``name`` is a verb's ``--session`` as typed (see :meth:`session_named`); ``stored``
+        (a verb that only reads): a name neither open here nor in the store is refused, and
+        nothing is opened (a typo is not a new, empty session; ADR 0215)."""
         key = self.session_named(name) or self.current or self.defaults.session
         found = self.bindings.get(key)
         if found is not None and self.store_closed(found.store):
@@ -232,7 +247,7 @@ class NotebookContext:
         if like is None and self.failed_open is not None:  # not another file in its place
             raise ConfigurationError(
                 f"no session is open: %lash open {self.failed_open} failed (see its error); "
-                f"open a store that works, or %lash open {key} to use "
+                f"open a store that works, or %lash open {shown_name(key)} to use "
                 f"{self.defaults.store!r}")
         same: dict[str, Any] = {}
         configured = like is not None and like.configured_store != self.defaults.store
@@ -243,6 +258,8 @@ class NotebookContext:
                 same["read_only"] = like.read_only  # the file is open that way here
             if like.model != self.defaults.model:
                 same["model"] = like.model
+        if stored and name is not None:
+            await self._refuse_unknown(key, **same)
         binding = await self.open(key, tools=list(self.discover_tools()), **same)
         binding.auto_opened = True
         if bound is not None:
@@ -259,6 +276,33 @@ class NotebookContext:
             print(f"session {key!r} was not open: opened it {where} (provider "
                   f"{binding.provider}), {whose}; %lash open NAME --store PATH picks another")
         return binding
+
+    async def _refuse_unknown(self, key: str, *, store: str | None = None,
+                              provider: str | None = None, model: str | None = None,
+                              read_only: bool = False) -> None:
+        """Refuse ``key`` unless the store it would open in holds it (a row or queued work);
+        the close names of the store and of this kernel are offered."""
+        from .._core.secrets import scrub_urls
+
+        d = self.defaults
+        store = store or d.store
+        where = "memory" if store == ":memory:" else repr(scrub_urls(store))
+        path = os.path.expanduser(store)  # noqa: ASYNC240  (reads $HOME)
+        if _is_duckdb_path(store) and not os.path.exists(path):  # noqa: ASYNC240
+            raise ConfigurationError(
+                f"no session {key!r}: {where} does not exist yet and was not created; "
+                f"%lash open {key} starts a session there")
+        core = self.core_for(path, provider or d.provider,
+                             d.model if model is None else model, read_only=read_only)
+        known = [s.session_id for s in await core.list_sessions()]
+        if key in known or await core.store.list_queued_work(key, include_claimed=True):
+            return
+        names = list(dict.fromkeys([*self.bindings, *known]))
+        close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        raise ConfigurationError(
+            f"no session {key!r} in {where} (nothing was opened); {hint}%lash sessions lists "
+            f"the stored sessions, %lash open {key} starts a new one")
 
     def discover_tools(self) -> list[Any]:
         """The ``@tool`` objects defined at the top level of the notebook (names not

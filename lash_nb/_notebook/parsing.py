@@ -24,6 +24,8 @@ _NAME = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
 # scanned again
 _FIELD = re.compile(r"(\\?)(?:\{\{\s*(" + _NAME + r")\s*\}\}|\{(" + _NAME + r")\})")
 _UNRECOGNIZED = "unrecognized arguments: "
+# verbs whose result is a pandas DataFrame already: a ``--df`` there says so (ADR 0215)
+FRAME_VERBS = ("%lash usage", "%lash sessions")
 _CHOICE = re.compile(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)")
 
 
@@ -61,6 +63,9 @@ def parse(p: MagicArgumentParser, argline: str) -> Any:
         if not msg.startswith(_UNRECOGNIZED):
             raise UsageError(f"{p.prog}: {msg}; see %lash help") from err
         first = msg[len(_UNRECOGNIZED):].split()[0]
+        if first == "--df" and p.prog in FRAME_VERBS:
+            raise UsageError(f"{p.prog} has no --df: it returns a pandas DataFrame already; "
+                             f"assign it to keep it: df = {p.prog}") from err
         options = [o for a in p._actions for o in a.option_strings]
         raise UsageError(_words_after_value(p, argv, first)
                          or unknown_option(first, options, p.prog)) from err

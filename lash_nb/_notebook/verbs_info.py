@@ -117,7 +117,7 @@ HELP = (
 
 async def tools(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = parse(TOOLS, argline)
-    b = await m.ctx.binding(a.session)
+    b = await m.ctx.binding(a.session, stored=True)
     admin = b.session.tools()
     if b.tool_names is None:  # discovery mode: @tool objects defined since open attach now
         known = {r["name"] for r in admin.all_tools() if not r["orphaned"]}
@@ -136,7 +136,7 @@ async def tools(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
 
 async def usage(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = parse(USAGE, argline)
-    b = await m.ctx.binding(a.session)
+    b = await m.ctx.binding(a.session, stored=True)
     if a.plot and (a.cost or a.prices is not None):
         raise UsageError("%lash usage --plot draws tokens and --cost gives a cost table; use "
                          "one (df = %lash usage --cost, then df.plot.bar(x=..., y='cost'))")
@@ -210,7 +210,7 @@ async def graph(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
     from .._reports.graph_tree import GraphTree
 
     a = parse(SESSION_ONLY, argline)
-    b = await m.ctx.binding(a.session)
+    b = await m.ctx.binding(a.session, stored=True)
     frame = reports.graph_frame(b.session)
     if a.df:
         return told_if_empty(frame, assigned, f"the graph of session {b.session.session_id!r} "
@@ -317,7 +317,7 @@ async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) 
     a = parse(REPLAY, argline)
     if a.turn:  # `%lash replay {r.turn_id}`: a notebook variable, as in a prompt
         a.turn = interpolate(a.turn, m.user_ns, where="the turn id")
-    b = await m.ctx.binding(a.session)
+    b = await m.ctx.binding(a.session, stored=True)
     sid = b.session.session_id
     records = await b.session.store.load_turns(sid)
     if not records:

@@ -93,7 +93,7 @@ def server_env(specs: list[str], ns: dict[str, Any]) -> dict[str, str]:
 
 async def mcp(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = mcp_args(m, argline, cell)
-    b = await m.ctx.binding(a.session)
+    b = await m.ctx.binding(a.session, stored=a.action != "add")  # a read of a typo: refused
     admin = b.session.tools()
     servers = {s.name: (sid, s) for sid, s in admin.servers()}
     if a.action == "add":

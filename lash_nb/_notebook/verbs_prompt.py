@@ -63,7 +63,8 @@ def prompt_args(m: LashMagics, argline: str, cell: str | None) -> Any:
 async def prompt(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = prompt_args(m, argline, cell)
     say_replaced(a.replaced, m)
-    b = await m.ctx.binding(a.session)
+    b = await m.ctx.binding(a.session, stored=a.set_text is None and a.add is None
+                            and not a.clear)  # only shown: a typo is refused
     s = b.session
     config = s.admin().config()
     changed = None

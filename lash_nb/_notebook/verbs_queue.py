@@ -94,7 +94,7 @@ async def enqueue(m: LashMagics, argline: str, cell: str | None, assigned: bool)
 
 async def queue(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = parse(QUEUE, argline)
-    b = await m.ctx.binding(a.session)
+    b = await m.ctx.binding(a.session, stored=True)
     s = b.session
     if a.df:
         import pandas as pd
@@ -146,7 +146,7 @@ def widget_progress(w: Any) -> Any:
 
 async def drain(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     a = parse(DRAIN, argline)
-    b = await m.ctx.binding(a.session)
+    b = await m.ctx.binding(a.session, stored=True)  # a typo has nothing queued
     drainer = b.drainer(m.live_interval_s)
     drainer.prices = prices_for_display(m.prices, m.user_ns)
     handle = display(Card("checking the queue…"), display_id=True) if not a.background else None

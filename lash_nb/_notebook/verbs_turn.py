@@ -15,7 +15,7 @@ from IPython.display import display
 
 from .._core.attachments import AttachmentLimits
 from .._core.records import TurnInput
-from .._core.text import clean_text
+from .._core.text import clean_text, shown_name
 from .._errors import InvalidTurnInput, TurnNotSaved
 from .._providers.registry import NAMES as PROVIDERS
 from .._providers.registry import check_key, split_model_id
@@ -77,7 +77,7 @@ ENQ_VALUES = ("--session", "--id", "--delivery", "--slot", "--merge-key", "--att
 def session_card(b: Any, prices: Any = None) -> Card:
     s = b.session
     meta = [
-        f"**lash session** `{s.session_id}`",
+        f"**lash session** `{shown_name(s.session_id)}`",
         f"store `{b.store}`"
         + (f" ({b.store_from}; `--store PATH` picks another)" if b.store_from else "")
         + f" · provider `{b.provider}` · model `{s.policy_snapshot().model}`",
@@ -239,7 +239,8 @@ async def open_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
                              tool_names=tool_names, mode=a.mode, shares=a.shares,
                              read_only=a.read_only)
     except BaseException:  # an interrupted wait too: no other file opened in its place
-        m.ctx.failed_open = f"{name or m.ctx.defaults.session} in {a.store or m.ctx.defaults.store}"
+        m.ctx.failed_open = (f"{shown_name(name or m.ctx.defaults.session)} in "
+                             f"{a.store or m.ctx.defaults.store}")
         raise
     m.ctx.failed_open = None
     if assigned:

@@ -22,7 +22,7 @@ from .._core.graph import SessionGraph, SessionNode
 from .._core.llm import Provider, RetryPolicy
 from .._core.prompt import PromptLayer
 from .._core.queue import DEFAULT_MAX_ATTEMPTS
-from .._core.text import check_id
+from .._core.text import check_id, check_new_name
 from .._core.tool_output import DEFAULT_MAX_OUTPUT, check_max_output
 from .._core.tools import ToolRegistry
 from .._core.usage import TokenLedgerEntry, TokenUsage
@@ -445,6 +445,11 @@ class SessionBuilder(PromptLayerSink):
         return self
 
     # ------------------------------------------------------------------ open
+    def _refuse_new_name(self) -> None:
+        """A session the store does not hold yet takes a printable name (a stored one,
+        written before this rule, still opens)."""
+        check_new_name(self._session_id, "session name")
+
     def _resolved_store(self) -> SessionStore:
         """Explicit store, else (a child) the core's child store, else the core's store."""
         if self._store is not None:
@@ -465,6 +470,7 @@ class SessionBuilder(PromptLayerSink):
             if full is not None and full.nodes:
                 persisted, replace = full, True
         if persisted is None:
+            self._refuse_new_name()
             session = self._make(store, residency, recorded_provider=None)
         else:
             if persisted.meta.session_id != self._session_id:
@@ -489,9 +495,11 @@ class SessionBuilder(PromptLayerSink):
 
     async def open_fresh(self) -> LashSession:
         store = self._resolved_store()
+        existing = await store.load_session(self._session_id, ReadScope.ACTIVE_PATH)
+        if existing is None:
+            self._refuse_new_name()
         session = self._make(store, self._residency or self._core.residency, recorded_provider=None)
         session.state.graph.replace_required = True
-        existing = await store.load_session(self._session_id, ReadScope.ACTIVE_PATH)
         if existing is not None:
             session.state.head_revision = existing.meta.head_revision
             # the graph starts over; the tokens already spent stay on the session's books
