@@ -104,8 +104,10 @@ def test_clicking_stop_in_the_browser_cancels_the_turn_and_the_next_cell_runs(la
             prose.filter(has_text="word3").wait_for(timeout=60_000)  # the view redraws per flush
             page.screenshot(path=str(ARTIFACTS / f"browser-mid-stream-{name}.png"))
             # streamed: the live view showed the text while the turn ran, not the record after it
+            # (how much of it a loaded browser draws at its first frame varies: a lowest run at
+            # load 20 drew all 120 words at once, the turn still running)
             assert cells.nth(2).locator(".lash-status-running").count() == 1
-            assert "word119" not in (prose.first.text_content() or "")
+            assert (prose.first.text_content() or "").startswith("You said: please echo word0")
             if not _stop_mid_cell():  # ADR 23: the click would be handled after the cell
                 outcome = cells.nth(2).locator(".lash-outcome")
                 outcome.filter(has_text="finished: assistant_message").wait_for(timeout=60_000)

@@ -52,7 +52,8 @@ function render({ model, el }) {
     drain.disabled = gone || draining || !counts.pending || st.endsWith("…");
     drain.textContent = draining ? "draining…" : "▶ Drain";
     stop.style.display = draining ? "" : "none";
-    if (!draining) stop.disabled = false;
+    if (gone) stop.disabled = true; // no control that cannot work (hidden too: a kept view)
+    else if (!draining) stop.disabled = false;
     refresh.disabled = gone;
     const p = model.get("progress") || {};
     progress.textContent = p.total ? `${p.done || 0} of ${p.total} batches done` : "";
