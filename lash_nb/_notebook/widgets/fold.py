@@ -22,8 +22,6 @@ Pure: no widget, no I/O. The widget copies ``blocks`` / ``usage`` / ... into syn
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -31,13 +29,17 @@ from typing import Any
 from ..._core.code_mode import OPEN_TAG
 from ..._core.events import TurnActivity
 from ..._core.records import TurnOutcome
-from ..._core.tool_output import cut_line
 from .long_text import (
+    SHOWN_OUTPUT_CHARS,
     SHOWN_PROSE_CHARS,
     ProseCut,
     as_a_terminal_shows,
     cut_point,
+    printed_markdown,
+    shown_output,
+    shown_printed,
     shown_prose,
+    stored_query,
 )
 
 UNNAMED = "(unnamed tool)"  # a call a provider sent without a name, as %lash graph says
@@ -245,33 +247,6 @@ def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
         row["printed"] = shown_printed(a["printed"], a.get("call_id"))
 
 
-SHOWN_OUTPUT_CHARS = 20_000  # of a tool's output in the widget and the record (ADR 140)
-
-
-def shown_output(output: Any, call_id: Any) -> Any:
-    """A tool's output as the widget and the saved record show it: whole up to
-    ``SHOWN_OUTPUT_CHARS`` characters, else its start (to a line end near the limit) and a
-    line saying what the store holds and the query that reads it: the whole output, or, when
-    the session cut it (ADR 174), how much of it lash kept, and the line saying what it left
-    out (ADR 182)."""
-    if output is None or isinstance(output, (bool, int, float)):
-        return output
-    text = output if isinstance(output, str) else json.dumps(output, indent=2,
-                                                             ensure_ascii=False, default=str)
-    if len(text) <= SHOWN_OUTPUT_CHARS:
-        return output
-    where = _query("output", call_id)
-    end = cut_point(text, SHOWN_OUTPUT_CHARS)
-    shown = f"{text[:end]}\n… {len(text) - end:,} more characters not shown here; "
-    cut = cut_line(text)
-    if cut is None:
-        return f"{shown}the whole output is stored: %lash sql {where}"
-    line, kept, total, unit = cut
-    said = f"\n{line.group(0)}" if line.end() > end else ""  # past what is shown: quoted
-    return (f"{shown}lash kept {kept:,} of the {total:,} {unit} this tool returned (its start "
-            f"and end, what the model read), stored: %lash sql {where}{said}")
-
-
 def _tool_printed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     """Lines a running call printed, on its row as they come, until the row holds what it
     shows or the call printed past what live lines carry (``more``); then a line saying the
@@ -288,44 +263,8 @@ def _tool_printed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
         end = cut_point(text, SHOWN_OUTPUT_CHARS)
         text = (f"{text[:end].removesuffix(chr(10))}\n… the tool prints more than this row "
                 f"shows while it runs; when the call ends the row shows what lash kept of it, "
-                f"stored: %lash sql {_query('printed', a.get('call_id'))}")
+                f"stored: %lash sql {stored_query('printed', a.get('call_id'))}")
     row["printed"] = text
-
-
-def shown_printed(printed: Any, call_id: Any) -> str:
-    """What a call printed as the widget and the record show it: whole up to
-    ``SHOWN_OUTPUT_CHARS`` characters, else its start and a line saying what the store holds:
-    all it printed, or what lash kept of it and the line saying what it left out; each line
-    as a terminal shows it (a progress bar's last state; the store keeps every one; ADR 210)."""
-    cut = cut_line(str(printed), printed=True)  # where the capture put it: before the redraws
-    text = as_a_terminal_shows(str(printed))
-    if len(text) <= SHOWN_OUTPUT_CHARS:
-        return text
-    end = cut_point(text, SHOWN_OUTPUT_CHARS)
-    shown = f"{text[:end]}\n… {len(text) - end:,} more characters not shown here; "
-    where = _query("printed", call_id)
-    if cut is None:
-        return f"{shown}all this tool printed is stored: %lash sql {where}"
-    line, kept, total, _ = cut
-    # past what is shown: quoted
-    said = "" if line.group(0) in text[:end] else f"\n{line.group(0)}"
-    return (f"{shown}lash kept {kept:,} of the {total:,} characters this tool printed (its "
-            f"start and end), stored: %lash sql {where}{said}")
-
-
-def _query(column: str, call_id: Any) -> str:
-    """The ``%lash sql`` query that reads a call's stored ``column``."""
-    where = f"SELECT {column} FROM tool_calls"
-    if isinstance(call_id, str) and call_id:
-        where += " WHERE call_id = '" + call_id.replace("'", "''") + "'"
-    return where
-
-
-def printed_markdown(text: str) -> str:
-    """A call's printed text as an indented code block of the record's markdown: a fence
-    longer than any backtick run in it, so the text cannot end the block."""
-    fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", text)), default=0))
-    return f"  printed:\n{fence}\n{text.rstrip(chr(10))}\n{fence}"
 
 
 def _sandbox_started(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:

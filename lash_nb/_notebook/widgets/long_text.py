@@ -1,6 +1,6 @@
 """A long prompt or answer as the widget and the saved record show it (ADR 151).
 
-A tool's output is shown up to 20,000 characters (ADR 140, ``fold.shown_output``). The
+A tool's output is shown up to 20,000 characters (ADR 140, :func:`shown_output`). The
 answer's prose (and reasoning) is shown whole up to :data:`SHOWN_PROSE_CHARS` and the prompt
 up to :data:`SHOWN_PROMPT_CHARS`; past that the text is cut and one line, a paragraph of its
 own, says how many characters were left out and the ``%lash sql`` query that reads the whole
@@ -16,10 +16,12 @@ note still does not stand alone the text is cut back to the start of the block t
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from typing import Any
 
+from ..._core.tool_output import cut_line
 from ..._core.visible import unfinished_escape_start
 
 SHOWN_PROSE_CHARS = 100_000  # of one prose / reasoning row (ADR 151)
@@ -164,3 +166,66 @@ def _parser() -> Any:
 
 __all__ = ["SHOWN_PROMPT_CHARS", "SHOWN_PROSE_CHARS", "ProseCut", "cut_point", "shown_prompt",
            "shown_prose"]
+
+
+SHOWN_OUTPUT_CHARS = 20_000  # of a tool's output in the widget and the record (ADR 140)
+
+
+def shown_output(output: Any, call_id: Any) -> Any:
+    """A tool's output as the widget and the saved record show it: whole up to
+    ``SHOWN_OUTPUT_CHARS`` characters, else its start (to a line end near the limit) and a
+    line saying what the store holds and the query that reads it: the whole output, or, when
+    the session cut it (ADR 174), how much of it lash kept, and the line saying what it left
+    out (ADR 182)."""
+    if output is None or isinstance(output, (bool, int, float)):
+        return output
+    text = output if isinstance(output, str) else json.dumps(output, indent=2,
+                                                             ensure_ascii=False, default=str)
+    if len(text) <= SHOWN_OUTPUT_CHARS:
+        return output
+    where = stored_query("output", call_id)
+    end = cut_point(text, SHOWN_OUTPUT_CHARS)
+    shown = f"{text[:end]}\n… {len(text) - end:,} more characters not shown here; "
+    cut = cut_line(text)
+    if cut is None:
+        return f"{shown}the whole output is stored: %lash sql {where}"
+    line, kept, total, unit = cut
+    said = f"\n{line.group(0)}" if line.end() > end else ""  # past what is shown: quoted
+    return (f"{shown}lash kept {kept:,} of the {total:,} {unit} this tool returned (its start "
+            f"and end, what the model read), stored: %lash sql {where}{said}")
+
+
+def shown_printed(printed: Any, call_id: Any) -> str:
+    """What a call printed as the widget and the record show it: whole up to
+    ``SHOWN_OUTPUT_CHARS`` characters, else its start and a line saying what the store holds:
+    all it printed, or what lash kept of it and the line saying what it left out; each line
+    as a terminal shows it (a progress bar's last state; the store keeps every one; ADR 210)."""
+    cut = cut_line(str(printed), printed=True)  # where the capture put it: before the redraws
+    text = as_a_terminal_shows(str(printed))
+    if len(text) <= SHOWN_OUTPUT_CHARS:
+        return text
+    end = cut_point(text, SHOWN_OUTPUT_CHARS)
+    shown = f"{text[:end]}\n… {len(text) - end:,} more characters not shown here; "
+    where = stored_query("printed", call_id)
+    if cut is None:
+        return f"{shown}all this tool printed is stored: %lash sql {where}"
+    line, kept, total, _ = cut
+    # past what is shown: quoted
+    said = "" if line.group(0) in text[:end] else f"\n{line.group(0)}"
+    return (f"{shown}lash kept {kept:,} of the {total:,} characters this tool printed (its "
+            f"start and end), stored: %lash sql {where}{said}")
+
+
+def stored_query(column: str, call_id: Any) -> str:
+    """The ``%lash sql`` query that reads a call's stored ``column``."""
+    where = f"SELECT {column} FROM tool_calls"
+    if isinstance(call_id, str) and call_id:
+        where += " WHERE call_id = '" + call_id.replace("'", "''") + "'"
+    return where
+
+
+def printed_markdown(text: str) -> str:
+    """A call's printed text as an indented code block of the record's markdown: a fence
+    longer than any backtick run in it, so the text cannot end the block."""
+    fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", text)), default=0))
+    return f"  printed:\n{fence}\n{text.rstrip(chr(10))}\n{fence}"
