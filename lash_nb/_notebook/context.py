@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .._core.text import shown_name
 from .._errors import ConfigurationError, LashError, SessionStillInUse
 from .._providers.registry import NAMES as PROVIDERS
 from .._providers.registry import (
@@ -245,6 +244,8 @@ class NotebookContext:
         bound = self.bindings.get(kept) if kept is not None else None
         like = bound or self.last_opened
         if like is None and self.failed_open is not None:  # not another file in its place
+            from .._core.text import shown_name  # not at %load_ext (tests/test_import_cost.py)
+
             raise ConfigurationError(
                 f"no session is open: %lash open {self.failed_open} failed (see its error); "
                 f"open a store that works, or %lash open {shown_name(key)} to use "
