@@ -10,6 +10,8 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._store.target import is_dsn, is_duckdb_path
+
 if TYPE_CHECKING:
     from ._core.llm import Provider
 
@@ -55,7 +57,7 @@ def _prune_blobs(target: str, older_than_s: float) -> int:
 def _backup(path: str, dest: str, *, overwrite: bool) -> int:
     """A whole, consistent copy of a DuckDB store that processes hold open (ADR 175): this
     process waits in the file's line, the holder hands it over between its steps."""
-    if path.startswith(("postgresql://", "postgres://")):
+    if is_dsn(path):
         print("error: backup copies a DuckDB file; back up PostgreSQL with pg_dump",
               file=sys.stderr)
         return 2
@@ -208,8 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _log_to_stderr()
     name, model = worker_model(args.provider, args.model)
     tools, approver = load_tools(args.tools), load_approver(args.approver)
-    if (not args.store.startswith(("postgresql://", "postgres://")) and args.store != ":memory:"
-            and not os.path.exists(args.store)
+    if (is_duckdb_path(args.store) and not os.path.exists(args.store)
             and os.path.isdir(os.path.dirname(os.path.abspath(args.store)))):
         print(f"{args.store} did not exist: this worker created an empty store there; work "
               "queued in another store does not reach it (check --store)", file=sys.stderr)

@@ -59,6 +59,9 @@ class LashError(Exception):
     """Base of every lash_nb error. ``retryable`` is True only when a retry is proven safe."""
 
     retryable: bool = False
+    # the same line in a %lash user's spelling, where the advice names an option the magic
+    # spells otherwise (``read_only=True`` is ``--read-only``; ADR 0215); None: the same line
+    magic_line: str | None = None
 
 
 class LashWarning(UserWarning):

@@ -66,17 +66,6 @@ class Binding:
         return self.drain
 
 
-def magic_spelling(line: str) -> str:
-    """A store's line as a ``%lash`` user reads it: the Python API's ``read_only=True`` is
-    ``--read-only`` here (ADR 0215)."""
-    return line.replace("read_only=True (%lash open ... --read-only)", "--read-only").replace(
-        "read_only=True", "--read-only")
-
-
-def _is_duckdb_path(store: str) -> bool:
-    return store != ":memory:" and not store.startswith(("postgresql://", "postgres://"))
-
-
 @dataclass
 class NotebookContext:
     defaults: Defaults
@@ -121,14 +110,17 @@ class NotebookContext:
             )
             if model:
                 builder = builder.model(model)
-            if shared is None and (read_only or _is_duckdb_path(store)):
+            from .._store.target import is_duckdb_path
+
+            if shared is None and (read_only or is_duckdb_path(store)):
                 from .._store.duckdb import DuckDBStore
 
                 try:
                     shared = (DuckDBStore(store, read_only=True) if read_only
                               else DuckDBStore(store, commit_wait_s=self.defaults.commit_wait_s))
                 except LashError as err:  # the store's advice, in the option's spelling here
-                    err.args = (magic_spelling(str(err)), *err.args[1:])
+                    if err.magic_line is not None:
+                        err.args = (err.magic_line, *err.args[1:])
                     raise
             # one store object per path: a DuckDB file is held by one connection per process
             core = builder.store(shared if shared is not None else store).build()
@@ -284,12 +276,13 @@ class NotebookContext:
         """Refuse ``key`` unless the store it would open in holds it (a row or queued work);
         the close names of the store and of this kernel are offered."""
         from .._core.secrets import scrub_urls
+        from .._store.target import is_duckdb_path
 
         d = self.defaults
         store = store or d.store
         where = "memory" if store == ":memory:" else repr(scrub_urls(store))
         path = os.path.expanduser(store)  # noqa: ASYNC240  (reads $HOME)
-        if _is_duckdb_path(store) and not os.path.exists(path):  # noqa: ASYNC240
+        if is_duckdb_path(store) and not os.path.exists(path):  # noqa: ASYNC240
             raise ConfigurationError(
                 f"no session {key!r}: {where} does not exist yet and was not created; "
                 f"%lash open {key} starts a session there")

@@ -19,6 +19,7 @@ from .._core.text import clean_text, shown_name
 from .._errors import InvalidTurnInput, TurnNotSaved
 from .._providers.registry import NAMES as PROVIDERS
 from .._providers.registry import check_key, split_model_id
+from .._store.target import is_duckdb_path
 from .card import Card
 from .costs import prices_for_display, session_cost
 from .parsing import (
@@ -186,7 +187,7 @@ def open_args(m: LashMagics, argline: str, cell: str | None) -> Any:
     if a.read_only and a.fresh:
         raise UsageError("--fresh replaces the stored session and --read-only writes nothing; "
                          "drop one of them")
-    if a.read_only and (a.store or m.store).startswith(("postgresql:", "postgres:", ":memory:")):
+    if a.read_only and not is_duckdb_path(a.store or m.store):
         raise UsageError("--read-only opens a DuckDB file; give --store PATH.duckdb")
     if a.shares and a.mode != "code":
         raise UsageError("--share copies data into code mode's sandbox; add --mode code")

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._errors import StorePathError
+from .._store.target import is_dsn
 
 if TYPE_CHECKING:
     from .._runtime.core import LashCore
@@ -167,7 +168,7 @@ def open_tables(source: Any) -> Iterator[StoreTables | LoadedTables]:
 
 @contextmanager
 def _opened_path(path: str) -> Iterator[Any]:
-    if path.startswith(("postgresql://", "postgres://")):
+    if is_dsn(path):
         raise StorePathError(
             "reports take a PostgreSQL store as an object, not its DSN: pass the LashCore or "
             "session that uses it, or lash_nb.stores.PostgresStore(dsn)"

@@ -35,6 +35,7 @@ from .._store.base import (
 )
 from .._store.memory import MemoryStore
 from .._store.retention import VacuumReport
+from .._store.target import MEMORY, is_dsn, is_duckdb_path
 from .._tools.function import as_tool_provider
 from .._tools.mcp import MCPServer
 from .code_mode.mode import CodeMode, shared_data
@@ -57,11 +58,11 @@ def open_store(store: Any) -> SessionStore:
         return MemoryStore()
     if isinstance(store, str) or hasattr(store, "__fspath__"):
         target = str(store)
-        if target.startswith(("postgresql://", "postgres://")):
+        if is_dsn(target):
             from .._store.postgres import PostgresStore
 
             return PostgresStore(target)
-        if target == ":memory:":
+        if target == MEMORY:
             return MemoryStore()
         from .._store.duckdb import DuckDBStore
 
@@ -77,7 +78,7 @@ def import_before_writing(store: str) -> None:
     """A process that will write to the DuckDB file at ``store`` (a worker: it commits and
     folds) imports pandas and pyarrow before it opens the file, not while holding it (ADR
     0213); other stores need neither."""
-    if store.startswith(("postgresql://", "postgres://")) or store == ":memory:":
+    if not is_duckdb_path(store):
         return
     from .._store.duckdb.arrow import import_arrow
 

@@ -24,9 +24,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from ..._errors import (
+    LashError,
     StoreDamagedError,
     StoreError,
     StoreFullError,
@@ -44,6 +45,21 @@ from .schema import (
     TABLES,
 )
 from .share import Line, Wait
+
+E = TypeVar("E", bound=LashError)
+# how each surface names the read-only open: the library's (which a notebook user calling
+# the API may also meet, so it names the magic's too) and the magic's (ADR 0215)
+_READ_ONLY_API = ("read_only=True (%lash open ... --read-only)", "read_only=True")
+_READ_ONLY_MAGIC = ("--read-only", "--read-only")
+
+
+def advised(cls: type[E], line: Callable[[str, str], str]) -> E:
+    """An error of ``cls`` whose advice names the read-only open: ``line(option, bare)`` is
+    called once in the library's spelling (the error's text) and once in the magic's (its
+    ``magic_line``), so neither is rewritten from the other's text."""
+    err = cls(line(*_READ_ONLY_API))
+    err.magic_line = line(*_READ_ONLY_MAGIC)
+    return err
 
 # one thread: the store's statements are small, and DuckDB's thread hand-offs cost more
 # than they save on them (-25% per insert, -45% on a 10,000-node load here); user queries
@@ -116,18 +132,16 @@ def check_path(path: str, read_only: bool) -> None:
                 "first use)"
             )
     elif read_only:
-        raise StorePathError(
-            f"{path} does not exist and read_only=True cannot create it; open it writable once"
-        )
+        raise advised(StorePathError, lambda _, ro: (
+            f"{path} does not exist and {ro} cannot create it; open it writable once"))
     elif not os.access(parent, os.W_OK):
         raise ReadOnlyPath(f"folder {parent} is read-only; choose a writable path")
     if os.path.exists(path) and not read_only and not (
             os.access(parent, os.W_OK) and os.access(path, os.W_OK)):
-        raise ReadOnlyPath(
+        raise advised(ReadOnlyPath, lambda ro, _: (
             f"{path} cannot be written here (folder {parent} or the file is read-only, and "
-            "DuckDB writes a .wal beside the file); copy it to a writable folder, or open it "
-            "with read_only=True (%lash open ... --read-only) to only read it"
-        )
+            f"DuckDB writes a .wal beside the file); copy it to a writable folder, or open it "
+            f"with {ro} to only read it"))
 
 
 def open_connection(
@@ -247,16 +261,20 @@ def store_error(path: str, e: BaseException, *, opening: bool = True) -> BaseExc
     if any(d in msg for d in _DAMAGE):
         return StoreDamagedError(path, first)
     if opening and is_read_only(e):
-        return ReadOnlyPath(
-            f"cannot write {path} ({first}); move it to a writable folder, or open it with "
-            "read_only=True (%lash open ... --read-only) to only read it"
-        )
+        return _cannot_write(path, first)
     if is_read_only(e):  # made read-only while open (chmod, a remount): reads still work
         return ReadOnlyPath(
             f"cannot write {path} ({first}): it or its folder became read-only, and nothing "
             "of this was written; make it writable again and retry (reading it still works)"
         )
     return e
+
+
+def _cannot_write(path: str, first: str) -> ReadOnlyPath:
+    """Opening ``path`` to write failed on a permission (``first``: DuckDB's first line)."""
+    return advised(ReadOnlyPath, lambda ro, _: (
+        f"cannot write {path} ({first}); move it to a writable folder, or open it with {ro} "
+        "to only read it"))
 
 
 def _classify(path: str, msg: str) -> StoreError:
@@ -267,10 +285,7 @@ def _classify(path: str, msg: str) -> StoreError:
     if is_disk_full(Exception(msg)):
         return StoreFullError(path)
     if "Read-only file system" in msg or "Permission denied" in msg:
-        return ReadOnlyPath(
-            f"cannot write {path} ({msg.splitlines()[0][:160]}); move it to a writable "
-            "folder, or open it with read_only=True (%lash open ... --read-only) to only read it"
-        )
+        return _cannot_write(path, msg.splitlines()[0][:160])
     return StorePathError(
         f"cannot open {path} ({msg.splitlines()[0][:160]}); check the path and its folder's "
         "permissions"
@@ -291,9 +306,8 @@ def ensure_schema(con: Any, path: str, read_only: bool) -> None:
     }
     if not names:
         if read_only:
-            raise StoreSchemaError(
-                f"{path} holds no lash store yet; open it once without read_only=True"
-            )
+            raise advised(StoreSchemaError, lambda _, ro: (
+                f"{path} holds no lash store yet; open it once without {ro}"))
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(DDL)
@@ -347,10 +361,9 @@ def _ensure_added_columns(con: Any, path: str, read_only: bool) -> None:
             return  # only columns the reads never need are missing (ADR 197)
         except duckdb.BinderException:
             pass
-        raise StoreSchemaError(
+        raise advised(StoreSchemaError, lambda _, ro: (
             f"{path} was written by an older lash_nb and lacks the usage 'estimated' columns; "
-            "open it once without read_only=True (or run python -m lash_nb migrate-store) first"
-        )
+            f"open it once without {ro} (or run python -m lash_nb migrate-store) first"))
     con.execute(ADD_COLUMNS_DDL)
 
 
@@ -405,10 +418,9 @@ def _has_tables(con: Any) -> bool:
 def _refuse_unfolded(con: Any, path: str) -> None:
     n = con.execute("SELECT count(*) FROM commit_log").fetchone()[0]
     if n:
-        raise StoreError(
+        raise advised(StoreError, lambda _, ro: (
             f"{path} holds {n} commit(s) of a process that stopped without closing the store; "
-            "open it once without read_only=True to fold them in, then read it"
-        )
+            f"open it once without {ro} to fold them in, then read it"))
 
 
 def migrate(path: str, *, lock_timeout_s: float = 10.0) -> tuple[int, int]:

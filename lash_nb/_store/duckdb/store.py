@@ -67,7 +67,7 @@ from .arrow import import_arrow_in_background
 from .blobs import BLOB_GRACE_S
 from .hold import Hold
 from .journal import fold
-from .lock import BLOCK_SIZE, check_path, is_disk_full, is_lock_conflict, open_connection
+from .lock import BLOCK_SIZE, advised, check_path, is_disk_full, is_lock_conflict, open_connection
 from .queries import Queries
 from .share import Line
 from .sigint import (
@@ -133,10 +133,9 @@ class DuckDBStore(Queries):
                 return
             line = Line(self.path)
             if not line.on and line.possible and not read_only:  # DuckDB's .wal needs it too
-                raise StorePathError(
+                raise advised(StorePathError, lambda ro, _: (
                     f"cannot open {line.path} beside the store ({line.error}); use a writable "
-                    "folder, or read_only=True (%lash open ... --read-only) to only read it"
-                )
+                    f"folder, or {ro} to only read it"))
             self._worker = ConnectionWorker(
                 lambda wait_s, observer, stop: open_connection(
                     self.path, read_only=read_only, lock_timeout_s=wait_s, line=line,
