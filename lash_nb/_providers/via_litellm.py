@@ -20,7 +20,9 @@ Theory of operation
   error show ``api_base`` with ``[redacted]`` for its password. A failure LiteLLM raises
   before sending anything (no key anywhere: the OpenAI SDK's own error, wrapped as status 500)
   is one line saying what to set, not retried; a stream cut after some text (LiteLLM's
-  ``MidStreamFallbackError``, its cause in ``original_exception``) is a dropped stream.
+  ``MidStreamFallbackError``, its cause in ``original_exception``) is a dropped stream; on
+  LiteLLM 1.60, which makes up a "stop" for a stream the server closed early, an OpenAI-style
+  route that received no finish_reason is an incomplete response (ADR 0222).
 - A user and password in ``api_base`` are sent as basic auth, taken out of the URL into an
   ``Authorization`` header LiteLLM passes on (``extra_headers``): what httpx (LiteLLM 1.60's
   transport), requests and lash_nb's own HTTP providers do with them. LiteLLM 1.110's aiohttp
@@ -169,6 +171,7 @@ class LiteLLMProvider:
         acc = ChatAccumulator()
         guard = DeltaScrub(self._scrubber)  # a key split across deltas is held back, as HTTP's
         failure: LlmTransportError | None = None
+        response: Any = None
         try:
             response = await litellm.acompletion(**args)
             async for chunk in response:
@@ -182,7 +185,7 @@ class LiteLLMProvider:
             failure = err
         except Exception as exc:  # LiteLLM's (OpenAI-style) exceptions, classified once
             failure = self._classify(exc, output_started=acc.started)
-        if failure is None and acc.finish_reason is None:
+        if failure is None and (acc.finish_reason is None or _made_up_finish(response)):
             failure = classify.missing_terminal_error(KIND, "a finish_reason", request_id=None,
                                                       output_started=acc.started)
         for event in guard.flush(failed=failure is not None):
@@ -269,6 +272,22 @@ def _chain(exc: BaseException) -> list[BaseException]:
         link = link.__cause__ or (original if isinstance(original, BaseException)
                                   else None) or link.__context__
     return out
+
+
+# routes whose chunks go through LiteLLM's OpenAI chunk reader, which records the server's
+# finish_reason when one arrives (``received_finish_reason``)
+_OPENAI_CHUNKS = frozenset({"openai", "azure", "hosted_vllm", "openrouter", "groq", "deepseek"})
+
+
+def _made_up_finish(response: Any) -> bool:
+    """LiteLLM 1.60 ends a stream that the server closed early with a ``finish_reason`` of
+    its own ("stop"); 1.110 raises ``MidStreamFallbackError`` instead. On a route whose
+    server always sends one, no received reason means the answer was cut (ADR 0222)."""
+    if getattr(response, "custom_llm_provider", None) not in _OPENAI_CHUNKS:
+        return False
+    received = (getattr(response, "received_finish_reason", "unknown"),
+                getattr(response, "intermittent_finish_reason", None))
+    return received == (None, None)
 
 
 def _causes(exc: BaseException) -> frozenset[str]:
