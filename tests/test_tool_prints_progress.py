@@ -66,7 +66,7 @@ def test_a_progress_bar_shows_on_the_row_as_a_terminal_shows_it() -> None:
     assert html.count(bar) == 2 and " 50%|" not in html
     markdown = fold.to_markdown()
     assert f"epoch 1\n{bar}\nloss 0.12\n" in markdown and " 50%|" not in markdown
-    # what the call printed is stored as it came: every state of the bar
+    # a short run is stored as it came: every state of the bar
     stored = out.result.tool_calls[0].printed
     assert stored.count("\r") == 2 * 11 + 2 and " 50%|#####     | 50/100" in stored
 
@@ -122,3 +122,51 @@ def test_a_progress_bar_moves_on_the_row_while_the_tool_runs() -> None:
     assert "epoch 1\n 70%|#######   | 70/100" in rows, rows
     (row,) = [b for b in fold.blocks if b["kind"] == "tool"]
     assert row["printed"] == "epoch 1\n100%|##########| 100/100\n"
+
+
+@tool
+def long_fit() -> str:
+    """Forty epochs, each a progress bar redrawn 500 times, then the epoch's loss line: the
+    redraws alone are ~640,000 characters, ten times what a call keeps of its prints."""
+    for epoch in range(1, 41):
+        for i in range(1, 501):
+            sys.stderr.write(f"\r{i * 100 // 500:3d}%|{'#' * (i // 50):10s}| {i}/500 it")
+        sys.stderr.write("\n")
+        print(f"epoch {epoch:02d} loss {1 / epoch:.4f}")
+    return "fitted"
+
+
+def test_a_long_run_of_progress_bars_keeps_every_line_printed_between_them() -> None:
+    """A data scientist's training tool: the loss line printed after each epoch's bar is
+    what they read afterwards. Before: the kept head filled with the first epochs' redraws and
+    the tail with the last ones', so the loss lines of epochs 2 to 39 were left out of the
+    stored text and the row, for bar states a terminal never shows."""
+    out, fold = _fold([tool_call("long_fit", "{}", "c1")], [long_fit])
+    stored = out.result.tool_calls[0].printed
+    losses = [f"epoch {e:02d} loss {1 / e:.4f}" for e in range(1, 41)]
+    assert [line for line in stored.splitlines() if line.startswith("epoch")] == losses
+    assert stored.count("100%|##########| 500/500 it\n") == 40  # each bar's last state
+    (row,) = [b for b in fold.blocks if b["kind"] == "tool"]
+    assert all(loss in row["printed"] for loss in losses)
+
+
+def test_the_live_row_reads_the_same_while_the_kept_head_drops_old_bar_states() -> None:
+    """While the run goes on, the row is fed what the head holds, in pieces; when the head
+    lets old bar states go, the row must not show a line twice or lose one."""
+    from lash_nb._notebook.widgets.long_text import as_a_terminal_shows
+    from lash_nb._runtime.tool_print import Printed
+
+    pieces: list[str] = []
+    printed = Printed(2_000, live=lambda text, more: pieces.append(text))
+    for epoch in range(1, 31):
+        for i in range(0, 101, 5):
+            printed.write(f"\r{i:3d}%|{'#' * (i // 10):10s}|")
+            if i == 50:
+                printed._flush()  # the row is drawn mid-bar
+        printed.write(f"\nepoch {epoch:02d} done\n")
+        printed._flush()
+    shown = as_a_terminal_shows("".join(pieces))
+    expected = "".join(f"100%|##########|\nepoch {e:02d} done\n" for e in range(1, 31))
+    assert shown == expected
+    kept = printed.text()  # nothing cut: every line, the last bars' states still all there
+    assert as_a_terminal_shows(kept) == expected and "[… lash left out" not in kept

@@ -22,7 +22,9 @@ Theory of operation
   ``limit - limit // 2 + EDGE`` (``_core/tool_output.py``'s cut needs those), counting the
   characters and lines between: a tool printing megabytes holds ``limit`` characters, and
   :meth:`Printed.text` gives the whole text or its two ends around the line saying what was
-  left out, as a tool's output is cut (ADR 174).
+  left out, as a tool's output is cut (ADR 174). Before the head overflows, its finished
+  lines that were redrawn (``tqdm``) keep only their last state, so a long run of progress
+  bars leaves the lines printed between them in the head instead of its redraws (ADR 223).
 - Live: a ``Printed`` with a ``live`` callback hands it its whole lines as they come (up to
   the head it keeps), at most every ``LIVE_EVERY_S`` on the loop, so a tool printing a line a
   millisecond makes a few activities, not thousands. A partial last line waits for the next
@@ -52,7 +54,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .._core.tool_output import EDGE, cut_ends, joined
+from .._core.tool_output import EDGE, cut_ends, joined, last_states
 
 LIVE_EVERY_S = 0.2
 _CAPTURE: contextvars.ContextVar[Printed | None] = contextvars.ContextVar(
@@ -77,6 +79,7 @@ class Printed:
         "_lock",
         "_loop",
         "_more",
+        "_redrawn",
         "_scheduled",
         "_sent",
         "_tail",
@@ -116,6 +119,7 @@ class Printed:
         self._sent = 0  # characters of the head handed to ``live``
         self._scheduled = False
         self._more = 0  # 1: past the head (live lines end there), 2: ``live`` was told
+        self._redrawn = 0  # characters of redrawn states the head let go to make room
 
     def write(self, text: str) -> None:
         if not text:
@@ -126,6 +130,8 @@ class Printed:
             self.chars += len(text)
             self.lines += text.count("\n")
             room = self._head_max - self._head_len
+            if len(text) > room and not self._more:
+                room = self._keep_last_states(len(text) - room)
             if room > 0:
                 self._head.append(text[:room])
                 self._head_len += min(room, len(text))
@@ -143,6 +149,25 @@ class Printed:
         if wake and self._loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody shows it
                 self._loop.call_soon_threadsafe(self._arm)
+
+    def _keep_last_states(self, wanted: int) -> int:
+        """Room in a full head: its finished lines that were redrawn (a ``tqdm`` bar per epoch)
+        keep their last state only, as a terminal shows them, so the lines printed between
+        the bars stay instead of the head filling with redraws. Done only when the head
+        would otherwise overflow, and kept only if it frees at least ``wanted`` characters or
+        a quarter of the head (each pass reads the head once: no pass per write)."""
+        head = "".join(self._head)
+        end = head.rfind("\n") + 1
+        # the line the live row is in (if not past ``end``) is sent again from its start, whole
+        cut = end if self._sent >= end else head.rfind("\n", 0, self._sent) + 1
+        shown, more = last_states(head[:cut]), last_states(head[cut:end])
+        freed = end - len(shown) - len(more)
+        if freed >= min(wanted, self._head_max // 4):
+            self._head = [shown + more + head[end:]]
+            self._head_len -= freed
+            self._redrawn += freed
+            self._sent = len(shown) + max(self._sent - end, 0)
+        return self._head_max - self._head_len
 
     def _arm(self) -> None:
         if not self.closed and self._loop is not None:
@@ -191,7 +216,7 @@ class Printed:
         with self._lock:
             head, tail = "".join(self._head), "".join(self._tail)
             n, lines = self.chars, self.lines
-        if n <= self.limit:
+        if n - self._redrawn <= self.limit:
             return head + tail
         head, tail = cut_ends(head, tail[max(len(tail) - self._tail_max, 0):], self.limit,
                               scrub)

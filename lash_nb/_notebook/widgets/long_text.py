@@ -199,7 +199,7 @@ def shown_printed(printed: Any, call_id: Any) -> str:
     """What a call printed as the widget and the record show it: whole up to
     ``SHOWN_OUTPUT_CHARS`` characters, else its start and a line saying what the store holds:
     all it printed, or what lash kept of it and the line saying what it left out; each line
-    as a terminal shows it (a progress bar's last state; the store keeps every one; ADR 210)."""
+    as a terminal shows it (a progress bar's last state; the store keeps every one that fits; ADRs 210, 223)."""
     cut = cut_line(str(printed), printed=True)  # where the capture put it: before the redraws
     text = as_a_terminal_shows(str(printed))
     if len(text) <= SHOWN_OUTPUT_CHARS:
