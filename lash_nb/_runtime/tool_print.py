@@ -154,15 +154,16 @@ class Printed:
         """Room in a full head: its finished lines that were redrawn (a ``tqdm`` bar per epoch)
         keep their last state only, as a terminal shows them, so the lines printed between
         the bars stay instead of the head filling with redraws. Done only when the head
-        would otherwise overflow, and kept only if it frees at least ``wanted`` characters or
-        a quarter of the head (each pass reads the head once: no pass per write)."""
+        would otherwise overflow, and kept only if it frees ``wanted`` characters and at least
+        a sixteenth of the head (a pass reads the head once: at most 16 passes per head's
+        worth of new text, not one per write)."""
         head = "".join(self._head)
         end = head.rfind("\n") + 1
         # the line the live row is in (if not past ``end``) is sent again from its start, whole
         cut = end if self._sent >= end else head.rfind("\n", 0, self._sent) + 1
         shown, more = last_states(head[:cut]), last_states(head[cut:end])
         freed = end - len(shown) - len(more)
-        if freed >= min(wanted, self._head_max // 4):
+        if freed >= max(wanted, self._head_max // 16):
             self._head = [shown + more + head[end:]]
             self._head_len -= freed
             self._redrawn += freed
