@@ -294,12 +294,16 @@ def test_the_in_kernel_drainer_runs_queued_work_after_enqueue_and_can_be_paused(
     run(body())
 
 
-def test_a_claim_held_by_a_dead_runtime_is_run_once_by_the_next_one():
+def test_a_claim_held_by_a_dead_runtime_is_run_once_by_the_next_one(monkeypatch):
+    """The store's clock is moved on past the lease instead of sleeping through a short one:
+    at load 40 a 150 ms lease ran out between the claim and the busy check."""
+    import lash_nb._store.memory as memory
+
     async def body():
         store = MemoryStore()
         rec = Recorder()
         core = LashCore.builder().provider(FunctionProvider(rec)).model("m").store(store) \
-            .lease_ttl_ms(150).build()
+            .lease_ttl_ms(60_000).build()
         dead = await core.session("s").open()
         batch = await dead.enqueue("survive me").send()
         lease = await dead.writer.acquire_lease()
@@ -307,7 +311,8 @@ def test_a_claim_held_by_a_dead_runtime_is_run_once_by_the_next_one():
         assert claim.batch_ids == (batch.batch_id,)
         live = await core.session("s").open()
         assert await live.queued_turn().run() is None  # lease still held: busy, no-op
-        await asyncio.sleep(0.2)  # the dead runtime never renews: its lease expires
+        later = memory.now_ms() + 120_000  # the dead runtime never renews: its lease expires
+        monkeypatch.setattr(memory, "now_ms", lambda: later)
         out = await live.queued_turn().run()
         assert out.result.queued_batch_ids == (batch.batch_id,)
         assert rec.prompts == [["survive me"]]
