@@ -307,7 +307,7 @@ def fold(con: Any, hold: Any) -> None:
 
 
 def _fold_all(con: Any, hold: Any) -> None:
-    from .worker import run_in_transaction
+    from .transaction import run_in_transaction
 
     def job(c: Any) -> None:
         write(c, hold.pending)
@@ -342,7 +342,7 @@ def fold_idle(con: Any, hold: Any, work_waits: Callable[[], bool], *, firm: bool
 
 def _fold_slices(con: Any, hold: Any, work_waits: Callable[[], bool], firm: bool,
                  size: int) -> tuple[int, bool]:
-    from .worker import run_in_transaction
+    from .transaction import run_in_transaction
 
     done = 0
 
@@ -425,7 +425,7 @@ def checkpoint_if_large(con: Any, hold: Any) -> None:
 
 def recover(con: Any) -> int:
     """Fold the rows a process left in ``commit_log`` when it died; how many there were."""
-    from .worker import run_in_transaction
+    from .transaction import run_in_transaction
 
     found = con.execute(
         "SELECT session_id, head_revision, body FROM commit_log "

@@ -75,7 +75,8 @@ from .sigint import (
     result_unless_interrupted,
     sigint_raises,
 )
-from .worker import ConnectionWorker, run_in_transaction
+from .transaction import run_in_transaction
+from .worker import ConnectionWorker
 
 T = TypeVar("T")
 _SHARED: dict[str, ConnectionWorker] = {}  # realpath -> the worker of that file here

@@ -85,12 +85,11 @@ from ..waits import (
 )
 from .arrow import ArrowNotReady, arrow_settled, await_arrow, holding_file, mark_holder_thread
 from .hold import Hold, LeaseRow
-from .journal import FOLD_FIRM_AFTER, FoldCounts, GaveWay, fold, fold_idle
+from .journal import FOLD_FIRM_AFTER, FoldCounts, fold, fold_idle
 from .lock import (
     NotTheHeldFile,
     connection_broken,
     file_id,
-    is_disk_full,
     is_lock_conflict,
     store_error,
     unwritable,
@@ -176,6 +175,7 @@ class ConnectionWorker:
         self.opens = 0  # how many times the file was opened (benchmarks and tests read it)
         self._file_id: tuple[int, int] | None = None  # the held file's (device, inode)
         self.handovers = 0  # releases because another process waited
+        self.rest_checkpoints = 0  # checkpoints tried at rest (``_checkpoint_at_rest``)
         self.folds = FoldCounts()  # what the folds of every hold did (journal.py)
         self._gave_way = 0  # idle folds in a row that gave way with nothing folded
         self._early = False  # the next idle fold starts after FOLD_EARLY * fold_idle_s
@@ -398,11 +398,16 @@ class ConnectionWorker:
     def _checkpoint_at_rest(self) -> None:
         """Write what the ``.wal`` holds into the file once the store rests, so that a copy
         of the file taken while this process keeps it open holds every folded commit (ADR
-        175). Nothing is lost if it fails (a full disk): the ``.wal`` still holds it."""
+        175). Nothing is lost if it fails (a full disk): the ``.wal`` still holds it; a
+        connection DuckDB invalidated for it is let go (the next job reopens, ADR 224)."""
         if self.hold is None or self.hold.pending or wal_bytes(self.path) == 0:
             return
-        with contextlib.suppress(Exception):
+        self.rest_checkpoints += 1
+        try:
             self._con.execute("CHECKPOINT")
+        except Exception as e:
+            if connection_broken(e):
+                self._release()
 
     def _work_waits(self) -> bool:
         return self._here_waiting or not self._queue.empty()
@@ -455,6 +460,7 @@ class ConnectionWorker:
         terminal commit also waits for what its file cannot take now (``unwritable``)."""
         start = time.monotonic()
         waiting: Wait | None = None
+        reopened = False
         try:
             while True:
                 try:
@@ -478,6 +484,11 @@ class ConnectionWorker:
                                  self.path, str(e).splitlines()[0][:120])
                         self._release()
                         continue
+                    if connection_broken(e):  # for good (a checkpoint met a full disk):
+                        self._release()  # reopened, the .wal replayed; the job (a
+                        if not reopened:  # transaction that wrote nothing) runs once more
+                            reopened = True
+                            continue
                     mapped = store_error(self.path, e, opening=False)
                     reason = unwritable(mapped) if spec.terminal_commit else None
                     if reason is not None:
@@ -549,42 +560,6 @@ class ConnectionWorker:
                 self.line.released()
             if handover:
                 self.handovers += 1
-
-
-def run_in_transaction(
-    con: Any, job: Callable[[Any], T], *, attempts: int = 5, hold: Hold | None = None
-) -> T:
-    import duckdb
-
-    for attempt in range(attempts):
-        con.execute("BEGIN TRANSACTION")
-        try:
-            result = job(con)
-            con.execute("COMMIT")
-        except GaveWay:  # an idle fold's slice: it changed nothing the hold keeps
-            if hold is not None:
-                hold.dropped()
-            _rollback(con)
-            raise
-        except duckdb.TransactionException as e:
-            _rollback(con, hold)
-            if attempt == attempts - 1 or is_lock_conflict(e) or is_disk_full(e):
-                raise
-            continue
-        except BaseException:
-            _rollback(con, hold)
-            raise
-        if hold is not None:
-            hold.committed()
-        return result
-    raise AssertionError("unreachable")
-
-
-def _rollback(con: Any, hold: Hold | None = None) -> None:
-    if hold is not None:
-        hold.rolled_back()
-    with contextlib.suppress(Exception):
-        con.execute("ROLLBACK")
 
 
 @atexit.register
