@@ -10,27 +10,19 @@ Root only: a small tmpfs is mounted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from test_duckdb_bad_files import _mounted
-from test_duckdb_store_under_hands import _questions_in
+from test_duckdb_store_under_hands import _fill, _questions_in
 
 import lash_nb._store.duckdb.worker as worker_module
 from lash_nb import LashCore
 from lash_nb._store.duckdb.lock import wal_bytes
 from lash_nb.providers import OfflineProvider
 from lash_nb.stores import DuckDBStore
-
-
-def _fill(filler: Path) -> None:
-    with open(filler, "wb") as f, contextlib.suppress(OSError):
-        while True:
-            f.write(b"\0" * 65536)
-            f.flush()
 
 
 async def _until(what: Callable[[], bool], why: str) -> None:
