@@ -109,3 +109,25 @@ def test_lash_stop_during_a_drain_ends_the_drain_not_only_its_turn(tmp_path):
             "[('cancelled', 'magic')] 3",
             ("drained 1 batch(es) of s1 in 1 turn(s); stopped by %lash stop: 3 batch(es) left "
              "in the queue; %lash drain runs them")]
+
+
+def test_a_tool_holding_the_event_loop_in_a_panel_drain_is_told_on_the_panel(tmp_path):
+    """An `async def` tool calling `time.sleep` holds the event loop: the panel's Stop waits
+    for it. In a cell the warning shows under the cell; a drain started by the panel's button
+    has no cell, and before this change the warning went only to JupyterLab's log console.
+    Now it is a notice row of the turn the panel shows (and so of its saved snapshot)."""
+    with KernelHarness(cwd=str(tmp_path)) as k:
+        k.run("%load_ext lash_nb\n%config LashMagics.offline_delay_s = 0.01\n"
+              "import time\nfrom lash_nb import tool\n"
+              "@tool\nasync def fetch_report(name: str) -> str:\n"
+              '    """Fetch a report."""\n    time.sleep(1.5)\n    return f"report {name}"')
+        k.run("s = %lash open s1 --store lash.duckdb --tools fetch_report")
+        k.run("%lash enqueue Please fetch_report 'sales'")
+        mid = k.wait_for_widget(k.run("%lash queue"), name="QueueWidget")
+        k.send_custom(mid, {"type": "drain"})
+        k.pump_until(lambda: k.state(mid).get("ran"), timeout=60)
+        _drained(k, mid)
+        [ran] = k.state(mid)["ran"]
+        assert "report sales" in ran["html"]  # the tool ran and its turn is shown
+        assert "fetch_report" in ran["html"] and "held the event loop" in ran["html"], ran
+        assert "make it a plain def" in ran["html"]  # what to do

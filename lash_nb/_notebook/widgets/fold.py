@@ -512,6 +512,13 @@ def _context_windowed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
                  f"the {left} earlier ones stay in the session")
 
 
+def _told(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
+    """``{"type": "lash_notice", "text"}``: a warning about the turn that nothing else shows
+    (a tool's, during a drain the queue panel runs: no cell shows its log; ADR 225). Never
+    an activity of the runtime's: the panel pushes it."""
+    fold._append("notice", str(a.get("text") or ""))
+
+
 def _outcome(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     fold.outcome = outcome_label(a.get("outcome"))
     if a.get("turn_id"):
@@ -534,6 +541,7 @@ _HANDLERS = {
     "queued_work_started": _queued_work,
     "turn_outcome": _outcome,
     "store_wait": _store_wait,
+    "lash_notice": _told,
     "child_activity": _child_activity,
     "code_sandbox_started": _sandbox_started,
     "code_cell_started": _cell_started,

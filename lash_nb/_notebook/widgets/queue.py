@@ -31,8 +31,10 @@ server's error) as the snapshot shows it: no terminal escapes, control or bidi c
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -46,6 +48,28 @@ from .panel import PanelSnapshot
 from .snapshot import queue_counts, queue_html, turn_fragment
 
 Loader = Callable[[], Any]  # -> Sequence[batch] or an awaitable of it
+# the panel whose Drain runs the code logging now (its task, and the tasks and tool threads
+# it starts, carry it): a tool's warning goes to that panel's running turn (ADR 225)
+_DRAINING: contextvars.ContextVar[QueueWidget | None] = contextvars.ContextVar(
+    "lash_draining_panel", default=None)
+
+
+class _ToThePanel(logging.Handler):
+    """``lash_nb.tools`` warnings raised inside a panel's drain, as a notice row of the turn
+    the panel shows running: a drain started by a click has no cell, so its log went only to
+    JupyterLab's log console, where nobody looks (a tool holding the event loop delayed the
+    panel's Stop with nothing saying why)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        panel = _DRAINING.get()
+        if panel is None or record.levelno < logging.WARNING:
+            return
+        loop = panel._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(panel.tell, record.getMessage())
+
+
+_TO_THE_PANEL = _ToThePanel()
 
 
 def batch_row(batch: Any) -> dict[str, Any]:
@@ -184,7 +208,28 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
         self.progress = {}
         drain = self._drain
         takes_view = _arity(drain) >= 1
-        self._run((lambda: drain(self)) if takes_view else drain, "draining…", self._drained)
+        self._run(lambda: self._as_this_panel(
+            (lambda: drain(self)) if takes_view else drain), "draining…", self._drained)
+
+    async def _as_this_panel(self, call: Callable[[], Any]) -> Any:
+        """Run the drain with this panel as the one its tools' warnings go to."""
+        tools_log = logging.getLogger("lash_nb.tools")
+        if _TO_THE_PANEL not in tools_log.handlers:
+            tools_log.addHandler(_TO_THE_PANEL)
+        token = _DRAINING.set(self)
+        try:
+            got = call()
+            return await got if inspect.isawaitable(got) else got
+        finally:
+            _DRAINING.reset(token)
+
+    def tell(self, text: str) -> None:
+        """A warning during the drain: a notice row of the running turn, else the status."""
+        live = self._live_turn
+        if live is not None and not live.finished:
+            live.push({"type": "lash_notice", "text": text})
+        else:
+            self.status = text
 
     # the drain view (see the module docstring)
     _drain_ids: frozenset[str] = frozenset()
