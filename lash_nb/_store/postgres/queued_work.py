@@ -50,7 +50,7 @@ from ..._core.records import fresh_id
 from ..base import Lease
 from ..duckdb import rows
 from .leases import lost
-from .schema import AT_ONCE_SQL, EARLY_SQL, SCHEDULED_SQL
+from .schema import AT_ONCE_SQL, EARLY_SQL, SCHEDULED_AT_SQL
 
 COLS = rows.BATCH_COLS  # same column names as the DuckDB store; items decoded from text
 _LIVE_GEN = (
@@ -394,8 +394,10 @@ async def abandon(con: Any, c: QueueClaim, error: str | None = None,
 # the planner's choice follows its estimates): each step orders by ``session_id,
 # enqueue_seq`` (an order only the session indexes give, and ``queued_work_at_once`` alone
 # without a filter); the session is a range (an equality lets the primary key's order serve);
-# the clock is the statement's (a stable value: an index bound whose selectivity the planner
-# estimates, few rows, rather than a third of the table).
+# the clock is the statement's (a stable value, so an index bound, which the planner compares
+# with the statistics of ``queued_work_scheduled``'s expression: it expects the few rows due,
+# reads them through the index, and the plan stays below the cost at which PostgreSQL
+# compiles it with JIT, which made main's poll cost a second at 100,000 rows).
 _NOW = "(extract(epoch FROM statement_timestamp()) * 1000)::bigint"
 _LIVE_CLAIM = f"b.claim_id IS NOT NULL AND b.claim_generation IS NOT DISTINCT FROM {_LIVE_GEN}"
 _HEAD = "ORDER BY session_id, enqueue_seq LIMIT 1"
@@ -415,7 +417,7 @@ ready(session_id, enqueue_seq) AS (
     FROM queued WHERE queued.sid IS NOT NULL
   UNION ALL
     SELECT b.session_id, b.enqueue_seq FROM queued_work_batches b
-    WHERE {SCHEDULED_SQL} AND b.available_at_ms <= {_NOW} AND NOT ({_LIVE_CLAIM})
+    WHERE {SCHEDULED_AT_SQL} <= {_NOW} AND NOT ({_LIVE_CLAIM})
 )
 SELECT session_id FROM ready WHERE enqueue_seq IS NOT NULL
 GROUP BY session_id ORDER BY min(enqueue_seq)
