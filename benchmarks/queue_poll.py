@@ -19,7 +19,9 @@ round on the same data:
   each statement visits (``EXPLAIN ANALYZE``: rows returned and thrown away by its scans of
   ``queued_work_batches``, over all loops).
 - DuckDB: ``DuckDBStore.sessions_with_ready_work()`` with the file held (a worker that keeps
-  it), and its statement on a plain ``duckdb`` connection to a copy of the file (the floor).
+  it), its statement on a plain ``duckdb`` connection to a copy of the file (the floor), and
+  the poll after ``release_file()`` (what an idle ``lash_nb worker`` does between its polls:
+  the file is opened again).
 
     python benchmarks/queue_poll.py [--rounds 7] [--sizes 1000,10000,100000] [--pg DSN]
 
@@ -189,13 +191,17 @@ async def _run(args: argparse.Namespace) -> None:
                         t0 = time.perf_counter()
                         await dstore.sessions_with_ready_work()
                         best["duck"] = min(best["duck"], _ms(t0))
+                        await dstore.release_file()  # an idle worker lets notebooks in
+                        t0 = time.perf_counter()
+                        await dstore.sessions_with_ready_work()
+                        best["duck reopen"] = min(best["duck reopen"], _ms(t0))
                         t0 = time.perf_counter()
                         dcon.execute(DUCK_POLL_SQL, {"t": int(time.time() * 1000),
                                                      "marked": []}).fetchall()
                         best["duck raw"] = min(best["duck raw"], _ms(t0))
                     for k, v in best.items():
                         res[f"{k} {n}"].append(v)
-        print(f"queued rows (none of them sought): {' / '.join(f'{n:,}' for n in sizes)}; "
+        print(f"rows in queued_work_batches: {' / '.join(f'{n:,}' for n in sizes)}; "
               f"medians of {args.rounds} rounds, ms")
 
         def row(name: str, key: str) -> None:
@@ -208,6 +214,7 @@ async def _run(args: argparse.Namespace) -> None:
         row("PostgreSQL SELECT 1 round trip", "SELECT 1")
         row("DuckDB poll, DuckDBStore (file held)", "duck")
         row("DuckDB poll, its statement raw duckdb", "duck raw")
+        row("DuckDB poll after release_file (reopen)", "duck reopen")
         for label in ("main", "new"):
             print(f"  rows visited, {label:34s}" + " / ".join(
                 f"{visited[f'{label} {n}']:8d}" for n in sizes))
