@@ -46,8 +46,12 @@ from typing import Any
 import duckdb
 import psycopg
 
+from lash_nb._store.duckdb.queued_work import POLL_SQL as DUCK_POLL_SQL
 from lash_nb._store.postgres.queued_work import POLL_SQL
 from lash_nb.stores import DuckDBStore, PostgresStore
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+from pg_plans import rows_visited
 
 # main 7b5326c's statement (lash_nb/_store/postgres/queued_work.py)
 MAIN_POLL_SQL = """
@@ -56,16 +60,6 @@ WHERE b.available_at_ms <= lash_now_ms() AND b.failed_at_ms IS NULL
     AND NOT (b.claim_id IS NOT NULL AND b.claim_generation IS NOT DISTINCT FROM
         (SELECT fencing FROM execution_leases l WHERE l.session_id = b.session_id
          AND l.token IS NOT NULL AND l.expires_at_ms > lash_now_ms()))
-GROUP BY b.session_id ORDER BY min(b.enqueue_seq)
-"""
-# the DuckDB store's statement (lash_nb/_store/duckdb/queued_work.py), nothing hidden
-DUCK_POLL_SQL = """
-SELECT b.session_id FROM queued_work_batches b
-LEFT JOIN execution_leases l ON l.session_id = b.session_id
-    AND l.token IS NOT NULL AND l.expires_at_ms > $t
-WHERE b.available_at_ms <= $t AND b.failed_at_ms IS NULL
-    AND NOT (b.claim_id IS NOT NULL AND b.claim_generation IS NOT DISTINCT FROM l.fencing)
-    AND NOT list_contains($marked, b.batch_id)
 GROUP BY b.session_id ORDER BY min(b.enqueue_seq)
 """
 THIS_PROCESS_INDEXES = ("queued_work_at_once", "queued_work_scheduled")
@@ -99,15 +93,6 @@ def _rows(n: int, now: int, pg: bool) -> list[tuple[str, dict[str, Any]]]:
     lease = (f"INSERT INTO execution_leases VALUES ('bulk', 'host:1:w', 'tok', 1, {v('until')})",
              {"until": now + DAY_MS})
     return [*out, lease]
-
-
-def _visited(plan: dict[str, Any]) -> int:
-    own = 0
-    if plan.get("Relation Name") == "queued_work_batches":
-        loops = plan.get("Actual Loops", 1)
-        own = round(loops * (plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)
-                             + plan.get("Rows Removed by Index Recheck", 0)))
-    return own + sum(_visited(p) for p in plan.get("Plans", []))
 
 
 def _pg_database(admin: str, n: int, as_main: bool) -> str:
@@ -146,7 +131,6 @@ def _ms(t0: float) -> float:
 async def _run(args: argparse.Namespace) -> None:
     admin = args.pg
     if admin is None:
-        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
         from pg_fixture import shared_server
 
         admin = shared_server().dsn
@@ -166,7 +150,7 @@ async def _run(args: argparse.Namespace) -> None:
             for label, dsn, sql in (("main", old, MAIN_POLL_SQL), ("new", new, POLL_SQL)):
                 with psycopg.connect(dsn) as c:
                     (plan,) = c.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql).fetchone()
-                    visited[f"{label} {n}"] = _visited(
+                    visited[f"{label} {n}"] = rows_visited(
                         (plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"])
                     got = [r[0] for r in c.execute(sql).fetchall()]
                     assert got == EXPECTED, (label, n, got)

@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 import pytest
+from pg_plans import older_database, rows_visited
 
 from lash_nb import LashCore
 from lash_nb.providers import FunctionProvider
@@ -30,31 +31,6 @@ pytestmark = pytest.mark.postgres
 INDEXES = ("queued_work_pending", "queued_work_claimed", "queued_work_early",
            "queued_work_at_once", "queued_work_scheduled")
 DAY_MS = 86_400_000
-
-
-def _older_database(pg_server: Any) -> str:
-    """A database as a lash_nb before ADR 207 left it: schema version 3, no partial indexes."""
-    import psycopg
-
-    from lash_nb.stores import PostgresStore
-
-    dsn = pg_server.create_database()
-    PostgresStore(dsn).close_sync()  # the schema made
-    with psycopg.connect(dsn, autocommit=True) as con:
-        for name in INDEXES:
-            con.execute(f"DROP INDEX IF EXISTS {name}")
-    return dsn
-
-
-def _rows_visited(plan: dict[str, Any]) -> int:
-    """Rows of ``queued_work_batches`` that the plan's scans visited over all their loops:
-    those they returned and those their filters threw away (EXPLAIN gives both per loop)."""
-    own = 0
-    if plan.get("Relation Name") == "queued_work_batches":
-        loops = plan.get("Actual Loops", 1)
-        own = round(loops * (plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)
-                             + plan.get("Rows Removed by Index Recheck", 0)))
-    return own + sum(_rows_visited(p) for p in plan.get("Plans", []))
 
 
 async def _poll_measured(store: Any, dsn: str) -> tuple[list[str], int]:
@@ -81,7 +57,7 @@ async def _poll_measured(store: Any, dsn: str) -> tuple[list[str], int]:
                              reads[0][1]).fetchone()
         con.rollback()
     plan = got if isinstance(got, list) else json.loads(got)
-    return answer, _rows_visited(plan[0]["Plan"])
+    return answer, rows_visited(plan[0]["Plan"])
 
 
 async def _a_teams_queue(pg_server: Any, queued: int) -> tuple[list[str], int, set[str]]:
@@ -91,7 +67,7 @@ async def _a_teams_queue(pg_server: Any, queued: int) -> tuple[list[str], int, s
 
     from lash_nb.stores import PostgresStore
 
-    dsn = _older_database(pg_server)
+    dsn = older_database(pg_server, INDEXES)
     store = PostgresStore(dsn)  # this lash_nb opens the older database
     core = (LashCore.builder().provider(FunctionProvider(lambda r: "ok")).model("m")
             .store(store).max_batch_attempts(1).build())
