@@ -15,7 +15,10 @@ round on the same data:
 - PostgreSQL, **main**: main's poll statement (copied below from 7b5326c) on a database as
   main leaves it (ADR 207's indexes, not this ADR's); **new**: ``PostgresStore.
   sessions_with_ready_work()``; **raw**: this lash_nb's statement sent with psycopg on a plain
-  connection (the floor for the store's path); **SELECT 1**: one round trip. Plus the rows
+  connection (the floor for the store's path); **SELECT 1**: one round trip; main's statement
+  again on a connection with ``jit = off`` (PostgreSQL compiles a plan whose estimated cost
+  passes ``jit_above_cost``, 100,000 by default: main's poll did at 100,000 rows, and the
+  compilation was most of its time). Plus the rows
   each statement visits (``EXPLAIN ANALYZE``: rows returned and thrown away by its scans of
   ``queued_work_batches``, over all loops).
 - DuckDB: ``DuckDBStore.sessions_with_ready_work()`` with the file held (a worker that keeps
@@ -135,6 +138,10 @@ async def _run(args: argparse.Namespace) -> None:
 
         admin = shared_server().dsn
     sizes = [int(s) for s in args.sizes.split(",")]
+    with psycopg.connect(admin) as c:
+        row0 = c.execute("SELECT current_setting('jit') || ', available: ' || "
+                         "pg_jit_available() || ', server ' || version()").fetchone()
+        jit = str(row0[0] if row0 else "?")[:90]
     folder = tempfile.mkdtemp(prefix="lash-poll-")
     res: defaultdict[str, list[float]] = defaultdict(list)
     visited: dict[str, int] = {}
@@ -159,10 +166,12 @@ async def _run(args: argparse.Namespace) -> None:
             setups[n] = (old, new, store, dstore, duckdb.connect(duck_copy, read_only=True))
         for _ in range(args.rounds):
             for n, (old, new, store, dstore, dcon) in setups.items():
-                with psycopg.connect(old) as c_old, psycopg.connect(new) as c_new:
+                with psycopg.connect(old) as c_old, psycopg.connect(new) as c_new, \
+                        psycopg.connect(old, options="-c jit=off") as c_nojit:
                     for _ in range(3):  # the best of 3 per round (cache warm), then medians
                         best: defaultdict[str, float] = defaultdict(lambda: float("inf"))
                         for label, con, sql in (("main", c_old, MAIN_POLL_SQL),
+                                                ("main nojit", c_nojit, MAIN_POLL_SQL),
                                                 ("raw", c_new, POLL_SQL),
                                                 ("SELECT 1", c_new, "SELECT 1")):
                             t0 = time.perf_counter()
@@ -193,12 +202,14 @@ async def _run(args: argparse.Namespace) -> None:
                 f"{statistics.median(res[f'{key} {n}']):8.2f}" for n in sizes))
 
         row("PostgreSQL poll, main's statement", "main")
+        row("  the same with jit = off", "main nojit")
         row("PostgreSQL poll, PostgresStore (new)", "new")
         row("PostgreSQL poll, new statement raw psycopg", "raw")
         row("PostgreSQL SELECT 1 round trip", "SELECT 1")
         row("DuckDB poll, DuckDBStore (file held)", "duck")
         row("DuckDB poll, its statement raw duckdb", "duck raw")
         row("DuckDB poll after release_file (reopen)", "duck reopen")
+        print(f"  server: jit {jit}")
         for label in ("main", "new"):
             print(f"  rows visited, {label:34s}" + " / ".join(
                 f"{visited[f'{label} {n}']:8d}" for n in sizes))
