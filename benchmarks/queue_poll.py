@@ -21,12 +21,15 @@ round on the same data:
   compilation was most of its time). Plus the rows
   each statement visits (``EXPLAIN ANALYZE``: rows returned and thrown away by its scans of
   ``queued_work_batches``, over all loops).
+- The other end (``--ready-sessions``, 2,000): every session ready, one batch each and nothing
+  else, where main's one scan is the shortest way and this lash_nb steps session by session.
 - DuckDB: ``DuckDBStore.sessions_with_ready_work()`` with the file held (a worker that keeps
   it), its statement on a plain ``duckdb`` connection to a copy of the file (the floor), and
   the poll after ``release_file()`` (what an idle ``lash_nb worker`` does between its polls:
   the file is opened again).
 
-    python benchmarks/queue_poll.py [--rounds 7] [--sizes 1000,10000,100000] [--pg DSN]
+    python benchmarks/queue_poll.py [--rounds 7] [--sizes 1000,10000,100000]
+        [--ready-sessions 2000] [--pg DSN]
 
 Without ``--pg`` a throwaway server is started (tests/pg_fixture.py, fsync off).
 """
@@ -115,6 +118,25 @@ def _pg_database(admin: str, n: int, as_main: bool) -> str:
     return dsn
 
 
+def _pg_all_ready(admin: str, sessions: int, as_main: bool) -> str:
+    """Every session ready: ``sessions`` sessions with one batch each, nothing else."""
+    name = f"lash_poll_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    dsn = admin.rsplit("/", 1)[0] + "/" + name
+    PostgresStore(dsn).close_sync()
+    now = int(time.time() * 1000)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        if as_main:
+            for idx in THIS_PROCESS_INDEXES:
+                c.execute(f"DROP INDEX {idx}")
+        q, p = _rows(sessions, now, pg=True)[3]  # the parked rows' statement, made ready
+        c.execute(q.replace("'report' || (g %% 2000)", "'s' || g"),
+                  {**p, "tag": "r", "n": sessions, "failed": None, "att": 0})
+        c.execute("VACUUM ANALYZE queued_work_batches")
+    return dsn
+
+
 def _duck_file(folder: str, n: int) -> str:
     path = os.path.join(folder, f"poll_{n}.duckdb")
     DuckDBStore(path).close_sync()
@@ -164,10 +186,35 @@ async def _run(args: argparse.Namespace) -> None:
             assert await store.sessions_with_ready_work() == EXPECTED
             assert await dstore.sessions_with_ready_work() == EXPECTED
             setups[n] = (old, new, store, dstore, duckdb.connect(duck_copy, read_only=True))
+        ready = args.ready_sessions
+        r_old, r_new = _pg_all_ready(admin, ready, True), _pg_all_ready(admin, ready, False)
+        r_store = PostgresStore(r_new)
+        for label, dsn, sql in (("ready main", r_old, MAIN_POLL_SQL),
+                                ("ready new", r_new, POLL_SQL)):
+            with psycopg.connect(dsn) as c:
+                (plan,) = c.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql).fetchone()
+                visited[label] = rows_visited(
+                    (plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"])
+                assert len(c.execute(sql).fetchall()) == ready
         for _ in range(args.rounds):
+            with psycopg.connect(r_old, autocommit=True) as c_old, \
+                    psycopg.connect(r_new, autocommit=True) as c_new:
+                best_r: defaultdict[str, float] = defaultdict(lambda: float("inf"))
+                for _ in range(3):
+                    for label, con, sql in (("main", c_old, MAIN_POLL_SQL),
+                                            ("raw", c_new, POLL_SQL)):
+                        t0 = time.perf_counter()
+                        con.execute(sql).fetchall()
+                        best_r[label] = min(best_r[label], _ms(t0))
+                    t0 = time.perf_counter()
+                    await r_store.sessions_with_ready_work()
+                    best_r["new"] = min(best_r["new"], _ms(t0))
+                for k, v in best_r.items():
+                    res[f"ready {k}"].append(v)
             for n, (old, new, store, dstore, dcon) in setups.items():
-                with psycopg.connect(old) as c_old, psycopg.connect(new) as c_new, \
-                        psycopg.connect(old, options="-c jit=off") as c_nojit:
+                with psycopg.connect(old, autocommit=True) as c_old, \
+                        psycopg.connect(new, autocommit=True) as c_new, \
+                        psycopg.connect(old, autocommit=True, options="-c jit=off") as c_nojit:
                     for _ in range(3):  # the best of 3 per round (cache warm), then medians
                         best: defaultdict[str, float] = defaultdict(lambda: float("inf"))
                         for label, con, sql in (("main", c_old, MAIN_POLL_SQL),
@@ -177,7 +224,6 @@ async def _run(args: argparse.Namespace) -> None:
                             t0 = time.perf_counter()
                             con.execute(sql).fetchall()
                             best[label] = min(best[label], _ms(t0))
-                            con.rollback()
                         t0 = time.perf_counter()
                         await store.sessions_with_ready_work()
                         best["new"] = min(best["new"], _ms(t0))
@@ -213,13 +259,19 @@ async def _run(args: argparse.Namespace) -> None:
         for label in ("main", "new"):
             print(f"  rows visited, {label:34s}" + " / ".join(
                 f"{visited[f'{label} {n}']:8d}" for n in sizes))
-        for old, new, store, dstore, dcon in setups.values():
+        print(f"every session ready ({ready:,} sessions, one batch each, nothing else), ms:")
+        print("  PostgreSQL poll, main's statement / PostgresStore (new) / new statement raw: "
+              + " / ".join(f"{statistics.median(res[f'ready {k}']):.2f}"
+                           for k in ("main", "new", "raw")))
+        print(f"  rows visited, main / new: {visited['ready main']} / {visited['ready new']}")
+        await r_store.close()
+        for _old, _new, store, dstore, dcon in setups.values():
             await store.close()
             await dstore.close()
             dcon.close()
-            with psycopg.connect(admin, autocommit=True) as c:
-                for dsn in (old, new):
-                    c.execute(f'DROP DATABASE "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
+        with psycopg.connect(admin, autocommit=True) as c:
+            for dsn in (r_old, r_new, *(d for st in setups.values() for d in st[:2])):
+                c.execute(f'DROP DATABASE "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -228,6 +280,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--sizes", default="1000,10000,100000")
+    p.add_argument("--ready-sessions", type=int, default=2000)
     p.add_argument("--pg", default=None, help="DSN of a maintenance database (postgres)")
     asyncio.run(_run(p.parse_args()))
 
