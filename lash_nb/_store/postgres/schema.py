@@ -226,8 +226,8 @@ ALTER TABLE tool_calls ADD COLUMN IF NOT EXISTS printed TEXT;
 # that were due when enqueued, in queue order (one step per session to its head), and
 # ``queued_work_scheduled``, the due time of the rows not parked enqueued for later (NULL for
 # every other row), so that only those now due are read. It is an expression index, not a
-# partial one: ANALYZE keeps statistics of an index's expression only for a whole-table
-# index, and without them the planner takes the rows enqueued at once (due time 0) for due
+# partial one: the planner uses the statistics of an index's expression only when the index
+# has no WHERE, and without them it takes the rows enqueued at once (due time 0) for due
 # scheduled rows, expects thousands, and may read the table whole.
 EARLY_SQL = ("(delivery_policy = 'earliest_safe_boundary' "
              "OR items @> '[{\"kind\": \"session_command\"}]'::jsonb)")
