@@ -102,40 +102,35 @@ def _rows(n: int, now: int, pg: bool) -> list[tuple[str, dict[str, Any]]]:
     return [*out, lease]
 
 
-def _pg_database(admin: str, n: int, as_main: bool) -> str:
+def _pg_filled(admin: str, as_main: bool,
+               statements: list[tuple[str, dict[str, Any]]]) -> str:
+    """A fresh database with lash's schema (as main leaves it: without this ADR's indexes),
+    ``statements`` run, then ``VACUUM ANALYZE``; returns its DSN."""
     name = f"lash_poll_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as c:
         c.execute(f'CREATE DATABASE "{name}"')
     dsn = admin.rsplit("/", 1)[0] + "/" + name
     PostgresStore(dsn).close_sync()
-    now = int(time.time() * 1000)
     with psycopg.connect(dsn, autocommit=True) as c:
         if as_main:
             for idx in THIS_PROCESS_INDEXES:
                 c.execute(f"DROP INDEX {idx}")
-        for q, p in _rows(n, now, pg=True):
+        for q, p in statements:
             c.execute(q, p)
         c.execute("VACUUM ANALYZE queued_work_batches")
     return dsn
 
 
+def _pg_database(admin: str, n: int, as_main: bool) -> str:
+    return _pg_filled(admin, as_main, _rows(n, int(time.time() * 1000), pg=True))
+
+
 def _pg_all_ready(admin: str, sessions: int, as_main: bool) -> str:
     """Every session ready: ``sessions`` sessions with one batch each, nothing else."""
-    name = f"lash_poll_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    dsn = admin.rsplit("/", 1)[0] + "/" + name
-    PostgresStore(dsn).close_sync()
-    now = int(time.time() * 1000)
-    with psycopg.connect(dsn, autocommit=True) as c:
-        if as_main:
-            for idx in THIS_PROCESS_INDEXES:
-                c.execute(f"DROP INDEX {idx}")
-        q, p = _rows(sessions, now, pg=True)[3]  # the parked rows' statement, made ready
-        c.execute(q.replace("'report' || (g %% 2000)", "'s' || g"),
-                  {**p, "tag": "r", "n": sessions, "failed": None, "att": 0})
-        c.execute("VACUUM ANALYZE queued_work_batches")
-    return dsn
+    q, p = _rows(sessions, int(time.time() * 1000), pg=True)[3]  # the parked rows' statement
+    return _pg_filled(admin, as_main, [(  # made ready, one session each
+        q.replace("'report' || (g %% 2000)", "'s' || g"),
+        {**p, "tag": "r", "n": sessions, "failed": None, "att": 0})])
 
 
 def _duck_file(folder: str, n: int) -> str:
@@ -152,6 +147,14 @@ def _duck_file(folder: str, n: int) -> str:
 
 def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000
+
+
+def _statements(best: defaultdict[str, float], runs: Any) -> None:
+    """Each (label, connection, SQL) run once, prepared; ``best`` keeps each label's least."""
+    for label, con, sql in runs:
+        t0 = time.perf_counter()
+        con.execute(sql, prepare=True).fetchall()
+        best[label] = min(best[label], _ms(t0))
 
 
 async def _run(args: argparse.Namespace) -> None:
@@ -202,11 +205,7 @@ async def _run(args: argparse.Namespace) -> None:
                     psycopg.connect(r_new, autocommit=True) as c_new:
                 best_r: defaultdict[str, float] = defaultdict(lambda: float("inf"))
                 for _ in range(3):
-                    for label, con, sql in (("main", c_old, MAIN_POLL_SQL),
-                                            ("raw", c_new, POLL_SQL)):
-                        t0 = time.perf_counter()
-                        con.execute(sql, prepare=True).fetchall()
-                        best_r[label] = min(best_r[label], _ms(t0))
+                    _statements(best_r, (("main", c_old, MAIN_POLL_SQL), ("raw", c_new, POLL_SQL)))
                     t0 = time.perf_counter()
                     await r_store.sessions_with_ready_work()
                     best_r["new"] = min(best_r["new"], _ms(t0))
@@ -216,15 +215,12 @@ async def _run(args: argparse.Namespace) -> None:
                 with psycopg.connect(old, autocommit=True) as c_old, \
                         psycopg.connect(new, autocommit=True) as c_new, \
                         psycopg.connect(old, autocommit=True, options="-c jit=off") as c_nojit:
+                    best: defaultdict[str, float] = defaultdict(lambda: float("inf"))
                     for _ in range(3):  # the best of 3 per round (cache warm), then medians
-                        best: defaultdict[str, float] = defaultdict(lambda: float("inf"))
-                        for label, con, sql in (("main", c_old, MAIN_POLL_SQL),
-                                                ("main nojit", c_nojit, MAIN_POLL_SQL),
-                                                ("raw", c_new, POLL_SQL),
-                                                ("SELECT 1", c_new, "SELECT 1")):
-                            t0 = time.perf_counter()
-                            con.execute(sql, prepare=True).fetchall()
-                            best[label] = min(best[label], _ms(t0))
+                        _statements(best, (("main", c_old, MAIN_POLL_SQL),
+                                           ("main nojit", c_nojit, MAIN_POLL_SQL),
+                                           ("raw", c_new, POLL_SQL),
+                                           ("SELECT 1", c_new, "SELECT 1")))
                         t0 = time.perf_counter()
                         await store.sessions_with_ready_work()
                         best["new"] = min(best["new"], _ms(t0))
