@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 import pytest
+from pg_plans import older_database, rows_visited
 
 from lash_nb import LashCore
 from lash_nb.providers import FunctionProvider
@@ -32,27 +33,7 @@ def _core(store: Any, max_attempts: int = 3) -> Any:
 
 def _older_database(pg_server: Any) -> str:
     """A database as a lash_nb before ADR 207 left it: schema version 3, no partial indexes."""
-    import psycopg
-
-    from lash_nb.stores import PostgresStore
-
-    dsn = pg_server.create_database()
-    PostgresStore(dsn).close_sync()  # the schema made
-    with psycopg.connect(dsn, autocommit=True) as con:
-        for name in INDEXES:
-            con.execute(f"DROP INDEX IF EXISTS {name}")
-    return dsn
-
-
-def _rows_scanned(plan: dict[str, Any]) -> int:
-    """Rows of ``queued_work_batches`` that the plan's scans visited: those they returned and
-    those their filters threw away."""
-    own = 0
-    if plan.get("Relation Name") == "queued_work_batches":
-        own = int(plan.get("Actual Rows", 0) * plan.get("Actual Loops", 1)
-                  + plan.get("Rows Removed by Filter", 0)
-                  + plan.get("Rows Removed by Index Recheck", 0))
-    return own + sum(_rows_scanned(p) for p in plan.get("Plans", []))
+    return older_database(pg_server, INDEXES)
 
 
 def _reads_measured(monkeypatch: Any) -> list[int]:
@@ -70,7 +51,7 @@ def _reads_measured(monkeypatch: Any) -> list[int]:
             cur = await execute(con, "EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
             (got,) = await cur.fetchone()
             plan = got if isinstance(got, list) else json.loads(got)
-            scanned.append(_rows_scanned(plan[0]["Plan"]))
+            scanned.append(rows_visited(plan[0]["Plan"]))
         return await execute(con, query, params, *a, **kw)
 
     monkeypatch.setattr(psycopg.AsyncConnection, "execute", measured)

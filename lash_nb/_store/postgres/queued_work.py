@@ -50,7 +50,7 @@ from ..._core.records import fresh_id
 from ..base import Lease
 from ..duckdb import rows
 from .leases import lost
-from .schema import EARLY_SQL
+from .schema import AT_ONCE_SQL, EARLY_SQL, SCHEDULED_AT_SQL
 
 COLS = rows.BATCH_COLS  # same column names as the DuckDB store; items decoded from text
 _LIVE_GEN = (
@@ -384,12 +384,46 @@ async def abandon(con: Any, c: QueueClaim, error: str | None = None,
          "claim": c.claim_id, "ids": list(c.batch_ids), "sid": c.session_id})
 
 
+# A worker's poll (ADR 218): the sessions with a batch ready now (due, not parked, not claimed
+# under the session's live lease), oldest ready batch first. Read from the heads, not from every
+# queued row: the sessions that have a batch enqueued to run at once, one index step each
+# (``queued_work_at_once``), and each one's first such batch not claimed live (a live claim
+# holds only the head's group); with the batches enqueued for later that are now due
+# (``queued_work_scheduled``, read by due time: those still waiting are not visited). Parked
+# batches are in neither index. Written so that only those indexes serve (ADR 207's lesson:
+# the planner's choice follows its estimates): each step orders by ``session_id,
+# enqueue_seq`` (an order only the session indexes give, and ``queued_work_at_once`` alone
+# without a filter); the session is a range (an equality lets the primary key's order serve);
+# the clock is the statement's (a stable value, so an index bound, which the planner compares
+# with the statistics of ``queued_work_scheduled``'s expression: it expects the few rows due,
+# reads them through the index, and the plan stays below the cost at which PostgreSQL
+# compiles it with JIT, which made main's poll cost a second at 100,000 rows).
+_NOW = "(extract(epoch FROM statement_timestamp()) * 1000)::bigint"
+_LIVE_CLAIM = f"b.claim_id IS NOT NULL AND b.claim_generation IS NOT DISTINCT FROM {_LIVE_GEN}"
+_HEAD = "ORDER BY session_id, enqueue_seq LIMIT 1"
+POLL_SQL = f"""
+WITH RECURSIVE queued(sid) AS (
+    (SELECT session_id FROM queued_work_batches WHERE {AT_ONCE_SQL} {_HEAD})
+  UNION ALL
+    SELECT (SELECT session_id FROM queued_work_batches
+            WHERE {AT_ONCE_SQL} AND session_id > queued.sid {_HEAD})
+    FROM queued WHERE queued.sid IS NOT NULL
+),
+ready(session_id, enqueue_seq) AS (
+    SELECT queued.sid, (
+        SELECT b.enqueue_seq FROM queued_work_batches b
+        WHERE b.session_id >= queued.sid AND b.session_id <= queued.sid AND {AT_ONCE_SQL}
+            AND b.available_at_ms <= {_NOW} AND NOT ({_LIVE_CLAIM}) {_HEAD})
+    FROM queued WHERE queued.sid IS NOT NULL
+  UNION ALL
+    SELECT b.session_id, b.enqueue_seq FROM queued_work_batches b
+    WHERE {SCHEDULED_AT_SQL} <= {_NOW} AND NOT ({_LIVE_CLAIM})
+)
+SELECT session_id FROM ready WHERE enqueue_seq IS NOT NULL
+GROUP BY session_id ORDER BY min(enqueue_seq)
+"""
+
+
 async def sessions_with_ready_work(con: Any) -> list[str]:
-    cur = await con.execute(
-        f"""
-        SELECT b.session_id FROM queued_work_batches b
-        WHERE b.available_at_ms <= lash_now_ms() AND b.failed_at_ms IS NULL
-            AND NOT (b.claim_id IS NOT NULL AND b.claim_generation IS NOT DISTINCT FROM {_LIVE_GEN})
-        GROUP BY b.session_id ORDER BY min(b.enqueue_seq)
-        """)
+    cur = await con.execute(POLL_SQL)
     return [r[0] for r in await cur.fetchall()]

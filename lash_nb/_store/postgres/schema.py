@@ -222,9 +222,20 @@ ALTER TABLE tool_calls ADD COLUMN IF NOT EXISTS printed TEXT;
 # rows not parked, in queue order; ``queued_work_claimed``: the rows claimed at least once and
 # not parked (the only rows that can have used up their attempts: a claim is what counts one);
 # ``queued_work_early``: the rows a checkpoint or a command claim may take ahead of the queue.
+# A worker's poll reads the other two (ADR 218): ``queued_work_at_once``, the rows not parked
+# that were due when enqueued, in queue order (one step per session to its head), and
+# ``queued_work_scheduled``, the due time of the rows not parked enqueued for later (NULL for
+# every other row), so that only those now due are read. It is an expression index, not a
+# partial one: the planner uses the statistics of an index's expression only when the index
+# has no WHERE, and without them it takes the rows enqueued at once (due time 0) for due
+# scheduled rows, expects thousands, and may read the table whole.
 EARLY_SQL = ("(delivery_policy = 'earliest_safe_boundary' "
              "OR items @> '[{\"kind\": \"session_command\"}]'::jsonb)")
-ADDED_INDEXES = ("queued_work_pending", "queued_work_claimed", "queued_work_early")
+AT_ONCE_SQL = "failed_at_ms IS NULL AND available_at_ms <= enqueued_at_ms"
+SCHEDULED_AT_SQL = ("(CASE WHEN failed_at_ms IS NULL AND available_at_ms > enqueued_at_ms "
+                    "THEN available_at_ms END)")
+ADDED_INDEXES = ("queued_work_pending", "queued_work_claimed", "queued_work_early",
+                 "queued_work_at_once", "queued_work_scheduled")
 ADD_INDEXES_DDL = f"""
 CREATE INDEX IF NOT EXISTS queued_work_pending ON queued_work_batches (session_id, enqueue_seq)
     WHERE failed_at_ms IS NULL;
@@ -232,6 +243,9 @@ CREATE INDEX IF NOT EXISTS queued_work_claimed ON queued_work_batches (session_i
     WHERE failed_at_ms IS NULL AND attempts > 0;
 CREATE INDEX IF NOT EXISTS queued_work_early ON queued_work_batches (session_id, enqueue_seq)
     WHERE failed_at_ms IS NULL AND {EARLY_SQL};
+CREATE INDEX IF NOT EXISTS queued_work_at_once ON queued_work_batches (session_id, enqueue_seq)
+    WHERE {AT_ONCE_SQL};
+CREATE INDEX IF NOT EXISTS queued_work_scheduled ON queued_work_batches ({SCHEDULED_AT_SQL});
 """
 
 # one advisory lock key, so two processes opening an empty database create the schema once
@@ -270,6 +284,8 @@ async def ensure_schema(con: Any, where: str) -> None:
             have = await cur.fetchone()
             if not have or have[0] < len(ADDED_INDEXES):  # a build locks the table's writes
                 await con.execute(ADD_INDEXES_DDL)
+                # the statistics of queued_work_scheduled's expression, for the poll's plan
+                await con.execute("ANALYZE queued_work_batches")
             return
         cur = await con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() "
