@@ -532,7 +532,7 @@ class ConnectionWorker:
                 with contextlib.suppress(Exception):
                     self._carry_heads = {**hold.carried, **hold.heads_to_carry(con)}
             try:
-                hold.flush(con)
+                hold.flush_at_release(con)
             except Exception:  # written by the next hold of this process (``Hold.adopt``)
                 self._carry.update(hold.dirty_rows())
                 self._carry_claims = hold.claims.carry()
