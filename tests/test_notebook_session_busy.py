@@ -15,13 +15,18 @@ from IPython.core.error import UsageError
 from notebook_harness import lash_shell
 
 
+def _another_process_runs_alpha(sh):
+    """Session alpha's execution lease, taken by a process on another host (a worker's turn)."""
+    sh.run_cell("from lash_nb._notebook.extension import _magics\n"
+                "b = _magics().ctx.bindings['alpha']\n"
+                "await b.session.store.try_acquire_lease('alpha', 'otherhost:20932:ab12', "
+                "600_000)")
+
+
 def test_a_turn_refused_for_a_turn_running_elsewhere_names_the_process_and_the_magic(
         tmp_path, monkeypatch):
     with lash_shell(tmp_path, monkeypatch, "%lash open alpha --store same.duckdb") as sh:
-        sh.run_cell("from lash_nb._notebook.extension import _magics\n"
-                    "b = _magics().ctx.bindings['alpha']\n"
-                    "await b.session.store.try_acquire_lease('alpha', 'otherhost:20932:ab12', "
-                    "600_000)")
+        _another_process_runs_alpha(sh)
         with pytest.raises(UsageError) as err:
             sh.run_cell("%lash turn three from A")
     line = str(err.value)
@@ -41,10 +46,7 @@ def test_a_lash_cell_refused_beside_a_workers_turn_offers_the_spelling_that_queu
     hold a cell's lines."""
     prompt = "summarise the table\nthen list the three largest rows"
     with lash_shell(tmp_path, monkeypatch, "%lash open alpha --store same.duckdb") as sh:
-        sh.run_cell("from lash_nb._notebook.extension import _magics\n"
-                    "b = _magics().ctx.bindings['alpha']\n"
-                    "await b.session.store.try_acquire_lease('alpha', 'otherhost:20932:ab12', "
-                    "600_000)")
+        _another_process_runs_alpha(sh)
         with pytest.raises(UsageError) as err:
             sh.run_cell(f"%%lash\n{prompt}")
         line = str(err.value)
