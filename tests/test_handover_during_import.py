@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from notebook_harness import wait_until
+from notebook_harness import Execution, KernelHarness, wait_until
 
 from lash_nb.stores import DuckDBStore
 
@@ -135,3 +135,83 @@ def test_a_starting_worker_leaves_the_file_free_while_it_imports_pandas(tmp_path
         check.close_sync()
     assert list(turns["status"]) == ["committed"], said  # the turn the worker ran, saved once
     assert int(answers["n"].iloc[0]) == 1, said
+
+
+def _turns_by_session(path: Path) -> dict[str, list[str]]:
+    check = DuckDBStore(path, read_only=True)
+    try:
+        rows = check.query("SELECT session_id, status FROM turns ORDER BY session_id, started_at")
+    finally:
+        check.close_sync()
+    out: dict[str, list[str]] = {}
+    for sid, status in zip(rows["session_id"], rows["status"], strict=True):
+        out.setdefault(str(sid), []).append(str(status))
+    return out
+
+
+def _notebook_importing(k: KernelHarness, tmp_path: Path, *, delay_s: float) -> Execution:
+    """The user's notebook beside ``lash.duckdb``: ``%load_ext lash_nb``, then a first
+    ``%%lash`` cell (it opens session ``default`` of ./lash.duckdb), left running once its
+    first lease started the pandas import (which stays in it until the test touches ``go``)."""
+    k.run(f"%load_ext lash_nb\n%config LashMagics.offline_delay_s = {delay_s}")
+    cell = k.submit("%%lash\na first question")
+    wait_until("the notebook's first turn to import pandas", (tmp_path / "importing").exists)
+    return cell
+
+
+def test_a_workers_turn_runs_while_a_notebooks_first_cell_imports_pandas(tmp_path: Path) -> None:
+    """An agent engineer's ``lash_nb worker`` drains session ``s`` of lash.duckdb; they open
+    a notebook on the same file and run a first ``%%lash`` cell, whose first lease starts the
+    pandas/pyarrow import. The worker, asking for the file meanwhile, must get it, run its
+    turn and exit while the notebook's import is still going on. Before, the notebook's
+    store bound a parameter DuckDB checks against pandas' types while pandas was being
+    imported, and waited on pandas' module lock holding the file: the worker waited for the
+    rest of the import (here: for ever, it gave up "without a hand-over"). Then the cell's
+    turn is stored too: nothing lost on either side."""
+    path = tmp_path / "lash.duckdb"
+    _session_s(path, queued="a queued question")
+    log = tmp_path / "worker.log"
+    with KernelHarness(cwd=str(tmp_path), env=_slow_import_env(tmp_path)) as k:
+        cell = _notebook_importing(k, tmp_path, delay_s=0.2)
+        try:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "lash_nb", "worker", "--store", str(path), "--session", "s",
+                 "--poll", "0.05", "--exit-when-idle", "1"],
+                cwd=ROOT, stderr=log.open("wb"))
+            try:
+                code = worker.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                code = worker.wait()
+        finally:
+            (tmp_path / "go").touch()  # the notebook's import goes on
+        k.wait(cell, timeout=120)
+    said = log.read_text()
+    assert code == 0, said  # its turn ran while the notebook's import was held back
+    assert "worker done: 1 turns {'finished: assistant_message': 1}" in said, said
+    assert cell.status == "ok", cell.error + cell.stderr
+    assert _turns_by_session(path) == {"default": ["committed"], "s": ["committed"]}
+
+
+def test_a_scripts_read_meets_a_notebooks_first_cell_committing_while_it_imports(
+        tmp_path: Path) -> None:
+    """The other side: the notebook's first turn commits (no model delay: its lease, claims
+    and commits follow each other) while pandas is being imported; a colleague's script
+    reading the file meanwhile gets it, and the cell's turn is stored whole once the import
+    is over."""
+    path = tmp_path / "lash.duckdb"
+    _session_s(path, turn="an earlier question")
+    with KernelHarness(cwd=str(tmp_path), env=_slow_import_env(tmp_path)) as k:
+        cell = _notebook_importing(k, tmp_path, delay_s=0)
+        try:
+            store = DuckDBStore(path, lock_timeout_s=60)
+            try:
+                turns = int(store.query("SELECT count(*) AS n FROM turns")["n"].iloc[0])
+            finally:
+                store.close_sync()
+        finally:
+            (tmp_path / "go").touch()
+        k.wait(cell, timeout=120)
+    assert turns in (1, 2)  # the earlier turn, and the cell's if it was committed before
+    assert cell.status == "ok", cell.error + cell.stderr
+    assert _turns_by_session(path) == {"default": ["committed"], "s": ["committed"]}

@@ -6,6 +6,7 @@ queries (the in-memory one) has no other process."""
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import time
 from typing import Any
@@ -74,6 +75,10 @@ def busy_line(session_id: str, holder: str | None) -> str:
         where = f"another process (owner {' '.join(visible(holder).split())!r})"
     else:
         where = "another process (another notebook or a worker)"
+    # lash refuses a turn on a busy session (SessionExecutionBusy), it never waits for it:
+    # the way on is the queue, in the exact spelling a cell takes (ADR 0216)
+    queue = f"%lash enqueue --session {shlex.quote(session_id)}"
     return (f"session {session_id!r} is running a turn in {where}; run this cell again once "
-            "that turn has finished, or queue the input to run after it with %lash enqueue "
-            "PROMPT")
+            f"that turn has finished, or queue it to run after that turn: `%{queue}` as the "
+            f"cell's first line (a line: {queue} PROMPT); a worker draining the session runs "
+            "it next, else %lash drain")

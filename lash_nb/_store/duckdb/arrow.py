@@ -20,11 +20,20 @@ process waiting in the file's line gave up meanwhile. A store job needs the impo
 thread, a job run on the caller's) before the import is done, it starts the import in the
 background and raises :class:`ArrowNotReady`; the store's thread then waits for the import,
 handing the file over to whoever waits meanwhile, and runs the job again (``worker.py``).
+
+Nor bound while it runs (ADR 0216): DuckDB checks a list, tuple, dict, bytes or datetime
+parameter against pandas' types once ``pandas`` is in ``sys.modules``, so while another thread
+imports it, binding one waits on pandas' module lock for the rest of the import (a ``str``,
+``int``, ``float``, ``bool`` or ``None`` never does). A holder's job calls
+:func:`need_bindable` before it binds one: :class:`ArrowNotReady` while an import runs, as
+:func:`need_arrow`. A notebook's first lease starts the import, and its first turn's commits
+then follow at once: they bind plain values while it runs (``journal.log_statement``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -62,6 +71,27 @@ def need_arrow() -> None:
         import_arrow_in_background()
         raise ArrowNotReady("pandas and pyarrow are still being imported")
     import_arrow()
+
+
+def importing() -> bool:
+    """pandas, numpy or pyarrow is being imported by some thread of this process (CPython marks
+    a module's spec ``_initializing`` until its import is over; another thread importing it
+    meanwhile waits on its module lock, as DuckDB's parameter binding does)."""
+    for name in ("pandas", "numpy", "pyarrow"):
+        spec = getattr(sys.modules.get(name), "__spec__", None)
+        if getattr(spec, "_initializing", False):
+            return True
+    return False
+
+
+def need_bindable() -> None:
+    """About to bind a list, tuple, dict, bytes or datetime parameter on a thread holding a
+    DuckDB file: :class:`ArrowNotReady` while pandas is being imported (the binding would wait
+    for the rest of the import, holding the file; see the module docstring)."""
+    if (getattr(_HOLDING, "depth", 0) and not (_DONE.is_set() or _FAILED.is_set())
+            and importing()):
+        import_arrow_in_background()
+        raise ArrowNotReady("pandas is being imported: binding this parameter would wait for it")
 
 
 def mark_holder_thread() -> None:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..._core.attachments import AttachmentRef
+from .arrow import need_bindable
 
 BLOB_GRACE_S = 3600.0  # a blob younger than this is kept: its turn may be about to commit
 
@@ -25,6 +26,8 @@ SELECT DISTINCT unnest(regexp_extract_all(items::VARCHAR, '[0-9a-f]{64}')) FROM 
 
 
 def put(con: Any, blobs: Sequence[tuple[AttachmentRef, bytes]]) -> None:
+    if blobs:
+        need_bindable()  # bytes (arrow.py)
     for ref, data in blobs:
         con.execute(
             "INSERT INTO blobs VALUES (?, ?, ?, now()::TIMESTAMP, ?) ON CONFLICT DO NOTHING",
@@ -34,6 +37,7 @@ def put(con: Any, blobs: Sequence[tuple[AttachmentRef, bytes]]) -> None:
 def get(con: Any, blob_ids: Sequence[str]) -> dict[str, bytes]:
     if not blob_ids:
         return {}
+    need_bindable()  # a list (arrow.py)
     rows = con.execute("SELECT blob_id, data FROM blobs WHERE list_contains(?, blob_id)",
                        [list(blob_ids)]).fetchall()
     return {str(i): bytes(d) for i, d in rows}

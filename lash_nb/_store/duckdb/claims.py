@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 from ..._core.queue import DeliveryPolicy, QueueClaim, QueuedWorkBatch
 from ..._errors import ClaimSuperseded
 from ..base import RuntimeCommit
+from .arrow import need_bindable
 
 if TYPE_CHECKING:
     from .hold import Hold
@@ -160,6 +161,7 @@ def _keep(by_session: dict[str, list[Any]], sid: str, keep: Sequence[Any]) -> No
 
 
 def _write_one(con: Any, u: Unwritten) -> Any:
+    need_bindable()  # a list (arrow.py)
     return con.execute(_WRITE_SQL, {"claim": u.claim_id, "gen": u.generation,
                                     "t": u.claimed_at_ms, "ids": list(u.batch_ids)})
 
@@ -333,6 +335,7 @@ def held(con: Any, hold: Hold, sid: str, batch_ids: list[str]) -> dict[str, str 
     known = hold.claims.known.get(sid, {})
     if all(b in known for b in batch_ids):
         return {b: known[b] for b in batch_ids}
+    need_bindable()  # a list (arrow.py)
     found: dict[str, str | None] = dict(con.execute(
         "SELECT batch_id, claim_id FROM queued_work_batches WHERE list_contains(?, batch_id)",
         [batch_ids],

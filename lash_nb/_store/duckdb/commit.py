@@ -20,6 +20,7 @@ from ..admission import Admission, LeaseRow, admit, anchors, completed_batch_ids
 from ..base import CommitResult, Lease, RuntimeCommit
 from . import claims as deferred
 from . import journal
+from .arrow import need_bindable
 from .hold import Hold
 
 
@@ -112,7 +113,7 @@ def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitRes
     if direct:
         journal.write(con, [delta])
     else:
-        con.execute(journal.LOG_INSERT_SQL, journal.log_params(sid, delta.head_revision, t, delta.body()))
+        con.execute(*journal.log_statement(sid, delta.head_revision, t, delta.body()))
         hold.after_commit(lambda: hold.pending.append(delta))
     if claimed_ids:
         if not logged:
@@ -142,6 +143,7 @@ def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitRes
 
 
 def finish_batches(con: Any, batch_ids: list[str], state: str, turn_id: str | None, t: int) -> None:
+    need_bindable()  # a list (arrow.py)
     con.execute(
         "INSERT INTO queue_history SELECT batch_id, session_id, source_key, delivery_policy, "
         "slot_policy, enqueue_seq, enqueued_at_ms, claimed_at_ms, $t, $state, $tid, "

@@ -26,6 +26,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from .arrow import need_bindable
 from .hold import Hold
 
 COMPACT_SUFFIX = ".lash-compact"
@@ -36,6 +37,7 @@ def tombstone(con: Any, sid: str, node_ids: Sequence[str]) -> int:
     ids = list(dict.fromkeys(node_ids))
     if not ids:
         return 0
+    need_bindable()  # a list (arrow.py)
     row = con.execute(
         "UPDATE graph_nodes SET tombstoned = true "
         "WHERE session_id = ? AND NOT tombstoned AND list_contains(?, node_id)",

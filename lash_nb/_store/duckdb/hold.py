@@ -52,6 +52,7 @@ from typing import Any
 
 from ..base import Lease, lease_is_held
 from . import claims as deferred
+from .arrow import ArrowNotReady, await_arrow, need_bindable
 from .journal import FoldCounts
 from .queue_index import QueueIndex
 
@@ -63,6 +64,15 @@ _LEASE_SQL = (
     "max(claim_generation) AS g FROM queued_work_batches WHERE session_id = $sid) q "
     "LEFT JOIN execution_leases l ON l.session_id = $sid"
 )
+
+
+def _but_done(sql: str, sid: str, done: list[str]) -> tuple[str, list[Any]]:
+    """``sql`` (one ``?``: the session) without the rows completed in the log (``done``): no
+    list bound when there are none (the usual case; arrow.py)."""
+    if not done:
+        return sql, [sid]
+    need_bindable()
+    return sql + " AND NOT list_contains(?, batch_id)", [sid, done]
 
 
 @dataclasses.dataclass
@@ -232,6 +242,17 @@ class Hold:
             raise
         self.committed()
 
+    def flush_at_release(self, con: Any) -> None:
+        """:meth:`flush` before the file is let go. A drain's unwritten claims bind lists, which
+        wait while pandas is being imported (arrow.py): then after the import, still holding:
+        the lease rows are written before anyone else has the file, never carried past it (the
+        waiter would not see them)."""
+        try:
+            self.flush(con)
+        except ArrowNotReady:
+            await_arrow(lambda: False)
+            self.flush(con)
+
     # ------------------------------------------------------------------ heads
     def head(self, con: Any, sid: str) -> Head:
         head = self.heads.get(sid)
@@ -269,6 +290,7 @@ class Hold:
         this hold created), for the next hold to check (see the module docstring)."""
         unborn = [sid for sid, h in self.heads.items() if h.born is None and h.rev is not None]
         if unborn:
+            need_bindable()  # a list (arrow.py)
             for sid, born in con.execute(
                     "SELECT session_id, created_at FROM sessions WHERE list_contains(?, session_id)",
                     [unborn]).fetchall():
@@ -290,10 +312,9 @@ class Hold:
                 (b, int(seq), bool(tried) or b in marked) for b, seq, ready, tried in rows if ready)
             self.queue_sizes[sid] = len(rows)
         elif sid not in self.queue_sizes:  # a failed job dropped the count, not the index
-            self.queue_sizes[sid] = int(con.execute(  # rows completed in the log are gone
-                "SELECT count(*) FROM queued_work_batches WHERE session_id = ? "
-                "AND NOT list_contains(?, batch_id)", [sid, self.claims.done_ids(sid)]
-            ).fetchone()[0])
+            sql, params = _but_done("SELECT count(*) FROM queued_work_batches WHERE session_id = ?",
+                                    sid, self.claims.done_ids(sid))
+            self.queue_sizes[sid] = int(con.execute(sql, params).fetchone()[0])
         if self.queue_sizes[sid] == 0:
             self.early_sizes[sid] = 0
         return self.queue_sizes[sid]
@@ -324,12 +345,12 @@ class Hold:
         """Queued rows of ``sid`` with the ``earliest_safe_boundary`` policy or a session
         command (an upper bound of what a checkpoint or a command claim could take)."""
         if sid not in self.early_sizes:
-            self.early_sizes[sid] = int(con.execute(
+            sql, params = _but_done(
                 "SELECT count(*) FROM queued_work_batches WHERE session_id = ? "
                 "AND failed_at_ms IS NULL AND (delivery_policy = 'earliest_safe_boundary' OR "
-                "list_contains(json_extract_string(items, '$[*].kind'), 'session_command')) "
-                "AND NOT list_contains(?, batch_id)", [sid, self.claims.done_ids(sid)]
-            ).fetchone()[0])
+                "list_contains(json_extract_string(items, '$[*].kind'), 'session_command'))",
+                sid, self.claims.done_ids(sid))
+            self.early_sizes[sid] = int(con.execute(sql, params).fetchone()[0])
         return self.early_sizes[sid]
 
     def nothing_to_claim(self, lease: Lease, *, early_only: bool) -> bool:

@@ -50,21 +50,27 @@ from typing import Any
 
 from ..base import RuntimeCommit, process_lost_record
 from . import quarantine, rows
+from .arrow import importing, need_arrow
 
 log = logging.getLogger("lash_nb.store")
 
-# ``written_at`` is bound as a naive UTC datetime (``log_params``), not as
+# ``written_at`` is bound as a naive UTC datetime (``log_statement``), not as
 # ``epoch_ms(?::BIGINT)``: the same TIMESTAMP, and DuckDB binds and runs the INSERT ~0.05-0.09
-# ms faster without the cast and the function (two INSERTs a turn; ADR 0133)
+# ms faster without the cast and the function (two INSERTs a turn; ADR 0133); but while
+# pandas is being imported a datetime waits for the import (arrow.py): the cast then
 LOG_INSERT_SQL = "INSERT INTO commit_log VALUES (?, ?, ?, ?)"
+_LOG_INSERT_MS_SQL = "INSERT INTO commit_log VALUES (?, ?, epoch_ms(?::BIGINT), ?)"
 _EPOCH = datetime.datetime(1970, 1, 1)
 _MS = datetime.timedelta(milliseconds=1)
 
 
-def log_params(sid: str, rev: int, t: int, body: str) -> list[Any]:
-    """The parameters of ``LOG_INSERT_SQL``: ``written_at`` is ``t`` (ms since the epoch,
-    UTC) as the TIMESTAMP ``epoch_ms(t)`` is."""
-    return [sid, rev, _EPOCH + t * _MS, body]
+def log_statement(sid: str, rev: int, t: int, body: str) -> tuple[str, list[Any]]:
+    """The INSERT of a commit's log row and its parameters: ``written_at`` is ``t`` (ms since
+    the epoch, UTC) as the TIMESTAMP ``epoch_ms(t)`` is, bound as a datetime unless pandas is
+    being imported (then binding one would wait for the import, holding the file: ADR 0216)."""
+    if importing():
+        return _LOG_INSERT_MS_SQL, [sid, rev, t, body]
+    return LOG_INSERT_SQL, [sid, rev, _EPOCH + t * _MS, body]
 
 
 # a safety bound on memory and log size, not the usual trigger: the worker folds when it has
@@ -239,6 +245,7 @@ def write(con: Any, deltas: Sequence[Delta], step: Callable[[], None] | None = N
     ``step()`` runs before each statement (an idle fold's chance to give way)."""
     if not deltas:
         return
+    need_arrow()  # its Arrow inserts and list parameters: never waiting for the import holding the file
     step = step or _no_step
     for d in deltas:
         if d.replace_graph:  # only ever alone in ``deltas`` (see DuckDBStore.commit)

@@ -39,7 +39,7 @@ from ..._core.records import fresh_id
 from ..base import Lease
 from . import claims as deferred
 from . import rows
-from .arrow import arrow_ready
+from .arrow import arrow_ready, need_bindable
 from .commit import finish_batches, now_ms
 from .hold import Hold
 from .leases import check_held, live_generation
@@ -110,6 +110,7 @@ def _insert_many(con: Any, hold: Hold, drafts: Sequence[QueuedWorkDraft]) -> lis
         finally:
             con.unregister("lash_burst")
     else:
+        need_bindable()  # lists (arrow.py)
         found = con.execute(
             _INSERT + "SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[]), "
             "unnest($4::VARCHAR[]), unnest($5::VARCHAR[]), unnest($6::VARCHAR[]), "
@@ -235,6 +236,7 @@ def claim(
             deferred.write_stale_logged(c, hold, sid, lease.fencing)
             return None
         (in_txn or (lambda job: job(con)))(stale)
+    need_bindable()  # lists, here and in the claim's UPDATE (arrow.py)
     params: dict[str, Any] = {"sid": sid, "t": t, "gen": lease.fencing,
                               "marked": hold.claims.hidden_ids(sid, lease.fencing)}
     if batch_ids is not None:
@@ -372,6 +374,7 @@ def abandon(con: Any, hold: Hold, c: QueueClaim, error: str | None = None,
     released = ("error = coalesce($error, error, CASE WHEN attempts >= $max THEN $why END), "
                 "failed_at_ms = CASE WHEN attempts >= $max THEN $t END" if count_attempt
                 else "attempts = greatest(attempts - 1, 0)")
+    need_bindable()  # a list (arrow.py)
     con.execute(
         f"UPDATE queued_work_batches SET claim_id = NULL, claimed_at_ms = NULL, {released} "
         "WHERE claim_id = $claim AND list_contains($ids, batch_id)",
@@ -399,6 +402,7 @@ def sessions_with_ready_work(con: Any, hold: Hold) -> list[str]:
     hold.write_dirty_leases(con)  # the join below reads lease rows from the file
     t = now_ms()
     marks = hold.claims
+    need_bindable()  # a list (arrow.py)
     marked = [b for sid in {*marks.unwritten, *marks.logged, *marks.done}
               for b in marks.hidden_ids(sid, live_generation(hold, con, sid, t))]
     return [r[0] for r in con.execute(POLL_SQL, {"t": t, "marked": marked}).fetchall()]

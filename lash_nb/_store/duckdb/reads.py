@@ -31,6 +31,7 @@ from ..._core.graph import SessionNode, StoredNodes
 from ..._core.usage import TokenLedgerEntry, TokenUsage
 from ..base import PersistedSession, ReadScope, SessionMeta, TurnRecord
 from . import rows
+from .arrow import need_bindable
 
 _SESSION_SQL = f"""
 SELECT {rows.META_COLS},
@@ -111,6 +112,7 @@ def _path(con: Any, sid: str, ranges: list[tuple[int, int]], root_parent: str | 
 def _in_ranges(sql: str, sid: str, ranges: list[tuple[int, int]] | None) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {"sid": sid}
     if ranges is not None and len(ranges) > 1:
+        need_bindable()  # lists (arrow.py)
         sql += (" AND seq IN (SELECT unnest(range(r.lo, r.hi + 1)) FROM "
                 "(SELECT unnest($lo) AS lo, unnest($hi) AS hi) r)")
         params["lo"], params["hi"] = [r[0] for r in ranges], [r[1] for r in ranges]

@@ -56,7 +56,9 @@ Theory of operation
   counts from the last job run there: the fold and release times are computed anew.
 - **No import while holding** (ADR 0213): a job that needs pandas/pyarrow before their
   import is done raises ``ArrowNotReady`` (``arrow.py``); the thread waits for the import,
-  handing the file over to waiters meanwhile, and runs the job again.
+  handing the file over to waiters meanwhile, and runs the job again. So does a job about to
+  bind a list, bytes or datetime while pandas is being imported (DuckDB's binding would wait
+  for the import; ADR 0216).
 - Forbidden: any other thread using the connection without ``busy``; a job left half applied.
 """
 
@@ -543,7 +545,7 @@ class ConnectionWorker:
                 with contextlib.suppress(Exception):
                     self._carry_heads = {**hold.carried, **hold.heads_to_carry(con)}
             try:
-                hold.flush(con)
+                hold.flush_at_release(con)
             except Exception:  # written by the next hold of this process (``Hold.adopt``)
                 self._carry.update(hold.dirty_rows())
                 self._carry_claims = hold.claims.carry()
