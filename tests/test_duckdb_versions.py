@@ -1,0 +1,165 @@
+"""A store in a shared folder, opened on machines with other DuckDB versions (ADR 221).
+
+The situations: a colleague's lash_nb runs a newer DuckDB whose storage format this one
+cannot read (here: a store whose header says a future DuckDB, v2.3.0, wrote it in storage
+version 1000, the way DuckDB marks a format newer than it knows); and a store kept in an
+older storage format (DuckDB 1.x can read it) that ``vacuum`` copies into a fresh file."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from lash_nb import LashCore
+from lash_nb._errors import StoreError
+from lash_nb.providers import FunctionProvider
+from lash_nb.stores import DuckDBStore
+
+_MASK = (1 << 64) - 1
+
+
+def _duckdb_checksum(block: bytes) -> int:
+    """DuckDB's block checksum (``src/common/checksum.cpp``): 5381 xor-ed with each 8-byte
+    word times 0xbf58476d1ce4e5b9 (a header block is a whole number of words)."""
+    out = 5381
+    for (word,) in struct.iter_unpack("<Q", block):
+        out ^= (word * 0xBF58476D1CE4E5B9) & _MASK
+    return out
+
+
+def _as_written_by_a_newer_duckdb(path: Path, version: str = "v2.3.0") -> None:
+    """Make ``path``'s main header say what a future DuckDB writes: a storage version number
+    past every one this DuckDB reads (1000) and its own library version; the checksum is
+    recomputed so the file is otherwise sound."""
+    data = bytearray(path.read_bytes())
+    data[12:20] = struct.pack("<Q", 1000)
+    data[52:84] = version.encode().ljust(32, b"\0")
+    data[0:8] = struct.pack("<Q", _duckdb_checksum(bytes(data[8:4096])))
+    path.write_bytes(bytes(data))
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _core(path: Path, answer: str = "ok") -> Any:
+    return LashCore.builder().provider(FunctionProvider(lambda r: answer)).store(str(path)).build()
+
+
+def _write_turns(path: Path, sessions: int = 1, prompt: str = "hello", answer: str = "ok") -> None:
+    async def body() -> None:
+        core = _core(path, answer)
+        for i in range(sessions):
+            s = await core.session(f"s{i}").open()
+            await s.turn(prompt).run()
+        await core.close()
+    asyncio.run(body())
+
+
+def _storage_version(path: Path) -> str:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        got = con.execute("SELECT tags['storage_version'] FROM duckdb_databases() "
+                          "WHERE database_name = current_database()").fetchone()
+    finally:
+        con.close()
+    assert got is not None
+    return str(got[0])
+
+
+@pytest.fixture
+def newer_store(tmp_path: Path) -> Path:
+    path = tmp_path / "lash.duckdb"
+    _write_turns(path)
+    _as_written_by_a_newer_duckdb(path)
+    with pytest.raises(duckdb.IOException, match="newer version of DuckDB"):
+        duckdb.connect(str(path), read_only=True)  # what DuckDB itself says of it
+    return path
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_store_from_a_newer_duckdb_names_both_versions_and_stays_unchanged(
+        newer_store: Path, read_only: bool) -> None:
+    before = _digest(newer_store)
+    with pytest.raises(StoreError) as e:
+        DuckDBStore(newer_store, read_only=read_only)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert str(newer_store) in msg
+    assert "DuckDB v2.3.0" in msg  # which DuckDB wrote it
+    assert f"duckdb {duckdb.__version__}" in msg  # which one is here
+    assert 'pip install -U "duckdb>=2.3.0"' in msg  # what to do
+    assert "the file is unchanged" in msg
+    assert "permissions" not in msg  # the old line sent the user to check the folder
+    assert _digest(newer_store) == before
+
+
+def test_a_worker_on_a_store_from_a_newer_duckdb_says_so_in_one_line(newer_store: Path) -> None:
+    before = _digest(newer_store)
+    done = subprocess.run(
+        [sys.executable, "-m", "lash_nb", "worker", "--store", str(newer_store),
+         "--exit-when-idle", "1"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "DuckDB v2.3.0" in line and "pip install -U" in line
+    assert _digest(newer_store) == before
+
+
+def test_lash_open_of_a_store_from_a_newer_duckdb_is_one_line(
+        newer_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from IPython.core.error import UsageError
+    from notebook_harness import lash_shell
+
+    before = _digest(newer_store)
+    with lash_shell(tmp_path, monkeypatch) as sh, pytest.raises(UsageError) as e:
+        sh.run_cell(f"%lash open s0 --store {newer_store}")
+    msg = str(e.value)
+    assert "\n" not in msg and "DuckDB v2.3.0" in msg and 'pip install -U "duckdb>=2.3.0"' in msg
+    assert _digest(newer_store) == before
+
+
+def test_vacuum_keeps_the_storage_format_the_file_had(tmp_path: Path) -> None:
+    """A store kept in DuckDB 1.x's format (``v1.0.0``; made by a DuckDB 1.x tool, or a
+    colleague who reads it with one) stays in it after lash_nb writes turns and vacuums:
+    the copy that replaces the file is written in the same format, not this DuckDB's latest
+    (before: ``v2.0.0``, which DuckDB 1.5 refuses: "version number 69, but we can only read
+    versions between 64 and 68")."""
+    path = tmp_path / "lash.duckdb"
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{path}' AS made (STORAGE_VERSION 'v1.0.0')")
+    con.close()
+    assert _storage_version(path) == "v1.0.0+"
+    prompt, answer = " ".join(["hello"] * 400), " ".join(["ok"] * 2000)
+    _write_turns(path, sessions=12, prompt=prompt, answer=answer)
+
+    async def delete_and_vacuum() -> Any:
+        core = _core(path)
+        for i in range(11):
+            await core.delete_session(f"s{i}")
+        report = await core.vacuum()
+        s = await core.session("s11").open()
+        texts = [m.text() for m in s.read_view().messages()]
+        await core.close()
+        return report, texts
+    report, texts = asyncio.run(delete_and_vacuum())
+    assert report.file_bytes_after < report.file_bytes_before  # the copy did replace it
+    assert texts == [prompt, answer]
+    assert _storage_version(path) == "v1.0.0+"
+
+
+def test_a_new_store_is_written_in_the_storage_format_of_the_lowest_duckdb_allowed(
+        tmp_path: Path) -> None:
+    """lash_nb allows duckdb>=2: a store a colleague's newer DuckDB creates must open on
+    duckdb 2.0.0, so new files are pinned to its format (``v2.0.0``), whatever this
+    DuckDB's latest."""
+    path = tmp_path / "lash.duckdb"
+    _write_turns(path)
+    assert _storage_version(path) == "v2.0.0+"
