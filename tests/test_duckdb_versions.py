@@ -163,3 +163,65 @@ def test_a_new_store_is_written_in_the_storage_format_of_the_lowest_duckdb_allow
     path = tmp_path / "lash.duckdb"
     _write_turns(path)
     assert _storage_version(path) == "v2.0.0+"
+
+
+GIF = b"GIF89a\x02\x00\x03\x00" + b"gif-body"
+
+
+def test_a_store_a_newer_lash_nb_added_columns_to_keeps_working_here(tmp_path: Path) -> None:
+    """Within schema version 4 a newer lash_nb may add columns (as ``tool_calls.printed``
+    was: ``schema.ADDED_COLUMNS``, never dropped or renamed); a colleague's older lash_nb
+    on the same file must go on writing every table. Before: the first turn failed with
+    DuckDB's "table commit_log has 5 columns but 4 values were supplied" (also leases,
+    blobs, queue history: their INSERTs named no columns)."""
+    from lash_nb import TurnInput, tool
+    from lash_nb._store.duckdb.schema import TABLES
+    from lash_nb.testing import scripted, tool_call
+
+    path = tmp_path / "lash.duckdb"
+    _write_turns(path, prompt="from before", answer="stored before")
+    con = duckdb.connect(str(path))  # what the newer lash_nb did to the file
+    for table in TABLES[1:]:
+        con.execute(f"ALTER TABLE {table} ADD COLUMN later_note VARCHAR")
+        con.execute(f"UPDATE {table} SET later_note = 'newer'")
+    con.close()
+
+    @tool
+    def count_words(text: str) -> int:
+        """Count the words."""
+        return len(text.split())
+
+    async def body() -> Any:
+        core = (LashCore.builder().tools(count_words).store(str(path))
+                .provider(scripted([tool_call("count_words", '{"text": "a b c"}', "c1")], "3 words"))
+                .build())
+        s = await core.session("s1").open()
+        await s.turn(TurnInput.text("count these").attach(GIF, name="dot.gif")).run()
+        await s.enqueue("queued here")
+        await s.queued_turn().run()
+        gone = await core.session("s2").open()
+        await gone.turn("soon deleted").run()
+        await gone.close()
+        await core.delete_session("s2")
+        report = await core.vacuum()
+        before = await core.session("s0").open()
+        texts = {sid: [m.text() for m in h.read_view().messages() if m.text()]
+                 for sid, h in (("s0", before), ("s1", s))}
+        await core.close()
+        return report, texts
+    report, texts = asyncio.run(body())
+    assert texts == {"s0": ["from before", "stored before"],
+                     "s1": ["count these", "3 words", "queued here", "3 words"]}
+    assert report.file_bytes_after > 0
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        notes = con.execute("SELECT session_id, later_note, count(*) FROM graph_nodes "
+                            "GROUP BY ALL ORDER BY ALL").fetchall()
+        counts = con.execute("SELECT (SELECT count(*) FROM queue_history), "
+                             "(SELECT count(*) FROM blobs), (SELECT count(*) FROM tool_calls)"
+                             ).fetchone()
+    finally:
+        con.close()
+    # the newer lash_nb's values are kept; this lash_nb's rows leave its column NULL
+    assert notes[0] == ("s0", "newer", 2) and {n[:2] for n in notes[1:]} == {("s1", None)}
+    assert counts == (1, 1, 1)

@@ -27,7 +27,8 @@ SELECT DISTINCT unnest(regexp_extract_all(items::VARCHAR, '[0-9a-f]{64}')) FROM 
 def put(con: Any, blobs: Sequence[tuple[AttachmentRef, bytes]]) -> None:
     for ref, data in blobs:
         con.execute(
-            "INSERT INTO blobs VALUES (?, ?, ?, now()::TIMESTAMP, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO blobs (blob_id, media_type, byte_len, created_at, data) "
+            "VALUES (?, ?, ?, now()::TIMESTAMP, ?) ON CONFLICT DO NOTHING",
             [ref.id, ref.media_type, len(data), data])
 
 

@@ -56,7 +56,8 @@ log = logging.getLogger("lash_nb.store")
 # ``written_at`` is bound as a naive UTC datetime (``log_params``), not as
 # ``epoch_ms(?::BIGINT)``: the same TIMESTAMP, and DuckDB binds and runs the INSERT ~0.05-0.09
 # ms faster without the cast and the function (two INSERTs a turn; ADR 0133)
-LOG_INSERT_SQL = "INSERT INTO commit_log VALUES (?, ?, ?, ?)"
+LOG_INSERT_SQL = ("INSERT INTO commit_log (session_id, head_revision, written_at, body) "
+                  "VALUES (?, ?, ?, ?)")
 _EPOCH = datetime.datetime(1970, 1, 1)
 _MS = datetime.timedelta(milliseconds=1)
 
