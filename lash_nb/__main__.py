@@ -184,13 +184,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "migrate-store":
         from ._errors import StoreError
         from ._store.duckdb import migrate_duckdb
+        from ._store.duckdb.lock import after_migration
 
         try:
             old, new = migrate_duckdb(args.path)
         except StoreError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        print(f"{args.path}: schema version {old} -> {new}" if old != new
+        print(f"{args.path}: schema version {old} -> {new}; {after_migration(old)}" if old != new
               else f"{args.path}: already at schema version {new}")
         return 0
     if args.command == "demo":

@@ -334,7 +334,9 @@ def ensure_schema(con: Any, path: str, read_only: bool) -> None:
         older = version is not None and version.isdigit() and int(version) in MIGRATIONS
         newer = version is not None and version.isdigit() and int(version) > SCHEMA_VERSION
         if older:
-            hint = f"migrate it with `python -m lash_nb migrate-store {path}`"
+            hint = (f"migrate it with `python -m lash_nb migrate-store {path}` (then a lash_nb "
+                    f"still at schema {version}, such as a colleague's sharing the file, refuses "
+                    "it until upgraded)")
         elif newer:
             hint = ("it was written by a newer lash_nb: upgrade lash_nb here "
                     "(pip install -U lash_nb); the file is unchanged")
@@ -468,6 +470,12 @@ def migrate(path: str, *, lock_timeout_s: float = 10.0) -> tuple[int, int]:
         return start, current
     finally:
         con.close()
+
+
+def after_migration(old: int) -> str:
+    """What a migration from schema ``old`` means for the other installs sharing the file."""
+    return (f"a lash_nb still at schema {old} (an older install sharing this file) now refuses "
+            "it: upgrade lash_nb there (pip install -U lash-nb); do not delete the file")
 
 
 def file_id(path: str) -> tuple[int, int] | None:
