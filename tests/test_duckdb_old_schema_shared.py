@@ -1,6 +1,6 @@
 """Yesterday's store in a shared folder, today's lash_nb (ADR 221): a file as the first lash_nb
 of schema 3 wrote it (no ``blobs`` table, no usage ``estimated`` nor ``tool_calls.printed``
-columns: ``tests/data/duckdb_schema_v3.sql``) is refused with the command that migrates it,
+columns: ``tests/data/duckdb_schema_v3.sql`` over ``_v2.sql``) is refused with the command that migrates it,
 and both that line and the command's own say what the migration means for a colleague whose
 lash_nb still uses schema 3 (it will refuse the file: upgrade there, and do not delete it, as
 lash_nb before schema 3.1 advised for a newer file). Migrated, every stored thing is there:
@@ -27,7 +27,8 @@ DATA = Path(__file__).parent / "data"
 
 def _v3_file(path: Path) -> None:
     con = duckdb.connect(str(path))
-    con.execute((DATA / "duckdb_schema_v3.sql").read_text())
+    for step in ("duckdb_schema_v2.sql", "duckdb_schema_v3.sql"):
+        con.execute((DATA / step).read_text())
     con.execute("INSERT INTO sessions VALUES ('old', 'function', 'function-model', NULL, '{}', 2, "
                 "'n2', 1, NULL, now(), now(), 5)")
     for seq, (nid, parent, role, text) in enumerate(
