@@ -35,12 +35,13 @@ def _duckdb_checksum(block: bytes) -> int:
     return out
 
 
-def _as_written_by_a_newer_duckdb(path: Path, version: str = "v2.3.0") -> None:
+def _as_written_by_a_newer_duckdb(path: Path, version: str = "v2.3.0", number: int = 1000) -> None:
     """Make ``path``'s main header say what a future DuckDB writes: a storage version number
     past every one this DuckDB reads (1000) and its own library version; the checksum is
-    recomputed so the file is otherwise sound."""
+    recomputed so the file is otherwise sound. (An old number and version: a file of a DuckDB
+    before 0.10, whose format today's DuckDB no longer reads.)"""
     data = bytearray(path.read_bytes())
-    data[12:20] = struct.pack("<Q", 1000)
+    data[12:20] = struct.pack("<Q", number)
     data[52:84] = version.encode().ljust(32, b"\0")
     data[0:8] = struct.pack("<Q", _duckdb_checksum(bytes(data[8:4096])))
     path.write_bytes(bytes(data))
@@ -100,6 +101,19 @@ def test_a_store_from_a_newer_duckdb_names_both_versions_and_stays_unchanged(
     assert "the file is unchanged" in msg
     assert "permissions" not in msg  # the old line sent the user to check the folder
     assert _digest(newer_store) == before
+
+
+def test_a_store_in_a_format_older_than_this_duckdb_reads_says_export_it(tmp_path: Path) -> None:
+    path = tmp_path / "lash.duckdb"
+    _write_turns(path)
+    _as_written_by_a_newer_duckdb(path, "v0.9.2", 51)
+    before = _digest(path)
+    with pytest.raises(StoreError) as e:
+        DuckDBStore(path)
+    msg = str(e.value)
+    assert "\n" not in msg and "DuckDB v0.9.2" in msg and "no longer reads" in msg
+    assert "EXPORT DATABASE" in msg and "the file is unchanged" in msg
+    assert _digest(path) == before
 
 
 def test_a_worker_on_a_store_from_a_newer_duckdb_says_so_in_one_line(newer_store: Path) -> None:
