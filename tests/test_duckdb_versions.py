@@ -239,3 +239,52 @@ def test_a_store_a_newer_lash_nb_added_columns_to_keeps_working_here(tmp_path: P
     # the newer lash_nb's values are kept; this lash_nb's rows leave its column NULL
     assert notes[0] == ("s0", "newer", 2) and {n[:2] for n in notes[1:]} == {("s1", None)}
     assert counts == (1, 1, 1)
+
+
+_KILLED_AFTER_A_TURN = """
+import asyncio, os, sys
+from lash_nb import LashCore
+from lash_nb.providers import FunctionProvider
+async def main():
+    core = LashCore.builder().provider(FunctionProvider(lambda r: "answer")).store(sys.argv[1]).build()
+    s = await core.session("s").open()
+    await s.turn("asked before the crash").run()
+    os._exit(9)  # the commits stay in commit_log, unfolded
+asyncio.run(main())
+"""
+
+
+def test_rows_a_newer_lash_nb_logged_before_it_died_keep_its_added_column(tmp_path: Path) -> None:
+    """A newer lash_nb (a column added to ``graph_nodes`` within schema 4) died with its
+    turn's commits still in ``commit_log``; this lash_nb opens the file first and folds them.
+    The value the newer one logged for its column is written with the row (before: dropped,
+    the fold knew only its own columns)."""
+    import json
+
+    path = tmp_path / "lash.duckdb"
+    died = subprocess.run([sys.executable, "-c", _KILLED_AFTER_A_TURN, str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert died.returncode == 9, died.stderr
+    con = duckdb.connect(str(path))  # the newer lash_nb's column, and its rows as it logs them
+    con.execute("ALTER TABLE graph_nodes ADD COLUMN later_note VARCHAR")
+    logged = con.execute("SELECT session_id, head_revision, body FROM commit_log").fetchall()
+    assert logged
+    for sid, rev, body in logged:
+        data = json.loads(body)
+        nodes = data["tables"].get("graph_nodes")
+        if nodes:
+            nodes["later_note"] = [f"note {n}" for n in nodes["node_id"]]
+            con.execute("UPDATE commit_log SET body = ? WHERE session_id = ? AND head_revision = ?",
+                        [json.dumps(data), sid, rev])
+    con.close()
+
+    store = DuckDBStore(path, idle_release_s=None)
+    try:
+        loaded = asyncio.run(store.load_session("s"))
+        assert loaded is not None
+        assert [n.message.text() for n in loaded.nodes if n.message] == [
+            "asked before the crash", "answer"]
+        notes = store.query("SELECT node_id, later_note FROM graph_nodes ORDER BY seq")
+    finally:
+        store.close_sync()
+    assert list(notes["later_note"]) == [f"note {n}" for n in notes["node_id"]]
