@@ -25,20 +25,20 @@ from lash_nb.stores import DuckDBStore
 DATA = Path(__file__).parent / "data"
 
 
-def _v3_file(path: Path) -> None:
+def _v3_file(path: Path, provider: str = "function", model: str = "function-model") -> None:
     con = duckdb.connect(str(path))
     for step in ("duckdb_schema_v2.sql", "duckdb_schema_v3.sql"):
         con.execute((DATA / step).read_text())
-    con.execute("INSERT INTO sessions VALUES ('old', 'function', 'function-model', NULL, '{}', 2, "
-                "'n2', 1, NULL, now(), now(), 5)")
+    con.execute("INSERT INTO sessions VALUES ('old', ?, ?, NULL, '{}', 2, 'n2', 1, NULL, now(), "
+                "now(), 5)", [provider, model])
     for seq, (nid, parent, role, text) in enumerate(
             (("n1", None, "user", "hello"), ("n2", "n1", "assistant", "hi there")), start=1):
         content = (f'{{"id":"{nid}","role":"{role}","parts":[{{"id":"{nid}.p0","kind":"text",'
                    f'"content":"{text}"}}]}}')
         con.execute("INSERT INTO graph_nodes VALUES ('old', ?, ?, ?, 'message', ?, ?, now(), "
                     "'t1', false)", [seq, nid, parent, role, content])
-    con.execute("INSERT INTO usage_deltas VALUES ('old', 't1', 3, 'llm', 'function-model', "
-                "120, 30, 0, 0, 0, now())")
+    con.execute("INSERT INTO usage_deltas VALUES ('old', 't1', 3, 'llm', ?, 120, 30, 0, 0, 0, "
+                "now())", [model])
     con.execute(
         "INSERT INTO queued_work_batches (batch_id, session_id, source_key, delivery_policy, "
         "slot_policy, merge_key, available_at_ms, enqueued_at_ms, items) VALUES ('qwb:old', "
@@ -88,3 +88,28 @@ def test_a_first_schema_3_store_is_refused_migrated_with_the_colleague_told_and_
         assert (usage.input_tokens, usage.output_tokens) == (120, 30)
         await core.close()
     asyncio.run(today())
+
+
+def test_rerunning_yesterdays_notebook_after_the_upgrade(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notebook's cells, re-run the morning after the upgrade: the open is one line with
+    the migration and what it means for the colleague; migrated in the kernel, the same cells
+    go on with yesterday's session."""
+    from IPython.core.error import UsageError
+    from notebook_harness import lash_shell
+
+    from lash_nb.stores import migrate_duckdb
+
+    _v3_file(tmp_path / "lash.duckdb", "offline", "lash-offline")
+    with lash_shell(tmp_path, monkeypatch) as sh:
+        with pytest.raises(UsageError) as e:
+            sh.run_cell("%lash open old --store lash.duckdb")
+        msg = str(e.value)
+        assert "\n" not in msg and "migrate-store lash.duckdb" in msg
+        assert "a lash_nb still at schema 3" in msg
+        assert migrate_duckdb(str(tmp_path / "lash.duckdb")) == (3, 4)
+        sh.run_cell("%lash open old --store lash.duckdb")
+        sh.run_cell("%%lash\nand today?")
+        frame = sh.run_cell("%%lash sql\nSELECT role, content->>'$.parts[0].content' AS text "
+                            "FROM graph_nodes WHERE kind = 'message' ORDER BY seq")
+    assert list(frame["text"])[:3] == ["hello", "hi there", "and today?"]
