@@ -70,11 +70,7 @@ def _one_line(exc: BaseException) -> UsageError:
         from .running_elsewhere import busy_line
 
         return UsageError(busy_line(exc.session_id, exc.holder))
-    line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    # the migration as this kernel's own Python runs it: ``!python`` in a cell may be another
-    # one (without lash_nb, or an older one); ``%run -m`` runs the module here (ADR 221)
-    return UsageError(line.replace("`python -m lash_nb migrate-store ",
-                                   "`%run -m lash_nb migrate-store "))
+    return UsageError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
 HELP_FLAGS = ("-h", "--help")

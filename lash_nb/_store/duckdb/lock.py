@@ -334,10 +334,17 @@ def ensure_schema(con: Any, path: str, read_only: bool) -> None:
         older = version is not None and version.isdigit() and int(version) in MIGRATIONS
         newer = version is not None and version.isdigit() and int(version) > SCHEMA_VERSION
         if older:
-            hint = (f"migrate it with `python -m lash_nb migrate-store {path}` (then a lash_nb "
-                    f"still at schema {version}, such as a colleague's sharing the file, refuses "
-                    "it until upgraded)")
-        elif newer:
+            def told(run: str) -> str:
+                return (f"{path} has lash store schema version {version}, this lash_nb uses "
+                        f"{SCHEMA_VERSION}; migrate it with `{run} -m lash_nb migrate-store "
+                        f"{path}` (then a lash_nb still at schema {version}, such as a "
+                        "colleague's sharing the file, refuses it until upgraded)")
+            # in a notebook, as the kernel's own Python runs it: ``!python`` in a cell may be
+            # another one, without lash_nb or with an older one (ADR 221)
+            err = StoreSchemaError(told("python"))
+            err.magic_line = told("%run")
+            raise err
+        if newer:
             hint = ("it was written by a newer lash_nb: upgrade lash_nb here "
                     "(pip install -U lash_nb); the file is unchanged")
         else:
