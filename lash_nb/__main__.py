@@ -184,13 +184,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "migrate-store":
         from ._errors import StoreError
         from ._store.duckdb import migrate_duckdb
+        from ._store.duckdb.lock import after_migration
 
         try:
             old, new = migrate_duckdb(args.path)
         except StoreError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        print(f"{args.path}: schema version {old} -> {new}" if old != new
+        print(f"{args.path}: schema version {old} -> {new}; {after_migration(old)}" if old != new
               else f"{args.path}: already at schema version {new}")
         return 0
     if args.command == "demo":
@@ -227,9 +228,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if stats.store_refused is not None:
+        again = ("start a worker of the upgraded lash_nb" if stats.store_outgrown
+                 else "start the worker again once the store can be written there")
         print(f"worker stopped: {stats.store_refused}; the queued work stays in the queue: "
-              "start the worker again once the store can be written there", file=sys.stderr)
-        return EX_TEMPFAIL
+              f"{again}", file=sys.stderr)
+        return 2 if stats.store_outgrown else EX_TEMPFAIL
     returned = (f"; {len(stats.returned)} batch(es) cut by the stop returned to the queue: "
                 + ", ".join(b for _, b in stats.returned)) if stats.returned else ""
     print(f"worker done: {stats.turns} turns {stats.outcomes}{returned}", file=sys.stderr)

@@ -45,7 +45,7 @@ def test_a_schema_3_duckdb_file_is_migrated_to_4_and_keeps_its_sessions(tmp_path
     done = subprocess.run([sys.executable, "-m", "lash_nb", "migrate-store", str(path)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"{path}: schema version 3 -> 4"
+    assert done.stdout.startswith(f"{path}: schema version 3 -> 4; ")
 
     async def reopen() -> None:
         core = _core(str(path))

@@ -231,7 +231,7 @@ def test_version_1_file_is_refused_then_migrated_by_the_cli(tmp_path: Path) -> N
     cli = [sys.executable, "-m", "lash_nb", "migrate-store", str(path)]
     done = subprocess.run(cli, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"{path}: schema version 1 -> 4"
+    assert done.stdout.startswith(f"{path}: schema version 1 -> 4; ")
     again = subprocess.run(cli, capture_output=True, text=True, timeout=120)
     assert again.stdout.strip() == f"{path}: already at schema version 4"
 

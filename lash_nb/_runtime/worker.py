@@ -39,7 +39,10 @@ Theory of operation
   finished turn's commit that waited ``commit_wait_s`` for it, ``TurnNotSaved``) stops the
   worker: the batches stay queued (a refused commit completes none), ``stats.store_refused``
   holds the error, the CLI prints it once and exits 75 (docs/adr/0175, 0181) instead of
-  logging it at every poll or exiting 0 at ``--exit-when-idle``.
+  logging it at every poll or exiting 0 at ``--exit-when-idle``. So does a store that became
+  one this lash_nb cannot read while it ran (``StoreSchemaError``: a newer lash_nb migrated
+  it, a newer DuckDB rewrote it; ``stats.store_outgrown``): the CLI exits 2, as at a start
+  on such a store, since only an upgraded process can go on (docs/adr/0221).
 - A cached handle whose session was deleted, or deleted and created anew, elsewhere is
   refused at its turn's first commit (``SessionDeleted``, docs/adr/0148): the claim goes
   back uncounted and the worker opens the session again at once (no attempt spent,
@@ -62,6 +65,7 @@ from .._errors import (
     SessionDeleted,
     StoreFullError,
     StorePathError,
+    StoreSchemaError,
     TurnNotSaved,
 )
 from .._providers.registry import KINDS
@@ -87,6 +91,9 @@ class WorkerStats:
     # the store error (full disk, read-only or moved file) that stopped the worker, in one
     # line; its work stays queued
     store_refused: str | None = None
+    # the store became one this lash_nb cannot read (another lash_nb or DuckDB migrated it,
+    # ADR 221): not to be retried by this process, it needs an upgraded one
+    store_outgrown: bool = False
 
 
 def _load(option: str, spec: str) -> Any:
@@ -341,10 +348,11 @@ class Worker:
         refused claim or final commit wrote nothing). The CLI says so once and exits 75 to
         be started again."""
         cause = err.cause if isinstance(err, TurnNotSaved) else err
-        if not isinstance(cause, (StoreFullError, StorePathError)):
+        if not isinstance(cause, (StoreFullError, StorePathError, StoreSchemaError)):
             return False
         if self.stats.store_refused is None:
             self.stats.store_refused = str(cause)
+            self.stats.store_outgrown = isinstance(cause, StoreSchemaError)
         self.stop()
         return True
 

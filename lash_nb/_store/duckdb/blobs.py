@@ -30,7 +30,8 @@ def put(con: Any, blobs: Sequence[tuple[AttachmentRef, bytes]]) -> None:
         need_bindable()  # bytes (arrow.py)
     for ref, data in blobs:
         con.execute(
-            "INSERT INTO blobs VALUES (?, ?, ?, now()::TIMESTAMP, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO blobs (blob_id, media_type, byte_len, created_at, data) "
+            "VALUES (?, ?, ?, now()::TIMESTAMP, ?) ON CONFLICT DO NOTHING",
             [ref.id, ref.media_type, len(data), data])
 
 

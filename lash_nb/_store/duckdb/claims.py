@@ -52,6 +52,7 @@ from ..._core.queue import DeliveryPolicy, QueueClaim, QueuedWorkBatch
 from ..._errors import ClaimSuperseded
 from ..base import RuntimeCommit
 from .arrow import need_bindable
+from .schema import HISTORY_COLUMNS
 
 if TYPE_CHECKING:
     from .hold import Hold
@@ -239,8 +240,9 @@ _WRITE_MANY_SQL = (
     "AND (q.claim_id IS NULL OR coalesce(q.claim_generation, -1) < c.gen)"
 )
 _FINISH_MANY_SQL = (
-    "INSERT INTO queue_history SELECT b.batch_id, b.session_id, source_key, delivery_policy, "
-    "slot_policy, enqueue_seq, enqueued_at_ms, claimed_at_ms, d.t, 'completed', d.tid, "
+    f"INSERT INTO queue_history ({HISTORY_COLUMNS}) "
+    "SELECT b.batch_id, b.session_id, source_key, delivery_policy, slot_policy, enqueue_seq, "
+    "enqueued_at_ms, claimed_at_ms, d.t, 'completed', d.tid, "
     "epoch_ms(enqueued_at_ms), epoch_ms(d.t), attempts FROM queued_work_batches b JOIN "
     "(SELECT unnest($ids::VARCHAR[]) AS id, unnest($tids::VARCHAR[]) AS tid, "
     "unnest($ts::BIGINT[]) AS t) d ON b.batch_id = d.id"

@@ -22,6 +22,7 @@ from . import claims as deferred
 from . import journal
 from .arrow import need_bindable
 from .hold import Hold
+from .schema import HISTORY_COLUMNS
 
 
 def now_ms() -> int:
@@ -145,8 +146,9 @@ def _apply(con: Any, hold: Hold, c: RuntimeCommit, *, direct: bool) -> CommitRes
 def finish_batches(con: Any, batch_ids: list[str], state: str, turn_id: str | None, t: int) -> None:
     need_bindable()  # a list (arrow.py)
     con.execute(
-        "INSERT INTO queue_history SELECT batch_id, session_id, source_key, delivery_policy, "
-        "slot_policy, enqueue_seq, enqueued_at_ms, claimed_at_ms, $t, $state, $tid, "
+        f"INSERT INTO queue_history ({HISTORY_COLUMNS}) "
+        "SELECT batch_id, session_id, source_key, delivery_policy, slot_policy, enqueue_seq, "
+        "enqueued_at_ms, claimed_at_ms, $t, $state, $tid, "
         "epoch_ms(enqueued_at_ms), epoch_ms($t::BIGINT), attempts FROM queued_work_batches "
         "WHERE list_contains($ids, batch_id)",
         {"t": t, "state": state, "tid": turn_id, "ids": batch_ids},

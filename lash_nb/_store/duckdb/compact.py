@@ -14,6 +14,9 @@ Theory of operation
   checkpoint (nothing was written to it after the copy, and a checkpoint would touch the
   ``.wal`` path, which now belongs to the copy) and this process's next job reopens the
   path, waiting in line like any other.
+- The copy is written in the storage format the file had (``formats.py``, ADR 221): DuckDB
+  would write its newest, and a colleague reading the store with an older DuckDB would find
+  it refused after a vacuum.
 - The copy replaces the file only if it is smaller than the checkpointed file (a small or
   dense store would grow: DuckDB preallocates); otherwise it is removed and nothing changes.
 - Any failure before the rename leaves the store as it was and removes the half-made copy.
@@ -27,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .arrow import need_bindable
+from .formats import storage_of
 from .hold import Hold
 
 COMPACT_SUFFIX = ".lash-compact"
@@ -64,8 +68,10 @@ def swap_in_copy(con: Any, path: str, hold: Hold | None, block_size: int) -> tup
     tmp = path + COMPACT_SUFFIX
     _remove(tmp)
     name = con.execute("SELECT current_database()").fetchone()[0]
+    storage = storage_of(con)
+    keep = f", STORAGE_VERSION '{storage}'" if storage else ""
     try:
-        con.execute(f"ATTACH '{_quote(tmp)}' AS lash_compact (BLOCK_SIZE {int(block_size)})")
+        con.execute(f"ATTACH '{_quote(tmp)}' AS lash_compact (BLOCK_SIZE {int(block_size)}{keep})")
         try:
             con.execute(f'COPY FROM DATABASE "{_ident(name)}" TO lash_compact')
         finally:

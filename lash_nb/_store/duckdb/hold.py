@@ -164,7 +164,8 @@ class Hold:
         if unless_holder_stored and self._in_file.get(sid) == holder:
             return
         con.execute(
-            "INSERT INTO execution_leases VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE "
+            "INSERT INTO execution_leases (session_id, owner_id, token, fencing, expires_at_ms) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE "
             "SET owner_id = excluded.owner_id, token = excluded.token, fencing = excluded.fencing, "
             "expires_at_ms = excluded.expires_at_ms",
             [sid, row.owner_id, row.token, row.fencing, row.expires_at_ms],

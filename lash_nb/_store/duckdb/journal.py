@@ -58,8 +58,10 @@ log = logging.getLogger("lash_nb.store")
 # ``epoch_ms(?::BIGINT)``: the same TIMESTAMP, and DuckDB binds and runs the INSERT ~0.05-0.09
 # ms faster without the cast and the function (two INSERTs a turn; ADR 0133); but while
 # pandas is being imported a datetime waits for the import (arrow.py): the cast then
-LOG_INSERT_SQL = "INSERT INTO commit_log VALUES (?, ?, ?, ?)"
-_LOG_INSERT_MS_SQL = "INSERT INTO commit_log VALUES (?, ?, epoch_ms(?::BIGINT), ?)"
+LOG_INSERT_SQL = ("INSERT INTO commit_log (session_id, head_revision, written_at, body) "
+                  "VALUES (?, ?, ?, ?)")
+_LOG_INSERT_MS_SQL = ("INSERT INTO commit_log (session_id, head_revision, written_at, body) "
+                      "VALUES (?, ?, epoch_ms(?::BIGINT), ?)")
 _EPOCH = datetime.datetime(1970, 1, 1)
 _MS = datetime.timedelta(milliseconds=1)
 

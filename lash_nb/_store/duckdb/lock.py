@@ -11,7 +11,8 @@ Theory of operation
   open (schema check, recovery fold) waits the same way.
 - What DuckDB raises about the file itself becomes one line naming the file and the fix
   (:func:`store_error`): damaged (restore a copy), disk full (free space), read-only folder
-  (a writable folder; checked before any open), a newer schema (upgrade lash_nb).
+  (a writable folder; checked before any open), a newer schema (upgrade lash_nb), a storage
+  format this duckdb cannot read (which DuckDB wrote it, which is here: ``formats.py``).
 - A writable open folds what a crashed process left in ``commit_log`` (``journal.py``);
   a read-only open of such a file is refused until a writable open has done that.
 - Nothing already stored is changed by a failed open: a folder, a missing or read-only
@@ -35,6 +36,7 @@ from ..._errors import (
     StoreSchemaError,
 )
 from ..waits import StoreWaitObserver, WaitStop
+from .formats import FLOOR_STORAGE, format_refused
 from .schema import (
     ADD_COLUMNS_DDL,
     ADDED_PROBE,
@@ -64,7 +66,8 @@ def advised(cls: type[E], line: Callable[[str, str], str]) -> E:
 # one thread: the store's statements are small, and DuckDB's thread hand-offs cost more
 # than they save on them (-25% per insert, -45% on a 10,000-node load here); user queries
 # get every core (store.py ``_frame``). A NEW file gets 16 kB blocks instead of DuckDB's
-# 256 kB: a one-turn store is ~10x smaller (ADR 0034); an existing file keeps its own.
+# 256 kB: a one-turn store is ~10x smaller (ADR 0034), and the storage format of the lowest
+# duckdb allowed (``formats.py``, ADR 221); an existing file keeps its own of both.
 BLOCK_SIZE = 16 * 1024
 # DuckDB checkpoints by itself when the .wal passes its threshold, whatever is in the file
 # then; a checkpoint that catches commit_log rows writes them into blocks that their fold
@@ -73,7 +76,8 @@ BLOCK_SIZE = 16 * 1024
 # past CHECKPOINT_WAL_BYTES), and DuckDB's own threshold is only a far safety net.
 CHECKPOINT_WAL_BYTES = 16 * 1024 * 1024
 CONNECT_CONFIG: dict[str, str | bool | int | float | list[str]] = {
-    "threads": 1, "default_block_size": str(BLOCK_SIZE), "checkpoint_threshold": "1GB"}
+    "threads": 1, "default_block_size": str(BLOCK_SIZE), "checkpoint_threshold": "1GB",
+    "storage_compatibility_version": FLOOR_STORAGE}
 _PID = re.compile(r"\(PID (\d+)\)")
 _DUCK_MAGIC = b"DUCK"
 
@@ -278,6 +282,9 @@ def _cannot_write(path: str, first: str) -> ReadOnlyPath:
 
 
 def _classify(path: str, msg: str) -> StoreError:
+    refused = format_refused(path, msg)  # a storage format this duckdb cannot read
+    if refused is not None:
+        return refused
     if "Is a directory" in msg:
         return StorePathError(f"{path} is a folder; pass a file path inside it")
     if any(d in msg for d in _DAMAGE):
@@ -327,10 +334,19 @@ def ensure_schema(con: Any, path: str, read_only: bool) -> None:
         older = version is not None and version.isdigit() and int(version) in MIGRATIONS
         newer = version is not None and version.isdigit() and int(version) > SCHEMA_VERSION
         if older:
-            hint = f"migrate it with `python -m lash_nb migrate-store {path}`"
-        elif newer:
+            def told(run: str) -> str:
+                return (f"{path} has lash store schema version {version}, this lash_nb uses "
+                        f"{SCHEMA_VERSION}; migrate it with `{run} -m lash_nb migrate-store "
+                        f"{path}` (then a lash_nb still at schema {version}, such as a "
+                        "colleague's sharing the file, refuses it until upgraded)")
+            # in a notebook, as the kernel's own Python runs it: ``!python`` in a cell may be
+            # another one, without lash_nb or with an older one (ADR 221)
+            err = StoreSchemaError(told("python"))
+            err.magic_line = told("%run")
+            raise err
+        if newer:
             hint = ("it was written by a newer lash_nb: upgrade lash_nb here "
-                    "(pip install -U lash_nb); the file is unchanged")
+                    "(pip install -U lash-nb-core); the file is unchanged")
         else:
             hint = "point at another path (the file is unchanged)"
         raise StoreSchemaError(
@@ -461,6 +477,12 @@ def migrate(path: str, *, lock_timeout_s: float = 10.0) -> tuple[int, int]:
         return start, current
     finally:
         con.close()
+
+
+def after_migration(old: int) -> str:
+    """What a migration from schema ``old`` means for the other installs sharing the file."""
+    return (f"a lash_nb still at schema {old} (an older install sharing this file) now refuses "
+            "it: upgrade lash_nb there (pip install -U lash-nb-core); do not delete the file")
 
 
 def file_id(path: str) -> tuple[int, int] | None:

@@ -105,7 +105,8 @@ def quarantine(
     def move(con: Any) -> None:
         con.execute(DDL)
         con.execute(
-            "INSERT INTO commit_quarantine SELECT session_id, head_revision, written_at, body, "
+            "INSERT INTO commit_quarantine (session_id, head_revision, written_at, body, "
+            "turn_ids, error, quarantined_at) SELECT session_id, head_revision, written_at, body, "
             "?, ?, now()::TIMESTAMP FROM commit_log WHERE session_id = ? AND head_revision = ?",
             [",".join(turns) or None, reason, sid, rev])
         con.execute("DELETE FROM commit_log WHERE session_id = ? AND head_revision = ?",

@@ -19,6 +19,7 @@ from .arrow import need_arrow
 from .schema import ADDED_DEFAULTS, arrow_schemas
 
 _SCHEMAS: dict[str, Any] | None = None
+_KNOWN: dict[str, frozenset[str]] = {}  # the column names of each table's batch
 
 
 # the C encoders built once (``json_text.py``): the same text as ``JSONEncoder(...).encode``
@@ -57,11 +58,27 @@ def insert(con: Any, table: str, columns: Mapping[str, Sequence[Any]], statement
     schema = _SCHEMAS[table]
     n = len(next(iter(columns.values()))) if columns else 0
     # a column added later (``schema.ADDED_COLUMNS``) is absent from older commit_log rows
-    batch = pa.table([pa.array(columns[f.name] if f.name in columns else [ADDED_DEFAULTS.get(  # noqa: F841
-        (table, f.name))] * n, f.type) for f in schema], schema=schema)
+    arrays = [pa.array(columns[f.name] if f.name in columns else [ADDED_DEFAULTS.get(
+        (table, f.name))] * n, f.type) for f in schema]
+    known = _KNOWN.get(table) or _KNOWN.setdefault(table, frozenset(schema.names))
+    if known.issuperset(columns):
+        batch = pa.table(arrays, schema=schema)
+    else:  # rows a newer lash_nb logged with a column it added (ADR 221): kept where the
+        # table has it, as JSON gave them (the insert casts them to the column's type)
+        extra = _added_by_newer(con, table, [c for c in columns if c not in known])
+        batch = pa.table(arrays + [pa.array(columns[c]) for c in extra],  # noqa: F841
+                         names=[*schema.names, *extra])
     # ``batch`` is found by DuckDB's replacement scan of this frame's locals: unlike
     # register()/unregister() it costs no extra calls (~1 ms saved per table)
     con.execute(statement or f"INSERT INTO {table} BY NAME SELECT * FROM batch")
+
+
+def _added_by_newer(con: Any, table: str, names: list[str]) -> list[str]:
+    """Which of ``names`` are columns of ``table`` in this file (added by a newer lash_nb)."""
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND table_name = ?", [table]).fetchall()}
+    return [c for c in names if c in have]
 
 
 # a commit's rows are built as one tuple per row and turned into columns at once

@@ -124,6 +124,13 @@ ALTER TABLE queued_work_batches ADD COLUMN error VARCHAR;
 ALTER TABLE queued_work_batches ADD COLUMN failed_at_ms BIGINT;
 ALTER TABLE queue_history ADD COLUMN attempts BIGINT;"""
 
+# the columns every INSERT names (a newer lash_nb may add columns within this schema version:
+# an INSERT without a column list would then fail here, ADR 221)
+HISTORY_COLUMNS = (
+    "batch_id, session_id, source_key, delivery_policy, slot_policy, enqueue_seq, "
+    "enqueued_at_ms, claimed_at_ms, finished_at_ms, final_state, turn_id, enqueued_at, "
+    "finished_at, attempts")
+
 BLOBS_DDL = """CREATE TABLE blobs (
     blob_id VARCHAR PRIMARY KEY,
     media_type VARCHAR NOT NULL,

@@ -22,12 +22,14 @@ lash_nb made gains them, and an older lash_nb still opens a database that has th
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ..._errors import StoreSchemaError
 from .blobs import DDL as BLOBS_DDL
 
 SCHEMA_VERSION = 3  # of this PostgreSQL schema (the DuckDB store keeps its own)
+log = logging.getLogger("lash_nb.store")
 
 # version -> idempotent statements that move a database of that version to the next one
 MIGRATIONS = {
@@ -253,7 +255,18 @@ _SCHEMA_LOCK = 0x1A5B_0001
 
 
 async def ensure_schema(con: Any, where: str) -> None:
-    """Create the schema in an empty database, or check the version of an existing one."""
+    """Create the schema in an empty database, or check the version of an existing one (an
+    older one is moved forward, and the other installs it shuts out named: ADR 221)."""
+    moved = await _ensure_schema(con, where)
+    if moved is not None:
+        start, version = moved
+        log.warning(
+            "moved %s from lash_nb schema %s to %s; a lash_nb still at schema %s (a worker or "
+            "notebook on another machine) now refuses it: upgrade lash_nb there (pip install "
+            "-U lash-nb-core)", where, start, version, start)
+
+
+async def _ensure_schema(con: Any, where: str) -> tuple[int, int] | None:
     async with con.transaction():
         await con.execute("SELECT pg_advisory_xact_lock(%s)", [_SCHEMA_LOCK])
         cur = await con.execute("SELECT to_regclass('lash_meta') IS NOT NULL")
@@ -261,16 +274,19 @@ async def ensure_schema(con: Any, where: str) -> None:
         if row and row[0]:
             cur = await con.execute("SELECT value FROM lash_meta WHERE key = 'schema_version'")
             got = await cur.fetchone()
-            version = int(got[0]) if got and str(got[0]).isdigit() else None
+            version = start = int(got[0]) if got and str(got[0]).isdigit() else None
             while version is not None and version < SCHEMA_VERSION and version in MIGRATIONS:
                 await con.execute(MIGRATIONS[version])
                 version += 1
                 got = (str(version),)
             if got is None or got[0] != str(SCHEMA_VERSION):
+                newer = version is not None and version > SCHEMA_VERSION
                 raise StoreSchemaError(
                     f"{where} holds lash_nb schema version {got[0] if got else 'unknown'}, this "
-                    f"lash_nb reads version {SCHEMA_VERSION}; use a new database or a matching "
-                    "lash_nb"
+                    f"lash_nb reads version {SCHEMA_VERSION}; " + (
+                        "it was written by a newer lash_nb: upgrade lash_nb here (pip install "
+                        "-U lash-nb-core); the database is unchanged" if newer else
+                        "use a new database or a matching lash_nb")
                 )
             cur = await con.execute(
                 "SELECT count(*) FROM information_schema.columns WHERE table_schema = "
@@ -286,7 +302,8 @@ async def ensure_schema(con: Any, where: str) -> None:
                 await con.execute(ADD_INDEXES_DDL)
                 # the statistics of queued_work_scheduled's expression, for the poll's plan
                 await con.execute("ANALYZE queued_work_batches")
-            return
+            moved = start is not None and start != SCHEMA_VERSION
+            return (start, SCHEMA_VERSION) if moved and start is not None else None
         cur = await con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() "
             "AND table_name = ANY(%s)",
@@ -301,3 +318,4 @@ async def ensure_schema(con: Any, where: str) -> None:
         await con.execute(DDL)
         await con.execute(ADD_COLUMNS_DDL)
         await con.execute(ADD_INDEXES_DDL)
+    return None
