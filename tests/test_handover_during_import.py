@@ -138,7 +138,10 @@ def test_a_starting_worker_leaves_the_file_free_while_it_imports_pandas(tmp_path
 
 
 def _turns_by_session(path: Path) -> dict[str, list[str]]:
-    check = DuckDBStore(path, read_only=True)
+    """Each session's turns as a colleague opening the file afterwards reads them: writable,
+    so the commits the killed kernel left in ``commit_log`` are folded in first (the harness
+    ends its kernel with SIGKILL; a read-only open refuses such a file, by design)."""
+    check = DuckDBStore(path)
     try:
         rows = check.query("SELECT session_id, status FROM turns ORDER BY session_id, started_at")
     finally:
