@@ -48,6 +48,30 @@ def _turn_rows(nb: bh.NotebookPage) -> list[dict]:
     return [r for r in nb.panel.evaluate(ROWS_JS) if r["cell"] == TURN]
 
 
+def _saved_mid_turn(nb: bh.NotebookPage) -> None:
+    """Run the cells; save while the turn streams; check the file holds that moment."""
+    nb.open()
+    for i in range(len(CELLS)):
+        nb.run_cell(i)
+    nb.cell(TURN).locator(".lash-turn .lash-prose").first.wait_for(timeout=120_000)
+    saved = nb.save(expect_in_file="did not end before this notebook was saved")
+    outputs = saved["cells"][TURN]["outputs"]  # the turn's widget, then its note
+    assert WIDGET in outputs[0]["data"], json.dumps(outputs)[:2000]
+    assert "lash-cut" in outputs[1]["data"]["text/html"]
+
+
+def _reads_as_its_note(nb: bh.NotebookPage, placeholder: str) -> None:
+    """Once the widget renderer wrote ``placeholder``, the turn's cell shows one row: the
+    note, with the prompt."""
+    nb.page.wait_for_function(
+        "([c, text]) => [...c.querySelectorAll('.jp-OutputArea-output.lm-Panel')]"
+        ".some((o) => o.textContent.includes(text))",
+        arg=[nb.cell(TURN).element_handle(), placeholder], timeout=60_000)
+    rows = _turn_rows(nb)
+    assert [r for r in rows if BAD.search(r["text"]) or not r["text"]] == [], rows
+    assert len(rows) == 1 and "please echo word0 word1" in rows[0]["text"], rows
+
+
 def test_a_turn_saved_mid_run_reads_as_its_note_before_and_after_the_kernel_is_back(
         frontend, tmp_path):
     bh.write_notebook(tmp_path / "morning.ipynb", CELLS)
@@ -55,15 +79,7 @@ def test_a_turn_saved_mid_run_reads_as_its_note_before_and_after_the_kernel_is_b
     try:
         with bh.chromium() as browser:
             nb = bh.NotebookPage(browser, server, "morning.ipynb")
-            nb.open()
-            for i in range(len(CELLS)):
-                nb.run_cell(i)
-            nb.cell(TURN).locator(".lash-turn .lash-prose").first.wait_for(timeout=120_000)
-            saved = nb.save(expect_in_file="did not end before this notebook was saved")
-            # the file is the situation: the turn's widget and its note, saved mid-run
-            outputs = saved["cells"][TURN]["outputs"]
-            assert WIDGET in outputs[0]["data"], json.dumps(outputs)[:2000]
-            assert "lash-cut" in outputs[1]["data"]["text/html"]
+            _saved_mid_turn(nb)
             server.shut_down_sessions()
             bh.wait_until(lambda: not server.api("GET", "/api/kernels"), timeout=30,
                           what="the kernel to shut down")
@@ -72,24 +88,12 @@ def test_a_turn_saved_mid_run_reads_as_its_note_before_and_after_the_kernel_is_b
             _reopen_before_the_kernel(nb)
             note = nb.cell(TURN).locator(".lash-cut")
             note.wait_for(timeout=60_000)
-            nb.page.wait_for_function(
-                "(c) => [...c.querySelectorAll('.jp-OutputArea-output.lm-Panel')]"
-                ".some((o) => o.textContent.includes('Loading widget'))",
-                arg=nb.cell(TURN).element_handle(), timeout=60_000)
-            rows = _turn_rows(nb)
-            assert [r for r in rows if BAD.search(r["text"]) or not r["text"]] == [], rows
-            assert len(rows) == 1 and "please echo word0 word1" in rows[0]["text"], rows
+            _reads_as_its_note(nb, "Loading widget")
             # it names the turn and the command that shows how it ended, which it cannot know
             assert f"%lash replay {_turn_id(tmp_path)} --session morning" in note.inner_text()
 
             # and once its new kernel is connected (the turn's model is gone)
             nb.reopen()
-            nb.page.wait_for_function(
-                "(c) => [...c.querySelectorAll('.jp-OutputArea-output.lm-Panel')]"
-                ".some((o) => o.textContent.includes('model not found'))",
-                arg=nb.cell(TURN).element_handle(), timeout=60_000)
-            rows = _turn_rows(nb)
-            assert [r for r in rows if BAD.search(r["text"]) or not r["text"]] == [], rows
-            assert len(rows) == 1 and "please echo word0 word1" in rows[0]["text"], rows
+            _reads_as_its_note(nb, "model not found")
     finally:
         server.stop()
