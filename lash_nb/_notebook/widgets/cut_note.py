@@ -4,7 +4,9 @@ The view hides it while it lives; a notebook saved before the turn ends keeps it
 saved file says the turn was cut instead of showing a widget it cannot load. While the turn
 runs, each cell end updates it to name that cell (``cells.cell_ended``: a run of the whole
 notebook ends there, ADR 191); once the turn's record replaces the view it becomes an empty,
-hidden output (``gone``).
+hidden output (``gone``). Written before the turn's end, it cannot know that end (a restart,
+a shutdown, a kill, or none: a save mid-run) and says so; once the turn has its id the note
+names it and the ``%lash replay`` that shows how the store has it (``named``, ADR 217).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class CutNote:
         self._turn_id = ""
         self._count: int | None = None
         self._ended = False  # a cell ended while the turn ran
+        self._gone = False  # the record replaced the view: the note stays empty
         self._handle: Any = display(_snapshot(*self._note()), display_id=True)
 
     def _note(self) -> tuple[str, str]:
@@ -33,7 +36,7 @@ class CutNote:
 
     def named(self, turn_id: str) -> None:
         """The turn has its id: the note names it, and the ``%lash replay`` that shows it."""
-        if turn_id and turn_id != self._turn_id:
+        if turn_id and turn_id != self._turn_id and not self._gone:
             self._turn_id = turn_id
             self._handle.update(_snapshot(*self._note()))
 
@@ -44,6 +47,7 @@ class CutNote:
 
     def gone(self) -> None:
         """The record replaced the view: nothing of the note stays to read."""
+        self._gone = True
         self._handle.update(_snapshot(NOTE_GONE, ""))
 
 

@@ -353,16 +353,13 @@ def turn_fragment(state: Mapping[str, Any]) -> str:
 # kernel restarted, shut down or died mid-turn) keeps the widget output: its style hides the
 # row of that output whatever it reads while it has no view (ADR 214's rule for the panels):
 # "Loading widget..." until the page's kernel is connected (for good with none), "Error
-# displaying widget: model not found" after; in nbconvert's HTML an output holding only the
-# scripts of a saved widget state. A view (live, or drawn from saved state) is a child node
-# other than a script, so its row shows (ADR 217).
-CUT_STYLE = (  # :has() may not nest: the row is before the note, and holds no view
+# displaying widget: model not found" after. A view is a child node of the renderer (a Lumino
+# panel, ``lm-Panel``), so a live turn's row still shows (ADR 217).
+CUT_STYLE = (  # :has() may not nest: the row is before the note, and its renderer is empty
     ".jp-OutputArea-child:has(+ .jp-OutputArea-child .lash-cut)"
-    ":has(> .jp-OutputArea-output:is(.lm-Panel, .jupyter-widgets))"
-    ":not(:has(> .jp-OutputArea-output > :not(script))) { display: none; }"
+    ":has(> .jp-OutputArea-output.lm-Panel)"
+    ":not(:has(> .jp-OutputArea-output > *)) { display: none; }"
 )
-
-
 # the live widget's text in a kernel, for a renderer that draws no widget (GitHub, nbconvert):
 # its cut-turn note follows with the prompt and what became of the turn (not twice the prompt)
 LIVE_FALLBACK = "lash turn: a live view, drawn only while its kernel runs the turn (see below)"
