@@ -48,8 +48,8 @@ Theory of operation
   ``cancelled`` with the time they ran.
 - A restart or shutdown from the menu stops the turn first (``_runtime/kernel_shutdown.py``,
   ADR 195, 198); a kernel that died (or outran that wait) leaves its widget on the page, which
-  sees it go (``static/kernel.js``), says "kernel gone: the turn was cut", drops Stop and the
-  clock and shows the cut-turn note (ADR 137).
+  sees it go (``static/kernel.js``), says "kernel gone (restarted from this page): the turn
+  was cut" (or what else the page saw, ADR 217), drops Stop and the clock, shows the note.
 
 State the browser reads (synced traits) and what feeds them
 - ``session_id``, ``turn_id``, ``prompt``: set by the runner (``runner.py``).
