@@ -8,11 +8,12 @@
 //   that, and this view was drawn by the one before. Another host without it has the first
 //   signal only.
 // A websocket that drops and reconnects is none of these: the kernel and its turn live on.
-// onGone runs at most once, with what the page knows of the end (ADR 217): JupyterLab and
-// Notebook 7 say "restarting" only for a restart this page asked for (Kernel > Restart), and
-// "autorestarting" when the server restarted it (it died, or another client restarted it); a
-// new kernel's "starting" says the same; "dead", or the connection disposed, a shutdown (or a
-// kernel gone for good, another kernel chosen). The returned function stops watching.
+// onGone runs at most once, with what the page knows of the end (ADR 217): a restart this page
+// asked for (Kernel > Restart) is "restarting"; a restart the server made (the kernel died, or
+// another client restarted it) is "restarting" then, a microtask later, "autorestarting"
+// (JupyterLab 4 and Notebook 7's kernel connection); a new kernel's "starting" says the same;
+// "dead", or the connection disposed, a shutdown (or a kernel gone for good, another kernel
+// chosen). The returned function stops watching.
 
 const LASH_KERNEL_GONE = new Set(["dead", "restarting", "autorestarting", "starting"]);
 const LASH_GONE_WHY = {
@@ -34,12 +35,20 @@ function lashWatchKernel(model, onGone) {
     over = true;
     let status = typeof how === "string" ? how : "";
     if (!status && kernel) status = kernel.isDisposed ? "disposed" : String(kernel.status || "");
-    onGone(LASH_GONE_WHY[status] || "");
+    if (status !== "restarting") { onGone(LASH_GONE_WHY[status] || ""); return; }
+    // a restart the server made (a death, another client's) is "restarting" too, followed by
+    // "autorestarting" in the microtask after (then "unknown" while it reconnects): a task
+    // later, whether that came tells which restart it was
+    setTimeout(() => onGone(LASH_GONE_WHY[seen.has("autorestarting") ? "autorestarting" : status]), 0);
   };
+  const seen = new Set(); // the statuses since the kernel went
   const onLive = () => gone(); // a restart's models (the status tells which restart)
   const onDisposed = () => gone("disposed");
   model.on("comm_live_update", onLive);
-  const onStatus = (_, status) => { if (LASH_KERNEL_GONE.has(status)) gone(status); };
+  const onStatus = (_, status) => {
+    if (over) seen.add(status);
+    else if (LASH_KERNEL_GONE.has(status)) gone(status);
+  };
   const watched = !!(kernel && kernel.statusChanged && kernel.disposed);
   if (watched) {
     kernel.statusChanged.connect(onStatus);
