@@ -63,10 +63,13 @@ def _start_both_turns(nb: NotebookPage, server: JupyterServer) -> tuple[str, str
     return nb.cell(DONE).locator(".jp-OutputArea").inner_text(), live.locator(".lash-prose").inner_text()
 
 
-def _assert_shows_the_kernel_is_gone(nb: NotebookPage, record: str, prose: str) -> None:
+def _assert_shows_the_kernel_is_gone(nb: NotebookPage, record: str, prose: str,
+                                     how: str) -> None:
+    """``how``: what the view says ended the kernel, as far as the page can tell (ADR 217)."""
     live = nb.cell(LIVE).locator(".lash-turn:not(.lash-static):not(.lash-cut)")
     status = live.locator(".lash-status")
     status.filter(has_text="kernel gone").wait_for(timeout=30_000)
+    assert how in status.inner_text(), status.inner_text()
     assert live.locator(".lash-stop").is_hidden()  # no button that cannot work
     # every row already streamed is still there
     before = re.findall(r"word\d+", prose)
@@ -148,7 +151,7 @@ def test_a_kernel_restart_mid_turn_leaves_no_stale_running_widget(tmp_path):
         record, prose = _start_both_turns(nb, server)
         nb.restart_kernel()  # Kernel > Restart Kernel…, confirmed, as a user does
         wait_until(server.kernels_idle, timeout=90, what="the restarted kernel")
-        _assert_shows_the_kernel_is_gone(nb, record, prose)
+        _assert_shows_the_kernel_is_gone(nb, record, prose, "(restarted from this page)")
         nb.screenshot(ARTIFACTS / f"kernel-gone-restart-{frontend}.png", scroll_to=DONE)
 
 
@@ -163,7 +166,7 @@ def test_a_kernel_shut_down_mid_turn_then_started_again_leaves_no_stale_widget(t
         # and committed it before exiting, the view shows that outcome, else it is cut
         cut = _cut_or_stopped(nb)
         if cut:
-            _assert_shows_the_kernel_is_gone(nb, record, prose)
+            _assert_shows_the_kernel_is_gone(nb, record, prose, "(shut down, or")
         # Kernel > Restart Kernel… starts a new one; the widget stays as it is
         nb.menu("Kernel", "Restart Kernel…")
         dialog = nb.page.locator(".jp-Dialog-button", has_text=re.compile(r"^Restart$"))
@@ -171,7 +174,7 @@ def test_a_kernel_shut_down_mid_turn_then_started_again_leaves_no_stale_widget(t
             dialog.click()
         wait_until(server.kernels_idle, timeout=90, what="a new kernel")
         if cut:
-            _assert_shows_the_kernel_is_gone(nb, record, prose)
+            _assert_shows_the_kernel_is_gone(nb, record, prose, "(shut down, or")
         else:
             _assert_stopped_by_the_shutdown(nb, record)
 
@@ -192,7 +195,7 @@ def test_a_kernel_restarted_elsewhere_or_killed_mid_turn_leaves_no_stale_widget(
             kernel = server.api("GET", "/api/kernels")[0]["id"]
             server.api("POST", f"/api/kernels/{kernel}/restart")
         wait_until(server.kernels_idle, timeout=90, what="the new kernel")
-        _assert_shows_the_kernel_is_gone(nb, record, prose)
+        _assert_shows_the_kernel_is_gone(nb, record, prose, "(it died, or was restarted elsewhere)")
 
 
 TOOL_CELLS: list[str | tuple[str, str]] = [
@@ -216,6 +219,7 @@ def test_a_tool_running_when_the_kernel_restarts_reads_cut_not_running(tmp_path)
             has_text="running").wait_for(timeout=120_000)
         nb.restart_kernel()
         live.locator(".lash-status").filter(has_text="kernel gone").wait_for(timeout=60_000)
+        assert "(restarted from this page)" in live.locator(".lash-status").inner_text()
         assert row.count() == 1 and "Oslo" in row.inner_text()  # the row is kept
         assert row.locator(".lash-tool-status").inner_text() == "cut"
         assert row.locator(".lash-tool-clock").count() == 0

@@ -126,18 +126,19 @@ def test_a_turn_still_running_when_the_run_ended_says_so_in_the_saved_file(tmp_p
     _notebook(path, [*SETUP, long, "1 + 1"])
     _run(path)
     note = _outputs(path, 2)[1]["data"]
-    assert note["text/plain"] == (
-        "lash · nightly: this turn was still running when cell [4] ended, the last cell that "
-        "ended before this notebook was saved; a run of the whole notebook shuts the kernel "
-        "down after its last cell: end the notebook with a %lash wait cell to keep the turn's "
-        "record in it. If the kernel was restarted or shut down (the Kernel menu, the end of "
-        "a jupyter nbconvert --execute or papermill run), that stopped the turn and the store "
-        "keeps what it had streamed; if the kernel was killed or died, the next %lash open "
-        "closes the turn with what it had committed (its prompt at least). %lash replay "
-        "shows the stored turn")
-    assert "still running when cell [4] ended" in note["text/html"]
-    # what the note says of the run's shutdown is what the store holds (ADR 195, ADR 198)
     turns = _stored_turns(tmp_path / "nightly.duckdb")
+    turn_id = turns[0]["turn_id"]
+    assert note["text/plain"] == (
+        f"lash · nightly · {turn_id}: this turn was still running when cell [4] ended, the last "
+        "cell that ended before this notebook was saved; a run of the whole notebook shuts the "
+        "kernel down after its last cell: end the notebook with a %lash wait cell to keep the "
+        "turn's record in it. The store knows: "
+        f"%lash replay {turn_id} --session nightly shows the turn as stored: stopped by the "
+        "kernel's restart, shutdown or interrupt (what it had streamed is kept), finished (the "
+        "turn ended after this notebook was saved), or, if the kernel was killed or crashed, "
+        "closed by the next %lash open with what it had committed (its prompt at least)")
+    assert "still running when cell [4] ended" in note["text/html"]
+    # what the store holds of the run's shutdown (ADR 195, ADR 198)
     assert [(t["outcome"], t["stop_reason"]) for t in turns] == [("stopped", "cancelled")]
     result = json.loads(turns[0]["result"])
     assert result["cancellation"]["origin"] in ("kernel_shutdown", "kernel_interrupt")
@@ -157,7 +158,7 @@ def _stored_turns(path: Path) -> list[dict]:
     async def body() -> list[dict]:
         core = LashCore.builder().provider(OfflineProvider(delay_s=0)).store(str(path)).build()
         try:
-            df = core.store.query("SELECT outcome, stop_reason, result FROM turns ORDER BY seq")
+            df = core.store.query("SELECT turn_id, outcome, stop_reason, result FROM turns ORDER BY seq")
             return [dict(r) for r in df.to_dict("records")]
         finally:
             await core.close()

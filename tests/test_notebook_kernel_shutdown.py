@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from notebook_harness import KernelHarness, prose_of
+from notebook_harness import KernelHarness, lash_shell, prose_of
 
 from lash_nb import LashCore
 from lash_nb.providers import OfflineProvider
@@ -138,17 +138,32 @@ def test_a_drain_cut_by_a_kernel_shutdown_gives_its_batch_back(tmp_path: Path) -
         assert pending == [] and [d["final_state"] for d in done] == ["completed"], done
 
 
-def test_the_note_of_a_turn_cut_by_a_restart_says_what_the_restart_did(tmp_path: Path) -> None:
-    """The note under the cut turn said "%lash open closes the turn there" after a restart,
-    though the restart had committed the turn: the next open closes nothing. The note now
-    says what a restart does and what a kill does, and the store shows the restart's part."""
+def test_the_note_of_a_turn_cut_by_a_restart_names_it_and_its_replay_says_what_stopped_it(
+        tmp_path: Path, monkeypatch) -> None:
+    """The note under the cut turn is written before the turn ends: it cannot know whether a
+    restart, a shutdown or a kill ended it, or whether the notebook was only saved mid-run
+    (ADR 198, 212). It said what each end would do, as if one had happened. It now says it
+    cannot tell, names the turn and the ``%lash replay`` that shows it; the replayed record
+    says what the store knows: the kernel stopped it, by its restart's interrupt or its
+    shutdown (ADR 217)."""
     _, note = _shut_down_mid_turn_with_note(tmp_path, restart=True)
-    assert "If the kernel was restarted or shut down" in note, note
-    assert "that stopped the turn and the store keeps what it had streamed" in note, note
-    assert "closes the turn there" not in note, note
-    # and that is what happened: the turn is committed with its words, nothing is left open
     import json
 
     turns = _stored_turns(tmp_path / "k.duckdb", "k")
     assert [(t["outcome"], t["stop_reason"]) for t in turns] == [("stopped", "cancelled")]
-    assert "word5" in json.loads(turns[0]["result"])["assistant_output"]["safe_text"]
+    turn_id = turns[0]["turn_id"]
+    assert note.startswith(f"lash · k · {turn_id}: this turn did not end"), note
+    assert "cannot tell which, nor how the turn ended" in note, note
+    assert f"%lash replay {turn_id} --session k shows the turn as stored" in note, note
+    origin = json.loads(turns[0]["result"])["cancellation"]["origin"]
+    assert origin in STOPPERS
+
+    with lash_shell(tmp_path, monkeypatch, "%lash open k --store k.duckdb") as sh:
+        data = sh.run_cell(f"%lash replay {turn_id} --session k")._repr_mimebundle_()
+    text = (data[0] if isinstance(data, tuple) else data)["text/plain"]
+    said = {"kernel_shutdown": "stopped by a restart or shutdown of its kernel",
+            "kernel_interrupt": "stopped by the kernel's interrupt (Kernel > Interrupt, or the "
+                                "one a restart or shutdown sends first)"}
+    assert said[origin] in text, text
+    assert said[next(o for o in said if o != origin)] not in text, text
+    assert "word5" in text  # what it had streamed

@@ -10,6 +10,7 @@ turns (ADR 198), on that open and every later one.
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -96,6 +97,7 @@ def test_a_kernel_killed_mid_turn_leaves_a_card_whose_count_holds_the_lost_turn(
         ex = k.submit("%%lash\nplease echo " + " ".join(f"word{i}" for i in range(300)))
         model_id = k.wait_for_widget(ex, name="TurnWidget", timeout=120)
         k.pump_until(lambda: "word3 " in prose_of(k.state(model_id)), timeout=120)
+        notes = [t for t in ex.data("text/plain") if "did not end" in t]
     finally:
         assert k.kc is not None and k.km is not None
         k.kc.stop_channels()
@@ -111,3 +113,12 @@ def test_a_kernel_killed_mid_turn_leaves_a_card_whose_count_holds_the_lost_turn(
         assert "stopped: runtime_error" in first, first
         again = _card(k2.run("%lash open k --store k.duckdb"))
         assert "1 turn(s) so far" in again and "did not finish" not in again, again
+        # the cut turn's note, as a notebook saved then keeps it: it cannot know of the kill,
+        # and says so; it names the turn the card names, whose replay says the process died
+        # (ADR 217)
+        turn_id = re.search(r"%lash replay ([\w-]+)", first)
+        assert turn_id, first
+        assert notes and "cannot tell which, nor how the turn ended" in notes[-1], notes
+        assert f"%lash replay {turn_id[1]} --session k" in notes[-1], notes
+        replayed = "\n".join(k2.run(f"%lash replay {turn_id[1]} --session k").data("text/plain"))
+        assert "was killed or exited before the turn's final commit" in replayed, replayed

@@ -328,11 +328,13 @@ async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) 
         raise UsageError(f"no turn {a.turn!r} in session {sid!r}; recent turns: {known}")
     events = await b.session.store.load_events(sid, rec.turn_id)
     from .widgets.attachments import attachment_cards
+    from .widgets.fold import stopped_by_kernel
     from .widgets.turn import TurnWidget
 
     w = TurnWidget(session_id=sid, turn_id=rec.turn_id, prompt=turn_prompt(b.session, rec.turn_id),
                    attachments=attachment_cards(await turn_attachments(b.session, rec.turn_id)))
     w.push_all(events)
+    stopped_by_kernel(w.fold, rec.result)  # what the cut-turn note could not say (ADR 217)
     outcome = rec.result.get("outcome") if isinstance(rec.result, dict) else None
     if isinstance(rec.result, dict):  # the footer's cost, as the turn showed it when it ended
         w.cost = stored_turn_cost(rec.result, prices_for_display(m.prices, m.user_ns))

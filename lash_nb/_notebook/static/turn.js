@@ -348,6 +348,7 @@ function render({ model, el }) {
   let toolStarts = {};
   let noAnswer = null;
   let gone = false; // the kernel that ran the turn is gone (lashWatchKernel, at the end)
+  let goneWhy = "";
   const live = () => !gone && LASH_LIVE.has(model.get("status"));
   stop.addEventListener("click", () => {
     stop.disabled = true;
@@ -395,7 +396,8 @@ function render({ model, el }) {
     title.textContent = "lash" + (sid ? " · " + sid : "") + (tid ? " · " + tid : "");
     const st = gone ? "gone" : model.get("status");
     const asking = st === "running" && copy !== null && copy.blocks.some((b) => b.status === "waiting");
-    status.textContent = gone ? "kernel gone: the turn was cut" : asking ? "waiting for approval" : st;
+    status.textContent = gone ? `kernel gone${goneWhy ? ` (${goneWhy})` : ""}: the turn was cut`
+      : asking ? "waiting for approval" : st;
     status.className = "lash-status lash-status-" + st.replace(/[^a-z]/g, "");
     stop.style.display = live() ? "" : "none";
     stop.disabled = st === "stopping";
@@ -522,8 +524,9 @@ function render({ model, el }) {
   // the kernel is gone mid-turn: freeze the view as it is and show the note; a finished turn's
   // view (its record is on the way, or already drawn) has nothing to stop
   let goneElapsed = 0;
-  const unwatch = lashWatchKernel(model, () => {
+  const unwatch = lashWatchKernel(model, (why) => {
     if (!LASH_LIVE.has(model.get("status"))) return;
+    goneWhy = why; // what the page saw end the kernel (kernel.js), as far as it can tell
     goneElapsed = model.get("elapsed_ms") + (performance.now() - elapsedAt);
     gone = true;
     if (noAnswer) { clearTimeout(noAnswer); noAnswer = null; }

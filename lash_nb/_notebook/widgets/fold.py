@@ -489,6 +489,24 @@ def never_started(fold: TurnFold, *, waited: bool, lost: bool = False) -> None:
         "stopped before it reached the model: the model never saw it and nothing was spent"))
 
 
+# how the store says a turn stopped by its kernel ended (its cancellation's origin): a replayed
+# record says it, which a cut-turn note written before the end could not (ADR 217)
+STOPPED_BY_KERNEL = {
+    "kernel_shutdown": ("stopped by a restart or shutdown of its kernel (the Kernel menu, the "
+                        "end of a run of the whole notebook): what it had streamed is kept"),
+    "kernel_interrupt": ("stopped by the kernel's interrupt (Kernel > Interrupt, or the one a "
+                         "restart or shutdown sends first): what it had streamed is kept"),
+}
+
+
+def stopped_by_kernel(fold: TurnFold, result: Any) -> None:
+    """A stored turn's row saying its kernel stopped it, when its result says so."""
+    cancellation = result.get("cancellation") if isinstance(result, Mapping) else None
+    origin = cancellation.get("origin") if isinstance(cancellation, Mapping) else None
+    if origin in STOPPED_BY_KERNEL:
+        fold._append("notice", STOPPED_BY_KERNEL[str(origin)])
+
+
 def not_saved(fold: TurnFold) -> None:
     """The finished turn's commit was refused: its answer stays in view, its waiting row goes
     (the error row the caller adds says why and what to do)."""

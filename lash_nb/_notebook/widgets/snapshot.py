@@ -350,22 +350,40 @@ def turn_fragment(state: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------- a cut turn
 # A live turn is displayed as its widget, then this note. The widget's view hides the note while
 # it lives, and the turn's end empties it (NOTE_GONE). A notebook saved while the turn ran (the
-# kernel restarted, shut down or died mid-turn) keeps the widget output, which reads "Error
-# displaying widget: model not found" once the kernel is gone: the note then shows what was
-# asked and where the turn is, and its style hides that line of the widget output before it.
-CUT_STYLE = (  # :has() may not nest, so the rule hides the output node, not its whole row
-    ".jp-OutputArea-child:has(+ .jp-OutputArea-child .lash-cut) > "
-    ".jp-OutputArea-output.jupyter-widgets:not(:has(*)) { display: none; }"
+# kernel restarted, shut down or died mid-turn) keeps the widget output: its style hides the
+# row of that output whatever it reads while it has no view (ADR 214's rule for the panels):
+# "Loading widget..." until the page's kernel is connected (for good with none), "Error
+# displaying widget: model not found" after. A view is a child node of the renderer (a Lumino
+# panel, ``lm-Panel``), so a live turn's row still shows (ADR 217).
+CUT_STYLE = (  # :has() may not nest: the row is before the note, and its renderer is empty
+    ".jp-OutputArea-child:has(+ .jp-OutputArea-child .lash-cut)"
+    ":has(> .jp-OutputArea-output.lm-Panel)"
+    ":not(:has(> .jp-OutputArea-output > *)) { display: none; }"
 )
-# written before the turn ends, so true of each way it may end (ADR 198): a restart or shutdown
-# commits the turn as it stands (ADR 195), a kill leaves it to the next open (ADR 4)
-HOW_IT_ENDED = ("If the kernel was restarted or shut down (the Kernel menu, the end of a jupyter "
-                "nbconvert --execute or papermill run), that stopped the turn and the store "
-                "keeps what it had streamed; if the kernel was killed or died, the next %lash "
-                "open closes the turn with what it had committed (its prompt at least). %lash "
-                "replay shows the stored turn")
-CUT_TEXT = ("this turn did not end before its kernel went or this notebook was saved. "
-            + HOW_IT_ENDED)
+# the live widget's text in a kernel, for a renderer that draws no widget (GitHub, nbconvert):
+# its cut-turn note follows with the prompt and what became of the turn (not twice the prompt)
+LIVE_FALLBACK = "lash turn: a live view, drawn only while its kernel runs the turn (see below)"
+
+
+def how_it_ended(session_id: str = "", turn_id: str = "") -> str:
+    """What a note written before the turn's end can say of that end: not which one came (a
+    restart, a shutdown, a kill, or none: the notebook saved mid-run), but where it is known
+    (the store) and what each end leaves there (ADR 195, 198, 212, 217)."""
+    replay = "%lash replay" + (f" {turn_id}" if turn_id else "") + (
+        f" --session {session_id}" if session_id and turn_id else "")
+    return ("The store knows: " + replay + " shows the turn as stored: stopped by the kernel's "
+            "restart, shutdown or interrupt (what it had streamed is kept), finished (the turn "
+            "ended after this notebook was saved), or, if the kernel was killed or crashed, "
+            "closed by the next %lash open with what it had committed (its prompt at least)")
+
+
+def cut_text(session_id: str = "", turn_id: str = "") -> str:
+    return ("this turn did not end before this notebook was saved, or before its kernel went; "
+            "this note was written while it ran and cannot tell which, nor how the turn "
+            "ended. " + how_it_ended(session_id, turn_id))
+
+
+CUT_TEXT = cut_text()
 CUT_LOOK = (  # a few rules of turn.css, not all of it: the note is in every live turn's output
     ".lash-cut { border: 1px solid rgba(127,127,127,.4); border-radius: 6px; padding: 8px 10px; "
     "max-width: 900px; overflow-wrap: anywhere; } .lash-cut .lash-prompt { font-style: italic; "
@@ -377,20 +395,21 @@ _GONE = '<div class="lash-gone" hidden></div>'
 NOTE_GONE = f"<style>{css_for('turn.css', _GONE)}</style>{_GONE}"
 
 
-def still_running_text(count: int | None) -> str:
+def still_running_text(count: int | None, session_id: str = "", turn_id: str = "") -> str:
     """The note of a turn still running when cell ``[count]`` ended (ADR 191): a run of the
     whole notebook ends there, and the note is what its saved file keeps of the turn."""
     cell = f"cell [{count}]" if count is not None else "a cell"
     return (f"this turn was still running when {cell} ended, the last cell that ended before "
             "this notebook was saved; a run of the whole notebook shuts the kernel down after "
             "its last cell: end the notebook with a %lash wait cell to keep the turn's record "
-            "in it. " + HOW_IT_ENDED)
+            "in it. " + how_it_ended(session_id, turn_id))
 
 
-def cut_turn_note(note_id: str, session_id: str, prompt: str,
-                  text: str = CUT_TEXT) -> tuple[str, str]:
+def cut_turn_note(note_id: str, session_id: str, prompt: str, text: str = CUT_TEXT,
+                  turn_id: str = "") -> tuple[str, str]:
     """The note's ``text/html`` and ``text/plain``."""
-    head = f"lash · {session_id}" if session_id else "lash turn"
+    head = (f"lash · {session_id}" if session_id else "lash turn") + (
+        f" · {turn_id}" if turn_id else "")
     html_ = (f'<div class="lash-turn lash-snapshot lash-cut" data-panel="{esc(note_id)}">'
              f"<style>{CUT_STYLE}\n{CUT_LOOK}</style>"
              f'<div class="lash-head"><span class="lash-title">{esc(head)}</span></div>'

@@ -48,8 +48,8 @@ Theory of operation
   ``cancelled`` with the time they ran.
 - A restart or shutdown from the menu stops the turn first (``_runtime/kernel_shutdown.py``,
   ADR 195, 198); a kernel that died (or outran that wait) leaves its widget on the page, which
-  sees it go (``static/kernel.js``), says "kernel gone: the turn was cut", drops Stop and the
-  clock and shows the cut-turn note (ADR 137).
+  sees it go (``static/kernel.js``), says "kernel gone (restarted from this page): the turn
+  was cut" (or what else the page saw, ADR 217), drops Stop and the clock, shows the note.
 
 State the browser reads (synced traits) and what feeds them
 - ``session_id``, ``turn_id``, ``prompt``: set by the runner (``runner.py``).
@@ -101,7 +101,7 @@ from .fold import TurnFold, never_started, outcome_label
 from .live_prose import LiveProse, utf16_len
 from .long_text import SHOWN_PROMPT_CHARS, SHOWN_PROSE_CHARS, ProseCut, shown_prompt
 from .markdown import render_markdown, without_revealed_keys
-from .snapshot import FINAL_STATUSES, bundle, final_status, turn_html
+from .snapshot import FINAL_STATUSES, LIVE_FALLBACK, bundle, final_status, turn_html
 from .untrusted import inert_markdown
 
 StopCallback = Callable[[], Any]
@@ -207,8 +207,10 @@ class TurnWidget(anywidget.AnyWidget):
         # without a kernel (a terminal) saves no notebook and prints every display once, so
         # there the note would only say, falsely, that the turn did not end
         if cells.in_kernel():
-            self._note = CutNote(self.panel_id, self.session_id, self.prompt)
-            cells.watch(self._note)
+            self._note = note = CutNote(self.panel_id, self.session_id, self.prompt)
+            cells.watch(note)
+            note.named(self.turn_id)  # now, or once the runner knows it
+            self.observe(lambda change: note.named(str(change["new"])), "turn_id")
         return self
 
     def set_stop_callback(self, on_stop: StopCallback | None) -> None:
@@ -587,9 +589,10 @@ class TurnWidget(anywidget.AnyWidget):
             return bundle(turn_html(self.state()), plain)
         bundle_ = super()._repr_mimebundle_(**kwargs)
         data = bundle_[0] if isinstance(bundle_, tuple) else bundle_
-        if isinstance(data, dict):
-            plain = self.to_text()
-            data["text/markdown"] = inert_markdown(plain)
+        if isinstance(data, dict) and cells.in_kernel():  # the note after it has the prompt
+            data["text/plain"] = LIVE_FALLBACK  # (a renderer without widgets shows both)
+        elif isinstance(data, dict):
+            data["text/markdown"] = inert_markdown(plain := self.to_text())
             data["text/plain"] = plain
         return bundle_
 
