@@ -99,23 +99,30 @@ def test_the_notebook7_runs_of_browser_tests_share_one_lane_and_its_server(tmp_p
     every Notebook 7 run is dealt to one lane, on one worker, so one server serves them; the
     JupyterLab runs still fill both lanes (ADR 220). Single-frontend tests between the
     parametrized ones shift a round-robin deal, as in the suite."""
-    # a JupyterLab-only browser test, then one in both front ends; twice
-    pair = """
-    @pytest.mark.browser
-    def test_lab_only_{n}(request):
-        run(request, "jupyterlab")
-
-    @pytest.mark.browser
-    @pytest.mark.parametrize("frontend", ["jupyterlab", "notebook7"])
-    def test_both_{n}(request, frontend):
-        run(request, frontend)
-    """
     lines = _run_suite(tmp_path, LOGGER + """
     import pytest
 
     def run(request, frontend):
         log("browser", frontend, request.node.get_closest_marker("xdist_group").args[0])
-    """ + pair.format(n=0) + pair.format(n=1), "xdist_groups")
+
+    @pytest.mark.browser
+    def test_lab_only(request):
+        run(request, "jupyterlab")
+
+    @pytest.mark.browser
+    @pytest.mark.parametrize("frontend", ["jupyterlab", "notebook7"])
+    def test_both(request, frontend):
+        run(request, frontend)
+
+    @pytest.mark.browser
+    def test_lab_only_again(request):
+        run(request, "jupyterlab")
+
+    @pytest.mark.browser
+    @pytest.mark.parametrize("frontend", ["jupyterlab", "notebook7"])
+    def test_both_again(request, frontend):
+        run(request, frontend)
+    """, "xdist_groups")
     assert len(lines) == 6, lines
     notebook7 = [ln for ln in lines if ln[1] == "notebook7"]
     assert len(notebook7) == 2
