@@ -94,42 +94,6 @@ def test_browser_tests_use_at_most_two_workers_and_go_first(tmp_path):
         assert ran == sorted(ran), ran  # "browser" < "quick"
 
 
-def test_the_notebook7_runs_of_browser_tests_share_one_lane_and_its_server(tmp_path):
-    """Each lane that runs a Notebook 7 test starts a ``jupyter notebook`` server of its own:
-    every Notebook 7 run is dealt to one lane, on one worker, so one server serves them; the
-    JupyterLab runs still fill both lanes (ADR 220). Single-frontend tests between the
-    parametrized ones shift a round-robin deal, as in the suite."""
-    lines = _run_suite(tmp_path, LOGGER + """
-    import pytest
-
-    def run(request, frontend):
-        log("browser", frontend, request.node.get_closest_marker("xdist_group").args[0])
-
-    @pytest.mark.browser
-    def test_lab_only(request):
-        run(request, "jupyterlab")
-
-    @pytest.mark.browser
-    @pytest.mark.parametrize("frontend", ["jupyterlab", "notebook7"])
-    def test_both(request, frontend):
-        run(request, frontend)
-
-    @pytest.mark.browser
-    def test_lab_only_again(request):
-        run(request, "jupyterlab")
-
-    @pytest.mark.browser
-    @pytest.mark.parametrize("frontend", ["jupyterlab", "notebook7"])
-    def test_both_again(request, frontend):
-        run(request, frontend)
-    """, "xdist_groups")
-    assert len(lines) == 6, lines
-    notebook7 = [ln for ln in lines if ln[1] == "notebook7"]
-    assert len(notebook7) == 2
-    assert len({ln[2] for ln in notebook7}) == 1 and len({ln[3] for ln in notebook7}) == 1, lines
-    assert {ln[2] for ln in lines if ln[1] == "jupyterlab"} == {"browser-lane-0", "browser-lane-1"}
-
-
 @pytest.mark.postgres
 def test_one_postgres_server_serves_every_worker_and_is_stopped_after_the_run(tmp_path):
     lines = _run_suite(tmp_path, LOGGER + """

@@ -5,11 +5,9 @@
 wheel) are one group, so that fixture is set up once, on one worker; a parametrized shared
 fixture makes one group per parameter (JupyterLab and Notebook 7 may run at the same time). A
 test that must not run beside another one (both build in the checkout) names a group itself
-with ``@pytest.mark.xdist_group("...")``. The other browser tests are dealt into
+with ``@pytest.mark.xdist_group("...")``. The other browser tests are dealt round-robin into
 ``BROWSER_LANES`` groups: at most that many Chromium + Jupyter server + kernel stacks at once
-on a 2-core machine (more made each slower than its timeouts). The Notebook 7 runs all go to
-the last lane, so one worker starts a ``jupyter notebook`` server, not each (ADR 220); the
-JupyterLab runs go to the lane with the fewest tests so far. Browser tests, then slow ones, go
+on a 2-core machine (more made each slower than its timeouts). Browser tests, then slow ones, go
 first, so the long ones do not start last; without xdist this only changes the order.
 
 The groups reach the scheduler through a file, not through xdist's own ``loadgroup`` channel:
@@ -57,12 +55,6 @@ def _shared_fixture_group(item: pytest.Item) -> str | None:
     return item.nodeid.split("::")[0] + "".join(f"[{p}]" for p in parts if p)
 
 
-def _notebook7(item: pytest.Item) -> bool:
-    """A run of a browser test in Notebook 7 (a parameter ``notebook7``, browser_harness)."""
-    callspec = getattr(item, "callspec", None)
-    return callspec is not None and any(v == "notebook7" for v in callspec.params.values())
-
-
 def _rank(item: pytest.Item) -> int:
     if item.get_closest_marker("browser"):
         return 0
@@ -73,23 +65,16 @@ def _rank(item: pytest.Item) -> int:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     units: dict[str, int] = {}
     unit_of: dict[int, str] = {}
-    free = {id(item) for item in items if item.get_closest_marker("xdist_group") is None
-            and _shared_fixture_group(item) is None and item.get_closest_marker("browser")}
-    dealt = [0] * BROWSER_LANES  # tests per lane; the last one holds every Notebook 7 run
-    dealt[-1] = sum(1 for item in items if id(item) in free and _notebook7(item))
+    browsers = 0
     for item in items:
         named = item.get_closest_marker("xdist_group")
         if named is not None:
             group = str(named.args[0] if named.args else named.kwargs.get("name", "default"))
         else:
             group = _shared_fixture_group(item)
-            if id(item) in free:
-                if _notebook7(item):
-                    lane = BROWSER_LANES - 1
-                else:
-                    lane = dealt.index(min(dealt))
-                    dealt[lane] += 1
-                group = f"browser-lane-{lane}"
+            if group is None and item.get_closest_marker("browser"):
+                group = f"browser-lane-{browsers % BROWSER_LANES}"
+                browsers += 1
             if group is not None:
                 item.add_marker(pytest.mark.xdist_group(group))
         unit = item.nodeid if group is None else f"@{group}"
