@@ -11,7 +11,6 @@ snapshot once its model was gone.
 from __future__ import annotations
 
 import contextlib
-import shutil
 
 import pytest
 from browser_harness import (
@@ -71,53 +70,14 @@ def _empty(rows: list[dict]) -> list[dict]:
     return [r for r in rows if not r["text"] and not r["media"]]
 
 
-def _next_day(nb: NotebookPage, server: JupyterServer) -> None:
-    """The saved notebook, open in ``nb`` with a new kernel: every output row reads; then the
-    day's work: the kernel is back, the panels run live again and their rows show the live
-    panel (the rule hides only a failed widget's row)."""
-    page = nb.page
-    page.wait_for_function(
-        "() => ![...document.querySelectorAll('.jp-OutputArea-output')]"
-        ".some(e => e.textContent.startsWith('Loading widget'))", timeout=60_000)
-    nb.cell(7).scroll_into_view_if_needed()
-    # the turn's record (committed at the restart, ADR 195), or its cut-turn note
-    # when the record's update did not reach the page before the kernel went
-    nb.cell(7).locator(".lash-cut, .lash-turn.lash-static").first.wait_for(timeout=60_000)
-    # JupyterLab lays out and renders the outputs a moment after they attach (a
-    # markdown card may have no height yet): an empty row must stay empty to fail
-    with contextlib.suppress(AssertionError):  # the assert below says which
-        wait_until(lambda: not _empty(_rows(nb)), timeout=30, what="filled rows")
-    rows = _rows(nb)
-    assert _empty(rows) == [], rows
-    cells_with_output = sorted({r["cell"] for r in rows})
-    assert cells_with_output == [1, 2, 3, 4, 5, 6, 7], rows
-    text = " ".join(r["text"] for r in rows)
-    assert "Error displaying widget" not in text and "model not found" not in text
-
-    for i in (0, 1, 4):
-        nb.run_cell(i)
-    queue = nb.cell(4).locator(".lash-queue")
-    queue.wait_for(timeout=60_000)
-    wait_until(server.kernels_idle, timeout=60, what="the cells to end")
-    live = [r for r in _rows(nb) if r["cell"] == 4]
-    assert len(live) == 1 and "1 pending" in live[0]["text"], live
-    assert live[0]["prompt"].startswith("[")  # the widget's own row, not the snapshot
-    assert queue.locator("button").count() >= 1
-
-
-def test_a_notebook_reopened_without_its_kernel_has_no_empty_output_rows(tmp_path):
-    """Run and saved in JupyterLab, reopened the next day in JupyterLab and in Notebook 7 (a
-    copy of the file as saved). The cells and the restart run once (ADR 220): the Kernel menu
-    is the same in both (ADR 178); which output rows a page draws is what differs."""
+def test_a_notebook_reopened_without_its_kernel_has_no_empty_output_rows(frontend, tmp_path):
     write_notebook(tmp_path / "day1.ipynb", CELLS)
-    servers = {"jupyterlab": JupyterServer("jupyterlab", tmp_path).start("light"),
-               "notebook7": JupyterServer("notebook7", tmp_path)}
-    server = servers["jupyterlab"]
+    server = JupyterServer(frontend, tmp_path).start("light")
     try:
         with chromium() as browser:
             try:
                 nb = NotebookPage(browser, server, "day1.ipynb")
-                nb.open()
+                page = nb.open()
                 nb.run_all()
                 nb.cell(7).locator(".lash-turn .lash-prose").first.wait_for(timeout=180_000)
                 for i in (4, 5):
@@ -130,20 +90,38 @@ def test_a_notebook_reopened_without_its_kernel_has_no_empty_output_rows(tmp_pat
                 wait_until(lambda: server.restarted_from(old), timeout=90,
                            what="the restarted kernel")
                 nb.save(expect_in_file="word5")
-                # the day's work below changes day1.ipynb (autosave): Notebook 7 reads a copy
-                shutil.copy(tmp_path / "day1.ipynb", tmp_path / "day1-notebook7.ipynb")
-                reopen_without_kernel(nb, server)
-                _next_day(nb, server)
-                server.shut_down_sessions()
-                wait_until(lambda: not server.api("GET", "/api/kernels"), timeout=30,
-                           what="the kernel to shut down")
-                nb.page.close()
-                server = servers["notebook7"].start("light")
-                nb = NotebookPage(browser, server, "day1-notebook7.ipynb")
-                nb.open()
-                _next_day(nb, server)
+                page = reopen_without_kernel(nb, server)
+                page.wait_for_function(
+                    "() => ![...document.querySelectorAll('.jp-OutputArea-output')]"
+                    ".some(e => e.textContent.startsWith('Loading widget'))", timeout=60_000)
+                nb.cell(7).scroll_into_view_if_needed()
+                # the turn's record (committed at the restart, ADR 195), or its cut-turn note
+                # when the record's update did not reach the page before the kernel went
+                nb.cell(7).locator(".lash-cut, .lash-turn.lash-static").first.wait_for(
+                    timeout=60_000)
+                # JupyterLab lays out and renders the outputs a moment after they attach (a
+                # markdown card may have no height yet): an empty row must stay empty to fail
+                with contextlib.suppress(AssertionError):  # the assert below says which
+                    wait_until(lambda: not _empty(_rows(nb)), timeout=30, what="filled rows")
+                rows = _rows(nb)
+                assert _empty(rows) == [], rows
+                cells_with_output = sorted({r["cell"] for r in rows})
+                assert cells_with_output == [1, 2, 3, 4, 5, 6, 7], rows
+                text = " ".join(r["text"] for r in rows)
+                assert "Error displaying widget" not in text and "model not found" not in text
+
+                # the next day's work: the kernel is back, the panels run live again and their
+                # rows show the live panel (the rule hides only a failed widget's row)
+                for i in (0, 1, 4):
+                    nb.run_cell(i)
+                queue = nb.cell(4).locator(".lash-queue")
+                queue.wait_for(timeout=60_000)
+                wait_until(server.kernels_idle, timeout=60, what="the cells to end")
+                live = [r for r in _rows(nb) if r["cell"] == 4]
+                assert len(live) == 1 and "1 pending" in live[0]["text"], live
+                assert live[0]["prompt"].startswith("[")  # the widget's own row, not the snapshot
+                assert queue.locator("button").count() >= 1
             finally:
                 browser.close()
     finally:
-        for each in servers.values():
-            each.stop()
+        server.stop()
