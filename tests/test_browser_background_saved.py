@@ -4,7 +4,10 @@ A turn's final record now goes out under the cell that runs when the turn ends (
 run by nbclient saves it), and again with the next cell when it ended between two cells. In
 JupyterLab the record must land in the turn's own cell, once, whichever cell carried it; no
 other cell shows anything of it; the note under a turn that is still running stays hidden
-while its view lives; saved, shut down and reopened, both records read.
+while its view lives. Then a ``%%lash`` cell is run while a third background turn streams:
+it says which turn it waits for, then answers. Saved, shut down and reopened, every record
+reads. (One notebook since ADR 220: the two situations were two tests, each with its own
+page, kernel, save and reopen.)
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ CELLS: list[str | tuple[str, str]] = [
      "await asyncio.wait(list(_magics().ctx.background.values()))\nprint('later cell')"),
     f"%%lash --background\nplease echo second {WORDS}",
     "40 + 2",
+    f"%%lash --background\nplease echo third {WORDS} {WORDS}",
+    "%%lash\nand a question behind it",
 ]
 
 
@@ -49,6 +54,13 @@ def _records_read(nb: NotebookPage) -> None:
         assert "did not end" not in shown and "still running" not in shown
     assert _shown(nb, 3).strip() == "later cell"
     assert "42" in _shown(nb, 5) and "lash" not in _shown(nb, 5)
+
+
+def _behind_read(nb: NotebookPage) -> None:
+    for i, asked in ((6, "please echo third word0"), (7, "and a question behind it")):
+        shown = _shown(nb, i)
+        assert f"You said: {asked}" in shown and "finished: assistant_message" in shown
+        assert "waiting for" not in shown
 
 
 def test_background_records_land_in_their_cells_once_and_read_after_a_reopen(tmp_path):
@@ -74,55 +86,36 @@ def test_background_records_land_in_their_cells_once_and_read_after_a_reopen(tmp
                 nb.cell(5).locator(".jp-OutputArea-output", has_text="42").wait_for(
                     timeout=60_000)
                 _records_read(nb)
+
+                # a %%lash cell run while a background turn streams waits for it: its view
+                # read "waiting for the model…" though nothing had been sent; it says which
+                # turn it waits for, then answers
+                nb.run_cell(6)
+                nb.cell(6).locator(".lash-turn .lash-prose").first.wait_for(timeout=120_000)
+                nb.run_cell(7)
+                wait = nb.cell(7).locator(".lash-turn .lash-wait")
+                wait.wait_for(timeout=60_000)
+                assert wait.inner_text() == ("waiting for the turn running before it in this "
+                                             "session to end…")
+                assert not nb.cell(6).locator(".lash-turn.lash-static").count()  # still running
+                record = nb.cell(7).locator(".lash-turn.lash-static")
+                record.wait_for(timeout=120_000)
+                assert "You said: and a question behind it" in record.inner_text()
+                nb.cell(6).locator(".lash-turn.lash-static").wait_for(timeout=60_000)
+                _behind_read(nb)
+
                 # text only the outputs hold: the prompt is in the file from the start, so
                 # waiting for it read the file before the save landed (a loaded full run)
-                nb.save(expect_in_file="You said: please echo second")
+                nb.save(expect_in_file="You said: and a question behind it")
                 saved = server.saved("bg.ipynb")
                 for i in (2, 4):
                     kinds = [list(o.get("data", {})) for o in saved["cells"][i]["outputs"]]
                     assert kinds == [["text/html", "text/plain"], ["text/html", "text/plain"]]
                 reopen_without_kernel(nb, server)
+                nb.cell(7).locator(".lash-turn.lash-static").wait_for(timeout=60_000)
                 nb.cell(4).locator(".lash-turn.lash-static").wait_for(timeout=60_000)
                 _records_read(nb)
-            finally:
-                browser.close()
-    finally:
-        server.stop()
-
-
-def test_a_turn_asked_behind_a_running_one_says_what_it_waits_for(tmp_path):
-    """A ``%%lash`` cell run while a ``--background`` turn streams waits for it: its view read
-    "waiting for the model…" though nothing had been sent; it says which turn it waits for,
-    then answers, and both records read after a save, shutdown and reopen."""
-    cells: list[str | tuple[str, str]] = [
-        *CELLS[:2], f"%%lash --background\nplease echo first {WORDS} {WORDS}",
-        "%%lash\nand a second question"]
-    write_notebook(tmp_path / "behind.ipynb", cells)
-    server = JupyterServer("jupyterlab", tmp_path).start("light")
-    try:
-        with chromium() as browser:
-            try:
-                nb = NotebookPage(browser, server, "behind.ipynb")
-                nb.open()
-                for i in range(3):
-                    nb.run_cell(i)
-                nb.cell(2).locator(".lash-turn .lash-prose").first.wait_for(timeout=120_000)
-                nb.run_cell(3)
-                wait = nb.cell(3).locator(".lash-turn .lash-wait")
-                wait.wait_for(timeout=60_000)
-                assert wait.inner_text() == ("waiting for the turn running before it in this "
-                                             "session to end…")
-                assert not nb.cell(2).locator(".lash-turn.lash-static").count()  # still running
-                record = nb.cell(3).locator(".lash-turn.lash-static")
-                record.wait_for(timeout=120_000)
-                assert "You said: and a second question" in record.inner_text()
-                nb.save(expect_in_file="You said: and a second question")
-                reopen_without_kernel(nb, server)
-                nb.cell(3).locator(".lash-turn.lash-static").wait_for(timeout=60_000)
-                for i, asked in ((2, "please echo first word0"), (3, "and a second question")):
-                    shown = _shown(nb, i)
-                    assert f"You said: {asked}" in shown and "finished: assistant_message" in shown
-                    assert "waiting for" not in shown
+                _behind_read(nb)
             finally:
                 browser.close()
     finally:

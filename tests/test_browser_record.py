@@ -1,11 +1,12 @@
 """A saved notebook is a durable record (real Chromium, JupyterLab 4 and Notebook 7).
 
-A user's notebook runs (Run > Run All Cells): a notebook-defined tool, a turn that calls it, a
-turn whose answer has a table, a nested list and a <script>, the tool catalog and a usage chart.
-It is saved, the kernel is shut down and the notebook reopened: every answer reads, no output
-says "Error displaying widget", and the same file through ``jupyter nbconvert --to html`` holds
-the answers. Then the dark theme: every text of the lash outputs is checked for contrast.
-A second notebook checks what Stop and a refused turn look like.
+A user's notebook runs in JupyterLab (Run > Run All Cells): a notebook-defined tool, a turn that
+calls it, a turn whose answer has a table, a nested list and a <script>, the tool catalog and a
+usage chart. It is saved, the kernel is shut down and the notebook reopened, in JupyterLab and
+in Notebook 7: every answer reads, no output says "Error displaying widget", and the same file
+through ``jupyter nbconvert --to html`` holds the answers. Then the dark theme: every text of
+the lash outputs is checked for contrast.
+A second notebook checks what Stop and a refused turn look like (JupyterLab only, ADR 220).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from browser_harness import (
@@ -196,12 +198,89 @@ def _no_widget_errors(page) -> None:
     assert not any("Error displaying widget" in t or "model not found" in t for t in text), text
 
 
-def test_a_saved_notebook_reads_after_the_kernel_is_gone_and_through_nbconvert(frontend, tmp_path):
+def _read_reopened(nb: NotebookPage, server: JupyterServer, frontend: str, tmp_path: Path) -> Any:
+    """The saved trip.ipynb, open in ``nb`` with a new kernel (none of the old widget models
+    exist): it reads in the light theme, then the dark one (contrast), then a copy that is not
+    signed here (untrusted). The page of the untrusted copy is returned (the caller closes it)."""
+    page = nb.page
+    cells = nb.panel.locator(".jp-Cell")
+    cells.nth(5).locator(".lash-prose table").wait_for(timeout=60_000)
+    assert cells.nth(5).locator(".jp-mod-trusted").count() > 0  # the file signed when saved
+    _check_answers(page, cells)
+    snapshot = cells.nth(6).locator(".lash-snapshot")
+    assert snapshot.is_visible() and "weather" in snapshot.inner_text()
+    # the widget output after it settles (Lab gives up on the model after ~2 s)
+    page.wait_for_function(
+        "() => ![...document.querySelectorAll('.jp-OutputArea-output')]"
+        ".some(e => e.textContent.startsWith('Loading widget'))", timeout=60_000)
+    _no_widget_errors(page)
+    _check_huge_output(cells)
+    _no_widget_errors(page)  # the cells drawn now, at the notebook's end
+    nb.screenshot(ARTIFACTS / f"record-huge-output-{frontend}.png", scroll_to=10)
+    cells.nth(7).scroll_into_view_if_needed()  # Lab renders cells as they come into view
+    chart = cells.nth(7).locator(".jp-RenderedVegaCommon5")  # Vega-Lite, not the fallback
+    chart.locator("svg text").filter(has_text="tokens per turn").wait_for(timeout=60_000)
+    nb.hide_sidebar()
+    nb.screenshot(ARTIFACTS / f"record-reopened-light-{frontend}.png", scroll_to=3)
+    if frontend == "jupyterlab":  # the README's picture: only when asked to refresh it
+        nb.screenshot(readme_picture("notebook-light.png"), scroll_to=4, height=1500)
+
+    server.set_theme("dark")
+    page = nb.reopen()
+    cells = nb.panel.locator(".jp-Cell")
+    cells.nth(5).locator(".lash-prose table").wait_for(timeout=60_000)
+    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'",
+                           timeout=30_000)
+    cells.nth(7).scroll_into_view_if_needed()
+    cells.nth(7).locator(".jp-RenderedVegaCommon5 svg text").first.wait_for(timeout=60_000)
+    page.wait_for_function(
+        "() => ![...document.querySelectorAll('.jp-OutputArea-output')]"
+        ".some(e => e.textContent.startsWith('Loading widget'))", timeout=60_000)
+    _open_row(_drawn(cells.nth(10)))  # its box's text, on the dark theme too
+    rows = page.evaluate(CONTRAST_JS, ".lash-turn *, .lash-snapshot *, "
+                         ".jp-OutputArea-output svg text")
+    assert len(rows) > 30
+    assert low_contrast(rows) == []
+    nb.screenshot(ARTIFACTS / f"record-huge-output-dark-{frontend}.png", scroll_to=10)
+    nb.hide_sidebar()
+    nb.screenshot(ARTIFACTS / f"record-reopened-dark-{frontend}.png", scroll_to=3)
+    if frontend == "jupyterlab":  # the README's picture: only when asked to refresh it
+        nb.screenshot(readme_picture("notebook-dark.png"), scroll_to=4, height=1500)
+
+    # shared with a colleague: a copy that is not signed here opens untrusted, so
+    # JupyterLab sanitises the HTML; the record still reads
+    shared = json.loads((tmp_path / "trip.ipynb").read_text())
+    shared["metadata"]["shared_by"] = "a colleague"
+    name = f"shared-{frontend}.ipynb"
+    (tmp_path / name).write_text(json.dumps(shared))
+    nb.page.close()
+    nb.name, nb.page = name, None
+    page = nb.open()
+    cells = nb.panel.locator(".jp-Cell")
+    cells.nth(5).locator(".jp-OutputArea-output").first.wait_for(timeout=60_000)
+    assert cells.nth(5).locator(".jp-mod-trusted").count() == 0  # really untrusted
+    _check_answers(page, cells)
+    # the record's <style> is sanitised away; the row's inline bound stays
+    box = _open_row(_drawn(cells.nth(10))).locator(".lash-tool-output")
+    got = box.evaluate(BOX_JS)
+    assert got["maxHeight"] != "none" and got["scrollHeight"] > 10 * got["clientHeight"], got
+    nb.screenshot(ARTIFACTS / f"record-untrusted-dark-{frontend}.png", scroll_to=4)
+    return page
+
+
+def test_a_saved_notebook_reads_after_the_kernel_is_gone_and_through_nbconvert(tmp_path):
+    """Run and saved in JupyterLab; read after its kernel is gone in JupyterLab and in
+    Notebook 7 (what a colleague who opens it there sees), and through nbconvert. The turns run
+    once (ADR 220): how Notebook 7 runs a turn live and saves it is in the other Notebook 7
+    tests (test_browser_stop, test_browser_tool_prints, test_browser_saved_growth, ...)."""
     ARTIFACTS.mkdir(exist_ok=True)
     write_notebook(tmp_path / "trip.ipynb", RECORD_CELLS)
-    server = JupyterServer(frontend, tmp_path).start("light")
+    servers = {"jupyterlab": JupyterServer("jupyterlab", tmp_path).start("light"),
+               "notebook7": JupyterServer("notebook7", tmp_path)}
+    frontend = "jupyterlab"
     try:
         with chromium() as browser:
+            server = servers[frontend]
             nb = NotebookPage(browser, server, "trip.ipynb")
             try:
                 page = nb.open()
@@ -227,68 +306,19 @@ def test_a_saved_notebook_reads_after_the_kernel_is_gone_and_through_nbconvert(f
                 server.shut_down_sessions()
                 wait_until(lambda: not server.api("GET", "/api/kernels"), timeout=30,
                            what="the kernel to shut down")
+                nb.reopen()  # a new kernel: none of the old widget models exist
+                _read_reopened(nb, server, frontend, tmp_path)
+                server.shut_down_sessions()
+                wait_until(lambda: not server.api("GET", "/api/kernels"), timeout=30,
+                           what="the kernel to shut down")
 
-                page = nb.reopen()  # a new kernel: none of the old widget models exist
-                cells = nb.panel.locator(".jp-Cell")
-                cells.nth(5).locator(".lash-prose table").wait_for(timeout=60_000)
-                _check_answers(page, cells)
-                snapshot = cells.nth(6).locator(".lash-snapshot")
-                assert snapshot.is_visible() and "weather" in snapshot.inner_text()
-                # the widget output after it settles (Lab gives up on the model after ~2 s)
-                page.wait_for_function(
-                    "() => ![...document.querySelectorAll('.jp-OutputArea-output')]"
-                    ".some(e => e.textContent.startsWith('Loading widget'))", timeout=60_000)
-                _no_widget_errors(page)
-                _check_huge_output(cells)
-                _no_widget_errors(page)  # the cells drawn now, at the notebook's end
-                nb.screenshot(ARTIFACTS / f"record-huge-output-{frontend}.png", scroll_to=10)
-                cells.nth(7).scroll_into_view_if_needed()  # Lab renders cells as they come into view
-                chart = cells.nth(7).locator(".jp-RenderedVegaCommon5")  # Vega-Lite, not the fallback
-                chart.locator("svg text").filter(has_text="tokens per turn").wait_for(timeout=60_000)
-                nb.hide_sidebar()
-                nb.screenshot(ARTIFACTS / f"record-reopened-light-{frontend}.png", scroll_to=3)
-                if frontend == "jupyterlab":  # the README's picture: only when asked to refresh it
-                    nb.screenshot(readme_picture("notebook-light.png"), scroll_to=4, height=1500)
-
-                server.set_theme("dark")
-                page = nb.reopen()
-                cells = nb.panel.locator(".jp-Cell")
-                cells.nth(5).locator(".lash-prose table").wait_for(timeout=60_000)
-                page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'",
-                                       timeout=30_000)
-                cells.nth(7).scroll_into_view_if_needed()
-                cells.nth(7).locator(".jp-RenderedVegaCommon5 svg text").first.wait_for(timeout=60_000)
-                page.wait_for_function(
-                    "() => ![...document.querySelectorAll('.jp-OutputArea-output')]"
-                    ".some(e => e.textContent.startsWith('Loading widget'))", timeout=60_000)
-                _open_row(_drawn(cells.nth(10)))  # its box's text, on the dark theme too
-                rows = page.evaluate(CONTRAST_JS, ".lash-turn *, .lash-snapshot *, "
-                                     ".jp-OutputArea-output svg text")
-                assert len(rows) > 30
-                assert low_contrast(rows) == []
-                nb.screenshot(ARTIFACTS / f"record-huge-output-dark-{frontend}.png", scroll_to=10)
-                nb.hide_sidebar()
-                nb.screenshot(ARTIFACTS / f"record-reopened-dark-{frontend}.png", scroll_to=3)
-                if frontend == "jupyterlab":  # the README's picture: only when asked to refresh it
-                    nb.screenshot(readme_picture("notebook-dark.png"), scroll_to=4, height=1500)
-
-                # shared with a colleague: a copy that is not signed here opens untrusted, so
-                # JupyterLab sanitises the HTML; the record still reads
-                shared = json.loads((tmp_path / "trip.ipynb").read_text())
-                shared["metadata"]["shared_by"] = "a colleague"
-                (tmp_path / "shared.ipynb").write_text(json.dumps(shared))
+                # the same file opened in Notebook 7
+                frontend = "notebook7"
+                server = servers[frontend].start("light")
                 nb.page.close()
-                nb = NotebookPage(browser, server, "shared.ipynb")
-                page = nb.open()
-                cells = nb.panel.locator(".jp-Cell")
-                cells.nth(5).locator(".jp-OutputArea-output").first.wait_for(timeout=60_000)
-                assert cells.nth(5).locator(".jp-mod-trusted").count() == 0  # really untrusted
-                _check_answers(page, cells)
-                # the record's <style> is sanitised away; the row's inline bound stays
-                box = _open_row(_drawn(cells.nth(10))).locator(".lash-tool-output")
-                got = box.evaluate(BOX_JS)
-                assert got["maxHeight"] != "none" and got["scrollHeight"] > 10 * got["clientHeight"], got
-                nb.screenshot(ARTIFACTS / f"record-untrusted-dark-{frontend}.png", scroll_to=4)
+                nb = NotebookPage(browser, server, "trip.ipynb")
+                nb.open()
+                _read_reopened(nb, server, frontend, tmp_path)
             except Exception:
                 if nb.page is not None:
                     nb.screenshot(ARTIFACTS / f"record-failure-{frontend}.png")
@@ -299,7 +329,8 @@ def test_a_saved_notebook_reads_after_the_kernel_is_gone_and_through_nbconvert(f
             finally:
                 browser.close()
     finally:
-        server.stop()
+        for each in servers.values():
+            each.stop()
 
     out = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html",
                           "--output", "trip-export", str(tmp_path / "trip.ipynb")],
@@ -333,10 +364,13 @@ STOP_CELLS: list[str | tuple[str, str]] = [
 ]
 
 
-def test_stop_badges_marks_cancelled_tools_and_a_refused_turn(frontend, tmp_path):
+def test_stop_badges_marks_cancelled_tools_and_a_refused_turn(tmp_path):
+    # JupyterLab only (ADR 220): a Stop clicked in Notebook 7's page is test_browser_stop.py's
+    # notebook7 run; the badges, the cancelled row and the refused record are the widget's and
+    # the record's own HTML, drawn by the same output area and widget manager in both
+    frontend, theme = "jupyterlab", "dark"
     ARTIFACTS.mkdir(exist_ok=True)
     write_notebook(tmp_path / "stops.ipynb", STOP_CELLS)
-    theme = "dark" if frontend == "jupyterlab" else "light"
     server = JupyterServer(frontend, tmp_path).start(theme)
     try:
         with chromium() as browser:
@@ -349,10 +383,9 @@ def test_stop_badges_marks_cancelled_tools_and_a_refused_turn(frontend, tmp_path
                 echo = cells.nth(3)
                 echo.locator(".lash-prose").filter(has_text="word3").wait_for(timeout=90_000)
                 assert echo.locator(".lash-status").inner_text() == "running"
-                if frontend == "jupyterlab":
-                    rows = page.evaluate(CONTRAST_JS, ".lash-turn *")
-                    assert low_contrast(rows) == []
-                    nb.screenshot(ARTIFACTS / "stop-live-dark-jupyterlab.png")
+                rows = page.evaluate(CONTRAST_JS, ".lash-turn *")
+                assert low_contrast(rows) == []
+                nb.screenshot(ARTIFACTS / "stop-live-dark-jupyterlab.png")
                 echo.locator(".lash-stop").click()
                 echo.locator(".lash-static .lash-outcome").filter(
                     has_text="stopped: cancelled").wait_for(timeout=30_000)

@@ -1,5 +1,5 @@
 """What a tool prints is on its row in the turn widget (real Chromium, JupyterLab 4 and
-Notebook 7; ADR 197).
+Notebook 7; ADR 197; the notebook runs in JupyterLab, its saved file is read in both, ADR 220).
 
 A user's notebook: a tool that prints progress lines, a line too long for the row, one stderr
 line and a ``logging`` warning, and waits (on a file the test writes) so its row is seen while
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -152,11 +153,37 @@ def _readable(page) -> None:
     assert low_contrast(rows) == []
 
 
-def test_what_a_tool_prints_is_on_its_row_live_saved_and_reopened(frontend, tmp_path):
+def _read_saved(nb: NotebookPage, theme: str, frontend: str) -> None:
+    """The saved notebook, open in ``nb`` with a new kernel: the records' rows still show the
+    lines, nothing printed is loose, the colours read."""
+    page = nb.page
+    cells = nb.panel.locator(".jp-Cell")
+    row = cells.nth(3).locator(".lash-static .lash-tool-done")
+    row.wait_for(timeout=60_000)
+    _check_survey_row(row)
+    chatty = cells.nth(4).locator(".lash-static .lash-tool-done")
+    chatty.scroll_into_view_if_needed()
+    chatty.wait_for(timeout=60_000)
+    _check_chatty_row(chatty)
+    _nothing_loose(cells)
+    _readable(page)
+    nb.hide_sidebar()
+    nb.screenshot(ARTIFACTS / f"tool-prints-reopened-{theme}-{frontend}.png", scroll_to=3)
+    chatty.locator(".lash-tool-printed").evaluate(
+        "e => { e.scrollTop = e.scrollHeight; e.scrollIntoView({block: 'center'}); }")
+    page.screenshot(path=str(ARTIFACTS / f"tool-prints-cap-{theme}-{frontend}.png"))
+
+
+def test_what_a_tool_prints_is_on_its_row_live_saved_and_reopened(tmp_path):
+    """Run, saved and reopened in JupyterLab (light theme); the file as saved read in
+    Notebook 7 (dark theme). The tools run once (ADR 220): the live rows are the widget's,
+    drawn by the same widget manager in both; the saved record is read in each."""
     ARTIFACTS.mkdir(exist_ok=True)
     write_notebook(tmp_path / "works.ipynb", CELLS)
-    theme = "light" if frontend == "jupyterlab" else "dark"
-    server = JupyterServer(frontend, tmp_path).start(theme)
+    frontend, theme = "jupyterlab", "light"
+    servers = {"jupyterlab": JupyterServer("jupyterlab", tmp_path).start(theme),
+               "notebook7": JupyterServer("notebook7", tmp_path)}
+    server = servers[frontend]
     try:
         with chromium() as browser:
             nb = NotebookPage(browser, server, "works.ipynb")
@@ -191,24 +218,18 @@ def test_what_a_tool_prints_is_on_its_row_live_saved_and_reopened(frontend, tmp_
                            if o["output_type"] == "stream"]
                 assert streams == []
                 assert "step 6/6 measuring quarry" in json.dumps(saved)
+                shutil.copy(tmp_path / "works.ipynb", tmp_path / "works-notebook7.ipynb")
 
-                page = reopen_without_kernel(nb, server)
-                cells = nb.panel.locator(".jp-Cell")
-                row = cells.nth(3).locator(".lash-static .lash-tool-done")
-                row.wait_for(timeout=60_000)
-                _check_survey_row(row)
-                chatty = cells.nth(4).locator(".lash-static .lash-tool-done")
-                chatty.scroll_into_view_if_needed()
-                chatty.wait_for(timeout=60_000)
-                _check_chatty_row(chatty)
-                _nothing_loose(cells)
-                _readable(page)
-                nb.hide_sidebar()
-                nb.screenshot(ARTIFACTS / f"tool-prints-reopened-{theme}-{frontend}.png",
-                              scroll_to=3)
-                chatty.locator(".lash-tool-printed").evaluate(
-                    "e => { e.scrollTop = e.scrollHeight; e.scrollIntoView({block: 'center'}); }")
-                page.screenshot(path=str(ARTIFACTS / f"tool-prints-cap-{theme}-{frontend}.png"))
+                reopen_without_kernel(nb, server)
+                _read_saved(nb, theme, frontend)
+                server.shut_down_sessions()
+                nb.page.close()
+
+                frontend, theme = "notebook7", "dark"
+                server = servers[frontend].start(theme)
+                nb = NotebookPage(browser, server, "works-notebook7.ipynb")
+                nb.open()
+                _read_saved(nb, theme, frontend)
             except Exception:
                 if nb.page is not None:
                     nb.screenshot(ARTIFACTS / f"tool-prints-failure-{frontend}.png")
@@ -216,7 +237,8 @@ def test_what_a_tool_prints_is_on_its_row_live_saved_and_reopened(frontend, tmp_
             finally:
                 browser.close()
     finally:
-        server.stop()
+        for each in servers.values():
+            each.stop()
 
 
 TICKS = '''import os, time
@@ -281,11 +303,14 @@ def _wheel_until(page, box, dy: int, condition: str) -> None:
     raise AssertionError(f"the wheel did not bring the box to {condition}")
 
 
-def test_a_printing_tools_box_stays_where_the_user_scrolled_it(frontend, tmp_path):
+def test_a_printing_tools_box_stays_where_the_user_scrolled_it(tmp_path):
     """A tool still printing: the user opens its row, scrolls its printed box to the newest
     lines and the box follows them as more come; scrolled up to an older line it stays there;
     a word they select in it stays selected (each redraw made a new box: back at its top,
-    a wheel cut short, the selection gone, ADR 205, 206)."""
+    a wheel cut short, the selection gone, ADR 205, 206). JupyterLab only (ADR 220): the box,
+    its scroll and its selection live in the live widget's own nodes, which its redraw keeps or
+    replaces the same way under Notebook 7's widget manager (the same package)."""
+    frontend = "jupyterlab"
     write_notebook(tmp_path / "ticks.ipynb", TICK_CELLS)
     server = JupyterServer(frontend, tmp_path).start("light")
     try:
