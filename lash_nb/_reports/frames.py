@@ -406,15 +406,16 @@ def utc_times(frame: Any) -> Any:
 
 def shown_text(frame: Any) -> Any:
     """A frame to show (a bare ``%lash sql``): its text cells without terminal escapes,
-    control characters or bidi controls, as the live widget and the record show outside
-    text (``_core.visible``, ADR 135, 142, 211); a frame with none comes back as it is.
+    control characters or bidi controls, each line as a terminal shows it (a carriage
+    return writes over the line), as the live widget and the record show outside text
+    (``_core.visible``, ADR 135, 142, 211, 219); a frame with none comes back as it is.
     Only what is shown: ``df = %lash sql ...`` and the store keep the text as it came."""
     import pandas as pd
 
-    from .._core.visible import visible
+    from .._core.visible import as_a_terminal_shows, visible
 
     def clean(v: Any) -> Any:
-        return visible(v) if isinstance(v, str) else v
+        return as_a_terminal_shows(visible(v)) if isinstance(v, str) else v
 
     for i in range(frame.shape[1]):
         col = frame.iloc[:, i]

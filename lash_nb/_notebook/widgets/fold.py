@@ -29,11 +29,11 @@ from typing import Any
 from ..._core.code_mode import OPEN_TAG
 from ..._core.events import TurnActivity
 from ..._core.records import TurnOutcome
+from ..._core.visible import as_a_terminal_shows
 from .long_text import (
     SHOWN_OUTPUT_CHARS,
     SHOWN_PROSE_CHARS,
     ProseCut,
-    as_a_terminal_shows,
     cut_point,
     printed_markdown,
     shown_output,
