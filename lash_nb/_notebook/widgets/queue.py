@@ -26,7 +26,8 @@ While it drains the panel shows Stop, ``{"type": "stop"}``: the ``stop`` callbac
 Rows may carry ``status`` (``failed``) and ``error``; they are shown (a failed batch's error).
 The synced ``batches``, ``status`` and ``session_id`` hold outside text (queued prompts, a
 server's error) as the snapshot shows it: no terminal escapes, control or bidi characters
-(``visible``, ADR 152); a cancel names the batch by the id it was shown.
+(``visible``, ADR 152), the session's name as its card shows it (``shown_name``: escaped
+when it holds such a character, ADR 219); a cancel names the batch by the id it was shown.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from ..._core.text import shown_name
 from ..._core.visible import visible, visible_json
 from .actions import call_action, kernel_loop, run_action
 from .assets import css, esm
@@ -82,9 +84,13 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
     ran = traitlets.List(traitlets.Dict()).tag(sync=True)
     questions = traitlets.List(traitlets.Dict()).tag(sync=True)
 
-    @traitlets.validate("session_id", "batches", "status", "questions")
+    @traitlets.validate("batches", "status", "questions")
     def _visible(self, proposal: Any) -> Any:
         return visible_json(proposal["value"])  # shown live as the snapshot shows it (ADR 152)
+
+    @traitlets.validate("session_id")
+    def _shown_name(self, proposal: Any) -> str:
+        return shown_name(proposal["value"])  # as the session card shows it (ADR 215, 219)
 
     def __init__(
         self,

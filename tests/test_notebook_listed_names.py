@@ -1,0 +1,61 @@
+"""A stored session name holding a bidi override or a control character is shown escaped in
+every listing, as the session card shows it (ADR 215's ``shown_name``; docs/adr/0219).
+
+A new name with such a character is refused (ADR 215), but a store written before holds it:
+``report<U+202E>exe.csv`` draws as ``reportvsc.exe``. Before, the card showed it escaped,
+while ``%lash sessions``, ``%lash usage --by turn`` and ``%lash graph --df`` shown in the
+cell put it raw in the table (the override turned the rest of the cell around), and the queue
+panel dropped the override (``reportexe.csv``: a name that is not the session's). Now each
+shows ``'report\\u202eexe.csv'``; ``df = %lash sessions`` keeps the name as stored, so code
+can open it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from notebook_harness import lash_shell
+from test_notebook_small_trust import BIDI, STORED_BEFORE
+
+SHOWN = "'report\\u202eexe.csv'"
+
+
+@pytest.mark.parametrize("verb", ["sessions", "usage --by turn", "graph --df"])
+def test_a_stored_bidi_name_is_escaped_in_each_shown_listing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, verb: str) -> None:
+    code = STORED_BEFORE.replace("import asyncio, sys", "import asyncio, sys\n"
+                                 "from lash_nb._runtime.core import SessionBuilder\n"
+                                 "SessionBuilder._refuse_new_name = lambda self: None")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "old.duckdb"), BIDI], check=True)
+    with lash_shell(tmp_path, monkeypatch) as sh:
+        sh.user_ns["name"] = BIDI
+        sh.run_cell("%lash open {name} --store old.duckdb")
+        shown = sh.run_cell(f"%lash {verb}")
+        kept = sh.run_cell(f"df = %lash {verb}\ndf")
+        for text in (shown._repr_html_(), repr(shown)):
+            assert "\u202e" not in text, text
+            assert "report\\u202eexe.csv" in text, text
+        assert set(shown["session_id"]) == {SHOWN}
+        assert set(kept["session_id"]) == {BIDI}  # the data: the name as stored
+        if verb == "sessions":  # what code does with it: open the session by its stored name
+            sh.user_ns["again"] = kept["session_id"][0]
+            sh.run_cell("%lash usage --session {again}")
+
+
+def test_the_queue_panel_shows_a_stored_bidi_name_escaped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code = STORED_BEFORE.replace("import asyncio, sys", "import asyncio, sys\n"
+                                 "from lash_nb._runtime.core import SessionBuilder\n"
+                                 "SessionBuilder._refuse_new_name = lambda self: None")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "old.duckdb"), BIDI], check=True)
+    with lash_shell(tmp_path, monkeypatch) as sh:
+        sh.user_ns["name"] = BIDI
+        sh.run_cell("%lash open {name} --store old.duckdb")
+        panel = sh.run_cell("%lash queue")
+        assert panel.session_id == SHOWN
+        saved = panel.snapshot_html()  # what the saved notebook holds
+        assert "report\\u202eexe.csv" in saved and "\u202e" not in saved, saved
+        panel.close()
