@@ -196,3 +196,28 @@ def test_a_stored_bidi_name_opens_in_the_notebook_and_its_card_shows_it_escaped(
         card = capsys.readouterr().out
         assert "1 turn(s) so far" in card and "\u202e" not in card, card
         assert "report\\u202eexe.csv" in card, card
+
+
+PYTHON_OPEN = (
+    "from lash_nb import LashCore\n"
+    "from lash_nb.providers import OfflineProvider\n"
+    "core = LashCore.builder().provider(OfflineProvider(delay_s=0)).store('x.duckdb').build()\n"
+    "py = await core.session('from-python').open()\n"
+)
+
+
+def test_a_session_opened_with_the_python_api_and_not_turned_reads_by_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ADR 215 left it refused ("no session 'from-python' in 'x.duckdb'") until %lash open
+    bound it, though the kernel held it open in that very file (ADR 219)."""
+    with lash_shell(tmp_path, monkeypatch, "%config LashMagics.store = 'x.duckdb'",
+                    PYTHON_OPEN) as sh:
+        sh.run_cell("df = %lash usage --session from-python")
+        assert len(sh.user_ns["df"]) == 0
+        sh.run_cell("%lash graph --session from-python")
+        sh.run_cell("%lash tools --session from-python")
+        # a name open nowhere is still refused
+        with pytest.raises((UsageError, LashError)) as refused:
+            sh.run_cell("%lash usage --session from-pythn")
+        assert "did you mean 'from-python'" in str(refused.value)
+        sh.run_cell("await core.close()")
