@@ -221,3 +221,26 @@ def test_a_session_opened_with_the_python_api_and_not_turned_reads_by_name(
             sh.run_cell("%lash usage --session from-pythn")
         assert "did you mean 'from-python'" in str(refused.value)
         sh.run_cell("await core.close()")
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u202f", "\u3000"])
+def test_a_new_name_with_a_no_break_space_is_refused_with_the_name_to_use(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, space: str) -> None:
+    """A name pasted from a document (a no-break space between its words) reads as the name
+    with a space on the card and in every listing, yet is another session: typed again it
+    misses. Refused in one line naming the character and the name to use (ADR 219); before,
+    the line called a no-break space "a control, format or separator character"."""
+    pasted = f"sales{space}report"
+    with lash_shell(tmp_path, monkeypatch, "%config LashMagics.store = 'x.duckdb'") as sh:
+        sh.user_ns["name"] = pasted
+        with pytest.raises((UsageError, LashError)) as refused:
+            sh.run_cell("%lash open {name}")
+        line = str(refused.value)
+        assert "\n" not in line and space not in line, line
+        assert f"U+{ord(space):04X}" in line and "'sales report'" in line, line
+        assert "looks like a space" in line, line
+        sh.user_ns["name"] = "sales report"  # what the line offers opens
+        sh.run_cell("%lash open {name}")
+        sh.run_cell("%lash turn hi")
+        sh.run_cell("df = %lash sessions")
+        assert sh.user_ns["df"]["session_id"].tolist() == ["sales report"]
