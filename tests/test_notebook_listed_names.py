@@ -12,13 +12,11 @@ can open it.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from notebook_harness import lash_shell
-from test_notebook_small_trust import BIDI, STORED_BEFORE
+from test_notebook_small_trust import BIDI, stored_before
 
 SHOWN = "'report\\u202eexe.csv'"
 
@@ -26,10 +24,7 @@ SHOWN = "'report\\u202eexe.csv'"
 @pytest.mark.parametrize("verb", ["sessions", "usage --by turn", "graph --df"])
 def test_a_stored_bidi_name_is_escaped_in_each_shown_listing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, verb: str) -> None:
-    code = STORED_BEFORE.replace("import asyncio, sys", "import asyncio, sys\n"
-                                 "from lash_nb._runtime.core import SessionBuilder\n"
-                                 "SessionBuilder._refuse_new_name = lambda self: None")
-    subprocess.run([sys.executable, "-c", code, str(tmp_path / "old.duckdb"), BIDI], check=True)
+    stored_before(tmp_path / "old.duckdb")
     with lash_shell(tmp_path, monkeypatch) as sh:
         sh.user_ns["name"] = BIDI
         sh.run_cell("%lash open {name} --store old.duckdb")
@@ -47,10 +42,7 @@ def test_a_stored_bidi_name_is_escaped_in_each_shown_listing(
 
 def test_the_queue_panel_shows_a_stored_bidi_name_escaped(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    code = STORED_BEFORE.replace("import asyncio, sys", "import asyncio, sys\n"
-                                 "from lash_nb._runtime.core import SessionBuilder\n"
-                                 "SessionBuilder._refuse_new_name = lambda self: None")
-    subprocess.run([sys.executable, "-c", code, str(tmp_path / "old.duckdb"), BIDI], check=True)
+    stored_before(tmp_path / "old.duckdb")
     with lash_shell(tmp_path, monkeypatch) as sh:
         sh.user_ns["name"] = BIDI
         sh.run_cell("%lash open {name} --store old.duckdb")

@@ -118,13 +118,18 @@ STORED_BEFORE = textwrap.dedent("""
 """)
 
 
-def test_a_session_stored_with_such_a_name_before_still_opens(tmp_path: Path) -> None:
-    path = str(tmp_path / "old.duckdb")
-    # written as an older lash_nb could (it took any name): the rule is switched off there
+def stored_before(path: Path, name: str = BIDI) -> None:
+    """A DuckDB file at ``path`` holding session ``name`` with one turn, written as an older
+    lash_nb could (it took any name): the rule is switched off in that process."""
     code = STORED_BEFORE.replace("import asyncio, sys", "import asyncio, sys\n"
                                  "from lash_nb._runtime.core import SessionBuilder\n"
                                  "SessionBuilder._refuse_new_name = lambda self: None")
-    subprocess.run([sys.executable, "-c", code, path, BIDI], check=True)
+    subprocess.run([sys.executable, "-c", code, str(path), name], check=True)
+
+
+def test_a_session_stored_with_such_a_name_before_still_opens(tmp_path: Path) -> None:
+    path = str(tmp_path / "old.duckdb")
+    stored_before(tmp_path / "old.duckdb")
 
     async def run() -> None:
         core = LashCore.builder().provider(OfflineProvider(delay_s=0)).store(path).build()
@@ -185,10 +190,7 @@ def test_a_session_named_on_a_read_in_a_fresh_kernel_creates_no_store_file(
 def test_a_stored_bidi_name_opens_in_the_notebook_and_its_card_shows_it_escaped(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    code = STORED_BEFORE.replace("import asyncio, sys", "import asyncio, sys\n"
-                                 "from lash_nb._runtime.core import SessionBuilder\n"
-                                 "SessionBuilder._refuse_new_name = lambda self: None")
-    subprocess.run([sys.executable, "-c", code, str(tmp_path / "old.duckdb"), BIDI], check=True)
+    stored_before(tmp_path / "old.duckdb")
     with lash_shell(tmp_path, monkeypatch) as sh:
         sh.user_ns["name"] = BIDI
         capsys.readouterr()

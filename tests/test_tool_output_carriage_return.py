@@ -12,17 +12,14 @@ and writes the next cell over the first).
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 from notebook_harness import lash_shell
+from test_tool_prints_progress import _fold
 
-from lash_nb import LashCore, tool
-from lash_nb._notebook.widgets.fold import TurnFold
+from lash_nb import tool
 from lash_nb._notebook.widgets.snapshot import tool_row_html
-from lash_nb.providers import FunctionProvider
 from lash_nb.testing import tool_call
 
 CAME = "downloading  10%\rdownloading 100%\nsaved to out.csv\r\n"
@@ -36,24 +33,8 @@ def download() -> str:
 
 
 def test_a_tools_output_with_a_carriage_return_reads_on_its_row_as_a_terminal_shows_it() -> None:
-    replies = [[tool_call("download", "{}", "c1")]]
     seen: list[str] = []
-
-    def model(request: Any) -> Any:
-        seen.extend(str(r.content) for r in request.messages[-1].tool_results())
-        return replies.pop(0) if replies else "done"
-
-    async def body() -> Any:
-        core = LashCore.builder().provider(FunctionProvider(model)).model("m").tools(
-            download).build()
-        s = await core.session("s").open()
-        out = await s.turn("go").run()
-        await core.close()
-        return out
-
-    out = asyncio.run(body())
-    fold = TurnFold()
-    fold.apply_all(out.activities)
+    out, fold = _fold([tool_call("download", "{}", "c1")], [download], seen)
     (row,) = [b for b in fold.blocks if b["kind"] == "tool"]
     assert row["output"] == SHOWN  # the live widget's row
     html = tool_row_html(row)  # the saved record's row
