@@ -51,3 +51,25 @@ def test_the_queue_panel_shows_a_stored_bidi_name_escaped(
         saved = panel.snapshot_html()  # what the saved notebook holds
         assert "report\\u202eexe.csv" in saved and "\u202e" not in saved, saved
         panel.close()
+
+
+def test_a_turns_head_and_a_drains_line_show_a_stored_bidi_name_escaped() -> None:
+    """The turn widget's head (live: its ``session_id`` drawn as text) and its saved title,
+    and the drain's progress line, as the card shows the name; the record's ``%lash sql``
+    queries keep the name as it is (they must find the session's rows)."""
+    from lash_nb._notebook.drain import DrainProgress
+    from lash_nb._notebook.widgets.snapshot import turn_html
+    from lash_nb._notebook.widgets.turn import TurnWidget
+
+    widget = TurnWidget(session_id=BIDI, turn_id="t1")
+    try:
+        assert widget.session_id == SHOWN
+        saved = turn_html(widget.state())  # the saved record's title
+        assert "\u202e" not in saved and "report\\u202eexe.csv" in saved, saved
+        long = "word " * 5_000  # a prompt past what the record shows: its note's query
+        widget.prompt = long
+        assert "session_id = 'report" in widget.prompt
+    finally:
+        widget.close()
+    label = DrainProgress(BIDI, done=1, total=1, turns=1, running=False).label()
+    assert label == f"drained 1 batch(es) of {SHOWN} in 1 turn(s)"

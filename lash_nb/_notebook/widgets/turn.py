@@ -93,6 +93,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from ..._core.text import shown_name
 from ..._core.visible import visible, visible_json, visible_so_far
 from .. import cells
 from .assets import css, esm
@@ -135,13 +136,21 @@ class TurnWidget(anywidget.AnyWidget):
     queued_behind = traitlets.Bool(False).tag(sync=True)
 
     _whole_prompt = ""  # the prompt as it was set; ``prompt`` is what the views show
+    _session_name = ""  # the session's name as it is; ``session_id`` is how views show it
+
+    @traitlets.validate("session_id")
+    def _shown_name(self, proposal: Any) -> str:
+        """The name as the session card shows it (a stored bidi name escaped, ADR 215, 219);
+        the notes' ``%lash sql`` queries use it as it is."""
+        self._session_name = str(proposal["value"])
+        return shown_name(self._session_name)
 
     @traitlets.validate("prompt", "outcome", "error")
     def _visible(self, proposal: Any) -> str:
         value = str(proposal["value"])
         if proposal["trait"].name == "prompt":  # a long prompt is cut (ADR 151)
             self._whole_prompt = value
-            value = shown_prompt(value, self.turn_id, self.session_id)
+            value = shown_prompt(value, self.turn_id, self._session_name)
         return visible(value)  # shown live as it is shown in the record
 
     @traitlets.observe("turn_id", "session_id")
@@ -471,7 +480,7 @@ class TurnWidget(anywidget.AnyWidget):
         if cut is None or not cut.fits(text):
             cut = self._cuts[b["cid"]] = ProseCut(text)
         return {**b, "text": cut.text(text, final=final, turn_id=self.turn_id or self.fold.turn_id,
-                                      cid=b["cid"], kind=b["kind"], session_id=self.session_id)}
+                                      cid=b["cid"], kind=b["kind"], session_id=self._session_name)}
 
     def _render_prose(self, rows: list[dict[str, Any]],
                       final: bool) -> tuple[dict[str, str], dict[str, int]]:
@@ -567,7 +576,7 @@ class TurnWidget(anywidget.AnyWidget):
             from .attachments import cards_markdown
 
             head += "\n\n" + cards_markdown(self.attachments)
-        body = self.fold.to_markdown(self.turn_id, self.session_id)
+        body = self.fold.to_markdown(self.turn_id, self._session_name)
         return f"{head}\n\n{body}" if body else head
 
     def state(self) -> dict[str, Any]:
