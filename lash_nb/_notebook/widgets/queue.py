@@ -40,12 +40,12 @@ from typing import Any
 import anywidget
 import traitlets
 
-from ..._core.text import shown_name
 from ..._core.visible import visible, visible_json
 from .actions import call_action, kernel_loop, run_action
 from .assets import css, esm
 from .panel import PanelSnapshot
 from .snapshot import queue_counts, queue_html, turn_fragment
+from .untrusted import ShownSessionName
 
 Loader = Callable[[], Any]  # -> Sequence[batch] or an awaitable of it
 
@@ -72,7 +72,7 @@ def batch_row(batch: Any) -> dict[str, Any]:
     }
 
 
-class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
+class QueueWidget(ShownSessionName, anywidget.AnyWidget, PanelSnapshot):
     _esm = esm("kernel.js", "panel.js", "queue.js")
     _css = css("turn.css")
 
@@ -87,10 +87,6 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
     @traitlets.validate("batches", "status", "questions")
     def _visible(self, proposal: Any) -> Any:
         return visible_json(proposal["value"])  # shown live as the snapshot shows it (ADR 152)
-
-    @traitlets.validate("session_id")
-    def _shown_name(self, proposal: Any) -> str:
-        return shown_name(proposal["value"])  # as the session card shows it (ADR 215, 219)
 
     def __init__(
         self,

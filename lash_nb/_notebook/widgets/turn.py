@@ -93,7 +93,6 @@ from typing import Any
 import anywidget
 import traitlets
 
-from ..._core.text import shown_name
 from ..._core.visible import visible, visible_json, visible_so_far
 from .. import cells
 from .assets import css, esm
@@ -103,7 +102,7 @@ from .live_prose import LiveProse, utf16_len
 from .long_text import SHOWN_PROMPT_CHARS, SHOWN_PROSE_CHARS, ProseCut, shown_prompt
 from .markdown import render_markdown, without_revealed_keys
 from .snapshot import FINAL_STATUSES, bundle, final_status, turn_html
-from .untrusted import inert_markdown
+from .untrusted import ShownSessionName, inert_markdown
 
 StopCallback = Callable[[], Any]
 DecideCallback = Callable[[str, bool], Any]  # (call_id, approved) -> whether it was taken
@@ -112,7 +111,7 @@ DecideCallback = Callable[[str, bool], Any]  # (call_id, approved) -> whether it
 _STREAMING = {"prose": "text", "reasoning": "text", "cell": "output"}  # the field that grows
 
 
-class TurnWidget(anywidget.AnyWidget):
+class TurnWidget(ShownSessionName, anywidget.AnyWidget):
     _esm = esm("kernel.js", "turn.js")
     _css = css("turn.css")
 
@@ -136,14 +135,6 @@ class TurnWidget(anywidget.AnyWidget):
     queued_behind = traitlets.Bool(False).tag(sync=True)
 
     _whole_prompt = ""  # the prompt as it was set; ``prompt`` is what the views show
-    _session_name = ""  # the session's name as it is; ``session_id`` is how views show it
-
-    @traitlets.validate("session_id")
-    def _shown_name(self, proposal: Any) -> str:
-        """The name as the session card shows it (a stored bidi name escaped, ADR 215, 219);
-        the notes' ``%lash sql`` queries use it as it is."""
-        self._session_name = str(proposal["value"])
-        return shown_name(self._session_name)
 
     @traitlets.validate("prompt", "outcome", "error")
     def _visible(self, proposal: Any) -> str:
