@@ -69,6 +69,17 @@ def frontend(request: Any) -> str:
         pytest.importorskip("notebook", minversion="7")
     return str(request.param)
 
+def browser_test_marks() -> list[Any]:
+    """A browser test module's ``pytestmark``; the module is skipped where Chromium or
+    playwright is not installed."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (apt-get install -y chromium)",
+                    allow_module_level=True)
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed "
+                        "(pip install playwright)")
+    return [pytest.mark.browser, pytest.mark.slow]
+
+
 def write_notebook(path: Path, cells: list[str | tuple[str, str]]) -> None:
     """``cells``: code sources, or ``("markdown", text)``."""
     out = []

@@ -76,3 +76,33 @@ def test_llm_query_child_turns_nest_under_their_cell_in_order():
     assert "POSITIVE &lt;i&gt;" in html and "<i>" not in html
     assert "  > child session `s.t1.q1` · finished: assistant_message: POSITIVE <i>" \
         in fold.to_markdown()
+
+
+def test_a_cells_progress_line_reads_as_a_terminal_shows_it_live_and_saved():
+    """A model's cell that prints a progress line (``\\r`` and the line again) shows the last
+    state on its row while it runs, when it ends, in the saved HTML and in the markdown, as a
+    tool's printed text does (ADR 210, 219); the completion's output (what the model read)
+    keeps every state. Before, the row held ``10%\\r50%\\r100%`` as it came: drawn as
+    ``10%50%100%`` live and as three lines in the saved HTML."""
+    cid = "cell:t1:2"
+    came = ["rows  10%", "\rrows  50%", "\rrows 100%\n", "done\n"]
+    fold = TurnFold()
+    fold.apply_all([{"id": "b1", "correlation_id": cid, "type": "code_cell_started", "cell": 2,
+                     "code": "load()"}])
+    for i, text in enumerate(came[:2]):
+        fold.apply_all([{"id": f"b2{i}", "correlation_id": cid, "type": "code_cell_output",
+                         "cell": 2, "text": text}])
+    (row,) = [b for b in fold.blocks if b["kind"] == "cell"]
+    assert row["output"] == "rows  50%"  # live: the bar moved, written over
+    for i, text in enumerate(came[2:]):
+        fold.apply_all([{"id": f"b3{i}", "correlation_id": cid, "type": "code_cell_output",
+                         "cell": 2, "text": text}])
+    assert row["output"] == "rows 100%\ndone\n"
+    fold.apply_all([{"id": "b4", "correlation_id": cid, "type": "code_cell_completed",
+                     "cell": 2, "code": "load()", "status": "ok", "output": "".join(came),
+                     "duration_ms": 5.0}])
+    (row,) = [b for b in fold.blocks if b["kind"] == "cell"]
+    assert row["output"] == "rows 100%\ndone\n"
+    html = turn_html({"blocks": fold.blocks, "status": "done", "outcome": "finished"})
+    assert '<pre class="lash-cell-output">rows 100%\ndone\n</pre>' in html, html
+    assert "rows 100%\ndone" in fold.to_markdown() and "\r" not in fold.to_markdown()

@@ -145,7 +145,7 @@ def test_mcp_add_passes_a_kernel_variable_to_the_server_with_env(sh, tmp_path, m
     with pytest.raises(UsageError, match=r"^%lash mcp add: --env NOPE_TOKEN: NOPE_TOKEN is not "
                                          r"set in the kernel's environment; set it \(os.environ"):
         sh.run_cell(f"%lash mcp add w --env NOPE_TOKEN -- {sys.executable} {script}")
-    with pytest.raises(UsageError, match=r"--timeout 0 is not a number of seconds above 0"):
+    with pytest.raises(UsageError, match=r"--timeout 0: a timeout is a finite number of seconds above 0"):
         sh.run_cell(f"%lash mcp add w --timeout 0 -- {sys.executable} {script}")
     sh.run_cell(f"w = %lash mcp add w --env WEATHER_API_KEY --timeout 300 -- {sys.executable} "
                 f"{script}")
@@ -159,3 +159,28 @@ def test_mcp_add_passes_a_kernel_variable_to_the_server_with_env(sh, tmp_path, m
     assert sh.user_ns["r"].tool_calls[0].output == {"result": "Lima: key of 8 characters"}
     listing = sh.run_cell("%lash mcp list").data
     assert "abc-1234" not in listing and "wk-live" not in listing
+
+
+@pytest.mark.parametrize("given", ["inf", "nan", "-5", "0", "1e400"])
+def test_mcp_add_refuses_a_timeout_that_is_not_a_finite_number_of_seconds(sh, given):
+    """``--timeout inf`` (or ``1e400``) was taken and the server started: only nan, 0 and
+    negatives were refused, each called "not a number of seconds above 0". Now one line
+    says what is allowed (ADR 219); ``MCPServer(timeout_s=...)`` took any value."""
+    sh.run_cell("%lash open s1 --no-tools")
+    with pytest.raises(UsageError) as refused:
+        sh.run_cell(f"%lash mcp add w --timeout {given} -- {sys.executable} server.py")
+    line = str(refused.value)
+    assert "\n" not in line and "a finite number of seconds above 0" in line, line
+    assert "--timeout 300" in line, line
+    assert "no MCP servers" in sh.run_cell("%lash mcp list").data  # nothing was added
+
+
+@pytest.mark.parametrize("given", [float("inf"), float("nan"), -1.0, 0, "60"])
+def test_an_mcp_server_refuses_a_timeout_that_is_not_a_finite_number_of_seconds(given):
+    from lash_nb import MCPServer
+    from lash_nb.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as refused:
+        MCPServer.stdio("w", sys.executable, "server.py", timeout_s=given)
+    assert "timeout_s" in str(refused.value) and "finite number of seconds above 0" in str(
+        refused.value)

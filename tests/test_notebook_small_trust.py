@@ -118,13 +118,18 @@ STORED_BEFORE = textwrap.dedent("""
 """)
 
 
-def test_a_session_stored_with_such_a_name_before_still_opens(tmp_path: Path) -> None:
-    path = str(tmp_path / "old.duckdb")
-    # written as an older lash_nb could (it took any name): the rule is switched off there
+def stored_before(path: Path, name: str = BIDI) -> None:
+    """A DuckDB file at ``path`` holding session ``name`` with one turn, written as an older
+    lash_nb could (it took any name): the rule is switched off in that process."""
     code = STORED_BEFORE.replace("import asyncio, sys", "import asyncio, sys\n"
                                  "from lash_nb._runtime.core import SessionBuilder\n"
                                  "SessionBuilder._refuse_new_name = lambda self: None")
-    subprocess.run([sys.executable, "-c", code, path, BIDI], check=True)
+    subprocess.run([sys.executable, "-c", code, str(path), name], check=True)
+
+
+def test_a_session_stored_with_such_a_name_before_still_opens(tmp_path: Path) -> None:
+    path = str(tmp_path / "old.duckdb")
+    stored_before(tmp_path / "old.duckdb")
 
     async def run() -> None:
         core = LashCore.builder().provider(OfflineProvider(delay_s=0)).store(path).build()
@@ -185,10 +190,7 @@ def test_a_session_named_on_a_read_in_a_fresh_kernel_creates_no_store_file(
 def test_a_stored_bidi_name_opens_in_the_notebook_and_its_card_shows_it_escaped(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    code = STORED_BEFORE.replace("import asyncio, sys", "import asyncio, sys\n"
-                                 "from lash_nb._runtime.core import SessionBuilder\n"
-                                 "SessionBuilder._refuse_new_name = lambda self: None")
-    subprocess.run([sys.executable, "-c", code, str(tmp_path / "old.duckdb"), BIDI], check=True)
+    stored_before(tmp_path / "old.duckdb")
     with lash_shell(tmp_path, monkeypatch) as sh:
         sh.user_ns["name"] = BIDI
         capsys.readouterr()
@@ -196,3 +198,51 @@ def test_a_stored_bidi_name_opens_in_the_notebook_and_its_card_shows_it_escaped(
         card = capsys.readouterr().out
         assert "1 turn(s) so far" in card and "\u202e" not in card, card
         assert "report\\u202eexe.csv" in card, card
+
+
+PYTHON_OPEN = (
+    "from lash_nb import LashCore\n"
+    "from lash_nb.providers import OfflineProvider\n"
+    "core = LashCore.builder().provider(OfflineProvider(delay_s=0)).store('x.duckdb').build()\n"
+    "py = await core.session('from-python').open()\n"
+)
+
+
+def test_a_session_opened_with_the_python_api_and_not_turned_reads_by_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ADR 215 left it refused ("no session 'from-python' in 'x.duckdb'") until %lash open
+    bound it, though the kernel held it open in that very file (ADR 219)."""
+    with lash_shell(tmp_path, monkeypatch, "%config LashMagics.store = 'x.duckdb'",
+                    PYTHON_OPEN) as sh:
+        sh.run_cell("df = %lash usage --session from-python")
+        assert len(sh.user_ns["df"]) == 0
+        sh.run_cell("%lash graph --session from-python")
+        sh.run_cell("%lash tools --session from-python")
+        # a name open nowhere is still refused
+        with pytest.raises((UsageError, LashError)) as refused:
+            sh.run_cell("%lash usage --session from-pythn")
+        assert "did you mean 'from-python'" in str(refused.value)
+        sh.run_cell("await core.close()")
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u202f", "\u3000"])
+def test_a_new_name_with_a_no_break_space_is_refused_with_the_name_to_use(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, space: str) -> None:
+    """A name pasted from a document (a no-break space between its words) reads as the name
+    with a space on the card and in every listing, yet is another session: typed again it
+    misses. Refused in one line naming the character and the name to use (ADR 219); before,
+    the line called a no-break space "a control, format or separator character"."""
+    pasted = f"sales{space}report"
+    with lash_shell(tmp_path, monkeypatch, "%config LashMagics.store = 'x.duckdb'") as sh:
+        sh.user_ns["name"] = pasted
+        with pytest.raises((UsageError, LashError)) as refused:
+            sh.run_cell("%lash open {name}")
+        line = str(refused.value)
+        assert "\n" not in line and space not in line, line
+        assert f"U+{ord(space):04X}" in line and "'sales report'" in line, line
+        assert "looks like a space" in line, line
+        sh.user_ns["name"] = "sales report"  # what the line offers opens
+        sh.run_cell("%lash open {name}")
+        sh.run_cell("%lash turn hi")
+        sh.run_cell("df = %lash sessions")
+        assert sh.user_ns["df"]["session_id"].tolist() == ["sales report"]

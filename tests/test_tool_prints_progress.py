@@ -36,10 +36,15 @@ def train() -> str:
     return "trained"
 
 
-def _fold(calls: list[Any], tools: list[Any]) -> tuple[Any, TurnFold]:
+def _fold(calls: list[Any], tools: list[Any],
+          seen: list[str] | None = None) -> tuple[Any, TurnFold]:
+    """The turn a model making ``calls`` runs, and its rows; ``seen``: the tool results the
+    model read, as text."""
     replies = [calls]
 
     def model(request: Any) -> Any:
+        if seen is not None:
+            seen.extend(str(r.content) for r in request.messages[-1].tool_results())
         return replies.pop(0) if replies else "done"
 
     async def body() -> Any:

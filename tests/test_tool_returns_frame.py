@@ -60,3 +60,22 @@ def test_a_long_frame_reaches_the_model_as_a_summary_that_says_so() -> None:
     assert text.startswith("# DataFrame: 1000 rows x 2 columns (summarised")
     assert "## schema\nday: int64\namount: int64" in text
     assert "## describe()" in text
+
+
+def test_a_missing_value_reads_as_nan_and_an_empty_text_as_empty() -> None:
+    """A data scientist's frame has a missing sale (NaN) and a region with no note (""): the
+    notebook shows ``NaN`` and an empty cell. Before, the CSV the model read had a blank cell
+    for both (pandas' ``to_csv`` default), so it could not tell a missing number from an
+    empty text, while the README says a tool's NaN reaches the model as "NaN" (ADR 139, 219).
+    """
+    frame = pd.DataFrame({"region": ["north", "south"], "sales": [120.5, float("nan")],
+                          "note": ["", "late"]})
+    seen, _ = _run(frame)
+    assert seen.splitlines() == [",region,sales,note", "0,north,120.5,", "1,south,NaN,late"]
+    # pandas reads it back as the frame it was
+    import io
+
+    back = pd.read_csv(io.StringIO(seen), index_col=0, keep_default_na=False,
+                       na_values=["NaN"])
+    assert back["sales"].isna().tolist() == [False, True]
+    assert back["note"].tolist() == ["", "late"]

@@ -304,20 +304,25 @@ def _thumbnail(obj: Any) -> bytes | None:
     return None
 
 
+NA = "NaN"  # a missing value in the CSV the model reads
+
+
 def table_text(frame: Any) -> str:
     """A DataFrame as text the model reads. Whole as CSV when it has at most
     ``TABLE_MAX_ROWS`` rows and its CSV has at most ``TABLE_MAX_CHARS`` characters;
     otherwise a summary: shape, schema (column: dtype), the first ``TABLE_HEAD_ROWS`` rows as
-    CSV and ``describe()`` as CSV (each part cut at ``TABLE_MAX_CHARS``)."""
+    CSV and ``describe()`` as CSV (each part cut at ``TABLE_MAX_CHARS``). A missing value is
+    ``NaN``, as the notebook shows it and as a tool's JSON spells it (ADR 139): pandas'
+    default blank would read as an empty text (ADR 219)."""
     rows, cols = frame.shape
     if rows <= TABLE_MAX_ROWS:
-        whole = str(frame.to_csv())
+        whole = str(frame.to_csv(na_rep=NA))
         if len(whole) <= TABLE_MAX_CHARS:
             return whole
     schema = "\n".join(f"{c}: {t}" for c, t in frame.dtypes.items())
-    head = str(frame.head(TABLE_HEAD_ROWS).to_csv())[:TABLE_MAX_CHARS]
+    head = str(frame.head(TABLE_HEAD_ROWS).to_csv(na_rep=NA))[:TABLE_MAX_CHARS]
     try:
-        desc = str(frame.describe(include="all").to_csv())[:TABLE_MAX_CHARS]
+        desc = str(frame.describe(include="all").to_csv(na_rep=NA))[:TABLE_MAX_CHARS]
     except (TypeError, ValueError):
         desc = "(describe() failed for this frame)"
     return (f"# DataFrame: {rows} rows x {cols} columns (summarised: more than "

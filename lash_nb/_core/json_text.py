@@ -64,3 +64,56 @@ def encoder(**options: Any) -> Callable[[Any], str]:
         return text
 
     return encode
+
+
+# keys in order, values never written: a dict whose keys cannot be ordered (1 and "1", None
+# and "None") fails the sort with TypeError, the only way two keys can be one JSON key
+_ORDERED = encoder(sort_keys=True, default=lambda _: None)
+
+
+def _key_texts(key: Any) -> tuple[str, ...]:
+    """The texts ``key`` may become as a JSON key: ``json``'s (``null``, ``true``) and
+    pydantic's or ``str()``'s (``None``, ``True``, an enum's value)."""
+    if type(key) is str:
+        return (key,)
+    if key is None or isinstance(key, bool):
+        return (json.dumps(key), str(key))
+    value = getattr(key, "value", None)
+    return (str(key), repr(key)) + ((str(value),) if value is not None else ())
+
+
+def _collide(d: dict[Any, Any]) -> bool:
+    owner: dict[str, Any] = {}
+    for key in d:
+        for text in _key_texts(key):
+            if owner.setdefault(text, key) is not key:
+                return True
+    return False
+
+
+def keyed_as_text(value: Any) -> Any:
+    """``value`` with each dict whose keys would be one key in JSON (``{1: "a", "1": "b"}``:
+    both ``"1"``, one value lost) replaced by its ``str()``, which holds every value; the
+    rest as it is (a container copied only when something in it changed). One C-speed
+    encode for the common value, whose keys can be ordered."""
+    try:
+        _ORDERED(value)
+        return value
+    except TypeError:
+        pass  # keys of two kinds somewhere, or keys JSON cannot hold: look
+    except (ValueError, RecursionError):
+        return value
+    return _walk_keys(value)
+
+
+def _walk_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        if not all(type(k) is str for k in value) and _collide(value):
+            return str(value)
+        items = {k: _walk_keys(v) for k, v in value.items()}
+        same = all(items[k] is v for k, v in value.items())
+        return value if same else items
+    if type(value) in (list, tuple):
+        out = [_walk_keys(v) for v in value]
+        return value if all(a is b for a, b in zip(out, value, strict=True)) else out
+    return value

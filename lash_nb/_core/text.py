@@ -28,6 +28,7 @@ with a one-line error, because silently changing an id would make a later lookup
 from __future__ import annotations
 
 import math
+import unicodedata
 from typing import Any
 
 from .._errors import ConfigurationError
@@ -129,14 +130,22 @@ def check_new_name(value: str, what: str) -> str:
     """``value`` if every character is printable (``str.isprintable``: letters, digits,
     punctuation, symbols, the space); else a one-line ConfigurationError naming the first
     other one by its code point, never echoing it: a bidi override (U+202E) or an escape
-    shown on a card or a listing makes a name read as another (ADR 0215). Checked where a
-    name is created, not where a stored one is opened."""
+    shown on a card or a listing makes a name read as another (ADR 0215). A Unicode space
+    other than U+0020 (a no-break space pasted from a document) is refused with the name
+    spelt with plain spaces: it would read as that name and be another (ADR 0219). Checked
+    where a name is created, not where a stored one is opened."""
     bad = next((c for c in value if not c.isprintable()), None)
+    if bad is not None and unicodedata.category(bad) == "Zs":  # a no-break space, pasted
+        plain = "".join(" " if unicodedata.category(c) == "Zs" else c for c in value)
+        raise ConfigurationError(
+            f"{what} {value!r} holds U+{ord(bad):04X} ({unicodedata.name(bad, 'a space')}), "
+            f"which looks like a space but is another character, so the name typed again "
+            f"would miss this session; use {plain!r}")
     if bad is not None:
         raise ConfigurationError(
             f"{what} {value!r} holds U+{ord(bad):04X}, a control, format or separator "
             "character (a bidi override, a zero-width space, an escape, a line break); a new "
-            "name is letters, digits, punctuation, symbols and spaces")
+            "name is letters, digits, punctuation, symbols and the plain space")
     return value
 
 

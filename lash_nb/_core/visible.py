@@ -89,4 +89,21 @@ def escape_end(text: str, at: int, *, back: int = 512) -> int:
     return found.end() if found is not None and found.end() > at else at
 
 
-__all__ = ["escape_end", "unfinished_escape_start", "visible", "visible_json", "visible_so_far"]
+def as_a_terminal_shows(text: str) -> str:
+    """Each line of ``text`` as a terminal or a cell's stream output shows it (ADR 210): a
+    carriage return goes back to the line's start and what follows writes over what was
+    there (a ``tqdm`` bar redrawn shows its last state); ``\\r\\n`` is a line end."""
+    if "\r" not in text:
+        return text
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if "\r" in line:
+            shown = ""
+            for part in line.rstrip("\r").split("\r"):
+                shown = part + shown[len(part):]
+            lines[i] = shown
+    return "\n".join(lines)
+
+
+__all__ = ["as_a_terminal_shows", "escape_end", "unfinished_escape_start", "visible",
+           "visible_json", "visible_so_far"]

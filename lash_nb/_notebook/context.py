@@ -273,8 +273,9 @@ class NotebookContext:
     async def _refuse_unknown(self, key: str, *, store: str | None = None,
                               provider: str | None = None, model: str | None = None,
                               read_only: bool = False) -> None:
-        """Refuse ``key`` unless the store it would open in holds it (a row or queued work);
-        the close names of the store and of this kernel are offered."""
+        """Refuse ``key`` unless the store it would open in holds it (a row or queued work) or
+        this kernel has it open there with the Python API (ADR 219); the close names of the
+        store and of this kernel are offered."""
         from .._core.secrets import scrub_urls
         from .._store.target import is_duckdb_path
 
@@ -286,12 +287,15 @@ class NotebookContext:
             raise ConfigurationError(
                 f"no session {key!r}: {where} does not exist yet and was not created; "
                 f"%lash open {key} starts a session there")
+        here = _open_in_python(path)  # opened with the Python API, no turn yet (ADR 219)
+        if key in here:
+            return
         core = self.core_for(path, provider or d.provider,
                              d.model if model is None else model, read_only=read_only)
         known = [s.session_id for s in await core.list_sessions()]
         if key in known or await core.store.list_queued_work(key, include_claimed=True):
             return
-        names = list(dict.fromkeys([*self.bindings, *known]))
+        names = list(dict.fromkeys([*self.bindings, *known, *here]))
         close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)
         hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
         raise ConfigurationError(
@@ -343,6 +347,19 @@ class NotebookContext:
         self.bindings.clear()
         self.cores.clear()
         self.retired.clear()
+
+
+def _open_in_python(path: str) -> list[str]:
+    """The sessions this kernel holds open with the Python API in the store file ``path``."""
+    from .._runtime.retention import opens_here
+    from .._store.target import is_duckdb_path
+
+    if not is_duckdb_path(path):
+        return []
+    where = os.path.realpath(path)
+    return [sid for sid, store in opens_here()
+            if isinstance(p := getattr(store, "path", None), str) and p != ":memory:"
+            and os.path.realpath(os.path.expanduser(p)) == where]
 
 
 def _opened_in_python(bound: Any) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from .._core.cancel import CancellationToken
+from .._core.text import shown_name
 from .._errors import TurnNotSaved
 from .._store.waits import not_shown, shown_to_a_person
 from .runner import run_queued
@@ -49,10 +50,11 @@ class DrainProgress:
     stopped_by: str = ""  # a person's stop ended the drain (its cancellation origin)
 
     def label(self) -> str:
+        name = shown_name(self.session_id)  # as the card shows it (ADR 219)
         if self.running:
-            return f"draining {self.session_id}: {self.done} of {self.total} batch(es) done"
-        done = (f"drained {self.done} batch(es) of {self.session_id} in {self.turns} turn(s)"
-                if self.turns else f"nothing drained in {self.session_id}")
+            return f"draining {name}: {self.done} of {self.total} batch(es) done"
+        done = (f"drained {self.done} batch(es) of {name} in {self.turns} turn(s)"
+                if self.turns else f"nothing drained in {name}")
         if self.stopped_by:
             who = STOPPED_BY.get(self.stopped_by, self.stopped_by)
             return (f"{done}; stopped by {who}" + (
@@ -62,7 +64,7 @@ class DrainProgress:
             return (f"{done}; {self.left} batch(es) left in the queue: another process (a "
                     "worker, another notebook) runs the session, or they are not ready yet; "
                     "%lash queue shows them")
-        return done if self.turns else f"nothing to drain in {self.session_id}"
+        return done if self.turns else f"nothing to drain in {name}"
 
     def to_json(self) -> dict[str, Any]:
         return {"session_id": self.session_id, "done": self.done, "total": self.total,

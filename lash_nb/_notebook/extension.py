@@ -374,21 +374,28 @@ def kernel_stop_notice(ip: Any) -> str | None:
 
 
 def load_ipython_extension(ip: Any) -> None:
-    loaded = ip.magics_manager.registry.get("LashMagics")
-    if loaded is not None:  # %reload_ext lash_nb: the same magics, its sessions stay open
-        print(reread_pyproject(loaded))
-        return
-    notice = kernel_stop_notice(ip)
-    if notice is not None:
-        print(notice, file=sys.stderr)
-    magics: LashMagics = configured_magics(ip, LashMagics)  # a bad value: one line (ADR 203)
-    ip.register_magics(magics)
-    ip.configurables.append(magics)
-    ip.events.register("pre_run_cell", magics.cell_started)
+    """Register lash_nb once however often it is loaded (ADR 219): the magics are made at the
+    first load (``%reload_ext lash_nb`` reads pyproject.toml again and keeps them, with their
+    open sessions, ADR 199); the cell callbacks and the input transformers are put back if an
+    unload removed them, never twice."""
+    magics: LashMagics | None = ip.magics_manager.registry.get("LashMagics")
+    if magics is not None:  # %reload_ext lash_nb: the same magics, its sessions stay open
+        print(reread_pyproject(magics))
+    else:
+        notice = kernel_stop_notice(ip)
+        if notice is not None:
+            print(notice, file=sys.stderr)
+        magics = configured_magics(ip, LashMagics)  # a bad value: one line (ADR 203)
+        ip.register_magics(magics)
+    if all(c is not magics for c in ip.configurables):  # IPython's Magics() appends itself
+        ip.configurables.append(magics)
     from . import cells  # a turn's outputs go out under the cell that runs (ADR 191)
 
-    ip.events.register("pre_run_cell", cells.cell_started)
-    ip.events.register("post_run_cell", cells.cell_ended)
+    for event, callback in (("pre_run_cell", magics.cell_started),
+                            ("pre_run_cell", cells.cell_started),
+                            ("post_run_cell", cells.cell_ended)):
+        if callback not in ip.events.callbacks[event]:
+            ip.events.register(event, callback)
     cells.cell_started()  # %load_ext runs in a cell
     cleanup = ip.input_transformers_cleanup
     if transform_lash not in cleanup:

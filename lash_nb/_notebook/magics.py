@@ -160,9 +160,14 @@ class LashMagics(Magics):
     async def dispatch(self, line: str, cell: str | None = None, *, assigned: bool = False) -> Any:
         verb, rest = route(line, cell)
         try:
-            return await verb_function(verb)(self, rest, cell, assigned)
+            out = await verb_function(verb)(self, rest, cell, assigned)
         except (LashError, ValueError) as exc:  # misuse: say what to do in one line
             raise _one_line(exc) from exc
+        if not assigned and type(out).__name__ == "DataFrame":  # shown: names escaped (0219)
+            from .._reports.frames import shown_names
+
+            out = shown_names(out)
+        return out
 
     def check(self, line: str, cell: str | None = None) -> None:
         """Raise the verb's argument errors now, synchronously (the verb parses again)."""

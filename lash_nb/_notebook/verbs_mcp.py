@@ -15,6 +15,7 @@ Servers stop with the session (``%lash open`` of another, kernel shutdown).
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 from typing import TYPE_CHECKING, Any
@@ -58,9 +59,9 @@ def mcp_args(m: LashMagics, argline: str, cell: str | None) -> Any:
         raise UsageError("%lash mcp add NAME needs -- COMMAND ARGS (stdio) or --url URL (HTTP), "
                          "one of them")
     a.env = server_env(a.env, ns)
-    if not a.timeout > 0:
-        raise UsageError(f"%lash mcp add: --timeout {a.timeout:g} is not a number of seconds "
-                         "above 0; give e.g. --timeout 300")
+    if not 0 < a.timeout < math.inf:  # nan too
+        raise UsageError(f"%lash mcp add: --timeout {a.timeout:g}: a timeout is a finite "
+                         "number of seconds above 0; give e.g. --timeout 300")
     if a.max_output is not None and a.max_output < 1:
         raise UsageError(f"%lash mcp add: --max-output {a.max_output} is not a number of "
                          "characters above 0; give e.g. --max-output 200000")

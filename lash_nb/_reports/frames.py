@@ -404,18 +404,42 @@ def utc_times(frame: Any) -> Any:
     return frame
 
 
+NAME_COLUMNS = ("session_id", "parent_session_id")
+
+
+def shown_names(frame: Any) -> Any:
+    """A frame to show with its session names as the session card shows them
+    (``shown_name``: a name holding a bidi override or a control character, stored before
+    ADR 215 refused new ones, as its escaped ``repr``; ADR 219); the others as they are."""
+    from .._core.text import shown_name
+
+    for i, column in enumerate(frame.columns):
+        if column not in NAME_COLUMNS:
+            continue
+        col = frame.iloc[:, i]
+        if col.dtype != object and not str(col.dtype).startswith("str"):
+            continue
+        if all(not isinstance(v, str) or v.isprintable() for v in col):
+            continue
+        frame.isetitem(i, col.map(lambda v: shown_name(v) if isinstance(v, str) else v,
+                                  na_action="ignore").astype(col.dtype))
+    return frame
+
+
 def shown_text(frame: Any) -> Any:
     """A frame to show (a bare ``%lash sql``): its text cells without terminal escapes,
-    control characters or bidi controls, as the live widget and the record show outside
-    text (``_core.visible``, ADR 135, 142, 211); a frame with none comes back as it is.
+    control characters or bidi controls, each line as a terminal shows it (a carriage
+    return writes over the line), as the live widget and the record show outside text
+    (``_core.visible``, ADR 135, 142, 211, 219); a frame with none comes back as it is.
     Only what is shown: ``df = %lash sql ...`` and the store keep the text as it came."""
     import pandas as pd
 
-    from .._core.visible import visible
+    from .._core.visible import as_a_terminal_shows, visible
 
     def clean(v: Any) -> Any:
-        return visible(v) if isinstance(v, str) else v
+        return as_a_terminal_shows(visible(v)) if isinstance(v, str) else v
 
+    shown_names(frame)  # escaped, as the card shows them, before visible() drops a control
     for i in range(frame.shape[1]):
         col = frame.iloc[:, i]
         if not (col.dtype == object or pd.api.types.is_string_dtype(col.dtype)):

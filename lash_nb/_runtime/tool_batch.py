@@ -59,6 +59,7 @@ from .._core.attachments import (
     table_text,
 )
 from .._core.cancel import CancellationToken
+from .._core.json_text import keyed_as_text
 from .._core.llm import LlmPart
 from .._core.records import Message, Part, PartKind, Role, ToolCallRecord, fresh_id
 from .._core.secrets import scrub as scrub_shapes
@@ -209,6 +210,8 @@ class ToolBatch:
         own = getattr(source, "scrub_result", None)
         own = own if callable(own) else None
         provider = self.scrub_output
+        if not getattr(source, "keys_as_json", False):  # @tool's did it before pydantic
+            output = keyed_as_text(output)  # {1: "a", "1": "b"}: JSON would keep one (0219)
 
         def scrub_text(text: str) -> str:
             text = own(text) if own is not None else text

@@ -25,7 +25,9 @@ Theory of operation
   none of these covers becomes its ``str()``, the rest stays JSON (bytes that are not UTF-8
   too: pydantic fails on them rather than calling back). What pydantic cannot write
   at the top (a DataFrame, a figure, bytes) and a container past :data:`_PLAIN_ITEMS` items
-  (bounded by items where it enters the session) are returned as they are.
+  (bounded by items where it enters the session) are returned as they are. A dict whose
+  keys would be one JSON key (``{1: "a", "1": "b"}``) is its ``str()``, which keeps both
+  values (ADR 219).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._core.approval import ApprovalPolicy, approval_policy
+from .._core.json_text import keyed_as_text
 from .._core.tool_output import check_max_output
 from .._core.tools import ToolContext, ToolManifest, ToolProvider
 from .._errors import ConfigurationError, ToolArgumentsInvalid
@@ -263,6 +266,7 @@ class FunctionTool:
     """A typed Python function (sync or async) exposed as a tool. Made by :func:`tool`."""
 
     validates_arguments = True  # missing arguments are its validation's (and retry bound's)
+    keys_as_json = True  # its outputs' dict keys are text already (_plain; ADR 219)
 
     def __init__(
         self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None,
@@ -378,6 +382,9 @@ def _plain(value: Any) -> Any:
         value = value.tolist()
     containers = (list, tuple, dict, set, frozenset)
     if isinstance(value, containers) and len(value) > _PLAIN_ITEMS:
+        return value
+    value = keyed_as_text(value)  # {1: "a", "1": "b"}: pydantic would keep one value (0219)
+    if isinstance(value, str):
         return value
     from pydantic_core import to_jsonable_python
 

@@ -43,6 +43,7 @@ import base64
 import contextlib
 import importlib
 import logging
+import math
 import os
 import re
 import signal
@@ -105,6 +106,11 @@ class MCPServer:
                 f"MCP server name {name!r} must be letters, digits, '_', '-' or '.'")
         if (command is None) == (url is None):
             raise ConfigurationError("an MCP server needs a command (stdio) or a url (http), not both")
+        if (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
+                or not 0 < timeout_s < math.inf):  # nan too
+            raise ConfigurationError(
+                f"timeout_s of MCP server {name!r} is {timeout_s!r}: a timeout is a finite "
+                "number of seconds above 0; give e.g. timeout_s=300")
         self.name = name
         self.command, self.args = command, list(args)
         self.env, self.cwd = dict(env) if env else None, cwd

@@ -29,11 +29,11 @@ from typing import Any
 from ..._core.code_mode import OPEN_TAG
 from ..._core.events import TurnActivity
 from ..._core.records import TurnOutcome
+from ..._core.visible import as_a_terminal_shows
 from .long_text import (
     SHOWN_OUTPUT_CHARS,
     SHOWN_PROSE_CHARS,
     ProseCut,
-    as_a_terminal_shows,
     cut_point,
     printed_markdown,
     shown_output,
@@ -78,6 +78,7 @@ class TurnFold:
         # a running call's live lines as they came (the row shows them redrawn); gone once
         # the row stopped taking them (past what it shows)
         self._printed_live: dict[str, str] = {}
+        self._cell_live: dict[str, str] = {}  # a code-mode cell's output as it came
 
     # ------------------------------------------------------------------ folding
     def apply(self, activity: Mapping[str, Any] | TurnActivity) -> None:
@@ -286,13 +287,17 @@ def _cell_started(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
 
 def _cell_output(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     row = fold._row(cid, "cell", cell=a.get("cell"), code="", status="running", output="")
-    row["output"] = row["output"] + str(a.get("text") or "")
+    came = fold._cell_live[cid] = fold._cell_live.get(cid, row["output"]) + str(a.get("text") or "")
+    row["output"] = as_a_terminal_shows(came)  # a progress line redrawn (ADR 210, 219)
 
 
 def _cell_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     row = fold._row(cid, "cell", cell=a.get("cell"), code=a.get("code", ""), status="running")
     row.update({k: a.get(k) for k in ("code", "status", "output", "error", "duration_ms",
                                        "displays", "final_value", "truncated", "note")})
+    fold._cell_live.pop(cid, None)
+    if isinstance(row["output"], str):  # what the model read keeps every state
+        row["output"] = as_a_terminal_shows(row["output"])
     row["submitted"] = "final_value" in a
 
 

@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..._core.tool_output import cut_line
-from ..._core.visible import unfinished_escape_start
+from ..._core.visible import as_a_terminal_shows, unfinished_escape_start
 
 SHOWN_PROSE_CHARS = 100_000  # of one prose / reasoning row (ADR 151)
 SHOWN_PROMPT_CHARS = 20_000  # of the prompt (ADR 151), as a tool's output (ADR 140)
@@ -52,22 +52,6 @@ def cut_point(text: str, limit: int) -> int:
     if head and "\ud800" <= head[-1] <= "\udbff":  # the first half of a pair (surrogatepass)
         head = head[:-1]
     return len(head)
-
-
-def as_a_terminal_shows(text: str) -> str:
-    """Each line of ``text`` as a terminal or a cell's stream output shows it (ADR 210): a
-    carriage return goes back to the line's start and what follows writes over what was
-    there (a ``tqdm`` bar redrawn shows its last state); ``\\r\\n`` is a line end."""
-    if "\r" not in text:
-        return text
-    lines = text.split("\n")
-    for i, line in enumerate(lines):
-        if "\r" in line:
-            shown = ""
-            for part in line.rstrip("\r").split("\r"):
-                shown = part + shown[len(part):]
-            lines[i] = shown
-    return "\n".join(lines)
 
 
 def _quoted(value: str) -> str:
@@ -176,9 +160,12 @@ def shown_output(output: Any, call_id: Any) -> Any:
     ``SHOWN_OUTPUT_CHARS`` characters, else its start (to a line end near the limit) and a
     line saying what the store holds and the query that reads it: the whole output, or, when
     the session cut it (ADR 174), how much of it lash kept, and the line saying what it left
-    out (ADR 182)."""
+    out (ADR 182). Text is shown as a terminal shows it (a carriage return writes over the
+    line; ADR 219): the store and the model keep it as it came."""
     if output is None or isinstance(output, (bool, int, float)):
         return output
+    if isinstance(output, str):  # each line as a terminal shows it, as printed text (0219)
+        output = as_a_terminal_shows(output)
     text = output if isinstance(output, str) else json.dumps(output, indent=2,
                                                              ensure_ascii=False, default=str)
     if len(text) <= SHOWN_OUTPUT_CHARS:

@@ -26,7 +26,8 @@ While it drains the panel shows Stop, ``{"type": "stop"}``: the ``stop`` callbac
 Rows may carry ``status`` (``failed``) and ``error``; they are shown (a failed batch's error).
 The synced ``batches``, ``status`` and ``session_id`` hold outside text (queued prompts, a
 server's error) as the snapshot shows it: no terminal escapes, control or bidi characters
-(``visible``, ADR 152); a cancel names the batch by the id it was shown.
+(``visible``, ADR 152), the session's name as its card shows it (``shown_name``: escaped
+when it holds such a character, ADR 219); a cancel names the batch by the id it was shown.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from .actions import call_action, kernel_loop, run_action
 from .assets import css, esm
 from .panel import PanelSnapshot
 from .snapshot import queue_counts, queue_html, turn_fragment
+from .untrusted import ShownSessionName
 
 Loader = Callable[[], Any]  # -> Sequence[batch] or an awaitable of it
 # the panel whose Drain runs the code logging now (its task, and the tasks and tool threads
@@ -94,7 +96,7 @@ def batch_row(batch: Any) -> dict[str, Any]:
     }
 
 
-class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
+class QueueWidget(ShownSessionName, anywidget.AnyWidget, PanelSnapshot):
     _esm = esm("kernel.js", "panel.js", "queue.js")
     _css = css("turn.css")
 
@@ -106,7 +108,7 @@ class QueueWidget(anywidget.AnyWidget, PanelSnapshot):
     ran = traitlets.List(traitlets.Dict()).tag(sync=True)
     questions = traitlets.List(traitlets.Dict()).tag(sync=True)
 
-    @traitlets.validate("session_id", "batches", "status", "questions")
+    @traitlets.validate("batches", "status", "questions")
     def _visible(self, proposal: Any) -> Any:
         return visible_json(proposal["value"])  # shown live as the snapshot shows it (ADR 152)
 

@@ -102,7 +102,7 @@ from .live_prose import LiveProse, utf16_len
 from .long_text import SHOWN_PROMPT_CHARS, SHOWN_PROSE_CHARS, ProseCut, shown_prompt
 from .markdown import render_markdown, without_revealed_keys
 from .snapshot import FINAL_STATUSES, LIVE_FALLBACK, bundle, final_status, turn_html
-from .untrusted import inert_markdown
+from .untrusted import ShownSessionName, inert_markdown
 
 StopCallback = Callable[[], Any]
 DecideCallback = Callable[[str, bool], Any]  # (call_id, approved) -> whether it was taken
@@ -111,7 +111,7 @@ DecideCallback = Callable[[str, bool], Any]  # (call_id, approved) -> whether it
 _STREAMING = {"prose": "text", "reasoning": "text", "cell": "output"}  # the field that grows
 
 
-class TurnWidget(anywidget.AnyWidget):
+class TurnWidget(ShownSessionName, anywidget.AnyWidget):
     _esm = esm("kernel.js", "turn.js")
     _css = css("turn.css")
 
@@ -141,7 +141,7 @@ class TurnWidget(anywidget.AnyWidget):
         value = str(proposal["value"])
         if proposal["trait"].name == "prompt":  # a long prompt is cut (ADR 151)
             self._whole_prompt = value
-            value = shown_prompt(value, self.turn_id, self.session_id)
+            value = shown_prompt(value, self.turn_id, self._session_name)
         return visible(value)  # shown live as it is shown in the record
 
     @traitlets.observe("turn_id", "session_id")
@@ -473,7 +473,7 @@ class TurnWidget(anywidget.AnyWidget):
         if cut is None or not cut.fits(text):
             cut = self._cuts[b["cid"]] = ProseCut(text)
         return {**b, "text": cut.text(text, final=final, turn_id=self.turn_id or self.fold.turn_id,
-                                      cid=b["cid"], kind=b["kind"], session_id=self.session_id)}
+                                      cid=b["cid"], kind=b["kind"], session_id=self._session_name)}
 
     def _render_prose(self, rows: list[dict[str, Any]],
                       final: bool) -> tuple[dict[str, str], dict[str, int]]:
@@ -569,7 +569,7 @@ class TurnWidget(anywidget.AnyWidget):
             from .attachments import cards_markdown
 
             head += "\n\n" + cards_markdown(self.attachments)
-        body = self.fold.to_markdown(self.turn_id, self.session_id)
+        body = self.fold.to_markdown(self.turn_id, self._session_name)
         return f"{head}\n\n{body}" if body else head
 
     def state(self) -> dict[str, Any]:

@@ -16,6 +16,9 @@ import re
 from functools import lru_cache
 from typing import Any
 
+import traitlets
+
+from ..._core.text import shown_name
 from ..._core.visible import visible
 
 _RAW_LT = re.compile(r"(?<!\\)((?:\\\\)*)<")
@@ -61,4 +64,17 @@ def _parser() -> Any:
     return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 
 
-__all__ = ["inert_markdown", "visible"]
+class ShownSessionName(traitlets.HasTraits):
+    """A widget's synced ``session_id`` as the session card shows it (a stored name holding a
+    bidi override escaped, ADR 215, 219); ``_session_name`` keeps it as it is, for the
+    ``%lash sql`` queries its notes give."""
+
+    _session_name = ""
+
+    @traitlets.validate("session_id")
+    def _shown_name(self, proposal: Any) -> str:
+        self._session_name = str(proposal["value"])
+        return shown_name(self._session_name)
+
+
+__all__ = ["ShownSessionName", "inert_markdown", "visible"]
