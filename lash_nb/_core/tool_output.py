@@ -243,18 +243,3 @@ def _count_nl(data: memoryview, start: int, end: int) -> int:
         count += bytes(data[at:min(at + step, end)]).count(b"\n")
     return count
 
-
-def last_states(text: str) -> str:
-    """``text``'s lines that were redrawn (a carriage return inside the line) as a terminal
-    shows them: the last state written over the earlier ones (``\\r\\n`` stays a line
-    end; a line with no redraw is kept as it came)."""
-    if "\r" not in text:
-        return text
-    lines = text.split("\n")
-    for i, line in enumerate(lines):
-        if "\r" in line.rstrip("\r"):
-            shown = ""
-            for part in line.rstrip("\r").split("\r"):
-                shown = part + shown[len(part):]
-            lines[i] = shown
-    return "\n".join(lines)

@@ -89,15 +89,17 @@ def escape_end(text: str, at: int, *, back: int = 512) -> int:
     return found.end() if found is not None and found.end() > at else at
 
 
-def as_a_terminal_shows(text: str) -> str:
+def as_a_terminal_shows(text: str, *, line_ends_kept: bool = False) -> str:
     """Each line of ``text`` as a terminal or a cell's stream output shows it (ADR 210): a
     carriage return goes back to the line's start and what follows writes over what was
-    there (a ``tqdm`` bar redrawn shows its last state); ``\\r\\n`` is a line end."""
+    there (a ``tqdm`` bar redrawn shows its last state); ``\\r\\n`` is a line end.
+    ``line_ends_kept``: a line whose only carriage return ends it (``\\r\\n``) is left as
+    it came, only redrawn lines change (what a call keeps of its prints, ADR 223)."""
     if "\r" not in text:
         return text
     lines = text.split("\n")
     for i, line in enumerate(lines):
-        if "\r" in line:
+        if "\r" in (line.rstrip("\r") if line_ends_kept else line):
             shown = ""
             for part in line.rstrip("\r").split("\r"):
                 shown = part + shown[len(part):]

@@ -54,7 +54,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .._core.tool_output import EDGE, cut_ends, joined, last_states
+from .._core.tool_output import EDGE, cut_ends, joined
+from .._core.visible import as_a_terminal_shows
 
 LIVE_EVERY_S = 0.2
 _CAPTURE: contextvars.ContextVar[Printed | None] = contextvars.ContextVar(
@@ -161,7 +162,8 @@ class Printed:
         end = head.rfind("\n") + 1
         # the line the live row is in (if not past ``end``) is sent again from its start, whole
         cut = end if self._sent >= end else head.rfind("\n", 0, self._sent) + 1
-        shown, more = last_states(head[:cut]), last_states(head[cut:end])
+        shown = as_a_terminal_shows(head[:cut], line_ends_kept=True)
+        more = as_a_terminal_shows(head[cut:end], line_ends_kept=True)
         freed = end - len(shown) - len(more)
         if freed >= max(wanted, self._head_max // 16):
             self._head = [shown + more + head[end:]]
