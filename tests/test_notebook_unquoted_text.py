@@ -55,3 +55,22 @@ def test_an_unquoted_system_text_on_the_cell_line_is_refused_and_no_turn_runs(sh
     # a quoted system text with a prompt on the line stays allowed (the line starts the prompt)
     sh.run_cell('%%lash --system "be brief" Summarize:\nthe p-value\n')
     assert not sh.run_cell("%lash sessions").empty
+
+
+@pytest.mark.parametrize("cell", [
+    "%lash open demo --store lash.duckdb          # offline provider unless a key is set",
+    "%lash open demo # my first session",
+    "%lash usage --by model  #per model",
+])
+def test_a_hash_comment_after_a_lash_line_says_it_is_not_a_comment(sh, tmp_path, cell):
+    """The README once ended its ``%lash open`` line with ``# offline provider unless a key is
+    set``, as a user comments a line of Python. IPython hands a magic its whole line, so the
+    comment's words were options: the open was refused with advice to quote them into the
+    store's path (``--store "lash.duckdb # offline provider ..."``), a wrong fix."""
+    with pytest.raises(UsageError) as e:
+        sh.run_cell(cell)
+    line = str(e.value)
+    assert "\n" not in line
+    assert "not a comment" in line and "a line of its own" in line, line
+    assert "put text with spaces in quotes" not in line
+    assert not (tmp_path / "lash.duckdb # offline provider unless a key is set").exists()

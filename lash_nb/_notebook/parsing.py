@@ -63,6 +63,9 @@ def parse(p: MagicArgumentParser, argline: str) -> Any:
         if not msg.startswith(_UNRECOGNIZED):
             raise UsageError(f"{p.prog}: {msg}; see %lash help") from err
         first = msg[len(_UNRECOGNIZED):].split()[0]
+        if first.startswith("#"):  # IPython hands a magic its whole line, a "# note" too
+            raise UsageError(f"{p.prog}: {first!r} is not a comment on a %lash line (its words "
+                             "are read as options); put the comment on a line of its own") from err
         if first == "--df" and p.prog in FRAME_VERBS:
             raise UsageError(f"{p.prog} has no --df: it returns a pandas DataFrame already; "
                              f"assign it to keep it: df = {p.prog}") from err
