@@ -242,8 +242,12 @@ BUSY = textwrap.dedent("""
     asyncio.run(main(sys.argv[1]))
 """)
 
+# a waiter that imports pandas while it has the file hands the file on meanwhile and waits
+# for it again (ADRs 213, 216): here both have imported it before they ask, as a worker does,
+# so their order is the order they asked in
 WAITER = textwrap.dedent("""
     import asyncio, sys
+    import pandas, pyarrow  # noqa: F401
     from lash_nb._store.base import RuntimeCommit, lease_owner_id
     from lash_nb.stores import DuckDBStore
 
