@@ -358,7 +358,7 @@ def _open_in_python(path: str) -> list[str]:
         return []
     where = os.path.realpath(path)
     return [sid for sid, store in opens_here()
-            if isinstance(p := getattr(store, "path", None), str) and p != ":memory:"
+            if isinstance(p := getattr(store, "path", None), str) and is_duckdb_path(p)
             and os.path.realpath(os.path.expanduser(p)) == where]
 
 
