@@ -398,9 +398,9 @@ GROUP BY b.session_id ORDER BY min(b.enqueue_seq)
 """
 
 
-def sessions_with_ready_work(con: Any, hold: Hold) -> list[str]:
+def sessions_with_ready_work(con: Any, hold: Hold, t: int) -> list[str]:
+    """Sessions with a batch ready at ``t`` (ms), oldest first."""
     hold.write_dirty_leases(con)  # the join below reads lease rows from the file
-    t = now_ms()
     marks = hold.claims
     need_bindable()  # a list (arrow.py)
     marked = [b for sid in {*marks.unwritten, *marks.logged, *marks.done}

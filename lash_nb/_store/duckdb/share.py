@@ -250,6 +250,14 @@ class Line:
         if self.fd is not None:
             self._unlock(_HOLDER)
 
+    def acquisitions(self) -> int | None:
+        """How many times lash processes have taken the file (None when the line is off):
+        unchanged since a moment, nobody else held it since (``idle_poll.py``)."""
+        if self.fd is None:
+            return None
+        raw = os.pread(self.fd, 8, 8)
+        return int.from_bytes(raw, "little") if len(raw) == 8 else 0
+
     def holder(self) -> tuple[int, str] | None:
         """(pid, role) of the lash process holding the file, if one does."""
         if self.fd is None:

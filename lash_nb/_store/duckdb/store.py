@@ -60,7 +60,7 @@ from ..base import (
 )
 from ..queue_watch import QueueWatch
 from ..retention import VacuumReport
-from . import backup, compact, leases, queued_work, reads, user_query
+from . import backup, compact, idle_poll, leases, queued_work, reads, user_query
 from . import blobs as blob_rows
 from . import commit as commits
 from .arrow import import_arrow_in_background
@@ -549,7 +549,17 @@ class DuckDBStore(Queries):
         return self._worker.queue_watch
 
     async def sessions_with_ready_work(self) -> list[str]:
-        return await self._run_held(queued_work.sessions_with_ready_work)
+        worker = self._worker
+        if idle_poll.still_quiet(worker, commits.now_ms()):
+            return []  # nothing can have changed: the file is not reopened (idle_poll.py)
+
+        def poll(con: Any, hold: Hold) -> list[str]:
+            t = commits.now_ms()
+            sids = queued_work.sessions_with_ready_work(con, hold, t)
+            worker.quiet = None if sids else idle_poll.mark(con, worker, hold, t)
+            return sids
+
+        return await self._run_held(poll)
 
 
 _Waiting = tuple[QueuedWorkDraft, asyncio.AbstractEventLoop, "asyncio.Future[QueuedWorkBatch]"]

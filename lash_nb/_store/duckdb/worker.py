@@ -175,6 +175,8 @@ class ConnectionWorker:
         self.users = 1  # DuckDBStore objects sharing this worker (store.py)
         self.read_only = False
         self.opens = 0  # how many times the file was opened (benchmarks and tests read it)
+        self.jobs = 0  # store jobs run, here or on the thread (``idle_poll.py``)
+        self.quiet: Any = None  # an empty poll's mark (``idle_poll.Quiet``)
         self._file_id: tuple[int, int] | None = None  # the held file's (device, inode)
         self.handovers = 0  # releases because another process waited
         self.rest_checkpoints = 0  # checkpoints tried at rest (``_checkpoint_at_rest``)
@@ -196,6 +198,10 @@ class ConnectionWorker:
     @property
     def holding(self) -> bool:
         return self._con is not None
+
+    def has_carry(self) -> bool:
+        """A failed release left leases or claims for the next hold to write."""
+        return bool(self._carry or self._carry_claims)
 
     def submit(self, job: Callable[[Any], T], *, wait_s: float | None = None,
                terminal_commit: bool = False, query: bool = False,
@@ -242,6 +248,7 @@ class ConnectionWorker:
             if write and (self.hold.query_threads or self._waited_on()):
                 return None
             self._here_at = time.monotonic()
+            self.jobs += 1
             try:
                 with holding_file(), sigint_held() if write else contextlib.nullcontext():
                     ran: Ran[T] = Ran(job(con))
@@ -463,6 +470,7 @@ class ConnectionWorker:
         start = time.monotonic()
         waiting: Wait | None = None
         reopened = False
+        self.jobs += 1
         try:
             while True:
                 try:
