@@ -46,8 +46,11 @@ RUNS=${RUNS:-"static newest lowest"}
 FLOOR=(-m "(not slow and not browser) or floor")
 # in parallel (pytest-xdist): JOBS workers, 4 by default on 2 cores since many tests wait on
 # kernels, Jupyter servers and worker processes; JOBS=0 runs in one process. loadgroup keeps the
-# tests of one shared fixture on one worker, in the order tests/xdist_groups.py gives (longest first)
+# tests of one shared fixture on one worker, in the order tests/xdist_groups.py gives (the
+# browser lanes, then the longest first by the last run's durations: DURATIONS, one file per
+# run in the user's cache, which CI's fresh clones find; each run writes its own there)
 PAR=(-n "${JOBS:-4}" --dist loadgroup --no-loadscope-reorder)
+DURATIONS=${XDG_CACHE_HOME:-$HOME/.cache}/lash-nb/test-durations
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   need=""
@@ -123,7 +126,8 @@ run() {  # run NAME VENV PYTHON LOCK PYTEST_ARGS...
   # Python puts them (__pycache__ beside the sources: the venvs, the checkout; git, the sdist
   # and the binder copy ignore them) and are checked against their source on each import.
   timeout --kill-after=60 "${RUN_TIMEOUT_S:-2400}" \
-    env -u PYTHONPATH -u PYTHONDONTWRITEBYTECODE "$venv/bin/python" -m pytest \
+    env -u PYTHONPATH -u PYTHONDONTWRITEBYTECODE LASH_TEST_DURATIONS="$DURATIONS/$name.json" \
+    "$venv/bin/python" -m pytest \
     -q -p no:cacheprovider --durations=30 "${PAR[@]}" "$@" 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   local closing

@@ -7,7 +7,9 @@ wrote down: which worker ran them, what they were given.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -21,18 +23,26 @@ pytestmark = pytest.mark.slow  # each starts a pytest with three worker processe
 HERE = Path(__file__).resolve().parent
 
 
-def _run_suite(root: Path, source: str, *plugins: str) -> list[list[str]]:
-    """Run ``source`` as a test module under xdist; the lines its tests logged, split."""
+def _run_suite(root: Path, source: str, *plugins: str, durations: Path | None = None,
+               output: list[str] | None = None) -> list[list[str]]:
+    """Run ``source`` as a test module under xdist; the lines its tests logged, split.
+    ``durations``: the file of the last run's durations scripts/test.sh names; ``output``
+    gets pytest's output."""
     (root / "test_suite.py").write_text(textwrap.dedent(source))
     log = root / "log.txt"
-    env = {k: v for k, v in os.environ.items() if k not in ("LASH_PG_DSN", "PYTEST_ADDOPTS")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LASH_PG_DSN", "PYTEST_ADDOPTS", "LASH_TEST_DURATIONS")}
     env.update(PYTHONPATH=os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")]), SUITE_LOG=str(log))
+    if durations is not None:
+        env["LASH_TEST_DURATIONS"] = str(durations)
     plugin_args = [arg for p in plugins for arg in ("-p", p)]
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *plugin_args, "-n", "3",
          "--dist", "loadgroup", "--no-loadscope-reorder", "test_suite.py"],
         cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    if output is not None:
+        output.append(done.stdout)
     return [line.split() for line in (log.read_text() if log.exists() else "").splitlines()]
 
 
@@ -111,3 +121,57 @@ def test_one_postgres_server_serves_every_worker_and_is_stopped_after_the_run(tm
     assert len({ln[3] for ln in lines}) == 6  # a fresh database for each test
     ((_dsn, data_dir),) = servers
     assert not Path(data_dir).exists()  # stopped and removed at the end of the run
+
+
+def test_the_longest_tests_of_the_last_run_start_first_and_this_run_is_written_down(tmp_path):
+    """scripts/test.sh names a file of each test's duration in the last run (in the user's
+    cache, as mypy's): a test that took long goes first, not where its name sorts (a long test
+    started last is the run's tail); the run then writes its own durations there."""
+    durations = tmp_path / "durations.json"
+    durations.write_text(json.dumps({"test_suite.py::test_zz_long": 40.0,
+                                     "test_suite.py::test_gone_since": 1.5}))
+    output: list[str] = []
+    lines = _run_suite(tmp_path, LOGGER + """
+    import pytest
+
+    @pytest.mark.parametrize("i", range(12))
+    def test_quick(i):
+        log("quick", i)
+
+    def test_zz_long():
+        log("long", "-")
+    """, "xdist_groups", durations=durations, output=output)
+    (long_line,) = [ln for ln in lines if ln[0] == "long"]
+    on_its_worker = [ln[0] for ln in lines if ln[2] == long_line[2]]
+    assert on_its_worker[0] == "long", on_its_worker
+    written = json.loads(durations.read_text())
+    ran = {"test_suite.py::test_zz_long", *(f"test_suite.py::test_quick[{i}]" for i in range(12))}
+    assert ran <= set(written) and all(isinstance(written[t], float) for t in ran)
+    assert written["test_suite.py::test_gone_since"] == 1.5  # a test not run keeps its time
+    # where the wall time went: when each worker's last test ended
+    assert re.search(r"^workers: (gw\d busy \d+ s, done at \d+ s;? ?){3}$", output[0], re.M), output[0][-2000:]
+
+
+def test_browser_lanes_are_filled_by_the_last_runs_durations(tmp_path):
+    """The browser tests are dealt into two lanes (one worker each) so that the lanes take
+    about as long, by the last run's durations; dealt in turn, 40+20+10 s and 30+10+10 s."""
+    took = {"b40": 40.0, "b30": 30.0, "b20": 20.0, "b10a": 10.0, "b10b": 10.0, "b10c": 10.0}
+    durations = tmp_path / "durations.json"
+    durations.write_text(json.dumps({f"test_suite.py::test_in_a_browser[{k}]": v
+                                     for k, v in took.items()}))
+    lines = _run_suite(tmp_path, LOGGER + f"""
+    import pytest
+
+    @pytest.mark.browser
+    @pytest.mark.parametrize("name", {list(took)!r})
+    def test_in_a_browser(name):
+        log("browser", name)
+
+    @pytest.mark.parametrize("i", range(4))
+    def test_quick(i):
+        log("quick", i)
+    """, "xdist_groups", durations=durations)
+    per_worker: dict[str, float] = {}
+    for _, name, worker in (ln for ln in lines if ln[0] == "browser"):
+        per_worker[worker] = per_worker.get(worker, 0.0) + took[name]
+    assert sorted(per_worker.values()) == [60.0, 60.0], per_worker
