@@ -285,6 +285,34 @@ def test_the_retention_notebook_explains_vacuum_just_before_the_cell_that_runs_i
     assert "--delete scratch --yes" in cells[at - 1]
 
 
+def _markdown(name: str) -> str:
+    nb = json.loads((NOTEBOOKS / name).read_text(encoding="utf-8"))
+    return "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+
+
+def test_the_quickstart_says_what_a_second_run_on_its_store_shows(tmp_path, monkeypatch):
+    """A user runs the quickstart a second morning, on the same ``quickstart.duckdb``:
+    ``--fresh`` starts the conversation over, and the store keeps the first run's turns, so
+    ``turns=`` and the SQL tables count them. Its text said a second run "gives the same
+    result"; it says what the second run shows."""
+    from notebook_harness import lash_shell
+
+    open_line = "session = %lash open quickstart --fresh --store quickstart.duckdb --provider offline"
+    with lash_shell(tmp_path, monkeypatch) as sh:
+        for _ in range(2):  # two mornings: the notebook's open, then a turn
+            sh.run_cell(open_line)
+            first_seen = repr(sh.user_ns["session"])
+            sh.run_cell("%lash turn What does weather say for 'Paris'?")
+        frame = sh.run_cell("%%lash sql\nSELECT count(*) AS n FROM turns")
+        sh.run_cell("await session.core.close()")
+    assert "turns=1)" in first_seen  # the first morning's turn, counted after --fresh
+    assert int(frame["n"].iloc[0]) == 2
+    text = _markdown("01-quickstart.ipynb")
+    assert "gives the same result" not in text
+    assert "count the earlier runs' turns too" in text
+    assert "adds its\nbatches to the first run's" in _markdown("02-queue.ipynb")
+
+
 def test_committed_notebooks_have_no_outputs_or_execution_counts():
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         nb = json.loads(path.read_text(encoding="utf-8"))
