@@ -375,8 +375,19 @@ def test_tools_notebook_validates_arguments_and_uses_an_mcp_server(tmp_path, no_
 
 
 @pytest.mark.slow  # runs a whole notebook in a kernel
+def _cell_text(nb: Any, starts: str) -> str:
+    cell = next(c for c in nb.cells if c.source.startswith(starts))
+    return "".join(o.get("text", "") for o in cell.outputs)
+
+
 def test_configure_notebook_switches_model_layers_prompts_and_runs_a_plugin(tmp_path, no_keys):
+    first = execute("06-configure-and-plugins.ipynb", tmp_path)
+    # a second morning on the same stores: the plugin section starts as it did the first
+    # time, not with the prompt and model section 4 configured the day before
     nb = execute("06-configure-and-plugins.ipynb", tmp_path)
+    shown = "print(analyst.rendered_prompt())"
+    assert _cell_text(nb, shown) == _cell_text(first, shown)
+    assert "You are terse." not in _cell_text(nb, shown)
     out = texts(nb)
     assert error_outputs(nb) == []
     # configure: the model after the patch, and again after the core was reopened
