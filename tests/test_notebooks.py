@@ -422,6 +422,9 @@ def test_configure_notebook_switches_model_layers_prompts_and_runs_a_plugin(tmp_
 
 @pytest.mark.slow  # runs a whole notebook in a kernel
 def test_children_notebook_nests_a_child_turn_parks_resumes_and_deletes(tmp_path, no_keys):
+    execute("07-child-sessions-and-retention.ipynb", tmp_path)
+    # read on a second morning, on the same stores: the parked session's transcript is this
+    # run's, not the first run's with this one's after it
     nb = execute("07-child-sessions-and-retention.ipynb", tmp_path)
     out = texts(nb)
     assert error_outputs(nb) == []
