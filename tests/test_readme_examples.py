@@ -81,8 +81,14 @@ def test_the_readme_blocks_run_as_written_in_a_notebook(
     notebook = blocks("In a notebook")  # the tool, the open, the %%lash prompt cell
     (api_cell,) = blocks("Python API in ten lines")
     (sql_cell,) = [b for b in blocks("The store and its SQL") if b.startswith("%%lash sql")]
-    texts = run_cells([*notebook, sql_cell, api_cell], tmp_path)
-    answered, sql, api = texts[-3:]
+    texts = run_cells([*notebook, "%lash sessions", sql_cell, api_cell], tmp_path)
+    answered, sessions, sql, api = texts[-4:]
+    # the open ran in its cell (a %lash line in the cell that loads the extension is not
+    # rewritten and runs as a background task), so the turn went to the session it named,
+    # not to a 'default' session opened in its place
+    assert not any("background task" in t for t in texts), texts
+    assert "no session was open" not in answered, answered
+    assert "demo" in sessions and "default" not in sessions, sessions
     # the notebook's weather tool was attached by %lash open and called with 'Paris'
     assert "weather returned sunny." in answered, answered
     assert "finished: assistant_message" in answered
