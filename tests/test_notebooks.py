@@ -497,3 +497,9 @@ def test_code_mode_notebook_answers_a_dataframe_question_in_code_offline(tmp_pat
     assert len(records) == 2
     assert records[0].count('<pre class="lash-cell-code">') == 2
     assert "sales (8, 2) [&#x27;region&#x27;, &#x27;revenue&#x27;]" in records[0]
+    # the second turn lists the shared DataFrame only, not the one its first turn picked
+    # (the text above says it prints each shared DataFrame)
+    second = next(c for c in nb.cells if c.source.startswith("total = %lash turn"))
+    shown_second = "".join(o.get("text", "") for o in second.outputs)
+    assert "sales (8, 2) ['region', 'revenue']" in out
+    assert "frame (8, 2)" not in out and "frame (8, 2)" not in shown_second
