@@ -97,7 +97,7 @@ def _check_answer(turn, static: str) -> None:
     assert cells.count() == 2
     codes = cells.locator(".lash-cell-code").all_inner_texts()
     outs = cells.locator(".lash-cell-output").all_inner_texts()
-    assert "for name, frame in frames.items():" in codes[0]
+    assert "for _name, _frame in frames.items():" in codes[0]
     assert "question = 'What is the average revenue by region?'" in codes[1]
     assert outs[0].strip() == EXPLORE_OUT
     assert outs[1].strip() == ANSWER_OUT

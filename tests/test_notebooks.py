@@ -285,6 +285,34 @@ def test_the_retention_notebook_explains_vacuum_just_before_the_cell_that_runs_i
     assert "--delete scratch --yes" in cells[at - 1]
 
 
+def _markdown(name: str) -> str:
+    nb = json.loads((NOTEBOOKS / name).read_text(encoding="utf-8"))
+    return "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+
+
+def test_the_quickstart_says_what_a_second_run_on_its_store_shows(tmp_path, monkeypatch):
+    """A user runs the quickstart a second morning, on the same ``quickstart.duckdb``:
+    ``--fresh`` starts the conversation over, and the store keeps the first run's turns, so
+    ``turns=`` and the SQL tables count them. Its text said a second run "gives the same
+    result"; it says what the second run shows."""
+    from notebook_harness import lash_shell
+
+    open_line = "session = %lash open quickstart --fresh --store quickstart.duckdb --provider offline"
+    with lash_shell(tmp_path, monkeypatch) as sh:
+        for _ in range(2):  # two mornings: the notebook's open, then a turn
+            sh.run_cell(open_line)
+            first_seen = repr(sh.user_ns["session"])
+            sh.run_cell("%lash turn What does weather say for 'Paris'?")
+        frame = sh.run_cell("%%lash sql\nSELECT count(*) AS n FROM turns")
+        sh.run_cell("await session.core.close()")
+    assert "turns=1)" in first_seen  # the first morning's turn, counted after --fresh
+    assert int(frame["n"].iloc[0]) == 2
+    text = _markdown("01-quickstart.ipynb")
+    assert "gives the same result" not in text
+    assert "count the earlier runs' turns too" in text
+    assert "adds its\nbatches to the first run's" in _markdown("02-queue.ipynb")
+
+
 def test_committed_notebooks_have_no_outputs_or_execution_counts():
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         nb = json.loads(path.read_text(encoding="utf-8"))
@@ -347,8 +375,19 @@ def test_tools_notebook_validates_arguments_and_uses_an_mcp_server(tmp_path, no_
 
 
 @pytest.mark.slow  # runs a whole notebook in a kernel
+def _cell_text(nb: Any, starts: str) -> str:
+    cell = next(c for c in nb.cells if c.source.startswith(starts))
+    return "".join(o.get("text", "") for o in cell.outputs)
+
+
 def test_configure_notebook_switches_model_layers_prompts_and_runs_a_plugin(tmp_path, no_keys):
+    first = execute("06-configure-and-plugins.ipynb", tmp_path)
+    # a second morning on the same stores: the plugin section starts as it did the first
+    # time, not with the prompt and model section 4 configured the day before
     nb = execute("06-configure-and-plugins.ipynb", tmp_path)
+    shown = "print(analyst.rendered_prompt())"
+    assert _cell_text(nb, shown) == _cell_text(first, shown)
+    assert "You are terse." not in _cell_text(nb, shown)
     out = texts(nb)
     assert error_outputs(nb) == []
     # configure: the model after the patch, and again after the core was reopened
@@ -383,6 +422,9 @@ def test_configure_notebook_switches_model_layers_prompts_and_runs_a_plugin(tmp_
 
 @pytest.mark.slow  # runs a whole notebook in a kernel
 def test_children_notebook_nests_a_child_turn_parks_resumes_and_deletes(tmp_path, no_keys):
+    execute("07-child-sessions-and-retention.ipynb", tmp_path)
+    # read on a second morning, on the same stores: the parked session's transcript is this
+    # run's, not the first run's with this one's after it
     nb = execute("07-child-sessions-and-retention.ipynb", tmp_path)
     out = texts(nb)
     assert error_outputs(nb) == []
@@ -455,3 +497,9 @@ def test_code_mode_notebook_answers_a_dataframe_question_in_code_offline(tmp_pat
     assert len(records) == 2
     assert records[0].count('<pre class="lash-cell-code">') == 2
     assert "sales (8, 2) [&#x27;region&#x27;, &#x27;revenue&#x27;]" in records[0]
+    # the second turn lists the shared DataFrame only, not the one its first turn picked
+    # (the text above says it prints each shared DataFrame)
+    second = next(c for c in nb.cells if c.source.startswith("total = %lash turn"))
+    shown_second = "".join(o.get("text", "") for o in second.outputs)
+    assert "sales (8, 2) ['region', 'revenue']" in out
+    assert "frame (8, 2)" not in out and "frame (8, 2)" not in shown_second

@@ -81,8 +81,14 @@ def test_the_readme_blocks_run_as_written_in_a_notebook(
     notebook = blocks("In a notebook")  # the tool, the open, the %%lash prompt cell
     (api_cell,) = blocks("Python API in ten lines")
     (sql_cell,) = [b for b in blocks("The store and its SQL") if b.startswith("%%lash sql")]
-    texts = run_cells([*notebook, sql_cell, api_cell], tmp_path)
-    answered, sql, api = texts[-3:]
+    texts = run_cells([*notebook, "%lash sessions", sql_cell, api_cell], tmp_path)
+    answered, sessions, sql, api = texts[-4:]
+    # the open ran in its cell (a %lash line in the cell that loads the extension is not
+    # rewritten and runs as a background task), so the turn went to the session it named,
+    # not to a 'default' session opened in its place
+    assert not any("background task" in t for t in texts), texts
+    assert "no session was open" not in answered, answered
+    assert "demo" in sessions and "default" not in sessions, sessions
     # the notebook's weather tool was attached by %lash open and called with 'Paris'
     assert "weather returned sunny." in answered, answered
     assert "finished: assistant_message" in answered
@@ -93,3 +99,23 @@ def test_the_readme_blocks_run_as_written_in_a_notebook(
     assert "finished: assistant_message" in api
     assert "total_tokens" in api
     assert (tmp_path / "lash.duckdb").exists()
+
+
+@pytest.mark.slow  # a kernel runs the README's cells
+def test_the_extension_and_the_open_in_one_cell_still_open_the_session_the_next_cell_uses(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A user puts the setup in one cell: ``%load_ext lash_nb`` and ``%lash open demo``. That
+    cell's ``%lash`` line is not rewritten into an await (the extension was not loaded when
+    the cell was read): it runs as a background task, and the next cell's turn found no
+    session yet and opened a 'default' one in its place (ADR 230)."""
+    for var in KEY_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    tool_cell, *_rest = blocks("In a notebook")
+    texts = run_cells([tool_cell, "%load_ext lash_nb\n%lash open demo --store lash.duckdb",
+                       "%%lash\nWhat does weather say for 'Paris'?", "%lash sessions"], tmp_path)
+    setup, answered, sessions = texts[1:]
+    assert "background task" in setup  # still said: the line ran unawaited
+    assert "no session was open" not in answered, answered
+    assert "weather returned sunny." in answered
+    assert "demo" in sessions and "default" not in sessions, sessions

@@ -57,6 +57,9 @@ class Binding:
     configured_store: str = ""  # %config LashMagics.store when it was opened
     read_only: bool = False  # %lash open --read-only: a DuckDB file only read
     drain: Any = None  # the session's NotebookDrain (one drain at a time), made on first use
+    # the store's file was deleted or replaced since this kernel opened it: the sessions that
+    # were open on the old one (closed by this open, which opened the file there now)
+    replaced_file: tuple[str, ...] | None = None
 
     def drainer(self, interval_s: float) -> Any:
         if self.drain is None:
@@ -181,6 +184,7 @@ class NotebookContext:
                 f"unknown provider {provider!r}; use --provider one of {', '.join(PROVIDERS)}"
             )
         check_key(provider)
+        replaced = await self._let_go_of_replaced_file(store)
         old = self.bindings.get(name)
         if old is not None:
             await old.session.close()
@@ -196,11 +200,37 @@ class NotebookContext:
         for t in tools:
             admin.add_provider(t)
         binding = Binding(session, core, store, provider, model, tool_names, fresh,
-                          store_from=store_from, configured_store=d.store, read_only=read_only)
+                          store_from=store_from, configured_store=d.store, read_only=read_only,
+                          replaced_file=replaced)
         self.bindings[name] = binding
         self.current = name
         self.last_opened = binding
         return binding
+
+    async def _let_go_of_replaced_file(self, store: str) -> tuple[str, ...] | None:
+        """An explicit open of ``store`` whose file this kernel opened and that is no longer
+        at the path (a notebook that removes its store file to start from an empty one, run a
+        second time in the same kernel): the sessions and cores on the old file are closed, so
+        that this open opens the file at the path now (a new store where there is none), as a
+        restarted kernel does. The names of the sessions closed; None: nothing was replaced."""
+        stale = {id(c): c for (s, _, _), c in self.cores.items()
+                 if s == store and not c.closed and getattr(c.store, "file_replaced", False)}
+        if not stale:
+            return None
+        names = tuple(n for n, b in self.bindings.items() if id(b.core) in stale)
+        for n in names:
+            b = self.bindings.pop(n)
+            # its commits would be refused (the file is gone): what it holds is in the old file
+            with contextlib.suppress(Exception):
+                await b.session.close()
+        for key in [k for k, c in self.cores.items() if id(c) in stale]:
+            with contextlib.suppress(Exception):
+                await self.cores.pop(key).close()
+        if self.current in names:
+            self.current = None
+        if self.last_opened is not None and id(self.last_opened.core) in stale:
+            self.last_opened = None
+        return names
 
     def _store_source(self, was: Binding | None) -> tuple[Binding | None, str | None]:
         """The open session whose store a ``%lash open NAME`` without ``--store`` takes, and

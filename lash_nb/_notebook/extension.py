@@ -200,6 +200,7 @@ async def run_line(line: str, assigned: bool = False) -> Any:
     magics = _magics()
     wait_for_warm_imports()
     before = magics.ctx.last_result
+    await magics.after_unawaited_opens()
     out = await magics.dispatch(line, None, assigned=assigned)
     _end_if_interrupted(magics, before)
     return out
@@ -215,6 +216,7 @@ async def run_cell(line: str, body: str) -> Any:
     magics = _magics()
     wait_for_warm_imports()
     before = magics.ctx.last_result
+    await magics.after_unawaited_opens()
     out = await magics.dispatch(line, body, assigned=False)
     _end_if_interrupted(magics, before)
     return out

@@ -145,6 +145,18 @@ class LashMagics(Magics):
         self.cells_run = 0  # counted by pre_run_cell: which lines share a cell (a loop's)
         self.said: tuple[int, list[str]] | None = None  # the last {name} note (parsing.py)
         self.from_pyproject: dict[str, Any] = {}  # the settings [tool.lash_nb] gave (config.py)
+        # %lash open lines that ran as background tasks (not rewritten: the cell that loaded
+        # the extension); the next rewritten %lash line or cell waits for them (ADR 230)
+        self.unawaited_opens: list[asyncio.Future[Any]] = []
+
+    async def after_unawaited_opens(self) -> None:
+        """Wait for the ``%lash open`` lines an earlier cell ran as background tasks: with
+        ``%load_ext lash_nb`` and ``%lash open demo`` in one cell, the next cell's turn found no
+        session yet and ran in a 'default' one opened in its place."""
+        pending = [t for t in self.unawaited_opens if not t.done()]
+        self.unawaited_opens = pending
+        if pending:
+            await asyncio.wait(pending)
 
     def cell_started(self, *_info: Any) -> None:
         self.cells_run += 1
@@ -196,6 +208,8 @@ class LashMagics(Magics):
 
             return get_asyncio_loop().run_until_complete(coro)
         task = asyncio.ensure_future(coro)
+        if route(line, cell)[0] == "open":
+            self.unawaited_opens.append(task)
         print("%lash runs as a background task here (returned): this line was not rewritten into "
               "an await. Put %load_ext lash_nb in a cell of its own, and write %lash in the cell "
               "itself or a for/if/with block of it, not in a function (or await the task)")

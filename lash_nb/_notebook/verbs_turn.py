@@ -244,6 +244,11 @@ async def open_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -
                              f"{a.store or m.ctx.defaults.store}")
         raise
     m.ctx.failed_open = None
+    if b.replaced_file is not None:
+        closed = (f"; closed the sessions open on the old one ({', '.join(b.replaced_file)})"
+                  if b.replaced_file else "")
+        print(f"lash: {b.store} was deleted or replaced since this kernel opened it: opened the "
+              f"file there now{closed}")
     if assigned:
         return b.session
     display(session_card(b, prices_for_display(m.prices, m.user_ns)))

@@ -21,8 +21,8 @@ from .._core.records import Message, Role
 _EXPLORE = """import pandas as pd
 frames = {k: v for k, v in globals().items()
           if isinstance(v, pd.DataFrame) and not k.startswith('_')}
-for name, frame in frames.items():
-    print(name, frame.shape, list(frame.columns))
+for _name, _frame in frames.items():
+    print(_name, _frame.shape, list(_frame.columns))
 if not frames:
     print('no DataFrame is shared')"""
 
@@ -34,24 +34,24 @@ words = {{'mean': 'mean', 'average': 'mean', 'sum': 'sum', 'total': 'sum', 'max'
 found = [(m.start(), f) for w, f in words.items()
          for m in [re.search(r'\\b' + w + r'\\b', question)] if m]
 agg = min(found)[1] if found else None
-frame = next(iter(frames.values()))
+_frame = next(iter(frames.values()))
 def named(col):
     return re.search(r'\\b' + re.escape(str(col).lower().replace('_', ' ')) + r'\\b',
                      question.replace('_', ' '))
-numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) and named(c)]
+numeric = [c for c in _frame.columns if pd.api.types.is_numeric_dtype(_frame[c]) and named(c)]
 by = None
-for c in frame.columns:
+for c in _frame.columns:
     if re.search(r'\\b(by|per|for each)\\s+' + re.escape(str(c).lower()) + r'\\b', question):
         by = c
 if agg and (numeric or agg == 'count'):
-    col = numeric[0] if numeric else frame.columns[0]
-    result = frame.groupby(by)[col].agg(agg) if by is not None else frame[col].agg(agg)
+    col = numeric[0] if numeric else _frame.columns[0]
+    result = _frame.groupby(by)[col].agg(agg) if by is not None else _frame[col].agg(agg)
     value = ({{str(k): v.item() if hasattr(v, 'item') else v for k, v in result.items()}}
              if by is not None else (result.item() if hasattr(result, 'item') else result))
     print(value)
     submit(value)
 else:
-    submit(f'{{len(frame)}} rows; columns: {{", ".join(map(str, frame.columns))}}')"""
+    submit(f'{{len(_frame)}} rows; columns: {{", ".join(map(str, _frame.columns))}}')"""
 
 
 def is_code_request(request: LlmRequest) -> bool:

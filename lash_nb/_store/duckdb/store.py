@@ -180,6 +180,13 @@ class DuckDBStore(Queries):
         return self._worker.holding
 
     @property
+    def file_replaced(self) -> bool:
+        """The file this store opened is no longer at its path (deleted, moved away, or
+        replaced while held): a commit here would be refused (``NotTheHeldFile``); a new store
+        of the path, after this one is closed, opens what is there now."""
+        return self._worker.file_replaced()
+
+    @property
     def unfolded_commits(self) -> int:
         """Commits logged in ``commit_log`` and not yet folded into the tables (reads fold
         them first, so no read ever misses one)."""

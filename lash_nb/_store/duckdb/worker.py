@@ -440,6 +440,15 @@ class ConnectionWorker:
     def held_a_file(self) -> bool:  # it opened the file once (and may have let it go since)
         return self._file_id is not None
 
+    def file_replaced(self) -> bool:
+        """The path no longer names the file this worker opened: deleted or moved away (held
+        or let go), or another file put there while it is held. A file another process put
+        there while this one had let go (a ``vacuum``'s compact copy) is the store's own."""
+        if self._file_id in (None, (-1, -1)):  # never opened, or no file (``:memory:``)
+            return False
+        now = file_id(self.path)
+        return now == (-1, -1) or (self._con is not None and now != self._file_id)
+
     def _open(self, wait_s: float, observer: StoreWaitObserver | None,
               stop: WaitStop | None = None) -> None:
         # a file this worker let go and that is gone from the path is refused by the
