@@ -4,7 +4,8 @@
 127.0.0.1 with a token and a user-settings directory of its own (so the theme is the test's
 choice). ``NotebookPage`` opens a notebook, waits for an idle kernel, runs Run > Run All Cells
 from the menu, saves with Ctrl+S (checked on disk through the contents API), shuts the kernel
-down and reopens the notebook. ``CONTRAST_JS`` measures, in the page, the WCAG contrast of
+down and reopens the notebook, also with its kernel connection held back (the page before its
+kernel is connected). ``CONTRAST_JS`` measures, in the page, the WCAG contrast of
 every piece of text under a selector against the background it is drawn on (colours resolved
 by painting them on a canvas, so ``rgba``, ``color-mix`` and theme variables all count).
 
