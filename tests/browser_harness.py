@@ -4,7 +4,8 @@
 127.0.0.1 with a token and a user-settings directory of its own (so the theme is the test's
 choice). ``NotebookPage`` opens a notebook, waits for an idle kernel, runs Run > Run All Cells
 from the menu, saves with Ctrl+S (checked on disk through the contents API), shuts the kernel
-down and reopens the notebook. ``CONTRAST_JS`` measures, in the page, the WCAG contrast of
+down and reopens the notebook, also with its kernel connection held back (the page before its
+kernel is connected). ``CONTRAST_JS`` measures, in the page, the WCAG contrast of
 every piece of text under a selector against the background it is drawn on (colours resolved
 by painting them on a canvas, so ``rgba``, ``color-mix`` and theme variables all count).
 
@@ -269,6 +270,27 @@ class JupyterServer:
         pid = self.kernel_pid()
         return pid is not None and pid != old_pid and self.kernels_idle()
 
+    def sessions_at(self, name: str) -> list[dict[str, Any]]:
+        """The server's sessions whose path is the notebook ``name`` (relative to ``root``)."""
+        try:
+            sessions = self.api("GET", "/api/sessions")
+        except (urllib.error.URLError, TimeoutError):  # a loaded machine's server may not answer
+            return []
+        return [s for s in sessions if s.get("path") == f"{self.root.name}/{name}"]
+
+    def kernels_seen(self) -> str:
+        """What the server holds, for a failed wait's message: each kernel's state and
+        connections, each session's path."""
+        try:
+            kernels = self.api("GET", "/api/kernels")
+            sessions = self.api("GET", "/api/sessions")
+        except (urllib.error.URLError, TimeoutError) as e:
+            return f"the server did not answer: {e}"
+        ks = ", ".join(f"{k['id'][:8]} {k.get('execution_state')} "
+                       f"({k.get('connections')} connections)" for k in kernels)
+        ss = ", ".join(f"{s.get('path')} -> {s['kernel']['id'][:8]}" for s in sessions)
+        return f"kernels: {ks or 'none'}; sessions: {ss or 'none'}"
+
     def shut_down_sessions(self) -> None:
         for s in self.api("GET", "/api/sessions"):
             self.api("DELETE", f"/api/sessions/{s['id']}")
@@ -298,12 +320,29 @@ class NotebookPage:
     def __init__(self, browser: Any, server: JupyterServer, name: str) -> None:
         self.browser, self.server, self.name = browser, server, name
         self.page: Any = None
+        self.kernel_held = False  # the page's kernel connection goes nowhere
 
     def open(self) -> Any:
         self.page = self.browser.new_page(viewport={"width": 1280, "height": 1000})
         self.page.goto(self.server.notebook_url(self.name))
         self.panel.locator(".jp-Cell").first.wait_for(timeout=90_000)
-        wait_until(self.server.kernels_idle, timeout=90, what="an idle kernel")
+        try:
+            wait_until(self.server.kernels_idle, timeout=90, what="an idle kernel")
+        except AssertionError as e:
+            raise AssertionError(f"{e} ({self.server.kernels_seen()})") from None
+        return self.page
+
+    def open_before_the_kernel(self) -> Any:
+        """The notebook in a new page whose kernel connection is held open with nothing behind
+        it: the page as it reads until its kernel is connected (a kernel slow to start, a busy
+        server). The server still starts the page's kernel, which ``reopen`` then connects."""
+        if self.page is not None:
+            self.page.close()
+        self.page = self.browser.new_page(viewport={"width": 1280, "height": 1000})
+        self.page.route_web_socket(re.compile(r"/api/kernels/.*/channels"), lambda _ws: None)
+        self.page.goto(self.server.notebook_url(self.name))
+        self.panel.locator(".jp-Cell").first.wait_for(timeout=90_000)
+        self.kernel_held = True
         return self.page
 
     @property
@@ -371,6 +410,17 @@ class NotebookPage:
         raise AssertionError("unreachable")
 
     def reopen(self) -> Any:
+        """The page closed and the notebook opened again. A page opened by
+        ``open_before_the_kernel`` is closed only once the server holds its session at the
+        notebook's path: JupyterLab and Notebook 7 start a session under a temporary path and
+        move it to the notebook's once its kernel has started (``SessionContext._startSession``).
+        A page closed before that leaves a kernel no page connects to, "starting" forever, and
+        the reopened page starts another (a loaded machine's kernel start outlasted the
+        held page's reading: "timed out waiting for an idle kernel")."""
+        if self.kernel_held:
+            wait_until(lambda: bool(self.server.sessions_at(self.name)), timeout=90,
+                       what=f"the held page's session at {self.name}")
+            self.kernel_held = False
         self.page.close()
         return self.open()
 

@@ -15,10 +15,11 @@ same for the queue and tool panels).
 from __future__ import annotations
 
 import json
+import shutil
 
 import browser_harness as bh
 import pytest
-from test_browser_saved_panels import BAD, ROWS_JS, _reopen_before_the_kernel
+from test_browser_saved_panels import BAD, ROWS_JS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 bh.playwright_or_skip()
@@ -72,28 +73,45 @@ def _reads_as_its_note(nb: bh.NotebookPage, placeholder: str) -> None:
     assert len(rows) == 1 and "please echo word0 word1" in rows[0]["text"], rows
 
 
-def test_a_turn_saved_mid_run_reads_as_its_note_before_and_after_the_kernel_is_back(
-        frontend, tmp_path):
+def _read_next_morning(nb: bh.NotebookPage, turn_id: str) -> None:
+    """The saved notebook opened before its kernel is connected, then reopened once more with
+    its new kernel connected (the turn's model is gone): the turn's cell reads as its note."""
+    nb.open_before_the_kernel()
+    note = nb.cell(TURN).locator(".lash-cut")
+    note.wait_for(timeout=60_000)
+    _reads_as_its_note(nb, "Loading widget")
+    # it names the turn and the command that shows how it ended, which it cannot know
+    assert f"%lash replay {turn_id} --session morning" in note.inner_text()
+
+    nb.reopen()
+    _reads_as_its_note(nb, "model not found")
+
+
+def test_a_turn_saved_mid_run_reads_as_its_note_before_and_after_the_kernel_is_back(tmp_path):
+    """Run and saved mid-turn in JupyterLab, read the next morning in JupyterLab and in
+    Notebook 7 (a byte copy of the file as saved, as a colleague opens it there). The cells run
+    once (ADR 220): the turn streams into the same widget, and the file holds the same outputs,
+    in both front ends; Notebook 7's own page, its output rows and its widget manager's
+    "Loading widget..." and "model not found" are what the reading checks there."""
     bh.write_notebook(tmp_path / "morning.ipynb", CELLS)
-    server = bh.JupyterServer(frontend, tmp_path).start("light")
+    servers = {"jupyterlab": bh.JupyterServer("jupyterlab", tmp_path).start("light"),
+               "notebook7": bh.JupyterServer("notebook7", tmp_path)}
+    server = servers["jupyterlab"]
     try:
         with bh.chromium() as browser:
             nb = bh.NotebookPage(browser, server, "morning.ipynb")
             _saved_mid_turn(nb)
+            shutil.copy(tmp_path / "morning.ipynb", tmp_path / "morning-notebook7.ipynb")
             server.shut_down_sessions()
             bh.wait_until(lambda: not server.api("GET", "/api/kernels"), timeout=30,
                           what="the kernel to shut down")
+            turn_id = _turn_id(tmp_path)
 
-            # the next morning, before the kernel is connected: the renderer's placeholder
-            _reopen_before_the_kernel(nb)
-            note = nb.cell(TURN).locator(".lash-cut")
-            note.wait_for(timeout=60_000)
-            _reads_as_its_note(nb, "Loading widget")
-            # it names the turn and the command that shows how it ended, which it cannot know
-            assert f"%lash replay {_turn_id(tmp_path)} --session morning" in note.inner_text()
-
-            # and once its new kernel is connected (the turn's model is gone)
-            nb.reopen()
-            _reads_as_its_note(nb, "model not found")
+            _read_next_morning(nb, turn_id)
+            nb.page.close()
+            nb = bh.NotebookPage(browser, servers["notebook7"].start("light"),
+                                 "morning-notebook7.ipynb")
+            _read_next_morning(nb, turn_id)
     finally:
-        server.stop()
+        for each in servers.values():
+            each.stop()

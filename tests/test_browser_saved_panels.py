@@ -70,22 +70,11 @@ def _unreadable(rows: list[dict]) -> list[dict]:
     return [r for r in rows if BAD.search(r["text"]) or (not r["text"] and not r["media"])]
 
 
-def _reopen_before_the_kernel(nb: bh.NotebookPage) -> None:
-    """The saved notebook in a new page whose kernel connection is held open with nothing
-    behind it: the page as it reads until its kernel is there."""
-    if nb.page is not None:
-        nb.page.close()
-    nb.page = nb.browser.new_page(viewport={"width": 1280, "height": 1000})
-    nb.page.route_web_socket(re.compile(r"/api/kernels/.*/channels"), lambda _ws: None)
-    nb.page.goto(nb.server.notebook_url(nb.name))
-    nb.panel.locator(".jp-Cell").first.wait_for(timeout=90_000)
-
-
 def _read_next_morning(nb: bh.NotebookPage) -> None:
     """The saved notebook opened the next morning: before its kernel is connected, the panels
     read as their snapshots; reopened once more with its new kernel connected (the old panels'
     models are gone), every row still reads."""
-    _reopen_before_the_kernel(nb)
+    nb.open_before_the_kernel()
     nb.cell(QUEUE).locator(".lash-snapshot").wait_for(timeout=60_000)
     nb.page.wait_for_function(SETTLED_JS, arg=nb.panel.element_handle(), timeout=60_000)
     rows = _rows(nb)
