@@ -95,14 +95,17 @@ def test_a_tools_figure_shows_under_its_row_live_in_the_record_and_in_replay(sh,
     [row] = [b for b in view["blocks"] if b["kind"] == "tool"]
     [card] = row["images"]
     assert card["label"] == "plot_units output" and card["media_type"] == "image/png"
-    assert (card["width"], card["height"]) == (180, 120)  # 3 x 2 inches at 60 dpi
+    # the size the model was told (a 3 x 2 inch figure at 60 dpi, cropped to its drawing)
+    assert f', {card["width"]}x{card["height"]}]' in r.tool_calls[0].output
+    assert 100 < card["width"] <= 180 and 100 < card["height"] <= 120
     assert card["thumb"].startswith("data:image/png;base64,")
     assert max(_png_size(card["thumb"].split(",", 1)[1])) <= THUMB_PX
 
     # the finished record (what a saved notebook shows with no kernel): under the tool's row
     record = _record(cap)
     assert TOOL_ROW_THEN_PICTURE.search(record), record[:3000]
-    assert "plot_units output · image/png" in record and "180x120" in record
+    assert "plot_units output · image/png" in record
+    assert f'{card["width"]}x{card["height"]}</figcaption>' in record
     assert w.comm is None  # the widget closed: the record is all the saved notebook keeps
 
     # the next morning: the stored turn replayed shows it from the store's bytes
