@@ -471,6 +471,13 @@ def test_attachments_notebook_sends_a_figure_and_a_dataframe_and_reopens_them(tm
     records = [h for h in html if "lash-attachments" in h]
     assert any('<img class="lash-thumb" src="data:image/png;base64,' in h for h in records)
     assert any('<pre class="lash-table-preview">,month,units\n0,Jan,120' in h for h in records)
+    # the chart plot_units returned: a thumbnail under the tool's row of the saved record,
+    # which needs no kernel and no widget state (ADR 232)
+    [tool_record] = [h for h in html if '<span class="lash-tool-name">plot_units</span>' in h]
+    assert re.search(r'<span class="lash-tool-name">plot_units</span>.*?</details>'
+                     r'<div class="lash-attachments"><figure class="lash-attachment">'
+                     r'<img class="lash-thumb" src="data:image/png;base64,', tool_record, re.DOTALL)
+    assert "plot_units output · image/png" in tool_record
 
 
 @pytest.mark.slow  # runs a whole notebook in a kernel, which starts a sandbox kernel

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
+from .attachments import Attachment
 from .records import fresh_id
 from .usage import TokenUsage
 
@@ -96,6 +97,17 @@ class ToolCallCompleted(TurnEvent):
     # lash_nb addition: what the call printed (stdout, stderr, warnings, logging), cleaned,
     # scrubbed and bounded; None: nothing (ADR 197). Not sent to the model.
     printed: str | None = None
+    # lash_nb addition: the pictures the tool returned (the model is sent them after the
+    # results), ``Attachment``s in this process, their refs (``AttachmentRef.to_json``) in
+    # JSON: the bytes are in the store's blobs; the record shows a thumbnail (ADR 232)
+    images: list[Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = TurnEvent.to_json(self)
+        if self.images:
+            out["images"] = [i.ref.to_json() if isinstance(i, Attachment) else i
+                             for i in self.images]
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from .._core.attachments import Attachment
+from .._core.attachments import Attachment, AttachmentRef
+from .._core.events import ToolCallCompleted, TurnActivity
 from .._errors import QueryNotAllowed
 from .._store.base import stores_blobs
 from .card import Card
@@ -326,7 +329,7 @@ async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) 
     if rec is None:
         known = ", ".join(r.turn_id for r in records[-5:])
         raise UsageError(f"no turn {a.turn!r} in session {sid!r}; recent turns: {known}")
-    events = await b.session.store.load_events(sid, rec.turn_id)
+    events = await tool_images(b.session.store, await b.session.store.load_events(sid, rec.turn_id))
     from .widgets.attachments import attachment_cards
     from .widgets.fold import stopped_by_kernel
     from .widgets.turn import TurnWidget
@@ -355,6 +358,25 @@ async def turn_attachments(session: Any, turn_id: str) -> list[Attachment]:
     store = session.store
     data = await store.get_blobs([r.id for r in refs]) if refs and stores_blobs(store) else {}
     return [Attachment(r, data.get(r.id)) for r in refs]
+
+
+async def tool_images(store: Any, events: list[TurnActivity]) -> list[TurnActivity]:
+    """The stored turn's events, the pictures its tools returned with their bytes read from
+    the store (for the thumbnails under their rows, ADR 232)."""
+    refs = {i["id"]: AttachmentRef.from_json(i) for a in events
+            if isinstance(a.event, ToolCallCompleted) for i in a.event.images or ()
+            if isinstance(i, Mapping)}
+    if not refs or not stores_blobs(store):
+        return events
+    data = await store.get_blobs(list(refs))
+    out = []
+    for a in events:
+        if isinstance(a.event, ToolCallCompleted) and a.event.images:
+            pics = [Attachment(refs[i["id"]], data.get(i["id"])) if isinstance(i, Mapping) else i
+                    for i in a.event.images]
+            a = replace(a, event=replace(a.event, images=pics))
+        out.append(a)
+    return out
 
 
 def turn_prompt(session: Any, turn_id: str) -> str:

@@ -171,7 +171,8 @@ class ToolBatch:
                                            printed=printed,
                                            traceback=self.tracebacks.get(call_id)))
         self.emit(ev.ToolCallCompleted(call_id, name, args, output, duration, success,
-                                       "success" if success else "failure", printed), cid)
+                                       "success" if success else "failure", printed,
+                                       self.images.get(call_id)), cid)
 
     def _printing(self, call_id: str, name: str, provider: ToolProvider) -> Printed:
         """The call's capture of what it prints (``tool_print.py``), bounded like its output,

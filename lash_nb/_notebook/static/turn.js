@@ -277,17 +277,20 @@ function lashBlock(b, openState, html, htmlLen, approval) {
     d.append(lashEl("div", "lash-reasoning-text", b.text));
     return d;
   }
+  // the pictures a tool returned (thumbnails made in the kernel), under its row (ADR 232)
+  const pics = b.kind === "tool" && b.images && b.images.length ? [lashAttachments(b.images)] : [];
   if (b.kind === "tool" && b.child) {
     // a tool call that runs a child session (run_child): its turn nests under the row
     const wrap = lashEl("div", "lash-tool-wrap");
-    wrap.append(lashToolRow(b, openState[b.cid]), lashChild(b.child, openState));
+    wrap.append(lashToolRow(b, openState[b.cid]), ...pics, lashChild(b.child, openState));
     return wrap;
   }
   if (b.kind === "tool") {
     const row = lashToolRow(b, openState[b.cid]);
-    if (b.status !== "waiting" || !approval || !approval.live()) return row;
+    const live = b.status === "waiting" && approval && approval.live();
+    if (!live && !pics.length) return row;
     const wrap = lashEl("div", "lash-tool-wrap");
-    wrap.append(row, lashApprovalBar(b, approval.sent, approval.send));
+    wrap.append(row, ...(live ? [lashApprovalBar(b, approval.sent, approval.send)] : pics));
     return wrap;
   }
   if (b.kind === "cell") {

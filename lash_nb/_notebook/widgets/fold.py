@@ -83,7 +83,10 @@ class TurnFold:
     # ------------------------------------------------------------------ folding
     def apply(self, activity: Mapping[str, Any] | TurnActivity) -> None:
         if not isinstance(activity, Mapping):  # an activity object: its JSON form
+            images = getattr(activity.event, "images", None)
             activity = activity.to_json()
+            if images:  # a tool's pictures, bytes and all: their thumbnails (ADR 232)
+                activity["images"] = images
         kind = activity.get("type", "")
         cid = str(activity.get("correlation_id") or activity.get("id") or "")
         if activity.get("turn_id") and not self.turn_id:
@@ -246,6 +249,10 @@ def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     fold._printed_live.pop(cid, None)
     if a.get("printed"):  # the whole of what it printed replaces the live lines (ADR 197)
         row["printed"] = shown_printed(a["printed"], a.get("call_id"))
+    if a.get("images"):  # the pictures it returned, shown under its row (ADR 232)
+        from .attachments import image_cards
+
+        row["images"] = image_cards(a["images"])
 
 
 def _tool_printed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:

@@ -137,10 +137,13 @@ def block_html(b: Mapping[str, Any], rendered: Mapping[str, str] | None = None) 
         return (f'<details class="lash-reasoning"><summary>reasoning</summary>'
                 f'<div class="lash-reasoning-text">{esc(b.get("text"))}</div></details>')
     if kind == "tool":
+        from .attachments import cards_html  # the pictures it returned, under it (ADR 232)
+
+        row = tool_row_html(b) + cards_html(b.get("images") or ())
         child = b.get("child")
         if isinstance(child, Mapping):  # a tool call that ran a child session (run_child)
-            return tool_row_html(b) + child_html(child)
-        return tool_row_html(b)
+            return row + child_html(child)
+        return row
     if kind == "cell":  # its llm_query child turns nest under it
         kids = "".join(child_html(k) for k in b.get("children") or () if isinstance(k, Mapping))
         return cell_html(b, kids)
