@@ -7,6 +7,10 @@ the running interpreter's environment, so after a test's first in-process shell 
 imported later, and ``importlib.metadata``, came from the newest lock. The tests that choose a
 widget's Stop or the kernel's interrupt by ipykernel's version read 7.4 and sent a Stop that
 ipykernel 6.29 hands to a cell only after it: the cell waited 60 s (two full runs failed so).
+
+The kernel harness's next cell after a failed one runs: ipykernel 6.x aborts the execute
+requests it reads in the loop turn after a failure, and the harness's next cell came that fast
+on a loaded machine (a check cell read "aborted"; ``KernelHarness._past_the_abort``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from notebook_harness import KernelHarness
 
 ROOT = Path(__file__).resolve().parents[1]
 INNER = "LASH_NB_TEST_INNER_RUN"
@@ -51,3 +56,14 @@ def test_a_run_started_with_another_virtualenv_activated_tests_its_own_packages(
          f"{__file__}::test_an_in_process_shell_leaves_this_environments_packages_first"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout[-3000:] + run.stderr[-2000:]
+
+
+def test_the_harness_next_cell_after_a_failed_one_and_the_cells_it_aborted_runs() -> None:
+    with KernelHarness() as k:
+        for _ in range(40):  # 7 of 150 such cells were aborted on ipykernel 6.29 at load 3
+            failed = k.submit("import time; time.sleep(0.05); 1 / 0")
+            queued = k.submit("print('queued behind it')")  # Run All: aborted, as it should
+            k.wait(failed)
+            k.wait(queued)
+            assert (failed.status, queued.status) == ("error", "aborted")
+            assert k.execute("print('next')").stdout == "next\n"
