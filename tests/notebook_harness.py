@@ -140,9 +140,9 @@ class KernelHarness:
 
     # ------------------------------------------------------------------ execution
     def submit(self, code: str, *, stop_on_error: bool = True) -> Execution:
-        """``stop_on_error=False`` for a cell expected to fail: otherwise the kernel aborts
-        the execute requests that reach it just after the error (ipykernel's abort window),
-        and the test's next cell comes back "aborted" on a loaded machine."""
+        """``stop_on_error=False`` for a cell expected to fail while cells already sent after
+        it must run: otherwise the kernel aborts them (Run All's behaviour). A cell sent after
+        a failed reply was read waits until the kernel runs cells again (``_past_the_abort``)."""
         if self.failed_last:
             self._past_the_abort()
         msg_id = self.kc.execute(code, store_history=False, stop_on_error=stop_on_error)
