@@ -125,9 +125,12 @@ run() {  # run NAME VENV PYTHON LOCK PYTEST_ARGS...
   # instead of 0.7 s, in hundreds of processes on 2 busy cores. The .pyc files go where
   # Python puts them (__pycache__ beside the sources: the venvs, the checkout; git, the sdist
   # and the binder copy ignore them) and are checked against their source on each import.
+  # VIRTUAL_ENV unset: a caller's activated venv (.venv) is not this run's, and IPython's
+  # in-process shells put its site-packages first on sys.path (ADR 227; tests/conftest.py
+  # drops it too, for a pytest started by hand)
   timeout --kill-after=60 "${RUN_TIMEOUT_S:-2400}" \
-    env -u PYTHONPATH -u PYTHONDONTWRITEBYTECODE LASH_TEST_DURATIONS="$DURATIONS/$name.json" \
-    "$venv/bin/python" -m pytest \
+    env -u PYTHONPATH -u PYTHONDONTWRITEBYTECODE -u VIRTUAL_ENV \
+    LASH_TEST_DURATIONS="$DURATIONS/$name.json" "$venv/bin/python" -m pytest \
     -q -p no:cacheprovider --durations=30 "${PAR[@]}" "$@" 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   local closing

@@ -21,6 +21,7 @@ from lash_nb.testing import tool_call
 SENT: list[str] = []
 RELEASE = threading.Event()
 STARTED = threading.Event()
+RETURNED = threading.Event()
 
 
 @tool
@@ -29,6 +30,7 @@ def send_report(to: str) -> str:
     STARTED.set()
     RELEASE.wait(60)
     SENT.append(to)
+    RETURNED.set()
     return f"sent to {to}"
 
 
@@ -59,7 +61,10 @@ def test_stop_during_a_thread_tool_says_the_function_runs_on(caplog: Any) -> Non
         return out, stopped_with
 
     with caplog.at_level(logging.WARNING, logger="lash_nb.tools"):
-        out, stopped_with = asyncio.run(body())  # waits for the thread (asyncio.run does)
+        out, stopped_with = asyncio.run(body())
+    # the function runs on a daemon thread of its own, which asyncio.run does not wait for
+    # (a script that stopped a turn can exit): the test waits for the function's return
+    assert RETURNED.wait(60)
     assert stopped_with == [] and SENT == ["board@example.org"]  # it happened after Stop
     assert str(out.result.outcome).startswith("stopped: cancelled")
     [call] = out.result.tool_calls

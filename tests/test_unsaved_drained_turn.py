@@ -33,6 +33,8 @@ def test_a_drained_turn_whose_final_commit_is_refused_shows_the_not_saved_record
         k.run("%lash enqueue please call tidy_the_folder")
         ex = k.submit("%lash drain", stop_on_error=False)
         k.pump_until(lambda: any("not saved yet" in r for r in _rows(k, ex)), timeout=60)
+        gives_up = "Stop" if kernel_serves_widgets_mid_cell() else "the kernel's interrupt"
+        assert any(f"({gives_up} leaves it unsaved)" in r for r in _rows(k, ex)), _rows(k, ex)
         if stop_button:
             k.send_custom(ex.widget_ids()[0], {"type": "stop"})
         else:

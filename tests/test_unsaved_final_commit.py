@@ -129,6 +129,9 @@ def test_a_turn_finished_on_a_read_only_folder_waits_is_saved_once_writable_or_k
         k.pump_until(lambda: any("not saved yet" in r for r in _rows(k, ex)), timeout=60)
         row = _rows(k, ex)[0]
         assert "read-only" in row and "make it writable again" in row, row
+        # what ends the wait in this kernel (a widget's Stop waits for the cell on 6.x)
+        gives_up = "Stop" if stop_button else "the kernel's interrupt"
+        assert f"({gives_up} leaves it unsaved)" in row, row
         assert ex.reply is None  # the cell waits: nothing was thrown away
         _writable_again(folder)
         k.wait(ex, timeout=60)

@@ -22,6 +22,7 @@ Pure: no widget, no I/O. The widget copies ``blocks`` / ``usage`` / ... into syn
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -468,13 +469,25 @@ def _store_wait(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
         if a.get("done"):
             text = said[1] + (f" (after {secs})" if secs else "")
         else:
-            text = (f"not saved yet: {said[0]} and this turn is saved (Stop leaves it "
-                    "unsaved)" + (f" (waiting {so_far})" if so_far else " (waiting)"))
+            text = (f"not saved yet: {said[0]} and this turn is saved ({_gives_up()} leaves "
+                    "it unsaved)" + (f" (waiting {so_far})" if so_far else " (waiting)"))
     else:
         text = ("waiting for the store" + (f", held by pid {pid}" if pid is not None else "")
                 + (f" ({so_far})" if so_far else ""))
     row = fold._row("~store_wait", "notice", text="")
     row["text"] = text
+
+
+def _gives_up() -> str:
+    """What ends a wait in this kernel: the widget's Stop, or the kernel's interrupt where
+    ipykernel hands a widget's click to a cell only after it (< 7.4, ADR 23): the Stop a row
+    named there did nothing while the cell waited (ADR 227)."""
+    if "ipykernel" in sys.modules:
+        from ..extension import serves_widgets_mid_cell
+
+        if not serves_widgets_mid_cell():
+            return "the kernel's interrupt"
+    return "Stop"
 
 
 PROCESS_LOST = ("the process running this turn was killed or exited before the turn's final "
