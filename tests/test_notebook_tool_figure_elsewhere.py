@@ -1,0 +1,63 @@
+"""A tool's picture in the views of a turn this cell did not run itself (ADR 234): the queue
+panel's Drain (a click, no cell: the panel streams the running turn as it goes) and the
+turn's markdown / text form (what nbconvert or GitHub shows of a saved record).
+
+Before: the panel's turn showed ``plot_units``' row with a caption and no thumbnail (its
+activities reached the panel as JSON: the image's ref without its bytes), and the markdown
+form named no picture."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from notebook_harness import lash_shell
+from test_notebook_tool_figure import TOOLS, TOOL_ROW_THEN_PICTURE
+
+from lash_nb._notebook.widgets.attachments import THUMB_MAX_BYTES, THUMB_PX
+
+Image = pytest.importorskip("PIL.Image")
+
+
+@pytest.fixture
+def sh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    with lash_shell(tmp_path, monkeypatch, TOOLS) as shell:
+        shell.run_cell("session = %lash open attach-demo --fresh --store attach.duckdb "
+                       "--provider offline")
+        yield shell
+
+
+def _thumb_px(html: str) -> int:
+    [b64] = re.findall(r'<img class="lash-thumb" src="data:image/png;base64,([A-Za-z0-9+/=]+)"',
+                       html)
+    raw = base64.b64decode(b64)
+    assert len(raw) <= THUMB_MAX_BYTES
+    with Image.open(io.BytesIO(raw)) as im:
+        return max(im.size)
+
+
+def test_the_queue_panels_drained_turn_shows_the_tools_figure_under_its_row(sh):
+    sh.run_cell("%lash enqueue call plot_units for Mar")
+    w = sh.run_cell("w = %lash queue") or sh.user_ns["w"]
+    sh.run_cell("await w._drain()")  # what the panel's Drain button runs
+    [ran] = w.ran
+    assert TOOL_ROW_THEN_PICTURE.search(ran["html"]), ran["html"][:3000]
+    assert 0 < _thumb_px(ran["html"]) <= THUMB_PX
+    # the panel's own record (the saved notebook, no widget state) keeps it too
+    assert TOOL_ROW_THEN_PICTURE.search(w.snapshot_html())
+
+
+def test_the_turns_markdown_names_the_tools_picture_under_its_row(sh):
+    sh.run_cell("r = %lash turn call plot_units for Mar")
+    card = sh.user_ns["r"].tool_calls[0].output
+    dims = re.search(r", (\d+x\d+)\]", card).group(1)
+    for view in (sh.run_cell("%lash replay"),):
+        text = view.to_markdown()
+        row = text.index("- tool `plot_units` done")
+        pic = text.index(f"plot_units output · image/png, {dims}")
+        assert row < pic < text.index("**finished**"), text
+        assert "base64" not in text
