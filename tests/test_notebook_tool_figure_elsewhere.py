@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from notebook_harness import lash_shell
-from test_notebook_tool_figure import TOOLS, TOOL_ROW_THEN_PICTURE
+from test_notebook_tool_figure import TOOL_ROW_THEN_PICTURE, TOOLS
 
 from lash_nb._notebook.widgets.attachments import THUMB_MAX_BYTES, THUMB_PX
 
@@ -58,6 +58,9 @@ def test_the_turns_markdown_names_the_tools_picture_under_its_row(sh):
     for view in (sh.run_cell("%lash replay"),):
         text = view.to_markdown()
         row = text.index("- tool `plot_units` done")
-        pic = text.index(f"plot_units output · image/png, {dims}")
-        assert row < pic < text.index("**finished**"), text
+        pic = re.search(rf"\n  - returned a picture: plot_units output · image/png, [\d.]+ KB, "
+                        rf"{dims}\n", text).start()
+        assert row < pic < text.index("**finished"), text
+        # named once, under its row: not also as an attachment of the prompt
+        assert text.count("plot_units output · image/png") == 1, text
         assert "base64" not in text

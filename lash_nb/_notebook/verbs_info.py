@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from .._core.attachments import Attachment, AttachmentRef
-from .._core.events import ToolCallCompleted, TurnActivity
+from .._core.attachments import Attachment
 from .._errors import QueryNotAllowed
 from .._store.base import stores_blobs
 from .card import Card
@@ -329,13 +326,17 @@ async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) 
     if rec is None:
         known = ", ".join(r.turn_id for r in records[-5:])
         raise UsageError(f"no turn {a.turn!r} in session {sid!r}; recent turns: {known}")
-    events = await tool_images(b.session.store, await b.session.store.load_events(sid, rec.turn_id))
+    events = await b.session.store.load_events(sid, rec.turn_id)
+    from .widgets.tool_pictures import read_thumbnails, tool_image_ids
+
+    await read_thumbnails(b.session.store, events)  # its tools' pictures, from the blobs
     from .widgets.attachments import attachment_cards
     from .widgets.fold import stopped_by_kernel
     from .widgets.turn import TurnWidget
 
     w = TurnWidget(session_id=sid, turn_id=rec.turn_id, prompt=turn_prompt(b.session, rec.turn_id),
-                   attachments=attachment_cards(await turn_attachments(b.session, rec.turn_id)))
+                   attachments=attachment_cards(await turn_attachments(
+                       b.session, rec.turn_id, not_ids=tool_image_ids(events))))
     w.push_all(events)
     stopped_by_kernel(w.fold, rec.result)  # what the cut-turn note could not say (ADR 217)
     outcome = rec.result.get("outcome") if isinstance(rec.result, dict) else None
@@ -349,34 +350,18 @@ async def replay(m: LashMagics, argline: str, cell: str | None, assigned: bool) 
     return w
 
 
-async def turn_attachments(session: Any, turn_id: str) -> list[Attachment]:
+async def turn_attachments(session: Any, turn_id: str,
+                           not_ids: frozenset[str] = frozenset()) -> list[Attachment]:
     """The attachments of the turn's own user message, with their bytes read from the store
-    (for the thumbnails; a ref whose bytes are gone is shown by its caption)."""
+    (for the thumbnails; a ref whose bytes are gone is shown by its caption). ``not_ids``:
+    the pictures its tools returned, sent in a user message too, shown under their rows."""
     refs = [p.attachment for n in session.read_view().nodes()
             if n.turn_id == turn_id and (m := n.message) is not None and m.role.value == "user"
-            and m.origin is None for p in m.parts if p.attachment is not None]
+            and m.origin is None for p in m.parts
+            if p.attachment is not None and p.attachment.id not in not_ids]
     store = session.store
     data = await store.get_blobs([r.id for r in refs]) if refs and stores_blobs(store) else {}
     return [Attachment(r, data.get(r.id)) for r in refs]
-
-
-async def tool_images(store: Any, events: list[TurnActivity]) -> list[TurnActivity]:
-    """The stored turn's events, the pictures its tools returned with their bytes read from
-    the store (for the thumbnails under their rows, ADR 232)."""
-    refs = {i["id"]: AttachmentRef.from_json(i) for a in events
-            if isinstance(a.event, ToolCallCompleted) for i in a.event.images or ()
-            if isinstance(i, Mapping)}
-    if not refs or not stores_blobs(store):
-        return events
-    data = await store.get_blobs(list(refs))
-    out = []
-    for a in events:
-        if isinstance(a.event, ToolCallCompleted) and a.event.images:
-            pics = [Attachment(refs[i["id"]], data.get(i["id"])) if isinstance(i, Mapping) else i
-                    for i in a.event.images]
-            a = replace(a, event=replace(a.event, images=pics))
-        out.append(a)
-    return out
 
 
 def turn_prompt(session: Any, turn_id: str) -> str:

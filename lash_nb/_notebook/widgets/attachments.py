@@ -16,7 +16,7 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..._core.attachments import Attachment, AttachmentRef
+from ..._core.attachments import Attachment
 from .snapshot import esc
 
 THUMB_PX = 160
@@ -75,15 +75,6 @@ def attachment_cards(attachments: Iterable[Attachment]) -> list[dict[str, Any]]:
     return cards
 
 
-def image_cards(images: Iterable[Any]) -> list[dict[str, Any]]:
-    """The cards of the pictures a tool returned (ADR 232): ``Attachment``s with their bytes
-    in the kernel that ran it, ref JSON (caption only, unless bytes are known) in stored
-    events. Only images: a tool's card never shows text it chose."""
-    got = [i if isinstance(i, Attachment) else Attachment(AttachmentRef.from_json(i))
-           for i in images if isinstance(i, (Attachment, Mapping))]
-    return attachment_cards(a for a in got if a.ref.kind == "image")
-
-
 def caption(card: Mapping[str, Any]) -> str:
     dims = f", {card['width']}x{card['height']}" if card.get("width") and card.get("height") else ""
     label = f"{card['label']} · " if card.get("label") else ""
@@ -114,8 +105,8 @@ def cards_html(cards: Sequence[Mapping[str, Any]]) -> str:
     return f'<div class="lash-attachments">{"".join(items)}</div>'
 
 
-def cards_markdown(cards: Sequence[Mapping[str, Any]]) -> str:
-    return "\n".join(f"- attached: {caption(c)}" for c in cards)
+def cards_markdown(cards: Sequence[Mapping[str, Any]], said: str = "- attached") -> str:
+    return "\n".join(f"{said}: {caption(c)}" for c in cards)
 
 
-__all__ = ["attachment_cards", "cards_html", "cards_markdown", "image_cards"]
+__all__ = ["attachment_cards", "cards_html", "cards_markdown"]

@@ -158,6 +158,9 @@ class TurnFold:
                 out.append(f"- tool `{name}` {b['status']}{dur}{approval_note(b, ' (', ')')}")
                 if b.get("printed"):
                     out.append(printed_markdown(str(b["printed"])))
+                if b.get("images"):  # the pictures it returned, by caption (ADR 234)
+                    from .attachments import cards_markdown
+                    out.append(cards_markdown(b["images"], "  - returned a picture"))
                 if b.get("child"):
                     out.append(child_markdown(b["child"]))
             elif k == "cell":
@@ -251,9 +254,9 @@ def _tool_completed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:
     if a.get("printed"):  # the whole of what it printed replaces the live lines (ADR 197)
         row["printed"] = shown_printed(a["printed"], a.get("call_id"))
     if a.get("images"):  # the pictures it returned, shown under its row (ADR 232)
-        from .attachments import image_cards
+        from .tool_pictures import tool_cards  # bytes here, or a thumbnail read (ADR 234)
 
-        row["images"] = image_cards(a["images"])
+        row["images"] = tool_cards(a["images"])
 
 
 def _tool_printed(fold: TurnFold, cid: str, a: Mapping[str, Any]) -> None:

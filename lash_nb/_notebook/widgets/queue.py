@@ -296,7 +296,7 @@ class QueueWidget(ShownSessionName, anywidget.AnyWidget, PanelSnapshot):
             texts = {b.get("batch_id"): b.get("text") for b in self.batches}
             live.prompt = "\n".join(str(texts[i]) for i in data.get("batch_ids") or ()
                                     if texts.get(i))
-        live.push(data)
+        live.push(activity)  # the object: a tool's pictures keep their bytes (ADR 234)
         if data.get("type") == "turn_outcome":
             live.finish()
         self._ask(live)
