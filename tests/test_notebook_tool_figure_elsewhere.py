@@ -64,3 +64,28 @@ def test_the_turns_markdown_names_the_tools_picture_under_its_row(sh):
         # named once, under its row: not also as an attachment of the prompt
         assert text.count("plot_units output · image/png") == 1, text
         assert "base64" not in text
+
+
+@pytest.mark.slow  # a worker process
+def test_a_turn_a_worker_ran_shows_the_tools_figure_from_the_stores_blobs(sh, tmp_path):
+    """The notebook queues the prompt, ``python -m lash_nb worker`` (another process) runs it;
+    the notebook's view of that turn reads the picture's bytes from the store's blobs."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "figtools.py").write_text(TOOLS)
+    sh.run_cell("%lash enqueue call plot_units for Mar")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "lash_nb", "worker", "--store", "attach.duckdb", "--session",
+         "attach-demo", "--provider", "offline", "--tools", "figtools:plot_units",
+         "--exit-when-idle", "0.5", "--poll", "0.05"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "1 turn" in done.stderr, done.stderr
+    view = sh.run_cell("%lash replay")
+    html = view._repr_mimebundle_()["text/html"]
+    assert TOOL_ROW_THEN_PICTURE.search(html), html[:3000]
+    assert 0 < _thumb_px(html) <= THUMB_PX  # one thumbnail: under the row, not the prompt
+    assert "  - returned a picture: plot_units output · image/png" in view.to_markdown()
