@@ -89,3 +89,45 @@ def test_a_turn_a_worker_ran_shows_the_tools_figure_from_the_stores_blobs(sh, tm
     assert TOOL_ROW_THEN_PICTURE.search(html), html[:3000]
     assert 0 < _thumb_px(html) <= THUMB_PX  # one thumbnail: under the row, not the prompt
     assert "  - returned a picture: plot_units output · image/png" in view.to_markdown()
+
+
+def _next_morning() -> None:
+    """A new kernel: no thumbnail made yet (they are kept per process)."""
+    from lash_nb._notebook.widgets import tool_pictures
+
+    tool_pictures._THUMBS.clear()
+
+
+def test_a_stored_picture_is_scaled_once_and_off_the_event_loop(sh, monkeypatch):
+    import threading
+
+    sh.run_cell("%lash enqueue call big_noise for 1")
+    scaled: list[str] = []
+    real = Image.Image.thumbnail
+    monkeypatch.setattr(Image.Image, "thumbnail", lambda self, *a, **k: (
+        scaled.append(threading.current_thread().name), real(self, *a, **k))[1])
+    sh.run_cell("%lash drain")  # folded live, then again from the run's own list
+    assert len(scaled) == 1, scaled
+    _next_morning()
+    scaled.clear()
+    for _ in range(2):
+        html = sh.run_cell("%lash replay")._repr_mimebundle_()["text/html"]
+        assert 0 < _thumb_px(html) <= THUMB_PX
+        assert len(html) < 4 * THUMB_MAX_BYTES  # the ~1 MB PNG read is not inline
+    # the stored 1200x900 PNG was scaled once, in a thread: the kernel's loop went on
+    assert len(scaled) == 1 and scaled[0] != threading.main_thread().name, scaled
+
+
+def test_a_picture_whose_bytes_are_gone_shows_its_caption(sh):
+    sh.run_cell("r = %lash turn call plot_units for Mar")
+    # the blobs lost (a store copied without them, a hand-run DELETE): through the store's
+    # own connection, as another process cannot take the file from this idle kernel at once
+    sh.run_cell("await session.store._run_held(lambda con, hold: con.execute('DELETE FROM blobs'))")
+    assert sh.run_cell("%lash sql SELECT count(*) AS n FROM blobs")["n"].iloc[0] == 0
+    _next_morning()
+    html = sh.run_cell("%lash replay")._repr_mimebundle_()["text/html"]
+    assert "lash-thumb" not in html
+    assert re.search(r'<span class="lash-tool-name">plot_units</span>.*?</details>'
+                     r'<div class="lash-attachments"><figure class="lash-attachment">'
+                     r'<figcaption>plot_units output · image/png, 5.5 KB, \d+x\d+</figcaption>',
+                     html, re.DOTALL), html[:3000]
