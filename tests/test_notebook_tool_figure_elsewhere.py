@@ -129,5 +129,5 @@ def test_a_picture_whose_bytes_are_gone_shows_its_caption(sh):
     assert "lash-thumb" not in html
     assert re.search(r'<span class="lash-tool-name">plot_units</span>.*?</details>'
                      r'<div class="lash-attachments"><figure class="lash-attachment">'
-                     r'<figcaption>plot_units output · image/png, 5.5 KB, \d+x\d+</figcaption>',
+                     r'<figcaption>plot_units output · image/png, [\d.]+ KB, \d+x\d+</figcaption>',
                      html, re.DOTALL), html[:3000]
