@@ -66,12 +66,17 @@ def _record(cap: Any) -> str:
     return str(htmls[-1])
 
 
-@pytest.fixture
-def sh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def figure_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A notebook with notebook 08's tools and a fresh session on a DuckDB file."""
     with lash_shell(tmp_path, monkeypatch, TOOLS) as shell:
         shell.run_cell("session = %lash open attach-demo --fresh --store attach.duckdb "
                        "--provider offline")
         yield shell
+
+
+@pytest.fixture
+def sh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    yield from figure_shell(tmp_path, monkeypatch)
 
 
 def test_a_tools_figure_shows_under_its_row_live_in_the_record_and_in_replay(sh, monkeypatch):

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from notebook_harness import lash_shell
-from test_notebook_tool_figure import TOOL_ROW_THEN_PICTURE, TOOLS
+from test_notebook_tool_figure import TOOL_ROW_THEN_PICTURE, TOOLS, figure_shell
 
 from lash_nb._notebook.widgets.attachments import THUMB_MAX_BYTES, THUMB_PX
 
@@ -25,10 +24,7 @@ Image = pytest.importorskip("PIL.Image")
 
 @pytest.fixture
 def sh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    with lash_shell(tmp_path, monkeypatch, TOOLS) as shell:
-        shell.run_cell("session = %lash open attach-demo --fresh --store attach.duckdb "
-                       "--provider offline")
-        yield shell
+    yield from figure_shell(tmp_path, monkeypatch)
 
 
 def _thumb_px(html: str) -> int:
