@@ -42,7 +42,7 @@ def _refused(sh, cell: str) -> str:
         sh.run_cell(cell)
     said = str(e.value)
     assert "\n" not in said, said
-    assert "usage.duckdb" in said and "deleted or replaced" in said, said
+    assert "usage.duckdb" in said and "deleted, moved away or replaced" in said, said
     assert OPEN_LINE in said, said
     return said
 
@@ -76,7 +76,7 @@ def test_the_python_reports_and_store_query_of_a_deleted_file_are_refused(sh, tm
         with pytest.raises(StorePathError) as e:
             read()
         said = str(e.value)
-        assert "\n" not in said and "usage.duckdb" in said and "deleted or replaced" in said
+        assert "\n" not in said and "usage.duckdb" in said and "deleted, moved away or replaced" in said
         assert "%lash open" in said and "core.close()" in said, said
 
 
