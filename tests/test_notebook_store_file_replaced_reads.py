@@ -58,6 +58,10 @@ def test_reads_of_a_deleted_store_file_are_refused_and_the_open_line_reads_the_n
     os.remove(tmp_path / "usage.duckdb")  # !rm usage.duckdb: starting over
     for cell in MAGIC_READS:
         _refused(sh, cell)
+    with pytest.raises(UsageError) as e:  # another session of that store: not opened there
+        sh.run_cell("%%lash --session other\nhello")
+    assert "%lash open other --store usage.duckdb opens the file there now" in str(e.value)
+    assert not os.path.exists(tmp_path / "usage.duckdb")  # nothing made at the path
     sh.run_cell(OPEN_LINE)  # the line the refusal gave
     assert _turns(sh) == 0
     usage = sh.run_cell("%lash usage")
