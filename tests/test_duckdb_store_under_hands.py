@@ -296,12 +296,14 @@ def test_a_store_moved_under_the_kernel_refuses_the_next_turn_and_keeps_the_earl
                    lambda: not (tmp_path / "other.duckdb.wal").exists(), timeout=60)
         (tmp_path / "other.duckdb").unlink()
         gone = k.execute("%%lash\nanother question in the other store", stop_on_error=False)
-    for ex in (refused, gone):
+    for ex, name, path in ((refused, "team", "team.duckdb"), (gone, "other", "other.duckdb")):
         assert ex.status == "error"
         shown = ex.error + ex.stderr
         assert "Traceback" not in shown, shown
-        assert "is not the file this process opened any more" in shown, shown
-        assert "nothing of this was written" in shown
+        # refused before the turn ran, with the line that opens the file there now (ADR 233)
+        assert "was deleted, moved away or replaced since this kernel opened it" in shown, shown
+        assert "nothing was read or run" in shown
+        assert f"%lash open {name} --store {path} opens the file there now" in shown
     # before: the turn was answered, written into the renamed file's inode and a .wal left
     # under the old name; after the deletion every later turn went to a file nobody can open
     assert _questions_in(tmp_path / "kept.duckdb", "team") == ["question number 0"]

@@ -60,7 +60,7 @@ def test_a_turn_after_the_let_go_file_was_moved_refuses_in_one_line_and_writes_n
     assert "Traceback" not in ex.stderr and not _error_lines(ex), ex.stderr
     shown = [line for line in ex.stderr.splitlines() if line.strip()]
     assert len(shown) == 1 and shown[0].startswith("UsageError"), shown  # one line
-    assert "moved or deleted" in shown[0] and "put it back" in shown[0], shown
+    assert "moved away" in shown[0] and "put it back" in shown[0], shown
     assert again.status == "ok", again.error + again.stderr
     # the history was there for the turn that ran: the store holds both questions in
     # one session, the second once (the refused one stored nothing)

@@ -99,6 +99,15 @@ def let_go_file_gone(path: str) -> NotTheHeldFile:
         "kernel or process to start a new store at this path)")
 
 
+def replaced_read(path: str) -> NotTheHeldFile:
+    """A read of the file this process opened, no longer at ``path`` (ADR 233)."""
+    return NotTheHeldFile(
+        f"{path} was deleted, moved away or replaced since this process opened it: nothing was "
+        "read (the answer would come from the old file, at no path now); %lash open SESSION "
+        f"--store {path} opens the file there now, as does opening it again in Python after "
+        "closing the cores on it here (await core.close())")
+
+
 def unwritable(e: BaseException) -> str | None:
     """What a finished turn's commit waits for when ``e`` refused it (a ``Wait`` reason:
     ``disk_full``, ``read_only``, ``moved``), or None: ``e`` is not that."""

@@ -258,6 +258,7 @@ class DuckDBStore(Queries):
             self._fold(con)
             return user_query.quarantined(con)
 
+        self._refuse_replaced()
         return self._worker.submit(job).result()
 
     async def backup(self, dest: str | os.PathLike[str], *, overwrite: bool = False) -> int:
@@ -315,6 +316,7 @@ class DuckDBStore(Queries):
     async def load_session(
         self, session_id: str, scope: ReadScope = ReadScope.FULL_GRAPH
     ) -> PersistedSession | None:
+        self._refuse_replaced()
         return await self._run(lambda con: reads.load_session(con, session_id, scope))
 
     async def commit(self, commit: RuntimeCommit) -> CommitResult:
@@ -363,14 +365,17 @@ class DuckDBStore(Queries):
             commits.fold_at_bound(con, hold)
 
     async def list_sessions(self) -> list[SessionMeta]:
+        self._refuse_replaced()
         return await self._run(reads.list_sessions)
 
     async def load_events(
         self, session_id: str, turn_id: str | None = None
     ) -> list[TurnActivity]:
+        self._refuse_replaced()
         return await self._run(lambda con: reads.load_events(con, session_id, turn_id))
 
     async def load_turns(self, session_id: str) -> list[TurnRecord]:
+        self._refuse_replaced()
         return await self._run(lambda con: reads.load_turns(con, session_id))
 
     async def delete_session(self, session_id: str) -> None:
@@ -507,6 +512,7 @@ class DuckDBStore(Queries):
     async def list_queued_work(
         self, session_id: str, *, include_claimed: bool = False
     ) -> list[QueuedWorkBatch]:
+        self._refuse_replaced()
         return await self._run_held(
             lambda con, hold: queued_work.list_queued(con, hold, session_id, include_claimed)
         )
