@@ -244,12 +244,15 @@ class NotebookContext:
             return None, None  # none open, or %config LashMagics.store set since: that wins
         return like, whose
 
-    async def binding(self, name: str | None = None, *, stored: bool = False) -> Binding:
+    async def binding(self, name: str | None = None, *, stored: bool = False,
+                      replaced_ok: bool = False) -> Binding:
         """The named (or bound) session, opened on first use in the store and with the
         provider of the bound session (or the last one opened), else with the defaults.
         ``name`` is a verb's ``--session`` as typed (see :meth:`session_named`); ``stored``
         (a verb that only reads): a name neither open here nor in the store is refused, and
-        nothing is opened (a typo is not a new, empty session; ADR 0215)."""
+        nothing is opened (a typo is not a new, empty session; ADR 0215). ``replaced_ok``:
+        a session whose file was deleted or replaced is given, not refused (``%lash backup``
+        copies the file it holds, ADR 235)."""
         key = self.session_named(name) or self.current or self.defaults.session
         found = self.bindings.get(key)
         if found is not None and self.store_closed(found.store):
@@ -258,7 +261,7 @@ class NotebookContext:
                 f"%lash open {key} opens it again from the store"
             )
         if found is not None:
-            return refuse_replaced(key, found)
+            return found if replaced_ok else refuse_replaced(key, found)
         # a session named for one cell (or the first cell after a delete) goes to the store
         # the notebook already uses, with its provider, not to the configured default file;
         # the notebook stays bound to the session it was bound to
@@ -392,10 +395,14 @@ def refuse_replaced(key: str, b: Binding) -> Binding:
 
     line = (f"%lash open {shlex.quote(key)} --store {shlex.quote(b.store)}"
             + (" --read-only" if b.read_only else ""))
+    keep = ""
+    if getattr(b.core.store, "holding_file", False):  # its data is still here (ADR 235)
+        keep = (f"; first, %lash backup --session {shlex.quote(key)} rescued.duckdb copies the "
+                "old file's data, which this kernel still holds, to a new file")
     raise NotTheHeldFile(
         f"{b.store} was deleted, moved away or replaced since this kernel opened it: nothing was "
         f"read or run (the old file's data is at no path now); {line} opens the file there now "
-        "(a new store where there is none), or put it back to go on with it")
+        f"(a new store where there is none), or put it back to go on with it{keep}")
 
 
 def _open_in_python(path: str) -> list[str]:

@@ -46,6 +46,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "sql": ("verbs_info", "sql"),
     "replay": ("verbs_info", "replay"),
     "last": ("verbs_info", "last"),
+    "backup": ("verbs_info", "backup"),
     "help": ("verbs_info", "help_"),
 }
 CELL_VERBS = ("turn", "enqueue", "sql")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shlex
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -45,6 +46,11 @@ LAST = parser("last", "The result of the last turn run in this kernel, saved or 
 REPLAY = parser("replay", "Re-render a committed turn from the store.")
 REPLAY.add_argument("turn", nargs="?", default=None)
 REPLAY.add_argument("--session", default=None)
+
+BACKUP = parser("backup", "Copy the store of the session in use, whole, to a new DuckDB file.")
+BACKUP.add_argument("dest", metavar="PATH")
+BACKUP.add_argument("--session", default=None)
+BACKUP.add_argument("--overwrite", action="store_true", help="replace PATH if it exists")
 
 # (verb, what it does): one markdown table row each
 _VERBS = (
@@ -101,6 +107,9 @@ _VERBS = (
       'every row')),
     ('`%lash replay [TURN]`',
      're-render a committed turn (`{r.turn_id}`: the id in a notebook variable)'),
+    ('`%lash backup PATH [--overwrite]`',
+     ('a whole copy of the DuckDB store, taken while turns and workers use it; also the '
+      "rescue of a store file deleted or replaced while this kernel holds it (its data)")),
     ('`%lash last`',
      ('the result of the last turn this kernel ran (`r = %lash last`; `r.text`), also one '
       'left NOT saved; `r.tool_tracebacks`: the traceback of each tool call that raised')),
@@ -374,6 +383,23 @@ def turn_prompt(session: Any, turn_id: str) -> str:
     return ""
 
 
+async def backup(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
+    """``%lash backup PATH``: ``DuckDBStore.backup`` of the session's store (ADR 175, 235)."""
+    a = parse(BACKUP, argline)
+    b = await m.ctx.binding(a.session, stored=True, replaced_ok=True)
+    store = b.core.store
+    if not hasattr(store, "backup"):
+        raise UsageError(f"{b.store!r} is not a DuckDB file; back a PostgreSQL store up with "
+                         "pg_dump")
+    rescue = bool(getattr(store, "file_replaced", False))
+    size = await store.backup(a.dest, overwrite=a.overwrite)
+    what = ("the data of the file this kernel held (deleted or replaced at its path)"
+            if rescue else f"the store {b.store}")
+    print(f"lash: copied {what} to {a.dest} ({size:,} bytes); open it with "
+          f"%lash open {shlex.quote(b.session.session_id)} --store {shlex.quote(a.dest)}")
+    return None
+
+
 async def help_(m: LashMagics, argline: str, cell: str | None, assigned: bool) -> Any:
     """``%lash help`` (every verb), ``%lash help VERB`` / ``%lash VERB --help`` (its rows)."""
     verb = argline.split(maxsplit=1)[0] if argline.strip() else ""
@@ -401,5 +427,6 @@ ARGS = {
     "sql": sql_args,
     "replay": lambda m, line, cell: parse(REPLAY, line),
     "last": lambda m, line, cell: parse(LAST, line),
+    "backup": lambda m, line, cell: parse(BACKUP, line),
     "help": lambda m, line, cell: None,
 }

@@ -99,13 +99,16 @@ def let_go_file_gone(path: str) -> NotTheHeldFile:
         "kernel or process to start a new store at this path)")
 
 
-def replaced_read(path: str) -> NotTheHeldFile:
-    """A read of the file this process opened, no longer at ``path`` (ADR 233)."""
+def replaced_read(path: str, held: bool) -> NotTheHeldFile:
+    """A read of the file this process opened, no longer at ``path`` (ADR 233); ``held``: this
+    process still has it open, so ``backup`` can copy its data (ADR 235)."""
+    keep = ("; first, await store.backup('rescued.duckdb') (or %lash backup rescued.duckdb) "
+            "copies the old file's data, which this process still holds" if held else "")
     return NotTheHeldFile(
         f"{path} was deleted, moved away or replaced since this process opened it: nothing was "
         "read (the answer would come from the old file, at no path now); %lash open SESSION "
         f"--store {path} opens the file there now, as does opening it again in Python after "
-        "closing the cores on it here (await core.close())")
+        f"closing the cores on it here (await core.close()){keep}")
 
 
 def unwritable(e: BaseException) -> str | None:

@@ -80,7 +80,7 @@ class Queries:
         """A read of the file this process opened, deleted or replaced since, would answer
         from data no file at the path holds: refused (ADR 233). A ``stat``, ~2 µs."""
         if self._worker.file_replaced():
-            raise replaced_read(self._worker.path)
+            raise replaced_read(self._worker.path, self._worker.holding)
 
     def _frame(self, con: Any, sql: str, params: Any, allow_files: bool) -> Any:
         self._ready(con)

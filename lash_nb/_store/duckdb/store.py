@@ -264,17 +264,12 @@ class DuckDBStore(Queries):
     async def backup(self, dest: str | os.PathLike[str], *, overwrite: bool = False) -> int:
         """Copy the whole store to ``dest`` (a new DuckDB file) while processes use it: every
         commit stored so far, consistent, nothing of it left in a ``.wal`` (``backup.py``,
-        ADR 175). Returns the copy's size in bytes."""
+        ADR 175); the file this process holds if it was deleted or replaced at its path (ADR
+        235). Returns the copy's size in bytes."""
         if self.read_only:
             raise self._read_only_error()
         target = backup.check_dest(self.path, os.fspath(dest), overwrite=overwrite)
-
-        def job(con: Any) -> int:
-            hold = self._worker.hold
-            assert hold is not None
-            return backup.copy_held(con, hold, self.path, target)
-
-        return await asyncio.wrap_future(self._worker.submit(job))
+        return await asyncio.wrap_future(self._worker.submit(backup.job(self._worker, target)))
 
     def _held_before(self) -> bool:
         """This store's worker held the file once (ADR 185: a path with no file then is not
