@@ -4,7 +4,7 @@ Theory of operation
 - A worker polls every ``poll_s`` (0.2 s) while it has nothing to do, and lets the DuckDB
   file go between polls so that notebooks and other workers can have it. Each poll then
   reopened the file (~20-25 ms with its schema check) to find the queue as it was: an idle
-  worker spent ~5% of a core and took the file from everyone five times a second.
+  worker spent ~10% of a core and took the file from everyone 4.5 times a second.
 - A poll that finds nothing ready leaves a :class:`Quiet` mark, made while this process holds
   the file (nobody else can write it then):
   - the waiters' line's acquisition counter (``share.py``): every lash process bumps it as it
