@@ -76,10 +76,15 @@ async def _idle_worker(path: Path) -> tuple[Any, Any, Any, dict[str, Any]]:
     return worker, task, store, seen
 
 
-async def _until(cond: Any, what: str, give_up_s: float = 120.0) -> None:
-    deadline = time.monotonic() + give_up_s  # a hang guard, not a measure
+# a hang guard counted in the worker's polls, not by a clock (a slower machine makes fewer polls
+# in the same time); far past the 3 s a scheduled batch waits and the 5 s safety re-read
+GIVE_UP_POLLS = 5000
+
+
+async def _until(cond: Any, what: str, seen: dict[str, Any]) -> None:
+    give_up = seen["polls"] + GIVE_UP_POLLS
     while not cond():
-        assert time.monotonic() < deadline, f"gave up waiting: {what}"
+        assert seen["polls"] < give_up, f"gave up waiting after {GIVE_UP_POLLS} polls: {what}"
         await asyncio.sleep(POLL_S)
 
 
@@ -90,9 +95,9 @@ def test_an_idle_worker_keeps_off_the_file_and_runs_what_a_notebook_enqueues_nex
 
     async def body() -> None:
         worker, task, store, seen = await _idle_worker(path)
-        await _until(lambda: worker.stats.turns == 1, "the first batch")
+        await _until(lambda: worker.stats.turns == 1, "the first batch", seen)
         opens_idle, polls_idle = store._worker.opens, seen["polls"]
-        await _until(lambda: seen["polls"] >= polls_idle + IDLE_POLLS, "idle polls")
+        await _until(lambda: seen["polls"] >= polls_idle + IDLE_POLLS, "idle polls", seen)
         idle_opens = store._worker.opens - opens_idle
         # before: one reopen per poll (40+); now the file is read again only when it changed
         # (our own release's checkpoint after the turn may change it once)
@@ -100,7 +105,7 @@ def test_an_idle_worker_keeps_off_the_file_and_runs_what_a_notebook_enqueues_nex
 
         _enqueue_elsewhere(path, "a second question")  # another process writes the file
         enqueued_at = seen["polls"]
-        await _until(lambda: worker.stats.turns == 2, "the batch enqueued elsewhere")
+        await _until(lambda: worker.stats.turns == 2, "the batch enqueued elsewhere", seen)
         assert seen["polls"] - enqueued_at <= AFTER_BOUND, (
             f"the worker took {seen['polls'] - enqueued_at} polls to see the enqueue")
         worker.stop()
@@ -121,9 +126,9 @@ def test_a_batch_scheduled_for_later_runs_at_the_first_poll_after_it_falls_due(
 
     async def body() -> None:
         worker, task, store, seen = await _idle_worker(path)
-        await _until(lambda: worker.stats.turns == 1, "the first batch")
+        await _until(lambda: worker.stats.turns == 1, "the first batch", seen)
         seen["due_ms"] = _enqueue_elsewhere(path, "at the top of the hour", 3000)
-        await _until(lambda: worker.stats.turns == 2, "the scheduled batch")
+        await _until(lambda: worker.stats.turns == 2, "the scheduled batch", seen)
         # polls begun once it was due (a poll begun just before may already find it due)
         late = 0 if seen["first_due_poll"] is None else seen["polls"] - seen["first_due_poll"]
         assert late <= AFTER_BOUND, f"the scheduled batch ran {late} polls after it fell due"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from ..._core.attachments import Attachment, AttachmentRef
@@ -60,22 +60,22 @@ def tool_cards(images: Iterable[Any]) -> list[dict[str, Any]]:
     return [_card(a) for a in _attachments(images)]
 
 
-def _refs(events: Iterable[Any]) -> dict[str, AttachmentRef]:
-    refs = {}
+def _tool_images(events: Iterable[Any]) -> Iterator[Attachment]:
+    """The pictures the turn's tools returned (stored refs or attachments), in order."""
     for a in events:
         ev = getattr(a, "event", None)
         if isinstance(ev, ToolCallCompleted):
-            for i in _attachments(ev.images or ()):
-                if i.data is None and i.ref.id not in _THUMBS:
-                    refs[i.ref.id] = i.ref
-    return refs
+            yield from _attachments(ev.images or ())
+
+
+def _refs(events: Iterable[Any]) -> dict[str, AttachmentRef]:
+    return {i.ref.id: i.ref for i in _tool_images(events)
+            if i.data is None and i.ref.id not in _THUMBS}
 
 
 def tool_image_ids(events: Iterable[Any]) -> frozenset[str]:
     """The ids of the pictures the turn's tools returned (stored refs or attachments)."""
-    return frozenset(i.ref.id for a in events if isinstance(ev := getattr(a, "event", None),
-                                                            ToolCallCompleted)
-                     for i in _attachments(ev.images or ()))
+    return frozenset(i.ref.id for i in _tool_images(events))
 
 
 async def read_thumbnails(store: Any, events: Iterable[Any]) -> None:

@@ -75,12 +75,17 @@ def gone(path: str) -> StorePathError:
         "or the folder's backups, is where it is now)")
 
 
+def _beside(dest: str) -> str:
+    """The hidden file a copy is written to before it is renamed over ``dest``."""
+    return os.path.join(os.path.dirname(dest), f".{os.path.basename(dest)}.lash-backup")
+
+
 def copy_held(con: Any, hold: Any, path: str, dest: str) -> int:
     """Fold, write leases, checkpoint and copy the held file to ``dest``; its size."""
     fold(con, hold)
     hold.flush(con)
     con.execute("CHECKPOINT")
-    tmp = os.path.join(os.path.dirname(dest), f".{os.path.basename(dest)}.lash-backup")
+    tmp = _beside(dest)
     try:
         with open(path, "rb") as src, open(tmp, "wb") as out:
             shutil.copyfileobj(src, out, 1 << 20)
@@ -99,7 +104,7 @@ def copy_database(con: Any, hold: Any, dest: str) -> int:
     path any more) into a new file at ``dest``; its size."""
     fold(con, hold)
     hold.flush(con)
-    tmp = os.path.join(os.path.dirname(dest), f".{os.path.basename(dest)}.lash-backup")
+    tmp = _beside(dest)
     with contextlib.suppress(OSError):
         os.unlink(tmp)
     db = con.execute("SELECT current_database()").fetchone()[0]

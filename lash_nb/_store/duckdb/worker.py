@@ -396,9 +396,7 @@ class ConnectionWorker:
         """Refuse a write when the file at ``path`` is not the one this connection holds:
         moved, deleted or replaced while open, a commit would go where no later open finds
         it (ADR 175). A ``stat``, ~2 µs."""
-        if self._con is None or self._file_id is None:
-            return
-        if file_id(self.path) != self._file_id:
+        if self._con is not None and self.file_replaced():
             raise NotTheHeldFile(
                 f"{self.path} is not the file this process opened any more (moved, deleted "
                 "or replaced while open); nothing of this was written: put the file back "
